@@ -1,0 +1,547 @@
+"""The command line: ``python -m meddenoiselib {denoise,simulate,evaluate,info,demo,models,train}``.
+
+Every subcommand parses its options and calls the library with keyword arguments; all front ends share the
+same data path. Exit codes: 0 success, 1 input error (one line on stderr, no traceback unless ``--debug``),
+2 usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import MedDenoiseError
+
+__all__ = ["main", "build_parser"]
+
+logger = logging.getLogger("meddenoiselib.cli")
+
+
+# ------------------------------------------------------------------------------------------------ validators
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
+def _unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
+
+
+def _sigma(text: str) -> str | float:
+    if text == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a noise level on the 0-255 scale, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"noise level must be non-negative, got {text!r}")
+    return value
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 256 or 128,128, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _float_list(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 15,25,50, got {text!r}") from None
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected non-negative numbers, got {text!r}")
+    return values
+
+
+def _window(text: str) -> tuple[float, float]:
+    try:
+        center, width = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected CENTER,WIDTH in HU (e.g. 40,400), got {text!r}") from None
+    if width <= 0:
+        raise argparse.ArgumentTypeError(f"window width must be positive, got {text!r}")
+    return center, width
+
+
+# ------------------------------------------------------------------------------------------------- helpers
+def _scaling_options(args: argparse.Namespace) -> dict:
+    """fit_scaling keyword arguments from --scaling / --window."""
+    if getattr(args, "window", None):
+        return {"mode": "ct_window", "center": args.window[0], "width": args.window[1]}
+    return {"mode": args.scaling}
+
+
+def _progress(args: argparse.Namespace):
+    """(show_bar, callback) from --progress-format / --quiet / --no-progress."""
+    from .inference import line_progress_printer
+
+    fmt = args.progress_format
+    if args.quiet or args.no_progress:
+        fmt = "none" if fmt == "bar" else fmt
+    if fmt == "lines":
+        return False, line_progress_printer(sys.stderr)
+    return fmt == "bar", None
+
+
+def _denoise_one(denoiser, source: Path, target: Path, args: argparse.Namespace) -> None:
+    from .io import read_volume, write_volume
+
+    start = time.perf_counter()
+    logger.info("Reading %s", source)
+    volume = read_volume(source, series_uid=args.series_uid)
+    sigma = args.sigma if args.sigma == "auto" else float(args.sigma) / 255.0
+    logger.info("Denoising %s voxels with %s...", "x".join(map(str, volume.shape)), denoiser.method)
+    result = denoiser.denoise(volume, sigma=sigma)
+    report = denoiser.last_report
+    if report is not None and report.sigma is not None:
+        how = "estimated" if report.sigma_estimated else "given"
+        logger.info("  noise sigma %.2f on the 0-255 scale (%s)", report.sigma * 255, how)
+    logger.info("  denoised in %.2fs on %s", report.seconds if report else 0.0, denoiser.device)
+    write_volume(
+        result,
+        target,
+        overwrite=args.overwrite,
+        inputs=(source,),
+        derivation=f"Denoised with MedDenoise {__version__} ({denoiser.method})",
+    )
+    logger.info("Wrote %s in %.2fs total", target, time.perf_counter() - start)
+
+
+def _output_name(source: Path, output_dir: Path, fmt: str | None) -> Path:
+    from .io import detect_format, format_suffix, is_dicom_folder, strip_suffix
+
+    if source.is_dir() or is_dicom_folder(source):
+        return output_dir / source.name
+    if fmt:
+        return output_dir / (strip_suffix(source.name) + format_suffix(fmt))
+    if detect_format(source) is None:
+        return output_dir / source.name  # an extension-less DICOM file keeps its name
+    return output_dir / source.name
+
+
+# ------------------------------------------------------------------------------------------------ commands
+def cmd_denoise(args: argparse.Namespace) -> int:
+    from .inference import Denoiser
+    from .io import find_inputs, format_suffix, is_dicom_folder
+
+    source, target = Path(args.input), Path(args.output)
+    show_bar, callback = _progress(args)
+    denoiser = Denoiser(
+        method=args.model,
+        weights=args.weights,
+        device=args.device,
+        roi_size=args.roi,
+        overlap=args.overlap,
+        sw_batch_size=args.sw_batch_size,
+        slice_axis=args.slice_axis,
+        precision=args.precision,
+        scaling_mode=args.scaling,
+        window=args.window,
+        strength=args.strength,
+        progress=show_bar,
+        progress_callback=callback,
+    )
+    if not source.exists():
+        raise MedDenoiseError(f"{source}: no such file or folder")
+    if source.is_dir() and not is_dicom_folder(source):
+        items = find_inputs(source)
+        if not items:
+            raise MedDenoiseError(f"{source}: no images or DICOM series found in this folder")
+        if target.exists() and not target.is_dir():
+            raise MedDenoiseError(f"{target}: the input is a folder, so the output must be a folder")
+        target.mkdir(parents=True, exist_ok=True)
+        for index, item in enumerate(items, 1):
+            logger.info("[%d/%d] %s", index, len(items), item.name)
+            _denoise_one(denoiser, item, _output_name(item, target, args.format), args)
+        return 0
+    if args.format and target.suffix == "" and not source.is_dir():
+        target = target.with_name(target.name + format_suffix(args.format))
+    _denoise_one(denoiser, source, target, args)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .io import read_volume, write_volume
+    from .transforms import fit_scaling, make_noise_transform, parse_noise_spec
+
+    try:
+        kind, level = parse_noise_spec(args.noise)
+    except ValueError as exc:
+        raise MedDenoiseError(f"--noise: {exc}") from None
+    volume = read_volume(args.input, series_uid=args.series_uid)
+    scaling = fit_scaling(volume.array, **_scaling_options(args))
+    transform = make_noise_transform(kind, level)
+    transform.set_random_state(args.seed)
+    normalized = scaling.apply(volume.array)
+    noisy = np.asarray(transform(normalized), dtype=np.float32)
+    dtype = "float32" if args.float else None
+    result = volume.with_array(scaling.invert(noisy, dtype=dtype))
+    write_volume(result, args.output, overwrite=args.overwrite, inputs=(Path(args.input),),
+                 description_suffix=f" {kind.value} noise", derivation=f"Simulated {kind.value} noise, level {level:g}")
+    logger.info("Wrote %s (%s noise, level %g, seed %d)", args.output, kind.value, level, args.seed)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import comparison_figure, evaluate, load_references, write_csv, write_markdown
+    from .evaluation.compare import add_noise
+    from .inference import Denoiser
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    references = load_references(args.references, max_slices=args.max_slices)
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    denoisers = {m: Denoiser(m, device=args.device, precision=args.precision) for m in methods}
+    logger.info("Evaluating %d methods on %d reference images at sigma %s", len(methods), len(references),
+                ",".join(f"{s:g}" for s in args.sigma))
+
+    def report(row) -> None:
+        if row.method != "noisy":
+            logger.info("  %-28s sigma %-4g %-14s PSNR %6.2f  SSIM %.4f  %.2fs", row.image, row.sigma255,
+                        row.method, row.psnr, row.ssim, row.seconds)
+
+    rows = evaluate(references, methods, args.sigma, seed=args.seed, oracle_sigma=not args.estimate_sigma,
+                    denoiser_factory=lambda m: denoisers[m], on_result=report)
+    table = write_markdown(rows, output / "summary.md")
+    write_csv(rows, output / "results.csv")
+    name, clean = references[0]
+    sigma = args.sigma[len(args.sigma) // 2]
+    noisy = add_noise(clean, sigma, args.seed)
+    panels = [(f"noisy σ={sigma:g}", noisy)]
+    for method, denoiser in denoisers.items():
+        panels.append((method, denoiser.denoise_array(noisy, sigma=sigma / 255.0)))
+    panels.append(("clean", clean))
+    h, w = clean.shape
+    crop = (slice(h // 4, h // 4 + min(h // 2, 192)), slice(w // 4, w // 4 + min(w // 2, 192)))
+    comparison_figure(panels, output / "comparison.png", crop=crop, title=name)
+    sys.stdout.write(table)
+    logger.info("Wrote %s, %s and %s", output / "summary.md", output / "results.csv", output / "comparison.png")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .io import list_dicom_series, read_volume
+    from .io.discovery import is_dicom_folder
+
+    path = Path(args.input)
+    volume = read_volume(path, series_uid=args.series_uid)
+    array = volume.array
+    keys = {
+        "0008|0060": "Modality", "0008|103e": "SeriesDescription", "0020|000e": "SeriesInstanceUID",
+        "0020|000d": "StudyInstanceUID", "0010|0020": "PatientID", "0008|0070": "Manufacturer",
+        "0018|0050": "SliceThickness", "0028|1052": "RescaleIntercept", "0028|1053": "RescaleSlope",
+    }
+    info = {
+        "path": str(path),
+        "format": volume.source.format,
+        "shape_zyx": list(volume.shape),
+        "components": volume.num_components,
+        "dtype": str(array.dtype),
+        "spacing_xyz_mm": list(volume.spacing),
+        "origin_lps_mm": list(volume.origin),
+        "direction": volume.direction.round(6).tolist(),
+        "min": float(array.min()),
+        "max": float(array.max()),
+        "mean": float(np.mean(array, dtype=np.float64)),
+        "is_2d": volume.is_2d,
+        "dicom": {name: volume.metadata[key] for key, name in keys.items() if key in volume.metadata},
+    }
+    if path.is_dir() and is_dicom_folder(path):
+        info["series_in_folder"] = [s.summary() for s in list_dicom_series(path)]
+    if args.json:
+        sys.stdout.write(json.dumps(info, indent=2) + "\n")
+        return 0
+    width = max(len(k) for k in info)
+    for key, value in info.items():
+        if key == "dicom":
+            for tag, text in value.items():
+                sys.stdout.write(f"{tag:<{width}}  {text}\n")
+        elif key == "series_in_folder":
+            for line in value:
+                sys.stdout.write(f"{'series':<{width}}  {line}\n")
+        else:
+            sys.stdout.write(f"{key:<{width}}  {value}\n")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .baselines import list_baselines
+    from .networks import get_network_spec, list_networks, parameter_count
+    from .weights import list_shipped_weights, load_model_card
+
+    entries = []
+    shipped = list_shipped_weights()
+    for spec in list_networks():
+        entries.append({
+            "name": spec.name, "kind": "network", "parameters": parameter_count(spec.name),
+            "spatial_dims": list(spec.spatial_dims), "weights": spec.name in shipped,
+            "description": spec.description,
+        })
+    for name in shipped:
+        card = load_model_card(name)
+        arch = card["architecture"]
+        if name in {e["name"] for e in entries}:
+            continue
+        spec = get_network_spec(arch["network"])
+        entries.append({
+            "name": name, "kind": "network", "parameters": int(arch.get("parameters") or parameter_count(spec.name)),
+            "spatial_dims": [int(arch.get("spatial_dims", 2))], "weights": True,
+            "description": card.get("description") or spec.description,
+        })
+    for baseline in list_baselines():
+        entries.append({
+            "name": baseline.name, "kind": "baseline", "parameters": 0,
+            "spatial_dims": [2, 3] if baseline.volumetric else [2], "weights": False,
+            "available": baseline.available(), "description": baseline.description,
+        })
+    if args.json:
+        sys.stdout.write(json.dumps(entries, indent=2) + "\n")
+        return 0
+    sys.stdout.write(f"{'name':<16} {'kind':<9} {'params':>11} {'dims':<5} {'weights':<8} description\n")
+    for e in entries:
+        dims = "/".join(str(d) for d in e["spatial_dims"])
+        weights = "shipped" if e["weights"] else ("-" if e["kind"] == "network" else
+                                                   ("ready" if e.get("available", True) else "missing"))
+        sys.stdout.write(f"{e['name']:<16} {e['kind']:<9} {e['parameters']:>11,} {dims:<5} {weights:<8} "
+                         f"{e['description']}\n")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(Path(args.output), model=args.model, overwrite=args.overwrite, device=args.device)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .training import TrainConfig, train
+
+    if args.config:
+        config = TrainConfig.from_json(args.config)
+    else:
+        config = TrainConfig()
+    for key, value in vars(args).items():
+        if key in TrainConfig.__dataclass_fields__ and value is not None and value != []:
+            setattr(config, key, list(value) if isinstance(value, tuple) and key != "noise_range" else value)
+    if args.overrides_json:
+        config.overrides = json.loads(args.overrides_json)
+    try:
+        config.validate()
+    except ValueError as exc:
+        raise MedDenoiseError(f"train: {exc}") from None
+    path = train(config, resume=args.resume, show_progress=not (args.quiet or args.no_progress))
+    if path is not None:
+        logger.info("Wrote %s and %s", path, path.with_suffix(".json"))
+    return 0
+
+
+# -------------------------------------------------------------------------------------------------- parser
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help="only print warnings and errors")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+
+
+def _add_scaling(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scaling", choices=["percentile", "minmax"], default="percentile",
+                        help="intensity normalization before the network (default: percentile 0.5-99.5)")
+    parser.add_argument("--window", type=_window, metavar="CENTER,WIDTH",
+                        help="normalize with a CT window in HU instead (e.g. 40,400); values outside survive")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m meddenoiselib``."""
+    parser = argparse.ArgumentParser(
+        prog="meddenoiselib",
+        description="Medical image denoising: networks with shipped weights and classical baselines, on NIfTI, "
+        "NRRD, MHA, DICOM series and 2D images.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("denoise", help="denoise a file, a DICOM series folder or a folder of images",
+                       description="Denoise INPUT into OUTPUT. INPUT: an image file, a DICOM series folder (output: "
+                       "a derived DICOM series folder, or a file such as out.nii.gz), or a folder of images (OUTPUT "
+                       "is then a folder).")
+    p.add_argument("input", help="image file, DICOM series folder, or folder of images")
+    p.add_argument("output", help="output file or folder (format from the suffix; no suffix = DICOM series)")
+    p.add_argument("--model", default="default", help="shipped model or baseline (see `models`); default: the best "
+                   "shipped model")
+    p.add_argument("--weights", help="a trained .safetensors file (with its .json model card) instead of --model")
+    p.add_argument("--sigma", type=_sigma, default="auto", help="noise level on the 0-255 scale of the normalized "
+                   "image, or 'auto' to estimate it (used by baselines and noise-aware models)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="compute device")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto: bf16 on CPUs with native bf16, fp16 on CUDA")
+    p.add_argument("--roi", type=_int_list, help="sliding-window size, e.g. 256 or 64,64,64 (default: model preset)")
+    p.add_argument("--overlap", type=_fraction, default=0.25, help="sliding-window overlap in [0, 1) (0.25)")
+    p.add_argument("--sw-batch-size", type=_positive_int, default=4, help="windows per forward pass (4)")
+    p.add_argument("--slice-axis", type=int, choices=[0, 1, 2],
+                   help="array axis for 2D models on volumes (0=z, 1=y, 2=x; default: the largest spacing)")
+    p.add_argument("--strength", type=_unit_interval, default=1.0,
+                   help="blend: noisy + strength*(denoised-noisy), 0..1 (1)")
+    p.add_argument("--format", choices=["nifti", "nrrd", "metaimage", "png", "tiff"],
+                   help="output format for folder inputs (default: same as each input)")
+    p.add_argument("--series-uid", help="DICOM SeriesInstanceUID to read when a folder holds several series")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--progress-format", choices=["bar", "lines", "none"], default="bar",
+                   help="'lines' prints 'PROGRESS <fraction> <message>' lines on stderr for other programs")
+    _add_scaling(p)
+    _add_common(p)
+    p.set_defaults(handler=cmd_denoise)
+
+    p = sub.add_parser("simulate", help="add seeded synthetic noise to an image",
+                       description="Add noise of a given model and level: gaussian:SIGMA and rician:SIGMA (0-255 "
+                       "scale of the normalized image), poisson:PEAK (photon count at full scale), speckle:SIGMA.")
+    p.add_argument("input")
+    p.add_argument("output")
+    p.add_argument("--noise", default="gaussian:25", help="MODEL:LEVEL (default gaussian:25)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    p.add_argument("--float", action="store_true", help="write float32 instead of the input's dtype")
+    p.add_argument("--series-uid")
+    p.add_argument("--overwrite", action="store_true")
+    _add_scaling(p)
+    _add_common(p)
+    p.set_defaults(handler=cmd_simulate)
+
+    p = sub.add_parser("evaluate", help="compare methods on clean references with seeded noise (PSNR/SSIM)",
+                       description="Normalize each clean reference to [0, 1] (min-max), add Gaussian noise of each "
+                       "sigma (0-255 scale, seeded), run each method, and report PSNR (data range 1) and SSIM.")
+    p.add_argument("references", nargs="+", help="clean image files, DICOM series folders or folders of images")
+    p.add_argument("--methods", default="median,nlm,default", help="comma-separated models/baselines")
+    p.add_argument("--sigma", type=_float_list, default=(15.0, 25.0, 50.0), help="noise levels (15,25,50)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-slices", type=_positive_int, default=3, help="slices per volume (3)")
+    p.add_argument("--estimate-sigma", action="store_true", help="baselines estimate sigma instead of being told")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--output", "-o", default="evaluation", help="folder for summary.md, results.csv, comparison.png")
+    _add_common(p)
+    p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("info", help="geometry and metadata of an image or DICOM series")
+    p.add_argument("input")
+    p.add_argument("--series-uid")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_common(p)
+    p.set_defaults(handler=cmd_info)
+
+    p = sub.add_parser("demo", help="denoise the bundled sample CT and MR, write outputs, figure and metrics")
+    p.add_argument("--output", "-o", default="demo-output", help="output folder (demo-output)")
+    p.add_argument("--model", default="default")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--overwrite", action="store_true")
+    _add_common(p)
+    p.set_defaults(handler=cmd_demo)
+
+    p = sub.add_parser("models", help="list networks, shipped weights and baselines")
+    p.add_argument("--json", action="store_true", help="machine-readable list")
+    _add_common(p)
+    p.set_defaults(handler=cmd_models)
+
+    p = sub.add_parser("train", help="train or fine-tune a network (supervised or self-supervised)",
+                       description="Train a registry network on images and volumes (folders searched recursively). "
+                       "Launch with `torchrun --nproc_per_node=N -m meddenoiselib train ...` for several processes.")
+    p.add_argument("inputs", nargs="*", help="training files or folders")
+    p.add_argument("--config", help="a config.json from an earlier run (options given here override it)")
+    p.add_argument("--output", "-o", help="run folder (checkpoint, log, model.safetensors + model.json)")
+    p.add_argument("--network", help="registry preset (see `models`)")
+    p.add_argument("--overrides-json", help='constructor overrides as JSON, e.g. \'{"features": 32}\'')
+    p.add_argument("--spatial-dims", dest="spatial_dims", type=int, choices=[2, 3])
+    p.add_argument("--mode", choices=["supervised", "self-supervised"])
+    p.add_argument("--val-inputs", dest="val_inputs", nargs="+", help="validation files (held out by file)")
+    p.add_argument("--val-fraction", dest="val_fraction", type=_fraction, help="files held out when no --val-inputs")
+    p.add_argument("--noise", nargs="+", choices=["gaussian", "rician", "poisson", "speckle"])
+    p.add_argument("--noise-range", dest="noise_range", type=_float_list, help="LOW,HIGH levels (0,50)")
+    p.add_argument("--simulate-noise", dest="simulate_noise", type=float,
+                   help="self-supervised: corrupt inputs once with this Gaussian sigma (0-255)")
+    p.add_argument("--mask-fraction", dest="mask_fraction", type=float)
+    p.add_argument("--patch", type=_positive_int)
+    p.add_argument("--batch-size", dest="batch_size", type=_positive_int)
+    p.add_argument("--steps", type=_positive_int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--schedule", choices=["cosine", "step", "constant"])
+    p.add_argument("--warmup-steps", dest="warmup_steps", type=int)
+    p.add_argument("--loss", choices=["l1", "mse"])
+    p.add_argument("--grad-clip", dest="grad_clip", type=float)
+    p.add_argument("--init", help="fine-tune from shipped weights (name) or a .safetensors file")
+    p.add_argument("--freeze", type=int, help="fine-tuning: freeze this many leading layers")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--checkpoint-every", dest="checkpoint_every", type=_positive_int)
+    p.add_argument("--val-every", dest="val_every", type=_positive_int)
+    p.add_argument("--early-stop", dest="early_stop", type=int, help="validations without improvement before stop")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int)
+    p.add_argument("--name", help="model name written into the model card")
+    p.add_argument("--description", help="description written into the model card")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    _add_common(p)
+    p.set_defaults(handler=cmd_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "train" and not args.inputs and not args.config:
+        parser.error("train: give training inputs or --config")
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except MedDenoiseError as exc:
+        if args.debug:
+            raise
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""``python -m meddenoiselib demo``: denoise the bundled real CT and MR samples and compare methods."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .baselines import bm3d_available
+from .errors import MedDenoiseError
+from .evaluation import comparison_figure, evaluate, reference_slices, write_csv, write_markdown
+from .evaluation.compare import add_noise
+from .inference import Denoiser
+from .io import read_volume, write_volume
+from .transforms import estimate_sigma, fit_scaling
+
+__all__ = ["SAMPLES_DIR", "run_demo", "sample_path"]
+
+logger = logging.getLogger(__name__)
+
+SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
+
+
+def sample_path(name: str) -> Path:
+    """Path of a bundled sample: ``"ct_chest"`` (DICOM series folder) or ``"mr_head"`` (NIfTI file)."""
+    paths = {"ct_chest": SAMPLES_DIR / "ct_chest", "mr_head": SAMPLES_DIR / "mr_head" / "aniso_vox.nii.gz"}
+    if name not in paths:
+        raise ValueError(f"unknown sample {name!r}; choose one of {sorted(paths)}.")
+    return paths[name]
+
+
+def _noise_estimate_255(array: np.ndarray) -> float:
+    return estimate_sigma(fit_scaling(array, "minmax").apply(array)) * 255.0
+
+
+def run_demo(output: Path, model: str = "default", overwrite: bool = False, device: str = "auto") -> Path:
+    """Denoise the samples into ``output`` and write a comparison at σ = 25.
+
+    Writes: ``ct_chest_denoised/`` (derived DICOM series), ``ct_chest_denoised.nii.gz``,
+    ``mr_head_denoised.nii.gz``, ``metrics.md``/``metrics.csv`` (noisy, median, NLM, BM3D when installed, and the
+    model at σ = 25 on the sample slices) and ``comparison.png``.
+
+    Returns:
+        The output folder.
+    """
+    output = Path(output)
+    if output.exists() and any(output.iterdir()) and not overwrite:
+        raise MedDenoiseError(f"{output}: demo output folder is not empty; pass --overwrite or choose another")
+    output.mkdir(parents=True, exist_ok=True)
+    denoiser = Denoiser(model, device=device)
+    say = lambda text: sys.stdout.write(text + "\n")  # noqa: E731 - the demo narrates on stdout
+
+    say(f"MedDenoise demo, model: {denoiser.method} on {denoiser.device}")
+    ct = read_volume(sample_path("ct_chest"))
+    start = time.perf_counter()
+    ct_denoised = denoiser.denoise(ct)
+    seconds = time.perf_counter() - start
+    write_volume(ct_denoised, output / "ct_chest_denoised", overwrite=True)
+    write_volume(ct_denoised, output / "ct_chest_denoised.nii.gz", overwrite=True)
+    say(
+        f"1. real chest CT ({ct.shape[0]} slices, {ct.array.dtype}, HU {ct.array.min()}..{ct.array.max()}): "
+        f"denoised in {seconds:.1f}s; noise estimate {_noise_estimate_255(ct.array):.2f} -> "
+        f"{_noise_estimate_255(ct_denoised.array):.2f} (0-255 scale); HU range kept "
+        f"{ct_denoised.array.min()}..{ct_denoised.array.max()}; wrote a derived DICOM series and NIfTI"
+    )
+
+    mr = read_volume(sample_path("mr_head"))
+    mr_denoised = denoiser.denoise(mr)
+    write_volume(mr_denoised, output / "mr_head_denoised.nii.gz", overwrite=True)
+    say(
+        f"2. real head MR ({'x'.join(map(str, mr.shape))}, {mr.spacing[0]:g}x{mr.spacing[1]:g}x{mr.spacing[2]:g} mm): "
+        f"noise estimate {_noise_estimate_255(mr.array):.2f} -> {_noise_estimate_255(mr_denoised.array):.2f}"
+    )
+
+    references = reference_slices(ct, "ct_chest", max_slices=2)
+    methods = ["median", "nlm"] + (["bm3d"] if bm3d_available() else []) + [denoiser.method]
+    factories = {name: Denoiser(name, device=device) for name in methods if name != denoiser.method}
+    factories[denoiser.method] = denoiser
+    say(f"3. synthetic Gaussian noise sigma 25 on {len(references)} CT slices: {', '.join(methods)}")
+    rows = evaluate(references, methods, (25.0,), seed=0, denoiser_factory=lambda name: factories[name])
+    table = write_markdown(rows, output / "metrics.md")
+    write_csv(rows, output / "metrics.csv")
+    name, clean = references[0]
+    noisy = add_noise(clean, 25.0, 0)
+    panels = [("noisy σ=25", noisy)] + [
+        (m, factories[m].denoise_array(noisy, sigma=25.0 / 255.0)) for m in methods
+    ] + [("clean", clean)]
+    comparison_figure(panels, output / "comparison.png", crop=(slice(140, 340), slice(120, 320)), title=name)
+    say(table.rstrip())
+    say(f"Outputs in {output}/")
+    return output

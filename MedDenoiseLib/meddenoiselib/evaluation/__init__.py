@@ -1,0 +1,30 @@
+"""Evaluation: PSNR/SSIM (MONAI metrics), method comparison tables and figures."""
+
+from __future__ import annotations
+
+from .compare import (
+    EvaluationRow,
+    add_noise,
+    evaluate,
+    load_references,
+    reference_slices,
+    summarize,
+    write_csv,
+    write_markdown,
+)
+from .figures import comparison_figure
+from .metrics import psnr, ssim
+
+__all__ = [
+    "EvaluationRow",
+    "add_noise",
+    "comparison_figure",
+    "evaluate",
+    "load_references",
+    "psnr",
+    "reference_slices",
+    "ssim",
+    "summarize",
+    "write_csv",
+    "write_markdown",
+]

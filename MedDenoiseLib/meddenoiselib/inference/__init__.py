@@ -1,0 +1,24 @@
+"""Inference: the ``Denoiser`` (networks through sliding windows, or classical baselines)."""
+
+from __future__ import annotations
+
+from .denoiser import PREFERRED_MODELS, DenoiseReport, Denoiser, default_model_name
+from .device import autocast_dtype, resolve_device
+from .progress import Progress, ProgressCallback, line_progress_printer
+from .sliding import HaloPredictor, build_inferer, count_windows, halo_for
+
+__all__ = [
+    "PREFERRED_MODELS",
+    "DenoiseReport",
+    "Denoiser",
+    "HaloPredictor",
+    "Progress",
+    "ProgressCallback",
+    "autocast_dtype",
+    "build_inferer",
+    "count_windows",
+    "default_model_name",
+    "halo_for",
+    "line_progress_printer",
+    "resolve_device",
+]

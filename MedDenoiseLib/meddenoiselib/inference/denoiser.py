@@ -1,0 +1,383 @@
+"""The ``Denoiser``: one object that denoises a volume with a shipped network or a classical baseline."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..baselines import BASELINES, BaselineSpec
+from ..errors import MedDenoiseError
+from ..io.volume import Volume
+from ..transforms.estimate import estimate_sigma
+from ..transforms.intensity import IntensityScaling, ScalingMode, fit_scaling
+from .device import autocast_dtype, resolve_device
+from .progress import Progress, ProgressCallback
+from .sliding import HaloPredictor, build_inferer, count_windows, halo_for
+
+__all__ = ["Denoiser", "DenoiseReport", "default_model_name", "PREFERRED_MODELS"]
+
+logger = logging.getLogger(__name__)
+
+#: shipped models in order of preference for the default (best first, by the measured benchmark in docs/).
+PREFERRED_MODELS = ("irunet-48", "kpn-small", "irunet-32", "dncnn", "dncnn-small", "rdn-small", "dran-small")
+
+
+def default_model_name() -> str:
+    """The best shipped model (the CLI's default ``--model``)."""
+    from ..weights import list_shipped_weights
+
+    shipped = list_shipped_weights()
+    for name in PREFERRED_MODELS:
+        if name in shipped:
+            return name
+    if shipped:
+        return shipped[0]
+    return "nlm"
+
+
+@dataclass
+class DenoiseReport:
+    """What the last :meth:`Denoiser.denoise` call did.
+
+    Attributes:
+        method: model or baseline name.
+        sigma: the noise level used or estimated, normalized units (None for blind models without estimate).
+        sigma_estimated: whether ``sigma`` was estimated (``"auto"``).
+        seconds: wall time of the denoising step.
+        device: the device used.
+        scaling: the intensity scaling used per component.
+    """
+
+    method: str
+    sigma: float | None = None
+    sigma_estimated: bool = False
+    seconds: float = 0.0
+    device: str = "cpu"
+    scaling: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Denoiser:
+    """Denoise volumes with a network (through sliding windows) or a classical baseline.
+
+    Args:
+        method: a shipped model name (see ``python -m meddenoiselib models``), a baseline name (``median``,
+            ``nlm``, ``bm3d``, ``bm4d``, ``diffusion``), or ``"default"`` for the best shipped model.
+        weights: a ``.safetensors`` file (with its ``.json`` model card beside it) to use instead of shipped
+            weights. Defaults to None.
+        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``. Defaults to ``"auto"``.
+        roi_size: sliding-window edge in voxels (per axis); defaults to the model's preset (256 for 2D models,
+            64 for 3D).
+        overlap: window overlap fraction in [0, 1). Defaults to 0.25.
+        sw_batch_size: windows per forward pass. Defaults to 4.
+        slice_axis: array axis (0 = z, 1 = y, 2 = x) along which 2D models and 2D baselines run on a volume;
+            None picks the axis with the largest voxel spacing (the through-plane axis), z when isotropic.
+        batch_slices: slices processed together by a 2D model. Defaults to 8.
+        precision: ``"auto"`` (bf16 on CPUs that support it, fp16 on CUDA), ``"fp32"``, ``"bf16"``, ``"fp16"``.
+        scaling_mode: intensity normalization (see :class:`~meddenoiselib.transforms.ScalingMode`). Defaults to
+            ``"percentile"``.
+        window: ``(center, width)`` of a CT window in HU; when given, normalization uses it (``ct_window``).
+            Values outside the window are not clipped. Defaults to None.
+        strength: blend ``noisy + strength * (denoised - noisy)``; 1 is full denoising, 0 returns the input.
+        progress: draw a tqdm bar on stderr. Defaults to False.
+        progress_callback: ``callback(fraction, message)`` for machine-readable progress. Defaults to None.
+
+    Example::
+
+        denoiser = Denoiser("default")
+        clean = denoiser.denoise(read_volume("scan.nii.gz"))
+    """
+
+    def __init__(
+        self,
+        method: str = "default",
+        weights: str | Path | None = None,
+        device: str | torch.device = "auto",
+        roi_size: int | tuple[int, ...] | None = None,
+        overlap: float = 0.25,
+        sw_batch_size: int = 4,
+        slice_axis: int | None = None,
+        batch_slices: int = 8,
+        precision: str = "auto",
+        scaling_mode: ScalingMode | str = ScalingMode.PERCENTILE,
+        window: tuple[float, float] | None = None,
+        strength: float = 1.0,
+        progress: bool = False,
+        progress_callback: ProgressCallback | None = None,
+    ) -> None:
+        if not 0 <= overlap < 1:
+            raise MedDenoiseError(f"--overlap must be in [0, 1), got {overlap}")
+        if not 0 <= strength <= 1:
+            raise MedDenoiseError(f"--strength must be in [0, 1], got {strength}")
+        if slice_axis not in (None, 0, 1, 2):
+            raise MedDenoiseError(f"--slice-axis must be 0, 1 or 2, got {slice_axis}")
+        if sw_batch_size < 1 or batch_slices < 1:
+            raise MedDenoiseError("--sw-batch-size and batch_slices must be at least 1")
+        self.method = default_model_name() if method in (None, "", "default") else str(method)
+        self.device = resolve_device(device)
+        self.overlap = float(overlap)
+        self.sw_batch_size = int(sw_batch_size)
+        self.slice_axis = slice_axis
+        self.batch_slices = int(batch_slices)
+        self.scaling_mode = ScalingMode.CT_WINDOW if window is not None else ScalingMode(scaling_mode)
+        self.scaling_options = {"center": float(window[0]), "width": float(window[1])} if window is not None else {}
+        self.strength = float(strength)
+        self.show_progress = progress
+        self.progress_callback = progress_callback
+        self.last_report: DenoiseReport | None = None
+
+        self.baseline: BaselineSpec | None = None
+        self.model: torch.nn.Module | None = None
+        self.card: dict[str, Any] = {}
+        if weights is None and self.method in BASELINES:
+            self.baseline = BASELINES[self.method]
+            if not self.baseline.available():
+                raise MedDenoiseError(
+                    f"method '{self.method}' needs an optional package that is not installed "
+                    f"({self.baseline.licence_note})"
+                )
+        else:
+            self._load_model(weights)
+        self.autocast = autocast_dtype(self.device, precision) if self.model is not None else None
+        self.roi_size = roi_size
+
+    # ----------------------------------------------------------------------------------------------- setup
+    def _load_model(self, weights: str | Path | None) -> None:
+        from ..networks import get_network_spec
+        from ..weights import list_shipped_weights, load_pretrained
+
+        if weights is None and self.method not in list_shipped_weights():
+            try:
+                get_network_spec(self.method)
+            except ValueError:
+                choices = ", ".join(list_shipped_weights() + sorted(BASELINES))
+                raise MedDenoiseError(f"unknown model '{self.method}'; choose one of: {choices}") from None
+            raise MedDenoiseError(
+                f"model '{self.method}' has no shipped weights; train it (python -m meddenoiselib train) and pass "
+                "--weights FILE.safetensors, or pick a shipped model (python -m meddenoiselib models)"
+            )
+        self.model, self.card = load_pretrained(weights if weights is not None else self.method, device=self.device)
+        if weights is not None:
+            self.method = str(self.card.get("name", Path(weights).stem))
+        arch = self.card["architecture"]
+        self.spatial_dims = int(arch.get("spatial_dims", 2))
+        self.burst = int(arch.get("burst", 1))
+        self.noise_map = bool(arch.get("noise_map", False))
+        self.receptive_field = getattr(self.model, "receptive_field", None)
+        self.size_multiple = int(getattr(self.model, "size_multiple", 1))
+
+    # ------------------------------------------------------------------------------------------- public API
+    @property
+    def needs_sigma(self) -> bool:
+        """Whether the method uses a noise level (baselines, noise-map networks); blind networks do not."""
+        return self.baseline.needs_sigma if self.baseline is not None else self.noise_map
+
+    def denoise(self, volume: Volume, sigma: float | str | None = "auto") -> Volume:
+        """Denoise a volume and return it in its original units, dtype and geometry.
+
+        Args:
+            volume: the noisy volume (any dtype, ``(Z, Y, X)`` or ``(Z, Y, X, C)``; components are denoised
+                independently).
+            sigma: noise level in normalized units (fraction of the intensity range chosen by the scaling), or
+                ``"auto"``/None to estimate it where the method needs one.
+
+        Returns:
+            A volume with the input's geometry, metadata, source and dtype (integers rounded and clipped).
+        """
+        start = time.perf_counter()
+        components = [volume.array] if volume.num_components == 1 else [
+            volume.array[..., c] for c in range(volume.num_components)
+        ]
+        outputs, scalings, used_sigma = [], [], None
+        for index, component in enumerate(components):
+            scaling = fit_scaling(component, self.scaling_mode, **self.scaling_options)
+            normalized = scaling.apply(component)
+            label = "denoising" if len(components) == 1 else f"denoising channel {index + 1}/{len(components)}"
+            denoised, used_sigma = self._denoise_normalized(normalized, sigma, volume.spacing, label)
+            outputs.append(scaling.invert(denoised))
+            scalings.append(scaling.to_dict())
+        array = outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=-1)
+        self.last_report = DenoiseReport(
+            method=self.method,
+            sigma=used_sigma,
+            sigma_estimated=sigma in (None, "auto") and used_sigma is not None,
+            seconds=time.perf_counter() - start,
+            device=str(self.device),
+            scaling=scalings,
+        )
+        return volume.with_array(array)
+
+    def denoise_array(self, array: np.ndarray, sigma: float | str | None = "auto") -> np.ndarray:
+        """Denoise an already normalized float image: ``(Y, X)`` or ``(Z, Y, X)``, nominally in [0, 1].
+
+        This is the step between intensity scaling and its inverse, used by the evaluation tools, where the clean
+        reference and the noise live on the normalized scale.
+
+        Args:
+            array: normalized noisy image.
+            sigma: noise level (normalized units), or ``"auto"``/None to estimate it where needed.
+
+        Returns:
+            The denoised image, float32, same shape.
+        """
+        array = np.asarray(array, dtype=np.float32)
+        squeeze = array.ndim == 2
+        volume = array[np.newaxis] if squeeze else array
+        if volume.ndim != 3:
+            raise ValueError(f"`array` must be 2D or 3D, got shape {array.shape}.")
+        denoised, _ = self._denoise_normalized(volume, sigma, (1.0, 1.0, 1.0), "denoising")
+        return denoised[0] if squeeze else denoised
+
+    # -------------------------------------------------------------------------------------------- internals
+    def _resolve_sigma(self, normalized: np.ndarray, sigma: float | str | None) -> float | None:
+        if sigma in (None, "auto"):
+            if not self.needs_sigma:
+                return None
+            estimate = estimate_sigma(normalized)
+            logger.info("estimated noise sigma: %.4f (%.1f on the 0-255 scale)", estimate, estimate * 255)
+            return estimate
+        value = float(sigma)
+        if value < 0:
+            raise MedDenoiseError(f"--sigma must be non-negative, got {value}")
+        return value
+
+    def _pick_slice_axis(self, shape: tuple[int, ...], spacing: tuple[float, float, float]) -> int:
+        if self.slice_axis is not None:
+            return self.slice_axis
+        if shape[0] == 1:
+            return 0
+        # spacing is (x, y, z); array axis a has spacing[2 - a]
+        axis_spacing = [spacing[2 - a] for a in range(3)]
+        largest = max(axis_spacing)
+        return 0 if axis_spacing[0] == largest else int(np.argmax(axis_spacing))
+
+    def _denoise_normalized(
+        self, normalized: np.ndarray, sigma: float | str | None, spacing: tuple[float, float, float], label: str
+    ) -> tuple[np.ndarray, float | None]:
+        used_sigma = self._resolve_sigma(normalized, sigma)
+        if self.baseline is not None:
+            denoised = self._run_baseline(normalized, used_sigma or 0.0, spacing, label)
+        elif self.spatial_dims == 3 and normalized.shape[0] > 1:
+            denoised = self._run_network_3d(normalized, used_sigma, label)
+        else:
+            denoised = self._run_network_2d(normalized, used_sigma, spacing, label)
+        if self.strength < 1:
+            denoised = normalized + self.strength * (denoised - normalized)
+        return denoised.astype(np.float32, copy=False), used_sigma
+
+    def _run_baseline(
+        self, normalized: np.ndarray, sigma: float, spacing: tuple[float, float, float], label: str
+    ) -> np.ndarray:
+        baseline = self.baseline
+        function = baseline.function
+        if baseline.volumetric and normalized.shape[0] > 1:
+            with Progress(1, label, self.show_progress, self.progress_callback) as progress:
+                result = function(normalized, sigma)
+                progress.update()
+            return result
+        axis = self._pick_slice_axis(normalized.shape, spacing)
+        moved = np.moveaxis(normalized, axis, 0)
+        output = np.empty_like(moved)
+        with Progress(moved.shape[0], label, self.show_progress, self.progress_callback) as progress:
+            for k in range(moved.shape[0]):
+                output[k] = function(moved[k], sigma)
+                progress.update()
+        return np.moveaxis(output, 0, axis)
+
+    def _forward(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        model = self.model
+        device_type = self.device.type
+        dtype = self.autocast
+        channels_last = device_type == "cpu"
+
+        def forward(batch: torch.Tensor) -> torch.Tensor:
+            if channels_last and batch.ndim in (4, 5):
+                batch = batch.contiguous(
+                    memory_format=torch.channels_last if batch.ndim == 4 else torch.channels_last_3d
+                )
+            if dtype is None:
+                return model(batch).float()
+            with torch.autocast(device_type=device_type, dtype=dtype):
+                return model(batch).float()
+
+        return forward
+
+    def _roi(self, dims: int) -> tuple[int, ...]:
+        if self.roi_size is None:
+            from ..networks import get_network_spec
+
+            try:
+                default = get_network_spec(self.card["architecture"]["network"]).default_roi
+                edge = default[0] if dims == 2 else default[1]
+            except (KeyError, ValueError):
+                edge = 256 if dims == 2 else 64
+            return (edge,) * dims
+        if isinstance(self.roi_size, int):
+            return (int(self.roi_size),) * dims
+        roi = tuple(int(v) for v in self.roi_size)
+        if len(roi) == 1:
+            return roi * dims
+        if len(roi) != dims:
+            raise MedDenoiseError(f"--roi needs 1 or {dims} values for this {dims}D model, got {len(roi)}")
+        return roi
+
+    def _network_inputs(self, slices: np.ndarray, sigma: float | None) -> torch.Tensor:
+        """Stack a batch's channels: the burst frames (or the single slice) then the noise map if used."""
+        channels = [torch.from_numpy(np.ascontiguousarray(slices))]
+        if self.noise_map:
+            level = 0.0 if sigma is None else float(sigma)
+            reference = channels[0][:, :1]
+            channels.append(torch.full_like(reference, level))
+        return torch.cat(channels, dim=1)
+
+    def _run_network_2d(
+        self, normalized: np.ndarray, sigma: float | None, spacing: tuple[float, float, float], label: str
+    ) -> np.ndarray:
+        axis = self._pick_slice_axis(normalized.shape, spacing)
+        moved = np.moveaxis(normalized, axis, 0)
+        count = moved.shape[0]
+        output = np.empty_like(moved)
+        roi = self._roi(2)
+        inferer = build_inferer(
+            moved.shape[1:], roi, self.overlap, self.sw_batch_size, self.size_multiple,
+            sw_device=self.device, device="cpu",
+        )
+        halo = halo_for(self.receptive_field, inferer.roi_size)
+        half = self.burst // 2
+        forward = self._forward()
+        with Progress(count, label, self.show_progress, self.progress_callback) as progress, torch.inference_mode():
+            for start in range(0, count, self.batch_slices):
+                stop = min(start + self.batch_slices, count)
+                if self.burst > 1:
+                    # adjacent slices as channels, centre slice in the middle; the volume's ends repeat
+                    frames = np.stack(
+                        [moved[np.clip(np.arange(k - half, k + half + 1), 0, count - 1)] for k in range(start, stop)]
+                    )
+                else:
+                    frames = moved[start:stop, np.newaxis]
+                inputs = self._network_inputs(frames, sigma)
+                predictor = HaloPredictor(forward, inputs, halo)
+                result = inferer(inputs, predictor)
+                output[start:stop] = result[:, 0].cpu().numpy()
+                progress.update(stop - start)
+        return np.moveaxis(output, 0, axis)
+
+    def _run_network_3d(self, normalized: np.ndarray, sigma: float | None, label: str) -> np.ndarray:
+        roi = self._roi(3)
+        inputs = self._network_inputs(normalized[np.newaxis, np.newaxis], sigma)
+        inferer = build_inferer(
+            normalized.shape, roi, self.overlap, self.sw_batch_size, self.size_multiple,
+            sw_device=self.device, device="cpu",
+        )
+        windows = count_windows(normalized.shape, inferer.roi_size, inferer.overlap)
+        halo = halo_for(self.receptive_field, inferer.roi_size)
+        with Progress(windows, label, self.show_progress, self.progress_callback) as progress, torch.inference_mode():
+            predictor = HaloPredictor(self._forward(), inputs, halo, on_window=progress.update)
+            result = inferer(inputs, predictor)
+        return result[0, 0].cpu().numpy()

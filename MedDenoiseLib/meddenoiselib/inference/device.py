@@ -1,0 +1,50 @@
+"""Device and precision selection."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import MedDenoiseError
+
+__all__ = ["resolve_device", "autocast_dtype"]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when present, else CPU; ``"cuda"`` without a GPU raises a clear error."""
+    text = str(device)
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if text.startswith("cuda") and not torch.cuda.is_available():
+        raise MedDenoiseError("device 'cuda' was requested but no CUDA GPU is available; use --device cpu or auto")
+    try:
+        return torch.device(text)
+    except RuntimeError as exc:
+        raise MedDenoiseError(f"device {text!r} is not valid ({exc}); use auto, cpu or cuda") from exc
+
+
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype for a precision choice, or None for full float32.
+
+    ``"auto"``: float16 on CUDA; bfloat16 on CPUs with native bf16 (about 3x faster there); float32 otherwise.
+    ``"fp32"``, ``"bf16"``, ``"fp16"`` force a choice.
+    """
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        return torch.float16
+    if precision != "auto":
+        raise ValueError(f"`precision` must be auto, fp32, bf16 or fp16, got {precision!r}.")
+    if device.type == "cuda":
+        return torch.float16
+    if device.type == "cpu" and _cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
+
+
+def _cpu_has_native_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

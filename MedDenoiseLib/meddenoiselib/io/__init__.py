@@ -1,0 +1,30 @@
+"""Reading and writing volumes: NIfTI, NRRD, MetaImage, DICOM series and files, 2D images."""
+
+from __future__ import annotations
+
+from .dicom import DicomSeries, list_dicom_series, select_dicom_series
+from .discovery import find_inputs, is_dicom_folder
+from .formats import detect_format, format_suffix, is_supported_file, strip_suffix
+from .readers import check_volume, read_volume, volume_from_sitk
+from .volume import SourceInfo, Volume
+from .writers import output_format_for, volume_to_sitk, write_volume
+
+__all__ = [
+    "DicomSeries",
+    "SourceInfo",
+    "Volume",
+    "check_volume",
+    "detect_format",
+    "find_inputs",
+    "format_suffix",
+    "is_dicom_folder",
+    "is_supported_file",
+    "list_dicom_series",
+    "output_format_for",
+    "read_volume",
+    "select_dicom_series",
+    "strip_suffix",
+    "volume_from_sitk",
+    "volume_to_sitk",
+    "write_volume",
+]

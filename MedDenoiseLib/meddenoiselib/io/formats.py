@@ -1,0 +1,70 @@
+"""File-format detection by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["IMAGE_2D_FORMATS", "detect_format", "format_suffix", "is_supported_file", "strip_suffix"]
+
+_SUFFIXES: dict[str, str] = {
+    ".nii.gz": "nifti",
+    ".nii": "nifti",
+    ".nrrd": "nrrd",
+    ".nhdr": "nrrd",
+    ".mha": "metaimage",
+    ".mhd": "metaimage",
+    ".png": "png",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".bmp": "bmp",
+    ".dcm": "dicom-file",
+    ".dicom": "dicom-file",
+    ".ima": "dicom-file",
+}
+
+#: formats that hold a single 2D image (TIFF may hold several pages, so it is not listed here).
+IMAGE_2D_FORMATS = ("png", "jpeg", "bmp")
+
+#: the default file suffix written for each format.
+_DEFAULT_SUFFIX = {
+    "nifti": ".nii.gz",
+    "nrrd": ".nrrd",
+    "metaimage": ".mha",
+    "png": ".png",
+    "tiff": ".tif",
+    "jpeg": ".jpg",
+    "bmp": ".bmp",
+    "dicom-file": ".dcm",
+}
+
+
+def detect_format(path: str | Path) -> str | None:
+    """The format named by a file's suffix (``"nifti"``, ``"nrrd"``, ...), or ``None`` if unknown."""
+    name = Path(path).name.lower()
+    for suffix, fmt in _SUFFIXES.items():
+        if name.endswith(suffix):
+            return fmt
+    return None
+
+
+def format_suffix(fmt: str) -> str:
+    """The file suffix written for a format name (``"nifti"`` -> ``".nii.gz"``)."""
+    if fmt not in _DEFAULT_SUFFIX:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {sorted(_DEFAULT_SUFFIX)}.")
+    return _DEFAULT_SUFFIX[fmt]
+
+
+def is_supported_file(path: str | Path) -> bool:
+    """Whether a file name has a suffix this library reads."""
+    return detect_format(path) is not None
+
+
+def strip_suffix(name: str) -> str:
+    """``"scan.nii.gz"`` -> ``"scan"``: the name without its (possibly double) image suffix."""
+    lower = name.lower()
+    for suffix in _SUFFIXES:
+        if lower.endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem

@@ -1,0 +1,22 @@
+"""Training: patch sampling, supervised / self-supervised / fine-tuning loops, checkpoints, torch.distributed."""
+
+from __future__ import annotations
+
+from .config import TrainConfig
+from .data import PatchSampler, TrainingImage, expand_inputs, load_training_images, split_by_file
+from .distributed import DistributedContext
+from .masking import blind_spot_mask
+from .trainer import Trainer, train
+
+__all__ = [
+    "DistributedContext",
+    "PatchSampler",
+    "TrainConfig",
+    "Trainer",
+    "TrainingImage",
+    "blind_spot_mask",
+    "expand_inputs",
+    "load_training_images",
+    "split_by_file",
+    "train",
+]

@@ -1,0 +1,118 @@
+"""The training configuration: every option, its default, and where it comes from."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TrainConfig"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; saved as ``config.json`` beside its checkpoints.
+
+    Attributes:
+        inputs: training files, DICOM series folders, or folders searched recursively.
+        output: run folder (checkpoint, log, weights, model card).
+        network: registry preset name (``python -m meddenoiselib models``).
+        overrides: constructor overrides for the preset.
+        spatial_dims: 2 (slices of volumes, 2D images) or 3 (3D patches of volumes).
+        mode: ``"supervised"`` (clean images + simulated noise) or ``"self-supervised"`` (noisy images only,
+            blind-spot masking).
+        val_inputs: validation files; when empty, ``val_fraction`` of the input files is held out (by file).
+        val_fraction: share of input files held out when ``val_inputs`` is empty.
+        noise: noise models drawn per sample (gaussian, rician, poisson, speckle).
+        noise_range: level range per model's units (Gaussian/Rician σ on the 0-255 scale).
+        simulate_noise: self-supervised mode only: corrupt the inputs ONCE at load time with this Gaussian σ
+            (0-255 scale) to emulate a noisy-only dataset (0 = inputs are already noisy scans).
+        mask_fraction: self-supervised: share of pixels hidden per patch.
+        patch: patch edge in pixels.
+        batch_size: patches per optimisation step (global, across all distributed ranks).
+        steps: optimisation steps.
+        lr: Adam learning rate.
+        schedule: ``"cosine"`` (to 1 % of ``lr``), ``"step"`` (halve at 50 % and 75 %) or ``"constant"``.
+        warmup_steps: linear learning-rate warm-up.
+        loss: ``"l1"`` or ``"mse"``.
+        grad_clip: max gradient norm (0 disables).
+        weight_decay: Adam weight decay.
+        init: start from shipped weights (name) or a ``.safetensors`` file (fine-tuning).
+        freeze: fine-tuning: number of leading parameterised layers to freeze.
+        seed: seeds patch sampling, noise and initialisation.
+        checkpoint_every: steps between checkpoints.
+        val_every: steps between validations (one "epoch" of the log).
+        early_stop: stop after this many validations without improvement (0 disables).
+        precision: ``"auto"`` (bf16 autocast on capable CPUs, fp16 AMP on CUDA), ``"fp32"``, ``"bf16"``.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        threads: torch CPU threads (0 = torch's default).
+        val_images: validation slices used (largest first, capped).
+        val_sigmas: Gaussian σ (0-255) of the validation noise.
+        name: name written into the model card. Defaults to the network name.
+        description: free text written into the model card.
+    """
+
+    inputs: list[str] = field(default_factory=list)
+    output: str = "runs/train"
+    network: str = "dncnn-small"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    spatial_dims: int = 2
+    mode: str = "supervised"
+    val_inputs: list[str] = field(default_factory=list)
+    val_fraction: float = 0.1
+    noise: list[str] = field(default_factory=lambda: ["gaussian"])
+    noise_range: tuple[float, float] = (0.0, 50.0)
+    simulate_noise: float = 0.0
+    mask_fraction: float = 0.02
+    patch: int = 64
+    batch_size: int = 16
+    steps: int = 2000
+    lr: float = 1e-3
+    schedule: str = "cosine"
+    warmup_steps: int = 100
+    loss: str = "l1"
+    grad_clip: float = 1.0
+    weight_decay: float = 0.0
+    init: str = ""
+    freeze: int = 0
+    seed: int = 0
+    checkpoint_every: int = 200
+    val_every: int = 200
+    early_stop: int = 0
+    precision: str = "auto"
+    device: str = "auto"
+    threads: int = 0
+    val_images: int = 12
+    val_sigmas: list[float] = field(default_factory=lambda: [15.0, 25.0, 50.0])
+    name: str = ""
+    description: str = ""
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the bad option."""
+        if self.mode not in ("supervised", "self-supervised"):
+            raise ValueError(f"`mode` must be 'supervised' or 'self-supervised', got {self.mode!r}.")
+        if self.spatial_dims not in (2, 3):
+            raise ValueError(f"`spatial_dims` must be 2 or 3, got {self.spatial_dims}.")
+        if self.loss not in ("l1", "mse"):
+            raise ValueError(f"`loss` must be 'l1' or 'mse', got {self.loss!r}.")
+        if self.schedule not in ("cosine", "step", "constant"):
+            raise ValueError(f"`schedule` must be cosine, step or constant, got {self.schedule!r}.")
+        for name in ("patch", "batch_size", "steps", "checkpoint_every", "val_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be at least 1, got {getattr(self, name)}.")
+        if self.lr <= 0:
+            raise ValueError(f"`lr` must be positive, got {self.lr}.")
+        if not self.inputs:
+            raise ValueError("`inputs` must name at least one file or folder.")
+
+    def to_json(self) -> str:
+        """The resolved configuration as JSON."""
+        return json.dumps(asdict(self), indent=2)
+
+    @staticmethod
+    def from_json(path: str | Path) -> TrainConfig:
+        """Read a configuration written by :meth:`to_json`."""
+        values = json.loads(Path(path).read_text())
+        values["noise_range"] = tuple(values.get("noise_range", (0.0, 50.0)))
+        return TrainConfig(**values)

@@ -1,0 +1,490 @@
+"""Supervised, self-supervised and fine-tuning training of any registry network, single process or
+torch.distributed (DistributedDataParallel), with checkpoints, resume, validation and early stopping."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import platform
+import time
+from copy import deepcopy
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import __version__
+from ..errors import MedDenoiseError
+from ..evaluation.compare import add_noise
+from ..evaluation.metrics import psnr, ssim
+from ..inference.device import autocast_dtype, resolve_device
+from ..transforms.noise import BatchNoise
+from .config import TrainConfig
+from .data import PatchSampler, TrainingImage, load_training_images, split_by_file
+from .distributed import DistributedContext
+from .masking import blind_spot_mask
+
+__all__ = ["train", "Trainer"]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+VAL_CROP_2D = 256
+VAL_CROP_3D = 64
+
+
+def _hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA)"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {torch.get_num_threads()} torch threads"
+
+
+def _center_crop(array: np.ndarray, edge: int) -> np.ndarray:
+    slices = []
+    for size in array.shape:
+        start = max((size - edge) // 2, 0)
+        slices.append(slice(start, start + min(edge, size)))
+    return array[tuple(slices)]
+
+
+class Trainer:
+    """Runs one training configuration. Use :func:`train` unless you need the pieces."""
+
+    def __init__(self, config: TrainConfig, resume: bool = False, show_progress: bool = True) -> None:
+        config.validate()
+        self.config = config
+        self.resume = resume
+        self.show_progress = show_progress
+        requested = resolve_device(config.device)
+        self.context = DistributedContext.from_environment(requested.type)
+        self.device = (
+            torch.device("cuda", self.context.local_rank) if requested.type == "cuda" and self.context.is_distributed
+            else requested
+        )
+        if config.threads > 0:
+            torch.set_num_threads(config.threads)
+        self.autocast = autocast_dtype(self.device, config.precision)
+        self.output = Path(config.output)
+        if self.context.is_main:
+            self.output.mkdir(parents=True, exist_ok=True)
+        self.context.barrier()
+
+    # ------------------------------------------------------------------------------------------------ data
+    def _load_data(self) -> None:
+        config = self.config
+        images = load_training_images(config.inputs)
+        if config.val_inputs:
+            val = load_training_images(config.val_inputs)
+            train = images
+        else:
+            train, val = split_by_file(images, config.val_fraction, config.seed)
+        self.clean_val = val
+        if config.mode == "self-supervised" and config.simulate_noise > 0:
+            # Emulate a hospital archive of noisy scans: one fixed noise realisation per image, drawn once.
+            # The trainer never sees the clean training images after this point.
+            train = [
+                TrainingImage(im.name, add_noise(im.array.reshape(-1, im.array.shape[-1]), config.simulate_noise,
+                                                 config.seed + 7919 * i).reshape(im.array.shape))
+                for i, im in enumerate(train)
+            ]
+        self.train_images = train
+        self.train_names = [im.name for im in train]
+        self.val_names = [im.name for im in val]
+        self._build_validation(val)
+
+    def _build_validation(self, val: list[TrainingImage]) -> None:
+        """Fixed validation crops with fixed noise, so every validation compares like with like."""
+        config = self.config
+        crops: list[np.ndarray] = []
+        for image in val:
+            array = image.array
+            if config.spatial_dims == 3:
+                if array.shape[0] >= 16:
+                    crops.append(_center_crop(array, VAL_CROP_3D))
+            else:
+                for k in np.linspace(0, array.shape[0] - 1, min(3, array.shape[0]) + 2)[1:-1].round().astype(int):
+                    crops.append(_center_crop(array[k], VAL_CROP_2D))
+        crops.sort(key=lambda c: -c.size)
+        crops = crops[: config.val_images]
+        self.val_sets: list[tuple[float, np.ndarray, np.ndarray]] = []
+        for i, clean in enumerate(crops):
+            sigmas = [config.simulate_noise] if config.mode == "self-supervised" and config.simulate_noise else config.val_sigmas
+            for j, sigma in enumerate(sigmas):
+                noisy = add_noise(clean.reshape(-1, clean.shape[-1]), sigma, 10_000 + 100 * i + j).reshape(clean.shape)
+                self.val_sets.append((float(sigma), clean, noisy))
+
+    # ----------------------------------------------------------------------------------------------- model
+    def _build_model(self) -> None:
+        from ..networks import create_network, get_network_spec
+        from ..weights import load_pretrained
+
+        config = self.config
+        if config.init:
+            model, card = load_pretrained(config.init)
+            arch = card["architecture"]
+            self.network_name = arch["network"]
+            self.overrides = dict(arch.get("overrides", {}))
+            if int(arch.get("spatial_dims", 2)) != config.spatial_dims:
+                raise MedDenoiseError(
+                    f"--init {config.init}: its spatial_dims {arch.get('spatial_dims')} differ from --spatial-dims "
+                    f"{config.spatial_dims}"
+                )
+        else:
+            self.network_name = config.network
+            self.overrides = dict(config.overrides)
+            with torch.random.fork_rng():
+                torch.random.manual_seed(config.seed)
+                model = create_network(config.network, spatial_dims=config.spatial_dims, **self.overrides)
+        spec = get_network_spec(self.network_name)
+        self.burst = spec.burst
+        self.noise_map = spec.noise_map
+        self.in_channels = spec.burst + (1 if spec.noise_map else 0)
+        if config.freeze > 0:
+            frozen = 0
+            for module in model.modules():
+                own = list(module.parameters(recurse=False))
+                if not own:
+                    continue
+                if frozen >= config.freeze:
+                    break
+                for parameter in own:
+                    parameter.requires_grad_(False)
+                frozen += 1
+            logger.info("froze the first %d parameterised layers", frozen)
+        model = model.to(self.device)
+        if self.device.type == "cpu":
+            model = model.to(memory_format=torch.channels_last if config.spatial_dims == 2 else torch.channels_last_3d)
+        self.model = model
+        self.module = model
+        if self.context.is_distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            if self.device.type == "cuda":
+                model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+                self.module = model
+                self.model = DistributedDataParallel(model, device_ids=[self.device.index])
+            else:
+                # BatchNorm statistics stay per rank on CPU (SyncBatchNorm needs CUDA).
+                self.model = DistributedDataParallel(model)
+        parameters = [p for p in self.module.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and self.autocast == torch.float16)
+        self.initial_temperature = float(getattr(self.module, "temperature", torch.tensor(0.0)).item()) if hasattr(
+            self.module, "set_temperature") else 0.0
+
+    def _lr_factor(self, step: int) -> float:
+        config = self.config
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        if config.schedule == "constant":
+            return 1.0
+        progress = min((step - config.warmup_steps) / max(config.steps - config.warmup_steps, 1), 1.0)
+        if config.schedule == "step":
+            return 1.0 if progress < 0.5 else 0.5 if progress < 0.75 else 0.25
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def _anneal_temperature(self, step: int) -> None:
+        """DRAN's dynamic convolutions: anneal the attention temperature to 1 over the first 20 % of the steps
+        (Chen et al.'s schedule, which the original DRAN code never applied)."""
+        if not self.initial_temperature:
+            return
+        fraction = min(step / max(0.2 * self.config.steps, 1), 1.0)
+        self.module.set_temperature(self.initial_temperature + (1.0 - self.initial_temperature) * fraction)
+
+    # ------------------------------------------------------------------------------------------- one step
+    def _prepare(self, frames: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        if not self.noise_map:
+            return frames
+        view = (-1,) + (1,) * (frames.ndim - 1)
+        level = sigma.to(frames.dtype).view(view).expand(frames.shape[0], 1, *frames.shape[2:])
+        return torch.cat([frames, level], dim=1)
+
+    def _forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        inputs = inputs.to(self.device, non_blocking=True)
+        if self.device.type == "cpu":
+            inputs = inputs.contiguous(
+                memory_format=torch.channels_last if inputs.ndim == 4 else torch.channels_last_3d
+            )
+        if self.autocast is None:
+            return self.model(inputs).float()
+        with torch.autocast(device_type=self.device.type, dtype=self.autocast):
+            return self.model(inputs).float()
+
+    def _loss(self, prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is not None:
+            prediction, target = prediction[mask], target[mask]
+        if self.config.loss == "l1":
+            return F.l1_loss(prediction, target)
+        return F.mse_loss(prediction, target)
+
+    def _step(self) -> float:
+        config = self.config
+        # Every rank draws the same global batch and keeps its own rows, so the averaged DDP gradient equals
+        # the single-process gradient of the whole batch.
+        batch = self.sampler.batch(config.batch_size)
+        per_rank = config.batch_size // self.context.world_size
+        rows = slice(self.context.rank * per_rank, (self.context.rank + 1) * per_rank)
+        centre = self.burst // 2
+        if config.mode == "supervised":
+            noisy, sigma = self.noise(batch)
+            noisy, sigma, clean = noisy[rows], sigma[rows], batch[rows]
+            prediction = self._forward(self._prepare(noisy, sigma))
+            loss = self._loss(prediction, clean[:, centre : centre + 1].to(self.device))
+        else:
+            noisy = batch[rows]
+            masked, mask = blind_spot_mask(noisy, config.mask_fraction, self.mask_generator, channel=centre)
+            sigma = torch.zeros(noisy.shape[0])
+            prediction = self._forward(self._prepare(masked, sigma))
+            loss = self._loss(prediction, noisy[:, centre : centre + 1].to(self.device), mask.to(self.device))
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if config.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.module.parameters(), config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return float(loss.detach())
+
+    # ------------------------------------------------------------------------------------------ validation
+    @torch.inference_mode()
+    def validate(self) -> dict[str, float]:
+        """Mean PSNR/SSIM per validation σ on fixed crops with fixed noise (plus masked loss when self-supervised)."""
+        self.module.eval()
+        results: dict[float, list[tuple[float, float]]] = {}
+        for sigma, clean, noisy in self.val_sets:
+            frames = torch.from_numpy(noisy)[None, None]
+            if self.burst > 1:
+                frames = frames.repeat(1, self.burst, *([1] * (frames.ndim - 2)))
+            level = torch.tensor([sigma / 255.0])
+            prediction = self._forward_eval(self._prepare(frames, level))[0, 0].cpu().numpy()
+            results.setdefault(sigma, []).append((psnr(clean, prediction), ssim(clean, prediction)))
+        self.module.train()
+        metrics = {}
+        for sigma, values in sorted(results.items()):
+            metrics[f"psnr_{sigma:g}"] = float(np.mean([v[0] for v in values]))
+            metrics[f"ssim_{sigma:g}"] = float(np.mean([v[1] for v in values]))
+        if results:
+            metrics["psnr"] = float(np.mean([metrics[k] for k in metrics if k.startswith("psnr_")]))
+            metrics["ssim"] = float(np.mean([metrics[k] for k in metrics if k.startswith("ssim_")]))
+        return metrics
+
+    def _forward_eval(self, inputs: torch.Tensor) -> torch.Tensor:
+        inputs = inputs.to(self.device)
+        if self.autocast is None:
+            return self.module(inputs).float()
+        with torch.autocast(device_type=self.device.type, dtype=self.autocast):
+            return self.module(inputs).float()
+
+    # ------------------------------------------------------------------------------------- checkpointing
+    def _checkpoint_state(self, step: int) -> dict[str, Any]:
+        return {
+            "step": step,
+            "model": self.module.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "noise_generator": self.noise.generator.get_state(),
+            "mask_generator": self.mask_generator.get_state(),
+            "best_metric": self.best_metric,
+            "best_step": self.best_step,
+            "best_model": self.best_state,
+            "stale": self.stale,
+            "elapsed": self.elapsed,
+            "history": json.dumps(self.history),
+        }
+
+    def _save_checkpoint(self, step: int) -> None:
+        if not self.context.is_main:
+            return
+        path = self.output / CHECKPOINT
+        temporary = path.with_name(f".{CHECKPOINT}.tmp")
+        torch.save(self._checkpoint_state(step), temporary)
+        os.replace(temporary, path)
+
+    def _load_checkpoint(self) -> int:
+        path = self.output / CHECKPOINT
+        if not path.is_file():
+            raise MedDenoiseError(f"{path}: no checkpoint to resume from")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.module.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.noise.generator.set_state(state["noise_generator"])
+        self.mask_generator.set_state(state["mask_generator"])
+        self.best_metric = float(state["best_metric"])
+        self.best_step = int(state["best_step"])
+        self.best_state = state["best_model"]
+        self.stale = int(state["stale"])
+        self.elapsed = float(state["elapsed"])
+        self.history = json.loads(state["history"])
+        logger.info("resumed from %s at step %d", path, state["step"])
+        return int(state["step"])
+
+    # ---------------------------------------------------------------------------------------------- run
+    def run(self) -> Path | None:
+        """Train; returns the weights path on rank 0 (None on other ranks)."""
+        config = self.config
+        self._load_data()
+        self._build_model()
+        self.sampler = PatchSampler(self.train_images, config.patch, config.spatial_dims, self.burst, config.seed)
+        generator = torch.Generator()
+        generator.manual_seed(config.seed + 1)
+        self.noise = BatchNoise(config.noise, tuple(config.noise_range), generator)
+        self.mask_generator = torch.Generator()
+        self.mask_generator.manual_seed(config.seed + 2)
+        self.best_metric, self.best_step, self.best_state = -math.inf, -1, None
+        self.stale, self.elapsed, self.history = 0, 0.0, []
+        step = self._load_checkpoint() if self.resume else 0
+        if self.context.is_main:
+            (self.output / "config.json").write_text(config.to_json() + "\n")
+        log_path = self.output / "log.csv"
+        fields = ["step", "loss", "lr", "seconds", "val_psnr", "val_ssim"]
+        if self.context.is_main and (not self.resume or not log_path.exists()):
+            with open(log_path, "w", newline="") as handle:
+                csv.writer(handle).writerow(fields)
+
+        bar = None
+        if self.show_progress and self.context.is_main:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=config.steps, initial=step, desc=f"training {self.network_name}", unit="step")
+        self.model.train()
+        losses: list[float] = []
+        started = time.perf_counter() - self.elapsed
+        stop = False
+        while step < config.steps and not stop:
+            self._anneal_temperature(step)
+            losses.append(self._step())
+            step += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.4g}")
+            if step % config.val_every == 0 or step == config.steps:
+                stop = self._end_of_epoch(step, losses, started, log_path)
+                losses = []
+            if step % config.checkpoint_every == 0 or step == config.steps or stop:
+                self.elapsed = time.perf_counter() - started
+                self._save_checkpoint(step)
+        if bar is not None:
+            bar.close()
+        self.elapsed = time.perf_counter() - started
+        self.steps_run = step
+        result = self._finish() if self.context.is_main else None
+        self.context.barrier()
+        self.context.close()
+        return result
+
+    def _end_of_epoch(self, step: int, losses: list[float], started: float, log_path: Path) -> bool:
+        config = self.config
+        stop = False
+        if self.context.is_main:
+            metrics = self.validate() if self.val_sets else {}
+            score = metrics.get("psnr", -float(np.mean(losses)) if losses else -math.inf)
+            if score > self.best_metric:
+                self.best_metric, self.best_step, self.stale = score, step, 0
+                self.best_state = {k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()}
+            else:
+                self.stale += 1
+            record = {
+                "step": step,
+                "loss": float(np.mean(losses)) if losses else float("nan"),
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "seconds": round(time.perf_counter() - started, 1),
+                **metrics,
+            }
+            self.history.append(record)
+            with open(log_path, "a", newline="") as handle:
+                csv.writer(handle).writerow(
+                    [record["step"], f"{record['loss']:.6g}", f"{record['lr']:.3g}", record["seconds"],
+                     f"{metrics.get('psnr', float('nan')):.3f}", f"{metrics.get('ssim', float('nan')):.4f}"]
+                )
+            logger.info("step %d: %s", step, {k: round(v, 4) for k, v in record.items() if isinstance(v, float)})
+            stop = bool(config.early_stop) and self.stale >= config.early_stop
+        return self.context.broadcast_flag(stop)
+
+    def _finish(self) -> Path:
+        from ..weights import save_weights
+
+        config = self.config
+        if self.best_state is not None:
+            self.module.load_state_dict(self.best_state)
+        metrics = self.validate() if self.val_sets else {}
+        self.module.eval()
+        name = config.name or self.network_name
+        parameters = sum(p.numel() for p in self.module.parameters())
+        card = {
+            "name": name,
+            "description": config.description,
+            "architecture": {
+                "network": self.network_name,
+                "spatial_dims": config.spatial_dims,
+                "in_channels": self.in_channels,
+                "out_channels": 1,
+                "overrides": self.overrides,
+                "burst": self.burst,
+                "noise_map": self.noise_map,
+                "parameters": parameters,
+            },
+            "training": {
+                "mode": config.mode,
+                "data": [Path(n).name if Path(n).parent.name == "" else f"{Path(n).parent.name}/{Path(n).name}"
+                         for n in self.train_names],
+                "validation_data": [f"{Path(n).parent.name}/{Path(n).name}" for n in self.val_names],
+                "noise": config.noise if config.mode == "supervised" else "none (self-supervised on noisy inputs)",
+                "noise_range_0_255": list(config.noise_range) if config.mode == "supervised" else None,
+                "simulated_input_noise_sigma_0_255": config.simulate_noise or None,
+                "intensity_scaling": "per-volume min-max to [0, 1]",
+                "patch": config.patch,
+                "batch_size": config.batch_size,
+                "steps": self.steps_run,
+                "patches_seen": self.steps_run * config.batch_size,
+                "best_step": self.best_step,
+                "optimizer": f"Adam lr {config.lr:g}, {config.schedule} schedule, {config.warmup_steps} warm-up steps",
+                "loss": config.loss if config.mode == "supervised" else f"masked {config.loss} (blind spot)",
+                "precision": str(self.autocast).replace("torch.", "") if self.autocast else "float32",
+                "init": config.init or "random",
+                "wall_time_s": round(self.elapsed, 1),
+                "hardware": _hardware(self.device),
+                "world_size": self.context.world_size,
+                "seed": config.seed,
+            },
+            "validation": {
+                "protocol": "center crops (<=256 px) of the validation files, min-max normalized, fixed Gaussian "
+                "noise per sigma; PSNR data range 1, SSIM 11x11 Gaussian window",
+                **{k: round(v, 4) for k, v in metrics.items()},
+            },
+            "meddenoiselib_version": __version__,
+            "torch_version": torch.__version__,
+            "created": time.strftime("%Y-%m-%d"),
+        }
+        path = save_weights(self.module, self.output / "model.safetensors", card)
+        logger.info("wrote %s", path)
+        return path
+
+
+def train(config: TrainConfig, resume: bool = False, show_progress: bool = True) -> Path | None:
+    """Train a network as ``config`` describes; returns the ``.safetensors`` path (rank 0) or None (others).
+
+    Launch with ``torchrun --nproc_per_node=N -m meddenoiselib train ...`` for DistributedDataParallel; each
+    rank computes its share of every global batch and rank 0 alone writes checkpoints, logs and weights.
+    """
+    return Trainer(config, resume=resume, show_progress=show_progress).run()

@@ -1,0 +1,58 @@
+"""Shared fixtures: paths of the real images committed with the package and the tests."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from meddenoiselib.demo import sample_path
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="session")
+def ct_series_dir() -> Path:
+    """The bundled 4-slice chest CT DICOM series (uint16 stored, intercept -1024)."""
+    return sample_path("ct_chest")
+
+
+@pytest.fixture(scope="session")
+def mr_nifti() -> Path:
+    """The bundled 58x58x24 int16 head MR NIfTI, 4x4x5 mm."""
+    return sample_path("mr_head")
+
+
+@pytest.fixture(scope="session")
+def us_png() -> Path:
+    return DATA / "us_hc18_131_HC.png"
+
+
+@pytest.fixture(scope="session")
+def xray_png() -> Path:
+    return DATA / "xray_nih_00027426_000.png"
+
+
+@pytest.fixture(scope="session")
+def ct_crop() -> np.ndarray:
+    """128x128 float32 crop of a real chest CT slice, min-max normalized to [0, 1]."""
+    return np.load(DATA / "ct_chest_slice095_crop128.npy")
+
+
+@pytest.fixture()
+def ct_series_copy(tmp_path, ct_series_dir) -> Path:
+    """A writable copy of the sample series (tests that corrupt files work on this)."""
+    target = tmp_path / "ct_series"
+    shutil.copytree(ct_series_dir, target)
+    for f in target.iterdir():
+        f.chmod(0o644)
+    return target
+
+
+def digest_tree(path: Path) -> dict[str, str]:
+    """sha256 of every file under ``path`` (or of ``path`` itself)."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}

@@ -1,0 +1,173 @@
+"""Round trips through every format keep voxel values, dtype and geometry exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+
+from meddenoiselib.io import Volume, read_volume, write_volume
+from meddenoiselib.io.volume import SourceInfo
+
+
+def _oblique_volume(dtype: str) -> Volume:
+    """A non-axis-aligned, anisotropic volume with structured integer values."""
+    rng = np.random.default_rng(0)
+    angle = np.deg2rad(17.0)
+    rotation = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    tilt = np.array([[1, 0, 0], [0, np.cos(0.3), -np.sin(0.3)], [0, np.sin(0.3), np.cos(0.3)]])
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else None
+    if info is not None:
+        low, high = max(info.min, -3000), min(info.max, 3000)
+        array = rng.integers(low, high, size=(7, 11, 13)).astype(dtype)
+    else:
+        array = rng.normal(size=(7, 11, 13)).astype(dtype)
+    return Volume(array=array, spacing=(0.7, 0.9, 2.5), origin=(-120.5, 33.25, 7.125), direction=rotation @ tilt)
+
+
+CASES = [
+    ("scan.nii.gz", "int16"),
+    ("scan.nii", "uint16"),
+    ("scan.nii.gz", "float32"),
+    ("scan.nrrd", "int16"),
+    ("scan.nrrd", "float32"),
+    ("scan.mha", "uint8"),
+    ("scan.mha", "int32"),
+    ("scan.mhd", "int16"),
+]
+
+
+@pytest.mark.parametrize("name, dtype", CASES)
+def test_volume_formats_round_trip_geometry_and_values(tmp_path, name, dtype):
+    volume = _oblique_volume(dtype)
+    path = write_volume(volume, tmp_path / name)
+    back = read_volume(path)
+    assert back.array.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(back.array, volume.array)
+    np.testing.assert_allclose(back.spacing, volume.spacing, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(back.origin, volume.origin, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(back.direction, volume.direction, rtol=0, atol=1e-5)
+    # a second trip through the file must be bit-exact (no drift)
+    again = read_volume(write_volume(back, tmp_path / f"again_{name}"))
+    assert again.spacing == back.spacing and again.origin == back.origin
+    np.testing.assert_array_equal(again.direction, back.direction)
+
+
+def test_world_coordinates_of_marked_voxel_survive_nifti_and_nrrd(tmp_path):
+    volume = _oblique_volume("int16")
+    array = np.zeros_like(volume.array)
+    array[5, 3, 9] = 1000
+    volume = volume.with_array(array)
+    expected = volume.ijk_to_lps() @ np.array([9, 3, 5, 1.0])
+    for name in ("m.nii.gz", "m.nrrd"):
+        back = read_volume(write_volume(volume, tmp_path / name))
+        k, j, i = np.argwhere(back.array == 1000)[0]
+        np.testing.assert_allclose(back.ijk_to_lps() @ np.array([i, j, k, 1.0]), expected, atol=1e-4)
+    # and SimpleITK, an independent reader, agrees on the physical point
+    image = sitk.ReadImage(str(tmp_path / "m.nrrd"))
+    np.testing.assert_allclose(image.TransformIndexToPhysicalPoint((9, 3, 5)), expected[:3], atol=1e-4)
+
+
+def test_real_nifti_keeps_header_affine_bit_for_bit(tmp_path, mr_nifti):
+    import nibabel as nib
+
+    volume = read_volume(mr_nifti)
+    assert volume.shape == (24, 58, 58) and volume.array.dtype == np.int16
+    assert volume.spacing == pytest.approx((4.0, 4.0, 5.0))
+    out = write_volume(volume, tmp_path / "mr.nii.gz")
+    np.testing.assert_array_equal(nib.load(out).affine, nib.load(mr_nifti).affine)
+    np.testing.assert_array_equal(np.asanyarray(nib.load(out).dataobj), np.asanyarray(nib.load(mr_nifti).dataobj))
+
+
+def test_two_dimensional_nifti_stays_2d(tmp_path):
+    import nibabel as nib
+
+    data = np.arange(35, dtype=np.int16).reshape(5, 7)
+    affine = np.diag([0.5, 0.25, 1.0, 1.0])
+    nib.save(nib.Nifti1Image(data, affine), tmp_path / "slice.nii.gz")
+    volume = read_volume(tmp_path / "slice.nii.gz")
+    assert volume.shape == (1, 7, 5) and volume.is_2d
+    back = nib.load(write_volume(volume, tmp_path / "out.nii.gz"))
+    assert back.shape == (5, 7)
+    np.testing.assert_array_equal(np.asanyarray(back.dataobj), data)
+
+
+@pytest.mark.parametrize("fixture, dtype, shape", [("us_png", "uint8", (1, 540, 800)), ("xray_png", "uint8", (1, 512, 512))])
+def test_png_round_trip(tmp_path, request, fixture, dtype, shape):
+    path = request.getfixturevalue(fixture)
+    volume = read_volume(path)
+    assert volume.is_2d and volume.shape == shape and volume.array.dtype == np.dtype(dtype)
+    back = read_volume(write_volume(volume, tmp_path / "out.png"))
+    np.testing.assert_array_equal(back.array, volume.array)
+
+
+def test_uint16_png_and_float_tiff_round_trip(tmp_path):
+    volume = Volume(np.arange(3 * 40, dtype=np.uint16).reshape(1, 3, 40) * 500, source=SourceInfo(is_2d=True))
+    back = read_volume(write_volume(volume, tmp_path / "u16.png"))
+    np.testing.assert_array_equal(back.array, volume.array)
+    stack = Volume(np.random.default_rng(1).normal(size=(4, 9, 10)).astype(np.float32), spacing=(0.5, 0.5, 3.0))
+    back = read_volume(write_volume(stack, tmp_path / "stack.tif"))
+    np.testing.assert_array_equal(back.array, stack.array)
+    assert back.shape == (4, 9, 10)
+
+
+def test_rgb_image_round_trip(tmp_path):
+    rgb = np.random.default_rng(2).integers(0, 256, size=(1, 20, 30, 3)).astype(np.uint8)
+    volume = Volume(rgb, source=SourceInfo(is_2d=True))
+    back = read_volume(write_volume(volume, tmp_path / "rgb.png"))
+    assert back.num_components == 3
+    np.testing.assert_array_equal(back.array, rgb)
+
+
+def test_dicom_series_round_trip_writes_a_derived_series(tmp_path, ct_series_dir):
+    volume = read_volume(ct_series_dir)
+    assert volume.shape == (4, 512, 512) and volume.array.dtype == np.int16
+    assert volume.array.min() == -1024  # HU: stored 0 + intercept -1024
+    assert volume.spacing == pytest.approx((0.9765625, 0.9765625, 2.0))
+    changed = volume.with_array(np.clip(volume.array.astype(np.int32) + 7, -1024, 2976).astype(np.int16))
+    out = write_volume(changed, tmp_path / "derived")
+    back = read_volume(out)
+    np.testing.assert_array_equal(back.array, changed.array)
+    assert back.same_geometry(volume)
+
+    sources = {pydicom.dcmread(f).SOPInstanceUID: pydicom.dcmread(f) for f in volume.source.dicom_files}
+    written = sorted(out.iterdir())
+    assert len(written) == 4
+    series_uids, sop_uids = set(), set()
+    for path in written:
+        ds = pydicom.dcmread(path)
+        source = pydicom.dcmread(ct_series_dir / path.name)
+        series_uids.add(ds.SeriesInstanceUID)
+        sop_uids.add(ds.SOPInstanceUID)
+        assert ds.SOPInstanceUID not in sources and ds.SeriesInstanceUID != source.SeriesInstanceUID
+        assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+        assert ds.SeriesDescription.endswith("denoised")
+        assert list(ds.ImageType)[:2] == ["DERIVED", "SECONDARY"]
+        for keyword in ("StudyInstanceUID", "PatientID", "PatientName", "FrameOfReferenceUID", "StudyDate",
+                        "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "KVP",
+                        "PixelRepresentation", "BitsAllocated", "BitsStored", "RescaleSlope", "RescaleIntercept"):
+            assert ds.get(keyword) == source.get(keyword), keyword
+        assert ds.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
+        # stored values follow the kept rescale: stored = HU - intercept
+        hu = ds.pixel_array.astype(np.int32) * int(ds.RescaleSlope) + int(ds.RescaleIntercept)
+        source_hu = source.pixel_array.astype(np.int32) - 1024
+        np.testing.assert_array_equal(hu, np.clip(source_hu + 7, -1024, 2976))
+    assert len(series_uids) == 1 and len(sop_uids) == 4
+
+
+def test_dicom_values_beyond_the_stored_range_are_clipped_not_wrapped(tmp_path, ct_series_dir):
+    volume = read_volume(ct_series_dir)
+    low = volume.with_array(np.full(volume.array.shape, -2000, dtype=np.int16))  # below stored 0 (HU -1024)
+    back = read_volume(write_volume(low, tmp_path / "low"))
+    assert int(back.array.min()) == -1024 and int(back.array.max()) == -1024
+
+
+def test_single_dicom_file_round_trip(tmp_path, ct_series_dir):
+    source = ct_series_dir / "00-slice099.dcm"
+    volume = read_volume(source)
+    assert volume.is_2d and volume.shape == (1, 512, 512)
+    out = write_volume(volume, tmp_path / "one.dcm")
+    back = read_volume(out)
+    np.testing.assert_array_equal(back.array, volume.array)
+    assert pydicom.dcmread(out).SeriesDescription.endswith("denoised")
