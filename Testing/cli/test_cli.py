@@ -1,0 +1,142 @@
+"""The command line, run as a real subprocess (each subcommand at least once) and in-process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+from meddenoiselib.cli import main
+from meddenoiselib.evaluation import psnr
+from meddenoiselib.io import read_volume, write_volume
+from meddenoiselib.transforms import fit_scaling
+
+from ..conftest import digest_tree
+
+
+def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "meddenoiselib", *args], capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+    return result
+
+
+def test_help_and_version():
+    assert "denoise" in run_cli("--help").stdout
+    assert run_cli("--version").stdout.startswith("meddenoiselib ")
+
+
+def test_denoise_dicom_series_to_derived_series_and_nifti(tmp_path, ct_series_dir):
+    before = digest_tree(ct_series_dir)
+    out = tmp_path / "derived"
+    result = run_cli("denoise", str(ct_series_dir), str(out), "--model", "median", "--sigma", "25",
+                     "--progress-format", "lines")
+    lines = [line for line in result.stderr.splitlines() if line.startswith("PROGRESS ")]
+    fractions = [float(line.split()[1]) for line in lines]
+    assert fractions and fractions == sorted(fractions) and fractions[-1] == 1.0
+    source, derived = read_volume(ct_series_dir), read_volume(out)
+    assert derived.same_geometry(source) and derived.array.dtype == source.array.dtype
+    first = pydicom.dcmread(sorted(out.iterdir())[0])
+    assert first.SeriesDescription.endswith("denoised") and "median" in first.DerivationDescription
+    assert digest_tree(ct_series_dir) == before  # input untouched
+    # existing output is refused without --overwrite, with exit code 1 and one line
+    again = run_cli("denoise", str(ct_series_dir), str(out), "--model", "median", check=False)
+    assert again.returncode == 1
+    assert again.stderr.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in again.stderr
+    assert main(["denoise", str(ct_series_dir), str(tmp_path / "ct.nii.gz"), "--model", "median", "-q"]) == 0
+    assert read_volume(tmp_path / "ct.nii.gz").same_geometry(source, atol=1e-4)
+
+
+def test_folder_of_images_goes_to_a_folder(tmp_path, us_png, xray_png):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for path in (us_png, xray_png):
+        (folder / path.name).write_bytes(path.read_bytes())
+    assert main(["denoise", str(folder), str(tmp_path / "out"), "--model", "median", "--format", "nrrd", "-q"]) == 0
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == sorted(p.stem + ".nrrd" for p in (us_png, xray_png))
+
+
+def test_simulate_then_denoise_improves_psnr(tmp_path, mr_nifti):
+    noisy_path = tmp_path / "noisy.nii.gz"
+    run_cli("simulate", str(mr_nifti), str(noisy_path), "--noise", "gaussian:25", "--seed", "3", "--scaling", "minmax")
+    clean, noisy = read_volume(mr_nifti), read_volume(noisy_path)
+    assert noisy.array.dtype == clean.array.dtype and noisy.same_geometry(clean)
+    scaling = fit_scaling(clean.array, "minmax")
+    measured = np.std(scaling.apply(noisy.array) - scaling.apply(clean.array)) * 255
+    assert measured == pytest.approx(25, rel=0.1)
+    out = tmp_path / "den.nii.gz"
+    assert main(["denoise", str(noisy_path), str(out), "--model", "nlm", "-q"]) == 0
+    before = psnr(scaling.apply(clean.array), scaling.apply(noisy.array))
+    after = psnr(scaling.apply(clean.array), scaling.apply(read_volume(out).array))
+    assert after > before + 3
+    # same seed, same noise
+    assert main(["simulate", str(mr_nifti), str(tmp_path / "n2.nii.gz"), "--seed", "3", "--scaling", "minmax", "-q"]) == 0
+    np.testing.assert_array_equal(read_volume(tmp_path / "n2.nii.gz").array, noisy.array)
+
+
+def test_evaluate_writes_table_csv_and_figure(tmp_path, xray_png):
+    result = run_cli("evaluate", str(xray_png), "--methods", "median,diffusion", "--sigma", "25", "-o", str(tmp_path))
+    assert "| median |" in result.stdout and "| noisy |" in result.stdout
+    for name in ("summary.md", "results.csv", "comparison.png"):
+        assert (tmp_path / name).stat().st_size > 100
+
+
+def test_info_prints_geometry_and_dicom_tags(ct_series_dir):
+    info = json.loads(run_cli("info", str(ct_series_dir), "--json").stdout)
+    assert info["shape_zyx"] == [4, 512, 512] and info["dtype"] == "int16"
+    assert info["spacing_xyz_mm"] == pytest.approx([0.9765625, 0.9765625, 2.0])
+    assert info["dicom"]["Modality"] == "CT" and info["dicom"]["RescaleIntercept"] == "-1024"
+    assert main(["info", str(ct_series_dir)]) == 0
+
+
+def test_models_json_lists_networks_and_baselines():
+    entries = json.loads(run_cli("models", "--json").stdout)
+    by_name = {e["name"]: e for e in entries}
+    assert by_name["dncnn"]["parameters"] == 557_057 and by_name["dncnn"]["kind"] == "network"
+    assert by_name["median"]["kind"] == "baseline"
+    for name in ("dran", "irunet", "dncnn", "rdn", "conv-dae", "kpn"):
+        assert name in by_name
+    assert all({"name", "kind", "parameters", "spatial_dims", "weights"} <= set(e) for e in entries)
+
+
+def test_demo_runs_on_bundled_samples(tmp_path):
+    result = run_cli("demo", "--output", str(tmp_path / "demo"))
+    assert "synthetic Gaussian noise sigma 25" in result.stdout
+    for name in ("ct_chest_denoised.nii.gz", "mr_head_denoised.nii.gz", "metrics.md", "comparison.png"):
+        assert (tmp_path / "demo" / name).is_file()
+    assert len(list((tmp_path / "demo" / "ct_chest_denoised").iterdir())) == 4
+
+
+def test_train_subcommand_writes_weights_and_card(tmp_path, xray_png, us_png):
+    out = tmp_path / "run"
+    run_cli("train", str(xray_png), "--val-inputs", str(us_png), "--network", "conv-dae", "--steps", "4",
+            "--batch-size", "2", "--patch", "32", "--val-every", "2", "--output", str(out), "--no-progress")
+    card = json.loads((out / "model.json").read_text())
+    assert card["training"]["steps"] == 4 and card["architecture"]["network"] == "conv-dae"
+    assert (out / "model.safetensors").is_file() and (out / "log.csv").read_text().count("\n") == 3
+
+
+@pytest.mark.parametrize(
+    "args, code, fragment",
+    [
+        (["denoise", "/no/such/scan.nii.gz", "/tmp/x.nii.gz", "--model", "median"], 1, "no such file"),
+        (["denoise", "in", "out", "--overlap", "1.5"], 2, "expected a number in [0, 1)"),
+        (["denoise", "in"], 2, "required"),
+        (["simulate", "in.nii", "out.nii", "--noise", "salt:3"], 1, "unknown noise model"),
+        (["frobnicate"], 2, "invalid choice"),
+    ],
+)
+def test_errors_exit_codes(capsys, args, code, fragment):
+    if code == 2:
+        with pytest.raises(SystemExit) as info:
+            main(args)
+        assert info.value.code == 2
+    else:
+        assert main(args) == 1
+    assert fragment in capsys.readouterr().err

@@ -1,0 +1,134 @@
+"""The Denoiser: exact sliding windows, geometry and dtype kept, baselines behind the same call."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from meddenoiselib import MedDenoiseError
+from meddenoiselib.inference import Denoiser, HaloPredictor, build_inferer
+from meddenoiselib.io import Volume, read_volume
+from meddenoiselib.networks import create_network
+from meddenoiselib.weights import save_weights
+
+
+def _random_weights(tmp_path, network="dncnn-small", spatial_dims=2, seed=0, **card_arch):
+    with torch.random.fork_rng():
+        torch.random.manual_seed(seed)
+        model = create_network(network, spatial_dims=spatial_dims)
+    # non-trivial BatchNorm statistics so eval mode is not the identity
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    arch = {"network": network, "spatial_dims": spatial_dims, "in_channels": 1, "out_channels": 1,
+            "overrides": {}, "burst": 1, "noise_map": False}
+    arch.update(card_arch)
+    path = save_weights(model.eval(), tmp_path / f"{network}.safetensors", {"name": network, "architecture": arch})
+    return path, model.eval()
+
+
+@pytest.mark.parametrize("roi, overlap", [(64, 0.25), (48, 0.0), (96, 0.5)])
+def test_sliding_window_equals_whole_image_for_finite_receptive_field(tmp_path, ct_crop, roi, overlap):
+    path, model = _random_weights(tmp_path)
+    image = np.pad(ct_crop, ((5, 20), (0, 37)), mode="reflect")  # 153 x 165: not a multiple of anything
+    with torch.inference_mode():
+        whole = model(torch.from_numpy(image)[None, None])[0, 0].numpy()
+    denoiser = Denoiser(weights=path, roi_size=roi, overlap=overlap, precision="fp32", device="cpu")
+    tiled = denoiser.denoise_array(image)
+    assert np.abs(tiled - whole).max() < 1e-4
+    # without the halo, plain windows would differ: the test can fail
+    inputs = torch.from_numpy(image)[None, None]
+    inferer = build_inferer(image.shape, (roi, roi), overlap, 4)
+    with torch.inference_mode():
+        plain = inferer(inputs, HaloPredictor(model, inputs, halo=0))[0, 0].numpy()
+    assert np.abs(plain - whole).max() > 1e-3
+
+
+def test_roi_larger_than_image_is_one_exact_window(tmp_path, ct_crop):
+    path, model = _random_weights(tmp_path)
+    with torch.inference_mode():
+        whole = model(torch.from_numpy(ct_crop)[None, None])[0, 0].numpy()
+    tiled = Denoiser(weights=path, roi_size=512, precision="fp32", device="cpu").denoise_array(ct_crop)
+    assert np.abs(tiled - whole).max() < 1e-5
+
+
+def test_denoise_keeps_geometry_dtype_and_metadata(tmp_path, ct_series_dir):
+    path, _ = _random_weights(tmp_path)
+    volume = read_volume(ct_series_dir)
+    result = Denoiser(weights=path, roi_size=128, device="cpu").denoise(volume)
+    assert result.same_geometry(volume) and result.array.dtype == volume.array.dtype
+    assert result.metadata == volume.metadata and result.source == volume.source
+    assert not np.array_equal(result.array, volume.array)
+
+
+def test_strength_zero_returns_the_input(tmp_path, ct_series_dir):
+    path, _ = _random_weights(tmp_path)
+    volume = read_volume(ct_series_dir)
+    result = Denoiser(weights=path, strength=0.0, device="cpu").denoise(volume)
+    np.testing.assert_array_equal(result.array, volume.array)
+
+
+def test_slice_axis_defaults_to_largest_spacing(tmp_path):
+    denoiser = Denoiser("median")
+    assert denoiser._pick_slice_axis((10, 20, 30), (0.5, 0.5, 3.0)) == 0
+    assert denoiser._pick_slice_axis((10, 20, 30), (4.0, 1.0, 1.0)) == 2
+    assert denoiser._pick_slice_axis((10, 20, 30), (1.0, 1.0, 1.0)) == 0
+
+
+def test_three_dimensional_model_on_a_volume(tmp_path):
+    path, model = _random_weights(tmp_path, spatial_dims=3)
+    volume = np.random.default_rng(0).random((20, 26, 30)).astype(np.float32)
+    with torch.inference_mode():
+        whole = model(torch.from_numpy(volume)[None, None])[0, 0].numpy()
+    calls = []
+    denoiser = Denoiser(weights=path, roi_size=16, overlap=0.25, precision="fp32", device="cpu",
+                        progress_callback=lambda f, m: calls.append(f))
+    tiled = denoiser.denoise_array(volume)
+    assert np.abs(tiled - whole).max() < 1e-4
+    assert calls == sorted(calls) and calls[-1] == pytest.approx(1.0)
+
+
+def test_rgb_images_are_denoised_per_channel():
+    rng = np.random.default_rng(0)
+    clean = np.kron(rng.integers(30, 220, size=(1, 8, 8, 3)), np.ones((1, 8, 8, 1))).astype(np.float64)
+    noisy = np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8)
+    volume = Volume(noisy)
+    result = Denoiser("median").denoise(volume, sigma=20 / 255)
+    assert result.array.shape == noisy.shape and result.array.dtype == np.uint8
+    for c in range(3):
+        assert np.abs(result.array[..., c] - clean[..., c]).mean() < np.abs(noisy[..., c] - clean[..., c]).mean()
+
+
+@pytest.mark.parametrize("method", ["median", "nlm", "diffusion"])
+def test_baselines_reduce_noise_on_a_real_slice(ct_crop, method):
+    rng = np.random.default_rng(1)
+    noisy = ct_crop + rng.normal(0, 25 / 255, ct_crop.shape).astype(np.float32)
+    denoised = Denoiser(method).denoise_array(noisy, sigma=25 / 255)
+    error = lambda x: float(np.sqrt(np.mean((x - ct_crop) ** 2)))  # noqa: E731
+    assert error(denoised) < 0.7 * error(noisy)
+
+
+def test_sigma_auto_estimates_for_baselines(ct_crop):
+    noisy = ct_crop + np.random.default_rng(2).normal(0, 20 / 255, ct_crop.shape).astype(np.float32)
+    denoiser = Denoiser("nlm")
+    denoiser.denoise(Volume(noisy[None]), sigma="auto")
+    assert denoiser.last_report.sigma_estimated
+    assert denoiser.last_report.sigma * 255 == pytest.approx(20, rel=0.2)
+
+
+def test_bad_requests_raise_library_errors(tmp_path):
+    with pytest.raises(MedDenoiseError, match="unknown model 'nonsense'"):
+        Denoiser("nonsense")
+    with pytest.raises(MedDenoiseError, match="has no shipped weights"):
+        Denoiser("rdn")
+    with pytest.raises(MedDenoiseError, match="no CUDA GPU"):
+        Denoiser("median", device="cuda") if not torch.cuda.is_available() else (_ for _ in ()).throw(
+            MedDenoiseError("no CUDA GPU (skipped: a GPU is present)"))
+    with pytest.raises(MedDenoiseError, match="overlap"):
+        Denoiser("median", overlap=1.0)
+    path, _ = _random_weights(tmp_path)
+    path.write_bytes(path.read_bytes()[:-8] + b"corrupt!")
+    with pytest.raises(MedDenoiseError, match="sha256 does not match"):
+        Denoiser(weights=path)

@@ -1,0 +1,107 @@
+"""Train (or resume) one of the shipped models with its recipe, through the real CLI, and install it.
+
+    python scripts/train_shipped.py kpn-small                # trains into runs/kpn-small
+    python scripts/train_shipped.py kpn-small --resume        # continues from runs/kpn-small/checkpoint.pt
+    python scripts/train_shipped.py kpn-small --install       # copies the result into the package weights
+
+Every recipe trains on the training split of ../shared/data (scripts/data_split.py) and validates on the
+held-out files. The exact command is printed before it runs, so each model card can be reproduced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from data_split import DATA_ROOT, train_files, validation_files  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS = ROOT / "MedDenoiseLib" / "meddenoiselib" / "weights"
+
+BLIND = "2D single-channel denoiser for blind Gaussian noise, sigma 0-50 on the 0-255 scale of the normalized image"
+
+RECIPES: dict[str, dict] = {
+    "dncnn-small": dict(network="dncnn-small", patch=64, batch_size=16, steps=8000, lr=1e-3, description=BLIND),
+    "kpn-small": dict(network="kpn-small", patch=96, batch_size=8, steps=20000, lr=5e-4, description=BLIND),
+    "irunet-32": dict(network="irunet-32", patch=96, batch_size=8, steps=15000, lr=1e-3, description=BLIND),
+    "irunet-48": dict(network="irunet-48", patch=96, batch_size=8, steps=15000, lr=1e-3, description=BLIND),
+    "dran-small": dict(network="dran-small", patch=64, batch_size=16, steps=5000, lr=1e-3, description=BLIND),
+    "rdn-small": dict(network="rdn-small", patch=64, batch_size=16, steps=4000, lr=5e-4, description=BLIND),
+    "conv-dae-deep": dict(network="conv-dae-deep", patch=64, batch_size=16, steps=8000, lr=1e-3, description=BLIND),
+    "kpn-burst3": dict(network="kpn-burst3", patch=96, batch_size=8, steps=12000, lr=5e-4, burst=True,
+                       description=BLIND + "; 3 adjacent slices in, centre slice out"),
+    "kpn-small-n2v": dict(network="kpn-small", patch=96, batch_size=8, steps=12000, lr=5e-4, mode="self-supervised",
+                          simulate_noise=25.0, loss="mse", description="Self-supervised (Noise2Void-style blind-spot) "
+                          "2D denoiser trained on noisy images only (Gaussian sigma 25 on the 0-255 scale)"),
+}
+
+
+def _burst_inputs(cache: Path) -> list[Path]:
+    """Training volumes for burst models: contiguous training slices of each CT series as one series folder."""
+    groups = {"chest": [f for f in train_files() if "chest_ct" in str(f)],
+              "head": [f for f in train_files() if "ct_ge_head" in str(f)]}
+    inputs = []
+    for name, files in groups.items():
+        folder = cache / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            link = folder / f.name
+            if not link.exists():
+                link.symlink_to(f)
+        inputs.append(folder)
+    singles = [f for f in train_files() if "chest_ct" not in str(f) and "ct_ge_head" not in str(f)]
+    return inputs + singles
+
+
+def command(name: str, recipe: dict, output: Path, steps: int | None, threads: int, resume: bool) -> list[str]:
+    recipe = dict(recipe)
+    inputs = _burst_inputs(ROOT / ".cache" / "burst_train") if recipe.pop("burst", False) else train_files()
+    args = [sys.executable, "-m", "meddenoiselib", "train", *map(str, inputs),
+            "--val-inputs", *map(str, validation_files()), "--output", str(output), "--name", name,
+            "--threads", str(threads), "--val-every", "500", "--checkpoint-every", "250", "--no-progress"]
+    if steps:
+        recipe["steps"] = steps
+    for key, value in recipe.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    if resume:
+        args.append("--resume")
+    return args
+
+
+def install(name: str, output: Path) -> None:
+    card = json.loads((output / "model.json").read_text())
+    card["name"] = name
+    card["training"]["data_root"] = "../shared/data (see scripts/data_split.py for the split)"
+    shutil.copy(output / "model.safetensors", WEIGHTS / f"{name}.safetensors")
+    (WEIGHTS / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    print(f"installed {WEIGHTS / name}.safetensors (val PSNR {card['validation'].get('psnr')})")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", choices=sorted(RECIPES))
+    parser.add_argument("--steps", type=int, help="override the recipe's step count")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--install", action="store_true", help="only copy runs/NAME into the package weights")
+    args = parser.parse_args()
+    output = ROOT / "runs" / args.name
+    if args.install:
+        install(args.name, output)
+        return 0
+    if not DATA_ROOT.is_dir():
+        parser.error(f"training data not found at {DATA_ROOT} (set MEDDENOISE_DATA)")
+    cmd = command(args.name, RECIPES[args.name], output, args.steps, args.threads, args.resume)
+    print(shlex.join(cmd), flush=True)
+    return subprocess.call(cmd, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
