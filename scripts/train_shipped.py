@@ -75,7 +75,12 @@ def command(name: str, recipe: dict, output: Path, steps: int | None, threads: i
     return args
 
 
-def install(name: str, output: Path) -> None:
+def install(name: str, output: Path, snapshot: bool = False) -> None:
+    if snapshot:
+        # the best weights so far of a run that may still be going
+        from meddenoiselib.training import export_checkpoint
+
+        export_checkpoint(output, output / "model.safetensors")
     card = json.loads((output / "model.json").read_text())
     card["name"] = name
     card["training"]["data_root"] = "../shared/data (see scripts/data_split.py for the split)"
@@ -91,10 +96,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--install", action="store_true", help="only copy runs/NAME into the package weights")
+    parser.add_argument("--snapshot", action="store_true", help="with --install: export the run's checkpoint first")
     args = parser.parse_args()
     output = ROOT / "runs" / args.name
     if args.install:
-        install(args.name, output)
+        install(args.name, output, snapshot=args.snapshot)
         return 0
     if not DATA_ROOT.is_dir():
         parser.error(f"training data not found at {DATA_ROOT} (set MEDDENOISE_DATA)")

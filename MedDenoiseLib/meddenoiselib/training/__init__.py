@@ -6,7 +6,7 @@ from .config import TrainConfig
 from .data import PatchSampler, TrainingImage, expand_inputs, load_training_images, split_by_file
 from .distributed import DistributedContext
 from .masking import blind_spot_mask
-from .trainer import Trainer, train
+from .trainer import Trainer, export_checkpoint, train
 
 __all__ = [
     "DistributedContext",
@@ -16,6 +16,7 @@ __all__ = [
     "TrainingImage",
     "blind_spot_mask",
     "expand_inputs",
+    "export_checkpoint",
     "load_training_images",
     "split_by_file",
     "train",

@@ -30,7 +30,7 @@ from .data import PatchSampler, TrainingImage, load_training_images, split_by_fi
 from .distributed import DistributedContext
 from .masking import blind_spot_mask
 
-__all__ = ["train", "Trainer"]
+__all__ = ["train", "Trainer", "export_checkpoint"]
 
 logger = logging.getLogger(__name__)
 
@@ -340,8 +340,12 @@ class Trainer:
         return int(state["step"])
 
     # ---------------------------------------------------------------------------------------------- run
-    def run(self) -> Path | None:
-        """Train; returns the weights path on rank 0 (None on other ranks)."""
+    def setup(self) -> int:
+        """Load the data, build the model, optimiser and random sources; restore the checkpoint when resuming.
+
+        Returns:
+            The step to continue from.
+        """
         config = self.config
         self._load_data()
         self._build_model()
@@ -353,7 +357,13 @@ class Trainer:
         self.mask_generator.manual_seed(config.seed + 2)
         self.best_metric, self.best_step, self.best_state = -math.inf, -1, None
         self.stale, self.elapsed, self.history = 0, 0.0, []
-        step = self._load_checkpoint() if self.resume else 0
+        self.steps_run = self._load_checkpoint() if self.resume else 0
+        return self.steps_run
+
+    def run(self) -> Path | None:
+        """Train; returns the weights path on rank 0 (None on other ranks)."""
+        config = self.config
+        step = self.setup()
         if self.context.is_main:
             (self.output / "config.json").write_text(config.to_json() + "\n")
         log_path = self.output / "log.csv"
@@ -421,7 +431,8 @@ class Trainer:
             stop = bool(config.early_stop) and self.stale >= config.early_stop
         return self.context.broadcast_flag(stop)
 
-    def _finish(self) -> Path:
+    def _finish(self, target: Path | None = None) -> Path:
+        """Write the best (or last) weights and the filled-in model card; returns the weights path."""
         from ..weights import save_weights
 
         config = self.config
@@ -476,9 +487,22 @@ class Trainer:
             "torch_version": torch.__version__,
             "created": time.strftime("%Y-%m-%d"),
         }
-        path = save_weights(self.module, self.output / "model.safetensors", card)
+        path = save_weights(self.module, target or self.output / "model.safetensors", card)
         logger.info("wrote %s", path)
         return path
+
+
+def export_checkpoint(run_dir: str | Path, target: str | Path) -> Path:
+    """Write the best weights of a (possibly still running) run's checkpoint, with its model card.
+
+    Lets a long run's progress be shipped or inspected without stopping it.
+    """
+    run_dir = Path(run_dir)
+    config = TrainConfig.from_json(run_dir / "config.json")
+    config.output = str(run_dir)
+    trainer = Trainer(config, resume=True, show_progress=False)
+    trainer.setup()
+    return trainer._finish(Path(target))
 
 
 def train(config: TrainConfig, resume: bool = False, show_progress: bool = True) -> Path | None:

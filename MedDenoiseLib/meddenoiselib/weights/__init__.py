@@ -134,6 +134,7 @@ def save_weights(model: torch.nn.Module, path: str | Path, card: dict[str, Any])
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     temporary = path.with_name(f".{path.name}.tmp")
     save_file(state, str(temporary))
+    temporary.chmod(0o644)
     os.replace(temporary, path)
     card = dict(card, sha256=sha256_of(path), weights_file=path.name)
     card_path = path.with_suffix(".json")

@@ -1,0 +1,253 @@
+"""KPN: Kernel Prediction Network for single-frame or burst denoising (Mildenhall et al., CVPR 2018)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from monai.networks.layers.factories import Act, Conv, Pool
+from torch import nn
+
+from ._utils import check_positive_int, check_spatial_dims, pad_to_multiple
+
+__all__ = ["KPN", "apply_kernels"]
+
+
+def apply_kernels(
+    frames: torch.Tensor, kernels: torch.Tensor, kernel_size: int, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Filter each frame with its own per-pixel kernels and sum over frames.
+
+    ``out[b, 0, p] = Σₙ Σₒ kernels[b, n·K^d + o, p] · frames[b, n, p + offset(o)] (+ Σₘ bias[b, m, p])``
+
+    where ``o`` runs over the ``K^d`` kernel offsets in row-major order (``(ky, kx)`` in 2D, ``(kz, ky, kx)`` in
+    3D; ``offset(o)`` goes from ``-(K // 2)`` to ``K // 2`` on each axis). The kernels are used as given
+    (linear, not normalised). Frames are padded by replication at the borders, so a kernel never reads zeros.
+    2D uses ``F.unfold``; 3D sums ``K³`` shifted views (no per-pixel Python loop).
+
+    Args:
+        frames: ``(B, N, *spatial)`` with 2 or 3 spatial dims.
+        kernels: ``(B, N·K^d, *spatial)``, frame-major: channels ``n·K^d … (n+1)·K^d − 1`` belong to frame ``n``.
+        kernel_size: the odd kernel edge K.
+        bias: optional per-pixel bias ``(B, M, *spatial)``, summed over its ``M`` channels. Defaults to None.
+
+    Returns:
+        ``(B, 1, *spatial)``, in the promoted dtype of ``frames`` and ``kernels``.
+
+    Raises:
+        ValueError: for an even or non-positive ``kernel_size`` or mismatched shapes.
+    """
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"`kernel_size` must be a positive odd integer, got {kernel_size!r}.")
+    if frames.dim() not in (4, 5):
+        raise ValueError(f"`frames` must be (B, N, H, W) or (B, N, D, H, W), got shape {tuple(frames.shape)}.")
+    b, n = frames.shape[:2]
+    spatial = frames.shape[2:]
+    d = len(spatial)
+    taps = kernel_size**d
+    if tuple(kernels.shape) != (b, n * taps, *spatial):
+        raise ValueError(
+            f"`kernels` must have shape {(b, n * taps, *spatial)} for frames {tuple(frames.shape)} and "
+            f"kernel_size {kernel_size}, got {tuple(kernels.shape)}."
+        )
+    if bias is not None and (bias.dim() != frames.dim() or bias.shape[0] != b or bias.shape[2:] != spatial):
+        raise ValueError(f"`bias` must have shape (B, M, *spatial) matching `frames`, got {tuple(bias.shape)}.")
+    r = kernel_size // 2
+    padded = F.pad(frames, [r] * (2 * d), mode="replicate") if r else frames
+    if d == 2:
+        patches = F.unfold(padded, kernel_size)  # (B, N·K², H·W), channel = n·K² + ky·K + kx
+        out = (patches * kernels.reshape(b, n * taps, -1)).sum(dim=1, keepdim=True).reshape(b, 1, *spatial)
+    else:
+        k = kernels.reshape(b, n, taps, *spatial)
+        out = None
+        o = 0
+        for dz in range(kernel_size):
+            for dy in range(kernel_size):
+                for dx in range(kernel_size):
+                    view = padded[:, :, dz : dz + spatial[0], dy : dy + spatial[1], dx : dx + spatial[2]]
+                    term = (k[:, :, o] * view).sum(dim=1, keepdim=True)
+                    out = term if out is None else out + term
+                    o += 1
+    if bias is not None:
+        out = out + bias.sum(dim=1, keepdim=True)
+    return out
+
+
+class _Basic(nn.Sequential):
+    """``convs`` × [conv 3×3 + ReLU]."""
+
+    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, convs: int) -> None:
+        conv = Conv[Conv.CONV, spatial_dims]
+        layers: list[nn.Module] = []
+        for i in range(convs):
+            layers += [conv(in_channels if i == 0 else out_channels, out_channels, 3, padding=1), Act[Act.RELU]()]
+        super().__init__(*layers)
+
+
+class KPN(nn.Module):
+    """Kernel Prediction Network (KPN) for 2D slices or 3D volumes, single frame or burst.
+
+    B. Mildenhall, J. T. Barron, J. Chen, D. Sharlet, R. Ng, R. Carroll, "Burst Denoising with Kernel Prediction
+    Networks", CVPR 2018 (arXiv 1712.02327).
+
+    A U-Net predicts, for every pixel and every input frame, a ``K×K`` (2D) or ``K×K×K`` (3D) kernel; the output
+    is the sum over frames of each frame filtered by its per-pixel kernels (:func:`apply_kernels`, linear
+    kernels, no softmax). Layout, following the paper's U-Net for ``channels = (c0, …, cL)``:
+
+    - encoder: Basic(``in → c0``) at full resolution, then for each further level a 2×2 average pool and
+      Basic(``c(i-1) → ci``); a Basic block is ``convs_per_block`` × [conv 3×3 + ReLU];
+    - decoder from level ``L − 1`` down to level 1: bilinear (2D) / trilinear (3D) ×2 upsample, concatenation
+      with the encoder output of that level, Basic block to ``ci`` channels, except that the level-1 block
+      outputs the kernel channels directly (the full-resolution level-0 features are not skipped);
+    - bilinear/trilinear ×2 upsample to full resolution and a 1×1 conv to the ``N·K^d`` (+ ``N`` bias channels
+      when ``core_bias``) kernel channels.
+
+    Inputs and outputs:
+
+    - Input ``(B, in_channels, *spatial)``, float32, nominally in [0, 1]: the ``N`` frames first (for a burst of
+      adjacent slices, in slice order, with the reference in the centre), then, when ``noise_map=True``, one
+      noise-level map as the LAST channel; the map conditions the U-Net but is not filtered. So
+      ``in_channels = N + noise_map``.
+    - Output ``(B, 1, *spatial)`` with the dtype of ``x``: the denoised reference frame (the kernels of all ``N``
+      frames contribute; training decides how). With ``N = 1`` this is the paper's single-frame KPN.
+    - Any spatial size works: the U-Net input is padded (reflection, or replication for tiny inputs) to a
+      multiple of ``size_multiple = 2**(len(channels) − 1)``; the kernels are cropped back and applied to the
+      unpadded frames, which :func:`apply_kernels` pads by replication. ``receptive_field`` is ``None``.
+    - Initialisation: every conv is Kaiming-normal (fan_in, ReLU) with zero bias (the paper's PyTorch port uses
+      Xavier); the final 1×1 conv starts with zero weights and a bias equal to a centred delta of weight ``1/N``
+      for every frame, so an untrained KPN returns the mean of the frames (the identity when ``N = 1``). This
+      makes training converge much faster than a random start.
+    - Parameters: with the paper preset (``channels=(64, 128, 256, 512, 512)``, 3 convs per block, K = 5) the
+      layout reproduces networks.md's counts exactly: 28,743,264 for gray N = 8 with a noise map (9 inputs,
+      200 kernel channels) and 27,385,607 for one frame plus a noise map; one blind frame (the ``kpn`` preset)
+      gives 27,385,031.
+    - Published results: the paper's synthetic-burst PSNR/SSIM table was not retrieved for networks.md.
+    - Deviations: 3D variant (``N·K³`` kernel channels: prefer a small K); Kaiming instead of Xavier init;
+      delta initialisation of the last conv; replicate border padding for the kernel application; the
+      annealed per-frame loss of the paper belongs to training, not to this module.
+
+    Args:
+        spatial_dims: 2 or 3.
+        in_channels: ``N`` frames plus 1 if ``noise_map``.
+        out_channels: must be 1 (one filtered frame). Defaults to 1.
+        channels: U-Net widths per level, at least 3 levels. Defaults to ``(64, 128, 256, 512, 512)``.
+        convs_per_block: conv + ReLU layers per Basic block. Defaults to 3.
+        kernel_size: odd per-pixel kernel edge K. Defaults to 5.
+        burst: number of frames N; ``None`` infers ``in_channels − noise_map``. Defaults to None.
+        noise_map: the last input channel is a noise-level map. Defaults to False.
+        core_bias: also predict a per-pixel, per-frame additive bias. Defaults to False.
+
+    Raises:
+        ValueError: for an unsupported ``spatial_dims``, ``out_channels != 1``, fewer than 3 levels, an even
+            ``kernel_size`` or a ``burst`` inconsistent with ``in_channels`` and ``noise_map``.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        out_channels: int = 1,
+        channels: Sequence[int] = (64, 128, 256, 512, 512),
+        convs_per_block: int = 3,
+        kernel_size: int = 5,
+        burst: int | None = None,
+        noise_map: bool = False,
+        core_bias: bool = False,
+    ) -> None:
+        super().__init__()
+        self.spatial_dims = check_spatial_dims(spatial_dims)
+        self.in_channels = check_positive_int("in_channels", in_channels)
+        if out_channels != 1:
+            raise ValueError(f"`out_channels` must be 1 for KPN (one filtered frame), got {out_channels!r}.")
+        self.out_channels = 1
+        channels = tuple(channels)
+        if len(channels) < 3:
+            raise ValueError(f"`channels` needs at least 3 levels, got {channels!r}.")
+        for c in channels:
+            check_positive_int("channels", c)
+        check_positive_int("convs_per_block", convs_per_block)
+        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"`kernel_size` must be a positive odd integer, got {kernel_size!r}.")
+        self.noise_map = bool(noise_map)
+        frames = in_channels - int(self.noise_map)
+        if burst is None:
+            burst = frames
+        if burst != frames or burst < 1:
+            raise ValueError(
+                f"`burst` ({burst!r}) must equal in_channels ({in_channels}) minus 1 if noise_map "
+                f"({self.noise_map}), and be >= 1."
+            )
+        self.burst = burst
+        self.kernel_size = kernel_size
+        self.core_bias = bool(core_bias)
+        self.taps = kernel_size**spatial_dims
+        kernel_channels = burst * self.taps + (burst if self.core_bias else 0)
+
+        pool = Pool[Pool.AVG, spatial_dims]
+        self.encoder = nn.ModuleList([_Basic(spatial_dims, in_channels, channels[0], convs_per_block)])
+        for i in range(1, len(channels)):
+            block = _Basic(spatial_dims, channels[i - 1], channels[i], convs_per_block)
+            self.encoder.append(nn.Sequential(pool(kernel_size=2, stride=2), block))
+        self.decoder = nn.ModuleList()
+        prev = channels[-1]
+        for i in range(len(channels) - 2, 0, -1):
+            out = kernel_channels if i == 1 else channels[i]
+            self.decoder.append(_Basic(spatial_dims, prev + channels[i], out, convs_per_block))
+            prev = out
+        self.out = Conv[Conv.CONV, spatial_dims](kernel_channels, kernel_channels, 1)
+        self._mode = "bilinear" if spatial_dims == 2 else "trilinear"
+        self.reset_parameters()
+        self.receptive_field: int | None = None
+        self.size_multiple = 2 ** (len(channels) - 1)
+
+    def reset_parameters(self) -> None:
+        """Kaiming-normal convs with zero bias, and the delta initialisation of the final 1×1 conv (zero weights,
+        bias = a centred delta of weight ``1/N`` for each frame, zero bias channels)."""
+        conv = Conv[Conv.CONV, self.spatial_dims]
+        for m in self.modules():
+            if isinstance(m, conv):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+        nn.init.zeros_(self.out.weight)
+        with torch.no_grad():
+            delta = torch.zeros(self.taps)
+            delta[self.taps // 2] = 1.0 / self.burst
+            self.out.bias.zero_()
+            self.out.bias[: self.burst * self.taps] = delta.repeat(self.burst)
+
+    def predict_kernels(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the U-Net.
+
+        Args:
+            x: input ``(B, in_channels, *spatial)`` whose spatial sizes are multiples of ``size_multiple``.
+
+        Returns:
+            ``(B, N·K^d (+ N), *spatial)`` kernel (and bias) channels, frame-major as :func:`apply_kernels` reads
+            them.
+        """
+        skips = []
+        h = x
+        for level in self.encoder:
+            h = level(h)
+            skips.append(h)
+        for j, block in enumerate(self.decoder):
+            h = F.interpolate(h, scale_factor=2, mode=self._mode, align_corners=False)
+            h = block(torch.cat([h, skips[-2 - j]], dim=1))
+        h = F.interpolate(h, scale_factor=2, mode=self._mode, align_corners=False)
+        return self.out(h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Denoise the reference frame.
+
+        Args:
+            x: ``(B, in_channels, *spatial)``: ``N`` frames, then the noise map if ``noise_map``.
+
+        Returns:
+            ``(B, 1, *spatial)`` denoised image with the dtype of ``x``.
+        """
+        xp, crop = pad_to_multiple(x, self.size_multiple)
+        k = self.predict_kernels(xp)[crop]
+        n_k = self.burst * self.taps
+        bias = k[:, n_k:] if self.core_bias else None
+        return apply_kernels(x[:, : self.burst], k[:, :n_k], self.kernel_size, bias).to(x.dtype)

@@ -1,0 +1,214 @@
+"""Registry of network presets: names, classes, constructor kwargs and input layout."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from ._utils import count_parameters
+from .conv_dae import ConvDAE
+from .dncnn import DnCNN
+from .dran import DRAN
+from .irunet import IRUNet
+from .kpn import KPN
+from .rdn import RDN
+
+__all__ = [
+    "NetworkSpec",
+    "create_network",
+    "get_network_spec",
+    "has_shipped_weights",
+    "list_networks",
+    "parameter_count",
+]
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """One registry entry.
+
+    Attributes:
+        name: registry name, e.g. ``"dncnn"`` or ``"dncnn-small"``.
+        cls: the network class.
+        kwargs: preset constructor kwargs beyond ``spatial_dims``, ``in_channels`` and ``out_channels``.
+        description: one line.
+        spatial_dims: the spatial dims the preset supports. Defaults to ``(2, 3)``.
+        burst: adjacent slices (or frames) the model takes as input channels, centre slice = reference.
+            Defaults to 1.
+        noise_map: the model takes a noise-level map as an extra, last, input channel. Defaults to False.
+        default_roi: default sliding-window ROI edge for 2D and 3D use. Defaults to ``(256, 64)``.
+    """
+
+    name: str
+    cls: type[nn.Module]
+    kwargs: dict
+    description: str
+    spatial_dims: tuple[int, ...] = (2, 3)
+    burst: int = 1
+    noise_map: bool = False
+    default_roi: tuple[int, int] = (256, 64)
+
+
+_KPN_SMALL = {"channels": (32, 64, 128), "convs_per_block": 2, "kernel_size": 5}
+
+_SPECS: tuple[NetworkSpec, ...] = (
+    NetworkSpec(
+        "dncnn", DnCNN, {"features": 64, "depth": 17}, "DnCNN-S layout: 17 convs, 64 features, BatchNorm, residual."
+    ),
+    NetworkSpec(
+        "dncnn-blind", DnCNN, {"features": 64, "depth": 20}, "DnCNN-B layout for blind noise: 20 convs, 64 features."
+    ),
+    NetworkSpec("dncnn-small", DnCNN, {"features": 48, "depth": 12}, "Small DnCNN for CPU: 12 convs, 48 features."),
+    NetworkSpec(
+        "dran", DRAN, {"features": 64}, "DRAN: 3 distinct dynamic-conv stages with noise gates, 64 features."
+    ),
+    NetworkSpec("dran-small", DRAN, {"features": 32}, "Small DRAN for CPU: 32 features."),
+    NetworkSpec(
+        "irunet", IRUNet, {"filters": 16, "levels": 4}, "IRUNet: inception-residual U-Net, 16 filters, 4 levels."
+    ),
+    NetworkSpec("irunet-32", IRUNet, {"filters": 32, "levels": 4}, "IRUNet with 32 filters per level."),
+    NetworkSpec("irunet-48", IRUNet, {"filters": 48, "levels": 4}, "IRUNet with 48 filters per level."),
+    NetworkSpec(
+        "rdn",
+        RDN,
+        {"num_blocks": 16, "layers_per_block": 8, "growth": 64, "features": 64},
+        "RDN config B (D16 C8 G64), 22 M parameters; heavy in 3D.",
+        default_roi=(128, 32),
+    ),
+    NetworkSpec(
+        "rdn-a",
+        RDN,
+        {"num_blocks": 20, "layers_per_block": 6, "growth": 32, "features": 64},
+        "RDN config A (D20 C6 G32), 5.5 M parameters.",
+        default_roi=(192, 32),
+    ),
+    NetworkSpec(
+        "rdn-small",
+        RDN,
+        {"num_blocks": 4, "layers_per_block": 4, "growth": 32, "features": 32},
+        "Small RDN for CPU: D4 C4 G32, 32 features.",
+    ),
+    NetworkSpec(
+        "conv-dae", ConvDAE, {"features": 64, "levels": 2}, "Gondara's 2-level conv autoencoder, direct output."
+    ),
+    NetworkSpec(
+        "conv-dae-deep",
+        ConvDAE,
+        {"features": 64, "levels": 2, "convs_per_level": 2, "residual": True},
+        "Conv autoencoder with 2 convs per level and a residual (input minus correction) head.",
+    ),
+    NetworkSpec(
+        "kpn",
+        KPN,
+        {"channels": (64, 128, 256, 512, 512), "convs_per_block": 3, "kernel_size": 5},
+        "KPN paper U-Net, single frame, 5x5 per-pixel kernels (5x5x5 in 3D).",
+        default_roi=(256, 32),
+    ),
+    NetworkSpec(
+        "kpn-small", KPN, dict(_KPN_SMALL), "Small KPN for CPU: 3-level U-Net (32/64/128), single frame, K 5."
+    ),
+    NetworkSpec(
+        "kpn-burst3",
+        KPN,
+        dict(_KPN_SMALL),
+        "Small KPN on 3 adjacent slices as channels, denoising the centre slice.",
+        burst=3,
+    ),
+)
+
+_REGISTRY: dict[str, NetworkSpec] = {spec.name: spec for spec in _SPECS}
+
+
+def list_networks() -> list[NetworkSpec]:
+    """All registry entries, in registry order.
+
+    Returns:
+        A new list of :class:`NetworkSpec`.
+    """
+    return list(_SPECS)
+
+
+def get_network_spec(name: str) -> NetworkSpec:
+    """Look up one registry entry.
+
+    Args:
+        name: registry name, e.g. ``"dncnn"``.
+
+    Returns:
+        The :class:`NetworkSpec`.
+
+    Raises:
+        ValueError: for an unknown name; the message lists the valid names.
+    """
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown network `name` {name!r}; valid names: {', '.join(_REGISTRY)}.") from None
+
+
+def create_network(
+    name: str,
+    spatial_dims: int = 2,
+    in_channels: int | None = None,
+    out_channels: int = 1,
+    **overrides,
+) -> nn.Module:
+    """Build a registry preset with random weights.
+
+    Args:
+        name: registry name.
+        spatial_dims: 2 or 3. Defaults to 2.
+        in_channels: input channels; ``None`` gives the preset's layout, ``burst`` frames plus 1 if it takes a
+            noise map. Defaults to None.
+        out_channels: output channels. Defaults to 1.
+        overrides: constructor kwargs that replace or extend the preset's (e.g. ``features=32``).
+
+    Returns:
+        The network, in training mode, on the CPU.
+
+    Raises:
+        ValueError: for an unknown name, a ``spatial_dims`` the preset does not support, or bad kwargs (raised by
+            the network).
+    """
+    spec = get_network_spec(name)
+    if spatial_dims not in spec.spatial_dims:
+        raise ValueError(f"network {name!r} supports spatial_dims {spec.spatial_dims}, got {spatial_dims!r}.")
+    if in_channels is None:
+        in_channels = spec.burst + (1 if spec.noise_map else 0)
+    kwargs = {**spec.kwargs, **overrides}
+    return spec.cls(spatial_dims, in_channels, out_channels, **kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def parameter_count(name: str, spatial_dims: int = 2) -> int:
+    """Number of parameters of a preset with its default input layout and one output channel.
+
+    The network is built once per ``(name, spatial_dims)`` and the count cached.
+
+    Args:
+        name: registry name.
+        spatial_dims: 2 or 3. Defaults to 2.
+
+    Returns:
+        The parameter count.
+    """
+    return count_parameters(create_network(name, spatial_dims=spatial_dims))
+
+
+def has_shipped_weights(name: str) -> bool:
+    """Whether ``weights/<name>.safetensors`` ships with the package.
+
+    Args:
+        name: registry name.
+
+    Returns:
+        True when the weights file exists.
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    get_network_spec(name)
+    return (Path(__file__).resolve().parent.parent / "weights" / f"{name}.safetensors").is_file()
