@@ -32,6 +32,8 @@ class TrainConfig:
         patch: patch edge in pixels.
         batch_size: patches per optimisation step (global, across all distributed ranks).
         steps: optimisation steps.
+        stop_after: pause after this many steps of this invocation, keeping the checkpoint for ``--resume``
+            (budgeted runs); 0 runs to the end.
         lr: Adam learning rate.
         schedule: ``"cosine"`` (to 1 % of ``lr``), ``"step"`` (halve at 50 % and 75 %) or ``"constant"``.
         warmup_steps: linear learning-rate warm-up.
@@ -68,6 +70,7 @@ class TrainConfig:
     patch: int = 64
     batch_size: int = 16
     steps: int = 2000
+    stop_after: int = 0
     lr: float = 1e-3
     schedule: str = "cosine"
     warmup_steps: int = 100

@@ -44,7 +44,11 @@ def blind_spot_mask(
     flat_index = torch.zeros(shape, dtype=torch.long)
     stride = 1
     for axis in reversed(range(len(spatial))):
-        coordinate = (grids[axis].expand(shape) + offsets[axis]).clamp(0, spatial[axis] - 1)
+        base = grids[axis].expand(shape)
+        coordinate = base + offsets[axis]
+        # mirror the offset at the border so the neighbour is never the pixel itself
+        outside = (coordinate < 0) | (coordinate >= spatial[axis])
+        coordinate = torch.where(outside, base - offsets[axis], coordinate).clamp(0, spatial[axis] - 1)
         flat_index += coordinate * stride
         stride *= spatial[axis]
     source = noisy[:, channel : channel + 1].reshape(b, 1, -1)

@@ -361,7 +361,7 @@ class Trainer:
         return self.steps_run
 
     def run(self) -> Path | None:
-        """Train; returns the weights path on rank 0 (None on other ranks)."""
+        """Train; returns the weights path on rank 0 (None on other ranks, or when paused by ``stop_after``)."""
         config = self.config
         step = self.setup()
         if self.context.is_main:
@@ -381,6 +381,7 @@ class Trainer:
         losses: list[float] = []
         started = time.perf_counter() - self.elapsed
         stop = False
+        pause_at = step + config.stop_after if config.stop_after > 0 else config.steps
         while step < config.steps and not stop:
             self._anneal_temperature(step)
             losses.append(self._step())
@@ -391,9 +392,16 @@ class Trainer:
             if step % config.val_every == 0 or step == config.steps:
                 stop = self._end_of_epoch(step, losses, started, log_path)
                 losses = []
-            if step % config.checkpoint_every == 0 or step == config.steps or stop:
+            if step % config.checkpoint_every == 0 or step == config.steps or stop or step == pause_at:
                 self.elapsed = time.perf_counter() - started
                 self._save_checkpoint(step)
+            if step == pause_at and step < config.steps:
+                logger.info("paused at step %d of %d; continue with --resume", step, config.steps)
+                if bar is not None:
+                    bar.close()
+                self.context.barrier()
+                self.context.close()
+                return None
         if bar is not None:
             bar.close()
         self.elapsed = time.perf_counter() - started

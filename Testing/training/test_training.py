@@ -1,0 +1,151 @@
+"""Training: blind-spot masking, patch sampling, held-out split, resume, fine-tuning, self-supervision, DDP."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from meddenoiselib.training import (
+    PatchSampler,
+    TrainConfig,
+    TrainingImage,
+    blind_spot_mask,
+    load_training_images,
+    split_by_file,
+    train,
+)
+
+
+def test_blind_spot_mask_replaces_only_masked_pixels_with_neighbours():
+    generator = torch.Generator().manual_seed(0)
+    noisy = torch.arange(2 * 1 * 40 * 50, dtype=torch.float32).reshape(2, 1, 40, 50)
+    masked, mask = blind_spot_mask(noisy, 0.05, generator, radius=2)
+    assert 0.03 < mask.float().mean() < 0.07
+    torch.testing.assert_close(masked[~mask], noisy[~mask])
+    changed = masked[mask] != noisy[mask]
+    assert changed.all()  # never replaced by itself
+    # the replacement comes from within the 5x5 neighbourhood
+    b, _, y, x = torch.nonzero(mask, as_tuple=True)
+    value = masked[b, 0, y, x]
+    source_y, source_x = (value.long() % 2000) // 50, value.long() % 50
+    assert ((source_y - y).abs() <= 2).all() and ((source_x - x).abs() <= 2).all()
+
+
+def test_sampler_is_seeded_and_rejects_flat_patches(ct_crop):
+    flat = TrainingImage("flat", np.zeros((1, 64, 64), np.float32))
+    images = [TrainingImage("ct", ct_crop[None]), flat]
+    a = PatchSampler(images, 32, seed=3).batch(8)
+    b = PatchSampler(images, 32, seed=3).batch(8)
+    torch.testing.assert_close(a, b)
+    assert a.shape == (8, 1, 32, 32)
+    assert (a.flatten(1).std(dim=1) > 0.01).all()  # flat patches were redrawn
+    assert not torch.equal(a, PatchSampler(images, 32, seed=4).batch(8))
+
+
+def test_burst_sampler_stacks_adjacent_slices():
+    volume = np.stack([np.full((40, 40), k, np.float32) + np.random.default_rng(k).random((40, 40)) for k in range(5)])
+    batch = PatchSampler([TrainingImage("v", volume)], 32, burst=3, seed=0, min_std=0).batch(6)
+    assert batch.shape == (6, 3, 32, 32)
+    means = batch.mean(dim=(2, 3)).round()
+    assert ((means[:, 1] - means[:, 0]).abs() <= 1).all() and (means[:, 2] >= means[:, 1]).all()
+
+
+def test_split_holds_out_whole_files():
+    images = [TrainingImage(f"f{i}", np.zeros((1, 8, 8), np.float32)) for i in range(10)]
+    train_set, val = split_by_file(images, 0.2, seed=0)
+    assert len(val) == 2 and len(train_set) == 8
+    assert {im.name for im in train_set}.isdisjoint({im.name for im in val})
+
+
+def test_loading_normalizes_every_input_to_unit_range(ct_series_dir, us_png):
+    images = load_training_images([ct_series_dir, us_png])
+    assert [im.array.shape for im in images] == [(4, 512, 512), (1, 540, 800)]
+    for image in images:
+        assert image.array.min() == pytest.approx(0.0) and image.array.max() == pytest.approx(1.0)
+
+
+def _config(tmp_path, inputs, **overrides) -> TrainConfig:
+    values = dict(inputs=[str(p) for p in inputs], output=str(tmp_path / "run"), network="conv-dae", patch=32,
+                  batch_size=4, steps=6, val_every=3, checkpoint_every=3, warmup_steps=2, precision="fp32",
+                  device="cpu", val_images=2, val_sigmas=[25.0], lr=1e-3, threads=1)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path))
+
+
+def test_resume_continues_exactly(tmp_path, xray_png, us_png):
+    straight = train(_config(tmp_path / "a", [xray_png], val_inputs=[str(us_png)]), show_progress=False)
+    config = _config(tmp_path / "b", [xray_png], val_inputs=[str(us_png)], stop_after=3)
+    assert train(config, show_progress=False) is None  # paused
+    assert (Path(config.output) / "checkpoint.pt").is_file() and not (Path(config.output) / "model.safetensors").exists()
+    config.stop_after = 0
+    resumed = train(config, resume=True, show_progress=False)
+    a, b = _weights(straight), _weights(resumed)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+
+
+def test_fine_tuning_freezes_leading_layers(tmp_path, xray_png, us_png):
+    first = train(_config(tmp_path / "a", [xray_png], val_inputs=[str(us_png)], steps=3), show_progress=False)
+    tuned = train(_config(tmp_path / "b", [xray_png], val_inputs=[str(us_png)], init=str(first), freeze=2, steps=3),
+                  show_progress=False)
+    a, b = _weights(first), _weights(tuned)
+    from meddenoiselib.networks import create_network
+
+    keys = [name for name, _ in create_network("conv-dae").named_parameters()]  # forward order
+    assert all(torch.equal(a[k], b[k]) for k in keys[:4])  # the first two convs: weight + bias each
+    assert all(not torch.equal(a[k], b[k]) for k in keys[4:])
+
+
+def test_self_supervised_training_learns_without_clean_images(tmp_path, ct_series_dir, xray_png):
+    """150 masked steps on noisy-only data beat the noisy input on clean held-out crops."""
+    config = _config(tmp_path, [ct_series_dir], val_inputs=[str(xray_png)], network="kpn-small",
+                     mode="self-supervised", simulate_noise=25.0, mask_fraction=0.03, loss="mse", steps=150,
+                     val_every=150, batch_size=8, patch=48, precision="auto", lr=1e-3)
+    path = train(config, show_progress=False)
+    import json
+
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["training"]["mode"] == "self-supervised"
+    noisy_psnr = 20.17  # sigma 25/255 on [0, 1]
+    assert card["validation"]["psnr_25"] > noisy_psnr + 3
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
+                    reason="torchrun is not installed")
+def test_two_process_ddp_matches_single_process(tmp_path, xray_png, us_png):
+    """gloo DDP with 2 CPU processes gives the single-process weights up to floating-point noise."""
+    single = train(_config(tmp_path / "single", [xray_png], val_inputs=[str(us_png)], network="kpn-small"),
+                   show_progress=False)
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    out = tmp_path / "ddp"
+    command = [
+        torchrun, "--standalone", "--nproc_per_node=2", "-m", "meddenoiselib", "train", str(xray_png),
+        "--val-inputs", str(us_png), "--network", "kpn-small", "--patch", "32", "--batch-size", "4", "--steps", "6",
+        "--val-every", "3", "--checkpoint-every", "3", "--warmup-steps", "2", "--precision", "fp32", "--device", "cpu",
+        "--lr", "0.001", "--threads", "1", "--output", str(out), "--no-progress",
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    a, b = _weights(single), _weights(out / "model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=2e-5)
+    import json
+
+    card = json.loads((out / "model.json").read_text())
+    assert card["training"]["world_size"] == 2
+    # only rank 0 wrote: one log, one checkpoint
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.json", "log.csv", "model.json",
+                                                     "model.safetensors"]
