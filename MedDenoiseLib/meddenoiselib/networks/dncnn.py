@@ -32,9 +32,10 @@ class DnCNN(nn.Module):
     - Parameter counts (2D, 1 channel, 64 features) match networks.md's KAIR-style derivation: depth 17
       (DnCNN-S) 557,057; depth 20 (DnCNN-B) 668,225.
     - Published results (BSD68 gray, PSNR dB, σ 15/25/50): DnCNN-S 31.73/29.23/26.23, DnCNN-B 31.61/29.16/26.23.
-    - Deviations: the residual subtraction is done inside ``forward`` (the original returns it from the model
-      too, as KAIR does); 3D uses 3×3×3 convs; PyTorch's default initialisation is kept (the original used
-      orthogonal or MSRA init) and BatchNorm keeps PyTorch's default momentum.
+    - Deviations: none in the 2D layout (the subtraction inside ``forward`` is what KAIR does too). 3D uses
+      3×3×3 convs; PyTorch's default initialisation is kept (the original trainers use orthogonal or MSRA init)
+      and BatchNorm keeps PyTorch's default momentum (0.1); non-matching in/out channel counts follow the
+      reference-channel rule above.
 
     Args:
         spatial_dims: 2 or 3.

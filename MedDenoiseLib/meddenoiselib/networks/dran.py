@@ -28,6 +28,10 @@ class DynamicConv(nn.Module):
     The temperature ``T`` is a buffer (saved in the ``state_dict``) that training may anneal with
     :meth:`set_temperature`; a large ``T`` makes the weights near uniform.
 
+    The candidate kernels are stored stacked like one conv weight, ``weight`` of shape
+    ``(K·out_channels, in_channels, *kernel)`` (kernel ``k`` is rows ``k·out … (k+1)·out − 1``), and the biases
+    as ``bias`` of shape ``(K, out_channels)``.
+
     Deviations from the DRAN code: the per-kernel bias is initialised to zero (the original left it
     uninitialised) and the temperature is not required to satisfy ``T % 3 == 1``.
 
@@ -75,7 +79,6 @@ class DynamicConv(nn.Module):
         self.fc2 = conv(hidden, num_kernels, 1, bias=False)
         self.register_buffer("temperature", torch.tensor(1.0))
         self.set_temperature(temperature)
-        # the K candidate kernels stacked like one conv weight with K·out outputs (kernel k = rows k·out … (k+1)·out−1)
         shape = (num_kernels * out_channels, in_channels) + (kernel_size,) * spatial_dims
         self.weight = nn.Parameter(torch.empty(shape))
         self.bias = nn.Parameter(torch.zeros(num_kernels, out_channels)) if bias else None

@@ -1,0 +1,138 @@
+"""KPN: kernel application (delta, reference implementation, bias), delta initialisation, burst and noise map."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from meddenoiselib.networks import KPN, apply_kernels
+
+DIMS = [2, 3]
+SPATIAL = {2: (13, 10), 3: (7, 6, 9)}
+SMALL = {"channels": (4, 8, 8), "convs_per_block": 1}
+
+
+def _delta_kernels(b: int, n: int, k: int, dims: int, spatial: tuple, frame: int | None = None) -> torch.Tensor:
+    """Centred delta kernels: weight 1 on ``frame`` (or on every frame if None), 0 elsewhere."""
+    taps = k**dims
+    kernels = torch.zeros(b, n, taps, *spatial)
+    for f in range(n) if frame is None else [frame]:
+        kernels[:, f, taps // 2] = 1.0
+    return kernels.reshape(b, n * taps, *spatial)
+
+
+def _reference_apply(frames: torch.Tensor, kernels: torch.Tensor, k: int) -> torch.Tensor:
+    """Slow, obviously-correct version: explicit offset loop over a replicate-padded copy."""
+    b, n, *spatial = frames.shape
+    dims = len(spatial)
+    r = k // 2
+    padded = F.pad(frames, [r] * (2 * dims), mode="replicate")
+    kernels = kernels.reshape(b, n, -1, *spatial)
+    out = torch.zeros(b, 1, *spatial, dtype=torch.float64)
+    offsets = torch.cartesian_prod(*[torch.arange(k)] * dims).reshape(-1, dims)
+    for o, off in enumerate(offsets.tolist()):
+        window = padded[(slice(None), slice(None)) + tuple(slice(d, d + s) for d, s in zip(off, spatial))]
+        out += (kernels[:, :, o].double() * window.double()).sum(dim=1, keepdim=True)
+    return out
+
+
+@pytest.mark.parametrize("dims", DIMS)
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_delta_kernels_reproduce_the_frame_exactly(dims: int, k: int) -> None:
+    frames = torch.rand(2, 3, *SPATIAL[dims])
+    for frame in range(3):
+        out = apply_kernels(frames, _delta_kernels(2, 3, k, dims, SPATIAL[dims], frame), k)
+        assert out.shape == (2, 1, *SPATIAL[dims])
+        assert torch.equal(out, frames[:, frame : frame + 1])
+
+
+@pytest.mark.parametrize("dims", DIMS)
+def test_apply_kernels_matches_reference_and_uses_replicate_borders(dims: int) -> None:
+    torch.manual_seed(0)
+    k, n = 3, 2
+    frames = torch.rand(2, n, *SPATIAL[dims])
+    kernels = torch.randn(2, n * k**dims, *SPATIAL[dims])
+    out = apply_kernels(frames, kernels, k)
+    torch.testing.assert_close(out.double(), _reference_apply(frames, kernels, k), rtol=1e-5, atol=1e-5)
+    # a kernel that reads only its "up/left" neighbour copies the border pixel at the border (replicate)
+    shift = torch.zeros(1, k**dims, *SPATIAL[dims])
+    shift[:, 0] = 1.0
+    out = apply_kernels(frames[:1, :1], shift, k)
+    corner = (0, 0) + (0,) * dims
+    assert out[corner] == frames[corner]
+
+
+def test_apply_kernels_bias_and_errors() -> None:
+    frames = torch.rand(1, 2, 6, 7)
+    kernels = _delta_kernels(1, 2, 3, 2, (6, 7), frame=0)
+    bias = torch.rand(1, 2, 6, 7)
+    torch.testing.assert_close(apply_kernels(frames, kernels, 3, bias), frames[:, :1] + bias.sum(1, keepdim=True))
+    with pytest.raises(ValueError, match="kernel_size"):
+        apply_kernels(frames, kernels, 2)
+    with pytest.raises(ValueError, match="kernels"):
+        apply_kernels(frames, kernels[:, :9], 3)
+    with pytest.raises(ValueError, match="frames"):
+        apply_kernels(frames[0], kernels[0], 3)
+    with pytest.raises(ValueError, match="bias"):
+        apply_kernels(frames, kernels, 3, bias[..., :3])
+
+
+@pytest.mark.parametrize("dims", DIMS)
+def test_single_frame_kpn_starts_as_exact_identity(dims: int) -> None:
+    torch.manual_seed(0)
+    net = KPN(dims, 1, **SMALL).eval()
+    x = torch.rand(2, 1, *SPATIAL[dims])
+    with torch.no_grad():
+        assert torch.equal(net(x), x)
+        # the predicted kernels are exactly the centred delta everywhere
+        kernels = net.predict_kernels(torch.rand(1, 1, *([8] * dims)))
+        assert torch.equal(kernels, _delta_kernels(1, 1, 5, dims, (8,) * dims))
+
+
+@pytest.mark.parametrize("dims", DIMS)
+def test_burst_kpn_starts_as_frame_mean_and_uses_every_frame(dims: int) -> None:
+    torch.manual_seed(0)
+    net = KPN(dims, 3, kernel_size=3, **SMALL).eval()
+    assert net.burst == 3
+    x = torch.rand(1, 3, *SPATIAL[dims])
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), x.mean(dim=1, keepdim=True))
+        net.out.weight.normal_(std=0.05)  # a "trained" state: kernels depend on the content
+        base = net(x)
+        for frame in range(3):
+            changed = x.clone()
+            changed[:, frame] += 0.1 * torch.rand_like(changed[:, frame])
+            assert not torch.allclose(net(changed), base), f"frame {frame} is ignored"
+
+
+def test_noise_map_is_last_channel_and_not_filtered() -> None:
+    torch.manual_seed(0)
+    net = KPN(2, 4, noise_map=True, kernel_size=3, **SMALL).eval()
+    assert net.burst == 3 and net.noise_map
+    x = torch.rand(1, 4, 12, 12)
+    with torch.no_grad():
+        # kernels are only predicted for the 3 frames: the output is their mean, the map is not filtered
+        torch.testing.assert_close(net(x), x[:, :3].mean(dim=1, keepdim=True))
+        net.out.weight.normal_(std=0.05)
+        base = net(x)
+        changed = x.clone()
+        changed[:, 3] += 0.5
+        assert not torch.allclose(net(changed), base)  # the map conditions the kernels
+
+
+def test_core_bias_and_kernel_channel_count() -> None:
+    net = KPN(2, 2, kernel_size=3, core_bias=True, **SMALL)
+    assert net.out.out_channels == 2 * 9 + 2
+    assert KPN(3, 1, kernel_size=3, **SMALL).out.out_channels == 27
+    x = torch.rand(1, 2, 9, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(net.eval()(x), x.mean(dim=1, keepdim=True))
+
+
+def test_paper_decoder_layout() -> None:
+    """The level-1 decoder block outputs the kernels at half resolution; a 1×1 conv follows the final upsample."""
+    net = KPN(2, 9, burst=8, noise_map=True)
+    assert [block[0].in_channels for block in net.decoder] == [1024, 768, 384]
+    assert [block[-2].out_channels for block in net.decoder] == [512, 256, 200]
+    assert (net.out.in_channels, net.out.out_channels, net.out.kernel_size) == (200, 200, (1, 1))
