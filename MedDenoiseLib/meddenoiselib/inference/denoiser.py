@@ -72,7 +72,7 @@ class Denoiser:
         weights: a ``.safetensors`` file (with its ``.json`` model card beside it) to use instead of shipped
             weights. Defaults to None.
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``. Defaults to ``"auto"``.
-        roi_size: sliding-window edge in voxels (per axis); defaults to the model's preset (256 for 2D models,
+        roi_size: sliding-window edge in voxels (per axis); defaults to the model's preset (512 for small 2D models,
             64 for 3D).
         overlap: window overlap fraction in [0, 1). Defaults to 0.25.
         sw_batch_size: windows per forward pass. Defaults to 4.
@@ -316,7 +316,7 @@ class Denoiser:
                 default = get_network_spec(self.card["architecture"]["network"]).default_roi
                 edge = default[0] if dims == 2 else default[1]
             except (KeyError, ValueError):
-                edge = 256 if dims == 2 else 64
+                edge = 512 if dims == 2 else 64
             return (edge,) * dims
         if isinstance(self.roi_size, int):
             return (int(self.roi_size),) * dims

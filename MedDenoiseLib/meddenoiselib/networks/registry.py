@@ -39,7 +39,8 @@ class NetworkSpec:
         burst: adjacent slices (or frames) the model takes as input channels, centre slice = reference.
             Defaults to 1.
         noise_map: the model takes a noise-level map as an extra, last, input channel. Defaults to False.
-        default_roi: default sliding-window ROI edge for 2D and 3D use. Defaults to ``(256, 64)``.
+        default_roi: default sliding-window ROI edge for 2D and 3D use. Defaults to ``(512, 64)``: a 512x512
+            slice is one window, since 2D activations are small and fewer windows mean less halo overhead.
     """
 
     name: str
@@ -49,7 +50,7 @@ class NetworkSpec:
     spatial_dims: tuple[int, ...] = (2, 3)
     burst: int = 1
     noise_map: bool = False
-    default_roi: tuple[int, int] = (256, 64)
+    default_roi: tuple[int, int] = (512, 64)
 
 
 _KPN_SMALL = {"channels": (32, 64, 128), "convs_per_block": 2, "kernel_size": 5}
