@@ -171,3 +171,22 @@ def test_single_dicom_file_round_trip(tmp_path, ct_series_dir):
     back = read_volume(out)
     np.testing.assert_array_equal(back.array, volume.array)
     assert pydicom.dcmread(out).SeriesDescription.endswith("denoised")
+
+
+def test_multi_frame_dicom_file_round_trip(tmp_path, ct_series_dir):
+    """A single multi-frame DICOM file reads as a volume and writes back as a derived multi-frame file."""
+    files = sorted(ct_series_dir.iterdir())
+    ds = pydicom.dcmread(files[0])
+    frames = np.stack([pydicom.dcmread(f).pixel_array for f in files])[:, 100:164, 120:200]
+    ds.NumberOfFrames = frames.shape[0]
+    ds.Rows, ds.Columns = frames.shape[1:]
+    ds.PixelData = frames.astype(np.uint16).tobytes()
+    source = tmp_path / "multiframe.dcm"
+    ds.save_as(source, enforce_file_format=True)
+    volume = read_volume(source)
+    assert volume.shape == (4, 64, 80) and not volume.is_2d
+    np.testing.assert_array_equal(volume.array, frames.astype(np.int32) - 1024)
+    out = write_volume(volume.with_array(volume.array + 1), tmp_path / "derived.dcm")
+    written = pydicom.dcmread(out)
+    assert int(written.NumberOfFrames) == 4 and written.SOPInstanceUID != ds.SOPInstanceUID
+    np.testing.assert_array_equal(read_volume(out).array, volume.array + 1)
