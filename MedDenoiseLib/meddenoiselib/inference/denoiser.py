@@ -85,6 +85,8 @@ class Denoiser:
         window: ``(center, width)`` of a CT window in HU; when given, normalization uses it (``ct_window``).
             Values outside the window are not clipped. Defaults to None.
         strength: blend ``noisy + strength * (denoised - noisy)``; 1 is full denoising, 0 returns the input.
+        clip_to_input_range: keep denoised values within the input's minimum and maximum (a denoiser should not
+            invent intensities below air in CT or negative magnitudes in MR). Defaults to True.
         progress: draw a tqdm bar on stderr. Defaults to False.
         progress_callback: ``callback(fraction, message)`` for machine-readable progress. Defaults to None.
 
@@ -108,6 +110,7 @@ class Denoiser:
         scaling_mode: ScalingMode | str = ScalingMode.PERCENTILE,
         window: tuple[float, float] | None = None,
         strength: float = 1.0,
+        clip_to_input_range: bool = True,
         progress: bool = False,
         progress_callback: ProgressCallback | None = None,
     ) -> None:
@@ -128,6 +131,7 @@ class Denoiser:
         self.scaling_mode = ScalingMode.CT_WINDOW if window is not None else ScalingMode(scaling_mode)
         self.scaling_options = {"center": float(window[0]), "width": float(window[1])} if window is not None else {}
         self.strength = float(strength)
+        self.clip_to_input_range = bool(clip_to_input_range)
         self.show_progress = progress
         self.progress_callback = progress_callback
         self.last_report: DenoiseReport | None = None
@@ -200,6 +204,8 @@ class Denoiser:
             normalized = scaling.apply(component)
             label = "denoising" if len(components) == 1 else f"denoising channel {index + 1}/{len(components)}"
             denoised, used_sigma = self._denoise_normalized(normalized, sigma, volume.spacing, label)
+            if self.clip_to_input_range:
+                denoised = np.clip(denoised, normalized.min(), normalized.max())
             outputs.append(scaling.invert(denoised))
             scalings.append(scaling.to_dict())
         array = outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=-1)
