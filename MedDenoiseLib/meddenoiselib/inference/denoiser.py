@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from .device import autocast_dtype, resolve_device
 from .progress import Progress, ProgressCallback
 from .sliding import HaloPredictor, build_inferer, count_windows, halo_for
 
-__all__ = ["Denoiser", "DenoiseReport", "default_model_name", "PREFERRED_MODELS"]
+__all__ = ["Denoiser", "DenoiseCancelled", "DenoiseReport", "default_model_name", "PREFERRED_MODELS"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,10 @@ def default_model_name() -> str:
     if shipped:
         return shipped[0]
     return "nlm"
+
+
+class DenoiseCancelled(MedDenoiseError):
+    """Raised by :meth:`Denoiser.denoise` when :meth:`Denoiser.cancel` was called during the run."""
 
 
 @dataclass
@@ -135,6 +140,7 @@ class Denoiser:
         self.show_progress = progress
         self.progress_callback = progress_callback
         self.last_report: DenoiseReport | None = None
+        self._cancel = threading.Event()
 
         self.baseline: BaselineSpec | None = None
         self.model: torch.nn.Module | None = None
@@ -177,6 +183,15 @@ class Denoiser:
         self.size_multiple = int(getattr(self.model, "size_multiple", 1))
 
     # ------------------------------------------------------------------------------------------- public API
+    def cancel(self) -> None:
+        """Ask a running :meth:`denoise` (e.g. in another thread) to stop at the next slice or window; it then
+        raises :class:`DenoiseCancelled`. Safe to call from any thread."""
+        self._cancel.set()
+
+    def _check_cancel(self) -> None:
+        if self._cancel.is_set():
+            raise DenoiseCancelled("denoising was cancelled")
+
     @property
     def needs_sigma(self) -> bool:
         """Whether the method uses a noise level (baselines, noise-map networks); blind networks do not."""
@@ -195,6 +210,7 @@ class Denoiser:
             A volume with the input's geometry, metadata, source and dtype (integers rounded and clipped).
         """
         start = time.perf_counter()
+        self._cancel.clear()
         components = [volume.array] if volume.num_components == 1 else [
             volume.array[..., c] for c in range(volume.num_components)
         ]
@@ -292,6 +308,7 @@ class Denoiser:
         output = np.empty_like(moved)
         with Progress(moved.shape[0], label, self.show_progress, self.progress_callback) as progress:
             for k in range(moved.shape[0]):
+                self._check_cancel()
                 output[k] = function(moved[k], sigma)
                 progress.update()
         return np.moveaxis(output, 0, axis)
@@ -359,6 +376,7 @@ class Denoiser:
         forward = self._forward()
         with Progress(count, label, self.show_progress, self.progress_callback) as progress, torch.inference_mode():
             for start in range(0, count, self.batch_slices):
+                self._check_cancel()
                 stop = min(start + self.batch_slices, count)
                 if self.burst > 1:
                     # adjacent slices as channels, centre slice in the middle; the volume's ends repeat
@@ -384,6 +402,10 @@ class Denoiser:
         windows = count_windows(normalized.shape, inferer.roi_size, inferer.overlap)
         halo = halo_for(self.receptive_field, inferer.roi_size)
         with Progress(windows, label, self.show_progress, self.progress_callback) as progress, torch.inference_mode():
-            predictor = HaloPredictor(self._forward(), inputs, halo, on_window=progress.update)
+            def on_window(units: int) -> None:
+                self._check_cancel()
+                progress.update(units)
+
+            predictor = HaloPredictor(self._forward(), inputs, halo, on_window=on_window)
             result = inferer(inputs, predictor)
         return result[0, 0].cpu().numpy()

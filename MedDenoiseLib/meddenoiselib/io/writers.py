@@ -43,6 +43,7 @@ def write_volume(
     inputs: tuple[str | Path, ...] = (),
     description_suffix: str = " denoised",
     derivation: str = "Denoised with MedDenoise",
+    compress: bool = True,
 ) -> Path:
     """Write a volume atomically; the format follows the output name.
 
@@ -57,6 +58,8 @@ def write_volume(
         inputs: input paths that must never be overwritten.
         description_suffix: DICOM SeriesDescription suffix. Defaults to " denoised".
         derivation: DICOM DerivationDescription. Defaults to "Denoised with MedDenoise".
+        compress: compress NRRD, MetaImage and TIFF output (``.nii.gz`` is always compressed, ``.nii`` never).
+            Temporary hand-over files are faster uncompressed. Defaults to True.
 
     Returns:
         The path written.
@@ -76,7 +79,7 @@ def write_volume(
         elif fmt == "nifti":
             _write_nifti(volume, path)
         else:
-            _write_with_sitk(volume, path, fmt)
+            _write_with_sitk(volume, path, fmt, compress)
     except MedDenoiseError:
         raise
     except (RuntimeError, OSError, ValueError) as exc:
@@ -113,7 +116,7 @@ def volume_to_sitk(volume: Volume, as_2d: bool | None = None) -> sitk.Image:
     return image
 
 
-def _write_with_sitk(volume: Volume, path: Path, fmt: str) -> None:
+def _write_with_sitk(volume: Volume, path: Path, fmt: str, compress: bool = True) -> None:
     if fmt in IMAGE_2D_FORMATS:
         if volume.shape[0] != 1:
             raise MedDenoiseError(f"{path}: {fmt.upper()} holds one 2D image but the volume has {volume.shape[0]} slices")
@@ -125,7 +128,7 @@ def _write_with_sitk(volume: Volume, path: Path, fmt: str) -> None:
     image = volume_to_sitk(volume, as_2d=volume.is_2d and volume.shape[0] == 1)
     suffix = "".join(Path(path.name).suffixes[-1:])
     with atomic_file(path, suffix=suffix) as temporary:
-        sitk.WriteImage(image, str(temporary), useCompression=fmt in ("nrrd", "metaimage", "tiff"))
+        sitk.WriteImage(image, str(temporary), useCompression=compress and fmt in ("nrrd", "metaimage", "tiff"))
 
 
 def _write_nifti(volume: Volume, path: Path) -> None:

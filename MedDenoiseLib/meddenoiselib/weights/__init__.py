@@ -1,7 +1,8 @@
 """Shipped weights (``<name>.safetensors``) and their model cards (``<name>.json``).
 
 Weights load only through :func:`load_pretrained`, never in a network constructor, and never by unpickling:
-they are ``safetensors`` files whose sha256 is checked against the model card before use.
+they are ``safetensors`` files whose sha256 is checked against the model card before use. Listing and reading
+model cards does not import torch.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MedDenoiseError
+
+if TYPE_CHECKING:  # torch is imported only where weights are loaded, so listing models stays light (Slicer GUI)
+    import torch
 
 __all__ = [
     "WEIGHTS_DIR",

@@ -1,0 +1,163 @@
+"""Volume node <-> ``meddenoiselib.io.Volume``: the one place where array axis order and IJK->RAS are handled.
+
+A scalar volume node stores voxels as a VTK image whose numpy view is indexed ``[k, j, i]`` and its geometry as
+an IJK->RAS matrix; ``Volume`` uses the same ``[k, j, i]`` order and converts IJK->RAS to spacing, LPS origin and
+direction (``Volume.from_ijk_to_ras`` / ``Volume.ijk_to_ras``). The node's own matrix ignores a parent
+transform, so the world matrix is used instead: a linear, non-shearing parent transform is applied to the
+geometry (what hardening it would do, without touching the input node), anything else is refused.
+
+Only MRML classes and ``slicer.util`` array helpers are used, which the ``slicer-core`` package also provides.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import slicer
+import vtk
+
+__all__ = [
+    "SUPPORTED_NODE_CLASS",
+    "check_input_node",
+    "copy_display_settings",
+    "output_node_name",
+    "place_next_to",
+    "read_volume_file",
+    "update_node_from_volume",
+    "volume_from_node",
+    "world_ijk_to_ras",
+    "write_volume_file",
+]
+
+#: the node class the module denoises (label maps, vector and tensor volumes are refused).
+SUPPORTED_NODE_CLASS = "vtkMRMLScalarVolumeNode"
+
+_ORTHOGONALITY_TOLERANCE = 1e-6
+
+
+def _matrix(getter) -> np.ndarray:
+    matrix = vtk.vtkMatrix4x4()
+    getter(matrix)
+    return slicer.util.arrayFromVTKMatrix(matrix)
+
+
+def world_ijk_to_ras(node) -> np.ndarray:
+    """The ``4 x 4`` matrix mapping ``(i, j, k, 1)`` of ``node`` to world RAS millimetres.
+
+    Raises:
+        ValueError: the node is under a non-linear transform, or a linear one that shears or mirrors the voxel
+            grid unevenly (neither can be represented without resampling).
+    """
+    ijk_to_ras = _matrix(node.GetIJKToRASMatrix)
+    transform = node.GetParentTransformNode()
+    if transform is None:
+        return ijk_to_ras
+    name = node.GetName()
+    if not transform.IsTransformToWorldLinear():
+        raise ValueError(
+            f"'{name}' is under the non-linear transform '{transform.GetName()}'. Harden the transform on the "
+            "volume first (Transforms module, which resamples it), then denoise."
+        )
+    world = _matrix(transform.GetMatrixTransformToWorld) @ ijk_to_ras
+    axes = world[:3, :3] / np.linalg.norm(world[:3, :3], axis=0)
+    if np.abs(axes.T @ axes - np.eye(3)).max() > _ORTHOGONALITY_TOLERANCE:
+        raise ValueError(
+            f"'{name}' is under the transform '{transform.GetName()}', which shears its voxel grid. Harden the "
+            "transform on the volume first (Transforms module), then denoise."
+        )
+    return world
+
+
+def check_input_node(node) -> None:
+    """Raise ValueError with a user-readable message if ``node`` cannot be denoised."""
+    if node is None:
+        raise ValueError("No input volume selected.")
+    if node.GetClassName() != SUPPORTED_NODE_CLASS:
+        raise ValueError(
+            f"'{node.GetName()}' is a {node.GetClassName()}; MedDenoise denoises scalar volumes only "
+            "(not label maps, vector or tensor volumes)."
+        )
+    image = node.GetImageData()
+    if image is None or image.GetPointData() is None or image.GetPointData().GetScalars() is None:
+        raise ValueError(f"'{node.GetName()}' has no voxels.")
+    if image.GetNumberOfScalarComponents() != 1:
+        components = image.GetNumberOfScalarComponents()
+        raise ValueError(f"'{node.GetName()}' has {components} components; scalar volumes only.")
+    if 0 in image.GetDimensions():
+        raise ValueError(f"'{node.GetName()}' is empty (dimensions {image.GetDimensions()}).")
+    world_ijk_to_ras(node)
+
+
+def volume_from_node(node):
+    """A ``meddenoiselib.io.Volume`` holding a copy of the node's voxels and its world geometry.
+
+    Raises:
+        ValueError: see :func:`check_input_node`.
+    """
+    from meddenoiselib.io.volume import SourceInfo, Volume
+
+    check_input_node(node)
+    array = np.array(slicer.util.arrayFromVolume(node), copy=True)  # (k, j, i), detached from VTK memory
+    return Volume.from_ijk_to_ras(array, world_ijk_to_ras(node), source=SourceInfo(path="", format="memory"))
+
+
+def update_node_from_volume(node, volume, ijk_to_ras: np.ndarray | None = None) -> None:
+    """Put a volume's voxels into ``node`` with its geometry (or ``ijk_to_ras``), as one MRML modification.
+
+    The node is taken out from under any parent transform: the geometry written is already the world geometry.
+    """
+    matrix = volume.ijk_to_ras() if ijk_to_ras is None else np.asarray(ijk_to_ras, dtype=np.float64)
+    array = np.ascontiguousarray(volume.array)
+    was_modifying = node.StartModify()
+    try:
+        node.SetAndObserveTransformNodeID(None)
+        node.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(matrix))
+        slicer.util.updateVolumeFromArray(node, array)
+    finally:
+        node.EndModify(was_modifying)
+
+
+def write_volume_file(volume, path) -> None:
+    """Write the volume handed to the child process (NRRD, LPS geometry, the voxels' own dtype)."""
+    from meddenoiselib.io import write_volume
+
+    write_volume(volume, path, overwrite=True, compress=False)  # a hand-over file: speed over size
+
+
+def read_volume_file(path):
+    """Read the child process's result back into a ``Volume``."""
+    from meddenoiselib.io import read_volume
+
+    return read_volume(path)
+
+
+def output_node_name(scene, input_node) -> str:
+    """``"<input name> denoised"``, made unique in the scene."""
+    return scene.GenerateUniqueName(f"{input_node.GetName()} denoised")
+
+
+def copy_display_settings(source, target) -> None:
+    """Give ``target`` a display node with ``source``'s colour map and window/level (for a fair comparison)."""
+    if target.GetDisplayNode() is None:
+        target.CreateDefaultDisplayNodes()
+    source_display, target_display = source.GetDisplayNode(), target.GetDisplayNode()
+    if source_display is None or target_display is None:
+        return
+    if source_display.GetColorNodeID():
+        target_display.SetAndObserveColorNodeID(source_display.GetColorNodeID())
+    target_display.SetAutoWindowLevel(False)
+    target_display.SetWindowLevel(source_display.GetWindow(), source_display.GetLevel())
+
+
+def place_next_to(source, target) -> None:
+    """Put ``target`` beside ``source`` in the subject hierarchy (same study/folder), when both have items."""
+    scene = source.GetScene()
+    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene) if scene is not None else None
+    if hierarchy is None:
+        return
+    invalid = hierarchy.GetInvalidItemID()
+    source_item, target_item = hierarchy.GetItemByDataNode(source), hierarchy.GetItemByDataNode(target)
+    if invalid in (source_item, target_item):
+        return
+    parent = hierarchy.GetItemParent(source_item)
+    if parent != invalid:
+        hierarchy.SetItemParent(target_item, parent)
