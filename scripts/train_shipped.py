@@ -87,6 +87,8 @@ def install(name: str, output: Path, snapshot: bool = False) -> None:
     shutil.copy(output / "model.safetensors", WEIGHTS / f"{name}.safetensors")
     (WEIGHTS / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
     print(f"installed {WEIGHTS / name}.safetensors (val PSNR {card['validation'].get('psnr')})")
+    # the MONAI bundle ships plain state_dicts made from these weights: keep them in step
+    subprocess.check_call([sys.executable, str(ROOT / "scripts" / "export_bundle_weights.py")])
 
 
 def main() -> int:

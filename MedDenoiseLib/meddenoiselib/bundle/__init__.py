@@ -1,0 +1,180 @@
+"""The MedDenoise MONAI bundle, shipped inside the package.
+
+The folder holding this file *is* the bundle root (``configs/``, ``models/``, ``docs/``, ``LICENSE``), so a
+``pip install meddenoiselib`` carries the configs and the weights along with the code they name::
+
+    B=$(python -c "import meddenoiselib.bundle as b; print(b.BUNDLE_ROOT)")
+    python -m monai.bundle run --config_file "$B/configs/inference.json" --bundle_root "$B" \\
+        --dataset_dir scans/ --output_dir denoised/
+
+This module is a Python package only so that ``BUNDLE_ROOT`` can be found from an installed package, and to hold
+the few small helpers the configs call (``model_entry``, ``find_dataset``, ``output_root``), one reader
+(:mod:`meddenoiselib.bundle.readers`, the library's reader behind MONAI's ``LoadImaged``) and one transform
+(:mod:`meddenoiselib.bundle.transforms`, adjacent slices as channels for burst models). Everything else is plain
+MONAI and library code named in ``configs/inference.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "BUNDLE_ROOT",
+    "MODELS_INDEX",
+    "VOLUME_FORMATS",
+    "find_dataset",
+    "load_models_index",
+    "model_entry",
+    "output_name_formatter",
+    "output_root",
+    "output_stem",
+]
+
+#: the bundle root: pass it as ``--bundle_root`` (a ``str``, so configs can join paths onto it).
+BUNDLE_ROOT: str = str(Path(__file__).resolve().parent)
+
+#: the models index written by ``scripts/export_bundle_weights.py``, relative to the bundle root.
+MODELS_INDEX = os.path.join("models", "models.json")
+
+#: file formats (as named by :func:`meddenoiselib.io.detect_format`) that :func:`find_dataset` picks up as volumes,
+#: besides DICOM series folders.
+VOLUME_FORMATS = ("nifti", "nrrd", "metaimage")
+
+
+def load_models_index(bundle_root: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The bundle's ``models/models.json``: ``{"default": name, "models": {name: entry}}``.
+
+    Args:
+        bundle_root: the bundle root. Defaults to :data:`BUNDLE_ROOT`.
+
+    Raises:
+        FileNotFoundError: the index is missing (run ``scripts/export_bundle_weights.py``).
+    """
+    path = Path(bundle_root or BUNDLE_ROOT) / MODELS_INDEX
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: the bundle's models index is missing; is --bundle_root right? "
+            "(it is written by scripts/export_bundle_weights.py)"
+        )
+    return json.loads(path.read_text())
+
+
+def model_entry(bundle_root: str | os.PathLike | None = None, name: str | None = "default") -> dict[str, Any]:
+    """The index entry of one model: weights ``file`` (under ``models/``) and its architecture.
+
+    Args:
+        bundle_root: the bundle root. Defaults to :data:`BUNDLE_ROOT`.
+        name: a model name from the index, or ``"default"``/None for the bundle's default model (``model.pt``).
+
+    Returns:
+        A dict with ``name``, ``file``, ``network``, ``spatial_dims``, ``in_channels``, ``out_channels``,
+        ``burst``, ``noise_map`` and the model card's description and validation metrics.
+
+    Raises:
+        ValueError: an unknown name; the message lists the models the bundle serves.
+    """
+    index = load_models_index(bundle_root)
+    key = index["default"] if name in (None, "", "default") else str(name)
+    models = index["models"]
+    if key not in models:
+        raise ValueError(f"unknown `model_name` {name!r}; this bundle serves: default ({index['default']}), "
+                         f"{', '.join(sorted(models))}.")
+    return dict(models[key], name=key)
+
+
+def find_dataset(dataset_dir: str | os.PathLike, recursive: bool | str = False) -> list[dict[str, str]]:
+    """The bundle's datalist: every NIfTI/NRRD/MetaImage file and every DICOM series folder in ``dataset_dir``.
+
+    ``dataset_dir`` may itself be a DICOM series folder (then it is the only input). Other files (PNG, TIFF, lone
+    ``.dcm`` files, text) are ignored. Paths are absolute and sorted, so every rank of a distributed run sees the
+    same list in the same order.
+
+    Args:
+        dataset_dir: the folder to scan.
+        recursive: also scan sub-folders (outputs then mirror the sub-folder layout); the strings ``"true"``/``"false"``
+            are accepted too. Defaults to False.
+
+    Returns:
+        ``[{"image": path}, ...]``.
+
+    Raises:
+        FileNotFoundError: ``dataset_dir`` is not a folder, or it holds no volume.
+    """
+    from ..io import detect_format, find_inputs
+
+    if isinstance(recursive, str):  # "--recursive true" arrives as a string from the command line
+        recursive = recursive.strip().lower() in ("1", "true", "yes", "on")
+    folder = Path(dataset_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: `dataset_dir` is not a folder")
+    with _quiet_itk():
+        found = find_inputs(folder, recursive=recursive)
+    inputs = [p for p in found if p.is_dir() or detect_format(p) in VOLUME_FORMATS]
+    if not inputs:
+        raise FileNotFoundError(f"{folder}: no NIfTI/NRRD/MetaImage files or DICOM series folders found")
+    root = Path(output_root(folder))
+    seen: dict[Path, Path] = {}
+    for path in inputs:
+        target = path.resolve().parent.relative_to(root) / output_stem(path)
+        if target in seen:
+            raise ValueError(f"{seen[target]} and {path} would both be written as {target}_<postfix>: rename one")
+        seen[target] = path
+    return [{"image": str(p.resolve())} for p in inputs]
+
+
+def output_root(dataset_dir: str | os.PathLike) -> str:
+    """The folder that output paths are made relative to (``SaveImaged(data_root_dir=...)``).
+
+    It is ``dataset_dir`` itself, so ``dataset_dir/a.nii.gz`` becomes ``output_dir/a_denoised.nii.gz`` and
+    ``dataset_dir/sub/b.nii.gz`` (with ``recursive``) ``output_dir/sub/b_denoised.nii.gz``; when ``dataset_dir`` is
+    a DICOM series folder, its parent, so the output lands in ``output_dir`` and not beside it.
+    """
+    from ..io import is_dicom_folder
+
+    folder = Path(dataset_dir).resolve()
+    with _quiet_itk():
+        is_series = is_dicom_folder(folder)
+    return str(folder.parent if is_series else folder)
+
+
+def output_stem(path: str | os.PathLike) -> str:
+    """The name an input's output starts with: a file loses its extension (``.gz`` and the one before it, as MONAI's
+    ``SaveImage`` strips them); a DICOM series folder keeps its whole name, dots included (UID-named folders)."""
+    path = Path(path)
+    if path.is_dir():
+        return path.name
+    stem, extension = os.path.splitext(path.name)
+    if extension == ".gz":
+        stem = os.path.splitext(stem)[0]
+    return stem
+
+
+def output_name_formatter(metadict: dict, saver: Any) -> dict:
+    """``SaveImaged(output_name_formatter=...)``: MONAI's default naming, except that a DICOM series folder keeps its
+    whole name (MONAI would strip ``.5`` from a folder named ``1.2.3.4.5`` as if it were an extension, and two
+    series folders ``...4.5`` and ``...4.6`` would overwrite each other's output)."""
+    from monai.data.folder_layout import default_name_formatter
+
+    names = default_name_formatter(metadict, saver)
+    subject = names["subject"]
+    if os.path.isdir(subject):
+        names["subject"] = subject.rstrip("/\\") + ".series"  # the one "extension" SaveImage strips
+    return names
+
+
+@contextlib.contextmanager
+def _quiet_itk() -> Iterator[None]:
+    """Silence ITK's "No Series were found" console warnings while folders are probed for DICOM series."""
+    import SimpleITK as sitk
+
+    previous = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(previous)

@@ -1,0 +1,94 @@
+"""A MONAI ``ImageReader`` over the library's own reader, so the bundle reads volumes exactly as the CLI does.
+
+Why not MONAI's ``ITKReader`` for DICOM series folders: it builds the volume with ITK's ``ImageSeriesReader``,
+which by default keeps the slice direction that GDCM derives from the *first file alone*. On real series whose
+``SpacingBetweenSlices`` tag is negative (the chest CT sample shipped with the library is one) that direction comes
+out flipped while the slices stay stacked in ascending position, so the affine puts slice k at z0 - k*dz instead of
+z0 + k*dz (seen with itk 5.4.7 on ``samples/ct_chest``: direction z = -1, the files' z = -86.5, -84.5, ... mm).
+``PydicomReader`` returns float64 (rescaled) data instead of the stored integer type. The library's
+:func:`meddenoiselib.io.read_volume` (SimpleITK/GDCM, slice positions from every file, rescale slope/intercept
+applied, the stored integer type kept, series with missing or corrupt slices refused) is what every other front end
+uses, and needs no extra package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from monai.data import ImageReader
+from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
+
+__all__ = ["VolumeReader"]
+
+_SUPPORTED_FORMATS = ("nifti", "nrrd", "metaimage", "dicom-file")
+
+
+class VolumeReader(ImageReader):
+    """Read NIfTI, NRRD, MetaImage, DICOM files and DICOM series folders with :func:`meddenoiselib.io.read_volume`.
+
+    The array is returned in MONAI's (and nibabel's) index order ``(x, y, z)`` (``(x, y, z, c)`` for multi-component
+    pixels, with ``original_channel_dim = -1``), in the stored dtype (``int16`` for CT in HU), with
+    ``affine = original_affine`` = the volume's IJK-to-RAS matrix, so ``SaveImaged`` writes the input's geometry.
+
+    Args:
+        series_uid: the DICOM series to read from a folder holding several; None reads the largest (the library
+            refuses an ambiguous choice). Defaults to None.
+    """
+
+    def __init__(self, series_uid: str | None = None, **kwargs: Any) -> None:
+        super().__init__()
+        self.series_uid = series_uid
+
+    def verify_suffix(self, filename: Sequence[str] | str) -> bool:
+        from ..io import detect_format
+
+        return all(Path(name).is_dir() or detect_format(name) in _SUPPORTED_FORMATS for name in ensure_tuple(filename))
+
+    def read(self, data: Sequence[str] | str, **kwargs: Any) -> Any:
+        from ..errors import MedDenoiseError
+        from ..io import read_volume
+
+        names = ensure_tuple(data)
+        if len(names) != 1:
+            raise ValueError(f"VolumeReader reads one volume (a file or a DICOM series folder) at a time, got {names}.")
+        if not self.verify_suffix(names[0]):
+            raise ValueError(f"{names[0]}: not a format VolumeReader reads")  # LoadImage then tries its other readers
+        try:
+            return read_volume(names[0], series_uid=kwargs.get("series_uid", self.series_uid))
+        except MedDenoiseError as error:
+            # The library refused the input on purpose (a folder with two equally large series, a series with a
+            # missing or corrupt slice, 4D data...). Raising here would make LoadImage silently try MONAI's other
+            # readers, which would read it anyway; get_data raises outside that fallback loop instead.
+            return _Refused(error)
+
+    def get_data(self, img: Any) -> tuple[np.ndarray, dict]:
+        if isinstance(img, _Refused):
+            raise img.error
+        volume = img
+        if volume.num_components == 1:
+            array = np.transpose(volume.array, (2, 1, 0))
+            channel_dim: float | int = float("nan")
+        else:
+            array = np.transpose(volume.array, (2, 1, 0, 3))
+            channel_dim = -1
+        affine = np.asarray(volume.ijk_to_ras(), dtype=np.float64)
+        meta = {
+            MetaKeys.AFFINE: affine,
+            MetaKeys.ORIGINAL_AFFINE: affine.copy(),
+            MetaKeys.SPATIAL_SHAPE: np.asarray(array.shape[:3]),
+            MetaKeys.SPACE: SpaceKeys.RAS,
+            MetaKeys.ORIGINAL_CHANNEL_DIM: channel_dim,
+            "spacing": np.asarray(volume.spacing, dtype=np.float64),
+            "source_format": volume.source.format if volume.source is not None else "",
+        }
+        return np.ascontiguousarray(array), meta
+
+
+class _Refused:
+    """The library's refusal of an input, carried from :meth:`VolumeReader.read` to :meth:`VolumeReader.get_data`."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error

@@ -1,0 +1,144 @@
+"""The bundle's real commands, run as subprocesses on a small noisy data set (see conftest.py).
+
+- ``python -m monai.bundle run``: every NIfTI file and DICOM series folder in ``dataset_dir`` is denoised into
+  ``output_dir`` with the input's shape, affine and dtype, and a higher PSNR against the clean volume than the input;
+  the result equals the library's own ``Denoiser`` on the same volume.
+- ``torchrun --nproc_per_node=2 ... multi_gpu_inference.json``: gloo on CPU, every input processed exactly once.
+- ``python -m monai.bundle verify_net_in_out`` and ``verify_metadata`` (against the vendored schema).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from meddenoiselib.bundle import BUNDLE_ROOT
+from meddenoiselib.demo import sample_path
+from meddenoiselib.evaluation import psnr as library_psnr
+from meddenoiselib.inference import Denoiser
+from meddenoiselib.io import read_volume
+
+from .conftest import bundle_config, monai_bundle, run_command, torchrun_launcher
+
+HERE = Path(__file__).resolve().parent
+
+
+def psnr(clean: np.ndarray, test: np.ndarray) -> float:
+    """PSNR in dB (the library's, i.e. MONAI's metric) with the clean volume's own value range as the peak."""
+    clean = clean.astype(np.float32)
+    return library_psnr(clean, test.astype(np.float32), data_range=float(clean.max() - clean.min()))
+
+
+def test_run_writes_one_output_per_input_with_input_geometry_and_dtype(bundle_data, single_run):
+    output_dir, result = single_run
+    written = sorted(p.name for p in output_dir.iterdir())
+    assert written == sorted(case.output for case in bundle_data.cases.values())
+    for case in bundle_data.cases.values():
+        image = nib.load(str(output_dir / case.output))
+        assert image.shape == case.noisy.shape, case.name
+        assert image.get_data_dtype() == np.int16, case.name
+        np.testing.assert_allclose(image.affine, case.affine, atol=1e-4, err_msg=case.name)
+    assert "3 input(s)" in result.stdout  # the initialize step's log line: notes.txt was not taken as an input
+
+
+def test_run_denoises(bundle_data, single_run):
+    output_dir, _ = single_run
+    for case in bundle_data.cases.values():
+        denoised = np.asarray(nib.load(str(output_dir / case.output)).dataobj)
+        before, after = psnr(case.clean, case.noisy), psnr(case.clean, denoised)
+        print(f"{case.name}: PSNR noisy {before:.2f} dB -> bundle {after:.2f} dB")
+        assert after > before + 3.0, (case.name, before, after)
+
+
+def test_run_equals_the_library_denoiser(bundle_data, single_run):
+    """The bundle is a thin front end: same reader, scaling, network and slice orientation as ``Denoiser``."""
+    output_dir, _ = single_run
+    denoiser = Denoiser("kpn-small", device="cpu", precision="fp32", roi_size=1024, slice_axis=0)
+    for case in bundle_data.cases.values():
+        expected = denoiser.denoise(read_volume(bundle_data.dataset_dir / case.name)).array.transpose(2, 1, 0)
+        actual = np.asarray(nib.load(str(output_dir / case.output)).dataobj)
+        assert np.abs(actual.astype(np.int32) - expected.astype(np.int32)).max() <= 1, case.name
+
+
+def test_torchrun_two_processes_split_the_inputs(bundle_data, single_run, multi_run):
+    output_dir, log_dir, _ = multi_run
+    expected = sorted(case.output for case in bundle_data.cases.values())
+    assert sorted(p.name for p in output_dir.iterdir()) == expected
+    # the per-rank logs torchrun kept (--log-dir ... --redirects 3): which rank got and wrote what
+    written_by_rank, inputs_by_rank = {}, {}
+    for rank in (0, 1):
+        logs = [p for p in log_dir.rglob("*.log") if p.parent.name == str(rank)]
+        text = "\n".join(p.read_text() for p in logs)
+        assert f"rank {rank} of 2" in text, text[-3000:]
+        listed = re.search(rf"rank {rank} of 2: .*?; (\d+) of 3 input\(s\) from .*?: (.*)", text)
+        inputs_by_rank[rank] = [name for name in listed.group(2).strip().split(", ") if name]
+        assert int(listed.group(1)) == len(inputs_by_rank[rank])
+        written_by_rank[rank] = [Path(line.split("writing: ")[1].strip()).name for line in text.splitlines()
+                                 if "writing: " in line]
+    assert all(inputs_by_rank.values()), inputs_by_rank  # both ranks worked
+    all_inputs = inputs_by_rank[0] + inputs_by_rank[1]
+    assert sorted(all_inputs) == sorted(case.name for case in bundle_data.cases.values())  # each exactly once
+    all_written = written_by_rank[0] + written_by_rank[1]
+    assert sorted(all_written) == expected, written_by_rank  # each output written exactly once
+    # and the split changes nothing in the results (up to rounding: torchrun runs each rank with 1 thread, which
+    # changes the float summation order)
+    single_dir, _ = single_run
+    for name in expected:
+        a = np.asarray(nib.load(str(output_dir / name)).dataobj).astype(np.int32)
+        b = np.asarray(nib.load(str(single_dir / name)).dataobj).astype(np.int32)
+        assert np.abs(a - b).max() <= 1, name
+
+
+def test_torchrun_with_fewer_inputs_than_processes(tmp_path):
+    """partition_dataset refuses fewer items than partitions; the config then gives each rank at most one input."""
+    data = tmp_path / "data"
+    data.mkdir()
+    mr = nib.load(str(sample_path("mr_head")))
+    nib.save(mr.slicer[16:40, 16:40, 8:12], str(data / "one.nii.gz"))
+    configs = f"['{bundle_config()}','{bundle_config('multi_gpu_inference.json')}']"
+    result = run_command([*torchrun_launcher(), "--standalone", "--nproc_per_node=2", "-m", "monai.bundle", "run",
+                          "--config_file", configs, "--bundle_root", BUNDLE_ROOT, "--dataset_dir", str(data),
+                          "--output_dir", str(tmp_path / "out")], cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert "1 of 1 input(s)" in output and "0 of 1 input(s)" in output
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["one_denoised.nii.gz"]
+
+
+def test_verify_net_in_out():
+    result = monai_bundle(
+        "verify_net_in_out", "network_def",
+        "--meta_file", bundle_config("metadata.json"),
+        "--config_file", bundle_config(),
+        "--bundle_root", BUNDLE_ROOT,
+        "--device", "cpu",
+        "--any", "37",
+    )
+    assert "data shape of network is verified with no error" in result.stdout + result.stderr
+
+
+def test_verify_metadata_against_vendored_schema(tmp_path):
+    """``verify_metadata`` downloads the schema named in metadata.json unless the file exists; it can't be downloaded
+    here, so the schema written from the specification (Testing/bundle/metadata_schema.json) stands in for it."""
+    schema = tmp_path / "schema.json"
+    shutil.copy(HERE / "metadata_schema.json", schema)
+    result = monai_bundle("verify_metadata", "--meta_file", bundle_config("metadata.json"), "--filepath", str(schema))
+    assert "metadata is verified with no error" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("as_series_folder", [False, True])
+def test_dataset_dir_may_be_a_series_folder(bundle_data, tmp_path, as_series_folder):
+    """``--dataset_dir`` naming one DICOM series folder: its output lands inside output_dir, not beside it."""
+    from meddenoiselib.bundle import find_dataset, output_root
+
+    series = bundle_data.dataset_dir / bundle_data.cases["ct_series"].name
+    folder = series if as_series_folder else bundle_data.dataset_dir
+    datalist = find_dataset(folder)
+    assert (len(datalist) == 1) if as_series_folder else (len(datalist) == 3)
+    root = Path(output_root(folder))
+    assert root == (series.parent if as_series_folder else folder).resolve()
+    assert Path(datalist[0]["image"]).parent.resolve() == root
