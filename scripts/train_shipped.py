@@ -30,14 +30,15 @@ BLIND = "2D single-channel denoiser for blind Gaussian noise, sigma 0-50 on the 
 RECIPES: dict[str, dict] = {
     "dncnn-small": dict(network="dncnn-small", patch=64, batch_size=16, steps=8000, lr=1e-3, description=BLIND),
     "kpn-small": dict(network="kpn-small", patch=96, batch_size=8, steps=20000, lr=5e-4, description=BLIND),
+    "kpn-medium": dict(network="kpn-medium", patch=96, batch_size=8, steps=12000, lr=5e-4, description=BLIND),
     "irunet-32": dict(network="irunet-32", patch=96, batch_size=8, steps=15000, lr=1e-3, description=BLIND),
     "irunet-48": dict(network="irunet-48", patch=96, batch_size=8, steps=15000, lr=1e-3, description=BLIND),
-    "dran-small": dict(network="dran-small", patch=64, batch_size=16, steps=5000, lr=1e-3, description=BLIND),
-    "rdn-small": dict(network="rdn-small", patch=64, batch_size=16, steps=4000, lr=5e-4, description=BLIND),
-    "conv-dae-deep": dict(network="conv-dae-deep", patch=64, batch_size=16, steps=8000, lr=1e-3, description=BLIND),
-    "kpn-burst3": dict(network="kpn-burst3", patch=96, batch_size=8, steps=12000, lr=5e-4, burst=True,
+    "dran-small": dict(network="dran-small", patch=64, batch_size=16, steps=2500, lr=1e-3, description=BLIND),
+    "rdn-small": dict(network="rdn-small", patch=64, batch_size=16, steps=2000, lr=5e-4, description=BLIND),
+    "conv-dae-deep": dict(network="conv-dae-deep", patch=64, batch_size=16, steps=6000, lr=1e-3, description=BLIND),
+    "kpn-burst3": dict(network="kpn-burst3", patch=96, batch_size=8, steps=6000, lr=5e-4, burst=True,
                        description=BLIND + "; 3 adjacent slices in, centre slice out"),
-    "kpn-small-n2v": dict(network="kpn-small", patch=96, batch_size=8, steps=12000, lr=5e-4, mode="self-supervised",
+    "kpn-small-n2v": dict(network="kpn-small", patch=96, batch_size=8, steps=6000, lr=5e-4, mode="self-supervised",
                           simulate_noise=25.0, loss="mse", description="Self-supervised (Noise2Void-style blind-spot) "
                           "2D denoiser trained on noisy images only (Gaussian sigma 25 on the 0-255 scale)"),
 }

@@ -112,6 +112,12 @@ _SPECS: tuple[NetworkSpec, ...] = (
         "kpn-small", KPN, dict(_KPN_SMALL), "Small KPN for CPU: 3-level U-Net (32/64/128), single frame, K 5."
     ),
     NetworkSpec(
+        "kpn-medium",
+        KPN,
+        {"channels": (32, 64, 128, 256), "convs_per_block": 2, "kernel_size": 5},
+        "KPN for CPU with a 4-level U-Net (32/64/128/256): twice kpn-small's context at similar cost.",
+    ),
+    NetworkSpec(
         "kpn-burst3",
         KPN,
         dict(_KPN_SMALL),
