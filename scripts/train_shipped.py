@@ -41,6 +41,13 @@ RECIPES: dict[str, dict] = {
     "kpn-small-n2v": dict(network="kpn-small", patch=96, batch_size=8, steps=6000, lr=5e-4, mode="self-supervised",
                           simulate_noise=25.0, loss="mse", description="Self-supervised (Noise2Void-style blind-spot) "
                           "2D denoiser trained on noisy images only (Gaussian sigma 25 on the 0-255 scale)"),
+    "kpn-small-rician-mr": dict(network="kpn-small", patch=96, batch_size=8, steps=5000, lr=5e-4, noise="rician",
+                                val_levels="15,25,50", modality="mr/", description="2D denoiser for magnitude MR with "
+                                "Rician noise, sigma 0-50 on the 0-255 scale, trained on MR only"),
+    "kpn-small-speckle-us": dict(network="kpn-small", patch=96, batch_size=8, steps=5000, lr=5e-4, noise="speckle",
+                                 noise_range="0.05,0.5", val_levels="0.1,0.2,0.4", modality="us/",
+                                 description="2D ultrasound despeckling: multiplicative speckle, relative sigma "
+                                 "0.05-0.5, trained on B-mode ultrasound only"),
 }
 
 
@@ -64,8 +71,13 @@ def _burst_inputs(cache: Path) -> list[Path]:
 def command(name: str, recipe: dict, output: Path, steps: int | None, threads: int, resume: bool) -> list[str]:
     recipe = dict(recipe)
     inputs = _burst_inputs(ROOT / ".cache" / "burst_train") if recipe.pop("burst", False) else train_files()
+    validation = validation_files()
+    modality = recipe.pop("modality", "")
+    if modality:
+        inputs = [p for p in inputs if f"/{modality}" in str(p)]
+        validation = [p for p in validation if f"/{modality}" in str(p)]
     args = [sys.executable, "-m", "meddenoiselib", "train", *map(str, inputs),
-            "--val-inputs", *map(str, validation_files()), "--output", str(output), "--name", name,
+            "--val-inputs", *map(str, validation), "--output", str(output), "--name", name,
             "--threads", str(threads), "--val-every", "500", "--checkpoint-every", "250", "--no-progress"]
     if steps:
         recipe["steps"] = steps

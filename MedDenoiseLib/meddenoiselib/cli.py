@@ -493,6 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise-range", dest="noise_range", type=_float_list, help="LOW,HIGH levels (0,50)")
     p.add_argument("--simulate-noise", dest="simulate_noise", type=float,
                    help="self-supervised: corrupt inputs once with this Gaussian sigma (0-255)")
+    p.add_argument("--val-levels", dest="val_sigmas", type=_float_list,
+                   help="validation noise levels in the first noise model's units (15,25,50)")
     p.add_argument("--mask-fraction", dest="mask_fraction", type=float)
     p.add_argument("--patch", type=_positive_int)
     p.add_argument("--batch-size", dest="batch_size", type=_positive_int)

@@ -50,7 +50,8 @@ class TrainConfig:
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         threads: torch CPU threads (0 = torch's default).
         val_images: validation slices used (largest first, capped).
-        val_sigmas: Gaussian σ (0-255) of the validation noise.
+        val_sigmas: validation noise levels, in the units of the first ``noise`` model (Gaussian/Rician σ on the
+            0-255 scale, Poisson peak, speckle relative σ).
         name: name written into the model card. Defaults to the network name.
         description: free text written into the model card.
     """

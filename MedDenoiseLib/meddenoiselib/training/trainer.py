@@ -24,7 +24,7 @@ from ..errors import MedDenoiseError
 from ..evaluation.compare import add_noise
 from ..evaluation.metrics import psnr, ssim
 from ..inference.device import autocast_dtype, resolve_device
-from ..transforms.noise import BatchNoise
+from ..transforms.noise import BatchNoise, make_noise_transform
 from .config import TrainConfig
 from .data import PatchSampler, TrainingImage, load_training_images, split_by_file
 from .distributed import DistributedContext
@@ -118,14 +118,22 @@ class Trainer:
             else:
                 for k in np.linspace(0, array.shape[0] - 1, min(3, array.shape[0]) + 2)[1:-1].round().astype(int):
                     crops.append(_center_crop(array[k], VAL_CROP_2D))
-        crops.sort(key=lambda c: -c.size)
-        crops = crops[: config.val_images]
+        if len(crops) > config.val_images:
+            # evenly spread over the validation files, so every modality in them takes part
+            keep = np.linspace(0, len(crops) - 1, config.val_images).round().astype(int)
+            crops = [crops[k] for k in keep]
         self.val_sets: list[tuple[float, np.ndarray, np.ndarray]] = []
+        if config.mode == "self-supervised" and config.simulate_noise:
+            kind, levels = "gaussian", [config.simulate_noise]
+        else:
+            kind, levels = config.noise[0], config.val_sigmas
+        self.val_noise_kind, self.val_crop_count = kind, len(crops)
         for i, clean in enumerate(crops):
-            sigmas = [config.simulate_noise] if config.mode == "self-supervised" and config.simulate_noise else config.val_sigmas
-            for j, sigma in enumerate(sigmas):
-                noisy = add_noise(clean.reshape(-1, clean.shape[-1]), sigma, 10_000 + 100 * i + j).reshape(clean.shape)
-                self.val_sets.append((float(sigma), clean, noisy))
+            for j, level in enumerate(levels):
+                transform = make_noise_transform(kind, level)
+                transform.set_random_state(10_000 + 100 * i + j)
+                noisy = np.asarray(transform(clean[np.newaxis]), dtype=np.float32)[0]
+                self.val_sets.append((float(level), clean, noisy))
 
     # ----------------------------------------------------------------------------------------------- model
     def _build_model(self) -> None:
@@ -271,7 +279,7 @@ class Trainer:
             frames = torch.from_numpy(noisy)[None, None]
             if self.burst > 1:
                 frames = frames.repeat(1, self.burst, *([1] * (frames.ndim - 2)))
-            level = torch.tensor([sigma / 255.0])
+            level = torch.tensor([sigma / 255.0 if self.config.noise[0] in ("gaussian", "rician") else 0.0])
             prediction = self._forward_eval(self._prepare(frames, level))[0, 0].cpu().numpy()
             results.setdefault(sigma, []).append((psnr(clean, prediction), ssim(clean, prediction)))
         self.module.train()
@@ -487,8 +495,9 @@ class Trainer:
                 "seed": config.seed,
             },
             "validation": {
-                "protocol": "center crops (<=256 px) of the validation files, min-max normalized, fixed Gaussian "
-                "noise per sigma; PSNR data range 1, SSIM 11x11 Gaussian window",
+                "protocol": f"center crops (<=256 px) of {self.val_crop_count} slices spread over the validation "
+                f"files, min-max normalized, fixed seeded {self.val_noise_kind} noise per level; PSNR data range 1, "
+                "SSIM 11x11 Gaussian window",
                 **{k: round(v, 4) for k, v in metrics.items()},
             },
             "meddenoiselib_version": __version__,
