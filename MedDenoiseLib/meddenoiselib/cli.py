@@ -137,7 +137,33 @@ def _denoise_one(denoiser, source: Path, target: Path, args: argparse.Namespace)
         inputs=(source,),
         derivation=f"Denoised with MedDenoise {__version__} ({denoiser.method})",
     )
+    if args.residual:
+        from .evaluation import residual_volume
+
+        residual_path = _sibling_output(args.residual, source, target)
+        write_volume(residual_volume(volume, result), residual_path, overwrite=args.overwrite, inputs=(source,),
+                     description_suffix=" residual", derivation="Residual (input minus denoised), MedDenoise")
+        logger.info("Wrote the residual %s", residual_path)
+    if args.report:
+        from .evaluation import denoising_report
+
+        report_path = _sibling_output(args.report, source, target)
+        values = denoising_report(volume, result, denoiser.method, report.seconds if report else 0.0,
+                                  str(denoiser.device))
+        values.update(input=str(source), output=str(target), meddenoiselib_version=__version__)
+        if report is not None and report.sigma is not None:
+            values["sigma_used_0_255"] = round(report.sigma * 255, 3)
+        report_path.write_text(json.dumps(values, indent=2) + "\n")
+        logger.info("  noise estimate %.2f -> %.2f (0-255 scale); report %s", values["noise_sigma_before_0_255"],
+                    values["noise_sigma_after_0_255"], report_path)
     logger.info("Wrote %s in %.2fs total", target, time.perf_counter() - start)
+
+
+def _sibling_output(option: str, source: Path, target: Path) -> Path:
+    """An extra output's path; with several inputs (a folder) '{name}' is replaced by the input's name."""
+    from .io import strip_suffix
+
+    return Path(option.replace("{name}", strip_suffix(source.name)))
 
 
 def _output_name(source: Path, output_dir: Path, fmt: str | None) -> Path:
@@ -421,6 +447,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["nifti", "nrrd", "metaimage", "png", "tiff"],
                    help="output format for folder inputs (default: same as each input)")
     p.add_argument("--series-uid", help="DICOM SeriesInstanceUID to read when a folder holds several series")
+    p.add_argument("--residual", metavar="FILE", help="also write input minus denoised (float32, same geometry), "
+                   "e.g. residual.nii.gz; '{name}' is replaced by each input's name for folders")
+    p.add_argument("--report", metavar="FILE.json", help="write a reference-free quality report: noise estimate "
+                   "before/after, residual statistics, runtime, device ('{name}' as for --residual)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--progress-format", choices=["bar", "lines", "none"], default="bar",
                    help="'lines' prints 'PROGRESS <fraction> <message>' lines on stderr for other programs")

@@ -14,15 +14,18 @@ from .compare import (
 )
 from .figures import comparison_figure
 from .metrics import psnr, ssim
+from .report import denoising_report, residual_volume
 
 __all__ = [
     "EvaluationRow",
     "add_noise",
     "comparison_figure",
+    "denoising_report",
     "evaluate",
     "load_references",
     "psnr",
     "reference_slices",
+    "residual_volume",
     "ssim",
     "summarize",
     "write_csv",

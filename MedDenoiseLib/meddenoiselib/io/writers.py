@@ -84,7 +84,7 @@ def write_volume(
         raise
     except (RuntimeError, OSError, ValueError) as exc:
         raise MedDenoiseError(f"{path}: cannot write {fmt} ({str(exc).strip().splitlines()[-1]})") from exc
-    logger.info("wrote %s", path)
+    logger.debug("wrote %s", path)
     return path
 
 
