@@ -221,7 +221,8 @@ class Denoiser:
             label = "denoising" if len(components) == 1 else f"denoising channel {index + 1}/{len(components)}"
             denoised, used_sigma = self._denoise_normalized(normalized, sigma, volume.spacing, label)
             if self.clip_to_input_range:
-                denoised = np.clip(denoised, normalized.min(), normalized.max())
+                np.clip(denoised, normalized.min(), normalized.max(), out=denoised)
+            del normalized
             outputs.append(scaling.invert(denoised))
             scalings.append(scaling.to_dict())
         array = outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=-1)

@@ -62,11 +62,24 @@ class IntensityScaling:
         """Original units per normalized unit (``high - low``)."""
         return float(self.high - self.low)
 
+    def _float32_is_exact(self, dtype: np.dtype) -> bool:
+        """float32 arithmetic keeps the round trip within half an integer step for 8/16-bit data and float32."""
+        return dtype.itemsize <= 2 or dtype == np.float32
+
     def apply(self, data: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-        """Map original values to the normalized range; returns float32 (numpy or torch, like the input)."""
+        """Map original values to the normalized range; returns float32 (numpy or torch, like the input).
+
+        8/16-bit and float32 data are computed in float32 in place (no float64 copy of a large volume).
+        """
         if isinstance(data, torch.Tensor):
             return ((data.double() - self.low) / self.scale).float()
-        return ((np.asarray(data, dtype=np.float64) - self.low) / self.scale).astype(np.float32)
+        data = np.asarray(data)
+        if self._float32_is_exact(data.dtype):
+            out = data.astype(np.float32)  # a new array, so the in-place steps never touch the input
+            out -= np.float32(self.low)
+            out *= np.float32(1.0 / self.scale)
+            return out
+        return ((data.astype(np.float64) - self.low) / self.scale).astype(np.float32)
 
     def invert(self, data: np.ndarray | torch.Tensor, dtype: str | None = None) -> np.ndarray:
         """Map normalized values back to original units and dtype.
@@ -81,13 +94,17 @@ class IntensityScaling:
         if isinstance(data, torch.Tensor):
             data = data.detach().cpu().numpy()
         target = np.dtype(dtype or self.dtype)
-        values = np.asarray(data, dtype=np.float64) * self.scale + self.low
+        working = np.float32 if self._float32_is_exact(target) else np.float64
+        values = np.asarray(data, dtype=working) * working(self.scale)
+        values += working(self.low)
         if target.kind in "iu":
             info = np.iinfo(target)
-            return np.clip(np.rint(values), info.min, info.max).astype(target)
+            np.rint(values, out=values)
+            np.clip(values, info.min, info.max, out=values)
+            return values.astype(target)
         if target.kind == "b":
             return values >= 0.5
-        return values.astype(target)
+        return values.astype(target, copy=False)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable description (for metadata and the MONAI bundle)."""
