@@ -149,3 +149,19 @@ def test_two_process_ddp_matches_single_process(tmp_path, xray_png, us_png):
     # only rank 0 wrote: one log, one checkpoint
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.json", "log.csv", "model.json",
                                                      "model.safetensors"]
+
+
+def test_three_dimensional_training_and_inference(tmp_path, mr_nifti, ct_series_dir):
+    """3D patches from volumes train a 3D network whose weights the Denoiser then runs on a whole volume."""
+    config = _config(tmp_path, [mr_nifti], val_inputs=[str(ct_series_dir)], spatial_dims=3, patch=16, steps=3,
+                     val_every=3, batch_size=2)
+    path = train(config, show_progress=False)
+    import json
+
+    from meddenoiselib.inference import Denoiser
+    from meddenoiselib.io import read_volume
+
+    assert json.loads(path.with_suffix(".json").read_text())["architecture"]["spatial_dims"] == 3
+    volume = read_volume(mr_nifti)
+    result = Denoiser(weights=path, device="cpu", roi_size=16).denoise(volume)
+    assert result.same_geometry(volume) and result.array.dtype == volume.array.dtype

@@ -284,6 +284,8 @@ class Denoiser:
         self, normalized: np.ndarray, sigma: float | str | None, spacing: tuple[float, float, float], label: str
     ) -> tuple[np.ndarray, float | None]:
         used_sigma = self._resolve_sigma(normalized, sigma)
+        if self.baseline is None and self.spatial_dims == 3 and min(normalized.shape) < 2:
+            raise MedDenoiseError(f"model '{self.method}' is a 3D network; it cannot denoise a 2D image")
         if self.baseline is not None:
             denoised = self._run_baseline(normalized, used_sigma or 0.0, spacing, label)
         elif self.spatial_dims == 3 and normalized.shape[0] > 1:
