@@ -119,7 +119,7 @@ def test_self_supervised_training_learns_without_clean_images(tmp_path, ct_serie
     card = json.loads(path.with_suffix(".json").read_text())
     assert card["training"]["mode"] == "self-supervised"
     noisy_psnr = 20.17  # sigma 25/255 on [0, 1]
-    assert card["validation"]["psnr_25"] > noisy_psnr + 3
+    assert card["validation"]["psnr_25"] > noisy_psnr + 6  # measured: +10.7 dB
 
 
 @pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
