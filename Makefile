@@ -25,6 +25,7 @@ demo: install
 	$(BIN)/python -m meddenoiselib demo --output demo-output --overwrite
 
 test: install-test
+	$(BIN)/ruff check MedDenoiseLib MedDenoise Testing scripts benchmarks
 	$(BIN)/python -m pytest -q Testing
 
 clean:

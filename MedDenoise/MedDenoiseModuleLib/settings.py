@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import enum
-import importlib.util
-import json
 import logging
 import shutil
 import sys

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -13,7 +12,7 @@ import pytest
 
 from meddenoiselib.cli import main
 from meddenoiselib.evaluation import psnr
-from meddenoiselib.io import read_volume, write_volume
+from meddenoiselib.io import read_volume
 from meddenoiselib.transforms import fit_scaling
 
 from ..conftest import digest_tree
@@ -76,7 +75,8 @@ def test_simulate_then_denoise_improves_psnr(tmp_path, mr_nifti):
     after = psnr(scaling.apply(clean.array), scaling.apply(read_volume(out).array))
     assert after > before + 3
     # same seed, same noise
-    assert main(["simulate", str(mr_nifti), str(tmp_path / "n2.nii.gz"), "--seed", "3", "--scaling", "minmax", "-q"]) == 0
+    again = tmp_path / "n2.nii.gz"
+    assert main(["simulate", str(mr_nifti), str(again), "--seed", "3", "--scaling", "minmax", "-q"]) == 0
     np.testing.assert_array_equal(read_volume(tmp_path / "n2.nii.gz").array, noisy.array)
 
 
@@ -144,7 +144,8 @@ def test_errors_exit_codes(capsys, args, code, fragment):
 
 def test_residual_and_quality_report(tmp_path, mr_nifti):
     noisy_path = tmp_path / "noisy.nii.gz"
-    assert main(["simulate", str(mr_nifti), str(noisy_path), "--noise", "gaussian:20", "--scaling", "minmax", "-q"]) == 0
+    simulate = ["simulate", str(mr_nifti), str(noisy_path), "--noise", "gaussian:20", "--scaling", "minmax", "-q"]
+    assert main(simulate) == 0
     out, residual, report = tmp_path / "den.nii.gz", tmp_path / "res.nii.gz", tmp_path / "report.json"
     assert main(["denoise", str(noisy_path), str(out), "--model", "median", "--residual", str(residual),
                  "--report", str(report), "-q"]) == 0

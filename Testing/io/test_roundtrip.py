@@ -93,7 +93,9 @@ def test_two_dimensional_nifti_stays_2d(tmp_path):
     np.testing.assert_array_equal(np.asanyarray(back.dataobj), data)
 
 
-@pytest.mark.parametrize("fixture, dtype, shape", [("us_png", "uint8", (1, 540, 800)), ("xray_png", "uint8", (1, 512, 512))])
+@pytest.mark.parametrize(
+    "fixture, dtype, shape", [("us_png", "uint8", (1, 540, 800)), ("xray_png", "uint8", (1, 512, 512))]
+)
 def test_png_round_trip(tmp_path, request, fixture, dtype, shape):
     path = request.getfixturevalue(fixture)
     volume = read_volume(path)

@@ -88,7 +88,8 @@ def test_resume_continues_exactly(tmp_path, xray_png, us_png):
     straight = train(_config(tmp_path / "a", [xray_png], val_inputs=[str(us_png)]), show_progress=False)
     config = _config(tmp_path / "b", [xray_png], val_inputs=[str(us_png)], stop_after=3)
     assert train(config, show_progress=False) is None  # paused
-    assert (Path(config.output) / "checkpoint.pt").is_file() and not (Path(config.output) / "model.safetensors").exists()
+    run = Path(config.output)
+    assert (run / "checkpoint.pt").is_file() and not (run / "model.safetensors").exists()
     config.stop_after = 0
     resumed = train(config, resume=True, show_progress=False)
     a, b = _weights(straight), _weights(resumed)

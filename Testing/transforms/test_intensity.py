@@ -9,7 +9,12 @@ import torch
 from meddenoiselib.io import read_volume
 from meddenoiselib.transforms import IntensityScaling, fit_scaling, sigma_from_255
 
-CASES = [("minmax", {}), ("percentile", {}), ("percentile", {"lower": 5, "upper": 95}), ("ct_window", {"center": 40, "width": 400})]
+CASES = [
+    ("minmax", {}),
+    ("percentile", {}),
+    ("percentile", {"lower": 5, "upper": 95}),
+    ("ct_window", {"center": 40, "width": 400}),
+]
 
 
 @pytest.mark.parametrize("mode, options", CASES)

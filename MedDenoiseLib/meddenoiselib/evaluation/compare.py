@@ -117,7 +117,9 @@ def evaluate(
     for i, (name, clean) in enumerate(references):
         for j, sigma255 in enumerate(sigmas255):
             noisy = add_noise(clean, sigma255, seed + 1000 * i + j)
-            record(EvaluationRow(name, float(sigma255), "noisy", psnr(clean, noisy), ssim(clean, noisy), 0.0, clean.size))
+            noisy_row = EvaluationRow(name, float(sigma255), "noisy", psnr(clean, noisy), ssim(clean, noisy), 0.0,
+                                      clean.size)
+            record(noisy_row)
             for method, denoiser in denoisers.items():
                 start = time.perf_counter()
                 denoised = denoiser.denoise_array(noisy, sigma=sigma255 / 255.0 if oracle_sigma else "auto")
@@ -143,7 +145,9 @@ def summarize(rows: Sequence[EvaluationRow]) -> list[dict[str, float | str]]:
                 "sigma255": sigma,
                 "psnr": float(np.mean([r.psnr for r in items])),
                 "ssim": float(np.mean([r.ssim for r in items])),
-                "seconds_per_megapixel": float(sum(r.seconds for r in items) / max(sum(r.pixels for r in items), 1) * 1e6),
+                "seconds_per_megapixel": float(
+                    sum(r.seconds for r in items) / max(sum(r.pixels for r in items), 1) * 1e6
+                ),
                 "images": len(items),
             }
         )

@@ -17,7 +17,7 @@ from ..baselines import BASELINES, BaselineSpec
 from ..errors import MedDenoiseError
 from ..io.volume import Volume
 from ..transforms.estimate import estimate_sigma
-from ..transforms.intensity import IntensityScaling, ScalingMode, fit_scaling
+from ..transforms.intensity import ScalingMode, fit_scaling
 from .device import autocast_dtype, resolve_device
 from .progress import Progress, ProgressCallback
 from .sliding import HaloPredictor, build_inferer, count_windows, halo_for

@@ -119,7 +119,9 @@ def volume_to_sitk(volume: Volume, as_2d: bool | None = None) -> sitk.Image:
 def _write_with_sitk(volume: Volume, path: Path, fmt: str, compress: bool = True) -> None:
     if fmt in IMAGE_2D_FORMATS:
         if volume.shape[0] != 1:
-            raise MedDenoiseError(f"{path}: {fmt.upper()} holds one 2D image but the volume has {volume.shape[0]} slices")
+            raise MedDenoiseError(
+                f"{path}: {fmt.upper()} holds one 2D image but the volume has {volume.shape[0]} slices"
+            )
         allowed = ("uint8",) if fmt in ("jpeg", "bmp") else ("uint8", "uint16")
         if volume.array.dtype.name not in allowed:
             raise MedDenoiseError(

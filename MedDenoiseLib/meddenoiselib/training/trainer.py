@@ -10,8 +10,6 @@ import math
 import os
 import platform
 import time
-from copy import deepcopy
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +189,8 @@ class Trainer:
         parameters = [p for p in self.module.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and self.autocast == torch.float16)
+        use_scaler = self.device.type == "cuda" and self.autocast == torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
         self.initial_temperature = float(getattr(self.module, "temperature", torch.tensor(0.0)).item()) if hasattr(
             self.module, "set_temperature") else 0.0
 

@@ -298,7 +298,8 @@ class BatchNoise:
             x = clean[idx]
             if kind == NoiseKind.POISSON:
                 # log-uniform peak: equal weight to each decade of dose
-                peak = torch.exp(math.log(max(low, 1e-3)) + u[idx] * (math.log(max(high, 1e-3)) - math.log(max(low, 1e-3))))
+                log_low, log_high = math.log(max(low, 1e-3)), math.log(max(high, 1e-3))
+                peak = torch.exp(log_low + u[idx] * (log_high - log_low))
                 peak_v = peak.to(x.dtype).view(view)
                 y = torch.poisson(x.clamp(min=0) * peak_v, generator=self.generator) / peak_v
                 s = torch.sqrt(0.5 / peak).float()
