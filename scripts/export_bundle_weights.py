@@ -95,6 +95,7 @@ def export(bundle_root: Path) -> tuple[dict[str, bytes], dict[str, Any], dict[st
             "out_channels": int(arch.get("out_channels", 1)),
             "burst": int(arch.get("burst", 1)),
             "noise_map": bool(arch.get("noise_map", False)),
+            "input_scaling": card.get("input_scaling", "minmax"),
             "parameters": int(arch.get("parameters", sum(t.numel() for t in state.values()))),
             "description": card.get("description", ""),
             "noise": card.get("training", {}).get("noise", []),

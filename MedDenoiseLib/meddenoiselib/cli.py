@@ -101,7 +101,7 @@ def _scaling_options(args: argparse.Namespace) -> dict:
     """fit_scaling keyword arguments from --scaling / --window."""
     if getattr(args, "window", None):
         return {"mode": "ct_window", "center": args.window[0], "width": args.window[1]}
-    return {"mode": args.scaling}
+    return {"mode": args.scaling or "percentile"}
 
 
 def _progress(args: argparse.Namespace):
@@ -407,8 +407,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_scaling(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scaling", choices=["percentile", "minmax"], default="percentile",
-                        help="intensity normalization before the network (default: percentile 0.5-99.5)")
+    parser.add_argument("--scaling", choices=["percentile", "minmax"], default=None,
+                        help="intensity normalization to [0, 1]: minmax, or percentile (0.5-99.5, robust to outliers)."
+                        " Default: what the model was trained with (minmax), percentile for baselines")
     parser.add_argument("--window", type=_window, metavar="CENTER,WIDTH",
                         help="normalize with a CT window in HU instead (e.g. 40,400); values outside survive")
 

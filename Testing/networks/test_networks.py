@@ -96,7 +96,7 @@ def test_forward_contract(name: str, dims: int) -> None:
     weight = _first_weight(net)
     y.mean().backward()
     if not weight.grad.abs().sum() > 0:
-        # DRAN, KPN and conv-dae-deep start with a zero output conv (identity at init), which blocks the very first
+        # DRAN and KPN start with a zero output conv (identity at init), which blocks the very first
         # backward by design; after one optimiser step the gradient must reach the first layer.
         torch.optim.SGD(net.parameters(), lr=0.1).step()
         net.zero_grad()
@@ -184,9 +184,10 @@ def test_residual_networks_reject_impossible_channel_pairs() -> None:
     for cls in (DnCNN, DRAN, RDN):
         with pytest.raises(ValueError, match="in_channels"):
             cls(2, 1, 3)
-    with pytest.raises(ValueError, match="in_channels"):
-        ConvDAE(2, 1, 3, residual=True)
     assert ConvDAE(2, 1, 3)(torch.rand(1, 1, 8, 8)).shape == (1, 3, 8, 8)  # direct output: any pair
+    assert ConvDAE(2, 1, 3, refine_convs=2)(torch.rand(1, 1, 8, 8)).shape == (1, 3, 8, 8)
+    with pytest.raises(ValueError, match="refine_convs"):
+        ConvDAE(2, 1, 1, refine_convs=-1)
 
 
 BAD_ARGS = [

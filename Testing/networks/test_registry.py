@@ -28,8 +28,8 @@ EXPECTED_NAMES = [
     "dran", "dran-small",
     "irunet", "irunet-32", "irunet-48",
     "rdn", "rdn-a", "rdn-small",
-    "conv-dae", "conv-dae-deep",
-    "kpn", "kpn-small", "kpn-burst3",
+    "conv-dae", "conv-dae-skip",
+    "kpn", "kpn-small", "kpn-medium", "kpn-burst3",
 ]  # fmt: skip
 
 # (registry name, 2D gray parameter count)
@@ -46,9 +46,11 @@ PARAMETER_CASES = [
     ("rdn-a", 5_466_497),
     ("rdn-small", 412_993),
     ("conv-dae", 112_001),
-    ("conv-dae-deep", 259_713),
+    # encoder 640 + 3 x 36,928; decoder 4 x 36,928; refine 37,504 (65 -> 64) + 2 x 36,928; head 577
+    ("conv-dae-skip", 371_073),
     ("kpn", 27_385_031),
     ("kpn-small", 335_957),
+    ("kpn-medium", 1_811_285),
     ("kpn-burst3", 473_083),
 ]
 

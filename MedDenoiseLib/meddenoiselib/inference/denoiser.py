@@ -86,7 +86,8 @@ class Denoiser:
         batch_slices: slices processed together by a 2D model. Defaults to 8.
         precision: ``"auto"`` (bf16 on CPUs that support it, fp16 on CUDA), ``"fp32"``, ``"bf16"``, ``"fp16"``.
         scaling_mode: intensity normalization (see :class:`~meddenoiselib.transforms.ScalingMode`). Defaults to
-            ``"percentile"``.
+            None: for a network, the scaling its training images had (``input_scaling`` in the model card, min-max
+            for every shipped model), so inputs look like what it learned from; ``"percentile"`` for baselines.
         window: ``(center, width)`` of a CT window in HU; when given, normalization uses it (``ct_window``).
             Values outside the window are not clipped. Defaults to None.
         strength: blend ``noisy + strength * (denoised - noisy)``; 1 is full denoising, 0 returns the input.
@@ -112,7 +113,7 @@ class Denoiser:
         slice_axis: int | None = None,
         batch_slices: int = 8,
         precision: str = "auto",
-        scaling_mode: ScalingMode | str = ScalingMode.PERCENTILE,
+        scaling_mode: ScalingMode | str | None = None,
         window: tuple[float, float] | None = None,
         strength: float = 1.0,
         clip_to_input_range: bool = True,
@@ -133,7 +134,6 @@ class Denoiser:
         self.sw_batch_size = int(sw_batch_size)
         self.slice_axis = slice_axis
         self.batch_slices = int(batch_slices)
-        self.scaling_mode = ScalingMode.CT_WINDOW if window is not None else ScalingMode(scaling_mode)
         self.scaling_options = {"center": float(window[0]), "width": float(window[1])} if window is not None else {}
         self.strength = float(strength)
         self.clip_to_input_range = bool(clip_to_input_range)
@@ -155,6 +155,14 @@ class Denoiser:
         else:
             self._load_model(weights)
         self.autocast = autocast_dtype(self.device, precision) if self.model is not None else None
+        if window is not None:
+            self.scaling_mode = ScalingMode.CT_WINDOW
+        elif scaling_mode is not None:
+            self.scaling_mode = ScalingMode(scaling_mode)
+        elif self.model is not None:
+            self.scaling_mode = ScalingMode(self.card.get("input_scaling", ScalingMode.MINMAX.value))
+        else:
+            self.scaling_mode = ScalingMode.PERCENTILE
         self.roi_size = roi_size
 
     # ----------------------------------------------------------------------------------------------- setup

@@ -96,10 +96,10 @@ _SPECS: tuple[NetworkSpec, ...] = (
         "conv-dae", ConvDAE, {"features": 64, "levels": 2}, "Gondara's 2-level conv autoencoder, direct output."
     ),
     NetworkSpec(
-        "conv-dae-deep",
+        "conv-dae-skip",
         ConvDAE,
-        {"features": 64, "levels": 2, "convs_per_level": 2, "residual": True},
-        "Conv autoencoder with 2 convs per level and a residual (input minus correction) head.",
+        {"features": 64, "levels": 2, "convs_per_level": 2, "refine_convs": 3},
+        "Conv autoencoder (2 convs per level) whose output meets the noisy input in 3 full-resolution convs.",
     ),
     NetworkSpec(
         "kpn",

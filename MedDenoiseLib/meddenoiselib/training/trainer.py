@@ -499,6 +499,8 @@ class Trainer:
                 "SSIM 11x11 Gaussian window",
                 **{k: round(v, 4) for k, v in metrics.items()},
             },
+            # what the Denoiser applies at inference unless told otherwise: the training images' scaling
+            "input_scaling": "minmax",
             "meddenoiselib_version": __version__,
             "torch_version": torch.__version__,
             "created": time.strftime("%Y-%m-%d"),
