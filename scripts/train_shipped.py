@@ -35,7 +35,7 @@ RECIPES: dict[str, dict] = {
     "irunet-48": dict(network="irunet-48", patch=96, batch_size=8, steps=15000, lr=1e-3, description=BLIND),
     "dran-small": dict(network="dran-small", patch=64, batch_size=16, steps=2500, lr=1e-3, description=BLIND),
     "rdn-small": dict(network="rdn-small", patch=64, batch_size=16, steps=2000, lr=5e-4, description=BLIND),
-    "conv-dae-skip": dict(network="conv-dae-skip", patch=64, batch_size=16, steps=5000, lr=1e-3, description=BLIND),
+    "conv-dae-skip": dict(network="conv-dae-skip", patch=64, batch_size=16, steps=3500, lr=1e-3, description=BLIND),
     "kpn-burst3": dict(network="kpn-burst3", patch=96, batch_size=8, steps=6000, lr=5e-4, burst=True,
                        description=BLIND + "; 3 adjacent slices in, centre slice out"),
     "kpn-small-n2v": dict(network="kpn-small", patch=96, batch_size=8, steps=6000, lr=5e-4, mode="self-supervised",
