@@ -51,6 +51,50 @@ def load_references() -> list[tuple[str, str, np.ndarray]]:
     return references
 
 
+def load_burst_references() -> list[tuple[str, str, np.ndarray]]:
+    """(modality, name, clean (3, Y, X) stack in [0, 1]) for every CT and MR reference with its two neighbours.
+
+    The stack is scaled with the centre slice's min-max, so its centre equals the 2D reference. Neighbours are held
+    out too (``scripts/data_split.py`` holds out whole slice ranges).
+    """
+    stacks = []
+    for modality, path, index in benchmark_references():
+        if modality not in ("CT", "MR"):
+            continue
+        if index is not None:
+            stack = read_volume(path).array[index - 1:index + 2].astype(np.float32)
+        else:  # one DICOM file per slice; neighbours are the files either side in name order
+            files = sorted(path.parent.glob("*.dcm"))
+            k = files.index(path)
+            stack = np.concatenate([read_volume(f).array for f in files[k - 1:k + 2]]).astype(np.float32)
+        name = path.name + (f"[{index}]" if index is not None else "")
+        stacks.append((modality, name, fit_scaling(stack[1], "minmax").apply(stack)))
+    return stacks
+
+
+def burst_protocol(denoisers: dict[str, Denoiser], sigmas: list[float], seed: int) -> list[dict]:
+    """Centre-slice PSNR/SSIM when each method sees a 3-slice stack with independent noise per slice.
+
+    Burst models get the whole noisy stack; single-slice methods get only its noisy centre slice.
+    """
+    rows = []
+    for i, (modality, name, stack) in enumerate(load_burst_references()):
+        clean = stack[1]
+        for j, sigma in enumerate(sigmas):
+            noisy = add_noise(stack, sigma, seed + 500 + 1000 * i + j)
+            rows.append({"image": name, "sigma255": sigma, "method": "noisy", "psnr": psnr(clean, noisy[1]),
+                         "ssim": ssim(clean, noisy[1])})
+            for method, denoiser in denoisers.items():
+                if denoiser.burst > 1:
+                    out = denoiser.denoise_array(noisy, sigma=sigma / 255)[1]
+                else:
+                    out = denoiser.denoise_array(noisy[1], sigma=sigma / 255)
+                rows.append({"image": name, "sigma255": sigma, "method": method, "psnr": psnr(clean, out),
+                             "ssim": ssim(clean, out)})
+                print(f"  burst {name:30s} sigma {sigma:4g} {method:16s} {rows[-1]['psnr']:6.2f} dB", flush=True)
+    return rows
+
+
 def time_per_slice(denoiser: Denoiser, image: np.ndarray, sigma: float, repeats: int) -> float:
     denoiser.denoise_array(image, sigma=sigma)  # warm-up (weights, threads, caches)
     times = []
@@ -134,6 +178,11 @@ def main() -> int:
         print(f"  speed {method:16s} {speed[method]:.3f} s per 512x512 slice", flush=True)
 
     irunet_rows = irunet_protocol(denoisers)
+    burst_methods = [m for m in methods if denoisers[m].burst > 1]
+    burst_rows = []
+    if burst_methods:
+        compared = [m for m in ("nlm", "bm3d") if m in methods] + [m for m in models if m not in burst_methods]
+        burst_rows = burst_protocol({m: denoisers[m] for m in compared + burst_methods}, sigmas, args.seed)
 
     # figure: one CT and one ultrasound reference at sigma 25
     figure_methods = [m for m in ("median", "nlm", "bm3d") if m in methods]
@@ -193,6 +242,20 @@ def main() -> int:
         body.append([r["pair"], f"{r['sigma255']}", r["method"], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}",
                      f"{published[0]:.2f} / {published[1]:.4f}" if published else ""])
     lines.append(markdown_table(["pair", "σ", "method", "PSNR", "SSIM", "IRUNet published (test set mean)"], body))
+    if burst_rows:
+        lines += ["", "## Burst models: 3 adjacent slices of the held-out CT and MR references", "",
+                  "Each reference slice with its two neighbours (also held out), independent Gaussian noise per slice. "
+                  "Burst models see the noisy 3-slice stack; every other method sees only the noisy centre slice. "
+                  "Mean centre-slice PSNR (dB) / SSIM.", ""]
+        burst_methods_all = list(dict.fromkeys(r["method"] for r in burst_rows))
+        body = []
+        for m in burst_methods_all:
+            cells = []
+            for s in sigmas:
+                sel = [r for r in burst_rows if r["method"] == m and r["sigma255"] == s]
+                cells.append(f"{np.mean([r['psnr'] for r in sel]):.2f} / {np.mean([r['ssim'] for r in sel]):.4f}")
+            body.append([m] + cells)
+        lines.append(markdown_table(["method"] + [f"σ={s:g}" for s in sigmas], body))
     lines += ["", "![held-out images at sigma 25](benchmark_quality.png)", ""]
     cards = []
     for model in models:

@@ -145,6 +145,7 @@ class Denoiser:
         self.baseline: BaselineSpec | None = None
         self.model: torch.nn.Module | None = None
         self.card: dict[str, Any] = {}
+        self.burst = 1  # slices a network sees at once (burst KPN: 3); 1 for baselines and single-slice models
         if weights is None and self.method in BASELINES:
             self.baseline = BASELINES[self.method]
             if not self.baseline.available():
