@@ -104,6 +104,10 @@ class PatchSampler:
     is drawn with equal probability, whatever its number of slices, so large series do not dominate; nearly
     flat patches (standard deviation below ``min_std``) are redrawn, up to a few times.
 
+    Burst sampling draws half of its stacks from images with at least ``burst`` slices, so the network sees real
+    neighbours often enough to learn to use them even when most training files are single 2D images (whose
+    "stack" is the one slice repeated: the case a burst model meets when given a lone slice).
+
     Args:
         images: cached training images.
         patch: patch edge in pixels.
@@ -137,6 +141,7 @@ class PatchSampler:
                 f"no training image is large enough for {patch}-pixel {'cubes' if spatial_dims == 3 else 'patches'}"
             )
         self.images = usable
+        self.volumes = [im for im in usable if im.array.shape[0] >= self.burst] if self.burst > 1 else []
         self.random = np.random.RandomState(seed)
         axes = (0, 1) if spatial_dims == 2 else (0, 1, 2)
         size = [patch] * spatial_dims
@@ -151,7 +156,8 @@ class PatchSampler:
         self.augment.set_random_state(seed=seed + 1)
 
     def _draw(self) -> np.ndarray:
-        image = self.images[self.random.randint(len(self.images))].array
+        pool = self.volumes if self.volumes and self.random.random_sample() < 0.5 else self.images
+        image = pool[self.random.randint(len(pool))].array
         if self.spatial_dims == 3:
             return image[np.newaxis]
         k = self.random.randint(image.shape[0])

@@ -51,6 +51,27 @@ def _hardware(device: torch.device) -> str:
     return f"{cpu}, {torch.get_num_threads()} torch threads"
 
 
+def share_noise_of_repeated_frames(clean: torch.Tensor, noisy: torch.Tensor, centre: int) -> torch.Tensor:
+    """Give every burst frame that repeats the centre frame the centre frame's noisy values.
+
+    A stack built from one 2D image (or padded at a volume's edge) repeats the same slice; at inference the
+    repeat is of the same *noisy* slice, so it carries no extra information. Independent noise on the copies
+    would teach the network to average them, and it would then under-denoise lone slices.
+
+    Args:
+        clean: ``(B, burst, H, W)`` clean stacks.
+        noisy: the same stacks with independent noise per frame.
+        centre: index of the reference frame.
+
+    Returns:
+        ``noisy`` with repeated frames' noise tied to the centre frame's.
+    """
+    reference = clean[:, centre : centre + 1]
+    repeats = (clean == reference).flatten(2).all(dim=2)  # (B, burst)
+    mask = repeats.view(*repeats.shape, *([1] * (clean.ndim - 2)))
+    return torch.where(mask, noisy[:, centre : centre + 1].expand_as(noisy), noisy)
+
+
 def _center_crop(array: np.ndarray, edge: int) -> np.ndarray:
     slices = []
     for size in array.shape:
@@ -249,6 +270,8 @@ class Trainer:
         centre = self.burst // 2
         if config.mode == "supervised":
             noisy, sigma = self.noise(batch)
+            if self.burst > 1:
+                noisy = share_noise_of_repeated_frames(batch, noisy, centre)
             noisy, sigma, clean = noisy[rows], sigma[rows], batch[rows]
             prediction = self._forward(self._prepare(noisy, sigma))
             loss = self._loss(prediction, clean[:, centre : centre + 1].to(self.device))
