@@ -199,6 +199,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         strength=args.strength,
         progress=show_bar,
         progress_callback=callback,
+        ensemble=args.ensemble,
     )
     if not source.exists():
         raise MedDenoiseError(f"{source}: no such file or folder")
@@ -445,6 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="array axis for 2D models on volumes (0=z, 1=y, 2=x; default: the largest spacing)")
     p.add_argument("--strength", type=_unit_interval, default=1.0,
                    help="blend: noisy + strength*(denoised-noisy), 0..1 (1)")
+    p.add_argument("--ensemble", type=int, choices=[1, 2, 4, 8], default=1,
+                   help="networks: average over this many in-plane flips/rotations (8: about +0.2 dB, 8x time) (1)")
     p.add_argument("--format", choices=["nifti", "nrrd", "metaimage", "png", "tiff"],
                    help="output format for folder inputs (default: same as each input)")
     p.add_argument("--series-uid", help="DICOM SeriesInstanceUID to read when a folder holds several series")

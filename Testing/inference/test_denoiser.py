@@ -132,3 +132,26 @@ def test_bad_requests_raise_library_errors(tmp_path):
     path.write_bytes(path.read_bytes()[:-8] + b"corrupt!")
     with pytest.raises(MedDenoiseError, match="sha256 does not match"):
         Denoiser(weights=path)
+
+
+def test_ensemble_averages_the_eight_flips_and_rotations(tmp_path, ct_crop):
+    path, model = _random_weights(tmp_path)
+    image = ct_crop[:101, :77]  # not square: rotated views change shape and must be mapped back
+    expected = np.zeros_like(image)
+    with torch.inference_mode():
+        for flip in (False, True):
+            view = image[:, ::-1] if flip else image
+            for turns in range(4):
+                rotated = np.ascontiguousarray(np.rot90(view, turns))
+                out = np.rot90(model(torch.from_numpy(rotated)[None, None])[0, 0].numpy(), -turns)
+                expected += out[:, ::-1] if flip else out
+    expected /= 8
+    ensembled = Denoiser(weights=path, roi_size=512, precision="fp32", device="cpu", ensemble=8).denoise_array(image)
+    single = Denoiser(weights=path, roi_size=512, precision="fp32", device="cpu").denoise_array(image)
+    assert np.abs(ensembled - expected).max() < 1e-4
+    assert np.abs(ensembled - single).max() > 1e-3  # a random network is not rotation-equivariant
+
+
+def test_ensemble_size_is_checked():
+    with pytest.raises(MedDenoiseError, match="--ensemble"):
+        Denoiser("median", ensemble=3)

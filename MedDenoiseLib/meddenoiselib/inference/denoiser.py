@@ -26,8 +26,13 @@ __all__ = ["Denoiser", "DenoiseCancelled", "DenoiseReport", "default_model_name"
 
 logger = logging.getLogger(__name__)
 
+#: allowed ``ensemble`` sizes, and the in-plane (flip last axis?, quarter turns) views in the order they are used:
+#: 2 = identity + half turn, 4 = the four rotations, 8 = the four rotations with and without a flip.
+ENSEMBLE_SIZES = (1, 2, 4, 8)
+GEOMETRIC_TRANSFORMS = ((False, 0), (False, 2), (False, 1), (False, 3), (True, 0), (True, 2), (True, 1), (True, 3))
+
 #: shipped models in order of preference for the default (best first, by the measured benchmark in docs/).
-PREFERRED_MODELS = ("irunet-48", "kpn-small", "irunet-32", "dncnn", "dncnn-small", "rdn-small", "dran-small")
+PREFERRED_MODELS = ("kpn-small", "irunet-32", "rdn-small", "conv-dae-skip", "dran-small", "dncnn-small")
 
 
 def default_model_name() -> str:
@@ -93,6 +98,10 @@ class Denoiser:
         strength: blend ``noisy + strength * (denoised - noisy)``; 1 is full denoising, 0 returns the input.
         clip_to_input_range: keep denoised values within the input's minimum and maximum (a denoiser should not
             invent intensities below air in CT or negative magnitudes in MR). Defaults to True.
+        ensemble: geometric self-ensemble for networks: 1 (off), 2, 4 or 8 in-plane flips/90-degree rotations of each
+            window, each denoised and mapped back, then averaged. Noise is independent of orientation but the
+            network's errors partly are not, so averaging lowers them (about +0.1 to +0.3 dB for 8) at 2-8x the
+            time. Ignored by baselines. Defaults to 1.
         progress: draw a tqdm bar on stderr. Defaults to False.
         progress_callback: ``callback(fraction, message)`` for machine-readable progress. Defaults to None.
 
@@ -119,6 +128,7 @@ class Denoiser:
         clip_to_input_range: bool = True,
         progress: bool = False,
         progress_callback: ProgressCallback | None = None,
+        ensemble: int = 1,
     ) -> None:
         if not 0 <= overlap < 1:
             raise MedDenoiseError(f"--overlap must be in [0, 1), got {overlap}")
@@ -128,6 +138,9 @@ class Denoiser:
             raise MedDenoiseError(f"--slice-axis must be 0, 1 or 2, got {slice_axis}")
         if sw_batch_size < 1 or batch_slices < 1:
             raise MedDenoiseError("--sw-batch-size and batch_slices must be at least 1")
+        if ensemble not in ENSEMBLE_SIZES:
+            raise MedDenoiseError(f"--ensemble must be one of {', '.join(map(str, ENSEMBLE_SIZES))}, got {ensemble}")
+        self.ensemble = int(ensemble)
         self.method = default_model_name() if method in (None, "", "default") else str(method)
         self.device = resolve_device(device)
         self.overlap = float(overlap)
@@ -331,7 +344,7 @@ class Denoiser:
         dtype = self.autocast
         channels_last = device_type == "cpu"
 
-        def forward(batch: torch.Tensor) -> torch.Tensor:
+        def forward_once(batch: torch.Tensor) -> torch.Tensor:
             if channels_last and batch.ndim in (4, 5):
                 batch = batch.contiguous(
                     memory_format=torch.channels_last if batch.ndim == 4 else torch.channels_last_3d
@@ -340,6 +353,19 @@ class Denoiser:
                 return model(batch).float()
             with torch.autocast(device_type=device_type, dtype=dtype):
                 return model(batch).float()
+
+        if self.ensemble == 1:
+            return forward_once
+        transforms = GEOMETRIC_TRANSFORMS[: self.ensemble]
+
+        def forward(batch: torch.Tensor) -> torch.Tensor:
+            total = None
+            for flip, turns in transforms:
+                view = torch.rot90(batch.flip(-1) if flip else batch, turns, dims=(-2, -1))
+                result = torch.rot90(forward_once(view), -turns, dims=(-2, -1))
+                result = result.flip(-1) if flip else result
+                total = result if total is None else total + result
+            return total / len(transforms)
 
         return forward
 
