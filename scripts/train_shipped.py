@@ -38,6 +38,9 @@ RECIPES: dict[str, dict] = {
     "conv-dae-skip": dict(network="conv-dae-skip", patch=64, batch_size=16, steps=3500, lr=1e-3, description=BLIND),
     "kpn-burst3": dict(network="kpn-burst3", patch=96, batch_size=8, steps=6000, lr=5e-4, burst=True,
                        description=BLIND + "; 3 adjacent slices in, centre slice out"),
+    # continues kpn-small (20000 steps) with a fresh, lower cosine cycle; installed over kpn-small
+    "kpn-small-ft": dict(network="kpn-small", init="kpn-small", patch=96, batch_size=8, steps=10000, lr=2e-4,
+                         install_as="kpn-small", description=BLIND),
     "kpn-small-n2v": dict(network="kpn-small", patch=96, batch_size=8, steps=6000, lr=5e-4, mode="self-supervised",
                           simulate_noise=25.0, loss="mse", description="Self-supervised (Noise2Void-style blind-spot) "
                           "2D denoiser trained on noisy images only (Gaussian sigma 25 on the 0-255 scale)"),
@@ -70,6 +73,7 @@ def _burst_inputs(cache: Path) -> list[Path]:
 
 def command(name: str, recipe: dict, output: Path, steps: int | None, threads: int, resume: bool) -> list[str]:
     recipe = dict(recipe)
+    recipe.pop("install_as", None)
     inputs = _burst_inputs(ROOT / ".cache" / "burst_train") if recipe.pop("burst", False) else train_files()
     validation = validation_files()
     modality = recipe.pop("modality", "")
@@ -95,6 +99,13 @@ def install(name: str, output: Path, snapshot: bool = False) -> None:
 
         export_checkpoint(output, output / "model.safetensors")
     card = json.loads((output / "model.json").read_text())
+    base = card["training"].get("init")
+    name = RECIPES.get(name, {}).get("install_as", name)
+    if base and (WEIGHTS / f"{base}.json").is_file():
+        # fine-tuned from a shipped model: keep how that model was trained, so the card tells the whole story
+        base_card = json.loads((WEIGHTS / f"{base}.json").read_text())
+        card["training"]["base_training"] = base_card["training"]
+        card["training"]["base_validation"] = base_card["validation"]
     card["name"] = name
     card["training"]["data_root"] = "../shared/data (see scripts/data_split.py for the split)"
     shutil.copy(output / "model.safetensors", WEIGHTS / f"{name}.safetensors")
