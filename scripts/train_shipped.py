@@ -54,10 +54,12 @@ RECIPES: dict[str, dict] = {
 }
 
 
+_BURST_GROUPS = {"chest": "chest_ct", "head": "ct_ge_head"}
+
+
 def _burst_inputs(cache: Path) -> list[Path]:
     """Training volumes for burst models: contiguous training slices of each CT series as one series folder."""
-    groups = {"chest": [f for f in train_files() if "chest_ct" in str(f)],
-              "head": [f for f in train_files() if "ct_ge_head" in str(f)]}
+    groups = {group: [f for f in train_files() if key in str(f)] for group, key in _BURST_GROUPS.items()}
     inputs = []
     for name, files in groups.items():
         folder = cache / name
@@ -69,6 +71,21 @@ def _burst_inputs(cache: Path) -> list[Path]:
         inputs.append(folder)
     singles = [f for f in train_files() if "chest_ct" not in str(f) and "ct_ge_head" not in str(f)]
     return inputs + singles
+
+
+def _unstage(entries: list[str]) -> list[str]:
+    """Card data entries with each staged burst folder (``burst_train/<series>``) replaced by its source files."""
+    unstaged = []
+    for entry in entries:
+        folder = ROOT / ".cache" / entry
+        if entry.startswith("burst_train/"):
+            key = _BURST_GROUPS[entry.split("/", 1)[1]]
+            unstaged += [f"{f.parent.name}/{f.name}" for f in train_files() if key in str(f)]
+        elif folder.is_dir():
+            raise ValueError(f"card entry {entry!r} is a staging folder without a known source")
+        else:
+            unstaged.append(entry)
+    return unstaged
 
 
 def command(name: str, recipe: dict, output: Path, steps: int | None, threads: int, resume: bool) -> list[str]:
@@ -107,6 +124,7 @@ def install(name: str, output: Path, snapshot: bool = False) -> None:
         card["training"]["base_training"] = base_card["training"]
         card["training"]["base_validation"] = base_card["validation"]
     card["name"] = name
+    card["training"]["data"] = _unstage(card["training"].get("data", []))
     card["training"]["data_root"] = "../shared/data (see scripts/data_split.py for the split)"
     shutil.copy(output / "model.safetensors", WEIGHTS / f"{name}.safetensors")
     (WEIGHTS / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
