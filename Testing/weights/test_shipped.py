@@ -51,7 +51,7 @@ def _held_back_case(card: dict) -> tuple[np.ndarray, np.ndarray, float, float]:
     """(clean, noisy, sigma for the median baseline, required PSNR gain) matching the model's noise model.
 
     Gaussian models: a real chest CT slice not used for training (bundled sample, slice 100) with sigma 25.
-    Rician MR models: the middle slice of the bundled head MR with Rician sigma 25. Speckle models: a held-out
+    Rician MR models: a held-out head MR slice (skimage brain.tiff, slice 5) with Rician sigma 25. Speckle models: a held-out
     ultrasound image with multiplicative speckle of relative sigma 0.2.
     """
     noise = card["training"]["noise"]
@@ -60,7 +60,7 @@ def _held_back_case(card: dict) -> tuple[np.ndarray, np.ndarray, float, float]:
         _, clean = reference_slices(volume, "us", max_slices=1)[0]
         transform, sigma, gain = make_noise_transform("speckle", 0.2), 0.1, 3.0
     elif "rician" in noise:
-        volume = read_volume(WEIGHTS_DIR.parent / "samples" / "mr_head" / "aniso_vox.nii.gz")
+        volume = read_volume(Path(__file__).resolve().parents[1] / "data" / "mr_skimage_brain_slice5.png")
         _, clean = reference_slices(volume, "mr", max_slices=1)[0]
         transform, sigma, gain = make_noise_transform("rician", 25), 25 / 255, 3.0
     else:
