@@ -51,8 +51,8 @@ def _held_back_case(card: dict) -> tuple[np.ndarray, np.ndarray, float, float]:
     """(clean, noisy, sigma for the median baseline, required PSNR gain) matching the model's noise model.
 
     Gaussian models: a real chest CT slice not used for training (bundled sample, slice 100) with sigma 25.
-    Rician MR models: a held-out head MR slice (skimage brain.tiff, slice 5) with Rician sigma 25. Speckle models: a held-out
-    ultrasound image with multiplicative speckle of relative sigma 0.2.
+    Rician MR models: a held-out head MR slice (skimage brain.tiff, slice 5) with Rician sigma 25.
+    Speckle models: a held-out ultrasound image with multiplicative speckle of relative sigma 0.2.
     """
     noise = card["training"]["noise"]
     if "speckle" in noise:
