@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "scripts"))
 from data_split import DATA_ROOT, validation_files  # noqa: E402
-from quality import load_references  # noqa: E402
+from quality import cpu_name, load_references  # noqa: E402
 
 from meddenoiselib.baselines import bm3d_available  # noqa: E402
 from meddenoiselib.evaluation import psnr, ssim  # noqa: E402
@@ -35,13 +34,6 @@ from meddenoiselib.inference import Denoiser  # noqa: E402
 from meddenoiselib.io import read_volume  # noqa: E402
 from meddenoiselib.transforms import fit_scaling, make_noise_transform  # noqa: E402
 from meddenoiselib.weights import list_shipped_weights  # noqa: E402
-
-CASES = {
-    # name: (noise kind, levels, specialised model, baselines get the true sigma)
-    "Rician MR": ("rician", (15.0, 25.0, 50.0), "kpn-small-rician-mr", True),
-    "Speckle ultrasound": ("speckle", (0.1, 0.2, 0.4), "kpn-small-speckle-us", False),
-}
-
 
 def ultrasound_references() -> list[tuple[str, np.ndarray]]:
     """(name, clean image in [0, 1]) for each held-out ultrasound file."""
@@ -56,6 +48,13 @@ def ultrasound_references() -> list[tuple[str, np.ndarray]]:
 
 def mr_references() -> list[tuple[str, np.ndarray]]:
     return [(name, image) for modality, name, image in load_references() if modality == "MR"]
+
+
+CASES = {
+    # name: (reference loader, noise kind, levels, specialised model, baselines get the true sigma)
+    "Rician MR": (mr_references, "rician", (15.0, 25.0, 50.0), "kpn-small-rician-mr", True),
+    "Speckle ultrasound": (ultrasound_references, "speckle", (0.1, 0.2, 0.4), "kpn-small-speckle-us", False),
+}
 
 
 def run_case(title: str, references, kind: str, levels, model: str, sigma_known: bool, seed: int) -> list[dict]:
@@ -78,14 +77,6 @@ def run_case(title: str, references, kind: str, levels, model: str, sigma_known:
             print(f"{title:20s} {level:5g} {name:24s} " + " ".join(
                 f"{r['method']}={r['psnr']:.2f}" for r in rows[-len(outputs):]), flush=True)
     return rows
-
-
-def cpu_name() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def markdown(rows: list[dict]) -> str:
@@ -121,10 +112,9 @@ def main() -> int:
     args = parser.parse_args()
     if not DATA_ROOT.is_dir():
         parser.error(f"benchmark data not found at {DATA_ROOT} (set MEDDENOISE_DATA)")
-    sources = {"Rician MR": mr_references, "Speckle ultrasound": ultrasound_references}
     rows = []
-    for title, (kind, levels, model, sigma_known) in CASES.items():
-        references = sources[title]()[: args.max_references]
+    for title, (load, kind, levels, model, sigma_known) in CASES.items():
+        references = load()[: args.max_references]
         rows += run_case(title, references, kind, levels, model, sigma_known, args.seed)
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)

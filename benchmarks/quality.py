@@ -39,6 +39,15 @@ from meddenoiselib.weights import list_shipped_weights, load_model_card  # noqa:
 IRUNET_PUBLISHED = {10: (42.20, 0.9977), 25: (39.64, 0.9925), 50: (33.31, 0.9655)}
 
 
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo, or the platform's processor name where that is not available."""
+    try:
+        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def load_references() -> list[tuple[str, str, np.ndarray]]:
     """(modality, name, clean 2D image in [0, 1]) for every benchmark reference."""
     references = []
@@ -215,12 +224,7 @@ def main() -> int:
                       title="Held-out images, Gaussian sigma 25 (0-255 scale), same crop")
 
     # markdown
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     import os
 
     import torch
