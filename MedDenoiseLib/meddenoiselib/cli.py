@@ -221,27 +221,45 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    import numpy as np
-
+    from .inference import Progress
     from .io import read_volume, write_volume
-    from .transforms import fit_scaling, make_noise_transform, parse_noise_spec
+    from .transforms import parse_noise_spec, simulate_volume
+    from .transforms.noise import NoiseKind
 
     try:
-        kind, level = parse_noise_spec(args.noise)
+        spec = parse_noise_spec(args.noise)
     except ValueError as exc:
         raise MedDenoiseError(f"--noise: {exc}") from None
     volume = read_volume(args.input, series_uid=args.series_uid)
-    scaling = fit_scaling(volume.array, **_scaling_options(args))
-    transform = make_noise_transform(kind, level)
-    transform.set_random_state(args.seed)
-    normalized = scaling.apply(volume.array)
-    noisy = np.asarray(transform(normalized), dtype=np.float32)
-    dtype = "float32" if args.float else None
-    result = volume.with_array(scaling.invert(noisy, dtype=dtype))
+    if spec.kind == NoiseKind.CT_LOWDOSE:
+        _check_ct_in_hu(volume, args.input)
+    if args.window:
+        mode = "ct_window"
+    else:
+        mode = args.scaling or "percentile"
+    show_bar, callback = _progress(args)
+    slices = volume.shape[0] if spec.kind == NoiseKind.CT_LOWDOSE and spec.method == "projection" else 0
+    with Progress(slices, f"simulating {spec}", show_bar and slices > 1, callback) as progress:
+        try:
+            result = simulate_volume(volume, spec, seed=args.seed, scaling_mode=mode, float_output=args.float,
+                                     on_slice=progress.update if slices else None)
+        except ValueError as exc:
+            raise MedDenoiseError(f"{args.input}: {exc}") from None
     write_volume(result, args.output, overwrite=args.overwrite, inputs=(Path(args.input),),
-                 description_suffix=f" {kind.value} noise", derivation=f"Simulated {kind.value} noise, level {level:g}")
-    logger.info("Wrote %s (%s noise, level %g, seed %d)", args.output, kind.value, level, args.seed)
+                 description_suffix=f" {spec.kind.value} noise", derivation=f"Simulated noise {spec}")
+    logger.info("Wrote %s (%s, seed %d)", args.output, spec.describe(), args.seed)
     return 0
+
+
+def _check_ct_in_hu(volume, label) -> None:
+    """ct-lowdose needs HU: a CT modality tag, or values that look like HU (air near -1000)."""
+    modality = volume.metadata.get("0008|0060", "").strip().upper()
+    if modality and modality != "CT":
+        raise MedDenoiseError(f"{label}: ct-lowdose noise needs a CT image in HU, but the Modality is {modality}")
+    low = float(volume.array.min())
+    if not modality and not -1100 <= low <= -900 and low > -3100:
+        logger.warning("%s: no CT Modality tag and the minimum is %.0f, not about -1000 HU (air); treating the "
+                       "values as HU anyway", label, low)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -387,7 +405,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = TrainConfig()
     for key, value in vars(args).items():
         if key in TrainConfig.__dataclass_fields__ and value is not None and value != []:
-            setattr(config, key, list(value) if isinstance(value, tuple) and key != "noise_range" else value)
+            keep_tuple = key in ("noise_range", "window")
+            setattr(config, key, list(value) if isinstance(value, tuple) and not keep_tuple else value)
     if args.overrides_json:
         config.overrides = json.loads(args.overrides_json)
     try:
@@ -463,15 +482,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_denoise)
 
     p = sub.add_parser("simulate", help="add seeded synthetic noise to an image",
-                       description="Add noise of a given model and level: gaussian:SIGMA and rician:SIGMA (0-255 "
-                       "scale of the normalized image), poisson:PEAK (photon count at full scale), speckle:SIGMA.")
+                       description="Add noise of a given model and level, in the image's own units: "
+                       "gaussian:SIGMA, rician:SIGMA and noncentral-chi:SIGMA,COILS (SIGMA on the 0-255 scale of "
+                       "the normalized image, or N%% of its 99th percentile), speckle:SIGMA (relative, Gamma), "
+                       "poisson-gaussian:PEAK[,READ] (counts at intensity 1, read noise in counts), "
+                       "ct-lowdose:DOSE or ct-lowdose:NHU (CT in HU: Poisson noise on simulated projections, "
+                       "filtered back-projection; options kernel=, views=, counts=, electronic=, method=fast).")
     p.add_argument("input")
     p.add_argument("output")
-    p.add_argument("--noise", default="gaussian:25", help="MODEL:LEVEL (default gaussian:25)")
+    p.add_argument("--noise", default="gaussian:25", help="MODEL:LEVEL[,...] (default gaussian:25), e.g. "
+                   "ct-lowdose:0.25, rician:3%%, speckle:0.2")
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
     p.add_argument("--float", action="store_true", help="write float32 instead of the input's dtype")
     p.add_argument("--series-uid")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--progress-format", choices=["bar", "lines", "none"], default="bar",
+                   help="'lines' prints 'PROGRESS <fraction> <message>' lines on stderr for other programs")
     _add_scaling(p)
     _add_common(p)
     p.set_defaults(handler=cmd_simulate)
@@ -523,8 +549,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["supervised", "self-supervised"])
     p.add_argument("--val-inputs", dest="val_inputs", nargs="+", help="validation files (held out by file)")
     p.add_argument("--val-fraction", dest="val_fraction", type=_fraction, help="files held out when no --val-inputs")
-    p.add_argument("--noise", nargs="+", choices=["gaussian", "rician", "poisson", "speckle"])
-    p.add_argument("--noise-range", dest="noise_range", type=_float_list, help="LOW,HIGH levels (0,50)")
+    p.add_argument("--noise", nargs="+", metavar="MODEL:LOW-HIGH",
+                   help="noise models with level ranges in each model's units, drawn per sample: gaussian:0-50, "
+                   "rician:0-50, speckle:0.05-0.5, poisson:10-1000, ct-lowdose:5HU-100HU[,kernel=a|b,views=lo|hi,"
+                   "electronic=lo|hi] (default gaussian:0-50)")
+    p.add_argument("--noise-range", dest="noise_range", type=_float_list,
+                   help="LOW,HIGH for --noise entries given without a range (0,50)")
+    p.add_argument("--scaling", choices=["minmax", "ct_window"],
+                   help="training (and inference) normalization: per-image minmax, or ct_window, the fixed HU map "
+                   "of --window (CT models)")
+    p.add_argument("--window", type=_window, metavar="CENTER,WIDTH", help="HU map for --scaling ct_window (40,400)")
     p.add_argument("--simulate-noise", dest="simulate_noise", type=float,
                    help="self-supervised: corrupt inputs once with this Gaussian sigma (0-255)")
     p.add_argument("--val-levels", dest="val_sigmas", type=_float_list,

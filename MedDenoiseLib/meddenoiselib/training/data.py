@@ -13,8 +13,9 @@ import torch
 from monai.transforms import Compose, RandFlip, RandRotate90, RandSpatialCrop
 
 from ..errors import MedDenoiseError
-from ..io import find_inputs, read_volume
-from ..transforms.intensity import ScalingMode, fit_scaling
+from ..io import Volume, find_inputs, read_volume
+from ..transforms.intensity import IntensityScaling, ScalingMode, fit_scaling
+from ..transforms.noise import BODY_THRESHOLD_HU, CTScanner, ct_noise_variance_terms, in_plane_pixel_mm
 
 __all__ = ["TrainingImage", "load_training_images", "split_by_file", "PatchSampler", "expand_inputs"]
 
@@ -23,10 +24,22 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class TrainingImage:
-    """One loaded input: a normalized float32 ``(Z, Y, X)`` array (``Z == 1`` for 2D images) and its name."""
+    """One loaded input.
+
+    Attributes:
+        name: the file or series it came from.
+        array: normalized float32 ``(Z, Y, X)`` (``Z == 1`` for 2D images).
+        aux: optional per-slice auxiliary maps ``(Z, A, Y, X)`` that travel with the image through cropping and
+            augmentation (for ``ct-lowdose`` training: the normalized noise-variance terms, ``A = 2``).
+        scaling: the intensity scaling that produced ``array`` (its inverse gives the original units).
+        pixel_mm: in-plane pixel spacing in mm.
+    """
 
     name: str
     array: np.ndarray
+    aux: np.ndarray | None = None
+    scaling: IntensityScaling | None = None
+    pixel_mm: float = 1.0
 
 
 def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
@@ -50,15 +63,23 @@ def load_training_images(
     paths: Sequence[str | Path],
     scaling_mode: ScalingMode | str = ScalingMode.MINMAX,
     min_size: int = 32,
+    window: tuple[float, float] = (40.0, 400.0),
+    ct_terms: bool = False,
+    cache_dir: str | Path | None = None,
 ) -> list[TrainingImage]:
-    """Read every input once and normalize it to [0, 1] with the library's own intensity scaling.
+    """Read every input once and normalize it with the library's own intensity scaling.
 
     RGB images become luminance. Images smaller than ``min_size`` in-plane are skipped with a warning.
 
     Args:
         paths: files, DICOM series folders, or folders searched recursively.
-        scaling_mode: per-image (per-volume) scaling. Defaults to ``"minmax"``.
+        scaling_mode: per-image (per-volume) scaling, or ``ct_window`` for the fixed HU map of CT models.
+            Defaults to ``"minmax"``.
         min_size: smallest accepted in-plane edge. Defaults to 32.
+        window: ``(center, width)`` in HU for ``ct_window``. Defaults to W400/L40.
+        ct_terms: also compute each slice's low-dose CT noise-variance terms (``aux``, see :func:`ct_training_terms`);
+            every input must then be a CT in HU.
+        cache_dir: where computed terms are kept between runs (keyed by file and size). Defaults to None.
     """
     images = []
     for item in expand_inputs(paths):
@@ -69,11 +90,58 @@ def load_training_images(
         if min(array.shape[1:]) < min_size:
             logger.warning("%s: skipped, smaller than %d pixels in-plane", item, min_size)
             continue
-        normalized = fit_scaling(array, scaling_mode).apply(array)
-        images.append(TrainingImage(str(item), np.ascontiguousarray(normalized)))
+        options = {"center": window[0], "width": window[1]} if ScalingMode(scaling_mode) == ScalingMode.CT_WINDOW else {}
+        scaling = fit_scaling(array, scaling_mode, **options)
+        aux = _cached_ct_terms(item, volume, array, cache_dir) if ct_terms else None
+        images.append(TrainingImage(str(item), np.ascontiguousarray(scaling.apply(array)), aux, scaling,
+                                    in_plane_pixel_mm(volume)))
     if not images:
         raise MedDenoiseError("no usable training images were found")
     return images
+
+
+def ct_training_terms(hu: np.ndarray, pixel_mm: float, scanner: CTScanner = CTScanner()) -> np.ndarray:
+    """Per-slice low-dose CT noise-variance terms normalized to the slice's body noise level.
+
+    For a slice whose quantum noise at full dose has median standard deviation ``s`` over the body, returns
+    ``(Z, 2, Y, X)`` with ``q = quantum/s²`` and ``r = electronic/s⁴``, so that noise with body level σ HU and
+    electronic noise ``e`` counts has variance ``σ²·q + e²·σ⁴·r`` (what :class:`BatchNoise` draws).
+
+    Raises:
+        MedDenoiseError: a slice has no body (nothing above the body threshold in HU).
+    """
+    terms = ct_noise_variance_terms(torch.from_numpy(hu), pixel_mm, scanner).numpy()
+    for k in range(hu.shape[0]):
+        body = hu[k] > BODY_THRESHOLD_HU
+        if body.sum() < 64:
+            terms[k, 0] = 1.0  # no body: stationary noise of the drawn level
+            terms[k, 1] = 0.0
+            continue
+        level = float(np.median(terms[k, 0][body]))
+        terms[k, 0] /= level
+        terms[k, 1] /= level**2
+    return terms.astype(np.float32)
+
+
+def _cached_ct_terms(item: Path, volume: Volume, hu: np.ndarray, cache_dir: str | Path | None) -> np.ndarray:
+    modality = volume.metadata.get("0008|0060", "").strip().upper()
+    if (modality and modality != "CT") or (not modality and float(hu.min()) > -900):
+        raise MedDenoiseError(f"{item}: ct-lowdose training needs CT images in HU (Modality {modality or 'unknown'}, "
+                              f"minimum {float(hu.min()):.0f})")
+    path = None
+    if cache_dir is not None:
+        import hashlib
+
+        key = hashlib.sha1(f"{Path(item).resolve()}|{hu.shape}|{float(hu.sum()):.6e}".encode()).hexdigest()[:16]
+        path = Path(cache_dir) / f"ct_terms_{key}.npy"
+        if path.is_file():
+            return np.load(path)
+    logger.info("%s: computing CT noise maps for %d slices", item, hu.shape[0])
+    terms = ct_training_terms(hu, in_plane_pixel_mm(volume))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, terms)
+    return terms
 
 
 def split_by_file(
@@ -141,6 +209,12 @@ class PatchSampler:
                 f"no training image is large enough for {patch}-pixel {'cubes' if spatial_dims == 3 else 'patches'}"
             )
         self.images = usable
+        with_aux = [im.aux is not None for im in usable]
+        if any(with_aux) and not all(with_aux):
+            raise ValueError("either every training image carries aux maps or none does.")
+        if any(with_aux) and spatial_dims == 3:
+            raise ValueError("aux maps are supported for 2D sampling only.")
+        self.aux_channels = int(usable[0].aux.shape[1]) if usable[0].aux is not None else 0
         self.volumes = [im for im in usable if im.array.shape[0] >= self.burst] if self.burst > 1 else []
         self.random = np.random.RandomState(seed)
         axes = (0, 1) if spatial_dims == 2 else (0, 1, 2)
@@ -156,27 +230,32 @@ class PatchSampler:
         self.augment.set_random_state(seed=seed + 1)
 
     def _draw(self) -> np.ndarray:
+        """Frames ``(C, ...)``, followed by their aux maps ``(C·A, ...)`` when the images carry them."""
         pool = self.volumes if self.volumes and self.random.random_sample() < 0.5 else self.images
-        image = pool[self.random.randint(len(pool))].array
+        chosen = pool[self.random.randint(len(pool))]
+        image = chosen.array
         if self.spatial_dims == 3:
             return image[np.newaxis]
         k = self.random.randint(image.shape[0])
-        if self.burst == 1:
-            return image[k : k + 1]
         half = self.burst // 2
         index = np.clip(np.arange(k - half, k + half + 1), 0, image.shape[0] - 1)
-        return image[index]
+        frames = image[index]
+        if self.aux_channels:
+            return np.concatenate([frames, chosen.aux[index].reshape(-1, *image.shape[1:])], axis=0)
+        return frames
 
     def sample(self) -> torch.Tensor:
-        """One patch, ``(C, *patch)`` with ``C = burst`` (2D) or 1 (3D)."""
+        """One patch, ``(C, *patch)`` with ``C = burst`` (2D) or 1 (3D), plus ``burst·A`` aux channels after
+        them when the images carry aux maps (cropped, flipped and rotated together with the frames)."""
+        frames = 1 if self.spatial_dims == 3 else self.burst
         for _ in range(8):
             patch = torch.as_tensor(np.asarray(self.augment(self._draw())))
-            if float(patch.std()) >= self.min_std:
+            if float(patch[:frames].std()) >= self.min_std:
                 break
         return patch.float().contiguous()
 
     def batch(self, size: int) -> torch.Tensor:
-        """A batch ``(size, C, *patch)`` of clean patches."""
+        """A batch ``(size, C, *patch)`` of clean patches (frames, then aux channels if any)."""
         return torch.stack([self.sample() for _ in range(size)])
 
     def state_dict(self) -> dict:
