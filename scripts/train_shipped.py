@@ -27,6 +27,10 @@ WEIGHTS = ROOT / "MedDenoiseLib" / "meddenoiselib" / "weights"
 
 BLIND = "2D single-channel denoiser for blind Gaussian noise, sigma 0-50 on the 0-255 scale of the normalized image"
 
+CT_NOISE = "ct-lowdose:5HU-100HU,kernel=ramp|shepp-logan|cosine|hann,views=540|1080,electronic=2|15"
+CT_DESCRIPTION = ("2.5D CT denoiser in HU: %d adjacent slices in, centre slice out; trained on projection-domain and "
+                  "NPS-shaped low-dose CT noise, body noise 5-100 HU, kernels ramp/shepp-logan/cosine/hann")
+
 RECIPES: dict[str, dict] = {
     "dncnn-small": dict(network="dncnn-small", patch=64, batch_size=16, steps=8000, lr=1e-3, description=BLIND),
     "kpn-small": dict(network="kpn-small", patch=96, batch_size=8, steps=20000, lr=5e-4, description=BLIND),
@@ -51,36 +55,54 @@ RECIPES: dict[str, dict] = {
                                  noise_range="0.05,0.5", val_levels="0.1,0.2,0.4", modality="us/",
                                  description="2D ultrasound despeckling: multiplicative speckle, relative sigma "
                                  "0.05-0.5, trained on B-mode ultrasound only"),
+    # CT: realistic low-dose noise in HU (body noise 5-100 HU, several kernels, views and electronic noise), fixed
+    # HU map, adjacent slices as a burst. Hamming is held out of training so the benchmark sees an unseen kernel.
+    **{
+        name: dict(network=network, patch=96, batch_size=8, steps=steps, lr=5e-4, burst=True, modality="ct/",
+                   cache_dir=str(Path(__file__).resolve().parents[1] / ".cache" / "ct_terms"),
+                   scaling="ct_window", noise=CT_NOISE, val_levels="10,25,60", description=CT_DESCRIPTION % frames)
+        for name, network, frames, steps in (
+            ("kpn-ct-burst3", "kpn-medium-burst3", 3, 12000),
+            ("kpn-ct-burst5", "kpn-medium-burst5", 5, 12000),
+            ("kpn-ct-small3", "kpn-burst3", 3, 12000),
+        )
+    },
 }
 
 
-_BURST_GROUPS = {"chest": "chest_ct", "head": "ct_ge_head"}
+_BURST_GROUPS = {"chest": "chest_ct", "head": "ct_ge_head", "phantom": "philips_head_phantom"}
 
 
-def _burst_inputs(cache: Path) -> list[Path]:
-    """Training volumes for burst models: contiguous training slices of each CT series as one series folder."""
-    groups = {group: [f for f in train_files() if key in str(f)] for group, key in _BURST_GROUPS.items()}
+def _burst_inputs(cache: Path, files: list[Path]) -> list[Path]:
+    """Inputs for burst models: the contiguous slices of each CT series among ``files`` as one series folder
+    (symbolic links under ``cache/<series>``), the other files as they are."""
     inputs = []
-    for name, files in groups.items():
+    for name, key in _BURST_GROUPS.items():
+        members = [f for f in files if key in str(f)]
+        if not members:
+            continue
         folder = cache / name
         folder.mkdir(parents=True, exist_ok=True)
-        for f in files:
+        for f in members:
             link = folder / f.name
             if not link.exists():
                 link.symlink_to(f)
         inputs.append(folder)
-    singles = [f for f in train_files() if "chest_ct" not in str(f) and "ct_ge_head" not in str(f)]
+    singles = [f for f in files if not any(key in str(f) for key in _BURST_GROUPS.values())]
     return inputs + singles
 
 
 def _unstage(entries: list[str]) -> list[str]:
-    """Card data entries with each staged burst folder (``burst_train/<series>``) replaced by its source files."""
+    """Card data entries with each staged burst folder (``burst_train/<series>``, ``burst_val/<series>``) replaced
+    by its source files."""
     unstaged = []
     for entry in entries:
         folder = ROOT / ".cache" / entry
-        if entry.startswith("burst_train/"):
-            key = _BURST_GROUPS[entry.split("/", 1)[1]]
-            unstaged += [f"{f.parent.name}/{f.name}" for f in train_files() if key in str(f)]
+        stage, _, series = entry.partition("/")
+        if stage in ("burst_train", "burst_val") and series in _BURST_GROUPS:
+            source = train_files() + validation_files()
+            unstaged += [f"{f.parent.name}/{f.name}" for f in source
+                         if _BURST_GROUPS[series] in str(f) and (f.parent / f.name).name in _staged(folder)]
         elif folder.is_dir():
             raise ValueError(f"card entry {entry!r} is a staging folder without a known source")
         else:
@@ -88,15 +110,21 @@ def _unstage(entries: list[str]) -> list[str]:
     return unstaged
 
 
+def _staged(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+
+
 def command(name: str, recipe: dict, output: Path, steps: int | None, threads: int, resume: bool) -> list[str]:
     recipe = dict(recipe)
     recipe.pop("install_as", None)
-    inputs = _burst_inputs(ROOT / ".cache" / "burst_train") if recipe.pop("burst", False) else train_files()
-    validation = validation_files()
+    inputs, validation = train_files(), validation_files()
     modality = recipe.pop("modality", "")
     if modality:
         inputs = [p for p in inputs if f"/{modality}" in str(p)]
         validation = [p for p in validation if f"/{modality}" in str(p)]
+    if recipe.pop("burst", False):
+        inputs = _burst_inputs(ROOT / ".cache" / "burst_train", inputs)
+        validation = _burst_inputs(ROOT / ".cache" / "burst_val", validation)
     args = [sys.executable, "-m", "meddenoiselib", "train", *map(str, inputs),
             "--val-inputs", *map(str, validation), "--output", str(output), "--name", name,
             "--threads", str(threads), "--val-every", "500", "--checkpoint-every", "250", "--no-progress"]
@@ -125,6 +153,7 @@ def install(name: str, output: Path, snapshot: bool = False) -> None:
         card["training"]["base_validation"] = base_card["validation"]
     card["name"] = name
     card["training"]["data"] = _unstage(card["training"].get("data", []))
+    card["training"]["validation_data"] = _unstage(card["training"].get("validation_data", []))
     card["training"]["data_root"] = "../shared/data (see scripts/data_split.py for the split)"
     shutil.copy(output / "model.safetensors", WEIGHTS / f"{name}.safetensors")
     (WEIGHTS / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")

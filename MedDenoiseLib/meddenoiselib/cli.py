@@ -126,6 +126,8 @@ def _denoise_one(denoiser, source: Path, target: Path, args: argparse.Namespace)
     logger.info("Denoising %s voxels with %s...", "x".join(map(str, volume.shape)), denoiser.method)
     result = denoiser.denoise(volume, sigma=sigma)
     report = denoiser.last_report
+    if report is not None and report.choice:
+        logger.info("  model: %s", report.choice)
     if report is not None and report.sigma is not None:
         how = "estimated" if report.sigma_estimated else "given"
         logger.info("  noise sigma %.2f on the 0-255 scale (%s)", report.sigma * 255, how)
@@ -148,8 +150,10 @@ def _denoise_one(denoiser, source: Path, target: Path, args: argparse.Namespace)
         from .evaluation import denoising_report
 
         report_path = _sibling_output(args.report, source, target)
-        values = denoising_report(volume, result, denoiser.method, report.seconds if report else 0.0,
-                                  str(denoiser.device))
+        values = denoising_report(volume, result, report.method if report else denoiser.method,
+                                  report.seconds if report else 0.0, report.device if report else "cpu")
+        if report is not None:
+            values.update(modality=report.modality, model_choice=report.choice or "given explicitly")
         values.update(input=str(source), output=str(target), meddenoiselib_version=__version__)
         if report is not None and report.sigma is not None:
             values["sigma_used_0_255"] = round(report.sigma * 255, 3)
@@ -200,6 +204,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         progress=show_bar,
         progress_callback=callback,
         ensemble=args.ensemble,
+        modality=args.modality,
     )
     if not source.exists():
         raise MedDenoiseError(f"{source}: no such file or folder")
@@ -450,8 +455,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "is then a folder).")
     p.add_argument("input", help="image file, DICOM series folder, or folder of images")
     p.add_argument("output", help="output file or folder (format from the suffix; no suffix = DICOM series)")
-    p.add_argument("--model", default="default", help="shipped model or baseline (see `models`); default: the best "
-                   "shipped model")
+    p.add_argument("--model", default="auto", help="'auto' (default): the shipped model for the scan's modality "
+                   "(DICOM Modality tag, else --modality, else CT if the values look like HU, else the general model); "
+                   "or a shipped model or baseline (see `models`)")
+    p.add_argument("--modality", choices=["ct", "mr", "us", "xray", "other"],
+                   help="modality of inputs without a DICOM Modality tag (NIfTI, NRRD, PNG...), for --model auto "
+                   "and noise estimation")
     p.add_argument("--weights", help="a trained .safetensors file (with its .json model card) instead of --model")
     p.add_argument("--sigma", type=_sigma, default="auto", help="noise level on the 0-255 scale of the normalized "
                    "image, or 'auto' to estimate it (used by baselines and noise-aware models)")
@@ -583,6 +592,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int)
+    p.add_argument("--cache-dir", dest="cache_dir", help="keep per-image training maps (CT noise maps) here "
+                   "between runs (default: OUTPUT/cache)")
     p.add_argument("--name", help="model name written into the model card")
     p.add_argument("--description", help="description written into the model card")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")

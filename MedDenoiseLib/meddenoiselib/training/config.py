@@ -60,6 +60,7 @@ class TrainConfig:
         val_images: validation slices used (largest first, capped).
         val_sigmas: validation noise levels, in the units of the first ``noise`` model's range (Gaussian/Rician σ
             on the 0-255 scale, Poisson peak, speckle relative σ, CT body noise in HU).
+        cache_dir: where per-image training maps (CT noise maps) are kept between runs; empty: ``<output>/cache``.
         name: name written into the model card. Defaults to the network name.
         description: free text written into the model card.
     """
@@ -99,6 +100,7 @@ class TrainConfig:
     threads: int = 0
     val_images: int = 12
     val_sigmas: list[float] = field(default_factory=lambda: [15.0, 25.0, 50.0])
+    cache_dir: str = ""
     name: str = ""
     description: str = ""
 

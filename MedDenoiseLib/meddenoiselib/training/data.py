@@ -15,7 +15,13 @@ from monai.transforms import Compose, RandFlip, RandRotate90, RandSpatialCrop
 from ..errors import MedDenoiseError
 from ..io import Volume, find_inputs, read_volume
 from ..transforms.intensity import IntensityScaling, ScalingMode, fit_scaling
-from ..transforms.noise import BODY_THRESHOLD_HU, CTScanner, ct_noise_variance_terms, in_plane_pixel_mm
+from ..transforms.noise import (
+    BODY_THRESHOLD_HU,
+    CTScanner,
+    ct_noise_projection,
+    ct_noise_variance_terms,
+    in_plane_pixel_mm,
+)
 
 __all__ = ["TrainingImage", "load_training_images", "split_by_file", "PatchSampler", "expand_inputs"]
 
@@ -64,7 +70,7 @@ def load_training_images(
     scaling_mode: ScalingMode | str = ScalingMode.MINMAX,
     min_size: int = 32,
     window: tuple[float, float] = (40.0, 400.0),
-    ct_terms: bool = False,
+    ct_scanners: Sequence[CTScanner] = (),
     cache_dir: str | Path | None = None,
 ) -> list[TrainingImage]:
     """Read every input once and normalize it with the library's own intensity scaling.
@@ -77,8 +83,8 @@ def load_training_images(
             Defaults to ``"minmax"``.
         min_size: smallest accepted in-plane edge. Defaults to 32.
         window: ``(center, width)`` in HU for ``ct_window``. Defaults to W400/L40.
-        ct_terms: also compute each slice's low-dose CT noise-variance terms (``aux``, see :func:`ct_training_terms`);
-            every input must then be a CT in HU.
+        ct_scanners: when given, also compute each slice's low-dose CT noise maps for these scanners (``aux``, see
+            :func:`ct_training_terms`); every input must then be a CT in HU.
         cache_dir: where computed terms are kept between runs (keyed by file and size). Defaults to None.
     """
     images = []
@@ -92,7 +98,7 @@ def load_training_images(
             continue
         options = {"center": window[0], "width": window[1]} if ScalingMode(scaling_mode) == ScalingMode.CT_WINDOW else {}
         scaling = fit_scaling(array, scaling_mode, **options)
-        aux = _cached_ct_terms(item, volume, array, cache_dir) if ct_terms else None
+        aux = _cached_ct_terms(item, volume, array, cache_dir, tuple(ct_scanners)) if ct_scanners else None
         images.append(TrainingImage(str(item), np.ascontiguousarray(scaling.apply(array)), aux, scaling,
                                     in_plane_pixel_mm(volume)))
     if not images:
@@ -100,30 +106,44 @@ def load_training_images(
     return images
 
 
-def ct_training_terms(hu: np.ndarray, pixel_mm: float, scanner: CTScanner = CTScanner()) -> np.ndarray:
-    """Per-slice low-dose CT noise-variance terms normalized to the slice's body noise level.
+def ct_training_terms(
+    hu: np.ndarray, pixel_mm: float, scanners: Sequence[CTScanner] = (CTScanner(),), seed: int = 0
+) -> np.ndarray:
+    """Per-slice low-dose CT noise maps for training, normalized to the slice's body noise level.
 
-    For a slice whose quantum noise at full dose has median standard deviation ``s`` over the body, returns
-    ``(Z, 2, Y, X)`` with ``q = quantum/s²`` and ``r = electronic/s⁴``, so that noise with body level σ HU and
-    electronic noise ``e`` counts has variance ``σ²·q + e²·σ⁴·r`` (what :class:`BatchNoise` draws).
+    Returns ``(Z, 3, Y, X)`` float32 per slice:
 
-    Raises:
-        MedDenoiseError: a slice has no body (nothing above the body threshold in HU).
+    - ``q`` and ``r``: the quantum and electronic variance terms of :func:`ct_noise_variance_terms` divided by
+      ``s²`` and ``s⁴``, where ``s`` is the median quantum noise std over the body at full dose, so that noise of
+      body level σ HU with electronic noise ``e`` counts has variance ``σ²·q + e²·σ⁴·r`` (the fast model);
+    - ``n``: one projection-domain noise realization (Poisson + electronic, FBP) divided by its own body std, so
+      ``σ·n`` is scanner noise of body level σ with its streaks. Slice ``k`` uses ``scanners[k % len(scanners)]``.
+
+    A slice without body (nothing above the body threshold) gets stationary maps (``q = 1``, ``r = 0``, ``n``
+    white Gaussian).
     """
-    terms = ct_noise_variance_terms(torch.from_numpy(hu), pixel_mm, scanner).numpy()
+    terms = np.empty((hu.shape[0], 3, *hu.shape[1:]), dtype=np.float32)
+    generator = torch.Generator().manual_seed(seed)
     for k in range(hu.shape[0]):
+        scanner = scanners[k % len(scanners)]
+        slice_hu = torch.from_numpy(np.ascontiguousarray(hu[k]))
+        variance = ct_noise_variance_terms(slice_hu, pixel_mm, scanner).numpy()
         body = hu[k] > BODY_THRESHOLD_HU
         if body.sum() < 64:
-            terms[k, 0] = 1.0  # no body: stationary noise of the drawn level
-            terms[k, 1] = 0.0
+            terms[k, 0], terms[k, 1] = 1.0, 0.0
+            terms[k, 2] = torch.randn(hu.shape[1:], generator=generator).numpy()
             continue
-        level = float(np.median(terms[k, 0][body]))
-        terms[k, 0] /= level
-        terms[k, 1] /= level**2
-    return terms.astype(np.float32)
+        level = float(np.median(variance[0][body]))
+        terms[k, 0] = variance[0] / level
+        terms[k, 1] = variance[1] / level**2
+        realization = ct_noise_projection(slice_hu, pixel_mm, 1.0, scanner, generator).numpy()
+        terms[k, 2] = realization / float(np.std(realization[body]))
+    return terms
 
 
-def _cached_ct_terms(item: Path, volume: Volume, hu: np.ndarray, cache_dir: str | Path | None) -> np.ndarray:
+def _cached_ct_terms(
+    item: Path, volume: Volume, hu: np.ndarray, cache_dir: str | Path | None, scanners: Sequence[CTScanner]
+) -> np.ndarray:
     modality = volume.metadata.get("0008|0060", "").strip().upper()
     if (modality and modality != "CT") or (not modality and float(hu.min()) > -900):
         raise MedDenoiseError(f"{item}: ct-lowdose training needs CT images in HU (Modality {modality or 'unknown'}, "
@@ -132,12 +152,13 @@ def _cached_ct_terms(item: Path, volume: Volume, hu: np.ndarray, cache_dir: str 
     if cache_dir is not None:
         import hashlib
 
-        key = hashlib.sha1(f"{Path(item).resolve()}|{hu.shape}|{float(hu.sum()):.6e}".encode()).hexdigest()[:16]
+        identity = f"{Path(item).resolve()}|{hu.shape}|{float(hu.sum()):.6e}|{scanners}"
+        key = hashlib.sha1(identity.encode()).hexdigest()[:16]
         path = Path(cache_dir) / f"ct_terms_{key}.npy"
         if path.is_file():
             return np.load(path)
     logger.info("%s: computing CT noise maps for %d slices", item, hu.shape[0])
-    terms = ct_training_terms(hu, in_plane_pixel_mm(volume))
+    terms = ct_training_terms(hu, in_plane_pixel_mm(volume), scanners)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, terms)

@@ -112,9 +112,10 @@ class Trainer:
     def _load_data(self) -> None:
         config = self.config
         self.ranges = config.noise_ranges() if config.mode == "supervised" else []
-        ct_terms = any(r.kind.value == "ct-lowdose" for r in self.ranges)
+        scanners = [scanner for r in self.ranges for scanner in r.scanners()]
         options = dict(scaling_mode=config.scaling, window=tuple(config.window))
-        images = load_training_images(config.inputs, ct_terms=ct_terms, cache_dir=self.output / "cache", **options)
+        images = load_training_images(config.inputs, ct_scanners=scanners, cache_dir=config.cache_dir or self.output / "cache",
+                                      **options)
         if config.val_inputs:
             val = load_training_images(config.val_inputs, **options)
             train = images
@@ -132,7 +133,7 @@ class Trainer:
         self.train_images = train
         self.train_names = [im.name for im in train]
         self.val_names = [im.name for im in val]
-        self._build_validation(val)
+        self.val_images = val
 
     def _build_validation(self, val: list[TrainingImage]) -> None:
         """Fixed validation crops with fixed noise, so every validation compares like with like.
@@ -428,6 +429,7 @@ class Trainer:
         config = self.config
         self._load_data()
         self._build_model()
+        self._build_validation(self.val_images)  # burst validation stacks need the model's burst
         self.sampler = PatchSampler(self.train_images, config.patch, config.spatial_dims, self.burst, config.seed)
         generator = torch.Generator()
         generator.manual_seed(config.seed + 1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .estimate import estimate_sigma, estimate_sigma_per_slice
+from .estimate import NoiseEstimate, estimate_noise, estimate_sigma, estimate_sigma_per_slice
 from .intensity import IntensityScaling, ScalingMode, fit_scaling, sigma_from_255
 from .noise import (
     simulate_volume,
@@ -23,6 +23,7 @@ __all__ = [
     "BatchNoise",
     "DenormalizeIntensityd",
     "IntensityScaling",
+    "NoiseEstimate",
     "NoiseKind",
     "NormalizeIntensityd",
     "NoiseRange",
@@ -31,6 +32,7 @@ __all__ = [
     "RandNoised",
     "ScalingMode",
     "add_noise",
+    "estimate_noise",
     "estimate_sigma",
     "estimate_sigma_per_slice",
     "fit_scaling",

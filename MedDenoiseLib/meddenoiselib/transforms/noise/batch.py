@@ -13,9 +13,9 @@ from .spec import LevelUnit, NoiseKind, NoiseRange, parse_noise_range
 
 __all__ = ["BatchNoise", "CT_TERMS_PER_FRAME"]
 
-#: auxiliary channels per frame that ``ct-lowdose`` training needs (normalized variance terms, see
-#: :meth:`BatchNoise.__call__`).
-CT_TERMS_PER_FRAME = 2
+#: auxiliary channels per frame that ``ct-lowdose`` training needs (two normalized variance terms and one
+#: normalized projection-domain realization, see :meth:`BatchNoise.__call__`).
+CT_TERMS_PER_FRAME = 3
 
 
 class BatchNoise:
@@ -29,6 +29,10 @@ class BatchNoise:
             fixed level reproduces exactly what ``RandNoise`` with the same generator seed draws. Defaults to a
             generator seeded with 1.
         hu_per_unit: HU per normalized unit of the training images (``ct-lowdose``; 400 for the CT HU map).
+        projection_fraction: ``ct-lowdose``: share of samples whose noise is the stored projection-domain
+            realization (scaled to the drawn level) rather than fresh image-domain noise. The fast model has the
+            right spectrum and local level but no streaks; the stored realizations have streaks but repeat.
+            Defaults to 0.5.
     """
 
     def __init__(
@@ -37,6 +41,7 @@ class BatchNoise:
         generator: torch.Generator | None = None,
         level_generator: torch.Generator | None = None,
         hu_per_unit: float = 400.0,
+        projection_fraction: float = 0.5,
     ) -> None:
         self.ranges = tuple(parse_noise_range(r) if isinstance(r, str) else r for r in ranges)
         if not self.ranges:
@@ -49,6 +54,7 @@ class BatchNoise:
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         self.level_generator = level_generator if level_generator is not None else torch.Generator().manual_seed(1)
         self.hu_per_unit = float(hu_per_unit)
+        self.projection_fraction = float(projection_fraction)
 
     @property
     def needs_ct_terms(self) -> bool:
@@ -69,9 +75,10 @@ class BatchNoise:
 
         Args:
             clean: ``(B, C, *spatial)`` on the normalized scale (CPU).
-            ct_terms: ``ct-lowdose`` only: ``(B, 2·C, H, W)``, per frame the quantum and electronic variance terms
+            ct_terms: ``ct-lowdose`` only: ``(B, 3·C, H, W)``, per frame the quantum and electronic variance terms
                 normalized to the slice's body noise (``var_HU = σ²·q + e²·σ⁴·r`` for a body noise σ in HU and
-                electronic noise e in counts). None: stationary noise of level σ.
+                electronic noise e in counts) and a projection-domain realization of unit body std
+                (:func:`~meddenoiselib.training.data.ct_training_terms`). None: stationary noise of level σ.
 
         Returns:
             ``(noisy, sigma)``: the noisy batch and ``(B,)`` noise standard deviations in normalized units (for
@@ -114,14 +121,19 @@ class BatchNoise:
         # views only shape the spectrum's far tail; steps of 180 keep the cached spectra few
         views = ((r.views[0] + self._uniform(n) * (r.views[1] - r.views[0])) / 180).round().clamp(min=1).long() * 180
         electronic = r.electronic[0] + self._uniform(n) * (r.electronic[1] - r.electronic[0])
+        stored = self._uniform(n) < self.projection_fraction
         sigma_hu = levels.view(n, 1, 1, 1)
         if terms is None:
             variance = (sigma_hu**2).expand(n, frames, *clean.shape[-2:])
         else:
-            quantum, elec = terms[:, 0::2].double(), terms[:, 1::2].double()
+            per = CT_TERMS_PER_FRAME
+            quantum, elec = terms[:, 0::per].double(), terms[:, 1::per].double()
             variance = sigma_hu**2 * quantum + (electronic.view(n, 1, 1, 1) ** 2) * sigma_hu**4 * elec
         noise = torch.empty(clean.shape, dtype=torch.float64)
         for i in range(n):
+            if terms is not None and bool(stored[i]):
+                noise[i] = terms[i, 2::CT_TERMS_PER_FRAME].double() * sigma_hu[i]
+                continue
             shaped = shaped_unit_noise(tuple(clean.shape[1:]), int(views[i]), r.kernels[int(kernel_index[i])],
                                        self.generator)
             noise[i] = shaped.double() * torch.sqrt(torch.clamp(variance[i], min=0))

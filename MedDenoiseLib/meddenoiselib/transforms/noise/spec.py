@@ -162,6 +162,22 @@ class NoiseRange:
             text += f",{self.coils}"
         return text
 
+    def scanners(self) -> list[CTScanner]:
+        """``ct-lowdose``: one scanner per kernel, views and electronic noise spread over their ranges (the
+        scanners of the stored projection-domain training realizations); empty for other models."""
+        if self.kind != NoiseKind.CT_LOWDOSE:
+            return []
+        count = len(self.kernels)
+        fractions = [(i + 0.5) / count for i in range(count)]
+        return [
+            CTScanner(
+                views=int(round((self.views[0] + f * (self.views[1] - self.views[0])) / 180) * 180) or 180,
+                kernel=kernel,
+                electronic_noise=self.electronic[0] + f * (self.electronic[1] - self.electronic[0]),
+            )
+            for kernel, f in zip(self.kernels, fractions)
+        ]
+
     def at(self, level: float) -> NoiseSpec:
         """The fixed-level spec of this range (e.g. for validation)."""
         return NoiseSpec(self.kind, float(level), self.unit, self.coils, self.read_noise,
