@@ -96,7 +96,8 @@ def load_training_images(
         if min(array.shape[1:]) < min_size:
             logger.warning("%s: skipped, smaller than %d pixels in-plane", item, min_size)
             continue
-        options = {"center": window[0], "width": window[1]} if ScalingMode(scaling_mode) == ScalingMode.CT_WINDOW else {}
+        is_window = ScalingMode(scaling_mode) == ScalingMode.CT_WINDOW
+        options = {"center": window[0], "width": window[1]} if is_window else {}
         scaling = fit_scaling(array, scaling_mode, **options)
         aux = _cached_ct_terms(item, volume, array, cache_dir, tuple(ct_scanners)) if ct_scanners else None
         images.append(TrainingImage(str(item), np.ascontiguousarray(scaling.apply(array)), aux, scaling,

@@ -114,8 +114,8 @@ class Trainer:
         self.ranges = config.noise_ranges() if config.mode == "supervised" else []
         scanners = [scanner for r in self.ranges for scanner in r.scanners()]
         options = dict(scaling_mode=config.scaling, window=tuple(config.window))
-        images = load_training_images(config.inputs, ct_scanners=scanners, cache_dir=config.cache_dir or self.output / "cache",
-                                      **options)
+        cache = config.cache_dir or self.output / "cache"
+        images = load_training_images(config.inputs, ct_scanners=scanners, cache_dir=cache, **options)
         if config.val_inputs:
             val = load_training_images(config.val_inputs, **options)
             train = images

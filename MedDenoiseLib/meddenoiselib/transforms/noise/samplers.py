@@ -26,7 +26,9 @@ def _randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tenso
     return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
 
 
-def gaussian(clean: torch.Tensor, sigma: torch.Tensor | float, generator: torch.Generator | None = None) -> torch.Tensor:
+def gaussian(
+    clean: torch.Tensor, sigma: torch.Tensor | float, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Additive white Gaussian noise: ``clean + σ·N(0, 1)``."""
     return clean + _per_item(sigma, clean) * _randn(clean, generator)
 

@@ -262,7 +262,8 @@ def _ct_scanner(options: dict[str, str], spec: str) -> tuple[CTScanner, str]:
     if "kernel" in options:
         kernel = options["kernel"].lower()
         if kernel not in RECONSTRUCTION_KERNELS:
-            raise ValueError(f"unknown CT kernel {kernel!r} in {spec!r}; choose one of {', '.join(RECONSTRUCTION_KERNELS)}")
+            choices = ", ".join(RECONSTRUCTION_KERNELS)
+            raise ValueError(f"unknown CT kernel {kernel!r} in {spec!r}; choose one of {choices}")
         values["kernel"] = kernel
     for key, name in (("views", "views"), ("counts", "full_dose_counts"), ("electronic", "electronic_noise")):
         if key in options:
