@@ -55,6 +55,13 @@ RECIPES: dict[str, dict] = {
                                  noise_range="0.05,0.5", val_levels="0.1,0.2,0.4", modality="us/",
                                  description="2D ultrasound despeckling: multiplicative speckle, relative sigma "
                                  "0.05-0.5, trained on B-mode ultrasound only"),
+    # the general model (X-ray, microscopy, anything without a modality model): blind Gaussian and Poisson-Gaussian
+    # noise, half of the noisy samples stored as 8-bit files would be (clipped, rounded), all training modalities
+    "kpn-general": dict(network="kpn-medium-bias", patch=96, batch_size=8, steps=20000, lr=5e-4,
+                        noise="gaussian:0-55 poisson-gaussian:10-1000,1", store_8bit_fraction=0.5,
+                        description="2D blind denoiser for any modality without a dedicated model (X-ray, "
+                        "microscopy, photographs of slides): Gaussian sigma 0-55 on the 0-255 scale and "
+                        "Poisson-Gaussian noise, trained also on 8-bit clipped noisy inputs"),
     # CT: realistic low-dose noise in HU (body noise 5-100 HU, several kernels, views and electronic noise), fixed
     # HU map, adjacent slices as a burst. Hamming is held out of training so the benchmark sees an unseen kernel.
     **{
@@ -131,7 +138,8 @@ def command(name: str, recipe: dict, output: Path, steps: int | None, threads: i
     if steps:
         recipe["steps"] = steps
     for key, value in recipe.items():
-        args += [f"--{key.replace('_', '-')}", str(value)]
+        # several noise models are separate arguments
+        args += [f"--{key.replace('_', '-')}", *(str(value).split() if key == "noise" else [str(value)])]
     if resume:
         args.append("--resume")
     return args

@@ -257,10 +257,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _check_ct_in_hu(volume, label) -> None:
-    """ct-lowdose needs HU: a CT modality tag, or values that look like HU (air near -1000)."""
+    """Without a Modality tag, warn when the values do not look like HU (air near -1000)."""
     modality = volume.metadata.get("0008|0060", "").strip().upper()
-    if modality and modality != "CT":
-        raise MedDenoiseError(f"{label}: ct-lowdose noise needs a CT image in HU, but the Modality is {modality}")
     low = float(volume.array.min())
     if not modality and not -1100 <= low <= -900 and low > -3100:
         logger.warning("%s: no CT Modality tag and the minimum is %.0f, not about -1000 HU (air); treating the "
@@ -564,6 +562,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "electronic=lo|hi] (default gaussian:0-50)")
     p.add_argument("--noise-range", dest="noise_range", type=_float_list,
                    help="LOW,HIGH for --noise entries given without a range (0,50)")
+    p.add_argument("--store-8bit-fraction", dest="store_8bit_fraction", type=_unit_interval,
+                   help="share of noisy samples clipped and rounded to 8 bits, as noisy PNG/JPEG files are (0)")
     p.add_argument("--scaling", choices=["minmax", "ct_window"],
                    help="training (and inference) normalization: per-image minmax, or ct_window, the fixed HU map "
                    "of --window (CT models)")

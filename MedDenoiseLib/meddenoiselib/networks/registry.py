@@ -128,6 +128,12 @@ _SPECS: tuple[NetworkSpec, ...] = (
         burst=3,
     ),
     NetworkSpec(
+        "kpn-medium-bias",
+        KPN,
+        dict(_KPN_MEDIUM_BIAS),
+        "4-level KPN, single frame, with per-pixel bias (can leave clipped or biased regions, not only filter them).",
+    ),
+    NetworkSpec(
         "kpn-medium-burst3",
         KPN,
         dict(_KPN_MEDIUM_BIAS),

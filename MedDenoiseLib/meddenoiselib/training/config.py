@@ -30,6 +30,8 @@ class TrainConfig:
             model name takes its range from ``noise_range``.
         noise_range: level range for bare model names in ``noise`` (legacy form; Gaussian/Rician σ on the 0-255
             scale).
+        store_8bit_fraction: share of noisy training samples clipped to [0, 1] and rounded to 8 bits, as noisy
+            PNG/JPEG files are (see :class:`~meddenoiselib.transforms.noise.BatchNoise`).
         scaling: how training images are normalized, which is also what inference applies (written to the model
             card): ``minmax`` per image, or ``ct_window`` — the fixed HU map of ``window``, so a noise level in HU
             means the same in every scan.
@@ -75,6 +77,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     noise: list[str] = field(default_factory=lambda: ["gaussian"])
     noise_range: tuple[float, float] = (0.0, 50.0)
+    store_8bit_fraction: float = 0.0
     scaling: str = "minmax"
     window: tuple[float, float] = (40.0, 400.0)
     simulate_noise: float = 0.0

@@ -436,7 +436,7 @@ class Trainer:
         level_generator = torch.Generator()
         level_generator.manual_seed(config.seed + 3)
         self.noise = BatchNoise(self.ranges or ["gaussian:0-50"], generator, level_generator,
-                                hu_per_unit=float(config.window[1]))
+                                hu_per_unit=float(config.window[1]), store_8bit_fraction=config.store_8bit_fraction)
         self.mask_generator = torch.Generator()
         self.mask_generator.manual_seed(config.seed + 2)
         self.best_metric, self.best_step, self.best_state = -math.inf, -1, None
@@ -556,6 +556,7 @@ class Trainer:
                 else "none (self-supervised on noisy inputs)",
                 "noise_units": [_range_units(r) for r in self.ranges],
                 "simulated_input_noise_sigma_0_255": config.simulate_noise or None,
+                "stored_8bit_fraction": config.store_8bit_fraction,
                 "intensity_scaling": "fixed HU map: window center %g, width %g HU -> [0, 1], not clipped"
                 % tuple(config.window) if config.scaling == "ct_window" else "per-volume min-max to [0, 1]",
                 "patch": config.patch,

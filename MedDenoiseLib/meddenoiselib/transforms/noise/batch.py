@@ -33,6 +33,10 @@ class BatchNoise:
             realization (scaled to the drawn level) rather than fresh image-domain noise. The fast model has the
             right spectrum and local level but no streaks; the stored realizations have streaks but repeat.
             Defaults to 0.5.
+        store_8bit_fraction: share of samples (non-CT models) whose noisy image is then stored as an 8-bit file
+            would be: clipped to [0, 1] and rounded to 1/255 steps. Noisy PNG/JPEG inputs look like that (the
+            noise below black and above white is cut off), and a model that never saw it leaves a bias there.
+            Defaults to 0.
     """
 
     def __init__(
@@ -42,6 +46,7 @@ class BatchNoise:
         level_generator: torch.Generator | None = None,
         hu_per_unit: float = 400.0,
         projection_fraction: float = 0.5,
+        store_8bit_fraction: float = 0.0,
     ) -> None:
         self.ranges = tuple(parse_noise_range(r) if isinstance(r, str) else r for r in ranges)
         if not self.ranges:
@@ -55,6 +60,7 @@ class BatchNoise:
         self.level_generator = level_generator if level_generator is not None else torch.Generator().manual_seed(1)
         self.hu_per_unit = float(hu_per_unit)
         self.projection_fraction = float(projection_fraction)
+        self.store_8bit_fraction = float(store_8bit_fraction)
 
     @property
     def needs_ct_terms(self) -> bool:
@@ -109,6 +115,9 @@ class BatchNoise:
             else:
                 level = torch.sqrt(0.5 / levels + (r.read_noise / levels) ** 2)
                 y = samplers.poisson_gaussian(x, levels, r.read_noise, self.generator)
+            if self.store_8bit_fraction > 0:
+                stored = (self._uniform(idx.numel()) < self.store_8bit_fraction).view(-1, *([1] * (y.ndim - 1)))
+                y = torch.where(stored, torch.round(torch.clamp(y, 0, 1) * 255) / 255, y)
             noisy[idx] = y.to(clean.dtype)
             sigma[idx] = level.float()
         return noisy, sigma

@@ -182,7 +182,7 @@ def _white_sinogram_response(size: int, views: int, kernel: str) -> tuple[float,
     variance (``C``) and the radial noise power spectrum shape (frequency in cycles/pixel, power)."""
     geometry = ParallelBeam((size, size), views)
     generator = torch.Generator().manual_seed(1234)
-    noise = torch.randn(4, views, geometry.detectors, generator=generator)
+    noise = torch.randn(2, views, geometry.detectors, generator=generator)
     images = geometry.reconstruct(noise, kernel).double()
     centre = images[:, size // 4 : 3 * size // 4, size // 4 : 3 * size // 4]
     variance = float(centre.var())

@@ -50,7 +50,13 @@ def simulate_volume(
 
     Returns:
         The noisy volume, same geometry, metadata and source.
+
+    Raises:
+        ValueError: ``ct-lowdose`` on a volume whose DICOM Modality is not CT.
     """
+    modality = volume.metadata.get("0008|0060", "").strip().upper()
+    if spec.kind == NoiseKind.CT_LOWDOSE and modality and modality != "CT":
+        raise ValueError(f"ct-lowdose noise needs a CT image in HU, but the DICOM Modality is {modality}")
     generator = torch.Generator().manual_seed(int(seed))
     dtype = "float32" if float_output else volume.array.dtype.name
     components = [volume.array] if volume.num_components == 1 else [
