@@ -105,7 +105,9 @@ class Denoiser:
             None: for a network, the scaling its training images had (``input_scaling`` in the model card, min-max
             for every shipped model), so inputs look like what it learned from; ``"percentile"`` for baselines.
         window: ``(center, width)`` of a CT window in HU; when given, normalization uses it (``ct_window``).
-            Values outside the window are not clipped. Defaults to None.
+            Values outside the window are not clipped. For baselines and for networks trained in HU (their card's
+            ``input_scaling`` is ``ct_window``; the default is their training map); refused for networks trained
+            on min-max scaled images. Defaults to None.
         strength: blend ``noisy + strength * (denoised - noisy)``; 1 is full denoising, 0 returns the input.
         clip_to_input_range: keep denoised values within the input's minimum and maximum (a denoiser should not
             invent intensities below air in CT or negative magnitudes in MR). Defaults to True.
@@ -205,6 +207,15 @@ class Denoiser:
         else:
             self._load_model(weights)
         self.autocast = autocast_dtype(self.device, precision) if self.model is not None else None
+        trained_scaling = self.card.get("input_scaling", ScalingMode.MINMAX.value) if self.model is not None else ""
+        if window is not None and self.model is not None and trained_scaling != ScalingMode.CT_WINDOW.value:
+            # a window maps air to about -2.6 and bone to +4 or more; a network that only ever saw [0, 1] inputs
+            # answers such values with garbage (the whole image saturated), so refuse instead
+            raise MedDenoiseError(
+                f"model '{self.method}' was trained on images scaled to [0, 1] by their own range, so a CT window "
+                "would feed it values far outside what it learned; use a CT model (model 'auto' on CT picks one) "
+                "or leave the window out"
+            )
         if window is not None:
             self.scaling_mode = ScalingMode.CT_WINDOW
         elif scaling_mode is not None:
