@@ -62,6 +62,19 @@ RECIPES: dict[str, dict] = {
                         description="2D blind denoiser for any modality without a dedicated model (X-ray, "
                         "microscopy, photographs of slides): Gaussian sigma 0-55 on the 0-255 scale and "
                         "Poisson-Gaussian noise, trained also on 8-bit clipped noisy inputs"),
+    # MR: magnitude noise of one coil (Rician) and of 4 or 8 coils (non-central chi), whose background floor the
+    # model must remove; fine-tuned from the Rician model on MR only
+    "kpn-mr": dict(network="kpn-small", init="kpn-small-rician-mr", patch=96, batch_size=8, steps=3000, lr=2e-4,
+                   noise="rician:0-40 noncentral-chi:0-40,4 noncentral-chi:0-40,8", val_levels="10,20,30",
+                   modality="mr/", description="2D denoiser for magnitude MR: Rician (1 coil) and non-central chi "
+                   "(4 and 8 coils) noise, sigma 0-40 on the 0-255 scale of the min-max normalized image (about "
+                   "0-20 % of the 99th percentile), removing the magnitude noise floor; trained on MR only"),
+    # ultrasound: the project's one speckle definition (multiplicative Gamma), fine-tuned from the speckle model
+    # that was trained on Gaussian-multiplicative speckle
+    "kpn-us": dict(network="kpn-small", init="kpn-small-speckle-us", patch=96, batch_size=8, steps=3000, lr=2e-4,
+                   noise="speckle:0.05-0.5", val_levels="0.1,0.2,0.4", modality="us/",
+                   description="2D ultrasound despeckling: multiplicative Gamma(L, 1/L) speckle, relative sigma "
+                   "0.05-0.5 (L = 1/sigma^2 looks), trained on B-mode ultrasound only"),
     # CT: realistic low-dose noise in HU (body noise 5-100 HU, several kernels, views and electronic noise), fixed
     # HU map, adjacent slices as a burst. Hamming is held out of training so the benchmark sees an unseen kernel.
     **{
