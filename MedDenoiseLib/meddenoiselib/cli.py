@@ -578,6 +578,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive_int)
     p.add_argument("--stop-after", dest="stop_after", type=_positive_int,
                    help="pause after this many steps (resume later with --resume)")
+    p.add_argument("--time-budget", dest="time_budget", type=float,
+                   help="seconds to train; the step count is fitted after 50 steps (0: no limit)")
     p.add_argument("--lr", type=float)
     p.add_argument("--schedule", choices=["cosine", "step", "constant"])
     p.add_argument("--warmup-steps", dest="warmup_steps", type=int)

@@ -319,9 +319,9 @@ class Denoiser:
             normalized = scaling.apply(component)
             if sigma in (None, "auto") and self.needs_sigma:
                 # CT noise is correlated and lives in the body: estimate it there, with its spectrum
+                # elsewhere noise is close to white, and flat-region estimates read tissue texture as noise
                 body = component > BODY_THRESHOLD_HU if guess.modality == Modality.CT else None
-                self._estimate = estimate_noise(normalized, correlated=True if body is not None else None,
-                                                mask=body)
+                self._estimate = estimate_noise(normalized, correlated=body is not None, mask=body)
             label = "denoising" if len(components) == 1 else f"denoising channel {index + 1}/{len(components)}"
             denoised, used_sigma = self._denoise_normalized(normalized, sigma, volume.spacing, label)
             if self.clip_to_input_range:
@@ -381,7 +381,7 @@ class Denoiser:
             if not self.needs_sigma:
                 return None
             if self._estimate is None:
-                self._estimate = estimate_noise(normalized)
+                self._estimate = estimate_noise(normalized, correlated=False)
             estimate = self._estimate
             logger.info("estimated noise sigma: %.4f (%.1f on the 0-255 scale)%s", estimate.sigma, estimate.sigma * 255,
                         "; spatially correlated" if estimate.correlated else "")
