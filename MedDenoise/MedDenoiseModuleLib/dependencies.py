@@ -128,15 +128,31 @@ def packaged_library_version(source: str | Path) -> str | None:
     return match.group(1) if match else None
 
 
-def library_update_needed(source: str | Path | None) -> tuple[str, str] | None:
-    """``(installed, packaged)`` versions when the installed meddenoiselib is older than the bundled sources.
+#: ``denoise`` options (with a valid value) the module passes; an installed library that refuses one is outdated
+#: whatever its version number.
+REQUIRED_CLI_OPTIONS = (("--mask", "mask.nrrd"), ("--report", "report.json"), ("--progress-format", "lines"))
+
+
+def library_update_needed(source: str | Path | None,
+                          required_options: tuple[tuple[str, str], ...] = REQUIRED_CLI_OPTIONS,
+                          ) -> tuple[str, str] | None:
+    """``(installed, packaged)`` when the installed meddenoiselib is older than the bundled sources.
 
     After an extension update the module brings newer library sources; an older installed library would keep
-    running. None when not installed (that is "missing", not "outdated"), up to date, or no sources are known.
+    running. Older means a lower version number, or a ``denoise`` command without an option the module passes
+    (a development install of the same version). None when not installed ("missing", not "outdated"), up to
+    date, or no sources are known.
     """
     if source is None:
         return None
     installed, packaged = installed_version("meddenoiselib"), packaged_library_version(source)
     if installed is None or packaged is None:
         return None
-    return (installed, packaged) if version_tuple(installed) < version_tuple(packaged) else None
+    if version_tuple(installed) < version_tuple(packaged):
+        return installed, packaged
+    from .settings import cli_supports
+
+    lacking = [option for option, value in required_options if not cli_supports(option, value)]
+    if lacking:
+        return f"{installed} (without {', '.join(lacking)})", packaged
+    return None

@@ -120,7 +120,8 @@ def dicom_modality(node) -> str | None:
     Looks at the node's subject hierarchy item and its parents (attribute ``DICOM.Modality``).
     """
     scene = node.GetScene() if node is not None else None
-    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene) if scene is not None else None
+    # look the hierarchy up without creating one (GetSubjectHierarchyNode would add it to a scene that has none)
+    hierarchy = scene.GetFirstNodeByClass("vtkMRMLSubjectHierarchyNode") if scene is not None else None
     if hierarchy is None:
         return None
     attribute = slicer.vtkMRMLSubjectHierarchyConstants.GetDICOMSeriesModalityAttributeName()
