@@ -303,3 +303,13 @@ def test_settings_are_checked_with_messages_naming_the_setting():
                          ({"model": " "}, "`model`")]:
         with pytest.raises(ValueError, match=name):
             DenoiseSettings(**kwargs)
+
+
+def test_module_files_parse_as_python_3_9():
+    """Slicer 5.6/5.8 run Python 3.9: the module must still load there to show its version message (the library
+    itself needs 3.10). Every shipped .py parses with the 3.9 grammar and defers annotations."""
+    for path in [MODULE_DIR / "MedDenoise.py", *sorted((MODULE_DIR / "MedDenoiseModuleLib").glob("*.py"))]:
+        source = path.read_text()
+        ast.parse(source, filename=str(path), feature_version=(3, 9))
+        if path.parent.name == "MedDenoiseModuleLib":
+            assert "from __future__ import annotations" in source, path  # `str | None` hints are never evaluated
