@@ -87,15 +87,17 @@ class Modality(enum.Enum):
                 "other": "other"}[self.value]
 
 
-#: DICOM Modality (0008,0060) -> the library's ``--modality`` words (issue 13: CT, MR, US, CR/DX/DR, other).
-DICOM_MODALITIES = {"CT": "ct", "MR": "mr", "US": "us", "CR": "xray", "DX": "xray", "DR": "xray"}
-
-
 def modality_from_dicom(code: str | None) -> str | None:
-    """``"ct"``, ``"mr"``, ``"us"``, ``"xray"`` or ``"other"`` for a DICOM Modality code; None when unknown."""
+    """The library's modality word (``"ct"``, ``"mr"``, ``"us"``, ``"xray"``, ``"other"``) for a DICOM Modality code,
+    as the library itself maps the tag (``meddenoiselib.io.modality``); None when there is no code or no library."""
     if not code or not code.strip():
         return None
-    return DICOM_MODALITIES.get(code.strip().upper(), "other")
+    try:
+        from meddenoiselib.io.modality import detect_modality
+        from meddenoiselib.io.volume import Volume
+    except ImportError:
+        return None
+    return detect_modality(Volume(np.zeros((1, 1, 1), np.uint8), metadata={"0008|0060": code})).modality.value
 
 
 class CTWindow(enum.Enum):

@@ -502,7 +502,8 @@ class DenoiseTask:
             self.on_progress(self.progress, message)
 
     def _finish(self, state: TaskState, message: str) -> None:
-        if self.runner is not None and state is not TaskState.DONE and self.runner.exit_code() is None:
+        if (self.runner is not None and state is TaskState.FAILED and not self._cancel_requested
+                and self.runner.exit_code() is None):
             self.runner.kill()
         self._remove_temp_dir()
         if state is not TaskState.DONE:
