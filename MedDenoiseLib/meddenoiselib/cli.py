@@ -116,15 +116,26 @@ def _progress(args: argparse.Namespace):
     return fmt == "bar", None
 
 
-def _denoise_one(denoiser, source: Path, target: Path, args: argparse.Namespace) -> None:
-    from .io import read_volume, write_volume
+def _read_mask(args: argparse.Namespace):
+    """The ``--mask`` volume, or None."""
+    from .io import read_volume
 
+    return read_volume(args.mask) if getattr(args, "mask", None) else None
+
+
+def _denoise_one(denoiser, source: Path, target: Path, args: argparse.Namespace) -> None:
+    from .io import is_series_file, read_volume, write_volume
+
+    if is_series_file(source):
+        _denoise_series(denoiser, source, target, args)
+        return
     start = time.perf_counter()
     logger.info("Reading %s", source)
     volume = read_volume(source, series_uid=args.series_uid)
+    mask = _read_mask(args)
     sigma = args.sigma if args.sigma == "auto" else float(args.sigma) / 255.0
     logger.info("Denoising %s voxels with %s...", "x".join(map(str, volume.shape)), denoiser.method)
-    result = denoiser.denoise(volume, sigma=sigma)
+    result = denoiser.denoise(volume, sigma=sigma, mask=mask)
     report = denoiser.last_report
     if report is not None and report.choice:
         logger.info("  model: %s", report.choice)
@@ -147,16 +158,49 @@ def _denoise_one(denoiser, source: Path, target: Path, args: argparse.Namespace)
                      description_suffix=" residual", derivation="Residual (input minus denoised), MedDenoise")
         logger.info("Wrote the residual %s", residual_path)
     if args.report:
-        from .evaluation import denoising_report
+        from .evaluation import run_report
 
         report_path = _sibling_output(args.report, source, target)
-        values = denoising_report(volume, result, report.method if report else denoiser.method,
-                                  report.seconds if report else 0.0, report.device if report else "cpu")
-        if report is not None:
-            values.update(modality=report.modality, model_choice=report.choice or "given explicitly")
+        values = run_report(denoiser, volume, result)
         values.update(input=str(source), output=str(target), meddenoiselib_version=__version__)
-        if report is not None and report.sigma is not None:
-            values["sigma_used_0_255"] = round(report.sigma * 255, 3)
+        report_path.write_text(json.dumps(values, indent=2) + "\n")
+        logger.info("  noise estimate %.2f -> %.2f (0-255 scale); report %s", values["noise_sigma_before_0_255"],
+                    values["noise_sigma_after_0_255"], report_path)
+    logger.info("Wrote %s in %.2fs total", target, time.perf_counter() - start)
+
+
+def _denoise_series(denoiser, source: Path, target: Path, args: argparse.Namespace) -> None:
+    """A 4D NIfTI/NRRD: every frame denoised, written in the input's layout (see ``io.series``)."""
+    from .blend import residual
+    from .io import read_series, write_series
+
+    start = time.perf_counter()
+    logger.info("Reading %s (4D: frames along the 4th axis)", source)
+    series = read_series(source)
+    mask = _read_mask(args)
+    sigma = args.sigma if args.sigma == "auto" else float(args.sigma) / 255.0
+    logger.info("Denoising %d frames of %s voxels (%s) with %s...", series.num_frames,
+                "x".join(map(str, series.shape)), series.frame_label, denoiser.method)
+    result = denoiser.denoise(series, sigma=sigma, mask=mask)
+    report = denoiser.last_report
+    if report is not None and report.choice:
+        logger.info("  model: %s", report.choice)
+    if report is not None and report.sigma is not None:
+        how = "estimated" if report.sigma_estimated else "given"
+        logger.info("  noise sigma %.2f on the 0-255 scale (%s)", report.sigma * 255, how)
+    logger.info("  denoised in %.2fs on %s", report.seconds if report else 0.0, denoiser.device)
+    write_series(result, target, overwrite=args.overwrite, inputs=(source,))
+    if args.residual:
+        residual_path = _sibling_output(args.residual, source, target)
+        removed = result.with_array(residual(series.array, result.array))
+        write_series(removed, residual_path, overwrite=args.overwrite, inputs=(source,))
+        logger.info("Wrote the residual %s", residual_path)
+    if args.report:
+        from .evaluation import run_report
+
+        report_path = _sibling_output(args.report, source, target)
+        values = run_report(denoiser, series, result)
+        values.update(input=str(source), output=str(target), meddenoiselib_version=__version__)
         report_path.write_text(json.dumps(values, indent=2) + "\n")
         logger.info("  noise estimate %.2f -> %.2f (0-255 scale); report %s", values["noise_sigma_before_0_255"],
                     values["noise_sigma_after_0_255"], report_path)
@@ -450,7 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("denoise", help="denoise a file, a DICOM series folder or a folder of images",
                        description="Denoise INPUT into OUTPUT. INPUT: an image file, a DICOM series folder (output: "
                        "a derived DICOM series folder, or a file such as out.nii.gz), or a folder of images (OUTPUT "
-                       "is then a folder).")
+                       "is then a folder). A 4D NIfTI or NRRD (time or gradient direction as the 4th axis) is "
+                       "denoised frame by frame and written in the input's layout (.nii.gz or .nrrd).")
     p.add_argument("input", help="image file, DICOM series folder, or folder of images")
     p.add_argument("output", help="output file or folder (format from the suffix; no suffix = DICOM series)")
     p.add_argument("--model", default="auto", help="'auto' (default): the shipped model for the scan's modality "
@@ -477,6 +522,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["nifti", "nrrd", "metaimage", "png", "tiff"],
                    help="output format for folder inputs (default: same as each input)")
     p.add_argument("--series-uid", help="DICOM SeriesInstanceUID to read when a folder holds several series")
+    p.add_argument("--mask", metavar="FILE", help="denoise only where this label image is non-zero (same voxel grid "
+                   "as the input: shape, spacing, origin, direction); voxels outside keep their input values exactly")
     p.add_argument("--residual", metavar="FILE", help="also write input minus denoised (float32, same geometry), "
                    "e.g. residual.nii.gz; '{name}' is replaced by each input's name for folders")
     p.add_argument("--report", metavar="FILE.json", help="write a reference-free quality report: noise estimate "
