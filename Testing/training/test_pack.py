@@ -60,6 +60,12 @@ def test_oneshot_gpu_script_trains_from_a_pack_on_the_cpu(pack, tmp_path, monkey
     monkeypatch.setattr(sys, "path", list(sys.path))
     spec.loader.exec_module(oneshot)
     oneshot.prepare_environment(tmp_path / "no-wheels")
+    import train_shipped
+
+    # the recipe's scanners (4 kernels, up to 1080 views) and 3 validation levels cost minutes on 2 CPU cores; one
+    # cheap scanner and one level exercise the same path
+    cheap = dict(train_shipped.RECIPES["kpn-ct-burst5"], noise="ct-lowdose:5HU-100HU,views=180", val_levels="25")
+    monkeypatch.setitem(train_shipped.RECIPES, "kpn-ct-burst5", cheap)
     for recipe in ("kpn-us", "kpn-ct-burst5"):
         result = oneshot.train_recipe(recipe, pack, tmp_path / "work", "cpu", seconds=2.0, batch_size=2)
         card = json.loads(Path(result["weights"]).with_suffix(".json").read_text())

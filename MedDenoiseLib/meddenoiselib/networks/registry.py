@@ -131,13 +131,13 @@ _SPECS: tuple[NetworkSpec, ...] = (
         "kpn-medium-bias",
         KPN,
         dict(_KPN_MEDIUM_BIAS),
-        "4-level KPN, single frame, with per-pixel bias (can leave clipped or biased regions, not only filter them).",
+        "4-level KPN, single frame, with per-pixel bias (can correct clipped or biased regions too).",
     ),
     NetworkSpec(
         "kpn-medium-burst3",
         KPN,
         dict(_KPN_MEDIUM_BIAS),
-        "4-level KPN on 3 adjacent slices with per-pixel bias (removes low-frequency correlated noise, e.g. CT).",
+        "4-level KPN on 3 adjacent slices with per-pixel bias (low-frequency correlated noise, e.g. CT).",
         burst=3,
     ),
     NetworkSpec(
