@@ -5,22 +5,33 @@ from __future__ import annotations
 from .dicom import DicomSeries, list_dicom_series, select_dicom_series
 from .discovery import find_inputs, is_dicom_folder
 from .formats import detect_format, format_suffix, is_supported_file, strip_suffix
+from .limits import memory_budget
+from .outputs import ImageSpec, PlannedOutput, input_paths, plan_file, plan_output
+from .probe import VolumeHeader, probe_volume
 from .readers import check_volume, read_volume, volume_from_sitk
 from .volume import SourceInfo, Volume
 from .writers import output_format_for, volume_to_sitk, write_volume
 
 __all__ = [
     "DicomSeries",
+    "ImageSpec",
+    "PlannedOutput",
     "SourceInfo",
     "Volume",
+    "VolumeHeader",
     "check_volume",
     "detect_format",
     "find_inputs",
     "format_suffix",
+    "input_paths",
     "is_dicom_folder",
     "is_supported_file",
     "list_dicom_series",
+    "memory_budget",
     "output_format_for",
+    "plan_file",
+    "plan_output",
+    "probe_volume",
     "read_volume",
     "select_dicom_series",
     "strip_suffix",

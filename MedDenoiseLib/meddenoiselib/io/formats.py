@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import OptionError
+
 __all__ = ["IMAGE_2D_FORMATS", "detect_format", "format_suffix", "is_supported_file", "strip_suffix"]
 
 _SUFFIXES: dict[str, str] = {
@@ -52,7 +54,7 @@ def detect_format(path: str | Path) -> str | None:
 def format_suffix(fmt: str) -> str:
     """The file suffix written for a format name (``"nifti"`` -> ``".nii.gz"``)."""
     if fmt not in _DEFAULT_SUFFIX:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {sorted(_DEFAULT_SUFFIX)}.")
+        raise OptionError(f"unknown format {fmt!r}; choose one of {sorted(_DEFAULT_SUFFIX)}.")
     return _DEFAULT_SUFFIX[fmt]
 
 
