@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..baselines import BASELINES, BaselineSpec
-from ..errors import MedDenoiseError
+from ..errors import InputError, MedDenoiseError, OptionError
 from ..io.volume import Volume
 from ..transforms.estimate import estimate_sigma
 from ..transforms.intensity import ScalingMode, fit_scaling
@@ -33,6 +33,45 @@ GEOMETRIC_TRANSFORMS = ((False, 0), (False, 2), (False, 1), (False, 3), (True, 0
 
 #: shipped models in order of preference for the default (best first, by the measured benchmark in docs/).
 PREFERRED_MODELS = ("kpn-small", "irunet-32", "rdn-small", "conv-dae-skip", "dran-small", "dncnn-small")
+
+
+def _check_options(overlap, strength, slice_axis, sw_batch_size, batch_slices, ensemble, window, roi_size) -> None:
+    """Refuse out-of-range or non-finite settings with :class:`OptionError` naming the argument."""
+
+    def number(value, name: str) -> float:
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise OptionError(f"{name} must be a number, got {value!r}", parameter=name) from None
+        if not np.isfinite(value):
+            raise OptionError(f"{name} must be finite, got {value!r}", parameter=name)
+        return value
+
+    if not 0 <= number(overlap, "overlap") < 1:
+        raise OptionError(f"overlap must be in [0, 1), got {overlap}", parameter="overlap")
+    if not 0 <= number(strength, "strength") <= 1:
+        raise OptionError(f"strength must be in [0, 1], got {strength}", parameter="strength")
+    if slice_axis not in (None, 0, 1, 2):
+        raise OptionError(f"slice_axis must be 0, 1 or 2, got {slice_axis}", parameter="slice_axis")
+    if not isinstance(sw_batch_size, (int, np.integer)) or sw_batch_size < 1:
+        raise OptionError(f"sw_batch_size must be a positive integer, got {sw_batch_size!r}", parameter="sw_batch_size")
+    if not isinstance(batch_slices, (int, np.integer)) or batch_slices < 1:
+        raise OptionError(f"batch_slices must be a positive integer, got {batch_slices!r}", parameter="batch_slices")
+    if ensemble not in ENSEMBLE_SIZES:
+        raise OptionError(f"ensemble must be one of {', '.join(map(str, ENSEMBLE_SIZES))}, got {ensemble}",
+                          parameter="ensemble")
+    if window is not None:
+        try:
+            center, width = window
+        except (TypeError, ValueError):
+            raise OptionError(f"window must be (center, width), got {window!r}", parameter="window") from None
+        number(center, "window")
+        if number(width, "window") <= 0:
+            raise OptionError(f"the window width must be positive, got {width}", parameter="window")
+    if roi_size is not None:
+        values = (roi_size,) if isinstance(roi_size, (int, np.integer)) else tuple(roi_size)
+        if not values or any(not isinstance(v, (int, np.integer)) or v < 1 for v in values):
+            raise OptionError(f"roi_size must be positive integers, got {roi_size!r}", parameter="roi_size")
 
 
 def default_model_name() -> str:
@@ -130,16 +169,7 @@ class Denoiser:
         progress_callback: ProgressCallback | None = None,
         ensemble: int = 1,
     ) -> None:
-        if not 0 <= overlap < 1:
-            raise MedDenoiseError(f"--overlap must be in [0, 1), got {overlap}")
-        if not 0 <= strength <= 1:
-            raise MedDenoiseError(f"--strength must be in [0, 1], got {strength}")
-        if slice_axis not in (None, 0, 1, 2):
-            raise MedDenoiseError(f"--slice-axis must be 0, 1 or 2, got {slice_axis}")
-        if sw_batch_size < 1 or batch_slices < 1:
-            raise MedDenoiseError("--sw-batch-size and batch_slices must be at least 1")
-        if ensemble not in ENSEMBLE_SIZES:
-            raise MedDenoiseError(f"--ensemble must be one of {', '.join(map(str, ENSEMBLE_SIZES))}, got {ensemble}")
+        _check_options(overlap, strength, slice_axis, sw_batch_size, batch_slices, ensemble, window, roi_size)
         self.ensemble = int(ensemble)
         self.method = default_model_name() if method in (None, "", "default") else str(method)
         self.device = resolve_device(device)
@@ -162,9 +192,10 @@ class Denoiser:
         if weights is None and self.method in BASELINES:
             self.baseline = BASELINES[self.method]
             if not self.baseline.available():
-                raise MedDenoiseError(
+                raise OptionError(
                     f"method '{self.method}' needs an optional package that is not installed "
-                    f"({self.baseline.licence_note})"
+                    f"({self.baseline.licence_note})",
+                    parameter="method",
                 )
         else:
             self._load_model(weights)
@@ -172,7 +203,12 @@ class Denoiser:
         if window is not None:
             self.scaling_mode = ScalingMode.CT_WINDOW
         elif scaling_mode is not None:
-            self.scaling_mode = ScalingMode(scaling_mode)
+            try:
+                self.scaling_mode = ScalingMode(scaling_mode)
+            except ValueError:
+                choices = ", ".join(m.value for m in ScalingMode)
+                raise OptionError(f"unknown scaling mode {scaling_mode!r}; choose one of {choices}",
+                                  parameter="scaling_mode") from None
         elif self.model is not None:
             self.scaling_mode = ScalingMode(self.card.get("input_scaling", ScalingMode.MINMAX.value))
         else:
@@ -189,10 +225,12 @@ class Denoiser:
                 get_network_spec(self.method)
             except ValueError:
                 choices = ", ".join(list_shipped_weights() + sorted(BASELINES))
-                raise MedDenoiseError(f"unknown model '{self.method}'; choose one of: {choices}") from None
-            raise MedDenoiseError(
-                f"model '{self.method}' has no shipped weights; train it (python -m meddenoiselib train) and pass "
-                "--weights FILE.safetensors, or pick a shipped model (python -m meddenoiselib models)"
+                raise OptionError(f"unknown model '{self.method}'; choose one of: {choices}",
+                                  parameter="method") from None
+            raise OptionError(
+                f"model '{self.method}' has no shipped weights; train it and give its .safetensors file as "
+                "weights, or pick a shipped model",
+                parameter="method",
             )
         self.model, self.card = load_pretrained(weights if weights is not None else self.method, device=self.device)
         if weights is not None:
@@ -231,8 +269,17 @@ class Denoiser:
         Returns:
             A volume with the input's geometry, metadata, source and dtype (integers rounded and clipped).
         """
+        if not isinstance(volume, Volume):
+            raise OptionError(f"`volume` must be a Volume, got {type(volume).__name__}.")
+        if volume.array.dtype.kind not in "iufb" or volume.array.size == 0:
+            raise InputError(f"cannot denoise {volume.array.dtype} pixels of shape {volume.array.shape}")
+        if volume.array.dtype.kind == "f" and not np.all(np.isfinite(volume.array)):
+            raise InputError("the volume contains NaN/Inf voxels; fix or mask them first")
         start = time.perf_counter()
         self._cancel.clear()
+        # Slices that are not on one grid (gaps, repeated positions) are only neighbours in the file: filter each
+        # one on its own plane rather than across them.
+        self._axis_override = 0 if volume.source.grid_problem and self.slice_axis is None else None
         components = [volume.array] if volume.num_components == 1 else [
             volume.array[..., c] for c in range(volume.num_components)
         ]
@@ -248,6 +295,9 @@ class Denoiser:
             outputs.append(scaling.invert(denoised))
             scalings.append(scaling.to_dict())
         array = outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=-1)
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            # only possible when the value range overflows float arithmetic (e.g. values near 1e308)
+            raise InputError("denoising produced non-finite values: the image's value range is too large")
         self.last_report = DenoiseReport(
             method=self.method,
             sigma=used_sigma,
@@ -275,7 +325,9 @@ class Denoiser:
         squeeze = array.ndim == 2
         volume = array[np.newaxis] if squeeze else array
         if volume.ndim != 3:
-            raise ValueError(f"`array` must be 2D or 3D, got shape {array.shape}.")
+            raise OptionError(f"`array` must be 2D or 3D, got shape {array.shape}.")
+        if not np.all(np.isfinite(volume)):
+            raise InputError("the image contains NaN/Inf values; fix or mask them first")
         denoised, _ = self._denoise_normalized(volume, sigma, (1.0, 1.0, 1.0), "denoising")
         return denoised[0] if squeeze else denoised
 
@@ -287,14 +339,19 @@ class Denoiser:
             estimate = estimate_sigma(normalized)
             logger.info("estimated noise sigma: %.4f (%.1f on the 0-255 scale)", estimate, estimate * 255)
             return estimate
-        value = float(sigma)
-        if value < 0:
-            raise MedDenoiseError(f"--sigma must be non-negative, got {value}")
+        try:
+            value = float(sigma)
+        except (TypeError, ValueError):
+            raise OptionError(f"sigma must be a number or 'auto', got {sigma!r}", parameter="sigma") from None
+        if not np.isfinite(value) or value < 0:
+            raise OptionError(f"sigma must be a finite non-negative number, got {sigma!r}", parameter="sigma")
         return value
 
     def _pick_slice_axis(self, shape: tuple[int, ...], spacing: tuple[float, float, float]) -> int:
         if self.slice_axis is not None:
             return self.slice_axis
+        if getattr(self, "_axis_override", None) is not None:
+            return self._axis_override
         if shape[0] == 1:
             return 0
         # spacing is (x, y, z); array axis a has spacing[2 - a]
@@ -307,7 +364,7 @@ class Denoiser:
     ) -> tuple[np.ndarray, float | None]:
         used_sigma = self._resolve_sigma(normalized, sigma)
         if self.baseline is None and self.spatial_dims == 3 and min(normalized.shape) < 2:
-            raise MedDenoiseError(f"model '{self.method}' is a 3D network; it cannot denoise a 2D image")
+            raise InputError(f"model '{self.method}' is a 3D network; it cannot denoise a 2D image")
         if self.baseline is not None:
             denoised = self._run_baseline(normalized, used_sigma or 0.0, spacing, label)
         elif self.spatial_dims == 3 and normalized.shape[0] > 1:
@@ -385,7 +442,8 @@ class Denoiser:
         if len(roi) == 1:
             return roi * dims
         if len(roi) != dims:
-            raise MedDenoiseError(f"--roi needs 1 or {dims} values for this {dims}D model, got {len(roi)}")
+            raise OptionError(f"roi_size needs 1 or {dims} values for this {dims}D model, got {len(roi)}",
+                              parameter="roi_size")
         return roi
 
     def _network_inputs(self, slices: np.ndarray, sigma: float | None) -> torch.Tensor:
