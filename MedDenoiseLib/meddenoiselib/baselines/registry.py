@@ -74,4 +74,5 @@ def get_baseline(name: str) -> BaselineSpec:
     try:
         return BASELINES[name]
     except KeyError:
-        raise OptionError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}.", parameter="method") from None
+        raise OptionError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}.",
+                          parameter="method") from None

@@ -7,7 +7,8 @@ out flipped while the slices stay stacked in ascending position, so the affine p
 z0 + k*dz (seen with itk 5.4.7 on ``samples/ct_chest``: direction z = -1, the files' z = -86.5, -84.5, ... mm).
 ``PydicomReader`` returns float64 (rescaled) data instead of the stored integer type. The library's
 :func:`meddenoiselib.io.read_volume` (pydicom, slice positions from every file, rescale slope/intercept
-applied per frame, the stored integer type kept, series with missing or corrupt slices refused) is what every other front end
+applied per frame, the stored integer type kept, series with missing or corrupt slices
+refused) is what every other front end
 uses, and needs no extra package.
 """
 

@@ -137,7 +137,7 @@ class DicomImage:
             return np.dtype(np.uint8 if self.palette_bits == 8 else np.uint16)
         if self.is_colour or not self.rescaled:
             return self.stored_dtype
-        integral = all(float(s).is_integer() for s in self.slopes) and all(float(b).is_integer() for b in self.intercepts)
+        integral = all(float(v).is_integer() for v in (*self.slopes, *self.intercepts))
         if integral:
             low, high = self.physical_range()
             for candidate in (self.stored_dtype, np.dtype(np.int16), np.dtype(np.int32), np.dtype(np.int64)):
@@ -208,7 +208,8 @@ def _metadata(dataset) -> dict[str, str]:
             if element.VR in skip:
                 continue
             value = element.value
-            text = "\\".join(str(v) for v in value) if isinstance(value, (list, tuple)) or element.VM > 1 else str(value)
+            many = isinstance(value, (list, tuple)) or element.VM > 1
+            text = "\\".join(str(v) for v in value) if many else str(value)
         except Exception:  # noqa: BLE001 - one undecodable value must not make the file unreadable
             continue
         values[f"{element.tag.group:04x}|{element.tag.element:04x}"] = text.strip()[:1024]
@@ -414,7 +415,9 @@ def read_dicom_image(path: str | Path, known_suffix: bool = True) -> DicomImage:
     if bits_allocated == 1:
         raise InputError(f"{label}: 1-bit pixels are a binary mask, not an image to denoise")
     if not float_pixels and (bits_allocated not in (8, 16, 32) or not 1 <= bits_stored <= bits_allocated):
-        raise InputError(f"{label}: unsupported pixel format (BitsAllocated {bits_allocated}, BitsStored {bits_stored})")
+        raise InputError(
+            f"{label}: unsupported pixel format (BitsAllocated {bits_allocated}, BitsStored {bits_stored})"
+        )
     if representation not in (0, 1):
         raise InputError(f"{label}: invalid DICOM header value PixelRepresentation {representation}")
     if photometric not in GRAYSCALE + COLOUR:
