@@ -789,6 +789,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         force=True,
     )
+    # pydicom logs (besides warning) about odd but readable headers; problems reach the user as errors instead
+    logging.getLogger("pydicom").setLevel(logging.DEBUG if args.debug else logging.CRITICAL)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:

@@ -287,12 +287,25 @@ class Denoiser:
         for index, component in enumerate(components):
             scaling = fit_scaling(component, self.scaling_mode, **self.scaling_options)
             normalized = scaling.apply(component)
+            # Normalized values are float32: a float64 outlier far beyond the image's range (1e300 in a
+            # unit-range image) overflows to inf. Such voxels cannot be filtered meaningfully; they are held at
+            # the range of the others while denoising and given back unchanged.
+            overflow = ~np.isfinite(normalized)
+            if overflow.any():
+                finite = normalized[~overflow]
+                low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+                normalized[overflow] = np.where(component[overflow] > 0, high, low)
+                logger.warning("%d voxels lie too far outside the image's range to denoise; kept unchanged",
+                               int(overflow.sum()))
             label = "denoising" if len(components) == 1 else f"denoising channel {index + 1}/{len(components)}"
             denoised, used_sigma = self._denoise_normalized(normalized, sigma, volume.spacing, label)
             if self.clip_to_input_range:
                 np.clip(denoised, normalized.min(), normalized.max(), out=denoised)
             del normalized
-            outputs.append(scaling.invert(denoised))
+            restored = scaling.invert(denoised)
+            if overflow.any():
+                restored[overflow] = component[overflow]
+            outputs.append(restored)
             scalings.append(scaling.to_dict())
         array = outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=-1)
         if array.dtype.kind == "f" and not np.all(np.isfinite(array)):

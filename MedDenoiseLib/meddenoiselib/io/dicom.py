@@ -73,13 +73,17 @@ def list_dicom_series(folder: str | Path) -> list[DicomSeries]:
         InputError: if the folder cannot be scanned.
     """
     folder = str(folder)
+    previous = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK warnings go straight to stderr
     try:
         uids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder)
+        listed = [(uid, tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, uid))) for uid in uids]
     except RuntimeError as exc:
         raise InputError(f"{folder}: cannot scan for DICOM series ({_first_line(exc)})") from exc
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(previous)
     series = []
-    for uid in uids:
-        files = tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, uid))
+    for uid, files in listed:
         if not files:
             continue
         series.append(

@@ -34,6 +34,7 @@ _WRITABLE_DTYPES = {
     "png": ("uint8", "uint16"),
     "jpeg": ("uint8",),
     "bmp": ("uint8",),
+    "tiff": ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32"),
 }
 
 
@@ -119,14 +120,14 @@ def check_format_holds(fmt: str, spec: ImageSpec, label: str, role: str = "image
     """
     dtype = np.dtype(spec.dtype)
     z = spec.shape[0]
-    if fmt in IMAGE_2D_FORMATS:
-        if z != 1:
-            raise OutputError(f"{label}: {fmt.upper()} holds one 2D image but the {role} has {z} slices; "
-                              "write .nii.gz, .nrrd, .mha or .tif instead")
-        allowed = _WRITABLE_DTYPES[fmt]
-        if dtype.name not in allowed:
-            raise OutputError(f"{label}: {fmt.upper()} cannot store {dtype} pixels (only {', '.join(allowed)}); "
-                              "write .tif, .nrrd or .nii.gz instead")
+    if fmt in IMAGE_2D_FORMATS and z != 1:
+        raise OutputError(f"{label}: {fmt.upper()} holds one 2D image but the {role} has {z} slices; "
+                          "write .nii.gz, .nrrd, .mha or .tif instead")
+    if fmt in _WRITABLE_DTYPES and dtype.name not in _WRITABLE_DTYPES[fmt]:
+        allowed = ", ".join(_WRITABLE_DTYPES[fmt])
+        instead = ".nrrd or .nii.gz" if fmt == "tiff" else ".tif, .nrrd or .nii.gz"
+        raise OutputError(f"{label}: {fmt.upper()} cannot store {dtype} pixels (only {allowed}); write {instead} "
+                          "instead")
     if fmt == "nifti" and spec.components != 1:
         raise OutputError(f"{label}: NIfTI output holds scalar images; this {role} has {spec.components} colour "
                           "components; write .nrrd, .mha, .tif or .png instead")

@@ -192,8 +192,7 @@ def _write_nifti(volume: Volume, path: Path) -> None:
             header = None
     if volume.source.is_2d and data.shape[2] == 1:
         data = data[:, :, 0]  # a 2D source stays 2D
-    image = nib.Nifti1Image(np.ascontiguousarray(data), affine, header)
-    image.set_data_dtype(array.dtype)
+    image = nib.Nifti1Image(np.ascontiguousarray(data), affine, header, dtype=array.dtype)
     image.header.set_slope_inter(1.0, 0.0)  # values are already in physical units: store them unscaled
     image.set_qform(affine, code=int(header["qform_code"]) if header is not None and header["qform_code"] > 0 else 1)
     image.set_sform(affine, code=int(header["sform_code"]) if header is not None and header["sform_code"] > 0 else 1)
