@@ -824,7 +824,7 @@ def test_bad_input_table(build, tmp_path, capsys, monkeypatch):
         case.check()
 
 
-def test_library_errors_are_medddenoise_errors(tmp_path):
+def test_library_errors_are_meddenoise_errors(tmp_path):
     """Through the Python API every bad input raises the library's InputError, never ValueError & co."""
     from meddenoiselib import InputError
 

@@ -20,7 +20,7 @@ from .dicom_frames import check_dicom_size, read_dicom_image
 from .formats import IMAGE_2D_FORMATS, detect_format
 from .limits import Encoding, check_claimed_size
 
-__all__ = ["VolumeHeader", "probe_volume", "text_header_data_files"]
+__all__ = ["VolumeHeader", "bmp_has_gray_palette", "probe_volume", "text_header_data_files"]
 
 _TEXT_HEADER_BYTES = 65536
 
@@ -229,6 +229,26 @@ def _data_extent(path: Path, fmt: str) -> tuple[int | None, str, tuple[str, ...]
     return max(size - offset, 0), kind, ()
 
 
+def bmp_has_gray_palette(path: Path) -> bool:
+    """Whether a BMP is 8-bit with a gray palette (each entry's blue, green and red equal)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(54)
+            if len(head) < 54 or head[:2] != b"BM":
+                return False
+            bits = int.from_bytes(head[28:30], "little")
+            info_size = int.from_bytes(head[14:18], "little")
+            colours = int.from_bytes(head[46:50], "little") or 256
+            if bits != 8 or colours > 256:
+                return False
+            handle.seek(14 + info_size)
+            palette = handle.read(4 * colours)
+    except OSError:
+        return False
+    entries = np.frombuffer(palette[: len(palette) // 4 * 4], dtype=np.uint8).reshape(-1, 4)
+    return entries.size > 0 and bool(np.all(entries[:, 0] == entries[:, 1]) and np.all(entries[:, 1] == entries[:, 2]))
+
+
 def _probe_with_sitk(path: Path, fmt: str, max_bytes: int | None) -> VolumeHeader:
     import SimpleITK as sitk
 
@@ -256,6 +276,8 @@ def _probe_with_sitk(path: Path, fmt: str, max_bytes: int | None) -> VolumeHeade
         raise InputError(f"{label}: image has a zero-size axis (size {size})")
     if components not in (1, 3, 4):
         raise InputError(f"{label}: {components}-component pixels are not supported")
+    if fmt == "bmp" and components == 3 and bmp_has_gray_palette(path):
+        components = 1  # an 8-bit grayscale BMP: ITK expands its palette to RGB; the reader folds it back
     dtype = sitk.GetArrayFromImage(sitk.Image([1] * len(size), reader.GetPixelID(), components)).dtype
     _check_pixel_type(label, dtype)
     _check_geometry(label, reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection())

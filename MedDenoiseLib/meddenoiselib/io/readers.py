@@ -129,6 +129,8 @@ def _read_with_sitk(path: Path, header: VolumeHeader) -> Volume:
     if volume.num_components == 4:
         # RGBA: the alpha channel is not image content; keep RGB.
         volume = volume.with_array(volume.array[..., :3])
+    if header.format == "bmp" and header.components == 1 and volume.num_components == 3:
+        volume = volume.with_array(np.ascontiguousarray(volume.array[..., 0]))  # a gray palette expanded to RGB
     if header.is_2d and volume.array.ndim >= 3 and volume.shape[0] != 1:
         raise InputError(f"{path}: a {header.format} file holds one 2D image, this one decodes to {volume.shape}")
     return volume
