@@ -38,6 +38,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINAT
 #: how the CLI names the library arguments an error's ``parameter`` refers to.
 _OPTION_NAMES = {
     "overwrite": "pass --overwrite to replace it",
+    "device": "use --device cpu or auto",
     "series_uid": "choose one with --series-uid",
     "method": "see --model and `python -m meddenoiselib models`",
     "roi_size": "see --roi",
@@ -285,7 +286,7 @@ def _error_line(exc: BaseException) -> str:
     hint = _OPTION_NAMES.get(parameter) if parameter else None
     if hint is None and parameter and isinstance(exc, OptionError):
         hint = f"see --{parameter.replace('_', '-')}"
-    return f"{text} ({hint})" if hint else text
+    return f"{text}; {hint}" if hint else text
 
 
 # ------------------------------------------------------------------------------------------------ commands

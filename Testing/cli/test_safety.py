@@ -148,7 +148,7 @@ def c01_second_run_needs_overwrite(tmp: Path, monkeypatch) -> Case:
     series = _ct_series(tmp / "series")
     out = tmp / "out"
     assert main(["denoise", str(series), str(out), *MEDIAN]) == 0
-    return Case(["denoise", str(series), str(out), *MEDIAN], 1, "out", "already exists (pass --overwrite",
+    return Case(["denoise", str(series), str(out), *MEDIAN], 1, "out", "already exists; pass --overwrite",
                 inputs=(series, out))
 
 

@@ -15,8 +15,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if text == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if text.startswith("cuda") and not torch.cuda.is_available():
-        raise OptionError("device 'cuda' was requested but no CUDA GPU is available; use device cpu or auto",
-                          parameter="device")
+        raise OptionError("device 'cuda' was requested but no CUDA GPU is available", parameter="device")
     try:
         return torch.device(text)
     except RuntimeError as exc:

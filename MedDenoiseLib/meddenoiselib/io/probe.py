@@ -128,6 +128,8 @@ def _probe_nifti(path: Path, max_bytes: int | None) -> VolumeHeader:
     shape = tuple(int(n) for n in header.get_data_shape())
     if len(shape) == 0 or 0 in shape:
         raise InputError(f"{label}: image has a zero-size axis (header dimensions {shape})")
+    if len(shape) == 1:
+        raise InputError(f"{label}: 1D data (shape {shape}) is not an image")
     if len(shape) > 3 and int(np.prod(shape[3:])) != 1:
         raise InputError(f"{label}: 4D data (shape {shape}) is not supported; split it into 3D volumes")
     disk_dtype = np.dtype(header.get_data_dtype())
