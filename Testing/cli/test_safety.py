@@ -48,6 +48,7 @@ class Case:
         check: further assertions after the run.
         before_compute: a refusal must come before any denoising.
         batch: a folder run: one error line per failed file, then a summary line.
+        absent: text the error line must not contain (another component's wording).
     """
 
     argv: list[str]
@@ -58,6 +59,7 @@ class Case:
     check: Callable[[], None] | None = None
     before_compute: bool = True
     batch: bool = False
+    absent: str = ""
 
 
 # ---------------------------------------------------------------------------------------------- builders
@@ -97,6 +99,19 @@ def _nifti(path: Path, data: np.ndarray, affine: np.ndarray | None = None) -> Pa
 
 def _stored(path: Path) -> np.ndarray:
     return pydicom.dcmread(path).pixel_array
+
+
+def _read_only_folder(tmp: Path, monkeypatch) -> Path:
+    """A folder nobody may write into; as root (who may write anyway) the permission check is told so."""
+    locked = tmp / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    if ROOT:
+        import meddenoiselib.io.outputs as outputs
+
+        real = os.access
+        monkeypatch.setattr(outputs.os, "access", lambda p, mode: real(p, mode) and Path(p) != locked)
+    return locked
 
 
 def _refuse_compute(*args, **kwargs):
@@ -196,12 +211,8 @@ def c02_report_in_a_missing_folder_fails_before_anything_is_written(tmp: Path, m
 
 
 def c02_report_in_a_read_only_folder_fails_first(tmp: Path, monkeypatch) -> Case:
-    if ROOT:
-        pytest.skip("root ignores folder permissions")
     mr = _mr(tmp)
-    locked = tmp / "locked"
-    locked.mkdir()
-    locked.chmod(0o555)
+    locked = _read_only_folder(tmp, monkeypatch)
     return Case(["denoise", str(mr), str(tmp / "out.nii.gz"), "--report", str(locked / "qa.json"), *MEDIAN], 1,
                 "qa.json", "not writable", inputs=(mr,))
 
@@ -607,12 +618,8 @@ def c11_evaluate_into_an_existing_file(tmp: Path, monkeypatch) -> Case:
 
 
 def c11_evaluate_into_a_read_only_folder(tmp: Path, monkeypatch) -> Case:
-    if ROOT:
-        pytest.skip("root ignores folder permissions")
     mr = _mr(tmp)
-    locked = tmp / "locked"
-    locked.mkdir()
-    locked.chmod(0o555)
+    locked = _read_only_folder(tmp, monkeypatch)
     return Case(["evaluate", str(mr), "--methods", "median", "-o", str(locked), "-q"], 1, "locked",
                 "not writable", inputs=(mr,))
 
@@ -693,12 +700,18 @@ def c14_no_pydicom_advice_for_non_dicom(tmp: Path, monkeypatch) -> Case:
 
 def c14_single_file_errors_do_not_say_series(tmp: Path, monkeypatch) -> Case:
     source = _copy(dicom_testdata("MR_truncated.dcm"), tmp)
-    return Case(["info", str(source)], 1, "MR_truncated.dcm", "truncated", inputs=(source,))
+    return Case(["info", str(source)], 1, "MR_truncated.dcm", "truncated", inputs=(source,), absent="series")
 
 
 def c14_truncated_jpeg2000_says_truncated(tmp: Path, monkeypatch) -> Case:
     source = _copy(dicom_testdata("emri_small_jpeg_2k_lossless_too_short.dcm"), tmp)
-    return Case(["info", str(source)], 1, source.name, "truncated", inputs=(source,))
+    return Case(["info", str(source)], 1, source.name, "truncated", inputs=(source,), absent="PixelData")
+
+
+def c11_unknown_model_is_a_usage_error(tmp: Path, monkeypatch) -> Case:
+    mr = _mr(tmp)
+    return Case(["denoise", str(mr), str(tmp / "o.nii.gz"), "--model", "nonsense", "-q"], 2, "", "unknown model",
+                inputs=(mr,))
 
 
 def c14_series_uid_for_a_file_is_refused(tmp: Path, monkeypatch) -> Case:
@@ -766,6 +779,7 @@ CASES = [
     c10_folder_output_named_like_a_file,
     c10_two_inputs_onto_one_output_name,
     c11_info_bad_vr,
+    c11_unknown_model_is_a_usage_error,
     c11_cifti_is_not_an_image,
     c11_nifti_with_nan_voxel_size,
     c11_window_nan,
@@ -817,6 +831,7 @@ def test_bad_input_table(build, tmp_path, capsys, monkeypatch):
             assert "failed" in lines[-1]
         assert "Traceback" not in err and "force=True" not in err
         assert case.name in errors[0] and case.fragment in errors[0], err
+        assert not case.absent or case.absent not in errors[0], err
     assert leftover_temporaries(tmp_path) == []
     for path, digest in before.items():
         assert digest_tree(path) == digest, f"{path} changed"
@@ -848,3 +863,20 @@ def test_report_json_is_complete(tmp_path):
     report = tmp_path / "qa.json"
     assert main(["denoise", str(mr), str(tmp_path / "o.nii.gz"), "--report", str(report), *MEDIAN]) == 0
     assert json.loads(report.read_text())["method"] == "median"
+
+
+def test_unexpected_errors_are_one_line_with_exit_3(tmp_path, capsys, monkeypatch):
+    """A bug (any exception that is not the library's) still gives one line and no traceback without --debug."""
+    mr = _mr(tmp_path)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something\nunexpected")
+
+    monkeypatch.setattr(Denoiser, "denoise", broken)
+    argv = ["denoise", str(mr), str(tmp_path / "o.nii.gz"), *MEDIAN]
+    assert main(argv) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error (RuntimeError: something unexpected)" in err
+    assert "Traceback" not in err and leftover_temporaries(tmp_path) == []
+    with pytest.raises(RuntimeError):
+        main([*argv, "--debug"])

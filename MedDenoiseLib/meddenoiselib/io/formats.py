@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import OptionError
 
-__all__ = ["IMAGE_2D_FORMATS", "detect_format", "format_suffix", "is_supported_file", "strip_suffix"]
+__all__ = ["IMAGE_2D_FORMATS", "as_path", "detect_format", "format_suffix", "is_supported_file", "strip_suffix"]
 
 _SUFFIXES: dict[str, str] = {
     ".nii.gz": "nifti",
@@ -40,6 +40,15 @@ _DEFAULT_SUFFIX = {
     "bmp": ".bmp",
     "dicom-file": ".dcm",
 }
+
+
+def as_path(value: str | Path, name: str = "path") -> Path:
+    """``value`` as a :class:`~pathlib.Path`; anything that is not a path raises :class:`OptionError`."""
+    if isinstance(value, Path):
+        return value
+    if isinstance(value, str) and value and "\0" not in value:
+        return Path(value)
+    raise OptionError(f"`{name}` must be a file or folder path, got {value!r}", parameter=name)
 
 
 def detect_format(path: str | Path) -> str | None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import OutputError
-from .formats import IMAGE_2D_FORMATS, detect_format
+from .formats import IMAGE_2D_FORMATS, as_path, detect_format
 
 __all__ = ["ImageSpec", "PlannedOutput", "check_format_holds", "input_paths", "plan_file", "plan_output"]
 
@@ -238,7 +238,7 @@ def plan_output(
     Raises:
         OutputError: see the module docstring; ``parameter`` is ``"overwrite"`` when only that is in the way.
     """
-    path = Path(path)
+    path = as_path(path)
     label = str(path)
     fmt = detect_format(path)
     if fmt is None:
@@ -289,7 +289,7 @@ def plan_file(
         protected: input paths that must never be written.
         others: outputs already planned in the same run.
     """
-    path = Path(path)
+    path = as_path(path)
     label = str(path)
     if not any(path.name.lower().endswith(s) for s in suffixes) or path.name.lower() in suffixes:
         raise OutputError(f"{label}: the {role} must be a {' or '.join(suffixes)} file")

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import InputError, MedDenoiseError, OptionError
 from .dicom import DicomStack, check_skipped_files, dicom_stack_of_file, dicom_stack_of_series, select_dicom_series
 from .dicom_frames import check_dicom_size, read_dicom_image
-from .formats import IMAGE_2D_FORMATS, detect_format
+from .formats import IMAGE_2D_FORMATS, as_path, detect_format
 from .limits import Encoding, check_claimed_size
 
 __all__ = ["VolumeHeader", "bmp_has_gray_palette", "probe_volume", "text_header_data_files"]
@@ -67,7 +67,7 @@ def probe_volume(path: str | Path, series_uid: str | None = None, max_bytes: int
             can hold.
         OptionError: ``series_uid`` does not match.
     """
-    path = Path(path)
+    path = as_path(path)
     try:
         if not path.exists():
             raise InputError(f"{path}: no such file or folder")

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..errors import MedDenoiseError, OutputError
+from ..errors import MedDenoiseError, OptionError, OutputError
 from .atomic import atomic_file, commit_files, staging_folder
 from .dicom_write import write_derived_dicom
-from .formats import IMAGE_2D_FORMATS
+from .formats import IMAGE_2D_FORMATS, as_path
 from .outputs import ImageSpec, PlannedOutput, plan_output
 from .volume import Volume
 
@@ -86,7 +86,9 @@ def write_volume(
             an input or another output, missing or read-only folder, a format that cannot hold the volume), or
             the write itself failed (disk full...). Nothing partial is left behind.
     """
-    path = Path(path)
+    if not isinstance(volume, Volume):
+        raise OptionError(f"`volume` must be a Volume, got {type(volume).__name__}.")
+    path = as_path(path)
     protected = [*inputs, *_source_paths(volume)]
     plan = plan_output(path, ImageSpec.of(volume), role=role, overwrite=overwrite, protected=protected,
                        others=others, compress=compress)
