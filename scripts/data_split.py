@@ -30,9 +30,14 @@ def _ultrasound() -> list[str]:
 
 _US = _ultrasound()  # 60 images; the first 50 train, the last 10 are held out
 
+#: the Philips head phantom (1 mm slices, iterative reconstruction): all 24 slices train CT models
+_PHILIPS_PHANTOM = [f"ct/dcm_qa_ct_philips_head_phantom/I{i}.dcm" for i in range(600, 831, 10)]
+
 TRAIN = (
     _chest(38, 89)  # slices 090-101 held out (098-101 are the bundled sample)
     + _head(1, 22)  # 23-28 held out
+    + _PHILIPS_PHANTOM
+    + ["ct/dicompyler_breast_ct/ct.0.dcm"]
     + _US[:50]
     + [
         "mr/niivue_mr_gd/MR_Gd.nii.gz",
@@ -78,6 +83,18 @@ BENCHMARK = (
     ("Microscopy", "microscopy/itkelastix_lung_sem/2016_12_02_0101_s00_11.png", None),
     ("Microscopy", "microscopy/itkelastix_lung_sem/2016_12_02_0101_s00_12.png", None),
     ("Histology", "histology/skimage_ihc/ihc.png", None),
+)
+
+
+#: held-out CT for the real-noise benchmark (benchmarks/real_noise.py): (name, files, as a volume?). Never trained
+#: on. The fo-dicom slices carry no licence of their own: used here for evaluation only, inside the project.
+REAL_NOISE_CT = (
+    ("chest-2mm", _chest(90, 101), True),
+    ("head-ge", _head(23, 28), True),
+    ("water-phantom", ["ct/rtutils_ge_water_phantom/ct_1.dcm", "ct/rtutils_ge_water_phantom/ct_2.dcm"], True),
+    ("lumbar-spine", ["ct/fodicom_samples/GH1308.dcm"], False),
+    ("chest-ge", ["ct/fodicom_samples/ct.dcm"], False),
+    ("skull-base", ["ct/fodicom_samples/IM-0001-0001-0001.dcm"], False),
 )
 
 

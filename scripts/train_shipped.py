@@ -27,6 +27,10 @@ WEIGHTS = ROOT / "MedDenoiseLib" / "meddenoiselib" / "weights"
 
 BLIND = "2D single-channel denoiser for blind Gaussian noise, sigma 0-50 on the 0-255 scale of the normalized image"
 
+CT_NOISE = "ct-lowdose:5HU-100HU,kernel=ramp|shepp-logan|cosine|hann,views=540|1080,electronic=2|15"
+CT_DESCRIPTION = ("2.5D CT denoiser in HU: %d adjacent slices in, centre slice out; trained on projection-domain and "
+                  "NPS-shaped low-dose CT noise, body noise 5-100 HU, kernels ramp/shepp-logan/cosine/hann")
+
 RECIPES: dict[str, dict] = {
     "dncnn-small": dict(network="dncnn-small", patch=64, batch_size=16, steps=8000, lr=1e-3, description=BLIND),
     "kpn-small": dict(network="kpn-small", patch=96, batch_size=8, steps=20000, lr=5e-4, description=BLIND),
@@ -51,36 +55,74 @@ RECIPES: dict[str, dict] = {
                                  noise_range="0.05,0.5", val_levels="0.1,0.2,0.4", modality="us/",
                                  description="2D ultrasound despeckling: multiplicative speckle, relative sigma "
                                  "0.05-0.5, trained on B-mode ultrasound only"),
+    # the general model (X-ray, microscopy, anything without a modality model): blind Gaussian and Poisson-Gaussian
+    # noise, half of the noisy samples stored as 8-bit files would be (clipped, rounded), all training modalities
+    "kpn-general": dict(network="kpn-medium-bias", patch=96, batch_size=8, steps=20000, lr=5e-4,
+                        noise="gaussian:0-55 poisson-gaussian:10-1000,1", store_8bit_fraction=0.5,
+                        description="2D blind denoiser for any modality without a dedicated model (X-ray, "
+                        "microscopy, photographs of slides): Gaussian sigma 0-55 on the 0-255 scale and "
+                        "Poisson-Gaussian noise, trained also on 8-bit clipped noisy inputs"),
+    # MR: magnitude noise of one coil (Rician) and of 4 or 8 coils (non-central chi), whose background floor the
+    # model must remove; fine-tuned from the Rician model on MR only
+    "kpn-mr": dict(network="kpn-small", init="kpn-small-rician-mr", patch=96, batch_size=8, steps=3000, lr=2e-4,
+                   noise="rician:0-40 noncentral-chi:0-40,4 noncentral-chi:0-40,8", val_levels="10,20,30",
+                   modality="mr/", description="2D denoiser for magnitude MR: Rician (1 coil) and non-central chi "
+                   "(4 and 8 coils) noise, sigma 0-40 on the 0-255 scale of the min-max normalized image (about "
+                   "0-20 % of the 99th percentile), removing the magnitude noise floor; trained on MR only"),
+    # ultrasound: the project's one speckle definition (multiplicative Gamma), fine-tuned from the speckle model
+    # that was trained on Gaussian-multiplicative speckle
+    "kpn-us": dict(network="kpn-small", init="kpn-small-speckle-us", patch=96, batch_size=8, steps=3000, lr=2e-4,
+                   noise="speckle:0.05-0.5", val_levels="0.1,0.2,0.4", modality="us/",
+                   description="2D ultrasound despeckling: multiplicative Gamma(L, 1/L) speckle, relative sigma "
+                   "0.05-0.5 (L = 1/sigma^2 looks), trained on B-mode ultrasound only"),
+    # CT: realistic low-dose noise in HU (body noise 5-100 HU, several kernels, views and electronic noise), fixed
+    # HU map, adjacent slices as a burst. Hamming is held out of training so the benchmark sees an unseen kernel.
+    **{
+        name: dict(network=network, patch=96, batch_size=8, steps=steps, lr=5e-4, burst=True, modality="ct/",
+                   cache_dir=str(Path(__file__).resolve().parents[1] / ".cache" / "ct_terms"),
+                   scaling="ct_window", noise=CT_NOISE, val_levels="10,25,60", description=CT_DESCRIPTION % frames)
+        for name, network, frames, steps in (
+            ("kpn-ct-burst3", "kpn-medium-burst3", 3, 12000),
+            ("kpn-ct-burst5", "kpn-medium-burst5", 5, 12000),
+            ("kpn-ct-small3", "kpn-burst3", 3, 12000),
+        )
+    },
 }
 
 
-_BURST_GROUPS = {"chest": "chest_ct", "head": "ct_ge_head"}
+_BURST_GROUPS = {"chest": "chest_ct", "head": "ct_ge_head", "phantom": "philips_head_phantom"}
 
 
-def _burst_inputs(cache: Path) -> list[Path]:
-    """Training volumes for burst models: contiguous training slices of each CT series as one series folder."""
-    groups = {group: [f for f in train_files() if key in str(f)] for group, key in _BURST_GROUPS.items()}
+def _burst_inputs(cache: Path, files: list[Path]) -> list[Path]:
+    """Inputs for burst models: the contiguous slices of each CT series among ``files`` as one series folder
+    (symbolic links under ``cache/<series>``), the other files as they are."""
     inputs = []
-    for name, files in groups.items():
+    for name, key in _BURST_GROUPS.items():
+        members = [f for f in files if key in str(f)]
+        if not members:
+            continue
         folder = cache / name
         folder.mkdir(parents=True, exist_ok=True)
-        for f in files:
+        for f in members:
             link = folder / f.name
             if not link.exists():
                 link.symlink_to(f)
         inputs.append(folder)
-    singles = [f for f in train_files() if "chest_ct" not in str(f) and "ct_ge_head" not in str(f)]
+    singles = [f for f in files if not any(key in str(f) for key in _BURST_GROUPS.values())]
     return inputs + singles
 
 
 def _unstage(entries: list[str]) -> list[str]:
-    """Card data entries with each staged burst folder (``burst_train/<series>``) replaced by its source files."""
+    """Card data entries with each staged burst folder (``burst_train/<series>``, ``burst_val/<series>``) replaced
+    by its source files."""
     unstaged = []
     for entry in entries:
         folder = ROOT / ".cache" / entry
-        if entry.startswith("burst_train/"):
-            key = _BURST_GROUPS[entry.split("/", 1)[1]]
-            unstaged += [f"{f.parent.name}/{f.name}" for f in train_files() if key in str(f)]
+        stage, _, series = entry.partition("/")
+        if stage in ("burst_train", "burst_val") and series in _BURST_GROUPS:
+            source = train_files() + validation_files()
+            unstaged += [f"{f.parent.name}/{f.name}" for f in source
+                         if _BURST_GROUPS[series] in str(f) and (f.parent / f.name).name in _staged(folder)]
         elif folder.is_dir():
             raise ValueError(f"card entry {entry!r} is a staging folder without a known source")
         else:
@@ -88,22 +130,29 @@ def _unstage(entries: list[str]) -> list[str]:
     return unstaged
 
 
+def _staged(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+
+
 def command(name: str, recipe: dict, output: Path, steps: int | None, threads: int, resume: bool) -> list[str]:
     recipe = dict(recipe)
     recipe.pop("install_as", None)
-    inputs = _burst_inputs(ROOT / ".cache" / "burst_train") if recipe.pop("burst", False) else train_files()
-    validation = validation_files()
+    inputs, validation = train_files(), validation_files()
     modality = recipe.pop("modality", "")
     if modality:
         inputs = [p for p in inputs if f"/{modality}" in str(p)]
         validation = [p for p in validation if f"/{modality}" in str(p)]
+    if recipe.pop("burst", False):
+        inputs = _burst_inputs(ROOT / ".cache" / "burst_train", inputs)
+        validation = _burst_inputs(ROOT / ".cache" / "burst_val", validation)
     args = [sys.executable, "-m", "meddenoiselib", "train", *map(str, inputs),
             "--val-inputs", *map(str, validation), "--output", str(output), "--name", name,
             "--threads", str(threads), "--val-every", "500", "--checkpoint-every", "250", "--no-progress"]
     if steps:
         recipe["steps"] = steps
     for key, value in recipe.items():
-        args += [f"--{key.replace('_', '-')}", str(value)]
+        # several noise models are separate arguments
+        args += [f"--{key.replace('_', '-')}", *(str(value).split() if key == "noise" else [str(value)])]
     if resume:
         args.append("--resume")
     return args
@@ -125,6 +174,7 @@ def install(name: str, output: Path, snapshot: bool = False) -> None:
         card["training"]["base_validation"] = base_card["validation"]
     card["name"] = name
     card["training"]["data"] = _unstage(card["training"].get("data", []))
+    card["training"]["validation_data"] = _unstage(card["training"].get("validation_data", []))
     card["training"]["data_root"] = "../shared/data (see scripts/data_split.py for the split)"
     shutil.copy(output / "model.safetensors", WEIGHTS / f"{name}.safetensors")
     (WEIGHTS / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")

@@ -152,16 +152,16 @@ def _window(text: str) -> tuple[float, float]:
 
 
 def _noise(text: str) -> str:
-    """``MODEL:LEVEL``; the level must be a finite number in the model's range (the library parses the rest)."""
+    """``MODEL:LEVEL[,...]`` as the library parses it; every number in it must be finite and in range."""
     from .transforms import parse_noise_spec
 
-    _, _, level = text.partition(":")
-    if level.strip():
-        _number(level, f"a noise level after ':' in {text!r}")
     try:
-        parse_noise_spec(text)
+        spec = parse_noise_spec(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc).rstrip(".")) from None
+    for value in (spec.level, spec.read_noise):
+        if not math.isfinite(float(value)):
+            raise argparse.ArgumentTypeError(f"noise levels in {text!r} must be finite")
     return text
 
 
@@ -251,6 +251,8 @@ def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
     logger.info("Denoising %s voxels with %s...", "x".join(map(str, volume.shape)), denoiser.method)
     result = denoiser.denoise(volume, sigma=sigma)
     report = denoiser.last_report
+    if report is not None and report.choice:
+        logger.info("  model: %s", report.choice)
     if report is not None and report.sigma is not None:
         how = "estimated" if report.sigma_estimated else "given"
         logger.info("  noise sigma %.2f on the 0-255 scale (%s)", report.sigma * 255, how)
@@ -268,8 +270,10 @@ def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
     if job.report is not None:
         from .evaluation import denoising_report
 
-        values = denoising_report(volume, result, denoiser.method, report.seconds if report else 0.0,
-                                  str(denoiser.device))
+        values = denoising_report(volume, result, report.method if report else denoiser.method,
+                                  report.seconds if report else 0.0, report.device if report else "cpu")
+        if report is not None:
+            values.update(modality=report.modality, model_choice=report.choice or "given explicitly")
         values.update(input=str(job.source), output=str(target), meddenoiselib_version=__version__)
         if report is not None and report.sigma is not None:
             values["sigma_used_0_255"] = round(report.sigma * 255, 3)
@@ -343,7 +347,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
             method=args.model, weights=args.weights, device=args.device, roi_size=args.roi, overlap=args.overlap,
             sw_batch_size=args.sw_batch_size, slice_axis=args.slice_axis, precision=args.precision,
             scaling_mode=args.scaling, window=args.window, strength=args.strength, progress=show_bar,
-            progress_callback=callback, ensemble=args.ensemble,
+            progress_callback=callback, ensemble=args.ensemble, modality=args.modality,
         ) if jobs else None
         for index, job in enumerate(jobs, 1):
             if batch:
@@ -369,27 +373,43 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    import numpy as np
-
+    from .inference import Progress
     from .io import ImageSpec, input_paths, plan_output, probe_volume, read_volume, write_volume
-    from .transforms import fit_scaling, make_noise_transform, parse_noise_spec
+    from .transforms import parse_noise_spec, simulate_volume
+    from .transforms.noise import NoiseKind
 
-    kind, level = parse_noise_spec(args.noise)  # checked by the option's validator
+    spec = parse_noise_spec(args.noise)  # checked by the option's validator
     header = probe_volume(args.input, series_uid=args.series_uid)
     plan_output(args.output, ImageSpec.of(header, dtype="float32" if args.float else None),
                 overwrite=args.overwrite, protected=input_paths([args.input, *header.files]))
     volume = read_volume(args.input, series_uid=args.series_uid)
-    scaling = fit_scaling(volume.array, **_scaling_options(args))
-    transform = make_noise_transform(kind, level)
-    transform.set_random_state(args.seed)
-    normalized = scaling.apply(volume.array)
-    noisy = np.asarray(transform(normalized), dtype=np.float32)
-    dtype = "float32" if args.float else None
-    result = volume.with_array(scaling.invert(noisy, dtype=dtype))
+    if spec.kind == NoiseKind.CT_LOWDOSE:
+        _check_ct_in_hu(volume, args.input)
+    if args.window:
+        mode = "ct_window"
+    else:
+        mode = args.scaling or "percentile"
+    show_bar, callback = _progress(args)
+    slices = volume.shape[0] if spec.kind == NoiseKind.CT_LOWDOSE and spec.method == "projection" else 0
+    with Progress(slices, f"simulating {spec}", show_bar and slices > 1, callback) as progress:
+        try:
+            result = simulate_volume(volume, spec, seed=args.seed, scaling_mode=mode, float_output=args.float,
+                                     on_slice=progress.update if slices else None)
+        except ValueError as exc:
+            raise MedDenoiseError(f"{args.input}: {exc}") from None
     write_volume(result, args.output, overwrite=args.overwrite, inputs=(Path(args.input),),
-                 description_suffix=f" {kind.value} noise", derivation=f"Simulated {kind.value} noise, level {level:g}")
-    logger.info("Wrote %s (%s noise, level %g, seed %d)", args.output, kind.value, level, args.seed)
+                 description_suffix=f" {spec.kind.value} noise", derivation=f"Simulated noise {spec}")
+    logger.info("Wrote %s (%s, seed %d)", args.output, spec.describe(), args.seed)
     return EXIT_OK
+
+
+def _check_ct_in_hu(volume, label) -> None:
+    """Without a Modality tag, warn when the values do not look like HU (air near -1000)."""
+    modality = volume.metadata.get("0008|0060", "").strip().upper()
+    low = float(volume.array.min())
+    if not modality and not -1100 <= low <= -900 and low > -3100:
+        logger.warning("%s: no CT Modality tag and the minimum is %.0f, not about -1000 HU (air); treating the "
+                       "values as HU anyway", label, low)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -591,7 +611,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = TrainConfig()
     for key, value in vars(args).items():
         if key in TrainConfig.__dataclass_fields__ and value is not None and value != []:
-            setattr(config, key, list(value) if isinstance(value, tuple) and key != "noise_range" else value)
+            keep_tuple = key in ("noise_range", "window")
+            setattr(config, key, list(value) if isinstance(value, tuple) and not keep_tuple else value)
     if args.overrides_json:
         try:
             config.overrides = json.loads(args.overrides_json)
@@ -638,8 +659,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "is then a folder).")
     p.add_argument("input", help="image file, DICOM series folder, or folder of images")
     p.add_argument("output", help="output file or folder (format from the suffix; no suffix = DICOM series)")
-    p.add_argument("--model", default="default", help="shipped model or baseline (see `models`); default: the best "
-                   "shipped model")
+    p.add_argument("--model", default="auto", help="'auto' (default): the shipped model for the scan's modality "
+                   "(DICOM Modality tag, else --modality, else CT if the values look like HU, else the general model); "
+                   "or a shipped model or baseline (see `models`)")
+    p.add_argument("--modality", choices=["ct", "mr", "us", "xray", "other"],
+                   help="modality of inputs without a DICOM Modality tag (NIfTI, NRRD, PNG...), for --model auto "
+                   "and noise estimation")
     p.add_argument("--weights", help="a trained .safetensors file (with its .json model card) instead of --model")
     p.add_argument("--sigma", type=_sigma, default="auto", help="noise level on the 0-255 scale of the normalized "
                    "image, or 'auto' to estimate it (used by baselines and noise-aware models)")
@@ -672,15 +697,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_denoise)
 
     p = sub.add_parser("simulate", help="add seeded synthetic noise to an image",
-                       description="Add noise of a given model and level: gaussian:SIGMA and rician:SIGMA (0-255 "
-                       "scale of the normalized image), poisson:PEAK (photon count at full scale), speckle:SIGMA.")
+                       description="Add noise of a given model and level, in the image's own units: "
+                       "gaussian:SIGMA, rician:SIGMA and noncentral-chi:SIGMA,COILS (SIGMA on the 0-255 scale of "
+                       "the normalized image, or N%% of its 99th percentile), speckle:SIGMA (relative, Gamma), "
+                       "poisson-gaussian:PEAK[,READ] (counts at intensity 1, read noise in counts), "
+                       "ct-lowdose:DOSE or ct-lowdose:NHU (CT in HU: Poisson noise on simulated projections, "
+                       "filtered back-projection; options kernel=, views=, counts=, electronic=, method=fast).")
     p.add_argument("input")
     p.add_argument("output")
-    p.add_argument("--noise", type=_noise, default="gaussian:25", help="MODEL:LEVEL (default gaussian:25)")
+    p.add_argument("--noise", type=_noise, default="gaussian:25", help="MODEL:LEVEL[,...] (default gaussian:25), "
+                   "e.g. ct-lowdose:0.25, rician:3%%, speckle:0.2")
     p.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (0)")
     p.add_argument("--float", action="store_true", help="write float32 instead of the input's dtype")
     p.add_argument("--series-uid")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--progress-format", choices=["bar", "lines", "none"], default="bar",
+                   help="'lines' prints 'PROGRESS <fraction> <message>' lines on stderr for other programs")
     _add_scaling(p)
     _add_common(p)
     p.set_defaults(handler=cmd_simulate)
@@ -733,8 +765,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["supervised", "self-supervised"])
     p.add_argument("--val-inputs", dest="val_inputs", nargs="+", help="validation files (held out by file)")
     p.add_argument("--val-fraction", dest="val_fraction", type=_fraction, help="files held out when no --val-inputs")
-    p.add_argument("--noise", nargs="+", choices=["gaussian", "rician", "poisson", "speckle"])
-    p.add_argument("--noise-range", dest="noise_range", type=_float_list, help="LOW,HIGH levels (0,50)")
+    p.add_argument("--noise", nargs="+", metavar="MODEL:LOW-HIGH",
+                   help="noise models with level ranges in each model's units, drawn per sample: gaussian:0-50, "
+                   "rician:0-50, speckle:0.05-0.5, poisson:10-1000, ct-lowdose:5HU-100HU[,kernel=a|b,views=lo|hi,"
+                   "electronic=lo|hi] (default gaussian:0-50)")
+    p.add_argument("--noise-range", dest="noise_range", type=_float_list,
+                   help="LOW,HIGH for --noise entries given without a range (0,50)")
+    p.add_argument("--store-8bit-fraction", dest="store_8bit_fraction", type=_unit_interval,
+                   help="share of noisy samples clipped and rounded to 8 bits, as noisy PNG/JPEG files are (0)")
+    p.add_argument("--scaling", choices=["minmax", "ct_window"],
+                   help="training (and inference) normalization: per-image minmax, or ct_window, the fixed HU map "
+                   "of --window (CT models)")
+    p.add_argument("--window", type=_window, metavar="CENTER,WIDTH", help="HU map for --scaling ct_window (40,400)")
     p.add_argument("--simulate-noise", dest="simulate_noise", type=_non_negative_float,
                    help="self-supervised: corrupt inputs once with this Gaussian sigma (0-255)")
     p.add_argument("--val-levels", dest="val_sigmas", type=_float_list,
@@ -760,6 +802,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=_positive_int)
+    p.add_argument("--cache-dir", dest="cache_dir", help="keep per-image training maps (CT noise maps) here "
+                   "between runs (default: OUTPUT/cache)")
     p.add_argument("--name", help="model name written into the model card")
     p.add_argument("--description", help="description written into the model card")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
@@ -781,9 +825,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .io.atomic import remove_temporaries
 
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "train" and not args.inputs and not args.config:
-        parser.error("train: give training inputs or --config")
+    try:
+        args = parser.parse_args(argv)
+        if args.command == "train" and not args.inputs and not args.config:
+            parser.error("train: give training inputs or --config")
+    except SystemExit as exit_:  # usage errors (2), --help and --version (0): a code, as for every other outcome
+        return int(exit_.code or 0) if not isinstance(exit_.code, str) else EXIT_USAGE
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(message)s",

@@ -31,12 +31,14 @@ def bm4d_available() -> bool:
     return True
 
 
-def bm3d_denoise(image: np.ndarray, sigma: float) -> np.ndarray:
+def bm3d_denoise(image: np.ndarray, sigma: float, psd: np.ndarray | None = None) -> np.ndarray:
     """BM3D (Dabov et al. 2007) of a 2D ``(Y, X)`` image; volumes are filtered slice by slice.
 
     Args:
         image: normalized image, float32.
-        sigma: noise standard deviation, normalized units.
+        sigma: noise standard deviation, normalized units (used when ``psd`` is None).
+        psd: for correlated noise (CT), the noise power spectrum on the image's DFT grid, ``E|FFT2(noise)|²``
+            (:meth:`~meddenoiselib.transforms.NoiseEstimate.psd`); BM3D then shapes its thresholds by it.
 
     Raises:
         MedDenoiseError: the optional ``bm3d`` package is not installed.
@@ -48,12 +50,16 @@ def bm3d_denoise(image: np.ndarray, sigma: float) -> np.ndarray:
             "method 'bm3d': the optional bm3d package is not installed (non-commercial licence); "
             "install it with `pip install bm3d` if its licence allows your use"
         ) from exc
+    if not hasattr(np, "trapz"):
+        # bm3d 4.0's PSD path calls np.trapz, which NumPy 2.x removed in favour of np.trapezoid (same function)
+        np.trapz = np.trapezoid
     image = np.asarray(image, dtype=np.float32)
-    if sigma <= 0:
+    if psd is None and sigma <= 0:
         return image.copy()
+    noise = sigma if psd is None else np.asarray(psd, dtype=np.float64)
     if image.ndim == 3:
-        return np.stack([bm3d.bm3d(s, sigma_psd=sigma).astype(np.float32) for s in image])
-    return np.asarray(bm3d.bm3d(image, sigma_psd=sigma), dtype=np.float32)
+        return np.stack([bm3d.bm3d(s, sigma_psd=noise).astype(np.float32) for s in image])
+    return np.asarray(bm3d.bm3d(image, sigma_psd=noise), dtype=np.float32)
 
 
 def bm4d_denoise(image: np.ndarray, sigma: float) -> np.ndarray:

@@ -28,6 +28,7 @@ class BaselineSpec:
         volumetric: True if the method filters a whole volume at once (else the Denoiser runs it per slice).
         needs_sigma: True if the method uses the noise level (then ``--sigma auto`` estimates it).
         available: returns whether its (optional) dependency is installed.
+        takes_psd: ``function`` also accepts ``psd=`` (the noise power spectrum of a slice, for correlated noise).
         licence_note: a note shown where the licence matters.
     """
 
@@ -38,6 +39,7 @@ class BaselineSpec:
     needs_sigma: bool = True
     available: Callable[[], bool] = lambda: True
     licence_note: str = ""
+    takes_psd: bool = False
 
 
 BASELINES: dict[str, BaselineSpec] = {
@@ -47,7 +49,7 @@ BASELINES: dict[str, BaselineSpec] = {
         BaselineSpec("nlm", nlm_denoise, "Non-local means (scikit-image, fast mode, h = 0.8 sigma), per slice"),
         BaselineSpec(
             "bm3d", bm3d_denoise, "BM3D collaborative filtering (optional bm3d package), per slice",
-            available=bm3d_available, licence_note="bm3d package: non-commercial licence",
+            available=bm3d_available, licence_note="bm3d package: non-commercial licence", takes_psd=True,
         ),
         BaselineSpec(
             "bm4d", bm4d_denoise, "BM4D volumetric collaborative filtering (optional bm4d package)",

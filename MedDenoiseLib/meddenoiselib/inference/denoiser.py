@@ -15,9 +15,12 @@ import torch
 
 from ..baselines import BASELINES, BaselineSpec
 from ..errors import InputError, MedDenoiseError, OptionError
+from ..io.modality import Modality, detect_modality
 from ..io.volume import Volume
-from ..transforms.estimate import estimate_sigma
+from ..transforms.estimate import NoiseEstimate, estimate_noise
 from ..transforms.intensity import ScalingMode, fit_scaling
+from ..transforms.noise import BODY_THRESHOLD_HU
+from .auto import AutoChoice, choose_model
 from .device import autocast_dtype, resolve_device
 from .progress import Progress, ProgressCallback
 from .sliding import HaloPredictor, build_inferer, count_windows, halo_for
@@ -96,28 +99,36 @@ class DenoiseReport:
     """What the last :meth:`Denoiser.denoise` call did.
 
     Attributes:
-        method: model or baseline name.
+        method: model or baseline name (for ``auto``, the model it chose).
         sigma: the noise level used or estimated, normalized units (None for blind models without estimate).
         sigma_estimated: whether ``sigma`` was estimated (``"auto"``).
+        noise_correlated: the estimate found spatially correlated noise (then BM3D was given its PSD).
         seconds: wall time of the denoising step.
         device: the device used.
         scaling: the intensity scaling used per component.
+        modality: the modality the volume was taken for (``ct``, ``mr``, ``us``, ``xray``, ``other``).
+        choice: for ``auto``, which model was chosen and why (else empty).
     """
 
     method: str
     sigma: float | None = None
     sigma_estimated: bool = False
+    noise_correlated: bool = False
     seconds: float = 0.0
     device: str = "cpu"
     scaling: list[dict[str, Any]] = field(default_factory=list)
+    modality: str = ""
+    choice: str = ""
 
 
 class Denoiser:
     """Denoise volumes with a network (through sliding windows) or a classical baseline.
 
     Args:
-        method: a shipped model name (see ``python -m meddenoiselib models``), a baseline name (``median``,
-            ``nlm``, ``bm3d``, ``bm4d``, ``diffusion``), or ``"default"`` for the best shipped model.
+        method: ``"auto"`` (the shipped model for each volume's modality: DICOM Modality tag, else ``modality``,
+            else CT if the values look like HU, else the general model), a shipped model name (see
+            ``python -m meddenoiselib models``), a baseline name (``median``, ``nlm``, ``bm3d``, ``bm4d``,
+            ``diffusion``), or ``"default"`` for the best general shipped model.
         weights: a ``.safetensors`` file (with its ``.json`` model card beside it) to use instead of shipped
             weights. Defaults to None.
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``. Defaults to ``"auto"``.
@@ -133,7 +144,9 @@ class Denoiser:
             None: for a network, the scaling its training images had (``input_scaling`` in the model card, min-max
             for every shipped model), so inputs look like what it learned from; ``"percentile"`` for baselines.
         window: ``(center, width)`` of a CT window in HU; when given, normalization uses it (``ct_window``).
-            Values outside the window are not clipped. Defaults to None.
+            Values outside the window are not clipped. For baselines and for networks trained in HU (their card's
+            ``input_scaling`` is ``ct_window``; the default is their training map); refused for networks trained
+            on min-max scaled images. Defaults to None.
         strength: blend ``noisy + strength * (denoised - noisy)``; 1 is full denoising, 0 returns the input.
         clip_to_input_range: keep denoised values within the input's minimum and maximum (a denoiser should not
             invent intensities below air in CT or negative magnitudes in MR). Defaults to True.
@@ -143,10 +156,12 @@ class Denoiser:
             time. Ignored by baselines. Defaults to 1.
         progress: draw a tqdm bar on stderr. Defaults to False.
         progress_callback: ``callback(fraction, message)`` for machine-readable progress. Defaults to None.
+        modality: for ``auto`` and noise estimation, the modality of inputs without a DICOM Modality tag
+            (``ct``, ``mr``, ``us``, ``xray``, ``other``). Defaults to None (detected).
 
     Example::
 
-        denoiser = Denoiser("default")
+        denoiser = Denoiser("auto")
         clean = denoiser.denoise(read_volume("scan.nii.gz"))
     """
 
@@ -168,9 +183,30 @@ class Denoiser:
         progress: bool = False,
         progress_callback: ProgressCallback | None = None,
         ensemble: int = 1,
+        modality: Modality | str | None = None,
     ) -> None:
         _check_options(overlap, strength, slice_axis, sw_batch_size, batch_slices, ensemble, window, roi_size)
         self.ensemble = int(ensemble)
+        self.modality_hint = modality
+        if modality is not None and not isinstance(modality, Modality):
+            from ..io.modality import parse_modality
+
+            try:
+                self.modality_hint = parse_modality(modality)
+            except ValueError as exc:
+                raise OptionError(str(exc), parameter="modality") from None
+        self.auto = weights is None and method in (None, "", "auto")
+        self._options = dict(
+            device=device, roi_size=roi_size, overlap=overlap, sw_batch_size=sw_batch_size, slice_axis=slice_axis,
+            batch_slices=batch_slices, precision=precision, scaling_mode=scaling_mode, window=window,
+            strength=strength, clip_to_input_range=clip_to_input_range, progress=progress,
+            progress_callback=progress_callback, ensemble=ensemble, modality=modality,
+        )
+        self._delegates: dict[str, Denoiser] = {}
+        self._active: Denoiser | None = None
+        self._estimate: NoiseEstimate | None = None
+        if self.auto:
+            method = "auto"
         self.method = default_model_name() if method in (None, "", "default") else str(method)
         self.device = resolve_device(device)
         self.overlap = float(overlap)
@@ -189,7 +225,9 @@ class Denoiser:
         self.model: torch.nn.Module | None = None
         self.card: dict[str, Any] = {}
         self.burst = 1  # slices a network sees at once (burst KPN: 3); 1 for baselines and single-slice models
-        if weights is None and self.method in BASELINES:
+        if self.auto:
+            pass  # the model is chosen per volume in denoise()
+        elif weights is None and self.method in BASELINES:
             self.baseline = BASELINES[self.method]
             if not self.baseline.available():
                 raise OptionError(
@@ -200,6 +238,15 @@ class Denoiser:
         else:
             self._load_model(weights)
         self.autocast = autocast_dtype(self.device, precision) if self.model is not None else None
+        trained_scaling = self.card.get("input_scaling", ScalingMode.MINMAX.value) if self.model is not None else ""
+        if window is not None and self.model is not None and trained_scaling != ScalingMode.CT_WINDOW.value:
+            # a window maps air to about -2.6 and bone to +4 or more; a network that only ever saw [0, 1] inputs
+            # answers such values with garbage (the whole image saturated), so refuse instead
+            raise OptionError(
+                f"model '{self.method}' was trained on images scaled to [0, 1] by their own range, so a CT window "
+                "would feed it values far outside what it learned; use a CT model (model 'auto' on CT picks one) "
+                "or leave the window out"
+            )
         if window is not None:
             self.scaling_mode = ScalingMode.CT_WINDOW
         elif scaling_mode is not None:
@@ -211,6 +258,10 @@ class Denoiser:
                                   parameter="scaling_mode") from None
         elif self.model is not None:
             self.scaling_mode = ScalingMode(self.card.get("input_scaling", ScalingMode.MINMAX.value))
+            if self.scaling_mode == ScalingMode.CT_WINDOW:
+                # a model trained in HU: its fixed map, so noise in HU looks as it did in training
+                center, width = self.card.get("input_window", (40.0, 400.0))
+                self.scaling_options = {"center": float(center), "width": float(width)}
         else:
             self.scaling_mode = ScalingMode.PERCENTILE
         self.roi_size = roi_size
@@ -247,6 +298,8 @@ class Denoiser:
         """Ask a running :meth:`denoise` (e.g. in another thread) to stop at the next slice or window; it then
         raises :class:`DenoiseCancelled`. Safe to call from any thread."""
         self._cancel.set()
+        if self._active is not None:
+            self._active.cancel()
 
     def _check_cancel(self) -> None:
         if self._cancel.is_set():
@@ -255,7 +308,18 @@ class Denoiser:
     @property
     def needs_sigma(self) -> bool:
         """Whether the method uses a noise level (baselines, noise-map networks); blind networks do not."""
+        if self.auto:
+            return False
         return self.baseline.needs_sigma if self.baseline is not None else self.noise_map
+
+    def choose(self, volume: Volume) -> AutoChoice:
+        """What ``auto`` picks for ``volume`` (the model, its modality and why)."""
+        return choose_model(volume, self.modality_hint)
+
+    def _delegate(self, name: str) -> Denoiser:
+        if name not in self._delegates:
+            self._delegates[name] = Denoiser(name, **self._options)
+        return self._delegates[name]
 
     def denoise(self, volume: Volume, sigma: float | str | None = "auto") -> Volume:
         """Denoise a volume and return it in its original units, dtype and geometry.
@@ -275,15 +339,28 @@ class Denoiser:
             raise InputError(f"cannot denoise {volume.array.dtype} pixels of shape {volume.array.shape}")
         if volume.array.dtype.kind == "f" and not np.all(np.isfinite(volume.array)):
             raise InputError("the volume contains NaN/Inf voxels; fix or mask them first")
+        if self.auto:
+            choice = self.choose(volume)
+            logger.debug("auto: %s", choice.describe())
+            self._active = self._delegate(choice.model)
+            try:
+                result = self._active.denoise(volume, sigma)
+            finally:
+                self.last_report = self._active.last_report
+                self._active = None
+            self.last_report.choice = choice.describe()
+            return result
         start = time.perf_counter()
         self._cancel.clear()
         # Slices that are not on one grid (gaps, repeated positions) are only neighbours in the file: filter each
         # one on its own plane rather than across them.
         self._axis_override = 0 if volume.source.grid_problem and self.slice_axis is None else None
+        guess = detect_modality(volume, self.modality_hint)
         components = [volume.array] if volume.num_components == 1 else [
             volume.array[..., c] for c in range(volume.num_components)
         ]
         outputs, scalings, used_sigma = [], [], None
+        self._estimate = None
         for index, component in enumerate(components):
             scaling = fit_scaling(component, self.scaling_mode, **self.scaling_options)
             normalized = scaling.apply(component)
@@ -297,6 +374,11 @@ class Denoiser:
                 normalized[overflow] = np.where(component[overflow] > 0, high, low)
                 logger.warning("%d voxels lie too far outside the image's range to denoise; kept unchanged",
                                int(overflow.sum()))
+            if sigma in (None, "auto") and self.needs_sigma:
+                # CT noise is correlated and lives in the body: estimate it there, with its spectrum
+                body = component > BODY_THRESHOLD_HU if guess.modality == Modality.CT else None
+                self._estimate = estimate_noise(normalized, correlated=True if body is not None else None,
+                                                mask=body)
             label = "denoising" if len(components) == 1 else f"denoising channel {index + 1}/{len(components)}"
             denoised, used_sigma = self._denoise_normalized(normalized, sigma, volume.spacing, label)
             if self.clip_to_input_range:
@@ -318,6 +400,8 @@ class Denoiser:
             seconds=time.perf_counter() - start,
             device=str(self.device),
             scaling=scalings,
+            noise_correlated=bool(self._estimate is not None and self._estimate.correlated),
+            modality=guess.modality.value,
         )
         return volume.with_array(array)
 
@@ -334,6 +418,15 @@ class Denoiser:
         Returns:
             The denoised image, float32, same shape.
         """
+        if self.auto:
+            hint = self.modality_hint or Modality.OTHER
+            placeholder = Volume(np.zeros((1, 1, 1), np.float32))
+            self._active = self._delegate(choose_model(placeholder, hint).model)
+            try:
+                return self._active.denoise_array(array, sigma)
+            finally:
+                self._active = None
+        self._estimate = None
         array = np.asarray(array, dtype=np.float32)
         squeeze = array.ndim == 2
         volume = array[np.newaxis] if squeeze else array
@@ -345,13 +438,19 @@ class Denoiser:
         return denoised[0] if squeeze else denoised
 
     # -------------------------------------------------------------------------------------------- internals
-    def _resolve_sigma(self, normalized: np.ndarray, sigma: float | str | None) -> float | None:
+    def _resolve_sigma(self, normalized: np.ndarray, sigma: float | str | NoiseEstimate | None) -> float | None:
+        if isinstance(sigma, NoiseEstimate):
+            self._estimate = sigma
+            return sigma.sigma
         if sigma in (None, "auto"):
             if not self.needs_sigma:
                 return None
-            estimate = estimate_sigma(normalized)
-            logger.info("estimated noise sigma: %.4f (%.1f on the 0-255 scale)", estimate, estimate * 255)
-            return estimate
+            if self._estimate is None:
+                self._estimate = estimate_noise(normalized)
+            estimate = self._estimate
+            logger.info("estimated noise sigma: %.4f (%.1f on the 0-255 scale)%s", estimate.sigma, estimate.sigma * 255,
+                        "; spatially correlated" if estimate.correlated else "")
+            return estimate.sigma
         try:
             value = float(sigma)
         except (TypeError, ValueError):
@@ -401,10 +500,13 @@ class Denoiser:
         axis = self._pick_slice_axis(normalized.shape, spacing)
         moved = np.moveaxis(normalized, axis, 0)
         output = np.empty_like(moved)
+        estimate = self._estimate
+        psd = estimate.psd(moved.shape[1:]) if baseline.takes_psd and estimate is not None and estimate.correlated \
+            else None
         with Progress(moved.shape[0], label, self.show_progress, self.progress_callback) as progress:
             for k in range(moved.shape[0]):
                 self._check_cancel()
-                output[k] = function(moved[k], sigma)
+                output[k] = function(moved[k], sigma) if psd is None else function(moved[k], sigma, psd=psd)
                 progress.update()
         return np.moveaxis(output, 0, axis)
 

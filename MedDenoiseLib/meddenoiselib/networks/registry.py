@@ -54,6 +54,9 @@ class NetworkSpec:
 
 
 _KPN_SMALL = {"channels": (32, 64, 128), "convs_per_block": 2, "kernel_size": 5}
+# The per-pixel additive bias lets the U-Net output values no 5x5 kernel can form: the low-frequency part of
+# correlated (ramp-filtered) CT noise lies beyond a 5x5 neighbourhood.
+_KPN_MEDIUM_BIAS = {"channels": (32, 64, 128, 256), "convs_per_block": 2, "kernel_size": 5, "core_bias": True}
 
 _SPECS: tuple[NetworkSpec, ...] = (
     NetworkSpec(
@@ -123,6 +126,26 @@ _SPECS: tuple[NetworkSpec, ...] = (
         dict(_KPN_SMALL),
         "Small KPN on 3 adjacent slices as channels, denoising the centre slice.",
         burst=3,
+    ),
+    NetworkSpec(
+        "kpn-medium-bias",
+        KPN,
+        dict(_KPN_MEDIUM_BIAS),
+        "4-level KPN, single frame, with per-pixel bias (can leave clipped or biased regions, not only filter them).",
+    ),
+    NetworkSpec(
+        "kpn-medium-burst3",
+        KPN,
+        dict(_KPN_MEDIUM_BIAS),
+        "4-level KPN on 3 adjacent slices with per-pixel bias (removes low-frequency correlated noise, e.g. CT).",
+        burst=3,
+    ),
+    NetworkSpec(
+        "kpn-medium-burst5",
+        KPN,
+        dict(_KPN_MEDIUM_BIAS),
+        "4-level KPN on 5 adjacent slices with per-pixel bias (2.5D CT/MR).",
+        burst=5,
     ),
 )
 

@@ -24,8 +24,18 @@ class TrainConfig:
             blind-spot masking).
         val_inputs: validation files; when empty, ``val_fraction`` of the input files is held out (by file).
         val_fraction: share of input files held out when ``val_inputs`` is empty.
-        noise: noise models drawn per sample (gaussian, rician, poisson, speckle).
-        noise_range: level range per model's units (Gaussian/Rician σ on the 0-255 scale).
+        noise: noise models with their level ranges, drawn per sample, each in its own units (see
+            :func:`~meddenoiselib.transforms.noise.parse_noise_range`): ``gaussian:0-50``, ``rician:0-50``,
+            ``speckle:0.05-0.5``, ``poisson:10-1000``, ``ct-lowdose:5HU-100HU,kernel=shepp-logan|hann``. A bare
+            model name takes its range from ``noise_range``.
+        noise_range: level range for bare model names in ``noise`` (legacy form; Gaussian/Rician σ on the 0-255
+            scale).
+        store_8bit_fraction: share of noisy training samples clipped to [0, 1] and rounded to 8 bits, as noisy
+            PNG/JPEG files are (see :class:`~meddenoiselib.transforms.noise.BatchNoise`).
+        scaling: how training images are normalized, which is also what inference applies (written to the model
+            card): ``minmax`` per image, or ``ct_window`` — the fixed HU map of ``window``, so a noise level in HU
+            means the same in every scan.
+        window: ``(center, width)`` in HU of the ``ct_window`` map. Defaults to W400/L40.
         simulate_noise: self-supervised mode only: corrupt the inputs ONCE at load time with this Gaussian σ
             (0-255 scale) to emulate a noisy-only dataset (0 = inputs are already noisy scans).
         mask_fraction: self-supervised: share of pixels hidden per patch.
@@ -50,8 +60,9 @@ class TrainConfig:
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         threads: torch CPU threads (0 = torch's default).
         val_images: validation slices used (largest first, capped).
-        val_sigmas: validation noise levels, in the units of the first ``noise`` model (Gaussian/Rician σ on the
-            0-255 scale, Poisson peak, speckle relative σ).
+        val_sigmas: validation noise levels, in the units of the first ``noise`` model's range (Gaussian/Rician σ
+            on the 0-255 scale, Poisson peak, speckle relative σ, CT body noise in HU).
+        cache_dir: where per-image training maps (CT noise maps) are kept between runs; empty: ``<output>/cache``.
         name: name written into the model card. Defaults to the network name.
         description: free text written into the model card.
     """
@@ -66,6 +77,9 @@ class TrainConfig:
     val_fraction: float = 0.1
     noise: list[str] = field(default_factory=lambda: ["gaussian"])
     noise_range: tuple[float, float] = (0.0, 50.0)
+    store_8bit_fraction: float = 0.0
+    scaling: str = "minmax"
+    window: tuple[float, float] = (40.0, 400.0)
     simulate_noise: float = 0.0
     mask_fraction: float = 0.02
     patch: int = 64
@@ -89,6 +103,7 @@ class TrainConfig:
     threads: int = 0
     val_images: int = 12
     val_sigmas: list[float] = field(default_factory=lambda: [15.0, 25.0, 50.0])
+    cache_dir: str = ""
     name: str = ""
     description: str = ""
 
@@ -109,6 +124,21 @@ class TrainConfig:
             raise ValueError(f"`lr` must be positive, got {self.lr}.")
         if not self.inputs:
             raise ValueError("`inputs` must name at least one file or folder.")
+        if self.scaling not in ("minmax", "ct_window"):
+            raise ValueError(f"`scaling` must be 'minmax' or 'ct_window', got {self.scaling!r}.")
+        if len(self.window) != 2 or not self.window[1] > 0:
+            raise ValueError(f"`window` must be (center, width) with a positive width, got {self.window!r}.")
+        self.noise_ranges()  # raises ValueError naming a bad range
+
+    def noise_ranges(self) -> list:
+        """The :class:`~meddenoiselib.transforms.noise.NoiseRange` of every ``noise`` entry."""
+        from ..transforms.noise import parse_noise_range
+
+        ranges = []
+        for entry in self.noise:
+            text = entry if ":" in entry else f"{entry}:{self.noise_range[0]:g}-{self.noise_range[1]:g}"
+            ranges.append(parse_noise_range(text))
+        return ranges
 
     def to_json(self) -> str:
         """The resolved configuration as JSON."""
@@ -119,4 +149,5 @@ class TrainConfig:
         """Read a configuration written by :meth:`to_json`."""
         values = json.loads(Path(path).read_text())
         values["noise_range"] = tuple(values.get("noise_range", (0.0, 50.0)))
+        values["window"] = tuple(values.get("window", (40.0, 400.0)))
         return TrainConfig(**values)

@@ -13,8 +13,15 @@ import torch
 from monai.transforms import Compose, RandFlip, RandRotate90, RandSpatialCrop
 
 from ..errors import MedDenoiseError
-from ..io import find_inputs, read_volume
-from ..transforms.intensity import ScalingMode, fit_scaling
+from ..io import Volume, find_inputs, read_volume
+from ..transforms.intensity import IntensityScaling, ScalingMode, fit_scaling
+from ..transforms.noise import (
+    BODY_THRESHOLD_HU,
+    CTScanner,
+    ct_noise_projection,
+    ct_noise_variance_terms,
+    in_plane_pixel_mm,
+)
 
 __all__ = ["TrainingImage", "load_training_images", "split_by_file", "PatchSampler", "expand_inputs"]
 
@@ -23,10 +30,22 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class TrainingImage:
-    """One loaded input: a normalized float32 ``(Z, Y, X)`` array (``Z == 1`` for 2D images) and its name."""
+    """One loaded input.
+
+    Attributes:
+        name: the file or series it came from.
+        array: normalized float32 ``(Z, Y, X)`` (``Z == 1`` for 2D images).
+        aux: optional per-slice auxiliary maps ``(Z, A, Y, X)`` that travel with the image through cropping and
+            augmentation (for ``ct-lowdose`` training: the normalized noise-variance terms, ``A = 2``).
+        scaling: the intensity scaling that produced ``array`` (its inverse gives the original units).
+        pixel_mm: in-plane pixel spacing in mm.
+    """
 
     name: str
     array: np.ndarray
+    aux: np.ndarray | None = None
+    scaling: IntensityScaling | None = None
+    pixel_mm: float = 1.0
 
 
 def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
@@ -50,15 +69,23 @@ def load_training_images(
     paths: Sequence[str | Path],
     scaling_mode: ScalingMode | str = ScalingMode.MINMAX,
     min_size: int = 32,
+    window: tuple[float, float] = (40.0, 400.0),
+    ct_scanners: Sequence[CTScanner] = (),
+    cache_dir: str | Path | None = None,
 ) -> list[TrainingImage]:
-    """Read every input once and normalize it to [0, 1] with the library's own intensity scaling.
+    """Read every input once and normalize it with the library's own intensity scaling.
 
     RGB images become luminance. Images smaller than ``min_size`` in-plane are skipped with a warning.
 
     Args:
         paths: files, DICOM series folders, or folders searched recursively.
-        scaling_mode: per-image (per-volume) scaling. Defaults to ``"minmax"``.
+        scaling_mode: per-image (per-volume) scaling, or ``ct_window`` for the fixed HU map of CT models.
+            Defaults to ``"minmax"``.
         min_size: smallest accepted in-plane edge. Defaults to 32.
+        window: ``(center, width)`` in HU for ``ct_window``. Defaults to W400/L40.
+        ct_scanners: when given, also compute each slice's low-dose CT noise maps for these scanners (``aux``, see
+            :func:`ct_training_terms`); every input must then be a CT in HU.
+        cache_dir: where computed terms are kept between runs (keyed by file and size). Defaults to None.
     """
     images = []
     for item in expand_inputs(paths):
@@ -69,11 +96,74 @@ def load_training_images(
         if min(array.shape[1:]) < min_size:
             logger.warning("%s: skipped, smaller than %d pixels in-plane", item, min_size)
             continue
-        normalized = fit_scaling(array, scaling_mode).apply(array)
-        images.append(TrainingImage(str(item), np.ascontiguousarray(normalized)))
+        is_window = ScalingMode(scaling_mode) == ScalingMode.CT_WINDOW
+        options = {"center": window[0], "width": window[1]} if is_window else {}
+        scaling = fit_scaling(array, scaling_mode, **options)
+        aux = _cached_ct_terms(item, volume, array, cache_dir, tuple(ct_scanners)) if ct_scanners else None
+        images.append(TrainingImage(str(item), np.ascontiguousarray(scaling.apply(array)), aux, scaling,
+                                    in_plane_pixel_mm(volume)))
     if not images:
         raise MedDenoiseError("no usable training images were found")
     return images
+
+
+def ct_training_terms(
+    hu: np.ndarray, pixel_mm: float, scanners: Sequence[CTScanner] = (CTScanner(),), seed: int = 0
+) -> np.ndarray:
+    """Per-slice low-dose CT noise maps for training, normalized to the slice's body noise level.
+
+    Returns ``(Z, 3, Y, X)`` float32 per slice:
+
+    - ``q`` and ``r``: the quantum and electronic variance terms of :func:`ct_noise_variance_terms` divided by
+      ``s²`` and ``s⁴``, where ``s`` is the median quantum noise std over the body at full dose, so that noise of
+      body level σ HU with electronic noise ``e`` counts has variance ``σ²·q + e²·σ⁴·r`` (the fast model);
+    - ``n``: one projection-domain noise realization (Poisson + electronic, FBP) divided by its own body std, so
+      ``σ·n`` is scanner noise of body level σ with its streaks. Slice ``k`` uses ``scanners[k % len(scanners)]``.
+
+    A slice without body (nothing above the body threshold) gets stationary maps (``q = 1``, ``r = 0``, ``n``
+    white Gaussian).
+    """
+    terms = np.empty((hu.shape[0], 3, *hu.shape[1:]), dtype=np.float32)
+    generator = torch.Generator().manual_seed(seed)
+    for k in range(hu.shape[0]):
+        scanner = scanners[k % len(scanners)]
+        slice_hu = torch.from_numpy(np.ascontiguousarray(hu[k]))
+        variance = ct_noise_variance_terms(slice_hu, pixel_mm, scanner).numpy()
+        body = hu[k] > BODY_THRESHOLD_HU
+        if body.sum() < 64:
+            terms[k, 0], terms[k, 1] = 1.0, 0.0
+            terms[k, 2] = torch.randn(hu.shape[1:], generator=generator).numpy()
+            continue
+        level = float(np.median(variance[0][body]))
+        terms[k, 0] = variance[0] / level
+        terms[k, 1] = variance[1] / level**2
+        realization = ct_noise_projection(slice_hu, pixel_mm, 1.0, scanner, generator).numpy()
+        terms[k, 2] = realization / float(np.std(realization[body]))
+    return terms
+
+
+def _cached_ct_terms(
+    item: Path, volume: Volume, hu: np.ndarray, cache_dir: str | Path | None, scanners: Sequence[CTScanner]
+) -> np.ndarray:
+    modality = volume.metadata.get("0008|0060", "").strip().upper()
+    if (modality and modality != "CT") or (not modality and float(hu.min()) > -900):
+        raise MedDenoiseError(f"{item}: ct-lowdose training needs CT images in HU (Modality {modality or 'unknown'}, "
+                              f"minimum {float(hu.min()):.0f})")
+    path = None
+    if cache_dir is not None:
+        import hashlib
+
+        identity = f"{Path(item).resolve()}|{hu.shape}|{float(hu.sum()):.6e}|{scanners}"
+        key = hashlib.sha1(identity.encode()).hexdigest()[:16]
+        path = Path(cache_dir) / f"ct_terms_{key}.npy"
+        if path.is_file():
+            return np.load(path)
+    logger.info("%s: computing CT noise maps for %d slices", item, hu.shape[0])
+    terms = ct_training_terms(hu, in_plane_pixel_mm(volume), scanners)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, terms)
+    return terms
 
 
 def split_by_file(
@@ -141,6 +231,12 @@ class PatchSampler:
                 f"no training image is large enough for {patch}-pixel {'cubes' if spatial_dims == 3 else 'patches'}"
             )
         self.images = usable
+        with_aux = [im.aux is not None for im in usable]
+        if any(with_aux) and not all(with_aux):
+            raise ValueError("either every training image carries aux maps or none does.")
+        if any(with_aux) and spatial_dims == 3:
+            raise ValueError("aux maps are supported for 2D sampling only.")
+        self.aux_channels = int(usable[0].aux.shape[1]) if usable[0].aux is not None else 0
         self.volumes = [im for im in usable if im.array.shape[0] >= self.burst] if self.burst > 1 else []
         self.random = np.random.RandomState(seed)
         axes = (0, 1) if spatial_dims == 2 else (0, 1, 2)
@@ -156,27 +252,32 @@ class PatchSampler:
         self.augment.set_random_state(seed=seed + 1)
 
     def _draw(self) -> np.ndarray:
+        """Frames ``(C, ...)``, followed by their aux maps ``(C·A, ...)`` when the images carry them."""
         pool = self.volumes if self.volumes and self.random.random_sample() < 0.5 else self.images
-        image = pool[self.random.randint(len(pool))].array
+        chosen = pool[self.random.randint(len(pool))]
+        image = chosen.array
         if self.spatial_dims == 3:
             return image[np.newaxis]
         k = self.random.randint(image.shape[0])
-        if self.burst == 1:
-            return image[k : k + 1]
         half = self.burst // 2
         index = np.clip(np.arange(k - half, k + half + 1), 0, image.shape[0] - 1)
-        return image[index]
+        frames = image[index]
+        if self.aux_channels:
+            return np.concatenate([frames, chosen.aux[index].reshape(-1, *image.shape[1:])], axis=0)
+        return frames
 
     def sample(self) -> torch.Tensor:
-        """One patch, ``(C, *patch)`` with ``C = burst`` (2D) or 1 (3D)."""
+        """One patch, ``(C, *patch)`` with ``C = burst`` (2D) or 1 (3D), plus ``burst·A`` aux channels after
+        them when the images carry aux maps (cropped, flipped and rotated together with the frames)."""
+        frames = 1 if self.spatial_dims == 3 else self.burst
         for _ in range(8):
             patch = torch.as_tensor(np.asarray(self.augment(self._draw())))
-            if float(patch.std()) >= self.min_std:
+            if float(patch[:frames].std()) >= self.min_std:
                 break
         return patch.float().contiguous()
 
     def batch(self, size: int) -> torch.Tensor:
-        """A batch ``(size, C, *patch)`` of clean patches."""
+        """A batch ``(size, C, *patch)`` of clean patches (frames, then aux channels if any)."""
         return torch.stack([self.sample() for _ in range(size)])
 
     def state_dict(self) -> dict:

@@ -22,7 +22,7 @@ from ..errors import MedDenoiseError
 from ..evaluation.compare import add_noise
 from ..evaluation.metrics import psnr, ssim
 from ..inference.device import autocast_dtype, resolve_device
-from ..transforms.noise import BatchNoise, make_noise_transform
+from ..transforms.noise import BatchNoise
 from .config import TrainConfig
 from .data import PatchSampler, TrainingImage, load_training_images, split_by_file
 from .distributed import DistributedContext
@@ -72,6 +72,12 @@ def share_noise_of_repeated_frames(clean: torch.Tensor, noisy: torch.Tensor, cen
     return torch.where(mask, noisy[:, centre : centre + 1].expand_as(noisy), noisy)
 
 
+def _share_repeats(frames: np.ndarray, noisy: np.ndarray, centre: int) -> np.ndarray:
+    """numpy form of :func:`share_noise_of_repeated_frames` for one stack ``(burst, H, W)``."""
+    return share_noise_of_repeated_frames(torch.from_numpy(frames)[None], torch.from_numpy(noisy)[None],
+                                          centre)[0].numpy()
+
+
 def _center_crop(array: np.ndarray, edge: int) -> np.ndarray:
     slices = []
     for size in array.shape:
@@ -105,9 +111,13 @@ class Trainer:
     # ------------------------------------------------------------------------------------------------ data
     def _load_data(self) -> None:
         config = self.config
-        images = load_training_images(config.inputs)
+        self.ranges = config.noise_ranges() if config.mode == "supervised" else []
+        scanners = [scanner for r in self.ranges for scanner in r.scanners()]
+        options = dict(scaling_mode=config.scaling, window=tuple(config.window))
+        cache = config.cache_dir or self.output / "cache"
+        images = load_training_images(config.inputs, ct_scanners=scanners, cache_dir=cache, **options)
         if config.val_inputs:
-            val = load_training_images(config.val_inputs)
+            val = load_training_images(config.val_inputs, **options)
             train = images
         else:
             train, val = split_by_file(images, config.val_fraction, config.seed)
@@ -123,36 +133,58 @@ class Trainer:
         self.train_images = train
         self.train_names = [im.name for im in train]
         self.val_names = [im.name for im in val]
-        self._build_validation(val)
+        self.val_images = val
 
     def _build_validation(self, val: list[TrainingImage]) -> None:
-        """Fixed validation crops with fixed noise, so every validation compares like with like."""
+        """Fixed validation crops with fixed noise, so every validation compares like with like.
+
+        Burst models are validated on stacks of real neighbouring slices, each with its own noise, where the file
+        has them (a lone 2D image repeats its one noisy slice, as at inference).
+        """
+        from ..transforms.noise import NoiseKind, RandNoise
+
         config = self.config
-        crops: list[np.ndarray] = []
+        half = self.burst // 2 if config.spatial_dims == 2 else 0
+        picks: list[tuple[TrainingImage, int | None]] = []
         for image in val:
-            array = image.array
             if config.spatial_dims == 3:
-                if array.shape[0] >= 16:
-                    crops.append(_center_crop(array, VAL_CROP_3D))
+                if image.array.shape[0] >= 16:
+                    picks.append((image, None))
             else:
-                for k in np.linspace(0, array.shape[0] - 1, min(3, array.shape[0]) + 2)[1:-1].round().astype(int):
-                    crops.append(_center_crop(array[k], VAL_CROP_2D))
-        if len(crops) > config.val_images:
+                count = image.array.shape[0]
+                for k in np.linspace(0, count - 1, min(3, count) + 2)[1:-1].round().astype(int):
+                    picks.append((image, int(k)))
+        if len(picks) > config.val_images:
             # evenly spread over the validation files, so every modality in them takes part
-            keep = np.linspace(0, len(crops) - 1, config.val_images).round().astype(int)
-            crops = [crops[k] for k in keep]
+            keep = np.linspace(0, len(picks) - 1, config.val_images).round().astype(int)
+            picks = [picks[k] for k in keep]
         self.val_sets: list[tuple[float, np.ndarray, np.ndarray]] = []
         if config.mode == "self-supervised" and config.simulate_noise:
-            kind, levels = "gaussian", [config.simulate_noise]
+            specs = [(config.simulate_noise, f"gaussian:{config.simulate_noise:g}")]
         else:
-            kind, levels = config.noise[0], config.val_sigmas
-        self.val_noise_kind, self.val_crop_count = kind, len(crops)
-        for i, clean in enumerate(crops):
-            for j, level in enumerate(levels):
-                transform = make_noise_transform(kind, level)
+            first = self.ranges[0]
+            specs = [(level, first.at(level)) for level in config.val_sigmas]
+        self.val_noise_kind, self.val_crop_count = str(specs[0][1]).split(":")[0], len(picks)
+        for i, (image, k) in enumerate(picks):
+            if k is None:
+                clean_full = image.array[np.newaxis]
+                frames = image.array[np.newaxis]
+            else:
+                index = np.clip(np.arange(k - half, k + half + 1), 0, image.array.shape[0] - 1)
+                frames = image.array[index]
+                clean_full = image.array[k : k + 1]
+            for j, (level, spec) in enumerate(specs):
+                is_ct = not isinstance(spec, str) and spec.kind == NoiseKind.CT_LOWDOSE
+                transform = RandNoise(spec, scaling=image.scaling if is_ct else None,
+                                      pixel_mm=image.pixel_mm if is_ct else None)
                 transform.set_random_state(10_000 + 100 * i + j)
-                noisy = np.asarray(transform(clean[np.newaxis]), dtype=np.float32)[0]
-                self.val_sets.append((float(level), clean, noisy))
+                noisy = np.asarray(transform(frames), dtype=np.float32)
+                if k is not None:
+                    noisy = _share_repeats(frames, noisy, half)
+                edge = VAL_CROP_3D if config.spatial_dims == 3 else VAL_CROP_2D
+                crop_clean = _center_crop(clean_full[0], edge)
+                crop_noisy = np.stack([_center_crop(f, edge) for f in noisy])
+                self.val_sets.append((float(level), crop_clean, crop_noisy))
 
     # ----------------------------------------------------------------------------------------------- model
     def _build_model(self) -> None:
@@ -265,11 +297,15 @@ class Trainer:
         # Every rank draws the same global batch and keeps its own rows, so the averaged DDP gradient equals
         # the single-process gradient of the whole batch.
         batch = self.sampler.batch(config.batch_size)
+        aux = None
+        if self.sampler.aux_channels:
+            frames = self.burst if config.spatial_dims == 2 else 1
+            batch, aux = batch[:, :frames], batch[:, frames:]
         per_rank = config.batch_size // self.context.world_size
         rows = slice(self.context.rank * per_rank, (self.context.rank + 1) * per_rank)
         centre = self.burst // 2
         if config.mode == "supervised":
-            noisy, sigma = self.noise(batch)
+            noisy, sigma = self.noise(batch, aux)
             if self.burst > 1:
                 noisy = share_noise_of_repeated_frames(batch, noisy, centre)
             noisy, sigma, clean = noisy[rows], sigma[rows], batch[rows]
@@ -298,10 +334,10 @@ class Trainer:
         self.module.eval()
         results: dict[float, list[tuple[float, float]]] = {}
         for sigma, clean, noisy in self.val_sets:
-            frames = torch.from_numpy(noisy)[None, None]
-            if self.burst > 1:
+            frames = torch.from_numpy(noisy)[None]
+            if frames.shape[1] < self.burst:
                 frames = frames.repeat(1, self.burst, *([1] * (frames.ndim - 2)))
-            level = torch.tensor([sigma / 255.0 if self.config.noise[0] in ("gaussian", "rician") else 0.0])
+            level = torch.tensor([self._val_level_normalized(sigma)])
             prediction = self._forward_eval(self._prepare(frames, level))[0, 0].cpu().numpy()
             results.setdefault(sigma, []).append((psnr(clean, prediction), ssim(clean, prediction)))
         self.module.train()
@@ -313,6 +349,17 @@ class Trainer:
             metrics["psnr"] = float(np.mean([metrics[k] for k in metrics if k.startswith("psnr_")]))
             metrics["ssim"] = float(np.mean([metrics[k] for k in metrics if k.startswith("ssim_")]))
         return metrics
+
+    def _val_level_normalized(self, level: float) -> float:
+        """A validation level as the noise-map value the network was trained with (normalized units)."""
+        if not self.ranges:
+            return level / 255.0
+        unit = self.ranges[0].unit.value
+        if unit == "scale255":
+            return level / 255.0
+        if unit == "hu":
+            return level / float(self.config.window[1])
+        return 0.0
 
     def _forward_eval(self, inputs: torch.Tensor) -> torch.Tensor:
         inputs = inputs.to(self.device)
@@ -331,6 +378,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "sampler": self.sampler.state_dict(),
             "noise_generator": self.noise.generator.get_state(),
+            "level_generator": self.noise.level_generator.get_state(),
             "mask_generator": self.mask_generator.get_state(),
             "best_metric": self.best_metric,
             "best_step": self.best_step,
@@ -359,6 +407,8 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.sampler.load_state_dict(state["sampler"])
         self.noise.generator.set_state(state["noise_generator"])
+        if "level_generator" in state:
+            self.noise.level_generator.set_state(state["level_generator"])
         self.mask_generator.set_state(state["mask_generator"])
         self.best_metric = float(state["best_metric"])
         self.best_step = int(state["best_step"])
@@ -379,10 +429,14 @@ class Trainer:
         config = self.config
         self._load_data()
         self._build_model()
+        self._build_validation(self.val_images)  # burst validation stacks need the model's burst
         self.sampler = PatchSampler(self.train_images, config.patch, config.spatial_dims, self.burst, config.seed)
         generator = torch.Generator()
         generator.manual_seed(config.seed + 1)
-        self.noise = BatchNoise(config.noise, tuple(config.noise_range), generator)
+        level_generator = torch.Generator()
+        level_generator.manual_seed(config.seed + 3)
+        self.noise = BatchNoise(self.ranges or ["gaussian:0-50"], generator, level_generator,
+                                hu_per_unit=float(config.window[1]), store_8bit_fraction=config.store_8bit_fraction)
         self.mask_generator = torch.Generator()
         self.mask_generator.manual_seed(config.seed + 2)
         self.best_metric, self.best_step, self.best_state = -math.inf, -1, None
@@ -498,10 +552,13 @@ class Trainer:
                 "data": [Path(n).name if Path(n).parent.name == "" else f"{Path(n).parent.name}/{Path(n).name}"
                          for n in self.train_names],
                 "validation_data": [f"{Path(n).parent.name}/{Path(n).name}" for n in self.val_names],
-                "noise": config.noise if config.mode == "supervised" else "none (self-supervised on noisy inputs)",
-                "noise_range_0_255": list(config.noise_range) if config.mode == "supervised" else None,
+                "noise": [str(r) for r in self.ranges] if config.mode == "supervised"
+                else "none (self-supervised on noisy inputs)",
+                "noise_units": [_range_units(r) for r in self.ranges],
                 "simulated_input_noise_sigma_0_255": config.simulate_noise or None,
-                "intensity_scaling": "per-volume min-max to [0, 1]",
+                "stored_8bit_fraction": config.store_8bit_fraction,
+                "intensity_scaling": "fixed HU map: window center %g, width %g HU -> [0, 1], not clipped"
+                % tuple(config.window) if config.scaling == "ct_window" else "per-volume min-max to [0, 1]",
                 "patch": config.patch,
                 "batch_size": config.batch_size,
                 "steps": self.steps_run,
@@ -518,12 +575,13 @@ class Trainer:
             },
             "validation": {
                 "protocol": f"center crops (<=256 px) of {self.val_crop_count} slices spread over the validation "
-                f"files, min-max normalized, fixed seeded {self.val_noise_kind} noise per level; PSNR data range 1, "
-                "SSIM 11x11 Gaussian window",
+                f"files, normalized as in training, fixed seeded {self.val_noise_kind} noise per level "
+                f"({', '.join(f'{v:g}' for v in config.val_sigmas)}); PSNR data range 1, SSIM 11x11 Gaussian window",
                 **{k: round(v, 4) for k, v in metrics.items()},
             },
             # what the Denoiser applies at inference unless told otherwise: the training images' scaling
-            "input_scaling": "minmax",
+            "input_scaling": config.scaling,
+            **({"input_window": list(config.window)} if config.scaling == "ct_window" else {}),
             "meddenoiselib_version": __version__,
             "torch_version": torch.__version__,
             "created": time.strftime("%Y-%m-%d"),
@@ -531,6 +589,11 @@ class Trainer:
         path = save_weights(self.module, target or self.output / "model.safetensors", card)
         logger.info("wrote %s", path)
         return path
+
+
+def _range_units(noise_range) -> str:
+    """What a training range's numbers mean, for the model card."""
+    return noise_range.at(noise_range.low).describe().split(" (", 1)[1].rstrip(")")
 
 
 def export_checkpoint(run_dir: str | Path, target: str | Path) -> Path:

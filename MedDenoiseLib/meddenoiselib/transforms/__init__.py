@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from .estimate import estimate_sigma, estimate_sigma_per_slice
+from .estimate import NoiseEstimate, estimate_noise, estimate_sigma, estimate_sigma_per_slice
 from .intensity import IntensityScaling, ScalingMode, fit_scaling, sigma_from_255
 from .noise import (
+    simulate_volume,
     BatchNoise,
     NoiseKind,
-    RandPoissonNoise,
-    RandPoissonNoised,
-    RandSpeckleNoise,
-    RandSpeckleNoised,
+    NoiseRange,
+    NoiseSpec,
+    RandNoise,
+    RandNoised,
+    add_noise,
     make_noise_transform,
+    parse_noise_range,
     parse_noise_spec,
 )
 from .scaling_transforms import DenormalizeIntensityd, NormalizeIntensityd
@@ -20,17 +23,22 @@ __all__ = [
     "BatchNoise",
     "DenormalizeIntensityd",
     "IntensityScaling",
+    "NoiseEstimate",
     "NoiseKind",
     "NormalizeIntensityd",
-    "RandPoissonNoise",
-    "RandPoissonNoised",
-    "RandSpeckleNoise",
-    "RandSpeckleNoised",
+    "NoiseRange",
+    "NoiseSpec",
+    "RandNoise",
+    "RandNoised",
     "ScalingMode",
+    "add_noise",
+    "estimate_noise",
     "estimate_sigma",
     "estimate_sigma_per_slice",
     "fit_scaling",
     "make_noise_transform",
+    "parse_noise_range",
     "parse_noise_spec",
     "sigma_from_255",
+    "simulate_volume",
 ]

@@ -1,0 +1,100 @@
+"""CT windows never saturate, `auto` picks the model by modality, and the report says what was chosen."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from meddenoiselib.cli import main
+from meddenoiselib.inference import Denoiser
+from meddenoiselib.inference.auto import AUTO_MODELS, choose_model
+from meddenoiselib.io import Modality, detect_modality, read_volume
+from meddenoiselib.transforms import parse_noise_spec, simulate_volume
+
+
+def _window_psnr(clean: np.ndarray, other: np.ndarray, body: np.ndarray) -> float:
+    a, b = np.clip(clean, -160, 240), np.clip(other.astype(np.float64), -160, 240)
+    return float(10 * np.log10(400.0**2 / np.mean((a - b)[body] ** 2)))
+
+
+def test_window_round_trip_keeps_every_value_outside_the_window(ct_series_dir):
+    volume = read_volume(ct_series_dir)
+    result = Denoiser("median", window=(40, 400), strength=0.0).denoise(volume)
+    np.testing.assert_array_equal(result.array, volume.array)
+    windowed = Denoiser("median", window=(40, 400)).denoise(volume, sigma=0.05).array.astype(int)
+    # a median filter commutes with the (affine) window map: if nothing saturated, the windowed run equals the
+    # run normalized by the percentiles, bone (> 240 HU) and air (< -160 HU) included
+    plain = Denoiser("median").denoise(volume, sigma=0.05).array.astype(int)
+    assert np.abs(windowed - plain).max() <= 1
+    assert windowed.max() > 1000 and windowed.min() <= -1000
+
+
+def test_window_on_low_dose_ct_beats_the_noisy_input(tmp_path, ct_series_dir):
+    clean = read_volume(ct_series_dir)
+    noisy = simulate_volume(clean, parse_noise_spec("ct-lowdose:30HU,method=fast,views=360"), seed=2)
+    body = clean.array > -500
+    denoised = Denoiser("auto").denoise(noisy)
+    assert _window_psnr(clean.array, denoised.array, body) > _window_psnr(clean.array, noisy.array, body) + 1.0
+
+
+def test_window_is_refused_for_networks_trained_on_min_max_images():
+    from meddenoiselib.errors import MedDenoiseError
+
+    with pytest.raises(MedDenoiseError, match="trained on images scaled to \\[0, 1\\]"):
+        Denoiser("kpn-small", window=(40, 400))
+
+
+def test_modality_from_tag_hint_and_hu_values(ct_series_dir, mr_nifti, us_png):
+    ct, mr, us = read_volume(ct_series_dir), read_volume(mr_nifti), read_volume(us_png)
+    assert detect_modality(ct).modality == Modality.CT and "DICOM Modality is CT" in detect_modality(ct).reason
+    # the tag wins over a contradicting hint; files without a tag follow the hint
+    assert detect_modality(ct, "mr").modality == Modality.CT
+    assert detect_modality(mr, "mr").modality == Modality.MR
+    assert detect_modality(us, "us").modality == Modality.US
+    assert detect_modality(mr).modality == Modality.OTHER  # MR values do not look like HU
+    # a CT written as NIfTI (no tag) is recognized from its HU values
+    untagged = replace(ct, metadata={})
+    guess = detect_modality(untagged)
+    assert guess.modality == Modality.CT and "HU" in guess.reason
+
+
+def test_auto_prefers_each_modalitys_model_and_falls_back(ct_series_dir, mr_nifti):
+    ct, mr = read_volume(ct_series_dir), read_volume(mr_nifti)
+    shipped = ["kpn-small", "kpn-small-rician-mr", "kpn-burst3"]
+    assert choose_model(ct, shipped=shipped).model == "kpn-burst3"
+    assert choose_model(mr, "mr", shipped=shipped).model == "kpn-small-rician-mr"
+    assert choose_model(mr, shipped=shipped).model == "kpn-small"  # no modality known: the general model
+    assert choose_model(mr, "mr", shipped=["kpn-small"]).model == "kpn-small"
+    for models in AUTO_MODELS.values():
+        assert models[-1] == "kpn-small"  # every modality ends on a model that ships today
+
+
+def test_cli_default_is_auto_and_the_report_records_the_choice(tmp_path, mr_nifti):
+    report = tmp_path / "qa.json"
+    code = main(["denoise", str(mr_nifti), str(tmp_path / "mr.nii.gz"), "--modality", "mr", "--report", str(report),
+                 "-q", "--no-progress"])
+    assert code == 0
+    values = json.loads(report.read_text())
+    assert values["modality"] == "mr"
+    expected = choose_model(read_volume(mr_nifti), "mr").model
+    assert values["method"] == expected and expected in values["model_choice"]
+    assert "modality given as mr" in values["model_choice"]
+    # an explicit --model always wins
+    code = main(["denoise", str(mr_nifti), str(tmp_path / "mr2.nii.gz"), "--model", "median", "--report",
+                 str(tmp_path / "qa2.json"), "-q", "--no-progress"])
+    values = json.loads((tmp_path / "qa2.json").read_text())
+    assert code == 0 and values["method"] == "median" and values["model_choice"] == "given explicitly"
+
+
+def test_auto_denoiser_delegates_and_can_be_cancelled(ct_series_dir):
+    denoiser = Denoiser("auto")
+    assert denoiser.method == "auto" and not denoiser.needs_sigma
+    volume = read_volume(ct_series_dir)
+    denoiser.denoise(volume)
+    assert denoiser.last_report.choice.startswith(choose_model(volume).model)
+    assert denoiser.last_report.modality == "ct"
+    with pytest.raises(Exception, match="unknown modality"):
+        Denoiser("auto", modality="pet")
