@@ -1,9 +1,9 @@
 """MedDenoise: denoise CT, MR and ultrasound volumes with meddenoiselib inside 3D Slicer.
 
-A thin front end over the library's one data path: volume node -> ``Volume`` -> ``Denoiser`` -> ``Volume`` ->
-volume node. The work runs in a child process by default (``PythonSlicer -m meddenoiselib denoise`` on a
-temporary NRRD), so the GUI stays responsive, a run can be cancelled, and a crash or out-of-memory in torch
-cannot take Slicer down; in-process mode is there for small volumes and tests.
+A thin front end over the library's one data path: volume node -> ``Volume`` (a sequence -> ``VolumeSeries``) ->
+``Denoiser`` -> node. The work runs in a child process by default (``PythonSlicer -m meddenoiselib denoise`` on
+temporary NRRD files), so the GUI stays responsive, a run can be cancelled at once, and a crash or out-of-memory in
+torch cannot take Slicer down; in-process mode runs the library on a worker thread.
 
 torch, MONAI and meddenoiselib are never imported when this file loads: they are checked (and offered for
 installation) on the first Apply and imported inside functions. The Slicer-free parts live in
@@ -13,27 +13,47 @@ installation) on the first Apply and imported inside functions. The Slicer-free 
 import importlib
 import logging
 import os
-from typing import Annotated
+import sys
+from typing import Annotated, Union
 
 import qt
 import slicer
 import vtk
 from MedDenoiseModuleLib import (
+    INPUT_NODE_TYPES,
     TORCH_REQUIREMENT,
+    CTWindow,
     DenoiseSettings,
     DenoiseTask,
     Device,
+    Ensemble,
+    Modality,
     SliceAxis,
     SubprocessRunner,
     TaskState,
     available_models,
     check_input_node,
+    cli_supports,
     default_python_executable,
+    dicom_modality,
     find_library_source,
+    first_input_candidate,
+    library_update_needed,
     missing_modules,
+    modality_from_dicom,
+    pip_install_command,
+    plan_library_install,
+    run_to_completion,
+    runtime_problem,
+    torch_too_old,
 )
-from MedDenoiseModuleLib.dependencies import torch_too_old
-from slicer import vtkMRMLScalarVolumeNode
+from MedDenoiseModuleLib.sequences import sequence_of
+from slicer import (
+    vtkMRMLLabelMapVolumeNode,
+    vtkMRMLScalarVolumeNode,
+    vtkMRMLSegmentationNode,
+    vtkMRMLVectorVolumeNode,
+)
 from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
@@ -44,6 +64,8 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
+
+MODULE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 #
 # MedDenoise
@@ -56,20 +78,37 @@ class MedDenoise(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("MedDenoise")
-        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Filtering")]
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Filtering.Denoising")]
         # PyTorchUtils (PyTorch extension) is imported on first use only: listing it here would stop this module
         # from loading at all when that extension is missing.
         self.parent.dependencies = []
-        self.parent.contributors = ["MedDenoise developers"]
+        self.parent.contributors = ["MedDenoise developers (MedDenoise project)"]
         self.parent.helpText = _(
-            "Denoise a scalar volume (CT, MR, ultrasound) with a neural network trained for MedDenoise or with a "
-            "classical filter (median, non-local means, BM3D/BM4D, anisotropic diffusion). The result is a new "
-            "volume '&lt;input&gt; denoised' with the input's geometry. Noise level 'auto' estimates it from the "
-            "image. Work runs in a separate process by default, so it can be cancelled."
+            "Denoise a scalar or colour volume, or every frame of a sequence (CT, MR, ultrasound), with a neural "
+            "network trained for MedDenoise or with a classical filter (median, non-local means, BM3D/BM4D, "
+            "anisotropic diffusion), optionally only inside a segmentation. The result is a new volume "
+            "'&lt;input&gt; denoised' with the input's geometry; the strength slider blends it with the input without "
+            "running again. Needs 3D Slicer 5.10 or later and the PyTorch extension."
         )
         self.parent.acknowledgementText = _(
-            "MedDenoise is built on MONAI and PyTorch. The PyTorch extension (SlicerPyTorch) installs torch."
+            "MedDenoise is built on MONAI and PyTorch. The PyTorch extension (SlicerPyTorch) installs torch. The "
+            "sample chest CT comes from the ITKElastix examples (Apache-2.0)."
         )
+        app = getattr(slicer, "app", None)
+        if app is not None and hasattr(app, "connect"):
+            app.connect("startupCompleted()", registerSampleData)
+
+
+def registerSampleData():
+    """Add the bundled chest CT to the Sample Data module (category MedDenoise)."""
+    try:
+        import SampleData
+        from MedDenoiseModuleLib.sampledata import register_chest_ct
+    except ImportError:
+        return
+    thumbnail = os.path.join(MODULE_DIR, "Resources", "Icons", "MedDenoiseChestCT.png")
+    if not register_chest_ct(SampleData, MODULE_DIR, thumbnail):
+        logging.warning("MedDenoise: the sample chest CT files were not found; no Sample Data entry")
 
 
 #
@@ -82,17 +121,29 @@ class MedDenoiseParameterNode:
     """Every setting of the module, saved with the scene.
 
     inputVolume / outputVolume: the volume to denoise and the volume to fill (None: create "<input> denoised").
-    model: shipped model or baseline name, or "default". noiseLevelAuto / noiseLevel: estimate the noise sigma, or
-    use noiseLevel (0-255 scale of the normalized image). device: auto, cpu or cuda. roiSize: sliding-window edge
-    in voxels (0: the model's preset). overlap: window overlap in [0, 0.95]. sliceAxis: array axis for 2D models.
-    separateProcess: run in a child process (default) or inside Slicer.
+    maskNode: segmentation or label map; only voxels inside are denoised (None: the whole volume).
+    wholeSequence: when the input is a sequence's proxy node, denoise every frame into a new sequence.
+    model: "auto", "default", a shipped model or a baseline. modality: for model "auto" (from DICOM or given).
+    ctWindow / windowCenter / windowWidth: normalize with a CT window (HU). ensemble: geometric views averaged.
+    noiseLevelAuto / noiseLevel: estimate the noise sigma, or use noiseLevel (0-255 scale of the normalized image).
+    strength: blend of input (0) and result (1), applied live after a run. createResidual: add "<input> residual".
+    device, roiSize, overlap, sliceAxis, separateProcess: how it runs.
     """
 
-    inputVolume: vtkMRMLScalarVolumeNode
-    outputVolume: vtkMRMLScalarVolumeNode
-    model: str = "default"
+    inputVolume: Union[vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode]
+    outputVolume: Union[vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode]
+    maskNode: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode]
+    wholeSequence: bool = True
+    model: str = "auto"
+    modality: Modality = Modality.FROM_DICOM
+    ctWindow: CTWindow = CTWindow.NONE
+    windowCenter: Annotated[float, WithinRange(-2000.0, 4000.0)] = 40.0
+    windowWidth: Annotated[float, WithinRange(1.0, 8000.0)] = 400.0
+    ensemble: Ensemble = Ensemble.ONE
     noiseLevelAuto: bool = True
     noiseLevel: Annotated[float, WithinRange(0.0, 255.0)] = 25.0
+    strength: Annotated[float, WithinRange(0.0, 1.0)] = 1.0
+    createResidual: bool = False
     device: Device = Device.AUTO
     roiSize: Annotated[int, WithinRange(0, 4096)] = 0
     overlap: Annotated[float, WithinRange(0.0, 0.95)] = 0.25
@@ -109,6 +160,7 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     """The module panel: binds the GUI to the parameter node and drives one :class:`DenoiseTask` at a time."""
 
     POLL_INTERVAL_MS = 200
+    BLEND_DELAY_MS = 150
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
@@ -118,8 +170,11 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._pollTimer = None
+        self._blendTimer = None
         self._task = None
         self._updatingGui = False
+        self._runtimeProblem = None
+        self._blendedStrength = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -127,15 +182,19 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.layout.addWidget(uiWidget)
         ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
-        self.setupWithUi(ui, MedDenoiseLogic(), qt.QTimer())
+        self.setupWithUi(ui, MedDenoiseLogic(), qt.QTimer(), qt.QTimer())
 
-    def setupWithUi(self, ui, logic, pollTimer) -> None:
+    def setupWithUi(self, ui, logic, pollTimer, blendTimer) -> None:
         """Everything of :meth:`setup` after the .ui file is loaded (tests call it with stand-in widgets)."""
         self.ui = ui
         self.logic = logic
         self._pollTimer = pollTimer
         self._pollTimer.setInterval(self.POLL_INTERVAL_MS)
         self._pollTimer.connect("timeout()", self.onPollTimer)
+        self._blendTimer = blendTimer
+        self._blendTimer.setSingleShot(True)
+        self._blendTimer.setInterval(self.BLEND_DELAY_MS)
+        self._blendTimer.connect("timeout()", self.onBlendTimer)
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
@@ -146,7 +205,11 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self._modelDescriptions = {}
         self.populateModels()
-        self._showState(TaskState.IDLE, _("Select a volume and press Apply."))
+        app = getattr(slicer, "app", None)
+        self._runtimeProblem = runtime_problem(sys.version_info, getattr(app, "applicationVersion", None))
+        self.ui.guardLabel.text = self._runtimeProblem or ""
+        self.ui.guardLabel.visible = self._runtimeProblem is not None
+        self._showState(TaskState.IDLE, self._runtimeProblem or _("Select a volume and press Apply."))
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
@@ -156,9 +219,8 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onReload(self) -> None:
         """Developer "Reload": reload the helper package too, in dependency order, before this file."""
-        import sys
-
-        for name in ("settings", "runner", "dependencies", "volumes", "task"):
+        for name in ("dependencies", "install", "settings", "runner", "volumes", "masks", "sequences", "outputs",
+                     "blend", "task", "sampledata"):
             module = sys.modules.get(f"MedDenoiseModuleLib.{name}")
             if module is not None:
                 importlib.reload(module)
@@ -175,6 +237,7 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSceneStartClose(self, caller, event) -> None:
         self._cancelRunningTask()
+        self.logic.releaseResult()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -185,7 +248,10 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
         if not self._parameterNode.inputVolume:
-            firstVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            # the first volume the input selector offers (its node types, child classes such as label maps excluded)
+            selector = getattr(self.ui, "inputSelector", None)
+            nodeTypes = tuple(getattr(selector, "nodeTypes", None) or INPUT_NODE_TYPES)
+            firstVolume = first_input_candidate(slicer.mrmlScene, nodeTypes)
             if firstVolume:
                 self._parameterNode.inputVolume = firstVolume
 
@@ -204,16 +270,24 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
 
     def onParameterNodeModified(self, caller=None, event=None) -> None:
-        """Update what connectGui does not bind: the model list, the noise-level box, the buttons."""
-        if self._parameterNode is None:
+        """Update what connectGui does not bind: the model list, enabled states, the buttons, the live blend."""
+        parameters = self._parameterNode
+        if parameters is None:
             return
-        self._selectModel(self._parameterNode.model)
-        self.ui.noiseLevelSpinBox.enabled = not self._parameterNode.noiseLevelAuto
+        self._selectModel(parameters.model)
+        self.ui.noiseLevelSpinBox.enabled = not parameters.noiseLevelAuto
+        custom = parameters.ctWindow is CTWindow.CUSTOM
+        self.ui.windowCenterSpinBox.enabled = custom
+        self.ui.windowWidthSpinBox.enabled = custom
+        self.ui.wholeSequenceCheckBox.enabled = (parameters.inputVolume is not None
+                                                 and sequence_of(parameters.inputVolume) is not None)
+        if self.logic.hasResult() and parameters.strength != self._blendedStrength:
+            self._blendTimer.start()  # re-blend shortly after the slider stops moving
         self._updateButtons()
 
     # ------------------------------------------------------------------------------------------ models
     def populateModels(self) -> None:
-        """Fill the model combo box with ``default``, the shipped networks and the installed baselines."""
+        """Fill the model combo box with ``auto``, ``default``, the shipped networks and the installed baselines."""
         combo = self.ui.modelComboBox
         self._updatingGui = True
         try:
@@ -252,10 +326,10 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _updateButtons(self) -> None:
         running = self._isRunning()
         hasInput = self._parameterNode is not None and self._parameterNode.inputVolume is not None
-        self.ui.applyButton.enabled = hasInput and not running
+        self.ui.applyButton.enabled = hasInput and not running and self._runtimeProblem is None
         self.ui.applyButton.toolTip = (
-            _("Denoising is running") if running
-            else _("Denoise the input volume") if hasInput else _("Select an input volume")
+            self._runtimeProblem or (_("Denoising is running") if running
+                                     else _("Denoise the input volume") if hasInput else _("Select an input volume"))
         )
         self.ui.cancelButton.enabled = running
 
@@ -267,33 +341,47 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.progressBar.value = 100
         self._updateButtons()
 
+    def appendLog(self, line) -> None:
+        """Show a line in the panel's log (install steps, the child's output, tracebacks, run times)."""
+        self.ui.logTextEdit.appendPlainText(str(line))
+
     def onApplyButton(self, checked=False) -> None:
-        """Check dependencies, then start a task with the parameter node's settings."""
-        if self._parameterNode is None or self._isRunning():
+        """Check Slicer and the Python packages, then start a task with the parameter node's settings."""
+        if self._parameterNode is None or self._isRunning() or self._runtimeProblem:
             return
         self._task = None
+        self.appendLog(_("--- Apply ---"))
         try:
-            if not self.logic.ensureDependencies():
+            if not self.logic.ensureDependencies(logCallback=self.appendLog, idle=self._processEvents):
                 self._showState(TaskState.IDLE, _("Not started: the required Python packages are not installed."))
                 return
-            if self.ui.modelComboBox.count <= 1:  # meddenoiselib may just have been installed: list its models
+            if self.ui.modelComboBox.count <= 2:  # meddenoiselib may just have been installed: list its models
                 self.populateModels()
+            self.logic.releaseResult()  # the previous run's kept copies
+            self._blendedStrength = self._parameterNode.strength
             self.logic.processParameterNode(
                 self._parameterNode,
                 waitForCompletion=False,
                 progressCallback=self.onTaskProgress,
                 stateCallback=self.onTaskStateChanged,
+                logCallback=self.appendLog,
             )
         except Exception as exc:  # invalid input or settings, or missing packages: nothing was started
             if isinstance(exc, (ValueError, RuntimeError)):
                 logging.error("MedDenoise could not start: %s", exc)
             else:
                 logging.exception("MedDenoise could not start")
+            self.appendLog(_("Not started: {message}").format(message=exc))
             self._showState(TaskState.FAILED, _("Failed: {message}").format(message=exc))
             self._showError(str(exc))
             return
         if self._isRunning():
             self._pollTimer.start()
+
+    def _processEvents(self) -> None:
+        app = getattr(slicer, "app", None)
+        if app is not None:
+            app.processEvents()
 
     def onCancelButton(self, checked=False) -> None:
         if self._isRunning():
@@ -306,11 +394,15 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         self._task.poll()
 
+    def onBlendTimer(self) -> None:
+        if self._parameterNode is None or not self.logic.hasResult():
+            return
+        self._blendedStrength = self._parameterNode.strength
+        self.logic.setStrength(self._blendedStrength)
+
     def onTaskProgress(self, fraction, message) -> None:
         self.ui.progressBar.value = int(round(100 * fraction))
         self.ui.statusLabel.text = message
-        if self._task is not None and not self._task.settings.separate_process:
-            slicer.app.processEvents()  # in-process work runs on this thread: let Cancel be clicked
 
     def onTaskStateChanged(self, task) -> None:
         self._task = task
@@ -321,14 +413,16 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         self._pollTimer.stop()
         if task.state is TaskState.DONE:
-            if self._parameterNode is not None:
-                self._parameterNode.outputVolume = task.output_node
+            name = task.output_sequence.GetName() if task.output_sequence is not None else task.output_node.GetName()
             text = _("Denoised '{input}' into '{output}' in {seconds:.1f} s.").format(
-                input=task.input_node.GetName(), output=task.output_node.GetName(), seconds=task.seconds)
+                input=task.input_node.GetName(), output=name, seconds=task.seconds)
+            if task.report_table is not None:
+                self.ui.reportTableView.setMRMLTableNode(task.report_table)
         elif task.state is TaskState.CANCELLED:
             text = _("Cancelled; the scene was not changed.")
         else:
             text = _("Failed: {message}").format(message=task.error)
+        self.appendLog(text)
         self._showState(task.state, text)
         if task.state is TaskState.FAILED:
             self._showError(task.error)
@@ -354,8 +448,9 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
     Example (Slicer's Python console)::
 
         logic = slicer.util.getModuleLogic("MedDenoise")
-        task = logic.process(slicer.util.getNode("MRHead"), model="default", device="cpu")
-        print(task.output_node.GetName(), task.seconds)
+        task = logic.process(slicer.util.getNode("MRHead"), model="auto", device="cpu", residual=True)
+        print(task.output_node.GetName(), task.seconds, task.report["noise_sigma_after_0_255"])
+        logic.setStrength(0.7)  # re-blend with the input, no new run
 
     Attributes:
         runnerFactory: makes the child-process runner (inject another ``ProcessRunner`` for tests).
@@ -375,19 +470,38 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         return MedDenoiseParameterNode(super().getParameterNode())
 
     # ------------------------------------------------------------------------------------ dependencies
-    def ensureDependencies(self, askConfirmation=True) -> bool:
-        """Make torch, MONAI and meddenoiselib importable, asking before installing anything.
+    def ensureDependencies(self, askConfirmation=True, logCallback=None, idle=None) -> bool:
+        """Make torch, MONAI and an up-to-date meddenoiselib importable, asking before installing anything.
 
-        torch comes from the PyTorch extension (it picks the build that fits the GPU driver); MONAI and the rest
-        of meddenoiselib's requirements come from ``pip install`` of the bundled meddenoiselib sources.
+        Every step is reported to ``logCallback``. On a Slicer whose Python cannot run the library nothing is
+        installed. torch comes from the PyTorch extension (the build that fits the GPU driver) and is never upgraded
+        in place; meddenoiselib and its requirements come from ``pip install`` of the bundled sources under
+        constraints that never downgrade anything already installed.
 
         Returns:
             True when everything is importable, False when the user declined an installation.
 
         Raises:
-            RuntimeError: the PyTorch extension or the bundled sources are missing, or installation failed.
+            RuntimeError: this Slicer is too old, torch is too old, the PyTorch extension or the bundled sources are
+                missing, the installation would downgrade a package, or pip failed.
         """
-        if "torch" in missing_modules(("torch",)) or torch_too_old():
+        log = logCallback or (lambda line: logging.info("MedDenoise: %s", line))
+        app = getattr(slicer, "app", None)
+        problem = runtime_problem(sys.version_info, getattr(app, "applicationVersion", None))
+        if problem:
+            log(problem)
+            raise RuntimeError(problem)
+        log(_("Checking Python packages: torch, MONAI, meddenoiselib"))
+        if torch_too_old():
+            from MedDenoiseModuleLib.dependencies import installed_version
+
+            raise RuntimeError(_(
+                "torch {version} is older than MedDenoise needs ({requirement}). Open the PyTorch Utils module "
+                "(PyTorch extension), install torch {requirement} there, restart Slicer and press Apply again. "
+                "MedDenoise does not replace torch itself: a torch in use cannot be upgraded in place."
+            ).format(version=installed_version("torch"), requirement=TORCH_REQUIREMENT))
+        if missing_modules(("torch",)):
+            log(_("torch is not installed: asking the PyTorch extension to install it"))
             try:
                 import PyTorchUtils
             except ImportError:
@@ -398,32 +512,69 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(
                 askConfirmation=askConfirmation, torchVersionRequirement=TORCH_REQUIREMENT)
             if torch is None:
+                log(_("torch installation declined"))
                 return False
+            log(_("Installed torch {version}").format(version=getattr(torch, "__version__", "?")))
+        source = find_library_source(MODULE_DIR)
         missing = missing_modules(("monai", "meddenoiselib"))
-        if missing:
-            source = find_library_source(os.path.dirname(os.path.abspath(__file__)))
-            if source is None:
-                raise RuntimeError(_(
-                    "meddenoiselib is not installed and its sources were not found beside the module; install it "
-                    "with: PythonSlicer -m pip install <path to the MedDenoise repository>"
-                ))
-            if askConfirmation and not slicer.util.confirmOkCancelDisplay(_(
-                "MedDenoise needs these Python packages: {packages}. Install meddenoiselib and its requirements "
-                "(MONAI, SimpleITK, pydicom, ...) from {source} now? This can take a few minutes."
-            ).format(packages=", ".join(missing), source=source)):
-                return False
-            slicer.util.pip_install([str(source)])
-            importlib.invalidate_caches()
+        outdated = library_update_needed(source)
+        if not missing and not outdated:
+            log(_("All packages present."))
+            return True
+        if source is None:
+            raise RuntimeError(_(
+                "meddenoiselib is not installed and its sources were not found beside the module; install it "
+                "with: PythonSlicer -m pip install <path to the MedDenoise repository>"
+            ))
+        reason = (_("missing: {names}").format(names=", ".join(missing)) if missing else
+                  _("meddenoiselib {installed} is older than the bundled {packaged}").format(
+                      installed=outdated[0], packaged=outdated[1]))
+        plan = plan_library_install(source)
+        log(_("Installation needed ({reason}).").format(reason=reason))
+        if plan.blocked:
+            log(plan.blocked)
+            raise RuntimeError(plan.blocked)
+        log(plan.summary())
+        if askConfirmation and not slicer.util.confirmOkCancelDisplay(
+                _("MedDenoise needs Python packages ({reason}).\n\n{summary}\n\nInstall now? This can take a few "
+                  "minutes.").format(reason=reason, summary=plan.summary())):
+            log(_("Installation declined."))
+            return False
+        self._runPip(plan, log, idle)
+        importlib.invalidate_caches()
+        cli_supports.cache_clear()
         stillMissing = missing_modules()
         if stillMissing:
             raise RuntimeError(_("Installation finished but these packages are still missing: {names}").format(
                 names=", ".join(stillMissing)))
+        if "meddenoiselib" in sys.modules or plan.restart_needed:
+            log(_("Restart Slicer before running in-process: the previous versions stay loaded until then "
+                  "(the separate-process mode uses the new ones now)."))
         return True
+
+    def _runPip(self, plan, log, idle) -> None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="MedDenoise-pip-") as folder:
+            constraints = os.path.join(folder, "constraints.txt")
+            with open(constraints, "w", encoding="utf-8") as handle:
+                handle.write("\n".join(plan.constraints) + "\n")
+            command = pip_install_command(self._childPython(), plan, constraints)
+            log(" ".join(command))
+            log(_("Constraints (nothing installed may be downgraded, torch stays): {count} packages").format(
+                count=len(plan.constraints)))
+            code = run_to_completion(self.runnerFactory(), command, env=self._childEnvironment(), on_line=log,
+                                     idle=idle)
+        if code != 0:
+            raise RuntimeError(_("pip failed (exit code {code}); the log panel shows its output.").format(code=code))
+        log(_("pip finished."))
 
     # --------------------------------------------------------------------------------------- processing
     @staticmethod
     def settingsFromParameterNode(parameterNode) -> dict:
         """``process`` keyword arguments from the parameter node."""
+        window = parameterNode.ctWindow.center_width(parameterNode.windowCenter, parameterNode.windowWidth)
+        modality = parameterNode.modality
         return {
             "model": parameterNode.model,
             "noiseLevel": None if parameterNode.noiseLevelAuto else float(parameterNode.noiseLevel),
@@ -432,6 +583,13 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             "overlap": float(parameterNode.overlap),
             "sliceAxis": parameterNode.sliceAxis.array_axis,
             "separateProcess": bool(parameterNode.separateProcess),
+            "window": window,
+            "modality": None if modality is Modality.FROM_DICOM else modality.value,
+            "ensemble": parameterNode.ensemble.value,
+            "mask": parameterNode.maskNode,
+            "wholeSequence": bool(parameterNode.wholeSequence),
+            "residual": bool(parameterNode.createResidual),
+            "strength": float(parameterNode.strength),
         }
 
     def processParameterNode(self, parameterNode, **kwargs):
@@ -439,29 +597,39 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         return self.process(parameterNode.inputVolume, parameterNode.outputVolume,
                             **self.settingsFromParameterNode(parameterNode), **kwargs)
 
-    def process(self, inputVolume, outputVolume=None, model="default", noiseLevel=None, device="auto", roiSize=0,
-                overlap=0.25, sliceAxis=None, separateProcess=True, waitForCompletion=True, showResult=True,
+    def process(self, inputVolume, outputVolume=None, model="auto", noiseLevel=None, device="auto", roiSize=0,
+                overlap=0.25, sliceAxis=None, separateProcess=True, window=None, modality=None, ensemble=1, mask=None,
+                wholeSequence=True, residual=False, strength=1.0, waitForCompletion=True, showResult=True,
                 progressCallback=None, stateCallback=None, logCallback=None):
         """Denoise ``inputVolume`` into ``outputVolume`` (None: a new "<input name> denoised" volume).
 
         Args:
-            inputVolume: a scalar volume node; under a parent transform only if it is linear (its world
-                geometry is used and the output is created hardened).
+            inputVolume: a scalar or vector (colour) volume node; under a parent transform only if it is linear (its
+                world geometry is used and the output is created hardened). When it is the proxy node of a sequence
+                and ``wholeSequence`` is set, every item is denoised into a new sequence "<sequence> denoised".
             outputVolume: the node to fill, or None to create one. It is created/changed only on success.
-            model: shipped model or baseline name, or "default" (the best shipped model).
+            model: "auto" (chosen by the library from the modality), "default", a shipped model or a baseline.
             noiseLevel: noise sigma on the 0-255 scale of the normalized image, or None to estimate it.
             device: "auto", "cpu" or "cuda".
             roiSize: sliding-window edge in voxels; 0 uses the model's preset.
             overlap: sliding-window overlap in [0, 1).
             sliceAxis: array axis (0, 1, 2) for 2D models; None picks the largest spacing.
-            separateProcess: run ``python -m meddenoiselib denoise`` in a child process (default), or the library
-                in this process (blocks until done).
+            separateProcess: run ``python -m meddenoiselib denoise`` in a child process (default), or the library on
+                a worker thread of this process.
+            window: ``(center, width)`` CT window in HU for the intensity normalization, or None.
+            modality: "ct", "mr", "us", "xray", "other" for model "auto"; None reads the DICOM Modality Slicer
+                stored for the input's series.
+            ensemble: 1, 2, 4 or 8 geometric views averaged (networks).
+            mask: a segmentation or label map node; only voxels inside are denoised, the others keep their values.
+            wholeSequence: see ``inputVolume``.
+            residual: also create "<input> residual" (input minus output, float32).
+            strength: blend of the input (0) and the result (1); change it later with :meth:`setStrength`.
             waitForCompletion: return only when the task has ended (scripts, tests). Otherwise the caller polls
                 ``task.poll()`` (the GUI does it from a timer).
             showResult: show the output in the slice views (input as foreground at opacity 0 for comparison).
             progressCallback: ``callback(fraction, message)``.
             stateCallback: ``callback(task)`` on every state change.
-            logCallback: ``callback(line)`` for the child process's output lines.
+            logCallback: ``callback(line)`` for the output lines of the child process or the library.
 
         Returns:
             The :class:`DenoiseTask`; its ``output_node`` is the result once ``state`` is DONE.
@@ -473,14 +641,22 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         if self.task is not None and self.task.state is TaskState.RUNNING:
             raise RuntimeError(_("A denoising task is already running."))
         check_input_node(inputVolume)
+        if modality is None:
+            code = dicom_modality(inputVolume)
+            modality = modality_from_dicom(code)
+            if code and logCallback is not None:
+                logCallback(_("DICOM Modality {code}: modality '{modality}' for the automatic model choice").format(
+                    code=code, modality=modality))
         settings = DenoiseSettings(model=model, noise_level=noiseLevel, device=device, roi_size=roiSize,
-                                   overlap=overlap, slice_axis=sliceAxis, separate_process=separateProcess)
+                                   overlap=overlap, slice_axis=sliceAxis, separate_process=separateProcess,
+                                   window=window, modality=modality, ensemble=ensemble)
         needed = ("meddenoiselib",) if separateProcess else ("torch", "monai", "meddenoiselib")
         missing = missing_modules(needed)
         if missing:
             raise RuntimeError(_("Missing Python packages: {names}. Press Apply in the MedDenoise module, or call "
                                  "ensureDependencies() of this logic, to install them.").format(
                                      names=", ".join(missing)))
+        self.releaseResult()
 
         def onStateChanged(task):
             if task.state is TaskState.DONE and showResult:
@@ -490,6 +666,11 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
 
         self.task = DenoiseTask(
             inputVolume, settings, outputVolume,
+            mask_node=mask,
+            whole_sequence=wholeSequence,
+            residual=residual,
+            strength=strength,
+            sequences_logic=self._sequencesLogic(),
             python_executable=self._childPython() if separateProcess else None,
             runner_factory=self.runnerFactory,
             env=self._childEnvironment(),
@@ -506,9 +687,27 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
                 raise RuntimeError(self.task.error)
         return self.task
 
+    def hasResult(self) -> bool:
+        """Whether the latest run's result can still be re-blended (see :meth:`setStrength`)."""
+        return (self.task is not None and self.task.state is TaskState.DONE and self.task.blend is not None
+                and not self.task.blend.released)
+
+    def setStrength(self, strength) -> None:
+        """Re-blend the latest result with its input at ``strength`` (0..1), without running again; the residual
+        volume and the report table follow."""
+        if not self.hasResult():
+            return
+        self.task.blend.apply(float(strength))
+        self.task.update_report_table()
+
+    def releaseResult(self) -> None:
+        """Drop the copies kept for :meth:`setStrength` (the nodes keep their voxels)."""
+        if self.task is not None and self.task.blend is not None:
+            self.task.blend.release()
+
     def showResult(self, inputVolume, outputVolume) -> None:
         """Output in the background of all slice views, input in the foreground at opacity 0 (fade to compare)."""
-        if not self._insideSlicer():
+        if not self._insideSlicer() or outputVolume is None:
             return
         slicer.util.setSliceViewerLayers(background=outputVolume, foreground=inputVolume, foregroundOpacity=0.0,
                                          fit=True)
@@ -524,6 +723,12 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def _insideSlicer() -> bool:
         return getattr(slicer, "app", None) is not None
+
+    @staticmethod
+    def _sequencesLogic():
+        modules = getattr(slicer, "modules", None)
+        sequences = getattr(modules, "sequences", None) if modules is not None else None
+        return sequences.logic() if sequences is not None else None
 
     def _childEnvironment(self):
         """Slicer's startup environment for PythonSlicer (it sets up its own paths); None elsewhere."""
@@ -545,7 +750,8 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
 
 
 class MedDenoiseTest(ScriptedLoadableModuleTest):
-    """Self-test run inside Slicer: a small synthetic noisy volume, both modes, geometry and noise checks."""
+    """Self-test run inside Slicer: a small synthetic noisy volume, both modes, geometry, noise, strength, mask and
+    residual checks."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -553,30 +759,40 @@ class MedDenoiseTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_MedDenoise_geometry_and_noise()
+        self.test_MedDenoise_strength_residual_and_mask()
 
-    def test_MedDenoise_geometry_and_noise(self):
-        self.delayDisplay("Starting the MedDenoise test")
+    def _prerequisites(self):
         missing = missing_modules()
         if missing:
             logging.warning("MedDenoise self-test skipped: %s not installed (press Apply once to install)", missing)
             self.delayDisplay(f"Skipped: {', '.join(missing)} not installed")
-            return
+        return not missing
 
-        import numpy as np
-
+    def _phantomNode(self):
         clean, noisy, ijkToRas = syntheticPhantom()
         inputVolume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "MedDenoiseTestNoisy")
         slicer.util.updateVolumeFromArray(inputVolume, noisy)
         inputVolume.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(ijkToRas))
+        return clean, noisy, ijkToRas, inputVolume
 
-        logic = MedDenoiseLogic()
+    @staticmethod
+    def _model():
         names = [choice.name for choice in available_models()]
-        model = "kpn-small" if "kpn-small" in names else "default"
+        return "kpn-small" if "kpn-small" in names else "default"
+
+    def test_MedDenoise_geometry_and_noise(self):
+        self.delayDisplay("Starting the MedDenoise test")
+        if not self._prerequisites():
+            return
+        import numpy as np
+
+        clean, noisy, ijkToRas, inputVolume = self._phantomNode()
+        logic = MedDenoiseLogic()
         noisyError = float(np.sqrt(np.mean((noisy - clean) ** 2)))
         for separateProcess in (False, True):
-            self.delayDisplay(f"Denoising with {model}, separate process: {separateProcess}")
-            task = logic.process(inputVolume, None, model=model, device="cpu", separateProcess=separateProcess,
-                                 showResult=False)
+            self.delayDisplay(f"Denoising with {self._model()}, separate process: {separateProcess}")
+            task = logic.process(inputVolume, None, model=self._model(), device="cpu",
+                                 separateProcess=separateProcess, showResult=False)
             self.assertIs(task.state, TaskState.DONE)
             outputVolume = task.output_node
             self.assertIsNotNone(outputVolume)
@@ -588,6 +804,41 @@ class MedDenoiseTest(ScriptedLoadableModuleTest):
             self.assertEqual(denoised.shape, noisy.shape)
             denoisedError = float(np.sqrt(np.mean((denoised - clean) ** 2)))
             self.assertLess(denoisedError, 0.8 * noisyError, f"RMSE {denoisedError:.1f} vs noisy {noisyError:.1f}")
+            self.assertLess(task.report["noise_sigma_after_0_255"], task.report["noise_sigma_before_0_255"])
+            self.assertGreater(task.report_table.GetNumberOfRows(), 5)
+        self.delayDisplay("Test passed")
+
+    def test_MedDenoise_strength_residual_and_mask(self):
+        self.delayDisplay("Strength, residual and mask")
+        if not self._prerequisites():
+            return
+        import numpy as np
+
+        _, noisy, ijkToRas, inputVolume = self._phantomNode()
+        logic = MedDenoiseLogic()
+        task = logic.process(inputVolume, None, model=self._model(), device="cpu", separateProcess=False,
+                             residual=True, showResult=False)
+        full = slicer.util.arrayFromVolume(task.output_node).astype(np.float64)
+        residual = slicer.util.arrayFromVolume(task.residual_node)
+        np.testing.assert_allclose(residual, noisy - full, atol=1e-3)  # input minus output
+        logic.setStrength(0.0)  # live blend: the input itself
+        np.testing.assert_array_equal(slicer.util.arrayFromVolume(task.output_node), noisy)
+        self.assertEqual(float(np.abs(slicer.util.arrayFromVolume(task.residual_node)).max()), 0.0)
+        logic.setStrength(0.5)
+        np.testing.assert_allclose(slicer.util.arrayFromVolume(task.output_node), noisy + 0.5 * (full - noisy),
+                                   atol=1e-3)
+
+        labels = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "MedDenoiseTestMask")
+        inside = np.zeros(noisy.shape, np.uint8)
+        inside[:, :, : noisy.shape[2] // 2] = 1
+        slicer.util.updateVolumeFromArray(labels, inside)
+        labels.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(ijkToRas))
+        for separateProcess in (False, True):
+            task = logic.process(inputVolume, None, model=self._model(), device="cpu", mask=labels,
+                                 separateProcess=separateProcess, showResult=False)
+            masked = slicer.util.arrayFromVolume(task.output_node)
+            np.testing.assert_array_equal(masked[inside == 0], noisy[inside == 0])  # outside: untouched
+            self.assertGreater(float(np.abs(masked[inside == 1] - noisy[inside == 1]).mean()), 1.0)
         self.delayDisplay("Test passed")
 
 

@@ -134,17 +134,28 @@ def _staged(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
 
 
-def command(name: str, recipe: dict, output: Path, steps: int | None, threads: int, resume: bool) -> list[str]:
-    recipe = dict(recipe)
-    recipe.pop("install_as", None)
+def recipe_inputs(recipe: dict) -> tuple[list[Path], list[Path]]:
+    """The training and validation inputs of a recipe: its modality's files, CT series staged as folders for burst
+    models (each contiguous series one input)."""
     inputs, validation = train_files(), validation_files()
-    modality = recipe.pop("modality", "")
+    modality = recipe.get("modality", "")
     if modality:
         inputs = [p for p in inputs if f"/{modality}" in str(p)]
         validation = [p for p in validation if f"/{modality}" in str(p)]
-    if recipe.pop("burst", False):
+    if recipe.get("burst", False):
         inputs = _burst_inputs(ROOT / ".cache" / "burst_train", inputs)
         validation = _burst_inputs(ROOT / ".cache" / "burst_val", validation)
+    return inputs, validation
+
+
+def recipe_options(recipe: dict) -> dict:
+    """The recipe's ``train`` options (everything but how its inputs are chosen)."""
+    return {k: v for k, v in recipe.items() if k not in ("install_as", "burst", "modality")}
+
+
+def command(name: str, recipe: dict, output: Path, steps: int | None, threads: int, resume: bool) -> list[str]:
+    inputs, validation = recipe_inputs(recipe)
+    recipe = recipe_options(recipe)
     args = [sys.executable, "-m", "meddenoiselib", "train", *map(str, inputs),
             "--val-inputs", *map(str, validation), "--output", str(output), "--name", name,
             "--threads", str(threads), "--val-every", "500", "--checkpoint-every", "250", "--no-progress"]

@@ -13,9 +13,17 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["PROGRESS_PREFIX", "ProcessRunner", "SubprocessRunner", "kill_process_tree", "parse_progress_line"]
+__all__ = [
+    "PROGRESS_PREFIX",
+    "ProcessRunner",
+    "SubprocessRunner",
+    "kill_process_tree",
+    "parse_progress_line",
+    "run_to_completion",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +60,7 @@ class ProcessRunner(Protocol):
         """None while running (or while output is still being read), else the exit status."""
 
     def kill(self) -> None:
-        """Stop the process and everything it started, and wait for them."""
+        """Stop the process and everything it started; returns without waiting for them to end."""
 
 
 class SubprocessRunner:
@@ -135,15 +143,22 @@ class SubprocessRunner:
         return code
 
     def kill(self) -> None:
+        """Kill the process tree and return at once (well under a second): a daemon thread reaps the processes and
+        closes the output pipe, so the GUI never waits for a dying process."""
         if self.process is None:
             return
-        kill_process_tree(self.process.pid)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            logger.error("process %d did not end after kill", self.process.pid)
-        if self._reader is not None:
-            self._reader.join(timeout=2)
+        kill_process_tree(self.process.pid, timeout=0)
+        process, reader = self.process, self._reader
+
+        def reap() -> None:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                logger.error("process %d did not end after kill", process.pid)
+            if reader is not None:
+                reader.join(timeout=5)
+
+        threading.Thread(target=reap, name="MedDenoise process reaper", daemon=True).start()
 
     def wait(self, timeout: float | None = None) -> int | None:
         """Block until the process ends (for scripts); returns its exit code, None on timeout."""
@@ -159,7 +174,8 @@ def kill_process_tree(pid: int, timeout: float = 5.0) -> None:
     """Kill process ``pid`` and all its descendants: the children (recursively) first, then the parent.
 
     Uses psutil when installed (it is a meddenoiselib requirement); otherwise, on POSIX, the process group that
-    :class:`SubprocessRunner` created, and on Windows ``taskkill /T``.
+    :class:`SubprocessRunner` created, and on Windows ``taskkill /T``. Waits up to ``timeout`` seconds for them to
+    end (0: send the kill and return).
     """
     try:
         import psutil
@@ -181,7 +197,8 @@ def kill_process_tree(pid: int, timeout: float = 5.0) -> None:
                 parent.kill()
             except psutil.NoSuchProcess:
                 pass
-        psutil.wait_procs(children + ([parent] if parent is not None else []), timeout=timeout)
+        if timeout > 0:
+            psutil.wait_procs(children + ([parent] if parent is not None else []), timeout=timeout)
     if os.name == "nt":
         if psutil is None:
             subprocess.run(["taskkill", "/F", "/T", "/PID", str(pid)], capture_output=True, check=False)
@@ -190,3 +207,28 @@ def kill_process_tree(pid: int, timeout: float = 5.0) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError, OSError):
         pass
+
+
+def run_to_completion(runner: ProcessRunner, command: list[str], env: dict[str, str] | None = None,
+                      on_line: Callable[[str], None] | None = None, idle: Callable[[], None] | None = None,
+                      interval: float = 0.05) -> int:
+    """Run ``command`` with ``runner`` until it exits, handing every output line to ``on_line`` as it arrives and
+    calling ``idle()`` between polls (Slicer passes ``processEvents``, so its window keeps repainting).
+
+    Returns:
+        The exit code.
+    """
+    runner.start(command, env=env)
+    while True:
+        for line in runner.read_lines():
+            if on_line is not None:
+                on_line(line)
+        code = runner.exit_code()
+        if code is not None:
+            for line in runner.read_lines():
+                if on_line is not None:
+                    on_line(line)
+            return code
+        if idle is not None:
+            idle()
+        time.sleep(interval)

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import functools
+import io
 import logging
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 __all__ = [
+    "CTWindow",
     "DenoiseSettings",
     "Device",
+    "Ensemble",
+    "Modality",
     "ModelChoice",
     "SliceAxis",
+    "UNKNOWN_AUTO_MODEL",
     "available_models",
     "build_cli_command",
+    "cli_supports",
     "default_python_executable",
+    "modality_from_dicom",
 ]
 
 logger = logging.getLogger(__name__)
@@ -57,31 +68,116 @@ class SliceAxis(enum.Enum):
         return None if self is SliceAxis.AUTO else int(self.value)
 
 
+class Modality(enum.Enum):
+    """The scan's modality, handed to the library's automatic model choice (``--modality``).
+
+    ``FROM_DICOM`` reads the series' DICOM Modality from the subject hierarchy (as Slicer's DICOM module stores it).
+    """
+
+    FROM_DICOM = "dicom"
+    CT = "ct"
+    MR = "mr"
+    US = "us"
+    XRAY = "xray"
+    OTHER = "other"
+
+    def label(self) -> str:
+        """Text shown in the modality combo box."""
+        return {"dicom": "from DICOM (if known)", "ct": "CT", "mr": "MR", "us": "ultrasound", "xray": "X-ray",
+                "other": "other"}[self.value]
+
+
+def modality_from_dicom(code: str | None) -> str | None:
+    """The library's modality word (``"ct"``, ``"mr"``, ``"us"``, ``"xray"``, ``"other"``) for a DICOM Modality code,
+    as the library itself maps the tag (``meddenoiselib.io.modality``); None when there is no code or no library."""
+    if not code or not code.strip():
+        return None
+    try:
+        from meddenoiselib.io.modality import detect_modality
+        from meddenoiselib.io.volume import Volume
+    except ImportError:
+        return None
+    return detect_modality(Volume(np.zeros((1, 1, 1), np.uint8), metadata={"0008|0060": code})).modality.value
+
+
+class CTWindow(enum.Enum):
+    """Intensity normalization with a CT window in HU (``--window CENTER,WIDTH``); values outside are kept."""
+
+    NONE = "none"
+    SOFT_TISSUE = "soft-tissue"
+    LUNG = "lung"
+    BONE = "bone"
+    BRAIN = "brain"
+    CUSTOM = "custom"
+
+    def label(self) -> str:
+        """Text shown in the CT window combo box."""
+        return {"none": "none (the model's own scaling)", "soft-tissue": "soft tissue (40, 400)",
+                "lung": "lung (-600, 1500)", "bone": "bone (400, 1800)", "brain": "brain (40, 80)",
+                "custom": "custom"}[self.value]
+
+    def center_width(self, center: float, width: float) -> tuple[float, float] | None:
+        """``(center, width)`` in HU; the custom values for CUSTOM, None for NONE."""
+        presets = {"soft-tissue": (40.0, 400.0), "lung": (-600.0, 1500.0), "bone": (400.0, 1800.0),
+                   "brain": (40.0, 80.0)}
+        if self is CTWindow.NONE:
+            return None
+        if self is CTWindow.CUSTOM:
+            return float(center), float(width)
+        return presets[self.value]
+
+
+class Ensemble(enum.Enum):
+    """Geometric self-ensemble of networks (``--ensemble``): more views, a little better, proportionally slower."""
+
+    ONE = 1
+    TWO = 2
+    FOUR = 4
+    EIGHT = 8
+
+    def label(self) -> str:
+        """Text shown in the ensemble combo box."""
+        return {1: "off", 2: "2 views (2x time)", 4: "4 views (4x time)", 8: "8 views (8x time)"}[self.value]
+
+
 @dataclass(frozen=True)
 class DenoiseSettings:
     """Everything that changes the result of one run.
 
+    The strength blend is not here: the module always computes the full-strength result and blends it with the
+    input afterwards (live, without running again), with the library's :func:`meddenoiselib.blend.blend`.
+
     Attributes:
-        model: shipped model or baseline name, or ``"default"`` for the best shipped model.
+        model: shipped model or baseline name, ``"default"`` for the best shipped model, or ``"auto"`` (chosen by
+            the library from the modality; on a library without automatic choice the task falls back to
+            ``"default"`` and says so in the log).
         noise_level: noise sigma on the 0-255 scale of the normalized image, or None to estimate it ("auto").
         device: ``"auto"``, ``"cpu"`` or ``"cuda"`` (a :class:`Device` is accepted too).
         roi_size: sliding-window edge in voxels; 0 uses the model's preset.
         overlap: sliding-window overlap in [0, 1).
         slice_axis: array axis (0, 1, 2) for 2D models on volumes; None lets the library choose.
         separate_process: run the CLI in a child process (True) or the library inside this process (False).
+        window: ``(center, width)`` of a CT window in HU for intensity normalization, or None.
+        modality: ``"ct"``, ``"mr"``, ``"us"``, ``"xray"``, ``"other"`` for the automatic model choice, or None.
+        ensemble: 1, 2, 4 or 8 geometric views averaged (networks only).
     """
 
-    model: str = "default"
+    model: str = "auto"
     noise_level: float | None = None
     device: str = "auto"
     roi_size: int = 0
     overlap: float = 0.25
     slice_axis: int | None = None
     separate_process: bool = True
+    window: tuple[float, float] | None = None
+    modality: str | None = None
+    ensemble: int = 1
 
     def __post_init__(self) -> None:
         device = self.device.value if isinstance(self.device, Device) else str(self.device)
         object.__setattr__(self, "device", device)
+        if isinstance(self.ensemble, Ensemble):
+            object.__setattr__(self, "ensemble", self.ensemble.value)
         if not isinstance(self.model, str) or not self.model.strip():
             raise ValueError(f"`model` must be a non-empty name, got {self.model!r}.")
         if device not in ("auto", "cpu", "cuda"):
@@ -98,14 +194,31 @@ class DenoiseSettings:
             raise ValueError(f"`overlap` must be in [0, 1), got {self.overlap!r}.")
         if self.slice_axis not in (None, 0, 1, 2):
             raise ValueError(f"`slice_axis` must be 0, 1, 2 or None (automatic), got {self.slice_axis!r}.")
+        if self.window is not None:
+            center, width = (float(v) for v in self.window)
+            if not (np.isfinite(center) and np.isfinite(width) and width > 0):
+                raise ValueError(f"`window` must be (center, width) with a positive width, got {self.window!r}.")
+            object.__setattr__(self, "window", (center, width))
+        if self.modality is not None and self.modality not in MODALITY_WORDS:
+            raise ValueError(f"`modality` must be one of {', '.join(MODALITY_WORDS)} or None, got {self.modality!r}.")
+        if int(self.ensemble) not in (1, 2, 4, 8):
+            raise ValueError(f"`ensemble` must be 1, 2, 4 or 8, got {self.ensemble!r}.")
 
     @property
     def sigma(self) -> float | str:
         """The library's ``sigma``: a fraction of the normalized range, or ``"auto"``."""
         return "auto" if self.noise_level is None else float(self.noise_level) / 255.0
 
-    def cli_arguments(self) -> list[str]:
-        """The ``python -m meddenoiselib denoise`` options for these settings."""
+    def with_model(self, model: str) -> DenoiseSettings:
+        """The same settings with another model (the fallback from ``auto`` to ``default``)."""
+        return replace(self, model=model)
+
+    def cli_arguments(self, modality_option: bool = False) -> list[str]:
+        """The ``python -m meddenoiselib denoise`` options for these settings.
+
+        Args:
+            modality_option: the CLI has ``--modality`` (see :func:`cli_supports`); otherwise it is left out.
+        """
         arguments = [
             "--model", self.model,
             "--sigma", "auto" if self.noise_level is None else repr(float(self.noise_level)),
@@ -116,28 +229,75 @@ class DenoiseSettings:
             arguments += ["--roi", str(int(self.roi_size))]
         if self.slice_axis is not None:
             arguments += ["--slice-axis", str(int(self.slice_axis))]
+        if self.window is not None:
+            arguments += ["--window", f"{self.window[0]!r},{self.window[1]!r}"]
+        if self.ensemble != 1:
+            arguments += ["--ensemble", str(int(self.ensemble))]
+        if self.modality is not None and modality_option:
+            arguments += ["--modality", self.modality]
         return arguments
 
-    def denoiser_arguments(self, progress_callback=None) -> dict:
-        """Keyword arguments of ``meddenoiselib.inference.Denoiser`` for these settings."""
-        return {
+    def denoiser_arguments(self, progress_callback=None, accepted: tuple[str, ...] | None = None) -> dict:
+        """Keyword arguments of ``meddenoiselib.inference.Denoiser`` for these settings.
+
+        Args:
+            progress_callback: the Denoiser's ``progress_callback``.
+            accepted: the Denoiser's parameter names; ``modality`` is passed only when it is one of them.
+        """
+        arguments = {
             "method": self.model,
             "device": self.device,
             "roi_size": int(self.roi_size) or None,
             "overlap": float(self.overlap),
             "slice_axis": self.slice_axis,
+            "window": self.window,
+            "ensemble": int(self.ensemble),
             "progress_callback": progress_callback,
         }
+        if self.modality is not None and accepted is not None and "modality" in accepted:
+            arguments["modality"] = self.modality
+        return arguments
 
 
-def build_cli_command(python: str, input_path: str | Path, output_path: str | Path,
-                      settings: DenoiseSettings) -> list[str]:
-    """The child-process command line: ``python -m meddenoiselib denoise IN OUT ... --progress-format lines``."""
+#: the library's ``--modality`` words.
+MODALITY_WORDS = ("ct", "mr", "us", "xray", "other")
+
+
+def build_cli_command(python: str, input_path: str | Path, output_path: str | Path, settings: DenoiseSettings,
+                      extra: list[str] | tuple[str, ...] = (), modality_option: bool = False) -> list[str]:
+    """The child-process command line: ``python -m meddenoiselib denoise IN OUT ... --progress-format lines``.
+
+    ``extra`` holds per-run options that are not settings (``--mask FILE``, ``--report FILE``).
+    """
     return [
         str(python), "-m", "meddenoiselib", "denoise", str(input_path), str(output_path),
-        *settings.cli_arguments(),
+        *settings.cli_arguments(modality_option=modality_option), *extra,
         "--progress-format", "lines", "--overwrite",
     ]
+
+
+@functools.lru_cache(maxsize=None)
+def cli_supports(option: str, value: str = "x") -> bool:
+    """Whether the installed library's ``denoise`` command accepts ``option value`` (e.g. ``--mask m.nrrd``).
+
+    Asked from the library's own argument parser, which imports neither torch nor MONAI, so the module can tell what
+    the installed library supports without loading it. False when meddenoiselib is not importable. Call
+    ``cli_supports.cache_clear()`` after installing another library version.
+    """
+    try:
+        from meddenoiselib.cli import build_parser
+    except ImportError:
+        return False
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            _, unknown = build_parser().parse_known_args(["denoise", "input.nrrd", "output.nrrd", option, value])
+    except SystemExit:  # known option, value refused
+        return False
+    return option not in unknown
+
+
+#: what the library says when it does not know a model name; ``auto`` falls back to ``default`` on this message.
+UNKNOWN_AUTO_MODEL = "unknown model 'auto'"
 
 
 def default_python_executable(inside_slicer: bool, slicer_home: str | None = None) -> str:
@@ -171,11 +331,15 @@ class ModelChoice:
 
 
 def available_models() -> list[ModelChoice]:
-    """``default``, the shipped networks and the installed baselines, found without importing torch.
+    """``auto``, ``default``, the shipped networks and the installed baselines, found without importing torch.
 
-    Without meddenoiselib installed the list holds ``default`` only.
+    Without meddenoiselib installed the list holds ``auto`` and ``default`` only.
     """
-    choices = [ModelChoice("default", "the best shipped model")]
+    choices = [
+        ModelChoice("auto", "chosen by the library from the modality (DICOM or the Modality setting); 'default' on a "
+                            "library version without automatic choice"),
+        ModelChoice("default", "the best shipped model"),
+    ]
     try:
         from meddenoiselib.weights import list_shipped_weights, load_model_card
     except ImportError:
@@ -195,4 +359,3 @@ def available_models() -> list[ModelChoice]:
         if baseline.available():
             choices.append(ModelChoice(baseline.name, baseline.description))
     return choices
-

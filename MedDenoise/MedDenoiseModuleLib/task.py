@@ -1,44 +1,51 @@
 """One denoising run as a small state machine: IDLE -> RUNNING -> DONE | FAILED | CANCELLED.
 
-The one data path is node -> ``Volume`` -> ``Denoiser`` -> ``Volume`` -> node. In a child process (the default)
-the ``Volume`` travels through a temporary NRRD file and ``python -m meddenoiselib denoise``; in-process it is
-handed to ``meddenoiselib.inference.Denoiser`` directly. Either way the output node is created or changed only
-after a complete result is in memory, so a failed or cancelled run leaves the scene as it was, and the
-temporary folder is removed whatever the outcome.
+The one data path is node -> ``Volume`` (or ``VolumeSeries`` for a sequence) -> ``Denoiser`` -> node. In a child
+process (the default) the image and the mask travel through temporary NRRD files and
+``python -m meddenoiselib denoise IN OUT --mask M --report R``; in-process they go to
+``meddenoiselib.inference.Denoiser`` on a worker thread. Either way the nodes are created only on the main thread
+after a complete result is there, so a failed or cancelled run leaves the scene as it was, and the temporary folder
+is removed whatever the outcome.
 
-The task never blocks on its own in child-process mode: call :meth:`DenoiseTask.poll` from a timer (the GUI)
-or :meth:`DenoiseTask.wait` (scripts, tests). In-process mode runs synchronously inside :meth:`start`; its
-progress callback is the place to keep a GUI responsive, and a cancel request takes effect at the next
-progress report.
+The task never blocks: call :meth:`DenoiseTask.poll` from a timer (the GUI) or :meth:`DenoiseTask.wait` (scripts,
+tests). :meth:`DenoiseTask.cancel` returns at once in both modes (the child's process tree is killed without
+waiting; the worker thread is asked to stop at its next slice or window and its late result is dropped).
 """
 
 from __future__ import annotations
 
 import collections
 import enum
+import gc
+import inspect
+import json
 import logging
 import os
+import queue
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from .runner import ProcessRunner, SubprocessRunner, parse_progress_line
-from .settings import DenoiseSettings, build_cli_command
-from .volumes import (
-    copy_display_settings,
-    output_node_name,
-    place_next_to,
-    read_volume_file,
-    update_node_from_volume,
-    volume_from_node,
-    world_ijk_to_ras,
-    write_volume_file,
+from .blend import LiveBlend
+from .masks import mask_volume
+from .outputs import (
+    create_output_volume,
+    create_residual_volume,
+    fill_report_table,
+    finish_output_volume,
+    prepare_output_volume,
+    report_rows,
 )
+from .runner import ProcessRunner, SubprocessRunner, parse_progress_line
+from .sequences import create_output_sequence, refresh_proxies, sequence_of, series_from_sequence
+from .settings import UNKNOWN_AUTO_MODEL, DenoiseSettings, build_cli_command, cli_supports
+from .volumes import read_volume_file, volume_from_node, world_ijk_to_ras, write_volume_file
 
 __all__ = ["DenoiseTask", "TaskState"]
 
@@ -60,62 +67,64 @@ class TaskState(enum.Enum):
         return self in (TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED)
 
 
-class _CancelRequested(Exception):
-    """Raised from the library's progress callback to stop an in-process run."""
-
-
 #: geometry read back from the child's output may differ from the input by float formatting only.
 _GEOMETRY_TOLERANCE_MM = 1e-4
+_FALLBACK_NOTE = "'auto' is not available in this meddenoiselib; 'default' was used"
 
 
 class DenoiseTask:
-    """Denoise one volume node into a new or given output node.
+    """Denoise one volume node (or the whole sequence it is the proxy of) into new or given nodes.
 
     Args:
-        input_node: the scalar volume node to denoise (not modified unless it is also ``output_node``).
+        input_node: the scalar or vector volume node to denoise (not modified unless it is also ``output_node``).
         settings: what to run (model, noise level, device, windows, in-process or child process).
-        output_node: the node to fill; None creates ``"<input name> denoised"`` on success. Defaults to None.
-        python_executable: the interpreter for the child process (``PythonSlicer`` in Slicer). Defaults to the
-            current interpreter.
-        runner_factory: makes the :class:`ProcessRunner` for the child process. Defaults to
-            :class:`SubprocessRunner`.
+        output_node: the node to fill; None creates ``"<input name> denoised"`` on success (sequences always get
+            a new sequence). Defaults to None.
+        mask_node: a segmentation or label map; only voxels inside are denoised. Defaults to None.
+        whole_sequence: when ``input_node`` is a sequence proxy, denoise every item into a new sequence.
+        residual: also create ``"<input> residual"`` (input minus output, float32).
+        strength: initial blend with the input (0..1); change it later with ``task.blend.apply``.
+        sequences_logic: Slicer's Sequences logic, to refresh proxy nodes after writing sequence items.
+        python_executable: the interpreter for the child process (``PythonSlicer`` in Slicer).
+        runner_factory: makes the :class:`ProcessRunner` for the child process.
         env: environment of the child process. Defaults to this process's environment.
         temp_root: where the temporary folder is made. Defaults to the system temporary folder.
-        on_progress: ``callback(fraction, message)``.
+        on_progress: ``callback(fraction, message)`` (always on the thread that calls start/poll).
         on_state_changed: ``callback(task)`` after every state change.
-        on_log: ``callback(line)`` for every non-progress output line of the child process.
+        on_log: ``callback(line)`` for every output line of the child process or the library.
 
     Attributes:
-        state: the :class:`TaskState`.
-        progress: fraction done in [0, 1]; message: the latest progress or status text.
-        error: the one-line reason of a failure ("" otherwise).
-        output_node: the filled node once DONE (None before, and after a failure that created nothing).
-        seconds: wall time from start to the end state.
-        command: the child-process command line (child-process mode).
-        log: the last output lines of the child process.
+        state, progress, message: where the task is; error: the one-line reason of a failure.
+        output_node: the filled volume node once DONE (for a sequence: the output sequence's proxy, if any).
+        output_sequence: the new sequence node when a sequence was denoised.
+        residual_node: the residual volume (or sequence) when asked for.
+        report: the QA numbers of the run (noise before/after, run time, device, model) once DONE.
+        report_table: the ``vtkMRMLTableNode`` showing :attr:`report`.
+        blend: the :class:`~.blend.LiveBlend` of the result (strength slider).
+        notes: what the module adds to the report (e.g. the automatic-choice fallback).
+        seconds: wall time from start to the end state. command: the child's command line. log: last lines.
     """
 
     INPUT_FILE = "input.nrrd"
     OUTPUT_FILE = "output.nrrd"
+    MASK_FILE = "mask.nrrd"
+    REPORT_FILE = "report.json"
 
-    def __init__(
-        self,
-        input_node,
-        settings: DenoiseSettings,
-        output_node=None,
-        *,
-        python_executable: str | None = None,
-        runner_factory: Callable[[], ProcessRunner] = SubprocessRunner,
-        env: dict[str, str] | None = None,
-        temp_root: str | Path | None = None,
-        on_progress: Callable[[float, str], None] | None = None,
-        on_state_changed: Callable[[DenoiseTask], None] | None = None,
-        on_log: Callable[[str], None] | None = None,
-    ) -> None:
+    def __init__(self, input_node, settings: DenoiseSettings, output_node=None, *, mask_node=None,
+                 whole_sequence: bool = True, residual: bool = False, strength: float = 1.0, sequences_logic=None,
+                 python_executable: str | None = None, runner_factory: Callable[[], ProcessRunner] = SubprocessRunner,
+                 env: dict[str, str] | None = None, temp_root: str | Path | None = None,
+                 on_progress: Callable[[float, str], None] | None = None,
+                 on_state_changed: Callable[[DenoiseTask], None] | None = None,
+                 on_log: Callable[[str], None] | None = None) -> None:
         self.input_node = input_node
         self.settings = settings
         self.requested_output_node = output_node
-        self.output_node = None
+        self.mask_node = mask_node
+        self.whole_sequence = whole_sequence
+        self.want_residual = residual
+        self.strength = float(strength)
+        self.sequences_logic = sequences_logic
         self.python_executable = python_executable
         self.runner_factory = runner_factory
         self.env = env
@@ -133,15 +142,32 @@ class DenoiseTask:
         self.runner: ProcessRunner | None = None
         self.temp_dir: Path | None = None
         self.log: collections.deque[str] = collections.deque(maxlen=400)
+        self.output_node = None
+        self.output_sequence = None
+        self.residual_node = None
+        self.report: dict = {}
+        self.report_table = None
+        self.blend: LiveBlend | None = None
+        self.notes: dict[str, str] = {}
         self._started_at = 0.0
         self._cancel_requested = False
+        self._image = None  # the input Volume / VolumeSeries (kept for the blend)
+        self._mask = None
+        self._sequence = None  # (sequence node, browser node)
+        self._ijk_to_ras: np.ndarray | None = None
+        self._fell_back = False
+        self._thread: threading.Thread | None = None
         self._denoiser = None
-        self._input_volume = None
-        self._input_ijk_to_ras: np.ndarray | None = None
+        self._events: queue.Queue = queue.Queue()
+        self._outcome = None
 
     # ------------------------------------------------------------------------------------------ public API
+    @property
+    def is_sequence(self) -> bool:
+        return self._sequence is not None
+
     def start(self) -> DenoiseTask:
-        """Leave IDLE: convert the input and start the child process, or run in-process to the end.
+        """Leave IDLE: read the input (and mask) from the scene, then start the child process or the worker thread.
 
         Errors do not raise: they end the task in FAILED with :attr:`error` set.
         """
@@ -150,40 +176,35 @@ class DenoiseTask:
         self._started_at = time.monotonic()
         self._set_state(TaskState.RUNNING, "Reading the input volume")
         try:
-            self._input_ijk_to_ras = world_ijk_to_ras(self.input_node)
-            self._input_volume = volume_from_node(self.input_node)
+            self._ijk_to_ras = world_ijk_to_ras(self.input_node)
+            self._sequence = sequence_of(self.input_node) if self.whole_sequence else None
+            if self._sequence is not None:
+                self._image = series_from_sequence(self._sequence[0], self.input_node)
+                self._ijk_to_ras = self._image.ijk_to_ras()
+                self._log(f"Denoising all {self._image.num_frames} items of the sequence "
+                          f"'{self._sequence[0].GetName()}'")
+            else:
+                self._image = volume_from_node(self.input_node)
+            if self.mask_node is not None:
+                self._mask = mask_volume(self.mask_node, self.input_node)
+                self._log(f"Mask '{self.mask_node.GetName()}': {int(self._mask.array.sum())} voxels inside")
         except Exception as exc:  # noqa: BLE001 - every failure becomes one message
             self._finish(TaskState.FAILED, _describe_exception(exc))
             return self
         if self.settings.separate_process:
-            self._start_child()
+            self._start_child(self.settings)
         else:
-            self._run_in_process()
+            self._start_thread()
         return self
 
     def poll(self) -> TaskState:
-        """Read the child's output, update progress, and finish the task when the child has exited."""
-        if self.state is not TaskState.RUNNING or self.runner is None:
+        """Take in progress and log lines; finish the task when the child or the worker thread is done."""
+        if self.state is not TaskState.RUNNING:
             return self.state
-        for line in self.runner.read_lines():
-            self._handle_line(line)
-        code = self.runner.exit_code()
-        if code is None or self.state is not TaskState.RUNNING:
-            return self.state
-        for line in self.runner.read_lines():
-            self._handle_line(line)
-        if code != 0:
-            self._finish(TaskState.FAILED, _describe_exit(code, list(self.log)))
-            return self.state
-        self._set_progress(1.0, "Loading the result")
-        try:
-            result = read_volume_file(self.temp_dir / self.OUTPUT_FILE)
-            self._check_result_geometry(result)
-            self._import_result(result)
-        except Exception as exc:  # noqa: BLE001
-            self._finish(TaskState.FAILED, _describe_exception(exc))
-            return self.state
-        self._finish(TaskState.DONE, "Done")
+        if self._thread is not None:
+            self._poll_thread()
+        elif self.runner is not None:
+            self._poll_child()
         return self.state
 
     def wait(self, timeout: float | None = None, interval: float = 0.05,
@@ -199,29 +220,33 @@ class DenoiseTask:
         return self.state
 
     def cancel(self) -> None:
-        """Stop a running task: kill the child's process tree now, or stop in-process work at its next progress
-        report. The scene is left unchanged and the temporary folder removed."""
+        """Stop a running task and return at once; the scene is left unchanged."""
         if self.state is not TaskState.RUNNING:
             return
         self._cancel_requested = True
-        if self._denoiser is not None:
-            self._denoiser.cancel()
+        denoiser = self._denoiser
+        if denoiser is not None:
+            denoiser.cancel()
         if self.runner is not None:
             self.runner.kill()
-            self._finish(TaskState.CANCELLED, "Cancelled")
+        self._finish(TaskState.CANCELLED, "Cancelled")
 
     # ------------------------------------------------------------------------------------- child process
-    def _start_child(self) -> None:
+    def _start_child(self, settings: DenoiseSettings) -> None:
         try:
-            self.temp_dir = Path(tempfile.mkdtemp(prefix="MedDenoise-", dir=self.temp_root))
-            input_path = self.temp_dir / self.INPUT_FILE
-            write_volume_file(self._input_volume, input_path)
-            self._input_volume = None  # the child has it now; keep memory free for the result
-            python = self.python_executable or _current_python()
-            self.command = build_cli_command(python, input_path, self.temp_dir / self.OUTPUT_FILE, self.settings)
+            if self.temp_dir is None:
+                self.temp_dir = Path(tempfile.mkdtemp(prefix="MedDenoise-", dir=self.temp_root))
+                self._write_inputs()
+            extra = ["--report", str(self.temp_dir / self.REPORT_FILE)]
+            if self._mask is not None:
+                extra += ["--mask", str(self.temp_dir / self.MASK_FILE)]
+            python = self.python_executable or sys.executable
+            self.command = build_cli_command(python, self.temp_dir / self.INPUT_FILE, self.temp_dir / self.OUTPUT_FILE,
+                                             settings, extra, modality_option=_modality_option(settings))
             env = dict(os.environ if self.env is None else self.env)
             env.update({"PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"})
             self._set_progress(0.0, "Starting the denoising process")
+            self._log("Running: " + " ".join(self.command))
             self.runner = self.runner_factory()
             self.runner.start(self.command, env=env, cwd=str(self.temp_dir))
         except Exception as exc:  # noqa: BLE001
@@ -231,88 +256,239 @@ class DenoiseTask:
             self.runner.kill()
             self._finish(TaskState.CANCELLED, "Cancelled")
 
-    def _handle_line(self, line: str) -> None:
-        progress = parse_progress_line(line)
-        if progress is not None:
-            self._set_progress(*progress)
+    def _write_inputs(self) -> None:
+        if self.is_sequence:
+            from meddenoiselib.io.series import write_series
+
+            write_series(self._image, self.temp_dir / self.INPUT_FILE, overwrite=True, compress=False)
+        else:
+            write_volume_file(self._image, self.temp_dir / self.INPUT_FILE)
+        if self._mask is not None:
+            write_volume_file(self._mask, self.temp_dir / self.MASK_FILE)
+
+    def _poll_child(self) -> None:
+        for line in self.runner.read_lines():
+            self._handle_line(line)
+        code = self.runner.exit_code()
+        if code is None or self.state is not TaskState.RUNNING:
             return
-        if line.strip():
-            self.log.append(line)
-            logger.debug("denoise: %s", line)
-            if self.on_log is not None:
-                self.on_log(line)
-
-    def _check_result_geometry(self, result) -> None:
-        expected = self._input_ijk_to_ras
-        if tuple(result.shape) != tuple(self._expected_shape()):
-            raise ValueError(f"the denoised volume has shape {result.shape}, the input {self._expected_shape()}")
-        if result.array.ndim != 3:
-            raise ValueError(f"the denoised volume has {result.num_components} components, the input one")
-        if result.is_2d:
-            return  # a single slice travels as a 2D image; its geometry comes from the input below
-        difference = np.abs(result.ijk_to_ras() - expected).max()
-        if difference > _GEOMETRY_TOLERANCE_MM:
-            raise ValueError(f"the denoised volume's geometry differs from the input's by {difference:.3g} mm")
-
-    def _expected_shape(self) -> tuple[int, int, int]:
-        dimensions = self.input_node.GetImageData().GetDimensions()
-        return int(dimensions[2]), int(dimensions[1]), int(dimensions[0])
-
-    # ------------------------------------------------------------------------------------------ in-process
-    def _run_in_process(self) -> None:
+        for line in self.runner.read_lines():
+            self._handle_line(line)
+        if code != 0:
+            if self._should_fall_back(list(self.log)):
+                self._fall_back()
+                self.runner = None
+                self._start_child(self.settings)
+                return
+            self._finish(TaskState.FAILED, _describe_exit(code, list(self.log)))
+            return
+        self._set_progress(1.0, "Loading the result")
         try:
-            from meddenoiselib.inference import DenoiseCancelled, Denoiser
-
-            self._set_progress(0.0, "Loading the model")
-            denoiser = Denoiser(**self.settings.denoiser_arguments(progress_callback=self._library_progress))
-            self._denoiser = denoiser
-            self._set_progress(0.0, f"Denoising with {denoiser.method} on {denoiser.device}")
-            try:
-                result = denoiser.denoise(self._input_volume, sigma=self.settings.sigma)
-            except DenoiseCancelled:
-                raise _CancelRequested() from None
-            self._input_volume = None
-            if self._cancel_requested:
-                raise _CancelRequested()
-            self._set_progress(1.0, "Storing the result")
-            self._import_result(result)
-        except _CancelRequested:
-            self._finish(TaskState.CANCELLED, "Cancelled")
-            return
+            result = self._read_child_result()
+            report_path = self.temp_dir / self.REPORT_FILE
+            report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else {}
+            self._import_result(result, report)
         except Exception as exc:  # noqa: BLE001
             self._finish(TaskState.FAILED, _describe_exception(exc))
             return
         self._finish(TaskState.DONE, "Done")
 
-    def _library_progress(self, fraction: float, message: str) -> None:
-        self._set_progress(fraction, message)
-        if self._cancel_requested and self._denoiser is not None:
-            # requested from inside the callback (a GUI processing its events): the library stops at the next step
-            self._denoiser.cancel()
+    def _read_child_result(self):
+        path = self.temp_dir / self.OUTPUT_FILE
+        if self.is_sequence:
+            from meddenoiselib.io.series import read_series
+
+            result = read_series(path)
+            if result.array.shape != self._image.array.shape:
+                raise ValueError(f"the denoised sequence has shape {result.array.shape}, the input "
+                                 f"{self._image.array.shape}")
+            self._check_geometry(result.ijk_to_ras())
+            return result
+        result = read_volume_file(path)
+        if result.array.shape != self._image.array.shape:
+            raise ValueError(f"the denoised volume has shape {result.array.shape}, the input {self._image.array.shape}")
+        if not result.is_2d:  # a single slice travels as a 2D image; its geometry comes from the input
+            self._check_geometry(result.ijk_to_ras())
+        return result
+
+    def _check_geometry(self, matrix: np.ndarray) -> None:
+        difference = np.abs(matrix - self._ijk_to_ras).max()
+        if difference > _GEOMETRY_TOLERANCE_MM:
+            raise ValueError(f"the denoised volume's geometry differs from the input's by {difference:.3g} mm")
+
+    def _handle_line(self, line: str) -> None:
+        progress = parse_progress_line(line)
+        if progress is not None:
+            self._set_progress(*progress)
+        elif line.strip():
+            self._log(line)
+
+    # ------------------------------------------------------------------------------------ auto fallback
+    def _should_fall_back(self, lines: list[str]) -> bool:
+        return (self.settings.model == "auto" and not self._fell_back
+                and any(UNKNOWN_AUTO_MODEL in line for line in lines))
+
+    def _fall_back(self) -> None:
+        self._fell_back = True
+        self.settings = self.settings.with_model("default")
+        self.notes["model_choice"] = _FALLBACK_NOTE
+        self._log(f"MedDenoise: {_FALLBACK_NOTE}.")
+
+    # ------------------------------------------------------------------------------------------ in-process
+    def _start_thread(self) -> None:
+        self._set_progress(0.0, "Loading the model")
+        self._thread = threading.Thread(target=self._work, args=(self._image, self._mask),
+                                        name="MedDenoise in-process run", daemon=True)
+        self._thread.start()
+
+    def _make_denoiser(self):
+        from meddenoiselib import MedDenoiseError
+        from meddenoiselib.inference import Denoiser
+
+        def progress(fraction: float, message: str) -> None:
+            self._events.put(("progress", fraction, message))
+
+        accepted = tuple(inspect.signature(Denoiser).parameters)
+        try:
+            return Denoiser(**self.settings.denoiser_arguments(progress, accepted))
+        except MedDenoiseError as exc:
+            if not self._should_fall_back([str(exc)]):
+                raise
+        self._events.put(("fallback",))
+        return Denoiser(**self.settings.with_model("default").denoiser_arguments(progress, accepted))
+
+    def _work(self, image, mask) -> None:
+        """The worker thread: library calls only (no MRML, no Qt); results and messages go through a queue."""
+        library_log = logging.getLogger("meddenoiselib")
+        handler = _QueueLogHandler(self._events, threading.get_ident())
+        saved = library_log.level, library_log.propagate
+        library_log.addHandler(handler)
+        library_log.setLevel(logging.INFO)
+        library_log.propagate = False  # Slicer's log handlers are fed on the main thread, from the queue
+        try:
+            from meddenoiselib.evaluation.report import run_report
+            from meddenoiselib.inference import DenoiseCancelled
+
+            self._denoiser = self._make_denoiser()
+            if self._cancel_requested:
+                raise DenoiseCancelled("cancelled")
+            self._events.put(("progress", 0.0, f"Denoising with {self._denoiser.method} on {self._denoiser.device}"))
+            result = self._denoiser.denoise(image, sigma=self.settings.sigma, mask=mask)
+            self._outcome = ("done", result, run_report(self._denoiser, image, result))
+        except Exception as exc:  # noqa: BLE001 - DenoiseCancelled included
+            cancelled = type(exc).__name__ == "DenoiseCancelled"
+            self._outcome = ("cancelled",) if cancelled else ("failed", _describe_exception(exc))
+        finally:
+            self._denoiser = None  # the model goes with it
+            gc.collect()
+            _release_gpu_cache()
+            library_log.removeHandler(handler)
+            library_log.setLevel(saved[0])
+            library_log.propagate = saved[1]
+
+    def _poll_thread(self) -> None:
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                break
+            if event[0] == "progress":
+                self._set_progress(event[1], event[2])
+            elif event[0] == "log":
+                self._log(event[1])
+            elif event[0] == "fallback":
+                self._fall_back()
+        if self._thread.is_alive() or self.state is not TaskState.RUNNING:
+            return
+        outcome, self._outcome = self._outcome, None
+        if outcome is None or outcome[0] == "cancelled":
+            self._finish(TaskState.CANCELLED, "Cancelled")
+        elif outcome[0] == "failed":
+            self._finish(TaskState.FAILED, outcome[1])
+        else:
+            self._set_progress(1.0, "Storing the result")
+            try:
+                self._import_result(outcome[1], outcome[2])
+            except Exception as exc:  # noqa: BLE001
+                self._finish(TaskState.FAILED, _describe_exception(exc))
+                return
+            self._finish(TaskState.DONE, "Done")
 
     # ---------------------------------------------------------------------------------------------- result
-    def _import_result(self, volume) -> None:
-        """Fill the output node; a node created here is removed again if filling it fails."""
-        node = self.requested_output_node
-        created = node is None
-        scene = self.input_node.GetScene()
-        if created:
-            if scene is None:
-                raise ValueError("the input volume is not in a scene")
-            node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", output_node_name(scene, self.input_node))
+    def _import_result(self, result, report: dict) -> None:
+        """Create or fill the output, residual and report nodes; anything created is removed again on failure."""
+        created = []
         try:
-            update_node_from_volume(node, volume, ijk_to_ras=self._input_ijk_to_ras)
-            if created or node.GetDisplayNode() is None:
-                copy_display_settings(self.input_node, node)
-            if created:
-                place_next_to(self.input_node, node)
+            if self.is_sequence:
+                noisy = list(self._image.array)
+                denoised = list(result.array)
+                outputs, residuals = self._output_sequence(denoised, created)
+            else:
+                noisy, denoised = [self._image.array], [result.array]
+                node, new = create_output_volume(self.input_node, self.requested_output_node)
+                if new:
+                    created.append(node)
+                prepare_output_volume(node, result.array, self._ijk_to_ras)
+                finish_output_volume(self.input_node, node, new)
+                outputs, residuals, self.output_node = [node], None, node
+                if self.want_residual:
+                    self.residual_node = create_residual_volume(self.input_node, result.array.shape,
+                                                                self._ijk_to_ras)
+                    created.append(self.residual_node)
+                    residuals = [self.residual_node]
+            browser = self._sequence[1] if self._sequence else None
+            after = (lambda: refresh_proxies(browser, self.sequences_logic)) if browser is not None else None
+            self.blend = LiveBlend(noisy, denoised, outputs, residuals, after_update=after)
+            self.blend.apply(self.strength)
+            self.report = dict(report)
+            self.report_table = self._create_report_table()
+            created.append(self.report_table)
         except Exception:
-            if created and node.GetScene() is not None:
-                node.GetScene().RemoveNode(node)
+            for node in reversed(created):
+                if node.GetScene() is not None:
+                    node.GetScene().RemoveNode(node)
+            self.output_node = self.output_sequence = self.residual_node = self.report_table = self.blend = None
             raise
-        self.output_node = node
+        self._image = self._mask = None
+
+    def _output_sequence(self, denoised: list[np.ndarray], created: list):
+        sequence, browser = self._sequence
+        name = f"{sequence.GetName()} denoised"
+        self.output_sequence, outputs = create_output_sequence(sequence, browser, denoised, self._ijk_to_ras, name)
+        created.append(self.output_sequence)
+        residuals = None
+        if self.want_residual:
+            zeros = [np.zeros(frame.shape, np.float32) for frame in denoised]
+            self.residual_node, residuals = create_output_sequence(
+                sequence, browser, zeros, self._ijk_to_ras, f"{sequence.GetName()} residual",
+                class_name="vtkMRMLVectorVolumeNode" if zeros[0].ndim == 4 else "vtkMRMLScalarVolumeNode")
+            created.append(self.residual_node)
+        refresh_proxies(browser, self.sequences_logic)
+        self.output_node = browser.GetProxyNode(self.output_sequence) if browser is not None else None
+        return outputs, residuals
+
+    def _create_report_table(self):
+        scene = self.input_node.GetScene()
+        table = scene.AddNewNodeByClass("vtkMRMLTableNode",
+                                        scene.GenerateUniqueName(f"{self.input_node.GetName()} denoising report"))
+        self._fill(table)
+        return table
+
+    def _fill(self, table) -> None:
+        fill_report_table(table, report_rows(self.report, self.blend.strength if self.blend else None, self.notes))
+
+    def update_report_table(self) -> None:
+        """Refresh the report table (after the strength changed)."""
+        if self.report_table is not None:
+            self._fill(self.report_table)
 
     # ----------------------------------------------------------------------------------------------- state
+    def _log(self, line: str) -> None:
+        self.log.append(line)
+        logger.info("MedDenoise: %s", line)
+        if self.on_log is not None:
+            self.on_log(line)
+
     def _set_state(self, state: TaskState, message: str) -> None:
         self.state = state
         self.message = message
@@ -326,23 +502,53 @@ class DenoiseTask:
             self.on_progress(self.progress, message)
 
     def _finish(self, state: TaskState, message: str) -> None:
-        if self.runner is not None and state is not TaskState.DONE and self.runner.exit_code() is None:
+        if (self.runner is not None and state is TaskState.FAILED and not self._cancel_requested
+                and self.runner.exit_code() is None):
             self.runner.kill()
-        if self.temp_dir is not None:
-            shutil.rmtree(self.temp_dir, ignore_errors=True)
-            if self.temp_dir.exists():
-                logger.warning("could not remove the temporary folder %s", self.temp_dir)
-        self._input_volume = None
+        self._remove_temp_dir()
+        if state is not TaskState.DONE:
+            self._image = self._mask = None
         self.seconds = time.monotonic() - self._started_at
         if state is TaskState.FAILED:
             self.error = message
             logger.error("MedDenoise failed: %s", message)
         self._set_state(state, message)
 
+    def _remove_temp_dir(self) -> None:
+        """Remove the temporary folder now; where a killed child still holds its files (Windows), once it ended."""
+        folder, runner = self.temp_dir, self.runner
+        if folder is None:
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+        if folder.exists() and runner is not None and hasattr(runner, "wait"):
+            def later() -> None:
+                runner.wait(timeout=60)
+                shutil.rmtree(folder, ignore_errors=True)
+
+            threading.Thread(target=later, name="MedDenoise temporary folder cleanup", daemon=True).start()
+
 
 # -------------------------------------------------------------------------------------------------- helpers
-def _current_python() -> str:
-    return sys.executable
+class _QueueLogHandler(logging.Handler):
+    """Library log records of one thread -> ``("log", text)`` events for the main thread."""
+
+    def __init__(self, events: queue.Queue, thread_id: int) -> None:
+        super().__init__(logging.INFO)
+        self.events, self.thread_id = events, thread_id
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread_id:
+            self.events.put(("log", record.getMessage()))
+
+
+def _modality_option(settings: DenoiseSettings) -> bool:
+    return settings.modality is not None and cli_supports("--modality", settings.modality)
+
+
+def _release_gpu_cache() -> None:
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 _OUT_OF_MEMORY_HINT = "try the cpu device, a smaller ROI size, or crop the volume"
@@ -354,7 +560,7 @@ def _describe_exception(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if isinstance(exc, MemoryError) or "OutOfMemoryError" in name or "out of memory" in text.lower():
         return f"Out of memory while denoising ({text or name}); {_OUT_OF_MEMORY_HINT}."
-    if name in ("MedDenoiseError", "ValueError"):
+    if name in ("MedDenoiseError", "ValueError") or isinstance(exc, ValueError):
         return text or name
     return f"{name}: {text}" if text else name
 

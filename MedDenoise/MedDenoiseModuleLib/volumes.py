@@ -1,10 +1,11 @@
 """Volume node <-> ``meddenoiselib.io.Volume``: the one place where array axis order and IJK->RAS are handled.
 
-A scalar volume node stores voxels as a VTK image whose numpy view is indexed ``[k, j, i]`` and its geometry as
-an IJK->RAS matrix; ``Volume`` uses the same ``[k, j, i]`` order and converts IJK->RAS to spacing, LPS origin and
-direction (``Volume.from_ijk_to_ras`` / ``Volume.ijk_to_ras``). The node's own matrix ignores a parent
-transform, so the world matrix is used instead: a linear, non-shearing parent transform is applied to the
-geometry (what hardening it would do, without touching the input node), anything else is refused.
+A scalar volume node stores voxels as a VTK image whose numpy view is indexed ``[k, j, i]`` (``[k, j, i, c]`` for
+a vector volume such as colour ultrasound) and its geometry as an IJK->RAS matrix; ``Volume`` uses the same order
+(components last, denoised one by one by the library) and converts IJK->RAS to spacing, LPS origin and direction
+(``Volume.from_ijk_to_ras`` / ``Volume.ijk_to_ras``). The node's own matrix ignores a parent transform, so the
+world matrix is used instead: a linear, non-shearing parent transform is applied to the geometry (what hardening
+it would do, without touching the input node), anything else is refused.
 
 Only MRML classes and ``slicer.util`` array helpers are used, which the ``slicer-core`` package also provides.
 """
@@ -16,9 +17,11 @@ import slicer
 import vtk
 
 __all__ = [
-    "SUPPORTED_NODE_CLASS",
+    "INPUT_NODE_TYPES",
     "check_input_node",
     "copy_display_settings",
+    "dicom_modality",
+    "first_input_candidate",
     "output_node_name",
     "place_next_to",
     "read_volume_file",
@@ -28,8 +31,17 @@ __all__ = [
     "write_volume_file",
 ]
 
-#: the node class the module denoises (label maps, vector and tensor volumes are refused).
-SUPPORTED_NODE_CLASS = "vtkMRMLScalarVolumeNode"
+#: the node classes the module denoises, matched exactly (as the input selector does with showChildNodeTypes off):
+#: label maps, DWI and tensor volumes are subclasses of the scalar volume class but are refused.
+INPUT_NODE_TYPES = ("vtkMRMLScalarVolumeNode", "vtkMRMLVectorVolumeNode")
+
+_REFUSED = {
+    "vtkMRMLLabelMapVolumeNode": "is a label map: its voxels are label values, and denoising would change them. "
+    "Select an image volume; to denoise only a region, use the label map as the mask instead.",
+    "vtkMRMLDiffusionWeightedVolumeNode": "is a diffusion-weighted volume (gradient directions as components), which "
+    "the module does not write back. Save it as NRRD and run: python -m meddenoiselib denoise dwi.nrrd out.nrrd",
+    "vtkMRMLDiffusionTensorVolumeNode": "is a tensor volume; only image volumes can be denoised.",
+}
 
 _ORTHOGONALITY_TOLERANCE = 1e-6
 
@@ -71,20 +83,55 @@ def check_input_node(node) -> None:
     """Raise ValueError with a user-readable message if ``node`` cannot be denoised."""
     if node is None:
         raise ValueError("No input volume selected.")
-    if node.GetClassName() != SUPPORTED_NODE_CLASS:
+    class_name = node.GetClassName()
+    if class_name in _REFUSED:
+        raise ValueError(f"'{node.GetName()}' {_REFUSED[class_name]}")
+    if class_name not in INPUT_NODE_TYPES:
         raise ValueError(
-            f"'{node.GetName()}' is a {node.GetClassName()}; MedDenoise denoises scalar volumes only "
-            "(not label maps, vector or tensor volumes)."
+            f"'{node.GetName()}' is a {class_name}; MedDenoise denoises scalar and vector (colour) volumes only."
         )
     image = node.GetImageData()
     if image is None or image.GetPointData() is None or image.GetPointData().GetScalars() is None:
         raise ValueError(f"'{node.GetName()}' has no voxels.")
-    if image.GetNumberOfScalarComponents() != 1:
-        components = image.GetNumberOfScalarComponents()
-        raise ValueError(f"'{node.GetName()}' has {components} components; scalar volumes only.")
     if 0 in image.GetDimensions():
         raise ValueError(f"'{node.GetName()}' is empty (dimensions {image.GetDimensions()}).")
+    components = image.GetNumberOfScalarComponents()
+    if class_name == "vtkMRMLScalarVolumeNode" and components != 1:
+        raise ValueError(f"'{node.GetName()}' is a scalar volume with {components} components; load it as a "
+                         "vector volume to denoise each component.")
     world_ijk_to_ras(node)
+
+
+def first_input_candidate(scene, node_types=INPUT_NODE_TYPES):
+    """The first node in ``scene`` the input selector would offer: class exactly one of ``node_types`` (child classes
+    such as label maps are not offered) and not hidden from editors. None when there is none."""
+    if scene is None:
+        return None
+    for index in range(scene.GetNumberOfNodes()):
+        node = scene.GetNthNode(index)
+        if node.GetClassName() in node_types and not node.GetHideFromEditors():
+            return node
+    return None
+
+
+def dicom_modality(node) -> str | None:
+    """The DICOM Modality (``"CT"``, ``"MR"``, ...) Slicer's DICOM module stored for ``node``'s series, else None.
+
+    Looks at the node's subject hierarchy item and its parents (attribute ``DICOM.Modality``).
+    """
+    scene = node.GetScene() if node is not None else None
+    # look the hierarchy up without creating one (GetSubjectHierarchyNode would add it to a scene that has none)
+    hierarchy = scene.GetFirstNodeByClass("vtkMRMLSubjectHierarchyNode") if scene is not None else None
+    if hierarchy is None:
+        return None
+    attribute = slicer.vtkMRMLSubjectHierarchyConstants.GetDICOMSeriesModalityAttributeName()
+    item, invalid = hierarchy.GetItemByDataNode(node), hierarchy.GetInvalidItemID()
+    while item not in (invalid, hierarchy.GetSceneItemID()):
+        value = hierarchy.GetItemAttribute(item, attribute)
+        if value:
+            return value
+        item = hierarchy.GetItemParent(item)
+    return None
 
 
 def volume_from_node(node):
@@ -96,7 +143,7 @@ def volume_from_node(node):
     from meddenoiselib.io.volume import SourceInfo, Volume
 
     check_input_node(node)
-    array = np.array(slicer.util.arrayFromVolume(node), copy=True)  # (k, j, i), detached from VTK memory
+    array = np.array(slicer.util.arrayFromVolume(node), copy=True)  # (k, j, i[, c]), detached from VTK memory
     return Volume.from_ijk_to_ras(array, world_ijk_to_ras(node), source=SourceInfo(path="", format="memory"))
 
 

@@ -218,21 +218,24 @@ class _Job:
     image: object
     residual: object | None = None
     report: object | None = None
+    series: bool = False
 
 
 def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: list) -> _Job:
     """Probe one input and plan its image, residual and report outputs, before any computation."""
-    from .io import ImageSpec, input_paths, plan_file, plan_output, probe_volume
+    from .io import ImageSpec, input_paths, is_series_file, plan_file, plan_output, probe_volume
+    from .io.series import plan_series_output, probe_series
 
-    header = probe_volume(source, series_uid=args.series_uid)
-    protected = input_paths([source, *header.files])
-    image = plan_output(target, ImageSpec.of(header), role="image", overwrite=args.overwrite, protected=protected,
-                        others=planned)
-    job = _Job(source, header, image)
+    series = is_series_file(source)
+    header = probe_series(source) if series else probe_volume(source, series_uid=args.series_uid)
+    plan = plan_series_output if series else plan_output
+    protected = input_paths([source, *header.files, *([args.mask] if getattr(args, "mask", None) else [])])
+    image = plan(target, ImageSpec.of(header), role="image", overwrite=args.overwrite, protected=protected,
+                 others=planned)
+    job = _Job(source, header, image, series=series)
     if args.residual:
-        job.residual = plan_output(_named_output(args.residual, source), ImageSpec.of(header, dtype="float32"),
-                                   role="residual", overwrite=args.overwrite, protected=protected,
-                                   others=[*planned, image])
+        job.residual = plan(_named_output(args.residual, source), ImageSpec.of(header, dtype="float32"),
+                            role="residual", overwrite=args.overwrite, protected=protected, others=[*planned, image])
     if args.report:
         job.report = plan_file(_named_output(args.report, source), "report", (".json",), overwrite=args.overwrite,
                                protected=protected, others=[*planned, image] + ([job.residual] if job.residual else []))
@@ -240,16 +243,37 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
     return job
 
 
-def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
-    from .io import read_volume, write_volume
+def _read_mask(args: argparse.Namespace):
+    """The ``--mask`` volume, or None."""
+    from .io import read_volume
+
+    return read_volume(args.mask) if getattr(args, "mask", None) else None
+
+
+def _write_report(denoiser, job: _Job, noisy, result) -> None:
+    from .evaluation import run_report
     from .io.atomic import write_text_atomic
 
+    values = run_report(denoiser, noisy, result)
+    values.update(input=str(job.source), output=str(job.image.path), meddenoiselib_version=__version__)
+    write_text_atomic(job.report.path, json.dumps(values, indent=2) + "\n")
+    logger.info("  noise estimate %.2f -> %.2f (0-255 scale); report %s", values["noise_sigma_before_0_255"],
+                values["noise_sigma_after_0_255"], job.report.path)
+
+
+def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
+    from .io import read_volume, write_volume
+
+    if job.series:
+        _denoise_series(denoiser, job, args)
+        return
     start = time.perf_counter()
     logger.info("Reading %s", job.source)
     volume = read_volume(job.source, series_uid=args.series_uid)
+    mask = _read_mask(args)
     sigma = args.sigma if args.sigma == "auto" else float(args.sigma) / 255.0
     logger.info("Denoising %s voxels with %s...", "x".join(map(str, volume.shape)), denoiser.method)
-    result = denoiser.denoise(volume, sigma=sigma)
+    result = denoiser.denoise(volume, sigma=sigma, mask=mask)
     report = denoiser.last_report
     if report is not None and report.choice:
         logger.info("  model: %s", report.choice)
@@ -268,18 +292,38 @@ def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
                      derivation="Residual (input minus denoised), MedDenoise")
         logger.info("Wrote the residual %s", job.residual.path)
     if job.report is not None:
-        from .evaluation import denoising_report
+        _write_report(denoiser, job, volume, result)
+    logger.info("Wrote %s in %.2fs total", target, time.perf_counter() - start)
 
-        values = denoising_report(volume, result, report.method if report else denoiser.method,
-                                  report.seconds if report else 0.0, report.device if report else "cpu")
-        if report is not None:
-            values.update(modality=report.modality, model_choice=report.choice or "given explicitly")
-        values.update(input=str(job.source), output=str(target), meddenoiselib_version=__version__)
-        if report is not None and report.sigma is not None:
-            values["sigma_used_0_255"] = round(report.sigma * 255, 3)
-        write_text_atomic(job.report.path, json.dumps(values, indent=2) + "\n")
-        logger.info("  noise estimate %.2f -> %.2f (0-255 scale); report %s", values["noise_sigma_before_0_255"],
-                    values["noise_sigma_after_0_255"], job.report.path)
+
+def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:
+    """A 4D NIfTI/NRRD: every frame denoised, written in the input's layout (see ``io.series``)."""
+    from .blend import residual
+    from .io import read_series, write_series
+
+    start = time.perf_counter()
+    source, target = job.source, job.image.path
+    logger.info("Reading %s (4D: frames along the 4th axis)", source)
+    series = read_series(source)
+    mask = _read_mask(args)
+    sigma = args.sigma if args.sigma == "auto" else float(args.sigma) / 255.0
+    logger.info("Denoising %d frames of %s voxels (%s) with %s...", series.num_frames,
+                "x".join(map(str, series.shape)), series.frame_label, denoiser.method)
+    result = denoiser.denoise(series, sigma=sigma, mask=mask)
+    report = denoiser.last_report
+    if report is not None and report.choice:
+        logger.info("  model: %s", report.choice)
+    if report is not None and report.sigma is not None:
+        how = "estimated" if report.sigma_estimated else "given"
+        logger.info("  noise sigma %.2f on the 0-255 scale (%s)", report.sigma * 255, how)
+    logger.info("  denoised in %.2fs on %s", report.seconds if report else 0.0, denoiser.device)
+    write_series(result, target, overwrite=args.overwrite, inputs=(source,))
+    if job.residual is not None:
+        removed = result.with_array(residual(series.array, result.array))
+        write_series(removed, job.residual.path, overwrite=args.overwrite, inputs=(source,))
+        logger.info("Wrote the residual %s", job.residual.path)
+    if job.report is not None:
+        _write_report(denoiser, job, series, result)
     logger.info("Wrote %s in %.2fs total", target, time.perf_counter() - start)
 
 
@@ -326,6 +370,10 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         pairs = [(source, target)]
 
     # every output is checked before the model is loaded or a voxel is computed
+    if getattr(args, "mask", None):
+        from .io import probe_volume
+
+        probe_volume(args.mask)  # a missing or unreadable mask fails now, not after the first denoising
     show_bar, callback = _progress(args)
     created = False
     if batch and not target.exists():
@@ -469,7 +517,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _info_of_folder(path: Path, args: argparse.Namespace) -> int:
     """``info`` on a folder of images: one line per input (what ``denoise`` would process), from headers only."""
-    from .io import find_inputs, probe_volume
+    from .io import find_inputs, is_series_file, probe_volume
+    from .io.series import probe_series
 
     items = find_inputs(path)
     if not items:
@@ -477,9 +526,11 @@ def _info_of_folder(path: Path, args: argparse.Namespace) -> int:
     entries, failed = [], 0
     for item in items:
         try:
-            header = probe_volume(item)
+            header = probe_series(item) if is_series_file(item) else probe_volume(item)
             entries.append({"path": str(item), "format": header.format, "shape_zyx": list(header.shape),
                             "components": header.components, "dtype": str(header.dtype)})
+            if header.frames > 1:
+                entries[-1]["frames"] = header.frames
         except MedDenoiseError as exc:
             failed += 1
             entries.append({"path": str(item), "error": str(exc)})
@@ -490,7 +541,8 @@ def _info_of_folder(path: Path, args: argparse.Namespace) -> int:
             if "error" in entry:
                 sys.stdout.write(f"{Path(entry['path']).name}  error: {entry['error']}\n")
             else:
-                shape = "x".join(map(str, entry["shape_zyx"]))
+                shape = "x".join(map(str, entry["shape_zyx"])) + (f", {entry['frames']} frames" if "frames" in entry
+                                                                   else "")
                 sys.stdout.write(f"{Path(entry['path']).name}  {entry['format']}  {shape}  {entry['dtype']}\n")
     return EXIT_FAILED if failed else EXIT_OK
 
@@ -656,7 +708,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("denoise", help="denoise a file, a DICOM series folder or a folder of images",
                        description="Denoise INPUT into OUTPUT. INPUT: an image file, a DICOM series folder (output: "
                        "a derived DICOM series folder, or a file such as out.nii.gz), or a folder of images (OUTPUT "
-                       "is then a folder).")
+                       "is then a folder). A 4D NIfTI or NRRD (time or gradient direction as the 4th axis) is "
+                       "denoised frame by frame and written in the input's layout (.nii.gz or .nrrd).")
     p.add_argument("input", help="image file, DICOM series folder, or folder of images")
     p.add_argument("output", help="output file or folder (format from the suffix; no suffix = DICOM series)")
     p.add_argument("--model", default="auto", help="'auto' (default): the shipped model for the scan's modality "
@@ -683,6 +736,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["nifti", "nrrd", "metaimage", "png", "tiff"],
                    help="output format for folder inputs (default: same as each input)")
     p.add_argument("--series-uid", help="DICOM SeriesInstanceUID to read when a folder holds several series")
+    p.add_argument("--mask", metavar="FILE", help="denoise only where this label image is non-zero (same voxel grid "
+                   "as the input: shape, spacing, origin, direction); voxels outside keep their input values exactly")
     p.add_argument("--residual", metavar="FILE", help="also write input minus denoised (float32, same geometry), "
                    "e.g. residual.nii.gz (not DICOM: a residual is signed); '{name}' is replaced by each input's "
                    "name for folders")
@@ -787,6 +842,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive_int)
     p.add_argument("--stop-after", dest="stop_after", type=_positive_int,
                    help="pause after this many steps (resume later with --resume)")
+    p.add_argument("--time-budget", dest="time_budget", type=_non_negative_float,
+                   help="seconds to train; the step count is fitted after 50 steps (0: no limit)")
     p.add_argument("--lr", type=_positive_float)
     p.add_argument("--schedule", choices=["cosine", "step", "constant"])
     p.add_argument("--warmup-steps", dest="warmup_steps", type=_non_negative_int)

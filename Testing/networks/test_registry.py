@@ -29,7 +29,7 @@ EXPECTED_NAMES = [
     "irunet", "irunet-32", "irunet-48",
     "rdn", "rdn-a", "rdn-small",
     "conv-dae", "conv-dae-skip",
-    "kpn", "kpn-small", "kpn-medium", "kpn-burst3",
+    "kpn", "kpn-small", "kpn-medium", "kpn-burst3", "kpn-medium-bias", "kpn-medium-burst3", "kpn-medium-burst5",
 ]  # fmt: skip
 
 # (registry name, 2D gray parameter count)
@@ -52,6 +52,10 @@ PARAMETER_CASES = [
     ("kpn-small", 335_957),
     ("kpn-medium", 1_811_285),
     ("kpn-burst3", 473_083),
+    # kpn-medium plus per-pixel bias channels (one per frame): 4-level U-Net, K = 5
+    ("kpn-medium-bias", 1_813_526),
+    ("kpn-medium-burst3", 1_958_194),
+    ("kpn-medium-burst5", 2_156_942),
 ]
 
 

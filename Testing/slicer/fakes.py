@@ -5,7 +5,8 @@ helpers, but not the application: no ``qt``, no ``slicer.ScriptedLoadableModule`
 ``slicer.parameterNodeWrapper``, no ``slicer.i18n``, no ``slicer.mrmlScene``. To import ``MedDenoise.py`` these
 are injected into ``sys.modules`` by :func:`slicer_gui_fakes` and removed again afterwards. What each fake does:
 
-- ``qt``: only ``QTimer`` (:class:`FakeTimer`; a test fires ``timeout()`` by hand, there is no event loop).
+- ``qt``: only ``QTimer`` (:class:`FakeTimer`; a test fires ``timeout()`` by hand, there is no event loop, so a
+  single-shot timer does nothing until fired).
 - ``slicer.i18n``: ``tr``/``translate`` return the text unchanged.
 - ``slicer.ScriptedLoadableModule``: the four base classes; ``getParameterNode`` returns a *real*
   ``vtkMRMLScriptedModuleNode``, a singleton in the (real) scene; the test base class is ``unittest.TestCase``
@@ -17,6 +18,8 @@ are injected into ``sys.modules`` by :func:`slicer_gui_fakes` and removed again 
   persistence is not tested here. ``WithinRange`` only stores its bounds.
 - ``slicer.mrmlScene``: a real, empty ``vtkMRMLScene``.
 - ``slicer.util.errorDisplay``: records the message instead of opening a dialog.
+- ``slicer.util.confirmOkCancelDisplay``: answers what the test set in ``fakes.answers`` (True by default) and
+  records the question.
 
 Nothing about geometry, voxels or files goes through these fakes.
 """
@@ -31,7 +34,8 @@ import unittest
 
 import slicer
 
-__all__ = ["FakeButton", "FakeComboBox", "FakeTimer", "FakeWidget", "fake_ui", "slicer_gui_fakes"]
+__all__ = ["FakeButton", "FakeComboBox", "FakeTableView", "FakeTextEdit", "FakeTimer", "FakeWidget", "fake_ui",
+           "slicer_gui_fakes"]
 
 
 # --------------------------------------------------------------------------------------------------- qt
@@ -41,10 +45,14 @@ class FakeTimer:
     def __init__(self) -> None:
         self.interval = 0
         self.active = False
+        self.single_shot = False
         self.slots = []
 
     def setInterval(self, milliseconds) -> None:  # noqa: N802 - Qt's name
         self.interval = milliseconds
+
+    def setSingleShot(self, single) -> None:  # noqa: N802 - Qt's name
+        self.single_shot = bool(single)
 
     def connect(self, signal, slot) -> None:
         assert signal == "timeout()"
@@ -57,6 +65,8 @@ class FakeTimer:
         self.active = False
 
     def fire(self) -> None:
+        if self.single_shot:
+            self.active = False
         for slot in self.slots:
             slot()
 
@@ -125,6 +135,28 @@ class FakeComboBox(FakeWidget):
         return self.items[self._index] if 0 <= self._index < len(self.items) else ""
 
 
+class FakeTextEdit(FakeWidget):
+    """``QPlainTextEdit``: ``appendPlainText`` collects the lines."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def appendPlainText(self, text) -> None:  # noqa: N802
+        self.lines.append(str(text))
+
+
+class FakeTableView(FakeWidget):
+    """``qMRMLTableView``: remembers the table node it shows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = None
+
+    def setMRMLTableNode(self, node) -> None:  # noqa: N802
+        self.table = node
+
+
 def fake_ui() -> types.SimpleNamespace:
     """The widgets ``MedDenoiseWidget`` reads and writes besides those bound by ``connectGui``."""
     return types.SimpleNamespace(
@@ -132,8 +164,14 @@ def fake_ui() -> types.SimpleNamespace:
         cancelButton=FakeButton(enabled=False),
         modelComboBox=FakeComboBox(),
         noiseLevelSpinBox=FakeWidget(),
+        windowCenterSpinBox=FakeWidget(),
+        windowWidthSpinBox=FakeWidget(),
+        wholeSequenceCheckBox=FakeWidget(),
+        guardLabel=FakeWidget(text="", visible=False),
         progressBar=FakeWidget(value=0),
         statusLabel=FakeWidget(text=""),
+        logTextEdit=FakeTextEdit(),
+        reportTableView=FakeTableView(),
     )
 
 
@@ -232,9 +270,21 @@ class ErrorDisplayRecorder:
         self.messages.append(str(text))
 
 
+class ConfirmRecorder:
+    """``slicer.util.confirmOkCancelDisplay``: records the question, answers ``answer``."""
+
+    def __init__(self) -> None:
+        self.questions: list[str] = []
+        self.answer = True
+
+    def __call__(self, text, *args, **kwargs) -> bool:
+        self.questions.append(str(text))
+        return self.answer
+
+
 @contextlib.contextmanager
 def slicer_gui_fakes():
-    """Inject the fakes (see the module docstring); yields a namespace with ``scene`` and ``errors``."""
+    """Inject the fakes (see the module docstring); yields a namespace with ``scene``, ``errors`` and ``confirm``."""
     qt = types.ModuleType("qt")
     qt.QTimer = FakeTimer
     i18n = types.ModuleType("slicer.i18n")
@@ -253,19 +303,21 @@ def slicer_gui_fakes():
                "slicer.parameterNodeWrapper": wrapper}
     attributes = {"i18n": i18n, "ScriptedLoadableModule": scripted, "parameterNodeWrapper": wrapper,
                   "mrmlScene": slicer.vtkMRMLScene()}
-    errors = ErrorDisplayRecorder()
+    errors, confirm = ErrorDisplayRecorder(), ConfirmRecorder()
     saved_modules = {name: sys.modules.get(name) for name in modules}
     saved_attributes = {name: getattr(slicer, name, _MISSING) for name in attributes}
-    saved_error_display = slicer.util.errorDisplay
+    saved_error_display, saved_confirm = slicer.util.errorDisplay, slicer.util.confirmOkCancelDisplay
     sys.modules.update(modules)
     for name, value in attributes.items():
         setattr(slicer, name, value)
     slicer.util.errorDisplay = errors
+    slicer.util.confirmOkCancelDisplay = confirm
     _VALUES.clear()
     try:
-        yield types.SimpleNamespace(scene=attributes["mrmlScene"], errors=errors)
+        yield types.SimpleNamespace(scene=attributes["mrmlScene"], errors=errors, confirm=confirm)
     finally:
         slicer.util.errorDisplay = saved_error_display
+        slicer.util.confirmOkCancelDisplay = saved_confirm
         for name, module in saved_modules.items():
             if module is None:
                 sys.modules.pop(name, None)

@@ -1,9 +1,12 @@
 """Static checks of the module's files: CMake lists match the disk, the .ui matches the code, the module imports
-without torch/MONAI/meddenoiselib, the icon is a real 128x128 PNG, the extension CMake has its fields."""
+without torch/MONAI/meddenoiselib, the icon is a real 128x128 PNG, the extension CMake, description JSON and
+LICENSE pass what ExtensionsIndex checks, the extension configures against a stub SlicerConfig."""
 
 from __future__ import annotations
 
 import ast
+import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -89,18 +92,73 @@ def test_cmake_configures_against_a_stub_slicer(tmp_path):
     assert fields["UNITTEST"] == "SCRIPT;MedDenoise.py"
     bundled = build / "lib/Slicer-5.10/qt-scripted-modules/MedDenoiseLibrarySource"
     assert (bundled / "pyproject.toml").is_file() and (bundled / "MedDenoiseLib/meddenoiselib/cli.py").is_file()
+    assert (bundled / "LICENSE").read_text() == (REPO / "LICENSE").read_text()
     assert not list(bundled.rglob("__pycache__"))
+    # the sample data the module registers is found in that installed copy, with the right checksums
+    from MedDenoiseModuleLib.sampledata import CHEST_CT_FILES, chest_ct_folder
+
+    installed_module = bundled.parent
+    folder = chest_ct_folder(installed_module)
+    assert folder is not None and folder.is_relative_to(bundled)
+    assert [hashlib.sha256((folder / name).read_bytes()).hexdigest() for name, _ in CHEST_CT_FILES] == [
+        digest for _, digest in CHEST_CT_FILES]
 
 
-def test_extension_cmake_fields():
+def _cmake_value(text: str, variable: str) -> str:
+    match = re.search(rf'set\(\s*{variable}\s+"([^"]*)"\s*\)', text)
+    assert match, variable
+    return match.group(1)
+
+
+#: raw.githubusercontent.com URLs of this repository map to files of the checkout
+_RAW = "https://raw.githubusercontent.com/MedDenoise/MedDenoise/main/"
+
+
+def test_extension_cmake_fields_pass_the_extensions_index_checks():
+    """What ExtensionsIndex's scripts/check_description_files.py checks in the top-level CMakeLists.txt (read from
+    its source; the checks themselves need the network): project name = description file name, icon and screenshot
+    URLs present and http(s), plus Slicer's conventions for contributors."""
     text = (REPO / "CMakeLists.txt").read_text()
-    for field in ("EXTENSION_HOMEPAGE", "EXTENSION_CATEGORY", "EXTENSION_CONTRIBUTORS", "EXTENSION_DESCRIPTION",
-                  "EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS"):
-        assert re.search(rf"set\({field}\s", text), field
+    assert re.search(r"^project\(MedDenoise\)", text, flags=re.MULTILINE)
+    assert (REPO / "MedDenoise.json").is_file()  # <project name>.json
+    assert _cmake_value(text, "EXTENSION_CATEGORY") == "Filtering"  # an accepted catalog category
+    contributors = _cmake_value(text, "EXTENSION_CONTRIBUTORS")
+    assert all(re.fullmatch(r"[^(),]+ \([^()]+\)", c.strip()) for c in contributors.split(",")), contributors
+    icon = _cmake_value(text, "EXTENSION_ICONURL")
+    assert icon.startswith(_RAW) and (REPO / icon[len(_RAW):]).is_file()
+    screenshots = _cmake_value(text, "EXTENSION_SCREENSHOTURLS").split()
+    assert screenshots and all(url.startswith("https://") and url.endswith(".png") for url in screenshots)
+    # the screenshot must be taken in a real Slicer: the README names the path it goes to
+    readme = (REPO / "README.md").read_text()
+    assert all(url[len(_RAW):] in readme for url in screenshots)
     assert re.search(r'set\(EXTENSION_DEPENDS\s+"PyTorch"\)', text)
     for line in ("find_package(Slicer REQUIRED)", "include(${Slicer_USE_FILE})", "add_subdirectory(MedDenoise)",
                  "include(${Slicer_EXTENSION_GENERATE_CONFIG})", "include(${Slicer_EXTENSION_CPACK})"):
         assert line in text, line
+
+
+#: properties of Slicer's catalog entry schema v1.0.2 (Slicer/Schemas/slicer-extension-catalog-entry-schema-*)
+_CATALOG_PROPERTIES = {"$schema": str, "category": str, "scm_url": str, "scm_revision": str, "scm_type": str,
+                       "build_dependencies": list, "dicom_support_rule": str, "build_subdirectory": str,
+                       "enabled": bool, "tier": int}
+
+
+def test_extension_description_json_and_licence():
+    entry = json.loads((REPO / "MedDenoise.json").read_text())
+    assert {"$schema", "category", "scm_url"} <= set(entry)  # required
+    assert set(entry) <= set(_CATALOG_PROPERTIES)  # additionalProperties: false
+    assert all(isinstance(entry[key], _CATALOG_PROPERTIES[key]) for key in entry)
+    assert re.fullmatch(r"https://raw\.githubusercontent\.com/Slicer/Slicer/main/Schemas/"
+                        r"slicer-extension-catalog-entry-schema-v1\.0\.\d\.json#", entry["$schema"])
+    assert entry["build_dependencies"] == ["PyTorch"]  # SlicerPyTorch's CMake project name
+    text = (REPO / "CMakeLists.txt").read_text()
+    assert entry["category"] == _cmake_value(text, "EXTENSION_CATEGORY")
+    assert entry["scm_url"].startswith("https://") and entry["scm_url"].removesuffix(".git") in \
+        _cmake_value(text, "EXTENSION_HOMEPAGE")
+    assert 1 <= entry["tier"] <= 5
+    licence = (REPO / "LICENSE").read_text()
+    assert licence.lstrip().startswith("Apache License") and "Version 2.0, January 2004" in licence
+    assert re.search(r'^license = "Apache-2.0"', (REPO / "pyproject.toml").read_text(), flags=re.MULTILINE)
 
 
 def _ui_widgets() -> dict[str, ET.Element]:
@@ -124,18 +182,39 @@ def test_ui_file_matches_the_code_and_the_parameter_node():
     wrapper = next(node for node in tree.body if isinstance(node, ast.ClassDef)
                    and node.name == "MedDenoiseParameterNode")
     fields = [item.target.id for item in wrapper.body if isinstance(item, ast.AnnAssign)]
-    assert fields == ["inputVolume", "outputVolume", "model", "noiseLevelAuto", "noiseLevel", "device", "roiSize",
-                      "overlap", "sliceAxis", "separateProcess"]
+    assert fields == ["inputVolume", "outputVolume", "maskNode", "wholeSequence", "model", "modality", "ctWindow",
+                      "windowCenter", "windowWidth", "ensemble", "noiseLevelAuto", "noiseLevel", "strength",
+                      "createResidual", "device", "roiSize", "overlap", "sliceAxis", "separateProcess"]
     assert set(bound) == set(fields) - {"model"}, "every setting but the model list is bound with connectGui"
     expected_classes = {
-        "inputVolume": "qMRMLNodeComboBox", "outputVolume": "qMRMLNodeComboBox", "noiseLevelAuto": "QCheckBox",
-        "noiseLevel": "QDoubleSpinBox", "device": "QComboBox", "roiSize": "QSpinBox", "overlap": "QDoubleSpinBox",
+        "inputVolume": "qMRMLNodeComboBox", "outputVolume": "qMRMLNodeComboBox", "maskNode": "qMRMLNodeComboBox",
+        "wholeSequence": "QCheckBox", "modality": "QComboBox", "ctWindow": "QComboBox",
+        "windowCenter": "QDoubleSpinBox", "windowWidth": "QDoubleSpinBox", "ensemble": "QComboBox",
+        "noiseLevelAuto": "QCheckBox", "noiseLevel": "QDoubleSpinBox", "strength": "ctkSliderWidget",
+        "createResidual": "QCheckBox", "device": "QComboBox", "roiSize": "QSpinBox", "overlap": "QDoubleSpinBox",
         "sliceAxis": "QComboBox", "separateProcess": "QCheckBox",
     }
     assert {field: cls for field, (_, cls) in bound.items()} == expected_classes
-    for required in ("applyButton", "cancelButton", "progressBar", "statusLabel", "modelComboBox",
-                     "advancedCollapsibleButton"):
+    for required in ("applyButton", "cancelButton", "progressBar", "statusLabel", "modelComboBox", "guardLabel",
+                     "logTextEdit", "reportTableView", "advancedCollapsibleButton"):
         assert required in widgets, required
+    assert widgets["logTextEdit"].get("class") == "QPlainTextEdit"
+    assert widgets["reportTableView"].get("class") == "qMRMLTableView"
+    # connectGui sets a node selector's nodeTypes from the annotation: the input offers exactly INPUT_NODE_TYPES
+    from MedDenoiseModuleLib.masks import MASK_NODE_TYPES
+    from MedDenoiseModuleLib.volumes import INPUT_NODE_TYPES
+
+    annotations = {item.target.id: ast.unparse(item.annotation) for item in wrapper.body
+                   if isinstance(item, ast.AnnAssign)}
+    for field, types in (("inputVolume", INPUT_NODE_TYPES), ("outputVolume", INPUT_NODE_TYPES),
+                         ("maskNode", MASK_NODE_TYPES)):
+        assert annotations[field] == f"Union[{', '.join(types)}]", field
+        listed = [s.text for s in widgets[bound[field][0]].find("property[@name='nodeTypes']").iter("string")]
+        assert listed == list(types), field
+    # every selector and the table view get the scene
+    receivers = {c.find("receiver").text for c in ET.parse(MODULE_DIR / "Resources/UI/MedDenoise.ui").getroot()
+                 .iter("connection") if c.find("slot").text == "setMRMLScene(vtkMRMLScene*)"}
+    assert receivers == {"inputSelector", "maskSelector", "outputSelector", "reportTableView"}
 
 
 def test_icon_is_a_128_pixel_png():
@@ -161,13 +240,14 @@ with fakes.slicer_gui_fakes():
     class Parent:
         pass
     module = MedDenoise.MedDenoise(Parent())
-    assert module.parent.title == "MedDenoise" and module.parent.categories and module.parent.contributors
+    assert module.parent.title == "MedDenoise" and module.parent.categories == ["Filtering.Denoising"]
+    assert module.parent.contributors == ["MedDenoise developers (MedDenoise project)"]
     assert module.parent.acknowledgementText and module.parent.helpText
     logic = MedDenoise.MedDenoiseLogic()
     widget = MedDenoise.MedDenoiseWidget()
     assert issubclass(MedDenoise.MedDenoiseTest, fakes.unittest.TestCase)
     assert MedDenoise.missing_modules() == ["torch", "monai", "meddenoiselib"]
-    assert [c.name for c in MedDenoise.available_models()] == ["default"]
+    assert [c.name for c in MedDenoise.available_models()] == ["auto", "default"]
     try:
         logic.process(None)
     except ValueError as exc:
@@ -223,3 +303,13 @@ def test_settings_are_checked_with_messages_naming_the_setting():
                          ({"model": " "}, "`model`")]:
         with pytest.raises(ValueError, match=name):
             DenoiseSettings(**kwargs)
+
+
+def test_module_files_parse_as_python_3_9():
+    """Slicer 5.6/5.8 run Python 3.9: the module must still load there to show its version message (the library
+    itself needs 3.10). Every shipped .py parses with the 3.9 grammar and defers annotations."""
+    for path in [MODULE_DIR / "MedDenoise.py", *sorted((MODULE_DIR / "MedDenoiseModuleLib").glob("*.py"))]:
+        source = path.read_text()
+        ast.parse(source, filename=str(path), feature_version=(3, 9))
+        if path.parent.name == "MedDenoiseModuleLib":
+            assert "from __future__ import annotations" in source, path  # `str | None` hints are never evaluated

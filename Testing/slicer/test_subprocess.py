@@ -108,16 +108,23 @@ def test_cancel_kills_the_process_tree_and_leaves_nothing_behind(scene, temp_roo
     assert len(tree) >= 2, "the launcher should have started Python as a child"
     assert any("meddenoiselib" in " ".join(p.cmdline()) for p in tree[1:])
 
+    began = time.monotonic()
     task.cancel()
+    assert time.monotonic() - began < 1.0, "Cancel must return within a second"  # the GUI never waits for a kill
     assert task.state is TaskState.CANCELLED
-    for process in tree:
-        gone = not psutil.pid_exists(process.pid)
-        if not gone:  # an orphan may linger as a zombie until init reaps it; it runs nothing any more
-            try:
-                gone = process.status() == psutil.STATUS_ZOMBIE or not process.is_running()
-            except psutil.NoSuchProcess:
-                gone = True
-        assert gone, f"process {process.pid} is still running"
+
+    def gone(process) -> bool:
+        if not psutil.pid_exists(process.pid):
+            return True
+        try:  # an orphan may linger as a zombie until init reaps it; it runs nothing any more
+            return process.status() == psutil.STATUS_ZOMBIE or not process.is_running()
+        except psutil.NoSuchProcess:
+            return True
+
+    deadline = time.monotonic() + 10
+    while not all(gone(p) for p in tree) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(gone(p) for p in tree), [p.pid for p in tree if not gone(p)]
     assert list(temp_root.iterdir()) == [], "the temporary folder must be removed"
     assert scene.GetNumberOfNodes() == nodes_before and task.output_node is None
 

@@ -5,6 +5,8 @@ Tier B: every node, storage node and transform here is the real MRML class; noth
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import slicer
@@ -152,8 +154,13 @@ def test_non_linear_and_shearing_transforms_are_refused(scene):
 def test_unsupported_nodes_are_refused_with_a_message(scene):
     labels = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "labels")
     slicer.util.updateVolumeFromArray(labels, np.zeros((2, 3, 4), np.uint8))
-    with pytest.raises(ValueError, match="scalar volumes only"):
+    with pytest.raises(ValueError, match="'labels' is a label map: its voxels are label values.*use the label map as "
+                                         "the mask instead"):
         check_input_node(labels)
+    dwi = scene.AddNewNodeByClass("vtkMRMLDiffusionWeightedVolumeNode", "dwi")
+    slicer.util.updateVolumeFromArray(dwi, np.zeros((2, 3, 4, 6), np.int16))
+    with pytest.raises(ValueError, match="'dwi' is a diffusion-weighted volume.*python -m meddenoiselib denoise"):
+        check_input_node(dwi)
     empty = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "empty")
     with pytest.raises(ValueError, match="has no voxels"):
         check_input_node(empty)
@@ -172,7 +179,7 @@ def test_in_process_task_fills_a_new_node_with_the_input_geometry(scene, temp_ro
     states = []
     task = DenoiseTask(node, DenoiseSettings(model="median", device="cpu", separate_process=False),
                        temp_root=temp_root, on_state_changed=lambda t: states.append(t.state))
-    assert task.start().state is TaskState.DONE, task.error
+    assert task.start().wait(timeout=120) is TaskState.DONE, task.error
     assert states == [TaskState.RUNNING, TaskState.DONE]
     output = task.output_node
     assert output.GetName() == "noisy scan denoised" and output.GetScene() is scene
@@ -187,26 +194,34 @@ def test_in_process_failure_leaves_the_scene_unchanged(scene, temp_root):
     node = add_volume_node(scene, _voxels(np.int16, (2, 8, 8)), oblique_ijk_to_ras())
     before = scene.GetNumberOfNodes()
     task = DenoiseTask(node, DenoiseSettings(model="no-such-model", separate_process=False), temp_root=temp_root)
-    assert task.start().state is TaskState.FAILED
+    assert task.start().wait(timeout=120) is TaskState.FAILED
     assert "unknown model 'no-such-model'" in task.error
     assert task.output_node is None and scene.GetNumberOfNodes() == before
 
 
-def test_in_process_cancel_stops_at_the_next_progress_step(scene, temp_root):
-    """Cancel requested from the progress callback (as the GUI does while pumping events)."""
-    node = add_volume_node(scene, _voxels(np.float32, (6, 16, 16)), oblique_ijk_to_ras())
+def test_in_process_run_leaves_the_main_thread_free_and_cancels_at_once(scene, temp_root):
+    """In-process work runs on a worker thread: ``start`` returns while it runs, progress arrives through ``poll``,
+    and ``cancel`` returns at once; the worker stops at its next slice and nothing reaches the scene."""
+    node = add_volume_node(scene, _voxels(np.float32, (60, 96, 96)), oblique_ijk_to_ras())
     before = scene.GetNumberOfNodes()
     progress = []
-
-    def on_progress(fraction, message):
-        progress.append(fraction)
-        if message == "denoising":
-            task.cancel()
-
-    task = DenoiseTask(node, DenoiseSettings(model="median", separate_process=False), temp_root=temp_root,
-                       on_progress=on_progress)
-    assert task.start().state is TaskState.CANCELLED
-    assert max(progress) < 1.0 and task.output_node is None and scene.GetNumberOfNodes() == before
+    task = DenoiseTask(node, DenoiseSettings(model="nlm", noise_level=20.0, separate_process=False),
+                       temp_root=temp_root, on_progress=lambda f, m: progress.append((f, m)))
+    began = time.monotonic()
+    task.start()
+    assert time.monotonic() - began < 1.0 and task.state is TaskState.RUNNING
+    deadline = time.monotonic() + 120
+    while not any(0 < f < 1 and m == "denoising" for f, m in progress) and time.monotonic() < deadline:
+        assert task.poll() is TaskState.RUNNING, task.error
+        time.sleep(0.01)
+    assert task._thread.is_alive()
+    began = time.monotonic()
+    task.cancel()
+    assert time.monotonic() - began < 1.0 and task.state is TaskState.CANCELLED
+    task._thread.join(timeout=30)
+    assert not task._thread.is_alive()
+    assert max(f for f, _ in progress) < 1.0 and task.output_node is None and scene.GetNumberOfNodes() == before
+    assert task.poll() is TaskState.CANCELLED  # the worker's late end changes nothing
 
 
 def test_given_output_node_is_filled_in_place(scene, temp_root):
@@ -214,8 +229,9 @@ def test_given_output_node_is_filled_in_place(scene, temp_root):
     output = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "mine")
     before = scene.GetNumberOfNodes()
     task = DenoiseTask(node, DenoiseSettings(model="median", separate_process=False), output, temp_root=temp_root)
-    assert task.start().state is TaskState.DONE, task.error
-    assert task.output_node is output and scene.GetNumberOfNodes() == before + 1  # + its display node
+    assert task.start().wait(timeout=120) is TaskState.DONE, task.error
+    # + its display node and the report table
+    assert task.output_node is output and scene.GetNumberOfNodes() == before + 2
     np.testing.assert_allclose(node_matrix(output), oblique_ijk_to_ras(), rtol=0, atol=1e-12)
 
 

@@ -3,14 +3,14 @@
 Faked (see ``fakes.py`` for each behaviour): ``qt.QTimer`` (fired by hand), ``slicer.i18n.tr``/``translate``,
 ``slicer.ScriptedLoadableModule`` base classes (``getParameterNode`` returns a real scripted module node),
 ``slicer.parameterNodeWrapper`` (``parameterNodeWrapper`` holds Python values and calls ``Modified()``;
-``connectGui``/``disconnectGui`` record only), ``slicer.util.errorDisplay`` (records), the panel's widgets
-(attributes + signals, see ``fake_ui``), and the child process (:class:`FakeRunner`: scripted output lines and
-exit code; "finishing" copies its input file to its output path). Real: the MRML scene and nodes, the
-``DenoiseTask`` state machine, the NRRD files the task writes and reads.
+``connectGui``/``disconnectGui`` record only), ``slicer.util.errorDisplay`` and ``confirmOkCancelDisplay``
+(record), the panel's widgets (attributes + signals, see ``fake_ui``), and the child process (:class:`FakeRunner`:
+scripted output lines and exit code; "finishing" copies its input file to its output path). Real: the MRML scene
+and nodes, the ``DenoiseTask`` state machine, the NRRD files the task writes and reads.
 
 These tests only check wiring: which call the GUI makes with which settings, the state sequence Idle -> Running
--> Done/Failed/Cancelled, buttons, status text, error display, cleanup. No geometry or voxel values are
-asserted here (those are covered by test_volumes.py and test_subprocess.py without fakes).
+-> Done/Failed/Cancelled, buttons, status text, log panel, error display, cleanup. No geometry or voxel values are
+asserted here (those are covered by test_volumes.py, test_module_features.py and test_subprocess.py without fakes).
 """
 
 from __future__ import annotations
@@ -61,26 +61,35 @@ class FakeRunner:
 
 @pytest.fixture()
 def gui(temp_root):
-    """Imports MedDenoise.py under the fakes and builds the widget on stand-in widgets and a real scene."""
+    """Imports MedDenoise.py under the fakes and builds the widget on stand-in widgets and a real scene.
+
+    The scene holds a label map *before* the scalar volume: the default input must skip it, as the selector does.
+    """
     FakeRunner.instances = []
     with slicer_gui_fakes() as fakes:
         import MedDenoise
 
         logic = MedDenoise.MedDenoiseLogic(runnerFactory=FakeRunner)
         logic.temporaryRoot = str(temp_root)
+        labels = fakes.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "labels")
+        slicer.util.updateVolumeFromArray(labels, np.ones((2, 6, 7), np.uint8))
         volume = add_volume_node(fakes.scene, np.zeros((2, 6, 7), np.int16), oblique_ijk_to_ras(), name="scan")
         widget = MedDenoise.MedDenoiseWidget()
-        ui, timer = fake_ui(), FakeTimer()
-        widget.setupWithUi(ui, logic, timer)
+        ui, timer, blend_timer = fake_ui(), FakeTimer(), FakeTimer()
+        widget.setupWithUi(ui, logic, timer, blend_timer)
 
-        states, calls = [], []
-        original_process = logic.process
+        states, calls, strengths = [], [], []
+        original_process, original_strength = logic.process, logic.setStrength
 
         def spy_process(*args, **kwargs):
             calls.append((args, kwargs))
             return original_process(*args, **kwargs)
 
-        logic.process = spy_process
+        def spy_strength(value):
+            strengths.append(value)
+            original_strength(value)
+
+        logic.process, logic.setStrength = spy_process, spy_strength
         original_state = widget.onTaskStateChanged
 
         def spy_state(task):
@@ -89,20 +98,23 @@ def gui(temp_root):
 
         widget.onTaskStateChanged = spy_state
         yield type("Gui", (), dict(module=MedDenoise, widget=widget, logic=logic, ui=ui, timer=timer,
-                                   volume=volume, scene=fakes.scene, errors=fakes.errors, states=states,
-                                   calls=calls, temp_root=Path(temp_root)))
+                                   blend_timer=blend_timer, volume=volume, labels=labels, scene=fakes.scene,
+                                   errors=fakes.errors, confirm=fakes.confirm, states=states, calls=calls,
+                                   strengths=strengths, temp_root=Path(temp_root)))
         widget.cleanup()  # as Slicer does when the module widget goes away: cancel, remove scene observers
 
 
-def test_initial_state_is_idle_with_the_first_volume_selected(gui):
+def test_initial_state_picks_an_image_volume_not_the_label_map(gui):
     parameters = gui.widget._parameterNode
-    assert parameters.inputVolume is gui.volume  # initializeParameterNode picked the scene's volume
+    assert parameters.inputVolume is gui.volume  # the label map, first in the scene, is not what the selector offers
     assert gui.widget._task is None
     assert gui.ui.applyButton.enabled and not gui.ui.cancelButton.enabled
-    assert gui.ui.modelComboBox.currentText == "default"
-    assert {"default", "median", "nlm"} <= set(gui.ui.modelComboBox.items)
+    assert gui.ui.modelComboBox.items[:2] == ["auto", "default"] and gui.ui.modelComboBox.currentText == "auto"
+    assert {"median", "nlm"} <= set(gui.ui.modelComboBox.items)
     assert not gui.ui.noiseLevelSpinBox.enabled  # noise level "auto" by default
-    assert parameters.separateProcess is True
+    assert not gui.ui.windowCenterSpinBox.enabled  # CT window "none" by default
+    assert not gui.ui.wholeSequenceCheckBox.enabled  # the input is not a sequence proxy
+    assert parameters.separateProcess is True and not gui.ui.guardLabel.visible
 
 
 def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
@@ -116,35 +128,80 @@ def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
     parameters.roiSize = 64
     parameters.overlap = 0.5
     parameters.sliceAxis = module.SliceAxis.J
+    parameters.ctWindow = module.CTWindow.CUSTOM
+    assert gui.ui.windowCenterSpinBox.enabled and gui.ui.windowWidthSpinBox.enabled
+    parameters.windowCenter, parameters.windowWidth = -500.0, 1200.0
+    parameters.ensemble = module.Ensemble.FOUR
+    parameters.modality = module.Modality.CT
+    parameters.createResidual = True
 
     gui.ui.applyButton.click()
 
     (args, kwargs), = gui.calls
     assert args == (gui.volume, None)
-    assert {k: kwargs[k] for k in ("model", "noiseLevel", "device", "roiSize", "overlap", "sliceAxis",
-                                   "separateProcess", "waitForCompletion")} == {
+    assert {k: kwargs[k] for k in ("model", "noiseLevel", "device", "roiSize", "overlap", "sliceAxis", "window",
+                                   "modality", "ensemble", "mask", "residual", "strength", "separateProcess",
+                                   "waitForCompletion")} == {
         "model": "median", "noiseLevel": 15.0, "device": "cpu", "roiSize": 64, "overlap": 0.5, "sliceAxis": 1,
-        "separateProcess": True, "waitForCompletion": False}
+        "window": (-500.0, 1200.0), "modality": "ct", "ensemble": 4, "mask": None, "residual": True,
+        "strength": 1.0, "separateProcess": True, "waitForCompletion": False}
     runner, = FakeRunner.instances
     command = runner.command
     assert command[1:4] == ["-m", "meddenoiselib", "denoise"]
-    assert command[6:] == ["--model", "median", "--sigma", "15.0", "--device", "cpu", "--overlap", "0.5",
-                           "--roi", "64", "--slice-axis", "1", "--progress-format", "lines", "--overwrite"]
+    options = command[6:]
+    assert options[:14] == ["--model", "median", "--sigma", "15.0", "--device", "cpu", "--overlap", "0.5",
+                            "--roi", "64", "--slice-axis", "1", "--window", "-500.0,1200.0"]
+    assert options[14:16] == ["--ensemble", "4"]
+    assert options[-5:-3] == ["--report", str(Path(command[4]).with_name("report.json"))]
+    assert options[-3:] == ["--progress-format", "lines", "--overwrite"]
     assert gui.states == ["RUNNING"] and gui.timer.active
     assert not gui.ui.applyButton.enabled and gui.ui.cancelButton.enabled
 
     runner.lines = ["Reading input.nrrd", "PROGRESS 0.5000 denoising"]
     gui.timer.fire()
     assert gui.ui.progressBar.value == 50 and gui.ui.statusLabel.text == "denoising"
+    assert "Reading input.nrrd" in gui.ui.logTextEdit.lines  # the child's lines reach the panel's log
 
     runner.finish_with_input_as_output()
     gui.timer.fire()
     assert gui.states == ["RUNNING", "DONE"] and not gui.timer.active
-    output = gui.widget._task.output_node
-    assert output.GetName() == "scan denoised" and parameters.outputVolume is output
-    assert gui.ui.statusLabel.text.startswith("Denoised 'scan' into 'scan denoised'")
+    task = gui.widget._task
+    assert task.output_node.GetName() == "scan denoised" and task.residual_node.GetName() == "scan residual"
+    assert gui.ui.reportTableView.table is task.report_table
+    assert parameters.outputVolume is None  # the next Apply creates another volume
+    assert gui.ui.statusLabel.text.startswith("Denoised 'scan' into 'scan denoised' in ")
+    assert gui.ui.logTextEdit.lines[-1] == gui.ui.statusLabel.text  # with the run time
     assert gui.ui.applyButton.enabled and not gui.ui.cancelButton.enabled and gui.ui.progressBar.value == 100
     assert gui.errors.messages == [] and list(gui.temp_root.iterdir()) == []
+
+
+def test_second_apply_on_another_input_creates_a_new_output(gui):
+    other = add_volume_node(gui.scene, np.ones((2, 6, 7), np.int16), oblique_ijk_to_ras(), name="other")
+    gui.ui.applyButton.click()
+    FakeRunner.instances[-1].finish_with_input_as_output()
+    gui.timer.fire()
+    first = gui.widget._task.output_node
+    gui.widget._parameterNode.inputVolume = other
+    gui.ui.applyButton.click()
+    FakeRunner.instances[-1].finish_with_input_as_output()
+    gui.timer.fire()
+    second = gui.widget._task.output_node
+    assert second is not first and second.GetName() == "other denoised" and first.GetScene() is gui.scene
+    assert first.GetName() == "scan denoised"
+
+
+def test_strength_slider_reblends_after_a_run_without_running_again(gui):
+    gui.ui.applyButton.click()
+    FakeRunner.instances[-1].finish_with_input_as_output()
+    gui.timer.fire()
+    parameters = gui.widget._parameterNode
+    parameters.strength = 0.4  # the slider moves
+    assert gui.blend_timer.active and gui.strengths == []  # waits for the slider to stop
+    parameters.strength = 0.3
+    gui.blend_timer.fire()
+    assert gui.strengths == [0.3] and len(FakeRunner.instances) == 1 and len(gui.calls) == 1
+    parameters.noiseLevel = 12.0  # another setting changes: no re-blend
+    assert not gui.blend_timer.active
 
 
 @pytest.mark.parametrize("lines, code, message", [
@@ -155,7 +212,7 @@ def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
     ([], -9, "The denoising process was killed by signal 9 (the system may have run out of memory)."),
     (["Segmentation fault"], 139, "The denoising process failed (exit code 139): Segmentation fault"),
 ])
-def test_failure_shows_one_error_and_leaves_the_scene_unchanged(gui, lines, code, message):
+def test_failure_shows_one_error_the_log_and_leaves_the_scene_unchanged(gui, lines, code, message):
     nodes_before = gui.scene.GetNumberOfNodes()
     gui.ui.applyButton.click()
     runner, = FakeRunner.instances
@@ -164,9 +221,30 @@ def test_failure_shows_one_error_and_leaves_the_scene_unchanged(gui, lines, code
     assert gui.states == ["RUNNING", "FAILED"] and not gui.timer.active
     assert gui.errors.messages == [f"Denoising failed: {message}"]
     assert gui.ui.statusLabel.text == f"Failed: {message}"
+    assert all(line in gui.ui.logTextEdit.lines for line in lines)  # tracebacks are visible in the panel
     assert gui.ui.applyButton.enabled and not gui.ui.cancelButton.enabled
     assert gui.scene.GetNumberOfNodes() == nodes_before and gui.widget._parameterNode.outputVolume is None
     assert list(gui.temp_root.iterdir()) == []
+
+
+def test_auto_falls_back_to_default_on_a_library_without_it(gui):
+    """``auto`` goes to the library as is; if the library does not know it, the run restarts with ``default``."""
+    gui.ui.applyButton.click()
+    first, = FakeRunner.instances
+    assert first.command[first.command.index("--model") + 1] == "auto"
+    first.lines, first.code = ["error: unknown model 'auto'; choose one of: kpn-small, median"], 1
+    gui.timer.fire()
+    second = FakeRunner.instances[-1]
+    assert len(FakeRunner.instances) == 2 and second.command[second.command.index("--model") + 1] == "default"
+    assert gui.states == ["RUNNING"]
+    second.finish_with_input_as_output()
+    gui.timer.fire()
+    task = gui.widget._task
+    assert gui.states == ["RUNNING", "DONE"] and task.notes["model_choice"].startswith("'auto' is not available")
+    rows = [(task.report_table.GetCellText(r, 0), task.report_table.GetCellText(r, 1))
+            for r in range(task.report_table.GetNumberOfRows())]
+    assert ("model choice", task.notes["model_choice"]) in rows
+    assert any("'default' was used" in line for line in gui.ui.logTextEdit.lines)
 
 
 def test_cancel_kills_the_runner_and_reaches_cancelled(gui):
@@ -192,6 +270,10 @@ def test_invalid_input_is_refused_before_anything_starts(gui):
     gui.ui.applyButton.click()
     assert FakeRunner.instances == [] and gui.states == []
     assert gui.errors.messages == ["Denoising failed: 'empty' has no voxels."]
+    gui.widget._parameterNode.inputVolume = gui.labels  # e.g. set from the Python console
+    gui.ui.applyButton.click()
+    assert FakeRunner.instances == []
+    assert gui.errors.messages[-1].startswith("Denoising failed: 'labels' is a label map")
     assert gui.ui.applyButton.enabled
 
 
@@ -203,9 +285,32 @@ def test_second_apply_while_running_is_ignored_and_scene_close_cancels(gui):
     assert FakeRunner.instances[0].killed and gui.states == ["RUNNING", "CANCELLED"]
 
 
+def test_too_old_slicer_is_named_in_the_panel_and_nothing_is_installed(temp_root, monkeypatch):
+    """On Slicer 5.8 (Python 3.9) the panel says which Slicer is needed; Apply stays off and installs nothing."""
+    with slicer_gui_fakes() as fakes:
+        import MedDenoise
+        from MedDenoiseModuleLib import dependencies
+
+        monkeypatch.setattr(MedDenoise, "runtime_problem",
+                            lambda version, slicer_version: dependencies.runtime_problem((3, 9, 10), "5.8.1"))
+        logic = MedDenoise.MedDenoiseLogic(runnerFactory=FakeRunner)
+        installs = []
+        monkeypatch.setattr(logic, "ensureDependencies", lambda **kwargs: installs.append(kwargs) or True)
+        add_volume_node(fakes.scene, np.zeros((2, 6, 7), np.int16), oblique_ijk_to_ras(), name="scan")
+        widget = MedDenoise.MedDenoiseWidget()
+        ui = fake_ui()
+        widget.setupWithUi(ui, logic, FakeTimer(), FakeTimer())
+        assert ui.guardLabel.visible and "3D Slicer 5.10 or later" in ui.guardLabel.text
+        assert "This Slicer (5.8.1) has Python 3.9.10" in ui.guardLabel.text
+        assert not ui.applyButton.enabled and ui.applyButton.toolTip == ui.guardLabel.text
+        widget.onApplyButton()
+        assert installs == [] and fakes.errors.messages == []
+        widget.cleanup()
+
+
 def test_self_test_runs_outside_slicer(temp_root):
-    """Runs the module's own MedDenoiseTest (both modes, real CLI child) with the GUI fakes only for its base
-    class (``unittest.TestCase`` + no-op ``delayDisplay``) and ``slicer.mrmlScene`` (a real scene)."""
+    """Runs the module's own MedDenoiseTest (both modes, real CLI child; strength, residual and mask) with the GUI
+    fakes only for its base class (``unittest.TestCase`` + no-op ``delayDisplay``) and ``slicer.mrmlScene``."""
     import unittest
 
     with slicer_gui_fakes():
@@ -223,5 +328,7 @@ def test_self_test_runs_outside_slicer(temp_root):
         assert result.wasSuccessful(), result.errors + result.failures
         names = [slicer.mrmlScene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode").GetName()
                  for i in range(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"))]
-        assert names == ["MedDenoiseTestNoisy", "MedDenoiseTestNoisy denoised", "MedDenoiseTestNoisy denoised_1"]
+        assert names.count("MedDenoiseTestNoisy") == 2  # one phantom per test method
+        assert "MedDenoiseTestNoisy denoised" in names and "MedDenoiseTestNoisy residual" in names
+        assert slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 5  # one report per run
     assert list(temp_root.iterdir()) == []

@@ -55,11 +55,12 @@ def _held_back_case(card: dict) -> tuple[np.ndarray, np.ndarray, float, float]:
     Speckle models: a held-out ultrasound image with multiplicative speckle of relative sigma 0.2.
     """
     noise = card["training"]["noise"]
-    if "speckle" in noise:
+    kinds = {entry.split(":")[0] for entry in noise} if isinstance(noise, list) else set()
+    if "speckle" in kinds:
         volume = read_volume(Path(__file__).resolve().parents[1] / "data" / "us_hc18_131_HC.png")
         _, clean = reference_slices(volume, "us", max_slices=1)[0]
         transform, sigma, gain = make_noise_transform("speckle", 0.2), 0.1, 3.0
-    elif "rician" in noise:
+    elif kinds & {"rician", "noncentral-chi"}:
         volume = read_volume(Path(__file__).resolve().parents[1] / "data" / "mr_skimage_brain_slice5.png")
         _, clean = reference_slices(volume, "mr", max_slices=1)[0]
         transform, sigma, gain = make_noise_transform("rician", 25), 25 / 255, 3.0

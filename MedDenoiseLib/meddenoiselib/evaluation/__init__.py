@@ -14,7 +14,7 @@ from .compare import (
 )
 from .figures import comparison_figure
 from .metrics import psnr, ssim
-from .report import denoising_report, residual_volume
+from .report import denoising_report, residual_volume, run_report
 
 __all__ = [
     "EvaluationRow",
@@ -26,6 +26,7 @@ __all__ = [
     "psnr",
     "reference_slices",
     "residual_volume",
+    "run_report",
     "ssim",
     "summarize",
     "write_csv",

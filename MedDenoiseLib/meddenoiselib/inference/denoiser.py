@@ -14,8 +14,10 @@ import numpy as np
 import torch
 
 from ..baselines import BASELINES, BaselineSpec
+from ..blend import apply_mask, mask_array
 from ..errors import InputError, MedDenoiseError, OptionError
 from ..io.modality import Modality, detect_modality
+from ..io.series import VolumeSeries
 from ..io.volume import Volume
 from ..transforms.estimate import NoiseEstimate, estimate_noise
 from ..transforms.intensity import ScalingMode, fit_scaling
@@ -321,30 +323,41 @@ class Denoiser:
             self._delegates[name] = Denoiser(name, **self._options)
         return self._delegates[name]
 
-    def denoise(self, volume: Volume, sigma: float | str | None = "auto") -> Volume:
-        """Denoise a volume and return it in its original units, dtype and geometry.
+    def denoise(self, volume: Volume | VolumeSeries, sigma: float | str | None = "auto",
+                mask: Volume | np.ndarray | None = None) -> Volume | VolumeSeries:
+        """Denoise a volume (or a 4D series) and return it in its original units, dtype and geometry.
 
         Args:
-            volume: the noisy volume (any dtype, ``(Z, Y, X)`` or ``(Z, Y, X, C)``; components are denoised
-                independently).
+            volume: the noisy :class:`~meddenoiselib.io.Volume` (any dtype, ``(Z, Y, X)`` or ``(Z, Y, X, C)``;
+                components are denoised independently), or a :class:`~meddenoiselib.io.VolumeSeries` (see
+                :meth:`denoise_series`).
             sigma: noise level in normalized units (fraction of the intensity range chosen by the scaling), or
                 ``"auto"``/None to estimate it where the method needs one.
+            mask: restrict denoising to a region: a single-component volume on the same voxel grid (checked:
+                shape, spacing, origin, direction), or a boolean ``(Z, Y, X)`` array. Voxels outside keep the
+                input's values exactly. Defaults to None (the whole volume).
 
         Returns:
             A volume with the input's geometry, metadata, source and dtype (integers rounded and clipped).
+
+        Raises:
+            MedDenoiseError: the mask does not fit the volume, or the run was cancelled (:class:`DenoiseCancelled`).
         """
+        if isinstance(volume, VolumeSeries):
+            return self.denoise_series(volume, sigma, mask)
         if not isinstance(volume, Volume):
             raise OptionError(f"`volume` must be a Volume, got {type(volume).__name__}.")
         if volume.array.dtype.kind not in "iufb" or volume.array.size == 0:
             raise InputError(f"cannot denoise {volume.array.dtype} pixels of shape {volume.array.shape}")
         if volume.array.dtype.kind == "f" and not np.all(np.isfinite(volume.array)):
             raise InputError("the volume contains NaN/Inf voxels; fix or mask them first")
+        inside = None if mask is None else mask_array(volume, mask)
         if self.auto:
             choice = self.choose(volume)
             logger.debug("auto: %s", choice.describe())
             self._active = self._delegate(choice.model)
             try:
-                result = self._active.denoise(volume, sigma)
+                result = self._active.denoise(volume, sigma, mask=inside)
             finally:
                 self.last_report = self._active.last_report
                 self._active = None
@@ -376,9 +389,9 @@ class Denoiser:
                                int(overflow.sum()))
             if sigma in (None, "auto") and self.needs_sigma:
                 # CT noise is correlated and lives in the body: estimate it there, with its spectrum
+                # elsewhere noise is close to white, and flat-region estimates read tissue texture as noise
                 body = component > BODY_THRESHOLD_HU if guess.modality == Modality.CT else None
-                self._estimate = estimate_noise(normalized, correlated=True if body is not None else None,
-                                                mask=body)
+                self._estimate = estimate_noise(normalized, correlated=body is not None, mask=body)
             label = "denoising" if len(components) == 1 else f"denoising channel {index + 1}/{len(components)}"
             denoised, used_sigma = self._denoise_normalized(normalized, sigma, volume.spacing, label)
             if self.clip_to_input_range:
@@ -393,6 +406,86 @@ class Denoiser:
         if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
             # only possible when the value range overflows float arithmetic (e.g. values near 1e308)
             raise InputError("denoising produced non-finite values: the image's value range is too large")
+        if inside is not None:
+            array = apply_mask(volume.array, array, inside)
+        self._set_report(sigma, used_sigma, start, scalings, guess.modality.value)
+        return volume.with_array(array)
+
+    def denoise_series(self, series: VolumeSeries, sigma: float | str | None = "auto",
+                       mask: Volume | np.ndarray | None = None) -> VolumeSeries:
+        """Denoise every frame of a 4D series (time, gradient directions, a Slicer sequence).
+
+        All frames share one intensity scaling (fitted on the whole series) and one noise estimate, so they stay
+        comparable. A burst model (``burst`` > 1, e.g. ``kpn-burst3``) sees the same slice of the adjacent frames
+        ``t-1, t, t+1`` as its burst (the series' ends repeat); every other method denoises each frame as a volume.
+        ``auto`` chooses the model from the first frame.
+
+        Args:
+            series: the noisy series, ``(T, Z, Y, X)`` or ``(T, Z, Y, X, C)``.
+            sigma: as in :meth:`denoise`.
+            mask: one 3D mask for every frame, as in :meth:`denoise`.
+
+        Returns:
+            The series with the input's geometry, frame axis, layout and dtype.
+        """
+        inside = None if mask is None else mask_array(series, mask)
+        if self.auto:
+            choice = self.choose(series.frame(0))
+            self._active = self._delegate(choice.model)
+            try:
+                result = self._active.denoise_series(series, sigma, mask=inside)
+            finally:
+                self.last_report = self._active.last_report
+                self._active = None
+            self.last_report.choice = choice.describe()
+            return result
+        start = time.perf_counter()
+        self._cancel.clear()
+        guess = detect_modality(series.frame(0), self.modality_hint)
+        frames, count = series.array, series.num_frames
+        components = [frames] if series.num_components == 1 else [frames[..., c] for c in range(frames.shape[-1])]
+        callback, outputs, scalings, used_sigma = self.progress_callback, [], [], None
+        for index, component in enumerate(components):
+            scaling = fit_scaling(component, self.scaling_mode, **self.scaling_options)
+            normalized = scaling.apply(component)
+            low, high = float(normalized.min()), float(normalized.max())
+            slices = normalized.reshape(-1, *normalized.shape[-2:])  # every frame's slices, for one noise estimate
+            self._estimate = None
+            level: float | str | NoiseEstimate | None = sigma
+            if sigma in (None, "auto") and self.needs_sigma:
+                body = (component > BODY_THRESHOLD_HU).reshape(slices.shape) if guess.modality == Modality.CT else None
+                level = self._estimate = estimate_noise(slices, correlated=True if body is not None else None,
+                                                        mask=body)
+            result = np.empty_like(normalized)
+            try:
+                for t in range(count):
+                    self._check_cancel()
+                    done, total = index * count + t, len(components) * count
+                    if callback is not None:
+                        self.progress_callback = (
+                            lambda f, m, done=done, total=total: callback((done + f) / total, m))
+                    label = f"denoising frame {t + 1}/{count}" + (
+                        f", channel {index + 1}/{len(components)}" if len(components) > 1 else "")
+                    burst = None
+                    if self.baseline is None and self.burst > 1 and self.spatial_dims == 2:
+                        half = self.burst // 2
+                        burst = normalized[np.clip(np.arange(t - half, t + half + 1), 0, count - 1)]
+                    result[t], used_sigma = self._denoise_normalized(normalized[t], level, series.spacing, label,
+                                                                     burst)
+            finally:
+                self.progress_callback = callback
+            if self.clip_to_input_range:
+                np.clip(result, low, high, out=result)
+            del normalized
+            outputs.append(scaling.invert(result))
+            scalings.append(scaling.to_dict())
+        array = outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=-1)
+        if inside is not None:
+            array = apply_mask(series.array, array, inside, frame_axes=1)
+        self._set_report(sigma, used_sigma, start, scalings, guess.modality.value)
+        return series.with_array(array)
+
+    def _set_report(self, sigma, used_sigma, start: float, scalings: list[dict[str, Any]], modality: str) -> None:
         self.last_report = DenoiseReport(
             method=self.method,
             sigma=used_sigma,
@@ -401,9 +494,8 @@ class Denoiser:
             device=str(self.device),
             scaling=scalings,
             noise_correlated=bool(self._estimate is not None and self._estimate.correlated),
-            modality=guess.modality.value,
+            modality=modality,
         )
-        return volume.with_array(array)
 
     def denoise_array(self, array: np.ndarray, sigma: float | str | None = "auto") -> np.ndarray:
         """Denoise an already normalized float image: ``(Y, X)`` or ``(Z, Y, X)``, nominally in [0, 1].
@@ -446,7 +538,7 @@ class Denoiser:
             if not self.needs_sigma:
                 return None
             if self._estimate is None:
-                self._estimate = estimate_noise(normalized)
+                self._estimate = estimate_noise(normalized, correlated=False)
             estimate = self._estimate
             logger.info("estimated noise sigma: %.4f (%.1f on the 0-255 scale)%s", estimate.sigma, estimate.sigma * 255,
                         "; spatially correlated" if estimate.correlated else "")
@@ -472,8 +564,11 @@ class Denoiser:
         return 0 if axis_spacing[0] == largest else int(np.argmax(axis_spacing))
 
     def _denoise_normalized(
-        self, normalized: np.ndarray, sigma: float | str | None, spacing: tuple[float, float, float], label: str
+        self, normalized: np.ndarray, sigma: float | str | NoiseEstimate | None, spacing: tuple[float, float, float],
+        label: str, burst: np.ndarray | None = None,
     ) -> tuple[np.ndarray, float | None]:
+        """Denoise one normalized volume; ``burst`` ``(B, Z, Y, X)`` gives a burst model its frames (4D series)
+        instead of the adjacent slices."""
         used_sigma = self._resolve_sigma(normalized, sigma)
         if self.baseline is None and self.spatial_dims == 3 and min(normalized.shape) < 2:
             raise InputError(f"model '{self.method}' is a 3D network; it cannot denoise a 2D image")
@@ -482,7 +577,7 @@ class Denoiser:
         elif self.spatial_dims == 3 and normalized.shape[0] > 1:
             denoised = self._run_network_3d(normalized, used_sigma, label)
         else:
-            denoised = self._run_network_2d(normalized, used_sigma, spacing, label)
+            denoised = self._run_network_2d(normalized, used_sigma, spacing, label, burst)
         if self.strength < 1:
             denoised = normalized + self.strength * (denoised - normalized)
         return denoised.astype(np.float32, copy=False), used_sigma
@@ -571,10 +666,12 @@ class Denoiser:
         return torch.cat(channels, dim=1)
 
     def _run_network_2d(
-        self, normalized: np.ndarray, sigma: float | None, spacing: tuple[float, float, float], label: str
+        self, normalized: np.ndarray, sigma: float | None, spacing: tuple[float, float, float], label: str,
+        burst: np.ndarray | None = None,
     ) -> np.ndarray:
         axis = self._pick_slice_axis(normalized.shape, spacing)
         moved = np.moveaxis(normalized, axis, 0)
+        burst_moved = None if burst is None else np.moveaxis(burst, axis + 1, 1)  # (B, slices, H, W)
         count = moved.shape[0]
         output = np.empty_like(moved)
         roi = self._roi(2)
@@ -589,7 +686,10 @@ class Denoiser:
             for start in range(0, count, self.batch_slices):
                 self._check_cancel()
                 stop = min(start + self.batch_slices, count)
-                if self.burst > 1:
+                if burst_moved is not None:
+                    # the same slice of adjacent frames (4D series) as channels, centre frame in the middle
+                    frames = np.ascontiguousarray(np.moveaxis(burst_moved[:, start:stop], 0, 1))
+                elif self.burst > 1:
                     # adjacent slices as channels, centre slice in the middle; the volume's ends repeat
                     frames = np.stack(
                         [moved[np.clip(np.arange(k - half, k + half + 1), 0, count - 1)] for k in range(start, stop)]

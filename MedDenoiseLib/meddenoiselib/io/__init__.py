@@ -1,4 +1,4 @@
-"""Reading and writing volumes: NIfTI, NRRD, MetaImage, DICOM series and files, 2D images."""
+"""Reading and writing volumes: NIfTI, NRRD, MetaImage, DICOM series and files, 2D images; 4D series (NIfTI, NRRD)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from .modality import Modality, ModalityGuess, detect_modality, parse_modality
 from .outputs import ImageSpec, PlannedOutput, input_paths, plan_file, plan_output
 from .probe import VolumeHeader, probe_volume
 from .readers import check_volume, read_volume, volume_from_sitk
+from .series import VolumeSeries, is_series_file, read_series, write_series
 from .volume import SourceInfo, Volume
 from .writers import output_format_for, volume_to_sitk, write_volume
 
@@ -22,6 +23,7 @@ __all__ = [
     "SourceInfo",
     "Volume",
     "VolumeHeader",
+    "VolumeSeries",
     "check_volume",
     "detect_format",
     "detect_modality",
@@ -29,6 +31,7 @@ __all__ = [
     "format_suffix",
     "input_paths",
     "is_dicom_folder",
+    "is_series_file",
     "is_supported_file",
     "list_dicom_series",
     "memory_budget",
@@ -37,10 +40,12 @@ __all__ = [
     "plan_file",
     "plan_output",
     "probe_volume",
+    "read_series",
     "read_volume",
     "select_dicom_series",
     "strip_suffix",
     "volume_from_sitk",
     "volume_to_sitk",
+    "write_series",
     "write_volume",
 ]

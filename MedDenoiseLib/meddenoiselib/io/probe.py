@@ -40,6 +40,7 @@ class VolumeHeader:
         grid_problem: why one affine cannot place the slices (see :class:`~meddenoiselib.io.SourceInfo`).
         dicom: for DICOM input, the ordered stack of files (internal to the readers and writers).
         nbytes: the size of the decoded array in bytes.
+        frames: for a 4D series (:func:`~meddenoiselib.io.series.probe_series`), the number of frames; else 1.
     """
 
     path: str
@@ -52,6 +53,7 @@ class VolumeHeader:
     grid_problem: str = ""
     dicom: DicomStack | None = None
     nbytes: int = 0
+    frames: int = 1
 
 
 def probe_volume(path: str | Path, series_uid: str | None = None, max_bytes: int | None = None) -> VolumeHeader:

@@ -42,6 +42,8 @@ class TrainConfig:
         patch: patch edge in pixels.
         batch_size: patches per optimisation step (global, across all distributed ranks).
         steps: optimisation steps.
+        time_budget: seconds this run may train (0: no limit). After 50 steps the step count is lowered to what
+            fits, so the learning-rate schedule still ends where the run ends (a lent GPU for a fixed time).
         stop_after: pause after this many steps of this invocation, keeping the checkpoint for ``--resume``
             (budgeted runs); 0 runs to the end.
         lr: Adam learning rate.
@@ -86,6 +88,7 @@ class TrainConfig:
     batch_size: int = 16
     steps: int = 2000
     stop_after: int = 0
+    time_budget: float = 0.0
     lr: float = 1e-3
     schedule: str = "cosine"
     warmup_steps: int = 100

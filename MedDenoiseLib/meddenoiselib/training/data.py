@@ -72,13 +72,15 @@ def load_training_images(
     window: tuple[float, float] = (40.0, 400.0),
     ct_scanners: Sequence[CTScanner] = (),
     cache_dir: str | Path | None = None,
+    device: torch.device | str = "cpu",
 ) -> list[TrainingImage]:
     """Read every input once and normalize it with the library's own intensity scaling.
 
     RGB images become luminance. Images smaller than ``min_size`` in-plane are skipped with a warning.
 
     Args:
-        paths: files, DICOM series folders, or folders searched recursively.
+        paths: files, DICOM series folders, folders searched recursively, or pack selections
+            (``PACK.npz:RECIPE:SPLIT``, see :mod:`~meddenoiselib.training.pack`).
         scaling_mode: per-image (per-volume) scaling, or ``ct_window`` for the fixed HU map of CT models.
             Defaults to ``"minmax"``.
         min_size: smallest accepted in-plane edge. Defaults to 32.
@@ -86,10 +88,10 @@ def load_training_images(
         ct_scanners: when given, also compute each slice's low-dose CT noise maps for these scanners (``aux``, see
             :func:`ct_training_terms`); every input must then be a CT in HU.
         cache_dir: where computed terms are kept between runs (keyed by file and size). Defaults to None.
+        device: where the CT noise maps are computed. Defaults to CPU.
     """
     images = []
-    for item in expand_inputs(paths):
-        volume = read_volume(item)
+    for item, volume in _volumes(paths):
         array = volume.array.astype(np.float32)
         if volume.num_components > 1:
             array = array[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -99,7 +101,7 @@ def load_training_images(
         is_window = ScalingMode(scaling_mode) == ScalingMode.CT_WINDOW
         options = {"center": window[0], "width": window[1]} if is_window else {}
         scaling = fit_scaling(array, scaling_mode, **options)
-        aux = _cached_ct_terms(item, volume, array, cache_dir, tuple(ct_scanners)) if ct_scanners else None
+        aux = _cached_ct_terms(item, volume, array, cache_dir, tuple(ct_scanners), device) if ct_scanners else None
         images.append(TrainingImage(str(item), np.ascontiguousarray(scaling.apply(array)), aux, scaling,
                                     in_plane_pixel_mm(volume)))
     if not images:
@@ -107,8 +109,24 @@ def load_training_images(
     return images
 
 
+def _volumes(paths: Sequence[str | Path]):
+    """``(name, Volume)`` for every input: files and folders through the readers, pack selections from the pack."""
+    from .pack import is_pack_selection, pack_volumes
+
+    files = [p for p in paths if not is_pack_selection(p)]
+    for path in paths:
+        if is_pack_selection(path):
+            yield from pack_volumes(str(path))
+    for item in expand_inputs(files) if files else []:
+        yield item, read_volume(item)
+
+
 def ct_training_terms(
-    hu: np.ndarray, pixel_mm: float, scanners: Sequence[CTScanner] = (CTScanner(),), seed: int = 0
+    hu: np.ndarray,
+    pixel_mm: float,
+    scanners: Sequence[CTScanner] = (CTScanner(),),
+    seed: int = 0,
+    device: torch.device | str = "cpu",
 ) -> np.ndarray:
     """Per-slice low-dose CT noise maps for training, normalized to the slice's body noise level.
 
@@ -124,26 +142,31 @@ def ct_training_terms(
     white Gaussian).
     """
     terms = np.empty((hu.shape[0], 3, *hu.shape[1:]), dtype=np.float32)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device).manual_seed(seed)
     for k in range(hu.shape[0]):
         scanner = scanners[k % len(scanners)]
         slice_hu = torch.from_numpy(np.ascontiguousarray(hu[k]))
-        variance = ct_noise_variance_terms(slice_hu, pixel_mm, scanner).numpy()
+        variance = ct_noise_variance_terms(slice_hu, pixel_mm, scanner, device=device).numpy()
         body = hu[k] > BODY_THRESHOLD_HU
         if body.sum() < 64:
             terms[k, 0], terms[k, 1] = 1.0, 0.0
-            terms[k, 2] = torch.randn(hu.shape[1:], generator=generator).numpy()
+            terms[k, 2] = torch.randn(hu.shape[1:], generator=generator, device=device).cpu().numpy()
             continue
         level = float(np.median(variance[0][body]))
         terms[k, 0] = variance[0] / level
         terms[k, 1] = variance[1] / level**2
-        realization = ct_noise_projection(slice_hu, pixel_mm, 1.0, scanner, generator).numpy()
+        realization = ct_noise_projection(slice_hu, pixel_mm, 1.0, scanner, generator, device=device).numpy()
         terms[k, 2] = realization / float(np.std(realization[body]))
     return terms
 
 
 def _cached_ct_terms(
-    item: Path, volume: Volume, hu: np.ndarray, cache_dir: str | Path | None, scanners: Sequence[CTScanner]
+    item: Path,
+    volume: Volume,
+    hu: np.ndarray,
+    cache_dir: str | Path | None,
+    scanners: Sequence[CTScanner],
+    device: torch.device | str = "cpu",
 ) -> np.ndarray:
     modality = volume.metadata.get("0008|0060", "").strip().upper()
     if (modality and modality != "CT") or (not modality and float(hu.min()) > -900):
@@ -159,7 +182,7 @@ def _cached_ct_terms(
         if path.is_file():
             return np.load(path)
     logger.info("%s: computing CT noise maps for %d slices", item, hu.shape[0])
-    terms = ct_training_terms(hu, in_plane_pixel_mm(volume), scanners)
+    terms = ct_training_terms(hu, in_plane_pixel_mm(volume), scanners, device=device)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, terms)

@@ -115,7 +115,8 @@ class Trainer:
         scanners = [scanner for r in self.ranges for scanner in r.scanners()]
         options = dict(scaling_mode=config.scaling, window=tuple(config.window))
         cache = config.cache_dir or self.output / "cache"
-        images = load_training_images(config.inputs, ct_scanners=scanners, cache_dir=cache, **options)
+        images = load_training_images(config.inputs, ct_scanners=scanners, cache_dir=cache, device=self.device,
+                                      **options)
         if config.val_inputs:
             val = load_training_images(config.val_inputs, **options)
             train = images
@@ -466,10 +467,13 @@ class Trainer:
         started = time.perf_counter() - self.elapsed
         stop = False
         pause_at = step + config.stop_after if config.stop_after > 0 else config.steps
+        budget_probe = (step + 50, time.perf_counter()) if config.time_budget > 0 else None
         while step < config.steps and not stop:
             self._anneal_temperature(step)
             losses.append(self._step())
             step += 1
+            if budget_probe is not None and step == budget_probe[0]:
+                self._fit_steps_to_budget(step, 50, time.perf_counter() - budget_probe[1])
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses[-1]:.4g}")
@@ -494,6 +498,17 @@ class Trainer:
         self.context.barrier()
         self.context.close()
         return result
+
+    def _fit_steps_to_budget(self, step: int, probe_steps: int, probe_seconds: float) -> None:
+        """Lower ``config.steps`` to what fits ``config.time_budget``, leaving a tenth for validations."""
+        config = self.config
+        per_step = probe_seconds / probe_steps
+        fitting = step + int((0.9 * config.time_budget - probe_seconds) / max(per_step, 1e-6))
+        if fitting < config.steps:
+            logger.info("%.3f s/step: %d steps fit the %.0f s budget (of %d)", per_step, fitting, config.time_budget,
+                        config.steps)
+            config.steps = max(fitting, step + 1)
+            config.val_every = min(config.val_every, max(config.steps // 4, 1))
 
     def _end_of_epoch(self, step: int, losses: list[float], started: float, log_path: Path) -> bool:
         config = self.config

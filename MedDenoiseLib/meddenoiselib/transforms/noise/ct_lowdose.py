@@ -100,24 +100,26 @@ def _pixel_mm(pixel_mm: float) -> float:
     return value
 
 
-def _line_integrals(slices: torch.Tensor, pixel_mm: float, views: int) -> tuple[ParallelBeam, torch.Tensor]:
+def _line_integrals(
+    slices: torch.Tensor, pixel_mm: float, views: int, device: torch.device | str = "cpu"
+) -> tuple[ParallelBeam, torch.Tensor]:
     """Line integrals of μ, ``(B, views, D)``, computed at half resolution for slices over 256 pixels.
 
     ``p`` only sets the photon counts (the noise *level* per ray), which varies smoothly along the detector, so
     projecting a 2×-downsampled slice and interpolating to the full detector costs a quarter of the time for a
     change in the noise variance far below its own sampling error.
     """
-    geometry = ParallelBeam(tuple(slices.shape[-2:]), views)
-    mu = hu_to_attenuation(slices) * pixel_mm  # attenuation per pixel length
+    geometry = ParallelBeam(tuple(slices.shape[-2:]), views, device)
+    mu = hu_to_attenuation(slices.to(device)) * pixel_mm  # attenuation per pixel length
     if min(slices.shape[-2:]) <= 256:
         return geometry, geometry.project(mu)
     coarse_mu = F.avg_pool2d(mu[:, None], 2)[:, 0] * 2.0  # per coarse pixel (twice the length)
-    coarse = ParallelBeam(tuple(coarse_mu.shape[-2:]), views)
+    coarse = ParallelBeam(tuple(coarse_mu.shape[-2:]), views, device)
     p = coarse.project(coarse_mu)
     # coarse bin j sits at 2·(j − (Dc−1)/2) fine pixels from the centre
-    t_fine = torch.arange(geometry.detectors, dtype=torch.float32) - (geometry.detectors - 1) / 2
+    t_fine = torch.arange(geometry.detectors, dtype=torch.float32, device=p.device) - (geometry.detectors - 1) / 2
     position = (t_fine / 2 + (coarse.detectors - 1) / 2) / ((coarse.detectors - 1) / 2) - 1
-    rows = torch.linspace(-1, 1, views)[:, None].expand(-1, geometry.detectors)
+    rows = torch.linspace(-1, 1, views, device=p.device)[:, None].expand(-1, geometry.detectors)
     grid = torch.stack((position[None, :].expand(views, -1), rows), dim=-1)
     fine = F.grid_sample(p[:, None], grid[None].expand(p.shape[0], -1, -1, -1), mode="bilinear",
                          padding_mode="zeros", align_corners=True)
@@ -142,6 +144,7 @@ def ct_noise_projection(
     scanner: CTScanner = CTScanner(),
     generator: torch.Generator | None = None,
     on_slice: Callable[[], None] | None = None,
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """Reconstructed low-dose noise for CT slices (projection-domain Poisson + electronic noise, FBP).
 
@@ -150,8 +153,9 @@ def ct_noise_projection(
         pixel_mm: in-plane pixel spacing in mm (square pixels).
         dose: fraction of the full dose (0.25 = quarter dose); noise std ∝ 1/sqrt(dose).
         scanner: views, kernel, full-dose counts, electronic noise.
-        generator: random source (CPU). Defaults to torch's global generator.
+        generator: random source, on ``device``. Defaults to torch's global generator.
         on_slice: called after each slice (progress).
+        device: where to compute (CUDA is ~50x faster than two CPU cores). Defaults to CPU.
 
     Returns:
         Noise in HU, float32, the shape of ``hu``: add it to ``hu`` for the low-dose scan.
@@ -162,15 +166,16 @@ def ct_noise_projection(
     incident = scanner.full_dose_counts * dose
     output = torch.empty(slices.shape, dtype=torch.float32)
     for index in range(slices.shape[0]):  # one slice at a time bounds memory (~100 MB per 512² slice)
-        geometry, p = _line_integrals(slices[index : index + 1], pixel, scanner.views)
+        geometry, p = _line_integrals(slices[index : index + 1], pixel, scanner.views, device)
         expected = _counts(p, dose, scanner).double()
         counts = torch.poisson(expected, generator=generator)
         if scanner.electronic_noise > 0:
-            counts += scanner.electronic_noise * torch.randn(counts.shape, generator=generator, dtype=counts.dtype)
+            counts += scanner.electronic_noise * torch.randn(counts.shape, generator=generator, dtype=counts.dtype,
+                                                             device=counts.device)
         # a detector reading of zero or below (photon starvation) is clamped, as scanners do before the log
         measured = -torch.log(torch.clamp(counts, min=0.5) / incident)
         reconstructed = geometry.reconstruct((measured - p.double()).float(), scanner.kernel)  # μ·pixel
-        output[index] = reconstructed[0] * (1000.0 / (MU_WATER_PER_MM * pixel))
+        output[index] = reconstructed[0].cpu() * (1000.0 / (MU_WATER_PER_MM * pixel))
         if on_slice is not None:
             on_slice()
     return output.reshape(shape)
@@ -211,7 +216,11 @@ def fbp_noise_power_spectrum(views: int, kernel: str, size: int = 256) -> tuple[
 
 
 def ct_noise_variance_terms(
-    hu: torch.Tensor | np.ndarray, pixel_mm: float, scanner: CTScanner = CTScanner(), map_views: int = 90
+    hu: torch.Tensor | np.ndarray,
+    pixel_mm: float,
+    scanner: CTScanner = CTScanner(),
+    map_views: int = 90,
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """Per-pixel terms of the low-dose noise variance, computed once per slice for :func:`ct_noise_fast`.
 
@@ -222,6 +231,7 @@ def ct_noise_variance_terms(
         pixel_mm: in-plane pixel spacing in mm.
         scanner: the scanner whose noise the terms describe (its views, kernel and full-dose counts).
         map_views: views used to average the ray variances (the map is smooth; 90 suffice).
+        device: where to compute. Defaults to CPU.
 
     Returns:
         ``(..., 2, H, W)`` float32: the quantum term (HU² at dose 1) and the electronic term (HU² per count²).
@@ -233,11 +243,11 @@ def ct_noise_variance_terms(
     scale = white_variance * (1000.0 / (MU_WATER_PER_MM * pixel)) ** 2
     terms = torch.empty(slices.shape[0], 2, *slices.shape[-2:], dtype=torch.float32)
     for index in range(slices.shape[0]):
-        geometry, p = _line_integrals(slices[index : index + 1], pixel, map_views)
+        geometry, p = _line_integrals(slices[index : index + 1], pixel, map_views, device)
         inverse_counts = 1.0 / _counts(p.double(), 1.0, scanner)
         # back-projecting a constant 1 over map_views views gives map_views: divide for a view average
-        terms[index, 0] = geometry.backproject(inverse_counts.float())[0] * (scale / map_views)
-        terms[index, 1] = geometry.backproject((inverse_counts**2).float())[0] * (scale / map_views)
+        terms[index, 0] = geometry.backproject(inverse_counts.float())[0].cpu() * (scale / map_views)
+        terms[index, 1] = geometry.backproject((inverse_counts**2).float())[0].cpu() * (scale / map_views)
     return terms.reshape(*shape[:-2], 2, *shape[-2:])
 
 

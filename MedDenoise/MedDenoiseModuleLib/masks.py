@@ -1,0 +1,83 @@
+"""A segmentation or label map node -> the mask ``Volume`` the library takes (``mask=`` / ``--mask``).
+
+Non-zero voxels are denoised, all others keep the input's values. A segmentation is exported (all its segments,
+as one union) onto the input's voxel grid by Slicer's own segmentation logic; a label map must already be on the
+input's grid (same shape and world geometry), otherwise it is refused with the difference, as the library does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import slicer
+import vtk
+
+from .volumes import world_ijk_to_ras
+
+__all__ = ["MASK_NODE_TYPES", "mask_volume"]
+
+#: the node classes the mask selector offers.
+MASK_NODE_TYPES = ("vtkMRMLSegmentationNode", "vtkMRMLLabelMapVolumeNode")
+
+_GRID_TOLERANCE_MM = 1e-3
+
+
+def _labelmap_from_segmentation(segmentation, reference):
+    """The union of all segments as a temporary label map node on ``reference``'s grid (caller removes it)."""
+    scene = reference.GetScene()
+    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", scene.GenerateUniqueName("MedDenoise mask"))
+    ids = vtk.vtkStringArray()
+    segmentation.GetSegmentation().GetSegmentIDs(ids)
+    if ids.GetNumberOfValues() == 0:
+        scene.RemoveNode(labelmap)
+        raise ValueError(f"The mask segmentation '{segmentation.GetName()}' has no segments.")
+    logic = slicer.vtkSlicerSegmentationsModuleLogic
+    if not logic.ExportSegmentsToLabelmapNode(segmentation, ids, labelmap, reference):
+        scene.RemoveNode(labelmap)
+        raise ValueError(f"The segmentation '{segmentation.GetName()}' could not be exported onto the input's grid.")
+    return labelmap
+
+
+def mask_volume(mask_node, reference_node):
+    """A ``meddenoiselib.io.Volume`` (uint8, 1 inside) on the voxel grid and world geometry of ``reference_node``.
+
+    Args:
+        mask_node: a ``vtkMRMLSegmentationNode`` (all segments) or ``vtkMRMLLabelMapVolumeNode`` (non-zero labels).
+        reference_node: the input volume (its first frame's proxy node for a sequence).
+
+    Raises:
+        ValueError: an unsupported node, a label map on another grid, or a mask with no voxel inside.
+    """
+    from meddenoiselib.io.volume import SourceInfo, Volume
+
+    name = mask_node.GetName()
+    created = None
+    if mask_node.GetClassName() == "vtkMRMLSegmentationNode":
+        created = labelmap = _labelmap_from_segmentation(mask_node, reference_node)
+    elif mask_node.GetClassName() == "vtkMRMLLabelMapVolumeNode":
+        labelmap = mask_node
+    else:
+        raise ValueError(f"'{name}' is a {mask_node.GetClassName()}; the mask must be a segmentation or a label map.")
+    try:
+        labels = np.array(slicer.util.arrayFromVolume(labelmap), copy=True)
+        geometry = world_ijk_to_ras(labelmap) if created is None else world_ijk_to_ras(reference_node)
+    finally:
+        if created is not None:
+            created.GetScene().RemoveNode(created)
+    reference_shape = tuple(reversed(reference_node.GetImageData().GetDimensions()))
+    reference = world_ijk_to_ras(reference_node)
+    if labels.shape != reference_shape:
+        raise ValueError(
+            f"The mask '{name}' has {labels.shape[::-1]} voxels (i, j, k), the input '{reference_node.GetName()}' "
+            f"{reference_shape[::-1]}: the label map must be on the input's voxel grid. Convert it to a segmentation "
+            "(Segmentations module) to use it on any grid."
+        )
+    difference = float(np.abs(geometry - reference).max())
+    if difference > _GRID_TOLERANCE_MM:
+        raise ValueError(
+            f"The mask '{name}' is not on the voxel grid of '{reference_node.GetName()}' (IJK to RAS differs by "
+            f"{difference:.3g} mm). Convert it to a segmentation (Segmentations module) to use it on any grid."
+        )
+    inside = (labels != 0).astype(np.uint8)
+    if not inside.any():
+        raise ValueError(f"The mask '{name}' has no voxel inside the input volume.")
+    return Volume.from_ijk_to_ras(inside, reference, source=SourceInfo(path="", format="memory"))

@@ -1,0 +1,308 @@
+"""4D images: frames of one 3D geometry along a 4th axis (time, DWI gradient directions, Slicer sequences).
+
+A :class:`VolumeSeries` holds ``(T, Z, Y, X)`` voxels (``(T, Z, Y, X, C)`` for colour frames) with one geometry;
+``frame(t)`` is an ordinary :class:`~meddenoiselib.io.Volume`. :func:`read_series` reads 4D NIfTI (``(X, Y, Z, T)``)
+and NRRD files with a frame axis anywhere (see :mod:`.nrrd`); :func:`write_series` writes the result back in the
+input's layout: the NIfTI header (affine, ``pixdim[4]``, units) or the NRRD axis order, kinds, labels and
+key/values of the file it came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError, MedDenoiseError, OutputError
+from .atomic import atomic_file
+from .formats import detect_format
+from .limits import Encoding, check_claimed_size
+from .nrrd import NrrdLayout, is_nrrd_series, read_nrrd_series, write_nrrd_series
+from .outputs import ImageSpec, PlannedOutput, plan_output
+from .volume import SourceInfo, Volume
+
+__all__ = ["VolumeSeries", "is_series_file", "probe_series", "read_series", "write_series"]
+
+_LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
+
+
+@dataclass(frozen=True)
+class VolumeSeries:
+    """Frames of one geometry along a 4th axis.
+
+    Attributes:
+        array: ``(T, Z, Y, X)`` or ``(T, Z, Y, X, C)`` voxels in physical units.
+        spacing, origin, direction: the frames' geometry, as in :class:`~meddenoiselib.io.Volume` (LPS).
+        frame_label: what the 4th axis is (``"time"``, ``"gradient"``, ``"frame"``).
+        frame_values: the value of each frame (times, b-values, ...) as text, or empty.
+        source: the file the series came from (``format`` ``"nifti"``, ``"nrrd"`` or ``"memory"``).
+        layout: what is needed to write the series back in its file's layout (a NIfTI header, a NRRD layout).
+    """
+
+    array: np.ndarray
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    direction: np.ndarray = field(default_factory=lambda: np.eye(3))
+    frame_label: str = "frame"
+    frame_values: tuple[str, ...] = ()
+    source: SourceInfo = field(default_factory=SourceInfo)
+    layout: Any = None
+
+    def __post_init__(self) -> None:
+        if self.array.ndim not in (4, 5):
+            raise ValueError(f"`array` must have shape (T, Z, Y, X) or (T, Z, Y, X, C), got {self.array.shape}.")
+        object.__setattr__(self, "spacing", tuple(float(s) for s in self.spacing))
+        object.__setattr__(self, "origin", tuple(float(o) for o in self.origin))
+        object.__setattr__(self, "direction", np.asarray(self.direction, dtype=np.float64).reshape(3, 3))
+        object.__setattr__(self, "frame_values", tuple(str(v) for v in self.frame_values))
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.array.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Spatial shape ``(Z, Y, X)`` of every frame."""
+        return tuple(self.array.shape[1:4])  # type: ignore[return-value]
+
+    @property
+    def num_components(self) -> int:
+        return 1 if self.array.ndim == 4 else int(self.array.shape[4])
+
+    def frame(self, index: int) -> Volume:
+        """Frame ``index`` as a :class:`~meddenoiselib.io.Volume` with the series' geometry."""
+        return Volume(self.array[index], self.spacing, self.origin, self.direction,
+                      source=SourceInfo(path=self.source.path, format="memory"))
+
+    def with_array(self, array: np.ndarray) -> VolumeSeries:
+        """The same series (geometry, frames, layout) with new voxels of the same shape."""
+        if tuple(array.shape[:4]) != tuple(self.array.shape[:4]):
+            raise ValueError(f"new array shape {array.shape} does not match the series shape {self.array.shape}.")
+        return replace(self, array=array)
+
+    def ijk_to_ras(self) -> np.ndarray:
+        """The frames' ``4 x 4`` IJK-to-RAS matrix."""
+        return self.frame(0).ijk_to_ras()
+
+    @staticmethod
+    def from_ijk_to_ras(array: np.ndarray, ijk_to_ras: np.ndarray, frame_label: str = "frame",
+                        frame_values: tuple[str, ...] = ()) -> VolumeSeries:
+        """A series from ``(T, k, j, i[, c])`` voxels and an IJK-to-RAS matrix (as Slicer sequence items store it)."""
+        geometry = Volume.from_ijk_to_ras(np.zeros((1, 1, 1)), ijk_to_ras)
+        return VolumeSeries(array, geometry.spacing, geometry.origin, geometry.direction, frame_label,
+                            frame_values)
+
+
+def is_series_file(path: str | Path) -> bool:
+    """Whether ``path`` is a 4D NIfTI or NRRD with more than one frame (cheap: reads the header only)."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    fmt = detect_format(path)
+    if fmt == "nrrd":
+        return is_nrrd_series(path)
+    if fmt == "nifti":
+        try:
+            import nibabel as nib
+
+            shape = nib.load(str(path)).header.get_data_shape()
+        except Exception:  # noqa: BLE001 - not readable: let read_volume report it
+            return False
+        return len(shape) >= 4 and shape[3] > 1 and all(s == 1 for s in shape[4:])
+    return False
+
+
+def read_series(path: str | Path) -> VolumeSeries:
+    """Read a 4D NIfTI or NRRD file.
+
+    Raises:
+        MedDenoiseError: the file is missing, not 4D, unreadable, or holds NaN/Inf voxels.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MedDenoiseError(f"{path}: no such file")
+    fmt = detect_format(path)
+    if fmt == "nifti":
+        series = _read_nifti_series(path)
+    elif fmt == "nrrd":
+        try:
+            array, spacing, origin, direction, layout = read_nrrd_series(path)
+        except OSError as exc:
+            raise MedDenoiseError(f"{path}: cannot read ({exc})") from exc
+        label = _nrrd_frame_label(layout)
+        values = dict(layout.key_values).get(f"axis {layout.frame_axis} index values", "").split()
+        series = VolumeSeries(array, spacing, origin, direction, label, tuple(values),
+                              SourceInfo(path=str(path), format="nrrd"), layout)
+    else:
+        raise MedDenoiseError(f"{path}: 4D images are read from NIfTI (.nii, .nii.gz) or NRRD (.nrrd) files")
+    if series.array.dtype.kind == "f" and not np.all(np.isfinite(series.array)):
+        bad = int(np.count_nonzero(~np.isfinite(series.array)))
+        raise MedDenoiseError(f"{path}: image contains {bad} NaN/Inf voxels; fix or mask them first")
+    if series.array.dtype.kind not in "iuf":
+        raise MedDenoiseError(f"{path}: unsupported pixel type {series.array.dtype}")
+    return series
+
+
+def _nrrd_frame_label(layout: NrrdLayout) -> str:
+    labels = [w.strip('"') for w in (layout.field("labels") or "").split('" "')]
+    label = labels[layout.frame_axis].strip('"') if len(labels) == len(layout.sizes) else ""
+    if not label and any(key.startswith("DWMRI_gradient_") for key, _ in layout.key_values):
+        label = "gradient"
+    return label or "frame"
+
+
+def _check_nifti_series_size(path: Path, image) -> None:
+    """The bounded-read check for a 4D NIfTI (the same rule as :func:`~.probe.probe_volume`'s)."""
+    header = image.header
+    disk = np.dtype(header.get_data_dtype())
+    size = path.stat().st_size
+    compressed = path.name.lower().endswith(".gz")
+    check_claimed_size(str(path), tuple(int(n) for n in header.get_data_shape()), disk,
+                       data_bytes=size if compressed else max(size - int(header.get_data_offset()), 0),
+                       encoding=Encoding.DEFLATE if compressed else Encoding.RAW)
+
+
+def _read_nifti_series(path: Path) -> VolumeSeries:
+    import nibabel as nib
+
+    try:
+        image = nib.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - nibabel raises several types for corrupt files
+        raise InputError(f"{path}: cannot read as NIfTI ({exc})") from exc
+    _check_nifti_series_size(path, image)
+    try:
+        data = np.asanyarray(image.dataobj)
+    except Exception as exc:  # noqa: BLE001 - nibabel raises several types for corrupt files
+        raise MedDenoiseError(f"{path}: cannot read as NIfTI ({exc})") from exc
+    if data.ndim > 4 and all(s == 1 for s in data.shape[4:]):
+        data = data.reshape(data.shape[:4])
+    if data.ndim != 4:
+        raise MedDenoiseError(f"{path}: a series needs a 4D image (x, y, z, frames), got shape {data.shape}")
+    affine = np.asarray(image.affine, dtype=np.float64)
+    lps = _LPS_FROM_RAS @ affine[:3, :3]
+    spacing = np.linalg.norm(lps, axis=0)
+    if np.any(spacing == 0):
+        raise MedDenoiseError(f"{path}: the NIfTI affine has a zero-length axis")
+    array = np.ascontiguousarray(np.transpose(data, (3, 2, 1, 0)))
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
+    step = float(image.header["pixdim"][4])
+    values = tuple(f"{t * step:g}" for t in range(array.shape[0])) if step > 0 else ()
+    return VolumeSeries(array, tuple(spacing), tuple(_LPS_FROM_RAS @ affine[:3, 3]), lps / spacing, "time", values,
+                        SourceInfo(path=str(path), format="nifti"), image.header.copy())
+
+
+def write_series(series: VolumeSeries, path: str | Path, overwrite: bool = False,
+                 inputs: tuple[str | Path, ...] = (), compress: bool = True) -> Path:
+    """Write a series atomically as NIfTI (``.nii``, ``.nii.gz``) or NRRD (``.nrrd``), in its source's layout.
+
+    A series read from a NIfTI file keeps its header (``pixdim[4]``, units, intent) and, when the geometry is
+    unchanged, its affine bit for bit; one read from a NRRD keeps its axis order, kinds, labels and key/values.
+
+    Raises:
+        MedDenoiseError: the output exists (without ``overwrite``), would overwrite an input, or its format cannot
+            hold a series.
+    """
+    path = Path(path)
+    sources = (Path(series.source.path),) if series.source.path else ()
+    plan_series_output(path, series_spec(series), overwrite=overwrite, protected=(*inputs, *sources))
+    fmt = detect_format(path)
+    name = path.name.lower()
+    if fmt == "nrrd" and name.endswith(".nrrd"):
+        layout = series.layout if isinstance(series.layout, NrrdLayout) else None
+        with atomic_file(path, suffix=".nrrd") as temporary:
+            write_nrrd_series(temporary, series.array, series.spacing, series.origin, series.direction, layout,
+                              series.frame_label, series.frame_values, compress=compress)
+    elif fmt == "nifti":
+        _write_nifti_series(series, path)
+    else:
+        raise MedDenoiseError(f"{path}: a 4D series is written as .nii, .nii.gz or .nrrd")
+    return path
+
+
+def _write_nifti_series(series: VolumeSeries, path: Path) -> None:
+    import nibabel as nib
+
+    if series.num_components != 1:
+        raise MedDenoiseError(f"{path}: multi-component frames are written as .nrrd, not NIfTI")
+    array = series.array
+    affine = np.eye(4)
+    affine[:3, :3] = _LPS_FROM_RAS @ series.direction @ np.diag(series.spacing)
+    affine[:3, 3] = _LPS_FROM_RAS @ np.asarray(series.origin)
+    header = series.layout.copy() if isinstance(series.layout, nib.Nifti1Header) else None
+    if header is not None and series.source.path and Path(series.source.path).is_file():
+        source_affine = nib.load(series.source.path).affine
+        if np.allclose(source_affine, affine, atol=1e-5):
+            affine = source_affine  # keep the source's exact float values
+    data = np.ascontiguousarray(np.transpose(array, (3, 2, 1, 0)))
+    image = nib.Nifti1Image(data, affine, header, dtype=array.dtype)
+    image.header.set_slope_inter(1.0, 0.0)  # values are already in physical units
+    qform = int(header["qform_code"]) if header is not None and header["qform_code"] > 0 else 1
+    sform = int(header["sform_code"]) if header is not None and header["sform_code"] > 0 else 1
+    image.set_qform(affine, code=qform)
+    image.set_sform(affine, code=sform)
+    suffix = ".nii.gz" if path.name.lower().endswith(".nii.gz") else ".nii"
+    with atomic_file(path, suffix=suffix) as temporary:
+        nib.save(image, str(temporary))
+
+
+def series_spec(series: VolumeSeries, dtype: np.dtype | str | None = None) -> ImageSpec:
+    """What writing ``series`` (or a ``dtype`` version of it, e.g. a float32 residual) puts in a file."""
+    return ImageSpec(shape=series.shape, components=series.num_components,
+                     dtype=np.dtype(dtype if dtype is not None else series.array.dtype),
+                     source_format=series.source.format)
+
+
+def plan_series_output(path: str | Path, spec: ImageSpec, role: str = "image", overwrite: bool = False,
+                       protected=(), others=()) -> PlannedOutput:
+    """:func:`~.outputs.plan_output` for a 4D series: only NIfTI (``.nii``, ``.nii.gz``) and ``.nrrd`` hold one."""
+    path = Path(path)
+    if detect_format(path) not in ("nifti", "nrrd") or path.name.lower().endswith(".nhdr"):
+        raise OutputError(f"{path}: a 4D series is written as .nii, .nii.gz or .nrrd")
+    return plan_output(path, spec, role=role, overwrite=overwrite, protected=protected, others=others)
+
+
+def probe_series(path: str | Path, max_bytes: int | None = None):
+    """Describe a 4D NIfTI/NRRD from its header, with the bounded-read check (see :func:`~.probe.probe_volume`).
+
+    Returns:
+        A :class:`~.probe.VolumeHeader` whose ``shape`` is one frame's ``(Z, Y, X)`` and ``frames`` the count.
+    """
+    from .nrrd import _DTYPE_OF, _layout, read_nrrd_header
+    from .probe import VolumeHeader, text_header_data_files
+
+    path = Path(path)
+    fmt = detect_format(path)
+    try:
+        if fmt == "nifti":
+            import nibabel as nib
+
+            image = nib.load(str(path))
+            _check_nifti_series_size(path, image)
+            shape = tuple(int(n) for n in image.header.get_data_shape())
+            dtype = np.asarray(image.dataobj[(0,) * len(shape)]).dtype
+            frames, components, spatial = shape[3], 1, shape[:3]
+            files = (str(path),)
+        elif fmt == "nrrd":
+            fields, key_values, comments, offset = read_nrrd_header(path)
+            layout = _layout(path, fields, key_values, comments)
+            dtype = _DTYPE_OF.get((layout.field("type") or "").lower())
+            if dtype is None:
+                raise InputError(f"{path}: NRRD type {layout.field('type')!r} is not supported")
+            frames = layout.sizes[layout.frame_axis]
+            components = 1 if layout.component_axis is None else layout.sizes[layout.component_axis]
+            spatial = tuple(layout.sizes[a] for a in layout.spatial_axes)
+            files = (str(path), *text_header_data_files(path))
+        else:
+            raise InputError(f"{path}: 4D images are read from NIfTI (.nii, .nii.gz) or NRRD (.nrrd) files")
+    except MedDenoiseError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - malformed headers surface as many types
+        raise InputError(f"{path}: cannot read the header ({exc})") from exc
+    full = (frames, *spatial) + ((components,) if components > 1 else ())
+    nbytes = check_claimed_size(str(path), full, np.dtype(dtype), max_bytes=max_bytes)
+    return VolumeHeader(path=str(path), format=fmt, shape=(spatial[2], spatial[1], spatial[0]),
+                        components=components, dtype=np.dtype(dtype), is_2d=False, files=files, nbytes=nbytes,
+                        frames=int(frames))

@@ -1,0 +1,410 @@
+"""Tier B: the module's features on real MRML (slicer-core) with the real library and the real CLI child.
+
+Colour (vector) volumes, masks from segmentations and label maps, whole sequences (real ``vtkMRMLSequenceNode``,
+``vtkMRMLSequenceBrowserNode`` and Sequences logic), the live strength blend and residual, the QA report table,
+model release after an in-process run, the DICOM modality from the subject hierarchy, and the Sample Data files.
+
+Two things Slicer's application does at startup are done here by the fixtures with the same real classes: the
+Sequences module registers ``vtkMRMLSequenceBrowserNode`` with the scene, and the Segmentations module registers
+the segmentation converter rules. Nothing is faked except, in the Sample Data test, the SampleData module itself
+(see that test's docstring).
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import types
+import urllib.request
+import weakref
+
+import numpy as np
+import pytest
+import slicer
+import vtk
+from meddenoiselib.blend import blend
+from meddenoiselib.inference import Denoiser
+from meddenoiselib.io import read_volume
+from MedDenoiseModuleLib import DenoiseSettings, DenoiseTask, TaskState, first_input_candidate, mask_volume
+from MedDenoiseModuleLib.sampledata import CHEST_CT_FILES, SAMPLE_NAME, chest_ct_folder, register_chest_ct
+from MedDenoiseModuleLib.sequences import sequence_of, series_from_sequence
+from MedDenoiseModuleLib.settings import modality_from_dicom
+from MedDenoiseModuleLib.volumes import dicom_modality, volume_from_node
+
+from .conftest import MODULE_DIR, add_volume_node, node_matrix, oblique_ijk_to_ras
+
+TIMEOUT = 180
+MODES = [pytest.param(False, id="in-process"), pytest.param(True, id="child-process")]
+SIGMA = 20.0  # noise level given to the median filter (0-255 scale): no estimate, so results compare exactly
+
+
+@pytest.fixture(scope="module", autouse=True)
+def segmentation_converters():
+    """What Slicer's Segmentations module registers at startup (binary labelmap <-> closed surface rules)."""
+    factory = slicer.vtkSegmentationConverterFactory.GetInstance()
+    for rule in (slicer.vtkBinaryLabelmapToClosedSurfaceConversionRule,
+                 slicer.vtkClosedSurfaceToBinaryLabelmapConversionRule):
+        factory.RegisterConverterRule(rule())
+
+
+@pytest.fixture()
+def sequence_scene(scene):
+    """A scene in which sequence browsers can be created (the Sequences module registers the class in Slicer)."""
+    scene.RegisterNodeClass(slicer.vtkMRMLSequenceBrowserNode())
+    return scene
+
+
+def _noisy_mr_frames(mr_nifti, count=3, seed=0) -> np.ndarray:
+    """``count`` int16 frames (4 slices each) of the real head MR with seeded noise, the MR a little brighter each
+    frame (a perfusion-like series)."""
+    mr = read_volume(mr_nifti).array[8:12].astype(np.float64)
+    rng = np.random.default_rng(seed)
+    return np.stack([np.rint(mr * (1 + 0.1 * t) + rng.normal(0, 40, mr.shape)) for t in range(count)]).astype(np.int16)
+
+
+def _labels(scene, values: np.ndarray, matrix: np.ndarray, name: str):
+    node = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", name)
+    slicer.util.updateVolumeFromArray(node, values.astype(np.uint8))
+    node.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(matrix))
+    return node
+
+
+def _run(node, settings, temp_root, **kwargs) -> DenoiseTask:
+    task = DenoiseTask(node, settings, temp_root=temp_root, **kwargs)
+    assert task.start().wait(timeout=TIMEOUT) is TaskState.DONE, task.error
+    return task
+
+
+# --------------------------------------------------------------------------------------------- volume types
+def test_default_input_is_what_the_selector_offers(scene):
+    labels = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "labels")
+    hidden = add_volume_node(scene, np.zeros((1, 2, 2), np.int16), np.eye(4), name="hidden")
+    hidden.SetHideFromEditors(True)
+    dwi = scene.AddNewNodeByClass("vtkMRMLDiffusionWeightedVolumeNode", "dwi")
+    assert first_input_candidate(scene) is None  # only subclasses / hidden nodes so far
+    colour = scene.AddNewNodeByClass("vtkMRMLVectorVolumeNode", "colour")
+    scalar = add_volume_node(scene, np.zeros((1, 2, 2), np.int16), np.eye(4), name="scalar")
+    assert first_input_candidate(scene) is colour
+    assert first_input_candidate(scene, ("vtkMRMLScalarVolumeNode",)) is scalar
+    assert {labels.GetClassName(), dwi.GetClassName()}.isdisjoint({first_input_candidate(scene).GetClassName()})
+
+
+@pytest.mark.parametrize("separate", MODES)
+def test_colour_volume_is_denoised_per_component(scene, temp_root, us_png, separate):
+    """Colour ultrasound as Slicer's DICOM module loads it (vtkMRMLVectorVolumeNode, RGB uint8)."""
+    from PIL import Image
+
+    grey = np.asarray(Image.open(us_png).convert("L"), dtype=np.float64)[100:164, 200:280]
+    rgb = np.stack([grey, 0.8 * grey + 20, np.clip(1.1 * grey, 0, 255)], axis=-1)
+    voxels = np.stack([rgb, np.roll(rgb, 3, axis=0)]).round().astype(np.uint8)  # (2, 64, 80, 3)
+    node = scene.AddNewNodeByClass("vtkMRMLVectorVolumeNode", "colour US")
+    slicer.util.updateVolumeFromArray(node, voxels)
+    matrix = oblique_ijk_to_ras(spacing=(0.3, 0.3, 1.0))
+    node.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(matrix))
+    task = _run(node, DenoiseSettings(model="median", noise_level=SIGMA, separate_process=separate), temp_root)
+    output = task.output_node
+    assert output.GetClassName() == "vtkMRMLVectorVolumeNode" and output.GetName() == "colour US denoised"
+    result = slicer.util.arrayFromVolume(output)
+    assert result.dtype == np.uint8 and result.shape == voxels.shape
+    np.testing.assert_allclose(node_matrix(output), matrix, rtol=0, atol=1e-9)
+    expected = Denoiser("median", device="cpu").denoise(volume_from_node(node), sigma=SIGMA / 255).array
+    np.testing.assert_array_equal(result, expected)  # each component filtered as the library does it
+    assert not np.array_equal(result[..., 0], voxels[..., 0])
+
+
+# ---------------------------------------------------------------------------------------------------- masks
+def _segmentation(scene, reference, inside: np.ndarray):
+    """A real segmentation made from a label map on ``reference``'s grid (as the Segment Editor stores it)."""
+    labels = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "painted")
+    slicer.util.updateVolumeFromArray(labels, inside.astype(np.uint8))
+    matrix = vtk.vtkMatrix4x4()
+    reference.GetIJKToRASMatrix(matrix)
+    labels.SetIJKToRASMatrix(matrix)
+    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "segmentation")
+    segmentation.SetReferenceImageGeometryParameterFromVolumeNode(reference)
+    assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labels, segmentation)
+    scene.RemoveNode(labels)
+    return segmentation
+
+
+def test_mask_from_a_segmentation_or_a_label_map_is_on_the_input_grid(scene):
+    shape = (5, 20, 24)
+    matrix = oblique_ijk_to_ras()
+    node = add_volume_node(scene, np.zeros(shape, np.int16), matrix)
+    inside = np.zeros(shape, bool)
+    inside[1:4, 5:15, 2:20] = True
+    mask = mask_volume(_segmentation(scene, node, inside), node)
+    np.testing.assert_array_equal(mask.array, inside.astype(np.uint8))
+    np.testing.assert_allclose(mask.ijk_to_ras(), matrix, rtol=0, atol=1e-9)
+    nodes = scene.GetNumberOfNodes()
+
+    labels = _labels(scene, inside * 7, matrix, "labels")
+    np.testing.assert_array_equal(mask_volume(labels, node).array, inside.astype(np.uint8))
+    assert scene.GetNumberOfNodes() == nodes + 1  # the label map; no temporary node left behind
+    shifted = matrix.copy()
+    shifted[:3, 3] += (0.0, 0.0, 1.5)
+    labels.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(shifted))
+    with pytest.raises(ValueError, match=r"'labels' is not on the voxel grid of 'input' \(IJK to RAS differs by 1.5"):
+        mask_volume(labels, node)
+    smaller = _labels(scene, inside[:, :, :10], matrix, "smaller")
+    with pytest.raises(ValueError, match=r"'smaller' has \(10, 20, 5\) voxels \(i, j, k\), the input 'input' "
+                                         r"\(24, 20, 5\)"):
+        mask_volume(smaller, node)
+    empty = _labels(scene, np.zeros(shape), matrix, "empty")
+    with pytest.raises(ValueError, match="'empty' has no voxel inside"):
+        mask_volume(empty, node)
+    with pytest.raises(ValueError, match="has no segments"):
+        mask_volume(scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "no segments"), node)
+
+
+@pytest.mark.parametrize("separate", MODES)
+def test_masked_run_changes_only_voxels_inside(scene, temp_root, mr_nifti, separate):
+    noisy = _noisy_mr_frames(mr_nifti, count=1)[0]
+    node = add_volume_node(scene, noisy, oblique_ijk_to_ras(spacing=(4.0, 4.0, 5.0)), name="MR")
+    inside = np.zeros(noisy.shape, bool)
+    inside[:, 15:45, 10:40] = True
+    segmentation = _segmentation(scene, node, inside)
+    settings = DenoiseSettings(model="median", noise_level=SIGMA, separate_process=separate)
+    masked = slicer.util.arrayFromVolume(_run(node, settings, temp_root, mask_node=segmentation).output_node)
+    whole = slicer.util.arrayFromVolume(_run(node, settings, temp_root).output_node)
+    np.testing.assert_array_equal(masked[~inside], noisy[~inside])  # outside: the input, bit for bit
+    np.testing.assert_array_equal(masked[inside], whole[inside])
+    assert np.count_nonzero(masked[inside] != noisy[inside]) > 0.5 * inside.sum()
+
+
+# ------------------------------------------------------------------------------------------------ sequences
+def _sequence(scene, frames: np.ndarray, matrix: np.ndarray):
+    sequence = scene.AddNewNodeByClass("vtkMRMLSequenceNode", "cine")
+    sequence.SetIndexName("time")
+    sequence.SetIndexUnit("s")
+    for index, frame in enumerate(frames):
+        item = slicer.vtkMRMLScalarVolumeNode()
+        slicer.util.updateVolumeFromArray(item, frame)
+        item.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(matrix))
+        sequence.SetDataNodeAtValue(item, f"{0.04 * index:.2f}")
+    browser = scene.AddNewNodeByClass("vtkMRMLSequenceBrowserNode", "cine browser")
+    browser.SetAndObserveMasterSequenceNodeID(sequence.GetID())
+    logic = slicer.vtkSlicerSequencesLogic()
+    logic.SetMRMLScene(scene)
+    browser.SetSelectedItemNumber(1)
+    logic.UpdateProxyNodesFromSequences(browser)
+    return sequence, browser, logic, browser.GetProxyNode(sequence)
+
+
+@pytest.mark.parametrize("separate", MODES)
+def test_sequence_is_denoised_item_by_item_into_a_synchronized_sequence(sequence_scene, temp_root, mr_nifti,
+                                                                      separate):
+    frames = _noisy_mr_frames(mr_nifti)
+    matrix = oblique_ijk_to_ras(spacing=(4.0, 4.0, 5.0))
+    sequence, browser, logic, proxy = _sequence(sequence_scene, frames, matrix)
+    assert sequence_of(proxy) == (sequence, browser)
+    series = series_from_sequence(sequence, proxy)
+    np.testing.assert_array_equal(series.array, frames)
+    assert series.frame_values == ("0.00", "0.04", "0.08") and series.frame_label == "time"
+
+    inside = np.zeros(frames.shape[1:], bool)
+    inside[:, 10:50, 10:50] = True
+    mask = _labels(sequence_scene, inside, matrix, "mask")
+    settings = DenoiseSettings(model="median", noise_level=SIGMA, separate_process=separate)
+    task = _run(proxy, settings, temp_root, sequences_logic=logic, mask_node=mask, residual=True)
+    output = task.output_sequence
+    assert output.GetName() == "cine denoised" and output.GetNumberOfDataNodes() == 3
+    assert [output.GetNthIndexValue(i) for i in range(3)] == ["0.00", "0.04", "0.08"]
+    assert output.GetIndexName() == "time" and output.GetIndexUnit() == "s"
+    expected = Denoiser("median", device="cpu").denoise(series, sigma=SIGMA / 255, mask=inside).array
+    for index in range(3):
+        item = output.GetNthDataNode(index)
+        np.testing.assert_array_equal(slicer.util.arrayFromVolume(item), expected[index])
+        np.testing.assert_allclose(node_matrix(item), matrix, rtol=0, atol=1e-9)
+        np.testing.assert_array_equal(slicer.util.arrayFromVolume(item)[~inside], frames[index][~inside])
+        residual = slicer.util.arrayFromVolume(task.residual_node.GetNthDataNode(index))
+        np.testing.assert_allclose(residual, frames[index].astype(np.float32) - expected[index], atol=1e-4)
+    assert browser.IsSynchronizedSequenceNodeID(output.GetID())
+    shown = browser.GetProxyNode(output)  # the browser shows the denoised item beside the input's
+    assert task.output_node is shown and browser.GetSelectedItemNumber() == 1
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(shown), expected[1])
+    assert task.report["frames"] == 3
+
+
+def test_without_whole_sequence_only_the_shown_frame_is_denoised(sequence_scene, temp_root, mr_nifti):
+    frames = _noisy_mr_frames(mr_nifti)
+    sequence, browser, logic, proxy = _sequence(sequence_scene, frames, oblique_ijk_to_ras())
+    sequences_before = sequence_scene.GetNumberOfNodesByClass("vtkMRMLSequenceNode")
+    task = _run(proxy, DenoiseSettings(model="median", noise_level=SIGMA, separate_process=False), temp_root,
+                whole_sequence=False, sequences_logic=logic)
+    assert task.output_sequence is None and task.output_node.GetName() == f"{proxy.GetName()} denoised"
+    assert sequence_scene.GetNumberOfNodesByClass("vtkMRMLSequenceNode") == sequences_before
+    assert slicer.util.arrayFromVolume(task.output_node).shape == frames[1].shape
+
+
+def test_sequence_items_on_different_grids_are_refused(sequence_scene, temp_root, mr_nifti):
+    frames = _noisy_mr_frames(mr_nifti)
+    sequence, browser, logic, proxy = _sequence(sequence_scene, frames, oblique_ijk_to_ras())
+    moved = oblique_ijk_to_ras(origin=(0.0, 0.0, 0.0))
+    sequence.GetNthDataNode(2).SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(moved))
+    nodes = sequence_scene.GetNumberOfNodes()
+    task = DenoiseTask(proxy, DenoiseSettings(model="median", separate_process=False), temp_root=temp_root)
+    assert task.start().state is TaskState.FAILED
+    assert task.error == ("Item 3 of the sequence 'cine' is on another voxel grid than the first; only sequences of "
+                          "volumes on one voxel grid can be denoised.")
+    assert sequence_scene.GetNumberOfNodes() == nodes
+
+
+# ------------------------------------------------------------------------------------------ blend and report
+def test_strength_blend_and_residual_follow_live(scene, temp_root, mr_nifti):
+    noisy = _noisy_mr_frames(mr_nifti, count=1)[0]
+    node = add_volume_node(scene, noisy, oblique_ijk_to_ras(), name="MR")
+    task = _run(node, DenoiseSettings(model="median", noise_level=SIGMA, separate_process=False), temp_root,
+                residual=True)
+    full = slicer.util.arrayFromVolume(task.output_node).copy()
+    residual = task.residual_node
+    np.testing.assert_allclose(slicer.util.arrayFromVolume(residual), noisy.astype(np.float32) - full, atol=1e-4)
+    for strength in (0.25, 0.0, 0.8):
+        task.blend.apply(strength)
+        task.update_report_table()
+        shown = slicer.util.arrayFromVolume(task.output_node)
+        np.testing.assert_array_equal(shown, blend(noisy, full, strength))  # the library's blend, int16
+        assert shown.dtype == np.int16
+        np.testing.assert_allclose(slicer.util.arrayFromVolume(residual), noisy.astype(np.float32) - shown,
+                                   atol=1e-4)
+        table = task.report_table
+        assert table.GetCellText(table.GetNumberOfRows() - 1, 1) == f"{strength:.2f}"
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(task.output_node), blend(noisy, full, 0.8))
+    task.blend.apply(0.0)
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(task.output_node), noisy)
+    task.blend.release()
+    task.blend.apply(1.0)  # released: nothing changes any more
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(task.output_node), noisy)
+
+
+def test_report_table_shows_the_child_report(scene, temp_root, mr_nifti):
+    noisy = _noisy_mr_frames(mr_nifti, count=1)[0]
+    node = add_volume_node(scene, noisy, oblique_ijk_to_ras(), name="MR")
+    task = _run(node, DenoiseSettings(model="nlm", separate_process=True), temp_root)
+    report = task.report
+    assert report["method"] == "nlm" and report["device"] == "cpu"
+    assert report["noise_sigma_after_0_255"] < report["noise_sigma_before_0_255"]
+    table = task.report_table
+    assert table.GetName() == "MR denoising report" and table.GetColumnName(0) == "quantity"
+    rows = {table.GetCellText(r, 0): table.GetCellText(r, 1) for r in range(table.GetNumberOfRows())}
+    assert rows["model"] == "nlm" and rows["device"] == "cpu"
+    assert rows["noise before (0-255 scale)"] == f"{report['noise_sigma_before_0_255']:.4g}"
+    assert rows["noise after (0-255 scale)"] == f"{report['noise_sigma_after_0_255']:.4g}"
+    assert float(rows["run time (s)"]) == pytest.approx(report["seconds"], rel=1e-3)
+    assert rows["noise level used (0-255 scale)"] == f"{report['sigma_used_0_255']:.4g}"
+    assert "input" not in rows and rows["strength (blend with the input)"] == "1.00"
+
+
+def test_in_process_run_releases_the_model(scene, temp_root, monkeypatch):
+    node = add_volume_node(scene, np.random.default_rng(0).normal(500, 50, (2, 64, 64)).astype(np.float32),
+                           oblique_ijk_to_ras())
+    models = []
+    original = DenoiseTask._make_denoiser
+
+    def keep_a_weak_reference(self):
+        denoiser = original(self)
+        models.append(weakref.ref(denoiser.model))
+        return denoiser
+
+    monkeypatch.setattr(DenoiseTask, "_make_denoiser", keep_a_weak_reference)
+    task = _run(node, DenoiseSettings(model="kpn-small", device="cpu", separate_process=False), temp_root)
+    task._thread.join(timeout=10)
+    gc.collect()
+    assert len(models) == 1 and models[0]() is None  # no reference to the network is left after the run
+    assert task._denoiser is None
+
+
+# -------------------------------------------------------------------------------------------- DICOM modality
+def test_dicom_modality_is_read_from_the_subject_hierarchy(scene):
+    node = add_volume_node(scene, np.zeros((1, 2, 2), np.int16), np.eye(4), name="series")
+    assert dicom_modality(node) is None  # no subject hierarchy yet: none is created
+    assert scene.GetFirstNodeByClass("vtkMRMLSubjectHierarchyNode") is None
+    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    study = hierarchy.CreateStudyItem(hierarchy.GetSceneItemID(), "study")
+    item = hierarchy.CreateItem(study, node)  # as the DICOM module places a loaded series under its study
+    attribute = slicer.vtkMRMLSubjectHierarchyConstants.GetDICOMSeriesModalityAttributeName()
+    hierarchy.SetItemAttribute(study, attribute, "US")
+    assert dicom_modality(node) == "US"  # from a parent item
+    hierarchy.SetItemAttribute(item, attribute, "MR")
+    assert dicom_modality(node) == "MR" and modality_from_dicom("MR") == "mr"
+    assert [modality_from_dicom(code) for code in ("CT", "DX", "CR", "OT", "", None)] == [
+        "ct", "xray", "xray", "other", None, None]
+
+
+# ------------------------------------------------------------------------------------------------- sample data
+def test_sample_data_entry_loads_the_bundled_chest_ct(scene, tmp_path, ct_series_dir):
+    """Faked: only the SampleData module (its logic records the registration and, like Slicer's, copies each URI into
+    a cache folder with ``urllib.request.urlretrieve``, checks the SHA-256 and loads the file that has a node name
+    with the volume archetype reader). Real: the files, the URIs and checksums the module registers, Slicer's
+    ``vtkMRMLVolumeArchetypeStorageNode`` reading the series, the subject hierarchy."""
+    registered = {}
+    cache = tmp_path / "cache"
+    cache.mkdir()
+
+    class SampleDataLogic:
+        @staticmethod
+        def registerCustomSampleDataSource(**kwargs):
+            registered.update(kwargs)
+
+        def downloadFromSource(self, source):
+            nodes = []
+            for uri, name, node_name, checksum in zip(source.uris, source.fileNames, source.nodeNames,
+                                                      source.checksums):
+                path = cache / name
+                urllib.request.urlretrieve(uri, path)
+                assert checksum == "SHA256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+                if node_name:
+                    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", node_name)
+                    storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+                    storage.SetFileName(str(path))
+                    assert storage.ReadData(node)
+                    nodes.append(node)
+            return nodes
+
+    thumbnail = MODULE_DIR / "Resources/Icons/MedDenoiseChestCT.png"
+    assert register_chest_ct(types.SimpleNamespace(SampleDataLogic=SampleDataLogic), MODULE_DIR, thumbnail)
+    assert registered["category"] == "MedDenoise" and registered["sampleName"] == SAMPLE_NAME
+    assert registered["thumbnailFileName"] == str(thumbnail) and thumbnail.read_bytes()[:4] == b"\x89PNG"
+    assert registered["nodeNames"] == [None, None, None, SAMPLE_NAME]
+    assert chest_ct_folder(MODULE_DIR) == ct_series_dir.resolve()
+    source = types.SimpleNamespace(**{key: registered[key] for key in ("uris", "fileNames", "nodeNames",
+                                                                      "checksums")})
+    node, = registered["customDownloader"](source)  # what the Sample Data button does
+    reference = read_volume(ct_series_dir)
+    voxels = slicer.util.arrayFromVolume(node)
+    assert voxels.shape == (4, 512, 512) and voxels.min() == -1024  # all four slices, in HU
+    np.testing.assert_array_equal(voxels, reference.array)
+    np.testing.assert_allclose(node_matrix(node), reference.ijk_to_ras(), rtol=0, atol=1e-4)
+    assert dicom_modality(node) == "CT"  # so model "auto" knows it is a CT
+    assert [name for name, _ in CHEST_CT_FILES] == sorted(p.name for p in ct_series_dir.glob("*.dcm"))
+
+
+def test_sequence_file_saved_by_slicer_goes_through_the_cli_and_back(scene, tmp_path, mr_nifti):
+    """A ``.seq.nrrd`` written by Slicer's own ``vtkMRMLVolumeSequenceStorageNode`` is denoised frame by frame by
+    ``python -m meddenoiselib denoise`` and the result reads back into a sequence with Slicer's reader."""
+    from meddenoiselib.cli import main
+
+    frames = _noisy_mr_frames(mr_nifti)
+    matrix = oblique_ijk_to_ras(spacing=(4.0, 4.0, 5.0))
+    sequence = scene.AddNewNodeByClass("vtkMRMLSequenceNode", "perfusion")
+    for index, frame in enumerate(frames):
+        item = slicer.vtkMRMLScalarVolumeNode()
+        slicer.util.updateVolumeFromArray(item, frame)
+        item.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(matrix))
+        sequence.SetDataNodeAtValue(item, str(2.5 * index))
+    writer = scene.AddNewNodeByClass("vtkMRMLVolumeSequenceStorageNode")
+    writer.SetFileName(str(tmp_path / "perfusion.seq.nrrd"))
+    assert writer.WriteData(sequence)
+    assert main(["denoise", str(tmp_path / "perfusion.seq.nrrd"), str(tmp_path / "out.seq.nrrd"), "--model",
+                 "median", "--sigma", str(SIGMA), "-q"]) == 0
+    result = scene.AddNewNodeByClass("vtkMRMLSequenceNode", "result")
+    reader = scene.AddNewNodeByClass("vtkMRMLVolumeSequenceStorageNode")
+    reader.SetFileName(str(tmp_path / "out.seq.nrrd"))
+    assert reader.ReadData(result) and result.GetNumberOfDataNodes() == 3
+    assert [result.GetNthIndexValue(i) for i in range(3)] == ["0.0", "2.5", "5.0"]
+    series = series_from_sequence(sequence, sequence.GetNthDataNode(0))
+    expected = Denoiser("median", device="cpu").denoise(series, sigma=SIGMA / 255).array
+    for index in range(3):
+        item = result.GetNthDataNode(index)
+        np.testing.assert_array_equal(slicer.util.arrayFromVolume(item), expected[index])
+        np.testing.assert_allclose(node_matrix(item), matrix, rtol=0, atol=1e-9)
