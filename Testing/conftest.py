@@ -56,3 +56,21 @@ def digest_tree(path: Path) -> dict[str, str]:
     """sha256 of every file under ``path`` (or of ``path`` itself)."""
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     return {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+
+def dicom_testdata(name: str) -> Path:
+    """A real file from pydicom's bundled test data or the ``pydicom-data`` package; the test is skipped when the
+    file is absent (never downloaded)."""
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(name, download=False)
+    if path is None:
+        pytest.skip(f"{name} is not installed (pydicom-data)")
+    return Path(path)
+
+
+def leftover_temporaries(root: Path) -> list[Path]:
+    """Hidden temporaries (``.<name>.tmp-<hex>``) anywhere under ``root``."""
+    from meddenoiselib.io.atomic import TEMPORARY_MARK
+
+    return [p for p in Path(root).rglob("*") if TEMPORARY_MARK in p.name]

@@ -12,8 +12,8 @@ diffusion), ``training``, ``evaluation`` and ``bundle`` (the MONAI bundle).
 
 from __future__ import annotations
 
-from .errors import MedDenoiseError
+from .errors import InputError, MedDenoiseError, OptionError, OutputError
 
 __version__ = "0.1.0"
 
-__all__ = ["MedDenoiseError", "__version__"]
+__all__ = ["InputError", "MedDenoiseError", "OptionError", "OutputError", "__version__"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .baselines import bm3d_available
-from .errors import MedDenoiseError
+from .errors import OptionError, OutputError
 from .evaluation import comparison_figure, evaluate, reference_slices, write_csv, write_markdown
 from .evaluation.compare import add_noise
 from .inference import Denoiser
@@ -28,7 +28,7 @@ def sample_path(name: str) -> Path:
     """Path of a bundled sample: ``"ct_chest"`` (DICOM series folder) or ``"mr_head"`` (NIfTI file)."""
     paths = {"ct_chest": SAMPLES_DIR / "ct_chest", "mr_head": SAMPLES_DIR / "mr_head" / "aniso_vox.nii.gz"}
     if name not in paths:
-        raise ValueError(f"unknown sample {name!r}; choose one of {sorted(paths)}.")
+        raise OptionError(f"unknown sample {name!r}; choose one of {sorted(paths)}.")
     return paths[name]
 
 
@@ -47,9 +47,13 @@ def run_demo(output: Path, model: str = "default", overwrite: bool = False, devi
         The output folder.
     """
     output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise OutputError(f"{output}: a file of that name exists; the demo writes into a folder")
     if output.exists() and any(output.iterdir()) and not overwrite:
-        raise MedDenoiseError(f"{output}: demo output folder is not empty; pass --overwrite or choose another")
-    output.mkdir(parents=True, exist_ok=True)
+        raise OutputError(f"{output}: demo output folder is not empty; choose another", parameter="overwrite")
+    if not output.exists() and not output.parent.is_dir():
+        raise OutputError(f"{output}: the folder {output.parent} does not exist")
+    output.mkdir(exist_ok=True)
     denoiser = Denoiser(model, device=device)
     say = lambda text: sys.stdout.write(text + "\n")  # noqa: E731 - the demo narrates on stdout
 

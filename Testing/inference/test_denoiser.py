@@ -153,5 +153,6 @@ def test_ensemble_averages_the_eight_flips_and_rotations(tmp_path, ct_crop):
 
 
 def test_ensemble_size_is_checked():
-    with pytest.raises(MedDenoiseError, match="--ensemble"):
+    with pytest.raises(MedDenoiseError, match="ensemble must be one of") as info:
         Denoiser("median", ensemble=3)
+    assert info.value.parameter == "ensemble"  # the CLI maps it to --ensemble

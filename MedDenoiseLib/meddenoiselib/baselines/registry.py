@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import OptionError
+
 from .bm3d import bm3d_available, bm3d_denoise, bm4d_available, bm4d_denoise
 from .diffusion import diffusion_denoise
 from .median import median_denoise
@@ -69,9 +71,10 @@ def get_baseline(name: str) -> BaselineSpec:
     """The baseline called ``name``.
 
     Raises:
-        ValueError: unknown name (the message lists the valid ones).
+        OptionError: unknown name (the message lists the valid ones); also a ValueError.
     """
     try:
         return BASELINES[name]
     except KeyError:
-        raise ValueError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}.") from None
+        raise OptionError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}.",
+                          parameter="method") from None

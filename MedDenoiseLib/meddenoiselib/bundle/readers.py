@@ -6,8 +6,9 @@ which by default keeps the slice direction that GDCM derives from the *first fil
 out flipped while the slices stay stacked in ascending position, so the affine puts slice k at z0 - k*dz instead of
 z0 + k*dz (seen with itk 5.4.7 on ``samples/ct_chest``: direction z = -1, the files' z = -86.5, -84.5, ... mm).
 ``PydicomReader`` returns float64 (rescaled) data instead of the stored integer type. The library's
-:func:`meddenoiselib.io.read_volume` (SimpleITK/GDCM, slice positions from every file, rescale slope/intercept
-applied, the stored integer type kept, series with missing or corrupt slices refused) is what every other front end
+:func:`meddenoiselib.io.read_volume` (pydicom, slice positions from every file, rescale slope/intercept
+applied per frame, the stored integer type kept, series with missing or corrupt slices
+refused) is what every other front end
 uses, and needs no extra package.
 """
 
@@ -68,6 +69,12 @@ class VolumeReader(ImageReader):
         if isinstance(img, _Refused):
             raise img.error
         volume = img
+        if volume.source.grid_problem:
+            from ..errors import InputError
+
+            # the bundle writes NIfTI, whose single affine cannot place these slices
+            raise InputError(f"{volume.source.path}: {volume.source.grid_problem}; a NIfTI output would put slices "
+                             "in the wrong place (denoise it with the command line into a DICOM series instead)")
         if volume.num_components == 1:
             array = np.transpose(volume.array, (2, 1, 0))
             channel_dim: float | int = float("nan")

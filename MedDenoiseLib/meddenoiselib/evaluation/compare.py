@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -11,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError, OptionError
 from ..io import read_volume
+from ..io.atomic import write_text_atomic
 from ..io.volume import Volume
 from ..transforms.intensity import fit_scaling
 from ..transforms.noise import make_noise_transform
@@ -105,6 +109,15 @@ def evaluate(
     """
     from ..inference import Denoiser
 
+    for sigma255 in sigmas255:
+        try:
+            valid = math.isfinite(float(sigma255)) and float(sigma255) >= 0
+        except (TypeError, ValueError):
+            valid = False
+        if not valid:
+            raise OptionError(f"noise levels must be finite non-negative numbers, got {sigma255!r}", parameter="sigma")
+    if not references:
+        raise OptionError("no reference images to evaluate on", parameter="references")
     factory = denoiser_factory or (lambda name: Denoiser(name))
     denoisers = {name: factory(name) for name in methods}
     rows: list[EvaluationRow] = []
@@ -155,14 +168,13 @@ def summarize(rows: Sequence[EvaluationRow]) -> list[dict[str, float | str]]:
 
 
 def write_csv(rows: Sequence[EvaluationRow], path: str | Path) -> Path:
-    """All rows as CSV."""
-    path = Path(path)
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(EvaluationRow.__dataclass_fields__))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(asdict(row))
-    return path
+    """All rows as CSV (written through a temporary: complete or absent)."""
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=list(EvaluationRow.__dataclass_fields__))
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(asdict(row))
+    return write_text_atomic(Path(path), buffer.getvalue())
 
 
 def write_markdown(rows: Sequence[EvaluationRow], path: str | Path | None = None) -> str:
@@ -181,7 +193,7 @@ def write_markdown(rows: Sequence[EvaluationRow], path: str | Path | None = None
         lines.append(f"| {method} | " + " | ".join(values) + " |")
     text = "\n".join(lines) + "\n"
     if path is not None:
-        Path(path).write_text(text)
+        write_text_atomic(Path(path), text)
     return text
 
 
@@ -193,6 +205,12 @@ def load_references(paths: Sequence[str | Path], max_slices: int = 3) -> list[tu
     for path in paths:
         path = Path(path)
         items = find_inputs(path) if path.is_dir() else [path]
+        if not items:
+            raise InputError(f"{path}: no images or DICOM series found in this folder")
         for item in items:
-            references.extend(reference_slices(read_volume(item), item.name, max_slices))
+            volume = read_volume(item)
+            if min(volume.shape[1:]) < 11:
+                raise InputError(f"{item}: a {volume.shape[1]}x{volume.shape[2]} image is smaller than the 11x11 "
+                                 "SSIM window; references need at least 11x11 pixels")
+            references.extend(reference_slices(volume, item.name, max_slices))
     return references

@@ -44,7 +44,12 @@ def comparison_figure(
     if title:
         figure.suptitle(title, fontsize=10)
     figure.tight_layout()
+    from ..io.atomic import atomic_file
+
     path = Path(path)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    try:
+        with atomic_file(path, suffix=".png") as temporary:
+            figure.savefig(temporary, dpi=110, format="png")
+    finally:
+        plt.close(figure)
     return path

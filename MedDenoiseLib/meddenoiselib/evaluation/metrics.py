@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from monai.metrics import PSNRMetric, SSIMMetric
 
+from ..errors import OptionError
+
 __all__ = ["psnr", "ssim"]
 
 
@@ -23,7 +25,7 @@ def psnr(clean: np.ndarray | torch.Tensor, test: np.ndarray | torch.Tensor, data
         data_range: the peak value range; 1.0 on normalized data, 255 on 8-bit data. Defaults to 1.0.
     """
     if np.shape(clean) != np.shape(test):
-        raise ValueError(f"shapes differ: clean {np.shape(clean)} vs test {np.shape(test)}.")
+        raise OptionError(f"shapes differ: clean {np.shape(clean)} vs test {np.shape(test)}.")
     metric = PSNRMetric(max_val=float(data_range), reduction="mean")
     return float(metric(_as_batch(test), _as_batch(clean)).item())
 
@@ -42,15 +44,17 @@ def ssim(clean: np.ndarray | torch.Tensor, test: np.ndarray | torch.Tensor, data
     clean = np.asarray(clean, dtype=np.float32)
     test = np.asarray(test, dtype=np.float32)
     if clean.shape != test.shape:
-        raise ValueError(f"shapes differ: clean {clean.shape} vs test {test.shape}.")
+        raise OptionError(f"shapes differ: clean {clean.shape} vs test {test.shape}.")
     metric = SSIMMetric(spatial_dims=2, data_range=float(data_range), kernel_type="gaussian", win_size=11,
                         kernel_sigma=1.5, k1=0.01, k2=0.03, reduction="mean")
     if clean.ndim == 2:
+        if min(clean.shape) < 11:
+            raise OptionError(f"images of shape {clean.shape} are smaller than the 11x11 SSIM window.")
         return float(metric(_as_batch(test), _as_batch(clean)).item())
     if clean.ndim != 3:
-        raise ValueError(f"images must be 2D or 3D, got shape {clean.shape}.")
+        raise OptionError(f"images must be 2D or 3D, got shape {clean.shape}.")
     keep = [k for k in range(clean.shape[0]) if min(clean.shape[1:]) >= 11]
     if not keep:
-        raise ValueError(f"slices of shape {clean.shape[1:]} are smaller than the 11x11 SSIM window.")
+        raise OptionError(f"slices of shape {clean.shape[1:]} are smaller than the 11x11 SSIM window.")
     values = metric(torch.from_numpy(test[keep])[:, None], torch.from_numpy(clean[keep])[:, None])
     return float(values.mean().item())

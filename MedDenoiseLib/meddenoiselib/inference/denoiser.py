@@ -15,7 +15,7 @@ import torch
 
 from ..baselines import BASELINES, BaselineSpec
 from ..blend import apply_mask, mask_array
-from ..errors import MedDenoiseError
+from ..errors import InputError, MedDenoiseError, OptionError
 from ..io.modality import Modality, detect_modality
 from ..io.series import VolumeSeries
 from ..io.volume import Volume
@@ -38,6 +38,45 @@ GEOMETRIC_TRANSFORMS = ((False, 0), (False, 2), (False, 1), (False, 3), (True, 0
 
 #: shipped models in order of preference for the default (best first, by the measured benchmark in docs/).
 PREFERRED_MODELS = ("kpn-small", "irunet-32", "rdn-small", "conv-dae-skip", "dran-small", "dncnn-small")
+
+
+def _check_options(overlap, strength, slice_axis, sw_batch_size, batch_slices, ensemble, window, roi_size) -> None:
+    """Refuse out-of-range or non-finite settings with :class:`OptionError` naming the argument."""
+
+    def number(value, name: str) -> float:
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise OptionError(f"{name} must be a number, got {value!r}", parameter=name) from None
+        if not np.isfinite(value):
+            raise OptionError(f"{name} must be finite, got {value!r}", parameter=name)
+        return value
+
+    if not 0 <= number(overlap, "overlap") < 1:
+        raise OptionError(f"overlap must be in [0, 1), got {overlap}", parameter="overlap")
+    if not 0 <= number(strength, "strength") <= 1:
+        raise OptionError(f"strength must be in [0, 1], got {strength}", parameter="strength")
+    if slice_axis not in (None, 0, 1, 2):
+        raise OptionError(f"slice_axis must be 0, 1 or 2, got {slice_axis}", parameter="slice_axis")
+    if not isinstance(sw_batch_size, (int, np.integer)) or sw_batch_size < 1:
+        raise OptionError(f"sw_batch_size must be a positive integer, got {sw_batch_size!r}", parameter="sw_batch_size")
+    if not isinstance(batch_slices, (int, np.integer)) or batch_slices < 1:
+        raise OptionError(f"batch_slices must be a positive integer, got {batch_slices!r}", parameter="batch_slices")
+    if ensemble not in ENSEMBLE_SIZES:
+        raise OptionError(f"ensemble must be one of {', '.join(map(str, ENSEMBLE_SIZES))}, got {ensemble}",
+                          parameter="ensemble")
+    if window is not None:
+        try:
+            center, width = window
+        except (TypeError, ValueError):
+            raise OptionError(f"window must be (center, width), got {window!r}", parameter="window") from None
+        number(center, "window")
+        if number(width, "window") <= 0:
+            raise OptionError(f"the window width must be positive, got {width}", parameter="window")
+    if roi_size is not None:
+        values = (roi_size,) if isinstance(roi_size, (int, np.integer)) else tuple(roi_size)
+        if not values or any(not isinstance(v, (int, np.integer)) or v < 1 for v in values):
+            raise OptionError(f"roi_size must be positive integers, got {roi_size!r}", parameter="roi_size")
 
 
 def default_model_name() -> str:
@@ -148,16 +187,7 @@ class Denoiser:
         ensemble: int = 1,
         modality: Modality | str | None = None,
     ) -> None:
-        if not 0 <= overlap < 1:
-            raise MedDenoiseError(f"--overlap must be in [0, 1), got {overlap}")
-        if not 0 <= strength <= 1:
-            raise MedDenoiseError(f"--strength must be in [0, 1], got {strength}")
-        if slice_axis not in (None, 0, 1, 2):
-            raise MedDenoiseError(f"--slice-axis must be 0, 1 or 2, got {slice_axis}")
-        if sw_batch_size < 1 or batch_slices < 1:
-            raise MedDenoiseError("--sw-batch-size and batch_slices must be at least 1")
-        if ensemble not in ENSEMBLE_SIZES:
-            raise MedDenoiseError(f"--ensemble must be one of {', '.join(map(str, ENSEMBLE_SIZES))}, got {ensemble}")
+        _check_options(overlap, strength, slice_axis, sw_batch_size, batch_slices, ensemble, window, roi_size)
         self.ensemble = int(ensemble)
         self.modality_hint = modality
         if modality is not None and not isinstance(modality, Modality):
@@ -166,7 +196,7 @@ class Denoiser:
             try:
                 self.modality_hint = parse_modality(modality)
             except ValueError as exc:
-                raise MedDenoiseError(str(exc)) from None
+                raise OptionError(str(exc), parameter="modality") from None
         self.auto = weights is None and method in (None, "", "auto")
         self._options = dict(
             device=device, roi_size=roi_size, overlap=overlap, sw_batch_size=sw_batch_size, slice_axis=slice_axis,
@@ -202,9 +232,10 @@ class Denoiser:
         elif weights is None and self.method in BASELINES:
             self.baseline = BASELINES[self.method]
             if not self.baseline.available():
-                raise MedDenoiseError(
+                raise OptionError(
                     f"method '{self.method}' needs an optional package that is not installed "
-                    f"({self.baseline.licence_note})"
+                    f"({self.baseline.licence_note})",
+                    parameter="method",
                 )
         else:
             self._load_model(weights)
@@ -213,7 +244,7 @@ class Denoiser:
         if window is not None and self.model is not None and trained_scaling != ScalingMode.CT_WINDOW.value:
             # a window maps air to about -2.6 and bone to +4 or more; a network that only ever saw [0, 1] inputs
             # answers such values with garbage (the whole image saturated), so refuse instead
-            raise MedDenoiseError(
+            raise OptionError(
                 f"model '{self.method}' was trained on images scaled to [0, 1] by their own range, so a CT window "
                 "would feed it values far outside what it learned; use a CT model (model 'auto' on CT picks one) "
                 "or leave the window out"
@@ -221,7 +252,12 @@ class Denoiser:
         if window is not None:
             self.scaling_mode = ScalingMode.CT_WINDOW
         elif scaling_mode is not None:
-            self.scaling_mode = ScalingMode(scaling_mode)
+            try:
+                self.scaling_mode = ScalingMode(scaling_mode)
+            except ValueError:
+                choices = ", ".join(m.value for m in ScalingMode)
+                raise OptionError(f"unknown scaling mode {scaling_mode!r}; choose one of {choices}",
+                                  parameter="scaling_mode") from None
         elif self.model is not None:
             self.scaling_mode = ScalingMode(self.card.get("input_scaling", ScalingMode.MINMAX.value))
             if self.scaling_mode == ScalingMode.CT_WINDOW:
@@ -242,10 +278,12 @@ class Denoiser:
                 get_network_spec(self.method)
             except ValueError:
                 choices = ", ".join(list_shipped_weights() + sorted(BASELINES))
-                raise MedDenoiseError(f"unknown model '{self.method}'; choose one of: {choices}") from None
-            raise MedDenoiseError(
-                f"model '{self.method}' has no shipped weights; train it (python -m meddenoiselib train) and pass "
-                "--weights FILE.safetensors, or pick a shipped model (python -m meddenoiselib models)"
+                raise OptionError(f"unknown model '{self.method}'; choose one of: {choices}",
+                                  parameter="method") from None
+            raise OptionError(
+                f"model '{self.method}' has no shipped weights; train it and give its .safetensors file as "
+                "weights, or pick a shipped model",
+                parameter="method",
             )
         self.model, self.card = load_pretrained(weights if weights is not None else self.method, device=self.device)
         if weights is not None:
@@ -307,6 +345,12 @@ class Denoiser:
         """
         if isinstance(volume, VolumeSeries):
             return self.denoise_series(volume, sigma, mask)
+        if not isinstance(volume, Volume):
+            raise OptionError(f"`volume` must be a Volume, got {type(volume).__name__}.")
+        if volume.array.dtype.kind not in "iufb" or volume.array.size == 0:
+            raise InputError(f"cannot denoise {volume.array.dtype} pixels of shape {volume.array.shape}")
+        if volume.array.dtype.kind == "f" and not np.all(np.isfinite(volume.array)):
+            raise InputError("the volume contains NaN/Inf voxels; fix or mask them first")
         inside = None if mask is None else mask_array(volume, mask)
         if self.auto:
             choice = self.choose(volume)
@@ -321,6 +365,9 @@ class Denoiser:
             return result
         start = time.perf_counter()
         self._cancel.clear()
+        # Slices that are not on one grid (gaps, repeated positions) are only neighbours in the file: filter each
+        # one on its own plane rather than across them.
+        self._axis_override = 0 if volume.source.grid_problem and self.slice_axis is None else None
         guess = detect_modality(volume, self.modality_hint)
         components = [volume.array] if volume.num_components == 1 else [
             volume.array[..., c] for c in range(volume.num_components)
@@ -330,6 +377,16 @@ class Denoiser:
         for index, component in enumerate(components):
             scaling = fit_scaling(component, self.scaling_mode, **self.scaling_options)
             normalized = scaling.apply(component)
+            # Normalized values are float32: a float64 outlier far beyond the image's range (1e300 in a
+            # unit-range image) overflows to inf. Such voxels cannot be filtered meaningfully; they are held at
+            # the range of the others while denoising and given back unchanged.
+            overflow = ~np.isfinite(normalized)
+            if overflow.any():
+                finite = normalized[~overflow]
+                low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+                normalized[overflow] = np.where(component[overflow] > 0, high, low)
+                logger.warning("%d voxels lie too far outside the image's range to denoise; kept unchanged",
+                               int(overflow.sum()))
             if sigma in (None, "auto") and self.needs_sigma:
                 # CT noise is correlated and lives in the body: estimate it there, with its spectrum
                 # elsewhere noise is close to white, and flat-region estimates read tissue texture as noise
@@ -340,9 +397,15 @@ class Denoiser:
             if self.clip_to_input_range:
                 np.clip(denoised, normalized.min(), normalized.max(), out=denoised)
             del normalized
-            outputs.append(scaling.invert(denoised))
+            restored = scaling.invert(denoised)
+            if overflow.any():
+                restored[overflow] = component[overflow]
+            outputs.append(restored)
             scalings.append(scaling.to_dict())
         array = outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=-1)
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            # only possible when the value range overflows float arithmetic (e.g. values near 1e308)
+            raise InputError("denoising produced non-finite values: the image's value range is too large")
         if inside is not None:
             array = apply_mask(volume.array, array, inside)
         self._set_report(sigma, used_sigma, start, scalings, guess.modality.value)
@@ -460,7 +523,9 @@ class Denoiser:
         squeeze = array.ndim == 2
         volume = array[np.newaxis] if squeeze else array
         if volume.ndim != 3:
-            raise ValueError(f"`array` must be 2D or 3D, got shape {array.shape}.")
+            raise OptionError(f"`array` must be 2D or 3D, got shape {array.shape}.")
+        if not np.all(np.isfinite(volume)):
+            raise InputError("the image contains NaN/Inf values; fix or mask them first")
         denoised, _ = self._denoise_normalized(volume, sigma, (1.0, 1.0, 1.0), "denoising")
         return denoised[0] if squeeze else denoised
 
@@ -478,14 +543,19 @@ class Denoiser:
             logger.info("estimated noise sigma: %.4f (%.1f on the 0-255 scale)%s", estimate.sigma, estimate.sigma * 255,
                         "; spatially correlated" if estimate.correlated else "")
             return estimate.sigma
-        value = float(sigma)
-        if value < 0:
-            raise MedDenoiseError(f"--sigma must be non-negative, got {value}")
+        try:
+            value = float(sigma)
+        except (TypeError, ValueError):
+            raise OptionError(f"sigma must be a number or 'auto', got {sigma!r}", parameter="sigma") from None
+        if not np.isfinite(value) or value < 0:
+            raise OptionError(f"sigma must be a finite non-negative number, got {sigma!r}", parameter="sigma")
         return value
 
     def _pick_slice_axis(self, shape: tuple[int, ...], spacing: tuple[float, float, float]) -> int:
         if self.slice_axis is not None:
             return self.slice_axis
+        if getattr(self, "_axis_override", None) is not None:
+            return self._axis_override
         if shape[0] == 1:
             return 0
         # spacing is (x, y, z); array axis a has spacing[2 - a]
@@ -501,7 +571,7 @@ class Denoiser:
         instead of the adjacent slices."""
         used_sigma = self._resolve_sigma(normalized, sigma)
         if self.baseline is None and self.spatial_dims == 3 and min(normalized.shape) < 2:
-            raise MedDenoiseError(f"model '{self.method}' is a 3D network; it cannot denoise a 2D image")
+            raise InputError(f"model '{self.method}' is a 3D network; it cannot denoise a 2D image")
         if self.baseline is not None:
             denoised = self._run_baseline(normalized, used_sigma or 0.0, spacing, label)
         elif self.spatial_dims == 3 and normalized.shape[0] > 1:
@@ -582,7 +652,8 @@ class Denoiser:
         if len(roi) == 1:
             return roi * dims
         if len(roi) != dims:
-            raise MedDenoiseError(f"--roi needs 1 or {dims} values for this {dims}D model, got {len(roi)}")
+            raise OptionError(f"roi_size needs 1 or {dims} values for this {dims}D model, got {len(roi)}",
+                              parameter="roi_size")
         return roi
 
     def _network_inputs(self, slices: np.ndarray, sigma: float | None) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import MedDenoiseError
+from ..errors import OptionError
 
 __all__ = ["resolve_device", "autocast_dtype"]
 
@@ -15,11 +15,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if text == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if text.startswith("cuda") and not torch.cuda.is_available():
-        raise MedDenoiseError("device 'cuda' was requested but no CUDA GPU is available; use --device cpu or auto")
+        raise OptionError("device 'cuda' was requested but no CUDA GPU is available", parameter="device")
     try:
         return torch.device(text)
     except RuntimeError as exc:
-        raise MedDenoiseError(f"device {text!r} is not valid ({exc}); use auto, cpu or cuda") from exc
+        raise OptionError(f"device {text!r} is not valid ({exc}); use auto, cpu or cuda", parameter="device") from exc
 
 
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
@@ -35,7 +35,7 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     if precision == "fp16":
         return torch.float16
     if precision != "auto":
-        raise ValueError(f"`precision` must be auto, fp32, bf16 or fp16, got {precision!r}.")
+        raise OptionError(f"`precision` must be auto, fp32, bf16 or fp16, got {precision!r}.", parameter="precision")
     if device.type == "cuda":
         return torch.float16
     if device.type == "cpu" and _cpu_has_native_bf16():

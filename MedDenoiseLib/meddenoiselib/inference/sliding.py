@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 import torch
 from monai.inferers import SlidingWindowInferer
 
+from ..errors import OptionError
+
 __all__ = ["HaloPredictor", "build_inferer", "count_windows", "halo_for"]
 
 
@@ -99,7 +101,7 @@ def build_inferer(
         device: where the full-size output is stitched. Defaults to the input's device.
     """
     if not 0 <= overlap < 1:
-        raise ValueError(f"`overlap` must be in [0, 1), got {overlap}.")
+        raise OptionError(f"`overlap` must be in [0, 1), got {overlap}.", parameter="overlap")
     roi = []
     for image_edge, requested in zip(image_size, roi_size):
         edge = min(int(requested), int(image_edge))

@@ -5,7 +5,10 @@ from __future__ import annotations
 from .dicom import DicomSeries, list_dicom_series, select_dicom_series
 from .discovery import find_inputs, is_dicom_folder
 from .formats import detect_format, format_suffix, is_supported_file, strip_suffix
+from .limits import memory_budget
 from .modality import Modality, ModalityGuess, detect_modality, parse_modality
+from .outputs import ImageSpec, PlannedOutput, input_paths, plan_file, plan_output
+from .probe import VolumeHeader, probe_volume
 from .readers import check_volume, read_volume, volume_from_sitk
 from .series import VolumeSeries, is_series_file, read_series, write_series
 from .volume import SourceInfo, Volume
@@ -13,22 +16,30 @@ from .writers import output_format_for, volume_to_sitk, write_volume
 
 __all__ = [
     "DicomSeries",
+    "ImageSpec",
     "Modality",
     "ModalityGuess",
+    "PlannedOutput",
     "SourceInfo",
     "Volume",
+    "VolumeHeader",
     "VolumeSeries",
     "check_volume",
     "detect_format",
     "detect_modality",
     "find_inputs",
     "format_suffix",
+    "input_paths",
     "is_dicom_folder",
     "is_series_file",
     "is_supported_file",
     "list_dicom_series",
+    "memory_budget",
     "output_format_for",
     "parse_modality",
+    "plan_file",
+    "plan_output",
+    "probe_volume",
     "read_series",
     "read_volume",
     "select_dicom_series",

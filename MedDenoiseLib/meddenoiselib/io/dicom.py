@@ -1,13 +1,14 @@
-"""DICOM series discovery and reading (SimpleITK/GDCM), and derived-series writing (pydicom).
+"""DICOM series discovery (GDCM through SimpleITK) and assembly of series and multi-frame files into volumes.
 
-Reading goes through GDCM so that compressed transfer syntaxes (JPEG, JPEG 2000, RLE) decode; writing copies
-each source slice's header with pydicom and replaces only what a derived image must change, so every other
-tag (patient, study, frame of reference, acquisition) survives.
+GDCM finds the series in a folder; each file is then parsed once with pydicom (:mod:`.dicom_frames`), the slices
+are ordered by their position along the image normal, and the stack's grid is checked (:mod:`.geometry`): slices in
+several orientations or with partly missing positions are refused (they are not one volume), uneven steps are
+recorded as a grid problem so that formats with a single affine refuse the volume while a derived DICOM series,
+which keeps every slice's own position, stays possible.
 """
 
 from __future__ import annotations
 
-import datetime
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +16,20 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..errors import MedDenoiseError
+from ..errors import InputError, OptionError
+from .dicom_frames import DicomImage, decode_physical, read_dicom_image
+from .geometry import StackGeometry, orientation_groups, stack_geometry
+from .limits import check_claimed_size
 
-__all__ = ["DicomSeries", "list_dicom_series", "select_dicom_series", "write_derived_dicom", "stored_value_range"]
+__all__ = [
+    "DicomSeries",
+    "DicomStack",
+    "dicom_stack_of_file",
+    "dicom_stack_of_series",
+    "list_dicom_series",
+    "read_dicom_stack",
+    "select_dicom_series",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -47,20 +59,31 @@ def _header_value(path: str, keyword: str) -> str:
         return ""
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    # SimpleITK messages start with a file:line location; the useful part is usually the last line.
+    useful = [line.strip() for line in text if line.strip()]
+    return useful[-1] if useful else type(exc).__name__
+
+
 def list_dicom_series(folder: str | Path) -> list[DicomSeries]:
     """All DICOM series directly inside ``folder`` (not recursive), largest first.
 
     Raises:
-        MedDenoiseError: if the folder cannot be scanned.
+        InputError: if the folder cannot be scanned.
     """
     folder = str(folder)
+    previous = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK warnings go straight to stderr
     try:
         uids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder)
+        listed = [(uid, tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, uid))) for uid in uids]
     except RuntimeError as exc:
-        raise MedDenoiseError(f"{folder}: cannot scan for DICOM series ({_first_line(exc)})") from exc
+        raise InputError(f"{folder}: cannot scan for DICOM series ({_first_line(exc)})") from exc
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(previous)
     series = []
-    for uid in uids:
-        files = tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, uid))
+    for uid, files in listed:
         if not files:
             continue
         series.append(
@@ -79,179 +102,183 @@ def select_dicom_series(folder: str | Path, series_uid: str | None = None) -> Di
     """The series to read from ``folder``: the one named by ``series_uid``, else the largest one.
 
     Raises:
-        MedDenoiseError: no series in the folder, the named UID is absent, or the two largest series have the
-            same number of files (ambiguous); the message lists the series found.
+        InputError: no series in the folder, or the two largest series have the same number of files
+            (ambiguous; ``parameter`` is ``"series_uid"``); the message lists the series found.
+        OptionError: the named UID is absent.
     """
     series = list_dicom_series(folder)
     if not series:
-        raise MedDenoiseError(f"{folder}: no DICOM images found in this folder")
+        raise InputError(f"{folder}: no DICOM images found in this folder")
     listing = "; ".join(s.summary() for s in series)
     if series_uid:
         for s in series:
             if s.uid == series_uid:
                 return s
-        raise MedDenoiseError(f"{folder}: no series with UID {series_uid}; the folder holds: {listing}")
+        raise OptionError(f"{folder}: no series with UID {series_uid}; the folder holds: {listing}",
+                          parameter="series_uid")
     if len(series) > 1:
         if len(series[0].files) == len(series[1].files):
-            raise MedDenoiseError(
-                f"{folder}: holds {len(series)} DICOM series and the largest is ambiguous; "
-                f"choose one with --series-uid: {listing}"
+            raise InputError(
+                f"{folder}: holds {len(series)} DICOM series and the largest is ambiguous; choose one by its UID: "
+                f"{listing}",
+                parameter="series_uid",
             )
         logger.warning("%s holds %d series; reading the largest, %s", folder, len(series), series[0].summary())
     return series[0]
 
 
-def read_dicom_files(files: tuple[str, ...], label: str) -> sitk.Image:
-    """Read a sorted list of DICOM files as one image through GDCM (rescale slope/intercept applied)."""
-    reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(list(files))
-    reader.MetaDataDictionaryArrayUpdateOn()
-    reader.LoadPrivateTagsOn()
-    # ITK prints warnings (e.g. non-uniform slice spacing) straight to stderr; keep the console clean.
-    previous = sitk.ProcessObject.GetGlobalWarningDisplay()
-    sitk.ProcessObject.SetGlobalWarningDisplay(False)
-    try:
-        image = reader.Execute()
-    except RuntimeError as exc:
-        raise MedDenoiseError(f"{label}: cannot read the DICOM series ({_first_line(exc)})") from exc
-    finally:
-        sitk.ProcessObject.SetGlobalWarningDisplay(previous)
-    if len(files) > 2:
-        _warn_if_non_uniform(reader, len(files), label)
-    return image
-
-
-def _warn_if_non_uniform(reader: sitk.ImageSeriesReader, count: int, label: str) -> None:
-    """Log a warning when slice positions are unevenly spaced (ITK assumes uniform spacing in that case)."""
-    try:
-        positions = np.array(
-            [[float(v) for v in reader.GetMetaData(k, "0020|0032").split("\\")] for k in range(count)]
-        )
-    except (RuntimeError, ValueError):
-        return
-    gaps = np.linalg.norm(np.diff(positions, axis=0), axis=1)
-    if gaps.size and gaps.max() - gaps.min() > 0.01 * max(gaps.max(), 1e-6):
-        logger.warning(
-            "%s: slice spacing is not uniform (%.3g to %.3g mm); the volume uses %.3g mm",
-            label, gaps.min(), gaps.max(), float(np.mean(gaps)),
-        )
-
-
-def stored_value_range(bits_stored: int, pixel_representation: int) -> tuple[int, int]:
-    """The range of stored pixel values for ``BitsStored`` and ``PixelRepresentation`` (0 unsigned, 1 signed)."""
-    if pixel_representation == 1:
-        return -(2 ** (bits_stored - 1)), 2 ** (bits_stored - 1) - 1
-    return 0, 2**bits_stored - 1
-
-
-def _stored_dtype(bits_allocated: int, pixel_representation: int) -> np.dtype:
-    kind = "i" if pixel_representation == 1 else "u"
-    if bits_allocated not in (8, 16, 32):
-        raise MedDenoiseError(f"unsupported DICOM BitsAllocated {bits_allocated} for writing")
-    return np.dtype(f"<{kind}{bits_allocated // 8}")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    # SimpleITK messages start with a file:line location; the useful part is usually the last line.
-    useful = [line.strip() for line in text if line.strip()]
-    return useful[-1] if useful else type(exc).__name__
-
-
-def write_derived_dicom(
-    frames: np.ndarray,
-    source_files: tuple[str, ...],
-    output_dir: Path,
-    description_suffix: str = " denoised",
-    derivation: str = "Denoised with MedDenoise",
-) -> list[Path]:
-    """Write ``frames`` as a derived DICOM series, one output file per source file.
-
-    Each output copies its source file's header and changes only: SeriesInstanceUID (one new UID for the whole
-    series), SOPInstanceUID (new per file), SeriesDescription (+ ``description_suffix``), ImageType
-    (``DERIVED\\SECONDARY`` + the source's remaining values), SeriesNumber (+1000), DerivationDescription, a
-    SourceImageSequence pointing at the source image, the pixel data, and the transfer syntax when the source
-    was compressed (written as Explicit VR Little Endian). The pixel representation, BitsStored and
-    RescaleSlope/RescaleIntercept are kept, and pixel values are stored as ``round((value - intercept) / slope)``
-    clipped to the stored range, so viewers recover the written physical values.
-
-    Args:
-        frames: physical values (e.g. HU), shape ``(len(source_files), Y, X)`` for single-frame files, or
-            ``(F, Y, X)`` for one multi-frame source file.
-        source_files: the source DICOM files, in the order of ``frames``.
-        output_dir: an existing, empty folder to write into (the caller renames it into place atomically).
-        description_suffix: appended to SeriesDescription. Defaults to " denoised".
-        derivation: DerivationDescription text. Defaults to "Denoised with MedDenoise".
-
-    Returns:
-        The written file paths.
-    """
+def check_skipped_files(folder: Path, series_uid: str, listed: set[str]) -> None:
+    """GDCM silently leaves out files it cannot decode (e.g. truncated); refuse a series with holes instead."""
     import pydicom
-    from pydicom.dataset import Dataset
-    from pydicom.sequence import Sequence
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-    multi_frame = len(source_files) == 1 and frames.shape[0] > 1
-    if not multi_frame and frames.shape[0] != len(source_files):
-        raise MedDenoiseError(
-            f"{output_dir}: {frames.shape[0]} slices to write but {len(source_files)} source DICOM files"
-        )
-    series_uid = generate_uid()
-    now = datetime.datetime.now()
-    written: list[Path] = []
-    used_names: set[str] = set()
-    for index, source in enumerate(source_files):
+    listed_names = {Path(f).name for f in listed}
+    for entry in sorted(folder.iterdir()):
+        if not entry.is_file() or entry.name.startswith(".") or entry.name in listed_names:
+            continue
         try:
-            ds = pydicom.dcmread(source)
-        except Exception as exc:  # noqa: BLE001 - pydicom raises many types for bad files
-            raise MedDenoiseError(f"{source}: cannot read DICOM header for the derived series ({exc})") from exc
-        values = frames if multi_frame else frames[index : index + 1]
-        slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
-        intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
-        bits_allocated = int(ds.BitsAllocated)
-        bits_stored = int(getattr(ds, "BitsStored", bits_allocated))
-        representation = int(getattr(ds, "PixelRepresentation", 0))
-        low, high = stored_value_range(bits_stored, representation)
-        stored = np.rint((values.astype(np.float64) - intercept) / slope)
-        stored = np.clip(stored, low, high).astype(_stored_dtype(bits_allocated, representation))
-        if int(getattr(ds, "SamplesPerPixel", 1)) != 1:
-            raise MedDenoiseError(f"{source}: only single-sample (grayscale) DICOM can be written as a series")
+            header = pydicom.dcmread(str(entry), stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
+        except Exception:  # noqa: BLE001 - not DICOM at all: a README, a thumbnail... ignore it
+            continue
+        if str(getattr(header, "SeriesInstanceUID", "")) == series_uid:
+            raise InputError(
+                f"{entry}: this file of series {series_uid} cannot be decoded (truncated or corrupt); "
+                "the series would have a missing slice"
+            )
 
-        source_sop_class = ds.SOPClassUID
-        source_sop_uid = ds.SOPInstanceUID
-        transfer_syntax = ds.file_meta.TransferSyntaxUID
-        if transfer_syntax.is_compressed or not transfer_syntax.is_little_endian:
-            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.PixelData = stored.tobytes()
-        ds["PixelData"].VR = "OB" if bits_allocated == 8 else "OW"
-        ds["PixelData"].is_undefined_length = False
-        if multi_frame:
-            ds.NumberOfFrames = int(values.shape[0])
-        for keyword in ("SmallestImagePixelValue", "LargestImagePixelValue"):
-            if keyword in ds:
-                del ds[keyword]
 
-        ds.SeriesInstanceUID = series_uid
-        ds.SOPInstanceUID = generate_uid()
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.SeriesDescription = (str(getattr(ds, "SeriesDescription", "") or "") + description_suffix).strip()
-        image_type = list(getattr(ds, "ImageType", []) or [])
-        ds.ImageType = ["DERIVED", "SECONDARY"] + [str(v) for v in image_type[2:]]
-        if "SeriesNumber" in ds and ds.SeriesNumber not in (None, ""):
-            ds.SeriesNumber = int(ds.SeriesNumber) + 1000
-        ds.DerivationDescription = derivation[:1024]
-        ds.SeriesDate = now.strftime("%Y%m%d")
-        ds.SeriesTime = now.strftime("%H%M%S")
-        reference = Dataset()
-        reference.ReferencedSOPClassUID = source_sop_class
-        reference.ReferencedSOPInstanceUID = source_sop_uid
-        ds.SourceImageSequence = Sequence([reference])
+# ----------------------------------------------------------------------------------------------- stacks
+@dataclass(frozen=True)
+class DicomStack:
+    """A DICOM volume before its pixels are decoded: the files in slice order, the grid and the value type.
 
-        name = Path(source).name
-        if name in used_names or not name:
-            name = f"{index:05d}.dcm"
-        used_names.add(name)
-        target = output_dir / name
-        ds.save_as(target, enforce_file_format=True)
-        written.append(target)
-    return written
+    Attributes:
+        label: the file or folder named in messages.
+        images: one header per file, in slice order (one entry for a multi-frame file).
+        geometry: the grid (see :class:`~meddenoiselib.io.geometry.StackGeometry`; ``problem`` when irregular).
+        shape: ``(Z, Y, X)`` or ``(Z, Y, X, 3)``.
+        dtype: the dtype of the physical values.
+        series_uid: SeriesInstanceUID.
+    """
+
+    label: str
+    images: tuple[DicomImage, ...]
+    geometry: StackGeometry
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    series_uid: str
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The source files in slice order."""
+        return tuple(image.path for image in self.images)
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The first file's header values."""
+        return self.images[0].metadata
+
+
+def _single_orientation(label: str, orientations: np.ndarray | None, what: str) -> np.ndarray | None:
+    if orientations is None:
+        return None
+    groups = orientation_groups(orientations)
+    if max(groups) > 0:
+        raise InputError(
+            f"{label}: the {what} lie in {max(groups) + 1} different orientations (e.g. a localizer or a radial "
+            "acquisition); they are not one volume"
+        )
+    return np.asarray(orientations, dtype=np.float64)[0]
+
+
+def dicom_stack_of_file(image: DicomImage) -> DicomStack:
+    """The stack of one DICOM file (a single image, or the frames of a multi-frame file in file order)."""
+    orientation = _single_orientation(image.path, image.orientations, "frames")
+    positions = image.positions if image.positions is not None and len(image.positions) == image.frames else None
+    first = image.positions[:1] if image.positions is not None else None
+    geometry = stack_geometry(image.path, orientation, image.pixel_spacing,
+                              positions if positions is not None else first, image.frames, image.slice_spacing)
+    return DicomStack(image.path, (image,), geometry, image.decoded_shape, image.physical_dtype, image.series_uid)
+
+
+def dicom_stack_of_series(label: str, files: tuple[str, ...], series_uid: str = "") -> DicomStack:
+    """Order a series' single-frame files by position along the image normal and check they form one volume.
+
+    Raises:
+        InputError: a file is unreadable or not an image, the files differ in size or pixel spacing, lie in
+            several orientations, only some have positions, or the series mixes in multi-frame files.
+    """
+    images = [read_dicom_image(f) for f in files]
+    if len(images) == 1:
+        return dicom_stack_of_file(images[0])
+    multi = [image for image in images if image.frames > 1]
+    if multi:
+        raise InputError(
+            f"{label}: series {series_uid or '?'} is split over {len(images)} files of which {len(multi)} hold "
+            f"several frames (e.g. {Path(multi[0].path).name}); read each multi-frame file on its own"
+        )
+    first = images[0]
+    for image in images[1:]:
+        if (image.rows, image.columns, image.is_colour) != (first.rows, first.columns, first.is_colour):
+            raise InputError(
+                f"{label}: the slices differ in size ({Path(first.path).name}: {first.rows}x{first.columns}, "
+                f"{Path(image.path).name}: {image.rows}x{image.columns}); they are not one volume"
+            )
+        if not np.allclose(image.pixel_spacing, first.pixel_spacing, rtol=1e-4, atol=1e-6):
+            raise InputError(
+                f"{label}: the slices differ in pixel spacing ({first.pixel_spacing} and {image.pixel_spacing} mm); "
+                "they are not one volume"
+            )
+    with_orientation = [image for image in images if image.orientations is not None]
+    if with_orientation and len(with_orientation) != len(images):
+        raise InputError(
+            f"{label}: {len(images) - len(with_orientation)} of {len(images)} slices have no "
+            "ImageOrientationPatient; they cannot be placed in one volume"
+        )
+    orientation = None
+    if with_orientation:
+        orientation = _single_orientation(label, np.stack([image.orientations[0] for image in images]), "slices")
+    with_position = [image for image in images if image.positions is not None]
+    if with_position and len(with_position) != len(images):
+        missing = next(image for image in images if image.positions is None)
+        raise InputError(
+            f"{label}: {len(images) - len(with_position)} of {len(images)} slices have no ImagePositionPatient "
+            f"(e.g. {Path(missing.path).name}); the slices cannot be ordered"
+        )
+    if with_position:
+        positions = np.stack([image.positions[0] for image in images])
+        row, column = (orientation[:3], orientation[3:]) if orientation is not None else (np.eye(3)[0], np.eye(3)[1])
+        normal = np.cross(row, column)
+        height = positions @ normal
+        # position along the normal, then InstanceNumber, then name: a deterministic order for repeated positions
+        order = sorted(range(len(images)), key=lambda k: (round(float(height[k]), 4),
+                                                          images[k].instance_number or 0, images[k].path))
+        images = [images[k] for k in order]
+        positions = positions[order]
+        sorted_height = height[order]
+        repeats = int(np.count_nonzero(np.diff(sorted_height) < 1e-3))
+    else:
+        order = sorted(range(len(images)), key=lambda k: (images[k].instance_number or 0, images[k].path))
+        images = [images[k] for k in order]
+        positions, repeats = None, 0
+    geometry = stack_geometry(label, orientation, first.pixel_spacing, positions, len(images), first.slice_spacing)
+    if repeats:
+        geometry = StackGeometry(geometry.origin, geometry.spacing, geometry.direction,
+                                 f"{repeats} slices repeat another slice's position (several echoes, phases or "
+                                 "acquisitions in one series)")
+    dtype = np.result_type(*[image.physical_dtype for image in images])
+    shape = (len(images), first.rows, first.columns) + ((3,) if first.is_colour else ())
+    return DicomStack(label, tuple(images), geometry, shape, np.dtype(dtype), series_uid or first.series_uid)
+
+
+def read_dicom_stack(stack: DicomStack, max_bytes: int | None = None) -> np.ndarray:
+    """Decode a stack's pixels to physical values, ``stack.shape``, ``stack.dtype``.
+
+    The whole stack is checked against the memory budget before the first file is decoded.
+    """
+    check_claimed_size(stack.label, stack.shape, stack.dtype, max_bytes=max_bytes)
+    if len(stack.images) == 1:
+        return decode_physical(stack.images[0], max_bytes).astype(stack.dtype, copy=False).reshape(stack.shape)
+    array = np.empty(stack.shape, dtype=stack.dtype)
+    for index, image in enumerate(stack.images):
+        array[index] = decode_physical(image, max_bytes)[0]
+    return array

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
+from ..errors import InputError
 from .formats import detect_format
 
 __all__ = ["find_inputs", "is_dicom_folder"]
@@ -13,10 +14,14 @@ __all__ = ["find_inputs", "is_dicom_folder"]
 
 def is_dicom_folder(folder: str | Path) -> bool:
     """Whether GDCM finds at least one DICOM series directly inside ``folder``."""
+    previous = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK prints "No Series were found" to stderr
     try:
         return len(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))) > 0
     except RuntimeError:
         return False
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(previous)
 
 
 def find_inputs(folder: str | Path, recursive: bool = False) -> list[Path]:
@@ -29,12 +34,21 @@ def find_inputs(folder: str | Path, recursive: bool = False) -> list[Path]:
     Args:
         folder: the folder to scan.
         recursive: also scan sub-folders. Defaults to False.
+
+    Raises:
+        InputError: the folder is missing or cannot be listed.
     """
     folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder" if folder.exists() else f"{folder}: no such file or folder")
     if is_dicom_folder(folder):
         return [folder]
     found: list[Path] = []
-    for entry in sorted(folder.iterdir()):
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from exc
+    for entry in entries:
         if entry.name.startswith("."):
             continue
         if entry.is_file() and detect_format(entry) is not None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["IMAGE_2D_FORMATS", "detect_format", "format_suffix", "is_supported_file", "strip_suffix"]
+from ..errors import OptionError
+
+__all__ = ["IMAGE_2D_FORMATS", "as_path", "detect_format", "format_suffix", "is_supported_file", "strip_suffix"]
 
 _SUFFIXES: dict[str, str] = {
     ".nii.gz": "nifti",
@@ -40,6 +42,15 @@ _DEFAULT_SUFFIX = {
 }
 
 
+def as_path(value: str | Path, name: str = "path") -> Path:
+    """``value`` as a :class:`~pathlib.Path`; anything that is not a path raises :class:`OptionError`."""
+    if isinstance(value, Path):
+        return value
+    if isinstance(value, str) and value and "\0" not in value:
+        return Path(value)
+    raise OptionError(f"`{name}` must be a file or folder path, got {value!r}", parameter=name)
+
+
 def detect_format(path: str | Path) -> str | None:
     """The format named by a file's suffix (``"nifti"``, ``"nrrd"``, ...), or ``None`` if unknown."""
     name = Path(path).name.lower()
@@ -52,7 +63,7 @@ def detect_format(path: str | Path) -> str | None:
 def format_suffix(fmt: str) -> str:
     """The file suffix written for a format name (``"nifti"`` -> ``".nii.gz"``)."""
     if fmt not in _DEFAULT_SUFFIX:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {sorted(_DEFAULT_SUFFIX)}.")
+        raise OptionError(f"unknown format {fmt!r}; choose one of {sorted(_DEFAULT_SUFFIX)}.")
     return _DEFAULT_SUFFIX[fmt]
 
 

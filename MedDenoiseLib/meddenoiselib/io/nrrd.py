@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MedDenoiseError
+from .limits import Encoding, check_claimed_size
 
 __all__ = ["NrrdLayout", "is_nrrd_series", "read_nrrd_header", "read_nrrd_series", "write_nrrd_series"]
 
@@ -209,6 +210,13 @@ def _data(path: Path, layout: NrrdLayout, offset: int) -> np.ndarray:
             raise MedDenoiseError(f"{path}: NRRD '{name}' is not supported")
     count = int(np.prod(layout.sizes))
     expected = count * dtype.itemsize
+    kind = {"raw": Encoding.RAW, "gzip": Encoding.DEFLATE, "gz": Encoding.DEFLATE}.get(encoding, Encoding.OTHER)
+    try:
+        available = max(source.stat().st_size - offset, 0)
+    except OSError as exc:
+        raise MedDenoiseError(f"{path}: cannot read the data file {source.name} ({exc.strerror or exc})") from None
+    # the claim is checked before the payload is read or decompressed
+    check_claimed_size(str(path), tuple(layout.sizes), dtype, data_bytes=available, encoding=kind)
     with open(source, "rb") as handle:
         handle.seek(offset)
         payload = handle.read()

@@ -15,13 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import MedDenoiseError
-from .atomic import atomic_file, check_output_path
+from ..errors import InputError, MedDenoiseError, OutputError
+from .atomic import atomic_file
 from .formats import detect_format
+from .limits import Encoding, check_claimed_size
 from .nrrd import NrrdLayout, is_nrrd_series, read_nrrd_series, write_nrrd_series
+from .outputs import ImageSpec, PlannedOutput, plan_output
 from .volume import SourceInfo, Volume
 
-__all__ = ["VolumeSeries", "is_series_file", "read_series", "write_series"]
+__all__ = ["VolumeSeries", "is_series_file", "probe_series", "read_series", "write_series"]
 
 _LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 
@@ -151,11 +153,26 @@ def _nrrd_frame_label(layout: NrrdLayout) -> str:
     return label or "frame"
 
 
+def _check_nifti_series_size(path: Path, image) -> None:
+    """The bounded-read check for a 4D NIfTI (the same rule as :func:`~.probe.probe_volume`'s)."""
+    header = image.header
+    disk = np.dtype(header.get_data_dtype())
+    size = path.stat().st_size
+    compressed = path.name.lower().endswith(".gz")
+    check_claimed_size(str(path), tuple(int(n) for n in header.get_data_shape()), disk,
+                       data_bytes=size if compressed else max(size - int(header.get_data_offset()), 0),
+                       encoding=Encoding.DEFLATE if compressed else Encoding.RAW)
+
+
 def _read_nifti_series(path: Path) -> VolumeSeries:
     import nibabel as nib
 
     try:
         image = nib.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - nibabel raises several types for corrupt files
+        raise InputError(f"{path}: cannot read as NIfTI ({exc})") from exc
+    _check_nifti_series_size(path, image)
+    try:
         data = np.asanyarray(image.dataobj)
     except Exception as exc:  # noqa: BLE001 - nibabel raises several types for corrupt files
         raise MedDenoiseError(f"{path}: cannot read as NIfTI ({exc})") from exc
@@ -190,7 +207,7 @@ def write_series(series: VolumeSeries, path: str | Path, overwrite: bool = False
     """
     path = Path(path)
     sources = (Path(series.source.path),) if series.source.path else ()
-    check_output_path(path, overwrite, tuple(Path(p) for p in inputs) + sources)
+    plan_series_output(path, series_spec(series), overwrite=overwrite, protected=(*inputs, *sources))
     fmt = detect_format(path)
     name = path.name.lower()
     if fmt == "nrrd" and name.endswith(".nrrd"):
@@ -210,7 +227,7 @@ def _write_nifti_series(series: VolumeSeries, path: Path) -> None:
 
     if series.num_components != 1:
         raise MedDenoiseError(f"{path}: multi-component frames are written as .nrrd, not NIfTI")
-    array = series.array.astype(np.float32) if series.array.dtype == np.float64 else series.array
+    array = series.array
     affine = np.eye(4)
     affine[:3, :3] = _LPS_FROM_RAS @ series.direction @ np.diag(series.spacing)
     affine[:3, 3] = _LPS_FROM_RAS @ np.asarray(series.origin)
@@ -220,8 +237,7 @@ def _write_nifti_series(series: VolumeSeries, path: Path) -> None:
         if np.allclose(source_affine, affine, atol=1e-5):
             affine = source_affine  # keep the source's exact float values
     data = np.ascontiguousarray(np.transpose(array, (3, 2, 1, 0)))
-    image = nib.Nifti1Image(data, affine, header)
-    image.set_data_dtype(array.dtype)
+    image = nib.Nifti1Image(data, affine, header, dtype=array.dtype)
     image.header.set_slope_inter(1.0, 0.0)  # values are already in physical units
     qform = int(header["qform_code"]) if header is not None and header["qform_code"] > 0 else 1
     sform = int(header["sform_code"]) if header is not None and header["sform_code"] > 0 else 1
@@ -230,3 +246,63 @@ def _write_nifti_series(series: VolumeSeries, path: Path) -> None:
     suffix = ".nii.gz" if path.name.lower().endswith(".nii.gz") else ".nii"
     with atomic_file(path, suffix=suffix) as temporary:
         nib.save(image, str(temporary))
+
+
+def series_spec(series: VolumeSeries, dtype: np.dtype | str | None = None) -> ImageSpec:
+    """What writing ``series`` (or a ``dtype`` version of it, e.g. a float32 residual) puts in a file."""
+    return ImageSpec(shape=series.shape, components=series.num_components,
+                     dtype=np.dtype(dtype if dtype is not None else series.array.dtype),
+                     source_format=series.source.format)
+
+
+def plan_series_output(path: str | Path, spec: ImageSpec, role: str = "image", overwrite: bool = False,
+                       protected=(), others=()) -> PlannedOutput:
+    """:func:`~.outputs.plan_output` for a 4D series: only NIfTI (``.nii``, ``.nii.gz``) and ``.nrrd`` hold one."""
+    path = Path(path)
+    if detect_format(path) not in ("nifti", "nrrd") or path.name.lower().endswith(".nhdr"):
+        raise OutputError(f"{path}: a 4D series is written as .nii, .nii.gz or .nrrd")
+    return plan_output(path, spec, role=role, overwrite=overwrite, protected=protected, others=others)
+
+
+def probe_series(path: str | Path, max_bytes: int | None = None):
+    """Describe a 4D NIfTI/NRRD from its header, with the bounded-read check (see :func:`~.probe.probe_volume`).
+
+    Returns:
+        A :class:`~.probe.VolumeHeader` whose ``shape`` is one frame's ``(Z, Y, X)`` and ``frames`` the count.
+    """
+    from .nrrd import _DTYPE_OF, _layout, read_nrrd_header
+    from .probe import VolumeHeader, text_header_data_files
+
+    path = Path(path)
+    fmt = detect_format(path)
+    try:
+        if fmt == "nifti":
+            import nibabel as nib
+
+            image = nib.load(str(path))
+            _check_nifti_series_size(path, image)
+            shape = tuple(int(n) for n in image.header.get_data_shape())
+            dtype = np.asarray(image.dataobj[(0,) * len(shape)]).dtype
+            frames, components, spatial = shape[3], 1, shape[:3]
+            files = (str(path),)
+        elif fmt == "nrrd":
+            fields, key_values, comments, offset = read_nrrd_header(path)
+            layout = _layout(path, fields, key_values, comments)
+            dtype = _DTYPE_OF.get((layout.field("type") or "").lower())
+            if dtype is None:
+                raise InputError(f"{path}: NRRD type {layout.field('type')!r} is not supported")
+            frames = layout.sizes[layout.frame_axis]
+            components = 1 if layout.component_axis is None else layout.sizes[layout.component_axis]
+            spatial = tuple(layout.sizes[a] for a in layout.spatial_axes)
+            files = (str(path), *text_header_data_files(path))
+        else:
+            raise InputError(f"{path}: 4D images are read from NIfTI (.nii, .nii.gz) or NRRD (.nrrd) files")
+    except MedDenoiseError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - malformed headers surface as many types
+        raise InputError(f"{path}: cannot read the header ({exc})") from exc
+    full = (frames, *spatial) + ((components,) if components > 1 else ())
+    nbytes = check_claimed_size(str(path), full, np.dtype(dtype), max_bytes=max_bytes)
+    return VolumeHeader(path=str(path), format=fmt, shape=(spatial[2], spatial[1], spatial[0]),
+                        components=components, dtype=np.dtype(dtype), is_2d=False, files=files, nbytes=nbytes,
+                        frames=int(frames))

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..errors import OptionError
+
 __all__ = ["Volume", "SourceInfo"]
 
 
@@ -17,9 +19,12 @@ class SourceInfo:
         path: the file or DICOM series folder that was read.
         format: one of ``"nifti"``, ``"nrrd"``, ``"metaimage"``, ``"dicom-series"``, ``"dicom-file"``,
             ``"png"``, ``"tiff"``, ``"jpeg"``, ``"bmp"``, or ``"memory"`` for arrays built in code.
-        is_2d: the source was a 2D image (written back as 2D).
+        is_2d: the source file was a 2D image (written back as 2D); a 3D file with one slice is not.
         dicom_files: for DICOM input, the source files in the order of the volume's slices (axis 0).
         series_uid: for DICOM input, the SeriesInstanceUID that was read.
+        grid_problem: empty when the slices lie on the volume's regular grid; otherwise why one affine cannot
+            place them (uneven slice steps, gaps, repeated positions). Formats with one affine (NIfTI, NRRD,
+            MetaImage, TIFF) then refuse the volume; a derived DICOM series keeps each slice's own position.
     """
 
     path: str = ""
@@ -27,6 +32,7 @@ class SourceInfo:
     is_2d: bool = False
     dicom_files: tuple[str, ...] = ()
     series_uid: str = ""
+    grid_problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -52,11 +58,26 @@ class Volume:
     source: SourceInfo = field(default_factory=SourceInfo)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.array, np.ndarray):
+            raise OptionError(f"`array` must be a numpy array, got {type(self.array).__name__}.")
         if self.array.ndim not in (3, 4):
-            raise ValueError(f"`array` must have shape (Z, Y, X) or (Z, Y, X, C), got {self.array.shape}.")
-        object.__setattr__(self, "spacing", tuple(float(s) for s in self.spacing))
-        object.__setattr__(self, "origin", tuple(float(o) for o in self.origin))
-        object.__setattr__(self, "direction", np.asarray(self.direction, dtype=np.float64).reshape(3, 3))
+            raise OptionError(f"`array` must have shape (Z, Y, X) or (Z, Y, X, C), got {self.array.shape}.")
+        try:
+            spacing = tuple(float(s) for s in self.spacing)
+            origin = tuple(float(o) for o in self.origin)
+            direction = np.asarray(self.direction, dtype=np.float64).reshape(3, 3)
+        except (TypeError, ValueError) as exc:
+            raise OptionError(f"`spacing`, `origin` and `direction` must be 3, 3 and 3x3 numbers ({exc}).") from None
+        if len(spacing) != 3 or len(origin) != 3:
+            raise OptionError(f"`spacing` and `origin` need 3 values, got {spacing} and {origin}.")
+        # geometry that is not finite cannot be written to any format; refuse it where it is made
+        if not all(np.isfinite(spacing)) or min(spacing) <= 0:
+            raise OptionError(f"`spacing` must be finite and positive, got {spacing}.")
+        if not all(np.isfinite(origin)) or not np.all(np.isfinite(direction)):
+            raise OptionError(f"`origin` and `direction` must be finite, got {origin} and {direction.tolist()}.")
+        object.__setattr__(self, "spacing", spacing)
+        object.__setattr__(self, "origin", origin)
+        object.__setattr__(self, "direction", direction)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -87,7 +108,7 @@ class Volume:
     def with_array(self, array: np.ndarray) -> Volume:
         """A copy of this volume's geometry, metadata and source with new voxels of the same spatial shape."""
         if tuple(array.shape[:3]) != self.shape:
-            raise ValueError(f"new array shape {array.shape} does not match the volume's spatial shape {self.shape}.")
+            raise OptionError(f"new array shape {array.shape} does not match the volume's spatial shape {self.shape}.")
         return replace(self, array=array)
 
     def same_geometry(self, other: Volume, atol: float = 1e-6) -> bool:
@@ -106,7 +127,7 @@ class Volume:
         axes = lps[:3, :3]
         spacing = np.linalg.norm(axes, axis=0)
         if np.any(spacing <= 0):
-            raise ValueError(f"IJK-to-RAS matrix has a zero-length axis: {ijk_to_ras!r}")
+            raise OptionError(f"IJK-to-RAS matrix has a zero-length axis: {ijk_to_ras!r}")
         return Volume(
             array=array,
             spacing=tuple(spacing),

@@ -1,19 +1,25 @@
-"""Writing volumes atomically in the input's format: NIfTI, NRRD, MetaImage, 2D images, derived DICOM."""
+"""Writing volumes safely in the input's format: NIfTI, NRRD, MetaImage, 2D images, derived DICOM.
+
+Every write is planned first (:func:`~.outputs.plan_output`: format, room, collisions, existing files), then
+written through temporaries (:mod:`.atomic`): a failure or a signal leaves either the previous file or the new one,
+never a partial file, and never removes anything the library did not write.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from ..errors import MedDenoiseError
-from .atomic import atomic_file, atomic_folder, check_output_path
-from .dicom import write_derived_dicom
-from .formats import IMAGE_2D_FORMATS, detect_format
+from ..errors import MedDenoiseError, OptionError, OutputError
+from .atomic import atomic_file, commit_files, staging_folder
+from .dicom_write import write_derived_dicom
+from .formats import IMAGE_2D_FORMATS, as_path
+from .outputs import ImageSpec, PlannedOutput, plan_output
 from .volume import Volume
 
 __all__ = ["write_volume", "volume_to_sitk", "output_format_for"]
@@ -24,13 +30,19 @@ _LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 
 
 def output_format_for(path: str | Path, volume: Volume) -> str:
-    """The format a path asks for: its suffix, or a derived DICOM series for a suffix-less path from DICOM."""
+    """The format a path asks for: its suffix, or a derived DICOM series for a suffix-less path from DICOM.
+
+    Raises:
+        OutputError: the name gives no known format.
+    """
+    from .formats import detect_format
+
     fmt = detect_format(path)
     if fmt is not None:
         return fmt
     if volume.source.format in ("dicom-series", "dicom-file") and volume.source.dicom_files:
         return "dicom-series"
-    raise MedDenoiseError(
+    raise OutputError(
         f"{path}: cannot tell the output format from the name; use .nii.gz, .nrrd, .mha, .png, .tif or .dcm "
         "(a folder name is only valid for DICOM input)"
     )
@@ -40,50 +52,62 @@ def write_volume(
     volume: Volume,
     path: str | Path,
     overwrite: bool = False,
-    inputs: tuple[str | Path, ...] = (),
+    inputs: Iterable[str | Path] = (),
     description_suffix: str = " denoised",
     derivation: str = "Denoised with MedDenoise",
     compress: bool = True,
+    role: str = "image",
+    others: Iterable[PlannedOutput] = (),
 ) -> Path:
-    """Write a volume atomically; the format follows the output name.
+    """Write a volume safely; the format follows the output name.
 
-    A name without an image suffix writes a derived DICOM series folder (DICOM input only); ``.dcm`` writes a
-    derived single (possibly multi-frame) DICOM file. Geometry (spacing, origin, direction) is written exactly;
-    NIfTI output from NIfTI input keeps the source affine bit for bit when the geometry is unchanged.
+    A name without an image suffix writes a derived DICOM series folder (DICOM input only; an existing folder
+    is merged into file by file, never emptied); ``.dcm`` writes a derived single (possibly multi-frame) DICOM
+    file. Geometry (spacing, origin, direction) is written exactly; NIfTI output from NIfTI input keeps the
+    source affine bit for bit when the geometry is unchanged. The dtype is kept, float64 included.
 
     Args:
-        volume: what to write. Integer arrays are written with their dtype; float arrays as float32.
+        volume: what to write.
         path: output file or (DICOM series) folder.
-        overwrite: replace an existing output. Defaults to False.
-        inputs: input paths that must never be overwritten.
+        overwrite: replace files of the same name that this output writes. Defaults to False.
+        inputs: input paths that must never be written (the volume's own source is always protected).
         description_suffix: DICOM SeriesDescription suffix. Defaults to " denoised".
         derivation: DICOM DerivationDescription. Defaults to "Denoised with MedDenoise".
         compress: compress NRRD, MetaImage and TIFF output (``.nii.gz`` is always compressed, ``.nii`` never).
             Temporary hand-over files are faster uncompressed. Defaults to True.
+        role: ``"image"``, or ``"residual"`` (signed values: DICOM refused). Defaults to ``"image"``.
+        others: outputs of the same run already planned; this one must not share a file with them.
 
     Returns:
         The path written.
 
     Raises:
-        MedDenoiseError: the output exists (without ``overwrite``), would overwrite an input, its folder is
-            missing, or the format cannot hold this volume.
+        OutputError: see :func:`~meddenoiselib.io.outputs.plan_output` (existing output without ``overwrite``,
+            an input or another output, missing or read-only folder, a format that cannot hold the volume), or
+            the write itself failed (disk full...). Nothing partial is left behind.
     """
-    path = Path(path)
-    check_output_path(path, overwrite, tuple(Path(p) for p in inputs) + _source_paths(volume))
-    fmt = output_format_for(path, volume)
+    if not isinstance(volume, Volume):
+        raise OptionError(f"`volume` must be a Volume, got {type(volume).__name__}.")
+    path = as_path(path)
+    protected = [*inputs, *_source_paths(volume)]
+    plan = plan_output(path, ImageSpec.of(volume), role=role, overwrite=overwrite, protected=protected,
+                       others=others, compress=compress)
     try:
-        if fmt == "dicom-series":
-            _write_dicom(volume, path, folder=True, description_suffix=description_suffix, derivation=derivation)
-        elif fmt == "dicom-file":
-            _write_dicom(volume, path, folder=False, description_suffix=description_suffix, derivation=derivation)
-        elif fmt == "nifti":
+        if plan.format == "dicom-series":
+            _write_dicom_series(volume, plan, description_suffix, derivation)
+        elif plan.format == "dicom-file":
+            _write_dicom_file(volume, plan, description_suffix, derivation)
+        elif plan.format == "nifti":
             _write_nifti(volume, path)
         else:
-            _write_with_sitk(volume, path, fmt, compress)
+            _write_with_sitk(volume, plan, compress)
     except MedDenoiseError:
         raise
-    except (RuntimeError, OSError, ValueError) as exc:
-        raise MedDenoiseError(f"{path}: cannot write {fmt} ({str(exc).strip().splitlines()[-1]})") from exc
+    except MemoryError:
+        raise OutputError(f"{path}: not enough memory to write {plan.format}") from None
+    except Exception as exc:  # noqa: BLE001 - SimpleITK, nibabel and the OS raise many types (disk full, ...)
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise OutputError(f"{path}: cannot write {plan.format} ({lines[-1] if lines else type(exc).__name__})") from exc
     logger.debug("wrote %s", path)
     return path
 
@@ -94,14 +118,24 @@ def _source_paths(volume: Volume) -> tuple[Path, ...]:
     return tuple(paths)
 
 
-def volume_to_sitk(volume: Volume, as_2d: bool | None = None) -> sitk.Image:
-    """Convert a :class:`Volume` to a SimpleITK image (2D when the volume is a single 2D image)."""
-    as_2d = volume.is_2d and volume.shape[0] == 1 if as_2d is None else as_2d
+def _sitk_array(volume: Volume) -> np.ndarray:
     array = volume.array
-    if array.dtype == np.float64:
-        array = array.astype(np.float32)
     if array.dtype == np.bool_:
         array = array.astype(np.uint8)
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
+    return array
+
+
+def volume_to_sitk(volume: Volume, as_2d: bool | None = None) -> sitk.Image:
+    """Convert a :class:`Volume` to a SimpleITK image, dtype kept.
+
+    Args:
+        volume: the volume.
+        as_2d: make a 2D image (the volume must have one slice). Defaults to: the source was a 2D image.
+    """
+    as_2d = (volume.source.is_2d and volume.shape[0] == 1) if as_2d is None else as_2d
+    array = _sitk_array(volume)
     is_vector = array.ndim == 4
     if as_2d:
         image = sitk.GetImageFromArray(array[0], isVector=is_vector)
@@ -116,45 +150,51 @@ def volume_to_sitk(volume: Volume, as_2d: bool | None = None) -> sitk.Image:
     return image
 
 
-def _write_with_sitk(volume: Volume, path: Path, fmt: str, compress: bool = True) -> None:
-    if fmt in IMAGE_2D_FORMATS:
-        if volume.shape[0] != 1:
-            raise MedDenoiseError(
-                f"{path}: {fmt.upper()} holds one 2D image but the volume has {volume.shape[0]} slices"
-            )
-        allowed = ("uint8",) if fmt in ("jpeg", "bmp") else ("uint8", "uint16")
-        if volume.array.dtype.name not in allowed:
-            raise MedDenoiseError(
-                f"{path}: {fmt.upper()} cannot store {volume.array.dtype} pixels; write .tif, .nrrd or .nii.gz instead"
-            )
-    image = volume_to_sitk(volume, as_2d=volume.is_2d and volume.shape[0] == 1)
+def _write_with_sitk(volume: Volume, plan: PlannedOutput, compress: bool = True) -> None:
+    fmt, path = plan.format, plan.files[0]
+    as_2d = fmt in IMAGE_2D_FORMATS or (volume.source.is_2d and volume.shape[0] == 1)
+    image = volume_to_sitk(volume, as_2d=as_2d)
+    use_compression = compress and fmt in ("nrrd", "metaimage", "tiff")
+    if len(plan.files) > 1:
+        # A detached header names its data file: write both under their final names in a staging folder, then
+        # move the data file first and the header last, so the header never points at a temporary name.
+        with staging_folder(path) as folder:
+            sitk.WriteImage(image, str(folder / path.name), useCompression=use_compression)
+            written = {p.name for p in folder.iterdir()}
+            expected = {p.name for p in plan.files}
+            if written != expected:
+                raise OutputError(f"{path}: the writer produced {sorted(written)}, expected {sorted(expected)}")
+            commit_files([(folder / p.name, p) for p in plan.files[1:]] + [(folder / path.name, path)])
+        return
     suffix = "".join(Path(path.name).suffixes[-1:])
     with atomic_file(path, suffix=suffix) as temporary:
-        sitk.WriteImage(image, str(temporary), useCompression=compress and fmt in ("nrrd", "metaimage", "tiff"))
+        sitk.WriteImage(image, str(temporary), useCompression=use_compression)
 
 
 def _write_nifti(volume: Volume, path: Path) -> None:
     import nibabel as nib
 
-    if volume.num_components != 1:
-        raise MedDenoiseError(f"{path}: multi-component images are written as .nrrd, .mha or .tif, not NIfTI")
     array = volume.array
-    if array.dtype == np.float64:
-        array = array.astype(np.float32)
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8)
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
     data = np.transpose(array, (2, 1, 0))  # (z, y, x) -> nibabel (x, y, z)
     affine = np.eye(4)
     affine[:3, :3] = _LPS_FROM_RAS @ volume.direction @ np.diag(volume.spacing)
     affine[:3, 3] = _LPS_FROM_RAS @ np.asarray(volume.origin)
     header = None
     if volume.source.format == "nifti" and volume.source.path and Path(volume.source.path).is_file():
-        source = nib.load(volume.source.path)
-        if np.allclose(source.affine, affine, atol=1e-5):
-            affine = source.affine  # keep the source's exact float values
-            header = source.header.copy()
-    if volume.is_2d and data.shape[2] == 1 and volume.source.format == "nifti":
-        data = data[:, :, 0]  # a 2D NIfTI stays 2D
-    image = nib.Nifti1Image(np.ascontiguousarray(data), affine, header)
-    image.set_data_dtype(array.dtype)
+        try:
+            source = nib.load(volume.source.path)
+            if np.allclose(source.affine, affine, atol=1e-5):
+                affine = source.affine  # keep the source's exact float values
+                header = source.header.copy()
+        except Exception:  # noqa: BLE001 - the source changed since it was read: write our own header
+            header = None
+    if volume.source.is_2d and data.shape[2] == 1:
+        data = data[:, :, 0]  # a 2D source stays 2D
+    image = nib.Nifti1Image(np.ascontiguousarray(data), affine, header, dtype=array.dtype)
     image.header.set_slope_inter(1.0, 0.0)  # values are already in physical units: store them unscaled
     image.set_qform(affine, code=int(header["qform_code"]) if header is not None and header["qform_code"] > 0 else 1)
     image.set_sform(affine, code=int(header["sform_code"]) if header is not None and header["sform_code"] > 0 else 1)
@@ -163,25 +203,19 @@ def _write_nifti(volume: Volume, path: Path) -> None:
         nib.save(image, str(temporary))
 
 
-def _write_dicom(volume: Volume, path: Path, folder: bool, description_suffix: str, derivation: str) -> None:
-    files = volume.source.dicom_files
-    if not files:
-        raise MedDenoiseError(
-            f"{path}: DICOM output needs DICOM input (its patient, study and geometry headers); "
-            "write .nii.gz, .nrrd or .mha instead"
-        )
-    if volume.num_components != 1:
-        raise MedDenoiseError(f"{path}: only grayscale volumes can be written as DICOM")
-    frames = volume.array
-    if folder:
-        with atomic_folder(path) as temporary:
-            write_derived_dicom(frames, files, temporary, description_suffix, derivation)
-        return
-    if len(files) != 1:
-        raise MedDenoiseError(
-            f"{path}: the input is a {len(files)}-file DICOM series; give a folder name (no suffix) as output"
-        )
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as scratch:
-        written = write_derived_dicom(frames, files, Path(scratch), description_suffix, derivation)
-        with atomic_file(path, suffix=".dcm") as temporary:
-            os.replace(written[0], temporary)
+def _write_dicom_series(volume: Volume, plan: PlannedOutput, description_suffix: str, derivation: str) -> None:
+    folder = plan.folder
+    with staging_folder(folder) as staging:
+        written = write_derived_dicom(volume.array, volume.source.dicom_files, staging, description_suffix, derivation)
+        if not folder.exists():
+            os.rename(staging, folder)  # a new series appears whole
+            return
+        # an existing folder is merged into: only the files this series writes are replaced
+        commit_files([(file, folder / file.name) for file in written], folder=folder)
+
+
+def _write_dicom_file(volume: Volume, plan: PlannedOutput, description_suffix: str, derivation: str) -> None:
+    path = plan.files[0]
+    with staging_folder(path) as staging:
+        written = write_derived_dicom(volume.array, volume.source.dicom_files, staging, description_suffix, derivation)
+        commit_files([(written[0], path)])

@@ -1,0 +1,192 @@
+"""Derived DICOM writing: each source file's header copied with pydicom, only what a derived image changes replaced.
+
+Every other tag (patient, study, frame of reference, acquisition, functional groups) survives. Physical values go
+back to stored integers through the source's own value map (:func:`~.dicom_frames.physical_to_stored`: per-frame
+rescale, Dose Grid Scaling, MONOCHROME1), so a viewer shows the written values with the source's display settings.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import OutputError
+from .dicom_frames import DicomImage, physical_to_stored, read_dicom_image
+
+__all__ = ["check_dicom_writable", "derived_file_names", "write_derived_dicom"]
+
+logger = logging.getLogger(__name__)
+
+
+def check_dicom_writable(images: tuple[DicomImage, ...] | list[DicomImage], label: str) -> None:
+    """Refuse sources whose pixels a derived grayscale image cannot be written into.
+
+    Raises:
+        OutputError: colour or floating-point source pixels (the derived series keeps the source's representation).
+    """
+    for image in images:
+        if image.is_colour:
+            raise OutputError(f"{label}: only grayscale images can be written as DICOM (the source is "
+                              f"{image.photometric}); write .nrrd, .mha or .tif instead")
+        if image.float_pixels:
+            raise OutputError(f"{label}: the source stores floating-point pixels, which derived DICOM output does "
+                              "not write; write .nii.gz, .nrrd or .mha instead")
+
+
+def write_derived_dicom(
+    frames: np.ndarray,
+    source_files: tuple[str, ...],
+    output_dir: Path,
+    description_suffix: str = " denoised",
+    derivation: str = "Denoised with MedDenoise",
+) -> list[Path]:
+    """Write ``frames`` as a derived DICOM series, one output file per source file, named like the source.
+
+    Each output copies its source file's header and changes only: SeriesInstanceUID (one new UID for the whole
+    series), SOPInstanceUID (new per file), SeriesDescription (+ ``description_suffix``), ImageType
+    (``DERIVED\\SECONDARY`` + the source's remaining values), SeriesNumber (+1000), DerivationDescription, a
+    SourceImageSequence pointing at the source image, the pixel data, and the transfer syntax when the source
+    was compressed or big-endian (written as Explicit VR Little Endian). The pixel representation, BitsStored and
+    the value map (Rescale per frame, Dose Grid Scaling, MONOCHROME1) are kept; stored values are the rounded
+    inverse of that map, clipped to the stored range.
+
+    Args:
+        frames: physical values (e.g. HU), shape ``(len(source_files), Y, X)`` for single-frame files, or
+            ``(F, Y, X)`` for one multi-frame source file.
+        source_files: the source DICOM files, in the order of ``frames``.
+        output_dir: an existing folder to write into (a private temporary folder; the caller moves the files).
+        description_suffix: appended to SeriesDescription. Defaults to " denoised".
+        derivation: DerivationDescription text. Defaults to "Denoised with MedDenoise".
+
+    Returns:
+        The written file paths.
+
+    Raises:
+        OutputError: the frames do not match the sources, or a source cannot be read back.
+    """
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    multi_frame = len(source_files) == 1 and frames.shape[0] > 1
+    if not multi_frame and frames.shape[0] != len(source_files):
+        raise OutputError(
+            f"{output_dir}: {frames.shape[0]} slices to write but {len(source_files)} source DICOM files"
+        )
+    series_uid = generate_uid()
+    now = datetime.datetime.now()
+    written: list[Path] = []
+    names = derived_file_names(source_files)
+    for index, source in enumerate(source_files):
+        try:
+            image = read_dicom_image(source)
+            ds = pydicom.dcmread(source, force=True)
+        except Exception as exc:  # noqa: BLE001 - the source changed or vanished since it was read
+            raise OutputError(f"{source}: cannot read the source DICOM header for the derived series ({exc})") from exc
+        check_dicom_writable([image], str(output_dir))
+        values = frames if multi_frame else frames[index : index + 1]
+        if values.shape[0] != image.frames:
+            raise OutputError(f"{source}: {values.shape[0]} frames to write but the source holds {image.frames}")
+        stored = physical_to_stored(values, image)
+
+        source_sop_class = ds.SOPClassUID
+        source_sop_uid = ds.SOPInstanceUID
+        transfer_syntax = ds.file_meta.TransferSyntaxUID
+        if transfer_syntax.is_compressed or not transfer_syntax.is_little_endian or transfer_syntax.is_deflated:
+            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.PixelData = stored.tobytes()
+        ds["PixelData"].VR = "OB" if image.bits_allocated == 8 else "OW"
+        ds["PixelData"].is_undefined_length = False
+        if multi_frame:
+            ds.NumberOfFrames = int(values.shape[0])
+        for keyword in ("SmallestImagePixelValue", "LargestImagePixelValue"):
+            if keyword in ds:
+                del ds[keyword]
+
+        ds.SeriesInstanceUID = series_uid
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.SeriesDescription = (str(getattr(ds, "SeriesDescription", "") or "") + description_suffix).strip()
+        image_type = list(getattr(ds, "ImageType", []) or [])
+        ds.ImageType = ["DERIVED", "SECONDARY"] + [str(v) for v in image_type[2:]]
+        if "SeriesNumber" in ds and ds.SeriesNumber not in (None, ""):
+            try:
+                ds.SeriesNumber = int(ds.SeriesNumber) + 1000
+            except (TypeError, ValueError):
+                pass  # a malformed SeriesNumber is kept as it was
+        ds.DerivationDescription = derivation[:1024]
+        ds.SeriesDate = now.strftime("%Y%m%d")
+        ds.SeriesTime = now.strftime("%H%M%S")
+        reference = Dataset()
+        reference.ReferencedSOPClassUID = source_sop_class
+        reference.ReferencedSOPInstanceUID = source_sop_uid
+        ds.SourceImageSequence = Sequence([reference])
+
+        target = output_dir / names[index]
+        syntax = ds.file_meta.TransferSyntaxUID
+        try:
+            if ds.original_encoding[1] is False:
+                ds = _little_endian_copy(ds)
+            pydicom.dcmwrite(target, ds, enforce_file_format=True, implicit_vr=syntax.is_implicit_VR,
+                             little_endian=True)
+        except Exception as exc:  # noqa: BLE001 - pydicom refuses some malformed source elements on writing
+            raise OutputError(f"{target}: cannot write the derived DICOM file ({exc})") from exc
+        written.append(target)
+    return written
+
+
+_WORD_SIZES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def _swap_binary_values(dataset) -> None:
+    """Byte-swap the binary (OW/OF/OL/OD/OV) values of a data set read as big endian, for little-endian writing.
+
+    pydicom converts numbers (US, SS, FL...) by itself when the encoding changes, but not raw binary values; the
+    pixel data has already been replaced by little-endian values.
+    """
+
+    def swap(ds, element) -> None:
+        size = _WORD_SIZES.get(element.VR)
+        if size is None or element.tag == 0x7FE00010 or not isinstance(element.value, (bytes, bytearray)):
+            return
+        if len(element.value) % size:
+            return
+        element.value = np.frombuffer(element.value, dtype=f">u{size}").astype(f"<u{size}").tobytes()
+
+    dataset.walk(swap)
+
+
+def _little_endian_copy(dataset):
+    """A copy of a data set read as big endian that pydicom encodes as little endian (it will not convert the
+    original in place)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+
+    _swap_binary_values(dataset)
+
+    def copy(source) -> Dataset:
+        target = Dataset()
+        for element in source:
+            if element.VR == "SQ":
+                element.value = [copy(item) for item in element.value]
+            target.add(element)
+        return target
+
+    result = copy(dataset)
+    result.file_meta = FileMetaDataset(dataset.file_meta)
+    result.preamble = dataset.preamble
+    return result
+
+
+def derived_file_names(source_files: tuple[str, ...]) -> list[str]:
+    """The names :func:`write_derived_dicom` gives its outputs (the sources' names, numbered when repeated)."""
+    names: list[str] = []
+    for index, source in enumerate(source_files):
+        name = Path(source).name
+        if name in names or not name:
+            name = f"{index:05d}.dcm"
+        names.append(name)
+    return names

@@ -1,0 +1,327 @@
+"""Reading what an input is from its header alone: format, shape, dtype, files, grid — and whether it fits.
+
+:func:`probe_volume` is the first step of every read (:func:`~meddenoiselib.io.read_volume` calls it) and the
+source of what output planning needs before any computation: it parses only headers (nibabel, SimpleITK's
+``ReadImageInformation``, pydicom with pixel data deferred), refuses what cannot be an image volume, and runs the
+bounded-read check (:func:`~.limits.check_claimed_size`) so no reader allocates what a header merely claims.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, MedDenoiseError, OptionError
+from .dicom import DicomStack, check_skipped_files, dicom_stack_of_file, dicom_stack_of_series, select_dicom_series
+from .dicom_frames import check_dicom_size, read_dicom_image
+from .formats import IMAGE_2D_FORMATS, as_path, detect_format
+from .limits import Encoding, check_claimed_size
+
+__all__ = ["VolumeHeader", "bmp_has_gray_palette", "probe_volume", "text_header_data_files"]
+
+_TEXT_HEADER_BYTES = 65536
+
+
+@dataclass(frozen=True)
+class VolumeHeader:
+    """What an input holds, known before its pixels are read.
+
+    Attributes:
+        path: the file or DICOM series folder.
+        format: as :attr:`~meddenoiselib.io.SourceInfo.format`.
+        shape: spatial shape ``(Z, Y, X)``.
+        components: 1 for scalar images, 3 for RGB (an alpha channel is dropped when read).
+        dtype: the dtype the read array will have.
+        is_2d: the file is a 2D image.
+        files: every file that makes up the input (a detached header's data file, a series' DICOM files).
+        grid_problem: why one affine cannot place the slices (see :class:`~meddenoiselib.io.SourceInfo`).
+        dicom: for DICOM input, the ordered stack of files (internal to the readers and writers).
+        nbytes: the size of the decoded array in bytes.
+        frames: for a 4D series (:func:`~meddenoiselib.io.series.probe_series`), the number of frames; else 1.
+    """
+
+    path: str
+    format: str
+    shape: tuple[int, int, int]
+    components: int
+    dtype: np.dtype
+    is_2d: bool
+    files: tuple[str, ...]
+    grid_problem: str = ""
+    dicom: DicomStack | None = None
+    nbytes: int = 0
+    frames: int = 1
+
+
+def probe_volume(path: str | Path, series_uid: str | None = None, max_bytes: int | None = None) -> VolumeHeader:
+    """Describe an input from its header and check that reading it is bounded.
+
+    Args:
+        path: an image file or a DICOM series folder.
+        series_uid: for a DICOM folder, the series to read; for a DICOM file, the series it must belong to.
+        max_bytes: memory budget for the decoded image. Defaults to :func:`~.limits.memory_budget`.
+
+    Raises:
+        InputError: missing, unsupported, corrupt, not an image, 4D, or claiming more than the file or memory
+            can hold.
+        OptionError: ``series_uid`` does not match.
+    """
+    path = as_path(path)
+    try:
+        if not path.exists():
+            raise InputError(f"{path}: no such file or folder")
+        if path.is_dir():
+            return _probe_dicom_folder(path, series_uid, max_bytes)
+        if not path.is_file():
+            raise InputError(f"{path}: not a regular file")
+        if not os.access(path, os.R_OK):
+            raise InputError(f"{path}: permission denied (not readable)")
+        fmt = detect_format(path)
+        if series_uid and fmt not in (None, "dicom-file"):
+            raise OptionError(f"{path}: a series UID selects a series in a DICOM folder; this is a {fmt} file",
+                              parameter="series_uid")
+        if fmt == "nifti":
+            return _probe_nifti(path, max_bytes)
+        if fmt in (None, "dicom-file"):
+            return _probe_dicom_file(path, fmt is not None, series_uid, max_bytes)
+        return _probe_with_sitk(path, fmt, max_bytes)
+    except MedDenoiseError:
+        raise
+    except MemoryError:
+        raise InputError(f"{path}: not enough memory to read the header") from None
+    except Exception as exc:  # noqa: BLE001 - third-party readers raise many types for malformed headers
+        raise InputError(f"{path}: cannot read the header ({type(exc).__name__}: {_short(exc)})") from exc
+
+
+def _short(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(exc).__name__)[:300]
+
+
+def _check_geometry(label: str, spacing, origin, direction) -> None:
+    spacing, origin = np.asarray(spacing, dtype=np.float64), np.asarray(origin, dtype=np.float64)
+    if not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
+        raise InputError(f"{label}: the header's voxel sizes are not finite positive numbers ({spacing.tolist()})")
+    if not np.all(np.isfinite(origin)) or not np.all(np.isfinite(np.asarray(direction, dtype=np.float64))):
+        raise InputError(f"{label}: the header's origin or orientation is not finite")
+
+
+def _check_pixel_type(label: str, dtype: np.dtype) -> None:
+    if dtype.kind not in "iufb" or dtype.fields is not None:
+        raise InputError(f"{label}: unsupported pixel type {dtype} (only real-valued scalar or RGB pixels)")
+
+
+# ------------------------------------------------------------------------------------------------- NIfTI
+def _probe_nifti(path: Path, max_bytes: int | None) -> VolumeHeader:
+    import nibabel as nib
+
+    label = str(path)
+    try:
+        image = nib.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - nibabel raises several types for corrupt files
+        raise InputError(f"{label}: cannot read as NIfTI ({_short(exc)})") from exc
+    if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
+        kind = type(image).__name__.replace("Image", "")
+        raise InputError(f"{label}: a {kind} file is not an image volume (e.g. CIFTI holds surface or matrix data)")
+    header = image.header
+    shape = tuple(int(n) for n in header.get_data_shape())
+    if len(shape) == 0 or 0 in shape:
+        raise InputError(f"{label}: image has a zero-size axis (header dimensions {shape})")
+    if len(shape) == 1:
+        raise InputError(f"{label}: 1D data (shape {shape}) is not an image")
+    if len(shape) > 3 and int(np.prod(shape[3:])) != 1:
+        raise InputError(f"{label}: 4D data (shape {shape}) is not supported; split it into 3D volumes")
+    disk_dtype = np.dtype(header.get_data_dtype())
+    _check_pixel_type(label, disk_dtype)
+    affine = np.asarray(image.affine, dtype=np.float64)
+    if not np.all(np.isfinite(affine)):
+        raise InputError(f"{label}: the NIfTI header's voxel sizes or affine are not finite (pixdim or srow NaN/Inf)")
+    if np.any(np.linalg.norm(affine[:3, :3], axis=0) == 0):
+        raise InputError(f"{label}: the NIfTI affine has a zero-length axis")
+    offset = int(header.get_data_offset())
+    compressed = path.name.lower().endswith(".gz")
+    size = os.path.getsize(path)
+    # the read check comes first: the one-voxel read below must not run on a header that lies about its size
+    dtype = disk_dtype
+    check_claimed_size(label, shape, disk_dtype, data_bytes=size if compressed else max(size - offset, 0),
+                       encoding=Encoding.DEFLATE if compressed else Encoding.RAW, max_bytes=max_bytes)
+    slope, intercept = header.get_slope_inter()
+    if slope not in (None, 1.0) or intercept not in (None, 0.0):
+        try:
+            dtype = np.asarray(image.dataobj[(0,) * len(shape)]).dtype  # the scaled type nibabel will return
+        except Exception as exc:  # noqa: BLE001
+            raise InputError(f"{label}: cannot read as NIfTI ({_short(exc)})") from exc
+        if not np.isfinite(slope if slope is not None else 1.0) or not np.isfinite(intercept or 0.0):
+            raise InputError(f"{label}: the NIfTI scaling (scl_slope/scl_inter) is not finite")
+    nbytes = check_claimed_size(label, shape, dtype, max_bytes=max_bytes)
+    spatial = shape[:3] + (1,) * (3 - len(shape[:3]))
+    return VolumeHeader(
+        path=label, format="nifti", shape=(spatial[2], spatial[1], spatial[0]), components=1, dtype=np.dtype(dtype),
+        is_2d=len(shape) == 2, files=(label,), nbytes=nbytes,
+    )
+
+
+# ----------------------------------------------------------------------------- NRRD, MetaImage, 2D images
+def _text_header(path: Path) -> tuple[dict[str, str], int]:
+    """Key/value pairs of a NRRD or MetaImage text header, and the byte offset where attached data starts."""
+    with open(path, "rb") as handle:
+        head = handle.read(_TEXT_HEADER_BYTES)
+    text = head.decode("latin-1")
+    values: dict[str, str] = {}
+    position = 0
+    nrrd = text.startswith("NRRD")
+    for line in text.splitlines(keepends=True):
+        position += len(line)
+        stripped = line.strip()
+        if nrrd:
+            if stripped == "" and values:
+                break  # a blank line ends a NRRD header; attached data follows
+            if stripped.startswith("#") or ":" not in stripped:
+                continue
+            key, _, value = stripped.partition(":")
+            values[key.strip().lower()] = value.lstrip("=").strip()
+        else:
+            key, sep, value = stripped.partition("=")
+            if not sep:
+                continue
+            values[key.strip().lower()] = value.strip()
+            if key.strip().lower() == "elementdatafile":
+                break  # ElementDataFile is the last MetaImage header line
+    return values, position
+
+
+def text_header_data_files(path: str | Path) -> tuple[str, ...]:
+    """The data files a detached ``.nhdr``/``.mhd`` header names (empty when data is attached or unreadable)."""
+    path = Path(path)
+    try:
+        values, _ = _text_header(path)
+    except OSError:
+        return ()
+    name = values.get("data file") or values.get("datafile") or values.get("elementdatafile") or ""
+    tokens = name.split()
+    if not tokens or tokens[0].upper() in ("LOCAL", "LIST") or "%" in name:
+        return ()  # attached data, or a list / printf-style pattern of files
+    return (str((path.parent / tokens[0]).resolve()),)
+
+
+def _data_extent(path: Path, fmt: str) -> tuple[int | None, str, tuple[str, ...]]:
+    """(bytes available for pixel data, encoding, data files) of a NRRD/MetaImage/2D image file."""
+    size = os.path.getsize(path)
+    if fmt == "png":
+        return size, Encoding.DEFLATE, ()
+    if fmt not in ("nrrd", "metaimage"):
+        return None, Encoding.OTHER, ()
+    values, offset = _text_header(path)
+    if fmt == "nrrd":
+        encoding = values.get("encoding", "raw").lower()
+        kind = {"raw": Encoding.RAW, "gzip": Encoding.DEFLATE, "gz": Encoding.DEFLATE}.get(encoding, Encoding.OTHER)
+    else:
+        compressed = values.get("compresseddata", "false").lower() == "true"
+        kind = Encoding.DEFLATE if compressed else Encoding.RAW
+    data_files = text_header_data_files(path)
+    named = values.get("data file") or values.get("datafile") or values.get("elementdatafile")
+    if data_files:
+        data = Path(data_files[0])
+        if not data.is_file():
+            raise InputError(f"{path}: the data file {data.name} named by the header does not exist")
+        return os.path.getsize(data), kind, data_files
+    if named and named.split()[0].upper() != "LOCAL":
+        return None, Encoding.OTHER, ()  # several data files: the memory budget still applies
+    return max(size - offset, 0), kind, ()
+
+
+def bmp_has_gray_palette(path: Path) -> bool:
+    """Whether a BMP is 8-bit with a gray palette (each entry's blue, green and red equal)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(54)
+            if len(head) < 54 or head[:2] != b"BM":
+                return False
+            bits = int.from_bytes(head[28:30], "little")
+            info_size = int.from_bytes(head[14:18], "little")
+            colours = int.from_bytes(head[46:50], "little") or 256
+            if bits != 8 or colours > 256:
+                return False
+            handle.seek(14 + info_size)
+            palette = handle.read(4 * colours)
+    except OSError:
+        return False
+    entries = np.frombuffer(palette[: len(palette) // 4 * 4], dtype=np.uint8).reshape(-1, 4)
+    return entries.size > 0 and bool(np.all(entries[:, 0] == entries[:, 1]) and np.all(entries[:, 1] == entries[:, 2]))
+
+
+def _probe_with_sitk(path: Path, fmt: str, max_bytes: int | None) -> VolumeHeader:
+    import SimpleITK as sitk
+
+    label = str(path)
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    previous = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise InputError(f"{label}: cannot read as {fmt} ({_short(exc)})") from exc
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(previous)
+    size = tuple(int(n) for n in reader.GetSize())
+    dimension = reader.GetDimension()
+    components = int(reader.GetNumberOfComponents())
+    if dimension == 4:
+        if size[3] != 1:
+            raise InputError(f"{label}: 4D data (size {size}) is not supported; split it into 3D volumes")
+        size = size[:3]
+    elif dimension not in (2, 3):
+        raise InputError(f"{label}: {dimension}D images are not supported")
+    if 0 in size:
+        raise InputError(f"{label}: image has a zero-size axis (size {size})")
+    if components not in (1, 3, 4):
+        raise InputError(f"{label}: {components}-component pixels are not supported")
+    if fmt == "bmp" and components == 3 and bmp_has_gray_palette(path):
+        components = 1  # an 8-bit grayscale BMP: ITK expands its palette to RGB; the reader folds it back
+    dtype = sitk.GetArrayFromImage(sitk.Image([1] * len(size), reader.GetPixelID(), components)).dtype
+    _check_pixel_type(label, dtype)
+    _check_geometry(label, reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection())
+    data_bytes, encoding, data_files = _data_extent(path, fmt)
+    full = tuple(reversed(size)) + ((components,) if components > 1 else ())
+    nbytes = check_claimed_size(label, full, dtype, data_bytes=data_bytes, encoding=encoding, max_bytes=max_bytes)
+    zyx = tuple(reversed(size))
+    shape = zyx if len(zyx) == 3 else (1, *zyx)
+    return VolumeHeader(
+        path=label, format=fmt, shape=shape, components=3 if components == 4 else components, dtype=dtype,
+        is_2d=dimension == 2 or fmt in IMAGE_2D_FORMATS, files=(label, *data_files), nbytes=nbytes,
+    )
+
+
+# ------------------------------------------------------------------------------------------------- DICOM
+def _dicom_header(label: str, fmt: str, stack: DicomStack, is_2d: bool, files: tuple[str, ...], nbytes: int):
+    shape = stack.shape[:3]
+    components = 3 if len(stack.shape) == 4 else 1
+    return VolumeHeader(
+        path=label, format=fmt, shape=shape, components=components, dtype=stack.dtype, is_2d=is_2d, files=files,
+        grid_problem=stack.geometry.problem, dicom=stack, nbytes=nbytes,
+    )
+
+
+def _probe_dicom_file(path: Path, known_suffix: bool, series_uid: str | None, max_bytes: int | None) -> VolumeHeader:
+    image = read_dicom_image(path, known_suffix=known_suffix)
+    if series_uid and image.series_uid != series_uid:
+        raise OptionError(f"{path}: this file belongs to series {image.series_uid or '(none)'}, not {series_uid}",
+                          parameter="series_uid")
+    nbytes = check_dicom_size(image, max_bytes)
+    stack = dicom_stack_of_file(image)
+    return _dicom_header(str(path), "dicom-file", stack, image.frames == 1, (str(path),), nbytes)
+
+
+def _probe_dicom_folder(path: Path, series_uid: str | None, max_bytes: int | None) -> VolumeHeader:
+    series = select_dicom_series(path, series_uid)
+    check_skipped_files(path, series.uid, set(series.files))
+    stack = dicom_stack_of_series(str(path), series.files, series.uid)
+    for image in stack.images:
+        check_dicom_size(image, max_bytes)
+    nbytes = check_claimed_size(str(path), stack.shape, stack.dtype, max_bytes=max_bytes)
+    is_2d = len(stack.images) == 1 and stack.images[0].frames == 1
+    return _dicom_header(str(path), "dicom-series", stack, is_2d, stack.files, nbytes)
