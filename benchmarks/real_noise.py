@@ -383,10 +383,15 @@ def shipped_models(env: dict) -> list[str]:
     return [e["name"] for e in json.loads(out) if e["kind"] == "network" and e["weights"]]
 
 
+def newer(output: Path, source: Path) -> bool:
+    """``output`` exists and was written after ``source`` (reuse in a --work folder)."""
+    return output.exists() and source.exists() and output.stat().st_mtime >= source.stat().st_mtime
+
+
 def run_cli(method: str, group: str, items: list[Item], work: Path, env: dict) -> dict:
     """``denoise NOISY OUT [--model M]`` over every noisy series of a group at once; per-series reports; wall time."""
     out, reports = work / "out" / group / method, work / "reports" / group / method
-    done = out.is_dir() and all((out / i.name).exists() and (reports / f"{i.name}.json").exists() for i in items)
+    done = out.is_dir() and all(newer(reports / f"{i.name}.json", work / "noisy" / group / i.name) for i in items)
     summary_file = work / "reports" / group / f"{method}.wall.json"
     if done and summary_file.exists():
         return json.loads(summary_file.read_text())
@@ -596,7 +601,7 @@ def run(args, work: Path, output: Path, env: dict, started: float, load_start) -
             timing[method] = ("cli", report.get("seconds"), report.get("method", method))
         if oracle and case.modality in ORACLE_MODALITIES:
             cache = work / "oracle" / f"{item.name}.npy"
-            if cache.exists():
+            if newer(cache.with_suffix(".json"), work / "noisy" / item.group / item.name):
                 outputs[ORACLE], seconds = np.load(cache), None
                 seconds = json.loads(cache.with_suffix(".json").read_text())["seconds"]
             else:
