@@ -676,7 +676,7 @@ def write_figure(panels: dict, rows: list[dict], path: Path) -> None:
         score = {r["method"]: r["psnr"] for r in sel}
         networks = [m for m in score if m not in ("noisy", "auto", "nlm", "bm3d", ORACLE) and "(" not in m]
         best = max(networks, key=lambda m: score[m]) if networks else None
-        shown = ["noisy", "auto", "bm3d", ORACLE] + ([best] if best else [])
+        shown = ["noisy", "auto", "bm3d", ORACLE if ORACLE in images else "nlm"] + ([best] if best else [])
         for method in shown:
             if method in images:
                 entries.append((f"{name.split('__')[0]} {method}: {score[method]:.1f} dB", images[method]))
@@ -750,6 +750,26 @@ def level_table(rows: list[dict], modality: str) -> list[str]:
             body.append(cells)
         out += [title, ""] + table(header, body)
     return out
+
+
+def per_series_table(rows: list[dict], level: str) -> list[str]:
+    """CT at one level, per series: the noisy input's PSNR and the gains of the default, the best shipped model
+    (over all CT series of the level), the baselines and the oracle BM3D."""
+    sel = select(rows, modality="CT", level=level)
+    if not sel:
+        return []
+    networks = [m for m in methods_in(sel) if m not in ("noisy", "auto", "nlm", "bm3d", ORACLE) and "(" not in m]
+    best = max(networks, key=lambda m: gain(sel, m)) if networks else None
+    shown = ["auto"] + ([best] if best else []) + [m for m in ("nlm", "bm3d", ORACLE) if select(sel, method=m)]
+    body = []
+    for case in dict.fromkeys(r["case"] for r in sel):
+        c = select(sel, case=case)
+        noisy = select(c, method="noisy")[0]
+        body.append([case, fmt(noisy["noise_std"], 1), fmt(noisy["psnr"])] + [fmt(gain(c, m)) for m in shown]
+                    + [fmt(mean_of(select(c, method="auto"), "edge_ratio"), 3)])
+    header = (["series", "inserted noise (HU)", "noisy PSNR"] + [f"gain {m}" for m in shown]
+              + ["edge ratio auto"])
+    return [f"### CT {level}, per series", ""] + table(header, body)
 
 
 def summary_table(rows: list[dict]) -> list[str]:
@@ -995,6 +1015,7 @@ def markdown(args, rows, disagreement, walls, machine, items, cases, simulate_ch
               "within 10 %). `water ROI std` is the phantom only. `s / slice` is the denoising step as the report "
               "records it (CLI rows) or the call's wall time (in-memory, oracle).", ""]
     lines += level_table(rows, "CT")
+    lines += per_series_table(rows, "A 25 HU")
     lines += ["## MR", ""] + level_table(rows, "MR")
     lines += ["## Ultrasound", ""] + level_table(rows, "US")
     lines += disagreement_section(rows, disagreement)
