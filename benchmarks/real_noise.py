@@ -1023,10 +1023,11 @@ def markdown(args, rows, disagreement, walls, machine, items, cases, simulate_ch
               "model loading, reading, writing included); per-slice times are the denoising step from `--report` "
               "(CLI), the call's wall time (in-memory and oracle rows).", ""]
     lines += timing_table(rows, walls)
-    lines += ["## Commands", "", "```sh", command, "# noise, per series (the benchmark calls the same code in-process "
-              "and writes the series the same way):",
-              "python -m meddenoiselib simulate CLEAN_SERIES NOISY/SERIES --noise "
-              "\"ct-lowdose:25HU,kernel=hamming,views=1000,electronic=10\" --seed SEED",
+    examples = list({i.case.modality: i for i in reversed(items)}.values())[::-1]  # the first series of each
+    lines += ["## Commands", "", "```sh", command, "# noise, e.g. (every series: the CSV's noise and seed columns; the "
+              "benchmark runs the same code in-process and writes the same files):",
+              *[f"python -m meddenoiselib simulate WORK/clean/{i.case.modality.lower()}-{i.case.name} "
+                f"WORK/noisy/{i.group}/{i.name} --noise \"{i.spec}\" --seed {i.seed}" for i in examples],
               "# each method, once over the folder of every noisy series (WORK = the run's temporary folder):"]
     lines += [f"python {w['command']}" for w in walls.values()] + ["```", ""]
     for check in simulate_check:
