@@ -14,9 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
-from train_shipped import RECIPES, recipe_inputs  # noqa: E402
+from train_shipped import ROOT as REPO, RECIPES, _burst_inputs, recipe_inputs  # noqa: E402
 
 #: what the one-shot GPU run trains, in order of importance (the models `auto` picks per modality)
 GPU_RECIPES = ("kpn-ct-burst5", "kpn-general", "kpn-mr", "kpn-us")
@@ -35,10 +37,16 @@ def build_pack(target: Path, recipes: tuple[str, ...]) -> Path:
     volumes, index = {}, {}
     for recipe in recipes:
         train, validation = recipe_inputs(RECIPES[recipe])
+        # 2D recipes see the CT series as volumes too (they sample slices), so each CT slice is packed once
+        train = _burst_inputs(REPO / ".cache" / "burst_train", train)
+        validation = _burst_inputs(REPO / ".cache" / "burst_val", validation)
         index[recipe] = {"train": [_name(p) for p in train], "val": [_name(p) for p in validation]}
         for path in [*train, *validation]:
             if _name(path) not in volumes:
-                volumes[_name(path)] = read_volume(path)
+                volume = read_volume(path)
+                if volume.array.dtype == np.float64:  # float32 is what training computes in: half the bytes
+                    volume = volume.with_array(volume.array.astype(np.float32))
+                volumes[_name(path)] = volume
     return write_pack(target, volumes, index)
 
 
