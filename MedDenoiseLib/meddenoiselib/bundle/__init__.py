@@ -19,9 +19,7 @@ This module holds the small helpers the configs call (:func:`network_of`, :func:
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,8 +97,7 @@ def find_dataset(dataset_dir: str | os.PathLike, recursive: bool | str = False) 
     folder = Path(dataset_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: `dataset_dir` is not a folder")
-    with _quiet_itk():
-        found = find_inputs(folder, recursive=recursive)
+    found = find_inputs(folder, recursive=recursive)
     inputs = [p for p in found if p.is_dir() or detect_format(p) in VOLUME_FORMATS]
     if not inputs:
         raise FileNotFoundError(f"{folder}: no NIfTI/NRRD/MetaImage files or DICOM series folders found")
@@ -124,8 +121,7 @@ def output_root(dataset_dir: str | os.PathLike) -> str:
     from ..io import is_dicom_folder
 
     folder = Path(dataset_dir).resolve()
-    with _quiet_itk():
-        is_series = is_dicom_folder(folder)
+    is_series = is_dicom_folder(folder)
     return str(folder.parent if is_series else folder)
 
 
@@ -152,16 +148,3 @@ def output_name_formatter(metadict: dict, saver: Any) -> dict:
     if os.path.isdir(subject):
         names["subject"] = subject.rstrip("/\\") + ".series"  # the one "extension" SaveImage strips
     return names
-
-
-@contextlib.contextmanager
-def _quiet_itk() -> Iterator[None]:
-    """Silence ITK's "No Series were found" console warnings while folders are probed for DICOM series."""
-    import SimpleITK as sitk
-
-    previous = sitk.ProcessObject.GetGlobalWarningDisplay()
-    sitk.ProcessObject.SetGlobalWarningDisplay(False)
-    try:
-        yield
-    finally:
-        sitk.ProcessObject.SetGlobalWarningDisplay(previous)
