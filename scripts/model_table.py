@@ -36,7 +36,7 @@ def _auto_for(name: str) -> str:
 def shipped_table() -> str:
     """One row per shipped weights file."""
     lines = [
-        "| model | network | dims | input channels | trained on noise | auto for | val. PSNR / SSIM at 25 | parameters |",
+        "| model | network | dims | input | trained on noise | auto for | val. PSNR / SSIM at 25 | parameters |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name in list_shipped_weights():
