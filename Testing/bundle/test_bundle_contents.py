@@ -1,5 +1,5 @@
-"""What the bundle folder holds and how its parts behave: layout, metadata, exported weights, licences, model
-selection by name (burst and 3D models included), the reader and the adjacent-slices transform."""
+"""What the bundle folder holds and how its parts behave: layout, metadata, the spec's ``model.pt``, licences, every
+shipped model served by name through the library (burst, noise-map and ``auto`` included), and the reader."""
 
 from __future__ import annotations
 
@@ -16,14 +16,17 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from meddenoiselib.bundle import BUNDLE_ROOT, find_dataset, load_models_index, model_entry
+from meddenoiselib.bundle import BUNDLE_ROOT, find_dataset, network_of, served_models
+from meddenoiselib.bundle.inferer import DenoiserInferer, volume_from_item
 from meddenoiselib.bundle.readers import VolumeReader
-from meddenoiselib.bundle.transforms import AdjacentSlicesd
 from meddenoiselib.demo import sample_path
+from meddenoiselib.inference import Denoiser
+from meddenoiselib.inference.denoiser import default_model_name
+from meddenoiselib.io import read_volume
 from meddenoiselib.networks import create_network
-from meddenoiselib.weights import WEIGHTS_DIR, list_shipped_weights, load_model_card
+from meddenoiselib.weights import WEIGHTS_DIR, list_shipped_weights, load_model_card, save_weights
 
-from .conftest import dicom_series_affine
+from .conftest import dicom_series_affine, write_cropped_series
 
 ROOT = Path(BUNDLE_ROOT)
 REPO = Path(__file__).resolve().parents[2]
@@ -46,11 +49,22 @@ def _export_script():
     return module
 
 
+def _parsed(name: str, **overrides):
+    """One id of ``configs/inference.json``, parsed on the CPU with ``overrides``."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(ROOT / "configs" / "inference.json"))
+    parser["device"] = "$torch.device('cpu')"
+    for key, value in overrides.items():
+        parser[key] = value
+    return parser.get_parsed_content(name)
+
+
 # ------------------------------------------------------------------------------------------------------ layout
 def test_layout_and_package_data():
     for relative in ("LICENSE", "configs/metadata.json", "configs/inference.json", "configs/multi_gpu_inference.json",
-                     "configs/logging.conf", "docs/README.md", "docs/data_license.txt", "models/model.pt",
-                     "models/models.json"):
+                     "configs/logging.conf", "docs/README.md", "docs/data_license.txt", "models/model.pt"):
         assert (ROOT / relative).is_file(), relative
     licence = (ROOT / "LICENSE").read_text()
     assert "Apache License" in licence and "Version 2.0" in licence
@@ -59,20 +73,23 @@ def test_layout_and_package_data():
     assert '"bundle/**/*"' in (REPO / "pyproject.toml").read_text()
     for folder in ("configs", "models", "docs"):
         assert not (ROOT / folder / "__init__.py").exists()
-    size = sum(p.stat().st_size for p in (ROOT / "models").glob("*.pt"))
-    assert size < 3e6 * max(1, len(list_shipped_weights()))
+    # the specification's model.pt and nothing else: every model is served from the library's safetensors
+    assert [p.name for p in (ROOT / "models").iterdir()] == ["model.pt"]
+    assert (ROOT / "models" / "model.pt").stat().st_size < 3e6
 
 
-def test_all_configs_are_json_and_name_the_network_by_dotted_path():
+def test_configs_are_a_thin_front_end_over_the_library():
     config = json.loads((ROOT / "configs" / "inference.json").read_text())
     for key in ("dataset_dir", "output_dir", "network_def", "inferer", "preprocessing", "postprocessing", "dataset",
                 "evaluator", "initialize", "run", "finalize", "model_name", "bundle_root", "device"):
         assert key in config, key
-    assert config["network_def"]["_target_"].startswith("meddenoiselib.networks.")
+    assert config["denoiser"]["_target_"] == "meddenoiselib.inference.Denoiser"
+    assert config["inferer"]["_target_"] == "meddenoiselib.bundle.inferer.DenoiserInferer"
+    assert config["network_def"] == "$meddenoiselib.bundle.network_of(@denoiser)"
     targets = [t["_target_"] for t in config["preprocessing"]["transforms"] + config["postprocessing"]["transforms"]]
-    assert "meddenoiselib.transforms.NormalizeIntensityd" in targets
-    assert "meddenoiselib.transforms.DenormalizeIntensityd" in targets
-    assert targets[0] == "LoadImaged" and targets[-1] == "SaveImaged"
+    assert targets == ["LoadImaged", "EnsureChannelFirstd", "SaveImaged"]  # scaling, bursts, clipping: the library's
+    text = (ROOT / "configs" / "inference.json").read_text()
+    assert "CheckpointLoader" not in text and "torch.load" not in text and "Lambda" not in text  # nothing unpickled
     multi = json.loads((ROOT / "configs" / "multi_gpu_inference.json").read_text())
     assert "partition_dataset" in multi["dataset#data"] and "even_divisible=False" in multi["dataset#data"]
 
@@ -99,34 +116,31 @@ def test_metadata_has_the_specification_keys_and_types():
 
 def test_metadata_eval_metrics_are_the_default_models_card():
     metadata = json.loads((ROOT / "configs" / "metadata.json").read_text())
-    index = load_models_index()
-    card = load_model_card(index["default"])
-    assert metadata["eval_metrics"]["model"] == index["default"]
+    card = load_model_card(default_model_name())
+    assert metadata["eval_metrics"]["model"] == default_model_name()
     for key, value in card["validation"].items():
         assert metadata["eval_metrics"][key] == value
 
 
 # ----------------------------------------------------------------------------------------------------- weights
-def test_every_shipped_model_is_exported_and_equals_its_safetensors():
-    index = load_models_index()
-    shipped = list_shipped_weights()
-    assert sorted(index["models"]) == sorted(shipped), (
-        "the bundle is out of date with meddenoiselib/weights: run python scripts/export_bundle_weights.py"
-    )
-    assert index["models"][index["default"]]["file"] == "model.pt"
-    for name in shipped:
-        entry = index["models"][name]
-        state = torch.load(ROOT / "models" / entry["file"], map_location="cpu", weights_only=True)
-        reference = load_file(str(WEIGHTS_DIR / f"{name}.safetensors"))
-        assert sorted(state) == sorted(reference), name
-        for key, tensor in reference.items():
-            assert state[key].dtype == tensor.dtype and torch.equal(state[key], tensor), (name, key)
-        arch = load_model_card(name)["architecture"]
-        assert (entry["network"], entry["spatial_dims"], entry["in_channels"], entry["burst"]) == (
-            arch["network"], arch["spatial_dims"], arch["in_channels"], arch.get("burst", 1))
-        network = create_network(entry["network"], spatial_dims=entry["spatial_dims"],
-                                 in_channels=entry["in_channels"], out_channels=entry["out_channels"])
-        network.load_state_dict(state, strict=True)
+def test_model_pt_is_the_default_models_safetensors_and_needs_no_pickle():
+    state = torch.load(ROOT / "models" / "model.pt", map_location="cpu", weights_only=True)
+    reference = load_file(str(WEIGHTS_DIR / f"{default_model_name()}.safetensors"))
+    assert sorted(state) == sorted(reference)
+    for key, tensor in reference.items():
+        assert state[key].dtype == tensor.dtype and torch.equal(state[key], tensor), key
+
+
+@pytest.mark.parametrize("name", list_shipped_weights())
+def test_network_def_is_the_shipped_safetensors_for_every_model(name):
+    """``--model_name <name>`` builds the network from ``weights/<name>.safetensors`` through the library's loader."""
+    network = _parsed("network_def", model_name=name)
+    assert not network.training
+    reference = load_file(str(WEIGHTS_DIR / f"{name}.safetensors"))
+    state = network.state_dict()
+    assert sorted(state) == sorted(reference)
+    for key, tensor in reference.items():
+        assert torch.equal(state[key], tensor), (name, key)
 
 
 def test_export_script_check_passes_and_output_is_reproducible(tmp_path, capsys):
@@ -134,11 +148,15 @@ def test_export_script_check_passes_and_output_is_reproducible(tmp_path, capsys)
     assert export.main(["--check"]) == 0, capsys.readouterr().err
     copy = tmp_path / "bundle"
     shutil.copytree(ROOT / "configs", copy / "configs")
+    (copy / "models").mkdir()
+    (copy / "models" / "dncnn-small.pt").write_bytes(b"a per-model copy of an old bundle version")
+    assert export.main(["--bundle-root", str(copy), "--check"]) == 1
+    assert "dncnn-small.pt: not part of the bundle" in capsys.readouterr().err
     assert export.main(["--bundle-root", str(copy)]) == 0
-    for path in (ROOT / "models").iterdir():
-        if path.suffix in (".pt", ".json"):
-            assert (copy / "models" / path.name).read_bytes() == path.read_bytes(), path.name
+    assert [p.name for p in (copy / "models").iterdir()] == ["model.pt"]
+    assert (copy / "models" / "model.pt").read_bytes() == (ROOT / "models" / "model.pt").read_bytes()
     assert (copy / "configs" / "metadata.json").read_text() == (ROOT / "configs" / "metadata.json").read_text()
+    assert export.main(["--bundle-root", str(copy), "--check"]) == 0
 
 
 def test_data_license_names_every_data_set_in_the_model_cards():
@@ -152,9 +170,14 @@ def test_data_license_names_every_data_set_in_the_model_cards():
 
 # ------------------------------------------------------------------------------------------ serving by name
 def test_unknown_model_name_lists_the_served_models():
-    with pytest.raises(ValueError, match="this bundle serves: default"):
-        model_entry(BUNDLE_ROOT, "no-such-model")
-    assert model_entry(BUNDLE_ROOT, "default")["file"] == "model.pt"
+    assert served_models()[:2] == ["auto", "default"] and set(list_shipped_weights()) <= set(served_models())
+    with pytest.raises(Exception) as raised:  # noqa: B017 - MONAI wraps the library's OptionError in RuntimeError
+        _parsed("denoiser", model_name="no-such-model")
+    chain, error = [], raised.value
+    while error is not None:
+        chain.append(str(error))
+        error = error.__cause__
+    assert any("unknown model 'no-such-model'; choose one of" in text and "kpn-small" in text for text in chain)
 
 
 def _run_in_process(bundle_root: Path, **overrides) -> None:
@@ -165,6 +188,7 @@ def _run_in_process(bundle_root: Path, **overrides) -> None:
         logging_file=False,
         workflow_type="infer",
         bundle_root=str(bundle_root),
+        device="$torch.device('cpu')",
         **overrides,
     )
     workflow.initialize()
@@ -173,64 +197,113 @@ def _run_in_process(bundle_root: Path, **overrides) -> None:
     workflow.finalize()
 
 
-def test_model_name_selects_weights_and_architecture(tmp_path, monkeypatch):
-    """Serve two extra models by name, as later shipped weights will be: a 2D burst model (3 adjacent slices) and a
-    3D model. Untrained KPNs start as the mean of their input frames, so the expected outputs are exact: the mean of
-    each slice and its neighbours for the burst model, the input itself for the 3D single-frame model."""
+@pytest.fixture()
+def mr_crop(tmp_path, monkeypatch) -> Path:
+    """A folder holding one 42 x 42 x 8 int16 crop of the MR sample."""
     monkeypatch.setattr(sys, "path", list(sys.path))  # ConfigWorkflow.run() prepends the bundle root
-    bundle = tmp_path / "bundle"
-    shutil.copytree(ROOT / "configs", bundle / "configs")
-    shutil.copytree(ROOT / "models", bundle / "models")
-    index = load_models_index(bundle)
-    for name, network, dims, burst in (("burst-test", "kpn-burst3", 2, 3), ("volume-test", "kpn-small", 3, 1)):
-        torch.manual_seed(0)
-        net = create_network(network, spatial_dims=dims)
-        torch.save(net.state_dict(), bundle / "models" / f"{name}.pt")
-        index["models"][name] = dict(index["models"][index["default"]], file=f"{name}.pt", network=network,
-                                     spatial_dims=dims, in_channels=burst, burst=burst)
-    (bundle / "models" / "models.json").write_text(json.dumps(index))
-
-    data = tmp_path / "data"
-    data.mkdir()
-    mr = nib.load(str(sample_path("mr_head")))
-    volume = np.asarray(mr.dataobj)[20:44, 16:40, 4:12]  # 24 x 24 x 8, int16
-    nib.save(nib.Nifti1Image(volume, mr.affine), str(data / "mr.nii.gz"))
-
-    _run_in_process(bundle, model_name="burst-test", dataset_dir=str(data), output_dir=str(tmp_path / "burst"))
-    out = np.asarray(nib.load(str(tmp_path / "burst" / "mr_denoised.nii.gz")).dataobj).astype(np.int64)
-    z = np.arange(volume.shape[2])
-    neighbours = [volume[:, :, np.clip(z + offset, 0, z[-1])].astype(np.float64) for offset in (-1, 0, 1)]
-    expected = np.rint(np.mean(neighbours, axis=0))
-    assert np.abs(out - expected).max() <= 1
-
-    _run_in_process(bundle, model_name="volume-test", dataset_dir=str(data), output_dir=str(tmp_path / "volume"),
-                    roi_size=[16, 16, 8])
-    out = np.asarray(nib.load(str(tmp_path / "volume" / "mr_denoised.nii.gz")).dataobj)
-    assert np.abs(out.astype(np.int64) - volume).max() <= 1
-
-
-def test_clip_to_input_range_matches_the_library_both_ways(tmp_path, monkeypatch):
-    from meddenoiselib.inference import Denoiser
-    from meddenoiselib.io import read_volume
-
-    monkeypatch.setattr(sys, "path", list(sys.path))
     data = tmp_path / "data"
     data.mkdir()
     mr = nib.load(str(sample_path("mr_head")))
     nib.save(mr.slicer[8:50, 8:50, 6:14], str(data / "mr.nii.gz"))
+    return data
+
+
+def _bundle_output(tmp_path: Path, data: Path, tag: str, **overrides) -> np.ndarray:
+    _run_in_process(ROOT, dataset_dir=str(data), output_dir=str(tmp_path / tag), **overrides)
+    return np.asarray(nib.load(str(tmp_path / tag / "mr_denoised.nii.gz")).dataobj)
+
+
+def _library_output(data: Path, denoiser: Denoiser, sigma="auto") -> np.ndarray:
+    return denoiser.denoise(read_volume(data / "mr.nii.gz"), sigma).array.transpose(2, 1, 0)
+
+
+def test_burst_model_by_name_is_the_librarys(tmp_path, mr_crop):
+    """``kpn-burst3`` sees each slice with its neighbours, exactly as the library feeds it (no bundle transform)."""
+    actual = _bundle_output(tmp_path, mr_crop, "burst", model_name="kpn-burst3")
+    np.testing.assert_array_equal(actual, _library_output(mr_crop, Denoiser("kpn-burst3")))
+    single = _bundle_output(tmp_path, mr_crop, "single", model_name="kpn-small")
+    assert np.abs(actual.astype(np.int32) - single).max() > 10  # a different model, a different result
+
+
+def test_noise_map_model_gets_the_noise_level(tmp_path, mr_crop):
+    """A model with a noise-level map (none is shipped yet), served from its safetensors with ``--weights``: the
+    bundle's ``sigma`` reaches the network's map channel exactly as the library's ``denoise(volume, sigma)``."""
+    torch.manual_seed(0)
+    network = create_network("kpn-small", in_channels=2, noise_map=True)
+    with torch.no_grad():
+        for parameter in network.parameters():  # an untrained KPN ignores the map; make it matter
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    card = {"name": "map-test", "input_scaling": "minmax", "architecture": {
+        "network": "kpn-small", "spatial_dims": 2, "in_channels": 2, "out_channels": 1, "burst": 1,
+        "noise_map": True, "overrides": {"noise_map": True}}}
+    weights = save_weights(network, tmp_path / "map-test.safetensors", card)
+    low = _bundle_output(tmp_path, mr_crop, "low", weights=str(weights), sigma=0.02)
+    high = _bundle_output(tmp_path, mr_crop, "high", weights=str(weights), sigma=0.2)
+    denoiser = Denoiser(weights=weights)
+    np.testing.assert_array_equal(low, _library_output(mr_crop, denoiser, 0.02))
+    np.testing.assert_array_equal(high, _library_output(mr_crop, denoiser, 0.2))
+    assert np.abs(low.astype(np.int32) - high).max() > 0
+
+
+def test_auto_chooses_per_volume_as_the_library(tmp_path, mr_crop):
+    """``--model_name auto``: a cropped CT series (soft tissue only, so only its DICOM Modality tag says CT) gets the
+    library's CT model: the tag travels from the reader through MONAI's metadata to the Denoiser."""
+    ct = read_volume(sample_path("ct_chest"))
+    rows, columns = slice(260, 324), slice(220, 284)
+    series = tmp_path / "ct" / "series"
+    write_cropped_series(series, rows, columns, ct.array[:, rows, columns], ct.source.dicom_files)
+    _run_in_process(ROOT, dataset_dir=str(series.parent), output_dir=str(tmp_path / "auto"), model_name="auto")
+    actual = np.asarray(nib.load(str(tmp_path / "auto" / "series_denoised.nii.gz")).dataobj)
+    denoiser = Denoiser("auto")
+    expected = denoiser.denoise(read_volume(series)).array.transpose(2, 1, 0)
+    np.testing.assert_array_equal(actual, expected)
+    assert "DICOM Modality is CT" in denoiser.last_report.choice
+    assert denoiser.last_report.method != default_model_name()  # a CT model, not the general default
+    default = _parsed("denoiser").denoise(read_volume(series)).array.transpose(2, 1, 0)
+    assert np.abs(actual.astype(np.int32) - default).max() > 0
+
+
+def test_clip_to_input_range_matches_the_library_both_ways(tmp_path, mr_crop):
     for clip in (True, False):
-        out = tmp_path / f"clip{clip}"
-        _run_in_process(ROOT, dataset_dir=str(data), output_dir=str(out), clip_to_input_range=clip)
-        actual = np.asarray(nib.load(str(out / "mr_denoised.nii.gz")).dataobj).astype(np.int32)
-        denoiser = Denoiser("default", device="cpu", precision="fp32", roi_size=1024, slice_axis=0,
-                            clip_to_input_range=clip)
-        expected = denoiser.denoise(read_volume(data / "mr.nii.gz")).array.transpose(2, 1, 0).astype(np.int32)
-        assert np.abs(actual - expected).max() <= 1, clip
-    source = np.asarray(nib.load(str(data / "mr.nii.gz")).dataobj)
+        actual = _bundle_output(tmp_path, mr_crop, f"clip{clip}", clip_to_input_range=clip)
+        np.testing.assert_array_equal(actual, _library_output(mr_crop, Denoiser(clip_to_input_range=clip)))
+    source = np.asarray(nib.load(str(mr_crop / "mr.nii.gz")).dataobj)
     clipped = np.asarray(nib.load(str(tmp_path / "clipTrue" / "mr_denoised.nii.gz")).dataobj)
     unclipped = np.asarray(nib.load(str(tmp_path / "clipFalse" / "mr_denoised.nii.gz")).dataobj)
     assert clipped.min() >= source.min() and clipped.max() <= source.max()
     assert unclipped.min() < source.min() or unclipped.max() > source.max()  # the option makes a difference here
+
+
+# ------------------------------------------------------------------------------------------------- inferer
+def test_inferer_round_trips_monai_layout_and_refuses_a_foreign_network():
+    """``(B, C, I, J, K)`` in, the library's ``(K, J, I)`` volume inside, ``(B, C, I, J, K)`` out with the meta."""
+    from monai.data import MetaTensor, list_data_collate
+
+    class Recorder:
+        model = None
+        last_report = None
+
+        def denoise(self, volume, sigma):
+            self.seen, self.sigma = volume, sigma
+            return volume.with_array(volume.array * 2)
+
+    image = torch.arange(2 * 3 * 4, dtype=torch.int16).reshape(1, 1, 2, 3, 4)
+    affine = torch.diag(torch.tensor([-0.5, -0.7, 2.5, 1.0], dtype=torch.float64))
+    meta = {"affine": affine, "spacing": np.array([0.5, 0.7, 2.5]), "modality": "MR", "filename_or_obj": "x.nii"}
+    batch = list_data_collate([{"image": MetaTensor(image[0], meta=meta)}])["image"]  # as MONAI's DataLoader does
+    recorder = Recorder()
+    out = DenoiserInferer(recorder, sigma=0.1)(batch)
+    assert recorder.sigma == 0.1 and recorder.seen.array.shape == (4, 3, 2) and recorder.seen.array.dtype == np.int16
+    np.testing.assert_array_equal(recorder.seen.array, image[0, 0].numpy().transpose(2, 1, 0))
+    assert recorder.seen.spacing == (0.5, 0.7, 2.5) and recorder.seen.metadata == {"0008|0060": "MR"}
+    assert out.shape == (1, 1, 2, 3, 4) and out.dtype == torch.int16 and torch.equal(out.as_tensor(), image * 2)
+    assert isinstance(out, MetaTensor) and out.is_batch and torch.equal(out.affine[0], affine)
+    volume = volume_from_item(MetaTensor(torch.zeros(3, 2, 3, 4), meta={"affine": affine}))
+    assert volume.array.shape == (4, 3, 2, 3) and np.allclose(volume.spacing, (0.5, 0.7, 2.5))
+    denoiser = Denoiser("kpn-small", device="cpu")
+    assert network_of(denoiser) is denoiser.model
+    with pytest.raises(ValueError, match="own network"):
+        DenoiserInferer(denoiser)(batch, torch.nn.Conv2d(1, 1, 3))
 
 
 # ------------------------------------------------------------------------------------- reader and transforms
@@ -268,24 +341,6 @@ def test_reader_refusals_are_not_bypassed_by_monai_fallback_readers(tmp_path):
     load = LoadImaged("image", reader="meddenoiselib.bundle.readers.VolumeReader", image_only=True, dtype=None)
     with pytest.raises(MedDenoiseError, match="ambiguous"):
         load({"image": str(tmp_path)})
-
-
-def test_adjacent_slices_stack_neighbours_as_channels():
-    volume = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(1, 2, 3, 4)
-    assert AdjacentSlicesd("image", burst=1)({"image": volume})["image"] is volume
-    for slice_dim in (0, 1, 2):
-        out = AdjacentSlicesd("image", burst=3, slice_dim=slice_dim)({"image": volume})["image"]
-        assert out.shape == (3, 2, 3, 4)
-        count = volume.shape[slice_dim + 1]
-        for k in range(count):
-            for channel, offset in enumerate((-1, 0, 1)):
-                source = min(max(k + offset, 0), count - 1)
-                got = out[channel].select(slice_dim, k)
-                assert torch.equal(got, volume[0].select(slice_dim, source))
-    with pytest.raises(ValueError, match="odd"):
-        AdjacentSlicesd("image", burst=2)
-    with pytest.raises(ValueError, match="single-channel"):
-        AdjacentSlicesd("image", burst=3)({"image": torch.zeros(2, 3, 3, 3)})
 
 
 def test_output_names_keep_dotted_series_folder_names_and_collisions_are_refused(tmp_path):

@@ -64,6 +64,7 @@ def clean() -> torch.Tensor:
 
 
 @pytest.mark.parametrize("name, overrides, lr", TEST_CASES, ids=[c[0] for c in TEST_CASES])
+@pytest.mark.slow  # every preset trained until it denoises: about a minute on 2 cores
 def test_network_learns_to_denoise(clean: torch.Tensor, name: str, overrides: dict, lr: float) -> None:
     torch.manual_seed(0)
     net = create_network(name, spatial_dims=2, **overrides)

@@ -109,6 +109,7 @@ def test_fine_tuning_freezes_leading_layers(tmp_path, xray_png, us_png):
     assert all(not torch.equal(a[k], b[k]) for k in keys[4:])
 
 
+@pytest.mark.slow  # a real training run until the loss has fallen
 def test_self_supervised_training_learns_without_clean_images(tmp_path, ct_series_dir, xray_png):
     """150 masked steps on noisy-only data beat the noisy input on clean held-out crops."""
     config = _config(tmp_path, [ct_series_dir], val_inputs=[str(xray_png)], network="kpn-small",
@@ -125,6 +126,7 @@ def test_self_supervised_training_learns_without_clean_images(tmp_path, ct_serie
 
 @pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
                     reason="torchrun is not installed")
+@pytest.mark.slow  # two torchrun processes
 def test_two_process_ddp_matches_single_process(tmp_path, xray_png, us_png):
     """gloo DDP with 2 CPU processes gives the single-process weights up to floating-point noise."""
     single = train(_config(tmp_path / "single", [xray_png], val_inputs=[str(us_png)], network="kpn-small"),

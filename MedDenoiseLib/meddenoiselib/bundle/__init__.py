@@ -1,90 +1,75 @@
 """The MedDenoise MONAI bundle, shipped inside the package.
 
 The folder holding this file *is* the bundle root (``configs/``, ``models/``, ``docs/``, ``LICENSE``), so a
-``pip install meddenoiselib`` carries the configs and the weights along with the code they name::
+``pip install meddenoiselib`` carries the configs along with the code and the weights they use::
 
     B=$(python -c "import meddenoiselib.bundle as b; print(b.BUNDLE_ROOT)")
     python -m monai.bundle run --config_file "$B/configs/inference.json" --bundle_root "$B" \\
         --dataset_dir scans/ --output_dir denoised/
 
-This module is a Python package only so that ``BUNDLE_ROOT`` can be found from an installed package, and to hold
-the few small helpers the configs call (``model_entry``, ``find_dataset``, ``output_root``), one reader
-(:mod:`meddenoiselib.bundle.readers`, the library's reader behind MONAI's ``LoadImaged``) and one transform
-(:mod:`meddenoiselib.bundle.transforms`, adjacent slices as channels for burst models). Everything else is plain
-MONAI and library code named in ``configs/inference.json``.
+The bundle is a thin front end over the library: ``configs/inference.json`` builds a
+:class:`~meddenoiselib.inference.Denoiser` (whose network comes from the shipped ``.safetensors`` through
+:func:`~meddenoiselib.weights.load_pretrained`, hash-checked, no pickle), reads volumes with the library's reader
+(:mod:`meddenoiselib.bundle.readers`) and denoises them with :class:`~meddenoiselib.bundle.inferer.DenoiserInferer`,
+so every shipped model, ``auto`` and the baselines are served with the library's defaults and results.
+``models/model.pt`` is the default model's state_dict, kept because the bundle specification requires it.
+This module holds the small helpers the configs call (:func:`network_of`, :func:`find_dataset`,
+:func:`output_root`, :func:`output_name_formatter`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..inference import Denoiser
 
 __all__ = [
     "BUNDLE_ROOT",
-    "MODELS_INDEX",
+    "DEFAULT_MODEL_FILE",
     "VOLUME_FORMATS",
     "find_dataset",
-    "load_models_index",
-    "model_entry",
+    "network_of",
     "output_name_formatter",
     "output_root",
     "output_stem",
+    "served_models",
 ]
 
 #: the bundle root: pass it as ``--bundle_root`` (a ``str``, so configs can join paths onto it).
 BUNDLE_ROOT: str = str(Path(__file__).resolve().parent)
 
-#: the models index written by ``scripts/export_bundle_weights.py``, relative to the bundle root.
-MODELS_INDEX = os.path.join("models", "models.json")
+#: the default model's state_dict (the file the bundle specification requires), relative to the bundle root.
+DEFAULT_MODEL_FILE = os.path.join("models", "model.pt")
 
 #: file formats (as named by :func:`meddenoiselib.io.detect_format`) that :func:`find_dataset` picks up as volumes,
 #: besides DICOM series folders.
 VOLUME_FORMATS = ("nifti", "nrrd", "metaimage")
 
 
-def load_models_index(bundle_root: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The bundle's ``models/models.json``: ``{"default": name, "models": {name: entry}}``.
+def served_models() -> list[str]:
+    """What ``--model_name`` accepts: ``auto``, ``default``, every shipped model and every baseline."""
+    from ..baselines import BASELINES
+    from ..weights import list_shipped_weights
 
-    Args:
-        bundle_root: the bundle root. Defaults to :data:`BUNDLE_ROOT`.
+    return ["auto", "default", *list_shipped_weights(), *sorted(BASELINES)]
 
-    Raises:
-        FileNotFoundError: the index is missing (run ``scripts/export_bundle_weights.py``).
+
+def network_of(denoiser: Denoiser) -> torch.nn.Module:
+    """The bundle's ``network_def``: the network ``denoiser`` loaded from the shipped safetensors (in eval mode).
+
+    ``auto`` chooses a model per volume inside the Denoiser, and baselines have no network; then an ``nn.Identity``
+    stands in, only because MONAI's evaluator needs a module to put in eval mode (``verify_net_in_out`` on it checks
+    nothing: name a model with ``--model_name`` to verify a network).
     """
-    path = Path(bundle_root or BUNDLE_ROOT) / MODELS_INDEX
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: the bundle's models index is missing; is --bundle_root right? "
-            "(it is written by scripts/export_bundle_weights.py)"
-        )
-    return json.loads(path.read_text())
+    import torch
 
-
-def model_entry(bundle_root: str | os.PathLike | None = None, name: str | None = "default") -> dict[str, Any]:
-    """The index entry of one model: weights ``file`` (under ``models/``) and its architecture.
-
-    Args:
-        bundle_root: the bundle root. Defaults to :data:`BUNDLE_ROOT`.
-        name: a model name from the index, or ``"default"``/None for the bundle's default model (``model.pt``).
-
-    Returns:
-        A dict with ``name``, ``file``, ``network``, ``spatial_dims``, ``in_channels``, ``out_channels``,
-        ``burst``, ``noise_map`` and the model card's description and validation metrics.
-
-    Raises:
-        ValueError: an unknown name; the message lists the models the bundle serves.
-    """
-    index = load_models_index(bundle_root)
-    key = index["default"] if name in (None, "", "default") else str(name)
-    models = index["models"]
-    if key not in models:
-        raise ValueError(f"unknown `model_name` {name!r}; this bundle serves: default ({index['default']}), "
-                         f"{', '.join(sorted(models))}.")
-    return dict(models[key], name=key)
+    model = getattr(denoiser, "model", None)
+    return model if model is not None else torch.nn.Identity()
 
 
 def find_dataset(dataset_dir: str | os.PathLike, recursive: bool | str = False) -> list[dict[str, str]]:
@@ -112,8 +97,7 @@ def find_dataset(dataset_dir: str | os.PathLike, recursive: bool | str = False) 
     folder = Path(dataset_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: `dataset_dir` is not a folder")
-    with _quiet_itk():
-        found = find_inputs(folder, recursive=recursive)
+    found = find_inputs(folder, recursive=recursive)
     inputs = [p for p in found if p.is_dir() or detect_format(p) in VOLUME_FORMATS]
     if not inputs:
         raise FileNotFoundError(f"{folder}: no NIfTI/NRRD/MetaImage files or DICOM series folders found")
@@ -137,8 +121,7 @@ def output_root(dataset_dir: str | os.PathLike) -> str:
     from ..io import is_dicom_folder
 
     folder = Path(dataset_dir).resolve()
-    with _quiet_itk():
-        is_series = is_dicom_folder(folder)
+    is_series = is_dicom_folder(folder)
     return str(folder.parent if is_series else folder)
 
 
@@ -165,16 +148,3 @@ def output_name_formatter(metadict: dict, saver: Any) -> dict:
     if os.path.isdir(subject):
         names["subject"] = subject.rstrip("/\\") + ".series"  # the one "extension" SaveImage strips
     return names
-
-
-@contextlib.contextmanager
-def _quiet_itk() -> Iterator[None]:
-    """Silence ITK's "No Series were found" console warnings while folders are probed for DICOM series."""
-    import SimpleITK as sitk
-
-    previous = sitk.ProcessObject.GetGlobalWarningDisplay()
-    sitk.ProcessObject.SetGlobalWarningDisplay(False)
-    try:
-        yield
-    finally:
-        sitk.ProcessObject.SetGlobalWarningDisplay(previous)

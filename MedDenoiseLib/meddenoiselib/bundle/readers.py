@@ -22,6 +22,8 @@ import numpy as np
 from monai.data import ImageReader
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 
+from .inferer import MODALITY_KEY
+
 __all__ = ["VolumeReader"]
 
 _SUPPORTED_FORMATS = ("nifti", "nrrd", "metaimage", "dicom-file")
@@ -32,7 +34,9 @@ class VolumeReader(ImageReader):
 
     The array is returned in MONAI's (and nibabel's) index order ``(x, y, z)`` (``(x, y, z, c)`` for multi-component
     pixels, with ``original_channel_dim = -1``), in the stored dtype (``int16`` for CT in HU), with
-    ``affine = original_affine`` = the volume's IJK-to-RAS matrix, so ``SaveImaged`` writes the input's geometry.
+    ``affine = original_affine`` = the volume's IJK-to-RAS matrix, so ``SaveImaged`` writes the input's geometry, and
+    with the volume's exact ``spacing`` and DICOM Modality tag (``modality``), which
+    :class:`~meddenoiselib.bundle.inferer.DenoiserInferer` hands back to the library's ``Denoiser``.
 
     Args:
         series_uid: the DICOM series to read from a folder holding several; None reads the largest (the library
@@ -90,6 +94,8 @@ class VolumeReader(ImageReader):
             MetaKeys.ORIGINAL_CHANNEL_DIM: channel_dim,
             "spacing": np.asarray(volume.spacing, dtype=np.float64),
             "source_format": volume.source.format if volume.source is not None else "",
+            # the DICOM Modality tag, for the Denoiser's modality detection (``auto`` model choice, noise estimate)
+            MODALITY_KEY: volume.metadata.get("0008|0060", "").strip(),
         }
         return np.ascontiguousarray(array), meta
 

@@ -19,6 +19,7 @@ import SimpleITK as sitk
 from ..errors import InputError, OptionError
 from .dicom_frames import DicomImage, decode_physical, read_dicom_image
 from .geometry import StackGeometry, orientation_groups, stack_geometry
+from .itk_messages import itk_messages_logged
 from .limits import check_claimed_size
 
 __all__ = [
@@ -73,15 +74,12 @@ def list_dicom_series(folder: str | Path) -> list[DicomSeries]:
         InputError: if the folder cannot be scanned.
     """
     folder = str(folder)
-    previous = sitk.ProcessObject.GetGlobalWarningDisplay()
-    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK warnings go straight to stderr
     try:
-        uids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder)
-        listed = [(uid, tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, uid))) for uid in uids]
+        with itk_messages_logged():
+            uids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder)
+            listed = [(uid, tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, uid))) for uid in uids]
     except RuntimeError as exc:
         raise InputError(f"{folder}: cannot scan for DICOM series ({_first_line(exc)})") from exc
-    finally:
-        sitk.ProcessObject.SetGlobalWarningDisplay(previous)
     series = []
     for uid, files in listed:
         if not files:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .itk_messages import itk_messages_logged
 from .limits import Encoding, check_claimed_size
 
 __all__ = ["DicomImage", "decode_physical", "read_dicom_image", "physical_to_stored", "stored_value_range"]
@@ -501,14 +502,11 @@ def _decode_with_gdcm(image: DicomImage, pydicom_error: BaseException) -> np.nda
 
     if image.rescaled or image.photometric != "MONOCHROME2":
         raise InputError(f"{image.path}: cannot decode the pixel data ({_reason(pydicom_error)})")
-    previous = sitk.ProcessObject.GetGlobalWarningDisplay()
-    sitk.ProcessObject.SetGlobalWarningDisplay(False)
     try:
-        array = sitk.GetArrayFromImage(sitk.ReadImage(image.path))
+        with itk_messages_logged():
+            array = sitk.GetArrayFromImage(sitk.ReadImage(image.path))
     except RuntimeError as exc:
         raise InputError(f"{image.path}: cannot decode the pixel data ({_reason(pydicom_error)})") from exc
-    finally:
-        sitk.ProcessObject.SetGlobalWarningDisplay(previous)
     return array.reshape(image.decoded_shape)
 
 

@@ -8,20 +8,18 @@ import SimpleITK as sitk
 
 from ..errors import InputError
 from .formats import detect_format
+from .itk_messages import itk_messages_logged
 
 __all__ = ["find_inputs", "is_dicom_folder"]
 
 
 def is_dicom_folder(folder: str | Path) -> bool:
     """Whether GDCM finds at least one DICOM series directly inside ``folder``."""
-    previous = sitk.ProcessObject.GetGlobalWarningDisplay()
-    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK prints "No Series were found" to stderr
     try:
-        return len(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))) > 0
+        with itk_messages_logged():  # GDCM says "No Series were found" for every folder without one
+            return len(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))) > 0
     except RuntimeError:
         return False
-    finally:
-        sitk.ProcessObject.SetGlobalWarningDisplay(previous)
 
 
 def find_inputs(folder: str | Path, recursive: bool = False) -> list[Path]:

@@ -18,6 +18,7 @@ from ..errors import InputError, MedDenoiseError, OptionError
 from .dicom import DicomStack, check_skipped_files, dicom_stack_of_file, dicom_stack_of_series, select_dicom_series
 from .dicom_frames import check_dicom_size, read_dicom_image
 from .formats import IMAGE_2D_FORMATS, as_path, detect_format
+from .itk_messages import itk_messages_logged
 from .limits import Encoding, check_claimed_size
 
 __all__ = ["VolumeHeader", "bmp_has_gray_palette", "probe_volume", "text_header_data_files"]
@@ -259,14 +260,11 @@ def _probe_with_sitk(path: Path, fmt: str, max_bytes: int | None) -> VolumeHeade
     label = str(path)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
-    previous = sitk.ProcessObject.GetGlobalWarningDisplay()
-    sitk.ProcessObject.SetGlobalWarningDisplay(False)
     try:
-        reader.ReadImageInformation()
+        with itk_messages_logged():
+            reader.ReadImageInformation()
     except RuntimeError as exc:
         raise InputError(f"{label}: cannot read as {fmt} ({_short(exc)})") from exc
-    finally:
-        sitk.ProcessObject.SetGlobalWarningDisplay(previous)
     size = tuple(int(n) for n in reader.GetSize())
     dimension = reader.GetDimension()
     components = int(reader.GetNumberOfComponents())

@@ -1,0 +1,130 @@
+"""The bundle's inferer: MONAI's ``Inferer`` interface over the library's :class:`~meddenoiselib.inference.Denoiser`.
+
+The bundle does not rebuild the library's pipeline out of MONAI transforms. ``LoadImaged`` (with the library's
+reader) hands each volume to :class:`DenoiserInferer`, which gives it to ``Denoiser.denoise``: modality detection
+and ``auto`` model choice, the scaling the model was trained with, the slice axis, burst frames, the noise-level
+map, sliding windows with real-image halos, the self-ensemble, clipping to the input's range and the return to the
+input's units and dtype are all the library's own code, so the bundle's result is the library's result.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from monai.data import MetaTensor, decollate_batch
+from monai.inferers import Inferer
+from monai.utils import convert_to_dst_type
+
+if TYPE_CHECKING:
+    from ..inference import Denoiser
+    from ..io import Volume
+
+__all__ = ["DenoiserInferer", "MODALITY_KEY", "volume_from_item"]
+
+logger = logging.getLogger(__name__)
+
+#: the metadata key under which :class:`~meddenoiselib.bundle.readers.VolumeReader` keeps the DICOM Modality tag.
+MODALITY_KEY = "modality"
+
+
+def volume_from_item(item: torch.Tensor) -> Volume:
+    """The library :class:`~meddenoiselib.io.Volume` behind one channel-first MONAI image.
+
+    Args:
+        item: ``(C, I, J, K)`` in MONAI's index order, in the file's units and dtype (as ``LoadImaged`` +
+            ``EnsureChannelFirstd`` give it); a ``MetaTensor`` carries the affine, the reader's exact ``spacing``
+            and the DICOM Modality tag (``modality``).
+
+    Returns:
+        A volume ``(K, J, I)`` (``(K, J, I, C)`` for several channels) with the item's dtype, spacing, geometry and
+        Modality tag: what :func:`~meddenoiselib.io.read_volume` returned for the file, as far as denoising needs.
+    """
+    from ..io import Volume
+
+    array = np.asarray(item.detach().cpu().numpy() if isinstance(item, torch.Tensor) else item)
+    if array.ndim != 4:
+        raise ValueError(f"expected a channel-first 3D image (C, I, J, K), got shape {array.shape}")
+    array = np.transpose(array, (3, 2, 1, 0))  # (K, J, I, C): the library's (z, y, x, components)
+    if array.shape[-1] == 1:
+        array = array[..., 0]
+    array = np.ascontiguousarray(array)
+    meta = item.meta if isinstance(item, MetaTensor) else {}
+    affine = np.asarray(meta.get("affine", np.eye(4)), dtype=np.float64)
+    volume = Volume.from_ijk_to_ras(array, affine)
+    # the reader's spacing, not the affine's column norms: the Denoiser picks the slice axis by comparing spacings,
+    # and norms that differ in the last bit would break ties differently than the library does
+    spacing = meta.get("spacing")
+    modality = meta.get(MODALITY_KEY) or ""
+    return Volume(
+        array=array,
+        spacing=tuple(np.asarray(spacing, dtype=np.float64).reshape(3)) if spacing is not None else volume.spacing,
+        origin=volume.origin,
+        direction=volume.direction,
+        metadata={"0008|0060": str(modality)} if modality else {},
+    )
+
+
+class DenoiserInferer(Inferer):
+    """Denoise each whole volume of a batch with the library's ``Denoiser``.
+
+    The MONAI evaluator calls ``inferer(inputs, network)``; here ``inputs`` are whole volumes in their original units
+    and the result is too: the Denoiser's network path (slice axis, burst, noise map, halo windows, ensemble,
+    clipping) and its intensity scaling run inside. ``network`` is the Denoiser's own network (the bundle's
+    ``network_def`` is :func:`~meddenoiselib.bundle.network_of` the Denoiser), accepted so that MONAI's engine can
+    put it in eval mode; a different network is refused, because windows, halo, burst and noise map are settings of
+    the network the Denoiser loaded with its model card.
+
+    Args:
+        denoiser: the library's denoiser, e.g. ``Denoiser("auto")`` or ``Denoiser("kpn-burst3", device="cuda")``.
+        sigma: noise level in normalized units (fraction of the intensity range the model's scaling maps to
+            [0, 1]), or ``"auto"`` to estimate it where the method needs one (noise-map models, baselines).
+            Defaults to ``"auto"``.
+
+    Example::
+
+        inferer = DenoiserInferer(Denoiser("default"))
+        pred = inferer(image_batch, network_of(inferer.denoiser))  # (B, C, I, J, K), the input's units and dtype
+    """
+
+    def __init__(self, denoiser: Denoiser, sigma: float | str | None = "auto") -> None:
+        super().__init__()
+        self.denoiser = denoiser
+        self.sigma = sigma
+
+    def __call__(self, inputs: torch.Tensor, network: torch.nn.Module | None = None, *args: Any, **kwargs: Any):
+        """Denoise a batch.
+
+        Args:
+            inputs: ``(B, C, I, J, K)`` volumes in their file's units and dtype (a ``MetaTensor`` from
+                ``LoadImaged`` with :class:`~meddenoiselib.bundle.readers.VolumeReader`).
+            network: None, or the Denoiser's own network (see the class docstring).
+
+        Returns:
+            ``(B, C, I, J, K)`` denoised volumes in the input's units and dtype (integers rounded and clipped by the
+            library), with the input's metadata, so ``SaveImaged`` writes them on the input's grid.
+
+        Raises:
+            ValueError: ``network`` is a network other than the Denoiser's.
+        """
+        own = getattr(self.denoiser, "model", None)
+        if network is not None and own is not None and network is not own:
+            raise ValueError("DenoiserInferer runs the Denoiser's own network; `network` must be that network "
+                             "(bundle: network_def = meddenoiselib.bundle.network_of(@denoiser)) or None.")
+        items = decollate_batch(inputs, detach=True) if isinstance(inputs, MetaTensor) else list(inputs)
+        outputs = []
+        for item in items:
+            volume = volume_from_item(item)
+            denoised = self.denoiser.denoise(volume, self.sigma).array
+            report = self.denoiser.last_report
+            if report is not None:
+                name = item.meta.get("filename_or_obj", "") if isinstance(item, MetaTensor) else ""
+                logger.info("%s: %s%s in %.2f s on %s", name, report.method,
+                            f" ({report.choice})" if report.choice else "", report.seconds, report.device)
+            channels = denoised[..., np.newaxis] if denoised.ndim == 3 else denoised
+            outputs.append(torch.from_numpy(np.ascontiguousarray(np.transpose(channels, (3, 2, 1, 0)))))
+        result = torch.stack(outputs)
+        # the input's metadata (affine, file name, batch flag) on the result, in the result's own dtype
+        return convert_to_dst_type(result, inputs, dtype=result.dtype)[0] if isinstance(inputs, MetaTensor) else result
