@@ -76,13 +76,16 @@ RECIPES: dict[str, dict] = {
                    description="2D ultrasound despeckling: multiplicative Gamma(L, 1/L) speckle, relative sigma "
                    "0.05-0.5 (L = 1/sigma^2 looks), trained on B-mode ultrasound only"),
     # CT: realistic low-dose noise in HU (body noise 5-100 HU, several kernels, views and electronic noise), fixed
-    # HU map, adjacent slices as a burst. Hamming is held out of training so the benchmark sees an unseen kernel.
+    # HU map -1024..1024 HU -> 0..1 (air at 0 as in the min-max images the burst model was first trained on: a
+    # KPN's output is its kernels times the input, so a kernel sum slightly off 1 costs nothing in air at 0 but
+    # ~100 HU in air at -2.6, which W400/L40 gives; a first run on W400/L40 ended worse than the noisy input),
+    # adjacent slices as a burst. Hamming is held out of training so the benchmark sees an unseen kernel.
     # kpn-ct-burst3 fine-tunes the shipped Gaussian burst model (CPU-sized: features transfer, a fresh start does
     # not converge in a CPU session); kpn-ct-burst5 is the larger model for the GPU one-shot script.
     **{
         name: dict(network=network, patch=96, batch_size=8, steps=steps, lr=lr, burst=True, modality="ct/",
                    cache_dir=str(Path(__file__).resolve().parents[1] / ".cache" / "ct_terms"),
-                   scaling="ct_window", noise=CT_NOISE, val_levels="10,25,60", description=CT_DESCRIPTION % frames,
+                   scaling="ct_window", window="0,2048", noise=CT_NOISE, val_levels="10,25,60", description=CT_DESCRIPTION % frames,
                    **({"init": init} if init else {}))
         for name, network, init, frames, steps, lr in (
             ("kpn-ct-burst3", "kpn-burst3", "kpn-burst3", 3, 12000, 2e-4),

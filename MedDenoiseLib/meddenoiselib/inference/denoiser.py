@@ -144,11 +144,11 @@ class Denoiser:
         precision: ``"auto"`` (bf16 on CPUs that support it, fp16 on CUDA), ``"fp32"``, ``"bf16"``, ``"fp16"``.
         scaling_mode: intensity normalization (see :class:`~meddenoiselib.transforms.ScalingMode`). Defaults to
             None: for a network, the scaling its training images had (``input_scaling`` in the model card, min-max
-            for every shipped model), so inputs look like what it learned from; ``"percentile"`` for baselines.
-        window: ``(center, width)`` of a CT window in HU; when given, normalization uses it (``ct_window``).
-            Values outside the window are not clipped. For baselines and for networks trained in HU (their card's
-            ``input_scaling`` is ``ct_window``; the default is their training map); refused for networks trained
-            on min-max scaled images. Defaults to None.
+            ``ct_window`` for the CT models), so inputs look like what it learned from; ``"percentile"`` for baselines.
+        window: ``(center, width)`` of a CT window in HU. For baselines, normalization uses it (``ct_window``);
+            networks trained in HU (their card's ``input_scaling`` is ``ct_window``) always use their training
+            map, so that noise in HU looks as it did in training; refused for networks trained on min-max scaled
+            images. Values outside the window are never clipped. Defaults to None.
         strength: blend ``noisy + strength * (denoised - noisy)``; 1 is full denoising, 0 returns the input.
         clip_to_input_range: keep denoised values within the input's minimum and maximum (a denoiser should not
             invent intensities below air in CT or negative magnitudes in MR). Defaults to True.
@@ -249,7 +249,17 @@ class Denoiser:
                 "would feed it values far outside what it learned; use a CT model (model 'auto' on CT picks one) "
                 "or leave the window out"
             )
-        if window is not None:
+        if window is not None and trained_scaling == ScalingMode.CT_WINDOW.value:
+            # a network trained in HU learned noise levels on its own fixed map; another window would rescale the
+            # noise it sees (a lung window shrinks 25 HU of noise fourfold), so its map is kept. Nothing is
+            # clipped either way: the window only chooses a normalization.
+            center, width = self.card.get("input_window", (40.0, 400.0))
+            self.scaling_mode = ScalingMode.CT_WINDOW
+            self.scaling_options = {"center": float(center), "width": float(width)}
+            if (float(window[0]), float(window[1])) != (float(center), float(width)):
+                logger.info("model '%s' normalizes with its training map (center %g, width %g HU), not the window "
+                            "(%g, %g)", self.method, center, width, window[0], window[1])
+        elif window is not None:
             self.scaling_mode = ScalingMode.CT_WINDOW
         elif scaling_mode is not None:
             try:
