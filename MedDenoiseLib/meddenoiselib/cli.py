@@ -141,6 +141,19 @@ def _float_list(text: str) -> tuple[float, ...]:
     return values
 
 
+def _noise_levels(text: str) -> tuple[float, ...]:
+    """Gaussian noise levels on the 0-255 scale, each in the range the noise model accepts."""
+    from .transforms import parse_noise_spec
+
+    values = _float_list(text)
+    for value in values:
+        try:
+            parse_noise_spec(f"gaussian:{value!r}")
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc).rstrip(".")) from None
+    return values
+
+
 def _window(text: str) -> tuple[float, float]:
     parts = text.split(",")
     if len(parts) != 2:
@@ -488,31 +501,36 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if created:
             output.rmdir()
         raise
-    logger.info("Evaluating %d methods on %d reference images at sigma %s", len(methods), len(references),
-                ",".join(f"{s:g}" for s in args.sigma))
+    try:
+        logger.info("Evaluating %d methods on %d reference images at sigma %s", len(methods), len(references),
+                    ",".join(f"{s:g}" for s in args.sigma))
 
-    def report(row) -> None:
-        if row.method != "noisy":
-            logger.info("  %-28s sigma %-4g %-14s PSNR %6.2f  SSIM %.4f  %.2fs", row.image, row.sigma255,
-                        row.method, row.psnr, row.ssim, row.seconds)
+        def report(row) -> None:
+            if row.method != "noisy":
+                logger.info("  %-28s sigma %-4g %-14s PSNR %6.2f  SSIM %.4f  %.2fs", row.image, row.sigma255,
+                            row.method, row.psnr, row.ssim, row.seconds)
 
-    rows = evaluate(references, methods, args.sigma, seed=args.seed, oracle_sigma=not args.estimate_sigma,
-                    denoiser_factory=lambda m: denoisers[m], on_result=report)
-    table = write_markdown(rows, output / "summary.md")
-    write_csv(rows, output / "results.csv")
-    name, clean = references[0]
-    sigma = args.sigma[len(args.sigma) // 2]
-    noisy = add_noise(clean, sigma, args.seed)
-    panels = [(f"noisy σ={sigma:g}", noisy)]
-    for method, denoiser in denoisers.items():
-        panels.append((method, denoiser.denoise_array(noisy, sigma=sigma / 255.0)))
-    panels.append(("clean", clean))
-    h, w = clean.shape
-    crop = (slice(h // 4, h // 4 + min(h // 2, 192)), slice(w // 4, w // 4 + min(w // 2, 192)))
-    comparison_figure(panels, output / "comparison.png", crop=crop, title=name)
-    sys.stdout.write(table)
-    logger.info("Wrote %s, %s and %s", output / "summary.md", output / "results.csv", output / "comparison.png")
-    return EXIT_OK
+        rows = evaluate(references, methods, args.sigma, seed=args.seed, oracle_sigma=not args.estimate_sigma,
+                        denoiser_factory=lambda m: denoisers[m], on_result=report)
+        table = write_markdown(rows, output / "summary.md")
+        write_csv(rows, output / "results.csv")
+        name, clean = references[0]
+        sigma = args.sigma[len(args.sigma) // 2]
+        noisy = add_noise(clean, sigma, args.seed)
+        panels = [(f"noisy σ={sigma:g}", noisy)]
+        for method, denoiser in denoisers.items():
+            panels.append((method, denoiser.denoise_array(noisy, sigma=sigma / 255.0)))
+        panels.append(("clean", clean))
+        h, w = clean.shape
+        crop = (slice(h // 4, h // 4 + min(h // 2, 192)), slice(w // 4, w // 4 + min(w // 2, 192)))
+        comparison_figure(panels, output / "comparison.png", crop=crop, title=name)
+        sys.stdout.write(table)
+        logger.info("Wrote %s, %s and %s", output / "summary.md", output / "results.csv", output / "comparison.png")
+        return EXIT_OK
+    except BaseException:
+        if created and output.is_dir() and not any(output.iterdir()):
+            output.rmdir()  # a failed run leaves no empty folder of its own behind
+        raise
 
 
 def _info_of_folder(path: Path, args: argparse.Namespace) -> int:
@@ -777,7 +795,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "sigma (0-255 scale, seeded), run each method, and report PSNR (data range 1) and SSIM.")
     p.add_argument("references", nargs="+", help="clean image files, DICOM series folders or folders of images")
     p.add_argument("--methods", default="median,nlm,default", help="comma-separated models/baselines")
-    p.add_argument("--sigma", type=_float_list, default=(15.0, 25.0, 50.0), help="noise levels (15,25,50)")
+    p.add_argument("--sigma", type=_noise_levels, default=(15.0, 25.0, 50.0), help="noise levels (15,25,50)")
     p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument("--max-slices", type=_positive_int, default=3, help="slices per volume (3)")
     p.add_argument("--estimate-sigma", action="store_true", help="baselines estimate sigma instead of being told")
@@ -894,8 +912,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         force=True,
     )
-    # pydicom logs (besides warning) about odd but readable headers; problems reach the user as errors instead
-    logging.getLogger("pydicom").setLevel(logging.DEBUG if args.debug else logging.CRITICAL)
+    # pydicom logs (besides warning) about odd but readable headers, and nibabel logs the header fixes it makes
+    # ("setting qfac to 1") through a stderr handler of its own; problems reach the user as errors instead.
+    # pydicom sets its logger's level when first imported, so import it before setting the level here.
+    import pydicom.config  # noqa: F401
+
+    for name in ("pydicom", "nibabel"):
+        logging.getLogger(name).setLevel(logging.DEBUG if args.debug else logging.CRITICAL)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:

@@ -796,6 +796,7 @@ CASES = [
     _option(["--noise", "gaussian:nan"], "argument --noise", "simulate"),
     _option(["--noise", "speckle:-1"], "--noise", "simulate"),
     _option(["--sigma", "nan"], "--sigma", "evaluate"),
+    _option(["--sigma", "1e9"], "--sigma", "evaluate"),
     c12_float64_extremes_survive,
     c14_rt_dose_grid_scaling_is_applied,
     c14_single_slice_3d_file_stays_3d,
@@ -877,3 +878,20 @@ def test_unexpected_errors_are_one_line_with_exit_3(tmp_path, capsys, monkeypatc
     assert "Traceback" not in err and leftover_temporaries(tmp_path) == []
     with pytest.raises(RuntimeError):
         main([*argv, "--debug"])
+
+
+@pytest.mark.parametrize("source", ["badVR.dcm", "row_major.dconn.nii"])
+def test_third_party_log_lines_stay_out_of_a_fresh_process(tmp_path, source):
+    """In a new process too the refusal is the only line: pydicom resets its logger's level when first imported,
+    and nibabel logs header fixes ("setting qfac to 1") through a stderr handler of its own."""
+    import subprocess
+    import sys
+
+    if source.endswith(".dcm"):
+        path = _copy(dicom_testdata(source), tmp_path)
+    else:
+        path = _copy(Path(nib.__file__).parent / "tests" / "data" / source, tmp_path)
+    child = subprocess.run([sys.executable, "-m", "meddenoiselib", "info", str(path)], capture_output=True,
+                           text=True, timeout=300)
+    assert child.returncode == 1
+    assert child.stderr.count("\n") == 1 and child.stderr.startswith(f"error: {path}"), child.stderr
