@@ -234,11 +234,25 @@ class _Job:
     series: bool = False
 
 
+def _check_series_uid(source: Path, args: argparse.Namespace) -> None:
+    """``--series-uid`` picks a series of DICOM input; given for any other input it is a usage error."""
+    from .io import detect_format
+    from .io.formats import format_name
+
+    if not getattr(args, "series_uid", None) or not Path(source).is_file():
+        return
+    fmt = detect_format(source)
+    if fmt not in (None, "dicom-file"):
+        raise OptionError(f"{source}: --series-uid applies only to DICOM input (a series folder or a DICOM file); "
+                          f"this is a {format_name(fmt)} file, leave the option out")
+
+
 def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: list) -> _Job:
     """Probe one input and plan its image, residual and report outputs, before any computation."""
     from .io import ImageSpec, input_paths, is_series_file, plan_file, plan_output, probe_volume
     from .io.series import plan_series_output, probe_series
 
+    _check_series_uid(source, args)
     series = is_series_file(source)
     header = probe_series(source) if series else probe_volume(source, series_uid=args.series_uid)
     plan = plan_series_output if series else plan_output
@@ -440,6 +454,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from .transforms.noise import NoiseKind
 
     spec = parse_noise_spec(args.noise)  # checked by the option's validator
+    _check_series_uid(Path(args.input), args)
     header = probe_volume(args.input, series_uid=args.series_uid)
     plan_output(args.output, ImageSpec.of(header, dtype="float32" if args.float else None),
                 overwrite=args.overwrite, protected=input_paths([args.input, *header.files]))
@@ -574,6 +589,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     path = Path(args.input)
     if path.is_dir() and not is_dicom_folder(path):
         return _info_of_folder(path, args)
+    _check_series_uid(path, args)
     volume = read_volume(path, series_uid=args.series_uid)
     array = volume.array
     keys = {
@@ -887,6 +903,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _WarnOnce(logging.Filter):
+    """Let each distinct warning through once per run (they name their file, so repeats say nothing new)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[tuple[str, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.getMessage())
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM (schedulers, the Slicer module's Cancel) turned into an exception, so cleanup code runs."""
 
@@ -906,12 +939,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("train: give training inputs or --config")
     except SystemExit as exit_:  # usage errors (2), --help and --version (0): a code, as for every other outcome
         return int(exit_.code or 0) if not isinstance(exit_.code, str) else EXIT_USAGE
+    root = logging.getLogger()
+    saved_logging = (root.handlers[:], root.level)  # restored on return: main() may run in-process (tests, hosts)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(message)s",
         stream=sys.stderr,
         force=True,
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_WarnOnce())  # inputs are probed before the run and read again: one warning each
     # pydicom logs (besides warning) about odd but readable headers, and nibabel logs the header fixes it makes
     # ("setting qfac to 1") through a stderr handler of its own; problems reach the user as errors instead.
     # pydicom sets its logger's level when first imported, so import it before setting the level here.
@@ -921,6 +958,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.DEBUG if args.debug else logging.CRITICAL)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    # libpng & co. print to fd 2 themselves; the CLI reads in its main thread, so fd 2 may be redirected there
+    from .io.itk_messages import capture_c_stderr
+
+    previous_capture = capture_c_stderr(in_main_thread)
     try:
         with warnings.catch_warnings():
             if not args.debug:
@@ -960,6 +1001,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
     finally:
         remove_temporaries()
+        capture_c_stderr(previous_capture)
+        for handler in root.handlers[:]:
+            if handler not in saved_logging[0]:
+                root.removeHandler(handler)
+        for handler in saved_logging[0]:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(saved_logging[1])
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
 

@@ -539,8 +539,9 @@ def c10_folder_batch_processes_every_file(tmp: Path, monkeypatch) -> Case:
     def check() -> None:
         assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png"]
 
-    return Case(["denoise", str(folder), str(out), *MEDIAN], 1, "b.png", "", inputs=(folder,), check=check,
-                before_compute=False, batch=True)
+    return Case(["denoise", str(folder), str(out), *MEDIAN], 1, "b.png",
+                "cannot decode the PNG image (truncated or corrupt)", inputs=(folder,), check=check,
+                before_compute=False, batch=True, absent="ITK")
 
 
 def c10_folder_output_named_like_a_file(tmp: Path, monkeypatch) -> Case:
@@ -717,7 +718,13 @@ def c11_unknown_model_is_a_usage_error(tmp: Path, monkeypatch) -> Case:
 def c14_series_uid_for_a_file_is_refused(tmp: Path, monkeypatch) -> Case:
     mr = _mr(tmp)
     return Case(["denoise", str(mr), str(tmp / "o.nii.gz"), "--series-uid", "1.2.3", *MEDIAN], 2, "mr.nii.gz",
-                "series UID", inputs=(mr,))
+                "--series-uid applies only to DICOM input", inputs=(mr,), absent="choose one")
+
+
+def c14_series_uid_for_info_on_a_nifti_is_refused(tmp: Path, monkeypatch) -> Case:
+    mr = _mr(tmp)
+    return Case(["info", str(mr), "--series-uid", "1.2.3"], 2, "mr.nii.gz", "this is a NIfTI file", inputs=(mr,),
+                absent="choose one")
 
 
 def c14_series_uid_of_another_series_for_a_dicom_file(tmp: Path, monkeypatch) -> Case:
@@ -806,6 +813,7 @@ CASES = [
     c14_single_file_errors_do_not_say_series,
     c14_truncated_jpeg2000_says_truncated,
     c14_series_uid_for_a_file_is_refused,
+    c14_series_uid_for_info_on_a_nifti_is_refused,
     c14_series_uid_of_another_series_for_a_dicom_file,
     c14_info_on_a_folder_of_images,
 ]
@@ -854,6 +862,119 @@ def test_library_errors_are_meddenoise_errors(tmp_path):
         with pytest.raises(InputError) as info:
             read_volume(path)
         assert path.name in str(info.value) and "\n" not in str(info.value)
+
+
+def test_series_uid_for_a_non_dicom_file_says_it_applies_to_dicom_only(tmp_path):
+    from meddenoiselib import OptionError
+
+    with pytest.raises(OptionError) as info:
+        read_volume(_mr(tmp_path), series_uid="1.2.3")
+    assert "mr.nii.gz" in str(info.value) and "applies only to DICOM input" in str(info.value)
+    assert info.value.parameter is None  # no "choose another series" advice: the remedy is to leave it out
+
+
+@pytest.mark.parametrize("precision", ["fp8", "FP32", "", None, 16])
+def test_denoiser_checks_precision_when_built(precision):
+    from meddenoiselib import OptionError
+
+    with pytest.raises(OptionError) as info:
+        Denoiser(method="median", precision=precision)
+    assert info.value.parameter == "precision"
+    assert "auto, fp32, bf16, fp16" in str(info.value) and repr(precision) in str(info.value)
+
+
+def test_broken_pngs_in_a_batch_are_one_line_each_in_our_words(tmp_path, capfd):
+    """libpng prints "libpng error: Read Error" to descriptor 2 itself, and ITK's message carries a source location
+    and an object address: the user sees one line per file in the library's words, and nothing else."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good = Path(__file__).resolve().parents[1] / "data" / "us_hc18_131_HC.png"
+    shutil.copy(good, folder / "a.png")
+    (folder / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"broken" * 20)  # corrupt chunk: libpng speaks
+    (folder / "c.png").write_bytes(good.read_bytes()[:60000])  # truncated image data
+    before = digest_tree(folder)
+    capfd.readouterr()
+    code = main(["denoise", str(folder), str(tmp_path / "out"), *MEDIAN])
+    os.write(2, b"fd 2 is back\n")
+    err = capfd.readouterr().err
+    assert code == 1, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines[:2] == [f"error: {folder / name}: cannot decode the PNG image (truncated or corrupt)"
+                         for name in ("b.png", "c.png")], err
+    assert "1 of 3" in lines[2] and "2 failed" in lines[2] and lines[3:] == ["fd 2 is back"], err
+    assert "libpng" not in err and "0x" not in err and "ITK" not in err
+    assert digest_tree(folder) == before and leftover_temporaries(tmp_path) == []
+
+
+def test_c_stderr_goes_to_the_debug_log_only_when_switched_on(capfd, monkeypatch):
+    import logging
+
+    from meddenoiselib.io import itk_messages
+    from meddenoiselib.io.itk_messages import c_stderr_logged, capture_c_stderr
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append
+    monkeypatch.setattr(itk_messages.logger, "handlers", [handler])
+    monkeypatch.setattr(itk_messages.logger, "propagate", False)
+    monkeypatch.setattr(itk_messages.logger, "level", itk_messages.logger.level)
+    itk_messages.logger.setLevel(logging.DEBUG)  # setLevel, not setattr: it clears logging's level cache
+    with c_stderr_logged():
+        os.write(2, b"library default: shown\n")
+    previous = capture_c_stderr(True)
+    try:
+        with pytest.raises(KeyboardInterrupt), c_stderr_logged():
+            os.write(2, b"libpng error: Read Error\n")
+            raise KeyboardInterrupt  # however the block ends, descriptor 2 comes back
+    finally:
+        capture_c_stderr(previous)
+    os.write(2, b"after\n")
+    err = capfd.readouterr().err
+    assert err.splitlines() == ["library default: shown", "after"]
+    assert [(r.levelname, r.getMessage()) for r in records] == [("DEBUG", "C library stderr: libpng error: Read Error")]
+
+
+def test_empty_file_in_a_dicom_series_folder_is_named_in_a_warning(tmp_path, capsys):
+    series = _ct_series(tmp_path / "series")
+    (series / "zz-slice.dcm").write_bytes(b"")
+    before = digest_tree(series)
+    capsys.readouterr()
+    assert main(["denoise", str(series), str(tmp_path / "o.nii.gz"), *MEDIAN]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"{series / 'zz-slice.dcm'}: empty file (0 bytes) in the DICOM series folder; skipped"]
+    assert read_volume(tmp_path / "o.nii.gz").shape[0] == 4
+    assert digest_tree(series) == before and leftover_temporaries(tmp_path) == []
+
+
+def _nifti_with_zero_voxel_size(path: Path, sform: bool) -> Path:
+    """A NIfTI whose stored pixdim[1] is 0 (nibabel repairs it when saving, so the bytes are patched)."""
+    import struct
+
+    image = nib.Nifti1Image(np.arange(120, dtype=np.int16).reshape(4, 5, 6), np.diag([2.0, 2.0, 3.0, 1.0]))
+    image.set_qform(image.affine, code=1)
+    image.set_sform(image.affine, code=2 if sform else 0)
+    nib.save(image, path)
+    raw = bytearray(path.read_bytes())
+    raw[80:84] = struct.pack("<f", 0.0)  # pixdim[1]
+    path.write_bytes(bytes(raw))
+    return path
+
+
+@pytest.mark.parametrize("sform", [False, True])
+def test_zero_voxel_size_in_a_nifti_is_a_warning_and_kept_consistent(tmp_path, capsys, sform):
+    source = _nifti_with_zero_voxel_size(tmp_path / "flat.nii", sform)
+    before = digest_tree(source)
+    capsys.readouterr()
+    assert main(["denoise", str(source), str(tmp_path / "o.nii.gz"), *MEDIAN]) == 0
+    err = capsys.readouterr().err
+    if sform:  # the sform gives the geometry, pixdim is not used: nothing to say
+        assert err == ""
+    else:
+        assert err.splitlines() == [f"{source}: voxel size 0 on axis 0 (pixdim[1]); using 1 mm"]
+    written = nib.load(tmp_path / "o.nii.gz")
+    assert np.allclose(written.affine, nib.load(source).affine)  # what was read (with the 1 mm) is written
+    assert np.allclose(written.header.get_zooms(), (2.0 if sform else 1.0, 2.0, 3.0))
+    assert digest_tree(source) == before
 
 
 def test_report_json_is_complete(tmp_path):

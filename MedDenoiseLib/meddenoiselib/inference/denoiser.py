@@ -40,7 +40,12 @@ GEOMETRIC_TRANSFORMS = ((False, 0), (False, 2), (False, 1), (False, 3), (True, 0
 PREFERRED_MODELS = ("kpn-small", "irunet-32", "rdn-small", "conv-dae-skip", "dran-small", "dncnn-small")
 
 
-def _check_options(overlap, strength, slice_axis, sw_batch_size, batch_slices, ensemble, window, roi_size) -> None:
+#: the accepted values of ``Denoiser(precision=...)``.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def _check_options(overlap, strength, slice_axis, sw_batch_size, batch_slices, ensemble, window, roi_size,
+                   precision="auto") -> None:
     """Refuse out-of-range or non-finite settings with :class:`OptionError` naming the argument."""
 
     def number(value, name: str) -> float:
@@ -52,6 +57,9 @@ def _check_options(overlap, strength, slice_axis, sw_batch_size, batch_slices, e
             raise OptionError(f"{name} must be finite, got {value!r}", parameter=name)
         return value
 
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        raise OptionError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}",
+                          parameter="precision")
     if not 0 <= number(overlap, "overlap") < 1:
         raise OptionError(f"overlap must be in [0, 1), got {overlap}", parameter="overlap")
     if not 0 <= number(strength, "strength") <= 1:
@@ -187,7 +195,8 @@ class Denoiser:
         ensemble: int = 1,
         modality: Modality | str | None = None,
     ) -> None:
-        _check_options(overlap, strength, slice_axis, sw_batch_size, batch_slices, ensemble, window, roi_size)
+        _check_options(overlap, strength, slice_axis, sw_batch_size, batch_slices, ensemble, window, roi_size,
+                       precision)
         self.ensemble = int(ensemble)
         self.modality_hint = modality
         if modality is not None and not isinstance(modality, Modality):

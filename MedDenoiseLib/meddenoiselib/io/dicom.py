@@ -126,12 +126,23 @@ def select_dicom_series(folder: str | Path, series_uid: str | None = None) -> Di
 
 
 def check_skipped_files(folder: Path, series_uid: str, listed: set[str]) -> None:
-    """GDCM silently leaves out files it cannot decode (e.g. truncated); refuse a series with holes instead."""
+    """GDCM silently leaves out files it cannot decode (e.g. truncated); refuse a series with holes instead.
+
+    Empty (0-byte) files cannot tell which series they belonged to; they are skipped with a warning naming them.
+    """
     import pydicom
 
     listed_names = {Path(f).name for f in listed}
     for entry in sorted(folder.iterdir()):
         if not entry.is_file() or entry.name.startswith(".") or entry.name in listed_names:
+            continue
+        try:
+            empty = entry.stat().st_size == 0
+        except OSError:
+            empty = False
+        if empty:
+            # an interrupted copy or download leaves such files; the series may be missing a slice
+            logger.warning("%s: empty file (0 bytes) in the DICOM series folder; skipped", entry)
             continue
         try:
             header = pydicom.dcmread(str(entry), stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])

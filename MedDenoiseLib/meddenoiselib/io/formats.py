@@ -6,7 +6,9 @@ from pathlib import Path
 
 from ..errors import OptionError
 
-__all__ = ["IMAGE_2D_FORMATS", "as_path", "detect_format", "format_suffix", "is_supported_file", "strip_suffix"]
+__all__ = [
+    "IMAGE_2D_FORMATS", "as_path", "detect_format", "format_name", "format_suffix", "is_supported_file", "strip_suffix",
+]
 
 _SUFFIXES: dict[str, str] = {
     ".nii.gz": "nifti",
@@ -58,6 +60,18 @@ def detect_format(path: str | Path) -> str | None:
         if name.endswith(suffix):
             return fmt
     return None
+
+
+#: how messages name each format.
+_DISPLAY_NAMES = {
+    "nifti": "NIfTI", "nrrd": "NRRD", "metaimage": "MetaImage", "png": "PNG", "tiff": "TIFF", "jpeg": "JPEG",
+    "bmp": "BMP", "dicom-file": "DICOM", "dicom-series": "DICOM series",
+}
+
+
+def format_name(fmt: str) -> str:
+    """The name messages use for a format (``"nifti"`` -> ``"NIfTI"``); unknown names are returned as given."""
+    return _DISPLAY_NAMES.get(fmt, fmt)
 
 
 def format_suffix(fmt: str) -> str:

@@ -8,6 +8,7 @@ bounded-read check (:func:`~.limits.check_claimed_size`) so no reader allocates 
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +18,13 @@ import numpy as np
 from ..errors import InputError, MedDenoiseError, OptionError
 from .dicom import DicomStack, check_skipped_files, dicom_stack_of_file, dicom_stack_of_series, select_dicom_series
 from .dicom_frames import check_dicom_size, read_dicom_image
-from .formats import IMAGE_2D_FORMATS, as_path, detect_format
-from .itk_messages import itk_messages_logged
+from .formats import IMAGE_2D_FORMATS, as_path, detect_format, format_name
+from .itk_messages import c_stderr_logged, itk_messages_logged, itk_reason
 from .limits import Encoding, check_claimed_size
 
-__all__ = ["VolumeHeader", "bmp_has_gray_palette", "probe_volume", "text_header_data_files"]
+__all__ = ["VolumeHeader", "bmp_has_gray_palette", "probe_volume", "sitk_read_error", "text_header_data_files"]
+
+logger = logging.getLogger(__name__)
 
 _TEXT_HEADER_BYTES = 65536
 
@@ -82,8 +85,8 @@ def probe_volume(path: str | Path, series_uid: str | None = None, max_bytes: int
             raise InputError(f"{path}: permission denied (not readable)")
         fmt = detect_format(path)
         if series_uid and fmt not in (None, "dicom-file"):
-            raise OptionError(f"{path}: a series UID selects a series in a DICOM folder; this is a {fmt} file",
-                              parameter="series_uid")
+            raise OptionError(f"{path}: a series UID applies only to DICOM input (a series folder or a DICOM file); "
+                              f"this is a {format_name(fmt)} file")
         if fmt == "nifti":
             return _probe_nifti(path, max_bytes)
         if fmt in (None, "dicom-file"):
@@ -95,6 +98,18 @@ def probe_volume(path: str | Path, series_uid: str | None = None, max_bytes: int
         raise InputError(f"{path}: not enough memory to read the header") from None
     except Exception as exc:  # noqa: BLE001 - third-party readers raise many types for malformed headers
         raise InputError(f"{path}: cannot read the header ({type(exc).__name__}: {_short(exc)})") from exc
+
+
+def sitk_read_error(label: str, fmt: str, exc: BaseException) -> str:
+    """The message for an image SimpleITK cannot read: the library's words for 2D images, ITK's reason otherwise.
+
+    The C decoders under ITK (libpng, libjpeg, libtiff) report truncated or corrupt data in their own terms and
+    SimpleITK adds source locations and object addresses; the full text goes to the DEBUG log.
+    """
+    logger.debug("%s: SimpleITK: %s", label, " ".join(str(exc).split()))
+    if fmt in (*IMAGE_2D_FORMATS, "tiff"):
+        return f"{label}: cannot decode the {format_name(fmt)} image (truncated or corrupt)"
+    return f"{label}: cannot read as {format_name(fmt)} ({itk_reason(exc, label)})"
 
 
 def _short(exc: BaseException) -> str:
@@ -142,6 +157,7 @@ def _probe_nifti(path: Path, max_bytes: int | None) -> VolumeHeader:
         raise InputError(f"{label}: the NIfTI header's voxel sizes or affine are not finite (pixdim or srow NaN/Inf)")
     if np.any(np.linalg.norm(affine[:3, :3], axis=0) == 0):
         raise InputError(f"{label}: the NIfTI affine has a zero-length axis")
+    _warn_zero_voxel_sizes(path, header, len(shape))
     offset = int(header.get_data_offset())
     compressed = path.name.lower().endswith(".gz")
     size = os.path.getsize(path)
@@ -163,6 +179,29 @@ def _probe_nifti(path: Path, max_bytes: int | None) -> VolumeHeader:
         path=label, format="nifti", shape=(spatial[2], spatial[1], spatial[0]), components=1, dtype=np.dtype(dtype),
         is_2d=len(shape) == 2, files=(label,), nbytes=nbytes,
     )
+
+
+def _warn_zero_voxel_sizes(path: Path, header, ndim: int) -> None:
+    """Say so when a voxel size of 0 in the file becomes 1 mm.
+
+    nibabel replaces a zero ``pixdim`` by 1 when it loads a header, silently. Without an sform the affine is built
+    from ``pixdim`` (qform or scaling only), so the volume is read — and written back — with 1 mm on that axis.
+    """
+    if int(header["sform_code"]) > 0:
+        return  # the sform gives the geometry; pixdim is not used
+    from nibabel.openers import ImageOpener
+
+    try:
+        with ImageOpener(str(path)) as handle:
+            raw = type(header).from_fileobj(handle, check=False)  # the header as stored, before nibabel's fixes
+        stored = np.asarray(raw["pixdim"][1 : 1 + min(ndim, 3)], dtype=np.float64)
+    except Exception:  # noqa: BLE001 - the header was just read; a second read failing changes nothing
+        return
+    zero = [k for k, size in enumerate(stored) if size == 0]
+    if zero:
+        axes = ", ".join(str(k) for k in zero)
+        fields = ", ".join(f"pixdim[{k + 1}]" for k in zero)
+        logger.warning("%s: voxel size 0 on axis %s (%s); using 1 mm", path, axes, fields)
 
 
 # ----------------------------------------------------------------------------- NRRD, MetaImage, 2D images
@@ -261,10 +300,10 @@ def _probe_with_sitk(path: Path, fmt: str, max_bytes: int | None) -> VolumeHeade
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
-        with itk_messages_logged():
+        with itk_messages_logged(), c_stderr_logged():
             reader.ReadImageInformation()
     except RuntimeError as exc:
-        raise InputError(f"{label}: cannot read as {fmt} ({_short(exc)})") from exc
+        raise InputError(sitk_read_error(label, fmt, exc)) from exc
     size = tuple(int(n) for n in reader.GetSize())
     dimension = reader.GetDimension()
     components = int(reader.GetNumberOfComponents())

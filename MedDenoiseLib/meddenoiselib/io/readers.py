@@ -14,7 +14,8 @@ import SimpleITK as sitk
 
 from ..errors import InputError, MedDenoiseError
 from .dicom import read_dicom_stack
-from .probe import VolumeHeader, probe_volume
+from .itk_messages import c_stderr_logged, itk_messages_logged
+from .probe import VolumeHeader, probe_volume, sitk_read_error
 from .volume import SourceInfo, Volume
 
 __all__ = ["read_volume", "volume_from_sitk", "check_volume"]
@@ -120,10 +121,10 @@ def volume_from_sitk(image: sitk.Image, source: SourceInfo, metadata: dict[str, 
 
 def _read_with_sitk(path: Path, header: VolumeHeader) -> Volume:
     try:
-        image = sitk.ReadImage(str(path))
+        with itk_messages_logged(), c_stderr_logged():
+            image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        raise InputError(f"{path}: cannot read as {header.format} ({lines[-1] if lines else exc})") from exc
+        raise InputError(sitk_read_error(str(path), header.format, exc)) from exc
     source = SourceInfo(path=str(path), format=header.format, is_2d=header.is_2d)
     volume = volume_from_sitk(image, source)
     if volume.num_components == 4:
