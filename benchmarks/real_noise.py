@@ -84,6 +84,7 @@ from real_noise_metrics import (  # noqa: E402
 
 from meddenoiselib.io import Volume, read_volume, write_volume  # noqa: E402
 from meddenoiselib.transforms import fit_scaling  # noqa: E402
+from meddenoiselib.transforms.estimate import estimate_noise  # noqa: E402
 from meddenoiselib.transforms.noise import CTScanner, normalized_sigma, parse_noise_spec, simulate_volume  # noqa: E402
 
 #: CT scanner settings of the evaluation: (label, kernel, views, electronic noise, target body noise levels in HU)
@@ -212,7 +213,8 @@ def ct_cases(work: Path, quick: bool, everything: bool) -> list[Case]:
         clean = volume.array.astype(np.float32)
         pixel = float(np.sqrt(volume.spacing[0] * volume.spacing[1]))
         sampler = edge_sampler(clean, pixel)
-        extra = {"body": body_mask(clean), "pixel_mm": pixel, "edges": sampler}
+        extra = {"body": body_mask(clean), "pixel_mm": pixel, "edges": sampler,
+                 "own_noise": float(estimate_noise(clean, mask=body_mask(clean)).sigma)}
         if sampler.count:
             profile = sampler.mean_profile(clean)
             extra["edge_levels"] = edge_levels(sampler.t_mm, profile)
@@ -592,7 +594,7 @@ def run(args, work: Path, output: Path, env: dict, started: float, load_start) -
         noisy = noisy_volume.array.astype(np.float32)
         noisy_float = np.load(work / "float" / f"{item.name}.npy")
         base = {"case": case.name, "modality": case.modality, "level": item.level, "noise": item.spec,
-                "seed": item.seed, "slices": case.slices}
+                "seed": item.seed, "slices": case.slices, "own_noise": case.extra.get("own_noise")}
         outputs: dict[str, np.ndarray] = {"noisy": noisy}
         timing: dict[str, tuple[str, float | None, str]] = {"noisy": ("", None, "")}
         for method in methods_of[item.group]:
@@ -765,11 +767,36 @@ def per_series_table(rows: list[dict], level: str) -> list[str]:
     for case in dict.fromkeys(r["case"] for r in sel):
         c = select(sel, case=case)
         noisy = select(c, method="noisy")[0]
-        body.append([case, fmt(noisy["noise_std"], 1), fmt(noisy["psnr"])] + [fmt(gain(c, m)) for m in shown]
-                    + [fmt(mean_of(select(c, method="auto"), "edge_ratio"), 3)])
-    header = (["series", "inserted noise (HU)", "noisy PSNR"] + [f"gain {m}" for m in shown]
-              + ["edge ratio auto"])
+        body.append([case, fmt(noisy.get("own_noise"), 1), fmt(noisy["noise_std"], 1),
+                     fmt(ceiling_gain(noisy.get("own_noise"), noisy["noise_std"]), 1), fmt(noisy["psnr"])]
+                    + [fmt(gain(c, m)) for m in shown] + [fmt(mean_of(select(c, method="auto"), "edge_ratio"), 3)])
+    header = (["series", "reference's own noise (HU)", "inserted noise (HU)", "ceiling (dB)", "noisy PSNR"]
+              + [f"gain {m}" for m in shown] + ["edge ratio auto"])
     return [f"### CT {level}, per series", ""] + table(header, body)
+
+
+def ceiling_gain(own: float | None, inserted: float | None) -> float | None:
+    """The PSNR gain of the best possible estimate when the reference carries noise of its own.
+
+    The reference is a real scan with noise ``own`` (HU); the inserted noise ``inserted`` has the same kind of
+    spectrum, so no denoiser can tell them apart: the least-squares estimate of ``reference`` from ``reference +
+    inserted`` leaves an error of ``own * inserted / sqrt(own² + inserted²)``, a gain of
+    ``10 log10(1 + inserted² / own²)`` dB over the noisy input (Gaussian noise of equal spectra: an approximate bound).
+    """
+    if not own or not inserted:
+        return None
+    return float(10 * np.log10(1 + (inserted / own) ** 2))
+
+
+#: the acceptance is also graded on the series whose own noise is below this share of the inserted noise
+#: (their ceiling is above 10 log10(1 + 1/0.4²) = 8.6 dB, so the target gains are reachable)
+LOW_NOISE_REFERENCE = 0.4
+
+
+def low_noise_cases(rows: list[dict], level: str) -> list[str]:
+    """CT series at ``level`` whose reference is quiet enough for the acceptance targets to be reachable."""
+    return [r["case"] for r in select(rows, modality="CT", level=level, method="noisy")
+            if r.get("own_noise") is not None and r["own_noise"] < LOW_NOISE_REFERENCE * r["noise_std"]]
 
 
 def summary_table(rows: list[dict]) -> list[str]:
@@ -801,14 +828,20 @@ def acceptance(rows: list[dict]) -> list[str]:
             level = f"{setting} {hu} HU"
             if not select(rows, modality="CT", level=level):
                 continue
-            g = gain(rows, "auto", modality="CT", level=level)
-            add(f"CT ~{hu} HU (setting {setting}): PSNR gain in W400", f">= +{need:g} dB", g,
-                None if g is None else g >= need, " dB")
-            auto = mean_of(select(rows, modality="CT", level=level, method="auto"), "psnr")
-            oracle = mean_of(select(rows, modality="CT", level=level, method=ORACLE), "psnr")
-            if auto is not None and oracle is not None:
-                add(f"CT ~{hu} HU (setting {setting}): above BM3D with the oracle PSD", ">= +2 dB", auto - oracle,
-                    auto - oracle >= 2.0, " dB")
+            quiet = low_noise_cases(rows, level)
+            subsets = [("all series", rows)]
+            if quiet:
+                subsets.append((f"quiet references: {', '.join(quiet)}",
+                                [r for r in rows if r["case"] in quiet or r["modality"] != "CT"]))
+            for label, sub in subsets:
+                g = gain(sub, "auto", modality="CT", level=level)
+                add(f"CT ~{hu} HU (setting {setting}, {label}): PSNR gain in W400", f">= +{need:g} dB", g,
+                    None if g is None else g >= need, " dB")
+                auto = mean_of(select(sub, modality="CT", level=level, method="auto"), "psnr")
+                oracle = mean_of(select(sub, modality="CT", level=level, method=ORACLE), "psnr")
+                if auto is not None and oracle is not None:
+                    add(f"CT ~{hu} HU (setting {setting}, {label}): above BM3D with the oracle PSD", ">= +2 dB",
+                        auto - oracle, auto - oracle >= 2.0, " dB")
     ratios = [(r["level"], r["case"], r["edge_ratio"]) for r in select(rows, modality="CT", method="auto")
               if r.get("edge_ratio") is not None and np.isfinite(r["edge_ratio"])]
     if ratios:
@@ -964,7 +997,13 @@ def markdown(args, rows, disagreement, walls, machine, items, cases, simulate_ch
              "table below lists what this run used" + ("" if args.all else " (a subset of the held-out CT "
              "volumes and ultrasound images, see `--all`)") + ". Ultrasound: the central 512x512 region.",
              "- **CT noise** is inserted in the projection domain (Poisson + electronic noise, FBP) on top of the "
-             "scan's own noise, which stays in the reference. The dose of each volume and level is set so that "
+             "scan's own noise, which stays in the reference. That noise bounds every method: a denoiser cannot "
+             "tell it from the inserted noise, so the best possible gain is about 10 log10(1 + inserted² / own²) "
+             "dB (the per-series tables list the reference's own noise, measured with the library's flat-region "
+             "estimator, and this ceiling: the 2 mm chest series carries ~27 HU of its own, so at ~25 HU no method "
+             "can gain more than ~3 dB there). The acceptance is therefore graded on all series and on the quiet "
+             f"references (own noise below {LOW_NOISE_REFERENCE:g} of the inserted). "
+             "The dose of each volume and level is set so that "
              "the inserted noise has the target RMS over the body (from the library's per-pixel noise variance "
              "model, electronic noise included; the measured value is in each table's title). Scanner settings "
              "differ from training (kernels ramp/shepp-logan/cosine/hann, 540-1080 views, electronic noise 2-15, "
