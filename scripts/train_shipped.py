@@ -63,7 +63,11 @@ RECIPES: dict[str, dict] = {
                         "microscopy, photographs of slides): Gaussian sigma 0-55 on the 0-255 scale and "
                         "Poisson-Gaussian noise, trained also on 8-bit clipped noisy inputs"),
     # MR: magnitude noise of one coil (Rician) and of 4 or 8 coils (non-central chi), whose background floor the
-    # model must remove; fine-tuned from the Rician model on MR only
+    # model must remove; fine-tuned from the Rician model on MR only. NOT SHIPPED: a 639-step run (2026-11-30)
+    # ended at val PSNR 27.8 / 15.3 / 17.7 dB at levels 10 / 20 / 30 (the Rician model it started from: ~34 at
+    # 15). Per-coil sigma up to 40 with 8 coils puts the background floor near 4 sigma (~0.6 of the image range),
+    # and one blind model cannot tell (sigma, coils) apart; next: per-coil sigma scaled by 1/sqrt(coils) or a
+    # noise-map input.
     "kpn-mr": dict(network="kpn-small", init="kpn-small-rician-mr", patch=96, batch_size=8, steps=3000, lr=2e-4,
                    noise="rician:0-40 noncentral-chi:0-40,4 noncentral-chi:0-40,8", val_levels="10,20,30",
                    modality="mr/", description="2D denoiser for magnitude MR: Rician (1 coil) and non-central chi "
