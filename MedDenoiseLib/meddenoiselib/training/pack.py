@@ -11,6 +11,7 @@ like a file, without any image-file reader.
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -65,7 +66,12 @@ def write_pack(
     arrays[_INDEX] = np.frombuffer(json.dumps(index).encode(), dtype=np.uint8)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **arrays)
+    # LZMA instead of np.savez_compressed's deflate: CT in HU packs ~25 % smaller, which is what lets the pack
+    # travel with the repository within the GPU machine's 64 MiB; np.load reads either
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_LZMA) as archive:
+        for key, array in arrays.items():
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
     return path
 
 
