@@ -40,6 +40,30 @@ def test_window_on_low_dose_ct_beats_the_noisy_input(tmp_path, ct_series_dir):
     assert _window_psnr(clean.array, denoised.array, body) > _window_psnr(clean.array, noisy.array, body) + 1.0
 
 
+def test_auto_with_a_ct_window_on_low_dose_ct(tmp_path, ct_series_dir):
+    """`denoise CT --window 40,400` (issue 12): better than the noisy input in the soft-tissue window, nothing
+    outside the window saturated, and the HU-trained model keeps its training map, so the window changes nothing."""
+    clean = read_volume(ct_series_dir)
+    noisy = simulate_volume(clean, parse_noise_spec("ct-lowdose:40HU,method=fast,views=360"), seed=3)
+    source = tmp_path / "noisy.nii.gz"
+    from meddenoiselib.io import write_volume
+
+    write_volume(noisy, source)
+    assert main(["denoise", str(source), str(tmp_path / "w.nii.gz"), "--window", "40,400", "--report",
+                 str(tmp_path / "w.json"), "-q", "--no-progress"]) == 0
+    windowed = read_volume(tmp_path / "w.nii.gz").array.astype(np.float64)
+    report = json.loads((tmp_path / "w.json").read_text())
+    assert report["method"].startswith("kpn-ct"), report["model_choice"]  # CT recognized from HU values
+    body = clean.array > -500
+    assert _window_psnr(clean.array, windowed, body) > _window_psnr(clean.array, noisy.array, body) + 2.0
+    # bone and air far outside W400/L40 come back in place (a saturating window would flatten them to 240 / -160)
+    bone, air = clean.array > 700, clean.array < -900
+    assert np.abs(windowed[bone] - clean.array[bone]).mean() < 60
+    assert np.abs(windowed[air] - clean.array[air]).mean() < 30
+    plain = Denoiser("auto").denoise(noisy).array.astype(np.float64)
+    np.testing.assert_allclose(windowed, plain, atol=1.0)
+
+
 def test_window_is_refused_for_networks_trained_on_min_max_images():
     from meddenoiselib.errors import MedDenoiseError
 
