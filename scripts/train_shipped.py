@@ -89,7 +89,8 @@ RECIPES: dict[str, dict] = {
     **{
         name: dict(network=network, patch=96, batch_size=8, steps=steps, lr=lr, burst=True, modality="ct/",
                    cache_dir=str(Path(__file__).resolve().parents[1] / ".cache" / "ct_terms"),
-                   scaling="ct_window", window="0,2048", noise=CT_NOISE, val_levels="10,25,60", description=CT_DESCRIPTION % frames,
+                   scaling="ct_window", window="0,2048", noise=CT_NOISE, val_levels="10,25,60",
+                   description=CT_DESCRIPTION % frames,
                    **({"init": init} if init else {}))
         for name, network, init, frames, steps, lr in (
             ("kpn-ct-burst3", "kpn-burst3", "kpn-burst3", 3, 12000, 2e-4),
