@@ -129,6 +129,11 @@ class TrainConfig:
             raise ValueError("`inputs` must name at least one file or folder.")
         if self.scaling not in ("minmax", "ct_window"):
             raise ValueError(f"`scaling` must be 'minmax' or 'ct_window', got {self.scaling!r}.")
+        if isinstance(self.window, str):  # "CENTER,WIDTH", as the CLI and the recipes write it
+            try:
+                self.window = tuple(float(v) for v in self.window.split(","))
+            except ValueError:
+                raise ValueError(f"`window` must be 'CENTER,WIDTH' in HU, got {self.window!r}.") from None
         if len(self.window) != 2 or not self.window[1] > 0:
             raise ValueError(f"`window` must be (center, width) with a positive width, got {self.window!r}.")
         self.noise_ranges()  # raises ValueError naming a bad range
