@@ -525,6 +525,7 @@ def main() -> int:
                         "(default: a temporary folder, removed at the end)")
     parser.add_argument("--all", action="store_true", help="every held-out CT slice and ultrasound image (default: "
                         "chest slices 094-098, head 24-26 and 5 ultrasound images, to fit a few hours on 2 cores)")
+    parser.add_argument("--no-kernel-check", action="store_true", help="skip CT setting B (the second kernel)")
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()
     if not DATA_ROOT.is_dir():
@@ -564,6 +565,8 @@ def run(args, work: Path, output: Path, env: dict, started: float, load_start) -
     cases = (ct_cases(work, args.quick, everything) + mr_cases(work, args.quick, everything)
              + us_cases(work, args.quick, everything))
     items = build_items(cases, args.seed, args.quick)
+    if args.no_kernel_check:
+        items = [i for i in items if i.group != "kernel"]
     print(f"{len(cases)} clean series, {len(items)} noisy series; CLI methods: {', '.join(cli_methods)}", flush=True)
     sim_start = time.perf_counter()
     simulate_items(items, work)
