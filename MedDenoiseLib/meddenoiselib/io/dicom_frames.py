@@ -174,12 +174,9 @@ def _number(value, label: str, keyword: str, default: float | None = None) -> fl
 
 def _integer(dataset, keyword: str, label: str, default: int | None = None) -> int | None:
     value = dataset.get(keyword)
-    if value is None or value == "":
+    number = _number(value, label, keyword)
+    if number is None:
         return default
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{label}: invalid DICOM header value {keyword} {str(value)!r}") from None
     if not number.is_integer():
         raise InputError(f"{label}: invalid DICOM header value {keyword} {str(value)!r} (not an integer)")
     return int(number)
