@@ -258,19 +258,10 @@ class Denoiser:
                 "would feed it values far outside what it learned; use a CT model (model 'auto' on CT picks one) "
                 "or leave the window out"
             )
-        if window is not None and trained_scaling == ScalingMode.CT_WINDOW.value:
-            # a network trained in HU learned noise levels on its own fixed map; another window would rescale the
-            # noise it sees (a lung window shrinks 25 HU of noise fourfold), so its map is kept. Nothing is
-            # clipped either way: the window only chooses a normalization.
-            center, width = self.card.get("input_window", (40.0, 400.0))
+        hu_network = trained_scaling == ScalingMode.CT_WINDOW.value
+        if window is not None and not hu_network:
             self.scaling_mode = ScalingMode.CT_WINDOW
-            self.scaling_options = {"center": float(center), "width": float(width)}
-            if (float(window[0]), float(window[1])) != (float(center), float(width)):
-                logger.info("model '%s' normalizes with its training map (center %g, width %g HU), not the window "
-                            "(%g, %g)", self.method, center, width, window[0], window[1])
-        elif window is not None:
-            self.scaling_mode = ScalingMode.CT_WINDOW
-        elif scaling_mode is not None:
+        elif scaling_mode is not None and window is None:
             try:
                 self.scaling_mode = ScalingMode(scaling_mode)
             except ValueError:
@@ -278,11 +269,16 @@ class Denoiser:
                 raise OptionError(f"unknown scaling mode {scaling_mode!r}; choose one of {choices}",
                                   parameter="scaling_mode") from None
         elif self.model is not None:
-            self.scaling_mode = ScalingMode(self.card.get("input_scaling", ScalingMode.MINMAX.value))
-            if self.scaling_mode == ScalingMode.CT_WINDOW:
-                # a model trained in HU: its fixed map, so noise in HU looks as it did in training
+            self.scaling_mode = ScalingMode(trained_scaling)
+            if hu_network:
+                # a network trained in HU learned noise levels on its own fixed map; another window would rescale
+                # the noise it sees (a lung window shrinks 25 HU of noise fourfold), so its map is kept whatever
+                # the window. Nothing is clipped either way: the map only chooses a normalization.
                 center, width = self.card.get("input_window", (40.0, 400.0))
                 self.scaling_options = {"center": float(center), "width": float(width)}
+                if window is not None and (float(window[0]), float(window[1])) != (float(center), float(width)):
+                    logger.info("model '%s' normalizes with its training map (center %g, width %g HU), not the "
+                                "window (%g, %g)", self.method, center, width, window[0], window[1])
         else:
             self.scaling_mode = ScalingMode.PERCENTILE
         self.roi_size = roi_size
