@@ -213,8 +213,9 @@ def ct_cases(work: Path, quick: bool, everything: bool) -> list[Case]:
         clean = volume.array.astype(np.float32)
         pixel = float(np.sqrt(volume.spacing[0] * volume.spacing[1]))
         sampler = edge_sampler(clean, pixel)
-        extra = {"body": body_mask(clean), "pixel_mm": pixel, "edges": sampler,
-                 "own_noise": float(estimate_noise(clean, mask=body_mask(clean)).sigma)}
+        body = body_mask(clean)
+        extra = {"body": body, "pixel_mm": pixel, "edges": sampler,
+                 "own_noise": float(estimate_noise(clean, mask=body).sigma)}
         if sampler.count:
             profile = sampler.mean_profile(clean)
             extra["edge_levels"] = edge_levels(sampler.t_mm, profile)
