@@ -12,8 +12,14 @@ diffusion), ``training``, ``evaluation`` and ``bundle`` (the MONAI bundle).
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
 from .errors import InputError, MedDenoiseError, OptionError, OutputError
 
-__version__ = "0.1.0"
+try:
+    # pyproject.toml's [project] version is the one place the version is written
+    __version__ = version("meddenoiselib")
+except PackageNotFoundError:  # imported from a source tree that was never installed (PYTHONPATH=MedDenoiseLib)
+    __version__ = "0+source"
 
 __all__ = ["InputError", "MedDenoiseError", "OptionError", "OutputError", "__version__"]

@@ -298,16 +298,8 @@ def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
     logger.info("Reading %s", job.source)
     volume = read_volume(job.source, series_uid=args.series_uid)
     mask = _read_mask(args)
-    sigma = args.sigma if args.sigma == "auto" else float(args.sigma) / 255.0
     logger.info("Denoising %s voxels with %s...", "x".join(map(str, volume.shape)), denoiser.method)
-    result = denoiser.denoise(volume, sigma=sigma, mask=mask)
-    report = denoiser.last_report
-    if report is not None and report.choice:
-        logger.info("  model: %s", report.choice)
-    if report is not None and report.sigma is not None:
-        how = "estimated" if report.sigma_estimated else "given"
-        logger.info("  noise sigma %.2f on the 0-255 scale (%s)", report.sigma * 255, how)
-    logger.info("  denoised in %.2fs on %s", report.seconds if report else 0.0, denoiser.device)
+    result = _run_denoiser(denoiser, volume, args, mask)
     target = job.image.path
     write_volume(result, target, overwrite=args.overwrite, inputs=(job.source,),
                  derivation=f"Denoised with MedDenoise {__version__} ({denoiser.method})")
@@ -323,6 +315,23 @@ def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
     logger.info("Wrote %s in %.2fs total", target, time.perf_counter() - start)
 
 
+def _run_denoiser(denoiser, data, args: argparse.Namespace, mask):
+    """Denoise a volume or series with ``--sigma`` (the 0-255 scale of the CLI, converted here) and log the
+    model chosen, the noise level and the time."""
+    from .transforms.intensity import sigma_from_255
+
+    sigma = args.sigma if args.sigma == "auto" else sigma_from_255(float(args.sigma))
+    result = denoiser.denoise(data, sigma=sigma, mask=mask)
+    report = denoiser.last_report
+    if report is not None and report.choice:
+        logger.info("  model: %s", report.choice)
+    if report is not None and report.sigma is not None:
+        how = "estimated" if report.sigma_estimated else "given"
+        logger.info("  noise sigma %.2f on the 0-255 scale (%s)", report.sigma * 255, how)
+    logger.info("  denoised in %.2fs on %s", report.seconds if report else 0.0, denoiser.device)
+    return result
+
+
 def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:
     """A 4D NIfTI/NRRD: every frame denoised, written in the input's layout (see ``io.series``)."""
     from .blend import residual
@@ -333,17 +342,9 @@ def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:
     logger.info("Reading %s (4D: frames along the 4th axis)", source)
     series = read_series(source)
     mask = _read_mask(args)
-    sigma = args.sigma if args.sigma == "auto" else float(args.sigma) / 255.0
     logger.info("Denoising %d frames of %s voxels (%s) with %s...", series.num_frames,
                 "x".join(map(str, series.shape)), series.frame_label, denoiser.method)
-    result = denoiser.denoise(series, sigma=sigma, mask=mask)
-    report = denoiser.last_report
-    if report is not None and report.choice:
-        logger.info("  model: %s", report.choice)
-    if report is not None and report.sigma is not None:
-        how = "estimated" if report.sigma_estimated else "given"
-        logger.info("  noise sigma %.2f on the 0-255 scale (%s)", report.sigma * 255, how)
-    logger.info("  denoised in %.2fs on %s", report.seconds if report else 0.0, denoiser.device)
+    result = _run_denoiser(denoiser, series, args, mask)
     write_series(result, target, overwrite=args.overwrite, inputs=(source,))
     if job.residual is not None:
         removed = result.with_array(residual(series.array, result.array))
@@ -491,6 +492,7 @@ def _check_ct_in_hu(volume, label) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import comparison_figure, evaluate, load_references, write_csv, write_markdown
     from .evaluation.compare import add_noise
+    from .transforms.intensity import sigma_from_255
     from .inference import Denoiser
     from .io import input_paths, plan_file
 
@@ -534,7 +536,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         noisy = add_noise(clean, sigma, args.seed)
         panels = [(f"noisy σ={sigma:g}", noisy)]
         for method, denoiser in denoisers.items():
-            panels.append((method, denoiser.denoise_array(noisy, sigma=sigma / 255.0)))
+            panels.append((method, denoiser.denoise_array(noisy, sigma=sigma_from_255(sigma))))
         panels.append(("clean", clean))
         h, w = clean.shape
         crop = (slice(h // 4, h // 4 + min(h // 2, 192)), slice(w // 4, w // 4 + min(w // 2, 192)))

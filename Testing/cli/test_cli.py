@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -17,6 +18,8 @@ from meddenoiselib.transforms import fit_scaling
 
 from ..conftest import digest_tree
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, "-m", "meddenoiselib", *args], capture_output=True, text=True, timeout=600)
@@ -26,8 +29,13 @@ def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def test_help_and_version():
+    import importlib.metadata
+    import tomllib
+
     assert "denoise" in run_cli("--help").stdout
-    assert run_cli("--version").stdout.startswith("meddenoiselib ")
+    written = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert importlib.metadata.version("meddenoiselib") == written
+    assert run_cli("--version").stdout.strip() == f"meddenoiselib {written}"
 
 
 def test_denoise_dicom_series_to_derived_series_and_nifti(tmp_path, ct_series_dir):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ..transforms.intensity import sigma_from_255
+
 __all__ = ["median_denoise"]
 
 
@@ -18,5 +20,5 @@ def median_denoise(image: np.ndarray, sigma: float, size: int | None = None) -> 
         size: window edge in voxels. Defaults to None (chosen from ``sigma``).
     """
     if size is None:
-        size = 3 if sigma < 10.0 / 255.0 else 5
+        size = 3 if sigma < sigma_from_255(10) else 5
     return ndimage.median_filter(np.asarray(image, dtype=np.float32), size=size, mode="reflect")

@@ -17,7 +17,7 @@ from ..errors import InputError, OptionError
 from ..io import read_volume
 from ..io.atomic import write_text_atomic
 from ..io.volume import Volume
-from ..transforms.intensity import fit_scaling
+from ..transforms.intensity import fit_scaling, sigma_from_255
 from ..transforms.noise import make_noise_transform
 from .metrics import psnr, ssim
 
@@ -135,7 +135,7 @@ def evaluate(
             record(noisy_row)
             for method, denoiser in denoisers.items():
                 start = time.perf_counter()
-                denoised = denoiser.denoise_array(noisy, sigma=sigma255 / 255.0 if oracle_sigma else "auto")
+                denoised = denoiser.denoise_array(noisy, sigma=sigma_from_255(sigma255) if oracle_sigma else "auto")
                 seconds = time.perf_counter() - start
                 record(
                     EvaluationRow(

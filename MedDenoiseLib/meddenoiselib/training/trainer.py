@@ -22,6 +22,7 @@ from ..errors import MedDenoiseError
 from ..evaluation.compare import add_noise
 from ..evaluation.metrics import psnr, ssim
 from ..inference.device import autocast_dtype, resolve_device
+from ..transforms.intensity import sigma_from_255
 from ..transforms.noise import BatchNoise
 from .config import TrainConfig
 from .data import PatchSampler, TrainingImage, load_training_images, split_by_file
@@ -354,10 +355,10 @@ class Trainer:
     def _val_level_normalized(self, level: float) -> float:
         """A validation level as the noise-map value the network was trained with (normalized units)."""
         if not self.ranges:
-            return level / 255.0
+            return sigma_from_255(level)
         unit = self.ranges[0].unit.value
         if unit == "scale255":
-            return level / 255.0
+            return sigma_from_255(level)
         if unit == "hu":
             return level / float(self.config.window[1])
         return 0.0

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ..intensity import IntensityScaling
+from ..intensity import IntensityScaling, sigma_from_255
 from . import samplers
 from .ct_lowdose import CTScanner, ct_noise_fast, ct_noise_projection, ct_noise_variance_terms
 from .spec import LevelUnit, NoiseKind, NoiseSpec
@@ -34,7 +34,7 @@ def normalized_sigma(spec: NoiseSpec, normalized: torch.Tensor) -> float:
     ``counts`` are dimensionless already.
     """
     if spec.unit == LevelUnit.SCALE255:
-        return spec.level / 255.0
+        return sigma_from_255(spec.level)
     if spec.unit == LevelUnit.PERCENT:
         flat = normalized.detach().reshape(-1).float().cpu()
         step = max(1, flat.numel() // 2_000_000)

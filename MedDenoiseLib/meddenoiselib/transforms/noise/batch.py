@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ..intensity import sigma_from_255
 from . import samplers
 from .ct_lowdose import shaped_unit_noise
 from .spec import LevelUnit, NoiseKind, NoiseRange, parse_noise_range
@@ -104,10 +105,10 @@ class BatchNoise:
                 noisy[idx], sigma[idx] = self._ct(x, levels, r, None if ct_terms is None else ct_terms[idx])
                 continue
             if r.kind == NoiseKind.GAUSSIAN:
-                level = levels / 255.0
+                level = sigma_from_255(levels)
                 y = samplers.gaussian(x, level, self.generator)
             elif r.kind in (NoiseKind.RICIAN, NoiseKind.NONCENTRAL_CHI):
-                level = levels / 255.0
+                level = sigma_from_255(levels)
                 y = samplers.noncentral_chi(x, level, r.coils, self.generator)
             elif r.kind == NoiseKind.SPECKLE:
                 level = 0.5 * levels
