@@ -26,6 +26,7 @@ demo: install
 
 test: install-test
 	$(BIN)/ruff check MedDenoiseLib MedDenoise Testing scripts benchmarks
+	$(BIN)/ruff format --check MedDenoiseLib MedDenoise Testing scripts benchmarks
 	$(BIN)/python -m pytest -q Testing
 
 clean:

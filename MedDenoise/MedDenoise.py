@@ -219,8 +219,19 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onReload(self) -> None:
         """Developer "Reload": reload the helper package too, in dependency order, before this file."""
-        for name in ("dependencies", "install", "settings", "runner", "volumes", "masks", "sequences", "outputs",
-                     "blend", "task", "sampledata"):
+        for name in (
+            "dependencies",
+            "install",
+            "settings",
+            "runner",
+            "volumes",
+            "masks",
+            "sequences",
+            "outputs",
+            "blend",
+            "task",
+            "sampledata",
+        ):
             module = sys.modules.get(f"MedDenoiseModuleLib.{name}")
             if module is not None:
                 importlib.reload(module)
@@ -279,8 +290,9 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         custom = parameters.ctWindow is CTWindow.CUSTOM
         self.ui.windowCenterSpinBox.enabled = custom
         self.ui.windowWidthSpinBox.enabled = custom
-        self.ui.wholeSequenceCheckBox.enabled = (parameters.inputVolume is not None
-                                                 and sequence_of(parameters.inputVolume) is not None)
+        self.ui.wholeSequenceCheckBox.enabled = (
+            parameters.inputVolume is not None and sequence_of(parameters.inputVolume) is not None
+        )
         if self.logic.hasResult() and parameters.strength != self._blendedStrength:
             self._blendTimer.start()  # re-blend shortly after the slider stops moving
         self._updateButtons()
@@ -327,9 +339,12 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         running = self._isRunning()
         hasInput = self._parameterNode is not None and self._parameterNode.inputVolume is not None
         self.ui.applyButton.enabled = hasInput and not running and self._runtimeProblem is None
-        self.ui.applyButton.toolTip = (
-            self._runtimeProblem or (_("Denoising is running") if running
-                                     else _("Denoise the input volume") if hasInput else _("Select an input volume"))
+        self.ui.applyButton.toolTip = self._runtimeProblem or (
+            _("Denoising is running")
+            if running
+            else _("Denoise the input volume")
+            if hasInput
+            else _("Select an input volume")
         )
         self.ui.cancelButton.enabled = running
 
@@ -415,7 +430,8 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if task.state is TaskState.DONE:
             name = task.output_sequence.GetName() if task.output_sequence is not None else task.output_node.GetName()
             text = _("Denoised '{input}' into '{output}' in {seconds:.1f} s.").format(
-                input=task.input_node.GetName(), output=name, seconds=task.seconds)
+                input=task.input_node.GetName(), output=name, seconds=task.seconds
+            )
             if task.report_table is not None:
                 self.ui.reportTableView.setMRMLTableNode(task.report_table)
         elif task.state is TaskState.CANCELLED:
@@ -495,22 +511,27 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         if torch_too_old():
             from MedDenoiseModuleLib.dependencies import installed_version
 
-            raise RuntimeError(_(
-                "torch {version} is older than MedDenoise needs ({requirement}). Open the PyTorch Utils module "
-                "(PyTorch extension), install torch {requirement} there, restart Slicer and press Apply again. "
-                "MedDenoise does not replace torch itself: a torch in use cannot be upgraded in place."
-            ).format(version=installed_version("torch"), requirement=TORCH_REQUIREMENT))
+            raise RuntimeError(
+                _(
+                    "torch {version} is older than MedDenoise needs ({requirement}). Open the PyTorch Utils module "
+                    "(PyTorch extension), install torch {requirement} there, restart Slicer and press Apply again. "
+                    "MedDenoise does not replace torch itself: a torch in use cannot be upgraded in place."
+                ).format(version=installed_version("torch"), requirement=TORCH_REQUIREMENT)
+            )
         if missing_modules(("torch",)):
             log(_("torch is not installed: asking the PyTorch extension to install it"))
             try:
                 import PyTorchUtils
             except ImportError:
-                raise RuntimeError(_(
-                    "MedDenoise needs PyTorch: install the 'PyTorch' extension from the Extensions Manager, "
-                    "restart Slicer, and press Apply again."
-                )) from None
+                raise RuntimeError(
+                    _(
+                        "MedDenoise needs PyTorch: install the 'PyTorch' extension from the Extensions Manager, "
+                        "restart Slicer, and press Apply again."
+                    )
+                ) from None
             torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(
-                askConfirmation=askConfirmation, torchVersionRequirement=TORCH_REQUIREMENT)
+                askConfirmation=askConfirmation, torchVersionRequirement=TORCH_REQUIREMENT
+            )
             if torch is None:
                 log(_("torch installation declined"))
                 return False
@@ -522,13 +543,19 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             log(_("All packages present."))
             return True
         if source is None:
-            raise RuntimeError(_(
-                "meddenoiselib is not installed and its sources were not found beside the module; install it "
-                "with: PythonSlicer -m pip install <path to the MedDenoise repository>"
-            ))
-        reason = (_("missing: {names}").format(names=", ".join(missing)) if missing else
-                  _("meddenoiselib {installed} is older than the bundled {packaged}").format(
-                      installed=outdated[0], packaged=outdated[1]))
+            raise RuntimeError(
+                _(
+                    "meddenoiselib is not installed and its sources were not found beside the module; install it "
+                    "with: PythonSlicer -m pip install <path to the MedDenoise repository>"
+                )
+            )
+        reason = (
+            _("missing: {names}").format(names=", ".join(missing))
+            if missing
+            else _("meddenoiselib {installed} is older than the bundled {packaged}").format(
+                installed=outdated[0], packaged=outdated[1]
+            )
+        )
         plan = plan_library_install(source)
         log(_("Installation needed ({reason}).").format(reason=reason))
         if plan.blocked:
@@ -536,8 +563,10 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             raise RuntimeError(plan.blocked)
         log(plan.summary())
         if askConfirmation and not slicer.util.confirmOkCancelDisplay(
-                _("MedDenoise needs Python packages ({reason}).\n\n{summary}\n\nInstall now? This can take a few "
-                  "minutes.").format(reason=reason, summary=plan.summary())):
+            _(
+                "MedDenoise needs Python packages ({reason}).\n\n{summary}\n\nInstall now? This can take a few minutes."
+            ).format(reason=reason, summary=plan.summary())
+        ):
             log(_("Installation declined."))
             return False
         self._runPip(plan, log, idle)
@@ -545,11 +574,18 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         cli_supports.cache_clear()
         stillMissing = missing_modules()
         if stillMissing:
-            raise RuntimeError(_("Installation finished but these packages are still missing: {names}").format(
-                names=", ".join(stillMissing)))
+            raise RuntimeError(
+                _("Installation finished but these packages are still missing: {names}").format(
+                    names=", ".join(stillMissing)
+                )
+            )
         if "meddenoiselib" in sys.modules or plan.restart_needed:
-            log(_("Restart Slicer before running in-process: the previous versions stay loaded until then "
-                  "(the separate-process mode uses the new ones now)."))
+            log(
+                _(
+                    "Restart Slicer before running in-process: the previous versions stay loaded until then "
+                    "(the separate-process mode uses the new ones now)."
+                )
+            )
         return True
 
     def _runPip(self, plan, log, idle) -> None:
@@ -561,10 +597,14 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
                 handle.write("\n".join(plan.constraints) + "\n")
             command = pip_install_command(self._childPython(), plan, constraints)
             log(" ".join(command))
-            log(_("Constraints (nothing installed may be downgraded, torch stays): {count} packages").format(
-                count=len(plan.constraints)))
-            code = run_to_completion(self.runnerFactory(), command, env=self._childEnvironment(), on_line=log,
-                                     idle=idle)
+            log(
+                _("Constraints (nothing installed may be downgraded, torch stays): {count} packages").format(
+                    count=len(plan.constraints)
+                )
+            )
+            code = run_to_completion(
+                self.runnerFactory(), command, env=self._childEnvironment(), on_line=log, idle=idle
+            )
         if code != 0:
             raise RuntimeError(_("pip failed (exit code {code}); the log panel shows its output.").format(code=code))
         log(_("pip finished."))
@@ -594,13 +634,37 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
 
     def processParameterNode(self, parameterNode, **kwargs):
         """``process`` with the input, output and settings held by ``parameterNode``."""
-        return self.process(parameterNode.inputVolume, parameterNode.outputVolume,
-                            **self.settingsFromParameterNode(parameterNode), **kwargs)
+        return self.process(
+            parameterNode.inputVolume,
+            parameterNode.outputVolume,
+            **self.settingsFromParameterNode(parameterNode),
+            **kwargs,
+        )
 
-    def process(self, inputVolume, outputVolume=None, model="auto", noiseLevel=None, device="auto", roiSize=0,
-                overlap=0.25, sliceAxis=None, separateProcess=True, window=None, modality=None, ensemble=1, mask=None,
-                wholeSequence=True, residual=False, strength=1.0, waitForCompletion=True, showResult=True,
-                progressCallback=None, stateCallback=None, logCallback=None):
+    def process(
+        self,
+        inputVolume,
+        outputVolume=None,
+        model="auto",
+        noiseLevel=None,
+        device="auto",
+        roiSize=0,
+        overlap=0.25,
+        sliceAxis=None,
+        separateProcess=True,
+        window=None,
+        modality=None,
+        ensemble=1,
+        mask=None,
+        wholeSequence=True,
+        residual=False,
+        strength=1.0,
+        waitForCompletion=True,
+        showResult=True,
+        progressCallback=None,
+        stateCallback=None,
+        logCallback=None,
+    ):
         """Denoise ``inputVolume`` into ``outputVolume`` (None: a new "<input name> denoised" volume).
 
         Args:
@@ -645,17 +709,32 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             code = dicom_modality(inputVolume)
             modality = modality_from_dicom(code)
             if code and logCallback is not None:
-                logCallback(_("DICOM Modality {code}: modality '{modality}' for the automatic model choice").format(
-                    code=code, modality=modality))
-        settings = DenoiseSettings(model=model, noise_level=noiseLevel, device=device, roi_size=roiSize,
-                                   overlap=overlap, slice_axis=sliceAxis, separate_process=separateProcess,
-                                   window=window, modality=modality, ensemble=ensemble)
+                logCallback(
+                    _("DICOM Modality {code}: modality '{modality}' for the automatic model choice").format(
+                        code=code, modality=modality
+                    )
+                )
+        settings = DenoiseSettings(
+            model=model,
+            noise_level=noiseLevel,
+            device=device,
+            roi_size=roiSize,
+            overlap=overlap,
+            slice_axis=sliceAxis,
+            separate_process=separateProcess,
+            window=window,
+            modality=modality,
+            ensemble=ensemble,
+        )
         needed = ("meddenoiselib",) if separateProcess else ("torch", "monai", "meddenoiselib")
         missing = missing_modules(needed)
         if missing:
-            raise RuntimeError(_("Missing Python packages: {names}. Press Apply in the MedDenoise module, or call "
-                                 "ensureDependencies() of this logic, to install them.").format(
-                                     names=", ".join(missing)))
+            raise RuntimeError(
+                _(
+                    "Missing Python packages: {names}. Press Apply in the MedDenoise module, or call "
+                    "ensureDependencies() of this logic, to install them."
+                ).format(names=", ".join(missing))
+            )
         self.releaseResult()
 
         def onStateChanged(task):
@@ -665,7 +744,9 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
                 stateCallback(task)
 
         self.task = DenoiseTask(
-            inputVolume, settings, outputVolume,
+            inputVolume,
+            settings,
+            outputVolume,
             mask_node=mask,
             whole_sequence=wholeSequence,
             residual=residual,
@@ -689,8 +770,12 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
 
     def hasResult(self) -> bool:
         """Whether the latest run's result can still be re-blended (see :meth:`setStrength`)."""
-        return (self.task is not None and self.task.state is TaskState.DONE and self.task.blend is not None
-                and not self.task.blend.released)
+        return (
+            self.task is not None
+            and self.task.state is TaskState.DONE
+            and self.task.blend is not None
+            and not self.task.blend.released
+        )
 
     def setStrength(self, strength) -> None:
         """Re-blend the latest result with its input at ``strength`` (0..1), without running again; the residual
@@ -709,8 +794,9 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         """Output in the background of all slice views, input in the foreground at opacity 0 (fade to compare)."""
         if not self._insideSlicer() or outputVolume is None:
             return
-        slicer.util.setSliceViewerLayers(background=outputVolume, foreground=inputVolume, foregroundOpacity=0.0,
-                                         fit=True)
+        slicer.util.setSliceViewerLayers(
+            background=outputVolume, foreground=inputVolume, foregroundOpacity=0.0, fit=True
+        )
 
     def _childPython(self) -> str:
         """The configured Python, else PythonSlicer inside Slicer, else this interpreter."""
@@ -791,8 +877,9 @@ class MedDenoiseTest(ScriptedLoadableModuleTest):
         noisyError = float(np.sqrt(np.mean((noisy - clean) ** 2)))
         for separateProcess in (False, True):
             self.delayDisplay(f"Denoising with {self._model()}, separate process: {separateProcess}")
-            task = logic.process(inputVolume, None, model=self._model(), device="cpu",
-                                 separateProcess=separateProcess, showResult=False)
+            task = logic.process(
+                inputVolume, None, model=self._model(), device="cpu", separateProcess=separateProcess, showResult=False
+            )
             self.assertIs(task.state, TaskState.DONE)
             outputVolume = task.output_node
             self.assertIsNotNone(outputVolume)
@@ -816,8 +903,9 @@ class MedDenoiseTest(ScriptedLoadableModuleTest):
 
         _, noisy, ijkToRas, inputVolume = self._phantomNode()
         logic = MedDenoiseLogic()
-        task = logic.process(inputVolume, None, model=self._model(), device="cpu", separateProcess=False,
-                             residual=True, showResult=False)
+        task = logic.process(
+            inputVolume, None, model=self._model(), device="cpu", separateProcess=False, residual=True, showResult=False
+        )
         full = slicer.util.arrayFromVolume(task.output_node).astype(np.float64)
         residual = slicer.util.arrayFromVolume(task.residual_node)
         np.testing.assert_allclose(residual, noisy - full, atol=1e-3)  # input minus output
@@ -825,8 +913,9 @@ class MedDenoiseTest(ScriptedLoadableModuleTest):
         np.testing.assert_array_equal(slicer.util.arrayFromVolume(task.output_node), noisy)
         self.assertEqual(float(np.abs(slicer.util.arrayFromVolume(task.residual_node)).max()), 0.0)
         logic.setStrength(0.5)
-        np.testing.assert_allclose(slicer.util.arrayFromVolume(task.output_node), noisy + 0.5 * (full - noisy),
-                                   atol=1e-3)
+        np.testing.assert_allclose(
+            slicer.util.arrayFromVolume(task.output_node), noisy + 0.5 * (full - noisy), atol=1e-3
+        )
 
         labels = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "MedDenoiseTestMask")
         inside = np.zeros(noisy.shape, np.uint8)
@@ -834,8 +923,15 @@ class MedDenoiseTest(ScriptedLoadableModuleTest):
         slicer.util.updateVolumeFromArray(labels, inside)
         labels.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(ijkToRas))
         for separateProcess in (False, True):
-            task = logic.process(inputVolume, None, model=self._model(), device="cpu", mask=labels,
-                                 separateProcess=separateProcess, showResult=False)
+            task = logic.process(
+                inputVolume,
+                None,
+                model=self._model(),
+                device="cpu",
+                mask=labels,
+                separateProcess=separateProcess,
+                showResult=False,
+            )
             masked = slicer.util.arrayFromVolume(task.output_node)
             np.testing.assert_array_equal(masked[inside == 0], noisy[inside == 0])  # outside: untouched
             self.assertGreater(float(np.abs(masked[inside == 1] - noisy[inside == 1]).mean()), 1.0)

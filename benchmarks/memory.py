@@ -32,18 +32,33 @@ def main() -> int:
     args = parser.parse_args()
     ct = read_volume(sample_path("ct_chest"))
     rng = np.random.default_rng(0)
-    slices = [np.clip(ct.array[k % ct.shape[0]] + rng.normal(0, 15, ct.shape[1:]), -1024, 3071).astype(np.int16)
-              for k in range(args.slices)]
+    slices = [
+        np.clip(ct.array[k % ct.shape[0]] + rng.normal(0, 15, ct.shape[1:]), -1024, 3071).astype(np.int16)
+        for k in range(args.slices)
+    ]
     volume = Volume(np.stack(slices), spacing=ct.spacing, origin=ct.origin, direction=ct.direction)
     with tempfile.TemporaryDirectory() as folder:
         source = Path(folder) / "big.nii.gz"
         write_volume(volume, source)
         size_mb = volume.array.nbytes / 2**20
         start = time.perf_counter()
-        result = subprocess.run([sys.executable, "-m", "meddenoiselib", "denoise", str(source),
-                                 str(Path(folder) / "out.nii.gz"), "--model", args.model, "--no-progress",
-                                 "--report", str(Path(folder) / "report.json")],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "meddenoiselib",
+                "denoise",
+                str(source),
+                str(Path(folder) / "out.nii.gz"),
+                "--model",
+                args.model,
+                "--no-progress",
+                "--report",
+                str(Path(folder) / "report.json"),
+            ],
+            capture_output=True,
+            text=True,
+        )
         seconds = time.perf_counter() - start
         if result.returncode != 0:
             print(result.stderr)
@@ -51,9 +66,11 @@ def main() -> int:
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         out = read_volume(Path(folder) / "out.nii.gz")
         used = json.loads((Path(folder) / "report.json").read_text())["method"]
-    print(f"volume {'x'.join(map(str, volume.shape))} int16 ({size_mb:.0f} MB), model {args.model} ({used}): "
-          f"peak RSS {peak_mb:.0f} MB, {seconds:.1f} s wall ({seconds / args.slices:.3f} s/slice), "
-          f"output {out.array.dtype} {'x'.join(map(str, out.shape))}, geometry kept: {out.same_geometry(volume, 1e-4)}")
+    print(
+        f"volume {'x'.join(map(str, volume.shape))} int16 ({size_mb:.0f} MB), model {args.model} ({used}): "
+        f"peak RSS {peak_mb:.0f} MB, {seconds:.1f} s wall ({seconds / args.slices:.3f} s/slice), "
+        f"output {out.array.dtype} {'x'.join(map(str, out.shape))}, geometry kept: {out.same_geometry(volume, 1e-4)}"
+    )
     return 0
 
 

@@ -88,19 +88,34 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="CPU forward time and peak memory of each network preset (Markdown table on stdout)."
     )
-    parser.add_argument("--presets", nargs="+", choices=names, default=names, metavar="NAME",
-                        help=f"presets to measure (default: all): {', '.join(names)}")
-    parser.add_argument("--dims", nargs="+", type=int, choices=(2, 3), default=[2, 3],
-                        help="spatial dims to measure (default: 2 3)")
-    parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES),
-                        help="precisions: fp32 and/or bf16 autocast (default: both)")
+    parser.add_argument(
+        "--presets",
+        nargs="+",
+        choices=names,
+        default=names,
+        metavar="NAME",
+        help=f"presets to measure (default: all): {', '.join(names)}",
+    )
+    parser.add_argument(
+        "--dims", nargs="+", type=int, choices=(2, 3), default=[2, 3], help="spatial dims to measure (default: 2 3)"
+    )
+    parser.add_argument(
+        "--dtypes",
+        nargs="+",
+        choices=DTYPES,
+        default=list(DTYPES),
+        help="precisions: fp32 and/or bf16 autocast (default: both)",
+    )
     parser.add_argument("--size-2d", type=int, default=256, help="2D input edge in pixels (default: 256)")
     parser.add_argument("--size-3d", type=int, default=64, help="3D input edge in voxels (default: 64)")
     parser.add_argument("--repeats", type=int, default=3, help="timed forwards per case (default: 3)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed forwards per case (default: 1)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default: 1)")
-    parser.add_argument("--in-process", action="store_true",
-                        help="run every case in this process (faster; the memory column is then unreliable)")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run every case in this process (faster; the memory column is then unreliable)",
+    )
     parser.add_argument("--child", nargs=3, metavar=("NAME", "DIMS", "DTYPE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0 or args.threads < 1 or args.size_2d < 1 or args.size_3d < 1:

@@ -26,14 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "scripts"))
 from data_split import DATA_ROOT, validation_files  # noqa: E402
-from quality import cpu_name, load_references  # noqa: E402
-
 from meddenoiselib.baselines import bm3d_available  # noqa: E402
 from meddenoiselib.evaluation import psnr, ssim  # noqa: E402
 from meddenoiselib.inference import Denoiser  # noqa: E402
 from meddenoiselib.io import read_volume  # noqa: E402
 from meddenoiselib.transforms import fit_scaling, make_noise_transform  # noqa: E402
 from meddenoiselib.weights import list_shipped_weights  # noqa: E402
+from quality import cpu_name, load_references  # noqa: E402
+
 
 def ultrasound_references() -> list[tuple[str, np.ndarray]]:
     """(name, clean image in [0, 1]) for each held-out ultrasound file."""
@@ -72,28 +72,46 @@ def run_case(title: str, references, kind: str, levels, model: str, sigma_known:
             for method, denoiser in denoisers.items():
                 outputs[method] = denoiser.denoise_array(noisy, sigma=sigma if denoiser.needs_sigma else None)
             for method, output in outputs.items():
-                rows.append(dict(case=title, level=level, image=name, method=method,
-                                 psnr=psnr(clean, output), ssim=ssim(clean, output)))
-            print(f"{title:20s} {level:5g} {name:24s} " + " ".join(
-                f"{r['method']}={r['psnr']:.2f}" for r in rows[-len(outputs):]), flush=True)
+                rows.append(
+                    dict(
+                        case=title,
+                        level=level,
+                        image=name,
+                        method=method,
+                        psnr=psnr(clean, output),
+                        ssim=ssim(clean, output),
+                    )
+                )
+            print(
+                f"{title:20s} {level:5g} {name:24s} "
+                + " ".join(f"{r['method']}={r['psnr']:.2f}" for r in rows[-len(outputs) :]),
+                flush=True,
+            )
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
     import torch
 
-    lines = ["# Noise-model benchmark: Rician MR and speckle ultrasound", "",
-             f"Measured with `python benchmarks/noise_models.py` on {cpu_name()}, {os.cpu_count()} cores, torch "
-             f"{torch.__version__} ({time.strftime('%Y-%m-%d')}); the protocol is in the script's docstring. "
-             "Mean PSNR (dB) / SSIM over the references.", ""]
+    lines = [
+        "# Noise-model benchmark: Rician MR and speckle ultrasound",
+        "",
+        f"Measured with `python benchmarks/noise_models.py` on {cpu_name()}, {os.cpu_count()} cores, torch "
+        f"{torch.__version__} ({time.strftime('%Y-%m-%d')}); the protocol is in the script's docstring. "
+        "Mean PSNR (dB) / SSIM over the references.",
+        "",
+    ]
     for case in dict.fromkeys(r["case"] for r in rows):
         case_rows = [r for r in rows if r["case"] == case]
         levels = list(dict.fromkeys(r["level"] for r in case_rows))
         images = list(dict.fromkeys(r["image"] for r in case_rows))
         unit = "sigma (0-255)" if "Rician" in case else "relative sigma"
-        lines += [f"## {case} ({len(images)} held-out images: {', '.join(images)})", "",
-                  "| method | " + " | ".join(f"{unit} {level:g}" for level in levels) + " |",
-                  "|---|" + "---|" * len(levels)]
+        lines += [
+            f"## {case} ({len(images)} held-out images: {', '.join(images)})",
+            "",
+            "| method | " + " | ".join(f"{unit} {level:g}" for level in levels) + " |",
+            "|---|" + "---|" * len(levels),
+        ]
         for method in dict.fromkeys(r["method"] for r in case_rows):
             cells = []
             for level in levels:

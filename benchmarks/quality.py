@@ -26,14 +26,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 from data_split import benchmark_references, irunet_pairs  # noqa: E402
-
 from meddenoiselib.baselines import bm3d_available  # noqa: E402
 from meddenoiselib.evaluation import comparison_figure, evaluate, psnr, ssim  # noqa: E402
 from meddenoiselib.evaluation.compare import add_noise  # noqa: E402
-from meddenoiselib.transforms import estimate_sigma  # noqa: E402
 from meddenoiselib.inference import Denoiser, default_model_name  # noqa: E402
 from meddenoiselib.io import read_volume  # noqa: E402
-from meddenoiselib.transforms import fit_scaling  # noqa: E402
+from meddenoiselib.transforms import estimate_sigma, fit_scaling  # noqa: E402
 from meddenoiselib.weights import list_shipped_weights, load_model_card  # noqa: E402
 
 IRUNET_PUBLISHED = {10: (42.20, 0.9977), 25: (39.64, 0.9925), 50: (33.31, 0.9655)}
@@ -42,8 +40,11 @@ IRUNET_PUBLISHED = {10: (42.20, 0.9977), 25: (39.64, 0.9925), 50: (33.31, 0.9655
 def cpu_name() -> str:
     """The CPU model from /proc/cpuinfo, or the platform's processor name where that is not available."""
     try:
-        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name"))
+        return next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         return platform.processor() or platform.machine()
 
@@ -73,11 +74,11 @@ def load_burst_references() -> list[tuple[str, str, np.ndarray]]:
         if modality not in ("CT", "MR"):
             continue
         if index is not None:
-            stack = read_volume(path).array[index - 1:index + 2].astype(np.float32)
+            stack = read_volume(path).array[index - 1 : index + 2].astype(np.float32)
         else:  # one DICOM file per slice; neighbours are the files either side in name order
             files = sorted(path.parent.glob("*.dcm"))
             k = files.index(path)
-            stack = np.concatenate([read_volume(f).array for f in files[k - 1:k + 2]]).astype(np.float32)
+            stack = np.concatenate([read_volume(f).array for f in files[k - 1 : k + 2]]).astype(np.float32)
         name = path.name + (f"[{index}]" if index is not None else "")
         stacks.append((modality, name, fit_scaling(stack[1], "minmax").apply(stack)))
     return stacks
@@ -89,19 +90,33 @@ def burst_protocol(denoisers: dict[str, Denoiser], sigmas: list[float], seed: in
     Burst models get the whole noisy stack; single-slice methods get only its noisy centre slice.
     """
     rows = []
-    for i, (modality, name, stack) in enumerate(load_burst_references()):
+    for i, (_modality, name, stack) in enumerate(load_burst_references()):
         clean = stack[1]
         for j, sigma in enumerate(sigmas):
             noisy = add_noise(stack, sigma, seed + 500 + 1000 * i + j)
-            rows.append({"image": name, "sigma255": sigma, "method": "noisy", "psnr": psnr(clean, noisy[1]),
-                         "ssim": ssim(clean, noisy[1])})
+            rows.append(
+                {
+                    "image": name,
+                    "sigma255": sigma,
+                    "method": "noisy",
+                    "psnr": psnr(clean, noisy[1]),
+                    "ssim": ssim(clean, noisy[1]),
+                }
+            )
             for method, denoiser in denoisers.items():
                 if denoiser.burst > 1:
                     out = denoiser.denoise_array(noisy, sigma=sigma / 255)[1]
                 else:
                     out = denoiser.denoise_array(noisy[1], sigma=sigma / 255)
-                rows.append({"image": name, "sigma255": sigma, "method": method, "psnr": psnr(clean, out),
-                             "ssim": ssim(clean, out)})
+                rows.append(
+                    {
+                        "image": name,
+                        "sigma255": sigma,
+                        "method": method,
+                        "psnr": psnr(clean, out),
+                        "ssim": ssim(clean, out),
+                    }
+                )
                 print(f"  burst {name:30s} sigma {sigma:4g} {method:16s} {rows[-1]['psnr']:6.2f} dB", flush=True)
     return rows
 
@@ -130,13 +145,28 @@ def irunet_protocol(denoisers: dict[str, Denoiser]) -> list[dict]:
         gray = lambda rgb: rgb @ np.array([0.2125, 0.7154, 0.0721], dtype=np.float32)  # noqa: E731 skimage rgb2gray
         # the wavelet noise estimate of the "clean" reference itself (0-255 scale): a clean image gives ~1-2
         reference_noise = float(np.mean([estimate_sigma(clean[..., c]) for c in range(3)])) * 255
-        rows.append({"pair": name, "sigma255": sigma, "method": "noisy", "psnr": psnr(clean, noisy),
-                     "ssim": ssim(gray(clean), gray(noisy)), "reference_noise": reference_noise})
+        rows.append(
+            {
+                "pair": name,
+                "sigma255": sigma,
+                "method": "noisy",
+                "psnr": psnr(clean, noisy),
+                "ssim": ssim(gray(clean), gray(noisy)),
+                "reference_noise": reference_noise,
+            }
+        )
         for method, denoiser in denoisers.items():
             out = np.stack([denoiser.denoise_array(noisy[..., c], sigma=sigma / 255.0) for c in range(3)], axis=-1)
             out = np.clip(out, 0, 1)
-            rows.append({"pair": name, "sigma255": sigma, "method": method, "psnr": psnr(clean, out),
-                         "ssim": ssim(gray(clean), gray(out))})
+            rows.append(
+                {
+                    "pair": name,
+                    "sigma255": sigma,
+                    "method": method,
+                    "psnr": psnr(clean, out),
+                    "ssim": ssim(gray(clean), gray(out)),
+                }
+            )
     return rows
 
 
@@ -169,24 +199,45 @@ def main() -> int:
     print(f"{len(references)} references, methods: {', '.join(methods)}", flush=True)
 
     def progress(row) -> None:
-        print(f"  {row.image:40s} sigma {row.sigma255:4g} {row.method:16s} {row.psnr:6.2f} dB {row.ssim:.4f} "
-              f"{row.seconds:6.2f}s", flush=True)
+        print(
+            f"  {row.image:40s} sigma {row.sigma255:4g} {row.method:16s} {row.psnr:6.2f} dB {row.ssim:.4f} "
+            f"{row.seconds:6.2f}s",
+            flush=True,
+        )
 
-    rows = evaluate([(name, clean) for _, name, clean in references], methods, sigmas, seed=args.seed,
-                    denoiser_factory=lambda m: denoisers[m], on_result=progress)
+    rows = evaluate(
+        [(name, clean) for _, name, clean in references],
+        methods,
+        sigmas,
+        seed=args.seed,
+        denoiser_factory=lambda m: denoisers[m],
+        on_result=progress,
+    )
     with open(output / "benchmark_results.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["modality", "image", "sigma255", "method", "psnr", "ssim", "seconds"])
         for r in rows:
-            writer.writerow([modality_of[r.image], r.image, r.sigma255, r.method, f"{r.psnr:.4f}", f"{r.ssim:.5f}",
-                             f"{r.seconds:.4f}"])
+            writer.writerow(
+                [
+                    modality_of[r.image],
+                    r.image,
+                    r.sigma255,
+                    r.method,
+                    f"{r.psnr:.4f}",
+                    f"{r.ssim:.5f}",
+                    f"{r.seconds:.4f}",
+                ]
+            )
 
     all_methods = ["noisy"] + methods
     modalities = list(dict.fromkeys(modality_of.values()))
 
     def mean(metric: str, method: str, sigma: float, modality: str | None = None) -> float:
-        values = [getattr(r, metric) for r in rows if r.method == method and r.sigma255 == sigma
-                  and (modality is None or modality_of[r.image] == modality)]
+        values = [
+            getattr(r, metric)
+            for r in rows
+            if r.method == method and r.sigma255 == sigma and (modality is None or modality_of[r.image] == modality)
+        ]
         return float(np.mean(values))
 
     # speed on a real 512x512 CT slice
@@ -220,8 +271,13 @@ def main() -> int:
         panels.append((f"{wanted} clean", clean))
     h = 200
     crop = (slice(150, 150 + h), slice(160, 160 + h))
-    comparison_figure(panels, output / "benchmark_quality.png", crop=crop, columns=len(figure_methods) + 2,
-                      title="Held-out images, Gaussian sigma 25 (0-255 scale), same crop")
+    comparison_figure(
+        panels,
+        output / "benchmark_quality.png",
+        crop=crop,
+        columns=len(figure_methods) + 2,
+        title="Held-out images, Gaussian sigma 25 (0-255 scale), same crop",
+    )
 
     # markdown
     cpu = cpu_name()
@@ -229,13 +285,20 @@ def main() -> int:
 
     import torch
 
-    lines = ["# Benchmarks", "",
-             f"Measured with `python benchmarks/quality.py` on {cpu}, {os.cpu_count()} cores, torch "
-             f"{torch.__version__} ({time.strftime('%Y-%m-%d')}). Networks run blind (no sigma), in bfloat16 "
-             "autocast where the CPU supports it; baselines are given the true sigma.", "",
-             "References (held out from all training; see `scripts/data_split.py`): "
-             + ", ".join(f"{m} `{n}`" for m, n, _ in references) + ".", "",
-             "## Mean PSNR (dB) / SSIM over all references", ""]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured with `python benchmarks/quality.py` on {cpu}, {os.cpu_count()} cores, torch "
+        f"{torch.__version__} ({time.strftime('%Y-%m-%d')}). Networks run blind (no sigma), in bfloat16 "
+        "autocast where the CPU supports it; baselines are given the true sigma.",
+        "",
+        "References (held out from all training; see `scripts/data_split.py`): "
+        + ", ".join(f"{m} `{n}`" for m, n, _ in references)
+        + ".",
+        "",
+        "## Mean PSNR (dB) / SSIM over all references",
+        "",
+    ]
     header = ["method"] + [f"σ={s:g}" for s in sigmas]
     body = [[m] + [f"{mean('psnr', m, s):.2f} / {mean('ssim', m, s):.4f}" for s in sigmas] for m in all_methods]
     lines.append(markdown_table(header, body))
@@ -246,31 +309,47 @@ def main() -> int:
     lines += ["## Seconds per 512×512 slice (this CPU)", ""]
     body = [[m, f"{speed[m]:.3f}", f"{speed['bm3d'] / speed[m]:.1f}×" if "bm3d" in speed else "–"] for m in methods]
     lines.append(markdown_table(["method", "seconds", "faster than BM3D"], body))
-    lines += ["## IRUNet protocol: IRUNet's histology clean/noisy pairs", "",
-              "The two pairs committed in the IRUNet repository (96×96 RGB H&E patches; noisy = clean + one fixed "
-              "seeded Gaussian field, sigma 25 and 50). Every method runs per RGB channel; PSNR on RGB, SSIM on "
-              "luminance, as IRUNet's `averageTester.py`. IRUNet's published means are on its 57,458-tile test set "
-              "with the same fixed noise field seen in training (networks.md, gotcha 1), so they are inflated and not "
-              "comparable one to one; our models never saw histology or that noise field.", "",
-              "Read these rows with care: the \"clean\" references are themselves noisy. The wavelet noise "
-              "estimate (the library's `estimate_sigma`) of each clean reference is "
-              + ", ".join(f"{r['reference_noise']:.1f} for `{r['pair']}`" for r in irunet_rows
-                          if "reference_noise" in r)
-              + " on the 0-255 scale (a clean image, e.g. the `ihc.png` reference, gives about 2). A method that "
-              "removes noise therefore moves away from the reference, and PSNR against it can fall below the "
-              "noisy input's.",
-              ""]
+    lines += [
+        "## IRUNet protocol: IRUNet's histology clean/noisy pairs",
+        "",
+        "The two pairs committed in the IRUNet repository (96×96 RGB H&E patches; noisy = clean + one fixed "
+        "seeded Gaussian field, sigma 25 and 50). Every method runs per RGB channel; PSNR on RGB, SSIM on "
+        "luminance, as IRUNet's `averageTester.py`. IRUNet's published means are on its 57,458-tile test set "
+        "with the same fixed noise field seen in training (networks.md, gotcha 1), so they are inflated and not "
+        "comparable one to one; our models never saw histology or that noise field.",
+        "",
+        'Read these rows with care: the "clean" references are themselves noisy. The wavelet noise '
+        "estimate (the library's `estimate_sigma`) of each clean reference is "
+        + ", ".join(f"{r['reference_noise']:.1f} for `{r['pair']}`" for r in irunet_rows if "reference_noise" in r)
+        + " on the 0-255 scale (a clean image, e.g. the `ihc.png` reference, gives about 2). A method that "
+        "removes noise therefore moves away from the reference, and PSNR against it can fall below the "
+        "noisy input's.",
+        "",
+    ]
     body = []
     for r in irunet_rows:
         published = IRUNET_PUBLISHED.get(r["sigma255"]) if r["method"] == "noisy" else None
-        body.append([r["pair"], f"{r['sigma255']}", r["method"], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}",
-                     f"{published[0]:.2f} / {published[1]:.4f}" if published else ""])
+        body.append(
+            [
+                r["pair"],
+                f"{r['sigma255']}",
+                r["method"],
+                f"{r['psnr']:.2f}",
+                f"{r['ssim']:.4f}",
+                f"{published[0]:.2f} / {published[1]:.4f}" if published else "",
+            ]
+        )
     lines.append(markdown_table(["pair", "σ", "method", "PSNR", "SSIM", "IRUNet published (test set mean)"], body))
     if burst_rows:
-        lines += ["", "## Burst models: 3 adjacent slices of the held-out CT and MR references", "",
-                  "Each reference slice with its two neighbours (also held out), independent Gaussian noise per slice. "
-                  "Burst models see the noisy 3-slice stack; every other method sees only the noisy centre slice. "
-                  "Mean centre-slice PSNR (dB) / SSIM.", ""]
+        lines += [
+            "",
+            "## Burst models: 3 adjacent slices of the held-out CT and MR references",
+            "",
+            "Each reference slice with its two neighbours (also held out), independent Gaussian noise per slice. "
+            "Burst models see the noisy 3-slice stack; every other method sees only the noisy centre slice. "
+            "Mean centre-slice PSNR (dB) / SSIM.",
+            "",
+        ]
         burst_methods_all = list(dict.fromkeys(r["method"] for r in burst_rows))
         body = []
         for m in burst_methods_all:
@@ -288,12 +367,22 @@ def main() -> int:
         base = t.get("base_training") or {}  # fine-tuned from an earlier shipped run: count both
         steps = t["steps"] + base.get("steps", 0)
         minutes = (t["wall_time_s"] + base.get("wall_time_s", 0)) / 60
-        cards.append([model, card["architecture"]["network"], f"{card['architecture']['parameters']:,}", t["mode"],
-                      f"{steps:,}", f"{minutes:.0f} min", t["hardware"]])
+        cards.append(
+            [
+                model,
+                card["architecture"]["network"],
+                f"{card['architecture']['parameters']:,}",
+                t["mode"],
+                f"{steps:,}",
+                f"{minutes:.0f} min",
+                t["hardware"],
+            ]
+        )
     if cards:
         lines += ["## Shipped models", ""]
-        lines.append(markdown_table(["model", "network", "parameters", "training", "steps", "wall time", "hardware"],
-                                    cards))
+        lines.append(
+            markdown_table(["model", "network", "parameters", "training", "steps", "wall time", "hardware"], cards)
+        )
     (output / "benchmarks.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {output / 'benchmarks.md'}")
     return 0

@@ -66,6 +66,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "scripts"))
 from data_split import DATA_ROOT, REAL_NOISE_CT, validation_files  # noqa: E402
+from meddenoiselib.io import Volume, read_volume, write_volume  # noqa: E402
+from meddenoiselib.transforms import fit_scaling  # noqa: E402
+from meddenoiselib.transforms.estimate import estimate_noise  # noqa: E402
+from meddenoiselib.transforms.noise import CTScanner, normalized_sigma, parse_noise_spec, simulate_volume  # noqa: E402
 from quality import cpu_name  # noqa: E402
 from real_noise_metrics import (  # noqa: E402
     SOFT_TISSUE_WINDOW,
@@ -81,11 +85,6 @@ from real_noise_metrics import (  # noqa: E402
     window_psnr,
     window_ssim,
 )
-
-from meddenoiselib.io import Volume, read_volume, write_volume  # noqa: E402
-from meddenoiselib.transforms import fit_scaling  # noqa: E402
-from meddenoiselib.transforms.estimate import estimate_noise  # noqa: E402
-from meddenoiselib.transforms.noise import CTScanner, normalized_sigma, parse_noise_spec, simulate_volume  # noqa: E402
 
 #: CT scanner settings of the evaluation: (label, kernel, views, electronic noise, target body noise levels in HU)
 CT_SETTINGS = (
@@ -108,8 +107,9 @@ ORACLE = "bm3d (oracle PSD)"
 
 
 # ------------------------------------------------------------------------------------------------ fixtures
-def write_fixture_series(frames: np.ndarray, folder: Path, modality: str, spacing: tuple[float, float, float],
-                         description: str) -> None:
+def write_fixture_series(
+    frames: np.ndarray, folder: Path, modality: str, spacing: tuple[float, float, float], description: str
+) -> None:
     """THE BENCHMARK'S TEST FIXTURE: write ``(Z, Y, X)`` unsigned integer frames as a DICOM series.
 
     MR and ultrasound have no DICOM in the data folder; this writes them as a scanner would hand them over, one
@@ -124,8 +124,9 @@ def write_fixture_series(frames: np.ndarray, folder: Path, modality: str, spacin
     if frames.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"fixture frames must be uint8 or uint16, got {frames.dtype}")
     bits = 8 * frames.dtype.itemsize
-    study, series, frame_of_reference = (generate_uid(entropy_srcs=[description, part])
-                                         for part in ("study", "series", "frame"))
+    study, series, frame_of_reference = (
+        generate_uid(entropy_srcs=[description, part]) for part in ("study", "series", "frame")
+    )
     folder.mkdir(parents=True, exist_ok=True)
     for k, frame in enumerate(frames):
         sop_instance = generate_uid(entropy_srcs=[description, str(k)])
@@ -214,8 +215,12 @@ def ct_cases(work: Path, quick: bool, everything: bool) -> list[Case]:
         pixel = float(np.sqrt(volume.spacing[0] * volume.spacing[1]))
         sampler = edge_sampler(clean, pixel)
         body = body_mask(clean)
-        extra = {"body": body, "pixel_mm": pixel, "edges": sampler,
-                 "own_noise": float(estimate_noise(clean, mask=body).sigma)}
+        extra = {
+            "body": body,
+            "pixel_mm": pixel,
+            "edges": sampler,
+            "own_noise": float(estimate_noise(clean, mask=body).sigma),
+        }
         if sampler.count:
             profile = sampler.mean_profile(clean)
             extra["edge_levels"] = edge_levels(sampler.t_mm, profile)
@@ -239,8 +244,9 @@ def mr_cases(work: Path, quick: bool, everything: bool) -> list[Case]:
     from scipy import ndimage
 
     dilated = np.stack([ndimage.binary_dilation(h, iterations=5) for h in head])
-    return [Case("brain", "MR", folder, volume, {"head": head, "background": ~dilated,
-                                                 "data_range": float(clean.max())})]
+    return [
+        Case("brain", "MR", folder, volume, {"head": head, "background": ~dilated, "data_range": float(clean.max())})
+    ]
 
 
 def us_cases(work: Path, quick: bool, everything: bool) -> list[Case]:
@@ -256,10 +262,11 @@ def us_cases(work: Path, quick: bool, everything: bool) -> list[Case]:
         if not folder.exists():
             image = read_volume(path).array  # (1, Y, X) uint8
             y, x = (max(0, (n - US_CROP) // 2) for n in image.shape[1:])
-            image = image[:, y:y + US_CROP, x:x + US_CROP]
+            image = image[:, y : y + US_CROP, x : x + US_CROP]
             pixel = sizes.get(path.name, 0.1)
-            write_fixture_series(image.astype(np.uint8), folder, "US", (pixel, pixel, 1.0),
-                                 f"HC18 {path.name} (fixture)")
+            write_fixture_series(
+                image.astype(np.uint8), folder, "US", (pixel, pixel, 1.0), f"HC18 {path.name} (fixture)"
+            )
         cases.append(Case(path.stem, "US", folder, read_volume(folder)))
     return cases
 
@@ -284,8 +291,11 @@ def dose_for_body_noise(case: Case, scanner, target_hu: float) -> float:
         quantum = float(terms[:, 0][body].mean())
         electronic = scanner.electronic_noise**2 * float(terms[:, 1][body].mean())
         # quantum·u + electronic·u² = target² with u = 1 / dose
-        u = (target_hu**2 / quantum if electronic <= 0 else
-             (-quantum + np.sqrt(quantum**2 + 4 * electronic * target_hu**2)) / (2 * electronic))
+        u = (
+            target_hu**2 / quantum
+            if electronic <= 0
+            else (-quantum + np.sqrt(quantum**2 + 4 * electronic * target_hu**2)) / (2 * electronic)
+        )
         cache[key] = float(1.0 / u)
     return cache[key]
 
@@ -302,8 +312,9 @@ def build_items(cases: list[Case], seed: int, quick: bool) -> list[Item]:
                         continue
                     dose = dose_for_body_noise(case, scanner, hu)
                     spec = f"ct-lowdose:{dose:.5g},kernel={kernel},views={views},electronic={electronic:g}"
-                    items.append(Item(case, spec, f"{label} {hu} HU", base + 100 * s + j,
-                                      "main" if label == "A" else "kernel"))
+                    items.append(
+                        Item(case, spec, f"{label} {hu} HU", base + 100 * s + j, "main" if label == "A" else "kernel")
+                    )
         else:
             specs = MR_NOISE if case.modality == "MR" else US_NOISE
             for j, spec in enumerate(specs):
@@ -348,8 +359,13 @@ def simulate_items(items: list[Item], work: Path) -> dict[str, float]:
             stamp.write_text(json.dumps(key))
         shutil.rmtree(target, ignore_errors=True)
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_volume(file_values(noisy, item.case.volume), target, inputs=(item.case.folder,),
-                     description_suffix=f" {spec.kind.value} noise", derivation=f"Simulated noise {spec}")
+        write_volume(
+            file_values(noisy, item.case.volume),
+            target,
+            inputs=(item.case.folder,),
+            description_suffix=f" {spec.kind.value} noise",
+            derivation=f"Simulated noise {spec}",
+        )
         seconds[item.name] = time.perf_counter() - start
         print(f"  simulated {item.name:45s} {seconds[item.name]:6.1f} s", flush=True)
     return seconds
@@ -361,8 +377,20 @@ def check_simulate_cli(item: Item, work: Path, env: dict) -> str:
     if target.exists():
         shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "meddenoiselib", "simulate", str(item.case.folder), str(target),
-               "--noise", item.spec, "--seed", str(item.seed), "--no-progress", "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "meddenoiselib",
+        "simulate",
+        str(item.case.folder),
+        str(target),
+        "--noise",
+        item.spec,
+        "--seed",
+        str(item.seed),
+        "--no-progress",
+        "--quiet",
+    ]
     subprocess.run(command, check=True, env=env, capture_output=True, text=True)
     same = np.array_equal(read_volume(target).array, read_volume(work / "noisy" / item.group / item.name).array)
     shutil.rmtree(target)
@@ -374,15 +402,17 @@ def check_simulate_cli(item: Item, work: Path, env: dict) -> str:
 # ----------------------------------------------------------------------------------------------- the CLI
 def cli_env() -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "MedDenoiseLib")] + [p for p in
-                                        env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT / "MedDenoiseLib")] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    )
     return env
 
 
 def shipped_models(env: dict) -> list[str]:
     """Shipped models as the CLI lists them (``models --json``)."""
-    out = subprocess.run([sys.executable, "-m", "meddenoiselib", "models", "--json"], check=True, env=env,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "meddenoiselib", "models", "--json"], check=True, env=env, capture_output=True, text=True
+    ).stdout
     return [e["name"] for e in json.loads(out) if e["kind"] == "network" and e["weights"]]
 
 
@@ -424,7 +454,7 @@ def oracle_psd(noise: np.ndarray, mask: np.ndarray) -> np.ndarray:
     from scipy import ndimage
 
     power, inside = np.zeros(noise.shape[-2:]), 0.0
-    for n, m in zip(noise, mask):
+    for n, m in zip(noise, mask, strict=True):
         if m.any():
             power += np.abs(np.fft.fft2(np.where(m, n, 0.0))) ** 2
             inside += float(m.mean())
@@ -456,11 +486,16 @@ def metrics(item: Item, result: np.ndarray) -> dict:
     x = case.extra
     if case.modality == "CT":
         body = x["body"]
-        row = {"rmse": rmse(clean, result, body), "psnr": window_psnr(clean, result, body),
-               "ssim": window_ssim(clean, result, body),
-               "noise_std": float(np.std((result - clean)[body], dtype=np.float64))}
+        row = {
+            "rmse": rmse(clean, result, body),
+            "psnr": window_psnr(clean, result, body),
+            "ssim": window_ssim(clean, result, body),
+            "noise_std": float(np.std((result - clean)[body], dtype=np.float64)),
+        }
         if "roi" in x:
-            row["roi_std"] = float(np.mean([np.std(r[m], dtype=np.float64) for r, m in zip(result, x["roi"])]))
+            row["roi_std"] = float(
+                np.mean([np.std(r[m], dtype=np.float64) for r, m in zip(result, x["roi"], strict=True)])
+            )
         if x["edges"].count:
             profile = x["edges"].mean_profile(result)
             row["edge_mm"] = edge_width_mm(x["edges"].t_mm, profile, x["edge_levels"])
@@ -468,11 +503,17 @@ def metrics(item: Item, result: np.ndarray) -> dict:
         return row
     if case.modality == "MR":
         head = x["head"]
-        return {"rmse": rmse(clean, result, head), "psnr": masked_psnr(clean, result, head, x["data_range"]),
-                "ssim": masked_ssim(clean, result, head, x["data_range"]),
-                "bias_sigma": float(np.mean((result - clean)[x["background"]], dtype=np.float64)) / item_sigma(item)}
-    return {"rmse": rmse(clean, result), "psnr": masked_psnr(clean, result, None, 255.0),
-            "ssim": masked_ssim(clean, result, None, 255.0)}
+        return {
+            "rmse": rmse(clean, result, head),
+            "psnr": masked_psnr(clean, result, head, x["data_range"]),
+            "ssim": masked_ssim(clean, result, head, x["data_range"]),
+            "bias_sigma": float(np.mean((result - clean)[x["background"]], dtype=np.float64)) / item_sigma(item),
+        }
+    return {
+        "rmse": rmse(clean, result),
+        "psnr": masked_psnr(clean, result, None, 255.0),
+        "ssim": masked_ssim(clean, result, None, 255.0),
+    }
 
 
 def item_sigma(item: Item) -> float:
@@ -491,7 +532,7 @@ def display(image: np.ndarray, modality: str, low: float, high: float) -> np.nda
     if modality == "CT":
         low, high = SOFT_TISSUE_WINDOW
         y, x = (max(0, (n - 256) // 2) for n in image.shape)
-        image = image[y:y + 256, x:x + 256]
+        image = image[y : y + 256, x : x + 256]
     return np.clip((image - low) / (high - low), 0, 1)
 
 
@@ -503,8 +544,11 @@ def fmt(value, digits: int = 2) -> str:
 
 
 def table(header: list[str], body: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |"
-                                                                              for r in body] + [""]
+    return (
+        ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        + ["| " + " | ".join(r) + " |" for r in body]
+        + [""]
+    )
 
 
 def mean_of(rows: list[dict], key: str) -> float | None:
@@ -514,26 +558,42 @@ def mean_of(rows: list[dict], key: str) -> float | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="2 CT slices at 25 HU (setting A), 2 MR slices at "
-                        "rician:3%%, 1 US image at speckle:0.2 (development)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="2 CT slices at 25 HU (setting A), 2 MR slices at rician:3%%, 1 US image at speckle:0.2 (development)",
+    )
     parser.add_argument("--models", help="comma-separated shipped models to run (default: every shipped model)")
     parser.add_argument("--baselines", default="nlm,bm3d", help="CLI baselines with --sigma auto (nlm,bm3d)")
     parser.add_argument("--no-oracle", action="store_true", help="skip BM3D with the oracle PSD")
-    parser.add_argument("--in-memory", default=",".join(IN_MEMORY),
-                        help=f"methods also run in memory with Denoiser(...).denoise(volume) ({','.join(IN_MEMORY)})")
+    parser.add_argument(
+        "--in-memory",
+        default=",".join(IN_MEMORY),
+        help=f"methods also run in memory with Denoiser(...).denoise(volume) ({','.join(IN_MEMORY)})",
+    )
     parser.add_argument("--output", help="folder for the .md/.csv/.png (default docs/; --quick: a temp folder)")
-    parser.add_argument("--work", help="keep the fixtures, noisy series and outputs here and reuse them on reruns "
-                        "(default: a temporary folder, removed at the end)")
-    parser.add_argument("--all", action="store_true", help="every held-out CT slice and ultrasound image (default: "
-                        "chest slices 094-098, head 24-26 and 5 ultrasound images, to fit a few hours on 2 cores)")
+    parser.add_argument(
+        "--work",
+        help="keep the fixtures, noisy series and outputs here and reuse them on reruns "
+        "(default: a temporary folder, removed at the end)",
+    )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="every held-out CT slice and ultrasound image (default: "
+        "chest slices 094-098, head 24-26 and 5 ultrasound images, to fit a few hours on 2 cores)",
+    )
     parser.add_argument("--no-kernel-check", action="store_true", help="skip CT setting B (the second kernel)")
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()
     if not DATA_ROOT.is_dir():
         parser.error(f"benchmark data not found at {DATA_ROOT} (set MEDDENOISE_DATA)")
     started, load_start = time.perf_counter(), os.getloadavg()
-    output = Path(args.output) if args.output else (Path(tempfile.gettempdir()) / "real_noise_quick" if args.quick
-                                                    else ROOT / "docs")
+    output = (
+        Path(args.output)
+        if args.output
+        else (Path(tempfile.gettempdir()) / "real_noise_quick" if args.quick else ROOT / "docs")
+    )
     output.mkdir(parents=True, exist_ok=True)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="real_noise_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -563,8 +623,11 @@ def run(args, work: Path, output: Path, env: dict, started: float, load_start) -
 
     print("preparing the held-out series", flush=True)
     everything = args.all
-    cases = (ct_cases(work, args.quick, everything) + mr_cases(work, args.quick, everything)
-             + us_cases(work, args.quick, everything))
+    cases = (
+        ct_cases(work, args.quick, everything)
+        + mr_cases(work, args.quick, everything)
+        + us_cases(work, args.quick, everything)
+    )
     items = build_items(cases, args.seed, args.quick)
     if args.no_kernel_check:
         items = [i for i in items if i.group != "kernel"]
@@ -574,20 +637,22 @@ def run(args, work: Path, output: Path, env: dict, started: float, load_start) -
     sim_seconds = time.perf_counter() - sim_start
     # `simulate` must write exactly what the benchmark wrote: checked on the first MR series (cheap), and on the
     # CT series too in --quick runs
-    checks = [i for i in items if i.case.modality == "MR"][:1] + ([i for i in items if i.case.modality == "CT"][:1]
-                                                                 if args.quick else [])
+    checks = [i for i in items if i.case.modality == "MR"][:1] + (
+        [i for i in items if i.case.modality == "CT"][:1] if args.quick else []
+    )
     simulate_check = [check_simulate_cli(i, work, env) for i in checks]
 
     groups = {g: [i for i in items if i.group == g] for g in dict.fromkeys(i.group for i in items)}
     # CT setting B (the second kernel) is a generalization check of the networks: no CLI baselines there
     methods_of = {"main": cli_methods, "kernel": ["auto"] + models}
-    walls = {(m, g): run_cli(m, g, group_items, work, env) for g, group_items in groups.items()
-             for m in methods_of[g]}
+    walls = {(m, g): run_cli(m, g, group_items, work, env) for g, group_items in groups.items() for m in methods_of[g]}
 
     rows: list[dict] = []
-    figure_items = {next((i.name for i in items if i.case.name == "chest-2mm" and i.level.endswith(" 25 HU")), None),
-                    next((i.name for i in items if i.spec == "rician:3%"), None),
-                    next((i.name for i in items if i.spec == "speckle:0.2"), None)}
+    figure_items = {
+        next((i.name for i in items if i.case.name == "chest-2mm" and i.level.endswith(" 25 HU")), None),
+        next((i.name for i in items if i.spec == "rician:3%"), None),
+        next((i.name for i in items if i.spec == "speckle:0.2"), None),
+    }
     panels: dict[str, dict[str, np.ndarray]] = {}
     memory_denoisers = {m: Denoiser(m, device="cpu") for m in in_memory}
     disagreement: list[dict] = []
@@ -597,8 +662,15 @@ def run(args, work: Path, output: Path, env: dict, started: float, load_start) -
         noisy_volume = read_volume(work / "noisy" / item.group / item.name)
         noisy = noisy_volume.array.astype(np.float32)
         noisy_float = np.load(work / "float" / f"{item.name}.npy")
-        base = {"case": case.name, "modality": case.modality, "level": item.level, "noise": item.spec,
-                "seed": item.seed, "slices": case.slices, "own_noise": case.extra.get("own_noise")}
+        base = {
+            "case": case.name,
+            "modality": case.modality,
+            "level": item.level,
+            "noise": item.spec,
+            "seed": item.seed,
+            "slices": case.slices,
+            "own_noise": case.extra.get("own_noise"),
+        }
         outputs: dict[str, np.ndarray] = {"noisy": noisy}
         timing: dict[str, tuple[str, float | None, str]] = {"noisy": ("", None, "")}
         for method in methods_of[item.group]:
@@ -628,17 +700,24 @@ def run(args, work: Path, output: Path, env: dict, started: float, load_start) -
             outputs[key] = result
             report = denoiser.last_report
             timing[key] = ("in-memory", seconds, report.method if report else method)
-            disagreement.append({**base, "method": method,
-                                 "mean_abs_diff": float(np.mean(np.abs(result - outputs[method]))),
-                                 "input_changed": float(np.mean(np.abs(noisy_float - noisy) > 0.5 + 1e-3)),
-                                 "float_min": float(noisy_float.min()), "float_max": float(noisy_float.max()),
-                                 "file_min": float(noisy.min()), "file_max": float(noisy.max())})
+            disagreement.append(
+                {
+                    **base,
+                    "method": method,
+                    "mean_abs_diff": float(np.mean(np.abs(result - outputs[method]))),
+                    "input_changed": float(np.mean(np.abs(noisy_float - noisy) > 0.5 + 1e-3)),
+                    "float_min": float(noisy_float.min()),
+                    "float_max": float(noisy_float.max()),
+                    "file_min": float(noisy.min()),
+                    "file_max": float(noisy.max()),
+                }
+            )
         for method, result in outputs.items():
             path, seconds, used = timing[method]
             row = {**base, "method": method, "path": path, "model_used": used, "seconds": seconds}
             row.update(metrics(item, result))
             rows.append(row)
-        line = " ".join(f"{r['method'].split(' ')[0][:10]}={r['psnr']:.2f}" for r in rows[-len(outputs):])
+        line = " ".join(f"{r['method'].split(' ')[0][:10]}={r['psnr']:.2f}" for r in rows[-len(outputs) :])
         print(f"  {item.name:45s} {line}", flush=True)
         if item.name in figure_items:
             k = clean.shape[0] // 2
@@ -649,9 +728,17 @@ def run(args, work: Path, output: Path, env: dict, started: float, load_start) -
     write_csv(rows, output / "benchmark_real_noise.csv")
     figure = output / "benchmark_real_noise.png"
     write_figure(panels, rows, figure)
-    machine = {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
-               "torch": torch.__version__, "python": platform.python_version(), "load_start": load_start,
-               "load_end": os.getloadavg(), "wall_s": time.perf_counter() - started, "simulate_s": sim_seconds}
+    machine = {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "load_start": load_start,
+        "load_end": os.getloadavg(),
+        "wall_s": time.perf_counter() - started,
+        "simulate_s": sim_seconds,
+    }
     text = markdown(args, rows, disagreement, walls, machine, items, cases, simulate_check)
     target = output / "benchmarks_real_noise.md"
     target.write_text(text)
@@ -659,8 +746,26 @@ def run(args, work: Path, output: Path, env: dict, started: float, load_start) -
     return 0
 
 
-COLUMNS = ["modality", "case", "level", "noise", "seed", "slices", "method", "path", "model_used", "rmse", "psnr",
-           "ssim", "noise_std", "roi_std", "edge_mm", "edge_ratio", "bias_sigma", "seconds"]
+COLUMNS = [
+    "modality",
+    "case",
+    "level",
+    "noise",
+    "seed",
+    "slices",
+    "method",
+    "path",
+    "model_used",
+    "rmse",
+    "psnr",
+    "ssim",
+    "noise_std",
+    "roi_std",
+    "edge_mm",
+    "edge_ratio",
+    "bias_sigma",
+    "seconds",
+]
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
@@ -677,8 +782,11 @@ def write_figure(panels: dict, rows: list[dict], path: Path) -> None:
 
     entries = []
     for name, images in panels.items():
-        sel = [r for r in rows if f"{r['modality'].lower()}-{r['case']}" == name.split("__")[0]
-               and name.endswith(safe_name(r["level"]))]
+        sel = [
+            r
+            for r in rows
+            if f"{r['modality'].lower()}-{r['case']}" == name.split("__")[0] and name.endswith(safe_name(r["level"]))
+        ]
         score = {r["method"]: r["psnr"] for r in sel}
         networks = [m for m in score if m not in ("noisy", "auto", "nlm", "bm3d", ORACLE) and "(" not in m]
         best = max(networks, key=lambda m: score[m]) if networks else None
@@ -690,8 +798,12 @@ def write_figure(panels: dict, rows: list[dict], path: Path) -> None:
     if not entries:
         return
     columns = max(1, len(entries) // max(1, len(panels)))
-    comparison_figure(entries, path, columns=columns,
-                      title="Held-out scans with simulated scanner noise (CT in W400/L40); PSNR as in the tables")
+    comparison_figure(
+        entries,
+        path,
+        columns=columns,
+        title="Held-out scans with simulated scanner noise (CT in W400/L40); PSNR as in the tables",
+    )
 
 
 def select(rows: list[dict], **where) -> list[dict]:
@@ -728,14 +840,34 @@ def level_table(rows: list[dict], modality: str) -> list[str]:
         cases = list(dict.fromkeys(r["case"] for r in sel))
         noisy = select(sel, method="noisy")
         if modality == "CT":
-            title = (f"### CT, setting {level.split()[0]}, target {' '.join(level.split()[1:])}: measured noise in the "
-                     f"body {fmt(mean_of(noisy, 'noise_std'), 1)} HU (mean over {len(cases)} series)")
-            header = ["method", "model used", "body RMSE (HU)", "PSNR W400 (dB)", "gain (dB)", "SSIM W400",
-                      "noise left in body (HU)", "edge width / clean", "water ROI std (HU)", "s / slice"]
+            title = (
+                f"### CT, setting {level.split()[0]}, target {' '.join(level.split()[1:])}: measured noise in the "
+                f"body {fmt(mean_of(noisy, 'noise_std'), 1)} HU (mean over {len(cases)} series)"
+            )
+            header = [
+                "method",
+                "model used",
+                "body RMSE (HU)",
+                "PSNR W400 (dB)",
+                "gain (dB)",
+                "SSIM W400",
+                "noise left in body (HU)",
+                "edge width / clean",
+                "water ROI std (HU)",
+                "s / slice",
+            ]
         elif modality == "MR":
             title = f"### MR `{level}` ({len(cases)} volume, {sum(r['slices'] for r in noisy)} slices)"
-            header = ["method", "model used", "PSNR head (dB)", "gain (dB)", "SSIM head", "RMSE head",
-                      "background bias (σ)", "s / slice"]
+            header = [
+                "method",
+                "model used",
+                "PSNR head (dB)",
+                "gain (dB)",
+                "SSIM head",
+                "RMSE head",
+                "background bias (σ)",
+                "s / slice",
+            ]
         else:
             title = f"### Ultrasound `{level}` ({len(cases)} images)"
             header = ["method", "model used", "PSNR (dB)", "gain (dB)", "SSIM", "s / image"]
@@ -745,12 +877,25 @@ def level_table(rows: list[dict], modality: str) -> list[str]:
             g = gain(sel, method)
             cells = [method, used_models(m, method)]
             if modality == "CT":
-                cells += [fmt(mean_of(m, "rmse"), 1), fmt(mean_of(m, "psnr")), fmt(g), fmt(mean_of(m, "ssim"), 4),
-                          fmt(mean_of(m, "noise_std"), 1), fmt(mean_of(m, "edge_ratio"), 3),
-                          fmt(mean_of(m, "roi_std"), 1), fmt(per_slice(m, method))]
+                cells += [
+                    fmt(mean_of(m, "rmse"), 1),
+                    fmt(mean_of(m, "psnr")),
+                    fmt(g),
+                    fmt(mean_of(m, "ssim"), 4),
+                    fmt(mean_of(m, "noise_std"), 1),
+                    fmt(mean_of(m, "edge_ratio"), 3),
+                    fmt(mean_of(m, "roi_std"), 1),
+                    fmt(per_slice(m, method)),
+                ]
             elif modality == "MR":
-                cells += [fmt(mean_of(m, "psnr")), fmt(g), fmt(mean_of(m, "ssim"), 4), fmt(mean_of(m, "rmse"), 2),
-                          fmt(mean_of(m, "bias_sigma"), 3), fmt(per_slice(m, method))]
+                cells += [
+                    fmt(mean_of(m, "psnr")),
+                    fmt(g),
+                    fmt(mean_of(m, "ssim"), 4),
+                    fmt(mean_of(m, "rmse"), 2),
+                    fmt(mean_of(m, "bias_sigma"), 3),
+                    fmt(per_slice(m, method)),
+                ]
             else:
                 cells += [fmt(mean_of(m, "psnr")), fmt(g), fmt(mean_of(m, "ssim"), 4), fmt(per_slice(m, method))]
             body.append(cells)
@@ -771,11 +916,22 @@ def per_series_table(rows: list[dict], level: str) -> list[str]:
     for case in dict.fromkeys(r["case"] for r in sel):
         c = select(sel, case=case)
         noisy = select(c, method="noisy")[0]
-        body.append([case, fmt(noisy.get("own_noise"), 1), fmt(noisy["noise_std"], 1),
-                     fmt(ceiling_gain(noisy.get("own_noise"), noisy["noise_std"]), 1), fmt(noisy["psnr"])]
-                    + [fmt(gain(c, m)) for m in shown] + [fmt(mean_of(select(c, method="auto"), "edge_ratio"), 3)])
-    header = (["series", "reference's own noise (HU)", "inserted noise (HU)", "ceiling (dB)", "noisy PSNR"]
-              + [f"gain {m}" for m in shown] + ["edge ratio auto"])
+        body.append(
+            [
+                case,
+                fmt(noisy.get("own_noise"), 1),
+                fmt(noisy["noise_std"], 1),
+                fmt(ceiling_gain(noisy.get("own_noise"), noisy["noise_std"]), 1),
+                fmt(noisy["psnr"]),
+            ]
+            + [fmt(gain(c, m)) for m in shown]
+            + [fmt(mean_of(select(c, method="auto"), "edge_ratio"), 3)]
+        )
+    header = (
+        ["series", "reference's own noise (HU)", "inserted noise (HU)", "ceiling (dB)", "noisy PSNR"]
+        + [f"gain {m}" for m in shown]
+        + ["edge ratio auto"]
+    )
     return [f"### CT {level}, per series", ""] + table(header, body)
 
 
@@ -799,8 +955,11 @@ LOW_NOISE_REFERENCE = 0.4
 
 def low_noise_cases(rows: list[dict], level: str) -> list[str]:
     """CT series at ``level`` whose reference is quiet enough for the acceptance targets to be reachable."""
-    return [r["case"] for r in select(rows, modality="CT", level=level, method="noisy")
-            if r.get("own_noise") is not None and r["own_noise"] < LOW_NOISE_REFERENCE * r["noise_std"]]
+    return [
+        r["case"]
+        for r in select(rows, modality="CT", level=level, method="noisy")
+        if r.get("own_noise") is not None and r["own_noise"] < LOW_NOISE_REFERENCE * r["noise_std"]
+    ]
 
 
 def summary_table(rows: list[dict]) -> list[str]:
@@ -810,8 +969,9 @@ def summary_table(rows: list[dict]) -> list[str]:
     body = []
     for method in methods_in(rows):
         if method == "noisy":
-            cells = [fmt(mean_of(select(rows, method="noisy", modality=mod, level=lvl), "psnr"))
-                     for mod, lvl in columns]
+            cells = [
+                fmt(mean_of(select(rows, method="noisy", modality=mod, level=lvl), "psnr")) for mod, lvl in columns
+            ]
         else:
             cells = [fmt(gain(rows, method, modality=mod, level=lvl)) for mod, lvl in columns]
         body.append([method] + cells)
@@ -824,8 +984,14 @@ def acceptance(rows: list[dict]) -> list[str]:
 
     def add(criterion: str, target: str, value: float | None, ok: bool | None, unit: str = "") -> None:
         verdict = "–" if ok is None else ("pass" if ok else "**fail**")
-        body.append([criterion, target, "–" if value is None else f"{value:+.2f}{unit}" if unit == " dB" else
-                     f"{value:.3f}{unit}", verdict])
+        body.append(
+            [
+                criterion,
+                target,
+                "–" if value is None else f"{value:+.2f}{unit}" if unit == " dB" else f"{value:.3f}{unit}",
+                verdict,
+            ]
+        )
 
     for setting in ("A", "B"):
         for hu, need in ((25, 7.0), (60, 10.0)):
@@ -835,26 +1001,47 @@ def acceptance(rows: list[dict]) -> list[str]:
             quiet = low_noise_cases(rows, level)
             subsets = [("all series", rows)]
             if quiet:
-                subsets.append((f"quiet references: {', '.join(quiet)}",
-                                [r for r in rows if r["case"] in quiet or r["modality"] != "CT"]))
+                subsets.append(
+                    (
+                        f"quiet references: {', '.join(quiet)}",
+                        [r for r in rows if r["case"] in quiet or r["modality"] != "CT"],
+                    )
+                )
             for label, sub in subsets:
                 g = gain(sub, "auto", modality="CT", level=level)
-                add(f"CT ~{hu} HU (setting {setting}, {label}): PSNR gain in W400", f">= +{need:g} dB", g,
-                    None if g is None else g >= need, " dB")
+                add(
+                    f"CT ~{hu} HU (setting {setting}, {label}): PSNR gain in W400",
+                    f">= +{need:g} dB",
+                    g,
+                    None if g is None else g >= need,
+                    " dB",
+                )
                 auto = mean_of(select(sub, modality="CT", level=level, method="auto"), "psnr")
                 oracle = mean_of(select(sub, modality="CT", level=level, method=ORACLE), "psnr")
                 if auto is not None and oracle is not None:
-                    add(f"CT ~{hu} HU (setting {setting}, {label}): above BM3D with the oracle PSD", ">= +2 dB",
-                        auto - oracle, auto - oracle >= 2.0, " dB")
-    ratios = [(r["level"], r["case"], r["edge_ratio"]) for r in select(rows, modality="CT", method="auto")
-              if r.get("edge_ratio") is not None and np.isfinite(r["edge_ratio"])]
+                    add(
+                        f"CT ~{hu} HU (setting {setting}, {label}): above BM3D with the oracle PSD",
+                        ">= +2 dB",
+                        auto - oracle,
+                        auto - oracle >= 2.0,
+                        " dB",
+                    )
+    ratios = [
+        (r["level"], r["case"], r["edge_ratio"])
+        for r in select(rows, modality="CT", method="auto")
+        if r.get("edge_ratio") is not None and np.isfinite(r["edge_ratio"])
+    ]
     if ratios:
         levels = list(dict.fromkeys(level for level, _, _ in ratios))
         for level in levels:
             values = [v for lv, _, v in ratios if lv == level]
             mean = float(np.mean(values))
-            add(f"CT {level}: edge width / clean (mean over series; worst {max(values, key=lambda v: abs(v - 1)):.3f})",
-                "within 10 %", mean, abs(mean - 1) <= 0.10)
+            add(
+                f"CT {level}: edge width / clean (mean over series; worst {max(values, key=lambda v: abs(v - 1)):.3f})",
+                "within 10 %",
+                mean,
+                abs(mean - 1) <= 0.10,
+            )
     mr = select(rows, modality="MR", level="rician:3%")
     if mr:
         g = gain(rows, "auto", modality="MR", level="rician:3%")
@@ -865,36 +1052,64 @@ def acceptance(rows: list[dict]) -> list[str]:
         auto = mean_of(select(rows, modality="US", level=level, method="auto"), "psnr")
         model = mean_of(select(rows, modality="US", level=level, method="kpn-small-speckle-us"), "psnr")
         if auto is not None and model is not None:
-            add(f"US {level}: above the current speckle model (kpn-small-speckle-us)", "> 0 dB", auto - model,
-                auto - model > 0, " dB")
+            add(
+                f"US {level}: above the current speckle model (kpn-small-speckle-us)",
+                "> 0 dB",
+                auto - model,
+                auto - model > 0,
+                " dB",
+            )
     return table(["criterion (default `auto`, CLI, DICOM in)", "target", "measured", "verdict"], body)
 
 
 def disagreement_section(rows: list[dict], disagreement: list[dict]) -> list[str]:
     if not disagreement:
         return []
-    out = ["## CLI (files) vs in-memory (`Denoiser(name).denoise(volume)`)", "",
-           "Both paths start from the same simulated noise (same seed). The CLI path reads the noisy series as "
-           "`simulate` wrote it (rounded to the file's integer type and clipped to its stored range), denoises it, "
-           "and writes integers; the in-memory path denoises the simulated float volume and keeps floats. PSNR "
-           "columns are means over the series (CT in W400 over the body, MR over the head, US over the image); "
-           "|Δ output| is the mean absolute difference of the two outputs in the image's units; "
-           "\"input changed\" is the share of noisy voxels that writing the file moved by more than 0.5.", ""]
-    header = ["method", "modality", "level", "PSNR CLI", "PSNR in-memory", "CLI - memory (dB)", "|Δ output|",
-              "input changed", "noisy min/max: float", "noisy min/max: file"]
+    out = [
+        "## CLI (files) vs in-memory (`Denoiser(name).denoise(volume)`)",
+        "",
+        "Both paths start from the same simulated noise (same seed). The CLI path reads the noisy series as "
+        "`simulate` wrote it (rounded to the file's integer type and clipped to its stored range), denoises it, "
+        "and writes integers; the in-memory path denoises the simulated float volume and keeps floats. PSNR "
+        "columns are means over the series (CT in W400 over the body, MR over the head, US over the image); "
+        "|Δ output| is the mean absolute difference of the two outputs in the image's units; "
+        '"input changed" is the share of noisy voxels that writing the file moved by more than 0.5.',
+        "",
+    ]
+    header = [
+        "method",
+        "modality",
+        "level",
+        "PSNR CLI",
+        "PSNR in-memory",
+        "CLI - memory (dB)",
+        "|Δ output|",
+        "input changed",
+        "noisy min/max: float",
+        "noisy min/max: file",
+    ]
     body = []
     for d_method in dict.fromkeys(d["method"] for d in disagreement):
         for modality, level in dict.fromkeys((d["modality"], d["level"]) for d in disagreement):
-            ds = [d for d in disagreement if d["method"] == d_method and d["modality"] == modality
-                  and d["level"] == level]
+            ds = [
+                d for d in disagreement if d["method"] == d_method and d["modality"] == modality and d["level"] == level
+            ]
             cli = mean_of(select(rows, method=d_method, modality=modality, level=level), "psnr")
             mem = mean_of(select(rows, method=f"{d_method} (in-memory)", modality=modality, level=level), "psnr")
-            body.append([d_method, modality, level, fmt(cli), fmt(mem), fmt(None if cli is None or mem is None
-                                                                         else cli - mem),
-                         fmt(float(np.mean([d["mean_abs_diff"] for d in ds])), 3),
-                         f"{100 * float(np.mean([d['input_changed'] for d in ds])):.2f} %",
-                         f"{min(d['float_min'] for d in ds):.0f} / {max(d['float_max'] for d in ds):.0f}",
-                         f"{min(d['file_min'] for d in ds):.0f} / {max(d['file_max'] for d in ds):.0f}"])
+            body.append(
+                [
+                    d_method,
+                    modality,
+                    level,
+                    fmt(cli),
+                    fmt(mem),
+                    fmt(None if cli is None or mem is None else cli - mem),
+                    fmt(float(np.mean([d["mean_abs_diff"] for d in ds])), 3),
+                    f"{100 * float(np.mean([d['input_changed'] for d in ds])):.2f} %",
+                    f"{min(d['float_min'] for d in ds):.0f} / {max(d['float_max'] for d in ds):.0f}",
+                    f"{min(d['file_min'] for d in ds):.0f} / {max(d['file_max'] for d in ds):.0f}",
+                ]
+            )
     out += table(header, body)
     return out
 
@@ -906,8 +1121,10 @@ def timing_table(rows: list[dict], walls: dict) -> list[str]:
             continue
         sel = [r for r in rows if r["method"] == method]
         runs = [w for (m, _), w in walls.items() if m == method]
-        cells = [method, f"{sum(w['wall_s'] for w in runs):.0f} ({sum(w['series'] for w in runs)} series)"
-                 if runs else "–"]
+        cells = [
+            method,
+            f"{sum(w['wall_s'] for w in runs):.0f} ({sum(w['series'] for w in runs)} series)" if runs else "–",
+        ]
         for modality in ("CT", "MR", "US"):
             cells.append(fmt(per_slice([r for r in sel if r["modality"] == modality], method)))
         body.append(cells)
@@ -918,18 +1135,26 @@ def findings(rows: list[dict], disagreement: list[dict]) -> list[str]:
     """Sentences computed from the numbers (no number here is typed in by hand)."""
     out = []
     ct_levels = list(dict.fromkeys(r["level"] for r in rows if r["modality"] == "CT"))
-    networks = [m for m in methods_in(rows) if m not in ("noisy", "auto", "nlm", "bm3d", "median", "diffusion",
-                                                          ORACLE) and "(" not in m]
+    networks = [
+        m
+        for m in methods_in(rows)
+        if m not in ("noisy", "auto", "nlm", "bm3d", "median", "diffusion", ORACLE) and "(" not in m
+    ]
     for level in ct_levels:
         sel = select(rows, modality="CT", level=level)
         noise = mean_of(select(sel, method="noisy"), "noise_std")
-        parts = [f"- **CT {level}** (measured {fmt(noise, 1)} HU in the body): the default (`auto` -> "
-                 f"{used_models(select(sel, method='auto'), 'auto')}) gains {fmt(gain(sel, 'auto'))} dB in W400"]
+        parts = [
+            f"- **CT {level}** (measured {fmt(noise, 1)} HU in the body): the default (`auto` -> "
+            f"{used_models(select(sel, method='auto'), 'auto')}) gains {fmt(gain(sel, 'auto'))} dB in W400"
+        ]
         if networks:
             best = max(networks, key=lambda m: gain(sel, m) if gain(sel, m) is not None else -1e9)
             parts.append(f"the best shipped model, `{best}`, {fmt(gain(sel, best))} dB")
-        for method, label in (("bm3d", "BM3D with the estimated PSD"), (ORACLE, "BM3D with the oracle PSD"),
-                              ("nlm", "NLM")):
+        for method, label in (
+            ("bm3d", "BM3D with the estimated PSD"),
+            (ORACLE, "BM3D with the oracle PSD"),
+            ("nlm", "NLM"),
+        ):
             if select(sel, method=method):
                 parts.append(f"{label} {fmt(gain(sel, method))} dB")
         ratio = mean_of(select(sel, method="auto"), "edge_ratio")
@@ -937,31 +1162,49 @@ def findings(rows: list[dict], disagreement: list[dict]) -> list[str]:
     for hu in (25,):
         a, b = f"A {hu} HU", f"B {hu} HU"
         if select(rows, level=a) and select(rows, level=b):
-            out.append(f"- **Kernel** at ~{hu} HU: the default gains {fmt(gain(rows, 'auto', level=a))} dB with the "
-                       f"unseen hamming kernel (A) and {fmt(gain(rows, 'auto', level=b))} dB with shepp-logan (B); "
-                       f"BM3D with the oracle PSD {fmt(gain(rows, ORACLE, level=a))} / "
-                       f"{fmt(gain(rows, ORACLE, level=b))} dB.")
-    blurred = sorted({r["method"] for r in rows if r["modality"] == "CT" and r.get("edge_ratio") is not None
-                      and np.isfinite(r["edge_ratio"]) and r["edge_ratio"] > 1.10})
+            out.append(
+                f"- **Kernel** at ~{hu} HU: the default gains {fmt(gain(rows, 'auto', level=a))} dB with the "
+                f"unseen hamming kernel (A) and {fmt(gain(rows, 'auto', level=b))} dB with shepp-logan (B); "
+                f"BM3D with the oracle PSD {fmt(gain(rows, ORACLE, level=a))} / "
+                f"{fmt(gain(rows, ORACLE, level=b))} dB."
+            )
+    blurred = sorted(
+        {
+            r["method"]
+            for r in rows
+            if r["modality"] == "CT"
+            and r.get("edge_ratio") is not None
+            and np.isfinite(r["edge_ratio"])
+            and r["edge_ratio"] > 1.10
+        }
+    )
     if any(r.get("edge_ratio") is not None for r in rows):
-        out.append("- **Resolution**: methods whose air-skin edge is more than 10 % wider than the clean one on at "
-                   f"least one CT series and level: {', '.join(f'`{m}`' for m in blurred) or 'none'}.")
+        out.append(
+            "- **Resolution**: methods whose air-skin edge is more than 10 % wider than the clean one on at "
+            f"least one CT series and level: {', '.join(f'`{m}`' for m in blurred) or 'none'}."
+        )
     for level in dict.fromkeys(r["level"] for r in rows if r["modality"] == "MR"):
         sel = select(rows, modality="MR", level=level)
-        text = (f"- **MR `{level}`**: the default (`auto` -> {used_models(select(sel, method='auto'), 'auto')}) "
-                f"gains {fmt(gain(sel, 'auto'))} dB over the head with a background bias of "
-                f"{fmt(mean_of(select(sel, method='auto'), 'bias_sigma'), 3)} σ (noisy input "
-                f"{fmt(mean_of(select(sel, method='noisy'), 'bias_sigma'), 3)} σ)")
+        text = (
+            f"- **MR `{level}`**: the default (`auto` -> {used_models(select(sel, method='auto'), 'auto')}) "
+            f"gains {fmt(gain(sel, 'auto'))} dB over the head with a background bias of "
+            f"{fmt(mean_of(select(sel, method='auto'), 'bias_sigma'), 3)} σ (noisy input "
+            f"{fmt(mean_of(select(sel, method='noisy'), 'bias_sigma'), 3)} σ)"
+        )
         if select(sel, method="kpn-small-rician-mr"):
-            text += (f"; `kpn-small-rician-mr` {fmt(gain(sel, 'kpn-small-rician-mr'))} dB, bias "
-                     f"{fmt(mean_of(select(sel, method='kpn-small-rician-mr'), 'bias_sigma'), 3)} σ")
+            text += (
+                f"; `kpn-small-rician-mr` {fmt(gain(sel, 'kpn-small-rician-mr'))} dB, bias "
+                f"{fmt(mean_of(select(sel, method='kpn-small-rician-mr'), 'bias_sigma'), 3)} σ"
+            )
         if select(sel, method=ORACLE):
             text += f"; BM3D with the oracle PSD {fmt(gain(sel, ORACLE))} dB"
         out.append(text + ".")
     for level in dict.fromkeys(r["level"] for r in rows if r["modality"] == "US"):
         sel = select(rows, modality="US", level=level)
-        text = (f"- **US `{level}`**: the default (`auto` -> {used_models(select(sel, method='auto'), 'auto')}) "
-                f"gains {fmt(gain(sel, 'auto'))} dB")
+        text = (
+            f"- **US `{level}`**: the default (`auto` -> {used_models(select(sel, method='auto'), 'auto')}) "
+            f"gains {fmt(gain(sel, 'auto'))} dB"
+        )
         for method in ("kpn-small-speckle-us", "kpn-small", "bm3d"):
             if select(sel, method=method):
                 text += f", `{method}` {fmt(gain(sel, method))} dB"
@@ -976,106 +1219,157 @@ def findings(rows: list[dict], disagreement: list[dict]) -> list[str]:
                     worst.append((abs(cli - mem), cli - mem, d_method, modality, level))
         if worst:
             _, delta, d_method, modality, level = max(worst)
-            out.append(f"- **CLI vs in-memory**: the largest difference is {delta:+.2f} dB (`{d_method}`, {modality} "
-                       f"{level}); see the section above for where the file round trip changes the input.")
+            out.append(
+                f"- **CLI vs in-memory**: the largest difference is {delta:+.2f} dB (`{d_method}`, {modality} "
+                f"{level}); see the section above for where the file round trip changes the input."
+            )
     return out
 
 
 def markdown(args, rows, disagreement, walls, machine, items, cases, simulate_check) -> str:
     date = time.strftime("%Y-%m-%d")
     in_memory = ", ".join(f"`{m}`" for m in args.in_memory.split(",") if m)
-    command = "python benchmarks/real_noise.py" + (" --quick" if args.quick else "") + (
-        f" --models {args.models}" if args.models else "")
-    lines = ["# Real-noise benchmark: scanner-like noise on held-out CT, MR and ultrasound", "",
-             f"Measured with `{command}` on {machine['cpu']}, {machine['cores']} cores, {machine['threads']} torch "
-             f"threads, torch {machine['torch']}, Python {machine['python']} ({date}); the whole run took "
-             f"{machine['wall_s'] / 60:.0f} min ({machine['simulate_s'] / 60:.0f} min of it simulating noise). "
-             f"The machine was shared with other jobs (load average {machine['load_start'][0]:.1f} at the start, "
-             f"{machine['load_end'][0]:.1f} at the end), so times are upper bounds. The protocol is in the "
-             "script's docstring; the essentials:", "",
-             "- **User's path.** Noisy DICOM series in, DICOM series out, through `python -m meddenoiselib denoise` "
-             "with default flags (`--model auto` unless a model is named; baselines with `--sigma auto`). MR and "
-             "US have no DICOM in the data folder, so the benchmark writes them as DICOM series with Modality MR / US "
-             "(its test fixture, `write_fixture_series`), as a scanner would hand them over.",
-             "- **Held out.** Every series is held out from all training (`scripts/data_split.py`); the series "
-             "table below lists what this run used" + ("" if args.all else " (a subset of the held-out CT "
-             "volumes and ultrasound images, see `--all`)") + ". Ultrasound: the central 512x512 region.",
-             "- **CT noise** is inserted in the projection domain (Poisson + electronic noise, FBP) on top of the "
-             "scan's own noise, which stays in the reference. That noise bounds every method: a denoiser cannot "
-             "tell it from the inserted noise, so the best possible gain is about 10 log10(1 + inserted² / own²) "
-             "dB (the per-series tables list the reference's own noise, measured with the library's flat-region "
-             "estimator, and this ceiling: the 2 mm chest series carries ~27 HU of its own, so at ~25 HU no method "
-             "can gain more than ~3 dB there). The acceptance is therefore graded on all series and on the quiet "
-             f"references (own noise below {LOW_NOISE_REFERENCE:g} of the inserted). "
-             "The dose of each volume and level is set so that "
-             "the inserted noise has the target RMS over the body (from the library's per-pixel noise variance "
-             "model, electronic noise included; the measured value is in each table's title). Scanner settings "
-             "differ from training (kernels ramp/shepp-logan/cosine/hann, 540-1080 views, electronic noise 2-15, "
-             "mostly the fast image-domain model): **setting A** = unseen `hamming` kernel, 1000 views, "
-             "electronic noise 10, at ~10, ~25 and ~60 HU, every method; **setting B** = `shepp-logan`, 1000 "
-             "views, electronic noise 10, at ~25 HU, networks and oracle BM3D only.",
-             "- **Metrics in physical units.** CT: body = clean > -500 HU; RMSE in HU; PSNR/SSIM after clipping "
-             "clean and result to W400/L40 (-160..240 HU, data range 400), over the body; noise left in the body = "
-             "std(result - clean); water phantom: std of the result in the central 40 mm disc (the clean "
-             "phantom's own is in the table below); resolution: 10-90 % width of the air-skin edge from profiles "
-             "normal to the body outline, aligned on the clean edge and averaged, at the clean profile's HU "
-             "levels, divided by the clean image's width (1.0 = no blur). MR: PSNR/SSIM over the head (data range "
-             "= clean maximum), background bias = mean(result - clean) outside the dilated head, in units of "
-             "sigma. US: PSNR/SSIM over the image, data range 255.",
-             "- **BM3D with the oracle PSD** runs in-process (`bm3d_denoise(image, sigma, psd=...)` per slice), "
-             "on the percentile-normalized scale the BM3D baseline uses, with the PSD of the inserted noise "
-             "(noisy file - clean) inside the evaluation region (CT body, MR head), averaged over the volume's "
-             "slices. For MR the inserted noise is not additive; the PSD is that of (noisy - clean). Not run on "
-             "ultrasound: multiplicative speckle has no stationary PSD.",
-             f"- **In memory**: `Denoiser(name).denoise(volume)` for {in_memory} on the simulated float volume, no "
-             "file round trip; rows marked `(in-memory)`.", ""]
+    command = (
+        "python benchmarks/real_noise.py"
+        + (" --quick" if args.quick else "")
+        + (f" --models {args.models}" if args.models else "")
+    )
+    lines = [
+        "# Real-noise benchmark: scanner-like noise on held-out CT, MR and ultrasound",
+        "",
+        f"Measured with `{command}` on {machine['cpu']}, {machine['cores']} cores, {machine['threads']} torch "
+        f"threads, torch {machine['torch']}, Python {machine['python']} ({date}); the whole run took "
+        f"{machine['wall_s'] / 60:.0f} min ({machine['simulate_s'] / 60:.0f} min of it simulating noise). "
+        f"The machine was shared with other jobs (load average {machine['load_start'][0]:.1f} at the start, "
+        f"{machine['load_end'][0]:.1f} at the end), so times are upper bounds. The protocol is in the "
+        "script's docstring; the essentials:",
+        "",
+        "- **User's path.** Noisy DICOM series in, DICOM series out, through `python -m meddenoiselib denoise` "
+        "with default flags (`--model auto` unless a model is named; baselines with `--sigma auto`). MR and "
+        "US have no DICOM in the data folder, so the benchmark writes them as DICOM series with Modality MR / US "
+        "(its test fixture, `write_fixture_series`), as a scanner would hand them over.",
+        "- **Held out.** Every series is held out from all training (`scripts/data_split.py`); the series "
+        "table below lists what this run used"
+        + ("" if args.all else " (a subset of the held-out CT volumes and ultrasound images, see `--all`)")
+        + ". Ultrasound: the central 512x512 region.",
+        "- **CT noise** is inserted in the projection domain (Poisson + electronic noise, FBP) on top of the "
+        "scan's own noise, which stays in the reference. That noise bounds every method: a denoiser cannot "
+        "tell it from the inserted noise, so the best possible gain is about 10 log10(1 + inserted² / own²) "
+        "dB (the per-series tables list the reference's own noise, measured with the library's flat-region "
+        "estimator, and this ceiling: the 2 mm chest series carries ~27 HU of its own, so at ~25 HU no method "
+        "can gain more than ~3 dB there). The acceptance is therefore graded on all series and on the quiet "
+        f"references (own noise below {LOW_NOISE_REFERENCE:g} of the inserted). "
+        "The dose of each volume and level is set so that "
+        "the inserted noise has the target RMS over the body (from the library's per-pixel noise variance "
+        "model, electronic noise included; the measured value is in each table's title). Scanner settings "
+        "differ from training (kernels ramp/shepp-logan/cosine/hann, 540-1080 views, electronic noise 2-15, "
+        "mostly the fast image-domain model): **setting A** = unseen `hamming` kernel, 1000 views, "
+        "electronic noise 10, at ~10, ~25 and ~60 HU, every method; **setting B** = `shepp-logan`, 1000 "
+        "views, electronic noise 10, at ~25 HU, networks and oracle BM3D only.",
+        "- **Metrics in physical units.** CT: body = clean > -500 HU; RMSE in HU; PSNR/SSIM after clipping "
+        "clean and result to W400/L40 (-160..240 HU, data range 400), over the body; noise left in the body = "
+        "std(result - clean); water phantom: std of the result in the central 40 mm disc (the clean "
+        "phantom's own is in the table below); resolution: 10-90 % width of the air-skin edge from profiles "
+        "normal to the body outline, aligned on the clean edge and averaged, at the clean profile's HU "
+        "levels, divided by the clean image's width (1.0 = no blur). MR: PSNR/SSIM over the head (data range "
+        "= clean maximum), background bias = mean(result - clean) outside the dilated head, in units of "
+        "sigma. US: PSNR/SSIM over the image, data range 255.",
+        "- **BM3D with the oracle PSD** runs in-process (`bm3d_denoise(image, sigma, psd=...)` per slice), "
+        "on the percentile-normalized scale the BM3D baseline uses, with the PSD of the inserted noise "
+        "(noisy file - clean) inside the evaluation region (CT body, MR head), averaged over the volume's "
+        "slices. For MR the inserted noise is not additive; the PSD is that of (noisy - clean). Not run on "
+        "ultrasound: multiplicative speckle has no stationary PSD.",
+        f"- **In memory**: `Denoiser(name).denoise(volume)` for {in_memory} on the simulated float volume, no "
+        "file round trip; rows marked `(in-memory)`.",
+        "",
+    ]
     lines += ["## Series", ""]
     body = []
     for case in cases:
         x = case.extra
         noisy_levels = ", ".join(i.level for i in items if i.case is case)
-        edge = (f"{x['edges'].count} profiles, {x['edge_clean_mm']:.2f} mm" if case.modality == "CT" and
-                x["edges"].count else "–")
+        edge = (
+            f"{x['edges'].count} profiles, {x['edge_clean_mm']:.2f} mm"
+            if case.modality == "CT" and x["edges"].count
+            else "–"
+        )
         roi = ""
         if "roi" in x:
-            roi = f"; clean phantom ROI std {np.mean([np.std(c[m]) for c, m in zip(case.clean, x['roi'])]):.1f} HU"
+            roi_std = np.mean([np.std(c[m]) for c, m in zip(case.clean, x["roi"], strict=True)])
+            roi = f"; clean phantom ROI std {roi_std:.1f} HU"
         spacing = "x".join(f"{s:.3g}" for s in case.volume.spacing)
-        body.append([case.modality, case.name, f"{case.slices} x {case.volume.shape[1]}x{case.volume.shape[2]}",
-                     spacing, edge + roi, noisy_levels])
-    lines += table(["modality", "series", "slices x size", "spacing x,y,z (mm)", "clean air-skin edge (10-90 %)",
-                    "noise levels"], body)
-    lines += ["## Summary: PSNR gain over the noisy input (dB, mean over series)", "",
-              "CT in W400 over the body, MR over the head, US over the image. The `noisy` row gives the noisy "
-              "input's PSNR itself.", ""]
+        body.append(
+            [
+                case.modality,
+                case.name,
+                f"{case.slices} x {case.volume.shape[1]}x{case.volume.shape[2]}",
+                spacing,
+                edge + roi,
+                noisy_levels,
+            ]
+        )
+    lines += table(
+        ["modality", "series", "slices x size", "spacing x,y,z (mm)", "clean air-skin edge (10-90 %)", "noise levels"],
+        body,
+    )
+    lines += [
+        "## Summary: PSNR gain over the noisy input (dB, mean over series)",
+        "",
+        "CT in W400 over the body, MR over the head, US over the image. The `noisy` row gives the noisy "
+        "input's PSNR itself.",
+        "",
+    ]
     lines += summary_table(rows)
     lines += ["## Acceptance numbers of issue 13 (default, no flags, DICOM series in)", ""]
     lines += acceptance(rows)
     lines += ["## What this means", "", "Written from the numbers of this run:", ""] + findings(rows, disagreement)
-    lines += ["", "![held-out series with simulated noise](benchmark_real_noise.png)", "",
-              "## CT, per level", "",
-              "Means over the CT series of the level. `gain` is PSNR in W400 minus the noisy input's. `edge width / "
-              "clean` is over the series with air-skin profiles (1.0 = as sharp as the clean image; acceptance: "
-              "within 10 %). `water ROI std` is the phantom only. `s / slice` is the denoising step as the report "
-              "records it (CLI rows) or the call's wall time (in-memory, oracle).", ""]
+    lines += [
+        "",
+        "![held-out series with simulated noise](benchmark_real_noise.png)",
+        "",
+        "## CT, per level",
+        "",
+        "Means over the CT series of the level. `gain` is PSNR in W400 minus the noisy input's. `edge width / "
+        "clean` is over the series with air-skin profiles (1.0 = as sharp as the clean image; acceptance: "
+        "within 10 %). `water ROI std` is the phantom only. `s / slice` is the denoising step as the report "
+        "records it (CLI rows) or the call's wall time (in-memory, oracle).",
+        "",
+    ]
     lines += level_table(rows, "CT")
     lines += per_series_table(rows, "A 25 HU")
     lines += ["## MR", ""] + level_table(rows, "MR")
     lines += ["## Ultrasound", ""] + level_table(rows, "US")
     lines += disagreement_section(rows, disagreement)
-    lines += ["## Run time", "", "`CLI wall` is the `denoise` calls over the folders of noisy series (one per folder: "
-              "model loading, reading, writing included); per-slice times are the denoising step from `--report` "
-              "(CLI), the call's wall time (in-memory and oracle rows).", ""]
+    lines += [
+        "## Run time",
+        "",
+        "`CLI wall` is the `denoise` calls over the folders of noisy series (one per folder: "
+        "model loading, reading, writing included); per-slice times are the denoising step from `--report` "
+        "(CLI), the call's wall time (in-memory and oracle rows).",
+        "",
+    ]
     lines += timing_table(rows, walls)
     examples = list({i.case.modality: i for i in reversed(items)}.values())[::-1]  # the first series of each
-    lines += ["## Commands", "", "```sh", command, "# noise, e.g. (every series: the CSV's noise and seed columns; the "
-              "benchmark runs the same code in-process and writes the same files):",
-              *[f"python -m meddenoiselib simulate WORK/clean/{i.case.modality.lower()}-{i.case.name} "
-                f"WORK/noisy/{i.group}/{i.name} --noise \"{i.spec}\" --seed {i.seed}" for i in examples],
-              "# each method, once over the folder of every noisy series (WORK = the run's temporary folder):"]
+    lines += [
+        "## Commands",
+        "",
+        "```sh",
+        command,
+        "# noise, e.g. (every series: the CSV's noise and seed columns; the "
+        "benchmark runs the same code in-process and writes the same files):",
+        *[
+            f"python -m meddenoiselib simulate WORK/clean/{i.case.modality.lower()}-{i.case.name} "
+            f'WORK/noisy/{i.group}/{i.name} --noise "{i.spec}" --seed {i.seed}'
+            for i in examples
+        ],
+        "# each method, once over the folder of every noisy series (WORK = the run's temporary folder):",
+    ]
     lines += [f"python {w['command']}" for w in walls.values()] + ["```", ""]
     for check in simulate_check:
-        lines += [f"`python {check}` wrote exactly the voxels the benchmark wrote for that series (checked in this "
-                  "run).", ""]
+        lines += [
+            f"`python {check}` wrote exactly the voxels the benchmark wrote for that series (checked in this run).",
+            "",
+        ]
     lines += ["Per-series rows (every metric, seed and time): `docs/benchmark_real_noise.csv`.", ""]
     return "\n".join(lines)
 

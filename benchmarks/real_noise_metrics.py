@@ -74,7 +74,7 @@ def masked_ssim(clean: np.ndarray, test: np.ndarray, mask: np.ndarray | None, da
     test = np.asarray(test, dtype=np.float64).reshape(clean.shape)
     mask = np.ones(clean.shape, bool) if mask is None else np.asarray(mask, bool).reshape(clean.shape)
     total, count = 0.0, 0
-    for c, t, m in zip(clean, test, mask):
+    for c, t, m in zip(clean, test, mask, strict=True):
         if m.any():
             total += float(_ssim_map_2d(c, t, data_range)[m].sum())
             count += int(m.sum())
@@ -85,14 +85,16 @@ def _window(image: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     return np.clip(np.asarray(image, dtype=np.float64), window[0], window[1])
 
 
-def window_psnr(clean_hu: np.ndarray, test_hu: np.ndarray, mask: np.ndarray,
-                window: tuple[float, float] = SOFT_TISSUE_WINDOW) -> float:
+def window_psnr(
+    clean_hu: np.ndarray, test_hu: np.ndarray, mask: np.ndarray, window: tuple[float, float] = SOFT_TISSUE_WINDOW
+) -> float:
     """PSNR in a display window: both images clipped to the window, data range = window width, over ``mask``."""
     return masked_psnr(_window(clean_hu, window), _window(test_hu, window), mask, window[1] - window[0])
 
 
-def window_ssim(clean_hu: np.ndarray, test_hu: np.ndarray, mask: np.ndarray,
-                window: tuple[float, float] = SOFT_TISSUE_WINDOW) -> float:
+def window_ssim(
+    clean_hu: np.ndarray, test_hu: np.ndarray, mask: np.ndarray, window: tuple[float, float] = SOFT_TISSUE_WINDOW
+) -> float:
     """SSIM in a display window (both clipped to it, data range = width), averaged over ``mask``."""
     return masked_ssim(_window(clean_hu, window), _window(test_hu, window), mask, window[1] - window[0])
 
@@ -168,8 +170,12 @@ def _crossing(t: np.ndarray, profile: np.ndarray, level: float) -> float:
     return float(t[i - 1] + (level - p0) / (p1 - p0) * (t[i] - t[i - 1]))
 
 
-def edge_levels(t_mm: np.ndarray, profile: np.ndarray, low_range: tuple[float, float] = (-6.0, -3.5),
-                high_range: tuple[float, float] = (1.5, 3.0)) -> tuple[float, float]:
+def edge_levels(
+    t_mm: np.ndarray,
+    profile: np.ndarray,
+    low_range: tuple[float, float] = (-6.0, -3.5),
+    high_range: tuple[float, float] = (1.5, 3.0),
+) -> tuple[float, float]:
     """The 0 % and 100 % levels of an edge profile: its means over ``low_range`` (outside) and ``high_range``
     (inside), in mm."""
     t_mm, profile = np.asarray(t_mm, dtype=np.float64), np.asarray(profile, dtype=np.float64)
@@ -257,8 +263,14 @@ def edge_sampler(
         near = profiles[:, (t_search >= 0.0) & (t_search <= 4.0)]
         air_level = outside.mean(axis=1)
         tissue_level = tissue.mean(axis=1)
-        good = ((air_level >= air[0]) & (air_level <= air[1]) & (outside.std(axis=1) > 0.5)
-                & (outside.max(axis=1) < -600) & (tissue_level > -300) & (near.max(axis=1) < 300))
+        good = (
+            (air_level >= air[0])
+            & (air_level <= air[1])
+            & (outside.std(axis=1) > 0.5)
+            & (outside.max(axis=1) < -600)
+            & (tissue_level > -300)
+            & (near.max(axis=1) < 300)
+        )
         for i in np.nonzero(good)[0]:
             centre = _crossing(t_search, profiles[i], 0.5 * (air_level[i] + tissue_level[i]))
             if not np.isfinite(centre) or abs(centre) > 2.0:
@@ -267,5 +279,6 @@ def edge_sampler(
             rows.append(ys[i] + ny[i] * (t_mm + centre) / pixel_mm)
             cols.append(xs[i] + nx[i] * (t_mm + centre) / pixel_mm)
     shape = (len(slices), t_mm.size)
-    return EdgeSampler(t_mm, np.asarray(slices, dtype=int), np.asarray(rows).reshape(shape),
-                       np.asarray(cols).reshape(shape))
+    return EdgeSampler(
+        t_mm, np.asarray(slices, dtype=int), np.asarray(rows).reshape(shape), np.asarray(cols).reshape(shape)
+    )

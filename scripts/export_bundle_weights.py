@@ -108,14 +108,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         if not model_path.is_file() or model_path.read_bytes() != data:
             problems.append(f"{DEFAULT_MODEL_FILE}: missing or not the default model {default!r}")
-        problems += [f"models/{name}: not part of the bundle (the library serves every model from safetensors)"
-                     for name in stale]
+        problems += [
+            f"models/{name}: not part of the bundle (the library serves every model from safetensors)" for name in stale
+        ]
         if metadata.get("eval_metrics") != eval_metrics:
             problems.append("configs/metadata.json: eval_metrics differ from the default model's card")
         problems += check_config(root, data)
         if problems:
-            print("the bundle is out of date (run python scripts/export_bundle_weights.py):\n  "
-                  + "\n  ".join(problems), file=sys.stderr)
+            print(
+                "the bundle is out of date (run python scripts/export_bundle_weights.py):\n  " + "\n  ".join(problems),
+                file=sys.stderr,
+            )
             return 1
         print(f"bundle is up to date: model.pt = {default}; serves {', '.join(list_shipped_weights())}")
         return 0

@@ -49,22 +49,28 @@ def shipped_table() -> str:
         quality = "-"
         if "psnr_25" in validation and "ssim_25" in validation:
             quality = f"{validation['psnr_25']:.2f} dB / {validation['ssim_25']:.3f}"
-        lines.append(f"| `{name}` | {arch['network']} | {int(arch.get('spatial_dims', 2))}D | {channels} | {noise} "
-                     f"| {_auto_for(name)} | {quality} | {int(arch.get('parameters', 0)):,} |")
+        lines.append(
+            f"| `{name}` | {arch['network']} | {int(arch.get('spatial_dims', 2))}D | {channels} | {noise} "
+            f"| {_auto_for(name)} | {quality} | {int(arch.get('parameters', 0)):,} |"
+        )
     return "\n".join(lines)
 
 
 def preset_table() -> str:
     """One row per registry preset (what ``train --network`` and ``create_network`` accept)."""
     shipped = set(list_shipped_weights())
-    lines = ["| preset | class | dims | input | parameters (2D) | weights | description |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| preset | class | dims | input | parameters (2D) | weights | description |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for spec in list_networks():
         layout = (f"{spec.burst} frames" if spec.burst > 1 else "1 frame") + (" + noise map" if spec.noise_map else "")
         dims = "/".join(f"{d}D" for d in spec.spatial_dims)
         params = parameter_count(spec.name, 2 if 2 in spec.spatial_dims else spec.spatial_dims[0])
-        lines.append(f"| `{spec.name}` | `{spec.cls.__name__}` | {dims} | {layout} | {params:,} | "
-                     f"{'shipped' if spec.name in shipped else '-'} | {spec.description} |")
+        lines.append(
+            f"| `{spec.name}` | `{spec.cls.__name__}` | {dims} | {layout} | {params:,} | "
+            f"{'shipped' if spec.name in shipped else '-'} | {spec.description} |"
+        )
     return "\n".join(lines)
 
 

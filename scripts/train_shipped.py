@@ -28,8 +28,10 @@ WEIGHTS = ROOT / "MedDenoiseLib" / "meddenoiselib" / "weights"
 BLIND = "2D single-channel denoiser for blind Gaussian noise, sigma 0-50 on the 0-255 scale of the normalized image"
 
 CT_NOISE = "ct-lowdose:5HU-100HU,kernel=ramp|shepp-logan|cosine|hann,views=540|1080,electronic=2|15"
-CT_DESCRIPTION = ("2.5D CT denoiser in HU: %d adjacent slices in, centre slice out; trained on projection-domain and "
-                  "NPS-shaped low-dose CT noise, body noise 5-100 HU, kernels ramp/shepp-logan/cosine/hann")
+CT_DESCRIPTION = (
+    "2.5D CT denoiser in HU: %d adjacent slices in, centre slice out; trained on projection-domain and "
+    "NPS-shaped low-dose CT noise, body noise 5-100 HU, kernels ramp/shepp-logan/cosine/hann"
+)
 
 RECIPES: dict[str, dict] = {
     "dncnn-small": dict(network="dncnn-small", patch=64, batch_size=16, steps=8000, lr=1e-3, description=BLIND),
@@ -40,45 +42,111 @@ RECIPES: dict[str, dict] = {
     "dran-small": dict(network="dran-small", patch=64, batch_size=16, steps=2500, lr=1e-3, description=BLIND),
     "rdn-small": dict(network="rdn-small", patch=64, batch_size=16, steps=2000, lr=5e-4, description=BLIND),
     "conv-dae-skip": dict(network="conv-dae-skip", patch=64, batch_size=16, steps=3500, lr=1e-3, description=BLIND),
-    "kpn-burst3": dict(network="kpn-burst3", patch=96, batch_size=8, steps=6000, lr=5e-4, burst=True,
-                       description=BLIND + "; 3 adjacent slices in, centre slice out"),
+    "kpn-burst3": dict(
+        network="kpn-burst3",
+        patch=96,
+        batch_size=8,
+        steps=6000,
+        lr=5e-4,
+        burst=True,
+        description=BLIND + "; 3 adjacent slices in, centre slice out",
+    ),
     # continues kpn-small (20000 steps) with a fresh, lower cosine cycle; installed over kpn-small
-    "kpn-small-ft": dict(network="kpn-small", init="kpn-small", patch=96, batch_size=8, steps=10000, lr=2e-4,
-                         install_as="kpn-small", description=BLIND),
-    "kpn-small-n2v": dict(network="kpn-small", patch=96, batch_size=8, steps=6000, lr=5e-4, mode="self-supervised",
-                          simulate_noise=25.0, loss="mse", description="Self-supervised (Noise2Void-style blind-spot) "
-                          "2D denoiser trained on noisy images only (Gaussian sigma 25 on the 0-255 scale)"),
-    "kpn-small-rician-mr": dict(network="kpn-small", patch=96, batch_size=8, steps=5000, lr=5e-4, noise="rician",
-                                val_levels="15,25,50", modality="mr/", description="2D denoiser for magnitude MR with "
-                                "Rician noise, sigma 0-50 on the 0-255 scale, trained on MR only"),
-    "kpn-small-speckle-us": dict(network="kpn-small", patch=96, batch_size=8, steps=5000, lr=5e-4, noise="speckle",
-                                 noise_range="0.05,0.5", val_levels="0.1,0.2,0.4", modality="us/",
-                                 description="2D ultrasound despeckling: multiplicative speckle, relative sigma "
-                                 "0.05-0.5, trained on B-mode ultrasound only"),
+    "kpn-small-ft": dict(
+        network="kpn-small",
+        init="kpn-small",
+        patch=96,
+        batch_size=8,
+        steps=10000,
+        lr=2e-4,
+        install_as="kpn-small",
+        description=BLIND,
+    ),
+    "kpn-small-n2v": dict(
+        network="kpn-small",
+        patch=96,
+        batch_size=8,
+        steps=6000,
+        lr=5e-4,
+        mode="self-supervised",
+        simulate_noise=25.0,
+        loss="mse",
+        description="Self-supervised (Noise2Void-style blind-spot) "
+        "2D denoiser trained on noisy images only (Gaussian sigma 25 on the 0-255 scale)",
+    ),
+    "kpn-small-rician-mr": dict(
+        network="kpn-small",
+        patch=96,
+        batch_size=8,
+        steps=5000,
+        lr=5e-4,
+        noise="rician",
+        val_levels="15,25,50",
+        modality="mr/",
+        description="2D denoiser for magnitude MR with Rician noise, sigma 0-50 on the 0-255 scale, trained on MR only",
+    ),
+    "kpn-small-speckle-us": dict(
+        network="kpn-small",
+        patch=96,
+        batch_size=8,
+        steps=5000,
+        lr=5e-4,
+        noise="speckle",
+        noise_range="0.05,0.5",
+        val_levels="0.1,0.2,0.4",
+        modality="us/",
+        description="2D ultrasound despeckling: multiplicative speckle, relative sigma "
+        "0.05-0.5, trained on B-mode ultrasound only",
+    ),
     # the general model (X-ray, microscopy, anything without a modality model): blind Gaussian and Poisson-Gaussian
     # noise, half of the noisy samples stored as 8-bit files would be (clipped, rounded), all training modalities
-    "kpn-general": dict(network="kpn-medium-bias", patch=96, batch_size=8, steps=20000, lr=5e-4,
-                        noise="gaussian:0-55 poisson-gaussian:10-1000,1", store_8bit_fraction=0.5,
-                        description="2D blind denoiser for any modality without a dedicated model (X-ray, "
-                        "microscopy, photographs of slides): Gaussian sigma 0-55 on the 0-255 scale and "
-                        "Poisson-Gaussian noise, trained also on 8-bit clipped noisy inputs"),
+    "kpn-general": dict(
+        network="kpn-medium-bias",
+        patch=96,
+        batch_size=8,
+        steps=20000,
+        lr=5e-4,
+        noise="gaussian:0-55 poisson-gaussian:10-1000,1",
+        store_8bit_fraction=0.5,
+        description="2D blind denoiser for any modality without a dedicated model (X-ray, "
+        "microscopy, photographs of slides): Gaussian sigma 0-55 on the 0-255 scale and "
+        "Poisson-Gaussian noise, trained also on 8-bit clipped noisy inputs",
+    ),
     # MR: magnitude noise of one coil (Rician) and of 4 or 8 coils (non-central chi), whose background floor the
     # model must remove; MR only. A first run (2026-11-30: init kpn-small-rician-mr, per-coil sigma 0-40 for all
     # coil counts, 639 steps) diverged to val PSNR 27.8 / 15.3 / 17.7 dB: per-coil sigma 40 with 8 coils puts the
     # floor near 4 sigma (~0.6 of the image range). Now the per-coil range shrinks with the coil count (the floor
     # stays below ~0.25 of the range) and training starts from the strong Gaussian kpn-small, which already
     # denoises MR well but keeps the floor.
-    "kpn-mr": dict(network="kpn-small", init="kpn-small", patch=96, batch_size=8, steps=3000, lr=2e-4,
-                   noise="rician:0-40 noncentral-chi:0-15,4 noncentral-chi:0-10,8", val_levels="10,20,30",
-                   modality="mr/", description="2D denoiser for magnitude MR: Rician (1 coil, sigma 0-40) and "
-                   "non-central chi (4 coils sigma 0-15, 8 coils sigma 0-10 per coil) noise, on the 0-255 scale of "
-                   "the min-max normalized image, removing the magnitude noise floor; trained on MR only"),
+    "kpn-mr": dict(
+        network="kpn-small",
+        init="kpn-small",
+        patch=96,
+        batch_size=8,
+        steps=3000,
+        lr=2e-4,
+        noise="rician:0-40 noncentral-chi:0-15,4 noncentral-chi:0-10,8",
+        val_levels="10,20,30",
+        modality="mr/",
+        description="2D denoiser for magnitude MR: Rician (1 coil, sigma 0-40) and "
+        "non-central chi (4 coils sigma 0-15, 8 coils sigma 0-10 per coil) noise, on the 0-255 scale of "
+        "the min-max normalized image, removing the magnitude noise floor; trained on MR only",
+    ),
     # ultrasound: the project's one speckle definition (multiplicative Gamma), fine-tuned from the speckle model
     # that was trained on Gaussian-multiplicative speckle
-    "kpn-us": dict(network="kpn-small", init="kpn-small-speckle-us", patch=96, batch_size=8, steps=3000, lr=2e-4,
-                   noise="speckle:0.05-0.5", val_levels="0.1,0.2,0.4", modality="us/",
-                   description="2D ultrasound despeckling: multiplicative Gamma(L, 1/L) speckle, relative sigma "
-                   "0.05-0.5 (L = 1/sigma^2 looks), trained on B-mode ultrasound only"),
+    "kpn-us": dict(
+        network="kpn-small",
+        init="kpn-small-speckle-us",
+        patch=96,
+        batch_size=8,
+        steps=3000,
+        lr=2e-4,
+        noise="speckle:0.05-0.5",
+        val_levels="0.1,0.2,0.4",
+        modality="us/",
+        description="2D ultrasound despeckling: multiplicative Gamma(L, 1/L) speckle, relative sigma "
+        "0.05-0.5 (L = 1/sigma^2 looks), trained on B-mode ultrasound only",
+    ),
     # CT: realistic low-dose noise in HU (body noise 5-100 HU, several kernels, views and electronic noise), fixed
     # HU map -1024..1024 HU -> 0..1 (air at 0 as in the min-max images the burst model was first trained on: a
     # KPN's output is its kernels times the input, so a kernel sum slightly off 1 costs nothing in air at 0 but
@@ -87,17 +155,48 @@ RECIPES: dict[str, dict] = {
     # kpn-ct-burst3 fine-tunes the shipped Gaussian burst model (CPU-sized: features transfer, a fresh start does
     # not converge in a CPU session); kpn-ct-burst5 is the larger model for the GPU one-shot script.
     **{
-        name: dict(network=network, patch=96, batch_size=8, steps=steps, lr=lr, burst=True, modality="ct/",
-                   cache_dir=str(Path(__file__).resolve().parents[1] / ".cache" / "ct_terms"),
-                   scaling="ct_window", window="0,2048", noise=CT_NOISE, val_levels="10,25,60",
-                   pre_denoise=("chest",),
-                   description=CT_DESCRIPTION % frames,
-                   **({"init": init} if init else {}))
+        name: dict(
+            network=network,
+            patch=96,
+            batch_size=8,
+            steps=steps,
+            lr=lr,
+            burst=True,
+            modality="ct/",
+            cache_dir=str(Path(__file__).resolve().parents[1] / ".cache" / "ct_terms"),
+            scaling="ct_window",
+            window="0,2048",
+            noise=CT_NOISE,
+            val_levels="10,25,60",
+            pre_denoise=("chest",),
+            description=CT_DESCRIPTION % frames,
+            **({"init": init} if init else {}),
+        )
         for name, network, init, frames, steps, lr in (
             ("kpn-ct-burst3", "kpn-burst3", "kpn-burst3", 3, 12000, 2e-4),
             ("kpn-ct-burst5", "kpn-medium-burst5", "", 5, 12000, 5e-4),
         )
     },
+    # continues the kpn-ct-burst3 of 2026-11-30 (1040 steps from kpn-burst3 toward the noisy chest reference) with
+    # the chest reference pre-denoised; installed over kpn-ct-burst3
+    "kpn-ct-burst3-ft": dict(
+        network="kpn-burst3",
+        init="kpn-ct-burst3",
+        patch=96,
+        batch_size=8,
+        steps=12000,
+        lr=2e-4,
+        burst=True,
+        modality="ct/",
+        cache_dir=str(Path(__file__).resolve().parents[1] / ".cache" / "ct_terms"),
+        scaling="ct_window",
+        window="0,2048",
+        noise=CT_NOISE,
+        val_levels="10,25,60",
+        pre_denoise=("chest",),
+        install_as="kpn-ct-burst3",
+        description=CT_DESCRIPTION % 3,
+    ),
 }
 
 
@@ -120,8 +219,21 @@ def _pre_denoised(folder: Path) -> Path:
         partial = out.with_name(out.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         print(f"pre-denoising {folder} with BM3D into {out} (once; ~11 s per 512x512 slice)", flush=True)
-        subprocess.check_call([sys.executable, "-m", "meddenoiselib", "denoise", str(folder), str(partial),
-                               "--model", "bm3d", "--sigma", "auto", "--quiet"])
+        subprocess.check_call(
+            [
+                sys.executable,
+                "-m",
+                "meddenoiselib",
+                "denoise",
+                str(folder),
+                str(partial),
+                "--model",
+                "bm3d",
+                "--sigma",
+                "auto",
+                "--quiet",
+            ]
+        )
         partial.rename(out)
     return out
 
@@ -154,8 +266,11 @@ def _unstage(entries: list[str]) -> list[str]:
         stage, _, series = entry.partition("/")
         if stage in ("burst_train", "burst_val") and series in _BURST_GROUPS:
             source = train_files() + validation_files()
-            unstaged += [f"{f.parent.name}/{f.name}" for f in source
-                         if _BURST_GROUPS[series] in str(f) and (f.parent / f.name).name in _staged(folder)]
+            unstaged += [
+                f"{f.parent.name}/{f.name}"
+                for f in source
+                if _BURST_GROUPS[series] in str(f) and (f.parent / f.name).name in _staged(folder)
+            ]
         elif stage == "ct_clean" and series.removesuffix("_val") in _BURST_GROUPS:
             staged = ROOT / ".cache" / ("burst_val" if series.endswith("_val") else "burst_train")
             unstaged += [e + PRE_DENOISED_NOTE for e in _unstage([f"{staged.name}/{series.removesuffix('_val')}"])]
@@ -192,13 +307,31 @@ def recipe_options(recipe: dict) -> dict:
     return {k: v for k, v in recipe.items() if k not in ("install_as", "burst", "modality", "pre_denoise")}
 
 
-def command(name: str, recipe: dict, output: Path, steps: int | None, threads: int, resume: bool,
-            time_budget: float = 0.0) -> list[str]:
+def command(
+    name: str, recipe: dict, output: Path, steps: int | None, threads: int, resume: bool, time_budget: float = 0.0
+) -> list[str]:
     inputs, validation = recipe_inputs(recipe)
     recipe = recipe_options(recipe)
-    args = [sys.executable, "-m", "meddenoiselib", "train", *map(str, inputs),
-            "--val-inputs", *map(str, validation), "--output", str(output), "--name", name,
-            "--threads", str(threads), "--val-every", "500", "--checkpoint-every", "250", "--no-progress"]
+    args = [
+        sys.executable,
+        "-m",
+        "meddenoiselib",
+        "train",
+        *map(str, inputs),
+        "--val-inputs",
+        *map(str, validation),
+        "--output",
+        str(output),
+        "--name",
+        name,
+        "--threads",
+        str(threads),
+        "--val-every",
+        "500",
+        "--checkpoint-every",
+        "250",
+        "--no-progress",
+    ]
     if steps:
         recipe["steps"] = steps
     if time_budget:
@@ -252,8 +385,7 @@ def main() -> int:
         return 0
     if not DATA_ROOT.is_dir():
         parser.error(f"training data not found at {DATA_ROOT} (set MEDDENOISE_DATA)")
-    cmd = command(args.name, RECIPES[args.name], output, args.steps, args.threads, args.resume,
-                  args.time_budget)
+    cmd = command(args.name, RECIPES[args.name], output, args.steps, args.threads, args.resume, args.time_budget)
     print(shlex.join(cmd), flush=True)
     return subprocess.call(cmd, env=dict(os.environ, PYTHONUNBUFFERED="1"))
 

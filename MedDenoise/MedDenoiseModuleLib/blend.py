@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+
 import slicer
 
 __all__ = ["LiveBlend"]
@@ -27,8 +28,14 @@ class LiveBlend:
         after_update: called after the nodes changed (e.g. refresh a sequence browser's proxies).
     """
 
-    def __init__(self, noisy: list[np.ndarray], denoised: list[np.ndarray], outputs: list,
-                 residuals: list | None = None, after_update: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        noisy: list[np.ndarray],
+        denoised: list[np.ndarray],
+        outputs: list,
+        residuals: list | None = None,
+        after_update: Callable[[], None] | None = None,
+    ) -> None:
         if not (len(noisy) == len(denoised) == len(outputs)) or (residuals and len(residuals) != len(outputs)):
             raise ValueError("one input, result and output node per frame")
         self.noisy = noisy

@@ -133,9 +133,10 @@ def packaged_library_version(source: str | Path) -> str | None:
 REQUIRED_CLI_OPTIONS = (("--mask", "mask.nrrd"), ("--report", "report.json"), ("--progress-format", "lines"))
 
 
-def library_update_needed(source: str | Path | None,
-                          required_options: tuple[tuple[str, str], ...] = REQUIRED_CLI_OPTIONS,
-                          ) -> tuple[str, str] | None:
+def library_update_needed(
+    source: str | Path | None,
+    required_options: tuple[tuple[str, str], ...] = REQUIRED_CLI_OPTIONS,
+) -> tuple[str, str] | None:
     """``(installed, packaged)`` when the installed meddenoiselib is older than the bundled sources.
 
     After an extension update the module brings newer library sources; an older installed library would keep

@@ -32,8 +32,13 @@ except ImportError:  # pragma: no cover - Slicer's Python always has pip, which 
 
 from .dependencies import packaged_library_version
 
-__all__ = ["InstallPlan", "installed_distributions", "library_requirements", "pip_install_command",
-           "plan_library_install"]
+__all__ = [
+    "InstallPlan",
+    "installed_distributions",
+    "library_requirements",
+    "pip_install_command",
+    "plan_library_install",
+]
 
 #: pinned exactly: replacing an imported torch in place fails on Windows or leaves the old one loaded.
 PINNED_EXACTLY = ("torch",)
@@ -83,11 +88,15 @@ class InstallPlan:
         """Why the installation must not run (it would downgrade packages other extensions use), else None."""
         if not self.downgrades:
             return None
-        items = "; ".join(f"{c.name} {c.installed} is installed, meddenoiselib {self.version or ''} needs "
-                          f"{c.name}{c.required}" for c in self.downgrades)
-        return (f"Installing meddenoiselib would downgrade packages in Slicer's Python ({items}). Nothing was "
-                "installed. Another extension probably installed the newer version; use a Slicer without it, or a "
-                "MedDenoise release that supports it.")
+        items = "; ".join(
+            f"{c.name} {c.installed} is installed, meddenoiselib {self.version or ''} needs {c.name}{c.required}"
+            for c in self.downgrades
+        )
+        return (
+            f"Installing meddenoiselib would downgrade packages in Slicer's Python ({items}). Nothing was "
+            "installed. Another extension probably installed the newer version; use a Slicer without it, or a "
+            "MedDenoise release that supports it."
+        )
 
     @property
     def restart_needed(self) -> tuple[str, ...]:
@@ -145,8 +154,9 @@ def _is_downgrade(requirement: Requirement, installed: Version) -> bool:
     return all(s.contains(installed, prereleases=True) for s in lower)
 
 
-def plan_library_install(source: str | Path, installed: Mapping[str, str] | None = None,
-                         imported: Iterable[str] | None = None) -> InstallPlan:
+def plan_library_install(
+    source: str | Path, installed: Mapping[str, str] | None = None, imported: Iterable[str] | None = None
+) -> InstallPlan:
     """Compare the library's requirements with the installed distributions.
 
     Args:
@@ -184,12 +194,29 @@ def plan_library_install(source: str | Path, installed: Mapping[str, str] | None
             constraints.append(f"{name}=={version}")
         else:
             constraints.append(f"{name}>={_release(version)}")
-    return InstallPlan(Path(source), packaged_library_version(source), requirements, tuple(new), tuple(upgrades),
-                       tuple(downgrades), tuple(constraints))
+    return InstallPlan(
+        Path(source),
+        packaged_library_version(source),
+        requirements,
+        tuple(new),
+        tuple(upgrades),
+        tuple(downgrades),
+        tuple(constraints),
+    )
 
 
 def pip_install_command(python: str, plan: InstallPlan, constraints_file: str | Path) -> list[str]:
     """``python -m pip install`` of the library folder under the plan's constraints (written to ``constraints_file``
     by the caller). ``--upgrade`` replaces an older meddenoiselib; dependencies change only where needed."""
-    return [str(python), "-m", "pip", "install", "--upgrade", "--upgrade-strategy", "only-if-needed",
-            "--constraint", str(constraints_file), str(plan.source)]
+    return [
+        str(python),
+        "-m",
+        "pip",
+        "install",
+        "--upgrade",
+        "--upgrade-strategy",
+        "only-if-needed",
+        "--constraint",
+        str(constraints_file),
+        str(plan.source),
+    ]

@@ -8,8 +8,9 @@ input's grid (same shape and world geometry), otherwise it is refused with the d
 from __future__ import annotations
 
 import numpy as np
-import slicer
 import vtk
+
+import slicer
 
 from .volumes import world_ijk_to_ras
 

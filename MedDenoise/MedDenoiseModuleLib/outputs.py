@@ -8,8 +8,9 @@ Apply on another input never overwrites the first result. Voxels are written by 
 from __future__ import annotations
 
 import numpy as np
-import slicer
 import vtk
+
+import slicer
 
 from .volumes import copy_display_settings, output_node_name, place_next_to
 
@@ -62,8 +63,10 @@ def create_output_volume(input_node, requested=None):
     """
     if requested is not None:
         if requested.GetClassName() != input_node.GetClassName():
-            raise ValueError(f"The output '{requested.GetName()}' is a {requested.GetClassName()} but the input is a "
-                             f"{input_node.GetClassName()}; choose 'Create new volume'.")
+            raise ValueError(
+                f"The output '{requested.GetName()}' is a {requested.GetClassName()} but the input is a "
+                f"{input_node.GetClassName()}; choose 'Create new volume'."
+            )
         return requested, False
     scene = input_node.GetScene()
     if scene is None:
@@ -113,8 +116,11 @@ def _text(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, (list, tuple)):
-        return " x ".join(_text(v) for v in value) if all(isinstance(v, int) for v in value) else \
-            ", ".join(_text(v) for v in value)
+        return (
+            " x ".join(_text(v) for v in value)
+            if all(isinstance(v, int) for v in value)
+            else ", ".join(_text(v) for v in value)
+        )
     return str(value)
 
 

@@ -35,7 +35,7 @@ def parse_progress_line(line: str) -> tuple[float, str] | None:
     """``(fraction in [0, 1], message)`` for a ``PROGRESS`` line, None for any other line."""
     if not line.startswith(PROGRESS_PREFIX):
         return None
-    parts = line[len(PROGRESS_PREFIX):].strip().split(maxsplit=1)
+    parts = line[len(PROGRESS_PREFIX) :].strip().split(maxsplit=1)
     if not parts:
         return None
     try:
@@ -209,9 +209,14 @@ def kill_process_tree(pid: int, timeout: float = 5.0) -> None:
         pass
 
 
-def run_to_completion(runner: ProcessRunner, command: list[str], env: dict[str, str] | None = None,
-                      on_line: Callable[[str], None] | None = None, idle: Callable[[], None] | None = None,
-                      interval: float = 0.05) -> int:
+def run_to_completion(
+    runner: ProcessRunner,
+    command: list[str],
+    env: dict[str, str] | None = None,
+    on_line: Callable[[str], None] | None = None,
+    idle: Callable[[], None] | None = None,
+    interval: float = 0.05,
+) -> int:
     """Run ``command`` with ``runner`` until it exits, handing every output line to ``on_line`` as it arrives and
     calling ``idle()`` between polls (Slicer passes ``processEvents``, so its window keeps repainting).
 

@@ -54,8 +54,9 @@ def mark_modality(node, modality: str = "CT") -> None:
     item = hierarchy.GetItemByDataNode(node)
     if item == hierarchy.GetInvalidItemID():  # Slicer's subject hierarchy logic normally made it already
         item = hierarchy.CreateItem(hierarchy.GetSceneItemID(), node)
-    hierarchy.SetItemAttribute(item, slicer.vtkMRMLSubjectHierarchyConstants.GetDICOMSeriesModalityAttributeName(),
-                               modality)
+    hierarchy.SetItemAttribute(
+        item, slicer.vtkMRMLSubjectHierarchyConstants.GetDICOMSeriesModalityAttributeName(), modality
+    )
 
 
 def register_chest_ct(sample_data, module_dir: str | Path, thumbnail: str | Path | None = None) -> bool:

@@ -9,8 +9,9 @@ new sequence ``"<name> denoised"`` with the same index values, added to the same
 from __future__ import annotations
 
 import numpy as np
-import slicer
 import vtk
+
+import slicer
 
 from .volumes import INPUT_NODE_TYPES, world_ijk_to_ras
 
@@ -56,11 +57,15 @@ def series_from_sequence(sequence, proxy):
         item = sequence.GetNthDataNode(index)
         _check_item(item, sequence)
         if item.GetClassName() != first.GetClassName() or item.GetImageData().GetDimensions() != dimensions:
-            raise ValueError(f"Item {index + 1} of the sequence '{sequence.GetName()}' differs in type or size from "
-                             "the first; only sequences of volumes on one voxel grid can be denoised.")
+            raise ValueError(
+                f"Item {index + 1} of the sequence '{sequence.GetName()}' differs in type or size from "
+                "the first; only sequences of volumes on one voxel grid can be denoised."
+            )
         if np.abs(_matrix(item) - reference).max() > _GRID_TOLERANCE_MM:
-            raise ValueError(f"Item {index + 1} of the sequence '{sequence.GetName()}' is on another voxel grid than "
-                             "the first; only sequences of volumes on one voxel grid can be denoised.")
+            raise ValueError(
+                f"Item {index + 1} of the sequence '{sequence.GetName()}' is on another voxel grid than "
+                "the first; only sequences of volumes on one voxel grid can be denoised."
+            )
         arrays.append(np.array(slicer.util.arrayFromVolume(item), copy=True))
     world = reference
     if proxy.GetParentTransformNode() is not None:  # what hardening the proxy's transform would do to every item
@@ -71,12 +76,15 @@ def series_from_sequence(sequence, proxy):
 
 def _check_item(item, sequence) -> None:
     if item.GetClassName() not in INPUT_NODE_TYPES or item.GetImageData() is None:
-        raise ValueError(f"The sequence '{sequence.GetName()}' holds {item.GetClassName()} items; only scalar and "
-                         "vector volumes can be denoised.")
+        raise ValueError(
+            f"The sequence '{sequence.GetName()}' holds {item.GetClassName()} items; only scalar and "
+            "vector volumes can be denoised."
+        )
 
 
-def create_output_sequence(source, browser, frames: list[np.ndarray], ijk_to_ras: np.ndarray, name: str,
-                           class_name: str | None = None):
+def create_output_sequence(
+    source, browser, frames: list[np.ndarray], ijk_to_ras: np.ndarray, name: str, class_name: str | None = None
+):
     """A new sequence ``name`` with one item per frame (voxels, geometry), the source's index name, unit, type and
     values, added to ``browser`` as a synchronized sequence. Items are of the source items' class unless
     ``class_name`` is given. Returns ``(sequence, items)``."""

@@ -83,8 +83,14 @@ class Modality(enum.Enum):
 
     def label(self) -> str:
         """Text shown in the modality combo box."""
-        return {"dicom": "from DICOM (if known)", "ct": "CT", "mr": "MR", "us": "ultrasound", "xray": "X-ray",
-                "other": "other"}[self.value]
+        return {
+            "dicom": "from DICOM (if known)",
+            "ct": "CT",
+            "mr": "MR",
+            "us": "ultrasound",
+            "xray": "X-ray",
+            "other": "other",
+        }[self.value]
 
 
 def modality_from_dicom(code: str | None) -> str | None:
@@ -112,14 +118,23 @@ class CTWindow(enum.Enum):
 
     def label(self) -> str:
         """Text shown in the CT window combo box."""
-        return {"none": "none (the model's own scaling)", "soft-tissue": "soft tissue (40, 400)",
-                "lung": "lung (-600, 1500)", "bone": "bone (400, 1800)", "brain": "brain (40, 80)",
-                "custom": "custom"}[self.value]
+        return {
+            "none": "none (the model's own scaling)",
+            "soft-tissue": "soft tissue (40, 400)",
+            "lung": "lung (-600, 1500)",
+            "bone": "bone (400, 1800)",
+            "brain": "brain (40, 80)",
+            "custom": "custom",
+        }[self.value]
 
     def center_width(self, center: float, width: float) -> tuple[float, float] | None:
         """``(center, width)`` in HU; the custom values for CUSTOM, None for NONE."""
-        presets = {"soft-tissue": (40.0, 400.0), "lung": (-600.0, 1500.0), "bone": (400.0, 1800.0),
-                   "brain": (40.0, 80.0)}
+        presets = {
+            "soft-tissue": (40.0, 400.0),
+            "lung": (-600.0, 1500.0),
+            "bone": (400.0, 1800.0),
+            "brain": (40.0, 80.0),
+        }
         if self is CTWindow.NONE:
             return None
         if self is CTWindow.CUSTOM:
@@ -220,10 +235,14 @@ class DenoiseSettings:
             modality_option: the CLI has ``--modality`` (see :func:`cli_supports`); otherwise it is left out.
         """
         arguments = [
-            "--model", self.model,
-            "--sigma", "auto" if self.noise_level is None else repr(float(self.noise_level)),
-            "--device", self.device,
-            "--overlap", repr(float(self.overlap)),
+            "--model",
+            self.model,
+            "--sigma",
+            "auto" if self.noise_level is None else repr(float(self.noise_level)),
+            "--device",
+            self.device,
+            "--overlap",
+            repr(float(self.overlap)),
         ]
         if self.roi_size:
             arguments += ["--roi", str(int(self.roi_size))]
@@ -263,20 +282,34 @@ class DenoiseSettings:
 MODALITY_WORDS = ("ct", "mr", "us", "xray", "other")
 
 
-def build_cli_command(python: str, input_path: str | Path, output_path: str | Path, settings: DenoiseSettings,
-                      extra: list[str] | tuple[str, ...] = (), modality_option: bool = False) -> list[str]:
+def build_cli_command(
+    python: str,
+    input_path: str | Path,
+    output_path: str | Path,
+    settings: DenoiseSettings,
+    extra: list[str] | tuple[str, ...] = (),
+    modality_option: bool = False,
+) -> list[str]:
     """The child-process command line: ``python -m meddenoiselib denoise IN OUT ... --progress-format lines``.
 
     ``extra`` holds per-run options that are not settings (``--mask FILE``, ``--report FILE``).
     """
     return [
-        str(python), "-m", "meddenoiselib", "denoise", str(input_path), str(output_path),
-        *settings.cli_arguments(modality_option=modality_option), *extra,
-        "--progress-format", "lines", "--overwrite",
+        str(python),
+        "-m",
+        "meddenoiselib",
+        "denoise",
+        str(input_path),
+        str(output_path),
+        *settings.cli_arguments(modality_option=modality_option),
+        *extra,
+        "--progress-format",
+        "lines",
+        "--overwrite",
     ]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cli_supports(option: str, value: str = "x") -> bool:
     """Whether the installed library's ``denoise`` command accepts ``option value`` (e.g. ``--mask m.nrrd``).
 
@@ -336,8 +369,11 @@ def available_models() -> list[ModelChoice]:
     Without meddenoiselib installed the list holds ``auto`` and ``default`` only.
     """
     choices = [
-        ModelChoice("auto", "chosen by the library from the modality (DICOM or the Modality setting); 'default' on a "
-                            "library version without automatic choice"),
+        ModelChoice(
+            "auto",
+            "chosen by the library from the modality (DICOM or the Modality setting); 'default' on a "
+            "library version without automatic choice",
+        ),
         ModelChoice("default", "the best shipped model"),
     ]
     try:

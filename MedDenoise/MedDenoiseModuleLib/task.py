@@ -110,13 +110,25 @@ class DenoiseTask:
     MASK_FILE = "mask.nrrd"
     REPORT_FILE = "report.json"
 
-    def __init__(self, input_node, settings: DenoiseSettings, output_node=None, *, mask_node=None,
-                 whole_sequence: bool = True, residual: bool = False, strength: float = 1.0, sequences_logic=None,
-                 python_executable: str | None = None, runner_factory: Callable[[], ProcessRunner] = SubprocessRunner,
-                 env: dict[str, str] | None = None, temp_root: str | Path | None = None,
-                 on_progress: Callable[[float, str], None] | None = None,
-                 on_state_changed: Callable[[DenoiseTask], None] | None = None,
-                 on_log: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        input_node,
+        settings: DenoiseSettings,
+        output_node=None,
+        *,
+        mask_node=None,
+        whole_sequence: bool = True,
+        residual: bool = False,
+        strength: float = 1.0,
+        sequences_logic=None,
+        python_executable: str | None = None,
+        runner_factory: Callable[[], ProcessRunner] = SubprocessRunner,
+        env: dict[str, str] | None = None,
+        temp_root: str | Path | None = None,
+        on_progress: Callable[[float, str], None] | None = None,
+        on_state_changed: Callable[[DenoiseTask], None] | None = None,
+        on_log: Callable[[str], None] | None = None,
+    ) -> None:
         self.input_node = input_node
         self.settings = settings
         self.requested_output_node = output_node
@@ -181,8 +193,9 @@ class DenoiseTask:
             if self._sequence is not None:
                 self._image = series_from_sequence(self._sequence[0], self.input_node)
                 self._ijk_to_ras = self._image.ijk_to_ras()
-                self._log(f"Denoising all {self._image.num_frames} items of the sequence "
-                          f"'{self._sequence[0].GetName()}'")
+                self._log(
+                    f"Denoising all {self._image.num_frames} items of the sequence '{self._sequence[0].GetName()}'"
+                )
             else:
                 self._image = volume_from_node(self.input_node)
             if self.mask_node is not None:
@@ -207,8 +220,9 @@ class DenoiseTask:
             self._poll_child()
         return self.state
 
-    def wait(self, timeout: float | None = None, interval: float = 0.05,
-             idle: Callable[[], None] | None = None) -> TaskState:
+    def wait(
+        self, timeout: float | None = None, interval: float = 0.05, idle: Callable[[], None] | None = None
+    ) -> TaskState:
         """Poll until the task ends (or ``timeout`` seconds pass); ``idle()`` runs between polls."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.poll() is TaskState.RUNNING:
@@ -241,8 +255,14 @@ class DenoiseTask:
             if self._mask is not None:
                 extra += ["--mask", str(self.temp_dir / self.MASK_FILE)]
             python = self.python_executable or sys.executable
-            self.command = build_cli_command(python, self.temp_dir / self.INPUT_FILE, self.temp_dir / self.OUTPUT_FILE,
-                                             settings, extra, modality_option=_modality_option(settings))
+            self.command = build_cli_command(
+                python,
+                self.temp_dir / self.INPUT_FILE,
+                self.temp_dir / self.OUTPUT_FILE,
+                settings,
+                extra,
+                modality_option=_modality_option(settings),
+            )
             env = dict(os.environ if self.env is None else self.env)
             env.update({"PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"})
             self._set_progress(0.0, "Starting the denoising process")
@@ -300,8 +320,9 @@ class DenoiseTask:
 
             result = read_series(path)
             if result.array.shape != self._image.array.shape:
-                raise ValueError(f"the denoised sequence has shape {result.array.shape}, the input "
-                                 f"{self._image.array.shape}")
+                raise ValueError(
+                    f"the denoised sequence has shape {result.array.shape}, the input {self._image.array.shape}"
+                )
             self._check_geometry(result.ijk_to_ras())
             return result
         result = read_volume_file(path)
@@ -325,8 +346,9 @@ class DenoiseTask:
 
     # ------------------------------------------------------------------------------------ auto fallback
     def _should_fall_back(self, lines: list[str]) -> bool:
-        return (self.settings.model == "auto" and not self._fell_back
-                and any(UNKNOWN_AUTO_MODEL in line for line in lines))
+        return (
+            self.settings.model == "auto" and not self._fell_back and any(UNKNOWN_AUTO_MODEL in line for line in lines)
+        )
 
     def _fall_back(self) -> None:
         self._fell_back = True
@@ -337,8 +359,9 @@ class DenoiseTask:
     # ------------------------------------------------------------------------------------------ in-process
     def _start_thread(self) -> None:
         self._set_progress(0.0, "Loading the model")
-        self._thread = threading.Thread(target=self._work, args=(self._image, self._mask),
-                                        name="MedDenoise in-process run", daemon=True)
+        self._thread = threading.Thread(
+            target=self._work, args=(self._image, self._mask), name="MedDenoise in-process run", daemon=True
+        )
         self._thread.start()
 
     def _make_denoiser(self):
@@ -432,8 +455,7 @@ class DenoiseTask:
                 finish_output_volume(self.input_node, node, new)
                 outputs, residuals, self.output_node = [node], None, node
                 if self.want_residual:
-                    self.residual_node = create_residual_volume(self.input_node, result.array.shape,
-                                                                self._ijk_to_ras)
+                    self.residual_node = create_residual_volume(self.input_node, result.array.shape, self._ijk_to_ras)
                     created.append(self.residual_node)
                     residuals = [self.residual_node]
             browser = self._sequence[1] if self._sequence else None
@@ -460,8 +482,13 @@ class DenoiseTask:
         if self.want_residual:
             zeros = [np.zeros(frame.shape, np.float32) for frame in denoised]
             self.residual_node, residuals = create_output_sequence(
-                sequence, browser, zeros, self._ijk_to_ras, f"{sequence.GetName()} residual",
-                class_name="vtkMRMLVectorVolumeNode" if zeros[0].ndim == 4 else "vtkMRMLScalarVolumeNode")
+                sequence,
+                browser,
+                zeros,
+                self._ijk_to_ras,
+                f"{sequence.GetName()} residual",
+                class_name="vtkMRMLVectorVolumeNode" if zeros[0].ndim == 4 else "vtkMRMLScalarVolumeNode",
+            )
             created.append(self.residual_node)
         refresh_proxies(browser, self.sequences_logic)
         self.output_node = browser.GetProxyNode(self.output_sequence) if browser is not None else None
@@ -469,8 +496,9 @@ class DenoiseTask:
 
     def _create_report_table(self):
         scene = self.input_node.GetScene()
-        table = scene.AddNewNodeByClass("vtkMRMLTableNode",
-                                        scene.GenerateUniqueName(f"{self.input_node.GetName()} denoising report"))
+        table = scene.AddNewNodeByClass(
+            "vtkMRMLTableNode", scene.GenerateUniqueName(f"{self.input_node.GetName()} denoising report")
+        )
         self._fill(table)
         return table
 
@@ -502,8 +530,12 @@ class DenoiseTask:
             self.on_progress(self.progress, message)
 
     def _finish(self, state: TaskState, message: str) -> None:
-        if (self.runner is not None and state is TaskState.FAILED and not self._cancel_requested
-                and self.runner.exit_code() is None):
+        if (
+            self.runner is not None
+            and state is TaskState.FAILED
+            and not self._cancel_requested
+            and self.runner.exit_code() is None
+        ):
             self.runner.kill()
         self._remove_temp_dir()
         if state is not TaskState.DONE:
@@ -521,6 +553,7 @@ class DenoiseTask:
             return
         shutil.rmtree(folder, ignore_errors=True)
         if folder.exists() and runner is not None and hasattr(runner, "wait"):
+
             def later() -> None:
                 runner.wait(timeout=60)
                 shutil.rmtree(folder, ignore_errors=True)
@@ -567,7 +600,7 @@ def _describe_exception(exc: BaseException) -> str:
 
 def _describe_exit(code: int, lines: list[str]) -> str:
     """One line for a child process that exited with ``code``, from its last output lines."""
-    errors = [line[len("error: "):].strip() for line in lines if line.startswith("error: ")]
+    errors = [line[len("error: ") :].strip() for line in lines if line.startswith("error: ")]
     text = "\n".join(lines[-30:])
     if "out of memory" in text.lower() or "OutOfMemoryError" in text:
         return f"Out of memory while denoising; {_OUT_OF_MEMORY_HINT}."

@@ -13,8 +13,9 @@ Only MRML classes and ``slicer.util`` array helpers are used, which the ``slicer
 from __future__ import annotations
 
 import numpy as np
-import slicer
 import vtk
+
+import slicer
 
 __all__ = [
     "INPUT_NODE_TYPES",
@@ -97,8 +98,10 @@ def check_input_node(node) -> None:
         raise ValueError(f"'{node.GetName()}' is empty (dimensions {image.GetDimensions()}).")
     components = image.GetNumberOfScalarComponents()
     if class_name == "vtkMRMLScalarVolumeNode" and components != 1:
-        raise ValueError(f"'{node.GetName()}' is a scalar volume with {components} components; load it as a "
-                         "vector volume to denoise each component.")
+        raise ValueError(
+            f"'{node.GetName()}' is a scalar volume with {components} components; load it as a "
+            "vector volume to denoise each component."
+        )
     world_ijk_to_ras(node)
 
 

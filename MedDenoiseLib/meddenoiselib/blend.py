@@ -94,8 +94,9 @@ def mask_array(image, mask, label: str = "the mask") -> np.ndarray:
                 "origin": np.abs(np.subtract(mask.origin, image.origin)).max(),
                 "direction": np.abs(np.subtract(mask.direction, image.direction)).max(),
             }
-            wrong = [f"{name} differs by {value:.3g}" for name, value in differences.items()
-                     if value > GEOMETRY_TOLERANCE]
+            wrong = [
+                f"{name} differs by {value:.3g}" for name, value in differences.items() if value > GEOMETRY_TOLERANCE
+            ]
             if wrong:
                 raise MedDenoiseError(
                     f"{label} is not on the image's voxel grid ({', '.join(wrong)}; mask spacing "
@@ -130,7 +131,7 @@ def apply_mask(noisy: np.ndarray, denoised: np.ndarray, inside: np.ndarray, fram
     noisy, denoised = np.asarray(noisy), np.asarray(denoised)
     if noisy.shape != denoised.shape:
         raise MedDenoiseError(f"cannot apply the mask: the input has shape {noisy.shape}, the result {denoised.shape}")
-    spatial = noisy.shape[frame_axes:frame_axes + 3]
+    spatial = noisy.shape[frame_axes : frame_axes + 3]
     if spatial != inside.shape:
         raise MedDenoiseError(f"cannot apply the mask: it has shape {inside.shape}, the image {spatial}")
     view = inside.reshape((1,) * frame_axes + inside.shape + (1,) * (noisy.ndim - frame_axes - 3))

@@ -243,8 +243,10 @@ def _check_series_uid(source: Path, args: argparse.Namespace) -> None:
         return
     fmt = detect_format(source)
     if fmt not in (None, "dicom-file"):
-        raise OptionError(f"{source}: --series-uid applies only to DICOM input (a series folder or a DICOM file); "
-                          f"this is a {format_name(fmt)} file, leave the option out")
+        raise OptionError(
+            f"{source}: --series-uid applies only to DICOM input (a series folder or a DICOM file); "
+            f"this is a {format_name(fmt)} file, leave the option out"
+        )
 
 
 def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: list) -> _Job:
@@ -257,15 +259,28 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
     header = probe_series(source) if series else probe_volume(source, series_uid=args.series_uid)
     plan = plan_series_output if series else plan_output
     protected = input_paths([source, *header.files, *([args.mask] if getattr(args, "mask", None) else [])])
-    image = plan(target, ImageSpec.of(header), role="image", overwrite=args.overwrite, protected=protected,
-                 others=planned)
+    image = plan(
+        target, ImageSpec.of(header), role="image", overwrite=args.overwrite, protected=protected, others=planned
+    )
     job = _Job(source, header, image, series=series)
     if args.residual:
-        job.residual = plan(_named_output(args.residual, source), ImageSpec.of(header, dtype="float32"),
-                            role="residual", overwrite=args.overwrite, protected=protected, others=[*planned, image])
+        job.residual = plan(
+            _named_output(args.residual, source),
+            ImageSpec.of(header, dtype="float32"),
+            role="residual",
+            overwrite=args.overwrite,
+            protected=protected,
+            others=[*planned, image],
+        )
     if args.report:
-        job.report = plan_file(_named_output(args.report, source), "report", (".json",), overwrite=args.overwrite,
-                               protected=protected, others=[*planned, image] + ([job.residual] if job.residual else []))
+        job.report = plan_file(
+            _named_output(args.report, source),
+            "report",
+            (".json",),
+            overwrite=args.overwrite,
+            protected=protected,
+            others=[*planned, image] + ([job.residual] if job.residual else []),
+        )
     planned.extend(p for p in (job.image, job.residual, job.report) if p is not None)
     return job
 
@@ -284,8 +299,12 @@ def _write_report(denoiser, job: _Job, noisy, result) -> None:
     values = run_report(denoiser, noisy, result)
     values.update(input=str(job.source), output=str(job.image.path), meddenoiselib_version=__version__)
     write_text_atomic(job.report.path, json.dumps(values, indent=2) + "\n")
-    logger.info("  noise estimate %.2f -> %.2f (0-255 scale); report %s", values["noise_sigma_before_0_255"],
-                values["noise_sigma_after_0_255"], job.report.path)
+    logger.info(
+        "  noise estimate %.2f -> %.2f (0-255 scale); report %s",
+        values["noise_sigma_before_0_255"],
+        values["noise_sigma_after_0_255"],
+        job.report.path,
+    )
 
 
 def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
@@ -301,14 +320,25 @@ def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
     logger.info("Denoising %s voxels with %s...", "x".join(map(str, volume.shape)), denoiser.method)
     result = _run_denoiser(denoiser, volume, args, mask)
     target = job.image.path
-    write_volume(result, target, overwrite=args.overwrite, inputs=(job.source,),
-                 derivation=f"Denoised with MedDenoise {__version__} ({denoiser.method})")
+    write_volume(
+        result,
+        target,
+        overwrite=args.overwrite,
+        inputs=(job.source,),
+        derivation=f"Denoised with MedDenoise {__version__} ({denoiser.method})",
+    )
     if job.residual is not None:
         from .evaluation import residual_volume
 
-        write_volume(residual_volume(volume, result), job.residual.path, overwrite=args.overwrite,
-                     inputs=(job.source,), role="residual", description_suffix=" residual",
-                     derivation="Residual (input minus denoised), MedDenoise")
+        write_volume(
+            residual_volume(volume, result),
+            job.residual.path,
+            overwrite=args.overwrite,
+            inputs=(job.source,),
+            role="residual",
+            description_suffix=" residual",
+            derivation="Residual (input minus denoised), MedDenoise",
+        )
         logger.info("Wrote the residual %s", job.residual.path)
     if job.report is not None:
         _write_report(denoiser, job, volume, result)
@@ -342,8 +372,13 @@ def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:
     logger.info("Reading %s (4D: frames along the 4th axis)", source)
     series = read_series(source)
     mask = _read_mask(args)
-    logger.info("Denoising %d frames of %s voxels (%s) with %s...", series.num_frames,
-                "x".join(map(str, series.shape)), series.frame_label, denoiser.method)
+    logger.info(
+        "Denoising %d frames of %s voxels (%s) with %s...",
+        series.num_frames,
+        "x".join(map(str, series.shape)),
+        series.frame_label,
+        denoiser.method,
+    )
     result = _run_denoiser(denoiser, series, args, mask)
     write_series(result, target, overwrite=args.overwrite, inputs=(source,))
     if job.residual is not None:
@@ -381,16 +416,20 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         if target.exists() and not target.is_dir():
             raise OutputError(f"{target}: the input is a folder, so the output must be a folder")
         if not target.exists() and detect_format(target) is not None:
-            raise OutputError(f"{target}: the input is a folder of images, so the output must be a folder name "
-                              "(this one names a file)")
+            raise OutputError(
+                f"{target}: the input is a folder of images, so the output must be a folder name "
+                "(this one names a file)"
+            )
         if target.resolve() == source.resolve():
             raise OutputError(f"{target}: the output folder is the input folder; choose another")
         if not target.exists() and not target.parent.is_dir():
             raise OutputError(f"{target}: the output folder {target.parent} does not exist")
         for option, value in (("--residual", args.residual), ("--report", args.report)):
             if value and len(items) > 1 and "{name}" not in value:
-                raise OptionError(f"{option} {value} would be the same file for all {len(items)} inputs; put "
-                                  "'{name}' in it (replaced by each input's name)")
+                raise OptionError(
+                    f"{option} {value} would be the same file for all {len(items)} inputs; put "
+                    "'{name}' in it (replaced by each input's name)"
+                )
         pairs = [(item, _output_name(item, target, args.format)) for item in items]
     else:
         if args.format and target.suffix == "" and not source.is_dir():
@@ -419,12 +458,27 @@ def cmd_denoise(args: argparse.Namespace) -> int:
             failures.append((item, exc))
             sys.stderr.write(f"error: {_error_line(exc)}\n")
     try:
-        denoiser = Denoiser(
-            method=args.model, weights=args.weights, device=args.device, roi_size=args.roi, overlap=args.overlap,
-            sw_batch_size=args.sw_batch_size, slice_axis=args.slice_axis, precision=args.precision,
-            scaling_mode=args.scaling, window=args.window, strength=args.strength, progress=show_bar,
-            progress_callback=callback, ensemble=args.ensemble, modality=args.modality,
-        ) if jobs else None
+        denoiser = (
+            Denoiser(
+                method=args.model,
+                weights=args.weights,
+                device=args.device,
+                roi_size=args.roi,
+                overlap=args.overlap,
+                sw_batch_size=args.sw_batch_size,
+                slice_axis=args.slice_axis,
+                precision=args.precision,
+                scaling_mode=args.scaling,
+                window=args.window,
+                strength=args.strength,
+                progress=show_bar,
+                progress_callback=callback,
+                ensemble=args.ensemble,
+                modality=args.modality,
+            )
+            if jobs
+            else None
+        )
         for index, job in enumerate(jobs, 1):
             if batch:
                 logger.info("[%d/%d] %s", index, len(jobs), job.source.name)
@@ -457,8 +511,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     spec = parse_noise_spec(args.noise)  # checked by the option's validator
     _check_series_uid(Path(args.input), args)
     header = probe_volume(args.input, series_uid=args.series_uid)
-    plan_output(args.output, ImageSpec.of(header, dtype="float32" if args.float else None),
-                overwrite=args.overwrite, protected=input_paths([args.input, *header.files]))
+    plan_output(
+        args.output,
+        ImageSpec.of(header, dtype="float32" if args.float else None),
+        overwrite=args.overwrite,
+        protected=input_paths([args.input, *header.files]),
+    )
     volume = read_volume(args.input, series_uid=args.series_uid)
     if spec.kind == NoiseKind.CT_LOWDOSE:
         _check_ct_in_hu(volume, args.input)
@@ -470,12 +528,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     slices = volume.shape[0] if spec.kind == NoiseKind.CT_LOWDOSE and spec.method == "projection" else 0
     with Progress(slices, f"simulating {spec}", show_bar and slices > 1, callback) as progress:
         try:
-            result = simulate_volume(volume, spec, seed=args.seed, scaling_mode=mode, float_output=args.float,
-                                     on_slice=progress.update if slices else None)
+            result = simulate_volume(
+                volume,
+                spec,
+                seed=args.seed,
+                scaling_mode=mode,
+                float_output=args.float,
+                on_slice=progress.update if slices else None,
+            )
         except ValueError as exc:
             raise MedDenoiseError(f"{args.input}: {exc}") from None
-    write_volume(result, args.output, overwrite=args.overwrite, inputs=(Path(args.input),),
-                 description_suffix=f" {spec.kind.value} noise", derivation=f"Simulated noise {spec}")
+    write_volume(
+        result,
+        args.output,
+        overwrite=args.overwrite,
+        inputs=(Path(args.input),),
+        description_suffix=f" {spec.kind.value} noise",
+        derivation=f"Simulated noise {spec}",
+    )
     logger.info("Wrote %s (%s, seed %d)", args.output, spec.describe(), args.seed)
     return EXIT_OK
 
@@ -485,16 +555,20 @@ def _check_ct_in_hu(volume, label) -> None:
     modality = volume.metadata.get("0008|0060", "").strip().upper()
     low = float(volume.array.min())
     if not modality and not -1100 <= low <= -900 and low > -3100:
-        logger.warning("%s: no CT Modality tag and the minimum is %.0f, not about -1000 HU (air); treating the "
-                       "values as HU anyway", label, low)
+        logger.warning(
+            "%s: no CT Modality tag and the minimum is %.0f, not about -1000 HU (air); treating the "
+            "values as HU anyway",
+            label,
+            low,
+        )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import comparison_figure, evaluate, load_references, write_csv, write_markdown
     from .evaluation.compare import add_noise
-    from .transforms.intensity import sigma_from_255
     from .inference import Denoiser
     from .io import input_paths, plan_file
+    from .transforms.intensity import sigma_from_255
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
@@ -510,25 +584,54 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     output.mkdir(exist_ok=True)
     try:
         planned: list = []
-        for name, role, suffix in (("summary.md", "table", ".md"), ("results.csv", "table", ".csv"),
-                                   ("comparison.png", "figure", ".png")):
-            planned.append(plan_file(output / name, role, (suffix,), overwrite=args.overwrite,
-                                     protected=input_paths(args.references), others=planned))
+        for name, role, suffix in (
+            ("summary.md", "table", ".md"),
+            ("results.csv", "table", ".csv"),
+            ("comparison.png", "figure", ".png"),
+        ):
+            planned.append(
+                plan_file(
+                    output / name,
+                    role,
+                    (suffix,),
+                    overwrite=args.overwrite,
+                    protected=input_paths(args.references),
+                    others=planned,
+                )
+            )
     except MedDenoiseError:
         if created:
             output.rmdir()
         raise
     try:
-        logger.info("Evaluating %d methods on %d reference images at sigma %s", len(methods), len(references),
-                    ",".join(f"{s:g}" for s in args.sigma))
+        logger.info(
+            "Evaluating %d methods on %d reference images at sigma %s",
+            len(methods),
+            len(references),
+            ",".join(f"{s:g}" for s in args.sigma),
+        )
 
         def report(row) -> None:
             if row.method != "noisy":
-                logger.info("  %-28s sigma %-4g %-14s PSNR %6.2f  SSIM %.4f  %.2fs", row.image, row.sigma255,
-                            row.method, row.psnr, row.ssim, row.seconds)
+                logger.info(
+                    "  %-28s sigma %-4g %-14s PSNR %6.2f  SSIM %.4f  %.2fs",
+                    row.image,
+                    row.sigma255,
+                    row.method,
+                    row.psnr,
+                    row.ssim,
+                    row.seconds,
+                )
 
-        rows = evaluate(references, methods, args.sigma, seed=args.seed, oracle_sigma=not args.estimate_sigma,
-                        denoiser_factory=lambda m: denoisers[m], on_result=report)
+        rows = evaluate(
+            references,
+            methods,
+            args.sigma,
+            seed=args.seed,
+            oracle_sigma=not args.estimate_sigma,
+            denoiser_factory=lambda m: denoisers[m],
+            on_result=report,
+        )
         table = write_markdown(rows, output / "summary.md")
         write_csv(rows, output / "results.csv")
         name, clean = references[0]
@@ -562,8 +665,15 @@ def _info_of_folder(path: Path, args: argparse.Namespace) -> int:
     for item in items:
         try:
             header = probe_series(item) if is_series_file(item) else probe_volume(item)
-            entries.append({"path": str(item), "format": header.format, "shape_zyx": list(header.shape),
-                            "components": header.components, "dtype": str(header.dtype)})
+            entries.append(
+                {
+                    "path": str(item),
+                    "format": header.format,
+                    "shape_zyx": list(header.shape),
+                    "components": header.components,
+                    "dtype": str(header.dtype),
+                }
+            )
             if header.frames > 1:
                 entries[-1]["frames"] = header.frames
         except MedDenoiseError as exc:
@@ -576,8 +686,9 @@ def _info_of_folder(path: Path, args: argparse.Namespace) -> int:
             if "error" in entry:
                 sys.stdout.write(f"{Path(entry['path']).name}  error: {entry['error']}\n")
             else:
-                shape = "x".join(map(str, entry["shape_zyx"])) + (f", {entry['frames']} frames" if "frames" in entry
-                                                                   else "")
+                shape = "x".join(map(str, entry["shape_zyx"])) + (
+                    f", {entry['frames']} frames" if "frames" in entry else ""
+                )
                 sys.stdout.write(f"{Path(entry['path']).name}  {entry['format']}  {shape}  {entry['dtype']}\n")
     return EXIT_FAILED if failed else EXIT_OK
 
@@ -595,9 +706,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     volume = read_volume(path, series_uid=args.series_uid)
     array = volume.array
     keys = {
-        "0008|0060": "Modality", "0008|103e": "SeriesDescription", "0020|000e": "SeriesInstanceUID",
-        "0020|000d": "StudyInstanceUID", "0010|0020": "PatientID", "0008|0070": "Manufacturer",
-        "0018|0050": "SliceThickness", "0028|1052": "RescaleIntercept", "0028|1053": "RescaleSlope",
+        "0008|0060": "Modality",
+        "0008|103e": "SeriesDescription",
+        "0020|000e": "SeriesInstanceUID",
+        "0020|000d": "StudyInstanceUID",
+        "0010|0020": "PatientID",
+        "0008|0070": "Manufacturer",
+        "0018|0050": "SliceThickness",
+        "0028|1052": "RescaleIntercept",
+        "0028|1053": "RescaleSlope",
         "0028|0004": "PhotometricInterpretation",
     }
     info = {
@@ -643,38 +760,58 @@ def cmd_models(args: argparse.Namespace) -> int:
     entries = []
     shipped = list_shipped_weights()
     for spec in list_networks():
-        entries.append({
-            "name": spec.name, "kind": "network", "parameters": parameter_count(spec.name),
-            "spatial_dims": list(spec.spatial_dims), "weights": spec.name in shipped,
-            "description": spec.description,
-        })
+        entries.append(
+            {
+                "name": spec.name,
+                "kind": "network",
+                "parameters": parameter_count(spec.name),
+                "spatial_dims": list(spec.spatial_dims),
+                "weights": spec.name in shipped,
+                "description": spec.description,
+            }
+        )
     for name in shipped:
         card = load_model_card(name)
         arch = card["architecture"]
         if name in {e["name"] for e in entries}:
             continue
         spec = get_network_spec(arch["network"])
-        entries.append({
-            "name": name, "kind": "network", "parameters": int(arch.get("parameters") or parameter_count(spec.name)),
-            "spatial_dims": [int(arch.get("spatial_dims", 2))], "weights": True,
-            "description": card.get("description") or spec.description,
-        })
+        entries.append(
+            {
+                "name": name,
+                "kind": "network",
+                "parameters": int(arch.get("parameters") or parameter_count(spec.name)),
+                "spatial_dims": [int(arch.get("spatial_dims", 2))],
+                "weights": True,
+                "description": card.get("description") or spec.description,
+            }
+        )
     for baseline in list_baselines():
-        entries.append({
-            "name": baseline.name, "kind": "baseline", "parameters": 0,
-            "spatial_dims": [2, 3] if baseline.volumetric else [2], "weights": False,
-            "available": baseline.available(), "description": baseline.description,
-        })
+        entries.append(
+            {
+                "name": baseline.name,
+                "kind": "baseline",
+                "parameters": 0,
+                "spatial_dims": [2, 3] if baseline.volumetric else [2],
+                "weights": False,
+                "available": baseline.available(),
+                "description": baseline.description,
+            }
+        )
     if args.json:
         sys.stdout.write(json.dumps(entries, indent=2) + "\n")
         return 0
     sys.stdout.write(f"{'name':<16} {'kind':<9} {'params':>11} {'dims':<5} {'weights':<8} description\n")
     for e in entries:
         dims = "/".join(str(d) for d in e["spatial_dims"])
-        weights = "shipped" if e["weights"] else ("-" if e["kind"] == "network" else
-                                                   ("ready" if e.get("available", True) else "missing"))
-        sys.stdout.write(f"{e['name']:<16} {e['kind']:<9} {e['parameters']:>11,} {dims:<5} {weights:<8} "
-                         f"{e['description']}\n")
+        weights = (
+            "shipped"
+            if e["weights"]
+            else ("-" if e["kind"] == "network" else ("ready" if e.get("available", True) else "missing"))
+        )
+        sys.stdout.write(
+            f"{e['name']:<16} {e['kind']:<9} {e['parameters']:>11,} {dims:<5} {weights:<8} {e['description']}\n"
+        )
     return 0
 
 
@@ -724,11 +861,19 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_scaling(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scaling", choices=["percentile", "minmax"], default=None,
-                        help="intensity normalization to [0, 1]: minmax, or percentile (0.5-99.5, robust to outliers)."
-                        " Default: what the model was trained with (minmax), percentile for baselines")
-    parser.add_argument("--window", type=_window, metavar="CENTER,WIDTH",
-                        help="normalize with a CT window in HU instead (e.g. 40,400); values outside survive")
+    parser.add_argument(
+        "--scaling",
+        choices=["percentile", "minmax"],
+        default=None,
+        help="intensity normalization to [0, 1]: minmax, or percentile (0.5-99.5, robust to outliers)."
+        " Default: what the model was trained with (minmax), percentile for baselines",
+    )
+    parser.add_argument(
+        "--window",
+        type=_window,
+        metavar="CENTER,WIDTH",
+        help="normalize with a CT window in HU instead (e.g. 40,400); values outside survive",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -741,76 +886,141 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("denoise", help="denoise a file, a DICOM series folder or a folder of images",
-                       description="Denoise INPUT into OUTPUT. INPUT: an image file, a DICOM series folder (output: "
-                       "a derived DICOM series folder, or a file such as out.nii.gz), or a folder of images (OUTPUT "
-                       "is then a folder). A 4D NIfTI or NRRD (time or gradient direction as the 4th axis) is "
-                       "denoised frame by frame and written in the input's layout (.nii.gz or .nrrd).")
+    p = sub.add_parser(
+        "denoise",
+        help="denoise a file, a DICOM series folder or a folder of images",
+        description="Denoise INPUT into OUTPUT. INPUT: an image file, a DICOM series folder (output: "
+        "a derived DICOM series folder, or a file such as out.nii.gz), or a folder of images (OUTPUT "
+        "is then a folder). A 4D NIfTI or NRRD (time or gradient direction as the 4th axis) is "
+        "denoised frame by frame and written in the input's layout (.nii.gz or .nrrd).",
+    )
     p.add_argument("input", help="image file, DICOM series folder, or folder of images")
     p.add_argument("output", help="output file or folder (format from the suffix; no suffix = DICOM series)")
-    p.add_argument("--model", default="auto", help="'auto' (default): the shipped model for the scan's modality "
-                   "(DICOM Modality tag, else --modality, else CT if the values look like HU, else the general model); "
-                   "or a shipped model or baseline (see `models`)")
-    p.add_argument("--modality", choices=["ct", "mr", "us", "xray", "other"],
-                   help="modality of inputs without a DICOM Modality tag (NIfTI, NRRD, PNG...), for --model auto "
-                   "and noise estimation")
+    p.add_argument(
+        "--model",
+        default="auto",
+        help="'auto' (default): the shipped model for the scan's modality "
+        "(DICOM Modality tag, else --modality, else CT if the values look like HU, else the general model); "
+        "or a shipped model or baseline (see `models`)",
+    )
+    p.add_argument(
+        "--modality",
+        choices=["ct", "mr", "us", "xray", "other"],
+        help="modality of inputs without a DICOM Modality tag (NIfTI, NRRD, PNG...), for --model auto "
+        "and noise estimation",
+    )
     p.add_argument("--weights", help="a trained .safetensors file (with its .json model card) instead of --model")
-    p.add_argument("--sigma", type=_sigma, default="auto", help="noise level on the 0-255 scale of the normalized "
-                   "image, or 'auto' to estimate it (used by baselines and noise-aware models)")
+    p.add_argument(
+        "--sigma",
+        type=_sigma,
+        default="auto",
+        help="noise level on the 0-255 scale of the normalized "
+        "image, or 'auto' to estimate it (used by baselines and noise-aware models)",
+    )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="compute device")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                   help="auto: bf16 on CPUs with native bf16, fp16 on CUDA")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="auto: bf16 on CPUs with native bf16, fp16 on CUDA",
+    )
     p.add_argument("--roi", type=_int_list, help="sliding-window size, e.g. 256 or 64,64,64 (default: model preset)")
     p.add_argument("--overlap", type=_fraction, default=0.25, help="sliding-window overlap in [0, 1) (0.25)")
     p.add_argument("--sw-batch-size", type=_positive_int, default=4, help="windows per forward pass (4)")
-    p.add_argument("--slice-axis", type=int, choices=[0, 1, 2],
-                   help="array axis for 2D models on volumes (0=z, 1=y, 2=x; default: the largest spacing)")
-    p.add_argument("--strength", type=_unit_interval, default=1.0,
-                   help="blend: noisy + strength*(denoised-noisy), 0..1 (1)")
-    p.add_argument("--ensemble", type=int, choices=[1, 2, 4, 8], default=1,
-                   help="networks: average over this many in-plane flips/rotations (8: about +0.2 dB, 8x time) (1)")
-    p.add_argument("--format", choices=["nifti", "nrrd", "metaimage", "png", "tiff"],
-                   help="output format for folder inputs (default: same as each input)")
+    p.add_argument(
+        "--slice-axis",
+        type=int,
+        choices=[0, 1, 2],
+        help="array axis for 2D models on volumes (0=z, 1=y, 2=x; default: the largest spacing)",
+    )
+    p.add_argument(
+        "--strength", type=_unit_interval, default=1.0, help="blend: noisy + strength*(denoised-noisy), 0..1 (1)"
+    )
+    p.add_argument(
+        "--ensemble",
+        type=int,
+        choices=[1, 2, 4, 8],
+        default=1,
+        help="networks: average over this many in-plane flips/rotations (8: about +0.2 dB, 8x time) (1)",
+    )
+    p.add_argument(
+        "--format",
+        choices=["nifti", "nrrd", "metaimage", "png", "tiff"],
+        help="output format for folder inputs (default: same as each input)",
+    )
     p.add_argument("--series-uid", help="DICOM SeriesInstanceUID to read when a folder holds several series")
-    p.add_argument("--mask", metavar="FILE", help="denoise only where this label image is non-zero (same voxel grid "
-                   "as the input: shape, spacing, origin, direction); voxels outside keep their input values exactly")
-    p.add_argument("--residual", metavar="FILE", help="also write input minus denoised (float32, same geometry), "
-                   "e.g. residual.nii.gz (not DICOM: a residual is signed); '{name}' is replaced by each input's "
-                   "name for folders")
-    p.add_argument("--report", metavar="FILE.json", help="write a reference-free quality report: noise estimate "
-                   "before/after, residual statistics, runtime, device ('{name}' as for --residual)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs of the same name (an existing "
-                   "output folder is merged into, never emptied)")
-    p.add_argument("--progress-format", choices=["bar", "lines", "none"], default="bar",
-                   help="'lines' prints 'PROGRESS <fraction> <message>' lines on stderr for other programs")
+    p.add_argument(
+        "--mask",
+        metavar="FILE",
+        help="denoise only where this label image is non-zero (same voxel grid "
+        "as the input: shape, spacing, origin, direction); voxels outside keep their input values exactly",
+    )
+    p.add_argument(
+        "--residual",
+        metavar="FILE",
+        help="also write input minus denoised (float32, same geometry), "
+        "e.g. residual.nii.gz (not DICOM: a residual is signed); '{name}' is replaced by each input's "
+        "name for folders",
+    )
+    p.add_argument(
+        "--report",
+        metavar="FILE.json",
+        help="write a reference-free quality report: noise estimate "
+        "before/after, residual statistics, runtime, device ('{name}' as for --residual)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing outputs of the same name (an existing output folder is merged into, never emptied)",
+    )
+    p.add_argument(
+        "--progress-format",
+        choices=["bar", "lines", "none"],
+        default="bar",
+        help="'lines' prints 'PROGRESS <fraction> <message>' lines on stderr for other programs",
+    )
     _add_scaling(p)
     _add_common(p)
     p.set_defaults(handler=cmd_denoise)
 
-    p = sub.add_parser("simulate", help="add seeded synthetic noise to an image",
-                       description="Add noise of a given model and level, in the image's own units: "
-                       "gaussian:SIGMA, rician:SIGMA and noncentral-chi:SIGMA,COILS (SIGMA on the 0-255 scale of "
-                       "the normalized image, or N%% of its 99th percentile), speckle:SIGMA (relative, Gamma), "
-                       "poisson-gaussian:PEAK[,READ] (counts at intensity 1, read noise in counts), "
-                       "ct-lowdose:DOSE or ct-lowdose:NHU (CT in HU: Poisson noise on simulated projections, "
-                       "filtered back-projection; options kernel=, views=, counts=, electronic=, method=fast).")
+    p = sub.add_parser(
+        "simulate",
+        help="add seeded synthetic noise to an image",
+        description="Add noise of a given model and level, in the image's own units: "
+        "gaussian:SIGMA, rician:SIGMA and noncentral-chi:SIGMA,COILS (SIGMA on the 0-255 scale of "
+        "the normalized image, or N%% of its 99th percentile), speckle:SIGMA (relative, Gamma), "
+        "poisson-gaussian:PEAK[,READ] (counts at intensity 1, read noise in counts), "
+        "ct-lowdose:DOSE or ct-lowdose:NHU (CT in HU: Poisson noise on simulated projections, "
+        "filtered back-projection; options kernel=, views=, counts=, electronic=, method=fast).",
+    )
     p.add_argument("input")
     p.add_argument("output")
-    p.add_argument("--noise", type=_noise, default="gaussian:25", help="MODEL:LEVEL[,...] (default gaussian:25), "
-                   "e.g. ct-lowdose:0.25, rician:3%%, speckle:0.2")
+    p.add_argument(
+        "--noise",
+        type=_noise,
+        default="gaussian:25",
+        help="MODEL:LEVEL[,...] (default gaussian:25), e.g. ct-lowdose:0.25, rician:3%%, speckle:0.2",
+    )
     p.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (0)")
     p.add_argument("--float", action="store_true", help="write float32 instead of the input's dtype")
     p.add_argument("--series-uid")
     p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--progress-format", choices=["bar", "lines", "none"], default="bar",
-                   help="'lines' prints 'PROGRESS <fraction> <message>' lines on stderr for other programs")
+    p.add_argument(
+        "--progress-format",
+        choices=["bar", "lines", "none"],
+        default="bar",
+        help="'lines' prints 'PROGRESS <fraction> <message>' lines on stderr for other programs",
+    )
     _add_scaling(p)
     _add_common(p)
     p.set_defaults(handler=cmd_simulate)
 
-    p = sub.add_parser("evaluate", help="compare methods on clean references with seeded noise (PSNR/SSIM)",
-                       description="Normalize each clean reference to [0, 1] (min-max), add Gaussian noise of each "
-                       "sigma (0-255 scale, seeded), run each method, and report PSNR (data range 1) and SSIM.")
+    p = sub.add_parser(
+        "evaluate",
+        help="compare methods on clean references with seeded noise (PSNR/SSIM)",
+        description="Normalize each clean reference to [0, 1] (min-max), add Gaussian noise of each "
+        "sigma (0-255 scale, seeded), run each method, and report PSNR (data range 1) and SSIM.",
+    )
     p.add_argument("references", nargs="+", help="clean image files, DICOM series folders or folders of images")
     p.add_argument("--methods", default="median,nlm,default", help="comma-separated models/baselines")
     p.add_argument("--sigma", type=_noise_levels, default=(15.0, 25.0, 50.0), help="noise levels (15,25,50)")
@@ -844,42 +1054,76 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(handler=cmd_models)
 
-    p = sub.add_parser("train", help="train or fine-tune a network (supervised or self-supervised)",
-                       description="Train a registry network on images and volumes (folders searched recursively). "
-                       "Launch with `torchrun --nproc_per_node=N -m meddenoiselib train ...` for several processes.")
+    p = sub.add_parser(
+        "train",
+        help="train or fine-tune a network (supervised or self-supervised)",
+        description="Train a registry network on images and volumes (folders searched recursively). "
+        "Launch with `torchrun --nproc_per_node=N -m meddenoiselib train ...` for several processes.",
+    )
     p.add_argument("inputs", nargs="*", help="training files or folders")
     p.add_argument("--config", help="a config.json from an earlier run (options given here override it)")
     p.add_argument("--output", "-o", help="run folder (checkpoint, log, model.safetensors + model.json)")
     p.add_argument("--network", help="registry preset (see `models`)")
-    p.add_argument("--overrides-json", help='constructor overrides as JSON, e.g. \'{"features": 32}\'')
+    p.add_argument("--overrides-json", help="constructor overrides as JSON, e.g. '{\"features\": 32}'")
     p.add_argument("--spatial-dims", dest="spatial_dims", type=int, choices=[2, 3])
     p.add_argument("--mode", choices=["supervised", "self-supervised"])
     p.add_argument("--val-inputs", dest="val_inputs", nargs="+", help="validation files (held out by file)")
     p.add_argument("--val-fraction", dest="val_fraction", type=_fraction, help="files held out when no --val-inputs")
-    p.add_argument("--noise", nargs="+", metavar="MODEL:LOW-HIGH",
-                   help="noise models with level ranges in each model's units, drawn per sample: gaussian:0-50, "
-                   "rician:0-50, speckle:0.05-0.5, poisson:10-1000, ct-lowdose:5HU-100HU[,kernel=a|b,views=lo|hi,"
-                   "electronic=lo|hi] (default gaussian:0-50)")
-    p.add_argument("--noise-range", dest="noise_range", type=_float_list,
-                   help="LOW,HIGH for --noise entries given without a range (0,50)")
-    p.add_argument("--store-8bit-fraction", dest="store_8bit_fraction", type=_unit_interval,
-                   help="share of noisy samples clipped and rounded to 8 bits, as noisy PNG/JPEG files are (0)")
-    p.add_argument("--scaling", choices=["minmax", "ct_window"],
-                   help="training (and inference) normalization: per-image minmax, or ct_window, the fixed HU map "
-                   "of --window (CT models)")
+    p.add_argument(
+        "--noise",
+        nargs="+",
+        metavar="MODEL:LOW-HIGH",
+        help="noise models with level ranges in each model's units, drawn per sample: gaussian:0-50, "
+        "rician:0-50, speckle:0.05-0.5, poisson:10-1000, ct-lowdose:5HU-100HU[,kernel=a|b,views=lo|hi,"
+        "electronic=lo|hi] (default gaussian:0-50)",
+    )
+    p.add_argument(
+        "--noise-range",
+        dest="noise_range",
+        type=_float_list,
+        help="LOW,HIGH for --noise entries given without a range (0,50)",
+    )
+    p.add_argument(
+        "--store-8bit-fraction",
+        dest="store_8bit_fraction",
+        type=_unit_interval,
+        help="share of noisy samples clipped and rounded to 8 bits, as noisy PNG/JPEG files are (0)",
+    )
+    p.add_argument(
+        "--scaling",
+        choices=["minmax", "ct_window"],
+        help="training (and inference) normalization: per-image minmax, or ct_window, the fixed HU map "
+        "of --window (CT models)",
+    )
     p.add_argument("--window", type=_window, metavar="CENTER,WIDTH", help="HU map for --scaling ct_window (40,400)")
-    p.add_argument("--simulate-noise", dest="simulate_noise", type=_non_negative_float,
-                   help="self-supervised: corrupt inputs once with this Gaussian sigma (0-255)")
-    p.add_argument("--val-levels", dest="val_sigmas", type=_float_list,
-                   help="validation noise levels in the first noise model's units (15,25,50)")
+    p.add_argument(
+        "--simulate-noise",
+        dest="simulate_noise",
+        type=_non_negative_float,
+        help="self-supervised: corrupt inputs once with this Gaussian sigma (0-255)",
+    )
+    p.add_argument(
+        "--val-levels",
+        dest="val_sigmas",
+        type=_float_list,
+        help="validation noise levels in the first noise model's units (15,25,50)",
+    )
     p.add_argument("--mask-fraction", dest="mask_fraction", type=_open_fraction)
     p.add_argument("--patch", type=_positive_int)
     p.add_argument("--batch-size", dest="batch_size", type=_positive_int)
     p.add_argument("--steps", type=_positive_int)
-    p.add_argument("--stop-after", dest="stop_after", type=_positive_int,
-                   help="pause after this many steps (resume later with --resume)")
-    p.add_argument("--time-budget", dest="time_budget", type=_non_negative_float,
-                   help="seconds to train; the step count is fitted after 50 steps (0: no limit)")
+    p.add_argument(
+        "--stop-after",
+        dest="stop_after",
+        type=_positive_int,
+        help="pause after this many steps (resume later with --resume)",
+    )
+    p.add_argument(
+        "--time-budget",
+        dest="time_budget",
+        type=_non_negative_float,
+        help="seconds to train; the step count is fitted after 50 steps (0: no limit)",
+    )
     p.add_argument("--lr", type=_positive_float)
     p.add_argument("--schedule", choices=["cosine", "step", "constant"])
     p.add_argument("--warmup-steps", dest="warmup_steps", type=_non_negative_int)
@@ -890,13 +1134,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_non_negative_int)
     p.add_argument("--checkpoint-every", dest="checkpoint_every", type=_positive_int)
     p.add_argument("--val-every", dest="val_every", type=_positive_int)
-    p.add_argument("--early-stop", dest="early_stop", type=_non_negative_int,
-                   help="validations without improvement before stop")
+    p.add_argument(
+        "--early-stop", dest="early_stop", type=_non_negative_int, help="validations without improvement before stop"
+    )
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=_positive_int)
-    p.add_argument("--cache-dir", dest="cache_dir", help="keep per-image training maps (CT noise maps) here "
-                   "between runs (default: OUTPUT/cache)")
+    p.add_argument(
+        "--cache-dir",
+        dest="cache_dir",
+        help="keep per-image training maps (CT noise maps) here between runs (default: OUTPUT/cache)",
+    )
     p.add_argument("--name", help="model name written into the model card")
     p.add_argument("--description", help="description written into the model card")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
@@ -998,8 +1246,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         text = " ".join(str(exc).split())[:300]
-        sys.stderr.write(f"error: internal error ({type(exc).__name__}: {text}); rerun with --debug for the "
-                         "traceback and please report it\n")
+        sys.stderr.write(
+            f"error: internal error ({type(exc).__name__}: {text}); rerun with --debug for the "
+            "traceback and please report it\n"
+        )
         return EXIT_INTERNAL
     finally:
         remove_temporaries()

@@ -89,9 +89,11 @@ def run_demo(output: Path, model: str = "default", overwrite: bool = False, devi
     write_csv(rows, output / "metrics.csv")
     name, clean = references[0]
     noisy = add_noise(clean, 25.0, 0)
-    panels = [("noisy σ=25", noisy)] + [
-        (m, factories[m].denoise_array(noisy, sigma=25.0 / 255.0)) for m in methods
-    ] + [("clean", clean)]
+    panels = (
+        [("noisy σ=25", noisy)]
+        + [(m, factories[m].denoise_array(noisy, sigma=25.0 / 255.0)) for m in methods]
+        + [("clean", clean)]
+    )
     comparison_figure(panels, output / "comparison.png", crop=(slice(140, 340), slice(120, 320)), title=name)
     say(table.rstrip())
     say(f"Outputs in {output}/")

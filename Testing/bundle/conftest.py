@@ -143,7 +143,10 @@ def bundle_data(tmp_path_factory) -> BundleData:
     series = data.dataset_dir / "ct_series.001"  # a dot in a folder name is not an extension
     write_cropped_series(series, rows, columns, noisy_zyx, ct.source.dicom_files)
     data.cases["ct_series"] = BundleCase(
-        series.name, "ct_series.001_denoised.nii.gz", clean_zyx.transpose(2, 1, 0), noisy_zyx.transpose(2, 1, 0),
+        series.name,
+        "ct_series.001_denoised.nii.gz",
+        clean_zyx.transpose(2, 1, 0),
+        noisy_zyx.transpose(2, 1, 0),
         dicom_series_affine(series),
     )
     # not inputs: the bundle must skip them
@@ -184,10 +187,14 @@ def single_run(bundle_data, tmp_path_factory) -> tuple[Path, subprocess.Complete
     output_dir = tmp_path_factory.mktemp("single") / "out"
     result = monai_bundle(
         "run",
-        "--config_file", bundle_config(),
-        "--bundle_root", BUNDLE_ROOT,
-        "--dataset_dir", str(bundle_data.dataset_dir),
-        "--output_dir", str(output_dir),
+        "--config_file",
+        bundle_config(),
+        "--bundle_root",
+        BUNDLE_ROOT,
+        "--dataset_dir",
+        str(bundle_data.dataset_dir),
+        "--output_dir",
+        str(output_dir),
         cwd=tmp_path_factory.mktemp("cwd"),
     )
     return output_dir, result
@@ -201,13 +208,24 @@ def multi_run(bundle_data, tmp_path_factory) -> tuple[Path, Path, subprocess.Com
     configs = f"['{bundle_config()}','{bundle_config('multi_gpu_inference.json')}']"
     result = run_command(
         [
-            *torchrun_launcher(), "--standalone", "--nproc_per_node=2",
-            "--log-dir", str(log_dir), "--redirects", "3",
-            "-m", "monai.bundle", "run",
-            "--config_file", configs,
-            "--bundle_root", BUNDLE_ROOT,
-            "--dataset_dir", str(bundle_data.dataset_dir),
-            "--output_dir", str(output_dir),
+            *torchrun_launcher(),
+            "--standalone",
+            "--nproc_per_node=2",
+            "--log-dir",
+            str(log_dir),
+            "--redirects",
+            "3",
+            "-m",
+            "monai.bundle",
+            "run",
+            "--config_file",
+            configs,
+            "--bundle_root",
+            BUNDLE_ROOT,
+            "--dataset_dir",
+            str(bundle_data.dataset_dir),
+            "--output_dir",
+            str(output_dir),
         ],
         cwd=base,
     )

@@ -63,8 +63,16 @@ def _parsed(name: str, **overrides):
 
 # ------------------------------------------------------------------------------------------------------ layout
 def test_layout_and_package_data():
-    for relative in ("LICENSE", "configs/metadata.json", "configs/inference.json", "configs/multi_gpu_inference.json",
-                     "configs/logging.conf", "docs/README.md", "docs/data_license.txt", "models/model.pt"):
+    for relative in (
+        "LICENSE",
+        "configs/metadata.json",
+        "configs/inference.json",
+        "configs/multi_gpu_inference.json",
+        "configs/logging.conf",
+        "docs/README.md",
+        "docs/data_license.txt",
+        "models/model.pt",
+    ):
         assert (ROOT / relative).is_file(), relative
     licence = (ROOT / "LICENSE").read_text()
     assert "Apache License" in licence and "Version 2.0" in licence
@@ -80,8 +88,22 @@ def test_layout_and_package_data():
 
 def test_configs_are_a_thin_front_end_over_the_library():
     config = json.loads((ROOT / "configs" / "inference.json").read_text())
-    for key in ("dataset_dir", "output_dir", "network_def", "inferer", "preprocessing", "postprocessing", "dataset",
-                "evaluator", "initialize", "run", "finalize", "model_name", "bundle_root", "device"):
+    for key in (
+        "dataset_dir",
+        "output_dir",
+        "network_def",
+        "inferer",
+        "preprocessing",
+        "postprocessing",
+        "dataset",
+        "evaluator",
+        "initialize",
+        "run",
+        "finalize",
+        "model_name",
+        "bundle_root",
+        "device",
+    ):
         assert key in config, key
     assert config["denoiser"]["_target_"] == "meddenoiselib.inference.Denoiser"
     assert config["inferer"]["_target_"] == "meddenoiselib.bundle.inferer.DenoiserInferer"
@@ -233,9 +255,19 @@ def test_noise_map_model_gets_the_noise_level(tmp_path, mr_crop):
     with torch.no_grad():
         for parameter in network.parameters():  # an untrained KPN ignores the map; make it matter
             parameter.add_(0.05 * torch.randn_like(parameter))
-    card = {"name": "map-test", "input_scaling": "minmax", "architecture": {
-        "network": "kpn-small", "spatial_dims": 2, "in_channels": 2, "out_channels": 1, "burst": 1,
-        "noise_map": True, "overrides": {"noise_map": True}}}
+    card = {
+        "name": "map-test",
+        "input_scaling": "minmax",
+        "architecture": {
+            "network": "kpn-small",
+            "spatial_dims": 2,
+            "in_channels": 2,
+            "out_channels": 1,
+            "burst": 1,
+            "noise_map": True,
+            "overrides": {"noise_map": True},
+        },
+    }
     weights = save_weights(network, tmp_path / "map-test.safetensors", card)
     low = _bundle_output(tmp_path, mr_crop, "low", weights=str(weights), sigma=0.02)
     high = _bundle_output(tmp_path, mr_crop, "high", weights=str(weights), sigma=0.2)
@@ -326,9 +358,10 @@ def test_reader_refusals_are_not_bypassed_by_monai_fallback_readers(tmp_path):
     """A folder with two equally large series is ambiguous for the library; LoadImaged must not read it anyway with
     one of MONAI's other readers."""
     import pydicom
-    from meddenoiselib.errors import MedDenoiseError
     from monai.transforms import LoadImaged
     from pydicom.uid import generate_uid
+
+    from meddenoiselib.errors import MedDenoiseError
 
     sources = sorted(sample_path("ct_chest").glob("*.dcm"))[:2]
     for index in range(2):

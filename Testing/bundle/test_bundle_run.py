@@ -82,8 +82,9 @@ def test_torchrun_two_processes_split_the_inputs(bundle_data, single_run, multi_
         listed = re.search(rf"rank {rank} of 2: .*?; (\d+) of 3 input\(s\) from .*?: (.*)", text)
         inputs_by_rank[rank] = [name for name in listed.group(2).strip().split(", ") if name]
         assert int(listed.group(1)) == len(inputs_by_rank[rank])
-        written_by_rank[rank] = [Path(line.split("writing: ")[1].strip()).name for line in text.splitlines()
-                                 if "writing: " in line]
+        written_by_rank[rank] = [
+            Path(line.split("writing: ")[1].strip()).name for line in text.splitlines() if "writing: " in line
+        ]
     assert all(inputs_by_rank.values()), inputs_by_rank  # both ranks worked
     all_inputs = inputs_by_rank[0] + inputs_by_rank[1]
     assert sorted(all_inputs) == sorted(case.name for case in bundle_data.cases.values())  # each exactly once
@@ -106,9 +107,25 @@ def test_torchrun_with_fewer_inputs_than_processes(tmp_path):
     mr = nib.load(str(sample_path("mr_head")))
     nib.save(mr.slicer[16:40, 16:40, 8:12], str(data / "one.nii.gz"))
     configs = f"['{bundle_config()}','{bundle_config('multi_gpu_inference.json')}']"
-    result = run_command([*torchrun_launcher(), "--standalone", "--nproc_per_node=2", "-m", "monai.bundle", "run",
-                          "--config_file", configs, "--bundle_root", BUNDLE_ROOT, "--dataset_dir", str(data),
-                          "--output_dir", str(tmp_path / "out")], cwd=tmp_path)
+    result = run_command(
+        [
+            *torchrun_launcher(),
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "monai.bundle",
+            "run",
+            "--config_file",
+            configs,
+            "--bundle_root",
+            BUNDLE_ROOT,
+            "--dataset_dir",
+            str(data),
+            "--output_dir",
+            str(tmp_path / "out"),
+        ],
+        cwd=tmp_path,
+    )
     output = result.stdout + result.stderr
     assert "1 of 1 input(s)" in output and "0 of 1 input(s)" in output
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["one_denoised.nii.gz"]
@@ -116,12 +133,18 @@ def test_torchrun_with_fewer_inputs_than_processes(tmp_path):
 
 def test_verify_net_in_out():
     result = monai_bundle(
-        "verify_net_in_out", "network_def",
-        "--meta_file", bundle_config("metadata.json"),
-        "--config_file", bundle_config(),
-        "--bundle_root", BUNDLE_ROOT,
-        "--device", "cpu",
-        "--any", "37",
+        "verify_net_in_out",
+        "network_def",
+        "--meta_file",
+        bundle_config("metadata.json"),
+        "--config_file",
+        bundle_config(),
+        "--bundle_root",
+        BUNDLE_ROOT,
+        "--device",
+        "cpu",
+        "--any",
+        "37",
     )
     assert "data shape of network is verified with no error" in result.stdout + result.stderr
 

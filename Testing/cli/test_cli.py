@@ -30,6 +30,7 @@ def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 def test_help_and_version():
     import importlib.metadata
+
     import tomllib
 
     assert "denoise" in run_cli("--help").stdout
@@ -41,8 +42,9 @@ def test_help_and_version():
 def test_denoise_dicom_series_to_derived_series_and_nifti(tmp_path, ct_series_dir):
     before = digest_tree(ct_series_dir)
     out = tmp_path / "derived"
-    result = run_cli("denoise", str(ct_series_dir), str(out), "--model", "median", "--sigma", "25",
-                     "--progress-format", "lines")
+    result = run_cli(
+        "denoise", str(ct_series_dir), str(out), "--model", "median", "--sigma", "25", "--progress-format", "lines"
+    )
     lines = [line for line in result.stderr.splitlines() if line.startswith("PROGRESS ")]
     fractions = [float(line.split()[1]) for line in lines]
     assert fractions and fractions == sorted(fractions) and fractions[-1] == 1.0
@@ -123,8 +125,25 @@ def test_demo_runs_on_bundled_samples(tmp_path):
 
 def test_train_subcommand_writes_weights_and_card(tmp_path, xray_png, us_png):
     out = tmp_path / "run"
-    run_cli("train", str(xray_png), "--val-inputs", str(us_png), "--network", "conv-dae", "--steps", "4",
-            "--batch-size", "2", "--patch", "32", "--val-every", "2", "--output", str(out), "--no-progress")
+    run_cli(
+        "train",
+        str(xray_png),
+        "--val-inputs",
+        str(us_png),
+        "--network",
+        "conv-dae",
+        "--steps",
+        "4",
+        "--batch-size",
+        "2",
+        "--patch",
+        "32",
+        "--val-every",
+        "2",
+        "--output",
+        str(out),
+        "--no-progress",
+    )
     card = json.loads((out / "model.json").read_text())
     assert card["training"]["steps"] == 4 and card["architecture"]["network"] == "conv-dae"
     assert (out / "model.safetensors").is_file() and (out / "log.csv").read_text().count("\n") == 3
@@ -150,8 +169,23 @@ def test_residual_and_quality_report(tmp_path, mr_nifti):
     simulate = ["simulate", str(mr_nifti), str(noisy_path), "--noise", "gaussian:20", "--scaling", "minmax", "-q"]
     assert main(simulate) == 0
     out, residual, report = tmp_path / "den.nii.gz", tmp_path / "res.nii.gz", tmp_path / "report.json"
-    assert main(["denoise", str(noisy_path), str(out), "--model", "median", "--residual", str(residual),
-                 "--report", str(report), "-q"]) == 0
+    assert (
+        main(
+            [
+                "denoise",
+                str(noisy_path),
+                str(out),
+                "--model",
+                "median",
+                "--residual",
+                str(residual),
+                "--report",
+                str(report),
+                "-q",
+            ]
+        )
+        == 0
+    )
     noisy, denoised, removed = read_volume(noisy_path), read_volume(out), read_volume(residual)
     assert removed.array.dtype == np.float32 and removed.same_geometry(noisy)
     np.testing.assert_array_equal(removed.array, noisy.array.astype(np.float32) - denoised.array)

@@ -51,8 +51,27 @@ def test_4d_nifti_with_mask_is_denoised_frame_by_frame_in_its_layout(tmp_path):
     mask_path, inside = _mask(tmp_path)
     before = digest_tree(source)
     out = tmp_path / "out.nii.gz"
-    assert main(["denoise", str(source), str(out), "--model", "median", "--sigma", "20", "--mask", str(mask_path),
-                 "--residual", str(tmp_path / "removed.nii.gz"), "--report", str(tmp_path / "qa.json"), "-q"]) == 0
+    assert (
+        main(
+            [
+                "denoise",
+                str(source),
+                str(out),
+                "--model",
+                "median",
+                "--sigma",
+                "20",
+                "--mask",
+                str(mask_path),
+                "--residual",
+                str(tmp_path / "removed.nii.gz"),
+                "--report",
+                str(tmp_path / "qa.json"),
+                "-q",
+            ]
+        )
+        == 0
+    )
     written = nib.load(str(out))
     result = np.asanyarray(written.dataobj)
     assert result.shape == data.shape and written.get_data_dtype() == np.int16
@@ -62,8 +81,10 @@ def test_4d_nifti_with_mask_is_denoised_frame_by_frame_in_its_layout(tmp_path):
         np.testing.assert_array_equal(result[..., t][~inside], data[..., t][~inside])
     # inside, each frame is what the library gives for the whole series (one scaling for all frames)
     expected = Denoiser("median", device="cpu").denoise(read_series(source), sigma=20 / 255).array
-    np.testing.assert_array_equal(np.transpose(result, (3, 2, 1, 0))[:, np.transpose(inside, (2, 1, 0))],
-                                  expected[:, np.transpose(inside, (2, 1, 0))])
+    np.testing.assert_array_equal(
+        np.transpose(result, (3, 2, 1, 0))[:, np.transpose(inside, (2, 1, 0))],
+        expected[:, np.transpose(inside, (2, 1, 0))],
+    )
     assert np.std(result[..., 1][inside].astype(float)) < np.std(data[..., 1][inside].astype(float))
     removed = np.asanyarray(nib.load(str(tmp_path / "removed.nii.gz")).dataobj)
     np.testing.assert_allclose(removed, data.astype(np.float32) - result, atol=1e-3)
@@ -79,22 +100,41 @@ def test_dwi_nrrd_keeps_gradient_axis_first_and_its_keys(tmp_path, mr_nifti):
     frames = np.stack([volume.array[8:12] * (1.0 - 0.2 * g) for g in range(4)]).astype(np.int16)  # (4, 4, 58, 58)
     frames = np.rint(frames + np.random.default_rng(1).normal(0, 30, frames.shape)).astype(np.int16)
     file_array = np.transpose(frames, (1, 2, 3, 0))
-    header = ("NRRD0004\ntype: short\ndimension: 4\nspace: left-posterior-superior\nsizes: 4 58 58 4\n"
-              "space directions: none (4,0,0) (0,4,0) (0,0,5)\nkinds: list domain domain domain\nendian: little\n"
-              "encoding: raw\nspace origin: (-100,-100,20)\nmodality:=DWMRI\nDWMRI_b-value:=1000\n"
-              + "".join(f"DWMRI_gradient_{g:04d}:={g} 0 1\n" for g in range(4)) + "\n")
+    header = (
+        "NRRD0004\ntype: short\ndimension: 4\nspace: left-posterior-superior\nsizes: 4 58 58 4\n"
+        "space directions: none (4,0,0) (0,4,0) (0,0,5)\nkinds: list domain domain domain\nendian: little\n"
+        "encoding: raw\nspace origin: (-100,-100,20)\nmodality:=DWMRI\nDWMRI_b-value:=1000\n"
+        + "".join(f"DWMRI_gradient_{g:04d}:={g} 0 1\n" for g in range(4))
+        + "\n"
+    )
     source = tmp_path / "dwi.nrrd"
     source.write_bytes(header.encode() + np.ascontiguousarray(file_array).astype("<i2").tobytes())
     out = tmp_path / "dwi_denoised.nrrd"
-    child = subprocess.run([sys.executable, "-m", "meddenoiselib", "denoise", str(source), str(out), "--model",
-                            "nlm", "--progress-format", "lines"], capture_output=True, text=True, timeout=300)
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "meddenoiselib",
+            "denoise",
+            str(source),
+            str(out),
+            "--model",
+            "nlm",
+            "--progress-format",
+            "lines",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert child.returncode == 0, child.stderr
     fractions = [float(line.split()[1]) for line in child.stderr.splitlines() if line.startswith("PROGRESS ")]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0  # one progress over all frames, never back
     fields, keys, _, _ = read_nrrd_header(out)
     assert dict(fields)["kinds"] == "list domain domain domain" and dict(fields)["sizes"] == "4 58 58 4"
     assert keys == [("modality", "DWMRI"), ("DWMRI_b-value", "1000")] + [
-        (f"DWMRI_gradient_{g:04d}", f"{g} 0 1") for g in range(4)]
+        (f"DWMRI_gradient_{g:04d}", f"{g} 0 1") for g in range(4)
+    ]
     result = read_series(out)
     assert result.array.shape == frames.shape and result.origin == (-100.0, -100.0, 20.0)
     noisy_error = np.abs(np.diff(frames.astype(float), axis=-1)).mean()
@@ -106,9 +146,23 @@ def test_mask_on_another_grid_exits_1_with_one_line_and_writes_nothing(tmp_path,
     shifted = _affine()
     shifted[:3, 3] += (0.0, 3.0, 0.0)
     mask_path, _ = _mask(tmp_path, shifted, "shifted.nii.gz")
-    child = subprocess.run([sys.executable, "-m", "meddenoiselib", "denoise", str(source), str(tmp_path / "o.nii.gz"),
-                            "--model", "median", "--mask", str(mask_path)], capture_output=True, text=True,
-                           timeout=300)
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "meddenoiselib",
+            "denoise",
+            str(source),
+            str(tmp_path / "o.nii.gz"),
+            "--model",
+            "median",
+            "--mask",
+            str(mask_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert child.returncode == 1
     last = child.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "not on the image's voxel grid (origin differs by 3" in last
@@ -118,7 +172,9 @@ def test_mask_on_another_grid_exits_1_with_one_line_and_writes_nothing(tmp_path,
     nib.save(nib.Nifti1Image(np.zeros((40, 36, 5), np.int16) + 7, _affine()), str(volume_path))
     mask_path, _ = _mask(tmp_path)
     capsys.readouterr()
-    assert main(["denoise", str(volume_path), str(tmp_path / "f.nii.gz"), "--model", "median", "--mask",
-                 str(mask_path)]) == 1
+    assert (
+        main(["denoise", str(volume_path), str(tmp_path / "f.nii.gz"), "--model", "median", "--mask", str(mask_path)])
+        == 1
+    )
     assert "has shape (6, 36, 40) (z, y, x) but the image has (5, 36, 40)" in capsys.readouterr().err
     assert not (tmp_path / "f.nii.gz").exists()

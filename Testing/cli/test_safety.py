@@ -133,8 +133,12 @@ def c01_overwrite_into_parent_folder_keeps_everything(tmp: Path, monkeypatch) ->
         derived = sorted(p for p in parent.glob("*.dcm"))
         assert len(derived) == 4 and all(pydicom.dcmread(p).SeriesDescription.endswith("denoised") for p in derived)
 
-    return Case(["denoise", str(series), str(parent), "--overwrite", *MEDIAN], 0,
-                inputs=(series, parent / "thesis.docx", parent / "sub"), check=check)
+    return Case(
+        ["denoise", str(series), str(parent), "--overwrite", *MEDIAN],
+        0,
+        inputs=(series, parent / "thesis.docx", parent / "sub"),
+        check=check,
+    )
 
 
 def c01_existing_output_folder_is_merged_file_by_file(tmp: Path, monkeypatch) -> Case:
@@ -149,72 +153,108 @@ def c01_existing_output_folder_is_merged_file_by_file(tmp: Path, monkeypatch) ->
         assert (out / "thesis.docx").read_bytes() == b"unrelated" and (out / "sub").is_dir()
         assert sorted(p.name for p in out.glob("*.dcm")) == sorted(p.name for p in series.iterdir())
 
-    return Case(["denoise", str(series), str(out), "--overwrite", *MEDIAN], 0,
-                inputs=(series, out / "thesis.docx"), check=check)
+    return Case(
+        ["denoise", str(series), str(out), "--overwrite", *MEDIAN], 0, inputs=(series, out / "thesis.docx"), check=check
+    )
 
 
 def c01_output_folder_that_is_the_input_is_refused(tmp: Path, monkeypatch) -> Case:
     series = _ct_series(tmp / "series")
-    return Case(["denoise", str(series), str(series), "--overwrite", *MEDIAN], 1, "series", "input",
-                inputs=(series,))
+    return Case(["denoise", str(series), str(series), "--overwrite", *MEDIAN], 1, "series", "input", inputs=(series,))
 
 
 def c01_second_run_needs_overwrite(tmp: Path, monkeypatch) -> Case:
     series = _ct_series(tmp / "series")
     out = tmp / "out"
     assert main(["denoise", str(series), str(out), *MEDIAN]) == 0
-    return Case(["denoise", str(series), str(out), *MEDIAN], 1, "out", "already exists; pass --overwrite",
-                inputs=(series, out))
+    return Case(
+        ["denoise", str(series), str(out), *MEDIAN], 1, "out", "already exists; pass --overwrite", inputs=(series, out)
+    )
 
 
 # ---------------------------------------------------------------------------------- 2. reports are planned
 def c02_residual_onto_the_input_is_refused(tmp: Path, monkeypatch) -> Case:
     mr = _mr(tmp)
-    return Case(["denoise", str(mr), str(tmp / "out.nii.gz"), "--residual", str(mr), "--overwrite", *MEDIAN], 1,
-                "mr.nii.gz", "would overwrite the input", inputs=(mr,),
-                check=lambda: not (tmp / "out.nii.gz").exists() or pytest.fail("image written"))
+    return Case(
+        ["denoise", str(mr), str(tmp / "out.nii.gz"), "--residual", str(mr), "--overwrite", *MEDIAN],
+        1,
+        "mr.nii.gz",
+        "would overwrite the input",
+        inputs=(mr,),
+        check=lambda: not (tmp / "out.nii.gz").exists() or pytest.fail("image written"),
+    )
 
 
 def c02_report_onto_the_input_is_refused(tmp: Path, monkeypatch) -> Case:
     mr = _mr(tmp)
-    return Case(["denoise", str(mr), str(tmp / "out.nii.gz"), "--report", str(mr), "--overwrite", *MEDIAN], 1,
-                "mr.nii.gz", "report must be a .json file", inputs=(mr,))
+    return Case(
+        ["denoise", str(mr), str(tmp / "out.nii.gz"), "--report", str(mr), "--overwrite", *MEDIAN],
+        1,
+        "mr.nii.gz",
+        "report must be a .json file",
+        inputs=(mr,),
+    )
 
 
 def c02_existing_report_needs_overwrite(tmp: Path, monkeypatch) -> Case:
     mr = _mr(tmp)
     report = tmp / "qa.json"
     report.write_text('{"mine": 1}')
-    return Case(["denoise", str(mr), str(tmp / "out.nii.gz"), "--report", str(report), *MEDIAN], 1, "qa.json",
-                "already exists", inputs=(mr, report),
-                check=lambda: not (tmp / "out.nii.gz").exists() or pytest.fail("image written"))
+    return Case(
+        ["denoise", str(mr), str(tmp / "out.nii.gz"), "--report", str(report), *MEDIAN],
+        1,
+        "qa.json",
+        "already exists",
+        inputs=(mr, report),
+        check=lambda: not (tmp / "out.nii.gz").exists() or pytest.fail("image written"),
+    )
 
 
 def c02_report_that_is_the_image_output_is_refused(tmp: Path, monkeypatch) -> Case:
     mr = _mr(tmp)
-    return Case(["denoise", str(mr), str(tmp / "out.nii.gz"), "--report", str(tmp / "out.nii.gz"), *MEDIAN], 1,
-                "out.nii.gz", "report must be a .json file", inputs=(mr,))
+    return Case(
+        ["denoise", str(mr), str(tmp / "out.nii.gz"), "--report", str(tmp / "out.nii.gz"), *MEDIAN],
+        1,
+        "out.nii.gz",
+        "report must be a .json file",
+        inputs=(mr,),
+    )
 
 
 def c02_residual_that_is_the_image_output_is_refused(tmp: Path, monkeypatch) -> Case:
     mr = _mr(tmp)
     out = str(tmp / "out.nii.gz")
-    return Case(["denoise", str(mr), out, "--residual", out, *MEDIAN], 1, "out.nii.gz",
-                "same path as the image output", inputs=(mr,))
+    return Case(
+        ["denoise", str(mr), out, "--residual", out, *MEDIAN],
+        1,
+        "out.nii.gz",
+        "same path as the image output",
+        inputs=(mr,),
+    )
 
 
 def c02_report_in_a_missing_folder_fails_before_anything_is_written(tmp: Path, monkeypatch) -> Case:
     mr = _mr(tmp)
-    return Case(["denoise", str(mr), str(tmp / "out.nii.gz"), "--report", str(tmp / "no" / "qa.json"), *MEDIAN], 1,
-                "qa.json", "does not exist", inputs=(mr,),
-                check=lambda: not (tmp / "out.nii.gz").exists() or pytest.fail("image written"))
+    return Case(
+        ["denoise", str(mr), str(tmp / "out.nii.gz"), "--report", str(tmp / "no" / "qa.json"), *MEDIAN],
+        1,
+        "qa.json",
+        "does not exist",
+        inputs=(mr,),
+        check=lambda: not (tmp / "out.nii.gz").exists() or pytest.fail("image written"),
+    )
 
 
 def c02_report_in_a_read_only_folder_fails_first(tmp: Path, monkeypatch) -> Case:
     mr = _mr(tmp)
     locked = _read_only_folder(tmp, monkeypatch)
-    return Case(["denoise", str(mr), str(tmp / "out.nii.gz"), "--report", str(locked / "qa.json"), *MEDIAN], 1,
-                "qa.json", "not writable", inputs=(mr,))
+    return Case(
+        ["denoise", str(mr), str(tmp / "out.nii.gz"), "--report", str(locked / "qa.json"), *MEDIAN],
+        1,
+        "qa.json",
+        "not writable",
+        inputs=(mr,),
+    )
 
 
 # ------------------------------------------------------------------------------ 3-5. pixels of DICOM kinds
@@ -248,8 +288,9 @@ def c03_monochrome1_dicomdir_cr1(tmp: Path, monkeypatch) -> Case:
         assert pydicom.dcmread(tmp / "cr.dcm").PhotometricInterpretation == "MONOCHROME1"
         np.testing.assert_array_equal(_stored(tmp / "cr.dcm"), _stored(source))
 
-    return Case(["denoise", str(source), str(tmp / "cr.dcm"), "--strength", "0", *MEDIAN], 0, inputs=(source,),
-                check=check)
+    return Case(
+        ["denoise", str(source), str(tmp / "cr.dcm"), "--strength", "0", *MEDIAN], 0, inputs=(source,), check=check
+    )
 
 
 def c04_enhanced_ct_keeps_per_frame_rescale(tmp: Path, monkeypatch) -> Case:
@@ -267,7 +308,7 @@ def c04_enhanced_ct_keeps_per_frame_rescale(tmp: Path, monkeypatch) -> Case:
 def c04_enhanced_frames_with_different_rescales(tmp: Path, monkeypatch) -> Case:
     source = _copy(dicom_testdata("eCT_Supplemental.dcm"), tmp, "two_maps.dcm")
     ds = pydicom.dcmread(source)
-    for frame, (slope, intercept) in zip(ds.PerFrameFunctionalGroupsSequence, ((1, -1024), (2, -3000))):
+    for frame, (slope, intercept) in zip(ds.PerFrameFunctionalGroupsSequence, ((1, -1024), (2, -3000)), strict=False):
         item = pydicom.Dataset()
         item.RescaleSlope, item.RescaleIntercept, item.RescaleType = slope, intercept, "US"
         frame.PixelValueTransformationSequence = [item]
@@ -348,8 +389,10 @@ def c06_dicom_claiming_more_frames_than_it_holds(tmp: Path, monkeypatch) -> Case
 
 def c06_nrrd_with_a_missing_data_file(tmp: Path, monkeypatch) -> Case:
     header = tmp / "x.nhdr"
-    header.write_text("NRRD0004\ntype: short\ndimension: 3\nsizes: 4000 4000 4000\nencoding: raw\n"
-                      "endian: little\ndata file: x.raw\n\n")
+    header.write_text(
+        "NRRD0004\ntype: short\ndimension: 3\nsizes: 4000 4000 4000\nencoding: raw\n"
+        "endian: little\ndata file: x.raw\n\n"
+    )
     (tmp / "x.raw").write_bytes(b"\0" * 1000)
     return Case(["info", str(header)], 1, "x.nhdr", "truncated", inputs=(header, tmp / "x.raw"))
 
@@ -358,13 +401,19 @@ def c06_nrrd_with_a_missing_data_file(tmp: Path, monkeypatch) -> Case:
 def _gap(k: int, ds: pydicom.Dataset) -> None:
     if k >= 2:
         ds.ImagePositionPatient = [float(v) for v in ds.ImagePositionPatient[:2]] + [
-            float(ds.ImagePositionPatient[2]) + 64.0]
+            float(ds.ImagePositionPatient[2]) + 64.0
+        ]
 
 
 def c07_gap_to_nifti_is_refused(tmp: Path, monkeypatch) -> Case:
     series = _edit_series(_ct_series(tmp / "gap"), _gap)
-    return Case(["denoise", str(series), str(tmp / "gap.nii.gz"), *MEDIAN], 1, "gap.nii.gz", "not evenly spaced",
-                inputs=(series,))
+    return Case(
+        ["denoise", str(series), str(tmp / "gap.nii.gz"), *MEDIAN],
+        1,
+        "gap.nii.gz",
+        "not evenly spaced",
+        inputs=(series,),
+    )
 
 
 def c07_gap_to_dicom_keeps_every_slice_position(tmp: Path, monkeypatch) -> Case:
@@ -383,11 +432,17 @@ def c07_repeated_positions_to_nifti_are_refused(tmp: Path, monkeypatch) -> Case:
     def duplicate(k: int, ds: pydicom.Dataset) -> None:
         if k == 1:
             ds.ImagePositionPatient = [float(v) for v in ds.ImagePositionPatient[:2]] + [
-                float(ds.ImagePositionPatient[2]) - 2.0]  # onto slice 0
+                float(ds.ImagePositionPatient[2]) - 2.0
+            ]  # onto slice 0
 
     series = _edit_series(_ct_series(tmp / "dup"), duplicate)
-    return Case(["denoise", str(series), str(tmp / "dup.nrrd"), *MEDIAN], 1, "dup.nrrd", "repeat another slice",
-                inputs=(series,))
+    return Case(
+        ["denoise", str(series), str(tmp / "dup.nrrd"), *MEDIAN],
+        1,
+        "dup.nrrd",
+        "repeat another slice",
+        inputs=(series,),
+    )
 
 
 def c07_two_orientations_are_refused(tmp: Path, monkeypatch) -> Case:
@@ -396,8 +451,13 @@ def c07_two_orientations_are_refused(tmp: Path, monkeypatch) -> Case:
             ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]  # coronal
 
     series = _edit_series(_ct_series(tmp / "mixed"), turn)
-    return Case(["denoise", str(series), str(tmp / "m.nii.gz"), *MEDIAN], 1, "mixed", "2 different orientations",
-                inputs=(series,))
+    return Case(
+        ["denoise", str(series), str(tmp / "m.nii.gz"), *MEDIAN],
+        1,
+        "mixed",
+        "2 different orientations",
+        inputs=(series,),
+    )
 
 
 def c07_radial_series_is_refused(tmp: Path, monkeypatch) -> Case:
@@ -415,8 +475,13 @@ def c07_missing_position_is_refused(tmp: Path, monkeypatch) -> Case:
             del ds.ImagePositionPatient
 
     series = _edit_series(_ct_series(tmp / "holes"), drop)
-    return Case(["denoise", str(series), str(tmp / "h.nii.gz"), *MEDIAN], 1, "holes", "no ImagePositionPatient",
-                inputs=(series,))
+    return Case(
+        ["denoise", str(series), str(tmp / "h.nii.gz"), *MEDIAN],
+        1,
+        "holes",
+        "no ImagePositionPatient",
+        inputs=(series,),
+    )
 
 
 def c07_tilted_stack_is_placed_exactly(tmp: Path, monkeypatch) -> Case:
@@ -459,9 +524,14 @@ def _detached(suffix: str, data: str) -> Callable:
 # ------------------------------------------------------------------------------------------- 9. residuals
 def c09_residual_to_dicom_is_refused_first(tmp: Path, monkeypatch) -> Case:
     series = _ct_series(tmp / "series")
-    return Case(["denoise", str(series), str(tmp / "out"), "--residual", str(tmp / "r.dcm"), *MEDIAN], 1, "r.dcm",
-                "negative", inputs=(series,),
-                check=lambda: not (tmp / "out").exists() or pytest.fail("image written"))
+    return Case(
+        ["denoise", str(series), str(tmp / "out"), "--residual", str(tmp / "r.dcm"), *MEDIAN],
+        1,
+        "r.dcm",
+        "negative",
+        inputs=(series,),
+        check=lambda: not (tmp / "out").exists() or pytest.fail("image written"),
+    )
 
 
 def c09_residual_keeps_negative_values(tmp: Path, monkeypatch) -> Case:
@@ -472,15 +542,20 @@ def c09_residual_keeps_negative_values(tmp: Path, monkeypatch) -> Case:
         values = read_volume(residual).array
         assert values.dtype == np.float32 and values.min() < 0 < values.max()
 
-    return Case(["denoise", str(series), str(tmp / "out"), "--residual", str(residual), *MEDIAN], 0,
-                inputs=(series,), check=check)
+    return Case(
+        ["denoise", str(series), str(tmp / "out"), "--residual", str(residual), *MEDIAN],
+        0,
+        inputs=(series,),
+        check=check,
+    )
 
 
 # ------------------------------------------------------------------------ 10. outputs checked before compute
 def c10_missing_output_folder(tmp: Path, monkeypatch) -> Case:
     mr = _mr(tmp)
-    return Case(["denoise", str(mr), str(tmp / "nope" / "o.nii.gz"), *MEDIAN], 1, "o.nii.gz", "does not exist",
-                inputs=(mr,))
+    return Case(
+        ["denoise", str(mr), str(tmp / "nope" / "o.nii.gz"), *MEDIAN], 1, "o.nii.gz", "does not exist", inputs=(mr,)
+    )
 
 
 def c10_existing_output(tmp: Path, monkeypatch) -> Case:
@@ -492,8 +567,9 @@ def c10_existing_output(tmp: Path, monkeypatch) -> Case:
 
 def c10_unknown_extension(tmp: Path, monkeypatch) -> Case:
     mr = _mr(tmp)
-    return Case(["denoise", str(mr), str(tmp / "o.xyz"), *MEDIAN], 1, "o.xyz", "cannot tell the output format",
-                inputs=(mr,))
+    return Case(
+        ["denoise", str(mr), str(tmp / "o.xyz"), *MEDIAN], 1, "o.xyz", "cannot tell the output format", inputs=(mr,)
+    )
 
 
 def c10_volume_to_png(tmp: Path, monkeypatch) -> Case:
@@ -505,20 +581,19 @@ def c10_rgb_to_nifti(tmp: Path, monkeypatch) -> Case:
     rgb = tmp / "rgb.png"
     array = np.random.default_rng(0).integers(0, 256, size=(20, 30, 3), dtype=np.uint8)
     sitk.WriteImage(sitk.GetImageFromArray(array, isVector=True), str(rgb))
-    return Case(["denoise", str(rgb), str(tmp / "o.nii.gz"), *MEDIAN], 1, "o.nii.gz", "colour components",
-                inputs=(rgb,))
+    return Case(
+        ["denoise", str(rgb), str(tmp / "o.nii.gz"), *MEDIAN], 1, "o.nii.gz", "colour components", inputs=(rgb,)
+    )
 
 
 def c10_rgb_dicom_to_dicom(tmp: Path, monkeypatch) -> Case:
     source = _copy(dicom_testdata("SC_rgb.dcm"), tmp)
-    return Case(["denoise", str(source), str(tmp / "o.dcm"), *MEDIAN], 1, "o.dcm", "only grayscale",
-                inputs=(source,))
+    return Case(["denoise", str(source), str(tmp / "o.dcm"), *MEDIAN], 1, "o.dcm", "only grayscale", inputs=(source,))
 
 
 def c10_segmentation_to_dicom(tmp: Path, monkeypatch) -> Case:
     source = _copy(dicom_testdata("liver.dcm"), tmp)
-    return Case(["denoise", str(source), str(tmp / "o.dcm"), *MEDIAN], 1, "liver.dcm", "Segmentation",
-                inputs=(source,))
+    return Case(["denoise", str(source), str(tmp / "o.dcm"), *MEDIAN], 1, "liver.dcm", "Segmentation", inputs=(source,))
 
 
 def c10_dicom_output_from_nifti(tmp: Path, monkeypatch) -> Case:
@@ -539,17 +614,31 @@ def c10_folder_batch_processes_every_file(tmp: Path, monkeypatch) -> Case:
     def check() -> None:
         assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png"]
 
-    return Case(["denoise", str(folder), str(out), *MEDIAN], 1, "b.png",
-                "cannot decode the PNG image (truncated or corrupt)", inputs=(folder,), check=check,
-                before_compute=False, batch=True, absent="ITK")
+    return Case(
+        ["denoise", str(folder), str(out), *MEDIAN],
+        1,
+        "b.png",
+        "cannot decode the PNG image (truncated or corrupt)",
+        inputs=(folder,),
+        check=check,
+        before_compute=False,
+        batch=True,
+        absent="ITK",
+    )
 
 
 def c10_folder_output_named_like_a_file(tmp: Path, monkeypatch) -> Case:
     folder = tmp / "in"
     folder.mkdir()
     _mr(folder, "b1.nii.gz")
-    return Case(["denoise", str(folder), str(tmp / "b3.nii.gz"), *MEDIAN], 1, "b3.nii.gz", "must be a folder",
-                inputs=(folder,), check=lambda: not (tmp / "b3.nii.gz").exists() or pytest.fail("created"))
+    return Case(
+        ["denoise", str(folder), str(tmp / "b3.nii.gz"), *MEDIAN],
+        1,
+        "b3.nii.gz",
+        "must be a folder",
+        inputs=(folder,),
+        check=lambda: not (tmp / "b3.nii.gz").exists() or pytest.fail("created"),
+    )
 
 
 def c10_two_inputs_onto_one_output_name(tmp: Path, monkeypatch) -> Case:
@@ -558,8 +647,15 @@ def c10_two_inputs_onto_one_output_name(tmp: Path, monkeypatch) -> Case:
     _mr(folder, "scan.nii.gz")
     sitk.WriteImage(sitk.ReadImage(str(sample_path("mr_head"))), str(folder / "scan.nrrd"))
     out = tmp / "out"
-    return Case(["denoise", str(folder), str(out), "--format", "nifti", *MEDIAN], 1, "scan.nii.gz",
-                "same path as the image output", inputs=(folder,), before_compute=False, batch=True)
+    return Case(
+        ["denoise", str(folder), str(out), "--format", "nifti", *MEDIAN],
+        1,
+        "scan.nii.gz",
+        "same path as the image output",
+        inputs=(folder,),
+        before_compute=False,
+        batch=True,
+    )
 
 
 # ----------------------------------------------------------------------------- 11. one line, no traceback
@@ -570,8 +666,13 @@ def c11_info_bad_vr(tmp: Path, monkeypatch) -> Case:
 
 def c11_cifti_is_not_an_image(tmp: Path, monkeypatch) -> Case:
     source = _copy(Path(nib.__file__).parent / "tests" / "data" / "row_major.dconn.nii", tmp)
-    return Case(["denoise", str(source), str(tmp / "o.nii"), *MEDIAN], 1, "row_major.dconn.nii", "not an image",
-                inputs=(source,))
+    return Case(
+        ["denoise", str(source), str(tmp / "o.nii"), *MEDIAN],
+        1,
+        "row_major.dconn.nii",
+        "not an image",
+        inputs=(source,),
+    )
 
 
 def c11_nifti_with_nan_voxel_size(tmp: Path, monkeypatch) -> Case:
@@ -587,42 +688,65 @@ def c11_nifti_with_nan_voxel_size(tmp: Path, monkeypatch) -> Case:
 
 def c11_window_nan(tmp: Path, monkeypatch) -> Case:
     mr = _mr(tmp)
-    return Case(["denoise", str(mr), str(tmp / "o.nii.gz"), "--window", "nan,400", *MEDIAN], 2, "", "--window",
-                inputs=(mr,))
+    return Case(
+        ["denoise", str(mr), str(tmp / "o.nii.gz"), "--window", "nan,400", *MEDIAN], 2, "", "--window", inputs=(mr,)
+    )
 
 
 def c11_simulate_poisson_inf(tmp: Path, monkeypatch) -> Case:
     mr = _mr(tmp)
-    return Case(["simulate", str(mr), str(tmp / "n.nii.gz"), "--noise", "poisson:inf", "-q"], 2, "",
-                "argument --noise", inputs=(mr,))
+    return Case(
+        ["simulate", str(mr), str(tmp / "n.nii.gz"), "--noise", "poisson:inf", "-q"],
+        2,
+        "",
+        "argument --noise",
+        inputs=(mr,),
+    )
 
 
 def c11_evaluate_on_a_one_pixel_image(tmp: Path, monkeypatch) -> Case:
     tiny = _nifti(tmp / "tiny.nii.gz", np.ones((1, 1), np.float32))
-    return Case(["evaluate", str(tiny), "--methods", "median", "-o", str(tmp / "ev"), "-q"], 1, "tiny.nii.gz",
-                "smaller than the 11x11", inputs=(tiny,), check=lambda: not (tmp / "ev").exists() or pytest.fail())
+    return Case(
+        ["evaluate", str(tiny), "--methods", "median", "-o", str(tmp / "ev"), "-q"],
+        1,
+        "tiny.nii.gz",
+        "smaller than the 11x11",
+        inputs=(tiny,),
+        check=lambda: not (tmp / "ev").exists() or pytest.fail(),
+    )
 
 
 def c11_evaluate_on_an_empty_folder(tmp: Path, monkeypatch) -> Case:
     empty = tmp / "empty"
     empty.mkdir()
-    return Case(["evaluate", str(empty), "--methods", "median", "-o", str(tmp / "ev"), "-q"], 1, "empty",
-                "no images", inputs=(empty,))
+    return Case(
+        ["evaluate", str(empty), "--methods", "median", "-o", str(tmp / "ev"), "-q"],
+        1,
+        "empty",
+        "no images",
+        inputs=(empty,),
+    )
 
 
 def c11_evaluate_into_an_existing_file(tmp: Path, monkeypatch) -> Case:
     mr = _mr(tmp)
     blocker = tmp / "results"
     blocker.write_text("a file")
-    return Case(["evaluate", str(mr), "--methods", "median", "-o", str(blocker), "-q"], 1, "results",
-                "a file of that name exists", inputs=(mr, blocker))
+    return Case(
+        ["evaluate", str(mr), "--methods", "median", "-o", str(blocker), "-q"],
+        1,
+        "results",
+        "a file of that name exists",
+        inputs=(mr, blocker),
+    )
 
 
 def c11_evaluate_into_a_read_only_folder(tmp: Path, monkeypatch) -> Case:
     mr = _mr(tmp)
     locked = _read_only_folder(tmp, monkeypatch)
-    return Case(["evaluate", str(mr), "--methods", "median", "-o", str(locked), "-q"], 1, "locked",
-                "not writable", inputs=(mr,))
+    return Case(
+        ["evaluate", str(mr), "--methods", "median", "-o", str(locked), "-q"], 1, "locked", "not writable", inputs=(mr,)
+    )
 
 
 def c11_non_image_dicom_objects(name: str) -> Callable:
@@ -644,8 +768,9 @@ def _option(option: list[str], fragment: str, command: str = "denoise") -> Calla
             argv = ["simulate", str(mr), str(tmp / "o.nii.gz"), *option, "-q"]
         else:
             argv = ["evaluate", str(mr), "--methods", "median", "-o", str(tmp / "ev"), *option, "-q"]
-        return Case(argv, 2, "", fragment, inputs=(mr,),
-                    check=lambda: not (tmp / "o.nii.gz").exists() or pytest.fail("written"))
+        return Case(
+            argv, 2, "", fragment, inputs=(mr,), check=lambda: not (tmp / "o.nii.gz").exists() or pytest.fail("written")
+        )
 
     case.__name__ = f"c12_{command}_{'_'.join(o.strip('-').replace(':', '_') for o in option)}"
     return case
@@ -669,15 +794,23 @@ def c12_float64_extremes_survive(tmp: Path, monkeypatch) -> Case:
 def c14_single_slice_3d_file_stays_3d(tmp: Path, monkeypatch) -> Case:
     path = _nifti(tmp / "one.nii.gz", np.arange(35, dtype=np.int16).reshape(5, 7, 1))
     out = tmp / "o.nii.gz"
-    return Case(["denoise", str(path), str(out), *MEDIAN], 0, inputs=(path,),
-                check=lambda: nib.load(out).shape == (5, 7, 1) or pytest.fail(str(nib.load(out).shape)))
+    return Case(
+        ["denoise", str(path), str(out), *MEDIAN],
+        0,
+        inputs=(path,),
+        check=lambda: nib.load(out).shape == (5, 7, 1) or pytest.fail(str(nib.load(out).shape)),
+    )
 
 
 def c14_float64_is_kept(tmp: Path, monkeypatch) -> Case:
     path = _nifti(tmp / "f.nii.gz", np.random.default_rng(1).normal(size=(8, 16, 16)))
     out = tmp / "o.nrrd"
-    return Case(["denoise", str(path), str(out), *MEDIAN], 0, inputs=(path,),
-                check=lambda: read_volume(out).array.dtype == np.float64 or pytest.fail("not float64"))
+    return Case(
+        ["denoise", str(path), str(out), *MEDIAN],
+        0,
+        inputs=(path,),
+        check=lambda: read_volume(out).array.dtype == np.float64 or pytest.fail("not float64"),
+    )
 
 
 def c14_one_bit_pixels_are_refused(tmp: Path, monkeypatch) -> Case:
@@ -711,20 +844,33 @@ def c14_truncated_jpeg2000_says_truncated(tmp: Path, monkeypatch) -> Case:
 
 def c11_unknown_model_is_a_usage_error(tmp: Path, monkeypatch) -> Case:
     mr = _mr(tmp)
-    return Case(["denoise", str(mr), str(tmp / "o.nii.gz"), "--model", "nonsense", "-q"], 2, "", "unknown model",
-                inputs=(mr,))
+    return Case(
+        ["denoise", str(mr), str(tmp / "o.nii.gz"), "--model", "nonsense", "-q"], 2, "", "unknown model", inputs=(mr,)
+    )
 
 
 def c14_series_uid_for_a_file_is_refused(tmp: Path, monkeypatch) -> Case:
     mr = _mr(tmp)
-    return Case(["denoise", str(mr), str(tmp / "o.nii.gz"), "--series-uid", "1.2.3", *MEDIAN], 2, "mr.nii.gz",
-                "--series-uid applies only to DICOM input", inputs=(mr,), absent="choose one")
+    return Case(
+        ["denoise", str(mr), str(tmp / "o.nii.gz"), "--series-uid", "1.2.3", *MEDIAN],
+        2,
+        "mr.nii.gz",
+        "--series-uid applies only to DICOM input",
+        inputs=(mr,),
+        absent="choose one",
+    )
 
 
 def c14_series_uid_for_info_on_a_nifti_is_refused(tmp: Path, monkeypatch) -> Case:
     mr = _mr(tmp)
-    return Case(["info", str(mr), "--series-uid", "1.2.3"], 2, "mr.nii.gz", "this is a NIfTI file", inputs=(mr,),
-                absent="choose one")
+    return Case(
+        ["info", str(mr), "--series-uid", "1.2.3"],
+        2,
+        "mr.nii.gz",
+        "this is a NIfTI file",
+        inputs=(mr,),
+        absent="choose one",
+    )
 
 
 def c14_series_uid_of_another_series_for_a_dicom_file(tmp: Path, monkeypatch) -> Case:
@@ -899,8 +1045,9 @@ def test_broken_pngs_in_a_batch_are_one_line_each_in_our_words(tmp_path, capfd):
     err = capfd.readouterr().err
     assert code == 1, err
     lines = [line for line in err.splitlines() if line.strip()]
-    assert lines[:2] == [f"error: {folder / name}: cannot decode the PNG image (truncated or corrupt)"
-                         for name in ("b.png", "c.png")], err
+    assert lines[:2] == [
+        f"error: {folder / name}: cannot decode the PNG image (truncated or corrupt)" for name in ("b.png", "c.png")
+    ], err
     assert "1 of 3" in lines[2] and "2 failed" in lines[2] and lines[3:] == ["fd 2 is back"], err
     assert "libpng" not in err and "0x" not in err and "ITK" not in err
     assert digest_tree(folder) == before and leftover_temporaries(tmp_path) == []
@@ -1012,7 +1159,8 @@ def test_third_party_log_lines_stay_out_of_a_fresh_process(tmp_path, source):
         path = _copy(dicom_testdata(source), tmp_path)
     else:
         path = _copy(Path(nib.__file__).parent / "tests" / "data" / source, tmp_path)
-    child = subprocess.run([sys.executable, "-m", "meddenoiselib", "info", str(path)], capture_output=True,
-                           text=True, timeout=300)
+    child = subprocess.run(
+        [sys.executable, "-m", "meddenoiselib", "info", str(path)], capture_output=True, text=True, timeout=300
+    )
     assert child.returncode == 1
     assert child.stderr.count("\n") == 1 and child.stderr.startswith(f"error: {path}"), child.stderr

@@ -29,9 +29,22 @@ def test_signal_during_write_removes_temporaries(tmp_path, signum, code, word):
     before = digest_tree(source)
     out = tmp_path / "out.nii.gz"
     child = subprocess.Popen(
-        [sys.executable, "-m", "meddenoiselib", "denoise", str(source), str(out), "--model", "median",
-         "--strength", "0", "-q"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "meddenoiselib",
+            "denoise",
+            str(source),
+            str(out),
+            "--model",
+            "median",
+            "--strength",
+            "0",
+            "-q",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 300
     try:

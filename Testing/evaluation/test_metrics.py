@@ -20,8 +20,9 @@ def test_psnr_matches_definition(ct_crop):
 
 def test_ssim_matches_scikit_image_gaussian_window(ct_crop):
     noisy = ct_crop + np.random.default_rng(1).normal(0, 0.1, ct_crop.shape).astype(np.float32)
-    reference = structural_similarity(ct_crop, noisy, data_range=1.0, gaussian_weights=True, sigma=1.5,
-                                      use_sample_covariance=False)
+    reference = structural_similarity(
+        ct_crop, noisy, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+    )
     assert ssim(ct_crop, noisy) == pytest.approx(reference, abs=1e-4)
     assert ssim(ct_crop, ct_crop) == pytest.approx(1.0, abs=1e-6)
     volume = np.stack([ct_crop, ct_crop])

@@ -22,8 +22,15 @@ def _random_weights(tmp_path, network="dncnn-small", spatial_dims=2, seed=0, **c
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
             module.running_mean.uniform_(-0.1, 0.1)
             module.running_var.uniform_(0.5, 1.5)
-    arch = {"network": network, "spatial_dims": spatial_dims, "in_channels": 1, "out_channels": 1,
-            "overrides": {}, "burst": 1, "noise_map": False}
+    arch = {
+        "network": network,
+        "spatial_dims": spatial_dims,
+        "in_channels": 1,
+        "out_channels": 1,
+        "overrides": {},
+        "burst": 1,
+        "noise_map": False,
+    }
     arch.update(card_arch)
     path = save_weights(model.eval(), tmp_path / f"{network}.safetensors", {"name": network, "architecture": arch})
     return path, model.eval()
@@ -83,8 +90,14 @@ def test_three_dimensional_model_on_a_volume(tmp_path):
     with torch.inference_mode():
         whole = model(torch.from_numpy(volume)[None, None])[0, 0].numpy()
     calls = []
-    denoiser = Denoiser(weights=path, roi_size=16, overlap=0.25, precision="fp32", device="cpu",
-                        progress_callback=lambda f, m: calls.append(f))
+    denoiser = Denoiser(
+        weights=path,
+        roi_size=16,
+        overlap=0.25,
+        precision="fp32",
+        device="cpu",
+        progress_callback=lambda f, m: calls.append(f),
+    )
     tiled = denoiser.denoise_array(volume)
     assert np.abs(tiled - whole).max() < 1e-4
     assert calls == sorted(calls) and calls[-1] == pytest.approx(1.0)
@@ -125,7 +138,8 @@ def test_bad_requests_raise_library_errors(tmp_path):
         Denoiser("rdn")
     with pytest.raises(MedDenoiseError, match="no CUDA GPU"):
         Denoiser("median", device="cuda") if not torch.cuda.is_available() else (_ for _ in ()).throw(
-            MedDenoiseError("no CUDA GPU (skipped: a GPU is present)"))
+            MedDenoiseError("no CUDA GPU (skipped: a GPU is present)")
+        )
     with pytest.raises(MedDenoiseError, match="overlap"):
         Denoiser("median", overlap=1.0)
     path, _ = _random_weights(tmp_path)

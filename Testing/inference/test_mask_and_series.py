@@ -24,7 +24,7 @@ def _noisy_mr(mr_nifti, seed=3):
 def _box_mask(volume: Volume) -> Volume:
     inside = np.zeros(volume.shape, np.uint8)
     z, y, x = volume.shape
-    inside[z // 4: 3 * z // 4, y // 4: 3 * y // 4, x // 3: 2 * x // 3] = 1
+    inside[z // 4 : 3 * z // 4, y // 4 : 3 * y // 4, x // 3 : 2 * x // 3] = 1
     return volume.with_array(inside)
 
 
@@ -104,8 +104,12 @@ def test_apply_mask_broadcasts_over_frames_and_components():
 
 def _series_from_slices(volume: np.ndarray) -> VolumeSeries:
     """Frame t = slice t of ``volume`` (each frame a single-slice 3D image)."""
-    return VolumeSeries(volume[:, np.newaxis], spacing=(0.8, 0.8, 3.0), frame_label="time",
-                        frame_values=tuple(str(t) for t in range(volume.shape[0])))
+    return VolumeSeries(
+        volume[:, np.newaxis],
+        spacing=(0.8, 0.8, 3.0),
+        frame_label="time",
+        frame_values=tuple(str(t) for t in range(volume.shape[0])),
+    )
 
 
 def test_series_frames_are_denoised_one_by_one(mr_nifti):

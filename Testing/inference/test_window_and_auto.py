@@ -49,8 +49,22 @@ def test_auto_with_a_ct_window_on_low_dose_ct(tmp_path, ct_series_dir):
     from meddenoiselib.io import write_volume
 
     write_volume(noisy, source)
-    assert main(["denoise", str(source), str(tmp_path / "w.nii.gz"), "--window", "40,400", "--report",
-                 str(tmp_path / "w.json"), "-q", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "denoise",
+                str(source),
+                str(tmp_path / "w.nii.gz"),
+                "--window",
+                "40,400",
+                "--report",
+                str(tmp_path / "w.json"),
+                "-q",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     windowed = read_volume(tmp_path / "w.nii.gz").array.astype(np.float64)
     report = json.loads((tmp_path / "w.json").read_text())
     assert report["method"].startswith("kpn-ct"), report["model_choice"]  # CT recognized from HU values
@@ -98,8 +112,19 @@ def test_auto_prefers_each_modalitys_model_and_falls_back(ct_series_dir, mr_nift
 
 def test_cli_default_is_auto_and_the_report_records_the_choice(tmp_path, mr_nifti):
     report = tmp_path / "qa.json"
-    code = main(["denoise", str(mr_nifti), str(tmp_path / "mr.nii.gz"), "--modality", "mr", "--report", str(report),
-                 "-q", "--no-progress"])
+    code = main(
+        [
+            "denoise",
+            str(mr_nifti),
+            str(tmp_path / "mr.nii.gz"),
+            "--modality",
+            "mr",
+            "--report",
+            str(report),
+            "-q",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     values = json.loads(report.read_text())
     assert values["modality"] == "mr"
@@ -107,8 +132,19 @@ def test_cli_default_is_auto_and_the_report_records_the_choice(tmp_path, mr_nift
     assert values["method"] == expected and expected in values["model_choice"]
     assert "modality given as mr" in values["model_choice"]
     # an explicit --model always wins
-    code = main(["denoise", str(mr_nifti), str(tmp_path / "mr2.nii.gz"), "--model", "median", "--report",
-                 str(tmp_path / "qa2.json"), "-q", "--no-progress"])
+    code = main(
+        [
+            "denoise",
+            str(mr_nifti),
+            str(tmp_path / "mr2.nii.gz"),
+            "--model",
+            "median",
+            "--report",
+            str(tmp_path / "qa2.json"),
+            "-q",
+            "--no-progress",
+        ]
+    )
     values = json.loads((tmp_path / "qa2.json").read_text())
     assert code == 0 and values["method"] == "median" and values["model_choice"] == "given explicitly"
 

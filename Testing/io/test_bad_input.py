@@ -80,8 +80,16 @@ def _case_zero_size(tmp_path):
 
 
 CASES = [
-    _case_missing, _case_text_file, _case_fake_nifti, _case_corrupt_dicom, _case_truncated_dicom,
-    _case_truncated_dicom_in_series, _case_empty_folder, _case_4d, _case_nan, _case_zero_size,
+    _case_missing,
+    _case_text_file,
+    _case_fake_nifti,
+    _case_corrupt_dicom,
+    _case_truncated_dicom,
+    _case_truncated_dicom_in_series,
+    _case_empty_folder,
+    _case_4d,
+    _case_nan,
+    _case_zero_size,
 ]
 
 

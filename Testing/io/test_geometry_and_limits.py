@@ -62,8 +62,10 @@ CLAIMS = [
 @pytest.mark.parametrize("shape, dtype, data_bytes, encoding, budget, fragment", CLAIMS)
 def test_claimed_size_is_checked_before_allocation(shape, dtype, data_bytes, encoding, budget, fragment):
     if not fragment:
-        assert check_claimed_size("f", shape, dtype, data_bytes, encoding, max_bytes=budget) == int(
-            np.prod(shape)) * np.dtype(dtype).itemsize
+        assert (
+            check_claimed_size("f", shape, dtype, data_bytes, encoding, max_bytes=budget)
+            == int(np.prod(shape)) * np.dtype(dtype).itemsize
+        )
         return
     with pytest.raises(InputError, match=fragment) as info:
         check_claimed_size("scan.nii.gz", shape, dtype, data_bytes, encoding, max_bytes=budget)

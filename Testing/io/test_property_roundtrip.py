@@ -52,8 +52,11 @@ def _random_geometry(rng: np.random.Generator) -> dict:
     rz = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
     ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
     rx = np.array([[1, 0, 0], [0, np.cos(c), -np.sin(c)], [0, np.sin(c), np.cos(c)]])
-    return {"spacing": tuple(rng.uniform(0.1, 5.0, size=3)), "origin": tuple(rng.uniform(-500, 500, size=3)),
-            "direction": rz @ ry @ rx}
+    return {
+        "spacing": tuple(rng.uniform(0.1, 5.0, size=3)),
+        "origin": tuple(rng.uniform(-500, 500, size=3)),
+        "direction": rz @ ry @ rx,
+    }
 
 
 @pytest.mark.parametrize("suffix, dtype", [(s, d) for s, dtypes in FORMATS.items() for d in dtypes])
@@ -69,8 +72,12 @@ def test_random_volumes_round_trip_exactly(tmp_path, suffix, dtype):
         np.testing.assert_array_equal(back.array, volume.array)
         if suffix in GEOMETRY:
             tolerance = GEOMETRY[suffix]
-            np.testing.assert_allclose(back.ijk_to_lps(), volume.ijk_to_lps(), rtol=0,
-                                       atol=tolerance * max(1.0, np.abs(volume.ijk_to_lps()).max()))
+            np.testing.assert_allclose(
+                back.ijk_to_lps(),
+                volume.ijk_to_lps(),
+                rtol=0,
+                atol=tolerance * max(1.0, np.abs(volume.ijk_to_lps()).max()),
+            )
     assert leftover_temporaries(tmp_path) == []
 
 

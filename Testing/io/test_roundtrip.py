@@ -146,9 +146,22 @@ def test_dicom_series_round_trip_writes_a_derived_series(tmp_path, ct_series_dir
         assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
         assert ds.SeriesDescription.endswith("denoised")
         assert list(ds.ImageType)[:2] == ["DERIVED", "SECONDARY"]
-        for keyword in ("StudyInstanceUID", "PatientID", "PatientName", "FrameOfReferenceUID", "StudyDate",
-                        "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "KVP",
-                        "PixelRepresentation", "BitsAllocated", "BitsStored", "RescaleSlope", "RescaleIntercept"):
+        for keyword in (
+            "StudyInstanceUID",
+            "PatientID",
+            "PatientName",
+            "FrameOfReferenceUID",
+            "StudyDate",
+            "ImagePositionPatient",
+            "ImageOrientationPatient",
+            "PixelSpacing",
+            "KVP",
+            "PixelRepresentation",
+            "BitsAllocated",
+            "BitsStored",
+            "RescaleSlope",
+            "RescaleIntercept",
+        ):
             assert ds.get(keyword) == source.get(keyword), keyword
         assert ds.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
         # stored values follow the kept rescale: stored = HU - intercept

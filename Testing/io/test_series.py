@@ -14,8 +14,12 @@ from meddenoiselib.io import is_series_file, read_series, write_series
 from meddenoiselib.io.nrrd import read_nrrd_header
 
 # frame axis position, encoding, endianness: Slicer sequences put the list axis last, DWI files often first
-NRRD_CASES = [("first", "gzip", "little"), ("last", "raw", "big"), ("first", "bzip2", "little"),
-              ("last", "ascii", "little")]
+NRRD_CASES = [
+    ("first", "gzip", "little"),
+    ("last", "raw", "big"),
+    ("first", "bzip2", "little"),
+    ("last", "ascii", "little"),
+]
 
 
 def _oblique_affine() -> np.ndarray:
@@ -82,10 +86,20 @@ def _nrrd_bytes(data_tkji: np.ndarray, frame_axis: str, encoding: str, endian: s
     elif encoding == "ascii":
         raw = " ".join(str(int(v)) for v in np.ascontiguousarray(file_array).ravel()).encode()
     header = [
-        "NRRD0005", "# written by hand for the test", "type: short", "dimension: 4", "space: right-anterior-superior",
-        f"sizes: {sizes}", f"space directions: {directions}", f"kinds: {kinds}", f"endian: {endian}",
-        f"encoding: {encoding}", "space origin: (10,-20,5.5)", "measurement frame: (1,0,0) (0,1,0) (0,0,1)",
-        "modality:=DWMRI", "DWMRI_b-value:=1000",
+        "NRRD0005",
+        "# written by hand for the test",
+        "type: short",
+        "dimension: 4",
+        "space: right-anterior-superior",
+        f"sizes: {sizes}",
+        f"space directions: {directions}",
+        f"kinds: {kinds}",
+        f"endian: {endian}",
+        f"encoding: {encoding}",
+        "space origin: (10,-20,5.5)",
+        "measurement frame: (1,0,0) (0,1,0) (0,0,1)",
+        "modality:=DWMRI",
+        "DWMRI_b-value:=1000",
     ] + [f"DWMRI_gradient_{n:04d}:=0 0 {n}" for n in range(t)]
     assert frame_index in (0, 3)
     return ("\n".join(header) + "\n\n").encode() + raw
@@ -119,9 +133,11 @@ def test_three_dimensional_and_vector_files_are_not_series(tmp_path):
     nib.save(image, str(tmp_path / "three.nii.gz"))
     nib.save(nib.Nifti1Image(np.zeros((4, 4, 3, 1), np.int16), np.eye(4)), str(tmp_path / "one_frame.nii.gz"))
     vector = tmp_path / "rgb.nrrd"
-    vector.write_bytes(b"NRRD0004\ntype: uchar\ndimension: 4\nspace: left-posterior-superior\nsizes: 3 4 4 2\n"
-                       b"space directions: none (1,0,0) (0,1,0) (0,0,1)\nkinds: RGB-color domain domain domain\n"
-                       b"encoding: raw\nspace origin: (0,0,0)\n\n" + bytes(96))
+    vector.write_bytes(
+        b"NRRD0004\ntype: uchar\ndimension: 4\nspace: left-posterior-superior\nsizes: 3 4 4 2\n"
+        b"space directions: none (1,0,0) (0,1,0) (0,0,1)\nkinds: RGB-color domain domain domain\n"
+        b"encoding: raw\nspace origin: (0,0,0)\n\n" + bytes(96)
+    )
     for name in ("three.nii.gz", "one_frame.nii.gz", "rgb.nrrd"):
         assert not is_series_file(tmp_path / name), name
 

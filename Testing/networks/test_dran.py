@@ -19,7 +19,7 @@ def test_stages_are_distinct_modules_with_different_weights() -> None:
     pointers = [{p.data_ptr() for p in stage.parameters()} for stage in net.stages]
     assert not (pointers[0] & pointers[1]) and not (pointers[0] & pointers[2]) and not (pointers[1] & pointers[2])
     for a, b in [(0, 1), (0, 2), (1, 2)]:
-        pairs = zip(net.stages[a].named_parameters(), net.stages[b].named_parameters())
+        pairs = zip(net.stages[a].named_parameters(), net.stages[b].named_parameters(), strict=True)
         # every weight differs; BatchNorm scales (ones) and biases (zeros) start equal by design
         weights = [(pa, pb) for (name, pa), (_, pb) in pairs if name.endswith("weight") and pa.dim() > 1]
         assert len(weights) == 5 * 3 + 2  # per dynamic conv: kernels, 2 attention convs; gate: feature, mask

@@ -32,7 +32,7 @@ def _reference_apply(frames: torch.Tensor, kernels: torch.Tensor, k: int) -> tor
     out = torch.zeros(b, 1, *spatial, dtype=torch.float64)
     offsets = torch.cartesian_prod(*[torch.arange(k)] * dims).reshape(-1, dims)
     for o, off in enumerate(offsets.tolist()):
-        window = padded[(slice(None), slice(None)) + tuple(slice(d, d + s) for d, s in zip(off, spatial))]
+        window = padded[(slice(None), slice(None)) + tuple(slice(d, d + s) for d, s in zip(off, spatial, strict=True))]
         out += (kernels[:, :, o].double() * window.double()).sum(dim=1, keepdim=True)
     return out
 

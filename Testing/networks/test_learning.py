@@ -84,7 +84,7 @@ def test_network_learns_to_denoise(clean: torch.Tensor, name: str, overrides: di
     for _ in range(STEPS):
         ys = torch.randint(0, size - PATCH + 1, (BATCH,), generator=gen).tolist()
         xs = torch.randint(0, size - PATCH + 1, (BATCH,), generator=gen).tolist()
-        target = torch.cat([clean[..., y : y + PATCH, x : x + PATCH] for y, x in zip(ys, xs)])
+        target = torch.cat([clean[..., y : y + PATCH, x : x + PATCH] for y, x in zip(ys, xs, strict=True)])
         noisy = _noisy(target, frames, gen).contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=AUTOCAST or torch.bfloat16, enabled=AUTOCAST is not None):
             denoised = net(noisy)

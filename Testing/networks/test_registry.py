@@ -20,8 +20,8 @@ from meddenoiselib.networks import (
     has_shipped_weights,
     list_networks,
     parameter_count,
+    registry,
 )
-from meddenoiselib.networks import registry
 
 EXPECTED_NAMES = [
     "dncnn", "dncnn-blind", "dncnn-small",

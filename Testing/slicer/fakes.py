@@ -34,8 +34,16 @@ import unittest
 
 import slicer
 
-__all__ = ["FakeButton", "FakeComboBox", "FakeTableView", "FakeTextEdit", "FakeTimer", "FakeWidget", "fake_ui",
-           "slicer_gui_fakes"]
+__all__ = [
+    "FakeButton",
+    "FakeComboBox",
+    "FakeTableView",
+    "FakeTextEdit",
+    "FakeTimer",
+    "FakeWidget",
+    "fake_ui",
+    "slicer_gui_fakes",
+]
 
 
 # --------------------------------------------------------------------------------------------------- qt
@@ -299,10 +307,18 @@ def slicer_gui_fakes():
     wrapper.parameterNodeWrapper = parameterNodeWrapper
     wrapper.WithinRange = WithinRange
 
-    modules = {"qt": qt, "slicer.i18n": i18n, "slicer.ScriptedLoadableModule": scripted,
-               "slicer.parameterNodeWrapper": wrapper}
-    attributes = {"i18n": i18n, "ScriptedLoadableModule": scripted, "parameterNodeWrapper": wrapper,
-                  "mrmlScene": slicer.vtkMRMLScene()}
+    modules = {
+        "qt": qt,
+        "slicer.i18n": i18n,
+        "slicer.ScriptedLoadableModule": scripted,
+        "slicer.parameterNodeWrapper": wrapper,
+    }
+    attributes = {
+        "i18n": i18n,
+        "ScriptedLoadableModule": scripted,
+        "parameterNodeWrapper": wrapper,
+        "mrmlScene": slicer.vtkMRMLScene(),
+    }
     errors, confirm = ErrorDisplayRecorder(), ConfirmRecorder()
     saved_modules = {name: sys.modules.get(name) for name in modules}
     saved_attributes = {name: getattr(slicer, name, _MISSING) for name in attributes}
@@ -331,4 +347,3 @@ def slicer_gui_fakes():
         for name in [n for n in sys.modules if n == "MedDenoise"]:
             del sys.modules[name]
         _VALUES.clear()
-

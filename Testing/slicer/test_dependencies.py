@@ -25,8 +25,12 @@ from .conftest import REPO, add_volume_node, oblique_ijk_to_ras
 from .fakes import slicer_gui_fakes
 
 # (Slicer version, its Python): 5.6/5.8 ship 3.9, 5.10+ ship 3.12
-GUARD_CASES = [("5.6.2", (3, 9, 10), True), ("5.8.1", (3, 9, 10), True), ("5.10.0", (3, 12, 10), False),
-               (None, (3, 10, 0), False)]
+GUARD_CASES = [
+    ("5.6.2", (3, 9, 10), True),
+    ("5.8.1", (3, 9, 10), True),
+    ("5.10.0", (3, 12, 10), False),
+    (None, (3, 10, 0), False),
+]
 
 
 @pytest.mark.parametrize("slicer_version, python, refused", GUARD_CASES)
@@ -44,7 +48,8 @@ def _project(folder: Path, version: str, dependencies_: list[str]) -> Path:
     lines = ",\n".join(f'    "{d}"' for d in dependencies_)
     (folder / "pyproject.toml").write_text(
         f'[build-system]\nrequires = ["setuptools"]\n\n[project]\nname = "meddenoiselib"\nversion = "{version}"\n'
-        f'dependencies = [\n{lines},\n]\n\n[tool.other]\nversion = "9.9"\n')
+        f'dependencies = [\n{lines},\n]\n\n[tool.other]\nversion = "9.9"\n'
+    )
     return folder
 
 
@@ -55,28 +60,50 @@ def test_library_version_check_finds_an_older_install(tmp_path, monkeypatch):
     assert library_update_needed(source) == ("0.2.9", "0.3.0")
     monkeypatch.setattr(dependencies, "installed_version", lambda name: "0.3.0")
     assert library_update_needed(source) is None  # this checkout's CLI has every option the module passes
-    assert library_update_needed(source, (("--no-such-option", "1"),)) == ("0.3.0 (without --no-such-option)",
-                                                                          "0.3.0")
+    assert library_update_needed(source, (("--no-such-option", "1"),)) == ("0.3.0 (without --no-such-option)", "0.3.0")
     monkeypatch.setattr(dependencies, "installed_version", lambda name: None)
     assert library_update_needed(source) is None  # missing is not outdated
     assert version_tuple("2.8.0+cu128") == (2, 8, 0) and version_tuple("1.6.1rc2") == (1, 6, 1)
 
 
 def test_install_plan_blocks_downgrades_and_lists_upgrades(tmp_path):
-    source = _project(tmp_path / "src", "0.2.0", ["torch>=2.8", "monai>=1.6,<1.7", "pydicom>=3.0", "numpy>=1.24",
-                                                  "safetensors>=0.4", "pywin32>=300; sys_platform == 'win32'"])
-    installed = {"torch": "2.8.0+cu128", "MONAI": "1.6.1", "pydicom": "2.4.4", "numpy": "2.1.3",
-                 "SimpleITK": "2.4.0", "meddenoiselib": "0.1.0", "weird": "not-a-version"}
+    source = _project(
+        tmp_path / "src",
+        "0.2.0",
+        [
+            "torch>=2.8",
+            "monai>=1.6,<1.7",
+            "pydicom>=3.0",
+            "numpy>=1.24",
+            "safetensors>=0.4",
+            "pywin32>=300; sys_platform == 'win32'",
+        ],
+    )
+    installed = {
+        "torch": "2.8.0+cu128",
+        "MONAI": "1.6.1",
+        "pydicom": "2.4.4",
+        "numpy": "2.1.3",
+        "SimpleITK": "2.4.0",
+        "meddenoiselib": "0.1.0",
+        "weird": "not-a-version",
+    }
     plan = plan_library_install(source, installed, imported={"pydicom.dataset", "numpy"})
     assert plan.blocked is None and plan.version == "0.2.0"
     assert plan.new == ("safetensors>=0.4",) or sys.platform == "win32"
     assert [(c.name, c.installed, c.required, c.imported) for c in plan.upgrades] == [
-        ("pydicom", "2.4.4", ">=3.0", True)]
+        ("pydicom", "2.4.4", ">=3.0", True)
+    ]
     assert plan.restart_needed == ("pydicom",)
     assert "Upgrades: pydicom 2.4.4 -> pydicom>=3.0" in plan.summary()
     assert "restart Slicer afterwards): pydicom" in plan.summary()
-    assert plan.constraints == ("monai>=1.6.1", "numpy>=2.1.3", "pydicom>=2.4.4", "simpleitk>=2.4.0",
-                                "torch==2.8.0+cu128")
+    assert plan.constraints == (
+        "monai>=1.6.1",
+        "numpy>=2.1.3",
+        "pydicom>=2.4.4",
+        "simpleitk>=2.4.0",
+        "torch==2.8.0+cu128",
+    )
     for line in plan.constraints:  # every line is a requirement pip can read
         requirement = Requirement(line)
         if requirement.name == "torch":
@@ -84,20 +111,35 @@ def test_install_plan_blocks_downgrades_and_lists_upgrades(tmp_path):
         else:
             version = Version(installed[next(k for k in installed if k.lower() == requirement.name)].split("+")[0])
             assert requirement.specifier.contains(version) and not requirement.specifier.contains(
-                Version(f"{version.major}.{version.minor}.{version.micro - 1}") if version.micro else Version("0"))
+                Version(f"{version.major}.{version.minor}.{version.micro - 1}") if version.micro else Version("0")
+            )
 
     newer = plan_library_install(source, {**installed, "MONAI": "1.7.0"}, imported=set())
-    assert newer.blocked.startswith("Installing meddenoiselib would downgrade packages in Slicer's Python (monai "
-                                    "1.7.0 is installed, meddenoiselib 0.2.0 needs monai<1.7,>=1.6)")
-    assert newer.blocked.endswith("Nothing was installed. Another extension probably installed the newer version; "
-                                  "use a Slicer without it, or a MedDenoise release that supports it.")
+    assert newer.blocked.startswith(
+        "Installing meddenoiselib would downgrade packages in Slicer's Python (monai "
+        "1.7.0 is installed, meddenoiselib 0.2.0 needs monai<1.7,>=1.6)"
+    )
+    assert newer.blocked.endswith(
+        "Nothing was installed. Another extension probably installed the newer version; "
+        "use a Slicer without it, or a MedDenoise release that supports it."
+    )
     pinned = _project(tmp_path / "pinned", "0.2.0", ["numpy==1.26.4"])
     assert plan_library_install(pinned, {"numpy": "2.0.0"}, imported=()).blocked
     assert not plan_library_install(pinned, {"numpy": "1.25.0"}, imported=()).blocked
 
     command = pip_install_command("/opt/Slicer/bin/PythonSlicer", plan, "/tmp/c.txt")
-    assert command == ["/opt/Slicer/bin/PythonSlicer", "-m", "pip", "install", "--upgrade", "--upgrade-strategy",
-                       "only-if-needed", "--constraint", "/tmp/c.txt", str(source)]
+    assert command == [
+        "/opt/Slicer/bin/PythonSlicer",
+        "-m",
+        "pip",
+        "install",
+        "--upgrade",
+        "--upgrade-strategy",
+        "only-if-needed",
+        "--constraint",
+        "/tmp/c.txt",
+        str(source),
+    ]
 
 
 def test_the_real_pyproject_plans_without_error():
@@ -138,8 +180,7 @@ def logic(monkeypatch):
 
         logic = MedDenoise.MedDenoiseLogic(runnerFactory=RecordingRunner)
         log: list[str] = []
-        yield type("Setup", (), dict(module=MedDenoise, logic=logic, log=log, confirm=fakes.confirm,
-                                     scene=fakes.scene))
+        yield type("Setup", (), dict(module=MedDenoise, logic=logic, log=log, confirm=fakes.confirm, scene=fakes.scene))
 
 
 def test_too_old_python_stops_before_anything(logic, monkeypatch):
@@ -153,8 +194,11 @@ def test_too_old_python_stops_before_anything(logic, monkeypatch):
 def test_old_torch_is_not_replaced_but_sent_to_pytorch_utils(logic, monkeypatch):
     monkeypatch.setattr(logic.module, "torch_too_old", lambda: True)
     monkeypatch.setitem(sys.modules, "PyTorchUtils", None)
-    with pytest.raises(RuntimeError, match=r"Open the PyTorch Utils module.*install torch >=2.8 there, restart "
-                                           r"Slicer.*a torch in use cannot be upgraded in place"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"Open the PyTorch Utils module.*install torch >=2.8 there, restart "
+        r"Slicer.*a torch in use cannot be upgraded in place",
+    ):
         logic.logic.ensureDependencies(logCallback=logic.log.append)
     assert RecordingRunner.runs == []
 
@@ -164,14 +208,16 @@ def test_outdated_library_is_reinstalled_with_constraints_and_every_step_logged(
     monkeypatch.setattr(logic.module, "find_library_source", lambda folder: source)
     monkeypatch.setattr(logic.module, "library_update_needed", lambda folder: ("0.1.0", "0.2.0"))
     assert logic.logic.ensureDependencies(logCallback=logic.log.append)
-    (command, constraints), = RecordingRunner.runs
+    ((command, constraints),) = RecordingRunner.runs
     assert command[1:5] == ["-m", "pip", "install", "--upgrade"] and command[-1] == str(source)
     assert "numpy>=" in constraints and "meddenoiselib" not in constraints
-    question, = logic.confirm.questions
+    (question,) = logic.confirm.questions
     assert "meddenoiselib 0.1.0 is older than the bundled 0.2.0" in question
     assert "Nothing already installed is downgraded, and torch is not changed." in question
-    assert logic.log[:2] == ["Checking Python packages: torch, MONAI, meddenoiselib",
-                             "Installation needed (meddenoiselib 0.1.0 is older than the bundled 0.2.0)."]
+    assert logic.log[:2] == [
+        "Checking Python packages: torch, MONAI, meddenoiselib",
+        "Installation needed (meddenoiselib 0.1.0 is older than the bundled 0.2.0).",
+    ]
     assert "Successfully installed meddenoiselib" in logic.log and logic.log[-2] == "pip finished."
 
 
@@ -199,8 +245,9 @@ def test_dicom_modality_reaches_the_run_settings(logic, temp_root):
     hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(logic.scene)
     item = hierarchy.CreateItem(hierarchy.GetSceneItemID(), node)
     hierarchy.SetItemAttribute(item, "DICOM.Modality", "CT")
-    task = logic.logic.process(node, model="median", separateProcess=False, showResult=False,
-                               logCallback=logic.log.append)
+    task = logic.logic.process(
+        node, model="median", separateProcess=False, showResult=False, logCallback=logic.log.append
+    )
     assert task.settings.modality == "ct"
     assert "DICOM Modality CT: modality 'ct' for the automatic model choice" in logic.log
     task = logic.logic.process(node, model="median", modality="us", separateProcess=False, showResult=False)

@@ -20,8 +20,9 @@ import weakref
 
 import numpy as np
 import pytest
-import slicer
 import vtk
+
+import slicer
 from meddenoiselib.blend import blend
 from meddenoiselib.inference import Denoiser
 from meddenoiselib.io import read_volume
@@ -42,8 +43,10 @@ SIGMA = 20.0  # noise level given to the median filter (0-255 scale): no estimat
 def segmentation_converters():
     """What Slicer's Segmentations module registers at startup (binary labelmap <-> closed surface rules)."""
     factory = slicer.vtkSegmentationConverterFactory.GetInstance()
-    for rule in (slicer.vtkBinaryLabelmapToClosedSurfaceConversionRule,
-                 slicer.vtkClosedSurfaceToBinaryLabelmapConversionRule):
+    for rule in (
+        slicer.vtkBinaryLabelmapToClosedSurfaceConversionRule,
+        slicer.vtkClosedSurfaceToBinaryLabelmapConversionRule,
+    ):
         factory.RegisterConverterRule(rule())
 
 
@@ -147,8 +150,11 @@ def test_mask_from_a_segmentation_or_a_label_map_is_on_the_input_grid(scene):
     with pytest.raises(ValueError, match=r"'labels' is not on the voxel grid of 'input' \(IJK to RAS differs by 1.5"):
         mask_volume(labels, node)
     smaller = _labels(scene, inside[:, :, :10], matrix, "smaller")
-    with pytest.raises(ValueError, match=r"'smaller' has \(10, 20, 5\) voxels \(i, j, k\), the input 'input' "
-                                         r"\(24, 20, 5\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"'smaller' has \(10, 20, 5\) voxels \(i, j, k\), the input 'input' "
+        r"\(24, 20, 5\)",
+    ):
         mask_volume(smaller, node)
     empty = _labels(scene, np.zeros(shape), matrix, "empty")
     with pytest.raises(ValueError, match="'empty' has no voxel inside"):
@@ -192,8 +198,7 @@ def _sequence(scene, frames: np.ndarray, matrix: np.ndarray):
 
 
 @pytest.mark.parametrize("separate", MODES)
-def test_sequence_is_denoised_item_by_item_into_a_synchronized_sequence(sequence_scene, temp_root, mr_nifti,
-                                                                      separate):
+def test_sequence_is_denoised_item_by_item_into_a_synchronized_sequence(sequence_scene, temp_root, mr_nifti, separate):
     frames = _noisy_mr_frames(mr_nifti)
     matrix = oblique_ijk_to_ras(spacing=(4.0, 4.0, 5.0))
     sequence, browser, logic, proxy = _sequence(sequence_scene, frames, matrix)
@@ -230,8 +235,13 @@ def test_without_whole_sequence_only_the_shown_frame_is_denoised(sequence_scene,
     frames = _noisy_mr_frames(mr_nifti)
     sequence, browser, logic, proxy = _sequence(sequence_scene, frames, oblique_ijk_to_ras())
     sequences_before = sequence_scene.GetNumberOfNodesByClass("vtkMRMLSequenceNode")
-    task = _run(proxy, DenoiseSettings(model="median", noise_level=SIGMA, separate_process=False), temp_root,
-                whole_sequence=False, sequences_logic=logic)
+    task = _run(
+        proxy,
+        DenoiseSettings(model="median", noise_level=SIGMA, separate_process=False),
+        temp_root,
+        whole_sequence=False,
+        sequences_logic=logic,
+    )
     assert task.output_sequence is None and task.output_node.GetName() == f"{proxy.GetName()} denoised"
     assert sequence_scene.GetNumberOfNodesByClass("vtkMRMLSequenceNode") == sequences_before
     assert slicer.util.arrayFromVolume(task.output_node).shape == frames[1].shape
@@ -245,8 +255,10 @@ def test_sequence_items_on_different_grids_are_refused(sequence_scene, temp_root
     nodes = sequence_scene.GetNumberOfNodes()
     task = DenoiseTask(proxy, DenoiseSettings(model="median", separate_process=False), temp_root=temp_root)
     assert task.start().state is TaskState.FAILED
-    assert task.error == ("Item 3 of the sequence 'cine' is on another voxel grid than the first; only sequences of "
-                          "volumes on one voxel grid can be denoised.")
+    assert task.error == (
+        "Item 3 of the sequence 'cine' is on another voxel grid than the first; only sequences of "
+        "volumes on one voxel grid can be denoised."
+    )
     assert sequence_scene.GetNumberOfNodes() == nodes
 
 
@@ -254,8 +266,9 @@ def test_sequence_items_on_different_grids_are_refused(sequence_scene, temp_root
 def test_strength_blend_and_residual_follow_live(scene, temp_root, mr_nifti):
     noisy = _noisy_mr_frames(mr_nifti, count=1)[0]
     node = add_volume_node(scene, noisy, oblique_ijk_to_ras(), name="MR")
-    task = _run(node, DenoiseSettings(model="median", noise_level=SIGMA, separate_process=False), temp_root,
-                residual=True)
+    task = _run(
+        node, DenoiseSettings(model="median", noise_level=SIGMA, separate_process=False), temp_root, residual=True
+    )
     full = slicer.util.arrayFromVolume(task.output_node).copy()
     residual = task.residual_node
     np.testing.assert_allclose(slicer.util.arrayFromVolume(residual), noisy.astype(np.float32) - full, atol=1e-4)
@@ -265,8 +278,7 @@ def test_strength_blend_and_residual_follow_live(scene, temp_root, mr_nifti):
         shown = slicer.util.arrayFromVolume(task.output_node)
         np.testing.assert_array_equal(shown, blend(noisy, full, strength))  # the library's blend, int16
         assert shown.dtype == np.int16
-        np.testing.assert_allclose(slicer.util.arrayFromVolume(residual), noisy.astype(np.float32) - shown,
-                                   atol=1e-4)
+        np.testing.assert_allclose(slicer.util.arrayFromVolume(residual), noisy.astype(np.float32) - shown, atol=1e-4)
         table = task.report_table
         assert table.GetCellText(table.GetNumberOfRows() - 1, 1) == f"{strength:.2f}"
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(task.output_node), blend(noisy, full, 0.8))
@@ -296,8 +308,9 @@ def test_report_table_shows_the_child_report(scene, temp_root, mr_nifti):
 
 
 def test_in_process_run_releases_the_model(scene, temp_root, monkeypatch):
-    node = add_volume_node(scene, np.random.default_rng(0).normal(500, 50, (2, 64, 64)).astype(np.float32),
-                           oblique_ijk_to_ras())
+    node = add_volume_node(
+        scene, np.random.default_rng(0).normal(500, 50, (2, 64, 64)).astype(np.float32), oblique_ijk_to_ras()
+    )
     models = []
     original = DenoiseTask._make_denoiser
 
@@ -328,7 +341,13 @@ def test_dicom_modality_is_read_from_the_subject_hierarchy(scene):
     hierarchy.SetItemAttribute(item, attribute, "MR")
     assert dicom_modality(node) == "MR" and modality_from_dicom("MR") == "mr"
     assert [modality_from_dicom(code) for code in ("CT", "DX", "CR", "OT", "", None)] == [
-        "ct", "xray", "xray", "other", None, None]
+        "ct",
+        "xray",
+        "xray",
+        "other",
+        None,
+        None,
+    ]
 
 
 # ------------------------------------------------------------------------------------------------- sample data
@@ -348,8 +367,9 @@ def test_sample_data_entry_loads_the_bundled_chest_ct(scene, tmp_path, ct_series
 
         def downloadFromSource(self, source):
             nodes = []
-            for uri, name, node_name, checksum in zip(source.uris, source.fileNames, source.nodeNames,
-                                                      source.checksums):
+            for uri, name, node_name, checksum in zip(
+                source.uris, source.fileNames, source.nodeNames, source.checksums, strict=True
+            ):
                 path = cache / name
                 urllib.request.urlretrieve(uri, path)
                 assert checksum == "SHA256:" + hashlib.sha256(path.read_bytes()).hexdigest()
@@ -367,9 +387,8 @@ def test_sample_data_entry_loads_the_bundled_chest_ct(scene, tmp_path, ct_series
     assert registered["thumbnailFileName"] == str(thumbnail) and thumbnail.read_bytes()[:4] == b"\x89PNG"
     assert registered["nodeNames"] == [None, None, None, SAMPLE_NAME]
     assert chest_ct_folder(MODULE_DIR) == ct_series_dir.resolve()
-    source = types.SimpleNamespace(**{key: registered[key] for key in ("uris", "fileNames", "nodeNames",
-                                                                      "checksums")})
-    node, = registered["customDownloader"](source)  # what the Sample Data button does
+    source = types.SimpleNamespace(**{key: registered[key] for key in ("uris", "fileNames", "nodeNames", "checksums")})
+    (node,) = registered["customDownloader"](source)  # what the Sample Data button does
     reference = read_volume(ct_series_dir)
     voxels = slicer.util.arrayFromVolume(node)
     assert voxels.shape == (4, 512, 512) and voxels.min() == -1024  # all four slices, in HU
@@ -395,8 +414,21 @@ def test_sequence_file_saved_by_slicer_goes_through_the_cli_and_back(scene, tmp_
     writer = scene.AddNewNodeByClass("vtkMRMLVolumeSequenceStorageNode")
     writer.SetFileName(str(tmp_path / "perfusion.seq.nrrd"))
     assert writer.WriteData(sequence)
-    assert main(["denoise", str(tmp_path / "perfusion.seq.nrrd"), str(tmp_path / "out.seq.nrrd"), "--model",
-                 "median", "--sigma", str(SIGMA), "-q"]) == 0
+    assert (
+        main(
+            [
+                "denoise",
+                str(tmp_path / "perfusion.seq.nrrd"),
+                str(tmp_path / "out.seq.nrrd"),
+                "--model",
+                "median",
+                "--sigma",
+                str(SIGMA),
+                "-q",
+            ]
+        )
+        == 0
+    )
     result = scene.AddNewNodeByClass("vtkMRMLSequenceNode", "result")
     reader = scene.AddNewNodeByClass("vtkMRMLVolumeSequenceStorageNode")
     reader.SetFileName(str(tmp_path / "out.seq.nrrd"))

@@ -51,15 +51,18 @@ def test_cmake_lists_every_shipped_file():
     assert "WITH_GENERIC_TESTS" in text and "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in text
 
 
-@pytest.mark.skipif(shutil.which("cmake") is None or not any(shutil.which(c) for c in ("c++", "g++", "clang++")),
-                    reason="cmake and a C++ compiler are needed (project() enables C and C++)")
+@pytest.mark.skipif(
+    shutil.which("cmake") is None or not any(shutil.which(c) for c in ("c++", "g++", "clang++")),
+    reason="cmake and a C++ compiler are needed (project() enables C and C++)",
+)
 def test_cmake_configures_against_a_stub_slicer(tmp_path):
     """Configure the real top-level CMakeLists.txt against a stub ``SlicerConfig.cmake`` whose macros record their
     arguments: proves the CMake files parse and hand exactly these files to slicerMacroBuildScriptedModule."""
     stub = tmp_path / "stub"
     stub.mkdir()
     record = tmp_path / "record.txt"
-    (stub / "SlicerConfig.cmake").write_text(textwrap.dedent(f"""
+    (stub / "SlicerConfig.cmake").write_text(
+        textwrap.dedent(f"""
         set(Slicer_USE_FILE "${{CMAKE_CURRENT_LIST_DIR}}/UseSlicer.cmake")
         set(Slicer_EXTENSION_GENERATE_CONFIG "${{CMAKE_CURRENT_LIST_DIR}}/Empty.cmake")
         set(Slicer_EXTENSION_CPACK "${{CMAKE_CURRENT_LIST_DIR}}/Empty.cmake")
@@ -74,14 +77,25 @@ def test_cmake_configures_against_a_stub_slicer(tmp_path):
         macro(slicer_add_python_unittest)
           file(APPEND "{record.as_posix()}" "UNITTEST=${{ARGN}}\\n")
         endmacro()
-        """))
+        """)
+    )
     (stub / "UseSlicer.cmake").write_text("")
     (stub / "Empty.cmake").write_text("")
     build = tmp_path / "build"
     result = subprocess.run(
-        ["cmake", "-S", str(REPO), "-B", str(build), f"-DSlicer_DIR={stub}", "-DCMAKE_C_COMPILER_WORKS=1",
-         "-DCMAKE_CXX_COMPILER_WORKS=1"],
-        capture_output=True, text=True, timeout=120,
+        [
+            "cmake",
+            "-S",
+            str(REPO),
+            "-B",
+            str(build),
+            f"-DSlicer_DIR={stub}",
+            "-DCMAKE_C_COMPILER_WORKS=1",
+            "-DCMAKE_CXX_COMPILER_WORKS=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     fields = dict(line.split("=", 1) for line in record.read_text().splitlines())
@@ -101,7 +115,8 @@ def test_cmake_configures_against_a_stub_slicer(tmp_path):
     folder = chest_ct_folder(installed_module)
     assert folder is not None and folder.is_relative_to(bundled)
     assert [hashlib.sha256((folder / name).read_bytes()).hexdigest() for name, _ in CHEST_CT_FILES] == [
-        digest for _, digest in CHEST_CT_FILES]
+        digest for _, digest in CHEST_CT_FILES
+    ]
 
 
 def _cmake_value(text: str, variable: str) -> str:
@@ -125,22 +140,36 @@ def test_extension_cmake_fields_pass_the_extensions_index_checks():
     contributors = _cmake_value(text, "EXTENSION_CONTRIBUTORS")
     assert all(re.fullmatch(r"[^(),]+ \([^()]+\)", c.strip()) for c in contributors.split(",")), contributors
     icon = _cmake_value(text, "EXTENSION_ICONURL")
-    assert icon.startswith(_RAW) and (REPO / icon[len(_RAW):]).is_file()
+    assert icon.startswith(_RAW) and (REPO / icon[len(_RAW) :]).is_file()
     screenshots = _cmake_value(text, "EXTENSION_SCREENSHOTURLS").split()
     assert screenshots and all(url.startswith("https://") and url.endswith(".png") for url in screenshots)
     # the screenshot must be taken in a real Slicer: the README names the path it goes to
     readme = (REPO / "README.md").read_text()
-    assert all(url[len(_RAW):] in readme for url in screenshots)
+    assert all(url[len(_RAW) :] in readme for url in screenshots)
     assert re.search(r'set\(EXTENSION_DEPENDS\s+"PyTorch"\)', text)
-    for line in ("find_package(Slicer REQUIRED)", "include(${Slicer_USE_FILE})", "add_subdirectory(MedDenoise)",
-                 "include(${Slicer_EXTENSION_GENERATE_CONFIG})", "include(${Slicer_EXTENSION_CPACK})"):
+    for line in (
+        "find_package(Slicer REQUIRED)",
+        "include(${Slicer_USE_FILE})",
+        "add_subdirectory(MedDenoise)",
+        "include(${Slicer_EXTENSION_GENERATE_CONFIG})",
+        "include(${Slicer_EXTENSION_CPACK})",
+    ):
         assert line in text, line
 
 
 #: properties of Slicer's catalog entry schema v1.0.2 (Slicer/Schemas/slicer-extension-catalog-entry-schema-*)
-_CATALOG_PROPERTIES = {"$schema": str, "category": str, "scm_url": str, "scm_revision": str, "scm_type": str,
-                       "build_dependencies": list, "dicom_support_rule": str, "build_subdirectory": str,
-                       "enabled": bool, "tier": int}
+_CATALOG_PROPERTIES = {
+    "$schema": str,
+    "category": str,
+    "scm_url": str,
+    "scm_revision": str,
+    "scm_type": str,
+    "build_dependencies": list,
+    "dicom_support_rule": str,
+    "build_subdirectory": str,
+    "enabled": bool,
+    "tier": int,
+}
 
 
 def test_extension_description_json_and_licence():
@@ -148,13 +177,17 @@ def test_extension_description_json_and_licence():
     assert {"$schema", "category", "scm_url"} <= set(entry)  # required
     assert set(entry) <= set(_CATALOG_PROPERTIES)  # additionalProperties: false
     assert all(isinstance(entry[key], _CATALOG_PROPERTIES[key]) for key in entry)
-    assert re.fullmatch(r"https://raw\.githubusercontent\.com/Slicer/Slicer/main/Schemas/"
-                        r"slicer-extension-catalog-entry-schema-v1\.0\.\d\.json#", entry["$schema"])
+    assert re.fullmatch(
+        r"https://raw\.githubusercontent\.com/Slicer/Slicer/main/Schemas/"
+        r"slicer-extension-catalog-entry-schema-v1\.0\.\d\.json#",
+        entry["$schema"],
+    )
     assert entry["build_dependencies"] == ["PyTorch"]  # SlicerPyTorch's CMake project name
     text = (REPO / "CMakeLists.txt").read_text()
     assert entry["category"] == _cmake_value(text, "EXTENSION_CATEGORY")
-    assert entry["scm_url"].startswith("https://") and entry["scm_url"].removesuffix(".git") in \
-        _cmake_value(text, "EXTENSION_HOMEPAGE")
+    assert entry["scm_url"].startswith("https://") and entry["scm_url"].removesuffix(".git") in _cmake_value(
+        text, "EXTENSION_HOMEPAGE"
+    )
     assert 1 <= entry["tier"] <= 5
     licence = (REPO / "LICENSE").read_text()
     assert licence.lstrip().startswith("Apache License") and "Version 2.0, January 2004" in licence
@@ -179,24 +212,64 @@ def test_ui_file_matches_the_code_and_the_parameter_node():
             if prop.get("name") == "SlicerParameterName":
                 bound[prop.find("string").text] = (name, widget.get("class"))
     tree = ast.parse(source)
-    wrapper = next(node for node in tree.body if isinstance(node, ast.ClassDef)
-                   and node.name == "MedDenoiseParameterNode")
+    wrapper = next(
+        node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "MedDenoiseParameterNode"
+    )
     fields = [item.target.id for item in wrapper.body if isinstance(item, ast.AnnAssign)]
-    assert fields == ["inputVolume", "outputVolume", "maskNode", "wholeSequence", "model", "modality", "ctWindow",
-                      "windowCenter", "windowWidth", "ensemble", "noiseLevelAuto", "noiseLevel", "strength",
-                      "createResidual", "device", "roiSize", "overlap", "sliceAxis", "separateProcess"]
+    assert fields == [
+        "inputVolume",
+        "outputVolume",
+        "maskNode",
+        "wholeSequence",
+        "model",
+        "modality",
+        "ctWindow",
+        "windowCenter",
+        "windowWidth",
+        "ensemble",
+        "noiseLevelAuto",
+        "noiseLevel",
+        "strength",
+        "createResidual",
+        "device",
+        "roiSize",
+        "overlap",
+        "sliceAxis",
+        "separateProcess",
+    ]
     assert set(bound) == set(fields) - {"model"}, "every setting but the model list is bound with connectGui"
     expected_classes = {
-        "inputVolume": "qMRMLNodeComboBox", "outputVolume": "qMRMLNodeComboBox", "maskNode": "qMRMLNodeComboBox",
-        "wholeSequence": "QCheckBox", "modality": "QComboBox", "ctWindow": "QComboBox",
-        "windowCenter": "QDoubleSpinBox", "windowWidth": "QDoubleSpinBox", "ensemble": "QComboBox",
-        "noiseLevelAuto": "QCheckBox", "noiseLevel": "QDoubleSpinBox", "strength": "ctkSliderWidget",
-        "createResidual": "QCheckBox", "device": "QComboBox", "roiSize": "QSpinBox", "overlap": "QDoubleSpinBox",
-        "sliceAxis": "QComboBox", "separateProcess": "QCheckBox",
+        "inputVolume": "qMRMLNodeComboBox",
+        "outputVolume": "qMRMLNodeComboBox",
+        "maskNode": "qMRMLNodeComboBox",
+        "wholeSequence": "QCheckBox",
+        "modality": "QComboBox",
+        "ctWindow": "QComboBox",
+        "windowCenter": "QDoubleSpinBox",
+        "windowWidth": "QDoubleSpinBox",
+        "ensemble": "QComboBox",
+        "noiseLevelAuto": "QCheckBox",
+        "noiseLevel": "QDoubleSpinBox",
+        "strength": "ctkSliderWidget",
+        "createResidual": "QCheckBox",
+        "device": "QComboBox",
+        "roiSize": "QSpinBox",
+        "overlap": "QDoubleSpinBox",
+        "sliceAxis": "QComboBox",
+        "separateProcess": "QCheckBox",
     }
     assert {field: cls for field, (_, cls) in bound.items()} == expected_classes
-    for required in ("applyButton", "cancelButton", "progressBar", "statusLabel", "modelComboBox", "guardLabel",
-                     "logTextEdit", "reportTableView", "advancedCollapsibleButton"):
+    for required in (
+        "applyButton",
+        "cancelButton",
+        "progressBar",
+        "statusLabel",
+        "modelComboBox",
+        "guardLabel",
+        "logTextEdit",
+        "reportTableView",
+        "advancedCollapsibleButton",
+    ):
         assert required in widgets, required
     assert widgets["logTextEdit"].get("class") == "QPlainTextEdit"
     assert widgets["reportTableView"].get("class") == "qMRMLTableView"
@@ -204,16 +277,23 @@ def test_ui_file_matches_the_code_and_the_parameter_node():
     from MedDenoiseModuleLib.masks import MASK_NODE_TYPES
     from MedDenoiseModuleLib.volumes import INPUT_NODE_TYPES
 
-    annotations = {item.target.id: ast.unparse(item.annotation) for item in wrapper.body
-                   if isinstance(item, ast.AnnAssign)}
-    for field, types in (("inputVolume", INPUT_NODE_TYPES), ("outputVolume", INPUT_NODE_TYPES),
-                         ("maskNode", MASK_NODE_TYPES)):
+    annotations = {
+        item.target.id: ast.unparse(item.annotation) for item in wrapper.body if isinstance(item, ast.AnnAssign)
+    }
+    for field, types in (
+        ("inputVolume", INPUT_NODE_TYPES),
+        ("outputVolume", INPUT_NODE_TYPES),
+        ("maskNode", MASK_NODE_TYPES),
+    ):
         assert annotations[field] == f"Union[{', '.join(types)}]", field
         listed = [s.text for s in widgets[bound[field][0]].find("property[@name='nodeTypes']").iter("string")]
         assert listed == list(types), field
     # every selector and the table view get the scene
-    receivers = {c.find("receiver").text for c in ET.parse(MODULE_DIR / "Resources/UI/MedDenoise.ui").getroot()
-                 .iter("connection") if c.find("slot").text == "setMRMLScene(vtkMRMLScene*)"}
+    receivers = {
+        c.find("receiver").text
+        for c in ET.parse(MODULE_DIR / "Resources/UI/MedDenoise.ui").getroot().iter("connection")
+        if c.find("slot").text == "setMRMLScene(vtkMRMLScene*)"
+    }
     assert receivers == {"inputSelector", "maskSelector", "outputSelector", "reportTableView"}
 
 
@@ -298,9 +378,14 @@ def test_settings_are_checked_with_messages_naming_the_setting():
 
     assert DenoiseSettings(device=Device.CUDA).device == "cuda"
     assert DenoiseSettings(noise_level=25.5).sigma == pytest.approx(0.1)
-    for kwargs, name in [({"device": "gpu"}, "`device`"), ({"overlap": 1.0}, "`overlap`"), ({"roi_size": -1},
-                         "`roi_size`"), ({"slice_axis": 3}, "`slice_axis`"), ({"noise_level": -1.0}, "`noise_level`"),
-                         ({"model": " "}, "`model`")]:
+    for kwargs, name in [
+        ({"device": "gpu"}, "`device`"),
+        ({"overlap": 1.0}, "`overlap`"),
+        ({"roi_size": -1}, "`roi_size`"),
+        ({"slice_axis": 3}, "`slice_axis`"),
+        ({"noise_level": -1.0}, "`noise_level`"),
+        ({"model": " "}, "`model`"),
+    ]:
         with pytest.raises(ValueError, match=name):
             DenoiseSettings(**kwargs)
 

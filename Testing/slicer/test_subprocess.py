@@ -14,8 +14,9 @@ import time
 import numpy as np
 import psutil
 import pytest
-import slicer
 import torch
+
+import slicer
 from meddenoiselib.demo import sample_path
 from meddenoiselib.io import read_volume
 from MedDenoiseModuleLib import DenoiseSettings, DenoiseTask, SubprocessRunner, TaskState, parse_progress_line
@@ -50,9 +51,13 @@ def test_child_process_denoises_real_mr_and_keeps_geometry(scene, temp_root):
     node = add_volume_node(scene, noisy, matrix, name="MR noisy")
 
     progress, states = [], []
-    task = DenoiseTask(node, DenoiseSettings(model="default", device="cpu"), temp_root=temp_root,
-                       on_progress=lambda f, m: progress.append((f, m)),
-                       on_state_changed=lambda t: states.append(t.state))
+    task = DenoiseTask(
+        node,
+        DenoiseSettings(model="default", device="cpu"),
+        temp_root=temp_root,
+        on_progress=lambda f, m: progress.append((f, m)),
+        on_state_changed=lambda t: states.append(t.state),
+    )
     task.start()
     assert task.state is TaskState.RUNNING, task.error
     assert task.command[1:4] == ["-m", "meddenoiselib", "denoise"] and "--progress-format" in task.command
@@ -94,8 +99,13 @@ def test_cancel_kills_the_process_tree_and_leaves_nothing_behind(scene, temp_roo
         runners.append(SubprocessRunner())
         return runners[-1]
 
-    task = DenoiseTask(node, DenoiseSettings(model="nlm", noise_level=20.0, device="cpu"),
-                       python_executable=_launcher(tmp_path), runner_factory=runner_factory, temp_root=temp_root)
+    task = DenoiseTask(
+        node,
+        DenoiseSettings(model="nlm", noise_level=20.0, device="cpu"),
+        python_executable=_launcher(tmp_path),
+        runner_factory=runner_factory,
+        temp_root=temp_root,
+    )
     task.start()
     assert task.state is TaskState.RUNNING, task.error
     deadline = time.monotonic() + TIMEOUT

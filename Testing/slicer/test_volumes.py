@@ -9,8 +9,9 @@ import time
 
 import numpy as np
 import pytest
-import slicer
 import vtk
+
+import slicer
 from meddenoiselib.io import read_volume
 from MedDenoiseModuleLib import DenoiseSettings, DenoiseTask, TaskState
 from MedDenoiseModuleLib.volumes import (
@@ -154,8 +155,9 @@ def test_non_linear_and_shearing_transforms_are_refused(scene):
 def test_unsupported_nodes_are_refused_with_a_message(scene):
     labels = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "labels")
     slicer.util.updateVolumeFromArray(labels, np.zeros((2, 3, 4), np.uint8))
-    with pytest.raises(ValueError, match="'labels' is a label map: its voxels are label values.*use the label map as "
-                                         "the mask instead"):
+    with pytest.raises(
+        ValueError, match="'labels' is a label map: its voxels are label values.*use the label map as the mask instead"
+    ):
         check_input_node(labels)
     dwi = scene.AddNewNodeByClass("vtkMRMLDiffusionWeightedVolumeNode", "dwi")
     slicer.util.updateVolumeFromArray(dwi, np.zeros((2, 3, 4, 6), np.int16))
@@ -177,8 +179,12 @@ def test_in_process_task_fills_a_new_node_with_the_input_geometry(scene, temp_ro
     node.SetAndObserveTransformNodeID(_linear_transform(scene, rigid).GetID())
     expected = world_ijk_to_ras(node)
     states = []
-    task = DenoiseTask(node, DenoiseSettings(model="median", device="cpu", separate_process=False),
-                       temp_root=temp_root, on_state_changed=lambda t: states.append(t.state))
+    task = DenoiseTask(
+        node,
+        DenoiseSettings(model="median", device="cpu", separate_process=False),
+        temp_root=temp_root,
+        on_state_changed=lambda t: states.append(t.state),
+    )
     assert task.start().wait(timeout=120) is TaskState.DONE, task.error
     assert states == [TaskState.RUNNING, TaskState.DONE]
     output = task.output_node
@@ -205,8 +211,12 @@ def test_in_process_run_leaves_the_main_thread_free_and_cancels_at_once(scene, t
     node = add_volume_node(scene, _voxels(np.float32, (60, 96, 96)), oblique_ijk_to_ras())
     before = scene.GetNumberOfNodes()
     progress = []
-    task = DenoiseTask(node, DenoiseSettings(model="nlm", noise_level=20.0, separate_process=False),
-                       temp_root=temp_root, on_progress=lambda f, m: progress.append((f, m)))
+    task = DenoiseTask(
+        node,
+        DenoiseSettings(model="nlm", noise_level=20.0, separate_process=False),
+        temp_root=temp_root,
+        on_progress=lambda f, m: progress.append((f, m)),
+    )
     began = time.monotonic()
     task.start()
     assert time.monotonic() - began < 1.0 and task.state is TaskState.RUNNING

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 import slicer
 
 from .conftest import add_volume_node, oblique_ijk_to_ras
@@ -97,10 +98,27 @@ def gui(temp_root):
             original_state(task)
 
         widget.onTaskStateChanged = spy_state
-        yield type("Gui", (), dict(module=MedDenoise, widget=widget, logic=logic, ui=ui, timer=timer,
-                                   blend_timer=blend_timer, volume=volume, labels=labels, scene=fakes.scene,
-                                   errors=fakes.errors, confirm=fakes.confirm, states=states, calls=calls,
-                                   strengths=strengths, temp_root=Path(temp_root)))
+        yield type(
+            "Gui",
+            (),
+            dict(
+                module=MedDenoise,
+                widget=widget,
+                logic=logic,
+                ui=ui,
+                timer=timer,
+                blend_timer=blend_timer,
+                volume=volume,
+                labels=labels,
+                scene=fakes.scene,
+                errors=fakes.errors,
+                confirm=fakes.confirm,
+                states=states,
+                calls=calls,
+                strengths=strengths,
+                temp_root=Path(temp_root),
+            ),
+        )
         widget.cleanup()  # as Slicer does when the module widget goes away: cancel, remove scene observers
 
 
@@ -137,20 +155,62 @@ def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
 
     gui.ui.applyButton.click()
 
-    (args, kwargs), = gui.calls
+    ((args, kwargs),) = gui.calls
     assert args == (gui.volume, None)
-    assert {k: kwargs[k] for k in ("model", "noiseLevel", "device", "roiSize", "overlap", "sliceAxis", "window",
-                                   "modality", "ensemble", "mask", "residual", "strength", "separateProcess",
-                                   "waitForCompletion")} == {
-        "model": "median", "noiseLevel": 15.0, "device": "cpu", "roiSize": 64, "overlap": 0.5, "sliceAxis": 1,
-        "window": (-500.0, 1200.0), "modality": "ct", "ensemble": 4, "mask": None, "residual": True,
-        "strength": 1.0, "separateProcess": True, "waitForCompletion": False}
-    runner, = FakeRunner.instances
+    assert {
+        k: kwargs[k]
+        for k in (
+            "model",
+            "noiseLevel",
+            "device",
+            "roiSize",
+            "overlap",
+            "sliceAxis",
+            "window",
+            "modality",
+            "ensemble",
+            "mask",
+            "residual",
+            "strength",
+            "separateProcess",
+            "waitForCompletion",
+        )
+    } == {
+        "model": "median",
+        "noiseLevel": 15.0,
+        "device": "cpu",
+        "roiSize": 64,
+        "overlap": 0.5,
+        "sliceAxis": 1,
+        "window": (-500.0, 1200.0),
+        "modality": "ct",
+        "ensemble": 4,
+        "mask": None,
+        "residual": True,
+        "strength": 1.0,
+        "separateProcess": True,
+        "waitForCompletion": False,
+    }
+    (runner,) = FakeRunner.instances
     command = runner.command
     assert command[1:4] == ["-m", "meddenoiselib", "denoise"]
     options = command[6:]
-    assert options[:14] == ["--model", "median", "--sigma", "15.0", "--device", "cpu", "--overlap", "0.5",
-                            "--roi", "64", "--slice-axis", "1", "--window", "-500.0,1200.0"]
+    assert options[:14] == [
+        "--model",
+        "median",
+        "--sigma",
+        "15.0",
+        "--device",
+        "cpu",
+        "--overlap",
+        "0.5",
+        "--roi",
+        "64",
+        "--slice-axis",
+        "1",
+        "--window",
+        "-500.0,1200.0",
+    ]
     assert options[14:16] == ["--ensemble", "4"]
     assert options[-5:-3] == ["--report", str(Path(command[4]).with_name("report.json"))]
     assert options[-3:] == ["--progress-format", "lines", "--overwrite"]
@@ -204,18 +264,30 @@ def test_strength_slider_reblends_after_a_run_without_running_again(gui):
     assert not gui.blend_timer.active
 
 
-@pytest.mark.parametrize("lines, code, message", [
-    (["error: device 'cuda' was requested but no CUDA GPU is available; use --device cpu or auto"], 1,
-     "device 'cuda' was requested but no CUDA GPU is available; use --device cpu or auto"),
-    (["Traceback (most recent call last):", "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2 GiB"],
-     1, "Out of memory while denoising; try the cpu device, a smaller ROI size, or crop the volume."),
-    ([], -9, "The denoising process was killed by signal 9 (the system may have run out of memory)."),
-    (["Segmentation fault"], 139, "The denoising process failed (exit code 139): Segmentation fault"),
-])
+@pytest.mark.parametrize(
+    "lines, code, message",
+    [
+        (
+            ["error: device 'cuda' was requested but no CUDA GPU is available; use --device cpu or auto"],
+            1,
+            "device 'cuda' was requested but no CUDA GPU is available; use --device cpu or auto",
+        ),
+        (
+            [
+                "Traceback (most recent call last):",
+                "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2 GiB",
+            ],
+            1,
+            "Out of memory while denoising; try the cpu device, a smaller ROI size, or crop the volume.",
+        ),
+        ([], -9, "The denoising process was killed by signal 9 (the system may have run out of memory)."),
+        (["Segmentation fault"], 139, "The denoising process failed (exit code 139): Segmentation fault"),
+    ],
+)
 def test_failure_shows_one_error_the_log_and_leaves_the_scene_unchanged(gui, lines, code, message):
     nodes_before = gui.scene.GetNumberOfNodes()
     gui.ui.applyButton.click()
-    runner, = FakeRunner.instances
+    (runner,) = FakeRunner.instances
     runner.lines, runner.code = list(lines), code
     gui.timer.fire()
     assert gui.states == ["RUNNING", "FAILED"] and not gui.timer.active
@@ -230,7 +302,7 @@ def test_failure_shows_one_error_the_log_and_leaves_the_scene_unchanged(gui, lin
 def test_auto_falls_back_to_default_on_a_library_without_it(gui):
     """``auto`` goes to the library as is; if the library does not know it, the run restarts with ``default``."""
     gui.ui.applyButton.click()
-    first, = FakeRunner.instances
+    (first,) = FakeRunner.instances
     assert first.command[first.command.index("--model") + 1] == "auto"
     first.lines, first.code = ["error: unknown model 'auto'; choose one of: kpn-small, median"], 1
     gui.timer.fire()
@@ -241,8 +313,10 @@ def test_auto_falls_back_to_default_on_a_library_without_it(gui):
     gui.timer.fire()
     task = gui.widget._task
     assert gui.states == ["RUNNING", "DONE"] and task.notes["model_choice"].startswith("'auto' is not available")
-    rows = [(task.report_table.GetCellText(r, 0), task.report_table.GetCellText(r, 1))
-            for r in range(task.report_table.GetNumberOfRows())]
+    rows = [
+        (task.report_table.GetCellText(r, 0), task.report_table.GetCellText(r, 1))
+        for r in range(task.report_table.GetNumberOfRows())
+    ]
     assert ("model choice", task.notes["model_choice"]) in rows
     assert any("'default' was used" in line for line in gui.ui.logTextEdit.lines)
 
@@ -250,7 +324,7 @@ def test_auto_falls_back_to_default_on_a_library_without_it(gui):
 def test_cancel_kills_the_runner_and_reaches_cancelled(gui):
     nodes_before = gui.scene.GetNumberOfNodes()
     gui.ui.applyButton.click()
-    runner, = FakeRunner.instances
+    (runner,) = FakeRunner.instances
     runner.lines = ["PROGRESS 0.2500 denoising"]
     gui.timer.fire()
     gui.ui.cancelButton.click()
@@ -291,8 +365,11 @@ def test_too_old_slicer_is_named_in_the_panel_and_nothing_is_installed(temp_root
         import MedDenoise
         from MedDenoiseModuleLib import dependencies
 
-        monkeypatch.setattr(MedDenoise, "runtime_problem",
-                            lambda version, slicer_version: dependencies.runtime_problem((3, 9, 10), "5.8.1"))
+        monkeypatch.setattr(
+            MedDenoise,
+            "runtime_problem",
+            lambda version, slicer_version: dependencies.runtime_problem((3, 9, 10), "5.8.1"),
+        )
         logic = MedDenoise.MedDenoiseLogic(runnerFactory=FakeRunner)
         installs = []
         monkeypatch.setattr(logic, "ensureDependencies", lambda **kwargs: installs.append(kwargs) or True)
@@ -326,8 +403,10 @@ def test_self_test_runs_outside_slicer(temp_root):
         result = unittest.TestResult()
         MedDenoise.MedDenoiseTest("runTest").run(result)
         assert result.wasSuccessful(), result.errors + result.failures
-        names = [slicer.mrmlScene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode").GetName()
-                 for i in range(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"))]
+        names = [
+            slicer.mrmlScene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode").GetName()
+            for i in range(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"))
+        ]
         assert names.count("MedDenoiseTestNoisy") == 2  # one phantom per test method
         assert "MedDenoiseTestNoisy denoised" in names and "MedDenoiseTestNoisy residual" in names
         assert slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 5  # one report per run

@@ -41,7 +41,7 @@ def pack(tmp_path) -> Path:
 
 
 def test_pack_round_trips_units_geometry_and_modality(pack):
-    (name, volume), = list(pack_volumes(f"{pack}:kpn-ct-burst5:train"))
+    ((name, volume),) = list(pack_volumes(f"{pack}:kpn-ct-burst5:train"))
     original = _phantom_ct()
     assert name == "ct/a" and volume.metadata["0008|0060"] == "CT" and volume.spacing == original.spacing
     # CT is cropped to the body's bounding box (plus a margin), values in HU unchanged

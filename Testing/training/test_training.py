@@ -73,9 +73,23 @@ def test_loading_normalizes_every_input_to_unit_range(ct_series_dir, us_png):
 
 
 def _config(tmp_path, inputs, **overrides) -> TrainConfig:
-    values = dict(inputs=[str(p) for p in inputs], output=str(tmp_path / "run"), network="conv-dae", patch=32,
-                  batch_size=4, steps=6, val_every=3, checkpoint_every=3, warmup_steps=2, precision="fp32",
-                  device="cpu", val_images=2, val_sigmas=[25.0], lr=1e-3, threads=1)
+    values = dict(
+        inputs=[str(p) for p in inputs],
+        output=str(tmp_path / "run"),
+        network="conv-dae",
+        patch=32,
+        batch_size=4,
+        steps=6,
+        val_every=3,
+        checkpoint_every=3,
+        warmup_steps=2,
+        precision="fp32",
+        device="cpu",
+        val_images=2,
+        val_sigmas=[25.0],
+        lr=1e-3,
+        threads=1,
+    )
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -99,8 +113,10 @@ def test_resume_continues_exactly(tmp_path, xray_png, us_png):
 
 def test_fine_tuning_freezes_leading_layers(tmp_path, xray_png, us_png):
     first = train(_config(tmp_path / "a", [xray_png], val_inputs=[str(us_png)], steps=3), show_progress=False)
-    tuned = train(_config(tmp_path / "b", [xray_png], val_inputs=[str(us_png)], init=str(first), freeze=2, steps=3),
-                  show_progress=False)
+    tuned = train(
+        _config(tmp_path / "b", [xray_png], val_inputs=[str(us_png)], init=str(first), freeze=2, steps=3),
+        show_progress=False,
+    )
     a, b = _weights(first), _weights(tuned)
     from meddenoiselib.networks import create_network
 
@@ -112,9 +128,22 @@ def test_fine_tuning_freezes_leading_layers(tmp_path, xray_png, us_png):
 @pytest.mark.slow  # a real training run until the loss has fallen
 def test_self_supervised_training_learns_without_clean_images(tmp_path, ct_series_dir, xray_png):
     """150 masked steps on noisy-only data beat the noisy input on clean held-out crops."""
-    config = _config(tmp_path, [ct_series_dir], val_inputs=[str(xray_png)], network="kpn-small",
-                     mode="self-supervised", simulate_noise=25.0, mask_fraction=0.03, loss="mse", steps=150,
-                     val_every=150, batch_size=8, patch=48, precision="auto", lr=1e-3)
+    config = _config(
+        tmp_path,
+        [ct_series_dir],
+        val_inputs=[str(xray_png)],
+        network="kpn-small",
+        mode="self-supervised",
+        simulate_noise=25.0,
+        mask_fraction=0.03,
+        loss="mse",
+        steps=150,
+        val_every=150,
+        batch_size=8,
+        patch=48,
+        precision="auto",
+        lr=1e-3,
+    )
     path = train(config, show_progress=False)
     import json
 
@@ -124,20 +153,53 @@ def test_self_supervised_training_learns_without_clean_images(tmp_path, ct_serie
     assert card["validation"]["psnr_25"] > noisy_psnr + 6  # measured: +10.7 dB
 
 
-@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
-                    reason="torchrun is not installed")
+@pytest.mark.skipif(
+    shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
+    reason="torchrun is not installed",
+)
 @pytest.mark.slow  # two torchrun processes
 def test_two_process_ddp_matches_single_process(tmp_path, xray_png, us_png):
     """gloo DDP with 2 CPU processes gives the single-process weights up to floating-point noise."""
-    single = train(_config(tmp_path / "single", [xray_png], val_inputs=[str(us_png)], network="kpn-small"),
-                   show_progress=False)
+    single = train(
+        _config(tmp_path / "single", [xray_png], val_inputs=[str(us_png)], network="kpn-small"), show_progress=False
+    )
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
     out = tmp_path / "ddp"
     command = [
-        torchrun, "--standalone", "--nproc_per_node=2", "-m", "meddenoiselib", "train", str(xray_png),
-        "--val-inputs", str(us_png), "--network", "kpn-small", "--patch", "32", "--batch-size", "4", "--steps", "6",
-        "--val-every", "3", "--checkpoint-every", "3", "--warmup-steps", "2", "--precision", "fp32", "--device", "cpu",
-        "--lr", "0.001", "--threads", "1", "--output", str(out), "--no-progress",
+        torchrun,
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "meddenoiselib",
+        "train",
+        str(xray_png),
+        "--val-inputs",
+        str(us_png),
+        "--network",
+        "kpn-small",
+        "--patch",
+        "32",
+        "--batch-size",
+        "4",
+        "--steps",
+        "6",
+        "--val-every",
+        "3",
+        "--checkpoint-every",
+        "3",
+        "--warmup-steps",
+        "2",
+        "--precision",
+        "fp32",
+        "--device",
+        "cpu",
+        "--lr",
+        "0.001",
+        "--threads",
+        "1",
+        "--output",
+        str(out),
+        "--no-progress",
     ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
@@ -150,14 +212,27 @@ def test_two_process_ddp_matches_single_process(tmp_path, xray_png, us_png):
     card = json.loads((out / "model.json").read_text())
     assert card["training"]["world_size"] == 2
     # only rank 0 wrote: one log, one checkpoint
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.json", "log.csv", "model.json",
-                                                     "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "checkpoint.pt",
+        "config.json",
+        "log.csv",
+        "model.json",
+        "model.safetensors",
+    ]
 
 
 def test_three_dimensional_training_and_inference(tmp_path, mr_nifti, ct_series_dir):
     """3D patches from volumes train a 3D network whose weights the Denoiser then runs on a whole volume."""
-    config = _config(tmp_path, [mr_nifti], val_inputs=[str(ct_series_dir)], spatial_dims=3, patch=16, steps=3,
-                     val_every=3, batch_size=2)
+    config = _config(
+        tmp_path,
+        [mr_nifti],
+        val_inputs=[str(ct_series_dir)],
+        spatial_dims=3,
+        patch=16,
+        steps=3,
+        val_every=3,
+        batch_size=2,
+    )
     path = train(config, show_progress=False)
     import json
 
@@ -172,8 +247,9 @@ def test_three_dimensional_training_and_inference(tmp_path, mr_nifti, ct_series_
 
 def test_burst_sampler_draws_real_neighbours_half_the_time():
     volume = np.stack([np.full((40, 40), k, np.float32) + np.random.default_rng(k).random((40, 40)) for k in range(5)])
-    singles = [TrainingImage(f"s{i}", np.random.default_rng(10 + i).random((1, 40, 40), dtype=np.float32))
-               for i in range(9)]
+    singles = [
+        TrainingImage(f"s{i}", np.random.default_rng(10 + i).random((1, 40, 40), dtype=np.float32)) for i in range(9)
+    ]
     batch = PatchSampler([TrainingImage("v", volume), *singles], 32, burst=3, seed=0, min_std=0).batch(400)
     from_volume = ~(batch[:, 0] == batch[:, 1]).flatten(1).all(dim=1) | ~(batch[:, 2] == batch[:, 1]).flatten(1).all(1)
     # 1 volume in 10 files would give ~10% (minus edge repeats); the sampler gives it about half the draws

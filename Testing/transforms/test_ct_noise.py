@@ -33,8 +33,11 @@ def chest_hu(ct_series_dir) -> tuple[np.ndarray, float]:
 def _ellipse(shape, centre, axes, value, background):
     yy, xx = np.mgrid[: shape[0], : shape[1]]
     inside = ((yy - centre[0]) / axes[0]) ** 2 + ((xx - centre[1]) / axes[1]) ** 2 <= 1
-    out = np.asarray(background, dtype=np.float32).copy() if np.ndim(background) else np.full(shape, background,
-                                                                                              np.float32)
+    out = (
+        np.asarray(background, dtype=np.float32).copy()
+        if np.ndim(background)
+        else np.full(shape, background, np.float32)
+    )
     out[inside] = value
     return out
 

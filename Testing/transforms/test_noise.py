@@ -98,8 +98,10 @@ def test_same_seed_same_noise_other_seed_other_noise(spec):
 def test_training_batches_and_simulate_draw_the_same_noise(spec):
     """BatchNoise (training) and RandNoise (simulate, evaluation) run the same sampler: one seed, one noise."""
     fixed = parse_noise_spec(spec)
-    level_range = parse_noise_range(f"{spec.split(':')[0]}:{fixed.level:g}-{fixed.level:g}"
-                                    + (f",{fixed.coils}" if fixed.kind == NoiseKind.NONCENTRAL_CHI else ""))
+    level_range = parse_noise_range(
+        f"{spec.split(':')[0]}:{fixed.level:g}-{fixed.level:g}"
+        + (f",{fixed.coils}" if fixed.kind == NoiseKind.NONCENTRAL_CHI else "")
+    )
     transform = RandNoise(fixed).set_random_state(3)
     simulated = np.asarray(transform(FLAT))
     batch = BatchNoise([level_range], generator=torch.Generator().manual_seed(transform.generator_seed))
@@ -134,8 +136,9 @@ def test_batch_noise_levels_and_statistics():
 
 
 def test_batch_noise_mixture_uses_each_model_in_its_own_units():
-    noise = BatchNoise(["gaussian:10-50", "speckle:0.1-0.4", "poisson:20-200", "rician:10-50"],
-                       torch.Generator().manual_seed(1))
+    noise = BatchNoise(
+        ["gaussian:10-50", "speckle:0.1-0.4", "poisson:20-200", "rician:10-50"], torch.Generator().manual_seed(1)
+    )
     noisy, sigma = noise(torch.full((64, 1, 16, 16), 0.5))
     assert torch.isfinite(noisy).all() and (sigma > 0).all()
 
@@ -147,28 +150,42 @@ def test_noise_spec_parsing_and_units():
     assert parse_noise_spec("rician:3%").unit == LevelUnit.PERCENT
     ct = parse_noise_spec("ct-lowdose:0.25,kernel=hann,views=540,electronic=4")
     assert (ct.level, ct.unit, ct.scanner.kernel, ct.scanner.views, ct.scanner.electronic_noise) == (
-        0.25, LevelUnit.DOSE, "hann", 540, 4.0)
+        0.25,
+        LevelUnit.DOSE,
+        "hann",
+        540,
+        4.0,
+    )
     assert parse_noise_spec("ct-lowdose:25HU").unit == LevelUnit.HU
     assert str(parse_noise_spec("poisson:100")) == "poisson-gaussian:100"
     ranges = parse_noise_range("ct-lowdose:5HU-100HU,kernel=shepp-logan|hann,views=540|1080,electronic=4|12")
     assert (ranges.low, ranges.high, ranges.kernels, ranges.views, ranges.electronic, ranges.log_uniform) == (
-        5.0, 100.0, ("shepp-logan", "hann"), (540, 1080), (4.0, 12.0), True)
+        5.0,
+        100.0,
+        ("shepp-logan", "hann"),
+        (540, 1080),
+        (4.0, 12.0),
+        True,
+    )
 
 
-@pytest.mark.parametrize("bad, message", [
-    ("salt:3", "unknown noise model"),
-    ("poisson:0", "must be above 0"),
-    ("gaussian:nan", "not a number"),
-    ("gaussian:inf", "not a number"),
-    ("poisson:inf", "not a number"),
-    ("gaussian:-1", "at least 0"),
-    ("speckle:3%", "not valid for speckle"),
-    ("ct-lowdose:0.25,kernel=sharpest", "unknown CT kernel"),
-    ("ct-lowdose:0.25,views=3", "views"),
-    ("ct-lowdose:0.25,slices=3", "unknown ct-lowdose option"),
-    ("noncentral-chi:3%", "needs SIGMA,COILS"),
-    ("gaussian:0.1-0.5", "is a range"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("salt:3", "unknown noise model"),
+        ("poisson:0", "must be above 0"),
+        ("gaussian:nan", "not a number"),
+        ("gaussian:inf", "not a number"),
+        ("poisson:inf", "not a number"),
+        ("gaussian:-1", "at least 0"),
+        ("speckle:3%", "not valid for speckle"),
+        ("ct-lowdose:0.25,kernel=sharpest", "unknown CT kernel"),
+        ("ct-lowdose:0.25,views=3", "views"),
+        ("ct-lowdose:0.25,slices=3", "unknown ct-lowdose option"),
+        ("noncentral-chi:3%", "needs SIGMA,COILS"),
+        ("gaussian:0.1-0.5", "is a range"),
+    ],
+)
 def test_bad_noise_specs_are_refused_with_the_reason(bad, message):
     with pytest.raises(ValueError, match=message):
         parse_noise_spec(bad)

@@ -25,8 +25,22 @@ def test_simulate_ct_lowdose_on_a_dicom_series_keeps_hu_geometry_and_tags(tmp_pa
     ct_series_dir = series
     before = digest_tree(ct_series_dir)
     out = tmp_path / "lowdose"
-    assert main(["simulate", str(ct_series_dir), str(out), "--noise", "ct-lowdose:0.25,views=240", "--seed", "1",
-                 "-q", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                str(ct_series_dir),
+                str(out),
+                "--noise",
+                "ct-lowdose:0.25,views=240",
+                "--seed",
+                "1",
+                "-q",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     clean, noisy = read_volume(ct_series_dir), read_volume(out)
     assert noisy.same_geometry(clean) and noisy.array.dtype == clean.array.dtype
     source, derived = pydicom.dcmread(sorted(ct_series_dir.iterdir())[0]), pydicom.dcmread(sorted(out.iterdir())[0])

@@ -40,8 +40,21 @@ def prepare_environment(wheels: Path) -> None:
         import monai  # noqa: F401
     except ImportError:
         site = Path("/tmp/site")
-        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps",
-                               "--no-compile", "--target", str(site), *map(str, sorted(wheels.glob("*.whl")))])
+        subprocess.check_call(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-index",
+                "--no-deps",
+                "--no-compile",
+                "--target",
+                str(site),
+                *map(str, sorted(wheels.glob("*.whl"))),
+            ]
+        )
         sys.path.insert(0, str(site))
     for name in ("SimpleITK", "pydicom", "nibabel", "pywt"):
         try:
@@ -51,18 +64,26 @@ def prepare_environment(wheels: Path) -> None:
 
 
 def train_recipe(name: str, pack: Path, work: Path, device: str, seconds: float, batch_size: int) -> dict:
-    from train_shipped import RECIPES, recipe_options
-
     from meddenoiselib.training import TrainConfig, train
+    from train_shipped import RECIPES, recipe_options
 
     options = recipe_options(RECIPES[name])
     noise = str(options.pop("noise", "gaussian:0-50")).split()
     val_levels = options.pop("val_levels", None)
     options.pop("cache_dir", None)
     config = TrainConfig(
-        inputs=[f"{pack}:{name}:train"], val_inputs=[f"{pack}:{name}:val"], output=str(work / name), name=name,
-        noise=noise, device=device, precision="auto", threads=min(os.cpu_count() or 1, 8), val_every=500,
-        checkpoint_every=10**9, time_budget=seconds, cache_dir=str(work / "cache"),
+        inputs=[f"{pack}:{name}:train"],
+        val_inputs=[f"{pack}:{name}:val"],
+        output=str(work / name),
+        name=name,
+        noise=noise,
+        device=device,
+        precision="auto",
+        threads=min(os.cpu_count() or 1, 8),
+        val_every=500,
+        checkpoint_every=10**9,
+        time_budget=seconds,
+        cache_dir=str(work / "cache"),
         **{k: v for k, v in options.items() if k != "batch_size"},
     )
     config.batch_size = batch_size
@@ -72,8 +93,12 @@ def train_recipe(name: str, pack: Path, work: Path, device: str, seconds: float,
     start = time.perf_counter()
     path = train(config, show_progress=False)
     card = json.loads(path.with_suffix(".json").read_text())
-    return {"weights": str(path), "seconds": round(time.perf_counter() - start, 1),
-            "steps": card["training"]["steps"], "validation": card["validation"]}
+    return {
+        "weights": str(path),
+        "seconds": round(time.perf_counter() - start, 1),
+        "steps": card["training"]["steps"],
+        "validation": card["validation"],
+    }
 
 
 def cuda_vs_cpu(weights: Path, pack: Path, recipe: str) -> dict:
@@ -90,8 +115,11 @@ def cuda_vs_cpu(weights: Path, pack: Path, recipe: str) -> dict:
     for precision in ("fp32", "auto"):
         cuda = Denoiser(weights=weights, device="cuda", precision=precision).denoise(volume).array
         difference = np.abs(cuda.astype(np.float64) - cpu)
-        results[precision] = {"max_abs": float(difference.max()), "mean_abs": float(difference.mean()),
-                              "value_range": float(cpu.max() - cpu.min())}
+        results[precision] = {
+            "max_abs": float(difference.max()),
+            "mean_abs": float(difference.mean()),
+            "value_range": float(cpu.max() - cpu.min()),
+        }
     return results
 
 
@@ -116,8 +144,10 @@ def time_ct(weights: Path, pack: Path) -> dict:
         start = time.perf_counter()
         denoiser.denoise(volume)
         torch.cuda.synchronize()
-        results[precision] = {"seconds": round(time.perf_counter() - start, 2),
-                              "peak_gpu_memory_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
+        results[precision] = {
+            "seconds": round(time.perf_counter() - start, 2),
+            "peak_gpu_memory_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1),
+        }
     return results
 
 
@@ -136,8 +166,11 @@ def main() -> int:
 
     out, work = Path(args.out), Path(args.out) / "work"
     work.mkdir(parents=True, exist_ok=True)
-    report = {"device": torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu",
-              "torch": torch.__version__, "models": {}}
+    report = {
+        "device": torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu",
+        "torch": torch.__version__,
+        "models": {},
+    }
     total = sum(SHARES[r] for r in args.recipes)
     for recipe in args.recipes:
         seconds = 60 * args.minutes * SHARES[recipe] / total

@@ -18,7 +18,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
-from train_shipped import ROOT as REPO, RECIPES, _burst_inputs, recipe_inputs  # noqa: E402
+from train_shipped import RECIPES, _burst_inputs, recipe_inputs  # noqa: E402
+from train_shipped import ROOT as REPO  # noqa: E402
 
 #: what the one-shot GPU run trains, in order of importance (the models `auto` picks per modality)
 GPU_RECIPES = ("kpn-ct-burst5", "kpn-general", "kpn-mr", "kpn-us")
@@ -53,9 +54,26 @@ def build_pack(target: Path, recipes: tuple[str, ...]) -> Path:
 def download_wheels(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     platforms = [arg for n in ("2_28", "2_27", "2_17") for arg in ("--platform", f"manylinux_{n}_x86_64")]
-    subprocess.check_call([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                           "--python-version", "3.12", "--implementation", "cp", *platforms, "--platform", "any",
-                           "-d", str(folder), *WHEELS])
+    subprocess.check_call(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.12",
+            "--implementation",
+            "cp",
+            *platforms,
+            "--platform",
+            "any",
+            "-d",
+            str(folder),
+            *WHEELS,
+        ]
+    )
 
 
 def main() -> int:

@@ -24,7 +24,12 @@ def nlm_denoise(image: np.ndarray, sigma: float, patch_size: int = 5, patch_dist
     if sigma <= 0:
         return image.copy()
     result = denoise_nl_means(
-        image, h=h_factor * sigma, sigma=sigma, patch_size=patch_size, patch_distance=patch_distance,
-        fast_mode=True, preserve_range=True,
+        image,
+        h=h_factor * sigma,
+        sigma=sigma,
+        patch_size=patch_size,
+        patch_distance=patch_distance,
+        fast_mode=True,
+        preserve_range=True,
     )
     return result.astype(np.float32)

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import OptionError
-
 from .bm3d import bm3d_available, bm3d_denoise, bm4d_available, bm4d_denoise
 from .diffusion import diffusion_denoise
 from .median import median_denoise
@@ -48,15 +47,25 @@ BASELINES: dict[str, BaselineSpec] = {
         BaselineSpec("median", median_denoise, "Median filter, 5x5 (3x3 below sigma 10/255), per slice"),
         BaselineSpec("nlm", nlm_denoise, "Non-local means (scikit-image, fast mode, h = 0.8 sigma), per slice"),
         BaselineSpec(
-            "bm3d", bm3d_denoise, "BM3D collaborative filtering (optional bm3d package), per slice",
-            available=bm3d_available, licence_note="bm3d package: non-commercial licence", takes_psd=True,
+            "bm3d",
+            bm3d_denoise,
+            "BM3D collaborative filtering (optional bm3d package), per slice",
+            available=bm3d_available,
+            licence_note="bm3d package: non-commercial licence",
+            takes_psd=True,
         ),
         BaselineSpec(
-            "bm4d", bm4d_denoise, "BM4D volumetric collaborative filtering (optional bm4d package)",
-            volumetric=True, available=bm4d_available, licence_note="bm4d package: non-commercial licence",
+            "bm4d",
+            bm4d_denoise,
+            "BM4D volumetric collaborative filtering (optional bm4d package)",
+            volumetric=True,
+            available=bm4d_available,
+            licence_note="bm4d package: non-commercial licence",
         ),
         BaselineSpec(
-            "diffusion", diffusion_denoise, "Curvature anisotropic diffusion (SimpleITK), per slice",
+            "diffusion",
+            diffusion_denoise,
+            "Curvature anisotropic diffusion (SimpleITK), per slice",
         ),
     )
 }
@@ -76,5 +85,6 @@ def get_baseline(name: str) -> BaselineSpec:
     try:
         return BASELINES[name]
     except KeyError:
-        raise OptionError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}.",
-                          parameter="method") from None
+        raise OptionError(
+            f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}.", parameter="method"
+        ) from None

@@ -111,8 +111,10 @@ class DenoiserInferer(Inferer):
         """
         own = getattr(self.denoiser, "model", None)
         if network is not None and own is not None and network is not own:
-            raise ValueError("DenoiserInferer runs the Denoiser's own network; `network` must be that network "
-                             "(bundle: network_def = meddenoiselib.bundle.network_of(@denoiser)) or None.")
+            raise ValueError(
+                "DenoiserInferer runs the Denoiser's own network; `network` must be that network "
+                "(bundle: network_def = meddenoiselib.bundle.network_of(@denoiser)) or None."
+            )
         items = decollate_batch(inputs, detach=True) if isinstance(inputs, MetaTensor) else list(inputs)
         outputs = []
         for item in items:
@@ -121,8 +123,14 @@ class DenoiserInferer(Inferer):
             report = self.denoiser.last_report
             if report is not None:
                 name = item.meta.get("filename_or_obj", "") if isinstance(item, MetaTensor) else ""
-                logger.info("%s: %s%s in %.2f s on %s", name, report.method,
-                            f" ({report.choice})" if report.choice else "", report.seconds, report.device)
+                logger.info(
+                    "%s: %s%s in %.2f s on %s",
+                    name,
+                    report.method,
+                    f" ({report.choice})" if report.choice else "",
+                    report.seconds,
+                    report.device,
+                )
             channels = denoised[..., np.newaxis] if denoised.ndim == 3 else denoised
             outputs.append(torch.from_numpy(np.ascontiguousarray(np.transpose(channels, (3, 2, 1, 0)))))
         result = torch.stack(outputs)

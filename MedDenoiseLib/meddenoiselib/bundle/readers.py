@@ -77,8 +77,10 @@ class VolumeReader(ImageReader):
             from ..errors import InputError
 
             # the bundle writes NIfTI, whose single affine cannot place these slices
-            raise InputError(f"{volume.source.path}: {volume.source.grid_problem}; a NIfTI output would put slices "
-                             "in the wrong place (denoise it with the command line into a DICOM series instead)")
+            raise InputError(
+                f"{volume.source.path}: {volume.source.grid_problem}; a NIfTI output would put slices "
+                "in the wrong place (denoise it with the command line into a DICOM series instead)"
+            )
         if volume.num_components == 1:
             array = np.transpose(volume.array, (2, 1, 0))
             channel_dim: float | int = float("nan")

@@ -130,8 +130,9 @@ def evaluate(
     for i, (name, clean) in enumerate(references):
         for j, sigma255 in enumerate(sigmas255):
             noisy = add_noise(clean, sigma255, seed + 1000 * i + j)
-            noisy_row = EvaluationRow(name, float(sigma255), "noisy", psnr(clean, noisy), ssim(clean, noisy), 0.0,
-                                      clean.size)
+            noisy_row = EvaluationRow(
+                name, float(sigma255), "noisy", psnr(clean, noisy), ssim(clean, noisy), 0.0, clean.size
+            )
             record(noisy_row)
             for method, denoiser in denoisers.items():
                 start = time.perf_counter()
@@ -210,7 +211,9 @@ def load_references(paths: Sequence[str | Path], max_slices: int = 3) -> list[tu
         for item in items:
             volume = read_volume(item)
             if min(volume.shape[1:]) < 11:
-                raise InputError(f"{item}: a {volume.shape[1]}x{volume.shape[2]} image is smaller than the 11x11 "
-                                 "SSIM window; references need at least 11x11 pixels")
+                raise InputError(
+                    f"{item}: a {volume.shape[1]}x{volume.shape[2]} image is smaller than the 11x11 "
+                    "SSIM window; references need at least 11x11 pixels"
+                )
             references.extend(reference_slices(volume, item.name, max_slices))
     return references

@@ -37,7 +37,7 @@ def comparison_figure(
     figure, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), squeeze=False)
     for axis in axes.ravel():
         axis.axis("off")
-    for axis, (label, image) in zip(axes.ravel(), panels):
+    for axis, (label, image) in zip(axes.ravel(), panels, strict=False):
         view = image[crop] if crop is not None else image
         axis.imshow(view, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
         axis.set_title(label, fontsize=8)

@@ -45,8 +45,16 @@ def ssim(clean: np.ndarray | torch.Tensor, test: np.ndarray | torch.Tensor, data
     test = np.asarray(test, dtype=np.float32)
     if clean.shape != test.shape:
         raise OptionError(f"shapes differ: clean {clean.shape} vs test {test.shape}.")
-    metric = SSIMMetric(spatial_dims=2, data_range=float(data_range), kernel_type="gaussian", win_size=11,
-                        kernel_sigma=1.5, k1=0.01, k2=0.03, reduction="mean")
+    metric = SSIMMetric(
+        spatial_dims=2,
+        data_range=float(data_range),
+        kernel_type="gaussian",
+        win_size=11,
+        kernel_sigma=1.5,
+        k1=0.01,
+        k2=0.03,
+        reduction="mean",
+    )
     if clean.ndim == 2:
         if min(clean.shape) < 11:
             raise OptionError(f"images of shape {clean.shape} are smaller than the 11x11 SSIM window.")

@@ -50,7 +50,7 @@ def denoising_report(noisy: Volume, denoised: Volume, method: str, seconds: floa
         seconds: denoising wall time.
         device: the device used.
     """
-    scalar = (lambda v: v.array if v.num_components == 1 else v.array.mean(axis=-1))  # noqa: E731
+    scalar = lambda v: v.array if v.num_components == 1 else v.array.mean(axis=-1)  # noqa: E731
     before, after = scalar(noisy).astype(np.float32), scalar(denoised).astype(np.float32)
     scaling = fit_scaling(before, "minmax")
     removed = before - after
@@ -86,10 +86,13 @@ def run_report(denoiser, noisy: Volume | VolumeSeries, denoised: Volume | Volume
     the number of frames.
     """
     report = denoiser.last_report
-    values = denoising_report(_frames_as_volume(noisy), _frames_as_volume(denoised),
-                              report.method if report is not None else denoiser.method,
-                              report.seconds if report is not None else 0.0,
-                              report.device if report is not None else str(denoiser.device))
+    values = denoising_report(
+        _frames_as_volume(noisy),
+        _frames_as_volume(denoised),
+        report.method if report is not None else denoiser.method,
+        report.seconds if report is not None else 0.0,
+        report.device if report is not None else str(denoiser.device),
+    )
     if report is not None:
         values.update(modality=report.modality, model_choice=report.choice or "given explicitly")
     if isinstance(noisy, VolumeSeries):

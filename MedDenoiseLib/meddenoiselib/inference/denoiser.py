@@ -44,8 +44,9 @@ PREFERRED_MODELS = ("kpn-small", "irunet-32", "rdn-small", "conv-dae-skip", "dra
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
-def _check_options(overlap, strength, slice_axis, sw_batch_size, batch_slices, ensemble, window, roi_size,
-                   precision="auto") -> None:
+def _check_options(
+    overlap, strength, slice_axis, sw_batch_size, batch_slices, ensemble, window, roi_size, precision="auto"
+) -> None:
     """Refuse out-of-range or non-finite settings with :class:`OptionError` naming the argument."""
 
     def number(value, name: str) -> float:
@@ -58,8 +59,7 @@ def _check_options(overlap, strength, slice_axis, sw_batch_size, batch_slices, e
         return value
 
     if not isinstance(precision, str) or precision not in PRECISIONS:
-        raise OptionError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}",
-                          parameter="precision")
+        raise OptionError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}", parameter="precision")
     if not 0 <= number(overlap, "overlap") < 1:
         raise OptionError(f"overlap must be in [0, 1), got {overlap}", parameter="overlap")
     if not 0 <= number(strength, "strength") <= 1:
@@ -71,8 +71,9 @@ def _check_options(overlap, strength, slice_axis, sw_batch_size, batch_slices, e
     if not isinstance(batch_slices, (int, np.integer)) or batch_slices < 1:
         raise OptionError(f"batch_slices must be a positive integer, got {batch_slices!r}", parameter="batch_slices")
     if ensemble not in ENSEMBLE_SIZES:
-        raise OptionError(f"ensemble must be one of {', '.join(map(str, ENSEMBLE_SIZES))}, got {ensemble}",
-                          parameter="ensemble")
+        raise OptionError(
+            f"ensemble must be one of {', '.join(map(str, ENSEMBLE_SIZES))}, got {ensemble}", parameter="ensemble"
+        )
     if window is not None:
         try:
             center, width = window
@@ -195,8 +196,9 @@ class Denoiser:
         ensemble: int = 1,
         modality: Modality | str | None = None,
     ) -> None:
-        _check_options(overlap, strength, slice_axis, sw_batch_size, batch_slices, ensemble, window, roi_size,
-                       precision)
+        _check_options(
+            overlap, strength, slice_axis, sw_batch_size, batch_slices, ensemble, window, roi_size, precision
+        )
         self.ensemble = int(ensemble)
         self.modality_hint = modality
         if modality is not None and not isinstance(modality, Modality):
@@ -208,10 +210,21 @@ class Denoiser:
                 raise OptionError(str(exc), parameter="modality") from None
         self.auto = weights is None and method in (None, "", "auto")
         self._options = dict(
-            device=device, roi_size=roi_size, overlap=overlap, sw_batch_size=sw_batch_size, slice_axis=slice_axis,
-            batch_slices=batch_slices, precision=precision, scaling_mode=scaling_mode, window=window,
-            strength=strength, clip_to_input_range=clip_to_input_range, progress=progress,
-            progress_callback=progress_callback, ensemble=ensemble, modality=modality,
+            device=device,
+            roi_size=roi_size,
+            overlap=overlap,
+            sw_batch_size=sw_batch_size,
+            slice_axis=slice_axis,
+            batch_slices=batch_slices,
+            precision=precision,
+            scaling_mode=scaling_mode,
+            window=window,
+            strength=strength,
+            clip_to_input_range=clip_to_input_range,
+            progress=progress,
+            progress_callback=progress_callback,
+            ensemble=ensemble,
+            modality=modality,
         )
         self._delegates: dict[str, Denoiser] = {}
         self._active: Denoiser | None = None
@@ -266,8 +279,9 @@ class Denoiser:
                 self.scaling_mode = ScalingMode(scaling_mode)
             except ValueError:
                 choices = ", ".join(m.value for m in ScalingMode)
-                raise OptionError(f"unknown scaling mode {scaling_mode!r}; choose one of {choices}",
-                                  parameter="scaling_mode") from None
+                raise OptionError(
+                    f"unknown scaling mode {scaling_mode!r}; choose one of {choices}", parameter="scaling_mode"
+                ) from None
         elif self.model is not None:
             self.scaling_mode = ScalingMode(trained_scaling)
             if hu_network:
@@ -277,8 +291,14 @@ class Denoiser:
                 center, width = self.card.get("input_window", (40.0, 400.0))
                 self.scaling_options = {"center": float(center), "width": float(width)}
                 if window is not None and (float(window[0]), float(window[1])) != (float(center), float(width)):
-                    logger.info("model '%s' normalizes with its training map (center %g, width %g HU), not the "
-                                "window (%g, %g)", self.method, center, width, window[0], window[1])
+                    logger.info(
+                        "model '%s' normalizes with its training map (center %g, width %g HU), not the window (%g, %g)",
+                        self.method,
+                        center,
+                        width,
+                        window[0],
+                        window[1],
+                    )
         else:
             self.scaling_mode = ScalingMode.PERCENTILE
         self.roi_size = roi_size
@@ -293,8 +313,9 @@ class Denoiser:
                 get_network_spec(self.method)
             except ValueError:
                 choices = ", ".join(list_shipped_weights() + sorted(BASELINES))
-                raise OptionError(f"unknown model '{self.method}'; choose one of: {choices}",
-                                  parameter="method") from None
+                raise OptionError(
+                    f"unknown model '{self.method}'; choose one of: {choices}", parameter="method"
+                ) from None
             raise OptionError(
                 f"model '{self.method}' has no shipped weights; train it and give its .safetensors file as "
                 "weights, or pick a shipped model",
@@ -338,8 +359,9 @@ class Denoiser:
             self._delegates[name] = Denoiser(name, **self._options)
         return self._delegates[name]
 
-    def denoise(self, volume: Volume | VolumeSeries, sigma: float | str | None = "auto",
-                mask: Volume | np.ndarray | None = None) -> Volume | VolumeSeries:
+    def denoise(
+        self, volume: Volume | VolumeSeries, sigma: float | str | None = "auto", mask: Volume | np.ndarray | None = None
+    ) -> Volume | VolumeSeries:
         """Denoise a volume (or a 4D series) and return it in its original units, dtype and geometry.
 
         Args:
@@ -384,9 +406,11 @@ class Denoiser:
         # one on its own plane rather than across them.
         self._axis_override = 0 if volume.source.grid_problem and self.slice_axis is None else None
         guess = detect_modality(volume, self.modality_hint)
-        components = [volume.array] if volume.num_components == 1 else [
-            volume.array[..., c] for c in range(volume.num_components)
-        ]
+        components = (
+            [volume.array]
+            if volume.num_components == 1
+            else [volume.array[..., c] for c in range(volume.num_components)]
+        )
         outputs, scalings, used_sigma = [], [], None
         self._estimate = None
         for index, component in enumerate(components):
@@ -400,8 +424,9 @@ class Denoiser:
                 finite = normalized[~overflow]
                 low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
                 normalized[overflow] = np.where(component[overflow] > 0, high, low)
-                logger.warning("%d voxels lie too far outside the image's range to denoise; kept unchanged",
-                               int(overflow.sum()))
+                logger.warning(
+                    "%d voxels lie too far outside the image's range to denoise; kept unchanged", int(overflow.sum())
+                )
             if sigma in (None, "auto") and self.needs_sigma:
                 # CT noise is correlated and lives in the body: estimate it there, with its spectrum
                 # elsewhere noise is close to white, and flat-region estimates read tissue texture as noise
@@ -426,8 +451,9 @@ class Denoiser:
         self._set_report(sigma, used_sigma, start, scalings, guess.modality.value)
         return volume.with_array(array)
 
-    def denoise_series(self, series: VolumeSeries, sigma: float | str | None = "auto",
-                       mask: Volume | np.ndarray | None = None) -> VolumeSeries:
+    def denoise_series(
+        self, series: VolumeSeries, sigma: float | str | None = "auto", mask: Volume | np.ndarray | None = None
+    ) -> VolumeSeries:
         """Denoise every frame of a 4D series (time, gradient directions, a Slicer sequence).
 
         All frames share one intensity scaling (fitted on the whole series) and one noise estimate, so they stay
@@ -469,24 +495,24 @@ class Denoiser:
             level: float | str | NoiseEstimate | None = sigma
             if sigma in (None, "auto") and self.needs_sigma:
                 body = (component > BODY_THRESHOLD_HU).reshape(slices.shape) if guess.modality == Modality.CT else None
-                level = self._estimate = estimate_noise(slices, correlated=True if body is not None else None,
-                                                        mask=body)
+                level = self._estimate = estimate_noise(
+                    slices, correlated=True if body is not None else None, mask=body
+                )
             result = np.empty_like(normalized)
             try:
                 for t in range(count):
                     self._check_cancel()
                     done, total = index * count + t, len(components) * count
                     if callback is not None:
-                        self.progress_callback = (
-                            lambda f, m, done=done, total=total: callback((done + f) / total, m))
+                        self.progress_callback = lambda f, m, done=done, total=total: callback((done + f) / total, m)
                     label = f"denoising frame {t + 1}/{count}" + (
-                        f", channel {index + 1}/{len(components)}" if len(components) > 1 else "")
+                        f", channel {index + 1}/{len(components)}" if len(components) > 1 else ""
+                    )
                     burst = None
                     if self.baseline is None and self.burst > 1 and self.spatial_dims == 2:
                         half = self.burst // 2
                         burst = normalized[np.clip(np.arange(t - half, t + half + 1), 0, count - 1)]
-                    result[t], used_sigma = self._denoise_normalized(normalized[t], level, series.spacing, label,
-                                                                     burst)
+                    result[t], used_sigma = self._denoise_normalized(normalized[t], level, series.spacing, label, burst)
             finally:
                 self.progress_callback = callback
             if self.clip_to_input_range:
@@ -555,8 +581,12 @@ class Denoiser:
             if self._estimate is None:
                 self._estimate = estimate_noise(normalized, correlated=False)
             estimate = self._estimate
-            logger.info("estimated noise sigma: %.4f (%.1f on the 0-255 scale)%s", estimate.sigma, estimate.sigma * 255,
-                        "; spatially correlated" if estimate.correlated else "")
+            logger.info(
+                "estimated noise sigma: %.4f (%.1f on the 0-255 scale)%s",
+                estimate.sigma,
+                estimate.sigma * 255,
+                "; spatially correlated" if estimate.correlated else "",
+            )
             return estimate.sigma
         try:
             value = float(sigma)
@@ -579,8 +609,12 @@ class Denoiser:
         return 0 if axis_spacing[0] == largest else int(np.argmax(axis_spacing))
 
     def _denoise_normalized(
-        self, normalized: np.ndarray, sigma: float | str | NoiseEstimate | None, spacing: tuple[float, float, float],
-        label: str, burst: np.ndarray | None = None,
+        self,
+        normalized: np.ndarray,
+        sigma: float | str | NoiseEstimate | None,
+        spacing: tuple[float, float, float],
+        label: str,
+        burst: np.ndarray | None = None,
     ) -> tuple[np.ndarray, float | None]:
         """Denoise one normalized volume; ``burst`` ``(B, Z, Y, X)`` gives a burst model its frames (4D series)
         instead of the adjacent slices."""
@@ -611,8 +645,11 @@ class Denoiser:
         moved = np.moveaxis(normalized, axis, 0)
         output = np.empty_like(moved)
         estimate = self._estimate
-        psd = estimate.psd(moved.shape[1:]) if baseline.takes_psd and estimate is not None and estimate.correlated \
+        psd = (
+            estimate.psd(moved.shape[1:])
+            if baseline.takes_psd and estimate is not None and estimate.correlated
             else None
+        )
         with Progress(moved.shape[0], label, self.show_progress, self.progress_callback) as progress:
             for k in range(moved.shape[0]):
                 self._check_cancel()
@@ -667,8 +704,9 @@ class Denoiser:
         if len(roi) == 1:
             return roi * dims
         if len(roi) != dims:
-            raise OptionError(f"roi_size needs 1 or {dims} values for this {dims}D model, got {len(roi)}",
-                              parameter="roi_size")
+            raise OptionError(
+                f"roi_size needs 1 or {dims} values for this {dims}D model, got {len(roi)}", parameter="roi_size"
+            )
         return roi
 
     def _network_inputs(self, slices: np.ndarray, sigma: float | None) -> torch.Tensor:
@@ -681,7 +719,11 @@ class Denoiser:
         return torch.cat(channels, dim=1)
 
     def _run_network_2d(
-        self, normalized: np.ndarray, sigma: float | None, spacing: tuple[float, float, float], label: str,
+        self,
+        normalized: np.ndarray,
+        sigma: float | None,
+        spacing: tuple[float, float, float],
+        label: str,
         burst: np.ndarray | None = None,
     ) -> np.ndarray:
         axis = self._pick_slice_axis(normalized.shape, spacing)
@@ -691,8 +733,13 @@ class Denoiser:
         output = np.empty_like(moved)
         roi = self._roi(2)
         inferer = build_inferer(
-            moved.shape[1:], roi, self.overlap, self.sw_batch_size, self.size_multiple,
-            sw_device=self.device, device="cpu",
+            moved.shape[1:],
+            roi,
+            self.overlap,
+            self.sw_batch_size,
+            self.size_multiple,
+            sw_device=self.device,
+            device="cpu",
         )
         halo = halo_for(self.receptive_field, inferer.roi_size)
         half = self.burst // 2
@@ -722,12 +769,18 @@ class Denoiser:
         roi = self._roi(3)
         inputs = self._network_inputs(normalized[np.newaxis, np.newaxis], sigma)
         inferer = build_inferer(
-            normalized.shape, roi, self.overlap, self.sw_batch_size, self.size_multiple,
-            sw_device=self.device, device="cpu",
+            normalized.shape,
+            roi,
+            self.overlap,
+            self.sw_batch_size,
+            self.size_multiple,
+            sw_device=self.device,
+            device="cpu",
         )
         windows = count_windows(normalized.shape, inferer.roi_size, inferer.overlap)
         halo = halo_for(self.receptive_field, inferer.roi_size)
         with Progress(windows, label, self.show_progress, self.progress_callback) as progress, torch.inference_mode():
+
             def on_window(units: int) -> None:
                 self._check_cancel()
                 progress.update(units)

@@ -57,7 +57,7 @@ class HaloPredictor:
         for location in locations:
             batch_slice, spatial_slices = location[0], location[2:]
             big, crop = [batch_slice, slice(None)], [slice(None), slice(None)]
-            for s, size in zip(spatial_slices, spatial):
+            for s, size in zip(spatial_slices, spatial, strict=True):
                 start, stop = max(s.start - self.halo, 0), min(s.stop + self.halo, size)
                 big.append(slice(start, stop))
                 crop.append(slice(s.start - start, s.start - start + (s.stop - s.start)))
@@ -103,7 +103,7 @@ def build_inferer(
     if not 0 <= overlap < 1:
         raise OptionError(f"`overlap` must be in [0, 1), got {overlap}.", parameter="overlap")
     roi = []
-    for image_edge, requested in zip(image_size, roi_size):
+    for image_edge, requested in zip(image_size, roi_size, strict=True):
         edge = min(int(requested), int(image_edge))
         if size_multiple > 1 and size_multiple <= edge < image_edge:
             edge -= edge % size_multiple
@@ -125,6 +125,6 @@ def count_windows(image_size: Sequence[int], roi_size: Sequence[int], overlap: f
 
     interval = [
         int(roi) if int(roi) == int(size) else max(int(int(roi) * (1 - overlap)), 1)
-        for size, roi in zip(image_size, roi_size)
+        for size, roi in zip(image_size, roi_size, strict=True)
     ]
     return len(dense_patch_slices(tuple(int(s) for s in image_size), tuple(int(r) for r in roi_size), interval))

@@ -112,8 +112,9 @@ def select_dicom_series(folder: str | Path, series_uid: str | None = None) -> Di
         for s in series:
             if s.uid == series_uid:
                 return s
-        raise OptionError(f"{folder}: no series with UID {series_uid}; the folder holds: {listing}",
-                          parameter="series_uid")
+        raise OptionError(
+            f"{folder}: no series with UID {series_uid}; the folder holds: {listing}", parameter="series_uid"
+        )
     if len(series) > 1:
         if len(series[0].files) == len(series[1].files):
             raise InputError(
@@ -204,8 +205,14 @@ def dicom_stack_of_file(image: DicomImage) -> DicomStack:
     orientation = _single_orientation(image.path, image.orientations, "frames")
     positions = image.positions if image.positions is not None and len(image.positions) == image.frames else None
     first = image.positions[:1] if image.positions is not None else None
-    geometry = stack_geometry(image.path, orientation, image.pixel_spacing,
-                              positions if positions is not None else first, image.frames, image.slice_spacing)
+    geometry = stack_geometry(
+        image.path,
+        orientation,
+        image.pixel_spacing,
+        positions if positions is not None else first,
+        image.frames,
+        image.slice_spacing,
+    )
     return DicomStack(image.path, (image,), geometry, image.decoded_shape, image.physical_dtype, image.series_uid)
 
 
@@ -259,8 +266,10 @@ def dicom_stack_of_series(label: str, files: tuple[str, ...], series_uid: str = 
         normal = np.cross(row, column)
         height = positions @ normal
         # position along the normal, then InstanceNumber, then name: a deterministic order for repeated positions
-        order = sorted(range(len(images)), key=lambda k: (round(float(height[k]), 4),
-                                                          images[k].instance_number or 0, images[k].path))
+        order = sorted(
+            range(len(images)),
+            key=lambda k: (round(float(height[k]), 4), images[k].instance_number or 0, images[k].path),
+        )
         images = [images[k] for k in order]
         positions = positions[order]
         sorted_height = height[order]
@@ -271,9 +280,12 @@ def dicom_stack_of_series(label: str, files: tuple[str, ...], series_uid: str = 
         positions, repeats = None, 0
     geometry = stack_geometry(label, orientation, first.pixel_spacing, positions, len(images), first.slice_spacing)
     if repeats:
-        geometry = StackGeometry(geometry.origin, geometry.spacing, geometry.direction,
-                                 f"{repeats} slices repeat another slice's position (several echoes, phases or "
-                                 "acquisitions in one series)")
+        geometry = StackGeometry(
+            geometry.origin,
+            geometry.spacing,
+            geometry.direction,
+            f"{repeats} slices repeat another slice's position (several echoes, phases or acquisitions in one series)",
+        )
     dtype = np.result_type(*[image.physical_dtype for image in images])
     shape = (len(images), first.rows, first.columns) + ((3,) if first.is_colour else ())
     return DicomStack(label, tuple(images), geometry, shape, np.dtype(dtype), series_uid or first.series_uid)

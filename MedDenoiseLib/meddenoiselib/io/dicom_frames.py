@@ -120,7 +120,7 @@ class DicomImage:
     def physical_range(self) -> tuple[float, float]:
         """The smallest and largest physical value any frame can hold."""
         low, high = self.stored_range
-        values = [s * v + b for s, b in zip(self.slopes, self.intercepts) for v in (low, high)]
+        values = [s * v + b for s, b in zip(self.slopes, self.intercepts, strict=True) for v in (low, high)]
         return min(values), max(values)
 
     @property
@@ -337,10 +337,16 @@ def _frame_geometry(dataset, label: str, frames: int):
         for index in range(frames):
             plane = group(index, "PlaneOrientationSequence")
             where = group(index, "PlanePositionSequence")
-            orientations.append(_vector(plane.get("ImageOrientationPatient"), 6, label, "ImageOrientationPatient")
-                                if plane is not None else None)
-            positions.append(_vector(where.get("ImagePositionPatient"), 3, label, "ImagePositionPatient")
-                             if where is not None else None)
+            orientations.append(
+                _vector(plane.get("ImageOrientationPatient"), 6, label, "ImageOrientationPatient")
+                if plane is not None
+                else None
+            )
+            positions.append(
+                _vector(where.get("ImagePositionPatient"), 3, label, "ImagePositionPatient")
+                if where is not None
+                else None
+            )
         top_orientation = _vector(dataset.get("ImageOrientationPatient"), 6, label, "ImageOrientationPatient")
         orientations = [o if o is not None else top_orientation for o in orientations]
         orientation_array = None if any(o is None for o in orientations) else np.stack(orientations)

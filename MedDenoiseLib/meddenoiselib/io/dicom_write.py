@@ -29,11 +29,15 @@ def check_dicom_writable(images: tuple[DicomImage, ...] | list[DicomImage], labe
     """
     for image in images:
         if image.is_colour:
-            raise OutputError(f"{label}: only grayscale images can be written as DICOM (the source is "
-                              f"{image.photometric}); write .nrrd, .mha or .tif instead")
+            raise OutputError(
+                f"{label}: only grayscale images can be written as DICOM (the source is "
+                f"{image.photometric}); write .nrrd, .mha or .tif instead"
+            )
         if image.float_pixels:
-            raise OutputError(f"{label}: the source stores floating-point pixels, which derived DICOM output does "
-                              "not write; write .nii.gz, .nrrd or .mha instead")
+            raise OutputError(
+                f"{label}: the source stores floating-point pixels, which derived DICOM output does "
+                "not write; write .nii.gz, .nrrd or .mha instead"
+            )
 
 
 def write_derived_dicom(
@@ -74,9 +78,7 @@ def write_derived_dicom(
 
     multi_frame = len(source_files) == 1 and frames.shape[0] > 1
     if not multi_frame and frames.shape[0] != len(source_files):
-        raise OutputError(
-            f"{output_dir}: {frames.shape[0]} slices to write but {len(source_files)} source DICOM files"
-        )
+        raise OutputError(f"{output_dir}: {frames.shape[0]} slices to write but {len(source_files)} source DICOM files")
     series_uid = generate_uid()
     now = datetime.datetime.now()
     written: list[Path] = []
@@ -131,8 +133,9 @@ def write_derived_dicom(
         try:
             if ds.original_encoding[1] is False:
                 ds = _little_endian_copy(ds)
-            pydicom.dcmwrite(target, ds, enforce_file_format=True, implicit_vr=syntax.is_implicit_VR,
-                             little_endian=True)
+            pydicom.dcmwrite(
+                target, ds, enforce_file_format=True, implicit_vr=syntax.is_implicit_VR, little_endian=True
+            )
         except Exception as exc:  # noqa: BLE001 - pydicom refuses some malformed source elements on writing
             raise OutputError(f"{target}: cannot write the derived DICOM file ({exc})") from exc
         written.append(target)

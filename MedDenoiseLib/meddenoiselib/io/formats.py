@@ -7,7 +7,13 @@ from pathlib import Path
 from ..errors import OptionError
 
 __all__ = [
-    "IMAGE_2D_FORMATS", "as_path", "detect_format", "format_name", "format_suffix", "is_supported_file", "strip_suffix",
+    "IMAGE_2D_FORMATS",
+    "as_path",
+    "detect_format",
+    "format_name",
+    "format_suffix",
+    "is_supported_file",
+    "strip_suffix",
 ]
 
 _SUFFIXES: dict[str, str] = {
@@ -64,8 +70,15 @@ def detect_format(path: str | Path) -> str | None:
 
 #: how messages name each format.
 _DISPLAY_NAMES = {
-    "nifti": "NIfTI", "nrrd": "NRRD", "metaimage": "MetaImage", "png": "PNG", "tiff": "TIFF", "jpeg": "JPEG",
-    "bmp": "BMP", "dicom-file": "DICOM", "dicom-series": "DICOM series",
+    "nifti": "NIfTI",
+    "nrrd": "NRRD",
+    "metaimage": "MetaImage",
+    "png": "PNG",
+    "tiff": "TIFF",
+    "jpeg": "JPEG",
+    "bmp": "BMP",
+    "dicom-file": "DICOM",
+    "dicom-series": "DICOM series",
 }
 
 

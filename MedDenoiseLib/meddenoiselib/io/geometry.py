@@ -112,14 +112,19 @@ def stack_geometry(
     mean_step = (positions[-1] - positions[0]) / (count - 1)
     length = float(np.linalg.norm(mean_step))
     if length < STEP_ABSOLUTE_TOLERANCE_MM:
-        return StackGeometry(tuple(origin), (spacing_x, spacing_y, fallback), direction,
-                             "the slices all lie at the same position")
+        return StackGeometry(
+            tuple(origin), (spacing_x, spacing_y, fallback), direction, "the slices all lie at the same position"
+        )
     through_plane = float(np.dot(mean_step, normal)) / length
     axis = mean_step / length
     if abs(through_plane) < 0.1:
         # the "stack" runs within the image plane: no volume grid can hold it
-        return StackGeometry(tuple(origin), (spacing_x, spacing_y, length), direction,
-                             "the slices are displaced within the image plane, not stacked through it")
+        return StackGeometry(
+            tuple(origin),
+            (spacing_x, spacing_y, length),
+            direction,
+            "the slices are displaced within the image plane, not stacked through it",
+        )
     deviation = np.linalg.norm(steps - mean_step, axis=1)
     tolerance = max(STEP_ABSOLUTE_TOLERANCE_MM, STEP_RELATIVE_TOLERANCE * length)
     direction = np.column_stack([row, column, axis])

@@ -33,29 +33,82 @@ _TYPES = {
     np.dtype("uint16"): ("ushort", "unsigned short", "unsigned short int", "uint16", "uint16_t"),
     np.dtype("int32"): ("int", "signed int", "int32", "int32_t"),
     np.dtype("uint32"): ("uint", "unsigned int", "uint32", "uint32_t"),
-    np.dtype("int64"): ("longlong", "long long", "long long int", "signed long long", "signed long long int",
-                        "int64", "int64_t"),
+    np.dtype("int64"): (
+        "longlong",
+        "long long",
+        "long long int",
+        "signed long long",
+        "signed long long int",
+        "int64",
+        "int64_t",
+    ),
     np.dtype("uint64"): ("ulonglong", "unsigned long long", "unsigned long long int", "uint64", "uint64_t"),
     np.dtype("float32"): ("float",),
     np.dtype("float64"): ("double",),
 }
 _DTYPE_OF = {name: dtype for dtype, names in _TYPES.items() for name in names}
-_TYPE_NAME = {np.dtype("int8"): "int8", np.dtype("uint8"): "uint8", np.dtype("int16"): "short",
-              np.dtype("uint16"): "ushort", np.dtype("int32"): "int", np.dtype("uint32"): "uint",
-              np.dtype("int64"): "longlong", np.dtype("uint64"): "ulonglong", np.dtype("float32"): "float",
-              np.dtype("float64"): "double"}
+_TYPE_NAME = {
+    np.dtype("int8"): "int8",
+    np.dtype("uint8"): "uint8",
+    np.dtype("int16"): "short",
+    np.dtype("uint16"): "ushort",
+    np.dtype("int32"): "int",
+    np.dtype("uint32"): "uint",
+    np.dtype("int64"): "longlong",
+    np.dtype("uint64"): "ulonglong",
+    np.dtype("float32"): "float",
+    np.dtype("float64"): "double",
+}
 
 #: axis kinds that hold the components of one voxel (colour, vectors), as opposed to frames.
-COMPONENT_KINDS = {"vector", "covariant-vector", "normal", "2-vector", "3-vector", "4-vector", "3-gradient",
-                   "3-normal", "rgb-color", "hsv-color", "xyz-color", "rgba-color", "2-color", "3-color", "4-color",
-                   "complex", "quaternion"}
+COMPONENT_KINDS = {
+    "vector",
+    "covariant-vector",
+    "normal",
+    "2-vector",
+    "3-vector",
+    "4-vector",
+    "3-gradient",
+    "3-normal",
+    "rgb-color",
+    "hsv-color",
+    "xyz-color",
+    "rgba-color",
+    "2-color",
+    "3-color",
+    "4-color",
+    "complex",
+    "quaternion",
+}
 _SPATIAL_KINDS = {"domain", "space"}
 #: LPS from each supported space (a sign per axis).
-_SPACES = {"left-posterior-superior": (1, 1, 1), "lps": (1, 1, 1), "right-anterior-superior": (-1, -1, 1),
-           "ras": (-1, -1, 1), "left-anterior-superior": (1, -1, 1), "las": (1, -1, 1)}
+_SPACES = {
+    "left-posterior-superior": (1, 1, 1),
+    "lps": (1, 1, 1),
+    "right-anterior-superior": (-1, -1, 1),
+    "ras": (-1, -1, 1),
+    "left-anterior-superior": (1, -1, 1),
+    "las": (1, -1, 1),
+}
 #: fields rewritten for every output (everything else is copied from the input's header).
-_REWRITTEN = {"type", "encoding", "endian", "data file", "datafile", "line skip", "lineskip", "byte skip",
-              "byteskip", "min", "max", "old min", "oldmin", "old max", "oldmax", "content"}
+_REWRITTEN = {
+    "type",
+    "encoding",
+    "endian",
+    "data file",
+    "datafile",
+    "line skip",
+    "lineskip",
+    "byte skip",
+    "byteskip",
+    "min",
+    "max",
+    "old min",
+    "oldmin",
+    "old max",
+    "oldmax",
+    "content",
+}
 
 
 @dataclass(frozen=True)
@@ -159,10 +212,18 @@ def _layout(path: Path, fields, key_values, comments) -> NrrdLayout:
     components = [a for a in others if kinds[a] in COMPONENT_KINDS]
     frames = [a for a in others if a not in components]
     if len(frames) != 1 or len(components) > 1:
-        raise MedDenoiseError(f"{path}: NRRD axes {kinds} are not 3 spatial axes, one frame axis and at most one "
-                              "component axis")
-    return NrrdLayout(tuple(fields), tuple(key_values), sizes, frames[0], components[0] if components else None,
-                      spatial, tuple(comments))
+        raise MedDenoiseError(
+            f"{path}: NRRD axes {kinds} are not 3 spatial axes, one frame axis and at most one component axis"
+        )
+    return NrrdLayout(
+        tuple(fields),
+        tuple(key_values),
+        sizes,
+        frames[0],
+        components[0] if components else None,
+        spatial,
+        tuple(comments),
+    )
 
 
 def is_nrrd_series(path: str | Path) -> bool:
@@ -254,8 +315,17 @@ def _format_vector(values) -> str:
     return "(" + ",".join(repr(float(v)) for v in values) + ")"
 
 
-def write_nrrd_series(path: str | Path, array: np.ndarray, spacing, origin, direction, layout: NrrdLayout | None,
-                      frame_label: str = "frame", frame_values: tuple[str, ...] = (), compress: bool = True) -> None:
+def write_nrrd_series(
+    path: str | Path,
+    array: np.ndarray,
+    spacing,
+    origin,
+    direction,
+    layout: NrrdLayout | None,
+    frame_label: str = "frame",
+    frame_values: tuple[str, ...] = (),
+    compress: bool = True,
+) -> None:
     """Write ``array`` ``(T, Z, Y, X[, C])`` as an attached NRRD (``path`` is written as given, not atomically).
 
     With a ``layout`` (from :func:`read_nrrd_series`) the file has the input's axis order and header; the geometry
@@ -277,15 +347,19 @@ def write_nrrd_series(path: str | Path, array: np.ndarray, spacing, origin, dire
             sizes = [array.shape[4], *sizes]
         kinds = (["vector"] if components else []) + ["domain"] * 3 + ["list"]
         frame = n - 1
-        fields = [("dimension", str(n)), ("space", "left-posterior-superior"), ("sizes", " ".join(map(str, sizes))),
-                  ("space directions", ""), ("kinds", " ".join(kinds)),
-                  ("labels", " ".join('""' if a != frame else f'"{frame_label}"' for a in range(n))),
-                  ("space origin", "")]
+        fields = [
+            ("dimension", str(n)),
+            ("space", "left-posterior-superior"),
+            ("sizes", " ".join(map(str, sizes))),
+            ("space directions", ""),
+            ("kinds", " ".join(kinds)),
+            ("labels", " ".join('""' if a != frame else f'"{frame_label}"' for a in range(n))),
+            ("space origin", ""),
+        ]
         key_values = [(f"axis {frame} index type", "numeric" if _numeric(frame_values) else "text")]
         if frame_values:
             key_values.append((f"axis {frame} index values", " ".join(frame_values)))
-        layout = NrrdLayout(tuple(fields), tuple(key_values), tuple(sizes), frame, 0 if components else None,
-                            spatial)
+        layout = NrrdLayout(tuple(fields), tuple(key_values), tuple(sizes), frame, 0 if components else None, spatial)
     file_array = np.transpose(np.asarray(array, dtype=dtype), np.argsort(layout.order))
     if tuple(reversed(file_array.shape)) != layout.sizes:
         raise MedDenoiseError(f"{path}: array shape {array.shape} does not fit the NRRD layout sizes {layout.sizes}")
@@ -298,9 +372,11 @@ def write_nrrd_series(path: str | Path, array: np.ndarray, spacing, origin, dire
     new_directions, new_origin = " ".join(words), _format_vector(np.asarray(origin) * signs)
     try:  # keep the input's geometry lines verbatim when the geometry is the same
         old_spacing, old_origin, old_direction = _geometry(Path(path), layout)
-        unchanged = (np.allclose(old_spacing, spacing, rtol=0, atol=1e-9) and
-                     np.allclose(old_origin, origin, rtol=0, atol=1e-9) and
-                     np.allclose(old_direction, direction, rtol=0, atol=1e-12))
+        unchanged = (
+            np.allclose(old_spacing, spacing, rtol=0, atol=1e-9)
+            and np.allclose(old_origin, origin, rtol=0, atol=1e-9)
+            and np.allclose(old_direction, direction, rtol=0, atol=1e-12)
+        )
     except (MedDenoiseError, IndexError, ValueError, TypeError):  # a layout made here has no geometry lines yet
         unchanged = False
     encoding = "gzip" if compress else "raw"

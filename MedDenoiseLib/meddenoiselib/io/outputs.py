@@ -67,14 +67,22 @@ class ImageSpec:
         if hasattr(image, "array"):  # a Volume
             source = image.source
             return ImageSpec(
-                shape=image.shape, components=image.num_components,
-                dtype=np.dtype(dtype if dtype is not None else image.array.dtype), is_2d=source.is_2d,
-                source_format=source.format, dicom_files=source.dicom_files, grid_problem=source.grid_problem,
+                shape=image.shape,
+                components=image.num_components,
+                dtype=np.dtype(dtype if dtype is not None else image.array.dtype),
+                is_2d=source.is_2d,
+                source_format=source.format,
+                dicom_files=source.dicom_files,
+                grid_problem=source.grid_problem,
             )
         return ImageSpec(
-            shape=image.shape, components=image.components, dtype=np.dtype(dtype if dtype is not None else image.dtype),
-            is_2d=image.is_2d, source_format=image.format,
-            dicom_files=image.dicom.files if image.dicom is not None else (), grid_problem=image.grid_problem,
+            shape=image.shape,
+            components=image.components,
+            dtype=np.dtype(dtype if dtype is not None else image.dtype),
+            is_2d=image.is_2d,
+            source_format=image.format,
+            dicom_files=image.dicom.files if image.dicom is not None else (),
+            grid_problem=image.grid_problem,
         )
 
 
@@ -121,34 +129,48 @@ def check_format_holds(fmt: str, spec: ImageSpec, label: str, role: str = "image
     dtype = np.dtype(spec.dtype)
     z = spec.shape[0]
     if fmt in IMAGE_2D_FORMATS and z != 1:
-        raise OutputError(f"{label}: {fmt.upper()} holds one 2D image but the {role} has {z} slices; "
-                          "write .nii.gz, .nrrd, .mha or .tif instead")
+        raise OutputError(
+            f"{label}: {fmt.upper()} holds one 2D image but the {role} has {z} slices; "
+            "write .nii.gz, .nrrd, .mha or .tif instead"
+        )
     if fmt in _WRITABLE_DTYPES and dtype.name not in _WRITABLE_DTYPES[fmt]:
         allowed = ", ".join(_WRITABLE_DTYPES[fmt])
         instead = ".nrrd or .nii.gz" if fmt == "tiff" else ".tif, .nrrd or .nii.gz"
-        raise OutputError(f"{label}: {fmt.upper()} cannot store {dtype} pixels (only {allowed}); write {instead} "
-                          "instead")
+        raise OutputError(
+            f"{label}: {fmt.upper()} cannot store {dtype} pixels (only {allowed}); write {instead} instead"
+        )
     if fmt == "nifti" and spec.components != 1:
-        raise OutputError(f"{label}: NIfTI output holds scalar images; this {role} has {spec.components} colour "
-                          "components; write .nrrd, .mha, .tif or .png instead")
+        raise OutputError(
+            f"{label}: NIfTI output holds scalar images; this {role} has {spec.components} colour "
+            "components; write .nrrd, .mha, .tif or .png instead"
+        )
     if fmt in ("dicom-series", "dicom-file"):
         if not spec.dicom_files:
-            raise OutputError(f"{label}: DICOM output needs DICOM input (its patient, study and geometry headers); "
-                              "write .nii.gz, .nrrd or .mha instead")
+            raise OutputError(
+                f"{label}: DICOM output needs DICOM input (its patient, study and geometry headers); "
+                "write .nii.gz, .nrrd or .mha instead"
+            )
         if role == "residual":
-            raise OutputError(f"{label}: a residual holds negative and fractional values, which the input's DICOM "
-                              "pixel storage cannot hold; write the residual as .nii.gz, .nrrd or .mha")
+            raise OutputError(
+                f"{label}: a residual holds negative and fractional values, which the input's DICOM "
+                "pixel storage cannot hold; write the residual as .nii.gz, .nrrd or .mha"
+            )
         if spec.components != 1:
-            raise OutputError(f"{label}: only grayscale images can be written as DICOM; write .nrrd, .mha, .tif or "
-                              ".png instead")
+            raise OutputError(
+                f"{label}: only grayscale images can be written as DICOM; write .nrrd, .mha, .tif or .png instead"
+            )
         if fmt == "dicom-file" and len(spec.dicom_files) != 1:
-            raise OutputError(f"{label}: the input is a {len(spec.dicom_files)}-file DICOM series; give a folder name "
-                              "(no suffix) as output")
+            raise OutputError(
+                f"{label}: the input is a {len(spec.dicom_files)}-file DICOM series; give a folder name "
+                "(no suffix) as output"
+            )
         if dtype.kind not in "iufb":
             raise OutputError(f"{label}: cannot write {dtype} pixels as DICOM")
     if fmt in SINGLE_GRID_FORMATS and spec.grid_problem and z > 1:
-        raise OutputError(f"{label}: {spec.grid_problem}, so a {fmt.upper()} affine would put slices in the wrong "
-                          "place; write a DICOM series (a folder name) instead")
+        raise OutputError(
+            f"{label}: {spec.grid_problem}, so a {fmt.upper()} affine would put slices in the wrong "
+            "place; write a DICOM series (a folder name) instead"
+        )
     if dtype.kind not in "iufb":
         raise OutputError(f"{label}: cannot write {dtype} pixels")
 
@@ -181,7 +203,11 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _check_against(
-    label: str, role: str, files: Sequence[Path], folder: Path | None, protected: Sequence[Path],
+    label: str,
+    role: str,
+    files: Sequence[Path],
+    folder: Path | None,
+    protected: Sequence[Path],
     others: Sequence[PlannedOutput],
 ) -> None:
     protected = [Path(p).resolve() for p in protected]
@@ -192,8 +218,9 @@ def _check_against(
                 raise OutputError(f"{label}: the {role} output would overwrite the input {source}; choose another path")
         for source in input_folders:
             if source in file.parents:
-                raise OutputError(f"{label}: the {role} output would be written inside the input folder {source}; "
-                                  "choose another path")
+                raise OutputError(
+                    f"{label}: the {role} output would be written inside the input folder {source}; choose another path"
+                )
     if folder is not None:
         for source in protected:
             if folder == source:
@@ -202,8 +229,10 @@ def _check_against(
         shared = set(files) & set(other.files)
         same_folder = folder is not None and other.folder is not None and folder == other.folder
         if shared or same_folder or (other.folder is not None and other.folder in files):
-            raise OutputError(f"{label}: the {role} output resolves to the same path as the {other.role} output "
-                              f"{other.path}; give each output its own name")
+            raise OutputError(
+                f"{label}: the {role} output resolves to the same path as the {other.role} output "
+                f"{other.path}; give each output its own name"
+            )
 
 
 def _check_existing(label: str, files: Sequence[Path], overwrite: bool) -> None:

@@ -85,8 +85,10 @@ def probe_volume(path: str | Path, series_uid: str | None = None, max_bytes: int
             raise InputError(f"{path}: permission denied (not readable)")
         fmt = detect_format(path)
         if series_uid and fmt not in (None, "dicom-file"):
-            raise OptionError(f"{path}: a series UID applies only to DICOM input (a series folder or a DICOM file); "
-                              f"this is a {format_name(fmt)} file")
+            raise OptionError(
+                f"{path}: a series UID applies only to DICOM input (a series folder or a DICOM file); "
+                f"this is a {format_name(fmt)} file"
+            )
         if fmt == "nifti":
             return _probe_nifti(path, max_bytes)
         if fmt in (None, "dicom-file"):
@@ -163,8 +165,14 @@ def _probe_nifti(path: Path, max_bytes: int | None) -> VolumeHeader:
     size = os.path.getsize(path)
     # the read check comes first: the one-voxel read below must not run on a header that lies about its size
     dtype = disk_dtype
-    check_claimed_size(label, shape, disk_dtype, data_bytes=size if compressed else max(size - offset, 0),
-                       encoding=Encoding.DEFLATE if compressed else Encoding.RAW, max_bytes=max_bytes)
+    check_claimed_size(
+        label,
+        shape,
+        disk_dtype,
+        data_bytes=size if compressed else max(size - offset, 0),
+        encoding=Encoding.DEFLATE if compressed else Encoding.RAW,
+        max_bytes=max_bytes,
+    )
     slope, intercept = header.get_slope_inter()
     if slope not in (None, 1.0) or intercept not in (None, 0.0):
         try:
@@ -176,8 +184,14 @@ def _probe_nifti(path: Path, max_bytes: int | None) -> VolumeHeader:
     nbytes = check_claimed_size(label, shape, dtype, max_bytes=max_bytes)
     spatial = shape[:3] + (1,) * (3 - len(shape[:3]))
     return VolumeHeader(
-        path=label, format="nifti", shape=(spatial[2], spatial[1], spatial[0]), components=1, dtype=np.dtype(dtype),
-        is_2d=len(shape) == 2, files=(label,), nbytes=nbytes,
+        path=label,
+        format="nifti",
+        shape=(spatial[2], spatial[1], spatial[0]),
+        components=1,
+        dtype=np.dtype(dtype),
+        is_2d=len(shape) == 2,
+        files=(label,),
+        nbytes=nbytes,
     )
 
 
@@ -328,8 +342,14 @@ def _probe_with_sitk(path: Path, fmt: str, max_bytes: int | None) -> VolumeHeade
     zyx = tuple(reversed(size))
     shape = zyx if len(zyx) == 3 else (1, *zyx)
     return VolumeHeader(
-        path=label, format=fmt, shape=shape, components=3 if components == 4 else components, dtype=dtype,
-        is_2d=dimension == 2 or fmt in IMAGE_2D_FORMATS, files=(label, *data_files), nbytes=nbytes,
+        path=label,
+        format=fmt,
+        shape=shape,
+        components=3 if components == 4 else components,
+        dtype=dtype,
+        is_2d=dimension == 2 or fmt in IMAGE_2D_FORMATS,
+        files=(label, *data_files),
+        nbytes=nbytes,
     )
 
 
@@ -338,16 +358,26 @@ def _dicom_header(label: str, fmt: str, stack: DicomStack, is_2d: bool, files: t
     shape = stack.shape[:3]
     components = 3 if len(stack.shape) == 4 else 1
     return VolumeHeader(
-        path=label, format=fmt, shape=shape, components=components, dtype=stack.dtype, is_2d=is_2d, files=files,
-        grid_problem=stack.geometry.problem, dicom=stack, nbytes=nbytes,
+        path=label,
+        format=fmt,
+        shape=shape,
+        components=components,
+        dtype=stack.dtype,
+        is_2d=is_2d,
+        files=files,
+        grid_problem=stack.geometry.problem,
+        dicom=stack,
+        nbytes=nbytes,
     )
 
 
 def _probe_dicom_file(path: Path, known_suffix: bool, series_uid: str | None, max_bytes: int | None) -> VolumeHeader:
     image = read_dicom_image(path, known_suffix=known_suffix)
     if series_uid and image.series_uid != series_uid:
-        raise OptionError(f"{path}: this file belongs to series {image.series_uid or '(none)'}, not {series_uid}",
-                          parameter="series_uid")
+        raise OptionError(
+            f"{path}: this file belongs to series {image.series_uid or '(none)'}, not {series_uid}",
+            parameter="series_uid",
+        )
     nbytes = check_dicom_size(image, max_bytes)
     stack = dicom_stack_of_file(image)
     return _dicom_header(str(path), "dicom-file", stack, image.frames == 1, (str(path),), nbytes)

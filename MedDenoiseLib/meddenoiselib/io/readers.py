@@ -170,11 +170,22 @@ def _read_dicom(header: VolumeHeader, max_bytes: int | None) -> Volume:
     array = read_dicom_stack(stack, max_bytes)
     geometry = stack.geometry
     source = SourceInfo(
-        path=header.path, format=header.format, is_2d=header.is_2d, dicom_files=stack.files,
-        series_uid=stack.series_uid, grid_problem=geometry.problem,
+        path=header.path,
+        format=header.format,
+        is_2d=header.is_2d,
+        dicom_files=stack.files,
+        series_uid=stack.series_uid,
+        grid_problem=geometry.problem,
     )
     if geometry.problem:
-        logger.warning("%s: %s; the volume can be written as DICOM, not as a file with one affine",
-                       header.path, geometry.problem)
-    return Volume(array=array, spacing=geometry.spacing, origin=geometry.origin, direction=geometry.direction,
-                  metadata=dict(stack.metadata), source=source)
+        logger.warning(
+            "%s: %s; the volume can be written as DICOM, not as a file with one affine", header.path, geometry.problem
+        )
+    return Volume(
+        array=array,
+        spacing=geometry.spacing,
+        origin=geometry.origin,
+        direction=geometry.direction,
+        metadata=dict(stack.metadata),
+        source=source,
+    )

@@ -73,8 +73,13 @@ class VolumeSeries:
 
     def frame(self, index: int) -> Volume:
         """Frame ``index`` as a :class:`~meddenoiselib.io.Volume` with the series' geometry."""
-        return Volume(self.array[index], self.spacing, self.origin, self.direction,
-                      source=SourceInfo(path=self.source.path, format="memory"))
+        return Volume(
+            self.array[index],
+            self.spacing,
+            self.origin,
+            self.direction,
+            source=SourceInfo(path=self.source.path, format="memory"),
+        )
 
     def with_array(self, array: np.ndarray) -> VolumeSeries:
         """The same series (geometry, frames, layout) with new voxels of the same shape."""
@@ -87,12 +92,12 @@ class VolumeSeries:
         return self.frame(0).ijk_to_ras()
 
     @staticmethod
-    def from_ijk_to_ras(array: np.ndarray, ijk_to_ras: np.ndarray, frame_label: str = "frame",
-                        frame_values: tuple[str, ...] = ()) -> VolumeSeries:
+    def from_ijk_to_ras(
+        array: np.ndarray, ijk_to_ras: np.ndarray, frame_label: str = "frame", frame_values: tuple[str, ...] = ()
+    ) -> VolumeSeries:
         """A series from ``(T, k, j, i[, c])`` voxels and an IJK-to-RAS matrix (as Slicer sequence items store it)."""
         geometry = Volume.from_ijk_to_ras(np.zeros((1, 1, 1)), ijk_to_ras)
-        return VolumeSeries(array, geometry.spacing, geometry.origin, geometry.direction, frame_label,
-                            frame_values)
+        return VolumeSeries(array, geometry.spacing, geometry.origin, geometry.direction, frame_label, frame_values)
 
 
 def is_series_file(path: str | Path) -> bool:
@@ -133,8 +138,9 @@ def read_series(path: str | Path) -> VolumeSeries:
             raise MedDenoiseError(f"{path}: cannot read ({exc})") from exc
         label = _nrrd_frame_label(layout)
         values = dict(layout.key_values).get(f"axis {layout.frame_axis} index values", "").split()
-        series = VolumeSeries(array, spacing, origin, direction, label, tuple(values),
-                              SourceInfo(path=str(path), format="nrrd"), layout)
+        series = VolumeSeries(
+            array, spacing, origin, direction, label, tuple(values), SourceInfo(path=str(path), format="nrrd"), layout
+        )
     else:
         raise MedDenoiseError(f"{path}: 4D images are read from NIfTI (.nii, .nii.gz) or NRRD (.nrrd) files")
     if series.array.dtype.kind == "f" and not np.all(np.isfinite(series.array)):
@@ -159,9 +165,13 @@ def _check_nifti_series_size(path: Path, image) -> None:
     disk = np.dtype(header.get_data_dtype())
     size = path.stat().st_size
     compressed = path.name.lower().endswith(".gz")
-    check_claimed_size(str(path), tuple(int(n) for n in header.get_data_shape()), disk,
-                       data_bytes=size if compressed else max(size - int(header.get_data_offset()), 0),
-                       encoding=Encoding.DEFLATE if compressed else Encoding.RAW)
+    check_claimed_size(
+        str(path),
+        tuple(int(n) for n in header.get_data_shape()),
+        disk,
+        data_bytes=size if compressed else max(size - int(header.get_data_offset()), 0),
+        encoding=Encoding.DEFLATE if compressed else Encoding.RAW,
+    )
 
 
 def _read_nifti_series(path: Path) -> VolumeSeries:
@@ -190,12 +200,25 @@ def _read_nifti_series(path: Path) -> VolumeSeries:
         array = array.astype(array.dtype.newbyteorder("="))
     step = float(image.header["pixdim"][4])
     values = tuple(f"{t * step:g}" for t in range(array.shape[0])) if step > 0 else ()
-    return VolumeSeries(array, tuple(spacing), tuple(_LPS_FROM_RAS @ affine[:3, 3]), lps / spacing, "time", values,
-                        SourceInfo(path=str(path), format="nifti"), image.header.copy())
+    return VolumeSeries(
+        array,
+        tuple(spacing),
+        tuple(_LPS_FROM_RAS @ affine[:3, 3]),
+        lps / spacing,
+        "time",
+        values,
+        SourceInfo(path=str(path), format="nifti"),
+        image.header.copy(),
+    )
 
 
-def write_series(series: VolumeSeries, path: str | Path, overwrite: bool = False,
-                 inputs: tuple[str | Path, ...] = (), compress: bool = True) -> Path:
+def write_series(
+    series: VolumeSeries,
+    path: str | Path,
+    overwrite: bool = False,
+    inputs: tuple[str | Path, ...] = (),
+    compress: bool = True,
+) -> Path:
     """Write a series atomically as NIfTI (``.nii``, ``.nii.gz``) or NRRD (``.nrrd``), in its source's layout.
 
     A series read from a NIfTI file keeps its header (``pixdim[4]``, units, intent) and, when the geometry is
@@ -213,8 +236,17 @@ def write_series(series: VolumeSeries, path: str | Path, overwrite: bool = False
     if fmt == "nrrd" and name.endswith(".nrrd"):
         layout = series.layout if isinstance(series.layout, NrrdLayout) else None
         with atomic_file(path, suffix=".nrrd") as temporary:
-            write_nrrd_series(temporary, series.array, series.spacing, series.origin, series.direction, layout,
-                              series.frame_label, series.frame_values, compress=compress)
+            write_nrrd_series(
+                temporary,
+                series.array,
+                series.spacing,
+                series.origin,
+                series.direction,
+                layout,
+                series.frame_label,
+                series.frame_values,
+                compress=compress,
+            )
     elif fmt == "nifti":
         _write_nifti_series(series, path)
     else:
@@ -250,13 +282,17 @@ def _write_nifti_series(series: VolumeSeries, path: Path) -> None:
 
 def series_spec(series: VolumeSeries, dtype: np.dtype | str | None = None) -> ImageSpec:
     """What writing ``series`` (or a ``dtype`` version of it, e.g. a float32 residual) puts in a file."""
-    return ImageSpec(shape=series.shape, components=series.num_components,
-                     dtype=np.dtype(dtype if dtype is not None else series.array.dtype),
-                     source_format=series.source.format)
+    return ImageSpec(
+        shape=series.shape,
+        components=series.num_components,
+        dtype=np.dtype(dtype if dtype is not None else series.array.dtype),
+        source_format=series.source.format,
+    )
 
 
-def plan_series_output(path: str | Path, spec: ImageSpec, role: str = "image", overwrite: bool = False,
-                       protected=(), others=()) -> PlannedOutput:
+def plan_series_output(
+    path: str | Path, spec: ImageSpec, role: str = "image", overwrite: bool = False, protected=(), others=()
+) -> PlannedOutput:
     """:func:`~.outputs.plan_output` for a 4D series: only NIfTI (``.nii``, ``.nii.gz``) and ``.nrrd`` hold one."""
     path = Path(path)
     if detect_format(path) not in ("nifti", "nrrd") or path.name.lower().endswith(".nhdr"):
@@ -303,6 +339,14 @@ def probe_series(path: str | Path, max_bytes: int | None = None):
         raise InputError(f"{path}: cannot read the header ({exc})") from exc
     full = (frames, *spatial) + ((components,) if components > 1 else ())
     nbytes = check_claimed_size(str(path), full, np.dtype(dtype), max_bytes=max_bytes)
-    return VolumeHeader(path=str(path), format=fmt, shape=(spatial[2], spatial[1], spatial[0]),
-                        components=components, dtype=np.dtype(dtype), is_2d=False, files=files, nbytes=nbytes,
-                        frames=int(frames))
+    return VolumeHeader(
+        path=str(path),
+        format=fmt,
+        shape=(spatial[2], spatial[1], spatial[0]),
+        components=components,
+        dtype=np.dtype(dtype),
+        is_2d=False,
+        files=files,
+        nbytes=nbytes,
+        frames=int(frames),
+    )

@@ -90,8 +90,15 @@ def write_volume(
         raise OptionError(f"`volume` must be a Volume, got {type(volume).__name__}.")
     path = as_path(path)
     protected = [*inputs, *_source_paths(volume)]
-    plan = plan_output(path, ImageSpec.of(volume), role=role, overwrite=overwrite, protected=protected,
-                       others=others, compress=compress)
+    plan = plan_output(
+        path,
+        ImageSpec.of(volume),
+        role=role,
+        overwrite=overwrite,
+        protected=protected,
+        others=others,
+        compress=compress,
+    )
     try:
         if plan.format == "dicom-series":
             _write_dicom_series(volume, plan, description_suffix, derivation)

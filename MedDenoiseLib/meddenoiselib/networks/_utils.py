@@ -111,7 +111,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     for s in spatial:
         total = (-s) % multiple
         lo_hi.append((total // 2, total - total // 2))
-    crop = (slice(None), slice(None)) + tuple(slice(lo, lo + s) for (lo, _), s in zip(lo_hi, spatial))
+    crop = (slice(None), slice(None)) + tuple(slice(lo, lo + s) for (lo, _), s in zip(lo_hi, spatial, strict=True))
     pads: list[int] = []
     for lo, hi in reversed(lo_hi):
         pads += [lo, hi]

@@ -206,7 +206,12 @@ class _DRAB(nn.Module):
         for _ in range(convs):
             layers += [
                 DynamicConv(
-                    spatial_dims, features, features, 3, num_kernels=num_kernels, temperature=temperature,
+                    spatial_dims,
+                    features,
+                    features,
+                    3,
+                    num_kernels=num_kernels,
+                    temperature=temperature,
                     attention_ratio=attention_ratio,
                 ),
                 Norm[Norm.BATCH, spatial_dims](features),

@@ -91,9 +91,7 @@ class RDN(nn.Module):
         conv = Conv[Conv.CONV, spatial_dims]
         self.sfe1 = conv(in_channels, features, 3, padding=1)
         self.sfe2 = conv(features, features, 3, padding=1)
-        self.blocks = nn.ModuleList(
-            _RDB(spatial_dims, features, growth, layers_per_block) for _ in range(num_blocks)
-        )
+        self.blocks = nn.ModuleList(_RDB(spatial_dims, features, growth, layers_per_block) for _ in range(num_blocks))
         self.gff = nn.Sequential(conv(num_blocks * features, features, 1), conv(features, features, 3, padding=1))
         self.tail = conv(features, out_channels, 3, padding=1)
         self.receptive_field: int | None = 2 * (num_blocks * layers_per_block + 4) + 1

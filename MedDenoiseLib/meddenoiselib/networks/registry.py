@@ -66,9 +66,7 @@ _SPECS: tuple[NetworkSpec, ...] = (
         "dncnn-blind", DnCNN, {"features": 64, "depth": 20}, "DnCNN-B layout for blind noise: 20 convs, 64 features."
     ),
     NetworkSpec("dncnn-small", DnCNN, {"features": 48, "depth": 12}, "Small DnCNN for CPU: 12 convs, 48 features."),
-    NetworkSpec(
-        "dran", DRAN, {"features": 64}, "DRAN: 3 distinct dynamic-conv stages with noise gates, 64 features."
-    ),
+    NetworkSpec("dran", DRAN, {"features": 64}, "DRAN: 3 distinct dynamic-conv stages with noise gates, 64 features."),
     NetworkSpec("dran-small", DRAN, {"features": 32}, "Small DRAN for CPU: 32 features."),
     NetworkSpec(
         "irunet", IRUNet, {"filters": 16, "levels": 4}, "IRUNet: inception-residual U-Net, 16 filters, 4 levels."
@@ -111,9 +109,7 @@ _SPECS: tuple[NetworkSpec, ...] = (
         "KPN paper U-Net, single frame, 5x5 per-pixel kernels (5x5x5 in 3D).",
         default_roi=(256, 32),
     ),
-    NetworkSpec(
-        "kpn-small", KPN, dict(_KPN_SMALL), "Small KPN for CPU: 3-level U-Net (32/64/128), single frame, K 5."
-    ),
+    NetworkSpec("kpn-small", KPN, dict(_KPN_SMALL), "Small KPN for CPU: 3-level U-Net (32/64/128), single frame, K 5."),
     NetworkSpec(
         "kpn-medium",
         KPN,
@@ -212,7 +208,7 @@ def create_network(
     return spec.cls(spatial_dims, in_channels, out_channels, **kwargs)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def parameter_count(name: str, spatial_dims: int = 2) -> int:
     """Number of parameters of a preset with its default input layout and one output channel.
 

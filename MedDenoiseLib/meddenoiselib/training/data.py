@@ -102,8 +102,11 @@ def load_training_images(
         options = {"center": window[0], "width": window[1]} if is_window else {}
         scaling = fit_scaling(array, scaling_mode, **options)
         aux = _cached_ct_terms(item, volume, array, cache_dir, tuple(ct_scanners), device) if ct_scanners else None
-        images.append(TrainingImage(str(item), np.ascontiguousarray(scaling.apply(array)), aux, scaling,
-                                    in_plane_pixel_mm(volume)))
+        images.append(
+            TrainingImage(
+                str(item), np.ascontiguousarray(scaling.apply(array)), aux, scaling, in_plane_pixel_mm(volume)
+            )
+        )
     if not images:
         raise MedDenoiseError("no usable training images were found")
     return images
@@ -170,8 +173,10 @@ def _cached_ct_terms(
 ) -> np.ndarray:
     modality = volume.metadata.get("0008|0060", "").strip().upper()
     if (modality and modality != "CT") or (not modality and float(hu.min()) > -900):
-        raise MedDenoiseError(f"{item}: ct-lowdose training needs CT images in HU (Modality {modality or 'unknown'}, "
-                              f"minimum {float(hu.min()):.0f})")
+        raise MedDenoiseError(
+            f"{item}: ct-lowdose training needs CT images in HU (Modality {modality or 'unknown'}, "
+            f"minimum {float(hu.min()):.0f})"
+        )
     path = None
     if cache_dir is not None:
         import hashlib
@@ -246,7 +251,8 @@ class PatchSampler:
         self.burst = int(burst)
         self.min_std = float(min_std)
         usable = [
-            im for im in images
+            im
+            for im in images
             if min(im.array.shape[1:]) >= patch and (spatial_dims == 2 or im.array.shape[0] >= patch)
         ]
         if not usable:
@@ -305,23 +311,34 @@ class PatchSampler:
 
     def state_dict(self) -> dict:
         """The random states (as tensors and builtins, so checkpoints load with ``weights_only=True``)."""
-        return {"choice": _pack_state(self.random.get_state()), "augment": [
-            _pack_state(t.R.get_state()) for t in self.augment.transforms
-        ]}
+        return {
+            "choice": _pack_state(self.random.get_state()),
+            "augment": [_pack_state(t.R.get_state()) for t in self.augment.transforms],
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`."""
         self.random.set_state(_unpack_state(state["choice"]))
-        for transform, packed in zip(self.augment.transforms, state["augment"]):
+        for transform, packed in zip(self.augment.transforms, state["augment"], strict=True):
             transform.R.set_state(_unpack_state(packed))
 
 
 def _pack_state(state: tuple) -> dict:
     name, keys, pos, has_gauss, cached = state
-    return {"name": name, "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
-            "has_gauss": int(has_gauss), "cached": float(cached)}
+    return {
+        "name": name,
+        "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached": float(cached),
+    }
 
 
 def _unpack_state(packed: dict) -> tuple:
-    return (packed["name"], packed["keys"].numpy().astype(np.uint32), packed["pos"], packed["has_gauss"],
-            packed["cached"])
+    return (
+        packed["name"],
+        packed["keys"].numpy().astype(np.uint32),
+        packed["pos"],
+        packed["has_gauss"],
+        packed["cached"],
+    )

@@ -55,7 +55,7 @@ def write_pack(
         modality = volume.metadata.get("0008|0060", "").strip().upper()
         array = volume.array
         if volume.num_components > 1:
-            array = (array[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))
+            array = array[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
         if modality == "CT":
             array = _crop_ct_to_body(array)
             if array.min() >= -32768 and array.max() <= 32767:
@@ -98,6 +98,10 @@ def pack_volumes(selection: str) -> Iterator[tuple[str, Volume]]:
         for name in index["recipes"][recipe][split]:
             entry = index["images"][name]
             metadata = {"0008|0060": entry["modality"]} if entry["modality"] else {}
-            volume = Volume(pack[entry["key"]], spacing=tuple(entry["spacing"]), metadata=metadata,
-                            source=SourceInfo(path=name, format="memory"))
+            volume = Volume(
+                pack[entry["key"]],
+                spacing=tuple(entry["spacing"]),
+                metadata=metadata,
+                source=SourceInfo(path=name, format="memory"),
+            )
             yield name, volume

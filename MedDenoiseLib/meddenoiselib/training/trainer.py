@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
-from ..errors import MedDenoiseError
+from ..errors import MedDenoiseError, OptionError
 from ..evaluation.compare import add_noise
 from ..evaluation.metrics import psnr, ssim
 from ..inference.device import autocast_dtype, resolve_device
@@ -75,8 +75,9 @@ def share_noise_of_repeated_frames(clean: torch.Tensor, noisy: torch.Tensor, cen
 
 def _share_repeats(frames: np.ndarray, noisy: np.ndarray, centre: int) -> np.ndarray:
     """numpy form of :func:`share_noise_of_repeated_frames` for one stack ``(burst, H, W)``."""
-    return share_noise_of_repeated_frames(torch.from_numpy(frames)[None], torch.from_numpy(noisy)[None],
-                                          centre)[0].numpy()
+    return share_noise_of_repeated_frames(torch.from_numpy(frames)[None], torch.from_numpy(noisy)[None], centre)[
+        0
+    ].numpy()
 
 
 def _center_crop(array: np.ndarray, edge: int) -> np.ndarray:
@@ -98,7 +99,8 @@ class Trainer:
         requested = resolve_device(config.device)
         self.context = DistributedContext.from_environment(requested.type)
         self.device = (
-            torch.device("cuda", self.context.local_rank) if requested.type == "cuda" and self.context.is_distributed
+            torch.device("cuda", self.context.local_rank)
+            if requested.type == "cuda" and self.context.is_distributed
             else requested
         )
         if config.threads > 0:
@@ -116,8 +118,9 @@ class Trainer:
         scanners = [scanner for r in self.ranges for scanner in r.scanners()]
         options = dict(scaling_mode=config.scaling, window=tuple(config.window))
         cache = config.cache_dir or self.output / "cache"
-        images = load_training_images(config.inputs, ct_scanners=scanners, cache_dir=cache, device=self.device,
-                                      **options)
+        images = load_training_images(
+            config.inputs, ct_scanners=scanners, cache_dir=cache, device=self.device, **options
+        )
         if config.val_inputs:
             val = load_training_images(config.val_inputs, **options)
             train = images
@@ -128,8 +131,12 @@ class Trainer:
             # Emulate a hospital archive of noisy scans: one fixed noise realisation per image, drawn once.
             # The trainer never sees the clean training images after this point.
             train = [
-                TrainingImage(im.name, add_noise(im.array.reshape(-1, im.array.shape[-1]), config.simulate_noise,
-                                                 config.seed + 7919 * i).reshape(im.array.shape))
+                TrainingImage(
+                    im.name,
+                    add_noise(
+                        im.array.reshape(-1, im.array.shape[-1]), config.simulate_noise, config.seed + 7919 * i
+                    ).reshape(im.array.shape),
+                )
                 for i, im in enumerate(train)
             ]
         self.train_images = train
@@ -177,8 +184,9 @@ class Trainer:
                 clean_full = image.array[k : k + 1]
             for j, (level, spec) in enumerate(specs):
                 is_ct = not isinstance(spec, str) and spec.kind == NoiseKind.CT_LOWDOSE
-                transform = RandNoise(spec, scaling=image.scaling if is_ct else None,
-                                      pixel_mm=image.pixel_mm if is_ct else None)
+                transform = RandNoise(
+                    spec, scaling=image.scaling if is_ct else None, pixel_mm=image.pixel_mm if is_ct else None
+                )
                 transform.set_random_state(10_000 + 100 * i + j)
                 noisy = np.asarray(transform(frames), dtype=np.float32)
                 if k is not None:
@@ -200,9 +208,10 @@ class Trainer:
             self.network_name = arch["network"]
             self.overrides = dict(arch.get("overrides", {}))
             if int(arch.get("spatial_dims", 2)) != config.spatial_dims:
-                raise MedDenoiseError(
-                    f"--init {config.init}: its spatial_dims {arch.get('spatial_dims')} differ from --spatial-dims "
-                    f"{config.spatial_dims}"
+                raise OptionError(
+                    f"the initial model {config.init} is {arch.get('spatial_dims')}D but the training is "
+                    f"{config.spatial_dims}D (spatial_dims)",
+                    parameter="init",
                 )
         else:
             self.network_name = config.network
@@ -246,8 +255,11 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         use_scaler = self.device.type == "cuda" and self.autocast == torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-        self.initial_temperature = float(getattr(self.module, "temperature", torch.tensor(0.0)).item()) if hasattr(
-            self.module, "set_temperature") else 0.0
+        self.initial_temperature = (
+            float(getattr(self.module, "temperature", torch.tensor(0.0)).item())
+            if hasattr(self.module, "set_temperature")
+            else 0.0
+        )
 
     def _lr_factor(self, step: int) -> float:
         config = self.config
@@ -437,8 +449,13 @@ class Trainer:
         generator.manual_seed(config.seed + 1)
         level_generator = torch.Generator()
         level_generator.manual_seed(config.seed + 3)
-        self.noise = BatchNoise(self.ranges or ["gaussian:0-50"], generator, level_generator,
-                                hu_per_unit=float(config.window[1]), store_8bit_fraction=config.store_8bit_fraction)
+        self.noise = BatchNoise(
+            self.ranges or ["gaussian:0-50"],
+            generator,
+            level_generator,
+            hu_per_unit=float(config.window[1]),
+            store_8bit_fraction=config.store_8bit_fraction,
+        )
         self.mask_generator = torch.Generator()
         self.mask_generator.manual_seed(config.seed + 2)
         self.best_metric, self.best_step, self.best_state = -math.inf, -1, None
@@ -485,7 +502,7 @@ class Trainer:
                 self.elapsed = time.perf_counter() - started
                 self._save_checkpoint(step)
             if step == pause_at and step < config.steps:
-                logger.info("paused at step %d of %d; continue with --resume", step, config.steps)
+                logger.info("paused at step %d of %d; resume from the checkpoint to continue", step, config.steps)
                 if bar is not None:
                     bar.close()
                 self.context.barrier()
@@ -506,8 +523,13 @@ class Trainer:
         per_step = probe_seconds / probe_steps
         fitting = step + int((0.9 * config.time_budget - probe_seconds) / max(per_step, 1e-6))
         if fitting < config.steps:
-            logger.info("%.3f s/step: %d steps fit the %.0f s budget (of %d)", per_step, fitting, config.time_budget,
-                        config.steps)
+            logger.info(
+                "%.3f s/step: %d steps fit the %.0f s budget (of %d)",
+                per_step,
+                fitting,
+                config.time_budget,
+                config.steps,
+            )
             config.steps = max(fitting, step + 1)
             config.val_every = min(config.val_every, max(config.steps // 4, 1))
 
@@ -532,8 +554,14 @@ class Trainer:
             self.history.append(record)
             with open(log_path, "a", newline="") as handle:
                 csv.writer(handle).writerow(
-                    [record["step"], f"{record['loss']:.6g}", f"{record['lr']:.3g}", record["seconds"],
-                     f"{metrics.get('psnr', float('nan')):.3f}", f"{metrics.get('ssim', float('nan')):.4f}"]
+                    [
+                        record["step"],
+                        f"{record['loss']:.6g}",
+                        f"{record['lr']:.3g}",
+                        record["seconds"],
+                        f"{metrics.get('psnr', float('nan')):.3f}",
+                        f"{metrics.get('ssim', float('nan')):.4f}",
+                    ]
                 )
             logger.info("step %d: %s", step, {k: round(v, 4) for k, v in record.items() if isinstance(v, float)})
             stop = bool(config.early_stop) and self.stale >= config.early_stop
@@ -565,16 +593,21 @@ class Trainer:
             },
             "training": {
                 "mode": config.mode,
-                "data": [Path(n).name if Path(n).parent.name == "" else f"{Path(n).parent.name}/{Path(n).name}"
-                         for n in self.train_names],
+                "data": [
+                    Path(n).name if Path(n).parent.name == "" else f"{Path(n).parent.name}/{Path(n).name}"
+                    for n in self.train_names
+                ],
                 "validation_data": [f"{Path(n).parent.name}/{Path(n).name}" for n in self.val_names],
-                "noise": [str(r) for r in self.ranges] if config.mode == "supervised"
+                "noise": [str(r) for r in self.ranges]
+                if config.mode == "supervised"
                 else "none (self-supervised on noisy inputs)",
                 "noise_units": [_range_units(r) for r in self.ranges],
                 "simulated_input_noise_sigma_0_255": config.simulate_noise or None,
                 "stored_8bit_fraction": config.store_8bit_fraction,
-                "intensity_scaling": "fixed HU map: window center %g, width %g HU -> [0, 1], not clipped"
-                % tuple(config.window) if config.scaling == "ct_window" else "per-volume min-max to [0, 1]",
+                "intensity_scaling": f"fixed HU map: window center {config.window[0]:g}, "
+                f"width {config.window[1]:g} HU -> [0, 1], not clipped"
+                if config.scaling == "ct_window"
+                else "per-volume min-max to [0, 1]",
                 "patch": config.patch,
                 "batch_size": config.batch_size,
                 "steps": self.steps_run,

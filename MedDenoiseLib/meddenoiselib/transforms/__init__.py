@@ -5,7 +5,6 @@ from __future__ import annotations
 from .estimate import NoiseEstimate, estimate_noise, estimate_sigma, estimate_sigma_per_slice
 from .intensity import IntensityScaling, ScalingMode, fit_scaling, sigma_from_255
 from .noise import (
-    simulate_volume,
     BatchNoise,
     NoiseKind,
     NoiseRange,
@@ -16,6 +15,7 @@ from .noise import (
     make_noise_transform,
     parse_noise_range,
     parse_noise_spec,
+    simulate_volume,
 )
 from .scaling_transforms import DenormalizeIntensityd, NormalizeIntensityd
 

@@ -168,15 +168,16 @@ def estimate_noise(
     masks = [None] * len(slices) if mask is None else _sample_slices(np.asarray(mask, dtype=bool), max_slices)
     sigma_white = estimate_sigma(array, max_slices)
     spreads, residuals = [], []
-    for image, inside in zip(slices, masks):
+    for image, inside in zip(slices, masks, strict=True):
         image = np.asarray(image, dtype=np.float64)
         extent = float(image.max() - image.min())
         spread, residual = _block_statistics(image)
         if not spread.size or extent <= 0:
             continue
         # a block where one value fills a quarter of the pixels is padding or clipped, not tissue
-        ties = np.array([np.unique(b, return_counts=True)[1].max() / b.size
-                         for b in _blocks(image).reshape(len(spread), -1)])
+        ties = np.array(
+            [np.unique(b, return_counts=True)[1].max() / b.size for b in _blocks(image).reshape(len(spread), -1)]
+        )
         keep = (spread > 1e-6 * extent) & (ties < 0.25)
         if inside is not None:
             keep &= _blocks(inside.astype(np.float32)).mean(axis=(1, 2)) >= 0.95

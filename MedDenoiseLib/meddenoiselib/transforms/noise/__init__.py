@@ -19,8 +19,8 @@ from .ct_lowdose import (
     shaped_unit_noise,
 )
 from .ct_projection import RECONSTRUCTION_KERNELS, ParallelBeam
-from .spec import LevelUnit, NoiseKind, NoiseRange, NoiseSpec, parse_noise_range, parse_noise_spec
 from .simulate import in_plane_pixel_mm, simulate_volume
+from .spec import LevelUnit, NoiseKind, NoiseRange, NoiseSpec, parse_noise_range, parse_noise_spec
 from .transforms import RandNoise, RandNoised, make_noise_transform
 
 __all__ = [

@@ -60,8 +60,13 @@ def ct_dose_for_hu(hu: torch.Tensor, pixel_mm: float, target_hu: float, scanner:
     return (reference / target_hu) ** 2
 
 
-def _ct_noise(hu: torch.Tensor, spec: NoiseSpec, pixel_mm: float | None, generator: torch.Generator | None,
-              on_slice: Callable[[], None] | None):
+def _ct_noise(
+    hu: torch.Tensor,
+    spec: NoiseSpec,
+    pixel_mm: float | None,
+    generator: torch.Generator | None,
+    on_slice: Callable[[], None] | None,
+):
     if pixel_mm is None:
         raise ValueError("ct-lowdose noise needs the in-plane pixel spacing in mm")
     dose = spec.level if spec.unit == LevelUnit.DOSE else ct_dose_for_hu(hu, pixel_mm, spec.level, spec.scanner)

@@ -144,8 +144,9 @@ class BatchNoise:
             if terms is not None and bool(stored[i]):
                 noise[i] = terms[i, 2::CT_TERMS_PER_FRAME].double() * sigma_hu[i]
                 continue
-            shaped = shaped_unit_noise(tuple(clean.shape[1:]), int(views[i]), r.kernels[int(kernel_index[i])],
-                                       self.generator)
+            shaped = shaped_unit_noise(
+                tuple(clean.shape[1:]), int(views[i]), r.kernels[int(kernel_index[i])], self.generator
+            )
             noise[i] = shaped.double() * torch.sqrt(torch.clamp(variance[i], min=0))
         noisy = clean + (noise / self.hu_per_unit).to(clean.dtype)
         return noisy, (levels / self.hu_per_unit).float()

@@ -121,8 +121,9 @@ def _line_integrals(
     position = (t_fine / 2 + (coarse.detectors - 1) / 2) / ((coarse.detectors - 1) / 2) - 1
     rows = torch.linspace(-1, 1, views, device=p.device)[:, None].expand(-1, geometry.detectors)
     grid = torch.stack((position[None, :].expand(views, -1), rows), dim=-1)
-    fine = F.grid_sample(p[:, None], grid[None].expand(p.shape[0], -1, -1, -1), mode="bilinear",
-                         padding_mode="zeros", align_corners=True)
+    fine = F.grid_sample(
+        p[:, None], grid[None].expand(p.shape[0], -1, -1, -1), mode="bilinear", padding_mode="zeros", align_corners=True
+    )
     return geometry, fine[:, 0]
 
 
@@ -170,8 +171,9 @@ def ct_noise_projection(
         expected = _counts(p, dose, scanner).double()
         counts = torch.poisson(expected, generator=generator)
         if scanner.electronic_noise > 0:
-            counts += scanner.electronic_noise * torch.randn(counts.shape, generator=generator, dtype=counts.dtype,
-                                                             device=counts.device)
+            counts += scanner.electronic_noise * torch.randn(
+                counts.shape, generator=generator, dtype=counts.dtype, device=counts.device
+            )
         # a detector reading of zero or below (photon starvation) is clamped, as scanners do before the log
         measured = -torch.log(torch.clamp(counts, min=0.5) / incident)
         reconstructed = geometry.reconstruct((measured - p.double()).float(), scanner.kernel)  # μ·pixel

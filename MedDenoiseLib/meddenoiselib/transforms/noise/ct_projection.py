@@ -155,8 +155,9 @@ class ParallelBeam:
             gy = (torch.arange(v, dtype=torch.float64)[:, None, None].expand(v, h, w) / max(v - 1, 1)) * 2 - 1
             grid = torch.stack((gx, gy), dim=-1).float().to(self.device).reshape(1, v * h, w, 2)
             rows = sinogram[:, start : start + v].to(self.device, torch.float32).unsqueeze(1)  # (B, 1, v, D)
-            samples = F.grid_sample(rows, grid.expand(b, -1, -1, -1), mode="bilinear", padding_mode="zeros",
-                                    align_corners=True)
+            samples = F.grid_sample(
+                rows, grid.expand(b, -1, -1, -1), mode="bilinear", padding_mode="zeros", align_corners=True
+            )
             output += samples.reshape(b, v, h, w).sum(dim=1)
         return output
 

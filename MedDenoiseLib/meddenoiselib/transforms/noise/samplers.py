@@ -117,6 +117,7 @@ def poisson_gaussian(
     counts = torch.poisson(torch.clamp(clean.double(), min=0) * p, generator=generator)
     read = _per_item(read_noise, clean).double()
     if bool((read > 0).any()):
-        counts = counts + read * torch.randn(counts.shape, generator=generator, dtype=torch.float64,
-                                             device=counts.device)
+        counts = counts + read * torch.randn(
+            counts.shape, generator=generator, dtype=torch.float64, device=counts.device
+        )
     return (counts / p).to(clean.dtype)

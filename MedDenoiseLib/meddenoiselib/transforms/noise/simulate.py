@@ -59,9 +59,9 @@ def simulate_volume(
         raise ValueError(f"ct-lowdose noise needs a CT image in HU, but the DICOM Modality is {modality}")
     generator = torch.Generator().manual_seed(int(seed))
     dtype = "float32" if float_output else volume.array.dtype.name
-    components = [volume.array] if volume.num_components == 1 else [
-        volume.array[..., c] for c in range(volume.num_components)
-    ]
+    components = (
+        [volume.array] if volume.num_components == 1 else [volume.array[..., c] for c in range(volume.num_components)]
+    )
     outputs = []
     for component in components:
         if spec.kind == NoiseKind.CT_LOWDOSE:

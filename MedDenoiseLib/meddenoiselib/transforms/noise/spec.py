@@ -105,8 +105,12 @@ class NoiseSpec:
             text += f",{self.read_noise:g}"
         elif self.kind == NoiseKind.CT_LOWDOSE:
             default = CTScanner()
-            for name, option in (("kernel", "kernel"), ("views", "views"), ("full_dose_counts", "counts"),
-                                 ("electronic_noise", "electronic")):
+            for name, option in (
+                ("kernel", "kernel"),
+                ("views", "views"),
+                ("full_dose_counts", "counts"),
+                ("electronic_noise", "electronic"),
+            ):
                 value = getattr(self.scanner, name)
                 if value != getattr(default, name):
                     text += f",{option}={value:g}" if isinstance(value, float) else f",{option}={value}"
@@ -175,14 +179,20 @@ class NoiseRange:
                 kernel=kernel,
                 electronic_noise=self.electronic[0] + f * (self.electronic[1] - self.electronic[0]),
             )
-            for kernel, f in zip(self.kernels, fractions)
+            for kernel, f in zip(self.kernels, fractions, strict=True)
         ]
 
     def at(self, level: float) -> NoiseSpec:
         """The fixed-level spec of this range (e.g. for validation)."""
-        return NoiseSpec(self.kind, float(level), self.unit, self.coils, self.read_noise,
-                         CTScanner(kernel=self.kernels[0], views=self.views[0], electronic_noise=self.electronic[0]),
-                         method="fast")
+        return NoiseSpec(
+            self.kind,
+            float(level),
+            self.unit,
+            self.coils,
+            self.read_noise,
+            CTScanner(kernel=self.kernels[0], views=self.views[0], electronic_noise=self.electronic[0]),
+            method="fast",
+        )
 
 
 def _number(text: str, spec: str) -> tuple[float, str]:
@@ -218,8 +228,9 @@ def _split(spec: str) -> tuple[NoiseKind, list[str], dict[str, str]]:
         raise ValueError(f"{kind.value} takes no key=value options (got {', '.join(options)})")
     unknown = set(options) - _CT_OPTIONS
     if unknown:
-        raise ValueError(f"unknown ct-lowdose option(s) {', '.join(sorted(unknown))}; choose from "
-                         f"{', '.join(sorted(_CT_OPTIONS))}")
+        raise ValueError(
+            f"unknown ct-lowdose option(s) {', '.join(sorted(unknown))}; choose from {', '.join(sorted(_CT_OPTIONS))}"
+        )
     if not positional:
         positional = [_DEFAULT_LEVEL[kind]]
     if name == "poisson" and len(positional) > 1:
@@ -280,8 +291,9 @@ def _ct_scanner(options: dict[str, str], spec: str) -> tuple[CTScanner, str]:
 
 
 def _second(kind: NoiseKind, positional: list[str], spec: str) -> tuple[int, float]:
-    if len(positional) > 2 or (len(positional) == 2 and kind not in (NoiseKind.NONCENTRAL_CHI,
-                                                                       NoiseKind.POISSON_GAUSSIAN)):
+    if len(positional) > 2 or (
+        len(positional) == 2 and kind not in (NoiseKind.NONCENTRAL_CHI, NoiseKind.POISSON_GAUSSIAN)
+    ):
         raise ValueError(f"too many values in noise specification {spec!r}")
     coils, read = 1, 0.0
     if kind == NoiseKind.NONCENTRAL_CHI:
@@ -362,8 +374,11 @@ def parse_noise_range(spec: str) -> NoiseRange:
             values = [parse_noise_spec(f"ct-lowdose:1,views={v}").scanner.views for v in ct_choices["views"]]
             views = (min(values), max(values))
         if "electronic" in ct_choices:
-            values = [parse_noise_spec(f"ct-lowdose:1,electronic={v}").scanner.electronic_noise
-                      for v in ct_choices["electronic"]]
+            values = [
+                parse_noise_spec(f"ct-lowdose:1,electronic={v}").scanner.electronic_noise
+                for v in ct_choices["electronic"]
+            ]
             electronic = (min(values), max(values))
-    return NoiseRange(kind, low, high, low_spec.unit, low_spec.coils, low_spec.read_noise, log_uniform,
-                      kernels, views, electronic)
+    return NoiseRange(
+        kind, low, high, low_spec.unit, low_spec.coils, low_spec.read_noise, log_uniform, kernels, views, electronic
+    )

@@ -1,0 +1,225 @@
+"""The Gaussian protocol through the user's path (files in, CLI with default flags, files out), side by side with
+the in-memory path that ``benchmarks/quality.py`` measures.
+
+    python benchmarks/gaussian_cli.py                               # -> docs/benchmarks_gaussian_cli.md + .csv
+    python benchmarks/gaussian_cli.py --methods auto,bm3d --sigmas 25 --output /tmp/g
+
+References: the held-out 2D slices of ``scripts/data_split.py`` (BENCHMARK), min-max scaled to [0, 1] as in
+``quality.py``; Gaussian noise of sigma/255, seeded exactly as ``quality.py`` seeds it (same noisy images).
+
+- **CLI**: each noisy image is written as a float32 NIfTI (no modality tag, so ``auto`` picks the model for
+  "other"), and every method runs as ``python -m meddenoiselib denoise NOISY_DIR OUT_DIR [--model M]``, one call
+  per method and sigma, default flags: networks blind, baselines with ``--sigma auto`` (the noise estimated from
+  the file). BM3D also runs with the true ``--sigma`` (``bm3d (true sigma)``), as the in-memory protocol gives it.
+- **In memory**: ``Denoiser(M).denoise_array(noisy)`` on the same noisy array; baselines get the true sigma.
+
+The paths differ in what the network sees: the CLI fits its min-max map to the *noisy file* (noise tails
+included), the in-memory protocol hands over an image already scaled by the *clean* image's min-max, the scale
+the networks were trained on. PSNR with data range 1 on the clean [0, 1] scale; SSIM with MONAI's 11x11 window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from meddenoiselib.baselines import bm3d_available  # noqa: E402
+from meddenoiselib.evaluation import psnr, ssim  # noqa: E402
+from meddenoiselib.evaluation.compare import add_noise  # noqa: E402
+from meddenoiselib.inference import Denoiser  # noqa: E402
+from meddenoiselib.inference.auto import choose_model  # noqa: E402
+from meddenoiselib.io import Volume, read_volume, write_volume  # noqa: E402
+from meddenoiselib.transforms import sigma_from_255  # noqa: E402
+from quality import load_references  # noqa: E402
+
+GAUSSIAN_MODELS = ("kpn-small", "dncnn-small", "dran-small", "irunet-32", "rdn-small", "conv-dae-skip", "kpn-burst3")
+BASELINES = ("nlm", "bm3d")
+TRUE_SIGMA = "bm3d (true sigma)"
+
+
+def case_name(index: int, name: str) -> str:
+    stem = "".join(c if c.isalnum() else "_" for c in name)
+    return f"{index:02d}_{stem}"
+
+
+def write_noisy(references, sigmas: list[float], seed: int, work: Path) -> dict[float, dict[str, np.ndarray]]:
+    """The noisy images as NIfTI files under ``work/noisy/s<sigma>/``; returns ``{sigma: {case: noisy}}``."""
+    noisy_by_sigma: dict[float, dict[str, np.ndarray]] = {s: {} for s in sigmas}
+    for i, (_, name, clean) in enumerate(references):
+        for j, sigma in enumerate(sigmas):
+            noisy = add_noise(clean, sigma, seed + 1000 * i + j)  # quality.py's seeds: the same noisy images
+            case = case_name(i, name)
+            folder = work / "noisy" / f"s{sigma:g}"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{case}.nii.gz"
+            if not path.exists():
+                write_volume(Volume(noisy[None].astype(np.float32)), path, compress=True)
+            noisy_by_sigma[sigma][case] = noisy
+    return noisy_by_sigma
+
+
+def run_cli(method: str, sigma: float, work: Path) -> tuple[Path, float]:
+    """One CLI call for every noisy file at ``sigma``; returns the output folder and the wall time."""
+    out = work / "out" / method.replace(" ", "_").replace("(", "").replace(")", "") / f"s{sigma:g}"
+    if out.is_dir():
+        return out, float("nan")  # reused from an earlier run with the same --work
+    out.parent.mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, "-m", "meddenoiselib", "denoise", str(work / "noisy" / f"s{sigma:g}"), str(out), "--quiet"]
+    if method == TRUE_SIGMA:
+        args += ["--model", "bm3d", "--sigma", f"{sigma:g}"]
+    elif method != "auto":
+        args += ["--model", method]
+    start = time.perf_counter()
+    subprocess.run(args, check=True)
+    return out, time.perf_counter() - start
+
+
+def in_memory(method: str, noisy: np.ndarray, sigma: float) -> np.ndarray:
+    if method == TRUE_SIGMA:
+        return Denoiser("bm3d", device="cpu").denoise_array(noisy, sigma=sigma_from_255(sigma))
+    denoiser = Denoiser(method, device="cpu")
+    return denoiser.denoise_array(noisy, sigma=sigma_from_255(sigma) if method in BASELINES else "auto")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--methods", help="comma-separated (default: auto, the Gaussian models, nlm, bm3d and bm3d with the true sigma)"
+    )
+    parser.add_argument("--sigmas", default="15,25,50")
+    parser.add_argument("--output", default=str(ROOT / "docs"))
+    parser.add_argument("--work", help="keep noisy files and CLI outputs here and reuse them on reruns")
+    parser.add_argument("--no-in-memory", action="store_true", help="only the CLI path")
+    parser.add_argument("--seed", type=int, default=2026)
+    args = parser.parse_args()
+    sigmas = [float(s) for s in args.sigmas.split(",")]
+    methods = (
+        args.methods.split(",")
+        if args.methods
+        else ["auto", *GAUSSIAN_MODELS, "nlm", *(("bm3d", TRUE_SIGMA) if bm3d_available() else ())]
+    )
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="gaussian_cli_"))
+    references = load_references()
+    noisy_by_sigma = write_noisy(references, sigmas, args.seed, work)
+    cases = {case_name(i, name): (modality, name, clean) for i, (modality, name, clean) in enumerate(references)}
+
+    rows, timing = [], {}
+    for sigma in sigmas:
+        for case, (modality, name, clean) in cases.items():
+            noisy = noisy_by_sigma[sigma][case]
+            rows.append(
+                dict(
+                    image=name,
+                    modality=modality,
+                    sigma255=sigma,
+                    method="noisy",
+                    path="-",
+                    psnr=psnr(clean, noisy),
+                    ssim=ssim(clean, noisy),
+                )
+            )
+    for method in methods:
+        for sigma in sigmas:
+            out, seconds = run_cli(method, sigma, work)
+            timing[(method, sigma)] = seconds
+            for case, (modality, name, clean) in cases.items():
+                result = read_volume(out / f"{case}.nii.gz").array[0].astype(np.float32)
+                rows.append(
+                    dict(
+                        image=name,
+                        modality=modality,
+                        sigma255=sigma,
+                        method=method,
+                        path="CLI",
+                        psnr=psnr(clean, result),
+                        ssim=ssim(clean, result),
+                    )
+                )
+                if not args.no_in_memory:
+                    result = in_memory(method, noisy_by_sigma[sigma][case], sigma)
+                    rows.append(
+                        dict(
+                            image=name,
+                            modality=modality,
+                            sigma255=sigma,
+                            method=method,
+                            path="in memory",
+                            psnr=psnr(clean, result),
+                            ssim=ssim(clean, result),
+                        )
+                    )
+            mean = np.mean(
+                [r["psnr"] for r in rows if r["method"] == method and r["sigma255"] == sigma and r["path"] == "CLI"]
+            )
+            print(f"{method:20s} sigma {sigma:4g}: CLI mean PSNR {mean:6.2f} dB ({seconds:.0f} s)", flush=True)
+    write_outputs(rows, methods, sigmas, Path(args.output))
+    return 0
+
+
+def _mean(rows, **where) -> float:
+    values = [r["psnr"] for r in rows if all(r[k] == v for k, v in where.items())]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def write_outputs(rows: list[dict], methods: list[str], sigmas: list[float], output: Path) -> None:
+    output.mkdir(parents=True, exist_ok=True)
+    with open(output / "benchmark_gaussian_cli.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    auto_model = choose_model(Volume(np.zeros((1, 8, 8), np.float32))).model
+    lines = [
+        "# Gaussian protocol: the user's path (CLI) next to the in-memory path",
+        "",
+        f"Measured with `python benchmarks/gaussian_cli.py` ({time.strftime('%Y-%m-%d')}); the protocol is in "
+        "the script's docstring. Same references and noisy images as docs/benchmarks.md (14 held-out 2D "
+        f"slices). `auto` on a file without a modality runs `{auto_model}`.",
+        "",
+        "## Mean PSNR (dB) over all references",
+        "",
+        "| method | " + " | ".join(f"σ={s:g} CLI | σ={s:g} in memory | CLI − memory" for s in sigmas) + " |",
+        "|---" * (1 + 3 * len(sigmas)) + "|",
+    ]
+    noisy = [_mean(rows, method="noisy", sigma255=s) for s in sigmas]
+    lines.append("| noisy | " + " | ".join(f"{v:.2f} | {v:.2f} | 0.00" for v in noisy) + " |")
+    for method in methods:
+        cells = []
+        for s in sigmas:
+            cli, mem = (
+                _mean(rows, method=method, sigma255=s, path="CLI"),
+                _mean(rows, method=method, sigma255=s, path="in memory"),
+            )
+            cells.append(f"{cli:.2f} | {mem:.2f} | {cli - mem:+.2f}" if mem == mem else f"{cli:.2f} | – | –")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    modalities = list(dict.fromkeys(r["modality"] for r in rows))
+    lines += [
+        "",
+        "## Mean PSNR (dB) per modality, CLI path",
+        "",
+        "| method | " + " | ".join(f"{m} σ={s:g}" for m in modalities for s in sigmas) + " |",
+        "|---" * (1 + len(modalities) * len(sigmas)) + "|",
+    ]
+    for method in ["noisy", *methods]:
+        path = {} if method == "noisy" else {"path": "CLI"}
+        lines.append(
+            f"| {method} | "
+            + " | ".join(
+                f"{_mean(rows, method=method, sigma255=s, modality=m, **path):.2f}" for m in modalities for s in sigmas
+            )
+            + " |"
+        )
+    (output / "benchmarks_gaussian_cli.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {output / 'benchmarks_gaussian_cli.md'} and {output / 'benchmark_gaussian_cli.csv'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
