@@ -12,7 +12,7 @@ from meddenoiselib.cli import main
 from meddenoiselib.inference import Denoiser
 from meddenoiselib.inference.auto import AUTO_MODELS, choose_model
 from meddenoiselib.io import Modality, detect_modality, read_volume
-from meddenoiselib.transforms import parse_noise_spec, simulate_volume
+from meddenoiselib.transforms import magnitude_floor_ratio, parse_noise_spec, simulate_volume
 
 
 def _window_psnr(clean: np.ndarray, other: np.ndarray, body: np.ndarray) -> float:
@@ -158,3 +158,34 @@ def test_auto_denoiser_delegates_and_can_be_cancelled(ct_series_dir):
     assert denoiser.last_report.modality == "ct"
     with pytest.raises(Exception, match="unknown modality"):
         Denoiser("auto", modality="pet")
+
+
+@pytest.mark.parametrize(("coils", "expected_low", "expected_high"), [(1, 1.6, 2.0), (4, 3.6, 4.1), (8, 5.2, 5.9)])
+def test_magnitude_floor_ratio_tells_the_coil_count_whatever_sigma(coils, expected_low, expected_high):
+    rng = np.random.default_rng(coils)
+    for sigma in (3.0, 40.0):
+        channels = rng.normal(0, sigma, (2 * coils, 4, 128, 128))
+        floor = np.sqrt((channels**2).sum(axis=0))  # pure background: root sum of squares of the coils
+        assert expected_low < magnitude_floor_ratio(floor) < expected_high
+    assert magnitude_floor_ratio(np.zeros((4, 64, 64))) is None  # a masked background says nothing
+
+
+def test_auto_picks_the_multi_coil_model_from_the_background_of_a_real_head(mr_nifti):
+    clean = read_volume(mr_nifti)
+    clean = replace(clean, metadata={**clean.metadata, "0008|0060": "MR"})
+    shipped = ["kpn-small-rician-mr", "kpn-mr", "kpn-small"]
+    choices = {
+        spec: choose_model(simulate_volume(clean, parse_noise_spec(spec), seed=3), shipped=shipped)
+        for spec in ("rician:3%", "rician:6%", "noncentral-chi:3%,4", "noncentral-chi:3%,8")
+    }
+    assert choices["rician:3%"].model == choices["rician:6%"].model == "kpn-small-rician-mr"
+    assert choices["noncentral-chi:3%,4"].model == choices["noncentral-chi:3%,8"].model == "kpn-mr"
+    assert "several receive coils" in choices["noncentral-chi:3%,8"].reason
+    # without the multi-coil model installed, multi-coil data still gets an MR model
+    assert (
+        choose_model(
+            simulate_volume(clean, parse_noise_spec("noncentral-chi:3%,8"), seed=3),
+            shipped=["kpn-small-rician-mr", "kpn-small"],
+        ).model
+        == "kpn-small-rician-mr"
+    )

@@ -105,7 +105,9 @@ def test_cmake_configures_against_a_stub_slicer(tmp_path):
     assert fields["RESOURCES"].split(";") == _cmake_list(text, "MODULE_PYTHON_RESOURCES")
     assert fields["UNITTEST"] == "SCRIPT;MedDenoise.py"
     bundled = build / "lib/Slicer-5.10/qt-scripted-modules/MedDenoiseLibrarySource"
-    assert (bundled / "pyproject.toml").is_file() and (bundled / "MedDenoiseLib/meddenoiselib/cli.py").is_file()
+    assert (bundled / "pyproject.toml").is_file() and (
+        bundled / "MedDenoiseLib/meddenoiselib/cli/__init__.py"
+    ).is_file()
     assert (bundled / "LICENSE").read_text() == (REPO / "LICENSE").read_text()
     assert not list(bundled.rglob("__pycache__"))
     # the sample data the module registers is found in that installed copy, with the right checksums

@@ -70,6 +70,8 @@ def test_constant_image_and_serialisation():
     np.testing.assert_array_equal(scaling.invert(scaling.apply(np.full((4, 4), 7, np.int16))), 7)
     assert IntensityScaling.from_dict(scaling.to_dict()) == scaling
     assert sigma_from_255(25) == pytest.approx(25 / 255)
+    levels = torch.tensor([0.0, 25.0, 50.0])  # a batch of training levels keeps its type and shape
+    assert torch.allclose(sigma_from_255(levels), levels / 255)
 
 
 def test_bad_arguments_name_the_argument():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .estimate import NoiseEstimate, estimate_noise, estimate_sigma, estimate_sigma_per_slice
+from .estimate import NoiseEstimate, estimate_noise, estimate_sigma, estimate_sigma_per_slice, magnitude_floor_ratio
 from .intensity import IntensityScaling, ScalingMode, fit_scaling, sigma_from_255
 from .noise import (
     BatchNoise,
@@ -40,5 +40,6 @@ __all__ = [
     "parse_noise_range",
     "parse_noise_spec",
     "sigma_from_255",
+    "magnitude_floor_ratio",
     "simulate_volume",
 ]

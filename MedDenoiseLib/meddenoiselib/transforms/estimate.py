@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["estimate_sigma", "estimate_sigma_per_slice", "estimate_noise", "NoiseEstimate"]
+__all__ = ["estimate_sigma", "estimate_sigma_per_slice", "estimate_noise", "NoiseEstimate", "magnitude_floor_ratio"]
 
 #: block edge of the flat-region estimator (pixels): long enough to hold mid-frequency CT noise.
 BLOCK = 24
@@ -199,3 +199,47 @@ def estimate_noise(
     correlated = bool(correlated and sigma_flat is not None)
     sigma = sigma_flat if correlated else sigma_white
     return NoiseEstimate(float(sigma), sigma_white, sigma_flat, correlated, block_psd, used)
+
+
+#: median / (1.4826 MAD) of pure magnitude noise with N receive coils (root sum of squares of N complex Gaussians:
+#: a central chi with 2N degrees of freedom): 1.78 for one coil (Rayleigh), 2.66 for 2, 3.86 for 4, 5.56 for 8.
+#: Independent of sigma, so it tells the coil count of a background without knowing the noise level.
+SINGLE_COIL_FLOOR_RATIO = 1.78
+
+
+def magnitude_floor_ratio(array: np.ndarray, tile: int = 16, fraction: float = 0.05) -> float | None:
+    """How the background of a magnitude MR image is distributed: ``median / (1.4826 MAD)`` of its darkest tiles.
+
+    The darkest ``fraction`` of ``tile`` x ``tile`` tiles (by mean, over all slices) are taken as air, where a
+    magnitude image holds only its noise floor. That floor is Rayleigh for one coil (ratio ~1.78) and a central chi
+    for N coils combined by root sum of squares (2.66 for 2 coils, 3.86 for 4, 5.56 for 8), whatever sigma is.
+
+    Args:
+        array: ``(Z, Y, X)`` or ``(Y, X)`` magnitude image in its stored units (a zero offset, as MR magnitude has).
+
+    Returns:
+        The ratio, or None where it cannot tell: a background set to one value (masked by the scanner) or too
+        few tiles.
+    """
+    image = np.asarray(array, dtype=np.float32)
+    slices = image.reshape(-1, *image.shape[-2:]) if image.ndim >= 2 else image[None, None]
+    step = max(1, len(slices) // 16)
+    tiles = []
+    for plane in slices[::step]:
+        h, w = (n // tile * tile for n in plane.shape)
+        if h and w:
+            tiles.append(
+                plane[:h, :w].reshape(h // tile, tile, w // tile, tile).swapaxes(1, 2).reshape(-1, tile * tile)
+            )
+    if not tiles:
+        return None
+    tiles = np.concatenate(tiles)
+    count = int(len(tiles) * fraction)
+    if count < 4:
+        return None
+    darkest = tiles[np.argsort(tiles.mean(axis=1))[:count]].ravel().astype(np.float64)
+    median = float(np.median(darkest))
+    spread = 1.4826 * float(np.median(np.abs(darkest - median)))
+    if spread <= 0 or median <= 0:
+        return None
+    return median / spread

@@ -27,8 +27,14 @@ class ScalingMode(str, enum.Enum):
     FIXED = "fixed"
 
 
-def sigma_from_255(sigma255: float) -> float:
-    """Convert a noise level on the 0-255 scale of an 8-bit image (σ = 15, 25, 50) to the normalized [0, 1] scale."""
+def sigma_from_255(sigma255):
+    """Convert a noise level on the 0-255 scale of an 8-bit image (σ = 15, 25, 50) to the normalized [0, 1] scale.
+
+    Args:
+        sigma255: a number (returned as a float), or an array or tensor of levels (returned as the same type).
+    """
+    if hasattr(sigma255, "shape"):
+        return sigma255 / 255.0
     return float(sigma255) / 255.0
 
 

@@ -1,0 +1,402 @@
+"""The ``denoise`` subcommand: plan every output before computing, denoise files, DICOM series, folders and 4D
+series, write outputs, residuals and QA reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import __version__
+from ..errors import MedDenoiseError, OptionError, OutputError
+from .options import (
+    EXIT_FAILED,
+    EXIT_OK,
+    _add_common,
+    _add_scaling,
+    _check_series_uid,
+    _error_line,
+    _fraction,
+    _int_list,
+    _positive_int,
+    _progress,
+    _sigma,
+    _unit_interval,
+)
+
+logger = logging.getLogger("meddenoiselib.cli")
+
+
+def _named_output(option: str, source: Path) -> Path:
+    """An extra output's path; '{name}' is replaced by the input's name (for folders of inputs)."""
+    from ..io import strip_suffix
+
+    return Path(option.replace("{name}", strip_suffix(source.name)))
+
+
+def _output_name(source: Path, output_dir: Path, fmt: str | None) -> Path:
+    from ..io import format_suffix, strip_suffix
+
+    if source.is_dir():
+        return output_dir / source.name
+    if fmt:
+        return output_dir / (strip_suffix(source.name) + format_suffix(fmt))
+    return output_dir / source.name  # same format (an extension-less DICOM file keeps its name)
+
+
+@dataclass
+class _Job:
+    """One input of a denoise run with its checked outputs."""
+
+    source: Path
+    header: object
+    image: object
+    residual: object | None = None
+    report: object | None = None
+    series: bool = False
+
+
+def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: list) -> _Job:
+    """Probe one input and plan its image, residual and report outputs, before any computation."""
+    from ..io import ImageSpec, input_paths, is_series_file, plan_file, plan_output, probe_volume
+    from ..io.series import plan_series_output, probe_series
+
+    _check_series_uid(source, args)
+    series = is_series_file(source)
+    header = probe_series(source) if series else probe_volume(source, series_uid=args.series_uid)
+    plan = plan_series_output if series else plan_output
+    protected = input_paths([source, *header.files, *([args.mask] if getattr(args, "mask", None) else [])])
+    image = plan(
+        target, ImageSpec.of(header), role="image", overwrite=args.overwrite, protected=protected, others=planned
+    )
+    job = _Job(source, header, image, series=series)
+    if args.residual:
+        job.residual = plan(
+            _named_output(args.residual, source),
+            ImageSpec.of(header, dtype="float32"),
+            role="residual",
+            overwrite=args.overwrite,
+            protected=protected,
+            others=[*planned, image],
+        )
+    if args.report:
+        job.report = plan_file(
+            _named_output(args.report, source),
+            "report",
+            (".json",),
+            overwrite=args.overwrite,
+            protected=protected,
+            others=[*planned, image] + ([job.residual] if job.residual else []),
+        )
+    planned.extend(p for p in (job.image, job.residual, job.report) if p is not None)
+    return job
+
+
+def _read_mask(args: argparse.Namespace):
+    """The ``--mask`` volume, or None."""
+    from ..io import read_volume
+
+    return read_volume(args.mask) if getattr(args, "mask", None) else None
+
+
+def _write_report(denoiser, job: _Job, noisy, result) -> None:
+    from ..evaluation import run_report
+    from ..io.atomic import write_text_atomic
+
+    values = run_report(denoiser, noisy, result)
+    values.update(input=str(job.source), output=str(job.image.path), meddenoiselib_version=__version__)
+    write_text_atomic(job.report.path, json.dumps(values, indent=2) + "\n")
+    logger.info(
+        "  noise estimate %.2f -> %.2f (0-255 scale); report %s",
+        values["noise_sigma_before_0_255"],
+        values["noise_sigma_after_0_255"],
+        job.report.path,
+    )
+
+
+def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
+    from ..io import read_volume, write_volume
+
+    if job.series:
+        _denoise_series(denoiser, job, args)
+        return
+    start = time.perf_counter()
+    logger.info("Reading %s", job.source)
+    volume = read_volume(job.source, series_uid=args.series_uid)
+    mask = _read_mask(args)
+    logger.info("Denoising %s voxels with %s...", "x".join(map(str, volume.shape)), denoiser.method)
+    result = _run_denoiser(denoiser, volume, args, mask)
+    target = job.image.path
+    write_volume(
+        result,
+        target,
+        overwrite=args.overwrite,
+        inputs=(job.source,),
+        derivation=f"Denoised with MedDenoise {__version__} ({denoiser.method})",
+    )
+    if job.residual is not None:
+        from ..evaluation import residual_volume
+
+        write_volume(
+            residual_volume(volume, result),
+            job.residual.path,
+            overwrite=args.overwrite,
+            inputs=(job.source,),
+            role="residual",
+            description_suffix=" residual",
+            derivation="Residual (input minus denoised), MedDenoise",
+        )
+        logger.info("Wrote the residual %s", job.residual.path)
+    if job.report is not None:
+        _write_report(denoiser, job, volume, result)
+    logger.info("Wrote %s in %.2fs total", target, time.perf_counter() - start)
+
+
+def _run_denoiser(denoiser, data, args: argparse.Namespace, mask):
+    """Denoise a volume or series with ``--sigma`` (the 0-255 scale of the CLI, converted here) and log the
+    model chosen, the noise level and the time."""
+    from ..transforms.intensity import sigma_from_255
+
+    sigma = args.sigma if args.sigma == "auto" else sigma_from_255(float(args.sigma))
+    result = denoiser.denoise(data, sigma=sigma, mask=mask)
+    report = denoiser.last_report
+    if report is not None and report.choice:
+        logger.info("  model: %s", report.choice)
+    if report is not None and report.sigma is not None:
+        how = "estimated" if report.sigma_estimated else "given"
+        logger.info("  noise sigma %.2f on the 0-255 scale (%s)", report.sigma * 255, how)
+    logger.info("  denoised in %.2fs on %s", report.seconds if report else 0.0, denoiser.device)
+    return result
+
+
+def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:
+    """A 4D NIfTI/NRRD: every frame denoised, written in the input's layout (see ``io.series``)."""
+    from ..blend import residual
+    from ..io import read_series, write_series
+
+    start = time.perf_counter()
+    source, target = job.source, job.image.path
+    logger.info("Reading %s (4D: frames along the 4th axis)", source)
+    series = read_series(source)
+    mask = _read_mask(args)
+    logger.info(
+        "Denoising %d frames of %s voxels (%s) with %s...",
+        series.num_frames,
+        "x".join(map(str, series.shape)),
+        series.frame_label,
+        denoiser.method,
+    )
+    result = _run_denoiser(denoiser, series, args, mask)
+    write_series(result, target, overwrite=args.overwrite, inputs=(source,))
+    if job.residual is not None:
+        removed = result.with_array(residual(series.array, result.array))
+        write_series(removed, job.residual.path, overwrite=args.overwrite, inputs=(source,))
+        logger.info("Wrote the residual %s", job.residual.path)
+    if job.report is not None:
+        _write_report(denoiser, job, series, result)
+    logger.info("Wrote %s in %.2fs total", target, time.perf_counter() - start)
+
+
+def cmd_denoise(args: argparse.Namespace) -> int:
+    from ..inference import Denoiser
+    from ..io import detect_format, find_inputs, format_suffix, is_dicom_folder
+
+    source, target = Path(args.input), Path(args.output)
+    if not source.exists():
+        raise MedDenoiseError(f"{source}: no such file or folder")
+    batch = source.is_dir() and not is_dicom_folder(source)
+    if batch:
+        items = find_inputs(source)
+        if not items:
+            raise MedDenoiseError(f"{source}: no images or DICOM series found in this folder")
+        if target.exists() and not target.is_dir():
+            raise OutputError(f"{target}: the input is a folder, so the output must be a folder")
+        if not target.exists() and detect_format(target) is not None:
+            raise OutputError(
+                f"{target}: the input is a folder of images, so the output must be a folder name "
+                "(this one names a file)"
+            )
+        if target.resolve() == source.resolve():
+            raise OutputError(f"{target}: the output folder is the input folder; choose another")
+        if not target.exists() and not target.parent.is_dir():
+            raise OutputError(f"{target}: the output folder {target.parent} does not exist")
+        for option, value in (("--residual", args.residual), ("--report", args.report)):
+            if value and len(items) > 1 and "{name}" not in value:
+                raise OptionError(
+                    f"{option} {value} would be the same file for all {len(items)} inputs; put "
+                    "'{name}' in it (replaced by each input's name)"
+                )
+        pairs = [(item, _output_name(item, target, args.format)) for item in items]
+    else:
+        if args.format and target.suffix == "" and not source.is_dir():
+            target = target.with_name(target.name + format_suffix(args.format))
+        pairs = [(source, target)]
+
+    # every output is checked before the model is loaded or a voxel is computed
+    if getattr(args, "mask", None):
+        from ..io import probe_volume
+
+        probe_volume(args.mask)  # a missing or unreadable mask fails now, not after the first denoising
+    show_bar, callback = _progress(args)
+    created = False
+    if batch and not target.exists():
+        target.mkdir()
+        created = True
+    jobs: list[_Job] = []
+    failures: list[tuple[Path, BaseException]] = []
+    planned: list = []
+    for item, output in pairs:
+        try:
+            jobs.append(_plan_job(item, output, args, planned))
+        except MedDenoiseError as exc:
+            if not batch:
+                raise
+            failures.append((item, exc))
+            sys.stderr.write(f"error: {_error_line(exc)}\n")
+    try:
+        denoiser = (
+            Denoiser(
+                method=args.model,
+                weights=args.weights,
+                device=args.device,
+                roi_size=args.roi,
+                overlap=args.overlap,
+                sw_batch_size=args.sw_batch_size,
+                slice_axis=args.slice_axis,
+                precision=args.precision,
+                scaling_mode=args.scaling,
+                window=args.window,
+                strength=args.strength,
+                progress=show_bar,
+                progress_callback=callback,
+                ensemble=args.ensemble,
+                modality=args.modality,
+            )
+            if jobs
+            else None
+        )
+        for index, job in enumerate(jobs, 1):
+            if batch:
+                logger.info("[%d/%d] %s", index, len(jobs), job.source.name)
+            try:
+                _denoise_one(denoiser, job, args)
+            except MedDenoiseError as exc:
+                if not batch:
+                    raise
+                failures.append((job.source, exc))
+                sys.stderr.write(f"error: {_error_line(exc)}\n")
+    finally:
+        if created and not any(target.iterdir()):
+            target.rmdir()  # the folder this run made holds nothing: leave no trace
+    if batch:
+        done = len(pairs) - len(failures)
+        summary = f"denoised {done} of {len(pairs)} inputs into {target}"
+        if failures:
+            sys.stderr.write(f"{summary}; {len(failures)} failed\n")
+            return EXIT_FAILED
+        logger.info("%s", summary)
+    return EXIT_OK
+
+
+def add_parser(sub) -> None:
+    """Register the ``denoise`` subcommand on the top-level parser's subparsers."""
+    p = sub.add_parser(
+        "denoise",
+        help="denoise a file, a DICOM series folder or a folder of images",
+        description="Denoise INPUT into OUTPUT. INPUT: an image file, a DICOM series folder (output: "
+        "a derived DICOM series folder, or a file such as out.nii.gz), or a folder of images (OUTPUT "
+        "is then a folder). A 4D NIfTI or NRRD (time or gradient direction as the 4th axis) is "
+        "denoised frame by frame and written in the input's layout (.nii.gz or .nrrd).",
+    )
+    p.add_argument("input", help="image file, DICOM series folder, or folder of images")
+    p.add_argument("output", help="output file or folder (format from the suffix; no suffix = DICOM series)")
+    p.add_argument(
+        "--model",
+        default="auto",
+        help="'auto' (default): the shipped model for the scan's modality "
+        "(DICOM Modality tag, else --modality, else CT if the values look like HU, else the general model); "
+        "or a shipped model or baseline (see `models`)",
+    )
+    p.add_argument(
+        "--modality",
+        choices=["ct", "mr", "us", "xray", "other"],
+        help="modality of inputs without a DICOM Modality tag (NIfTI, NRRD, PNG...), for --model auto "
+        "and noise estimation",
+    )
+    p.add_argument("--weights", help="a trained .safetensors file (with its .json model card) instead of --model")
+    p.add_argument(
+        "--sigma",
+        type=_sigma,
+        default="auto",
+        help="noise level on the 0-255 scale of the normalized "
+        "image, or 'auto' to estimate it (used by baselines and noise-aware models)",
+    )
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="compute device")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="auto: bf16 on CPUs with native bf16, fp16 on CUDA",
+    )
+    p.add_argument("--roi", type=_int_list, help="sliding-window size, e.g. 256 or 64,64,64 (default: model preset)")
+    p.add_argument("--overlap", type=_fraction, default=0.25, help="sliding-window overlap in [0, 1) (0.25)")
+    p.add_argument("--sw-batch-size", type=_positive_int, default=4, help="windows per forward pass (4)")
+    p.add_argument(
+        "--slice-axis",
+        type=int,
+        choices=[0, 1, 2],
+        help="array axis for 2D models on volumes (0=z, 1=y, 2=x; default: the largest spacing)",
+    )
+    p.add_argument(
+        "--strength", type=_unit_interval, default=1.0, help="blend: noisy + strength*(denoised-noisy), 0..1 (1)"
+    )
+    p.add_argument(
+        "--ensemble",
+        type=int,
+        choices=[1, 2, 4, 8],
+        default=1,
+        help="networks: average over this many in-plane flips/rotations (8: about +0.2 dB, 8x time) (1)",
+    )
+    p.add_argument(
+        "--format",
+        choices=["nifti", "nrrd", "metaimage", "png", "tiff"],
+        help="output format for folder inputs (default: same as each input)",
+    )
+    p.add_argument("--series-uid", help="DICOM SeriesInstanceUID to read when a folder holds several series")
+    p.add_argument(
+        "--mask",
+        metavar="FILE",
+        help="denoise only where this label image is non-zero (same voxel grid "
+        "as the input: shape, spacing, origin, direction); voxels outside keep their input values exactly",
+    )
+    p.add_argument(
+        "--residual",
+        metavar="FILE",
+        help="also write input minus denoised (float32, same geometry), "
+        "e.g. residual.nii.gz (not DICOM: a residual is signed); '{name}' is replaced by each input's "
+        "name for folders",
+    )
+    p.add_argument(
+        "--report",
+        metavar="FILE.json",
+        help="write a reference-free quality report: noise estimate "
+        "before/after, residual statistics, runtime, device ('{name}' as for --residual)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing outputs of the same name (an existing output folder is merged into, never emptied)",
+    )
+    p.add_argument(
+        "--progress-format",
+        choices=["bar", "lines", "none"],
+        default="bar",
+        help="'lines' prints 'PROGRESS <fraction> <message>' lines on stderr for other programs",
+    )
+    _add_scaling(p)
+    _add_common(p)
+    p.set_defaults(handler=cmd_denoise)

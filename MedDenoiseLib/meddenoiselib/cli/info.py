@@ -1,0 +1,128 @@
+"""The ``info`` subcommand: geometry and metadata of an image, a DICOM series or a folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from ..errors import MedDenoiseError
+from .options import (
+    EXIT_FAILED,
+    EXIT_OK,
+    _add_common,
+    _check_series_uid,
+)
+
+logger = logging.getLogger("meddenoiselib.cli")
+
+
+def _info_of_folder(path: Path, args: argparse.Namespace) -> int:
+    """``info`` on a folder of images: one line per input (what ``denoise`` would process), from headers only."""
+    from ..io import find_inputs, is_series_file, probe_volume
+    from ..io.series import probe_series
+
+    items = find_inputs(path)
+    if not items:
+        raise MedDenoiseError(f"{path}: no images or DICOM series found in this folder")
+    entries, failed = [], 0
+    for item in items:
+        try:
+            header = probe_series(item) if is_series_file(item) else probe_volume(item)
+            entries.append(
+                {
+                    "path": str(item),
+                    "format": header.format,
+                    "shape_zyx": list(header.shape),
+                    "components": header.components,
+                    "dtype": str(header.dtype),
+                }
+            )
+            if header.frames > 1:
+                entries[-1]["frames"] = header.frames
+        except MedDenoiseError as exc:
+            failed += 1
+            entries.append({"path": str(item), "error": str(exc)})
+    if args.json:
+        sys.stdout.write(json.dumps({"path": str(path), "inputs": entries}, indent=2) + "\n")
+    else:
+        for entry in entries:
+            if "error" in entry:
+                sys.stdout.write(f"{Path(entry['path']).name}  error: {entry['error']}\n")
+            else:
+                shape = "x".join(map(str, entry["shape_zyx"])) + (
+                    f", {entry['frames']} frames" if "frames" in entry else ""
+                )
+                sys.stdout.write(f"{Path(entry['path']).name}  {entry['format']}  {shape}  {entry['dtype']}\n")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..io import list_dicom_series, read_volume
+    from ..io.discovery import is_dicom_folder
+
+    path = Path(args.input)
+    if path.is_dir() and not is_dicom_folder(path):
+        return _info_of_folder(path, args)
+    _check_series_uid(path, args)
+    volume = read_volume(path, series_uid=args.series_uid)
+    array = volume.array
+    keys = {
+        "0008|0060": "Modality",
+        "0008|103e": "SeriesDescription",
+        "0020|000e": "SeriesInstanceUID",
+        "0020|000d": "StudyInstanceUID",
+        "0010|0020": "PatientID",
+        "0008|0070": "Manufacturer",
+        "0018|0050": "SliceThickness",
+        "0028|1052": "RescaleIntercept",
+        "0028|1053": "RescaleSlope",
+        "0028|0004": "PhotometricInterpretation",
+    }
+    info = {
+        "path": str(path),
+        "format": volume.source.format,
+        "shape_zyx": list(volume.shape),
+        "components": volume.num_components,
+        "dtype": str(array.dtype),
+        "spacing_xyz_mm": list(volume.spacing),
+        "origin_lps_mm": list(volume.origin),
+        "direction": volume.direction.round(6).tolist(),
+        "min": float(array.min()),
+        "max": float(array.max()),
+        "mean": float(np.mean(array, dtype=np.float64)),
+        "is_2d": volume.source.is_2d,
+        "dicom": {name: volume.metadata[key] for key, name in keys.items() if key in volume.metadata},
+    }
+    if volume.source.grid_problem:
+        info["grid_problem"] = volume.source.grid_problem
+    if path.is_dir() and is_dicom_folder(path):
+        info["series_in_folder"] = [s.summary() for s in list_dicom_series(path)]
+    if args.json:
+        sys.stdout.write(json.dumps(info, indent=2) + "\n")
+        return EXIT_OK
+    width = max(len(k) for k in info)
+    for key, value in info.items():
+        if key == "dicom":
+            for tag, text in value.items():
+                sys.stdout.write(f"{tag:<{width}}  {text}\n")
+        elif key == "series_in_folder":
+            for line in value:
+                sys.stdout.write(f"{'series':<{width}}  {line}\n")
+        else:
+            sys.stdout.write(f"{key:<{width}}  {value}\n")
+    return EXIT_OK
+
+
+def add_parser(sub) -> None:
+    """Register the ``info`` subcommand on the top-level parser's subparsers."""
+    p = sub.add_parser("info", help="geometry and metadata of an image or DICOM series")
+    p.add_argument("input")
+    p.add_argument("--series-uid")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_common(p)
+    p.set_defaults(handler=cmd_info)

@@ -1,0 +1,230 @@
+"""What every subcommand shares: exit codes, argument validators (one clear usage error each), the progress
+option, how library errors are worded on the terminal."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from ..errors import OptionError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
+
+#: how the CLI names the library arguments an error's ``parameter`` refers to.
+_OPTION_NAMES = {
+    "overwrite": "pass --overwrite to replace it",
+    "device": "use --device cpu or auto",
+    "series_uid": "choose one with --series-uid",
+    "method": "see --model and `python -m meddenoiselib models`",
+    "roi_size": "see --roi",
+    "sigma": "see --sigma",
+    "window": "see --window",
+    "scaling_mode": "see --scaling",
+}
+
+
+# ------------------------------------------------------------------------------------------------ validators
+
+
+def _number(text: str, what: str) -> float:
+    """A finite float, or an argparse error naming what was expected."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected {what} (a finite number), got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _number(text, "a number in [0, 1)")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
+def _open_fraction(text: str) -> float:
+    value = _number(text, "a number in (0, 1)")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
+    return value
+
+
+def _unit_interval(text: str) -> float:
+    value = _number(text, "a number in [0, 1]")
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _number(text, "a positive number")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = _number(text, "a number >= 0")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _sigma(text: str) -> str | float:
+    if text == "auto":
+        return "auto"
+    value = _number(text, "'auto' or a noise level on the 0-255 scale")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"noise level must be non-negative, got {text!r}")
+    return value
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 256 or 128,128, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _float_list(text: str) -> tuple[float, ...]:
+    values = tuple(_number(v, "numbers like 15,25,50") for v in text.split(",") if v.strip())
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected non-negative numbers, got {text!r}")
+    return values
+
+
+def _noise_levels(text: str) -> tuple[float, ...]:
+    """Gaussian noise levels on the 0-255 scale, each in the range the noise model accepts."""
+    from ..transforms import parse_noise_spec
+
+    values = _float_list(text)
+    for value in values:
+        try:
+            parse_noise_spec(f"gaussian:{value!r}")
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc).rstrip(".")) from None
+    return values
+
+
+def _window(text: str) -> tuple[float, float]:
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected CENTER,WIDTH in HU (e.g. 40,400), got {text!r}")
+    center, width = (_number(v, "CENTER,WIDTH in HU (e.g. 40,400)") for v in parts)
+    if width <= 0:
+        raise argparse.ArgumentTypeError(f"window width must be positive, got {text!r}")
+    return center, width
+
+
+def _noise(text: str) -> str:
+    """``MODEL:LEVEL[,...]`` as the library parses it; every number in it must be finite and in range."""
+    from ..transforms import parse_noise_spec
+
+    try:
+        spec = parse_noise_spec(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).rstrip(".")) from None
+    for value in (spec.level, spec.read_noise):
+        if not math.isfinite(float(value)):
+            raise argparse.ArgumentTypeError(f"noise levels in {text!r} must be finite")
+    return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit 2): the usage block is one ``--help`` away."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _scaling_options(args: argparse.Namespace) -> dict:
+    """fit_scaling keyword arguments from --scaling / --window."""
+    if getattr(args, "window", None):
+        return {"mode": "ct_window", "center": args.window[0], "width": args.window[1]}
+    return {"mode": args.scaling or "percentile"}
+
+
+def _progress(args: argparse.Namespace):
+    """(show_bar, callback) from --progress-format / --quiet / --no-progress."""
+    from ..inference import line_progress_printer
+
+    fmt = args.progress_format
+    if args.quiet or args.no_progress:
+        fmt = "none" if fmt == "bar" else fmt
+    if fmt == "lines":
+        return False, line_progress_printer(sys.stderr)
+    return fmt == "bar", None
+
+
+def _error_line(exc: BaseException) -> str:
+    """One line for the user: the library's message plus the option that would change the outcome."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    parameter = getattr(exc, "parameter", None)
+    hint = _OPTION_NAMES.get(parameter) if parameter else None
+    if hint is None and parameter and isinstance(exc, OptionError):
+        hint = f"see --{parameter.replace('_', '-')}"
+    return f"{text}; {hint}" if hint else text
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help="only print warnings and errors")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+
+
+def _add_scaling(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scaling",
+        choices=["percentile", "minmax"],
+        default=None,
+        help="intensity normalization to [0, 1]: minmax, or percentile (0.5-99.5, robust to outliers)."
+        " Default: what the model was trained with (minmax), percentile for baselines",
+    )
+    parser.add_argument(
+        "--window",
+        type=_window,
+        metavar="CENTER,WIDTH",
+        help="normalize with a CT window in HU instead (e.g. 40,400); values outside survive",
+    )
+
+
+def _check_series_uid(source: Path, args: argparse.Namespace) -> None:
+    """``--series-uid`` picks a series of DICOM input; given for any other input it is a usage error."""
+    from ..io import detect_format
+    from ..io.formats import format_name
+
+    if not getattr(args, "series_uid", None) or not Path(source).is_file():
+        return
+    fmt = detect_format(source)
+    if fmt not in (None, "dicom-file"):
+        raise OptionError(
+            f"{source}: --series-uid applies only to DICOM input (a series folder or a DICOM file); "
+            f"this is a {format_name(fmt)} file, leave the option out"
+        )
