@@ -23,7 +23,7 @@ from ..transforms.estimate import NoiseEstimate, estimate_noise
 from ..transforms.intensity import ScalingMode, fit_scaling
 from ..transforms.noise import BODY_THRESHOLD_HU
 from .auto import AutoChoice, choose_model
-from .device import autocast_dtype, resolve_device
+from .device import autocast_dtype, autocast_forward, resolve_device
 from .progress import Progress, ProgressCallback
 from .sliding import HaloPredictor, build_inferer, count_windows, halo_for
 
@@ -658,20 +658,10 @@ class Denoiser:
         return np.moveaxis(output, 0, axis)
 
     def _forward(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        model = self.model
-        device_type = self.device.type
-        dtype = self.autocast
-        channels_last = device_type == "cpu"
+        model, device, dtype = self.model, self.device, self.autocast
 
         def forward_once(batch: torch.Tensor) -> torch.Tensor:
-            if channels_last and batch.ndim in (4, 5):
-                batch = batch.contiguous(
-                    memory_format=torch.channels_last if batch.ndim == 4 else torch.channels_last_3d
-                )
-            if dtype is None:
-                return model(batch).float()
-            with torch.autocast(device_type=device_type, dtype=dtype):
-                return model(batch).float()
+            return autocast_forward(model, batch, device, dtype)
 
         if self.ensemble == 1:
             return forward_once

@@ -6,7 +6,7 @@ import torch
 
 from ..errors import OptionError
 
-__all__ = ["resolve_device", "autocast_dtype"]
+__all__ = ["resolve_device", "autocast_dtype", "autocast_forward"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -48,3 +48,28 @@ def _cpu_has_native_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def autocast_forward(
+    model: torch.nn.Module, batch: torch.Tensor, device: torch.device, dtype: torch.dtype | None
+) -> torch.Tensor:
+    """``model(batch)`` in float32, under autocast to ``dtype`` when given, channels-last on the CPU.
+
+    The one forward pass of inference and training: channels-last is what oneDNN's fast CPU convolutions want,
+    and the float32 result keeps losses, blending and the inverse scaling out of reduced precision.
+
+    Args:
+        model: a network on ``device``.
+        batch: ``(B, C, *spatial)`` on ``device``.
+        device: where it runs (its type chooses the autocast backend).
+        dtype: ``torch.bfloat16``/``torch.float16`` for autocast, or None for plain float32.
+
+    Returns:
+        ``model(batch)`` as float32.
+    """
+    if device.type == "cpu" and batch.ndim in (4, 5):
+        batch = batch.contiguous(memory_format=torch.channels_last if batch.ndim == 4 else torch.channels_last_3d)
+    if dtype is None:
+        return model(batch).float()
+    with torch.autocast(device_type=device.type, dtype=dtype):
+        return model(batch).float()

@@ -8,7 +8,6 @@ import json
 import logging
 import math
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import __version__
 from ..errors import MedDenoiseError, OptionError
 from ..evaluation.compare import add_noise
 from ..evaluation.metrics import psnr, ssim
-from ..inference.device import autocast_dtype, resolve_device
+from ..inference.device import autocast_dtype, autocast_forward, resolve_device
 from ..transforms.intensity import sigma_from_255
 from ..transforms.noise import BatchNoise
 from .config import TrainConfig
@@ -36,20 +34,6 @@ logger = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
 VAL_CROP_2D = 256
 VAL_CROP_3D = 64
-
-
-def _hardware(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA)"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} torch threads"
 
 
 def share_noise_of_repeated_frames(clean: torch.Tensor, noisy: torch.Tensor, centre: int) -> torch.Tensor:
@@ -289,15 +273,7 @@ class Trainer:
         return torch.cat([frames, level], dim=1)
 
     def _forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        inputs = inputs.to(self.device, non_blocking=True)
-        if self.device.type == "cpu":
-            inputs = inputs.contiguous(
-                memory_format=torch.channels_last if inputs.ndim == 4 else torch.channels_last_3d
-            )
-        if self.autocast is None:
-            return self.model(inputs).float()
-        with torch.autocast(device_type=self.device.type, dtype=self.autocast):
-            return self.model(inputs).float()
+        return autocast_forward(self.model, inputs.to(self.device, non_blocking=True), self.device, self.autocast)
 
     def _loss(self, prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if mask is not None:
@@ -376,11 +352,7 @@ class Trainer:
         return 0.0
 
     def _forward_eval(self, inputs: torch.Tensor) -> torch.Tensor:
-        inputs = inputs.to(self.device)
-        if self.autocast is None:
-            return self.module(inputs).float()
-        with torch.autocast(device_type=self.device.type, dtype=self.autocast):
-            return self.module(inputs).float()
+        return autocast_forward(self.module, inputs.to(self.device), self.device, self.autocast)
 
     # ------------------------------------------------------------------------------------- checkpointing
     def _checkpoint_state(self, step: int) -> dict[str, Any]:
@@ -570,18 +542,17 @@ class Trainer:
     def _finish(self, target: Path | None = None) -> Path:
         """Write the best (or last) weights and the filled-in model card; returns the weights path."""
         from ..weights import save_weights
+        from ..weights.card import build_model_card
 
         config = self.config
         if self.best_state is not None:
             self.module.load_state_dict(self.best_state)
         metrics = self.validate() if self.val_sets else {}
         self.module.eval()
-        name = config.name or self.network_name
-        parameters = sum(p.numel() for p in self.module.parameters())
-        card = {
-            "name": name,
-            "description": config.description,
-            "architecture": {
+        card = build_model_card(
+            config,
+            name=config.name or self.network_name,
+            architecture={
                 "network": self.network_name,
                 "spatial_dims": config.spatial_dims,
                 "in_channels": self.in_channels,
@@ -589,60 +560,25 @@ class Trainer:
                 "overrides": self.overrides,
                 "burst": self.burst,
                 "noise_map": self.noise_map,
-                "parameters": parameters,
+                "parameters": sum(p.numel() for p in self.module.parameters()),
             },
-            "training": {
-                "mode": config.mode,
-                "data": [
-                    Path(n).name if Path(n).parent.name == "" else f"{Path(n).parent.name}/{Path(n).name}"
-                    for n in self.train_names
-                ],
-                "validation_data": [f"{Path(n).parent.name}/{Path(n).name}" for n in self.val_names],
-                "noise": [str(r) for r in self.ranges]
-                if config.mode == "supervised"
-                else "none (self-supervised on noisy inputs)",
-                "noise_units": [_range_units(r) for r in self.ranges],
-                "simulated_input_noise_sigma_0_255": config.simulate_noise or None,
-                "stored_8bit_fraction": config.store_8bit_fraction,
-                "intensity_scaling": f"fixed HU map: window center {config.window[0]:g}, "
-                f"width {config.window[1]:g} HU -> [0, 1], not clipped"
-                if config.scaling == "ct_window"
-                else "per-volume min-max to [0, 1]",
-                "patch": config.patch,
-                "batch_size": config.batch_size,
-                "steps": self.steps_run,
-                "patches_seen": self.steps_run * config.batch_size,
-                "best_step": self.best_step,
-                "optimizer": f"Adam lr {config.lr:g}, {config.schedule} schedule, {config.warmup_steps} warm-up steps",
-                "loss": config.loss if config.mode == "supervised" else f"masked {config.loss} (blind spot)",
-                "precision": str(self.autocast).replace("torch.", "") if self.autocast else "float32",
-                "init": config.init or "random",
-                "wall_time_s": round(self.elapsed, 1),
-                "hardware": _hardware(self.device),
-                "world_size": self.context.world_size,
-                "seed": config.seed,
-            },
-            "validation": {
-                "protocol": f"center crops (<=256 px) of {self.val_crop_count} slices spread over the validation "
-                f"files, normalized as in training, fixed seeded {self.val_noise_kind} noise per level "
-                f"({', '.join(f'{v:g}' for v in config.val_sigmas)}); PSNR data range 1, SSIM 11x11 Gaussian window",
-                **{k: round(v, 4) for k, v in metrics.items()},
-            },
-            # what the Denoiser applies at inference unless told otherwise: the training images' scaling
-            "input_scaling": config.scaling,
-            **({"input_window": list(config.window)} if config.scaling == "ct_window" else {}),
-            "meddenoiselib_version": __version__,
-            "torch_version": torch.__version__,
-            "created": time.strftime("%Y-%m-%d"),
-        }
+            data=self.train_names,
+            validation_data=self.val_names,
+            noise_ranges=self.ranges,
+            steps_run=self.steps_run,
+            best_step=self.best_step,
+            precision=str(self.autocast).replace("torch.", "") if self.autocast else "float32",
+            wall_time_s=self.elapsed,
+            device=self.device,
+            world_size=self.context.world_size,
+            validation_protocol=f"center crops (<=256 px) of {self.val_crop_count} slices spread over the validation "
+            f"files, normalized as in training, fixed seeded {self.val_noise_kind} noise per level "
+            f"({', '.join(f'{v:g}' for v in config.val_sigmas)}); PSNR data range 1, SSIM 11x11 Gaussian window",
+            metrics=metrics,
+        )
         path = save_weights(self.module, target or self.output / "model.safetensors", card)
         logger.info("wrote %s", path)
         return path
-
-
-def _range_units(noise_range) -> str:
-    """What a training range's numbers mean, for the model card."""
-    return noise_range.at(noise_range.low).describe().split(" (", 1)[1].rstrip(")")
 
 
 def export_checkpoint(run_dir: str | Path, target: str | Path) -> Path:
