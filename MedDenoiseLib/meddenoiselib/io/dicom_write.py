@@ -72,9 +72,7 @@ def write_derived_dicom(
         OutputError: the frames do not match the sources, or a source cannot be read back.
     """
     import pydicom
-    from pydicom.dataset import Dataset
-    from pydicom.sequence import Sequence
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import generate_uid
 
     multi_frame = len(source_files) == 1 and frames.shape[0] > 1
     if not multi_frame and frames.shape[0] != len(source_files):
@@ -93,40 +91,8 @@ def write_derived_dicom(
         values = frames if multi_frame else frames[index : index + 1]
         if values.shape[0] != image.frames:
             raise OutputError(f"{source}: {values.shape[0]} frames to write but the source holds {image.frames}")
-        stored = physical_to_stored(values, image)
-
-        source_sop_class = ds.SOPClassUID
-        source_sop_uid = ds.SOPInstanceUID
-        transfer_syntax = ds.file_meta.TransferSyntaxUID
-        if transfer_syntax.is_compressed or not transfer_syntax.is_little_endian or transfer_syntax.is_deflated:
-            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.PixelData = stored.tobytes()
-        ds["PixelData"].VR = "OB" if image.bits_allocated == 8 else "OW"
-        ds["PixelData"].is_undefined_length = False
-        if multi_frame:
-            ds.NumberOfFrames = int(values.shape[0])
-        for keyword in ("SmallestImagePixelValue", "LargestImagePixelValue"):
-            if keyword in ds:
-                del ds[keyword]
-
-        ds.SeriesInstanceUID = series_uid
-        ds.SOPInstanceUID = generate_uid()
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.SeriesDescription = (str(getattr(ds, "SeriesDescription", "") or "") + description_suffix).strip()
-        image_type = list(getattr(ds, "ImageType", []) or [])
-        ds.ImageType = ["DERIVED", "SECONDARY"] + [str(v) for v in image_type[2:]]
-        if "SeriesNumber" in ds and ds.SeriesNumber not in (None, ""):
-            try:
-                ds.SeriesNumber = int(ds.SeriesNumber) + 1000
-            except (TypeError, ValueError):
-                pass  # a malformed SeriesNumber is kept as it was
-        ds.DerivationDescription = derivation[:1024]
-        ds.SeriesDate = now.strftime("%Y%m%d")
-        ds.SeriesTime = now.strftime("%H%M%S")
-        reference = Dataset()
-        reference.ReferencedSOPClassUID = source_sop_class
-        reference.ReferencedSOPInstanceUID = source_sop_uid
-        ds.SourceImageSequence = Sequence([reference])
+        _replace_pixels(ds, physical_to_stored(values, image), image.bits_allocated, multi_frame)
+        _mark_derived(ds, series_uid, description_suffix, derivation, now)
 
         target = output_dir / names[index]
         syntax = ds.file_meta.TransferSyntaxUID
@@ -140,6 +106,54 @@ def write_derived_dicom(
             raise OutputError(f"{target}: cannot write the derived DICOM file ({exc})") from exc
         written.append(target)
     return written
+
+
+def _replace_pixels(ds, stored: np.ndarray, bits_allocated: int, multi_frame: bool) -> None:
+    """Put ``stored`` values (the source's pixel representation) into ``ds`` as uncompressed little-endian data.
+
+    A compressed, deflated or big-endian source is rewritten as Explicit VR Little Endian; the pixel statistics
+    tags that would now be wrong are dropped.
+    """
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    transfer_syntax = ds.file_meta.TransferSyntaxUID
+    if transfer_syntax.is_compressed or not transfer_syntax.is_little_endian or transfer_syntax.is_deflated:
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.PixelData = stored.tobytes()
+    ds["PixelData"].VR = "OB" if bits_allocated == 8 else "OW"
+    ds["PixelData"].is_undefined_length = False
+    if multi_frame:
+        ds.NumberOfFrames = int(stored.shape[0])
+    for keyword in ("SmallestImagePixelValue", "LargestImagePixelValue"):
+        if keyword in ds:
+            del ds[keyword]
+
+
+def _mark_derived(ds, series_uid: str, description_suffix: str, derivation: str, now: datetime.datetime) -> None:
+    """Make ``ds`` a derived image of a new series that points back at its source image (new UIDs, DERIVED
+    SECONDARY, SeriesNumber + 1000, DerivationDescription, SourceImageSequence)."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import generate_uid
+
+    reference = Dataset()
+    reference.ReferencedSOPClassUID = ds.SOPClassUID
+    reference.ReferencedSOPInstanceUID = ds.SOPInstanceUID
+    ds.SeriesInstanceUID = series_uid
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.SeriesDescription = (str(getattr(ds, "SeriesDescription", "") or "") + description_suffix).strip()
+    image_type = list(getattr(ds, "ImageType", []) or [])
+    ds.ImageType = ["DERIVED", "SECONDARY"] + [str(v) for v in image_type[2:]]
+    if "SeriesNumber" in ds and ds.SeriesNumber not in (None, ""):
+        try:
+            ds.SeriesNumber = int(ds.SeriesNumber) + 1000
+        except (TypeError, ValueError):
+            pass  # a malformed SeriesNumber is kept as it was
+    ds.DerivationDescription = derivation[:1024]
+    ds.SeriesDate = now.strftime("%Y%m%d")
+    ds.SeriesTime = now.strftime("%H%M%S")
+    ds.SourceImageSequence = Sequence([reference])
 
 
 _WORD_SIZES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
