@@ -81,3 +81,23 @@ def test_bad_arguments_name_the_argument():
         fit_scaling(np.zeros(3), "ct_window", width=0)
     with pytest.raises(ValueError, match="mode='fixed'"):
         fit_scaling(np.zeros(3), "fixed")
+
+
+def test_scale_to_unit_transforms_round_trip_a_ct_series_in_hu(ct_series_dir):
+    from monai.data import MetaTensor
+
+    from meddenoiselib.io import read_volume
+    from meddenoiselib.transforms import RestoreUnitsd, ScaleToUnit, ScaleToUnitd
+
+    volume = read_volume(ct_series_dir)  # int16 HU, air near -1000, bone above +1000
+    image = MetaTensor(torch.from_numpy(volume.array), meta={"dtype": str(volume.array.dtype)})
+    scaled, scaling = ScaleToUnit(mode="ct_window", center=40, width=400)(image)
+    assert isinstance(scaled, MetaTensor) and scaled.dtype == torch.float32
+    # the soft-tissue window maps -160..240 HU to 0..1 and nothing outside it is clipped
+    assert float(scaled.min()) < -1.5 and float(scaled.max()) > 2.5
+    assert scaling.to_dict()["low"] == -160 and scaling.to_dict()["high"] == 240
+    data = ScaleToUnitd(keys="image", mode="ct_window", center=40, width=400)({"image": image})
+    data["pred"] = data["image"]
+    restored = RestoreUnitsd(keys="pred", scaling_key="image_scaling")(data)["pred"]
+    assert restored.dtype == torch.int16  # the on-disk dtype comes back
+    np.testing.assert_array_equal(restored.numpy(), volume.array)  # every HU value, bone and air included

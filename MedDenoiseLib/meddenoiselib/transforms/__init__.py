@@ -17,15 +17,17 @@ from .noise import (
     parse_noise_spec,
     simulate_volume,
 )
-from .scaling_transforms import DenormalizeIntensityd, NormalizeIntensityd
+from .scaling_transforms import RestoreUnits, RestoreUnitsd, ScaleToUnit, ScaleToUnitd
 
 __all__ = [
     "BatchNoise",
-    "DenormalizeIntensityd",
     "IntensityScaling",
     "NoiseEstimate",
     "NoiseKind",
-    "NormalizeIntensityd",
+    "ScaleToUnit",
+    "ScaleToUnitd",
+    "RestoreUnits",
+    "RestoreUnitsd",
     "NoiseRange",
     "NoiseSpec",
     "RandNoise",
