@@ -91,6 +91,19 @@ def in_memory(method: str, noisy: np.ndarray, sigma: float) -> np.ndarray:
     return denoiser.denoise_array(noisy, sigma=sigma_from_255(sigma) if method in BASELINES else "auto")
 
 
+def score(image: str, modality: str, sigma: float, method: str, path: str, clean, result) -> dict:
+    """One result row: PSNR (data range 1) and SSIM against the clean reference."""
+    return dict(
+        image=image,
+        modality=modality,
+        sigma255=sigma,
+        method=method,
+        path=path,
+        psnr=psnr(clean, result),
+        ssim=ssim(clean, result),
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -117,47 +130,17 @@ def main() -> int:
     for sigma in sigmas:
         for case, (modality, name, clean) in cases.items():
             noisy = noisy_by_sigma[sigma][case]
-            rows.append(
-                dict(
-                    image=name,
-                    modality=modality,
-                    sigma255=sigma,
-                    method="noisy",
-                    path="-",
-                    psnr=psnr(clean, noisy),
-                    ssim=ssim(clean, noisy),
-                )
-            )
+            rows.append(score(name, modality, sigma, "noisy", "-", clean, noisy))
     for method in methods:
         for sigma in sigmas:
             out, seconds = run_cli(method, sigma, work)
             timing[(method, sigma)] = seconds
             for case, (modality, name, clean) in cases.items():
                 result = read_volume(out / f"{case}.nii.gz").array[0].astype(np.float32)
-                rows.append(
-                    dict(
-                        image=name,
-                        modality=modality,
-                        sigma255=sigma,
-                        method=method,
-                        path="CLI",
-                        psnr=psnr(clean, result),
-                        ssim=ssim(clean, result),
-                    )
-                )
+                rows.append(score(name, modality, sigma, method, "CLI", clean, result))
                 if not args.no_in_memory and method not in (*BASELINES, TRUE_SIGMA):
                     result = in_memory(method, noisy_by_sigma[sigma][case], sigma)
-                    rows.append(
-                        dict(
-                            image=name,
-                            modality=modality,
-                            sigma255=sigma,
-                            method=method,
-                            path="in memory",
-                            psnr=psnr(clean, result),
-                            ssim=ssim(clean, result),
-                        )
-                    )
+                    rows.append(score(name, modality, sigma, method, "in memory", clean, result))
             mean = np.mean(
                 [r["psnr"] for r in rows if r["method"] == method and r["sigma255"] == sigma and r["path"] == "CLI"]
             )

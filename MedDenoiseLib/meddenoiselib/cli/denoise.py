@@ -17,6 +17,7 @@ from .options import (
     EXIT_FAILED,
     EXIT_OK,
     _add_common,
+    _add_progress_format,
     _add_scaling,
     _check_series_uid,
     _error_line,
@@ -391,12 +392,7 @@ def add_parser(sub) -> None:
         action="store_true",
         help="replace existing outputs of the same name (an existing output folder is merged into, never emptied)",
     )
-    p.add_argument(
-        "--progress-format",
-        choices=["bar", "lines", "none"],
-        default="bar",
-        help="'lines' prints 'PROGRESS <fraction> <message>' lines on stderr for other programs",
-    )
+    _add_progress_format(p)
     _add_scaling(p)
     _add_common(p)
     p.set_defaults(handler=cmd_denoise)

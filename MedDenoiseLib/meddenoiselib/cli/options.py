@@ -228,3 +228,12 @@ def _check_series_uid(source: Path, args: argparse.Namespace) -> None:
             f"{source}: --series-uid applies only to DICOM input (a series folder or a DICOM file); "
             f"this is a {format_name(fmt)} file, leave the option out"
         )
+
+
+def _add_progress_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--progress-format",
+        choices=["bar", "lines", "none"],
+        default="bar",
+        help="'lines' prints 'PROGRESS <fraction> <message>' lines on stderr for other programs",
+    )

@@ -10,6 +10,7 @@ from ..errors import MedDenoiseError
 from .options import (
     EXIT_OK,
     _add_common,
+    _add_progress_format,
     _add_scaling,
     _check_series_uid,
     _noise,
@@ -105,12 +106,7 @@ def add_parser(sub) -> None:
     p.add_argument("--float", action="store_true", help="write float32 instead of the input's dtype")
     p.add_argument("--series-uid")
     p.add_argument("--overwrite", action="store_true")
-    p.add_argument(
-        "--progress-format",
-        choices=["bar", "lines", "none"],
-        default="bar",
-        help="'lines' prints 'PROGRESS <fraction> <message>' lines on stderr for other programs",
-    )
+    _add_progress_format(p)
     _add_scaling(p)
     _add_common(p)
     p.set_defaults(handler=cmd_simulate)
