@@ -11,6 +11,8 @@ from .options import (
     _add_common,
 )
 
+__all__ = ["add_parser", "cmd_demo"]
+
 logger = logging.getLogger("meddenoiselib.cli")
 
 

@@ -29,6 +29,8 @@ from .options import (
     _unit_interval,
 )
 
+__all__ = ["add_parser", "cmd_denoise"]
+
 logger = logging.getLogger("meddenoiselib.cli")
 
 

@@ -16,6 +16,8 @@ from .options import (
     _positive_int,
 )
 
+__all__ = ["add_parser", "cmd_evaluate"]
+
 logger = logging.getLogger("meddenoiselib.cli")
 
 

@@ -16,6 +16,8 @@ from .options import (
     _check_series_uid,
 )
 
+__all__ = ["add_parser", "cmd_info"]
+
 logger = logging.getLogger("meddenoiselib.cli")
 
 

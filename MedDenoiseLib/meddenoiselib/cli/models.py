@@ -11,6 +11,8 @@ from .options import (
     _add_common,
 )
 
+__all__ = ["add_parser", "cmd_models"]
+
 logger = logging.getLogger("meddenoiselib.cli")
 
 

@@ -10,6 +10,37 @@ from pathlib import Path
 
 from ..errors import OptionError
 
+__all__ = [
+    "EXIT_OK",
+    "EXIT_FAILED",
+    "EXIT_USAGE",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_TERMINATED",
+    "_number",
+    "_positive_int",
+    "_non_negative_int",
+    "_fraction",
+    "_open_fraction",
+    "_unit_interval",
+    "_positive_float",
+    "_non_negative_float",
+    "_sigma",
+    "_int_list",
+    "_float_list",
+    "_noise_levels",
+    "_window",
+    "_noise",
+    "_scaling_options",
+    "_progress",
+    "_error_line",
+    "_add_common",
+    "_add_scaling",
+    "_check_series_uid",
+    "_add_progress_format",
+    "_Parser",
+]
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
 
 #: how the CLI names the library arguments an error's ``parameter`` refers to.

@@ -18,6 +18,8 @@ from .options import (
     _progress,
 )
 
+__all__ = ["add_parser", "cmd_simulate"]
+
 logger = logging.getLogger("meddenoiselib.cli")
 
 

@@ -21,6 +21,8 @@ from .options import (
     _window,
 )
 
+__all__ = ["add_parser", "cmd_train"]
+
 logger = logging.getLogger("meddenoiselib.cli")
 
 
