@@ -126,7 +126,7 @@ def main() -> int:
     noisy_by_sigma = write_noisy(references, sigmas, args.seed, work)
     cases = {case_name(i, name): (modality, name, clean) for i, (modality, name, clean) in enumerate(references)}
 
-    rows, timing = [], {}
+    rows = []
     for sigma in sigmas:
         for case, (modality, name, clean) in cases.items():
             noisy = noisy_by_sigma[sigma][case]
@@ -134,7 +134,6 @@ def main() -> int:
     for method in methods:
         for sigma in sigmas:
             out, seconds = run_cli(method, sigma, work)
-            timing[(method, sigma)] = seconds
             for case, (modality, name, clean) in cases.items():
                 result = read_volume(out / f"{case}.nii.gz").array[0].astype(np.float32)
                 rows.append(score(name, modality, sigma, method, "CLI", clean, result))

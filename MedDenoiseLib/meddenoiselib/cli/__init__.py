@@ -31,8 +31,8 @@ from .options import (
     EXIT_OK,
     EXIT_TERMINATED,
     EXIT_USAGE,
-    _error_line,
-    _Parser,
+    Parser,
+    error_line,
 )
 
 __all__ = [
@@ -54,7 +54,7 @@ COMMANDS = (denoise, simulate, evaluate, info, demo, models, train)
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m meddenoiselib``."""
-    parser = _Parser(
+    parser = Parser(
         prog="meddenoiselib",
         description="Medical image denoising: networks with shipped weights and classical baselines, on NIfTI, "
         "NRRD, MHA, DICOM series and 2D images.",
@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MedDenoiseError as exc:
         if args.debug:
             raise
-        sys.stderr.write(f"error: {_error_line(exc)}\n")
+        sys.stderr.write(f"error: {error_line(exc)}\n")
         return EXIT_USAGE if isinstance(exc, OptionError) else EXIT_FAILED
     except _Terminated:
         remove_temporaries()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .options import (
     EXIT_OK,
-    _add_common,
+    add_common_options,
 )
 
 __all__ = ["add_parser", "cmd_demo"]
@@ -30,5 +30,5 @@ def add_parser(sub) -> None:
     p.add_argument("--model", default="default")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--overwrite", action="store_true")
-    _add_common(p)
+    add_common_options(p)
     p.set_defaults(handler=cmd_demo)

@@ -16,17 +16,17 @@ from ..errors import MedDenoiseError, OptionError, OutputError
 from .options import (
     EXIT_FAILED,
     EXIT_OK,
-    _add_common,
-    _add_progress_format,
-    _add_scaling,
-    _check_series_uid,
-    _error_line,
-    _fraction,
-    _int_list,
-    _positive_int,
-    _progress,
-    _sigma,
-    _unit_interval,
+    add_common_options,
+    add_progress_format_option,
+    add_scaling_options,
+    check_series_uid,
+    error_line,
+    parse_fraction,
+    parse_int_list,
+    parse_positive_int,
+    parse_sigma,
+    parse_unit_interval,
+    progress_options,
 )
 
 __all__ = ["add_parser", "cmd_denoise"]
@@ -68,7 +68,7 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
     from ..io import ImageSpec, input_paths, is_series_file, plan_file, plan_output, probe_volume
     from ..io.series import plan_series_output, probe_series
 
-    _check_series_uid(source, args)
+    check_series_uid(source, args)
     series = is_series_file(source)
     header = probe_series(source) if series else probe_volume(source, series_uid=args.series_uid)
     plan = plan_series_output if series else plan_output
@@ -244,7 +244,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         from ..io import probe_volume
 
         probe_volume(args.mask)  # a missing or unreadable mask fails now, not after the first denoising
-    show_bar, callback = _progress(args)
+    show_bar, callback = progress_options(args)
     created = False
     if batch and not target.exists():
         target.mkdir()
@@ -259,7 +259,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
             if not batch:
                 raise
             failures.append((item, exc))
-            sys.stderr.write(f"error: {_error_line(exc)}\n")
+            sys.stderr.write(f"error: {error_line(exc)}\n")
     try:
         denoiser = (
             Denoiser(
@@ -291,7 +291,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
                 if not batch:
                     raise
                 failures.append((job.source, exc))
-                sys.stderr.write(f"error: {_error_line(exc)}\n")
+                sys.stderr.write(f"error: {error_line(exc)}\n")
     finally:
         if created and not any(target.iterdir()):
             target.rmdir()  # the folder this run made holds nothing: leave no trace
@@ -333,7 +333,7 @@ def add_parser(sub) -> None:
     p.add_argument("--weights", help="a trained .safetensors file (with its .json model card) instead of --model")
     p.add_argument(
         "--sigma",
-        type=_sigma,
+        type=parse_sigma,
         default="auto",
         help="noise level on the 0-255 scale of the normalized "
         "image, or 'auto' to estimate it (used by baselines and noise-aware models)",
@@ -345,9 +345,11 @@ def add_parser(sub) -> None:
         choices=["auto", "fp32", "bf16", "fp16"],
         help="auto: bf16 on CPUs with native bf16, fp16 on CUDA",
     )
-    p.add_argument("--roi", type=_int_list, help="sliding-window size, e.g. 256 or 64,64,64 (default: model preset)")
-    p.add_argument("--overlap", type=_fraction, default=0.25, help="sliding-window overlap in [0, 1) (0.25)")
-    p.add_argument("--sw-batch-size", type=_positive_int, default=4, help="windows per forward pass (4)")
+    p.add_argument(
+        "--roi", type=parse_int_list, help="sliding-window size, e.g. 256 or 64,64,64 (default: model preset)"
+    )
+    p.add_argument("--overlap", type=parse_fraction, default=0.25, help="sliding-window overlap in [0, 1) (0.25)")
+    p.add_argument("--sw-batch-size", type=parse_positive_int, default=4, help="windows per forward pass (4)")
     p.add_argument(
         "--slice-axis",
         type=int,
@@ -355,7 +357,7 @@ def add_parser(sub) -> None:
         help="array axis for 2D models on volumes (0=z, 1=y, 2=x; default: the largest spacing)",
     )
     p.add_argument(
-        "--strength", type=_unit_interval, default=1.0, help="blend: noisy + strength*(denoised-noisy), 0..1 (1)"
+        "--strength", type=parse_unit_interval, default=1.0, help="blend: noisy + strength*(denoised-noisy), 0..1 (1)"
     )
     p.add_argument(
         "--ensemble",
@@ -394,7 +396,7 @@ def add_parser(sub) -> None:
         action="store_true",
         help="replace existing outputs of the same name (an existing output folder is merged into, never emptied)",
     )
-    _add_progress_format(p)
-    _add_scaling(p)
-    _add_common(p)
+    add_progress_format_option(p)
+    add_scaling_options(p)
+    add_common_options(p)
     p.set_defaults(handler=cmd_denoise)

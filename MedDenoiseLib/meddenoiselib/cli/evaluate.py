@@ -10,10 +10,10 @@ from pathlib import Path
 from ..errors import MedDenoiseError, OptionError, OutputError
 from .options import (
     EXIT_OK,
-    _add_common,
-    _noise_levels,
-    _non_negative_int,
-    _positive_int,
+    add_common_options,
+    parse_noise_levels,
+    parse_non_negative_int,
+    parse_positive_int,
 )
 
 __all__ = ["add_parser", "cmd_evaluate"]
@@ -121,13 +121,13 @@ def add_parser(sub) -> None:
     )
     p.add_argument("references", nargs="+", help="clean image files, DICOM series folders or folders of images")
     p.add_argument("--methods", default="median,nlm,default", help="comma-separated models/baselines")
-    p.add_argument("--sigma", type=_noise_levels, default=(15.0, 25.0, 50.0), help="noise levels (15,25,50)")
-    p.add_argument("--seed", type=_non_negative_int, default=0)
-    p.add_argument("--max-slices", type=_positive_int, default=3, help="slices per volume (3)")
+    p.add_argument("--sigma", type=parse_noise_levels, default=(15.0, 25.0, 50.0), help="noise levels (15,25,50)")
+    p.add_argument("--seed", type=parse_non_negative_int, default=0)
+    p.add_argument("--max-slices", type=parse_positive_int, default=3, help="slices per volume (3)")
     p.add_argument("--estimate-sigma", action="store_true", help="baselines estimate sigma instead of being told")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--output", "-o", default="evaluation", help="folder for summary.md, results.csv, comparison.png")
     p.add_argument("--overwrite", action="store_true", help="replace summary.md, results.csv, comparison.png")
-    _add_common(p)
+    add_common_options(p)
     p.set_defaults(handler=cmd_evaluate)

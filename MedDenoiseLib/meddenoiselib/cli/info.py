@@ -12,8 +12,8 @@ from ..errors import MedDenoiseError
 from .options import (
     EXIT_FAILED,
     EXIT_OK,
-    _add_common,
-    _check_series_uid,
+    add_common_options,
+    check_series_uid,
 )
 
 __all__ = ["add_parser", "cmd_info"]
@@ -70,7 +70,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     path = Path(args.input)
     if path.is_dir() and not is_dicom_folder(path):
         return _info_of_folder(path, args)
-    _check_series_uid(path, args)
+    check_series_uid(path, args)
     volume = read_volume(path, series_uid=args.series_uid)
     array = volume.array
     keys = {
@@ -126,5 +126,5 @@ def add_parser(sub) -> None:
     p.add_argument("input")
     p.add_argument("--series-uid")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    _add_common(p)
+    add_common_options(p)
     p.set_defaults(handler=cmd_info)

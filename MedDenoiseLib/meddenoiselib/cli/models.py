@@ -8,7 +8,7 @@ import logging
 import sys
 
 from .options import (
-    _add_common,
+    add_common_options,
 )
 
 __all__ = ["add_parser", "cmd_models"]
@@ -83,5 +83,5 @@ def add_parser(sub) -> None:
     """Register the ``models`` subcommand on the top-level parser's subparsers."""
     p = sub.add_parser("models", help="list networks, shipped weights and baselines")
     p.add_argument("--json", action="store_true", help="machine-readable list")
-    _add_common(p)
+    add_common_options(p)
     p.set_defaults(handler=cmd_models)

@@ -17,34 +17,34 @@ __all__ = [
     "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
     "EXIT_TERMINATED",
-    "_number",
-    "_positive_int",
-    "_non_negative_int",
-    "_fraction",
-    "_open_fraction",
-    "_unit_interval",
-    "_positive_float",
-    "_non_negative_float",
-    "_sigma",
-    "_int_list",
-    "_float_list",
-    "_noise_levels",
-    "_window",
-    "_noise",
-    "_scaling_options",
-    "_progress",
-    "_error_line",
-    "_add_common",
-    "_add_scaling",
-    "_check_series_uid",
-    "_add_progress_format",
-    "_Parser",
+    "parse_number",
+    "parse_positive_int",
+    "parse_non_negative_int",
+    "parse_fraction",
+    "parse_open_fraction",
+    "parse_unit_interval",
+    "parse_positive_float",
+    "parse_non_negative_float",
+    "parse_sigma",
+    "parse_int_list",
+    "parse_float_list",
+    "parse_noise_levels",
+    "parse_window",
+    "parse_noise",
+    "scaling_options",
+    "progress_options",
+    "error_line",
+    "add_common_options",
+    "add_scaling_options",
+    "check_series_uid",
+    "add_progress_format_option",
+    "Parser",
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
 
 #: how the CLI names the library arguments an error's ``parameter`` refers to.
-_OPTION_NAMES = {
+OPTION_HINTS = {
     "overwrite": "pass --overwrite to replace it",
     "device": "use --device cpu or auto",
     "series_uid": "choose one with --series-uid",
@@ -59,7 +59,7 @@ _OPTION_NAMES = {
 # ------------------------------------------------------------------------------------------------ validators
 
 
-def _number(text: str, what: str) -> float:
+def parse_number(text: str, what: str) -> float:
     """A finite float, or an argparse error naming what was expected."""
     try:
         value = float(text)
@@ -70,7 +70,7 @@ def _number(text: str, what: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
+def parse_positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -80,7 +80,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _non_negative_int(text: str) -> int:
+def parse_non_negative_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -90,51 +90,51 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-def _fraction(text: str) -> float:
-    value = _number(text, "a number in [0, 1)")
+def parse_fraction(text: str) -> float:
+    value = parse_number(text, "a number in [0, 1)")
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
     return value
 
 
-def _open_fraction(text: str) -> float:
-    value = _number(text, "a number in (0, 1)")
+def parse_open_fraction(text: str) -> float:
+    value = parse_number(text, "a number in (0, 1)")
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
     return value
 
 
-def _unit_interval(text: str) -> float:
-    value = _number(text, "a number in [0, 1]")
+def parse_unit_interval(text: str) -> float:
+    value = parse_number(text, "a number in [0, 1]")
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
     return value
 
 
-def _positive_float(text: str) -> float:
-    value = _number(text, "a positive number")
+def parse_positive_float(text: str) -> float:
+    value = parse_number(text, "a positive number")
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
 
 
-def _non_negative_float(text: str) -> float:
-    value = _number(text, "a number >= 0")
+def parse_non_negative_float(text: str) -> float:
+    value = parse_number(text, "a number >= 0")
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
     return value
 
 
-def _sigma(text: str) -> str | float:
+def parse_sigma(text: str) -> str | float:
     if text == "auto":
         return "auto"
-    value = _number(text, "'auto' or a noise level on the 0-255 scale")
+    value = parse_number(text, "'auto' or a noise level on the 0-255 scale")
     if value < 0:
         raise argparse.ArgumentTypeError(f"noise level must be non-negative, got {text!r}")
     return value
 
 
-def _int_list(text: str) -> tuple[int, ...]:
+def parse_int_list(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
     except ValueError:
@@ -144,18 +144,18 @@ def _int_list(text: str) -> tuple[int, ...]:
     return values
 
 
-def _float_list(text: str) -> tuple[float, ...]:
-    values = tuple(_number(v, "numbers like 15,25,50") for v in text.split(",") if v.strip())
+def parse_float_list(text: str) -> tuple[float, ...]:
+    values = tuple(parse_number(v, "numbers like 15,25,50") for v in text.split(",") if v.strip())
     if not values or any(v < 0 for v in values):
         raise argparse.ArgumentTypeError(f"expected non-negative numbers, got {text!r}")
     return values
 
 
-def _noise_levels(text: str) -> tuple[float, ...]:
+def parse_noise_levels(text: str) -> tuple[float, ...]:
     """Gaussian noise levels on the 0-255 scale, each in the range the noise model accepts."""
     from ..transforms import parse_noise_spec
 
-    values = _float_list(text)
+    values = parse_float_list(text)
     for value in values:
         try:
             parse_noise_spec(f"gaussian:{value!r}")
@@ -164,17 +164,17 @@ def _noise_levels(text: str) -> tuple[float, ...]:
     return values
 
 
-def _window(text: str) -> tuple[float, float]:
+def parse_window(text: str) -> tuple[float, float]:
     parts = text.split(",")
     if len(parts) != 2:
         raise argparse.ArgumentTypeError(f"expected CENTER,WIDTH in HU (e.g. 40,400), got {text!r}")
-    center, width = (_number(v, "CENTER,WIDTH in HU (e.g. 40,400)") for v in parts)
+    center, width = (parse_number(v, "CENTER,WIDTH in HU (e.g. 40,400)") for v in parts)
     if width <= 0:
         raise argparse.ArgumentTypeError(f"window width must be positive, got {text!r}")
     return center, width
 
 
-def _noise(text: str) -> str:
+def parse_noise(text: str) -> str:
     """``MODEL:LEVEL[,...]`` as the library parses it; every number in it must be finite and in range."""
     from ..transforms import parse_noise_spec
 
@@ -188,21 +188,21 @@ def _noise(text: str) -> str:
     return text
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors (exit 2): the usage block is one ``--help`` away."""
 
     def error(self, message: str):  # noqa: D102 - argparse's hook
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _scaling_options(args: argparse.Namespace) -> dict:
+def scaling_options(args: argparse.Namespace) -> dict:
     """fit_scaling keyword arguments from --scaling / --window."""
     if getattr(args, "window", None):
         return {"mode": "ct_window", "center": args.window[0], "width": args.window[1]}
     return {"mode": args.scaling or "percentile"}
 
 
-def _progress(args: argparse.Namespace):
+def progress_options(args: argparse.Namespace):
     """(show_bar, callback) from --progress-format / --quiet / --no-progress."""
     from ..inference import line_progress_printer
 
@@ -214,23 +214,23 @@ def _progress(args: argparse.Namespace):
     return fmt == "bar", None
 
 
-def _error_line(exc: BaseException) -> str:
+def error_line(exc: BaseException) -> str:
     """One line for the user: the library's message plus the option that would change the outcome."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     parameter = getattr(exc, "parameter", None)
-    hint = _OPTION_NAMES.get(parameter) if parameter else None
+    hint = OPTION_HINTS.get(parameter) if parameter else None
     if hint is None and parameter and isinstance(exc, OptionError):
         hint = f"see --{parameter.replace('_', '-')}"
     return f"{text}; {hint}" if hint else text
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="only print warnings and errors")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
 
 
-def _add_scaling(parser: argparse.ArgumentParser) -> None:
+def add_scaling_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scaling",
         choices=["percentile", "minmax"],
@@ -240,13 +240,13 @@ def _add_scaling(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--window",
-        type=_window,
+        type=parse_window,
         metavar="CENTER,WIDTH",
         help="normalize with a CT window in HU instead (e.g. 40,400); values outside survive",
     )
 
 
-def _check_series_uid(source: Path, args: argparse.Namespace) -> None:
+def check_series_uid(source: Path, args: argparse.Namespace) -> None:
     """``--series-uid`` picks a series of DICOM input; given for any other input it is a usage error."""
     from ..io import detect_format
     from ..io.formats import format_name
@@ -261,7 +261,7 @@ def _check_series_uid(source: Path, args: argparse.Namespace) -> None:
         )
 
 
-def _add_progress_format(parser: argparse.ArgumentParser) -> None:
+def add_progress_format_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--progress-format",
         choices=["bar", "lines", "none"],

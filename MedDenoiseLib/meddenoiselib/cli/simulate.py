@@ -9,13 +9,13 @@ from pathlib import Path
 from ..errors import MedDenoiseError
 from .options import (
     EXIT_OK,
-    _add_common,
-    _add_progress_format,
-    _add_scaling,
-    _check_series_uid,
-    _noise,
-    _non_negative_int,
-    _progress,
+    add_common_options,
+    add_progress_format_option,
+    add_scaling_options,
+    check_series_uid,
+    parse_noise,
+    parse_non_negative_int,
+    progress_options,
 )
 
 __all__ = ["add_parser", "cmd_simulate"]
@@ -30,7 +30,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from ..transforms.noise import NoiseKind
 
     spec = parse_noise_spec(args.noise)  # checked by the option's validator
-    _check_series_uid(Path(args.input), args)
+    check_series_uid(Path(args.input), args)
     header = probe_volume(args.input, series_uid=args.series_uid)
     plan_output(
         args.output,
@@ -45,7 +45,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         mode = "ct_window"
     else:
         mode = args.scaling or "percentile"
-    show_bar, callback = _progress(args)
+    show_bar, callback = progress_options(args)
     slices = volume.shape[0] if spec.kind == NoiseKind.CT_LOWDOSE and spec.method == "projection" else 0
     with Progress(slices, f"simulating {spec}", show_bar and slices > 1, callback) as progress:
         try:
@@ -100,15 +100,15 @@ def add_parser(sub) -> None:
     p.add_argument("output")
     p.add_argument(
         "--noise",
-        type=_noise,
+        type=parse_noise,
         default="gaussian:25",
         help="MODEL:LEVEL[,...] (default gaussian:25), e.g. ct-lowdose:0.25, rician:3%%, speckle:0.2",
     )
-    p.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (0)")
+    p.add_argument("--seed", type=parse_non_negative_int, default=0, help="random seed (0)")
     p.add_argument("--float", action="store_true", help="write float32 instead of the input's dtype")
     p.add_argument("--series-uid")
     p.add_argument("--overwrite", action="store_true")
-    _add_progress_format(p)
-    _add_scaling(p)
-    _add_common(p)
+    add_progress_format_option(p)
+    add_scaling_options(p)
+    add_common_options(p)
     p.set_defaults(handler=cmd_simulate)

@@ -9,16 +9,16 @@ import logging
 from ..errors import MedDenoiseError, OptionError
 from .options import (
     EXIT_OK,
-    _add_common,
-    _float_list,
-    _fraction,
-    _non_negative_float,
-    _non_negative_int,
-    _open_fraction,
-    _positive_float,
-    _positive_int,
-    _unit_interval,
-    _window,
+    add_common_options,
+    parse_float_list,
+    parse_fraction,
+    parse_non_negative_float,
+    parse_non_negative_int,
+    parse_open_fraction,
+    parse_positive_float,
+    parse_positive_int,
+    parse_unit_interval,
+    parse_window,
 )
 
 __all__ = ["add_parser", "cmd_train"]
@@ -73,7 +73,9 @@ def add_parser(sub) -> None:
     p.add_argument("--spatial-dims", dest="spatial_dims", type=int, choices=[2, 3])
     p.add_argument("--mode", choices=["supervised", "self-supervised"])
     p.add_argument("--val-inputs", dest="val_inputs", nargs="+", help="validation files (held out by file)")
-    p.add_argument("--val-fraction", dest="val_fraction", type=_fraction, help="files held out when no --val-inputs")
+    p.add_argument(
+        "--val-fraction", dest="val_fraction", type=parse_fraction, help="files held out when no --val-inputs"
+    )
     p.add_argument(
         "--noise",
         nargs="+",
@@ -85,13 +87,13 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--noise-range",
         dest="noise_range",
-        type=_float_list,
+        type=parse_float_list,
         help="LOW,HIGH for --noise entries given without a range (0,50)",
     )
     p.add_argument(
         "--store-8bit-fraction",
         dest="store_8bit_fraction",
-        type=_unit_interval,
+        type=parse_unit_interval,
         help="share of noisy samples clipped and rounded to 8 bits, as noisy PNG/JPEG files are (0)",
     )
     p.add_argument(
@@ -100,51 +102,56 @@ def add_parser(sub) -> None:
         help="training (and inference) normalization: per-image minmax, or ct_window, the fixed HU map "
         "of --window (CT models)",
     )
-    p.add_argument("--window", type=_window, metavar="CENTER,WIDTH", help="HU map for --scaling ct_window (40,400)")
+    p.add_argument(
+        "--window", type=parse_window, metavar="CENTER,WIDTH", help="HU map for --scaling ct_window (40,400)"
+    )
     p.add_argument(
         "--simulate-noise",
         dest="simulate_noise",
-        type=_non_negative_float,
+        type=parse_non_negative_float,
         help="self-supervised: corrupt inputs once with this Gaussian sigma (0-255)",
     )
     p.add_argument(
         "--val-levels",
         dest="val_sigmas",
-        type=_float_list,
+        type=parse_float_list,
         help="validation noise levels in the first noise model's units (15,25,50)",
     )
-    p.add_argument("--mask-fraction", dest="mask_fraction", type=_open_fraction)
-    p.add_argument("--patch", type=_positive_int)
-    p.add_argument("--batch-size", dest="batch_size", type=_positive_int)
-    p.add_argument("--steps", type=_positive_int)
+    p.add_argument("--mask-fraction", dest="mask_fraction", type=parse_open_fraction)
+    p.add_argument("--patch", type=parse_positive_int)
+    p.add_argument("--batch-size", dest="batch_size", type=parse_positive_int)
+    p.add_argument("--steps", type=parse_positive_int)
     p.add_argument(
         "--stop-after",
         dest="stop_after",
-        type=_positive_int,
+        type=parse_positive_int,
         help="pause after this many steps (resume later with --resume)",
     )
     p.add_argument(
         "--time-budget",
         dest="time_budget",
-        type=_non_negative_float,
+        type=parse_non_negative_float,
         help="seconds to train; the step count is fitted after 50 steps (0: no limit)",
     )
-    p.add_argument("--lr", type=_positive_float)
+    p.add_argument("--lr", type=parse_positive_float)
     p.add_argument("--schedule", choices=["cosine", "step", "constant"])
-    p.add_argument("--warmup-steps", dest="warmup_steps", type=_non_negative_int)
+    p.add_argument("--warmup-steps", dest="warmup_steps", type=parse_non_negative_int)
     p.add_argument("--loss", choices=["l1", "mse"])
-    p.add_argument("--grad-clip", dest="grad_clip", type=_non_negative_float)
+    p.add_argument("--grad-clip", dest="grad_clip", type=parse_non_negative_float)
     p.add_argument("--init", help="fine-tune from shipped weights (name) or a .safetensors file")
-    p.add_argument("--freeze", type=_non_negative_int, help="fine-tuning: freeze this many leading layers")
-    p.add_argument("--seed", type=_non_negative_int)
-    p.add_argument("--checkpoint-every", dest="checkpoint_every", type=_positive_int)
-    p.add_argument("--val-every", dest="val_every", type=_positive_int)
+    p.add_argument("--freeze", type=parse_non_negative_int, help="fine-tuning: freeze this many leading layers")
+    p.add_argument("--seed", type=parse_non_negative_int)
+    p.add_argument("--checkpoint-every", dest="checkpoint_every", type=parse_positive_int)
+    p.add_argument("--val-every", dest="val_every", type=parse_positive_int)
     p.add_argument(
-        "--early-stop", dest="early_stop", type=_non_negative_int, help="validations without improvement before stop"
+        "--early-stop",
+        dest="early_stop",
+        type=parse_non_negative_int,
+        help="validations without improvement before stop",
     )
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--threads", type=_positive_int)
+    p.add_argument("--threads", type=parse_positive_int)
     p.add_argument(
         "--cache-dir",
         dest="cache_dir",
@@ -153,5 +160,5 @@ def add_parser(sub) -> None:
     p.add_argument("--name", help="model name written into the model card")
     p.add_argument("--description", help="description written into the model card")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
-    _add_common(p)
+    add_common_options(p)
     p.set_defaults(handler=cmd_train)

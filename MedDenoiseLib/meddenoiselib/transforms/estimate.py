@@ -221,11 +221,11 @@ def magnitude_floor_ratio(array: np.ndarray, tile: int = 16, fraction: float = 0
         The ratio, or None where it cannot tell: a background set to one value (masked by the scanner) or too
         few tiles.
     """
-    image = np.asarray(array, dtype=np.float32)
+    image = np.asarray(array)  # converted per sampled slice below: no float copy of a whole volume
     slices = image.reshape(-1, *image.shape[-2:]) if image.ndim >= 2 else image[None, None]
     step = max(1, len(slices) // 16)
     tiles = []
-    for plane in slices[::step]:
+    for plane in slices[::step].astype(np.float32):
         h, w = (n // tile * tile for n in plane.shape)
         if h and w:
             tiles.append(
