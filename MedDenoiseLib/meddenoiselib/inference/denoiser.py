@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,18 +22,17 @@ from ..transforms.estimate import NoiseEstimate, estimate_noise
 from ..transforms.intensity import ScalingMode, fit_scaling
 from ..transforms.noise import BODY_THRESHOLD_HU
 from .auto import AutoChoice, choose_model
-from .device import autocast_dtype, autocast_forward, resolve_device
+from .baseline_runner import BaselineRunner
+from .device import resolve_device
+from .network_runner import NetworkRunner, load_network
 from .progress import Progress, ProgressCallback
-from .sliding import HaloPredictor, build_inferer, count_windows, halo_for
 
 __all__ = ["Denoiser", "DenoiseCancelled", "DenoiseReport", "default_model_name", "PREFERRED_MODELS"]
 
 logger = logging.getLogger(__name__)
 
-#: allowed ``ensemble`` sizes, and the in-plane (flip last axis?, quarter turns) views in the order they are used:
-#: 2 = identity + half turn, 4 = the four rotations, 8 = the four rotations with and without a flip.
+#: allowed ``ensemble`` sizes: how many of :data:`~.network_runner.GEOMETRIC_TRANSFORMS` are averaged.
 ENSEMBLE_SIZES = (1, 2, 4, 8)
-GEOMETRIC_TRANSFORMS = ((False, 0), (False, 2), (False, 1), (False, 3), (True, 0), (True, 2), (True, 1), (True, 3))
 
 #: shipped models in order of preference for the default (best first, by the measured benchmark in docs/).
 PREFERRED_MODELS = ("kpn-small", "irunet-32", "rdn-small", "conv-dae-skip", "dran-small", "dncnn-small")
@@ -134,6 +132,11 @@ class DenoiseReport:
 
 class Denoiser:
     """Denoise volumes with a network (through sliding windows) or a classical baseline.
+
+    The Denoiser is the volume-level orchestrator: it chooses the model (``auto``), fits and inverts the intensity
+    scaling, estimates the noise, picks the slice axis, handles components, 4D series, masks, cancellation and the
+    report. The pixels are computed by a :class:`~.network_runner.NetworkRunner` or a
+    :class:`~.baseline_runner.BaselineRunner`.
 
     Args:
         method: ``"auto"`` (the shipped model for each volume's modality: DICOM Modality tag, else ``modality``,
@@ -245,23 +248,26 @@ class Denoiser:
         self.last_report: DenoiseReport | None = None
         self._cancel = threading.Event()
 
-        self.baseline: BaselineSpec | None = None
-        self.model: torch.nn.Module | None = None
-        self.card: dict[str, Any] = {}
-        self.burst = 1  # slices a network sees at once (burst KPN: 3); 1 for baselines and single-slice models
+        self.runner: NetworkRunner | BaselineRunner | None = None
         if self.auto:
             pass  # the model is chosen per volume in denoise()
         elif weights is None and self.method in BASELINES:
-            self.baseline = BASELINES[self.method]
-            if not self.baseline.available():
-                raise OptionError(
-                    f"method '{self.method}' needs an optional package that is not installed "
-                    f"({self.baseline.licence_note})",
-                    parameter="method",
-                )
+            self.runner = BaselineRunner(self.method)
         else:
-            self._load_model(weights)
-        self.autocast = autocast_dtype(self.device, precision) if self.model is not None else None
+            model, card = load_network(self.method, weights, self.device)
+            if weights is not None:
+                self.method = str(card.get("name", Path(weights).stem))
+            self.runner = NetworkRunner(
+                model,
+                card,
+                self.device,
+                precision=precision,
+                roi_size=roi_size,
+                overlap=overlap,
+                sw_batch_size=sw_batch_size,
+                batch_slices=batch_slices,
+                ensemble=ensemble,
+            )
         trained_scaling = self.card.get("input_scaling", ScalingMode.MINMAX.value) if self.model is not None else ""
         if window is not None and self.model is not None and trained_scaling != ScalingMode.CT_WINDOW.value:
             # a window maps air to about -2.6 and bone to +4 or more; a network that only ever saw [0, 1] inputs
@@ -303,33 +309,31 @@ class Denoiser:
             self.scaling_mode = ScalingMode.PERCENTILE
         self.roi_size = roi_size
 
-    # ----------------------------------------------------------------------------------------------- setup
-    def _load_model(self, weights: str | Path | None) -> None:
-        from ..networks import get_network_spec
-        from ..weights import list_shipped_weights, load_pretrained
+    # ------------------------------------------------------------------------------ what the runner holds
+    @property
+    def model(self) -> torch.nn.Module | None:
+        """The loaded network (None for baselines and for ``auto`` before its first volume)."""
+        return self.runner.model if isinstance(self.runner, NetworkRunner) else None
 
-        if weights is None and self.method not in list_shipped_weights():
-            try:
-                get_network_spec(self.method)
-            except ValueError:
-                choices = ", ".join(list_shipped_weights() + sorted(BASELINES))
-                raise OptionError(
-                    f"unknown model '{self.method}'; choose one of: {choices}", parameter="method"
-                ) from None
-            raise OptionError(
-                f"model '{self.method}' has no shipped weights; train it and give its .safetensors file as "
-                "weights, or pick a shipped model",
-                parameter="method",
-            )
-        self.model, self.card = load_pretrained(weights if weights is not None else self.method, device=self.device)
-        if weights is not None:
-            self.method = str(self.card.get("name", Path(weights).stem))
-        arch = self.card["architecture"]
-        self.spatial_dims = int(arch.get("spatial_dims", 2))
-        self.burst = int(arch.get("burst", 1))
-        self.noise_map = bool(arch.get("noise_map", False))
-        self.receptive_field = getattr(self.model, "receptive_field", None)
-        self.size_multiple = int(getattr(self.model, "size_multiple", 1))
+    @property
+    def card(self) -> dict[str, Any]:
+        """The network's model card (empty for baselines and ``auto``)."""
+        return self.runner.card if isinstance(self.runner, NetworkRunner) else {}
+
+    @property
+    def baseline(self) -> BaselineSpec | None:
+        """The classical baseline (None for networks)."""
+        return self.runner.spec if isinstance(self.runner, BaselineRunner) else None
+
+    @property
+    def burst(self) -> int:
+        """Slices a network sees at once (burst KPN: 3); 1 for baselines and single-slice models."""
+        return self.runner.burst if isinstance(self.runner, NetworkRunner) else 1
+
+    @property
+    def spatial_dims(self) -> int:
+        """2 or 3 for networks; 2 for baselines (volumetric baselines decide for themselves)."""
+        return self.runner.spatial_dims if isinstance(self.runner, NetworkRunner) else 2
 
     # ------------------------------------------------------------------------------------------- public API
     def cancel(self) -> None:
@@ -346,9 +350,7 @@ class Denoiser:
     @property
     def needs_sigma(self) -> bool:
         """Whether the method uses a noise level (baselines, noise-map networks); blind networks do not."""
-        if self.auto:
-            return False
-        return self.baseline.needs_sigma if self.baseline is not None else self.noise_map
+        return self.runner is not None and self.runner.needs_sigma
 
     def choose(self, volume: Volume) -> AutoChoice:
         """What ``auto`` picks for ``volume`` (the model, its modality and why)."""
@@ -509,7 +511,7 @@ class Denoiser:
                         f", channel {index + 1}/{len(components)}" if len(components) > 1 else ""
                     )
                     burst = None
-                    if self.baseline is None and self.burst > 1 and self.spatial_dims == 2:
+                    if self.burst > 1 and self.spatial_dims == 2:
                         half = self.burst // 2
                         burst = normalized[np.clip(np.arange(t - half, t + half + 1), 0, count - 1)]
                     result[t], used_sigma = self._denoise_normalized(normalized[t], level, series.spacing, label, burst)
@@ -619,162 +621,17 @@ class Denoiser:
         """Denoise one normalized volume; ``burst`` ``(B, Z, Y, X)`` gives a burst model its frames (4D series)
         instead of the adjacent slices."""
         used_sigma = self._resolve_sigma(normalized, sigma)
-        if self.baseline is None and self.spatial_dims == 3 and min(normalized.shape) < 2:
-            raise InputError(f"model '{self.method}' is a 3D network; it cannot denoise a 2D image")
-        if self.baseline is not None:
-            denoised = self._run_baseline(normalized, used_sigma or 0.0, spacing, label)
-        elif self.spatial_dims == 3 and normalized.shape[0] > 1:
-            denoised = self._run_network_3d(normalized, used_sigma, label)
+        axis = self._pick_slice_axis(normalized.shape, spacing)
+
+        def progress(total: int) -> Progress:
+            return Progress(total, label, self.show_progress, self.progress_callback)
+
+        if isinstance(self.runner, BaselineRunner):
+            denoised = self.runner.run(
+                normalized, used_sigma or 0.0, axis, self._estimate, progress, self._check_cancel
+            )
         else:
-            denoised = self._run_network_2d(normalized, used_sigma, spacing, label, burst)
+            denoised = self.runner.run(normalized, used_sigma, axis, progress, self._check_cancel, burst)
         if self.strength < 1:
             denoised = normalized + self.strength * (denoised - normalized)
         return denoised.astype(np.float32, copy=False), used_sigma
-
-    def _run_baseline(
-        self, normalized: np.ndarray, sigma: float, spacing: tuple[float, float, float], label: str
-    ) -> np.ndarray:
-        baseline = self.baseline
-        function = baseline.function
-        if baseline.volumetric and normalized.shape[0] > 1:
-            with Progress(1, label, self.show_progress, self.progress_callback) as progress:
-                result = function(normalized, sigma)
-                progress.update()
-            return result
-        axis = self._pick_slice_axis(normalized.shape, spacing)
-        moved = np.moveaxis(normalized, axis, 0)
-        output = np.empty_like(moved)
-        estimate = self._estimate
-        psd = (
-            estimate.psd(moved.shape[1:])
-            if baseline.takes_psd and estimate is not None and estimate.correlated
-            else None
-        )
-        with Progress(moved.shape[0], label, self.show_progress, self.progress_callback) as progress:
-            for k in range(moved.shape[0]):
-                self._check_cancel()
-                output[k] = function(moved[k], sigma) if psd is None else function(moved[k], sigma, psd=psd)
-                progress.update()
-        return np.moveaxis(output, 0, axis)
-
-    def _forward(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        model, device, dtype = self.model, self.device, self.autocast
-
-        def forward_once(batch: torch.Tensor) -> torch.Tensor:
-            return autocast_forward(model, batch, device, dtype)
-
-        if self.ensemble == 1:
-            return forward_once
-        transforms = GEOMETRIC_TRANSFORMS[: self.ensemble]
-
-        def forward(batch: torch.Tensor) -> torch.Tensor:
-            total = None
-            for flip, turns in transforms:
-                view = torch.rot90(batch.flip(-1) if flip else batch, turns, dims=(-2, -1))
-                result = torch.rot90(forward_once(view), -turns, dims=(-2, -1))
-                result = result.flip(-1) if flip else result
-                total = result if total is None else total + result
-            return total / len(transforms)
-
-        return forward
-
-    def _roi(self, dims: int) -> tuple[int, ...]:
-        if self.roi_size is None:
-            from ..networks import get_network_spec
-
-            try:
-                default = get_network_spec(self.card["architecture"]["network"]).default_roi
-                edge = default[0] if dims == 2 else default[1]
-            except (KeyError, ValueError):
-                edge = 512 if dims == 2 else 64
-            return (edge,) * dims
-        if isinstance(self.roi_size, int):
-            return (int(self.roi_size),) * dims
-        roi = tuple(int(v) for v in self.roi_size)
-        if len(roi) == 1:
-            return roi * dims
-        if len(roi) != dims:
-            raise OptionError(
-                f"roi_size needs 1 or {dims} values for this {dims}D model, got {len(roi)}", parameter="roi_size"
-            )
-        return roi
-
-    def _network_inputs(self, slices: np.ndarray, sigma: float | None) -> torch.Tensor:
-        """Stack a batch's channels: the burst frames (or the single slice) then the noise map if used."""
-        channels = [torch.from_numpy(np.ascontiguousarray(slices))]
-        if self.noise_map:
-            level = 0.0 if sigma is None else float(sigma)
-            reference = channels[0][:, :1]
-            channels.append(torch.full_like(reference, level))
-        return torch.cat(channels, dim=1)
-
-    def _run_network_2d(
-        self,
-        normalized: np.ndarray,
-        sigma: float | None,
-        spacing: tuple[float, float, float],
-        label: str,
-        burst: np.ndarray | None = None,
-    ) -> np.ndarray:
-        axis = self._pick_slice_axis(normalized.shape, spacing)
-        moved = np.moveaxis(normalized, axis, 0)
-        burst_moved = None if burst is None else np.moveaxis(burst, axis + 1, 1)  # (B, slices, H, W)
-        count = moved.shape[0]
-        output = np.empty_like(moved)
-        roi = self._roi(2)
-        inferer = build_inferer(
-            moved.shape[1:],
-            roi,
-            self.overlap,
-            self.sw_batch_size,
-            self.size_multiple,
-            sw_device=self.device,
-            device="cpu",
-        )
-        halo = halo_for(self.receptive_field, inferer.roi_size)
-        half = self.burst // 2
-        forward = self._forward()
-        with Progress(count, label, self.show_progress, self.progress_callback) as progress, torch.inference_mode():
-            for start in range(0, count, self.batch_slices):
-                self._check_cancel()
-                stop = min(start + self.batch_slices, count)
-                if burst_moved is not None:
-                    # the same slice of adjacent frames (4D series) as channels, centre frame in the middle
-                    frames = np.ascontiguousarray(np.moveaxis(burst_moved[:, start:stop], 0, 1))
-                elif self.burst > 1:
-                    # adjacent slices as channels, centre slice in the middle; the volume's ends repeat
-                    frames = np.stack(
-                        [moved[np.clip(np.arange(k - half, k + half + 1), 0, count - 1)] for k in range(start, stop)]
-                    )
-                else:
-                    frames = moved[start:stop, np.newaxis]
-                inputs = self._network_inputs(frames, sigma)
-                predictor = HaloPredictor(forward, inputs, halo)
-                result = inferer(inputs, predictor)
-                output[start:stop] = result[:, 0].cpu().numpy()
-                progress.update(stop - start)
-        return np.moveaxis(output, 0, axis)
-
-    def _run_network_3d(self, normalized: np.ndarray, sigma: float | None, label: str) -> np.ndarray:
-        roi = self._roi(3)
-        inputs = self._network_inputs(normalized[np.newaxis, np.newaxis], sigma)
-        inferer = build_inferer(
-            normalized.shape,
-            roi,
-            self.overlap,
-            self.sw_batch_size,
-            self.size_multiple,
-            sw_device=self.device,
-            device="cpu",
-        )
-        windows = count_windows(normalized.shape, inferer.roi_size, inferer.overlap)
-        halo = halo_for(self.receptive_field, inferer.roi_size)
-        with Progress(windows, label, self.show_progress, self.progress_callback) as progress, torch.inference_mode():
-
-            def on_window(units: int) -> None:
-                self._check_cancel()
-                progress.update(units)
-
-            predictor = HaloPredictor(self._forward(), inputs, halo, on_window=on_window)
-            result = inferer(inputs, predictor)
-        return result[0, 0].cpu().numpy()
