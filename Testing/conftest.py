@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -12,6 +13,16 @@ import pytest
 from meddenoiselib.demo import sample_path
 
 DATA = Path(__file__).resolve().parent / "data"
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (``-n 2``) each worker computes on one thread, and so do the CLI subprocesses it starts:
+    two workers with two threads each on two cores would spend their time waiting for each other."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -134,6 +134,24 @@ RECIPES: dict[str, dict] = {
         "non-central chi (4 coils sigma 0-15, 8 coils sigma 0-10 per coil) noise, on the 0-255 scale of "
         "the min-max normalized image, removing the magnitude noise floor; trained on MR only",
     ),
+    # 2.5D MR: the Gaussian burst model (which already gains +7.0 dB on Rician 3 % MR but keeps the magnitude bias)
+    # fine-tuned on MR volumes with the same magnitude noise as kpn-mr; half its stacks are real adjacent slices,
+    # half one slice repeated, so it also takes a lone 2D slice
+    "kpn-mr-burst3": dict(
+        network="kpn-burst3",
+        init="kpn-burst3",
+        patch=96,
+        batch_size=8,
+        steps=3000,
+        lr=2e-4,
+        burst=True,
+        noise="rician:0-40 noncentral-chi:0-15,4 noncentral-chi:0-10,8",
+        val_levels="10,20,30",
+        modality="mr/",
+        description="2.5D denoiser for magnitude MR: 3 adjacent slices in, centre slice out; Rician (1 coil, "
+        "sigma 0-40) and non-central chi (4 coils sigma 0-15, 8 coils sigma 0-10 per coil) noise on the 0-255 "
+        "scale of the min-max normalized image, removing the magnitude noise floor; trained on MR only",
+    ),
     # ultrasound: the project's one speckle definition (multiplicative Gamma), fine-tuned from the speckle model
     # that was trained on Gaussian-multiplicative speckle
     "kpn-us": dict(

@@ -10,7 +10,7 @@ from meddenoiselib.networks import KPN, apply_kernels
 
 DIMS = [2, 3]
 SPATIAL = {2: (13, 10), 3: (7, 6, 9)}
-SMALL = {"channels": (4, 8, 8), "convs_per_block": 1}
+SMALL = {"features": (4, 8, 8), "convs_per_block": 1}
 
 
 def _delta_kernels(b: int, n: int, k: int, dims: int, spatial: tuple, frame: int | None = None) -> torch.Tensor:

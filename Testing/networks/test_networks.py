@@ -35,7 +35,7 @@ SMALL_3D = {
     "dran": {"convs_per_stage": 2},
     "rdn": {"num_blocks": 2, "layers_per_block": 2, "growth": 16, "features": 16},
     "rdn-a": {"num_blocks": 2, "layers_per_block": 2, "growth": 16, "features": 16},
-    "kpn": {"channels": (8, 16, 16, 32, 32), "kernel_size": 3},
+    "kpn": {"features": (8, 16, 16, 32, 32), "kernel_size": 3},
 }
 SHAPES = {2: (2, 37, 41), 3: (1, 19, 23, 17)}  # batch, then odd spatial sizes
 
@@ -49,8 +49,8 @@ PARAM_CASES = [
     pytest.param(RDN, (2, 1, 1), {}, 21_973_377, id="RDN-B-gray"),
     pytest.param(RDN, (2, 3, 3), {}, 21_975_683, id="RDN-B-RGB"),
     pytest.param(RDN, (2, 1, 1), {"num_blocks": 20, "layers_per_block": 6, "growth": 32}, 5_466_497, id="RDN-A-gray"),
-    pytest.param(IRUNet, (2, 3, 3), {"filters": 16}, 123_379, id="IRUNet-f16-RGB"),
-    pytest.param(IRUNet, (2, 1, 1), {"filters": 16}, 123_057, id="IRUNet-f16-gray"),
+    pytest.param(IRUNet, (2, 3, 3), {"features": 16}, 123_379, id="IRUNet-f16-RGB"),
+    pytest.param(IRUNet, (2, 1, 1), {"features": 16}, 123_057, id="IRUNet-f16-gray"),
     pytest.param(ConvDAE, (2, 1, 1), {}, 112_001, id="ConvDAE-gray"),
     # DRAN, 1 channel, 64 features, 3 DISTINCT stages:
     #   head 1·64·9 = 576, tail 64·9·1 = 576 (both without bias)
@@ -201,7 +201,7 @@ BAD_ARGS = [
     (ConvDAE, (2, 1, 1), {"features": -1}, "features"),
     (KPN, (2, 1, 2), {}, "out_channels"),
     (KPN, (2, 1), {"kernel_size": 4}, "kernel_size"),
-    (KPN, (2, 1), {"channels": (8, 16)}, "channels"),
+    (KPN, (2, 1), {"features": (8, 16)}, "features"),
     (KPN, (2, 3), {"burst": 2}, "burst"),
 ]
 
@@ -269,3 +269,46 @@ def test_every_module_declares_all() -> None:
         assert module.__all__ and all(hasattr(module, item) for item in module.__all__)
     assert sorted(networks.__all__) == sorted(set(networks.__all__))
     assert all(hasattr(networks, item) for item in networks.__all__)
+
+
+NETWORK_CLASSES = (ConvDAE, DnCNN, DRAN, IRUNet, KPN, RDN)
+
+
+@pytest.mark.parametrize("cls", NETWORK_CLASSES, ids=lambda c: c.__name__)
+def test_width_is_called_features_and_the_activation_is_a_parameter(cls) -> None:
+    parameters = inspect.signature(cls).parameters
+    assert "features" in parameters and not {"filters", "channels"} & set(parameters)
+    assert "act" in parameters
+
+
+@pytest.mark.parametrize("name", ["kpn-small", "irunet", "rdn-small", "dncnn-small", "conv-dae-skip", "dran-small"])
+def test_act_parameter_changes_the_activation_and_keeps_the_weights_layout(name) -> None:
+    torch.manual_seed(0)
+    relu = create_network(name)
+    prelu = create_network(name, act="prelu")
+    assert any(isinstance(m, torch.nn.PReLU) for m in prelu.modules())
+    assert not any(isinstance(m, torch.nn.ReLU) for m in prelu.modules())
+    # the convs are where they were: a ReLU network's weights load into the PReLU one (PReLU adds its slopes)
+    missing, unexpected = prelu.load_state_dict(relu.state_dict(), strict=False)
+    slopes = {f"{path}.weight" for path, m in prelu.named_modules() if isinstance(m, torch.nn.PReLU)}
+    assert not unexpected and set(missing) == slopes
+    x = torch.rand(1, prelu.in_channels, 32, 32)
+    with torch.no_grad():
+        assert prelu.eval()(x).shape == (1, 1, 32, 32)
+
+
+def test_unknown_activation_is_refused_with_the_parameter_named() -> None:
+    with pytest.raises(ValueError, match="`act`"):
+        create_network("kpn-small", act="no-such-activation")
+
+
+def test_dran_norm_parameter() -> None:
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in create_network("dran-small", norm=None).modules())
+    assert any(isinstance(m, torch.nn.InstanceNorm2d) for m in create_network("dran-small", norm="instance").modules())
+
+
+@pytest.mark.parametrize(("name", "old", "value"), [("irunet", "filters", 8), ("kpn-small", "channels", (8, 16, 16))])
+def test_old_width_names_from_older_cards_still_load(name, old, value) -> None:
+    with pytest.warns(DeprecationWarning, match="features"):
+        legacy = create_network(name, **{old: value})
+    assert count_parameters(legacy) == count_parameters(create_network(name, features=value))

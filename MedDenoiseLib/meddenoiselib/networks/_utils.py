@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from monai.networks.layers.utils import get_act_layer
 from torch import nn
 
+#: a MONAI activation spec: a name (``"relu"``, ``"prelu"``, ``"leakyrelu"``, ``"gelu"``...) or ``(name, kwargs)``.
+ActSpec = str | tuple
+
 __all__ = [
+    "ActSpec",
+    "activation",
     "check_positive_int",
     "check_spatial_dims",
     "count_parameters",
@@ -15,6 +21,18 @@ __all__ = [
     "reference_slice",
     "select_reference",
 ]
+
+
+def activation(act: ActSpec) -> nn.Module:
+    """A new activation layer from a MONAI spec (each call a new module, so layers never share parameters).
+
+    Raises:
+        ValueError: for a spec MONAI does not know (MONAI's own message).
+    """
+    try:
+        return get_act_layer(act)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"`act` must be a MONAI activation name or (name, kwargs), got {act!r} ({exc}).") from None
 
 
 def check_spatial_dims(spatial_dims: int) -> int:

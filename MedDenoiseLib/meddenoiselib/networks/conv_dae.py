@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
-from monai.networks.layers.factories import Act, Conv, Pool
+from monai.networks.layers.factories import Conv, Pool
 from torch import nn
 
-from ._utils import check_positive_int, check_spatial_dims, pad_to_multiple
+from ._utils import ActSpec, activation, check_positive_int, check_spatial_dims, pad_to_multiple
 
 __all__ = ["ConvDAE"]
 
@@ -49,6 +49,7 @@ class ConvDAE(nn.Module):
         convs_per_level: conv + ReLU layers before each pooling and each upsampling. Defaults to 1.
         refine_convs: full-resolution conv + ReLU layers on [decoder output, noisy input] before the head (see
             above); 0 is the paper's autoencoder. Defaults to 0.
+        act: MONAI activation spec after every hidden conv. Defaults to in-place ReLU (the paper's).
 
     Raises:
         ValueError: for an unsupported ``spatial_dims`` or non-positive sizes.
@@ -63,6 +64,7 @@ class ConvDAE(nn.Module):
         levels: int = 2,
         convs_per_level: int = 1,
         refine_convs: int = 0,
+        act: ActSpec = ("relu", {"inplace": True}),
     ) -> None:
         super().__init__()
         self.spatial_dims = check_spatial_dims(spatial_dims)
@@ -74,14 +76,13 @@ class ConvDAE(nn.Module):
         if refine_convs < 0:
             raise ValueError(f"`refine_convs` must be non-negative, got {refine_convs}.")
         conv = Conv[Conv.CONV, spatial_dims]
-        relu = Act[Act.RELU]
         encoder: list[nn.Module] = []
         decoder: list[nn.Module] = []
         rf, jump = 1, 1
         c_in = in_channels
         for _ in range(levels):
             for _ in range(convs_per_level):
-                encoder += [conv(c_in, features, 3, padding=1), relu(inplace=True)]
+                encoder += [conv(c_in, features, 3, padding=1), activation(act)]
                 c_in = features
                 rf += 2 * jump
             encoder.append(Pool[Pool.MAX, spatial_dims](kernel_size=2, stride=2))
@@ -89,7 +90,7 @@ class ConvDAE(nn.Module):
             jump *= 2
         for _ in range(levels):
             for _ in range(convs_per_level):
-                decoder += [conv(features, features, 3, padding=1), relu(inplace=True)]
+                decoder += [conv(features, features, 3, padding=1), activation(act)]
                 rf += 2 * jump
             decoder.append(nn.Upsample(scale_factor=2, mode="nearest"))
             jump //= 2
@@ -98,7 +99,7 @@ class ConvDAE(nn.Module):
         refine: list[nn.Module] = []
         c_in = features + in_channels
         for _ in range(refine_convs):
-            refine += [conv(c_in, features, 3, padding=1), relu(inplace=True)]
+            refine += [conv(c_in, features, 3, padding=1), activation(act)]
             c_in = features
             rf += 2
         self.refine = nn.Sequential(*refine) if refine_convs else None

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import torch
-from monai.networks.layers.factories import Act, Conv
+from monai.networks.layers.factories import Conv
 from monai.networks.layers.utils import get_norm_layer
 from torch import nn
 
-from ._utils import check_positive_int, check_spatial_dims, reference_slice
+from ._utils import ActSpec, activation, check_positive_int, check_spatial_dims, reference_slice
 
 __all__ = ["DnCNN"]
 
@@ -46,6 +46,7 @@ class DnCNN(nn.Module):
         bias: add a bias to every conv. Defaults to True.
         norm: MONAI norm spec for the middle layers (``"batch"`` means BatchNorm with eps 1e-4), or ``None`` for
             no normalisation. Defaults to ``"batch"``.
+        act: MONAI activation spec after the first and the middle convs. Defaults to in-place ReLU (the paper's).
 
     Raises:
         ValueError: for an unsupported ``spatial_dims``, a non-positive width/depth or an impossible
@@ -61,6 +62,7 @@ class DnCNN(nn.Module):
         depth: int = 17,
         bias: bool = True,
         norm: str | tuple | None = "batch",
+        act: ActSpec = ("relu", {"inplace": True}),
     ) -> None:
         super().__init__()
         self.spatial_dims = check_spatial_dims(spatial_dims)
@@ -72,13 +74,12 @@ class DnCNN(nn.Module):
         if isinstance(norm, str) and norm.lower() == "batch":
             norm = ("batch", {"eps": 1e-4})
         conv = Conv[Conv.CONV, spatial_dims]
-        relu = Act[Act.RELU]
-        layers: list[nn.Module] = [conv(in_channels, features, 3, padding=1, bias=bias), relu(inplace=True)]
+        layers: list[nn.Module] = [conv(in_channels, features, 3, padding=1, bias=bias), activation(act)]
         for _ in range(depth - 2):
             layers.append(conv(features, features, 3, padding=1, bias=bias))
             if norm is not None:
                 layers.append(get_norm_layer(norm, spatial_dims=spatial_dims, channels=features))
-            layers.append(relu(inplace=True))
+            layers.append(activation(act))
         layers.append(conv(features, out_channels, 3, padding=1, bias=bias))
         self.body = nn.Sequential(*layers)
         self.receptive_field: int | None = 2 * depth + 1

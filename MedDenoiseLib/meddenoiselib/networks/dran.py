@@ -7,10 +7,11 @@ import math
 
 import torch
 import torch.nn.functional as F
-from monai.networks.layers.factories import Act, Conv, Norm, Pool
+from monai.networks.layers.factories import Act, Conv, Pool
+from monai.networks.layers.utils import get_norm_layer
 from torch import nn
 
-from ._utils import check_positive_int, check_spatial_dims, pad_spatial, reference_slice
+from ._utils import ActSpec, activation, check_positive_int, check_spatial_dims, pad_spatial, reference_slice
 
 __all__ = ["DRAN", "DynamicConv", "GatedConv"]
 
@@ -200,6 +201,8 @@ class _DRAB(nn.Module):
         num_kernels: int,
         temperature: float,
         attention_ratio: float,
+        act: ActSpec,
+        norm: str | tuple | None,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
@@ -214,9 +217,10 @@ class _DRAB(nn.Module):
                     temperature=temperature,
                     attention_ratio=attention_ratio,
                 ),
-                Norm[Norm.BATCH, spatial_dims](features),
-                Act[Act.RELU](inplace=True),
             ]
+            if norm is not None:
+                layers.append(get_norm_layer(norm, spatial_dims=spatial_dims, channels=features))
+            layers.append(activation(act))
         self.main = nn.Sequential(*layers)
         self.gate = GatedConv(spatial_dims, features, features, 3)
 
@@ -268,6 +272,8 @@ class DRAN(nn.Module):
         num_kernels: candidate kernels per dynamic conv. Defaults to 4.
         temperature: initial attention softmax temperature. Defaults to 34.0.
         attention_ratio: attention hidden width as a fraction of ``features``. Defaults to 0.25.
+        act: MONAI activation spec of the head and the Main branches. Defaults to in-place ReLU (the paper's).
+        norm: MONAI norm spec after each dynamic conv, or None. Defaults to ``"batch"`` (the paper's).
 
     Raises:
         ValueError: for an unsupported ``spatial_dims``, non-positive sizes or an impossible
@@ -285,6 +291,8 @@ class DRAN(nn.Module):
         num_kernels: int = 4,
         temperature: float = 34.0,
         attention_ratio: float = 0.25,
+        act: ActSpec = ("relu", {"inplace": True}),
+        norm: str | tuple | None = "batch",
     ) -> None:
         super().__init__()
         self.spatial_dims = check_spatial_dims(spatial_dims)
@@ -295,9 +303,9 @@ class DRAN(nn.Module):
         check_positive_int("convs_per_stage", convs_per_stage)
         self._ref = reference_slice(in_channels, out_channels)
         conv = Conv[Conv.CONV, spatial_dims]
-        self.head = nn.Sequential(conv(in_channels, features, 3, padding=1, bias=False), Act[Act.RELU](inplace=True))
+        self.head = nn.Sequential(conv(in_channels, features, 3, padding=1, bias=False), activation(act))
         self.stages = nn.ModuleList(
-            _DRAB(spatial_dims, features, convs_per_stage, num_kernels, temperature, attention_ratio)
+            _DRAB(spatial_dims, features, convs_per_stage, num_kernels, temperature, attention_ratio, act, norm)
             for _ in range(num_stages)
         )
         self.tail = conv(features, out_channels, 3, padding=1, bias=False)

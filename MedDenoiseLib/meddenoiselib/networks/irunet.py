@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
-from monai.networks.layers.factories import Act, Conv, Pool
+from monai.networks.layers.factories import Conv, Pool
 from torch import nn
 
-from ._utils import check_positive_int, check_spatial_dims, pad_to_multiple
+from ._utils import ActSpec, activation, check_positive_int, check_spatial_dims, pad_to_multiple
 
 __all__ = ["IRUNet"]
 
@@ -28,14 +28,14 @@ def _glorot(conv: nn.Module) -> nn.Module:
 class _InceptionBlock(nn.Module):
     """Three parallel 3×3 convs (f, 2f, dilation-2 f) with ReLU, concatenated, fused by a 1×1 conv, plus input."""
 
-    def __init__(self, spatial_dims: int, f: int) -> None:
+    def __init__(self, spatial_dims: int, f: int, act: ActSpec) -> None:
         super().__init__()
         conv = Conv[Conv.CONV, spatial_dims]
         self.branch_a = _he(conv(f, f, 3, padding=1))
         self.branch_b = _he(conv(f, 2 * f, 3, padding=1))
         self.branch_c = _he(conv(f, f, 3, padding=2, dilation=2))
         self.fuse = _glorot(conv(4 * f, f, 1))
-        self.act = Act[Act.RELU]()
+        self.act = activation(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         branches = [self.act(self.branch_a(x)), self.act(self.branch_b(x)), self.act(self.branch_c(x))]
@@ -46,7 +46,7 @@ class _InceptionReduction(nn.Module):
     """Halves the resolution: 3×3 stride-2 convs (f, 2f) with ReLU and a 2×2 average pool, concatenated and fused
     by a 1×1 conv, plus a linear 2×2 stride-2 conv shortcut."""
 
-    def __init__(self, spatial_dims: int, f: int) -> None:
+    def __init__(self, spatial_dims: int, f: int, act: ActSpec) -> None:
         super().__init__()
         conv = Conv[Conv.CONV, spatial_dims]
         self.shortcut = _glorot(conv(f, f, 2, stride=2))
@@ -54,7 +54,7 @@ class _InceptionReduction(nn.Module):
         self.branch_b = _he(conv(f, 2 * f, 3, stride=2, padding=1))
         self.branch_c = Pool[Pool.AVG, spatial_dims](kernel_size=2, stride=2)
         self.fuse = _glorot(conv(4 * f, f, 1))
-        self.act = Act[Act.RELU]()
+        self.act = activation(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         branches = [self.act(self.branch_a(x)), self.act(self.branch_b(x)), self.branch_c(x)]
@@ -64,11 +64,11 @@ class _InceptionReduction(nn.Module):
 class _Up(nn.Module):
     """2×2 stride-2 transposed conv + ReLU, then an inception block."""
 
-    def __init__(self, spatial_dims: int, f: int) -> None:
+    def __init__(self, spatial_dims: int, f: int, act: ActSpec) -> None:
         super().__init__()
         self.up = _he(Conv[Conv.CONVTRANS, spatial_dims](f, f, 2, stride=2))
-        self.act = Act[Act.RELU]()
-        self.block = _InceptionBlock(spatial_dims, f)
+        self.act = activation(act)
+        self.block = _InceptionBlock(spatial_dims, f, act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.block(self.act(self.up(x)))
@@ -80,7 +80,7 @@ class IRUNet(nn.Module):
     F. Gil Zuluaga, F. Bardozzo, J. I. Rios Patino, R. Tagliaferri, "Blind microscopy image denoising with a deep
     residual and multiscale encoder/decoder network", EMBC 2021, pp. 3483-3486, doi 10.1109/EMBC46164.2021.9630502.
 
-    Layout (follows the authors' Keras code; every level has ``filters`` = f channels):
+    Layout (follows the authors' Keras code; every level has ``features`` = f channels):
 
     - head conv 3×3 ``in → f`` + ReLU;
     - encoder ``levels`` × [InceptionReduction → InceptionBlock] giving e1 … e_levels (the last is the
@@ -111,10 +111,11 @@ class IRUNet(nn.Module):
         spatial_dims: 2 or 3.
         in_channels: input channels.
         out_channels: output channels.
-        filters: channels at every level (f). Defaults to 16.
+        features: channels at every level (f; the paper's "filters"). Defaults to 16.
         levels: number of stride-2 reductions, >= 1. Defaults to 4.
         skip_deepest: add the skip at the deepest decoder level (commented out in the original). Defaults to
             False.
+        act: MONAI activation spec after every ReLU of the paper. Defaults to ``"relu"``.
 
     Raises:
         ValueError: for an unsupported ``spatial_dims`` or non-positive sizes.
@@ -125,24 +126,26 @@ class IRUNet(nn.Module):
         spatial_dims: int,
         in_channels: int,
         out_channels: int,
-        filters: int = 16,
+        features: int = 16,
         levels: int = 4,
         skip_deepest: bool = False,
+        act: ActSpec = "relu",
     ) -> None:
         super().__init__()
         self.spatial_dims = check_spatial_dims(spatial_dims)
         self.in_channels = check_positive_int("in_channels", in_channels)
         self.out_channels = check_positive_int("out_channels", out_channels)
-        f = check_positive_int("filters", filters)
+        f = check_positive_int("features", features)
         self.levels = check_positive_int("levels", levels)
         self.skip_deepest = bool(skip_deepest)
         conv = Conv[Conv.CONV, spatial_dims]
-        self.head = nn.Sequential(_he(conv(in_channels, f, 3, padding=1)), Act[Act.RELU]())
+        self.head = nn.Sequential(_he(conv(in_channels, f, 3, padding=1)), activation(act))
         self.encoder = nn.ModuleList(
-            nn.Sequential(_InceptionReduction(spatial_dims, f), _InceptionBlock(spatial_dims, f)) for _ in range(levels)
+            nn.Sequential(_InceptionReduction(spatial_dims, f, act), _InceptionBlock(spatial_dims, f, act))
+            for _ in range(levels)
         )
-        self.decoder = nn.ModuleList(_Up(spatial_dims, f) for _ in range(levels - 1))
-        self.tail = _Up(spatial_dims, f)
+        self.decoder = nn.ModuleList(_Up(spatial_dims, f, act) for _ in range(levels - 1))
+        self.tail = _Up(spatial_dims, f, act)
         self.out = _glorot(conv(f, out_channels, 1))
         self.receptive_field: int | None = None
         self.size_multiple = 2**levels

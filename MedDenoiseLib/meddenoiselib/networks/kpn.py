@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from monai.networks.layers.factories import Act, Conv, Pool
+from monai.networks.layers.factories import Conv, Pool
 from torch import nn
 
-from ._utils import check_positive_int, check_spatial_dims, pad_to_multiple
+from ._utils import ActSpec, activation, check_positive_int, check_spatial_dims, pad_to_multiple
 
 __all__ = ["KPN", "apply_kernels"]
 
@@ -77,11 +77,11 @@ def apply_kernels(
 class _Basic(nn.Sequential):
     """``convs`` × [conv 3×3 + ReLU]."""
 
-    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, convs: int) -> None:
+    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, convs: int, act: ActSpec) -> None:
         conv = Conv[Conv.CONV, spatial_dims]
         layers: list[nn.Module] = []
         for i in range(convs):
-            layers += [conv(in_channels if i == 0 else out_channels, out_channels, 3, padding=1), Act[Act.RELU]()]
+            layers += [conv(in_channels if i == 0 else out_channels, out_channels, 3, padding=1), activation(act)]
         super().__init__(*layers)
 
 
@@ -93,7 +93,7 @@ class KPN(nn.Module):
 
     A U-Net predicts, for every pixel and every input frame, a ``K×K`` (2D) or ``K×K×K`` (3D) kernel; the output
     is the sum over frames of each frame filtered by its per-pixel kernels (:func:`apply_kernels`, linear
-    kernels, no softmax). Layout, following the paper's U-Net for ``channels = (c0, …, cL)``:
+    kernels, no softmax). Layout, following the paper's U-Net for ``features = (c0, …, cL)``:
 
     - encoder: Basic(``in → c0``) at full resolution, then for each further level a 2×2 average pool and
       Basic(``c(i-1) → ci``); a Basic block is ``convs_per_block`` × [conv 3×3 + ReLU];
@@ -112,13 +112,13 @@ class KPN(nn.Module):
     - Output ``(B, 1, *spatial)`` with the dtype of ``x``: the denoised reference frame (the kernels of all ``N``
       frames contribute; training decides how). With ``N = 1`` this is the paper's single-frame KPN.
     - Any spatial size works: the U-Net input is padded (reflection, or replication for tiny inputs) to a
-      multiple of ``size_multiple = 2**(len(channels) − 1)``; the kernels are cropped back and applied to the
+      multiple of ``size_multiple = 2**(len(features) − 1)``; the kernels are cropped back and applied to the
       unpadded frames, which :func:`apply_kernels` pads by replication. ``receptive_field`` is ``None``.
     - Initialisation: every conv is Kaiming-normal (fan_in, ReLU) with zero bias (the paper's PyTorch port uses
       Xavier); the final 1×1 conv starts with zero weights and a bias equal to a centred delta of weight ``1/N``
       for every frame, so an untrained KPN returns the mean of the frames (the identity when ``N = 1``). This
       makes training converge much faster than a random start.
-    - Parameters: with the paper preset (``channels=(64, 128, 256, 512, 512)``, 3 convs per block, K = 5) the
+    - Parameters: with the paper preset (``features=(64, 128, 256, 512, 512)``, 3 convs per block, K = 5) the
       layout reproduces networks.md's counts exactly: 28,743,264 for gray N = 8 with a noise map (9 inputs,
       200 kernel channels) and 27,385,607 for one frame plus a noise map; one blind frame (the ``kpn`` preset)
       gives 27,385,031.
@@ -131,12 +131,13 @@ class KPN(nn.Module):
         spatial_dims: 2 or 3.
         in_channels: ``N`` frames plus 1 if ``noise_map``.
         out_channels: must be 1 (one filtered frame). Defaults to 1.
-        channels: U-Net widths per level, at least 3 levels. Defaults to ``(64, 128, 256, 512, 512)``.
+        features: U-Net widths per level, at least 3 levels. Defaults to ``(64, 128, 256, 512, 512)``.
         convs_per_block: conv + ReLU layers per Basic block. Defaults to 3.
         kernel_size: odd per-pixel kernel edge K. Defaults to 5.
         burst: number of frames N; ``None`` infers ``in_channels − noise_map``. Defaults to None.
         noise_map: the last input channel is a noise-level map. Defaults to False.
         core_bias: also predict a per-pixel, per-frame additive bias. Defaults to False.
+        act: MONAI activation spec after every conv of the Basic blocks. Defaults to ``"relu"``.
 
     Raises:
         ValueError: for an unsupported ``spatial_dims``, ``out_channels != 1``, fewer than 3 levels, an even
@@ -148,12 +149,13 @@ class KPN(nn.Module):
         spatial_dims: int,
         in_channels: int,
         out_channels: int = 1,
-        channels: Sequence[int] = (64, 128, 256, 512, 512),
+        features: Sequence[int] = (64, 128, 256, 512, 512),
         convs_per_block: int = 3,
         kernel_size: int = 5,
         burst: int | None = None,
         noise_map: bool = False,
         core_bias: bool = False,
+        act: ActSpec = "relu",
     ) -> None:
         super().__init__()
         self.spatial_dims = check_spatial_dims(spatial_dims)
@@ -161,11 +163,11 @@ class KPN(nn.Module):
         if out_channels != 1:
             raise ValueError(f"`out_channels` must be 1 for KPN (one filtered frame), got {out_channels!r}.")
         self.out_channels = 1
-        channels = tuple(channels)
+        channels = tuple(features)
         if len(channels) < 3:
-            raise ValueError(f"`channels` needs at least 3 levels, got {channels!r}.")
+            raise ValueError(f"`features` needs at least 3 levels, got {channels!r}.")
         for c in channels:
-            check_positive_int("channels", c)
+            check_positive_int("features", c)
         check_positive_int("convs_per_block", convs_per_block)
         if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"`kernel_size` must be a positive odd integer, got {kernel_size!r}.")
@@ -185,15 +187,15 @@ class KPN(nn.Module):
         kernel_channels = burst * self.taps + (burst if self.core_bias else 0)
 
         pool = Pool[Pool.AVG, spatial_dims]
-        self.encoder = nn.ModuleList([_Basic(spatial_dims, in_channels, channels[0], convs_per_block)])
+        self.encoder = nn.ModuleList([_Basic(spatial_dims, in_channels, channels[0], convs_per_block, act)])
         for i in range(1, len(channels)):
-            block = _Basic(spatial_dims, channels[i - 1], channels[i], convs_per_block)
+            block = _Basic(spatial_dims, channels[i - 1], channels[i], convs_per_block, act)
             self.encoder.append(nn.Sequential(pool(kernel_size=2, stride=2), block))
         self.decoder = nn.ModuleList()
         prev = channels[-1]
         for i in range(len(channels) - 2, 0, -1):
             out = kernel_channels if i == 1 else channels[i]
-            self.decoder.append(_Basic(spatial_dims, prev + channels[i], out, convs_per_block))
+            self.decoder.append(_Basic(spatial_dims, prev + channels[i], out, convs_per_block, act))
             prev = out
         self.out = Conv[Conv.CONV, spatial_dims](kernel_channels, kernel_channels, 1)
         self._mode = "bilinear" if spatial_dims == 2 else "trilinear"

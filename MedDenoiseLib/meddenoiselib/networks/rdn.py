@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
-from monai.networks.layers.factories import Act, Conv
+from monai.networks.layers.factories import Conv
 from torch import nn
 
-from ._utils import check_positive_int, check_spatial_dims, reference_slice
+from ._utils import ActSpec, activation, check_positive_int, check_spatial_dims, reference_slice
 
 __all__ = ["RDN"]
 
@@ -15,12 +15,11 @@ class _RDB(nn.Module):
     """Residual dense block: ``layers`` densely connected conv 3×3 + ReLU layers (each sees the block input and all
     earlier outputs), local feature fusion by a 1×1 conv, and a local residual."""
 
-    def __init__(self, spatial_dims: int, features: int, growth: int, layers: int) -> None:
+    def __init__(self, spatial_dims: int, features: int, growth: int, layers: int, act: ActSpec) -> None:
         super().__init__()
         conv = Conv[Conv.CONV, spatial_dims]
         self.layers = nn.ModuleList(
-            nn.Sequential(conv(features + j * growth, growth, 3, padding=1), Act[Act.RELU](inplace=True))
-            for j in range(layers)
+            nn.Sequential(conv(features + j * growth, growth, 3, padding=1), activation(act)) for j in range(layers)
         )
         self.fuse = conv(features + layers * growth, features, 1)
 
@@ -63,6 +62,7 @@ class RDN(nn.Module):
         layers_per_block: conv layers per block C. Defaults to 8.
         growth: growth rate G (channels added by each dense layer). Defaults to 64.
         features: feature channels G0. Defaults to 64.
+        act: MONAI activation spec inside the dense layers. Defaults to in-place ReLU (the paper's).
 
     Raises:
         ValueError: for an unsupported ``spatial_dims``, non-positive sizes or an impossible
@@ -78,6 +78,7 @@ class RDN(nn.Module):
         layers_per_block: int = 8,
         growth: int = 64,
         features: int = 64,
+        act: ActSpec = ("relu", {"inplace": True}),
     ) -> None:
         super().__init__()
         self.spatial_dims = check_spatial_dims(spatial_dims)
@@ -91,7 +92,9 @@ class RDN(nn.Module):
         conv = Conv[Conv.CONV, spatial_dims]
         self.sfe1 = conv(in_channels, features, 3, padding=1)
         self.sfe2 = conv(features, features, 3, padding=1)
-        self.blocks = nn.ModuleList(_RDB(spatial_dims, features, growth, layers_per_block) for _ in range(num_blocks))
+        self.blocks = nn.ModuleList(
+            _RDB(spatial_dims, features, growth, layers_per_block, act) for _ in range(num_blocks)
+        )
         self.gff = nn.Sequential(conv(num_blocks * features, features, 1), conv(features, features, 3, padding=1))
         self.tail = conv(features, out_channels, 3, padding=1)
         self.receptive_field: int | None = 2 * (num_blocks * layers_per_block + 4) + 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,10 +54,10 @@ class NetworkSpec:
     default_roi: tuple[int, int] = (512, 64)
 
 
-_KPN_SMALL = {"channels": (32, 64, 128), "convs_per_block": 2, "kernel_size": 5}
+_KPN_SMALL = {"features": (32, 64, 128), "convs_per_block": 2, "kernel_size": 5}
 # The per-pixel additive bias lets the U-Net output values no 5x5 kernel can form: the low-frequency part of
 # correlated (ramp-filtered) CT noise lies beyond a 5x5 neighbourhood.
-_KPN_MEDIUM_BIAS = {"channels": (32, 64, 128, 256), "convs_per_block": 2, "kernel_size": 5, "core_bias": True}
+_KPN_MEDIUM_BIAS = {"features": (32, 64, 128, 256), "convs_per_block": 2, "kernel_size": 5, "core_bias": True}
 
 _SPECS: tuple[NetworkSpec, ...] = (
     NetworkSpec(
@@ -69,10 +70,10 @@ _SPECS: tuple[NetworkSpec, ...] = (
     NetworkSpec("dran", DRAN, {"features": 64}, "DRAN: 3 distinct dynamic-conv stages with noise gates, 64 features."),
     NetworkSpec("dran-small", DRAN, {"features": 32}, "Small DRAN for CPU: 32 features."),
     NetworkSpec(
-        "irunet", IRUNet, {"filters": 16, "levels": 4}, "IRUNet: inception-residual U-Net, 16 filters, 4 levels."
+        "irunet", IRUNet, {"features": 16, "levels": 4}, "IRUNet: inception-residual U-Net, 16 filters, 4 levels."
     ),
-    NetworkSpec("irunet-32", IRUNet, {"filters": 32, "levels": 4}, "IRUNet with 32 filters per level."),
-    NetworkSpec("irunet-48", IRUNet, {"filters": 48, "levels": 4}, "IRUNet with 48 filters per level."),
+    NetworkSpec("irunet-32", IRUNet, {"features": 32, "levels": 4}, "IRUNet with 32 filters per level."),
+    NetworkSpec("irunet-48", IRUNet, {"features": 48, "levels": 4}, "IRUNet with 48 filters per level."),
     NetworkSpec(
         "rdn",
         RDN,
@@ -105,7 +106,7 @@ _SPECS: tuple[NetworkSpec, ...] = (
     NetworkSpec(
         "kpn",
         KPN,
-        {"channels": (64, 128, 256, 512, 512), "convs_per_block": 3, "kernel_size": 5},
+        {"features": (64, 128, 256, 512, 512), "convs_per_block": 3, "kernel_size": 5},
         "KPN paper U-Net, single frame, 5x5 per-pixel kernels (5x5x5 in 3D).",
         default_roi=(256, 32),
     ),
@@ -113,7 +114,7 @@ _SPECS: tuple[NetworkSpec, ...] = (
     NetworkSpec(
         "kpn-medium",
         KPN,
-        {"channels": (32, 64, 128, 256), "convs_per_block": 2, "kernel_size": 5},
+        {"features": (32, 64, 128, 256), "convs_per_block": 2, "kernel_size": 5},
         "KPN for CPU with a 4-level U-Net (32/64/128/256): twice kpn-small's context at similar cost.",
     ),
     NetworkSpec(
@@ -175,6 +176,10 @@ def get_network_spec(name: str) -> NetworkSpec:
         raise ValueError(f"unknown network `name` {name!r}; valid names: {', '.join(_REGISTRY)}.") from None
 
 
+#: width parameters of earlier releases (IRUNet ``filters``, KPN ``channels``): every network now calls it ``features``
+LEGACY_WIDTH_NAMES = {"filters": "features", "channels": "features"}
+
+
 def create_network(
     name: str,
     spatial_dims: int = 2,
@@ -204,6 +209,11 @@ def create_network(
         raise ValueError(f"network {name!r} supports spatial_dims {spec.spatial_dims}, got {spatial_dims!r}.")
     if in_channels is None:
         in_channels = spec.burst + (1 if spec.noise_map else 0)
+    for old, new in LEGACY_WIDTH_NAMES.items():
+        if old in overrides and new not in overrides:
+            # cards written before the width was called ``features`` everywhere keep loading
+            warnings.warn(f"network override {old!r} is now called {new!r}", DeprecationWarning, stacklevel=2)
+            overrides[new] = overrides.pop(old)
     kwargs = {**spec.kwargs, **overrides}
     return spec.cls(spatial_dims, in_channels, out_channels, **kwargs)
 
