@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from meddenoiselib.inference.auto import AUTO_MODELS
+from meddenoiselib.inference.auto import AUTO_MODELS, MAGNITUDE_MR_MODELS, MULTI_COIL_MR_MODELS
 from meddenoiselib.networks import list_networks, parameter_count
 from meddenoiselib.weights import list_shipped_weights, load_model_card
 
@@ -30,6 +30,10 @@ def _auto_for(name: str) -> str:
         pick = next((m for m in AUTO_MODELS[modality] if m in shipped), None)
         if pick == name:
             chosen.append(modality.value.upper())
+    if next((m for m in MAGNITUDE_MR_MODELS if m in shipped), None) == name:
+        chosen.append("MR magnitude (voxels <= 3 mm; floor removed after)")
+    if next((m for m in MULTI_COIL_MR_MODELS if m in shipped), None) == name:
+        chosen.append("MR multi-coil (coarse voxels)")
     return ", ".join(chosen) or "-"
 
 

@@ -136,7 +136,10 @@ RECIPES: dict[str, dict] = {
     ),
     # 2.5D MR: the Gaussian burst model (which already gains +7.0 dB on Rician 3 % MR but keeps the magnitude bias)
     # fine-tuned on MR volumes with the same magnitude noise as kpn-mr; half its stacks are real adjacent slices,
-    # half one slice repeated, so it also takes a lone 2D slice
+    # half one slice repeated, so it also takes a lone 2D slice. Tried 2026-12-01 (2418 steps, 4139 s on one thread,
+    # best val 34.39 / 32.45 / 31.13 dB): on the real-noise MR it gained +4.49 / +5.25 / +5.16 dB (Rician 3 % / 6 %,
+    # nc-chi 8 coils; bias -0.38 / -0.20 / +0.89 sigma), below the Gaussian kpn-burst3 it started from at Rician 3 %
+    # (+7.03, bias +0.82 sigma): not shipped
     "kpn-mr-burst3": dict(
         network="kpn-burst3",
         init="kpn-burst3",

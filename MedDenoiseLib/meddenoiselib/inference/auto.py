@@ -6,27 +6,33 @@ from dataclasses import dataclass
 
 from ..io.modality import Modality, ModalityGuess, detect_modality
 from ..io.volume import Volume
-from ..transforms.estimate import magnitude_floor_ratio
+from ..transforms.magnitude import MagnitudeFloor, estimate_magnitude_floor
 
-__all__ = ["AUTO_MODELS", "MULTI_COIL_MR_MODELS", "AutoChoice", "choose_model"]
+__all__ = ["AUTO_MODELS", "MAGNITUDE_MR_MODELS", "MULTI_COIL_MR_MODELS", "AutoChoice", "choose_model"]
 
 #: per modality, shipped models in order of preference (the first one installed wins).
 AUTO_MODELS: dict[Modality, tuple[str, ...]] = {
     Modality.CT: ("kpn-ct-burst5", "kpn-ct-burst3", "kpn-burst3", "kpn-small"),
-    Modality.MR: ("kpn-mr-burst3", "kpn-small-rician-mr", "kpn-mr", "kpn-small"),
+    Modality.MR: ("kpn-small-rician-mr", "kpn-mr", "kpn-small"),
     Modality.US: ("kpn-us", "kpn-small-speckle-us", "kpn-small"),
     Modality.XRAY: ("kpn-general", "kpn-small"),
     Modality.OTHER: ("kpn-general", "kpn-small"),
 }
 
-#: magnitude MR whose background looks like several coils' noise floor (non-central chi) gets these first: the
-#: Rician model leaves most of that floor in place (benchmark: bias 3.4 sigma left at 8 coils).
-MULTI_COIL_MR_MODELS: tuple[str, ...] = ("kpn-mr",)
+#: magnitude MR with a noise floor in its background gets these first, followed by the removal of that floor
+#: (:func:`~meddenoiselib.transforms.correct_magnitude_bias`, with sigma and the coil count read from the background).
+#: The Gaussian burst model estimates the local mean of the magnitude, which the correction maps to the signal: on the
+#: real-noise benchmark +7.1 / +9.5 dB at Rician 3 % / 6 % and +8.7 dB at 8 coils, bias 0.1 / 0.3 / 0.0 sigma, where
+#: the Rician-trained model gains +4.4 / +6.7 / +2.6 (docs/benchmarks_real_noise.md).
+MAGNITUDE_MR_MODELS: tuple[str, ...] = ("kpn-burst3",)
 
-#: above this background ratio (median / 1.4826 MAD: 1.78 for one coil, 3.86 for four, 5.56 for eight in theory) the
-#: floor is taken as several coils'. Set between one and four coils with room on both sides: faint anatomy among
-#: the darkest tiles raises a one-coil image's ratio (2.0 measured at Rician 3 %), and lowers an 8-coil one (4.7).
-MULTI_COIL_RATIO = 3.0
+#: voxel edges (mm) up to which a volume counts as fine enough for the burst model: on a 4 x 4 x 5 mm head it lost
+#: 3.6 dB to the Rician model (every model lost against the noisy input there), on 1-2 mm MR it won
+MAGNITUDE_MR_MAX_SPACING = 3.0
+
+#: magnitude MR whose floor is that of several coils gets these when it is too coarse for the burst model: the
+#: Rician model leaves most of that floor in place (benchmark: bias 3.4 sigma left at 8 coils)
+MULTI_COIL_MR_MODELS: tuple[str, ...] = ("kpn-mr",)
 
 
 @dataclass(frozen=True)
@@ -36,10 +42,17 @@ class AutoChoice:
     model: str
     modality: Modality
     reason: str
+    #: for magnitude MR: the noise floor to remove from the model's output (None: nothing to remove)
+    magnitude_floor: MagnitudeFloor | None = None
 
     def describe(self) -> str:
         """One line for logs and reports."""
-        return f"{self.model} for {self.modality.value.upper()} ({self.reason})"
+        text = f"{self.model} for {self.modality.value.upper()} ({self.reason})"
+        if self.magnitude_floor is not None:
+            floor = self.magnitude_floor
+            coils = "1 coil" if floor.coils == 1 else f"{floor.coils} coils"
+            text += f", then its magnitude noise floor removed (sigma {floor.sigma:.4g}, {coils}, from the background)"
+        return text
 
 
 def choose_model(volume: Volume, hint: Modality | str | None = None, shipped: list[str] | None = None) -> AutoChoice:
@@ -48,16 +61,17 @@ def choose_model(volume: Volume, hint: Modality | str | None = None, shipped: li
 
     guess: ModalityGuess = detect_modality(volume, hint)
     available = set(list_shipped_weights() if shipped is None else shipped)
-    if guess.modality == Modality.MR and volume.num_components == 1:
-        ratio = magnitude_floor_ratio(volume.array)
+    if guess.modality == Modality.MR and volume.num_components == 1 and volume.array.min() >= 0:
+        # magnitude MR (no negative values): its background holds a noise floor whose sigma and coil count it tells
+        floor = estimate_magnitude_floor(volume.array)
+        models = [name for name in MAGNITUDE_MR_MODELS if name in available]
+        fine = max(volume.spacing) <= MAGNITUDE_MR_MAX_SPACING
+        if floor is not None and models and fine:
+            return AutoChoice(models[0], guess.modality, guess.reason, magnitude_floor=floor)
         multi = [name for name in MULTI_COIL_MR_MODELS if name in available]
-        if ratio is not None and ratio > MULTI_COIL_RATIO and multi:
-            return AutoChoice(
-                multi[0],
-                guess.modality,
-                f"{guess.reason}; its background looks like the noise floor "
-                f"of several receive coils (median/MAD {ratio:.1f}; one coil gives 1.8)",
-            )
+        if floor is not None and floor.coils >= 3 and multi:
+            reason = f"{guess.reason}; its background is the noise floor of {floor.coils} coils"
+            return AutoChoice(multi[0], guess.modality, reason)
     for name in AUTO_MODELS[guess.modality]:
         if name in available:
             return AutoChoice(name, guess.modality, guess.reason)

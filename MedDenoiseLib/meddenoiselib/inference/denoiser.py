@@ -20,6 +20,7 @@ from ..io.series import VolumeSeries
 from ..io.volume import Volume
 from ..transforms.estimate import NoiseEstimate, estimate_noise
 from ..transforms.intensity import ScalingMode, fit_scaling
+from ..transforms.magnitude import MagnitudeFloor, correct_magnitude_bias
 from ..transforms.noise import BODY_THRESHOLD_HU
 from .auto import AutoChoice, choose_model
 from .baseline_runner import BaselineRunner
@@ -401,6 +402,9 @@ class Denoiser:
                 self.last_report = self._active.last_report
                 self._active = None
             self.last_report.choice = choice.describe()
+            if choice.magnitude_floor is not None:
+                array = self._remove_magnitude_floor(volume.array, result.array, choice.magnitude_floor)
+                result = result.with_array(array if inside is None else apply_mask(volume.array, array, inside))
             return result
         start = time.perf_counter()
         self._cancel.clear()
@@ -481,6 +485,11 @@ class Denoiser:
                 self.last_report = self._active.last_report
                 self._active = None
             self.last_report.choice = choice.describe()
+            if choice.magnitude_floor is not None:
+                array = self._remove_magnitude_floor(series.array, result.array, choice.magnitude_floor)
+                if inside is not None:
+                    array = apply_mask(series.array, array, inside, frame_axes=1)
+                result = result.with_array(array)
             return result
         start = time.perf_counter()
         self._cancel.clear()
@@ -527,6 +536,24 @@ class Denoiser:
             array = apply_mask(series.array, array, inside, frame_axes=1)
         self._set_report(sigma, used_sigma, start, scalings, guess.modality.value)
         return series.with_array(array)
+
+    def _remove_magnitude_floor(self, noisy: np.ndarray, denoised: np.ndarray, floor: MagnitudeFloor) -> np.ndarray:
+        """``auto`` on magnitude MR: map the model's estimate of the magnitude's mean to the signal (air to 0, so
+        below the input's minimum where the input's air held the floor), in the input's units and dtype.
+
+        With ``strength`` < 1 the model's full output is recovered from the blend, corrected and blended again."""
+        values = denoised.astype(np.float32)
+        if self.strength == 0:
+            return denoised
+        if self.strength < 1:
+            values = noisy + (values - noisy) / self.strength
+        corrected = correct_magnitude_bias(values, floor)
+        if self.strength < 1:
+            corrected = noisy + self.strength * (corrected - noisy)
+        if noisy.dtype.kind in "iu":
+            info = np.iinfo(noisy.dtype)
+            corrected = np.clip(np.rint(corrected), info.min, info.max)
+        return corrected.astype(noisy.dtype, copy=False)
 
     def _set_report(self, sigma, used_sigma, start: float, scalings: list[dict[str, Any]], modality: str) -> None:
         self.last_report = DenoiseReport(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .estimate import NoiseEstimate, estimate_noise, estimate_sigma, estimate_sigma_per_slice, magnitude_floor_ratio
 from .intensity import IntensityScaling, ScalingMode, fit_scaling, sigma_from_255
+from .magnitude import MagnitudeFloor, correct_magnitude_bias, estimate_magnitude_floor
 from .noise import (
     BatchNoise,
     NoiseKind,
@@ -20,6 +21,9 @@ from .noise import (
 from .scaling_transforms import RestoreUnits, RestoreUnitsd, ScaleToUnit, ScaleToUnitd
 
 __all__ = [
+    "MagnitudeFloor",
+    "correct_magnitude_bias",
+    "estimate_magnitude_floor",
     "BatchNoise",
     "IntensityScaling",
     "NoiseEstimate",

@@ -221,25 +221,7 @@ def magnitude_floor_ratio(array: np.ndarray, tile: int = 16, fraction: float = 0
         The ratio, or None where it cannot tell: a background set to one value (masked by the scanner) or too
         few tiles.
     """
-    image = np.asarray(array)  # converted per sampled slice below: no float copy of a whole volume
-    slices = image.reshape(-1, *image.shape[-2:]) if image.ndim >= 2 else image[None, None]
-    step = max(1, len(slices) // 16)
-    tiles = []
-    for plane in slices[::step].astype(np.float32):
-        h, w = (n // tile * tile for n in plane.shape)
-        if h and w:
-            tiles.append(
-                plane[:h, :w].reshape(h // tile, tile, w // tile, tile).swapaxes(1, 2).reshape(-1, tile * tile)
-            )
-    if not tiles:
-        return None
-    tiles = np.concatenate(tiles)
-    count = int(len(tiles) * fraction)
-    if count < 4:
-        return None
-    darkest = tiles[np.argsort(tiles.mean(axis=1))[:count]].ravel().astype(np.float64)
-    median = float(np.median(darkest))
-    spread = 1.4826 * float(np.median(np.abs(darkest - median)))
-    if spread <= 0 or median <= 0:
-        return None
-    return median / spread
+    from .magnitude import darkest_background, robust_ratio
+
+    values = darkest_background(array, tile, fraction)
+    return None if values is None else robust_ratio(values)

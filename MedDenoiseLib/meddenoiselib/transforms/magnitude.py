@@ -1,0 +1,171 @@
+"""The noise floor of magnitude MR and its removal after denoising.
+
+A magnitude image of ``N`` receive coils combined by root sum of squares follows a non-central chi distribution with
+``2N`` degrees of freedom: ``M / sigma ~ chi_2N(A / sigma)`` for a true signal ``A`` and per-channel noise ``sigma``
+(Rician for one coil). Its mean is above ``A``: in air (``A = 0``) it is ``sigma * sqrt(2) Gamma(N + 1/2) / Gamma(N)``
+(1.25 sigma for one coil, 3.9 sigma for eight), in tissue it fades as ``A`` grows. A denoiser trained on Gaussian
+noise estimates that mean, not ``A``; inverting the mean function maps its output back to ``A``
+(Koay & Basser, J Magn Reson 179:317, 2006, give the same inversion for the second moment).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "MagnitudeFloor",
+    "correct_magnitude_bias",
+    "darkest_background",
+    "estimate_magnitude_floor",
+    "floor_ratio_for_coils",
+    "noncentral_chi_mean",
+    "robust_ratio",
+]
+
+#: coil counts the floor estimate chooses among (root-sum-of-squares arrays up to 32 channels)
+COIL_COUNTS = (1, 2, 3, 4, 6, 8, 12, 16, 20, 32)
+#: a floor's median is at most this fraction of the image's 99th percentile: 8 coils at sigma 6 % of it give ~0.23,
+#: the darkest tissue of a crop without air ~0.55
+FLOOR_LEVEL_LIMIT = 0.3
+#: the background's median / (1.4826 MAD) must be within this factor of a chi floor's (measured 0.91-1.14 on five
+#: MR volumes with simulated Rician and 8-coil noise; a quantized, masked background gave 0.38)
+FLOOR_RATIO_TOLERANCE = 1.3
+
+
+def darkest_background(array: np.ndarray, tile: int = 16, fraction: float = 0.05) -> np.ndarray | None:
+    """The pixels of the darkest ``fraction`` of ``tile`` x ``tile`` tiles (by mean) of up to 16 slices: air, where
+    a magnitude image holds only its noise floor.
+
+    Args:
+        array: ``(Z, Y, X)`` or ``(Y, X)`` magnitude image in its stored units.
+
+    Returns:
+        float64 values, or None when the image has fewer than 4 such tiles.
+    """
+    image = np.asarray(array)  # converted per sampled slice: no float copy of a whole volume
+    slices = image.reshape(-1, *image.shape[-2:]) if image.ndim >= 2 else image[None, None]
+    step = max(1, len(slices) // 16)
+    tiles = []
+    for plane in slices[::step].astype(np.float32):
+        h, w = (n // tile * tile for n in plane.shape)
+        if h and w:
+            tiles.append(
+                plane[:h, :w].reshape(h // tile, tile, w // tile, tile).swapaxes(1, 2).reshape(-1, tile * tile)
+            )
+    if not tiles:
+        return None
+    tiles = np.concatenate(tiles)
+    count = int(len(tiles) * fraction)
+    if count < 4:
+        return None
+    return tiles[np.argsort(tiles.mean(axis=1))[:count]].ravel().astype(np.float64)
+
+
+def robust_ratio(values: np.ndarray) -> float | None:
+    """``median / (1.4826 MAD)`` of ``values``; None when the spread or the median is zero."""
+    median = float(np.median(values))
+    spread = 1.4826 * float(np.median(np.abs(values - median)))
+    return median / spread if spread > 0 and median > 0 else None
+
+
+@functools.cache
+def _chi_median_and_ratio(coils: int) -> tuple[float, float]:
+    from scipy import optimize, stats
+
+    dist = stats.chi(2 * coils)
+    median = float(dist.median())
+    mad = optimize.brentq(lambda d: dist.cdf(median + d) - dist.cdf(max(median - d, 0.0)) - 0.5, 1e-9, 10 * median)
+    return median, median / (1.4826 * mad)
+
+
+def floor_ratio_for_coils(coils: int) -> float:
+    """``median / (1.4826 MAD)`` of a pure noise floor of ``coils`` coils (1.78 for 1, 3.86 for 4, 5.56 for 8)."""
+    return _chi_median_and_ratio(int(coils))[1]
+
+
+@dataclass(frozen=True)
+class MagnitudeFloor:
+    """The noise floor of a magnitude image.
+
+    Attributes:
+        sigma: per-channel noise standard deviation, in the image's units.
+        coils: the effective number of coils ``N`` (chi with ``2N`` degrees of freedom).
+        ratio: the measured ``median / (1.4826 MAD)`` of the background it was read from.
+    """
+
+    sigma: float
+    coils: int
+    ratio: float
+
+
+def estimate_magnitude_floor(array: np.ndarray) -> MagnitudeFloor | None:
+    """Read sigma and the coil count from the background of a magnitude image.
+
+    The coil count is the one whose theoretical floor ratio (:func:`floor_ratio_for_coils`) is nearest to the
+    background's; sigma is the background median over the median of ``chi_2N``.
+
+    Args:
+        array: ``(Z, Y, X)`` or ``(Y, X)`` magnitude image with a zero offset.
+
+    Returns:
+        The floor, or None when the image has no usable background (too small, or air set to one value).
+    """
+    values = darkest_background(array)
+    if values is None:
+        return None
+    ratio = robust_ratio(values)
+    if ratio is None:
+        return None
+    coils = min(COIL_COUNTS, key=lambda n: abs(np.log(floor_ratio_for_coils(n) / ratio)))
+    median = float(np.median(values))
+    image = np.asarray(array)
+    sample = image[tuple(slice(None, None, max(1, n // 64)) for n in image.shape)]
+    # Not a floor: the darkest tiles are tissue (a crop without air: their level is a large part of the image's), or
+    # their spread fits no coil count (air set to a constant, quantized, or masked by the scanner)
+    if median > FLOOR_LEVEL_LIMIT * float(np.percentile(sample, 99)):
+        return None
+    if abs(np.log(floor_ratio_for_coils(coils) / ratio)) > np.log(FLOOR_RATIO_TOLERANCE):
+        return None
+    return MagnitudeFloor(median / _chi_median_and_ratio(coils)[0], coils, ratio)
+
+
+def noncentral_chi_mean(snr: np.ndarray | float, coils: int) -> np.ndarray:
+    """``E[M] / sigma`` for a true signal ``snr = A / sigma`` and ``coils`` coils (``snr`` >= 0).
+
+    ``sqrt(2) Gamma(N + 1/2) / Gamma(N) * 1F1(-1/2; N; -snr^2 / 2)``; for one coil ``sqrt(pi/2) L_1/2(-snr^2/2)``.
+    """
+    from scipy import special
+
+    snr = np.asarray(snr, dtype=np.float64)
+    scale = np.sqrt(2.0) * np.exp(special.gammaln(coils + 0.5) - special.gammaln(coils))
+    return scale * special.hyp1f1(-0.5, coils, -0.5 * snr**2)
+
+
+@functools.cache
+def _mean_table(coils: int) -> tuple[np.ndarray, np.ndarray]:
+    snr = np.concatenate([np.linspace(0.0, 10.0, 2001), np.linspace(10.0, 60.0, 501)[1:]])
+    return noncentral_chi_mean(snr, coils), snr
+
+
+def correct_magnitude_bias(denoised: np.ndarray, floor: MagnitudeFloor) -> np.ndarray:
+    """Map a denoised magnitude image (an estimate of ``E[M]``) to the true signal ``A``.
+
+    Values at or below the floor's mean in air become 0; far above the floor (``A > 60 sigma``) the mean is
+    ``sqrt(A^2 + (2N - 1) sigma^2)`` to within 0.01 %, which is inverted directly.
+
+    Args:
+        denoised: the denoised image in the noisy image's units, any shape.
+        floor: the noisy image's floor (:func:`estimate_magnitude_floor`).
+
+    Returns:
+        float32, same shape, >= 0.
+    """
+    means, snr = _mean_table(floor.coils)
+    ratio = np.asarray(denoised, dtype=np.float64) / floor.sigma
+    inverted = np.interp(ratio, means, snr, left=0.0)
+    far = ratio > means[-1]
+    inverted[far] = np.sqrt(np.maximum(ratio[far] ** 2 - (2 * floor.coils - 1), 0.0))
+    return (inverted * floor.sigma).astype(np.float32)

@@ -1,0 +1,51 @@
+"""The magnitude-MR noise floor: coil count and sigma from the background, and the bias removed after denoising."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from meddenoiselib.io import read_volume
+from meddenoiselib.transforms import correct_magnitude_bias, estimate_magnitude_floor
+from meddenoiselib.transforms.magnitude import MagnitudeFloor, floor_ratio_for_coils, noncentral_chi_mean
+
+
+def _magnitude(signal: np.ndarray, sigma: float, coils: int, seed: int) -> np.ndarray:
+    """Root sum of squares of ``coils`` complex channels, the signal in the first channel's real part."""
+    rng = np.random.default_rng(seed)
+    channels = rng.normal(0.0, sigma, (2 * coils, *signal.shape))
+    channels[0] += signal
+    return np.sqrt((channels**2).sum(axis=0))
+
+
+def test_mean_function_matches_the_closed_forms_and_a_simulation():
+    # air: sigma * sqrt(pi/2) for one coil; far above the floor: sqrt(A^2 + (2N - 1) sigma^2)
+    assert noncentral_chi_mean(0.0, 1) == pytest.approx(np.sqrt(np.pi / 2), rel=1e-9)
+    assert noncentral_chi_mean(50.0, 8) == pytest.approx(np.sqrt(50.0**2 + 15), rel=1e-4)
+    for coils, snr in ((1, 1.5), (4, 2.0), (8, 0.5)):
+        simulated = _magnitude(np.full(200_000, snr), 1.0, coils, seed=coils).mean()
+        assert noncentral_chi_mean(snr, coils) == pytest.approx(simulated, rel=5e-3)
+    assert floor_ratio_for_coils(1) == pytest.approx(1.78, abs=0.01)
+    assert floor_ratio_for_coils(8) == pytest.approx(5.56, abs=0.02)
+
+
+@pytest.mark.parametrize("coils", [1, 4, 8])
+def test_floor_estimate_reads_coils_and_sigma_from_a_real_heads_background(mr_nifti, coils):
+    """The bundled head MR (clean, its air at 0) with a simulated floor: the estimate finds the coil count and
+    sigma to within 10 %."""
+    clean = read_volume(mr_nifti).array.astype(np.float64)
+    sigma = 0.03 * np.percentile(clean, 99)
+    floor = estimate_magnitude_floor(_magnitude(clean, sigma, coils, seed=7))
+    assert floor is not None
+    assert floor.coils in {1: (1,), 4: (3, 4, 6), 8: (6, 8, 12)}[coils]
+    assert floor.sigma == pytest.approx(sigma, rel=0.1)
+    assert estimate_magnitude_floor(np.zeros((4, 64, 64))) is None  # a masked background says nothing
+
+
+@pytest.mark.parametrize("coils", [1, 8])
+def test_correction_removes_the_bias_of_an_ideal_mean_estimate(coils):
+    """Given the exact E[M] (what an ideal Gaussian denoiser would return), the correction returns A."""
+    signal = np.linspace(0.0, 30.0, 301)
+    corrected = correct_magnitude_bias(noncentral_chi_mean(signal, coils), MagnitudeFloor(1.0, coils, 0.0))
+    np.testing.assert_allclose(corrected, signal, atol=2e-3)
+    assert correct_magnitude_bias(np.array([0.0, 0.5]), MagnitudeFloor(1.0, coils, 0.0)).tolist() == [0.0, 0.0]
