@@ -6,6 +6,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # torch first, pinned to the CPU build present on the CI machine: an open range would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
+# pytest-xdist workers: one per core of the 2-core CI machine (each computes on one thread, see Testing/conftest.py)
+TEST_WORKERS ?= 2
 
 .PHONY: demo test install install-test clean
 
@@ -27,7 +29,7 @@ demo: install
 test: install-test
 	$(BIN)/ruff check MedDenoiseLib MedDenoise Testing scripts benchmarks
 	$(BIN)/ruff format --check MedDenoiseLib MedDenoise Testing scripts benchmarks
-	$(BIN)/python -m pytest -q Testing
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) Testing
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache
