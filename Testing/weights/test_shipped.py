@@ -92,9 +92,10 @@ BURST = [name for name in SHIPPED if load_model_card(name)["architecture"].get("
 @pytest.mark.parametrize("name", BURST)
 def test_burst_model_uses_the_neighbouring_slices(name):
     """On three adjacent held-back CT slices with independent noise, the centre slice comes out better when the
-    model sees the real noisy neighbours than when it sees the noisy centre slice three times."""
+    model sees the real noisy neighbours than when it sees the noisy centre slice three times (central 256x256 of
+    the body: +1.5 / +1.3 dB for kpn-burst3 / kpn-ct-burst3, +1.6 / +1.8 dB on the whole 512x512 slice)."""
     volume = read_volume(WEIGHTS_DIR.parent / "samples" / "ct_chest")
-    stack = volume.array[1:4].astype(np.float32)  # slices 099-101, centre 100
+    stack = volume.array[1:4, 128:384, 128:384].astype(np.float32)  # slices 099-101, centre 100
     low, high = stack[1].min(), stack[1].max()
     clean = (stack - low) / (high - low)
     transform = make_noise_transform("gaussian", 25)
