@@ -648,6 +648,8 @@ class Denoiser:
         """Denoise one normalized volume; ``burst`` ``(B, Z, Y, X)`` gives a burst model its frames (4D series)
         instead of the adjacent slices."""
         used_sigma = self._resolve_sigma(normalized, sigma)
+        if self.strength == 0:  # the blend would return the input whatever the method computes
+            return normalized.astype(np.float32, copy=True), used_sigma
         axis = self._pick_slice_axis(normalized.shape, spacing)
 
         def progress(total: int) -> Progress:
