@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..baselines import BASELINES, BaselineSpec
-from ..blend import apply_mask, mask_array
+from ..blend import apply_mask, blend, mask_array
 from ..errors import InputError, MedDenoiseError, OptionError
 from ..io.modality import Modality, detect_modality
 from ..io.series import VolumeSeries
@@ -203,7 +203,6 @@ class Denoiser:
         _check_options(
             overlap, strength, slice_axis, sw_batch_size, batch_slices, ensemble, window, roi_size, precision
         )
-        self.ensemble = int(ensemble)
         self.modality_hint = modality
         if modality is not None and not isinstance(modality, Modality):
             from ..io.modality import parse_modality
@@ -237,10 +236,7 @@ class Denoiser:
             method = "auto"
         self.method = default_model_name() if method in (None, "", "default") else str(method)
         self.device = resolve_device(device)
-        self.overlap = float(overlap)
-        self.sw_batch_size = int(sw_batch_size)
         self.slice_axis = slice_axis
-        self.batch_slices = int(batch_slices)
         self.scaling_options = {"center": float(window[0]), "width": float(window[1])} if window is not None else {}
         self.strength = float(strength)
         self.clip_to_input_range = bool(clip_to_input_range)
@@ -308,7 +304,6 @@ class Denoiser:
                     )
         else:
             self.scaling_mode = ScalingMode.PERCENTILE
-        self.roi_size = roi_size
 
     # ------------------------------------------------------------------------------ what the runner holds
     @property
@@ -542,18 +537,12 @@ class Denoiser:
         below the input's minimum where the input's air held the floor), in the input's units and dtype.
 
         With ``strength`` < 1 the model's full output is recovered from the blend, corrected and blended again."""
-        values = denoised.astype(np.float32)
         if self.strength == 0:
             return denoised
+        values = denoised.astype(np.float32)
         if self.strength < 1:
             values = noisy + (values - noisy) / self.strength
-        corrected = correct_magnitude_bias(values, floor)
-        if self.strength < 1:
-            corrected = noisy + self.strength * (corrected - noisy)
-        if noisy.dtype.kind in "iu":
-            info = np.iinfo(noisy.dtype)
-            corrected = np.clip(np.rint(corrected), info.min, info.max)
-        return corrected.astype(noisy.dtype, copy=False)
+        return blend(noisy, correct_magnitude_bias(values, floor), self.strength)
 
     def _set_report(self, sigma, used_sigma, start: float, scalings: list[dict[str, Any]], modality: str) -> None:
         self.last_report = DenoiseReport(

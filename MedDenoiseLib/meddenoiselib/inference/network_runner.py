@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import OptionError
+from ..errors import InputError, OptionError
 from .baseline_runner import ProgressFactory
 from .device import autocast_dtype, autocast_forward
 from .sliding import HaloPredictor, build_inferer, count_windows, halo_for
@@ -118,8 +118,6 @@ class NetworkRunner:
         Raises:
             InputError: a 3D network was given a single slice.
         """
-        from ..errors import InputError
-
         if self.spatial_dims == 3:
             if min(normalized.shape) < 2:
                 name = self.card.get("name", "this model")
