@@ -51,8 +51,17 @@ def ct_dose_for_hu(hu: torch.Tensor, pixel_mm: float, target_hu: float, scanner:
     Uses the middle slice's noise-variance map (:func:`ct_noise_variance_terms`); electronic noise is left out
     of the estimate, so at very low doses the result is slightly noisier than asked.
     """
-    middle = hu.reshape(-1, *hu.shape[-2:])[hu.reshape(-1, *hu.shape[-2:]).shape[0] // 2]
-    quantum = ct_noise_variance_terms(middle, pixel_mm, scanner)[0]
+    middle = _middle_slice(hu)
+    return _dose_for_quantum_map(middle, ct_noise_variance_terms(middle, pixel_mm, scanner)[0], target_hu)
+
+
+def _middle_slice(stack: torch.Tensor) -> torch.Tensor:
+    """``(..., H, W)`` -> the middle ``(H, W)`` slice of the flattened leading axes."""
+    flat = stack.reshape(-1, *stack.shape[-2:])
+    return flat[flat.shape[0] // 2]
+
+
+def _dose_for_quantum_map(middle: torch.Tensor, quantum: torch.Tensor, target_hu: float) -> float:
     body = middle > BODY_THRESHOLD_HU
     if int(body.sum()) < 16:
         raise ValueError(f"no body (voxels above {BODY_THRESHOLD_HU:g} HU) to set a noise level of {target_hu:g} HU")
@@ -69,11 +78,17 @@ def _ct_noise(
 ):
     if pixel_mm is None:
         raise ValueError("ct-lowdose noise needs the in-plane pixel spacing in mm")
-    dose = spec.level if spec.unit == LevelUnit.DOSE else ct_dose_for_hu(hu, pixel_mm, spec.level, spec.scanner)
-    logger.debug("ct-lowdose: dose %.4g of the full dose", dose)
     if spec.method == "fast":
         terms = ct_noise_variance_terms(hu, pixel_mm, spec.scanner)
+        if spec.unit == LevelUnit.DOSE:
+            dose = spec.level
+        else:  # the middle slice's quantum map is already in `terms`: the same numbers as ct_dose_for_hu
+            quantum = _middle_slice(terms.reshape(-1, 2, *hu.shape[-2:])[:, 0])
+            dose = _dose_for_quantum_map(_middle_slice(hu), quantum, spec.level)
+        logger.debug("ct-lowdose: dose %.4g of the full dose", dose)
         return ct_noise_fast(terms, dose, spec.scanner, generator)
+    dose = spec.level if spec.unit == LevelUnit.DOSE else ct_dose_for_hu(hu, pixel_mm, spec.level, spec.scanner)
+    logger.debug("ct-lowdose: dose %.4g of the full dose", dose)
     return ct_noise_projection(hu, pixel_mm, dose, spec.scanner, generator, on_slice)
 
 

@@ -45,6 +45,10 @@ __all__ = [
 #: linear attenuation of water at an effective energy of ~70 keV, per mm (HU = 1000·(μ − μw)/μw).
 MU_WATER_PER_MM = 0.019
 
+# slices per projector batch: the projector's sampling grids, which cost more than the sampling itself, are built
+# once per batch; 4 slices keep the sampled rows of one 512x512 view chunk under ~0.4 GB
+_SLICES_PER_BATCH = 4
+
 
 @dataclass(frozen=True)
 class CTScanner:
@@ -166,20 +170,25 @@ def ct_noise_projection(
     dose = _check_dose(dose)
     incident = scanner.full_dose_counts * dose
     output = torch.empty(slices.shape, dtype=torch.float32)
-    for index in range(slices.shape[0]):  # one slice at a time bounds memory (~100 MB per 512² slice)
-        geometry, p = _line_integrals(slices[index : index + 1], pixel, scanner.views, device)
+    # a few slices per projector batch share its sampling grids and bound memory (~100 MB per 512² slice)
+    for start in range(0, slices.shape[0], _SLICES_PER_BATCH):
+        geometry, p = _line_integrals(slices[start : start + _SLICES_PER_BATCH], pixel, scanner.views, device)
         expected = _counts(p, dose, scanner).double()
-        counts = torch.poisson(expected, generator=generator)
-        if scanner.electronic_noise > 0:
-            counts += scanner.electronic_noise * torch.randn(
-                counts.shape, generator=generator, dtype=counts.dtype, device=counts.device
-            )
+        # drawn slice by slice, so a seeded generator gives the same noise whatever the batch size
+        counts = torch.empty_like(expected)
+        for index in range(expected.shape[0]):
+            counts[index] = torch.poisson(expected[index : index + 1], generator=generator)[0]
+            if scanner.electronic_noise > 0:
+                counts[index] += scanner.electronic_noise * torch.randn(
+                    counts.shape[1:], generator=generator, dtype=counts.dtype, device=counts.device
+                )
         # a detector reading of zero or below (photon starvation) is clamped, as scanners do before the log
         measured = -torch.log(torch.clamp(counts, min=0.5) / incident)
         reconstructed = geometry.reconstruct((measured - p.double()).float(), scanner.kernel)  # μ·pixel
-        output[index] = reconstructed[0].cpu() * (1000.0 / (MU_WATER_PER_MM * pixel))
+        output[start : start + p.shape[0]] = reconstructed.cpu() * (1000.0 / (MU_WATER_PER_MM * pixel))
         if on_slice is not None:
-            on_slice()
+            for _ in range(p.shape[0]):
+                on_slice()
     return output.reshape(shape)
 
 
@@ -244,12 +253,18 @@ def ct_noise_variance_terms(
     white_variance, _, _ = _white_sinogram_response(size, scanner.views, scanner.kernel)
     scale = white_variance * (1000.0 / (MU_WATER_PER_MM * pixel)) ** 2
     terms = torch.empty(slices.shape[0], 2, *slices.shape[-2:], dtype=torch.float32)
-    for index in range(slices.shape[0]):
-        geometry, p = _line_integrals(slices[index : index + 1], pixel, map_views, device)
+    for start in range(0, slices.shape[0], _SLICES_PER_BATCH):
+        group = slices[start : start + _SLICES_PER_BATCH]
+        n = group.shape[0]
+        # one batch through the projector: its sampling grids, which cost more than the sampling, are built once
+        # for every slice of the group and both terms
+        geometry, p = _line_integrals(group, pixel, map_views, device)
         inverse_counts = 1.0 / _counts(p.double(), 1.0, scanner)
+        both = torch.cat((inverse_counts, inverse_counts**2)).float()
         # back-projecting a constant 1 over map_views views gives map_views: divide for a view average
-        terms[index, 0] = geometry.backproject(inverse_counts.float())[0].cpu() * (scale / map_views)
-        terms[index, 1] = geometry.backproject((inverse_counts**2).float())[0].cpu() * (scale / map_views)
+        back = geometry.backproject(both).cpu() * (scale / map_views)
+        terms[start : start + n, 0] = back[:n]
+        terms[start : start + n, 1] = back[n:]
     return terms.reshape(*shape[:-2], 2, *shape[-2:])
 
 
