@@ -63,6 +63,25 @@ def test_apply_kernels_matches_reference_and_uses_replicate_borders(dims: int) -
     assert out[corner] == frames[corner]
 
 
+def test_channels_last_kernels_give_the_same_result_and_gradients() -> None:
+    """The CPU inference path hands channels-last kernels to a separate 2D branch: same values, same gradients."""
+    torch.manual_seed(0)
+    k, n = 5, 3
+    frames = torch.rand(2, n, 12, 10)
+    kernels = torch.randn(2, n * k * k, 12, 10)
+    results = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        f = frames.clone().contiguous(memory_format=layout).detach().requires_grad_()
+        w = kernels.clone().contiguous(memory_format=layout).detach().requires_grad_()
+        out = apply_kernels(f, w, k)
+        (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward()
+        results.append((out.detach(), f.grad, w.grad))
+    assert kernels.contiguous(memory_format=torch.channels_last).is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(results[0][0].double(), _reference_apply(frames, kernels, k), rtol=1e-5, atol=1e-5)
+    for first, second in zip(*results, strict=True):
+        torch.testing.assert_close(first, second, rtol=1e-5, atol=1e-5)
+
+
 def test_apply_kernels_bias_and_errors() -> None:
     frames = torch.rand(1, 2, 6, 7)
     kernels = _delta_kernels(1, 2, 3, 2, (6, 7), frame=0)

@@ -16,7 +16,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["estimate_sigma", "estimate_sigma_per_slice", "estimate_noise", "NoiseEstimate", "magnitude_floor_ratio"]
+__all__ = [
+    "estimate_sigma",
+    "estimate_sigma_per_slice",
+    "estimate_noise",
+    "NoiseEstimate",
+    "magnitude_floor_ratio",
+    "sampled_slice_indices",
+]
 
 #: block edge of the flat-region estimator (pixels): long enough to hold mid-frequency CT noise.
 BLOCK = 24
@@ -59,8 +66,13 @@ def _sample_slices(array: np.ndarray, max_slices: int) -> list[np.ndarray]:
         return [array]
     if array.ndim != 3:
         raise ValueError(f"`array` must be 2D or 3D, got shape {array.shape}.")
-    indices = np.unique(np.linspace(0, array.shape[0] - 1, min(max_slices, array.shape[0])).round().astype(int))
-    return [array[i] for i in indices if min(array[i].shape) >= 4]
+    return [array[i] for i in sampled_slice_indices(array.shape[0], max_slices) if min(array[i].shape) >= 4]
+
+
+def sampled_slice_indices(depth: int, max_slices: int = 32) -> np.ndarray:
+    """The up to ``max_slices`` evenly spaced slice indices of a ``depth``-slice volume that
+    :func:`estimate_sigma` reads (so a caller can prepare only those slices)."""
+    return np.unique(np.linspace(0, depth - 1, min(max_slices, depth)).round().astype(int))
 
 
 def estimate_sigma(array: np.ndarray, max_slices: int = 32) -> float:
