@@ -62,6 +62,19 @@ RECIPES: dict[str, dict] = {
         install_as="kpn-small",
         description=BLIND,
     ),
+    # continues kpn-small with a share of samples on the noisy file's min-max scale, the scale the CLI gives it
+    # (docs/benchmarks_gaussian_cli.md: -0.5 dB on the user's path); installed over kpn-small when it measures better
+    "kpn-small-filerange": dict(
+        network="kpn-small",
+        init="kpn-small",
+        patch=96,
+        batch_size=8,
+        steps=4000,
+        lr=1e-4,
+        noisy_range_fraction=0.7,
+        install_as="kpn-small",
+        description=BLIND + "; 70 % of samples scaled by the noisy image's min-max, as the CLI scales a file",
+    ),
     "kpn-small-n2v": dict(
         network="kpn-small",
         patch=96,

@@ -97,6 +97,12 @@ def add_parser(sub) -> None:
         help="share of noisy samples clipped and rounded to 8 bits, as noisy PNG/JPEG files are (0)",
     )
     p.add_argument(
+        "--noisy-range-fraction",
+        dest="noisy_range_fraction",
+        type=parse_unit_interval,
+        help="share of noisy samples rescaled by the noisy file's min-max, as the CLI scales a user's file (0)",
+    )
+    p.add_argument(
         "--scaling",
         choices=["minmax", "ct_window"],
         help="training (and inference) normalization: per-image minmax, or ct_window, the fixed HU map "

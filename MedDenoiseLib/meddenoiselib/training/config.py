@@ -32,6 +32,9 @@ class TrainConfig:
             scale).
         store_8bit_fraction: share of noisy training samples clipped to [0, 1] and rounded to 8 bits, as noisy
             PNG/JPEG files are (see :class:`~meddenoiselib.transforms.noise.BatchNoise`).
+        noisy_range_fraction: share of noisy samples re-expressed on the min-max scale of the noisy file (its
+            extremes a few sigma beyond the clean range), as the CLI scales a user's file (see
+            :func:`~meddenoiselib.training.file_range.to_noisy_file_range`).
         scaling: how training images are normalized, which is also what inference applies (written to the model
             card): ``minmax`` per image, or ``ct_window`` — the fixed HU map of ``window``, so a noise level in HU
             means the same in every scan.
@@ -80,6 +83,7 @@ class TrainConfig:
     noise: list[str] = field(default_factory=lambda: ["gaussian"])
     noise_range: tuple[float, float] = (0.0, 50.0)
     store_8bit_fraction: float = 0.0
+    noisy_range_fraction: float = 0.0
     scaling: str = "minmax"
     window: tuple[float, float] = (40.0, 400.0)
     simulate_noise: float = 0.0
@@ -125,6 +129,8 @@ class TrainConfig:
                 raise ValueError(f"`{name}` must be at least 1, got {getattr(self, name)}.")
         if self.lr <= 0:
             raise ValueError(f"`lr` must be positive, got {self.lr}.")
+        if not 0.0 <= self.noisy_range_fraction <= 1.0:
+            raise ValueError(f"`noisy_range_fraction` must be between 0 and 1, got {self.noisy_range_fraction}.")
         if not self.inputs:
             raise ValueError("`inputs` must name at least one file or folder.")
         if self.scaling not in ("minmax", "ct_window"):

@@ -25,6 +25,7 @@ from ..transforms.noise import BatchNoise
 from .config import TrainConfig
 from .data import PatchSampler, TrainingImage, load_training_images, split_by_file
 from .distributed import DistributedContext
+from .file_range import to_noisy_file_range
 from .masking import blind_spot_mask
 
 __all__ = ["train", "Trainer", "export_checkpoint"]
@@ -298,7 +299,12 @@ class Trainer:
             noisy, sigma = self.noise(batch, aux)
             if self.burst > 1:
                 noisy = share_noise_of_repeated_frames(batch, noisy, centre)
-            noisy, sigma, clean = noisy[rows], sigma[rows], batch[rows]
+            clean = batch
+            if config.noisy_range_fraction > 0:
+                clean, noisy, sigma = to_noisy_file_range(
+                    clean, noisy, sigma, config.noisy_range_fraction, self.range_generator
+                )
+            noisy, sigma, clean = noisy[rows], sigma[rows], clean[rows]
             prediction = self._forward(self._prepare(noisy, sigma))
             loss = self._loss(prediction, clean[:, centre : centre + 1].to(self.device))
         else:
@@ -366,6 +372,7 @@ class Trainer:
             "noise_generator": self.noise.generator.get_state(),
             "level_generator": self.noise.level_generator.get_state(),
             "mask_generator": self.mask_generator.get_state(),
+            "range_generator": self.range_generator.get_state(),
             "best_metric": self.best_metric,
             "best_step": self.best_step,
             "best_model": self.best_state,
@@ -396,6 +403,8 @@ class Trainer:
         if "level_generator" in state:
             self.noise.level_generator.set_state(state["level_generator"])
         self.mask_generator.set_state(state["mask_generator"])
+        if "range_generator" in state:
+            self.range_generator.set_state(state["range_generator"])
         self.best_metric = float(state["best_metric"])
         self.best_step = int(state["best_step"])
         self.best_state = state["best_model"]
@@ -430,6 +439,8 @@ class Trainer:
         )
         self.mask_generator = torch.Generator()
         self.mask_generator.manual_seed(config.seed + 2)
+        self.range_generator = torch.Generator()
+        self.range_generator.manual_seed(config.seed + 4)
         self.best_metric, self.best_step, self.best_state = -math.inf, -1, None
         self.stale, self.elapsed, self.history = 0, 0.0, []
         self.steps_run = self._load_checkpoint() if self.resume else 0

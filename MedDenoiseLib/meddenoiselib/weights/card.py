@@ -94,6 +94,7 @@ def build_model_card(
             "noise_units": [_range_units(r) for r in noise_ranges],
             "simulated_input_noise_sigma_0_255": config.simulate_noise or None,
             "stored_8bit_fraction": config.store_8bit_fraction,
+            "noisy_file_range_fraction": config.noisy_range_fraction,
             "intensity_scaling": f"fixed HU map: window center {config.window[0]:g}, width {config.window[1]:g} HU "
             "-> [0, 1], not clipped"
             if config.scaling == "ct_window"
