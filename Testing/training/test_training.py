@@ -267,3 +267,21 @@ def test_repeated_burst_frames_share_the_centre_noise():
     assert torch.equal(tied[0, 0], noisy[0, 1]) and torch.equal(tied[0, 2], noisy[0, 1])
     assert torch.equal(tied[1, 0], noisy[1, 1]) and torch.equal(tied[1, 2], noisy[1, 2])
     assert not torch.equal(noisy[1, 2], noisy[1, 1])
+
+
+def test_noisy_range_training_validates_on_the_users_path(tmp_path, xray_png, us_png):
+    """With --noisy-range-fraction the validation scales each noisy crop by its own min-max, as the CLI scales a
+    file, and maps the prediction back: an identity network then scores exactly the noisy input's PSNR, and a
+    network that ignores its input scores what a constant at the crop's minimum would."""
+    from meddenoiselib.evaluation.metrics import psnr
+    from meddenoiselib.training.trainer import Trainer
+
+    config = _config(tmp_path, [xray_png], val_inputs=[str(us_png)], network="kpn-small", noisy_range_fraction=0.5)
+    trainer = Trainer(config, show_progress=False)
+    trainer.setup()
+    noisy_psnr = np.mean([psnr(clean, noisy[0]) for _, clean, noisy in trainer.val_sets])
+    assert trainer.validate()["psnr"] == pytest.approx(noisy_psnr, abs=1e-3)  # kpn starts as the identity
+    with torch.no_grad():
+        trainer.module.out.bias.zero_()  # kernels of zero: the network outputs 0 on the scale it is given
+    floor_psnr = np.mean([psnr(clean, np.full_like(clean, noisy.min())) for _, clean, noisy in trainer.val_sets])
+    assert trainer.validate()["psnr"] == pytest.approx(floor_psnr, abs=1e-3)

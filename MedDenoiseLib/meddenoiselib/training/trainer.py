@@ -334,7 +334,12 @@ class Trainer:
             if frames.shape[1] < self.burst:
                 frames = frames.repeat(1, self.burst, *([1] * (frames.ndim - 2)))
             level = torch.tensor([self._val_level_normalized(sigma)])
-            prediction = self._forward_eval(self._prepare(frames, level))[0, 0].cpu().numpy()
+            low, span = 0.0, 1.0
+            if self.config.noisy_range_fraction > 0:
+                # trained for the user's path: validate on it, scaled by the noisy crop's min-max and mapped back
+                low, span = float(frames.min()), max(float(frames.max() - frames.min()), 1e-6)
+                frames, level = (frames - low) / span, level / span
+            prediction = self._forward_eval(self._prepare(frames, level))[0, 0].cpu().numpy() * span + low
             results.setdefault(sigma, []).append((psnr(clean, prediction), ssim(clean, prediction)))
         self.module.train()
         metrics = {}
@@ -584,7 +589,13 @@ class Trainer:
             world_size=self.context.world_size,
             validation_protocol=f"center crops (<=256 px) of {self.val_crop_count} slices spread over the validation "
             f"files, normalized as in training, fixed seeded {self.val_noise_kind} noise per level "
-            f"({', '.join(f'{v:g}' for v in config.val_sigmas)}); PSNR data range 1, SSIM 11x11 Gaussian window",
+            f"({', '.join(f'{v:g}' for v in config.val_sigmas)})"
+            + (
+                "; inputs scaled by the noisy crop's min-max and outputs mapped back, as the CLI scales a file"
+                if config.noisy_range_fraction > 0
+                else ""
+            )
+            + "; PSNR data range 1, SSIM 11x11 Gaussian window",
             metrics=metrics,
         )
         path = save_weights(self.module, target or self.output / "model.safetensors", card)
