@@ -28,11 +28,16 @@ def residual_volume(noisy: Volume, denoised: Volume) -> Volume:
 _CHUNK_SLICES = 16
 
 
+def _scalar(volume: Volume, slices: slice | np.ndarray) -> np.ndarray:
+    """The scalar image (components averaged) of the chosen slices, float32 ``(z, Y, X)``."""
+    part = volume.array[slices]
+    return (part.mean(axis=-1) if volume.num_components > 1 else part).astype(np.float32)
+
+
 def _scalar_chunks(volume: Volume) -> Iterator[np.ndarray]:
-    """The scalar image (components averaged), ``_CHUNK_SLICES`` slices at a time, float32 ``(z, Y, X)``."""
+    """:func:`_scalar` of ``_CHUNK_SLICES`` slices at a time."""
     for start in range(0, volume.array.shape[0], _CHUNK_SLICES):
-        part = volume.array[start : start + _CHUNK_SLICES]
-        yield (part.mean(axis=-1) if volume.num_components > 1 else part).astype(np.float32)
+        yield _scalar(volume, slice(start, start + _CHUNK_SLICES))
 
 
 def _neighbours(values: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
@@ -41,22 +46,29 @@ def _neighbours(values: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     return a[:-1], a[1:]
 
 
-def _residual_statistics(noisy: Volume, denoised: Volume) -> tuple[float, float, float]:
-    """Mean, standard deviation and lag-one correlation of ``noisy − denoised``, two passes over slice chunks with
-    float64 sums (a 300-slice CT needs no whole-volume float copy).
+def _residual_statistics(noisy: Volume, denoised: Volume) -> tuple[list[float], list[float], float, float, float]:
+    """Value ranges of both images, and mean, standard deviation and lag-one correlation of ``noisy − denoised``:
+    two passes over slice chunks with float64 sums (a 300-slice CT needs no whole-volume float copy).
 
     The correlation is the mean over x and y of the correlation of the residual with its next neighbour: about
     0 for white noise, positive where the method removed structure or correlated noise.
+
+    Returns:
+        ``([min, max] before, [min, max] after, mean, std, correlation)``.
     """
 
-    def residuals() -> Iterator[np.ndarray]:
-        for before, after in zip(_scalar_chunks(noisy), _scalar_chunks(denoised), strict=True):
-            yield (before - after).astype(np.float64)
+    def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return zip(_scalar_chunks(noisy), _scalar_chunks(denoised), strict=True)
 
-    axes = [axis for axis in (-1, -2) if noisy.array.shape[axis if noisy.num_components == 1 else axis - 1] > 1]
+    _, height, width = noisy.array.shape[:3]
+    axes = [axis for axis, size in ((-1, width), (-2, height)) if size > 1]
+    before_range, after_range = [np.inf, -np.inf], [np.inf, -np.inf]
     count, total = 0, 0.0
     sums = {axis: np.zeros(3) for axis in axes}  # Σx, Σy, pairs
-    for r in residuals():
+    for before, after in chunks():
+        for extremes, values in ((before_range, before), (after_range, after)):
+            extremes[:] = min(extremes[0], float(values.min())), max(extremes[1], float(values.max()))
+        r = (before - after).astype(np.float64)
         count += r.size
         total += float(r.sum())
         for axis in axes:
@@ -65,7 +77,8 @@ def _residual_statistics(noisy: Volume, denoised: Volume) -> tuple[float, float,
     mean = total / count
     squares = 0.0
     moments = {axis: np.zeros(3) for axis in axes}  # Σ(x−x̄)(y−ȳ), Σ(x−x̄)², Σ(y−ȳ)²
-    for r in residuals():
+    for before, after in chunks():
+        r = (before - after).astype(np.float64)
         squares += float(np.square(r - mean).sum())
         for axis in axes:
             x, y = _neighbours(r, axis)
@@ -77,16 +90,14 @@ def _residual_statistics(noisy: Volume, denoised: Volume) -> tuple[float, float,
         cross, xx, yy = moments[axis]
         correlations.append(float(cross / np.sqrt(xx * yy)) if xx * yy > 0 else 0.0)
     correlation = float(np.mean(correlations)) if correlations else 0.0
-    return mean, float(np.sqrt(squares / count)), correlation
+    return before_range, after_range, mean, float(np.sqrt(squares / count)), correlation
 
 
 def _sigma_0_255(volume: Volume, low: float, high: float) -> float:
     """:func:`estimate_sigma` of the scalar image min-max scaled by (low, high), on the 0-255 scale; only the
     slices the estimator reads are scaled."""
     scaling = IntensityScaling(low=low, high=high if high > low else low + 1.0, dtype="float32", mode="minmax")
-    indices = sampled_slice_indices(volume.array.shape[0])
-    part = volume.array[indices]
-    scalar = (part.mean(axis=-1) if volume.num_components > 1 else part).astype(np.float32)
+    scalar = _scalar(volume, sampled_slice_indices(volume.array.shape[0]))
     return estimate_sigma(scaling.apply(scalar)) * 255.0
 
 
@@ -104,11 +115,7 @@ def denoising_report(noisy: Volume, denoised: Volume, method: str, seconds: floa
         seconds: denoising wall time.
         device: the device used.
     """
-    ranges = [(float(c.min()), float(c.max())) for c in _scalar_chunks(noisy)]
-    before_range = [min(r[0] for r in ranges), max(r[1] for r in ranges)]
-    ranges = [(float(c.min()), float(c.max())) for c in _scalar_chunks(denoised)]
-    after_range = [min(r[0] for r in ranges), max(r[1] for r in ranges)]
-    mean, std, correlation = _residual_statistics(noisy, denoised)
+    before_range, after_range, mean, std, correlation = _residual_statistics(noisy, denoised)
     return {
         "method": method,
         "device": device,

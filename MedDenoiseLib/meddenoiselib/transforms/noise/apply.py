@@ -78,17 +78,17 @@ def _ct_noise(
 ):
     if pixel_mm is None:
         raise ValueError("ct-lowdose noise needs the in-plane pixel spacing in mm")
-    if spec.method == "fast":
-        terms = ct_noise_variance_terms(hu, pixel_mm, spec.scanner)
-        if spec.unit == LevelUnit.DOSE:
-            dose = spec.level
-        else:  # the middle slice's quantum map is already in `terms`: the same numbers as ct_dose_for_hu
-            quantum = _middle_slice(terms.reshape(-1, 2, *hu.shape[-2:])[:, 0])
-            dose = _dose_for_quantum_map(_middle_slice(hu), quantum, spec.level)
-        logger.debug("ct-lowdose: dose %.4g of the full dose", dose)
-        return ct_noise_fast(terms, dose, spec.scanner, generator)
-    dose = spec.level if spec.unit == LevelUnit.DOSE else ct_dose_for_hu(hu, pixel_mm, spec.level, spec.scanner)
+    terms = ct_noise_variance_terms(hu, pixel_mm, spec.scanner) if spec.method == "fast" else None
+    if spec.unit == LevelUnit.DOSE:
+        dose = spec.level
+    elif terms is not None:  # the middle slice's quantum map is already in `terms`: the same numbers as ct_dose_for_hu
+        quantum = _middle_slice(terms.reshape(-1, 2, *hu.shape[-2:])[:, 0])
+        dose = _dose_for_quantum_map(_middle_slice(hu), quantum, spec.level)
+    else:
+        dose = ct_dose_for_hu(hu, pixel_mm, spec.level, spec.scanner)
     logger.debug("ct-lowdose: dose %.4g of the full dose", dose)
+    if terms is not None:
+        return ct_noise_fast(terms, dose, spec.scanner, generator)
     return ct_noise_projection(hu, pixel_mm, dose, spec.scanner, generator, on_slice)
 
 
