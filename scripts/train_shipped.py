@@ -238,6 +238,7 @@ def _pre_denoised(folder: Path) -> Path:
     if not out.is_dir():
         partial = out.with_name(out.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
+        out.parent.mkdir(parents=True, exist_ok=True)  # a fresh checkout has no .cache yet
         print(f"pre-denoising {folder} with BM3D into {out} (once; ~11 s per 512x512 slice)", flush=True)
         subprocess.check_call(
             [
