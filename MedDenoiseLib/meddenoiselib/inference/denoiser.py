@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,9 @@ from ..errors import InputError, MedDenoiseError, OptionError
 from ..io.modality import Modality, detect_modality
 from ..io.series import VolumeSeries
 from ..io.volume import Volume
+from ..transforms.ct_padding import fill_outside_reconstruction, outside_reconstruction
 from ..transforms.estimate import NoiseEstimate, estimate_noise
-from ..transforms.intensity import ScalingMode, fit_scaling
+from ..transforms.intensity import IntensityScaling, ScalingMode, fit_scaling
 from ..transforms.magnitude import MagnitudeFloor, correct_magnitude_bias
 from ..transforms.noise import BODY_THRESHOLD_HU
 from .auto import AutoChoice, choose_model
@@ -415,7 +416,10 @@ class Denoiser:
         outputs, scalings, used_sigma = [], [], None
         self._estimate = None
         for index, component in enumerate(components):
-            scaling = fit_scaling(component, self.scaling_mode, **self.scaling_options)
+            original, outside = component, self._padding(component, guess.modality)
+            if outside is not None:
+                component = fill_outside_reconstruction(component, outside)
+            scaling = self._fit_scaling(component, original.dtype)
             normalized = scaling.apply(component)
             # Normalized values are float32: a float64 outlier far beyond the image's range (1e300 in a
             # unit-range image) overflows to inf. Such voxels cannot be filtered meaningfully; they are held at
@@ -431,7 +435,7 @@ class Denoiser:
             if sigma in (None, "auto") and self.needs_sigma:
                 # CT noise is correlated and lives in the body: estimate it there, with its spectrum
                 # elsewhere noise is close to white, and flat-region estimates read tissue texture as noise
-                body = component > BODY_THRESHOLD_HU if guess.modality == Modality.CT else None
+                body = self._body(component, outside) if guess.modality == Modality.CT else None
                 self._estimate = estimate_noise(normalized, correlated=body is not None, mask=body)
             label = "denoising" if len(components) == 1 else f"denoising channel {index + 1}/{len(components)}"
             denoised, used_sigma = self._denoise_normalized(normalized, sigma, volume.spacing, label)
@@ -440,7 +444,9 @@ class Denoiser:
             del normalized
             restored = scaling.invert(denoised)
             if overflow.any():
-                restored[overflow] = component[overflow]
+                restored[overflow] = original[overflow]
+            if outside is not None:
+                restored[outside] = original[outside]
             outputs.append(restored)
             scalings.append(scaling.to_dict())
         array = outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=-1)
@@ -493,14 +499,17 @@ class Denoiser:
         components = [frames] if series.num_components == 1 else [frames[..., c] for c in range(frames.shape[-1])]
         callback, outputs, scalings, used_sigma = self.progress_callback, [], [], None
         for index, component in enumerate(components):
-            scaling = fit_scaling(component, self.scaling_mode, **self.scaling_options)
+            original, outside = component, self._padding(component, guess.modality)
+            if outside is not None:
+                component = fill_outside_reconstruction(component, outside)
+            scaling = self._fit_scaling(component, original.dtype)
             normalized = scaling.apply(component)
             low, high = float(normalized.min()), float(normalized.max())
             slices = normalized.reshape(-1, *normalized.shape[-2:])  # every frame's slices, for one noise estimate
             self._estimate = None
             level: float | str | NoiseEstimate | None = sigma
             if sigma in (None, "auto") and self.needs_sigma:
-                body = (component > BODY_THRESHOLD_HU).reshape(slices.shape) if guess.modality == Modality.CT else None
+                body = self._body(component, outside).reshape(slices.shape) if guess.modality == Modality.CT else None
                 level = self._estimate = estimate_noise(
                     slices, correlated=True if body is not None else None, mask=body
                 )
@@ -524,13 +533,33 @@ class Denoiser:
             if self.clip_to_input_range:
                 np.clip(result, low, high, out=result)
             del normalized
-            outputs.append(scaling.invert(result))
+            restored = scaling.invert(result)
+            if outside is not None:
+                restored[outside] = original[outside]
+            outputs.append(restored)
             scalings.append(scaling.to_dict())
         array = outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=-1)
         if inside is not None:
             array = apply_mask(series.array, array, inside, frame_axes=1)
         self._set_report(sigma, used_sigma, start, scalings, guess.modality.value)
         return series.with_array(array)
+
+    @staticmethod
+    def _padding(component: np.ndarray, modality: Modality) -> np.ndarray | None:
+        """CT: the voxels outside the reconstructed field of view (held out of denoising, given back unchanged)."""
+        return outside_reconstruction(component) if modality == Modality.CT else None
+
+    @staticmethod
+    def _body(hu: np.ndarray, outside: np.ndarray | None) -> np.ndarray:
+        """CT voxels where the noise is estimated: the body, not the padding's filled stand-ins."""
+        body = hu > BODY_THRESHOLD_HU
+        return body if outside is None else body & ~outside
+
+    def _fit_scaling(self, component: np.ndarray, dtype: np.dtype) -> IntensityScaling:
+        """The method's scaling of ``component``, inverting to ``dtype`` (the input's, also when the padding was
+        filled in a float copy)."""
+        scaling = fit_scaling(component, self.scaling_mode, **self.scaling_options)
+        return scaling if scaling.dtype == np.dtype(dtype).name else replace(scaling, dtype=np.dtype(dtype).name)
 
     def _remove_magnitude_floor(self, noisy: np.ndarray, denoised: np.ndarray, floor: MagnitudeFloor) -> np.ndarray:
         """``auto`` on magnitude MR: map the model's estimate of the magnitude's mean to the signal (air to 0, so

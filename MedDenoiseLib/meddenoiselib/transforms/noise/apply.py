@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ..ct_padding import OUTSIDE_RECONSTRUCTION_HU
 from ..intensity import IntensityScaling, sigma_from_255
 from . import samplers
 from .ct_lowdose import CTScanner, ct_noise_fast, ct_noise_projection, ct_noise_variance_terms
@@ -120,8 +121,11 @@ def add_noise(
     if spec.kind == NoiseKind.CT_LOWDOSE:
         scale = 1.0 if scaling is None else scaling.scale
         low = 0.0 if scaling is None else scaling.low
-        hu = clean.double() * scale + low
-        return clean + (_ct_noise(hu.float(), spec, pixel_mm, generator, on_slice) / scale).to(clean.dtype)
+        hu = (clean.double() * scale + low).float()
+        noise = _ct_noise(hu, spec, pixel_mm, generator, on_slice)
+        # a scanner stores its padding outside the reconstruction as a constant, with no noise
+        noise = noise.masked_fill(hu < OUTSIDE_RECONSTRUCTION_HU, 0.0)
+        return clean + (noise / scale).to(clean.dtype)
     level = normalized_sigma(spec, clean)
     if spec.kind == NoiseKind.GAUSSIAN:
         return samplers.gaussian(clean, level, generator)

@@ -1,0 +1,69 @@
+"""CT voxels outside the reconstructed field of view (the scanner's padding), kept out of denoising.
+
+Scanners store what lies outside the reconstruction circle as a padding value far below air: -3024 HU (GE, Canon),
+-2048 or -2000 (others), -1500 (older GE heads). It is not a measurement. Where the body fills the field of view
+(a targeted spine or cardiac reconstruction) the padding meets skin in a ~3000 HU step; a denoiser smears that step
+into the body (a KPN's output is a weighted sum of its input: hundreds of HU along the circle on a 130 mm lumbar
+spine FOV). So denoising sees every padding voxel replaced by the nearest voxel inside the reconstruction, the
+output gives the padding back unchanged, and simulated scanner noise leaves it alone, as a scanner does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = ["OUTSIDE_RECONSTRUCTION_HU", "outside_reconstruction", "fill_outside_reconstruction"]
+
+#: voxels below this (HU) are padding: 400 HU below air, beyond what noise in air reaches (7 sigma at 60 HU), and
+#: above every padding value in use (-1500 the highest)
+OUTSIDE_RECONSTRUCTION_HU = -1400.0
+
+#: what a slice that is padding throughout is filled with (air)
+_AIR_HU = -1000.0
+
+
+def outside_reconstruction(hu: np.ndarray) -> np.ndarray | None:
+    """The padding voxels of a CT image.
+
+    Args:
+        hu: ``(..., Y, X)`` values in HU (any real dtype).
+
+    Returns:
+        A boolean array of ``hu``'s shape, True outside the reconstruction; None when there is no padding (most
+        scans that store air at -1024), so callers skip the work.
+    """
+    outside = hu < OUTSIDE_RECONSTRUCTION_HU
+    return outside if outside.any() else None
+
+
+def fill_outside_reconstruction(hu: np.ndarray, outside: np.ndarray) -> np.ndarray:
+    """A float32 copy of ``hu`` with each padding voxel set to the nearest voxel inside the reconstruction of its
+    own slice (``hu`` itself is not modified).
+
+    Args:
+        hu: ``(..., Y, X)`` values in HU.
+        outside: boolean mask of ``hu``'s shape (:func:`outside_reconstruction`).
+
+    Returns:
+        ``(..., Y, X)`` float32; a slice that is padding throughout becomes air (-1000 HU).
+    """
+    if outside.shape != hu.shape:
+        raise ValueError(f"the padding mask's shape {outside.shape} differs from the image's {hu.shape}")
+    filled = np.array(hu, dtype=np.float32, copy=True)
+    planes = filled.reshape(-1, *hu.shape[-2:])
+    masks = outside.reshape(-1, *hu.shape[-2:])
+    nearest, previous = None, None
+    for plane, mask in zip(planes, masks):
+        if not mask.any():
+            continue
+        if mask.all():
+            plane[...] = _AIR_HU
+            continue
+        # a series keeps one field of view, so the nearest-inside map is computed once and reused
+        if previous is None or not np.array_equal(mask, previous):
+            nearest = ndimage.distance_transform_edt(mask, return_distances=False, return_indices=True)
+            nearest = tuple(index[mask] for index in nearest)
+            previous = mask
+        plane[mask] = plane[nearest]
+    return filled
