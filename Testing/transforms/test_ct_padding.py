@@ -78,3 +78,15 @@ def test_default_model_on_a_targeted_reconstruction_keeps_the_padding_and_the_sk
     # 35 HU and 2.7 times the error just inside; with it 26 HU, about the error just inside (23 HU)
     assert rim < 0.85 * rim_noisy, (rim, rim_noisy)
     assert rim < 1.25 * inner, (rim, inner)
+
+
+def test_ct_training_images_are_filled_as_the_denoiser_fills_them(tmp_path, ct_series_dir):
+    from meddenoiselib.io import write_volume
+    from meddenoiselib.training.data import load_training_images
+
+    targeted, outside = _targeted(read_volume(ct_series_dir), radius=200)
+    write_volume(targeted, tmp_path / "targeted.nii.gz")
+    (image,) = load_training_images([tmp_path / "targeted.nii.gz"], scaling_mode="ct_window", window=(0.0, 2048.0))
+    expected = fill_outside_reconstruction(targeted.array, outside)
+    np.testing.assert_allclose(image.scaling.invert(image.array, dtype="float32"), expected, atol=0.01)
+    assert image.array.min() > (-1400 + 1024) / 2048

@@ -14,6 +14,7 @@ from monai.transforms import Compose, RandFlip, RandRotate90, RandSpatialCrop
 
 from ..errors import MedDenoiseError
 from ..io import Volume, find_inputs, read_volume
+from ..transforms.ct_padding import fill_outside_reconstruction, outside_reconstruction
 from ..transforms.intensity import IntensityScaling, ScalingMode, fit_scaling
 from ..transforms.noise import (
     BODY_THRESHOLD_HU,
@@ -99,6 +100,9 @@ def load_training_images(
             logger.warning("%s: skipped, smaller than %d pixels in-plane", item, min_size)
             continue
         is_window = ScalingMode(scaling_mode) == ScalingMode.CT_WINDOW
+        outside = outside_reconstruction(array) if is_window or ct_scanners else None
+        if outside is not None:  # CT padding: what the Denoiser shows a network in its place, not a -3024 HU step
+            array = fill_outside_reconstruction(array, outside)
         options = {"center": window[0], "width": window[1]} if is_window else {}
         scaling = fit_scaling(array, scaling_mode, **options)
         aux = _cached_ct_terms(item, volume, array, cache_dir, tuple(ct_scanners), device) if ct_scanners else None
