@@ -335,8 +335,9 @@ def add_parser(sub) -> None:
         "--sigma",
         type=parse_sigma,
         default="auto",
-        help="noise level on the 0-255 scale of the normalized "
-        "image, or 'auto' to estimate it (used by baselines and noise-aware models)",
+        help="noise level on the 0-255 scale of the image as the method normalizes it (its intensity range, e.g. "
+        "the noisy file's min-max or percentiles, mapped to 0-255: a sigma measured on another scale must be "
+        "converted), or 'auto' to estimate it from the file (used by baselines and noise-aware models; default)",
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="compute device")
     p.add_argument(
