@@ -54,7 +54,7 @@ def fill_outside_reconstruction(hu: np.ndarray, outside: np.ndarray) -> np.ndarr
     planes = filled.reshape(-1, *hu.shape[-2:])
     masks = outside.reshape(-1, *hu.shape[-2:])
     nearest, previous = None, None
-    for plane, mask in zip(planes, masks):
+    for plane, mask in zip(planes, masks, strict=True):
         if not mask.any():
             continue
         if mask.all():
