@@ -437,6 +437,7 @@ class Denoiser:
                 # elsewhere noise is close to white, and flat-region estimates read tissue texture as noise
                 body = self._body(component, outside) if guess.modality == Modality.CT else None
                 self._estimate = estimate_noise(normalized, correlated=body is not None, mask=body)
+            component = None  # a filled copy of a padded CT is not needed past here: free it before the network runs
             label = "denoising" if len(components) == 1 else f"denoising channel {index + 1}/{len(components)}"
             denoised, used_sigma = self._denoise_normalized(normalized, sigma, volume.spacing, label)
             if self.clip_to_input_range:

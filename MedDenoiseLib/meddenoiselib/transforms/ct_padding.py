@@ -38,7 +38,7 @@ def outside_reconstruction(hu: np.ndarray) -> np.ndarray | None:
 
 
 def fill_outside_reconstruction(hu: np.ndarray, outside: np.ndarray) -> np.ndarray:
-    """A float32 copy of ``hu`` with each padding voxel set to the nearest voxel inside the reconstruction of its
+    """A float copy of ``hu`` with each padding voxel set to the nearest voxel inside the reconstruction of its
     own slice (``hu`` itself is not modified).
 
     Args:
@@ -46,11 +46,13 @@ def fill_outside_reconstruction(hu: np.ndarray, outside: np.ndarray) -> np.ndarr
         outside: boolean mask of ``hu``'s shape (:func:`outside_reconstruction`).
 
     Returns:
-        ``(..., Y, X)`` float32; a slice that is padding throughout becomes air (-1000 HU).
+        ``(..., Y, X)`` float32 (float64 for float64 input); a slice that is padding throughout becomes air
+        (-1000 HU).
     """
     if outside.shape != hu.shape:
         raise ValueError(f"the padding mask's shape {outside.shape} differs from the image's {hu.shape}")
-    filled = np.array(hu, dtype=np.float32, copy=True)
+    # float64 stays float64: values beyond float32's range must reach the Denoiser's own overflow handling
+    filled = np.array(hu, dtype=np.float64 if hu.dtype == np.float64 else np.float32, copy=True)
     planes = filled.reshape(-1, *hu.shape[-2:])
     masks = outside.reshape(-1, *hu.shape[-2:])
     nearest, previous = None, None
