@@ -1265,7 +1265,9 @@ def markdown(args, rows, disagreement, walls, machine, items, cases, simulate_ch
         "differ from training (kernels ramp/shepp-logan/cosine/hann, 540-1080 views, electronic noise 2-15, "
         "mostly the fast image-domain model): **setting A** = unseen `hamming` kernel, 1000 views, "
         "electronic noise 10, at ~10, ~25 and ~60 HU, every method; **setting B** = `shepp-logan`, 1000 "
-        "views, electronic noise 10, at ~25 HU, networks and oracle BM3D only.",
+        "views, electronic noise 10, at ~25 HU, networks and oracle BM3D only. The scanner's padding outside "
+        "the reconstruction circle (-3024 HU on the GE series, -1500 on the GE head) stays as stored, without "
+        "noise, as a scanner writes it; on the lumbar spine and chest-ge slices the body meets it.",
         "- **Metrics in physical units.** CT: body = clean > -500 HU; RMSE in HU; PSNR/SSIM after clipping "
         "clean and result to W400/L40 (-160..240 HU, data range 400), over the body; noise left in the body = "
         "std(result - clean); water phantom: std of the result in the central 40 mm disc (the clean "
