@@ -216,7 +216,9 @@ RECIPES: dict[str, dict] = {
 }
 # continues the kpn-ct-burst3 of 2026-11-30 (1040 steps from kpn-burst3 toward the noisy chest reference) with the
 # chest reference pre-denoised; installed over kpn-ct-burst3 on 2026-12-01 (1396 steps, 2336 s on one thread, val
-# 48.47 / 45.29 / 40.76 dB at 10 / 25 / 60 HU against the pre-denoised chest and the head)
+# 48.47 / 45.29 / 40.76 dB at 10 / 25 / 60 HU against the pre-denoised chest and the head); run again from that model
+# on 2026-12-01 with CT padding filled in the training images (1384 steps in 2376 s, two threads shared with a
+# benchmark; val 49.62 / 45.90 / 40.86 dB) and installed over kpn-ct-burst3
 RECIPES["kpn-ct-burst3-ft"] = {**RECIPES["kpn-ct-burst3"], "init": "kpn-ct-burst3", "install_as": "kpn-ct-burst3"}
 
 
