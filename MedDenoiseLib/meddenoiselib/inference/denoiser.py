@@ -416,10 +416,8 @@ class Denoiser:
         outputs, scalings, used_sigma = [], [], None
         self._estimate = None
         for index, component in enumerate(components):
-            original, outside = component, self._padding(component, guess.modality)
-            if outside is not None:
-                component = fill_outside_reconstruction(component, outside)
-            scaling = self._fit_scaling(component, original.dtype)
+            original = component
+            component, outside, scaling = self._prepare(component, guess.modality)
             normalized = scaling.apply(component)
             # Normalized values are float32: a float64 outlier far beyond the image's range (1e300 in a
             # unit-range image) overflows to inf. Such voxels cannot be filtered meaningfully; they are held at
@@ -500,10 +498,8 @@ class Denoiser:
         components = [frames] if series.num_components == 1 else [frames[..., c] for c in range(frames.shape[-1])]
         callback, outputs, scalings, used_sigma = self.progress_callback, [], [], None
         for index, component in enumerate(components):
-            original, outside = component, self._padding(component, guess.modality)
-            if outside is not None:
-                component = fill_outside_reconstruction(component, outside)
-            scaling = self._fit_scaling(component, original.dtype)
+            original = component
+            component, outside, scaling = self._prepare(component, guess.modality)
             normalized = scaling.apply(component)
             low, high = float(normalized.min()), float(normalized.max())
             slices = normalized.reshape(-1, *normalized.shape[-2:])  # every frame's slices, for one noise estimate
@@ -546,21 +542,27 @@ class Denoiser:
         return series.with_array(array)
 
     @staticmethod
-    def _padding(component: np.ndarray, modality: Modality) -> np.ndarray | None:
-        """CT: the voxels outside the reconstructed field of view (held out of denoising, given back unchanged)."""
-        return outside_reconstruction(component) if modality == Modality.CT else None
-
-    @staticmethod
     def _body(hu: np.ndarray, outside: np.ndarray | None) -> np.ndarray:
         """CT voxels where the noise is estimated: the body, not the padding's filled stand-ins."""
         body = hu > BODY_THRESHOLD_HU
         return body if outside is None else body & ~outside
 
-    def _fit_scaling(self, component: np.ndarray, dtype: np.dtype) -> IntensityScaling:
-        """The method's scaling of ``component``, inverting to ``dtype`` (the input's, also when the padding was
-        filled in a float copy)."""
-        scaling = fit_scaling(component, self.scaling_mode, **self.scaling_options)
-        return scaling if scaling.dtype == np.dtype(dtype).name else replace(scaling, dtype=np.dtype(dtype).name)
+    def _prepare(
+        self, component: np.ndarray, modality: Modality
+    ) -> tuple[np.ndarray, np.ndarray | None, IntensityScaling]:
+        """A component as the method sees it, before normalization.
+
+        Returns:
+            ``(values, outside, scaling)``: for CT the voxels outside the reconstructed field of view (``outside``,
+            else None) filled from the nearest voxel inside, in a float copy, to be given back unchanged after
+            denoising; the method's scaling of ``values``, inverting to the input's dtype.
+        """
+        outside = outside_reconstruction(component) if modality == Modality.CT else None
+        values = component if outside is None else fill_outside_reconstruction(component, outside)
+        scaling = fit_scaling(values, self.scaling_mode, **self.scaling_options)
+        if scaling.dtype != component.dtype.name:
+            scaling = replace(scaling, dtype=component.dtype.name)
+        return values, outside, scaling
 
     def _remove_magnitude_floor(self, noisy: np.ndarray, denoised: np.ndarray, floor: MagnitudeFloor) -> np.ndarray:
         """``auto`` on magnitude MR: map the model's estimate of the magnitude's mean to the signal (air to 0, so
