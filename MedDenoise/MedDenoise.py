@@ -139,7 +139,7 @@ class MedDenoiseParameterNode:
     ctWindow: CTWindow = CTWindow.NONE
     windowCenter: Annotated[float, WithinRange(-2000.0, 4000.0)] = 40.0
     windowWidth: Annotated[float, WithinRange(1.0, 8000.0)] = 400.0
-    ensemble: Ensemble = Ensemble.ONE
+    ensemble: Ensemble = Ensemble.AUTO
     noiseLevelAuto: bool = True
     noiseLevel: Annotated[float, WithinRange(0.0, 255.0)] = 25.0
     strength: Annotated[float, WithinRange(0.0, 1.0)] = 1.0
@@ -654,7 +654,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         separateProcess=True,
         window=None,
         modality=None,
-        ensemble=1,
+        ensemble="auto",
         mask=None,
         wholeSequence=True,
         residual=False,
@@ -683,7 +683,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             window: ``(center, width)`` CT window in HU for the intensity normalization, or None.
             modality: "ct", "mr", "us", "xray", "other" for model "auto"; None reads the DICOM Modality Slicer
                 stored for the input's series.
-            ensemble: 1, 2, 4 or 8 geometric views averaged (networks).
+            ensemble: 1, 2, 4 or 8 geometric views averaged (networks), or "auto" (8 for a single 2D image, else 1).
             mask: a segmentation or label map node; only voxels inside are denoised, the others keep their values.
             wholeSequence: see ``inputVolume``.
             residual: also create "<input> residual" (input minus output, float32).

@@ -143,8 +143,10 @@ class CTWindow(enum.Enum):
 
 
 class Ensemble(enum.Enum):
-    """Geometric self-ensemble of networks (``--ensemble``): more views, a little better, proportionally slower."""
+    """Geometric self-ensemble of networks (``--ensemble``): more views, a little better, proportionally slower.
+    ``AUTO`` lets the library choose: all 8 views for a single 2D image, none for volumes."""
 
+    AUTO = "auto"
     ONE = 1
     TWO = 2
     FOUR = 4
@@ -152,7 +154,13 @@ class Ensemble(enum.Enum):
 
     def label(self) -> str:
         """Text shown in the ensemble combo box."""
-        return {1: "off", 2: "2 views (2x time)", 4: "4 views (4x time)", 8: "8 views (8x time)"}[self.value]
+        return {
+            "auto": "auto (8 views for a 2D image, off for volumes)",
+            1: "off",
+            2: "2 views (2x time)",
+            4: "4 views (4x time)",
+            8: "8 views (8x time)",
+        }[self.value]
 
 
 @dataclass(frozen=True)
@@ -174,7 +182,8 @@ class DenoiseSettings:
         separate_process: run the CLI in a child process (True) or the library inside this process (False).
         window: ``(center, width)`` of a CT window in HU for intensity normalization, or None.
         modality: ``"ct"``, ``"mr"``, ``"us"``, ``"xray"``, ``"other"`` for the automatic model choice, or None.
-        ensemble: 1, 2, 4 or 8 geometric views averaged (networks only).
+        ensemble: 1, 2, 4 or 8 geometric views averaged (networks only), or ``"auto"`` (the library's choice: 8 for a
+            single 2D image, 1 for volumes).
     """
 
     model: str = "auto"
@@ -186,7 +195,7 @@ class DenoiseSettings:
     separate_process: bool = True
     window: tuple[float, float] | None = None
     modality: str | None = None
-    ensemble: int = 1
+    ensemble: int | str = "auto"
 
     def __post_init__(self) -> None:
         device = self.device.value if isinstance(self.device, Device) else str(self.device)
@@ -216,8 +225,8 @@ class DenoiseSettings:
             object.__setattr__(self, "window", (center, width))
         if self.modality is not None and self.modality not in MODALITY_WORDS:
             raise ValueError(f"`modality` must be one of {', '.join(MODALITY_WORDS)} or None, got {self.modality!r}.")
-        if int(self.ensemble) not in (1, 2, 4, 8):
-            raise ValueError(f"`ensemble` must be 1, 2, 4 or 8, got {self.ensemble!r}.")
+        if self.ensemble != "auto" and self.ensemble not in (1, 2, 4, 8):
+            raise ValueError(f"`ensemble` must be 'auto', 1, 2, 4 or 8, got {self.ensemble!r}.")
 
     @property
     def sigma(self) -> float | str:
@@ -250,7 +259,7 @@ class DenoiseSettings:
             arguments += ["--slice-axis", str(int(self.slice_axis))]
         if self.window is not None:
             arguments += ["--window", f"{self.window[0]!r},{self.window[1]!r}"]
-        if self.ensemble != 1:
+        if self.ensemble != "auto":
             arguments += ["--ensemble", str(int(self.ensemble))]
         if self.modality is not None and modality_option:
             arguments += ["--modality", self.modality]
@@ -270,9 +279,10 @@ class DenoiseSettings:
             "overlap": float(self.overlap),
             "slice_axis": self.slice_axis,
             "window": self.window,
-            "ensemble": int(self.ensemble),
             "progress_callback": progress_callback,
         }
+        if self.ensemble != "auto":  # "auto" is the library's own default
+            arguments["ensemble"] = int(self.ensemble)
         if self.modality is not None and accepted is not None and "modality" in accepted:
             arguments["modality"] = self.modality
         return arguments

@@ -195,3 +195,18 @@ def test_residual_and_quality_report(tmp_path, mr_nifti):
     assert 10 < values["noise_sigma_before_0_255"] < 22
     assert values["noise_sigma_after_0_255"] < 0.5 * values["noise_sigma_before_0_255"]
     assert abs(values["residual_neighbour_correlation"]) < 0.5
+
+
+def test_a_2d_image_gets_the_eight_view_ensemble_by_default(tmp_path, xray_png):
+    """Default flags on a 2D file average 8 flips/rotations (a volume gets none, see the inference tests); the
+    report says so, and ``--ensemble 1`` turns it off."""
+    reports = {}
+    for name, extra in (("default", []), ("off", ["--ensemble", "1"])):
+        report = tmp_path / f"{name}.json"
+        args = ["denoise", str(xray_png), str(tmp_path / f"{name}.png"), "--report", str(report), "-q", *extra]
+        assert main(args) == 0
+        reports[name] = json.loads(report.read_text())
+    assert reports["default"]["ensemble_views"] == 8
+    assert "ensemble_views" not in reports["off"]
+    default, off = read_volume(tmp_path / "default.png").array, read_volume(tmp_path / "off.png").array
+    assert 0 < np.abs(default.astype(int) - off.astype(int)).max() <= 10  # the same model, averaged views

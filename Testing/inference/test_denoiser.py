@@ -8,7 +8,7 @@ import torch
 
 from meddenoiselib import MedDenoiseError
 from meddenoiselib.inference import Denoiser, HaloPredictor, build_inferer
-from meddenoiselib.io import Volume, read_volume
+from meddenoiselib.io import Volume, VolumeSeries, read_volume
 from meddenoiselib.networks import create_network
 from meddenoiselib.weights import save_weights
 
@@ -47,7 +47,7 @@ def test_sliding_window_equals_whole_image_for_finite_receptive_field(tmp_path, 
     image = np.pad(ct_crop, ((5, 20), (0, 37)), mode="reflect")  # 153 x 165: not a multiple of anything
     with torch.inference_mode():
         whole = model(torch.from_numpy(image)[None, None])[0, 0].numpy()
-    denoiser = Denoiser(weights=path, roi_size=roi, overlap=overlap, precision="fp32", device="cpu")
+    denoiser = Denoiser(weights=path, roi_size=roi, overlap=overlap, precision="fp32", device="cpu", ensemble=1)
     tiled = denoiser.denoise_array(image)
     assert np.abs(tiled - whole).max() < 1e-4
     # without the halo, plain windows would differ: the test can fail
@@ -62,7 +62,7 @@ def test_roi_larger_than_image_is_one_exact_window(tmp_path, ct_crop):
     path, model = _random_weights(tmp_path)
     with torch.inference_mode():
         whole = model(torch.from_numpy(ct_crop)[None, None])[0, 0].numpy()
-    tiled = Denoiser(weights=path, roi_size=512, precision="fp32", device="cpu").denoise_array(ct_crop)
+    tiled = Denoiser(weights=path, roi_size=512, precision="fp32", device="cpu", ensemble=1).denoise_array(ct_crop)
     assert np.abs(tiled - whole).max() < 1e-5
 
 
@@ -166,12 +166,32 @@ def test_ensemble_averages_the_eight_flips_and_rotations(tmp_path, ct_crop):
                 expected += out[:, ::-1] if flip else out
     expected /= 8
     ensembled = Denoiser(weights=path, roi_size=512, precision="fp32", device="cpu", ensemble=8).denoise_array(image)
-    single = Denoiser(weights=path, roi_size=512, precision="fp32", device="cpu").denoise_array(image)
+    single = Denoiser(weights=path, roi_size=512, precision="fp32", device="cpu", ensemble=1).denoise_array(image)
     assert np.abs(ensembled - expected).max() < 1e-4
     assert np.abs(ensembled - single).max() > 1e-3  # a random network is not rotation-equivariant
 
 
+def test_automatic_ensemble_averages_views_for_a_2d_image_only(tmp_path, ct_crop):
+    """``ensemble="auto"`` (the default): all 8 views for a single 2D image, none for a volume or a series."""
+    path, _ = _random_weights(tmp_path)
+    image = ct_crop[:101, :77]
+    options = dict(weights=path, roi_size=512, precision="fp32", device="cpu")
+    automatic = Denoiser(**options)
+    eight = Denoiser(**options, ensemble=8).denoise_array(image)
+    np.testing.assert_array_equal(automatic.denoise_array(image), eight)
+    automatic.denoise(Volume(image[np.newaxis]))
+    assert automatic.last_report.ensemble == 8
+    volume = np.stack([image, image[::-1], image[:, ::-1]])
+    one = Denoiser(**options, ensemble=1).denoise_array(volume)
+    np.testing.assert_array_equal(automatic.denoise_array(volume), one)
+    automatic.denoise(Volume(volume))
+    assert automatic.last_report.ensemble == 1
+    series = VolumeSeries(np.stack([image, image[::-1]])[:, None].astype(np.float32))
+    automatic.denoise(series)
+    assert automatic.last_report.ensemble == 1
+
+
 def test_ensemble_size_is_checked():
-    with pytest.raises(MedDenoiseError, match="ensemble must be one of") as info:
+    with pytest.raises(MedDenoiseError, match="ensemble must be 'auto' or one of") as info:
         Denoiser("median", ensemble=3)
     assert info.value.parameter == "ensemble"  # the CLI maps it to --ensemble

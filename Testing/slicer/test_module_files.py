@@ -387,9 +387,25 @@ def test_settings_are_checked_with_messages_naming_the_setting():
         ({"slice_axis": 3}, "`slice_axis`"),
         ({"noise_level": -1.0}, "`noise_level`"),
         ({"model": " "}, "`model`"),
+        ({"ensemble": 3}, "`ensemble`"),
     ]:
         with pytest.raises(ValueError, match=name):
             DenoiseSettings(**kwargs)
+
+
+def test_ensemble_auto_is_left_to_the_library_and_a_chosen_size_is_passed():
+    """The default ``auto`` adds nothing to the command (the CLI's own default); an explicit size, 1 included (the
+    CLI would otherwise pick 8 views for a 2D image), is passed on both paths."""
+    from MedDenoiseModuleLib import DenoiseSettings, Ensemble
+
+    default = DenoiseSettings()
+    assert default.ensemble == "auto"
+    assert "--ensemble" not in default.cli_arguments()
+    assert "ensemble" not in default.denoiser_arguments()
+    off = DenoiseSettings(ensemble=Ensemble.ONE)
+    assert off.cli_arguments()[-2:] == ["--ensemble", "1"]
+    assert off.denoiser_arguments()["ensemble"] == 1
+    assert Ensemble.AUTO.label().startswith("auto")
 
 
 def test_module_files_parse_as_python_3_9():

@@ -134,6 +134,14 @@ def parse_sigma(text: str) -> str | float:
     return value
 
 
+def parse_ensemble(text: str) -> str | int:
+    if text == "auto":
+        return "auto"
+    if text not in ("1", "2", "4", "8"):
+        raise argparse.ArgumentTypeError(f"expected auto, 1, 2, 4 or 8, got {text!r}")
+    return int(text)
+
+
 def parse_int_list(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())

@@ -157,6 +157,8 @@ def run_report(denoiser, noisy: Volume | VolumeSeries, denoised: Volume | Volume
     )
     if report is not None:
         values.update(modality=report.modality, model_choice=report.choice or "given explicitly")
+        if report.ensemble > 1:
+            values["ensemble_views"] = report.ensemble
     if isinstance(noisy, VolumeSeries):
         values["shape_zyx"] = list(noisy.shape)
         values["frames"] = noisy.num_frames

@@ -100,6 +100,7 @@ class NetworkRunner:
         progress: ProgressFactory,
         check_cancel: Callable[[], None],
         burst: np.ndarray | None = None,
+        views: int | None = None,
     ) -> np.ndarray:
         """Denoise a normalized volume.
 
@@ -111,6 +112,7 @@ class NetworkRunner:
             check_cancel: raises when the run was cancelled; called between batches and windows.
             burst: ``(B, Z, Y, X)`` frames to give a burst model instead of the adjacent slices (the same slice
                 of adjacent frames of a 4D series). Defaults to None.
+            views: geometric views averaged (1, 2, 4 or 8); None: the runner's ``ensemble``.
 
         Returns:
             The denoised volume, float32, same shape.
@@ -122,19 +124,21 @@ class NetworkRunner:
             if min(normalized.shape) < 2:
                 name = self.card.get("name", "this model")
                 raise InputError(f"model '{name}' is a 3D network; it cannot denoise a 2D image")
-            return self._run_3d(normalized, sigma, progress, check_cancel)
-        return self._run_2d(normalized, sigma, axis, progress, check_cancel, burst)
+            return self._run_3d(normalized, sigma, progress, check_cancel, views)
+        return self._run_2d(normalized, sigma, axis, progress, check_cancel, burst, views)
 
-    def forward(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The window forward: autocast + channels-last, averaged over the ensemble's views."""
+    def forward(self, views: int | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The window forward: autocast + channels-last, averaged over ``views`` geometric views (default: the
+        runner's ``ensemble``)."""
         model, device, dtype = self.model, self.device, self.autocast
+        views = self.ensemble if views is None else int(views)
 
         def forward_once(batch: torch.Tensor) -> torch.Tensor:
             return autocast_forward(model, batch, device, dtype)
 
-        if self.ensemble == 1:
+        if views == 1:
             return forward_once
-        transforms = GEOMETRIC_TRANSFORMS[: self.ensemble]
+        transforms = GEOMETRIC_TRANSFORMS[:views]
 
         def forward(batch: torch.Tensor) -> torch.Tensor:
             total = None
@@ -188,7 +192,7 @@ class NetworkRunner:
             device="cpu",
         )
 
-    def _run_2d(self, normalized, sigma, axis, progress, check_cancel, burst) -> np.ndarray:
+    def _run_2d(self, normalized, sigma, axis, progress, check_cancel, burst, views) -> np.ndarray:
         moved = np.moveaxis(normalized, axis, 0)
         burst_moved = None if burst is None else np.moveaxis(burst, axis + 1, 1)  # (B, slices, H, W)
         count = moved.shape[0]
@@ -196,7 +200,7 @@ class NetworkRunner:
         inferer = self._inferer(moved.shape[1:], 2)
         halo = halo_for(self.receptive_field, inferer.roi_size)
         half = self.burst // 2
-        forward = self.forward()
+        forward = self.forward(views)
         with progress(count) as counter, torch.inference_mode():
             for start in range(0, count, self.batch_slices):
                 check_cancel()
@@ -217,7 +221,7 @@ class NetworkRunner:
                 counter.update(stop - start)
         return np.moveaxis(output, 0, axis)
 
-    def _run_3d(self, normalized, sigma, progress, check_cancel) -> np.ndarray:
+    def _run_3d(self, normalized, sigma, progress, check_cancel, views) -> np.ndarray:
         inputs = self.inputs(normalized[np.newaxis, np.newaxis], sigma)
         inferer = self._inferer(normalized.shape, 3)
         windows = count_windows(normalized.shape, inferer.roi_size, inferer.overlap)
@@ -228,5 +232,5 @@ class NetworkRunner:
                 check_cancel()
                 counter.update(units)
 
-            result = inferer(inputs, HaloPredictor(self.forward(), inputs, halo, on_window=on_window))
+            result = inferer(inputs, HaloPredictor(self.forward(views), inputs, halo, on_window=on_window))
         return result[0, 0].cpu().numpy()
