@@ -37,10 +37,11 @@ logger = logging.getLogger(__name__)
 ENSEMBLE_SIZES = (1, 2, 4, 8)
 
 #: ``ensemble="auto"`` averages all 8 views for a single 2D image of up to this many pixels and none for volumes and
-#: series: a 2D image costs a second or two, where 8 views gain ~0.15 dB (kpn-small, 14 held-out 2D references
-#: through the CLI path at sigma 15: 36.97 -> 37.12 dB); a 512x512x300 CT would take 8x its ~3.5 min, and 2.5D
-#: models already average across slices.
-AUTO_ENSEMBLE_MAX_PIXELS = 2048 * 2048
+#: series. 8 views gain ~0.15 dB (kpn-small through the CLI on 14 held-out 2D references: 36.97 / 34.56 / 31.02 ->
+#: 37.12 / 34.70 / 31.17 dB at sigma 15 / 25 / 50) for 7x the time: on a 2-core AVX2 CPU 0.5 -> 3.8 s at 512x512
+#: and 7.6 -> 43 s at 1024x1024 (2048x2048 would take 160 s); a 512x512x300 CT would take 8x its ~3.5 min, and
+#: 2.5D models already average across slices.
+AUTO_ENSEMBLE_MAX_PIXELS = 1024 * 1024
 
 #: shipped models in order of preference for the default (best first, by the measured benchmark in docs/).
 PREFERRED_MODELS = ("kpn-small", "irunet-32", "rdn-small", "conv-dae-skip", "dran-small", "dncnn-small")
