@@ -277,7 +277,6 @@ class Denoiser:
                 overlap=overlap,
                 sw_batch_size=sw_batch_size,
                 batch_slices=batch_slices,
-                ensemble=1 if ensemble == "auto" else ensemble,
             )
         trained_scaling = self.card.get("input_scaling", ScalingMode.MINMAX.value) if self.model is not None else ""
         if window is not None and self.model is not None and trained_scaling != ScalingMode.CT_WINDOW.value:

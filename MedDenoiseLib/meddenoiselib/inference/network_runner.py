@@ -61,7 +61,6 @@ class NetworkRunner:
         overlap: window overlap fraction in [0, 1).
         sw_batch_size: windows per forward pass.
         batch_slices: slices per batch for 2D models.
-        ensemble: 1, 2, 4 or 8 geometric views averaged.
     """
 
     def __init__(
@@ -74,7 +73,6 @@ class NetworkRunner:
         overlap: float = 0.25,
         sw_batch_size: int = 4,
         batch_slices: int = 8,
-        ensemble: int = 1,
     ) -> None:
         self.model, self.card, self.device = model, card, device
         architecture = card["architecture"]
@@ -85,7 +83,7 @@ class NetworkRunner:
         self.size_multiple = int(getattr(model, "size_multiple", 1))
         self.autocast = autocast_dtype(device, precision)
         self.roi_size, self.overlap = roi_size, float(overlap)
-        self.sw_batch_size, self.batch_slices, self.ensemble = int(sw_batch_size), int(batch_slices), int(ensemble)
+        self.sw_batch_size, self.batch_slices = int(sw_batch_size), int(batch_slices)
 
     @property
     def needs_sigma(self) -> bool:
@@ -100,7 +98,7 @@ class NetworkRunner:
         progress: ProgressFactory,
         check_cancel: Callable[[], None],
         burst: np.ndarray | None = None,
-        views: int | None = None,
+        views: int = 1,
     ) -> np.ndarray:
         """Denoise a normalized volume.
 
@@ -112,7 +110,7 @@ class NetworkRunner:
             check_cancel: raises when the run was cancelled; called between batches and windows.
             burst: ``(B, Z, Y, X)`` frames to give a burst model instead of the adjacent slices (the same slice
                 of adjacent frames of a 4D series). Defaults to None.
-            views: geometric views averaged (1, 2, 4 or 8); None: the runner's ``ensemble``.
+            views: geometric views averaged (1, 2, 4 or 8; the caller's self-ensemble). Defaults to 1.
 
         Returns:
             The denoised volume, float32, same shape.
@@ -127,11 +125,9 @@ class NetworkRunner:
             return self._run_3d(normalized, sigma, progress, check_cancel, views)
         return self._run_2d(normalized, sigma, axis, progress, check_cancel, burst, views)
 
-    def forward(self, views: int | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The window forward: autocast + channels-last, averaged over ``views`` geometric views (default: the
-        runner's ``ensemble``)."""
+    def forward(self, views: int = 1) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The window forward: autocast + channels-last, averaged over ``views`` geometric views."""
         model, device, dtype = self.model, self.device, self.autocast
-        views = self.ensemble if views is None else int(views)
 
         def forward_once(batch: torch.Tensor) -> torch.Tensor:
             return autocast_forward(model, batch, device, dtype)
