@@ -58,6 +58,30 @@ def test_burst_sampler_stacks_adjacent_slices():
     assert ((means[:, 1] - means[:, 0]).abs() <= 1).all() and (means[:, 2] >= means[:, 1]).all()
 
 
+def test_burst_sampler_spaces_frames_by_the_drawn_slice_stride():
+    # slice k holds k * 10 (+ noise below 1): a stack's frame-to-frame step in tens is its slice stride
+    volume = np.stack(
+        [np.full((40, 40), 10.0 * k, np.float32) + np.random.default_rng(k).random((40, 40)) for k in range(12)]
+    )
+    image = [TrainingImage("v", volume)]
+
+    def steps(strides) -> set[int]:
+        batch = PatchSampler(image, 32, burst=3, seed=0, min_std=0, slice_strides=strides).batch(300)
+        means = batch.mean(dim=(2, 3))
+        centre = means[:, 1].round(decimals=-1)
+        inner = (centre >= 30) & (centre <= 80)  # stacks whose neighbours 3 slices away exist on both sides
+        low, high = (means[inner, 1] - means[inner, 0]) / 10, (means[inner, 2] - means[inner, 1]) / 10
+        assert torch.allclose(low, high, atol=0.2)  # symmetric about the centre slice
+        return set(low.round().int().tolist())
+
+    assert steps((1,)) == {1}
+    assert steps((1, 2, 3)) == {1, 2, 3}
+    with pytest.raises(ValueError, match="slice_strides"):
+        PatchSampler(image, 32, burst=3, slice_strides=(0,))
+    with pytest.raises(ValueError, match="slice_strides"):
+        TrainConfig(inputs=["x"], slice_strides=[]).validate()
+
+
 def test_split_holds_out_whole_files():
     images = [TrainingImage(f"f{i}", np.zeros((1, 8, 8), np.float32)) for i in range(10)]
     train_set, val = split_by_file(images, 0.2, seed=0)

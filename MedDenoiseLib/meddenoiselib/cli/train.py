@@ -12,6 +12,7 @@ from .options import (
     add_common_options,
     parse_float_list,
     parse_fraction,
+    parse_int_list,
     parse_non_negative_float,
     parse_non_negative_int,
     parse_open_fraction,
@@ -125,6 +126,13 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--mask-fraction", dest="mask_fraction", type=parse_open_fraction)
     p.add_argument("--patch", type=parse_positive_int)
+    p.add_argument(
+        "--slice-strides",
+        dest="slice_strides",
+        type=parse_int_list,
+        metavar="S[,S...]",
+        help="burst models: slice steps between a training stack's frames, one drawn per stack (1)",
+    )
     p.add_argument("--batch-size", dest="batch_size", type=parse_positive_int)
     p.add_argument("--steps", type=parse_positive_int)
     p.add_argument(

@@ -43,6 +43,8 @@ class TrainConfig:
             (0-255 scale) to emulate a noisy-only dataset (0 = inputs are already noisy scans).
         mask_fraction: self-supervised: share of pixels hidden per patch.
         patch: patch edge in pixels.
+        slice_strides: 2D burst models: slice steps between the frames of a training stack, one drawn per stack
+            (``[1, 2, 3]`` also shows a 2 mm series as 4 and 6 mm ones). Defaults to ``[1]``.
         batch_size: patches per optimisation step (global, across all distributed ranks).
         steps: optimisation steps.
         time_budget: seconds this run may train (0: no limit). After 50 steps the step count is lowered to what
@@ -89,6 +91,7 @@ class TrainConfig:
     simulate_noise: float = 0.0
     mask_fraction: float = 0.02
     patch: int = 64
+    slice_strides: list[int] = field(default_factory=lambda: [1])
     batch_size: int = 16
     steps: int = 2000
     stop_after: int = 0
@@ -127,6 +130,9 @@ class TrainConfig:
         for name in ("patch", "batch_size", "steps", "checkpoint_every", "val_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be at least 1, got {getattr(self, name)}.")
+        self.slice_strides = [int(v) for v in self.slice_strides]
+        if not self.slice_strides or min(self.slice_strides) < 1:
+            raise ValueError(f"`slice_strides` must be positive integers, got {self.slice_strides!r}.")
         if self.lr <= 0:
             raise ValueError(f"`lr` must be positive, got {self.lr}.")
         if not 0.0 <= self.noisy_range_fraction <= 1.0:

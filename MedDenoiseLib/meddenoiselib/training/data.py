@@ -228,7 +228,10 @@ class PatchSampler:
 
     Burst sampling draws half of its stacks from images with at least ``burst`` slices, so the network sees real
     neighbours often enough to learn to use them even when most training files are single 2D images (whose
-    "stack" is the one slice repeated: the case a burst model meets when given a lone slice).
+    "stack" is the one slice repeated: the case a burst model meets when given a lone slice). With several
+    ``slice_strides``, each stack takes every ``s``-th slice (``s`` drawn uniformly from them), so a series
+    reconstructed at 2 mm also shows the network neighbours as far apart as a 4-6 mm series has them, where
+    anatomy near bone changes from one slice to the next and the neighbours must be trusted less.
 
     Args:
         images: cached training images.
@@ -237,6 +240,7 @@ class PatchSampler:
         burst: adjacent slices per 2D sample (channels). Defaults to 1.
         seed: seeds every MONAI transform and the image choice. Defaults to 0.
         min_std: flat-patch threshold. Defaults to 0.01.
+        slice_strides: slice steps between the frames of a burst stack, one drawn per stack. Defaults to (1,).
     """
 
     def __init__(
@@ -247,9 +251,13 @@ class PatchSampler:
         burst: int = 1,
         seed: int = 0,
         min_std: float = 0.01,
+        slice_strides: Sequence[int] = (1,),
     ) -> None:
         if spatial_dims not in (2, 3):
             raise ValueError(f"`spatial_dims` must be 2 or 3, got {spatial_dims}.")
+        self.slice_strides = tuple(int(s) for s in slice_strides)
+        if not self.slice_strides or min(self.slice_strides) < 1:
+            raise ValueError(f"`slice_strides` must be positive integers, got {tuple(slice_strides)!r}.")
         self.patch = int(patch)
         self.spatial_dims = spatial_dims
         self.burst = int(burst)
@@ -293,7 +301,10 @@ class PatchSampler:
             return image[np.newaxis]
         k = self.random.randint(image.shape[0])
         half = self.burst // 2
-        index = np.clip(np.arange(k - half, k + half + 1), 0, image.shape[0] - 1)
+        strides = self.slice_strides
+        # a single stride draws nothing, so a seeded run without strides samples as it did before they existed
+        stride = strides[0] if len(strides) == 1 else strides[self.random.randint(len(strides))]
+        index = np.clip(k + stride * np.arange(-half, half + 1), 0, image.shape[0] - 1)
         frames = image[index]
         if self.aux_channels:
             return np.concatenate([frames, chosen.aux[index].reshape(-1, *image.shape[1:])], axis=0)

@@ -430,7 +430,14 @@ class Trainer:
         self._load_data()
         self._build_model()
         self._build_validation(self.val_images)  # burst validation stacks need the model's burst
-        self.sampler = PatchSampler(self.train_images, config.patch, config.spatial_dims, self.burst, config.seed)
+        self.sampler = PatchSampler(
+            self.train_images,
+            config.patch,
+            config.spatial_dims,
+            self.burst,
+            config.seed,
+            slice_strides=config.slice_strides,
+        )
         generator = torch.Generator()
         generator.manual_seed(config.seed + 1)
         level_generator = torch.Generator()

@@ -100,6 +100,7 @@ def build_model_card(
             if config.scaling == "ct_window"
             else "per-volume min-max to [0, 1]",
             "patch": config.patch,
+            **({"slice_strides": list(config.slice_strides)} if config.slice_strides != [1] else {}),
             "batch_size": config.batch_size,
             "steps": steps_run,
             "patches_seen": steps_run * config.batch_size,
