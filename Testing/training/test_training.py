@@ -80,6 +80,11 @@ def test_burst_sampler_spaces_frames_by_the_drawn_slice_stride():
         PatchSampler(image, 32, burst=3, slice_strides=(0,))
     with pytest.raises(ValueError, match="slice_strides"):
         TrainConfig(inputs=["x"], slice_strides=[]).validate()
+    with pytest.raises(ValueError, match="slice_strides"):
+        TrainConfig(inputs=["x"], slice_strides="1,two").validate()
+    config = TrainConfig(inputs=["x"], slice_strides="1,2,3")  # as the shipped recipes write it
+    config.validate()
+    assert config.slice_strides == [1, 2, 3]
 
 
 def test_split_holds_out_whole_files():

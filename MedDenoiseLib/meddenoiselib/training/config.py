@@ -130,9 +130,14 @@ class TrainConfig:
         for name in ("patch", "batch_size", "steps", "checkpoint_every", "val_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be at least 1, got {getattr(self, name)}.")
-        self.slice_strides = [int(v) for v in self.slice_strides]
+        strides = self.slice_strides
+        try:
+            # "1,2,3", as the recipes write it, or a list
+            self.slice_strides = [int(v) for v in (strides.split(",") if isinstance(strides, str) else strides)]
+        except (TypeError, ValueError):
+            raise ValueError(f"`slice_strides` must be positive integers, got {strides!r}.") from None
         if not self.slice_strides or min(self.slice_strides) < 1:
-            raise ValueError(f"`slice_strides` must be positive integers, got {self.slice_strides!r}.")
+            raise ValueError(f"`slice_strides` must be positive integers, got {strides!r}.")
         if self.lr <= 0:
             raise ValueError(f"`lr` must be positive, got {self.lr}.")
         if not 0.0 <= self.noisy_range_fraction <= 1.0:
