@@ -223,7 +223,9 @@ RECIPES: dict[str, dict] = {
 # 48.47 / 45.29 / 40.76 dB at 10 / 25 / 60 HU against the pre-denoised chest and the head); run again from that model
 # on 2026-12-01 with CT padding filled in the training images (1384 steps in 2376 s, two threads shared with a
 # benchmark; val 49.62 / 45.90 / 40.86 dB) and installed over kpn-ct-burst3; run once more from that model on
-# 2026-12-01 (3492 steps in 2745 s, val 50.08 / 46.40 / 41.66 dB, last = best) and installed over kpn-ct-burst3
+# 2026-12-01 (3492 steps in 2745 s, val 50.08 / 46.40 / 41.66 dB, last = best) and installed over kpn-ct-burst3; run
+# once more from that model on 2026-12-01 with slice strides 1-3 (4379 steps in 3180 s, val 50.70 / 46.71 / 42.08 dB,
+# last = best) and installed over kpn-ct-burst3
 RECIPES["kpn-ct-burst3-ft"] = {**RECIPES["kpn-ct-burst3"], "init": "kpn-ct-burst3", "install_as": "kpn-ct-burst3"}
 
 
