@@ -155,3 +155,28 @@ def test_paper_decoder_layout() -> None:
     assert [block[0].in_channels for block in net.decoder] == [1024, 768, 384]
     assert [block[-2].out_channels for block in net.decoder] == [512, 256, 200]
     assert (net.out.in_channels, net.out.out_channels, net.out.kernel_size) == (200, 200, (1, 1))
+
+
+def test_coarse_kernels_start_at_zero_and_filter_the_half_resolution_frames() -> None:
+    """The two-scale KPN starts as the one-scale KPN; its coarse kernels act on the 2x2-averaged frames."""
+    torch.manual_seed(0)
+    single = KPN(2, 3, kernel_size=3, **SMALL).eval()
+    two = KPN(2, 3, kernel_size=3, coarse_kernels=True, **SMALL).eval()
+    assert two.out_coarse.out_channels == 3 * 9
+    assert two.load_state_dict(single.state_dict(), strict=False).missing_keys == [
+        "out_coarse.weight",
+        "out_coarse.bias",
+    ]
+    x = torch.rand(2, 3, 13, 10)  # odd size: the input is padded for the U-Net and the result cropped back
+    with torch.no_grad():
+        torch.testing.assert_close(two(x), single(x), rtol=0, atol=0)
+        # coarse kernels = a centred delta on frame 1: the output gains frame 1 averaged 2x2 and upsampled back
+        two.out_coarse.bias[9 + 4] = 1.0
+        xp = F.pad(x, (1, 1, 1, 2), mode="reflect")  # pad_to_multiple: 13x10 -> 16x12 (size_multiple 4)
+        coarse = F.interpolate(F.avg_pool2d(xp[:, 1:2], 2), scale_factor=2, mode="bilinear", align_corners=False)
+        expected = single(x) + coarse[:, :, 1:14, 1:11]
+        torch.testing.assert_close(two(x), expected, rtol=1e-5, atol=1e-6)
+        # and it is a true second scale: a pattern alternating pixel by pixel averages out at half resolution
+        checker = (torch.arange(14)[:, None] + torch.arange(12)[None, :]) % 2
+        y = checker.float().expand(1, 3, 14, 12).contiguous()
+        torch.testing.assert_close(two(y) - single(y), torch.full((1, 1, 14, 12), 0.5), rtol=0, atol=1e-6)

@@ -29,7 +29,8 @@ EXPECTED_NAMES = [
     "irunet", "irunet-32", "irunet-48",
     "rdn", "rdn-a", "rdn-small",
     "conv-dae", "conv-dae-skip",
-    "kpn", "kpn-small", "kpn-medium", "kpn-burst3", "kpn-medium-bias", "kpn-medium-burst3", "kpn-medium-burst5",
+    "kpn", "kpn-small", "kpn-medium", "kpn-burst3",
+    "kpn-ms-burst3", "kpn-medium-bias", "kpn-medium-burst3", "kpn-medium-burst5",
 ]  # fmt: skip
 
 # (registry name, 2D gray parameter count)
@@ -52,6 +53,8 @@ PARAMETER_CASES = [
     ("kpn-small", 335_957),
     ("kpn-medium", 1_811_285),
     ("kpn-burst3", 473_083),
+    # kpn-burst3 plus the coarse-kernel 1x1 conv: 75 -> 75 channels
+    ("kpn-ms-burst3", 478_783),
     # kpn-medium plus per-pixel bias channels (one per frame): 4-level U-Net, K = 5
     ("kpn-medium-bias", 1_813_526),
     ("kpn-medium-burst3", 1_958_194),

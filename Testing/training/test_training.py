@@ -314,3 +314,51 @@ def test_noisy_range_training_validates_on_the_users_path(tmp_path, xray_png, us
         trainer.module.out.bias.zero_()  # kernels of zero: the network outputs 0 on the scale it is given
     floor_psnr = np.mean([psnr(clean, np.full_like(clean, noisy.min())) for _, clean, noisy in trainer.val_sets])
     assert trainer.validate()["psnr"] == pytest.approx(floor_psnr, abs=1e-3)
+
+
+def test_grow_network_starts_as_the_trained_model_and_refuses_what_would_not():
+    from meddenoiselib.errors import OptionError
+    from meddenoiselib.networks import create_network
+    from meddenoiselib.training.grow import grow_network
+
+    torch.manual_seed(0)
+    trained = create_network("kpn-burst3").eval()
+    with torch.no_grad():
+        trained.out.weight.normal_(std=0.05)  # a "trained" state: kernels depend on the content
+    before = {k: v.clone() for k, v in trained.state_dict().items()}
+    grown = grow_network(trained, "kpn-ms-burst3", 2, {}, "trained").eval()
+    x = torch.rand(1, 3, 40, 36)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x), trained(x), rtol=0, atol=0)
+    assert all(torch.equal(before[k], v) for k, v in trained.state_dict().items())
+    with pytest.raises(OptionError, match="3 input frames.*1 frames"):
+        grow_network(trained, "kpn-small", 2, {}, "trained")
+    with pytest.raises(OptionError, match="other shapes"):
+        grow_network(trained, "kpn-medium-burst3", 2, {}, "trained")
+    # a model without the final conv: the grown network's delta bias there is not zero, so it would not start alike
+    del trained.out
+    with pytest.raises(OptionError, match="out.bias.*do not start at zero"):
+        grow_network(trained, "kpn-burst3", 2, {}, "trained")
+
+
+def test_training_can_grow_a_burst_kpn_into_the_two_scale_one(tmp_path, ct_series_dir):
+    """--grow: the card names the grown network, and its coarse kernels are trained from zero."""
+    base = dict(network="kpn-burst3", patch=32)
+    first = train(_config(tmp_path / "a", [ct_series_dir], steps=2, **base), show_progress=False)
+    with pytest.raises(ValueError, match="`grow`.*needs `init`"):
+        _config(tmp_path / "x", [ct_series_dir], grow="kpn-ms-burst3", **base).validate()
+    grown = train(
+        _config(tmp_path / "b", [ct_series_dir], steps=3, init=str(first), grow="kpn-ms-burst3", **base),
+        show_progress=False,
+    )
+    import json
+
+    card = json.loads(grown.with_suffix(".json").read_text())
+    assert card["architecture"]["network"] == "kpn-ms-burst3"
+    assert card["training"]["grown_into"].startswith("kpn-ms-burst3")
+    a, b = _weights(first), _weights(grown)
+    assert set(b) - set(a) == {"out_coarse.weight", "out_coarse.bias"}
+    assert b["out_coarse.weight"].abs().sum() > 0  # trained away from its zero start
+    from meddenoiselib.weights import load_pretrained
+
+    assert load_pretrained(grown)[0].coarse_kernels  # and it loads as what it is

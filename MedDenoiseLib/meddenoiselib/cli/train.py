@@ -153,6 +153,12 @@ def add_parser(sub) -> None:
     p.add_argument("--loss", choices=["l1", "mse"])
     p.add_argument("--grad-clip", dest="grad_clip", type=parse_non_negative_float)
     p.add_argument("--init", help="fine-tune from shipped weights (name) or a .safetensors file")
+    p.add_argument(
+        "--grow",
+        metavar="NETWORK",
+        help="fine-tuning: build this larger network (e.g. kpn-ms-burst3) from the --init weights; it starts with "
+        "their exact output",
+    )
     p.add_argument("--freeze", type=parse_non_negative_int, help="fine-tuning: freeze this many leading layers")
     p.add_argument("--seed", type=parse_non_negative_int)
     p.add_argument("--checkpoint-every", dest="checkpoint_every", type=parse_positive_int)

@@ -125,6 +125,13 @@ _SPECS: tuple[NetworkSpec, ...] = (
         burst=3,
     ),
     NetworkSpec(
+        "kpn-ms-burst3",
+        KPN,
+        {**_KPN_SMALL, "coarse_kernels": True},
+        "kpn-burst3 plus half-resolution kernels (2.5D CT: a wider support for correlated noise).",
+        burst=3,
+    ),
+    NetworkSpec(
         "kpn-medium-bias",
         KPN,
         dict(_KPN_MEDIUM_BIAS),

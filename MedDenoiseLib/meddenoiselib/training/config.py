@@ -58,6 +58,10 @@ class TrainConfig:
         grad_clip: max gradient norm (0 disables).
         weight_decay: Adam weight decay.
         init: start from shipped weights (name) or a ``.safetensors`` file (fine-tuning).
+        grow: fine-tuning: build this registry network instead of the ``init`` model's own and copy the init's
+            weights into it. Every parameter the init lacks must start with no effect (the zero-initialised coarse
+            kernels of ``kpn-ms-burst3`` grown from a ``kpn-burst3``-type model), so training starts from the init's
+            exact output. Empty: train the init's network.
         freeze: fine-tuning: number of leading parameterised layers to freeze.
         seed: seeds patch sampling, noise and initialisation.
         checkpoint_every: steps between checkpoints.
@@ -103,6 +107,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     weight_decay: float = 0.0
     init: str = ""
+    grow: str = ""
     freeze: int = 0
     seed: int = 0
     checkpoint_every: int = 200
@@ -130,6 +135,8 @@ class TrainConfig:
         for name in ("patch", "batch_size", "steps", "checkpoint_every", "val_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be at least 1, got {getattr(self, name)}.")
+        if self.grow and not self.init:
+            raise ValueError(f"`grow` ({self.grow!r}) needs `init`: the trained model to grow from.")
         strides = self.slice_strides
         try:
             # "1,2,3", as the recipes write it, or a list

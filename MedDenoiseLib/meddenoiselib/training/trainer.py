@@ -198,6 +198,11 @@ class Trainer:
                     f"{config.spatial_dims}D (spatial_dims)",
                     parameter="init",
                 )
+            if config.grow and config.grow != self.network_name:
+                from .grow import grow_network
+
+                model = grow_network(model, config.grow, config.spatial_dims, self.overrides, config.init)
+                self.network_name = config.grow
         else:
             self.network_name = config.network
             self.overrides = dict(config.overrides)

@@ -109,6 +109,7 @@ def build_model_card(
             "loss": config.loss if supervised else f"masked {config.loss} (blind spot)",
             "precision": precision,
             "init": config.init or "random",
+            **({"grown_into": f"{config.grow} (new parameters starting at zero)"} if config.grow else {}),
             "wall_time_s": round(wall_time_s, 1),
             "hardware": hardware_name(device),
             "world_size": world_size,
