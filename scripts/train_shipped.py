@@ -232,7 +232,8 @@ RECIPES["kpn-ct-burst3-ft"] = {**RECIPES["kpn-ct-burst3"], "init": "kpn-ct-burst
 # within ~15 mm of bone, where 5x5 kernels over 3 slices leave correlated noise once the neighbours stop helping.
 # Run on 2026-12-01 (3426 steps in 2715 s, best val 50.66 / 46.71 / 42.15 dB at step 3000, about level with the
 # one-scale model's 50.70 / 46.71 / 42.08) and installed over kpn-ct-burst3: on the benchmark's held-out noisy series
-# (one view) +6.26 -> +6.44 dB at ~25 HU, +10.60 -> +10.74 at ~60 HU. kpn-ct-burst3-ft now continues this network.
+# (one view) +6.26 -> +6.44 dB at ~25 HU, +10.60 -> +10.74 at ~60 HU. kpn-ct-burst3-ft now continues this network;
+# its first run on it (2014 steps, 1653 s) ended at val 46.37 dB, below the 46.51 it started from: not installed.
 RECIPES["kpn-ct-ms-burst3"] = {
     **RECIPES["kpn-ct-burst3"],
     "network": "kpn-ms-burst3",
