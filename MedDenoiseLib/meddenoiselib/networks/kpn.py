@@ -139,8 +139,8 @@ class KPN(nn.Module):
       result is upsampled (bilinear/trilinear ×2) and added to the fine output. Each coarse tap averages 2^d
       pixels and the kernel spans ``2K`` pixels per axis, so flat regions can average over a support the 5×5
       kernels cannot reach (correlated CT noise has most of its power there). The conv starts at zero, so a KPN
-      grown from a trained one (:meth:`load_state_dict` with ``strict=False`` on the old weights) starts as that
-      network exactly; the cost is ~6 % of the forward time at 512×512.
+      grown from a trained one (``train --grow``: the old weights loaded with ``strict=False``) starts as that
+      network exactly. Cost: ~2 % of the CLI time on a 512×512×300 CT (docs/memory.md).
     - Published results: the paper's synthetic-burst PSNR/SSIM table was not retrieved for networks.md.
     - Deviations: 3D variant (``N·K³`` kernel channels: prefer a small K); Kaiming instead of Xavier init;
       delta initialisation of the last conv; replicate border padding for the kernel application; the

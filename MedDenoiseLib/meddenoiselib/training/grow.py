@@ -8,6 +8,8 @@ import torch
 
 from ..errors import OptionError
 
+__all__ = ["grow_network"]
+
 
 def grow_network(
     trained: torch.nn.Module, network: str, spatial_dims: int, overrides: dict[str, Any], source: str
