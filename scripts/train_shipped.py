@@ -75,6 +75,21 @@ RECIPES: dict[str, dict] = {
         install_as="kpn-small",
         description=BLIND + "; 70 % of samples scaled by the noisy image's min-max, as the CLI scales a file",
     ),
+    # kpn-small grown into a two-scale KPN (half-resolution kernels whose conv starts at zero) and trained on the
+    # user's path like kpn-small-filerange: against BM3D through the CLI the default is short at sigma 15 / 25 on MR
+    # and US, whose flat regions a 5x5 support averages over too few pixels
+    "kpn-small-ms": dict(
+        network="kpn-ms-small",
+        init="kpn-small",
+        grow="kpn-ms-small",
+        patch=96,
+        batch_size=8,
+        steps=6000,
+        lr=1e-4,
+        noisy_range_fraction=0.7,
+        install_as="kpn-small",
+        description=BLIND + "; 70 % of samples scaled by the noisy image's min-max, as the CLI scales a file",
+    ),
     "kpn-small-n2v": dict(
         network="kpn-small",
         patch=96,

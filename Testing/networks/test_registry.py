@@ -29,7 +29,7 @@ EXPECTED_NAMES = [
     "irunet", "irunet-32", "irunet-48",
     "rdn", "rdn-a", "rdn-small",
     "conv-dae", "conv-dae-skip",
-    "kpn", "kpn-small", "kpn-medium", "kpn-burst3",
+    "kpn", "kpn-small", "kpn-ms-small", "kpn-medium", "kpn-burst3",
     "kpn-ms-burst3", "kpn-medium-bias", "kpn-medium-burst3", "kpn-medium-burst5",
 ]  # fmt: skip
 
@@ -51,6 +51,8 @@ PARAMETER_CASES = [
     ("conv-dae-skip", 371_073),
     ("kpn", 27_385_031),
     ("kpn-small", 335_957),
+    # kpn-small plus the coarse-kernel 1x1 conv: 25 -> 25 channels
+    ("kpn-ms-small", 336_607),
     ("kpn-medium", 1_811_285),
     ("kpn-burst3", 473_083),
     # kpn-burst3 plus the coarse-kernel 1x1 conv: 75 -> 75 channels

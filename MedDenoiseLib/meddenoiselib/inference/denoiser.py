@@ -164,7 +164,9 @@ class Denoiser:
         sw_batch_size: windows per forward pass. Defaults to 4.
         slice_axis: array axis (0 = z, 1 = y, 2 = x) along which 2D models and 2D baselines run on a volume;
             None picks the axis with the largest voxel spacing (the through-plane axis), z when isotropic.
-        batch_slices: slices processed together by a 2D model. Defaults to 8.
+        batch_slices: slices processed together by a 2D model. Defaults to 2: with the freed memory kept for the
+            next batch (``inference/allocator.py``) the CPU is as fast per slice as with 8, for ~0.5 GB less memory
+            on a 512x512 2.5D CT (docs/memory.md); a GPU may want more.
         precision: ``"auto"`` (bf16 on CPUs that support it, fp16 on CUDA), ``"fp32"``, ``"bf16"``, ``"fp16"``.
         scaling_mode: intensity normalization (see :class:`~meddenoiselib.transforms.ScalingMode`). Defaults to
             None: for a network, the scaling its training images had (``input_scaling`` in the model card, min-max
@@ -201,7 +203,7 @@ class Denoiser:
         overlap: float = 0.25,
         sw_batch_size: int = 4,
         slice_axis: int | None = None,
-        batch_slices: int = 8,
+        batch_slices: int = 2,
         precision: str = "auto",
         scaling_mode: ScalingMode | str | None = None,
         window: tuple[float, float] | None = None,

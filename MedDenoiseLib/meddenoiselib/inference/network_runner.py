@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError, OptionError
+from .allocator import freed_memory_kept
 from .baseline_runner import ProgressFactory
 from .device import autocast_dtype, autocast_forward
 from .sliding import HaloPredictor, build_inferer, count_windows, halo_for
@@ -72,7 +73,7 @@ class NetworkRunner:
         roi_size: int | tuple[int, ...] | None = None,
         overlap: float = 0.25,
         sw_batch_size: int = 4,
-        batch_slices: int = 8,
+        batch_slices: int = 2,
     ) -> None:
         self.model, self.card, self.device = model, card, device
         architecture = card["architecture"]
@@ -197,7 +198,7 @@ class NetworkRunner:
         halo = halo_for(self.receptive_field, inferer.roi_size)
         half = self.burst // 2
         forward = self.forward(views)
-        with progress(count) as counter, torch.inference_mode():
+        with progress(count) as counter, torch.inference_mode(), freed_memory_kept():
             for start in range(0, count, self.batch_slices):
                 check_cancel()
                 stop = min(start + self.batch_slices, count)
@@ -222,7 +223,7 @@ class NetworkRunner:
         inferer = self._inferer(normalized.shape, 3)
         windows = count_windows(normalized.shape, inferer.roi_size, inferer.overlap)
         halo = halo_for(self.receptive_field, inferer.roi_size)
-        with progress(windows) as counter, torch.inference_mode():
+        with progress(windows) as counter, torch.inference_mode(), freed_memory_kept():
 
             def on_window(units: int) -> None:
                 check_cancel()

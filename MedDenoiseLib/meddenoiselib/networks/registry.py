@@ -112,6 +112,12 @@ _SPECS: tuple[NetworkSpec, ...] = (
     ),
     NetworkSpec("kpn-small", KPN, dict(_KPN_SMALL), "Small KPN for CPU: 3-level U-Net (32/64/128), single frame, K 5."),
     NetworkSpec(
+        "kpn-ms-small",
+        KPN,
+        {**_KPN_SMALL, "coarse_kernels": True},
+        "kpn-small plus half-resolution kernels (a wider support in flat regions, at ~2 % of the cost).",
+    ),
+    NetworkSpec(
         "kpn-medium",
         KPN,
         {"features": (32, 64, 128, 256), "convs_per_block": 2, "kernel_size": 5},

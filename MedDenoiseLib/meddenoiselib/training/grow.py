@@ -36,15 +36,14 @@ def grow_network(
     """
     from ..networks import create_network, get_network_spec
 
+    frames, target_frames = getattr(trained, "burst", 1), get_network_spec(network).burst
+    if target_frames != frames:
+        raise OptionError(
+            f"cannot grow {source} ({frames} input frames) into {network} ({target_frames} frames)", parameter="grow"
+        )
     grown = create_network(network, spatial_dims=spatial_dims, **overrides)
     state = trained.state_dict()
     own = grown.state_dict()
-    burst = getattr(trained, "burst", 1)
-    if get_network_spec(network).burst != burst:
-        raise OptionError(
-            f"cannot grow {source} ({burst} input frames) into {network} ({get_network_spec(network).burst} frames)",
-            parameter="grow",
-        )
     foreign = sorted(set(state) - set(own))
     reshaped = sorted(k for k in set(state) & set(own) if state[k].shape != own[k].shape)
     if foreign or reshaped:
