@@ -21,6 +21,13 @@ from ..conftest import digest_tree, leftover_temporaries
 CASES = [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")]
 
 
+def _hear_sigint() -> None:
+    """A test run started in the background of a shell without job control (``cmd &`` in a script, some CI
+    runners) ignores SIGINT, and its children inherit that: Python then installs no KeyboardInterrupt handler and
+    the child would finish its write as if never interrupted. A user's terminal delivers SIGINT; so does this."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum, code, word", CASES, ids=["SIGTERM", "SIGINT"])
 def test_signal_during_write_removes_temporaries(tmp_path, signum, code, word):
     source = tmp_path / "big.nii"  # stored uncompressed: only the output needs to be slow to write
@@ -45,6 +52,7 @@ def test_signal_during_write_removes_temporaries(tmp_path, signum, code, word):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_hear_sigint,
     )
     deadline = time.monotonic() + 300
     try:
