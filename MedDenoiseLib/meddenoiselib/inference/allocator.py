@@ -4,13 +4,15 @@ A 2.5D CT batch of 512x512 slices allocates and frees tensors of hundreds of MB 
 kernel maps of 4 slices are 4 x 75 x 512 x 512 float32, 315 MB). glibc serves allocations above its mmap threshold
 (at most 32 MB) with fresh ``mmap`` calls and unmaps them on free, so every batch page-faults and zero-fills all of
 that memory again. Measured on the 2-core AVX2 EPYC with ``kpn-ct-burst3`` (forward passes only, 24 slices):
-0.73 s per slice and 2.0 GB peak with 8-slice batches as glibc does it by default; 0.53 s and 1.8 GB with 4-slice
-batches and the freed memory kept in the heap (docs/memory.md has the whole-volume numbers through the CLI).
+0.73 s per slice and 2.0 GB peak with 8-slice batches as glibc does it by default; 0.53 s and 1.6 GB with 2-slice
+batches (the default now) and the freed memory kept in the heap (docs/memory.md: the whole volume through the CLI).
 
 Kept for the inference loop only: set for the whole process, the heap also keeps the holes that reading, scaling
 and writing a volume leave, and the peak grows by ~0.9 GB on a 512x512x300 CT. On leaving, glibc's settings are
 restored and the heap's free pages are handed back (``malloc_trim``), so a host application (Slicer, a notebook)
-gets its memory back after each call.
+gets its memory back after each call. (Once any of these settings was made, glibc no longer raises its mmap
+threshold on its own; blocks over the default 128 kB are then always mapped afresh, which costs nothing outside
+such loops.)
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ _USER_TUNING = ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRES
 
 _lock = threading.Lock()
 _depth = 0
+_applied = False
 
 
 def _glibc():
@@ -61,7 +64,7 @@ def freed_memory_kept() -> Iterator[bool]:
     Yields:
         True when glibc took the settings.
     """
-    global _depth
+    global _depth, _applied
     libc = _glibc()
     if libc is None:
         yield False
@@ -70,10 +73,9 @@ def freed_memory_kept() -> Iterator[bool]:
     with _lock:
         if _depth == 0:
             # mallopt returns 1 on success; the trim threshold first, so the heap is never trimmed mid-batch
-            applied = bool(mallopt(_M_TRIM_THRESHOLD, _MAX_TRIM)) and bool(mallopt(_M_MMAP_MAX, 0))
-        else:
-            applied = True
+            _applied = bool(mallopt(_M_TRIM_THRESHOLD, _MAX_TRIM)) and bool(mallopt(_M_MMAP_MAX, 0))
         _depth += 1
+        applied = _applied
     try:
         yield applied
     finally:
