@@ -75,23 +75,6 @@ RECIPES: dict[str, dict] = {
         install_as="kpn-small",
         description=BLIND + "; 70 % of samples scaled by the noisy image's min-max, as the CLI scales a file",
     ),
-    # kpn-small grown into a two-scale KPN (half-resolution kernels whose conv starts at zero) and trained on the
-    # user's path like kpn-small-filerange: against BM3D through the CLI the default is short at sigma 15 / 25 on MR
-    # and US, whose flat regions a 5x5 support averages over too few pixels. Run on 2026-12-02 (5765 steps in 2532 s,
-    # val on the user's path 33.78 at step 500 -> 34.27 dB at the last step) and installed over kpn-small: through
-    # the CLI 37.12 / 34.70 / 31.17 -> 37.22 / 34.82 / 31.32 dB at sigma 15 / 25 / 50 (docs/benchmarks_gaussian_cli.md)
-    "kpn-small-ms": dict(
-        network="kpn-ms-small",
-        init="kpn-small",
-        grow="kpn-ms-small",
-        patch=96,
-        batch_size=8,
-        steps=6000,
-        lr=1e-4,
-        noisy_range_fraction=0.7,
-        install_as="kpn-small",
-        description=BLIND + "; 70 % of samples scaled by the noisy image's min-max, as the CLI scales a file",
-    ),
     "kpn-small-n2v": dict(
         network="kpn-small",
         patch=96,
@@ -259,6 +242,17 @@ RECIPES["kpn-ct-ms-burst3"] = {
     "install_as": "kpn-ct-burst3",
 }
 
+# kpn-small grown into a two-scale KPN (half-resolution kernels whose conv starts at zero) and trained on the
+# user's path like kpn-small-filerange: against BM3D through the CLI the default is short at sigma 15 / 25 on MR
+# and US, whose flat regions a 5x5 support averages over too few pixels. Run on 2026-12-02 (5765 steps in 2532 s,
+# val on the user's path 33.78 at step 500 -> 34.27 dB at the last step) and installed over kpn-small: through
+# the CLI 37.12 / 34.70 / 31.17 -> 37.22 / 34.82 / 31.32 dB at sigma 15 / 25 / 50 (docs/benchmarks_gaussian_cli.md)
+RECIPES["kpn-small-ms"] = {
+    **RECIPES["kpn-small-filerange"],
+    "network": "kpn-ms-small",
+    "grow": "kpn-ms-small",
+    "steps": 6000,
+}
 
 _BURST_GROUPS = {"chest": "chest_ct", "head": "ct_ge_head", "phantom": "philips_head_phantom"}
 #: where pre-denoised copies of staged series live (``<series>`` for training, ``<series>_val`` for validation)
