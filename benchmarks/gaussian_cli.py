@@ -57,22 +57,31 @@ def write_noisy(references, sigmas: list[float], seed: int, work: Path) -> dict[
     noisy_by_sigma: dict[float, dict[str, np.ndarray]] = {s: {} for s in sigmas}
     for i, (_, name, clean) in enumerate(references):
         for j, sigma in enumerate(sigmas):
-            noisy = add_noise(clean, sigma, seed + 1000 * i + j)  # quality.py's seeds: the same noisy images
             case = case_name(i, name)
             folder = work / "noisy" / f"s{sigma:g}"
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{case}.nii.gz"
-            if not path.exists():
-                write_volume(Volume(noisy[None].astype(np.float32)), path, compress=True)
+            if path.exists():
+                # the file the CLI reads: its noise was drawn with the seed of its sigma's place in the --sigmas
+                # of the run that wrote it, which a rerun with other --sigmas would not reproduce
+                noisy_by_sigma[sigma][case] = read_volume(path).array[0].astype(np.float32)
+                continue
+            noisy = add_noise(clean, sigma, seed + 1000 * i + j)  # quality.py's seeds: the same noisy images
+            write_volume(Volume(noisy[None].astype(np.float32)), path, compress=True)
             noisy_by_sigma[sigma][case] = noisy
     return noisy_by_sigma
 
 
-def run_cli(method: str, sigma: float, work: Path) -> tuple[Path, float]:
-    """One CLI call for every noisy file at ``sigma``; returns the output folder and the wall time."""
+def run_cli(method: str, sigma: float, work: Path, reuse_only: bool = False) -> tuple[Path | None, float]:
+    """One CLI call for every noisy file at ``sigma``; returns the output folder and the wall time.
+
+    With ``reuse_only`` nothing runs: the folder an earlier run left under ``work`` is returned, or None.
+    """
     out = work / "out" / method.replace(" ", "_").replace("(", "").replace(")", "") / f"s{sigma:g}"
     if out.is_dir():
         return out, float("nan")  # reused from an earlier run with the same --work
+    if reuse_only:
+        return None, float("nan")
     out.parent.mkdir(parents=True, exist_ok=True)
     args = [sys.executable, "-m", "meddenoiselib", "denoise", str(work / "noisy" / f"s{sigma:g}"), str(out), "--quiet"]
     if method == TRUE_SIGMA:
@@ -113,6 +122,12 @@ def main() -> int:
     parser.add_argument("--output", default=str(ROOT / "docs"))
     parser.add_argument("--work", help="keep noisy files and CLI outputs here and reuse them on reruns")
     parser.add_argument("--no-in-memory", action="store_true", help="only the CLI path")
+    parser.add_argument(
+        "--reuse-only",
+        action="store_true",
+        help="run no CLI call: score the outputs earlier runs left under --work (and, for them, the in-memory "
+        "path); a method and sigma without outputs shows as '–'",
+    )
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()
     sigmas = [float(s) for s in args.sigmas.split(",")]
@@ -121,6 +136,8 @@ def main() -> int:
         if args.methods
         else ["auto", *GAUSSIAN_MODELS, "nlm", *(("bm3d", TRUE_SIGMA) if bm3d_available() else ())]
     )
+    if args.reuse_only and not args.work:
+        parser.error("--reuse-only needs the --work folder of an earlier run")
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="gaussian_cli_"))
     references = load_references()
     noisy_by_sigma = write_noisy(references, sigmas, args.seed, work)
@@ -133,7 +150,9 @@ def main() -> int:
             rows.append(score(name, modality, sigma, "noisy", "-", clean, noisy))
     for method in methods:
         for sigma in sigmas:
-            out, seconds = run_cli(method, sigma, work)
+            out, seconds = run_cli(method, sigma, work, args.reuse_only)
+            if out is None:
+                continue
             for case, (modality, name, clean) in cases.items():
                 result = read_volume(out / f"{case}.nii.gz").array[0].astype(np.float32)
                 rows.append(score(name, modality, sigma, method, "CLI", clean, result))
@@ -151,6 +170,10 @@ def main() -> int:
 def _mean(rows, **where) -> float:
     values = [r["psnr"] for r in rows if all(r[k] == v for k, v in where.items())]
     return float(np.mean(values)) if values else float("nan")
+
+
+def _cell(value: float) -> str:
+    return "–" if value != value else f"{value:.2f}"
 
 
 def write_outputs(rows: list[dict], methods: list[str], sigmas: list[float], output: Path) -> None:
@@ -181,7 +204,7 @@ def write_outputs(rows: list[dict], methods: list[str], sigmas: list[float], out
                 _mean(rows, method=method, sigma255=s, path="CLI"),
                 _mean(rows, method=method, sigma255=s, path="in memory"),
             )
-            cells.append(f"{cli:.2f} | {mem:.2f} | {cli - mem:+.2f}" if mem == mem else f"{cli:.2f} | – | –")
+            cells.append(f"{cli:.2f} | {mem:.2f} | {cli - mem:+.2f}" if mem == mem else f"{_cell(cli)} | – | –")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     modalities = list(dict.fromkeys(r["modality"] for r in rows))
     lines += [
@@ -196,7 +219,7 @@ def write_outputs(rows: list[dict], methods: list[str], sigmas: list[float], out
         lines.append(
             f"| {method} | "
             + " | ".join(
-                f"{_mean(rows, method=method, sigma255=s, modality=m, **path):.2f}" for m in modalities for s in sigmas
+                _cell(_mean(rows, method=method, sigma255=s, modality=m, **path)) for m in modalities for s in sigmas
             )
             + " |"
         )

@@ -1,0 +1,40 @@
+"""The Gaussian CLI benchmark (benchmarks/gaussian_cli.py) scores the in-memory path on the very noisy image the
+CLI read, also when a rerun over the same work folder asks for other noise levels."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from gaussian_cli import run_cli, write_noisy  # noqa: E402
+from meddenoiselib.io import read_volume  # noqa: E402
+
+CLEAN = np.linspace(0.0, 1.0, 48 * 40, dtype=np.float32).reshape(48, 40)
+REFERENCES = [("CT", "slice.dcm", CLEAN), ("MR", "brain.tiff[3]", CLEAN[::-1].copy())]
+
+
+def test_rerun_with_other_sigmas_reads_the_files_the_cli_reads(tmp_path):
+    first = write_noisy(REFERENCES, [15.0, 25.0], seed=2026, work=tmp_path)
+    # sigma 25 is now first in the list: drawing afresh would use the seed of sigma 15's place
+    again = write_noisy(REFERENCES, [25.0], seed=2026, work=tmp_path)
+    for case, noisy in first[25.0].items():
+        on_disk = read_volume(tmp_path / "noisy" / "s25" / f"{case}.nii.gz").array[0]
+        np.testing.assert_array_equal(again[25.0][case], on_disk)
+        np.testing.assert_allclose(again[25.0][case], noisy, atol=1e-6)
+        # and the noise is the requested one: sigma 25 on the 0-255 scale of the [0, 1] image
+        clean = REFERENCES[int(case[:2])][2]
+        assert abs(float(np.std(noisy - clean)) * 255 - 25) < 2.0
+    assert not np.allclose(first[15.0]["00_slice_dcm"], first[25.0]["00_slice_dcm"])
+
+
+def test_reuse_only_runs_nothing_and_finds_earlier_outputs(tmp_path):
+    out, seconds = run_cli("dncnn-small", 25.0, tmp_path, reuse_only=True)
+    assert out is None and seconds != seconds
+    assert not (tmp_path / "out").exists()
+    earlier = tmp_path / "out" / "bm3d_true_sigma" / "s25"
+    earlier.mkdir(parents=True)
+    out, _ = run_cli("bm3d (true sigma)", 25.0, tmp_path, reuse_only=True)
+    assert out == earlier
