@@ -176,6 +176,30 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def shipped_models_table(models: list[str]) -> str:
+    """Markdown table of the models' cards; steps and wall time summed over every run a model was fine-tuned from."""
+    rows = []
+    for model in models:
+        card = load_model_card(model)
+        steps, seconds, stage = 0, 0.0, card["training"]
+        while stage:  # each fine-tuning run keeps the card of the run it started from
+            steps += stage["steps"]
+            seconds += stage.get("wall_time_s", 0)
+            stage = stage.get("base_training")
+        rows.append(
+            [
+                model,
+                card["architecture"]["network"],
+                f"{card['architecture']['parameters']:,}",
+                card["training"]["mode"],
+                f"{steps:,}",
+                f"{seconds / 60:.0f} min",
+                card["training"]["hardware"],
+            ]
+        )
+    return markdown_table(["model", "network", "parameters", "training", "steps", "wall time", "hardware"], rows)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", help="comma-separated; default: baselines + every shipped model")
@@ -360,29 +384,8 @@ def main() -> int:
             body.append([m] + cells)
         lines.append(markdown_table(["method"] + [f"σ={s:g}" for s in sigmas], body))
     lines += ["", "![held-out images at sigma 25](benchmark_quality.png)", ""]
-    cards = []
-    for model in models:
-        card = load_model_card(model)
-        t = card["training"]
-        base = t.get("base_training") or {}  # fine-tuned from an earlier shipped run: count both
-        steps = t["steps"] + base.get("steps", 0)
-        minutes = (t["wall_time_s"] + base.get("wall_time_s", 0)) / 60
-        cards.append(
-            [
-                model,
-                card["architecture"]["network"],
-                f"{card['architecture']['parameters']:,}",
-                t["mode"],
-                f"{steps:,}",
-                f"{minutes:.0f} min",
-                t["hardware"],
-            ]
-        )
-    if cards:
-        lines += ["## Shipped models", ""]
-        lines.append(
-            markdown_table(["model", "network", "parameters", "training", "steps", "wall time", "hardware"], cards)
-        )
+    if models:
+        lines += ["## Shipped models", "", shipped_models_table(models)]
     (output / "benchmarks.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {output / 'benchmarks.md'}")
     return 0
