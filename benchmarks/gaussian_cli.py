@@ -192,11 +192,17 @@ def write_outputs(rows: list[dict], methods: list[str], sigmas: list[float], out
         "",
         "## Mean PSNR (dB) over all references",
         "",
-        "| method | " + " | ".join(f"σ={s:g} CLI | σ={s:g} in memory | CLI − memory" for s in sigmas) + " |",
-        "|---" * (1 + 3 * len(sigmas)) + "|",
+    ]
+    in_memory_run = any(r["path"] == "in memory" for r in rows)
+    columns = ("CLI", "in memory", "CLI − memory") if in_memory_run else ("CLI",)
+    lines += [
+        "| method | " + " | ".join(f"σ={s:g} {c}" for s in sigmas for c in columns) + " |",
+        "|---" * (1 + len(columns) * len(sigmas)) + "|",
     ]
     noisy = [_mean(rows, method="noisy", sigma255=s) for s in sigmas]
-    lines.append("| noisy | " + " | ".join(f"{v:.2f} | {v:.2f} | 0.00" for v in noisy) + " |")
+    lines.append(
+        "| noisy | " + " | ".join(" | ".join([_cell(v), _cell(v), "0.00"][: len(columns)]) for v in noisy) + " |"
+    )
     for method in methods:
         cells = []
         for s in sigmas:
@@ -204,7 +210,10 @@ def write_outputs(rows: list[dict], methods: list[str], sigmas: list[float], out
                 _mean(rows, method=method, sigma255=s, path="CLI"),
                 _mean(rows, method=method, sigma255=s, path="in memory"),
             )
-            cells.append(f"{cli:.2f} | {mem:.2f} | {cli - mem:+.2f}" if mem == mem else f"{_cell(cli)} | – | –")
+            if not in_memory_run:
+                cells.append(_cell(cli))
+            else:
+                cells.append(f"{cli:.2f} | {mem:.2f} | {cli - mem:+.2f}" if mem == mem else f"{_cell(cli)} | – | –")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     modalities = list(dict.fromkeys(r["modality"] for r in rows))
     lines += [

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from gaussian_cli import run_cli, write_noisy  # noqa: E402
+from gaussian_cli import run_cli, write_noisy, write_outputs  # noqa: E402
 from meddenoiselib.io import read_volume  # noqa: E402
 
 CLEAN = np.linspace(0.0, 1.0, 48 * 40, dtype=np.float32).reshape(48, 40)
@@ -38,3 +38,15 @@ def test_reuse_only_runs_nothing_and_finds_earlier_outputs(tmp_path):
     earlier.mkdir(parents=True)
     out, _ = run_cli("bm3d (true sigma)", 25.0, tmp_path, reuse_only=True)
     assert out == earlier
+
+
+def test_table_without_an_in_memory_run_has_cli_columns_only(tmp_path):
+    rows = [
+        dict(image="a", modality="CT", sigma255=s, method=m, path=p, psnr=v, ssim=0.5)
+        for s, m, p, v in [(25.0, "noisy", "-", 20.0), (25.0, "nlm", "CLI", 32.5), (25.0, "auto", "CLI", 34.75)]
+    ]
+    write_outputs(rows, ["auto", "nlm", "kpn-burst3"], [15.0, 25.0], tmp_path)
+    text = (tmp_path / "benchmarks_gaussian_cli.md").read_text()
+    assert "| method | σ=15 CLI | σ=25 CLI |" in text and "in memory |" not in text
+    assert "| auto | – | 34.75 |" in text and "| kpn-burst3 | – | – |" in text
+    assert "| noisy | – | 20.00 |" in text
