@@ -3,6 +3,8 @@ the in-memory path that ``benchmarks/quality.py`` measures.
 
     python benchmarks/gaussian_cli.py                               # -> docs/benchmarks_gaussian_cli.md + .csv
     python benchmarks/gaussian_cli.py --methods auto,bm3d --sigmas 25 --output /tmp/g
+    python benchmarks/gaussian_cli.py --work W --reuse-only --no-in-memory --memory-from docs/benchmark_results.csv
+        # the tables from the CLI outputs earlier runs left in W, in-memory columns from quality.py's results
 
 References: the held-out 2D slices of ``scripts/data_split.py`` (BENCHMARK), min-max scaled to [0, 1] as in
 ``quality.py``; Gaussian noise of sigma/255, seeded exactly as ``quality.py`` seeds it (same noisy images).
@@ -100,6 +102,34 @@ def in_memory(method: str, noisy: np.ndarray, sigma: float) -> np.ndarray:
     return denoiser.denoise_array(noisy, sigma=sigma_from_255(sigma) if method in BASELINES else "auto")
 
 
+def model_for_files_without_modality() -> str:
+    """What ``auto`` runs on the benchmark's files (no modality tag)."""
+    return choose_model(Volume(np.zeros((1, 8, 8), np.float32))).model
+
+
+def memory_rows_from_quality(path: Path, methods: list[str], auto_model: str) -> list[dict]:
+    """``benchmarks/quality.py``'s in-memory results (its CSV) as this script's "in memory" rows.
+
+    quality.py draws the same noisy images. A network runs there with one view, so ``auto`` takes the default
+    model's 8-view row (``NAME@8``), the views the CLI gives a 2D image; its classical filters get the true sigma.
+    """
+    names = {(f"{auto_model}@8" if m == "auto" else m): m for m in methods}
+    with open(path, newline="") as handle:
+        return [
+            dict(
+                image=r["image"],
+                modality=r["modality"],
+                sigma255=float(r["sigma255"]),
+                method=names[r["method"]],
+                path="in memory",
+                psnr=float(r["psnr"]),
+                ssim=float(r["ssim"]),
+            )
+            for r in csv.DictReader(handle)
+            if r["method"] in names
+        ]
+
+
 def score(image: str, modality: str, sigma: float, method: str, path: str, clean, result) -> dict:
     """One result row: PSNR (data range 1) and SSIM against the clean reference."""
     return dict(
@@ -122,6 +152,11 @@ def main() -> int:
     parser.add_argument("--output", default=str(ROOT / "docs"))
     parser.add_argument("--work", help="keep noisy files and CLI outputs here and reuse them on reruns")
     parser.add_argument("--no-in-memory", action="store_true", help="only the CLI path")
+    parser.add_argument(
+        "--memory-from",
+        metavar="CSV",
+        help="with --no-in-memory: take the in-memory columns from quality.py's results (docs/benchmark_results.csv)",
+    )
     parser.add_argument(
         "--reuse-only",
         action="store_true",
@@ -163,7 +198,16 @@ def main() -> int:
                 [r["psnr"] for r in rows if r["method"] == method and r["sigma255"] == sigma and r["path"] == "CLI"]
             )
             print(f"{method:20s} sigma {sigma:4g}: CLI mean PSNR {mean:6.2f} dB ({seconds:.0f} s)", flush=True)
-    write_outputs(rows, methods, sigmas, Path(args.output))
+    note = ""
+    if args.memory_from:
+        auto_model = model_for_files_without_modality()
+        rows += memory_rows_from_quality(Path(args.memory_from), methods, auto_model)
+        note = (
+            f"In-memory columns: `benchmarks/quality.py`'s results ({Path(args.memory_from).name}, the same noisy "
+            f"images): one view per network, `auto` = `{auto_model}@8` (the 8 views the CLI gives a 2D image); "
+            "nlm and bm3d given the true σ there, σ estimated from the file through the CLI."
+        )
+    write_outputs(rows, methods, sigmas, Path(args.output), note)
     return 0
 
 
@@ -176,19 +220,19 @@ def _cell(value: float) -> str:
     return "–" if value != value else f"{value:.2f}"
 
 
-def write_outputs(rows: list[dict], methods: list[str], sigmas: list[float], output: Path) -> None:
+def write_outputs(rows: list[dict], methods: list[str], sigmas: list[float], output: Path, note: str = "") -> None:
     output.mkdir(parents=True, exist_ok=True)
     with open(output / "benchmark_gaussian_cli.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    auto_model = choose_model(Volume(np.zeros((1, 8, 8), np.float32))).model
+    auto_model = model_for_files_without_modality()
     lines = [
         "# Gaussian protocol: the user's path (CLI) next to the in-memory path",
         "",
         f"Measured with `python benchmarks/gaussian_cli.py` ({time.strftime('%Y-%m-%d')}); the protocol is in "
         "the script's docstring. Same references and noisy images as docs/benchmarks.md (14 held-out 2D "
-        f"slices). `auto` on a file without a modality runs `{auto_model}`.",
+        f"slices). `auto` on a file without a modality runs `{auto_model}`." + (f" {note}" if note else ""),
         "",
         "## Mean PSNR (dB) over all references",
         "",

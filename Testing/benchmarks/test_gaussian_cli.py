@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from gaussian_cli import run_cli, write_noisy, write_outputs  # noqa: E402
+from gaussian_cli import memory_rows_from_quality, run_cli, write_noisy, write_outputs  # noqa: E402
 from meddenoiselib.io import read_volume  # noqa: E402
 
 CLEAN = np.linspace(0.0, 1.0, 48 * 40, dtype=np.float32).reshape(48, 40)
@@ -50,3 +50,18 @@ def test_table_without_an_in_memory_run_has_cli_columns_only(tmp_path):
     assert "| method | σ=15 CLI | σ=25 CLI |" in text and "in memory |" not in text
     assert "| auto | – | 34.75 |" in text and "| kpn-burst3 | – | – |" in text
     assert "| noisy | – | 20.00 |" in text
+
+
+def test_in_memory_columns_from_quality_results(tmp_path):
+    results = tmp_path / "benchmark_results.csv"
+    results.write_text(
+        "modality,image,sigma255,method,psnr,ssim,seconds\n"
+        "CT,a.dcm,25.0,kpn-small,34.5,0.9,0.6\n"
+        "CT,a.dcm,25.0,kpn-small@8,34.75,0.91,2.9\n"
+        "CT,a.dcm,25.0,nlm,32.5,0.8,0.5\n"
+        "CT,a.dcm,25.0,median,29.0,0.6,0.1\n"
+    )
+    rows = memory_rows_from_quality(results, ["auto", "nlm", "irunet-32"], "kpn-small")
+    # auto is the default model with the CLI's 8 views; a method quality.py did not run gets no row
+    assert {(r["method"], r["psnr"]) for r in rows} == {("auto", 34.75), ("nlm", 32.5)}
+    assert all(r["path"] == "in memory" and r["sigma255"] == 25.0 and r["modality"] == "CT" for r in rows)
