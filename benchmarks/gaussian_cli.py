@@ -257,7 +257,10 @@ def write_outputs(rows: list[dict], methods: list[str], sigmas: list[float], out
             if not in_memory_run:
                 cells.append(_cell(cli))
             else:
-                cells.append(f"{cli:.2f} | {mem:.2f} | {cli - mem:+.2f}" if mem == mem else f"{_cell(cli)} | – | –")
+                difference = cli - mem
+                cells.append(
+                    f"{_cell(cli)} | {_cell(mem)} | " + ("–" if difference != difference else f"{difference:+.2f}")
+                )
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     modalities = list(dict.fromkeys(r["modality"] for r in rows))
     lines += [

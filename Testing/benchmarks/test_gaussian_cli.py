@@ -65,3 +65,19 @@ def test_in_memory_columns_from_quality_results(tmp_path):
     # auto is the default model with the CLI's 8 views; a method quality.py did not run gets no row
     assert {(r["method"], r["psnr"]) for r in rows} == {("auto", 34.75), ("nlm", 32.5)}
     assert all(r["path"] == "in memory" and r["sigma255"] == 25.0 and r["modality"] == "CT" for r in rows)
+
+
+def test_a_method_on_one_path_only_shows_dashes_on_the_other(tmp_path):
+    rows = [
+        dict(image="a", modality="CT", sigma255=25.0, method=m, path=p, psnr=v, ssim=0.5)
+        for m, p, v in [
+            ("noisy", "-", 20.0),
+            ("auto", "CLI", 34.75),
+            ("auto", "in memory", 35.0),
+            ("kpn-small", "in memory", 34.5),
+        ]
+    ]
+    write_outputs(rows, ["auto", "kpn-small"], [25.0], tmp_path)
+    text = (tmp_path / "benchmarks_gaussian_cli.md").read_text()
+    assert "| auto | 34.75 | 35.00 | -0.25 |" in text
+    assert "| kpn-small | – | 34.50 | – |" in text
