@@ -173,6 +173,8 @@ def main() -> int:
     )
     if args.reuse_only and not args.work:
         parser.error("--reuse-only needs the --work folder of an earlier run")
+    if args.memory_from and not args.no_in_memory:
+        parser.error("--memory-from replaces the in-memory run: give --no-in-memory too")
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="gaussian_cli_"))
     references = load_references()
     noisy_by_sigma = write_noisy(references, sigmas, args.seed, work)
