@@ -218,8 +218,9 @@ def _mean(rows, **where) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def _cell(value: float) -> str:
-    return "–" if value != value else f"{value:.2f}"
+def _cell(value: float, spec: str = ".2f") -> str:
+    """A table cell: ``value`` formatted with ``spec``, or "–" where nothing was measured (NaN)."""
+    return "–" if value != value else format(value, spec)
 
 
 def write_outputs(rows: list[dict], methods: list[str], sigmas: list[float], output: Path, note: str = "") -> None:
@@ -259,10 +260,7 @@ def write_outputs(rows: list[dict], methods: list[str], sigmas: list[float], out
             if not in_memory_run:
                 cells.append(_cell(cli))
             else:
-                difference = cli - mem
-                cells.append(
-                    f"{_cell(cli)} | {_cell(mem)} | " + ("–" if difference != difference else f"{difference:+.2f}")
-                )
+                cells.append(f"{_cell(cli)} | {_cell(mem)} | {_cell(cli - mem, '+.2f')}")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     modalities = list(dict.fromkeys(r["modality"] for r in rows))
     lines += [
