@@ -1,13 +1,20 @@
 """The Gaussian protocol through the user's path (files in, CLI with default flags, files out), side by side with
-the in-memory path that ``benchmarks/quality.py`` measures.
+the in-memory path that ``benchmarks/quality.py`` measures; with ``--noise poisson-gaussian`` the same references
+with Poisson-Gaussian noise (X-ray / microscopy photon counts), the noise the general model is for.
 
     python benchmarks/gaussian_cli.py                               # -> docs/benchmarks_gaussian_cli.md + .csv
+    python benchmarks/gaussian_cli.py --noise poisson-gaussian      # -> docs/benchmarks_poisson_cli.md + .csv
     python benchmarks/gaussian_cli.py --methods auto,bm3d --sigmas 25 --output /tmp/g
     python benchmarks/gaussian_cli.py --work W --reuse-only --no-in-memory --memory-from docs/benchmark_results.csv
         # the tables from the CLI outputs earlier runs left in W, in-memory columns from quality.py's results
 
 References: the held-out 2D slices of ``scripts/data_split.py`` (BENCHMARK), min-max scaled to [0, 1] as in
 ``quality.py``; Gaussian noise of sigma/255, seeded exactly as ``quality.py`` seeds it (same noisy images).
+Poisson-Gaussian: ``poisson-gaussian:PEAK,1`` of the library's noise models (PEAK photon counts at intensity 1,
+1 count of Gaussian read noise, divided back by PEAK), so the noise std at intensity x is sqrt(x / PEAK + 1 /
+PEAK^2); the levels are PEAK (default 30, 100, 300: about 47, 26 and 15 on the 0-255 scale at mid-grey). No
+"true sigma" exists for signal-dependent noise, so BM3D and NLM run with the sigma they estimate, as a user
+would run them.
 
 - **CLI**: each noisy image is written as a float32 NIfTI (no modality tag, so ``auto`` picks the model for
   "other"), and every method runs as ``python -m meddenoiselib denoise NOISY_DIR OUT_DIR [--model M]``, one call
@@ -29,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +50,7 @@ from meddenoiselib.inference import Denoiser  # noqa: E402
 from meddenoiselib.inference.auto import choose_model  # noqa: E402
 from meddenoiselib.io import Volume, read_volume, write_volume  # noqa: E402
 from meddenoiselib.transforms import sigma_from_255  # noqa: E402
+from meddenoiselib.transforms.noise import make_noise_transform  # noqa: E402
 from quality import load_references  # noqa: E402
 
 GAUSSIAN_MODELS = ("kpn-small", "dncnn-small", "dran-small", "irunet-32", "rdn-small", "conv-dae-skip", "kpn-burst3")
@@ -49,18 +58,50 @@ BASELINES = ("nlm", "bm3d")
 TRUE_SIGMA = "bm3d (true sigma)"
 
 
+@dataclass(frozen=True)
+class NoiseProtocol:
+    """One noise model of the benchmark: how its levels are named, where its files go and how noise is drawn."""
+
+    name: str  #: ``--noise`` value
+    title: str  #: for the report's heading
+    symbol: str  #: the level's name in table headers ("σ", "peak")
+    folder_prefix: str  #: ``work/noisy/<prefix><level>``
+    csv_level: str  #: the level's column in the CSV
+    stem: str  #: ``docs/benchmarks_<stem>.md`` and ``docs/benchmark_<stem>.csv``
+    default_levels: str
+
+    def draw(self, clean: np.ndarray, level: float, seed: int) -> np.ndarray:
+        """``clean`` (2D, [0, 1]) with this protocol's noise at ``level``, seeded; float32, unclipped."""
+        if self.name == "gaussian":
+            return add_noise(clean, level, seed)  # quality.py's draw: the same noisy images
+        transform = make_noise_transform(f"poisson-gaussian:{level:g},1")
+        transform.set_random_state(seed)
+        return np.asarray(transform(clean[np.newaxis]), dtype=np.float32)[0]
+
+
+PROTOCOLS = {
+    "gaussian": NoiseProtocol("gaussian", "Gaussian protocol", "σ", "s", "sigma255", "gaussian_cli", "15,25,50"),
+    "poisson-gaussian": NoiseProtocol(
+        "poisson-gaussian", "Poisson-Gaussian noise", "peak", "p", "peak", "poisson_cli", "30,100,300"
+    ),
+}
+GAUSSIAN = PROTOCOLS["gaussian"]
+
+
 def case_name(index: int, name: str) -> str:
     stem = "".join(c if c.isalnum() else "_" for c in name)
     return f"{index:02d}_{stem}"
 
 
-def write_noisy(references, sigmas: list[float], seed: int, work: Path) -> dict[float, dict[str, np.ndarray]]:
-    """The noisy images as NIfTI files under ``work/noisy/s<sigma>/``; returns ``{sigma: {case: noisy}}``."""
+def write_noisy(
+    references, sigmas: list[float], seed: int, work: Path, protocol: NoiseProtocol = GAUSSIAN
+) -> dict[float, dict[str, np.ndarray]]:
+    """The noisy images as NIfTI files under ``work/noisy/<prefix><level>/``; returns ``{level: {case: noisy}}``."""
     noisy_by_sigma: dict[float, dict[str, np.ndarray]] = {s: {} for s in sigmas}
     for i, (_, name, clean) in enumerate(references):
         for j, sigma in enumerate(sigmas):
             case = case_name(i, name)
-            folder = work / "noisy" / f"s{sigma:g}"
+            folder = work / "noisy" / f"{protocol.folder_prefix}{sigma:g}"
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{case}.nii.gz"
             if path.exists():
@@ -68,24 +109,27 @@ def write_noisy(references, sigmas: list[float], seed: int, work: Path) -> dict[
                 # of the run that wrote it, which a rerun with other --sigmas would not reproduce
                 noisy_by_sigma[sigma][case] = read_volume(path).array[0].astype(np.float32)
                 continue
-            noisy = add_noise(clean, sigma, seed + 1000 * i + j)  # quality.py's seeds: the same noisy images
+            noisy = protocol.draw(clean, sigma, seed + 1000 * i + j)  # quality.py's seeds: the same noisy images
             write_volume(Volume(noisy[None].astype(np.float32)), path, compress=True)
             noisy_by_sigma[sigma][case] = noisy
     return noisy_by_sigma
 
 
-def run_cli(method: str, sigma: float, work: Path, reuse_only: bool = False) -> tuple[Path | None, float]:
-    """One CLI call for every noisy file at ``sigma``; returns the output folder and the wall time.
+def run_cli(
+    method: str, sigma: float, work: Path, reuse_only: bool = False, protocol: NoiseProtocol = GAUSSIAN
+) -> tuple[Path | None, float]:
+    """One CLI call for every noisy file at level ``sigma``; returns the output folder and the wall time.
 
     With ``reuse_only`` nothing runs: the folder an earlier run left under ``work`` is returned, or None.
     """
-    out = work / "out" / method.replace(" ", "_").replace("(", "").replace(")", "") / f"s{sigma:g}"
+    level = f"{protocol.folder_prefix}{sigma:g}"
+    out = work / "out" / method.replace(" ", "_").replace("(", "").replace(")", "") / level
     if out.is_dir():
         return out, float("nan")  # reused from an earlier run with the same --work
     if reuse_only:
         return None, float("nan")
     out.parent.mkdir(parents=True, exist_ok=True)
-    args = [sys.executable, "-m", "meddenoiselib", "denoise", str(work / "noisy" / f"s{sigma:g}"), str(out), "--quiet"]
+    args = [sys.executable, "-m", "meddenoiselib", "denoise", str(work / "noisy" / level), str(out), "--quiet"]
     if method == TRUE_SIGMA:
         args += ["--model", "bm3d", "--sigma", f"{sigma:g}"]
     elif method != "auto":
@@ -95,7 +139,10 @@ def run_cli(method: str, sigma: float, work: Path, reuse_only: bool = False) -> 
     return out, time.perf_counter() - start
 
 
-def in_memory(method: str, noisy: np.ndarray, sigma: float) -> np.ndarray:
+def in_memory(method: str, noisy: np.ndarray, sigma: float, protocol: NoiseProtocol = GAUSSIAN) -> np.ndarray:
+    """``method`` on the noisy array without files: blind networks; Gaussian baselines get the true sigma."""
+    if protocol is not GAUSSIAN:
+        return Denoiser(method, device="cpu").denoise_array(noisy, sigma="auto")
     if method == TRUE_SIGMA:
         return Denoiser("bm3d", device="cpu").denoise_array(noisy, sigma=sigma_from_255(sigma))
     denoiser = Denoiser(method, device="cpu")
@@ -119,7 +166,7 @@ def memory_rows_from_quality(path: Path, methods: list[str], auto_model: str) ->
             dict(
                 image=r["image"],
                 modality=r["modality"],
-                sigma255=float(r["sigma255"]),
+                level=float(r["sigma255"]),
                 method=names[r["method"]],
                 path="in memory",
                 psnr=float(r["psnr"]),
@@ -131,11 +178,12 @@ def memory_rows_from_quality(path: Path, methods: list[str], auto_model: str) ->
 
 
 def score(image: str, modality: str, sigma: float, method: str, path: str, clean, result) -> dict:
-    """One result row: PSNR (data range 1) and SSIM against the clean reference."""
+    """One result row at noise level ``sigma`` (σ on the 0-255 scale or peak counts): PSNR (data range 1) and SSIM
+    against the clean reference."""
     return dict(
         image=image,
         modality=modality,
-        sigma255=sigma,
+        level=sigma,
         method=method,
         path=path,
         psnr=psnr(clean, result),
@@ -148,7 +196,14 @@ def main() -> int:
     parser.add_argument(
         "--methods", help="comma-separated (default: auto, the Gaussian models, nlm, bm3d and bm3d with the true sigma)"
     )
-    parser.add_argument("--sigmas", default="15,25,50")
+    parser.add_argument("--noise", choices=sorted(PROTOCOLS), default="gaussian")
+    parser.add_argument(
+        "--sigmas",
+        "--levels",
+        dest="levels",
+        help="noise levels: sigma on the 0-255 scale (gaussian, default 15,25,50) or peak counts (poisson-gaussian, "
+        "default 30,100,300)",
+    )
     parser.add_argument("--output", default=str(ROOT / "docs"))
     parser.add_argument("--work", help="keep noisy files and CLI outputs here and reuse them on reruns")
     parser.add_argument("--no-in-memory", action="store_true", help="only the CLI path")
@@ -165,19 +220,25 @@ def main() -> int:
     )
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()
-    sigmas = [float(s) for s in args.sigmas.split(",")]
+    protocol = PROTOCOLS[args.noise]
+    sigmas = [float(s) for s in (args.levels or protocol.default_levels).split(",")]
+    true_sigma = (TRUE_SIGMA,) if protocol is GAUSSIAN else ()
     methods = (
         args.methods.split(",")
         if args.methods
-        else ["auto", *GAUSSIAN_MODELS, "nlm", *(("bm3d", TRUE_SIGMA) if bm3d_available() else ())]
+        else ["auto", *GAUSSIAN_MODELS, "nlm", *(("bm3d", *true_sigma) if bm3d_available() else ())]
     )
+    if TRUE_SIGMA in methods and protocol is not GAUSSIAN:
+        parser.error(f"'{TRUE_SIGMA}' needs Gaussian noise: signal-dependent noise has no single sigma")
+    if args.memory_from and protocol is not GAUSSIAN:
+        parser.error("--memory-from reads quality.py's results, which are Gaussian only")
     if args.reuse_only and not args.work:
         parser.error("--reuse-only needs the --work folder of an earlier run")
     if args.memory_from and not args.no_in_memory:
         parser.error("--memory-from replaces the in-memory run: give --no-in-memory too")
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="gaussian_cli_"))
     references = load_references()
-    noisy_by_sigma = write_noisy(references, sigmas, args.seed, work)
+    noisy_by_sigma = write_noisy(references, sigmas, args.seed, work, protocol)
     cases = {case_name(i, name): (modality, name, clean) for i, (modality, name, clean) in enumerate(references)}
 
     rows = []
@@ -187,19 +248,21 @@ def main() -> int:
             rows.append(score(name, modality, sigma, "noisy", "-", clean, noisy))
     for method in methods:
         for sigma in sigmas:
-            out, seconds = run_cli(method, sigma, work, args.reuse_only)
+            out, seconds = run_cli(method, sigma, work, args.reuse_only, protocol)
             if out is None:
                 continue
             for case, (modality, name, clean) in cases.items():
                 result = read_volume(out / f"{case}.nii.gz").array[0].astype(np.float32)
                 rows.append(score(name, modality, sigma, method, "CLI", clean, result))
                 if not args.no_in_memory and method not in (*BASELINES, TRUE_SIGMA):
-                    result = in_memory(method, noisy_by_sigma[sigma][case], sigma)
+                    result = in_memory(method, noisy_by_sigma[sigma][case], sigma, protocol)
                     rows.append(score(name, modality, sigma, method, "in memory", clean, result))
             mean = np.mean(
-                [r["psnr"] for r in rows if r["method"] == method and r["sigma255"] == sigma and r["path"] == "CLI"]
+                [r["psnr"] for r in rows if r["method"] == method and r["level"] == sigma and r["path"] == "CLI"]
             )
-            print(f"{method:20s} sigma {sigma:4g}: CLI mean PSNR {mean:6.2f} dB ({seconds:.0f} s)", flush=True)
+            print(
+                f"{method:20s} {protocol.symbol} {sigma:4g}: CLI mean PSNR {mean:6.2f} dB ({seconds:.0f} s)", flush=True
+            )
     note = ""
     if args.memory_from:
         auto_model = model_for_files_without_modality()
@@ -209,7 +272,7 @@ def main() -> int:
             f"images): one view per network, `auto` = `{auto_model}@8` (the 8 views the CLI gives a 2D image); "
             "nlm and bm3d given the true σ there, σ estimated from the file through the CLI."
         )
-    write_outputs(rows, methods, sigmas, Path(args.output), note)
+    write_outputs(rows, methods, sigmas, Path(args.output), note, protocol)
     return 0
 
 
@@ -223,30 +286,42 @@ def _cell(value: float, spec: str = ".2f") -> str:
     return "–" if value != value else format(value, spec)
 
 
-def write_outputs(rows: list[dict], methods: list[str], sigmas: list[float], output: Path, note: str = "") -> None:
+def write_outputs(
+    rows: list[dict],
+    methods: list[str],
+    sigmas: list[float],
+    output: Path,
+    note: str = "",
+    protocol: NoiseProtocol = GAUSSIAN,
+) -> None:
+    """The report (``benchmarks_<stem>.md``) and every row (``benchmark_<stem>.csv``) under ``output``."""
     output.mkdir(parents=True, exist_ok=True)
-    with open(output / "benchmark_gaussian_cli.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    with open(output / f"benchmark_{protocol.stem}.csv", "w", newline="") as f:
+        renamed = [{(protocol.csv_level if k == "level" else k): v for k, v in r.items()} for r in rows]
+        writer = csv.DictWriter(f, fieldnames=list(renamed[0]))
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(renamed)
     auto_model = model_for_files_without_modality()
+    command = "python benchmarks/gaussian_cli.py" + ("" if protocol is GAUSSIAN else f" --noise {protocol.name}")
+    in_memory_run = any(r["path"] == "in memory" for r in rows)
     lines = [
-        "# Gaussian protocol: the user's path (CLI) next to the in-memory path",
+        f"# {protocol.title}: the user's path (CLI)" + (" next to the in-memory path" if in_memory_run else ""),
         "",
-        f"Measured with `python benchmarks/gaussian_cli.py` ({time.strftime('%Y-%m-%d')}); the protocol is in "
-        "the script's docstring. Same references and noisy images as docs/benchmarks.md (14 held-out 2D "
+        f"Measured with `{command}` ({time.strftime('%Y-%m-%d')}); the protocol is in "
+        "the script's docstring. Same references "
+        + ("and noisy images " if protocol is GAUSSIAN else "")
+        + "as docs/benchmarks.md (14 held-out 2D "
         f"slices). `auto` on a file without a modality runs `{auto_model}`." + (f" {note}" if note else ""),
         "",
         "## Mean PSNR (dB) over all references",
         "",
     ]
-    in_memory_run = any(r["path"] == "in memory" for r in rows)
     columns = ("CLI", "in memory", "CLI − memory") if in_memory_run else ("CLI",)
     lines += [
-        "| method | " + " | ".join(f"σ={s:g} {c}" for s in sigmas for c in columns) + " |",
+        "| method | " + " | ".join(f"{protocol.symbol}={s:g} {c}" for s in sigmas for c in columns) + " |",
         "|---" * (1 + len(columns) * len(sigmas)) + "|",
     ]
-    noisy = [_mean(rows, method="noisy", sigma255=s) for s in sigmas]
+    noisy = [_mean(rows, method="noisy", level=s) for s in sigmas]
     lines.append(
         "| noisy | " + " | ".join(" | ".join([_cell(v), _cell(v), "0.00"][: len(columns)]) for v in noisy) + " |"
     )
@@ -254,8 +329,8 @@ def write_outputs(rows: list[dict], methods: list[str], sigmas: list[float], out
         cells = []
         for s in sigmas:
             cli, mem = (
-                _mean(rows, method=method, sigma255=s, path="CLI"),
-                _mean(rows, method=method, sigma255=s, path="in memory"),
+                _mean(rows, method=method, level=s, path="CLI"),
+                _mean(rows, method=method, level=s, path="in memory"),
             )
             if not in_memory_run:
                 cells.append(_cell(cli))
@@ -267,7 +342,7 @@ def write_outputs(rows: list[dict], methods: list[str], sigmas: list[float], out
         "",
         "## Mean PSNR (dB) per modality, CLI path",
         "",
-        "| method | " + " | ".join(f"{m} σ={s:g}" for m in modalities for s in sigmas) + " |",
+        "| method | " + " | ".join(f"{m} {protocol.symbol}={s:g}" for m in modalities for s in sigmas) + " |",
         "|---" * (1 + len(modalities) * len(sigmas)) + "|",
     ]
     for method in ["noisy", *methods]:
@@ -275,12 +350,13 @@ def write_outputs(rows: list[dict], methods: list[str], sigmas: list[float], out
         lines.append(
             f"| {method} | "
             + " | ".join(
-                _cell(_mean(rows, method=method, sigma255=s, modality=m, **path)) for m in modalities for s in sigmas
+                _cell(_mean(rows, method=method, level=s, modality=m, **path)) for m in modalities for s in sigmas
             )
             + " |"
         )
-    (output / "benchmarks_gaussian_cli.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {output / 'benchmarks_gaussian_cli.md'} and {output / 'benchmark_gaussian_cli.csv'}")
+    report = output / f"benchmarks_{protocol.stem}.md"
+    report.write_text("\n".join(lines) + "\n")
+    print(f"wrote {report} and {output / f'benchmark_{protocol.stem}.csv'}")
 
 
 if __name__ == "__main__":

@@ -254,6 +254,24 @@ RECIPES["kpn-small-ms"] = {
     "steps": 6000,
 }
 
+# the CPU-sized general model: the shipped two-scale kpn-small continued on the general recipe's noise (blind
+# Gaussian and Poisson-Gaussian, some noisy samples stored as 8-bit files would be) on the user's path (70 % of
+# samples on the noisy file's min-max scale, as the CLI scales a file). The GPU one-shot script trains the larger
+# kpn-general recipe; this one fits a CPU session. Run on 2026-12-02 (9000 steps in 3813 s, best val 36.95 / 34.60 /
+# 31.10 dB at step 4500, kpn-small's 37.03 / 34.65 / 31.12): through the CLI level with kpn-small on Poisson-Gaussian
+# noise (34.08 / 37.27 / 39.91 vs 34.06 / 37.26 / 39.99 dB at 30 / 100 / 300 counts, docs/benchmarks_poisson_cli.md)
+# and below it on the Gaussian protocol (37.07 / 34.71 / 31.30 vs 37.22 / 34.81 / 31.32): not installed.
+RECIPES["kpn-general-cpu"] = {
+    **RECIPES["kpn-general"],
+    "network": "kpn-ms-small",
+    "init": "kpn-small",
+    "steps": 9000,
+    "lr": 1e-4,
+    "noisy_range_fraction": 0.7,
+    "store_8bit_fraction": 0.3,
+    "install_as": "kpn-general",
+}
+
 _BURST_GROUPS = {"chest": "chest_ct", "head": "ct_ge_head", "phantom": "philips_head_phantom"}
 #: where pre-denoised copies of staged series live (``<series>`` for training, ``<series>_val`` for validation)
 _CLEAN = ROOT / ".cache" / "ct_clean"

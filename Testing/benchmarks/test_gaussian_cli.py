@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from gaussian_cli import memory_rows_from_quality, run_cli, write_noisy, write_outputs  # noqa: E402
+from gaussian_cli import PROTOCOLS, memory_rows_from_quality, run_cli, write_noisy, write_outputs  # noqa: E402
 from meddenoiselib.io import read_volume  # noqa: E402
 
 CLEAN = np.linspace(0.0, 1.0, 48 * 40, dtype=np.float32).reshape(48, 40)
@@ -42,7 +42,7 @@ def test_reuse_only_runs_nothing_and_finds_earlier_outputs(tmp_path):
 
 def test_table_without_an_in_memory_run_has_cli_columns_only(tmp_path):
     rows = [
-        dict(image="a", modality="CT", sigma255=s, method=m, path=p, psnr=v, ssim=0.5)
+        dict(image="a", modality="CT", level=s, method=m, path=p, psnr=v, ssim=0.5)
         for s, m, p, v in [(25.0, "noisy", "-", 20.0), (25.0, "nlm", "CLI", 32.5), (25.0, "auto", "CLI", 34.75)]
     ]
     write_outputs(rows, ["auto", "nlm", "kpn-burst3"], [15.0, 25.0], tmp_path)
@@ -64,12 +64,12 @@ def test_in_memory_columns_from_quality_results(tmp_path):
     rows = memory_rows_from_quality(results, ["auto", "nlm", "irunet-32"], "kpn-small")
     # auto is the default model with the CLI's 8 views; a method quality.py did not run gets no row
     assert {(r["method"], r["psnr"]) for r in rows} == {("auto", 34.75), ("nlm", 32.5)}
-    assert all(r["path"] == "in memory" and r["sigma255"] == 25.0 and r["modality"] == "CT" for r in rows)
+    assert all(r["path"] == "in memory" and r["level"] == 25.0 and r["modality"] == "CT" for r in rows)
 
 
 def test_a_method_on_one_path_only_shows_dashes_on_the_other(tmp_path):
     rows = [
-        dict(image="a", modality="CT", sigma255=25.0, method=m, path=p, psnr=v, ssim=0.5)
+        dict(image="a", modality="CT", level=25.0, method=m, path=p, psnr=v, ssim=0.5)
         for m, p, v in [
             ("noisy", "-", 20.0),
             ("auto", "CLI", 34.75),
@@ -81,3 +81,30 @@ def test_a_method_on_one_path_only_shows_dashes_on_the_other(tmp_path):
     text = (tmp_path / "benchmarks_gaussian_cli.md").read_text()
     assert "| auto | 34.75 | 35.00 | -0.25 |" in text
     assert "| kpn-small | – | 34.50 | – |" in text
+
+
+def test_poisson_gaussian_levels_are_photon_counts_with_their_own_files_and_columns(tmp_path):
+    protocol = PROTOCOLS["poisson-gaussian"]
+    noisy = write_noisy(REFERENCES, [30.0, 300.0], seed=2026, work=tmp_path, protocol=protocol)
+    assert (tmp_path / "noisy" / "p30" / "00_slice_dcm.nii.gz").exists()
+    assert not (tmp_path / "noisy" / "s30").exists()
+    bright = CLEAN > 0.8
+    for peak in (30.0, 300.0):
+        residual = noisy[peak]["00_slice_dcm"] - CLEAN
+        # signal-dependent: std sqrt(x / peak + 1 / peak^2) at intensity x, ~0.17 / 0.055 in the bright part
+        expected = float(np.sqrt(np.mean(CLEAN[bright]) / peak + 1 / peak**2))
+        assert abs(float(np.std(residual[bright])) / expected - 1) < 0.15
+        dark = CLEAN < 0.05
+        assert float(np.std(residual[dark])) < 0.5 * float(np.std(residual[bright]))
+    out, _ = run_cli("nlm", 30.0, tmp_path, reuse_only=True, protocol=protocol)
+    assert out is None
+    rows = [
+        dict(image="a", modality="X-ray", level=100.0, method=m, path="CLI" if m != "noisy" else "-", psnr=v, ssim=0.5)
+        for m, v in [("noisy", 26.0), ("auto", 36.5)]
+    ]
+    write_outputs(rows, ["auto"], [100.0], tmp_path, protocol=protocol)
+    text = (tmp_path / "benchmarks_poisson_cli.md").read_text()
+    assert text.startswith("# Poisson-Gaussian noise: the user's path (CLI)\n") and "| method | peak=100 CLI |" in text
+    assert "| auto | 36.50 |" in text
+    header = (tmp_path / "benchmark_poisson_cli.csv").read_text().splitlines()[0]
+    assert header.split(",")[:3] == ["image", "modality", "peak"]
