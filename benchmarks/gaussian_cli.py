@@ -12,7 +12,8 @@ References: the held-out 2D slices of ``scripts/data_split.py`` (BENCHMARK), min
 ``quality.py``; Gaussian noise of sigma/255, seeded exactly as ``quality.py`` seeds it (same noisy images).
 Poisson-Gaussian: ``poisson-gaussian:PEAK,1`` of the library's noise models (PEAK photon counts at intensity 1,
 1 count of Gaussian read noise, divided back by PEAK), so the noise std at intensity x is sqrt(x / PEAK + 1 /
-PEAK^2); the levels are PEAK (default 30, 100, 300: about 47, 26 and 15 on the 0-255 scale at mid-grey). No
+PEAK^2); the levels are PEAK (default 30, 100, 300: a std of about 47, 26 and 15 on the 0-255 scale at intensity 1,
+33, 18 and 10 at mid-grey). No
 "true sigma" exists for signal-dependent noise, so BM3D and NLM run with the sigma they estimate, as a user
 would run them.
 
