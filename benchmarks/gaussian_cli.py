@@ -13,9 +13,8 @@ References: the held-out 2D slices of ``scripts/data_split.py`` (BENCHMARK), min
 Poisson-Gaussian: ``poisson-gaussian:PEAK,1`` of the library's noise models (PEAK photon counts at intensity 1,
 1 count of Gaussian read noise, divided back by PEAK), so the noise std at intensity x is sqrt(x / PEAK + 1 /
 PEAK^2); the levels are PEAK (default 30, 100, 300: a std of about 47, 26 and 15 on the 0-255 scale at intensity 1,
-33, 18 and 10 at mid-grey). No
-"true sigma" exists for signal-dependent noise, so BM3D and NLM run with the sigma they estimate, as a user
-would run them.
+33, 18 and 10 at mid-grey). No "true sigma" exists for signal-dependent noise, so BM3D and NLM run with the sigma
+they estimate, as a user would run them.
 
 - **CLI**: each noisy image is written as a float32 NIfTI (no modality tag, so ``auto`` picks the model for
   "other"), and every method runs as ``python -m meddenoiselib denoise NOISY_DIR OUT_DIR [--model M]``, one call
@@ -46,7 +45,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from meddenoiselib.baselines import bm3d_available  # noqa: E402
 from meddenoiselib.evaluation import psnr, ssim  # noqa: E402
-from meddenoiselib.evaluation.compare import add_noise  # noqa: E402
 from meddenoiselib.inference import Denoiser  # noqa: E402
 from meddenoiselib.inference.auto import choose_model  # noqa: E402
 from meddenoiselib.io import Volume, read_volume, write_volume  # noqa: E402
@@ -70,20 +68,30 @@ class NoiseProtocol:
     csv_level: str  #: the level's column in the CSV
     stem: str  #: ``docs/benchmarks_<stem>.md`` and ``docs/benchmark_<stem>.csv``
     default_levels: str
+    spec: str  #: the library's noise spec with ``{level}`` for the level
 
     def draw(self, clean: np.ndarray, level: float, seed: int) -> np.ndarray:
-        """``clean`` (2D, [0, 1]) with this protocol's noise at ``level``, seeded; float32, unclipped."""
-        if self.name == "gaussian":
-            return add_noise(clean, level, seed)  # quality.py's draw: the same noisy images
-        transform = make_noise_transform(f"poisson-gaussian:{level:g},1")
+        """``clean`` (2D, [0, 1]) with this protocol's noise at ``level``, seeded; float32, unclipped.
+
+        For Gaussian noise this is ``evaluation.compare.add_noise``'s draw (quality.py's): the same noisy images."""
+        transform = make_noise_transform(self.spec.format(level=f"{level:g}"))
         transform.set_random_state(seed)
         return np.asarray(transform(clean[np.newaxis]), dtype=np.float32)[0]
 
 
 PROTOCOLS = {
-    "gaussian": NoiseProtocol("gaussian", "Gaussian protocol", "σ", "s", "sigma255", "gaussian_cli", "15,25,50"),
+    "gaussian": NoiseProtocol(
+        "gaussian", "Gaussian protocol", "σ", "s", "sigma255", "gaussian_cli", "15,25,50", "gaussian:{level}"
+    ),
     "poisson-gaussian": NoiseProtocol(
-        "poisson-gaussian", "Poisson-Gaussian noise", "peak", "p", "peak", "poisson_cli", "30,100,300"
+        "poisson-gaussian",
+        "Poisson-Gaussian noise",
+        "peak",
+        "p",
+        "peak",
+        "poisson_cli",
+        "30,100,300",
+        "poisson-gaussian:{level},1",
     ),
 }
 GAUSSIAN = PROTOCOLS["gaussian"]

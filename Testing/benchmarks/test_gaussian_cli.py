@@ -10,6 +10,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from gaussian_cli import PROTOCOLS, memory_rows_from_quality, run_cli, write_noisy, write_outputs  # noqa: E402
+from meddenoiselib.evaluation.compare import add_noise  # noqa: E402
 from meddenoiselib.io import read_volume  # noqa: E402
 
 CLEAN = np.linspace(0.0, 1.0, 48 * 40, dtype=np.float32).reshape(48, 40)
@@ -27,6 +28,8 @@ def test_rerun_with_other_sigmas_reads_the_files_the_cli_reads(tmp_path):
         # and the noise is the requested one: sigma 25 on the 0-255 scale of the [0, 1] image
         clean = REFERENCES[int(case[:2])][2]
         assert abs(float(np.std(noisy - clean)) * 255 - 25) < 2.0
+        # quality.py's draw (evaluation.compare.add_noise), sigma 25 second in the first run's list
+        np.testing.assert_array_equal(noisy, add_noise(clean, 25.0, 2026 + 1000 * int(case[:2]) + 1))
     assert not np.allclose(first[15.0]["00_slice_dcm"], first[25.0]["00_slice_dcm"])
 
 
