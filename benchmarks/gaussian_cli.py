@@ -7,6 +7,8 @@ with Poisson-Gaussian noise (X-ray / microscopy photon counts), the noise the ge
     python benchmarks/gaussian_cli.py --methods auto,bm3d --sigmas 25 --output /tmp/g
     python benchmarks/gaussian_cli.py --work W --reuse-only --no-in-memory --memory-from docs/benchmark_results.csv
         # the tables from the CLI outputs earlier runs left in W, in-memory columns from quality.py's results
+    python benchmarks/gaussian_cli.py --methods auto,kpn-general --rows-from docs/benchmark_gaussian_cli.csv ...
+        # rerun only what changed; every other method's rows come from the earlier run's CSV
 
 References: the held-out 2D slices of ``scripts/data_split.py`` (BENCHMARK), min-max scaled to [0, 1] as in
 ``quality.py``; Gaussian noise of sigma/255, seeded exactly as ``quality.py`` seeds it (same noisy images).
@@ -52,7 +54,16 @@ from meddenoiselib.transforms import sigma_from_255  # noqa: E402
 from meddenoiselib.transforms.noise import make_noise_transform  # noqa: E402
 from quality import load_references  # noqa: E402
 
-GAUSSIAN_MODELS = ("kpn-small", "dncnn-small", "dran-small", "irunet-32", "rdn-small", "conv-dae-skip", "kpn-burst3")
+GAUSSIAN_MODELS = (
+    "kpn-general",
+    "kpn-small",
+    "dncnn-small",
+    "dran-small",
+    "irunet-32",
+    "rdn-small",
+    "conv-dae-skip",
+    "kpn-burst3",
+)
 BASELINES = ("nlm", "bm3d")
 TRUE_SIGMA = "bm3d (true sigma)"
 
@@ -158,6 +169,14 @@ def in_memory(method: str, noisy: np.ndarray, sigma: float, protocol: NoiseProto
     return denoiser.denoise_array(noisy, sigma=sigma_from_255(sigma) if method in BASELINES else "auto")
 
 
+def shipped_gaussian_models() -> list[str]:
+    """The models of ``GAUSSIAN_MODELS`` this installation ships."""
+    from meddenoiselib.weights import list_shipped_weights
+
+    shipped = set(list_shipped_weights())
+    return [m for m in GAUSSIAN_MODELS if m in shipped]
+
+
 def model_for_files_without_modality() -> str:
     """What ``auto`` runs on the benchmark's files (no modality tag)."""
     return choose_model(Volume(np.zeros((1, 8, 8), np.float32))).model
@@ -184,6 +203,43 @@ def memory_rows_from_quality(path: Path, methods: list[str], auto_model: str) ->
             for r in csv.DictReader(handle)
             if r["method"] in names
         ]
+
+
+class EarlierRunMismatch(ValueError):
+    """The earlier run's CSV was not made on the noisy images this run draws."""
+
+
+def rows_from_earlier_run(path: Path, protocol: NoiseProtocol, noisy_rows: list[dict], rerun: set[str]) -> list[dict]:
+    """The rows of every method but ``rerun`` (and the noisy input) from an earlier run's CSV
+    (``benchmark_<stem>.csv``), at the levels of ``noisy_rows``.
+
+    Reusing them is only sound on the same noisy images, so the earlier run's ``noisy`` rows must equal this run's
+    (``noisy_rows``: same references, seed and levels) to 1e-4 dB; otherwise :class:`EarlierRunMismatch`.
+    """
+    with open(path, newline="") as handle:
+        earlier = [
+            dict(
+                image=r["image"],
+                modality=r["modality"],
+                level=float(r[protocol.csv_level]),
+                method=r["method"],
+                path=r["path"],
+                psnr=float(r["psnr"]),
+                ssim=float(r["ssim"]),
+            )
+            for r in csv.DictReader(handle)
+        ]
+    before = {(r["image"], r["level"]): r["psnr"] for r in earlier if r["method"] == "noisy"}
+    for row in noisy_rows:
+        old = before.get((row["image"], row["level"]))
+        if old is None or abs(old - row["psnr"]) > 1e-4:
+            raise EarlierRunMismatch(
+                f"{path}: its noisy {row['image']} at {protocol.symbol} {row['level']:g} is "
+                f"{'missing' if old is None else f'{old:.4f} dB'}, this run's is {row['psnr']:.4f} dB: "
+                "not the same noisy images (other references, seed or levels)"
+            )
+    levels = {row["level"] for row in noisy_rows}
+    return [r for r in earlier if r["method"] not in {"noisy", *rerun} and r["level"] in levels]
 
 
 def score(image: str, modality: str, sigma: float, method: str, path: str, clean, result) -> dict:
@@ -227,6 +283,12 @@ def main() -> int:
         help="run no CLI call: score the outputs earlier runs left under --work (and, for them, the in-memory "
         "path); a method and sigma without outputs shows as '–'",
     )
+    parser.add_argument(
+        "--rows-from",
+        metavar="CSV",
+        help="an earlier run's CSV (docs/benchmark_<stem>.csv): the methods it has and --methods does not keep "
+        "their rows (checked to be on the same noisy images); with --memory-from, their CLI rows only",
+    )
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()
     protocol = PROTOCOLS[args.noise]
@@ -235,7 +297,7 @@ def main() -> int:
     methods = (
         args.methods.split(",")
         if args.methods
-        else ["auto", *GAUSSIAN_MODELS, "nlm", *(("bm3d", *true_sigma) if bm3d_available() else ())]
+        else ["auto", *shipped_gaussian_models(), "nlm", *(("bm3d", *true_sigma) if bm3d_available() else ())]
     )
     if TRUE_SIGMA in methods and protocol is not GAUSSIAN:
         parser.error(f"'{TRUE_SIGMA}' needs Gaussian noise: signal-dependent noise has no single sigma")
@@ -272,16 +334,29 @@ def main() -> int:
             print(
                 f"{method:20s} {protocol.symbol} {sigma:4g}: CLI mean PSNR {mean:6.2f} dB ({seconds:.0f} s)", flush=True
             )
+    table_methods = list(methods)
+    if args.rows_from:
+        noisy_rows = [r for r in rows if r["method"] == "noisy"]
+        try:
+            earlier = rows_from_earlier_run(Path(args.rows_from), protocol, noisy_rows, rerun=set(methods))
+        except EarlierRunMismatch as error:
+            parser.error(str(error))
+        rows += [r for r in earlier if not (args.memory_from and r["path"] == "in memory")]
+        order = ["auto", *GAUSSIAN_MODELS, "nlm", "bm3d", TRUE_SIGMA]
+        table_methods = sorted(
+            {*methods, *(r["method"] for r in earlier)},
+            key=lambda m: (order.index(m) if m in order else len(order), m),
+        )
     note = ""
     if args.memory_from:
         auto_model = model_for_files_without_modality()
-        rows += memory_rows_from_quality(Path(args.memory_from), methods, auto_model)
+        rows += memory_rows_from_quality(Path(args.memory_from), table_methods, auto_model)
         note = (
             f"In-memory columns: `benchmarks/quality.py`'s results ({Path(args.memory_from).name}, the same noisy "
             f"images): one view per network, `auto` = `{auto_model}@8` (the 8 views the CLI gives a 2D image); "
             "nlm and bm3d given the true σ there, σ estimated from the file through the CLI."
         )
-    write_outputs(rows, methods, sigmas, Path(args.output), note, protocol)
+    write_outputs(rows, table_methods, sigmas, Path(args.output), note, protocol)
     return 0
 
 

@@ -11,8 +11,8 @@ script writes it from the default model's safetensors (the library's ``default_m
 ``torch.load(..., weights_only=True)``. It also
 
 - checks that every shipped model loads strictly into the network its card describes (what ``--model_name`` serves);
-- checks that ``configs/inference.json`` builds, with its defaults, the default model's network with exactly the
-  tensors of ``model.pt``;
+- checks that ``configs/inference.json`` builds, with ``model_name`` ``default`` (its own default is ``auto``), the
+  default model's network with exactly the tensors of ``model.pt``;
 - copies the default model's validation metrics into ``configs/metadata.json`` (``eval_metrics``);
 - removes anything else from ``models/`` (the per-model ``.pt`` copies and index of bundle versions <= 0.3).
 
@@ -63,18 +63,20 @@ def check_served_models() -> list[str]:
 
 
 def check_config(bundle_root: Path, state_bytes: bytes) -> list[str]:
-    """Problems with ``configs/inference.json``: its default ``network_def`` must hold ``model.pt``'s tensors."""
+    """Problems with ``configs/inference.json``: its ``network_def`` for ``--model_name default`` must hold
+    ``model.pt``'s tensors (the default ``auto`` chooses a network per volume)."""
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
     parser.read_config(str(bundle_root / "configs" / "inference.json"))
     parser["bundle_root"] = str(bundle_root)
     parser["device"] = "$torch.device('cpu')"
+    parser["model_name"] = "default"
     network = parser.get_parsed_content("network_def")
     expected = torch.load(io.BytesIO(state_bytes), map_location="cpu", weights_only=True)
     actual = network.state_dict()
     if sorted(actual) != sorted(expected) or any(not torch.equal(actual[k].cpu(), expected[k]) for k in expected):
-        return ["configs/inference.json: its default network_def does not hold the tensors of models/model.pt"]
+        return ["configs/inference.json: its network_def for model_name default does not hold models/model.pt"]
     return []
 
 

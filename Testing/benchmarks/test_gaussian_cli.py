@@ -7,9 +7,18 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from gaussian_cli import PROTOCOLS, memory_rows_from_quality, run_cli, write_noisy, write_outputs  # noqa: E402
+from gaussian_cli import (  # noqa: E402
+    PROTOCOLS,
+    EarlierRunMismatch,
+    memory_rows_from_quality,
+    rows_from_earlier_run,
+    run_cli,
+    write_noisy,
+    write_outputs,
+)
 from meddenoiselib.evaluation.compare import add_noise  # noqa: E402
 from meddenoiselib.io import read_volume  # noqa: E402
 
@@ -111,3 +120,27 @@ def test_poisson_gaussian_levels_are_photon_counts_with_their_own_files_and_colu
     assert "| auto | 36.50 |" in text
     header = (tmp_path / "benchmark_poisson_cli.csv").read_text().splitlines()[0]
     assert header.split(",")[:3] == ["image", "modality", "peak"]
+
+
+def test_rows_of_an_earlier_run_are_reused_only_on_the_same_noisy_images(tmp_path):
+    def row(method, level, psnr, path="CLI", image="a"):
+        return dict(image=image, modality="CT", level=level, method=method, path=path, psnr=psnr, ssim=0.5)
+
+    earlier = [
+        row("noisy", 15.0, 24.6, "-"),
+        row("noisy", 25.0, 20.2, "-"),
+        row("auto", 25.0, 34.8),
+        row("auto", 25.0, 35.0, "in memory"),
+        row("nlm", 15.0, 35.6),
+        row("nlm", 25.0, 32.5),
+    ]
+    write_outputs(earlier, ["auto", "nlm"], [15.0, 25.0], tmp_path)
+    csv_path = tmp_path / "benchmark_gaussian_cli.csv"
+    protocol = PROTOCOLS["gaussian"]
+    # a rerun of auto at sigma 25 alone keeps nlm's sigma 25 row and drops every auto row (it is rerun)
+    kept = rows_from_earlier_run(csv_path, protocol, [row("noisy", 25.0, 20.2, "-")], rerun={"auto"})
+    assert [(r["method"], r["level"], r["psnr"]) for r in kept] == [("nlm", 25.0, 32.5)]
+    # other noisy images (another seed), or a level the earlier run did not have: nothing is reused
+    for noisy in (row("noisy", 25.0, 20.3, "-"), row("noisy", 50.0, 14.1, "-"), row("noisy", 25.0, 20.2, "-", "b")):
+        with pytest.raises(EarlierRunMismatch, match="benchmark_gaussian_cli.csv: its noisy"):
+            rows_from_earlier_run(csv_path, protocol, [noisy], rerun={"auto"})

@@ -145,6 +145,8 @@ def test_verify_net_in_out():
         "cpu",
         "--any",
         "37",
+        "--model_name",  # auto's network is chosen per volume (an nn.Identity stands in): verify a real one
+        "default",
     )
     assert "data shape of network is verified with no error" in result.stdout + result.stderr
 

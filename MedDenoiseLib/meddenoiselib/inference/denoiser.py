@@ -44,7 +44,7 @@ ENSEMBLE_SIZES = (1, 2, 4, 8)
 AUTO_ENSEMBLE_MAX_PIXELS = 1024 * 1024
 
 #: shipped models in order of preference for the default (best first, by the measured benchmark in docs/).
-PREFERRED_MODELS = ("kpn-small", "irunet-32", "rdn-small", "conv-dae-skip", "dran-small", "dncnn-small")
+PREFERRED_MODELS = ("kpn-general", "kpn-small", "irunet-32", "rdn-small", "conv-dae-skip", "dran-small", "dncnn-small")
 
 
 #: the accepted values of ``Denoiser(precision=...)``.
@@ -154,7 +154,8 @@ class Denoiser:
         method: ``"auto"`` (the shipped model for each volume's modality: DICOM Modality tag, else ``modality``,
             else CT if the values look like HU, else the general model), a shipped model name (see
             ``python -m meddenoiselib models``), a baseline name (``median``, ``nlm``, ``bm3d``, ``bm4d``,
-            ``diffusion``), or ``"default"`` for the best general shipped model.
+            ``diffusion``), or ``"default"`` for the best general shipped model. Defaults to ``"auto"``, as in the
+            CLI, the Slicer module and the MONAI bundle.
         weights: a ``.safetensors`` file (with its ``.json`` model card beside it) to use instead of shipped
             weights. Defaults to None.
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``. Defaults to ``"auto"``.
@@ -196,7 +197,7 @@ class Denoiser:
 
     def __init__(
         self,
-        method: str = "default",
+        method: str = "auto",
         weights: str | Path | None = None,
         device: str | torch.device = "auto",
         roi_size: int | tuple[int, ...] | None = None,
