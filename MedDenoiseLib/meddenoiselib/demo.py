@@ -36,8 +36,11 @@ def _noise_estimate_255(array: np.ndarray) -> float:
     return estimate_sigma(fit_scaling(array, "minmax").apply(array)) * 255.0
 
 
-def run_demo(output: Path, model: str = "default", overwrite: bool = False, device: str = "auto") -> Path:
+def run_demo(output: Path, model: str = "auto", overwrite: bool = False, device: str = "auto") -> Path:
     """Denoise the samples into ``output`` and write a comparison at σ = 25.
+
+    With ``model="auto"`` (the default, as everywhere) each sample gets the model for its modality, and the
+    comparison on synthetic Gaussian noise the general model, which ``auto`` gives an image without a modality.
 
     Writes: ``ct_chest_denoised/`` (derived DICOM series), ``ct_chest_denoised.nii.gz``,
     ``mr_head_denoised.nii.gz``, ``metrics.md``/``metrics.csv`` (noisy, median, NLM, BM3D when installed, and the
@@ -66,23 +69,29 @@ def run_demo(output: Path, model: str = "default", overwrite: bool = False, devi
     write_volume(ct_denoised, output / "ct_chest_denoised.nii.gz", overwrite=True)
     say(
         f"1. real chest CT ({ct.shape[0]} slices, {ct.array.dtype}, HU {ct.array.min()}..{ct.array.max()}): "
-        f"denoised in {seconds:.1f}s; noise estimate {_noise_estimate_255(ct.array):.2f} -> "
+        f"denoised with {denoiser.last_report.method} in {seconds:.1f}s; noise estimate "
+        f"{_noise_estimate_255(ct.array):.2f} -> "
         f"{_noise_estimate_255(ct_denoised.array):.2f} (0-255 scale); HU range kept "
         f"{ct_denoised.array.min()}..{ct_denoised.array.max()}; wrote a derived DICOM series and NIfTI"
     )
 
     mr = read_volume(sample_path("mr_head"))
-    mr_denoised = denoiser.denoise(mr)
+    # a NIfTI carries no modality tag: say it is MR, as a user would with --modality mr
+    mr_denoiser = Denoiser(model, device=device, modality="mr") if denoiser.auto else denoiser
+    mr_denoised = mr_denoiser.denoise(mr)
     write_volume(mr_denoised, output / "mr_head_denoised.nii.gz", overwrite=True)
     say(
         f"2. real head MR ({'x'.join(map(str, mr.shape))}, {mr.spacing[0]:g}x{mr.spacing[1]:g}x{mr.spacing[2]:g} mm): "
-        f"noise estimate {_noise_estimate_255(mr.array):.2f} -> {_noise_estimate_255(mr_denoised.array):.2f}"
+        f"denoised with {mr_denoiser.last_report.method}; noise estimate {_noise_estimate_255(mr.array):.2f} -> "
+        f"{_noise_estimate_255(mr_denoised.array):.2f}"
     )
 
     references = reference_slices(ct, "ct_chest", max_slices=1)
-    methods = ["median", "nlm"] + (["bm3d"] if bm3d_available() else []) + [denoiser.method]
-    factories = {name: Denoiser(name, device=device) for name in methods if name != denoiser.method}
-    factories[denoiser.method] = denoiser
+    # a min-max scaled slice has no modality: auto would run the general model on it, so name that model
+    network = Denoiser("default", device=device) if denoiser.auto else denoiser
+    methods = ["median", "nlm"] + (["bm3d"] if bm3d_available() else []) + [network.method]
+    factories = {name: Denoiser(name, device=device) for name in methods if name != network.method}
+    factories[network.method] = network
     say(f"3. synthetic Gaussian noise sigma 25 on a CT slice: {', '.join(methods)}")
     rows = evaluate(references, methods, (25.0,), seed=0, denoiser_factory=lambda name: factories[name])
     table = write_markdown(rows, output / "metrics.md")

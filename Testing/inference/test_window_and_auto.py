@@ -113,6 +113,12 @@ def test_auto_prefers_each_modalitys_model_and_falls_back(ct_series_dir, mr_nift
     assert choose_model(mr, "mr", shipped=["kpn-small"]).model == "kpn-small"
     for models in AUTO_MODELS.values():
         assert models[-1] == "kpn-small"  # every modality ends on a model that ships today
+    # with the shipped models: X-ray and files without a modality get the general model, which Denoiser() and
+    # Denoiser("default") name too (Denoiser() chooses per volume; "default" always runs the general model)
+    assert choose_model(mr).model == "kpn-general"
+    assert choose_model(mr, "xray").model == "kpn-general"
+    assert Denoiser().auto and Denoiser().method == "auto"
+    assert Denoiser("default").method == "kpn-general"
 
 
 def test_cli_default_is_auto_and_the_report_records_the_choice(tmp_path, mr_nifti):

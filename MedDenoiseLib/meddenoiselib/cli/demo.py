@@ -27,7 +27,9 @@ def add_parser(sub) -> None:
     """Register the ``demo`` subcommand on the top-level parser's subparsers."""
     p = sub.add_parser("demo", help="denoise the bundled sample CT and MR, write outputs, figure and metrics")
     p.add_argument("--output", "-o", default="demo-output", help="output folder (demo-output)")
-    p.add_argument("--model", default="default")
+    p.add_argument(
+        "--model", default="auto", help="auto (default: the model for each sample's modality), default, or a name"
+    )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--overwrite", action="store_true")
     add_common_options(p)
