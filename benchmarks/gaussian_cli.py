@@ -217,6 +217,9 @@ def rows_from_earlier_run(path: Path, protocol: NoiseProtocol, noisy_rows: list[
     (``noisy_rows``: same references, seed and levels) to 1e-4 dB; otherwise :class:`EarlierRunMismatch`.
     """
     with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        if protocol.csv_level not in (reader.fieldnames or []):
+            raise EarlierRunMismatch(f"{path}: no '{protocol.csv_level}' column: not a run of the {protocol.title}")
         earlier = [
             dict(
                 image=r["image"],
@@ -227,7 +230,7 @@ def rows_from_earlier_run(path: Path, protocol: NoiseProtocol, noisy_rows: list[
                 psnr=float(r["psnr"]),
                 ssim=float(r["ssim"]),
             )
-            for r in csv.DictReader(handle)
+            for r in reader
         ]
     before = {(r["image"], r["level"]): r["psnr"] for r in earlier if r["method"] == "noisy"}
     for row in noisy_rows:
@@ -317,6 +320,18 @@ def main() -> int:
         for case, (modality, name, clean) in cases.items():
             noisy = noisy_by_sigma[sigma][case]
             rows.append(score(name, modality, sigma, "noisy", "-", clean, noisy))
+    earlier, table_methods = [], list(methods)
+    if args.rows_from:  # checked before any CLI call: a CSV of other noisy images stops the run at once
+        noisy_rows = [r for r in rows if r["method"] == "noisy"]
+        try:
+            earlier = rows_from_earlier_run(Path(args.rows_from), protocol, noisy_rows, rerun=set(methods))
+        except (EarlierRunMismatch, OSError) as error:
+            parser.error(str(error))
+        order = ["auto", *GAUSSIAN_MODELS, "nlm", "bm3d", TRUE_SIGMA]
+        table_methods = sorted(
+            {*methods, *(r["method"] for r in earlier)},
+            key=lambda m: (order.index(m) if m in order else len(order), m),
+        )
     for method in methods:
         for sigma in sigmas:
             out, seconds = run_cli(method, sigma, work, args.reuse_only, protocol)
@@ -334,19 +349,7 @@ def main() -> int:
             print(
                 f"{method:20s} {protocol.symbol} {sigma:4g}: CLI mean PSNR {mean:6.2f} dB ({seconds:.0f} s)", flush=True
             )
-    table_methods = list(methods)
-    if args.rows_from:
-        noisy_rows = [r for r in rows if r["method"] == "noisy"]
-        try:
-            earlier = rows_from_earlier_run(Path(args.rows_from), protocol, noisy_rows, rerun=set(methods))
-        except EarlierRunMismatch as error:
-            parser.error(str(error))
-        rows += [r for r in earlier if not (args.memory_from and r["path"] == "in memory")]
-        order = ["auto", *GAUSSIAN_MODELS, "nlm", "bm3d", TRUE_SIGMA]
-        table_methods = sorted(
-            {*methods, *(r["method"] for r in earlier)},
-            key=lambda m: (order.index(m) if m in order else len(order), m),
-        )
+    rows += [r for r in earlier if not (args.memory_from and r["path"] == "in memory")]
     note = ""
     if args.memory_from:
         auto_model = model_for_files_without_modality()

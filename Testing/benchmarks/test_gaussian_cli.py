@@ -144,3 +144,6 @@ def test_rows_of_an_earlier_run_are_reused_only_on_the_same_noisy_images(tmp_pat
     for noisy in (row("noisy", 25.0, 20.3, "-"), row("noisy", 50.0, 14.1, "-"), row("noisy", 25.0, 20.2, "-", "b")):
         with pytest.raises(EarlierRunMismatch, match="benchmark_gaussian_cli.csv: its noisy"):
             rows_from_earlier_run(csv_path, protocol, [noisy], rerun={"auto"})
+    # the CSV of the other noise protocol has no sigma column
+    with pytest.raises(EarlierRunMismatch, match="no 'peak' column: not a run of the Poisson-Gaussian noise"):
+        rows_from_earlier_run(csv_path, PROTOCOLS["poisson-gaussian"], [row("noisy", 25.0, 20.2, "-")], set())
