@@ -66,6 +66,8 @@ GAUSSIAN_MODELS = (
 )
 BASELINES = ("nlm", "bm3d")
 TRUE_SIGMA = "bm3d (true sigma)"
+#: every method the benchmark knows, in the order of its tables (and of a default run)
+METHOD_ORDER = ("auto", *GAUSSIAN_MODELS, "nlm", "bm3d", TRUE_SIGMA)
 
 
 @dataclass(frozen=True)
@@ -169,12 +171,18 @@ def in_memory(method: str, noisy: np.ndarray, sigma: float, protocol: NoiseProto
     return denoiser.denoise_array(noisy, sigma=sigma_from_255(sigma) if method in BASELINES else "auto")
 
 
-def shipped_gaussian_models() -> list[str]:
-    """The models of ``GAUSSIAN_MODELS`` this installation ships."""
+def default_methods(protocol: NoiseProtocol) -> list[str]:
+    """``METHOD_ORDER`` less what this installation or ``protocol`` cannot run (unshipped models, BM3D without its
+    extra, the true sigma of signal-dependent noise)."""
     from meddenoiselib.weights import list_shipped_weights
 
     shipped = set(list_shipped_weights())
-    return [m for m in GAUSSIAN_MODELS if m in shipped]
+    unavailable = {m for m in GAUSSIAN_MODELS if m not in shipped}
+    if not bm3d_available():
+        unavailable |= {"bm3d", TRUE_SIGMA}
+    if protocol is not GAUSSIAN:
+        unavailable.add(TRUE_SIGMA)
+    return [m for m in METHOD_ORDER if m not in unavailable]
 
 
 def model_for_files_without_modality() -> str:
@@ -296,12 +304,7 @@ def main() -> int:
     args = parser.parse_args()
     protocol = PROTOCOLS[args.noise]
     sigmas = [float(s) for s in (args.levels or protocol.default_levels).split(",")]
-    true_sigma = (TRUE_SIGMA,) if protocol is GAUSSIAN else ()
-    methods = (
-        args.methods.split(",")
-        if args.methods
-        else ["auto", *shipped_gaussian_models(), "nlm", *(("bm3d", *true_sigma) if bm3d_available() else ())]
-    )
+    methods = args.methods.split(",") if args.methods else default_methods(protocol)
     if TRUE_SIGMA in methods and protocol is not GAUSSIAN:
         parser.error(f"'{TRUE_SIGMA}' needs Gaussian noise: signal-dependent noise has no single sigma")
     if args.memory_from and protocol is not GAUSSIAN:
@@ -327,10 +330,9 @@ def main() -> int:
             earlier = rows_from_earlier_run(Path(args.rows_from), protocol, noisy_rows, rerun=set(methods))
         except (EarlierRunMismatch, OSError) as error:
             parser.error(str(error))
-        order = ["auto", *GAUSSIAN_MODELS, "nlm", "bm3d", TRUE_SIGMA]
         table_methods = sorted(
             {*methods, *(r["method"] for r in earlier)},
-            key=lambda m: (order.index(m) if m in order else len(order), m),
+            key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m),
         )
     for method in methods:
         for sigma in sigmas:

@@ -281,13 +281,17 @@ RECIPES["kpn-general-cpu"] = {
 # 37.32 / 34.89 / 31.38) and installed as kpn-general, the model `auto` gives files without a modality, X-ray and
 # microscopy (kpn-small stays as it was, so the real-noise benchmark's kpn-small rows still hold); then continued by
 # kpn-general-filerange.
+#: the general model's card description; ``share``: the percentage of samples on the noisy file's min-max scale
+GENERAL_DESCRIPTION = (
+    "2D single-channel blind denoiser for modalities without a dedicated model (X-ray, microscopy, other): Gaussian "
+    "noise sigma 0-50 on the 0-255 scale of the normalized image, half of the samples at sigma 0-25; {share} % of "
+    "samples scaled by the noisy image's min-max, as the CLI scales a file"
+)
 RECIPES["kpn-small-low-sigma"] = {
     **{k: v for k, v in RECIPES["kpn-small-ms"].items() if k != "grow"},  # already two-scale
     "steps": 9000,
     "noise": "gaussian:0-50 gaussian:0-25",
-    "description": "2D single-channel blind denoiser for modalities without a dedicated model (X-ray, microscopy, "
-    "other): Gaussian noise sigma 0-50 on the 0-255 scale of the normalized image, half of the samples at sigma "
-    "0-25; 70 % of samples scaled by the noisy image's min-max, as the CLI scales a file",
+    "description": GENERAL_DESCRIPTION.format(share=70),
     "install_as": "kpn-general",
 }
 
@@ -300,7 +304,7 @@ RECIPES["kpn-general-filerange"] = {
     **RECIPES["kpn-small-low-sigma"],
     "init": "kpn-general",
     "noisy_range_fraction": 0.9,
-    "description": RECIPES["kpn-small-low-sigma"]["description"].replace("70 % of samples", "90 % of samples"),
+    "description": GENERAL_DESCRIPTION.format(share=90),
 }
 
 _BURST_GROUPS = {"chest": "chest_ct", "head": "ct_ge_head", "phantom": "philips_head_phantom"}

@@ -117,7 +117,8 @@ def test_auto_prefers_each_modalitys_model_and_falls_back(ct_series_dir, mr_nift
     # Denoiser("default") name too (Denoiser() chooses per volume; "default" always runs the general model)
     assert choose_model(mr).model == "kpn-general"
     assert choose_model(mr, "xray").model == "kpn-general"
-    assert Denoiser().auto and Denoiser().method == "auto"
+    default = Denoiser()
+    assert default.auto and default.method == "auto"
     assert Denoiser("default").method == "kpn-general"
 
 
