@@ -180,3 +180,42 @@ def test_coarse_kernels_start_at_zero_and_filter_the_half_resolution_frames() ->
         checker = (torch.arange(14)[:, None] + torch.arange(12)[None, :]) % 2
         y = checker.float().expand(1, 3, 14, 12).contiguous()
         torch.testing.assert_close(two(y) - single(y), torch.full((1, 1, 14, 12), 0.5), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("dims", DIMS)
+def test_dilated_kernels_read_every_second_pixel(dims) -> None:
+    """dilation 2: a 3-tap kernel reads the pixels 2 apart, as the 5-tap kernel with zeros between its taps does."""
+    torch.manual_seed(1)
+    spatial = SPATIAL[dims]
+    frames = torch.rand(2, 2, *spatial)
+    kernels = torch.randn(2, 2 * 3**dims, *spatial)
+    # the same taps spread over a 5^d kernel, zeros between them
+    wide = torch.zeros(2, 2, *([5] * dims), *spatial)
+    index = (slice(None), slice(None)) + (slice(None, None, 2),) * dims
+    wide[index] = kernels.reshape(2, 2, *([3] * dims), *spatial)
+    expected = _reference_apply(frames, wide.reshape(2, 2 * 5**dims, *spatial), 5)
+    got = apply_kernels(frames, kernels, 3, dilation=2)
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-5)
+    if dims == 2:  # the channels-last path of CPU inference reads the same taps
+        cl = apply_kernels(frames, kernels.contiguous(memory_format=torch.channels_last), 3, dilation=2)
+        torch.testing.assert_close(cl.double(), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="dilation"):
+        apply_kernels(frames, kernels, 3, dilation=0)
+
+
+def test_dilated_kernels_start_at_zero_and_reach_two_pixels_further() -> None:
+    """The KPN with dilated kernels starts as the one without; a centred-delta dilated kernel adds the frame itself,
+    an off-centre one the pixel two away."""
+    torch.manual_seed(0)
+    two = KPN(2, 3, kernel_size=3, coarse_kernels=True, **SMALL).eval()
+    three = KPN(2, 3, kernel_size=3, coarse_kernels=True, dilated_kernels=True, **SMALL).eval()
+    assert three.load_state_dict(two.state_dict(), strict=False).missing_keys == [
+        "out_dilated.weight",
+        "out_dilated.bias",
+    ]
+    x = torch.rand(1, 3, 13, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(three(x), two(x), rtol=0, atol=0)
+        three.out_dilated.bias[9 + 5] = 1.0  # frame 1, tap (row 0, column +1): the pixel 2 to the right
+        shifted = F.pad(x[:, 1:2], (0, 2, 0, 0), mode="replicate")[..., 2:]
+        torch.testing.assert_close(three(x), two(x) + shifted, rtol=1e-5, atol=1e-6)

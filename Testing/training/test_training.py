@@ -331,6 +331,12 @@ def test_grow_network_starts_as_the_trained_model_and_refuses_what_would_not():
     with torch.no_grad():
         torch.testing.assert_close(grown(x), trained(x), rtol=0, atol=0)
     assert all(torch.equal(before[k], v) for k, v in trained.state_dict().items())
+    # and once more, by the dilated full-resolution kernels (the shipped CT model's path: one, two, three kernel sets)
+    with torch.no_grad():
+        grown.out_coarse.weight.normal_(std=0.05)
+    third = grow_network(grown.eval(), "kpn-msd-burst3", 2, {}, "grown").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(third(x), grown(x), rtol=0, atol=0)
     with pytest.raises(OptionError, match="3 input frames.*1 frames"):
         grow_network(trained, "kpn-small", 2, {}, "trained")
     with pytest.raises(OptionError, match="other shapes"):

@@ -15,14 +15,19 @@ __all__ = ["KPN", "apply_kernels"]
 
 
 def apply_kernels(
-    frames: torch.Tensor, kernels: torch.Tensor, kernel_size: int, bias: torch.Tensor | None = None
+    frames: torch.Tensor,
+    kernels: torch.Tensor,
+    kernel_size: int,
+    bias: torch.Tensor | None = None,
+    dilation: int = 1,
 ) -> torch.Tensor:
     """Filter each frame with its own per-pixel kernels and sum over frames.
 
     ``out[b, 0, p] = Σₙ Σₒ kernels[b, n·K^d + o, p] · frames[b, n, p + offset(o)] (+ Σₘ bias[b, m, p])``
 
     where ``o`` runs over the ``K^d`` kernel offsets in row-major order (``(ky, kx)`` in 2D, ``(kz, ky, kx)`` in
-    3D; ``offset(o)`` goes from ``-(K // 2)`` to ``K // 2`` on each axis). The kernels are used as given
+    3D; ``offset(o)`` goes from ``-(K // 2)·dilation`` to ``(K // 2)·dilation`` in steps of ``dilation`` on each
+    axis). The kernels are used as given
     (linear, not normalised). Frames are padded by replication at the borders, so a kernel never reads zeros.
     2D multiplies with an unfolded view of the frames; 3D sums ``K³`` shifted views (no per-pixel Python loop).
 
@@ -31,15 +36,19 @@ def apply_kernels(
         kernels: ``(B, N·K^d, *spatial)``, frame-major: channels ``n·K^d … (n+1)·K^d − 1`` belong to frame ``n``.
         kernel_size: the odd kernel edge K.
         bias: optional per-pixel bias ``(B, M, *spatial)``, summed over its ``M`` channels. Defaults to None.
+        dilation: spacing of the taps in pixels (a ``K``-tap kernel spans ``(K - 1)·dilation + 1`` pixels per axis).
+            Defaults to 1.
 
     Returns:
         ``(B, 1, *spatial)``, in the promoted dtype of ``frames`` and ``kernels``.
 
     Raises:
-        ValueError: for an even or non-positive ``kernel_size`` or mismatched shapes.
+        ValueError: for an even or non-positive ``kernel_size``, a non-positive ``dilation`` or mismatched shapes.
     """
     if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"`kernel_size` must be a positive odd integer, got {kernel_size!r}.")
+    if isinstance(dilation, bool) or not isinstance(dilation, int) or dilation < 1:
+        raise ValueError(f"`dilation` must be a positive integer, got {dilation!r}.")
     if frames.dim() not in (4, 5):
         raise ValueError(f"`frames` must be (B, N, H, W) or (B, N, D, H, W), got shape {tuple(frames.shape)}.")
     b, n = frames.shape[:2]
@@ -53,25 +62,26 @@ def apply_kernels(
         )
     if bias is not None and (bias.dim() != frames.dim() or bias.shape[0] != b or bias.shape[2:] != spatial):
         raise ValueError(f"`bias` must have shape (B, M, *spatial) matching `frames`, got {tuple(bias.shape)}.")
-    r = kernel_size // 2
+    r = kernel_size // 2 * dilation
+    span = 2 * r + 1
     padded = F.pad(frames, [r] * (2 * d), mode="replicate") if r else frames
     if d == 2 and kernels.is_contiguous(memory_format=torch.channels_last):
         # channels-last kernels (the CPU inference path) hold each pixel's N·K² taps together: multiply them with
         # a strided (B, H, W, N, K, K) view of the padded frames, no im2col copy (2.5x faster on CPU than unfold
         # against channels-last kernels, and no (B, N·K², H·W) patch tensor)
-        patches = padded.permute(0, 2, 3, 1).unfold(1, kernel_size, 1).unfold(2, kernel_size, 1)
+        patches = padded.permute(0, 2, 3, 1).unfold(1, span, 1).unfold(2, span, 1)[..., ::dilation, ::dilation]
         per_pixel = kernels.permute(0, 2, 3, 1).reshape(b, *spatial, n, kernel_size, kernel_size)
         out = (patches * per_pixel).sum(dim=(-3, -2, -1)).unsqueeze(1)
     elif d == 2:
-        patches = F.unfold(padded, kernel_size)  # (B, N·K², H·W), channel = n·K² + ky·K + kx
+        patches = F.unfold(padded, kernel_size, dilation=dilation)  # (B, N·K², H·W), channel = n·K² + ky·K + kx
         out = (patches * kernels.reshape(b, n * taps, -1)).sum(dim=1, keepdim=True).reshape(b, 1, *spatial)
     else:
         k = kernels.reshape(b, n, taps, *spatial)
         out = None
         o = 0
-        for dz in range(kernel_size):
-            for dy in range(kernel_size):
-                for dx in range(kernel_size):
+        for dz in range(0, span, dilation):
+            for dy in range(0, span, dilation):
+                for dx in range(0, span, dilation):
                     view = padded[:, :, dz : dz + spatial[0], dy : dy + spatial[1], dx : dx + spatial[2]]
                     term = (k[:, :, o] * view).sum(dim=1, keepdim=True)
                     out = term if out is None else out + term
@@ -141,6 +151,11 @@ class KPN(nn.Module):
       kernels cannot reach (correlated CT noise has most of its power there). The conv starts at zero, so a KPN
       grown from a trained one (``train --grow``: the old weights loaded with ``strict=False``) starts as that
       network exactly. Cost: ~2 % of the CLI time on a 512×512×300 CT (docs/memory.md).
+    - Dilated kernels (``dilated_kernels=True``): a third 1×1 conv on the same decoder features predicts ``N·K^d``
+      more full-resolution kernels whose taps are 2 pixels apart (a ``2K − 1`` support), added to the output. Next
+      to bone in a thick-slice head CT the 2×2 averages of the coarse scale mix bone into every tap, so the fine
+      scale alone has to find the brain pixels, and a 5×5 window holds too few of them (docs/benchmarks_real_noise.md).
+      Starts at zero like the coarse conv, so ``train --grow`` starts from the trained network's exact output.
     - Published results: the paper's synthetic-burst PSNR/SSIM table was not retrieved for networks.md.
     - Deviations: 3D variant (``N·K³`` kernel channels: prefer a small K); Kaiming instead of Xavier init;
       delta initialisation of the last conv; replicate border padding for the kernel application; the
@@ -157,6 +172,8 @@ class KPN(nn.Module):
         noise_map: the last input channel is a noise-level map. Defaults to False.
         core_bias: also predict a per-pixel, per-frame additive bias. Defaults to False.
         coarse_kernels: also predict half-resolution kernels for the 2×2-averaged frames (see above). Defaults to
+            False.
+        dilated_kernels: also predict full-resolution kernels with taps 2 pixels apart (see above). Defaults to
             False.
         act: MONAI activation spec after every conv of the Basic blocks. Defaults to ``"relu"``.
 
@@ -177,6 +194,7 @@ class KPN(nn.Module):
         noise_map: bool = False,
         core_bias: bool = False,
         coarse_kernels: bool = False,
+        dilated_kernels: bool = False,
         act: ActSpec = "relu",
     ) -> None:
         super().__init__()
@@ -224,6 +242,10 @@ class KPN(nn.Module):
         self.out_coarse = (
             Conv[Conv.CONV, spatial_dims](kernel_channels, burst * self.taps, 1) if self.coarse_kernels else None
         )
+        self.dilated_kernels = bool(dilated_kernels)
+        self.out_dilated = (
+            Conv[Conv.CONV, spatial_dims](kernel_channels, burst * self.taps, 1) if self.dilated_kernels else None
+        )
         self._pool = pool(kernel_size=2, stride=2)
         self._mode = "bilinear" if spatial_dims == 2 else "trilinear"
         self.reset_parameters()
@@ -239,10 +261,11 @@ class KPN(nn.Module):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
                 nn.init.zeros_(m.bias)
         nn.init.zeros_(self.out.weight)
-        if self.out_coarse is not None:
-            # zero: the coarse scale adds nothing until training finds a use for it
-            nn.init.zeros_(self.out_coarse.weight)
-            nn.init.zeros_(self.out_coarse.bias)
+        for extra in (self.out_coarse, self.out_dilated):
+            if extra is not None:
+                # zero: the extra kernels add nothing until training finds a use for them
+                nn.init.zeros_(extra.weight)
+                nn.init.zeros_(extra.bias)
         with torch.no_grad():
             delta = torch.zeros(self.taps)
             delta[self.taps // 2] = 1.0 / self.burst
@@ -293,6 +316,9 @@ class KPN(nn.Module):
         n_k = self.burst * self.taps
         bias = k[:, n_k:] if self.core_bias else None
         out = apply_kernels(x[:, : self.burst], k[:, :n_k], self.kernel_size, bias)
+        if self.out_dilated is not None:
+            dilated = self._upsample(self.out_dilated(h))[crop]
+            out = out + apply_kernels(x[:, : self.burst], dilated, self.kernel_size, dilation=2)
         if self.out_coarse is not None:
             # the padded frames (sizes even) averaged 2x2 match the half-resolution features pixel for pixel
             coarse = apply_kernels(self._pool(xp[:, : self.burst]), self.out_coarse(h), self.kernel_size)

@@ -138,6 +138,13 @@ _SPECS: tuple[NetworkSpec, ...] = (
         burst=3,
     ),
     NetworkSpec(
+        "kpn-msd-burst3",
+        KPN,
+        {**_KPN_SMALL, "coarse_kernels": True, "dilated_kernels": True},
+        "kpn-ms-burst3 plus full-resolution kernels with taps 2 pixels apart (a 9x9 support at full resolution).",
+        burst=3,
+    ),
+    NetworkSpec(
         "kpn-medium-bias",
         KPN,
         dict(_KPN_MEDIUM_BIAS),
