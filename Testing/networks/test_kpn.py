@@ -219,3 +219,16 @@ def test_dilated_kernels_start_at_zero_and_reach_two_pixels_further() -> None:
         three.out_dilated.bias[9 + 5] = 1.0  # frame 1, tap (row 0, column +1): the pixel 2 to the right
         shifted = F.pad(x[:, 1:2], (0, 2, 0, 0), mode="replicate")[..., 2:]
         torch.testing.assert_close(three(x), two(x) + shifted, rtol=1e-5, atol=1e-6)
+
+
+def test_kernels_are_predicted_and_applied_in_float32_under_bf16_autocast() -> None:
+    """Under bf16 autocast only the U-Net runs in bf16: a kernel weight bf16 cannot hold (0.3337, bf16 0.3340) still
+    weights the frames exactly, as ~0.1 % of a CT value (0.5 of the map, water) is a visible HU offset."""
+    net = KPN(2, 3, kernel_size=3, **SMALL).eval()
+    with torch.no_grad():
+        net.out.bias[[4, 13, 22]] = 0.3337  # the centre tap of each frame; the out conv's weights are zero
+    x = torch.rand(1, 3, 16, 16) * 0.2 + 0.4
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        got = net(x)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, 0.3337 * x.sum(dim=1, keepdim=True), rtol=1e-6, atol=1e-6)
