@@ -4,6 +4,8 @@
     python benchmarks/real_noise.py --quick            # 2 CT slices, 2 MR slices, 1 US image, one level each
     python benchmarks/real_noise.py --models kpn-small,kpn-burst3 --baselines bm3d --output /tmp/bench
     python benchmarks/real_noise.py --work /tmp/rn     # keep (and reuse) the simulated and denoised series
+    python benchmarks/real_noise.py --models kpn-ct-burst3 --baselines "" --no-oracle --in-memory auto \
+        --rows-from docs/benchmark_real_noise.csv      # rerun what changed, every other method's rows from the CSV
 
 The user's path first: every method runs as a user runs it, files in and files out, through the command line with
 its default flags (``python -m meddenoiselib denoise NOISY OUT [--model NAME]``; baselines estimate sigma, which
@@ -585,6 +587,11 @@ def main() -> int:
     )
     parser.add_argument("--no-kernel-check", action="store_true", help="skip CT setting B (the second kernel)")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--rows-from",
+        help="an earlier run's CSV: the rows of every method this run does not run come from it (refused unless its "
+        "noisy series score as this run's, i.e. the same series, seed and levels)",
+    )
     args = parser.parse_args()
     if not DATA_ROOT.is_dir():
         parser.error(f"benchmark data not found at {DATA_ROOT} (set MEDDENOISE_DATA)")
@@ -725,6 +732,8 @@ def run(args, work: Path, output: Path, env: dict, started: float, load_start) -
             panels[item.name] = {"clean": display(clean[k], case.modality, low, high)}
             panels[item.name].update({m: display(o[k], case.modality, low, high) for m, o in outputs.items()})
 
+    if args.rows_from:
+        rows = merge_earlier_rows(Path(args.rows_from), rows)
     write_csv(rows, output / "benchmark_real_noise.csv")
     figure = output / "benchmark_real_noise.png"
     write_figure(panels, rows, figure)
@@ -744,6 +753,66 @@ def run(args, work: Path, output: Path, env: dict, started: float, load_start) -
     target.write_text(text)
     print(f"wrote {target}, {output / 'benchmark_real_noise.csv'}, {figure}")
     return 0
+
+
+class EarlierRunMismatch(SystemExit):
+    """``--rows-from`` names a CSV whose noisy series are not this run's."""
+
+
+#: the CSV's text columns; every other column is a number (empty: none)
+TEXT_COLUMNS = ("modality", "case", "level", "noise", "method", "path", "model_used")
+
+
+def merge_earlier_rows(path: Path, rows: list[dict]) -> list[dict]:
+    """``rows`` with the rows of every method they lack taken from an earlier run's CSV, for the series and levels
+    of ``rows``, each series' methods in the earlier run's order (this run's new methods after them). The earlier
+    in-memory rows of a method this run ran through the CLI are dropped (stale with it).
+
+    Sound only on the same noisy series: each ``noisy`` row of ``rows`` must have an earlier twin whose RMSE and
+    PSNR print the same in the CSV's precision (5 significant digits); otherwise :class:`EarlierRunMismatch`,
+    before anything is written. The reused rows take the series' fields the CSV lacks (the reference's own noise)
+    from this run's noisy row.
+    """
+    with open(path, newline="") as handle:
+        earlier = list(csv.DictReader(handle))
+    if not earlier or "method" not in earlier[0]:
+        raise EarlierRunMismatch(f"--rows-from {path}: not a CSV of this benchmark (no 'method' column)")
+
+    def key(r: dict) -> tuple:
+        return r["modality"], r["case"], r["level"]
+
+    def printed(value) -> str:
+        return "" if value is None else f"{value:.5g}" if isinstance(value, float) else str(value)
+
+    noisy_now = {key(r): r for r in rows if r["method"] == "noisy"}
+    noisy_before = {key(r): r for r in earlier if r["method"] == "noisy"}
+    for k, now in noisy_now.items():
+        before = noisy_before.get(k)
+        same = before is not None and all(printed(now.get(c)) == before[c] for c in ("rmse", "psnr", "noise"))
+        if not same:
+            found = "missing" if before is None else f"PSNR {before['psnr']} dB, RMSE {before['rmse']}"
+            raise EarlierRunMismatch(
+                f"--rows-from {path}: its noisy {' / '.join(k)} is {found}, this run's is PSNR "
+                f"{printed(now['psnr'])} dB, RMSE {printed(now['rmse'])}: not the same noisy series (other data, "
+                "seed, levels or noise settings)"
+            )
+    methods_now = {r["method"] for r in rows}
+    # a method rerun through the CLI is a changed method: its earlier in-memory rows are stale too
+    methods_now |= {f"{m} (in-memory)" for m in set(methods_now)}
+    merged: list[dict] = []
+    for k, noisy in noisy_now.items():
+        mine = {r["method"]: r for r in rows if key(r) == k}
+        for old in (r for r in earlier if key(r) == k):
+            if old["method"] in methods_now:
+                if old["method"] in mine:
+                    merged.append(mine.pop(old["method"]))
+                continue
+            reused = {c: (v if c in TEXT_COLUMNS else (float(v) if v != "" else None)) for c, v in old.items()}
+            reused["seed"], reused["slices"] = noisy["seed"], noisy["slices"]
+            reused["own_noise"] = noisy.get("own_noise")
+            merged.append(reused)
+        merged += mine.values()
+    return merged
 
 
 COLUMNS = [
@@ -1229,10 +1298,18 @@ def findings(rows: list[dict], disagreement: list[dict]) -> list[str]:
 def markdown(args, rows, disagreement, walls, machine, items, cases, simulate_check) -> str:
     date = time.strftime("%Y-%m-%d")
     in_memory = ", ".join(f"`{m}`" for m in args.in_memory.split(",") if m)
+    empty = '""'
     command = (
         "python benchmarks/real_noise.py"
         + (" --quick" if args.quick else "")
         + (f" --models {args.models}" if args.models else "")
+        # a partial run names everything that decided which rows are new
+        + (
+            f" --baselines {args.baselines or empty} {'--no-oracle ' if args.no_oracle else ''}"
+            f"--in-memory {args.in_memory or empty} --rows-from {args.rows_from}"
+            if args.rows_from
+            else ""
+        )
     )
     lines = [
         "# Real-noise benchmark: scanner-like noise on held-out CT, MR and ultrasound",
