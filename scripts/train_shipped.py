@@ -319,11 +319,11 @@ RECIPES["kpn-general-filerange"] = {
 
 # kpn-general continued with an MSE loss (every recipe above trains on L1): PSNR is an MSE score, and an L1-trained
 # network switched to L2 for its last steps is the usual way to gain the last ~0.1 dB of PSNR (the Gaussian protocol
-# through the CLI is 0.25 dB below BM3D at sigma 15). Run on 2026-12-02 (6000 steps in 913 s, val 37.14 / 34.75 /
-# 31.22 -> 37.19 / 34.78 / 31.24 dB, best at step 4500) and installed over kpn-general: through the CLI 37.41 / 34.97 /
-# 31.46 -> 37.50 / 35.03 / 31.46 dB at sigma 15 / 25 / 50 (before: an AVX2 machine, fp32; after: AVX-512 BF16, where
-# bf16 inference scored +0.01 dB over fp32 in memory), Poisson-Gaussian 34.18 / 37.40 / 40.16 -> 34.21 / 37.44 /
-# 40.21 dB at 30 / 100 / 300 counts.
+# through the CLI is 0.25 dB below BM3D at sigma 15). Run on 2026-12-02 on an AVX-512 BF16 CPU (6000 steps in 913 s,
+# val 37.14 / 34.75 / 31.22 -> 37.19 / 34.78 / 31.24 dB): through the CLI 37.50 / 35.03 / 31.46 dB at sigma 15 / 25 /
+# 50 (kpn-general 37.41 / 34.97 / 31.46), but it was trained with the KPN's kernels in bf16, before they were kept in
+# float32 under autocast; with the float32 kernels every inference now uses it scored 37.46 / 34.98 / 31.41 dB, level
+# with kpn-general (trained in float32): not installed. To be run again with the float32 kernels.
 RECIPES["kpn-general-mse"] = {
     **RECIPES["kpn-general-filerange"],
     "steps": 6000,
