@@ -208,6 +208,12 @@ RECIPES: dict[str, dict] = {
             # model that trusts its neighbours leaves noise near bone (head-ge at 7.4 mm, 2026-12-01: 5-30 px
             # inside the skull the burst left 9.4 HU RMSE where the lone slice left 7.3)
             slice_strides="1,2,3",
+            # float32 even on CPUs with native bf16. On an AVX-512 BF16 CPU (2026-12-02) a bf16 run from the shipped
+            # model with the kernel heads in bf16 stayed at val ~40 dB for 1500 steps (start 46.5; gain on held-out
+            # head / phantom series at ~25 HU 8.7 / 13.6 -> 1.2 / 5.3 dB); in float32 the same recipe also fell at
+            # first (41.6 dB at step 500, the learning rate's jolt) but was back at 45.5 dB by step 1000. bf16 with
+            # the float32 kernel heads was not run long enough to tell
+            precision="fp32",
             pre_denoise=("chest",),
             description=CT_DESCRIPTION % frames,
             **({"init": init} if init else {}),

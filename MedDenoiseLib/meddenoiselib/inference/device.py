@@ -26,7 +26,8 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     """The autocast dtype for a precision choice, or None for full float32.
 
     ``"auto"``: float16 on CUDA; bfloat16 on CPUs with native bf16 (about 3x faster there); float32 otherwise.
-    ``"fp32"``, ``"bf16"``, ``"fp16"`` force a choice.
+    ``"fp32"``, ``"bf16"``, ``"fp16"`` force a choice. Autocast covers the convolutions; a KPN keeps its kernel
+    heads and the per-pixel filtering in float32 (``networks/kpn.py``), which decide the output to a few HU.
     """
     if precision == "fp32":
         return None
