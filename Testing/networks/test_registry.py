@@ -30,7 +30,7 @@ EXPECTED_NAMES = [
     "rdn", "rdn-a", "rdn-small",
     "conv-dae", "conv-dae-skip",
     "kpn", "kpn-small", "kpn-ms-small", "kpn-medium", "kpn-burst3",
-    "kpn-ms-burst3", "kpn-medium-bias", "kpn-medium-burst3", "kpn-medium-burst5",
+    "kpn-ms-burst3", "kpn-msd-burst3", "kpn-medium-bias", "kpn-medium-burst3", "kpn-medium-burst5",
 ]  # fmt: skip
 
 # (registry name, 2D gray parameter count)
@@ -57,6 +57,8 @@ PARAMETER_CASES = [
     ("kpn-burst3", 473_083),
     # kpn-burst3 plus the coarse-kernel 1x1 conv: 75 -> 75 channels
     ("kpn-ms-burst3", 478_783),
+    # kpn-ms-burst3 plus the dilated-kernel 1x1 conv: 75 -> 75 channels again
+    ("kpn-msd-burst3", 484_483),
     # kpn-medium plus per-pixel bias channels (one per frame): 4-level U-Net, K = 5
     ("kpn-medium-bias", 1_813_526),
     ("kpn-medium-burst3", 1_958_194),

@@ -71,6 +71,9 @@ def train_recipe(name: str, pack: Path, work: Path, device: str, seconds: float,
     noise = str(options.pop("noise", "gaussian:0-50")).split()
     val_levels = options.pop("val_levels", None)
     options.pop("cache_dir", None)
+    # the CPU recipes' float32 (CT) guards against bf16 on CPUs; on CUDA fp16 autocast runs the U-Net while a KPN's
+    # kernel heads stay float32 anyway
+    options.pop("precision", None)
     config = TrainConfig(
         inputs=[f"{pack}:{name}:train"],
         val_inputs=[f"{pack}:{name}:val"],

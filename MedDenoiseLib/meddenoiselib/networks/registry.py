@@ -141,7 +141,7 @@ _SPECS: tuple[NetworkSpec, ...] = (
         "kpn-msd-burst3",
         KPN,
         {**_KPN_SMALL, "coarse_kernels": True, "dilated_kernels": True},
-        "kpn-ms-burst3 plus full-resolution kernels with taps 2 pixels apart (a 9x9 support at full resolution).",
+        "kpn-ms-burst3 plus full-resolution kernels with taps 2 pixels apart (a 9x9 support).",
         burst=3,
     ),
     NetworkSpec(
