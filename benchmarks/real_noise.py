@@ -781,19 +781,16 @@ def merge_earlier_rows(path: Path, rows: list[dict]) -> list[dict]:
     def key(r: dict) -> tuple:
         return r["modality"], r["case"], r["level"]
 
-    def printed(value) -> str:
-        return "" if value is None else f"{value:.5g}" if isinstance(value, float) else str(value)
-
     noisy_now = {key(r): r for r in rows if r["method"] == "noisy"}
     noisy_before = {key(r): r for r in earlier if r["method"] == "noisy"}
     for k, now in noisy_now.items():
         before = noisy_before.get(k)
-        same = before is not None and all(printed(now.get(c)) == before[c] for c in ("rmse", "psnr", "noise"))
+        same = before is not None and all(csv_cell(now.get(c)) == before[c] for c in ("rmse", "psnr", "noise"))
         if not same:
             found = "missing" if before is None else f"PSNR {before['psnr']} dB, RMSE {before['rmse']}"
             raise EarlierRunMismatch(
                 f"--rows-from {path}: its noisy {' / '.join(k)} is {found}, this run's is PSNR "
-                f"{printed(now['psnr'])} dB, RMSE {printed(now['rmse'])}: not the same noisy series (other data, "
+                f"{csv_cell(now['psnr'])} dB, RMSE {csv_cell(now['rmse'])}: not the same noisy series (other data, "
                 "seed, levels or noise settings)"
             )
     methods_now = {r["method"] for r in rows}
@@ -837,13 +834,18 @@ COLUMNS = [
 ]
 
 
+def csv_cell(value) -> str:
+    """A value as the CSV holds it: floats to 5 significant digits, None empty."""
+    return "" if value is None else f"{value:.5g}" if isinstance(value, float) else str(value)
+
+
 def write_csv(rows: list[dict], path: Path) -> None:
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
         for r in rows:
             values = [r.get(c) for c in COLUMNS]
-            writer.writerow(["" if v is None else f"{v:.5g}" if isinstance(v, float) else str(v) for v in values])
+            writer.writerow([csv_cell(v) for v in values])
 
 
 def write_figure(panels: dict, rows: list[dict], path: Path) -> None:
