@@ -261,6 +261,20 @@ RECIPES["kpn-ct-msd-burst3"] = {
     "grow": "kpn-msd-burst3",
 }
 
+# the shipped two-scale kpn-ct-burst3 grown by a full-resolution head: its kernels come from half-resolution
+# features upsampled bilinearly, so they cannot change at an edge between two half-resolution positions, and within
+# 5 px of bone in the 7.4 mm head the model leaves 13.4 HU against BM3D's 9.1 (docs/benchmarks_real_noise.md). The
+# head corrects every pixel's kernels from the first encoder block's full-resolution features; it starts with no
+# effect, so training starts from the shipped model's output. A lower learning rate than the earlier CT fine-tunes,
+# whose 2e-4 cost ~5 dB of validation PSNR in the first 500 steps before they recovered.
+RECIPES["kpn-ct-msf-burst3"] = {
+    **RECIPES["kpn-ct-ms-burst3"],
+    "network": "kpn-msf-burst3",
+    "grow": "kpn-msf-burst3",
+    "lr": 1e-4,
+    "steps": 3000,
+}
+
 # kpn-small grown into a two-scale KPN (half-resolution kernels whose conv starts at zero) and trained on the
 # user's path like kpn-small-filerange: against BM3D through the CLI the default is short at sigma 15 / 25 on MR
 # and US, whose flat regions a 5x5 support averages over too few pixels. Run on 2026-12-02 (5765 steps in 2532 s,
@@ -341,6 +355,18 @@ RECIPES["kpn-general-mse"] = {
     "lr": 5e-5,
     "loss": "mse",
     "install_as": "kpn-general",
+}
+
+# the shipped kpn-general grown by the full-resolution head that gates its upsampled kernels per pixel (see
+# kpn-ct-msf-burst3): through the CLI the general model is 0.16 dB below BM3D at sigma 15, most on brain MR (-0.53)
+# and ultrasound, where edges and fine texture are what a smooth kernel field blurs.
+RECIPES["kpn-general-msf"] = {
+    **RECIPES["kpn-general-mse"],
+    "network": "kpn-msf-small",
+    "init": "kpn-general",
+    "grow": "kpn-msf-small",
+    "steps": 8000,
+    "lr": 1e-4,
 }
 
 _BURST_GROUPS = {"chest": "chest_ct", "head": "ct_ge_head", "phantom": "philips_head_phantom"}

@@ -221,6 +221,33 @@ def test_dilated_kernels_start_at_zero_and_reach_two_pixels_further() -> None:
         torch.testing.assert_close(three(x), two(x) + shifted, rtol=1e-5, atol=1e-6)
 
 
+def test_full_res_head_gates_every_frames_kernels_pixel_by_pixel() -> None:
+    """The head starts with no effect; once trained it scales each tap by ``1 + g`` with ``g`` read from the first
+    block's full-resolution features at that very pixel (not upsampled from half resolution), in every frame."""
+    torch.manual_seed(0)
+    plain = KPN(2, 3, kernel_size=3, **SMALL).eval()
+    gated = KPN(2, 3, kernel_size=3, full_res_head=True, **SMALL).eval()
+    assert gated.load_state_dict(plain.state_dict(), strict=False).missing_keys == [
+        "full_res_head.weight",
+        "full_res_head.bias",
+    ]
+    assert gated.full_res_head.out_channels == 9  # one gate per tap, shared by the 3 frames
+    x = torch.rand(2, 3, 13, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(gated(x), plain(x), rtol=0, atol=0)
+        # untrained kernels are the centred delta 1/3 on each frame (the mean); gate the centre tap by 1 + w . f(p)
+        gated.full_res_head.weight[4].normal_(std=0.5)
+        xp = F.pad(x, (1, 1, 1, 2), mode="reflect")  # the U-Net's padding: 13x10 -> 16x12
+        features = gated.encoder[0](xp)[:, :, 1:14, 1:11]
+        gate = 1 + torch.einsum("bchw,c->bhw", features, gated.full_res_head.weight[4, :, 0, 0]).unsqueeze(1)
+        expected = x.mean(dim=1, keepdim=True) * gate
+        torch.testing.assert_close(gated(x), expected, rtol=1e-5, atol=1e-6)
+        # the CPU inference path (channels-last) gates the same taps
+        cl = gated(x.contiguous(memory_format=torch.channels_last))
+        torch.testing.assert_close(cl, expected, rtol=1e-5, atol=1e-6)
+        assert gate.std() > 0.01  # the gate does change from pixel to pixel
+
+
 def test_kernels_are_predicted_and_applied_in_float32_under_bf16_autocast() -> None:
     """Under bf16 autocast only the U-Net runs in bf16: a kernel weight bf16 cannot hold (0.3337, bf16 0.3340) still
     weights the frames exactly, as ~0.1 % of a CT value (0.5 of the map, water) is a visible HU offset."""

@@ -29,8 +29,8 @@ EXPECTED_NAMES = [
     "irunet", "irunet-32", "irunet-48",
     "rdn", "rdn-a", "rdn-small",
     "conv-dae", "conv-dae-skip",
-    "kpn", "kpn-small", "kpn-ms-small", "kpn-medium", "kpn-burst3",
-    "kpn-ms-burst3", "kpn-msd-burst3", "kpn-medium-bias", "kpn-medium-burst3", "kpn-medium-burst5",
+    "kpn", "kpn-small", "kpn-ms-small", "kpn-msf-small", "kpn-medium", "kpn-burst3",
+    "kpn-ms-burst3", "kpn-msd-burst3", "kpn-msf-burst3", "kpn-medium-bias", "kpn-medium-burst3", "kpn-medium-burst5",
 ]  # fmt: skip
 
 # (registry name, 2D gray parameter count)
@@ -53,12 +53,16 @@ PARAMETER_CASES = [
     ("kpn-small", 335_957),
     # kpn-small plus the coarse-kernel 1x1 conv: 25 -> 25 channels
     ("kpn-ms-small", 336_607),
+    # kpn-ms-small plus the full-resolution gate: 1x1 conv from the first block's 32 features to 25 taps
+    ("kpn-msf-small", 337_432),
     ("kpn-medium", 1_811_285),
     ("kpn-burst3", 473_083),
     # kpn-burst3 plus the coarse-kernel 1x1 conv: 75 -> 75 channels
     ("kpn-ms-burst3", 478_783),
     # kpn-ms-burst3 plus the dilated-kernel 1x1 conv: 75 -> 75 channels again
     ("kpn-msd-burst3", 484_483),
+    # kpn-ms-burst3 plus the full-resolution gate: 32 -> 25 taps, shared by the 3 frames
+    ("kpn-msf-burst3", 479_608),
     # kpn-medium plus per-pixel bias channels (one per frame): 4-level U-Net, K = 5
     ("kpn-medium-bias", 1_813_526),
     ("kpn-medium-burst3", 1_958_194),

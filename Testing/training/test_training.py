@@ -337,6 +337,12 @@ def test_grow_network_starts_as_the_trained_model_and_refuses_what_would_not():
     third = grow_network(grown.eval(), "kpn-msd-burst3", 2, {}, "grown").eval()
     with torch.no_grad():
         torch.testing.assert_close(third(x), grown(x), rtol=0, atol=0)
+    # and by the full-resolution head that gates the fine kernels
+    sharp = grow_network(grown.eval(), "kpn-msf-burst3", 2, {}, "grown").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(sharp(x), grown(x), rtol=0, atol=0)
+        sharp.full_res_head.weight.normal_(std=0.05)
+        assert (sharp(x) - grown(x)).abs().max() > 1e-3  # the head is live once trained
     with pytest.raises(OptionError, match="3 input frames.*1 frames"):
         grow_network(trained, "kpn-small", 2, {}, "trained")
     with pytest.raises(OptionError, match="other shapes"):

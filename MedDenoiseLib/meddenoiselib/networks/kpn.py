@@ -156,6 +156,14 @@ class KPN(nn.Module):
       to bone in a thick-slice head CT the 2×2 averages of the coarse scale mix bone into every tap, so the fine
       scale alone has to find the brain pixels, and a 5×5 window holds too few of them (docs/benchmarks_real_noise.md).
       Starts at zero like the coarse conv, so ``train --grow`` starts from the trained network's exact output.
+    - Full-resolution head (``full_res_head=True``): the paper's kernels come from half-resolution decoder
+      features upsampled bilinearly, so they change smoothly from pixel to pixel and cannot follow an edge that
+      falls between two half-resolution positions: next to bone a kernel that leaves the bone out for one pixel
+      reads it for the next, and the network has to settle for small kernels there. The head gates the upsampled
+      fine kernels per pixel and per tap: ``k · (1 + g)``, with ``g`` (``K^d`` channels, shared by all frames: an
+      edge is where it is in every slice) a 1×1 conv of the first encoder block's full-resolution features
+      (receptive field 5×5, so they see where the edge is). The conv starts at zero, so ``train --grow`` starts
+      from the trained network's exact output. Cost: a 1×1 conv ``c0 → K^d`` and a product at full resolution.
     - Published results: the paper's synthetic-burst PSNR/SSIM table was not retrieved for networks.md.
     - Deviations: 3D variant (``N·K³`` kernel channels: prefer a small K); Kaiming instead of Xavier init;
       delta initialisation of the last conv; replicate border padding for the kernel application; the
@@ -174,6 +182,8 @@ class KPN(nn.Module):
         coarse_kernels: also predict half-resolution kernels for the 2×2-averaged frames (see above). Defaults to
             False.
         dilated_kernels: also predict full-resolution kernels with taps 2 pixels apart (see above). Defaults to
+            False.
+        full_res_head: gate the fine kernels per pixel from the full-resolution features (see above). Defaults to
             False.
         act: MONAI activation spec after every conv of the Basic blocks. Defaults to ``"relu"``.
 
@@ -195,6 +205,7 @@ class KPN(nn.Module):
         core_bias: bool = False,
         coarse_kernels: bool = False,
         dilated_kernels: bool = False,
+        full_res_head: bool = False,
         act: ActSpec = "relu",
     ) -> None:
         super().__init__()
@@ -246,6 +257,9 @@ class KPN(nn.Module):
         self.out_dilated = (
             Conv[Conv.CONV, spatial_dims](kernel_channels, burst * self.taps, 1) if self.dilated_kernels else None
         )
+        self.full_res_head = (
+            Conv[Conv.CONV, spatial_dims](channels[0], self.taps, 1) if full_res_head else None
+        )
         self._pool = pool(kernel_size=2, stride=2)
         self._mode = "bilinear" if spatial_dims == 2 else "trilinear"
         self.reset_parameters()
@@ -261,7 +275,7 @@ class KPN(nn.Module):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
                 nn.init.zeros_(m.bias)
         nn.init.zeros_(self.out.weight)
-        for extra in (self.out_coarse, self.out_dilated):
+        for extra in (self.out_coarse, self.out_dilated, self.full_res_head):
             if extra is not None:
                 # zero: the extra kernels add nothing until training finds a use for them
                 nn.init.zeros_(extra.weight)
@@ -272,8 +286,9 @@ class KPN(nn.Module):
             self.out.bias.zero_()
             self.out.bias[: self.burst * self.taps] = delta.repeat(self.burst)
 
-    def _decoder_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The U-Net up to the level-1 decoder block: ``(B, kernel channels, *spatial / 2)``."""
+    def _decoder_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The U-Net up to the level-1 decoder block: ``(B, kernel channels, *spatial / 2)``, and the first
+        encoder block's full-resolution features ``(B, c0, *spatial)``."""
         skips = []
         h = x
         for level in self.encoder:
@@ -282,7 +297,21 @@ class KPN(nn.Module):
         for j, block in enumerate(self.decoder):
             h = F.interpolate(h, scale_factor=2, mode=self._mode, align_corners=False)
             h = block(torch.cat([h, skips[-2 - j]], dim=1))
-        return h
+        return h, skips[0]
+
+    def _fine_kernels(self, h: torch.Tensor, full_res: torch.Tensor, crop: tuple[slice, ...]) -> torch.Tensor:
+        """The full-resolution kernel (and bias) channels, cropped: the upsampled 1×1 conv of the decoder features
+        ``h``, gated by the full-resolution head from the first block's features ``full_res`` if present."""
+        k = self._upsample(self.out(h))[crop]
+        if self.full_res_head is None:
+            return k
+        gate = 1 + self.full_res_head(full_res[crop].to(k.dtype))
+        n_k = self.burst * self.taps
+        # channels moved last: on the CPU path (channels-last) these are views and the product comes out
+        # channels-last, as apply_kernels' fast path wants it
+        taps = k[:, :n_k].movedim(1, -1).unflatten(-1, (self.burst, self.taps))
+        gated = (taps * gate.movedim(1, -1).unsqueeze(-2)).flatten(-2).movedim(-1, 1)
+        return torch.cat([gated, k[:, n_k:]], dim=1) if self.core_bias else gated
 
     def predict_kernels(self, x: torch.Tensor) -> torch.Tensor:
         """Run the U-Net.
@@ -294,7 +323,8 @@ class KPN(nn.Module):
             ``(B, N·K^d (+ N), *spatial)`` kernel (and bias) channels, frame-major as :func:`apply_kernels` reads
             them (the fine scale only; see :meth:`forward` for the coarse kernels).
         """
-        return self._upsample(self.out(self._decoder_features(x)))
+        h, full_res = self._decoder_features(x)
+        return self._fine_kernels(h, full_res, (slice(None),) * x.dim())
 
     def _upsample(self, h: torch.Tensor) -> torch.Tensor:
         # the 1x1 convs commute with the (weights summing to 1) interpolation: applying them before upsampling
@@ -311,14 +341,14 @@ class KPN(nn.Module):
             ``(B, 1, *spatial)`` denoised image with the dtype of ``x``.
         """
         xp, crop = pad_to_multiple(x, self.size_multiple)
-        h = self._decoder_features(xp)
+        h, full_res = self._decoder_features(xp)
         # the kernel heads and the filtering in float32 even under bf16/fp16 autocast: the output is a sum of ~75
         # taps whose weights add up to ~1, and bf16's 8-bit mantissa puts ~0.4 % on every weight, several HU on
         # water at 0.5 of the CT map (bf16 lost 0.21 dB on the benchmark's water phantom at ~25 HU); the U-Net
         # before them, nearly all of the cost, keeps the fast dtype
         with torch.autocast(x.device.type, enabled=False):
             h, frames, padded = h.float(), x[:, : self.burst].float(), xp[:, : self.burst].float()
-            k = self._upsample(self.out(h))[crop]
+            k = self._fine_kernels(h, full_res, crop)
             n_k = self.burst * self.taps
             bias = k[:, n_k:] if self.core_bias else None
             out = apply_kernels(frames, k[:, :n_k], self.kernel_size, bias)

@@ -118,6 +118,12 @@ _SPECS: tuple[NetworkSpec, ...] = (
         "kpn-small plus half-resolution kernels (a wider support in flat regions, at ~2 % of the cost).",
     ),
     NetworkSpec(
+        "kpn-msf-small",
+        KPN,
+        {**_KPN_SMALL, "coarse_kernels": True, "full_res_head": True},
+        "kpn-ms-small plus a full-resolution gate on every tap of its kernels (sharper at edges).",
+    ),
+    NetworkSpec(
         "kpn-medium",
         KPN,
         {"features": (32, 64, 128, 256), "convs_per_block": 2, "kernel_size": 5},
@@ -142,6 +148,13 @@ _SPECS: tuple[NetworkSpec, ...] = (
         KPN,
         {**_KPN_SMALL, "coarse_kernels": True, "dilated_kernels": True},
         "kpn-ms-burst3 plus full-resolution kernels with taps 2 pixels apart (a 9x9 support).",
+        burst=3,
+    ),
+    NetworkSpec(
+        "kpn-msf-burst3",
+        KPN,
+        {**_KPN_SMALL, "coarse_kernels": True, "full_res_head": True},
+        "kpn-ms-burst3 plus a full-resolution gate on every tap (sharper kernels at edges, e.g. bone).",
         burst=3,
     ),
     NetworkSpec(
