@@ -257,9 +257,7 @@ class KPN(nn.Module):
         self.out_dilated = (
             Conv[Conv.CONV, spatial_dims](kernel_channels, burst * self.taps, 1) if self.dilated_kernels else None
         )
-        self.full_res_head = (
-            Conv[Conv.CONV, spatial_dims](channels[0], self.taps, 1) if full_res_head else None
-        )
+        self.full_res_head = Conv[Conv.CONV, spatial_dims](channels[0], self.taps, 1) if full_res_head else None
         self._pool = pool(kernel_size=2, stride=2)
         self._mode = "bilinear" if spatial_dims == 2 else "trilinear"
         self.reset_parameters()
