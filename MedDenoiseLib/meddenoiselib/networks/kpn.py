@@ -163,7 +163,9 @@ class KPN(nn.Module):
       fine kernels per pixel and per tap: ``k · (1 + g)``, with ``g`` (``K^d`` channels, shared by all frames: an
       edge is where it is in every slice) a 1×1 conv of the first encoder block's full-resolution features
       (receptive field 5×5, so they see where the edge is). The conv starts at zero, so ``train --grow`` starts
-      from the trained network's exact output. Cost: a 1×1 conv ``c0 → K^d`` and a product at full resolution.
+      from the trained network's exact output. Cost: a 1×1 conv ``c0 → K^d`` and a product at full resolution
+      (+15-25 % of a CPU step). Tried on the CT and the general model (2026-12-02): no better than without it
+      (docs/benchmarks_real_noise.md), so no shipped model uses it.
     - Published results: the paper's synthetic-burst PSNR/SSIM table was not retrieved for networks.md.
     - Deviations: 3D variant (``N·K³`` kernel channels: prefer a small K); Kaiming instead of Xavier init;
       delta initialisation of the last conv; replicate border padding for the kernel application; the
