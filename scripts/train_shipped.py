@@ -264,9 +264,10 @@ RECIPES["kpn-ct-msd-burst3"] = {
 # the shipped two-scale kpn-ct-burst3 grown by a full-resolution head: its kernels come from half-resolution
 # features upsampled bilinearly, so they cannot change at an edge between two half-resolution positions, and within
 # 5 px of bone in the 7.4 mm head the model leaves 13.4 HU against BM3D's 9.1 (docs/benchmarks_real_noise.md). The
-# head corrects every pixel's kernels from the first encoder block's full-resolution features; it starts with no
-# effect, so training starts from the shipped model's output. A quarter of the earlier CT fine-tunes' learning rate,
-# whose 2e-4 cost ~5 dB of validation PSNR in the first 500 steps before they recovered. Run on 2026-12-02 in float32
+# head gates every tap of every pixel's kernels from the first encoder block's full-resolution features; it starts
+# with no effect, so training starts from the shipped model's output. A quarter of the earlier CT fine-tunes'
+# learning rate, whose 2e-4 cost ~5 dB of validation PSNR in the first 500 steps before they recovered. Run on
+# 2026-12-02 in float32
 # (2500 steps in 2008 s, val 46.41 -> 46.21 at step 500 -> 50.52 / 46.65 / 42.27 dB at 10 / 25 / 60 HU at the last
 # step, the shipped model's 50.66 / 46.71 / 42.15): on the benchmark's held-out A 25 HU series, in memory on the same
 # machine, +6.36 dB mean gain against the shipped model's +6.55 (head-ge 8.64 vs 8.75, lumbar-spine 5.65 vs 6.47):

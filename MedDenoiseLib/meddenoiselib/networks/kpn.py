@@ -286,9 +286,10 @@ class KPN(nn.Module):
             self.out.bias.zero_()
             self.out.bias[: self.burst * self.taps] = delta.repeat(self.burst)
 
-    def _decoder_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _decoder_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The U-Net up to the level-1 decoder block: ``(B, kernel channels, *spatial / 2)``, and the first
-        encoder block's full-resolution features ``(B, c0, *spatial)``."""
+        encoder block's full-resolution features ``(B, c0, *spatial)`` when the full-resolution head reads them
+        (None otherwise, so they are freed before the kernels are applied, the step that sets peak memory)."""
         skips = []
         h = x
         for level in self.encoder:
@@ -297,9 +298,9 @@ class KPN(nn.Module):
         for j, block in enumerate(self.decoder):
             h = F.interpolate(h, scale_factor=2, mode=self._mode, align_corners=False)
             h = block(torch.cat([h, skips[-2 - j]], dim=1))
-        return h, skips[0]
+        return h, skips[0] if self.full_res_head is not None else None
 
-    def _fine_kernels(self, h: torch.Tensor, full_res: torch.Tensor, crop: tuple[slice, ...]) -> torch.Tensor:
+    def _fine_kernels(self, h: torch.Tensor, full_res: torch.Tensor | None, crop: tuple[slice, ...]) -> torch.Tensor:
         """The full-resolution kernel (and bias) channels, cropped: the upsampled 1×1 conv of the decoder features
         ``h``, gated by the full-resolution head from the first block's features ``full_res`` if present."""
         k = self._upsample(self.out(h))[crop]
