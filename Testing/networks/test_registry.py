@@ -29,7 +29,7 @@ EXPECTED_NAMES = [
     "irunet", "irunet-32", "irunet-48",
     "rdn", "rdn-a", "rdn-small",
     "conv-dae", "conv-dae-skip",
-    "kpn", "kpn-small", "kpn-ms-small", "kpn-msf-small", "kpn-medium", "kpn-burst3",
+    "kpn", "kpn-small", "kpn-ms-small", "kpn-msf-small", "kpn-msd-small", "kpn-medium", "kpn-burst3",
     "kpn-ms-burst3", "kpn-msd-burst3", "kpn-msf-burst3", "kpn-medium-bias", "kpn-medium-burst3", "kpn-medium-burst5",
 ]  # fmt: skip
 
@@ -55,6 +55,8 @@ PARAMETER_CASES = [
     ("kpn-ms-small", 336_607),
     # kpn-ms-small plus the full-resolution gate: 1x1 conv from the first block's 32 features to 25 taps
     ("kpn-msf-small", 337_432),
+    # kpn-ms-small plus the dilated-kernel 1x1 conv: 25 -> 25 channels again
+    ("kpn-msd-small", 337_257),
     ("kpn-medium", 1_811_285),
     ("kpn-burst3", 473_083),
     # kpn-burst3 plus the coarse-kernel 1x1 conv: 75 -> 75 channels

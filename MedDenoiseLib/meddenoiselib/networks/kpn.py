@@ -156,6 +156,8 @@ class KPN(nn.Module):
       to bone in a thick-slice head CT the 2×2 averages of the coarse scale mix bone into every tap, so the fine
       scale alone has to find the brain pixels, and a 5×5 window holds too few of them (docs/benchmarks_real_noise.md).
       Starts at zero like the coarse conv, so ``train --grow`` starts from the trained network's exact output.
+      Tried on the CT model (``kpn-msd-burst3``) and the general model (``kpn-msd-small``, 2026-12-03: +0.02 dB in
+      memory on the Gaussian references, edge error unchanged): no shipped model uses it.
     - Full-resolution head (``full_res_head=True``): the paper's kernels come from half-resolution decoder
       features upsampled bilinearly, so they change smoothly from pixel to pixel and cannot follow an edge that
       falls between two half-resolution positions: next to bone a kernel that leaves the bone out for one pixel

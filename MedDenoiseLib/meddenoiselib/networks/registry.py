@@ -124,6 +124,12 @@ _SPECS: tuple[NetworkSpec, ...] = (
         "kpn-ms-small plus a full-resolution gate on every tap of its kernels (sharper at edges).",
     ),
     NetworkSpec(
+        "kpn-msd-small",
+        KPN,
+        {**_KPN_SMALL, "coarse_kernels": True, "dilated_kernels": True},
+        "kpn-ms-small plus full-resolution kernels with taps 2 pixels apart (a 9x9 support along edges).",
+    ),
+    NetworkSpec(
         "kpn-medium",
         KPN,
         {"features": (32, 64, 128, 256), "convs_per_block": 2, "kernel_size": 5},
