@@ -12,7 +12,7 @@ import pydicom
 import pytest
 
 from meddenoiselib.cli import main
-from meddenoiselib.evaluation import psnr
+from meddenoiselib.evaluation import local_noise_sd, psnr
 from meddenoiselib.io import read_volume
 from meddenoiselib.transforms import fit_scaling
 
@@ -169,6 +169,7 @@ def test_residual_and_quality_report(tmp_path, mr_nifti):
     simulate = ["simulate", str(mr_nifti), str(noisy_path), "--noise", "gaussian:20", "--scaling", "minmax", "-q"]
     assert main(simulate) == 0
     out, residual, report = tmp_path / "den.nii.gz", tmp_path / "res.nii.gz", tmp_path / "report.json"
+    noise_map = tmp_path / "noise.nrrd"
     assert (
         main(
             [
@@ -179,6 +180,8 @@ def test_residual_and_quality_report(tmp_path, mr_nifti):
                 "median",
                 "--residual",
                 str(residual),
+                "--noise-map",
+                str(noise_map),
                 "--report",
                 str(report),
                 "-q",
@@ -189,6 +192,14 @@ def test_residual_and_quality_report(tmp_path, mr_nifti):
     noisy, denoised, removed = read_volume(noisy_path), read_volume(out), read_volume(residual)
     assert removed.array.dtype == np.float32 and removed.same_geometry(noisy)
     np.testing.assert_array_equal(removed.array, noisy.array.astype(np.float32) - denoised.array)
+    # the noise map is the local SD of that residual, in the scan's units, on the scan's grid
+    mapped = read_volume(noise_map)
+    assert mapped.array.dtype == np.float32 and mapped.same_geometry(noisy)
+    np.testing.assert_allclose(mapped.array, local_noise_sd(removed.array, (-2, -1)), rtol=1e-5, atol=1e-3)
+    true_sd = 20 / 255 * float(np.ptp(read_volume(mr_nifti).array))  # simulate's sigma in the MR's units
+    head = read_volume(mr_nifti).array > np.percentile(read_volume(mr_nifti).array, 60)
+    # in the MR's own units (not 0-255, not [0, 1]); a 3x3x3 median of 4 mm voxels also takes some anatomy (1.19x)
+    assert 0.5 * true_sd < np.median(mapped.array[head]) < 1.5 * true_sd
     values = json.loads(report.read_text())
     assert values["method"] == "median" and values["sigma_used_0_255"] > 5  # estimated ('auto')
     # int16 output clips the noise below 0 in the MR background, so the estimate reads lower than 20

@@ -10,6 +10,7 @@ import nibabel as nib
 import numpy as np
 
 from meddenoiselib.cli import main
+from meddenoiselib.evaluation import local_noise_sd
 from meddenoiselib.inference import Denoiser
 from meddenoiselib.io import read_series, read_volume
 from meddenoiselib.io.nrrd import read_nrrd_header
@@ -65,6 +66,8 @@ def test_4d_nifti_with_mask_is_denoised_frame_by_frame_in_its_layout(tmp_path):
                 str(mask_path),
                 "--residual",
                 str(tmp_path / "removed.nii.gz"),
+                "--noise-map",
+                str(tmp_path / "noise.nii.gz"),
                 "--report",
                 str(tmp_path / "qa.json"),
                 "-q",
@@ -88,6 +91,16 @@ def test_4d_nifti_with_mask_is_denoised_frame_by_frame_in_its_layout(tmp_path):
     assert np.std(result[..., 1][inside].astype(float)) < np.std(data[..., 1][inside].astype(float))
     removed = np.asanyarray(nib.load(str(tmp_path / "removed.nii.gz")).dataobj)
     np.testing.assert_allclose(removed, data.astype(np.float32) - result, atol=1e-3)
+    # the noise map: per frame, the local SD of what was removed (zero outside the mask's reach), same layout
+    noise = nib.load(str(tmp_path / "noise.nii.gz"))
+    np.testing.assert_array_equal(noise.affine, written.affine)
+    noise_map = np.asanyarray(noise.dataobj)
+    assert noise_map.shape == data.shape and noise_map.dtype == np.float32
+    for t in range(3):
+        frame = np.transpose(removed[..., t], (2, 1, 0))
+        expected_map = local_noise_sd(frame, (-2, -1))
+        np.testing.assert_allclose(np.transpose(noise_map[..., t], (2, 1, 0)), expected_map, atol=1e-3)
+    assert noise_map[20, 18, 3, 1] > 1 and noise_map[0, 0, 0, 1] == 0  # inside the mask / far outside it
     report = json.loads((tmp_path / "qa.json").read_text())
     assert report["frames"] == 3 and report["shape_zyx"] == [6, 36, 40]
     assert report["noise_sigma_after_0_255"] < report["noise_sigma_before_0_255"]

@@ -550,6 +550,18 @@ def c09_residual_keeps_negative_values(tmp: Path, monkeypatch) -> Case:
     )
 
 
+def c09_noise_map_to_dicom_is_refused_first(tmp: Path, monkeypatch) -> Case:
+    series = _ct_series(tmp / "series")
+    return Case(
+        ["denoise", str(series), str(tmp / "out"), "--noise-map", str(tmp / "noise"), *MEDIAN],
+        1,
+        "noise",
+        "fractional",
+        inputs=(series,),
+        check=lambda: not (tmp / "out").exists() or pytest.fail("image written"),
+    )
+
+
 # ------------------------------------------------------------------------ 10. outputs checked before compute
 def c10_missing_output_folder(tmp: Path, monkeypatch) -> Case:
     mr = _mr(tmp)
@@ -920,6 +932,7 @@ CASES = [
     _detached(".mhd", ".zraw"),
     c09_residual_to_dicom_is_refused_first,
     c09_residual_keeps_negative_values,
+    c09_noise_map_to_dicom_is_refused_first,
     c10_missing_output_folder,
     c10_existing_output,
     c10_unknown_extension,

@@ -60,6 +60,7 @@ class _Job:
     header: object
     image: object
     residual: object | None = None
+    noise_map: object | None = None
     report: object | None = None
     series: bool = False
 
@@ -87,6 +88,15 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
             protected=protected,
             others=[*planned, image],
         )
+    if getattr(args, "noise_map", None):
+        job.noise_map = plan(
+            _named_output(args.noise_map, source),
+            ImageSpec.of(header, dtype="float32"),
+            role="noise map",
+            overwrite=args.overwrite,
+            protected=protected,
+            others=[*planned, image] + ([job.residual] if job.residual else []),
+        )
     if args.report:
         job.report = plan_file(
             _named_output(args.report, source),
@@ -94,9 +104,9 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
             (".json",),
             overwrite=args.overwrite,
             protected=protected,
-            others=[*planned, image] + ([job.residual] if job.residual else []),
+            others=[*planned, image] + [p for p in (job.residual, job.noise_map) if p is not None],
         )
-    planned.extend(p for p in (job.image, job.residual, job.report) if p is not None)
+    planned.extend(p for p in (job.image, job.residual, job.noise_map, job.report) if p is not None)
     return job
 
 
@@ -155,6 +165,19 @@ def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
             derivation="Residual (input minus denoised), MedDenoise",
         )
         logger.info("Wrote the residual %s", job.residual.path)
+    if job.noise_map is not None:
+        from ..evaluation import noise_map_volume
+
+        write_volume(
+            noise_map_volume(volume, result),
+            job.noise_map.path,
+            overwrite=args.overwrite,
+            inputs=(job.source,),
+            role="noise map",
+            description_suffix=" noise map",
+            derivation="Noise map (local standard deviation of input minus denoised), MedDenoise",
+        )
+        logger.info("Wrote the noise map %s", job.noise_map.path)
     if job.report is not None:
         _write_report(denoiser, job, volume, result)
     logger.info("Wrote %s in %.2fs total", target, time.perf_counter() - start)
@@ -200,6 +223,11 @@ def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:
         removed = result.with_array(residual(series.array, result.array))
         write_series(removed, job.residual.path, overwrite=args.overwrite, inputs=(source,))
         logger.info("Wrote the residual %s", job.residual.path)
+    if job.noise_map is not None:
+        from ..evaluation import noise_map_volume
+
+        write_series(noise_map_volume(series, result), job.noise_map.path, overwrite=args.overwrite, inputs=(source,))
+        logger.info("Wrote the noise map %s", job.noise_map.path)
     if job.report is not None:
         _write_report(denoiser, job, series, result)
     logger.info("Wrote %s in %.2fs total", target, time.perf_counter() - start)
@@ -228,7 +256,11 @@ def cmd_denoise(args: argparse.Namespace) -> int:
             raise OutputError(f"{target}: the output folder is the input folder; choose another")
         if not target.exists() and not target.parent.is_dir():
             raise OutputError(f"{target}: the output folder {target.parent} does not exist")
-        for option, value in (("--residual", args.residual), ("--report", args.report)):
+        for option, value in (
+            ("--residual", args.residual),
+            ("--noise-map", args.noise_map),
+            ("--report", args.report),
+        ):
             if value and len(items) > 1 and "{name}" not in value:
                 raise OptionError(
                     f"{option} {value} would be the same file for all {len(items)} inputs; put "
@@ -387,6 +419,13 @@ def add_parser(sub) -> None:
         help="also write input minus denoised (float32, same geometry), "
         "e.g. residual.nii.gz (not DICOM: a residual is signed); '{name}' is replaced by each input's "
         "name for folders",
+    )
+    p.add_argument(
+        "--noise-map",
+        metavar="FILE",
+        help="also write a noise map: the local standard deviation of input minus denoised in the input's units "
+        "(HU for CT; float32, same geometry; a 4-pixel in-plane Gaussian window), e.g. noise.nii.gz (not DICOM); "
+        "'{name}' as for --residual",
     )
     p.add_argument(
         "--report",

@@ -14,6 +14,7 @@ from .compare import (
 )
 from .figures import comparison_figure
 from .metrics import psnr, ssim
+from .noise_map import local_noise_sd, noise_map_volume
 from .report import denoising_report, residual_volume, run_report
 
 __all__ = [
@@ -26,6 +27,8 @@ __all__ = [
     "psnr",
     "reference_slices",
     "residual_volume",
+    "local_noise_sd",
+    "noise_map_volume",
     "run_report",
     "ssim",
     "summarize",

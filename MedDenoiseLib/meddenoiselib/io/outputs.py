@@ -155,6 +155,11 @@ def check_format_holds(fmt: str, spec: ImageSpec, label: str, role: str = "image
                 f"{label}: a residual holds negative and fractional values, which the input's DICOM "
                 "pixel storage cannot hold; write the residual as .nii.gz, .nrrd or .mha"
             )
+        if role == "noise map":
+            raise OutputError(
+                f"{label}: a noise map holds fractional values (a standard deviation per voxel), which the "
+                "input's DICOM pixel storage cannot hold; write the noise map as .nii.gz, .nrrd or .mha"
+            )
         if spec.components != 1:
             raise OutputError(
                 f"{label}: only grayscale images can be written as DICOM; write .nrrd, .mha, .tif or .png instead"
@@ -258,7 +263,8 @@ def plan_output(
     Args:
         path: a file name with an image suffix, or a folder name (derived DICOM series, DICOM input only).
         spec: what will be written (see :meth:`ImageSpec.of`).
-        role: ``"image"`` or ``"residual"`` (a residual cannot be DICOM). Defaults to ``"image"``.
+        role: ``"image"``, ``"residual"`` or ``"noise map"`` (neither of the last two can be DICOM). Defaults to
+            ``"image"``.
         overwrite: allow replacing files this output writes. Defaults to False.
         protected: input paths (see :func:`input_paths`) that must never be written.
         others: outputs already planned in the same run; they must not share a file.

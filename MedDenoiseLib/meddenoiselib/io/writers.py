@@ -75,7 +75,8 @@ def write_volume(
         derivation: DICOM DerivationDescription. Defaults to "Denoised with MedDenoise".
         compress: compress NRRD, MetaImage and TIFF output (``.nii.gz`` is always compressed, ``.nii`` never).
             Temporary hand-over files are faster uncompressed. Defaults to True.
-        role: ``"image"``, or ``"residual"`` (signed values: DICOM refused). Defaults to ``"image"``.
+        role: ``"image"``, ``"residual"`` (signed values) or ``"noise map"`` (fractional values): DICOM refused for
+            the last two. Defaults to ``"image"``.
         others: outputs of the same run already planned; this one must not share a file with them.
 
     Returns:
