@@ -127,6 +127,7 @@ class MedDenoiseParameterNode:
     ctWindow / windowCenter / windowWidth: normalize with a CT window (HU). ensemble: geometric views averaged.
     noiseLevelAuto / noiseLevel: estimate the noise sigma, or use noiseLevel (0-255 scale of the normalized image).
     strength: blend of input (0) and result (1), applied live after a run. createResidual: add "<input> residual".
+    createNoiseMap: add "<input> noise map" (local standard deviation of the residual, in the input's units).
     device, roiSize, overlap, sliceAxis, separateProcess: how it runs.
     """
 
@@ -144,6 +145,7 @@ class MedDenoiseParameterNode:
     noiseLevel: Annotated[float, WithinRange(0.0, 255.0)] = 25.0
     strength: Annotated[float, WithinRange(0.0, 1.0)] = 1.0
     createResidual: bool = False
+    createNoiseMap: bool = False
     device: Device = Device.AUTO
     roiSize: Annotated[int, WithinRange(0, 4096)] = 0
     overlap: Annotated[float, WithinRange(0.0, 0.95)] = 0.25
@@ -629,6 +631,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             "mask": parameterNode.maskNode,
             "wholeSequence": bool(parameterNode.wholeSequence),
             "residual": bool(parameterNode.createResidual),
+            "noiseMap": bool(parameterNode.createNoiseMap),
             "strength": float(parameterNode.strength),
         }
 
@@ -660,6 +663,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         residual=False,
         strength=1.0,
         waitForCompletion=True,
+        noiseMap=False,
         showResult=True,
         progressCallback=None,
         stateCallback=None,
@@ -687,6 +691,8 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             mask: a segmentation or label map node; only voxels inside are denoised, the others keep their values.
             wholeSequence: see ``inputVolume``.
             residual: also create "<input> residual" (input minus output, float32).
+            noiseMap: also create "<input> noise map": the local standard deviation of the residual in the input's
+                units (HU for CT), which the strength slider scales with the residual.
             strength: blend of the input (0) and the result (1); change it later with :meth:`setStrength`.
             waitForCompletion: return only when the task has ended (scripts, tests). Otherwise the caller polls
                 ``task.poll()`` (the GUI does it from a timer).
@@ -750,6 +756,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             mask_node=mask,
             whole_sequence=wholeSequence,
             residual=residual,
+            noise_map=noiseMap,
             strength=strength,
             sequences_logic=self._sequencesLogic(),
             python_executable=self._childPython() if separateProcess else None,
@@ -779,7 +786,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
 
     def setStrength(self, strength) -> None:
         """Re-blend the latest result with its input at ``strength`` (0..1), without running again; the residual
-        volume and the report table follow."""
+        and noise map volumes and the report table follow."""
         if not self.hasResult():
             return
         self.task.blend.apply(float(strength))

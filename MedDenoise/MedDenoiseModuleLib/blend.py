@@ -2,8 +2,9 @@
 
 A run always computes the full-strength result. :class:`LiveBlend` keeps it with a copy of the input and writes
 ``meddenoiselib.blend.blend(input, result, strength)`` into the output node(s) (and input minus output into the
-residual node(s)) whenever the strength changes. ``meddenoiselib.blend`` is numpy only, so moving the slider never
-loads torch into Slicer. The two copies are released with :meth:`LiveBlend.release` (new run, scene close).
+residual node(s), its local standard deviation into the noise map node(s)) whenever the strength changes.
+``meddenoiselib.blend`` and ``meddenoiselib.noise_map`` are numpy and scipy only, so moving the slider never loads
+torch into Slicer. The copies are released with :meth:`LiveBlend.release` (new run, scene close).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ class LiveBlend:
         denoised: the full-strength result, same shapes and dtypes.
         outputs: the nodes that show the blend (output volume, or the items of the output sequence).
         residuals: nodes for input minus output (float32), or None.
+        noise_maps: nodes for the local standard deviation of input minus output (float32), or None. The blend's
+            residual is ``strength`` times the full one, so its map is ``strength`` times the full map, computed
+            once here.
         after_update: called after the nodes changed (e.g. refresh a sequence browser's proxies).
     """
 
@@ -35,13 +39,23 @@ class LiveBlend:
         outputs: list,
         residuals: list | None = None,
         after_update: Callable[[], None] | None = None,
+        noise_maps: list | None = None,
     ) -> None:
-        if not (len(noisy) == len(denoised) == len(outputs)) or (residuals and len(residuals) != len(outputs)):
+        if not (len(noisy) == len(denoised) == len(outputs)) or any(
+            extra and len(extra) != len(outputs) for extra in (residuals, noise_maps)
+        ):
             raise ValueError("one input, result and output node per frame")
         self.noisy = noisy
         self.denoised = denoised
         self.outputs = outputs
         self.residuals = residuals
+        self.noise_maps = noise_maps
+        self.full_maps = None
+        if noise_maps:
+            from meddenoiselib.noise_map import residual_noise_map
+
+            # Slicer arrays are (Z, Y, X) or (Z, Y, X, C) for vector volumes
+            self.full_maps = [residual_noise_map(n, d, components=n.ndim == 4) for n, d in zip(noisy, denoised)]
         self.after_update = after_update
         self.strength: float | None = None
 
@@ -60,10 +74,12 @@ class LiveBlend:
             slicer.util.updateVolumeFromArray(node, blended)
             if self.residuals:
                 slicer.util.updateVolumeFromArray(self.residuals[index], residual(noisy, blended))
+            if self.noise_maps:
+                slicer.util.updateVolumeFromArray(self.noise_maps[index], np.float32(strength) * self.full_maps[index])
         self.strength = float(strength)
         if self.after_update is not None:
             self.after_update()
 
     def release(self) -> None:
         """Drop the kept copies (the nodes keep showing the last blend)."""
-        self.noisy = self.denoised = None
+        self.noisy = self.denoised = self.full_maps = None

@@ -83,11 +83,12 @@ def finish_output_volume(input_node, node, created: bool) -> None:
         place_next_to(input_node, node)
 
 
-def create_residual_volume(input_node, template_shape: tuple[int, ...], ijk_to_ras: np.ndarray):
-    """A new float32 ``"<input> residual"`` node (input minus output) with the input's geometry."""
+def create_residual_volume(input_node, template_shape: tuple[int, ...], ijk_to_ras: np.ndarray, what: str = "residual"):
+    """A new float32 ``"<input> residual"`` node (input minus output) with the input's geometry; ``what="noise
+    map"`` names it ``"<input> noise map"`` (the local standard deviation of the residual)."""
     scene = input_node.GetScene()
     class_name = "vtkMRMLVectorVolumeNode" if len(template_shape) == 4 else "vtkMRMLScalarVolumeNode"
-    node = scene.AddNewNodeByClass(class_name, scene.GenerateUniqueName(f"{input_node.GetName()} residual"))
+    node = scene.AddNewNodeByClass(class_name, scene.GenerateUniqueName(f"{input_node.GetName()} {what}"))
     prepare_output_volume(node, np.zeros(template_shape, np.float32), ijk_to_ras)
     node.CreateDefaultDisplayNodes()
     place_next_to(input_node, node)

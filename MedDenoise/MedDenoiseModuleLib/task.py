@@ -83,6 +83,8 @@ class DenoiseTask:
         mask_node: a segmentation or label map; only voxels inside are denoised. Defaults to None.
         whole_sequence: when ``input_node`` is a sequence proxy, denoise every item into a new sequence.
         residual: also create ``"<input> residual"`` (input minus output, float32).
+        noise_map: also create ``"<input> noise map"``: the local standard deviation of the residual in the input's
+            units (HU for CT), a 4-pixel in-plane Gaussian window (``meddenoiselib.noise_map``).
         strength: initial blend with the input (0..1); change it later with ``task.blend.apply``.
         sequences_logic: Slicer's Sequences logic, to refresh proxy nodes after writing sequence items.
         python_executable: the interpreter for the child process (``PythonSlicer`` in Slicer).
@@ -98,6 +100,7 @@ class DenoiseTask:
         output_node: the filled volume node once DONE (for a sequence: the output sequence's proxy, if any).
         output_sequence: the new sequence node when a sequence was denoised.
         residual_node: the residual volume (or sequence) when asked for.
+        noise_map_node: the noise map volume (or sequence) when asked for.
         report: the QA numbers of the run (noise before/after, run time, device, model) once DONE.
         report_table: the ``vtkMRMLTableNode`` showing :attr:`report`.
         blend: the :class:`~.blend.LiveBlend` of the result (strength slider).
@@ -119,6 +122,7 @@ class DenoiseTask:
         mask_node=None,
         whole_sequence: bool = True,
         residual: bool = False,
+        noise_map: bool = False,
         strength: float = 1.0,
         sequences_logic=None,
         python_executable: str | None = None,
@@ -135,6 +139,7 @@ class DenoiseTask:
         self.mask_node = mask_node
         self.whole_sequence = whole_sequence
         self.want_residual = residual
+        self.want_noise_map = noise_map
         self.strength = float(strength)
         self.sequences_logic = sequences_logic
         self.python_executable = python_executable
@@ -157,6 +162,7 @@ class DenoiseTask:
         self.output_node = None
         self.output_sequence = None
         self.residual_node = None
+        self.noise_map_node = None
         self.report: dict = {}
         self.report_table = None
         self.blend: LiveBlend | None = None
@@ -445,7 +451,7 @@ class DenoiseTask:
             if self.is_sequence:
                 noisy = list(self._image.array)
                 denoised = list(result.array)
-                outputs, residuals = self._output_sequence(denoised, created)
+                outputs, residuals, noise_maps = self._output_sequence(denoised, created)
             else:
                 noisy, denoised = [self._image.array], [result.array]
                 node, new = create_output_volume(self.input_node, self.requested_output_node)
@@ -453,14 +459,20 @@ class DenoiseTask:
                     created.append(node)
                 prepare_output_volume(node, result.array, self._ijk_to_ras)
                 finish_output_volume(self.input_node, node, new)
-                outputs, residuals, self.output_node = [node], None, node
+                outputs, residuals, noise_maps, self.output_node = [node], None, None, node
                 if self.want_residual:
                     self.residual_node = create_residual_volume(self.input_node, result.array.shape, self._ijk_to_ras)
                     created.append(self.residual_node)
                     residuals = [self.residual_node]
+                if self.want_noise_map:
+                    self.noise_map_node = create_residual_volume(
+                        self.input_node, result.array.shape, self._ijk_to_ras, what="noise map"
+                    )
+                    created.append(self.noise_map_node)
+                    noise_maps = [self.noise_map_node]
             browser = self._sequence[1] if self._sequence else None
             after = (lambda: refresh_proxies(browser, self.sequences_logic)) if browser is not None else None
-            self.blend = LiveBlend(noisy, denoised, outputs, residuals, after_update=after)
+            self.blend = LiveBlend(noisy, denoised, outputs, residuals, after_update=after, noise_maps=noise_maps)
             self.blend.apply(self.strength)
             self.report = dict(report)
             self.report_table = self._create_report_table()
@@ -469,7 +481,8 @@ class DenoiseTask:
             for node in reversed(created):
                 if node.GetScene() is not None:
                     node.GetScene().RemoveNode(node)
-            self.output_node = self.output_sequence = self.residual_node = self.report_table = self.blend = None
+            self.output_node = self.output_sequence = self.residual_node = self.noise_map_node = None
+            self.report_table = self.blend = None
             raise
         self._image = self._mask = None
 
@@ -490,9 +503,21 @@ class DenoiseTask:
                 class_name="vtkMRMLVectorVolumeNode" if zeros[0].ndim == 4 else "vtkMRMLScalarVolumeNode",
             )
             created.append(self.residual_node)
+        noise_maps = None
+        if self.want_noise_map:
+            zeros = [np.zeros(frame.shape, np.float32) for frame in denoised]
+            self.noise_map_node, noise_maps = create_output_sequence(
+                sequence,
+                browser,
+                zeros,
+                self._ijk_to_ras,
+                f"{sequence.GetName()} noise map",
+                class_name="vtkMRMLVectorVolumeNode" if zeros[0].ndim == 4 else "vtkMRMLScalarVolumeNode",
+            )
+            created.append(self.noise_map_node)
         refresh_proxies(browser, self.sequences_logic)
         self.output_node = browser.GetProxyNode(self.output_sequence) if browser is not None else None
-        return outputs, residuals
+        return outputs, residuals, noise_maps
 
     def _create_report_table(self):
         scene = self.input_node.GetScene()

@@ -26,6 +26,7 @@ import slicer
 from meddenoiselib.blend import blend
 from meddenoiselib.inference import Denoiser
 from meddenoiselib.io import read_volume
+from meddenoiselib.noise_map import local_noise_sd
 from MedDenoiseModuleLib import DenoiseSettings, DenoiseTask, TaskState, first_input_candidate, mask_volume
 from MedDenoiseModuleLib.sampledata import CHEST_CT_FILES, SAMPLE_NAME, chest_ct_folder, register_chest_ct
 from MedDenoiseModuleLib.sequences import sequence_of, series_from_sequence
@@ -267,12 +268,16 @@ def test_sequence_items_on_different_grids_are_refused(sequence_scene, temp_root
 def test_strength_blend_and_residual_follow_live(scene, temp_root, mr_nifti):
     noisy = _noisy_mr_frames(mr_nifti, count=1)[0]
     node = add_volume_node(scene, noisy, oblique_ijk_to_ras(), name="MR")
-    task = _run(
-        node, DenoiseSettings(model="median", noise_level=SIGMA, separate_process=False), temp_root, residual=True
-    )
+    settings = DenoiseSettings(model="median", noise_level=SIGMA, separate_process=False)
+    task = _run(node, settings, temp_root, residual=True, noise_map=True)
     full = slicer.util.arrayFromVolume(task.output_node).copy()
     residual = task.residual_node
     np.testing.assert_allclose(slicer.util.arrayFromVolume(residual), noisy.astype(np.float32) - full, atol=1e-4)
+    # the noise map: the local SD of the residual, in the MR's units, on its grid; the slider scales it
+    full_map = local_noise_sd(noisy.astype(np.float32) - full, (-2, -1))
+    assert task.noise_map_node.GetName() == "MR noise map"
+    np.testing.assert_allclose(slicer.util.arrayFromVolume(task.noise_map_node), full_map, rtol=1e-5, atol=1e-3)
+    assert np.median(full_map[noisy > np.percentile(noisy, 60)]) > 5  # int16 MR units, not 0-1
     for strength in (0.25, 0.0, 0.8):
         task.blend.apply(strength)
         task.update_report_table()
@@ -280,6 +285,10 @@ def test_strength_blend_and_residual_follow_live(scene, temp_root, mr_nifti):
         np.testing.assert_array_equal(shown, blend(noisy, full, strength))  # the library's blend, int16
         assert shown.dtype == np.int16
         np.testing.assert_allclose(slicer.util.arrayFromVolume(residual), noisy.astype(np.float32) - shown, atol=1e-4)
+        shown_map = slicer.util.arrayFromVolume(task.noise_map_node)
+        np.testing.assert_allclose(shown_map, strength * full_map, rtol=1e-5, atol=1e-3)
+        # = the map of the residual shown, up to the int16 rounding of the blended output
+        assert np.abs(shown_map - local_noise_sd(noisy.astype(np.float32) - shown, (-2, -1))).max() < 1.0
         table = task.report_table
         assert table.GetCellText(table.GetNumberOfRows() - 1, 1) == f"{strength:.2f}"
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(task.output_node), blend(noisy, full, 0.8))

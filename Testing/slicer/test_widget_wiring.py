@@ -152,6 +152,7 @@ def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
     parameters.ensemble = module.Ensemble.FOUR
     parameters.modality = module.Modality.CT
     parameters.createResidual = True
+    parameters.createNoiseMap = True
 
     gui.ui.applyButton.click()
 
@@ -171,6 +172,7 @@ def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
             "ensemble",
             "mask",
             "residual",
+            "noiseMap",
             "strength",
             "separateProcess",
             "waitForCompletion",
@@ -187,6 +189,7 @@ def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
         "ensemble": 4,
         "mask": None,
         "residual": True,
+        "noiseMap": True,
         "strength": 1.0,
         "separateProcess": True,
         "waitForCompletion": False,
@@ -227,6 +230,7 @@ def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
     assert gui.states == ["RUNNING", "DONE"] and not gui.timer.active
     task = gui.widget._task
     assert task.output_node.GetName() == "scan denoised" and task.residual_node.GetName() == "scan residual"
+    assert task.noise_map_node.GetName() == "scan noise map"
     assert gui.ui.reportTableView.table is task.report_table
     assert parameters.outputVolume is None  # the next Apply creates another volume
     assert gui.ui.statusLabel.text.startswith("Denoised 'scan' into 'scan denoised' in ")

@@ -1,83 +1,32 @@
-"""A noise map: the local standard deviation of what a denoiser removed, in the input's units, voxel by voxel.
-
-Pipelines want a noise (σ) map written next to the result for QA (CT: HU of noise per voxel, which follows the
-patient's size and the tube current; MR: σ maps of parallel imaging). The map here is measured on the residual
-(input − denoised), so it shows the noise the denoiser found and removed: where the denoiser is right that is the
-input's noise; where it also took signal (anatomy visible in the residual) the map rises there too, which is why it
-is a QA output next to the residual and not an independent noise estimate.
-"""
+"""The noise map of a denoising run as a volume (or 4D series) with the input's geometry; see
+:mod:`meddenoiselib.noise_map` for what it measures."""
 
 from __future__ import annotations
 
-import numpy as np
-from scipy import ndimage
-
-from ..blend import residual
-from ..errors import MedDenoiseError
 from ..io.series import VolumeSeries
 from ..io.volume import Volume
+from ..noise_map import DEFAULT_WINDOW_PX, local_noise_sd, residual_noise_map
 
-__all__ = ["DEFAULT_WINDOW_PX", "local_noise_sd", "noise_map_volume"]
-
-#: in-plane Gaussian window (standard deviation, pixels) of the local statistics: ~100 effective samples, so the
-#: standard deviation of white noise is estimated within ~7 %, while the map still follows a body's outline
-DEFAULT_WINDOW_PX = 4.0
-
-
-def local_noise_sd(values: np.ndarray, yx_axes: tuple[int, int], window_px: float = DEFAULT_WINDOW_PX) -> np.ndarray:
-    """Local standard deviation of ``values`` in a Gaussian window in each plane, ``sqrt(G*v² − (G*v)²)``.
-
-    In-plane only (the two ``yx_axes``): slices of a CT or MR series are reconstructed one by one, and a noise map
-    that mixes neighbouring slices would blur slice-to-slice changes of the dose (tube current modulation).
-
-    Args:
-        values: any shape with the two in-plane axes among its axes, e.g. a residual ``(Z, Y, X)``, physical units.
-        yx_axes: the in-plane axes of ``values``.
-        window_px: standard deviation of the Gaussian window in pixels (> 0).
-
-    Returns:
-        float32 array of ``values``' shape, >= 0, in the units of ``values``.
-
-    Raises:
-        MedDenoiseError: ``window_px`` is not a positive number.
-    """
-    if not np.isfinite(window_px) or window_px <= 0:
-        raise MedDenoiseError(f"the noise map's window must be a positive number of pixels, got {window_px}")
-    sigma = [0.0] * values.ndim
-    for axis in yx_axes:
-        if axis % values.ndim == 0:
-            raise MedDenoiseError("the noise map walks the first axis plane by plane; it cannot be an in-plane axis")
-        sigma[axis] = float(window_px)
-    out = np.empty(values.shape, dtype=np.float32)
-    # a slice (frame) at a time along the first axis: float64 working copies of one plane, never of the volume
-    for index in range(values.shape[0]):
-        part = values[index].astype(np.float64)
-        plane_sigma = sigma[1:]
-        mean = ndimage.gaussian_filter(part, plane_sigma, mode="reflect")
-        mean_square = ndimage.gaussian_filter(part * part, plane_sigma, mode="reflect")
-        out[index] = np.sqrt(np.maximum(mean_square - mean * mean, 0.0))
-    return out
+__all__ = ["local_noise_sd", "noise_map_volume"]
 
 
 def noise_map_volume(
     noisy: Volume | VolumeSeries, denoised: Volume | VolumeSeries, window_px: float = DEFAULT_WINDOW_PX
 ) -> Volume | VolumeSeries:
-    """The local standard deviation of ``noisy − denoised`` (see :func:`local_noise_sd`), with the input's geometry.
+    """The local standard deviation of ``noisy − denoised`` (:func:`~meddenoiselib.noise_map.local_noise_sd`), with
+    the input's geometry.
 
     Args:
         noisy: the input, ``(Z, Y, X[, C])`` (a volume) or ``(T, Z, Y, X[, C])`` (a series), physical units.
         denoised: the result, same shape.
-        window_px: in-plane Gaussian window in pixels. Defaults to :data:`DEFAULT_WINDOW_PX`.
+        window_px: in-plane Gaussian window in pixels. Defaults to
+            :data:`~meddenoiselib.noise_map.DEFAULT_WINDOW_PX`.
 
     Returns:
         A float32 volume (series) of the input's shape and geometry, in the input's units (HU for CT), >= 0.
     """
-    removed = residual(noisy.array, denoised.array)
-    components = isinstance(noisy, Volume) and noisy.num_components > 1
-    components = components or (isinstance(noisy, VolumeSeries) and noisy.array.ndim == 5)
-    yx_axes = (-3, -2) if components else (-2, -1)
     if isinstance(noisy, VolumeSeries):
-        # (T, Z, ...) -> (T·Z, ...): the first axis is walked a plane at a time
-        flat = removed.reshape(-1, *removed.shape[2:])
-        return noisy.with_array(local_noise_sd(flat, yx_axes, window_px).reshape(removed.shape))
-    return noisy.with_array(local_noise_sd(removed, yx_axes, window_px))
+        components = noisy.array.ndim == 5
+    else:
+        components = noisy.num_components > 1
+    return noisy.with_array(residual_noise_map(noisy.array, denoised.array, components, window_px))
