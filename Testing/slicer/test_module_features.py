@@ -213,8 +213,9 @@ def test_sequence_is_denoised_item_by_item_into_a_synchronized_sequence(sequence
     inside[:, 10:50, 10:50] = True
     mask = _labels(sequence_scene, inside, matrix, "mask")
     settings = DenoiseSettings(model="median", noise_level=SIGMA, separate_process=separate)
-    task = _run(proxy, settings, temp_root, sequences_logic=logic, mask_node=mask, residual=True)
+    task = _run(proxy, settings, temp_root, sequences_logic=logic, mask_node=mask, residual=True, noise_map=True)
     output = task.output_sequence
+    assert task.noise_map_node.GetName() == "cine noise map" and task.noise_map_node.GetNumberOfDataNodes() == 3
     assert output.GetName() == "cine denoised" and output.GetNumberOfDataNodes() == 3
     assert [output.GetNthIndexValue(i) for i in range(3)] == ["0.00", "0.04", "0.08"]
     assert output.GetIndexName() == "time" and output.GetIndexUnit() == "s"
@@ -226,6 +227,10 @@ def test_sequence_is_denoised_item_by_item_into_a_synchronized_sequence(sequence
         np.testing.assert_array_equal(slicer.util.arrayFromVolume(item)[~inside], frames[index][~inside])
         residual = slicer.util.arrayFromVolume(task.residual_node.GetNthDataNode(index))
         np.testing.assert_allclose(residual, frames[index].astype(np.float32) - expected[index], atol=1e-4)
+        noise_map = slicer.util.arrayFromVolume(task.noise_map_node.GetNthDataNode(index))
+        np.testing.assert_allclose(noise_map, local_noise_sd(residual, (-2, -1)), rtol=1e-5, atol=1e-3)
+        # inside the mask, and 10 pixels outside it (only the window's tail reaches there)
+        assert noise_map[:, 0, 0].max() < 0.01 * noise_map[:, 30, 30].min()
     assert browser.IsSynchronizedSequenceNodeID(output.GetID())
     shown = browser.GetProxyNode(output)  # the browser shows the denoised item beside the input's
     assert task.output_node is shown and browser.GetSelectedItemNumber() == 1
