@@ -491,33 +491,29 @@ class DenoiseTask:
         name = f"{sequence.GetName()} denoised"
         self.output_sequence, outputs = create_output_sequence(sequence, browser, denoised, self._ijk_to_ras, name)
         created.append(self.output_sequence)
-        residuals = None
+        residuals = noise_maps = None
         if self.want_residual:
-            zeros = [np.zeros(frame.shape, np.float32) for frame in denoised]
-            self.residual_node, residuals = create_output_sequence(
-                sequence,
-                browser,
-                zeros,
-                self._ijk_to_ras,
-                f"{sequence.GetName()} residual",
-                class_name="vtkMRMLVectorVolumeNode" if zeros[0].ndim == 4 else "vtkMRMLScalarVolumeNode",
-            )
-            created.append(self.residual_node)
-        noise_maps = None
+            self.residual_node, residuals = self._float_sequence(denoised, "residual", created)
         if self.want_noise_map:
-            zeros = [np.zeros(frame.shape, np.float32) for frame in denoised]
-            self.noise_map_node, noise_maps = create_output_sequence(
-                sequence,
-                browser,
-                zeros,
-                self._ijk_to_ras,
-                f"{sequence.GetName()} noise map",
-                class_name="vtkMRMLVectorVolumeNode" if zeros[0].ndim == 4 else "vtkMRMLScalarVolumeNode",
-            )
-            created.append(self.noise_map_node)
+            self.noise_map_node, noise_maps = self._float_sequence(denoised, "noise map", created)
         refresh_proxies(browser, self.sequences_logic)
         self.output_node = browser.GetProxyNode(self.output_sequence) if browser is not None else None
         return outputs, residuals, noise_maps
+
+    def _float_sequence(self, denoised: list[np.ndarray], what: str, created: list):
+        """A new float32 ``"<sequence> <what>"`` sequence (zeros until the blend fills it) and its item nodes."""
+        sequence, browser = self._sequence
+        zeros = [np.zeros(frame.shape, np.float32) for frame in denoised]
+        node, items = create_output_sequence(
+            sequence,
+            browser,
+            zeros,
+            self._ijk_to_ras,
+            f"{sequence.GetName()} {what}",
+            class_name="vtkMRMLVectorVolumeNode" if zeros[0].ndim == 4 else "vtkMRMLScalarVolumeNode",
+        )
+        created.append(node)
+        return node, items
 
     def _create_report_table(self):
         scene = self.input_node.GetScene()

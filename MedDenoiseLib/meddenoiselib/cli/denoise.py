@@ -155,32 +155,37 @@ def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
     if job.residual is not None:
         from ..evaluation import residual_volume
 
-        write_volume(
-            residual_volume(volume, result),
-            job.residual.path,
-            overwrite=args.overwrite,
-            inputs=(job.source,),
-            role="residual",
-            description_suffix=" residual",
-            derivation="Residual (input minus denoised), MedDenoise",
-        )
-        logger.info("Wrote the residual %s", job.residual.path)
+        _write_qa_volume(residual_volume(volume, result), job.residual.path, job, args, "residual")
     if job.noise_map is not None:
         from ..evaluation import noise_map_volume
 
-        write_volume(
-            noise_map_volume(volume, result),
-            job.noise_map.path,
-            overwrite=args.overwrite,
-            inputs=(job.source,),
-            role="noise map",
-            description_suffix=" noise map",
-            derivation="Noise map (local standard deviation of input minus denoised), MedDenoise",
-        )
-        logger.info("Wrote the noise map %s", job.noise_map.path)
+        _write_qa_volume(noise_map_volume(volume, result), job.noise_map.path, job, args, "noise map")
     if job.report is not None:
         _write_report(denoiser, job, volume, result)
     logger.info("Wrote %s in %.2fs total", target, time.perf_counter() - start)
+
+
+#: DICOM DerivationDescription of the QA volumes written beside a result
+_QA_DERIVATIONS = {
+    "residual": "Residual (input minus denoised), MedDenoise",
+    "noise map": "Noise map (local standard deviation of input minus denoised), MedDenoise",
+}
+
+
+def _write_qa_volume(volume, path: Path, job: _Job, args: argparse.Namespace, role: str) -> None:
+    """Write a residual or noise map beside the result (float32, the input's geometry, never over an input)."""
+    from ..io import write_volume
+
+    write_volume(
+        volume,
+        path,
+        overwrite=args.overwrite,
+        inputs=(job.source,),
+        role=role,
+        description_suffix=f" {role}",
+        derivation=_QA_DERIVATIONS[role],
+    )
+    logger.info("Wrote the %s %s", role, path)
 
 
 def _run_denoiser(denoiser, data, args: argparse.Namespace, mask):
