@@ -911,14 +911,25 @@ class MedDenoiseTest(ScriptedLoadableModuleTest):
         _, noisy, ijkToRas, inputVolume = self._phantomNode()
         logic = MedDenoiseLogic()
         task = logic.process(
-            inputVolume, None, model=self._model(), device="cpu", separateProcess=False, residual=True, showResult=False
+            inputVolume,
+            None,
+            model=self._model(),
+            device="cpu",
+            separateProcess=False,
+            residual=True,
+            noiseMap=True,
+            showResult=False,
         )
         full = slicer.util.arrayFromVolume(task.output_node).astype(np.float64)
         residual = slicer.util.arrayFromVolume(task.residual_node)
         np.testing.assert_allclose(residual, noisy - full, atol=1e-3)  # input minus output
+        noiseMap = slicer.util.arrayFromVolume(task.noise_map_node).copy()  # local SD of the residual
+        self.assertGreater(float(np.median(noiseMap)), 0.0)
+        self.assertLess(float(np.abs(noiseMap.mean() - residual.std()) / residual.std()), 0.5)
         logic.setStrength(0.0)  # live blend: the input itself
         np.testing.assert_array_equal(slicer.util.arrayFromVolume(task.output_node), noisy)
         self.assertEqual(float(np.abs(slicer.util.arrayFromVolume(task.residual_node)).max()), 0.0)
+        self.assertEqual(float(slicer.util.arrayFromVolume(task.noise_map_node).max()), 0.0)
         logic.setStrength(0.5)
         np.testing.assert_allclose(
             slicer.util.arrayFromVolume(task.output_node), noisy + 0.5 * (full - noisy), atol=1e-3

@@ -413,5 +413,6 @@ def test_self_test_runs_outside_slicer(temp_root):
         ]
         assert names.count("MedDenoiseTestNoisy") == 2  # one phantom per test method
         assert "MedDenoiseTestNoisy denoised" in names and "MedDenoiseTestNoisy residual" in names
+        assert "MedDenoiseTestNoisy noise map" in names
         assert slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 5  # one report per run
     assert list(temp_root.iterdir()) == []
