@@ -52,10 +52,13 @@ class LiveBlend:
         self.noise_maps = noise_maps
         self.full_maps = None
         if noise_maps:
+            from meddenoiselib.blend import residual
             from meddenoiselib.noise_map import residual_noise_map
 
             # Slicer arrays are (Z, Y, X) or (Z, Y, X, C) for vector volumes
-            self.full_maps = [residual_noise_map(n, d, components=n.ndim == 4) for n, d in zip(noisy, denoised)]
+            self.full_maps = [
+                residual_noise_map(residual(n, d), components=n.ndim == 4) for n, d in zip(noisy, denoised)
+            ]
         self.after_update = after_update
         self.strength: float | None = None
 

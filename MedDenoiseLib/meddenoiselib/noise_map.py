@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .blend import residual
 from .errors import MedDenoiseError
 
 __all__ = ["DEFAULT_WINDOW_PX", "local_noise_sd", "residual_noise_map"]
@@ -47,11 +46,11 @@ def local_noise_sd(values: np.ndarray, yx_axes: tuple[int, int], window_px: floa
         if axis % values.ndim == 0:
             raise MedDenoiseError("the noise map walks the first axis plane by plane; it cannot be an in-plane axis")
         sigma[axis] = float(window_px)
+    plane_sigma = sigma[1:]
     out = np.empty(values.shape, dtype=np.float32)
     # a slice (frame) at a time along the first axis: float64 working copies of one plane, never of the volume
     for index in range(values.shape[0]):
         part = values[index].astype(np.float64)
-        plane_sigma = sigma[1:]
         mean = ndimage.gaussian_filter(part, plane_sigma, mode="reflect")
         mean_square = ndimage.gaussian_filter(part * part, plane_sigma, mode="reflect")
         out[index] = np.sqrt(np.maximum(mean_square - mean * mean, 0.0))
@@ -59,20 +58,19 @@ def local_noise_sd(values: np.ndarray, yx_axes: tuple[int, int], window_px: floa
 
 
 def residual_noise_map(
-    noisy: np.ndarray, denoised: np.ndarray, components: bool = False, window_px: float = DEFAULT_WINDOW_PX
+    removed: np.ndarray, components: bool = False, window_px: float = DEFAULT_WINDOW_PX
 ) -> np.ndarray:
-    """:func:`local_noise_sd` of ``noisy − denoised``.
+    """:func:`local_noise_sd` of a residual, every plane of it.
 
     Args:
-        noisy: the input voxels ``(..., Y, X)``, or ``(..., Y, X, C)`` with ``components``; physical units.
-        denoised: the result, same shape.
+        removed: input minus denoised (:func:`meddenoiselib.blend.residual`), ``(..., Y, X)``, or ``(..., Y, X, C)``
+            with ``components``; physical units.
         components: the last axis holds colour components (filtered separately).
         window_px: in-plane Gaussian window in pixels. Defaults to :data:`DEFAULT_WINDOW_PX`.
 
     Returns:
-        float32, the shape of ``noisy``, >= 0, in the input's units.
+        float32, the shape of ``removed``, >= 0, in the input's units.
     """
-    removed = residual(noisy, denoised)
     plane = removed.shape[removed.ndim - 2 - int(components) :]
     yx_axes = (-3, -2) if components else (-2, -1)
     # every leading axis (slices, frames) flattened into one walked plane by plane

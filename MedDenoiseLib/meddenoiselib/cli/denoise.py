@@ -152,14 +152,14 @@ def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
         inputs=(job.source,),
         derivation=f"Denoised with MedDenoise {__version__} ({denoiser.method})",
     )
-    if job.residual is not None:
-        from ..evaluation import residual_volume
+    if job.residual is not None or job.noise_map is not None:
+        from ..evaluation import noise_map_volume, residual_volume
 
-        _write_qa_volume(residual_volume(volume, result), job.residual.path, job, args, "residual")
-    if job.noise_map is not None:
-        from ..evaluation import noise_map_volume
-
-        _write_qa_volume(noise_map_volume(volume, result), job.noise_map.path, job, args, "noise map")
+        removed = residual_volume(volume, result)
+        if job.residual is not None:
+            _write_qa_volume(removed, job.residual.path, job, args, "residual")
+        if job.noise_map is not None:
+            _write_qa_volume(noise_map_volume(removed), job.noise_map.path, job, args, "noise map")
     if job.report is not None:
         _write_report(denoiser, job, volume, result)
     logger.info("Wrote %s in %.2fs total", target, time.perf_counter() - start)
@@ -224,14 +224,16 @@ def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:
     )
     result = _run_denoiser(denoiser, series, args, mask)
     write_series(result, target, overwrite=args.overwrite, inputs=(source,))
-    if job.residual is not None:
+    removed = None
+    if job.residual is not None or job.noise_map is not None:
         removed = result.with_array(residual(series.array, result.array))
+    if job.residual is not None:
         write_series(removed, job.residual.path, overwrite=args.overwrite, inputs=(source,))
         logger.info("Wrote the residual %s", job.residual.path)
     if job.noise_map is not None:
         from ..evaluation import noise_map_volume
 
-        write_series(noise_map_volume(series, result), job.noise_map.path, overwrite=args.overwrite, inputs=(source,))
+        write_series(noise_map_volume(removed), job.noise_map.path, overwrite=args.overwrite, inputs=(source,))
         logger.info("Wrote the noise map %s", job.noise_map.path)
     if job.report is not None:
         _write_report(denoiser, job, series, result)
