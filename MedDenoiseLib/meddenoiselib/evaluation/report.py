@@ -159,6 +159,8 @@ def run_report(denoiser, noisy: Volume | VolumeSeries, denoised: Volume | Volume
         values.update(modality=report.modality, model_choice=report.choice or "given explicitly")
         if report.ensemble > 1:
             values["ensemble_views"] = report.ensemble
+        if report.refined > 0:
+            values["collaborative_wiener_share"] = report.refined
     if isinstance(noisy, VolumeSeries):
         values["shape_zyx"] = list(noisy.shape)
         values["frames"] = noisy.num_frames

@@ -25,6 +25,7 @@ from ..transforms.magnitude import MagnitudeFloor, correct_magnitude_bias
 from ..transforms.noise import BODY_THRESHOLD_HU
 from .auto import AutoChoice, choose_model
 from .baseline_runner import BaselineRunner
+from .collaborative_wiener import REFINED_MODELS, refine_slices
 from .device import resolve_device
 from .network_runner import NetworkRunner, load_network
 from .progress import Progress, ProgressCallback
@@ -50,9 +51,24 @@ PREFERRED_MODELS = ("kpn-general", "kpn-small", "irunet-32", "rdn-small", "conv-
 #: the accepted values of ``Denoiser(precision=...)``.
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
+#: the accepted values of ``Denoiser(refine=...)``.
+REFINE_CHOICES = ("auto", "on", "off")
+
+#: share of the collaborative Wiener filtering in the average when ``refine="on"`` for a model without a measured one
+DEFAULT_REFINE_SHARE = 0.3
+
 
 def _check_options(
-    overlap, strength, slice_axis, sw_batch_size, batch_slices, ensemble, window, roi_size, precision="auto"
+    overlap,
+    strength,
+    slice_axis,
+    sw_batch_size,
+    batch_slices,
+    ensemble,
+    window,
+    roi_size,
+    precision="auto",
+    refine="auto",
 ) -> None:
     """Refuse out-of-range or non-finite settings with :class:`OptionError` naming the argument."""
 
@@ -82,6 +98,8 @@ def _check_options(
             f"ensemble must be 'auto' or one of {', '.join(map(str, ENSEMBLE_SIZES))}, got {ensemble!r}",
             parameter="ensemble",
         )
+    if not isinstance(refine, str) or refine not in REFINE_CHOICES:
+        raise OptionError(f"refine must be one of {', '.join(REFINE_CHOICES)}, got {refine!r}", parameter="refine")
     if window is not None:
         try:
             center, width = window
@@ -128,6 +146,7 @@ class DenoiseReport:
         modality: the modality the volume was taken for (``ct``, ``mr``, ``us``, ``xray``, ``other``).
         choice: for ``auto``, which model was chosen and why (else empty).
         ensemble: geometric views the network averaged (1 for baselines and without self-ensemble).
+        refined: share of the collaborative Wiener filtering averaged into the network's output (0: not refined).
     """
 
     method: str
@@ -140,6 +159,7 @@ class DenoiseReport:
     modality: str = ""
     choice: str = ""
     ensemble: int = 1
+    refined: float = 0.0
 
 
 class Denoiser:
@@ -184,6 +204,12 @@ class Denoiser:
             network's errors partly are not, so averaging lowers them (about +0.1 to +0.3 dB for 8) at 2-8x the
             time. ``"auto"``: 8 for a single 2D image of up to :data:`AUTO_ENSEMBLE_MAX_PIXELS` pixels (seconds),
             1 for volumes and series. Ignored by baselines. Defaults to ``"auto"``.
+        refine: average a network's output with its collaborative Wiener filtering (BM3D's second stage with the
+            network's output as the pilot, :mod:`~meddenoiselib.inference.collaborative_wiener`): ``"auto"`` for a
+            single 2D image of up to :data:`AUTO_ENSEMBLE_MAX_PIXELS` pixels with a model that has a measured share
+            (:data:`~.collaborative_wiener.REFINED_MODELS`: the general model, which is sharper with it at edges),
+            ``"on"`` for every slice with any network, ``"off"`` never. Assumes white noise (sigma estimated per
+            slice). Ignored by baselines. Defaults to ``"auto"``.
         progress: draw a tqdm bar on stderr. Defaults to False.
         progress_callback: ``callback(fraction, message)`` for machine-readable progress. Defaults to None.
         modality: for ``auto`` and noise estimation, the modality of inputs without a DICOM Modality tag
@@ -214,9 +240,10 @@ class Denoiser:
         progress_callback: ProgressCallback | None = None,
         ensemble: int | str = "auto",
         modality: Modality | str | None = None,
+        refine: str = "auto",
     ) -> None:
         _check_options(
-            overlap, strength, slice_axis, sw_batch_size, batch_slices, ensemble, window, roi_size, precision
+            overlap, strength, slice_axis, sw_batch_size, batch_slices, ensemble, window, roi_size, precision, refine
         )
         self.modality_hint = modality
         if modality is not None and not isinstance(modality, Modality):
@@ -243,6 +270,7 @@ class Denoiser:
             progress_callback=progress_callback,
             ensemble=ensemble,
             modality=modality,
+            refine=refine,
         )
         self._delegates: dict[str, Denoiser] = {}
         self._active: Denoiser | None = None
@@ -258,7 +286,9 @@ class Denoiser:
         self.show_progress = progress
         self.progress_callback = progress_callback
         self.ensemble = ensemble
+        self.refine = refine
         self._views_used = 1
+        self._refined = 0.0
         self.last_report: DenoiseReport | None = None
         self._cancel = threading.Event()
 
@@ -602,6 +632,16 @@ class Denoiser:
         pixels = int(np.prod([size for a, size in enumerate(shape) if a != axis]))
         return 8 if shape[axis] == 1 and pixels <= AUTO_ENSEMBLE_MAX_PIXELS else 1
 
+    def _refine_share(self, shape: tuple[int, ...], axis: int, in_series: bool) -> float:
+        """Share of the collaborative Wiener filtering in the output for a normalized volume (``refine``); 0: none."""
+        if self.refine == "off" or not isinstance(self.runner, NetworkRunner) or self.runner.spatial_dims != 2:
+            return 0.0
+        if self.refine == "on":
+            return REFINED_MODELS.get(self.method, DEFAULT_REFINE_SHARE)
+        pixels = int(np.prod([size for a, size in enumerate(shape) if a != axis]))
+        single = shape[axis] == 1 and pixels <= AUTO_ENSEMBLE_MAX_PIXELS and not in_series
+        return REFINED_MODELS.get(self.method, 0.0) if single else 0.0
+
     def _set_report(self, sigma, used_sigma, start: float, scalings: list[dict[str, Any]], modality: str) -> None:
         self.last_report = DenoiseReport(
             method=self.method,
@@ -613,6 +653,7 @@ class Denoiser:
             noise_correlated=bool(self._estimate is not None and self._estimate.correlated),
             modality=modality,
             ensemble=self._views_used,
+            refined=self._refined,
         )
 
     def denoise_array(self, array: np.ndarray, sigma: float | str | None = "auto") -> np.ndarray:
@@ -698,6 +739,7 @@ class Denoiser:
         instead of the adjacent slices; ``in_series``: the volume is one frame of a 4D series."""
         used_sigma = self._resolve_sigma(normalized, sigma)
         self._views_used = 1
+        self._refined = 0.0
         if self.strength == 0:  # the blend would return the input whatever the method computes
             return normalized.astype(np.float32, copy=True), used_sigma
         axis = self._pick_slice_axis(normalized.shape, spacing)
@@ -714,6 +756,21 @@ class Denoiser:
             denoised = self.runner.run(
                 normalized, used_sigma, axis, progress, self._check_cancel, burst, views=self._views_used
             )
+            share = self._refine_share(normalized.shape, axis, in_series)
+            if share > 0:
+                label = "refining (collaborative Wiener)"
+                with Progress(1, label, self.show_progress, self.progress_callback) as bar:
+                    refined = refine_slices(
+                        np.moveaxis(normalized, axis, 0),
+                        np.moveaxis(denoised, axis, 0),
+                        share,
+                        self.device,
+                        self._check_cancel,
+                        sigma=used_sigma,  # None for a blind network without a given sigma: estimated per slice
+                    )
+                    denoised = np.moveaxis(refined, 0, axis)
+                    bar.update()
+                self._refined = share
         if self.strength < 1:
             denoised = normalized + self.strength * (denoised - normalized)
         return denoised.astype(np.float32, copy=False), used_sigma

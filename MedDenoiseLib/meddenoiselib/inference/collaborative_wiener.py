@@ -1,0 +1,261 @@
+"""Collaborative Wiener filtering guided by a network's output: BM3D's second stage with the network as pilot.
+
+K. Dabov, A. Foi, V. Katkovnik, K. Egiazarian, "Image denoising by sparse 3-D transform-domain collaborative
+filtering", IEEE TIP 16(8), 2007, section "Wiener filtering": blocks similar to each reference block are found on a
+*pilot* estimate, the matching blocks of the noisy image are stacked, transformed (2D DCT per block, Walsh-Hadamard
+across the stack), shrunk by the empirical Wiener gain ``|pilot coefficient|^2 / (|pilot coefficient|^2 + sigma^2)``,
+transformed back and averaged into the image with weights ``1 / (sigma^2 * sum of gains^2)`` and a Kaiser window.
+BM3D's pilot is its own hard-thresholding stage; here it is the network's output. BM3D takes one noise level; here
+the noise variance is fitted per slice as a line in the intensity (:func:`estimate_noise_level`), so photon noise,
+which grows with the signal (X-ray, microscopy), is filtered as strongly as it is where it is.
+
+Why: on the Gaussian protocol the general network is better than BM3D in flat regions and worse at edges (brain MR,
+ultrasound; docs/benchmarks_error_by_region.md), where BM3D averages each block jointly with its matches along the
+edge, which a 5x5 per-pixel kernel cannot. The Wiener stage adds exactly that, and its errors are partly independent
+of the network's, so the model's output and the filtered image are averaged (share per model below, chosen on
+training images; docs/benchmarks_gaussian_cli.md).
+
+Written from the paper's description; torch only, so it runs on the Denoiser's device.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["REFINED_MODELS", "NoiseLevel", "collaborative_wiener", "estimate_noise_level", "refine_slices"]
+
+#: models whose single 2D images are refined by default, with the share of the Wiener-filtered image in the average.
+#: Chosen on 17 *training* images (CT, MR, US, X-ray, fundus, microscopy; central 384 px crops): the model with 8
+#: views 36.37 / 34.01 / 30.70 dB at Gaussian sigma 15 / 25 / 50, averaged with 30 % of the filtered image 36.45 /
+#: 34.07 / 30.69, with 40 % 36.46 / 34.06 / 30.65, with 50 % 36.45 / 34.04 / 30.60; on Poisson-Gaussian noise of 30 /
+#: 100 / 300 counts 33.12 / 36.07 / 38.55 -> 33.18 / 36.17 / 38.68 with 30 % (the network trained on these images, so
+#: it is stronger there than on new ones).
+REFINED_MODELS: dict[str, float] = {"kpn-general": 0.3}
+
+#: block edge (pixels), step between reference blocks, search radius and blocks per group: BM3D's Wiener-stage
+#: settings for sigma up to 40 on the 0-255 scale, with 16 instead of 32 blocks per group (faster; on the training
+#: images above 36.45 / 34.07 / 30.69 dB with 16, 36.44 / 34.06 / 30.70 with 32); a step of 2 gained 0.005 dB at
+#: sigma 15 for 2.25x the time
+BLOCK, STEP, RADIUS, MATCHES = 8, 3, 19, 16
+#: Kaiser window shape of the aggregation weights (BM3D's beta)
+KAISER_BETA = 2.0
+#: shifted copies of the image held at once while matching (bounds memory: about this many floats per chunk)
+_MATCH_ELEMENTS = 24_000_000
+
+
+#: intensity bins of the noise-level fit, and the fewest wavelet coefficients per bin for it (else the noise is taken
+#: as constant: the image is too small to tell how the noise changes with intensity)
+LEVEL_BINS, LEVEL_MIN_PER_BIN = 12, 200
+
+
+@dataclass(frozen=True)
+class NoiseLevel:
+    """Noise variance as a function of the clean intensity ``x``: ``gain * x + floor`` (Poisson-Gaussian: photon
+    noise grows with the signal; white Gaussian noise has ``gain = 0``). Units: those of the image (variance in the
+    square of them)."""
+
+    gain: float
+    floor: float
+
+    def variance(self, intensity: torch.Tensor) -> torch.Tensor:
+        """Variance at ``intensity`` (any shape), never below a millionth of the floor's scale."""
+        return (self.gain * intensity + self.floor).clamp_min(max(self.floor, 1e-12) * 1e-6 + 1e-12)
+
+
+def estimate_noise_level(noisy: np.ndarray, pilot: np.ndarray) -> NoiseLevel:
+    """Fit ``variance = gain * x + floor`` to the noise of one 2D slice.
+
+    Donoho's wavelet estimate (the median absolute finest diagonal Daubechies-2 coefficient / 0.6745), taken per
+    bin of the pilot's intensity (12 bins of equal count) instead of over the whole image, and a least-squares line
+    through the bins' variances; a falling or flat line gives constant noise (the whole image's estimate).
+
+    Args:
+        noisy: ``(H, W)`` noisy slice. pilot: ``(H, W)`` an estimate of the clean slice, same units.
+
+    Returns:
+        The fitted :class:`NoiseLevel`.
+    """
+    import pywt
+
+    _, (_, _, diagonal) = pywt.dwt2(np.asarray(noisy, dtype=np.float64), "db2", mode="periodization")
+    overall = float(np.median(np.abs(diagonal)) / 0.6745) ** 2
+    h, w = min(diagonal.shape[0], noisy.shape[0] // 2), min(diagonal.shape[1], noisy.shape[1] // 2)
+    if h * w < LEVEL_BINS * LEVEL_MIN_PER_BIN:
+        return NoiseLevel(0.0, overall)
+    intensity = np.asarray(pilot, dtype=np.float64)[: 2 * h, : 2 * w].reshape(h, 2, w, 2).mean(axis=(1, 3)).ravel()
+    coefficients = np.abs(diagonal[:h, :w]).ravel()
+    order = np.argsort(intensity, kind="stable")
+    bins = np.array_split(order, LEVEL_BINS)
+    x = np.array([intensity[b].mean() for b in bins])
+    v = np.array([(np.median(coefficients[b]) / 0.6745) ** 2 for b in bins])
+    gain, floor = np.polyfit(x, v, 1)
+    if gain <= 0:
+        return NoiseLevel(0.0, overall)
+    if floor < 0:  # the line crosses zero above the darkest bin: a line through the origin instead
+        gain, floor = float(np.dot(x, v) / np.dot(x, x)), 0.0
+    return NoiseLevel(float(gain), float(floor))
+
+
+def _dct_matrix(n: int, device: torch.device) -> torch.Tensor:
+    """Orthonormal DCT-II matrix ``(n, n)``: rows are the basis functions."""
+    k = torch.arange(n, dtype=torch.float64)
+    m = torch.cos(math.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * n)) * math.sqrt(2 / n)
+    m[0] /= math.sqrt(2)
+    return m.float().to(device)
+
+
+def _hadamard(n: int, device: torch.device) -> torch.Tensor:
+    """Orthonormal (and symmetric) Walsh-Hadamard matrix ``(n, n)``, ``n`` a power of 2."""
+    h = torch.ones(1, 1, dtype=torch.float32)
+    while h.shape[0] < n:
+        h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
+    return (h / math.sqrt(n)).to(device)
+
+
+def _match(pilot: torch.Tensor, ry: torch.Tensor, rx: torch.Tensor, nry: int, nrx: int) -> torch.Tensor:
+    """Top-left flat indices ``(R, MATCHES)`` of the blocks most similar (squared difference on ``pilot``) to each
+    reference block, most similar first (the reference itself, at distance 0, among them)."""
+    H, W = pilot.shape
+    device = pilot.device
+    nby, nbx = H - BLOCK + 1, W - BLOCK + 1
+    offsets = torch.arange(-RADIUS, RADIUS + 1, device=device)
+    dys, dxs = (g.reshape(-1) for g in torch.meshgrid(offsets, offsets, indexing="ij"))
+    padded = F.pad(pilot[None, None], (RADIUS,) * 4, mode="reflect")[0, 0]
+    best_d = torch.full((ry.numel(), MATCHES), float("inf"), device=device)
+    best_i = torch.zeros((ry.numel(), MATCHES), dtype=torch.long, device=device)
+    chunk = max(1, min(48, _MATCH_ELEMENTS // (H * W)))
+    rows, cols = (nry - 1) * STEP + 1, (nrx - 1) * STEP + 1
+    for start in range(0, dys.numel(), chunk):
+        cy, cx = dys[start : start + chunk], dxs[start : start + chunk]
+        pairs = zip(cy.tolist(), cx.tolist(), strict=True)
+        shifted = torch.stack([padded[RADIUS + y : RADIUS + y + H, RADIUS + x : RADIUS + x + W] for y, x in pairs])
+        square = (shifted - pilot).square_()
+        # block sums at the reference positions only: 8 strided row slices, then 8 strided column slices
+        vertical = square[:, 0:rows:STEP].clone()
+        for k in range(1, BLOCK):
+            vertical += square[:, k : k + rows : STEP]
+        box = vertical[:, :, 0:cols:STEP].clone()
+        for k in range(1, BLOCK):
+            box += vertical[:, :, k : k + cols : STEP]
+        distance = box.reshape(box.shape[0], -1).T
+        y, x = ry[:, None] + cy[None], rx[:, None] + cx[None]
+        inside = (y >= 0) & (y < nby) & (x >= 0) & (x < nbx)
+        distance = torch.where(inside, distance, torch.full_like(distance, float("inf")))
+        candidates = y.clamp(0, nby - 1) * W + x.clamp(0, nbx - 1)
+        merged_d = torch.cat([best_d, distance], 1)
+        merged_i = torch.cat([best_i, candidates], 1)
+        best_d, order = merged_d.topk(MATCHES, dim=1, largest=False)
+        best_i = merged_i.gather(1, order)
+    return best_i
+
+
+def collaborative_wiener(
+    noisy: torch.Tensor,
+    pilot: torch.Tensor,
+    sigma: float | NoiseLevel,
+    check_cancel: Callable[[], None] | None = None,
+    ref_chunk: int = 4096,
+) -> torch.Tensor:
+    """Wiener-filter ``noisy`` collaboratively, with blocks matched and gains taken on ``pilot``.
+
+    Args:
+        noisy: ``(H, W)`` float32 noisy image, any units (normalized [0, 1] in the library).
+        pilot: ``(H, W)`` an estimate of the clean image in the same units (the network's output).
+        sigma: standard deviation of the (white) noise in ``noisy``, same units, or a :class:`NoiseLevel` (each
+            group then gets the variance at its reference block's mean pilot intensity); 0 returns ``pilot``.
+        check_cancel: called between chunks; raises to stop. Defaults to None.
+        ref_chunk: reference blocks filtered at once (memory). Defaults to 4096.
+
+    Returns:
+        ``(H, W)`` float32 filtered image on ``noisy``'s device; ``pilot`` itself when the image is smaller than
+        one block or ``sigma`` is 0.
+    """
+    H0, W0 = noisy.shape
+    level = sigma if isinstance(sigma, NoiseLevel) else NoiseLevel(0.0, float(sigma) ** 2)
+    if (level.gain <= 0 and level.floor <= 0) or H0 < BLOCK or W0 < BLOCK:
+        return pilot.float()
+    noisy, pilot = noisy.float(), pilot.float()
+    # pad bottom/right so that reference blocks every STEP pixels end exactly at the last row and column
+    pad_y, pad_x = (-(H0 - BLOCK)) % STEP, (-(W0 - BLOCK)) % STEP
+    mode = "reflect" if min(H0, W0) > max(pad_y, pad_x) else "replicate"
+    noisy = F.pad(noisy[None, None], (0, pad_x, 0, pad_y), mode=mode)[0, 0]
+    pilot = F.pad(pilot[None, None], (0, pad_x, 0, pad_y), mode=mode)[0, 0]
+    H, W = noisy.shape
+    device = noisy.device
+    ys = torch.arange(0, H - BLOCK + 1, STEP, device=device)
+    xs = torch.arange(0, W - BLOCK + 1, STEP, device=device)
+    ry, rx = (g.reshape(-1) for g in torch.meshgrid(ys, xs, indexing="ij"))
+    matches = _match(pilot, ry, rx, ys.numel(), xs.numel())
+    if check_cancel is not None:
+        check_cancel()
+
+    dct, walsh = _dct_matrix(BLOCK, device), _hadamard(MATCHES, device)
+    within = (torch.arange(BLOCK, device=device)[:, None] * W + torch.arange(BLOCK, device=device)[None, :]).reshape(-1)
+    kaiser = torch.kaiser_window(BLOCK, periodic=False, beta=KAISER_BETA, device=device)
+    window = (kaiser[:, None] * kaiser[None, :]).reshape(-1)
+    numerator = torch.zeros(H * W, device=device)
+    denominator = torch.zeros(H * W, device=device)
+    flat_noisy, flat_pilot = noisy.reshape(-1), pilot.reshape(-1)
+    # the reference grid was padded to end at the last block, so the strided block means are the references' means
+    means = F.avg_pool2d(pilot[None, None], BLOCK, stride=STEP).reshape(-1)
+    variances = level.variance(means)
+    for start in range(0, ry.numel(), ref_chunk):
+        pixels = matches[start : start + ref_chunk, :, None] + within  # (R, MATCHES, BLOCK^2)
+        shape = (-1, MATCHES, BLOCK, BLOCK)
+        spectrum_noisy = torch.einsum("kl,rlij->rkij", walsh, dct @ flat_noisy[pixels].reshape(shape) @ dct.T)
+        spectrum_pilot = torch.einsum("kl,rlij->rkij", walsh, dct @ flat_pilot[pixels].reshape(shape) @ dct.T)
+        variance = variances[start : start + ref_chunk]
+        power = spectrum_pilot.square()
+        gain = power / (power + variance[:, None, None, None])
+        group = dct.T @ torch.einsum("kl,rlij->rkij", walsh, gain * spectrum_noisy) @ dct
+        weight = 1.0 / (variance * gain.square().sum(dim=(1, 2, 3)) + 1e-12)
+        weights = (weight[:, None, None] * window).expand(-1, MATCHES, -1)
+        numerator.index_add_(0, pixels.reshape(-1), (group.reshape(weights.shape) * weights).reshape(-1))
+        denominator.index_add_(0, pixels.reshape(-1), weights.reshape(-1))
+        if check_cancel is not None:
+            check_cancel()
+    filtered = torch.where(denominator > 0, numerator / denominator.clamp_min(1e-30), flat_pilot)
+    return filtered.reshape(H, W)[:H0, :W0]
+
+
+def refine_slices(
+    noisy: np.ndarray,
+    pilot: np.ndarray,
+    share: float,
+    device: torch.device | str = "cpu",
+    check_cancel: Callable[[], None] | None = None,
+    sigma: float | None = None,
+) -> np.ndarray:
+    """Average a network's output with its collaborative Wiener filtering, slice by slice (axis 0).
+
+    The noise is taken as white, of standard deviation ``sigma`` when given; else its variance is fitted per slice as
+    a line in the intensity (:func:`estimate_noise_level`), constant for Gaussian noise and rising with the signal for
+    photon (Poisson-Gaussian) noise.
+
+    Args:
+        noisy: ``(Z, Y, X)`` normalized noisy slices, float32.
+        pilot: ``(Z, Y, X)`` the network's output for them.
+        share: weight of the filtered image in the average, in [0, 1].
+        device: where to compute. Defaults to the CPU.
+        check_cancel: called between steps; raises to stop. Defaults to None.
+        sigma: the noise standard deviation in the units of ``noisy``; None fits it per slice. Defaults to None.
+
+    Returns:
+        ``(Z, Y, X)`` float32: ``(1 - share) * pilot + share * filtered``.
+    """
+    out = np.empty_like(pilot, dtype=np.float32)
+    for z in range(noisy.shape[0]):
+        filtered = collaborative_wiener(
+            torch.as_tensor(noisy[z], dtype=torch.float32, device=device),
+            torch.as_tensor(pilot[z], dtype=torch.float32, device=device),
+            estimate_noise_level(noisy[z], pilot[z]) if sigma is None else sigma,
+            check_cancel,
+        )
+        out[z] = (1 - share) * pilot[z] + share * filtered.cpu().numpy()
+    return out
