@@ -45,8 +45,6 @@ REFINED_MODELS: dict[str, float] = {"kpn-general": 0.3}
 BLOCK, STEP, RADIUS, MATCHES = 8, 3, 19, 16
 #: Kaiser window shape of the aggregation weights (BM3D's beta)
 KAISER_BETA = 2.0
-#: shifted copies of the image held at once while matching (bounds memory: about this many floats per chunk)
-_MATCH_ELEMENTS = 24_000_000
 
 
 #: intensity bins of the noise-level fit, and the fewest wavelet coefficients per bin for it (else the noise is taken
@@ -120,34 +118,35 @@ def _hadamard(n: int, device: torch.device) -> torch.Tensor:
 
 def _match(pilot: torch.Tensor, ry: torch.Tensor, rx: torch.Tensor, nry: int, nrx: int) -> torch.Tensor:
     """Top-left flat indices ``(R, MATCHES)`` of the blocks most similar (squared difference on ``pilot``) to each
-    reference block, most similar first (the reference itself, at distance 0, among them)."""
+    reference block, most similar first (the reference itself, at distance 0, among them).
+
+    One vertical displacement at a time, all horizontal ones at once: the shifted rows are a strided view
+    ``(H, 2 RADIUS + 1, W)``, so the block sums at the reference rows add contiguous slabs."""
     H, W = pilot.shape
     device = pilot.device
     nby, nbx = H - BLOCK + 1, W - BLOCK + 1
-    offsets = torch.arange(-RADIUS, RADIUS + 1, device=device)
-    dys, dxs = (g.reshape(-1) for g in torch.meshgrid(offsets, offsets, indexing="ij"))
+    span = 2 * RADIUS + 1
     padded = F.pad(pilot[None, None], (RADIUS,) * 4, mode="reflect")[0, 0]
     best_d = torch.full((ry.numel(), MATCHES), float("inf"), device=device)
     best_i = torch.zeros((ry.numel(), MATCHES), dtype=torch.long, device=device)
-    chunk = max(1, min(48, _MATCH_ELEMENTS // (H * W)))
     rows, cols = (nry - 1) * STEP + 1, (nrx - 1) * STEP + 1
-    for start in range(0, dys.numel(), chunk):
-        cy, cx = dys[start : start + chunk], dxs[start : start + chunk]
-        pairs = zip(cy.tolist(), cx.tolist(), strict=True)
-        shifted = torch.stack([padded[RADIUS + y : RADIUS + y + H, RADIUS + x : RADIUS + x + W] for y, x in pairs])
-        square = (shifted - pilot).square_()
-        # block sums at the reference positions only: 8 strided row slices, then 8 strided column slices
-        vertical = square[:, 0:rows:STEP].clone()
+    x = rx[:, None] + torch.arange(-RADIUS, RADIUS + 1, device=device)[None]
+    x_inside = (x >= 0) & (x < nbx)
+    x = x.clamp(0, nbx - 1)
+    for dy in range(-RADIUS, RADIUS + 1):
+        shifted = padded[RADIUS + dy : RADIUS + dy + H].unfold(1, W, 1)  # (H, span, W): every horizontal shift
+        square = (shifted - pilot[:, None, :]).square_()
+        vertical = square[0:rows:STEP].clone()
         for k in range(1, BLOCK):
-            vertical += square[:, k : k + rows : STEP]
+            vertical += square[k : k + rows : STEP]
         box = vertical[:, :, 0:cols:STEP].clone()
         for k in range(1, BLOCK):
             box += vertical[:, :, k : k + cols : STEP]
-        distance = box.reshape(box.shape[0], -1).T
-        y, x = ry[:, None] + cy[None], rx[:, None] + cx[None]
-        inside = (y >= 0) & (y < nby) & (x >= 0) & (x < nbx)
+        distance = box.permute(0, 2, 1).reshape(-1, span)  # (R, span), references in row-major order
+        y = ry + dy
+        inside = x_inside & ((y >= 0) & (y < nby))[:, None]
         distance = torch.where(inside, distance, torch.full_like(distance, float("inf")))
-        candidates = y.clamp(0, nby - 1) * W + x.clamp(0, nbx - 1)
+        candidates = y.clamp(0, nby - 1)[:, None] * W + x
         merged_d = torch.cat([best_d, distance], 1)
         merged_i = torch.cat([best_i, candidates], 1)
         best_d, order = merged_d.topk(MATCHES, dim=1, largest=False)
