@@ -416,8 +416,8 @@ def add_parser(sub) -> None:
         choices=["auto", "on", "off"],
         default="auto",
         help="networks: average the output with its collaborative Wiener filtering (BM3D's second stage guided by "
-        "the network; sharper edges, assumes white noise, ~4 s per 512x512 slice on 2 cores); auto: for a single 2D "
-        "image with the general model (auto)",
+        "the network; sharper edges; uncorrelated noise, its variance fitted per slice as a line in the intensity; "
+        "~5 s per 512x512 slice on 2 cores); auto: for a single 2D image with the general model (auto)",
     )
     p.add_argument(
         "--format",

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..transforms.estimate import finest_diagonal_band, mad_sigma
+
 __all__ = ["REFINED_MODELS", "NoiseLevel", "collaborative_wiener", "estimate_noise_level", "refine_slices"]
 
 #: models whose single 2D images are refined by default, with the share of the Wiener-filtered image in the average.
@@ -69,9 +71,10 @@ class NoiseLevel:
 def estimate_noise_level(noisy: np.ndarray, pilot: np.ndarray) -> NoiseLevel:
     """Fit ``variance = gain * x + floor`` to the noise of one 2D slice.
 
-    Donoho's wavelet estimate (the median absolute finest diagonal Daubechies-2 coefficient / 0.6745), taken per
-    bin of the pilot's intensity (12 bins of equal count) instead of over the whole image, and a least-squares line
-    through the bins' variances; a falling or flat line gives constant noise (the whole image's estimate).
+    Donoho's wavelet estimate (:func:`~meddenoiselib.transforms.estimate.mad_sigma` of the finest diagonal band, as
+    ``estimate_sigma`` takes it), taken per bin of the pilot's intensity (12 bins of equal count) instead of over the
+    whole image, and a least-squares line through the bins' variances; a falling or flat line gives constant noise
+    (the whole image's estimate).
 
     Args:
         noisy: ``(H, W)`` noisy slice. pilot: ``(H, W)`` an estimate of the clean slice, same units.
@@ -79,10 +82,8 @@ def estimate_noise_level(noisy: np.ndarray, pilot: np.ndarray) -> NoiseLevel:
     Returns:
         The fitted :class:`NoiseLevel`.
     """
-    import pywt
-
-    _, (_, _, diagonal) = pywt.dwt2(np.asarray(noisy, dtype=np.float64), "db2", mode="periodization")
-    overall = float(np.median(np.abs(diagonal)) / 0.6745) ** 2
+    diagonal = finest_diagonal_band(noisy)
+    overall = mad_sigma(diagonal) ** 2
     h, w = min(diagonal.shape[0], noisy.shape[0] // 2), min(diagonal.shape[1], noisy.shape[1] // 2)
     if h * w < LEVEL_BINS * LEVEL_MIN_PER_BIN:
         return NoiseLevel(0.0, overall)
@@ -91,7 +92,7 @@ def estimate_noise_level(noisy: np.ndarray, pilot: np.ndarray) -> NoiseLevel:
     order = np.argsort(intensity, kind="stable")
     bins = np.array_split(order, LEVEL_BINS)
     x = np.array([intensity[b].mean() for b in bins])
-    v = np.array([(np.median(coefficients[b]) / 0.6745) ** 2 for b in bins])
+    v = np.array([mad_sigma(coefficients[b]) ** 2 for b in bins])
     gain, floor = np.polyfit(x, v, 1)
     if gain <= 0:
         return NoiseLevel(0.0, overall)

@@ -208,8 +208,9 @@ class Denoiser:
             network's output as the pilot, :mod:`~meddenoiselib.inference.collaborative_wiener`): ``"auto"`` for a
             single 2D image of up to :data:`AUTO_ENSEMBLE_MAX_PIXELS` pixels with a model that has a measured share
             (:data:`~.collaborative_wiener.REFINED_MODELS`: the general model, which is sharper with it at edges),
-            ``"on"`` for every slice with any network, ``"off"`` never. Assumes white noise (sigma estimated per
-            slice). Ignored by baselines. Defaults to ``"auto"``.
+            ``"on"`` for every slice with any network, ``"off"`` never. The noise is taken as uncorrelated, its
+            variance fitted per slice as a line in the intensity (Gaussian or Poisson-Gaussian), or ``sigma`` when
+            given. Ignored by baselines. Defaults to ``"auto"``.
         progress: draw a tqdm bar on stderr. Defaults to False.
         progress_callback: ``callback(fraction, message)`` for machine-readable progress. Defaults to None.
         modality: for ``auto`` and noise estimation, the modality of inputs without a DICOM Modality tag
@@ -629,8 +630,14 @@ class Denoiser:
             return int(self.ensemble)
         if not isinstance(self.runner, NetworkRunner) or self.runner.spatial_dims != 2 or in_series:
             return 1
+        return 8 if self._single_image(shape, axis) else 1
+
+    @staticmethod
+    def _single_image(shape: tuple[int, ...], axis: int) -> bool:
+        """One 2D image (a single slice along ``axis``) of up to :data:`AUTO_ENSEMBLE_MAX_PIXELS` pixels: what the
+        ``"auto"`` settings of ``ensemble`` and ``refine`` spend seconds on."""
         pixels = int(np.prod([size for a, size in enumerate(shape) if a != axis]))
-        return 8 if shape[axis] == 1 and pixels <= AUTO_ENSEMBLE_MAX_PIXELS else 1
+        return shape[axis] == 1 and pixels <= AUTO_ENSEMBLE_MAX_PIXELS
 
     def _refine_share(self, shape: tuple[int, ...], axis: int, in_series: bool) -> float:
         """Share of the collaborative Wiener filtering in the output for a normalized volume (``refine``); 0: none."""
@@ -638,8 +645,7 @@ class Denoiser:
             return 0.0
         if self.refine == "on":
             return REFINED_MODELS.get(self.method, DEFAULT_REFINE_SHARE)
-        pixels = int(np.prod([size for a, size in enumerate(shape) if a != axis]))
-        single = shape[axis] == 1 and pixels <= AUTO_ENSEMBLE_MAX_PIXELS and not in_series
+        single = self._single_image(shape, axis) and not in_series
         return REFINED_MODELS.get(self.method, 0.0) if single else 0.0
 
     def _set_report(self, sigma, used_sigma, start: float, scalings: list[dict[str, Any]], modality: str) -> None:

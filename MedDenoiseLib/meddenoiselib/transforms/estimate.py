@@ -33,13 +33,24 @@ FLAT_SHARE = 0.2
 CORRELATED_RATIO = 1.3
 
 
-def _mad_sigma_2d(image: np.ndarray) -> float:
-    """Donoho's wavelet estimator on one 2D image: median(|HH₁|) / 0.6745 of the finest diagonal Daubechies-2
-    detail band, which is dominated by white noise and nearly free of smooth structure."""
+def finest_diagonal_band(image: np.ndarray) -> np.ndarray:
+    """The finest diagonal Daubechies-2 detail band (HH₁) of a 2D image, ``(ceil(Y / 2), ceil(X / 2))``: orthonormal,
+    so white noise keeps its standard deviation there, while smooth structure nearly vanishes."""
     import pywt
 
     _, (_, _, diagonal) = pywt.dwt2(np.asarray(image, dtype=np.float64), "db2", mode="periodization")
-    return float(np.median(np.abs(diagonal)) / 0.6745)
+    return diagonal
+
+
+def mad_sigma(coefficients: np.ndarray) -> float:
+    """Donoho's robust noise standard deviation of wavelet detail coefficients: median(|c|) / 0.6745."""
+    return float(np.median(np.abs(coefficients)) / 0.6745)
+
+
+def _mad_sigma_2d(image: np.ndarray) -> float:
+    """Donoho's wavelet estimator on one 2D image: :func:`mad_sigma` of its :func:`finest_diagonal_band`, which is
+    dominated by white noise and nearly free of smooth structure."""
+    return mad_sigma(finest_diagonal_band(image))
 
 
 def estimate_sigma_per_slice(array: np.ndarray, axis: int = 0) -> np.ndarray:
