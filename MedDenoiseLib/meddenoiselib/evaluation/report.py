@@ -161,6 +161,7 @@ def run_report(denoiser, noisy: Volume | VolumeSeries, denoised: Volume | Volume
             values["ensemble_views"] = report.ensemble
         if report.refined > 0:
             values["collaborative_wiener_share"] = report.refined
+            values["collaborative_wiener"] = report.refine_detail
     if isinstance(noisy, VolumeSeries):
         values["shape_zyx"] = list(noisy.shape)
         values["frames"] = noisy.num_frames

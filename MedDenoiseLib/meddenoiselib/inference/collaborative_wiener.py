@@ -7,13 +7,17 @@ across the stack), shrunk by the empirical Wiener gain ``|pilot coefficient|^2 /
 transformed back and averaged into the image with weights ``1 / (sigma^2 * sum of gains^2)`` and a Kaiser window.
 BM3D's pilot is its own hard-thresholding stage; here it is the network's output. BM3D takes one noise level; here
 the noise variance is fitted per slice as a line in the intensity (:func:`estimate_noise_level`), so photon noise,
-which grows with the signal (X-ray, microscopy), is filtered as strongly as it is where it is.
+which grows with the signal (X-ray, microscopy), is filtered as strongly as it is where it is; or, for correlated
+noise (CT after filtered back-projection), it is a variance per DCT coefficient (:class:`NoiseSpectrum`), as BM3D
+takes a noise PSD (Mäkinen, Azzari, Foi, "Collaborative filtering of correlated noise", IEEE TIP 29, 2020).
 
 Why: on the Gaussian protocol the general network is better than BM3D in flat regions and worse at edges (brain MR,
 ultrasound; docs/benchmarks_error_by_region.md), where BM3D averages each block jointly with its matches along the
 edge, which a 5x5 per-pixel kernel cannot. The Wiener stage adds exactly that, and its errors are partly independent
 of the network's, so the model's output and the filtered image are averaged (share per model below, chosen on
-training images; docs/benchmarks_gaussian_cli.md).
+training images; docs/benchmarks_gaussian_cli.md). On low-dose CT the 2.5D model leaves low-frequency noise that
+a 5x5 kernel per slice cannot see as noise; a Wiener filter that knows the noise spectrum removes it
+(docs/benchmarks_real_noise.md).
 
 Written from the paper's description; torch only, so it runs on the Denoiser's device.
 """
@@ -30,23 +34,78 @@ import torch.nn.functional as F
 
 from ..transforms.estimate import finest_diagonal_band, mad_sigma
 
-__all__ = ["REFINED_MODELS", "NoiseLevel", "collaborative_wiener", "estimate_noise_level", "refine_slices"]
+__all__ = [
+    "BM3D_SEARCH",
+    "REFINED_MODELS",
+    "BlockSearch",
+    "NoiseLevel",
+    "NoiseSpectrum",
+    "Refinement",
+    "collaborative_wiener",
+    "estimate_noise_level",
+    "refine_slices",
+]
 
-#: models whose single 2D images are refined by default, with the share of the Wiener-filtered image in the average.
-#: Chosen on 17 *training* images (CT, MR, US, X-ray, fundus, microscopy; central 384 px crops): the model with 8
-#: views 36.37 / 34.01 / 30.70 dB at Gaussian sigma 15 / 25 / 50, averaged with 30 % of the filtered image 36.45 /
-#: 34.07 / 30.69, with 40 % 36.46 / 34.06 / 30.65, with 50 % 36.45 / 34.04 / 30.60; on Poisson-Gaussian noise of 30 /
-#: 100 / 300 counts 33.12 / 36.07 / 38.55 -> 33.18 / 36.17 / 38.68 with 30 % (the network trained on these images, so
-#: it is stronger there than on new ones).
-REFINED_MODELS: dict[str, float] = {"kpn-general": 0.3}
-
-#: block edge (pixels), step between reference blocks, search radius and blocks per group: BM3D's Wiener-stage
-#: settings for sigma up to 40 on the 0-255 scale, with 16 instead of 32 blocks per group (faster; on the training
-#: images above 36.45 / 34.07 / 30.69 dB with 16, 36.44 / 34.06 / 30.70 with 32); a step of 2 gained 0.005 dB at
-#: sigma 15 for 2.25x the time
-BLOCK, STEP, RADIUS, MATCHES = 8, 3, 19, 16
+#: block edge (pixels) of the 2D DCT
+BLOCK = 8
 #: Kaiser window shape of the aggregation weights (BM3D's beta)
 KAISER_BETA = 2.0
+
+
+@dataclass(frozen=True)
+class BlockSearch:
+    """Where similar blocks are looked for: ``radius`` pixels around each reference block (on the pilot), reference
+    blocks every ``step`` pixels, ``matches`` blocks per group (a power of 2; 1: every block alone, which makes the
+    filter a sliding-window DCT Wiener filter without matching)."""
+
+    radius: int
+    step: int
+    matches: int
+
+
+#: BM3D's Wiener-stage settings for sigma up to 40 on the 0-255 scale, with 16 instead of 32 blocks per group
+#: (faster; on the training images of :data:`REFINED_MODELS` 36.45 / 34.07 / 30.69 dB with 16, 36.44 / 34.06 /
+#: 30.70 with 32); a step of 2 gained 0.005 dB at sigma 15 for 2.25x the time. ~3-5 s per 512x512 slice on 2 cores.
+BM3D_SEARCH = BlockSearch(radius=19, step=3, matches=16)
+
+
+@dataclass(frozen=True)
+class Refinement:
+    """How a model's output is refined by default (``Denoiser(refine="auto")``).
+
+    Attributes:
+        share: weight of the filtered image in the average with the network's output, in [0, 1].
+        correlated: the noise model: False, a variance line in the intensity per slice (white Gaussian or
+            Poisson-Gaussian noise); True, a variance per DCT coefficient measured in flat tissue
+            (:class:`NoiseSpectrum`; CT).
+        volumes: also refine volumes (every slice along the slice axis), not only a single 2D image.
+        max_pixels: the most pixels (all slices together) refined by default, for time.
+        search: the block search.
+    """
+
+    share: float
+    correlated: bool = False
+    volumes: bool = False
+    max_pixels: int = 1024 * 1024
+    search: BlockSearch = BM3D_SEARCH
+
+
+#: models whose outputs are refined by default, with the share of the Wiener-filtered image in the average.
+#: ``kpn-general`` (single 2D images): chosen on 17 *training* images (CT, MR, US, X-ray, fundus, microscopy;
+#: central 384 px crops): the model with 8 views 36.37 / 34.01 / 30.70 dB at Gaussian sigma 15 / 25 / 50, averaged
+#: with 30 % of the filtered image 36.45 / 34.07 / 30.69, with 40 % 36.46 / 34.06 / 30.65, with 50 % 36.45 / 34.04 /
+#: 30.60; on Poisson-Gaussian noise of 30 / 100 / 300 counts 33.12 / 36.07 / 38.55 -> 33.18 / 36.17 / 38.68 with 30 %
+#: (the network trained on these images, so it is stronger there than on new ones).
+#: ``kpn-ct-burst3`` (CT slices and volumes, up to 32 slices of 512x512: ~90 s on 2 cores): chosen on 12 series of the
+#: *training* split (GE head and chest validation slices, the Philips head phantom; 3 slices each, fast-model noise
+#: of the training kernels ramp and cosine at 25 and 60 HU; W400 PSNR gain over the body, normalized units as here):
+#: the model alone +11.68 dB; averaged with 50 / 60 / 70 / 85 / 100 % of the filtered image +12.44 / +12.49 /
+#: +12.50 / +12.45 / +12.34 with :data:`BM3D_SEARCH`, +12.38 / +12.40 / +12.40 / +12.32 / +12.17 with a 19x19 px
+#: search; each 8x8 block alone without matching at most +11.81 (30 %).
+REFINED_MODELS: dict[str, Refinement] = {
+    "kpn-general": Refinement(0.3),
+    "kpn-ct-burst3": Refinement(0.7, correlated=True, volumes=True, max_pixels=32 * 512 * 512),
+}
 
 
 #: intensity bins of the noise-level fit, and the fewest wavelet coefficients per bin for it (else the noise is taken
@@ -66,6 +125,15 @@ class NoiseLevel:
     def variance(self, intensity: torch.Tensor) -> torch.Tensor:
         """Variance at ``intensity`` (any shape), never below a millionth of the floor's scale."""
         return (self.gain * intensity + self.floor).clamp_min(max(self.floor, 1e-12) * 1e-6 + 1e-12)
+
+
+@dataclass(frozen=True)
+class NoiseSpectrum:
+    """Correlated noise: ``variances`` ``(BLOCK, BLOCK)``, the noise variance of each coefficient of the
+    orthonormal 2D DCT of a ``BLOCK``-pixel block (:func:`~meddenoiselib.transforms.estimate.estimate_dct_noise`),
+    in the image's units squared."""
+
+    variances: np.ndarray
 
 
 def estimate_noise_level(noisy: np.ndarray, pilot: np.ndarray) -> NoiseLevel:
@@ -117,32 +185,37 @@ def _hadamard(n: int, device: torch.device) -> torch.Tensor:
     return (h / math.sqrt(n)).to(device)
 
 
-def _match(pilot: torch.Tensor, ry: torch.Tensor, rx: torch.Tensor, nry: int, nrx: int) -> torch.Tensor:
-    """Top-left flat indices ``(R, MATCHES)`` of the blocks most similar (squared difference on ``pilot``) to each
+def _match(
+    pilot: torch.Tensor, ry: torch.Tensor, rx: torch.Tensor, nry: int, nrx: int, search: BlockSearch
+) -> torch.Tensor:
+    """Top-left flat indices ``(R, matches)`` of the blocks most similar (squared difference on ``pilot``) to each
     reference block, most similar first (the reference itself, at distance 0, among them).
 
     One vertical displacement at a time, all horizontal ones at once: the shifted rows are a strided view
-    ``(H, 2 RADIUS + 1, W)``, so the block sums at the reference rows add contiguous slabs."""
+    ``(H, 2 radius + 1, W)``, so the block sums at the reference rows add contiguous slabs."""
     H, W = pilot.shape
     device = pilot.device
+    radius, step, matches = search.radius, search.step, search.matches
+    if matches == 1:  # every block alone: no search
+        return ry * W + rx
     nby, nbx = H - BLOCK + 1, W - BLOCK + 1
-    span = 2 * RADIUS + 1
-    padded = F.pad(pilot[None, None], (RADIUS,) * 4, mode="reflect")[0, 0]
-    best_d = torch.full((ry.numel(), MATCHES), float("inf"), device=device)
-    best_i = torch.zeros((ry.numel(), MATCHES), dtype=torch.long, device=device)
-    rows, cols = (nry - 1) * STEP + 1, (nrx - 1) * STEP + 1
-    x = rx[:, None] + torch.arange(-RADIUS, RADIUS + 1, device=device)[None]
+    span = 2 * radius + 1
+    padded = F.pad(pilot[None, None], (radius,) * 4, mode="reflect")[0, 0]
+    best_d = torch.full((ry.numel(), matches), float("inf"), device=device)
+    best_i = torch.zeros((ry.numel(), matches), dtype=torch.long, device=device)
+    rows, cols = (nry - 1) * step + 1, (nrx - 1) * step + 1
+    x = rx[:, None] + torch.arange(-radius, radius + 1, device=device)[None]
     x_inside = (x >= 0) & (x < nbx)
     x = x.clamp(0, nbx - 1)
-    for dy in range(-RADIUS, RADIUS + 1):
-        shifted = padded[RADIUS + dy : RADIUS + dy + H].unfold(1, W, 1)  # (H, span, W): every horizontal shift
+    for dy in range(-radius, radius + 1):
+        shifted = padded[radius + dy : radius + dy + H].unfold(1, W, 1)  # (H, span, W): every horizontal shift
         square = (shifted - pilot[:, None, :]).square_()
-        vertical = square[0:rows:STEP].clone()
+        vertical = square[0:rows:step].clone()
         for k in range(1, BLOCK):
-            vertical += square[k : k + rows : STEP]
-        box = vertical[:, :, 0:cols:STEP].clone()
+            vertical += square[k : k + rows : step]
+        box = vertical[:, :, 0:cols:step].clone()
         for k in range(1, BLOCK):
-            box += vertical[:, :, k : k + cols : STEP]
+            box += vertical[:, :, k : k + cols : step]
         distance = box.permute(0, 2, 1).reshape(-1, span)  # (R, span), references in row-major order
         y = ry + dy
         inside = x_inside & ((y >= 0) & (y < nby))[:, None]
@@ -150,7 +223,7 @@ def _match(pilot: torch.Tensor, ry: torch.Tensor, rx: torch.Tensor, nry: int, nr
         candidates = y.clamp(0, nby - 1)[:, None] * W + x
         merged_d = torch.cat([best_d, distance], 1)
         merged_i = torch.cat([best_i, candidates], 1)
-        best_d, order = merged_d.topk(MATCHES, dim=1, largest=False)
+        best_d, order = merged_d.topk(matches, dim=1, largest=False)
         best_i = merged_i.gather(1, order)
     return best_i
 
@@ -158,64 +231,75 @@ def _match(pilot: torch.Tensor, ry: torch.Tensor, rx: torch.Tensor, nry: int, nr
 def collaborative_wiener(
     noisy: torch.Tensor,
     pilot: torch.Tensor,
-    sigma: float | NoiseLevel,
+    sigma: float | NoiseLevel | NoiseSpectrum,
     check_cancel: Callable[[], None] | None = None,
     ref_chunk: int = 4096,
+    search: BlockSearch = BM3D_SEARCH,
 ) -> torch.Tensor:
     """Wiener-filter ``noisy`` collaboratively, with blocks matched and gains taken on ``pilot``.
 
     Args:
         noisy: ``(H, W)`` float32 noisy image, any units (normalized [0, 1] in the library).
         pilot: ``(H, W)`` an estimate of the clean image in the same units (the network's output).
-        sigma: standard deviation of the (white) noise in ``noisy``, same units, or a :class:`NoiseLevel` (each
-            group then gets the variance at its reference block's mean pilot intensity); 0 returns ``pilot``.
+        sigma: standard deviation of the (white) noise in ``noisy``, same units; a :class:`NoiseLevel` (each group
+            then gets the variance at its reference block's mean pilot intensity); or a :class:`NoiseSpectrum`
+            (correlated noise: a variance per DCT coefficient). 0 returns ``pilot``.
         check_cancel: called between chunks; raises to stop. Defaults to None.
         ref_chunk: reference blocks filtered at once (memory). Defaults to 4096.
+        search: where similar blocks are looked for. Defaults to BM3D's :data:`BM3D_SEARCH`.
 
     Returns:
         ``(H, W)`` float32 filtered image on ``noisy``'s device; ``pilot`` itself when the image is smaller than
-        one block or ``sigma`` is 0.
+        one block or the noise is 0.
     """
     H0, W0 = noisy.shape
-    level = sigma if isinstance(sigma, NoiseLevel) else NoiseLevel(0.0, float(sigma) ** 2)
+    if isinstance(sigma, NoiseSpectrum):
+        spectrum = torch.as_tensor(sigma.variances, dtype=torch.float32, device=noisy.device)
+        level = NoiseLevel(0.0, float(spectrum.mean()))
+    else:
+        spectrum = None
+        level = sigma if isinstance(sigma, NoiseLevel) else NoiseLevel(0.0, float(sigma) ** 2)
     if (level.gain <= 0 and level.floor <= 0) or H0 < BLOCK or W0 < BLOCK:
         return pilot.float()
+    step, count = search.step, search.matches
     noisy, pilot = noisy.float(), pilot.float()
-    # pad bottom/right so that reference blocks every STEP pixels end exactly at the last row and column
-    pad_y, pad_x = (-(H0 - BLOCK)) % STEP, (-(W0 - BLOCK)) % STEP
+    # pad bottom/right so that reference blocks every `step` pixels end exactly at the last row and column
+    pad_y, pad_x = (-(H0 - BLOCK)) % step, (-(W0 - BLOCK)) % step
     mode = "reflect" if min(H0, W0) > max(pad_y, pad_x) else "replicate"
     noisy = F.pad(noisy[None, None], (0, pad_x, 0, pad_y), mode=mode)[0, 0]
     pilot = F.pad(pilot[None, None], (0, pad_x, 0, pad_y), mode=mode)[0, 0]
     H, W = noisy.shape
     device = noisy.device
-    ys = torch.arange(0, H - BLOCK + 1, STEP, device=device)
-    xs = torch.arange(0, W - BLOCK + 1, STEP, device=device)
+    ys = torch.arange(0, H - BLOCK + 1, step, device=device)
+    xs = torch.arange(0, W - BLOCK + 1, step, device=device)
     ry, rx = (g.reshape(-1) for g in torch.meshgrid(ys, xs, indexing="ij"))
-    matches = _match(pilot, ry, rx, ys.numel(), xs.numel())
+    matches = _match(pilot, ry, rx, ys.numel(), xs.numel(), search).reshape(ry.numel(), count)
     if check_cancel is not None:
         check_cancel()
 
-    dct, walsh = _dct_matrix(BLOCK, device), _hadamard(MATCHES, device)
+    dct, walsh = _dct_matrix(BLOCK, device), _hadamard(count, device)
     within = (torch.arange(BLOCK, device=device)[:, None] * W + torch.arange(BLOCK, device=device)[None, :]).reshape(-1)
     kaiser = torch.kaiser_window(BLOCK, periodic=False, beta=KAISER_BETA, device=device)
     window = (kaiser[:, None] * kaiser[None, :]).reshape(-1)
     numerator = torch.zeros(H * W, device=device)
     denominator = torch.zeros(H * W, device=device)
     flat_noisy, flat_pilot = noisy.reshape(-1), pilot.reshape(-1)
-    # the reference grid was padded to end at the last block, so the strided block means are the references' means
-    means = F.avg_pool2d(pilot[None, None], BLOCK, stride=STEP).reshape(-1)
-    variances = level.variance(means)
+    if spectrum is None:
+        # the reference grid was padded to end at the last block, so the strided block means are the references'
+        means = F.avg_pool2d(pilot[None, None], BLOCK, stride=step).reshape(-1)
+        variances = level.variance(means)[:, None, None, None]  # (R, 1, 1, 1)
     for start in range(0, ry.numel(), ref_chunk):
-        pixels = matches[start : start + ref_chunk, :, None] + within  # (R, MATCHES, BLOCK^2)
-        shape = (-1, MATCHES, BLOCK, BLOCK)
+        pixels = matches[start : start + ref_chunk, :, None] + within  # (R, count, BLOCK^2)
+        shape = (-1, count, BLOCK, BLOCK)
         spectrum_noisy = torch.einsum("kl,rlij->rkij", walsh, dct @ flat_noisy[pixels].reshape(shape) @ dct.T)
         spectrum_pilot = torch.einsum("kl,rlij->rkij", walsh, dct @ flat_pilot[pixels].reshape(shape) @ dct.T)
-        variance = variances[start : start + ref_chunk]
+        # the Walsh-Hadamard transform across blocks of independent noise keeps each DCT coefficient's variance
+        variance = spectrum[None, None] if spectrum is not None else variances[start : start + ref_chunk]
         power = spectrum_pilot.square()
-        gain = power / (power + variance[:, None, None, None])
+        gain = power / (power + variance)
         group = dct.T @ torch.einsum("kl,rlij->rkij", walsh, gain * spectrum_noisy) @ dct
-        weight = 1.0 / (variance * gain.square().sum(dim=(1, 2, 3)) + 1e-12)
-        weights = (weight[:, None, None] * window).expand(-1, MATCHES, -1)
+        weight = 1.0 / ((gain.square() * variance).sum(dim=(1, 2, 3)) + 1e-12)
+        weights = (weight[:, None, None] * window).expand(-1, count, -1)
         numerator.index_add_(0, pixels.reshape(-1), (group.reshape(weights.shape) * weights).reshape(-1))
         denominator.index_add_(0, pixels.reshape(-1), weights.reshape(-1))
         if check_cancel is not None:
@@ -230,13 +314,16 @@ def refine_slices(
     share: float,
     device: torch.device | str = "cpu",
     check_cancel: Callable[[], None] | None = None,
-    sigma: float | None = None,
+    sigma: float | NoiseSpectrum | None = None,
+    search: BlockSearch = BM3D_SEARCH,
+    out: np.ndarray | None = None,
+    on_slice: Callable[[], None] | None = None,
 ) -> np.ndarray:
     """Average a network's output with its collaborative Wiener filtering, slice by slice (axis 0).
 
-    The noise is taken as white, of standard deviation ``sigma`` when given; else its variance is fitted per slice as
-    a line in the intensity (:func:`estimate_noise_level`), constant for Gaussian noise and rising with the signal for
-    photon (Poisson-Gaussian) noise.
+    The noise is white of standard deviation ``sigma`` when that is a number, correlated with the variances of a
+    :class:`NoiseSpectrum`, or else (None) white with its variance fitted per slice as a line in the intensity
+    (:func:`estimate_noise_level`): constant for Gaussian noise, rising with the signal for photon noise.
 
     Args:
         noisy: ``(Z, Y, X)`` normalized noisy slices, float32.
@@ -244,18 +331,29 @@ def refine_slices(
         share: weight of the filtered image in the average, in [0, 1].
         device: where to compute. Defaults to the CPU.
         check_cancel: called between steps; raises to stop. Defaults to None.
-        sigma: the noise standard deviation in the units of ``noisy``; None fits it per slice. Defaults to None.
+        sigma: the noise, in the units of ``noisy``; None fits it per slice. Defaults to None.
+        search: where similar blocks are looked for. Defaults to :data:`BM3D_SEARCH`.
+        out: ``(Z, Y, X)`` float32 array to write into; may be ``pilot`` itself (each slice is read before it is
+            written). Defaults to a new array.
+        on_slice: called after each slice (progress). Defaults to None.
 
     Returns:
         ``(Z, Y, X)`` float32: ``(1 - share) * pilot + share * filtered``.
     """
-    out = np.empty_like(pilot, dtype=np.float32)
+    out = np.empty_like(pilot, dtype=np.float32) if out is None else out
     for z in range(noisy.shape[0]):
-        filtered = collaborative_wiener(
-            torch.as_tensor(noisy[z], dtype=torch.float32, device=device),
-            torch.as_tensor(pilot[z], dtype=torch.float32, device=device),
-            estimate_noise_level(noisy[z], pilot[z]) if sigma is None else sigma,
-            check_cancel,
+        filtered = (
+            collaborative_wiener(
+                torch.as_tensor(noisy[z], dtype=torch.float32, device=device),
+                torch.as_tensor(pilot[z], dtype=torch.float32, device=device),
+                estimate_noise_level(noisy[z], pilot[z]) if sigma is None else sigma,
+                check_cancel,
+                search=search,
+            )
+            .cpu()
+            .numpy()
         )
-        out[z] = (1 - share) * pilot[z] + share * filtered.cpu().numpy()
+        out[z] = (1 - share) * pilot[z] + share * filtered
+        if on_slice is not None:
+            on_slice()
     return out

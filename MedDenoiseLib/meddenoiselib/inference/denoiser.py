@@ -19,13 +19,13 @@ from ..io.modality import Modality, detect_modality
 from ..io.series import VolumeSeries
 from ..io.volume import Volume
 from ..transforms.ct_padding import fill_outside_reconstruction, outside_reconstruction
-from ..transforms.estimate import NoiseEstimate, estimate_noise
+from ..transforms.estimate import NoiseEstimate, estimate_dct_noise, estimate_noise
 from ..transforms.intensity import IntensityScaling, ScalingMode, fit_scaling
 from ..transforms.magnitude import MagnitudeFloor, correct_magnitude_bias
 from ..transforms.noise import BODY_THRESHOLD_HU
 from .auto import AutoChoice, choose_model
 from .baseline_runner import BaselineRunner
-from .collaborative_wiener import REFINED_MODELS, refine_slices
+from .collaborative_wiener import REFINED_MODELS, NoiseSpectrum, Refinement, refine_slices
 from .device import resolve_device
 from .network_runner import NetworkRunner, load_network
 from .progress import Progress, ProgressCallback
@@ -147,6 +147,7 @@ class DenoiseReport:
         choice: for ``auto``, which model was chosen and why (else empty).
         ensemble: geometric views the network averaged (1 for baselines and without self-ensemble).
         refined: share of the collaborative Wiener filtering averaged into the network's output (0: not refined).
+        refine_detail: the refinement's noise model and block search (empty when not refined).
     """
 
     method: str
@@ -160,6 +161,7 @@ class DenoiseReport:
     choice: str = ""
     ensemble: int = 1
     refined: float = 0.0
+    refine_detail: str = ""
 
 
 class Denoiser:
@@ -289,7 +291,7 @@ class Denoiser:
         self.ensemble = ensemble
         self.refine = refine
         self._views_used = 1
-        self._refined = 0.0
+        self._refined, self._refine_detail = 0.0, ""
         self.last_report: DenoiseReport | None = None
         self._cancel = threading.Event()
 
@@ -476,14 +478,15 @@ class Denoiser:
                 logger.warning(
                     "%d voxels lie too far outside the image's range to denoise; kept unchanged", int(overflow.sum())
                 )
+            # CT noise is correlated and lives in the body: it is measured there (noise estimate, refinement)
+            body = self._body(component, outside) if guess.modality == Modality.CT else None
             if sigma in (None, "auto") and self.needs_sigma:
-                # CT noise is correlated and lives in the body: estimate it there, with its spectrum
                 # elsewhere noise is close to white, and flat-region estimates read tissue texture as noise
-                body = self._body(component, outside) if guess.modality == Modality.CT else None
                 self._estimate = estimate_noise(normalized, correlated=body is not None, mask=body)
             component = None  # a filled copy of a padded CT is not needed past here: free it before the network runs
             label = "denoising" if len(components) == 1 else f"denoising channel {index + 1}/{len(components)}"
-            denoised, used_sigma = self._denoise_normalized(normalized, sigma, volume.spacing, label)
+            denoised, used_sigma = self._denoise_normalized(normalized, sigma, volume.spacing, label, region=body)
+            body = None
             if self.clip_to_input_range:
                 np.clip(denoised, normalized.min(), normalized.max(), out=denoised)
             del normalized
@@ -639,14 +642,60 @@ class Denoiser:
         pixels = int(np.prod([size for a, size in enumerate(shape) if a != axis]))
         return shape[axis] == 1 and pixels <= AUTO_ENSEMBLE_MAX_PIXELS
 
-    def _refine_share(self, shape: tuple[int, ...], axis: int, in_series: bool) -> float:
-        """Share of the collaborative Wiener filtering in the output for a normalized volume (``refine``); 0: none."""
+    def _refinement(self, shape: tuple[int, ...], axis: int, in_series: bool) -> Refinement | None:
+        """How to refine a normalized volume's output (``refine``); None: not at all."""
         if self.refine == "off" or not isinstance(self.runner, NetworkRunner) or self.runner.spatial_dims != 2:
-            return 0.0
+            return None
+        measured = REFINED_MODELS.get(self.method)
         if self.refine == "on":
-            return REFINED_MODELS.get(self.method, DEFAULT_REFINE_SHARE)
-        single = self._single_image(shape, axis) and not in_series
-        return REFINED_MODELS.get(self.method, 0.0) if single else 0.0
+            return measured or Refinement(DEFAULT_REFINE_SHARE)
+        if measured is None or in_series or not (measured.volumes or self._single_image(shape, axis)):
+            return None
+        if int(np.prod(shape)) > measured.max_pixels:
+            logger.info(
+                "not refined: %d pixels exceed the %d the collaborative Wiener filtering takes by default (time); "
+                "refine='on' (--refine on) filters them all, ~3 s per 512x512 slice on 2 cores",
+                int(np.prod(shape)),
+                measured.max_pixels,
+            )
+            return None
+        return measured
+
+    def _refine(
+        self,
+        normalized: np.ndarray,
+        denoised: np.ndarray,
+        axis: int,
+        sigma: float | None,
+        refinement: Refinement,
+        region: np.ndarray | None,
+    ) -> np.ndarray:
+        """Average the network's output with its collaborative Wiener filtering, slice by slice along ``axis``.
+
+        The noise: for a model of correlated noise (CT) its variance per DCT coefficient, measured in the flat
+        tissue of ``region``, the flattest blocks chosen on the network's output; else ``sigma`` when given, or a
+        variance line fitted per slice."""
+        noisy, pilot = np.moveaxis(normalized, axis, 0), np.moveaxis(denoised, axis, 0)
+        noise: float | NoiseSpectrum | None = sigma
+        if refinement.correlated:
+            variances = estimate_dct_noise(noisy, pilot, None if region is None else np.moveaxis(region, axis, 0))
+            if variances is None:
+                logger.info("refinement skipped: too little flat tissue to measure the noise spectrum")
+                return denoised
+            noise = NoiseSpectrum(variances)
+        search = refinement.search
+        with Progress(
+            noisy.shape[0], "refining (collaborative Wiener)", self.show_progress, self.progress_callback
+        ) as bar:
+            refine_slices(
+                noisy, pilot, refinement.share, self.device, self._check_cancel, noise, search, out=pilot,
+                on_slice=bar.update,
+            )  # fmt: skip
+        self._refined = refinement.share
+        matching = "each block alone" if search.matches == 1 else f"{search.matches} blocks matched within "
+        matching += "" if search.matches == 1 else f"{2 * search.radius + 1}x{2 * search.radius + 1} px"
+        self._refine_detail = f"{'noise spectrum' if refinement.correlated else 'noise level'}; {matching}"
+        return denoised
 
     def _set_report(self, sigma, used_sigma, start: float, scalings: list[dict[str, Any]], modality: str) -> None:
         self.last_report = DenoiseReport(
@@ -660,6 +709,7 @@ class Denoiser:
             modality=modality,
             ensemble=self._views_used,
             refined=self._refined,
+            refine_detail=self._refine_detail if self._refined else "",
         )
 
     def denoise_array(self, array: np.ndarray, sigma: float | str | None = "auto") -> np.ndarray:
@@ -740,12 +790,14 @@ class Denoiser:
         label: str,
         burst: np.ndarray | None = None,
         in_series: bool = False,
+        region: np.ndarray | None = None,
     ) -> tuple[np.ndarray, float | None]:
         """Denoise one normalized volume; ``burst`` ``(B, Z, Y, X)`` gives a burst model its frames (4D series)
-        instead of the adjacent slices; ``in_series``: the volume is one frame of a 4D series."""
+        instead of the adjacent slices; ``in_series``: the volume is one frame of a 4D series; ``region``: where
+        correlated noise is measured for the refinement (the CT body), boolean, ``normalized``'s shape."""
         used_sigma = self._resolve_sigma(normalized, sigma)
         self._views_used = 1
-        self._refined = 0.0
+        self._refined, self._refine_detail = 0.0, ""
         if self.strength == 0:  # the blend would return the input whatever the method computes
             return normalized.astype(np.float32, copy=True), used_sigma
         axis = self._pick_slice_axis(normalized.shape, spacing)
@@ -762,21 +814,9 @@ class Denoiser:
             denoised = self.runner.run(
                 normalized, used_sigma, axis, progress, self._check_cancel, burst, views=self._views_used
             )
-            share = self._refine_share(normalized.shape, axis, in_series)
-            if share > 0:
-                label = "refining (collaborative Wiener)"
-                with Progress(1, label, self.show_progress, self.progress_callback) as bar:
-                    refined = refine_slices(
-                        np.moveaxis(normalized, axis, 0),
-                        np.moveaxis(denoised, axis, 0),
-                        share,
-                        self.device,
-                        self._check_cancel,
-                        sigma=used_sigma,  # None for a blind network without a given sigma: estimated per slice
-                    )
-                    denoised = np.moveaxis(refined, 0, axis)
-                    bar.update()
-                self._refined = share
+            refinement = self._refinement(normalized.shape, axis, in_series)
+            if refinement is not None:
+                denoised = self._refine(normalized, denoised, axis, used_sigma, refinement, region)
         if self.strength < 1:
             denoised = normalized + self.strength * (denoised - normalized)
         return denoised.astype(np.float32, copy=False), used_sigma
