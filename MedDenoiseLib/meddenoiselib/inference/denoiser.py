@@ -207,12 +207,13 @@ class Denoiser:
             time. ``"auto"``: 8 for a single 2D image of up to :data:`AUTO_ENSEMBLE_MAX_PIXELS` pixels (seconds),
             1 for volumes and series. Ignored by baselines. Defaults to ``"auto"``.
         refine: average a network's output with its collaborative Wiener filtering (BM3D's second stage with the
-            network's output as the pilot, :mod:`~meddenoiselib.inference.collaborative_wiener`): ``"auto"`` for a
-            single 2D image of up to :data:`AUTO_ENSEMBLE_MAX_PIXELS` pixels with a model that has a measured share
-            (:data:`~.collaborative_wiener.REFINED_MODELS`: the general model, which is sharper with it at edges),
-            ``"on"`` for every slice with any network, ``"off"`` never. The noise is taken as uncorrelated, its
-            variance fitted per slice as a line in the intensity (Gaussian or Poisson-Gaussian), or ``sigma`` when
-            given. Ignored by baselines. Defaults to ``"auto"``.
+            network's output as the pilot, :mod:`~meddenoiselib.inference.collaborative_wiener`): ``"auto"`` for
+            the models with a measured share (:data:`~.collaborative_wiener.REFINED_MODELS`): the general model on a
+            single 2D image of up to :data:`AUTO_ENSEMBLE_MAX_PIXELS` pixels (sharper edges; the noise uncorrelated,
+            its variance fitted per slice as a line in the intensity, or ``sigma`` when given), the CT model on CT
+            slices and volumes of up to 32 slices of 512x512 (less low-frequency noise; the noise's variance per DCT
+            coefficient measured in flat body tissue); ``"on"`` for every slice with any network, ``"off"`` never.
+            Not for the frames of a 4D series. Ignored by baselines. Defaults to ``"auto"``.
         progress: draw a tqdm bar on stderr. Defaults to False.
         progress_callback: ``callback(fraction, message)`` for machine-readable progress. Defaults to None.
         modality: for ``auto`` and noise estimation, the modality of inputs without a DICOM Modality tag
