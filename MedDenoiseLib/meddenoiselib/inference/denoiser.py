@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -479,15 +480,17 @@ class Denoiser:
                 logger.warning(
                     "%d voxels lie too far outside the image's range to denoise; kept unchanged", int(overflow.sum())
                 )
-            # CT noise is correlated and lives in the body: it is measured there (noise estimate, refinement)
-            body = self._body(component, outside) if guess.modality == Modality.CT else None
             if sigma in (None, "auto") and self.needs_sigma:
+                # CT noise is correlated and lives in the body: estimate it there, with its spectrum
                 # elsewhere noise is close to white, and flat-region estimates read tissue texture as noise
+                body = self._body(component, outside) if guess.modality == Modality.CT else None
                 self._estimate = estimate_noise(normalized, correlated=body is not None, mask=body)
+                body = None
             component = None  # a filled copy of a padded CT is not needed past here: free it before the network runs
             label = "denoising" if len(components) == 1 else f"denoising channel {index + 1}/{len(components)}"
-            denoised, used_sigma = self._denoise_normalized(normalized, sigma, volume.spacing, label, region=body)
-            body = None
+            region = self._normalized_body(normalized, outside, scaling) if guess.modality == Modality.CT else None
+            denoised, used_sigma = self._denoise_normalized(normalized, sigma, volume.spacing, label, region=region)
+            region = None  # it holds `normalized`, freed below before the output is made
             if self.clip_to_input_range:
                 np.clip(denoised, normalized.min(), normalized.max(), out=denoised)
             del normalized
@@ -594,6 +597,22 @@ class Denoiser:
         return series.with_array(array)
 
     @staticmethod
+    def _normalized_body(
+        normalized: np.ndarray, outside: np.ndarray | None, scaling: IntensityScaling
+    ) -> Callable[[], np.ndarray]:
+        """The CT body of a normalized volume, computed when called (the refinement's noise spectrum): a volume's
+        worth of booleans is not held while the network runs."""
+        threshold = float(scaling.apply(np.array([BODY_THRESHOLD_HU], dtype=np.float32))[0])
+
+        def body() -> np.ndarray:
+            inside = normalized > threshold
+            if outside is not None:
+                inside &= ~outside
+            return inside
+
+        return body
+
+    @staticmethod
     def _body(hu: np.ndarray, outside: np.ndarray | None) -> np.ndarray:
         """CT voxels where the noise is estimated: the body, not the padding's filled stand-ins."""
         body = hu > BODY_THRESHOLD_HU
@@ -669,7 +688,7 @@ class Denoiser:
         axis: int,
         sigma: float | None,
         refinement: Refinement,
-        region: np.ndarray | None,
+        region: Callable[[], np.ndarray] | None,
     ) -> np.ndarray:
         """Average the network's output with its collaborative Wiener filtering, slice by slice along ``axis``.
 
@@ -679,7 +698,8 @@ class Denoiser:
         noisy, pilot = np.moveaxis(normalized, axis, 0), np.moveaxis(denoised, axis, 0)
         noise: float | NoiseSpectrum | None = sigma
         if refinement.correlated:
-            variances = estimate_dct_noise(noisy, pilot, None if region is None else np.moveaxis(region, axis, 0))
+            body = None if region is None else np.moveaxis(region(), axis, 0)
+            variances = estimate_dct_noise(noisy, pilot, body)
             if variances is None:
                 logger.info("refinement skipped: too little flat tissue to measure the noise spectrum")
                 return denoised
@@ -791,11 +811,11 @@ class Denoiser:
         label: str,
         burst: np.ndarray | None = None,
         in_series: bool = False,
-        region: np.ndarray | None = None,
+        region: Callable[[], np.ndarray] | None = None,
     ) -> tuple[np.ndarray, float | None]:
         """Denoise one normalized volume; ``burst`` ``(B, Z, Y, X)`` gives a burst model its frames (4D series)
-        instead of the adjacent slices; ``in_series``: the volume is one frame of a 4D series; ``region``: where
-        correlated noise is measured for the refinement (the CT body), boolean, ``normalized``'s shape."""
+        instead of the adjacent slices; ``in_series``: the volume is one frame of a 4D series; ``region``: gives
+        where correlated noise is measured for the refinement (the CT body), boolean, ``normalized``'s shape."""
         used_sigma = self._resolve_sigma(normalized, sigma)
         self._views_used = 1
         self._refined, self._refine_detail = 0.0, ""
