@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..transforms.estimate import finest_diagonal_band, mad_sigma
+from ..transforms.estimate import dct_matrix, finest_diagonal_band, mad_sigma
 
 __all__ = [
     "BM3D_SEARCH",
@@ -170,11 +170,8 @@ def estimate_noise_level(noisy: np.ndarray, pilot: np.ndarray) -> NoiseLevel:
 
 
 def _dct_matrix(n: int, device: torch.device) -> torch.Tensor:
-    """Orthonormal DCT-II matrix ``(n, n)``: rows are the basis functions."""
-    k = torch.arange(n, dtype=torch.float64)
-    m = torch.cos(math.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * n)) * math.sqrt(2 / n)
-    m[0] /= math.sqrt(2)
-    return m.float().to(device)
+    """Orthonormal DCT-II matrix ``(n, n)`` on ``device``: rows are the basis functions."""
+    return torch.from_numpy(dct_matrix(n)).float().to(device)
 
 
 def _hadamard(n: int, device: torch.device) -> torch.Tensor:
