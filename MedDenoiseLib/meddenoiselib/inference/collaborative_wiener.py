@@ -55,8 +55,7 @@ KAISER_BETA = 2.0
 @dataclass(frozen=True)
 class BlockSearch:
     """Where similar blocks are looked for: ``radius`` pixels around each reference block (on the pilot), reference
-    blocks every ``step`` pixels, ``matches`` blocks per group (a power of 2; 1: every block alone, which makes the
-    filter a sliding-window DCT Wiener filter without matching)."""
+    blocks every ``step`` pixels, ``matches`` blocks per group (a power of 2)."""
 
     radius: int
     step: int
@@ -193,8 +192,6 @@ def _match(
     H, W = pilot.shape
     device = pilot.device
     radius, step, matches = search.radius, search.step, search.matches
-    if matches == 1:  # every block alone: no search
-        return ry * W + rx
     nby, nbx = H - BLOCK + 1, W - BLOCK + 1
     span = 2 * radius + 1
     padded = F.pad(pilot[None, None], (radius,) * 4, mode="reflect")[0, 0]
@@ -270,7 +267,7 @@ def collaborative_wiener(
     ys = torch.arange(0, H - BLOCK + 1, step, device=device)
     xs = torch.arange(0, W - BLOCK + 1, step, device=device)
     ry, rx = (g.reshape(-1) for g in torch.meshgrid(ys, xs, indexing="ij"))
-    matches = _match(pilot, ry, rx, ys.numel(), xs.numel(), search).reshape(ry.numel(), count)
+    matches = _match(pilot, ry, rx, ys.numel(), xs.numel(), search)
     if check_cancel is not None:
         check_cancel()
 

@@ -603,19 +603,13 @@ class Denoiser:
         """The CT body of a normalized volume, computed when called (the refinement's noise spectrum): a volume's
         worth of booleans is not held while the network runs."""
         threshold = float(scaling.apply(np.array([BODY_THRESHOLD_HU], dtype=np.float32))[0])
-
-        def body() -> np.ndarray:
-            inside = normalized > threshold
-            if outside is not None:
-                inside &= ~outside
-            return inside
-
-        return body
+        return lambda: Denoiser._body(normalized, outside, threshold)
 
     @staticmethod
-    def _body(hu: np.ndarray, outside: np.ndarray | None) -> np.ndarray:
-        """CT voxels where the noise is estimated: the body, not the padding's filled stand-ins."""
-        body = hu > BODY_THRESHOLD_HU
+    def _body(values: np.ndarray, outside: np.ndarray | None, threshold: float = BODY_THRESHOLD_HU) -> np.ndarray:
+        """CT voxels where the noise is estimated: the body (above ``threshold``: -500 HU in HU, or that value on a
+        normalized scale), not the padding's filled stand-ins."""
+        body = values > threshold
         return body if outside is None else body & ~outside
 
     def _prepare(
@@ -713,9 +707,9 @@ class Denoiser:
                 on_slice=bar.update,
             )  # fmt: skip
         self._refined = refinement.share
-        matching = "each block alone" if search.matches == 1 else f"{search.matches} blocks matched within "
-        matching += "" if search.matches == 1 else f"{2 * search.radius + 1}x{2 * search.radius + 1} px"
-        self._refine_detail = f"{'noise spectrum' if refinement.correlated else 'noise level'}; {matching}"
+        window = 2 * search.radius + 1
+        noise_model = "noise spectrum" if refinement.correlated else "noise level"
+        self._refine_detail = f"{noise_model}; {search.matches} blocks matched within {window}x{window} px"
         return denoised
 
     def _set_report(self, sigma, used_sigma, start: float, scalings: list[dict[str, Any]], modality: str) -> None:

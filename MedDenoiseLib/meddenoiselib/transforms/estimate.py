@@ -157,6 +157,11 @@ def _blocks(image: np.ndarray) -> np.ndarray:
     return image[:h, :w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK).swapaxes(1, 2).reshape(-1, BLOCK, BLOCK)
 
 
+def _blocks_inside(mask: np.ndarray) -> np.ndarray:
+    """Per block of :func:`_blocks`: whether at least 95 % of it lies inside ``mask`` (a 2D boolean image)."""
+    return _blocks(mask.astype(np.float32)).mean(axis=(1, 2)) >= 0.95
+
+
 def _block_statistics(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per block: the spread left after removing a plane, and the detrended block itself."""
     blocks = _blocks(image)
@@ -207,7 +212,7 @@ def estimate_noise(
         )
         keep = (spread > 1e-6 * extent) & (ties < 0.25)
         if inside is not None:
-            keep &= _blocks(inside.astype(np.float32)).mean(axis=(1, 2)) >= 0.95
+            keep &= _blocks_inside(inside)
         spreads.append(spread[keep])
         residuals.append(residual[keep])
     spread = np.concatenate(spreads) if spreads else np.empty(0)
@@ -275,7 +280,7 @@ def estimate_dct_noise(
         noise_spread = residual.reshape(len(residual), -1).std(axis=1)
         keep = noise_spread > 0  # padding without noise
         if inside is not None:
-            keep &= _blocks(inside.astype(np.float32)).mean(axis=(1, 2)) >= 0.95
+            keep &= _blocks_inside(inside)
         flatness.append(spread[keep])
         residuals.append(residual[keep])
     flat = np.concatenate(flatness) if flatness else np.empty(0)
