@@ -687,7 +687,8 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             window: ``(center, width)`` CT window in HU for the intensity normalization, or None.
             modality: "ct", "mr", "us", "xray", "other" for model "auto"; None reads the DICOM Modality Slicer
                 stored for the input's series.
-            ensemble: 1, 2, 4 or 8 geometric views averaged (networks), or "auto" (8 for a single 2D image, else 1).
+            ensemble: 1, 2, 4 or 8 geometric views averaged (networks), or "auto" (8 for a single 2D image, 4 for a CT
+                series the CT model refines, else 1).
             mask: a segmentation or label map node; only voxels inside are denoised, the others keep their values.
             wholeSequence: see ``inputVolume``.
             residual: also create "<input> residual" (input minus output, float32).

@@ -590,7 +590,7 @@ def main() -> int:
     parser.add_argument(
         "--rows-from",
         help="an earlier run's CSV: the rows of every method this run does not run come from it (refused unless its "
-        "noisy series score as this run's, i.e. the same series, seed and levels)",
+        "noisy series score as this run's within 0.02 dB, i.e. the same series, seed and levels)",
     )
     args = parser.parse_args()
     if not DATA_ROOT.is_dir():

@@ -413,7 +413,8 @@ def add_parser(sub) -> None:
         default="auto",
         metavar="{auto,1,2,4,8}",
         help="networks: average over this many in-plane flips/rotations (8: about +0.15 dB, 8x time); auto: 8 for "
-        "a single 2D image of up to 1024x1024 pixels, 1 for volumes and series (auto)",
+        "a single 2D image of up to 1024x1024 pixels, 4 for a CT series the CT model refines (the refinement's pilot), "
+        "else 1 for volumes and series (auto)",
     )
     p.add_argument(
         "--refine",

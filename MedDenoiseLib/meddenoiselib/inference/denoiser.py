@@ -206,7 +206,8 @@ class Denoiser:
             window, each denoised and mapped back, then averaged. Noise is independent of orientation but the
             network's errors partly are not, so averaging lowers them (about +0.1 to +0.3 dB for 8) at 2-8x the
             time. ``"auto"``: 8 for a single 2D image of up to :data:`AUTO_ENSEMBLE_MAX_PIXELS` pixels (seconds),
-            1 for volumes and series. Ignored by baselines. Defaults to ``"auto"``.
+            for a volume the refinement below runs on by default, the model's ``pilot_views`` (4 for the CT model),
+            else 1 for volumes and series. Ignored by baselines. Defaults to ``"auto"``.
         refine: average a network's output with its collaborative Wiener filtering (BM3D's second stage with the
             network's output as the pilot, :mod:`~meddenoiselib.inference.collaborative_wiener`): ``"auto"`` for
             the models with a measured share (:data:`~.collaborative_wiener.REFINED_MODELS`): the general model on a
@@ -641,13 +642,16 @@ class Denoiser:
             values = noisy + (values - noisy) / self.strength
         return blend(noisy, correct_magnitude_bias(values, floor), self.strength)
 
-    def _views(self, shape: tuple[int, ...], axis: int, in_series: bool) -> int:
-        """Geometric views to average for a normalized volume of ``shape`` run along ``axis`` (``ensemble``)."""
+    def _views(self, shape: tuple[int, ...], axis: int, in_series: bool, refinement: Refinement | None) -> int:
+        """Geometric views to average for a normalized volume of ``shape`` run along ``axis`` (``ensemble``): for
+        ``"auto"``, 8 for a single 2D image, the refinement's ``pilot_views`` for a refined volume."""
         if self.ensemble != "auto":
             return int(self.ensemble)
         if not isinstance(self.runner, NetworkRunner) or self.runner.spatial_dims != 2 or in_series:
             return 1
-        return 8 if self._single_image(shape, axis) else 1
+        if self._single_image(shape, axis):
+            return 8
+        return refinement.pilot_views if refinement is not None else 1
 
     @staticmethod
     def _single_image(shape: tuple[int, ...], axis: int) -> bool:
@@ -825,11 +829,11 @@ class Denoiser:
                 normalized, used_sigma or 0.0, axis, self._estimate, progress, self._check_cancel
             )
         else:
-            self._views_used = self._views(normalized.shape, axis, in_series)
+            refinement = self._refinement(normalized.shape, axis, in_series)
+            self._views_used = self._views(normalized.shape, axis, in_series, refinement)
             denoised = self.runner.run(
                 normalized, used_sigma, axis, progress, self._check_cancel, burst, views=self._views_used
             )
-            refinement = self._refinement(normalized.shape, axis, in_series)
             if refinement is not None:
                 denoised = self._refine(normalized, denoised, axis, used_sigma, refinement, region)
         if self.strength < 1:
