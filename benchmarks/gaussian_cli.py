@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,6 +46,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from library_fingerprint import made_by_this_library, mark_made_by_this_library  # noqa: E402
 from meddenoiselib.baselines import bm3d_available  # noqa: E402
 from meddenoiselib.evaluation import psnr, ssim  # noqa: E402
 from meddenoiselib.inference import Denoiser  # noqa: E402
@@ -146,10 +148,11 @@ def run_cli(
     """
     level = f"{protocol.folder_prefix}{sigma:g}"
     out = work / "out" / method.replace(" ", "_").replace("(", "").replace(")", "") / level
-    if out.is_dir():
-        return out, float("nan")  # reused from an earlier run with the same --work
+    if out.is_dir() and (reuse_only or made_by_this_library(out)):
+        return out, float("nan")  # reused from an earlier run with the same --work (and library, unless reuse_only)
     if reuse_only:
         return None, float("nan")
+    shutil.rmtree(out, ignore_errors=True)  # written by another version of the library: stale
     out.parent.mkdir(parents=True, exist_ok=True)
     args = [sys.executable, "-m", "meddenoiselib", "denoise", str(work / "noisy" / level), str(out), "--quiet"]
     if method == TRUE_SIGMA:
@@ -158,6 +161,7 @@ def run_cli(
         args += ["--model", method]
     start = time.perf_counter()
     subprocess.run(args, check=True)
+    mark_made_by_this_library(out)
     return out, time.perf_counter() - start
 
 

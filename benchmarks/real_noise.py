@@ -68,6 +68,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "scripts"))
 from data_split import DATA_ROOT, REAL_NOISE_CT, validation_files  # noqa: E402
+from library_fingerprint import made_by_this_library, mark_made_by_this_library  # noqa: E402
 from meddenoiselib.io import Volume, read_volume, write_volume  # noqa: E402
 from meddenoiselib.transforms import fit_scaling  # noqa: E402
 from meddenoiselib.transforms.estimate import estimate_noise  # noqa: E402
@@ -426,7 +427,9 @@ def newer(output: Path, source: Path) -> bool:
 def run_cli(method: str, group: str, items: list[Item], work: Path, env: dict) -> dict:
     """``denoise NOISY OUT [--model M]`` over every noisy series of a group at once; per-series reports; wall time."""
     out, reports = work / "out" / group / method, work / "reports" / group / method
-    done = out.is_dir() and all(newer(reports / f"{i.name}.json", work / "noisy" / group / i.name) for i in items)
+    done = made_by_this_library(out) and all(
+        newer(reports / f"{i.name}.json", work / "noisy" / group / i.name) for i in items
+    )
     summary_file = work / "reports" / group / f"{method}.wall.json"
     if done and summary_file.exists():
         return json.loads(summary_file.read_text())
@@ -445,6 +448,7 @@ def run_cli(method: str, group: str, items: list[Item], work: Path, env: dict) -
         raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     summary = {"wall_s": wall, "series": len(items), "command": " ".join(command[1:]).replace(str(work), "WORK")}
     summary_file.write_text(json.dumps(summary))
+    mark_made_by_this_library(out)
     print(f"  CLI {method:22s} {wall:7.1f} s for {len(items)} series ({group})", flush=True)
     return summary
 
