@@ -99,7 +99,7 @@ class Refinement:
 #: with 30 % of the filtered image 36.45 / 34.07 / 30.69, with 40 % 36.46 / 34.06 / 30.65, with 50 % 36.45 / 34.04 /
 #: 30.60; on Poisson-Gaussian noise of 30 / 100 / 300 counts 33.12 / 36.07 / 38.55 -> 33.18 / 36.17 / 38.68 with 30 %
 #: (the network trained on these images, so it is stronger there than on new ones).
-#: ``kpn-ct-burst3`` (CT slices and volumes, up to 32 slices of 512x512: ~90 s on 2 cores): chosen on 12 series of the
+#: ``kpn-ct-burst3`` (CT slices and volumes, up to 32 slices of 512x512: ~3 min on 2 cores): chosen on 12 series of the
 #: *training* split (GE head and chest validation slices, the Philips head phantom; 3 slices each, fast-model noise
 #: of the training kernels ramp and cosine at 25 and 60 HU; W400 PSNR gain over the body, normalized units as here):
 #: the model alone +11.68 dB; averaged with 50 / 60 / 70 / 85 / 100 % of the filtered image +12.44 / +12.49 /

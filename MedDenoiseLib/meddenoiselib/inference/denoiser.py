@@ -672,7 +672,7 @@ class Denoiser:
         if int(np.prod(shape)) > measured.max_pixels:
             logger.info(
                 "not refined: %d pixels exceed the %d the collaborative Wiener filtering takes by default (time); "
-                "refine='on' (--refine on) filters them all, ~3 s per 512x512 slice on 2 cores",
+                "refine='on' (--refine on) filters them all, ~5 s per 512x512 slice on 2 cores",
                 int(np.prod(shape)),
                 measured.max_pixels,
             )
