@@ -106,7 +106,8 @@ class Refinement:
 #: +12.50 / +12.45 / +12.34 with :data:`BM3D_SEARCH`, +12.38 / +12.40 / +12.40 / +12.32 / +12.17 with a 19x19 px
 #: search; each 8x8 block alone without matching at most +11.81 (30 %). With the network's 4-view self-ensemble as
 #: the pilot (``pilot_views``; the same series): the model +12.06 (8 views +12.10), averaged with 50 / 60 / 70 / 80 /
-#: 100 % of the filtered image +12.63 / +12.65 / +12.63 / +12.58 / +12.40 (8 views and 70 % +12.64). Per series the
+#: 100 % of the filtered image +12.63 / +12.65 / +12.63 / +12.58 / +12.40 (8 views and 70 % +12.64; 32 blocks per
+#: group instead of 16 +12.62 / +12.63 / +12.62 / +12.57 / +12.40, for twice the time). Per series the
 #: best share runs from 0.5 (flat water of the phantom, where the network alone is smoother) to 1.0 (head).
 REFINED_MODELS: dict[str, Refinement] = {
     "kpn-general": Refinement(0.3),
