@@ -28,6 +28,7 @@ from MedDenoiseModuleLib import (
     Device,
     Ensemble,
     Modality,
+    Refine,
     SliceAxis,
     SubprocessRunner,
     TaskState,
@@ -125,6 +126,7 @@ class MedDenoiseParameterNode:
     wholeSequence: when the input is a sequence's proxy node, denoise every frame into a new sequence.
     model: "auto", "default", a shipped model or a baseline. modality: for model "auto" (from DICOM or given).
     ctWindow / windowCenter / windowWidth: normalize with a CT window (HU). ensemble: geometric views averaged.
+    refine: the collaborative Wiener refinement of a network's output (auto, on, off).
     noiseLevelAuto / noiseLevel: estimate the noise sigma, or use noiseLevel (0-255 scale of the normalized image).
     strength: blend of input (0) and result (1), applied live after a run. createResidual: add "<input> residual".
     createNoiseMap: add "<input> noise map" (local standard deviation of the residual, in the input's units).
@@ -141,6 +143,7 @@ class MedDenoiseParameterNode:
     windowCenter: Annotated[float, WithinRange(-2000.0, 4000.0)] = 40.0
     windowWidth: Annotated[float, WithinRange(1.0, 8000.0)] = 400.0
     ensemble: Ensemble = Ensemble.AUTO
+    refine: Refine = Refine.AUTO
     noiseLevelAuto: bool = True
     noiseLevel: Annotated[float, WithinRange(0.0, 255.0)] = 25.0
     strength: Annotated[float, WithinRange(0.0, 1.0)] = 1.0
@@ -628,6 +631,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             "window": window,
             "modality": None if modality is Modality.FROM_DICOM else modality.value,
             "ensemble": parameterNode.ensemble.value,
+            "refine": parameterNode.refine.value,
             "mask": parameterNode.maskNode,
             "wholeSequence": bool(parameterNode.wholeSequence),
             "residual": bool(parameterNode.createResidual),
@@ -658,6 +662,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         window=None,
         modality=None,
         ensemble="auto",
+        refine="auto",
         mask=None,
         wholeSequence=True,
         residual=False,
@@ -689,6 +694,9 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
                 stored for the input's series.
             ensemble: 1, 2, 4 or 8 geometric views averaged (networks), or "auto" (8 for a single 2D image, 4 for a CT
                 series the CT model refines, else 1).
+            refine: "auto", "on" or "off": average a network's output with its collaborative Wiener filtering
+                (auto: a single 2D image with the general model, CT of up to 32 slices of 512x512 with the CT model;
+                on: any size, ~5 s per 512x512 slice on 2 CPU cores; off: the network alone).
             mask: a segmentation or label map node; only voxels inside are denoised, the others keep their values.
             wholeSequence: see ``inputVolume``.
             residual: also create "<input> residual" (input minus output, float32).
@@ -732,6 +740,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             window=window,
             modality=modality,
             ensemble=ensemble,
+            refine=refine,
         )
         needed = ("meddenoiselib",) if separateProcess else ("torch", "monai", "meddenoiselib")
         missing = missing_modules(needed)

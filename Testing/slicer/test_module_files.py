@@ -229,6 +229,7 @@ def test_ui_file_matches_the_code_and_the_parameter_node():
         "windowCenter",
         "windowWidth",
         "ensemble",
+        "refine",
         "noiseLevelAuto",
         "noiseLevel",
         "strength",
@@ -251,6 +252,7 @@ def test_ui_file_matches_the_code_and_the_parameter_node():
         "windowCenter": "QDoubleSpinBox",
         "windowWidth": "QDoubleSpinBox",
         "ensemble": "QComboBox",
+        "refine": "QComboBox",
         "noiseLevelAuto": "QCheckBox",
         "noiseLevel": "QDoubleSpinBox",
         "strength": "ctkSliderWidget",
@@ -390,6 +392,7 @@ def test_settings_are_checked_with_messages_naming_the_setting():
         ({"noise_level": -1.0}, "`noise_level`"),
         ({"model": " "}, "`model`"),
         ({"ensemble": 3}, "`ensemble`"),
+        ({"refine": "yes"}, "`refine`"),
     ]:
         with pytest.raises(ValueError, match=name):
             DenoiseSettings(**kwargs)
@@ -408,6 +411,21 @@ def test_ensemble_auto_is_left_to_the_library_and_a_chosen_size_is_passed():
     assert off.cli_arguments()[-2:] == ["--ensemble", "1"]
     assert off.denoiser_arguments()["ensemble"] == 1
     assert Ensemble.AUTO.label().startswith("auto")
+
+
+def test_refine_auto_is_left_to_the_library_and_on_or_off_is_passed():
+    """A 300-slice CT is not refined by ``auto`` (time): the user can ask for it (``on``) or switch it off for speed;
+    the default adds nothing, so the library's own ``auto`` decides, on both paths."""
+    from MedDenoiseModuleLib import DenoiseSettings, Refine
+
+    default = DenoiseSettings()
+    assert default.refine == "auto"
+    assert "--refine" not in default.cli_arguments() and "refine" not in default.denoiser_arguments()
+    for choice in (Refine.ON, Refine.OFF):
+        settings = DenoiseSettings(refine=choice)
+        assert settings.cli_arguments()[-2:] == ["--refine", choice.value]
+        assert settings.denoiser_arguments()["refine"] == choice.value
+    assert Refine.OFF.label().startswith("off")
 
 
 def test_module_files_parse_as_python_3_9():

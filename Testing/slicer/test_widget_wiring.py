@@ -150,6 +150,7 @@ def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
     assert gui.ui.windowCenterSpinBox.enabled and gui.ui.windowWidthSpinBox.enabled
     parameters.windowCenter, parameters.windowWidth = -500.0, 1200.0
     parameters.ensemble = module.Ensemble.FOUR
+    parameters.refine = module.Refine.OFF
     parameters.modality = module.Modality.CT
     parameters.createResidual = True
     parameters.createNoiseMap = True
@@ -170,6 +171,7 @@ def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
             "window",
             "modality",
             "ensemble",
+            "refine",
             "mask",
             "residual",
             "noiseMap",
@@ -187,6 +189,7 @@ def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
         "window": (-500.0, 1200.0),
         "modality": "ct",
         "ensemble": 4,
+        "refine": "off",
         "mask": None,
         "residual": True,
         "noiseMap": True,
@@ -214,7 +217,7 @@ def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
         "--window",
         "-500.0,1200.0",
     ]
-    assert options[14:16] == ["--ensemble", "4"]
+    assert options[14:18] == ["--ensemble", "4", "--refine", "off"]
     assert options[-5:-3] == ["--report", str(Path(command[4]).with_name("report.json"))]
     assert options[-3:] == ["--progress-format", "lines", "--overwrite"]
     assert gui.states == ["RUNNING"] and gui.timer.active
