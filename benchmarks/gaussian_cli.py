@@ -285,7 +285,11 @@ def main() -> int:
         "default 30,100,300)",
     )
     parser.add_argument("--output", default=str(ROOT / "docs"))
-    parser.add_argument("--work", help="keep noisy files and CLI outputs here and reuse them on reruns")
+    parser.add_argument(
+        "--work",
+        help="keep noisy files and CLI outputs here and reuse them on reruns (outputs only while the library's code "
+        "and weights are unchanged: benchmarks/library_fingerprint.py)",
+    )
     parser.add_argument("--no-in-memory", action="store_true", help="only the CLI path")
     parser.add_argument(
         "--memory-from",

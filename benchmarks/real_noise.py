@@ -580,8 +580,8 @@ def main() -> int:
     parser.add_argument("--output", help="folder for the .md/.csv/.png (default docs/; --quick: a temp folder)")
     parser.add_argument(
         "--work",
-        help="keep the fixtures, noisy series and outputs here and reuse them on reruns "
-        "(default: a temporary folder, removed at the end)",
+        help="keep the fixtures, noisy series and outputs here and reuse them on reruns (CLI outputs only while the "
+        "library's code and weights are unchanged; default: a temporary folder, removed at the end)",
     )
     parser.add_argument(
         "--all",
