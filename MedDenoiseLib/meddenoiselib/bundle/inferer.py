@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ..inference import Denoiser
     from ..io import Volume
 
-__all__ = ["DenoiserInferer", "MODALITY_KEY", "volume_from_item"]
+__all__ = ["DenoiserInferer", "MODALITY_KEY", "item_from_array", "volume_from_item"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,13 @@ def volume_from_item(item: torch.Tensor) -> Volume:
         direction=volume.direction,
         metadata={"0008|0060": str(modality)} if modality else {},
     )
+
+
+def item_from_array(array: np.ndarray) -> torch.Tensor:
+    """The channel-first MONAI image ``(C, I, J, K)`` of a library array ``(K, J, I)`` or ``(K, J, I, C)``: the
+    inverse of :func:`volume_from_item`'s reordering, same dtype, no metadata."""
+    channels = array[..., np.newaxis] if array.ndim == 3 else array
+    return torch.from_numpy(np.ascontiguousarray(np.transpose(channels, (3, 2, 1, 0))))
 
 
 class DenoiserInferer(Inferer):
@@ -131,8 +138,7 @@ class DenoiserInferer(Inferer):
                     report.seconds,
                     report.device,
                 )
-            channels = denoised[..., np.newaxis] if denoised.ndim == 3 else denoised
-            outputs.append(torch.from_numpy(np.ascontiguousarray(np.transpose(channels, (3, 2, 1, 0)))))
+            outputs.append(item_from_array(denoised))
         result = torch.stack(outputs)
         # the input's metadata (affine, file name, batch flag) on the result, in the result's own dtype
         return convert_to_dst_type(result, inputs, dtype=result.dtype)[0] if isinstance(inputs, MetaTensor) else result

@@ -3,21 +3,20 @@
 ``save_noise_map: true`` in ``configs/inference.json`` adds :class:`NoiseMapd` and a second ``SaveImaged`` to the
 postprocessing, so each input gets ``<name>_noise_map.nii.gz`` next to its denoised output: the local standard
 deviation of what was removed (input − denoised), in the input's units (HU for CT), on the input's grid: the same map
-as the CLI's ``--noise-map`` (:func:`meddenoiselib.evaluation.noise_map_volume`).
+as the CLI's ``--noise-map``, made by the same functions (:func:`meddenoiselib.evaluation.residual_volume`,
+:func:`meddenoiselib.evaluation.noise_map_volume`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 
-import numpy as np
 import torch
-from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
-from ..blend import residual
-from ..noise_map import DEFAULT_WINDOW_PX, residual_noise_map
+from ..noise_map import DEFAULT_WINDOW_PX
+from .inferer import item_from_array, volume_from_item
 
 __all__ = ["NoiseMapd"]
 
@@ -33,8 +32,8 @@ class NoiseMapd(MapTransform):
         window_px: in-plane Gaussian window of the local statistics, pixels. Defaults to
             :data:`~meddenoiselib.noise_map.DEFAULT_WINDOW_PX`.
 
-    The map is computed per plane of the slices ``(I, J)`` at each ``K`` (the library's ``(y, x)`` at each ``z``),
-    channels separately, as :func:`~meddenoiselib.noise_map.residual_noise_map` does for the CLI.
+    The map is computed per slice plane ``(I, J)`` at each ``K`` (the library's ``(y, x)`` at each ``z``), channels
+    separately, as the CLI computes it.
     """
 
     def __init__(
@@ -44,12 +43,13 @@ class NoiseMapd(MapTransform):
         output_key: str = "noise_map",
         window_px: float = DEFAULT_WINDOW_PX,
     ) -> None:
-        keys: KeysCollection = [image_key, pred_key]
-        super().__init__(keys)
+        super().__init__([image_key, pred_key])
         self.image_key, self.pred_key, self.output_key = image_key, pred_key, output_key
         self.window_px = float(window_px)
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        from ..evaluation import noise_map_volume, residual_volume
+
         d = dict(data)
         image, pred = d[self.image_key], d[self.pred_key]
         if tuple(image.shape) != tuple(pred.shape) or image.ndim != 4:
@@ -57,14 +57,7 @@ class NoiseMapd(MapTransform):
                 f"NoiseMapd needs '{self.image_key}' and '{self.pred_key}' of one channel-first 3D shape (C, I, J, K), "
                 f"got {tuple(image.shape)} and {tuple(pred.shape)}"
             )
-        removed = residual(_numpy(image), _numpy(pred))  # float32, input's units
-        # (C, I, J, K) -> (K, J, I, C): the library's (z, y, x, components), planes walked along z
-        planes = np.transpose(removed, (3, 2, 1, 0))
-        sd = residual_noise_map(planes, components=True, window_px=self.window_px)
-        result = torch.from_numpy(np.ascontiguousarray(np.transpose(sd, (3, 2, 1, 0))))
+        removed = residual_volume(volume_from_item(image), volume_from_item(pred))
+        result = item_from_array(noise_map_volume(removed, self.window_px).array)
         d[self.output_key] = MetaTensor(result, meta=dict(pred.meta)) if isinstance(pred, MetaTensor) else result
         return d
-
-
-def _numpy(value: torch.Tensor | np.ndarray) -> np.ndarray:
-    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
