@@ -253,7 +253,7 @@ class DenoiseSettings:
             raise ValueError(f"`modality` must be one of {', '.join(MODALITY_WORDS)} or None, got {self.modality!r}.")
         if self.ensemble != "auto" and self.ensemble not in (1, 2, 4, 8):
             raise ValueError(f"`ensemble` must be 'auto', 1, 2, 4 or 8, got {self.ensemble!r}.")
-        if self.refine not in ("auto", "on", "off"):
+        if self.refine not in {choice.value for choice in Refine}:
             raise ValueError(f"`refine` must be 'auto', 'on' or 'off', got {self.refine!r}.")
 
     @property
