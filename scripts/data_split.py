@@ -98,6 +98,19 @@ REAL_NOISE_CT = (
 )
 
 
+#: held-out real MR for ``benchmarks/real_mr.py``: (name, file, RGB channel or None), one 2D slice each. In no other
+#: list: no model trained on them and no setting was chosen on them. The MID-DRAN images have no licence file: read
+#: from the data folder for evaluation only, never copied into the repository.
+REAL_MR = (
+    ("t1-coronal", "mr/dipy/t1_coronal_slice.npy", None),
+    *(
+        (f"lgg{k}-{'abc'[c]}", f"mr/mid_dran_lgg_rgb/{name}", c)
+        for k, name in ((1, "1.png"), (2, "2.tif"))
+        for c in range(3)
+    ),
+)
+
+
 def train_files() -> list[Path]:
     """Training files, absolute."""
     return [DATA_ROOT / f for f in TRAIN]

@@ -100,18 +100,18 @@ class Refinement:
 #: 30.60; on Poisson-Gaussian noise of 30 / 100 / 300 counts 33.12 / 36.07 / 38.55 -> 33.18 / 36.17 / 38.68 with 30 %
 #: (the network trained on these images, so it is stronger there than on new ones).
 #: ``kpn-ct-burst3`` (CT slices and volumes, up to 32 slices of 512x512: ~3 min on 2 cores): chosen on 12 series of the
-#: *training* split (GE head and chest validation slices, the Philips head phantom; 3 slices each, fast-model noise
-#: of the training kernels ramp and cosine at 25 and 60 HU; W400 PSNR gain over the body, normalized units as here):
-#: the model alone +11.68 dB; averaged with 50 / 60 / 70 / 85 / 100 % of the filtered image +12.44 / +12.49 /
-#: +12.50 / +12.45 / +12.34 with :data:`BM3D_SEARCH`, +12.38 / +12.40 / +12.40 / +12.32 / +12.17 with a 19x19 px
-#: search; each 8x8 block alone without matching at most +11.81 (30 %). With the network's 4-view self-ensemble as
-#: the pilot (``pilot_views``; the same series): the model +12.06 (8 views +12.10), averaged with 50 / 60 / 70 / 80 /
-#: 100 % of the filtered image +12.63 / +12.65 / +12.63 / +12.58 / +12.40 (8 views and 70 % +12.64; 32 blocks per
-#: group instead of 16 +12.62 / +12.63 / +12.62 / +12.57 / +12.40, for twice the time). Per series the
-#: best share runs from 0.5 (flat water of the phantom, where the network alone is smoother) to 1.0 (head).
+#: *training* split (6 central slices each of the chest 038-089, the GE head 01-22 and the Philips head phantom, all of
+#: which trained the network; fast-model noise of the training kernels ramp and cosine at 25 and 60 HU; W400 PSNR gain
+#: over the body of the 3 middle slices, normalized units as here): the network with 1 view +10.90 dB, refined at
+#: 40 / 50 / 60 / 70 / 80 % +11.44 / +11.49 / **+11.50** / +11.47 / +11.41; with its 4-view self-ensemble as the pilot
+#: (``pilot_views``) +11.26 alone, refined +11.64 / **+11.65** / +11.63 / +11.57 / +11.49; 32 blocks per group +11.62
+#: at best (50 %), for twice the time. Per anatomy the best share differs: 40 % on the phantom (flat water, where the
+#: network is smoother), 70-80 % on the chest and head slices. (Until 2026-12-03 the share, 60 %, and the pilot's
+#: views were chosen on a set whose head and chest slices were the real-noise benchmark's held-out series; see
+#: docs/benchmarks_real_noise.md.)
 REFINED_MODELS: dict[str, Refinement] = {
     "kpn-general": Refinement(0.3),
-    "kpn-ct-burst3": Refinement(0.6, correlated=True, volumes=True, max_pixels=32 * 512 * 512, pilot_views=4),
+    "kpn-ct-burst3": Refinement(0.5, correlated=True, volumes=True, max_pixels=32 * 512 * 512, pilot_views=4),
 }
 
 
