@@ -180,3 +180,25 @@ def test_large_ct_volumes_are_not_refined_by_default_for_time():
     assert auto._views(shape, 0, False, None) == 1
     assert auto._views((4, 64, 64), 0, True, None) == 1
     assert Denoiser("kpn-ct-burst3", device="cpu", ensemble=1)._views((4, 64, 64), 0, False, ct) == 1
+
+
+def test_auto_filters_a_fine_magnitude_mr_slice_guided_by_the_burst_model():
+    """Fine magnitude MR (``auto``: ``kpn-burst3``, then the noise floor removed): on a single 2D slice the output is
+    the collaborative Wiener filtering guided by the network (share 1.0, chosen on training MR slices), which beats
+    the network alone (the test data's 256x256 brain slice as an MR file, Rician 3 %: +1.28 dB over the head)."""
+    from pathlib import Path
+
+    from meddenoiselib.transforms.noise import parse_noise_spec, simulate_volume
+
+    image = read_volume(Path(__file__).resolve().parents[1] / "data" / "mr_skimage_brain_slice5.png").array
+    clean = Volume(image.astype(np.uint16), spacing=(1.0, 1.0, 2.0), metadata={"0008|0060": "MR"})
+    noisy = simulate_volume(clean, parse_noise_spec("rician:3%"), seed=5)
+    refined = Denoiser(device="cpu")
+    filtered = refined.denoise(noisy).array.astype(np.float64)
+    assert refined.last_report.method == "kpn-burst3" and refined.last_report.refined == 1.0
+    assert "magnitude noise floor removed" in refined.last_report.choice
+    plain = Denoiser(device="cpu", refine="off").denoise(noisy).array.astype(np.float64)
+    truth = clean.array.astype(np.float64)
+    inside, peak = truth > 0.15 * truth.max(), float(truth.max())
+    gain = psnr(truth[inside], filtered[inside], peak) - psnr(truth[inside], plain[inside], peak)
+    assert gain > 0.5, gain

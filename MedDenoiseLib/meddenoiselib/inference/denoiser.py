@@ -212,7 +212,9 @@ class Denoiser:
             network's output as the pilot, :mod:`~meddenoiselib.inference.collaborative_wiener`): ``"auto"`` for
             the models with a measured share (:data:`~.collaborative_wiener.REFINED_MODELS`): the general model on a
             single 2D image of up to :data:`AUTO_ENSEMBLE_MAX_PIXELS` pixels (sharper edges; the noise uncorrelated,
-            its variance fitted per slice as a line in the intensity, or ``sigma`` when given), the CT model on CT
+            its variance fitted per slice as a line in the intensity, or ``sigma`` when given), the burst model
+            ``kpn-burst3`` (what ``auto`` gives fine magnitude MR) on 2D images and volumes of up to 32 slices of
+            512x512 (its output is then the filtered image alone), the CT model on CT
             slices and volumes of up to 32 slices of 512x512 (less low-frequency noise; the noise's variance per DCT
             coefficient measured in flat body tissue); ``"on"`` for every slice with any network, ``"off"`` never.
             Not for the frames of a 4D series. Ignored by baselines. Defaults to ``"auto"``.
