@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -49,12 +50,12 @@ from real_noise import (  # noqa: E402
     cli_env,
     fmt,
     metrics,
+    mr_case,
     run_cli,
     simulate_items,
     table,
     write_fixture_series,
 )
-from real_noise_metrics import head_mask  # noqa: E402
 
 DEFAULT_METHODS = ("auto", "kpn-mr", "kpn-small-rician-mr", "nlm", "bm3d")
 #: the acceptance of issue 13 for MR (rician 3 %): PSNR gain over the head, |background bias| / sigma
@@ -80,14 +81,7 @@ def cases(work: Path) -> list[Case]:
         folder = work / "clean" / f"mr-{name}"
         if not folder.exists():
             write_fixture_series(reference_frames(source, channel), folder, "MR", MR_SPACING, f"{name} (fixture)")
-        volume = read_volume(folder)
-        clean = volume.array.astype(np.float32)
-        head = head_mask(clean)
-        from scipy import ndimage
-
-        dilated = np.stack([ndimage.binary_dilation(h, iterations=5) for h in head])
-        extra = {"head": head, "background": ~dilated, "data_range": float(clean.max())}
-        out.append(Case(name, "MR", folder, volume, extra))
+        out.append(mr_case(name, folder))
     return out
 
 
@@ -166,14 +160,24 @@ def main() -> int:
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="CLI methods (auto, models, nlm, bm3d)")
     parser.add_argument("--no-oracle", action="store_true", help="skip BM3D with the oracle PSD")
     parser.add_argument("--output", default=str(ROOT / "docs"), help="folder for benchmarks_real_mr.md/.csv")
-    parser.add_argument("--work", help="keep (and reuse) fixtures, noisy series and outputs here")
+    parser.add_argument(
+        "--work", help="keep (and reuse) fixtures, noisy series and outputs here (default: a temporary folder, removed)"
+    )
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()
     if not DATA_ROOT.is_dir():
         parser.error(f"benchmark data not found at {DATA_ROOT} (set MEDDENOISE_DATA)")
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="real_mr_"))
+    try:
+        return run(args, work)
+    finally:
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, work: Path) -> int:
     from meddenoiselib.baselines import bm3d_available
 
-    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="real_mr_"))
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     methods = [m for m in args.methods.split(",") if m]
@@ -196,8 +200,9 @@ def main() -> int:
         f"{len(all_items)} noisy series: " + ", ".join(f"{m} {w['wall_s']:.0f} s" for m, w in walls.items()) + ".",
         "",
     ]
-    (output / "benchmarks_real_mr.md").write_text("\n".join(lines + report(rows, methods)))
-    print("\n".join(report(rows, methods)))
+    tables = report(rows, methods)
+    (output / "benchmarks_real_mr.md").write_text("\n".join(lines + tables))
+    print("\n".join(tables))
     return 0
 
 

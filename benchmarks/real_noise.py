@@ -241,15 +241,19 @@ def mr_cases(work: Path, quick: bool, everything: bool) -> list[Case]:
     folder = work / "clean" / "mr-brain"
     if not folder.exists():
         write_fixture_series(frames.astype(np.uint16), folder, "MR", MR_SPACING, "skimage brain.tiff (fixture)")
+    return [mr_case("brain", folder)]
+
+
+def mr_case(name: str, folder: Path) -> Case:
+    """An MR case from its fixture series: the head (evaluation region), the background outside the head dilated
+    by 5 pixels (where the bias is measured) and the clean volume's maximum (PSNR's data range)."""
+    from scipy import ndimage
+
     volume = read_volume(folder)
     clean = volume.array.astype(np.float32)
     head = head_mask(clean)
-    from scipy import ndimage
-
     dilated = np.stack([ndimage.binary_dilation(h, iterations=5) for h in head])
-    return [
-        Case("brain", "MR", folder, volume, {"head": head, "background": ~dilated, "data_range": float(clean.max())})
-    ]
+    return Case(name, "MR", folder, volume, {"head": head, "background": ~dilated, "data_range": float(clean.max())})
 
 
 def us_cases(work: Path, quick: bool, everything: bool) -> list[Case]:
