@@ -168,7 +168,7 @@ class Ensemble(enum.Enum):
 class Refine(enum.Enum):
     """Collaborative Wiener refinement of a network's output (``--refine``): sharper edges on 2D images, less
     low-frequency noise on CT, several seconds per slice. ``AUTO`` lets the library choose: a single 2D image with the
-    general model, CT series of up to 32 slices of 512x512 with the CT model; ``ON`` refines any size (a 300-slice CT
+    general model, CT and fine magnitude MR of up to 32 slices of 512x512; ``ON`` refines any size (a 300-slice CT
     takes ~25 min more on 2 CPU cores); ``OFF`` never (the network alone, fastest)."""
 
     AUTO = "auto"
@@ -178,7 +178,7 @@ class Refine(enum.Enum):
     def label(self) -> str:
         """Text shown in the refine combo box."""
         return {
-            "auto": "auto (2D images, CT up to 32 slices)",
+            "auto": "auto (2D images; CT, MR up to 32 slices)",
             "on": "on (any size; seconds per slice)",
             "off": "off (network alone)",
         }[self.value]
