@@ -6,12 +6,17 @@ A magnitude image of ``N`` receive coils combined by root sum of squares follows
 (1.25 sigma for one coil, 3.9 sigma for eight), in tissue it fades as ``A`` grows. A denoiser trained on Gaussian
 noise estimates that mean, not ``A``; inverting the mean function maps its output back to ``A``
 (Koay & Basser, J Magn Reson 179:317, 2006, give the same inversion for the second moment).
+
+Near the floor that inversion is steep (``E[M]`` grows with ``A^2``): a denoised air value 0.1 sigma above the floor's
+mean inverts to ``A`` ~ 0.6 sigma, so the residual error a denoiser leaves in air would come back as a positive bias.
+The correction therefore takes the posterior mean of ``A`` given the denoised value and that residual error, read from
+the same air tiles the floor was read from.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,6 +27,7 @@ __all__ = [
     "estimate_magnitude_floor",
     "floor_ratio_for_coils",
     "noncentral_chi_mean",
+    "residual_floor_spread",
     "robust_ratio",
 ]
 
@@ -35,16 +41,9 @@ FLOOR_LEVEL_LIMIT = 0.3
 FLOOR_RATIO_TOLERANCE = 1.3
 
 
-def darkest_background(array: np.ndarray, tile: int = 16, fraction: float = 0.05) -> np.ndarray | None:
-    """The pixels of the darkest ``fraction`` of ``tile`` x ``tile`` tiles (by mean) of up to 16 slices: air, where
-    a magnitude image holds only its noise floor.
-
-    Args:
-        array: ``(Z, Y, X)`` or ``(Y, X)`` magnitude image in its stored units.
-
-    Returns:
-        float64 values, or None when the image has fewer than 4 such tiles.
-    """
+def _sampled_tiles(array: np.ndarray, tile: int) -> np.ndarray | None:
+    """``tile`` x ``tile`` tiles of up to 16 evenly sampled slices of a ``(Z, Y, X)`` or ``(Y, X)`` array, one per
+    row (float32, ``(tiles, tile * tile)``), in an order fixed by the array's shape; None when there are none."""
     image = np.asarray(array)  # converted per sampled slice: no float copy of a whole volume
     slices = image.reshape(-1, *image.shape[-2:]) if image.ndim >= 2 else image[None, None]
     step = max(1, len(slices) // 16)
@@ -55,13 +54,48 @@ def darkest_background(array: np.ndarray, tile: int = 16, fraction: float = 0.05
             tiles.append(
                 plane[:h, :w].reshape(h // tile, tile, w // tile, tile).swapaxes(1, 2).reshape(-1, tile * tile)
             )
-    if not tiles:
+    return np.concatenate(tiles) if tiles else None
+
+
+def darkest_background(array: np.ndarray, tile: int = 16, fraction: float = 0.05) -> np.ndarray | None:
+    """The pixels of the darkest ``fraction`` of ``tile`` x ``tile`` tiles (by mean) of up to 16 slices: air, where
+    a magnitude image holds only its noise floor.
+
+    Args:
+        array: ``(Z, Y, X)`` or ``(Y, X)`` magnitude image in its stored units.
+
+    Returns:
+        float64 values, or None when the image has fewer than 4 such tiles.
+    """
+    tiles = _sampled_tiles(array, tile)
+    if tiles is None:
         return None
-    tiles = np.concatenate(tiles)
     count = int(len(tiles) * fraction)
     if count < 4:
         return None
     return tiles[np.argsort(tiles.mean(axis=1))[:count]].ravel().astype(np.float64)
+
+
+#: a tile is air when its mean is within this many standard errors of the darkest tiles' mean
+AIR_TILE_TOLERANCE = 2.0
+
+
+def _air_tiles(tiles: np.ndarray, fraction: float = 0.05, rounds: int = 2) -> np.ndarray | None:
+    """Indices of the tiles (rows of :func:`_sampled_tiles`) that hold only the noise floor.
+
+    The darkest ``fraction`` by mean are air, but the darkest of many air tiles are those whose noise happened to be
+    low: a floor read from them alone is ~5 % low at one coil (measured on MR_Gd with Rician noise; 1-2 % at 8 coils).
+    So every tile whose mean is within 3 standard errors of theirs is taken as air too, twice."""
+    means = tiles.mean(axis=1)
+    count = int(len(tiles) * fraction)
+    if count < 4:
+        return None
+    chosen = np.argsort(means)[:count]
+    for _ in range(rounds):
+        values = tiles[chosen]
+        spread = 1.4826 * float(np.median(np.abs(values - np.median(values))))
+        chosen = np.flatnonzero(means <= float(values.mean()) + AIR_TILE_TOLERANCE * spread / np.sqrt(tiles.shape[1]))
+    return chosen
 
 
 def robust_ratio(values: np.ndarray) -> float | None:
@@ -94,17 +128,27 @@ class MagnitudeFloor:
         sigma: per-channel noise standard deviation, in the image's units.
         coils: the effective number of coils ``N`` (chi with ``2N`` degrees of freedom).
         ratio: the measured ``median / (1.4826 MAD)`` of the background it was read from.
+        shape: the shape of the image it was read from (None: not read from an image).
+        air: indices of the air tiles it was read from (rows of the image's sampled tiles), where
+            :func:`residual_floor_spread` measures what a denoiser left of the noise.
     """
 
     sigma: float
     coils: int
     ratio: float
+    shape: tuple[int, ...] | None = None
+    air: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+
+#: tile edge (pixels) of the background analysis
+FLOOR_TILE = 16
 
 
 def estimate_magnitude_floor(array: np.ndarray) -> MagnitudeFloor | None:
     """Read sigma and the coil count from the background of a magnitude image.
 
-    The coil count is the one whose theoretical floor ratio (:func:`floor_ratio_for_coils`) is nearest to the
+    The background is the darkest tiles and every tile whose mean is as low within its noise (``_air_tiles``). The
+    coil count is the one whose theoretical floor ratio (:func:`floor_ratio_for_coils`) is nearest to the
     background's; sigma is the background median over the median of ``chi_2N``.
 
     Args:
@@ -113,9 +157,11 @@ def estimate_magnitude_floor(array: np.ndarray) -> MagnitudeFloor | None:
     Returns:
         The floor, or None when the image has no usable background (too small, or air set to one value).
     """
-    values = darkest_background(array)
-    if values is None:
+    tiles = _sampled_tiles(array, FLOOR_TILE)
+    air = None if tiles is None else _air_tiles(tiles)
+    if air is None:
         return None
+    values = tiles[air].ravel().astype(np.float64)
     ratio = robust_ratio(values)
     if ratio is None:
         return None
@@ -129,7 +175,25 @@ def estimate_magnitude_floor(array: np.ndarray) -> MagnitudeFloor | None:
         return None
     if abs(np.log(floor_ratio_for_coils(coils) / ratio)) > np.log(FLOOR_RATIO_TOLERANCE):
         return None
-    return MagnitudeFloor(median / _chi_median_and_ratio(coils)[0], coils, ratio)
+    return MagnitudeFloor(median / _chi_median_and_ratio(coils)[0], coils, ratio, tuple(image.shape), air)
+
+
+def residual_floor_spread(denoised: np.ndarray, floor: MagnitudeFloor) -> float | None:
+    """What a denoiser left of the noise in air: ``1.4826 MAD`` of ``denoised`` over the floor's air tiles, over
+    sigma (~0.1 for the burst model with its Wiener refinement on MR_Gd at Rician 3-6 %; 0.66 for no denoising at
+    one coil).
+
+    Args:
+        denoised: the denoised image, in the noisy image's units and shape.
+        floor: the noisy image's floor, as :func:`estimate_magnitude_floor` read it.
+
+    Returns:
+        The spread in units of sigma, or None when the floor was not read from an image of ``denoised``'s shape.
+    """
+    if floor.air is None or floor.shape != tuple(np.shape(denoised)):
+        return None
+    values = _sampled_tiles(denoised, FLOOR_TILE)[floor.air]
+    return 1.4826 * float(np.median(np.abs(values - np.median(values)))) / floor.sigma
 
 
 def noncentral_chi_mean(snr: np.ndarray | float, coils: int) -> np.ndarray:
@@ -150,11 +214,44 @@ def _mean_table(coils: int) -> tuple[np.ndarray, np.ndarray]:
     return noncentral_chi_mean(snr, coils), snr
 
 
+#: prior of the posterior inversion: this share of pixels is air (``A = 0``), the rest uniform in ``A`` up to
+#: POSTERIOR_MAX_SNR sigma (beyond the table's 60 sigma, so the posterior is not truncated where the table ends)
+PRIOR_AIR = 0.5
+POSTERIOR_MAX_SNR = 80.0
+#: below this residual spread (in sigma) the posterior is the plain inversion to within the table's resolution
+MIN_RESIDUAL_SPREAD = 0.02
+
+
+@functools.cache
+def _posterior_table(coils: int, spread: float) -> tuple[np.ndarray, np.ndarray]:
+    """``E[A | d] / sigma`` on a grid of denoised values ``d / sigma`` (up to the mean at 60 sigma), for ``d`` =
+    ``E[M](A)`` plus Gaussian error of ``spread`` sigma and the prior above."""
+    snr = np.concatenate([np.linspace(0.0, 10.0, 1001), np.linspace(10.0, POSTERIOR_MAX_SNR, 701)[1:]])
+    means = noncentral_chi_mean(snr, coils)
+    weights = np.gradient(snr) / POSTERIOR_MAX_SNR  # the uniform part's density times each grid step
+    table_means, _ = _mean_table(coils)
+    grid = np.concatenate([np.linspace(0.0, table_means[0], 201)[:-1], table_means])
+    log_like = -0.5 * ((grid[:, None] - means[None, :]) / spread) ** 2
+    log_air = -0.5 * ((grid - means[0]) / spread) ** 2
+    top = np.maximum(log_like.max(axis=1), log_air)  # per row, so that no row underflows to 0 / 0
+    like = np.exp(log_like - top[:, None]) * ((1.0 - PRIOR_AIR) * weights)
+    evidence = PRIOR_AIR * np.exp(log_air - top) + like.sum(axis=1)
+    return grid, (like * snr).sum(axis=1) / evidence
+
+
 def correct_magnitude_bias(denoised: np.ndarray, floor: MagnitudeFloor) -> np.ndarray:
     """Map a denoised magnitude image (an estimate of ``E[M]``) to the true signal ``A``.
 
-    Values at or below the floor's mean in air become 0; far above the floor (``A > 60 sigma``) the mean is
-    ``sqrt(A^2 + (2N - 1) sigma^2)`` to within 0.01 %, which is inverted directly.
+    Where the floor was read from an image of this shape, the map is the posterior mean of ``A`` given the denoised
+    value, with the denoiser's residual error in air (:func:`residual_floor_spread`) and a prior of half air, half
+    uniform signal: values within that error of the floor's mean become ~0 instead of inverting to a positive bias
+    (training MR_Gd slices and a 5-slice slab, the burst model refined: background bias 0.35-0.43 -> 0.01-0.02 sigma
+    at Rician 3 % and 6 %, 0.51-0.75 -> 0.02-0.04 at 8 coils, the PSNR over the head within -0.02 ... +0.18 dB of the
+    plain inversion's; together with the unbiased floor of :func:`estimate_magnitude_floor`).
+
+    Otherwise, and far above the floor, it is the plain inversion of the mean function: values at or below the
+    floor's mean in air become 0; beyond ``A = 60 sigma`` the mean is ``sqrt(A^2 + (2N - 1) sigma^2)`` to within
+    0.01 %, which is inverted directly.
 
     Args:
         denoised: the denoised image in the noisy image's units, any shape.
@@ -164,6 +261,10 @@ def correct_magnitude_bias(denoised: np.ndarray, floor: MagnitudeFloor) -> np.nd
         float32, same shape, >= 0.
     """
     means, snr = _mean_table(floor.coils)
+    spread = residual_floor_spread(denoised, floor)
+    if spread is not None and spread >= MIN_RESIDUAL_SPREAD:
+        # rounded so that the table is cached across the slices of a series and the frames of a run
+        means, snr = _posterior_table(floor.coils, round(spread, 3))
     ratio = np.asarray(denoised, dtype=np.float64) / floor.sigma
     inverted = np.interp(ratio, means, snr, left=0.0)
     far = ratio > means[-1]
