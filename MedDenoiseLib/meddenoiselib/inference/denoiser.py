@@ -710,12 +710,14 @@ class Denoiser:
         ) as bar:
             refine_slices(
                 noisy, pilot, refinement.share, self.device, self._check_cancel, noise, search, out=pilot,
-                on_slice=bar.update,
+                on_slice=bar.update, neighbours=refinement.neighbours,
             )  # fmt: skip
         self._refined = refinement.share
         window = 2 * search.radius + 1
         noise_model = "noise spectrum" if refinement.correlated else "noise level"
-        self._refine_detail = f"{noise_model}; {search.matches} blocks matched within {window}x{window} px"
+        slices = min(2 * refinement.neighbours + 1, noisy.shape[0])
+        where = f"{window}x{window} px" + (f" on {slices} adjacent slices" if slices > 1 else "")
+        self._refine_detail = f"{noise_model}; {search.matches} blocks matched within {where}"
         return denoised
 
     def _set_report(self, sigma, used_sigma, start: float, scalings: list[dict[str, Any]], modality: str) -> None:
