@@ -202,3 +202,25 @@ def test_auto_filters_a_fine_magnitude_mr_slice_guided_by_the_burst_model():
     inside, peak = truth > 0.15 * truth.max(), float(truth.max())
     gain = psnr(truth[inside], filtered[inside], peak) - psnr(truth[inside], plain[inside], peak)
     assert gain > 0.5, gain
+
+
+def test_blocks_of_the_adjacent_slices_join_the_groups(ct_crop):
+    """A real 128x128 CT crop ([0, 1]) repeated on 3 slices, each with its own white noise (sigma 0.05): with blocks
+    matched on all 3 slices (``neighbours=1``, the CT default) the centre slice is filtered from 3 noise realizations
+    of its anatomy, +1.6 dB closer to the truth than from its own slice alone (the pilot is the truth: the oracle
+    Wiener filter). Written in place over the pilot, the result is the same: the pilots a later slice still matches
+    on are kept."""
+    from meddenoiselib.inference.collaborative_wiener import refine_slices
+
+    clean = ct_crop.astype(np.float32)[None].repeat(3, axis=0)
+    sigma = 0.05
+    noisy = np.stack([_noisy(clean[0], sigma, seed) for seed in (1, 2, 3)])
+    alone = refine_slices(noisy, clean, 1.0, sigma=sigma)
+    joint = refine_slices(noisy, clean, 1.0, sigma=sigma, neighbours=1)
+    gain = psnr(clean[1], joint[1], 1.0) - psnr(clean[1], alone[1], 1.0)
+    assert gain > 1.0, gain
+    pilot = clean.copy()
+    in_place = refine_slices(noisy, pilot, 1.0, sigma=sigma, neighbours=1, out=pilot)
+    assert in_place is pilot and np.array_equal(in_place, joint)
+    with pytest.raises(ValueError, match="centre"):
+        collaborative_wiener(torch.from_numpy(noisy), torch.from_numpy(clean), sigma)
