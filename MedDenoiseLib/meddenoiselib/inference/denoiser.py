@@ -446,7 +446,7 @@ class Denoiser:
             logger.debug("auto: %s", choice.describe())
             self._active = self._delegate(choice.model)
             try:
-                result = self._active.denoise(volume, sigma, mask=inside)
+                result = self._active.denoise(self._unrounded(volume, choice), sigma, mask=inside)
             finally:
                 self.last_report = self._active.last_report
                 self._active = None
@@ -536,7 +536,7 @@ class Denoiser:
             choice = self.choose(series.frame(0))
             self._active = self._delegate(choice.model)
             try:
-                result = self._active.denoise_series(series, sigma, mask=inside)
+                result = self._active.denoise_series(self._unrounded(series, choice), sigma, mask=inside)
             finally:
                 self.last_report = self._active.last_report
                 self._active = None
@@ -631,6 +631,16 @@ class Denoiser:
         if scaling.dtype != component.dtype.name:
             scaling = replace(scaling, dtype=component.dtype.name)
         return values, outside, scaling
+
+    @staticmethod
+    def _unrounded(volume: Volume | VolumeSeries, choice: AutoChoice) -> Volume | VolumeSeries:
+        """What ``auto``'s model denoises: a float32 copy of integer magnitude MR whose floor is removed afterwards,
+        so that the removal sees the model's output unrounded (with sigma a few units, rounding to integers hid the
+        residual noise in air that the removal measures: the removal's bias on the real-noise benchmark's brain at
+        Rician 3 % was 0.127 sigma through integer DICOM against -0.39 in float), else ``volume`` itself."""
+        if choice.magnitude_floor is None or volume.array.dtype.kind == "f":
+            return volume
+        return volume.with_array(volume.array.astype(np.float32))
 
     def _remove_magnitude_floor(self, noisy: np.ndarray, denoised: np.ndarray, floor: MagnitudeFloor) -> np.ndarray:
         """``auto`` on magnitude MR: map the model's estimate of the magnitude's mean to the signal (air to 0, so
