@@ -21,9 +21,10 @@ AUTO_MODELS: dict[Modality, tuple[str, ...]] = {
 
 #: magnitude MR with a noise floor in its background gets these first, followed by the removal of that floor
 #: (:func:`~meddenoiselib.transforms.correct_magnitude_bias`, with sigma and the coil count read from the background).
-#: The Gaussian burst model estimates the local mean of the magnitude, which the correction maps to the signal: on the
-#: real-noise benchmark (CLI) +7.1 / +9.5 dB at Rician 3 % / 6 % and +8.5 dB at 8 coils, bias 0.08 / 0.25 / 0.01
-#: sigma, where the Rician-trained model gains +4.4 / +6.7 / +2.6 (docs/benchmarks_real_noise.md).
+#: The Gaussian burst model (refined: collaborative_wiener.py) estimates the local mean of the magnitude, which the
+#: correction maps to the signal: on the real-noise benchmark's CT-like brain (CLI) +8.1 / +10.1 dB at Rician 3 % /
+#: 6 % and +9.6 dB at 8 coils, where the Rician-trained model gains +4.4 / +6.7 / +2.6 (docs/benchmarks_real_noise.md);
+#: on real MR slices docs/benchmarks_real_mr.md.
 MAGNITUDE_MR_MODELS: tuple[str, ...] = ("kpn-burst3",)
 
 #: voxel edges (mm) up to which a volume counts as fine enough for the burst model: on a 4 x 4 x 5 mm head it lost
