@@ -113,7 +113,7 @@ class Refinement:
 #: views were chosen on a set whose head and chest slices were the real-noise benchmark's held-out series; see
 #: docs/benchmarks_real_noise.md.) Blocks matched on the adjacent slices too (``neighbours=1``; same 12 series):
 #: 40 / 50 / 60 / 70 / 80 / 100 % +11.75 / +11.79 / **+11.81** / +11.80 / +11.75 / +11.58 (phantom +0.3 dB over
-#: in-plane matching at equal share, chest +0.1, head +0.0-0.1), for ~1.5x the filtering time.
+#: in-plane matching at equal share, chest +0.1, head +0.0-0.1), for 1.7x the time (5.5 vs 3.2 s per 512x512 slice).
 #: ``kpn-burst3`` (what ``auto`` gives fine magnitude MR, before the removal of the noise floor; 2D images and volumes
 #: up to 32 slices of 512x512, ~1 s per 256x256 slice):
 #: chosen on 6 MR slices of the *training* split (MR_Gd slices 52/72/92, dipy S0 slice 5, the two itk-elastix brain
