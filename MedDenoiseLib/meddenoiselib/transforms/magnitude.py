@@ -29,6 +29,7 @@ __all__ = [
     "noncentral_chi_mean",
     "residual_floor_spread",
     "robust_ratio",
+    "robust_spread",
 ]
 
 #: coil counts the floor estimate chooses among (root-sum-of-squares arrays up to 32 channels)
@@ -85,7 +86,8 @@ def _air_tiles(tiles: np.ndarray, fraction: float = 0.05, rounds: int = 2) -> np
 
     The darkest ``fraction`` by mean are air, but the darkest of many air tiles are those whose noise happened to be
     low: a floor read from them alone is ~5 % low at one coil (measured on MR_Gd with Rician noise; 1-2 % at 8 coils).
-    So every tile whose mean is within 3 standard errors of theirs is taken as air too, twice."""
+    So every tile whose mean is within :data:`AIR_TILE_TOLERANCE` standard errors of theirs is taken as air too,
+    ``rounds`` times."""
     means = tiles.mean(axis=1)
     count = int(len(tiles) * fraction)
     if count < 4:
@@ -93,15 +95,20 @@ def _air_tiles(tiles: np.ndarray, fraction: float = 0.05, rounds: int = 2) -> np
     chosen = np.argsort(means)[:count]
     for _ in range(rounds):
         values = tiles[chosen]
-        spread = 1.4826 * float(np.median(np.abs(values - np.median(values))))
-        chosen = np.flatnonzero(means <= float(values.mean()) + AIR_TILE_TOLERANCE * spread / np.sqrt(tiles.shape[1]))
+        error = robust_spread(values) / np.sqrt(tiles.shape[1])  # of a tile's mean, were it air
+        chosen = np.flatnonzero(means <= float(values.mean()) + AIR_TILE_TOLERANCE * error)
     return chosen
+
+
+def robust_spread(values: np.ndarray) -> float:
+    """``1.4826 MAD`` of ``values``: their standard deviation were they Gaussian, robust to outliers."""
+    return 1.4826 * float(np.median(np.abs(values - np.median(values))))
 
 
 def robust_ratio(values: np.ndarray) -> float | None:
     """``median / (1.4826 MAD)`` of ``values``; None when the spread or the median is zero."""
     median = float(np.median(values))
-    spread = 1.4826 * float(np.median(np.abs(values - median)))
+    spread = robust_spread(values)
     return median / spread if spread > 0 and median > 0 else None
 
 
@@ -192,8 +199,7 @@ def residual_floor_spread(denoised: np.ndarray, floor: MagnitudeFloor) -> float 
     """
     if floor.air is None or floor.shape != tuple(np.shape(denoised)):
         return None
-    values = _sampled_tiles(denoised, FLOOR_TILE)[floor.air]
-    return 1.4826 * float(np.median(np.abs(values - np.median(values)))) / floor.sigma
+    return robust_spread(_sampled_tiles(denoised, FLOOR_TILE)[floor.air]) / floor.sigma
 
 
 def noncentral_chi_mean(snr: np.ndarray | float, coils: int) -> np.ndarray:
