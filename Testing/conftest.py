@@ -38,6 +38,12 @@ def mr_nifti() -> Path:
 
 
 @pytest.fixture(scope="session")
+def mr_png() -> Path:
+    """The 256x256 brain slice of the test data (8-bit; its air holds dim values of its own)."""
+    return DATA / "mr_skimage_brain_slice5.png"
+
+
+@pytest.fixture(scope="session")
 def us_png() -> Path:
     return DATA / "us_hc18_131_HC.png"
 

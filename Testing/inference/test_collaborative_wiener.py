@@ -19,11 +19,9 @@ MIN_CT_GAIN = 0.1
 
 
 @pytest.fixture(scope="module")
-def brain() -> np.ndarray:
+def brain(mr_png) -> np.ndarray:
     """The 256x256 brain MR slice of the test data, min-max scaled to [0, 1]."""
-    from pathlib import Path
-
-    image = read_volume(Path(__file__).resolve().parents[1] / "data" / "mr_skimage_brain_slice5.png").array[0]
+    image = read_volume(mr_png).array[0]
     return fit_scaling(image.astype(np.float32), "minmax").apply(image.astype(np.float32))
 
 
@@ -182,15 +180,13 @@ def test_large_ct_volumes_are_not_refined_by_default_for_time():
     assert Denoiser("kpn-ct-burst3", device="cpu", ensemble=1)._views((4, 64, 64), 0, False, ct) == 1
 
 
-def test_auto_filters_a_fine_magnitude_mr_slice_guided_by_the_burst_model():
+def test_auto_filters_a_fine_magnitude_mr_slice_guided_by_the_burst_model(mr_png):
     """Fine magnitude MR (``auto``: ``kpn-burst3``, then the noise floor removed): on a single 2D slice the output is
     the collaborative Wiener filtering guided by the network (share 1.0, chosen on training MR slices), which beats
     the network alone (the test data's 256x256 brain slice as an MR file, Rician 3 %: +1.28 dB over the head)."""
-    from pathlib import Path
-
     from meddenoiselib.transforms.noise import parse_noise_spec, simulate_volume
 
-    image = read_volume(Path(__file__).resolve().parents[1] / "data" / "mr_skimage_brain_slice5.png").array
+    image = read_volume(mr_png).array
     clean = Volume(image.astype(np.uint16), spacing=(1.0, 1.0, 2.0), metadata={"0008|0060": "MR"})
     noisy = simulate_volume(clean, parse_noise_spec("rician:3%"), seed=5)
     refined = Denoiser(device="cpu")
@@ -226,16 +222,14 @@ def test_blocks_of_the_adjacent_slices_join_the_groups(ct_crop):
         collaborative_wiener(torch.from_numpy(noisy), torch.from_numpy(clean), sigma)
 
 
-def test_integer_magnitude_mr_has_its_floor_removed_from_the_unrounded_output():
+def test_integer_magnitude_mr_has_its_floor_removed_from_the_unrounded_output(mr_png):
     """The floor removal measures the noise the model left in air; with sigma a few units an integer output hides
     it (rounded to the same 1-2 values). ``auto`` therefore denoises integer magnitude MR as float: the test data's
     brain slice (its own floor zeroed, 0-217) with Rician noise of 3 % (sigma ~5 units) gives the same background as
     the same noisy values handed over as float32, within 0.05 sigma."""
-    from pathlib import Path
-
     from meddenoiselib.transforms.noise import parse_noise_spec, simulate_volume
 
-    image = read_volume(Path(__file__).resolve().parents[1] / "data" / "mr_skimage_brain_slice5.png").array
+    image = read_volume(mr_png).array
     image = np.where(image > 8, image, 0).astype(np.uint16)
     clean = Volume(image, spacing=(1.0, 1.0, 2.0), metadata={"0008|0060": "MR"})
     noisy = simulate_volume(clean, parse_noise_spec("rician:3%"), seed=5)

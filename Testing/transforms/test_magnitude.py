@@ -52,19 +52,17 @@ def test_correction_removes_the_bias_of_an_ideal_mean_estimate(coils):
 
 
 @pytest.mark.parametrize("coils", [1, 8])
-def test_floor_is_read_without_bias_and_removed_without_bias_from_a_denoisers_output(coils):
+def test_floor_is_read_without_bias_and_removed_without_bias_from_a_denoisers_output(coils, mr_png):
     """The test data's 256x256 brain slice as the signal (its own floor, <= 8 of 255, set to 0), with a
     magnitude floor of sigma = 3 % of its 99th percentile. Sigma is read to within 3 % (the darkest 5 % of tiles
     alone read it ~5 % low at one coil). A denoiser's output is E[M] plus a residual error; 0.1 sigma of it (what the
     burst model leaves in air) turns into +0.24 / +0.41 sigma of background bias under the plain inversion; the
     posterior inversion leaves < 0.05 sigma there, and in tissue stays within 0.05 sigma of the signal on average."""
-    from pathlib import Path
-
     from scipy import ndimage
 
     from meddenoiselib.transforms.magnitude import residual_floor_spread
 
-    image = read_volume(Path(__file__).resolve().parents[1] / "data" / "mr_skimage_brain_slice5.png").array
+    image = read_volume(mr_png).array
     signal = np.where(image > 8, image, 0).astype(np.float64) * 16.0
     sigma = 0.03 * np.percentile(signal, 99)
     floor = estimate_magnitude_floor(_magnitude(signal, sigma, coils, seed=11))
