@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import OptionError
 from ..transforms.estimate import dct_matrix, finest_diagonal_band, mad_sigma
 
 __all__ = [
@@ -290,7 +291,7 @@ def collaborative_wiener(
     if noisy.ndim == 2:
         noisy, pilot, centre = noisy[None], pilot[None], 0
     elif centre is None:
-        raise ValueError(f"a stack of {noisy.shape[0]} slices needs the slice to filter (centre)")
+        raise OptionError(f"a stack of {noisy.shape[0]} slices needs the slice to filter (centre)")
     S, H0, W0 = noisy.shape
     if isinstance(sigma, NoiseSpectrum):
         spectrum = torch.as_tensor(sigma.variances, dtype=torch.float32, device=noisy.device)
