@@ -19,6 +19,7 @@ from ..errors import InputError, MedDenoiseError, OptionError
 from ..io.modality import Modality, detect_modality
 from ..io.series import VolumeSeries
 from ..io.volume import Volume
+from ..transforms.background import background_level
 from ..transforms.ct_padding import fill_outside_reconstruction, outside_reconstruction
 from ..transforms.estimate import NoiseEstimate, estimate_dct_noise, estimate_noise
 from ..transforms.intensity import IntensityScaling, ScalingMode, fit_scaling
@@ -195,6 +196,9 @@ class Denoiser:
         scaling_mode: intensity normalization (see :class:`~meddenoiselib.transforms.ScalingMode`). Defaults to
             None: for a network, the scaling its training images had (``input_scaling`` in the model card, min-max
             ``ct_window`` for the CT models), so inputs look like what it learned from; ``"percentile"`` for baselines.
+            A min-max model trained on clean images' ranges gets the level of its input's flat background as the
+            minimum where the input has one (:func:`~meddenoiselib.transforms.background.background_level`; not
+            where ``auto`` finds a magnitude MR floor or ultrasound speckle), not the noisy minimum ~4 sigma below it.
         window: ``(center, width)`` of a CT window in HU. For baselines, normalization uses it (``ct_window``);
             networks trained in HU (their card's ``input_scaling`` is ``ct_window``) always use their training
             map, so that noise in HU looks as it did in training; refused for networks trained on min-max scaled
@@ -297,6 +301,10 @@ class Denoiser:
         self.refine = refine
         self._views_used = 1
         self._refined, self._refine_detail = 0.0, ""
+        # a network trained on min-max scaled images gets its input's flat background at 0, not its noisy minimum
+        # (transforms/background.py); not where the user chose the scaling, nor where ``auto`` finds noise that is
+        # not zero-mean around the signal (a magnitude MR floor, ultrasound speckle)
+        self._background_to_zero, self._biased_noise = False, False
         self.last_report: DenoiseReport | None = None
         self._cancel = threading.Event()
 
@@ -341,6 +349,7 @@ class Denoiser:
                 ) from None
         elif self.model is not None:
             self.scaling_mode = ScalingMode(trained_scaling)
+            self._background_to_zero = self.scaling_mode == ScalingMode.MINMAX
             if hu_network:
                 # a network trained in HU learned noise levels on its own fixed map; another window would rescale
                 # the noise it sees (a lung window shrinks 25 HU of noise fourfold), so its map is kept whatever
@@ -445,6 +454,7 @@ class Denoiser:
             choice = self.choose(volume)
             logger.debug("auto: %s", choice.describe())
             self._active = self._delegate(choice.model)
+            self._active._biased_noise = choice.magnitude_floor is not None or choice.modality == Modality.US
             try:
                 result = self._active.denoise(self._unrounded(volume, choice), sigma, mask=inside)
             finally:
@@ -535,6 +545,7 @@ class Denoiser:
         if self.auto:
             choice = self.choose(series.frame(0))
             self._active = self._delegate(choice.model)
+            self._active._biased_noise = choice.magnitude_floor is not None or choice.modality == Modality.US
             try:
                 result = self._active.denoise_series(self._unrounded(series, choice), sigma, mask=inside)
             finally:
@@ -628,6 +639,11 @@ class Denoiser:
         outside = outside_reconstruction(component) if modality == Modality.CT else None
         values = component if outside is None else fill_outside_reconstruction(component, outside)
         scaling = fit_scaling(values, self.scaling_mode, **self.scaling_options)
+        if self._background_to_zero and not self._biased_noise:
+            level = background_level(values)
+            if level is not None and scaling.low < level < scaling.high:
+                logger.debug("minimum %g -> flat background's level %g", scaling.low, level)
+                scaling = replace(scaling, low=level)
         if scaling.dtype != component.dtype.name:
             scaling = replace(scaling, dtype=component.dtype.name)
         return values, outside, scaling

@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .background import BACKGROUND_TILE as FLOOR_TILE
+from .background import background_tiles, robust_spread, sampled_tiles
+
 __all__ = [
     "MagnitudeFloor",
     "correct_magnitude_bias",
@@ -42,22 +45,6 @@ FLOOR_LEVEL_LIMIT = 0.3
 FLOOR_RATIO_TOLERANCE = 1.3
 
 
-def _sampled_tiles(array: np.ndarray, tile: int) -> np.ndarray | None:
-    """``tile`` x ``tile`` tiles of up to 16 evenly sampled slices of a ``(Z, Y, X)`` or ``(Y, X)`` array, one per
-    row (float32, ``(tiles, tile * tile)``), in an order fixed by the array's shape; None when there are none."""
-    image = np.asarray(array)  # converted per sampled slice: no float copy of a whole volume
-    slices = image.reshape(-1, *image.shape[-2:]) if image.ndim >= 2 else image[None, None]
-    step = max(1, len(slices) // 16)
-    tiles = []
-    for plane in slices[::step].astype(np.float32):
-        h, w = (n // tile * tile for n in plane.shape)
-        if h and w:
-            tiles.append(
-                plane[:h, :w].reshape(h // tile, tile, w // tile, tile).swapaxes(1, 2).reshape(-1, tile * tile)
-            )
-    return np.concatenate(tiles) if tiles else None
-
-
 def darkest_background(array: np.ndarray, tile: int = 16, fraction: float = 0.05) -> np.ndarray | None:
     """The pixels of the darkest ``fraction`` of ``tile`` x ``tile`` tiles (by mean) of up to 16 slices: air, where
     a magnitude image holds only its noise floor.
@@ -68,41 +55,13 @@ def darkest_background(array: np.ndarray, tile: int = 16, fraction: float = 0.05
     Returns:
         float64 values, or None when the image has fewer than 4 such tiles.
     """
-    tiles = _sampled_tiles(array, tile)
+    tiles = sampled_tiles(array, tile)
     if tiles is None:
         return None
     count = int(len(tiles) * fraction)
     if count < 4:
         return None
     return tiles[np.argsort(tiles.mean(axis=1))[:count]].ravel().astype(np.float64)
-
-
-#: a tile is air when its mean is within this many standard errors of the darkest tiles' mean
-AIR_TILE_TOLERANCE = 2.0
-
-
-def _air_tiles(tiles: np.ndarray, fraction: float = 0.05, rounds: int = 2) -> np.ndarray | None:
-    """Indices of the tiles (rows of :func:`_sampled_tiles`) that hold only the noise floor.
-
-    The darkest ``fraction`` by mean are air, but the darkest of many air tiles are those whose noise happened to be
-    low: a floor read from them alone is ~5 % low at one coil (measured on MR_Gd with Rician noise; 1-2 % at 8 coils).
-    So every tile whose mean is within :data:`AIR_TILE_TOLERANCE` standard errors of theirs is taken as air too,
-    ``rounds`` times."""
-    means = tiles.mean(axis=1)
-    count = int(len(tiles) * fraction)
-    if count < 4:
-        return None
-    chosen = np.argsort(means)[:count]
-    for _ in range(rounds):
-        values = tiles[chosen]
-        error = robust_spread(values) / np.sqrt(tiles.shape[1])  # of a tile's mean, were it air
-        chosen = np.flatnonzero(means <= float(values.mean()) + AIR_TILE_TOLERANCE * error)
-    return chosen
-
-
-def robust_spread(values: np.ndarray) -> float:
-    """``1.4826 MAD`` of ``values``: their standard deviation were they Gaussian, robust to outliers."""
-    return 1.4826 * float(np.median(np.abs(values - np.median(values))))
 
 
 def robust_ratio(values: np.ndarray) -> float | None:
@@ -147,16 +106,13 @@ class MagnitudeFloor:
     air: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
-#: tile edge (pixels) of the background analysis
-FLOOR_TILE = 16
-
-
 def estimate_magnitude_floor(array: np.ndarray) -> MagnitudeFloor | None:
     """Read sigma and the coil count from the background of a magnitude image.
 
-    The background is the darkest tiles and every tile whose mean is as low within its noise (``_air_tiles``). The
-    coil count is the one whose theoretical floor ratio (:func:`floor_ratio_for_coils`) is nearest to the
-    background's; sigma is the background median over the median of ``chi_2N``.
+    The background is the darkest tiles and every tile whose mean is as low within its noise
+    (:func:`~.background.background_tiles`). The coil count is the one whose theoretical floor ratio
+    (:func:`floor_ratio_for_coils`) is nearest to the background's; sigma is the background median over the median of
+    ``chi_2N``.
 
     Args:
         array: ``(Z, Y, X)`` or ``(Y, X)`` magnitude image with a zero offset.
@@ -164,8 +120,8 @@ def estimate_magnitude_floor(array: np.ndarray) -> MagnitudeFloor | None:
     Returns:
         The floor, or None when the image has no usable background (too small, or air set to one value).
     """
-    tiles = _sampled_tiles(array, FLOOR_TILE)
-    air = None if tiles is None else _air_tiles(tiles)
+    tiles = sampled_tiles(array, FLOOR_TILE)
+    air = None if tiles is None else background_tiles(tiles)
     if air is None:
         return None
     values = tiles[air].ravel().astype(np.float64)
@@ -199,7 +155,7 @@ def residual_floor_spread(denoised: np.ndarray, floor: MagnitudeFloor) -> float 
     """
     if floor.air is None or floor.shape != tuple(np.shape(denoised)):
         return None
-    return robust_spread(_sampled_tiles(denoised, FLOOR_TILE)[floor.air]) / floor.sigma
+    return robust_spread(sampled_tiles(denoised, FLOOR_TILE)[floor.air]) / floor.sigma
 
 
 def noncentral_chi_mean(snr: np.ndarray | float, coils: int) -> np.ndarray:

@@ -1,0 +1,115 @@
+"""The flat background of an image (air, the outside of a CT's field of view or of an ultrasound sector), read from
+its darkest tiles: where a magnitude MR image holds only its noise floor, and the level a min-max scaling should map
+to 0.
+
+Medical images are mostly framed by such a background at their minimum. A network trained on images min-max scaled
+by their *clean* range saw it at exactly 0; a noisy file's minimum lies ~4 sigma below it (the darkest of many noisy
+background pixels), so scaled by its own minimum the background arrives at +4 sigma and the whole image is denoised
+worse. Measured on training images with Gaussian noise of sigma 15 (0-255 scale), ``kpn-general`` with its 8 views
+and refinement: the GE head CT slice 17 (24 % of it padding outside the field of view) 42.27 dB scaled by the noisy
+minimum, 42.87 with the background's level, 42.93 with the clean minimum.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "BACKGROUND_TILE",
+    "background_level",
+    "background_tiles",
+    "robust_spread",
+    "sampled_tiles",
+    "tile_noise",
+]
+
+#: tile edge (pixels) of the background analysis
+BACKGROUND_TILE = 16
+#: a tile is background when its mean is within this many standard errors of the darkest tiles' mean
+BACKGROUND_TILE_TOLERANCE = 2.0
+#: the fraction of the tiles, darkest first, that :func:`background_tiles` starts from
+DARKEST_FRACTION = 0.05
+#: a minimum held by at least this fraction of the pixels is the background's own level: the file was clipped there
+#: (an 8-bit image of a noisy scan) or its background carries no noise (speckle, masked air). Additive noise leaves
+#: a handful of pixels at the minimum of an integer image (~0.002 % for int16 CT with 20 units of noise).
+PILED_MINIMUM_FRACTION = 0.001
+#: the darkest tiles are a flat background only when their pixels spread no more than this many times the noise
+#: read from their own pixel-to-pixel differences: texture or an intensity ramp spreads more, and so does noise
+#: correlated over several pixels (CT), which is then left alone
+FLAT_SPREAD_LIMIT = 1.5
+
+
+def robust_spread(values: np.ndarray) -> float:
+    """``1.4826 MAD`` of ``values``: their standard deviation were they Gaussian, robust to outliers."""
+    return 1.4826 * float(np.median(np.abs(values - np.median(values))))
+
+
+def sampled_tiles(array: np.ndarray, tile: int = BACKGROUND_TILE) -> np.ndarray | None:
+    """``tile`` x ``tile`` tiles of up to 16 evenly sampled slices of a ``(..., Y, X)`` array, one per row (float32,
+    ``(tiles, tile * tile)``), in an order fixed by the array's shape; None when there are none."""
+    image = np.asarray(array)  # converted per sampled slice: no float copy of a whole volume
+    slices = image.reshape(-1, *image.shape[-2:]) if image.ndim >= 2 else image[None, None]
+    step = max(1, len(slices) // 16)
+    tiles = []
+    for plane in slices[::step].astype(np.float32):
+        h, w = (n // tile * tile for n in plane.shape)
+        if h and w:
+            tiles.append(
+                plane[:h, :w].reshape(h // tile, tile, w // tile, tile).swapaxes(1, 2).reshape(-1, tile * tile)
+            )
+    return np.concatenate(tiles) if tiles else None
+
+
+def background_tiles(tiles: np.ndarray, fraction: float = DARKEST_FRACTION, rounds: int = 2) -> np.ndarray | None:
+    """Indices of the tiles (rows of :func:`sampled_tiles`) that hold only the background and its noise.
+
+    The darkest ``fraction`` by mean are background, but the darkest of many background tiles are those whose noise
+    happened to be low: a level read from them alone is low (~5 % of sigma at one coil on a magnitude MR floor). So
+    every tile whose mean is within :data:`BACKGROUND_TILE_TOLERANCE` standard errors of theirs is taken too,
+    ``rounds`` times. None when fewer than 4 tiles make up ``fraction``."""
+    means = tiles.mean(axis=1)
+    count = int(len(tiles) * fraction)
+    if count < 4:
+        return None
+    chosen = np.argsort(means)[:count]
+    for _ in range(rounds):
+        values = tiles[chosen]
+        error = robust_spread(values) / np.sqrt(tiles.shape[1])  # of a tile's mean, were it background
+        chosen = np.flatnonzero(means <= float(values.mean()) + BACKGROUND_TILE_TOLERANCE * error)
+    return chosen
+
+
+def tile_noise(tiles: np.ndarray, tile: int = BACKGROUND_TILE) -> float:
+    """The white-noise standard deviation of ``tiles`` (rows of :func:`sampled_tiles`) from the differences of
+    horizontally adjacent pixels (``1.4826 MAD / sqrt(2)``), which a smooth intensity change barely enters."""
+    differences = np.diff(tiles.reshape(-1, tile, tile), axis=2)
+    return robust_spread(differences) / np.sqrt(2.0)
+
+
+def background_level(array: np.ndarray) -> float | None:
+    """The mean of an image's flat background at its minimum, in the image's units: an estimate of the minimum the
+    image would have without its noise, where zero-mean noise spreads the background below it.
+
+    Args:
+        array: ``(Y, X)``, ``(Z, Y, X)`` or ``(T, Z, Y, X)`` image in any units, with zero-mean noise (not a
+            magnitude image, whose floor's mean is above its signal: see :mod:`.magnitude`).
+
+    Returns:
+        The level, or None where the image has none to read: fewer than 4 tiles in its darkest 5 %; a minimum held
+        by 0.1 % of the pixels or more (clipped there, or a noise-free background: the minimum is the level); no
+        noise in the darkest tiles; or darkest tiles that are not flat (their spread above :data:`FLAT_SPREAD_LIMIT`
+        times their pixel-to-pixel noise).
+    """
+    image = np.asarray(array)
+    tiles = sampled_tiles(image) if image.ndim >= 2 else None
+    if tiles is None:
+        return None
+    if np.count_nonzero(tiles == tiles.min()) >= PILED_MINIMUM_FRACTION * tiles.size:
+        return None
+    chosen = background_tiles(tiles)
+    if chosen is None:
+        return None
+    noise = tile_noise(tiles[chosen])
+    if not noise > 0 or robust_spread(tiles[chosen]) > FLAT_SPREAD_LIMIT * noise:
+        return None
+    return float(tiles[chosen].mean(dtype=np.float64))

@@ -1,0 +1,53 @@
+"""The flat background of a noisy image: its level is the minimum the image would have without its noise."""
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from meddenoiselib.io import read_volume
+from meddenoiselib.transforms.background import background_level
+
+SIGMA = 15 / 255
+
+
+@pytest.fixture(scope="module")
+def ultrasound(us_png) -> np.ndarray:
+    """The test data's ultrasound frame (540x800, black outside the sector), min-max scaled to [0, 1]."""
+    image = read_volume(us_png).array.astype(np.float32)
+    return (image - image.min()) / (image.max() - image.min())
+
+
+def test_the_level_of_a_noisy_background_is_the_clean_minimum(ultrasound):
+    """Gaussian noise of sigma 15/255 puts the noisy minimum 4-5 sigma below the black outside the sector; the
+    background's level is within 0.05 sigma of it, also read from a stack of slices."""
+    noisy = ultrasound + np.random.default_rng(0).normal(0, SIGMA, ultrasound.shape).astype(np.float32)
+    assert noisy.min() < -4 * SIGMA
+    assert abs(background_level(noisy)) < 0.05 * SIGMA
+    stack = np.concatenate([noisy, noisy[:, ::-1] + np.float32(0.5)])  # (2, 540, 800); the darker slice's is read
+    assert abs(background_level(stack)) < 0.05 * SIGMA
+    assert abs(background_level(stack[None]) - background_level(stack)) < 1e-6  # (T, Z, Y, X) as (Z, Y, X)
+
+
+def test_no_level_where_the_minimum_is_already_the_background(ultrasound):
+    """An image clipped at its minimum (an 8-bit file of a noisy scan) or without noise in its background holds that
+    minimum in 0.1 % of its pixels or more: the minimum is the level, and nothing is read."""
+    noisy = ultrasound + np.random.default_rng(0).normal(0, SIGMA, ultrasound.shape).astype(np.float32)
+    assert background_level(np.clip(noisy, 0, 1)) is None
+    assert background_level(ultrasound) is None
+
+
+def test_no_level_without_a_flat_background():
+    """The darkest tiles of a ramp hold the ramp, not only noise (their spread 2.4x the noise of their pixel-to-pixel
+    differences); noise correlated over neighbouring pixels, as in CT, spreads 2x more than those differences tell
+    and is left alone too, where the same background with white noise is read; an image of fewer than 80 tiles has
+    too few to read; a 1D array has none."""
+    rng = np.random.default_rng(1)
+    ramp = np.linspace(0, 1, 256, dtype=np.float32)[None, :].repeat(256, axis=0)
+    assert background_level(ramp + rng.normal(0, 0.01, ramp.shape)) is None
+    flat = np.zeros((256, 256), np.float32)
+    flat[64:192, 64:192] = 1
+    assert background_level(flat + rng.normal(0, 0.01, flat.shape)) == pytest.approx(0, abs=0.001)
+    correlated = gaussian_filter(rng.normal(0, 0.03, flat.shape), 1.0)  # ~0.01 after the smoothing
+    assert background_level(flat + correlated) is None
+    assert background_level(rng.normal(0, 0.01, (64, 64))) is None
+    assert background_level(rng.normal(0, 0.01, 4096)) is None
