@@ -49,5 +49,17 @@ def test_no_level_without_a_flat_background():
     assert background_level(flat + rng.normal(0, 0.01, flat.shape)) == pytest.approx(0, abs=0.001)
     correlated = gaussian_filter(rng.normal(0, 0.03, flat.shape), 1.0)  # ~0.01 after the smoothing
     assert background_level(flat + correlated) is None
+
+
+def test_no_level_from_a_flat_region_above_darker_structures():
+    """A flat grey region darker on average than fine texture around it (2x2 blocks of 0.3 and 0.7) is the darkest
+    by its tiles' means, but the texture's dark pixels reach far below it: the image's minimum lies further below
+    the region than its noise reaches, so it is not the background; without the texture's dark half it is."""
+    rng = np.random.default_rng(2)
+    blocks = np.where(rng.random((128, 128)) < 0.5, 0.3, 0.7).repeat(2, 0).repeat(2, 1).astype(np.float32)
+    blocks[:64, :] = 0.45
+    noise = rng.normal(0, 0.05, blocks.shape).astype(np.float32)
+    assert background_level(blocks + noise) is None
+    assert background_level(np.maximum(blocks, 0.45) + noise) == pytest.approx(0.45, abs=0.01)
     assert background_level(rng.normal(0, 0.01, (64, 64))) is None
     assert background_level(rng.normal(0, 0.01, 4096)) is None
