@@ -420,6 +420,13 @@ class Denoiser:
             self._delegates[name] = Denoiser(name, **self._options)
         return self._delegates[name]
 
+    def _delegate_for(self, choice: AutoChoice) -> Denoiser:
+        """The model ``auto`` chose, told whether its input's noise is zero-mean around the signal (else it keeps the
+        minimum as the scaling's 0: a magnitude MR floor, ultrasound speckle)."""
+        active = self._delegate(choice.model)
+        active._biased_noise = choice.magnitude_floor is not None or choice.modality == Modality.US
+        return active
+
     def denoise(
         self, volume: Volume | VolumeSeries, sigma: float | str | None = "auto", mask: Volume | np.ndarray | None = None
     ) -> Volume | VolumeSeries:
@@ -453,8 +460,7 @@ class Denoiser:
         if self.auto:
             choice = self.choose(volume)
             logger.debug("auto: %s", choice.describe())
-            self._active = self._delegate(choice.model)
-            self._active._biased_noise = choice.magnitude_floor is not None or choice.modality == Modality.US
+            self._active = self._delegate_for(choice)
             try:
                 result = self._active.denoise(self._unrounded(volume, choice), sigma, mask=inside)
             finally:
@@ -544,8 +550,7 @@ class Denoiser:
         inside = None if mask is None else mask_array(series, mask)
         if self.auto:
             choice = self.choose(series.frame(0))
-            self._active = self._delegate(choice.model)
-            self._active._biased_noise = choice.magnitude_floor is not None or choice.modality == Modality.US
+            self._active = self._delegate_for(choice)
             try:
                 result = self._active.denoise_series(self._unrounded(series, choice), sigma, mask=inside)
             finally:

@@ -18,6 +18,7 @@ __all__ = [
     "BACKGROUND_TILE",
     "background_level",
     "background_tiles",
+    "darkest_tiles",
     "robust_spread",
     "sampled_tiles",
     "tile_noise",
@@ -66,6 +67,13 @@ def sampled_tiles(array: np.ndarray, tile: int = BACKGROUND_TILE) -> np.ndarray 
     return np.concatenate(tiles) if tiles else None
 
 
+def darkest_tiles(tiles: np.ndarray, fraction: float = DARKEST_FRACTION) -> np.ndarray | None:
+    """Indices of the darkest ``fraction`` of ``tiles`` (rows of :func:`sampled_tiles`) by mean, darkest first; None
+    when they are fewer than 4."""
+    count = int(len(tiles) * fraction)
+    return np.argsort(tiles.mean(axis=1))[:count] if count >= 4 else None
+
+
 def background_tiles(tiles: np.ndarray, fraction: float = DARKEST_FRACTION, rounds: int = 2) -> np.ndarray | None:
     """Indices of the tiles (rows of :func:`sampled_tiles`) that hold only the background and its noise.
 
@@ -73,11 +81,10 @@ def background_tiles(tiles: np.ndarray, fraction: float = DARKEST_FRACTION, roun
     happened to be low: a level read from them alone is low (~5 % of sigma at one coil on a magnitude MR floor). So
     every tile whose mean is within :data:`BACKGROUND_TILE_TOLERANCE` standard errors of theirs is taken too,
     ``rounds`` times. None when fewer than 4 tiles make up ``fraction``."""
-    means = tiles.mean(axis=1)
-    count = int(len(tiles) * fraction)
-    if count < 4:
+    chosen = darkest_tiles(tiles, fraction)
+    if chosen is None:
         return None
-    chosen = np.argsort(means)[:count]
+    means = tiles.mean(axis=1)
     for _ in range(rounds):
         values = tiles[chosen]
         error = robust_spread(values) / np.sqrt(tiles.shape[1])  # of a tile's mean, were it background

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .background import BACKGROUND_TILE as FLOOR_TILE
-from .background import background_tiles, robust_spread, sampled_tiles
+from .background import background_tiles, darkest_tiles, robust_spread, sampled_tiles
 
 __all__ = [
     "MagnitudeFloor",
@@ -56,12 +56,8 @@ def darkest_background(array: np.ndarray, tile: int = 16, fraction: float = 0.05
         float64 values, or None when the image has fewer than 4 such tiles.
     """
     tiles = sampled_tiles(array, tile)
-    if tiles is None:
-        return None
-    count = int(len(tiles) * fraction)
-    if count < 4:
-        return None
-    return tiles[np.argsort(tiles.mean(axis=1))[:count]].ravel().astype(np.float64)
+    darkest = None if tiles is None else darkest_tiles(tiles, fraction)
+    return None if darkest is None else tiles[darkest].ravel().astype(np.float64)
 
 
 def robust_ratio(values: np.ndarray) -> float | None:
