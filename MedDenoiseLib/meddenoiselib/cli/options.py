@@ -243,8 +243,9 @@ def add_scaling_options(parser: argparse.ArgumentParser) -> None:
         "--scaling",
         choices=["percentile", "minmax"],
         default=None,
-        help="intensity normalization to [0, 1]: minmax, or percentile (0.5-99.5, robust to outliers)."
-        " Default: what the model was trained with (minmax), percentile for baselines",
+        help="intensity normalization to [0, 1]: minmax (the file's own minimum and maximum), or percentile"
+        " (0.5-99.5, robust to outliers). Default: what the model was trained with, percentile for baselines; a"
+        " min-max model then takes a flat background's level as 0 instead of the noisy minimum below it",
     )
     parser.add_argument(
         "--window",
