@@ -88,7 +88,9 @@ class ParallelBeam:
         self.device = torch.device(device)
         diagonal = math.ceil(math.hypot(*self.shape))
         self.detectors = diagonal + 1 - diagonal % 2 + 2  # odd, with a bin of margin on each side
-        self.angles = torch.arange(self.views, dtype=torch.float64) * (math.pi / self.views)
+        # on the device: the sampling grids built from them are views x detectors² coordinates, which the CPU would
+        # otherwise compute and copy for every chunk (on a GPU that left it idle, 2026-12-04: >2 s per slice)
+        self.angles = torch.arange(self.views, dtype=torch.float64, device=self.device) * (math.pi / self.views)
 
     def _normalized(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Pixel coordinates about the centre -> grid_sample's [-1, 1] (align_corners=True)."""
@@ -108,7 +110,7 @@ class ParallelBeam:
         b = image.shape[0]
         source = image.to(self.device, torch.float32).unsqueeze(1)
         d = self.detectors
-        t = torch.arange(d, dtype=torch.float64) - (d - 1) / 2  # detector offsets == ray sample offsets
+        t = torch.arange(d, dtype=torch.float64, device=self.device) - (d - 1) / 2  # detector == ray sample offsets
         sinogram = torch.empty(b, self.views, d, dtype=torch.float32, device=self.device)
         chunk = _VIEW_CHUNK.get(self.device.type, 24)
         for start in range(0, self.views, chunk):
@@ -117,7 +119,7 @@ class ParallelBeam:
             # ray j of view k: t_j (cos θ, sin θ) + s (-sin θ, cos θ), sampled at s = t
             x = t[None, :, None] * cos - t[None, None, :] * sin
             y = t[None, :, None] * sin + t[None, None, :] * cos
-            grid = self._normalized(x, y).float().to(self.device)  # (V, D, S, 2)
+            grid = self._normalized(x, y).float()  # (V, D, S, 2)
             v = grid.shape[0]
             grid = grid.reshape(1, v * d, d, 2).expand(b, -1, -1, -1)
             samples = F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
@@ -142,8 +144,8 @@ class ParallelBeam:
         b = sinogram.shape[0]
         h, w = self.shape
         d = self.detectors
-        y = torch.arange(h, dtype=torch.float64) - (h - 1) / 2
-        x = torch.arange(w, dtype=torch.float64) - (w - 1) / 2
+        y = torch.arange(h, dtype=torch.float64, device=self.device) - (h - 1) / 2
+        x = torch.arange(w, dtype=torch.float64, device=self.device) - (w - 1) / 2
         output = torch.zeros(b, h, w, dtype=torch.float32, device=self.device)
         chunk = _VIEW_CHUNK.get(self.device.type, 24)
         for start in range(0, self.views, chunk):
@@ -152,8 +154,9 @@ class ParallelBeam:
             t = x[None, None, :] * torch.cos(theta)[:, None, None] + y[None, :, None] * torch.sin(theta)[:, None, None]
             # sample row k of the chunk's (v, D) "image" at column t: grid x = detector, grid y = view
             gx = t / ((d - 1) / 2)
-            gy = (torch.arange(v, dtype=torch.float64)[:, None, None].expand(v, h, w) / max(v - 1, 1)) * 2 - 1
-            grid = torch.stack((gx, gy), dim=-1).float().to(self.device).reshape(1, v * h, w, 2)
+            rows_index = torch.arange(v, dtype=torch.float64, device=self.device)
+            gy = (rows_index[:, None, None].expand(v, h, w) / max(v - 1, 1)) * 2 - 1
+            grid = torch.stack((gx, gy), dim=-1).float().reshape(1, v * h, w, 2)
             rows = sinogram[:, start : start + v].to(self.device, torch.float32).unsqueeze(1)  # (B, 1, v, D)
             samples = F.grid_sample(
                 rows, grid.expand(b, -1, -1, -1), mode="bilinear", padding_mode="zeros", align_corners=True
