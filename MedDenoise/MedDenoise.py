@@ -695,8 +695,8 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             ensemble: 1, 2, 4 or 8 geometric views averaged (networks), or "auto" (8 for a single 2D image, 4 for a CT
                 series the CT model refines, else 1).
             refine: "auto", "on" or "off": average a network's output with its collaborative Wiener filtering
-                (auto: a single 2D image with the general model, CT and fine magnitude MR of up to 32 slices of 512x512;
-                on: any size, ~5 s per 512x512 slice on 2 CPU cores; off: the network alone).
+                (auto: a single 2D image with the general model, CT and fine magnitude MR of up to 32 slices of 512x512,
+                1024 on a CUDA GPU; on: any size, ~5 s per 512x512 slice on 2 CPU cores; off: the network alone).
             mask: a segmentation or label map node; only voxels inside are denoised, the others keep their values.
             wholeSequence: see ``inputVolume``.
             residual: also create "<input> residual" (input minus output, float32).

@@ -180,6 +180,25 @@ def test_large_ct_volumes_are_not_refined_by_default_for_time():
     assert Denoiser("kpn-ct-burst3", device="cpu", ensemble=1)._views((4, 64, 64), 0, False, ct) == 1
 
 
+def test_on_a_gpu_auto_refines_ct_volumes_of_up_to_1024_slices():
+    """On CUDA the refinement runs ~50x faster (a 512x512x300 CT refined in ~26 s on an H200), so ``auto`` refines a
+    whole CT there, with the 4-view pilot, and stops only past 1024 slices of 512x512; 2D-only refinements (the
+    general model) keep their single-image rule."""
+    import torch
+
+    ct = REFINED_MODELS["kpn-ct-burst3"]
+    auto = Denoiser("kpn-ct-burst3", device="cpu")
+    auto.device = torch.device("cuda")  # the policy alone: no GPU on the test machine
+    ct_300 = (300, 512, 512)
+    assert auto._refinement(ct_300, 0, in_series=False) is ct
+    assert auto._views(ct_300, 0, False, ct) == ct.pilot_views
+    assert auto._refinement((1025, 512, 512), 0, in_series=False) is None
+    assert Denoiser("kpn-ct-burst3", device="cpu")._refinement(ct_300, 0, in_series=False) is None
+    general = Denoiser("kpn-general", device="cpu")
+    general.device = torch.device("cuda")
+    assert general._refinement((3, 512, 512), 0, in_series=False) is None
+
+
 def test_auto_filters_a_fine_magnitude_mr_slice_guided_by_the_burst_model(mr_png):
     """Fine magnitude MR (``auto``: ``kpn-burst3``, then the noise floor removed): on a single 2D slice the output is
     the collaborative Wiener filtering guided by the network (share 1.0, chosen on training MR slices), which beats
