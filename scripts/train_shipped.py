@@ -133,6 +133,10 @@ RECIPES: dict[str, dict] = {
     # denoises MR well but keeps the floor. Shipped 2026-12-01 (2428 steps, best val 35.45 / 32.70 / 31.43 dB): on
     # the real-noise benchmark it gains +5.75 dB at 8 coils (bias 1.0 sigma; the Rician model +2.58, 3.4 sigma)
     # but +3.38 / +5.79 at Rician 3 % / 6 % (the Rician model +4.41 / +6.72), so auto gives it multi-coil MR only.
+    # Retrained on 2026-12-04 by the GPU one-shot script on an H200 (batch 32, fp16, 2662 steps in 284 s, best val
+    # 36.50 / 33.13 / 31.37 dB at step 1000, falling after it): on the real-noise benchmark's held-out brain, the model
+    # alone in memory, +4.22 / +6.73 dB at Rician 3 % / 6 % (this model +3.21 / +5.91) but +2.85 at 8 coils (+3.19),
+    # the one case auto gives it: not installed.
     "kpn-mr": dict(
         network="kpn-small",
         init="kpn-small",
@@ -169,7 +173,10 @@ RECIPES: dict[str, dict] = {
         "scale of the min-max normalized image, removing the magnitude noise floor; trained on MR only",
     ),
     # ultrasound: the project's one speckle definition (multiplicative Gamma), fine-tuned from the speckle model
-    # that was trained on Gaussian-multiplicative speckle
+    # that was trained on Gaussian-multiplicative speckle. Retrained on 2026-12-04 by the GPU one-shot script on an
+    # H200 (scripts/gpu/oneshot.py: batch 32, fp16 autocast, 2051 steps in 291 s, best val 42.55 / 38.75 / 34.63 dB
+    # at 0.1 / 0.2 / 0.4 against the CPU run's 42.37 / 38.59 / 34.45) and installed: on the real-noise benchmark's
+    # 5 held-out ultrasound images, in memory, +0.10 / +0.11 / +0.22 dB over the CPU-trained model, better on all 15.
     "kpn-us": dict(
         network="kpn-small",
         init="kpn-small-speckle-us",
