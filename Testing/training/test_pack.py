@@ -73,3 +73,29 @@ def test_oneshot_gpu_script_trains_from_a_pack_on_the_cpu(pack, tmp_path, monkey
         assert "psnr" in result["validation"]
     ct_card = json.loads((tmp_path / "work" / "kpn-ct-burst5" / "model.json").read_text())
     assert ct_card["input_scaling"] == "ct_window" and ct_card["architecture"]["burst"] == 5
+
+
+@pytest.mark.slow
+def test_oneshot_gpu_script_trains_side_by_side_until_its_deadline(pack, tmp_path):
+    """The whole one-shot command (as the device tool runs it, here on the CPU): each recipe in its own process,
+    stopped by the wall-clock deadline, and what comes back under --out is the report and the archive of weights."""
+    import subprocess
+    import tarfile
+    import time
+
+    out, work = tmp_path / "out", tmp_path / "work"
+    command = [sys.executable, str(ROOT / "scripts" / "gpu" / "oneshot.py"), "--device", "cpu", "--out", str(out)]
+    command += ["--work", str(work), "--pack", str(pack), "--seconds", "40", "--recipes", "kpn-us", "--batch-size", "2"]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    report = json.loads((out / "report.json").read_text())
+    model = report["models"]["kpn-us"]
+    # the deadline stopped the training (200,000 nominal steps; a child still running 90 s past the deadline is
+    # killed and leaves no weights); the margin is for a loaded test machine (99 s measured beside 3 other jobs)
+    assert 50 <= model["steps"] < 200_000 and time.perf_counter() - start < 40 + 90
+    assert "psnr" in model["validation"] and report["device"] == "cpu"
+    with tarfile.open(out / "gpu_models.tar.gz") as archive:
+        names = set(archive.getnames())
+    assert {"runs/kpn-us/model.safetensors", "runs/kpn-us/model.json", "runs/kpn-us/child.log"} <= names
+    assert sorted(p.name for p in out.iterdir()) == ["gpu_models.tar.gz", "report.json"]  # runs stay under --work
+    assert "step" in (work / "kpn-us" / "child.log").read_text()  # the child logs its training
