@@ -30,7 +30,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 #: what a lent GPU trains, side by side, in order of importance (the models `auto` picks per modality; the CT model
-#: both grown from the shipped one and fresh at the larger size)
+#: both grown from the shipped one and fresh at the larger size); pack_training_data.py packs their images. Not
+#: kpn-general: its images (the noisy chest beside the pre-denoised one, every modality's 2D images) add ~19 MiB, and
+#: with the ~28 MiB tree the carried pack must stay under ~35 MiB of the 64 MiB a device call takes.
 GPU_RECIPES = ("kpn-ct-burst3-ft", "kpn-ct-burst5", "kpn-mr", "kpn-us")
 #: per-recipe settings on CUDA: the CT models train in float32, as on the CPU (the shipped CT model fell ~5 dB and
 #: recovered slowly whenever a fine-tune was jolted, 2026-12-02), and a quarter of the CPU fine-tune's learning rate
@@ -191,17 +193,23 @@ def train_in_parallel(recipes: list[str], args: argparse.Namespace, work: Path, 
     return results
 
 
+def slab(volume, start: int, stop: int):
+    """Slices ``start:stop`` of a Volume as a Volume of their own (same spacing and metadata)."""
+    from meddenoiselib.io.volume import Volume
+
+    return Volume(volume.array[start:stop].copy(), spacing=volume.spacing, metadata=volume.metadata)
+
+
 def cuda_vs_cpu(weights: Path, pack: Path, recipe: str) -> dict:
     """Max |CUDA - CPU| (fp32 both, and CUDA's default precision) on the recipe's first validation volume."""
     import numpy as np
 
     from meddenoiselib.inference import Denoiser
-    from meddenoiselib.io.volume import Volume
     from meddenoiselib.training.pack import pack_volumes
 
     _, volume = next(iter(pack_volumes(f"{pack}:{recipe}:val")))
     if volume.shape[0] > 3:
-        volume = Volume(volume.array[:3].copy(), spacing=volume.spacing, metadata=volume.metadata)
+        volume = slab(volume, 0, 3)
     cpu = Denoiser(weights=weights, device="cpu", precision="fp32").denoise(volume).array.astype(np.float64)
     results = {}
     for precision in ("fp32", "auto"):
@@ -230,7 +238,8 @@ def ct_volume(pack: Path):
 
 
 def time_denoiser(volume, device: str = "cuda", **options) -> dict:
-    """Wall time and peak GPU memory of ``Denoiser(**options).denoise(volume)`` on CUDA."""
+    """Wall time of ``Denoiser(device=device, **options).denoise(volume)``, its peak GPU memory on CUDA (None on the
+    CPU), and what the denoiser reported doing (model, views, refinement)."""
     import torch
 
     from meddenoiselib.inference import Denoiser
@@ -262,10 +271,9 @@ def refinement_cuda_vs_cpu(volume, device: str = "cuda") -> dict:
     import numpy as np
 
     from meddenoiselib.inference import Denoiser
-    from meddenoiselib.io.volume import Volume
 
     middle = volume.array.shape[0] // 2
-    part = Volume(volume.array[middle - 2 : middle + 2].copy(), spacing=volume.spacing, metadata=volume.metadata)
+    part = slab(volume, middle - 2, middle + 2)
     on_gpu = Denoiser("kpn-ct-burst3", device=device, refine="on", precision="fp32", ensemble=1).denoise(part).array
     on_cpu = Denoiser("kpn-ct-burst3", device="cpu", refine="on", precision="fp32", ensemble=1).denoise(part).array
     difference = np.abs(on_gpu.astype(np.float32) - on_cpu.astype(np.float32))
@@ -380,11 +388,8 @@ def main() -> int:
     if weights:
         stages.run("ct_512x512x300 kpn-ct-burst5", 40, time_denoiser, volume, weights=Path(weights))
     stages.run("refinement cuda_vs_cpu (4 slices, HU)", 30, refinement_cuda_vs_cpu, volume)
-    # the refinement forced on over 60 slices: x5 estimates the whole CT, to decide whether auto could refine every
-    # CT on a GPU
-    from meddenoiselib.io.volume import Volume
-
-    part = Volume(volume.array[:60].copy(), spacing=volume.spacing, metadata=volume.metadata)
+    # the refinement over 60 slices (x5: the whole CT): the time CUDA_VOLUME_MAX_PIXELS, auto's GPU limit, rests on
+    part = slab(volume, 0, 60)
     stages.run("ct_512x512x60 kpn-ct-burst3 refine on", 30, time_denoiser, part, method="kpn-ct-burst3", refine="on")
     print(json.dumps({k: v for k, v in report.items() if k != "models"}, indent=2))
     return 0

@@ -18,13 +18,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
+from oneshot import GPU_RECIPES  # noqa: E402  (the recipes the one-shot run trains)
+
 from train_shipped import RECIPES, _burst_inputs, recipe_inputs  # noqa: E402
 from train_shipped import ROOT as REPO  # noqa: E402
 
-#: what the one-shot GPU run trains, in order of importance (the models `auto` picks per modality). Not kpn-general:
-#: its images (the noisy chest beside the pre-denoised one, every modality's 2D images) add ~19 MiB, and with the
-#: ~28 MiB tree the carried pack must stay under ~35 MiB of the 64 MiB a device call takes.
-GPU_RECIPES = ("kpn-ct-burst3-ft", "kpn-ct-burst5", "kpn-mr", "kpn-us")
 #: packages the GPU image lacks, as wheels for its Python 3.12 (names and versions as installed here)
 WHEELS = ("monai==1.6.1",)
 
