@@ -247,6 +247,9 @@ RECIPES["kpn-ct-burst3-ft"] = {**RECIPES["kpn-ct-burst3"], "init": "kpn-ct-burst
 # one-scale model's 50.70 / 46.71 / 42.08) and installed over kpn-ct-burst3: on the benchmark's held-out noisy series
 # (one view) +6.26 -> +6.44 dB at ~25 HU, +10.60 -> +10.74 at ~60 HU. kpn-ct-burst3-ft now continues this network;
 # its first run on it (2014 steps, 1653 s) ended at val 46.37 dB, below the 46.51 it started from: not installed.
+# On one H200 GPU (2026-12-04, oneshot.py, fp32, batch 32, lr 5e-5): 1201 steps in ~225 s, val 50.44 / 46.42 / 42.10
+# dB; on the real-noise benchmark's held-out series (model alone) +6.29 dB at ~25 HU (shipped +6.51), +11.04 at ~60 HU
+# (shipped +10.96): not installed.
 RECIPES["kpn-ct-ms-burst3"] = {
     **RECIPES["kpn-ct-burst3"],
     "network": "kpn-ms-burst3",

@@ -168,7 +168,7 @@ class Ensemble(enum.Enum):
 class Refine(enum.Enum):
     """Collaborative Wiener refinement of a network's output (``--refine``): sharper edges on 2D images, less
     low-frequency noise on CT, several seconds per slice. ``AUTO`` lets the library choose: a single 2D image with the
-    general model, CT and fine magnitude MR of up to 32 slices of 512x512 (1024 on a CUDA GPU, ~26 s for a 300-slice CT
+    general model, CT and fine magnitude MR of up to 32 slices of 512x512 (1024 on a CUDA GPU, 23 s for a 300-slice CT
     on an H200); ``ON`` refines any size (a 300-slice CT takes ~25 min more on 2 CPU cores); ``OFF`` never (the
     network alone, fastest)."""
 

@@ -131,8 +131,8 @@ class Refinement:
 VOLUME_MAX_PIXELS = 32 * 512 * 512
 #: the same on a CUDA device: 1024 slices of 512x512. Measured on an NVIDIA H200 (2026-12-04, scripts/gpu/oneshot.py):
 #: the CT model with its 4-view pilot and the refinement over 30 slices of 512x512 in 2.6 s (peak 552 MiB of GPU
-#: memory; the model alone over 300 slices 2.4 s), so a 512x512x300 CT refined takes ~26 s there; refined on CUDA
-#: and on the CPU, 4 slices differ by at most 1 HU (mean 0.009 HU: rounding to the file's integers)
+#: memory; the model alone over 300 slices 2.4 s); a second run refined the whole 512x512x300 CT in 23 s (peak 520 MiB).
+#: Refined on CUDA and on the CPU, 4 slices differ by at most 1 HU (mean 0.009 HU: rounding to the file's integers)
 CUDA_VOLUME_MAX_PIXELS = 1024 * 512 * 512
 
 REFINED_MODELS: dict[str, Refinement] = {
