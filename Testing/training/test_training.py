@@ -374,3 +374,69 @@ def test_training_can_grow_a_burst_kpn_into_the_two_scale_one(tmp_path, ct_serie
     from meddenoiselib.weights import load_pretrained
 
     assert load_pretrained(grown)[0].coarse_kernels  # and it loads as what it is
+
+
+class _FakeClock:
+    """``time.perf_counter`` and ``time.time`` of the trainer module, advanced by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return 1_000_000.0 + self.now
+
+
+def test_time_limited_runs_refit_their_step_count_to_the_latest_pace(monkeypatch):
+    from meddenoiselib.training import trainer as trainer_module
+
+    clock = _FakeClock()
+    monkeypatch.setattr(trainer_module, "time", clock)
+    config = TrainConfig(inputs=["unused"], steps=100_000, deadline=clock.time() + 100.0, time_budget=500.0)
+    pace = trainer_module._StepClock(config, step=0)
+    step = 0
+
+    def run(steps: int, seconds_each: float) -> bool:
+        nonlocal step
+        due = False
+        for _ in range(steps):
+            clock.now += seconds_each
+            pace.add(seconds_each)
+            step += 1
+            due = pace.due(step)
+        return due
+
+    # the first 50 steps warm up at 1 s each: 50 s of the deadline's 100 left, 45 s of it for steps of 1 s
+    assert run(50, 1.0)
+    assert pace.fitting(step) == 50 + 45
+    # then steps take 0.2 s: the next fit uses that pace (20 s later, 30 s left: 135 more steps), not the warm-up's
+    assert not run(99, 0.2) and run(1, 0.2)
+    assert pace.per_step == pytest.approx(0.2)
+    assert pace.fitting(step) == 150 + 135
+    # never more than the configured steps; the earlier of the budget and the deadline ends the run
+    assert trainer_module._StepClock(TrainConfig(inputs=["x"], steps=60, time_budget=1e6), 0).end == pytest.approx(
+        clock.now + 1e6
+    )
+    capped = trainer_module._StepClock(TrainConfig(inputs=["x"], steps=60, time_budget=1e6), 0)
+    capped.per_step = 0.01
+    assert capped.fitting(50) == 60
+    early = trainer_module._StepClock(TrainConfig(inputs=["x"], deadline=clock.time() + 5, time_budget=50), 0)
+    assert early.seconds_left() == pytest.approx(5.0)
+
+
+def test_training_to_a_deadline_ends_by_it(tmp_path, xray_png, us_png):
+    import time
+
+    config = _config(tmp_path, [xray_png], val_inputs=[str(us_png)], steps=1_000_000, val_every=10**6)
+    config.deadline = time.time() + 5.0
+    path = train(config, show_progress=False)
+    assert time.time() < config.deadline + 6.0  # the final validation and the card after the last step
+    card = __import__("json").loads(path.with_suffix(".json").read_text())
+    assert 50 < card["training"]["steps"] < 1_000_000
+
+
+def test_negative_time_limits_are_refused():
+    with pytest.raises(ValueError, match="deadline"):
+        TrainConfig(inputs=["x"], deadline=-1.0).validate()

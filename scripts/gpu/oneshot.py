@@ -85,8 +85,8 @@ def train_recipe(
     deadline: float | None = None,
     threads: int | None = None,
 ) -> dict:
-    """Train one recipe from the pack for ``seconds`` of training steps (or until the wall-clock ``deadline``, a
-    ``time.time()`` value, whichever the step count fitted after the first 50 steps reaches first)."""
+    """Train one recipe from the pack for ``seconds`` of training steps or until the wall-clock ``deadline`` (a
+    ``time.time()`` value), whichever ends first: the trainer fits its step count to the time left from its pace."""
     from meddenoiselib.training import TrainConfig
     from meddenoiselib.training.trainer import Trainer
     from train_shipped import RECIPES, recipe_options
@@ -121,18 +121,12 @@ def train_recipe(
     config.steps = 200_000  # the time budget decides
     if val_levels:
         config.val_sigmas = [float(v) for v in str(val_levels).split(",")]
+    if deadline is not None:
+        # loading the pack and computing CT noise maps take an unknown share of the wall clock: train until the
+        # deadline, not for a fixed time after the load
+        config.deadline = deadline
     start = time.perf_counter()
     trainer = Trainer(config, show_progress=False)
-    if deadline is not None:
-        fit = trainer._fit_steps_to_budget
-
-        def fit_to_deadline(step: int, probe_steps: int, probe_seconds: float) -> None:
-            # loading the pack and computing CT noise maps took an unknown share of the wall clock: train until the
-            # deadline, not for a fixed time after the load
-            trainer.config.time_budget = min(seconds, max(deadline - time.time(), 5.0)) + probe_seconds
-            fit(step, probe_steps, probe_seconds)
-
-        trainer._fit_steps_to_budget = fit_to_deadline
     path = trainer.run()
     card = json.loads(path.with_suffix(".json").read_text())
     return {

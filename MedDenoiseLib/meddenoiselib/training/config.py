@@ -47,8 +47,13 @@ class TrainConfig:
             (``[1, 2, 3]`` also shows a 2 mm series as 4 and 6 mm ones). Defaults to ``[1]``.
         batch_size: patches per optimisation step (global, across all distributed ranks).
         steps: optimisation steps.
-        time_budget: seconds this run may train (0: no limit). After 50 steps the step count is lowered to what
-            fits, so the learning-rate schedule still ends where the run ends (a lent GPU for a fixed time).
+        time_budget: seconds this invocation may train, counted from its first step (0: no limit). After 50 steps
+            the step count is lowered to what fits, and fitted again every :data:`~meddenoiselib.training.trainer.
+            REFIT_EVERY` steps from the latest steps' pace (the first ones include warm-up), never above ``steps``;
+            so the learning-rate schedule still ends where the run ends (a lent GPU for a fixed time).
+        deadline: wall-clock time (``time.time()``, seconds since the epoch) by which training must end (0: none).
+            Fitted like ``time_budget``, whichever ends first; for runs whose data loading takes an unknown share
+            of a fixed lease.
         stop_after: pause after this many steps of this invocation, keeping the checkpoint for ``--resume``
             (budgeted runs); 0 runs to the end.
         lr: Adam learning rate.
@@ -100,6 +105,7 @@ class TrainConfig:
     steps: int = 2000
     stop_after: int = 0
     time_budget: float = 0.0
+    deadline: float = 0.0
     lr: float = 1e-3
     schedule: str = "cosine"
     warmup_steps: int = 100
@@ -147,6 +153,9 @@ class TrainConfig:
             raise ValueError(f"`slice_strides` must be positive integers, got {strides!r}.")
         if self.lr <= 0:
             raise ValueError(f"`lr` must be positive, got {self.lr}.")
+        for name in ("time_budget", "deadline"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"`{name}` must not be negative, got {getattr(self, name)}.")
         if not 0.0 <= self.noisy_range_fraction <= 1.0:
             raise ValueError(f"`noisy_range_fraction` must be between 0 and 1, got {self.noisy_range_fraction}.")
         if not self.inputs:

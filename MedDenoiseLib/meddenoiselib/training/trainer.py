@@ -73,6 +73,53 @@ def _center_crop(array: np.ndarray, edge: int) -> np.ndarray:
     return array[tuple(slices)]
 
 
+#: with ``time_budget`` or ``deadline``: steps of the first pace measurement, and how often the step count is
+#: fitted again from the latest steps (the first ones include warm-up: cuDNN autotuning, caches, the allocator)
+PROBE_STEPS, REFIT_EVERY = 50, 100
+
+
+class _StepClock:
+    """Paces a time-limited run: the seconds of the training steps (validation and checkpoints left out) and when
+    the time ends (``time_budget`` from the first step of this invocation, ``deadline`` on the wall clock)."""
+
+    def __init__(self, config: TrainConfig, step: int) -> None:
+        self.cap, self.first = config.steps, step
+        now = time.perf_counter()
+        ends = []
+        if config.time_budget > 0:
+            ends.append(now + config.time_budget)
+        if config.deadline > 0:
+            ends.append(now + (config.deadline - time.time()))
+        self.end = min(ends) if ends else None
+        self.window_steps, self.window_seconds, self.per_step = 0, 0.0, 0.0
+        self.fitted_once = False
+
+    def add(self, seconds: float) -> None:
+        """Count one training step of ``seconds``."""
+        self.window_steps += 1
+        self.window_seconds += seconds
+
+    def due(self, step: int) -> bool:
+        """After the first :data:`PROBE_STEPS` steps, then every :data:`REFIT_EVERY`: the pace of the steps since
+        the last fit is taken and the window starts again."""
+        if self.end is None:
+            return False
+        done = step - self.first
+        if done < PROBE_STEPS or (done - PROBE_STEPS) % REFIT_EVERY:
+            return False
+        self.per_step = self.window_seconds / max(self.window_steps, 1)
+        self.window_steps, self.window_seconds = 0, 0.0
+        return True
+
+    def seconds_left(self) -> float:
+        return max(self.end - time.perf_counter(), 0.0) if self.end is not None else float("inf")
+
+    def fitting(self, step: int) -> int:
+        """Steps that fit: those done plus what 0.9 of the time left allows, at least one more, at most the cap."""
+        more = int(0.9 * self.seconds_left() / max(self.per_step, 1e-6) + 1e-6)  # + 1e-6: 0.9 * 30 / 0.2 is 134.99...
+        return min(self.cap, step + max(more, 1))
+
+
 class Trainer:
     """Runs one training configuration. Use :func:`train` unless you need the pieces."""
 
@@ -485,13 +532,15 @@ class Trainer:
         started = time.perf_counter() - self.elapsed
         stop = False
         pause_at = step + config.stop_after if config.stop_after > 0 else config.steps
-        budget_probe = (step + 50, time.perf_counter()) if config.time_budget > 0 else None
+        clock = _StepClock(config, step)
         while step < config.steps and not stop:
             self._anneal_temperature(step)
+            tick = time.perf_counter()
             losses.append(self._step())
             step += 1
-            if budget_probe is not None and step == budget_probe[0]:
-                self._fit_steps_to_budget(step, 50, time.perf_counter() - budget_probe[1])
+            clock.add(time.perf_counter() - tick)
+            if clock.due(step):
+                self._fit_steps_to_time(step, clock)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses[-1]:.4g}")
@@ -517,21 +566,23 @@ class Trainer:
         self.context.close()
         return result
 
-    def _fit_steps_to_budget(self, step: int, probe_steps: int, probe_seconds: float) -> None:
-        """Lower ``config.steps`` to what fits ``config.time_budget``, leaving a tenth for validations."""
+    def _fit_steps_to_time(self, step: int, clock: _StepClock) -> None:
+        """Set ``config.steps`` to what fits the time left (``time_budget`` / ``deadline``) at the latest steps'
+        pace, a tenth kept for validations, never above the configured step count."""
         config = self.config
-        per_step = probe_seconds / probe_steps
-        fitting = step + int((0.9 * config.time_budget - probe_seconds) / max(per_step, 1e-6))
-        if fitting < config.steps:
+        fitting = clock.fitting(step)
+        if not clock.fitted_once or abs(fitting - config.steps) > 0.02 * config.steps:
             logger.info(
-                "%.3f s/step: %d steps fit the %.0f s budget (of %d)",
-                per_step,
+                "%.3f s/step: %d steps fit the %.0f s left (of %d)",
+                clock.per_step,
                 fitting,
-                config.time_budget,
-                config.steps,
+                clock.seconds_left(),
+                clock.cap,
             )
-            config.steps = max(fitting, step + 1)
-            config.val_every = min(config.val_every, max(config.steps // 4, 1))
+        if not clock.fitted_once:
+            config.val_every = min(config.val_every, max(fitting // 4, 1))
+            clock.fitted_once = True
+        config.steps = fitting
 
     def _end_of_epoch(self, step: int, losses: list[float], started: float, log_path: Path) -> bool:
         config = self.config
