@@ -158,3 +158,22 @@ def test_slices_batched_through_the_projector_give_each_slice_its_own_result(che
     torch.testing.assert_close(together[:1], first, rtol=0, atol=0)
     twice = ct_noise_projection(stack[[0, 0]], pixel_mm * 4, 0.25, SCANNER, torch.Generator().manual_seed(7))
     assert (twice[0] - twice[1]).abs().mean() > 0.5 * twice[0].abs().mean()  # each slice draws its own noise
+
+
+def test_projection_rays_are_sampled_at_float64_coordinates_rounded_once():
+    """The sinogram sets the Poisson rates of simulated CT noise: a rate off in its last bit changes how many uniforms
+    the sampler draws, and with them every later count of a seeded simulation. The projector builds its grid from
+    (views, D) products; its samples must equal those of the grid computed whole in float64 and rounded once."""
+    import torch.nn.functional as F
+
+    image = torch.rand(1, 37, 41, generator=torch.Generator().manual_seed(0))
+    geometry = ParallelBeam(image.shape[1:], views=30)
+    d = geometry.detectors
+    t = torch.arange(d, dtype=torch.float64) - (d - 1) / 2
+    theta = geometry.angles
+    cos, sin = torch.cos(theta)[:, None, None], torch.sin(theta)[:, None, None]
+    x = (t[None, :, None] * cos - t[None, None, :] * sin) / ((41 - 1) / 2)
+    y = (t[None, :, None] * sin + t[None, None, :] * cos) / ((37 - 1) / 2)
+    grid = torch.stack((x, y), dim=-1).float().reshape(1, 30 * d, d, 2)
+    expected = F.grid_sample(image[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    torch.testing.assert_close(geometry.project(image), expected.reshape(1, 30, d, d).sum(-1), rtol=0, atol=0)

@@ -92,11 +92,6 @@ class ParallelBeam:
         # otherwise compute and copy for every chunk (on a GPU that left it idle, 2026-12-04: >2 s per slice)
         self.angles = torch.arange(self.views, dtype=torch.float64, device=self.device) * (math.pi / self.views)
 
-    def _normalized(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Pixel coordinates about the centre -> grid_sample's [-1, 1] (align_corners=True)."""
-        h, w = self.shape
-        return torch.stack((x / ((w - 1) / 2), y / ((h - 1) / 2)), dim=-1)
-
     def project(self, image: torch.Tensor) -> torch.Tensor:
         """Line integrals through ``image`` along every ray.
 
@@ -113,14 +108,21 @@ class ParallelBeam:
         t = torch.arange(d, dtype=torch.float64, device=self.device) - (d - 1) / 2  # detector == ray sample offsets
         sinogram = torch.empty(b, self.views, d, dtype=torch.float32, device=self.device)
         chunk = _VIEW_CHUNK.get(self.device.type, 24)
+        h, w = self.shape
         for start in range(0, self.views, chunk):
             theta = self.angles[start : start + chunk]
-            cos, sin = torch.cos(theta)[:, None, None], torch.sin(theta)[:, None, None]
-            # ray j of view k: t_j (cos θ, sin θ) + s (-sin θ, cos θ), sampled at s = t
-            x = t[None, :, None] * cos - t[None, None, :] * sin
-            y = t[None, :, None] * sin + t[None, None, :] * cos
-            grid = self._normalized(x, y).float()  # (V, D, S, 2)
-            v = grid.shape[0]
+            v = theta.shape[0]
+            cos, sin = torch.cos(theta)[:, None], torch.sin(theta)[:, None]
+            # ray j of view k: t_j (cos θ, sin θ) + s (-sin θ, cos θ), sampled at s = t, in grid_sample's [-1, 1]
+            # units (align_corners=True). The products are (views, D) and the (views, D, D) sums and scalings stay
+            # float64 before one rounding to float32, exactly as before: the sinogram sets the Poisson rates, and a
+            # rate off in its last bit changes how many uniforms the sampler draws, so every later count would differ
+            grid = torch.empty(v, d, d, 2, dtype=torch.float32, device=self.device)
+            wide = torch.empty(v, d, d, dtype=torch.float64, device=self.device)
+            torch.sub((t * cos)[:, :, None], (t * sin)[:, None, :], out=wide)
+            torch.div(wide, (w - 1) / 2, out=grid[..., 0])
+            torch.add((t * sin)[:, :, None], (t * cos)[:, None, :], out=wide)
+            torch.div(wide, (h - 1) / 2, out=grid[..., 1])
             grid = grid.reshape(1, v * d, d, 2).expand(b, -1, -1, -1)
             samples = F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
             sinogram[:, start : start + v] = samples.reshape(b, v, d, d).sum(dim=-1)
@@ -151,12 +153,15 @@ class ParallelBeam:
         for start in range(0, self.views, chunk):
             theta = self.angles[start : start + chunk]
             v = theta.shape[0]
-            t = x[None, None, :] * torch.cos(theta)[:, None, None] + y[None, :, None] * torch.sin(theta)[:, None, None]
-            # sample row k of the chunk's (v, D) "image" at column t: grid x = detector, grid y = view
-            gx = t / ((d - 1) / 2)
-            rows_index = torch.arange(v, dtype=torch.float64, device=self.device)
-            gy = (rows_index[:, None, None].expand(v, h, w) / max(v - 1, 1)) * 2 - 1
-            grid = torch.stack((gx, gy), dim=-1).float().reshape(1, v * h, w, 2)
+            # sample row k of the chunk's (v, D) "image" at detector x cos θ + y sin θ: grid x = detector (its two
+            # terms in float64, per view and row or column, in [-1, 1] units), grid y = view
+            across = ((x[None, :] * torch.cos(theta)[:, None]) / ((d - 1) / 2)).float()  # (v, W)
+            down = ((y[None, :] * torch.sin(theta)[:, None]) / ((d - 1) / 2)).float()  # (v, H)
+            grid = torch.empty(v, h, w, 2, dtype=torch.float32, device=self.device)
+            torch.add(down[:, :, None], across[:, None, :], out=grid[..., 0])
+            view_row = torch.arange(v, dtype=torch.float64, device=self.device) / max(v - 1, 1) * 2 - 1
+            grid[..., 1] = view_row.float()[:, None, None]
+            grid = grid.reshape(1, v * h, w, 2)
             rows = sinogram[:, start : start + v].to(self.device, torch.float32).unsqueeze(1)  # (B, 1, v, D)
             samples = F.grid_sample(
                 rows, grid.expand(b, -1, -1, -1), mode="bilinear", padding_mode="zeros", align_corners=True
