@@ -440,3 +440,34 @@ def test_training_to_a_deadline_ends_by_it(tmp_path, xray_png, us_png):
 def test_negative_time_limits_are_refused():
     with pytest.raises(ValueError, match="deadline"):
         TrainConfig(inputs=["x"], deadline=-1.0).validate()
+
+
+class _WholeImageSampler(PatchSampler):
+    """The sampler as it was: the whole stack of slices and maps drawn, then cropped, flipped and rotated by the
+    MONAI pipeline."""
+
+    def _window(self, size):
+        return tuple(slice(None) for _ in size)
+
+    def sample(self) -> torch.Tensor:
+        frames = 1 if self.spatial_dims == 3 else self.burst
+        for _ in range(8):
+            patch = torch.as_tensor(np.asarray(self.augment(self._draw())))
+            if float(patch[:frames].std()) >= self.min_std:
+                break
+        return patch.float().contiguous()
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_patches_cut_before_copying_equal_monais_crops_of_the_whole_image(spatial_dims):
+    rng = np.random.RandomState(0)
+    arrays = [rng.rand(*shape).astype(np.float32) for shape in ((5, 90, 100), (1, 70, 80), (40, 40, 40))]
+    if spatial_dims == 2:
+        maps = [rng.rand(a.shape[0], 2, *a.shape[1:]).astype(np.float32) for a in arrays]
+        images = [TrainingImage(f"i{k}", a, m) for k, (a, m) in enumerate(zip(arrays, maps, strict=True))]
+        options = dict(patch=32, burst=3, seed=4, slice_strides=(1, 2))
+    else:
+        images, options = [TrainingImage("v", arrays[2])], dict(patch=16, spatial_dims=3, seed=6)
+    fast, whole = PatchSampler(images, **options).batch(24), _WholeImageSampler(images, **options).batch(24)
+    assert fast.shape == whole.shape and fast.shape[-1] == options["patch"]
+    assert torch.equal(fast, whole)  # the same seeded patches: runs resume and reproduce as before
