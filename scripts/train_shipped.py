@@ -249,7 +249,8 @@ RECIPES["kpn-ct-burst3-ft"] = {**RECIPES["kpn-ct-burst3"], "init": "kpn-ct-burst
 # its first run on it (2014 steps, 1653 s) ended at val 46.37 dB, below the 46.51 it started from: not installed.
 # On one H200 GPU (2026-12-04, oneshot.py, fp32, batch 32, lr 5e-5): 1201 steps in ~225 s, val 50.44 / 46.42 / 42.10
 # dB; on the real-noise benchmark's held-out series (model alone) +6.29 dB at ~25 HU (shipped +6.51), +11.04 at ~60 HU
-# (shipped +10.96): not installed.
+# (shipped +10.96): not installed. Again with the faster sampler: 3538 steps in ~320 s, val 50.56 / 46.49 / 42.21 dB,
+# held-out +6.36 / +11.16 dB (better on every volume, -1.1 dB on the lone lumbar-spine slice): not installed.
 RECIPES["kpn-ct-ms-burst3"] = {
     **RECIPES["kpn-ct-burst3"],
     "network": "kpn-ms-burst3",
