@@ -145,7 +145,8 @@ def add_parser(sub) -> None:
         "--time-budget",
         dest="time_budget",
         type=parse_non_negative_float,
-        help="seconds to train; the step count is fitted after 50 steps (0: no limit)",
+        help="seconds to train; the step count is fitted after 50 steps and refitted every 100 from the latest pace "
+        "(0: no limit)",
     )
     p.add_argument("--lr", type=parse_positive_float)
     p.add_argument("--schedule", choices=["cosine", "step", "constant"])
