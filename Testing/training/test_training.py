@@ -471,3 +471,6 @@ def test_patches_cut_before_copying_equal_monais_crops_of_the_whole_image(spatia
     fast, whole = PatchSampler(images, **options).batch(24), _WholeImageSampler(images, **options).batch(24)
     assert fast.shape == whole.shape and fast.shape[-1] == options["patch"]
     assert torch.equal(fast, whole)  # the same seeded patches: runs resume and reproduce as before
+    from monai.data import get_track_meta
+
+    assert get_track_meta()  # sampling without MONAI's metadata left the process's setting as it was

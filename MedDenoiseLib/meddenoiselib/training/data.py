@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from monai.data import get_track_meta, set_track_meta
 from monai.data.utils import get_random_patch, get_valid_patch_size
 from monai.transforms import Compose, RandFlip, RandRotate90, RandSpatialCrop
 
@@ -338,7 +339,14 @@ class PatchSampler:
 
     def batch(self, size: int) -> torch.Tensor:
         """A batch ``(size, C, *patch)`` of clean patches (frames, then aux channels if any)."""
-        return torch.stack([self.sample() for _ in range(size)])
+        # the flips and rotations as plain tensors: MONAI's metadata tracking (MetaTensor, transform history) took
+        # more than half of the sampling time and nothing here reads it; the same patches either way
+        tracking = get_track_meta()
+        set_track_meta(False)
+        try:
+            return torch.stack([self.sample() for _ in range(size)])
+        finally:
+            set_track_meta(tracking)
 
     def state_dict(self) -> dict:
         """The random states (as tensors and builtins, so checkpoints load with ``weights_only=True``)."""
