@@ -427,13 +427,14 @@ def test_time_limited_runs_refit_their_step_count_to_the_latest_pace(monkeypatch
 
 
 def test_training_to_a_deadline_ends_by_it(tmp_path, xray_png, us_png):
+    import json
     import time
 
     config = _config(tmp_path, [xray_png], val_inputs=[str(us_png)], steps=1_000_000, val_every=10**6)
     config.deadline = time.time() + 5.0
     path = train(config, show_progress=False)
     assert time.time() < config.deadline + 6.0  # the final validation and the card after the last step
-    card = __import__("json").loads(path.with_suffix(".json").read_text())
+    card = json.loads(path.with_suffix(".json").read_text())
     assert 50 < card["training"]["steps"] < 1_000_000
 
 

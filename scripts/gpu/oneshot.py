@@ -80,13 +80,14 @@ def train_recipe(
     pack: Path,
     work: Path,
     device: str,
-    seconds: float,
-    batch_size: int,
+    seconds: float = 0.0,
+    batch_size: int = 32,
     deadline: float | None = None,
     threads: int | None = None,
 ) -> dict:
-    """Train one recipe from the pack for ``seconds`` of training steps or until the wall-clock ``deadline`` (a
-    ``time.time()`` value), whichever ends first: the trainer fits its step count to the time left from its pace."""
+    """Train one recipe from the pack for ``seconds`` of training steps (0: no limit) or until the wall-clock
+    ``deadline`` (a ``time.time()`` value), whichever ends first: the trainer fits its step count to the time left
+    from its pace."""
     from meddenoiselib.training import TrainConfig
     from meddenoiselib.training.trainer import Trainer
     from train_shipped import RECIPES, recipe_options
@@ -341,9 +342,14 @@ def main() -> int:
         import logging
 
         logging.basicConfig(level=logging.INFO, format="%(relativeCreated)8.0f ms %(name)s: %(message)s")
-        seconds = max(args.deadline - time.time(), 1.0)
         result = train_recipe(
-            args.child, Path(args.pack), work, args.device, seconds, args.batch_size, args.deadline, args.threads
+            args.child,
+            Path(args.pack),
+            work,
+            args.device,
+            batch_size=args.batch_size,
+            deadline=args.deadline,
+            threads=args.threads,
         )
         (work / args.child / "result.json").write_text(json.dumps(result, indent=2) + "\n")
         return 0

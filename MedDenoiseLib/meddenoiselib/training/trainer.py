@@ -92,7 +92,6 @@ class _StepClock:
             ends.append(now + (config.deadline - time.time()))
         self.end = min(ends) if ends else None
         self.window_steps, self.window_seconds, self.per_step = 0, 0.0, 0.0
-        self.fitted_once = False
 
     def add(self, seconds: float) -> None:
         """Count one training step of ``seconds``."""
@@ -571,7 +570,8 @@ class Trainer:
         pace, a tenth kept for validations, never above the configured step count."""
         config = self.config
         fitting = clock.fitting(step)
-        if not clock.fitted_once or abs(fitting - config.steps) > 0.02 * config.steps:
+        first = step - clock.first == PROBE_STEPS
+        if first or abs(fitting - config.steps) > 0.02 * config.steps:
             logger.info(
                 "%.3f s/step: %d steps fit the %.0f s left (of %d)",
                 clock.per_step,
@@ -579,9 +579,8 @@ class Trainer:
                 clock.seconds_left(),
                 clock.cap,
             )
-        if not clock.fitted_once:
+        if first:
             config.val_every = min(config.val_every, max(fitting // 4, 1))
-            clock.fitted_once = True
         config.steps = fitting
 
     def _end_of_epoch(self, step: int, losses: list[float], started: float, log_path: Path) -> bool:

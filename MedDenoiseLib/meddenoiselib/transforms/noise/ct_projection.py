@@ -119,9 +119,10 @@ class ParallelBeam:
             # rate off in its last bit changes how many uniforms the sampler draws, so every later count would differ
             grid = torch.empty(v, d, d, 2, dtype=torch.float32, device=self.device)
             wide = torch.empty(v, d, d, dtype=torch.float64, device=self.device)
-            torch.sub((t * cos)[:, :, None], (t * sin)[:, None, :], out=wide)
+            t_cos, t_sin = t * cos, t * sin
+            torch.sub(t_cos[:, :, None], t_sin[:, None, :], out=wide)
             torch.div(wide, (w - 1) / 2, out=grid[..., 0])
-            torch.add((t * sin)[:, :, None], (t * cos)[:, None, :], out=wide)
+            torch.add(t_sin[:, :, None], t_cos[:, None, :], out=wide)
             torch.div(wide, (h - 1) / 2, out=grid[..., 1])
             grid = grid.reshape(1, v * d, d, 2).expand(b, -1, -1, -1)
             samples = F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
