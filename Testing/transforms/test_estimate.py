@@ -27,3 +27,27 @@ def test_volume_estimate_uses_slices_and_per_slice_profile(ct_series_dir):
     per_slice = estimate_sigma_per_slice(noisy)
     np.testing.assert_allclose(per_slice, levels, rtol=0.15)
     assert estimate_sigma(noisy) == pytest.approx(np.median(levels), rel=0.15)
+
+
+def test_flat_tissue_noise_measures_inserted_ct_noise_in_hu(ct_series_dir):
+    """The bundled chest CT (4 slices, ~27 HU of its own noise) with stationary correlated noise added (white noise
+    blurred by a 1-pixel Gaussian, 20 HU): with the clean scan as the "output", ``after`` is the scan's own noise in
+    its flattest body tissue and ``before`` adds the inserted noise on the same blocks, so ``before² - after²`` is
+    the inserted noise's variance."""
+    from scipy import ndimage
+
+    from meddenoiselib.transforms.estimate import flat_tissue_noise
+
+    clean = read_volume(ct_series_dir).array.astype(np.float64)
+    white = np.random.default_rng(3).normal(0.0, 1.0, clean.shape)
+    noise = ndimage.gaussian_filter(white, (0, 1, 1))
+    noise *= 20.0 / noise.std()
+    body = clean > -500
+    measured = flat_tissue_noise(clean + noise, clean, body)
+    assert measured is not None and measured.blocks >= 8
+    assert 15 < measured.after < 35  # the scan's own noise in fat and muscle
+    assert np.sqrt(measured.before**2 - measured.after**2) == pytest.approx(20.0, rel=0.1)
+    itself = flat_tissue_noise(clean + noise, clean + noise, body)
+    assert itself.after == pytest.approx(itself.before, rel=1e-9)
+    # no body in the mask: too few blocks to say anything
+    assert flat_tissue_noise(clean + noise, clean, np.zeros_like(body)) is None

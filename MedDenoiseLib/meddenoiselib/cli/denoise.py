@@ -124,6 +124,13 @@ def _write_report(denoiser, job: _Job, noisy, result) -> None:
     values = run_report(denoiser, noisy, result)
     values.update(input=str(job.source), output=str(job.image.path), meddenoiselib_version=__version__)
     write_text_atomic(job.report.path, json.dumps(values, indent=2) + "\n")
+    if "noise_before_hu" in values:
+        logger.info(
+            "  noise in flat body tissue %.1f -> %.1f HU (%d blocks of 24x24 px)",
+            values["noise_before_hu"],
+            values["noise_after_hu"],
+            values["noise_hu_blocks"],
+        )
     logger.info(
         "  noise estimate %.2f -> %.2f (0-255 scale); report %s",
         values["noise_sigma_before_0_255"],

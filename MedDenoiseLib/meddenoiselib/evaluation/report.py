@@ -10,10 +10,11 @@ import numpy as np
 from ..blend import residual
 from ..io.series import VolumeSeries
 from ..io.volume import Volume
-from ..transforms.estimate import estimate_sigma, sampled_slice_indices
+from ..transforms.estimate import estimate_sigma, flat_tissue_noise, sampled_slice_indices
 from ..transforms.intensity import IntensityScaling
+from ..transforms.noise.apply import BODY_THRESHOLD_HU
 
-__all__ = ["denoising_report", "residual_volume", "run_report"]
+__all__ = ["ct_body_noise", "denoising_report", "residual_volume", "run_report"]
 
 
 def residual_volume(noisy: Volume, denoised: Volume) -> Volume:
@@ -101,6 +102,31 @@ def _sigma_0_255(volume: Volume, low: float, high: float) -> float:
     return estimate_sigma(scaling.apply(scalar)) * 255.0
 
 
+#: slices of a CT volume on which the report measures the noise in flat body tissue
+_NOISE_SLICES = 16
+
+
+def ct_body_noise(noisy: Volume, denoised: Volume) -> dict[str, Any]:
+    """The noise in flat body tissue of a CT before and after denoising, in HU (:func:`flat_tissue_noise` on
+    ``_NOISE_SLICES`` evenly spaced slices; the body is where the output exceeds -500 HU, so air, the table's
+    foam and the scanner's padding outside the reconstruction circle stay out).
+
+    Returns:
+        ``{"noise_before_hu", "noise_after_hu", "noise_hu_blocks"}`` (24x24-pixel blocks used), or ``{}`` when
+        the slices hold too little flat body tissue (fewer than 8 blocks).
+    """
+    indices = sampled_slice_indices(noisy.array.shape[0], _NOISE_SLICES)
+    before, after = _scalar(noisy, indices), _scalar(denoised, indices)
+    noise = flat_tissue_noise(before, after, mask=after > BODY_THRESHOLD_HU, max_slices=_NOISE_SLICES)
+    if noise is None:
+        return {}
+    return {
+        "noise_before_hu": round(noise.before, 2),
+        "noise_after_hu": round(noise.after, 2),
+        "noise_hu_blocks": noise.blocks,
+    }
+
+
 def denoising_report(noisy: Volume, denoised: Volume, method: str, seconds: float, device: str) -> dict[str, Any]:
     """Reference-free numbers for a run: noise estimates before and after, residual statistics, runtime.
 
@@ -145,7 +171,7 @@ def run_report(denoiser, noisy: Volume | VolumeSeries, denoised: Volume | Volume
 
     What ``denoise --report`` writes and the Slicer module shows: :func:`denoising_report` (over all frames of a
     series), the modality, which model ``auto`` chose and why, the noise level the method used and, for a series,
-    the number of frames.
+    the number of frames; for CT, the noise in flat body tissue before and after in HU (:func:`ct_body_noise`).
     """
     report = denoiser.last_report
     values = denoising_report(
@@ -162,6 +188,8 @@ def run_report(denoiser, noisy: Volume | VolumeSeries, denoised: Volume | Volume
         if report.refined > 0:
             values["collaborative_wiener_share"] = report.refined
             values["collaborative_wiener"] = report.refine_detail
+    if report is not None and report.modality == "ct":
+        values.update(ct_body_noise(_frames_as_volume(noisy), _frames_as_volume(denoised)))
     if isinstance(noisy, VolumeSeries):
         values["shape_zyx"] = list(noisy.shape)
         values["frames"] = noisy.num_frames

@@ -23,6 +23,8 @@ __all__ = [
     "NoiseEstimate",
     "dct_matrix",
     "estimate_dct_noise",
+    "FlatTissueNoise",
+    "flat_tissue_noise",
     "magnitude_floor_ratio",
     "sampled_slice_indices",
 ]
@@ -292,6 +294,77 @@ def estimate_dct_noise(
     sub = np.stack([chosen[:, y : y + n, x : x + n] for y in starts for x in starts], axis=1).reshape(-1, n, n)
     basis = dct_matrix(n)
     return np.mean((basis @ sub @ basis.T) ** 2, axis=0)
+
+
+@dataclass(frozen=True)
+class FlatTissueNoise:
+    """The noise of a denoising run's input and output at the same places, in the image's units (HU for CT).
+
+    Attributes:
+        before: RMS of the input's ``BLOCK``-pixel blocks less the output's plane in each, over the chosen blocks.
+        after: RMS of the output's blocks less their own plane, over the same blocks.
+        blocks: how many blocks were used.
+    """
+
+    before: float
+    after: float
+    blocks: int
+
+
+def flat_tissue_noise(
+    noisy: np.ndarray,
+    denoised: np.ndarray,
+    mask: np.ndarray | None = None,
+    max_slices: int = 16,
+    share: float = FLAT_SHARE,
+) -> FlatTissueNoise | None:
+    """The noise in flat tissue before and after denoising, measured on the same blocks.
+
+    The flattest ``share`` of the ``BLOCK``-pixel blocks inside ``mask`` are chosen on ``denoised`` (on the noisy
+    image, the flattest blocks are also the least noisy ones), as :func:`estimate_dct_noise` chooses them; in each,
+    ``before`` is what the input holds beyond the output's plane and ``after`` what the output holds beyond it.
+    Both see all frequencies (correlated CT noise included), so for CT in HU they are the numbers a physicist reads
+    off an ROI in uniform tissue, on many ROIs at once. ``after`` also holds whatever texture the flattest tissue
+    has; ``before`` also holds noise the reference scan itself would carry.
+
+    Args:
+        noisy: ``(Y, X)`` or ``(Z, Y, X)`` input, any units. denoised: the output, same shape and units.
+        mask: where to look (the CT body), boolean, same shape; blocks at least 95 % inside count. Defaults to all.
+        max_slices: the most slices of a volume to look at (evenly spaced). Defaults to 16.
+        share: the flattest share of the candidate blocks used. Defaults to ``FLAT_SHARE``.
+
+    Returns:
+        A :class:`FlatTissueNoise`, or None with fewer than 8 candidate blocks (a small image, no tissue in
+        ``mask``, or an input without noise).
+    """
+    if np.shape(denoised) != np.shape(noisy) or (mask is not None and np.shape(mask) != np.shape(noisy)):
+        raise ValueError(f"noisy {np.shape(noisy)}, denoised {np.shape(denoised)} and mask must have one shape")
+    masks = [None] * len(_sample_slices(noisy, max_slices))
+    if mask is not None:
+        masks = _sample_slices(np.asarray(mask, bool), max_slices)
+    flatness, before, after = [], [], []
+    for image, output, inside in zip(
+        _sample_slices(noisy, max_slices), _sample_slices(denoised, max_slices), masks, strict=True
+    ):
+        output, image = np.asarray(output, dtype=np.float64), np.asarray(image, dtype=np.float64)
+        spread, output_residual = _block_statistics(output)
+        input_residual = _blocks(image) - (_blocks(output) - output_residual)
+        power_in = np.square(input_residual).reshape(len(input_residual), -1).mean(axis=1)
+        keep = power_in > 0  # padding and clipped air hold no noise
+        if inside is not None:
+            keep &= _blocks_inside(inside)
+        flatness.append(spread[keep])
+        before.append(power_in[keep])
+        after.append(np.square(output_residual).reshape(len(output_residual), -1).mean(axis=1)[keep])
+    flat = np.concatenate(flatness) if flatness else np.empty(0)
+    if flat.size < 8:
+        return None
+    chosen = np.argsort(flat, kind="stable")[: max(8, int(round(share * flat.size)))]
+    return FlatTissueNoise(
+        before=float(np.sqrt(np.concatenate(before)[chosen].mean())),
+        after=float(np.sqrt(np.concatenate(after)[chosen].mean())),
+        blocks=int(chosen.size),
+    )
 
 
 #: median / (1.4826 MAD) of pure magnitude noise with N receive coils (root sum of squares of N complex Gaussians:
