@@ -177,3 +177,46 @@ def test_projection_rays_are_sampled_at_float64_coordinates_rounded_once():
     grid = torch.stack((x, y), dim=-1).float().reshape(1, 30 * d, d, 2)
     expected = F.grid_sample(image[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=True)
     torch.testing.assert_close(geometry.project(image), expected.reshape(1, 30, d, d).sum(-1), rtol=0, atol=0)
+
+
+def _median_frequency(nps: np.ndarray) -> float:
+    """Radial frequency (cycles per pixel) below which half the noise power lies."""
+    weights = nps * (np.arange(nps.size) + 0.5)  # ring areas grow with radius
+    cumulative = np.concatenate([[0.0], np.cumsum(weights) / weights.sum()])
+    return float(np.interp(0.5, cumulative, np.arange(nps.size + 1))) * 0.5 / nps.size
+
+
+def test_noise_grain_follows_the_scanner_resolution_cell(chest_hu):
+    """``grain=2``: a detector resolving 2 pixels (a small-FOV reconstruction) puts no noise power above 0.25
+    cycles/pixel and halves the noise's median frequency, in the projection simulation and in the fast model alike;
+    the grain is spelled in noise specs and drawn per sample in training ranges."""
+    from meddenoiselib.transforms.noise import BatchNoise, parse_noise_range, parse_noise_spec
+
+    hu, pixel_mm = chest_hu
+    roi = (slice(None), slice(96, 160), slice(96, 160))
+    fine = _radial_nps(_realizations(hu, pixel_mm, 0.25, 6, seed=5)[roi])
+    coarse_scanner = CTScanner(views=240, grain=2.0)
+    coarse = _radial_nps(_realizations(hu, pixel_mm, 0.25, 6, seed=5, scanner=coarse_scanner)[roi])
+    terms = ct_noise_variance_terms(torch.from_numpy(hu), pixel_mm, coarse_scanner)
+    fast = ct_noise_fast(terms[None].repeat(6, 1, 1, 1), 0.25, coarse_scanner, torch.Generator().manual_seed(6))
+    coarse_fast = _radial_nps(fast.numpy()[roi])
+    assert _median_frequency(coarse) == pytest.approx(0.5 * _median_frequency(fine), rel=0.2)
+    assert _median_frequency(coarse_fast) == pytest.approx(_median_frequency(coarse), rel=0.1)
+    rings = np.arange(16) + 0.5
+    for nps in (coarse, coarse_fast):
+        assert (nps * rings)[9:].sum() < 0.05 * (nps * rings).sum()  # above 0.28 cycles/pixel: (almost) nothing
+    assert (fine * rings)[9:].sum() > 0.3 * (fine * rings).sum()
+
+    spec = parse_noise_spec("ct-lowdose:25HU,grain=2.5")
+    assert spec.scanner.grain == 2.5 and str(spec) == "ct-lowdose:25HU,grain=2.5"
+    with pytest.raises(ValueError, match="grain"):
+        parse_noise_spec("ct-lowdose:25HU,grain=0.5")
+    fixed, varied = parse_noise_range("ct-lowdose:5HU-100HU"), parse_noise_range("ct-lowdose:5HU-100HU,grain=1|3")
+    assert fixed.grain == (1.0, 1.0) and varied.grain == (1.0, 3.0)
+    grains = BatchNoise([varied])._grains(varied, 400)
+    assert set(grains) <= {1 + 0.25 * k for k in range(9)} and len(set(grains)) >= 7
+    assert np.median(grains) == pytest.approx(np.sqrt(3), abs=0.25)  # log-uniform
+    # a fixed grain draws nothing: seeded training runs without grains sample exactly as before
+    batch = BatchNoise([fixed])
+    state = batch.level_generator.get_state()
+    assert batch._grains(fixed, 8) == [1.0] * 8 and torch.equal(batch.level_generator.get_state(), state)

@@ -123,6 +123,16 @@ class BatchNoise:
             sigma[idx] = level.float()
         return noisy, sigma
 
+    def _grains(self, r: NoiseRange, n: int) -> list[float]:
+        """Per sample the noise grain in pixels, log-uniform over ``r.grain`` in steps of 0.25 pixel (a few cached
+        noise filters); nothing is drawn for a fixed grain, so such runs sample exactly as before grains existed."""
+        low, high = r.grain
+        if high <= low:
+            return [low] * n
+        u = self._uniform(n)
+        drawn = torch.exp(math.log(low) + u * (math.log(high) - math.log(low)))
+        return [float(g) for g in (drawn * 4).round() / 4]
+
     def _ct(
         self, clean: torch.Tensor, levels: torch.Tensor, r: NoiseRange, terms: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,6 +142,7 @@ class BatchNoise:
         views = ((r.views[0] + self._uniform(n) * (r.views[1] - r.views[0])) / 180).round().clamp(min=1).long() * 180
         electronic = r.electronic[0] + self._uniform(n) * (r.electronic[1] - r.electronic[0])
         stored = self._uniform(n) < self.projection_fraction
+        grain = self._grains(r, n)
         sigma_hu = levels.view(n, 1, 1, 1)
         if terms is None:
             variance = (sigma_hu**2).expand(n, frames, *clean.shape[-2:])
@@ -145,7 +156,7 @@ class BatchNoise:
                 noise[i] = terms[i, 2::CT_TERMS_PER_FRAME].double() * sigma_hu[i]
                 continue
             shaped = shaped_unit_noise(
-                tuple(clean.shape[1:]), int(views[i]), r.kernels[int(kernel_index[i])], self.generator
+                tuple(clean.shape[1:]), int(views[i]), r.kernels[int(kernel_index[i])], self.generator, grain[i]
             )
             noise[i] = shaped.double() * torch.sqrt(torch.clamp(variance[i], min=0))
         noisy = clean + (noise / self.hu_per_unit).to(clean.dtype)

@@ -62,12 +62,18 @@ class CTScanner:
             about 12 HU of noise in the mediastinum of an adult chest (0.98 mm pixels, 720 views, shepp-logan) at
             dose 1, about 24 HU at quarter dose, and less through the lungs. Defaults to 2e6.
         electronic_noise: standard deviation of the detector's electronic noise, in counts. Defaults to 8.
+        grain: the reconstruction's resolution cell in pixels: the detector bins (at the isocentre) and the
+            kernel's band resolve ``grain`` pixels, so the noise has no power above ``0.5 / grain`` cycles per
+            pixel. 1 (the default) simulates a detector of one-pixel pitch; real scanners resolve ~0.5-0.8 mm
+            with soft-tissue kernels, which is ~1 pixel at a 500 mm field of view (0.98 mm pixels) but 2-3 pixels
+            on a 0.25-0.3 mm targeted reconstruction (spine, inner ear), whose noise grain is that much coarser.
     """
 
     views: int = 720
     kernel: str = "shepp-logan"
     full_dose_counts: float = 2e6
     electronic_noise: float = 8.0
+    grain: float = 1.0
 
     def __post_init__(self) -> None:
         if self.kernel not in RECONSTRUCTION_KERNELS:
@@ -78,6 +84,8 @@ class CTScanner:
             raise ValueError(f"`full_dose_counts` must be a positive number, got {self.full_dose_counts!r}.")
         if not (math.isfinite(self.electronic_noise) and self.electronic_noise >= 0):
             raise ValueError(f"`electronic_noise` must be a non-negative number, got {self.electronic_noise!r}.")
+        if not (math.isfinite(self.grain) and 1.0 <= self.grain <= 8.0):
+            raise ValueError(f"`grain` must be a number of pixels in [1, 8], got {self.grain!r}.")
 
     def with_options(self, **options) -> CTScanner:
         """A copy with some fields replaced."""
@@ -184,7 +192,7 @@ def ct_noise_projection(
                 )
         # a detector reading of zero or below (photon starvation) is clamped, as scanners do before the log
         measured = -torch.log(torch.clamp(counts, min=0.5) / incident)
-        reconstructed = geometry.reconstruct((measured - p.double()).float(), scanner.kernel)  # μ·pixel
+        reconstructed = geometry.reconstruct((measured - p.double()).float(), scanner.kernel, scanner.grain)
         output[start : start + p.shape[0]] = reconstructed.cpu() * (1000.0 / (MU_WATER_PER_MM * pixel))
         if on_slice is not None:
             for _ in range(p.shape[0]):
@@ -193,13 +201,15 @@ def ct_noise_projection(
 
 
 @lru_cache(maxsize=16)
-def _white_sinogram_response(size: int, views: int, kernel: str) -> tuple[float, np.ndarray, np.ndarray]:
+def _white_sinogram_response(
+    size: int, views: int, kernel: str, grain: float = 1.0
+) -> tuple[float, np.ndarray, np.ndarray]:
     """FBP of unit-variance white sinogram noise on a ``size²`` image: the variance per view-averaged bin
     variance (``C``) and the radial noise power spectrum shape (frequency in cycles/pixel, power)."""
     geometry = ParallelBeam((size, size), views)
     generator = torch.Generator().manual_seed(1234)
     noise = torch.randn(2, views, geometry.detectors, generator=generator)
-    images = geometry.reconstruct(noise, kernel).double()
+    images = geometry.reconstruct(noise, kernel, grain).double()
     centre = images[:, size // 4 : 3 * size // 4, size // 4 : 3 * size // 4]
     variance = float(centre.var())
     power = (torch.fft.fft2(centre - centre.mean(dim=(-2, -1), keepdim=True)).abs() ** 2).mean(0).numpy()
@@ -216,13 +226,16 @@ def _white_sinogram_response(size: int, views: int, kernel: str) -> tuple[float,
     return variance, centres[valid], profile / profile.max()
 
 
-def fbp_noise_power_spectrum(views: int, kernel: str, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Radial noise power spectrum shape of FBP-reconstructed white projection noise.
+def fbp_noise_power_spectrum(
+    views: int, kernel: str, size: int = 256, grain: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Radial noise power spectrum shape of FBP-reconstructed white projection noise (``grain``: see
+    :class:`CTScanner`).
 
     Returns:
         ``(frequency, power)``: frequency in cycles per pixel (0 to ~0.7), power normalized to a peak of 1.
     """
-    _, frequency, power = _white_sinogram_response(size, int(views), str(kernel))
+    _, frequency, power = _white_sinogram_response(size, int(views), str(kernel), float(grain))
     return frequency, power
 
 
@@ -250,7 +263,7 @@ def ct_noise_variance_terms(
     slices, shape = _as_slices(hu)
     pixel = _pixel_mm(pixel_mm)
     size = min(256, max(32, min(slices.shape[-2:])))
-    white_variance, _, _ = _white_sinogram_response(size, scanner.views, scanner.kernel)
+    white_variance, _, _ = _white_sinogram_response(size, scanner.views, scanner.kernel, scanner.grain)
     scale = white_variance * (1000.0 / (MU_WATER_PER_MM * pixel)) ** 2
     terms = torch.empty(slices.shape[0], 2, *slices.shape[-2:], dtype=torch.float32)
     for start in range(0, slices.shape[0], _SLICES_PER_BATCH):
@@ -269,8 +282,8 @@ def ct_noise_variance_terms(
 
 
 @lru_cache(maxsize=64)
-def _noise_filter(shape: tuple[int, int], views: int, kernel: str) -> torch.Tensor:
-    frequency, power = fbp_noise_power_spectrum(views, kernel)
+def _noise_filter(shape: tuple[int, int], views: int, kernel: str, grain: float = 1.0) -> torch.Tensor:
+    frequency, power = fbp_noise_power_spectrum(views, kernel, grain=grain)
     fy = torch.fft.fftfreq(shape[0], dtype=torch.float64)[:, None]
     fx = torch.fft.fftfreq(shape[1], dtype=torch.float64)[None, :]
     radius = torch.sqrt(fx**2 + fy**2).numpy()
@@ -280,11 +293,12 @@ def _noise_filter(shape: tuple[int, int], views: int, kernel: str) -> torch.Tens
 
 
 def shaped_unit_noise(
-    shape: tuple[int, ...], views: int, kernel: str, generator: torch.Generator | None = None
+    shape: tuple[int, ...], views: int, kernel: str, generator: torch.Generator | None = None, grain: float = 1.0
 ) -> torch.Tensor:
-    """Unit-variance noise with the FBP noise power spectrum of ``views`` and ``kernel``, shape ``(..., H, W)``."""
+    """Unit-variance noise with the FBP noise power spectrum of ``views``, ``kernel`` and ``grain`` (the
+    resolution cell in pixels, see :class:`CTScanner`), shape ``(..., H, W)``."""
     white = torch.randn(shape, generator=generator)
-    response = _noise_filter(tuple(shape[-2:]), int(views), str(kernel))
+    response = _noise_filter(tuple(shape[-2:]), int(views), str(kernel), float(grain))
     return torch.fft.ifft2(torch.fft.fft2(white) * response).real
 
 
@@ -310,5 +324,5 @@ def ct_noise_fast(
         raise ValueError(f"dose must be positive, got {dose}.")
     dose = dose.reshape(*dose.shape, 1, 1)
     variance = terms[..., 0, :, :] / dose + scanner.electronic_noise**2 * terms[..., 1, :, :] / dose**2
-    shaped = shaped_unit_noise(tuple(variance.shape), scanner.views, scanner.kernel, generator)
+    shaped = shaped_unit_noise(tuple(variance.shape), scanner.views, scanner.kernel, generator, scanner.grain)
     return shaped * torch.sqrt(torch.clamp(variance, min=0.0))

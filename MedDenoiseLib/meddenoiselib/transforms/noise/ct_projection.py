@@ -30,8 +30,24 @@ RECONSTRUCTION_KERNELS = ("ramp", "shepp-logan", "cosine", "hamming", "hann")
 _VIEW_CHUNK = {"cpu": 24, "cuda": 240}
 
 
+def _apodization(kernel: str, frequency: torch.Tensor) -> torch.Tensor:
+    """The apodization window of ``kernel`` at ``frequency`` (cycles per detector bin, within [-0.5, 0.5]): the
+    closed forms of the windows below (``shepp-logan`` sinc, ``cosine``, ``hamming``, ``hann``), for a detector
+    coarser than the pixel grid."""
+    if kernel == "shepp-logan":
+        omega = math.pi * frequency
+        return torch.where(omega == 0, torch.ones_like(omega), torch.sin(omega) / torch.where(omega == 0, 1.0, omega))
+    if kernel == "cosine":
+        return torch.cos(math.pi * frequency)
+    if kernel == "hamming":
+        return 0.54 + 0.46 * torch.cos(2 * math.pi * frequency)
+    if kernel == "hann":
+        return 0.5 + 0.5 * torch.cos(2 * math.pi * frequency)
+    return torch.ones_like(frequency)
+
+
 @lru_cache(maxsize=32)
-def _fbp_filter_cached(detectors: int, kernel: str) -> torch.Tensor:
+def _fbp_filter_cached(detectors: int, kernel: str, grain: float = 1.0) -> torch.Tensor:
     padded = max(64, 2 ** math.ceil(math.log2(2 * detectors)))
     # The ramp built from its band-limited spatial form (Kak & Slaney, eq. 61) has no DC error, unlike |f|.
     n = torch.cat([torch.arange(1, padded // 2 + 1, 2), torch.arange(padded // 2 - 1, 0, -2)]).double()
@@ -51,20 +67,27 @@ def _fbp_filter_cached(detectors: int, kernel: str) -> torch.Tensor:
         window = torch.fft.fftshift(torch.hann_window(padded, periodic=True, dtype=torch.float64))
     elif kernel != "ramp":
         raise ValueError(f"unknown reconstruction kernel {kernel!r}; choose one of {', '.join(RECONSTRUCTION_KERNELS)}")
+    if grain != 1.0:
+        # a detector (and kernel) resolving `grain` pixels: the window spans its own band, nothing passes above it
+        scaled = torch.fft.fftfreq(padded, dtype=torch.float64) * grain
+        window = torch.where(scaled.abs() <= 0.5, _apodization(kernel, scaled), torch.zeros_like(scaled))
     return (ramp * window).float()
 
 
-def fbp_filter(detectors: int, kernel: str = "shepp-logan") -> torch.Tensor:
+def fbp_filter(detectors: int, kernel: str = "shepp-logan", grain: float = 1.0) -> torch.Tensor:
     """The frequency response of the FBP filter for ``detectors`` bins (zero-padded FFT length).
 
     Args:
         detectors: number of detector bins.
         kernel: one of :data:`RECONSTRUCTION_KERNELS`.
+        grain: the scanner's resolution cell in pixels (see :class:`~.ct_lowdose.CTScanner`): above 1 the window
+            is stretched over the band ``|f| <= 0.5 / grain`` cycles per pixel and nothing passes above it, so the
+            noise grain is ``grain`` pixels wide. Defaults to 1 (the pixel grid).
 
     Returns:
         ``(P,)`` float32 filter, ``P`` the padded FFT length (a power of two ≥ 2·``detectors``).
     """
-    return _fbp_filter_cached(int(detectors), str(kernel))
+    return _fbp_filter_cached(int(detectors), str(kernel), float(grain))
 
 
 class ParallelBeam:
@@ -129,9 +152,10 @@ class ParallelBeam:
             sinogram[:, start : start + v] = samples.reshape(b, v, d, d).sum(dim=-1)
         return sinogram
 
-    def filter(self, sinogram: torch.Tensor, kernel: str = "shepp-logan") -> torch.Tensor:
-        """Ramp-filter each projection (zero-padded FFT), with the apodization ``kernel``."""
-        response = fbp_filter(self.detectors, kernel).to(sinogram.device)
+    def filter(self, sinogram: torch.Tensor, kernel: str = "shepp-logan", grain: float = 1.0) -> torch.Tensor:
+        """Ramp-filter each projection (zero-padded FFT), with the apodization ``kernel`` (over a band of
+        ``0.5 / grain`` cycles per pixel, see :func:`fbp_filter`)."""
+        response = fbp_filter(self.detectors, kernel, grain).to(sinogram.device)
         spectrum = torch.fft.fft(sinogram.float(), n=response.shape[0], dim=-1)
         return torch.fft.ifft(spectrum * response, dim=-1).real[..., : self.detectors]
 
@@ -170,6 +194,6 @@ class ParallelBeam:
             output += samples.reshape(b, v, h, w).sum(dim=1)
         return output
 
-    def reconstruct(self, sinogram: torch.Tensor, kernel: str = "shepp-logan") -> torch.Tensor:
+    def reconstruct(self, sinogram: torch.Tensor, kernel: str = "shepp-logan", grain: float = 1.0) -> torch.Tensor:
         """Filtered back-projection: ``(B, views, detectors)`` line integrals -> ``(B, H, W)`` per-pixel values."""
-        return self.backproject(self.filter(sinogram, kernel)) * (math.pi / (2 * self.views))
+        return self.backproject(self.filter(sinogram, kernel, grain)) * (math.pi / (2 * self.views))

@@ -12,6 +12,7 @@ One text form serves ``simulate --noise``, ``train --noise``, the benchmarks and
     ct-lowdose:0.25        CT in HU: projection-domain noise at a quarter of the full dose
     ct-lowdose:25HU        ... at the dose that puts 25 HU of noise in the body (median over the body)
     ct-lowdose:0.25,kernel=hann,views=540,counts=1e6,electronic=10,method=fast
+    ct-lowdose:25HU,grain=2  noise grain 2 pixels wide (a detector resolving 2 pixels: small-FOV reconstructions)
 
 Training draws a level per sample from a range: ``gaussian:0-50``, ``ct-lowdose:5HU-100HU``, ``speckle:0.05-0.5``.
 Ranges of ``ct-lowdose`` in HU and of Poisson peaks are drawn log-uniformly (equal weight per octave of noise).
@@ -69,7 +70,7 @@ _DEFAULT_LEVEL = {
     NoiseKind.POISSON_GAUSSIAN: "100",
     NoiseKind.CT_LOWDOSE: "0.25",
 }
-_CT_OPTIONS = {"kernel", "views", "counts", "electronic", "method"}
+_CT_OPTIONS = {"kernel", "views", "counts", "electronic", "grain", "method"}
 _NUMBER = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(%|hu|HU|Hu)?\s*$")
 
 
@@ -110,6 +111,7 @@ class NoiseSpec:
                 ("views", "views"),
                 ("full_dose_counts", "counts"),
                 ("electronic_noise", "electronic"),
+                ("grain", "grain"),
             ):
                 value = getattr(self.scanner, name)
                 if value != getattr(default, name):
@@ -146,6 +148,7 @@ class NoiseRange:
         kernels: CT reconstruction kernels drawn per sample (scanner variety); the first is the reference.
         views: CT views drawn per sample, ``(low, high)``.
         electronic: CT electronic noise drawn per sample, ``(low, high)`` counts.
+        grain: CT resolution cell drawn per sample (log-uniform), ``(low, high)`` pixels (see ``CTScanner``).
     """
 
     kind: NoiseKind
@@ -158,6 +161,7 @@ class NoiseRange:
     kernels: tuple[str, ...] = ("shepp-logan",)
     views: tuple[int, int] = (720, 720)
     electronic: tuple[float, float] = (8.0, 8.0)
+    grain: tuple[float, float] = (1.0, 1.0)
 
     def __str__(self) -> str:
         suffix = {LevelUnit.PERCENT: "%", LevelUnit.HU: "HU"}.get(self.unit, "")
@@ -276,7 +280,12 @@ def _ct_scanner(options: dict[str, str], spec: str) -> tuple[CTScanner, str]:
             choices = ", ".join(RECONSTRUCTION_KERNELS)
             raise ValueError(f"unknown CT kernel {kernel!r} in {spec!r}; choose one of {choices}")
         values["kernel"] = kernel
-    for key, name in (("views", "views"), ("counts", "full_dose_counts"), ("electronic", "electronic_noise")):
+    for key, name in (
+        ("views", "views"),
+        ("counts", "full_dose_counts"),
+        ("electronic", "electronic_noise"),
+        ("grain", "grain"),
+    ):
         if key in options:
             number, suffix = _number(options[key], spec)
             if suffix:
@@ -334,8 +343,8 @@ def parse_noise_range(spec: str) -> NoiseRange:
     """Parse a training range ``KIND:LOW-HIGH[,...]`` (or a single level ``KIND:LEVEL``).
 
     CT ranges may vary the scanner per sample: ``ct-lowdose:5HU-100HU,kernel=shepp-logan|hann|ramp,
-    views=540|1080,electronic=4|12`` (``|`` separates the choices for kernels and the bounds for views and
-    electronic noise).
+    views=540|1080,electronic=4|12,grain=1|3`` (``|`` separates the choices for kernels and the bounds for views,
+    electronic noise and the noise grain in pixels).
     """
     kind_text, _, rest = spec.strip().partition(":")
     first, _, tail = rest.partition(",")
@@ -363,6 +372,7 @@ def parse_noise_range(spec: str) -> NoiseRange:
     log_uniform = low_spec.unit in (LevelUnit.HU, LevelUnit.COUNTS, LevelUnit.DOSE) and low > 0
     scanner = low_spec.scanner
     kernels, views, electronic = (scanner.kernel,), (scanner.views, scanner.views), (scanner.electronic_noise,) * 2
+    grain = (scanner.grain, scanner.grain)
     if ct_choices:
         if kind != NoiseKind.CT_LOWDOSE:
             raise ValueError(f"choices with '|' are only for ct-lowdose options, in {spec!r}")
@@ -379,6 +389,19 @@ def parse_noise_range(spec: str) -> NoiseRange:
                 for v in ct_choices["electronic"]
             ]
             electronic = (min(values), max(values))
+        if "grain" in ct_choices:
+            values = [parse_noise_spec(f"ct-lowdose:1,grain={v}").scanner.grain for v in ct_choices["grain"]]
+            grain = (min(values), max(values))
     return NoiseRange(
-        kind, low, high, low_spec.unit, low_spec.coils, low_spec.read_noise, log_uniform, kernels, views, electronic
+        kind,
+        low,
+        high,
+        low_spec.unit,
+        low_spec.coils,
+        low_spec.read_noise,
+        log_uniform,
+        kernels,
+        views,
+        electronic,
+        grain,
     )
