@@ -243,6 +243,36 @@ def dct_matrix(n: int) -> np.ndarray:
     return matrix
 
 
+def _guided_blocks(
+    noisy: np.ndarray, guide: np.ndarray, mask: np.ndarray | None, max_slices: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``BLOCK``-pixel blocks of up to ``max_slices`` slices, at least 95 % inside ``mask`` and with noise:
+    ``(flatness, noisy_residual, guide_residual)``: the spread of each guide block beyond its plane ``(N,)``, the
+    noisy block less the guide's plane ``(N, BLOCK, BLOCK)`` and the guide block less its plane (float64).
+
+    The noisy blocks lose the guide's planes, not their own: a plane fitted to the noisy block would also take away
+    the noise's own lowest frequencies (31 % of the DC variance of noise blurred by a 1 px Gaussian)."""
+    if np.shape(guide) != np.shape(noisy) or (mask is not None and np.shape(mask) != np.shape(noisy)):
+        raise ValueError(f"noisy {np.shape(noisy)}, guide {np.shape(guide)} and mask must have one shape")
+    noisy_slices, guide_slices = _sample_slices(noisy, max_slices), _sample_slices(guide, max_slices)
+    masks = [None] * len(noisy_slices) if mask is None else _sample_slices(np.asarray(mask, bool), max_slices)
+    flatness, noisy_residuals, guide_residuals = [], [], []
+    for image, smooth, inside in zip(noisy_slices, guide_slices, masks, strict=True):
+        smooth, image = np.asarray(smooth, dtype=np.float64), np.asarray(image, dtype=np.float64)
+        spread, guide_residual = _block_statistics(smooth)
+        residual = _blocks(image) - (_blocks(smooth) - guide_residual)
+        keep = residual.reshape(len(residual), -1).std(axis=1) > 0  # padding without noise
+        if inside is not None:
+            keep &= _blocks_inside(inside)
+        flatness.append(spread[keep])
+        noisy_residuals.append(residual[keep])
+        guide_residuals.append(guide_residual[keep])
+    if not flatness:
+        empty = np.empty((0, BLOCK, BLOCK))
+        return np.empty(0), empty, empty
+    return np.concatenate(flatness), np.concatenate(noisy_residuals), np.concatenate(guide_residuals)
+
+
 def estimate_dct_noise(
     noisy: np.ndarray,
     guide: np.ndarray,
@@ -268,27 +298,10 @@ def estimate_dct_noise(
     Returns:
         ``(DCT_BLOCK, DCT_BLOCK)`` float64 variances in ``noisy``'s units squared, or None with fewer than 8 blocks.
     """
-    if np.shape(guide) != np.shape(noisy) or (mask is not None and np.shape(mask) != np.shape(noisy)):
-        raise ValueError(f"noisy {np.shape(noisy)}, guide {np.shape(guide)} and mask must have one shape")
-    noisy_slices, guide_slices = _sample_slices(noisy, max_slices), _sample_slices(guide, max_slices)
-    masks = [None] * len(noisy_slices) if mask is None else _sample_slices(np.asarray(mask, bool), max_slices)
-    flatness, residuals = [], []
-    for image, smooth, inside in zip(noisy_slices, guide_slices, masks, strict=True):
-        smooth, image = np.asarray(smooth, dtype=np.float64), np.asarray(image, dtype=np.float64)
-        spread, guide_residual = _block_statistics(smooth)
-        # the noisy blocks less the guide's planes: a plane fitted to the noisy block would also take away the
-        # noise's own lowest frequencies (31 % of the DC variance of noise blurred by a 1 px Gaussian)
-        residual = _blocks(image) - (_blocks(smooth) - guide_residual)
-        noise_spread = residual.reshape(len(residual), -1).std(axis=1)
-        keep = noise_spread > 0  # padding without noise
-        if inside is not None:
-            keep &= _blocks_inside(inside)
-        flatness.append(spread[keep])
-        residuals.append(residual[keep])
-    flat = np.concatenate(flatness) if flatness else np.empty(0)
+    flat, residuals, _ = _guided_blocks(noisy, guide, mask, max_slices)
     if flat.size < 8:
         return None
-    chosen = np.concatenate(residuals)[np.argsort(flat)[: max(8, int(round(share * flat.size)))]]
+    chosen = residuals[np.argsort(flat)[: max(8, int(round(share * flat.size)))]]
     n, step = DCT_BLOCK, DCT_BLOCK // 2
     starts = range(0, BLOCK - n + 1, step)
     sub = np.stack([chosen[:, y : y + n, x : x + n] for y in starts for x in starts], axis=1).reshape(-1, n, n)
@@ -337,32 +350,13 @@ def flat_tissue_noise(
         A :class:`FlatTissueNoise`, or None with fewer than 8 candidate blocks (a small image, no tissue in
         ``mask``, or an input without noise).
     """
-    if np.shape(denoised) != np.shape(noisy) or (mask is not None and np.shape(mask) != np.shape(noisy)):
-        raise ValueError(f"noisy {np.shape(noisy)}, denoised {np.shape(denoised)} and mask must have one shape")
-    masks = [None] * len(_sample_slices(noisy, max_slices))
-    if mask is not None:
-        masks = _sample_slices(np.asarray(mask, bool), max_slices)
-    flatness, before, after = [], [], []
-    for image, output, inside in zip(
-        _sample_slices(noisy, max_slices), _sample_slices(denoised, max_slices), masks, strict=True
-    ):
-        output, image = np.asarray(output, dtype=np.float64), np.asarray(image, dtype=np.float64)
-        spread, output_residual = _block_statistics(output)
-        input_residual = _blocks(image) - (_blocks(output) - output_residual)
-        power_in = np.square(input_residual).reshape(len(input_residual), -1).mean(axis=1)
-        keep = power_in > 0  # padding and clipped air hold no noise
-        if inside is not None:
-            keep &= _blocks_inside(inside)
-        flatness.append(spread[keep])
-        before.append(power_in[keep])
-        after.append(np.square(output_residual).reshape(len(output_residual), -1).mean(axis=1)[keep])
-    flat = np.concatenate(flatness) if flatness else np.empty(0)
+    flat, before, after = _guided_blocks(noisy, denoised, mask, max_slices)
     if flat.size < 8:
         return None
     chosen = np.argsort(flat, kind="stable")[: max(8, int(round(share * flat.size)))]
     return FlatTissueNoise(
-        before=float(np.sqrt(np.concatenate(before)[chosen].mean())),
-        after=float(np.sqrt(np.concatenate(after)[chosen].mean())),
+        before=float(np.sqrt(np.square(before[chosen]).mean())),
+        after=float(np.sqrt(np.square(after[chosen]).mean())),
         blocks=int(chosen.size),
     )
 
