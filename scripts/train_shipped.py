@@ -255,9 +255,16 @@ RECIPES["kpn-ct-burst3-ft"] = {**RECIPES["kpn-ct-burst3"], "init": "kpn-ct-burst
 # (`grain`, CTScanner): the one-pixel detector of the simulator made every training noise equally fine, while a
 # 0.25-0.3 mm targeted reconstruction (lumbar spine, skull base) has noise 2-3 pixels wide, which the shipped model
 # takes for anatomy (held-out lumbar-spine at ~25 HU of 2-pixel grain: +1.0 dB, BM3D +4.3; 1-pixel grain +6.8).
+# Run on 2026-12-04 on a 2-core AVX-512 BF16 EPYC in float32 (3438 steps in 3995 s, part of it shared with a
+# benchmark; val at grain 1 50.05 / 46.45 / 41.91 dB at 10 / 25 / 60 HU against the starting model's 50.66 / 46.71 /
+# 42.15) and installed over kpn-ct-burst3: on training-split series through Denoiser("auto") at ~25 HU (ramp kernel)
+# grain 1 / 2 / 3 +8.19 / +5.70 / +1.42 -> +8.14 / +6.11 / +4.47 dB; hann kernel grain 1 / 2 +5.68 / +0.81 -> +5.88 /
+# +2.68 (held out: docs/benchmarks_ct_grain.md).
 RECIPES["kpn-ct-burst3-grain"] = {
     **RECIPES["kpn-ct-burst3-ft"],
     "noise": CT_NOISE + ",grain=1|3",
+    "description": CT_DESCRIPTION % 3
+    + "; noise grain 1-3 pixels (the scanner resolving up to 3 pixels, as on small fields of view)",
     # half the from-scratch rate: at 2e-4 the fine-tunes fell ~5 dB at the end of the warm-up before recovering
     "lr": 1e-4,
 }
