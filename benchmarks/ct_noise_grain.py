@@ -11,7 +11,8 @@ scores, in W400 over the body:
 - ``auto`` through the CLI (noisy DICOM series in, DICOM series out, default flags) and in memory
   (``Denoiser().denoise(volume)`` on the float volume);
 - BM3D through the CLI (``--model bm3d``, ``--sigma auto``: its noise PSD estimated from the file);
-- BM3D with the oracle PSD of the inserted noise (in-process, as in ``real_noise.py``).
+- BM3D with the oracle PSD of the inserted noise (in-process, as in ``real_noise.py``);
+- the width of ``auto``'s air-skin edge over the clean image's (1.0 = no blur), as in ``real_noise.py``.
 
 Usage::
 
@@ -40,6 +41,7 @@ from real_noise import (  # noqa: E402
     cli_env,
     ct_cases,
     dose_for_body_noise,
+    metrics,
     read_volume,
     run_cli,
     simulate_items,
@@ -74,6 +76,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=4242)
     parser.add_argument("--output", type=Path, help="markdown page to write (default: print only)")
     parser.add_argument("--no-oracle", action="store_true")
+    parser.add_argument("--no-in-memory", action="store_true", help="leave out the in-memory auto column")
     args = parser.parse_args()
 
     import torch
@@ -98,8 +101,11 @@ def main() -> int:
         for method in METHODS:
             output = read_volume(work / "out" / "grain" / method / item.name).array
             row[method] = score(item, output) - row["noisy"]
-        volume = item.case.volume.with_array(noisy_float)
-        row["auto (in-memory)"] = score(item, memory.denoise(volume).array) - score(item, noisy_float)
+            if method == "auto" and item.case.extra["edges"].count:
+                row["edge ratio auto"] = metrics(item, output)["edge_ratio"]
+        if not args.no_in_memory:
+            volume = item.case.volume.with_array(noisy_float)
+            row["auto (in-memory)"] = score(item, memory.denoise(volume).array) - score(item, noisy_float)
         if not args.no_oracle:
             cache = work / "oracle" / f"{item.name}.npy"
             if not cache.exists():
@@ -110,7 +116,7 @@ def main() -> int:
         print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in rows[-1].items()}), flush=True)
 
     minutes = (time.perf_counter() - started) / 60
-    columns = [c for c in ("auto", "auto (in-memory)", "bm3d", "bm3d (oracle PSD)") if c in rows[0]]
+    columns = [c for c in ("auto", "auto (in-memory)", "bm3d", "bm3d (oracle PSD)", "edge ratio auto") if c in rows[0]]
     lines = [
         "# CT noise grain: the default and BM3D on coarser noise",
         "",
@@ -119,17 +125,21 @@ def main() -> int:
         " Protocol in the script's docstring: the held-out CT series of docs/benchmarks_real_noise.md, ~25 HU of"
         " body noise (setting A), noise grain 1 / 2 / 3 pixels; PSNR gain in W400 over the body (dB).",
         "",
-        "| series | grain | noisy PSNR | " + " | ".join(f"gain {c}" for c in columns) + " |",
+        "| series | grain | noisy PSNR | "
+        + " | ".join(c if c.startswith("edge") else f"gain {c}" for c in columns)
+        + " |",
         "|---|---|---|" + "---|" * len(columns),
     ]
     for row in rows:
-        gains = " | ".join(f"{row[c]:.2f}" for c in columns)
+        gains = " | ".join(f"{row[c]:.3f}" if c.startswith("edge") else f"{row[c]:.2f}" for c in columns)
         lines.append(f"| {row['case']} | {row['grain']} | {row['noisy']:.2f} | {gains} |")
     lines += ["", "Means over the series:", "", "| grain | " + " | ".join(columns) + " |"]
     lines.append("|---|" + "---|" * len(columns))
     for grain in dict.fromkeys(r["grain"] for r in rows):
         chosen = [r for r in rows if r["grain"] == grain]
-        lines.append(f"| {grain} | " + " | ".join(f"{np.mean([r[c] for r in chosen]):+.2f}" for c in columns) + " |")
+        means = [np.mean([r[c] for r in chosen]) for c in columns]
+        cells = [f"{m:.3f}" if c.startswith("edge") else f"{m:+.2f}" for c, m in zip(columns, means, strict=True)]
+        lines.append(f"| {grain} | " + " | ".join(cells) + " |")
     lines += ["", "CLI wall times: " + ", ".join(f"{m} {walls[m]['wall_s']:.0f} s" for m in METHODS), ""]
     text = "\n".join(lines)
     print(text)

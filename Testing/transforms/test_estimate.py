@@ -49,5 +49,6 @@ def test_flat_tissue_noise_measures_inserted_ct_noise_in_hu(ct_series_dir):
     assert np.sqrt(measured.before**2 - measured.after**2) == pytest.approx(20.0, rel=0.1)
     itself = flat_tissue_noise(clean + noise, clean + noise, body)
     assert itself.after == pytest.approx(itself.before, rel=1e-9)
-    # no body in the mask: too few blocks to say anything
+    # no body in the mask, or slices smaller than one block: too few blocks to say anything
     assert flat_tissue_noise(clean + noise, clean, np.zeros_like(body)) is None
+    assert flat_tissue_noise(clean[:, :16, :16], clean[:, :16, :16]) is None

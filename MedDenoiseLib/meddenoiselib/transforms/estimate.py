@@ -261,7 +261,7 @@ def _guided_blocks(
         smooth, image = np.asarray(smooth, dtype=np.float64), np.asarray(image, dtype=np.float64)
         spread, guide_residual = _block_statistics(smooth)
         residual = _blocks(image) - (_blocks(smooth) - guide_residual)
-        keep = residual.reshape(len(residual), -1).std(axis=1) > 0  # padding without noise
+        keep = residual.reshape(len(residual), BLOCK * BLOCK).std(axis=1) > 0  # padding without noise
         if inside is not None:
             keep &= _blocks_inside(inside)
         flatness.append(spread[keep])
