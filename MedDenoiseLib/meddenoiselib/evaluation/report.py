@@ -174,9 +174,10 @@ def run_report(denoiser, noisy: Volume | VolumeSeries, denoised: Volume | Volume
     the number of frames; for CT, the noise in flat body tissue before and after in HU (:func:`ct_body_noise`).
     """
     report = denoiser.last_report
+    noisy_frames, denoised_frames = _frames_as_volume(noisy), _frames_as_volume(denoised)
     values = denoising_report(
-        _frames_as_volume(noisy),
-        _frames_as_volume(denoised),
+        noisy_frames,
+        denoised_frames,
         report.method if report is not None else denoiser.method,
         report.seconds if report is not None else 0.0,
         report.device if report is not None else str(denoiser.device),
@@ -189,7 +190,7 @@ def run_report(denoiser, noisy: Volume | VolumeSeries, denoised: Volume | Volume
             values["collaborative_wiener_share"] = report.refined
             values["collaborative_wiener"] = report.refine_detail
     if report is not None and report.modality == "ct":
-        values.update(ct_body_noise(_frames_as_volume(noisy), _frames_as_volume(denoised)))
+        values.update(ct_body_noise(noisy_frames, denoised_frames))
     if isinstance(noisy, VolumeSeries):
         values["shape_zyx"] = list(noisy.shape)
         values["frames"] = noisy.num_frames
