@@ -308,11 +308,11 @@ def test_noisy_range_training_validates_on_the_users_path(tmp_path, xray_png, us
     config = _config(tmp_path, [xray_png], val_inputs=[str(us_png)], network="kpn-small", noisy_range_fraction=0.5)
     trainer = Trainer(config, show_progress=False)
     trainer.setup()
-    noisy_psnr = np.mean([psnr(clean, noisy[0]) for _, clean, noisy in trainer.val_sets])
+    noisy_psnr = np.mean([psnr(crop.clean, crop.noisy[0]) for crop in trainer.val_sets])
     assert trainer.validate()["psnr"] == pytest.approx(noisy_psnr, abs=1e-3)  # kpn starts as the identity
     with torch.no_grad():
         trainer.module.out.bias.zero_()  # kernels of zero: the network outputs 0 on the scale it is given
-    floor_psnr = np.mean([psnr(clean, np.full_like(clean, noisy.min())) for _, clean, noisy in trainer.val_sets])
+    floor_psnr = np.mean([psnr(c.clean, np.full_like(c.clean, c.noisy.min())) for c in trainer.val_sets])
     assert trainer.validate()["psnr"] == pytest.approx(floor_psnr, abs=1e-3)
 
 
@@ -475,3 +475,42 @@ def test_patches_cut_before_copying_equal_monais_crops_of_the_whole_image(spatia
     from monai.data import get_track_meta
 
     assert get_track_meta()  # sampling without MONAI's metadata left the process's setting as it was
+
+
+def test_ct_training_with_coarse_grain_validates_at_that_grain_too(tmp_path, ct_series_dir):
+    """A CT range that trains on noise 1-3 pixels wide is validated at grain 3 as well (at the middle level), so
+    the best step is not chosen on fine noise alone: that crop's noise has the same HU level but its power sits
+    below 0.5 / 3 cycles per pixel, where the grain-1 crop's spreads to 0.5; the mean PSNR that picks the best step
+    weighs it as one of the levels."""
+    from meddenoiselib.training.trainer import Trainer
+
+    config = _config(
+        tmp_path,
+        [ct_series_dir],
+        val_inputs=[str(ct_series_dir)],
+        network="kpn-burst3",
+        scaling="ct_window",
+        window=(0.0, 2048.0),
+        noise=["ct-lowdose:5HU-100HU,views=180,grain=1|3"],
+        val_sigmas=[10.0, 25.0, 60.0],
+        val_images=1,
+    )
+    trainer = Trainer(config, show_progress=False)
+    trainer.setup()
+    assert trainer.val_labels == ["10", "25", "60", "25_grain3"]
+    crops = {crop.label: crop for crop in trainer.val_sets}
+
+    def noise_and_centroid(crop):
+        noise = (crop.noisy[crop.noisy.shape[0] // 2] - crop.clean).astype(np.float64)
+        power = np.abs(np.fft.fft2(noise - noise.mean())) ** 2
+        fy, fx = np.meshgrid(*(np.fft.fftfreq(n) for n in noise.shape), indexing="ij")
+        return noise.std() * 2048, float((np.hypot(fy, fx) * power).sum() / power.sum())
+
+    fine_std, fine_centroid = noise_and_centroid(crops["25"])
+    coarse_std, coarse_centroid = noise_and_centroid(crops["25_grain3"])
+    assert 0.6 < coarse_std / fine_std < 1.6  # the same level in HU
+    # measured 0.12 and 0.33 cycles per pixel
+    assert coarse_centroid < 0.5 / 3 and coarse_centroid < 0.45 * fine_centroid
+    metrics = trainer.validate()
+    assert {"psnr_10", "psnr_25", "psnr_60", "psnr_25_grain3"} <= set(metrics)
+    assert metrics["psnr"] == pytest.approx(np.mean([metrics[f"psnr_{k}"] for k in trainer.val_labels]))

@@ -10,7 +10,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ from ..evaluation.compare import add_noise
 from ..evaluation.metrics import psnr, ssim
 from ..inference.device import autocast_dtype, autocast_forward, resolve_device
 from ..transforms.intensity import sigma_from_255
-from ..transforms.noise import BatchNoise
+from ..transforms.noise import BatchNoise, NoiseKind, NoiseRange, NoiseSpec
 from .config import TrainConfig
 from .data import PatchSampler, TrainingImage, load_training_images, split_by_file
 from .distributed import DistributedContext
@@ -71,6 +71,27 @@ def _center_crop(array: np.ndarray, edge: int) -> np.ndarray:
         start = max((size - edge) // 2, 0)
         slices.append(slice(start, start + min(edge, size)))
     return array[tuple(slices)]
+
+
+class ValidationCrop(NamedTuple):
+    """One fixed validation crop: ``label`` names its noise in the metrics (``psnr_{label}``: the level, and for
+    coarse-grained CT noise ``25_grain3``), ``level`` in the noise range's unit, ``clean`` ``(H, W)`` (or
+    ``(D, H, W)``) and ``noisy`` ``(frames, H, W)`` (or ``(1, D, H, W)``) on the training scale."""
+
+    label: str
+    level: float
+    clean: np.ndarray
+    noisy: np.ndarray
+
+
+def _coarse_grain_specs(noise_range: NoiseRange, levels: list[float]) -> list[tuple[str, float, NoiseSpec]]:
+    """Validation noise at the coarsest grain a CT range trains on, at its middle validation level: validated at
+    grain 1 only, a run's best step favours fine noise over the coarse noise it was also trained for."""
+    high = noise_range.grain[1]
+    if noise_range.kind != NoiseKind.CT_LOWDOSE or high <= 1.0 or not levels:
+        return []
+    level = sorted(levels)[len(levels) // 2]
+    return [(f"{level:g}_grain{high:g}", level, noise_range.at(level, grain=high))]
 
 
 #: with ``time_budget`` or ``deadline``: steps of the first pace measurement, and how often the step count is
@@ -181,7 +202,7 @@ class Trainer:
         Burst models are validated on stacks of real neighbouring slices, each with its own noise, where the file
         has them (a lone 2D image repeats its one noisy slice, as at inference).
         """
-        from ..transforms.noise import NoiseKind, RandNoise
+        from ..transforms.noise import RandNoise
 
         config = self.config
         half = self.burst // 2 if config.spatial_dims == 2 else 0
@@ -198,13 +219,15 @@ class Trainer:
             # evenly spread over the validation files, so every modality in them takes part
             keep = np.linspace(0, len(picks) - 1, config.val_images).round().astype(int)
             picks = [picks[k] for k in keep]
-        self.val_sets: list[tuple[float, np.ndarray, np.ndarray]] = []
+        self.val_sets: list[ValidationCrop] = []
         if config.mode == "self-supervised" and config.simulate_noise:
-            specs = [(config.simulate_noise, f"gaussian:{config.simulate_noise:g}")]
+            specs = [(f"{config.simulate_noise:g}", config.simulate_noise, f"gaussian:{config.simulate_noise:g}")]
         else:
             first = self.ranges[0]
-            specs = [(level, first.at(level)) for level in config.val_sigmas]
-        self.val_noise_kind, self.val_crop_count = str(specs[0][1]).split(":")[0], len(picks)
+            specs = [(f"{level:g}", level, first.at(level)) for level in config.val_sigmas]
+            specs += _coarse_grain_specs(first, config.val_sigmas)
+        self.val_noise_kind, self.val_crop_count = str(specs[0][2]).split(":")[0], len(picks)
+        self.val_labels = [label for label, _, _ in specs]
         for i, (image, k) in enumerate(picks):
             if k is None:
                 clean_full = image.array[np.newaxis]
@@ -213,7 +236,7 @@ class Trainer:
                 index = np.clip(np.arange(k - half, k + half + 1), 0, image.array.shape[0] - 1)
                 frames = image.array[index]
                 clean_full = image.array[k : k + 1]
-            for j, (level, spec) in enumerate(specs):
+            for j, (label, level, spec) in enumerate(specs):
                 is_ct = not isinstance(spec, str) and spec.kind == NoiseKind.CT_LOWDOSE
                 transform = RandNoise(
                     spec, scaling=image.scaling if is_ct else None, pixel_mm=image.pixel_mm if is_ct else None
@@ -225,7 +248,7 @@ class Trainer:
                 edge = VAL_CROP_3D if config.spatial_dims == 3 else VAL_CROP_2D
                 crop_clean = _center_crop(clean_full[0], edge)
                 crop_noisy = np.stack([_center_crop(f, edge) for f in noisy])
-                self.val_sets.append((float(level), crop_clean, crop_noisy))
+                self.val_sets.append(ValidationCrop(label, float(level), crop_clean, crop_noisy))
 
     # ----------------------------------------------------------------------------------------------- model
     def _build_model(self) -> None:
@@ -379,8 +402,8 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         """Mean PSNR/SSIM per validation σ on fixed crops with fixed noise (plus masked loss when self-supervised)."""
         self.module.eval()
-        results: dict[float, list[tuple[float, float]]] = {}
-        for sigma, clean, noisy in self.val_sets:
+        results: dict[str, list[tuple[float, float]]] = {label: [] for label in self.val_labels}
+        for label, sigma, clean, noisy in self.val_sets:
             frames = torch.from_numpy(noisy)[None]
             if frames.shape[1] < self.burst:
                 frames = frames.repeat(1, self.burst, *([1] * (frames.ndim - 2)))
@@ -391,12 +414,13 @@ class Trainer:
                 low, span = float(frames.min()), max(float(frames.max() - frames.min()), 1e-6)
                 frames, level = (frames - low) / span, level / span
             prediction = self._forward_eval(self._prepare(frames, level))[0, 0].cpu().numpy() * span + low
-            results.setdefault(sigma, []).append((psnr(clean, prediction), ssim(clean, prediction)))
+            results[label].append((psnr(clean, prediction), ssim(clean, prediction)))
         self.module.train()
         metrics = {}
-        for sigma, values in sorted(results.items()):
-            metrics[f"psnr_{sigma:g}"] = float(np.mean([v[0] for v in values]))
-            metrics[f"ssim_{sigma:g}"] = float(np.mean([v[1] for v in values]))
+        for label, values in results.items():
+            if values:
+                metrics[f"psnr_{label}"] = float(np.mean([v[0] for v in values]))
+                metrics[f"ssim_{label}"] = float(np.mean([v[1] for v in values]))
         if results:
             metrics["psnr"] = float(np.mean([metrics[k] for k in metrics if k.startswith("psnr_")]))
             metrics["ssim"] = float(np.mean([metrics[k] for k in metrics if k.startswith("ssim_")]))
@@ -651,7 +675,7 @@ class Trainer:
             world_size=self.context.world_size,
             validation_protocol=f"center crops (<=256 px) of {self.val_crop_count} slices spread over the validation "
             f"files, normalized as in training, fixed seeded {self.val_noise_kind} noise per level "
-            f"({', '.join(f'{v:g}' for v in config.val_sigmas)})"
+            f"({', '.join(label.replace('_grain', ' at grain ') for label in self.val_labels)})"
             + (
                 "; inputs scaled by the noisy crop's min-max and outputs mapped back, as the CLI scales a file"
                 if config.noisy_range_fraction > 0

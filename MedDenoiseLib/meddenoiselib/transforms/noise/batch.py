@@ -72,10 +72,12 @@ class BatchNoise:
         return torch.rand(n, generator=self.level_generator, dtype=torch.float64)
 
     def _levels(self, r: NoiseRange, n: int) -> torch.Tensor:
-        u = self._uniform(n)
         if r.log_uniform:
-            return torch.exp(math.log(r.low) + u * (math.log(r.high) - math.log(r.low)))
-        return r.low + u * (r.high - r.low)
+            return self._log_uniform(r.low, r.high, n)
+        return r.low + self._uniform(n) * (r.high - r.low)
+
+    def _log_uniform(self, low: float, high: float, n: int) -> torch.Tensor:
+        return torch.exp(math.log(low) + self._uniform(n) * (math.log(high) - math.log(low)))
 
     def __call__(self, clean: torch.Tensor, ct_terms: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Corrupt a batch.
@@ -129,9 +131,7 @@ class BatchNoise:
         low, high = r.grain
         if high <= low:
             return [low] * n
-        u = self._uniform(n)
-        drawn = torch.exp(math.log(low) + u * (math.log(high) - math.log(low)))
-        return [float(g) for g in (drawn * 4).round() / 4]
+        return [float(g) for g in (self._log_uniform(low, high, n) * 4).round() / 4]
 
     def _ct(
         self, clean: torch.Tensor, levels: torch.Tensor, r: NoiseRange, terms: torch.Tensor | None

@@ -186,17 +186,12 @@ class NoiseRange:
             for kernel, f in zip(self.kernels, fractions, strict=True)
         ]
 
-    def at(self, level: float) -> NoiseSpec:
-        """The fixed-level spec of this range (e.g. for validation)."""
-        return NoiseSpec(
-            self.kind,
-            float(level),
-            self.unit,
-            self.coils,
-            self.read_noise,
-            CTScanner(kernel=self.kernels[0], views=self.views[0], electronic_noise=self.electronic[0]),
-            method="fast",
+    def at(self, level: float, grain: float = 1.0) -> NoiseSpec:
+        """The fixed-level spec of this range (e.g. for validation); ``grain``: the CT noise grain in pixels."""
+        scanner = CTScanner(
+            kernel=self.kernels[0], views=self.views[0], electronic_noise=self.electronic[0], grain=grain
         )
+        return NoiseSpec(self.kind, float(level), self.unit, self.coils, self.read_noise, scanner, method="fast")
 
 
 def _number(text: str, spec: str) -> tuple[float, str]:
