@@ -268,6 +268,9 @@ RECIPES["kpn-ct-burst3-grain"] = {
     # half the from-scratch rate: at 2e-4 the fine-tunes fell ~5 dB at the end of the warm-up before recovering
     "lr": 1e-4,
 }
+# the grain-trained model continued with a validation at grain 3 beside the grain-1 levels (the trainer validates a
+# range's coarsest grain too, so the best step is no longer chosen on fine noise alone) and half its learning rate
+RECIPES["kpn-ct-burst3-grain-cont"] = {**RECIPES["kpn-ct-burst3-grain"], "lr": 5e-5}
 RECIPES["kpn-ct-ms-burst3"] = {
     **RECIPES["kpn-ct-burst3"],
     "network": "kpn-ms-burst3",

@@ -181,18 +181,26 @@ def ct_noise_projection(
     # a few slices per projector batch share its sampling grids and bound memory (~100 MB per 512² slice)
     for start in range(0, slices.shape[0], _SLICES_PER_BATCH):
         geometry, p = _line_integrals(slices[start : start + _SLICES_PER_BATCH], pixel, scanner.views, device)
-        expected = _counts(p, dose, scanner).double()
+        # A cell `grain` pixels wide collects `grain` times a pixel's photons, which is where the log's nonlinearity
+        # and photon starvation act. Its linear noise is that of the one-pixel bins, band-limited by the window:
+        # drawn from grain x the counts (electronic noise grain x the variance) and scaled back by sqrt(grain), the
+        # noise per bin keeps the variance 1/counts + electronic²/counts² that the fast model and the dose
+        # calibration use, and on a large body at low dose the bins that would be starved alone are no longer
+        # clamped (grain 1: exactly the one-pixel draw)
+        cell = float(scanner.grain)
+        expected = _counts(p, dose, scanner).double() * cell
         # drawn slice by slice, so a seeded generator gives the same noise whatever the batch size
         counts = torch.empty_like(expected)
         for index in range(expected.shape[0]):
             counts[index] = torch.poisson(expected[index : index + 1], generator=generator)[0]
             if scanner.electronic_noise > 0:
-                counts[index] += scanner.electronic_noise * torch.randn(
+                counts[index] += (scanner.electronic_noise * math.sqrt(cell)) * torch.randn(
                     counts.shape[1:], generator=generator, dtype=counts.dtype, device=counts.device
                 )
         # a detector reading of zero or below (photon starvation) is clamped, as scanners do before the log
-        measured = -torch.log(torch.clamp(counts, min=0.5) / incident)
-        reconstructed = geometry.reconstruct((measured - p.double()).float(), scanner.kernel, scanner.grain)
+        measured = -torch.log(torch.clamp(counts, min=0.5) / (incident * cell))
+        sinogram_noise = (measured - p.double()) * math.sqrt(cell)
+        reconstructed = geometry.reconstruct(sinogram_noise.float(), scanner.kernel, scanner.grain)
         output[start : start + p.shape[0]] = reconstructed.cpu() * (1000.0 / (MU_WATER_PER_MM * pixel))
         if on_slice is not None:
             for _ in range(p.shape[0]):
