@@ -269,7 +269,12 @@ RECIPES["kpn-ct-burst3-grain"] = {
     "lr": 1e-4,
 }
 # the grain-trained model continued with a validation at grain 3 beside the grain-1 levels (the trainer validates a
-# range's coarsest grain too, so the best step is no longer chosen on fine noise alone) and half its learning rate
+# range's coarsest grain too, so the best step is no longer chosen on fine noise alone) and half its learning rate.
+# Run on 2026-12-04 on a 2-core AVX-512 BF16 EPYC in float32, sharing the cores with benchmarks (3516 steps in 4604 s,
+# stopped there with the learning rate at ~1e-6): val 49.97 / 46.36 / 41.89 dB at 10 / 25 / 60 HU and 42.20 dB at
+# 25 HU grain 3, against the starting model's 50.05 / 46.44 / 41.91 and 42.13 (the mean fluctuated 44.5-45.2 over
+# the run, the start's 45.13): level, not installed. More steps of this 5x5-kernel network do not close the grain-3
+# gap; a wider support (a coarser kernel scale) is the next candidate.
 RECIPES["kpn-ct-burst3-grain-cont"] = {**RECIPES["kpn-ct-burst3-grain"], "lr": 5e-5}
 RECIPES["kpn-ct-ms-burst3"] = {
     **RECIPES["kpn-ct-burst3"],
