@@ -221,6 +221,28 @@ def test_dilated_kernels_start_at_zero_and_reach_two_pixels_further() -> None:
         torch.testing.assert_close(three(x), two(x) + shifted, rtol=1e-5, atol=1e-6)
 
 
+def test_wide_coarse_kernels_start_at_zero_and_read_every_second_coarse_pixel() -> None:
+    """The KPN with wide coarse kernels starts as the two-scale one; a wide coarse kernel whose one tap sits one
+    (dilated) step to the right adds the 2x2-averaged frame 4 pixels to the right, upsampled to full resolution."""
+    torch.manual_seed(0)
+    two = KPN(2, 3, kernel_size=3, coarse_kernels=True, **SMALL).eval()
+    wide = KPN(2, 3, kernel_size=3, coarse_kernels=True, wide_coarse_kernels=True, **SMALL).eval()
+    assert wide.load_state_dict(two.state_dict(), strict=False).missing_keys == [
+        "out_wide_coarse.weight",
+        "out_wide_coarse.bias",
+    ]
+    x = torch.rand(1, 3, 16, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(wide(x), two(x), rtol=0, atol=0)
+        wide.out_wide_coarse.bias[9 + 5] = 1.0  # frame 1, tap (row 0, column +1): 2 coarse pixels to the right
+        pooled = F.avg_pool2d(x[:, 1:2], 2)
+        shifted = F.pad(pooled, (0, 2, 0, 0), mode="replicate")[..., 2:]
+        expected = F.interpolate(shifted, scale_factor=2, mode="bilinear", align_corners=False)
+        torch.testing.assert_close(wide(x), two(x) + expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="coarse_kernels"):
+        KPN(2, 3, wide_coarse_kernels=True, **SMALL)
+
+
 def test_full_res_head_gates_every_frames_kernels_pixel_by_pixel() -> None:
     """The head starts with no effect; once trained it scales each tap by ``1 + g`` with ``g`` read from the first
     block's full-resolution features at that very pixel (not upsampled from half resolution), in every frame."""

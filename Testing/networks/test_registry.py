@@ -30,7 +30,8 @@ EXPECTED_NAMES = [
     "rdn", "rdn-a", "rdn-small",
     "conv-dae", "conv-dae-skip",
     "kpn", "kpn-small", "kpn-ms-small", "kpn-msf-small", "kpn-msd-small", "kpn-medium", "kpn-burst3",
-    "kpn-ms-burst3", "kpn-msd-burst3", "kpn-msf-burst3", "kpn-medium-bias", "kpn-medium-burst3", "kpn-medium-burst5",
+    "kpn-ms-burst3", "kpn-msd-burst3", "kpn-msw-burst3", "kpn-msf-burst3",
+    "kpn-medium-bias", "kpn-medium-burst3", "kpn-medium-burst5",
 ]  # fmt: skip
 
 # (registry name, 2D gray parameter count)
@@ -63,6 +64,8 @@ PARAMETER_CASES = [
     ("kpn-ms-burst3", 478_783),
     # kpn-ms-burst3 plus the dilated-kernel 1x1 conv: 75 -> 75 channels again
     ("kpn-msd-burst3", 484_483),
+    # kpn-ms-burst3 plus the wide coarse-kernel 1x1 conv: 75 -> 75 channels again
+    ("kpn-msw-burst3", 484_483),
     # kpn-ms-burst3 plus the full-resolution gate: 32 -> 25 taps, shared by the 3 frames
     ("kpn-msf-burst3", 479_608),
     # kpn-medium plus per-pixel bias channels (one per frame): 4-level U-Net, K = 5

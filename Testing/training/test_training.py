@@ -337,6 +337,10 @@ def test_grow_network_starts_as_the_trained_model_and_refuses_what_would_not():
     third = grow_network(grown.eval(), "kpn-msd-burst3", 2, {}, "grown").eval()
     with torch.no_grad():
         torch.testing.assert_close(third(x), grown(x), rtol=0, atol=0)
+    # and by the wide coarse kernels (taps 2 coarse pixels apart)
+    wide = grow_network(grown.eval(), "kpn-msw-burst3", 2, {}, "grown").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(wide(x), grown(x), rtol=0, atol=0)
     # and by the full-resolution head that gates the fine kernels
     sharp = grow_network(grown.eval(), "kpn-msf-burst3", 2, {}, "grown").eval()
     with torch.no_grad():

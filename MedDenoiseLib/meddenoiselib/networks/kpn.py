@@ -158,6 +158,11 @@ class KPN(nn.Module):
       Starts at zero like the coarse conv, so ``train --grow`` starts from the trained network's exact output.
       Tried on the CT model (``kpn-msd-burst3``) and the general model (``kpn-msd-small``, 2026-12-03: +0.02 dB in
       memory on the Gaussian references, edge error unchanged): no shipped model uses it.
+    - Wide coarse kernels (``wide_coarse_kernels=True``, with ``coarse_kernels``): one more 1×1 conv on the same
+      decoder features predicts ``N·K^d`` half-resolution kernels whose taps are 2 coarse pixels apart, applied to
+      the 2×2-averaged frames like the coarse kernels: a ``4K − 2``-pixel support per axis (18 px for K = 5), for
+      CT noise 2-3 pixels wide (small fields of view), whose power sits below the band the 10-pixel coarse support
+      averages out. Starts at zero, so ``train --grow`` starts from the trained network's exact output.
     - Full-resolution head (``full_res_head=True``): the paper's kernels come from half-resolution decoder
       features upsampled bilinearly, so they change smoothly from pixel to pixel and cannot follow an edge that
       falls between two half-resolution positions: next to bone a kernel that leaves the bone out for one pixel
@@ -187,6 +192,8 @@ class KPN(nn.Module):
             False.
         dilated_kernels: also predict full-resolution kernels with taps 2 pixels apart (see above). Defaults to
             False.
+        wide_coarse_kernels: also predict half-resolution kernels with taps 2 coarse pixels apart (see above;
+            needs ``coarse_kernels``). Defaults to False.
         full_res_head: gate the fine kernels per pixel from the full-resolution features (see above). Defaults to
             False.
         act: MONAI activation spec after every conv of the Basic blocks. Defaults to ``"relu"``.
@@ -211,6 +218,7 @@ class KPN(nn.Module):
         dilated_kernels: bool = False,
         full_res_head: bool = False,
         act: ActSpec = "relu",
+        wide_coarse_kernels: bool = False,
     ) -> None:
         super().__init__()
         self.spatial_dims = check_spatial_dims(spatial_dims)
@@ -261,6 +269,11 @@ class KPN(nn.Module):
         self.out_dilated = (
             Conv[Conv.CONV, spatial_dims](kernel_channels, burst * self.taps, 1) if self.dilated_kernels else None
         )
+        if wide_coarse_kernels and not self.coarse_kernels:
+            raise ValueError("`wide_coarse_kernels` widens the coarse scale: it needs `coarse_kernels=True`.")
+        self.out_wide_coarse = (
+            Conv[Conv.CONV, spatial_dims](kernel_channels, burst * self.taps, 1) if wide_coarse_kernels else None
+        )
         self.full_res_head = Conv[Conv.CONV, spatial_dims](channels[0], self.taps, 1) if full_res_head else None
         self._pool = pool(kernel_size=2, stride=2)
         self._mode = "bilinear" if spatial_dims == 2 else "trilinear"
@@ -277,7 +290,7 @@ class KPN(nn.Module):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
                 nn.init.zeros_(m.bias)
         nn.init.zeros_(self.out.weight)
-        for extra in (self.out_coarse, self.out_dilated, self.full_res_head):
+        for extra in (self.out_coarse, self.out_dilated, self.out_wide_coarse, self.full_res_head):
             if extra is not None:
                 # zero: the extra kernels add nothing until training finds a use for them
                 nn.init.zeros_(extra.weight)
@@ -360,6 +373,9 @@ class KPN(nn.Module):
                 out = out + apply_kernels(frames, dilated, self.kernel_size, dilation=2)
             if self.out_coarse is not None:
                 # the padded frames (sizes even) averaged 2x2 match the half-resolution features pixel for pixel
-                coarse = apply_kernels(self._pool(padded), self.out_coarse(h), self.kernel_size)
+                pooled = self._pool(padded)
+                coarse = apply_kernels(pooled, self.out_coarse(h), self.kernel_size)
+                if self.out_wide_coarse is not None:
+                    coarse = coarse + apply_kernels(pooled, self.out_wide_coarse(h), self.kernel_size, dilation=2)
                 out = out + self._upsample(coarse)[crop]
         return out.to(x.dtype)

@@ -157,6 +157,13 @@ _SPECS: tuple[NetworkSpec, ...] = (
         burst=3,
     ),
     NetworkSpec(
+        "kpn-msw-burst3",
+        KPN,
+        {**_KPN_SMALL, "coarse_kernels": True, "wide_coarse_kernels": True},
+        "kpn-ms-burst3 plus half-resolution kernels with dilated taps (18 px support, for coarse CT noise).",
+        burst=3,
+    ),
+    NetworkSpec(
         "kpn-msf-burst3",
         KPN,
         {**_KPN_SMALL, "coarse_kernels": True, "full_res_head": True},
