@@ -44,6 +44,12 @@ def main() -> int:
     parser.add_argument("--model", default="auto")
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument(
+        "--refine",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="the CLI's --refine (default auto, as a user runs it; off times the network alone)",
+    )
+    parser.add_argument(
         "--padding",
         action="store_true",
         help="store -3024 HU outside the 512-pixel reconstruction circle, as GE and Canon scanners do (the "
@@ -79,6 +85,8 @@ def main() -> int:
                 str(Path(folder) / "out.nii.gz"),
                 "--model",
                 args.model,
+                "--refine",
+                args.refine,
                 "--no-progress",
                 "--report",
                 str(Path(folder) / "report.json"),
@@ -92,10 +100,13 @@ def main() -> int:
             return 1
         peak_mb = int(peak_file.read_text()) / 1024
         out = read_volume(Path(folder) / "out.nii.gz")
-        used = json.loads((Path(folder) / "report.json").read_text())["method"]
+        report = json.loads((Path(folder) / "report.json").read_text())
     padding = ", -3024 HU padding outside the circle" if args.padding else ""
+    share = report.get("collaborative_wiener_share")
+    refined = f"refined {share:.0%}: {report['collaborative_wiener']}" if share else "not refined"
     print(
-        f"volume {'x'.join(map(str, volume.shape))} int16 ({size_mb:.0f} MB{padding}), model {args.model} ({used}): "
+        f"volume {'x'.join(map(str, volume.shape))} int16 ({size_mb:.0f} MB{padding}), model {args.model} "
+        f"({report['method']}, {refined}): "
         f"peak RSS {peak_mb:.0f} MB, {seconds:.1f} s wall ({seconds / args.slices:.3f} s/slice), "
         f"output {out.array.dtype} {'x'.join(map(str, out.shape))}, geometry kept: {out.same_geometry(volume, 1e-4)}"
     )

@@ -129,6 +129,15 @@ def default_model_name() -> str:
     return "nlm"
 
 
+def _refinements(refinement: Refinement | None) -> list[Refinement]:
+    """``refinement`` and the ones it falls back to for larger volumes (``larger``), smallest volumes first."""
+    chain = []
+    while refinement is not None:
+        chain.append(refinement)
+        refinement = refinement.larger
+    return chain
+
+
 class DenoiseCancelled(MedDenoiseError):
     """Raised by :meth:`Denoiser.denoise` when :meth:`Denoiser.cancel` was called during the run."""
 
@@ -220,9 +229,11 @@ class Denoiser:
             ``kpn-burst3`` (what ``auto`` gives fine magnitude MR) on 2D images and volumes of up to 32 slices of
             512x512 (its output is then the filtered image alone), the CT model on CT
             slices and volumes of up to 32 slices of 512x512 (less low-frequency noise; the noise's variance per DCT
-            coefficient measured in flat body tissue); on a CUDA device both take volumes of up to 1024 slices of
-            512x512 (a 512x512x300 CT refined in ~26 s on an H200); ``"on"`` for every slice with any network,
-            ``"off"`` never. Not for the frames of a 4D series. Ignored by baselines. Defaults to ``"auto"``.
+            coefficient measured in flat body tissue) and larger CT volumes of up to 1024 slices of 512x512 with a
+            ~20x cheaper block search and a one-view pilot (:data:`~.collaborative_wiener.VOLUME_SEARCH`, ~0.08 s
+            per 512x512 slice on 2 CPU cores); on a CUDA device both full refinements take volumes of up to 1024
+            slices of 512x512 (a 512x512x300 CT refined in ~26 s on an H200); ``"on"`` refines every slice with any
+            network, ``"off"`` never. Not for the frames of a 4D series. Ignored by baselines. Defaults to ``"auto"``.
         progress: draw a tqdm bar on stderr. Defaults to False.
         progress_callback: ``callback(fraction, message)`` for machine-readable progress. Defaults to None.
         modality: for ``auto`` and noise estimation, the modality of inputs without a DICOM Modality tag
@@ -703,19 +714,25 @@ class Denoiser:
             return measured or Refinement(DEFAULT_REFINE_SHARE)
         if measured is None or in_series or not (measured.volumes or self._single_image(shape, axis)):
             return None
-        limit = measured.max_pixels
-        if measured.volumes and self.device.type == "cuda":
-            limit = max(limit, CUDA_VOLUME_MAX_PIXELS)  # ~0.1 s per 512x512 slice there instead of ~5 s
-        if int(np.prod(shape)) > limit:
+        pixels = int(np.prod(shape))
+        candidate: Refinement | None = measured
+        while candidate is not None and pixels > self._refine_limit(candidate):
+            candidate = candidate.larger
+        if candidate is None:
             logger.info(
                 "not refined: %d pixels exceed the %d the collaborative Wiener filtering takes by default on %s "
                 "(time); refine='on' (--refine on) filters them all, ~5 s per 512x512 slice on 2 CPU cores",
-                int(np.prod(shape)),
-                limit,
+                pixels,
+                max(self._refine_limit(r) for r in _refinements(measured)),
                 self.device.type.upper(),
             )
-            return None
-        return measured
+        return candidate
+
+    def _refine_limit(self, refinement: Refinement) -> int:
+        """The most pixels ``refinement`` takes by default on this device (for time)."""
+        if refinement.volumes and self.device.type == "cuda":
+            return max(refinement.max_pixels, CUDA_VOLUME_MAX_PIXELS)  # ~0.1 s per 512x512 slice there, not ~5 s
+        return refinement.max_pixels
 
     def _refine(
         self,
