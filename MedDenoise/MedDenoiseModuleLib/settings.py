@@ -169,7 +169,7 @@ class Refine(enum.Enum):
     """Collaborative Wiener refinement of a network's output (``--refine``): sharper edges on 2D images, less
     low-frequency noise on CT, several seconds per slice. ``AUTO`` lets the library choose: a single 2D image with the
     general model, CT and fine magnitude MR of up to 32 slices of 512x512 (1024 on a CUDA GPU, 23 s for a 300-slice CT
-    on an H200), larger CT of up to 1024 slices with a ~20x cheaper block search (a 300-slice CT ~25 s more on 2 CPU
+    on an H200), larger CT and MR of up to 1024 slices with a cheaper block search (a 300-slice CT ~25 s more on 2 CPU
     cores); ``ON`` refines any size with the full search (a 300-slice CT takes ~25 min more on 2 CPU cores); ``OFF``
     never (the network alone, fastest)."""
 
@@ -180,7 +180,7 @@ class Refine(enum.Enum):
     def label(self) -> str:
         """Text shown in the refine combo box."""
         return {
-            "auto": "auto (2D images; CT; MR up to 32 slices, 1024 on GPU)",
+            "auto": "auto (2D images, CT and MR; large volumes cheaper)",
             "on": "on (any size; seconds per slice)",
             "off": "off (network alone)",
         }[self.value]

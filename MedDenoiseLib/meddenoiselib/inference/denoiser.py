@@ -222,18 +222,19 @@ class Denoiser:
             for a volume the refinement below runs on by default, the model's ``pilot_views`` (4 for the CT model),
             else 1 for volumes and series. Ignored by baselines. Defaults to ``"auto"``.
         refine: average a network's output with its collaborative Wiener filtering (BM3D's second stage with the
-            network's output as the pilot, :mod:`~meddenoiselib.inference.collaborative_wiener`): ``"auto"`` for
-            the models with a measured share (:data:`~.collaborative_wiener.REFINED_MODELS`): the general model on a
-            single 2D image of up to :data:`AUTO_ENSEMBLE_MAX_PIXELS` pixels (sharper edges; the noise uncorrelated,
-            its variance fitted per slice as a line in the intensity, or ``sigma`` when given), the burst model
+            network's output as the pilot, :mod:`~meddenoiselib.inference.collaborative_wiener`): ``"auto"`` for the
+            models with a measured share (:data:`~.collaborative_wiener.REFINED_MODELS`): the general model on a single
+            2D image of up to :data:`AUTO_ENSEMBLE_MAX_PIXELS` pixels (sharper edges; the noise uncorrelated, its
+            variance fitted per slice as a line in the intensity, or ``sigma`` when given), the burst model
             ``kpn-burst3`` (what ``auto`` gives fine magnitude MR) on 2D images and volumes of up to 32 slices of
-            512x512 (its output is then the filtered image alone), the CT model on CT
-            slices and volumes of up to 32 slices of 512x512 (less low-frequency noise; the noise's variance per DCT
-            coefficient measured in flat body tissue) and larger CT volumes of up to 1024 slices of 512x512 with a
-            ~20x cheaper block search and a one-view pilot (:data:`~.collaborative_wiener.VOLUME_SEARCH`, ~0.08 s
-            per 512x512 slice on 2 CPU cores); on a CUDA device both full refinements take volumes of up to 1024
-            slices of 512x512 (a 512x512x300 CT refined in ~26 s on an H200); ``"on"`` refines every slice with any
-            network, ``"off"`` never. Not for the frames of a 4D series. Ignored by baselines. Defaults to ``"auto"``.
+            512x512 and larger volumes with a cheaper search on 3 slices
+            (:data:`~.collaborative_wiener.MR_VOLUME_SEARCH`; its output is then the filtered image alone), the CT model
+            on CT slices and volumes of up to 32 slices of 512x512 (less low-frequency noise; the noise's variance per
+            DCT coefficient measured in flat body tissue) and larger CT volumes of up to 1024 slices of 512x512 with a
+            ~20x cheaper block search and a one-view pilot (:data:`~.collaborative_wiener.CT_VOLUME_SEARCH`, ~0.08 s per
+            512x512 slice on 2 CPU cores); on a CUDA device both full refinements take volumes of up to 1024 slices of
+            512x512 (a 512x512x300 CT refined in ~26 s on an H200); ``"on"`` refines every slice with any network,
+            ``"off"`` never. Not for the frames of a 4D series. Ignored by baselines. Defaults to ``"auto"``.
         progress: draw a tqdm bar on stderr. Defaults to False.
         progress_callback: ``callback(fraction, message)`` for machine-readable progress. Defaults to None.
         modality: for ``auto`` and noise estimation, the modality of inputs without a DICOM Modality tag
