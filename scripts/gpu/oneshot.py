@@ -387,7 +387,7 @@ def main() -> int:
         report["checks"]["ct_volume"] = {"error": f"{type(error).__name__}: {error}"}
         save()
         return 1
-    # what a user gets by default on a GPU: auto picks the CT model; its refinement is off beyond 32 slices
+    # what a user gets by default on a GPU: auto picks the CT model and refines the whole volume (the full search)
     stages.run("ct_512x512x300 auto", 40, time_denoiser, volume)
     stages.run("ct_512x512x300 auto fp32", 40, time_denoiser, volume, precision="fp32")
     weights = report["models"].get("kpn-ct-burst5", {}).get("weights")
