@@ -168,9 +168,9 @@ class Ensemble(enum.Enum):
 class Refine(enum.Enum):
     """Collaborative Wiener refinement of a network's output (``--refine``): sharper edges on 2D images, less
     low-frequency noise on CT, several seconds per slice. ``AUTO`` lets the library choose: a single 2D image with the
-    general model, CT and fine magnitude MR of up to 32 slices of 512x512 (1024 on a CUDA GPU, 23 s for a 300-slice CT
-    on an H200), larger CT and MR of up to 1024 slices with a cheaper block search (a 300-slice CT ~25 s more on 2 CPU
-    cores); ``ON`` refines any size with the full search (a 300-slice CT takes ~25 min more on 2 CPU cores); ``OFF``
+    general model, CT of up to 32 slices of 512x512 (1024 on a CUDA GPU, 23 s for a 300-slice CT on an H200), larger
+    CT and fine magnitude MR volumes of up to 1024 slices with a cheaper block search (a 300-slice CT ~25 s more on 2
+    CPU cores); ``ON`` refines any size with the full search (a 300-slice CT takes ~25 min more on 2 CPU cores); ``OFF``
     never (the network alone, fastest)."""
 
     AUTO = "auto"

@@ -196,10 +196,15 @@ def test_large_ct_volumes_get_the_cheaper_refinement_by_default_for_time():
     assert auto._views(shape, 0, False, None) == 1
     assert auto._views((4, 64, 64), 0, True, None) == 1
     assert Denoiser("kpn-ct-burst3", device="cpu", ensemble=1)._views((4, 64, 64), 0, False, ct) == 1
-    # fine magnitude MR's burst model: large volumes with its own cheaper search, on 3 slices
+    # fine magnitude MR's burst model: a 2D image of up to 512x512 with BM3D's search, any volume larger than that
+    # (a 10-slice 256x256 MR) with its own cheaper search on 3 slices, up to 1024 slices of 512x512
     mr = REFINED_MODELS["kpn-burst3"]
     assert mr.larger.search == MR_VOLUME_SEARCH and mr.larger.neighbours == 1 and mr.larger.share == mr.share
-    assert Denoiser("kpn-burst3", device="cpu")._refinement((300, 512, 512), 0, in_series=False) is mr.larger
+    burst = Denoiser("kpn-burst3", device="cpu")
+    assert burst._refinement((1, 512, 512), 0, in_series=False) is mr
+    assert burst._refinement((10, 256, 256), 0, in_series=False) is mr.larger
+    assert burst._refinement((300, 512, 512), 0, in_series=False) is mr.larger
+    assert burst._refinement((1025, 512, 512), 0, in_series=False) is None
     assert Denoiser("kpn-general", device="cpu")._refinement((300, 512, 512), 0, in_series=False) is None
 
 
@@ -217,6 +222,9 @@ def test_on_a_gpu_auto_refines_ct_volumes_of_up_to_1024_slices():
     assert auto._views(ct_300, 0, False, ct) == ct.pilot_views
     assert auto._refinement((1025, 512, 512), 0, in_series=False) is None
     assert Denoiser("kpn-ct-burst3", device="cpu")._refinement(ct_300, 0, in_series=False) is ct.larger
+    burst = Denoiser("kpn-burst3", device="cpu")  # MR: the cheaper search on volumes there too
+    burst.device = torch.device("cuda")
+    assert burst._refinement((10, 256, 256), 0, in_series=False) is REFINED_MODELS["kpn-burst3"].larger
     general = Denoiser("kpn-general", device="cpu")
     general.device = torch.device("cuda")
     assert general._refinement((3, 512, 512), 0, in_series=False) is None

@@ -41,6 +41,7 @@ __all__ = [
     "CUDA_VOLUME_MAX_PIXELS",
     "LARGE_VOLUME_MAX_PIXELS",
     "CT_VOLUME_SEARCH",
+    "MR_IMAGE_MAX_PIXELS",
     "MR_VOLUME_SEARCH",
     "BlockSearch",
     "NoiseLevel",
@@ -88,14 +89,22 @@ BM3D_SEARCH = BlockSearch(radius=19, step=3, matches=16)
 #: +5.61 (0.08 s); radius 5 / step 4 / 8 in-plane only +5.66 (0.15 s).
 CT_VOLUME_SEARCH = BlockSearch(radius=4, step=6, matches=8)
 
-#: the search for magnitude MR volumes above 32 slices of 512x512 (with blocks of the adjacent slices too; share 1.0,
-#: one view). Measured on the *training* MR_Gd volume (176x188x144, 1 mm; uint8 x 16), ``Denoiser(modality="mr")`` as
-#: ``auto`` runs it (burst model, filtered image, floor removed), the gain over the head at Rician 3 % / 6 % /
-#: non-central chi 3 % with 8 coils: network alone +0.73 / +3.88 / +1.58 dB; BM3D's search in-plane (the default up
+#: the search for fine magnitude MR volumes (with blocks of the adjacent slices too; share 1.0, one view). Measured on
+#: the *training* MR_Gd volume (176x188x144, 1 mm; uint8 x 16), ``Denoiser(modality="mr")`` as ``auto`` runs it
+#: (burst model, filtered image, floor removed), the gain over the head at Rician 3 % / 6 % / non-central chi 3 %
+#: with 8 coils: network alone +0.73 / +3.88 / +1.58 dB; BM3D's search in-plane (the default then up
 #: to 32 slices) +2.40 / +4.32 / +3.05 (~16 s over the volume); radius 4 / step 6 / 8 blocks in-plane +2.44 / +4.30 /
 #: +3.10, on 3 slices +2.50 / +4.49 / +3.16; radius 5 / step 4 / 8 in-plane +2.52 / +4.36 / +3.18, **on 3 slices
 #: +2.64 / +4.60 / +3.30** (~3.5 s over the volume); radius 7 / step 3 / 16 in-plane +2.47 / +4.34 / +3.13.
 MR_VOLUME_SEARCH = BlockSearch(radius=5, step=4, matches=8)
+#: fine magnitude MR up to this many pixels (a 2D image of up to 512x512, or a few small slices) gets BM3D's search;
+#: larger (every volume of any size) :data:`MR_VOLUME_SEARCH` on 3 slices. Training MR, ``Denoiser(modality="mr")``,
+#: gain over the head, mean of Rician 3 % / 6 % / non-central chi 3 % with 8 coils: on 3 slabs of 16 slices of
+#: MR_Gd (slices 40 / 70 / 100 on) BM3D's search in-plane +3.56 dB (the earlier default), on 3 slices +3.76,
+#: MR_VOLUME_SEARCH on 3 slices **+3.83** (each of the 9 cases above both, at ~1/4 of the first's time); on single
+#: slices (MR_Gd 60 / 90 / 115, the two itk-elastix brain slices; 15 cases) BM3D's search +3.28, MR_VOLUME_SEARCH
+#: +3.31, but below it on the itk-elastix slices at Rician 6 % (-0.06 / -0.08), so single images keep BM3D's.
+MR_IMAGE_MAX_PIXELS = 512 * 512
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,7 @@ class Refinement:
             (:class:`NoiseSpectrum`; CT).
         volumes: also refine volumes (every slice along the slice axis), not only a single 2D image.
         max_pixels: the most pixels (all slices together) refined by default, for time.
+        cuda_max_pixels: the same on a CUDA device (~50x faster there); None: ``max_pixels``.
         search: the block search.
         pilot_views: geometric views the network averages (its self-ensemble) when a volume is refined:
             the network's output is the pilot whose spectrum sets the Wiener gains, so a better pilot is worth its
@@ -123,6 +133,7 @@ class Refinement:
     correlated: bool = False
     volumes: bool = False
     max_pixels: int = 1024 * 1024
+    cuda_max_pixels: int | None = None
     search: BlockSearch = BM3D_SEARCH
     pilot_views: int = 1
     neighbours: int = 0
@@ -147,8 +158,8 @@ class Refinement:
 #: docs/benchmarks_real_noise.md.) Blocks matched on the adjacent slices too (``neighbours=1``; same 12 series):
 #: 40 / 50 / 60 / 70 / 80 / 100 % +11.75 / +11.79 / **+11.81** / +11.80 / +11.75 / +11.58 (phantom +0.3 dB over
 #: in-plane matching at equal share, chest +0.1, head +0.0-0.1), for 1.7x the time (5.5 vs 3.2 s per 512x512 slice).
-#: ``kpn-burst3`` (what ``auto`` gives fine magnitude MR, before the removal of the noise floor; 2D images and volumes
-#: up to 32 slices of 512x512, ~1 s per 256x256 slice):
+#: ``kpn-burst3`` (what ``auto`` gives fine magnitude MR, before the removal of the noise floor; 2D images with BM3D's
+#: search, ~1 s per 256x256 slice; volumes with :data:`MR_VOLUME_SEARCH`, see there):
 #: chosen on 6 MR slices of the *training* split (MR_Gd slices 52/72/92, dipy S0 slice 5, the two itk-elastix brain
 #: slices), simulated magnitude noise, ``Denoiser(modality="mr")`` as ``auto`` runs it, PSNR gain over the head: the
 #: network alone +1.49 / +3.97 / +2.29 dB at Rician 3 % / 6 % and non-central chi 3 % with 8 coils; with 20 / 30 / 40
@@ -174,7 +185,8 @@ REFINED_MODELS: dict[str, Refinement] = {
     "kpn-burst3": Refinement(
         1.0,
         volumes=True,
-        max_pixels=VOLUME_MAX_PIXELS,
+        max_pixels=MR_IMAGE_MAX_PIXELS,
+        neighbours=1,
         larger=Refinement(1.0, volumes=True, max_pixels=LARGE_VOLUME_MAX_PIXELS, search=MR_VOLUME_SEARCH, neighbours=1),
     ),
     "kpn-ct-burst3": Refinement(
@@ -182,6 +194,7 @@ REFINED_MODELS: dict[str, Refinement] = {
         correlated=True,
         volumes=True,
         max_pixels=VOLUME_MAX_PIXELS,
+        cuda_max_pixels=CUDA_VOLUME_MAX_PIXELS,
         pilot_views=4,
         neighbours=1,
         larger=Refinement(

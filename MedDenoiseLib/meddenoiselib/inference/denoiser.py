@@ -27,7 +27,7 @@ from ..transforms.magnitude import MagnitudeFloor, correct_magnitude_bias
 from ..transforms.noise import BODY_THRESHOLD_HU
 from .auto import AutoChoice, choose_model
 from .baseline_runner import BaselineRunner
-from .collaborative_wiener import CUDA_VOLUME_MAX_PIXELS, REFINED_MODELS, NoiseSpectrum, Refinement, refine_slices
+from .collaborative_wiener import REFINED_MODELS, NoiseSpectrum, Refinement, refine_slices
 from .device import resolve_device
 from .network_runner import NetworkRunner, load_network
 from .progress import Progress, ProgressCallback
@@ -226,15 +226,15 @@ class Denoiser:
             models with a measured share (:data:`~.collaborative_wiener.REFINED_MODELS`): the general model on a single
             2D image of up to :data:`AUTO_ENSEMBLE_MAX_PIXELS` pixels (sharper edges; the noise uncorrelated, its
             variance fitted per slice as a line in the intensity, or ``sigma`` when given), the burst model
-            ``kpn-burst3`` (what ``auto`` gives fine magnitude MR) on 2D images and volumes of up to 32 slices of
-            512x512 and larger volumes with a cheaper search on 3 slices
+            ``kpn-burst3`` (what ``auto`` gives fine magnitude MR) on 2D images of up to 512x512 with BM3D's search and
+            on volumes of up to 1024 slices of 512x512 with a cheaper search on 3 slices
             (:data:`~.collaborative_wiener.MR_VOLUME_SEARCH`; its output is then the filtered image alone), the CT model
             on CT slices and volumes of up to 32 slices of 512x512 (less low-frequency noise; the noise's variance per
             DCT coefficient measured in flat body tissue) and larger CT volumes of up to 1024 slices of 512x512 with a
             ~20x cheaper block search and a one-view pilot (:data:`~.collaborative_wiener.CT_VOLUME_SEARCH`, ~0.08 s per
-            512x512 slice on 2 CPU cores); on a CUDA device both full refinements take volumes of up to 1024 slices of
-            512x512 (a 512x512x300 CT refined in ~26 s on an H200); ``"on"`` refines every slice with any network,
-            ``"off"`` never. Not for the frames of a 4D series. Ignored by baselines. Defaults to ``"auto"``.
+            512x512 slice on 2 CPU cores); on a CUDA device the CT model's full refinement takes volumes of up to 1024
+            slices of 512x512 (a 512x512x300 CT refined in ~26 s on an H200); ``"on"`` refines every slice with any
+            network, ``"off"`` never. Not for the frames of a 4D series. Ignored by baselines. Defaults to ``"auto"``.
         progress: draw a tqdm bar on stderr. Defaults to False.
         progress_callback: ``callback(fraction, message)`` for machine-readable progress. Defaults to None.
         modality: for ``auto`` and noise estimation, the modality of inputs without a DICOM Modality tag
@@ -731,8 +731,8 @@ class Denoiser:
 
     def _refine_limit(self, refinement: Refinement) -> int:
         """The most pixels ``refinement`` takes by default on this device (for time)."""
-        if refinement.volumes and self.device.type == "cuda":
-            return max(refinement.max_pixels, CUDA_VOLUME_MAX_PIXELS)  # ~0.1 s per 512x512 slice there, not ~5 s
+        if self.device.type == "cuda" and refinement.cuda_max_pixels is not None:
+            return refinement.cuda_max_pixels
         return refinement.max_pixels
 
     def _refine(
