@@ -1,0 +1,85 @@
+"""What whole CT volumes get from ``auto`` on a CPU, on the held-out series of the real-noise benchmark, in memory.
+
+    python benchmarks/real_noise.py --work WORK ...           # simulates the noisy series (once)
+    python benchmarks/ct_volume_refinement.py --work WORK     # -> a markdown table on stdout
+
+``auto`` refines a CT volume of up to 32 slices of 512x512 with BM3D's block search and a 4-view pilot, a larger one
+(up to 1024 slices) with the cheaper ``CT_VOLUME_SEARCH`` and one view, for time (docs/memory.md). The real-noise
+benchmark's CT series have 1-5 slices, so its rows only show the first. This script scores, on the same noisy float
+volumes that benchmark wrote to ``WORK/float`` and its clean series in ``WORK/clean``, with its metrics (W400/L40
+PSNR over the body, gain over the noisy input):
+
+- ``network alone``: ``Denoiser("auto", refine="off")`` (what volumes above 32 slices got before 2026-12-04; one
+  view on volumes, 8 on single slices),
+- ``cheaper refinement``: ``Denoiser("auto")`` with the full refinement's limit lowered to 1 pixel, so that every
+  series takes the ``larger`` refinement a whole CT volume gets,
+- ``default``: ``Denoiser("auto")`` as it runs on these small series (the benchmark's ``auto (in-memory)`` rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from meddenoiselib.inference import Denoiser, collaborative_wiener
+from meddenoiselib.io import read_volume
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from real_noise_metrics import body_mask, window_psnr  # noqa: E402
+
+VARIANTS = ("network alone", "cheaper refinement", "default")
+
+
+def denoise(variant: str, noisy):
+    """``noisy`` (a float CT Volume in HU) denoised as ``variant`` says."""
+    if variant == "network alone":
+        return Denoiser("auto", refine="off").denoise(noisy)
+    if variant == "default":
+        return Denoiser("auto").denoise(noisy)
+    refinements = collaborative_wiener.REFINED_MODELS
+    full = refinements["kpn-ct-burst3"]
+    refinements["kpn-ct-burst3"] = dataclasses.replace(full, max_pixels=1, cuda_max_pixels=1)
+    try:
+        return Denoiser("auto").denoise(noisy)
+    finally:
+        refinements["kpn-ct-burst3"] = full
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", required=True, help="the --work folder of an earlier benchmarks/real_noise.py run")
+    args = parser.parse_args()
+    work = Path(args.work)
+    noisy_files = sorted((work / "float").glob("ct-*__*.npy"))
+    if not noisy_files:
+        parser.error(f"no CT noisy volumes in {work / 'float'}: run benchmarks/real_noise.py --work {work} first")
+    gains: dict[str, dict[str, list[float]]] = {}
+    for path in noisy_files:
+        series, level = path.stem.split("__")
+        clean = read_volume(work / "clean" / series)
+        reference = clean.array.astype(np.float32)
+        body = body_mask(reference)
+        noisy = clean.with_array(np.load(path))
+        before = window_psnr(reference, noisy.array.astype(np.float32), body)
+        row = []
+        for variant in VARIANTS:
+            result = denoise(variant, noisy).array.astype(np.float32)
+            gain = window_psnr(reference, result, body) - before
+            gains.setdefault(level, {}).setdefault(variant, []).append(gain)
+            row.append(f"{gain:+.2f}")
+        print(f"{series} {level}: " + " / ".join(row), file=sys.stderr, flush=True)
+    levels = sorted(gains)
+    print("| W400 gain (dB), mean over series | " + " | ".join(levels) + " |")
+    print("|---|" + "---|" * len(levels))
+    for variant in VARIANTS:
+        cells = [f"{np.mean(gains[level][variant]):+.2f}" for level in levels]
+        print(f"| {variant} | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
