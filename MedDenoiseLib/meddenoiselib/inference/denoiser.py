@@ -129,15 +129,6 @@ def default_model_name() -> str:
     return "nlm"
 
 
-def _refinements(refinement: Refinement | None) -> list[Refinement]:
-    """``refinement`` and the ones it falls back to for larger volumes (``larger``), smallest volumes first."""
-    chain = []
-    while refinement is not None:
-        chain.append(refinement)
-        refinement = refinement.larger
-    return chain
-
-
 class DenoiseCancelled(MedDenoiseError):
     """Raised by :meth:`Denoiser.denoise` when :meth:`Denoiser.cancel` was called during the run."""
 
@@ -715,19 +706,22 @@ class Denoiser:
             return measured or Refinement(DEFAULT_REFINE_SHARE)
         if measured is None or in_series or not (measured.volumes or self._single_image(shape, axis)):
             return None
-        pixels = int(np.prod(shape))
+        pixels, largest = int(np.prod(shape)), 0
         candidate: Refinement | None = measured
-        while candidate is not None and pixels > self._refine_limit(candidate):
+        while candidate is not None:  # the first of the model's refinements, cheaper ones last, that takes the volume
+            limit = self._refine_limit(candidate)
+            if pixels <= limit:
+                return candidate
+            largest = max(largest, limit)
             candidate = candidate.larger
-        if candidate is None:
-            logger.info(
-                "not refined: %d pixels exceed the %d the collaborative Wiener filtering takes by default on %s "
-                "(time); refine='on' (--refine on) filters them all, ~5 s per 512x512 slice on 2 CPU cores",
-                pixels,
-                max(self._refine_limit(r) for r in _refinements(measured)),
-                self.device.type.upper(),
-            )
-        return candidate
+        logger.info(
+            "not refined: %d pixels exceed the %d the collaborative Wiener filtering takes by default on %s "
+            "(time); refine='on' (--refine on) filters them all, ~5 s per 512x512 slice on 2 CPU cores",
+            pixels,
+            largest,
+            self.device.type.upper(),
+        )
+        return None
 
     def _refine_limit(self, refinement: Refinement) -> int:
         """The most pixels ``refinement`` takes by default on this device (for time)."""
