@@ -5,7 +5,7 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from meddenoiselib.io import read_volume
-from meddenoiselib.transforms.background import background_level
+from meddenoiselib.transforms.background import background_level, masked_background
 
 SIGMA = 15 / 255
 
@@ -63,3 +63,21 @@ def test_no_level_from_a_flat_region_above_darker_structures():
     assert background_level(np.maximum(blocks, 0.45) + noise) == pytest.approx(0.45, abs=0.01)
     assert background_level(rng.normal(0, 0.01, (64, 64))) is None
     assert background_level(rng.normal(0, 0.01, 4096)) is None
+
+
+def test_a_masked_background_is_found_in_every_frame_and_noise_is_not_one(ultrasound):
+    """The black outside the ultrasound sector is a background of one value (the whole 2x2 patches at the minimum);
+    Gaussian noise leaves no such patches, and clipped at 0 only a few isolated pixels: no masked background. In a
+    series only what is masked in every frame counts."""
+    frame = ultrasound[0]
+    black = masked_background(ultrasound)
+    assert black is not None and 0.1 < black.mean() < 0.6
+    assert np.all(frame[black[0]] == frame.min())
+    noisy = ultrasound + np.random.default_rng(0).normal(0, SIGMA, ultrasound.shape).astype(np.float32)
+    assert masked_background(noisy) is None
+    clipped = np.clip(noisy, 0, 1)
+    assert np.count_nonzero(clipped == 0) > 0.05 * clipped.size  # half the black is clipped to 0...
+    assert masked_background(clipped) is None or masked_background(clipped).mean() < 0.05 * black.mean()
+    shifted = np.stack([ultrasound, np.roll(ultrasound, 40, axis=-1)])  # (T, Z, Y, X): the sector moved in frame 2
+    both = masked_background(shifted)
+    assert both is not None and both.sum() < black.sum() and np.all(both <= black)

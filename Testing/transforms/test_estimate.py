@@ -52,3 +52,26 @@ def test_flat_tissue_noise_measures_inserted_ct_noise_in_hu(ct_series_dir):
     # no body in the mask, or slices smaller than one block: too few blocks to say anything
     assert flat_tissue_noise(clean + noise, clean, np.zeros_like(body)) is None
     assert flat_tissue_noise(clean[:, :16, :16], clean[:, :16, :16]) is None
+
+
+def test_a_masked_background_does_not_hide_the_noise(xray_png):
+    """A background set to 0 by a mask (skull-stripped MR, a collimated X-ray) holds no noise: over more than half of
+    the image the wavelet band is exactly 0 there, and its median, the noise estimate, was 0. Only the coefficients
+    whose support varies count now, for the white-noise estimate and for the refinement's noise line."""
+    from meddenoiselib.inference.collaborative_wiener import estimate_noise_level
+    from meddenoiselib.transforms.estimate import finest_diagonal_band, varying_coefficients
+
+    image = read_volume(xray_png).array[0].astype(np.float32)
+    clean = fit_scaling(image, "minmax").apply(image)
+    noisy = clean + np.random.default_rng(1).normal(0, 10 / 255, clean.shape).astype(np.float32)
+    noisy[:, : int(0.6 * noisy.shape[1])] = 0  # 60 % masked
+    assert estimate_sigma(noisy) * 255 == pytest.approx(10, rel=0.1)
+    level = estimate_noise_level(noisy, clean)
+    assert np.sqrt(level.floor) * 255 == pytest.approx(10, rel=0.15)
+    # the coefficients left out are exactly those of constant support (odd sizes too)
+    for crop in (noisy, noisy[1:, 3:]):
+        band, varying = finest_diagonal_band(crop), varying_coefficients(crop)
+        assert band.shape == varying.shape
+        assert np.all(band[~varying] == 0) and np.count_nonzero(band[varying]) > 0.99 * varying.sum()
+    # a noise-free constant image has no noise to estimate
+    assert estimate_sigma(np.zeros((64, 64), np.float32)) == 0.0

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from ..io.modality import Modality, ModalityGuess, detect_modality
 from ..io.volume import Volume
+from ..transforms.background import masked_background
 from ..transforms.magnitude import MagnitudeFloor, estimate_magnitude_floor
 
 __all__ = ["AUTO_MODELS", "MAGNITUDE_MR_MODELS", "MULTI_COIL_MR_MODELS", "AutoChoice", "choose_model"]
@@ -45,6 +48,9 @@ class AutoChoice:
     reason: str
     #: for magnitude MR: the noise floor to remove from the model's output (None: nothing to remove)
     magnitude_floor: MagnitudeFloor | None = None
+    #: for magnitude MR: the background a mask set to one value, boolean ``(Z, Y, X)``, kept exactly as it is
+    #: (:func:`~meddenoiselib.transforms.background.masked_background`; None: no such background)
+    masked: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def describe(self) -> str:
         """One line for logs and reports."""
@@ -69,6 +75,13 @@ def choose_model(volume: Volume, hint: Modality | str | None = None, shipped: li
         fine = max(volume.spacing) <= MAGNITUDE_MR_MAX_SPACING
         if floor is not None and models and fine:
             return AutoChoice(models[0], guess.modality, guess.reason, magnitude_floor=floor)
+        masked = masked_background(volume.array) if floor is None and models and fine else None
+        if masked is not None:
+            # tissue noise is still magnitude noise, but at tissue SNR close to Gaussian, where the burst model and
+            # its refinement are the stronger (training MR_Gd, masked: docs/benchmarks_real_mr.md)
+            share = np.count_nonzero(masked) / masked.size
+            reason = f"{guess.reason}; {share:.0%} of it is a masked background of one value, kept as it is"
+            return AutoChoice(models[0], guess.modality, reason, masked=masked)
         multi = [name for name in MULTI_COIL_MR_MODELS if name in available]
         if floor is not None and floor.coils >= 3 and multi:
             reason = f"{guess.reason}; its background is the noise floor of {floor.coils} coils"

@@ -19,7 +19,7 @@ from ..errors import InputError, MedDenoiseError, OptionError
 from ..io.modality import Modality, detect_modality
 from ..io.series import VolumeSeries
 from ..io.volume import Volume
-from ..transforms.background import background_level
+from ..transforms.background import background_level, masked_background
 from ..transforms.ct_padding import fill_outside_reconstruction, outside_reconstruction
 from ..transforms.estimate import NoiseEstimate, estimate_dct_noise, estimate_noise
 from ..transforms.intensity import IntensityScaling, ScalingMode, fit_scaling
@@ -466,7 +466,8 @@ class Denoiser:
             logger.debug("auto: %s", choice.describe())
             self._active = self._delegate_for(choice)
             try:
-                result = self._active.denoise(self._unrounded(volume, choice), sigma, mask=inside)
+                keep = self._without_masked_background(inside, choice.masked)
+                result = self._active.denoise(self._unrounded(volume, choice), sigma, mask=keep)
             finally:
                 self.last_report = self._active.last_report
                 self._active = None
@@ -554,9 +555,12 @@ class Denoiser:
         inside = None if mask is None else mask_array(series, mask)
         if self.auto:
             choice = self.choose(series.frame(0))
+            if choice.masked is not None:  # the background masked in every frame, not only in the first
+                choice = replace(choice, masked=masked_background(series.array))
             self._active = self._delegate_for(choice)
             try:
-                result = self._active.denoise_series(self._unrounded(series, choice), sigma, mask=inside)
+                keep = self._without_masked_background(inside, choice.masked)
+                result = self._active.denoise_series(self._unrounded(series, choice), sigma, mask=keep)
             finally:
                 self.last_report = self._active.last_report
                 self._active = None
@@ -656,6 +660,14 @@ class Denoiser:
         if scaling.dtype != component.dtype.name:
             scaling = replace(scaling, dtype=component.dtype.name)
         return values, outside, scaling
+
+    @staticmethod
+    def _without_masked_background(inside: np.ndarray | None, masked: np.ndarray | None) -> np.ndarray | None:
+        """The region to denoise: the user's mask (None: everything) less a background a mask set to one value
+        (``auto`` on magnitude MR), which is given back exactly as it was."""
+        if masked is None:
+            return inside
+        return ~masked if inside is None else inside & ~masked
 
     @staticmethod
     def _unrounded(volume: Volume | VolumeSeries, choice: AutoChoice) -> Volume | VolumeSeries:

@@ -19,6 +19,7 @@ __all__ = [
     "background_level",
     "background_tiles",
     "darkest_tiles",
+    "masked_background",
     "robust_spread",
     "sampled_tiles",
     "tile_noise",
@@ -34,6 +35,9 @@ DARKEST_FRACTION = 0.05
 #: (an 8-bit image of a noisy scan) or its background carries no noise (speckle, masked air). Additive noise leaves
 #: a handful of pixels at the minimum of an integer image (~0.002 % for int16 CT with 20 units of noise).
 PILED_MINIMUM_FRACTION = 0.001
+#: a masked background (one value in 2x2-pixel patches of every slice) must cover at least this share of an image to
+#: be taken as one (MR_Gd, a skull-stripped MR volume: 67 %)
+MASKED_MIN_SHARE = 0.05
 #: the darkest tiles are a flat background only when their pixels spread no more than this many times the noise
 #: read from their own pixel-to-pixel differences (white noise alone: 1.00 within 1 %). Texture or an intensity ramp
 #: spreads more, and so does noise correlated over several pixels (CT), which is then left alone. On training images
@@ -131,3 +135,31 @@ def background_level(array: np.ndarray) -> float | None:
     if float(image.min()) < level - (np.sqrt(2 * np.log(max(pixels, 2.0))) + MINIMUM_EXCESS) * noise:
         return None
     return level
+
+
+def masked_background(array: np.ndarray) -> np.ndarray | None:
+    """The voxels of a background set to one value by a mask: skull-stripped or scanner-masked MR, whose air holds
+    0 instead of its noise floor.
+
+    Such a background carries no noise and nothing to restore: a denoiser should leave it exactly as it is (a
+    network smears tissue values across the mask's edge), and a noise floor cannot be read from it.
+
+    Args:
+        array: ``(Z, Y, X)`` or ``(T, Z, Y, X)`` image (for a series, the voxels at the minimum in every frame).
+
+    Returns:
+        Boolean ``(Z, Y, X)``: voxels at the image's minimum in a 2x2 in-plane patch all at it, dilated back
+        over the patches (a morphological opening, so isolated noise pixels at the minimum stay out); None when these
+        cover less than :data:`MASKED_MIN_SHARE` of the image.
+    """
+    from scipy import ndimage
+
+    image = np.asarray(array)
+    at_minimum = image == image.min()
+    if image.ndim == 4:
+        at_minimum = at_minimum.all(axis=0)
+    if np.count_nonzero(at_minimum) < MASKED_MIN_SHARE * at_minimum.size:
+        return None
+    patch = np.ones((1, 2, 2), dtype=bool)
+    masked = ndimage.binary_opening(at_minimum, structure=patch)
+    return masked if np.count_nonzero(masked) >= MASKED_MIN_SHARE * masked.size else None

@@ -48,15 +48,38 @@ def finest_diagonal_band(image: np.ndarray) -> np.ndarray:
     return diagonal
 
 
+def varying_coefficients(image: np.ndarray) -> np.ndarray:
+    """Which coefficients of :func:`finest_diagonal_band` see any variation: boolean, the band's shape; False where
+    the coefficient's whole 4x4-pixel support holds one value.
+
+    Such coefficients are exactly 0 whatever the noise: background set to 0 by a mask (skull-stripped or
+    scanner-masked MR, the black surround of an ultrasound sector or an X-ray's collimation), padding, clipped
+    values. Where they fill half of a slice, the median of the band is 0 and so would the noise estimate be (MR_Gd,
+    two-thirds zeros: 3.9 instead of 11.3)."""
+    image = np.asarray(image)
+    band_shape = ((image.shape[0] + 1) // 2, (image.shape[1] + 1) // 2)
+    # coefficient (i, j) of the periodized db2 transform reads pixels 2i-1..2i+2, 2j-1..2j+2, wrapping around
+    padded = np.pad(image, ((1, 2 + image.shape[0] % 2), (1, 2 + image.shape[1] % 2)), mode="wrap")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (4, 4))[::2, ::2]
+    varying = windows.max(axis=(2, 3)) > windows.min(axis=(2, 3))
+    return varying[: band_shape[0], : band_shape[1]]
+
+
 def mad_sigma(coefficients: np.ndarray) -> float:
     """Donoho's robust noise standard deviation of wavelet detail coefficients: median(|c|) / 0.6745."""
     return float(np.median(np.abs(coefficients)) / 0.6745)
 
 
+#: the fewest varying coefficients a slice needs for a noise estimate (else it counts as noise-free: 0)
+MIN_VARYING_COEFFICIENTS = 64
+
+
 def _mad_sigma_2d(image: np.ndarray) -> float:
     """Donoho's wavelet estimator on one 2D image: :func:`mad_sigma` of its :func:`finest_diagonal_band`, which is
-    dominated by white noise and nearly free of smooth structure."""
-    return mad_sigma(finest_diagonal_band(image))
+    dominated by white noise and nearly free of smooth structure, over the :func:`varying_coefficients` only."""
+    band = finest_diagonal_band(image)
+    kept = band[varying_coefficients(image)]
+    return mad_sigma(kept) if kept.size >= MIN_VARYING_COEFFICIENTS else 0.0
 
 
 def estimate_sigma_per_slice(array: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -96,9 +119,9 @@ def estimate_sigma(array: np.ndarray, max_slices: int = 32) -> float:
     """Estimate the standard deviation of additive white noise in a 2D image or a volume.
 
     Uses the wavelet median-absolute-deviation estimator (Donoho & Johnstone 1994) on 2D slices and returns the
-    median over up to ``max_slices`` evenly spaced slices of a volume. Flat background (zero after skull
-    stripping, air outside the body) makes the estimate low, so slices whose diagonal band is all zero are
-    skipped. For correlated noise (CT) use :func:`estimate_noise`.
+    median over up to ``max_slices`` evenly spaced slices of a volume. Background of one value (zero after skull
+    stripping or masking, padding) holds no noise: its coefficients are left out (:func:`varying_coefficients`),
+    and slices without enough others are skipped. For correlated noise (CT) use :func:`estimate_noise`.
 
     Args:
         array: ``(Y, X)`` or ``(Z, Y, X)`` image, usually normalized to [0, 1].
