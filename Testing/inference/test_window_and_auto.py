@@ -272,3 +272,41 @@ def test_auto_keeps_a_masked_mr_background_and_denoises_the_head_as_fine_mr(mr_p
         )
 
     assert gain(result) > gain(rician) + 2.0, (gain(result), gain(rician))
+
+
+def test_nifti_modality_from_its_bids_sidecar_or_bids_name(tmp_path, mr_nifti):
+    """Research MR is mostly NIfTI, which has no Modality tag: dcm2niix copies the DICOM tag into a JSON sidecar
+    beside the file (BIDS), and BIDS names MR images by contrast (``_T1w``, ``_bold``, ``_dwi``). Without either the
+    real head MR is ``other`` (the general model); with one, MR and its model, in a 4D series' frames too."""
+    import shutil
+
+    import nibabel as nib
+
+    from meddenoiselib.io import read_series
+
+    plain = tmp_path / "head.nii.gz"
+    shutil.copy(mr_nifti, plain)
+    assert detect_modality(read_volume(plain)).modality == Modality.OTHER
+    sidecar = tmp_path / "scan.nii.gz"
+    shutil.copy(mr_nifti, sidecar)
+    (tmp_path / "scan.json").write_text(json.dumps({"Modality": "MR", "MagneticFieldStrength": 3}))
+    guess = detect_modality(read_volume(sidecar), "ct")  # the file's own tag wins over a contradicting hint
+    assert guess.modality == Modality.MR and "scan.json gives Modality MR" in guess.reason
+    named = tmp_path / "sub-01_ses-1_T1w.nii.gz"
+    shutil.copy(mr_nifti, named)
+    guess = detect_modality(read_volume(named))
+    assert guess.modality == Modality.MR and "_T1w" in guess.reason
+    assert detect_modality(read_volume(named), "us").modality == Modality.US  # a name is weaker than the user
+    (tmp_path / "broken.nii.gz").write_bytes(plain.read_bytes())
+    (tmp_path / "broken.json").write_text("[not a sidecar")
+    assert detect_modality(read_volume(tmp_path / "broken.nii.gz")).modality == Modality.OTHER
+    # a 4D BIDS run: every frame is MR, and the CLI's auto picks an MR model for it
+    volume = read_volume(mr_nifti)
+    frames = np.stack([volume.array, volume.array], axis=-1).transpose(2, 1, 0, 3)
+    bold = tmp_path / "sub-01_task-rest_bold.nii.gz"
+    nib.save(nib.Nifti1Image(frames, np.diag([4.0, 4.0, 5.0, 1.0])), str(bold))
+    assert detect_modality(read_series(bold).frame(1)).modality == Modality.MR
+    report = tmp_path / "bold.json"
+    assert main(["denoise", str(bold), str(tmp_path / "out.nii.gz"), "--report", str(report), "--quiet"]) == 0
+    choice = json.loads(report.read_text())
+    assert choice["modality"] == "mr" and "_bold" in choice["model_choice"], choice["model_choice"]

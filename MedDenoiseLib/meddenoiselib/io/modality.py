@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -29,6 +31,40 @@ _DICOM_MODALITIES = {
     Modality.US: {"US", "IVUS"},
     Modality.XRAY: {"CR", "DX", "DR", "MG", "RF", "XA", "RG", "IO", "PX"},
 }
+
+
+#: BIDS file-name suffixes of MR images (magnitude contrasts, functional and diffusion runs, field-map magnitudes):
+#: ``sub-01_T1w.nii.gz`` is an MR image whatever its values (BIDS specification, "Magnetic Resonance Imaging")
+_BIDS_MR_SUFFIXES = frozenset(
+    {
+        "T1w",
+        "T2w",
+        "PDw",
+        "T2starw",
+        "FLAIR",
+        "inplaneT1",
+        "inplaneT2",
+        "PDT2",
+        "angio",
+        "UNIT1",
+        "bold",
+        "cbv",
+        "sbref",
+        "dwi",
+        "epi",
+        "magnitude",
+        "magnitude1",
+        "magnitude2",
+        "MESE",
+        "MEGRE",
+        "VFA",
+        "IRT1",
+        "MP2RAGE",
+        "MPM",
+        "MTS",
+        "MTR",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -58,21 +94,70 @@ def _looks_like_ct_hu(array: np.ndarray) -> str | None:
     return None
 
 
+def _from_dicom_value(value: str) -> Modality:
+    """The family of a DICOM Modality value (``"MR"`` -> MR; unknown values -> OTHER)."""
+    for modality, values in _DICOM_MODALITIES.items():
+        if value in values:
+            return modality
+    return Modality.OTHER
+
+
+def _nifti_stem(path: Path) -> str | None:
+    """``sub-01_T1w`` for ``sub-01_T1w.nii.gz`` or ``.nii``; None for other files."""
+    name = path.name
+    for suffix in (".nii.gz", ".nii"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def _bids_sidecar_modality(path: Path) -> ModalityGuess | None:
+    """The ``Modality`` a BIDS / dcm2niix JSON sidecar (``NAME.json`` beside ``NAME.nii[.gz]``) copied from the
+    DICOM header; None without a readable one."""
+    stem = _nifti_stem(path)
+    sidecar = None if stem is None else path.with_name(stem + ".json")
+    if sidecar is None or not sidecar.is_file():
+        return None
+    try:
+        value = json.loads(sidecar.read_text(encoding="utf-8", errors="replace")).get("Modality")
+    except (OSError, ValueError, AttributeError):  # not JSON, or not an object: not a sidecar we can read
+        return None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    value = value.strip().upper()
+    return ModalityGuess(_from_dicom_value(value), f"its sidecar {sidecar.name} gives Modality {value}")
+
+
+def _bids_name_modality(path: Path) -> ModalityGuess | None:
+    """MR for a NIfTI file named with a BIDS MR suffix (``sub-01_T1w.nii.gz``, ``..._bold.nii``); else None."""
+    stem = _nifti_stem(path)
+    suffix = None if stem is None or "_" not in stem else stem.rsplit("_", 1)[1]
+    if suffix in _BIDS_MR_SUFFIXES:
+        return ModalityGuess(Modality.MR, f"its BIDS file name ends in _{suffix}, an MR image")
+    return None
+
+
 def detect_modality(volume: Volume, hint: Modality | str | None = None) -> ModalityGuess:
     """The modality of a volume.
 
-    Order: the DICOM Modality tag; else ``hint`` (e.g. ``--modality``); else values that look like CT in HU; else
-    :attr:`Modality.OTHER`. A hint that contradicts the DICOM tag loses to the tag (the file knows best).
+    Order: the DICOM Modality tag, or for NIfTI the ``Modality`` of its BIDS / dcm2niix JSON sidecar (the same
+    tag, copied); else ``hint`` (e.g. ``--modality``); else a BIDS MR file name (``sub-01_T1w.nii.gz``); else
+    values that look like CT in HU; else :attr:`Modality.OTHER`. A hint that contradicts the tag loses to it (the
+    file knows best).
     """
     tag = volume.metadata.get("0008|0060", "").strip().upper()
     if tag:
-        for modality, values in _DICOM_MODALITIES.items():
-            if tag in values:
-                return ModalityGuess(modality, f"DICOM Modality is {tag}")
-        return ModalityGuess(Modality.OTHER, f"DICOM Modality is {tag}")
+        return ModalityGuess(_from_dicom_value(tag), f"DICOM Modality is {tag}")
+    path = Path(volume.source.path) if volume.source.path else None  # a NIfTI file (or a frame of one)
+    sidecar = None if path is None else _bids_sidecar_modality(path)
+    if sidecar is not None:
+        return sidecar
     if hint is not None:
         modality = hint if isinstance(hint, Modality) else parse_modality(hint)
         return ModalityGuess(modality, f"modality given as {modality.value}")
+    named = None if path is None else _bids_name_modality(path)
+    if named is not None:
+        return named
     if volume.num_components == 1:
         reason = _looks_like_ct_hu(volume.array)
         if reason:
