@@ -78,7 +78,7 @@ def choose_model(volume: Volume, hint: Modality | str | None = None, shipped: li
         masked = masked_background(volume.array) if floor is None and models and fine else None
         if masked is not None:
             # tissue noise is still magnitude noise, but at tissue SNR close to Gaussian, where the burst model and
-            # its refinement are the stronger (training MR_Gd, masked: docs/benchmarks_real_mr.md)
+            # its refinement are the stronger (training MR_Gd, masked: docs/benchmarks_real_mr_masked.md)
             share = np.count_nonzero(masked) / masked.size
             reason = f"{guess.reason}; {share:.0%} of it is a masked background of one value, kept as it is"
             return AutoChoice(models[0], guess.modality, reason, masked=masked)

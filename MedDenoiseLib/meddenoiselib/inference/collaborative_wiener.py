@@ -33,13 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import OptionError
-from ..transforms.estimate import (
-    MIN_VARYING_COEFFICIENTS,
-    dct_matrix,
-    finest_diagonal_band,
-    mad_sigma,
-    varying_coefficients,
-)
+from ..transforms.estimate import dct_matrix, mad_sigma, noise_band
 
 __all__ = [
     "BM3D_SEARCH",
@@ -249,8 +243,8 @@ def estimate_noise_level(noisy: np.ndarray, pilot: np.ndarray) -> NoiseLevel:
     Donoho's wavelet estimate (:func:`~meddenoiselib.transforms.estimate.mad_sigma` of the finest diagonal band, as
     ``estimate_sigma`` takes it), taken per bin of the pilot's intensity (12 bins of equal count) instead of over the
     whole image, and a least-squares line through the bins' variances; a falling or flat line gives constant noise
-    (the whole image's estimate). Coefficients whose support holds one value (masked background, padding) are left
-    out (:func:`~meddenoiselib.transforms.estimate.varying_coefficients`).
+    (the whole image's estimate). Coefficients of a masked background (support all at the minimum) are left out
+    (:func:`~meddenoiselib.transforms.estimate.noise_band`).
 
     Args:
         noisy: ``(H, W)`` noisy slice. pilot: ``(H, W)`` an estimate of the clean slice, same units.
@@ -258,17 +252,16 @@ def estimate_noise_level(noisy: np.ndarray, pilot: np.ndarray) -> NoiseLevel:
     Returns:
         The fitted :class:`NoiseLevel`.
     """
-    diagonal = finest_diagonal_band(noisy)
-    varying = varying_coefficients(noisy)
-    overall = mad_sigma(diagonal[varying]) ** 2 if varying.sum() >= MIN_VARYING_COEFFICIENTS else 0.0
+    diagonal, unmasked = noise_band(noisy)
+    overall = mad_sigma(diagonal[unmasked]) ** 2
     h, w = min(diagonal.shape[0], noisy.shape[0] // 2), min(diagonal.shape[1], noisy.shape[1] // 2)
-    varying = varying[:h, :w].ravel()
-    if varying.sum() < LEVEL_BINS * LEVEL_MIN_PER_BIN:
+    unmasked = unmasked[:h, :w].ravel()
+    if np.count_nonzero(unmasked) < LEVEL_BINS * LEVEL_MIN_PER_BIN:
         return NoiseLevel(0.0, overall)
     intensity = np.asarray(pilot, dtype=np.float64)[: 2 * h, : 2 * w].reshape(h, 2, w, 2).mean(axis=(1, 3)).ravel()
-    # background of one value (masked to 0, padding) carries no noise: binned with the tissue it would pull the
-    # dark bins' variance, and so the line's floor, to 0
-    intensity, coefficients = intensity[varying], np.abs(diagonal[:h, :w]).ravel()[varying]
+    # a masked background (all at the minimum) carries no noise: binned with the tissue it would pull the dark bins'
+    # variance, and so the line's floor, to 0
+    intensity, coefficients = intensity[unmasked], np.abs(diagonal[:h, :w]).ravel()[unmasked]
     order = np.argsort(intensity, kind="stable")
     bins = np.array_split(order, LEVEL_BINS)
     x = np.array([intensity[b].mean() for b in bins])

@@ -37,6 +37,8 @@ FLAT_SHARE = 0.2
 DCT_BLOCK = 8
 #: flat-region sigma above this multiple of the wavelet sigma means the noise is correlated (low-pass).
 CORRELATED_RATIO = 1.3
+#: the fewest coefficients outside a masked background that a slice's wavelet estimate is taken from (else from all)
+MIN_UNMASKED_COEFFICIENTS = 64
 
 
 def finest_diagonal_band(image: np.ndarray) -> np.ndarray:
@@ -48,21 +50,32 @@ def finest_diagonal_band(image: np.ndarray) -> np.ndarray:
     return diagonal
 
 
-def varying_coefficients(image: np.ndarray) -> np.ndarray:
-    """Which coefficients of :func:`finest_diagonal_band` see any variation: boolean, the band's shape; False where
-    the coefficient's whole 4x4-pixel support holds one value.
+def unmasked_coefficients(image: np.ndarray) -> np.ndarray:
+    """Which coefficients of :func:`finest_diagonal_band` see anything but a masked background: boolean, the band's
+    shape; False where the coefficient's whole 4x4-pixel support is at the image's minimum.
 
-    Such coefficients are exactly 0 whatever the noise: background set to 0 by a mask (skull-stripped or
-    scanner-masked MR, the black surround of an ultrasound sector or an X-ray's collimation), padding, clipped
-    values. Where they fill half of a slice, the median of the band is 0 and so would the noise estimate be (MR_Gd,
-    two-thirds zeros: 3.9 instead of 11.3)."""
+    Such coefficients are exactly 0 whatever the noise: a background set to its lowest value by a mask (skull-stripped
+    or scanner-masked MR, the black surround of an ultrasound sector, CT padding outside the field of view). Where
+    that background fills half of a slice, the median of the band is 0 and so would the noise estimate be (MR_Gd,
+    two-thirds zeros: 3.9 instead of 11.3). Only the minimum is left out: flat regions at other values stay in, so
+    that a noise-free piecewise-constant image (a phantom) keeps a median of 0 rather than its edges'."""
     image = np.asarray(image)
     band_shape = ((image.shape[0] + 1) // 2, (image.shape[1] + 1) // 2)
     # coefficient (i, j) of the periodized db2 transform reads pixels 2i-1..2i+2, 2j-1..2j+2, wrapping around
     padded = np.pad(image, ((1, 2 + image.shape[0] % 2), (1, 2 + image.shape[1] % 2)), mode="wrap")
     windows = np.lib.stride_tricks.sliding_window_view(padded, (4, 4))[::2, ::2]
-    varying = windows.max(axis=(2, 3)) > windows.min(axis=(2, 3))
-    return varying[: band_shape[0], : band_shape[1]]
+    unmasked = windows.max(axis=(2, 3)) > image.min()
+    return unmasked[: band_shape[0], : band_shape[1]]
+
+
+def noise_band(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`finest_diagonal_band` of a 2D image and which of its coefficients measure the noise: the
+    :func:`unmasked_coefficients`, or all of them when fewer than :data:`MIN_UNMASKED_COEFFICIENTS` are (a tiny image,
+    or one almost all at its minimum)."""
+    band, unmasked = finest_diagonal_band(image), unmasked_coefficients(image)
+    if np.count_nonzero(unmasked) < MIN_UNMASKED_COEFFICIENTS:
+        unmasked = np.ones_like(unmasked)
+    return band, unmasked
 
 
 def mad_sigma(coefficients: np.ndarray) -> float:
@@ -70,16 +83,11 @@ def mad_sigma(coefficients: np.ndarray) -> float:
     return float(np.median(np.abs(coefficients)) / 0.6745)
 
 
-#: the fewest varying coefficients a slice needs for a noise estimate (else it counts as noise-free: 0)
-MIN_VARYING_COEFFICIENTS = 64
-
-
 def _mad_sigma_2d(image: np.ndarray) -> float:
     """Donoho's wavelet estimator on one 2D image: :func:`mad_sigma` of its :func:`finest_diagonal_band`, which is
-    dominated by white noise and nearly free of smooth structure, over the :func:`varying_coefficients` only."""
-    band = finest_diagonal_band(image)
-    kept = band[varying_coefficients(image)]
-    return mad_sigma(kept) if kept.size >= MIN_VARYING_COEFFICIENTS else 0.0
+    dominated by white noise and nearly free of smooth structure, outside a masked background (:func:`noise_band`)."""
+    band, unmasked = noise_band(image)
+    return mad_sigma(band[unmasked])
 
 
 def estimate_sigma_per_slice(array: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -119,9 +127,10 @@ def estimate_sigma(array: np.ndarray, max_slices: int = 32) -> float:
     """Estimate the standard deviation of additive white noise in a 2D image or a volume.
 
     Uses the wavelet median-absolute-deviation estimator (Donoho & Johnstone 1994) on 2D slices and returns the
-    median over up to ``max_slices`` evenly spaced slices of a volume. Background of one value (zero after skull
-    stripping or masking, padding) holds no noise: its coefficients are left out (:func:`varying_coefficients`),
-    and slices without enough others are skipped. For correlated noise (CT) use :func:`estimate_noise`.
+    median over up to ``max_slices`` evenly spaced slices of a volume. A background at the image's minimum (zero
+    after skull stripping or masking, padding) holds no noise: its coefficients are left out
+    (:func:`unmasked_coefficients`); slices whose band is all zero are skipped. For correlated noise (CT) use
+    :func:`estimate_noise`.
 
     Args:
         array: ``(Y, X)`` or ``(Z, Y, X)`` image, usually normalized to [0, 1].
