@@ -48,7 +48,8 @@ class AutoChoice:
     reason: str
     #: for magnitude MR: the noise floor to remove from the model's output (None: nothing to remove)
     magnitude_floor: MagnitudeFloor | None = None
-    #: for magnitude MR: the background a mask set to one value, boolean ``(Z, Y, X)``, kept exactly as it is
+    #: for MR without a noise floor in its background and for ultrasound: the background a mask set to one value
+    #: (the image's minimum), boolean ``(Z, Y, X)``, given back exactly as it is
     #: (:func:`~meddenoiselib.transforms.background.masked_background`; None: no such background)
     masked: np.ndarray | None = field(default=None, repr=False, compare=False)
 
@@ -68,6 +69,7 @@ def choose_model(volume: Volume, hint: Modality | str | None = None, shipped: li
 
     guess: ModalityGuess = detect_modality(volume, hint)
     available = set(list_shipped_weights() if shipped is None else shipped)
+    masked = None
     if guess.modality == Modality.MR and volume.num_components == 1 and volume.array.min() >= 0:
         # magnitude MR (no negative values): its background holds a noise floor whose sigma and coil count it tells
         floor = estimate_magnitude_floor(volume.array)
@@ -75,19 +77,26 @@ def choose_model(volume: Volume, hint: Modality | str | None = None, shipped: li
         fine = max(volume.spacing) <= MAGNITUDE_MR_MAX_SPACING
         if floor is not None and models and fine:
             return AutoChoice(models[0], guess.modality, guess.reason, magnitude_floor=floor)
-        masked = masked_background(volume.array) if floor is None and models and fine else None
-        if masked is not None:
+        masked = masked_background(volume.array) if floor is None else None
+        if masked is not None and models and fine:
             # tissue noise is still magnitude noise, but at tissue SNR close to Gaussian, where the burst model and
             # its refinement are the stronger (training MR_Gd, masked: docs/benchmarks_real_mr_masked.md)
-            share = np.count_nonzero(masked) / masked.size
-            reason = f"{guess.reason}; {share:.0%} of it is a masked background of one value, kept as it is"
-            return AutoChoice(models[0], guess.modality, reason, masked=masked)
+            return AutoChoice(models[0], guess.modality, _masked_reason(guess.reason, masked), masked=masked)
         multi = [name for name in MULTI_COIL_MR_MODELS if name in available]
         if floor is not None and floor.coils >= 3 and multi:
             reason = f"{guess.reason}; its background is the noise floor of {floor.coils} coils"
             return AutoChoice(multi[0], guess.modality, reason)
+    elif guess.modality == Modality.US and volume.num_components == 1:
+        masked = masked_background(volume.array)  # the black around the sector: no speckle there, nothing to restore
+    reason = guess.reason if masked is None else _masked_reason(guess.reason, masked)
     for name in AUTO_MODELS[guess.modality]:
         if name in available:
-            return AutoChoice(name, guess.modality, guess.reason)
+            return AutoChoice(name, guess.modality, reason, masked=masked)
     fallback = sorted(available)[0] if available else "nlm"
-    return AutoChoice(fallback, guess.modality, guess.reason + "; no model for it is installed")
+    return AutoChoice(fallback, guess.modality, reason + "; no model for it is installed", masked=masked)
+
+
+def _masked_reason(reason: str, masked: np.ndarray) -> str:
+    """``reason`` and the share of the image that is a masked background, kept as it is."""
+    share = np.count_nonzero(masked) / masked.size
+    return f"{reason}; {share:.0%} of it is a masked background of one value, kept as it is"
