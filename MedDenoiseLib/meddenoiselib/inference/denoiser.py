@@ -664,7 +664,7 @@ class Denoiser:
     @staticmethod
     def _without_masked_background(inside: np.ndarray | None, masked: np.ndarray | None) -> np.ndarray | None:
         """The region to denoise: the user's mask (None: everything) less a background a mask set to one value
-        (``auto`` on magnitude MR), which is given back exactly as it was."""
+        (``auto`` on MR without a noise floor and on ultrasound), which is given back exactly as it was."""
         if masked is None:
             return inside
         return ~masked if inside is None else inside & ~masked

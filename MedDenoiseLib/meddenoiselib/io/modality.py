@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .formats import detect_format, strip_suffix
 from .volume import Volume
 
 __all__ = ["Modality", "ModalityGuess", "detect_modality", "parse_modality"]
@@ -104,11 +105,7 @@ def _from_dicom_value(value: str) -> Modality:
 
 def _nifti_stem(path: Path) -> str | None:
     """``sub-01_T1w`` for ``sub-01_T1w.nii.gz`` or ``.nii``; None for other files."""
-    name = path.name
-    for suffix in (".nii.gz", ".nii"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return None
+    return strip_suffix(path.name) if detect_format(path) == "nifti" else None
 
 
 def _bids_sidecar_modality(path: Path) -> ModalityGuess | None:
