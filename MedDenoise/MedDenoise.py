@@ -696,7 +696,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
                 series the CT model refines, else 1).
             refine: "auto", "on" or "off": average a network's output with its collaborative Wiener filtering
                 (auto: a single 2D image with the general model, CT and fine magnitude MR of up to 32 slices of 512x512,
-                1024 on a CUDA GPU, larger CT and MR with a cheaper search; on: any size, ~5 s per 512x512 slice on
+                1024 on a CUDA GPU, larger CT and MR with a cheaper search; on: any size, ~2 s per 512x512 slice on
                 2 CPU cores; off: the network alone).
             mask: a segmentation or label map node; only voxels inside are denoised, the others keep their values.
             wholeSequence: see ``inputVolume``.

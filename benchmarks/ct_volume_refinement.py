@@ -3,16 +3,18 @@
     python benchmarks/real_noise.py --work WORK ...           # simulates the noisy series (once)
     python benchmarks/ct_volume_refinement.py --work WORK     # -> a markdown table on stdout
 
-``auto`` refines a CT volume of up to 32 slices of 512x512 with BM3D's block search and a 4-view pilot, a larger one
-(up to 1024 slices) with the cheaper ``CT_VOLUME_SEARCH`` and one view, for time (docs/memory.md). The real-noise
-benchmark's CT series have 1-5 slices, so its rows only show the first. This script scores, on the same noisy float
-volumes that benchmark wrote to ``WORK/float`` and its clean series in ``WORK/clean``, with its metrics (W400/L40
-PSNR over the body, gain over the noisy input):
+``auto`` refines a CT volume of up to 32 slices of 512x512 with BM3D's block search and a 4-view pilot, one of up to
+128 slices with ``CT_MEDIUM_VOLUME_SEARCH`` and a larger one (up to 1024 slices) with the cheapest
+``CT_VOLUME_SEARCH``, both from one view, for time (docs/memory.md). The real-noise benchmark's CT series have 1-5
+slices, so its rows only show the first. This script scores, on the same noisy float volumes that benchmark wrote to
+``WORK/float`` and its clean series in ``WORK/clean``, with its metrics (W400/L40 PSNR over the body, gain over the
+noisy input):
 
 - ``network alone``: ``Denoiser("auto", refine="off")`` (what volumes above 32 slices got before 2026-12-04; one
   view on volumes, 8 on single slices),
-- ``cheaper refinement``: ``Denoiser("auto")`` with the full refinement's limit lowered to 1 pixel, so that every
-  series takes the ``larger`` refinement a whole CT volume gets,
+- ``cheapest refinement``: ``Denoiser("auto")`` with the limits of the refinements before it lowered to 1 pixel, so
+  that every series takes the refinement a whole CT volume of more than 128 slices gets,
+- ``medium refinement``: the same for the refinement of volumes of 33-128 slices,
 - ``default``: ``Denoiser("auto")`` as it runs on these small series (the benchmark's ``auto (in-memory)`` rows).
 """
 
@@ -31,7 +33,18 @@ from meddenoiselib.io import read_volume
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from real_noise_metrics import body_mask, window_psnr  # noqa: E402
 
-VARIANTS = ("network alone", "cheaper refinement", "default")
+VARIANTS = ("network alone", "cheapest refinement", "medium refinement", "default")
+#: the variants that force one of the CT model's refinements: how many refinements of its chain are skipped
+FORCED_TIER = {"medium refinement": 1, "cheapest refinement": 2}
+
+
+def forced(refinement: collaborative_wiener.Refinement, skipped: int) -> collaborative_wiener.Refinement:
+    """``refinement`` with the limits of its first ``skipped`` tiers (itself, then its ``larger`` ones) at 1 pixel."""
+    if skipped == 0:
+        return refinement
+    return dataclasses.replace(
+        refinement, max_pixels=1, cuda_max_pixels=1, larger=forced(refinement.larger, skipped - 1)
+    )
 
 
 def denoise(variant: str, noisy):
@@ -42,7 +55,7 @@ def denoise(variant: str, noisy):
         return Denoiser("auto").denoise(noisy)
     refinements = collaborative_wiener.REFINED_MODELS
     full = refinements["kpn-ct-burst3"]
-    refinements["kpn-ct-burst3"] = dataclasses.replace(full, max_pixels=1, cuda_max_pixels=1)
+    refinements["kpn-ct-burst3"] = forced(full, FORCED_TIER[variant])
     try:
         return Denoiser("auto").denoise(noisy)
     finally:

@@ -169,9 +169,9 @@ class Refine(enum.Enum):
     """Collaborative Wiener refinement of a network's output (``--refine``): sharper edges on 2D images, less
     low-frequency noise on CT, several seconds per slice. ``AUTO`` lets the library choose: a single 2D image with the
     general model, CT of up to 32 slices of 512x512 (1024 on a CUDA GPU, 23 s for a 300-slice CT on an H200), larger
-    CT and fine magnitude MR volumes of up to 1024 slices with a cheaper block search (a 300-slice CT ~25 s more on 2
-    CPU cores); ``ON`` refines any size with the full search (a 300-slice CT takes ~25 min more on 2 CPU cores); ``OFF``
-    never (the network alone, fastest)."""
+    CT and fine magnitude MR volumes of up to 1024 slices with cheaper block searches (a 100-slice CT ~40 s more on 2
+    CPU cores, a 300-slice CT ~25 s more); ``ON`` refines any size with the full search (a 300-slice CT takes ~10 min
+    more on 2 CPU cores); ``OFF`` never (the network alone, fastest)."""
 
     AUTO = "auto"
     ON = "on"

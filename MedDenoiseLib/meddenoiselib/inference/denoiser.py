@@ -221,11 +221,13 @@ class Denoiser:
             on volumes of up to 1024 slices of 512x512 with a cheaper search on 3 slices
             (:data:`~.collaborative_wiener.MR_VOLUME_SEARCH`; its output is then the filtered image alone), the CT model
             on CT slices and volumes of up to 32 slices of 512x512 (less low-frequency noise; the noise's variance per
-            DCT coefficient measured in flat body tissue) and larger CT volumes of up to 1024 slices of 512x512 with a
-            ~20x cheaper block search and a one-view pilot (:data:`~.collaborative_wiener.CT_VOLUME_SEARCH`, ~0.08 s per
-            512x512 slice on 2 CPU cores); on a CUDA device the CT model's full refinement takes volumes of up to 1024
-            slices of 512x512 (a 512x512x300 CT refined in ~26 s on an H200); ``"on"`` refines every slice with any
-            network, ``"off"`` never. Not for the frames of a 4D series. Ignored by baselines. Defaults to ``"auto"``.
+            DCT coefficient measured in flat body tissue), larger CT volumes from a one-view pilot with cheaper block
+            searches: up to 128 slices of 512x512 with :data:`~.collaborative_wiener.CT_MEDIUM_VOLUME_SEARCH` (~0.4 s
+            per 512x512 slice on 2 CPU cores), up to 1024 with the ~20x cheaper
+            :data:`~.collaborative_wiener.CT_VOLUME_SEARCH` (~0.08 s per slice); on a CUDA device the CT model's
+            full refinement takes volumes of up to 1024 slices of 512x512 (a 512x512x300 CT refined in ~26 s on an
+            H200); ``"on"`` refines every slice with any network, ``"off"`` never. Not for the frames of a 4D
+            series. Ignored by baselines. Defaults to ``"auto"``.
         progress: draw a tqdm bar on stderr. Defaults to False.
         progress_callback: ``callback(fraction, message)`` for machine-readable progress. Defaults to None.
         modality: for ``auto`` and noise estimation, the modality of inputs without a DICOM Modality tag
@@ -728,7 +730,7 @@ class Denoiser:
             candidate = candidate.larger
         logger.info(
             "not refined: %d pixels exceed the %d the collaborative Wiener filtering takes by default on %s "
-            "(time); refine='on' (--refine on) filters them all, ~5 s per 512x512 slice on 2 CPU cores",
+            "(time); refine='on' (--refine on) filters them all, ~2 s per 512x512 slice on 2 CPU cores",
             pixels,
             largest,
             self.device.type.upper(),
