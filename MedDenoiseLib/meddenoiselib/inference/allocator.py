@@ -1,4 +1,4 @@
-"""While a network runs over a volume, keep the memory its batches free for the next batch (glibc).
+"""While a network or the refinement runs over a volume, keep the memory each step frees for the next (glibc).
 
 A 2.5D CT batch of 512x512 slices allocates and frees tensors of hundreds of MB per forward pass (the per-pixel
 kernel maps of 4 slices are 4 x 75 x 512 x 512 float32, 315 MB). glibc serves allocations above its mmap threshold
@@ -7,7 +7,11 @@ that memory again. Measured on the 2-core AVX2 EPYC with ``kpn-ct-burst3`` (forw
 0.73 s per slice and 2.0 GB peak with 8-slice batches as glibc does it by default; 0.53 s and 1.6 GB with 2-slice
 batches (the default now) and the freed memory kept in the heap (docs/memory.md: the whole volume through the CLI).
 
-Kept for the inference loop only: set for the whole process, the heap also keeps the holes that reading, scaling
+The collaborative Wiener refinement's loop (``refine_slices``) does the same per slice: it allocates and frees
+~100s of MB of groups and spectra each time, and outside such a block paid the page faults on every slice (a 128-slice
+512x512 CT: 0.69 s per slice instead of 0.31; docs/memory.md).
+
+Kept for these loops only: set for the whole process, the heap also keeps the holes that reading, scaling
 and writing a volume leave, and the peak grows by ~0.9 GB on a 512x512x300 CT. On leaving, glibc's settings are
 restored and the heap's free pages are handed back (``malloc_trim``), so a host application (Slicer, a notebook)
 gets its memory back after each call. (Once any of these settings was made, glibc no longer raises its mmap

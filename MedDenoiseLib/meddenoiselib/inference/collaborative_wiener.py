@@ -92,7 +92,7 @@ CT_VOLUME_SEARCH = BlockSearch(radius=4, step=6, matches=8)
 
 #: the search for CT volumes between the full refinement's 32 slices and :data:`MEDIUM_VOLUME_MAX_PIXELS` (a thick-slice
 #: chest or abdomen, a 5 mm head: tens of slices, which the cheapest search gave ~0.15 dB less than it could afford):
-#: 16 blocks within 15x15 px on 3 slices, a reference block every 4 pixels, ~0.38 s per 512x512 slice on 2 cores. The
+#: 16 blocks within 15x15 px on 3 slices, a reference block every 4 pixels, ~0.3 s per 512x512 slice on 2 cores. The
 #: same 16 training volumes and sweep as :data:`CT_VOLUME_SEARCH` (one-view pilot), share 0.4 / 0.5 / **0.6** / 0.7 /
 #: 0.8: +5.72 / +5.78 / **+5.81** / +5.82 / +5.81 dB (BM3D's search +5.81 at 0.6, the cheapest search +5.67 at its
 #: best); per setting at 0.6: ramp 25 HU +5.71 (BM3D's search +5.73), cosine 25 HU +4.49 (+4.49), ramp 60 HU +10.35
@@ -187,7 +187,7 @@ VOLUME_MAX_PIXELS = 32 * 512 * 512
 #: Refined on CUDA and on the CPU, 4 slices differ by at most 1 HU (mean 0.009 HU: rounding to the file's integers)
 CUDA_VOLUME_MAX_PIXELS = 1024 * 512 * 512
 #: the most pixels a CT volume may have to be refined with :data:`CT_MEDIUM_VOLUME_SEARCH` by default on a CPU: 128
-#: slices of 512x512 (~50 s more than the network on 2 cores; with float32 AVX2 kernels ~0.7 s per slice in all)
+#: slices of 512x512 (~45 s more than the network on 2 cores; with float32 AVX2 kernels ~0.6 s per slice in all)
 MEDIUM_VOLUME_MAX_PIXELS = 128 * 512 * 512
 #: the most pixels a CT or MR volume may have to be refined with :data:`CT_VOLUME_SEARCH` or :data:`MR_VOLUME_SEARCH`
 #: by default: 1024 slices of 512x512 (~1.5 min more for CT on 2 CPU cores)
