@@ -98,6 +98,9 @@ def test_modality_from_tag_hint_and_hu_values(ct_series_dir, mr_nifti, us_png):
     assert detect_modality(mr, "mr").modality == Modality.MR
     assert detect_modality(us, "us").modality == Modality.US
     assert detect_modality(mr).modality == Modality.OTHER  # MR values do not look like HU
+    # an ultrasound PNG without a modality gets the general model; the reason says how to pick the modality's own
+    other = detect_modality(us)
+    assert other.modality == Modality.OTHER and "a modality (ct, mr, us, xray) picks its own model" in other.reason
     # a CT written as NIfTI (no tag) is recognized from its HU values
     untagged = replace(ct, metadata={})
     guess = detect_modality(untagged)
