@@ -4,17 +4,19 @@
     python benchmarks/ct_volume_refinement.py --work WORK     # -> a markdown table on stdout
 
 ``auto`` refines a CT volume of up to 32 slices of 512x512 with BM3D's block search and a 4-view pilot, one of up to
-128 slices with ``CT_MEDIUM_VOLUME_SEARCH`` and a larger one (up to 1024 slices) with the cheapest
-``CT_VOLUME_SEARCH``, both from one view, for time (docs/memory.md). The real-noise benchmark's CT series have 1-5
-slices, so its rows only show the first. This script scores, on the same noisy float volumes that benchmark wrote to
-``WORK/float`` and its clean series in ``WORK/clean``, with its metrics (W400/L40 PSNR over the body, gain over the
-noisy input):
+64 slices with ``CT_MEDIUM_VOLUME_SEARCH`` and a 4-view pilot, up to 128 with the same search from one view, and a
+larger one (up to 1024 slices) with the cheapest ``CT_VOLUME_SEARCH`` from one view, for time (docs/memory.md).
+The real-noise benchmark's CT series have 1-5 slices, so its rows only show the first. This script scores, on the
+same noisy float volumes that benchmark wrote to ``WORK/float`` and its clean series in ``WORK/clean``, with its
+metrics (W400/L40 PSNR over the body, gain over the noisy input):
 
 - ``network alone``: ``Denoiser("auto", refine="off")`` (what volumes above 32 slices got before 2026-12-04; one
   view on volumes, 8 on single slices),
 - ``cheapest refinement``: ``Denoiser("auto")`` with the limits of the refinements before it lowered to 1 pixel, so
   that every series takes the refinement a whole CT volume of more than 128 slices gets,
-- ``medium refinement``: the same for the refinement of volumes of 33-128 slices,
+- ``medium refinement, 4 views``: the same for the refinement of volumes of 33-64 slices (the middle search, the
+  network's 4 views as its pilot),
+- ``medium refinement``: the same for volumes of 65-128 slices (the middle search, one view),
 - ``default``: ``Denoiser("auto")`` as it runs on these small series (the benchmark's ``auto (in-memory)`` rows).
 """
 
@@ -33,9 +35,9 @@ from meddenoiselib.io import read_volume
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from real_noise_metrics import body_mask, window_psnr  # noqa: E402
 
-VARIANTS = ("network alone", "cheapest refinement", "medium refinement", "default")
+VARIANTS = ("network alone", "cheapest refinement", "medium refinement", "medium refinement, 4 views", "default")
 #: the variants that force one of the CT model's refinements: how many refinements of its chain are skipped
-FORCED_TIER = {"medium refinement": 1, "cheapest refinement": 2}
+FORCED_TIER = {"medium refinement, 4 views": 1, "medium refinement": 2, "cheapest refinement": 3}
 
 
 def forced(refinement: collaborative_wiener.Refinement, skipped: int) -> collaborative_wiener.Refinement:

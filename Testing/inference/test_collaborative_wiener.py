@@ -174,24 +174,29 @@ def test_ct_refinement_removes_the_low_frequency_noise_the_ct_model_leaves(ct_se
 
 
 def test_large_ct_volumes_get_cheaper_refinements_by_default_for_time():
-    """Past ``max_pixels`` (32 slices of 512x512) ``auto`` refines a CT volume with a cheaper block search and a
-    one-view pilot: up to 128 slices of 512x512 (a thick-slice chest or head) with 16 blocks within 15x15 px
-    (~0.4 s per slice), up to 1024 slices with the ~20x cheaper search (a 512x512x300 CT: ~30 s more on 2 cores
-    instead of ~10 min); past that the network alone. ``on`` refines any volume with the full search."""
+    """Past ``max_pixels`` (32 slices of 512x512) ``auto`` refines a CT volume with cheaper block searches: up to 64
+    slices of 512x512 with 16 blocks within 15x15 px and the network's 4 views as the pilot, up to 128 (a thick-slice
+    chest or head) with the same search from one view (~0.3 s per slice), up to 1024 slices with the ~20x cheaper
+    search from one view (a 512x512x300 CT: ~25 s more on 2 cores instead of ~10 min); past that the network alone.
+    ``on`` refines any volume with the full search."""
     ct = REFINED_MODELS["kpn-ct-burst3"]
-    medium, large = ct.larger, ct.larger.larger
+    medium_4, medium, large = ct.larger, ct.larger.larger, ct.larger.larger.larger
     assert ct.volumes and ct.correlated and ct.max_pixels == 32 * 512 * 512
-    assert medium.correlated and medium.search == CT_MEDIUM_VOLUME_SEARCH and medium.pilot_views == 1
-    assert medium.neighbours == ct.neighbours and medium.max_pixels == 128 * 512 * 512
+    assert medium_4.search == medium.search == CT_MEDIUM_VOLUME_SEARCH and medium_4.share == medium.share
+    assert medium_4.correlated and medium_4.pilot_views == 4 and medium_4.max_pixels == 64 * 512 * 512
+    assert medium.correlated and medium.pilot_views == 1 and medium.max_pixels == 128 * 512 * 512
     assert large.correlated and large.search == CT_VOLUME_SEARCH and large.pilot_views == 1
-    assert large.neighbours == ct.neighbours and large.max_pixels == 1024 * 512 * 512
-    # each tier searches fewer candidates per pixel than the one before (time)
+    assert large.max_pixels == 1024 * 512 * 512
+    assert ct.neighbours == medium_4.neighbours == medium.neighbours == large.neighbours == 1
+    # each search looks at fewer candidates per pixel than the one before (time)
     cost = [(2 * r.search.radius + 1) ** 2 * r.search.matches / r.search.step**2 for r in (ct, medium, large)]
     assert cost[0] > cost[1] > cost[2]
     shape = (ct.max_pixels // (64 * 64) + 1, 64, 64)
     auto = Denoiser("kpn-ct-burst3", device="cpu")
-    assert auto._refinement(shape, 0, in_series=False) is medium
-    assert auto._refinement((33, 512, 512), 0, in_series=False) is medium
+    assert auto._refinement(shape, 0, in_series=False) is medium_4
+    assert auto._refinement((33, 512, 512), 0, in_series=False) is medium_4
+    assert auto._refinement((64, 512, 512), 0, in_series=False) is medium_4
+    assert auto._refinement((65, 512, 512), 0, in_series=False) is medium
     assert auto._refinement((128, 512, 512), 0, in_series=False) is medium
     assert auto._refinement((129, 512, 512), 0, in_series=False) is large
     assert auto._refinement((300, 512, 512), 0, in_series=False) is large
@@ -200,8 +205,9 @@ def test_large_ct_volumes_get_cheaper_refinements_by_default_for_time():
     assert Denoiser("kpn-ct-burst3", device="cpu", refine="on")._refinement(shape, 0, in_series=False) is ct
     assert auto._refinement((4, 64, 64), 0, in_series=True) is None  # frames of a 4D series: not by default
     # the self-ensemble of the pilot goes with the refinement: one view when the volume is not refined, or refined
-    # with a cheaper search, or when the user chose the ensemble
+    # with a one-view tier, or when the user chose the ensemble
     assert auto._views((4, 64, 64), 0, False, ct) == ct.pilot_views
+    assert auto._views((40, 512, 512), 0, False, medium_4) == 4
     assert auto._views(shape, 0, False, medium) == 1
     assert auto._views(shape, 0, False, large) == 1
     assert auto._views(shape, 0, False, None) == 1
@@ -232,7 +238,7 @@ def test_on_a_gpu_auto_refines_ct_volumes_of_up_to_1024_slices():
     assert auto._refinement(ct_300, 0, in_series=False) is ct
     assert auto._views(ct_300, 0, False, ct) == ct.pilot_views
     assert auto._refinement((1025, 512, 512), 0, in_series=False) is None
-    assert Denoiser("kpn-ct-burst3", device="cpu")._refinement(ct_300, 0, in_series=False) is ct.larger.larger
+    assert Denoiser("kpn-ct-burst3", device="cpu")._refinement(ct_300, 0, in_series=False) is ct.larger.larger.larger
     burst = Denoiser("kpn-burst3", device="cpu")  # MR: the cheaper search on volumes there too
     burst.device = torch.device("cuda")
     assert burst._refinement((10, 256, 256), 0, in_series=False) is REFINED_MODELS["kpn-burst3"].larger
@@ -304,20 +310,22 @@ def test_integer_magnitude_mr_has_its_floor_removed_from_the_unrounded_output(mr
 
 
 @pytest.mark.parametrize(
-    ("skipped", "detail", "bound"),
+    ("skipped", "detail", "views", "bound"),
     [
-        (1, "noise spectrum; 16 blocks matched within 15x15 px on 3 adjacent slices", 0.25),
-        (2, "noise spectrum; 8 blocks matched within 9x9 px on 3 adjacent slices", 0.15),
+        (1, "noise spectrum; 16 blocks matched within 15x15 px on 3 adjacent slices", 4, 0.35),
+        (2, "noise spectrum; 16 blocks matched within 15x15 px on 3 adjacent slices", 1, 0.25),
+        (3, "noise spectrum; 8 blocks matched within 9x9 px on 3 adjacent slices", 1, 0.15),
     ],
-    ids=["medium", "cheapest"],
+    ids=["medium-4-views", "medium", "cheapest"],
 )
 def test_the_cheaper_refinements_of_larger_ct_volumes_still_remove_noise(
-    ct_series_dir, monkeypatch, skipped, detail, bound
+    ct_series_dir, monkeypatch, skipped, detail, views, bound
 ):
-    """The refinements larger CT volumes get (33-128 slices of 512x512: 16 blocks within 15x15 px; up to 1024: 8
-    blocks within 9x9 px; both on 3 slices from a one-view pilot), made to run on the bundled 4-slice chest by
-    lowering the limits of the tiers before them, at ~60 HU of low-dose noise: W400 PSNR over the body +0.38 (medium)
-    / +0.28 dB (cheapest) over the network alone (the full refinement with its 4-view pilot: +0.45)."""
+    """The refinements larger CT volumes get (33-64 slices of 512x512: 16 blocks within 15x15 px from a 4-view
+    pilot; up to 128: the same from one view; up to 1024: 8 blocks within 9x9 px from one view; all on 3 slices),
+    made to run on the bundled 4-slice chest by lowering the limits of the tiers before them, at ~60 HU of low-dose
+    noise: W400 PSNR over the body +0.44 (medium, 4 views) / +0.38 (medium) / +0.28 dB (cheapest) over the network
+    alone with one view (the full refinement with its 4-view pilot: +0.45)."""
     import dataclasses
 
     from meddenoiselib.inference import collaborative_wiener as cw
@@ -332,12 +340,14 @@ def test_the_cheaper_refinements_of_larger_ct_volumes_still_remove_noise(
     noisy = simulate_volume(clean, parse_noise_spec("ct-lowdose:60HU,method=fast,kernel=ramp"), seed=11)
     plain = Denoiser("kpn-ct-burst3", device="cpu", refine="off").denoise(noisy)
     ct = cw.REFINED_MODELS["kpn-ct-burst3"]
-    tier = ct.larger if skipped == 1 else ct.larger.larger
+    tier = ct
+    for _ in range(skipped):
+        tier = tier.larger
     monkeypatch.setitem(cw.REFINED_MODELS, "kpn-ct-burst3", forced(ct, skipped))
     refiner = Denoiser("kpn-ct-burst3", device="cpu")
     refined = refiner.denoise(noisy)
     report = refiner.last_report
-    assert report.refined == tier.share and report.ensemble == 1
+    assert report.refined == tier.share and report.ensemble == views
     assert report.refine_detail == detail
     body = clean.array > -500
 

@@ -432,7 +432,8 @@ def add_parser(sub) -> None:
         "slice, or for CT its spectrum measured in flat tissue; ~1-5 s per 512x512 slice on 2 cores); auto: for a "
         "single 2D image with the general model, for fine magnitude MR with the burst model and for CT with the CT "
         "model (up to 32 slices of 512x512; larger volumes with cheaper block searches on 3 slices: up to 128 "
-        "slices ~0.4 s, up to 1024 slices ~0.08 s per 512x512 CT slice) (auto)",
+        "slices ~0.3 s (up to 64 with 4 views of the network), up to 1024 slices ~0.08 s per 512x512 CT slice) "
+        "(auto)",
     )
     p.add_argument(
         "--format",

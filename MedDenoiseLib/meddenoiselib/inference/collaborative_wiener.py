@@ -97,6 +97,10 @@ CT_VOLUME_SEARCH = BlockSearch(radius=4, step=6, matches=8)
 #: 0.8: +5.72 / +5.78 / **+5.81** / +5.82 / +5.81 dB (BM3D's search +5.81 at 0.6, the cheapest search +5.67 at its
 #: best); per setting at 0.6: ramp 25 HU +5.71 (BM3D's search +5.73), cosine 25 HU +4.49 (+4.49), ramp 60 HU +10.35
 #: (+10.36), cosine 25 HU with grain 2 +2.68 (+2.67); on the flat phantom 0.6 keeps +9.55 where 0.7 drops to +9.48.
+#: With the network's 4-view self-ensemble as the pilot (volumes of up to :data:`MEDIUM_VOLUME_4_VIEWS_MAX_PIXELS`):
+#: network alone +5.56 (one view +5.33), refined at 0.5 / **0.6** / 0.7 +5.88 / **+5.89** / +5.88; above the one-view
+#: pilot in every setting (+0.08-0.09 at 25 / 60 HU, +0.06 with grain 2) and anatomy (chest +0.04, head +0.13,
+#: phantom +0.12).
 CT_MEDIUM_VOLUME_SEARCH = BlockSearch(radius=7, step=4, matches=16)
 
 #: the search for fine magnitude MR volumes (with blocks of the adjacent slices too; share 1.0, one view). Measured on
@@ -189,6 +193,9 @@ CUDA_VOLUME_MAX_PIXELS = 1024 * 512 * 512
 #: the most pixels a CT volume may have to be refined with :data:`CT_MEDIUM_VOLUME_SEARCH` by default on a CPU: 128
 #: slices of 512x512 (~45 s more than the network on 2 cores; with float32 AVX2 kernels ~0.6 s per slice in all)
 MEDIUM_VOLUME_MAX_PIXELS = 128 * 512 * 512
+#: ... and up to this many with the network's 4 views as its pilot: 64 slices of 512x512 (the 3 more views cost
+#: ~0.4 s per slice on 2 cores, ~0.85 s with float32 AVX2 kernels; docs/memory.md)
+MEDIUM_VOLUME_4_VIEWS_MAX_PIXELS = 64 * 512 * 512
 #: the most pixels a CT or MR volume may have to be refined with :data:`CT_VOLUME_SEARCH` or :data:`MR_VOLUME_SEARCH`
 #: by default: 1024 slices of 512x512 (~1.5 min more for CT on 2 CPU cores)
 LARGE_VOLUME_MAX_PIXELS = 1024 * 512 * 512
@@ -214,16 +221,25 @@ REFINED_MODELS: dict[str, Refinement] = {
             0.6,
             correlated=True,
             volumes=True,
-            max_pixels=MEDIUM_VOLUME_MAX_PIXELS,
+            max_pixels=MEDIUM_VOLUME_4_VIEWS_MAX_PIXELS,
             search=CT_MEDIUM_VOLUME_SEARCH,
+            pilot_views=4,
             neighbours=1,
             larger=Refinement(
-                0.5,
+                0.6,
                 correlated=True,
                 volumes=True,
-                max_pixels=LARGE_VOLUME_MAX_PIXELS,
-                search=CT_VOLUME_SEARCH,
+                max_pixels=MEDIUM_VOLUME_MAX_PIXELS,
+                search=CT_MEDIUM_VOLUME_SEARCH,
                 neighbours=1,
+                larger=Refinement(
+                    0.5,
+                    correlated=True,
+                    volumes=True,
+                    max_pixels=LARGE_VOLUME_MAX_PIXELS,
+                    search=CT_VOLUME_SEARCH,
+                    neighbours=1,
+                ),
             ),
         ),
     ),

@@ -221,10 +221,11 @@ class Denoiser:
             on volumes of up to 1024 slices of 512x512 with a cheaper search on 3 slices
             (:data:`~.collaborative_wiener.MR_VOLUME_SEARCH`; its output is then the filtered image alone), the CT model
             on CT slices and volumes of up to 32 slices of 512x512 (less low-frequency noise; the noise's variance per
-            DCT coefficient measured in flat body tissue), larger CT volumes from a one-view pilot with cheaper block
-            searches: up to 128 slices of 512x512 with :data:`~.collaborative_wiener.CT_MEDIUM_VOLUME_SEARCH` (~0.4 s
-            per 512x512 slice on 2 CPU cores), up to 1024 with the ~20x cheaper
-            :data:`~.collaborative_wiener.CT_VOLUME_SEARCH` (~0.08 s per slice); on a CUDA device the CT model's
+            DCT coefficient measured in flat body tissue), larger CT volumes with cheaper block searches: up to 64
+            slices of 512x512 with :data:`~.collaborative_wiener.CT_MEDIUM_VOLUME_SEARCH` (~0.3 s per 512x512 slice
+            on 2 CPU cores) and the network's 4 views as the pilot, up to 128 with the same search from one view, up
+            to 1024 with the ~20x cheaper :data:`~.collaborative_wiener.CT_VOLUME_SEARCH` (~0.08 s per slice) from
+            one view; on a CUDA device the CT model's
             full refinement takes volumes of up to 1024 slices of 512x512 (a 512x512x300 CT refined in ~26 s on an
             H200); ``"on"`` refines every slice with any network, ``"off"`` never. Not for the frames of a 4D
             series. Ignored by baselines. Defaults to ``"auto"``.
