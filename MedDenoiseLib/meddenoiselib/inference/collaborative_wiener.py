@@ -200,6 +200,37 @@ MEDIUM_VOLUME_4_VIEWS_MAX_PIXELS = 64 * 512 * 512
 #: by default: 1024 slices of 512x512 (~1.5 min more for CT on 2 CPU cores)
 LARGE_VOLUME_MAX_PIXELS = 1024 * 512 * 512
 
+
+def _ct_refinement(
+    share: float,
+    max_pixels: int,
+    search: BlockSearch,
+    pilot_views: int = 1,
+    cuda_max_pixels: int | None = None,
+    larger: Refinement | None = None,
+) -> Refinement:
+    """One tier of the CT model's refinement: correlated noise (its spectrum), volumes too, blocks matched on the
+    adjacent slices; tiers differ in size limit, search, share and pilot."""
+    return Refinement(
+        share,
+        correlated=True,
+        volumes=True,
+        max_pixels=max_pixels,
+        cuda_max_pixels=cuda_max_pixels,
+        search=search,
+        pilot_views=pilot_views,
+        neighbours=1,
+        larger=larger,
+    )
+
+
+# the CT model's tiers, cheapest (largest volumes) first: each takes what the one before it leaves, for time
+_CT_WHOLE_VOLUME = _ct_refinement(0.5, LARGE_VOLUME_MAX_PIXELS, CT_VOLUME_SEARCH)
+_CT_MEDIUM_VOLUME = _ct_refinement(0.6, MEDIUM_VOLUME_MAX_PIXELS, CT_MEDIUM_VOLUME_SEARCH, larger=_CT_WHOLE_VOLUME)
+_CT_MEDIUM_VOLUME_4_VIEWS = _ct_refinement(
+    0.6, MEDIUM_VOLUME_4_VIEWS_MAX_PIXELS, CT_MEDIUM_VOLUME_SEARCH, pilot_views=4, larger=_CT_MEDIUM_VOLUME
+)
+
 REFINED_MODELS: dict[str, Refinement] = {
     "kpn-general": Refinement(0.3),
     "kpn-burst3": Refinement(
@@ -209,39 +240,13 @@ REFINED_MODELS: dict[str, Refinement] = {
         neighbours=1,
         larger=Refinement(1.0, volumes=True, max_pixels=LARGE_VOLUME_MAX_PIXELS, search=MR_VOLUME_SEARCH, neighbours=1),
     ),
-    "kpn-ct-burst3": Refinement(
+    "kpn-ct-burst3": _ct_refinement(
         0.6,
-        correlated=True,
-        volumes=True,
-        max_pixels=VOLUME_MAX_PIXELS,
-        cuda_max_pixels=CUDA_VOLUME_MAX_PIXELS,
+        VOLUME_MAX_PIXELS,
+        BM3D_SEARCH,
         pilot_views=4,
-        neighbours=1,
-        larger=Refinement(
-            0.6,
-            correlated=True,
-            volumes=True,
-            max_pixels=MEDIUM_VOLUME_4_VIEWS_MAX_PIXELS,
-            search=CT_MEDIUM_VOLUME_SEARCH,
-            pilot_views=4,
-            neighbours=1,
-            larger=Refinement(
-                0.6,
-                correlated=True,
-                volumes=True,
-                max_pixels=MEDIUM_VOLUME_MAX_PIXELS,
-                search=CT_MEDIUM_VOLUME_SEARCH,
-                neighbours=1,
-                larger=Refinement(
-                    0.5,
-                    correlated=True,
-                    volumes=True,
-                    max_pixels=LARGE_VOLUME_MAX_PIXELS,
-                    search=CT_VOLUME_SEARCH,
-                    neighbours=1,
-                ),
-            ),
-        ),
+        cuda_max_pixels=CUDA_VOLUME_MAX_PIXELS,
+        larger=_CT_MEDIUM_VOLUME_4_VIEWS,
     ),
 }
 

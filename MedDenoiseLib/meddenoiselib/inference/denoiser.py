@@ -225,10 +225,9 @@ class Denoiser:
             slices of 512x512 with :data:`~.collaborative_wiener.CT_MEDIUM_VOLUME_SEARCH` (~0.3 s per 512x512 slice
             on 2 CPU cores) and the network's 4 views as the pilot, up to 128 with the same search from one view, up
             to 1024 with the ~20x cheaper :data:`~.collaborative_wiener.CT_VOLUME_SEARCH` (~0.08 s per slice) from
-            one view; on a CUDA device the CT model's
-            full refinement takes volumes of up to 1024 slices of 512x512 (a 512x512x300 CT refined in ~26 s on an
-            H200); ``"on"`` refines every slice with any network, ``"off"`` never. Not for the frames of a 4D
-            series. Ignored by baselines. Defaults to ``"auto"``.
+            one view; on a CUDA device the CT model's full refinement takes volumes of up to 1024 slices of 512x512
+            (a 512x512x300 CT refined in ~26 s on an H200); ``"on"`` refines every slice with any network,
+            ``"off"`` never. Not for the frames of a 4D series. Ignored by baselines. Defaults to ``"auto"``.
         progress: draw a tqdm bar on stderr. Defaults to False.
         progress_callback: ``callback(fraction, message)`` for machine-readable progress. Defaults to None.
         modality: for ``auto`` and noise estimation, the modality of inputs without a DICOM Modality tag
