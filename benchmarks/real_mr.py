@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "scripts"))
 from data_split import DATA_ROOT, REAL_MR  # noqa: E402
-from meddenoiselib.io import read_volume, write_volume  # noqa: E402
+from meddenoiselib.io import read_volume  # noqa: E402
 from quality import cpu_name  # noqa: E402
 from real_noise import (  # noqa: E402
     MR_NOISE,
@@ -52,7 +52,6 @@ from real_noise import (  # noqa: E402
     Item,
     bm3d_oracle,
     cli_env,
-    file_values,
     fmt,
     metrics,
     mr_case,
@@ -60,6 +59,7 @@ from real_noise import (  # noqa: E402
     simulate_items,
     table,
     write_fixture_series,
+    write_noisy_series,
 )
 
 DEFAULT_METHODS = ("auto", "kpn-mr", "kpn-small-rician-mr", "nlm", "bm3d")
@@ -108,16 +108,8 @@ def mask_items(items: list[Item], work: Path) -> None:
             continue
         noisy = np.load(array_file)
         noisy[item.case.extra["background"]] = 0
-        shutil.rmtree(target, ignore_errors=True)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        volume = item.case.volume
-        write_volume(
-            file_values(volume.with_array(noisy), volume),
-            target,
-            inputs=(item.case.folder,),
-            description_suffix=" masked noise",
-            derivation=f"Simulated noise {item.spec}, masked outside the head",
-        )
+        derivation = f"Simulated noise {item.spec}, masked outside the head"
+        write_noisy_series(item.case.volume.with_array(noisy), item, target, " masked noise", derivation)
 
 
 def score(all_items: list[Item], methods: list[str], work: Path, oracle: bool) -> list[dict]:

@@ -343,6 +343,20 @@ def file_values(noisy_float: Volume, clean: Volume) -> Volume:
     return noisy_float.with_array(values.astype(dtype))
 
 
+def write_noisy_series(noisy: Volume, item: Item, target: Path, description: str, derivation: str) -> None:
+    """Write ``noisy`` to ``target`` (replacing it) as the file a user would denoise: ``item``'s reference format,
+    values and geometry, a derived series of it."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_volume(
+        file_values(noisy, item.case.volume),
+        target,
+        inputs=(item.case.folder,),
+        description_suffix=description,
+        derivation=derivation,
+    )
+
+
 def simulate_items(items: list[Item], work: Path) -> dict[str, float]:
     """Simulate every item once (float volume kept as .npy for the in-memory path, the file as DICOM)."""
     seconds = {}
@@ -364,15 +378,7 @@ def simulate_items(items: list[Item], work: Path) -> dict[str, float]:
             array_file.parent.mkdir(parents=True, exist_ok=True)
             np.save(array_file, noisy.array.astype(np.float32))
             stamp.write_text(json.dumps(key))
-        shutil.rmtree(target, ignore_errors=True)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_volume(
-            file_values(noisy, item.case.volume),
-            target,
-            inputs=(item.case.folder,),
-            description_suffix=f" {spec.kind.value} noise",
-            derivation=f"Simulated noise {spec}",
-        )
+        write_noisy_series(noisy, item, target, f" {spec.kind.value} noise", f"Simulated noise {spec}")
         seconds[item.name] = time.perf_counter() - start
         print(f"  simulated {item.name:45s} {seconds[item.name]:6.1f} s", flush=True)
     return seconds
