@@ -692,12 +692,12 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             window: ``(center, width)`` CT window in HU for the intensity normalization, or None.
             modality: "ct", "mr", "us", "xray", "other" for model "auto"; None reads the DICOM Modality Slicer
                 stored for the input's series.
-            ensemble: 1, 2, 4 or 8 geometric views averaged (networks), or "auto" (8 for a single 2D image, 4 for a CT
-                series the CT model refines, else 1).
+            ensemble: 1, 2, 4 or 8 geometric views averaged (networks), or "auto" (8 for a single 2D image and a CT
+                series of up to 8 slices, 4 for one of up to 64 slices the CT model refines, else 1).
             refine: "auto", "on" or "off": average a network's output with its collaborative Wiener filtering
-                (auto: a single 2D image with the general model, CT and fine magnitude MR of up to 32 slices of 512x512,
-                1024 on a CUDA GPU, larger CT and MR with a cheaper search; on: any size, ~2 s per 512x512 slice on
-                2 CPU cores; off: the network alone).
+                (auto: a single 2D image with the general model, CT of up to 8 slices of 512x512 and fine magnitude MR
+                of up to 512x512, 1024 slices on a CUDA GPU, larger CT and MR with a cheaper search; on: any size,
+                ~2.5 s per 512x512 slice on 2 CPU cores; off: the network alone).
             mask: a segmentation or label map node; only voxels inside are denoised, the others keep their values.
             wholeSequence: see ``inputVolume``.
             residual: also create "<input> residual" (input minus output, float32).

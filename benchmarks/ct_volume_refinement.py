@@ -3,10 +3,11 @@
     python benchmarks/real_noise.py --work WORK ...           # simulates the noisy series (once)
     python benchmarks/ct_volume_refinement.py --work WORK     # -> a markdown table on stdout
 
-``auto`` refines a CT volume of up to 32 slices of 512x512 with BM3D's block search and a 4-view pilot, one of up to
-64 slices with ``CT_MEDIUM_VOLUME_SEARCH`` and a 4-view pilot, up to 128 with the same search from one view, and a
-larger one (up to 1024 slices) with the cheapest ``CT_VOLUME_SEARCH`` from one view, for time (docs/memory.md).
-The real-noise benchmark's CT series have 1-5 slices, so its rows only show the first. This script scores, on the
+On a CPU ``auto`` refines a CT volume of up to 8 slices of 512x512 with BM3D's block search and an 8-view pilot, one
+of up to 64 slices with ``CT_MEDIUM_VOLUME_SEARCH`` and a 4-view pilot, up to 128 with the same search from one view,
+and a larger one (up to 1024 slices) with the cheapest ``CT_VOLUME_SEARCH`` from one view, for time (docs/memory.md);
+on a CUDA device BM3D's search from a 4-view pilot up to 1024 slices. The real-noise benchmark's CT series have 1-5
+slices, so its rows only show the first. This script scores, on the
 same noisy float volumes that benchmark wrote to ``WORK/float`` and its clean series in ``WORK/clean``, with its
 metrics (W400/L40 PSNR over the body, gain over the noisy input):
 
@@ -14,8 +15,10 @@ metrics (W400/L40 PSNR over the body, gain over the noisy input):
   view on volumes, 8 on single slices),
 - ``cheapest refinement``: ``Denoiser("auto")`` with the limits of the refinements before it lowered to 1 pixel, so
   that every series takes the refinement a whole CT volume of more than 128 slices gets,
-- ``medium refinement, 4 views``: the same for the refinement of volumes of 33-64 slices (the middle search, the
+- ``medium refinement, 4 views``: the same for the refinement of volumes of 9-64 slices (the middle search, the
   network's 4 views as its pilot),
+- ``BM3D's search, 4 views``: the same for the refinement a CUDA device gives volumes of up to 1024 slices (what
+  CT volumes of up to 32 slices got on a CPU until 2026-12-05; single slices keep their 8 views),
 - ``medium refinement``: the same for volumes of 65-128 slices (the middle search, one view),
 - ``default``: ``Denoiser("auto")`` as it runs on these small series (the benchmark's ``auto (in-memory)`` rows).
 """
@@ -35,15 +38,28 @@ from meddenoiselib.io import read_volume
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from real_noise_metrics import body_mask, window_psnr  # noqa: E402
 
-VARIANTS = ("network alone", "cheapest refinement", "medium refinement", "medium refinement, 4 views", "default")
+VARIANTS = (
+    "network alone",
+    "cheapest refinement",
+    "medium refinement",
+    "medium refinement, 4 views",
+    "BM3D's search, 4 views",
+    "default",
+)
 #: the variants that force one of the CT model's refinements: how many refinements of its chain are skipped
-FORCED_TIER = {"medium refinement, 4 views": 1, "medium refinement": 2, "cheapest refinement": 3}
+FORCED_TIER = {
+    "BM3D's search, 4 views": 1,
+    "medium refinement, 4 views": 2,
+    "medium refinement": 3,
+    "cheapest refinement": 4,
+}
 
 
 def forced(refinement: collaborative_wiener.Refinement, skipped: int) -> collaborative_wiener.Refinement:
-    """``refinement`` with the limits of its first ``skipped`` tiers (itself, then its ``larger`` ones) at 1 pixel."""
+    """``refinement`` with the limits of its first ``skipped`` tiers (itself, then its ``larger`` ones) at 1 pixel,
+    and the next one taking any volume of up to 1024 slices of 512x512 (the CUDA tier takes none on a CPU)."""
     if skipped == 0:
-        return refinement
+        return dataclasses.replace(refinement, max_pixels=collaborative_wiener.LARGE_VOLUME_MAX_PIXELS)
     return dataclasses.replace(
         refinement, max_pixels=1, cuda_max_pixels=1, larger=forced(refinement.larger, skipped - 1)
     )
@@ -67,7 +83,12 @@ def denoise(variant: str, noisy):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", required=True, help="the --work folder of an earlier benchmarks/real_noise.py run")
+    parser.add_argument("--variants", help=f"comma-separated subset of: {', '.join(VARIANTS)} (default: all)")
     args = parser.parse_args()
+    variants = VARIANTS if args.variants is None else tuple(v.strip() for v in args.variants.split(","))
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from: {', '.join(VARIANTS)}")
     work = Path(args.work)
     noisy_files = sorted((work / "float").glob("ct-*__*.npy"))
     if not noisy_files:
@@ -81,7 +102,7 @@ def main() -> int:
         noisy = clean.with_array(np.load(path))
         before = window_psnr(reference, noisy.array.astype(np.float32), body)
         row = []
-        for variant in VARIANTS:
+        for variant in variants:
             result = denoise(variant, noisy).array.astype(np.float32)
             gain = window_psnr(reference, result, body) - before
             gains.setdefault(level, {}).setdefault(variant, []).append(gain)
@@ -90,7 +111,7 @@ def main() -> int:
     levels = sorted(gains)
     print("| W400 gain (dB), mean over series | " + " | ".join(levels) + " |")
     print("|---|" + "---|" * len(levels))
-    for variant in VARIANTS:
+    for variant in variants:
         cells = [f"{np.mean(gains[level][variant]):+.2f}" for level in levels]
         print(f"| {variant} | " + " | ".join(cells) + " |")
     return 0

@@ -145,8 +145,8 @@ class CTWindow(enum.Enum):
 
 class Ensemble(enum.Enum):
     """Geometric self-ensemble of networks (``--ensemble``): more views, a little better, proportionally slower.
-    ``AUTO`` lets the library choose: all 8 views for a single 2D image, 4 for a CT series the CT model refines, none
-    for other volumes."""
+    ``AUTO`` lets the library choose: all 8 views for a single 2D image and a CT series of up to 8 slices, 4 for one
+    of up to 64 slices the CT model refines, none for other volumes."""
 
     AUTO = "auto"
     ONE = 1
@@ -168,10 +168,10 @@ class Ensemble(enum.Enum):
 class Refine(enum.Enum):
     """Collaborative Wiener refinement of a network's output (``--refine``): sharper edges on 2D images, less
     low-frequency noise on CT, several seconds per slice. ``AUTO`` lets the library choose: a single 2D image with the
-    general model, CT of up to 32 slices of 512x512 (1024 on a CUDA GPU, 23 s for a 300-slice CT on an H200), larger
-    CT and fine magnitude MR volumes of up to 1024 slices with cheaper block searches (a 100-slice CT ~40 s more on 2
-    CPU cores, a 300-slice CT ~25 s more); ``ON`` refines any size with the full search (a 300-slice CT takes ~10 min
-    more on 2 CPU cores); ``OFF`` never (the network alone, fastest)."""
+    general model, CT of up to 8 slices of 512x512 (1024 on a CUDA GPU, 23 s for a 300-slice CT on an H200), longer
+    CT and fine magnitude MR volumes of up to 1024 slices with cheaper block searches (a 32-slice CT ~20 s more on 2
+    CPU cores, a 100-slice CT ~40 s more, a 300-slice CT ~25 s more); ``ON`` refines any size with the full search
+    (a 300-slice CT takes ~10 min more on 2 CPU cores); ``OFF`` never (the network alone, fastest)."""
 
     AUTO = "auto"
     ON = "on"
@@ -206,7 +206,7 @@ class DenoiseSettings:
         window: ``(center, width)`` of a CT window in HU for intensity normalization, or None.
         modality: ``"ct"``, ``"mr"``, ``"us"``, ``"xray"``, ``"other"`` for the automatic model choice, or None.
         ensemble: 1, 2, 4 or 8 geometric views averaged (networks only), or ``"auto"`` (the library's choice: 8 for a
-            single 2D image, 4 for a CT series the CT model refines, else 1).
+            single 2D image and a CT series of up to 8 slices, 4 for one of up to 64 the CT model refines, else 1).
         refine: ``"auto"``, ``"on"`` or ``"off"``: the collaborative Wiener refinement (a :class:`Refine` is accepted
             too).
     """

@@ -10,6 +10,7 @@ from meddenoiselib import MedDenoiseError
 from meddenoiselib.evaluation import psnr, run_report
 from meddenoiselib.inference import Denoiser
 from meddenoiselib.inference.collaborative_wiener import (
+    BM3D_SEARCH,
     CT_MEDIUM_VOLUME_SEARCH,
     CT_VOLUME_SEARCH,
     MR_VOLUME_SEARCH,
@@ -155,8 +156,8 @@ def test_ct_refinement_removes_the_low_frequency_noise_the_ct_model_leaves(ct_se
     refined = refiner.denoise(noisy)
     assert refiner.last_report.refined == REFINED_MODELS["kpn-ct-burst3"].share
     assert refiner.last_report.refine_detail.startswith("noise spectrum")
-    # the pilot is the network's 4-view self-ensemble; without the refinement one view
-    assert refiner.last_report.ensemble == REFINED_MODELS["kpn-ct-burst3"].pilot_views == 4
+    # the pilot of a short volume is the network's 8-view self-ensemble; without the refinement one view
+    assert refiner.last_report.ensemble == REFINED_MODELS["kpn-ct-burst3"].pilot_views == 8
     assert alone.last_report.ensemble == 1
     body = clean.array > -500
 
@@ -174,27 +175,32 @@ def test_ct_refinement_removes_the_low_frequency_noise_the_ct_model_leaves(ct_se
 
 
 def test_large_ct_volumes_get_cheaper_refinements_by_default_for_time():
-    """Past ``max_pixels`` (32 slices of 512x512) ``auto`` refines a CT volume with cheaper block searches: up to 64
-    slices of 512x512 with 16 blocks within 15x15 px and the network's 4 views as the pilot, up to 128 (a thick-slice
-    chest or head) with the same search from one view (~0.3 s per slice), up to 1024 slices with the ~20x cheaper
-    search from one view (a 512x512x300 CT: ~25 s more on 2 cores instead of ~10 min); past that the network alone.
-    ``on`` refines any volume with the full search."""
+    """On a CPU ``auto`` refines a CT volume of up to 8 slices of 512x512 with BM3D's search and the network's 8 views
+    as the pilot; longer ones with cheaper block searches: up to 64 slices of 512x512 with 16 blocks within 15x15 px
+    and the network's 4 views as the pilot, up to 128 (a thick-slice chest or head) with the same search from one
+    view (~0.3 s per slice), up to 1024 slices with the ~20x cheaper search from one view (a 512x512x300 CT: ~25 s
+    more on 2 cores instead of ~10 min); past that the network alone. The tier of BM3D's search from 4 views is for
+    CUDA devices only. ``on`` refines any volume with the full search."""
     ct = REFINED_MODELS["kpn-ct-burst3"]
-    medium_4, medium, large = ct.larger, ct.larger.larger, ct.larger.larger.larger
-    assert ct.volumes and ct.correlated and ct.max_pixels == 32 * 512 * 512
+    cuda, medium_4 = ct.larger, ct.larger.larger
+    medium, large = medium_4.larger, medium_4.larger.larger
+    assert ct.volumes and ct.correlated and ct.max_pixels == 8 * 512 * 512 and ct.pilot_views == 8
+    assert ct.search == cuda.search == BM3D_SEARCH and cuda.pilot_views == 4 and cuda.max_pixels == 0
     assert medium_4.search == medium.search == CT_MEDIUM_VOLUME_SEARCH and medium_4.share == medium.share
     assert medium_4.correlated and medium_4.pilot_views == 4 and medium_4.max_pixels == 64 * 512 * 512
     assert medium.correlated and medium.pilot_views == 1 and medium.max_pixels == 128 * 512 * 512
     assert large.correlated and large.search == CT_VOLUME_SEARCH and large.pilot_views == 1
     assert large.max_pixels == 1024 * 512 * 512
-    assert ct.neighbours == medium_4.neighbours == medium.neighbours == large.neighbours == 1
+    assert ct.neighbours == cuda.neighbours == medium_4.neighbours == medium.neighbours == large.neighbours == 1
     # each search looks at fewer candidates per pixel than the one before (time)
     cost = [(2 * r.search.radius + 1) ** 2 * r.search.matches / r.search.step**2 for r in (ct, medium, large)]
     assert cost[0] > cost[1] > cost[2]
     shape = (ct.max_pixels // (64 * 64) + 1, 64, 64)
     auto = Denoiser("kpn-ct-burst3", device="cpu")
+    assert auto._refinement((8, 512, 512), 0, in_series=False) is ct
     assert auto._refinement(shape, 0, in_series=False) is medium_4
-    assert auto._refinement((33, 512, 512), 0, in_series=False) is medium_4
+    assert auto._refinement((9, 512, 512), 0, in_series=False) is medium_4
+    assert auto._refinement((32, 512, 512), 0, in_series=False) is medium_4
     assert auto._refinement((64, 512, 512), 0, in_series=False) is medium_4
     assert auto._refinement((65, 512, 512), 0, in_series=False) is medium
     assert auto._refinement((128, 512, 512), 0, in_series=False) is medium
@@ -206,7 +212,7 @@ def test_large_ct_volumes_get_cheaper_refinements_by_default_for_time():
     assert auto._refinement((4, 64, 64), 0, in_series=True) is None  # frames of a 4D series: not by default
     # the self-ensemble of the pilot goes with the refinement: one view when the volume is not refined, or refined
     # with a one-view tier, or when the user chose the ensemble
-    assert auto._views((4, 64, 64), 0, False, ct) == ct.pilot_views
+    assert auto._views((4, 64, 64), 0, False, ct) == ct.pilot_views == 8
     assert auto._views((40, 512, 512), 0, False, medium_4) == 4
     assert auto._views(shape, 0, False, medium) == 1
     assert auto._views(shape, 0, False, large) == 1
@@ -227,18 +233,20 @@ def test_large_ct_volumes_get_cheaper_refinements_by_default_for_time():
 
 def test_on_a_gpu_auto_refines_ct_volumes_of_up_to_1024_slices():
     """On CUDA the refinement runs ~50x faster (a 512x512x300 CT refined in ~26 s on an H200), so ``auto`` refines a
-    whole CT there, with the 4-view pilot, and stops only past 1024 slices of 512x512; 2D-only refinements (the
-    general model) keep their single-image rule."""
+    whole CT there with BM3D's search, from the 4-view pilot (8 views up to 8 slices, as on a CPU), and stops only
+    past 1024 slices of 512x512; 2D-only refinements (the general model) keep their single-image rule."""
     import torch
 
     ct = REFINED_MODELS["kpn-ct-burst3"]
     auto = Denoiser("kpn-ct-burst3", device="cpu")
     auto.device = torch.device("cuda")  # the policy alone: no GPU on the test machine
     ct_300 = (300, 512, 512)
-    assert auto._refinement(ct_300, 0, in_series=False) is ct
-    assert auto._views(ct_300, 0, False, ct) == ct.pilot_views
+    assert auto._refinement((8, 512, 512), 0, in_series=False) is ct
+    assert auto._refinement(ct_300, 0, in_series=False) is ct.larger
+    assert ct.larger.search == BM3D_SEARCH and auto._views(ct_300, 0, False, ct.larger) == 4
     assert auto._refinement((1025, 512, 512), 0, in_series=False) is None
-    assert Denoiser("kpn-ct-burst3", device="cpu")._refinement(ct_300, 0, in_series=False) is ct.larger.larger.larger
+    medium_4 = ct.larger.larger
+    assert Denoiser("kpn-ct-burst3", device="cpu")._refinement(ct_300, 0, in_series=False) is medium_4.larger.larger
     burst = Denoiser("kpn-burst3", device="cpu")  # MR: the cheaper search on volumes there too
     burst.device = torch.device("cuda")
     assert burst._refinement((10, 256, 256), 0, in_series=False) is REFINED_MODELS["kpn-burst3"].larger
@@ -312,20 +320,20 @@ def test_integer_magnitude_mr_has_its_floor_removed_from_the_unrounded_output(mr
 @pytest.mark.parametrize(
     ("skipped", "detail", "views", "bound"),
     [
-        (1, "noise spectrum; 16 blocks matched within 15x15 px on 3 adjacent slices", 4, 0.35),
-        (2, "noise spectrum; 16 blocks matched within 15x15 px on 3 adjacent slices", 1, 0.25),
-        (3, "noise spectrum; 8 blocks matched within 9x9 px on 3 adjacent slices", 1, 0.15),
+        (2, "noise spectrum; 16 blocks matched within 15x15 px on 3 adjacent slices", 4, 0.35),
+        (3, "noise spectrum; 16 blocks matched within 15x15 px on 3 adjacent slices", 1, 0.25),
+        (4, "noise spectrum; 8 blocks matched within 9x9 px on 3 adjacent slices", 1, 0.15),
     ],
     ids=["medium-4-views", "medium", "cheapest"],
 )
 def test_the_cheaper_refinements_of_larger_ct_volumes_still_remove_noise(
     ct_series_dir, monkeypatch, skipped, detail, views, bound
 ):
-    """The refinements larger CT volumes get (33-64 slices of 512x512: 16 blocks within 15x15 px from a 4-view
+    """The refinements longer CT volumes get on a CPU (9-64 slices of 512x512: 16 blocks within 15x15 px from a 4-view
     pilot; up to 128: the same from one view; up to 1024: 8 blocks within 9x9 px from one view; all on 3 slices),
-    made to run on the bundled 4-slice chest by lowering the limits of the tiers before them, at ~60 HU of low-dose
-    noise: W400 PSNR over the body +0.44 (medium, 4 views) / +0.38 (medium) / +0.28 dB (cheapest) over the network
-    alone with one view (the full refinement with its 4-view pilot: +0.45)."""
+    made to run on the bundled 4-slice chest by lowering the limits of the tiers before them (the CUDA tier among
+    them), at ~60 HU of low-dose noise: W400 PSNR over the body +0.44 (medium, 4 views) / +0.38 (medium) / +0.28 dB
+    (cheapest) over the network alone with one view (BM3D's search with a 4-view pilot: +0.45)."""
     import dataclasses
 
     from meddenoiselib.inference import collaborative_wiener as cw

@@ -420,8 +420,8 @@ def add_parser(sub) -> None:
         default="auto",
         metavar="{auto,1,2,4,8}",
         help="networks: average over this many in-plane flips/rotations (8: about +0.15 dB, 8x time); auto: 8 for "
-        "a single 2D image of up to 1024x1024 pixels, 4 for a CT series the CT model refines (the refinement's pilot), "
-        "else 1 for volumes and series (auto)",
+        "a single 2D image of up to 1024x1024 pixels and a CT series of up to 8 slices of 512x512, 4 for one of up to "
+        "64 the CT model refines (the refinement's pilot), else 1 for volumes and series (auto)",
     )
     p.add_argument(
         "--refine",
@@ -431,9 +431,9 @@ def add_parser(sub) -> None:
         "the network; sharper edges, less low-frequency CT noise; noise: a variance line in the intensity fitted per "
         "slice, or for CT its spectrum measured in flat tissue; ~1-5 s per 512x512 slice on 2 cores); auto: for a "
         "single 2D image with the general model, for fine magnitude MR with the burst model and for CT with the CT "
-        "model (up to 32 slices of 512x512; larger volumes with cheaper block searches on 3 slices: up to 128 "
-        "slices ~0.3 s (up to 64 with 4 views of the network), up to 1024 slices ~0.08 s per 512x512 CT slice) "
-        "(auto)",
+        "model (up to 8 slices of 512x512 with BM3D's search and 8 views of the network; longer volumes with "
+        "cheaper block searches on 3 slices: up to 128 slices ~0.3 s (up to 64 with 4 views of the network), up to "
+        "1024 slices ~0.08 s per 512x512 CT slice) (auto)",
     )
     p.add_argument(
         "--format",

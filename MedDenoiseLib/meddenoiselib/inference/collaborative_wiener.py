@@ -41,6 +41,7 @@ __all__ = [
     "REFINED_MODELS",
     "CUDA_VOLUME_MAX_PIXELS",
     "LARGE_VOLUME_MAX_PIXELS",
+    "SHORT_VOLUME_MAX_PIXELS",
     "CT_VOLUME_SEARCH",
     "MR_IMAGE_MAX_PIXELS",
     "MR_VOLUME_SEARCH",
@@ -131,7 +132,8 @@ class Refinement:
             Poisson-Gaussian noise); True, a variance per DCT coefficient measured in flat tissue
             (:class:`NoiseSpectrum`; CT).
         volumes: also refine volumes (every slice along the slice axis), not only a single 2D image.
-        max_pixels: the most pixels (all slices together) refined by default, for time.
+        max_pixels: the most pixels (all slices together) refined by default, for time (0: none on a CPU, a tier
+            for CUDA devices).
         cuda_max_pixels: the same on a CUDA device (~50x faster there); None: ``max_pixels``.
         search: the block search.
         pilot_views: geometric views the network averages (its self-ensemble) when a volume is refined:
@@ -160,7 +162,7 @@ class Refinement:
 #: with 30 % of the filtered image 36.45 / 34.07 / 30.69, with 40 % 36.46 / 34.06 / 30.65, with 50 % 36.45 / 34.04 /
 #: 30.60; on Poisson-Gaussian noise of 30 / 100 / 300 counts 33.12 / 36.07 / 38.55 -> 33.18 / 36.17 / 38.68 with 30 %
 #: (the network trained on these images, so it is stronger there than on new ones).
-#: ``kpn-ct-burst3`` (CT slices and volumes, up to 32 slices of 512x512: ~3 min on 2 cores): chosen on 12 series of the
+#: ``kpn-ct-burst3`` (CT slices and volumes; the tiers by size below): chosen on 12 series of the
 #: *training* split (6 central slices each of the chest 038-089, the GE head 01-22 and the Philips head phantom, all of
 #: which trained the network; fast-model noise of the training kernels ramp and cosine at 25 and 60 HU; W400 PSNR gain
 #: over the body of the 3 middle slices, normalized units as here): the network with 1 view +10.90 dB, refined at
@@ -183,8 +185,14 @@ class Refinement:
 #: it matches is the better one, so its output is the filtered image alone. On a 5-slice slab of MR_Gd (a volume,
 #: one view) the network alone / 50 % / 100 %: +1.75 / +2.44 / +2.75 dB (Rician 3 %), +4.46 / +4.72 / +4.74 (6 %),
 #: +2.33 / +2.94 / +3.21 (8 coils).
-#: the most pixels a volume may have to be refined by default: 32 slices of 512x512 (~3 min for CT on 2 cores)
-VOLUME_MAX_PIXELS = 32 * 512 * 512
+#: the most pixels a CT volume may have to be refined with BM3D's search on a CPU by default: 8 slices of 512x512 (a
+#: few slices, a thick-slice head; ~25 s on 2 cores), with the network's 8 views as the pilot. On the 16 *training*
+#: volumes of :data:`CT_VOLUME_SEARCH` (8 slices each), share 0.6: +5.90 dB from 4 views, **+5.91** from 8 (chest
+#: +0.003, head +0.025, phantom +0.009; at every share 0.5-0.7 and in every setting), for ~0.45 s more per slice on 2
+#: cores. Longer volumes take :data:`CT_MEDIUM_VOLUME_SEARCH` from 4 views: on the same volumes +5.89 against BM3D's
+#: search's +5.90 from 4 views, at ~1/6 of its time (until 2026-12-05 BM3D's search took up to 32 slices, ~68 s for a
+#: 32-slice CT through the CLI against ~55 s for 64 slices with the cheaper search).
+SHORT_VOLUME_MAX_PIXELS = 8 * 512 * 512
 #: the same on a CUDA device: 1024 slices of 512x512. Measured on an NVIDIA H200 (2026-12-04, scripts/gpu/oneshot.py):
 #: the CT model with its 4-view pilot and the refinement over 30 slices of 512x512 in 2.6 s (peak 552 MiB of GPU
 #: memory; the model alone over 300 slices 2.4 s); a second run refined the whole 512x512x300 CT in 23 s (peak 520 MiB).
@@ -230,6 +238,10 @@ _CT_MEDIUM_VOLUME = _ct_refinement(0.6, MEDIUM_VOLUME_MAX_PIXELS, CT_MEDIUM_VOLU
 _CT_MEDIUM_VOLUME_4_VIEWS = _ct_refinement(
     0.6, MEDIUM_VOLUME_4_VIEWS_MAX_PIXELS, CT_MEDIUM_VOLUME_SEARCH, pilot_views=4, larger=_CT_MEDIUM_VOLUME
 )
+# on a CUDA device only (no pixels on a CPU): BM3D's search from 4 views for volumes of up to 1024 slices
+_CT_CUDA_VOLUME = _ct_refinement(
+    0.6, 0, BM3D_SEARCH, pilot_views=4, cuda_max_pixels=CUDA_VOLUME_MAX_PIXELS, larger=_CT_MEDIUM_VOLUME_4_VIEWS
+)
 
 REFINED_MODELS: dict[str, Refinement] = {
     "kpn-general": Refinement(0.3),
@@ -240,14 +252,7 @@ REFINED_MODELS: dict[str, Refinement] = {
         neighbours=1,
         larger=Refinement(1.0, volumes=True, max_pixels=LARGE_VOLUME_MAX_PIXELS, search=MR_VOLUME_SEARCH, neighbours=1),
     ),
-    "kpn-ct-burst3": _ct_refinement(
-        0.6,
-        VOLUME_MAX_PIXELS,
-        BM3D_SEARCH,
-        pilot_views=4,
-        cuda_max_pixels=CUDA_VOLUME_MAX_PIXELS,
-        larger=_CT_MEDIUM_VOLUME_4_VIEWS,
-    ),
+    "kpn-ct-burst3": _ct_refinement(0.6, SHORT_VOLUME_MAX_PIXELS, BM3D_SEARCH, pilot_views=8, larger=_CT_CUDA_VOLUME),
 }
 
 

@@ -210,8 +210,9 @@ class Denoiser:
             window, each denoised and mapped back, then averaged. Noise is independent of orientation but the
             network's errors partly are not, so averaging lowers them (about +0.1 to +0.3 dB for 8) at 2-8x the
             time. ``"auto"``: 8 for a single 2D image of up to :data:`AUTO_ENSEMBLE_MAX_PIXELS` pixels (seconds),
-            for a volume the refinement below runs on by default, the model's ``pilot_views`` (4 for the CT model),
-            else 1 for volumes and series. Ignored by baselines. Defaults to ``"auto"``.
+            for a volume the refinement below runs on by default, its ``pilot_views`` (for the CT model 8 up to 8
+            slices of 512x512, 4 up to 64 and on a CUDA device), else 1 for volumes and series. Ignored by
+            baselines. Defaults to ``"auto"``.
         refine: average a network's output with its collaborative Wiener filtering (BM3D's second stage with the
             network's output as the pilot, :mod:`~meddenoiselib.inference.collaborative_wiener`): ``"auto"`` for the
             models with a measured share (:data:`~.collaborative_wiener.REFINED_MODELS`): the general model on a single
@@ -220,12 +221,12 @@ class Denoiser:
             ``kpn-burst3`` (what ``auto`` gives fine magnitude MR) on 2D images of up to 512x512 with BM3D's search and
             on volumes of up to 1024 slices of 512x512 with a cheaper search on 3 slices
             (:data:`~.collaborative_wiener.MR_VOLUME_SEARCH`; its output is then the filtered image alone), the CT model
-            on CT slices and volumes of up to 32 slices of 512x512 (less low-frequency noise; the noise's variance per
-            DCT coefficient measured in flat body tissue), larger CT volumes with cheaper block searches: up to 64
-            slices of 512x512 with :data:`~.collaborative_wiener.CT_MEDIUM_VOLUME_SEARCH` (~0.3 s per 512x512 slice
-            on 2 CPU cores) and the network's 4 views as the pilot, up to 128 with the same search from one view, up
-            to 1024 with the ~20x cheaper :data:`~.collaborative_wiener.CT_VOLUME_SEARCH` (~0.08 s per slice) from
-            one view; on a CUDA device the CT model's full refinement takes volumes of up to 1024 slices of 512x512
+            on CT slices and volumes of up to 8 slices of 512x512 with BM3D's search (less low-frequency noise; the
+            noise's variance per DCT coefficient measured in flat body tissue), longer CT volumes with cheaper block
+            searches: up to 64 slices of 512x512 with :data:`~.collaborative_wiener.CT_MEDIUM_VOLUME_SEARCH` (~0.3 s
+            per 512x512 slice on 2 CPU cores) and the network's 4 views as the pilot, up to 128 with the same search
+            from one view, up to 1024 with the ~20x cheaper :data:`~.collaborative_wiener.CT_VOLUME_SEARCH` (~0.08 s
+            per slice) from one view; on a CUDA device BM3D's search takes CT volumes of up to 1024 slices of 512x512
             (a 512x512x300 CT refined in ~26 s on an H200); ``"on"`` refines every slice with any network,
             ``"off"`` never. Not for the frames of a 4D series. Ignored by baselines. Defaults to ``"auto"``.
         progress: draw a tqdm bar on stderr. Defaults to False.
@@ -730,7 +731,7 @@ class Denoiser:
             candidate = candidate.larger
         logger.info(
             "not refined: %d pixels exceed the %d the collaborative Wiener filtering takes by default on %s "
-            "(time); refine='on' (--refine on) filters them all, ~2 s per 512x512 slice on 2 CPU cores",
+            "(time); refine='on' (--refine on) filters them all, ~2.5 s per 512x512 slice on 2 CPU cores",
             pixels,
             largest,
             self.device.type.upper(),
