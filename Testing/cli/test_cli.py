@@ -164,6 +164,21 @@ def test_errors_exit_codes(capsys, args, code, fragment):
     assert fragment in capsys.readouterr().err
 
 
+def test_a_series_folder_with_a_broken_link_is_refused_not_split_into_slices(tmp_path, ct_series_dir, capsys):
+    """A link whose target has gone makes GDCM leave out the file next to it or find no series at all; the CLI
+    denoised such a folder as separate single slices (exit 0). It now names the link and writes nothing."""
+    folder = tmp_path / "linked"
+    folder.mkdir()
+    for source in sorted(ct_series_dir.glob("*.dcm")):
+        (folder / source.name).symlink_to(source)
+    (folder / "00-slice200.dcm").symlink_to(tmp_path / "gone.dcm")  # sorts last: GDCM drops a real slice
+    for out in (tmp_path / "out", tmp_path / "out.nii.gz"):
+        assert main(["denoise", str(folder), str(out), "--model", "median", "-q"]) == 1
+        err = capsys.readouterr().err
+        assert "00-slice200.dcm: a link to" in err and "does not exist" in err and err.count("\n") == 1
+        assert not out.exists()
+
+
 def test_residual_and_quality_report(tmp_path, mr_nifti):
     noisy_path = tmp_path / "noisy.nii.gz"
     simulate = ["simulate", str(mr_nifti), str(noisy_path), "--noise", "gaussian:20", "--scaling", "minmax", "-q"]

@@ -57,6 +57,17 @@ def _case_truncated_dicom_in_series(tmp_path, ct_series_dir):
     return folder, "series"
 
 
+def _case_broken_link_in_series(tmp_path, ct_series_dir):
+    """A series folder assembled from links, one of whose targets has gone: GDCM's scan then finds no series (the
+    link sorts first here), and the folder was read as separate DICOM slices."""
+    folder = tmp_path / "linked-series"
+    folder.mkdir()
+    for source in sorted(ct_series_dir.glob("*.dcm")):
+        (folder / source.name).symlink_to(source)
+    (folder / "00-slice000.dcm").symlink_to(tmp_path / "moved" / "00-slice000.dcm")
+    return folder, "00-slice000.dcm: a link to"
+
+
 def _case_empty_folder(tmp_path):
     folder = tmp_path / "empty"
     folder.mkdir()
@@ -86,6 +97,7 @@ CASES = [
     _case_corrupt_dicom,
     _case_truncated_dicom,
     _case_truncated_dicom_in_series,
+    _case_broken_link_in_series,
     _case_empty_folder,
     _case_4d,
     _case_nan,

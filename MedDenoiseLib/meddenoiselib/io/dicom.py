@@ -18,6 +18,7 @@ import SimpleITK as sitk
 
 from ..errors import InputError, OptionError
 from .dicom_frames import DicomImage, decode_physical, read_dicom_image
+from .discovery import check_links
 from .geometry import StackGeometry, orientation_groups, stack_geometry
 from .itk_messages import itk_messages_logged
 from .limits import check_claimed_size
@@ -71,8 +72,9 @@ def list_dicom_series(folder: str | Path) -> list[DicomSeries]:
     """All DICOM series directly inside ``folder`` (not recursive), largest first.
 
     Raises:
-        InputError: if the folder cannot be scanned.
+        InputError: if the folder cannot be scanned, or holds a broken link (:func:`~.discovery.check_links`).
     """
+    check_links(folder)
     folder = str(folder)
     try:
         with itk_messages_logged():

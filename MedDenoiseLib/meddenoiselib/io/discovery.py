@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import SimpleITK as sitk
@@ -10,7 +11,30 @@ from ..errors import InputError
 from .formats import detect_format
 from .itk_messages import itk_messages_logged
 
-__all__ = ["find_inputs", "is_dicom_folder"]
+__all__ = ["check_links", "find_inputs", "is_dicom_folder"]
+
+
+def check_links(folder: str | Path) -> None:
+    """Refuse a folder that holds links whose target is gone (a series assembled from links to files since moved).
+
+    GDCM's scan of such a folder leaves out files next to a broken link, or finds no series at all, so a DICOM
+    series would lose slices or be read as single slices without a word.
+
+    Raises:
+        InputError: naming the first broken link (hidden entries are ignored, as everywhere).
+    """
+    folder = Path(folder)
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return  # the caller reports a folder it cannot list
+    broken = [e for e in entries if not e.name.startswith(".") and e.is_symlink() and not e.exists()]
+    if broken:
+        more = f" (and {len(broken) - 1} more broken link{'s' if len(broken) > 2 else ''})" if len(broken) > 1 else ""
+        raise InputError(
+            f"{broken[0]}: a link to {os.readlink(broken[0])}, which does not exist{more}; remove the link or restore "
+            "the file (with it in the folder a DICOM series cannot be read completely)"
+        )
 
 
 def is_dicom_folder(folder: str | Path) -> bool:
@@ -34,11 +58,12 @@ def find_inputs(folder: str | Path, recursive: bool = False) -> list[Path]:
         recursive: also scan sub-folders. Defaults to False.
 
     Raises:
-        InputError: the folder is missing or cannot be listed.
+        InputError: the folder is missing or cannot be listed, or holds a broken link (:func:`check_links`).
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder" if folder.exists() else f"{folder}: no such file or folder")
+    check_links(folder)
     if is_dicom_folder(folder):
         return [folder]
     found: list[Path] = []
