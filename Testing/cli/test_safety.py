@@ -598,11 +598,6 @@ def c10_rgb_to_nifti(tmp: Path, monkeypatch) -> Case:
     )
 
 
-def c10_rgb_dicom_to_dicom(tmp: Path, monkeypatch) -> Case:
-    source = _copy(dicom_testdata("SC_rgb.dcm"), tmp)
-    return Case(["denoise", str(source), str(tmp / "o.dcm"), *MEDIAN], 1, "o.dcm", "only grayscale", inputs=(source,))
-
-
 def c10_segmentation_to_dicom(tmp: Path, monkeypatch) -> Case:
     source = _copy(dicom_testdata("liver.dcm"), tmp)
     return Case(["denoise", str(source), str(tmp / "o.dcm"), *MEDIAN], 1, "liver.dcm", "Segmentation", inputs=(source,))
@@ -938,7 +933,6 @@ CASES = [
     c10_unknown_extension,
     c10_volume_to_png,
     c10_rgb_to_nifti,
-    c10_rgb_dicom_to_dicom,
     c10_segmentation_to_dicom,
     c10_dicom_output_from_nifti,
     c10_folder_batch_processes_every_file,

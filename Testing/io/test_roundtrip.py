@@ -188,6 +188,37 @@ def test_single_dicom_file_round_trip(tmp_path, ct_series_dir):
     assert pydicom.dcmread(out).SeriesDescription.endswith("denoised")
 
 
+@pytest.mark.parametrize(
+    ("name", "photometric"),
+    [("US1_J2KR.dcm", "YBR_RCT"), ("SC_ybr_full_422_uncompressed.dcm", "YBR_FULL_422"), ("OT-PAL-8-face.dcm", None)],
+    ids=["us-jpeg2000-ybr", "ybr-422", "palette-no-meta-header"],
+)
+def test_colour_dicom_writes_a_derived_rgb_image(tmp_path, name, photometric):
+    """Ultrasound DICOM is usually colour (RGB or YBR, often compressed): the derived image is written as
+    uncompressed interleaved RGB with the source's header otherwise, and reads back (here, with pydicom and with
+    GDCM) as the values written. The palette file has no meta header (pre-DICOM-3.0), which reading and writing
+    both handle."""
+    from ..conftest import dicom_testdata
+
+    source = dicom_testdata(name)
+    original = pydicom.dcmread(source, force=True)
+    if photometric is not None:
+        assert original.PhotometricInterpretation == photometric
+    volume = read_volume(source)
+    assert volume.array.ndim == 4 and volume.array.shape[-1] == 3
+    changed = volume.with_array((volume.array.max() - volume.array).astype(volume.array.dtype))
+    out = write_volume(changed, tmp_path / "derived.dcm")
+    written = pydicom.dcmread(out)
+    assert written.PhotometricInterpretation == "RGB" and written.SamplesPerPixel == 3
+    assert written.PlanarConfiguration == 0 and not written.file_meta.TransferSyntaxUID.is_compressed
+    assert written.SOPClassUID == original.SOPClassUID and written.SeriesInstanceUID != original.SeriesInstanceUID
+    assert not [keyword for keyword in written.dir() if "Palette" in keyword]
+    np.testing.assert_array_equal(read_volume(out).array, changed.array)
+    np.testing.assert_array_equal(written.pixel_array.reshape(changed.array.shape), changed.array)
+    gdcm = sitk.GetArrayFromImage(sitk.ReadImage(str(out)))
+    np.testing.assert_array_equal(gdcm.reshape(changed.array.shape), changed.array)
+
+
 def test_multi_frame_dicom_file_round_trip(tmp_path, ct_series_dir):
     """A single multi-frame DICOM file reads as a volume and writes back as a derived multi-frame file."""
     files = sorted(ct_series_dir.iterdir())

@@ -25,7 +25,14 @@ from ..errors import InputError
 from .itk_messages import itk_messages_logged
 from .limits import Encoding, check_claimed_size
 
-__all__ = ["DicomImage", "decode_physical", "read_dicom_image", "physical_to_stored", "stored_value_range"]
+__all__ = [
+    "DicomImage",
+    "decode_physical",
+    "read_dicom_image",
+    "physical_to_stored",
+    "stored_value_range",
+    "with_transfer_syntax",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -513,12 +520,25 @@ def _decode_with_gdcm(image: DicomImage, pydicom_error: BaseException) -> np.nda
     return array.reshape(image.decoded_shape)
 
 
+def with_transfer_syntax(dataset):
+    """``dataset`` with a Transfer Syntax UID in its file meta: a file without a meta header (pre-DICOM-3.0 or
+    ACR-NEMA style) gets the uncompressed syntax it was parsed with, which pydicom needs to decode and write it."""
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    if "TransferSyntaxUID" not in dataset.file_meta:
+        implicit, little = dataset.original_encoding
+        dataset.file_meta.TransferSyntaxUID = (
+            ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+        )
+    return dataset
+
+
 def _decode_stored(image: DicomImage) -> np.ndarray:
     """The stored samples, ``decoded_shape``, native byte order; palette colour expanded to RGB."""
     import pydicom
 
     try:
-        dataset = pydicom.dcmread(image.path, force=True)
+        dataset = with_transfer_syntax(pydicom.dcmread(image.path, force=True))
     except Exception as exc:  # noqa: BLE001
         raise InputError(f"{image.path}: not a readable DICOM file ({_reason(exc)})") from exc
     try:

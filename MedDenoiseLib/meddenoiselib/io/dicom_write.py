@@ -3,6 +3,8 @@
 Every other tag (patient, study, frame of reference, acquisition, functional groups) survives. Physical values go
 back to stored integers through the source's own value map (:func:`~.dicom_frames.physical_to_stored`: per-frame
 rescale, Dose Grid Scaling, MONOCHROME1), so a viewer shows the written values with the source's display settings.
+Colour sources (ultrasound is usually RGB or YBR, often JPEG-compressed) are written as uncompressed RGB, the
+components interleaved, as the library decoded them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import OutputError
-from .dicom_frames import DicomImage, physical_to_stored, read_dicom_image
+from .dicom_frames import DicomImage, physical_to_stored, read_dicom_image, with_transfer_syntax
 
 __all__ = ["check_dicom_writable", "derived_file_names", "write_derived_dicom"]
 
@@ -22,17 +24,12 @@ logger = logging.getLogger(__name__)
 
 
 def check_dicom_writable(images: tuple[DicomImage, ...] | list[DicomImage], label: str) -> None:
-    """Refuse sources whose pixels a derived grayscale image cannot be written into.
+    """Refuse sources whose pixels a derived image cannot be written into.
 
     Raises:
-        OutputError: colour or floating-point source pixels (the derived series keeps the source's representation).
+        OutputError: floating-point source pixels (the derived series keeps the source's representation).
     """
     for image in images:
-        if image.is_colour:
-            raise OutputError(
-                f"{label}: only grayscale images can be written as DICOM (the source is "
-                f"{image.photometric}); write .nrrd, .mha or .tif instead"
-            )
         if image.float_pixels:
             raise OutputError(
                 f"{label}: the source stores floating-point pixels, which derived DICOM output does "
@@ -84,14 +81,19 @@ def write_derived_dicom(
     for index, source in enumerate(source_files):
         try:
             image = read_dicom_image(source)
-            ds = pydicom.dcmread(source, force=True)
+            ds = with_transfer_syntax(pydicom.dcmread(source, force=True))
         except Exception as exc:  # noqa: BLE001 - the source changed or vanished since it was read
             raise OutputError(f"{source}: cannot read the source DICOM header for the derived series ({exc})") from exc
         check_dicom_writable([image], str(output_dir))
         values = frames if multi_frame else frames[index : index + 1]
         if values.shape[0] != image.frames:
             raise OutputError(f"{source}: {values.shape[0]} frames to write but the source holds {image.frames}")
-        _replace_pixels(ds, physical_to_stored(values, image), image.bits_allocated, multi_frame)
+        if image.is_colour:
+            stored, bits = _colour_to_stored(values, image, source)
+            _set_rgb(ds, bits)
+        else:
+            stored, bits = physical_to_stored(values, image), image.bits_allocated
+        _replace_pixels(ds, stored, bits, multi_frame)
         _mark_derived(ds, series_uid, description_suffix, derivation, now)
 
         target = output_dir / names[index]
@@ -106,6 +108,46 @@ def write_derived_dicom(
             raise OutputError(f"{target}: cannot write the derived DICOM file ({exc})") from exc
         written.append(target)
     return written
+
+
+def _colour_to_stored(values: np.ndarray, image: DicomImage, source: str) -> tuple[np.ndarray, int]:
+    """RGB components ``(n, rows, columns, 3)`` as the library decoded them (8 bits, or 16 for a 16-bit palette)
+    rounded and clipped to unsigned integers of that depth; returns them and their bits."""
+    if values.ndim != 4 or values.shape[-1] != 3:
+        raise OutputError(
+            f"{source}: the source is colour ({image.photometric}) but the image to write has shape {values.shape}"
+        )
+    bits = 8 if image.physical_dtype.itemsize == 1 else 16
+    dtype = np.dtype(np.uint8 if bits == 8 else "<u2")
+    return np.clip(np.rint(values), 0, (1 << bits) - 1).astype(dtype), bits
+
+
+#: tags of a colour source that an uncompressed RGB image must not keep (palette tables, the YBR subsampling)
+_PALETTE_KEYWORDS = (
+    "RedPaletteColorLookupTableDescriptor",
+    "GreenPaletteColorLookupTableDescriptor",
+    "BluePaletteColorLookupTableDescriptor",
+    "RedPaletteColorLookupTableData",
+    "GreenPaletteColorLookupTableData",
+    "BluePaletteColorLookupTableData",
+    "SegmentedRedPaletteColorLookupTableData",
+    "SegmentedGreenPaletteColorLookupTableData",
+    "SegmentedBluePaletteColorLookupTableData",
+    "PaletteColorLookupTableUID",
+)
+
+
+def _set_rgb(ds, bits: int) -> None:
+    """Describe ``ds``'s pixels as uncompressed RGB, components interleaved (PlanarConfiguration 0)."""
+    ds.PhotometricInterpretation = "RGB"
+    ds.SamplesPerPixel = 3
+    ds.PlanarConfiguration = 0
+    ds.BitsAllocated = ds.BitsStored = bits
+    ds.HighBit = bits - 1
+    ds.PixelRepresentation = 0
+    for keyword in _PALETTE_KEYWORDS:
+        if keyword in ds:
+            del ds[keyword]
 
 
 def _replace_pixels(ds, stored: np.ndarray, bits_allocated: int, multi_frame: bool) -> None:

@@ -160,9 +160,9 @@ def check_format_holds(fmt: str, spec: ImageSpec, label: str, role: str = "image
                 f"{label}: a noise map holds fractional values (a standard deviation per voxel), which the "
                 "input's DICOM pixel storage cannot hold; write the noise map as .nii.gz, .nrrd or .mha"
             )
-        if spec.components != 1:
+        if spec.components not in (1, 3):
             raise OutputError(
-                f"{label}: only grayscale images can be written as DICOM; write .nrrd, .mha, .tif or .png instead"
+                f"{label}: only grayscale and RGB images can be written as DICOM; write .nrrd, .mha or .tif instead"
             )
         if fmt == "dicom-file" and len(spec.dicom_files) != 1:
             raise OutputError(
