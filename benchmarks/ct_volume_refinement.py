@@ -83,12 +83,14 @@ def denoise(variant: str, noisy):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", required=True, help="the --work folder of an earlier benchmarks/real_noise.py run")
-    parser.add_argument("--variants", help=f"comma-separated subset of: {', '.join(VARIANTS)} (default: all)")
+    parser.add_argument(
+        "--variant", action="append", help=f"run only this one (repeatable; default: all): {'; '.join(VARIANTS)}"
+    )
     args = parser.parse_args()
-    variants = VARIANTS if args.variants is None else tuple(v.strip() for v in args.variants.split(","))
+    variants = VARIANTS if args.variant is None else tuple(v.strip() for v in args.variant)
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
-        parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from: {', '.join(VARIANTS)}")
+        parser.error(f"unknown variant(s) {'; '.join(unknown)}; choose from: {'; '.join(VARIANTS)}")
     work = Path(args.work)
     noisy_files = sorted((work / "float").glob("ct-*__*.npy"))
     if not noisy_files:
