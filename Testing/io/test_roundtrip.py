@@ -190,14 +190,19 @@ def test_single_dicom_file_round_trip(tmp_path, ct_series_dir):
 
 @pytest.mark.parametrize(
     ("name", "photometric"),
-    [("US1_J2KR.dcm", "YBR_RCT"), ("SC_ybr_full_422_uncompressed.dcm", "YBR_FULL_422"), ("OT-PAL-8-face.dcm", None)],
-    ids=["us-jpeg2000-ybr", "ybr-422", "palette-no-meta-header"],
+    [
+        ("US1_J2KR.dcm", "YBR_RCT"),
+        ("SC_ybr_full_422_uncompressed.dcm", "YBR_FULL_422"),
+        ("OT-PAL-8-face.dcm", None),
+        ("SC_rgb_32bit_2frame.dcm", "RGB"),
+    ],
+    ids=["us-jpeg2000-ybr", "ybr-422", "palette-no-meta-header", "rgb-32-bit-2-frames"],
 )
 def test_colour_dicom_writes_a_derived_rgb_image(tmp_path, name, photometric):
     """Ultrasound DICOM is usually colour (RGB or YBR, often compressed): the derived image is written as
     uncompressed interleaved RGB with the source's header otherwise, and reads back (here, with pydicom and with
-    GDCM) as the values written. The palette file has no meta header (pre-DICOM-3.0), which reading and writing
-    both handle."""
+    GDCM) as the values written, at the source's bit depth (32 bits stayed 32: a first version clipped to 16). The
+    palette file has no meta header (pre-DICOM-3.0), which reading and writing both handle."""
     from ..conftest import dicom_testdata
 
     source = dicom_testdata(name)

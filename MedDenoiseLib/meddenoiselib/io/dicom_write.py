@@ -89,8 +89,8 @@ def write_derived_dicom(
         if values.shape[0] != image.frames:
             raise OutputError(f"{source}: {values.shape[0]} frames to write but the source holds {image.frames}")
         if image.is_colour:
-            stored, bits = _colour_to_stored(values, image, source)
-            _set_rgb(ds, bits)
+            stored, bits, stored_bits = _colour_to_stored(values, image, source)
+            _set_rgb(ds, bits, stored_bits)
         else:
             stored, bits = physical_to_stored(values, image), image.bits_allocated
         _replace_pixels(ds, stored, bits, multi_frame)
@@ -110,16 +110,20 @@ def write_derived_dicom(
     return written
 
 
-def _colour_to_stored(values: np.ndarray, image: DicomImage, source: str) -> tuple[np.ndarray, int]:
-    """RGB components ``(n, rows, columns, 3)`` as the library decoded them (8 bits, or 16 for a 16-bit palette)
-    rounded and clipped to unsigned integers of that depth; returns them and their bits."""
+def _colour_to_stored(values: np.ndarray, image: DicomImage, source: str) -> tuple[np.ndarray, int, int]:
+    """RGB components ``(n, rows, columns, 3)`` as the library decoded them, rounded and clipped to the unsigned
+    integers of the source's depth (a palette's: the depth of its colour table); returns them, BitsAllocated and
+    BitsStored."""
     if values.ndim != 4 or values.shape[-1] != 3:
         raise OutputError(
             f"{source}: the source is colour ({image.photometric}) but the image to write has shape {values.shape}"
         )
-    bits = 8 if image.physical_dtype.itemsize == 1 else 16
-    dtype = np.dtype(np.uint8 if bits == 8 else "<u2")
-    return np.clip(np.rint(values), 0, (1 << bits) - 1).astype(dtype), bits
+    if image.photometric == "PALETTE COLOR":
+        allocated = stored_bits = image.palette_bits
+    else:
+        allocated, stored_bits = image.bits_allocated, image.bits_stored
+    dtype = np.dtype(f"<u{allocated // 8}")
+    return np.clip(np.rint(values), 0, (1 << stored_bits) - 1).astype(dtype), allocated, stored_bits
 
 
 #: tags of a colour source that an uncompressed RGB image must not keep (palette tables, the YBR subsampling)
@@ -137,13 +141,13 @@ _PALETTE_KEYWORDS = (
 )
 
 
-def _set_rgb(ds, bits: int) -> None:
+def _set_rgb(ds, bits_allocated: int, bits_stored: int) -> None:
     """Describe ``ds``'s pixels as uncompressed RGB, components interleaved (PlanarConfiguration 0)."""
     ds.PhotometricInterpretation = "RGB"
     ds.SamplesPerPixel = 3
     ds.PlanarConfiguration = 0
-    ds.BitsAllocated = ds.BitsStored = bits
-    ds.HighBit = bits - 1
+    ds.BitsAllocated, ds.BitsStored = bits_allocated, bits_stored
+    ds.HighBit = bits_stored - 1
     ds.PixelRepresentation = 0
     for keyword in _PALETTE_KEYWORDS:
         if keyword in ds:
