@@ -179,6 +179,18 @@ def test_a_series_folder_with_a_broken_link_is_refused_not_split_into_slices(tmp
         assert not out.exists()
 
 
+def test_quiet_stays_quiet_while_codecs_fail_over(tmp_path, capfd):
+    """A 12-bit lossy JPEG DICOM (pydicom's JPEG-lossy.dcm): each decoder tried before GDCM succeeds printed
+    "Unsupported JPEG data precision 12" to descriptor 2, past ``--quiet``. Those lines now go to the log."""
+    from ..conftest import dicom_testdata
+
+    source = dicom_testdata("JPEG-lossy.dcm")
+    assert main(["denoise", str(source), str(tmp_path / "out.nrrd"), "--model", "median", "-q"]) == 0
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    assert (tmp_path / "out.nrrd").is_file()
+
+
 def test_residual_and_quality_report(tmp_path, mr_nifti):
     noisy_path = tmp_path / "noisy.nii.gz"
     simulate = ["simulate", str(mr_nifti), str(noisy_path), "--noise", "gaussian:20", "--scaling", "minmax", "-q"]

@@ -224,6 +224,22 @@ def test_colour_dicom_writes_a_derived_rgb_image(tmp_path, name, photometric):
     np.testing.assert_array_equal(gdcm.reshape(changed.array.shape), changed.array)
 
 
+@pytest.mark.parametrize("suffix", [".nrrd", ".mha", ".nii.gz"])
+def test_a_single_sagittal_dicom_slice_keeps_its_geometry_in_any_3d_format(tmp_path, suffix):
+    """A single DICOM slice outside the x-y plane (here pydicom's sagittal MR2_J2KI, JPEG 2000) was written as a 2D
+    image whose 2x2 direction was singular: NRRD and MetaImage refused it ("cannot write nrrd (0.822001 0)"). It
+    is now a one-slice 3D image with the slice's full direction and origin."""
+    from ..conftest import dicom_testdata
+
+    volume = read_volume(dicom_testdata("MR2_J2KI.dcm"))
+    assert volume.is_2d and abs(volume.direction[2, 1]) == 1.0  # the rows run along the patient's z axis
+    back = read_volume(write_volume(volume, tmp_path / f"slice{suffix}"))
+    np.testing.assert_array_equal(back.array, volume.array)
+    np.testing.assert_allclose(back.direction, volume.direction, atol=1e-5)
+    np.testing.assert_allclose(back.origin, volume.origin, atol=1e-4)
+    np.testing.assert_allclose(back.spacing[:2], volume.spacing[:2], rtol=1e-5)
+
+
 def test_multi_frame_dicom_file_round_trip(tmp_path, ct_series_dir):
     """A single multi-frame DICOM file reads as a volume and writes back as a derived multi-frame file."""
     files = sorted(ct_series_dir.iterdir())

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .itk_messages import itk_messages_logged
+from .itk_messages import c_stderr_logged, itk_messages_logged
 from .limits import Encoding, check_claimed_size
 
 __all__ = [
@@ -513,7 +513,7 @@ def _decode_with_gdcm(image: DicomImage, pydicom_error: BaseException) -> np.nda
     if image.rescaled or image.photometric != "MONOCHROME2":
         raise InputError(f"{image.path}: cannot decode the pixel data ({_reason(pydicom_error)})")
     try:
-        with itk_messages_logged():
+        with itk_messages_logged(), c_stderr_logged():
             array = sitk.GetArrayFromImage(sitk.ReadImage(image.path))
     except RuntimeError as exc:
         raise InputError(f"{image.path}: cannot decode the pixel data ({_reason(pydicom_error)})") from exc
@@ -542,7 +542,10 @@ def _decode_stored(image: DicomImage) -> np.ndarray:
     except Exception as exc:  # noqa: BLE001
         raise InputError(f"{image.path}: not a readable DICOM file ({_reason(exc)})") from exc
     try:
-        array = dataset.pixel_array
+        # the codec libraries under pydicom print their failed attempts to descriptor 2 (a 12-bit lossy JPEG:
+        # "Unsupported JPEG data precision 12" from each decoder tried before one succeeds), past --quiet
+        with c_stderr_logged():
+            array = dataset.pixel_array
     except (NotImplementedError, RuntimeError) as exc:
         # no pydicom decoder could handle it (missing plugin or codec variant)
         array = _decode_with_gdcm(image, exc)

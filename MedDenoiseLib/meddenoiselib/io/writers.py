@@ -135,21 +135,33 @@ def _sitk_array(volume: Volume) -> np.ndarray:
     return array
 
 
+def in_plane_direction(direction: np.ndarray) -> tuple[float, ...] | None:
+    """The 2x2 direction of a slice lying in the patient's x-y plane (an axial slice, rotated or flipped in it);
+    None for a slice in any other plane (sagittal, coronal, oblique), whose geometry a 2D image cannot hold."""
+    block = np.asarray(direction, dtype=np.float64)[:2, :2]
+    return tuple(block.ravel()) if np.allclose(block @ block.T, np.eye(2), atol=1e-6) else None
+
+
 def volume_to_sitk(volume: Volume, as_2d: bool | None = None) -> sitk.Image:
     """Convert a :class:`Volume` to a SimpleITK image, dtype kept.
 
     Args:
         volume: the volume.
-        as_2d: make a 2D image (the volume must have one slice). Defaults to: the source was a 2D image.
+        as_2d: make a 2D image (the volume must have one slice); a slice outside the x-y plane then gets the 2D
+            identity direction (for formats that store none). Defaults to: the source was a 2D image lying in the
+            x-y plane.
     """
-    as_2d = (volume.source.is_2d and volume.shape[0] == 1) if as_2d is None else as_2d
+    if as_2d is None:
+        as_2d = volume.source.is_2d and volume.shape[0] == 1 and in_plane_direction(volume.direction) is not None
     array = _sitk_array(volume)
     is_vector = array.ndim == 4
     if as_2d:
         image = sitk.GetImageFromArray(array[0], isVector=is_vector)
         image.SetSpacing(volume.spacing[:2])
         image.SetOrigin(volume.origin[:2])
-        image.SetDirection(tuple(volume.direction[:2, :2].ravel()))
+        direction = in_plane_direction(volume.direction)
+        if direction is not None:
+            image.SetDirection(direction)
     else:
         image = sitk.GetImageFromArray(array, isVector=is_vector)
         image.SetSpacing(volume.spacing)
@@ -160,7 +172,11 @@ def volume_to_sitk(volume: Volume, as_2d: bool | None = None) -> sitk.Image:
 
 def _write_with_sitk(volume: Volume, plan: PlannedOutput, compress: bool = True) -> None:
     fmt, path = plan.format, plan.files[0]
-    as_2d = fmt in IMAGE_2D_FORMATS or (volume.source.is_2d and volume.shape[0] == 1)
+    # a single slice outside the x-y plane (a sagittal MR slice) stays a one-slice 3D image where the format keeps
+    # geometry: its 2x2 in-plane direction would be singular
+    as_2d = fmt in IMAGE_2D_FORMATS or (
+        volume.source.is_2d and volume.shape[0] == 1 and in_plane_direction(volume.direction) is not None
+    )
     image = volume_to_sitk(volume, as_2d=as_2d)
     use_compression = compress and fmt in ("nrrd", "metaimage", "tiff")
     if len(plan.files) > 1:
