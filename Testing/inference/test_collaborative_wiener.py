@@ -143,6 +143,21 @@ def test_the_dct_noise_spectrum_of_correlated_noise_is_measured_in_flat_tissue()
     assert truth[0, 0] > 10 * truth[7, 7]
 
 
+def test_an_image_narrower_than_the_search_radius_is_refined():
+    """pydicom's JPEGLSNearLossless_08.dcm is 47x11 pixels: the block search's reflection padding (19 pixels) needs
+    an image wider than that, and ``auto`` stopped with an internal error. The padding only fills candidates
+    outside the image, which are never matched, so replication serves there."""
+    rng = np.random.default_rng(3)
+    clean = np.tile(np.linspace(0.2, 0.8, 11, dtype=np.float32), (47, 1))
+    noisy = clean + rng.normal(0, 0.05, clean.shape).astype(np.float32)
+    filtered = collaborative_wiener(torch.from_numpy(noisy), torch.from_numpy(clean), 0.05).numpy()
+    assert filtered.shape == noisy.shape and np.isfinite(filtered).all()
+    assert np.abs(filtered - clean).mean() < 0.5 * np.abs(noisy - clean).mean()
+    refiner = Denoiser("kpn-general", device="cpu")
+    result = refiner.denoise(Volume(noisy[None]))
+    assert refiner.last_report.refined > 0 and result.array.shape == (1, 47, 11)
+
+
 def test_ct_refinement_removes_the_low_frequency_noise_the_ct_model_leaves(ct_series_dir):
     """The bundled 4-slice chest CT with ~25 HU of low-dose noise: ``kpn-ct-burst3`` alone vs refined with the
     noise spectrum measured in the body (the default for CT); soft-tissue window W400/L40 over the body."""

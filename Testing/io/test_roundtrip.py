@@ -240,6 +240,22 @@ def test_a_single_sagittal_dicom_slice_keeps_its_geometry_in_any_3d_format(tmp_p
     np.testing.assert_allclose(back.spacing[:2], volume.spacing[:2], rtol=1e-5)
 
 
+def test_a_source_header_pydicom_cannot_write_back_fails_with_one_line_naming_it(tmp_path):
+    """pydicom's SC_rgb_jpeg.dcm has a malformed ContentDate that pydicom reads but cannot write: the error names the
+    source file (not the output's temporary name), in one line (pydicom's text carries a traceback), and leaves
+    nothing behind."""
+    from meddenoiselib import MedDenoiseError
+
+    from ..conftest import dicom_testdata
+
+    source = dicom_testdata("SC_rgb_jpeg.dcm")
+    with pytest.raises(MedDenoiseError) as info:
+        write_volume(read_volume(source), tmp_path / "derived.dcm")
+    message = str(info.value)
+    assert message.startswith(str(source)) and "(0008,0023)" in message and "\n" not in message
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_multi_frame_dicom_file_round_trip(tmp_path, ct_series_dir):
     """A single multi-frame DICOM file reads as a volume and writes back as a derived multi-frame file."""
     files = sorted(ct_series_dir.iterdir())

@@ -359,8 +359,11 @@ def _match(
     per_merge = max(1, MATCH_MERGE_ELEMENTS // max(1, ry.numel() * span))
     pending_d: list[torch.Tensor] = []
     pending_i: list[torch.Tensor] = []
+    # the padding only fills candidates outside the image, which are masked out below: any mode gives the same
+    # matches, and reflection needs the image wider than the radius (an 11-pixel-wide image is not)
+    pad_mode = "reflect" if radius < min(H, W) else "replicate"
     for s in range(S):
-        padded = F.pad(pilot[s][None, None], (radius,) * 4, mode="reflect")[0, 0]
+        padded = F.pad(pilot[s][None, None], (radius,) * 4, mode=pad_mode)[0, 0]
         for dy in range(-radius, radius + 1):
             shifted = padded[radius + dy : radius + dy + H].unfold(1, W, 1)  # (H, span, W): every horizontal shift
             square = (shifted - reference[:, None, :]).square_()

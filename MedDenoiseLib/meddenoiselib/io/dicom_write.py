@@ -105,7 +105,10 @@ def write_derived_dicom(
                 target, ds, enforce_file_format=True, implicit_vr=syntax.is_implicit_VR, little_endian=True
             )
         except Exception as exc:  # noqa: BLE001 - pydicom refuses some malformed source elements on writing
-            raise OutputError(f"{target}: cannot write the derived DICOM file ({exc})") from exc
+            # pydicom's message for a malformed element carries the traceback text of its cause: its first line only
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            # named by its source: the output is still a temporary file, and the element at fault is the source's
+            raise OutputError(f"{source}: this header cannot be written into a derived DICOM file ({reason})") from exc
         written.append(target)
     return written
 
