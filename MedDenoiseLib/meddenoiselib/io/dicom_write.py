@@ -129,7 +129,7 @@ def _colour_to_stored(values: np.ndarray, image: DicomImage, source: str) -> tup
     return np.clip(np.rint(values), 0, (1 << stored_bits) - 1).astype(dtype), allocated, stored_bits
 
 
-#: tags of a colour source that an uncompressed RGB image must not keep (palette tables, the YBR subsampling)
+#: tags of a palette colour source that an RGB image must not keep (its colour tables)
 _PALETTE_KEYWORDS = (
     "RedPaletteColorLookupTableDescriptor",
     "GreenPaletteColorLookupTableDescriptor",

@@ -173,11 +173,8 @@ def volume_to_sitk(volume: Volume, as_2d: bool | None = None) -> sitk.Image:
 def _write_with_sitk(volume: Volume, plan: PlannedOutput, compress: bool = True) -> None:
     fmt, path = plan.format, plan.files[0]
     # a single slice outside the x-y plane (a sagittal MR slice) stays a one-slice 3D image where the format keeps
-    # geometry: its 2x2 in-plane direction would be singular
-    as_2d = fmt in IMAGE_2D_FORMATS or (
-        volume.source.is_2d and volume.shape[0] == 1 and in_plane_direction(volume.direction) is not None
-    )
-    image = volume_to_sitk(volume, as_2d=as_2d)
+    # geometry (volume_to_sitk's default): its 2x2 in-plane direction would be singular
+    image = volume_to_sitk(volume, as_2d=True if fmt in IMAGE_2D_FORMATS else None)
     use_compression = compress and fmt in ("nrrd", "metaimage", "tiff")
     if len(plan.files) > 1:
         # A detached header names its data file: write both under their final names in a staging folder, then
