@@ -20,6 +20,7 @@ from ..io.modality import Modality, detect_modality
 from ..io.series import VolumeSeries
 from ..io.volume import Volume
 from ..transforms.background import background_level, masked_background
+from ..transforms.colour import luma, with_new_luma
 from ..transforms.ct_padding import fill_outside_reconstruction, outside_reconstruction
 from ..transforms.estimate import NoiseEstimate, estimate_dct_noise, estimate_noise
 from ..transforms.intensity import IntensityScaling, ScalingMode, fit_scaling
@@ -441,8 +442,9 @@ class Denoiser:
 
         Args:
             volume: the noisy :class:`~meddenoiselib.io.Volume` (any dtype, ``(Z, Y, X)`` or ``(Z, Y, X, C)``;
-                components are denoised independently), or a :class:`~meddenoiselib.io.VolumeSeries` (see
-                :meth:`denoise_series`).
+                components are denoised independently; of colour ultrasound only the luma, whose change every
+                channel gets, :mod:`~meddenoiselib.transforms.colour`), or a
+                :class:`~meddenoiselib.io.VolumeSeries` (see :meth:`denoise_series`).
             sigma: noise level in normalized units (fraction of the intensity range chosen by the scaling), or
                 ``"auto"``/None to estimate it where the method needs one.
             mask: restrict denoising to a region: a single-component volume on the same voxel grid (checked:
@@ -485,11 +487,15 @@ class Denoiser:
         # one on its own plane rather than across them.
         self._axis_override = 0 if volume.source.grid_problem and self.slice_axis is None else None
         guess = detect_modality(volume, self.modality_hint)
-        components = (
-            [volume.array]
-            if volume.num_components == 1
-            else [volume.array[..., c] for c in range(volume.num_components)]
-        )
+        # colour ultrasound (grey B-mode stored as RGB, coloured overlays): the brightness is denoised, not each channel
+        luma_only = guess.modality == Modality.US and volume.num_components == 3
+        if luma_only:
+            logger.info("colour ultrasound: denoising the brightness (luma); the colours are kept")
+            components = [luma(volume.array)]
+        elif volume.num_components == 1:
+            components = [volume.array]
+        else:
+            components = [volume.array[..., c] for c in range(volume.num_components)]
         outputs, scalings, used_sigma = [], [], None
         self._estimate = None
         for index, component in enumerate(components):
@@ -528,7 +534,10 @@ class Denoiser:
                 restored[outside] = original[outside]
             outputs.append(restored)
             scalings.append(scaling.to_dict())
-        array = outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=-1)
+        if luma_only:
+            array = with_new_luma(volume.array, components[0], outputs[0])
+        else:
+            array = outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=-1)
         if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
             # only possible when the value range overflows float arithmetic (e.g. values near 1e308)
             raise InputError("denoising produced non-finite values: the image's value range is too large")
