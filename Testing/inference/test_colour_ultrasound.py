@@ -53,3 +53,30 @@ def test_colour_ultrasound_keeps_grey_pixels_grey_and_removes_speckle(us_png):
         return 10 * np.log10(255.0**2 / np.mean((image[grey] - reference[grey]) ** 2))
 
     assert grey_psnr(out) > grey_psnr(noisy) + 10
+
+
+def test_a_colour_ultrasound_cine_keeps_grey_pixels_grey(us_png):
+    """The same for a 4D series (a cine loop as a Slicer sequence): 3 frames of the crop with fresh speckle each."""
+    from meddenoiselib.io.series import VolumeSeries
+
+    clean = read_volume(us_png).array[0, :256, :320].astype(np.float32)
+    frames = [
+        _with_overlays(
+            simulate_volume(
+                Volume(clean[None].astype(np.uint8), metadata={"0008|0060": "US"}),
+                parse_noise_spec("speckle:0.2"),
+                seed=seed,
+            )
+            .array[0]
+            .astype(np.float32)
+        )
+        for seed in (1, 2, 3)
+    ]
+    series = VolumeSeries(np.stack(frames)[:, None].astype(np.uint8))
+    denoiser = Denoiser("kpn-us", device="cpu", modality="us")
+    out = denoiser.denoise(series).array.astype(np.float32)
+    assert out.shape == series.array.shape and len(denoiser.last_report.scaling) == 1
+    grey = np.ptp(_with_overlays(clean), axis=-1) == 0
+    assert np.ptp(out[:, 0][:, grey], axis=-1).max() == 0
+    noisy_error = np.abs(series.array[:, 0][:, grey].astype(np.float32) - clean[grey][None, :, None]).mean()
+    assert np.abs(out[:, 0][:, grey] - clean[grey][None, :, None]).mean() < 0.5 * noisy_error

@@ -487,15 +487,7 @@ class Denoiser:
         # one on its own plane rather than across them.
         self._axis_override = 0 if volume.source.grid_problem and self.slice_axis is None else None
         guess = detect_modality(volume, self.modality_hint)
-        # colour ultrasound (grey B-mode stored as RGB, coloured overlays): the brightness is denoised, not each channel
-        luma_only = guess.modality == Modality.US and volume.num_components == 3
-        if luma_only:
-            logger.info("colour ultrasound: denoising the brightness (luma); the colours are kept")
-            components = [luma(volume.array)]
-        elif volume.num_components == 1:
-            components = [volume.array]
-        else:
-            components = [volume.array[..., c] for c in range(volume.num_components)]
+        components, luma_only = _components(volume.array, volume.num_components, guess.modality)
         outputs, scalings, used_sigma = [], [], None
         self._estimate = None
         for index, component in enumerate(components):
@@ -534,10 +526,7 @@ class Denoiser:
                 restored[outside] = original[outside]
             outputs.append(restored)
             scalings.append(scaling.to_dict())
-        if luma_only:
-            array = with_new_luma(volume.array, components[0], outputs[0])
-        else:
-            array = outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=-1)
+        array = _combined(volume.array, components, outputs, luma_only)
         if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
             # only possible when the value range overflows float arithmetic (e.g. values near 1e308)
             raise InputError("denoising produced non-finite values: the image's value range is too large")
@@ -587,7 +576,7 @@ class Denoiser:
         self._cancel.clear()
         guess = detect_modality(series.frame(0), self.modality_hint)
         frames, count = series.array, series.num_frames
-        components = [frames] if series.num_components == 1 else [frames[..., c] for c in range(frames.shape[-1])]
+        components, luma_only = _components(frames, series.num_components, guess.modality)
         callback, outputs, scalings, used_sigma = self.progress_callback, [], [], None
         for index, component in enumerate(components):
             original = component
@@ -629,7 +618,7 @@ class Denoiser:
                 restored[outside] = original[outside]
             outputs.append(restored)
             scalings.append(scaling.to_dict())
-        array = outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=-1)
+        array = _combined(series.array, components, outputs, luma_only)
         if inside is not None:
             array = apply_mask(series.array, array, inside, frame_axes=1)
         self._set_report(sigma, used_sigma, start, scalings, guess.modality.value)
@@ -915,3 +904,24 @@ class Denoiser:
         if self.strength < 1:
             denoised = normalized + self.strength * (denoised - normalized)
         return denoised.astype(np.float32, copy=False), used_sigma
+
+
+def _components(array: np.ndarray, count: int, modality: Modality) -> tuple[list[np.ndarray], bool]:
+    """What is denoised of ``array`` (``(..., C)`` when ``count`` > 1): itself; each channel; or, for colour
+    ultrasound (grey B-mode stored as RGB, coloured overlays), its luma alone (then True; see :func:`_combined`)."""
+    if count == 1:
+        return [array], False
+    if modality == Modality.US and count == 3:
+        logger.info("colour ultrasound: denoising the brightness (luma); the colours are kept")
+        return [luma(array)], True
+    return [array[..., c] for c in range(count)], False
+
+
+def _combined(
+    array: np.ndarray, components: list[np.ndarray], outputs: list[np.ndarray], luma_only: bool
+) -> np.ndarray:
+    """The denoised ``outputs`` of :func:`_components` back in ``array``'s layout: one output as it is, channels
+    stacked, or the luma's change added to every channel of ``array`` (in its dtype)."""
+    if luma_only:
+        return with_new_luma(array, components[0], outputs[0])
+    return outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=-1)
