@@ -7,9 +7,9 @@ On a CPU ``auto`` refines a CT volume of up to 8 slices of 512x512 with BM3D's b
 of up to 64 slices with ``CT_MEDIUM_VOLUME_SEARCH`` and a 4-view pilot, up to 128 with the same search from one view,
 and a larger one (up to 1024 slices) with the cheapest ``CT_VOLUME_SEARCH`` from one view, for time (docs/memory.md);
 on a CUDA device BM3D's search from a 4-view pilot up to 1024 slices. The real-noise benchmark's CT series have 1-5
-slices, so its rows only show the first. This script scores, on the
-same noisy float volumes that benchmark wrote to ``WORK/float`` and its clean series in ``WORK/clean``, with its
-metrics (W400/L40 PSNR over the body, gain over the noisy input):
+slices, so its rows only show the first. This script scores, on the same noisy float volumes that benchmark wrote to
+``WORK/float`` and its clean series in ``WORK/clean``, with its metrics (W400/L40 PSNR over the body, gain over the
+noisy input):
 
 - ``network alone``: ``Denoiser("auto", refine="off")`` (what volumes above 32 slices got before 2026-12-04; one
   view on volumes, 8 on single slices),
@@ -84,13 +84,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", required=True, help="the --work folder of an earlier benchmarks/real_noise.py run")
     parser.add_argument(
-        "--variant", action="append", help=f"run only this one (repeatable; default: all): {'; '.join(VARIANTS)}"
+        "--variant", action="append", choices=VARIANTS, help="run only this one (repeatable; default: all)"
     )
     args = parser.parse_args()
-    variants = VARIANTS if args.variant is None else tuple(v.strip() for v in args.variant)
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        parser.error(f"unknown variant(s) {'; '.join(unknown)}; choose from: {'; '.join(VARIANTS)}")
+    variants = VARIANTS if args.variant is None else tuple(args.variant)
     work = Path(args.work)
     noisy_files = sorted((work / "float").glob("ct-*__*.npy"))
     if not noisy_files:

@@ -30,6 +30,4 @@ def with_new_luma(rgb: np.ndarray, old: np.ndarray, new: np.ndarray) -> np.ndarr
     if rgb.dtype.kind in "iu":
         info = np.iinfo(rgb.dtype)
         return np.clip(np.rint(moved), info.min, info.max).astype(rgb.dtype)
-    if rgb.dtype.kind == "b":
-        return moved >= 0.5
     return moved.astype(rgb.dtype)
