@@ -34,7 +34,7 @@ def local_noise_sd(values: np.ndarray, yx_axes: tuple[int, int], window_px: floa
         window_px: standard deviation of the Gaussian window in pixels (> 0).
 
     Returns:
-        float32 array of ``values``' shape, >= 0, in the units of ``values``.
+        float32 array of ``values``' shape, >= 0, in the units of ``values``; NaN where ``values`` is NaN (no data).
 
     Raises:
         MedDenoiseError: ``window_px`` is not a positive number.
@@ -51,10 +51,28 @@ def local_noise_sd(values: np.ndarray, yx_axes: tuple[int, int], window_px: floa
     # a slice (frame) at a time along the first axis: float64 working copies of one plane, never of the volume
     for index in range(values.shape[0]):
         part = values[index].astype(np.float64)
+        missing = np.isnan(part)
+        if missing.any():
+            out[index] = _local_sd_with_data(part, missing, plane_sigma)
+            continue
         mean = ndimage.gaussian_filter(part, plane_sigma, mode="reflect")
         mean_square = ndimage.gaussian_filter(part * part, plane_sigma, mode="reflect")
         out[index] = np.sqrt(np.maximum(mean_square - mean * mean, 0.0))
     return out
+
+
+def _local_sd_with_data(part: np.ndarray, missing: np.ndarray, plane_sigma: list[float]) -> np.ndarray:
+    """:func:`local_noise_sd` of one plane with voxels without data (NaN, where the input had none): the window's
+    weights renormalized over the voxels with data (normalized convolution), so the map does not drop towards the
+    no-data region's edge; NaN where there is no data."""
+    weight = ndimage.gaussian_filter((~missing).astype(np.float64), plane_sigma, mode="reflect")
+    data = np.where(missing, 0.0, part)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = ndimage.gaussian_filter(data, plane_sigma, mode="reflect") / weight
+        mean_square = ndimage.gaussian_filter(data * data, plane_sigma, mode="reflect") / weight
+    sd = np.sqrt(np.maximum(mean_square - mean * mean, 0.0))
+    sd[missing] = np.nan
+    return sd
 
 
 def residual_noise_map(

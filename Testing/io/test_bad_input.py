@@ -79,11 +79,16 @@ def _case_4d(tmp_path):
     return _nifti(tmp_path / "fmri.nii.gz", np.zeros((4, 5, 6, 3), np.int16)), "4D data"
 
 
-def _case_nan(tmp_path):
+def _case_infinite(tmp_path):
     data = np.ones((4, 5, 6), np.float32)
-    data[1, 2, 3] = np.nan
-    data[0, 0, 0] = np.inf
-    return _nifti(tmp_path / "nan.nii.gz", data), "2 NaN/Inf voxels"
+    data[1, 2, 3] = np.nan  # no data: denoised around (Testing/inference/test_missing_voxels.py)
+    data[0, 0, 0] = -np.inf
+    data[0, 0, 1] = np.inf
+    return _nifti(tmp_path / "inf.nii.gz", data), "2 infinite voxels"
+
+
+def _case_all_nan(tmp_path):
+    return _nifti(tmp_path / "nan.nii.gz", np.full((4, 5, 6), np.nan, np.float32)), "every voxel is NaN"
 
 
 def _case_zero_size(tmp_path):
@@ -100,7 +105,8 @@ CASES = [
     _case_broken_link_in_series,
     _case_empty_folder,
     _case_4d,
-    _case_nan,
+    _case_infinite,
+    _case_all_nan,
     _case_zero_size,
 ]
 

@@ -41,15 +41,19 @@ def _scalar_chunks(volume: Volume) -> Iterator[np.ndarray]:
         yield _scalar(volume, slice(start, start + _CHUNK_SLICES))
 
 
-def _neighbours(values: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every voxel and its next neighbour along in-plane ``axis`` (-1: x, -2: y)."""
+def _neighbour_pairs(values: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every voxel with data and its next neighbour along in-plane ``axis`` (-1: x, -2: y), where both have data
+    (NaN: none), as two flat arrays."""
     a = np.moveaxis(values, axis, 0)
-    return a[:-1], a[1:]
+    x, y = a[:-1], a[1:]
+    both = ~(np.isnan(x) | np.isnan(y))
+    return x[both], y[both]
 
 
 def _residual_statistics(noisy: Volume, denoised: Volume) -> tuple[list[float], list[float], float, float, float]:
     """Value ranges of both images, and mean, standard deviation and lag-one correlation of ``noisy − denoised``:
-    two passes over slice chunks with float64 sums (a 300-slice CT needs no whole-volume float copy).
+    two passes over slice chunks with float64 sums (a 300-slice CT needs no whole-volume float copy). Voxels without
+    data (NaN, kept NaN by the denoiser) are left out.
 
     The correlation is the mean over x and y of the correlation of the residual with its next neighbour: about
     0 for white noise, positive where the method removed structure or correlated noise.
@@ -61,37 +65,44 @@ def _residual_statistics(noisy: Volume, denoised: Volume) -> tuple[list[float], 
     def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         return zip(_scalar_chunks(noisy), _scalar_chunks(denoised), strict=True)
 
+    def residuals() -> Iterator[np.ndarray]:
+        for before, after in chunks():
+            yield (before - after).astype(np.float64)
+
     _, height, width = noisy.array.shape[:3]
     axes = [axis for axis, size in ((-1, width), (-2, height)) if size > 1]
     before_range, after_range = [np.inf, -np.inf], [np.inf, -np.inf]
-    count, total = 0, 0.0
-    sums = {axis: np.zeros(3) for axis in axes}  # Σx, Σy, pairs
     for before, after in chunks():
         for extremes, values in ((before_range, before), (after_range, after)):
-            extremes[:] = min(extremes[0], float(values.min())), max(extremes[1], float(values.max()))
-        r = (before - after).astype(np.float64)
-        count += r.size
-        total += float(r.sum())
+            present = values[~np.isnan(values)]
+            if present.size:
+                extremes[:] = min(extremes[0], float(present.min())), max(extremes[1], float(present.max()))
+    count, total = 0, 0.0
+    sums = {axis: np.zeros(3) for axis in axes}  # Σx, Σy, pairs
+    for r in residuals():
+        present = r[~np.isnan(r)]
+        count += present.size
+        total += float(present.sum())
         for axis in axes:
-            x, y = _neighbours(r, axis)
+            x, y = _neighbour_pairs(r, axis)
             sums[axis] += (x.sum(), y.sum(), x.size)
-    mean = total / count
+    mean = total / max(count, 1)
     squares = 0.0
     moments = {axis: np.zeros(3) for axis in axes}  # Σ(x−x̄)(y−ȳ), Σ(x−x̄)², Σ(y−ȳ)²
-    for before, after in chunks():
-        r = (before - after).astype(np.float64)
-        squares += float(np.square(r - mean).sum())
+    for r in residuals():
+        squares += float(np.square(r[~np.isnan(r)] - mean).sum())
         for axis in axes:
-            x, y = _neighbours(r, axis)
-            x = x - sums[axis][0] / sums[axis][2]
-            y = y - sums[axis][1] / sums[axis][2]
+            x, y = _neighbour_pairs(r, axis)
+            pairs = max(sums[axis][2], 1)
+            x = x - sums[axis][0] / pairs
+            y = y - sums[axis][1] / pairs
             moments[axis] += ((x * y).sum(), (x * x).sum(), (y * y).sum())
     correlations = []
     for axis in axes:
         cross, xx, yy = moments[axis]
         correlations.append(float(cross / np.sqrt(xx * yy)) if xx * yy > 0 else 0.0)
     correlation = float(np.mean(correlations)) if correlations else 0.0
-    return before_range, after_range, mean, float(np.sqrt(squares / count)), correlation
+    return before_range, after_range, mean, float(np.sqrt(squares / max(count, 1))), correlation
 
 
 def _sigma_0_255(volume: Volume, low: float, high: float) -> float:
@@ -99,11 +110,14 @@ def _sigma_0_255(volume: Volume, low: float, high: float) -> float:
     slices the estimator reads are scaled."""
     scaling = IntensityScaling(low=low, high=high if high > low else low + 1.0, dtype="float32", mode="minmax")
     scalar = _scalar(volume, sampled_slice_indices(volume.array.shape[0]))
-    return estimate_sigma(scaling.apply(scalar)) * 255.0
+    # voxels without data (NaN) read as the range's low end: the wavelet MAD is robust to the few edges this makes
+    return estimate_sigma(scaling.apply(np.nan_to_num(scalar, nan=low))) * 255.0
 
 
 #: slices of a CT volume on which the report measures the noise in flat body tissue
 _NOISE_SLICES = 16
+#: what a CT voxel without data (NaN) reads as in the flat-tissue noise: far below the body's threshold
+_NO_DATA_HU = -3000.0
 
 
 def ct_body_noise(noisy: Volume, denoised: Volume) -> dict[str, Any]:
@@ -117,6 +131,8 @@ def ct_body_noise(noisy: Volume, denoised: Volume) -> dict[str, Any]:
     """
     indices = sampled_slice_indices(noisy.array.shape[0], _NOISE_SLICES)
     before, after = _scalar(noisy, indices), _scalar(denoised, indices)
+    # voxels without data (NaN) out of the body, and out of the flattest blocks (a step of thousands of HU)
+    before, after = np.nan_to_num(before, nan=_NO_DATA_HU), np.nan_to_num(after, nan=_NO_DATA_HU)
     noise = flat_tissue_noise(before, after, mask=after > BODY_THRESHOLD_HU, max_slices=_NOISE_SLICES)
     if noise is None:
         return {}
@@ -189,6 +205,8 @@ def run_report(denoiser, noisy: Volume | VolumeSeries, denoised: Volume | Volume
         if report.refined > 0:
             values["collaborative_wiener_share"] = report.refined
             values["collaborative_wiener"] = report.refine_detail
+        if report.missing_voxels:
+            values["voxels_without_data_nan"] = report.missing_voxels
     if report is not None and report.modality == "ct":
         values.update(ct_body_noise(noisy_frames, denoised_frames))
     if isinstance(noisy, VolumeSeries):

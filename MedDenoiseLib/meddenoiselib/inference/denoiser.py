@@ -25,6 +25,7 @@ from ..transforms.ct_padding import fill_outside_reconstruction, outside_reconst
 from ..transforms.estimate import NoiseEstimate, estimate_dct_noise, estimate_noise
 from ..transforms.intensity import IntensityScaling, ScalingMode, fit_scaling
 from ..transforms.magnitude import MagnitudeFloor, correct_magnitude_bias
+from ..transforms.missing import fill_missing, missing_values
 from ..transforms.noise import BODY_THRESHOLD_HU
 from .auto import AutoChoice, choose_model
 from .baseline_runner import BaselineRunner
@@ -151,6 +152,7 @@ class DenoiseReport:
         ensemble: geometric views the network averaged (1 for baselines and without self-ensemble).
         refined: share of the collaborative Wiener filtering averaged into the network's output (0: not refined).
         refine_detail: the refinement's noise model and block search (empty when not refined).
+        missing_voxels: voxels that held no data (NaN), denoised around and given back as NaN.
     """
 
     method: str
@@ -165,6 +167,7 @@ class DenoiseReport:
     ensemble: int = 1
     refined: float = 0.0
     refine_detail: str = ""
+    missing_voxels: int = 0
 
 
 class Denoiser:
@@ -463,8 +466,9 @@ class Denoiser:
             raise OptionError(f"`volume` must be a Volume, got {type(volume).__name__}.")
         if volume.array.dtype.kind not in "iufb" or volume.array.size == 0:
             raise InputError(f"cannot denoise {volume.array.dtype} pixels of shape {volume.array.shape}")
-        if volume.array.dtype.kind == "f" and not np.all(np.isfinite(volume.array)):
-            raise InputError("the volume contains NaN/Inf voxels; fix or mask them first")
+        missing = missing_values(volume.array, "the volume")
+        if missing is not None:
+            return self._around_missing(volume, missing, lambda filled: self.denoise(filled, sigma, mask))
         inside = None if mask is None else mask_array(volume, mask)
         if self.auto:
             choice = self.choose(volume)
@@ -553,6 +557,11 @@ class Denoiser:
         Returns:
             The series with the input's geometry, frame axis, layout and dtype.
         """
+        if series.array.dtype.kind not in "iufb" or series.array.size == 0:
+            raise InputError(f"cannot denoise {series.array.dtype} pixels of shape {series.array.shape}")
+        missing = missing_values(series.array, "the series")
+        if missing is not None:
+            return self._around_missing(series, missing, lambda filled: self.denoise_series(filled, sigma, mask))
         inside = None if mask is None else mask_array(series, mask)
         if self.auto:
             choice = self.choose(series.frame(0))
@@ -623,6 +632,21 @@ class Denoiser:
             array = apply_mask(series.array, array, inside, frame_axes=1)
         self._set_report(sigma, used_sigma, start, scalings, guess.modality.value)
         return series.with_array(array)
+
+    def _around_missing(
+        self, image: Volume | VolumeSeries, missing: np.ndarray, run: Callable[[Volume | VolumeSeries], Any]
+    ) -> Volume | VolumeSeries:
+        """Denoise an image holding NaN (no data, e.g. outside the field of view after resampling): ``run`` on a copy
+        whose NaN are filled from the nearest voxel with data in their slice (:mod:`~..transforms.missing`), NaN
+        given back in the output, so nothing that was no data becomes data."""
+        components = image.array.ndim == (5 if isinstance(image, VolumeSeries) else 4)
+        count = int(missing.any(axis=-1).sum() if components else missing.sum())
+        logger.info("%d voxels hold no data (NaN): denoised around them, and NaN in the output", count)
+        result = run(image.with_array(fill_missing(image.array, missing, components)))
+        array = result.array
+        array[missing] = np.nan
+        self.last_report.missing_voxels = count
+        return result.with_array(array)
 
     @staticmethod
     def _normalized_body(

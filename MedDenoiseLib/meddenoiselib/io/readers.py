@@ -13,6 +13,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError, MedDenoiseError
+from ..transforms.missing import missing_values
 from .dicom import read_dicom_stack
 from .itk_messages import c_stderr_logged, itk_messages_logged
 from .probe import VolumeHeader, probe_volume, sitk_read_error
@@ -50,8 +51,9 @@ def read_volume(path: str | Path, series_uid: str | None = None, max_bytes: int 
 
     Raises:
         InputError: missing path, unsupported or corrupt file, an object that is not an image (DICOM RT
-            structures, segmentations, CIFTI), 4D data, NaN/Inf voxels, a zero-size axis, a header claiming more
-            than the file or memory holds, or slices that are not one volume. The message names the file.
+            structures, segmentations, CIFTI), 4D data, infinite voxels, nothing but NaN, a zero-size axis, a header
+            claiming more than the file or memory holds, or slices that are not one volume. The message names the
+            file. (NaN voxels are no data: :class:`~meddenoiselib.inference.Denoiser` denoises around them.)
         OptionError: ``series_uid`` does not match the input.
     """
     header = probe_volume(path, series_uid=series_uid, max_bytes=max_bytes)
@@ -77,13 +79,12 @@ def read_volume(path: str | Path, series_uid: str | None = None, max_bytes: int 
 
 
 def check_volume(volume: Volume, label: str) -> None:
-    """Raise :class:`InputError` if a volume has a zero-size axis, non-finite values or an unsupported type."""
+    """Raise :class:`InputError` if a volume has a zero-size axis, infinite values, no data (all NaN) or an
+    unsupported type."""
     if 0 in volume.array.shape:
         raise InputError(f"{label}: image has a zero-size axis (shape {volume.array.shape})")
     if volume.array.dtype.kind == "f":
-        bad = int(np.count_nonzero(~np.isfinite(volume.array)))
-        if bad:
-            raise InputError(f"{label}: image contains {bad} NaN/Inf voxels; fix or mask them first")
+        missing_values(volume.array, label)  # NaN is no data, denoised around; infinite values are refused
     elif volume.array.dtype.kind not in "iub":
         raise InputError(f"{label}: unsupported pixel type {volume.array.dtype}")
 

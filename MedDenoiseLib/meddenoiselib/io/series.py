@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, MedDenoiseError, OutputError
+from ..transforms.missing import missing_values
 from .atomic import atomic_file
 from .formats import detect_format
 from .limits import Encoding, check_claimed_size
@@ -123,7 +124,7 @@ def read_series(path: str | Path) -> VolumeSeries:
     """Read a 4D NIfTI or NRRD file.
 
     Raises:
-        MedDenoiseError: the file is missing, not 4D, unreadable, or holds NaN/Inf voxels.
+        MedDenoiseError: the file is missing, not 4D, unreadable, or holds infinite voxels or no data (all NaN).
     """
     path = Path(path)
     if not path.is_file():
@@ -143,9 +144,8 @@ def read_series(path: str | Path) -> VolumeSeries:
         )
     else:
         raise MedDenoiseError(f"{path}: 4D images are read from NIfTI (.nii, .nii.gz) or NRRD (.nrrd) files")
-    if series.array.dtype.kind == "f" and not np.all(np.isfinite(series.array)):
-        bad = int(np.count_nonzero(~np.isfinite(series.array)))
-        raise MedDenoiseError(f"{path}: image contains {bad} NaN/Inf voxels; fix or mask them first")
+    if series.array.dtype.kind == "f":
+        missing_values(series.array, str(path))  # NaN is no data, denoised around; infinite values are refused
     if series.array.dtype.kind not in "iuf":
         raise MedDenoiseError(f"{path}: unsupported pixel type {series.array.dtype}")
     return series

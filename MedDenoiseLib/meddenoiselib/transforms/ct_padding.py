@@ -11,7 +11,8 @@ output gives the padding back unchanged, and simulated scanner noise leaves it a
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
+
+from .missing import fill_from_nearest
 
 __all__ = ["OUTSIDE_RECONSTRUCTION_HU", "outside_reconstruction", "fill_outside_reconstruction"]
 
@@ -53,19 +54,5 @@ def fill_outside_reconstruction(hu: np.ndarray, outside: np.ndarray) -> np.ndarr
         raise ValueError(f"the padding mask's shape {outside.shape} differs from the image's {hu.shape}")
     # float64 stays float64: values beyond float32's range must reach the Denoiser's own overflow handling
     filled = np.array(hu, dtype=np.float64 if hu.dtype == np.float64 else np.float32, copy=True)
-    planes = filled.reshape(-1, *hu.shape[-2:])
-    masks = outside.reshape(-1, *hu.shape[-2:])
-    nearest, previous = None, None
-    for plane, mask in zip(planes, masks, strict=True):
-        if not mask.any():
-            continue
-        if mask.all():
-            plane[...] = _AIR_HU
-            continue
-        # a series keeps one field of view, so the nearest-inside map is computed once and reused
-        if previous is None or not np.array_equal(mask, previous):
-            nearest = ndimage.distance_transform_edt(mask, return_distances=False, return_indices=True)
-            nearest = tuple(index[mask] for index in nearest)
-            previous = mask
-        plane[mask] = plane[nearest]
+    fill_from_nearest(filled, outside, _AIR_HU)
     return filled
