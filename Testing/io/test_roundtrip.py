@@ -80,6 +80,44 @@ def test_real_nifti_keeps_header_affine_bit_for_bit(tmp_path, mr_nifti):
     np.testing.assert_array_equal(np.asanyarray(nib.load(out).dataobj), np.asanyarray(nib.load(mr_nifti).dataobj))
 
 
+@pytest.mark.parametrize("frames", [0, 3])
+def test_scaled_integer_nifti_is_written_back_as_scaled_integers(tmp_path, mr_nifti, frames):
+    """A NIfTI stored as int16 with scl_slope / scl_inter (dcm2niix's Philips MR, FSL, SPM) reads as float64 physical
+    values; the denoised image goes back to int16 with a slope nibabel fits (4x smaller than float64), within half a
+    step of the values; the float32 residual and noise map stay float32."""
+    import nibabel as nib
+
+    from meddenoiselib.io import read_series, write_series
+
+    head = nib.load(mr_nifti)
+    stored = np.asarray(head.dataobj).astype(np.int16)
+    if frames:
+        stored = np.stack([stored + 7 * t for t in range(frames)], axis=-1)
+    source = tmp_path / "scaled.nii.gz"
+    image = nib.Nifti1Image(stored, head.affine, dtype=np.int16)
+    image.header.set_slope_inter(0.0754, 3100.76)
+    nib.save(image, source)
+
+    values = read_series(source) if frames else read_volume(source)
+    assert values.array.dtype == np.float64
+    changed = values.with_array(values.array + np.random.default_rng(0).normal(0, 2.0, values.array.shape))
+    out, residual = tmp_path / "out.nii.gz", tmp_path / "residual.nii.gz"
+    if frames:
+        write_series(changed, out)
+        write_series(changed.with_array(changed.array.astype(np.float32)), residual, role="residual")
+    else:
+        write_volume(changed, out)
+        write_volume(changed.with_array(changed.array.astype(np.float32)), residual, role="residual")
+
+    written = nib.load(out)
+    assert written.get_data_dtype() == np.int16 and written.dataobj.slope != 1.0
+    step = (changed.array.max() - changed.array.min()) / 65535
+    back = read_series(out) if frames else read_volume(out)
+    np.testing.assert_allclose(back.array, changed.array, rtol=0, atol=0.51 * step + 1e-9)
+    np.testing.assert_array_equal(written.affine, head.affine)
+    assert nib.load(residual).get_data_dtype() == np.float32
+
+
 def test_two_dimensional_nifti_stays_2d(tmp_path):
     import nibabel as nib
 

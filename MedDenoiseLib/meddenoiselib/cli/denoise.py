@@ -241,12 +241,14 @@ def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:
     if job.residual is not None or job.noise_map is not None:
         removed = result.with_array(residual(series.array, result.array))
     if job.residual is not None:
-        write_series(removed, job.residual.path, overwrite=args.overwrite, inputs=(source,))
+        write_series(removed, job.residual.path, overwrite=args.overwrite, inputs=(source,), role="residual")
         logger.info("Wrote the residual %s", job.residual.path)
     if job.noise_map is not None:
         from ..evaluation import noise_map_volume
 
-        write_series(noise_map_volume(removed), job.noise_map.path, overwrite=args.overwrite, inputs=(source,))
+        write_series(
+            noise_map_volume(removed), job.noise_map.path, overwrite=args.overwrite, inputs=(source,), role="noise map"
+        )
         logger.info("Wrote the noise map %s", job.noise_map.path)
     if job.report is not None:
         _write_report(denoiser, job, series, result)

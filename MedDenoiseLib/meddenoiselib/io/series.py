@@ -20,6 +20,7 @@ from ..transforms.missing import missing_values
 from .atomic import atomic_file
 from .formats import detect_format
 from .limits import Encoding, check_claimed_size
+from .nifti import scaled_integer_storage
 from .nrrd import NrrdLayout, is_nrrd_series, read_nrrd_series, write_nrrd_series
 from .outputs import ImageSpec, PlannedOutput, plan_output
 from .volume import SourceInfo, Volume
@@ -218,11 +219,14 @@ def write_series(
     overwrite: bool = False,
     inputs: tuple[str | Path, ...] = (),
     compress: bool = True,
+    role: str = "image",
 ) -> Path:
     """Write a series atomically as NIfTI (``.nii``, ``.nii.gz``) or NRRD (``.nrrd``), in its source's layout.
 
     A series read from a NIfTI file keeps its header (``pixdim[4]``, units, intent) and, when the geometry is
-    unchanged, its affine bit for bit; one read from a NRRD keeps its axis order, kinds, labels and key/values.
+    unchanged, its affine bit for bit, and an ``"image"`` (not a residual or noise map, ``role``) its scaled-integer
+    storage (:func:`~.nifti.scaled_integer_storage`); one read from a NRRD keeps its axis order, kinds, labels and
+    key/values.
 
     Raises:
         MedDenoiseError: the output exists (without ``overwrite``), would overwrite an input, or its format cannot
@@ -248,13 +252,13 @@ def write_series(
                 compress=compress,
             )
     elif fmt == "nifti":
-        _write_nifti_series(series, path)
+        _write_nifti_series(series, path, keep_storage=role == "image")
     else:
         raise MedDenoiseError(f"{path}: a 4D series is written as .nii, .nii.gz or .nrrd")
     return path
 
 
-def _write_nifti_series(series: VolumeSeries, path: Path) -> None:
+def _write_nifti_series(series: VolumeSeries, path: Path, keep_storage: bool = True) -> None:
     import nibabel as nib
 
     if series.num_components != 1:
@@ -264,13 +268,17 @@ def _write_nifti_series(series: VolumeSeries, path: Path) -> None:
     affine[:3, :3] = _LPS_FROM_RAS @ series.direction @ np.diag(series.spacing)
     affine[:3, 3] = _LPS_FROM_RAS @ np.asarray(series.origin)
     header = series.layout.copy() if isinstance(series.layout, nib.Nifti1Header) else None
+    stored = None
     if header is not None and series.source.path and Path(series.source.path).is_file():
-        source_affine = nib.load(series.source.path).affine
-        if np.allclose(source_affine, affine, atol=1e-5):
-            affine = source_affine  # keep the source's exact float values
+        source = nib.load(series.source.path)
+        if np.allclose(source.affine, affine, atol=1e-5):
+            affine = source.affine  # keep the source's exact float values
+        if keep_storage and array.dtype.kind == "f":
+            stored = scaled_integer_storage(source)
     data = np.ascontiguousarray(np.transpose(array, (3, 2, 1, 0)))
-    image = nib.Nifti1Image(data, affine, header, dtype=array.dtype)
-    image.header.set_slope_inter(1.0, 0.0)  # values are already in physical units
+    image = nib.Nifti1Image(data, affine, header, dtype=stored or array.dtype)
+    if stored is None:
+        image.header.set_slope_inter(1.0, 0.0)  # values are already in physical units
     qform = int(header["qform_code"]) if header is not None and header["qform_code"] > 0 else 1
     sform = int(header["sform_code"]) if header is not None and header["sform_code"] > 0 else 1
     image.set_qform(affine, code=qform)

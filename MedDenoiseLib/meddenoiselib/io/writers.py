@@ -19,6 +19,7 @@ from ..errors import MedDenoiseError, OptionError, OutputError
 from .atomic import atomic_file, commit_files, staging_folder
 from .dicom_write import write_derived_dicom
 from .formats import IMAGE_2D_FORMATS, as_path
+from .nifti import scaled_integer_storage
 from .outputs import ImageSpec, PlannedOutput, plan_output
 from .volume import Volume
 
@@ -106,7 +107,7 @@ def write_volume(
         elif plan.format == "dicom-file":
             _write_dicom_file(volume, plan, description_suffix, derivation)
         elif plan.format == "nifti":
-            _write_nifti(volume, path)
+            _write_nifti(volume, path, keep_storage=role == "image")
         else:
             _write_with_sitk(volume, plan, compress)
     except MedDenoiseError:
@@ -192,7 +193,9 @@ def _write_with_sitk(volume: Volume, plan: PlannedOutput, compress: bool = True)
         sitk.WriteImage(image, str(temporary), useCompression=use_compression)
 
 
-def _write_nifti(volume: Volume, path: Path) -> None:
+def _write_nifti(volume: Volume, path: Path, keep_storage: bool = True) -> None:
+    """Write NIfTI; from a NIfTI source with the same geometry, its header and exact affine, and with
+    ``keep_storage`` its scaled-integer storage (:func:`~.nifti.scaled_integer_storage`) for float values."""
     import nibabel as nib
 
     array = volume.array
@@ -204,19 +207,21 @@ def _write_nifti(volume: Volume, path: Path) -> None:
     affine = np.eye(4)
     affine[:3, :3] = _LPS_FROM_RAS @ volume.direction @ np.diag(volume.spacing)
     affine[:3, 3] = _LPS_FROM_RAS @ np.asarray(volume.origin)
-    header = None
+    header, stored = None, None
     if volume.source.format == "nifti" and volume.source.path and Path(volume.source.path).is_file():
         try:
             source = nib.load(volume.source.path)
             if np.allclose(source.affine, affine, atol=1e-5):
                 affine = source.affine  # keep the source's exact float values
                 header = source.header.copy()
+                stored = scaled_integer_storage(source) if keep_storage and array.dtype.kind == "f" else None
         except Exception:  # noqa: BLE001 - the source changed since it was read: write our own header
-            header = None
+            header, stored = None, None
     if volume.source.is_2d and data.shape[2] == 1:
         data = data[:, :, 0]  # a 2D source stays 2D
-    image = nib.Nifti1Image(np.ascontiguousarray(data), affine, header, dtype=array.dtype)
-    image.header.set_slope_inter(1.0, 0.0)  # values are already in physical units: store them unscaled
+    image = nib.Nifti1Image(np.ascontiguousarray(data), affine, header, dtype=stored or array.dtype)
+    if stored is None:
+        image.header.set_slope_inter(1.0, 0.0)  # values are already in physical units: store them unscaled
     image.set_qform(affine, code=int(header["qform_code"]) if header is not None and header["qform_code"] > 0 else 1)
     image.set_sform(affine, code=int(header["sform_code"]) if header is not None and header["sform_code"] > 0 else 1)
     suffix = ".nii.gz" if path.name.lower().endswith(".nii.gz") else ".nii"
