@@ -21,6 +21,7 @@ from .dicom_frames import check_dicom_size, read_dicom_image
 from .formats import IMAGE_2D_FORMATS, as_path, detect_format, format_name
 from .itk_messages import c_stderr_logged, itk_messages_logged, itk_reason
 from .limits import Encoding, check_claimed_size
+from .tiff import probe_tiff
 
 __all__ = ["VolumeHeader", "bmp_has_gray_palette", "probe_volume", "sitk_read_error", "text_header_data_files"]
 
@@ -93,6 +94,8 @@ def probe_volume(path: str | Path, series_uid: str | None = None, max_bytes: int
             return _probe_nifti(path, max_bytes)
         if fmt in (None, "dicom-file"):
             return _probe_dicom_file(path, fmt is not None, series_uid, max_bytes)
+        if fmt == "tiff":
+            return _probe_tiff(path, max_bytes)
         return _probe_with_sitk(path, fmt, max_bytes)
     except MedDenoiseError:
         raise
@@ -305,6 +308,24 @@ def bmp_has_gray_palette(path: Path) -> bool:
         return False
     entries = np.frombuffer(palette[: len(palette) // 4 * 4], dtype=np.uint8).reshape(-1, 4)
     return entries.size > 0 and bool(np.all(entries[:, 0] == entries[:, 1]) and np.all(entries[:, 1] == entries[:, 2]))
+
+
+def _probe_tiff(path: Path, max_bytes: int | None) -> VolumeHeader:
+    plan, dtype = probe_tiff(path)
+    label = str(path)
+    _check_pixel_type(label, dtype)
+    full = plan.shape + ((plan.components,) if plan.components > 1 else ())
+    nbytes = check_claimed_size(label, full, dtype, max_bytes=max_bytes)
+    return VolumeHeader(
+        path=label,
+        format="tiff",
+        shape=plan.shape,
+        components=plan.components,
+        dtype=dtype,
+        is_2d=plan.is_2d,
+        files=(label,),
+        nbytes=nbytes,
+    )
 
 
 def _probe_with_sitk(path: Path, fmt: str, max_bytes: int | None) -> VolumeHeader:

@@ -17,6 +17,7 @@ from ..transforms.missing import missing_values
 from .dicom import read_dicom_stack
 from .itk_messages import c_stderr_logged, itk_messages_logged
 from .probe import VolumeHeader, probe_volume, sitk_read_error
+from .tiff import read_tiff
 from .volume import SourceInfo, Volume
 
 __all__ = ["read_volume", "volume_from_sitk", "check_volume"]
@@ -63,6 +64,8 @@ def read_volume(path: str | Path, series_uid: str | None = None, max_bytes: int 
             volume = _read_dicom(header, max_bytes)
         elif header.format == "nifti":
             volume = _read_nifti(Path(label), header)
+        elif header.format == "tiff":
+            volume = _read_tiff(Path(label), header)
         else:
             volume = _read_with_sitk(Path(label), header)
     except MedDenoiseError:
@@ -136,6 +139,12 @@ def _read_with_sitk(path: Path, header: VolumeHeader) -> Volume:
     if header.is_2d and volume.array.ndim >= 3 and volume.shape[0] != 1:
         raise InputError(f"{path}: a {header.format} file holds one 2D image, this one decodes to {volume.shape}")
     return volume
+
+
+def _read_tiff(path: Path, header: VolumeHeader) -> Volume:
+    array, spacing, metadata, is_2d = read_tiff(path)
+    source = SourceInfo(path=str(path), format="tiff", is_2d=is_2d)
+    return Volume(array=array, spacing=spacing, metadata=metadata, source=source)
 
 
 def _read_nifti(path: Path, header: VolumeHeader) -> Volume:

@@ -21,6 +21,7 @@ from .dicom_write import write_derived_dicom
 from .formats import IMAGE_2D_FORMATS, as_path
 from .nifti import scaled_integer_storage
 from .outputs import ImageSpec, PlannedOutput, plan_output
+from .tiff import write_tiff
 from .volume import Volume
 
 __all__ = ["write_volume", "volume_to_sitk", "output_format_for"]
@@ -108,6 +109,8 @@ def write_volume(
             _write_dicom_file(volume, plan, description_suffix, derivation)
         elif plan.format == "nifti":
             _write_nifti(volume, path, keep_storage=role == "image")
+        elif plan.format == "tiff":
+            _write_tiff(volume, path, compress)
         else:
             _write_with_sitk(volume, plan, compress)
     except MedDenoiseError:
@@ -191,6 +194,14 @@ def _write_with_sitk(volume: Volume, plan: PlannedOutput, compress: bool = True)
     suffix = "".join(Path(path.name).suffixes[-1:])
     with atomic_file(path, suffix=suffix) as temporary:
         sitk.WriteImage(image, str(temporary), useCompression=use_compression)
+
+
+def _write_tiff(volume: Volume, path: Path, compress: bool) -> None:
+    """Write TIFF in the source's layout when it was one (ImageJ, OME; :mod:`.tiff`), else a plain stack."""
+    metadata = volume.metadata if volume.source.format == "tiff" else {}
+    is_2d = volume.source.is_2d and volume.shape[0] == 1
+    with atomic_file(path, suffix=path.suffix) as temporary:
+        write_tiff(_sitk_array(volume), volume.spacing, metadata, is_2d, temporary, compress, volume.source.path)
 
 
 def _write_nifti(volume: Volume, path: Path, keep_storage: bool = True) -> None:

@@ -1,0 +1,354 @@
+"""TIFF through tifffile: stacks of pages, tiles, any compression, and the layouts microscopy writes (ImageJ
+hyperstacks, OME-TIFF) with their channels, z spacing and physical pixel size.
+
+ITK's TIFF reader (under SimpleITK) reads a tiled 16-bit grey TIFF through its 8-bit RGBA fallback (the data's
+low bits lost), takes an ImageJ hyperstack's channels for slices (a 2-channel z-stack of 8 slices as 16 slices,
+channels interleaved, so a 2.5D model mixed them), and ignores ImageJ's and OME's pixel sizes.
+
+Axes (tifffile's letters): ``Y`` and ``X`` are the plane; ``S`` (samples: RGB, RGBA) and ``C`` (channels) are the
+volume's components, each denoised on its own (an alpha sample is dropped, as for other formats); every other axis
+(``Z``, ``I`` and ``Q`` for plain page stacks, ``T`` of a 2D time-lapse) runs along the slice axis. A time series
+of volumes (``T`` and ``Z`` both longer than 1) is refused rather than read as one volume.
+
+Pixel sizes are read into millimetres (the library's unit): OME's ``PhysicalSize`` (micrometres by default);
+ImageJ's ``unit``, ``spacing`` and resolution tags; otherwise the resolution tags in inches or centimetres (as ITK
+reads them), 1 mm without a unit. Written back the way they were read (same layout, axes and unit), so Fiji and
+OME readers see what they saw in the source.
+"""
+
+from __future__ import annotations
+
+import logging
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["TiffLayout", "probe_tiff", "read_tiff", "write_tiff"]
+
+logger = logging.getLogger(__name__)
+
+#: millimetres per unit, for the unit names ImageJ and OME write (lower case)
+_MM_PER_UNIT = {
+    "m": 1e3,
+    "cm": 10.0,
+    "centimeter": 10.0,
+    "mm": 1.0,
+    "millimeter": 1.0,
+    "um": 1e-3,
+    "µm": 1e-3,
+    "\u03bcm": 1e-3,
+    "micron": 1e-3,
+    "microns": 1e-3,
+    "micrometer": 1e-3,
+    "nm": 1e-6,
+    "nanometer": 1e-6,
+    "inch": 25.4,
+    "in": 25.4,
+}
+#: ImageJ hyperstacks hold these pixel types only
+_IMAGEJ_DTYPES = ("uint8", "uint16", "float32")
+#: metadata keys of a volume read from TIFF (strings, as every :attr:`Volume.metadata` value)
+LAYOUT_KEY, AXES_KEY, UNIT_KEY, PHOTOMETRIC_KEY = "tiff_layout", "tiff_axes", "tiff_unit", "tiff_photometric"
+
+
+@dataclass(frozen=True)
+class TiffLayout:
+    """How a TIFF file arranges an image, as far as writing it back needs.
+
+    Attributes:
+        kind: ``"imagej"``, ``"ome"`` or ``"plain"``.
+        components: ``"C"`` (channels), ``"S"`` (samples: RGB) or ``""`` (scalar).
+        unit: the unit the file gives pixel sizes in (``"micron"``, ``"µm"``, ``"mm"``...; ``""``: none).
+        photometric: ``"miniswhite"`` (0 is white) or ``"palette"`` (values index a grey map or an ImageJ LUT,
+            written back with the source's map), else ``""``.
+    """
+
+    kind: str = "plain"
+    components: str = ""
+    unit: str = ""
+    photometric: str = ""
+
+    def metadata(self) -> dict[str, str]:
+        return {
+            LAYOUT_KEY: self.kind,
+            AXES_KEY: self.components,
+            UNIT_KEY: self.unit,
+            PHOTOMETRIC_KEY: self.photometric,
+        }
+
+    @staticmethod
+    def from_metadata(metadata: dict[str, str]) -> TiffLayout:
+        return TiffLayout(
+            metadata.get(LAYOUT_KEY, "plain"),
+            metadata.get(AXES_KEY, ""),
+            metadata.get(UNIT_KEY, ""),
+            metadata.get(PHOTOMETRIC_KEY, ""),
+        )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How a series' axes map to ``(Z, Y, X[, C])``."""
+
+    order: tuple[int, ...]  # transposition to (slice axes..., Y, X, component axes...)
+    shape: tuple[int, int, int]
+    components: int  # after an alpha sample is dropped
+    alpha: bool
+    is_2d: bool
+    layout: TiffLayout
+
+
+def _plan(label: str, axes: str, shape: tuple[int, ...], kind: str) -> _Plan:
+    axes = axes.upper()
+    if "Y" not in axes or "X" not in axes:
+        raise InputError(f"{label}: a TIFF series with axes {axes!r} has no image plane (Y and X)")
+    sizes = dict(zip(axes, shape, strict=True))
+    if sizes.get("T", 1) > 1 and sizes.get("Z", 1) > 1:
+        raise InputError(
+            f"{label}: a time series of volumes ({sizes['T']} frames of {sizes['Z']} slices, axes {axes}); save it as "
+            "a 4D NIfTI or NRRD file, which are read as series, or as one TIFF per frame"
+        )
+    component_axes = [i for i, a in enumerate(axes) if a in "CS"]
+    slice_axes = [i for i, a in enumerate(axes) if a not in "CSYX"]
+    order = (*slice_axes, axes.index("Y"), axes.index("X"), *component_axes)
+    depth = int(np.prod([shape[i] for i in slice_axes])) if slice_axes else 1
+    count = int(np.prod([shape[i] for i in component_axes])) if component_axes else 1
+    letters = "".join(axes[i] for i in component_axes)
+    alpha = letters == "S" and count in (2, 4)  # grey + alpha, RGBA
+    layout = TiffLayout(kind, "C" if "C" in letters else ("S" if letters else ""))
+    return _Plan(
+        order=order,
+        shape=(depth, sizes["Y"], sizes["X"]),
+        components=count - 1 if alpha else count,
+        alpha=alpha,
+        is_2d=not slice_axes or (all(shape[i] == 1 for i in slice_axes) and "Z" not in axes),
+        layout=layout,
+    )
+
+
+def _open(path: Path):
+    import tifffile
+
+    try:
+        return tifffile.TiffFile(str(path))
+    except Exception as exc:  # noqa: BLE001 - tifffile raises several types for files that are not TIFF
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise InputError(f"{path}: cannot read as TIFF ({reason})") from exc
+
+
+def _layout_kind(tif) -> str:
+    return "ome" if tif.is_ome else ("imagej" if tif.is_imagej else "plain")
+
+
+def probe_tiff(path: Path) -> tuple[_Plan, np.dtype]:
+    """The layout of a TIFF's first image series and its pixel type, from its tags only.
+
+    Raises:
+        InputError: not a TIFF, no image plane, or a time series of volumes.
+    """
+    with _open(path) as tif:
+        if not tif.series:
+            raise InputError(f"{path}: the TIFF file holds no image")
+        if len(tif.series) > 1:
+            logger.info("%s holds %d image series; reading the first", path, len(tif.series))
+        series = tif.series[0]
+        plan = _plan(str(path), series.axes, tuple(series.shape), _layout_kind(tif))
+        dtype = np.dtype(series.dtype)
+        if dtype == np.bool_:
+            raise InputError(f"{path}: a 1-bit (bilevel) TIFF holds a mask or line art, not an image to denoise")
+        colours = _colour_palette(tif.pages.first, tif.is_imagej)
+        if colours is not None:
+            return replace(plan, components=3), colours.dtype
+        return plan, dtype.newbyteorder("=")
+
+
+def read_tiff(path: Path) -> tuple[np.ndarray, tuple[float, float, float], dict[str, str], bool]:
+    """The pixels of a TIFF's first series as ``(Z, Y, X)`` or ``(Z, Y, X, C)``, native byte order.
+
+    Returns:
+        ``(array, spacing, metadata, is_2d)``: spacing ``(x, y, z)`` in mm; metadata the layout to write back
+        (:class:`TiffLayout`).
+
+    Raises:
+        InputError: as :func:`probe_tiff`, or the pixel data cannot be decoded.
+    """
+    with _open(path) as tif:
+        series = tif.series[0]
+        plan = _plan(str(path), series.axes, tuple(series.shape), _layout_kind(tif))
+        try:
+            data = series.asarray()
+        except Exception as exc:  # noqa: BLE001 - codecs raise many types for truncated or corrupt data
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise InputError(f"{path}: cannot decode the TIFF image ({reason})") from exc
+        spacing, unit = _pixel_size(tif, plan.layout.kind)
+        page = tif.pages.first
+        colours = _colour_palette(page, tif.is_imagej)
+        photometric = {1: "", 0: "miniswhite", 3: "palette"}.get(int(page.photometric), "")
+    if colours is not None:  # a colour palette (not grey, not an ImageJ LUT) is a colour image: RGB, as ITK reads it
+        data, plan, photometric = np.moveaxis(colours[:, data], 0, -1), replace(plan, components=3), ""
+        plan = replace(plan, order=(*plan.order, len(plan.order)))
+    data = np.transpose(data, plan.order)
+    if plan.components > 1 or plan.alpha:
+        data = data.reshape(*plan.shape, -1)
+        if plan.alpha:
+            data = data[..., :-1]
+        if data.shape[-1] == 1:
+            data = data[..., 0]
+    else:
+        data = data.reshape(plan.shape)
+    array = np.ascontiguousarray(data)
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
+    layout = TiffLayout(plan.layout.kind, "S" if colours is not None else plan.layout.components, unit, photometric)
+    return array, spacing, layout.metadata(), plan.is_2d
+
+
+def _colour_palette(page, imagej: bool) -> np.ndarray | None:
+    """A palette page's colour map ``(3, entries)`` when its colours are not grey and the file is not ImageJ's (an
+    ImageJ LUT colours a measurement for display); None otherwise, and the indices are the image."""
+    if int(page.photometric) != 3 or imagej or page.colormap is None:
+        return None
+    colormap = np.asarray(page.colormap)
+    if np.array_equal(colormap[0], colormap[1]) and np.array_equal(colormap[1], colormap[2]):
+        return None
+    return colormap
+
+
+def _pixel_size(tif, kind: str) -> tuple[tuple[float, float, float], str]:
+    """``((x, y, z) in mm, unit the file uses)``; 1 mm where the file gives no physical size."""
+    if kind == "ome":
+        found = _ome_pixel_size(tif.ome_metadata or "")
+        if found is not None:
+            return found
+    page = tif.pages.first
+    x, y = _resolution(page, "XResolution"), _resolution(page, "YResolution")
+    if kind == "imagej":
+        values = tif.imagej_metadata or {}
+        unit = str(values.get("unit", "")).strip()
+        scale = _MM_PER_UNIT.get(unit.lower())
+        if scale is not None and x and y:
+            z = float(values.get("spacing", 1.0) or 1.0)
+            return (scale / x, scale / y, scale * z if z > 0 else scale), unit
+        return (1.0, 1.0, 1.0), ""
+    unit_tag = page.tags.get("ResolutionUnit")
+    scale = {2: 25.4, 3: 10.0}.get(int(unit_tag.value) if unit_tag is not None else 2) if x and y else None
+    if scale is None:
+        return (1.0, 1.0, 1.0), ""
+    return (scale / x, scale / y, 1.0), "cm" if scale == 10.0 else "inch"
+
+
+def _resolution(page, name: str) -> float | None:
+    """Pixels per unit from a resolution tag (a fraction), or None when missing, zero or not finite."""
+    tag = page.tags.get(name)
+    if tag is None:
+        return None
+    value = tag.value
+    number = value[0] / value[1] if isinstance(value, tuple) and value[1] else float(value) if value else 0.0
+    return number if np.isfinite(number) and number > 0 else None
+
+
+def _ome_pixel_size(xml: str) -> tuple[tuple[float, float, float], str] | None:
+    try:
+        root = ElementTree.fromstring(xml)
+    except ElementTree.ParseError:
+        return None
+    pixels = next(
+        (element for element in root.iter() if element.tag.endswith("}Pixels") or element.tag == "Pixels"), None
+    )
+    if pixels is None or "PhysicalSizeX" not in pixels.attrib:
+        return None
+    unit = pixels.attrib.get("PhysicalSizeXUnit", "µm")
+    sizes = []
+    for axis in "XYZ":
+        scale = _MM_PER_UNIT.get(pixels.attrib.get(f"PhysicalSize{axis}Unit", unit).lower())
+        try:
+            value = float(pixels.attrib.get(f"PhysicalSize{axis}", "nan"))
+        except ValueError:
+            value = float("nan")
+        sizes.append(value * scale if scale is not None and np.isfinite(value) and value > 0 else None)
+    if sizes[0] is None or sizes[1] is None:
+        return None
+    return (sizes[0], sizes[1], sizes[2] or 1.0), unit
+
+
+def _source_colormap(source: str, dtype: np.dtype) -> np.ndarray | None:
+    """The colour map of the TIFF ``source`` when its size fits ``dtype`` (8 or 16 bits), else None."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(source) as tif:
+            colormap = tif.pages.first.colormap
+    except Exception:  # noqa: BLE001 - the source changed since it was read: write grey
+        return None
+    if colormap is None or dtype.kind != "u" or np.asarray(colormap).shape[-1] != 2 ** (8 * dtype.itemsize):
+        return None
+    return np.asarray(colormap)
+
+
+def write_tiff(
+    array: np.ndarray,
+    spacing: tuple[float, float, float],
+    metadata: dict[str, str],
+    is_2d: bool,
+    target: Path,
+    compress: bool = True,
+    source: str = "",
+) -> None:
+    """Write ``(Z, Y, X[, C])`` pixels as TIFF in the layout of ``metadata`` (:class:`TiffLayout`; plain by default).
+
+    Args:
+        array: the pixels, native byte order.
+        spacing: ``(x, y, z)`` in mm.
+        metadata: the source's layout keys, if it was a TIFF.
+        is_2d: write one page (``Z`` must be 1).
+        target: the file to write (the caller makes it atomic).
+        compress: deflate-compress the pages.
+        source: the TIFF the volume was read from (its palette is copied to a palette layout's output).
+    """
+    import tifffile
+
+    layout = TiffLayout.from_metadata(metadata)
+    components = array.shape[3] if array.ndim == 4 else 1
+    channels = components > 1 and (layout.components == "C" or components not in (3, 4))
+    kind = layout.kind
+    if kind == "imagej" and (
+        array.dtype.name not in _IMAGEJ_DTYPES or components > 1 and not channels and array.dtype != np.uint8
+    ):
+        kind = "plain"  # ImageJ holds 8- and 16-bit integers and float32, and RGB of 8 bits only
+    if kind == "plain" and channels:
+        kind = "ome"  # plain TIFF has no channel axis; OME's is read by tifffile, Fiji and Bio-Formats
+    # a TIFF source without a physical unit gets none back (its 1 mm is a placeholder); other sources' mm are real
+    sized = layout.unit.lower() in _MM_PER_UNIT or LAYOUT_KEY not in metadata
+    unit = layout.unit if layout.unit.lower() in _MM_PER_UNIT else ("µm" if kind == "ome" else "mm")
+    per_unit = _MM_PER_UNIT[unit.lower()] if kind != "plain" else 10.0
+    x, y, z = (value / per_unit for value in spacing)
+    data = np.moveaxis(array, 3, 1) if channels else array  # (Z, C, Y, X) for a channel axis
+    axes = "ZCYX" if channels else "ZYXS" if components > 1 else "ZYX"
+    if is_2d and data.shape[0] == 1:
+        data, axes = data[0], axes[1:]
+    options: dict[str, object] = {"compression": "zlib" if compress else None}
+    if components > 1 and not channels:
+        options["photometric"] = "rgb"
+    elif not channels:
+        options["photometric"] = "miniswhite" if layout.photometric == "miniswhite" else "minisblack"
+        colormap = _source_colormap(source, array.dtype) if layout.photometric == "palette" else None
+        if colormap is not None:
+            options.update(photometric="palette", colormap=colormap)
+    if kind == "imagej":
+        extra: dict[str, object] = {"axes": axes}
+        if sized:
+            extra.update(unit=unit, **({"spacing": z} if "Z" in axes else {}))
+            options["resolution"] = (1 / x, 1 / y)
+        tifffile.imwrite(target, data, imagej=True, metadata=extra, **options)
+    elif kind == "ome":
+        extra = {"axes": axes}
+        if sized:
+            for axis, size in zip("XYZ", (x, y, z) if "Z" in axes else (x, y), strict=False):
+                extra.update({f"PhysicalSize{axis}": size, f"PhysicalSize{axis}Unit": unit})
+        tifffile.imwrite(target, data, ome=True, metadata=extra, **options)
+    else:
+        tifffile.imwrite(target, data, resolution=(1 / x, 1 / y), resolutionunit="CENTIMETER", metadata=None, **options)

@@ -1,0 +1,133 @@
+"""TIFF as microscopy writes it, read with tifffile: tiled 16-bit pages exactly (ITK's reader fell back to 8-bit
+RGBA), ImageJ hyperstacks with their channels as components (ITK interleaved them as slices), ImageJ's and OME's
+physical pixel sizes in mm, and each written back in its own layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from meddenoiselib.cli import main
+from meddenoiselib.errors import InputError
+from meddenoiselib.io import Volume, read_volume, write_volume
+
+
+def _stack(ct_crop: np.ndarray, depth: int = 6) -> np.ndarray:
+    """A 16-bit z-stack of the real CT crop, each slice shifted (structure that changes along z)."""
+    return np.stack([np.roll(ct_crop, 3 * k, axis=1) for k in range(depth)]) * 40000 + 1000
+
+
+def test_a_tiled_16_bit_tiff_reads_exactly(tmp_path, ct_crop):
+    image = _stack(ct_crop, 1)[0].astype(np.uint16)
+    path = tmp_path / "tiled.tif"
+    tifffile.imwrite(path, image, tile=(32, 32), compression="zlib")
+    volume = read_volume(path)
+    assert volume.array.dtype == np.uint16 and volume.num_components == 1
+    np.testing.assert_array_equal(volume.array[0], image)
+
+
+def test_an_imagej_hyperstack_keeps_its_channels_apart_and_its_microns(tmp_path, ct_crop):
+    rng = np.random.default_rng(0)
+    signal = _stack(ct_crop)
+    # channel 0: the image with noise; channel 1: an empty channel with its own faint noise
+    channels = np.stack([signal + rng.normal(0, 1500, signal.shape), 200 + rng.normal(0, 20, signal.shape)], axis=1)
+    data = np.clip(channels, 0, 65535).astype(np.uint16)  # (Z, C, Y, X)
+    path = tmp_path / "cells.tif"
+    tifffile.imwrite(
+        path, data, imagej=True, resolution=(1 / 0.2, 1 / 0.2), metadata={"axes": "ZCYX", "unit": "um", "spacing": 0.8}
+    )
+    volume = read_volume(path)
+    assert volume.shape == (6, 128, 128) and volume.num_components == 2
+    np.testing.assert_array_equal(volume.array, np.moveaxis(data, 1, -1))
+    assert volume.spacing == pytest.approx((0.0002, 0.0002, 0.0008))  # 0.2 um pixels, 0.8 um slices, in mm
+
+    out = tmp_path / "cells_dn.tif"
+    assert main(["denoise", str(path), str(out), "--quiet"]) == 0
+    with tifffile.TiffFile(out) as written:
+        assert written.is_imagej and written.series[0].axes == "ZCYX"
+        assert written.imagej_metadata["unit"] == "um" and written.imagej_metadata["spacing"] == pytest.approx(0.8)
+        x_resolution = written.pages.first.tags["XResolution"].value
+        assert x_resolution[0] / x_resolution[1] == pytest.approx(5.0)
+        result = written.asarray().astype(np.float64)
+    assert result.shape == data.shape
+    # the empty channel stays empty: read as slices, its neighbours along z were the image channel's (ITK's reading
+    # put the two channels' slices in turn), and a 2.5D model would carry the image into it
+    empty = result[:, 1]
+    assert np.abs(empty - 200).max() < 60 and np.corrcoef(empty.ravel(), signal.ravel())[0, 1] < 0.1
+    # and the image channel is denoised
+    before = np.sqrt(np.mean((data[:, 0] - signal) ** 2))
+    after = np.sqrt(np.mean((result[:, 0] - signal) ** 2))
+    assert after < 0.6 * before
+
+
+def test_ome_tiff_physical_sizes_round_trip(tmp_path, ct_crop):
+    data = _stack(ct_crop).astype(np.uint16)
+    path = tmp_path / "stack.ome.tif"
+    sizes = {"PhysicalSizeX": 0.35, "PhysicalSizeY": 0.35, "PhysicalSizeZ": 2.0}
+    tifffile.imwrite(path, data, ome=True, metadata={"axes": "ZYX", **sizes})  # micrometres by default
+    volume = read_volume(path)
+    assert volume.spacing == pytest.approx((0.00035, 0.00035, 0.002))
+    back = read_volume(write_volume(volume.with_array(volume.array + 1), tmp_path / "out.ome.tif"))
+    assert back.spacing == pytest.approx(volume.spacing)
+    np.testing.assert_array_equal(back.array, volume.array + 1)
+
+
+@pytest.mark.parametrize("unit, mm_per_unit", [("CENTIMETER", 10.0), ("INCH", 25.4)])
+def test_plain_tiff_resolution_is_read_in_mm_and_written_back(tmp_path, ct_crop, unit, mm_per_unit):
+    data = _stack(ct_crop, 1)[0].astype(np.uint16)
+    path = tmp_path / "scan.tif"
+    tifffile.imwrite(path, data, resolution=(40.0, 50.0), resolutionunit=unit)
+    volume = read_volume(path)
+    assert volume.spacing[:2] == pytest.approx((mm_per_unit / 40, mm_per_unit / 50))
+    back = read_volume(write_volume(volume, tmp_path / "copy.tif"))
+    assert back.spacing[:2] == pytest.approx(volume.spacing[:2]) and back.source.is_2d
+    # a NIfTI-like volume's mm go to TIFF too
+    other = Volume(np.zeros((3, 8, 9), np.float32), spacing=(0.5, 0.25, 3.0))
+    assert read_volume(write_volume(other, tmp_path / "v.tif")).spacing[:2] == pytest.approx((0.5, 0.25))
+
+
+def test_a_time_series_of_volumes_is_refused_naming_the_axes(tmp_path):
+    path = tmp_path / "timelapse.tif"
+    tifffile.imwrite(path, np.zeros((3, 4, 16, 16), np.uint16), imagej=True, metadata={"axes": "TZYX"})
+    with pytest.raises(InputError, match=r"timelapse.tif: a time series of volumes \(3 frames of 4 slices"):
+        read_volume(path)
+
+
+def test_palette_miniswhite_and_bilevel_tiff(tmp_path, ct_crop):
+    indices = (_stack(ct_crop, 1)[0] / 41000 * 255).astype(np.uint8)
+    grey = np.tile(np.arange(256, dtype=np.uint16) * 257, (3, 1))
+    colour = grey.copy()
+    colour[1] = 0  # magenta shades
+    # a grey palette (or an ImageJ LUT) colours the measurement: the indices are denoised, the map written back
+    tifffile.imwrite(tmp_path / "grey.tif", indices, photometric="palette", colormap=grey)
+    volume = read_volume(tmp_path / "grey.tif")
+    np.testing.assert_array_equal(volume.array[0], indices)
+    write_volume(volume, tmp_path / "grey_out.tif")
+    with tifffile.TiffFile(tmp_path / "grey_out.tif") as written:
+        assert written.pages.first.photometric == 3
+        np.testing.assert_array_equal(written.pages.first.colormap, grey)
+    # a colour palette is a colour image, read as RGB as ITK reads it
+    tifffile.imwrite(tmp_path / "colour.tif", indices, photometric="palette", colormap=colour)
+    rgb = read_volume(tmp_path / "colour.tif")
+    assert rgb.num_components == 3 and rgb.array.dtype == np.uint16
+    np.testing.assert_array_equal(rgb.array[0, ..., 0], indices.astype(np.uint16) * 257)
+    assert not rgb.array[..., 1].any()
+    # 0 is white: the values are kept as stored, and so is the photometric tag that says how to show them
+    tifffile.imwrite(tmp_path / "white.tif", indices, photometric="miniswhite")
+    write_volume(read_volume(tmp_path / "white.tif"), tmp_path / "white_out.tif")
+    with tifffile.TiffFile(tmp_path / "white_out.tif") as written:
+        assert written.pages.first.photometric == 0
+        np.testing.assert_array_equal(written.asarray(), indices)
+    tifffile.imwrite(tmp_path / "mask.tif", indices > 100)
+    with pytest.raises(InputError, match="mask.tif: a 1-bit"):
+        read_volume(tmp_path / "mask.tif")
+
+
+@pytest.mark.parametrize("compression", ["lzw", "jpeg", "packbits"])
+def test_compressed_tiff_decodes(tmp_path, ct_crop, compression):
+    image = (_stack(ct_crop, 1)[0] / 41000 * 255).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "c.tif", image, compression=compression)
+    volume = read_volume(tmp_path / "c.tif")
+    tolerance = 8 if compression == "jpeg" else 0
+    np.testing.assert_allclose(volume.array[0].astype(int), image.astype(int), atol=tolerance)
