@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
-from ..errors import MedDenoiseError, OptionError, OutputError
+from ..errors import InputError, MedDenoiseError, OptionError, OutputError
 from .options import (
     EXIT_FAILED,
     EXIT_OK,
@@ -73,6 +73,10 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
     check_series_uid(source, args)
     series = is_series_file(source)
     header = probe_series(source) if series else probe_volume(source, series_uid=args.series_uid)
+    if getattr(header, "segmentation", ""):
+        raise InputError(
+            f"{source}: {header.segmentation}, not an image to denoise (as --mask it restricts denoising to its inside)"
+        )
     plan = plan_series_output if series else plan_output
     protected = input_paths([source, *header.files, *([args.mask] if getattr(args, "mask", None) else [])])
     image = plan(

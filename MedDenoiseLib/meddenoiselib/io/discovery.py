@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -11,7 +12,12 @@ from ..errors import InputError
 from .formats import detect_format
 from .itk_messages import itk_messages_logged
 
-__all__ = ["check_links", "find_inputs", "is_dicom_folder"]
+__all__ = ["SEGMENTATION_SUFFIX", "check_links", "find_inputs", "is_dicom_folder"]
+
+logger = logging.getLogger(__name__)
+
+#: 3D Slicer's segmentation files: label maps with segment names, not images
+SEGMENTATION_SUFFIX = ".seg.nrrd"
 
 
 def check_links(folder: str | Path) -> None:
@@ -50,7 +56,8 @@ def find_inputs(folder: str | Path, recursive: bool = False) -> list[Path]:
     """The readable inputs in a folder, sorted: supported image files and DICOM series sub-folders.
 
     A folder that itself holds a DICOM series is one input (the folder). Otherwise every file with a supported
-    suffix is an input (``.dcm`` files only when they are not part of a series folder), and with ``recursive``
+    suffix is an input (``.dcm`` files only when they are not part of a series folder; not 3D Slicer's
+    segmentations, ``.seg.nrrd``, which a saved Slicer scene keeps beside its volumes), and with ``recursive``
     sub-folders are searched too, each DICOM series sub-folder counting as one input.
 
     Args:
@@ -74,7 +81,9 @@ def find_inputs(folder: str | Path, recursive: bool = False) -> list[Path]:
     for entry in entries:
         if entry.name.startswith("."):
             continue
-        if entry.is_file() and detect_format(entry) is not None:
+        if entry.is_file() and entry.name.lower().endswith(SEGMENTATION_SUFFIX):
+            logger.info("%s: a 3D Slicer segmentation, not an image to denoise; skipped", entry)
+        elif entry.is_file() and detect_format(entry) is not None:
             found.append(entry)
         elif entry.is_dir():
             if is_dicom_folder(entry):

@@ -46,6 +46,8 @@ class VolumeHeader:
         dicom: for DICOM input, the ordered stack of files (internal to the readers and writers).
         nbytes: the size of the decoded array in bytes.
         frames: for a 4D series (:func:`~meddenoiselib.io.series.probe_series`), the number of frames; else 1.
+        segmentation: what kind of label map the file says it is (a 3D Slicer segmentation, a NIfTI label
+            intent), else empty: readable (as a mask), but not an image to denoise.
     """
 
     path: str
@@ -59,6 +61,7 @@ class VolumeHeader:
     dicom: DicomStack | None = None
     nbytes: int = 0
     frames: int = 1
+    segmentation: str = ""
 
 
 def probe_volume(path: str | Path, series_uid: str | None = None, max_bytes: int | None = None) -> VolumeHeader:
@@ -195,6 +198,7 @@ def _probe_nifti(path: Path, max_bytes: int | None) -> VolumeHeader:
         is_2d=len(shape) == 2,
         files=(label,),
         nbytes=nbytes,
+        segmentation="a NIfTI label map (intent NIFTI_INTENT_LABEL)" if int(header["intent_code"]) == 1002 else "",
     )
 
 
@@ -358,6 +362,7 @@ def _probe_with_sitk(path: Path, fmt: str, max_bytes: int | None) -> VolumeHeade
     _check_pixel_type(label, dtype)
     _check_geometry(label, reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection())
     data_bytes, encoding, data_files = _data_extent(path, fmt)
+    segmentation = _slicer_segmentation(path) if fmt == "nrrd" else ""
     full = tuple(reversed(size)) + ((components,) if components > 1 else ())
     nbytes = check_claimed_size(label, full, dtype, data_bytes=data_bytes, encoding=encoding, max_bytes=max_bytes)
     zyx = tuple(reversed(size))
@@ -371,7 +376,17 @@ def _probe_with_sitk(path: Path, fmt: str, max_bytes: int | None) -> VolumeHeade
         is_2d=dimension == 2 or fmt in IMAGE_2D_FORMATS,
         files=(label, *data_files),
         nbytes=nbytes,
+        segmentation=segmentation,
     )
+
+
+def _slicer_segmentation(path: Path) -> str:
+    """``"a 3D Slicer segmentation (segments a, b)"`` when a NRRD header has Slicer's segment fields, else ``""``."""
+    values, _ = _text_header(path)
+    if "segmentation_masterrepresentation" not in values and "segment0_id" not in values:
+        return ""
+    names = [value for key, value in values.items() if key.startswith("segment") and key.endswith("_name")]
+    return "a 3D Slicer segmentation" + (f" (segments {', '.join(names[:5])})" if names else "")
 
 
 # ------------------------------------------------------------------------------------------------- DICOM
