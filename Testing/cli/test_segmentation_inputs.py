@@ -70,3 +70,24 @@ def test_a_nifti_label_map_is_refused(tmp_path, capsys):
     assert "atlas.nii.gz: a NIfTI label map (intent NIFTI_INTENT_LABEL), not an image to denoise" in (
         capsys.readouterr().err
     )
+
+
+def test_a_one_bit_png_is_refused_as_input_and_used_as_mask(tmp_path, mr_png, capsys):
+    from PIL import Image
+    from skimage.io import imread
+
+    grey = imread(mr_png)
+    inside = grey > 60
+    Image.fromarray(inside).save(tmp_path / "mask.png")  # 1-bit
+    assert main(["denoise", str(tmp_path / "mask.png"), str(tmp_path / "o.png"), "--quiet"]) == 1
+    assert "mask.png: a 1-bit (bilevel) PNG, a mask or line art, not an image to denoise" in capsys.readouterr().err
+    noisy = np.clip(grey + np.random.default_rng(0).normal(0, 12, grey.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(noisy).save(tmp_path / "noisy.png")
+    out = tmp_path / "masked.png"
+    assert main(["denoise", str(tmp_path / "noisy.png"), str(out), "--mask", str(tmp_path / "mask.png"), "-q"]) == 0
+    result = imread(out).astype(float)
+    np.testing.assert_array_equal(result[~inside], noisy[~inside])
+    # inside, denoised: the error against the clean slice falls from ~12 grey levels to under half
+    assert np.sqrt(np.mean((result - grey)[inside] ** 2)) < 0.5 * np.sqrt(
+        np.mean((noisy - grey.astype(float))[inside] ** 2)
+    )

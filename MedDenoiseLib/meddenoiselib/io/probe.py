@@ -21,6 +21,7 @@ from .dicom_frames import check_dicom_size, read_dicom_image
 from .formats import IMAGE_2D_FORMATS, as_path, detect_format, format_name
 from .itk_messages import c_stderr_logged, itk_messages_logged, itk_reason
 from .limits import Encoding, check_claimed_size
+from .raster import GREY, GREY_ALPHA, PALETTE, bmp_bits, png_has_gray_palette, png_header
 from .tiff import probe_tiff
 
 __all__ = ["VolumeHeader", "bmp_has_gray_palette", "probe_volume", "sitk_read_error", "text_header_data_files"]
@@ -46,8 +47,8 @@ class VolumeHeader:
         dicom: for DICOM input, the ordered stack of files (internal to the readers and writers).
         nbytes: the size of the decoded array in bytes.
         frames: for a 4D series (:func:`~meddenoiselib.io.series.probe_series`), the number of frames; else 1.
-        segmentation: what kind of label map the file says it is (a 3D Slicer segmentation, a NIfTI label
-            intent), else empty: readable (as a mask), but not an image to denoise.
+        mask_kind: what kind of mask or label map the file is (a 3D Slicer segmentation, a NIfTI label intent, a
+            1-bit image), else empty: readable (as a mask), but not an image to denoise.
     """
 
     path: str
@@ -61,7 +62,7 @@ class VolumeHeader:
     dicom: DicomStack | None = None
     nbytes: int = 0
     frames: int = 1
-    segmentation: str = ""
+    mask_kind: str = ""
 
 
 def probe_volume(path: str | Path, series_uid: str | None = None, max_bytes: int | None = None) -> VolumeHeader:
@@ -198,7 +199,7 @@ def _probe_nifti(path: Path, max_bytes: int | None) -> VolumeHeader:
         is_2d=len(shape) == 2,
         files=(label,),
         nbytes=nbytes,
-        segmentation="a NIfTI label map (intent NIFTI_INTENT_LABEL)" if int(header["intent_code"]) == 1002 else "",
+        mask_kind="a NIfTI label map (intent NIFTI_INTENT_LABEL)" if int(header["intent_code"]) == 1002 else "",
     )
 
 
@@ -294,6 +295,11 @@ def _data_extent(path: Path, fmt: str) -> tuple[int | None, str, tuple[str, ...]
     return max(size - offset, 0), kind, ()
 
 
+def _grey_palette_png(path: Path) -> bool:
+    header = png_header(path)
+    return header is not None and header.colour_type == PALETTE and png_has_gray_palette(path)
+
+
 def bmp_has_gray_palette(path: Path) -> bool:
     """Whether a BMP is 8-bit with a gray palette (each entry's blue, green and red equal)."""
     try:
@@ -318,6 +324,7 @@ def _probe_tiff(path: Path, max_bytes: int | None) -> VolumeHeader:
     plan, dtype = probe_tiff(path)
     label = str(path)
     _check_pixel_type(label, dtype)
+    mask_kind = "a 1-bit (bilevel) TIFF, a mask or line art" if dtype == np.bool_ else ""
     full = plan.shape + ((plan.components,) if plan.components > 1 else ())
     nbytes = check_claimed_size(label, full, dtype, max_bytes=max_bytes)
     return VolumeHeader(
@@ -329,13 +336,34 @@ def _probe_tiff(path: Path, max_bytes: int | None) -> VolumeHeader:
         is_2d=plan.is_2d,
         files=(label,),
         nbytes=nbytes,
+        mask_kind=mask_kind,
     )
+
+
+def _grey_alpha_png(path: Path, fmt: str, max_bytes: int | None) -> VolumeHeader | None:
+    """Refuse a 1-bit BMP (ITK reads 8, 24 and 32 bits), and describe a grey + alpha PNG (ITK cannot read two
+    components; :func:`~.raster.decode_png` can); None for every other file."""
+    label = str(path)
+    if fmt == "bmp" and bmp_bits(path) == 1:
+        raise InputError(f"{label}: 1-bit (bilevel) BMP is not supported; save it as an 8-bit BMP or PNG")
+    png = png_header(path) if fmt == "png" else None
+    if png is None or png.colour_type != GREY_ALPHA:
+        return None
+    dtype = np.dtype(np.uint16 if png.bit_depth == 16 else np.uint8)
+    shape = (1, png.height, png.width)
+    nbytes = check_claimed_size(
+        label, (*shape[1:], 2), dtype, data_bytes=os.path.getsize(path), encoding=Encoding.DEFLATE, max_bytes=max_bytes
+    )
+    return VolumeHeader(label, "png", shape, 1, dtype, True, (label,), nbytes=nbytes // 2)
 
 
 def _probe_with_sitk(path: Path, fmt: str, max_bytes: int | None) -> VolumeHeader:
     import SimpleITK as sitk
 
     label = str(path)
+    special = _grey_alpha_png(path, fmt, max_bytes)
+    if special is not None:
+        return special
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
@@ -356,13 +384,18 @@ def _probe_with_sitk(path: Path, fmt: str, max_bytes: int | None) -> VolumeHeade
         raise InputError(f"{label}: image has a zero-size axis (size {size})")
     if components not in (1, 3, 4):
         raise InputError(f"{label}: {components}-component pixels are not supported")
-    if fmt == "bmp" and components == 3 and bmp_has_gray_palette(path):
-        components = 1  # an 8-bit grayscale BMP: ITK expands its palette to RGB; the reader folds it back
+    if components == 3 and (
+        (fmt == "bmp" and bmp_has_gray_palette(path)) or (fmt == "png" and _grey_palette_png(path))
+    ):
+        components = 1  # an 8-bit grey palette: ITK expands it to RGB; the reader folds it back
     dtype = sitk.GetArrayFromImage(sitk.Image([1] * len(size), reader.GetPixelID(), components)).dtype
     _check_pixel_type(label, dtype)
     _check_geometry(label, reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection())
     data_bytes, encoding, data_files = _data_extent(path, fmt)
-    segmentation = _slicer_segmentation(path) if fmt == "nrrd" else ""
+    mask_kind = _slicer_segmentation(path) if fmt == "nrrd" else ""
+    png = png_header(path) if fmt == "png" else None
+    if png is not None and png.bit_depth == 1 and png.colour_type == GREY:
+        mask_kind = "a 1-bit (bilevel) PNG, a mask or line art"
     full = tuple(reversed(size)) + ((components,) if components > 1 else ())
     nbytes = check_claimed_size(label, full, dtype, data_bytes=data_bytes, encoding=encoding, max_bytes=max_bytes)
     zyx = tuple(reversed(size))
@@ -376,7 +409,7 @@ def _probe_with_sitk(path: Path, fmt: str, max_bytes: int | None) -> VolumeHeade
         is_2d=dimension == 2 or fmt in IMAGE_2D_FORMATS,
         files=(label, *data_files),
         nbytes=nbytes,
-        segmentation=segmentation,
+        mask_kind=mask_kind,
     )
 
 

@@ -17,6 +17,7 @@ from ..transforms.missing import missing_values
 from .dicom import read_dicom_stack
 from .itk_messages import c_stderr_logged, itk_messages_logged
 from .probe import VolumeHeader, probe_volume, sitk_read_error
+from .raster import GREY_ALPHA, decode_png, png_header
 from .tiff import read_tiff
 from .volume import SourceInfo, Volume
 
@@ -124,6 +125,12 @@ def volume_from_sitk(image: sitk.Image, source: SourceInfo, metadata: dict[str, 
 
 
 def _read_with_sitk(path: Path, header: VolumeHeader) -> Volume:
+    png = png_header(path) if header.format == "png" else None
+    if png is not None and png.colour_type == GREY_ALPHA:  # ITK cannot read two components; the alpha is dropped
+        grey = decode_png(path)[..., 0]
+        return Volume(
+            np.ascontiguousarray(grey)[np.newaxis], source=SourceInfo(path=str(path), format="png", is_2d=True)
+        )
     try:
         with itk_messages_logged(), c_stderr_logged():
             image = sitk.ReadImage(str(path))
@@ -134,7 +141,7 @@ def _read_with_sitk(path: Path, header: VolumeHeader) -> Volume:
     if volume.num_components == 4:
         # RGBA: the alpha channel is not image content; keep RGB.
         volume = volume.with_array(volume.array[..., :3])
-    if header.format == "bmp" and header.components == 1 and volume.num_components == 3:
+    if header.format in ("bmp", "png") and header.components == 1 and volume.num_components == 3:
         volume = volume.with_array(np.ascontiguousarray(volume.array[..., 0]))  # a gray palette expanded to RGB
     if header.is_2d and volume.array.ndim >= 3 and volume.shape[0] != 1:
         raise InputError(f"{path}: a {header.format} file holds one 2D image, this one decodes to {volume.shape}")

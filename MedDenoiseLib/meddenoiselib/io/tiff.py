@@ -158,8 +158,6 @@ def probe_tiff(path: Path) -> tuple[_Plan, np.dtype]:
         series = tif.series[0]
         plan = _plan(str(path), series.axes, tuple(series.shape), _layout_kind(tif))
         dtype = np.dtype(series.dtype)
-        if dtype == np.bool_:
-            raise InputError(f"{path}: a 1-bit (bilevel) TIFF holds a mask or line art, not an image to denoise")
         colours = _colour_palette(tif.pages.first, tif.is_imagej)
         if colours is not None:
             return replace(plan, components=3), colours.dtype
