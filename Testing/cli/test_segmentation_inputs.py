@@ -4,6 +4,8 @@ a segmentation still restricts denoising."""
 
 from __future__ import annotations
 
+import json
+
 import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
@@ -43,6 +45,9 @@ def test_segmentations_are_refused_skipped_in_folders_and_usable_as_masks(tmp_pa
     assert "Segmentation.seg.nrrd: a 3D Slicer segmentation (segments tumour), not an image to denoise" in (
         capsys.readouterr().err
     )
+
+    assert main(["info", str(seg), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mask"].startswith("a 3D Slicer segmentation (segments tumour): usable")
 
     # a saved scene: the volume is denoised, the segmentation beside it skipped
     volume = sitk.ReadImage(str(mr_nifti))[:24, :24, :4]

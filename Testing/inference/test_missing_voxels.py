@@ -113,3 +113,14 @@ def test_cli_denoises_a_4d_series_with_nan_and_keeps_it_in_every_output(tmp_path
     assert values["voxels_without_data_nan"] == int(cut.sum())
     assert all(np.isfinite(values[key]) for key in ("residual_std", "residual_mean", "noise_sigma_after_0_255"))
     assert np.isfinite(values["value_range_before"]).all() and np.isfinite(values["value_range_after"]).all()
+
+
+def test_info_reports_the_voxels_without_data_and_the_range_of_the_rest(tmp_path, mr_nifti, capsys):
+    head = nib.load(mr_nifti)
+    values = np.asarray(head.dataobj).astype(np.float32)
+    values[:10] = np.nan
+    nib.save(nib.Nifti1Image(values, head.affine), tmp_path / "cut.nii.gz")
+    assert main(["info", str(tmp_path / "cut.nii.gz"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["voxels_without_data_nan"] == 10 * 58 * 24
+    assert info["min"] == float(np.nanmin(values)) and info["max"] == float(np.nanmax(values))

@@ -42,6 +42,8 @@ def _info_of_folder(path: Path, args: argparse.Namespace) -> int:
                     "dtype": str(header.dtype),
                 }
             )
+            if header.mask_kind:
+                entries[-1]["mask"] = header.mask_kind
             if header.frames > 1:
                 entries[-1]["frames"] = header.frames
         except MedDenoiseError as exc:
@@ -57,22 +59,25 @@ def _info_of_folder(path: Path, args: argparse.Namespace) -> int:
                 shape = "x".join(map(str, entry["shape_zyx"])) + (
                     f", {entry['frames']} frames" if "frames" in entry else ""
                 )
-                sys.stdout.write(f"{Path(entry['path']).name}  {entry['format']}  {shape}  {entry['dtype']}\n")
+                mask = f"  ({entry['mask']}: not denoised)" if "mask" in entry else ""
+                sys.stdout.write(f"{Path(entry['path']).name}  {entry['format']}  {shape}  {entry['dtype']}{mask}\n")
     return EXIT_FAILED if failed else EXIT_OK
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..io import list_dicom_series, read_volume
+    from ..io import list_dicom_series, probe_volume, read_volume
     from ..io.discovery import is_dicom_folder
 
     path = Path(args.input)
     if path.is_dir() and not is_dicom_folder(path):
         return _info_of_folder(path, args)
     check_series_uid(path, args)
+    header = probe_volume(path, series_uid=args.series_uid)
     volume = read_volume(path, series_uid=args.series_uid)
     array = volume.array
+    missing = int(np.count_nonzero(np.isnan(array))) if array.dtype.kind == "f" else 0
     keys = {
         "0008|0060": "Modality",
         "0008|103e": "SeriesDescription",
@@ -94,12 +99,20 @@ def cmd_info(args: argparse.Namespace) -> int:
         "spacing_xyz_mm": list(volume.spacing),
         "origin_lps_mm": list(volume.origin),
         "direction": volume.direction.round(6).tolist(),
-        "min": float(array.min()),
-        "max": float(array.max()),
-        "mean": float(np.mean(array, dtype=np.float64)),
+        "min": float(np.nanmin(array)),
+        "max": float(np.nanmax(array)),
+        "mean": float(np.nanmean(array, dtype=np.float64)),
         "is_2d": volume.source.is_2d,
         "dicom": {name: volume.metadata[key] for key, name in keys.items() if key in volume.metadata},
     }
+    if missing:
+        info["voxels_without_data_nan"] = missing  # left out of min, max and mean; denoise keeps them NaN
+    if header.mask_kind:
+        info["mask"] = f"{header.mask_kind}: usable as --mask, not as an image to denoise"
+    if volume.source.format == "tiff" and volume.metadata.get("tiff_layout", "plain") != "plain":
+        unit = volume.metadata.get("tiff_unit")
+        size = f"pixel sizes in {unit}" if unit else "no pixel size (1 mm assumed)"
+        info["tiff"] = f"{volume.metadata['tiff_layout']} layout, {size}"
     if volume.source.grid_problem:
         info["grid_problem"] = volume.source.grid_problem
     if path.is_dir() and is_dicom_folder(path):
