@@ -124,3 +124,26 @@ def test_info_reports_the_voxels_without_data_and_the_range_of_the_rest(tmp_path
     info = json.loads(capsys.readouterr().out)
     assert info["voxels_without_data_nan"] == 10 * 58 * 24
     assert info["min"] == float(np.nanmin(values)) and info["max"] == float(np.nanmax(values))
+
+
+def test_simulated_noise_keeps_no_data_and_references_or_training_images_must_be_complete(tmp_path, mr_nifti):
+    from meddenoiselib.errors import InputError
+    from meddenoiselib.evaluation.compare import load_references
+    from meddenoiselib.io import read_volume
+    from meddenoiselib.training.data import load_training_images
+    from meddenoiselib.transforms import parse_noise_spec, simulate_volume
+
+    head = nib.load(mr_nifti)
+    values = np.asarray(head.dataobj).astype(np.float32)
+    values[:, :20] = np.nan
+    path = tmp_path / "cut.nii.gz"
+    nib.save(nib.Nifti1Image(values, head.affine), path)
+    volume = read_volume(path)
+    noisy = simulate_volume(volume, parse_noise_spec("rician:5%"), seed=1).array
+    np.testing.assert_array_equal(np.isnan(noisy), np.isnan(volume.array))
+    spread = np.nanstd(noisy - volume.array)
+    assert 0.5 * 0.05 * np.nanpercentile(volume.array, 99) < spread < 2 * 0.05 * np.nanpercentile(volume.array, 99)
+    with pytest.raises(InputError, match=r"cut.nii.gz: 27840 voxels hold no data \(NaN\); a clean reference needs"):
+        load_references([path])
+    with pytest.raises(InputError, match="a training image needs a complete image"):
+        load_training_images([path])

@@ -18,6 +18,7 @@ from ..io import read_volume
 from ..io.atomic import write_text_atomic
 from ..io.volume import Volume
 from ..transforms.intensity import fit_scaling, sigma_from_255
+from ..transforms.missing import require_complete
 from ..transforms.noise import make_noise_transform
 from .metrics import psnr, ssim
 
@@ -210,6 +211,7 @@ def load_references(paths: Sequence[str | Path], max_slices: int = 3) -> list[tu
             raise InputError(f"{path}: no images or DICOM series found in this folder")
         for item in items:
             volume = read_volume(item)
+            require_complete(volume.array, str(item), "a clean reference")
             if min(volume.shape[1:]) < 11:
                 raise InputError(
                     f"{item}: a {volume.shape[1]}x{volume.shape[2]} image is smaller than the 11x11 "

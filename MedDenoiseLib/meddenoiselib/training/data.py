@@ -18,6 +18,7 @@ from ..errors import MedDenoiseError
 from ..io import Volume, find_inputs, read_volume
 from ..transforms.ct_padding import fill_outside_reconstruction, outside_reconstruction
 from ..transforms.intensity import IntensityScaling, ScalingMode, fit_scaling
+from ..transforms.missing import require_complete
 from ..transforms.noise import (
     BODY_THRESHOLD_HU,
     CTScanner,
@@ -127,7 +128,9 @@ def _volumes(paths: Sequence[str | Path]):
         if is_pack_selection(path):
             yield from pack_volumes(str(path))
     for item in expand_inputs(files) if files else []:
-        yield item, read_volume(item)
+        volume = read_volume(item)
+        require_complete(volume.array, str(item), "a training image")
+        yield item, volume
 
 
 def ct_training_terms(

@@ -14,7 +14,7 @@ from scipy import ndimage
 
 from ..errors import InputError
 
-__all__ = ["fill_from_nearest", "fill_missing", "missing_values"]
+__all__ = ["fill_from_nearest", "fill_missing", "missing_values", "require_complete"]
 
 
 def missing_values(array: np.ndarray, label: str = "the image") -> np.ndarray | None:
@@ -42,6 +42,16 @@ def missing_values(array: np.ndarray, label: str = "the image") -> np.ndarray | 
     if missing.all():
         raise InputError(f"{label} holds no data: every voxel is NaN")
     return missing
+
+
+def require_complete(array: np.ndarray, label: str, use: str) -> None:
+    """Refuse an image with voxels without data (NaN) where every voxel must be known (a clean reference, a training
+    image), naming ``label`` and the ``use``; and, as :func:`missing_values`, one with infinite values."""
+    missing = missing_values(array, label)
+    if missing is not None:
+        raise InputError(
+            f"{label}: {int(missing.sum())} voxels hold no data (NaN); {use} needs a complete image (crop or fill them)"
+        )
 
 
 def fill_from_nearest(values: np.ndarray, missing: np.ndarray, empty: float, mirror: bool = False) -> None:

@@ -10,6 +10,7 @@ import torch
 
 from ...io.volume import Volume
 from ..intensity import IntensityScaling, ScalingMode, fit_scaling
+from ..missing import fill_missing, missing_values
 from .apply import add_noise
 from .spec import NoiseKind, NoiseSpec
 
@@ -54,6 +55,12 @@ def simulate_volume(
     Raises:
         ValueError: ``ct-lowdose`` on a volume whose DICOM Modality is not CT.
     """
+    missing = missing_values(volume.array, volume.source.path or "the volume")
+    if missing is not None:  # no data (NaN) stays no data: noise is simulated on a filled copy, then NaN put back
+        filled = volume.with_array(fill_missing(volume.array, missing, volume.num_components > 1))
+        array = simulate_volume(filled, spec, seed, scaling_mode, float_output, on_slice).array
+        array[missing] = np.nan
+        return volume.with_array(array)
     modality = volume.metadata.get("0008|0060", "").strip().upper()
     if spec.kind == NoiseKind.CT_LOWDOSE and modality and modality != "CT":
         raise ValueError(f"ct-lowdose noise needs a CT image in HU, but the DICOM Modality is {modality}")
