@@ -131,3 +131,18 @@ def test_compressed_tiff_decodes(tmp_path, ct_crop, compression):
     volume = read_volume(tmp_path / "c.tif")
     tolerance = 8 if compression == "jpeg" else 0
     np.testing.assert_allclose(volume.array[0].astype(int), image.astype(int), atol=tolerance)
+
+
+def test_a_truncated_stack_is_refused_not_cut_short_and_quiet_stays_quiet(tmp_path, ct_crop, capfd):
+    data = _stack(ct_crop, 8).astype(np.uint16)
+    whole = tmp_path / "whole.tif"
+    tifffile.imwrite(whole, data, imagej=True, metadata={"axes": "ZYX"})
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(whole.read_bytes()[: 3 * data[0].nbytes])  # the first pages only: tifffile reads what is there
+    with pytest.raises(InputError, match="cut.tif: the TIFF file is truncated or corrupt"):
+        read_volume(cut)
+    assert main(["denoise", str(cut), str(tmp_path / "out.tif"), "--quiet"]) == 1
+    assert capfd.readouterr().err.strip().splitlines() == [
+        f"error: {cut}: the TIFF file is truncated or corrupt (ImageJ series metadata invalid or corrupted file)"
+    ]
+    assert not (tmp_path / "out.tif").exists()

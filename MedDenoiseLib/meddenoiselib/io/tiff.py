@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import logging
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -130,6 +132,40 @@ def _plan(label: str, axes: str, shape: tuple[int, ...], kind: str) -> _Plan:
     )
 
 
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(" ".join(record.getMessage().split()))
+
+
+#: tifffile's warnings that mean the file holds less than it says (pages cut off, offsets past its end)
+_DAMAGE_WORDS = ("offset", "corrupt", "truncat", "invalid")
+
+
+@contextmanager
+def _checked(path: Path) -> Iterator[None]:
+    """Run tifffile on ``path`` with its warnings caught: they go to the DEBUG log instead of the terminal, and one
+    that says the file is damaged (tifffile then returns the pages before the damage) refuses the file."""
+    records = _Records()
+    source = logging.getLogger("tifffile")
+    source.addHandler(records)
+    propagate, source.propagate = source.propagate, False
+    try:
+        yield
+    finally:
+        source.removeHandler(records)
+        source.propagate = propagate
+    for message in records.messages:
+        logger.debug("%s: tifffile: %s", path, message)
+    damage = [m for m in records.messages if any(word in m.lower() for word in _DAMAGE_WORDS)]
+    if damage:
+        reason = damage[0].split("> ", 1)[-1][:200]
+        raise InputError(f"{path}: the TIFF file is truncated or corrupt ({reason})")
+
+
 def _open(path: Path):
     import tifffile
 
@@ -150,7 +186,7 @@ def probe_tiff(path: Path) -> tuple[_Plan, np.dtype]:
     Raises:
         InputError: not a TIFF, no image plane, or a time series of volumes.
     """
-    with _open(path) as tif:
+    with _checked(path), _open(path) as tif:
         if not tif.series:
             raise InputError(f"{path}: the TIFF file holds no image")
         if len(tif.series) > 1:
@@ -174,7 +210,7 @@ def read_tiff(path: Path) -> tuple[np.ndarray, tuple[float, float, float], dict[
     Raises:
         InputError: as :func:`probe_tiff`, or the pixel data cannot be decoded.
     """
-    with _open(path) as tif:
+    with _checked(path), _open(path) as tif:
         series = tif.series[0]
         plan = _plan(str(path), series.axes, tuple(series.shape), _layout_kind(tif))
         try:
