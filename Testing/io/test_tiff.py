@@ -146,3 +146,23 @@ def test_a_truncated_stack_is_refused_not_cut_short_and_quiet_stays_quiet(tmp_pa
         f"error: {cut}: the TIFF file is truncated or corrupt (ImageJ series metadata invalid or corrupted file)"
     ]
     assert not (tmp_path / "out.tif").exists()
+
+
+@pytest.mark.parametrize("flavour", ["imagej", "ome"])
+def test_a_2d_time_lapse_goes_back_as_frames_with_its_interval(tmp_path, ct_crop, flavour):
+    data = _stack(ct_crop, 5).astype(np.uint16)
+    path = tmp_path / "lapse.tif"
+    if flavour == "imagej":
+        tifffile.imwrite(path, data, imagej=True, metadata={"axes": "TYX", "finterval": 2.5})
+    else:
+        tifffile.imwrite(path, data, ome=True, metadata={"axes": "TYX", "TimeIncrement": 2.5})
+    volume = read_volume(path)
+    assert volume.shape == (5, 128, 128) and not volume.source.is_2d  # frames run along the slice axis
+    out = write_volume(volume.with_array(volume.array + 3), tmp_path / "out.tif")
+    with tifffile.TiffFile(out) as written:
+        assert written.series[0].axes == "TYX"
+        if flavour == "imagej":
+            assert written.imagej_metadata["frames"] == 5 and written.imagej_metadata["finterval"] == 2.5
+        else:
+            assert 'TimeIncrement="2.5"' in written.ome_metadata
+        np.testing.assert_array_equal(written.asarray(), data + 3)

@@ -109,10 +109,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         info["voxels_without_data_nan"] = missing  # left out of min, max and mean; denoise keeps them NaN
     if header.mask_kind:
         info["mask"] = f"{header.mask_kind}: usable as --mask, not as an image to denoise"
-    if volume.source.format == "tiff" and volume.metadata.get("tiff_layout", "plain") != "plain":
+    if volume.source.format == "tiff" and volume.metadata.get("tiff_kind", "plain") != "plain":
         unit = volume.metadata.get("tiff_unit")
         size = f"pixel sizes in {unit}" if unit else "no pixel size (1 mm assumed)"
-        info["tiff"] = f"{volume.metadata['tiff_layout']} layout, {size}"
+        frames = ", a time-lapse (frames as slices)" if volume.metadata.get("tiff_stack") == "T" else ""
+        info["tiff"] = f"{volume.metadata['tiff_kind']} layout, {size}{frames}"
     if volume.source.grid_problem:
         info["grid_problem"] = volume.source.grid_problem
     if path.is_dir() and is_dicom_folder(path):

@@ -54,7 +54,8 @@ _MM_PER_UNIT = {
 #: ImageJ hyperstacks hold these pixel types only
 _IMAGEJ_DTYPES = ("uint8", "uint16", "float32")
 #: metadata keys of a volume read from TIFF (strings, as every :attr:`Volume.metadata` value)
-LAYOUT_KEY, AXES_KEY, UNIT_KEY, PHOTOMETRIC_KEY = "tiff_layout", "tiff_axes", "tiff_unit", "tiff_photometric"
+LAYOUT_KEY = "tiff_kind"
+_FIELDS = ("kind", "components", "unit", "photometric", "stack", "interval")
 
 
 @dataclass(frozen=True)
@@ -67,29 +68,26 @@ class TiffLayout:
         unit: the unit the file gives pixel sizes in (``"micron"``, ``"µm"``, ``"mm"``...; ``""``: none).
         photometric: ``"miniswhite"`` (0 is white) or ``"palette"`` (values index a grey map or an ImageJ LUT,
             written back with the source's map), else ``""``.
+        stack: the axis the slices run along in an ImageJ or OME file: ``"Z"``, or ``"T"`` for a 2D time-lapse
+            (its frames are the volume's slices, and go back as frames).
+        interval: for ``"T"``, the time between frames as the file gives it (ImageJ ``finterval``, OME
+            ``TimeIncrement``), else ``""``.
     """
 
     kind: str = "plain"
     components: str = ""
     unit: str = ""
     photometric: str = ""
+    stack: str = "Z"
+    interval: str = ""
 
     def metadata(self) -> dict[str, str]:
-        return {
-            LAYOUT_KEY: self.kind,
-            AXES_KEY: self.components,
-            UNIT_KEY: self.unit,
-            PHOTOMETRIC_KEY: self.photometric,
-        }
+        return {f"tiff_{name}": str(getattr(self, name)) for name in _FIELDS}
 
     @staticmethod
     def from_metadata(metadata: dict[str, str]) -> TiffLayout:
-        return TiffLayout(
-            metadata.get(LAYOUT_KEY, "plain"),
-            metadata.get(AXES_KEY, ""),
-            metadata.get(UNIT_KEY, ""),
-            metadata.get(PHOTOMETRIC_KEY, ""),
-        )
+        defaults = TiffLayout()
+        return TiffLayout(**{name: metadata.get(f"tiff_{name}", getattr(defaults, name)) for name in _FIELDS})
 
 
 @dataclass(frozen=True)
@@ -121,7 +119,8 @@ def _plan(label: str, axes: str, shape: tuple[int, ...], kind: str) -> _Plan:
     count = int(np.prod([shape[i] for i in component_axes])) if component_axes else 1
     letters = "".join(axes[i] for i in component_axes)
     alpha = letters == "S" and count in (2, 4)  # grey + alpha, RGBA
-    layout = TiffLayout(kind, "C" if "C" in letters else ("S" if letters else ""))
+    stacked = "".join(axes[i] for i in slice_axes if shape[i] > 1)
+    layout = TiffLayout(kind, "C" if "C" in letters else ("S" if letters else ""), stack="T" if stacked == "T" else "Z")
     return _Plan(
         order=order,
         shape=(depth, sizes["Y"], sizes["X"]),
@@ -219,6 +218,7 @@ def read_tiff(path: Path) -> tuple[np.ndarray, tuple[float, float, float], dict[
             reason = " ".join(str(exc).split())[:200] or type(exc).__name__
             raise InputError(f"{path}: cannot decode the TIFF image ({reason})") from exc
         spacing, unit = _pixel_size(tif, plan.layout.kind)
+        interval = _frame_interval(tif) if plan.layout.stack == "T" else ""
         page = tif.pages.first
         colours = _colour_palette(page, tif.is_imagej)
         photometric = {1: "", 0: "miniswhite", 3: "palette"}.get(int(page.photometric), "")
@@ -237,8 +237,24 @@ def read_tiff(path: Path) -> tuple[np.ndarray, tuple[float, float, float], dict[
     array = np.ascontiguousarray(data)
     if not array.dtype.isnative:
         array = array.astype(array.dtype.newbyteorder("="))
-    layout = TiffLayout(plan.layout.kind, "S" if colours is not None else plan.layout.components, unit, photometric)
+    layout = replace(
+        plan.layout,
+        components="S" if colours is not None else plan.layout.components,
+        unit=unit,
+        photometric=photometric,
+        interval=interval,
+    )
     return array, spacing, layout.metadata(), plan.is_2d
+
+
+def _frame_interval(tif) -> str:
+    """The time between frames of an ImageJ (``finterval``) or OME (``TimeIncrement``) time-lapse, as text."""
+    if tif.is_imagej:
+        return str((tif.imagej_metadata or {}).get("finterval", ""))
+    if tif.is_ome:
+        pixels = _ome_pixels(tif.ome_metadata or "")
+        return pixels.attrib.get("TimeIncrement", "") if pixels is not None else ""
+    return ""
 
 
 def _colour_palette(page, imagej: bool) -> np.ndarray | None:
@@ -285,14 +301,17 @@ def _resolution(page, name: str) -> float | None:
     return number if np.isfinite(number) and number > 0 else None
 
 
-def _ome_pixel_size(xml: str) -> tuple[tuple[float, float, float], str] | None:
+def _ome_pixels(xml: str):
+    """The first ``Pixels`` element of OME-XML, or None."""
     try:
         root = ElementTree.fromstring(xml)
     except ElementTree.ParseError:
         return None
-    pixels = next(
-        (element for element in root.iter() if element.tag.endswith("}Pixels") or element.tag == "Pixels"), None
-    )
+    return next((element for element in root.iter() if element.tag.rpartition("}")[2] == "Pixels"), None)
+
+
+def _ome_pixel_size(xml: str) -> tuple[tuple[float, float, float], str] | None:
+    pixels = _ome_pixels(xml)
     if pixels is None or "PhysicalSizeX" not in pixels.attrib:
         return None
     unit = pixels.attrib.get("PhysicalSizeXUnit", "µm")
@@ -307,6 +326,14 @@ def _ome_pixel_size(xml: str) -> tuple[tuple[float, float, float], str] | None:
     if sizes[0] is None or sizes[1] is None:
         return None
     return (sizes[0], sizes[1], sizes[2] or 1.0), unit
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if np.isfinite(value) and value > 0 else None
 
 
 def _source_colormap(source: str, dtype: np.dtype) -> np.ndarray | None:
@@ -364,6 +391,8 @@ def write_tiff(
     axes = "ZCYX" if channels else "ZYXS" if components > 1 else "ZYX"
     if is_2d and data.shape[0] == 1:
         data, axes = data[0], axes[1:]
+    elif kind != "plain" and layout.stack == "T":
+        axes = "T" + axes[1:]  # a time-lapse's frames go back as frames
     options: dict[str, object] = {"compression": "zlib" if compress else None}
     if components > 1 and not channels:
         options["photometric"] = "rgb"
@@ -377,12 +406,16 @@ def write_tiff(
         if sized:
             extra.update(unit=unit, **({"spacing": z} if "Z" in axes else {}))
             options["resolution"] = (1 / x, 1 / y)
+        if "T" in axes and _number(layout.interval):
+            extra["finterval"] = _number(layout.interval)
         tifffile.imwrite(target, data, imagej=True, metadata=extra, **options)
     elif kind == "ome":
         extra = {"axes": axes}
         if sized:
             for axis, size in zip("XYZ", (x, y, z) if "Z" in axes else (x, y), strict=False):
                 extra.update({f"PhysicalSize{axis}": size, f"PhysicalSize{axis}Unit": unit})
+        if "T" in axes and _number(layout.interval):
+            extra["TimeIncrement"] = _number(layout.interval)
         tifffile.imwrite(target, data, ome=True, metadata=extra, **options)
     else:
         tifffile.imwrite(target, data, resolution=(1 / x, 1 / y), resolutionunit="CENTIMETER", metadata=None, **options)
