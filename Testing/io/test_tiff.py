@@ -47,7 +47,7 @@ def test_an_imagej_hyperstack_keeps_its_channels_apart_and_its_microns(tmp_path,
     with tifffile.TiffFile(out) as written:
         assert written.is_imagej and written.series[0].axes == "ZCYX"
         assert written.imagej_metadata["unit"] == "um" and written.imagej_metadata["spacing"] == pytest.approx(0.8)
-        x_resolution = written.pages.first.tags["XResolution"].value
+        x_resolution = written.pages[0].tags["XResolution"].value
         assert x_resolution[0] / x_resolution[1] == pytest.approx(5.0)
         result = written.asarray().astype(np.float64)
     assert result.shape == data.shape
@@ -105,8 +105,8 @@ def test_palette_miniswhite_and_bilevel_tiff(tmp_path, ct_crop):
     np.testing.assert_array_equal(volume.array[0], indices)
     write_volume(volume, tmp_path / "grey_out.tif")
     with tifffile.TiffFile(tmp_path / "grey_out.tif") as written:
-        assert written.pages.first.photometric == 3
-        np.testing.assert_array_equal(written.pages.first.colormap, grey)
+        assert written.pages[0].photometric == 3
+        np.testing.assert_array_equal(written.pages[0].colormap, grey)
     # a colour palette is a colour image, read as RGB as ITK reads it
     tifffile.imwrite(tmp_path / "colour.tif", indices, photometric="palette", colormap=colour)
     rgb = read_volume(tmp_path / "colour.tif")
@@ -117,7 +117,7 @@ def test_palette_miniswhite_and_bilevel_tiff(tmp_path, ct_crop):
     tifffile.imwrite(tmp_path / "white.tif", indices, photometric="miniswhite")
     write_volume(read_volume(tmp_path / "white.tif"), tmp_path / "white_out.tif")
     with tifffile.TiffFile(tmp_path / "white_out.tif") as written:
-        assert written.pages.first.photometric == 0
+        assert written.pages[0].photometric == 0
         np.testing.assert_array_equal(written.asarray(), indices)
     # a 1-bit TIFF reads (as a mask); the CLI refuses to denoise it (Testing/cli/test_segmentation_inputs.py)
     tifffile.imwrite(tmp_path / "mask.tif", indices > 100)

@@ -193,7 +193,7 @@ def probe_tiff(path: Path) -> tuple[_Plan, np.dtype]:
         series = tif.series[0]
         plan = _plan(str(path), series.axes, tuple(series.shape), _layout_kind(tif))
         dtype = np.dtype(series.dtype)
-        colours = _colour_palette(tif.pages.first, tif.is_imagej)
+        colours = _colour_palette(tif.pages[0], tif.is_imagej)
         if colours is not None:
             return replace(plan, components=3), colours.dtype
         return plan, dtype.newbyteorder("=")
@@ -219,7 +219,7 @@ def read_tiff(path: Path) -> tuple[np.ndarray, tuple[float, float, float], dict[
             raise InputError(f"{path}: cannot decode the TIFF image ({reason})") from exc
         spacing, unit = _pixel_size(tif, plan.layout.kind)
         interval = _frame_interval(tif) if plan.layout.stack == "T" else ""
-        page = tif.pages.first
+        page = tif.pages[0]
         colours = _colour_palette(page, tif.is_imagej)
         photometric = {1: "", 0: "miniswhite", 3: "palette"}.get(int(page.photometric), "")
     if colours is not None:  # a colour palette (not grey, not an ImageJ LUT) is a colour image: RGB, as ITK reads it
@@ -274,7 +274,7 @@ def _pixel_size(tif, kind: str) -> tuple[tuple[float, float, float], str]:
         found = _ome_pixel_size(tif.ome_metadata or "")
         if found is not None:
             return found
-    page = tif.pages.first
+    page = tif.pages[0]
     x, y = _resolution(page, "XResolution"), _resolution(page, "YResolution")
     if kind == "imagej":
         values = tif.imagej_metadata or {}
@@ -342,7 +342,7 @@ def _source_colormap(source: str, dtype: np.dtype) -> np.ndarray | None:
 
     try:
         with tifffile.TiffFile(source) as tif:
-            colormap = tif.pages.first.colormap
+            colormap = tif.pages[0].colormap
     except Exception:  # noqa: BLE001 - the source changed since it was read: write grey
         return None
     if colormap is None or dtype.kind != "u" or np.asarray(colormap).shape[-1] != 2 ** (8 * dtype.itemsize):
