@@ -10,7 +10,7 @@ import tifffile
 
 from meddenoiselib.cli import main
 from meddenoiselib.errors import InputError
-from meddenoiselib.io import Volume, read_volume, write_volume
+from meddenoiselib.io import Volume, read_series, read_volume, write_volume
 
 
 def _stack(ct_crop: np.ndarray, depth: int = 6) -> np.ndarray:
@@ -87,11 +87,37 @@ def test_plain_tiff_resolution_is_read_in_mm_and_written_back(tmp_path, ct_crop,
     assert read_volume(write_volume(other, tmp_path / "v.tif")).spacing[:2] == pytest.approx((0.5, 0.25))
 
 
-def test_a_time_series_of_volumes_is_refused_naming_the_axes(tmp_path):
+def test_a_time_series_of_volumes_is_a_series_through_the_cli(tmp_path, ct_crop):
+    rng = np.random.default_rng(1)
+    clean = np.stack([_stack(ct_crop, 4) * (1 + 0.05 * t) for t in range(3)])  # (T, Z, Y, X)
+    noisy = np.clip(clean + rng.normal(0, 1500, clean.shape), 0, 65535).astype(np.uint16)
     path = tmp_path / "timelapse.tif"
-    tifffile.imwrite(path, np.zeros((3, 4, 16, 16), np.uint16), imagej=True, metadata={"axes": "TZYX"})
-    with pytest.raises(InputError, match=r"timelapse.tif: a time series of volumes \(3 frames of 4 slices"):
+    tifffile.imwrite(
+        path,
+        noisy,
+        imagej=True,
+        resolution=(5, 5),
+        metadata={"axes": "TZYX", "unit": "um", "spacing": 0.8, "finterval": 30},
+    )
+    with pytest.raises(
+        InputError, match=r"timelapse.tif: a time series of volumes \(3 frames of 4 slices.*read_series"
+    ):
         read_volume(path)
+    series = read_series(path)
+    assert series.array.shape == (3, 4, 128, 128) and series.spacing == pytest.approx((0.0002, 0.0002, 0.0008))
+
+    out, residual = tmp_path / "out.tif", tmp_path / "residual.tif"
+    assert main(["denoise", str(path), str(out), "--residual", str(residual), "--quiet"]) == 0
+    with tifffile.TiffFile(out) as written:
+        assert written.series[0].axes == "TZYX" and written.series[0].dtype == np.uint16
+        metadata = written.imagej_metadata
+        assert (metadata["frames"], metadata["slices"], metadata["unit"]) == (3, 4, "um")
+        assert metadata["spacing"] == pytest.approx(0.8) and metadata["finterval"] == pytest.approx(30)
+        result = written.asarray().astype(float)
+    with tifffile.TiffFile(residual) as written:
+        assert written.series[0].axes == "TZYX" and written.series[0].dtype == np.float32
+    # measured: RMS error against the clean frames 1492 -> 683 (kpn-general, frame by frame)
+    assert np.sqrt(np.mean((result - clean) ** 2)) < 0.6 * np.sqrt(np.mean((noisy - clean) ** 2))
 
 
 def test_palette_miniswhite_and_bilevel_tiff(tmp_path, ct_crop):

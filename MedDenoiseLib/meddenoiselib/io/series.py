@@ -23,6 +23,7 @@ from .limits import Encoding, check_claimed_size
 from .nifti import scaled_integer_storage
 from .nrrd import NrrdLayout, is_nrrd_series, read_nrrd_series, write_nrrd_series
 from .outputs import ImageSpec, PlannedOutput, plan_output
+from .tiff import TiffLayout, probe_tiff, read_tiff, write_tiff
 from .volume import SourceInfo, Volume
 
 __all__ = ["VolumeSeries", "is_series_file", "probe_series", "read_series", "write_series"]
@@ -103,13 +104,20 @@ class VolumeSeries:
 
 
 def is_series_file(path: str | Path) -> bool:
-    """Whether ``path`` is a 4D NIfTI or NRRD with more than one frame (cheap: reads the header only)."""
+    """Whether ``path`` is a 4D NIfTI or NRRD with more than one frame, or a TIFF time series of volumes (ImageJ or
+    OME ``T`` and ``Z`` both longer than 1) (cheap: reads the header only)."""
     path = Path(path)
     if not path.is_file():
         return False
     fmt = detect_format(path)
     if fmt == "nrrd":
         return is_nrrd_series(path)
+    if fmt == "tiff":
+        try:
+            probe_tiff(path, series=True)
+        except MedDenoiseError:
+            return False  # not a series (read_volume reports a damaged file)
+        return True
     if fmt == "nifti":
         try:
             import nibabel as nib
@@ -122,7 +130,7 @@ def is_series_file(path: str | Path) -> bool:
 
 
 def read_series(path: str | Path) -> VolumeSeries:
-    """Read a 4D NIfTI or NRRD file.
+    """Read a 4D NIfTI or NRRD file, or a TIFF time series of volumes.
 
     Raises:
         MedDenoiseError: the file is missing, not 4D, unreadable, or holds infinite voxels or no data (all NaN).
@@ -143,8 +151,15 @@ def read_series(path: str | Path) -> VolumeSeries:
         series = VolumeSeries(
             array, spacing, origin, direction, label, tuple(values), SourceInfo(path=str(path), format="nrrd"), layout
         )
+    elif fmt == "tiff":
+        array, spacing, metadata, _ = read_tiff(path, series=True)
+        layout = TiffLayout.from_metadata(metadata)
+        series = VolumeSeries(array, spacing, frame_label="time", source=SourceInfo(path=str(path), format="tiff"),
+                              layout=layout)  # fmt: skip
     else:
-        raise MedDenoiseError(f"{path}: 4D images are read from NIfTI (.nii, .nii.gz) or NRRD (.nrrd) files")
+        raise MedDenoiseError(
+            f"{path}: 4D images are read from NIfTI (.nii, .nii.gz), NRRD (.nrrd) or ImageJ / OME TIFF files"
+        )
     if series.array.dtype.kind == "f":
         missing_values(series.array, str(path))  # NaN is no data, denoised around; infinite values are refused
     if series.array.dtype.kind not in "iuf":
@@ -253,8 +268,16 @@ def write_series(
             )
     elif fmt == "nifti":
         _write_nifti_series(series, path, keep_storage=role == "image")
+    elif fmt == "tiff":
+        layout = series.layout if isinstance(series.layout, TiffLayout) else TiffLayout()
+        array = (
+            series.array if series.array.dtype.isnative else series.array.astype(series.array.dtype.newbyteorder("="))
+        )
+        with atomic_file(path, suffix=path.suffix) as temporary:
+            write_tiff(array, series.spacing, layout.metadata(), False, temporary, compress, series.source.path,
+                       frames=True)  # fmt: skip
     else:
-        raise MedDenoiseError(f"{path}: a 4D series is written as .nii, .nii.gz or .nrrd")
+        raise MedDenoiseError(f"{path}: a 4D series is written as .nii, .nii.gz, .nrrd or .tif")
     return path
 
 
@@ -301,10 +324,11 @@ def series_spec(series: VolumeSeries, dtype: np.dtype | str | None = None) -> Im
 def plan_series_output(
     path: str | Path, spec: ImageSpec, role: str = "image", overwrite: bool = False, protected=(), others=()
 ) -> PlannedOutput:
-    """:func:`~.outputs.plan_output` for a 4D series: only NIfTI (``.nii``, ``.nii.gz``) and ``.nrrd`` hold one."""
+    """:func:`~.outputs.plan_output` for a 4D series: only NIfTI (``.nii``, ``.nii.gz``), ``.nrrd`` and TIFF (an
+    ImageJ or OME hyperstack) hold one."""
     path = Path(path)
-    if detect_format(path) not in ("nifti", "nrrd") or path.name.lower().endswith(".nhdr"):
-        raise OutputError(f"{path}: a 4D series is written as .nii, .nii.gz or .nrrd")
+    if detect_format(path) not in ("nifti", "nrrd", "tiff") or path.name.lower().endswith(".nhdr"):
+        raise OutputError(f"{path}: a 4D series is written as .nii, .nii.gz, .nrrd or .tif")
     return plan_output(path, spec, role=role, overwrite=overwrite, protected=protected, others=others)
 
 
@@ -339,6 +363,10 @@ def probe_series(path: str | Path, max_bytes: int | None = None):
             components = 1 if layout.component_axis is None else layout.sizes[layout.component_axis]
             spatial = tuple(layout.sizes[a] for a in layout.spatial_axes)
             files = (str(path), *text_header_data_files(path))
+        elif fmt == "tiff":
+            plan, dtype = probe_tiff(path, series=True)
+            frames, components, spatial = plan.frames, plan.components, tuple(reversed(plan.shape))
+            files = (str(path),)
         else:
             raise InputError(f"{path}: 4D images are read from NIfTI (.nii, .nii.gz) or NRRD (.nrrd) files")
     except MedDenoiseError:

@@ -94,27 +94,32 @@ class TiffLayout:
 class _Plan:
     """How a series' axes map to ``(Z, Y, X[, C])``."""
 
-    order: tuple[int, ...]  # transposition to (slice axes..., Y, X, component axes...)
+    order: tuple[int, ...]  # transposition to ([T,] slice axes..., Y, X, component axes...)
     shape: tuple[int, int, int]
+    frames: int  # a time series of volumes: its T (the first axis after the transposition), else 1
     components: int  # after an alpha sample is dropped
     alpha: bool
     is_2d: bool
     layout: TiffLayout
 
 
-def _plan(label: str, axes: str, shape: tuple[int, ...], kind: str) -> _Plan:
+def _plan(label: str, axes: str, shape: tuple[int, ...], kind: str, series: bool = False) -> _Plan:
     axes = axes.upper()
     if "Y" not in axes or "X" not in axes:
         raise InputError(f"{label}: a TIFF series with axes {axes!r} has no image plane (Y and X)")
     sizes = dict(zip(axes, shape, strict=True))
-    if sizes.get("T", 1) > 1 and sizes.get("Z", 1) > 1:
+    frames = sizes["T"] if sizes.get("T", 1) > 1 and sizes.get("Z", 1) > 1 else 1
+    if frames > 1 and not series:
         raise InputError(
-            f"{label}: a time series of volumes ({sizes['T']} frames of {sizes['Z']} slices, axes {axes}); save it as "
-            "a 4D NIfTI or NRRD file, which are read as series, or as one TIFF per frame"
+            f"{label}: a time series of volumes ({frames} frames of {sizes['Z']} slices, axes {axes}); read it as a "
+            "series (meddenoiselib.io.read_series, as the CLI does)"
         )
+    if series and frames == 1:
+        raise InputError(f"{label}: not a time series of volumes (axes {axes})")
     component_axes = [i for i, a in enumerate(axes) if a in "CS"]
-    slice_axes = [i for i, a in enumerate(axes) if a not in "CSYX"]
-    order = (*slice_axes, axes.index("Y"), axes.index("X"), *component_axes)
+    slice_axes = [i for i, a in enumerate(axes) if a not in "CSYX" and not (frames > 1 and a == "T")]
+    time_axes = [axes.index("T")] if frames > 1 else []
+    order = (*time_axes, *slice_axes, axes.index("Y"), axes.index("X"), *component_axes)
     depth = int(np.prod([shape[i] for i in slice_axes])) if slice_axes else 1
     count = int(np.prod([shape[i] for i in component_axes])) if component_axes else 1
     letters = "".join(axes[i] for i in component_axes)
@@ -124,6 +129,7 @@ def _plan(label: str, axes: str, shape: tuple[int, ...], kind: str) -> _Plan:
     return _Plan(
         order=order,
         shape=(depth, sizes["Y"], sizes["X"]),
+        frames=frames,
         components=count - 1 if alpha else count,
         alpha=alpha,
         is_2d=not slice_axes or (all(shape[i] == 1 for i in slice_axes) and "Z" not in axes),
@@ -179,28 +185,32 @@ def _layout_kind(tif) -> str:
     return "ome" if tif.is_ome else ("imagej" if tif.is_imagej else "plain")
 
 
-def probe_tiff(path: Path) -> tuple[_Plan, np.dtype]:
+def probe_tiff(path: Path, series: bool = False) -> tuple[_Plan, np.dtype]:
     """The layout of a TIFF's first image series and its pixel type, from its tags only.
 
+    Args:
+        series: the file must be a time series of volumes (``T`` and ``Z`` both longer than 1); else it must not.
+
     Raises:
-        InputError: not a TIFF, no image plane, or a time series of volumes.
+        InputError: not a TIFF, no image plane, or (not) a time series of volumes.
     """
     with _checked(path), _open(path) as tif:
         if not tif.series:
             raise InputError(f"{path}: the TIFF file holds no image")
         if len(tif.series) > 1:
             logger.info("%s holds %d image series; reading the first", path, len(tif.series))
-        series = tif.series[0]
-        plan = _plan(str(path), series.axes, tuple(series.shape), _layout_kind(tif))
-        dtype = np.dtype(series.dtype)
+        first = tif.series[0]
+        plan = _plan(str(path), first.axes, tuple(first.shape), _layout_kind(tif), series)
+        dtype = np.dtype(first.dtype)
         colours = _colour_palette(tif.pages[0], tif.is_imagej)
         if colours is not None:
             return replace(plan, components=3), colours.dtype
         return plan, dtype.newbyteorder("=")
 
 
-def read_tiff(path: Path) -> tuple[np.ndarray, tuple[float, float, float], dict[str, str], bool]:
-    """The pixels of a TIFF's first series as ``(Z, Y, X)`` or ``(Z, Y, X, C)``, native byte order.
+def read_tiff(path: Path, series: bool = False) -> tuple[np.ndarray, tuple[float, float, float], dict[str, str], bool]:
+    """The pixels of a TIFF's first series as ``(Z, Y, X)`` or ``(Z, Y, X, C)``, native byte order; with ``series``,
+    of a time series of volumes as ``(T, Z, Y, X[, C])``.
 
     Returns:
         ``(array, spacing, metadata, is_2d)``: spacing ``(x, y, z)`` in mm; metadata the layout to write back
@@ -210,15 +220,15 @@ def read_tiff(path: Path) -> tuple[np.ndarray, tuple[float, float, float], dict[
         InputError: as :func:`probe_tiff`, or the pixel data cannot be decoded.
     """
     with _checked(path), _open(path) as tif:
-        series = tif.series[0]
-        plan = _plan(str(path), series.axes, tuple(series.shape), _layout_kind(tif))
+        first = tif.series[0]
+        plan = _plan(str(path), first.axes, tuple(first.shape), _layout_kind(tif), series)
         try:
-            data = series.asarray()
+            data = first.asarray()
         except Exception as exc:  # noqa: BLE001 - codecs raise many types for truncated or corrupt data
             reason = " ".join(str(exc).split())[:200] or type(exc).__name__
             raise InputError(f"{path}: cannot decode the TIFF image ({reason})") from exc
         spacing, unit = _pixel_size(tif, plan.layout.kind)
-        interval = _frame_interval(tif) if plan.layout.stack == "T" else ""
+        interval = _frame_interval(tif) if plan.layout.stack == "T" or plan.frames > 1 else ""
         page = tif.pages[0]
         colours = _colour_palette(page, tif.is_imagej)
         photometric = {1: "", 0: "miniswhite", 3: "palette"}.get(int(page.photometric), "")
@@ -226,14 +236,15 @@ def read_tiff(path: Path) -> tuple[np.ndarray, tuple[float, float, float], dict[
         data, plan, photometric = np.moveaxis(colours[:, data], 0, -1), replace(plan, components=3), ""
         plan = replace(plan, order=(*plan.order, len(plan.order)))
     data = np.transpose(data, plan.order)
+    shape = (plan.frames, *plan.shape) if plan.frames > 1 else plan.shape
     if plan.components > 1 or plan.alpha:
-        data = data.reshape(*plan.shape, -1)
+        data = data.reshape(*shape, -1)
         if plan.alpha:
             data = data[..., :-1]
         if data.shape[-1] == 1:
             data = data[..., 0]
     else:
-        data = data.reshape(plan.shape)
+        data = data.reshape(shape)
     array = np.ascontiguousarray(data)
     if not array.dtype.isnative:
         array = array.astype(array.dtype.newbyteorder("="))
@@ -358,8 +369,10 @@ def write_tiff(
     target: Path,
     compress: bool = True,
     source: str = "",
+    frames: bool = False,
 ) -> None:
-    """Write ``(Z, Y, X[, C])`` pixels as TIFF in the layout of ``metadata`` (:class:`TiffLayout`; plain by default).
+    """Write ``(Z, Y, X[, C])`` pixels as TIFF in the layout of ``metadata`` (:class:`TiffLayout`; plain by default);
+    with ``frames``, a time series of volumes ``(T, Z, Y, X[, C])`` as an ImageJ or OME hyperstack.
 
     Args:
         array: the pixels, native byte order.
@@ -373,25 +386,26 @@ def write_tiff(
     import tifffile
 
     layout = TiffLayout.from_metadata(metadata)
-    components = array.shape[3] if array.ndim == 4 else 1
+    spatial = 4 if frames else 3
+    components = array.shape[-1] if array.ndim == spatial + 1 else 1
     channels = components > 1 and (layout.components == "C" or components not in (3, 4))
     kind = layout.kind
     if kind == "imagej" and (
         array.dtype.name not in _IMAGEJ_DTYPES or components > 1 and not channels and array.dtype != np.uint8
     ):
         kind = "plain"  # ImageJ holds 8- and 16-bit integers and float32, and RGB of 8 bits only
-    if kind == "plain" and channels:
-        kind = "ome"  # plain TIFF has no channel axis; OME's is read by tifffile, Fiji and Bio-Formats
+    if kind == "plain" and (channels or frames):
+        kind = "ome"  # plain TIFF has no channel or time axis; OME's are read by tifffile, Fiji and Bio-Formats
     # a TIFF source without a physical unit gets none back (its 1 mm is a placeholder); other sources' mm are real
     sized = layout.unit.lower() in _MM_PER_UNIT or LAYOUT_KEY not in metadata
     unit = layout.unit if layout.unit.lower() in _MM_PER_UNIT else ("µm" if kind == "ome" else "mm")
     per_unit = _MM_PER_UNIT[unit.lower()] if kind != "plain" else 10.0
     x, y, z = (value / per_unit for value in spacing)
-    data = np.moveaxis(array, 3, 1) if channels else array  # (Z, C, Y, X) for a channel axis
-    axes = "ZCYX" if channels else "ZYXS" if components > 1 else "ZYX"
-    if is_2d and data.shape[0] == 1:
+    data = np.moveaxis(array, -1, -3) if channels else array  # ([T,] Z, C, Y, X) for a channel axis
+    axes = ("T" if frames else "") + ("ZCYX" if channels else "ZYXS" if components > 1 else "ZYX")
+    if is_2d and not frames and data.shape[0] == 1:
         data, axes = data[0], axes[1:]
-    elif kind != "plain" and layout.stack == "T":
+    elif kind != "plain" and layout.stack == "T" and not frames:
         axes = "T" + axes[1:]  # a time-lapse's frames go back as frames
     options: dict[str, object] = {"compression": "zlib" if compress else None}
     if components > 1 and not channels:
