@@ -180,6 +180,23 @@ def test_masked_run_changes_only_voxels_inside(scene, temp_root, mr_nifti, separ
     assert np.count_nonzero(masked[inside] != noisy[inside]) > 0.5 * inside.sum()
 
 
+@pytest.mark.parametrize("separate", MODES)
+def test_a_volume_with_no_data_keeps_it_in_both_modes(scene, temp_root, mr_nifti, separate):
+    """A resampled float volume whose corner holds NaN (no data): the module's run gives NaN back there, exactly,
+    and denoises the rest as the library does; the live strength blend keeps NaN too."""
+    noisy = _noisy_mr_frames(mr_nifti, count=1)[0].astype(np.float32)
+    noisy[:, :12, :20] = np.nan
+    node = add_volume_node(scene, noisy, oblique_ijk_to_ras(spacing=(4.0, 4.0, 5.0)), name="resampled MR")
+    settings = DenoiseSettings(model="median", noise_level=SIGMA, separate_process=separate)
+    task = _run(node, settings, temp_root)
+    result = slicer.util.arrayFromVolume(task.output_node)
+    expected = Denoiser("median", device="cpu").denoise(volume_from_node(node), sigma=SIGMA / 255).array
+    np.testing.assert_array_equal(np.isnan(result), np.isnan(noisy))
+    np.testing.assert_allclose(result, expected, rtol=0, atol=1e-3, equal_nan=True)
+    assert np.count_nonzero(result[~np.isnan(noisy)] != noisy[~np.isnan(noisy)]) > 0.5 * np.isfinite(noisy).sum()
+    np.testing.assert_array_equal(np.isnan(blend(noisy, result, 0.5)), np.isnan(noisy))
+
+
 # ------------------------------------------------------------------------------------------------ sequences
 def _sequence(scene, frames: np.ndarray, matrix: np.ndarray):
     sequence = scene.AddNewNodeByClass("vtkMRMLSequenceNode", "cine")
