@@ -99,9 +99,7 @@ def test_a_time_series_of_volumes_is_a_series_through_the_cli(tmp_path, ct_crop)
         resolution=(5, 5),
         metadata={"axes": "TZYX", "unit": "um", "spacing": 0.8, "finterval": 30},
     )
-    with pytest.raises(
-        InputError, match=r"timelapse.tif: a time series of volumes \(3 frames of 4 slices.*read_series"
-    ):
+    with pytest.raises(InputError, match=r"timelapse.tif: a time series of volumes \(3 frames of 4 slices.*4D series"):
         read_volume(path)
     series = read_series(path)
     assert series.array.shape == (3, 4, 128, 128) and series.spacing == pytest.approx((0.0002, 0.0002, 0.0008))
@@ -192,3 +190,18 @@ def test_a_2d_time_lapse_goes_back_as_frames_with_its_interval(tmp_path, ct_crop
         else:
             assert 'TimeIncrement="2.5"' in written.ome_metadata
         np.testing.assert_array_equal(written.asarray(), data + 3)
+
+
+def test_a_two_channel_stack_gives_evaluation_references_per_channel(tmp_path, ct_crop):
+    from meddenoiselib.evaluation.compare import load_references
+
+    data = np.stack([_stack(ct_crop, 5), _stack(ct_crop, 5)[:, ::-1]], axis=1).astype(np.uint16)  # (Z, C, Y, X)
+    path = tmp_path / "two.tif"
+    tifffile.imwrite(path, data, imagej=True, metadata={"axes": "ZCYX"})
+    references = load_references([path], max_slices=2)
+    assert [name for name, _ in references] == [
+        "two.tif[channel 1][1]", "two.tif[channel 1][3]", "two.tif[channel 2][1]", "two.tif[channel 2][3]"
+    ]  # fmt: skip
+    first = data[1, 0].astype(np.float32)
+    expected = (first - data[:, 0].min()) / (data[:, 0].max() - data[:, 0].min())
+    np.testing.assert_allclose(references[0][1], expected, atol=1e-6)

@@ -8,7 +8,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +62,17 @@ class EvaluationRow:
 def reference_slices(volume: Volume, name: str, max_slices: int = 3) -> list[tuple[str, np.ndarray]]:
     """Clean 2D references from a volume, normalized to [0, 1] by the volume's min and max.
 
-    Volumes give up to ``max_slices`` evenly spaced axial slices; RGB images give their luminance.
+    Volumes give up to ``max_slices`` evenly spaced axial slices; RGB images give their luminance, and images of
+    other channel counts (a 2-channel microscopy stack) give each channel's slices.
     """
+    if volume.num_components not in (1, 3):
+        return [
+            reference
+            for channel in range(volume.num_components)
+            for reference in reference_slices(
+                replace(volume, array=volume.array[..., channel]), f"{name}[channel {channel + 1}]", max_slices
+            )
+        ]
     array = volume.array.astype(np.float32)
     if volume.num_components > 1:
         array = array[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)

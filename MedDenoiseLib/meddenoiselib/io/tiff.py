@@ -111,8 +111,8 @@ def _plan(label: str, axes: str, shape: tuple[int, ...], kind: str, series: bool
     frames = sizes["T"] if sizes.get("T", 1) > 1 and sizes.get("Z", 1) > 1 else 1
     if frames > 1 and not series:
         raise InputError(
-            f"{label}: a time series of volumes ({frames} frames of {sizes['Z']} slices, axes {axes}); read it as a "
-            "series (meddenoiselib.io.read_series, as the CLI does)"
+            f"{label}: a time series of volumes ({frames} frames of {sizes['Z']} slices, axes {axes}); `denoise` "
+            "reads it as a 4D series (meddenoiselib.io.read_series), other commands take one volume"
         )
     if series and frames == 1:
         raise InputError(f"{label}: not a time series of volumes (axes {axes})")
