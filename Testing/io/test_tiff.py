@@ -4,6 +4,8 @@ physical pixel sizes in mm, and each written back in its own layout."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tifffile
@@ -205,3 +207,13 @@ def test_a_two_channel_stack_gives_evaluation_references_per_channel(tmp_path, c
     first = data[1, 0].astype(np.float32)
     expected = (first - data[:, 0].min()) / (data[:, 0].max() - data[:, 0].min())
     np.testing.assert_allclose(references[0][1], expected, atol=1e-6)
+
+
+def test_a_two_channel_stack_trains_as_one_grey_image_per_channel(tmp_path, ct_crop):
+    from meddenoiselib.training.data import load_training_images
+
+    data = np.stack([_stack(ct_crop, 3), _stack(ct_crop, 3)[:, ::-1]], axis=1).astype(np.uint16)  # (Z, C, Y, X)
+    tifffile.imwrite(tmp_path / "two.tif", data, imagej=True, metadata={"axes": "ZCYX"})
+    images = load_training_images([tmp_path / "two.tif"])
+    assert [Path(image.name).name for image in images] == ["two.tif[channel 1]", "two.tif[channel 2]"]
+    np.testing.assert_allclose(images[1].array[:, ::-1], images[0].array, atol=1e-6)  # the flipped channel

@@ -8,7 +8,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ from ..errors import InputError, OptionError
 from ..io import read_volume
 from ..io.atomic import write_text_atomic
 from ..io.volume import Volume
+from ..transforms.colour import grey_images
 from ..transforms.intensity import fit_scaling, sigma_from_255
 from ..transforms.missing import require_complete
 from ..transforms.noise import make_noise_transform
@@ -63,19 +64,17 @@ def reference_slices(volume: Volume, name: str, max_slices: int = 3) -> list[tup
     """Clean 2D references from a volume, normalized to [0, 1] by the volume's min and max.
 
     Volumes give up to ``max_slices`` evenly spaced axial slices; RGB images give their luminance, and images of
-    other channel counts (a 2-channel microscopy stack) give each channel's slices.
+    other channel counts (a 2-channel microscopy stack) each channel's slices
+    (:func:`~meddenoiselib.transforms.colour.grey_images`).
     """
-    if volume.num_components not in (1, 3):
-        return [
-            reference
-            for channel in range(volume.num_components)
-            for reference in reference_slices(
-                replace(volume, array=volume.array[..., channel]), f"{name}[channel {channel + 1}]", max_slices
-            )
-        ]
-    array = volume.array.astype(np.float32)
-    if volume.num_components > 1:
-        array = array[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    references = []
+    for suffix, array in grey_images(volume.array, volume.num_components):
+        references += _slices_of(array, f"{name}{suffix}", max_slices)
+    return references
+
+
+def _slices_of(array: np.ndarray, name: str, max_slices: int) -> list[tuple[str, np.ndarray]]:
+    """:func:`reference_slices` of one grey ``(Z, Y, X)`` image."""
     scaling = fit_scaling(array, "minmax")
     normalized = scaling.apply(array)
     if normalized.shape[0] == 1:

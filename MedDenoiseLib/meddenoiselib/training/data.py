@@ -16,6 +16,7 @@ from monai.transforms import Compose, RandFlip, RandRotate90, RandSpatialCrop
 
 from ..errors import MedDenoiseError
 from ..io import Volume, find_inputs, read_volume
+from ..transforms.colour import grey_images
 from ..transforms.ct_padding import fill_outside_reconstruction, outside_reconstruction
 from ..transforms.intensity import IntensityScaling, ScalingMode, fit_scaling
 from ..transforms.missing import require_complete
@@ -80,7 +81,8 @@ def load_training_images(
 ) -> list[TrainingImage]:
     """Read every input once and normalize it with the library's own intensity scaling.
 
-    RGB images become luminance. Images smaller than ``min_size`` in-plane are skipped with a warning.
+    RGB images become luminance, other multi-channel images one image per channel. Images smaller than
+    ``min_size`` in-plane are skipped with a warning.
 
     Args:
         paths: files, DICOM series folders, folders searched recursively, or pack selections
@@ -96,27 +98,41 @@ def load_training_images(
     """
     images = []
     for item, volume in _volumes(paths):
-        array = volume.array.astype(np.float32)
-        if volume.num_components > 1:
-            array = array[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        if min(array.shape[1:]) < min_size:
-            logger.warning("%s: skipped, smaller than %d pixels in-plane", item, min_size)
-            continue
-        is_window = ScalingMode(scaling_mode) == ScalingMode.CT_WINDOW
-        outside = outside_reconstruction(array) if is_window or ct_scanners else None
-        if outside is not None:  # CT padding: what the Denoiser shows a network in its place, not a -3024 HU step
-            array = fill_outside_reconstruction(array, outside)
-        options = {"center": window[0], "width": window[1]} if is_window else {}
-        scaling = fit_scaling(array, scaling_mode, **options)
-        aux = _cached_ct_terms(item, volume, array, cache_dir, tuple(ct_scanners), device) if ct_scanners else None
-        images.append(
-            TrainingImage(
-                str(item), np.ascontiguousarray(scaling.apply(array)), aux, scaling, in_plane_pixel_mm(volume)
-            )
-        )
+        for suffix, array in grey_images(volume.array, volume.num_components):
+            image = _training_image(item, f"{item}{suffix}", volume, array, scaling_mode, min_size, window,
+                                    ct_scanners, cache_dir, device)  # fmt: skip
+            if image is not None:
+                images.append(image)
     if not images:
         raise MedDenoiseError("no usable training images were found")
     return images
+
+
+def _training_image(
+    item: Path,
+    name: str,
+    volume: Volume,
+    array: np.ndarray,
+    scaling_mode: ScalingMode | str,
+    min_size: int,
+    window: tuple[float, float],
+    ct_scanners: Sequence[CTScanner],
+    cache_dir: str | Path | None,
+    device: torch.device | str,
+) -> TrainingImage | None:
+    """One grey image ``array`` (float32 ``(Z, Y, X)``) of the input ``item``, named ``name``, as
+    :func:`load_training_images` makes it; None when it is smaller than ``min_size`` in-plane."""
+    if min(array.shape[1:]) < min_size:
+        logger.warning("%s: skipped, smaller than %d pixels in-plane", name, min_size)
+        return None
+    is_window = ScalingMode(scaling_mode) == ScalingMode.CT_WINDOW
+    outside = outside_reconstruction(array) if is_window or ct_scanners else None
+    if outside is not None:  # CT padding: what the Denoiser shows a network in its place, not a -3024 HU step
+        array = fill_outside_reconstruction(array, outside)
+    options = {"center": window[0], "width": window[1]} if is_window else {}
+    scaling = fit_scaling(array, scaling_mode, **options)
+    aux = _cached_ct_terms(item, volume, array, cache_dir, tuple(ct_scanners), device) if ct_scanners else None
+    return TrainingImage(name, np.ascontiguousarray(scaling.apply(array)), aux, scaling, in_plane_pixel_mm(volume))
 
 
 def _volumes(paths: Sequence[str | Path]):

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import MedDenoiseError
 from ..io.volume import SourceInfo, Volume
+from ..transforms.colour import grey_images
 
 __all__ = ["write_pack", "is_pack_selection", "pack_volumes"]
 
@@ -55,7 +56,10 @@ def write_pack(
         modality = volume.metadata.get("0008|0060", "").strip().upper()
         array = volume.array
         if volume.num_components > 1:
-            array = array[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+            grey = grey_images(array, volume.num_components)
+            if len(grey) > 1:
+                raise MedDenoiseError(f"{name}: a pack holds grey or RGB images, not {volume.num_components} channels")
+            array = grey[0][1]
         if modality == "CT":
             array = _crop_ct_to_body(array)
             if array.min() >= -32768 and array.max() <= 32767:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["LUMA_WEIGHTS", "luma", "with_new_luma"]
+__all__ = ["LUMA_WEIGHTS", "grey_images", "luma", "with_new_luma"]
 
 #: ITU-R BT.601 luma weights of R, G and B (sum 1: a grey pixel's luma is its value)
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
@@ -31,3 +31,21 @@ def with_new_luma(rgb: np.ndarray, old: np.ndarray, new: np.ndarray) -> np.ndarr
         info = np.iinfo(rgb.dtype)
         return np.clip(np.rint(moved), info.min, info.max).astype(rgb.dtype)
     return moved.astype(rgb.dtype)
+
+
+def grey_images(array: np.ndarray, components: int) -> list[tuple[str, np.ndarray]]:
+    """The grey images an image holds, for uses that take one grey image (evaluation references, training): an RGB
+    image's luma, each channel of any other channel count (a 2-channel fluorescence stack), or the image itself.
+
+    Args:
+        array: ``(...)`` for one component, ``(..., C)`` for ``components`` > 1.
+        components: the number of components ``C`` (1 for scalar images).
+
+    Returns:
+        ``(suffix, float32 image)`` pairs: suffix ``""``, or ``"[channel k]"`` (k from 1) per channel.
+    """
+    if components == 1:
+        return [("", np.asarray(array, dtype=np.float32))]
+    if components == 3:
+        return [("", luma(array))]
+    return [(f"[channel {k + 1}]", np.asarray(array[..., k], dtype=np.float32)) for k in range(components)]
