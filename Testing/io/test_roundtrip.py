@@ -83,8 +83,9 @@ def test_real_nifti_keeps_header_affine_bit_for_bit(tmp_path, mr_nifti):
 @pytest.mark.parametrize("frames", [0, 3])
 def test_scaled_integer_nifti_is_written_back_as_scaled_integers(tmp_path, mr_nifti, frames):
     """A NIfTI stored as int16 with scl_slope / scl_inter (dcm2niix's Philips MR, FSL, SPM) reads as float64 physical
-    values; the denoised image goes back to int16 with a slope nibabel fits (4x smaller than float64), within half a
-    step of the values; the float32 residual and noise map stay float32."""
+    values; the denoised image goes back to int16 under the source's own slope and intercept (4x smaller than
+    float64; unchanged values exactly, changed ones within half a step); the float32 residual stays float32; values
+    beyond what the source's integers hold get a slope nibabel fits to their range."""
     import nibabel as nib
 
     from meddenoiselib.io import read_series, write_series
@@ -97,25 +98,30 @@ def test_scaled_integer_nifti_is_written_back_as_scaled_integers(tmp_path, mr_ni
     image = nib.Nifti1Image(stored, head.affine, dtype=np.int16)
     image.header.set_slope_inter(0.0754, 3100.76)
     nib.save(image, source)
+    slope, inter = nib.load(source).dataobj.slope, nib.load(source).dataobj.inter
+    read, write = (read_series, write_series) if frames else (read_volume, write_volume)
 
-    values = read_series(source) if frames else read_volume(source)
+    values = read(source)
     assert values.array.dtype == np.float64
+    back = read(write(values, tmp_path / "same.nii.gz"))
+    np.testing.assert_array_equal(back.array, values.array)  # unchanged values: exactly
     changed = values.with_array(values.array + np.random.default_rng(0).normal(0, 2.0, values.array.shape))
     out, residual = tmp_path / "out.nii.gz", tmp_path / "residual.nii.gz"
-    if frames:
-        write_series(changed, out)
-        write_series(changed.with_array(changed.array.astype(np.float32)), residual, role="residual")
-    else:
-        write_volume(changed, out)
-        write_volume(changed.with_array(changed.array.astype(np.float32)), residual, role="residual")
+    write(changed, out)
+    write(changed.with_array(changed.array.astype(np.float32)), residual, role="residual")
 
     written = nib.load(out)
-    assert written.get_data_dtype() == np.int16 and written.dataobj.slope != 1.0
-    step = (changed.array.max() - changed.array.min()) / 65535
-    back = read_series(out) if frames else read_volume(out)
-    np.testing.assert_allclose(back.array, changed.array, rtol=0, atol=0.51 * step + 1e-9)
+    assert written.get_data_dtype() == np.int16
+    assert (written.dataobj.slope, written.dataobj.inter) == (slope, inter)
+    np.testing.assert_allclose(read(out).array, changed.array, rtol=0, atol=0.51 * slope)
     np.testing.assert_array_equal(written.affine, head.affine)
     assert nib.load(residual).get_data_dtype() == np.float32
+    # beyond the int16 range under the source's scaling: a fitted slope instead of wrapped integers
+    wide = values.with_array(values.array * 10.0)
+    written = nib.load(write(wide, tmp_path / "wide.nii.gz"))
+    assert written.get_data_dtype() == np.int16 and written.dataobj.slope != slope
+    step = (wide.array.max() - wide.array.min()) / 65535
+    np.testing.assert_allclose(read(tmp_path / "wide.nii.gz").array, wide.array, rtol=0, atol=0.51 * step + 1e-9)
 
 
 def test_two_dimensional_nifti_stays_2d(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["scaled_integer_storage"]
+__all__ = ["scaled_integer_storage", "stored_like_source"]
 
 
 def scaled_integer_storage(image) -> np.dtype | None:
@@ -24,3 +24,23 @@ def scaled_integer_storage(image) -> np.dtype | None:
     if dtype.kind not in "iu" or (slope, inter) == (1.0, 0.0):
         return None
     return dtype.newbyteorder("=")
+
+
+def stored_like_source(values: np.ndarray, source) -> tuple[np.ndarray, np.dtype, tuple[float, float] | None]:
+    """What to hand nibabel for physical ``values`` whose NIfTI ``source`` stores scaled integers.
+
+    Returns:
+        ``(data, dtype, (slope, intercept))``: the source's integers under its own slope and intercept when they hold
+        every value (unchanged values come back exactly, the header's scaling is the source's); else ``values`` with
+        the source's integer type and ``None``, for nibabel to fit a slope and intercept to their range; and for a
+        source that stores values as they are, ``values`` unscaled ``(1, 0)``.
+    """
+    dtype = scaled_integer_storage(source)
+    if dtype is None or values.dtype.kind != "f":
+        return values, values.dtype, (1.0, 0.0)
+    slope, inter = float(source.dataobj.slope), float(source.dataobj.inter)
+    raw = np.rint((values - inter) / slope)
+    limits = np.iinfo(dtype)
+    if raw.size and limits.min <= raw.min() and raw.max() <= limits.max:
+        return raw.astype(dtype), dtype, (slope, inter)
+    return values, dtype, None

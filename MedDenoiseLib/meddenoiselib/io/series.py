@@ -20,7 +20,7 @@ from ..transforms.missing import missing_values
 from .atomic import atomic_file
 from .formats import detect_format
 from .limits import Encoding, check_claimed_size
-from .nifti import scaled_integer_storage
+from .nifti import stored_like_source
 from .nrrd import NrrdLayout, is_nrrd_series, read_nrrd_series, write_nrrd_series
 from .outputs import ImageSpec, PlannedOutput, plan_output
 from .tiff import TiffLayout, probe_tiff, read_tiff, write_tiff
@@ -240,7 +240,7 @@ def write_series(
 
     A series read from a NIfTI file keeps its header (``pixdim[4]``, units, intent) and, when the geometry is
     unchanged, its affine bit for bit, and an ``"image"`` (not a residual or noise map, ``role``) its scaled-integer
-    storage (:func:`~.nifti.scaled_integer_storage`); one read from a NRRD keeps its axis order, kinds, labels and
+    storage (:func:`~.nifti.stored_like_source`); one read from a NRRD keeps its axis order, kinds, labels and
     key/values.
 
     Raises:
@@ -291,17 +291,17 @@ def _write_nifti_series(series: VolumeSeries, path: Path, keep_storage: bool = T
     affine[:3, :3] = _LPS_FROM_RAS @ series.direction @ np.diag(series.spacing)
     affine[:3, 3] = _LPS_FROM_RAS @ np.asarray(series.origin)
     header = series.layout.copy() if isinstance(series.layout, nib.Nifti1Header) else None
-    stored = None
+    source = None
     if header is not None and series.source.path and Path(series.source.path).is_file():
         source = nib.load(series.source.path)
         if np.allclose(source.affine, affine, atol=1e-5):
             affine = source.affine  # keep the source's exact float values
-        if keep_storage and array.dtype.kind == "f":
-            stored = scaled_integer_storage(source)
     data = np.ascontiguousarray(np.transpose(array, (3, 2, 1, 0)))
-    image = nib.Nifti1Image(data, affine, header, dtype=stored or array.dtype)
-    if stored is None:
-        image.header.set_slope_inter(1.0, 0.0)  # values are already in physical units
+    # values in physical units, stored unscaled, or as the source's scaled integers (keep_storage)
+    data, dtype, scaling = stored_like_source(data, source) if keep_storage and source else (data, array.dtype, (1, 0))
+    image = nib.Nifti1Image(data, affine, header, dtype=dtype)
+    if scaling is not None:
+        image.header.set_slope_inter(*scaling)
     qform = int(header["qform_code"]) if header is not None and header["qform_code"] > 0 else 1
     sform = int(header["sform_code"]) if header is not None and header["sform_code"] > 0 else 1
     image.set_qform(affine, code=qform)

@@ -19,7 +19,7 @@ from ..errors import MedDenoiseError, OptionError, OutputError
 from .atomic import atomic_file, commit_files, staging_folder
 from .dicom_write import write_derived_dicom
 from .formats import IMAGE_2D_FORMATS, as_path
-from .nifti import scaled_integer_storage
+from .nifti import stored_like_source
 from .outputs import ImageSpec, PlannedOutput, plan_output
 from .tiff import write_tiff
 from .volume import Volume
@@ -206,7 +206,7 @@ def _write_tiff(volume: Volume, path: Path, compress: bool) -> None:
 
 def _write_nifti(volume: Volume, path: Path, keep_storage: bool = True) -> None:
     """Write NIfTI; from a NIfTI source with the same geometry, its header and exact affine, and with
-    ``keep_storage`` its scaled-integer storage (:func:`~.nifti.scaled_integer_storage`) for float values."""
+    ``keep_storage`` its scaled-integer storage (:func:`~.nifti.stored_like_source`) for float values."""
     import nibabel as nib
 
     array = volume.array
@@ -218,21 +218,22 @@ def _write_nifti(volume: Volume, path: Path, keep_storage: bool = True) -> None:
     affine = np.eye(4)
     affine[:3, :3] = _LPS_FROM_RAS @ volume.direction @ np.diag(volume.spacing)
     affine[:3, 3] = _LPS_FROM_RAS @ np.asarray(volume.origin)
-    header, stored = None, None
+    header, source = None, None
     if volume.source.format == "nifti" and volume.source.path and Path(volume.source.path).is_file():
         try:
             source = nib.load(volume.source.path)
             if np.allclose(source.affine, affine, atol=1e-5):
                 affine = source.affine  # keep the source's exact float values
                 header = source.header.copy()
-                stored = scaled_integer_storage(source) if keep_storage and array.dtype.kind == "f" else None
         except Exception:  # noqa: BLE001 - the source changed since it was read: write our own header
-            header, stored = None, None
+            header, source = None, None
     if volume.source.is_2d and data.shape[2] == 1:
         data = data[:, :, 0]  # a 2D source stays 2D
-    image = nib.Nifti1Image(np.ascontiguousarray(data), affine, header, dtype=stored or array.dtype)
-    if stored is None:
-        image.header.set_slope_inter(1.0, 0.0)  # values are already in physical units: store them unscaled
+    # values in physical units, stored unscaled, or as the source's scaled integers (keep_storage)
+    data, dtype, scaling = stored_like_source(data, source) if keep_storage and header else (data, array.dtype, (1, 0))
+    image = nib.Nifti1Image(np.ascontiguousarray(data), affine, header, dtype=dtype)
+    if scaling is not None:
+        image.header.set_slope_inter(*scaling)
     image.set_qform(affine, code=int(header["qform_code"]) if header is not None and header["qform_code"] > 0 else 1)
     image.set_sform(affine, code=int(header["sform_code"]) if header is not None and header["sform_code"] > 0 else 1)
     suffix = ".nii.gz" if path.name.lower().endswith(".nii.gz") else ".nii"
