@@ -105,6 +105,24 @@ def test_info_prints_geometry_and_dicom_tags(ct_series_dir):
     assert main(["info", str(ct_series_dir)]) == 0
 
 
+def test_info_describes_a_4d_series_that_denoise_reads(tmp_path, mr_nifti, capsys):
+    import nibabel as nib
+
+    head = nib.load(mr_nifti)
+    frames = np.stack([np.asarray(head.dataobj)] * 3, axis=-1)
+    image = nib.Nifti1Image(frames, head.affine)
+    image.header.set_xyzt_units("mm", "sec")
+    image.header["pixdim"][4] = 2.5
+    nib.save(image, tmp_path / "fmri.nii.gz")
+    assert main(["info", str(tmp_path / "fmri.nii.gz"), "--json"]) == 0  # was: "4D data is not supported"
+    info = json.loads(capsys.readouterr().out)
+    assert info["frames"] == 3 and info["shape_zyx"] == [24, 58, 58] and info["dtype"] == "int16"
+    assert info["spacing_xyz_mm"] == pytest.approx([4.0, 4.0, 5.0])
+    # commands that take one volume say which one reads it
+    assert main(["simulate", str(tmp_path / "fmri.nii.gz"), str(tmp_path / "x.nii.gz"), "--noise", "gaussian:5"]) == 1
+    assert "4D data (shape (58, 58, 24, 3)): `denoise` reads it as a 4D series" in capsys.readouterr().err
+
+
 def test_models_json_lists_networks_and_baselines():
     entries = json.loads(run_cli("models", "--json").stdout)
     by_name = {e["name"]: e for e in entries}

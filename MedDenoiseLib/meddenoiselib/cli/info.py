@@ -67,16 +67,24 @@ def _info_of_folder(path: Path, args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..io import list_dicom_series, probe_volume, read_volume
+    from ..io import is_series_file, list_dicom_series, probe_volume, read_series, read_volume
     from ..io.discovery import is_dicom_folder
+    from ..io.series import VolumeSeries, probe_series
+    from ..io.tiff import TiffLayout
 
     path = Path(args.input)
     if path.is_dir() and not is_dicom_folder(path):
         return _info_of_folder(path, args)
     check_series_uid(path, args)
-    header = probe_volume(path, series_uid=args.series_uid)
-    volume = read_volume(path, series_uid=args.series_uid)
+    if is_series_file(path):
+        header, volume = probe_series(path), read_series(path)
+    else:
+        header = probe_volume(path, series_uid=args.series_uid)
+        volume = read_volume(path, series_uid=args.series_uid)
     array = volume.array
+    # a series keeps its file's layout (a TIFF's as metadata); a volume its tags
+    layout = getattr(volume, "layout", None)
+    metadata = layout.metadata() if isinstance(layout, TiffLayout) else getattr(volume, "metadata", {})
     missing = int(np.count_nonzero(np.isnan(array))) if array.dtype.kind == "f" else 0
     keys = {
         "0008|0060": "Modality",
@@ -102,18 +110,25 @@ def cmd_info(args: argparse.Namespace) -> int:
         "min": float(np.nanmin(array)),
         "max": float(np.nanmax(array)),
         "mean": float(np.nanmean(array, dtype=np.float64)),
-        "is_2d": volume.source.is_2d,
-        "dicom": {name: volume.metadata[key] for key, name in keys.items() if key in volume.metadata},
+        "is_2d": getattr(volume.source, "is_2d", False),
+        "dicom": {name: metadata[key] for key, name in keys.items() if key in metadata},
     }
+    if isinstance(volume, VolumeSeries):
+        info["frames"] = volume.num_frames
+        info["frame_axis"] = volume.frame_label + (
+            f" ({', '.join(volume.frame_values[:4])}{', ...' if volume.num_frames > 4 else ''})"
+            if volume.frame_values
+            else ""
+        )
     if missing:
         info["voxels_without_data_nan"] = missing  # left out of min, max and mean; denoise keeps them NaN
     if header.mask_kind:
         info["mask"] = f"{header.mask_kind}: usable as --mask, not as an image to denoise"
-    if volume.source.format == "tiff" and volume.metadata.get("tiff_kind", "plain") != "plain":
-        unit = volume.metadata.get("tiff_unit")
+    if volume.source.format == "tiff" and metadata.get("tiff_kind", "plain") != "plain":
+        unit = metadata.get("tiff_unit")
         size = f"pixel sizes in {unit}" if unit else "no pixel size (1 mm assumed)"
-        frames = ", a time-lapse (frames as slices)" if volume.metadata.get("tiff_stack") == "T" else ""
-        info["tiff"] = f"{volume.metadata['tiff_kind']} layout, {size}{frames}"
+        frames = ", a time-lapse (frames as slices)" if metadata.get("tiff_stack") == "T" else ""
+        info["tiff"] = f"{metadata['tiff_kind']} layout, {size}{frames}"
     if volume.source.grid_problem:
         info["grid_problem"] = volume.source.grid_problem
     if path.is_dir() and is_dicom_folder(path):

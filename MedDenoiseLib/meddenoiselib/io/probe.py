@@ -24,7 +24,14 @@ from .limits import Encoding, check_claimed_size
 from .raster import GREY, GREY_ALPHA, PALETTE, bmp_bits, png_has_gray_palette, png_header
 from .tiff import probe_tiff
 
-__all__ = ["VolumeHeader", "bmp_has_gray_palette", "probe_volume", "sitk_read_error", "text_header_data_files"]
+__all__ = [
+    "VolumeHeader",
+    "bmp_has_gray_palette",
+    "four_d_error",
+    "probe_volume",
+    "sitk_read_error",
+    "text_header_data_files",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +116,14 @@ def probe_volume(path: str | Path, series_uid: str | None = None, max_bytes: int
         raise InputError(f"{path}: cannot read the header ({type(exc).__name__}: {_short(exc)})") from exc
 
 
+def four_d_error(label: str, shape: tuple[int, ...]) -> InputError:
+    """The error for 4D data where one 3D volume is needed (``denoise`` reads a 4D file as a series)."""
+    return InputError(
+        f"{label}: 4D data (shape {tuple(int(n) for n in shape)}): `denoise` reads it as a 4D series "
+        "(meddenoiselib.io.read_series); other commands take one 3D volume"
+    )
+
+
 def sitk_read_error(label: str, fmt: str, exc: BaseException) -> str:
     """The message for an image SimpleITK cannot read: the library's words for 2D images, ITK's reason otherwise.
 
@@ -158,7 +173,7 @@ def _probe_nifti(path: Path, max_bytes: int | None) -> VolumeHeader:
     if len(shape) == 1:
         raise InputError(f"{label}: 1D data (shape {shape}) is not an image")
     if len(shape) > 3 and int(np.prod(shape[3:])) != 1:
-        raise InputError(f"{label}: 4D data (shape {shape}) is not supported; split it into 3D volumes")
+        raise four_d_error(label, shape)
     disk_dtype = np.dtype(header.get_data_dtype())
     _check_pixel_type(label, disk_dtype)
     affine = np.asarray(image.affine, dtype=np.float64)
@@ -376,7 +391,7 @@ def _probe_with_sitk(path: Path, fmt: str, max_bytes: int | None) -> VolumeHeade
     components = int(reader.GetNumberOfComponents())
     if dimension == 4:
         if size[3] != 1:
-            raise InputError(f"{label}: 4D data (size {size}) is not supported; split it into 3D volumes")
+            raise four_d_error(label, tuple(reversed(size)))
         size = size[:3]
     elif dimension not in (2, 3):
         raise InputError(f"{label}: {dimension}D images are not supported")

@@ -16,7 +16,7 @@ from ..errors import InputError, MedDenoiseError
 from ..transforms.missing import missing_values
 from .dicom import read_dicom_stack
 from .itk_messages import c_stderr_logged, itk_messages_logged
-from .probe import VolumeHeader, probe_volume, sitk_read_error
+from .probe import VolumeHeader, four_d_error, probe_volume, sitk_read_error
 from .raster import GREY_ALPHA, decode_png, png_header
 from .tiff import read_tiff
 from .volume import SourceInfo, Volume
@@ -100,7 +100,7 @@ def volume_from_sitk(image: sitk.Image, source: SourceInfo, metadata: dict[str, 
     if dimension == 4:
         size = image.GetSize()
         if size[3] != 1:
-            raise InputError(f"{label}: 4D data (size {size}) is not supported; split it into 3D volumes")
+            raise four_d_error(label, tuple(reversed(size)))
         image = image[:, :, :, 0]
         dimension = 3
     if dimension not in (2, 3):
