@@ -217,3 +217,18 @@ def test_a_two_channel_stack_trains_as_one_grey_image_per_channel(tmp_path, ct_c
     images = load_training_images([tmp_path / "two.tif"])
     assert [Path(image.name).name for image in images] == ["two.tif[channel 1]", "two.tif[channel 2]"]
     np.testing.assert_allclose(images[1].array[:, ::-1], images[0].array, atol=1e-6)  # the flipped channel
+
+
+def test_imagej_display_settings_carry_over(tmp_path, ct_crop):
+    data = np.stack([_stack(ct_crop, 3), _stack(ct_crop, 3)[:, ::-1]], axis=1).astype(np.uint16)  # (Z, C, Y, X)
+    red, green = np.zeros((3, 256), np.uint8), np.zeros((3, 256), np.uint8)
+    red[0] = green[1] = np.arange(256)
+    display = {"mode": "composite", "LUTs": [red, green], "Ranges": (0.0, 40000.0, 500.0, 30000.0)}
+    tifffile.imwrite(tmp_path / "cells.tif", data, imagej=True, metadata={"axes": "ZCYX", **display})
+    volume = read_volume(tmp_path / "cells.tif")
+    write_volume(volume.with_array(volume.array // 2), tmp_path / "out.tif")
+    with tifffile.TiffFile(tmp_path / "out.tif") as written:
+        metadata = written.imagej_metadata
+        assert metadata["mode"] == "composite" and metadata["Ranges"] == display["Ranges"]
+        np.testing.assert_array_equal(metadata["LUTs"][0], red)
+        np.testing.assert_array_equal(metadata["LUTs"][1], green)

@@ -347,6 +347,25 @@ def _number(text: str) -> float | None:
     return value if np.isfinite(value) and value > 0 else None
 
 
+#: ImageJ's display settings: composite / colour / grey mode, one LUT and one display range per channel
+_IMAGEJ_DISPLAY = ("mode", "LUTs", "Ranges")
+
+
+def _imagej_display(source: str, channels: int) -> dict[str, object]:
+    """The display settings of the ImageJ ``source`` (how Fiji shows its channels) when it has ``channels`` channels,
+    so the denoised file opens looking like the noisy one; empty otherwise."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(source) as tif:
+            values = tif.imagej_metadata if tif.is_imagej else None
+    except Exception:  # noqa: BLE001 - not a TIFF source, or it changed since it was read
+        return {}
+    if not values or int(values.get("channels", 1)) != channels:
+        return {}
+    return {key: values[key] for key in _IMAGEJ_DISPLAY if key in values}
+
+
 def _source_colormap(source: str, dtype: np.dtype) -> np.ndarray | None:
     """The colour map of the TIFF ``source`` when its size fits ``dtype`` (8 or 16 bits), else None."""
     import tifffile
@@ -422,6 +441,7 @@ def write_tiff(
             options["resolution"] = (1 / x, 1 / y)
         if "T" in axes and _number(layout.interval):
             extra["finterval"] = _number(layout.interval)
+        extra.update(_imagej_display(source, components if channels else 1))
         tifffile.imwrite(target, data, imagej=True, metadata=extra, **options)
     elif kind == "ome":
         extra = {"axes": axes}
