@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = logging.getLogger()
     saved_logging = (root.handlers[:], root.level)  # restored on return: main() may run in-process (tests, hosts)
     logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
+        level=logging.ERROR if args.quiet else logging.INFO,  # --quiet: nothing on the terminal but errors
         format="%(message)s",
         stream=sys.stderr,
         force=True,

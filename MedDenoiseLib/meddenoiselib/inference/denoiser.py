@@ -642,6 +642,10 @@ class Denoiser:
         components = image.array.ndim == (5 if isinstance(image, VolumeSeries) else 4)
         count = int(missing.any(axis=-1).sum() if components else missing.sum())
         logger.info("%d voxels hold no data (NaN): denoised around them, and NaN in the output", count)
+        logger.warning(
+            "regions without data mark a resampled volume: resampling blurs and correlates the scanner's noise, which "
+            "denoisers remove less well; where you can, denoise the scan before resampling or registration"
+        )
         result = run(image.with_array(fill_missing(image.array, missing, components)))
         array = result.array
         array[missing] = np.nan
