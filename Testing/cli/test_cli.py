@@ -95,6 +95,9 @@ def test_evaluate_writes_table_csv_and_figure(tmp_path, xray_png):
     assert "| median |" in result.stdout and "| noisy |" in result.stdout
     for name in ("summary.md", "results.csv", "comparison.png"):
         assert (tmp_path / name).stat().st_size > 100
+    quiet = run_cli("evaluate", str(xray_png), "--methods", "median", "--sigma", "25", "-o", str(tmp_path / "q"), "-q")
+    assert quiet.stdout == "" and quiet.stderr == ""  # --quiet: nothing but errors; the table is in summary.md
+    assert "| median |" in (tmp_path / "q" / "summary.md").read_text()
 
 
 def test_info_prints_geometry_and_dicom_tags(ct_series_dir):

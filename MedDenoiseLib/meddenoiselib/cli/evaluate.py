@@ -102,7 +102,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         h, w = clean.shape
         crop = (slice(h // 4, h // 4 + min(h // 2, 192)), slice(w // 4, w // 4 + min(w // 2, 192)))
         comparison_figure(panels, output / "comparison.png", crop=crop, title=name)
-        sys.stdout.write(table)
+        if not args.quiet:  # the same table is in summary.md
+            sys.stdout.write(table)
         logger.info("Wrote %s, %s and %s", output / "summary.md", output / "results.csv", output / "comparison.png")
         return EXIT_OK
     except BaseException:
