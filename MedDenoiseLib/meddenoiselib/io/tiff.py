@@ -8,7 +8,8 @@ channels interleaved, so a 2.5D model mixed them), and ignores ImageJ's and OME'
 Axes (tifffile's letters): ``Y`` and ``X`` are the plane; ``S`` (samples: RGB, RGBA) and ``C`` (channels) are the
 volume's components, each denoised on its own (an alpha sample is dropped, as for other formats); every other axis
 (``Z``, ``I`` and ``Q`` for plain page stacks, ``T`` of a 2D time-lapse) runs along the slice axis. A time series
-of volumes (``T`` and ``Z`` both longer than 1) is refused rather than read as one volume.
+of volumes (``T`` and ``Z`` both longer than 1) is a 4D series (:func:`~meddenoiselib.io.read_series`), not one
+volume.
 
 Pixel sizes are read into millimetres (the library's unit): OME's ``PhysicalSize`` (micrometres by default);
 ImageJ's ``unit``, ``spacing`` and resolution tags; otherwise the resolution tags in inches or centimetres (as ITK
@@ -400,7 +401,9 @@ def write_tiff(
         is_2d: write one page (``Z`` must be 1).
         target: the file to write (the caller makes it atomic).
         compress: deflate-compress the pages.
-        source: the TIFF the volume was read from (its palette is copied to a palette layout's output).
+        source: the TIFF the volume was read from (its palette, and an ImageJ file's channel LUTs and display
+            ranges, are copied to the output).
+        frames: ``array`` is a time series ``(T, Z, Y, X[, C])``.
     """
     import tifffile
 
