@@ -637,8 +637,9 @@ class Denoiser:
         self, image: Volume | VolumeSeries, missing: np.ndarray, run: Callable[[Volume | VolumeSeries], Any]
     ) -> Volume | VolumeSeries:
         """Denoise an image holding NaN (no data, e.g. outside the field of view after resampling): ``run`` on a copy
-        whose NaN are filled from the nearest voxel with data in their slice (:mod:`~..transforms.missing`), NaN
-        given back in the output, so nothing that was no data becomes data."""
+        whose NaN are filled by mirroring the data of their slice across the region's edge
+        (:func:`~meddenoiselib.transforms.missing.fill_missing`), NaN given back in the output, so nothing that was
+        no data becomes data."""
         components = image.array.ndim == (5 if isinstance(image, VolumeSeries) else 4)
         count = int(missing.any(axis=-1).sum() if components else missing.sum())
         logger.info("%d voxels hold no data (NaN): denoised around them, and NaN in the output", count)
