@@ -594,7 +594,11 @@ def c10_rgb_to_nifti(tmp: Path, monkeypatch) -> Case:
     array = np.random.default_rng(0).integers(0, 256, size=(20, 30, 3), dtype=np.uint8)
     sitk.WriteImage(sitk.GetImageFromArray(array, isVector=True), str(rgb))
     return Case(
-        ["denoise", str(rgb), str(tmp / "o.nii.gz"), *MEDIAN], 1, "o.nii.gz", "colour components", inputs=(rgb,)
+        ["denoise", str(rgb), str(tmp / "o.nii.gz"), *MEDIAN],
+        1,
+        "o.nii.gz",
+        "3 components (colour or channels)",
+        inputs=(rgb,),
     )
 
 

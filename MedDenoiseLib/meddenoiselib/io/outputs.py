@@ -141,8 +141,8 @@ def check_format_holds(fmt: str, spec: ImageSpec, label: str, role: str = "image
         )
     if fmt == "nifti" and spec.components != 1:
         raise OutputError(
-            f"{label}: NIfTI output holds scalar images; this {role} has {spec.components} colour "
-            "components; write .nrrd, .mha, .tif or .png instead"
+            f"{label}: NIfTI output holds scalar images; this {role} has {spec.components} components (colour "
+            "or channels); write .nrrd, .mha or .tif instead" + (" (or .png)" if spec.components in (3, 4) else "")
         )
     if fmt in ("dicom-series", "dicom-file"):
         if not spec.dicom_files:
