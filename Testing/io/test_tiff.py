@@ -105,6 +105,7 @@ def test_a_time_series_of_volumes_is_a_series_through_the_cli(tmp_path, ct_crop)
         read_volume(path)
     series = read_series(path)
     assert series.array.shape == (3, 4, 128, 128) and series.spacing == pytest.approx((0.0002, 0.0002, 0.0008))
+    assert (series.frame_label, series.frame_values) == ("time", ("0", "30", "60"))  # from ImageJ's finterval
 
     out, residual = tmp_path / "out.tif", tmp_path / "residual.tif"
     assert main(["denoise", str(path), str(out), "--residual", str(residual), "--quiet"]) == 0

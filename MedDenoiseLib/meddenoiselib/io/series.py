@@ -154,8 +154,10 @@ def read_series(path: str | Path) -> VolumeSeries:
     elif fmt == "tiff":
         array, spacing, metadata, _ = read_tiff(path, series=True)
         layout = TiffLayout.from_metadata(metadata)
-        series = VolumeSeries(array, spacing, frame_label="time", source=SourceInfo(path=str(path), format="tiff"),
-                              layout=layout)  # fmt: skip
+        interval = layout.frame_interval()
+        times = tuple(f"{index * interval:g}" for index in range(array.shape[0])) if interval else ()
+        source = SourceInfo(path=str(path), format="tiff")
+        series = VolumeSeries(array, spacing, frame_label="time", frame_values=times, source=source, layout=layout)
     else:
         raise MedDenoiseError(
             f"{path}: 4D images are read from NIfTI (.nii, .nii.gz), NRRD (.nrrd) or ImageJ / OME TIFF files"

@@ -85,6 +85,10 @@ class TiffLayout:
     def metadata(self) -> dict[str, str]:
         return {f"tiff_{name}": str(getattr(self, name)) for name in _FIELDS}
 
+    def frame_interval(self) -> float | None:
+        """:attr:`interval` as a positive number, or None."""
+        return _number(self.interval)
+
     @staticmethod
     def from_metadata(metadata: dict[str, str]) -> TiffLayout:
         defaults = TiffLayout()
@@ -442,8 +446,8 @@ def write_tiff(
         if sized:
             extra.update(unit=unit, **({"spacing": z} if "Z" in axes else {}))
             options["resolution"] = (1 / x, 1 / y)
-        if "T" in axes and _number(layout.interval):
-            extra["finterval"] = _number(layout.interval)
+        if "T" in axes and layout.frame_interval():
+            extra["finterval"] = layout.frame_interval()
         extra.update(_imagej_display(source, components if channels else 1))
         tifffile.imwrite(target, data, imagej=True, metadata=extra, **options)
     elif kind == "ome":
@@ -451,8 +455,8 @@ def write_tiff(
         if sized:
             for axis, size in zip("XYZ", (x, y, z) if "Z" in axes else (x, y), strict=False):
                 extra.update({f"PhysicalSize{axis}": size, f"PhysicalSize{axis}Unit": unit})
-        if "T" in axes and _number(layout.interval):
-            extra["TimeIncrement"] = _number(layout.interval)
+        if "T" in axes and layout.frame_interval():
+            extra["TimeIncrement"] = layout.frame_interval()
         tifffile.imwrite(target, data, ome=True, metadata=extra, **options)
     else:
         tifffile.imwrite(target, data, resolution=(1 / x, 1 / y), resolutionunit="CENTIMETER", metadata=None, **options)
