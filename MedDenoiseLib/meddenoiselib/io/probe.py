@@ -397,7 +397,8 @@ def _probe_with_sitk(path: Path, fmt: str, max_bytes: int | None) -> VolumeHeade
         raise InputError(f"{label}: {dimension}D images are not supported")
     if 0 in size:
         raise InputError(f"{label}: image has a zero-size axis (size {size})")
-    if components not in (1, 3, 4):
+    raster = fmt in IMAGE_2D_FORMATS  # RGB(A) or grey; NRRD and MetaImage hold any number of channels
+    if raster and components not in (1, 3, 4):
         raise InputError(f"{label}: {components}-component pixels are not supported")
     if components == 3 and (
         (fmt == "bmp" and bmp_has_gray_palette(path)) or (fmt == "png" and _grey_palette_png(path))
@@ -419,7 +420,7 @@ def _probe_with_sitk(path: Path, fmt: str, max_bytes: int | None) -> VolumeHeade
         path=label,
         format=fmt,
         shape=shape,
-        components=3 if components == 4 else components,
+        components=3 if raster and components == 4 else components,  # a raster image's alpha is dropped
         dtype=dtype,
         is_2d=dimension == 2 or fmt in IMAGE_2D_FORMATS,
         files=(label, *data_files),

@@ -15,6 +15,7 @@ import SimpleITK as sitk
 from ..errors import InputError, MedDenoiseError
 from ..transforms.missing import missing_values
 from .dicom import read_dicom_stack
+from .formats import IMAGE_2D_FORMATS
 from .itk_messages import c_stderr_logged, itk_messages_logged
 from .probe import VolumeHeader, four_d_error, probe_volume, sitk_read_error
 from .raster import GREY_ALPHA, decode_png, png_header
@@ -138,7 +139,7 @@ def _read_with_sitk(path: Path, header: VolumeHeader) -> Volume:
         raise InputError(sitk_read_error(str(path), header.format, exc)) from exc
     source = SourceInfo(path=str(path), format=header.format, is_2d=header.is_2d)
     volume = volume_from_sitk(image, source)
-    if volume.num_components == 4:
+    if volume.num_components == 4 and header.format in IMAGE_2D_FORMATS:
         # RGBA: the alpha channel is not image content; keep RGB.
         volume = volume.with_array(volume.array[..., :3])
     if header.format in ("bmp", "png") and header.components == 1 and volume.num_components == 3:
