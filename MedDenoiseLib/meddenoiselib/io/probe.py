@@ -356,11 +356,9 @@ def _probe_tiff(path: Path, max_bytes: int | None) -> VolumeHeader:
 
 
 def _grey_alpha_png(path: Path, fmt: str, max_bytes: int | None) -> VolumeHeader | None:
-    """Refuse a 1-bit BMP (ITK reads 8, 24 and 32 bits), and describe a grey + alpha PNG (ITK cannot read two
-    components; :func:`~.raster.decode_png` can); None for every other file."""
+    """The header of a grey + alpha PNG (ITK cannot read two components; :func:`~.raster.decode_png` can); None for
+    every other file."""
     label = str(path)
-    if fmt == "bmp" and bmp_bits(path) == 1:
-        raise InputError(f"{label}: 1-bit (bilevel) BMP is not supported; save it as an 8-bit BMP or PNG")
     png = png_header(path) if fmt == "png" else None
     if png is None or png.colour_type != GREY_ALPHA:
         return None
@@ -376,9 +374,11 @@ def _probe_with_sitk(path: Path, fmt: str, max_bytes: int | None) -> VolumeHeade
     import SimpleITK as sitk
 
     label = str(path)
-    special = _grey_alpha_png(path, fmt, max_bytes)
-    if special is not None:
-        return special
+    if fmt == "bmp" and bmp_bits(path) == 1:
+        raise InputError(f"{label}: 1-bit (bilevel) BMP is not supported (ITK reads 8, 24 and 32 bits); save it as PNG")
+    grey_alpha = _grey_alpha_png(path, fmt, max_bytes)
+    if grey_alpha is not None:
+        return grey_alpha
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
