@@ -12,7 +12,7 @@ from meddenoiselib.cli import main
 from meddenoiselib.evaluation import psnr
 from meddenoiselib.inference import Denoiser
 from meddenoiselib.inference.auto import AUTO_MODELS, choose_model
-from meddenoiselib.io import Modality, detect_modality, read_volume
+from meddenoiselib.io import Modality, detect_modality, read_volume, write_volume
 from meddenoiselib.transforms import estimate_magnitude_floor, magnitude_floor_ratio, parse_noise_spec, simulate_volume
 
 
@@ -336,7 +336,7 @@ def test_auto_gives_the_black_around_an_ultrasound_sector_back_exactly(us_png):
     assert np.array_equal(result[~black], plain[~black])
 
 
-def test_metaimage_modality_field_picks_the_model_and_channels_stay_apart(tmp_path, mr_nifti):
+def test_metaimage_modality_field_picks_the_model_and_channels_stay_apart(tmp_path, mr_nifti, ct_series_dir):
     """MetaImage stores the modality in its own header field (``Modality = MET_MOD_MR``), which SimpleITK and 3D
     Slicer write; it counts like the DICOM tag. A 2-channel MetaImage (was refused: "2-component pixels are not
     supported") is denoised channel by channel, its 4 channels are not taken for RGBA."""
@@ -356,6 +356,16 @@ def test_metaimage_modality_field_picks_the_model_and_channels_stay_apart(tmp_pa
     assert guess.modality == Modality.MR and guess.reason == "MetaImage Modality is MET_MOD_MR"
     # MET_MOD_OTHER tells nothing: the hint decides
     assert detect_modality(with_modality("other.mha", "MET_MOD_OTHER"), "ct").modality == Modality.CT
+    # written back (SimpleITK's writer leaves it out), into an attached or a detached header, data intact
+    for name in ("out.mha", "out.mhd"):
+        source = read_volume(tmp_path / "head.mha")
+        back = read_volume(write_volume(source, tmp_path / name))
+        assert detect_modality(back).reason == "MetaImage Modality is MET_MOD_MR"
+        np.testing.assert_array_equal(back.array, source.array)
+    # from a DICOM series' Modality tag too
+    assert detect_modality(read_volume(write_volume(read_volume(ct_series_dir), tmp_path / "ct.mha"))).reason == (
+        "MetaImage Modality is MET_MOD_CT"
+    )
 
     values = sitk.GetArrayFromImage(head).astype(np.float32)
     for count in (2, 4):

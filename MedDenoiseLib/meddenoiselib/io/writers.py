@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -185,6 +186,8 @@ def _write_with_sitk(volume: Volume, plan: PlannedOutput, compress: bool = True)
         # move the data file first and the header last, so the header never points at a temporary name.
         with staging_folder(path) as folder:
             sitk.WriteImage(image, str(folder / path.name), useCompression=use_compression)
+            if fmt == "metaimage":
+                _add_metaimage_modality(folder / path.name, volume)
             written = {p.name for p in folder.iterdir()}
             expected = {p.name for p in plan.files}
             if written != expected:
@@ -194,6 +197,35 @@ def _write_with_sitk(volume: Volume, plan: PlannedOutput, compress: bool = True)
     suffix = "".join(Path(path.name).suffixes[-1:])
     with atomic_file(path, suffix=suffix) as temporary:
         sitk.WriteImage(image, str(temporary), useCompression=use_compression)
+        if fmt == "metaimage":
+            _add_metaimage_modality(temporary, volume)
+
+
+#: MetaImage's modality values for DICOM Modality values (MetaIO knows these four besides OTHER / UNKNOWN)
+_METAIMAGE_MODALITIES = {"CT": "MET_MOD_CT", "MR": "MET_MOD_MR", "US": "MET_MOD_US", "NM": "MET_MOD_NM"}
+
+
+def _add_metaimage_modality(header: Path, volume: Volume) -> None:
+    """Write the volume's modality (a MetaImage source's ``Modality`` field, or its DICOM Modality tag) into a
+    MetaImage header that SimpleITK wrote without it, so ``auto`` picks the same model for the output. The field
+    goes before ``ElementDataFile``, the header's last line; attached data is copied after it unchanged."""
+    value = volume.metadata.get("Modality", "").strip().upper() if volume.source.format == "metaimage" else ""
+    if not value.startswith("MET_MOD_"):
+        value = _METAIMAGE_MODALITIES.get(volume.metadata.get("0008|0060", "").strip().upper(), "")
+    if not value:
+        return
+    patched = header.with_name(header.name + ".modality")
+    try:
+        with open(header, "rb") as source, open(patched, "wb") as target:
+            head = source.read(1 << 16)
+            end = head.find(b"ElementDataFile")
+            if end < 0 or b"\nModality" in head[:end]:
+                return
+            target.write(head[:end] + f"Modality = {value}\n".encode() + head[end:])
+            shutil.copyfileobj(source, target, 1 << 22)
+        os.replace(patched, header)
+    finally:
+        patched.unlink(missing_ok=True)
 
 
 def _write_tiff(volume: Volume, path: Path, compress: bool) -> None:
