@@ -317,3 +317,35 @@ def test_multi_frame_dicom_file_round_trip(tmp_path, ct_series_dir):
     written = pydicom.dcmread(out)
     assert int(written.NumberOfFrames) == 4 and written.SOPInstanceUID != ds.SOPInstanceUID
     np.testing.assert_array_equal(read_volume(out).array, volume.array + 1)
+
+
+def test_a_nifti_pair_is_read_and_written_as_one_nifti_file(tmp_path, mr_nifti, capsys):
+    """SPM and older tools keep NIfTI as a pair (``scan.hdr`` + ``scan.img``): read like ``.nii``, written as one
+    ``.nii.gz`` (never as a pair); Analyze 7.5, which has no orientation, and a pair without its data are refused."""
+    import nibabel as nib
+
+    from meddenoiselib.cli import main
+    from meddenoiselib.errors import InputError
+    from meddenoiselib.io import probe_volume
+
+    head = nib.load(mr_nifti)
+    folder = tmp_path / "spm"
+    folder.mkdir()
+    nib.save(nib.Nifti1Pair(np.asarray(head.dataobj), head.affine), folder / "scan.hdr")
+    volume = read_volume(folder / "scan.hdr")
+    np.testing.assert_array_equal(volume.array, read_volume(mr_nifti).array)
+    np.testing.assert_allclose(volume.ijk_to_lps(), read_volume(mr_nifti).ijk_to_lps())
+    assert probe_volume(folder / "scan.hdr").files == (str(folder / "scan.hdr"), str(folder / "scan.img"))
+
+    assert main(["denoise", str(folder), str(tmp_path / "out"), "--model", "median", "-q"]) == 0
+    written = nib.load(tmp_path / "out" / "scan.nii.gz")
+    np.testing.assert_allclose(written.affine, head.affine, atol=1e-5)
+    assert main(["denoise", str(folder / "scan.hdr"), str(tmp_path / "o.hdr"), "-q"]) == 1
+    assert "o.hdr: NIfTI pairs (.hdr/.img) are read, not written" in capsys.readouterr().err
+
+    nib.save(nib.AnalyzeImage(np.asarray(head.dataobj), np.diag([4.0, 4.0, 5.0, 1.0])), tmp_path / "old.hdr")
+    with pytest.raises(InputError, match="old.hdr: an Analyze 7.5 file stores no orientation"):
+        read_volume(tmp_path / "old.hdr")
+    (folder / "scan.img").unlink()
+    with pytest.raises(InputError, match="scan.hdr: the NIfTI pair's data file scan.img does not exist"):
+        read_volume(folder / "scan.hdr")

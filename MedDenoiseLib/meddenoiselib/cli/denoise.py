@@ -49,6 +49,8 @@ def _output_name(source: Path, output_dir: Path, fmt: str | None) -> Path:
         return output_dir / source.name
     if fmt:
         return output_dir / (strip_suffix(source.name) + format_suffix(fmt))
+    if source.name.lower().endswith((".hdr", ".hdr.gz")):
+        return output_dir / (strip_suffix(source.name) + format_suffix("nifti"))  # a NIfTI pair becomes one file
     return output_dir / source.name  # same format (an extension-less DICOM file keeps its name)
 
 

@@ -19,6 +19,8 @@ __all__ = [
 _SUFFIXES: dict[str, str] = {
     ".nii.gz": "nifti",
     ".nii": "nifti",
+    ".hdr": "nifti",  # a NIfTI pair's header (its data in the .img beside it); read, not written
+    ".hdr.gz": "nifti",
     ".nrrd": "nrrd",
     ".nhdr": "nrrd",
     ".mha": "metaimage",

@@ -163,9 +163,17 @@ def _probe_nifti(path: Path, max_bytes: int | None) -> VolumeHeader:
         image = nib.load(str(path))
     except Exception as exc:  # noqa: BLE001 - nibabel raises several types for corrupt files
         raise InputError(f"{label}: cannot read as NIfTI ({_short(exc)})") from exc
-    if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
+    if isinstance(image, nib.AnalyzeImage) and not isinstance(image, nib.Nifti1Pair):
+        raise InputError(
+            f"{label}: an Analyze 7.5 file stores no orientation (left and right may be swapped); convert it to NIfTI "
+            "with its orientation checked"
+        )
+    if not isinstance(image, (nib.Nifti1Pair, nib.Nifti2Image)):
         kind = type(image).__name__.replace("Image", "")
         raise InputError(f"{label}: a {kind} file is not an image volume (e.g. CIFTI holds surface or matrix data)")
+    data_file = Path(image.file_map["image"].filename or path)
+    if not data_file.is_file():
+        raise InputError(f"{label}: the NIfTI pair's data file {data_file.name} does not exist")
     header = image.header
     shape = tuple(int(n) for n in header.get_data_shape())
     if len(shape) == 0 or 0 in shape:
@@ -183,8 +191,8 @@ def _probe_nifti(path: Path, max_bytes: int | None) -> VolumeHeader:
         raise InputError(f"{label}: the NIfTI affine has a zero-length axis")
     _warn_zero_voxel_sizes(path, header, len(shape))
     offset = int(header.get_data_offset())
-    compressed = path.name.lower().endswith(".gz")
-    size = os.path.getsize(path)
+    compressed = data_file.name.lower().endswith(".gz")
+    size = os.path.getsize(data_file)
     # the read check comes first: the one-voxel read below must not run on a header that lies about its size
     dtype = disk_dtype
     check_claimed_size(
@@ -212,7 +220,7 @@ def _probe_nifti(path: Path, max_bytes: int | None) -> VolumeHeader:
         components=1,
         dtype=np.dtype(dtype),
         is_2d=len(shape) == 2,
-        files=(label,),
+        files=(label,) if data_file == path else (label, str(data_file)),
         nbytes=nbytes,
         mask_kind="a NIfTI label map (intent NIFTI_INTENT_LABEL)" if int(header["intent_code"]) == 1002 else "",
     )
