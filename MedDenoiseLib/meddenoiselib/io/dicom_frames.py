@@ -243,7 +243,7 @@ def _read_dataset(path: Path, label: str, known_suffix: bool):
         raise InputError(f"{label}: not a readable DICOM file ({_reason(exc)})") from exc
     if not known_suffix:
         raise InputError(
-            f"{label}: unsupported file type (expected .nii/.nii.gz, .nrrd/.nhdr, .mha/.mhd, .png, .tif, .jpg, "
+            f"{label}: unsupported file type (expected .nii/.nii.gz/.hdr, .nrrd/.nhdr, .mha/.mhd, .png, .tif, .jpg, "
             ".bmp, a DICOM file or a DICOM series folder)"
         )
     try:
