@@ -185,6 +185,35 @@ def test_errors_exit_codes(capsys, args, code, fragment):
     assert fragment in capsys.readouterr().err
 
 
+def test_dicom_media_with_a_dicomdir_is_searched_into_its_series_folders(tmp_path, ct_series_dir, capsys):
+    """A CD or a PACS export: DICOMDIR at the top, the series in patient / study / series folders (files without a
+    suffix). The top folder was "no images or DICOM series found"; each series is now found and written under its
+    path's name (two studies' series folders may share a name)."""
+    from pydicom.fileset import FileSet
+
+    media = tmp_path / "cd"
+    files = FileSet()
+    for study, uid_root in (("1", "1.2.826.0.1.3680043.2.1125.1"), ("2", "1.2.826.0.1.3680043.2.1125.2")):
+        for path in sorted(ct_series_dir.iterdir()):
+            dataset = pydicom.dcmread(path)
+            dataset.PatientID, dataset.PatientName, dataset.StudyID = "ANON", "Anon", study
+            dataset.StudyInstanceUID = uid_root
+            dataset.SeriesInstanceUID = uid_root + ".1"
+            dataset.SOPInstanceUID = f"{uid_root}.1.{dataset.InstanceNumber}"
+            dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+            files.add(dataset)
+    files.write(media)
+    assert (media / "DICOMDIR").is_file() and not any(media.glob("*/*.dcm"))
+
+    assert main(["denoise", str(media), str(tmp_path / "out"), "--model", "median", "-q"]) == 0
+    outputs = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert outputs == ["PT000000_ST000000_SE000000", "PT000000_ST000001_SE000000"]
+    for name in outputs:
+        assert read_volume(tmp_path / "out" / name).shape == (4, 512, 512)
+    assert main(["info", str(media)]) == 0
+    assert capsys.readouterr().out.count("dicom-series  4x512x512") == 2
+
+
 def test_a_series_folder_with_a_broken_link_is_refused_not_split_into_slices(tmp_path, ct_series_dir, capsys):
     """A link whose target has gone makes GDCM leave out the file next to it or find no series at all; the CLI
     denoised such a folder as separate single slices (exit 0). It now names the link and writes nothing."""

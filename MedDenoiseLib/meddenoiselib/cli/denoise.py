@@ -42,11 +42,17 @@ def _named_output(option: str, source: Path) -> Path:
     return Path(option.replace("{name}", strip_suffix(source.name)))
 
 
-def _output_name(source: Path, output_dir: Path, fmt: str | None) -> Path:
+def _output_name(source: Path, output_dir: Path, fmt: str | None, root: Path | None = None) -> Path:
+    """The output for one input of a folder ``root``: the input's name, or for an input in a sub-folder (DICOM
+    media's patient / study / series folders) its path below ``root`` joined by ``_``, so that every series of
+    every study gets its own name."""
     from ..io import format_suffix, strip_suffix
 
+    parts = source.relative_to(root).parts if root is not None and source.is_relative_to(root) else (source.name,)
+    name = "_".join(parts) if parts else source.name
     if source.is_dir():
-        return output_dir / source.name
+        return output_dir / name
+    source = source.with_name(name)
     if fmt:
         return output_dir / (strip_suffix(source.name) + format_suffix(fmt))
     if source.name.lower().endswith((".hdr", ".hdr.gz")):
@@ -294,7 +300,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
                     f"{option} {value} would be the same file for all {len(items)} inputs; put "
                     "'{name}' in it (replaced by each input's name)"
                 )
-        pairs = [(item, _output_name(item, target, args.format)) for item in items]
+        pairs = [(item, _output_name(item, target, args.format, source)) for item in items]
     else:
         if args.format and target.suffix == "" and not source.is_dir():
             target = target.with_name(target.name + format_suffix(args.format))

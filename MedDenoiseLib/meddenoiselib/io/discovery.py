@@ -58,7 +58,8 @@ def find_inputs(folder: str | Path, recursive: bool = False) -> list[Path]:
     A folder that itself holds a DICOM series is one input (the folder). Otherwise every file with a supported
     suffix is an input (``.dcm`` files only when they are not part of a series folder; not 3D Slicer's
     segmentations, ``.seg.nrrd``, which a saved Slicer scene keeps beside its volumes), and with ``recursive``
-    sub-folders are searched too, each DICOM series sub-folder counting as one input.
+    sub-folders are searched too, each DICOM series sub-folder counting as one input; a folder holding a
+    ``DICOMDIR`` (DICOM media: a CD, a PACS export) is always searched so.
 
     Args:
         folder: the folder to scan.
@@ -73,6 +74,8 @@ def find_inputs(folder: str | Path, recursive: bool = False) -> list[Path]:
     check_links(folder)
     if is_dicom_folder(folder):
         return [folder]
+    # DICOM media (a CD, a PACS export): a DICOMDIR beside patient / study / series folders, nested a few levels deep
+    recursive = recursive or (folder / "DICOMDIR").is_file()
     found: list[Path] = []
     try:
         entries = sorted(folder.iterdir())
