@@ -75,6 +75,14 @@ def _case_empty_folder(tmp_path):
     return folder, "no DICOM images"
 
 
+def _case_zip(tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "export.zip", "w") as archive:
+        archive.writestr("DICOMDIR", b"")
+    return tmp_path / "export.zip", "an archive; extract it and give the folder"
+
+
 def _case_4d(tmp_path):
     return _nifti(tmp_path / "fmri.nii.gz", np.zeros((4, 5, 6, 3), np.int16)), "4D data"
 
@@ -104,6 +112,7 @@ CASES = [
     _case_truncated_dicom_in_series,
     _case_broken_link_in_series,
     _case_empty_folder,
+    _case_zip,
     _case_4d,
     _case_infinite,
     _case_all_nan,

@@ -36,6 +36,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _TEXT_HEADER_BYTES = 65536
+#: archives users receive DICOM exports in
+_ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".7z", ".rar")
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,11 @@ def probe_volume(path: str | Path, series_uid: str | None = None, max_bytes: int
         if not os.access(path, os.R_OK):
             raise InputError(f"{path}: permission denied (not readable)")
         fmt = detect_format(path)
+        if fmt is None and path.name.lower().endswith(_ARCHIVE_SUFFIXES):
+            raise InputError(
+                f"{path}: an archive; extract it and give the folder (of a DICOM export, the folder with the DICOMDIR "
+                "or a series folder)"
+            )
         if series_uid and fmt not in (None, "dicom-file"):
             raise OptionError(
                 f"{path}: a series UID applies only to DICOM input (a series folder or a DICOM file); "
