@@ -41,13 +41,20 @@ def _scalar_chunks(volume: Volume) -> Iterator[np.ndarray]:
         yield _scalar(volume, slice(start, start + _CHUNK_SLICES))
 
 
-def _neighbour_pairs(values: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every voxel with data and its next neighbour along in-plane ``axis`` (-1: x, -2: y), where both have data
-    (NaN: none), as two flat arrays."""
+def _neighbour_pairs(values: np.ndarray, axis: int, missing: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Every voxel and its next neighbour along in-plane ``axis`` (-1: x, -2: y); with ``missing`` (``values`` may
+    hold NaN, no data) only the pairs where both have data, as flat arrays."""
     a = np.moveaxis(values, axis, 0)
     x, y = a[:-1], a[1:]
+    if not missing:
+        return x, y
     both = ~(np.isnan(x) | np.isnan(y))
     return x[both], y[both]
+
+
+def _with_data(values: np.ndarray, missing: bool) -> np.ndarray:
+    """``values`` without NaN (no data) when ``missing``, else ``values`` itself (no copy)."""
+    return values[~np.isnan(values)] if missing else values
 
 
 def _residual_statistics(noisy: Volume, denoised: Volume) -> tuple[list[float], list[float], float, float, float]:
@@ -71,28 +78,36 @@ def _residual_statistics(noisy: Volume, denoised: Volume) -> tuple[list[float], 
 
     _, height, width = noisy.array.shape[:3]
     axes = [axis for axis, size in ((-1, width), (-2, height)) if size > 1]
+    # only float images hold NaN (no data): integer ones (CT, most MR), and chunks without NaN, skip the masking
+    floats = noisy.array.dtype.kind == "f" or denoised.array.dtype.kind == "f"
+
+    def holes(values: np.ndarray) -> bool:
+        return floats and bool(np.isnan(values).any())
+
     before_range, after_range = [np.inf, -np.inf], [np.inf, -np.inf]
     for before, after in chunks():
         for extremes, values in ((before_range, before), (after_range, after)):
-            present = values[~np.isnan(values)]
+            present = _with_data(values, holes(values))
             if present.size:
                 extremes[:] = min(extremes[0], float(present.min())), max(extremes[1], float(present.max()))
     count, total = 0, 0.0
     sums = {axis: np.zeros(3) for axis in axes}  # Σx, Σy, pairs
     for r in residuals():
-        present = r[~np.isnan(r)]
+        missing = holes(r)
+        present = _with_data(r, missing)
         count += present.size
         total += float(present.sum())
         for axis in axes:
-            x, y = _neighbour_pairs(r, axis)
+            x, y = _neighbour_pairs(r, axis, missing)
             sums[axis] += (x.sum(), y.sum(), x.size)
     mean = total / max(count, 1)
     squares = 0.0
     moments = {axis: np.zeros(3) for axis in axes}  # Σ(x−x̄)(y−ȳ), Σ(x−x̄)², Σ(y−ȳ)²
     for r in residuals():
-        squares += float(np.square(r[~np.isnan(r)] - mean).sum())
+        missing = holes(r)
+        squares += float(np.square(_with_data(r, missing) - mean).sum())
         for axis in axes:
-            x, y = _neighbour_pairs(r, axis)
+            x, y = _neighbour_pairs(r, axis, missing)
             pairs = max(sums[axis][2], 1)
             x = x - sums[axis][0] / pairs
             y = y - sums[axis][1] / pairs
