@@ -19,7 +19,7 @@ logger = logging.getLogger("meddenoiselib.cli")
 def cmd_demo(args: argparse.Namespace) -> int:
     from ..demo import run_demo
 
-    run_demo(Path(args.output), model=args.model, overwrite=args.overwrite, device=args.device)
+    run_demo(Path(args.output), model=args.model, overwrite=args.overwrite, device=args.device, quiet=args.quiet)
     return EXIT_OK
 
 
