@@ -21,12 +21,20 @@ from .dicom_frames import check_dicom_size, read_dicom_image
 from .formats import IMAGE_2D_FORMATS, as_path, detect_format, format_name
 from .itk_messages import c_stderr_logged, itk_messages_logged, itk_reason
 from .limits import Encoding, check_claimed_size
-from .raster import GREY, GREY_ALPHA, PALETTE, bmp_bits, png_has_gray_palette, png_header
+from .raster import (
+    GREY,
+    GREY_ALPHA,
+    PALETTE,
+    PngHeader,
+    bmp_bits,
+    bmp_has_gray_palette,
+    png_has_gray_palette,
+    png_header,
+)
 from .tiff import probe_tiff
 
 __all__ = [
     "VolumeHeader",
-    "bmp_has_gray_palette",
     "four_d_error",
     "probe_volume",
     "sitk_read_error",
@@ -325,31 +333,6 @@ def _data_extent(path: Path, fmt: str) -> tuple[int | None, str, tuple[str, ...]
     return max(size - offset, 0), kind, ()
 
 
-def _grey_palette_png(path: Path) -> bool:
-    header = png_header(path)
-    return header is not None and header.colour_type == PALETTE and png_has_gray_palette(path)
-
-
-def bmp_has_gray_palette(path: Path) -> bool:
-    """Whether a BMP is 8-bit with a gray palette (each entry's blue, green and red equal)."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(54)
-            if len(head) < 54 or head[:2] != b"BM":
-                return False
-            bits = int.from_bytes(head[28:30], "little")
-            info_size = int.from_bytes(head[14:18], "little")
-            colours = int.from_bytes(head[46:50], "little") or 256
-            if bits != 8 or colours > 256:
-                return False
-            handle.seek(14 + info_size)
-            palette = handle.read(4 * colours)
-    except OSError:
-        return False
-    entries = np.frombuffer(palette[: len(palette) // 4 * 4], dtype=np.uint8).reshape(-1, 4)
-    return entries.size > 0 and bool(np.all(entries[:, 0] == entries[:, 1]) and np.all(entries[:, 1] == entries[:, 2]))
-
-
 def _probe_tiff(path: Path, max_bytes: int | None) -> VolumeHeader:
     plan, dtype = probe_tiff(path)
     label = str(path)
@@ -370,13 +353,9 @@ def _probe_tiff(path: Path, max_bytes: int | None) -> VolumeHeader:
     )
 
 
-def _grey_alpha_png(path: Path, fmt: str, max_bytes: int | None) -> VolumeHeader | None:
-    """The header of a grey + alpha PNG (ITK cannot read two components; :func:`~.raster.decode_png` can); None for
-    every other file."""
+def _grey_alpha_png(path: Path, png: PngHeader, max_bytes: int | None) -> VolumeHeader:
+    """The header of a grey + alpha PNG (ITK cannot read two components; :func:`~.raster.decode_png` can)."""
     label = str(path)
-    png = png_header(path) if fmt == "png" else None
-    if png is None or png.colour_type != GREY_ALPHA:
-        return None
     dtype = np.dtype(np.uint16 if png.bit_depth == 16 else np.uint8)
     shape = (1, png.height, png.width)
     nbytes = check_claimed_size(
@@ -391,9 +370,9 @@ def _probe_with_sitk(path: Path, fmt: str, max_bytes: int | None) -> VolumeHeade
     label = str(path)
     if fmt == "bmp" and bmp_bits(path) == 1:
         raise InputError(f"{label}: 1-bit (bilevel) BMP is not supported (ITK reads 8, 24 and 32 bits); save it as PNG")
-    grey_alpha = _grey_alpha_png(path, fmt, max_bytes)
-    if grey_alpha is not None:
-        return grey_alpha
+    png = png_header(path) if fmt == "png" else None  # read once: the grey + alpha, palette and 1-bit checks below
+    if png is not None and png.colour_type == GREY_ALPHA:
+        return _grey_alpha_png(path, png, max_bytes)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
@@ -416,7 +395,8 @@ def _probe_with_sitk(path: Path, fmt: str, max_bytes: int | None) -> VolumeHeade
     if raster and components not in (1, 3, 4):
         raise InputError(f"{label}: {components}-component pixels are not supported")
     if components == 3 and (
-        (fmt == "bmp" and bmp_has_gray_palette(path)) or (fmt == "png" and _grey_palette_png(path))
+        (fmt == "bmp" and bmp_has_gray_palette(path))
+        or (png is not None and png.colour_type == PALETTE and png_has_gray_palette(path))
     ):
         components = 1  # an 8-bit grey palette: ITK expands it to RGB; the reader folds it back
     dtype = sitk.GetArrayFromImage(sitk.Image([1] * len(size), reader.GetPixelID(), components)).dtype
@@ -424,7 +404,6 @@ def _probe_with_sitk(path: Path, fmt: str, max_bytes: int | None) -> VolumeHeade
     _check_geometry(label, reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection())
     data_bytes, encoding, data_files = _data_extent(path, fmt)
     mask_kind = _slicer_segmentation(path) if fmt == "nrrd" else ""
-    png = png_header(path) if fmt == "png" else None
     if png is not None and png.bit_depth == 1 and png.colour_type == GREY:
         mask_kind = "a 1-bit (bilevel) PNG, a mask or line art"
     full = tuple(reversed(size)) + ((components,) if components > 1 else ())
