@@ -200,17 +200,24 @@ def probe_tiff(path: Path, series: bool = False) -> tuple[_Plan, np.dtype]:
         InputError: not a TIFF, no image plane, or (not) a time series of volumes.
     """
     with _checked(path), _open(path) as tif:
-        if not tif.series:
-            raise InputError(f"{path}: the TIFF file holds no image")
-        if len(tif.series) > 1:
-            logger.info("%s holds %d image series; reading the first", path, len(tif.series))
-        first = tif.series[0]
-        plan = _plan(str(path), first.axes, tuple(first.shape), _layout_kind(tif), series)
-        dtype = np.dtype(first.dtype)
-        colours = _colour_palette(tif.pages[0], tif.is_imagej)
-        if colours is not None:
-            return replace(plan, components=3), colours.dtype
+        plan, colours = _plan_of(tif, path, series)
+        dtype = colours.dtype if colours is not None else np.dtype(tif.series[0].dtype)
         return plan, dtype.newbyteorder("=")
+
+
+def _plan_of(tif, path: Path, series: bool) -> tuple[_Plan, np.ndarray | None]:
+    """The plan of an open TIFF's first image series, and its colour palette when that makes it an RGB image (the
+    plan then has 3 components, the last axis of ``colours[:, data]``)."""
+    if not tif.series:
+        raise InputError(f"{path}: the TIFF file holds no image")
+    if len(tif.series) > 1:
+        logger.info("%s holds %d image series; reading the first", path, len(tif.series))
+    first = tif.series[0]
+    plan = _plan(str(path), first.axes, tuple(first.shape), _layout_kind(tif), series)
+    colours = _colour_palette(tif.pages[0], tif.is_imagej)
+    if colours is not None:
+        plan = replace(plan, components=3, order=(*plan.order, len(plan.order)))
+    return plan, colours
 
 
 def read_tiff(path: Path, series: bool = False) -> tuple[np.ndarray, tuple[float, float, float], dict[str, str], bool]:
@@ -225,21 +232,17 @@ def read_tiff(path: Path, series: bool = False) -> tuple[np.ndarray, tuple[float
         InputError: as :func:`probe_tiff`, or the pixel data cannot be decoded.
     """
     with _checked(path), _open(path) as tif:
-        first = tif.series[0]
-        plan = _plan(str(path), first.axes, tuple(first.shape), _layout_kind(tif), series)
+        plan, colours = _plan_of(tif, path, series)
         try:
-            data = first.asarray()
+            data = tif.series[0].asarray()
         except Exception as exc:  # noqa: BLE001 - codecs raise many types for truncated or corrupt data
             reason = " ".join(str(exc).split())[:200] or type(exc).__name__
             raise InputError(f"{path}: cannot decode the TIFF image ({reason})") from exc
         spacing, unit = _pixel_size(tif, plan.layout.kind)
         interval = _frame_interval(tif) if plan.layout.stack == "T" or plan.frames > 1 else ""
-        page = tif.pages[0]
-        colours = _colour_palette(page, tif.is_imagej)
-        photometric = {1: "", 0: "miniswhite", 3: "palette"}.get(int(page.photometric), "")
+        photometric = {1: "", 0: "miniswhite", 3: "palette"}.get(int(tif.pages[0].photometric), "")
     if colours is not None:  # a colour palette (not grey, not an ImageJ LUT) is a colour image: RGB, as ITK reads it
-        data, plan, photometric = np.moveaxis(colours[:, data], 0, -1), replace(plan, components=3), ""
-        plan = replace(plan, order=(*plan.order, len(plan.order)))
+        data, photometric = np.moveaxis(colours[:, data], 0, -1), ""
     data = np.transpose(data, plan.order)
     shape = (plan.frames, *plan.shape) if plan.frames > 1 else plan.shape
     if plan.components > 1 or plan.alpha:
