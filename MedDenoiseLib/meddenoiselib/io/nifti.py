@@ -11,9 +11,8 @@ def scaled_integer_storage(image) -> np.dtype | None:
     """The integer type a NIfTI image stores scaled values in (``scl_slope``/``scl_inter`` other than identity:
     Philips MR through dcm2niix, FSL, SPM), or None when it stores values as they are (or floats).
 
-    Such a file reads as float64 physical values; the denoised image is written back in the same integer type, with
-    a slope and intercept nibabel fits to the output's range, so its precision is the source's (a step of ~1/65535 of
-    the range for int16) and its size too, rather than float64 at 4x the source's size.
+    Such a file reads as float64 physical values; the denoised image is written back in the same integer type
+    (:func:`stored_like_source`), so its precision and size are the source's, rather than float64 at 4x the size.
 
     Args:
         image: a loaded ``nibabel`` NIfTI image (nibabel moves the header's scaling to ``image.dataobj`` on load).
@@ -26,16 +25,17 @@ def scaled_integer_storage(image) -> np.dtype | None:
     return dtype.newbyteorder("=")
 
 
-def stored_like_source(values: np.ndarray, source) -> tuple[np.ndarray, np.dtype, tuple[float, float] | None]:
-    """What to hand nibabel for physical ``values`` whose NIfTI ``source`` stores scaled integers.
+def stored_like_source(values: np.ndarray, source=None) -> tuple[np.ndarray, np.dtype, tuple[float, float] | None]:
+    """What to hand nibabel for physical ``values`` whose NIfTI ``source`` (a loaded image, or None: no source whose
+    storage to keep) may store scaled integers.
 
     Returns:
         ``(data, dtype, (slope, intercept))``: the source's integers under its own slope and intercept when they hold
         every value (unchanged values come back exactly, the header's scaling is the source's); else ``values`` with
-        the source's integer type and ``None``, for nibabel to fit a slope and intercept to their range; and for a
-        source that stores values as they are, ``values`` unscaled ``(1, 0)``.
+        the source's integer type and ``None``, for nibabel to fit a slope and intercept to their range; and without
+        a source, or for one that stores values as they are, ``values`` unscaled ``(1, 0)``.
     """
-    dtype = scaled_integer_storage(source)
+    dtype = None if source is None else scaled_integer_storage(source)
     if dtype is None or values.dtype.kind != "f":
         return values, values.dtype, (1.0, 0.0)
     slope, inter = float(source.dataobj.slope), float(source.dataobj.inter)

@@ -272,9 +272,7 @@ def write_series(
         _write_nifti_series(series, path, keep_storage=role == "image")
     elif fmt == "tiff":
         layout = series.layout if isinstance(series.layout, TiffLayout) else TiffLayout()
-        array = (
-            series.array if series.array.dtype.isnative else series.array.astype(series.array.dtype.newbyteorder("="))
-        )
+        array = series.array.astype(series.array.dtype.newbyteorder("="), copy=False)  # native byte order
         with atomic_file(path, suffix=path.suffix) as temporary:
             write_tiff(array, series.spacing, layout.metadata(), False, temporary, compress, series.source.path,
                        frames=True)  # fmt: skip
@@ -300,7 +298,7 @@ def _write_nifti_series(series: VolumeSeries, path: Path, keep_storage: bool = T
             affine = source.affine  # keep the source's exact float values
     data = np.ascontiguousarray(np.transpose(array, (3, 2, 1, 0)))
     # values in physical units, stored unscaled, or as the source's scaled integers (keep_storage)
-    data, dtype, scaling = stored_like_source(data, source) if keep_storage and source else (data, array.dtype, (1, 0))
+    data, dtype, scaling = stored_like_source(data, source if keep_storage else None)
     image = nib.Nifti1Image(data, affine, header, dtype=dtype)
     if scaling is not None:
         image.header.set_slope_inter(*scaling)

@@ -262,7 +262,7 @@ def _write_nifti(volume: Volume, path: Path, keep_storage: bool = True) -> None:
     if volume.source.is_2d and data.shape[2] == 1:
         data = data[:, :, 0]  # a 2D source stays 2D
     # values in physical units, stored unscaled, or as the source's scaled integers (keep_storage)
-    data, dtype, scaling = stored_like_source(data, source) if keep_storage and header else (data, array.dtype, (1, 0))
+    data, dtype, scaling = stored_like_source(data, source if keep_storage and header is not None else None)
     image = nib.Nifti1Image(np.ascontiguousarray(data), affine, header, dtype=dtype)
     if scaling is not None:
         image.header.set_slope_inter(*scaling)

@@ -50,8 +50,6 @@ def fill_outside_reconstruction(hu: np.ndarray, outside: np.ndarray) -> np.ndarr
         ``(..., Y, X)`` float32 (float64 for float64 input); a slice that is padding throughout becomes air
         (-1000 HU).
     """
-    if outside.shape != hu.shape:
-        raise ValueError(f"the padding mask's shape {outside.shape} differs from the image's {hu.shape}")
     # float64 stays float64: values beyond float32's range must reach the Denoiser's own overflow handling
     filled = np.array(hu, dtype=np.float64 if hu.dtype == np.float64 else np.float32, copy=True)
     fill_from_nearest(filled, outside, _AIR_HU)

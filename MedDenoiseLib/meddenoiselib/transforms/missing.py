@@ -69,7 +69,7 @@ def fill_from_nearest(values: np.ndarray, missing: np.ndarray, empty: float, mir
             noise-free.
     """
     if missing.shape != values.shape:
-        raise ValueError(f"the missing-voxel mask's shape {missing.shape} differs from the image's {values.shape}")
+        raise ValueError(f"the mask's shape {missing.shape} differs from the image's {values.shape}")
     nearest, previous = None, None
     for index in np.ndindex(values.shape[:-2]):
         plane, mask = values[index], missing[index]
