@@ -81,7 +81,7 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
     check_series_uid(source, args)
     series = is_series_file(source)
     header = probe_series(source) if series else probe_volume(source, series_uid=args.series_uid)
-    if getattr(header, "mask_kind", ""):
+    if header.mask_kind:
         raise InputError(
             f"{source}: {header.mask_kind}, not an image to denoise (as --mask it restricts denoising to its inside)"
         )

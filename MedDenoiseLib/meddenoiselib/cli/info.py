@@ -82,9 +82,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         header = probe_volume(path, series_uid=args.series_uid)
         volume = read_volume(path, series_uid=args.series_uid)
     array = volume.array
-    # a series keeps its file's layout (a TIFF's as metadata); a volume its tags
-    layout = getattr(volume, "layout", None)
-    metadata = layout.metadata() if isinstance(layout, TiffLayout) else getattr(volume, "metadata", {})
+    if isinstance(volume, VolumeSeries):  # a series keeps its file's layout (a TIFF's as metadata), no tags
+        metadata = volume.layout.metadata() if isinstance(volume.layout, TiffLayout) else {}
+    else:
+        metadata = volume.metadata
     missing = int(np.count_nonzero(np.isnan(array))) if array.dtype.kind == "f" else 0
     keys = {
         "0008|0060": "Modality",
@@ -110,7 +111,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "min": float(np.nanmin(array)),
         "max": float(np.nanmax(array)),
         "mean": float(np.nanmean(array, dtype=np.float64)),
-        "is_2d": getattr(volume.source, "is_2d", False),
+        "is_2d": volume.source.is_2d,
         "dicom": {name: metadata[key] for key, name in keys.items() if key in metadata},
     }
     if isinstance(volume, VolumeSeries):
