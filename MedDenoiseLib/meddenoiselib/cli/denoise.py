@@ -24,6 +24,7 @@ from .options import (
     parse_ensemble,
     parse_fraction,
     parse_int_list,
+    parse_non_negative_int,
     parse_positive_int,
     parse_sigma,
     parse_unit_interval,
@@ -71,6 +72,7 @@ class _Job:
     noise_map: object | None = None
     report: object | None = None
     series: bool = False
+    preview: object | None = None  # --preview-slice: the volume, read while planning (its slice axis needs it)
 
 
 def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: list) -> _Job:
@@ -87,14 +89,17 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
         )
     plan = plan_series_output if series else plan_output
     protected = input_paths([source, *header.files, *([args.mask] if getattr(args, "mask", None) else [])])
+    preview, written = None, header
+    if getattr(args, "preview_slice", None) is not None:
+        preview, written = _preview_slab(source, header, args)
     image = plan(
-        target, ImageSpec.of(header), role="image", overwrite=args.overwrite, protected=protected, others=planned
+        target, ImageSpec.of(written), role="image", overwrite=args.overwrite, protected=protected, others=planned
     )
-    job = _Job(source, header, image, series=series)
+    job = _Job(source, header, image, series=series, preview=preview)
     if args.residual:
         job.residual = plan(
             _named_output(args.residual, source),
-            ImageSpec.of(header, dtype="float32"),
+            ImageSpec.of(written, dtype="float32"),
             role="residual",
             overwrite=args.overwrite,
             protected=protected,
@@ -103,7 +108,7 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
     if getattr(args, "noise_map", None):
         job.noise_map = plan(
             _named_output(args.noise_map, source),
-            ImageSpec.of(header, dtype="float32"),
+            ImageSpec.of(written, dtype="float32"),
             role="noise map",
             overwrite=args.overwrite,
             protected=protected,
@@ -120,6 +125,30 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
         )
     planned.extend(p for p in (job.image, job.residual, job.noise_map, job.report) if p is not None)
     return job
+
+
+def _preview_slab(source: Path, header, args: argparse.Namespace):
+    """For ``--preview-slice K``: the input volume and its slice K (along the axis the denoiser runs on), which is
+    what will be written.
+
+    Raises:
+        OptionError: the input is a 4D series, or K is outside it.
+    """
+    from ..inference import slice_axis
+    from ..io import read_volume
+
+    if header.frames > 1:
+        raise OptionError(
+            f"{source}: --preview-slice previews one volume; this is a 4D series of {header.frames} frames"
+        )
+    volume = read_volume(source, series_uid=args.series_uid)
+    axis, index = slice_axis(volume, args.slice_axis), args.preview_slice
+    count = volume.shape[axis]
+    if index >= count:
+        raise OptionError(
+            f"--preview-slice {index}: {source} has {count} slices along axis {axis} (the slice axis), 0 to {count - 1}"
+        )
+    return volume, volume.slab(axis, index, index + 1)
 
 
 def _read_mask(args: argparse.Namespace):
@@ -158,11 +187,25 @@ def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
         _denoise_series(denoiser, job, args)
         return
     start = time.perf_counter()
-    logger.info("Reading %s", job.source)
-    volume = read_volume(job.source, series_uid=args.series_uid)
+    if job.preview is None:
+        logger.info("Reading %s", job.source)
+        volume = read_volume(job.source, series_uid=args.series_uid)
+    else:
+        volume = job.preview
     mask = _read_mask(args)
-    logger.info("Denoising %s voxels with %s...", "x".join(map(str, volume.shape)), denoiser.method)
+    if job.preview is None:
+        logger.info("Denoising %s voxels with %s...", "x".join(map(str, volume.shape)), denoiser.method)
+    else:
+        logger.info(
+            "Previewing slice %d of %s voxels (along axis %d) with %s...",
+            args.preview_slice,
+            "x".join(map(str, volume.shape)),
+            denoiser.slice_axis_for(volume),
+            denoiser.method,
+        )
     result = _run_denoiser(denoiser, volume, args, mask)
+    if job.preview is not None:
+        volume = volume.slab(denoiser.slice_axis_for(volume), args.preview_slice, args.preview_slice + 1)
     target = job.image.path
     write_volume(
         result,
@@ -213,7 +256,10 @@ def _run_denoiser(denoiser, data, args: argparse.Namespace, mask):
     from ..transforms.intensity import sigma_from_255
 
     sigma = args.sigma if args.sigma == "auto" else sigma_from_255(float(args.sigma))
-    result = denoiser.denoise(data, sigma=sigma, mask=mask)
+    if getattr(args, "preview_slice", None) is not None:
+        result = denoiser.preview(data, args.preview_slice, sigma=sigma, mask=mask)
+    else:
+        result = denoiser.denoise(data, sigma=sigma, mask=mask)
     report = denoiser.last_report
     if report is not None and report.choice:
         logger.info("  model: %s", report.choice)
@@ -275,6 +321,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     if not source.exists():
         raise MedDenoiseError(f"{source}: no such file or folder")
     batch = source.is_dir() and not is_dicom_folder(source)
+    if batch and getattr(args, "preview_slice", None) is not None:
+        raise OptionError(f"{source}: --preview-slice previews one volume; give one file or DICOM series, not a folder")
     if batch:
         items = find_inputs(source)
         if not items:
@@ -448,6 +496,15 @@ def add_parser(sub) -> None:
         "model (up to 8 slices of 512x512 with BM3D's search and 8 views of the network; longer volumes with "
         "cheaper block searches on 3 slices: up to 128 slices ~0.3 s (up to 64 with 4 views of the network), up to "
         "1024 slices ~0.08 s per 512x512 CT slice) (auto)",
+    )
+    p.add_argument(
+        "--preview-slice",
+        type=parse_non_negative_int,
+        metavar="K",
+        help="denoise and write only slice K (0-based, along the slice axis: the largest spacing, or --slice-axis), "
+        "placed where it lies in the input: in seconds, what the full run gives at that slice (the model, scaling, "
+        "noise level and refinement are chosen on the whole volume; docs/preview.md). One volume, not a folder or "
+        "4D series",
     )
     p.add_argument(
         "--format",

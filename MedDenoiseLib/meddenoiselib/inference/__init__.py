@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .denoiser import PREFERRED_MODELS, DenoiseCancelled, Denoiser, DenoiseReport, default_model_name
+from .denoiser import PREFERRED_MODELS, DenoiseCancelled, Denoiser, DenoiseReport, default_model_name, slice_axis
 from .device import autocast_dtype, resolve_device
 from .progress import Progress, ProgressCallback, line_progress_printer
 from .sliding import HaloPredictor, build_inferer, count_windows, halo_for
@@ -22,4 +22,5 @@ __all__ = [
     "halo_for",
     "line_progress_printer",
     "resolve_device",
+    "slice_axis",
 ]

@@ -504,6 +504,7 @@ def refine_slices(
     out: np.ndarray | None = None,
     on_slice: Callable[[], None] | None = None,
     neighbours: int = 0,
+    slices: range | None = None,
 ) -> np.ndarray:
     """Average a network's output with its collaborative Wiener filtering, slice by slice (axis 0).
 
@@ -523,17 +524,20 @@ def refine_slices(
             kept while a later slice matches blocks on it, before it is written). Defaults to a new array.
         on_slice: called after each slice (progress). Defaults to None.
         neighbours: slices on each side whose blocks join each slice's groups. Defaults to 0.
+        slices: the slices to refine (ascending; a preview's); the others of ``out`` are left as they are (a new
+            ``out`` holds the pilot there). Defaults to None: all.
 
     Returns:
-        ``(Z, Y, X)`` float32: ``(1 - share) * pilot + share * filtered``.
+        ``(Z, Y, X)`` float32: ``(1 - share) * pilot + share * filtered`` (on ``slices``).
     """
-    out = np.empty_like(pilot, dtype=np.float32) if out is None else out
+    if out is None:
+        out = np.empty_like(pilot, dtype=np.float32) if slices is None else pilot.astype(np.float32)
     in_place = neighbours > 0 and np.shares_memory(out, pilot)
     kept: dict[int, np.ndarray] = {}  # original pilots of slices already overwritten that a later slice still needs
     count = noisy.shape[0]
     # each slice allocates and frees the same hundreds of MB: kept in the heap, not mapped and zero-filled afresh
     with freed_memory_kept():
-        for z in range(count):
+        for z in range(count) if slices is None else slices:
             lo, hi = max(0, z - neighbours), min(count, z + neighbours + 1)
             pilots = np.stack([kept[k] if k in kept else pilot[k] for k in range(lo, hi)])
             centre = pilots[z - lo]

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ from .device import resolve_device
 from .network_runner import NetworkRunner, load_network
 from .progress import Progress, ProgressCallback
 
-__all__ = ["Denoiser", "DenoiseCancelled", "DenoiseReport", "default_model_name", "PREFERRED_MODELS"]
+__all__ = ["Denoiser", "DenoiseCancelled", "DenoiseReport", "default_model_name", "slice_axis", "PREFERRED_MODELS"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,9 @@ REFINE_CHOICES = ("auto", "on", "off")
 
 #: share of the collaborative Wiener filtering in the average when ``refine="on"`` for a model without a measured one
 DEFAULT_REFINE_SHARE = 0.3
+
+#: slices on each side of a previewed slice that stand in for the whole volume for volumetric baselines (BM4D)
+PREVIEW_VOLUMETRIC_REACH = 8
 
 
 def _check_options(
@@ -462,13 +465,74 @@ class Denoiser:
         """
         if isinstance(volume, VolumeSeries):
             return self.denoise_series(volume, sigma, mask)
+        return self._denoise_volume(volume, sigma, mask, None)
+
+    def preview(
+        self,
+        volume: Volume,
+        index: int | None = None,
+        sigma: float | str | None = "auto",
+        mask: Volume | np.ndarray | None = None,
+    ) -> Volume:
+        """One slice of what :meth:`denoise` gives ``volume``, computed from the few slices around it (seconds, where
+        the whole volume takes a minute): a preview that predicts the full run, not a run on a crop.
+
+        What the slice depends on beyond its neighbours is taken from the whole volume as :meth:`denoise` takes it:
+        ``auto``'s choice (modality, MR noise floor, masked background), the intensity scaling, the noise estimate,
+        the CT padding, the slice axis, and the refinement's tier and the network's views (both chosen by the
+        volume's size). The network and the refinement then run on the slice and the two on each side that they
+        read, so the slice is the full run's, with two exceptions: the noise spectrum of the CT refinement is
+        measured on those 5 slices instead of the whole volume's flat tissue, and 3D networks and volumetric
+        baselines (BM4D) see a slab around the slice instead of the whole volume. Measured against full runs in
+        docs/preview.md.
+
+        Args:
+            volume: as :meth:`denoise` (one volume; of a 4D series, preview one frame: ``series.frame(t)``).
+            index: the slice along :meth:`slice_axis_for` (0-based). Defaults to None: the middle one.
+            sigma: as :meth:`denoise`.
+            mask: as :meth:`denoise`, for the whole volume.
+
+        Returns:
+            A volume of that one slice (size 1 along the slice axis) with the input's dtype and metadata, placed
+            where the slice lies in the input (:meth:`~meddenoiselib.io.Volume.slab`).
+
+        Raises:
+            OptionError: ``index`` is outside the volume, or ``volume`` is not a Volume.
+        """
+        if isinstance(volume, VolumeSeries):
+            raise OptionError("preview takes one volume; of a 4D series, preview one frame (series.frame(t))")
+        if not isinstance(volume, Volume):
+            raise OptionError(f"`volume` must be a Volume, got {type(volume).__name__}.")
+        axis = self.slice_axis_for(volume)
+        count = volume.shape[axis]
+        index = count // 2 if index is None else index
+        if not isinstance(index, (int, np.integer)) or not 0 <= index < count:
+            raise OptionError(
+                f"slice {index!r} is outside the volume: it has {count} slices along axis {axis} (0 to {count - 1})",
+                parameter="index",
+            )
+        return self._denoise_volume(volume, sigma, mask, _Slab(axis, int(index), int(index) + 1))
+
+    def slice_axis_for(self, volume: Volume) -> int:
+        """The array axis along which :meth:`denoise` runs 2D models and 2D baselines over ``volume`` (and along
+        which :meth:`preview` counts slices): :func:`slice_axis` with this denoiser's ``slice_axis``."""
+        return slice_axis(volume, self.slice_axis)
+
+    def _denoise_volume(
+        self, volume: Volume, sigma: float | str | None, mask: Volume | np.ndarray | None, slab: _Slab | None
+    ) -> Volume:
+        """:meth:`denoise` of one volume; with ``slab``, only those slices are computed and returned
+        (:meth:`preview`), everything else measured on the whole volume."""
         if not isinstance(volume, Volume):
             raise OptionError(f"`volume` must be a Volume, got {type(volume).__name__}.")
         if volume.array.dtype.kind not in "iufb" or volume.array.size == 0:
             raise InputError(f"cannot denoise {volume.array.dtype} pixels of shape {volume.array.shape}")
+        take = _Slab.whole if slab is None else slab.take
         missing = missing_values(volume.array, "the volume")
         if missing is not None:
-            return self._around_missing(volume, missing, lambda filled: self.denoise(filled, sigma, mask))
+            return self._around_missing(
+                volume, missing, lambda filled: self._denoise_volume(filled, sigma, mask, slab), take
+            )
         inside = None if mask is None else mask_array(volume, mask)
         if self.auto:
             choice = self.choose(volume)
@@ -476,14 +540,15 @@ class Denoiser:
             self._active = self._delegate_for(choice)
             try:
                 keep = self._without_masked_background(inside, choice.masked)
-                result = self._active.denoise(self._unrounded(volume, choice), sigma, mask=keep)
+                result = self._active._denoise_volume(self._unrounded(volume, choice), sigma, keep, slab)
             finally:
                 self.last_report = self._active.last_report
                 self._active = None
             self.last_report.choice = choice.describe()
             if choice.magnitude_floor is not None:
-                array = self._remove_magnitude_floor(volume.array, result.array, choice.magnitude_floor)
-                result = result.with_array(array if inside is None else apply_mask(volume.array, array, inside))
+                noisy = take(volume.array)
+                array = self._remove_magnitude_floor(noisy, result.array, choice.magnitude_floor)
+                result = result.with_array(array if inside is None else apply_mask(noisy, array, take(inside)))
             return result
         start = time.perf_counter()
         self._cancel.clear()
@@ -518,26 +583,31 @@ class Denoiser:
             component = None  # a filled copy of a padded CT is not needed past here: free it before the network runs
             label = "denoising" if len(components) == 1 else f"denoising channel {index + 1}/{len(components)}"
             region = self._normalized_body(normalized, outside, scaling) if guess.modality == Modality.CT else None
-            denoised, used_sigma = self._denoise_normalized(normalized, sigma, volume.spacing, label, region=region)
+            denoised, used_sigma = self._denoise_normalized(
+                normalized, sigma, volume.spacing, label, region=region, slab=slab
+            )
             region = None  # it holds `normalized`, freed below before the output is made
             if self.clip_to_input_range:
                 np.clip(denoised, normalized.min(), normalized.max(), out=denoised)
             del normalized
             restored = scaling.invert(denoised)
+            original, overflow = take(original), take(overflow)
             if overflow.any():
                 restored[overflow] = original[overflow]
             if outside is not None:
+                outside = take(outside)
                 restored[outside] = original[outside]
             outputs.append(restored)
             scalings.append(scaling.to_dict())
-        array = _combined(volume.array, components, outputs, luma_only)
+        noisy = take(volume.array)
+        array = _combined(noisy, [take(c) for c in components], outputs, luma_only)
         if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
             # only possible when the value range overflows float arithmetic (e.g. values near 1e308)
             raise InputError("denoising produced non-finite values: the image's value range is too large")
         if inside is not None:
-            array = apply_mask(volume.array, array, inside)
+            array = apply_mask(noisy, array, take(inside))
         self._set_report(sigma, used_sigma, start, scalings, guess.modality.value)
-        return volume.with_array(array)
+        return (volume if slab is None else volume.slab(*slab)).with_array(array)
 
     def denoise_series(
         self, series: VolumeSeries, sigma: float | str | None = "auto", mask: Volume | np.ndarray | None = None
@@ -634,12 +704,16 @@ class Denoiser:
         return series.with_array(array)
 
     def _around_missing(
-        self, image: Volume | VolumeSeries, missing: np.ndarray, run: Callable[[Volume | VolumeSeries], Any]
+        self,
+        image: Volume | VolumeSeries,
+        missing: np.ndarray,
+        run: Callable[[Volume | VolumeSeries], Any],
+        take: Callable[[np.ndarray], np.ndarray] = lambda array: array,
     ) -> Volume | VolumeSeries:
         """Denoise an image holding NaN (no data, e.g. outside the field of view after resampling): ``run`` on a copy
         whose NaN are filled by mirroring the data of their slice across the region's edge
         (:func:`~meddenoiselib.transforms.missing.fill_missing`), NaN given back in the output, so nothing that was
-        no data becomes data."""
+        no data becomes data. ``take``: the part of the image that ``run`` returns (a preview's slice)."""
         components = image.array.ndim == (5 if isinstance(image, VolumeSeries) else 4)
         count = int(missing.any(axis=-1).sum() if components else missing.sum())
         logger.info("%d voxels hold no data (NaN): denoised around them, and NaN in the output", count)
@@ -649,7 +723,7 @@ class Denoiser:
         )
         result = run(image.with_array(fill_missing(image.array, missing, components)))
         array = result.array
-        array[missing] = np.nan
+        array[take(missing)] = np.nan
         self.last_report.missing_voxels = count
         return result.with_array(array)
 
@@ -779,8 +853,10 @@ class Denoiser:
         sigma: float | None,
         refinement: Refinement,
         region: Callable[[], np.ndarray] | None,
+        only: range | None = None,
     ) -> np.ndarray:
-        """Average the network's output with its collaborative Wiener filtering, slice by slice along ``axis``.
+        """Average the network's output with its collaborative Wiener filtering, slice by slice along ``axis``
+        (``only``: just those slices, a preview's).
 
         The noise: for a model of correlated noise (CT) its variance per DCT coefficient, measured in the flat
         tissue of ``region``, the flattest blocks chosen on the network's output; else ``sigma`` when given, or a
@@ -795,12 +871,11 @@ class Denoiser:
                 return denoised
             noise = NoiseSpectrum(variances)
         search = refinement.search
-        with Progress(
-            noisy.shape[0], "refining (collaborative Wiener)", self.show_progress, self.progress_callback
-        ) as bar:
+        count = noisy.shape[0] if only is None else len(only)
+        with Progress(count, "refining (collaborative Wiener)", self.show_progress, self.progress_callback) as bar:
             refine_slices(
                 noisy, pilot, refinement.share, self.device, self._check_cancel, noise, search, out=pilot,
-                on_slice=bar.update, neighbours=refinement.neighbours,
+                on_slice=bar.update, neighbours=refinement.neighbours, slices=only,
             )  # fmt: skip
         self._refined = refinement.share
         window = 2 * search.radius + 1
@@ -888,12 +963,7 @@ class Denoiser:
             return self.slice_axis
         if getattr(self, "_axis_override", None) is not None:
             return self._axis_override
-        if shape[0] == 1:
-            return 0
-        # spacing is (x, y, z); array axis a has spacing[2 - a]
-        axis_spacing = [spacing[2 - a] for a in range(3)]
-        largest = max(axis_spacing)
-        return 0 if axis_spacing[0] == largest else int(np.argmax(axis_spacing))
+        return _through_plane_axis(shape, spacing)
 
     def _denoise_normalized(
         self,
@@ -904,35 +974,104 @@ class Denoiser:
         burst: np.ndarray | None = None,
         in_series: bool = False,
         region: Callable[[], np.ndarray] | None = None,
+        slab: _Slab | None = None,
     ) -> tuple[np.ndarray, float | None]:
         """Denoise one normalized volume; ``burst`` ``(B, Z, Y, X)`` gives a burst model its frames (4D series)
         instead of the adjacent slices; ``in_series``: the volume is one frame of a 4D series; ``region``: gives
-        where correlated noise is measured for the refinement (the CT body), boolean, ``normalized``'s shape."""
+        where correlated noise is measured for the refinement (the CT body), boolean, ``normalized``'s shape;
+        ``slab``: compute and return only those slices (a preview), from the slices around them that the method
+        reads, with the settings the whole volume gets."""
         used_sigma = self._resolve_sigma(normalized, sigma)
         self._views_used = 1
         self._refined, self._refine_detail = 0.0, ""
+        take = _Slab.whole if slab is None else slab.take
         if self.strength == 0:  # the blend would return the input whatever the method computes
-            return normalized.astype(np.float32, copy=True), used_sigma
+            return take(normalized).astype(np.float32, copy=True), used_sigma
         axis = self._pick_slice_axis(normalized.shape, spacing)
 
         def progress(total: int) -> Progress:
             return Progress(total, label, self.show_progress, self.progress_callback)
 
-        if isinstance(self.runner, BaselineRunner):
-            denoised = self.runner.run(
-                normalized, used_sigma or 0.0, axis, self._estimate, progress, self._check_cancel
-            )
-        else:
+        refinement = None
+        if isinstance(self.runner, NetworkRunner):
             refinement = self._refinement(normalized.shape, axis, in_series)
             self._views_used = self._views(normalized.shape, axis, in_series, refinement)
+        lo, hi = (
+            (0, normalized.shape[axis])
+            if slab is None
+            else slab.around(normalized.shape[axis], self._reach(axis, refinement))
+        )
+        work = normalized if slab is None else slab.take(normalized, lo, hi)
+        if isinstance(self.runner, BaselineRunner):
+            denoised = self.runner.run(work, used_sigma or 0.0, axis, self._estimate, progress, self._check_cancel)
+        else:
             denoised = self.runner.run(
-                normalized, used_sigma, axis, progress, self._check_cancel, burst, views=self._views_used
+                work, used_sigma, axis, progress, self._check_cancel, burst, views=self._views_used
             )
             if refinement is not None:
-                denoised = self._refine(normalized, denoised, axis, used_sigma, refinement, region)
+                if slab is not None:
+                    region = None if region is None else (lambda whole=region: slab.take(whole(), lo, hi))
+                only = None if slab is None else range(slab.start - lo, slab.stop - lo)
+                denoised = self._refine(work, denoised, axis, used_sigma, refinement, region, only)
+        if slab is not None:
+            denoised = slab.take(denoised, slab.start - lo, slab.stop - lo)
         if self.strength < 1:
-            denoised = normalized + self.strength * (denoised - normalized)
+            noisy = take(normalized)
+            denoised = noisy + self.strength * (denoised - noisy)
         return denoised.astype(np.float32, copy=False), used_sigma
+
+    def _reach(self, axis: int, refinement: Refinement | None) -> int:
+        """Slices on each side of a slice that its output depends on (a preview computes them): the burst's and the
+        refinement's neighbours' for 2D networks, none for 2D baselines; 3D networks and volumetric baselines read the
+        whole volume, of which a window's depth (3D network) or :data:`PREVIEW_VOLUMETRIC_REACH` slices stand in."""
+        if isinstance(self.runner, BaselineRunner):
+            return PREVIEW_VOLUMETRIC_REACH if self.runner.spec.volumetric else 0
+        if self.runner.spatial_dims == 3:
+            return self.runner.roi(3)[axis]
+        # the refinement reads its neighbours' network outputs, each of which reads its own burst
+        return self.runner.burst // 2 + (refinement.neighbours if refinement is not None else 0)
+
+
+def slice_axis(volume: Volume, chosen: int | None = None) -> int:
+    """The array axis (0 = z, 1 = y, 2 = x) along which a :class:`Denoiser` runs 2D models and 2D baselines over
+    ``volume``: ``chosen`` when given, z for slices off one grid (gaps, repeated positions), else the axis of the
+    largest spacing (z when it ties)."""
+    if chosen is not None:
+        return chosen
+    return 0 if volume.source.grid_problem else _through_plane_axis(volume.shape, volume.spacing)
+
+
+def _through_plane_axis(shape: tuple[int, ...], spacing: tuple[float, float, float]) -> int:
+    """The array axis of the largest voxel spacing (z when it ties or the volume is one slice)."""
+    if shape[0] == 1:
+        return 0
+    # spacing is (x, y, z); array axis a has spacing[2 - a]
+    axis_spacing = [spacing[2 - a] for a in range(3)]
+    largest = max(axis_spacing)
+    return 0 if axis_spacing[0] == largest else int(np.argmax(axis_spacing))
+
+
+class _Slab(NamedTuple):
+    """Slices ``start:stop`` along array ``axis``: what a :meth:`Denoiser.preview` computes."""
+
+    axis: int
+    start: int
+    stop: int
+
+    def take(self, array: np.ndarray, start: int | None = None, stop: int | None = None) -> np.ndarray:
+        """``array``'s slices ``start:stop`` (default: the slab's) along the axis, a view."""
+        start = self.start if start is None else start
+        stop = self.stop if stop is None else stop
+        return array[(slice(None),) * self.axis + (slice(start, stop),)]
+
+    def around(self, count: int, margin: int) -> tuple[int, int]:
+        """The slab widened by ``margin`` slices on each side, within ``count`` slices."""
+        return max(0, self.start - margin), min(count, self.stop + margin)
+
+    @staticmethod
+    def whole(array: np.ndarray) -> np.ndarray:
+        """All of ``array`` (no slab)."""
+        return array
 
 
 def _components(array: np.ndarray, count: int, modality: Modality) -> tuple[list[np.ndarray], bool]:

@@ -111,6 +111,26 @@ class Volume:
             raise OptionError(f"new array shape {array.shape} does not match the volume's spatial shape {self.shape}.")
         return replace(self, array=array)
 
+    def slab(self, axis: int, start: int, stop: int) -> Volume:
+        """The slices ``start:stop`` along array ``axis`` (0 = z, 1 = y, 2 = x), placed where they lie in this
+        volume (the origin moves to the first one; the voxels are a view of this volume's); a DICOM source keeps
+        the files of those slices (axis 0).
+
+        Raises:
+            OptionError: ``axis`` is not 0, 1 or 2, or the range is empty or outside the volume.
+        """
+        if axis not in (0, 1, 2):
+            raise OptionError(f"`axis` must be 0, 1 or 2, got {axis!r}.")
+        if not 0 <= start < stop <= self.shape[axis]:
+            raise OptionError(f"slices {start}:{stop} are outside the {self.shape[axis]} slices along axis {axis}.")
+        index_axis = 2 - axis  # array axis a is index axis (i, j, k)[2 - a]
+        origin = np.asarray(self.origin) + self.direction[:, index_axis] * self.spacing[index_axis] * start
+        files = self.source.dicom_files
+        if files:
+            files = files[start:stop] if axis == 0 and len(files) == self.shape[0] else ()
+        array = self.array[(slice(None),) * axis + (slice(start, stop),)]
+        return replace(self, array=array, origin=tuple(origin), source=replace(self.source, dicom_files=files))
+
     def same_geometry(self, other: Volume, atol: float = 1e-6) -> bool:
         """Whether ``other`` has the same spatial shape, spacing, origin and direction (within ``atol`` mm)."""
         return (
