@@ -46,6 +46,7 @@ from MedDenoiseModuleLib import (
     plan_library_install,
     run_to_completion,
     runtime_problem,
+    slice_index_in_view,
     torch_too_old,
 )
 from MedDenoiseModuleLib.sequences import sequence_of
@@ -205,6 +206,7 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
 
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.previewButton.connect("clicked(bool)", self.onPreviewButton)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
         self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelChanged)
 
@@ -352,6 +354,12 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             else _("Select an input volume")
         )
         self.ui.cancelButton.enabled = running
+        self.ui.previewButton.enabled = self.ui.applyButton.enabled
+        self.ui.previewButton.toolTip = (
+            _("Denoise only the slice the Red view shows, as Apply will give it, in seconds")
+            if self.ui.applyButton.enabled
+            else self.ui.applyButton.toolTip
+        )
 
     def _showState(self, state, text) -> None:
         self.ui.statusLabel.text = text
@@ -367,10 +375,17 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onApplyButton(self, checked=False) -> None:
         """Check Slicer and the Python packages, then start a task with the parameter node's settings."""
+        self._start(preview=False)
+
+    def onPreviewButton(self, checked=False) -> None:
+        """As Apply, for the one slice the Red view shows: what Apply will give there, in seconds."""
+        self._start(preview=True)
+
+    def _start(self, preview) -> None:
         if self._parameterNode is None or self._isRunning() or self._runtimeProblem:
             return
         self._task = None
-        self.appendLog(_("--- Apply ---"))
+        self.appendLog(_("--- Preview ---") if preview else _("--- Apply ---"))
         try:
             if not self.logic.ensureDependencies(logCallback=self.appendLog, idle=self._processEvents):
                 self._showState(TaskState.IDLE, _("Not started: the required Python packages are not installed."))
@@ -379,12 +394,21 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.populateModels()
             self.logic.releaseResult()  # the previous run's kept copies
             self._blendedStrength = self._parameterNode.strength
+            extra = {}
+            if preview:
+                parameters = self._parameterNode
+                index = self.logic.previewSliceIndex(
+                    parameters.inputVolume, sliceAxis=parameters.sliceAxis.array_axis, logCallback=self.appendLog
+                )
+                # one slice of the current volume, into its preview node: not the chosen output, residual or sequence
+                extra = dict(previewSlice=index, outputVolume=None, residual=False, noiseMap=False, wholeSequence=False)
             self.logic.processParameterNode(
                 self._parameterNode,
                 waitForCompletion=False,
                 progressCallback=self.onTaskProgress,
                 stateCallback=self.onTaskStateChanged,
                 logCallback=self.appendLog,
+                **extra,
             )
         except Exception as exc:  # invalid input or settings, or missing packages: nothing was started
             if isinstance(exc, (ValueError, RuntimeError)):
@@ -434,9 +458,14 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._pollTimer.stop()
         if task.state is TaskState.DONE:
             name = task.output_sequence.GetName() if task.output_sequence is not None else task.output_node.GetName()
-            text = _("Denoised '{input}' into '{output}' in {seconds:.1f} s.").format(
-                input=task.input_node.GetName(), output=name, seconds=task.seconds
-            )
+            if task.preview_slice is not None:
+                text = _("Previewed slice {index} of '{input}' in '{output}' in {seconds:.1f} s.").format(
+                    index=task.preview_slice, input=task.input_node.GetName(), output=name, seconds=task.seconds
+                )
+            else:
+                text = _("Denoised '{input}' into '{output}' in {seconds:.1f} s.").format(
+                    input=task.input_node.GetName(), output=name, seconds=task.seconds
+                )
             if task.report_table is not None:
                 self.ui.reportTableView.setMRMLTableNode(task.report_table)
         elif task.state is TaskState.CANCELLED:
@@ -486,6 +515,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         self.pythonExecutable = None
         self.temporaryRoot = None
         self.task = None
+        self._previewNodes = {}  # input node ID -> its latest preview node (reused by the next preview)
 
     def getParameterNode(self):
         return MedDenoiseParameterNode(super().getParameterNode())
@@ -641,12 +671,9 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
 
     def processParameterNode(self, parameterNode, **kwargs):
         """``process`` with the input, output and settings held by ``parameterNode``."""
-        return self.process(
-            parameterNode.inputVolume,
-            parameterNode.outputVolume,
-            **self.settingsFromParameterNode(parameterNode),
-            **kwargs,
-        )
+        arguments = dict(outputVolume=parameterNode.outputVolume, **self.settingsFromParameterNode(parameterNode))
+        arguments.update(kwargs)  # e.g. a preview's own output and options
+        return self.process(parameterNode.inputVolume, arguments.pop("outputVolume"), **arguments)
 
     def process(
         self,
@@ -673,6 +700,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         progressCallback=None,
         stateCallback=None,
         logCallback=None,
+        previewSlice=None,
     ):
         """Denoise ``inputVolume`` into ``outputVolume`` (None: a new "<input name> denoised" volume).
 
@@ -710,6 +738,11 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             progressCallback: ``callback(fraction, message)``.
             stateCallback: ``callback(task)`` on every state change.
             logCallback: ``callback(line)`` for the output lines of the child process or the library.
+            previewSlice: denoise only this slice (0-based, along the slice axis; :meth:`previewSliceIndex` finds the
+                one a slice view shows), as the run over the whole volume would give it, into a one-slice
+                "<input> preview" volume placed where the slice lies (the previous preview of the same input is
+                reused when ``outputVolume`` is None). The current item only, for a sequence. Default: the whole
+                volume.
 
         Returns:
             The :class:`DenoiseTask`; its ``output_node`` is the result once ``state`` is DONE.
@@ -753,10 +786,16 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
                 ).format(names=", ".join(missing))
             )
         self.releaseResult()
+        if previewSlice is not None and outputVolume is None:
+            outputVolume = self._previewNodes.get(inputVolume.GetID())
+            if outputVolume is not None and outputVolume.GetScene() is None:
+                outputVolume = None  # the user deleted it
 
         def onStateChanged(task):
+            if task.state is TaskState.DONE and previewSlice is not None:
+                self._previewNodes[task.input_node.GetID()] = task.output_node
             if task.state is TaskState.DONE and showResult:
-                self.showResult(task.input_node, task.output_node)
+                self.showResult(task.input_node, task.output_node, fit=previewSlice is None)
             if stateCallback is not None:
                 stateCallback(task)
 
@@ -777,6 +816,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             on_progress=progressCallback,
             on_state_changed=onStateChanged,
             on_log=logCallback,
+            preview_slice=previewSlice,
         )
         self.task.start()
         if waitForCompletion:
@@ -808,13 +848,38 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         if self.task is not None and self.task.blend is not None:
             self.task.blend.release()
 
-    def showResult(self, inputVolume, outputVolume) -> None:
-        """Output in the background of all slice views, input in the foreground at opacity 0 (fade to compare)."""
+    def showResult(self, inputVolume, outputVolume, fit=True) -> None:
+        """Output in the background of all slice views, input in the foreground at opacity 0 (fade to compare);
+        ``fit``: fit the views to the output (not for a preview's one slice, which the view already shows)."""
         if not self._insideSlicer() or outputVolume is None:
             return
         slicer.util.setSliceViewerLayers(
-            background=outputVolume, foreground=inputVolume, foregroundOpacity=0.0, fit=True
+            background=outputVolume, foreground=inputVolume, foregroundOpacity=0.0, fit=fit
         )
+
+    def previewSliceIndex(self, inputVolume, sliceNode=None, sliceAxis=None, logCallback=None) -> int:
+        """The slice of ``inputVolume`` that ``sliceNode`` (default: the Red view's) shows, counted along the axis
+        the library denoises it (``sliceAxis``: array axis 0, 1, 2, or None for the largest spacing): the
+        ``previewSlice`` of :meth:`process` for that view.
+
+        Raises:
+            ValueError: there is no such view, or its centre lies outside the volume.
+        """
+        if sliceNode is None:
+            scene = inputVolume.GetScene()
+            sliceNode = scene.GetNodeByID("vtkMRMLSliceNodeRed") if scene is not None else None
+            if sliceNode is None:
+                raise ValueError(_("There is no Red slice view to preview."))
+        matrix = slicer.util.arrayFromVTKMatrix(sliceNode.GetSliceToRAS())
+        index, across = slice_index_in_view(inputVolume, matrix, sliceAxis)
+        if not across and logCallback is not None:
+            logCallback(
+                _(
+                    "The view '{view}' does not cut across the axis the volume is denoised along; the preview is "
+                    "the slice through its centre along that axis (see it in the view that does)."
+                ).format(view=sliceNode.GetName())
+            )
+        return index
 
     def _childPython(self) -> str:
         """The configured Python, else PythonSlicer inside Slicer, else this interpreter."""

@@ -57,8 +57,9 @@ def prepare_output_volume(node, template: np.ndarray, ijk_to_ras: np.ndarray) ->
         node.EndModify(was_modifying)
 
 
-def create_output_volume(input_node, requested=None):
-    """``(node, created)``: the user's output node, or a new ``"<input> denoised"`` node of the input's class.
+def create_output_volume(input_node, requested=None, what: str = "denoised"):
+    """``(node, created)``: the user's output node, or a new ``"<input> denoised"`` node of the input's class
+    (``"<input> preview"`` for a preview's slice).
 
     Raises:
         ValueError: the requested node is of another class than the input (a scalar volume cannot hold colour).
@@ -73,7 +74,7 @@ def create_output_volume(input_node, requested=None):
     scene = input_node.GetScene()
     if scene is None:
         raise ValueError("the input volume is not in a scene")
-    node = scene.AddNewNodeByClass(input_node.GetClassName(), output_node_name(scene, input_node))
+    node = scene.AddNewNodeByClass(input_node.GetClassName(), output_node_name(scene, input_node, what))
     return node, True
 
 

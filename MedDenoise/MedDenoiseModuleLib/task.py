@@ -94,6 +94,9 @@ class DenoiseTask:
         on_progress: ``callback(fraction, message)`` (always on the thread that calls start/poll).
         on_state_changed: ``callback(task)`` after every state change.
         on_log: ``callback(line)`` for every output line of the child process or the library.
+        preview_slice: denoise only this slice (0-based, along the library's slice axis) as the whole volume's run
+            would give it (``Denoiser.preview``, ``--preview-slice``), into a one-slice ``"<input> preview"`` node
+            placed where the slice lies; a sequence proxy's current item only. Defaults to None (the whole volume).
 
     Attributes:
         state, progress, message: where the task is; error: the one-line reason of a failure.
@@ -132,8 +135,10 @@ class DenoiseTask:
         on_progress: Callable[[float, str], None] | None = None,
         on_state_changed: Callable[[DenoiseTask], None] | None = None,
         on_log: Callable[[str], None] | None = None,
+        preview_slice: int | None = None,
     ) -> None:
         self.input_node = input_node
+        self.preview_slice = preview_slice
         self.settings = settings
         self.requested_output_node = output_node
         self.mask_node = mask_node
@@ -170,6 +175,7 @@ class DenoiseTask:
         self._started_at = 0.0
         self._cancel_requested = False
         self._image = None  # the input Volume / VolumeSeries (kept for the blend)
+        self._slab = None  # a preview's slice of the input (what is written and blended)
         self._mask = None
         self._sequence = None  # (sequence node, browser node)
         self._ijk_to_ras: np.ndarray | None = None
@@ -195,7 +201,8 @@ class DenoiseTask:
         self._set_state(TaskState.RUNNING, "Reading the input volume")
         try:
             self._ijk_to_ras = world_ijk_to_ras(self.input_node)
-            self._sequence = sequence_of(self.input_node) if self.whole_sequence else None
+            whole_sequence = self.whole_sequence and self.preview_slice is None
+            self._sequence = sequence_of(self.input_node) if whole_sequence else None
             if self._sequence is not None:
                 self._image = series_from_sequence(self._sequence[0], self.input_node)
                 self._ijk_to_ras = self._image.ijk_to_ras()
@@ -204,6 +211,10 @@ class DenoiseTask:
                 )
             else:
                 self._image = volume_from_node(self.input_node)
+            if self.preview_slice is not None:
+                self._slab = preview_slab(self._image, self.preview_slice, self.settings.slice_axis)
+                self._ijk_to_ras = self._slab.ijk_to_ras()
+                self._log(f"Previewing slice {self.preview_slice} as the whole volume's run would give it")
             if self.mask_node is not None:
                 self._mask = mask_volume(self.mask_node, self.input_node)
                 self._log(f"Mask '{self.mask_node.GetName()}': {int(self._mask.array.sum())} voxels inside")
@@ -260,6 +271,10 @@ class DenoiseTask:
             extra = ["--report", str(self.temp_dir / self.REPORT_FILE)]
             if self._mask is not None:
                 extra += ["--mask", str(self.temp_dir / self.MASK_FILE)]
+            if self.preview_slice is not None:
+                if not cli_supports("--preview-slice", "0"):
+                    raise ValueError("the installed meddenoiselib cannot preview a slice; update it")
+                extra += ["--preview-slice", str(self.preview_slice)]
             python = self.python_executable or sys.executable
             self.command = build_cli_command(
                 python,
@@ -332,8 +347,9 @@ class DenoiseTask:
             self._check_geometry(result.ijk_to_ras())
             return result
         result = read_volume_file(path)
-        if result.array.shape != self._image.array.shape:
-            raise ValueError(f"the denoised volume has shape {result.array.shape}, the input {self._image.array.shape}")
+        expected = (self._image if self._slab is None else self._slab).array.shape
+        if result.array.shape != expected:
+            raise ValueError(f"the denoised volume has shape {result.array.shape}, the input {expected}")
         if not result.is_2d:  # a single slice travels as a 2D image; its geometry comes from the input
             self._check_geometry(result.ijk_to_ras())
         return result
@@ -402,7 +418,12 @@ class DenoiseTask:
             if self._cancel_requested:
                 raise DenoiseCancelled("cancelled")
             self._events.put(("progress", 0.0, f"Denoising with {self._denoiser.method} on {self._denoiser.device}"))
-            result = self._denoiser.denoise(image, sigma=self.settings.sigma, mask=mask)
+            sigma = self.settings.sigma
+            if self.preview_slice is None:
+                result = self._denoiser.denoise(image, sigma=sigma, mask=mask)
+            else:
+                result = self._denoiser.preview(image, self.preview_slice, sigma=sigma, mask=mask)
+                image = self._slab
             self._outcome = ("done", result, run_report(self._denoiser, image, result))
         except Exception as exc:  # noqa: BLE001 - DenoiseCancelled included
             cancelled = type(exc).__name__ == "DenoiseCancelled"
@@ -453,8 +474,9 @@ class DenoiseTask:
                 denoised = list(result.array)
                 outputs, residuals, noise_maps = self._output_sequence(denoised, created)
             else:
-                noisy, denoised = [self._image.array], [result.array]
-                node, new = create_output_volume(self.input_node, self.requested_output_node)
+                noisy, denoised = [(self._image if self._slab is None else self._slab).array], [result.array]
+                what = "denoised" if self._slab is None else "preview"
+                node, new = create_output_volume(self.input_node, self.requested_output_node, what)
                 if new:
                     created.append(node)
                 prepare_output_volume(node, result.array, self._ijk_to_ras)
@@ -475,8 +497,9 @@ class DenoiseTask:
             self.blend = LiveBlend(noisy, denoised, outputs, residuals, after_update=after, noise_maps=noise_maps)
             self.blend.apply(self.strength)
             self.report = dict(report)
-            self.report_table = self._create_report_table()
-            created.append(self.report_table)
+            self.report_table, new = self._report_table()
+            if new:
+                created.append(self.report_table)
         except Exception:
             for node in reversed(created):
                 if node.GetScene() is not None:
@@ -484,7 +507,7 @@ class DenoiseTask:
             self.output_node = self.output_sequence = self.residual_node = self.noise_map_node = None
             self.report_table = self.blend = None
             raise
-        self._image = self._mask = None
+        self._image = self._mask = self._slab = None
 
     def _output_sequence(self, denoised: list[np.ndarray], created: list):
         sequence, browser = self._sequence
@@ -515,13 +538,21 @@ class DenoiseTask:
         created.append(node)
         return node, items
 
-    def _create_report_table(self):
+    def _report_table(self):
+        """``(table, created)``: a new "<input> denoising report" per run; a preview refills its input's
+        "<input> preview report" (previews are many)."""
         scene = self.input_node.GetScene()
-        table = scene.AddNewNodeByClass(
-            "vtkMRMLTableNode", scene.GenerateUniqueName(f"{self.input_node.GetName()} denoising report")
-        )
+        if self.preview_slice is not None:
+            name = f"{self.input_node.GetName()} preview report"
+            table = scene.GetFirstNode(name, "vtkMRMLTableNode", False, True)
+            if table is not None:
+                self._fill(table)
+                return table, False
+        else:
+            name = scene.GenerateUniqueName(f"{self.input_node.GetName()} denoising report")
+        table = scene.AddNewNodeByClass("vtkMRMLTableNode", name)
         self._fill(table)
-        return table
+        return table, True
 
     def _fill(self, table) -> None:
         fill_report_table(table, report_rows(self.report, self.blend.strength if self.blend else None, self.notes))
@@ -560,7 +591,7 @@ class DenoiseTask:
             self.runner.kill()
         self._remove_temp_dir()
         if state is not TaskState.DONE:
-            self._image = self._mask = None
+            self._image = self._mask = self._slab = None
         self.seconds = time.monotonic() - self._started_at
         if state is TaskState.FAILED:
             self.error = message
@@ -593,6 +624,25 @@ class _QueueLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.thread == self.thread_id:
             self.events.put(("log", record.getMessage()))
+
+
+def preview_slab(image, index: int, chosen_axis: int | None):
+    """The one-slice ``Volume`` a preview of slice ``index`` writes: along the axis the library denoises ``image``
+    (``chosen_axis``, else the largest spacing).
+
+    Raises:
+        ValueError: ``image`` is not one volume, or ``index`` is outside it.
+    """
+    from meddenoiselib.inference import slice_axis
+    from meddenoiselib.io import Volume
+
+    if not isinstance(image, Volume):
+        raise ValueError("a preview takes one volume")
+    axis = slice_axis(image, chosen_axis)
+    count = image.shape[axis]
+    if not 0 <= index < count:
+        raise ValueError(f"slice {index} is outside the volume: {count} slices along axis {axis}, 0 to {count - 1}")
+    return image.slab(axis, index, index + 1)
 
 
 def _modality_option(settings: DenoiseSettings) -> bool:

@@ -150,6 +150,44 @@ def volume_from_node(node):
     return Volume.from_ijk_to_ras(array, world_ijk_to_ras(node), source=SourceInfo(path="", format="memory"))
 
 
+def slice_index_in_view(node, slice_to_ras: np.ndarray, chosen_axis: int | None = None) -> tuple[int, bool]:
+    """Which slice of ``node`` a slice view shows, counted along the axis the library denoises it (``chosen_axis``,
+    else the largest spacing, as ``meddenoiselib.inference.slice_axis`` picks it): what a preview of that view
+    computes.
+
+    Args:
+        node: the input volume node (its world geometry; the voxels are not copied).
+        slice_to_ras: the slice node's ``SliceToRAS`` matrix (4x4; column 2 the view's normal, column 3 its centre).
+        chosen_axis: the module's slice axis (array axis 0, 1, 2), or None.
+
+    Returns:
+        ``(index, across)``: the slice holding the view's centre, and whether the view cuts across that axis (else
+        the view shows another orientation, and the previewed slice edge-on).
+
+    Raises:
+        ValueError: the view's centre lies outside the volume along that axis.
+    """
+    from meddenoiselib.inference import slice_axis
+    from meddenoiselib.io.volume import Volume
+
+    ijk_to_ras = world_ijk_to_ras(node)
+    shape = tuple(int(n) for n in reversed(node.GetImageData().GetDimensions()))  # (k, j, i)
+    geometry = Volume.from_ijk_to_ras(np.broadcast_to(np.zeros((), np.uint8), shape), ijk_to_ras)
+    axis = slice_axis(geometry, chosen_axis)
+    matrix = np.asarray(slice_to_ras, dtype=np.float64)
+    ijk = np.linalg.inv(ijk_to_ras) @ np.append(matrix[:3, 3], 1.0)
+    index = int(np.floor(ijk[2 - axis] + 0.5))  # array axis a is index axis (i, j, k)[2 - a]
+    count = shape[axis]
+    if not 0 <= index < count:
+        raise ValueError(
+            f"the slice view's position lies outside '{node.GetName()}' ({count} slices along its slice axis); move "
+            "the view onto the volume to preview"
+        )
+    normal = matrix[:3, 2] / np.linalg.norm(matrix[:3, 2])
+    along = ijk_to_ras[:3, 2 - axis] / np.linalg.norm(ijk_to_ras[:3, 2 - axis])
+    return index, bool(abs(normal @ along) > 0.99)
+
+
 def update_node_from_volume(node, volume, ijk_to_ras: np.ndarray | None = None) -> None:
     """Put a volume's voxels into ``node`` with its geometry (or ``ijk_to_ras``), as one MRML modification.
 
@@ -180,9 +218,9 @@ def read_volume_file(path):
     return read_volume(path)
 
 
-def output_node_name(scene, input_node) -> str:
-    """``"<input name> denoised"``, made unique in the scene."""
-    return scene.GenerateUniqueName(f"{input_node.GetName()} denoised")
+def output_node_name(scene, input_node, what: str = "denoised") -> str:
+    """``"<input name> denoised"`` (or another ``what``: ``"preview"``), made unique in the scene."""
+    return scene.GenerateUniqueName(f"{input_node.GetName()} {what}")
 
 
 def copy_display_settings(source, target) -> None:

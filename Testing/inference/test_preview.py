@@ -4,7 +4,6 @@ need 9: a preview that predicts the full-volume result, not a run on a crop)."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,8 +17,8 @@ from meddenoiselib.io import Volume, read_volume, write_volume
 @pytest.fixture(scope="module")
 def ct_volume(ct_series_dir) -> Volume:
     """The sample chest CT (4 slices, int16 HU, real scanner noise), its central 256x256 pixels (time)."""
-    volume = read_volume(ct_series_dir)
-    return replace(volume, array=np.ascontiguousarray(volume.array[:, 128:384, 128:384]))
+    volume = read_volume(ct_series_dir).slab(1, 128, 384).slab(2, 128, 384)
+    return volume.with_array(np.ascontiguousarray(volume.array))
 
 
 @pytest.fixture(scope="module")

@@ -169,6 +169,7 @@ def fake_ui() -> types.SimpleNamespace:
     """The widgets ``MedDenoiseWidget`` reads and writes besides those bound by ``connectGui``."""
     return types.SimpleNamespace(
         applyButton=FakeButton(enabled=False),
+        previewButton=FakeButton(enabled=False),
         cancelButton=FakeButton(enabled=False),
         modelComboBox=FakeComboBox(),
         noiseLevelSpinBox=FakeWidget(),

@@ -59,6 +59,14 @@ class FakeRunner:
         shutil.copyfile(self.command[4], self.command[5])
         self.code = 0
 
+    def finish_with_preview_slice(self) -> None:
+        """Exit 0 after 'previewing' = writing the input's slice ``--preview-slice K`` along k as the output."""
+        from meddenoiselib.io import read_volume, write_volume
+
+        index = int(self.command[self.command.index("--preview-slice") + 1])
+        write_volume(read_volume(self.command[4]).slab(0, index, index + 1), self.command[5], overwrite=True)
+        self.code = 0
+
 
 @pytest.fixture()
 def gui(temp_root):
@@ -255,6 +263,41 @@ def test_second_apply_on_another_input_creates_a_new_output(gui):
     second = gui.widget._task.output_node
     assert second is not first and second.GetName() == "other denoised" and first.GetScene() is gui.scene
     assert first.GetName() == "scan denoised"
+
+
+def test_preview_button_previews_the_slice_the_red_view_shows(gui):
+    red = slicer.vtkMRMLSliceNode()
+    red.SetName("Red")
+    red.SetLayoutName("Red")
+    red.SetSingletonTag("Red")
+    gui.scene.AddNode(red)
+    centre = oblique_ijk_to_ras() @ np.array([3.0, 2.0, 1.2, 1.0])  # in slice k = 1 of the (2, 6, 7) scan
+    for row in range(3):
+        red.GetSliceToRAS().SetElement(row, 3, centre[row])
+    red.UpdateMatrices()
+    parameters = gui.widget._parameterNode
+    parameters.createResidual = True  # Apply's extras are not a preview's
+    assert gui.ui.previewButton.enabled
+
+    gui.ui.previewButton.click()
+
+    ((args, kwargs),) = gui.calls
+    assert args == (gui.volume, None) and kwargs["previewSlice"] == 1  # None: its preview node, not the output
+    assert not kwargs["residual"] and not kwargs["wholeSequence"]
+    runner = FakeRunner.instances[-1]
+    assert runner.command[runner.command.index("--preview-slice") + 1] == "1" and "--residual" not in runner.command
+    assert not gui.ui.previewButton.enabled and gui.ui.cancelButton.enabled  # running
+    runner.finish_with_preview_slice()
+    gui.timer.fire()
+    task = gui.widget._task
+    assert task.state.name == "DONE" and task.output_node.GetName() == "scan preview"
+    assert gui.ui.statusLabel.text.startswith("Previewed slice 1 of 'scan' in 'scan preview'")
+    assert task.residual_node is None and gui.ui.previewButton.enabled
+
+    gui.ui.previewButton.click()  # a second preview fills the same node
+    FakeRunner.instances[-1].finish_with_preview_slice()
+    gui.timer.fire()
+    assert gui.widget._task.output_node is task.output_node
 
 
 def test_strength_slider_reblends_after_a_run_without_running_again(gui):
