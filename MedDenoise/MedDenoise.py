@@ -929,6 +929,7 @@ class MedDenoiseTest(ScriptedLoadableModuleTest):
         self.setUp()
         self.test_MedDenoise_geometry_and_noise()
         self.test_MedDenoise_strength_residual_and_mask()
+        self.test_MedDenoise_preview()
 
     def _prerequisites(self):
         missing = missing_modules()
@@ -1029,6 +1030,30 @@ class MedDenoiseTest(ScriptedLoadableModuleTest):
             masked = slicer.util.arrayFromVolume(task.output_node)
             np.testing.assert_array_equal(masked[inside == 0], noisy[inside == 0])  # outside: untouched
             self.assertGreater(float(np.abs(masked[inside == 1] - noisy[inside == 1]).mean()), 1.0)
+        self.delayDisplay("Test passed")
+
+
+    def test_MedDenoise_preview(self):
+        self.delayDisplay("Preview of one slice")
+        if not self._prerequisites():
+            return
+        import numpy as np
+
+        _, noisy, ijkToRas, inputVolume = self._phantomNode()
+        logic = MedDenoiseLogic()
+        options = dict(model=self._model(), device="cpu", showResult=False)
+        full = logic.process(inputVolume, None, separateProcess=False, **options)
+        expected = slicer.util.arrayFromVolume(full.output_node)[3].copy()
+        for separateProcess in (False, True):
+            task = logic.process(inputVolume, None, separateProcess=separateProcess, previewSlice=3, **options)
+            self.assertIs(task.state, TaskState.DONE)
+            preview = slicer.util.arrayFromVolume(task.output_node)
+            self.assertEqual(preview.shape, (1, *noisy.shape[1:]))
+            np.testing.assert_allclose(preview[0], expected, atol=0.5)  # what Apply gave at slice 3
+            matrix = vtk.vtkMatrix4x4()
+            task.output_node.GetIJKToRASMatrix(matrix)
+            placed = slicer.util.arrayFromVTKMatrix(matrix)
+            np.testing.assert_allclose(placed[:, 3], ijkToRas @ np.array([0.0, 0.0, 3.0, 1.0]), atol=1e-6)
         self.delayDisplay("Test passed")
 
 

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from skimage.io import imread
 
 from meddenoiselib.cli import main
 from meddenoiselib.errors import OptionError
@@ -69,6 +70,24 @@ def test_mr_preview_takes_the_whole_volumes_scaling_and_floor(mr_volume):
     crop = mr_volume.slab(axis, 9, 14)
     from_crop = np.take(denoiser.denoise(crop).array, [2], axis=axis).astype(np.float32)
     assert np.abs(from_crop - np.take(full, [11], axis=axis)).max() > 5
+
+
+def test_fine_magnitude_mr_preview_removes_the_floor_as_the_full_run(mr_png):
+    """The burst model on fine magnitude MR, its refinement, then the floor's removal, whose correction allows for
+    the residual noise in air measured on the output: on a preview's slice, in that slice's own air."""
+    clean = imread(mr_png).astype(np.float32)
+    stack = np.stack([np.roll(clean, shift, axis=1) for shift in (-2, 0, 2, 4)])
+    sigma = 0.03 * np.percentile(clean, 99)  # Rician 3 %
+    rng = np.random.default_rng(3)
+    noisy = np.hypot(stack + rng.normal(0, sigma, stack.shape), rng.normal(0, sigma, stack.shape))
+    volume = Volume(noisy.astype(np.float32))
+    denoiser = Denoiser("auto", modality="mr")
+    full = denoiser.denoise(volume).array
+    assert "noise floor removed" in denoiser.last_report.choice and denoiser.last_report.refined == 1.0
+    for index in range(4):
+        difference = denoiser.preview(volume, index).array[0] - full[index]
+        # measured: RMS 0.02-0.14 against 6.5 removed (1.4 with the full volume's correction, air not allowed for)
+        assert np.sqrt(np.mean(difference**2)) < 0.3
 
 
 def test_preview_with_mask_strength_and_missing_voxels(mr_volume):

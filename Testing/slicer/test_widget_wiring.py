@@ -457,8 +457,9 @@ def test_self_test_runs_outside_slicer(temp_root):
             slicer.mrmlScene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode").GetName()
             for i in range(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"))
         ]
-        assert names.count("MedDenoiseTestNoisy") == 2  # one phantom per test method
+        assert names.count("MedDenoiseTestNoisy") == 3  # one phantom per test method
         assert "MedDenoiseTestNoisy denoised" in names and "MedDenoiseTestNoisy residual" in names
         assert "MedDenoiseTestNoisy noise map" in names
-        assert slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 5  # one report per run
+        assert names.count("MedDenoiseTestNoisy preview") == 1  # the second preview refills the first's node
+        assert slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 7  # a report per run, one per preview
     assert list(temp_root.iterdir()) == []

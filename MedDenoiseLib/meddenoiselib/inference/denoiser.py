@@ -482,7 +482,8 @@ class Denoiser:
         the CT padding, the slice axis, and the refinement's tier and the network's views (both chosen by the
         volume's size). The network and the refinement then run on the slice and the two on each side that they
         read, so the slice is the full run's, with two exceptions: the noise spectrum of the CT refinement is
-        measured on those 5 slices instead of the whole volume's flat tissue, and 3D networks and volumetric
+        measured in the flat tissue of those (up to 5) slices instead of up to 16 sampled across the volume (within
+        1 HU up to 8 slices, a few HU at a few voxels beyond; RMS below 0.7 HU), and 3D networks and volumetric
         baselines (BM4D) see a slab around the slice instead of the whole volume. Measured against full runs in
         docs/preview.md.
 
@@ -547,7 +548,7 @@ class Denoiser:
             self.last_report.choice = choice.describe()
             if choice.magnitude_floor is not None:
                 noisy = take(volume.array)
-                array = self._remove_magnitude_floor(noisy, result.array, choice.magnitude_floor)
+                array = self._remove_magnitude_floor(noisy, result.array, choice.magnitude_floor, slab is not None)
                 result = result.with_array(array if inside is None else apply_mask(noisy, array, take(inside)))
             return result
         start = time.perf_counter()
@@ -783,17 +784,21 @@ class Denoiser:
             return volume
         return volume.with_array(volume.array.astype(np.float32))
 
-    def _remove_magnitude_floor(self, noisy: np.ndarray, denoised: np.ndarray, floor: MagnitudeFloor) -> np.ndarray:
+    def _remove_magnitude_floor(
+        self, noisy: np.ndarray, denoised: np.ndarray, floor: MagnitudeFloor, part: bool = False
+    ) -> np.ndarray:
         """``auto`` on magnitude MR: map the model's estimate of the magnitude's mean to the signal (air to 0, so
         below the input's minimum where the input's air held the floor), in the input's units and dtype.
 
-        With ``strength`` < 1 the model's full output is recovered from the blend, corrected and blended again."""
+        With ``strength`` < 1 the model's full output is recovered from the blend, corrected and blended again.
+        ``part``: the images are a part of the volume the floor was read from (a preview's slice), whose own air
+        tiles measure the residual noise the correction allows for."""
         if self.strength == 0:
             return denoised
         values = denoised.astype(np.float32)
         if self.strength < 1:
             values = noisy + (values - noisy) / self.strength
-        return blend(noisy, correct_magnitude_bias(values, floor), self.strength)
+        return blend(noisy, correct_magnitude_bias(values, floor, noisy if part else None), self.strength)
 
     def _views(self, shape: tuple[int, ...], axis: int, in_series: bool, refinement: Refinement | None) -> int:
         """Geometric views to average for a normalized volume of ``shape`` run along ``axis`` (``ensemble``): for

@@ -137,7 +137,7 @@ def estimate_magnitude_floor(array: np.ndarray) -> MagnitudeFloor | None:
     return MagnitudeFloor(median / _chi_median_and_ratio(coils)[0], coils, ratio, tuple(image.shape), air)
 
 
-def residual_floor_spread(denoised: np.ndarray, floor: MagnitudeFloor) -> float | None:
+def residual_floor_spread(denoised: np.ndarray, floor: MagnitudeFloor, noisy: np.ndarray | None = None) -> float | None:
     """What a denoiser left of the noise in air: ``1.4826 MAD`` of ``denoised`` over the floor's air tiles, over
     sigma (~0.1 for the burst model with its Wiener refinement on MR_Gd at Rician 3-6 %; 0.66 for no denoising at
     one coil).
@@ -145,13 +145,24 @@ def residual_floor_spread(denoised: np.ndarray, floor: MagnitudeFloor) -> float 
     Args:
         denoised: the denoised image, in the noisy image's units and shape.
         floor: the noisy image's floor, as :func:`estimate_magnitude_floor` read it.
+        noisy: for ``denoised`` of another shape than the image the floor was read from (a preview's slice of it),
+            the matching part of the noisy image, whose air tiles are found as the floor found its own. Defaults to
+            None.
 
     Returns:
-        The spread in units of sigma, or None when the floor was not read from an image of ``denoised``'s shape.
+        The spread in units of sigma, or None when the floor was not read from an image of ``denoised``'s shape and
+        ``noisy`` shows no air.
     """
-    if floor.air is None or floor.shape != tuple(np.shape(denoised)):
+    if floor.air is not None and floor.shape == tuple(np.shape(denoised)):
+        air = floor.air
+    elif noisy is not None and np.shape(noisy) == np.shape(denoised):
+        tiles = sampled_tiles(noisy, FLOOR_TILE)
+        air = None if tiles is None else background_tiles(tiles)
+    else:
+        air = None
+    if air is None:
         return None
-    return robust_spread(sampled_tiles(denoised, FLOOR_TILE)[floor.air]) / floor.sigma
+    return robust_spread(sampled_tiles(denoised, FLOOR_TILE)[air]) / floor.sigma
 
 
 def noncentral_chi_mean(snr: np.ndarray | float, coils: int) -> np.ndarray:
@@ -197,7 +208,7 @@ def _posterior_table(coils: int, spread: float) -> tuple[np.ndarray, np.ndarray]
     return grid, (like * snr).sum(axis=1) / evidence
 
 
-def correct_magnitude_bias(denoised: np.ndarray, floor: MagnitudeFloor) -> np.ndarray:
+def correct_magnitude_bias(denoised: np.ndarray, floor: MagnitudeFloor, noisy: np.ndarray | None = None) -> np.ndarray:
     """Map a denoised magnitude image (an estimate of ``E[M]``) to the true signal ``A``.
 
     Where the floor was read from an image of this shape, the map is the posterior mean of ``A`` given the denoised
@@ -214,12 +225,14 @@ def correct_magnitude_bias(denoised: np.ndarray, floor: MagnitudeFloor) -> np.nd
     Args:
         denoised: the denoised image in the noisy image's units, any shape.
         floor: the noisy image's floor (:func:`estimate_magnitude_floor`).
+        noisy: for a part of the image the floor was read from (a preview's slice), that part of the noisy image,
+            where :func:`residual_floor_spread` finds the air. Defaults to None.
 
     Returns:
         float32, same shape, >= 0.
     """
     means, snr = _mean_table(floor.coils)
-    spread = residual_floor_spread(denoised, floor)
+    spread = residual_floor_spread(denoised, floor, noisy)
     if spread is not None and spread >= MIN_RESIDUAL_SPREAD:
         # rounded so that the table is cached across the slices of a series and the frames of a run
         means, snr = _posterior_table(floor.coils, round(spread, 3))
