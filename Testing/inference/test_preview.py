@@ -126,6 +126,7 @@ def test_cli_preview_slice_writes_the_full_runs_slice(tmp_path, ct_volume, ct_fu
     np.testing.assert_allclose(removed, ct_volume.array[1].astype(np.float32) - ct_full[1])
     values = json.loads(report.read_text())
     assert values["noise_before_hu"] > 2 * values["noise_after_hu"]
+    assert values["preview"] == "slice 1 of 4 along array axis 0" and values["shape_zyx"] == [1, 256, 256]
     # a slice outside the volume, a folder: one line each, nothing written
     assert main(["denoise", str(source), str(tmp_path / "no.nrrd"), "--preview-slice", "4"]) != 0
     assert "has 4 slices along axis 0 (the slice axis), 0 to 3" in capsys.readouterr().err

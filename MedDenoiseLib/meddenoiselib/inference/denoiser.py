@@ -156,6 +156,7 @@ class DenoiseReport:
         refined: share of the collaborative Wiener filtering averaged into the network's output (0: not refined).
         refine_detail: the refinement's noise model and block search (empty when not refined).
         missing_voxels: voxels that held no data (NaN), denoised around and given back as NaN.
+        preview: for :meth:`Denoiser.preview`, which slice of how many along which axis (else empty).
     """
 
     method: str
@@ -171,6 +172,7 @@ class DenoiseReport:
     refined: float = 0.0
     refine_detail: str = ""
     missing_voxels: int = 0
+    preview: str = ""
 
 
 class Denoiser:
@@ -481,11 +483,12 @@ class Denoiser:
         ``auto``'s choice (modality, MR noise floor, masked background), the intensity scaling, the noise estimate,
         the CT padding, the slice axis, and the refinement's tier and the network's views (both chosen by the
         volume's size). The network and the refinement then run on the slice and the two on each side that they
-        read, so the slice is the full run's, with two exceptions: the noise spectrum of the CT refinement is
-        measured in the flat tissue of those (up to 5) slices instead of up to 16 sampled across the volume (within
-        1 HU up to 8 slices, a few HU at a few voxels beyond; RMS below 0.7 HU), and 3D networks and volumetric
-        baselines (BM4D) see a slab around the slice instead of the whole volume. Measured against full runs in
-        docs/preview.md.
+        read, so the slice is the full run's, except for what the full run measures on its output across the
+        volume: the CT refinement's noise spectrum is measured in the flat tissue of those (up to 5) slices instead
+        of up to 16 sampled across the volume (within 1 HU up to 8 slices, a few HU at a few voxels beyond; RMS
+        below 0.7 HU), the residual noise in air that the MR floor's removal allows for in the slice's own air, and
+        3D networks and volumetric baselines (BM4D) see a slab around the slice instead of the whole volume.
+        Measured against full runs in docs/preview.md.
 
         Args:
             volume: as :meth:`denoise` (one volume; of a 4D series, preview one frame: ``series.frame(t)``).
@@ -512,7 +515,9 @@ class Denoiser:
                 f"slice {index!r} is outside the volume: it has {count} slices along axis {axis} (0 to {count - 1})",
                 parameter="index",
             )
-        return self._denoise_volume(volume, sigma, mask, _Slab(axis, int(index), int(index) + 1))
+        result = self._denoise_volume(volume, sigma, mask, _Slab(axis, int(index), int(index) + 1))
+        self.last_report.preview = f"slice {index} of {count} along array axis {axis}"
+        return result
 
     def slice_axis_for(self, volume: Volume) -> int:
         """The array axis along which :meth:`denoise` runs 2D models and 2D baselines over ``volume`` (and along
