@@ -1032,7 +1032,6 @@ class MedDenoiseTest(ScriptedLoadableModuleTest):
             self.assertGreater(float(np.abs(masked[inside == 1] - noisy[inside == 1]).mean()), 1.0)
         self.delayDisplay("Test passed")
 
-
     def test_MedDenoise_preview(self):
         self.delayDisplay("Preview of one slice")
         if not self._prerequisites():
