@@ -652,7 +652,7 @@ class Denoiser:
                 self._active = None
             self.last_report.choice = choice.describe()
             if choice.magnitude_floor is not None:
-                array = self._remove_magnitude_floor(series.array, result.array, choice.magnitude_floor)
+                array = self._remove_magnitude_floor(series.array, result.array, choice.magnitude_floor, True)
                 if inside is not None:
                     array = apply_mask(series.array, array, inside, frame_axes=1)
                 result = result.with_array(array)
@@ -790,20 +790,21 @@ class Denoiser:
         return volume.with_array(volume.array.astype(np.float32))
 
     def _remove_magnitude_floor(
-        self, noisy: np.ndarray, denoised: np.ndarray, floor: MagnitudeFloor, part: bool = False
+        self, noisy: np.ndarray, denoised: np.ndarray, floor: MagnitudeFloor, own_air: bool = False
     ) -> np.ndarray:
         """``auto`` on magnitude MR: map the model's estimate of the magnitude's mean to the signal (air to 0, so
         below the input's minimum where the input's air held the floor), in the input's units and dtype.
 
         With ``strength`` < 1 the model's full output is recovered from the blend, corrected and blended again.
-        ``part``: the images are a part of the volume the floor was read from (a preview's slice), whose own air
-        tiles measure the residual noise the correction allows for."""
+        ``own_air``: the images are not the volume the floor was read from (a preview's slice of it, every frame of
+        a series whose first frame it was read from), so their own air tiles measure the residual noise the
+        correction allows for."""
         if self.strength == 0:
             return denoised
         values = denoised.astype(np.float32)
         if self.strength < 1:
             values = noisy + (values - noisy) / self.strength
-        return blend(noisy, correct_magnitude_bias(values, floor, noisy if part else None), self.strength)
+        return blend(noisy, correct_magnitude_bias(values, floor, noisy if own_air else None), self.strength)
 
     def _views(self, shape: tuple[int, ...], axis: int, in_series: bool, refinement: Refinement | None) -> int:
         """Geometric views to average for a normalized volume of ``shape`` run along ``axis`` (``ensemble``): for
