@@ -212,6 +212,8 @@ class DenoiseTask:
             else:
                 self._image = volume_from_node(self.input_node)
             if self.preview_slice is not None:
+                from meddenoiselib.inference import preview_slab
+
                 self._slab = preview_slab(self._image, self.preview_slice, self.settings.slice_axis)
                 self._ijk_to_ras = self._slab.ijk_to_ras()
                 self._log(f"Previewing slice {self.preview_slice} as the whole volume's run would give it")
@@ -624,25 +626,6 @@ class _QueueLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.thread == self.thread_id:
             self.events.put(("log", record.getMessage()))
-
-
-def preview_slab(image, index: int, chosen_axis: int | None):
-    """The one-slice ``Volume`` a preview of slice ``index`` writes: along the axis the library denoises ``image``
-    (``chosen_axis``, else the largest spacing).
-
-    Raises:
-        ValueError: ``image`` is not one volume, or ``index`` is outside it.
-    """
-    from meddenoiselib.inference import slice_axis
-    from meddenoiselib.io import Volume
-
-    if not isinstance(image, Volume):
-        raise ValueError("a preview takes one volume")
-    axis = slice_axis(image, chosen_axis)
-    count = image.shape[axis]
-    if not 0 <= index < count:
-        raise ValueError(f"slice {index} is outside the volume: {count} slices along axis {axis}, 0 to {count - 1}")
-    return image.slab(axis, index, index + 1)
 
 
 def _modality_option(settings: DenoiseSettings) -> bool:

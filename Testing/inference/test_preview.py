@@ -108,8 +108,10 @@ def test_preview_with_mask_strength_and_missing_voxels(mr_volume):
 
 
 def test_preview_refuses_a_slice_outside_the_volume(mr_volume):
-    with pytest.raises(OptionError, match="has 24 slices along axis"):
+    with pytest.raises(OptionError, match="has 24 slices along array axis 0 \\(the slice axis\\), 0 to 23"):
         Denoiser("median").preview(mr_volume, 24)
+    with pytest.raises(OptionError, match="has 1 slice along array axis 0 \\(the slice axis\\), only 0$"):
+        Denoiser("median").preview(Volume(np.zeros((1, 8, 8), np.float32)), 1)
 
 
 def test_cli_preview_slice_writes_the_full_runs_slice(tmp_path, ct_volume, ct_full, capsys):
@@ -129,7 +131,7 @@ def test_cli_preview_slice_writes_the_full_runs_slice(tmp_path, ct_volume, ct_fu
     assert values["preview"] == "slice 1 of 4 along array axis 0" and values["shape_zyx"] == [1, 256, 256]
     # a slice outside the volume, a folder: one line each, nothing written
     assert main(["denoise", str(source), str(tmp_path / "no.nrrd"), "--preview-slice", "4"]) != 0
-    assert "has 4 slices along axis 0 (the slice axis), 0 to 3" in capsys.readouterr().err
+    assert "--preview-slice 4: " in (err := capsys.readouterr().err) and "has 4 slices along array axis 0" in err
     assert main(["denoise", str(tmp_path), str(tmp_path / "folder"), "--preview-slice", "0"]) != 0
     assert "previews one volume" in capsys.readouterr().err
     assert not (tmp_path / "no.nrrd").exists() and not (tmp_path / "folder").exists()

@@ -59,7 +59,7 @@ def test_preview_refuses_a_slice_outside_the_volume(scene, temp_root, chest):
     node = add_volume_node(scene, volume.array, volume.ijk_to_ras(), name="chest")
     task = DenoiseTask(node, DenoiseSettings(model="median"), temp_root=temp_root, preview_slice=4)
     assert task.start().state is TaskState.FAILED
-    assert task.error == "slice 4 is outside the volume: 4 slices along axis 0, 0 to 3"
+    assert task.error == "slice 4 is outside the volume: it has 4 slices along array axis 0 (the slice axis), 0 to 3"
     assert scene.GetNumberOfNodes() == 2  # the input and its display node: nothing added
 
 

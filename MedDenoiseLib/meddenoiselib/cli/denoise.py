@@ -134,7 +134,7 @@ def _preview_slab(source: Path, header, args: argparse.Namespace):
     Raises:
         OptionError: the input is a 4D series, or K is outside it.
     """
-    from ..inference import slice_axis
+    from ..inference import preview_slab
     from ..io import read_volume
 
     if header.frames > 1:
@@ -142,13 +142,10 @@ def _preview_slab(source: Path, header, args: argparse.Namespace):
             f"{source}: --preview-slice previews one volume; this is a 4D series of {header.frames} frames"
         )
     volume = read_volume(source, series_uid=args.series_uid)
-    axis, index = slice_axis(volume, args.slice_axis), args.preview_slice
-    count = volume.shape[axis]
-    if index >= count:
-        raise OptionError(
-            f"--preview-slice {index}: {source} has {count} slices along axis {axis} (the slice axis), 0 to {count - 1}"
-        )
-    return volume, volume.slab(axis, index, index + 1)
+    try:
+        return volume, preview_slab(volume, args.preview_slice, args.slice_axis)
+    except OptionError as exc:
+        raise OptionError(f"--preview-slice {args.preview_slice}: {source}: {exc}") from None
 
 
 def _read_mask(args: argparse.Namespace):

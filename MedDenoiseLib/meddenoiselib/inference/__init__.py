@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from .denoiser import PREFERRED_MODELS, DenoiseCancelled, Denoiser, DenoiseReport, default_model_name, slice_axis
+from .denoiser import (
+    PREFERRED_MODELS,
+    DenoiseCancelled,
+    Denoiser,
+    DenoiseReport,
+    default_model_name,
+    preview_slab,
+    slice_axis,
+)
 from .device import autocast_dtype, resolve_device
 from .progress import Progress, ProgressCallback, line_progress_printer
 from .sliding import HaloPredictor, build_inferer, count_windows, halo_for
@@ -21,6 +29,7 @@ __all__ = [
     "default_model_name",
     "halo_for",
     "line_progress_printer",
+    "preview_slab",
     "resolve_device",
     "slice_axis",
 ]

@@ -34,7 +34,15 @@ from .device import resolve_device
 from .network_runner import NetworkRunner, load_network
 from .progress import Progress, ProgressCallback
 
-__all__ = ["Denoiser", "DenoiseCancelled", "DenoiseReport", "default_model_name", "slice_axis", "PREFERRED_MODELS"]
+__all__ = [
+    "Denoiser",
+    "DenoiseCancelled",
+    "DenoiseReport",
+    "default_model_name",
+    "preview_slab",
+    "slice_axis",
+    "PREFERRED_MODELS",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -503,18 +511,10 @@ class Denoiser:
         Raises:
             OptionError: ``index`` is outside the volume, or ``volume`` is not a Volume.
         """
-        if isinstance(volume, VolumeSeries):
-            raise OptionError("preview takes one volume; of a 4D series, preview one frame (series.frame(t))")
-        if not isinstance(volume, Volume):
-            raise OptionError(f"`volume` must be a Volume, got {type(volume).__name__}.")
         axis = self.slice_axis_for(volume)
         count = volume.shape[axis]
         index = count // 2 if index is None else index
-        if not isinstance(index, (int, np.integer)) or not 0 <= index < count:
-            raise OptionError(
-                f"slice {index!r} is outside the volume: it has {count} slices along axis {axis} (0 to {count - 1})",
-                parameter="index",
-            )
+        preview_slab(volume, index, axis)  # checks the volume and the index
         result = self._denoise_volume(volume, sigma, mask, _Slab(axis, int(index), int(index) + 1))
         self.last_report.preview = f"slice {index} of {count} along array axis {axis}"
         return result
@@ -522,6 +522,10 @@ class Denoiser:
     def slice_axis_for(self, volume: Volume) -> int:
         """The array axis along which :meth:`denoise` runs 2D models and 2D baselines over ``volume`` (and along
         which :meth:`preview` counts slices): :func:`slice_axis` with this denoiser's ``slice_axis``."""
+        if isinstance(volume, VolumeSeries):
+            raise OptionError("a preview takes one volume; of a 4D series, preview one frame (series.frame(t))")
+        if not isinstance(volume, Volume):
+            raise OptionError(f"`volume` must be a Volume, got {type(volume).__name__}.")
         return slice_axis(volume, self.slice_axis)
 
     def _denoise_volume(
@@ -1050,6 +1054,26 @@ def slice_axis(volume: Volume, chosen: int | None = None) -> int:
     if chosen is not None:
         return chosen
     return 0 if volume.source.grid_problem else _through_plane_axis(volume.shape, volume.spacing)
+
+
+def preview_slab(volume: Volume, index: int, chosen_axis: int | None = None) -> Volume:
+    """Slice ``index`` of ``volume`` along the axis a :class:`Denoiser` with ``slice_axis=chosen_axis`` runs on (see
+    :func:`slice_axis`), placed where it lies: what :meth:`Denoiser.preview` returns the denoised version of.
+
+    Raises:
+        OptionError: ``index`` is not a slice of the volume (the message gives the range).
+    """
+    axis = slice_axis(volume, chosen_axis)
+    count = volume.shape[axis]
+    if not isinstance(index, (int, np.integer)) or not 0 <= index < count:
+        slices = "1 slice" if count == 1 else f"{count} slices"
+        within = "only 0" if count == 1 else f"0 to {count - 1}"
+        raise OptionError(
+            f"slice {index!r} is outside the volume: it has {slices} along array axis {axis} (the slice axis), "
+            f"{within}",
+            parameter="index",
+        )
+    return volume.slab(axis, int(index), int(index) + 1)
 
 
 def _through_plane_axis(shape: tuple[int, ...], spacing: tuple[float, float, float]) -> int:
