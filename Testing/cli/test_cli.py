@@ -105,6 +105,7 @@ def test_info_prints_geometry_and_dicom_tags(ct_series_dir):
     assert info["shape_zyx"] == [4, 512, 512] and info["dtype"] == "int16"
     assert info["spacing_xyz_mm"] == pytest.approx([0.9765625, 0.9765625, 2.0])
     assert info["dicom"]["Modality"] == "CT" and info["dicom"]["RescaleIntercept"] == "-1024"
+    assert info["slice_axis"] == "0 (array axis, 2 mm): 4 slices"  # what --preview-slice counts
     assert main(["info", str(ct_series_dir)]) == 0
 
 

@@ -121,6 +121,11 @@ def cmd_info(args: argparse.Namespace) -> int:
             if volume.frame_values
             else ""
         )
+    if not isinstance(volume, VolumeSeries) and not volume.source.is_2d:
+        from ..inference import slice_axis
+
+        axis = slice_axis(volume)  # where denoise runs 2D models, and what --preview-slice counts
+        info["slice_axis"] = f"{axis} (array axis, {volume.spacing[2 - axis]:g} mm): {volume.shape[axis]} slices"
     if missing:
         info["voxels_without_data_nan"] = missing  # left out of min, max and mean; denoise keeps them NaN
     if header.mask_kind:
