@@ -233,3 +233,20 @@ def test_imagej_display_settings_carry_over(tmp_path, ct_crop):
         assert metadata["mode"] == "composite" and metadata["Ranges"] == display["Ranges"]
         np.testing.assert_array_equal(metadata["LUTs"][0], red)
         np.testing.assert_array_equal(metadata["LUTs"][1], green)
+
+
+def test_ome_channel_names_and_colours_carry_over(tmp_path, ct_crop):
+    """An OME-TIFF's channels keep their names, colours and fluorophores (napari, Fiji via Bio-Formats and OMERO
+    label and colour the channels from them); they were left out of the output."""
+    data = np.stack([_stack(ct_crop, 3), _stack(ct_crop, 3)[:, ::-1]], axis=1).astype(np.uint16)  # (Z, C, Y, X)
+    channels = {"Name": ["DAPI", "GFP"], "Color": [-16776961, 16711935], "Fluor": ["DAPI", "EGFP"]}
+    metadata = {"axes": "ZCYX", "PhysicalSizeX": 0.2, "PhysicalSizeY": 0.2, "Channel": channels}
+    tifffile.imwrite(tmp_path / "cells.ome.tif", data, ome=True, metadata=metadata)
+    volume = read_volume(tmp_path / "cells.ome.tif")
+    assert volume.num_components == 2
+    write_volume(volume.with_array(volume.array // 2), tmp_path / "out.ome.tif")
+    with tifffile.TiffFile(tmp_path / "out.ome.tif") as written:
+        xml = written.ome_metadata
+    for name, colour, fluor in zip(*channels.values(), strict=True):
+        assert f'Name="{name}"' in xml and f'Color="{colour}"' in xml and f'Fluor="{fluor}"' in xml
+    np.testing.assert_array_equal(read_volume(tmp_path / "out.ome.tif").array, volume.array // 2)

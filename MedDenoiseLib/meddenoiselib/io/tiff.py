@@ -13,7 +13,8 @@ volume.
 
 Pixel sizes are read into millimetres (the library's unit): OME's ``PhysicalSize`` (micrometres by default);
 ImageJ's ``unit``, ``spacing`` and resolution tags; otherwise the resolution tags in inches or centimetres (as ITK
-reads them), 1 mm without a unit. Written back the way they were read (same layout, axes and unit), so Fiji and
+reads them), 1 mm without a unit. Written back the way they were read (same layout, axes and unit; an ImageJ
+source's channel LUTs and display ranges, an OME source's channel names, colours and fluorophores), so Fiji and
 OME readers see what they saw in the source.
 """
 
@@ -374,6 +375,41 @@ def _imagej_display(source: str, channels: int) -> dict[str, object]:
     return {key: values[key] for key in _IMAGEJ_DISPLAY if key in values}
 
 
+#: the attributes of an OME ``Channel`` element carried from a source to its output (how viewers label and colour
+#: the channels; what the channel measures)
+_OME_CHANNEL_ATTRIBUTES = ("Name", "Color", "Fluor", "EmissionWavelength", "ExcitationWavelength")
+
+
+def _ome_channels(source: str, channels: int) -> dict[str, object]:
+    """The channel names and colours (and fluorophores, wavelengths) of the OME ``source`` when it has ``channels``
+    channels, as tifffile's OME writer takes them (``{"Channel": {"Name": [...], ...}}``); empty otherwise."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(source) as tif:
+            pixels = _ome_pixels(tif.ome_metadata or "") if tif.is_ome else None
+    except Exception:  # noqa: BLE001 - not a TIFF source, or it changed since it was read
+        return {}
+    found = [] if pixels is None else [e for e in pixels if e.tag.rpartition("}")[2] == "Channel"]
+    if len(found) != channels:
+        return {}
+    attributes = {}
+    for name in _OME_CHANNEL_ATTRIBUTES:
+        values = [element.attrib.get(name) for element in found]
+        if all(value is not None for value in values):
+            attributes[name] = [_ome_value(name, value) for value in values]
+    return {"Channel": attributes} if attributes else {}
+
+
+def _ome_value(name: str, text: str) -> object:
+    """An OME ``Channel`` attribute as tifffile writes it back (colours as integers, wavelengths as numbers)."""
+    if name == "Color":
+        return int(text)
+    if name.endswith("Wavelength"):
+        return float(text)
+    return text
+
+
 def _source_colormap(source: str, dtype: np.dtype) -> np.ndarray | None:
     """The colour map of the TIFF ``source`` when its size fits ``dtype`` (8 or 16 bits), else None."""
     import tifffile
@@ -460,6 +496,8 @@ def write_tiff(
                 extra.update({f"PhysicalSize{axis}": size, f"PhysicalSize{axis}Unit": unit})
         if "T" in axes and layout.frame_interval():
             extra["TimeIncrement"] = layout.frame_interval()
+        if channels:
+            extra.update(_ome_channels(source, components))
         tifffile.imwrite(target, data, ome=True, metadata=extra, **options)
     else:
         tifffile.imwrite(target, data, resolution=(1 / x, 1 / y), resolutionunit="CENTIMETER", metadata=None, **options)
