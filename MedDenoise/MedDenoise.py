@@ -400,8 +400,9 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 index = self.logic.previewSliceIndex(
                     parameters.inputVolume, sliceAxis=parameters.sliceAxis.array_axis, logCallback=self.appendLog
                 )
-                # one slice of the current volume, into its preview node: not the chosen output, residual or sequence
-                extra = dict(previewSlice=index, outputVolume=None, residual=False, noiseMap=False, wholeSequence=False)
+                # one slice, as Apply will compute it (of a whole sequence: the item shown), into its preview node:
+                # not into the chosen output, and without Apply's residual and noise map
+                extra = dict(previewSlice=index, outputVolume=None, residual=False, noiseMap=False)
             self.logic.processParameterNode(
                 self._parameterNode,
                 waitForCompletion=False,
@@ -741,8 +742,8 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             previewSlice: denoise only this slice (0-based, along the slice axis; :meth:`previewSliceIndex` finds the
                 one a slice view shows), as the run over the whole volume would give it, into a one-slice
                 "<input> preview" volume placed where the slice lies (the previous preview of the same input is
-                reused when ``outputVolume`` is None). The current item only, for a sequence. Default: the whole
-                volume.
+                reused when ``outputVolume`` is None). Of a sequence with ``wholeSequence``: the item shown, as the
+                whole sequence's run gives it. Default: the whole volume.
 
         Returns:
             The :class:`DenoiseTask`; its ``output_node`` is the result once ``state`` is DONE.

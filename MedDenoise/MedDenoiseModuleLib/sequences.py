@@ -34,6 +34,17 @@ def sequence_of(node):
     return None
 
 
+def current_item(sequence, browser) -> int:
+    """The item of ``sequence`` that ``browser`` shows now (0-based; through the index value when another sequence
+    is the browser's master)."""
+    selected = browser.GetSelectedItemNumber()
+    master = browser.GetMasterSequenceNode()
+    if master is None or master is sequence:
+        return max(0, selected)
+    item = sequence.GetItemNumberFromIndexValue(master.GetNthIndexValue(selected))
+    return max(0, item)
+
+
 def _matrix(node) -> np.ndarray:
     matrix = vtk.vtkMatrix4x4()
     node.GetIJKToRASMatrix(matrix)

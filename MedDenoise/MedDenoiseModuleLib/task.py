@@ -43,7 +43,7 @@ from .outputs import (
     report_rows,
 )
 from .runner import ProcessRunner, SubprocessRunner, parse_progress_line
-from .sequences import create_output_sequence, refresh_proxies, sequence_of, series_from_sequence
+from .sequences import create_output_sequence, current_item, refresh_proxies, sequence_of, series_from_sequence
 from .settings import UNKNOWN_AUTO_MODEL, DenoiseSettings, build_cli_command, cli_supports
 from .volumes import read_volume_file, volume_from_node, world_ijk_to_ras, write_volume_file
 
@@ -96,7 +96,8 @@ class DenoiseTask:
         on_log: ``callback(line)`` for every output line of the child process or the library.
         preview_slice: denoise only this slice (0-based, along the library's slice axis) as the whole volume's run
             would give it (``Denoiser.preview``, ``--preview-slice``), into a one-slice ``"<input> preview"`` node
-            placed where the slice lies; a sequence proxy's current item only. Defaults to None (the whole volume).
+            placed where the slice lies; of a whole sequence, the item shown, as the sequence's run gives it. Defaults
+            to None (the whole volume).
 
     Attributes:
         state, progress, message: where the task is; error: the one-line reason of a failure.
@@ -176,6 +177,7 @@ class DenoiseTask:
         self._cancel_requested = False
         self._image = None  # the input Volume / VolumeSeries (kept for the blend)
         self._slab = None  # a preview's slice of the input (what is written and blended)
+        self._preview_frame: int | None = None  # the sequence item a preview of a whole sequence shows
         self._mask = None
         self._sequence = None  # (sequence node, browser node)
         self._ijk_to_ras: np.ndarray | None = None
@@ -201,8 +203,7 @@ class DenoiseTask:
         self._set_state(TaskState.RUNNING, "Reading the input volume")
         try:
             self._ijk_to_ras = world_ijk_to_ras(self.input_node)
-            whole_sequence = self.whole_sequence and self.preview_slice is None
-            self._sequence = sequence_of(self.input_node) if whole_sequence else None
+            self._sequence = sequence_of(self.input_node) if self.whole_sequence else None
             if self._sequence is not None:
                 self._image = series_from_sequence(self._sequence[0], self.input_node)
                 self._ijk_to_ras = self._image.ijk_to_ras()
@@ -214,9 +215,14 @@ class DenoiseTask:
             if self.preview_slice is not None:
                 from meddenoiselib.inference import preview_slab
 
-                self._slab = preview_slab(self._image, self.preview_slice, self.settings.slice_axis)
+                if self.is_sequence:  # the item shown, as the whole sequence's run denoises it
+                    self._preview_frame = current_item(*self._sequence)
+                self._slab = preview_slab(
+                    self._image, self.preview_slice, self.settings.slice_axis, self._preview_frame
+                )
                 self._ijk_to_ras = self._slab.ijk_to_ras()
-                self._log(f"Previewing slice {self.preview_slice} as the whole volume's run would give it")
+                what = "volume" if self._preview_frame is None else f"sequence (item {self._preview_frame + 1})"
+                self._log(f"Previewing slice {self.preview_slice} as the whole {what}'s run would give it")
             if self.mask_node is not None:
                 self._mask = mask_volume(self.mask_node, self.input_node)
                 self._log(f"Mask '{self.mask_node.GetName()}': {int(self._mask.array.sum())} voxels inside")
@@ -277,6 +283,8 @@ class DenoiseTask:
                 if not cli_supports("--preview-slice", "0"):
                     raise ValueError("the installed meddenoiselib cannot preview a slice; update it")
                 extra += ["--preview-slice", str(self.preview_slice)]
+                if self._preview_frame is not None:
+                    extra += ["--preview-frame", str(self._preview_frame)]
             python = self.python_executable or sys.executable
             self.command = build_cli_command(
                 python,
@@ -338,7 +346,7 @@ class DenoiseTask:
 
     def _read_child_result(self):
         path = self.temp_dir / self.OUTPUT_FILE
-        if self.is_sequence:
+        if self.is_sequence and self._slab is None:
             from meddenoiselib.io.series import read_series
 
             result = read_series(path)
@@ -424,7 +432,8 @@ class DenoiseTask:
             if self.preview_slice is None:
                 result = self._denoiser.denoise(image, sigma=sigma, mask=mask)
             else:
-                result = self._denoiser.preview(image, self.preview_slice, sigma=sigma, mask=mask)
+                frame = {} if self._preview_frame is None else {"frame": self._preview_frame}
+                result = self._denoiser.preview(image, self.preview_slice, sigma=sigma, mask=mask, **frame)
                 image = self._slab
             self._outcome = ("done", result, run_report(self._denoiser, image, result))
         except Exception as exc:  # noqa: BLE001 - DenoiseCancelled included
@@ -471,7 +480,7 @@ class DenoiseTask:
         """Create or fill the output, residual and report nodes; anything created is removed again on failure."""
         created = []
         try:
-            if self.is_sequence:
+            if self.is_sequence and self._slab is None:
                 noisy = list(self._image.array)
                 denoised = list(result.array)
                 outputs, residuals, noise_maps = self._output_sequence(denoised, created)
@@ -494,7 +503,7 @@ class DenoiseTask:
                     )
                     created.append(self.noise_map_node)
                     noise_maps = [self.noise_map_node]
-            browser = self._sequence[1] if self._sequence else None
+            browser = self._sequence[1] if self._sequence and self._slab is None else None
             after = (lambda: refresh_proxies(browser, self.sequences_logic)) if browser is not None else None
             self.blend = LiveBlend(noisy, denoised, outputs, residuals, after_update=after, noise_maps=noise_maps)
             self.blend.apply(self.strength)

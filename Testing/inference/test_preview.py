@@ -12,7 +12,7 @@ from skimage.io import imread
 from meddenoiselib.cli import main
 from meddenoiselib.errors import OptionError
 from meddenoiselib.inference import Denoiser
-from meddenoiselib.io import Volume, read_volume, write_volume
+from meddenoiselib.io import Volume, VolumeSeries, read_volume, write_volume
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +72,41 @@ def test_mr_preview_takes_the_whole_volumes_scaling_and_floor(mr_volume):
     assert np.abs(from_crop - np.take(full, [11], axis=axis)).max() > 5
 
 
+def test_cli_preview_of_a_4d_series_frame(tmp_path, mr_nifti):
+    import nibabel as nib
+
+    image = nib.load(mr_nifti)
+    rng = np.random.default_rng(1)
+    base = np.asarray(image.dataobj, dtype=np.float32)[..., 8:14]
+    data = np.stack([base + rng.normal(0, 30, base.shape) for _ in range(3)], axis=-1).astype(np.float32)
+    source = tmp_path / "fmri.nii.gz"
+    nib.save(nib.Nifti1Image(data, image.affine), source)
+    whole = tmp_path / "whole.nii.gz"
+    assert main(["denoise", str(source), str(whole), "--model", "kpn-burst3", "-q"]) == 0
+    out = tmp_path / "slice.nii.gz"
+    assert (
+        main(
+            [
+                "denoise",
+                str(source),
+                str(out),
+                "--model",
+                "kpn-burst3",
+                "--preview-slice",
+                "3",
+                "--preview-frame",
+                "2",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    written = read_volume(out)
+    expected = np.asarray(nib.load(whole).dataobj)[..., 3, 2]  # NIfTI (x, y, z, t): slice 3 along z of frame 2
+    assert written.shape == (1, *expected.T.shape)
+    np.testing.assert_allclose(written.array[0], expected.T, atol=1e-3)
+
+
 def test_fine_magnitude_mr_preview_removes_the_floor_as_the_full_run(mr_png):
     """The burst model on fine magnitude MR, its refinement, then the floor's removal, whose correction allows for
     the residual noise in air measured on the output: on a preview's slice, in that slice's own air."""
@@ -107,6 +142,29 @@ def test_preview_with_mask_strength_and_missing_voxels(mr_volume):
     np.testing.assert_array_equal(preview[outside], np.take(array, [7], axis=axis)[outside])
 
 
+def test_series_preview_is_the_series_runs_slice(mr_png):
+    """A frame of a 4D series, as denoise_series runs it (the series' scaling; a burst model sees the adjacent
+    frames), not as the frame alone."""
+    clean = imread(mr_png).astype(np.float32)
+    stack = np.stack([np.roll(clean, shift, axis=1) for shift in (-2, 0, 2, 4)])
+    rng = np.random.default_rng(5)
+    frames = np.stack([stack * (1 + 0.1 * t) + rng.normal(0, 8, stack.shape) for t in range(3)]).astype(np.float32)
+    series = VolumeSeries(frames)
+    for method in ("kpn-burst3", "median"):
+        denoiser = Denoiser(method)
+        whole = denoiser.denoise(series, sigma=0.03).array
+        for frame, index in ((0, 0), (1, 2), (2, 3)):
+            preview = denoiser.preview(series, index, sigma=0.03, frame=frame)
+            np.testing.assert_array_equal(preview.array[0], whole[frame, index])
+            assert denoiser.last_report.preview == f"frame {frame} of 3, slice {index} of 4 along array axis 0"
+    alone = Denoiser("kpn-burst3").denoise(series.frame(1)).array[2]
+    assert np.sqrt(np.mean((alone - Denoiser("kpn-burst3").denoise(series).array[1, 2]) ** 2)) > 1.0
+    with pytest.raises(OptionError, match="frame 3 is outside the series: it has 3 frames, 0 to 2"):
+        Denoiser("median").preview(series, 0, frame=3)
+    with pytest.raises(OptionError, match="`frame` is for a 4D series"):
+        Denoiser("median").preview(series.frame(0), 0, frame=0)
+
+
 def test_preview_refuses_a_slice_outside_the_volume(mr_volume):
     with pytest.raises(OptionError, match="has 24 slices along array axis 0 \\(the slice axis\\), 0 to 23"):
         Denoiser("median").preview(mr_volume, 24)
@@ -134,4 +192,10 @@ def test_cli_preview_slice_writes_the_full_runs_slice(tmp_path, ct_volume, ct_fu
     assert "--preview-slice 4: " in (err := capsys.readouterr().err) and "has 4 slices along array axis 0" in err
     assert main(["denoise", str(tmp_path), str(tmp_path / "folder"), "--preview-slice", "0"]) != 0
     assert "previews one volume" in capsys.readouterr().err
+    assert (
+        main(["denoise", str(source), str(tmp_path / "no.nrrd"), "--preview-slice", "0", "--preview-frame", "0"]) != 0
+    )
+    assert "is one volume, not a 4D series" in capsys.readouterr().err
+    assert main(["denoise", str(source), str(tmp_path / "no.nrrd"), "--preview-frame", "0"]) != 0
+    assert "give --preview-slice too" in capsys.readouterr().err
     assert not (tmp_path / "no.nrrd").exists() and not (tmp_path / "folder").exists()

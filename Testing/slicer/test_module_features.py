@@ -255,6 +255,28 @@ def test_sequence_is_denoised_item_by_item_into_a_synchronized_sequence(sequence
     assert task.report["frames"] == 3
 
 
+@pytest.mark.parametrize("separate", MODES)
+def test_preview_of_a_sequence_is_the_shown_items_slice_of_the_whole_run(sequence_scene, temp_root, mr_nifti, separate):
+    """A burst model sees the adjacent items: the shown item's slice as the whole sequence's run gives it, which
+    the item alone (a volume: adjacent slices as its burst) does not."""
+    frames = _noisy_mr_frames(mr_nifti)
+    matrix = oblique_ijk_to_ras(spacing=(4.0, 4.0, 5.0))
+    sequence, browser, logic, proxy = _sequence(sequence_scene, frames, matrix)
+    assert browser.GetSelectedItemNumber() == 1
+    settings = DenoiseSettings(model="kpn-burst3", separate_process=separate)
+    task = _run(proxy, settings, temp_root, sequences_logic=logic, preview_slice=2)
+    assert task.output_sequence is None and task.output_node.GetName() == f"{proxy.GetName()} preview"
+    series = series_from_sequence(sequence, proxy)
+    whole = Denoiser("kpn-burst3", device="cpu").denoise(series).array
+    preview = slicer.util.arrayFromVolume(task.output_node)
+    assert preview.shape == (1, *frames.shape[2:])
+    np.testing.assert_array_equal(preview[0], whole[1, 2])  # item 2 of 3, shown by the browser
+    alone = Denoiser("kpn-burst3", device="cpu").denoise(series.frame(1)).array[2]
+    assert np.abs(alone.astype(np.float32) - whole[1, 2]).max() > 10
+    np.testing.assert_allclose(node_matrix(task.output_node), series.frame(1).slab(0, 2, 3).ijk_to_ras(), atol=1e-6)
+    assert task.report["preview"] == "frame 1 of 3, slice 2 of 4 along array axis 0"
+
+
 def test_without_whole_sequence_only_the_shown_frame_is_denoised(sequence_scene, temp_root, mr_nifti):
     frames = _noisy_mr_frames(mr_nifti)
     sequence, browser, logic, proxy = _sequence(sequence_scene, frames, oblique_ijk_to_ras())

@@ -283,7 +283,7 @@ def test_preview_button_previews_the_slice_the_red_view_shows(gui):
 
     ((args, kwargs),) = gui.calls
     assert args == (gui.volume, None) and kwargs["previewSlice"] == 1  # None: its preview node, not the output
-    assert not kwargs["residual"] and not kwargs["wholeSequence"]
+    assert not kwargs["residual"] and not kwargs["noiseMap"]
     runner = FakeRunner.instances[-1]
     assert runner.command[runner.command.index("--preview-slice") + 1] == "1" and "--residual" not in runner.command
     assert not gui.ui.previewButton.enabled and gui.ui.cancelButton.enabled  # running

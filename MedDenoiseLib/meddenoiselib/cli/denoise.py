@@ -72,7 +72,8 @@ class _Job:
     noise_map: object | None = None
     report: object | None = None
     series: bool = False
-    preview: object | None = None  # --preview-slice: the volume, read while planning (its slice axis needs it)
+    # --preview-slice: (the volume or series, read while planning as its slice axis needs it; the noisy slice)
+    preview: tuple | None = None
 
 
 def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: list) -> _Job:
@@ -87,11 +88,14 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
         raise InputError(
             f"{source}: {header.mask_kind}, not an image to denoise (as --mask it restricts denoising to its inside)"
         )
-    plan = plan_series_output if series else plan_output
     protected = input_paths([source, *header.files, *([args.mask] if getattr(args, "mask", None) else [])])
     preview, written = None, header
     if getattr(args, "preview_slice", None) is not None:
-        preview, written = _preview_slab(source, header, args)
+        preview = _preview_slab(source, header, args, series)
+        written = preview[1]
+    elif getattr(args, "preview_frame", None) is not None:
+        raise OptionError("--preview-frame picks the frame of --preview-slice; give --preview-slice too")
+    plan = plan_series_output if series and preview is None else plan_output  # a preview is one slice of a volume
     image = plan(
         target, ImageSpec.of(written), role="image", overwrite=args.overwrite, protected=protected, others=planned
     )
@@ -127,23 +131,22 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
     return job
 
 
-def _preview_slab(source: Path, header, args: argparse.Namespace):
-    """For ``--preview-slice K``: the input volume and its slice K (along the axis the denoiser runs on), which is
-    what will be written.
+def _preview_slab(source: Path, header, args: argparse.Namespace, series: bool):
+    """For ``--preview-slice K`` (and ``--preview-frame T`` of a 4D series): the input volume or series and its
+    noisy slice K (along the axis the denoiser runs on; of frame T), whose denoised version is what is written.
 
     Raises:
-        OptionError: the input is a 4D series, or K is outside it.
+        OptionError: K or T is outside the input, or T is given for one volume.
     """
     from ..inference import preview_slab
-    from ..io import read_volume
+    from ..io import read_series, read_volume
 
-    if header.frames > 1:
-        raise OptionError(
-            f"{source}: --preview-slice previews one volume; this is a 4D series of {header.frames} frames"
-        )
-    volume = read_volume(source, series_uid=args.series_uid)
+    frame = getattr(args, "preview_frame", None)
+    if not series and frame is not None:
+        raise OptionError(f"--preview-frame {frame}: {source} is one volume, not a 4D series")
+    image = read_series(source) if series else read_volume(source, series_uid=args.series_uid)
     try:
-        return volume, preview_slab(volume, args.preview_slice, args.slice_axis)
+        return image, preview_slab(image, args.preview_slice, args.slice_axis, frame)
     except OptionError as exc:
         raise OptionError(f"--preview-slice {args.preview_slice}: {source}: {exc}") from None
 
@@ -180,7 +183,7 @@ def _write_report(denoiser, job: _Job, noisy, result) -> None:
 def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
     from ..io import read_volume, write_volume
 
-    if job.series:
+    if job.series and job.preview is None:
         _denoise_series(denoiser, job, args)
         return
     start = time.perf_counter()
@@ -188,21 +191,22 @@ def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
         logger.info("Reading %s", job.source)
         volume = read_volume(job.source, series_uid=args.series_uid)
     else:
-        volume = job.preview
+        volume = job.preview[0]
     mask = _read_mask(args)
     if job.preview is None:
         logger.info("Denoising %s voxels with %s...", "x".join(map(str, volume.shape)), denoiser.method)
     else:
         logger.info(
-            "Previewing slice %d of %s voxels (along axis %d) with %s...",
+            "Previewing slice %d%s of %s voxels (along axis %d) with %s...",
             args.preview_slice,
+            f" of frame {args.preview_frame or 0}" if job.series else "",
             "x".join(map(str, volume.shape)),
             denoiser.slice_axis_for(volume),
             denoiser.method,
         )
     result = _run_denoiser(denoiser, volume, args, mask)
     if job.preview is not None:
-        volume = volume.slab(denoiser.slice_axis_for(volume), args.preview_slice, args.preview_slice + 1)
+        volume = job.preview[1]  # the noisy slice, for the residual and the report
     target = job.image.path
     write_volume(
         result,
@@ -250,11 +254,16 @@ def _write_qa_volume(volume, path: Path, job: _Job, args: argparse.Namespace, ro
 def _run_denoiser(denoiser, data, args: argparse.Namespace, mask):
     """Denoise a volume or series with ``--sigma`` (the 0-255 scale of the CLI, converted here) and log the
     model chosen, the noise level and the time."""
+    from ..io.series import VolumeSeries
     from ..transforms.intensity import sigma_from_255
 
     sigma = args.sigma if args.sigma == "auto" else sigma_from_255(float(args.sigma))
     if getattr(args, "preview_slice", None) is not None:
-        result = denoiser.preview(data, args.preview_slice, sigma=sigma, mask=mask)
+        frame = getattr(args, "preview_frame", None)
+        if isinstance(data, VolumeSeries):
+            result = denoiser.preview(data, args.preview_slice, sigma=sigma, mask=mask, frame=frame)
+        else:
+            result = denoiser.preview(data, args.preview_slice, sigma=sigma, mask=mask)
     else:
         result = denoiser.denoise(data, sigma=sigma, mask=mask)
     report = denoiser.last_report
@@ -500,8 +509,14 @@ def add_parser(sub) -> None:
         metavar="K",
         help="denoise and write only slice K (0-based, along the slice axis: the largest spacing, or --slice-axis), "
         "placed where it lies in the input: in seconds, what the full run gives at that slice (the model, scaling, "
-        "noise level and refinement are chosen on the whole volume; docs/preview.md). One volume, not a folder or "
-        "4D series",
+        "noise level and refinement are chosen on the whole volume; docs/preview.md). One input, not a folder",
+    )
+    p.add_argument(
+        "--preview-frame",
+        type=parse_non_negative_int,
+        metavar="T",
+        help="with --preview-slice on a 4D series: the frame (0-based; default 0), denoised as the whole series "
+        "denoises it (its scaling; a burst model sees the adjacent frames)",
     )
     p.add_argument(
         "--format",

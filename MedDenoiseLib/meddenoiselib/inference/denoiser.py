@@ -479,10 +479,11 @@ class Denoiser:
 
     def preview(
         self,
-        volume: Volume,
+        volume: Volume | VolumeSeries,
         index: int | None = None,
         sigma: float | str | None = "auto",
         mask: Volume | np.ndarray | None = None,
+        frame: int | None = None,
     ) -> Volume:
         """One slice of what :meth:`denoise` gives ``volume``, computed from the few slices around it (seconds, where
         the whole volume takes a minute): a preview that predicts the full run, not a run on a crop.
@@ -498,34 +499,61 @@ class Denoiser:
         3D networks and volumetric baselines (BM4D) see a slab around the slice instead of the whole volume.
         Measured against full runs in docs/preview.md.
 
+        A 4D series is previewed as :meth:`denoise_series` runs it: one slice of one frame, with the scaling and
+        noise estimate of the whole series and, for a burst model, the same slice of the adjacent frames.
+
         Args:
-            volume: as :meth:`denoise` (one volume; of a 4D series, preview one frame: ``series.frame(t)``).
+            volume: as :meth:`denoise`: a volume or a 4D series.
             index: the slice along :meth:`slice_axis_for` (0-based). Defaults to None: the middle one.
             sigma: as :meth:`denoise`.
             mask: as :meth:`denoise`, for the whole volume.
+            frame: of a series, the frame (0-based). Defaults to None: the first.
 
         Returns:
             A volume of that one slice (size 1 along the slice axis) with the input's dtype and metadata, placed
             where the slice lies in the input (:meth:`~meddenoiselib.io.Volume.slab`).
 
         Raises:
-            OptionError: ``index`` is outside the volume, or ``volume`` is not a Volume.
+            OptionError: ``index`` or ``frame`` is outside the volume or series, or ``volume`` is neither.
         """
-        axis = self.slice_axis_for(volume)
-        count = volume.shape[axis]
+        image = self._preview_frame(volume, frame)
+        axis = self.slice_axis_for(image)
+        count = image.shape[axis]
         index = count // 2 if index is None else index
-        preview_slab(volume, index, axis)  # checks the volume and the index
-        result = self._denoise_volume(volume, sigma, mask, _Slab(axis, int(index), int(index) + 1))
-        self.last_report.preview = f"slice {index} of {count} along array axis {axis}"
+        preview_slab(image, index, axis)  # checks the index
+        slab = _Slab(axis, int(index), int(index) + 1)
+        if isinstance(volume, VolumeSeries):
+            result = self._denoise_series(volume, sigma, mask, (0 if frame is None else int(frame), slab))
+            where = f"frame {0 if frame is None else frame} of {volume.num_frames}, "
+        else:
+            result = self._denoise_volume(volume, sigma, mask, slab)
+            where = ""
+        self.last_report.preview = f"{where}slice {index} of {count} along array axis {axis}"
         return result
+
+    @staticmethod
+    def _preview_frame(volume: Volume | VolumeSeries, frame: int | None) -> Volume:
+        """The volume a preview counts slices in: ``volume``, or frame ``frame`` of a series (checked)."""
+        if isinstance(volume, VolumeSeries):
+            index = 0 if frame is None else frame
+            if not isinstance(index, (int, np.integer)) or not 0 <= index < volume.num_frames:
+                raise OptionError(
+                    f"frame {index!r} is outside the series: it has {volume.num_frames} frames, 0 to "
+                    f"{volume.num_frames - 1}",
+                    parameter="frame",
+                )
+            return volume.frame(int(index))
+        if frame is not None:
+            raise OptionError("`frame` is for a 4D series; this is one volume", parameter="frame")
+        return volume
 
     def slice_axis_for(self, volume: Volume) -> int:
         """The array axis along which :meth:`denoise` runs 2D models and 2D baselines over ``volume`` (and along
         which :meth:`preview` counts slices): :func:`slice_axis` with this denoiser's ``slice_axis``."""
         if isinstance(volume, VolumeSeries):
-            raise OptionError("a preview takes one volume; of a 4D series, preview one frame (series.frame(t))")
+            volume = volume.frame(0)  # every frame is denoised along the same axis
         if not isinstance(volume, Volume):
-            raise OptionError(f"`volume` must be a Volume, got {type(volume).__name__}.")
+            raise OptionError(f"`volume` must be a Volume or a VolumeSeries, got {type(volume).__name__}.")
         return slice_axis(volume, self.slice_axis)
 
     def _denoise_volume(
@@ -637,12 +665,35 @@ class Denoiser:
         Returns:
             The series with the input's geometry, frame axis, layout and dtype.
         """
+        return self._denoise_series(series, sigma, mask, None)
+
+    def _denoise_series(
+        self,
+        series: VolumeSeries,
+        sigma: float | str | None,
+        mask: Volume | np.ndarray | None,
+        part: tuple[int, _Slab] | None,
+    ) -> VolumeSeries | Volume:
+        """:meth:`denoise_series`; with ``part`` ``(frame, slab)``, only those slices of that frame are computed and
+        returned as a volume (:meth:`preview`), everything else measured on the whole series."""
+        if not isinstance(series, VolumeSeries):
+            raise OptionError(f"`series` must be a VolumeSeries, got {type(series).__name__}.")
         if series.array.dtype.kind not in "iufb" or series.array.size == 0:
             raise InputError(f"cannot denoise {series.array.dtype} pixels of shape {series.array.shape}")
+        slab = None if part is None else part[1]
+        take = _Slab.whole if slab is None else slab.take  # of a (Z, Y, X) mask
+
+        def frames_of(array: np.ndarray) -> np.ndarray:
+            """What is computed of a ``(T, Z, Y, X[, C])`` array: all of it, or the part's slices of its frame."""
+            return array if part is None else slab.take(array[part[0]])
+
         missing = missing_values(series.array, "the series")
         if missing is not None:
-            return self._around_missing(series, missing, lambda filled: self.denoise_series(filled, sigma, mask))
+            return self._around_missing(
+                series, missing, lambda filled: self._denoise_series(filled, sigma, mask, part), frames_of
+            )
         inside = None if mask is None else mask_array(series, mask)
+        frame_axes = 1 if part is None else 0
         if self.auto:
             choice = self.choose(series.frame(0))
             if choice.masked is not None:  # the background masked in every frame, not only in the first
@@ -650,15 +701,16 @@ class Denoiser:
             self._active = self._delegate_for(choice)
             try:
                 keep = self._without_masked_background(inside, choice.masked)
-                result = self._active.denoise_series(self._unrounded(series, choice), sigma, mask=keep)
+                result = self._active._denoise_series(self._unrounded(series, choice), sigma, keep, part)
             finally:
                 self.last_report = self._active.last_report
                 self._active = None
             self.last_report.choice = choice.describe()
             if choice.magnitude_floor is not None:
-                array = self._remove_magnitude_floor(series.array, result.array, choice.magnitude_floor, True)
+                noisy = frames_of(series.array)
+                array = self._remove_magnitude_floor(noisy, result.array, choice.magnitude_floor, True)
                 if inside is not None:
-                    array = apply_mask(series.array, array, inside, frame_axes=1)
+                    array = apply_mask(noisy, array, take(inside), frame_axes=frame_axes)
                 result = result.with_array(array)
             return result
         start = time.perf_counter()
@@ -666,6 +718,7 @@ class Denoiser:
         guess = detect_modality(series.frame(0), self.modality_hint)
         frames, count = series.array, series.num_frames
         components, luma_only = _components(frames, series.num_components, guess.modality)
+        computed = range(count) if part is None else (part[0],)
         callback, outputs, scalings, used_sigma = self.progress_callback, [], [], None
         for index, component in enumerate(components):
             original = component
@@ -680,11 +733,11 @@ class Denoiser:
                 level = self._estimate = estimate_noise(
                     slices, correlated=True if body is not None else None, mask=body
                 )
-            result = np.empty_like(normalized)
+            result = np.empty_like(normalized) if part is None else None
             try:
-                for t in range(count):
+                for t in computed:
                     self._check_cancel()
-                    done, total = index * count + t, len(components) * count
+                    done, total = index * len(computed) + computed.index(t), len(components) * len(computed)
                     if callback is not None:
                         self.progress_callback = lambda f, m, done=done, total=total: callback((done + f) / total, m)
                     label = f"denoising frame {t + 1}/{count}" + (
@@ -694,9 +747,13 @@ class Denoiser:
                     if self.burst > 1 and self.spatial_dims == 2:
                         half = self.burst // 2
                         burst = normalized[np.clip(np.arange(t - half, t + half + 1), 0, count - 1)]
-                    result[t], used_sigma = self._denoise_normalized(
-                        normalized[t], level, series.spacing, label, burst, in_series=True
+                    denoised, used_sigma = self._denoise_normalized(
+                        normalized[t], level, series.spacing, label, burst, in_series=True, slab=slab
                     )
+                    if part is None:
+                        result[t] = denoised
+                    else:
+                        result = denoised
             finally:
                 self.progress_callback = callback
             if self.clip_to_input_range:
@@ -704,14 +761,18 @@ class Denoiser:
             del normalized
             restored = scaling.invert(result)
             if outside is not None:
+                outside, original = frames_of(outside), frames_of(original)
                 restored[outside] = original[outside]
             outputs.append(restored)
             scalings.append(scaling.to_dict())
-        array = _combined(series.array, components, outputs, luma_only)
+        noisy = frames_of(series.array)
+        array = _combined(noisy, [frames_of(c) for c in components], outputs, luma_only)
         if inside is not None:
-            array = apply_mask(series.array, array, inside, frame_axes=1)
+            array = apply_mask(noisy, array, take(inside), frame_axes=frame_axes)
         self._set_report(sigma, used_sigma, start, scalings, guess.modality.value)
-        return series.with_array(array)
+        if part is None:
+            return series.with_array(array)
+        return series.frame(part[0]).slab(*slab).with_array(array)
 
     def _around_missing(
         self,
@@ -1020,6 +1081,8 @@ class Denoiser:
         if isinstance(self.runner, BaselineRunner):
             denoised = self.runner.run(work, used_sigma or 0.0, axis, self._estimate, progress, self._check_cancel)
         else:
+            if slab is not None and burst is not None:  # (B, Z, Y, X): the same slices of each burst frame
+                burst = burst[(slice(None),) * (axis + 1) + (slice(lo, hi),)]
             denoised = self.runner.run(
                 work, used_sigma, axis, progress, self._check_cancel, burst, views=self._views_used
             )
@@ -1056,13 +1119,18 @@ def slice_axis(volume: Volume, chosen: int | None = None) -> int:
     return 0 if volume.source.grid_problem else _through_plane_axis(volume.shape, volume.spacing)
 
 
-def preview_slab(volume: Volume, index: int, chosen_axis: int | None = None) -> Volume:
-    """Slice ``index`` of ``volume`` along the axis a :class:`Denoiser` with ``slice_axis=chosen_axis`` runs on (see
-    :func:`slice_axis`), placed where it lies: what :meth:`Denoiser.preview` returns the denoised version of.
+def preview_slab(
+    volume: Volume | VolumeSeries, index: int, chosen_axis: int | None = None, frame: int | None = None
+) -> Volume:
+    """Slice ``index`` of ``volume`` (of frame ``frame`` of a series, default 0) along the axis a :class:`Denoiser`
+    with ``slice_axis=chosen_axis`` runs on (see :func:`slice_axis`), placed where it lies: what
+    :meth:`Denoiser.preview` returns the denoised version of.
 
     Raises:
-        OptionError: ``index`` is not a slice of the volume (the message gives the range).
+        OptionError: ``index`` is not a slice of the volume, or ``frame`` not a frame of the series (the message
+            gives the range).
     """
+    volume = Denoiser._preview_frame(volume, frame)
     axis = slice_axis(volume, chosen_axis)
     count = volume.shape[axis]
     if not isinstance(index, (int, np.integer)) or not 0 <= index < count:
