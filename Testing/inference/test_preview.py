@@ -81,26 +81,10 @@ def test_cli_preview_of_a_4d_series_frame(tmp_path, mr_nifti):
     data = np.stack([base + rng.normal(0, 30, base.shape) for _ in range(3)], axis=-1).astype(np.float32)
     source = tmp_path / "fmri.nii.gz"
     nib.save(nib.Nifti1Image(data, image.affine), source)
-    whole = tmp_path / "whole.nii.gz"
-    assert main(["denoise", str(source), str(whole), "--model", "kpn-burst3", "-q"]) == 0
-    out = tmp_path / "slice.nii.gz"
-    assert (
-        main(
-            [
-                "denoise",
-                str(source),
-                str(out),
-                "--model",
-                "kpn-burst3",
-                "--preview-slice",
-                "3",
-                "--preview-frame",
-                "2",
-                "-q",
-            ]
-        )
-        == 0
-    )
+    whole, out = tmp_path / "whole.nii.gz", tmp_path / "slice.nii.gz"
+    options = ["--model", "kpn-burst3", "-q"]
+    assert main(["denoise", str(source), str(whole), *options]) == 0
+    assert main(["denoise", str(source), str(out), *options, "--preview-slice", "3", "--preview-frame", "2"]) == 0
     written = read_volume(out)
     expected = np.asarray(nib.load(whole).dataobj)[..., 3, 2]  # NIfTI (x, y, z, t): slice 3 along z of frame 2
     assert written.shape == (1, *expected.T.shape)
@@ -192,10 +176,9 @@ def test_cli_preview_slice_writes_the_full_runs_slice(tmp_path, ct_volume, ct_fu
     assert "--preview-slice 4: " in (err := capsys.readouterr().err) and "has 4 slices along array axis 0" in err
     assert main(["denoise", str(tmp_path), str(tmp_path / "folder"), "--preview-slice", "0"]) != 0
     assert "previews one volume" in capsys.readouterr().err
-    assert (
-        main(["denoise", str(source), str(tmp_path / "no.nrrd"), "--preview-slice", "0", "--preview-frame", "0"]) != 0
-    )
+    nowhere = ["denoise", str(source), str(tmp_path / "no.nrrd")]
+    assert main([*nowhere, "--preview-slice", "0", "--preview-frame", "0"]) != 0
     assert "is one volume, not a 4D series" in capsys.readouterr().err
-    assert main(["denoise", str(source), str(tmp_path / "no.nrrd"), "--preview-frame", "0"]) != 0
+    assert main([*nowhere, "--preview-frame", "0"]) != 0
     assert "give --preview-slice too" in capsys.readouterr().err
     assert not (tmp_path / "no.nrrd").exists() and not (tmp_path / "folder").exists()
