@@ -192,6 +192,11 @@ class DenoiseTask:
     def is_sequence(self) -> bool:
         return self._sequence is not None
 
+    @property
+    def _writes_sequence(self) -> bool:
+        """The result is a sequence: a whole sequence denoised, not a preview of one of its items."""
+        return self.is_sequence and self._slab is None
+
     def start(self) -> DenoiseTask:
         """Leave IDLE: read the input (and mask) from the scene, then start the child process or the worker thread.
 
@@ -346,7 +351,7 @@ class DenoiseTask:
 
     def _read_child_result(self):
         path = self.temp_dir / self.OUTPUT_FILE
-        if self.is_sequence and self._slab is None:
+        if self._writes_sequence:
             from meddenoiselib.io.series import read_series
 
             result = read_series(path)
@@ -480,7 +485,7 @@ class DenoiseTask:
         """Create or fill the output, residual and report nodes; anything created is removed again on failure."""
         created = []
         try:
-            if self.is_sequence and self._slab is None:
+            if self._writes_sequence:
                 noisy = list(self._image.array)
                 denoised = list(result.array)
                 outputs, residuals, noise_maps = self._output_sequence(denoised, created)
@@ -503,7 +508,7 @@ class DenoiseTask:
                     )
                     created.append(self.noise_map_node)
                     noise_maps = [self.noise_map_node]
-            browser = self._sequence[1] if self._sequence and self._slab is None else None
+            browser = self._sequence[1] if self._writes_sequence else None
             after = (lambda: refresh_proxies(browser, self.sequences_logic)) if browser is not None else None
             self.blend = LiveBlend(noisy, denoised, outputs, residuals, after_update=after, noise_maps=noise_maps)
             self.blend.apply(self.strength)
