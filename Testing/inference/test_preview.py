@@ -14,6 +14,8 @@ from meddenoiselib.errors import OptionError
 from meddenoiselib.inference import Denoiser
 from meddenoiselib.io import Volume, VolumeSeries, read_volume, write_volume
 
+from ..conftest import dicom_testdata
+
 
 @pytest.fixture(scope="module")
 def ct_volume(ct_series_dir) -> Volume:
@@ -182,3 +184,17 @@ def test_cli_preview_slice_writes_the_full_runs_slice(tmp_path, ct_volume, ct_fu
     assert main([*nowhere, "--preview-frame", "0"]) != 0
     assert "give --preview-slice too" in capsys.readouterr().err
     assert not (tmp_path / "no.nrrd").exists() and not (tmp_path / "folder").exists()
+
+
+def test_cli_preview_of_dicom_writes_dicom_where_a_slice_is_a_file(tmp_path, ct_series_dir, capsys):
+    """A DICOM series' or single file's slice is written as DICOM (that slice's file as the template); a frame of a
+    multi-frame file is not (its header describes every frame): one line naming the formats to use instead."""
+    out = tmp_path / "slice"
+    assert main(["denoise", str(ct_series_dir), str(out), "--preview-slice", "2", "--model", "median", "-q"]) == 0
+    (written,) = out.iterdir()
+    assert read_volume(out).shape == (1, 512, 512) and written.name == "00-slice099.dcm"
+    frames = dicom_testdata("emri_small.dcm")  # enhanced MR, 10 frames in one file
+    assert main(["denoise", str(frames), str(tmp_path / "frame"), "--preview-slice", "3", "-q"]) == 1
+    assert "not written as DICOM; name a .nii.gz, .nrrd or .mha output" in capsys.readouterr().err
+    assert main(["denoise", str(frames), str(tmp_path / "frame.nrrd"), "--preview-slice", "3", "-q"]) == 0
+    assert read_volume(tmp_path / "frame.nrrd").shape == (1, 64, 64)

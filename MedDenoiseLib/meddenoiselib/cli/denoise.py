@@ -78,7 +78,7 @@ class _Job:
 
 def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: list) -> _Job:
     """Probe one input and plan its image, residual and report outputs, before any computation."""
-    from ..io import ImageSpec, input_paths, is_series_file, plan_file, plan_output, probe_volume
+    from ..io import ImageSpec, detect_format, input_paths, is_series_file, plan_file, plan_output, probe_volume
     from ..io.series import plan_series_output, probe_series
 
     check_series_uid(source, args)
@@ -93,6 +93,11 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
     if getattr(args, "preview_slice", None) is not None:
         preview = _preview_slab(source, header, args, series)
         written = preview[1]
+        if header.format == "dicom-file" and header.shape[0] > 1 and detect_format(target) is None:
+            raise OutputError(
+                f"{target}: a preview of one frame of the multi-frame DICOM file {source} is not written as DICOM; "
+                "name a .nii.gz, .nrrd or .mha output"
+            )
     elif getattr(args, "preview_frame", None) is not None:
         raise OptionError("--preview-frame picks the frame of --preview-slice; give --preview-slice too")
     plan = plan_series_output if series and preview is None else plan_output  # a preview is one slice of a volume
