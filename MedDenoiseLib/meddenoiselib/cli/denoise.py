@@ -88,7 +88,8 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
         raise InputError(
             f"{source}: {header.mask_kind}, not an image to denoise (as --mask it restricts denoising to its inside)"
         )
-    protected = input_paths([source, *header.files, *([args.mask] if getattr(args, "mask", None) else [])])
+    labels = [path for path in (getattr(args, "mask", None), getattr(args, "measure", None)) if path]
+    protected = input_paths([source, *header.files, *labels])
     preview, written = None, header
     if getattr(args, "preview_slice", None) is not None:
         preview = _preview_slab(source, header, args, series)
@@ -100,6 +101,8 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
             )
     elif getattr(args, "preview_frame", None) is not None:
         raise OptionError("--preview-frame picks the frame of --preview-slice; give --preview-slice too")
+    if series and preview is None and getattr(args, "measure", None):
+        raise OptionError(f"{source}: --measure measures one volume; of a 4D series, measure a frame's preview")
     plan = plan_series_output if series and preview is None else plan_output  # a preview is one slice of a volume
     image = plan(
         target, ImageSpec.of(written), role="image", overwrite=args.overwrite, protected=protected, others=planned
@@ -163,11 +166,54 @@ def _read_mask(args: argparse.Namespace):
     return read_volume(args.mask) if getattr(args, "mask", None) else None
 
 
-def _write_report(denoiser, job: _Job, noisy, result) -> None:
+def _read_regions(args: argparse.Namespace, volume):
+    """``--measure``'s label map, checked against ``volume``'s grid before anything is computed; None without it."""
+    if not getattr(args, "measure", None):
+        return None
+    from ..blend import mask_array
+    from ..inference import preview_slab
+    from ..io import read_volume
+
+    labels = read_volume(args.measure)
+    mask_array(volume, labels, "the regions")
+    if getattr(args, "preview_slice", None) is not None:
+        labels = preview_slab(labels, args.preview_slice, args.slice_axis)  # the previewed slice's regions
+    return labels
+
+
+def _measure(args: argparse.Namespace, labels, noisy, result) -> dict:
+    """``--measure``: mean, SD and SNR per region before and after (logged; returned for the report), or empty."""
+    if labels is None:
+        return {}
+    from ..evaluation.regions import CNR_DEFINITION, contrast_to_noise, region_statistics
+    from ..io.probe import segment_names
+
+    rows = region_statistics(noisy, result, labels, segment_names(args.measure))
+    for row in rows:
+        logger.info(
+            "  region %d%s: SD %.4g -> %.4g, mean %.4g -> %.4g (%d voxels)",
+            row["label"],
+            f" ({row['name']})" if row["name"] else "",
+            row["sd_before"],
+            row["sd_after"],
+            row["mean_before"],
+            row["mean_after"],
+            row["voxels"],
+        )
+    values: dict = {"regions": rows}
+    if len(rows) >= 2:
+        cnr = {when: contrast_to_noise(rows[0], rows[1], when) for when in ("before", "after")}
+        values["cnr"] = {**cnr, "definition": CNR_DEFINITION}
+        logger.info("  CNR of regions %d and %d: %.3g -> %.3g", rows[0]["label"], rows[1]["label"], *cnr.values())
+    return values
+
+
+def _write_report(denoiser, job: _Job, noisy, result, measured: dict) -> None:
     from ..evaluation import run_report
     from ..io.atomic import write_text_atomic
 
     values = run_report(denoiser, noisy, result)
+    values.update(measured)
     values.update(input=str(job.source), output=str(job.image.path), meddenoiselib_version=__version__)
     write_text_atomic(job.report.path, json.dumps(values, indent=2) + "\n")
     if "noise_before_hu" in values:
@@ -198,6 +244,7 @@ def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
     else:
         volume = job.preview[0]
     mask = _read_mask(args)
+    regions = _read_regions(args, volume)
     if job.preview is None:
         logger.info("Denoising %s voxels with %s...", "x".join(map(str, volume.shape)), denoiser.method)
     else:
@@ -228,8 +275,9 @@ def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
             _write_qa_volume(removed, job.residual.path, job, args, "residual")
         if job.noise_map is not None:
             _write_qa_volume(noise_map_volume(removed), job.noise_map.path, job, args, "noise map")
+    measured = _measure(args, regions, volume, result)
     if job.report is not None:
-        _write_report(denoiser, job, volume, result)
+        _write_report(denoiser, job, volume, result, measured)
     logger.info("Wrote %s in %.2fs total", target, time.perf_counter() - start)
 
 
@@ -320,7 +368,7 @@ def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:
         )
         logger.info("Wrote the noise map %s", job.noise_map.path)
     if job.report is not None:
-        _write_report(denoiser, job, series, result)
+        _write_report(denoiser, job, series, result, {})
     logger.info("Wrote %s in %.2fs total", target, time.perf_counter() - start)
 
 
@@ -366,10 +414,11 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         pairs = [(source, target)]
 
     # every output is checked before the model is loaded or a voxel is computed
-    if getattr(args, "mask", None):
-        from ..io import probe_volume
+    for labels in (getattr(args, "mask", None), getattr(args, "measure", None)):
+        if labels:
+            from ..io import probe_volume
 
-        probe_volume(args.mask)  # a missing or unreadable mask fails now, not after the first denoising
+            probe_volume(labels)  # a missing or unreadable mask fails now, not after the first denoising
     show_bar, callback = progress_options(args)
     created = False
     if batch and not target.exists():
@@ -548,6 +597,13 @@ def add_parser(sub) -> None:
         help="also write a noise map: the local standard deviation of input minus denoised in the input's units "
         "(HU for CT; float32, same geometry; a 4-pixel in-plane Gaussian window), e.g. noise.nii.gz (not DICOM); "
         "'{name}' as for --residual",
+    )
+    p.add_argument(
+        "--measure",
+        metavar="LABELS",
+        help="a label map on the input's grid (a 3D Slicer segmentation, a NIfTI label map): for each label, the "
+        "mean, standard deviation and SNR before and after denoising in the input's units (HU for CT), and the CNR "
+        "of the first two, printed and written to --report",
     )
     p.add_argument(
         "--report",

@@ -37,6 +37,7 @@ __all__ = [
     "VolumeHeader",
     "four_d_error",
     "probe_volume",
+    "segment_names",
     "sitk_read_error",
     "text_header_data_files",
 ]
@@ -421,6 +422,21 @@ def _probe_with_sitk(path: Path, fmt: str, max_bytes: int | None) -> VolumeHeade
         nbytes=nbytes,
         mask_kind=mask_kind,
     )
+
+
+def segment_names(path: str | Path) -> dict[int, str]:
+    """The segment names of a 3D Slicer segmentation (``.seg.nrrd``) by label value (one layer), else empty."""
+    path = Path(path)
+    if detect_format(path) != "nrrd":
+        return {}
+    values, _ = _text_header(path)
+    names = {}
+    for key, name in values.items():
+        if key.startswith("segment") and key.endswith("_name"):
+            label = values.get(key[: -len("_name")] + "_labelvalue", "")
+            if label.strip().isdigit():
+                names[int(label)] = name
+    return names
 
 
 def _slicer_segmentation(path: Path) -> str:
