@@ -437,8 +437,9 @@ class DenoiseTask:
             if self.preview_slice is None:
                 result = self._denoiser.denoise(image, sigma=sigma, mask=mask)
             else:
-                frame = {} if self._preview_frame is None else {"frame": self._preview_frame}
-                result = self._denoiser.preview(image, self.preview_slice, sigma=sigma, mask=mask, **frame)
+                result = self._denoiser.preview(
+                    image, self.preview_slice, sigma=sigma, mask=mask, frame=self._preview_frame
+                )
                 image = self._slab
             self._outcome = ("done", result, run_report(self._denoiser, image, result))
         except Exception as exc:  # noqa: BLE001 - DenoiseCancelled included

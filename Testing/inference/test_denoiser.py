@@ -84,9 +84,10 @@ def test_strength_zero_returns_the_input(tmp_path, ct_series_dir):
 
 def test_slice_axis_defaults_to_largest_spacing(tmp_path):
     denoiser = Denoiser("median")
-    assert denoiser._pick_slice_axis((10, 20, 30), (0.5, 0.5, 3.0)) == 0
-    assert denoiser._pick_slice_axis((10, 20, 30), (4.0, 1.0, 1.0)) == 2
-    assert denoiser._pick_slice_axis((10, 20, 30), (1.0, 1.0, 1.0)) == 0
+    array = np.zeros((10, 20, 30), np.float32)
+    assert denoiser.slice_axis_for(Volume(array, spacing=(0.5, 0.5, 3.0))) == 0
+    assert denoiser.slice_axis_for(Volume(array, spacing=(4.0, 1.0, 1.0))) == 2
+    assert denoiser.slice_axis_for(Volume(array, spacing=(1.0, 1.0, 1.0))) == 0
 
 
 def test_three_dimensional_model_on_a_volume(tmp_path):

@@ -307,16 +307,12 @@ def _write_qa_volume(volume, path: Path, job: _Job, args: argparse.Namespace, ro
 def _run_denoiser(denoiser, data, args: argparse.Namespace, mask):
     """Denoise a volume or series with ``--sigma`` (the 0-255 scale of the CLI, converted here) and log the
     model chosen, the noise level and the time."""
-    from ..io.series import VolumeSeries
     from ..transforms.intensity import sigma_from_255
 
     sigma = args.sigma if args.sigma == "auto" else sigma_from_255(float(args.sigma))
-    if getattr(args, "preview_slice", None) is not None:
+    if getattr(args, "preview_slice", None) is not None:  # --preview-frame is refused for one volume when planning
         frame = getattr(args, "preview_frame", None)
-        if isinstance(data, VolumeSeries):
-            result = denoiser.preview(data, args.preview_slice, sigma=sigma, mask=mask, frame=frame)
-        else:
-            result = denoiser.preview(data, args.preview_slice, sigma=sigma, mask=mask)
+        result = denoiser.preview(data, args.preview_slice, sigma=sigma, mask=mask, frame=frame)
     else:
         result = denoiser.denoise(data, sigma=sigma, mask=mask)
     report = denoiser.last_report

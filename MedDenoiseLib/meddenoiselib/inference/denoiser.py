@@ -520,11 +520,12 @@ class Denoiser:
         axis = self.slice_axis_for(image)
         count = image.shape[axis]
         index = count // 2 if index is None else index
-        preview_slab(image, index, axis)  # checks the index
+        _check_slice(index, count, axis)
         slab = _Slab(axis, int(index), int(index) + 1)
         if isinstance(volume, VolumeSeries):
-            result = self._denoise_series(volume, sigma, mask, (0 if frame is None else int(frame), slab))
-            where = f"frame {0 if frame is None else frame} of {volume.num_frames}, "
+            frame = 0 if frame is None else int(frame)
+            result = self._denoise_series(volume, sigma, mask, (frame, slab))
+            where = f"frame {frame} of {volume.num_frames}, "
         else:
             result = self._denoise_volume(volume, sigma, mask, slab)
             where = ""
@@ -590,9 +591,7 @@ class Denoiser:
             return result
         start = time.perf_counter()
         self._cancel.clear()
-        # Slices that are not on one grid (gaps, repeated positions) are only neighbours in the file: filter each
-        # one on its own plane rather than across them.
-        self._axis_override = 0 if volume.source.grid_problem and self.slice_axis is None else None
+        axis = self.slice_axis_for(volume)
         guess = detect_modality(volume, self.modality_hint)
         components, luma_only = _components(volume.array, volume.num_components, guess.modality)
         outputs, scalings, used_sigma = [], [], None
@@ -621,9 +620,7 @@ class Denoiser:
             component = None  # a filled copy of a padded CT is not needed past here: free it before the network runs
             label = "denoising" if len(components) == 1 else f"denoising channel {index + 1}/{len(components)}"
             region = self._normalized_body(normalized, outside, scaling) if guess.modality == Modality.CT else None
-            denoised, used_sigma = self._denoise_normalized(
-                normalized, sigma, volume.spacing, label, region=region, slab=slab
-            )
+            denoised, used_sigma = self._denoise_normalized(normalized, sigma, axis, label, region=region, slab=slab)
             region = None  # it holds `normalized`, freed below before the output is made
             if self.clip_to_input_range:
                 np.clip(denoised, normalized.min(), normalized.max(), out=denoised)
@@ -716,6 +713,7 @@ class Denoiser:
         start = time.perf_counter()
         self._cancel.clear()
         guess = detect_modality(series.frame(0), self.modality_hint)
+        axis = self.slice_axis_for(series)
         frames, count = series.array, series.num_frames
         components, luma_only = _components(frames, series.num_components, guess.modality)
         computed = range(count) if part is None else (part[0],)
@@ -748,7 +746,7 @@ class Denoiser:
                         half = self.burst // 2
                         burst = normalized[np.clip(np.arange(t - half, t + half + 1), 0, count - 1)]
                     denoised, used_sigma = self._denoise_normalized(
-                        normalized[t], level, series.spacing, label, burst, in_series=True, slab=slab
+                        normalized[t], level, axis, label, burst, in_series=True, slab=slab
                     )
                     if part is None:
                         result[t] = denoised
@@ -1005,7 +1003,8 @@ class Denoiser:
             raise OptionError(f"`array` must be 2D or 3D, got shape {array.shape}.")
         if not np.all(np.isfinite(volume)):
             raise InputError("the image contains NaN/Inf values; fix or mask them first")
-        denoised, _ = self._denoise_normalized(volume, sigma, (1.0, 1.0, 1.0), "denoising")
+        axis = 0 if self.slice_axis is None else self.slice_axis  # no spacing: taken as isotropic, so z
+        denoised, _ = self._denoise_normalized(volume, sigma, axis, "denoising")
         return denoised[0] if squeeze else denoised
 
     # -------------------------------------------------------------------------------------------- internals
@@ -1034,25 +1033,19 @@ class Denoiser:
             raise OptionError(f"sigma must be a finite non-negative number, got {sigma!r}", parameter="sigma")
         return value
 
-    def _pick_slice_axis(self, shape: tuple[int, ...], spacing: tuple[float, float, float]) -> int:
-        if self.slice_axis is not None:
-            return self.slice_axis
-        if getattr(self, "_axis_override", None) is not None:
-            return self._axis_override
-        return _through_plane_axis(shape, spacing)
-
     def _denoise_normalized(
         self,
         normalized: np.ndarray,
         sigma: float | str | NoiseEstimate | None,
-        spacing: tuple[float, float, float],
+        axis: int,
         label: str,
         burst: np.ndarray | None = None,
         in_series: bool = False,
         region: Callable[[], np.ndarray] | None = None,
         slab: _Slab | None = None,
     ) -> tuple[np.ndarray, float | None]:
-        """Denoise one normalized volume; ``burst`` ``(B, Z, Y, X)`` gives a burst model its frames (4D series)
+        """Denoise one normalized volume along array ``axis`` (:meth:`slice_axis_for`, for 2D models and 2D
+        baselines); ``burst`` ``(B, Z, Y, X)`` gives a burst model its frames (4D series)
         instead of the adjacent slices; ``in_series``: the volume is one frame of a 4D series; ``region``: gives
         where correlated noise is measured for the refinement (the CT body), boolean, ``normalized``'s shape;
         ``slab``: compute and return only those slices (a preview), from the slices around them that the method
@@ -1063,7 +1056,6 @@ class Denoiser:
         take = _Slab.whole if slab is None else slab.take
         if self.strength == 0:  # the blend would return the input whatever the method computes
             return take(normalized).astype(np.float32, copy=True), used_sigma
-        axis = self._pick_slice_axis(normalized.shape, spacing)
 
         def progress(total: int) -> Progress:
             return Progress(total, label, self.show_progress, self.progress_callback)
@@ -1082,7 +1074,7 @@ class Denoiser:
             denoised = self.runner.run(work, used_sigma or 0.0, axis, self._estimate, progress, self._check_cancel)
         else:
             if slab is not None and burst is not None:  # (B, Z, Y, X): the same slices of each burst frame
-                burst = burst[(slice(None),) * (axis + 1) + (slice(lo, hi),)]
+                burst = _Slab(axis + 1, lo, hi).take(burst)
             denoised = self.runner.run(
                 work, used_sigma, axis, progress, self._check_cancel, burst, views=self._views_used
             )
@@ -1132,7 +1124,13 @@ def preview_slab(
     """
     volume = Denoiser._preview_frame(volume, frame)
     axis = slice_axis(volume, chosen_axis)
-    count = volume.shape[axis]
+    _check_slice(index, volume.shape[axis], axis)
+    return volume.slab(axis, int(index), int(index) + 1)
+
+
+def _check_slice(index: int, count: int, axis: int) -> None:
+    """Refuse a preview's ``index`` that is not one of the ``count`` slices along ``axis`` (the message gives the
+    range)."""
     if not isinstance(index, (int, np.integer)) or not 0 <= index < count:
         slices = "1 slice" if count == 1 else f"{count} slices"
         within = "only 0" if count == 1 else f"0 to {count - 1}"
@@ -1141,7 +1139,6 @@ def preview_slab(
             f"{within}",
             parameter="index",
         )
-    return volume.slab(axis, int(index), int(index) + 1)
 
 
 def _through_plane_axis(shape: tuple[int, ...], spacing: tuple[float, float, float]) -> int:
