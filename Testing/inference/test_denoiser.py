@@ -226,3 +226,22 @@ def test_a_min_max_model_scales_a_noisy_file_from_its_flat_background(us_png, mr
     auto.denoise(mr)
     assert "magnitude noise floor removed" in auto.last_report.choice
     assert auto.last_report.scaling[0]["low"] == pytest.approx(float(mr.array.min()))
+
+
+def test_the_slice_axis_of_one_volume_is_not_carried_to_the_next_call():
+    """A volume whose slices are off one grid is filtered slice by slice along z whatever its spacing; the next
+    series given to the same Denoiser is filtered along its own through-plane axis (x here), not along z."""
+    from meddenoiselib.io import SourceInfo
+
+    rng = np.random.default_rng(0)
+    uneven = Volume(
+        rng.random((4, 12, 12)).astype(np.float32),
+        spacing=(1.0, 1.0, 3.0),
+        source=SourceInfo(grid_problem="slices 1 and 2 are 6 mm apart, the others 3 mm"),
+    )
+    series = VolumeSeries(rng.random((2, 6, 12, 12)).astype(np.float32), spacing=(4.0, 1.0, 1.0))
+    used = Denoiser("median")
+    used.denoise(uneven, sigma=0.1)
+    np.testing.assert_array_equal(
+        used.denoise(series, sigma=0.1).array, Denoiser("median").denoise(series, sigma=0.1).array
+    )
