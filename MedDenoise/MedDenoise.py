@@ -90,7 +90,8 @@ class MedDenoise(ScriptedLoadableModule):
             "network trained for MedDenoise or with a classical filter (median, non-local means, BM3D/BM4D, "
             "anisotropic diffusion), optionally only inside a segmentation. The result is a new volume "
             "'&lt;input&gt; denoised' with the input's geometry; the strength slider blends it with the input without "
-            "running again. Needs 3D Slicer 5.10 or later and the PyTorch extension."
+            "running again. Paint flat tissue in a segmentation and choose it under 'Measure noise in' to see the "
+            "noise (standard deviation) in each segment before and after, in the input's units. Needs 3D Slicer 5.10 or later and the PyTorch extension."
         )
         self.parent.acknowledgementText = _(
             "MedDenoise is built on MONAI and PyTorch. The PyTorch extension (SlicerPyTorch) installs torch. The "
@@ -124,6 +125,7 @@ class MedDenoiseParameterNode:
 
     inputVolume / outputVolume: the volume to denoise and the volume to fill (None: create "<input> denoised").
     maskNode: segmentation or label map; only voxels inside are denoised (None: the whole volume).
+    measureNode: segmentation or label map whose regions' noise is measured before and after (None: none).
     wholeSequence: when the input is a sequence's proxy node, denoise every frame into a new sequence.
     model: "auto", "default", a shipped model or a baseline. modality: for model "auto" (from DICOM or given).
     ctWindow / windowCenter / windowWidth: normalize with a CT window (HU). ensemble: geometric views averaged.
@@ -137,6 +139,7 @@ class MedDenoiseParameterNode:
     inputVolume: Union[vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode]
     outputVolume: Union[vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode]
     maskNode: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode]
+    measureNode: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode]
     wholeSequence: bool = True
     model: str = "auto"
     modality: Modality = Modality.FROM_DICOM
@@ -233,6 +236,7 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             "runner",
             "volumes",
             "masks",
+            "regions",
             "sequences",
             "outputs",
             "blend",
@@ -469,6 +473,9 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 )
             if task.report_table is not None:
                 self.ui.reportTableView.setMRMLTableNode(task.report_table)
+            self.ui.regionTableView.visible = task.region_table is not None
+            if task.region_table is not None:
+                self.ui.regionTableView.setMRMLTableNode(task.region_table)
         elif task.state is TaskState.CANCELLED:
             text = _("Cancelled; the scene was not changed.")
         else:
@@ -664,6 +671,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             "ensemble": parameterNode.ensemble.value,
             "refine": parameterNode.refine.value,
             "mask": parameterNode.maskNode,
+            "measure": parameterNode.measureNode,
             "wholeSequence": bool(parameterNode.wholeSequence),
             "residual": bool(parameterNode.createResidual),
             "noiseMap": bool(parameterNode.createNoiseMap),
@@ -702,6 +710,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         stateCallback=None,
         logCallback=None,
         previewSlice=None,
+        measure=None,
     ):
         """Denoise ``inputVolume`` into ``outputVolume`` (None: a new "<input name> denoised" volume).
 
@@ -744,6 +753,11 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
                 "<input> preview" volume placed where the slice lies (the previous preview of the same input is
                 reused when ``outputVolume`` is None). Of a sequence with ``wholeSequence``: the item shown, as the
                 whole sequence's run gives it. Default: the whole volume.
+            measure: a segmentation (each segment a region) or label map (each value) on the input: after the run,
+                each region's mean, standard deviation and SNR before and after, in the input's units, fill the table
+                "<input> region noise" (``task.region_table``, ``task.regions``; a preview: its slice's regions; a
+                sequence: the item shown) and follow :meth:`setStrength`; the CNR of the first two regions goes into
+                the report.
 
         Returns:
             The :class:`DenoiseTask`; its ``output_node`` is the result once ``state`` is DONE.
@@ -818,6 +832,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             on_state_changed=onStateChanged,
             on_log=logCallback,
             preview_slice=previewSlice,
+            measure_node=measure,
         )
         self.task.start()
         if waitForCompletion:
@@ -838,7 +853,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
 
     def setStrength(self, strength) -> None:
         """Re-blend the latest result with its input at ``strength`` (0..1), without running again; the residual
-        and noise map volumes and the report table follow."""
+        and noise map volumes, the report table and the region table follow."""
         if not self.hasResult():
             return
         self.task.blend.apply(float(strength))
@@ -1031,6 +1046,23 @@ class MedDenoiseTest(ScriptedLoadableModuleTest):
             masked = slicer.util.arrayFromVolume(task.output_node)
             np.testing.assert_array_equal(masked[inside == 0], noisy[inside == 0])  # outside: untouched
             self.assertGreater(float(np.abs(masked[inside == 1] - noisy[inside == 1]).mean()), 1.0)
+
+        # the noise in a region before and after, as users measure it in a painted segment
+        task = logic.process(
+            inputVolume,
+            None,
+            model=self._model(),
+            device="cpu",
+            measure=labels,
+            separateProcess=False,
+            showResult=False,
+        )
+        (region,) = task.regions
+        denoised = slicer.util.arrayFromVolume(task.output_node).astype(np.float64)
+        self.assertAlmostEqual(region["sd_before"], float(noisy[inside == 1].std(ddof=1)), places=3)
+        self.assertAlmostEqual(region["sd_after"], float(denoised[inside == 1].std(ddof=1)), places=3)
+        self.assertLess(region["sd_after"], region["sd_before"])
+        self.assertEqual(task.region_table.GetCellText(0, 1), str(int(inside.sum())))
         self.delayDisplay("Test passed")
 
     def test_MedDenoise_preview(self):

@@ -30,7 +30,8 @@ from .dependencies import (
     torch_too_old,
 )
 from .install import InstallPlan, pip_install_command, plan_library_install
-from .masks import MASK_NODE_TYPES, mask_volume
+from .masks import MASK_NODE_TYPES, labels_on_input_grid, mask_volume
+from .regions import RegionMeasurement, fill_region_table, regions_of_node
 from .runner import ProcessRunner, SubprocessRunner, kill_process_tree, parse_progress_line, run_to_completion
 from .settings import (
     CTWindow,
@@ -75,6 +76,7 @@ __all__ = [
     "ModelChoice",
     "ProcessRunner",
     "Refine",
+    "RegionMeasurement",
     "SliceAxis",
     "SubprocessRunner",
     "TaskState",
@@ -85,8 +87,10 @@ __all__ = [
     "default_python_executable",
     "dicom_modality",
     "find_library_source",
+    "fill_region_table",
     "first_input_candidate",
     "kill_process_tree",
+    "labels_on_input_grid",
     "library_update_needed",
     "mask_volume",
     "missing_modules",
@@ -95,6 +99,7 @@ __all__ = [
     "parse_progress_line",
     "pip_install_command",
     "plan_library_install",
+    "regions_of_node",
     "run_to_completion",
     "runtime_problem",
     "slice_index_in_view",

@@ -14,7 +14,7 @@ import slicer
 
 from .volumes import world_ijk_to_ras
 
-__all__ = ["MASK_NODE_TYPES", "mask_volume"]
+__all__ = ["MASK_NODE_TYPES", "labels_on_input_grid", "mask_volume"]
 
 #: the node classes the mask selector offers.
 MASK_NODE_TYPES = ("vtkMRMLSegmentationNode", "vtkMRMLLabelMapVolumeNode")
@@ -22,20 +22,68 @@ MASK_NODE_TYPES = ("vtkMRMLSegmentationNode", "vtkMRMLLabelMapVolumeNode")
 _GRID_TOLERANCE_MM = 1e-3
 
 
-def _labelmap_from_segmentation(segmentation, reference):
-    """The union of all segments as a temporary label map node on ``reference``'s grid (caller removes it)."""
+def _labelmap_from_segmentation(segmentation, reference, segment_ids=None):
+    """The segments ``segment_ids`` (None: all of them, as one union) as a temporary label map node on
+    ``reference``'s grid (caller removes it)."""
     scene = reference.GetScene()
-    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", scene.GenerateUniqueName("MedDenoise mask"))
+    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", scene.GenerateUniqueName("MedDenoise labels"))
     ids = vtk.vtkStringArray()
-    segmentation.GetSegmentation().GetSegmentIDs(ids)
+    if segment_ids is None:
+        segmentation.GetSegmentation().GetSegmentIDs(ids)
+    else:
+        for segment_id in segment_ids:
+            ids.InsertNextValue(segment_id)
     if ids.GetNumberOfValues() == 0:
         scene.RemoveNode(labelmap)
-        raise ValueError(f"The mask segmentation '{segmentation.GetName()}' has no segments.")
+        raise ValueError(f"The segmentation '{segmentation.GetName()}' has no segments.")
     logic = slicer.vtkSlicerSegmentationsModuleLogic
     if not logic.ExportSegmentsToLabelmapNode(segmentation, ids, labelmap, reference):
         scene.RemoveNode(labelmap)
         raise ValueError(f"The segmentation '{segmentation.GetName()}' could not be exported onto the input's grid.")
     return labelmap
+
+
+def labels_on_input_grid(node, reference_node, segment_ids=None) -> np.ndarray:
+    """The label values of ``node`` on the voxel grid of ``reference_node``, ``(K, J, I)``.
+
+    Args:
+        node: a ``vtkMRMLSegmentationNode`` (exported onto the grid by Slicer's segmentation logic: non-zero inside
+            ``segment_ids``, None for all segments) or a ``vtkMRMLLabelMapVolumeNode`` (which must already be on the
+            grid: same shape and world geometry).
+        reference_node: the input volume (its first frame's proxy node for a sequence).
+
+    Raises:
+        ValueError: an unsupported node, a segmentation without segments, or a label map on another grid.
+    """
+    name = node.GetName()
+    created = None
+    if node.GetClassName() == "vtkMRMLSegmentationNode":
+        created = labelmap = _labelmap_from_segmentation(node, reference_node, segment_ids)
+    elif node.GetClassName() == "vtkMRMLLabelMapVolumeNode":
+        labelmap = node
+    else:
+        raise ValueError(f"'{name}' is a {node.GetClassName()}; it must be a segmentation or a label map.")
+    try:
+        labels = np.array(slicer.util.arrayFromVolume(labelmap), copy=True)
+        geometry = world_ijk_to_ras(labelmap) if created is None else world_ijk_to_ras(reference_node)
+    finally:
+        if created is not None:
+            created.GetScene().RemoveNode(created)
+    reference_shape = tuple(reversed(reference_node.GetImageData().GetDimensions()))
+    reference = world_ijk_to_ras(reference_node)
+    if labels.shape != reference_shape:
+        raise ValueError(
+            f"The label map '{name}' has {labels.shape[::-1]} voxels (i, j, k), the input "
+            f"'{reference_node.GetName()}' {reference_shape[::-1]}: it must be on the input's voxel grid. Convert it "
+            "to a segmentation (Segmentations module) to use it on any grid."
+        )
+    difference = float(np.abs(geometry - reference).max())
+    if difference > _GRID_TOLERANCE_MM:
+        raise ValueError(
+            f"The label map '{name}' is not on the voxel grid of '{reference_node.GetName()}' (IJK to RAS differs by "
+            f"{difference:.3g} mm). Convert it to a segmentation (Segmentations module) to use it on any grid."
+        )
+    return labels
 
 
 def mask_volume(mask_node, reference_node):
@@ -50,35 +98,8 @@ def mask_volume(mask_node, reference_node):
     """
     from meddenoiselib.io.volume import SourceInfo, Volume
 
-    name = mask_node.GetName()
-    created = None
-    if mask_node.GetClassName() == "vtkMRMLSegmentationNode":
-        created = labelmap = _labelmap_from_segmentation(mask_node, reference_node)
-    elif mask_node.GetClassName() == "vtkMRMLLabelMapVolumeNode":
-        labelmap = mask_node
-    else:
-        raise ValueError(f"'{name}' is a {mask_node.GetClassName()}; the mask must be a segmentation or a label map.")
-    try:
-        labels = np.array(slicer.util.arrayFromVolume(labelmap), copy=True)
-        geometry = world_ijk_to_ras(labelmap) if created is None else world_ijk_to_ras(reference_node)
-    finally:
-        if created is not None:
-            created.GetScene().RemoveNode(created)
-    reference_shape = tuple(reversed(reference_node.GetImageData().GetDimensions()))
-    reference = world_ijk_to_ras(reference_node)
-    if labels.shape != reference_shape:
-        raise ValueError(
-            f"The mask '{name}' has {labels.shape[::-1]} voxels (i, j, k), the input '{reference_node.GetName()}' "
-            f"{reference_shape[::-1]}: the label map must be on the input's voxel grid. Convert it to a segmentation "
-            "(Segmentations module) to use it on any grid."
-        )
-    difference = float(np.abs(geometry - reference).max())
-    if difference > _GRID_TOLERANCE_MM:
-        raise ValueError(
-            f"The mask '{name}' is not on the voxel grid of '{reference_node.GetName()}' (IJK to RAS differs by "
-            f"{difference:.3g} mm). Convert it to a segmentation (Segmentations module) to use it on any grid."
-        )
-    inside = (labels != 0).astype(np.uint8)
+    inside = (labels_on_input_grid(mask_node, reference_node) != 0).astype(np.uint8)
     if not inside.any():
-        raise ValueError(f"The mask '{name}' has no voxel inside the input volume.")
+        raise ValueError(f"The mask '{mask_node.GetName()}' has no voxel inside the input volume.")
+    reference = world_ijk_to_ras(reference_node)
     return Volume.from_ijk_to_ras(inside, reference, source=SourceInfo(path="", format="memory"))

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+import slicer
+
 from .blend import LiveBlend
 from .masks import mask_volume
 from .outputs import (
@@ -42,6 +44,7 @@ from .outputs import (
     prepare_output_volume,
     report_rows,
 )
+from .regions import RegionMeasurement, fill_region_table, regions_of_node
 from .runner import ProcessRunner, SubprocessRunner, parse_progress_line
 from .sequences import create_output_sequence, current_item, refresh_proxies, sequence_of, series_from_sequence
 from .settings import UNKNOWN_AUTO_MODEL, DenoiseSettings, build_cli_command, cli_supports
@@ -98,6 +101,10 @@ class DenoiseTask:
             would give it (``Denoiser.preview``, ``--preview-slice``), into a one-slice ``"<input> preview"`` node
             placed where the slice lies; of a whole sequence, the item shown, as the sequence's run gives it. Defaults
             to None (the whole volume).
+        measure_node: a segmentation (each segment a region) or label map (each value); after the run, the mean,
+            standard deviation and SNR in each region before and after, in the input's units, fill
+            ``"<input> region noise"`` (a preview: its slice's regions; a whole sequence: the item shown) and follow
+            the strength slider; the CNR of the first two regions goes into the report. Defaults to None.
 
     Attributes:
         state, progress, message: where the task is; error: the one-line reason of a failure.
@@ -107,6 +114,8 @@ class DenoiseTask:
         noise_map_node: the noise map volume (or sequence) when asked for.
         report: the QA numbers of the run (noise before/after, run time, device, model) once DONE.
         report_table: the ``vtkMRMLTableNode`` showing :attr:`report`.
+        regions: the region statistics of ``measure_node`` at the current strength (dicts of
+            ``meddenoiselib.evaluation.regions.region_statistics``); region_table: the table showing them.
         blend: the :class:`~.blend.LiveBlend` of the result (strength slider).
         notes: what the module adds to the report (e.g. the automatic-choice fallback).
         seconds: wall time from start to the end state. command: the child's command line. log: last lines.
@@ -137,8 +146,10 @@ class DenoiseTask:
         on_state_changed: Callable[[DenoiseTask], None] | None = None,
         on_log: Callable[[str], None] | None = None,
         preview_slice: int | None = None,
+        measure_node=None,
     ) -> None:
         self.input_node = input_node
+        self.measure_node = measure_node
         self.preview_slice = preview_slice
         self.settings = settings
         self.requested_output_node = output_node
@@ -171,6 +182,8 @@ class DenoiseTask:
         self.noise_map_node = None
         self.report: dict = {}
         self.report_table = None
+        self.regions: list[dict] = []
+        self.region_table = None
         self.blend: LiveBlend | None = None
         self.notes: dict[str, str] = {}
         self._started_at = 0.0
@@ -179,6 +192,8 @@ class DenoiseTask:
         self._slab = None  # a preview's slice of the input (what is written and blended)
         self._preview_frame: int | None = None  # the sequence item a preview of a whole sequence shows
         self._mask = None
+        self._measurement: RegionMeasurement | None = None
+        self._measured_frame = 0  # the output item the regions are measured in
         self._sequence = None  # (sequence node, browser node)
         self._ijk_to_ras: np.ndarray | None = None
         self._fell_back = False
@@ -231,6 +246,8 @@ class DenoiseTask:
             if self.mask_node is not None:
                 self._mask = mask_volume(self.mask_node, self.input_node)
                 self._log(f"Mask '{self.mask_node.GetName()}': {int(self._mask.array.sum())} voxels inside")
+            if self.measure_node is not None:
+                self._measurement = self._regions_to_measure()
         except Exception as exc:  # noqa: BLE001 - every failure becomes one message
             self._finish(TaskState.FAILED, _describe_exception(exc))
             return self
@@ -239,6 +256,33 @@ class DenoiseTask:
         else:
             self._start_thread()
         return self
+
+    def _regions_to_measure(self) -> RegionMeasurement:
+        """The measure node's regions on the grid of what is shown after the run: the volume, a preview's slice, or
+        the sequence item shown."""
+        from meddenoiselib.inference import preview_slab
+        from meddenoiselib.io.volume import Volume
+
+        regions = regions_of_node(self.measure_node, self.input_node)
+        where = ""
+        if self._writes_sequence:
+            self._measured_frame = current_item(*self._sequence)
+            where = f"item {self._measured_frame + 1} of {self._image.num_frames} of the sequence"
+        if self._slab is not None:
+            geometry = world_ijk_to_ras(self.input_node)
+
+            def cut(inside):
+                volume = Volume.from_ijk_to_ras(inside.astype(np.uint8), geometry)
+                return preview_slab(volume, self.preview_slice, self.settings.slice_axis).array != 0
+
+            regions = [(name, cut(inside)) for name, inside in regions]
+            where = f"previewed slice {self.preview_slice}"
+        measurement = RegionMeasurement(regions, self._ijk_to_ras, where)
+        if not measurement.regions:
+            raise ValueError(f"No region of '{self.measure_node.GetName()}' has a voxel in {where}.")
+        names = ", ".join(name for name, _inside in measurement.regions)
+        self._log(f"Measuring noise in {len(measurement.regions)} regions of '{self.measure_node.GetName()}': {names}")
+        return measurement
 
     def poll(self) -> TaskState:
         """Take in progress and log lines; finish the task when the child or the worker thread is done."""
@@ -514,15 +558,21 @@ class DenoiseTask:
             self.blend = LiveBlend(noisy, denoised, outputs, residuals, after_update=after, noise_maps=noise_maps)
             self.blend.apply(self.strength)
             self.report = dict(report)
+            self._measure()
             self.report_table, new = self._report_table()
             if new:
                 created.append(self.report_table)
+            if self._measurement is not None:
+                self.region_table, new = self._table("region noise")
+                if new:
+                    created.append(self.region_table)
+                fill_region_table(self.region_table, self.regions)
         except Exception:
             for node in reversed(created):
                 if node.GetScene() is not None:
                     node.GetScene().RemoveNode(node)
             self.output_node = self.output_sequence = self.residual_node = self.noise_map_node = None
-            self.report_table = self.blend = None
+            self.report_table = self.region_table = self.blend = None
             raise
         self._image = self._mask = self._slab = None
 
@@ -556,28 +606,43 @@ class DenoiseTask:
         return node, items
 
     def _report_table(self):
-        """``(table, created)``: a new "<input> denoising report" per run; a preview refills its input's
-        "<input> preview report" (previews are many)."""
+        """``(table, created)``: the report of this run, filled."""
+        table, created = self._table("denoising report")
+        self._fill(table)
+        return table, created
+
+    def _table(self, what: str):
+        """``(table, created)``: a new "<input> <what>" table per run; a preview reuses its input's
+        "<input> preview <what>" (previews are many; "denoising report" is "preview report" there)."""
         scene = self.input_node.GetScene()
         if self.preview_slice is not None:
-            name = f"{self.input_node.GetName()} preview report"
+            name = f"{self.input_node.GetName()} preview {what.replace('denoising ', '')}"
             table = scene.GetFirstNode(name, "vtkMRMLTableNode", False, True)
             if table is not None:
-                self._fill(table)
                 return table, False
         else:
-            name = scene.GenerateUniqueName(f"{self.input_node.GetName()} denoising report")
-        table = scene.AddNewNodeByClass("vtkMRMLTableNode", name)
-        self._fill(table)
-        return table, True
+            name = scene.GenerateUniqueName(f"{self.input_node.GetName()} {what}")
+        return scene.AddNewNodeByClass("vtkMRMLTableNode", name), True
 
     def _fill(self, table) -> None:
         fill_report_table(table, report_rows(self.report, self.blend.strength if self.blend else None, self.notes))
 
+    def _measure(self) -> None:
+        """The regions' statistics in the input and in the output as it is shown now (the current strength)."""
+        if self._measurement is None or self.blend is None or self.blend.released:
+            return
+        frame = self._measured_frame
+        shown = slicer.util.arrayFromVolume(self.blend.outputs[frame])
+        self.regions = self._measurement.measure(self.blend.noisy[frame], shown)
+        self.notes.update(self._measurement.notes())
+
     def update_report_table(self) -> None:
-        """Refresh the report table (after the strength changed)."""
+        """Refresh the report and region tables (after the strength changed)."""
+        self._measure()
         if self.report_table is not None:
             self._fill(self.report_table)
+        if self.region_table is not None:
+            fill_region_table(self.region_table, self.regions)
 
     # ----------------------------------------------------------------------------------------------- state
     def _log(self, line: str) -> None:

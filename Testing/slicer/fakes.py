@@ -181,6 +181,7 @@ def fake_ui() -> types.SimpleNamespace:
         statusLabel=FakeWidget(text=""),
         logTextEdit=FakeTextEdit(),
         reportTableView=FakeTableView(),
+        regionTableView=FakeTableView(),
     )
 
 

@@ -230,7 +230,16 @@ def test_sequence_is_denoised_item_by_item_into_a_synchronized_sequence(sequence
     inside[:, 10:50, 10:50] = True
     mask = _labels(sequence_scene, inside, matrix, "mask")
     settings = DenoiseSettings(model="median", noise_level=SIGMA, separate_process=separate)
-    task = _run(proxy, settings, temp_root, sequences_logic=logic, mask_node=mask, residual=True, noise_map=True)
+    task = _run(
+        proxy,
+        settings,
+        temp_root,
+        sequences_logic=logic,
+        mask_node=mask,
+        residual=True,
+        noise_map=True,
+        measure_node=mask,
+    )
     output = task.output_sequence
     assert task.noise_map_node.GetName() == "cine noise map" and task.noise_map_node.GetNumberOfDataNodes() == 3
     assert output.GetName() == "cine denoised" and output.GetNumberOfDataNodes() == 3
@@ -253,6 +262,12 @@ def test_sequence_is_denoised_item_by_item_into_a_synchronized_sequence(sequence
     assert task.output_node is shown and browser.GetSelectedItemNumber() == 1
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(shown), expected[1])
     assert task.report["frames"] == 3
+    # the regions are measured in the item shown (2 of 3), as the browser shows it
+    (region,) = task.regions
+    assert region["name"] == "label 1" and region["voxels"] == int(inside.sum())
+    assert region["sd_before"] == pytest.approx(frames[1][inside].std(ddof=1), rel=1e-9)
+    assert region["sd_after"] == pytest.approx(expected[1][inside].std(ddof=1), rel=1e-9)
+    assert task.notes["regions measured in"] == "item 2 of 3 of the sequence"
 
 
 @pytest.mark.parametrize("separate", MODES)

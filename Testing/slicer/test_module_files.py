@@ -222,6 +222,7 @@ def test_ui_file_matches_the_code_and_the_parameter_node():
         "inputVolume",
         "outputVolume",
         "maskNode",
+        "measureNode",
         "wholeSequence",
         "model",
         "modality",
@@ -246,6 +247,7 @@ def test_ui_file_matches_the_code_and_the_parameter_node():
         "inputVolume": "qMRMLNodeComboBox",
         "outputVolume": "qMRMLNodeComboBox",
         "maskNode": "qMRMLNodeComboBox",
+        "measureNode": "qMRMLNodeComboBox",
         "wholeSequence": "QCheckBox",
         "modality": "QComboBox",
         "ctWindow": "QComboBox",
@@ -274,11 +276,13 @@ def test_ui_file_matches_the_code_and_the_parameter_node():
         "guardLabel",
         "logTextEdit",
         "reportTableView",
+        "regionTableView",
+        "measureSelector",
         "advancedCollapsibleButton",
     ):
         assert required in widgets, required
     assert widgets["logTextEdit"].get("class") == "QPlainTextEdit"
-    assert widgets["reportTableView"].get("class") == "qMRMLTableView"
+    assert widgets["reportTableView"].get("class") == widgets["regionTableView"].get("class") == "qMRMLTableView"
     # connectGui sets a node selector's nodeTypes from the annotation: the input offers exactly INPUT_NODE_TYPES
     from MedDenoiseModuleLib.masks import MASK_NODE_TYPES
     from MedDenoiseModuleLib.volumes import INPUT_NODE_TYPES
@@ -290,6 +294,7 @@ def test_ui_file_matches_the_code_and_the_parameter_node():
         ("inputVolume", INPUT_NODE_TYPES),
         ("outputVolume", INPUT_NODE_TYPES),
         ("maskNode", MASK_NODE_TYPES),
+        ("measureNode", MASK_NODE_TYPES),
     ):
         assert annotations[field] == f"Union[{', '.join(types)}]", field
         listed = [s.text for s in widgets[bound[field][0]].find("property[@name='nodeTypes']").iter("string")]
@@ -300,7 +305,14 @@ def test_ui_file_matches_the_code_and_the_parameter_node():
         for c in ET.parse(MODULE_DIR / "Resources/UI/MedDenoise.ui").getroot().iter("connection")
         if c.find("slot").text == "setMRMLScene(vtkMRMLScene*)"
     }
-    assert receivers == {"inputSelector", "maskSelector", "outputSelector", "reportTableView"}
+    assert receivers == {
+        "inputSelector",
+        "maskSelector",
+        "measureSelector",
+        "outputSelector",
+        "regionTableView",
+        "reportTableView",
+    }
 
 
 def test_icon_is_a_128_pixel_png():

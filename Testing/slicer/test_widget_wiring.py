@@ -181,6 +181,7 @@ def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
             "ensemble",
             "refine",
             "mask",
+            "measure",
             "residual",
             "noiseMap",
             "strength",
@@ -199,6 +200,7 @@ def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
         "ensemble": 4,
         "refine": "off",
         "mask": None,
+        "measure": None,
         "residual": True,
         "noiseMap": True,
         "strength": 1.0,
@@ -243,6 +245,7 @@ def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
     assert task.output_node.GetName() == "scan denoised" and task.residual_node.GetName() == "scan residual"
     assert task.noise_map_node.GetName() == "scan noise map"
     assert gui.ui.reportTableView.table is task.report_table
+    assert not gui.ui.regionTableView.visible and task.region_table is None  # no regions chosen
     assert parameters.outputVolume is None  # the next Apply creates another volume
     assert gui.ui.statusLabel.text.startswith("Denoised 'scan' into 'scan denoised' in ")
     assert gui.ui.logTextEdit.lines[-1] == gui.ui.statusLabel.text  # with the run time
@@ -298,6 +301,28 @@ def test_preview_button_previews_the_slice_the_red_view_shows(gui):
     FakeRunner.instances[-1].finish_with_preview_slice()
     gui.timer.fire()
     assert gui.widget._task.output_node is task.output_node
+
+
+def test_measured_regions_reach_their_table_and_follow_the_strength(gui):
+    regions = np.zeros((2, 6, 7), np.uint8)
+    regions[:, 1:4, 1:5] = 1
+    painted = gui.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "painted")
+    slicer.util.updateVolumeFromArray(painted, regions)
+    painted.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(oblique_ijk_to_ras()))  # the scan's grid
+    parameters = gui.widget._parameterNode
+    parameters.measureNode = painted
+
+    gui.ui.applyButton.click()
+    ((_args, kwargs),) = gui.calls
+    assert kwargs["measure"] is painted
+    FakeRunner.instances[-1].finish_with_input_as_output()
+    gui.timer.fire()
+    task = gui.widget._task
+    assert gui.ui.regionTableView.visible and gui.ui.regionTableView.table is task.region_table
+    assert task.region_table.GetName() == "scan region noise" and task.region_table.GetCellText(0, 1) == "24"
+    parameters.strength = 0.5
+    gui.blend_timer.fire()
+    assert task.blend.strength == 0.5 and task.regions[0]["voxels"] == 24
 
 
 def test_strength_slider_reblends_after_a_run_without_running_again(gui):
@@ -461,5 +486,6 @@ def test_self_test_runs_outside_slicer(temp_root):
         assert "MedDenoiseTestNoisy denoised" in names and "MedDenoiseTestNoisy residual" in names
         assert "MedDenoiseTestNoisy noise map" in names
         assert names.count("MedDenoiseTestNoisy preview") == 1  # the second preview refills the first's node
-        assert slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 7  # a report per run, one per preview
+        # a report per run, one per preview, and the measuring run's region table
+        assert slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 9
     assert list(temp_root.iterdir()) == []
