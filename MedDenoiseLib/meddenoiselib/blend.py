@@ -69,7 +69,7 @@ def residual(noisy: np.ndarray, denoised: np.ndarray) -> np.ndarray:
     return np.asarray(noisy).astype(np.float32) - np.asarray(denoised).astype(np.float32)
 
 
-def mask_array(image, mask, label: str = "the mask") -> np.ndarray:
+def mask_array(image, mask, label: str = "the mask", allow_empty: bool = False) -> np.ndarray:
     """The boolean inside-mask array for ``image``'s voxel grid, from a mask volume or array.
 
     Args:
@@ -77,6 +77,7 @@ def mask_array(image, mask, label: str = "the mask") -> np.ndarray:
         mask: a single-component ``Volume`` on the same grid (non-zero = denoise), or a numpy array of the spatial
             shape ``(Z, Y, X)`` (no geometry to check).
         label: how the mask is named in messages (e.g. its file name).
+        allow_empty: accept a mask with no voxel inside (a region left out that is empty).
 
     Raises:
         MedDenoiseError: components, shape or geometry differ, or no voxel is inside.
@@ -109,7 +110,7 @@ def mask_array(image, mask, label: str = "the mask") -> np.ndarray:
             "image's voxel grid"
         )
     inside = np.asarray(values) != 0
-    if not inside.any():
+    if not inside.any() and not allow_empty:
         raise MedDenoiseError(f"{label} has no voxel inside (all zero): nothing would be denoised")
     return inside
 

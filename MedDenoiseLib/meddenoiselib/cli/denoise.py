@@ -88,7 +88,7 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
         raise InputError(
             f"{source}: {header.mask_kind}, not an image to denoise (as --mask it restricts denoising to its inside)"
         )
-    labels = [path for path in (getattr(args, "mask", None), getattr(args, "measure", None)) if path]
+    labels = [path for path in (getattr(args, name, None) for name in _LABEL_OPTIONS) if path]
     protected = input_paths([source, *header.files, *labels])
     preview, written = None, header
     if getattr(args, "preview_slice", None) is not None:
@@ -159,11 +159,16 @@ def _preview_slab(source: Path, header, args: argparse.Namespace, series: bool):
         raise OptionError(f"--preview-slice {args.preview_slice}: {source}: {exc}") from None
 
 
-def _read_mask(args: argparse.Namespace):
-    """The ``--mask`` volume, or None."""
+#: the options naming a label image on the input's grid
+_LABEL_OPTIONS = ("mask", "exclude", "measure")
+
+
+def _read_masks(args: argparse.Namespace) -> dict:
+    """``mask=`` and ``exclude=`` of the denoiser: the ``--mask`` and ``--exclude`` volumes, or None."""
     from ..io import read_volume
 
-    return read_volume(args.mask) if getattr(args, "mask", None) else None
+    paths = {name: getattr(args, name, None) for name in ("mask", "exclude")}
+    return {name: read_volume(path) if path else None for name, path in paths.items()}
 
 
 def _read_regions(args: argparse.Namespace, volume):
@@ -243,7 +248,7 @@ def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
         volume = read_volume(job.source, series_uid=args.series_uid)
     else:
         volume = job.preview[0]
-    mask = _read_mask(args)
+    masks = _read_masks(args)
     regions = _read_regions(args, volume)
     if job.preview is None:
         logger.info("Denoising %s voxels with %s...", "x".join(map(str, volume.shape)), denoiser.method)
@@ -256,7 +261,7 @@ def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
             denoiser.slice_axis_for(volume),
             denoiser.method,
         )
-    result = _run_denoiser(denoiser, volume, args, mask)
+    result = _run_denoiser(denoiser, volume, args, masks)
     if job.preview is not None:
         volume = job.preview[1]  # the noisy slice, for the residual and the report
     target = job.image.path
@@ -304,17 +309,17 @@ def _write_qa_volume(volume, path: Path, job: _Job, args: argparse.Namespace, ro
     logger.info("Wrote the %s %s", role, path)
 
 
-def _run_denoiser(denoiser, data, args: argparse.Namespace, mask):
-    """Denoise a volume or series with ``--sigma`` (the 0-255 scale of the CLI, converted here) and log the
-    model chosen, the noise level and the time."""
+def _run_denoiser(denoiser, data, args: argparse.Namespace, masks: dict):
+    """Denoise a volume or series with ``--sigma`` (the 0-255 scale of the CLI, converted here) and ``masks``
+    (:func:`_read_masks`), and log the model chosen, the noise level and the time."""
     from ..transforms.intensity import sigma_from_255
 
     sigma = args.sigma if args.sigma == "auto" else sigma_from_255(float(args.sigma))
     if getattr(args, "preview_slice", None) is not None:  # --preview-frame is refused for one volume when planning
         frame = getattr(args, "preview_frame", None)
-        result = denoiser.preview(data, args.preview_slice, sigma=sigma, mask=mask, frame=frame)
+        result = denoiser.preview(data, args.preview_slice, sigma=sigma, frame=frame, **masks)
     else:
-        result = denoiser.denoise(data, sigma=sigma, mask=mask)
+        result = denoiser.denoise(data, sigma=sigma, **masks)
     report = denoiser.last_report
     if report is not None and report.choice:
         logger.info("  model: %s", report.choice)
@@ -340,7 +345,7 @@ def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:
     source, target = job.source, job.image.path
     logger.info("Reading %s (4D: frames along the 4th axis)", source)
     series = read_series(source)
-    mask = _read_mask(args)
+    masks = _read_masks(args)
     logger.info(
         "Denoising %d frames of %s voxels (%s) with %s...",
         series.num_frames,
@@ -348,7 +353,7 @@ def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:
         series.frame_label,
         denoiser.method,
     )
-    result = _run_denoiser(denoiser, series, args, mask)
+    result = _run_denoiser(denoiser, series, args, masks)
     write_series(result, target, overwrite=args.overwrite, inputs=(source,))
     removed = None
     if job.residual is not None or job.noise_map is not None:
@@ -410,7 +415,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         pairs = [(source, target)]
 
     # every output is checked before the model is loaded or a voxel is computed
-    for labels in (getattr(args, "mask", None), getattr(args, "measure", None)):
+    for labels in (getattr(args, name, None) for name in _LABEL_OPTIONS):
         if labels:
             from ..io import probe_volume
 
@@ -579,6 +584,13 @@ def add_parser(sub) -> None:
         metavar="FILE",
         help="denoise only where this label image is non-zero (same voxel grid "
         "as the input: shape, spacing, origin, direction); voxels outside keep their input values exactly",
+    )
+    p.add_argument(
+        "--exclude",
+        metavar="FILE",
+        help="leave the non-zero voxels of this label image (same voxel grid) out of the denoising, e.g. metal or "
+        "an implant: they keep their values exactly and do not spread into the tissue around them, which is "
+        "denoised as if they were not there",
     )
     p.add_argument(
         "--residual",

@@ -222,6 +222,8 @@ def run_report(denoiser, noisy: Volume | VolumeSeries, denoised: Volume | Volume
             values["collaborative_wiener"] = report.refine_detail
         if report.missing_voxels:
             values["voxels_without_data_nan"] = report.missing_voxels
+        if report.left_out_voxels:
+            values["voxels_left_out"] = report.left_out_voxels
         if report.preview:
             values["preview"] = report.preview
     if report is not None and report.modality == "ct":

@@ -25,7 +25,7 @@ from ..transforms.ct_padding import fill_outside_reconstruction, outside_reconst
 from ..transforms.estimate import NoiseEstimate, estimate_dct_noise, estimate_noise
 from ..transforms.intensity import IntensityScaling, ScalingMode, fit_scaling
 from ..transforms.magnitude import MagnitudeFloor, correct_magnitude_bias
-from ..transforms.missing import fill_missing, missing_values
+from ..transforms.missing import fill_left_out, fill_missing, missing_values
 from ..transforms.noise import BODY_THRESHOLD_HU
 from .auto import AutoChoice, choose_model
 from .baseline_runner import BaselineRunner
@@ -164,6 +164,7 @@ class DenoiseReport:
         refined: share of the collaborative Wiener filtering averaged into the network's output (0: not refined).
         refine_detail: the refinement's noise model and block search (empty when not refined).
         missing_voxels: voxels that held no data (NaN), denoised around and given back as NaN.
+        left_out_voxels: voxels of the region left out (``exclude``), given back as they were.
         preview: for :meth:`Denoiser.preview`, which slice of how many along which axis (else empty).
     """
 
@@ -180,6 +181,7 @@ class DenoiseReport:
     refined: float = 0.0
     refine_detail: str = ""
     missing_voxels: int = 0
+    left_out_voxels: int = 0
     preview: str = ""
 
 
@@ -452,7 +454,11 @@ class Denoiser:
         return active
 
     def denoise(
-        self, volume: Volume | VolumeSeries, sigma: float | str | None = "auto", mask: Volume | np.ndarray | None = None
+        self,
+        volume: Volume | VolumeSeries,
+        sigma: float | str | None = "auto",
+        mask: Volume | np.ndarray | None = None,
+        exclude: Volume | np.ndarray | None = None,
     ) -> Volume | VolumeSeries:
         """Denoise a volume (or a 4D series) and return it in its original units, dtype and geometry.
 
@@ -466,15 +472,22 @@ class Denoiser:
             mask: restrict denoising to a region: a single-component volume on the same voxel grid (checked:
                 shape, spacing, origin, direction), or a boolean ``(Z, Y, X)`` array. Voxels outside keep the
                 input's values exactly. Defaults to None (the whole volume).
+            exclude: a region left out of the denoising (metal, an implant, a device), given as ``mask`` is: its
+                voxels keep their values exactly, and they do not spread into their neighbours either, which are
+                denoised as if the region held the tissue around it (mirrored into it, as around missing data).
+                A filter that sees a 3000 HU screw leaves a bright halo in the tissue next to it. Defaults to None.
 
         Returns:
             A volume with the input's geometry, metadata, source and dtype (integers rounded and clipped).
 
         Raises:
-            MedDenoiseError: the mask does not fit the volume, or the run was cancelled (:class:`DenoiseCancelled`).
+            MedDenoiseError: the mask or the excluded region does not fit the volume, the region covers all of it,
+                or the run was cancelled (:class:`DenoiseCancelled`).
         """
         if isinstance(volume, VolumeSeries):
-            return self.denoise_series(volume, sigma, mask)
+            return self.denoise_series(volume, sigma, mask, exclude)
+        if exclude is not None:
+            return self._around_left_out(volume, exclude, lambda filled: self.denoise(filled, sigma, mask))
         return self._denoise_volume(volume, sigma, mask, None)
 
     def preview(
@@ -484,6 +497,7 @@ class Denoiser:
         sigma: float | str | None = "auto",
         mask: Volume | np.ndarray | None = None,
         frame: int | None = None,
+        exclude: Volume | np.ndarray | None = None,
     ) -> Volume:
         """One slice of what :meth:`denoise` gives ``volume``, computed from the few slices around it (seconds, where
         the whole volume takes a minute): a preview that predicts the full run, not a run on a crop.
@@ -508,6 +522,7 @@ class Denoiser:
             sigma: as :meth:`denoise`.
             mask: as :meth:`denoise`, for the whole volume.
             frame: of a series, the frame (0-based). Defaults to None: the first.
+            exclude: as :meth:`denoise`, for the whole volume.
 
         Returns:
             A volume of that one slice (size 1 along the slice axis) with the input's dtype and metadata, placed
@@ -522,6 +537,19 @@ class Denoiser:
         index = count // 2 if index is None else index
         _check_slice(index, count, axis)
         slab = _Slab(axis, int(index), int(index) + 1)
+        if exclude is not None:
+            if isinstance(volume, VolumeSeries):
+                frame_index = 0 if frame is None else int(frame)
+                part = lambda array: slab.take(array[frame_index])  # noqa: E731
+            else:
+                part = slab.take
+            return self._around_left_out(
+                volume,
+                exclude,
+                lambda filled: self.preview(filled, index, sigma, mask, frame),
+                part=part,
+                region_part=slab.take,
+            )
         if isinstance(volume, VolumeSeries):
             frame = 0 if frame is None else int(frame)
             result = self._denoise_series(volume, sigma, mask, (frame, slab))
@@ -645,7 +673,11 @@ class Denoiser:
         return (volume if slab is None else volume.slab(*slab)).with_array(array)
 
     def denoise_series(
-        self, series: VolumeSeries, sigma: float | str | None = "auto", mask: Volume | np.ndarray | None = None
+        self,
+        series: VolumeSeries,
+        sigma: float | str | None = "auto",
+        mask: Volume | np.ndarray | None = None,
+        exclude: Volume | np.ndarray | None = None,
     ) -> VolumeSeries:
         """Denoise every frame of a 4D series (time, gradient directions, a Slicer sequence).
 
@@ -658,10 +690,13 @@ class Denoiser:
             series: the noisy series, ``(T, Z, Y, X)`` or ``(T, Z, Y, X, C)``.
             sigma: as in :meth:`denoise`.
             mask: one 3D mask for every frame, as in :meth:`denoise`.
+            exclude: one 3D region left out in every frame, as in :meth:`denoise`.
 
         Returns:
             The series with the input's geometry, frame axis, layout and dtype.
         """
+        if exclude is not None:
+            return self._around_left_out(series, exclude, lambda filled: self.denoise_series(filled, sigma, mask))
         return self._denoise_series(series, sigma, mask, None)
 
     def _denoise_series(
@@ -795,6 +830,34 @@ class Denoiser:
         array[take(missing)] = np.nan
         self.last_report.missing_voxels = count
         return result.with_array(array)
+
+    def _around_left_out(
+        self,
+        image: Volume | VolumeSeries,
+        exclude: Volume | np.ndarray,
+        run: Callable[[Volume | VolumeSeries], Volume | VolumeSeries],
+        part: Callable[[np.ndarray], np.ndarray] = lambda array: array,
+        region_part: Callable[[np.ndarray], np.ndarray] = lambda array: array,
+    ) -> Volume | VolumeSeries:
+        """Denoise ``image`` with the ``exclude`` region left out: ``run`` on a copy in which the region holds its
+        neighbours mirrored into it (:func:`~meddenoiselib.transforms.missing.fill_left_out`), then the input's own
+        values given back there. ``part``: what ``run`` returns of an input array (a preview's slice, of its
+        frame), ``region_part`` of a ``(Z, Y, X)`` one."""
+        region = mask_array(image, exclude, "the region left out", allow_empty=True)
+        series = isinstance(image, VolumeSeries)
+        count = int(region.sum())
+        if count == region.size:
+            raise MedDenoiseError("the region left out covers the whole image: nothing would be denoised")
+        if count == 0:
+            logger.info("the region left out has no voxel: the whole image is denoised")
+            return run(image)
+        components = image.array.ndim == (5 if series else 4)
+        logger.info("%d voxels left out: kept as they are, their neighbours denoised as if they were not there", count)
+        result = run(image.with_array(fill_left_out(image.array, region, int(series), components)))
+        noisy, denoised = part(image.array), result.array
+        frame_axes = denoised.ndim - 3 - int(components)
+        self.last_report.left_out_voxels = count
+        return result.with_array(apply_mask(noisy, denoised, ~region_part(region), frame_axes=frame_axes))
 
     @staticmethod
     def _normalized_body(

@@ -14,7 +14,7 @@ from scipy import ndimage
 
 from ..errors import InputError
 
-__all__ = ["fill_from_nearest", "fill_missing", "missing_values", "require_complete"]
+__all__ = ["fill_from_nearest", "fill_left_out", "fill_missing", "missing_values", "require_complete"]
 
 
 def missing_values(array: np.ndarray, label: str = "the image") -> np.ndarray | None:
@@ -148,3 +148,28 @@ def _fill_empty_slices(values: np.ndarray, missing: np.ndarray) -> None:
             continue
         for z in np.flatnonzero(blank):
             stack[z] = stack[full[np.argmin(np.abs(full - z))]]
+
+
+def fill_left_out(array: np.ndarray, region: np.ndarray, frame_axes: int = 0, components: bool = False) -> np.ndarray:
+    """A copy of ``array`` in which the voxels of ``region`` are filled as :func:`fill_missing` fills NaN (mirrored
+    from their neighbours in the slice), in ``array``'s dtype: what a denoiser sees of a region left out of the
+    denoising (metal, a device), so that its values neither change nor spread into the tissue around it.
+
+    Args:
+        array: ``(..., Z, Y, X[, C])`` with ``frame_axes`` leading axes (1 for a 4D series); any real dtype.
+        region: boolean ``(Z, Y, X)``, the same region in every frame and component.
+        frame_axes: leading axes before ``Z``.
+        components: the last axis holds components.
+
+    Returns:
+        The filled copy, ``array``'s shape and dtype (integers exactly: the filling copies the image's own values).
+    """
+    view = region.reshape((1,) * frame_axes + region.shape + (1,) * int(components))
+    absent = np.ascontiguousarray(np.broadcast_to(view, array.shape))
+    # integers of up to 16 bits are exact in float32, wider ones in float64
+    work = array if array.dtype.kind == "f" else array.astype(np.float32 if array.dtype.itemsize <= 2 else np.float64)
+    filled = fill_missing(work, absent, components)
+    if filled.dtype != array.dtype:
+        filled = np.rint(filled) if array.dtype.kind in "iub" else filled
+        filled = filled.astype(array.dtype)
+    return filled
