@@ -88,10 +88,11 @@ class MedDenoise(ScriptedLoadableModule):
         self.parent.helpText = _(
             "Denoise a scalar or colour volume, or every frame of a sequence (CT, MR, ultrasound), with a neural "
             "network trained for MedDenoise or with a classical filter (median, non-local means, BM3D/BM4D, "
-            "anisotropic diffusion), optionally only inside a segmentation. The result is a new volume "
-            "'&lt;input&gt; denoised' with the input's geometry; the strength slider blends it with the input without "
-            "running again. Paint flat tissue in a segmentation and choose it under 'Measure noise in' to see the "
-            "noise (standard deviation) in each segment before and after, in the input's units. Needs 3D Slicer 5.10 or later and the PyTorch extension."
+            "anisotropic diffusion), optionally only inside a segmentation, or with a segmentation (metal, an "
+            "implant) left out. The result is a new volume '&lt;input&gt; denoised' with the input's geometry; the "
+            "strength slider blends it with the input without running again. Paint flat tissue in a segmentation and "
+            "choose it under 'Measure noise in' to see the noise (standard deviation) in each segment before and "
+            "after, in the input's units. Needs 3D Slicer 5.10 or later and the PyTorch extension."
         )
         self.parent.acknowledgementText = _(
             "MedDenoise is built on MONAI and PyTorch. The PyTorch extension (SlicerPyTorch) installs torch. The "
@@ -125,6 +126,7 @@ class MedDenoiseParameterNode:
 
     inputVolume / outputVolume: the volume to denoise and the volume to fill (None: create "<input> denoised").
     maskNode: segmentation or label map; only voxels inside are denoised (None: the whole volume).
+    excludeNode: segmentation or label map left out of the denoising, e.g. metal (None: nothing left out).
     measureNode: segmentation or label map whose regions' noise is measured before and after (None: none).
     wholeSequence: when the input is a sequence's proxy node, denoise every frame into a new sequence.
     model: "auto", "default", a shipped model or a baseline. modality: for model "auto" (from DICOM or given).
@@ -139,6 +141,7 @@ class MedDenoiseParameterNode:
     inputVolume: Union[vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode]
     outputVolume: Union[vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode]
     maskNode: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode]
+    excludeNode: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode]
     measureNode: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode]
     wholeSequence: bool = True
     model: str = "auto"
@@ -671,6 +674,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             "ensemble": parameterNode.ensemble.value,
             "refine": parameterNode.refine.value,
             "mask": parameterNode.maskNode,
+            "exclude": parameterNode.excludeNode,
             "measure": parameterNode.measureNode,
             "wholeSequence": bool(parameterNode.wholeSequence),
             "residual": bool(parameterNode.createResidual),
@@ -711,6 +715,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         logCallback=None,
         previewSlice=None,
         measure=None,
+        exclude=None,
     ):
         """Denoise ``inputVolume`` into ``outputVolume`` (None: a new "<input name> denoised" volume).
 
@@ -737,6 +742,9 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
                 of up to 512x512, 1024 slices on a CUDA GPU, larger CT and MR with a cheaper search; on: any size,
                 ~2.5 s per 512x512 slice on 2 CPU cores; off: the network alone).
             mask: a segmentation or label map node; only voxels inside are denoised, the others keep their values.
+            exclude: a segmentation or label map node left out of the denoising (metal, an implant): its voxels keep
+                their values and do not spread into the tissue around them, which is denoised as if they were not
+                there.
             wholeSequence: see ``inputVolume``.
             residual: also create "<input> residual" (input minus output, float32).
             noiseMap: also create "<input> noise map": the local standard deviation of the residual in the input's
@@ -833,6 +841,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             on_log=logCallback,
             preview_slice=previewSlice,
             measure_node=measure,
+            exclude_node=exclude,
         )
         self.task.start()
         if waitForCompletion:

@@ -86,12 +86,13 @@ def labels_on_input_grid(node, reference_node, segment_ids=None) -> np.ndarray:
     return labels
 
 
-def mask_volume(mask_node, reference_node):
+def mask_volume(mask_node, reference_node, role: str = "mask"):
     """A ``meddenoiselib.io.Volume`` (uint8, 1 inside) on the voxel grid and world geometry of ``reference_node``.
 
     Args:
         mask_node: a ``vtkMRMLSegmentationNode`` (all segments) or ``vtkMRMLLabelMapVolumeNode`` (non-zero labels).
         reference_node: the input volume (its first frame's proxy node for a sequence).
+        role: how messages name it (``"mask"``, ``"region left out"``).
 
     Raises:
         ValueError: an unsupported node, a label map on another grid, or a mask with no voxel inside.
@@ -100,6 +101,6 @@ def mask_volume(mask_node, reference_node):
 
     inside = (labels_on_input_grid(mask_node, reference_node) != 0).astype(np.uint8)
     if not inside.any():
-        raise ValueError(f"The mask '{mask_node.GetName()}' has no voxel inside the input volume.")
+        raise ValueError(f"The {role} '{mask_node.GetName()}' has no voxel inside the input volume.")
     reference = world_ijk_to_ras(reference_node)
     return Volume.from_ijk_to_ras(inside, reference, source=SourceInfo(path="", format="memory"))

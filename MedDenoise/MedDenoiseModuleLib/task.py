@@ -84,6 +84,8 @@ class DenoiseTask:
         output_node: the node to fill; None creates ``"<input name> denoised"`` on success (sequences always get
             a new sequence). Defaults to None.
         mask_node: a segmentation or label map; only voxels inside are denoised. Defaults to None.
+        exclude_node: a segmentation or label map left out of the denoising (metal, an implant): its voxels keep
+            their values and do not spread into their neighbours (``exclude=``, ``--exclude``). Defaults to None.
         whole_sequence: when ``input_node`` is a sequence proxy, denoise every item into a new sequence.
         residual: also create ``"<input> residual"`` (input minus output, float32).
         noise_map: also create ``"<input> noise map"``: the local standard deviation of the residual in the input's
@@ -124,6 +126,7 @@ class DenoiseTask:
     INPUT_FILE = "input.nrrd"
     OUTPUT_FILE = "output.nrrd"
     MASK_FILE = "mask.nrrd"
+    EXCLUDE_FILE = "exclude.nrrd"
     REPORT_FILE = "report.json"
 
     def __init__(
@@ -147,9 +150,11 @@ class DenoiseTask:
         on_log: Callable[[str], None] | None = None,
         preview_slice: int | None = None,
         measure_node=None,
+        exclude_node=None,
     ) -> None:
         self.input_node = input_node
         self.measure_node = measure_node
+        self.exclude_node = exclude_node
         self.preview_slice = preview_slice
         self.settings = settings
         self.requested_output_node = output_node
@@ -192,6 +197,7 @@ class DenoiseTask:
         self._slab = None  # a preview's slice of the input (what is written and blended)
         self._preview_frame: int | None = None  # the sequence item a preview of a whole sequence shows
         self._mask = None
+        self._exclude = None
         self._measurement: RegionMeasurement | None = None
         self._measured_frame = 0  # the output item the regions are measured in
         self._sequence = None  # (sequence node, browser node)
@@ -246,6 +252,9 @@ class DenoiseTask:
             if self.mask_node is not None:
                 self._mask = mask_volume(self.mask_node, self.input_node)
                 self._log(f"Mask '{self.mask_node.GetName()}': {int(self._mask.array.sum())} voxels inside")
+            if self.exclude_node is not None:
+                self._exclude = mask_volume(self.exclude_node, self.input_node, "region left out")
+                self._log(f"Left out: '{self.exclude_node.GetName()}', {int(self._exclude.array.sum())} voxels")
             if self.measure_node is not None:
                 self._measurement = self._regions_to_measure()
         except Exception as exc:  # noqa: BLE001 - every failure becomes one message
@@ -328,6 +337,10 @@ class DenoiseTask:
             extra = ["--report", str(self.temp_dir / self.REPORT_FILE)]
             if self._mask is not None:
                 extra += ["--mask", str(self.temp_dir / self.MASK_FILE)]
+            if self._exclude is not None:
+                if not cli_supports("--exclude", "x.nrrd"):
+                    raise ValueError("the installed meddenoiselib cannot leave a region out; update it")
+                extra += ["--exclude", str(self.temp_dir / self.EXCLUDE_FILE)]
             if self.preview_slice is not None:
                 if not cli_supports("--preview-slice", "0"):
                     raise ValueError("the installed meddenoiselib cannot preview a slice; update it")
@@ -365,6 +378,8 @@ class DenoiseTask:
             write_volume_file(self._image, self.temp_dir / self.INPUT_FILE)
         if self._mask is not None:
             write_volume_file(self._mask, self.temp_dir / self.MASK_FILE)
+        if self._exclude is not None:
+            write_volume_file(self._exclude, self.temp_dir / self.EXCLUDE_FILE)
 
     def _poll_child(self) -> None:
         for line in self.runner.read_lines():
@@ -478,11 +493,12 @@ class DenoiseTask:
                 raise DenoiseCancelled("cancelled")
             self._events.put(("progress", 0.0, f"Denoising with {self._denoiser.method} on {self._denoiser.device}"))
             sigma = self.settings.sigma
+            masks = {"mask": mask} if self._exclude is None else {"mask": mask, "exclude": self._exclude}
             if self.preview_slice is None:
-                result = self._denoiser.denoise(image, sigma=sigma, mask=mask)
+                result = self._denoiser.denoise(image, sigma=sigma, **masks)
             else:
                 result = self._denoiser.preview(
-                    image, self.preview_slice, sigma=sigma, mask=mask, frame=self._preview_frame
+                    image, self.preview_slice, sigma=sigma, frame=self._preview_frame, **masks
                 )
                 image = self._slab
             self._outcome = ("done", result, run_report(self._denoiser, image, result))
@@ -574,7 +590,7 @@ class DenoiseTask:
             self.output_node = self.output_sequence = self.residual_node = self.noise_map_node = None
             self.report_table = self.region_table = self.blend = None
             raise
-        self._image = self._mask = self._slab = None
+        self._image = self._mask = self._exclude = self._slab = None
 
     def _output_sequence(self, denoised: list[np.ndarray], created: list):
         sequence, browser = self._sequence
@@ -673,7 +689,7 @@ class DenoiseTask:
             self.runner.kill()
         self._remove_temp_dir()
         if state is not TaskState.DONE:
-            self._image = self._mask = self._slab = None
+            self._image = self._mask = self._exclude = self._slab = None
         self.seconds = time.monotonic() - self._started_at
         if state is TaskState.FAILED:
             self.error = message

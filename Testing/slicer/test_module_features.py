@@ -21,6 +21,7 @@ import weakref
 import numpy as np
 import pytest
 import vtk
+from scipy import ndimage
 
 import slicer
 from meddenoiselib.blend import blend
@@ -178,6 +179,30 @@ def test_masked_run_changes_only_voxels_inside(scene, temp_root, mr_nifti, separ
     np.testing.assert_array_equal(masked[~inside], noisy[~inside])  # outside: the input, bit for bit
     np.testing.assert_array_equal(masked[inside], whole[inside])
     assert np.count_nonzero(masked[inside] != noisy[inside]) > 0.5 * inside.sum()
+
+
+@pytest.mark.parametrize("separate", MODES)
+def test_a_segment_left_out_keeps_its_values_and_spreads_nowhere(scene, temp_root, ct_series_dir, separate):
+    """Metal painted as a segment and left out: its voxels are the input's, the tissue around it is what the library
+    gives with ``exclude=`` (no bright halo), in both modes."""
+    ct = read_volume(ct_series_dir).slab(1, 136, 200).slab(2, 288, 352)  # soft tissue, 4 x 64 x 64
+    voxels = np.array(ct.array, dtype=np.int16)
+    y, x = np.mgrid[:64, :64]
+    metal = np.broadcast_to((y - 32) ** 2 + (x - 32) ** 2 <= 16, voxels.shape)
+    voxels[metal] = 3000
+    node = add_volume_node(scene, voxels, ct.ijk_to_ras(), name="implant CT")
+    settings = DenoiseSettings(model="median", noise_level=SIGMA, separate_process=separate)
+    task = _run(node, settings, temp_root, exclude_node=_segmentation(scene, node, metal))
+    result = slicer.util.arrayFromVolume(task.output_node)
+    np.testing.assert_array_equal(result[metal], voxels[metal])
+    expected = Denoiser("median", device="cpu").denoise(volume_from_node(node), sigma=SIGMA / 255, exclude=metal)
+    np.testing.assert_array_equal(result, expected.array)
+    plain = Denoiser("median", device="cpu").denoise(volume_from_node(node), sigma=SIGMA / 255).array
+    next_to = np.broadcast_to(ndimage.binary_dilation(metal[0], iterations=2) & ~metal[0], metal.shape)
+    assert (
+        float(plain[next_to].astype(np.float64).mean()) > float(result[next_to].astype(np.float64).mean()) + 5
+    )  # 40.9 vs 31.3 HU
+    assert task.report["voxels_left_out"] == int(metal.sum())
 
 
 @pytest.mark.parametrize("separate", MODES)

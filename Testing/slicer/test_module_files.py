@@ -222,6 +222,7 @@ def test_ui_file_matches_the_code_and_the_parameter_node():
         "inputVolume",
         "outputVolume",
         "maskNode",
+        "excludeNode",
         "measureNode",
         "wholeSequence",
         "model",
@@ -247,6 +248,7 @@ def test_ui_file_matches_the_code_and_the_parameter_node():
         "inputVolume": "qMRMLNodeComboBox",
         "outputVolume": "qMRMLNodeComboBox",
         "maskNode": "qMRMLNodeComboBox",
+        "excludeNode": "qMRMLNodeComboBox",
         "measureNode": "qMRMLNodeComboBox",
         "wholeSequence": "QCheckBox",
         "modality": "QComboBox",
@@ -294,6 +296,7 @@ def test_ui_file_matches_the_code_and_the_parameter_node():
         ("inputVolume", INPUT_NODE_TYPES),
         ("outputVolume", INPUT_NODE_TYPES),
         ("maskNode", MASK_NODE_TYPES),
+        ("excludeNode", MASK_NODE_TYPES),
         ("measureNode", MASK_NODE_TYPES),
     ):
         assert annotations[field] == f"Union[{', '.join(types)}]", field
@@ -306,6 +309,7 @@ def test_ui_file_matches_the_code_and_the_parameter_node():
         if c.find("slot").text == "setMRMLScene(vtkMRMLScene*)"
     }
     assert receivers == {
+        "excludeSelector",
         "inputSelector",
         "maskSelector",
         "measureSelector",
