@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -157,6 +158,19 @@ def _preview_slab(source: Path, header, args: argparse.Namespace, series: bool):
         return image, preview_slab(image, args.preview_slice, args.slice_axis, frame)
     except OptionError as exc:
         raise OptionError(f"--preview-slice {args.preview_slice}: {source}: {exc}") from None
+
+
+def _metal_hu(text: str) -> float | str:
+    """``--metal``: a finite HU value, or ``"off"``."""
+    if text.strip().lower() == "off":
+        return "off"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an HU value or 'off', got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite HU value or 'off', got {text!r}")
+    return value
 
 
 #: the options naming a label image on the input's grid
@@ -455,6 +469,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
                 ensemble=args.ensemble,
                 modality=args.modality,
                 refine=args.refine,
+                **({} if args.metal is None else {"metal_hu": None if args.metal == "off" else args.metal}),
             )
             if jobs
             else None
@@ -557,6 +572,15 @@ def add_parser(sub) -> None:
         "model (up to 8 slices of 512x512 with BM3D's search and 8 views of the network; longer volumes with "
         "cheaper block searches on 3 slices: up to 128 slices ~0.3 s (up to 64 with 4 views of the network), up to "
         "1024 slices ~0.08 s per 512x512 CT slice) (auto)",
+    )
+    p.add_argument(
+        "--metal",
+        type=_metal_hu,
+        default=None,
+        metavar="HU|off",
+        help="model auto on CT: clusters of voxels at or above HU are taken for metal and left out as --exclude leaves "
+        "a region out (they keep their values; no bright halo in the tissue around them); 'off' denoises them too "
+        "(default: 2500, meddenoiselib.transforms.metal.METAL_HU)",
     )
     p.add_argument(
         "--preview-slice",

@@ -224,6 +224,8 @@ def run_report(denoiser, noisy: Volume | VolumeSeries, denoised: Volume | Volume
             values["voxels_without_data_nan"] = report.missing_voxels
         if report.left_out_voxels:
             values["voxels_left_out"] = report.left_out_voxels
+        if report.metal_voxels:
+            values["metal_voxels_left_out"] = report.metal_voxels
         if report.preview:
             values["preview"] = report.preview
     if report is not None and report.modality == "ct":

@@ -25,6 +25,7 @@ from ..transforms.ct_padding import fill_outside_reconstruction, outside_reconst
 from ..transforms.estimate import NoiseEstimate, estimate_dct_noise, estimate_noise
 from ..transforms.intensity import IntensityScaling, ScalingMode, fit_scaling
 from ..transforms.magnitude import MagnitudeFloor, correct_magnitude_bias
+from ..transforms.metal import METAL_HU, metal_region
 from ..transforms.missing import fill_left_out, fill_missing, missing_values
 from ..transforms.noise import BODY_THRESHOLD_HU
 from .auto import AutoChoice, choose_model
@@ -165,6 +166,7 @@ class DenoiseReport:
         refine_detail: the refinement's noise model and block search (empty when not refined).
         missing_voxels: voxels that held no data (NaN), denoised around and given back as NaN.
         left_out_voxels: voxels of the region left out (``exclude``), given back as they were.
+        metal_voxels: CT voxels ``auto`` took for metal and left out (:mod:`~meddenoiselib.transforms.metal`).
         preview: for :meth:`Denoiser.preview`, which slice of how many along which axis (else empty).
     """
 
@@ -182,6 +184,7 @@ class DenoiseReport:
     refine_detail: str = ""
     missing_voxels: int = 0
     left_out_voxels: int = 0
+    metal_voxels: int = 0
     preview: str = ""
 
 
@@ -252,6 +255,10 @@ class Denoiser:
         progress_callback: ``callback(fraction, message)`` for machine-readable progress. Defaults to None.
         modality: for ``auto`` and noise estimation, the modality of inputs without a DICOM Modality tag
             (``ct``, ``mr``, ``us``, ``xray``, ``other``). Defaults to None (detected).
+        metal_hu: for ``auto`` on a CT volume, clusters of voxels at or above this value (HU) are taken for metal
+            and left out of the denoising as ``exclude`` leaves a region out: they keep their values and leave no
+            halo in the tissue around them (:mod:`~meddenoiselib.transforms.metal`). None denoises them too.
+            Defaults to :data:`~meddenoiselib.transforms.metal.METAL_HU` (2500 HU). Not for 4D series.
 
     Example::
 
@@ -279,6 +286,7 @@ class Denoiser:
         ensemble: int | str = "auto",
         modality: Modality | str | None = None,
         refine: str = "auto",
+        metal_hu: float | None = METAL_HU,
     ) -> None:
         _check_options(
             overlap, strength, slice_axis, sw_batch_size, batch_slices, ensemble, window, roi_size, precision, refine
@@ -292,6 +300,9 @@ class Denoiser:
             except ValueError as exc:
                 raise OptionError(str(exc), parameter="modality") from None
         self.auto = weights is None and method in (None, "", "auto")
+        if metal_hu is not None and not np.isfinite(metal_hu):
+            raise OptionError(f"metal_hu must be a finite HU value or None, got {metal_hu!r}", parameter="metal_hu")
+        self.metal_hu = None if metal_hu is None else float(metal_hu)
         self._options = dict(
             device=device,
             roi_size=roi_size,
@@ -586,10 +597,16 @@ class Denoiser:
         return slice_axis(volume, self.slice_axis)
 
     def _denoise_volume(
-        self, volume: Volume, sigma: float | str | None, mask: Volume | np.ndarray | None, slab: _Slab | None
+        self,
+        volume: Volume,
+        sigma: float | str | None,
+        mask: Volume | np.ndarray | None,
+        slab: _Slab | None,
+        find_metal: bool = True,
     ) -> Volume:
         """:meth:`denoise` of one volume; with ``slab``, only those slices are computed and returned
-        (:meth:`preview`), everything else measured on the whole volume."""
+        (:meth:`preview`), everything else measured on the whole volume. ``find_metal``: ``auto`` leaves out the
+        metal of a CT volume (False once it has)."""
         if not isinstance(volume, Volume):
             raise OptionError(f"`volume` must be a Volume, got {type(volume).__name__}.")
         if volume.array.dtype.kind not in "iufb" or volume.array.size == 0:
@@ -603,6 +620,16 @@ class Denoiser:
         inside = None if mask is None else mask_array(volume, mask)
         if self.auto:
             choice = self.choose(volume)
+            metal = self._metal(volume, choice) if find_metal else None
+            if metal is not None:
+                return self._around_left_out(
+                    volume,
+                    metal,
+                    lambda filled: self._denoise_volume(filled, sigma, mask, slab, find_metal=False),
+                    part=take,
+                    region_part=take,
+                    metal=True,
+                )
             logger.debug("auto: %s", choice.describe())
             self._active = self._delegate_for(choice)
             try:
@@ -838,11 +865,12 @@ class Denoiser:
         run: Callable[[Volume | VolumeSeries], Volume | VolumeSeries],
         part: Callable[[np.ndarray], np.ndarray] = lambda array: array,
         region_part: Callable[[np.ndarray], np.ndarray] = lambda array: array,
+        metal: bool = False,
     ) -> Volume | VolumeSeries:
         """Denoise ``image`` with the ``exclude`` region left out: ``run`` on a copy in which the region holds its
         neighbours mirrored into it (:func:`~meddenoiselib.transforms.missing.fill_left_out`), then the input's own
         values given back there. ``part``: what ``run`` returns of an input array (a preview's slice, of its
-        frame), ``region_part`` of a ``(Z, Y, X)`` one."""
+        frame), ``region_part`` of a ``(Z, Y, X)`` one; ``metal``: the region is the metal ``auto`` found."""
         region = mask_array(image, exclude, "the region left out", allow_empty=True)
         series = isinstance(image, VolumeSeries)
         count = int(region.sum())
@@ -852,12 +880,25 @@ class Denoiser:
             logger.info("the region left out has no voxel: the whole image is denoised")
             return run(image)
         components = image.array.ndim == (5 if series else 4)
-        logger.info("%d voxels left out: kept as they are, their neighbours denoised as if they were not there", count)
+        what = f"voxels of metal (at or above {self.metal_hu:g} HU)" if metal else "voxels"
+        logger.info(
+            "%d %s left out: kept as they are, their neighbours denoised as if they were not there", count, what
+        )
         result = run(image.with_array(fill_left_out(image.array, region, int(series), components)))
         noisy, denoised = part(image.array), result.array
         frame_axes = denoised.ndim - 3 - int(components)
-        self.last_report.left_out_voxels = count
+        if metal:
+            self.last_report.metal_voxels = count
+        else:
+            self.last_report.left_out_voxels = count
         return result.with_array(apply_mask(noisy, denoised, ~region_part(region), frame_axes=frame_axes))
+
+    def _metal(self, volume: Volume, choice: AutoChoice) -> np.ndarray | None:
+        """The metal ``auto`` leaves out of a CT volume (:func:`~meddenoiselib.transforms.metal.metal_region`), or
+        None (another modality, colour, ``metal_hu`` None, or no metal)."""
+        if self.metal_hu is None or choice.modality != Modality.CT or volume.num_components != 1:
+            return None
+        return metal_region(volume.array, self.metal_hu)
 
     @staticmethod
     def _normalized_body(
