@@ -97,6 +97,8 @@ def main() -> int:
         spec = parse_noise_spec(f"ct-lowdose:{dose:.5g},kernel={kernel},views={views},electronic={electronic:g}")
         noisy = file_values(simulate_volume(rodded, spec, seed=args.seed + 100 * index), case.volume)
         folder = work / "noisy" / f"ct-{case.name}"
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        (work / "out").mkdir(exist_ok=True)
         write_volume(noisy, folder, inputs=(case.folder,), overwrite=True, derivation="metal rod + low-dose noise")
         clean = rodded.array.astype(np.float64)
         body = case.extra["body"]

@@ -51,6 +51,18 @@ def add_volume_node(scene, array, ijk_to_ras, name="input"):
     return node
 
 
+@pytest.fixture(scope="session")
+def segmentation_converters():
+    """What Slicer's Segmentations module registers at startup (binary labelmap <-> closed surface rules): needed
+    to export segmentations onto a volume's grid."""
+    factory = slicer.vtkSegmentationConverterFactory.GetInstance()
+    for rule in (
+        slicer.vtkBinaryLabelmapToClosedSurfaceConversionRule,
+        slicer.vtkClosedSurfaceToBinaryLabelmapConversionRule,
+    ):
+        factory.RegisterConverterRule(rule())
+
+
 @pytest.fixture()
 def scene():
     """A real, empty MRML scene."""

@@ -36,20 +36,11 @@ from MedDenoiseModuleLib.volumes import dicom_modality, volume_from_node
 
 from .conftest import MODULE_DIR, add_volume_node, node_matrix, oblique_ijk_to_ras
 
+pytestmark = pytest.mark.usefixtures("segmentation_converters")
+
 TIMEOUT = 180
 MODES = [pytest.param(False, id="in-process"), pytest.param(True, id="child-process")]
 SIGMA = 20.0  # noise level given to the median filter (0-255 scale): no estimate, so results compare exactly
-
-
-@pytest.fixture(scope="module", autouse=True)
-def segmentation_converters():
-    """What Slicer's Segmentations module registers at startup (binary labelmap <-> closed surface rules)."""
-    factory = slicer.vtkSegmentationConverterFactory.GetInstance()
-    for rule in (
-        slicer.vtkBinaryLabelmapToClosedSurfaceConversionRule,
-        slicer.vtkClosedSurfaceToBinaryLabelmapConversionRule,
-    ):
-        factory.RegisterConverterRule(rule())
 
 
 @pytest.fixture()

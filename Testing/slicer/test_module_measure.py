@@ -14,21 +14,12 @@ from MedDenoiseModuleLib import DenoiseSettings, DenoiseTask, TaskState
 
 from .conftest import add_volume_node
 
+pytestmark = pytest.mark.usefixtures("segmentation_converters")
+
 TIMEOUT = 180
 MODES = [pytest.param(False, id="in-process"), pytest.param(True, id="child-process")]
 #: the median filter with a given noise level: no estimate, so the child's and the library's results are equal
 SETTINGS = dict(model="median", noise_level=10.0)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def segmentation_converters():
-    """What Slicer's Segmentations module registers at startup (binary labelmap <-> closed surface rules)."""
-    factory = slicer.vtkSegmentationConverterFactory.GetInstance()
-    for rule in (
-        slicer.vtkBinaryLabelmapToClosedSurfaceConversionRule,
-        slicer.vtkClosedSurfaceToBinaryLabelmapConversionRule,
-    ):
-        factory.RegisterConverterRule(rule())
 
 
 @pytest.fixture(scope="module")

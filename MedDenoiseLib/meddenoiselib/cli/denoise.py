@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from .options import (
     parse_fraction,
     parse_int_list,
     parse_non_negative_int,
+    parse_number,
     parse_positive_int,
     parse_sigma,
     parse_unit_interval,
@@ -162,15 +162,7 @@ def _preview_slab(source: Path, header, args: argparse.Namespace, series: bool):
 
 def _metal_hu(text: str) -> float | str:
     """``--metal``: a finite HU value, or ``"off"``."""
-    if text.strip().lower() == "off":
-        return "off"
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an HU value or 'off', got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite HU value or 'off', got {text!r}")
-    return value
+    return "off" if text.strip().lower() == "off" else parse_number(text, "an HU value or 'off'")
 
 
 #: the options naming a label image on the input's grid
