@@ -34,8 +34,16 @@ def metal_region(hu: np.ndarray, threshold: float = METAL_HU) -> np.ndarray | No
     bright = hu >= threshold
     if not bright.any():
         return None
-    labels, _ = ndimage.label(bright, structure=np.ones((3, 3, 3), bool))
+    # labelled within the bright voxels' bounding box: a whole CT's labels would take 4 bytes a voxel
+    box = tuple(slice(int(np.argmax(a)), len(a) - int(np.argmax(a[::-1]))) for a in _occupied(bright))
+    labels, _ = ndimage.label(bright[box], structure=np.ones((3, 3, 3), bool))
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
-    region = sizes[labels] >= 2
+    region = np.zeros_like(bright)
+    region[box] = sizes[labels] >= 2
     return region if region.any() else None
+
+
+def _occupied(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Whether each index along z, y and x holds a True voxel of ``mask``."""
+    return mask.any(axis=(1, 2)), mask.any(axis=(0, 2)), mask.any(axis=(0, 1))
