@@ -360,45 +360,63 @@ def _number(text: str) -> float | None:
 _IMAGEJ_DISPLAY = ("mode", "LUTs", "Ranges")
 
 
-def _imagej_display(source: str, channels: int) -> dict[str, object]:
-    """The display settings of the ImageJ ``source`` (how Fiji shows its channels) when it has ``channels`` channels,
-    so the denoised file opens looking like the noisy one; empty otherwise."""
-    import tifffile
+@dataclass(frozen=True)
+class _SourceTiff:
+    """What an output copies from the TIFF it was read from, read in one opening: an ImageJ file's metadata (its
+    channels' display settings), an OME file's ``Channel`` elements, the first page's palette. Empty for a source
+    that is not a TIFF, or that changed since it was read."""
 
-    try:
-        with tifffile.TiffFile(source) as tif:
-            values = tif.imagej_metadata if tif.is_imagej else None
-    except Exception:  # noqa: BLE001 - not a TIFF source, or it changed since it was read
-        return {}
-    if not values or int(values.get("channels", 1)) != channels:
-        return {}
-    return {key: values[key] for key in _IMAGEJ_DISPLAY if key in values}
+    imagej: dict | None = None
+    ome_channels: tuple = ()
+    colormap: np.ndarray | None = None
+
+    @staticmethod
+    def read(source: str) -> _SourceTiff:
+        import tifffile
+
+        if not source:
+            return _SourceTiff()
+        try:
+            with tifffile.TiffFile(source) as tif:
+                imagej = tif.imagej_metadata if tif.is_imagej else None
+                pixels = _ome_pixels(tif.ome_metadata or "") if tif.is_ome else None
+                colormap = tif.pages[0].colormap
+        except Exception:  # noqa: BLE001 - not a TIFF source, or it changed since it was read: nothing to copy
+            return _SourceTiff()
+        channels = () if pixels is None else tuple(e for e in pixels if e.tag.rpartition("}")[2] == "Channel")
+        return _SourceTiff(imagej, channels, None if colormap is None else np.asarray(colormap))
+
+    def imagej_display(self, channels: int) -> dict[str, object]:
+        """The ImageJ display settings (how Fiji shows the channels) when the source has ``channels`` channels, so
+        the denoised file opens looking like the noisy one; empty otherwise."""
+        values = self.imagej
+        if not values or int(values.get("channels", 1)) != channels:
+            return {}
+        return {key: values[key] for key in _IMAGEJ_DISPLAY if key in values}
+
+    def ome_channel_attributes(self, channels: int) -> dict[str, object]:
+        """The channel names and colours (and fluorophores, wavelengths) when the OME source has ``channels``
+        channels, as tifffile's OME writer takes them (``{"Channel": {"Name": [...], ...}}``); empty otherwise."""
+        if len(self.ome_channels) != channels:
+            return {}
+        attributes = {}
+        for name in _OME_CHANNEL_ATTRIBUTES:
+            values = [element.attrib.get(name) for element in self.ome_channels]
+            if all(value is not None for value in values):
+                attributes[name] = [_ome_value(name, value) for value in values]
+        return {"Channel": attributes} if attributes else {}
+
+    def palette(self, dtype: np.dtype) -> np.ndarray | None:
+        """The source's colour map when its size fits ``dtype`` (8 or 16 bits), else None."""
+        colormap = self.colormap
+        if colormap is None or dtype.kind != "u" or colormap.shape[-1] != 2 ** (8 * dtype.itemsize):
+            return None
+        return colormap
 
 
 #: the attributes of an OME ``Channel`` element carried from a source to its output (how viewers label and colour
 #: the channels; what the channel measures)
 _OME_CHANNEL_ATTRIBUTES = ("Name", "Color", "Fluor", "EmissionWavelength", "ExcitationWavelength")
-
-
-def _ome_channels(source: str, channels: int) -> dict[str, object]:
-    """The channel names and colours (and fluorophores, wavelengths) of the OME ``source`` when it has ``channels``
-    channels, as tifffile's OME writer takes them (``{"Channel": {"Name": [...], ...}}``); empty otherwise."""
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(source) as tif:
-            pixels = _ome_pixels(tif.ome_metadata or "") if tif.is_ome else None
-    except Exception:  # noqa: BLE001 - not a TIFF source, or it changed since it was read
-        return {}
-    found = [] if pixels is None else [e for e in pixels if e.tag.rpartition("}")[2] == "Channel"]
-    if len(found) != channels:
-        return {}
-    attributes = {}
-    for name in _OME_CHANNEL_ATTRIBUTES:
-        values = [element.attrib.get(name) for element in found]
-        if all(value is not None for value in values):
-            attributes[name] = [_ome_value(name, value) for value in values]
-    return {"Channel": attributes} if attributes else {}
 
 
 def _ome_value(name: str, text: str) -> object:
@@ -408,20 +426,6 @@ def _ome_value(name: str, text: str) -> object:
     if name.endswith("Wavelength"):
         return float(text)
     return text
-
-
-def _source_colormap(source: str, dtype: np.dtype) -> np.ndarray | None:
-    """The colour map of the TIFF ``source`` when its size fits ``dtype`` (8 or 16 bits), else None."""
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(source) as tif:
-            colormap = tif.pages[0].colormap
-    except Exception:  # noqa: BLE001 - the source changed since it was read: write grey
-        return None
-    if colormap is None or dtype.kind != "u" or np.asarray(colormap).shape[-1] != 2 ** (8 * dtype.itemsize):
-        return None
-    return np.asarray(colormap)
 
 
 def write_tiff(
@@ -473,11 +477,12 @@ def write_tiff(
     elif kind != "plain" and layout.stack == "T" and not frames:
         axes = "T" + axes[1:]  # a time-lapse's frames go back as frames
     options: dict[str, object] = {"compression": "zlib" if compress else None}
+    found = _SourceTiff.read(source)
     if components > 1 and not channels:
         options["photometric"] = "rgb"
     elif not channels:
         options["photometric"] = "miniswhite" if layout.photometric == "miniswhite" else "minisblack"
-        colormap = _source_colormap(source, array.dtype) if layout.photometric == "palette" else None
+        colormap = found.palette(array.dtype) if layout.photometric == "palette" else None
         if colormap is not None:
             options.update(photometric="palette", colormap=colormap)
     if kind == "imagej":
@@ -487,7 +492,7 @@ def write_tiff(
             options["resolution"] = (1 / x, 1 / y)
         if "T" in axes and layout.frame_interval():
             extra["finterval"] = layout.frame_interval()
-        extra.update(_imagej_display(source, components if channels else 1))
+        extra.update(found.imagej_display(components if channels else 1))
         tifffile.imwrite(target, data, imagej=True, metadata=extra, **options)
     elif kind == "ome":
         extra = {"axes": axes}
@@ -497,7 +502,7 @@ def write_tiff(
         if "T" in axes and layout.frame_interval():
             extra["TimeIncrement"] = layout.frame_interval()
         if channels:
-            extra.update(_ome_channels(source, components))
+            extra.update(found.ome_channel_attributes(components))
         tifffile.imwrite(target, data, ome=True, metadata=extra, **options)
     else:
         tifffile.imwrite(target, data, resolution=(1 / x, 1 / y), resolutionunit="CENTIMETER", metadata=None, **options)
