@@ -165,6 +165,20 @@ def _metal_hu(text: str) -> float | str:
     return "off" if text.strip().lower() == "off" else parse_number(text, "an HU value or 'off'")
 
 
+def _warn_if_resampled(image, source: Path) -> None:
+    """Say so when the input's header shows it was resampled (user need 21: denoise the rawest data)."""
+    from ..io.provenance import resampling_sign
+
+    sign = resampling_sign(image)
+    if sign:
+        logger.warning(
+            "%s looks resampled: %s. Resampling blurs and correlates the scanner's noise, which denoisers remove "
+            "less well; where you can, denoise the original acquisition before registration or reformatting",
+            source,
+            sign,
+        )
+
+
 #: the options naming a label image on the input's grid
 _LABEL_OPTIONS = ("mask", "exclude", "measure")
 
@@ -254,6 +268,7 @@ def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
         volume = read_volume(job.source, series_uid=args.series_uid)
     else:
         volume = job.preview[0]
+    _warn_if_resampled(volume, job.source)
     masks = _read_masks(args)
     regions = _read_regions(args, volume)
     if job.preview is None:
@@ -351,6 +366,7 @@ def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:
     source, target = job.source, job.image.path
     logger.info("Reading %s (4D: frames along the 4th axis)", source)
     series = read_series(source)
+    _warn_if_resampled(series, source)
     masks = _read_masks(args)
     logger.info(
         "Denoising %d frames of %s voxels (%s) with %s...",

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..blend import residual
+from ..io.provenance import resampling_sign
 from ..io.series import VolumeSeries
 from ..io.volume import Volume
 from ..transforms.estimate import estimate_sigma, flat_tissue_noise, sampled_slice_indices
@@ -202,7 +203,8 @@ def run_report(denoiser, noisy: Volume | VolumeSeries, denoised: Volume | Volume
 
     What ``denoise --report`` writes and the Slicer module shows: :func:`denoising_report` (over all frames of a
     series), the modality, which model ``auto`` chose and why, the noise level the method used and, for a series,
-    the number of frames; for CT, the noise in flat body tissue before and after in HU (:func:`ct_body_noise`).
+    the number of frames; for CT, the noise in flat body tissue before and after in HU (:func:`ct_body_noise`); why
+    the input looks resampled, when its header says so (:func:`~meddenoiselib.io.provenance.resampling_sign`).
     """
     report = denoiser.last_report
     noisy_frames, denoised_frames = _frames_as_volume(noisy), _frames_as_volume(denoised)
@@ -213,6 +215,9 @@ def run_report(denoiser, noisy: Volume | VolumeSeries, denoised: Volume | Volume
         report.seconds if report is not None else 0.0,
         report.device if report is not None else str(denoiser.device),
     )
+    resampled = resampling_sign(noisy)
+    if resampled:
+        values["input_resampled"] = resampled
     if report is not None:
         values.update(modality=report.modality, model_choice=report.choice or "given explicitly")
         if report.ensemble > 1:

@@ -18,6 +18,7 @@ from .dicom import read_dicom_stack
 from .formats import IMAGE_2D_FORMATS
 from .itk_messages import c_stderr_logged, itk_messages_logged
 from .probe import VolumeHeader, four_d_error, probe_volume, sitk_read_error
+from .provenance import SFORM_CODE_KEY
 from .raster import GREY_ALPHA, decode_png, png_header
 from .tiff import read_tiff
 from .volume import SourceInfo, Volume
@@ -172,7 +173,10 @@ def _read_nifti(path: Path, header: VolumeHeader) -> Volume:
     array = np.ascontiguousarray(np.transpose(data, (2, 1, 0)))
     if not array.dtype.isnative:
         array = array.astype(array.dtype.newbyteorder("="))
-    metadata = {"nifti_descrip": str(image.header.get("descrip", b"").astype(str))}
+    metadata = {
+        "nifti_descrip": str(image.header.get("descrip", b"").astype(str)),
+        SFORM_CODE_KEY: str(int(image.header["sform_code"])),
+    }
     return Volume(
         array=array,
         spacing=tuple(spacing),
