@@ -368,6 +368,20 @@ def test_reader_geometry_matches_the_dicom_headers_and_the_nifti_affine():
     assert not reader.verify_suffix("image.png")
 
 
+def test_reader_warns_about_an_atlas_registered_input(tmp_path, caplog):
+    """As the CLI does (user need 21): the bundle's reader names an input registered to an atlas; not the sample."""
+    mr = nib.load(str(sample_path("mr_head")))
+    registered = nib.Nifti1Image(np.asanyarray(mr.dataobj), mr.affine, mr.header.copy())
+    registered.set_sform(mr.affine, code=4)
+    nib.save(registered, str(tmp_path / "t1_mni.nii.gz"))
+    reader = VolumeReader()
+    with caplog.at_level("WARNING", logger="meddenoiselib"):
+        reader.get_data(reader.read(str(sample_path("mr_head"))))
+        assert "looks resampled" not in caplog.text
+        reader.get_data(reader.read(str(tmp_path / "t1_mni.nii.gz")))
+    assert "t1_mni.nii.gz looks resampled: its NIfTI sform code is 4 (MNI 152 space)" in caplog.text
+
+
 def test_reader_refusals_are_not_bypassed_by_monai_fallback_readers(tmp_path):
     """A folder with two equally large series is ambiguous for the library; LoadImaged must not read it anyway with
     one of MONAI's other readers."""

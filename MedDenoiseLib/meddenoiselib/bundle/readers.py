@@ -14,6 +14,7 @@ uses, and needs no extra package.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,10 @@ import numpy as np
 from monai.data import ImageReader
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 
+from ..io.provenance import resampling_warning
 from .inferer import MODALITY_KEY
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["VolumeReader"]
 
@@ -87,6 +91,9 @@ class VolumeReader(ImageReader):
         else:
             array = np.transpose(volume.array, (2, 1, 0, 3))
             channel_dim = -1
+        warning = resampling_warning(volume, volume.source.path)
+        if warning:
+            logger.warning("%s", warning)
         affine = np.asarray(volume.ijk_to_ras(), dtype=np.float64)
         meta = {
             MetaKeys.AFFINE: affine,

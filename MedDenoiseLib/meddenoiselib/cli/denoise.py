@@ -167,16 +167,11 @@ def _metal_hu(text: str) -> float | str:
 
 def _warn_if_resampled(image, source: Path) -> None:
     """Say so when the input's header shows it was resampled (user need 21: denoise the rawest data)."""
-    from ..io.provenance import resampling_sign
+    from ..io.provenance import resampling_warning
 
-    sign = resampling_sign(image)
-    if sign:
-        logger.warning(
-            "%s looks resampled: %s. Resampling blurs and correlates the scanner's noise, which denoisers remove "
-            "less well; where you can, denoise the original acquisition before registration or reformatting",
-            source,
-            sign,
-        )
+    warning = resampling_warning(image, source)
+    if warning:
+        logger.warning("%s", warning)
 
 
 #: the options naming a label image on the input's grid

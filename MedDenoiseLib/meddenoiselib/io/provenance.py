@@ -13,7 +13,7 @@ also often hold NaN outside the field of view, which the denoiser reports on its
 
 from __future__ import annotations
 
-__all__ = ["SFORM_CODE_KEY", "resampling_sign"]
+__all__ = ["SFORM_CODE_KEY", "resampling_sign", "resampling_warning"]
 
 #: the ``Volume.metadata`` key under which the NIfTI reader keeps the file's sform code
 SFORM_CODE_KEY = "nifti_sform_code"
@@ -46,3 +46,14 @@ def resampling_sign(image) -> str:
     if code in _SPACES:
         return f"its NIfTI sform code is {code} ({_SPACES[code]}): it was registered to an atlas"
     return ""
+
+
+def resampling_warning(image, label) -> str:
+    """The warning a front end logs for a resampled input (``label``: its file), or ``""``."""
+    sign = resampling_sign(image)
+    if not sign:
+        return ""
+    return (
+        f"{label} looks resampled: {sign}. Resampling blurs and correlates the scanner's noise, which denoisers "
+        "remove less well; where you can, denoise the original acquisition before registration or reformatting"
+    )
