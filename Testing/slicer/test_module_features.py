@@ -194,6 +194,8 @@ def test_a_segment_left_out_keeps_its_values_and_spreads_nowhere(scene, temp_roo
         float(plain[next_to].astype(np.float64).mean()) > float(result[next_to].astype(np.float64).mean()) + 5
     )  # 40.9 vs 31.3 HU
     assert task.report["voxels_left_out"] == int(metal.sum())
+    preview = _run(node, settings, temp_root, exclude_node=task.exclude_node, preview_slice=2)
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(preview.output_node)[0], result[2])  # Apply's slice
 
 
 @pytest.mark.parametrize("separate", MODES)
