@@ -73,6 +73,8 @@ def test_auto_leaves_a_ct_s_metal_out_by_itself(rod):
     given = Denoiser("auto", metal_hu=None).denoise(noisy, exclude=metal)
     np.testing.assert_array_equal(found.array, given.array)
     np.testing.assert_array_equal(denoiser.preview(noisy, 1).array[0], found.array[1])
+    inside = noisy.slab(1, 62, 66).slab(2, 62, 66)  # a crop of nothing but metal: denoised as it is, no refusal
+    assert Denoiser("auto", modality="ct").denoise(inside).shape == (4, 4, 4)
 
 
 def test_metal_is_a_cluster_at_the_threshold_not_a_noise_spike_in_bone():

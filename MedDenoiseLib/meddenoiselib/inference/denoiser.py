@@ -898,7 +898,8 @@ class Denoiser:
         None (another modality, colour, ``metal_hu`` None, or no metal)."""
         if self.metal_hu is None or choice.modality != Modality.CT or volume.num_components != 1:
             return None
-        return metal_region(volume.array, self.metal_hu)
+        metal = metal_region(volume.array, self.metal_hu)
+        return None if metal is None or metal.all() else metal  # all metal: nothing around it to protect
 
     @staticmethod
     def _normalized_body(
