@@ -118,14 +118,20 @@ def fill_missing(array: np.ndarray, missing: np.ndarray, components: bool = Fals
         The filled copy, ``array``'s shape and dtype, finite.
     """
     filled = np.array(array, copy=True)
+    _fill_in_place(filled, missing, components)
+    return filled
+
+
+def _fill_in_place(filled: np.ndarray, missing: np.ndarray, components: bool) -> None:
+    """:func:`fill_missing`'s filling, in place, in ``filled``'s own dtype (the values are copies of its own)."""
     if components:
         channels = [(filled[..., channel], missing[..., channel]) for channel in range(filled.shape[-1])]
     else:
         channels = [(filled, missing)]
+    empty = np.nan if filled.dtype.kind == "f" else 0  # a plane without data: set from its neighbours next
     for values, absent in channels:
-        fill_from_nearest(values, absent, np.nan, mirror=True)
+        fill_from_nearest(values, absent, empty, mirror=True)
         _fill_empty_slices(values, absent)
-    return filled
 
 
 def _fill_empty_slices(values: np.ndarray, missing: np.ndarray) -> None:
@@ -166,10 +172,6 @@ def fill_left_out(array: np.ndarray, region: np.ndarray, frame_axes: int = 0, co
     """
     view = region.reshape((1,) * frame_axes + region.shape + (1,) * int(components))
     absent = np.ascontiguousarray(np.broadcast_to(view, array.shape))
-    # integers of up to 16 bits are exact in float32, wider ones in float64
-    work = array if array.dtype.kind == "f" else array.astype(np.float32 if array.dtype.itemsize <= 2 else np.float64)
-    filled = fill_missing(work, absent, components)
-    if filled.dtype != array.dtype:
-        filled = np.rint(filled) if array.dtype.kind in "iub" else filled
-        filled = filled.astype(array.dtype)
+    filled = np.array(array, copy=True)  # in the image's dtype: a float copy of an int16 CT would double it
+    _fill_in_place(filled, absent, components)
     return filled
