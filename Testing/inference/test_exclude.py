@@ -77,6 +77,26 @@ def test_auto_leaves_a_ct_s_metal_out_by_itself(rod):
     assert Denoiser("auto", modality="ct").denoise(inside).shape == (4, 4, 4)
 
 
+def test_auto_finds_the_metal_of_each_frame_of_a_ct_series(rod):
+    """A 4D CT (perfusion, 4D CT) whose rod moves between frames: each frame's metal is kept, and the tissue where
+    the rod lies only in the other frame is denoised, not left out."""
+    noisy, _, metal, _, _ = rod
+    moved = np.roll(noisy.array, 20, axis=2)  # the rod 20 px to the right in frame 1
+    series = VolumeSeries(np.stack([noisy.array, moved]), noisy.spacing, noisy.origin, noisy.direction)
+    denoiser = Denoiser("auto")
+    out = denoiser.denoise(series).array
+    assert denoiser.last_report.metal_voxels == 2 * 324
+    np.testing.assert_array_equal(out[0][metal], noisy.array[metal])
+    rod_1 = np.roll(metal, 20, axis=2)
+    np.testing.assert_array_equal(out[1][rod_1], moved[rod_1])
+    only_in_1 = rod_1 & ~metal
+    assert np.count_nonzero(out[0][only_in_1] != noisy.array[only_in_1]) > 0.9 * only_in_1.sum()
+    plain = Denoiser("auto", metal_hu=None).denoise(series).array
+    assert not np.array_equal(plain[0][metal], noisy.array[metal])  # without it the metal is denoised too
+    preview = denoiser.preview(series, 1, frame=1)
+    np.testing.assert_array_equal(preview.array[0], out[1, 1])  # the frame's slice of the whole run
+
+
 def test_metal_is_a_cluster_at_the_threshold_not_a_noise_spike_in_bone():
     hu = np.full((3, 20, 20), 1500.0)  # dense bone
     hu[1, 5, 5] = 2600.0  # a lone noise spike

@@ -258,7 +258,7 @@ class Denoiser:
         metal_hu: for ``auto`` on a CT volume, clusters of voxels at or above this value (HU) are taken for metal
             and left out of the denoising as ``exclude`` leaves a region out: they keep their values and leave no
             halo in the tissue around them (:mod:`~meddenoiselib.transforms.metal`). None denoises them too.
-            Defaults to :data:`~meddenoiselib.transforms.metal.METAL_HU` (2500 HU). Not for 4D series.
+            Defaults to :data:`~meddenoiselib.transforms.metal.METAL_HU` (2500 HU). Of a 4D series, each frame's.
 
     Example::
 
@@ -732,9 +732,11 @@ class Denoiser:
         sigma: float | str | None,
         mask: Volume | np.ndarray | None,
         part: tuple[int, _Slab] | None,
+        find_metal: bool = True,
     ) -> VolumeSeries | Volume:
         """:meth:`denoise_series`; with ``part`` ``(frame, slab)``, only those slices of that frame are computed and
-        returned as a volume (:meth:`preview`), everything else measured on the whole series."""
+        returned as a volume (:meth:`preview`), everything else measured on the whole series. ``find_metal``:
+        ``auto`` leaves out the metal of a CT series, frame by frame (False once it has)."""
         if not isinstance(series, VolumeSeries):
             raise OptionError(f"`series` must be a VolumeSeries, got {type(series).__name__}.")
         if series.array.dtype.kind not in "iufb" or series.array.size == 0:
@@ -755,6 +757,16 @@ class Denoiser:
         frame_axes = 1 if part is None else 0
         if self.auto:
             choice = self.choose(series.frame(0))
+            metal = self._metal(series, choice) if find_metal else None
+            if metal is not None:
+                return self._around_left_out(
+                    series,
+                    metal,
+                    lambda filled: self._denoise_series(filled, sigma, mask, part, find_metal=False),
+                    part=frames_of,
+                    region_part=frames_of,
+                    metal=True,
+                )
             if choice.masked is not None:  # the background masked in every frame, not only in the first
                 choice = replace(choice, masked=masked_background(series.array))
             self._active = self._delegate_for(choice)
@@ -870,8 +882,9 @@ class Denoiser:
         """Denoise ``image`` with the ``exclude`` region left out: ``run`` on a copy in which the region holds its
         neighbours mirrored into it (:func:`~meddenoiselib.transforms.missing.fill_left_out`), then the input's own
         values given back there. ``part``: what ``run`` returns of an input array (a preview's slice, of its
-        frame), ``region_part`` of a ``(Z, Y, X)`` one; ``metal``: the region is the metal ``auto`` found."""
-        region = mask_array(image, exclude, "the region left out", allow_empty=True)
+        frame), ``region_part`` of the region; ``metal``: the region is the metal ``auto`` found, boolean
+        ``(Z, Y, X)`` or, of a series, ``(T, Z, Y, X)`` (else one region on the image's grid, checked)."""
+        region = exclude if metal else mask_array(image, exclude, "the region left out", allow_empty=True)
         series = isinstance(image, VolumeSeries)
         count = int(region.sum())
         if count == region.size:
@@ -884,21 +897,30 @@ class Denoiser:
         logger.info(
             "%d %s left out: kept as they are, their neighbours denoised as if they were not there", count, what
         )
-        result = run(image.with_array(fill_left_out(image.array, region, int(series), components)))
+        frames = int(series and region.ndim == 3)  # one region for every frame
+        result = run(image.with_array(fill_left_out(image.array, region, frames, components)))
         noisy, denoised = part(image.array), result.array
-        frame_axes = denoised.ndim - 3 - int(components)
         if metal:
             self.last_report.metal_voxels = count
         else:
             self.last_report.left_out_voxels = count
-        return result.with_array(apply_mask(noisy, denoised, ~region_part(region), frame_axes=frame_axes))
+        kept = region_part(region)
+        kept = kept.reshape(kept.shape + (1,) * int(components))  # broadcast over the frames and components
+        return result.with_array(np.where(kept, noisy.astype(denoised.dtype, copy=False), denoised))
 
-    def _metal(self, volume: Volume, choice: AutoChoice) -> np.ndarray | None:
-        """The metal ``auto`` leaves out of a CT volume (:func:`~meddenoiselib.transforms.metal.metal_region`), or
-        None (another modality, colour, ``metal_hu`` None, or no metal)."""
-        if self.metal_hu is None or choice.modality != Modality.CT or volume.num_components != 1:
+    def _metal(self, image: Volume | VolumeSeries, choice: AutoChoice) -> np.ndarray | None:
+        """The metal ``auto`` leaves out of a CT volume, ``(Z, Y, X)``, or of each frame of a CT series,
+        ``(T, Z, Y, X)`` (:func:`~meddenoiselib.transforms.metal.metal_region`); None for another modality, colour,
+        ``metal_hu`` None, or no metal."""
+        if self.metal_hu is None or choice.modality != Modality.CT or image.num_components != 1:
             return None
-        metal = metal_region(volume.array, self.metal_hu)
+        if isinstance(image, VolumeSeries):
+            found = [metal_region(frame, self.metal_hu) for frame in image.array]
+            if all(frame is None for frame in found):
+                return None
+            metal = np.stack([np.zeros(image.shape, bool) if frame is None else frame for frame in found])
+        else:
+            metal = metal_region(image.array, self.metal_hu)
         return None if metal is None or metal.all() else metal  # all metal: nothing around it to protect
 
     @staticmethod

@@ -163,14 +163,15 @@ def fill_left_out(array: np.ndarray, region: np.ndarray, frame_axes: int = 0, co
 
     Args:
         array: ``(..., Z, Y, X[, C])`` with ``frame_axes`` leading axes (1 for a 4D series); any real dtype.
-        region: boolean ``(Z, Y, X)``, the same region in every frame and component.
-        frame_axes: leading axes before ``Z``.
+        region: boolean ``(Z, Y, X)``, the same region in every frame and component; or, with ``frame_axes`` 0,
+            of ``array``'s shape without its components (a region per frame).
+        frame_axes: leading axes of ``array`` that ``region`` lacks.
         components: the last axis holds components.
 
     Returns:
         The filled copy, ``array``'s shape and dtype (integers exactly: the filling copies the image's own values).
     """
-    view = region.reshape((1,) * frame_axes + region.shape + (1,) * int(components))
+    view = region.reshape((1,) * frame_axes + region.shape + (1,) * int(components))  # over frames and components
     absent = np.ascontiguousarray(np.broadcast_to(view, array.shape))
     filled = np.array(array, copy=True)  # in the image's dtype: a float copy of an int16 CT would double it
     _fill_in_place(filled, absent, components)
