@@ -620,16 +620,10 @@ class Denoiser:
         inside = None if mask is None else mask_array(volume, mask)
         if self.auto:
             choice = self.choose(volume)
-            metal = self._metal(volume, choice) if find_metal else None
-            if metal is not None:
-                return self._around_left_out(
-                    volume,
-                    metal,
-                    lambda filled: self._denoise_volume(filled, sigma, mask, slab, find_metal=False),
-                    part=take,
-                    region_part=take,
-                    metal=True,
-                )
+            rerun = lambda filled: self._denoise_volume(filled, sigma, mask, slab, find_metal=False)  # noqa: E731
+            result = self._around_metal(volume, choice, rerun, take) if find_metal else None
+            if result is not None:
+                return result
             logger.debug("auto: %s", choice.describe())
             self._active = self._delegate_for(choice)
             try:
@@ -757,16 +751,10 @@ class Denoiser:
         frame_axes = 1 if part is None else 0
         if self.auto:
             choice = self.choose(series.frame(0))
-            metal = self._metal(series, choice) if find_metal else None
-            if metal is not None:
-                return self._around_left_out(
-                    series,
-                    metal,
-                    lambda filled: self._denoise_series(filled, sigma, mask, part, find_metal=False),
-                    part=frames_of,
-                    region_part=frames_of,
-                    metal=True,
-                )
+            rerun = lambda filled: self._denoise_series(filled, sigma, mask, part, find_metal=False)  # noqa: E731
+            result = self._around_metal(series, choice, rerun, frames_of) if find_metal else None
+            if result is not None:
+                return result
             if choice.masked is not None:  # the background masked in every frame, not only in the first
                 choice = replace(choice, masked=masked_background(series.array))
             self._active = self._delegate_for(choice)
@@ -907,6 +895,20 @@ class Denoiser:
         kept = region_part(region)
         kept = kept.reshape(kept.shape + (1,) * int(components))  # broadcast over the frames and components
         return result.with_array(np.where(kept, noisy.astype(denoised.dtype, copy=False), denoised))
+
+    def _around_metal(
+        self,
+        image: Volume | VolumeSeries,
+        choice: AutoChoice,
+        run: Callable[[Volume | VolumeSeries], Volume | VolumeSeries],
+        part: Callable[[np.ndarray], np.ndarray],
+    ) -> Volume | VolumeSeries | None:
+        """``run`` with the metal ``auto`` finds in ``image`` left out (:meth:`_around_left_out`; ``part``: what
+        ``run`` returns of an array), or None when there is none to leave out."""
+        metal = self._metal(image, choice)
+        if metal is None:
+            return None
+        return self._around_left_out(image, metal, run, part=part, region_part=part, metal=True)
 
     def _metal(self, image: Volume | VolumeSeries, choice: AutoChoice) -> np.ndarray | None:
         """The metal ``auto`` leaves out of a CT volume, ``(Z, Y, X)``, or of each frame of a CT series,
