@@ -140,7 +140,9 @@ def test_cli_exclude_writes_the_count_and_refuses_a_region_off_the_grid(tmp_path
     assert "the region left out is not on the image's voxel grid" in capsys.readouterr().err
     assert not (tmp_path / "x.nrrd").exists()
 
-    # auto leaves the metal out by itself (reported); --metal off denoises it too
+    # info says so beforehand; auto leaves the metal out by itself (reported); --metal off denoises it too
+    assert main(["info", str(source)]) == 0
+    assert "324 voxels at or above 2500 HU in clusters: denoise (model auto) leaves them out" in capsys.readouterr().out
     auto = ["denoise", str(source), str(tmp_path / "auto.nrrd"), "--report", str(tmp_path / "a.json"), "-q"]
     assert main(auto) == 0
     assert json.loads((tmp_path / "a.json").read_text())["metal_voxels_left_out"] == 324

@@ -37,6 +37,8 @@ def test_an_atlas_registered_nifti_is_named_and_a_scanner_one_is_not(tmp_path, m
         "its NIfTI sform code is 5 (a template's space)"
     )
 
+    assert main(["info", str(mni)]) == 0
+    assert "resampled" in capsys.readouterr().out
     report = tmp_path / "report.json"
     args = ["denoise", str(mni), str(tmp_path / "out.nii.gz"), "--model", "median", "--sigma", "10"]
     assert main([*args, "--report", str(report), "--no-progress"]) == 0

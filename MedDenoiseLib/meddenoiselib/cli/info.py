@@ -128,6 +128,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         info["slice_axis"] = f"{axis} (array axis, {volume.spacing[2 - axis]:g} mm): {volume.shape[axis]} slices"
     if missing:
         info["voxels_without_data_nan"] = missing  # left out of min, max and mean; denoise keeps them NaN
+    info.update(_denoising_notes(volume))
     if header.mask_kind:
         info["mask"] = f"{header.mask_kind}: usable as --mask, not as an image to denoise"
     if volume.source.format == "tiff" and metadata.get("tiff_kind", "plain") != "plain":
@@ -153,6 +154,30 @@ def cmd_info(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(f"{key:<{width}}  {value}\n")
     return EXIT_OK
+
+
+def _denoising_notes(volume) -> dict[str, str]:
+    """What ``denoise`` will do differently for this input: a resampled input named, a CT's metal left out."""
+    from ..io.modality import Modality, detect_modality
+    from ..io.provenance import resampling_sign
+    from ..io.series import VolumeSeries
+
+    notes = {}
+    sign = resampling_sign(volume)
+    if sign:
+        notes["resampled"] = f"{sign}; denoise the acquisition before resampling where you can"
+    frame = volume.frame(0) if isinstance(volume, VolumeSeries) else volume
+    if volume.num_components == 1 and detect_modality(frame).modality == Modality.CT:
+        from ..transforms.metal import METAL_HU, metal_region
+
+        frames = volume.array if isinstance(volume, VolumeSeries) else [volume.array]
+        count = sum(int(region.sum()) for region in map(metal_region, frames) if region is not None)
+        if count:
+            notes["metal"] = (
+                f"{count} voxels at or above {METAL_HU:g} HU in clusters: denoise (model auto) leaves them out "
+                "(--metal off denoises them too)"
+            )
+    return notes
 
 
 def add_parser(sub) -> None:
