@@ -136,6 +136,7 @@ class MedDenoiseParameterNode:
     strength: blend of input (0) and result (1), applied live after a run. createResidual: add "<input> residual".
     createNoiseMap: add "<input> noise map" (local standard deviation of the residual, in the input's units).
     device, roiSize, overlap, sliceAxis, separateProcess: how it runs.
+    leaveMetalOut: with model auto on CT, leave clusters at or above 2500 HU out of the denoising (no halo).
     """
 
     inputVolume: Union[vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode]
@@ -161,6 +162,7 @@ class MedDenoiseParameterNode:
     overlap: Annotated[float, WithinRange(0.0, 0.95)] = 0.25
     sliceAxis: SliceAxis = SliceAxis.AUTO
     separateProcess: bool = True
+    leaveMetalOut: bool = True
 
 
 #
@@ -669,6 +671,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             "overlap": float(parameterNode.overlap),
             "sliceAxis": parameterNode.sliceAxis.array_axis,
             "separateProcess": bool(parameterNode.separateProcess),
+            "leaveMetalOut": bool(parameterNode.leaveMetalOut),
             "window": window,
             "modality": None if modality is Modality.FROM_DICOM else modality.value,
             "ensemble": parameterNode.ensemble.value,
@@ -716,6 +719,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         previewSlice=None,
         measure=None,
         exclude=None,
+        leaveMetalOut=True,
     ):
         """Denoise ``inputVolume`` into ``outputVolume`` (None: a new "<input name> denoised" volume).
 
@@ -745,6 +749,8 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             exclude: a segmentation or label map node left out of the denoising (metal, an implant): its voxels keep
                 their values and do not spread into the tissue around them, which is denoised as if they were not
                 there.
+            leaveMetalOut: with model "auto" on CT, leave clusters at or above 2500 HU (metal) out of the denoising,
+                as ``exclude`` leaves a region out (the library's default); False denoises them too.
             wholeSequence: see ``inputVolume``.
             residual: also create "<input> residual" (input minus output, float32).
             noiseMap: also create "<input> noise map": the local standard deviation of the residual in the input's
@@ -798,6 +804,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             modality=modality,
             ensemble=ensemble,
             refine=refine,
+            leave_metal_out=leaveMetalOut,
         )
         needed = ("meddenoiselib",) if separateProcess else ("torch", "monai", "meddenoiselib")
         missing = missing_modules(needed)

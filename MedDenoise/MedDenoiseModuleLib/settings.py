@@ -209,6 +209,8 @@ class DenoiseSettings:
             single 2D image and a CT series of up to 8 slices, 4 for one of up to 64 the CT model refines, else 1).
         refine: ``"auto"``, ``"on"`` or ``"off"``: the collaborative Wiener refinement (a :class:`Refine` is accepted
             too).
+        leave_metal_out: with ``auto`` on CT, leave clusters at or above 2500 HU out of the denoising (the library's
+            default); False denoises them too (``--metal off``).
     """
 
     model: str = "auto"
@@ -222,6 +224,7 @@ class DenoiseSettings:
     modality: str | None = None
     ensemble: int | str = "auto"
     refine: str = "auto"
+    leave_metal_out: bool = True
 
     def __post_init__(self) -> None:
         device = self.device.value if isinstance(self.device, Device) else str(self.device)
@@ -272,6 +275,7 @@ class DenoiseSettings:
 
         Args:
             modality_option: the CLI has ``--modality`` (see :func:`cli_supports`); otherwise it is left out.
+            ``--metal off`` is passed only to a library that has it (an older one leaves no metal out anyway).
         """
         arguments = [
             "--model",
@@ -295,6 +299,8 @@ class DenoiseSettings:
             arguments += ["--refine", self.refine]
         if self.modality is not None and modality_option:
             arguments += ["--modality", self.modality]
+        if not self.leave_metal_out and cli_supports("--metal", "off"):
+            arguments += ["--metal", "off"]  # a library without --metal leaves no metal out
         return arguments
 
     def denoiser_arguments(self, progress_callback=None, accepted: tuple[str, ...] | None = None) -> dict:
@@ -319,6 +325,8 @@ class DenoiseSettings:
             arguments["refine"] = self.refine
         if self.modality is not None and accepted is not None and "modality" in accepted:
             arguments["modality"] = self.modality
+        if not self.leave_metal_out and accepted is not None and "metal_hu" in accepted:
+            arguments["metal_hu"] = None
         return arguments
 
 

@@ -199,6 +199,25 @@ def test_a_segment_left_out_keeps_its_values_and_spreads_nowhere(scene, temp_roo
 
 
 @pytest.mark.parametrize("separate", MODES)
+def test_auto_leaves_the_metal_out_unless_unchecked(scene, temp_root, ct_series_dir, separate):
+    ct = read_volume(ct_series_dir).slab(1, 136, 200).slab(2, 288, 352)
+    voxels = np.array(ct.array, dtype=np.int16)
+    y, x = np.mgrid[:64, :64]
+    metal = np.broadcast_to((y - 32) ** 2 + (x - 32) ** 2 <= 16, voxels.shape)
+    voxels[metal] = 3000
+    node = add_volume_node(scene, voxels, ct.ijk_to_ras(), name="implant CT")
+    settings = DenoiseSettings(model="auto", modality="ct", separate_process=separate)
+    task = _run(node, settings, temp_root)
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(task.output_node)[metal], voxels[metal])
+    assert task.report["metal_voxels_left_out"] == int(metal.sum())
+    task = _run(
+        node, DenoiseSettings(model="auto", modality="ct", separate_process=separate, leave_metal_out=False), temp_root
+    )
+    assert "metal_voxels_left_out" not in task.report
+    assert not np.array_equal(slicer.util.arrayFromVolume(task.output_node)[metal], voxels[metal])
+
+
+@pytest.mark.parametrize("separate", MODES)
 def test_a_volume_with_no_data_keeps_it_in_both_modes(scene, temp_root, mr_nifti, separate):
     """A resampled float volume whose corner holds NaN (no data): the module's run gives NaN back there, exactly,
     and denoises the rest as the library does; the live strength blend keeps NaN too."""

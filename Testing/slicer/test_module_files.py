@@ -242,6 +242,7 @@ def test_ui_file_matches_the_code_and_the_parameter_node():
         "overlap",
         "sliceAxis",
         "separateProcess",
+        "leaveMetalOut",
     ]
     assert set(bound) == set(fields) - {"model"}, "every setting but the model list is bound with connectGui"
     expected_classes = {
@@ -267,6 +268,7 @@ def test_ui_file_matches_the_code_and_the_parameter_node():
         "overlap": "QDoubleSpinBox",
         "sliceAxis": "QComboBox",
         "separateProcess": "QCheckBox",
+        "leaveMetalOut": "QCheckBox",
     }
     assert {field: cls for field, (_, cls) in bound.items()} == expected_classes
     for required in (

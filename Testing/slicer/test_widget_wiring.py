@@ -162,6 +162,7 @@ def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
     parameters.modality = module.Modality.CT
     parameters.createResidual = True
     parameters.createNoiseMap = True
+    parameters.leaveMetalOut = False
 
     gui.ui.applyButton.click()
 
@@ -187,6 +188,7 @@ def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
             "noiseMap",
             "strength",
             "separateProcess",
+            "leaveMetalOut",
             "waitForCompletion",
         )
     } == {
@@ -207,6 +209,7 @@ def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
         "noiseMap": True,
         "strength": 1.0,
         "separateProcess": True,
+        "leaveMetalOut": False,
         "waitForCompletion": False,
     }
     (runner,) = FakeRunner.instances
@@ -230,6 +233,7 @@ def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
         "-500.0,1200.0",
     ]
     assert options[14:18] == ["--ensemble", "4", "--refine", "off"]
+    assert options[options.index("--metal") + 1] == "off"
     assert options[-5:-3] == ["--report", str(Path(command[4]).with_name("report.json"))]
     assert options[-3:] == ["--progress-format", "lines", "--overwrite"]
     assert gui.states == ["RUNNING"] and gui.timer.active
