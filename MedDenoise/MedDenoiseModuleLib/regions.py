@@ -104,17 +104,12 @@ class RegionMeasurement:
     def measure(self, noisy: np.ndarray, shown: np.ndarray) -> list[dict]:
         """Statistics of every region in ``noisy`` (the input) and ``shown`` (the output at the current strength),
         both ``(K, J, I[, C])`` in the input's units."""
-        from meddenoiselib.evaluation.regions import region_statistics
+        from meddenoiselib.evaluation.regions import statistics_in_regions
         from meddenoiselib.io.volume import Volume
 
-        def volume(array):
-            return Volume.from_ijk_to_ras(np.asarray(array), self.ijk_to_ras)
-
-        before, after = volume(noisy), volume(shown)
-        self.rows = []
-        for name, inside in self.regions:
-            (row,) = region_statistics(before, after, volume(inside.astype(np.uint8)), {1: name})
-            self.rows.append(row)
+        before, after = (Volume.from_ijk_to_ras(np.asarray(array), self.ijk_to_ras) for array in (noisy, shown))
+        regions = [(index + 1, name, inside) for index, (name, inside) in enumerate(self.regions)]
+        self.rows = statistics_in_regions(before, after, regions)
         return self.rows
 
     def notes(self) -> dict[str, str]:

@@ -178,37 +178,48 @@ def _warn_if_resampled(image, source: Path) -> None:
 _LABEL_OPTIONS = ("mask", "exclude", "measure")
 
 
+def _read_label_image(path):
+    """A ``--mask`` / ``--exclude`` file as one label image: a Slicer segmentation whose segments overlap (several
+    layers) as the union of its segments."""
+    from ..io import read_volume
+    from ..io.probe import slicer_segments
+    from ..io.segmentation import union_of_labels
+
+    labels = read_volume(path)
+    return union_of_labels(labels) if labels.num_components > 1 and slicer_segments(path) else labels
+
+
 def _read_masks(args: argparse.Namespace) -> dict:
     """``mask=`` and ``exclude=`` of the denoiser: the ``--mask`` and ``--exclude`` volumes, or None."""
-    from ..io import read_volume
-
     paths = {name: getattr(args, name, None) for name in ("mask", "exclude")}
-    return {name: read_volume(path) if path else None for name, path in paths.items()}
+    return {name: _read_label_image(path) if path else None for name, path in paths.items()}
 
 
-def _read_regions(args: argparse.Namespace, volume):
-    """``--measure``'s label map, checked against ``volume``'s grid before anything is computed; None without it."""
+def _read_regions(args: argparse.Namespace, volume) -> list | None:
+    """``--measure``'s regions ``(label, name, inside)`` (each segment of a Slicer segmentation, overlapping ones
+    whole; else each label value), checked against ``volume``'s grid before anything is computed; None without it."""
     if not getattr(args, "measure", None):
         return None
     from ..blend import mask_array
     from ..inference import preview_slab
     from ..io import read_volume
+    from ..io.probe import slicer_segments
+    from ..io.segmentation import label_regions, union_of_labels
 
     labels = read_volume(args.measure)
-    mask_array(volume, labels, "the regions")
+    mask_array(volume, union_of_labels(labels), "the regions")
     if getattr(args, "preview_slice", None) is not None:
         labels = preview_slab(labels, args.preview_slice, args.slice_axis)  # the previewed slice's regions
-    return labels
+    return label_regions(labels, slicer_segments(args.measure))
 
 
-def _measure(args: argparse.Namespace, labels, noisy, result) -> dict:
+def _measure(args: argparse.Namespace, regions: list | None, noisy, result) -> dict:
     """``--measure``: mean, SD and SNR per region before and after (logged; returned for the report), or empty."""
-    if labels is None:
+    if regions is None:
         return {}
-    from ..evaluation.regions import CNR_DEFINITION, contrast_to_noise, region_statistics
-    from ..io.probe import segment_names
+    from ..evaluation.regions import CNR_DEFINITION, contrast_to_noise, statistics_in_regions
 
-    rows = region_statistics(noisy, result, labels, segment_names(args.measure))
+    rows = statistics_in_regions(noisy, result, regions)
     for row in rows:
         logger.info(
             "  region %d%s: SD %.4g -> %.4g, mean %.4g -> %.4g (%d voxels)",

@@ -16,7 +16,7 @@ from ..blend import mask_array
 from ..errors import MedDenoiseError
 from ..io.volume import Volume
 
-__all__ = ["CNR_DEFINITION", "MAX_REGIONS", "contrast_to_noise", "region_statistics"]
+__all__ = ["CNR_DEFINITION", "MAX_REGIONS", "contrast_to_noise", "region_statistics", "statistics_in_regions"]
 
 #: the most label values measured (a label map of an atlas would otherwise give hundreds of rows)
 MAX_REGIONS = 32
@@ -43,8 +43,7 @@ def region_statistics(
         names: region names by label value (a Slicer segmentation's segment names). Defaults to None.
 
     Returns:
-        One dict per label value, ascending: ``label``, ``name``, ``voxels``, ``mean_before``, ``sd_before``,
-        ``snr_before``, ``mean_after``, ``sd_after``, ``snr_after`` (units of the image).
+        :func:`statistics_in_regions` rows, ascending label value.
 
     Raises:
         MedDenoiseError: the labels are not on the image's grid, label nothing, or hold more than
@@ -53,15 +52,36 @@ def region_statistics(
     mask_array(noisy, labels, "the regions")  # the grid, the shape, and at least one labelled voxel
     values = np.asarray(labels.array)
     ids = np.unique(values[values != 0])
-    if len(ids) > MAX_REGIONS:
+    regions = [(int(label), (names or {}).get(int(label), ""), values == label) for label in ids]
+    return statistics_in_regions(noisy, denoised, regions)
+
+
+def statistics_in_regions(
+    noisy: Volume, denoised: Volume, regions: list[tuple[int, str, np.ndarray]]
+) -> list[dict[str, Any]]:
+    """Voxel count, mean, standard deviation and SNR (mean / SD) before and after in each region.
+
+    Args:
+        noisy: the input, ``(Z, Y, X[, C])``, in its units. denoised: the output, the same grid.
+        regions: ``(label, name, inside)``, ``inside`` boolean ``(Z, Y, X)`` on that grid; regions may overlap (the
+            segments of a Slicer segmentation, :func:`~meddenoiselib.io.segmentation.label_regions`).
+
+    Returns:
+        One dict per region, in order: ``label``, ``name``, ``voxels``, ``mean_before``, ``sd_before``,
+        ``snr_before``, ``mean_after``, ``sd_after``, ``snr_after`` (units of the image).
+
+    Raises:
+        MedDenoiseError: more than :data:`MAX_REGIONS` regions, or none.
+    """
+    if not regions:
+        raise MedDenoiseError("the regions label nothing on the image's grid")
+    if len(regions) > MAX_REGIONS:
         raise MedDenoiseError(
-            f"the regions hold {len(ids)} label values; measure at most {MAX_REGIONS} (merge or pick labels first)"
+            f"the regions hold {len(regions)} label values; measure at most {MAX_REGIONS} (merge or pick labels first)"
         )
     rows = []
-    for label in ids:
-        region = values == label
-        row: dict[str, Any] = {"label": int(label), "name": (names or {}).get(int(label), "")}
-        row["voxels"] = int(np.count_nonzero(region))
+    for label, name, region in regions:
+        row: dict[str, Any] = {"label": int(label), "name": name, "voxels": int(np.count_nonzero(region))}
         for when, image in (("before", noisy), ("after", denoised)):
             data = _values(image, region)
             mean = float(data.mean()) if data.size else float("nan")

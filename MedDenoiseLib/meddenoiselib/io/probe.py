@@ -37,7 +37,8 @@ __all__ = [
     "VolumeHeader",
     "four_d_error",
     "probe_volume",
-    "segment_names",
+    "Segment",
+    "slicer_segments",
     "sitk_read_error",
     "text_header_data_files",
 ]
@@ -424,19 +425,33 @@ def _probe_with_sitk(path: Path, fmt: str, max_bytes: int | None) -> VolumeHeade
     )
 
 
-def segment_names(path: str | Path) -> dict[int, str]:
-    """The segment names of a 3D Slicer segmentation (``.seg.nrrd``) by label value (one layer), else empty."""
+@dataclass(frozen=True)
+class Segment:
+    """One segment of a 3D Slicer segmentation file: its name, the layer (component) holding it, its label value."""
+
+    name: str
+    layer: int
+    value: int
+
+
+def slicer_segments(path: str | Path) -> list[Segment]:
+    """The segments of a 3D Slicer segmentation (``.seg.nrrd``) in the file's order, else empty. Overlapping segments
+    are stored in separate layers (the file's components); a segment is the voxels of its layer at its value."""
     path = Path(path)
     if detect_format(path) != "nrrd":
-        return {}
+        return []
     values, _ = _text_header(path)
-    names = {}
-    for key, name in values.items():
-        if key.startswith("segment") and key.endswith("_name"):
-            label = values.get(key[: -len("_name")] + "_labelvalue", "")
-            if label.strip().isdigit():
-                names[int(label)] = name
-    return names
+    found = []
+    for index in range(len(values)):
+        value = values.get(f"segment{index}_labelvalue", "").strip()
+        if not value.isdigit():
+            if f"segment{index}_id" not in values:
+                break
+            continue
+        layer = values.get(f"segment{index}_layer", "0").strip()
+        name = values.get(f"segment{index}_name", "")
+        found.append(Segment(name, int(layer) if layer.isdigit() else 0, int(value)))
+    return found
 
 
 def _slicer_segmentation(path: Path) -> str:
