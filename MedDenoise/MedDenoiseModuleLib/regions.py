@@ -15,7 +15,7 @@ from .masks import labels_on_input_grid
 
 __all__ = ["RegionMeasurement", "fill_region_table", "regions_of_node"]
 
-#: the region table's columns and the keys of ``region_statistics`` rows they show.
+#: the region table's columns and the keys of ``statistics_in_regions`` rows they show.
 _COLUMNS = (
     ("region", "name"),
     ("voxels", "voxels"),
@@ -90,7 +90,7 @@ class RegionMeasurement:
         where: what is measured, for the report (e.g. ``"slice 12"``, ``"item 3 of the sequence"``); "" for all.
 
     Attributes:
-        rows: the latest ``meddenoiselib.evaluation.regions.region_statistics`` rows (name, voxels, mean, SD and
+        rows: the latest ``meddenoiselib.evaluation.regions.statistics_in_regions`` rows (name, voxels, mean, SD and
             SNR before and after, in the input's units).
     """
 

@@ -117,7 +117,7 @@ class DenoiseTask:
         report: the QA numbers of the run (noise before/after, run time, device, model) once DONE.
         report_table: the ``vtkMRMLTableNode`` showing :attr:`report`.
         regions: the region statistics of ``measure_node`` at the current strength (dicts of
-            ``meddenoiselib.evaluation.regions.region_statistics``); region_table: the table showing them.
+            ``meddenoiselib.evaluation.regions.statistics_in_regions``); region_table: the table showing them.
         blend: the :class:`~.blend.LiveBlend` of the result (strength slider).
         notes: what the module adds to the report (e.g. the automatic-choice fallback).
         seconds: wall time from start to the end state. command: the child's command line. log: last lines.
