@@ -42,8 +42,9 @@ def regions_of_node(node, reference_node) -> list[tuple[str, np.ndarray]]:
     """``(name, inside)`` per region of ``node`` on ``reference_node``'s voxel grid; ``inside`` is bool ``(K, J, I)``.
 
     Args:
-        node: a segmentation (one region per segment, named as in the Segment Editor) or a label map (one region
-            per non-zero value, named from its colour table, else ``label <value>``).
+        node: a segmentation (one region per segment, named as in the Segment Editor; of more than
+            ``MAX_REGIONS`` segments, the visible ones) or a label map (one region per non-zero value, named from its
+            colour table, else ``label <value>``).
         reference_node: the input volume (its proxy node for a sequence).
 
     Raises:
@@ -60,8 +61,15 @@ def regions_of_node(node, reference_node) -> list[tuple[str, np.ndarray]]:
         segment_ids = [ids.GetValue(index) for index in range(ids.GetNumberOfValues())]
         if not segment_ids:
             raise ValueError(f"The segmentation '{name}' has no segments to measure.")
+        display = node.GetDisplayNode()
+        if len(segment_ids) > MAX_REGIONS and display is not None:
+            # an atlas or TotalSegmentator result: the segments the user shows are the ones meant
+            segment_ids = [segment_id for segment_id in segment_ids if display.GetSegmentVisibility(segment_id)]
         if len(segment_ids) > MAX_REGIONS:
-            raise ValueError(f"'{name}' has {len(segment_ids)} segments; measure at most {MAX_REGIONS}.")
+            raise ValueError(
+                f"'{name}' has {len(segment_ids)} visible segments; measure at most {MAX_REGIONS} (hide the others "
+                "in the Segmentations module)."
+            )
         regions = [
             (segmentation.GetSegment(segment_id).GetName(), labels_on_input_grid(node, reference_node, [segment_id]))
             for segment_id in segment_ids

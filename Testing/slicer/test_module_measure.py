@@ -159,3 +159,26 @@ def test_label_map_regions_and_refusals_before_anything_runs(scene, temp_root, c
     assert failed.error == "The segmentation 'nothing painted' has no segments to measure."
     assert scene.GetNumberOfNodes() == nodes + 1  # the empty segmentation; nothing else added
     assert not any(temp_root.iterdir())
+
+
+def test_of_many_segments_the_visible_ones_are_measured(scene, chest):
+    """A segmentation with more segments than can be measured (an atlas, a TotalSegmentator result): the ones the
+    user shows are measured; too many shown is refused with what to do."""
+    from meddenoiselib.evaluation.regions import MAX_REGIONS
+    from MedDenoiseModuleLib import regions_of_node
+
+    ct, fat, soft = chest
+    node = add_volume_node(scene, ct.array, ct.ijk_to_ras(), name="chest")
+    boxes = {}
+    for index in range(MAX_REGIONS + 2):
+        inside = np.zeros(ct.shape, bool)
+        inside[:, 10 * index : 10 * index + 5, 250:260] = True
+        boxes[f"box {index}"] = inside
+    segmentation = _painted(scene, node, boxes)
+    segmentation.CreateDefaultDisplayNodes()
+    with pytest.raises(ValueError, match=f"34 visible segments; measure at most {MAX_REGIONS} \\(hide the others"):
+        regions_of_node(segmentation, node)
+    display, ids = segmentation.GetDisplayNode(), segmentation.GetSegmentation()
+    for index in range(3, MAX_REGIONS + 2):
+        display.SetSegmentVisibility(ids.GetNthSegmentID(index), False)
+    assert [name for name, _ in regions_of_node(segmentation, node)] == ["box 0", "box 1", "box 2"]
