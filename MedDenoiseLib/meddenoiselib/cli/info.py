@@ -170,8 +170,8 @@ def _denoising_notes(volume) -> dict[str, str]:
     if volume.num_components == 1 and detect_modality(frame).modality == Modality.CT:
         from ..transforms.metal import METAL_HU, metal_region
 
-        frames = volume.array if isinstance(volume, VolumeSeries) else [volume.array]
-        count = sum(int(region.sum()) for region in map(metal_region, frames) if region is not None)
+        region = metal_region(volume.array)  # of each frame of a series
+        count = 0 if region is None else int(region.sum())
         if count:
             notes["metal"] = (
                 f"{count} voxels at or above {METAL_HU:g} HU in clusters: denoise (model auto) leaves them out "

@@ -12,11 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from ..blend import mask_array
 from ..errors import MedDenoiseError
 from ..io.volume import Volume
 
-__all__ = ["CNR_DEFINITION", "MAX_REGIONS", "contrast_to_noise", "region_statistics", "statistics_in_regions"]
+__all__ = ["CNR_DEFINITION", "MAX_REGIONS", "contrast_to_noise", "statistics_in_regions"]
 
 #: the most label values measured (a label map of an atlas would otherwise give hundreds of rows)
 MAX_REGIONS = 32
@@ -30,30 +29,6 @@ def _values(volume: Volume, region: np.ndarray) -> np.ndarray:
     if values.ndim > 1:
         values = values.mean(axis=-1)
     return values[~np.isnan(values)]
-
-
-def region_statistics(
-    noisy: Volume, denoised: Volume, labels: Volume, names: dict[int, str] | None = None
-) -> list[dict[str, Any]]:
-    """Voxel count, mean, standard deviation and SNR (mean / SD) before and after, per non-zero label value.
-
-    Args:
-        noisy: the input, ``(Z, Y, X[, C])``, in its units. denoised: the output, the same grid.
-        labels: a label map on that grid (a Slicer segmentation, a NIfTI label map); each non-zero value a region.
-        names: region names by label value (a Slicer segmentation's segment names). Defaults to None.
-
-    Returns:
-        :func:`statistics_in_regions` rows, ascending label value.
-
-    Raises:
-        MedDenoiseError: the labels are not on the image's grid, label nothing, or hold more than
-            :data:`MAX_REGIONS` values.
-    """
-    mask_array(noisy, labels, "the regions")  # the grid, the shape, and at least one labelled voxel
-    values = np.asarray(labels.array)
-    ids = np.unique(values[values != 0])
-    regions = [(int(label), (names or {}).get(int(label), ""), values == label) for label in ids]
-    return statistics_in_regions(noisy, denoised, regions)
 
 
 def statistics_in_regions(
@@ -93,6 +68,6 @@ def statistics_in_regions(
 
 
 def contrast_to_noise(first: dict[str, Any], second: dict[str, Any], when: str) -> float:
-    """:data:`CNR_DEFINITION` of two rows of :func:`region_statistics`, ``when`` ``"before"`` or ``"after"``."""
+    """:data:`CNR_DEFINITION` of two rows of :func:`statistics_in_regions`, ``when`` ``"before"`` or ``"after"``."""
     pooled = np.sqrt((first[f"sd_{when}"] ** 2 + second[f"sd_{when}"] ** 2) / 2)
     return float(abs(first[f"mean_{when}"] - second[f"mean_{when}"]) / pooled) if pooled > 0 else float("nan")

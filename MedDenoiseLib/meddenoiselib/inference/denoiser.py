@@ -916,13 +916,7 @@ class Denoiser:
         ``metal_hu`` None, or no metal."""
         if self.metal_hu is None or choice.modality != Modality.CT or image.num_components != 1:
             return None
-        if isinstance(image, VolumeSeries):
-            found = [metal_region(frame, self.metal_hu) for frame in image.array]
-            if all(frame is None for frame in found):
-                return None
-            metal = np.stack([np.zeros(image.shape, bool) if frame is None else frame for frame in found])
-        else:
-            metal = metal_region(image.array, self.metal_hu)
+        metal = metal_region(image.array, self.metal_hu)
         return None if metal is None or metal.all() else metal  # all metal: nothing around it to protect
 
     @staticmethod

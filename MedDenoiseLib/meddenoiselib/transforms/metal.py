@@ -21,16 +21,21 @@ METAL_HU = 2500.0
 
 
 def metal_region(hu: np.ndarray, threshold: float = METAL_HU) -> np.ndarray | None:
-    """The metal voxels of a CT volume, or None when it has none.
+    """The metal voxels of a CT volume, or of each frame of a 4D CT series, or None when it has none.
 
     Args:
-        hu: ``(Z, Y, X)`` in HU, any real dtype.
+        hu: ``(Z, Y, X)``, or ``(T, Z, Y, X)`` for a series (each frame on its own), in HU, any real dtype.
         threshold: the HU value metal reaches (:data:`METAL_HU`).
 
     Returns:
-        Boolean ``(Z, Y, X)``: voxels at or above ``threshold`` in 26-connected clusters of at least two; None when
-        there is none.
+        Boolean, ``hu``'s shape: voxels at or above ``threshold`` in 26-connected clusters (within their frame) of at
+        least two; None when there is none.
     """
+    if hu.ndim == 4:
+        frames = [metal_region(frame, threshold) for frame in hu]
+        if all(frame is None for frame in frames):
+            return None
+        return np.stack([np.zeros(hu.shape[1:], bool) if frame is None else frame for frame in frames])
     bright = hu >= threshold
     if not bright.any():
         return None
