@@ -48,7 +48,7 @@ from .regions import RegionMeasurement, fill_region_table, regions_of_node
 from .runner import ProcessRunner, SubprocessRunner, parse_progress_line
 from .sequences import create_output_sequence, current_item, refresh_proxies, sequence_of, series_from_sequence
 from .settings import UNKNOWN_AUTO_MODEL, DenoiseSettings, build_cli_command, cli_supports
-from .volumes import read_volume_file, volume_from_node, world_ijk_to_ras, write_volume_file
+from .volumes import read_volume_file, resampling_sign_of_node, volume_from_node, world_ijk_to_ras, write_volume_file
 
 __all__ = ["DenoiseTask", "TaskState"]
 
@@ -257,6 +257,7 @@ class DenoiseTask:
                 self._log(f"Left out: '{self.exclude_node.GetName()}', {int(self._exclude.array.sum())} voxels")
             if self.measure_node is not None:
                 self._measurement = self._regions_to_measure()
+            self._name_resampled_input()
         except Exception as exc:  # noqa: BLE001 - every failure becomes one message
             self._finish(TaskState.FAILED, _describe_exception(exc))
             return self
@@ -265,6 +266,16 @@ class DenoiseTask:
         else:
             self._start_thread()
         return self
+
+    def _name_resampled_input(self) -> None:
+        """Say so in the log and the report when the input's header says it was resampled (user need 21), as the
+        command line does for a file: the node's DICOM instances or the file it was loaded from tell."""
+        sign = resampling_sign_of_node(self.input_node)
+        if sign:
+            from meddenoiselib.io.provenance import resampling_message
+
+            self._log(f"Warning: {resampling_message(sign, repr(self.input_node.GetName()))}")
+            self.notes["input_resampled"] = sign
 
     def _regions_to_measure(self) -> RegionMeasurement:
         """The measure node's regions on the grid of what is shown after the run: the volume, a preview's slice, or

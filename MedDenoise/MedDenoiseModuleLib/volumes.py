@@ -26,6 +26,7 @@ __all__ = [
     "output_node_name",
     "place_next_to",
     "read_volume_file",
+    "resampling_sign_of_node",
     "update_node_from_volume",
     "volume_from_node",
     "world_ijk_to_ras",
@@ -135,6 +136,37 @@ def dicom_modality(node) -> str | None:
             return value
         item = hierarchy.GetItemParent(item)
     return None
+
+
+#: the node attribute in which Slicer's DICOM module lists the SOP Instance UIDs a volume was loaded from
+DICOM_INSTANCE_UIDS = "DICOM.instanceUIDs"
+
+
+def resampling_sign_of_node(node) -> str:
+    """Why the header ``node`` was loaded from says it was resampled (``meddenoiselib.io.provenance``), or ``""``.
+
+    A node carries no header of its own, so this looks where Slicer keeps it: for a volume loaded by the DICOM
+    module, the ImageType of its first instance in the application's DICOM database (``slicer.dicomDatabase``,
+    absent outside the application); otherwise the header of the file its storage node reads (NIfTI, DICOM).
+    """
+    try:
+        from meddenoiselib.io.provenance import header_resampling_sign, image_type_sign
+    except ImportError:  # a library older than this module: no advice rather than no denoising
+        return ""
+
+    uids = (node.GetAttribute(DICOM_INSTANCE_UIDS) or "").split()
+    database = getattr(slicer, "dicomDatabase", None)
+    if uids and database is not None:
+        try:
+            image_type = database.instanceValue(uids[0], "0008,0008")
+        except Exception:  # noqa: BLE001 - a database that cannot answer gives no advice
+            image_type = ""
+        sign = image_type_sign(image_type)
+        if sign:
+            return sign
+    storage = node.GetStorageNode() if hasattr(node, "GetStorageNode") else None
+    file_name = storage.GetFileName() if storage is not None else None
+    return header_resampling_sign(file_name) if file_name else ""
 
 
 def volume_from_node(node):

@@ -65,3 +65,27 @@ def test_a_reformatted_dicom_series_is_named(tmp_path, ct_series_dir, capsys):
     out = tmp_path / "out.nrrd"
     assert main(["denoise", str(folder), str(out), "--model", "median", "--preview-slice", "1", "--no-progress"]) == 0
     assert "mpr looks resampled: its DICOM ImageType is DERIVED\\SECONDARY\\MPR" in capsys.readouterr().err
+
+
+def test_a_file_header_alone_says_the_same_as_the_image(tmp_path, mr_nifti, ct_series_dir):
+    """``header_resampling_sign`` (what the Slicer module asks of the file a node was loaded from) agrees with
+    ``resampling_sign`` of the image read whole, for NIfTI and DICOM; other formats and broken files give ``""``."""
+    from meddenoiselib.io.provenance import header_resampling_sign
+
+    for code in (1, 2, 3, 4, 5):
+        path = _with_sform_code(mr_nifti, tmp_path / f"s{code}.nii.gz", code)
+        assert header_resampling_sign(path) == resampling_sign(read_volume(path))
+    assert header_resampling_sign(tmp_path / "s4.nii.gz").startswith("its NIfTI sform code is 4")
+
+    source = sorted(ct_series_dir.glob("*.dcm"))[0]
+    assert header_resampling_sign(source) == ""  # ORIGINAL\PRIMARY\AXIAL
+    dataset = pydicom.dcmread(source)
+    dataset.ImageType = ["DERIVED", "SECONDARY", "MIP"]
+    dataset.save_as(tmp_path / "mip.dcm")
+    assert header_resampling_sign(tmp_path / "mip.dcm") == resampling_sign(read_volume(tmp_path / "mip.dcm"))
+    assert "(MIP: a reformatted series)" in header_resampling_sign(tmp_path / "mip.dcm")
+
+    (tmp_path / "broken.nii.gz").write_bytes(b"not gzip")
+    assert header_resampling_sign(tmp_path / "broken.nii.gz") == ""
+    assert header_resampling_sign(tmp_path / "missing.dcm") == ""
+    assert header_resampling_sign(tmp_path / "image.png") == ""
