@@ -284,17 +284,57 @@ def test_a_single_sagittal_dicom_slice_keeps_its_geometry_in_any_3d_format(tmp_p
     np.testing.assert_allclose(back.spacing[:2], volume.spacing[:2], rtol=1e-5)
 
 
-def test_a_source_header_pydicom_cannot_write_back_fails_with_one_line_naming_it(tmp_path):
-    """pydicom's SC_rgb_jpeg.dcm has a malformed ContentDate that pydicom reads but cannot write: the error names the
-    source file (not the output's temporary name), in one line (pydicom's text carries a traceback), and leaves
-    nothing behind."""
-    from meddenoiselib import MedDenoiseError
-
+def test_a_source_in_implicit_vr_under_an_explicit_syntax_is_written_with_its_tags(tmp_path):
+    """pydicom's SC_rgb_jpeg.dcm is encoded in implicit VR although its transfer syntax (JPEG baseline) is explicit;
+    pydicom reads it (warning) but its not-yet-decoded elements have no VR, which the explicit-VR writer could not
+    encode ("With tag (0008,0023) got exception: encoding without a string argument": the whole denoising was lost at
+    the last step). Each element is decoded before writing now: the derived file holds the source's tags and
+    values, and reads back as the image written."""
     from ..conftest import dicom_testdata
 
     source = dicom_testdata("SC_rgb_jpeg.dcm")
+    volume = read_volume(source)
+    write_volume(volume, tmp_path / "derived.dcm")
+    derived, original = pydicom.dcmread(tmp_path / "derived.dcm"), pydicom.dcmread(source, force=True)
+    assert derived.ContentDate == original.ContentDate == "20200217"
+    assert derived.PatientName == original.PatientName and derived.StudyInstanceUID == original.StudyInstanceUID
+    assert derived.SeriesInstanceUID != original.SeriesInstanceUID and "DERIVED" in derived.ImageType
+    np.testing.assert_array_equal(read_volume(tmp_path / "derived.dcm").array, volume.array)
+
+
+def test_a_private_element_that_does_not_decode_as_its_dictionary_vr_keeps_its_bytes(tmp_path, ct_series_dir):
+    """The sample chest CT's private (01F1,1026) holds the text b'0.15' where the private dictionary says FD: in a
+    copy encoded in implicit VR under an explicit transfer syntax (as SC_rgb_jpeg.dcm is) it cannot be decoded to
+    get its VR, and is written with its bytes as UN; every standard element keeps its value."""
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    dataset = pydicom.dcmread(sorted(ct_series_dir.glob("*.dcm"))[0])
+    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset.save_as(tmp_path / "mislabelled.dcm", implicit_vr=True, little_endian=True, force_encoding=True)
+    with pytest.warns(UserWarning, match="Expected explicit VR, but found implicit VR"):
+        volume = read_volume(tmp_path / "mislabelled.dcm")
+    write_volume(volume, tmp_path / "derived.dcm")
+    derived = pydicom.dcmread(tmp_path / "derived.dcm")
+    assert derived.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert derived.get_item(0x01F11026).VR == "UN" and derived.get_item(0x01F11026).value == b"0.15"
+    for keyword in ("PatientName", "StudyInstanceUID", "RescaleIntercept", "PixelSpacing", "ImagePositionPatient"):
+        assert derived.data_element(keyword).value == dataset.data_element(keyword).value
+    np.testing.assert_array_equal(read_volume(tmp_path / "derived.dcm").array, volume.array)
+
+
+def test_a_header_pydicom_refuses_to_write_fails_with_one_line_naming_the_source(tmp_path, ct_series_dir, monkeypatch):
+    """When pydicom refuses to write a source's header (its message carries a traceback's text), the error names
+    the source file (not the output's temporary name), in one line, and leaves nothing behind."""
+    from meddenoiselib import MedDenoiseError
+
+    def refuse(*args, **kwargs):
+        raise TypeError("With tag (0008,0023) got exception: encoding without a string argument\nTraceback ...")
+
+    source = sorted(ct_series_dir.glob("*.dcm"))[0]
+    volume = read_volume(source)
+    monkeypatch.setattr(pydicom, "dcmwrite", refuse)
     with pytest.raises(MedDenoiseError) as info:
-        write_volume(read_volume(source), tmp_path / "derived.dcm")
+        write_volume(volume, tmp_path / "derived.dcm")
     message = str(info.value)
     assert message.startswith(str(source)) and "(0008,0023)" in message and "\n" not in message
     assert list(tmp_path.iterdir()) == []

@@ -99,6 +99,8 @@ def write_derived_dicom(
         target = output_dir / names[index]
         syntax = ds.file_meta.TransferSyntaxUID
         try:
+            if not syntax.is_implicit_VR:
+                _give_every_element_a_vr(ds)
             if ds.original_encoding[1] is False:
                 ds = _little_endian_copy(ds)
             pydicom.dcmwrite(
@@ -111,6 +113,34 @@ def write_derived_dicom(
             raise OutputError(f"{source}: this header cannot be written into a derived DICOM file ({reason})") from exc
         written.append(target)
     return written
+
+
+def _give_every_element_a_vr(dataset) -> None:
+    """Give the elements of ``dataset`` (and of its sequences' items) that have no VR one, for an explicit-VR write.
+
+    A source encoded in implicit VR under an explicit-VR transfer syntax (pydicom's SC_rgb_jpeg.dcm; pydicom reads it,
+    warning) holds its elements undecoded and without a VR, which the explicit-VR writer cannot encode ("encoding
+    without a string argument"). Each one is decoded as reading its value would (its VR from the dictionary); one
+    that does not decode as the dictionary's VR (a private tag whose bytes are not what the private dictionary
+    says) keeps its bytes as UN, as DICOM stores an element of unknown VR.
+    """
+    from pydicom.dataelem import DataElement
+
+    for tag in list(dataset.keys()):
+        raw = dataset.get_item(tag)
+        if getattr(raw, "VR", "") is None:
+            try:
+                element = dataset[tag]
+            except Exception:  # noqa: BLE001 - pydicom raises several types for a value that does not fit its VR
+                dataset[tag] = DataElement(tag, "UN", raw.value)
+                continue
+        elif getattr(raw, "VR", "") == "SQ":
+            element = dataset[tag]
+        else:
+            continue
+        if element.VR == "SQ":
+            for item in element.value:
+                _give_every_element_a_vr(item)
 
 
 def _colour_to_stored(values: np.ndarray, image: DicomImage, source: str) -> tuple[np.ndarray, int, int]:
