@@ -20,9 +20,10 @@ from meddenoiselib.inference.collaborative_wiener import (
 from meddenoiselib.io import Volume, read_volume
 from meddenoiselib.transforms import fit_scaling
 
-#: measured on the bundled chest CT, which carries ~27 HU of its own noise that the reference keeps: 26.79 -> 27.05 dB
-#: (the network alone, one view -> 4 views refined; 4 views alone 26.88)
-MIN_CT_GAIN = 0.1
+#: measured on the bundled chest CT, which carries ~27 HU of its own noise that the reference keeps (filtering that away
+#: counts as error here): 26.87 -> 26.97 dB (the network alone, one view -> 8 views refined with twice the measured
+#: noise spectrum, ``CT_NOISE_FACTOR``; with the spectrum as measured 27.10; AVX-512 BF16 machine)
+MIN_CT_GAIN = 0.05
 
 
 @pytest.fixture(scope="module")
@@ -335,9 +336,9 @@ def test_integer_magnitude_mr_has_its_floor_removed_from_the_unrounded_output(mr
 @pytest.mark.parametrize(
     ("skipped", "detail", "views", "bound"),
     [
-        (2, "noise spectrum; 16 blocks matched within 15x15 px on 3 adjacent slices", 4, 0.35),
-        (3, "noise spectrum; 16 blocks matched within 15x15 px on 3 adjacent slices", 1, 0.25),
-        (4, "noise spectrum; 8 blocks matched within 9x9 px on 3 adjacent slices", 1, 0.15),
+        (2, "noise spectrum x2; 16 blocks matched within 15x15 px on 3 adjacent slices", 4, 0.28),
+        (3, "noise spectrum x2; 16 blocks matched within 15x15 px on 3 adjacent slices", 1, 0.22),
+        (4, "noise spectrum x2; 8 blocks matched within 9x9 px on 3 adjacent slices", 1, 0.14),
     ],
     ids=["medium-4-views", "medium", "cheapest"],
 )
@@ -347,8 +348,10 @@ def test_the_cheaper_refinements_of_larger_ct_volumes_still_remove_noise(
     """The refinements longer CT volumes get on a CPU (9-64 slices of 512x512: 16 blocks within 15x15 px from a 4-view
     pilot; up to 128: the same from one view; up to 1024: 8 blocks within 9x9 px from one view; all on 3 slices),
     made to run on the bundled 4-slice chest by lowering the limits of the tiers before them (the CUDA tier among
-    them), at ~60 HU of low-dose noise: W400 PSNR over the body +0.44 (medium, 4 views) / +0.38 (medium) / +0.28 dB
-    (cheapest) over the network alone with one view (BM3D's search with a 4-view pilot: +0.45)."""
+    them), at ~60 HU of low-dose noise: W400 PSNR over the body +0.37 (medium, 4 views) / +0.31 (medium) / +0.22 dB
+    (cheapest) over the network alone with one view (BM3D's search with the 8-view pilot: +0.38; each ~0.07 dB less
+    than with the spectrum as measured: this reference's own ~27 HU of noise, which more filtering removes, counts as
+    error here, see ``CT_NOISE_FACTOR``)."""
     import dataclasses
 
     from meddenoiselib.inference import collaborative_wiener as cw

@@ -1066,7 +1066,7 @@ class Denoiser:
             if variances is None:
                 logger.info("refinement skipped: too little flat tissue to measure the noise spectrum")
                 return denoised
-            noise = NoiseSpectrum(variances)
+            noise = NoiseSpectrum(variances * refinement.noise_factor)
         search = refinement.search
         count = noisy.shape[0] if only is None else len(only)
         with Progress(count, "refining (collaborative Wiener)", self.show_progress, self.progress_callback) as bar:
@@ -1076,7 +1076,10 @@ class Denoiser:
             )  # fmt: skip
         self._refined = refinement.share
         window = 2 * search.radius + 1
-        noise_model = "noise spectrum" if refinement.correlated else "noise level"
+        noise_model = "noise level"
+        if refinement.correlated:
+            factor = refinement.noise_factor
+            noise_model = "noise spectrum" + (f" x{factor:g}" if factor != 1 else "")
         slices = min(2 * refinement.neighbours + 1, noisy.shape[0])
         where = f"{window}x{window} px" + (f" on {slices} adjacent slices" if slices > 1 else "")
         self._refine_detail = f"{noise_model}; {search.matches} blocks matched within {where}"
