@@ -91,8 +91,9 @@ def test_oneshot_gpu_script_trains_side_by_side_until_its_deadline(pack, tmp_pat
     report = json.loads((out / "report.json").read_text())
     model = report["models"]["kpn-us"]
     # the deadline stopped the training (200,000 nominal steps; a child still running 90 s past the deadline is
-    # killed and leaves no weights); the margin is for a loaded test machine (99 s measured beside 3 other jobs)
-    assert 50 <= model["steps"] < 200_000 and time.perf_counter() - start < 40 + 90
+    # killed and leaves no weights, so the weights in the archive below show it stopped on its own); the wall-clock
+    # margin is for a loaded test machine (99 s measured beside 3 other jobs, 131 s beside a benchmark and the CI)
+    assert 50 <= model["steps"] < 200_000 and time.perf_counter() - start < 40 + 200
     assert "psnr" in model["validation"] and report["device"] == "cpu"
     with tarfile.open(out / "gpu_models.tar.gz") as archive:
         names = set(archive.getnames())
