@@ -225,7 +225,7 @@ LARGE_VOLUME_MAX_PIXELS = 1024 * 512 * 512
 #: three at 25 HU with the sharp ramp kernel fall by 0.05-0.17 (two of them chest slices, which carry ~20 HU of noise
 #: of their own that more filtering also removes and the metric counts as error); 3 was not taken, as it loses more
 #: there (-0.28) for +0.02 on the mean. The Philips phantom, whose plastic skull holds too little flat tissue, is not
-#: refined at all. Held out: docs/benchmarks_real_noise.md (stop 51).
+#: refined at all. Sweep: ``python benchmarks/ct_noise_factor.py``; held out: docs/benchmarks_real_noise.md (stop 51).
 CT_NOISE_FACTOR = 2.0
 
 
