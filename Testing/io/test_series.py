@@ -152,7 +152,7 @@ def test_broken_series_files_fail_with_one_message(tmp_path):
     no_geometry.write_bytes(b"NRRD0004\ntype: short\ndimension: 4\nsizes: 5 4 3 2\nencoding: raw\n\n" + bytes(240))
     with pytest.raises(MedDenoiseError, match="needs 'space' and 'space directions'"):
         read_series(no_geometry)
-    with pytest.raises(MedDenoiseError, match="written as .nii, .nii.gz, .nrrd or .tif"):
+    with pytest.raises(MedDenoiseError, match="written as .nii, .nii.gz, .nrrd, .mgz or .tif"):
         write_series(read_series(_write(tmp_path / "ok.nrrd", data)), tmp_path / "out.mha")
 
 

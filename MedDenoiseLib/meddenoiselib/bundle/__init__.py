@@ -48,7 +48,7 @@ DEFAULT_MODEL_FILE = os.path.join("models", "model.pt")
 
 #: file formats (as named by :func:`meddenoiselib.io.detect_format`) that :func:`find_dataset` picks up as volumes,
 #: besides DICOM series folders.
-VOLUME_FORMATS = ("nifti", "nrrd", "metaimage")
+VOLUME_FORMATS = ("nifti", "nrrd", "metaimage", "mgh", "parrec", "minc")
 
 
 def served_models() -> list[str]:
@@ -100,7 +100,7 @@ def find_dataset(dataset_dir: str | os.PathLike, recursive: bool | str = False) 
     found = find_inputs(folder, recursive=recursive)
     inputs = [p for p in found if p.is_dir() or detect_format(p) in VOLUME_FORMATS]
     if not inputs:
-        raise FileNotFoundError(f"{folder}: no NIfTI/NRRD/MetaImage files or DICOM series folders found")
+        raise FileNotFoundError(f"{folder}: no NIfTI/NRRD/MetaImage/MGH/PAR/MINC files or DICOM series folders found")
     root = Path(output_root(folder))
     seen: dict[Path, Path] = {}
     for path in inputs:

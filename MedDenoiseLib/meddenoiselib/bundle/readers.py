@@ -30,11 +30,12 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["VolumeReader"]
 
-_SUPPORTED_FORMATS = ("nifti", "nrrd", "metaimage", "dicom-file")
+_SUPPORTED_FORMATS = ("nifti", "nrrd", "metaimage", "mgh", "parrec", "minc", "dicom-file")
 
 
 class VolumeReader(ImageReader):
-    """Read NIfTI, NRRD, MetaImage, DICOM files and DICOM series folders with :func:`meddenoiselib.io.read_volume`.
+    """Read NIfTI, NRRD, MetaImage, MGH, PAR/REC, MINC, DICOM files and DICOM series folders with
+    :func:`meddenoiselib.io.read_volume`.
 
     The array is returned in MONAI's (and nibabel's) index order ``(x, y, z)`` (``(x, y, z, c)`` for multi-component
     pixels, with ``original_channel_dim = -1``), in the stored dtype (``int16`` for CT in HU), with

@@ -48,7 +48,8 @@ def _output_name(source: Path, output_dir: Path, fmt: str | None, root: Path | N
     """The output for one input of a folder ``root``: the input's name, or for an input in a sub-folder (DICOM
     media's patient / study / series folders) its path below ``root`` joined by ``_``, so that every series of
     every study gets its own name."""
-    from ..io import format_suffix, strip_suffix
+    from ..io import detect_format, format_suffix, strip_suffix
+    from ..io.formats import READ_ONLY_FORMATS
 
     parts = source.relative_to(root).parts if root is not None and source.is_relative_to(root) else (source.name,)
     name = "_".join(parts) if parts else source.name
@@ -57,8 +58,9 @@ def _output_name(source: Path, output_dir: Path, fmt: str | None, root: Path | N
     source = source.with_name(name)
     if fmt:
         return output_dir / (strip_suffix(source.name) + format_suffix(fmt))
-    if source.name.lower().endswith((".hdr", ".hdr.gz")):
-        return output_dir / (strip_suffix(source.name) + format_suffix("nifti"))  # a NIfTI pair becomes one file
+    if source.name.lower().endswith((".hdr", ".hdr.gz")) or detect_format(source) in READ_ONLY_FORMATS:
+        # a NIfTI pair becomes one file; what is read but not written (PAR/REC, MINC) becomes NIfTI
+        return output_dir / (strip_suffix(source.name) + format_suffix("nifti"))
     return output_dir / source.name  # same format (an extension-less DICOM file keeps its name)
 
 
@@ -613,7 +615,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--format",
-        choices=["nifti", "nrrd", "metaimage", "png", "tiff"],
+        choices=["nifti", "nrrd", "mgh", "metaimage", "png", "tiff"],
         help="output format for folder inputs (default: same as each input)",
     )
     p.add_argument("--series-uid", help="DICOM SeriesInstanceUID to read when a folder holds several series")

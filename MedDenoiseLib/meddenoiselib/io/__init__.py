@@ -1,4 +1,5 @@
-"""Reading and writing volumes: NIfTI, NRRD, MetaImage, DICOM series and files, 2D images; 4D series (NIfTI, NRRD)."""
+"""Reading and writing volumes: NIfTI, NRRD, MetaImage, MGH / MGZ, DICOM series and files, 2D images; read only:
+Philips PAR/REC and MINC; 4D series (NIfTI, NRRD, MGH, PAR/REC, TIFF)."""
 
 from __future__ import annotations
 

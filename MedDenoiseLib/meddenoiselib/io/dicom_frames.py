@@ -243,8 +243,8 @@ def _read_dataset(path: Path, label: str, known_suffix: bool):
         raise InputError(f"{label}: not a readable DICOM file ({_reason(exc)})") from exc
     if not known_suffix:
         raise InputError(
-            f"{label}: unsupported file type (expected .nii/.nii.gz/.hdr, .nrrd/.nhdr, .mha/.mhd, .png, .tif, .jpg, "
-            ".bmp, a DICOM file or a DICOM series folder)"
+            f"{label}: unsupported file type (expected .nii/.nii.gz/.hdr, .nrrd/.nhdr, .mha/.mhd, .mgz/.mgh, .PAR, "
+            ".mnc, .png, .tif, .jpg, .bmp, a DICOM file or a DICOM series folder)"
         )
     try:
         dataset = pydicom.dcmread(str(path), defer_size=1024, force=True)

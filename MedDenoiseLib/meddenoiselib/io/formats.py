@@ -8,6 +8,7 @@ from ..errors import OptionError
 
 __all__ = [
     "IMAGE_2D_FORMATS",
+    "READ_ONLY_FORMATS",
     "as_path",
     "detect_format",
     "format_name",
@@ -23,6 +24,10 @@ _SUFFIXES: dict[str, str] = {
     ".hdr.gz": "nifti",
     ".nrrd": "nrrd",
     ".nhdr": "nrrd",
+    ".mgz": "mgh",  # FreeSurfer (compressed)
+    ".mgh": "mgh",
+    ".par": "parrec",  # a Philips PAR/REC pair's header (its data in the .REC beside it); read, not written
+    ".mnc": "minc",  # MINC 1 or 2; read, not written
     ".mha": "metaimage",
     ".mhd": "metaimage",
     ".png": "png",
@@ -39,10 +44,14 @@ _SUFFIXES: dict[str, str] = {
 #: formats that hold a single 2D image (TIFF may hold several pages, so it is not listed here).
 IMAGE_2D_FORMATS = ("png", "jpeg", "bmp")
 
+#: formats read but never written: a scanner's raw export (PAR/REC) and MINC; their results are written as NIfTI.
+READ_ONLY_FORMATS = ("parrec", "minc")
+
 #: the default file suffix written for each format.
 _DEFAULT_SUFFIX = {
     "nifti": ".nii.gz",
     "nrrd": ".nrrd",
+    "mgh": ".mgz",
     "metaimage": ".mha",
     "png": ".png",
     "tiff": ".tif",
@@ -74,6 +83,9 @@ def detect_format(path: str | Path) -> str | None:
 _DISPLAY_NAMES = {
     "nifti": "NIfTI",
     "nrrd": "NRRD",
+    "mgh": "MGH",
+    "parrec": "PAR/REC",
+    "minc": "MINC",
     "metaimage": "MetaImage",
     "png": "PNG",
     "tiff": "TIFF",
@@ -90,7 +102,10 @@ def format_name(fmt: str) -> str:
 
 
 def format_suffix(fmt: str) -> str:
-    """The file suffix written for a format name (``"nifti"`` -> ``".nii.gz"``)."""
+    """The file suffix written for a format name (``"nifti"`` -> ``".nii.gz"``; a read-only format's results are
+    NIfTI: ``"parrec"`` -> ``".nii.gz"``)."""
+    if fmt in READ_ONLY_FORMATS:
+        return _DEFAULT_SUFFIX["nifti"]
     if fmt not in _DEFAULT_SUFFIX:
         raise OptionError(f"unknown format {fmt!r}; choose one of {sorted(_DEFAULT_SUFFIX)}.")
     return _DEFAULT_SUFFIX[fmt]

@@ -137,10 +137,11 @@ def _bids_name_modality(path: Path) -> ModalityGuess | None:
 def detect_modality(volume: Volume, hint: Modality | str | None = None) -> ModalityGuess:
     """The modality of a volume.
 
-    Order: the DICOM Modality tag, a MetaImage's ``Modality`` field (``MET_MOD_CT``, ``MET_MOD_MR``, ...), or for
-    NIfTI the ``Modality`` of its BIDS / dcm2niix JSON sidecar (the same tag, copied); else ``hint`` (e.g.
-    ``--modality``); else a BIDS MR file name (``sub-01_T1w.nii.gz``); else values that look like CT in HU; else
-    :attr:`Modality.OTHER`. A hint that contradicts the tag loses to it (the file knows best).
+    Order: the DICOM Modality tag, a MetaImage's ``Modality`` field (``MET_MOD_CT``, ``MET_MOD_MR``, ...), MR for a
+    Philips PAR/REC file (only MR scanners write it), or for NIfTI the ``Modality`` of its BIDS / dcm2niix JSON
+    sidecar (the same tag, copied); else ``hint`` (e.g. ``--modality``); else a BIDS MR file name
+    (``sub-01_T1w.nii.gz``); else values that look like CT in HU; else :attr:`Modality.OTHER`. A hint that
+    contradicts the tag loses to it (the file knows best).
     """
     tag = volume.metadata.get("0008|0060", "").strip().upper()
     if tag:
@@ -148,7 +149,9 @@ def detect_modality(volume: Volume, hint: Modality | str | None = None) -> Modal
     meta = volume.metadata.get("Modality", "").strip().upper() if volume.source.format == "metaimage" else ""
     if meta.startswith("MET_MOD_") and meta not in ("MET_MOD_OTHER", "MET_MOD_UNKNOWN"):
         return ModalityGuess(_from_dicom_value(meta[len("MET_MOD_") :]), f"MetaImage Modality is {meta}")
-    path = Path(volume.source.path) if volume.source.path else None  # a NIfTI file (or a frame of one)
+    path = Path(volume.source.path) if volume.source.path else None  # a file (or a frame of a series file)
+    if path is not None and detect_format(path) == "parrec":
+        return ModalityGuess(Modality.MR, "a Philips PAR/REC file is an MR scanner's export")
     sidecar = None if path is None else _bids_sidecar_modality(path)
     if sidecar is not None:
         return sidecar

@@ -24,17 +24,18 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import OutputError
-from .formats import IMAGE_2D_FORMATS, as_path, detect_format
+from .formats import IMAGE_2D_FORMATS, READ_ONLY_FORMATS, as_path, detect_format, format_name
 
 __all__ = ["ImageSpec", "PlannedOutput", "check_format_holds", "input_paths", "plan_file", "plan_output"]
 
 #: formats that place every voxel with one affine (or none): they cannot hold an irregular slice stack.
-SINGLE_GRID_FORMATS = ("nifti", "nrrd", "metaimage", "tiff")
+SINGLE_GRID_FORMATS = ("nifti", "nrrd", "mgh", "metaimage", "tiff")
 _WRITABLE_DTYPES = {
     "png": ("uint8", "uint16"),
     "jpeg": ("uint8",),
     "bmp": ("uint8",),
     "tiff": ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32"),
+    "mgh": ("uint8", "int16", "int32", "float32"),
 }
 
 
@@ -138,6 +139,11 @@ def check_format_holds(fmt: str, spec: ImageSpec, label: str, role: str = "image
         instead = ".nrrd or .nii.gz" if fmt == "tiff" else ".tif, .nrrd or .nii.gz"
         raise OutputError(
             f"{label}: {fmt.upper()} cannot store {dtype} pixels (only {allowed}); write {instead} instead"
+        )
+    if fmt == "mgh" and spec.components != 1:
+        raise OutputError(
+            f"{label}: MGH output holds scalar images; this {role} has {spec.components} components; write .nrrd, "
+            ".mha or .tif instead"
         )
     if fmt == "nifti" and spec.components != 1:
         raise OutputError(
@@ -286,6 +292,8 @@ def plan_output(
             )
     if fmt == "nifti" and path.name.lower().endswith((".hdr", ".hdr.gz")):
         raise OutputError(f"{label}: NIfTI pairs (.hdr/.img) are read, not written; write .nii or .nii.gz")
+    if fmt in READ_ONLY_FORMATS:
+        raise OutputError(f"{label}: {format_name(fmt)} files are read, not written; write .nii.gz (or .nii, .nrrd)")
     check_format_holds(fmt, spec, label, role)
     resolved = path.resolve()
     others = list(others)

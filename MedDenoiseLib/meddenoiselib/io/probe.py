@@ -21,6 +21,7 @@ from .dicom_frames import check_dicom_size, read_dicom_image
 from .formats import IMAGE_2D_FORMATS, as_path, detect_format, format_name
 from .itk_messages import c_stderr_logged, itk_messages_logged, itk_reason
 from .limits import Encoding, check_claimed_size
+from .nibabel_formats import NIBABEL_FORMATS, probe_nibabel
 from .raster import (
     GREY,
     GREY_ALPHA,
@@ -120,6 +121,11 @@ def probe_volume(path: str | Path, series_uid: str | None = None, max_bytes: int
             )
         if fmt == "nifti":
             return _probe_nifti(path, max_bytes)
+        if fmt in NIBABEL_FORMATS:
+            return probe_nibabel(path, fmt, max_bytes)
+        if path.suffix.lower() == ".rec":
+            header = path.with_suffix(".PAR" if path.suffix.isupper() else ".par")
+            raise InputError(f"{path}: the data file of a Philips PAR/REC pair; give its header {header.name}")
         if fmt in (None, "dicom-file"):
             return _probe_dicom_file(path, fmt is not None, series_uid, max_bytes)
         if fmt == "tiff":

@@ -17,6 +17,7 @@ from ..transforms.missing import missing_values
 from .dicom import read_dicom_stack
 from .formats import IMAGE_2D_FORMATS
 from .itk_messages import c_stderr_logged, itk_messages_logged
+from .nibabel_formats import NIBABEL_FORMATS, load_nibabel, nibabel_metadata, nibabel_voxels
 from .probe import VolumeHeader, four_d_error, probe_volume, sitk_read_error
 from .provenance import SFORM_CODE_KEY
 from .raster import GREY_ALPHA, decode_png, png_header
@@ -34,7 +35,8 @@ def read_volume(path: str | Path, series_uid: str | None = None, max_bytes: int 
     """Read an image file or a DICOM series folder into a :class:`Volume`.
 
     Supported: ``.nii``/``.nii.gz`` (2D and 3D; a trailing singleton 4th axis is dropped), ``.nrrd``/``.nhdr``,
-    ``.mha``/``.mhd``, a folder holding a DICOM series (the largest series, or the one named by ``series_uid``),
+    ``.mha``/``.mhd``, FreeSurfer ``.mgz``/``.mgh``, Philips ``.PAR`` (with its ``.REC``), MINC ``.mnc`` (MINC 2
+    needs h5py), a folder holding a DICOM series (the largest series, or the one named by ``series_uid``),
     a single DICOM file (2D or multi-frame), and 2D ``.png``/``.tif``/``.jpg``/``.bmp`` images (grayscale or RGB;
     multi-page TIFF reads as a volume).
 
@@ -67,6 +69,8 @@ def read_volume(path: str | Path, series_uid: str | None = None, max_bytes: int 
             volume = _read_dicom(header, max_bytes)
         elif header.format == "nifti":
             volume = _read_nifti(Path(label), header)
+        elif header.format in NIBABEL_FORMATS:
+            volume = _read_nibabel(Path(label), header)
         elif header.format == "tiff":
             volume = _read_tiff(Path(label), header)
         else:
@@ -160,30 +164,39 @@ def _read_nifti(path: Path, header: VolumeHeader) -> Volume:
     import nibabel as nib
 
     image = nib.load(str(path))
-    data = np.asanyarray(image.dataobj)
-    if data.ndim > 3:
-        data = data.reshape(data.shape[:3])
-    if data.ndim == 2:
-        data = data[:, :, np.newaxis]
-    affine = np.asarray(image.affine, dtype=np.float64)
-    lps = _LPS_FROM_RAS @ affine[:3, :3]
-    spacing = np.linalg.norm(lps, axis=0)
-    origin = _LPS_FROM_RAS @ affine[:3, 3]
-    # nibabel's array is (x, y, z); the Volume convention is (z, y, x).
-    array = np.ascontiguousarray(np.transpose(data, (2, 1, 0)))
-    if not array.dtype.isnative:
-        array = array.astype(array.dtype.newbyteorder("="))
     metadata = {
         "nifti_descrip": str(image.header.get("descrip", b"").astype(str)),
         SFORM_CODE_KEY: str(int(image.header["sform_code"])),
     }
+    return _volume_from_nibabel(np.asanyarray(image.dataobj), image.affine, metadata, path, header)
+
+
+def _read_nibabel(path: Path, header: VolumeHeader) -> Volume:
+    image = load_nibabel(path, header.format)
+    data = nibabel_voxels(image, header.format, str(path))
+    return _volume_from_nibabel(data, image.affine, nibabel_metadata(image, header.format), path, header)
+
+
+def _volume_from_nibabel(data: np.ndarray, affine, metadata: dict, path: Path, header: VolumeHeader) -> Volume:
+    """A volume from nibabel's ``(x, y, z)`` voxels and voxel-to-RAS affine (the volume is ``(z, y, x)`` in LPS)."""
+    if data.ndim > 3:
+        data = data.reshape(data.shape[:3])
+    if data.ndim == 2:
+        data = data[:, :, np.newaxis]
+    affine = np.asarray(affine, dtype=np.float64)
+    lps = _LPS_FROM_RAS @ affine[:3, :3]
+    spacing = np.linalg.norm(lps, axis=0)
+    origin = _LPS_FROM_RAS @ affine[:3, 3]
+    array = np.ascontiguousarray(np.transpose(data, (2, 1, 0)))
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
     return Volume(
         array=array,
         spacing=tuple(spacing),
         origin=tuple(origin),
         direction=lps / spacing,
         metadata=metadata,
-        source=SourceInfo(path=str(path), format="nifti", is_2d=header.is_2d),
+        source=SourceInfo(path=str(path), format=header.format, is_2d=header.is_2d),
     )
 
 

@@ -1,8 +1,9 @@
 """4D images: frames of one 3D geometry along a 4th axis (time, DWI gradient directions, Slicer sequences).
 
 A :class:`VolumeSeries` holds ``(T, Z, Y, X)`` voxels (``(T, Z, Y, X, C)`` for colour frames) with one geometry;
-``frame(t)`` is an ordinary :class:`~meddenoiselib.io.Volume`. :func:`read_series` reads 4D NIfTI (``(X, Y, Z, T)``)
-and NRRD files with a frame axis anywhere (see :mod:`.nrrd`); :func:`write_series` writes the result back in the
+``frame(t)`` is an ordinary :class:`~meddenoiselib.io.Volume`. :func:`read_series` reads 4D NIfTI (``(X, Y, Z, T)``),
+MGH / MGZ and Philips PAR/REC files (their results written as NIfTI), and NRRD files with a frame axis anywhere (see
+:mod:`.nrrd`); :func:`write_series` writes the result back in the
 input's layout: the NIfTI header (affine, ``pixdim[4]``, units) or the NRRD axis order, kinds, labels and
 key/values of the file it came from.
 """
@@ -18,8 +19,9 @@ import numpy as np
 from ..errors import InputError, MedDenoiseError, OutputError
 from ..transforms.missing import missing_values
 from .atomic import atomic_file
-from .formats import detect_format
+from .formats import READ_ONLY_FORMATS, detect_format, format_name
 from .limits import Encoding, check_claimed_size
+from .nibabel_formats import load_nibabel, nibabel_frames, nibabel_voxels, probe_nibabel
 from .nifti import stored_like_source
 from .nrrd import NrrdLayout, is_nrrd_series, read_nrrd_series, write_nrrd_series
 from .outputs import ImageSpec, PlannedOutput, plan_output
@@ -40,7 +42,8 @@ class VolumeSeries:
         spacing, origin, direction: the frames' geometry, as in :class:`~meddenoiselib.io.Volume` (LPS).
         frame_label: what the 4th axis is (``"time"``, ``"gradient"``, ``"frame"``).
         frame_values: the value of each frame (times, b-values, ...) as text, or empty.
-        source: the file the series came from (``format`` ``"nifti"``, ``"nrrd"`` or ``"memory"``).
+        source: the file the series came from (``format`` ``"nifti"``, ``"nrrd"``, ``"mgh"``, ``"parrec"``, ``"tiff"``
+            or ``"memory"``).
         layout: what is needed to write the series back in its file's layout (a NIfTI header, a NRRD layout).
     """
 
@@ -126,6 +129,11 @@ def is_series_file(path: str | Path) -> bool:
         except Exception:  # noqa: BLE001 - not readable: let read_volume report it
             return False
         return len(shape) >= 4 and shape[3] > 1 and all(s == 1 for s in shape[4:])
+    if fmt in ("mgh", "parrec"):
+        try:
+            return nibabel_frames(load_nibabel(path, fmt), fmt, str(path)) > 1
+        except MedDenoiseError:
+            return False  # not readable, or not a series: read_volume reports it
     return False
 
 
@@ -141,6 +149,8 @@ def read_series(path: str | Path) -> VolumeSeries:
     fmt = detect_format(path)
     if fmt == "nifti":
         series = _read_nifti_series(path)
+    elif fmt in ("mgh", "parrec"):
+        series = _read_nibabel_series(path, fmt)
     elif fmt == "nrrd":
         try:
             array, spacing, origin, direction, layout = read_nrrd_series(path)
@@ -160,7 +170,8 @@ def read_series(path: str | Path) -> VolumeSeries:
         series = VolumeSeries(array, spacing, frame_label="time", frame_values=times, source=source, layout=layout)
     else:
         raise MedDenoiseError(
-            f"{path}: 4D images are read from NIfTI (.nii, .nii.gz), NRRD (.nrrd) or ImageJ / OME TIFF files"
+            f"{path}: 4D images are read from NIfTI (.nii, .nii.gz), NRRD (.nrrd), MGH (.mgz), PAR/REC or ImageJ / "
+            "OME TIFF files"
         )
     if series.array.dtype.kind == "f":
         missing_values(series.array, str(path))  # NaN is no data, denoised around; infinite values are refused
@@ -204,29 +215,50 @@ def _read_nifti_series(path: Path) -> VolumeSeries:
         data = np.asanyarray(image.dataobj)
     except Exception as exc:  # noqa: BLE001 - nibabel raises several types for corrupt files
         raise MedDenoiseError(f"{path}: cannot read as NIfTI ({exc})") from exc
+    step = float(image.header["pixdim"][4])
+    values = tuple(f"{t * step:g}" for t in range(data.shape[3])) if step > 0 and data.ndim >= 4 else ()
+    return _series_from_nibabel(data, image.affine, path, "nifti", "time", values, image.header.copy())
+
+
+def _read_nibabel_series(path: Path, fmt: str) -> VolumeSeries:
+    """A 4D MGH / MGZ (frames) or PAR/REC (dynamics, echoes, diffusion directions...) file."""
+    probe_nibabel(path, fmt, series=True)  # the bounded-read check
+    image = load_nibabel(path, fmt)
+    data = nibabel_voxels(image, fmt, str(path))
+    label, values = "frame", ()
+    if fmt == "parrec":
+        # what varies from volume to volume ("dynamic scan number", "echo number", ...), when one label does
+        varying = {k: v for k, v in image.header.get_volume_labels().items() if len(set(np.asarray(v).tolist())) > 1}
+        if len(varying) == 1:
+            label, numbers = next(iter(varying.items()))
+            values = tuple(f"{value:g}" for value in np.asarray(numbers, dtype=np.float64))
+    layout = image.header.copy() if fmt == "mgh" else None
+    return _series_from_nibabel(data, image.affine, path, fmt, label, values, layout)
+
+
+def _series_from_nibabel(data, affine, path: Path, fmt: str, label: str, values: tuple, layout) -> VolumeSeries:
+    """A series from nibabel's ``(x, y, z, t)`` voxels and voxel-to-RAS affine (frames ``(t, z, y, x)``, LPS)."""
     if data.ndim > 4 and all(s == 1 for s in data.shape[4:]):
         data = data.reshape(data.shape[:4])
     if data.ndim != 4:
         raise MedDenoiseError(f"{path}: a series needs a 4D image (x, y, z, frames), got shape {data.shape}")
-    affine = np.asarray(image.affine, dtype=np.float64)
+    affine = np.asarray(affine, dtype=np.float64)
     lps = _LPS_FROM_RAS @ affine[:3, :3]
     spacing = np.linalg.norm(lps, axis=0)
     if np.any(spacing == 0):
-        raise MedDenoiseError(f"{path}: the NIfTI affine has a zero-length axis")
+        raise MedDenoiseError(f"{path}: the affine has a zero-length axis")
     array = np.ascontiguousarray(np.transpose(data, (3, 2, 1, 0)))
     if not array.dtype.isnative:
         array = array.astype(array.dtype.newbyteorder("="))
-    step = float(image.header["pixdim"][4])
-    values = tuple(f"{t * step:g}" for t in range(array.shape[0])) if step > 0 else ()
     return VolumeSeries(
         array,
         tuple(spacing),
         tuple(_LPS_FROM_RAS @ affine[:3, 3]),
         lps / spacing,
-        "time",
+        label,
         values,
-        SourceInfo(path=str(path), format="nifti"),
-        image.header.copy(),
+        SourceInfo(path=str(path), format=fmt),
+        layout,
     )
 
 
@@ -270,6 +302,8 @@ def write_series(
             )
     elif fmt == "nifti":
         _write_nifti_series(series, path, keep_storage=role == "image")
+    elif fmt == "mgh":
+        _write_mgh_series(series, path)
     elif fmt == "tiff":
         layout = series.layout if isinstance(series.layout, TiffLayout) else TiffLayout()
         array = series.array.astype(series.array.dtype.newbyteorder("="), copy=False)  # native byte order
@@ -277,7 +311,7 @@ def write_series(
             write_tiff(array, series.spacing, layout.metadata(), False, temporary, compress, series.source.path,
                        frames=True)  # fmt: skip
     else:
-        raise MedDenoiseError(f"{path}: a 4D series is written as .nii, .nii.gz, .nrrd or .tif")
+        raise MedDenoiseError(f"{path}: a 4D series is written as .nii, .nii.gz, .nrrd, .mgz or .tif")
     return path
 
 
@@ -311,6 +345,25 @@ def _write_nifti_series(series: VolumeSeries, path: Path, keep_storage: bool = T
         nib.save(image, str(temporary))
 
 
+def _write_mgh_series(series: VolumeSeries, path: Path) -> None:
+    """Write a 4D MGH / MGZ; from an MGH source, its header (TR, TE, TI, flip angle) is kept."""
+    import nibabel as nib
+
+    if series.num_components != 1:
+        raise MedDenoiseError(f"{path}: multi-component frames are written as .nrrd, not MGH")
+    affine = np.eye(4)
+    affine[:3, :3] = _LPS_FROM_RAS @ series.direction @ np.diag(series.spacing)
+    affine[:3, 3] = _LPS_FROM_RAS @ np.asarray(series.origin)
+    header = series.layout.copy() if isinstance(series.layout, nib.freesurfer.mghformat.MGHHeader) else None
+    data = np.ascontiguousarray(np.transpose(series.array, (3, 2, 1, 0)))
+    data = data.astype(data.dtype.newbyteorder("="), copy=False)
+    image = nib.MGHImage(data, affine, header)
+    image.set_data_dtype(data.dtype)
+    suffix = ".mgz" if path.name.lower().endswith(".mgz") else ".mgh"
+    with atomic_file(path, suffix=suffix) as temporary:
+        nib.save(image, str(temporary))
+
+
 def series_spec(series: VolumeSeries, dtype: np.dtype | str | None = None) -> ImageSpec:
     """What writing ``series`` (or a ``dtype`` version of it, e.g. a float32 residual) puts in a file."""
     return ImageSpec(
@@ -327,8 +380,12 @@ def plan_series_output(
     """:func:`~.outputs.plan_output` for a 4D series: only NIfTI (``.nii``, ``.nii.gz``), ``.nrrd`` and TIFF (an
     ImageJ or OME hyperstack) hold one."""
     path = Path(path)
-    if detect_format(path) not in ("nifti", "nrrd", "tiff") or path.name.lower().endswith(".nhdr"):
-        raise OutputError(f"{path}: a 4D series is written as .nii, .nii.gz, .nrrd or .tif")
+    if detect_format(path) in READ_ONLY_FORMATS:
+        raise OutputError(
+            f"{path}: {format_name(detect_format(path))} files are read, not written; write .nii.gz (or .nii, .nrrd)"
+        )
+    if detect_format(path) not in ("nifti", "nrrd", "mgh", "tiff") or path.name.lower().endswith(".nhdr"):
+        raise OutputError(f"{path}: a 4D series is written as .nii, .nii.gz, .nrrd, .mgz or .tif")
     return plan_output(path, spec, role=role, overwrite=overwrite, protected=protected, others=others)
 
 
@@ -363,12 +420,19 @@ def probe_series(path: str | Path, max_bytes: int | None = None):
             components = 1 if layout.component_axis is None else layout.sizes[layout.component_axis]
             spatial = tuple(layout.sizes[a] for a in layout.spatial_axes)
             files = (str(path), *text_header_data_files(path))
+        elif fmt in ("mgh", "parrec"):
+            header = probe_nibabel(path, fmt, max_bytes, series=True)
+            frames, components, spatial = header.frames, 1, tuple(reversed(header.shape))
+            dtype, files = header.dtype, header.files
         elif fmt == "tiff":
             plan, dtype = probe_tiff(path, series=True)
             frames, components, spatial = plan.frames, plan.components, tuple(reversed(plan.shape))
             files = (str(path),)
         else:
-            raise InputError(f"{path}: 4D images are read from NIfTI (.nii, .nii.gz) or NRRD (.nrrd) files")
+            raise InputError(
+                f"{path}: 4D images are read from NIfTI (.nii, .nii.gz), NRRD (.nrrd), MGH (.mgz), PAR/REC or TIFF "
+                "files"
+            )
     except MedDenoiseError:
         raise
     except Exception as exc:  # noqa: BLE001 - malformed headers surface as many types

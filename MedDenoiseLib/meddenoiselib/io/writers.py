@@ -1,4 +1,4 @@
-"""Writing volumes safely in the input's format: NIfTI, NRRD, MetaImage, 2D images, derived DICOM.
+"""Writing volumes safely in the input's format: NIfTI, NRRD, MGH / MGZ, MetaImage, 2D images, derived DICOM.
 
 Every write is planned first (:func:`~.outputs.plan_output`: format, room, collisions, existing files), then
 written through temporaries (:mod:`.atomic`): a failure or a signal leaves either the previous file or the new one,
@@ -19,13 +19,13 @@ import SimpleITK as sitk
 from ..errors import MedDenoiseError, OptionError, OutputError
 from .atomic import atomic_file, commit_files, staging_folder
 from .dicom_write import write_derived_dicom
-from .formats import IMAGE_2D_FORMATS, as_path
+from .formats import IMAGE_2D_FORMATS, READ_ONLY_FORMATS, as_path, format_name
 from .nifti import stored_like_source
 from .outputs import ImageSpec, PlannedOutput, plan_output
 from .tiff import write_tiff
 from .volume import Volume
 
-__all__ = ["write_volume", "volume_to_sitk", "output_format_for"]
+__all__ = ["write_volume", "volume_to_sitk", "output_format_for", "ras_affine"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ def output_format_for(path: str | Path, volume: Volume) -> str:
     from .formats import detect_format
 
     fmt = detect_format(path)
+    if fmt in READ_ONLY_FORMATS:
+        raise OutputError(f"{path}: {format_name(fmt)} files are read, not written; write .nii.gz (or .nii, .nrrd)")
     if fmt is not None:
         return fmt
     if volume.source.format in ("dicom-series", "dicom-file") and volume.source.dicom_files:
@@ -110,6 +112,8 @@ def write_volume(
             _write_dicom_file(volume, plan, description_suffix, derivation)
         elif plan.format == "nifti":
             _write_nifti(volume, path, keep_storage=role == "image")
+        elif plan.format == "mgh":
+            _write_mgh(volume, path)
         elif plan.format == "tiff":
             _write_tiff(volume, path, compress)
         else:
@@ -247,9 +251,7 @@ def _write_nifti(volume: Volume, path: Path, keep_storage: bool = True) -> None:
     if not array.dtype.isnative:
         array = array.astype(array.dtype.newbyteorder("="))
     data = np.transpose(array, (2, 1, 0))  # (z, y, x) -> nibabel (x, y, z)
-    affine = np.eye(4)
-    affine[:3, :3] = _LPS_FROM_RAS @ volume.direction @ np.diag(volume.spacing)
-    affine[:3, 3] = _LPS_FROM_RAS @ np.asarray(volume.origin)
+    affine = ras_affine(volume)
     header, source = None, None
     if volume.source.format == "nifti" and volume.source.path and Path(volume.source.path).is_file():
         try:
@@ -269,6 +271,36 @@ def _write_nifti(volume: Volume, path: Path, keep_storage: bool = True) -> None:
     image.set_qform(affine, code=int(header["qform_code"]) if header is not None and header["qform_code"] > 0 else 1)
     image.set_sform(affine, code=int(header["sform_code"]) if header is not None and header["sform_code"] > 0 else 1)
     suffix = ".nii.gz" if path.name.lower().endswith(".nii.gz") else ".nii"
+    with atomic_file(path, suffix=suffix) as temporary:
+        nib.save(image, str(temporary))
+
+
+def ras_affine(volume: Volume) -> np.ndarray:
+    """The 4x4 voxel-to-RAS matrix of nibabel's ``(x, y, z)`` voxel order for a volume."""
+    affine = np.eye(4)
+    affine[:3, :3] = _LPS_FROM_RAS @ volume.direction @ np.diag(volume.spacing)
+    affine[:3, 3] = _LPS_FROM_RAS @ np.asarray(volume.origin)
+    return affine
+
+
+def _write_mgh(volume: Volume, path: Path) -> None:
+    """Write FreeSurfer MGH / MGZ (by the suffix); from an MGH source, its header (sequence timing: TR, TE, TI,
+    flip angle) is kept."""
+    import nibabel as nib
+
+    array = volume.array
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8)
+    data = np.ascontiguousarray(np.transpose(array, (2, 1, 0)).astype(array.dtype.newbyteorder("=")))
+    header = None
+    if volume.source.format == "mgh" and volume.source.path and Path(volume.source.path).is_file():
+        try:
+            header = nib.load(volume.source.path).header.copy()
+        except Exception:  # noqa: BLE001 - the source changed since it was read: write a plain header
+            header = None
+    image = nib.MGHImage(data, ras_affine(volume), header)
+    image.set_data_dtype(data.dtype)
+    suffix = ".mgz" if path.name.lower().endswith(".mgz") else ".mgh"
     with atomic_file(path, suffix=suffix) as temporary:
         nib.save(image, str(temporary))
 
