@@ -161,3 +161,29 @@ def test_bad_parrec_and_minc_inputs_get_one_clear_error(tmp_path, parrec, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {short / parrec.name}") and "Traceback" not in err[0]
     assert not (tmp_path / "t.nii.gz").exists()
+
+
+def _with_rec(tmp_path: Path, name: str) -> Path:
+    """A real PAR header of nibabel's test data with a REC of the size it claims (nibabel ships the headers only)."""
+    par = tmp_path / f"{name}.PAR"
+    shutil.copy(NIBABEL_DATA / par.name, par)
+    header = nib.parrec.PARRECHeader.from_fileobj(open(par))
+    values = np.random.default_rng(0).integers(0, 4000, int(np.prod(header.get_data_shape())), dtype=np.uint16)
+    par.with_suffix(".REC").write_bytes(values.tobytes())
+    return par
+
+
+def test_parrec_with_phase_or_real_images_is_refused(tmp_path):
+    types = r"holds images of type 0 \(magnitude\), 1 \(real\), 2 \(imaginary\), 3 \(phase"
+    with pytest.raises(InputError, match=types):
+        probe_volume(_with_rec(tmp_path, "T1_3echo_mag_real_imag_phase"))
+    with pytest.raises(InputError, match=r"fieldmap.PAR: holds images of type 0 \(magnitude\), 3 \(phase\); only"):
+        probe_volume(_with_rec(tmp_path, "fieldmap"))
+
+
+def test_a_diffusion_parrec_reads_as_a_series_of_its_eight_volumes(tmp_path):
+    par = _with_rec(tmp_path, "DTI")  # a V4.1 header: 2 b-values x gradient directions, 10 slices of 80 x 80
+    assert is_series_file(par)
+    series = read_series(par)
+    assert series.array.shape == (8, 10, 80, 80) and series.frame_label == "frame"  # two labels vary
+    np.testing.assert_allclose(series.ijk_to_ras(), nib.load(par).affine, atol=1e-5)

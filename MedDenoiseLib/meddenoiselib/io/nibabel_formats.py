@@ -85,7 +85,30 @@ def load_nibabel(path: str | Path, fmt: str):
     expected = {"mgh": nib.MGHImage, "parrec": nib.parrec.PARRECImage, "minc": nib.minc1.Minc1Image}[fmt]
     if not isinstance(image, expected):
         raise InputError(f"{label}: not a {format_name(fmt)} file (nibabel reads it as {type(image).__name__})")
+    if fmt == "parrec":
+        _check_magnitude_only(image, label)
     return image
+
+
+#: the PAR header's ``image_type_mr`` codes of the images the scanner reconstructs from one acquisition
+_PARREC_IMAGE_TYPES = {0: "magnitude", 1: "real", 2: "imaginary", 3: "phase"}
+
+
+def _check_magnitude_only(image, label: str) -> None:
+    """Refuse a PAR/REC that holds anything but magnitude images.
+
+    Real, imaginary and phase images are signed or wrap around, and other types (computed maps: ADC, B0...) carry
+    no Rician noise: the MR models' noise is wrong for every one of them, and in one series a frame of each would be
+    denoised as if it were the same kind of image as its neighbours.
+    """
+    codes = sorted({int(code) for code in np.asarray(image.header.image_defs["image_type_mr"]).reshape(-1)})
+    if codes == [0]:
+        return
+    names = ", ".join(f"{code} ({_PARREC_IMAGE_TYPES.get(code, 'other')})" for code in codes)
+    raise InputError(
+        f"{label}: holds images of type {names}; only magnitude images (type 0) are denoised. Export the magnitude "
+        "images alone, or convert to NIfTI (nibabel's parrec2nii) and choose a model with --model"
+    )
 
 
 def read_dtype(image, fmt: str) -> np.dtype:
