@@ -25,6 +25,17 @@ MR models and NLM / BM3D with ``--sigma auto``; BM3D with the oracle noise PSD i
 ``--masked``: the same noisy series set to 0 outside the dilated head (where the bias is measured otherwise), as
 skull-stripping or a scanner's background mask leaves a scan: no noise floor to read there. Written to
 ``benchmarks_real_mr_masked.md`` / ``.csv``; the background bias is then that of the mask, not of a method.
+
+``--template PATH``: instead of the 2D slices, one MR *volume* whose background is exactly 0, so that the bias
+measures the method and not the reference's own noise floor: the MNI ICBM 2009a symmetric T1 template as nilearn
+ships it (``nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz``: an average of 152 real T1
+scans registered to one another, brain only, 1 mm, uint8; permissive McConnell Brain Imaging Centre licence; get
+it with ``pip download nilearn --no-deps`` and unzip the wheel). Its central ``TEMPLATE_SLICES`` axial slices
+(through the ventricles) x 16 are written as an MR DICOM series of 1 mm slices; the noise, methods and metrics are
+those above. No model was trained or tuned on it. Written to ``benchmarks_real_mr_template.md`` / ``.csv``. An
+average of many scans is smoother than one scan, so its PSNR gains flatter every method; the bias is what it is
+for. ``--thick N`` with it: each N adjacent 1 mm slices of ``TEMPLATE_THICK_SLICES`` averaged into one N mm slice,
+as a thick-slice acquisition integrates them (``benchmarks_real_mr_template_thickN.md``).
 """
 
 from __future__ import annotations
@@ -78,6 +89,36 @@ def reference_frames(source: str, channel: int | None) -> np.ndarray:
         image = read_volume(path).array  # (1, Y, X, 3) for RGB
         image = image[0, ..., channel] if channel is not None else image[0]
     return np.asarray(image, dtype=np.uint16)[None]
+
+
+#: the template's axial slices used (z index in the file, 1 mm apart): the ventricles and the basal ganglia
+TEMPLATE_SLICES = range(66, 90)
+#: the template is uint8; x 16 keeps the simulated noise from being rounded to a few levels (as MR_Gd's uint8 x 16)
+TEMPLATE_GAIN = 16
+
+
+#: ``--thick``: the 60 mm slab averaged into thick slices (12 of 5 mm for ``--thick 5``)
+TEMPLATE_THICK_SLICES = range(48, 108)
+
+
+def template_case(work: Path, path: Path, thick: int = 1) -> Case:
+    """The MNI T1 template's central slab as an MR DICOM series of 1 mm slices, or of ``thick`` mm slices each the
+    mean of ``thick`` adjacent 1 mm slices (see the module docstring)."""
+    import nibabel as nib
+
+    name = "mni152-t1" if thick == 1 else f"mni152-t1-{thick}mm"
+    folder = work / "clean" / f"mr-{name}"
+    if not folder.exists():
+        image = nib.as_closest_canonical(nib.load(path))  # RAS: x right, y anterior, z superior
+        slices = list(TEMPLATE_SLICES if thick == 1 else TEMPLATE_THICK_SLICES)
+        data = np.asarray(image.dataobj, dtype=np.float64)[:, :, slices]
+        # (x, y, z) -> (z, y, x), rows from anterior to posterior as a DICOM axial slice is shown
+        frames = np.transpose(data, (2, 1, 0))[:, ::-1, :] * TEMPLATE_GAIN
+        frames = frames[: len(frames) // thick * thick].reshape(-1, thick, *frames.shape[1:]).mean(axis=1)
+        spacing = (1.0, 1.0, float(thick))
+        description = "MNI ICBM152 2009a T1 template" + (f" {thick} mm" if thick > 1 else "") + " (fixture)"
+        write_fixture_series(np.rint(frames).astype(np.uint16), folder, "MR", spacing, description)
+    return mr_case(name, folder)
 
 
 def cases(work: Path) -> list[Case]:
@@ -184,12 +225,31 @@ def main() -> int:
     )
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument(
+        "--template",
+        metavar="PATH",
+        help="the MNI ICBM152 2009a T1 template (nilearn's .nii.gz): one 3D MR volume with an empty background "
+        "instead of the 2D slices -> benchmarks_real_mr_template.md/.csv",
+    )
+    parser.add_argument(
+        "--thick",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --template: N mm slices, each the mean of N adjacent 1 mm slices (a thick-slice acquisition)",
+    )
+    parser.add_argument(
         "--masked",
         action="store_true",
         help="the noisy series masked to 0 outside the dilated head -> benchmarks_real_mr_masked.md/.csv (no oracle)",
     )
     args = parser.parse_args()
-    if not DATA_ROOT.is_dir():
+    if args.thick < 1 or (args.thick > 1 and not args.template):
+        parser.error("--thick N (N >= 1) applies to --template")
+    if args.template and args.masked:
+        parser.error("--template and --masked measure different things; give one")
+    if args.template and not Path(args.template).is_file():
+        parser.error(f"--template {args.template}: no such file")
+    if not DATA_ROOT.is_dir() and not args.template:
         parser.error(f"benchmark data not found at {DATA_ROOT} (set MEDDENOISE_DATA)")
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="real_mr_"))
     try:
@@ -206,10 +266,11 @@ def run(args: argparse.Namespace, work: Path) -> int:
     output.mkdir(parents=True, exist_ok=True)
     methods = [m for m in args.methods.split(",") if m]
     env = cli_env()
-    all_cases = cases(work)
+    all_cases = [template_case(work, Path(args.template), args.thick)] if args.template else cases(work)
     all_items = items_of(all_cases, args.seed)
     simulate_items(all_items, work)
-    group, suffix = ("masked", "_masked") if args.masked else ("main", "")
+    template_suffix = "_template" + (f"_thick{args.thick}" if args.thick > 1 else "")
+    group, suffix = ("masked", "_masked") if args.masked else ("main", template_suffix if args.template else "")
     if args.masked:
         mask_items(all_items, work)
         all_items = items_of(all_cases, args.seed, group)
@@ -220,12 +281,16 @@ def run(args: argparse.Namespace, work: Path) -> int:
         writer.writeheader()
         writer.writerows(rows)
     title = "Magnitude-MR noise on real, unseen MR images" + (", masked outside the head" if args.masked else "")
+    if args.template:
+        slices = f", {args.thick} mm slices" if args.thick > 1 else ""
+        title = f"Magnitude-MR noise on an unseen 3D MR volume with an empty background (the MNI T1 template{slices})"
     lines = [
         f"# {title} (through the CLI)",
         "",
         f"Measured with `python benchmarks/real_mr.py` on {cpu_name()}; the protocol is in the script's docstring. "
-        f"{len(all_cases)} references ({', '.join(c.name for c in all_cases)}), one 2D slice each, none of them "
-        "in any training, validation or tuning set. CLI wall time for all "
+        f"{len(all_cases)} references ({', '.join(c.name for c in all_cases)}), "
+        + (f"{all_cases[0].slices} slices of {args.thick} mm, " if args.template else "one 2D slice each, ")
+        + "none of them in any training, validation or tuning set. CLI wall time for all "
         f"{len(all_items)} noisy series: " + ", ".join(f"{m} {w['wall_s']:.0f} s" for m, w in walls.items()) + ".",
         "",
     ]

@@ -31,9 +31,9 @@ def _auto_for(name: str) -> str:
         if pick == name:
             chosen.append(modality.value.upper())
     if next((m for m in MAGNITUDE_MR_MODELS if m in shipped), None) == name:
-        chosen.append("MR magnitude (voxels <= 3 mm; floor removed after)")
+        chosen.append("MR magnitude (floor removed after)")
     if next((m for m in MULTI_COIL_MR_MODELS if m in shipped), None) == name:
-        chosen.append("MR multi-coil (coarse voxels)")
+        chosen.append("MR multi-coil (without the burst model)")
     return ", ".join(chosen) or "-"
 
 

@@ -73,7 +73,7 @@ def test_mgz_denoised_through_the_cli_keeps_dtype_geometry_and_sequence_timing(t
     assert float(header["flip_angle"]) == pytest.approx(np.deg2rad(9.0))
     peak = float(clean.array.max())
     gain = psnr(clean.array / peak, result.array / peak) - psnr(clean.array / peak, noisy_volume.array / peak)
-    assert gain > 0.8  # measured +1.34 dB (27.09 -> 28.43) on this 58 x 58 x 24 head
+    assert gain > 5  # measured +6.87 dB (27.09 -> 33.96) on this 58 x 58 x 24 head (the burst model, floor removed)
     assert json.loads((tmp_path / "r.json").read_text())["modality"] == "mr"
 
 
