@@ -288,7 +288,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
         f"# {title} (through the CLI)",
         "",
         f"Measured with `python benchmarks/real_mr.py` on {cpu_name()}; the protocol is in the script's docstring. "
-        f"{len(all_cases)} references ({', '.join(c.name for c in all_cases)}), "
+        f"{len(all_cases)} reference{'s' if len(all_cases) > 1 else ''} ({', '.join(c.name for c in all_cases)}), "
         + (f"{all_cases[0].slices} slices of {args.thick} mm, " if args.template else "one 2D slice each, ")
         + "none of them in any training, validation or tuning set. CLI wall time for all "
         f"{len(all_items)} noisy series: " + ", ".join(f"{m} {w['wall_s']:.0f} s" for m, w in walls.items()) + ".",
