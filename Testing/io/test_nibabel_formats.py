@@ -58,6 +58,10 @@ def test_mgz_reads_with_nibabels_voxels_and_geometry(mr_mgz):
     np.testing.assert_allclose(_ras_of_volume(volume), image.affine, atol=1e-5)
     assert volume.spacing == pytest.approx((4.0, 4.0, 5.0), abs=1e-5)
     assert volume.metadata["mgh_tr"] == "2300" and volume.metadata["mgh_te"] == "2.98"
+    guess = detect_modality(volume)  # FreeSurfer processes MR; HU values would still say CT
+    assert guess.modality is Modality.MR and "FreeSurfer" in guess.reason
+    ct_values = volume.with_array(np.where(volume.array > 100, 400, -1000).astype(np.int16))
+    assert detect_modality(ct_values).modality is Modality.CT
 
 
 def test_mgz_denoised_through_the_cli_keeps_dtype_geometry_and_sequence_timing(tmp_path, mr_mgz):
@@ -75,6 +79,10 @@ def test_mgz_denoised_through_the_cli_keeps_dtype_geometry_and_sequence_timing(t
     gain = psnr(clean.array / peak, result.array / peak) - psnr(clean.array / peak, noisy_volume.array / peak)
     assert gain > 5  # measured +6.87 dB (27.09 -> 33.96) on this 58 x 58 x 24 head (the burst model, floor removed)
     assert json.loads((tmp_path / "r.json").read_text())["modality"] == "mr"
+    # without --modality: an MGZ is taken as MR, and denoised the same way
+    again = tmp_path / "again.mgz"
+    assert main(["denoise", str(noisy), str(again), "-q"]) == 0
+    np.testing.assert_array_equal(read_volume(again).array, result.array)
 
 
 def test_mgz_output_refuses_what_mgh_cannot_store(tmp_path, mr_nifti):

@@ -140,8 +140,8 @@ def detect_modality(volume: Volume, hint: Modality | str | None = None) -> Modal
     Order: the DICOM Modality tag, a MetaImage's ``Modality`` field (``MET_MOD_CT``, ``MET_MOD_MR``, ...), MR for a
     Philips PAR/REC file (only MR scanners write it), or for NIfTI the ``Modality`` of its BIDS / dcm2niix JSON
     sidecar (the same tag, copied); else ``hint`` (e.g. ``--modality``); else a BIDS MR file name
-    (``sub-01_T1w.nii.gz``); else values that look like CT in HU; else :attr:`Modality.OTHER`. A hint that
-    contradicts the tag loses to it (the file knows best).
+    (``sub-01_T1w.nii.gz``); else values that look like CT in HU; else MR for a FreeSurfer MGH/MGZ file; else
+    :attr:`Modality.OTHER`. A hint that contradicts the tag loses to it (the file knows best).
     """
     tag = volume.metadata.get("0008|0060", "").strip().upper()
     if tag:
@@ -165,6 +165,8 @@ def detect_modality(volume: Volume, hint: Modality | str | None = None) -> Modal
         reason = _looks_like_ct_hu(volume.array)
         if reason:
             return ModalityGuess(Modality.CT, reason)
+    if path is not None and detect_format(path) == "mgh":
+        return ModalityGuess(Modality.MR, "a FreeSurfer MGH/MGZ file (FreeSurfer processes MR)")
     # the one place a user can learn that a PNG of an ultrasound or MR scan gets the general model (e.g. on an HC18
     # ultrasound frame kpn-general 40.6 dB against the ultrasound model's 41.3): say how to pick the modality's own
     return ModalityGuess(
