@@ -32,6 +32,18 @@ def sample_path(name: str) -> Path:
     return paths[name]
 
 
+def _air_around_head(array: np.ndarray) -> np.ndarray:
+    """``(Z, Y, X)`` True in the air of an MR head: below 10 % of the 99th percentile, 3 voxels away from the head.
+
+    A noise estimate says little about magnitude MR, whose noise lies mostly in its air as a floor above 0: the floor
+    is what the MR path removes (the wavelet estimate of the output leaves its air out, now exactly 0)."""
+    from scipy import ndimage
+
+    head = array > 0.1 * np.percentile(array, 99)
+    grown = [ndimage.binary_fill_holes(ndimage.binary_dilation(s, iterations=3)) for s in head]
+    return ~np.stack(grown)
+
+
 def _noise_estimate_255(array: np.ndarray) -> float:
     return estimate_sigma(fit_scaling(array, "minmax").apply(array)) * 255.0
 
@@ -85,10 +97,11 @@ def run_demo(
     mr_denoiser = Denoiser(model, device=device, modality="mr") if denoiser.auto else denoiser
     mr_denoised = mr_denoiser.denoise(mr)
     write_volume(mr_denoised, output / "mr_head_denoised.nii.gz", overwrite=True)
+    air = _air_around_head(mr.array)
     say(
         f"2. real head MR ({'x'.join(map(str, mr.shape))}, {mr.spacing[0]:g}x{mr.spacing[1]:g}x{mr.spacing[2]:g} mm): "
-        f"denoised with {mr_denoiser.last_report.method}; noise estimate {_noise_estimate_255(mr.array):.2f} -> "
-        f"{_noise_estimate_255(mr_denoised.array):.2f}"
+        f"denoised with {mr_denoiser.last_report.method}; the magnitude noise floor in the air around the head, "
+        f"mean {float(np.mean(mr.array[air])):.1f} -> {float(np.mean(mr_denoised.array[air])):.1f}"
     )
 
     references = reference_slices(ct, "ct_chest", max_slices=1)

@@ -193,7 +193,7 @@ def test_auto_reads_the_magnitude_floor_of_a_real_head_and_removes_it(mr_nifti):
     removes the floor: the background's bias goes (Rician: 0.8 sigma left by the model alone on the benchmark,
     8 coils: 3.4 sigma) and the head loses nothing to the correction. At any voxel size: the real head is 4 x 4 x
     5 mm (given 1 x 1 x 2 mm voxels it takes the same path). Without the burst model the Rician / multi-coil models
-    leave the floor, whole (a kernel network's weighted mean of the floor is the floor)."""
+    leave the floor in empty air (the held-out MNI T1 volume: bias 1.25 sigma, 3.9 at 8 coils)."""
     clean = read_volume(mr_nifti)
     clean = replace(clean, metadata={**clean.metadata, "0008|0060": "MR"})
     fine = replace(clean, spacing=(1.0, 1.0, 2.0))

@@ -35,7 +35,7 @@ MAGNITUDE_MR_MODELS: tuple[str, ...] = ("kpn-burst3",)
 #: at any voxel size: on thick or coarse slabs of the training MR_Gd volume (Rician 3 % / 6 %, 8 coils) it beat the
 #: Rician / multi-coil models by +0.8 / +1.2 / +1.4 dB at 1 x 1 x 5 mm, +1.3 / +1.4 / +1.0 at 2 x 2 x 5 mm and +1.2 /
 #: +1.2 / +0.9 at 3 x 3 x 5 mm, with a background bias of 0.01-0.05 sigma where those models left the whole floor
-#: (1.25 sigma; 3.9 at 8 coils: a kernel network's weighted mean of the floor is the floor). The 3 mm limit this
+#: (1.25 sigma; 3.9 at 8 coils: trained to remove it, they do not where the air is empty). The 3 mm limit this
 #: once applied to every MR came from the 4 x 4 x 5 mm sample head, whose reference carries noise of its own, so
 #: that denoising less scored better there.
 MAGNITUDE_MR_MAX_SPACING = 3.0
