@@ -28,17 +28,15 @@ AUTO_MODELS: dict[Modality, tuple[str, ...]] = {
 #: correction maps to the signal: on the real-noise benchmark's CT-like brain (CLI) +8.1 / +10.1 dB at Rician 3 % /
 #: 6 % and +9.6 dB at 8 coils, where the Rician-trained model gains +4.4 / +6.7 / +2.6 (docs/benchmarks_real_noise.md);
 #: on real MR slices docs/benchmarks_real_mr.md.
+#: At any voxel size, and for MR whose background a mask set to one value too (nothing removed then): on thick or
+#: coarse slabs of the training MR_Gd volume (Rician 3 % / 6 %, 8 coils) the burst model and the floor's removal beat
+#: the Rician / multi-coil models by +0.8 / +1.2 / +1.4 dB at 1 x 1 x 5 mm, +1.3 / +1.4 / +1.0 at 2 x 2 x 5 mm and
+#: +1.2 / +1.2 / +0.9 at 3 x 3 x 5 mm, with a background bias of 0.01-0.05 sigma where those models left the whole
+#: floor (1.25 sigma; 3.9 at 8 coils: trained to remove it, they do not where the air is empty); with the noisy
+#: background masked to 0, by +0.2 to +1.5 dB in all 9 cases. Until 2026-12-05 MR with a voxel edge above 3 mm got
+#: the Rician / multi-coil models: a limit that came from the 4 x 4 x 5 mm sample head, whose reference carries noise
+#: of its own, so that denoising less scored better there.
 MAGNITUDE_MR_MODELS: tuple[str, ...] = ("kpn-burst3",)
-
-#: voxel edges (mm) up to which MR whose background a mask set to one value counts as fine enough for the burst
-#: model (measured on 1-2 mm MR only). Magnitude MR with a noise floor takes the burst model and the floor's removal
-#: at any voxel size: on thick or coarse slabs of the training MR_Gd volume (Rician 3 % / 6 %, 8 coils) it beat the
-#: Rician / multi-coil models by +0.8 / +1.2 / +1.4 dB at 1 x 1 x 5 mm, +1.3 / +1.4 / +1.0 at 2 x 2 x 5 mm and +1.2 /
-#: +1.2 / +0.9 at 3 x 3 x 5 mm, with a background bias of 0.01-0.05 sigma where those models left the whole floor
-#: (1.25 sigma; 3.9 at 8 coils: trained to remove it, they do not where the air is empty). The 3 mm limit this
-#: once applied to every MR came from the 4 x 4 x 5 mm sample head, whose reference carries noise of its own, so
-#: that denoising less scored better there.
-MAGNITUDE_MR_MAX_SPACING = 3.0
 
 #: magnitude MR whose floor is that of several coils gets these when no burst model is installed: the Rician model
 #: leaves most of that floor in place (benchmark: bias 3.4 sigma left at 8 coils)
@@ -83,7 +81,7 @@ def choose_model(volume: Volume, hint: Modality | str | None = None, shipped: li
         if floor is not None and models:
             return AutoChoice(models[0], guess.modality, guess.reason, magnitude_floor=floor)
         masked = masked_background(volume.array) if floor is None else None
-        if masked is not None and models and max(volume.spacing) <= MAGNITUDE_MR_MAX_SPACING:
+        if masked is not None and models:
             # tissue noise is still magnitude noise, but at tissue SNR close to Gaussian, where the burst model and
             # its refinement are the stronger (training MR_Gd, masked: docs/benchmarks_real_mr_masked.md)
             return AutoChoice(models[0], guess.modality, _masked_reason(guess.reason, masked), masked=masked)
