@@ -368,6 +368,24 @@ def test_reader_geometry_matches_the_dicom_headers_and_the_nifti_affine():
     assert not reader.verify_suffix("image.png")
 
 
+def test_reader_takes_freesurfer_and_minc_files_with_their_affine(tmp_path):
+    """MGZ and MINC (nibabel formats the library reads) reach the bundle in MONAI's (x, y, z) order with their own
+    voxel-to-RAS affine, as nibabel gives them."""
+    from nibabel.testing import data_path
+
+    reader = VolumeReader()
+    mr = nib.load(str(sample_path("mr_head")))
+    mgz = tmp_path / "head.mgz"
+    nib.save(nib.MGHImage(np.asarray(mr.dataobj).astype(np.int16), mr.affine), mgz)
+    minc = Path(data_path) / "minc1_1_scale.mnc"
+    for path in (mgz, minc):
+        assert reader.verify_suffix(str(path))
+        array, meta = reader.get_data(reader.read(str(path)))
+        image = nib.load(str(path))
+        np.testing.assert_allclose(array, np.asarray(image.dataobj), rtol=1e-6)
+        np.testing.assert_allclose(meta["affine"], image.affine, atol=1e-5)
+
+
 def test_reader_warns_about_an_atlas_registered_input(tmp_path, caplog):
     """As the CLI does (user need 21): the bundle's reader names an input registered to an atlas; not the sample."""
     mr = nib.load(str(sample_path("mr_head")))
