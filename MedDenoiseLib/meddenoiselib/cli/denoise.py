@@ -529,7 +529,8 @@ def add_parser(sub) -> None:
         "--model",
         default="auto",
         help="'auto' (default): the shipped model for the scan's modality "
-        "(DICOM Modality tag, else --modality, else CT if the values look like HU, else the general model); "
+        "(DICOM Modality tag, a BIDS sidecar's, MR for a PAR/REC; else --modality; else MR for a BIDS MR name, CT "
+        "if the values look like HU, MR for an MGZ, else the general model); "
         "or a shipped model or baseline (see `models`)",
     )
     p.add_argument(
