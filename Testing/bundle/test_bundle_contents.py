@@ -306,6 +306,21 @@ def test_auto_chooses_per_volume_as_the_library(tmp_path, mr_crop):
     assert np.abs(actual.astype(np.int32) - default).max() > 0
 
 
+def test_auto_reads_an_mr_floor_from_the_file_as_the_library(tmp_path):
+    """A NIfTI MR without tag or BIDS name: the reader's file name reaches the Denoiser, which reads the magnitude
+    floor in its air as the CLI does (MR: the burst model, the floor removed), not the general model."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(sample_path("mr_head"), folder / "head.nii.gz")
+    _run_in_process(ROOT, dataset_dir=str(folder), output_dir=str(tmp_path / "auto"), model_name="auto")
+    actual = np.asarray(nib.load(str(tmp_path / "auto" / "head_denoised.nii.gz")).dataobj)
+    denoiser = Denoiser("auto")
+    expected = denoiser.denoise(read_volume(folder / "head.nii.gz")).array.transpose(2, 1, 0)
+    assert "noise floor of a magnitude MR image" in denoiser.last_report.choice
+    assert "magnitude noise floor removed" in denoiser.last_report.choice
+    np.testing.assert_array_equal(actual, expected)
+
+
 def test_clip_to_input_range_matches_the_library_both_ways(tmp_path, mr_crop):
     # kpn-small overshoots this crop's range without the clip (the default model need not: the option is what
     # is tested, so the model is named)

@@ -12,7 +12,7 @@ from meddenoiselib.cli import main
 from meddenoiselib.evaluation import psnr
 from meddenoiselib.inference import Denoiser
 from meddenoiselib.inference.auto import AUTO_MODELS, choose_model
-from meddenoiselib.io import Modality, detect_modality, read_volume, write_volume
+from meddenoiselib.io import Modality, Volume, detect_modality, read_volume, write_volume
 from meddenoiselib.transforms import estimate_magnitude_floor, magnitude_floor_ratio, parse_noise_spec, simulate_volume
 
 
@@ -97,7 +97,12 @@ def test_modality_from_tag_hint_and_hu_values(ct_series_dir, mr_nifti, us_png):
     assert detect_modality(ct, "mr").modality == Modality.CT
     assert detect_modality(mr, "mr").modality == Modality.MR
     assert detect_modality(us, "us").modality == Modality.US
-    assert detect_modality(mr).modality == Modality.OTHER  # MR values do not look like HU
+    # the real head's air holds the scanner's magnitude noise floor: MR, read from the NIfTI file's values
+    guess = detect_modality(mr)
+    assert guess.modality == Modality.MR and "noise floor of a magnitude MR image (2 coils)" in guess.reason
+    # not from an array without a file, nor where a mask set the air to 0 (no floor to read)
+    assert detect_modality(Volume(mr.array, spacing=mr.spacing)).modality == Modality.OTHER
+    assert detect_modality(mr.with_array(np.where(mr.array < 30, 0, mr.array))).modality == Modality.OTHER
     # an ultrasound PNG without a modality gets the general model; the reason says how to pick the modality's own
     other = detect_modality(us)
     assert other.modality == Modality.OTHER and "a modality (ct, mr, us, xray) picks its own model" in other.reason
@@ -115,13 +120,14 @@ def test_auto_prefers_each_modalitys_model_and_falls_back(ct_series_dir, mr_nift
     floor_choice = choose_model(mr, "mr", shipped=shipped)
     assert floor_choice.model == "kpn-burst3" and floor_choice.magnitude_floor is not None
     assert choose_model(mr, "mr", shipped=["kpn-small", "kpn-small-rician-mr"]).model == "kpn-small-rician-mr"
-    assert choose_model(mr, shipped=shipped).model == "kpn-small"  # no modality known: the general model
+    unknown = Volume(mr.array, spacing=mr.spacing)  # no file, no tag, no floor read: the general model
+    assert choose_model(unknown, shipped=shipped).model == "kpn-small"
     assert choose_model(mr, "mr", shipped=["kpn-small"]).model == "kpn-small"
     for models in AUTO_MODELS.values():
         assert models[-1] == "kpn-small"  # every modality ends on a model that ships today
     # with the shipped models: X-ray and files without a modality get the general model, which Denoiser() and
     # Denoiser("default") name too (Denoiser() chooses per volume; "default" always runs the general model)
-    assert choose_model(mr).model == "kpn-general"
+    assert choose_model(unknown).model == "kpn-general"
     assert choose_model(mr, "xray").model == "kpn-general"
     default = Denoiser()
     assert default.auto and default.method == "auto"
@@ -285,8 +291,9 @@ def test_auto_keeps_a_masked_mr_background_and_denoises_the_head_as_fine_mr(mr_p
 
 def test_nifti_modality_from_its_bids_sidecar_or_bids_name(tmp_path, mr_nifti):
     """Research MR is mostly NIfTI, which has no Modality tag: dcm2niix copies the DICOM tag into a JSON sidecar
-    beside the file (BIDS), and BIDS names MR images by contrast (``_T1w``, ``_bold``, ``_dwi``). Without either the
-    real head MR is ``other`` (the general model); with one, MR and its model, in a 4D series' frames too."""
+    beside the file (BIDS), and BIDS names MR images by contrast (``_T1w``, ``_bold``, ``_dwi``). Without either (and
+    without a noise floor in its air: masked) the head MR is ``other`` (the general model); with one, MR and its model,
+    in a 4D series' frames too."""
     import shutil
 
     import nibabel as nib
@@ -294,7 +301,9 @@ def test_nifti_modality_from_its_bids_sidecar_or_bids_name(tmp_path, mr_nifti):
     from meddenoiselib.io import read_series
 
     plain = tmp_path / "head.nii.gz"
-    shutil.copy(mr_nifti, plain)
+    source = nib.load(mr_nifti)
+    head = np.asarray(source.dataobj)
+    nib.save(nib.Nifti1Image(np.where(head < 30, 0, head).astype(head.dtype), source.affine), str(plain))
     assert detect_modality(read_volume(plain)).modality == Modality.OTHER
     sidecar = tmp_path / "scan.nii.gz"
     shutil.copy(mr_nifti, sidecar)

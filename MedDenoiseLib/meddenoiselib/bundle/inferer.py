@@ -10,6 +10,7 @@ input's units and dtype are all the library's own code, so the bundle's result i
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -64,7 +65,20 @@ def volume_from_item(item: torch.Tensor) -> Volume:
         origin=volume.origin,
         direction=volume.direction,
         metadata={"0008|0060": str(modality)} if modality else {},
+        source=_source_of(meta),
     )
+
+
+def _source_of(meta: dict):
+    """The file an item was read from, as the library's reader names it: ``auto`` reads the same hints from it (a
+    BIDS name or sidecar, a FreeSurfer or PAR/REC file, an MR floor in a volume file) as the CLI."""
+    from ..io import SourceInfo, detect_format
+
+    name = str(meta.get("filename_or_obj", "") or "")
+    if not name:
+        return SourceInfo()
+    fmt = detect_format(name) or ("dicom-series" if Path(name).is_dir() else "memory")
+    return SourceInfo(path=name, format=fmt)
 
 
 def item_from_array(array: np.ndarray) -> torch.Tensor:

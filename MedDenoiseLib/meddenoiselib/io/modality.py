@@ -95,6 +95,37 @@ def _looks_like_ct_hu(array: np.ndarray) -> str | None:
     return None
 
 
+#: the files whose background may be read as an MR floor: medical volume formats. Not 2D raster or TIFF images, where
+#: a dark, noisy background is as likely a microscope's low photon counts (clipped at 0) as an MR floor, and not
+#: arrays without a file
+_FLOOR_READ_FROM = ("nifti", "nrrd", "metaimage", "mgh", "minc", "dicom-series", "dicom-file")
+
+
+def _magnitude_floor_reason(volume: Volume) -> str | None:
+    """A reason if the volume's background is the noise floor of a magnitude MR image, else None.
+
+    A magnitude image's air holds Rayleigh (one coil) or non-central chi noise, whose median / MAD ratio fits a coil
+    count (:func:`~meddenoiselib.transforms.magnitude.estimate_magnitude_floor`, which ``auto`` reads anyway to
+    remove that floor). Measured on the data folder: found in both real MR volumes whose air is as the scanner wrote
+    it (dipy's b0 EPI, the 4 x 4 x 5 mm head), in none of 90 other images (CT, ultrasound, X-ray, microscopy,
+    histology, masked or processed MR). Only for the files of :data:`_FLOOR_READ_FROM` (a frame of a 4D file by that
+    file's format): a synthetic microscopy time series (Gaussian noise clipped at 0) looked like a floor.
+    """
+    from ..transforms.magnitude import estimate_magnitude_floor
+
+    source = volume.source
+    fmt = (detect_format(source.path) if source.path else None) or source.format
+    if volume.num_components != 1 or fmt not in _FLOOR_READ_FROM or volume.array.dtype.kind not in "iuf":
+        return None
+    if volume.array.size == 0 or float(np.nanmin(volume.array)) < 0:
+        return None  # magnitude is never negative
+    floor = estimate_magnitude_floor(volume.array)
+    if floor is None:
+        return None
+    coils = "1 coil" if floor.coils == 1 else f"{floor.coils} coils"
+    return f"its background is the noise floor of a magnitude MR image ({coils})"
+
+
 def _from_dicom_value(value: str) -> Modality:
     """The family of a DICOM Modality value (``"MR"`` -> MR; unknown values -> OTHER)."""
     for modality, values in _DICOM_MODALITIES.items():
@@ -140,8 +171,9 @@ def detect_modality(volume: Volume, hint: Modality | str | None = None) -> Modal
     Order: the DICOM Modality tag, a MetaImage's ``Modality`` field (``MET_MOD_CT``, ``MET_MOD_MR``, ...), MR for a
     Philips PAR/REC file (only MR scanners write it), or for NIfTI the ``Modality`` of its BIDS / dcm2niix JSON
     sidecar (the same tag, copied); else ``hint`` (e.g. ``--modality``); else a BIDS MR file name
-    (``sub-01_T1w.nii.gz``); else values that look like CT in HU; else MR for a FreeSurfer MGH/MGZ file; else
-    :attr:`Modality.OTHER`. A hint that contradicts the tag loses to it (the file knows best).
+    (``sub-01_T1w.nii.gz``); else values that look like CT in HU; else MR for a FreeSurfer MGH/MGZ file or a
+    background that is a magnitude-MR noise floor (of a medical volume file); else :attr:`Modality.OTHER`.
+    A hint that contradicts the tag loses to it (the file knows best).
     """
     tag = volume.metadata.get("0008|0060", "").strip().upper()
     if tag:
@@ -167,6 +199,9 @@ def detect_modality(volume: Volume, hint: Modality | str | None = None) -> Modal
             return ModalityGuess(Modality.CT, reason)
     if path is not None and detect_format(path) == "mgh":
         return ModalityGuess(Modality.MR, "a FreeSurfer MGH/MGZ file (FreeSurfer processes MR)")
+    floor = _magnitude_floor_reason(volume)
+    if floor:
+        return ModalityGuess(Modality.MR, floor)
     # the one place a user can learn that a PNG of an ultrasound or MR scan gets the general model (e.g. on an HC18
     # ultrasound frame kpn-general 40.6 dB against the ultrasound model's 41.3): say how to pick the modality's own
     return ModalityGuess(
