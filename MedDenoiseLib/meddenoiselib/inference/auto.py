@@ -35,7 +35,7 @@ AUTO_MODELS: dict[Modality, tuple[str, ...]] = {
 #: floor (1.25 sigma; 3.9 at 8 coils: trained to remove it, they do not where the air is empty); with the noisy
 #: background masked to 0, by +0.2 to +1.5 dB in all 9 cases. Until 2026-12-05 MR with a voxel edge above 3 mm got
 #: the Rician / multi-coil models: a limit that came from the 4 x 4 x 5 mm sample head, whose reference carries noise
-#: of its own, so that denoising less scored better there.
+#: of its own, so that denoising less scored better there (``python benchmarks/mr_voxel_size.py [--masked]``).
 MAGNITUDE_MR_MODELS: tuple[str, ...] = ("kpn-burst3",)
 
 #: magnitude MR whose floor is that of several coils gets these when no burst model is installed: the Rician model
