@@ -106,6 +106,7 @@ def test_info_prints_geometry_and_dicom_tags(ct_series_dir):
     assert info["spacing_xyz_mm"] == pytest.approx([0.9765625, 0.9765625, 2.0])
     assert info["dicom"]["Modality"] == "CT" and info["dicom"]["RescaleIntercept"] == "-1024"
     assert info["slice_axis"] == "0 (array axis, 2 mm): 4 slices"  # what --preview-slice counts
+    assert info["auto"] == "kpn-ct-burst3 for CT (DICOM Modality is CT)"  # what denoise's default will run
     assert main(["info", str(ct_series_dir)]) == 0
 
 
@@ -122,6 +123,9 @@ def test_info_describes_a_4d_series_that_denoise_reads(tmp_path, mr_nifti, capsy
     info = json.loads(capsys.readouterr().out)
     assert info["frames"] == 3 and info["shape_zyx"] == [24, 58, 58] and info["dtype"] == "int16"
     assert info["spacing_xyz_mm"] == pytest.approx([4.0, 4.0, 5.0])
+    # the frames' air holds the scanner's floor: MR from the NIfTI's values, the floor removed after the model
+    assert info["auto"].startswith("kpn-burst3 for MR (its background is the noise floor of a magnitude MR image")
+    assert "then its magnitude noise floor removed" in info["auto"]
     # commands that take one volume say which one reads it
     assert main(["simulate", str(tmp_path / "fmri.nii.gz"), str(tmp_path / "x.nii.gz"), "--noise", "gaussian:5"]) == 1
     assert "4D data (shape (58, 58, 24, 3)): `denoise` reads it as a 4D series" in capsys.readouterr().err
