@@ -28,8 +28,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from data_split import DATA_ROOT, TRAIN  # noqa: E402
 from meddenoiselib.inference import Denoiser  # noqa: E402
 from meddenoiselib.io import Volume, read_volume  # noqa: E402
-from meddenoiselib.transforms import estimate_magnitude_floor, fit_scaling  # noqa: E402
-from meddenoiselib.transforms.noise import normalized_sigma, parse_noise_spec, simulate_volume  # noqa: E402
+from meddenoiselib.transforms import estimate_magnitude_floor  # noqa: E402
+from meddenoiselib.transforms.noise import parse_noise_spec, simulate_volume  # noqa: E402
+from real_noise import sigma_in_units  # noqa: E402
 from real_noise_metrics import head_mask, masked_psnr  # noqa: E402
 
 SOURCE = "mr/niivue_mr_gd/MR_Gd.nii.gz"
@@ -53,14 +54,6 @@ def slab(in_plane: int) -> Volume:
     return Volume(np.rint(a).astype(np.uint16), spacing=(sx * in_plane, sy * in_plane, sz * THICK))
 
 
-def sigma_of(clean: Volume, spec: str) -> float:
-    """The noise sigma in the image's units, as ``simulate`` resolves ``rician:3%`` (percentile scaling)."""
-    import torch
-
-    scaling = fit_scaling(clean.array, "percentile")
-    return normalized_sigma(parse_noise_spec(spec), torch.from_numpy(scaling.apply(clean.array))) * scaling.scale
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--masked", action="store_true", help="the noisy background set to 0 outside the head")
@@ -81,7 +74,7 @@ def main() -> int:
             if args.masked:
                 values[background] = 0
             noisy = noisy.with_array(values.astype(np.uint16))
-            sigma = sigma_of(clean_volume, spec)
+            sigma = sigma_in_units(clean_volume.array, spec)
             floor = estimate_magnitude_floor(noisy.array)
             old = "kpn-mr" if floor is not None and floor.coils >= 3 else "kpn-small-rician-mr"
             before = Denoiser(old, modality="mr").denoise(noisy).array.astype(np.float32)

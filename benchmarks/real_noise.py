@@ -534,12 +534,15 @@ def metrics(item: Item, result: np.ndarray) -> dict:
 
 def item_sigma(item: Item) -> float:
     """MR: the noise sigma in the image's units, as ``simulate`` resolves ``rician:3%`` (percentile scaling)."""
+    return sigma_in_units(item.case.volume.array, item.spec)
+
+
+def sigma_in_units(clean: np.ndarray, spec: str) -> float:
+    """The sigma of noise ``spec`` (``rician:3%``...) in ``clean``'s units, as ``simulate`` resolves it."""
     import torch
 
-    component = item.case.volume.array
-    scaling = fit_scaling(component, "percentile")
-    spec = parse_noise_spec(item.spec)
-    return normalized_sigma(spec, torch.from_numpy(scaling.apply(component))) * scaling.scale
+    scaling = fit_scaling(clean, "percentile")
+    return normalized_sigma(parse_noise_spec(spec), torch.from_numpy(scaling.apply(clean))) * scaling.scale
 
 
 def display(image: np.ndarray, modality: str, low: float, high: float) -> np.ndarray:

@@ -25,11 +25,6 @@ NIBABEL_DATA = Path(data_path)
 PHANTOM = "phantom_EPI_asc_CLEAR_2_1"  # Philips 3T EPI phantom: 3 dynamics of 9 slices of 64 x 64, 3.75 x 3.75 x 8 mm
 
 
-def _ras_of_volume(volume) -> np.ndarray:
-    """The volume's voxel-to-RAS matrix in nibabel's (x, y, z) voxel order (the volume is (z, y, x))."""
-    return volume.ijk_to_ras()
-
-
 @pytest.fixture()
 def parrec(tmp_path) -> Path:
     folder = tmp_path / "scanner"
@@ -55,7 +50,7 @@ def test_mgz_reads_with_nibabels_voxels_and_geometry(mr_mgz):
     image = nib.load(mr_mgz)
     assert volume.source.format == "mgh" and volume.array.dtype == np.int16
     np.testing.assert_array_equal(volume.array, np.transpose(np.asarray(image.dataobj), (2, 1, 0)))
-    np.testing.assert_allclose(_ras_of_volume(volume), image.affine, atol=1e-5)
+    np.testing.assert_allclose(volume.ijk_to_ras(), image.affine, atol=1e-5)
     assert volume.spacing == pytest.approx((4.0, 4.0, 5.0), abs=1e-5)
     assert volume.metadata["mgh_tr"] == "2300" and volume.metadata["mgh_te"] == "2.98"
     guess = detect_modality(volume)  # FreeSurfer processes MR; HU values would still say CT
@@ -136,7 +131,7 @@ def test_minc_reads_real_values_and_geometry(name):
     image = nib.load(NIBABEL_DATA / name)
     assert volume.source.format == "minc" and volume.array.dtype == np.float32
     np.testing.assert_allclose(volume.array, np.transpose(np.asarray(image.dataobj), (2, 1, 0)), rtol=1e-6)
-    np.testing.assert_allclose(_ras_of_volume(volume), image.affine, atol=1e-5)
+    np.testing.assert_allclose(volume.ijk_to_ras(), image.affine, atol=1e-5)
 
 
 def test_read_only_formats_are_refused_as_outputs(tmp_path, parrec):

@@ -160,17 +160,18 @@ def _denoising_notes(volume) -> dict[str, str]:
     """What ``denoise`` will do with this input: the model ``auto`` picks and why (without ``--modality``), a
     resampled input named, a CT's metal left out."""
     from ..inference.auto import choose_model
-    from ..io.modality import Modality, detect_modality
+    from ..io.modality import Modality
     from ..io.provenance import resampling_sign
     from ..io.series import VolumeSeries
 
     notes = {}
     frame = volume.frame(0) if isinstance(volume, VolumeSeries) else volume
-    notes["auto"] = choose_model(frame).describe()  # a series' frames all get the first frame's choice
+    choice = choose_model(frame)  # a series' frames all get the first frame's choice
+    notes["auto"] = choice.describe()
     sign = resampling_sign(volume)
     if sign:
         notes["resampled"] = f"{sign}; denoise the acquisition before resampling where you can"
-    if volume.num_components == 1 and detect_modality(frame).modality == Modality.CT:
+    if volume.num_components == 1 and choice.modality == Modality.CT:
         from ..transforms.metal import METAL_HU, metal_region
 
         region = metal_region(volume.array)  # of each frame of a series

@@ -102,10 +102,7 @@ def format_name(fmt: str) -> str:
 
 
 def format_suffix(fmt: str) -> str:
-    """The file suffix written for a format name (``"nifti"`` -> ``".nii.gz"``; a read-only format's results are
-    NIfTI: ``"parrec"`` -> ``".nii.gz"``)."""
-    if fmt in READ_ONLY_FORMATS:
-        return _DEFAULT_SUFFIX["nifti"]
+    """The file suffix written for a format name (``"nifti"`` -> ``".nii.gz"``)."""
     if fmt not in _DEFAULT_SUFFIX:
         raise OptionError(f"unknown format {fmt!r}; choose one of {sorted(_DEFAULT_SUFFIX)}.")
     return _DEFAULT_SUFFIX[fmt]

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, MedDenoiseError
+from .atomic import atomic_file
 from .formats import format_name
 from .limits import Encoding, check_claimed_size
 
@@ -33,6 +34,7 @@ __all__ = [
     "probe_nibabel",
     "read_dtype",
     "rec_file_of",
+    "save_mgh",
 ]
 
 logger = logging.getLogger(__name__)
@@ -242,3 +244,22 @@ def nibabel_metadata(image, fmt: str) -> dict[str, str]:
         if repetition.size:
             metadata["parrec_repetition_time"] = f"{float(repetition[0]):g}"
     return metadata
+
+
+def save_mgh(data: np.ndarray, affine: np.ndarray, header, path: Path) -> None:
+    """Write FreeSurfer MGH, or MGZ for a ``.mgz`` name, atomically.
+
+    Args:
+        data: ``(x, y, z)`` or ``(x, y, z, t)`` voxels in nibabel's order, a dtype MGH stores (uint8, int16, int32,
+            float32; :func:`~.outputs.check_format_holds` refused the others).
+        affine: the 4 x 4 voxel-to-RAS matrix.
+        header: an MGH header whose sequence timing (TR, TE, TI, flip angle) is kept, or None.
+        path: the output file.
+    """
+    import nibabel as nib
+
+    data = np.ascontiguousarray(data.astype(data.dtype.newbyteorder("="), copy=False))
+    image = nib.MGHImage(data, affine, None if header is None else header.copy())
+    image.set_data_dtype(data.dtype)
+    with atomic_file(path, suffix=".mgz" if path.name.lower().endswith(".mgz") else ".mgh") as temporary:
+        nib.save(image, str(temporary))

@@ -26,7 +26,15 @@ import numpy as np
 from ..errors import OutputError
 from .formats import IMAGE_2D_FORMATS, READ_ONLY_FORMATS, as_path, detect_format, format_name
 
-__all__ = ["ImageSpec", "PlannedOutput", "check_format_holds", "input_paths", "plan_file", "plan_output"]
+__all__ = [
+    "ImageSpec",
+    "PlannedOutput",
+    "check_format_holds",
+    "input_paths",
+    "plan_file",
+    "plan_output",
+    "refuse_read_only",
+]
 
 #: formats that place every voxel with one affine (or none): they cannot hold an irregular slice stack.
 SINGLE_GRID_FORMATS = ("nifti", "nrrd", "mgh", "metaimage", "tiff")
@@ -119,6 +127,16 @@ def input_paths(paths: Iterable[str | Path]) -> tuple[Path, ...]:
         if path.is_file() and detect_format(path) in ("nrrd", "metaimage"):
             found.extend(Path(p) for p in text_header_data_files(path))
     return tuple(dict.fromkeys(found))
+
+
+def refuse_read_only(label: str, fmt: str | None) -> None:
+    """Refuse to write a format the library reads but never writes (PAR/REC, MINC: their results are NIfTI).
+
+    Raises:
+        OutputError: naming ``label`` and the formats to write instead.
+    """
+    if fmt in READ_ONLY_FORMATS:
+        raise OutputError(f"{label}: {format_name(fmt)} files are read, not written; write .nii.gz (or .nii, .nrrd)")
 
 
 def check_format_holds(fmt: str, spec: ImageSpec, label: str, role: str = "image") -> None:
@@ -292,8 +310,7 @@ def plan_output(
             )
     if fmt == "nifti" and path.name.lower().endswith((".hdr", ".hdr.gz")):
         raise OutputError(f"{label}: NIfTI pairs (.hdr/.img) are read, not written; write .nii or .nii.gz")
-    if fmt in READ_ONLY_FORMATS:
-        raise OutputError(f"{label}: {format_name(fmt)} files are read, not written; write .nii.gz (or .nii, .nrrd)")
+    refuse_read_only(label, fmt)
     check_format_holds(fmt, spec, label, role)
     resolved = path.resolve()
     others = list(others)

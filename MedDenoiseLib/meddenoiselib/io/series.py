@@ -19,12 +19,12 @@ import numpy as np
 from ..errors import InputError, MedDenoiseError, OutputError
 from ..transforms.missing import missing_values
 from .atomic import atomic_file
-from .formats import READ_ONLY_FORMATS, detect_format, format_name
+from .formats import detect_format
 from .limits import Encoding, check_claimed_size
-from .nibabel_formats import load_nibabel, nibabel_frames, nibabel_voxels, probe_nibabel
+from .nibabel_formats import load_nibabel, nibabel_frames, nibabel_voxels, probe_nibabel, save_mgh
 from .nifti import stored_like_source
 from .nrrd import NrrdLayout, is_nrrd_series, read_nrrd_series, write_nrrd_series
-from .outputs import ImageSpec, PlannedOutput, plan_output
+from .outputs import ImageSpec, PlannedOutput, plan_output, refuse_read_only
 from .tiff import TiffLayout, probe_tiff, read_tiff, write_tiff
 from .volume import SourceInfo, Volume
 
@@ -321,9 +321,7 @@ def _write_nifti_series(series: VolumeSeries, path: Path, keep_storage: bool = T
     if series.num_components != 1:
         raise MedDenoiseError(f"{path}: multi-component frames are written as .nrrd, not NIfTI")
     array = series.array
-    affine = np.eye(4)
-    affine[:3, :3] = _LPS_FROM_RAS @ series.direction @ np.diag(series.spacing)
-    affine[:3, 3] = _LPS_FROM_RAS @ np.asarray(series.origin)
+    affine = series.ijk_to_ras()
     header = series.layout.copy() if isinstance(series.layout, nib.Nifti1Header) else None
     source = None
     if header is not None and series.source.path and Path(series.source.path).is_file():
@@ -351,17 +349,8 @@ def _write_mgh_series(series: VolumeSeries, path: Path) -> None:
 
     if series.num_components != 1:
         raise MedDenoiseError(f"{path}: multi-component frames are written as .nrrd, not MGH")
-    affine = np.eye(4)
-    affine[:3, :3] = _LPS_FROM_RAS @ series.direction @ np.diag(series.spacing)
-    affine[:3, 3] = _LPS_FROM_RAS @ np.asarray(series.origin)
-    header = series.layout.copy() if isinstance(series.layout, nib.freesurfer.mghformat.MGHHeader) else None
-    data = np.ascontiguousarray(np.transpose(series.array, (3, 2, 1, 0)))
-    data = data.astype(data.dtype.newbyteorder("="), copy=False)
-    image = nib.MGHImage(data, affine, header)
-    image.set_data_dtype(data.dtype)
-    suffix = ".mgz" if path.name.lower().endswith(".mgz") else ".mgh"
-    with atomic_file(path, suffix=suffix) as temporary:
-        nib.save(image, str(temporary))
+    header = series.layout if isinstance(series.layout, nib.freesurfer.mghformat.MGHHeader) else None
+    save_mgh(np.transpose(series.array, (3, 2, 1, 0)), series.ijk_to_ras(), header, path)
 
 
 def series_spec(series: VolumeSeries, dtype: np.dtype | str | None = None) -> ImageSpec:
@@ -380,10 +369,7 @@ def plan_series_output(
     """:func:`~.outputs.plan_output` for a 4D series: only NIfTI (``.nii``, ``.nii.gz``), ``.nrrd`` and TIFF (an
     ImageJ or OME hyperstack) hold one."""
     path = Path(path)
-    if detect_format(path) in READ_ONLY_FORMATS:
-        raise OutputError(
-            f"{path}: {format_name(detect_format(path))} files are read, not written; write .nii.gz (or .nii, .nrrd)"
-        )
+    refuse_read_only(str(path), detect_format(path))
     if detect_format(path) not in ("nifti", "nrrd", "mgh", "tiff") or path.name.lower().endswith(".nhdr"):
         raise OutputError(f"{path}: a 4D series is written as .nii, .nii.gz, .nrrd, .mgz or .tif")
     return plan_output(path, spec, role=role, overwrite=overwrite, protected=protected, others=others)

@@ -19,17 +19,16 @@ import SimpleITK as sitk
 from ..errors import MedDenoiseError, OptionError, OutputError
 from .atomic import atomic_file, commit_files, staging_folder
 from .dicom_write import write_derived_dicom
-from .formats import IMAGE_2D_FORMATS, READ_ONLY_FORMATS, as_path, format_name
+from .formats import IMAGE_2D_FORMATS, as_path
+from .nibabel_formats import save_mgh
 from .nifti import stored_like_source
-from .outputs import ImageSpec, PlannedOutput, plan_output
+from .outputs import ImageSpec, PlannedOutput, plan_output, refuse_read_only
 from .tiff import write_tiff
 from .volume import Volume
 
-__all__ = ["write_volume", "volume_to_sitk", "output_format_for", "ras_affine"]
+__all__ = ["write_volume", "volume_to_sitk", "output_format_for"]
 
 logger = logging.getLogger(__name__)
-
-_LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 
 
 def output_format_for(path: str | Path, volume: Volume) -> str:
@@ -41,8 +40,7 @@ def output_format_for(path: str | Path, volume: Volume) -> str:
     from .formats import detect_format
 
     fmt = detect_format(path)
-    if fmt in READ_ONLY_FORMATS:
-        raise OutputError(f"{path}: {format_name(fmt)} files are read, not written; write .nii.gz (or .nii, .nrrd)")
+    refuse_read_only(str(path), fmt)
     if fmt is not None:
         return fmt
     if volume.source.format in ("dicom-series", "dicom-file") and volume.source.dicom_files:
@@ -251,7 +249,7 @@ def _write_nifti(volume: Volume, path: Path, keep_storage: bool = True) -> None:
     if not array.dtype.isnative:
         array = array.astype(array.dtype.newbyteorder("="))
     data = np.transpose(array, (2, 1, 0))  # (z, y, x) -> nibabel (x, y, z)
-    affine = ras_affine(volume)
+    affine = volume.ijk_to_ras()
     header, source = None, None
     if volume.source.format == "nifti" and volume.source.path and Path(volume.source.path).is_file():
         try:
@@ -275,34 +273,19 @@ def _write_nifti(volume: Volume, path: Path, keep_storage: bool = True) -> None:
         nib.save(image, str(temporary))
 
 
-def ras_affine(volume: Volume) -> np.ndarray:
-    """The 4x4 voxel-to-RAS matrix of nibabel's ``(x, y, z)`` voxel order for a volume."""
-    affine = np.eye(4)
-    affine[:3, :3] = _LPS_FROM_RAS @ volume.direction @ np.diag(volume.spacing)
-    affine[:3, 3] = _LPS_FROM_RAS @ np.asarray(volume.origin)
-    return affine
-
-
 def _write_mgh(volume: Volume, path: Path) -> None:
     """Write FreeSurfer MGH / MGZ (by the suffix); from an MGH source, its header (sequence timing: TR, TE, TI,
     flip angle) is kept."""
     import nibabel as nib
 
-    array = volume.array
-    if array.dtype == np.bool_:
-        array = array.astype(np.uint8)
-    data = np.ascontiguousarray(np.transpose(array, (2, 1, 0)).astype(array.dtype.newbyteorder("=")))
+    array = volume.array.astype(np.uint8) if volume.array.dtype == np.bool_ else volume.array
     header = None
     if volume.source.format == "mgh" and volume.source.path and Path(volume.source.path).is_file():
         try:
-            header = nib.load(volume.source.path).header.copy()
+            header = nib.load(volume.source.path).header
         except Exception:  # noqa: BLE001 - the source changed since it was read: write a plain header
             header = None
-    image = nib.MGHImage(data, ras_affine(volume), header)
-    image.set_data_dtype(data.dtype)
-    suffix = ".mgz" if path.name.lower().endswith(".mgz") else ".mgh"
-    with atomic_file(path, suffix=suffix) as temporary:
-        nib.save(image, str(temporary))
+    save_mgh(np.transpose(array, (2, 1, 0)), volume.ijk_to_ras(), header, path)
 
 
 def _write_dicom_series(volume: Volume, plan: PlannedOutput, description_suffix: str, derivation: str) -> None:
