@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,8 @@ from meddenoiselib.inference import Denoiser
 from meddenoiselib.inference.auto import AUTO_MODELS, choose_model
 from meddenoiselib.io import Modality, Volume, detect_modality, read_volume, write_volume
 from meddenoiselib.transforms import estimate_magnitude_floor, magnitude_floor_ratio, parse_noise_spec, simulate_volume
+
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def _window_psnr(clean: np.ndarray, other: np.ndarray, body: np.ndarray) -> float:
@@ -328,6 +331,31 @@ def test_nifti_modality_from_its_bids_sidecar_or_bids_name(tmp_path, mr_nifti):
     assert main(["denoise", str(bold), str(tmp_path / "out.nii.gz"), "--report", str(report), "--quiet"]) == 0
     choice = json.loads(report.read_text())
     assert choice["modality"] == "mr" and "_bold" in choice["model_choice"], choice["model_choice"]
+
+
+def test_a_pet_cropped_to_the_body_is_not_read_as_mr(tmp_path, mr_nifti):
+    """A PET's darkest tiles, once it is cropped to the body, are its lungs: activity plus smooth noise whose
+    median / MAD fits a multi-coil magnitude floor as well as an MR's air does. Read as MR, `auto` removed that
+    "floor" and took the low-activity regions to ~0 Bq/ml. Air surrounds an object, so a floor must lie on the
+    image's edge; the lungs do not. A BIDS PET name is not MR either, whatever its background."""
+    import shutil
+
+    pet_path = DATA / "pet_chest_phantom_crop.nii.gz"  # simulated (scripts/make_pet_phantom.py)
+    pet = read_volume(pet_path)
+    floor = estimate_magnitude_floor(pet.array)
+    assert floor is not None and floor.coils > 1  # its lungs fit a floor: the edge rule is what keeps it from MR
+    guess = detect_modality(pet)
+    assert guess.modality == Modality.OTHER, guess.reason
+    out, report = tmp_path / "pet_out.nii.gz", tmp_path / "pet.json"
+    assert main(["denoise", str(pet_path), str(out), "--report", str(report), "--quiet"]) == 0
+    assert json.loads(report.read_text())["modality"] == "other"
+    low = pet.array < np.percentile(pet.array, 25)  # lungs and the body's edge: 190 Bq/ml on average
+    kept = read_volume(out).array[low].mean() / pet.array[low].mean()
+    assert 0.9 < kept < 1.1, kept  # read as MR: 6 / 188 Bq/ml
+    named = tmp_path / "sub-01_trc-FDG_pet.nii.gz"  # a BIDS PET name wins over an MR-like floor
+    shutil.copy(mr_nifti, named)
+    guess = detect_modality(read_volume(named))
+    assert guess.modality == Modality.OTHER and "_pet, a PET image" in guess.reason
 
 
 def test_auto_gives_the_black_around_an_ultrasound_sector_back_exactly(us_png):

@@ -22,6 +22,7 @@ __all__ = [
     "masked_background",
     "robust_spread",
     "sampled_tiles",
+    "tiles_on_border",
     "tile_noise",
 ]
 
@@ -69,6 +70,18 @@ def sampled_tiles(array: np.ndarray, tile: int = BACKGROUND_TILE) -> np.ndarray 
                 plane[:h, :w].reshape(h // tile, tile, w // tile, tile).swapaxes(1, 2).reshape(-1, tile * tile)
             )
     return np.concatenate(tiles) if tiles else None
+
+
+def tiles_on_border(shape: tuple[int, ...], tile: int = BACKGROUND_TILE) -> np.ndarray:
+    """Which rows of :func:`sampled_tiles` of an array of ``shape`` are on the edge of their slice's tile grid (the
+    first or last row or column of tiles): bool ``(tiles,)``, in the same order."""
+    height, width = shape[-2] // tile, shape[-1] // tile
+    if not (height and width):
+        return np.zeros(0, dtype=bool)
+    planes = int(np.prod(shape[:-2], dtype=np.int64)) if len(shape) > 2 else 1
+    edge = np.zeros((height, width), dtype=bool)
+    edge[[0, -1], :] = edge[:, [0, -1]] = True
+    return np.tile(edge.ravel(), len(range(0, planes, max(1, planes // 16))))
 
 
 def darkest_tiles(tiles: np.ndarray, fraction: float = DARKEST_FRACTION) -> np.ndarray | None:
