@@ -37,6 +37,7 @@ from MedDenoiseModuleLib import (
     cli_supports,
     default_python_executable,
     dicom_modality,
+    file_modality,
     find_library_source,
     first_input_candidate,
     library_update_needed,
@@ -792,6 +793,15 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
                         code=code, modality=modality
                     )
                 )
+            named = file_modality(inputVolume) if modality is None else None
+            if named is not None:
+                modality, reason = named
+                if logCallback is not None:
+                    logCallback(
+                        _("Loaded from a file: {reason}; modality '{modality}' for the automatic model choice").format(
+                            reason=reason, modality=modality
+                        )
+                    )
         settings = DenoiseSettings(
             model=model,
             noise_level=noiseLevel,

@@ -22,6 +22,7 @@ __all__ = [
     "check_input_node",
     "copy_display_settings",
     "dicom_modality",
+    "file_modality",
     "first_input_candidate",
     "output_node_name",
     "place_next_to",
@@ -136,6 +137,23 @@ def dicom_modality(node) -> str | None:
             return value
         item = hierarchy.GetItemParent(item)
     return None
+
+
+def file_modality(node) -> tuple[str, str] | None:
+    """``(modality, reason)`` from the name of the file ``node`` was loaded from and the JSON sidecar beside it (a BIDS
+    / dcm2niix NIfTI, a Philips PAR/REC: ``meddenoiselib.io.modality_from_file_name``), else None.
+
+    The library reads these from the file it is given, but the module gives it a NRRD of the node, without them: a
+    PET NIfTI with its sidecar (Modality PT) would otherwise be judged by its voxels alone.
+    """
+    try:
+        from meddenoiselib.io.modality import modality_from_file_name
+    except ImportError:  # a library older than this module: the choice from the voxels alone, as before
+        return None
+    storage = node.GetStorageNode() if node is not None and hasattr(node, "GetStorageNode") else None
+    file_name = storage.GetFileName() if storage is not None else None
+    guess = modality_from_file_name(file_name) if file_name else None
+    return None if guess is None else (guess.modality.value, guess.reason)
 
 
 #: the node attribute in which Slicer's DICOM module lists the SOP Instance UIDs a volume was loaded from

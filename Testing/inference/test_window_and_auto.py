@@ -13,7 +13,7 @@ from meddenoiselib.cli import main
 from meddenoiselib.evaluation import psnr
 from meddenoiselib.inference import Denoiser
 from meddenoiselib.inference.auto import AUTO_MODELS, choose_model
-from meddenoiselib.io import Modality, Volume, detect_modality, read_volume, write_volume
+from meddenoiselib.io import Modality, Volume, detect_modality, modality_from_file_name, read_volume, write_volume
 from meddenoiselib.transforms import estimate_magnitude_floor, magnitude_floor_ratio, parse_noise_spec, simulate_volume
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -356,6 +356,10 @@ def test_a_pet_cropped_to_the_body_is_not_read_as_mr(tmp_path, mr_nifti):
     shutil.copy(mr_nifti, named)
     guess = detect_modality(read_volume(named))
     assert guess.modality == Modality.OTHER and "_pet, a PET image" in guess.reason
+    # what a front end that hands over a copy of the voxels (the Slicer module) passes as the hint
+    assert modality_from_file_name(named).modality == Modality.OTHER
+    assert modality_from_file_name(tmp_path / "sub-01_dwi.nii.gz").modality == Modality.MR  # needs no file
+    assert modality_from_file_name(pet_path) is None
 
 
 def test_auto_gives_the_black_around_an_ultrasound_sector_back_exactly(us_png):

@@ -252,3 +252,36 @@ def test_dicom_modality_reaches_the_run_settings(logic, temp_root):
     assert "DICOM Modality CT: modality 'ct' for the automatic model choice" in logic.log
     task = logic.logic.process(node, model="median", modality="us", separateProcess=False, showResult=False)
     assert task.settings.modality == "us"  # a chosen modality wins
+
+
+def test_a_nifti_sidecar_or_bids_name_reaches_the_run_settings(logic, temp_root, tmp_path):
+    """The module hands the library a NRRD of the node, which has lost the file's name and sidecar: the logic reads
+    them from the node's storage file instead (a PET NIfTI with its dcm2niix sidecar, Modality PT, is ``other``; a
+    BIDS ``_T1w`` is MR), and a chosen modality still wins."""
+    import json
+
+    import nibabel
+
+    logic.logic.temporaryRoot = str(temp_root)
+
+    def loaded_from(name: str):
+        path = tmp_path / name
+        nibabel.save(nibabel.Nifti1Image(np.zeros((8, 8, 2), np.int16), np.eye(4)), path)
+        node = add_volume_node(logic.scene, np.zeros((2, 8, 8), np.int16), np.eye(4), name=name)
+        storage = logic.scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+        storage.SetFileName(str(path))
+        node.SetAndObserveStorageNodeID(storage.GetID())
+        return node
+
+    def modality_of(node, **options) -> str | None:
+        run = logic.logic.process(node, model="median", separateProcess=False, showResult=False, **options)
+        return run.settings.modality
+
+    pet = loaded_from("scan.nii.gz")
+    (tmp_path / "scan.json").write_text(json.dumps({"Modality": "PT", "Units": "BQML"}))
+    assert modality_of(pet, logCallback=logic.log.append) == "other"
+    assert any("scan.json gives Modality PT; modality 'other'" in line for line in logic.log), logic.log
+    t1 = loaded_from("sub-01_T1w.nii.gz")
+    assert modality_of(t1) == "mr"
+    assert modality_of(t1, modality="us") == "us"
+    assert modality_of(loaded_from("head.nii.gz")) is None  # nothing in its name: the library judges the voxels

@@ -530,7 +530,8 @@ def add_parser(sub) -> None:
         default="auto",
         help="'auto' (default): the shipped model for the scan's modality "
         "(DICOM Modality tag, a BIDS sidecar's, MR for a PAR/REC; else --modality; else MR for a BIDS MR name, CT "
-        "if the values look like HU, MR for an MGZ, else the general model); "
+        "if the values look like HU, MR for an MGZ or a volume file whose air around the object holds a magnitude-MR "
+        "noise floor, else the general model); "
         "or a shipped model or baseline (see `models`)",
     )
     p.add_argument(

@@ -12,7 +12,7 @@ import numpy as np
 from .formats import detect_format, strip_suffix
 from .volume import Volume
 
-__all__ = ["Modality", "ModalityGuess", "detect_modality", "parse_modality"]
+__all__ = ["Modality", "ModalityGuess", "detect_modality", "modality_from_file_name", "parse_modality"]
 
 
 class Modality(str, enum.Enum):
@@ -189,6 +189,26 @@ def _bids_name_modality(path: Path) -> ModalityGuess | None:
     return None
 
 
+def _parrec_modality(path: Path) -> ModalityGuess | None:
+    """MR for a Philips PAR/REC file (only MR scanners write it); else None."""
+    if detect_format(path) == "parrec":
+        return ModalityGuess(Modality.MR, "a Philips PAR/REC file is an MR scanner's export")
+    return None
+
+
+def modality_from_file_name(path: str | Path) -> ModalityGuess | None:
+    """What a file's name and the JSON sidecar beside it say its modality is, without reading its voxels: MR for a
+    Philips PAR/REC, the ``Modality`` of a NIfTI's BIDS / dcm2niix sidecar, MR or OTHER (PET) for a BIDS file name;
+    None when they say nothing.
+
+    For a front end that hands the library a copy of the voxels rather than the file, and would lose these hints with
+    the file name (the Slicer module writes the node it denoises to a NRRD): it passes the answer as the modality
+    hint, which :func:`detect_modality` then follows as it follows the file itself.
+    """
+    path = Path(path)
+    return _parrec_modality(path) or _bids_sidecar_modality(path) or _bids_name_modality(path)
+
+
 def detect_modality(volume: Volume, hint: Modality | str | None = None) -> ModalityGuess:
     """The modality of a volume.
 
@@ -207,11 +227,9 @@ def detect_modality(volume: Volume, hint: Modality | str | None = None) -> Modal
     if meta.startswith("MET_MOD_") and meta not in ("MET_MOD_OTHER", "MET_MOD_UNKNOWN"):
         return ModalityGuess(_from_dicom_value(meta[len("MET_MOD_") :]), f"MetaImage Modality is {meta}")
     path = Path(volume.source.path) if volume.source.path else None  # a file (or a frame of a series file)
-    if path is not None and detect_format(path) == "parrec":
-        return ModalityGuess(Modality.MR, "a Philips PAR/REC file is an MR scanner's export")
-    sidecar = None if path is None else _bids_sidecar_modality(path)
-    if sidecar is not None:
-        return sidecar
+    known = None if path is None else _parrec_modality(path) or _bids_sidecar_modality(path)
+    if known is not None:
+        return known
     if hint is not None:
         modality = hint if isinstance(hint, Modality) else parse_modality(hint)
         return ModalityGuess(modality, f"modality given as {modality.value}")
