@@ -285,3 +285,8 @@ def test_a_nifti_sidecar_or_bids_name_reaches_the_run_settings(logic, temp_root,
     assert modality_of(t1) == "mr"
     assert modality_of(t1, modality="us") == "us"
     assert modality_of(loaded_from("head.nii.gz")) is None  # nothing in its name: the library judges the voxels
+    freesurfer = loaded_from("head.nii.gz")
+    mgz = tmp_path / "T1.mgz"
+    nibabel.save(nibabel.MGHImage(np.zeros((8, 8, 2), np.uint8), np.eye(4)), mgz)
+    freesurfer.GetStorageNode().SetFileName(str(mgz))
+    assert modality_of(freesurfer) == "mr"

@@ -196,17 +196,24 @@ def _parrec_modality(path: Path) -> ModalityGuess | None:
     return None
 
 
+def _mgh_modality(path: Path) -> ModalityGuess | None:
+    """MR for a FreeSurfer MGH / MGZ file; else None."""
+    if detect_format(path) == "mgh":
+        return ModalityGuess(Modality.MR, "a FreeSurfer MGH/MGZ file (FreeSurfer processes MR)")
+    return None
+
+
 def modality_from_file_name(path: str | Path) -> ModalityGuess | None:
     """What a file's name and the JSON sidecar beside it say its modality is, without reading its voxels: MR for a
-    Philips PAR/REC, the ``Modality`` of a NIfTI's BIDS / dcm2niix sidecar, MR or OTHER (PET) for a BIDS file name;
-    None when they say nothing.
+    Philips PAR/REC, the ``Modality`` of a NIfTI's BIDS / dcm2niix sidecar, MR or OTHER (PET) for a BIDS file name,
+    MR for a FreeSurfer MGH / MGZ; None when they say nothing.
 
     For a front end that hands the library a copy of the voxels rather than the file, and would lose these hints with
     the file name (the Slicer module writes the node it denoises to a NRRD): it passes the answer as the modality
     hint, which :func:`detect_modality` then follows as it follows the file itself.
     """
     path = Path(path)
-    return _parrec_modality(path) or _bids_sidecar_modality(path) or _bids_name_modality(path)
+    return _parrec_modality(path) or _bids_sidecar_modality(path) or _bids_name_modality(path) or _mgh_modality(path)
 
 
 def detect_modality(volume: Volume, hint: Modality | str | None = None) -> ModalityGuess:
@@ -240,8 +247,9 @@ def detect_modality(volume: Volume, hint: Modality | str | None = None) -> Modal
         reason = _looks_like_ct_hu(volume.array)
         if reason:
             return ModalityGuess(Modality.CT, reason)
-    if path is not None and detect_format(path) == "mgh":
-        return ModalityGuess(Modality.MR, "a FreeSurfer MGH/MGZ file (FreeSurfer processes MR)")
+    mgh = None if path is None else _mgh_modality(path)
+    if mgh is not None:
+        return mgh
     floor = _magnitude_floor_reason(volume)
     if floor:
         return ModalityGuess(Modality.MR, floor)
