@@ -72,7 +72,8 @@ class SliceAxis(enum.Enum):
 class Modality(enum.Enum):
     """The scan's modality, handed to the library's automatic model choice (``--modality``).
 
-    ``FROM_DICOM`` reads the series' DICOM Modality from the subject hierarchy (as Slicer's DICOM module stores it).
+    ``FROM_DICOM`` reads the series' DICOM Modality from the subject hierarchy (as Slicer's DICOM module stores it), or
+    for a volume loaded from a file what the file's name and sidecar say (``volumes.file_modality``).
     """
 
     FROM_DICOM = "dicom"
@@ -85,7 +86,7 @@ class Modality(enum.Enum):
     def label(self) -> str:
         """Text shown in the modality combo box."""
         return {
-            "dicom": "from DICOM (if known)",
+            "dicom": "from DICOM or the file (if known)",
             "ct": "CT",
             "mr": "MR",
             "us": "ultrasound",
