@@ -101,7 +101,8 @@ def _looks_like_ct_hu(array: np.ndarray) -> str | None:
 
 
 #: the background's median / (1.4826 MAD) must be within this factor of its coil count's for a floor to make a file
-#: MR (real MR floors 0.93 and 1.02 of it, simulated ones 0.99-1.06; removing a known MR's floor allows 1.3)
+#: MR (real MR floors 0.93 and 1.02 of it, simulated ones 0.99-1.10, the air of simulated PET 0.77-0.84:
+#: docs/benchmarks_modality_guess.md; removing a known MR's floor allows 1.3)
 GUESS_RATIO_TOLERANCE = 1.15
 #: the files whose background may be read as an MR floor: medical volume formats. Not 2D raster or TIFF images, where
 #: a dark, noisy background is as likely a microscope's low photon counts (clipped at 0) as an MR floor, and not
@@ -116,7 +117,8 @@ def _magnitude_floor_reason(volume: Volume) -> str | None:
     count (:func:`~meddenoiselib.transforms.magnitude.estimate_magnitude_floor`, which ``auto`` reads anyway to
     remove that floor). Measured on the data folder: found in both real MR volumes whose air is as the scanner wrote
     it (dipy's b0 EPI, the 4 x 4 x 5 mm head), in none of 90 other images (CT, ultrasound, X-ray, microscopy,
-    histology, masked or processed MR). Only for the files of :data:`_FLOOR_READ_FROM` (a frame of a 4D file by that
+    histology, masked or processed MR), nor in 18 simulated PET volumes, as reconstructed or cropped
+    (docs/benchmarks_modality_guess.md). Only for the files of :data:`_FLOOR_READ_FROM` (a frame of a 4D file by that
     file's format): a synthetic microscopy time series (Gaussian noise clipped at 0) looked like a floor.
     """
     from ..transforms.background import tiles_on_border
@@ -131,9 +133,8 @@ def _magnitude_floor_reason(volume: Volume) -> str | None:
     floor = estimate_magnitude_floor(volume.array)
     if floor is None:
         return None
-    # A guess needs a closer fit than the floor's removal from a known MR: the floors of two real and eight simulated
-    # MR volumes fit their coil count's median / MAD within 0.93-1.06x, the air of simulated PET volumes (MLEM's, skewed
-    # towards 0) fits one coil at 0.81-0.84x
+    # A guess needs a closer fit than the floor's removal from a known MR: MR floors fit their coil count's median /
+    # MAD within 0.93-1.10x, the air of simulated PET volumes (MLEM's, skewed towards 0) one coil at 0.77-0.84x
     if abs(np.log(floor.ratio / floor_ratio_for_coils(floor.coils))) > np.log(GUESS_RATIO_TOLERANCE):
         return None
     # Air surrounds the object, so the floor's tiles lie on the image's edge at least as often as tiles do at all.
