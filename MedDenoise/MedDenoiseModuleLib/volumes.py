@@ -140,19 +140,21 @@ def dicom_modality(node) -> str | None:
 
 
 def file_modality(node) -> tuple[str, str] | None:
-    """``(modality, reason)`` from the name of the file ``node`` was loaded from and the JSON sidecar beside it (a BIDS
-    / dcm2niix NIfTI, a Philips PAR/REC: ``meddenoiselib.io.modality_from_file_name``), else None.
+    """``(modality, reason)`` from the file ``node`` was loaded from, without its voxels: a DICOM file's Modality tag,
+    a MetaImage header's Modality, a NIfTI's BIDS / dcm2niix sidecar or BIDS name, a PAR/REC or an MGZ
+    (``meddenoiselib.io.modality_from_file``); else None.
 
     The library reads these from the file it is given, but the module gives it a NRRD of the node, without them: a
-    PET NIfTI with its sidecar (Modality PT) would otherwise be judged by its voxels alone.
+    PET NIfTI with its sidecar (Modality PT), or a CT or MR DICOM file loaded with *Add Data* rather than the DICOM
+    module, would otherwise be judged by its voxels alone.
     """
     try:
-        from meddenoiselib.io.modality import modality_from_file_name
+        from meddenoiselib.io.modality import modality_from_file
     except ImportError:  # a library older than this module: the choice from the voxels alone, as before
         return None
     storage = node.GetStorageNode() if node is not None and hasattr(node, "GetStorageNode") else None
     file_name = storage.GetFileName() if storage is not None else None
-    guess = modality_from_file_name(file_name) if file_name else None
+    guess = modality_from_file(file_name) if file_name else None
     return None if guess is None else (guess.modality.value, guess.reason)
 
 

@@ -13,7 +13,7 @@ from meddenoiselib.cli import main
 from meddenoiselib.evaluation import psnr
 from meddenoiselib.inference import Denoiser
 from meddenoiselib.inference.auto import AUTO_MODELS, choose_model
-from meddenoiselib.io import Modality, Volume, detect_modality, modality_from_file_name, read_volume, write_volume
+from meddenoiselib.io import Modality, Volume, detect_modality, modality_from_file, read_volume, write_volume
 from meddenoiselib.transforms import estimate_magnitude_floor, magnitude_floor_ratio, parse_noise_spec, simulate_volume
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -333,7 +333,7 @@ def test_nifti_modality_from_its_bids_sidecar_or_bids_name(tmp_path, mr_nifti):
     assert choice["modality"] == "mr" and "_bold" in choice["model_choice"], choice["model_choice"]
 
 
-def test_a_pet_cropped_to_the_body_is_not_read_as_mr(tmp_path, mr_nifti):
+def test_a_pet_cropped_to_the_body_is_not_read_as_mr(tmp_path, mr_nifti, ct_series_dir):
     """A PET's darkest tiles, once it is cropped to the body, are its lungs: activity plus smooth noise whose
     median / MAD fits a multi-coil magnitude floor as well as an MR's air does. Read as MR, `auto` removed that
     "floor" and took the low-activity regions to ~0 Bq/ml. Air surrounds an object, so a floor must lie on the
@@ -357,9 +357,12 @@ def test_a_pet_cropped_to_the_body_is_not_read_as_mr(tmp_path, mr_nifti):
     guess = detect_modality(read_volume(named))
     assert guess.modality == Modality.OTHER and "_pet, a PET image" in guess.reason
     # what a front end that hands over a copy of the voxels (the Slicer module) passes as the hint
-    assert modality_from_file_name(named).modality == Modality.OTHER
-    assert modality_from_file_name(tmp_path / "sub-01_dwi.nii.gz").modality == Modality.MR  # needs no file
-    assert modality_from_file_name(pet_path) is None
+    assert modality_from_file(named).modality == Modality.OTHER
+    assert modality_from_file(tmp_path / "sub-01_dwi.nii.gz").modality == Modality.MR  # needs no file
+    assert modality_from_file(pet_path) is None
+    assert modality_from_file(sorted(ct_series_dir.glob("*.dcm"))[0]).reason == "DICOM Modality is CT"  # its header
+    (tmp_path / "broken.dcm").write_bytes(b"not DICOM")
+    assert modality_from_file(tmp_path / "broken.dcm") is None  # reading it names the problem, not the guess
 
 
 def test_auto_gives_the_black_around_an_ultrasound_sector_back_exactly(us_png):

@@ -254,10 +254,11 @@ def test_dicom_modality_reaches_the_run_settings(logic, temp_root):
     assert task.settings.modality == "us"  # a chosen modality wins
 
 
-def test_a_nifti_sidecar_or_bids_name_reaches_the_run_settings(logic, temp_root, tmp_path):
-    """The module hands the library a NRRD of the node, which has lost the file's name and sidecar: the logic reads
-    them from the node's storage file instead (a PET NIfTI with its dcm2niix sidecar, Modality PT, is ``other``; a
-    BIDS ``_T1w`` is MR), and a chosen modality still wins."""
+def test_what_the_loaded_file_says_reaches_the_run_settings(logic, temp_root, tmp_path, ct_series_dir):
+    """The module hands the library a NRRD of the node, which has lost the file's header, name and sidecar: the logic
+    reads them from the node's storage file instead (a PET NIfTI with its dcm2niix sidecar, Modality PT, is ``other``;
+    a BIDS ``_T1w`` is MR; a DICOM file loaded without the DICOM module has its tag, a MetaImage its Modality field),
+    and a chosen modality still wins."""
     import json
 
     import nibabel
@@ -290,3 +291,16 @@ def test_a_nifti_sidecar_or_bids_name_reaches_the_run_settings(logic, temp_root,
     nibabel.save(nibabel.MGHImage(np.zeros((8, 8, 2), np.uint8), np.eye(4)), mgz)
     freesurfer.GetStorageNode().SetFileName(str(mgz))
     assert modality_of(freesurfer) == "mr"
+    dicom = loaded_from("slice.nii.gz")
+    dicom.GetStorageNode().SetFileName(str(sorted(ct_series_dir.glob("*.dcm"))[0]))  # Add Data of one DICOM file
+    assert modality_of(dicom, logCallback=logic.log.append) == "ct"
+    assert any("DICOM Modality is CT; modality 'ct'" in line for line in logic.log), logic.log
+    import SimpleITK as sitk
+
+    metaimage = tmp_path / "us.mha"
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((2, 8, 8), np.uint8)), str(metaimage))
+    raw = metaimage.read_bytes()
+    metaimage.write_bytes(raw.replace(b"ElementDataFile", b"Modality = MET_MOD_US\nElementDataFile", 1))
+    ultrasound = loaded_from("us0.nii.gz")
+    ultrasound.GetStorageNode().SetFileName(str(metaimage))
+    assert modality_of(ultrasound) == "us"

@@ -12,7 +12,7 @@ import numpy as np
 from .formats import detect_format, strip_suffix
 from .volume import Volume
 
-__all__ = ["Modality", "ModalityGuess", "detect_modality", "modality_from_file_name", "parse_modality"]
+__all__ = ["Modality", "ModalityGuess", "detect_modality", "modality_from_file", "parse_modality"]
 
 
 class Modality(str, enum.Enum):
@@ -204,17 +204,57 @@ def _mgh_modality(path: Path) -> ModalityGuess | None:
     return None
 
 
-def modality_from_file_name(path: str | Path) -> ModalityGuess | None:
-    """What a file's name and the JSON sidecar beside it say its modality is, without reading its voxels: MR for a
-    Philips PAR/REC, the ``Modality`` of a NIfTI's BIDS / dcm2niix sidecar, MR or OTHER (PET) for a BIDS file name,
-    MR for a FreeSurfer MGH / MGZ; None when they say nothing.
+def _dicom_header_modality(path: Path) -> ModalityGuess | None:
+    """The Modality tag of a DICOM file's header (the pixels are not read); None without a readable one."""
+    import pydicom
+
+    if detect_format(path) != "dicom-file" or not path.is_file():
+        return None
+    try:
+        value = str(pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"]).get("Modality", ""))
+    except Exception:  # noqa: BLE001 - not DICOM, or damaged: the file says nothing here; reading it names the problem
+        return None
+    value = value.strip().upper()
+    return ModalityGuess(_from_dicom_value(value), f"DICOM Modality is {value}") if value else None
+
+
+def _metaimage_header_modality(path: Path) -> ModalityGuess | None:
+    """The ``Modality`` field (``MET_MOD_CT``, ...) of a MetaImage header; None without one."""
+    from .probe import text_header_values
+
+    if detect_format(path) != "metaimage" or not path.is_file():
+        return None
+    try:
+        value = text_header_values(path).get("modality", "").strip().upper()
+    except OSError:
+        return None
+    if not value.startswith("MET_MOD_") or value in ("MET_MOD_OTHER", "MET_MOD_UNKNOWN"):
+        return None
+    return ModalityGuess(_from_dicom_value(value[len("MET_MOD_") :]), f"MetaImage Modality is {value}")
+
+
+def modality_from_file(path: str | Path) -> ModalityGuess | None:
+    """What a file says its modality is without its voxels being read: the Modality tag of a DICOM file's header, the
+    ``Modality`` field of a MetaImage header, MR for a Philips PAR/REC, the ``Modality`` of a NIfTI's BIDS / dcm2niix
+    JSON sidecar, MR or OTHER (PET) for a BIDS file name, MR for a FreeSurfer MGH / MGZ; None when it says nothing.
 
     For a front end that hands the library a copy of the voxels rather than the file, and would lose these hints with
-    the file name (the Slicer module writes the node it denoises to a NRRD): it passes the answer as the modality
-    hint, which :func:`detect_modality` then follows as it follows the file itself.
+    it (the Slicer module writes the node it denoises to a NRRD): it passes the answer as the modality hint, which
+    :func:`detect_modality` then follows as it follows the file itself.
     """
     path = Path(path)
-    return _parrec_modality(path) or _bids_sidecar_modality(path) or _bids_name_modality(path) or _mgh_modality(path)
+    for read in (
+        _dicom_header_modality,
+        _metaimage_header_modality,
+        _parrec_modality,
+        _bids_sidecar_modality,
+        _bids_name_modality,
+        _mgh_modality,
+    ):
+        guess = read(path)
+        if guess is not None:
+            return guess
+    return None
 
 
 def detect_modality(volume: Volume, hint: Modality | str | None = None) -> ModalityGuess:

@@ -42,6 +42,7 @@ __all__ = [
     "slicer_segments",
     "sitk_read_error",
     "text_header_data_files",
+    "text_header_values",
 ]
 
 logger = logging.getLogger(__name__)
@@ -299,6 +300,11 @@ def _text_header(path: Path) -> tuple[dict[str, str], int]:
             if key.strip().lower() == "elementdatafile":
                 break  # ElementDataFile is the last MetaImage header line
     return values, position
+
+
+def text_header_values(path: str | Path) -> dict[str, str]:
+    """Key / value pairs of a NRRD or MetaImage text header, keys in lower case (``OSError`` when unreadable)."""
+    return _text_header(Path(path))[0]
 
 
 def text_header_data_files(path: str | Path) -> tuple[str, ...]:
