@@ -73,7 +73,8 @@ class Modality(enum.Enum):
     """The scan's modality, handed to the library's automatic model choice (``--modality``).
 
     ``FROM_DICOM`` reads the series' DICOM Modality from the subject hierarchy (as Slicer's DICOM module stores it), or
-    for a volume loaded from a file what the file's name and sidecar say (``volumes.file_modality``).
+    for a volume loaded from a file what the file says (a DICOM or MetaImage header, its name or sidecar:
+    ``volumes.file_modality``).
     """
 
     FROM_DICOM = "dicom"
