@@ -100,10 +100,10 @@ def _looks_like_ct_hu(array: np.ndarray) -> str | None:
     return None
 
 
-#: the background's median / (1.4826 MAD) must be within this factor of its coil count's for a floor to make a file
-#: MR (real MR floors 0.93 and 1.02 of it, simulated ones 0.99-1.10, the air of simulated PET 0.77-0.84:
-#: docs/benchmarks_modality_guess.md; removing a known MR's floor allows 1.3)
-GUESS_RATIO_TOLERANCE = 1.15
+#: a background whose median / (1.4826 MAD) is below one coil's (Rayleigh's) by more than this factor is more skewed
+#: than any magnitude floor and makes no file MR (real one-coil floors: 1.02 of it; the air of simulated PET, MLEM's,
+#: skewed towards 0: 0.77-0.84, docs/benchmarks_modality_guess.md; removing a known MR's floor allows 1.3)
+MOST_SKEWED_FLOOR_TOLERANCE = 1.15
 #: the files whose background may be read as an MR floor: medical volume formats. Not 2D raster or TIFF images, where
 #: a dark, noisy background is as likely a microscope's low photon counts (clipped at 0) as an MR floor, and not
 #: arrays without a file
@@ -133,9 +133,9 @@ def _magnitude_floor_reason(volume: Volume) -> str | None:
     floor = estimate_magnitude_floor(volume.array)
     if floor is None:
         return None
-    # A guess needs a closer fit than the floor's removal from a known MR: MR floors fit their coil count's median /
-    # MAD within 0.93-1.10x, the air of simulated PET volumes (MLEM's, skewed towards 0) one coil at 0.77-0.84x
-    if abs(np.log(floor.ratio / floor_ratio_for_coils(floor.coils))) > np.log(GUESS_RATIO_TOLERANCE):
+    # Nothing more skewed than a one-coil floor: between the coil counts' values any ratio can be a floor (magnitude
+    # averaged into thick slices fits "4 coils" at 1.10x), below the one-coil value none is
+    if floor.ratio < floor_ratio_for_coils(1) / MOST_SKEWED_FLOOR_TOLERANCE:
         return None
     # Air surrounds the object, so the floor's tiles lie on the image's edge at least as often as tiles do at all.
     # Dark tissue inside it fits a multi-coil floor as well as air does: the lungs of a simulated PET cropped to the
