@@ -103,6 +103,7 @@ def test_modality_from_tag_hint_and_hu_values(ct_series_dir, mr_nifti, us_png):
     # the real head's air holds the scanner's magnitude noise floor: MR, read from the NIfTI file's values
     guess = detect_modality(mr)
     assert guess.modality == Modality.MR and "noise floor of a magnitude MR image (2 coils)" in guess.reason
+    assert "a guess from its voxels, name the modality if it is not MR" in guess.reason  # how to overrule it
     # not from an array without a file, nor where a mask set the air to 0 (no floor to read)
     assert detect_modality(Volume(mr.array, spacing=mr.spacing)).modality == Modality.OTHER
     assert detect_modality(mr.with_array(np.where(mr.array < 30, 0, mr.array))).modality == Modality.OTHER

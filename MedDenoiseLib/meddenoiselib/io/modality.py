@@ -145,7 +145,11 @@ def _magnitude_floor_reason(volume: Volume) -> str | None:
     if on_edge[floor.air].mean() < on_edge.mean():
         return None
     coils = "1 coil" if floor.coils == 1 else f"{floor.coils} coils"
-    return f"its background is the noise floor of a magnitude MR image ({coils})"
+    # the weakest rule here (a PET cropped tightly to a brain can pass it): say how to overrule it
+    return (
+        f"its background is the noise floor of a magnitude MR image ({coils}): a guess from its voxels, name the "
+        "modality if it is not MR"
+    )
 
 
 def _from_dicom_value(value: str) -> Modality:
