@@ -28,6 +28,7 @@ __all__ = [
     "DicomStack",
     "dicom_stack_of_file",
     "dicom_stack_of_series",
+    "header_value",
     "list_dicom_series",
     "read_dicom_stack",
     "select_dicom_series",
@@ -51,13 +52,15 @@ class DicomSeries:
         return f"{self.uid} ({len(self.files)} files, {self.modality or '?'}{desc})"
 
 
-def _header_value(path: str, keyword: str) -> str:
+def header_value(path: str | Path, keyword: str) -> str:
+    """One element of a DICOM file's header by keyword (``"Modality"``), the pixels not read; ``""`` when the file has
+    none or cannot be read (best effort: reading the image names the problem)."""
     import pydicom
 
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[keyword])
         return str(getattr(ds, keyword, "") or "")
-    except Exception:  # noqa: BLE001 - a description is best-effort; the series itself was already listed
+    except Exception:  # noqa: BLE001 - best effort; whoever reads the image reports what is wrong with it
         return ""
 
 
@@ -90,8 +93,8 @@ def list_dicom_series(folder: str | Path) -> list[DicomSeries]:
             DicomSeries(
                 uid=uid,
                 files=files,
-                modality=_header_value(files[0], "Modality"),
-                description=_header_value(files[0], "SeriesDescription"),
+                modality=header_value(files[0], "Modality"),
+                description=header_value(files[0], "SeriesDescription"),
             )
         )
     series.sort(key=lambda s: len(s.files), reverse=True)

@@ -208,33 +208,37 @@ def _mgh_modality(path: Path) -> ModalityGuess | None:
     return None
 
 
-def _dicom_header_modality(path: Path) -> ModalityGuess | None:
-    """The Modality tag of a DICOM file's header (the pixels are not read); None without a readable one."""
-    import pydicom
-
-    if detect_format(path) != "dicom-file" or not path.is_file():
-        return None
-    try:
-        value = str(pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"]).get("Modality", ""))
-    except Exception:  # noqa: BLE001 - not DICOM, or damaged: the file says nothing here; reading it names the problem
-        return None
+def _dicom_tag_guess(value: str) -> ModalityGuess | None:
+    """The guess a DICOM Modality value (``"MR"``) gives; None for an empty one."""
     value = value.strip().upper()
     return ModalityGuess(_from_dicom_value(value), f"DICOM Modality is {value}") if value else None
 
 
+def _metaimage_guess(value: str) -> ModalityGuess | None:
+    """The guess a MetaImage ``Modality`` value (``MET_MOD_CT``, ...) gives; None for an empty, other or unknown one."""
+    value = value.strip().upper()
+    if not value.startswith("MET_MOD_") or value in ("MET_MOD_OTHER", "MET_MOD_UNKNOWN"):
+        return None
+    return ModalityGuess(_from_dicom_value(value[len("MET_MOD_") :]), f"MetaImage Modality is {value}")
+
+
+def _dicom_header_modality(path: Path) -> ModalityGuess | None:
+    """The Modality tag of a DICOM file's header (the pixels are not read); None without a readable one."""
+    from .dicom import header_value
+
+    return _dicom_tag_guess(header_value(path, "Modality")) if detect_format(path) == "dicom-file" else None
+
+
 def _metaimage_header_modality(path: Path) -> ModalityGuess | None:
-    """The ``Modality`` field (``MET_MOD_CT``, ...) of a MetaImage header; None without one."""
+    """The ``Modality`` field of a MetaImage header; None without one."""
     from .probe import text_header_values
 
     if detect_format(path) != "metaimage" or not path.is_file():
         return None
     try:
-        value = text_header_values(path).get("modality", "").strip().upper()
+        return _metaimage_guess(text_header_values(path).get("modality", ""))
     except OSError:
         return None
-    if not value.startswith("MET_MOD_") or value in ("MET_MOD_OTHER", "MET_MOD_UNKNOWN"):
-        return None
-    return ModalityGuess(_from_dicom_value(value[len("MET_MOD_") :]), f"MetaImage Modality is {value}")
 
 
 def modality_from_file(path: str | Path) -> ModalityGuess | None:
@@ -272,12 +276,11 @@ def detect_modality(volume: Volume, hint: Modality | str | None = None) -> Modal
     volume file); else :attr:`Modality.OTHER`.
     A hint that contradicts the tag loses to it (the file knows best).
     """
-    tag = volume.metadata.get("0008|0060", "").strip().upper()
-    if tag:
-        return ModalityGuess(_from_dicom_value(tag), f"DICOM Modality is {tag}")
-    meta = volume.metadata.get("Modality", "").strip().upper() if volume.source.format == "metaimage" else ""
-    if meta.startswith("MET_MOD_") and meta not in ("MET_MOD_OTHER", "MET_MOD_UNKNOWN"):
-        return ModalityGuess(_from_dicom_value(meta[len("MET_MOD_") :]), f"MetaImage Modality is {meta}")
+    tagged = _dicom_tag_guess(volume.metadata.get("0008|0060", "")) or (
+        _metaimage_guess(volume.metadata.get("Modality", "")) if volume.source.format == "metaimage" else None
+    )
+    if tagged is not None:
+        return tagged
     path = Path(volume.source.path) if volume.source.path else None  # a file (or a frame of a series file)
     known = None if path is None else _parrec_modality(path) or _bids_sidecar_modality(path)
     if known is not None:

@@ -56,14 +56,22 @@ def robust_spread(values: np.ndarray) -> float:
     return 1.4826 * float(np.median(np.abs(values - np.median(values))))
 
 
+#: the most planes :func:`sampled_tiles` reads, evenly spaced
+SAMPLED_PLANES = 16
+
+
+def _plane_step(planes: int) -> int:
+    """The step between the planes :func:`sampled_tiles` reads of ``planes`` (and :func:`tiles_on_border` lays out)."""
+    return max(1, planes // SAMPLED_PLANES)
+
+
 def sampled_tiles(array: np.ndarray, tile: int = BACKGROUND_TILE) -> np.ndarray | None:
     """``tile`` x ``tile`` tiles of up to 16 evenly sampled slices of a ``(..., Y, X)`` array, one per row (float32,
     ``(tiles, tile * tile)``), in an order fixed by the array's shape; None when there are none."""
     image = np.asarray(array)  # converted per sampled slice: no float copy of a whole volume
     slices = image.reshape(-1, *image.shape[-2:]) if image.ndim >= 2 else image[None, None]
-    step = max(1, len(slices) // 16)
     tiles = []
-    for plane in slices[::step].astype(np.float32):
+    for plane in slices[:: _plane_step(len(slices))].astype(np.float32):
         h, w = (n // tile * tile for n in plane.shape)
         if h and w:
             tiles.append(
@@ -81,7 +89,7 @@ def tiles_on_border(shape: tuple[int, ...], tile: int = BACKGROUND_TILE) -> np.n
     planes = int(np.prod(shape[:-2], dtype=np.int64)) if len(shape) > 2 else 1
     edge = np.zeros((height, width), dtype=bool)
     edge[[0, -1], :] = edge[:, [0, -1]] = True
-    return np.tile(edge.ravel(), len(range(0, planes, max(1, planes // 16))))
+    return np.tile(edge.ravel(), len(range(0, planes, _plane_step(planes))))
 
 
 def darkest_tiles(tiles: np.ndarray, fraction: float = DARKEST_FRACTION) -> np.ndarray | None:
