@@ -49,20 +49,31 @@ SETTINGS = (
 )
 
 
-def with_factor(refinement, factor: float):
-    """``refinement`` and every ``larger`` tier after it with ``noise_factor=factor``."""
+def with_factor(refinement, factor: float, share: float | None = None):
+    """``refinement`` and every ``larger`` tier after it with ``noise_factor=factor`` (and ``share``, unless None)."""
     if refinement is None:
         return None
-    return dataclasses.replace(refinement, noise_factor=factor, larger=with_factor(refinement.larger, factor))
+    return dataclasses.replace(
+        refinement,
+        noise_factor=factor,
+        share=refinement.share if share is None else share,
+        larger=with_factor(refinement.larger, factor, share),
+    )
+
+
+def _share_label(share: float | None) -> str:
+    return "" if share is None else f" share {share:g}"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--factors", default="1,1.5,2,3")
+    parser.add_argument("--shares", default="", help="shares of the filtered image, e.g. 0.6,1 (default: each tier's)")
     parser.add_argument("--tiers", default="short", help=f"';'-separated: short, {', '.join(FORCED_TIER)}")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "ct_noise_factor")
     args = parser.parse_args()
     factors = [float(f) for f in args.factors.split(",")]
+    shares = [float(f) for f in args.shares.split(",") if f.strip()] or [None]
     tiers = [t.strip() for t in args.tiers.split(";") if t.strip()]
     unknown = [t for t in tiers if t != "short" and t not in FORCED_TIER]
     if unknown:
@@ -72,7 +83,7 @@ def main() -> int:
         parser.error(f"not in the training split: {', '.join(held_out)}")
     args.work.mkdir(parents=True, exist_ok=True)
     shipped = collaborative_wiener.REFINED_MODELS["kpn-ct-burst3"]
-    gains: dict[tuple[str, float], list[float]] = {}
+    gains: dict[tuple[str, float, float | None], list[float]] = {}
     try:
         for name, files in CASES.items():
             with tempfile.TemporaryDirectory() as folder:
@@ -92,19 +103,20 @@ def main() -> int:
                 cells = []
                 for tier in tiers:
                     for factor in factors:
-                        chain = with_factor(shipped, factor)
-                        collaborative_wiener.REFINED_MODELS["kpn-ct-burst3"] = (
-                            chain if tier == "short" else forced(chain, FORCED_TIER[tier])
-                        )
-                        result = Denoiser("auto").denoise(noisy).array
-                        gain = window_psnr(reference, result, body, (40, 400)) - before
-                        gains.setdefault((tier, factor), []).append(gain)
-                        cells.append(f"{tier} x{factor:g} {gain:+.2f}")
+                        for share in shares:
+                            chain = with_factor(shipped, factor, share)
+                            collaborative_wiener.REFINED_MODELS["kpn-ct-burst3"] = (
+                                chain if tier == "short" else forced(chain, FORCED_TIER[tier])
+                            )
+                            result = Denoiser("auto").denoise(noisy).array
+                            gain = window_psnr(reference, result, body, (40, 400)) - before
+                            gains.setdefault((tier, factor, share), []).append(gain)
+                            cells.append(f"{tier} x{factor:g}{_share_label(share)} {gain:+.2f}")
                 print(f"{name:14s} {spec:62s} " + " | ".join(cells), flush=True)
     finally:
         collaborative_wiener.REFINED_MODELS["kpn-ct-burst3"] = shipped
-    for (tier, factor), values in gains.items():
-        print(f"mean {tier} x{factor:g}: {np.mean(values):+.3f} dB over {len(values)} cases")
+    for (tier, factor, share), values in gains.items():
+        print(f"mean {tier} x{factor:g}{_share_label(share)}: {np.mean(values):+.3f} dB over {len(values)} cases")
     return 0
 
 

@@ -98,15 +98,14 @@ class Modality(enum.Enum):
 
 def modality_from_dicom(code: str | None) -> str | None:
     """The library's modality word (``"ct"``, ``"mr"``, ``"us"``, ``"xray"``, ``"other"``) for a DICOM Modality code,
-    as the library itself maps the tag (``meddenoiselib.io.modality``); None when there is no code or no library."""
-    if not code or not code.strip():
-        return None
+    as the library itself maps the tag (``meddenoiselib.io.modality_from_dicom_code``); None when there is no code or
+    no library."""
     try:
-        from meddenoiselib.io.modality import detect_modality
-        from meddenoiselib.io.volume import Volume
+        from meddenoiselib.io import modality_from_dicom_code
     except ImportError:
         return None
-    return detect_modality(Volume(np.zeros((1, 1, 1), np.uint8), metadata={"0008|0060": code})).modality.value
+    modality = modality_from_dicom_code(code)
+    return None if modality is None else modality.value
 
 
 class CTWindow(enum.Enum):

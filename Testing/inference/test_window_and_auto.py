@@ -13,7 +13,15 @@ from meddenoiselib.cli import main
 from meddenoiselib.evaluation import psnr
 from meddenoiselib.inference import Denoiser
 from meddenoiselib.inference.auto import AUTO_MODELS, choose_model
-from meddenoiselib.io import Modality, Volume, detect_modality, modality_from_file, read_volume, write_volume
+from meddenoiselib.io import (
+    Modality,
+    Volume,
+    detect_modality,
+    modality_from_dicom_code,
+    modality_from_file,
+    read_volume,
+    write_volume,
+)
 from meddenoiselib.transforms import estimate_magnitude_floor, magnitude_floor_ratio, parse_noise_spec, simulate_volume
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -114,6 +122,12 @@ def test_modality_from_tag_hint_and_hu_values(ct_series_dir, mr_nifti, us_png):
     untagged = replace(ct, metadata={})
     guess = detect_modality(untagged)
     assert guess.modality == Modality.CT and "HU" in guess.reason
+    # a bare DICOM Modality code maps as the tag does (the Slicer module's subject hierarchy hands over the code)
+    codes = ("ct", " MR ", "US", "DX", "CR", "MG", "PT", "OT", "", None)
+    assert [modality_from_dicom_code(code) for code in codes[:3]] == [Modality.CT, Modality.MR, Modality.US]
+    assert [modality_from_dicom_code(code) for code in codes[3:]] == [Modality.XRAY] * 3 + [Modality.OTHER] * 2 + [
+        None
+    ] * 2
 
 
 def test_auto_prefers_each_modalitys_model_and_falls_back(ct_series_dir, mr_nifti):

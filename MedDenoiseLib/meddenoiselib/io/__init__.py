@@ -7,7 +7,14 @@ from .dicom import DicomSeries, list_dicom_series, select_dicom_series
 from .discovery import find_inputs, is_dicom_folder
 from .formats import detect_format, format_suffix, is_supported_file, strip_suffix
 from .limits import memory_budget
-from .modality import Modality, ModalityGuess, detect_modality, modality_from_file, parse_modality
+from .modality import (
+    Modality,
+    ModalityGuess,
+    detect_modality,
+    modality_from_dicom_code,
+    modality_from_file,
+    parse_modality,
+)
 from .outputs import ImageSpec, PlannedOutput, input_paths, plan_file, plan_output
 from .probe import VolumeHeader, probe_volume
 from .readers import check_volume, read_volume, volume_from_sitk
@@ -28,6 +35,7 @@ __all__ = [
     "check_volume",
     "detect_format",
     "detect_modality",
+    "modality_from_dicom_code",
     "modality_from_file",
     "find_inputs",
     "format_suffix",

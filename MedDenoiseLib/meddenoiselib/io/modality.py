@@ -208,10 +208,17 @@ def _mgh_modality(path: Path) -> ModalityGuess | None:
     return None
 
 
+def modality_from_dicom_code(value: str | None) -> Modality | None:
+    """The family of a DICOM Modality (0008,0060) value as ``auto`` reads the tag (``"MR"`` -> MR, ``"DX"`` ->
+    XRAY, ``"PT"`` or an unknown code -> OTHER); None for an empty or missing one."""
+    value = (value or "").strip().upper()
+    return _from_dicom_value(value) if value else None
+
+
 def _dicom_tag_guess(value: str) -> ModalityGuess | None:
     """The guess a DICOM Modality value (``"MR"``) gives; None for an empty one."""
-    value = value.strip().upper()
-    return ModalityGuess(_from_dicom_value(value), f"DICOM Modality is {value}") if value else None
+    modality = modality_from_dicom_code(value)
+    return None if modality is None else ModalityGuess(modality, f"DICOM Modality is {value.strip().upper()}")
 
 
 def _metaimage_guess(value: str) -> ModalityGuess | None:
