@@ -226,6 +226,11 @@ LARGE_VOLUME_MAX_PIXELS = 1024 * 512 * 512
 #: of their own that more filtering also removes and the metric counts as error); 3 was not taken, as it loses more
 #: there (-0.28) for +0.02 on the mean. The Philips phantom, whose plastic skull holds too little flat tissue, is not
 #: refined at all. Sweep: ``python benchmarks/ct_noise_factor.py``; held out: docs/benchmarks_real_noise.md (stop 51).
+#: With the factor at 2, the share again (``--factors 2 --shares 0.8,1.0``, same 12 cases, 2026-12-06): 0.6 / 0.8 /
+#: 1.0 +7.22 / +7.25 / +7.23 dB (the heads rise with the share, +0.2-0.45 dB at 25 HU ramp, the chests fall, -0.3 at
+#: 25 HU grain 2): too little to move the shipped 0.6. A second pass of the filtering on the first one's output (share
+#: 1.0 both times) +7.01: heads at 25 HU ramp +0.05-0.2 over one pass at share 1.0, every chest and both heads at 60 HU
+#: below; not installed.
 CT_NOISE_FACTOR = 2.0
 
 
