@@ -54,7 +54,7 @@ from meddenoiselib.io import Modality, read_volume  # noqa: E402
 from meddenoiselib.io.formats import detect_format  # noqa: E402
 from meddenoiselib.io.modality import detect_modality  # noqa: E402
 from meddenoiselib.transforms.background import tiles_on_border  # noqa: E402
-from meddenoiselib.transforms.magnitude import FLOOR_TILE, estimate_magnitude_floor, floor_ratio_for_coils  # noqa: E402
+from meddenoiselib.transforms.magnitude import estimate_magnitude_floor, floor_ratio_for_coils  # noqa: E402
 
 CHEST_SERIES = DATA_ROOT / "ct" / "itkelastix_chest_ct_series00"
 #: (true counts per slice, MLEM iterations, post-filter FWHM in pixels)
@@ -84,7 +84,7 @@ def floor_facts(array: np.ndarray) -> str:
     floor = estimate_magnitude_floor(array)
     if floor is None:
         return "none"
-    edge = tiles_on_border(array.shape, FLOOR_TILE)
+    edge = tiles_on_border(array.shape, floor.tile)
     fit = floor.ratio / floor_ratio_for_coils(floor.coils)
     return f"{floor.coils} coils, fit {fit:.2f}x, on edge {edge[floor.air].mean():.0%} (all tiles {edge.mean():.0%})"
 

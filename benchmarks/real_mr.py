@@ -26,6 +26,11 @@ MR models and NLM / BM3D with ``--sigma auto``; BM3D with the oracle noise PSD i
 skull-stripping or a scanner's background mask leaves a scan: no noise floor to read there. Written to
 ``benchmarks_real_mr_masked.md`` / ``.csv``; the background bias is then that of the mask, not of a method.
 
+``--reduce N``: the same 2D slices averaged over N x N pixels before the noise (a coarse matrix of the same anatomy:
+128 x 128 for N = 2, as an EPI or DWI slice), pixel spacing N x 1 mm; written to ``benchmarks_real_mr_reduced<N>.md``
+/ ``.csv``. A single slice this small has too few 16-px tiles to read its noise floor from (see ``FLOOR_TILES`` in
+``transforms/magnitude.py``).
+
 ``--template PATH``: instead of the 2D slices, one MR *volume* whose background is exactly 0, so that the bias
 measures the method and not the reference's own noise floor: the MNI ICBM 2009a symmetric T1 template as nilearn
 ships it (``nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz``: an average of 152 real T1
@@ -121,12 +126,26 @@ def template_case(work: Path, path: Path, thick: int = 1) -> Case:
     return mr_case(name, folder)
 
 
-def cases(work: Path) -> list[Case]:
+def reduced_frames(frames: np.ndarray, factor: int) -> np.ndarray:
+    """``(1, Y, X)`` frames averaged over ``factor`` x ``factor`` pixels (``--reduce``: a coarser acquisition of the
+    same anatomy, as an EPI or DWI matrix), rounded to the integers they were."""
+    if factor == 1:
+        return frames
+    z, y, x = frames.shape
+    y, x = y // factor * factor, x // factor * factor
+    cells = frames[:, :y, :x].astype(np.float64).reshape(z, y // factor, factor, x // factor, factor)
+    return np.rint(cells.mean(axis=(2, 4))).astype(frames.dtype)
+
+
+def cases(work: Path, reduce: int = 1) -> list[Case]:
     out = []
     for name, source, channel in REAL_MR:
+        name = name if reduce == 1 else f"{name}-{reduce}x"
         folder = work / "clean" / f"mr-{name}"
         if not folder.exists():
-            write_fixture_series(reference_frames(source, channel), folder, "MR", MR_SPACING, f"{name} (fixture)")
+            frames = reduced_frames(reference_frames(source, channel), reduce)
+            spacing = (MR_SPACING[0] * reduce, MR_SPACING[1] * reduce, MR_SPACING[2])
+            write_fixture_series(frames, folder, "MR", spacing, f"{name} (fixture)")
         out.append(mr_case(name, folder))
     return out
 
@@ -238,6 +257,14 @@ def main() -> int:
         help="with --template: N mm slices, each the mean of N adjacent 1 mm slices (a thick-slice acquisition)",
     )
     parser.add_argument(
+        "--reduce",
+        type=int,
+        default=1,
+        metavar="N",
+        help="the 2D slices averaged over N x N pixels (a coarse matrix, e.g. 128 x 128 for N = 2) -> "
+        "benchmarks_real_mr_reduced<N>.md/.csv",
+    )
+    parser.add_argument(
         "--masked",
         action="store_true",
         help="the noisy series masked to 0 outside the dilated head -> benchmarks_real_mr_masked.md/.csv (no oracle)",
@@ -245,6 +272,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.thick < 1 or (args.thick > 1 and not args.template):
         parser.error("--thick N (N >= 1) applies to --template")
+    if args.reduce < 1 or (args.reduce > 1 and (args.template or args.masked)):
+        parser.error("--reduce N (N >= 1) applies to the 2D slices, without --template or --masked")
     if args.template and args.masked:
         parser.error("--template and --masked measure different things; give one")
     if args.template and not Path(args.template).is_file():
@@ -266,11 +295,13 @@ def run(args: argparse.Namespace, work: Path) -> int:
     output.mkdir(parents=True, exist_ok=True)
     methods = [m for m in args.methods.split(",") if m]
     env = cli_env()
-    all_cases = [template_case(work, Path(args.template), args.thick)] if args.template else cases(work)
+    all_cases = [template_case(work, Path(args.template), args.thick)] if args.template else cases(work, args.reduce)
     all_items = items_of(all_cases, args.seed)
     simulate_items(all_items, work)
     template_suffix = "_template" + (f"_thick{args.thick}" if args.thick > 1 else "")
     group, suffix = ("masked", "_masked") if args.masked else ("main", template_suffix if args.template else "")
+    if args.reduce > 1:
+        suffix = f"_reduced{args.reduce}"
     if args.masked:
         mask_items(all_items, work)
         all_items = items_of(all_cases, args.seed, group)
@@ -281,6 +312,8 @@ def run(args: argparse.Namespace, work: Path) -> int:
         writer.writeheader()
         writer.writerows(rows)
     title = "Magnitude-MR noise on real, unseen MR images" + (", masked outside the head" if args.masked else "")
+    if args.reduce > 1:
+        title += f", reduced {args.reduce}x in-plane ({args.reduce} x {args.reduce} pixels averaged)"
     if args.template:
         slices = f", {args.thick} mm slices" if args.thick > 1 else ""
         title = f"Magnitude-MR noise on an unseen 3D MR volume with an empty background (the MNI T1 template{slices})"

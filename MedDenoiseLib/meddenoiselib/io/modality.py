@@ -131,7 +131,9 @@ def _magnitude_floor_reason(volume: Volume) -> str | None:
     if volume.array.size == 0 or float(np.nanmin(volume.array)) < 0:
         return None  # magnitude is never negative
     floor = estimate_magnitude_floor(volume.array)
-    if floor is None:
+    # only on the 16-px grid the rules below were measured on: a small image's floor, read on finer tiles for the
+    # floor's removal from a known MR, is no evidence of MR (a 3 x 3 grid of a small crop barely has an edge)
+    if floor is None or floor.tile != FLOOR_TILE:
         return None
     # Nothing more skewed than a one-coil floor: between the coil counts' values any ratio can be a floor (magnitude
     # averaged into thick slices fits "4 coils" at 1.10x), below the one-coil value none is

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .background import BACKGROUND_TILE as FLOOR_TILE
-from .background import background_tiles, darkest_tiles, robust_spread, sampled_tiles
+from .background import background_tiles, darkest_tiles, robust_spread, sampled_tiles, tiles_on_border
 
 __all__ = [
     "MagnitudeFloor",
@@ -35,6 +35,19 @@ __all__ = [
     "robust_spread",
 ]
 
+#: tile edges (pixels) the floor is read with, the first whose grid holds enough darkest tiles (4 in 5 %): 16 px on
+#: volumes and images of ~145 px and more; 8 and 4 px on smaller single images (a 128 x 128 EPI or DWI slice, an MR
+#: slice reduced 2-3x). Only 16 gave no floor on 2D slices under 144 x 144, and ``auto`` then chose the Rician model,
+#: which left these images *below* the noisy input: on the *training* MR_Gd slices 52 / 72 / 92 reduced 2x (94 x 88) /
+#: 3x (62 x 58) at Rician 3 % / 6 % and 8 coils -1.87 / +0.80 / -1.82 and -2.85 / -0.35 / -3.31 dB; read with 8 / 4 px
+#: tiles (sigma within 1-6 %, every coil count right) the burst model and the floor's removal gain +0.58 / +2.25 /
+#: +1.24 and -0.26 / +1.30 / +0.25 dB there. Held out (the 7 real slices of ``benchmarks/real_mr.py --reduce 2`` / ``3``,
+#: through the CLI): -1.36 / +1.39 / -0.98 -> +0.00 / +2.20 / +1.54 dB and -2.64 / +0.20 / -2.24 -> +0.10 / +1.63 / +1.41
+FLOOR_TILES = (FLOOR_TILE, 8, 4)
+#: the finer tiles only on slices of at least this many pixels each way (a 64 x 64 EPI matrix), and only where the
+#: background's tiles lie on the image's edge at least as often as all tiles do (air surrounds the head): the dark
+#: tissue of a crop inside a head (the sample head's 27 x 15 px crop, 4-px tiles) fits a one-coil floor too
+SMALL_FLOOR_MIN_PIXELS = 48
 #: coil counts the floor estimate chooses among (root-sum-of-squares arrays up to 32 channels)
 COIL_COUNTS = (1, 2, 3, 4, 6, 8, 12, 16, 20, 32)
 #: a floor's median is at most this fraction of the image's 99th percentile: 8 coils at sigma 6 % of it give ~0.23,
@@ -93,6 +106,7 @@ class MagnitudeFloor:
         shape: the shape of the image it was read from (None: not read from an image).
         air: indices of the air tiles it was read from (rows of the image's sampled tiles), where
             :func:`residual_floor_spread` measures what a denoiser left of the noise.
+        tile: the edge of those tiles in pixels (:data:`FLOOR_TILES`).
     """
 
     sigma: float
@@ -100,15 +114,16 @@ class MagnitudeFloor:
     ratio: float
     shape: tuple[int, ...] | None = None
     air: np.ndarray | None = field(default=None, compare=False, repr=False)
+    tile: int = FLOOR_TILE
 
 
 def estimate_magnitude_floor(array: np.ndarray) -> MagnitudeFloor | None:
     """Read sigma and the coil count from the background of a magnitude image.
 
     The background is the darkest tiles and every tile whose mean is as low within its noise
-    (:func:`~.background.background_tiles`). The coil count is the one whose theoretical floor ratio
-    (:func:`floor_ratio_for_coils`) is nearest to the background's; sigma is the background median over the median of
-    ``chi_2N``.
+    (:func:`~.background.background_tiles`), on the first grid of :data:`FLOOR_TILES` with enough tiles. The coil
+    count is the one whose theoretical floor ratio (:func:`floor_ratio_for_coils`) is nearest to the background's;
+    sigma is the background median over the median of ``chi_2N``.
 
     Args:
         array: ``(Z, Y, X)`` or ``(Y, X)`` magnitude image with a zero offset.
@@ -116,8 +131,7 @@ def estimate_magnitude_floor(array: np.ndarray) -> MagnitudeFloor | None:
     Returns:
         The floor, or None when the image has no usable background (too small, or air set to one value).
     """
-    tiles = sampled_tiles(array, FLOOR_TILE)
-    air = None if tiles is None else background_tiles(tiles)
+    tile, tiles, air = _floor_tiles(array)
     if air is None:
         return None
     values = tiles[air].ravel().astype(np.float64)
@@ -134,7 +148,24 @@ def estimate_magnitude_floor(array: np.ndarray) -> MagnitudeFloor | None:
         return None
     if abs(np.log(floor_ratio_for_coils(coils) / ratio)) > np.log(FLOOR_RATIO_TOLERANCE):
         return None
-    return MagnitudeFloor(median / _chi_median_and_ratio(coils)[0], coils, ratio, tuple(image.shape), air)
+    return MagnitudeFloor(median / _chi_median_and_ratio(coils)[0], coils, ratio, tuple(image.shape), air, tile)
+
+
+def _floor_tiles(array: np.ndarray) -> tuple[int, np.ndarray | None, np.ndarray | None]:
+    """``(tile, tiles, air)``: the first tile edge of :data:`FLOOR_TILES` whose grid shows a background, the image's
+    sampled tiles of that edge and the background's rows among them (``air`` None: no background on any grid)."""
+    tiles = None
+    for tile in FLOOR_TILES:
+        if tile != FLOOR_TILE and min(np.shape(array)[-2:]) < SMALL_FLOOR_MIN_PIXELS:
+            break
+        tiles = sampled_tiles(array, tile)
+        air = None if tiles is None else background_tiles(tiles)
+        if air is not None and tile != FLOOR_TILE:
+            on_edge = tiles_on_border(np.shape(array), tile)
+            air = air if on_edge[air].mean() >= on_edge.mean() else None
+        if air is not None:
+            return tile, tiles, air
+    return FLOOR_TILES[-1], tiles, None
 
 
 def residual_floor_spread(denoised: np.ndarray, floor: MagnitudeFloor, noisy: np.ndarray | None = None) -> float | None:
@@ -153,16 +184,16 @@ def residual_floor_spread(denoised: np.ndarray, floor: MagnitudeFloor, noisy: np
         The spread in units of sigma, or None when the floor was not read from an image of ``denoised``'s shape and
         ``noisy`` shows no air.
     """
+    tile = floor.tile
     if floor.air is not None and floor.shape == tuple(np.shape(denoised)):
         air = floor.air
     elif noisy is not None and np.shape(noisy) == np.shape(denoised):
-        tiles = sampled_tiles(noisy, FLOOR_TILE)
-        air = None if tiles is None else background_tiles(tiles)
+        tile, _, air = _floor_tiles(noisy)
     else:
         air = None
     if air is None:
         return None
-    return robust_spread(sampled_tiles(denoised, FLOOR_TILE)[air]) / floor.sigma
+    return robust_spread(sampled_tiles(denoised, tile)[air]) / floor.sigma
 
 
 def noncentral_chi_mean(snr: np.ndarray | float, coils: int) -> np.ndarray:
