@@ -41,8 +41,9 @@ __all__ = [
 #: which left these images *below* the noisy input: on the *training* MR_Gd slices 52 / 72 / 92 reduced 2x (94 x 88) /
 #: 3x (62 x 58) at Rician 3 % / 6 % and 8 coils -1.87 / +0.80 / -1.82 and -2.85 / -0.35 / -3.31 dB; read with 8 / 4 px
 #: tiles (sigma within 1-6 %, every coil count right) the burst model and the floor's removal gain +0.58 / +2.25 /
-#: +1.24 and -0.26 / +1.30 / +0.25 dB there. Held out (the 7 real slices of ``benchmarks/real_mr.py --reduce 2`` / ``3``,
-#: through the CLI): -1.36 / +1.39 / -0.98 -> +0.00 / +2.20 / +1.54 dB and -2.64 / +0.20 / -2.24 -> +0.10 / +1.63 / +1.41
+#: +1.24 and -0.26 / +1.30 / +0.25 dB there. Held out (the 7 real slices of ``benchmarks/real_mr.py --reduce 2`` /
+#: ``3``, through the CLI): -1.36 / +1.39 / -0.98 -> +0.00 / +2.20 / +1.54 dB and -2.64 / +0.20 / -2.24 -> +0.10 /
+#: +1.63 / +1.41
 FLOOR_TILES = (FLOOR_TILE, 8, 4)
 #: the finer tiles only on slices of at least this many pixels each way (a 64 x 64 EPI matrix), and only where the
 #: background's tiles lie on the image's edge at least as often as all tiles do (air surrounds the head): the dark
