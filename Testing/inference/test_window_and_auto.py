@@ -123,11 +123,9 @@ def test_modality_from_tag_hint_and_hu_values(ct_series_dir, mr_nifti, us_png):
     guess = detect_modality(untagged)
     assert guess.modality == Modality.CT and "HU" in guess.reason
     # a bare DICOM Modality code maps as the tag does (the Slicer module's subject hierarchy hands over the code)
-    codes = ("ct", " MR ", "US", "DX", "CR", "MG", "PT", "OT", "", None)
-    assert [modality_from_dicom_code(code) for code in codes[:3]] == [Modality.CT, Modality.MR, Modality.US]
-    assert [modality_from_dicom_code(code) for code in codes[3:]] == [Modality.XRAY] * 3 + [Modality.OTHER] * 2 + [
-        None
-    ] * 2
+    expected = {"ct": Modality.CT, " MR ": Modality.MR, "US": Modality.US, "DX": Modality.XRAY, "CR": Modality.XRAY}
+    expected.update({"MG": Modality.XRAY, "PT": Modality.OTHER, "OT": Modality.OTHER, "": None, None: None})
+    assert {code: modality_from_dicom_code(code) for code in expected} == expected
 
 
 def test_auto_prefers_each_modalitys_model_and_falls_back(ct_series_dir, mr_nifti):

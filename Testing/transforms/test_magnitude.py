@@ -87,9 +87,8 @@ def test_the_floor_of_a_small_single_slice_is_read_on_finer_tiles(mr_png, reduct
     """A single slice under 144 x 144 (an EPI or DWI slice, an MR image reduced 2-3x) has too few 16-px tiles for a
     background; the floor is then read on 8- or 4-px tiles: the test data's brain slice reduced 2x (128 x 128), 3x
     (85 x 85) and 4x (64 x 64), Rician or 8-coil floor of 3 % of its 99th percentile: the coil count exact and sigma
-    within 8 %
-    (measured 1-6 % on the training MR_Gd slices). Before, no floor was read there, and ``auto`` gave such an image
-    the Rician model."""
+    within 8 % (measured 1-6 % on the training MR_Gd slices). Before, no floor was read there, and ``auto`` gave such
+    an image the Rician model."""
     image = read_volume(mr_png).array[0].astype(np.float64)
     size = image.shape[0] // reduction * reduction
     reduced = image[:size, :size].reshape(size // reduction, reduction, size // reduction, reduction).mean(axis=(1, 3))

@@ -121,7 +121,7 @@ def _magnitude_floor_reason(volume: Volume) -> str | None:
     (docs/benchmarks_modality_guess.md). Only for the files of :data:`_FLOOR_READ_FROM` (a frame of a 4D file by that
     file's format): a synthetic microscopy time series (Gaussian noise clipped at 0) looked like a floor.
     """
-    from ..transforms.background import tiles_on_border
+    from ..transforms.background import surrounds_the_image
     from ..transforms.magnitude import FLOOR_TILE, estimate_magnitude_floor, floor_ratio_for_coils
 
     source = volume.source
@@ -143,8 +143,7 @@ def _magnitude_floor_reason(volume: Volume) -> str | None:
     # Dark tissue inside it fits a multi-coil floor as well as air does: the lungs of a simulated PET cropped to the
     # body ("3-8 coils") lie on the edge in 0-14 % of cases where 64 % of its tiles do; the floors of the MR volumes
     # above in 69-100 %, where 29-89 % of their tiles do
-    on_edge = tiles_on_border(volume.array.shape, FLOOR_TILE)
-    if on_edge[floor.air].mean() < on_edge.mean():
+    if not surrounds_the_image(volume.array.shape, floor.air, FLOOR_TILE):
         return None
     coils = "1 coil" if floor.coils == 1 else f"{floor.coils} coils"
     # the weakest rule here (a PET cropped tightly to a brain can pass it): say how to overrule it

@@ -22,6 +22,7 @@ __all__ = [
     "masked_background",
     "robust_spread",
     "sampled_tiles",
+    "surrounds_the_image",
     "tiles_on_border",
     "tile_noise",
 ]
@@ -90,6 +91,13 @@ def tiles_on_border(shape: tuple[int, ...], tile: int = BACKGROUND_TILE) -> np.n
     edge = np.zeros((height, width), dtype=bool)
     edge[[0, -1], :] = edge[:, [0, -1]] = True
     return np.tile(edge.ravel(), len(range(0, planes, _plane_step(planes))))
+
+
+def surrounds_the_image(shape: tuple[int, ...], chosen: np.ndarray, tile: int = BACKGROUND_TILE) -> bool:
+    """Whether the ``chosen`` rows of :func:`sampled_tiles` of an array of ``shape`` lie on the edge of their slice's
+    tile grid at least as often as all its tiles do: air surrounds an object, dark tissue lies inside it."""
+    on_edge = tiles_on_border(shape, tile)
+    return bool(on_edge[chosen].mean() >= on_edge.mean())
 
 
 def darkest_tiles(tiles: np.ndarray, fraction: float = DARKEST_FRACTION) -> np.ndarray | None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .background import BACKGROUND_TILE as FLOOR_TILE
-from .background import background_tiles, darkest_tiles, robust_spread, sampled_tiles, tiles_on_border
+from .background import background_tiles, darkest_tiles, robust_spread, sampled_tiles, surrounds_the_image
 
 __all__ = [
     "MagnitudeFloor",
@@ -132,9 +132,10 @@ def estimate_magnitude_floor(array: np.ndarray) -> MagnitudeFloor | None:
     Returns:
         The floor, or None when the image has no usable background (too small, or air set to one value).
     """
-    tile, tiles, air = _floor_tiles(array)
-    if air is None:
+    found = _floor_tiles(array)
+    if found is None:
         return None
+    tile, tiles, air = found
     values = tiles[air].ravel().astype(np.float64)
     ratio = robust_ratio(values)
     if ratio is None:
@@ -152,21 +153,18 @@ def estimate_magnitude_floor(array: np.ndarray) -> MagnitudeFloor | None:
     return MagnitudeFloor(median / _chi_median_and_ratio(coils)[0], coils, ratio, tuple(image.shape), air, tile)
 
 
-def _floor_tiles(array: np.ndarray) -> tuple[int, np.ndarray | None, np.ndarray | None]:
+def _floor_tiles(array: np.ndarray) -> tuple[int, np.ndarray, np.ndarray] | None:
     """``(tile, tiles, air)``: the first tile edge of :data:`FLOOR_TILES` whose grid shows a background, the image's
-    sampled tiles of that edge and the background's rows among them (``air`` None: no background on any grid)."""
-    tiles = None
+    sampled tiles of that edge and the background's rows among them; None when no grid shows one."""
     for tile in FLOOR_TILES:
-        if tile != FLOOR_TILE and min(np.shape(array)[-2:]) < SMALL_FLOOR_MIN_PIXELS:
-            break
+        finer = tile != FLOOR_TILE
+        if finer and min(np.shape(array)[-2:]) < SMALL_FLOOR_MIN_PIXELS:
+            return None
         tiles = sampled_tiles(array, tile)
         air = None if tiles is None else background_tiles(tiles)
-        if air is not None and tile != FLOOR_TILE:
-            on_edge = tiles_on_border(np.shape(array), tile)
-            air = air if on_edge[air].mean() >= on_edge.mean() else None
-        if air is not None:
+        if air is not None and (not finer or surrounds_the_image(np.shape(array), air, tile)):
             return tile, tiles, air
-    return FLOOR_TILES[-1], tiles, None
+    return None
 
 
 def residual_floor_spread(denoised: np.ndarray, floor: MagnitudeFloor, noisy: np.ndarray | None = None) -> float | None:
@@ -185,15 +183,13 @@ def residual_floor_spread(denoised: np.ndarray, floor: MagnitudeFloor, noisy: np
         The spread in units of sigma, or None when the floor was not read from an image of ``denoised``'s shape and
         ``noisy`` shows no air.
     """
-    tile = floor.tile
     if floor.air is not None and floor.shape == tuple(np.shape(denoised)):
-        air = floor.air
-    elif noisy is not None and np.shape(noisy) == np.shape(denoised):
-        tile, _, air = _floor_tiles(noisy)
+        tile, air = floor.tile, floor.air
     else:
-        air = None
-    if air is None:
-        return None
+        found = _floor_tiles(noisy) if noisy is not None and np.shape(noisy) == np.shape(denoised) else None
+        if found is None:
+            return None
+        tile, _, air = found
     return robust_spread(sampled_tiles(denoised, tile)[air]) / floor.sigma
 
 
