@@ -603,6 +603,12 @@ def main() -> int:
         "chest slices 094-098, head 24-26 and 5 ultrasound images, to fit a few hours on 2 cores)",
     )
     parser.add_argument("--no-kernel-check", action="store_true", help="skip CT setting B (the second kernel)")
+    parser.add_argument(
+        "--modalities",
+        default="CT,MR,US",
+        help="comma-separated modalities whose series to run (CT,MR,US); a partial run writes a partial page, whose "
+        "rows are then spliced into the full one",
+    )
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument(
         "--rows-from",
@@ -647,11 +653,13 @@ def run(args, work: Path, output: Path, env: dict, started: float, load_start) -
 
     print("preparing the held-out series", flush=True)
     everything = args.all
-    cases = (
-        ct_cases(work, args.quick, everything)
-        + mr_cases(work, args.quick, everything)
-        + us_cases(work, args.quick, everything)
-    )
+    wanted = {m.strip().upper() for m in args.modalities.split(",") if m.strip()}
+    if not wanted or wanted - {"CT", "MR", "US"}:
+        raise SystemExit(f"--modalities {args.modalities}: give some of CT, MR, US")
+    makers = {"CT": ct_cases, "MR": mr_cases, "US": us_cases}
+    cases = [
+        case for modality, make in makers.items() if modality in wanted for case in make(work, args.quick, everything)
+    ]
     items = build_items(cases, args.seed, args.quick)
     if args.no_kernel_check:
         items = [i for i in items if i.group != "kernel"]

@@ -342,6 +342,9 @@ class Denoiser:
         # (transforms/background.py); not where the user chose the scaling, nor where ``auto`` finds noise that is
         # not zero-mean around the signal (a magnitude MR floor, ultrasound speckle)
         self._background_to_zero, self._biased_noise = False, False
+        # the noise standard deviation (original units) that ``auto`` read from a magnitude MR floor: the refinement's
+        # fitted noise level, which reads a small image's fine detail as noise too, is capped at it
+        self._known_noise: float | None = None
         self.last_report: DenoiseReport | None = None
         self._cancel = threading.Event()
 
@@ -462,6 +465,7 @@ class Denoiser:
         minimum as the scaling's 0: a magnitude MR floor, ultrasound speckle)."""
         active = self._delegate(choice.model)
         active._biased_noise = choice.magnitude_floor is not None or choice.modality == Modality.US
+        active._known_noise = None if choice.magnitude_floor is None else choice.magnitude_floor.sigma
         return active
 
     def denoise(
@@ -669,7 +673,10 @@ class Denoiser:
             component = None  # a filled copy of a padded CT is not needed past here: free it before the network runs
             label = "denoising" if len(components) == 1 else f"denoising channel {index + 1}/{len(components)}"
             region = self._normalized_body(normalized, outside, scaling) if guess.modality == Modality.CT else None
-            denoised, used_sigma = self._denoise_normalized(normalized, sigma, axis, label, region=region, slab=slab)
+            known = None if self._known_noise is None else self._known_noise / scaling.scale
+            denoised, used_sigma = self._denoise_normalized(
+                normalized, sigma, axis, label, region=region, slab=slab, known_noise=known
+            )
             region = None  # it holds `normalized`, freed below before the output is made
             if self.clip_to_input_range:
                 np.clip(denoised, normalized.min(), normalized.max(), out=denoised)
@@ -1051,13 +1058,14 @@ class Denoiser:
         refinement: Refinement,
         region: Callable[[], np.ndarray] | None,
         only: range | None = None,
+        known_noise: float | None = None,
     ) -> np.ndarray:
         """Average the network's output with its collaborative Wiener filtering, slice by slice along ``axis``
         (``only``: just those slices, a preview's).
 
         The noise: for a model of correlated noise (CT) its variance per DCT coefficient, measured in the flat
         tissue of ``region``, the flattest blocks chosen on the network's output; else ``sigma`` when given, or a
-        variance line fitted per slice."""
+        variance line fitted per slice, capped at ``known_noise`` (a magnitude MR floor's sigma) when given."""
         noisy, pilot = np.moveaxis(normalized, axis, 0), np.moveaxis(denoised, axis, 0)
         noise: float | NoiseSpectrum | None = sigma
         if refinement.correlated:
@@ -1073,16 +1081,21 @@ class Denoiser:
             refine_slices(
                 noisy, pilot, refinement.share, self.device, self._check_cancel, noise, search, out=pilot,
                 on_slice=bar.update, neighbours=refinement.neighbours, slices=only,
+                threshold_pilot=refinement.threshold_pilot, noise_ceiling=known_noise,
             )  # fmt: skip
         self._refined = refinement.share
         window = 2 * search.radius + 1
         noise_model = "noise level"
+        if sigma is None and known_noise is not None:
+            noise_model = "noise level, at most the floor's sigma"
         if refinement.correlated:
             factor = refinement.noise_factor
             noise_model = "noise spectrum" + (f" x{factor:g}" if factor != 1 else "")
         slices = min(2 * refinement.neighbours + 1, noisy.shape[0])
         where = f"{window}x{window} px" + (f" on {slices} adjacent slices" if slices > 1 else "")
         self._refine_detail = f"{noise_model}; {search.matches} blocks matched within {where}"
+        if refinement.threshold_pilot:
+            self._refine_detail += "; pilot averaged with collaborative hard thresholding"
         return denoised
 
     def _set_report(self, sigma, used_sigma, start: float, scalings: list[dict[str, Any]], modality: str) -> None:
@@ -1169,13 +1182,15 @@ class Denoiser:
         in_series: bool = False,
         region: Callable[[], np.ndarray] | None = None,
         slab: _Slab | None = None,
+        known_noise: float | None = None,
     ) -> tuple[np.ndarray, float | None]:
         """Denoise one normalized volume along array ``axis`` (:meth:`slice_axis_for`, for 2D models and 2D
         baselines); ``burst`` ``(B, Z, Y, X)`` gives a burst model its frames (4D series)
         instead of the adjacent slices; ``in_series``: the volume is one frame of a 4D series; ``region``: gives
         where correlated noise is measured for the refinement (the CT body), boolean, ``normalized``'s shape;
         ``slab``: compute and return only those slices (a preview), from the slices around them that the method
-        reads, with the settings the whole volume gets."""
+        reads, with the settings the whole volume gets; ``known_noise``: the most the noise's standard deviation can
+        be, in normalized units, measured elsewhere (a magnitude MR floor's sigma): the refinement's ceiling."""
         used_sigma = self._resolve_sigma(normalized, sigma)
         self._views_used = 1
         self._refined, self._refine_detail = 0.0, ""
@@ -1208,7 +1223,7 @@ class Denoiser:
                 if slab is not None:
                     region = None if region is None else (lambda whole=region: slab.take(whole(), lo, hi))
                 only = None if slab is None else range(slab.start - lo, slab.stop - lo)
-                denoised = self._refine(work, denoised, axis, used_sigma, refinement, region, only)
+                denoised = self._refine(work, denoised, axis, used_sigma, refinement, region, only, known_noise)
         if slab is not None:
             denoised = slab.take(denoised, slab.start - lo, slab.stop - lo)
         if self.strength < 1:
