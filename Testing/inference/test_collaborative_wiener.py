@@ -88,6 +88,29 @@ def test_a_thresholded_pilot_keeps_the_detail_a_smoothing_pilot_took_away(brain)
     assert psnr(apart[1], brain, data_range=1.0) > psnr(refined, brain, data_range=1.0)
 
 
+def test_the_fitted_noise_level_is_capped_at_a_known_sigma(brain):
+    """On a small slice fine detail reaches the finest wavelet band that the per-slice noise fit reads: the brain
+    slice averaged 2x2 (128x128 px, a coarse MR matrix) with white noise of 0.01 of the range reads 2.1x that noise
+    in its tissue, and the refinement smooths its detail away (43.6 dB from 39.9 noisy). Capped at the sigma known
+    from elsewhere (``auto``: magnitude MR's floor) it keeps it: 46.1 dB."""
+    from scipy import ndimage
+
+    from meddenoiselib.inference.collaborative_wiener import NoiseLevel, estimate_noise_level
+
+    small = brain.reshape(128, 2, 128, 2).mean(axis=(1, 3))
+    sigma = 0.01
+    noisy = _noisy(small, sigma, seed=5)
+    pilot = ndimage.gaussian_filter(small, 0.7).astype(np.float32)
+    level = estimate_noise_level(noisy, pilot)
+    tissue = float(np.median(small[small > 0.3]))
+    assert np.sqrt(level.gain * tissue + level.floor) > 1.5 * sigma
+    fitted = refine_slices(noisy[None], pilot[None], 1.0, threshold_pilot=True)[0]
+    capped = refine_slices(noisy[None], pilot[None], 1.0, threshold_pilot=True, noise_ceiling=sigma)[0]
+    assert psnr(capped, small, data_range=1.0) > psnr(fitted, small, data_range=1.0) + 1.5
+    variance = NoiseLevel(1e-3, 1e-4, ceiling=4e-4).variance(torch.tensor([0.0, 0.2, 1.0]))
+    np.testing.assert_allclose(variance.numpy(), [1e-4, 3e-4, 4e-4], rtol=1e-5)
+
+
 def test_nothing_to_filter_returns_the_pilot():
     pilot = torch.rand(40, 40)
     assert torch.equal(collaborative_wiener(pilot + 0.1, pilot, 0.0), pilot)
