@@ -202,11 +202,17 @@ class Refinement:
 #: (``threshold_pilot``): the network, trained on CT slices, smooths the detail of low-noise or coarse MR, and gains
 #: taken from it remove that detail. *Training* MR, ``Denoiser(modality="mr")``, gain over the head at Rician 3 % / 6 %
 #: / non-central chi 3 % with 8 coils: 5 single slices (MR_Gd 52 / 72 / 92, the two itk-elastix brain slices) +2.30 /
-#: +4.38 / +3.29 -> **+2.38 / +4.66 / +3.42** dB (the thresholded pilot alone +2.10 / +4.67 / +3.19); the same
-#: reduced 2x in-plane +0.98 / +2.72 / +1.82 -> **+1.36 / +3.13 / +2.19**; MR_Gd slabs 1 x 1 / 2 x 2 / 2.9 x 2.9 x 5 mm
-#: (``benchmarks/mr_voxel_size.py``) +0.30-0.52 / +0.41-0.81 / +0.44-0.94 dB in PSNR (2.9 mm at Rician 3 %: 37.20 ->
-#: 38.14 against the noisy 37.43), background bias 0.006-0.081 sigma. On CT (the 12 training cases of
+#: +4.38 / +3.29 -> +2.38 / +4.66 / +3.42 dB (the thresholded pilot alone +2.10 / +4.67 / +3.19); the same reduced
+#: 2x in-plane +0.98 / +2.72 / +1.82 -> +1.36 / +3.13 / +2.19; MR_Gd slabs 1 x 1 / 2 x 2 / 2.9 x 2.9 x 5 mm
+#: (``benchmarks/mr_voxel_size.py``) +0.30-0.52 / +0.41-0.81 / +0.44-0.94 dB. On CT (the 12 training cases of
 #: ``CT_NOISE_FACTOR``) it lost: +7.23 -> +7.15 / +7.09 dB (threshold on the spectrum x2 / x1; chests at 60 HU -0.6).
+#: And ``auto`` caps the noise level fitted per slice at the sigma it read from the magnitude floor
+#: (``refine_slices``'s ``noise_ceiling``; magnitude noise is never stronger): on the itk-elastix slices reduced 2x the
+#: fit read 1.46x the true sigma in tissue at Rician 3 %. With both: single slices **+2.62 / +4.71 / +3.69**, reduced
+#: 2x **+1.55 / +3.15 / +2.52**, slabs (PSNR, before -> now) 1 mm 40.42 / 36.65 / 40.26 -> 41.04 / 36.94 / 40.88,
+#: 2 mm 38.15 / 34.40 / 37.94 -> 39.04 / 34.81 / 38.84, 2.9 mm 37.20 / 33.39 / 36.88 -> **38.38** / 33.82 / 38.13
+#: (the noisy input 37.43 / 31.42 / 36.58; background bias 0.007-0.094 sigma). The sigma itself in place of the fit
+#: was 0.2 dB below the fit at Rician 6 % on the slabs, where dark tissue's Rician noise is weaker than sigma.
 #: the most pixels a CT volume may have to be refined with BM3D's search on a CPU by default: 8 slices of 512x512 (a
 #: few slices, a thick-slice head; ~25 s on 2 cores), with the network's 8 views as the pilot. On the 16 *training*
 #: volumes of :data:`CT_VOLUME_SEARCH` (8 slices each), share 0.6: +5.90 dB from 4 views, **+5.91** from 8 (chest
