@@ -1239,8 +1239,11 @@ class Denoiser:
             return PREVIEW_VOLUMETRIC_REACH if self.runner.spec.volumetric else 0
         if self.runner.spatial_dims == 3:
             return self.runner.roi(3)[axis]
-        # the refinement reads its neighbours' network outputs, each of which reads its own burst
-        return self.runner.burst // 2 + (refinement.neighbours if refinement is not None else 0)
+        # the refinement reads its neighbours' network outputs, each of which reads its own burst; with a thresholded
+        # pilot, each neighbour's pilot reads the network outputs of its own neighbours too
+        if refinement is None:
+            return self.runner.burst // 2
+        return self.runner.burst // 2 + refinement.neighbours * (2 if refinement.threshold_pilot else 1)
 
 
 def slice_axis(volume: Volume, chosen: int | None = None) -> int:
