@@ -153,7 +153,8 @@ class Refinement:
         threshold_pilot: the Wiener stage's pilot is the average of the network's output and BM3D's
             hard-thresholding stage (:func:`collaborative_hard_threshold`) instead of the network's output alone:
             where the network smoothed detail away, its empirical Wiener gains would remove that detail too
-            (measured on MR: :data:`REFINED_MODELS`). About doubles the refinement's time.
+            (measured on MR: :data:`REFINED_MODELS`). The Wiener stage reuses the groups the thresholding matched
+            on the network's output; ~1.3x the refinement's time.
     """
 
     share: float
@@ -482,7 +483,7 @@ def collaborative_wiener(
         ``(H, W)`` float32 filtered image (of slice ``centre``) on ``noisy``'s device; the pilot itself when the
         image is smaller than one block or the noise is 0.
     """
-    return _collaborative(noisy, pilot, sigma, None, check_cancel, ref_chunk, search, centre)
+    return _collaborative(noisy, pilot, sigma, None, check_cancel, ref_chunk, search, centre)[0]
 
 
 def collaborative_hard_threshold(
@@ -504,7 +505,7 @@ def collaborative_hard_threshold(
     (:class:`Refinement`'s ``threshold_pilot``). Arguments and result as :func:`collaborative_wiener`'s;
     ``threshold`` is BM3D's lambda_3D.
     """
-    return _collaborative(noisy, pilot, sigma, threshold, check_cancel, ref_chunk, search, centre)
+    return _collaborative(noisy, pilot, sigma, threshold, check_cancel, ref_chunk, search, centre)[0]
 
 
 def _collaborative(
@@ -516,9 +517,12 @@ def _collaborative(
     ref_chunk: int,
     search: BlockSearch,
     centre: int | None,
-) -> torch.Tensor:
+    matches: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """:func:`collaborative_wiener` (``threshold`` None) or :func:`collaborative_hard_threshold`: the same
-    grouping, transform and aggregation, two shrinkages."""
+    grouping, transform and aggregation, two shrinkages. Also returns the groups' block indices (into the padded
+    stack), which a second stage on the same stack can take as ``matches`` instead of matching again (None where
+    nothing was filtered)."""
     if noisy.ndim == 2:
         noisy, pilot, centre = noisy[None], pilot[None], 0
     elif centre is None:
@@ -531,7 +535,7 @@ def _collaborative(
         spectrum = None
         level = sigma if isinstance(sigma, NoiseLevel) else NoiseLevel(0.0, float(sigma) ** 2)
     if (level.gain <= 0 and level.floor <= 0) or H0 < BLOCK or W0 < BLOCK:
-        return pilot[centre].float()
+        return pilot[centre].float(), None
     step, count = search.step, search.matches
     noisy, pilot = noisy.float(), pilot.float()
     # pad bottom/right so that reference blocks every `step` pixels end exactly at the last row and column
@@ -544,7 +548,8 @@ def _collaborative(
     ys = torch.arange(0, H - BLOCK + 1, step, device=device)
     xs = torch.arange(0, W - BLOCK + 1, step, device=device)
     ry, rx = (g.reshape(-1) for g in torch.meshgrid(ys, xs, indexing="ij"))
-    matches = _match(pilot, centre, ry, rx, ys.numel(), xs.numel(), search)
+    if matches is None:
+        matches = _match(pilot, centre, ry, rx, ys.numel(), xs.numel(), search)
     if check_cancel is not None:
         check_cancel()
 
@@ -595,7 +600,7 @@ def _collaborative(
         if check_cancel is not None:
             check_cancel()
     filtered = torch.where(denominator > 0, numerator / denominator.clamp_min(1e-30), flat_pilot)
-    return filtered.reshape(S, H, W)[centre, :H0, :W0]
+    return filtered.reshape(S, H, W)[centre, :H0, :W0], matches
 
 
 def refine_slices(
@@ -634,8 +639,9 @@ def refine_slices(
         slices: the slices to refine (ascending; a preview's); the others of ``out`` are left as they are (a new
             ``out`` holds the pilot there). Defaults to None: all.
         threshold_pilot: the Wiener stage's pilot is the average of the network's output and its collaborative
-            hard thresholding (:func:`collaborative_hard_threshold`, blocks matched on the network's output) instead
-            of the network's output alone (:class:`Refinement`). Defaults to False.
+            hard thresholding (:func:`collaborative_hard_threshold`, blocks matched on the network's output, and the
+            Wiener stage takes the same groups) instead of the network's output alone (:class:`Refinement`).
+            Defaults to False.
         noise_ceiling: with ``sigma`` None, the standard deviation the fitted noise never exceeds (magnitude MR:
             Rician and non-central chi noise is at most the sigma read from the floor, while the fit reads a small
             image's fine detail as noise too). Defaults to None: no ceiling.
@@ -648,6 +654,7 @@ def refine_slices(
     in_place = neighbours > 0 and np.shares_memory(out, pilot)
     kept: dict[int, np.ndarray] = {}  # original pilots of slices already overwritten that a later slice still needs
     guides: dict[int, np.ndarray] = {}  # thresholded pilots (threshold_pilot) that a later slice still matches on
+    matched: dict[int, torch.Tensor | None] = {}  # each slice's groups from its thresholding, for its Wiener stage
     count = noisy.shape[0]
 
     def network(k: int) -> np.ndarray:
@@ -668,13 +675,15 @@ def refine_slices(
             return network(k)
         if k not in guides:
             lo, hi = stack(k)
-            thresholded = collaborative_hard_threshold(
+            thresholded, matched[k] = _collaborative(
                 torch.as_tensor(noisy[lo:hi], dtype=torch.float32, device=device),
                 torch.as_tensor(np.stack([network(j) for j in range(lo, hi)]), dtype=torch.float32, device=device),
                 noise_of(k),
+                HARD_THRESHOLD,
                 check_cancel,
-                search=search,
-                centre=k - lo,
+                4096,
+                search,
+                k - lo,
             )
             guides[k] = 0.5 * (network(k) + thresholded.cpu().numpy())
         return guides[k]
@@ -684,18 +693,18 @@ def refine_slices(
         for z in range(count) if slices is None else slices:
             lo, hi = stack(z)
             pilots = np.stack([guide(k) for k in range(lo, hi)])
-            filtered = (
-                collaborative_wiener(
-                    torch.as_tensor(noisy[lo:hi], dtype=torch.float32, device=device),
-                    torch.as_tensor(pilots, dtype=torch.float32, device=device),
-                    noise_of(z),
-                    check_cancel,
-                    search=search,
-                    centre=z - lo,
-                )
-                .cpu()
-                .numpy()
+            filtered, _ = _collaborative(
+                torch.as_tensor(noisy[lo:hi], dtype=torch.float32, device=device),
+                torch.as_tensor(pilots, dtype=torch.float32, device=device),
+                noise_of(z),
+                None,
+                check_cancel,
+                4096,
+                search,
+                z - lo,
+                matched.pop(z, None),
             )
+            filtered = filtered.cpu().numpy()
             centre = network(z)
             if in_place:
                 kept[z] = centre.copy()
