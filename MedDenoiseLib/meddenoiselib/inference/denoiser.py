@@ -801,6 +801,7 @@ class Denoiser:
                     slices, correlated=True if body is not None else None, mask=body
                 )
             result = np.empty_like(normalized) if part is None else None
+            known = None if self._known_noise is None else self._known_noise / scaling.scale
             try:
                 for t in computed:
                     self._check_cancel()
@@ -815,7 +816,7 @@ class Denoiser:
                         half = self.burst // 2
                         burst = normalized[np.clip(np.arange(t - half, t + half + 1), 0, count - 1)]
                     denoised, used_sigma = self._denoise_normalized(
-                        normalized[t], level, axis, label, burst, in_series=True, slab=slab
+                        normalized[t], level, axis, label, burst, in_series=True, slab=slab, known_noise=known
                     )
                     if part is None:
                         result[t] = denoised
@@ -1024,7 +1025,9 @@ class Denoiser:
         measured = REFINED_MODELS.get(self.method)
         if self.refine == "on":
             return measured or Refinement(DEFAULT_REFINE_SHARE)
-        if measured is None or in_series or not (measured.volumes or self._single_image(shape, axis)):
+        if measured is None or (in_series and not measured.series):
+            return None
+        if not (measured.volumes or self._single_image(shape, axis)):
             return None
         pixels, largest = int(np.prod(shape)), 0
         candidate: Refinement | None = measured
