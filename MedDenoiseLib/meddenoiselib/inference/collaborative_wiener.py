@@ -222,7 +222,8 @@ class Refinement:
 #: ``auto`` on 2 cores: ~11.5 s, ~16 s when matching twice, ~9-11 s without the thresholding).
 #: Each frame of a 4D magnitude MR series is refined too (``series``; until 2026-12-06 4D series were not refined at
 #: all): on 6 frames of 16 MR_Gd slices (*training*; the frames scaled 0.5-1.0, Rician noise of 3 % / 6 % of the
-#: first frame's 99th percentile, ``auto`` over the series as a DWI gets it) +3.21 / +5.92 -> +3.98 / +6.09 dB.
+#: first frame's 99th percentile, ``auto`` over the series as a DWI gets it) +3.21 / +5.92 -> +4.09 / +6.08 dB (+3.98 /
+#: +6.09 without the floor's sigma as the ceiling).
 #: the most pixels a CT volume may have to be refined with BM3D's search on a CPU by default: 8 slices of 512x512 (a
 #: few slices, a thick-slice head; ~25 s on 2 cores), with the network's 8 views as the pilot. On the 16 *training*
 #: volumes of :data:`CT_VOLUME_SEARCH` (8 slices each), share 0.6: +5.90 dB from 4 views, **+5.91** from 8 (chest
