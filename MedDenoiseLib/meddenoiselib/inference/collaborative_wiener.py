@@ -304,24 +304,22 @@ _CT_CUDA_VOLUME = _ct_refinement(
     0.6, 0, BM3D_SEARCH, pilot_views=4, cuda_max_pixels=CUDA_VOLUME_MAX_PIXELS, larger=_CT_MEDIUM_VOLUME_4_VIEWS
 )
 
+# magnitude MR (the burst model): volumes of any size with the cheaper search on 3 slices, up to 512x512 pixels
+# BM3D's search; both with the thresholded pilot, and each frame of a 4D series too
+_MR_VOLUME = Refinement(
+    1.0,
+    volumes=True,
+    max_pixels=LARGE_VOLUME_MAX_PIXELS,
+    search=MR_VOLUME_SEARCH,
+    neighbours=1,
+    threshold_pilot=True,
+    series=True,
+)
+
 REFINED_MODELS: dict[str, Refinement] = {
     "kpn-general": Refinement(0.3),
-    "kpn-burst3": Refinement(
-        1.0,
-        volumes=True,
-        max_pixels=MR_IMAGE_MAX_PIXELS,
-        neighbours=1,
-        threshold_pilot=True,
-        series=True,
-        larger=Refinement(
-            1.0,
-            volumes=True,
-            max_pixels=LARGE_VOLUME_MAX_PIXELS,
-            search=MR_VOLUME_SEARCH,
-            neighbours=1,
-            threshold_pilot=True,
-            series=True,
-        ),
+    "kpn-burst3": dataclasses.replace(
+        _MR_VOLUME, max_pixels=MR_IMAGE_MAX_PIXELS, search=BM3D_SEARCH, larger=_MR_VOLUME
     ),
     "kpn-ct-burst3": _ct_refinement(0.6, SHORT_VOLUME_MAX_PIXELS, BM3D_SEARCH, pilot_views=8, larger=_CT_CUDA_VOLUME),
 }
