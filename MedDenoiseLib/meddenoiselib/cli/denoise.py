@@ -589,7 +589,8 @@ def add_parser(sub) -> None:
         "single 2D image with the general model, for fine magnitude MR with the burst model and for CT with the CT "
         "model (up to 8 slices of 512x512 with BM3D's search and 8 views of the network; longer volumes with "
         "cheaper block searches on 3 slices: up to 128 slices ~0.3 s (up to 64 with 4 views of the network), up to "
-        "1024 slices ~0.08 s per 512x512 CT slice) (auto)",
+        "1024 slices ~0.08 s per 512x512 CT slice; the frames of a 4D MR or CT each as a volume, the search chosen "
+        "by the whole series' size) (auto)",
     )
     p.add_argument(
         "--metal",

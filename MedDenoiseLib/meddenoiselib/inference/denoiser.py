@@ -815,8 +815,11 @@ class Denoiser:
                     if self.burst > 1 and self.spatial_dims == 2:
                         half = self.burst // 2
                         burst = normalized[np.clip(np.arange(t - half, t + half + 1), 0, count - 1)]
+                    frame, region = normalized[t], None
+                    if guess.modality == Modality.CT:  # where the refinement measures the noise: this frame's body
+                        region = self._normalized_body(frame, None if outside is None else outside[t], scaling)
                     denoised, used_sigma = self._denoise_normalized(
-                        normalized[t], level, axis, label, burst, in_series=True, slab=slab, known_noise=known
+                        frame, level, axis, label, burst, count, region, slab, known_noise=known
                     )
                     if part is None:
                         result[t] = denoised
@@ -1000,7 +1003,7 @@ class Denoiser:
             values = noisy + (values - noisy) / self.strength
         return blend(noisy, correct_magnitude_bias(values, floor, noisy if own_air else None), self.strength)
 
-    def _views(self, shape: tuple[int, ...], axis: int, in_series: bool, refinement: Refinement | None) -> int:
+    def _views(self, shape: tuple[int, ...], axis: int, in_series: int, refinement: Refinement | None) -> int:
         """Geometric views to average for a normalized volume of ``shape`` run along ``axis`` (``ensemble``): for
         ``"auto"``, 8 for a single 2D image, the refinement's ``pilot_views`` for a refined volume."""
         if self.ensemble != "auto":
@@ -1018,8 +1021,10 @@ class Denoiser:
         pixels = int(np.prod([size for a, size in enumerate(shape) if a != axis]))
         return shape[axis] == 1 and pixels <= AUTO_ENSEMBLE_MAX_PIXELS
 
-    def _refinement(self, shape: tuple[int, ...], axis: int, in_series: bool) -> Refinement | None:
-        """How to refine a normalized volume's output (``refine``); None: not at all."""
+    def _refinement(self, shape: tuple[int, ...], axis: int, in_series: int) -> Refinement | None:
+        """How to refine a normalized volume's output (``refine``); None: not at all. ``in_series``: the volume is
+        one of this many frames of a 4D series (0: it is not), whose tier is chosen by the whole series' pixels:
+        every frame is refined, so the time limits hold for them all together."""
         if self.refine == "off" or not isinstance(self.runner, NetworkRunner) or self.runner.spatial_dims != 2:
             return None
         measured = REFINED_MODELS.get(self.method)
@@ -1029,7 +1034,7 @@ class Denoiser:
             return None
         if not (measured.volumes or self._single_image(shape, axis)):
             return None
-        pixels, largest = int(np.prod(shape)), 0
+        pixels, largest = int(np.prod(shape)) * max(in_series, 1), 0
         candidate: Refinement | None = measured
         while candidate is not None:  # the first of the model's refinements, cheaper ones last, that takes the volume
             limit = self._refine_limit(candidate)
@@ -1182,14 +1187,15 @@ class Denoiser:
         axis: int,
         label: str,
         burst: np.ndarray | None = None,
-        in_series: bool = False,
+        in_series: int = 0,
         region: Callable[[], np.ndarray] | None = None,
         slab: _Slab | None = None,
         known_noise: float | None = None,
     ) -> tuple[np.ndarray, float | None]:
         """Denoise one normalized volume along array ``axis`` (:meth:`slice_axis_for`, for 2D models and 2D
         baselines); ``burst`` ``(B, Z, Y, X)`` gives a burst model its frames (4D series)
-        instead of the adjacent slices; ``in_series``: the volume is one frame of a 4D series; ``region``: gives
+        instead of the adjacent slices; ``in_series``: the volume is one frame of a 4D series of this many frames
+        (0: not a frame); ``region``: gives
         where correlated noise is measured for the refinement (the CT body), boolean, ``normalized``'s shape;
         ``slab``: compute and return only those slices (a preview), from the slices around them that the method
         reads, with the settings the whole volume gets; ``known_noise``: the most the noise's standard deviation can
