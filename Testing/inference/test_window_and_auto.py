@@ -128,6 +128,29 @@ def test_modality_from_tag_hint_and_hu_values(ct_series_dir, mr_nifti, us_png):
     assert {code: modality_from_dicom_code(code) for code in expected} == expected
 
 
+def test_a_padded_ct_field_of_view_with_little_air_or_bone_is_ct_from_its_values():
+    """A CT reconstruction padded outside its round field of view (-3024 in the corners, 21 % of a square slice) is
+    CT from its values even with no bone and little air: a water phantom in NIfTI (until 2026-12-06 it needed air
+    near -1000 HU and tissue above +300, and a 130 mm spine reconstruction or a water phantom got the general
+    model). Values that are not CT's stay OTHER: a phase map in milliradians, a padded image whose other values run
+    far beyond CT's."""
+    y, x = np.mgrid[:256, :256] - 127.5
+    radius = np.hypot(y, x)
+    rng = np.random.default_rng(0)
+    phantom = np.where(radius < 80, 0.0, -1000.0) + rng.normal(0, 12, (2, 256, 256))
+    phantom = np.where(radius > 128, -3024, np.rint(phantom)).astype(np.int16)
+    guess = detect_modality(Volume(phantom))
+    assert guess.modality == Modality.CT and "padded outside the field of view (21% of voxels at -3024" in guess.reason
+    # the field of view's edge blended with the padding, as in a resampled volume: still CT
+    blended = phantom.copy()
+    blended[:, (radius > 127) & (radius <= 128)] = -2000
+    assert detect_modality(Volume(blended)).modality == Modality.CT
+    phase = rng.uniform(-3142, 3142, phantom.shape).astype(np.int16)  # milliradians
+    assert detect_modality(Volume(phase)).modality == Modality.OTHER
+    beyond = np.where(radius > 128, -3024, rng.uniform(0, 30000, phantom.shape)).astype(np.int16)
+    assert detect_modality(Volume(beyond)).modality == Modality.OTHER
+
+
 def test_auto_prefers_each_modalitys_model_and_falls_back(ct_series_dir, mr_nifti):
     ct, mr = read_volume(ct_series_dir), read_volume(mr_nifti)
     shipped = ["kpn-small", "kpn-small-rician-mr", "kpn-burst3"]

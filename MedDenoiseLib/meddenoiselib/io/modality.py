@@ -89,14 +89,41 @@ def parse_modality(text: str) -> Modality:
         raise ValueError(f"unknown modality {text!r}; choose one of {', '.join(m.value for m in Modality)}") from None
 
 
+#: a CT reconstruction padded outside its round field of view: at least this share of the voxels at one value below
+#: :data:`~meddenoiselib.transforms.ct_padding.OUTSIDE_RECONSTRUCTION_HU` (-3024, -2048, -1500 as scanners store it;
+#: the corners outside the circle are 21 % of a square slice) ...
+CT_PADDING_SHARE = 0.05
+#: ... and nearly every other voxel within CT's range, air (-1000 HU, noise below it) to metal: all but this share,
+#: the field of view's edge blended with the padding where a volume was resampled (0.3-0.6 % of the voxels of a
+#: spine and a phantom shifted by linear interpolation)
+CT_VALUE_RANGE = (-1200.0, 4000.0)
+CT_OUTSIDE_RANGE_SHARE = 0.02
+
+
 def _looks_like_ct_hu(array: np.ndarray) -> str | None:
-    """A reason if the values look like CT in HU (air near -1000 and dense tissue above +300), else None."""
+    """A reason if the values look like CT in HU, else None: air near -1000 and dense tissue above +300, or a field
+    of view padded with one value far below air around values in CT's range. The second finds CT with little air
+    or bone: a 130 mm spine reconstruction inside the body (1.8 % of its voxels near -1000 HU), a water phantom
+    (nothing above +125 HU); MR, PET and ultrasound store no such values."""
+    from ..transforms.ct_padding import OUTSIDE_RECONSTRUCTION_HU
+
     sample = np.asarray(array).reshape(-1)
     sample = sample[:: max(1, sample.size // 1_000_000)].astype(np.float32)
     low, high = float(sample.min()), float(sample.max())
     air = float(np.mean((sample > -1050) & (sample < -900)))
     if -3100 <= low <= -900 and high >= 300 and air >= 0.02:
         return f"values look like CT in HU (minimum {low:.0f}, {air:.0%} of voxels near -1000 HU, maximum {high:.0f})"
+    padding = sample == low
+    share = float(np.mean(padding))
+    if -3100 <= low < OUTSIDE_RECONSTRUCTION_HU and CT_PADDING_SHARE <= share < 1:
+        inside = sample[~padding]
+        lowest, highest = np.percentile(inside, (1, 99))
+        outside_range = float(np.mean((inside < CT_VALUE_RANGE[0]) | (inside > CT_VALUE_RANGE[1])))
+        if outside_range <= CT_OUTSIDE_RANGE_SHARE:
+            return (
+                f"values look like CT in HU padded outside the field of view ({share:.0%} of voxels at {low:.0f}, "
+                f"98 % of the others from {lowest:.0f} to {highest:.0f})"
+            )
     return None
 
 
