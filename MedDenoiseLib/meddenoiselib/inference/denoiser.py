@@ -1195,8 +1195,8 @@ class Denoiser:
         """Denoise one normalized volume along array ``axis`` (:meth:`slice_axis_for`, for 2D models and 2D
         baselines); ``burst`` ``(B, Z, Y, X)`` gives a burst model its frames (4D series)
         instead of the adjacent slices; ``in_series``: the volume is one frame of a 4D series of this many frames
-        (0: not a frame); ``region``: gives
-        where correlated noise is measured for the refinement (the CT body), boolean, ``normalized``'s shape;
+        (0: not a frame); ``region``: gives where correlated noise is measured for the refinement (the CT body),
+        boolean, ``normalized``'s shape;
         ``slab``: compute and return only those slices (a preview), from the slices around them that the method
         reads, with the settings the whole volume gets; ``known_noise``: the most the noise's standard deviation can
         be, in normalized units, measured elsewhere (a magnitude MR floor's sigma): the refinement's ceiling."""
