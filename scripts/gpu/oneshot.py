@@ -36,7 +36,12 @@ ROOT = Path(__file__).resolve().parents[2]
 GPU_RECIPES = ("kpn-ct-burst3-ft", "kpn-ct-burst5", "kpn-mr", "kpn-us")
 #: per-recipe settings on CUDA: the CT models train in float32, as on the CPU (the shipped CT model fell ~5 dB and
 #: recovered slowly whenever a fine-tune was jolted, 2026-12-02), and a quarter of the CPU fine-tune's learning rate
-GPU_OPTIONS = {"kpn-ct-burst3-ft": {"precision": "fp32", "lr": 5e-5}, "kpn-ct-burst5": {"precision": "fp32"}}
+GPU_OPTIONS = {
+    "kpn-ct-burst3-ft": {"precision": "fp32", "lr": 5e-5},
+    "kpn-ct-burst5": {"precision": "fp32"},
+    "kpn-ct-burst3-grain-cont": {"precision": "fp32"},
+    "kpn-ct-msw-burst3": {"precision": "fp32"},
+}
 #: seconds kept after training for the CUDA checks and the 512x512x300 CT timings
 EVALUATION_SECONDS = 150
 
