@@ -266,7 +266,11 @@ LARGE_VOLUME_MAX_PIXELS = 1024 * 512 * 512
 #: 1.0 +7.22 / +7.25 / +7.23 dB (the heads rise with the share, +0.2-0.45 dB at 25 HU ramp, the chests fall, -0.3 at
 #: 25 HU grain 2): too little to move the shipped 0.6. A second pass of the filtering on the first one's output (share
 #: 1.0 both times) +7.01: heads at 25 HU ramp +0.05-0.2 over one pass at share 1.0, every chest and both heads at 60 HU
-#: below; not installed.
+#: below; not installed. Share 1.0 with the thresholded pilot (the MR refinement's, the filter alone: BM3D's two
+#: stages with the network's output for the block matching) on the quiet training heads (2026-12-06, stop 57): +0.49 /
+#: +0.16 / +0.11 dB at 25 HU ramp / 25 HU grain 2 / 60 HU; on the six held-out series of the real-noise benchmark
+#: (in memory, setting A's scanner) +7.09 -> +7.19 dB at ~25 HU but +11.36 -> +10.86 at ~60 HU (water phantom -1.7,
+#: where the network alone is the smoother): not installed.
 CT_NOISE_FACTOR = 2.0
 
 
