@@ -584,6 +584,31 @@ def c10_unknown_extension(tmp: Path, monkeypatch) -> Case:
     )
 
 
+def c10_unknown_extension_with_dicom_input(tmp: Path, monkeypatch) -> Case:
+    """With DICOM input a suffix-less name is a derived series folder; a mistyped extension is not made into one."""
+    series = _ct_series(tmp / "series")
+    return Case(
+        ["denoise", str(series), str(tmp / "o.nii.gzz"), *MEDIAN],
+        1,
+        "o.nii.gzz",
+        "'.gzz' is not an image format",
+        inputs=(series,),
+        check=lambda: not (tmp / "o.nii.gzz").exists() or pytest.fail("a folder was made"),
+    )
+
+
+def c10_dicom_output_folder_named_after_a_uid(tmp: Path, monkeypatch) -> Case:
+    """A new folder whose name ends in digits (a UID) is a derived DICOM series, not a mistyped extension."""
+    series = _ct_series(tmp / "series")
+    out = tmp / "1.2.826.0.1.3680043"
+    return Case(
+        ["denoise", str(series), str(out), *MEDIAN],
+        0,
+        inputs=(series,),
+        check=lambda: len(list(out.glob("*.dcm"))) == len(list(series.iterdir())) or pytest.fail("no DICOM series"),
+    )
+
+
 def c10_volume_to_png(tmp: Path, monkeypatch) -> Case:
     mr = _mr(tmp)
     return Case(["denoise", str(mr), str(tmp / "o.png"), *MEDIAN], 1, "o.png", "holds one 2D image", inputs=(mr,))
@@ -935,6 +960,8 @@ CASES = [
     c10_missing_output_folder,
     c10_existing_output,
     c10_unknown_extension,
+    c10_unknown_extension_with_dicom_input,
+    c10_dicom_output_folder_named_after_a_uid,
     c10_volume_to_png,
     c10_rgb_to_nifti,
     c10_segmentation_to_dicom,

@@ -3,7 +3,9 @@
 :func:`plan_output` decides what an output path will be (format, and every file it will create or replace) and
 refuses it when:
 
-- the name gives no known format (an image needs a known suffix, or a folder name for a derived DICOM series);
+- the name gives no known format (an image needs a known suffix, or a folder name for a derived DICOM series: with
+  DICOM input, a new folder whose name ends like a file extension, ``out.nii.gzz`` or ``out.nrd``, is taken for a
+  mistyped image name, not made into a folder);
 - the format cannot hold the image: a volume to a 2D format (PNG/JPEG/BMP), pixels the format cannot store
   (int16 to PNG, RGB to NIfTI or DICOM), DICOM output without DICOM input, a residual (signed, fractional
   values) to DICOM, or slices that are not on one regular grid to a format with a single affine;
@@ -17,6 +19,7 @@ An existing output folder is merged into: only the files the output writes count
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +38,11 @@ __all__ = [
     "plan_output",
     "refuse_read_only",
 ]
+
+#: a name ending like a file extension (a letter, then up to 4 letters or digits: ``.xyz``, ``.gzz``, ``.nrd``): as a
+#: new DICOM output folder it is more likely a mistyped image name than a folder's (folders named after a UID end in
+#: digits, ``1.2.840.10008``; longer words such as ``out.denoised`` stay folder names)
+_FILE_LIKE_SUFFIX = re.compile(r"^\.[a-z][a-z0-9]{0,4}$", re.IGNORECASE)
 
 #: formats that place every voxel with one affine (or none): they cannot hold an irregular slice stack.
 SINGLE_GRID_FORMATS = ("nifti", "nrrd", "mgh", "metaimage", "tiff")
@@ -301,7 +309,14 @@ def plan_output(
     label = str(path)
     fmt = detect_format(path)
     if fmt is None:
-        if spec.dicom_files and spec.source_format in ("dicom-series", "dicom-file"):
+        dicom_input = spec.dicom_files and spec.source_format in ("dicom-series", "dicom-file")
+        if dicom_input and _FILE_LIKE_SUFFIX.match(path.suffix) and not path.is_dir():
+            raise OutputError(
+                f"{label}: {path.suffix!r} is not an image format this library writes (.nii.gz, .nii, .nrrd, .mha, "
+                ".mgz, .png, .tif); a derived DICOM series needs a folder name without a file suffix, or an existing "
+                "folder"
+            )
+        if dicom_input:
             fmt = "dicom-series"
         else:
             raise OutputError(
