@@ -609,6 +609,21 @@ def c10_dicom_output_folder_named_after_a_uid(tmp: Path, monkeypatch) -> Case:
     )
 
 
+def c10_folder_run_keeps_series_folder_names_ending_like_a_file(tmp: Path, monkeypatch) -> Case:
+    """A folder run names each series' output after its folder, whatever that name ends in (not a typed name)."""
+    series = _ct_series(tmp / "in" / "Head.Neck")
+    out = tmp / "out"
+    return Case(
+        ["denoise", str(tmp / "in"), str(out), *MEDIAN],
+        0,
+        inputs=(series,),
+        check=lambda: (
+            len(list((out / "Head.Neck").glob("*.dcm"))) == len(list(series.iterdir()))
+            or pytest.fail("no DICOM series")
+        ),
+    )
+
+
 def c10_volume_to_png(tmp: Path, monkeypatch) -> Case:
     mr = _mr(tmp)
     return Case(["denoise", str(mr), str(tmp / "o.png"), *MEDIAN], 1, "o.png", "holds one 2D image", inputs=(mr,))
@@ -962,6 +977,7 @@ CASES = [
     c10_unknown_extension,
     c10_unknown_extension_with_dicom_input,
     c10_dicom_output_folder_named_after_a_uid,
+    c10_folder_run_keeps_series_folder_names_ending_like_a_file,
     c10_volume_to_png,
     c10_rgb_to_nifti,
     c10_segmentation_to_dicom,

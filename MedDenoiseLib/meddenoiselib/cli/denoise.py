@@ -79,9 +79,19 @@ class _Job:
     preview: tuple | None = None
 
 
-def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: list) -> _Job:
-    """Probe one input and plan its image, residual and report outputs, before any computation."""
-    from ..io import ImageSpec, detect_format, input_paths, is_series_file, plan_file, plan_output, probe_volume
+def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: list, typed: bool = False) -> _Job:
+    """Probe one input and plan its image, residual and report outputs, before any computation (``typed``: the
+    image output's name is the one given on the command line, not derived from the input's in a folder run)."""
+    from ..io import (
+        ImageSpec,
+        check_typed_output_name,
+        detect_format,
+        input_paths,
+        is_series_file,
+        plan_file,
+        plan_output,
+        probe_volume,
+    )
     from ..io.series import plan_series_output, probe_series
 
     check_series_uid(source, args)
@@ -107,6 +117,8 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
     if series and preview is None and getattr(args, "measure", None):
         raise OptionError(f"{source}: --measure measures one volume; of a 4D series, measure a frame's preview")
     plan = plan_series_output if series and preview is None else plan_output  # a preview is one slice of a volume
+    if typed:
+        check_typed_output_name(target, ImageSpec.of(written))
     image = plan(
         target, ImageSpec.of(written), role="image", overwrite=args.overwrite, protected=protected, others=planned
     )
@@ -460,7 +472,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     planned: list = []
     for item, output in pairs:
         try:
-            jobs.append(_plan_job(item, output, args, planned))
+            jobs.append(_plan_job(item, output, args, planned, typed=not batch))
         except MedDenoiseError as exc:
             if not batch:
                 raise

@@ -25,13 +25,22 @@ logger = logging.getLogger("meddenoiselib.cli")
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from ..inference import Progress
-    from ..io import ImageSpec, input_paths, plan_output, probe_volume, read_volume, write_volume
+    from ..io import (
+        ImageSpec,
+        check_typed_output_name,
+        input_paths,
+        plan_output,
+        probe_volume,
+        read_volume,
+        write_volume,
+    )
     from ..transforms import parse_noise_spec, simulate_volume
     from ..transforms.noise import NoiseKind
 
     spec = parse_noise_spec(args.noise)  # checked by the option's validator
     check_series_uid(Path(args.input), args)
     header = probe_volume(args.input, series_uid=args.series_uid)
+    check_typed_output_name(args.output, ImageSpec.of(header))
     plan_output(
         args.output,
         ImageSpec.of(header, dtype="float32" if args.float else None),

@@ -15,7 +15,7 @@ from .modality import (
     modality_from_file,
     parse_modality,
 )
-from .outputs import ImageSpec, PlannedOutput, input_paths, plan_file, plan_output
+from .outputs import ImageSpec, PlannedOutput, check_typed_output_name, input_paths, plan_file, plan_output
 from .probe import VolumeHeader, probe_volume
 from .readers import check_volume, read_volume, volume_from_sitk
 from .series import VolumeSeries, is_series_file, read_series, write_series
@@ -39,6 +39,7 @@ __all__ = [
     "modality_from_file",
     "find_inputs",
     "format_suffix",
+    "check_typed_output_name",
     "input_paths",
     "is_dicom_folder",
     "is_series_file",

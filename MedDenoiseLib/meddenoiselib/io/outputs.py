@@ -3,9 +3,8 @@
 :func:`plan_output` decides what an output path will be (format, and every file it will create or replace) and
 refuses it when:
 
-- the name gives no known format (an image needs a known suffix, or a folder name for a derived DICOM series: with
-  DICOM input, a new folder whose name ends like a file extension, ``out.nii.gzz`` or ``out.nrd``, is taken for a
-  mistyped image name, not made into a folder);
+- the name gives no known format (an image needs a known suffix, or a folder name for a derived DICOM series;
+  :func:`check_typed_output_name` also refuses a typed folder name that ends like a file extension);
 - the format cannot hold the image: a volume to a 2D format (PNG/JPEG/BMP), pixels the format cannot store
   (int16 to PNG, RGB to NIfTI or DICOM), DICOM output without DICOM input, a residual (signed, fractional
   values) to DICOM, or slices that are not on one regular grid to a format with a single affine;
@@ -33,15 +32,14 @@ __all__ = [
     "ImageSpec",
     "PlannedOutput",
     "check_format_holds",
+    "check_typed_output_name",
     "input_paths",
     "plan_file",
     "plan_output",
     "refuse_read_only",
 ]
 
-#: a name ending like a file extension (a letter, then up to 4 letters or digits: ``.xyz``, ``.gzz``, ``.nrd``): as a
-#: new DICOM output folder it is more likely a mistyped image name than a folder's (folders named after a UID end in
-#: digits, ``1.2.840.10008``; longer words such as ``out.denoised`` stay folder names)
+#: a name ending like a file extension (a letter, then up to 4 letters or digits: ``.xyz``, ``.gzz``, ``.nrd``)
 _FILE_LIKE_SUFFIX = re.compile(r"^\.[a-z][a-z0-9]{0,4}$", re.IGNORECASE)
 
 #: formats that place every voxel with one affine (or none): they cannot hold an irregular slice stack.
@@ -281,6 +279,25 @@ def _check_existing(label: str, files: Sequence[Path], overwrite: bool) -> None:
             raise OutputError(f"{label}: {what}", parameter="overwrite")
 
 
+def check_typed_output_name(path: str | Path, spec: ImageSpec) -> None:
+    """Refuse an output name a user typed that :func:`plan_output` would make a derived DICOM series folder of,
+    though it ends like a file extension (``out.nii.gzz``, ``out.nrd``): more likely a mistyped image name than a
+    folder's. Folders named after a UID (``1.2.840.10008``, ending in digits), longer endings (``out.denoised``) and
+    existing folders pass. For names typed at the command line only: a folder run's outputs are named after its
+    inputs, whose folder names may end in anything.
+
+    Raises:
+        OutputError: naming the path and the formats that can be written.
+    """
+    path = as_path(path)
+    dicom_input = spec.dicom_files and spec.source_format in ("dicom-series", "dicom-file")
+    if dicom_input and detect_format(path) is None and _FILE_LIKE_SUFFIX.match(path.suffix) and not path.is_dir():
+        raise OutputError(
+            f"{path}: {path.suffix!r} is not an image format this library writes (.nii.gz, .nii, .nrrd, .mha, .mgz, "
+            ".png, .tif); a derived DICOM series needs a folder name without a file suffix, or an existing folder"
+        )
+
+
 def plan_output(
     path: str | Path,
     spec: ImageSpec,
@@ -309,14 +326,7 @@ def plan_output(
     label = str(path)
     fmt = detect_format(path)
     if fmt is None:
-        dicom_input = spec.dicom_files and spec.source_format in ("dicom-series", "dicom-file")
-        if dicom_input and _FILE_LIKE_SUFFIX.match(path.suffix) and not path.is_dir():
-            raise OutputError(
-                f"{label}: {path.suffix!r} is not an image format this library writes (.nii.gz, .nii, .nrrd, .mha, "
-                ".mgz, .png, .tif); a derived DICOM series needs a folder name without a file suffix, or an existing "
-                "folder"
-            )
-        if dicom_input:
+        if spec.dicom_files and spec.source_format in ("dicom-series", "dicom-file"):
             fmt = "dicom-series"
         else:
             raise OutputError(
