@@ -19,7 +19,7 @@ from ..errors import InputError, MedDenoiseError, OptionError
 from ..io.modality import Modality, detect_modality
 from ..io.series import VolumeSeries
 from ..io.volume import Volume
-from ..transforms.background import background_level, masked_background
+from ..transforms.background import background_level
 from ..transforms.colour import luma, with_new_luma
 from ..transforms.ct_padding import fill_outside_reconstruction, outside_reconstruction
 from ..transforms.estimate import NoiseEstimate, estimate_dct_noise, estimate_noise
@@ -28,7 +28,7 @@ from ..transforms.magnitude import MagnitudeFloor, correct_magnitude_bias
 from ..transforms.metal import METAL_HU, metal_region
 from ..transforms.missing import fill_left_out, fill_missing, missing_values
 from ..transforms.noise import BODY_THRESHOLD_HU
-from .auto import AutoChoice, choose_model
+from .auto import AutoChoice, choose_model, masked_background_of
 from .baseline_runner import BaselineRunner
 from .collaborative_wiener import REFINED_MODELS, NoiseSpectrum, Refinement, refine_slices
 from .device import resolve_device
@@ -763,7 +763,7 @@ class Denoiser:
             if result is not None:
                 return result
             if choice.masked is not None:  # the background masked in every frame, not only in the first
-                choice = replace(choice, masked=masked_background(series.array))
+                choice = replace(choice, masked=masked_background_of(series.array, choice.modality))
             self._active = self._delegate_for(choice)
             try:
                 keep = self._without_masked_background(inside, choice.masked)

@@ -16,6 +16,7 @@ import numpy as np
 
 __all__ = [
     "BACKGROUND_TILE",
+    "OTHER_MASK_PATCH",
     "background_level",
     "background_tiles",
     "darkest_tiles",
@@ -40,6 +41,11 @@ PILED_MINIMUM_FRACTION = 0.001
 #: a masked background (one value in 2x2-pixel patches of every slice) must cover at least this share of an image to
 #: be taken as one (MR_Gd, a skull-stripped MR volume: 67 %)
 MASKED_MIN_SHARE = 0.05
+#: the patch a masked background must fill in a volume of unknown modality (a skull-stripped MR or masked PET given as
+#: NIfTI without a modality): photon-counting images (fluorescence microscopy, low-count reconstructions) hold exact
+#: zeros wherever the counts are low, e.g. 60 % of the pixels at a mean of 0.5 counts, and so 2x2 patches of zeros
+#: (13 % of them); 4x4 patches of zeros then are 0.03 %, while a mask's background fills them everywhere but its edge
+OTHER_MASK_PATCH = 4
 #: the darkest tiles are a flat background only when their pixels spread no more than this many times the noise
 #: read from their own pixel-to-pixel differences (white noise alone: 1.00 within 1 %). Texture or an intensity ramp
 #: spreads more, and so does noise correlated over several pixels (CT), which is then left alone. On training images
@@ -166,7 +172,7 @@ def background_level(array: np.ndarray) -> float | None:
     return level
 
 
-def masked_background(array: np.ndarray) -> np.ndarray | None:
+def masked_background(array: np.ndarray, patch: int = 2) -> np.ndarray | None:
     """The voxels of a background set to one value by a mask: skull-stripped or scanner-masked MR, whose air holds
     0 instead of its noise floor.
 
@@ -175,11 +181,14 @@ def masked_background(array: np.ndarray) -> np.ndarray | None:
 
     Args:
         array: ``(Z, Y, X)`` or ``(T, Z, Y, X)`` image (for a series, the voxels at the minimum in every frame).
+        patch: the in-plane patch (pixels) a masked region must fill somewhere. Defaults to 2 (MR, ultrasound);
+            :data:`OTHER_MASK_PATCH` for images of unknown modality.
 
     Returns:
-        Boolean ``(Z, Y, X)``: voxels at the image's minimum in a 2x2 in-plane patch all at it, dilated back
-        over the patches (a morphological opening, so isolated noise pixels at the minimum stay out); None when these
-        cover less than :data:`MASKED_MIN_SHARE` of the image.
+        Boolean ``(Z, Y, X)``: voxels at the image's minimum in a 2x2 in-plane patch all at it, dilated back over the
+        patches (a morphological opening, so isolated noise pixels at the minimum stay out); with a larger ``patch``,
+        only the regions of those that hold a ``patch`` x ``patch`` one (so that the mask's narrow gaps, between a
+        head and the image's edge, stay in). None when these cover less than :data:`MASKED_MIN_SHARE` of the image.
     """
     from scipy import ndimage
 
@@ -189,6 +198,9 @@ def masked_background(array: np.ndarray) -> np.ndarray | None:
         at_minimum = at_minimum.all(axis=0)
     if np.count_nonzero(at_minimum) < MASKED_MIN_SHARE * at_minimum.size:
         return None
-    patch = np.ones((1, 2, 2), dtype=bool)
-    masked = ndimage.binary_opening(at_minimum, structure=patch)
+    masked = ndimage.binary_opening(at_minimum, structure=np.ones((1, 2, 2), dtype=bool))
+    if patch > 2:
+        seeds = ndimage.binary_opening(at_minimum, structure=np.ones((1, patch, patch), dtype=bool))
+        in_plane = ndimage.generate_binary_structure(2, 1)[None]
+        masked = ndimage.binary_propagation(seeds, structure=in_plane, mask=masked)
     return masked if np.count_nonzero(masked) >= MASKED_MIN_SHARE * masked.size else None
