@@ -117,11 +117,10 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
     if series and preview is None and getattr(args, "measure", None):
         raise OptionError(f"{source}: --measure measures one volume; of a 4D series, measure a frame's preview")
     plan = plan_series_output if series and preview is None else plan_output  # a preview is one slice of a volume
+    spec = ImageSpec.of(written)
     if typed:
-        check_typed_output_name(target, ImageSpec.of(written))
-    image = plan(
-        target, ImageSpec.of(written), role="image", overwrite=args.overwrite, protected=protected, others=planned
-    )
+        check_typed_output_name(target, spec)
+    image = plan(target, spec, role="image", overwrite=args.overwrite, protected=protected, others=planned)
     job = _Job(source, header, image, series=series, preview=preview)
     if args.residual:
         job.residual = plan(

@@ -40,10 +40,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     spec = parse_noise_spec(args.noise)  # checked by the option's validator
     check_series_uid(Path(args.input), args)
     header = probe_volume(args.input, series_uid=args.series_uid)
-    check_typed_output_name(args.output, ImageSpec.of(header))
+    written = ImageSpec.of(header, dtype="float32" if args.float else None)
+    check_typed_output_name(args.output, written)
     plan_output(
         args.output,
-        ImageSpec.of(header, dtype="float32" if args.float else None),
+        written,
         overwrite=args.overwrite,
         protected=input_paths([args.input, *header.files]),
     )

@@ -87,7 +87,7 @@ def choose_model(volume: Volume, hint: Modality | str | None = None, shipped: li
         models = [name for name in MAGNITUDE_MR_MODELS if name in available]
         if floor is not None and models:
             return AutoChoice(models[0], guess.modality, guess.reason, magnitude_floor=floor)
-        masked = masked_background(volume.array) if floor is None else None
+        masked = masked_background_of(volume.array, guess.modality) if floor is None else None
         if masked is not None and models:
             # tissue noise is still magnitude noise, but at tissue SNR close to Gaussian, where the burst model and
             # its refinement are the stronger (training MR_Gd, masked: docs/benchmarks_real_mr_masked.md)
@@ -97,7 +97,8 @@ def choose_model(volume: Volume, hint: Modality | str | None = None, shipped: li
             reason = f"{guess.reason}; its background is the noise floor of {floor.coils} coils"
             return AutoChoice(multi[0], guess.modality, reason)
     elif guess.modality == Modality.US and volume.num_components == 1:
-        masked = masked_background(volume.array)  # the black around the sector: no speckle there, nothing to restore
+        # the black around the sector: no speckle there, nothing to restore
+        masked = masked_background_of(volume.array, guess.modality)
     elif guess.modality == Modality.OTHER and volume.num_components == 1 and volume.shape[0] > 1:
         # a volume of unknown modality masked to one value outside the object (a skull-stripped MR as NIfTI without
         # a modality): the general model smeared tissue values into ~3 % of MR_Gd's masked air, up to 13 % of its
