@@ -1,5 +1,6 @@
 """What `auto` takes a volume file without a modality tag for, when only its voxels can tell: MR when the air around
-the object holds a magnitude-MR noise floor (``io/modality.py``), else the general model.
+the object holds a magnitude-MR noise floor or it is a volume of fine voxels masked to 0 around the object
+(``io/modality.py``), else the general model.
 
     python benchmarks/modality_guess.py --template PATH   # -> docs/benchmarks_modality_guess.md
 
@@ -15,8 +16,8 @@ Three groups, each written as NIfTI without a name or sidecar that would give th
 - **MR, which should be MR**: the two real MR volumes of the data folder whose air is as the scanner wrote it, and,
   with ``--template``, the template (brain only, air exactly 0) with Rician / non-central chi noise at 1-32 coils
   and the reconstructions that change a floor's look: 2x zero-filled interpolation, a smoothing reconstruction
-  filter, reslicing of the magnitude image, 5 mm slices averaged from 1 mm ones, and the air masked to 0 (no floor:
-  not MR from its voxels).
+  filter, reslicing of the magnitude image, 5 mm slices averaged from 1 mm ones, and the air masked to 0 (no floor,
+  but MR as a volume of fine voxels masked to 0 around the head).
 - **Every other volume file of the data folder** without a DICOM Modality tag (NIfTI, NRRD, MHA, ...), by folder.
 
 The MNI ICBM152 2009a T1 template comes with nilearn's wheel (``pip download nilearn --no-deps``, unzip,
@@ -195,7 +196,7 @@ def template_mr(template: Path, work: Path, rng: np.random.Generator) -> list[Ro
     )
     rows = []
     for index, (case, volume) in enumerate(cases.items()):
-        expected = "other" if "masked" in case else "mr"
+        expected = "mr"
         path = save_nifti(volume, work / f"mr_{index}.nii.gz", (1.0, 1.0, 5.0 if "5 mm" in case else 1.0))
         rows.append(judge(path, "MR", case, expected))
     return rows
@@ -245,7 +246,9 @@ def markdown(rows: list[Row], command: str, draws: int) -> str:
         "(NIfTI, NRRD, MHA, MGZ, MINC, DICOM) without a tag, sidecar, BIDS name or `--modality` is MR when the air",
         "around the object holds a magnitude-MR noise floor: the background's median / MAD fits a coil count (within",
         "1.3x), is not below one coil's by more than 1.15x, and its tiles lie on the image's edge at least as often as",
-        "tiles do at all (`io/modality.py`).",
+        "tiles do at all; or when it is a volume of pixels up to 1.5 mm, never negative, masked to 0 around the",
+        "object (whole 4x4-pixel patches at 0, on at least half of the slices' edge pixels), as skull-stripping leaves",
+        "an MR (`io/modality.py`).",
         "`floor` is what the voxels show: the coil count it fits, how closely, and the share of its tiles on the edge.",
         f"Each simulated PET case is {draws} draws of its Poisson counts (seeds `--seed` onwards).",
         "",
