@@ -100,9 +100,10 @@ def choose_model(volume: Volume, hint: Modality | str | None = None, shipped: li
         # the black around the sector: no speckle there, nothing to restore
         masked = masked_background_of(volume.array, guess.modality)
     elif guess.modality == Modality.OTHER and volume.num_components == 1 and volume.shape[0] > 1:
-        # a volume of unknown modality masked to one value outside the object (a skull-stripped MR as NIfTI without
-        # a modality): the general model smeared tissue values into ~3 % of MR_Gd's masked air, up to 13 % of its
-        # 99th percentile. 2D images are left alone (8-bit files clip dark noise to whole patches of 0)
+        # a volume of unknown modality masked to one value outside the object (a skull-stripped MR of coarse voxels
+        # as NIfTI without a modality; of pixels up to 1.5 mm it is MR, io/modality.py): the general model smeared
+        # tissue values into ~3 % of MR_Gd's masked air, up to 13 % of its 99th percentile. 2D images are left alone
+        # (8-bit files clip dark noise to whole patches of 0)
         masked = masked_background_of(volume.array, guess.modality)
     reason = guess.reason if masked is None else _masked_reason(guess.reason, masked)
     for name in AUTO_MODELS[guess.modality]:
