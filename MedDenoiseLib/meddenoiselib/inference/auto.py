@@ -10,6 +10,7 @@ from ..io.modality import Modality, ModalityGuess, detect_modality
 from ..io.volume import Volume
 from ..transforms.background import OTHER_MASK_PATCH, masked_background
 from ..transforms.magnitude import MagnitudeFloor, estimate_magnitude_floor
+from ..transforms.missing import fill_missing
 
 __all__ = [
     "AUTO_MODELS",
@@ -18,6 +19,7 @@ __all__ = [
     "AutoChoice",
     "choose_model",
     "masked_background_of",
+    "nan_mask_as_zeros",
 ]
 
 #: per modality, shipped models in order of preference (the first one installed wins).
@@ -118,6 +120,40 @@ def masked_background_of(array: np.ndarray, modality: Modality) -> np.ndarray | 
     ``(Z, Y, X)`` or ``(T, Z, Y, X)`` in; boolean ``(Z, Y, X)`` or None out. Of unknown modality only a background
     that fills 4x4-pixel patches counts (:data:`~meddenoiselib.transforms.background.OTHER_MASK_PATCH`)."""
     return masked_background(array, patch=OTHER_MASK_PATCH if modality == Modality.OTHER else 2)
+
+
+#: NaN around the object is read as a mask only where it holds at least this share of the slices' edge pixels
+NAN_MASK_EDGE_SHARE = 0.5
+
+
+def nan_mask_as_zeros(volume: Volume, missing: np.ndarray, hint: Modality | str | None = None) -> Volume | None:
+    """``volume`` with its NaN set to 0 where they are a mask around the object (a skull-stripped MR written as a
+    float file with NaN outside the brain), for ``auto`` to take as a masked background; None where they are not.
+
+    A mask: a volume of one component, no negative value, whose NaN fill whole 4x4-pixel patches
+    (:func:`~meddenoiselib.transforms.background.masked_background` of the zeroed copy takes them all) and at least
+    :data:`NAN_MASK_EDGE_SHARE` of the slices' edge pixels, and whose data, filled across the NaN as a resampled
+    volume is (:func:`~meddenoiselib.transforms.missing.fill_missing`), would not have a magnitude noise floor removed
+    (:func:`choose_model`): a magnitude MR resampled with NaN outside its field of view keeps air with its floor and
+    stays on that path.
+
+    Args:
+        volume: ``(Z, Y, X)`` float volume. missing: its NaN, boolean, the same shape.
+        hint: the modality given for it (``--modality``). Defaults to None.
+    """
+    array = volume.array
+    if volume.num_components != 1 or array.ndim != 3 or array.shape[0] < 2 or float(np.nanmin(array)) < 0:
+        return None
+    edges = np.concatenate([missing[:, 0, :], missing[:, -1, :], missing[:, :, 0], missing[:, :, -1]], axis=None)
+    if edges.mean() < NAN_MASK_EDGE_SHARE:
+        return None
+    zeroed = np.where(missing, 0, array).astype(array.dtype)
+    masked = masked_background(zeroed, patch=OTHER_MASK_PATCH)
+    if masked is None or np.count_nonzero(masked & missing) < 0.9 * np.count_nonzero(missing):
+        return None
+    if choose_model(volume.with_array(fill_missing(array, missing)), hint).magnitude_floor is not None:
+        return None
+    return volume.with_array(zeroed)
 
 
 def _masked_reason(reason: str, masked: np.ndarray) -> str:

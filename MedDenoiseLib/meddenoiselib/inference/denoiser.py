@@ -28,7 +28,7 @@ from ..transforms.magnitude import MagnitudeFloor, correct_magnitude_bias
 from ..transforms.metal import METAL_HU, metal_region
 from ..transforms.missing import fill_left_out, fill_missing, missing_values
 from ..transforms.noise import BODY_THRESHOLD_HU
-from .auto import AutoChoice, choose_model, masked_background_of
+from .auto import AutoChoice, choose_model, masked_background_of, nan_mask_as_zeros
 from .baseline_runner import BaselineRunner
 from .collaborative_wiener import REFINED_MODELS, NoiseSpectrum, Refinement, refine_slices
 from .device import resolve_device
@@ -618,6 +618,11 @@ class Denoiser:
         take = _Slab.whole if slab is None else slab.take
         missing = missing_values(volume.array, "the volume")
         if missing is not None:
+            zeroed = nan_mask_as_zeros(volume, missing, self.modality_hint) if self.auto else None
+            if zeroed is not None:
+                return self._around_nan_mask(
+                    zeroed, missing, lambda image: self._denoise_volume(image, sigma, mask, slab), take
+                )
             return self._around_missing(
                 volume, missing, lambda filled: self._denoise_volume(filled, sigma, mask, slab), take
             )
@@ -864,6 +869,24 @@ class Denoiser:
             "denoisers remove less well; where you can, denoise the scan before resampling or registration"
         )
         result = run(image.with_array(fill_missing(image.array, missing, components)))
+        array = result.array
+        array[take(missing)] = np.nan
+        self.last_report.missing_voxels = count
+        return result.with_array(array)
+
+    def _around_nan_mask(
+        self,
+        zeroed: Volume,
+        missing: np.ndarray,
+        run: Callable[[Volume], Volume],
+        take: Callable[[np.ndarray], np.ndarray],
+    ) -> Volume:
+        """``auto`` on a volume whose NaN are a mask around the object (:func:`~.auto.nan_mask_as_zeros`): ``run`` on
+        ``zeroed``, where they are 0 and so a masked background that ``auto`` keeps as it is (a skull-stripped MR of
+        fine voxels is MR), NaN given back in the output."""
+        count = int(missing.sum())
+        logger.info("%d voxels hold no data (NaN) around the object: taken for a mask, and NaN in the output", count)
+        result = run(zeroed)
         array = result.array
         array[take(missing)] = np.nan
         self.last_report.missing_voxels = count
