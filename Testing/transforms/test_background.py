@@ -5,7 +5,7 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from meddenoiselib.io import read_volume
-from meddenoiselib.transforms.background import background_level, masked_background
+from meddenoiselib.transforms.background import background_level, edge_share, masked_background
 
 SIGMA = 15 / 255
 
@@ -81,3 +81,13 @@ def test_a_masked_background_is_found_in_every_frame_and_noise_is_not_one(ultras
     shifted = np.stack([ultrasound, np.roll(ultrasound, 40, axis=-1)])  # (T, Z, Y, X): the sector moved in frame 2
     both = masked_background(shifted)
     assert both is not None and both.sum() < black.sum() and np.all(both <= black)
+
+
+def test_a_masks_background_holds_the_slices_edges_and_a_crop_inside_the_object_does_not():
+    yy, xx = np.mgrid[:64, :64] - 31.5
+    outside = np.broadcast_to(np.hypot(yy, xx) > 24, (3, 64, 64))  # a round object, the mask's background around it
+    assert edge_share(outside) == 1.0
+    assert edge_share(outside[:, 16:48, 16:48]) == 0.0  # a crop inside the object: tissue on every edge
+    half = outside.copy()
+    half[:, :, 32:] = False  # the object runs off the right half of the image
+    assert 0.4 < edge_share(half) < 0.6

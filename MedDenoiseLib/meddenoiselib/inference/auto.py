@@ -8,7 +8,7 @@ import numpy as np
 
 from ..io.modality import Modality, ModalityGuess, detect_modality
 from ..io.volume import Volume
-from ..transforms.background import OTHER_MASK_PATCH, masked_background
+from ..transforms.background import OTHER_MASK_PATCH, edge_share, masked_background
 from ..transforms.magnitude import MagnitudeFloor, estimate_magnitude_floor
 from ..transforms.missing import fill_missing
 
@@ -144,8 +144,7 @@ def nan_mask_as_zeros(volume: Volume, missing: np.ndarray, hint: Modality | str 
     array = volume.array
     if volume.num_components != 1 or array.ndim != 3 or array.shape[0] < 2 or float(np.nanmin(array)) < 0:
         return None
-    edges = np.concatenate([missing[:, 0, :], missing[:, -1, :], missing[:, :, 0], missing[:, :, -1]], axis=None)
-    if edges.mean() < NAN_MASK_EDGE_SHARE:
+    if edge_share(missing) < NAN_MASK_EDGE_SHARE:
         return None
     zeroed = np.where(missing, 0, array).astype(array.dtype)
     masked = masked_background(zeroed, patch=OTHER_MASK_PATCH)

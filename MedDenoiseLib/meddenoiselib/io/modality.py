@@ -321,7 +321,7 @@ def _masked_mr_reason(volume: Volume) -> str | None:
     volumes: on the MNI T1 template (held out; air exactly 0, 24 slices of 1 mm, Rician 3 % / 6 % and 8 coils at 3 %,
     as NIfTI through the CLI) 35.38 / 31.87 / 34.44 dB as OTHER against 37.94 / 33.84 / 36.37 as MR over the head.
     """
-    from ..transforms.background import OTHER_MASK_PATCH, masked_background
+    from ..transforms.background import OTHER_MASK_PATCH, edge_share, masked_background
 
     source = volume.source
     fmt = (detect_format(source.path) if source.path else None) or source.format
@@ -333,10 +333,7 @@ def _masked_mr_reason(volume: Volume) -> str | None:
     if array.size == 0 or float(np.nanmin(array)) != 0:
         return None  # magnitude is never negative, and a mask sets 0
     masked = masked_background(array, patch=OTHER_MASK_PATCH)
-    if masked is None:
-        return None
-    edges = np.concatenate([masked[:, 0, :], masked[:, -1, :], masked[:, :, 0], masked[:, :, -1]], axis=None)
-    if edges.mean() < MASKED_MR_EDGE_SHARE:
+    if masked is None or edge_share(masked) < MASKED_MR_EDGE_SHARE:
         return None
     x, y = volume.spacing[:2]
     return (

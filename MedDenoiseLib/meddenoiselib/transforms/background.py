@@ -20,6 +20,7 @@ __all__ = [
     "background_level",
     "background_tiles",
     "darkest_tiles",
+    "edge_share",
     "masked_background",
     "robust_spread",
     "sampled_tiles",
@@ -104,6 +105,13 @@ def surrounds_the_image(shape: tuple[int, ...], chosen: np.ndarray, tile: int = 
     tile grid at least as often as all its tiles do: air surrounds an object, dark tissue lies inside it."""
     on_edge = tiles_on_border(shape, tile)
     return bool(on_edge[chosen].mean() >= on_edge.mean())
+
+
+def edge_share(region: np.ndarray) -> float:
+    """The share of the pixels on the edges of the slices of a boolean ``(Z, Y, X)`` ``region`` that it holds: ~1
+    for a mask's background around an object, low for a crop inside it."""
+    edges = [region[:, 0, :], region[:, -1, :], region[:, :, 0], region[:, :, -1]]
+    return float(np.concatenate(edges, axis=None).mean())
 
 
 def darkest_tiles(tiles: np.ndarray, fraction: float = DARKEST_FRACTION) -> np.ndarray | None:
