@@ -247,7 +247,7 @@ def markdown(rows: list[Row], command: str, draws: int) -> str:
         "around the object holds a magnitude-MR noise floor: the background's median / MAD fits a coil count (within",
         "1.3x), is not below one coil's by more than 1.15x, and its tiles lie on the image's edge at least as often as",
         "tiles do at all; or when it is a volume of pixels up to 1.5 mm, never negative, masked to 0 around the",
-        "object (whole 4x4-pixel patches at 0, on at least half of the slices' edge pixels), as skull-stripping leaves",
+        "object (whole 4x4-pixel patches at 0, on at least 99 % of the slices' edge pixels), as skull-stripping leaves",
         "an MR (`io/modality.py`).",
         "`floor` is what the voxels show: the coil count it fits, how closely, and the share of its tiles on the edge.",
         f"Each simulated PET case is {draws} draws of its Poisson counts (seeds `--seed` onwards).",

@@ -156,6 +156,10 @@ def test_a_volume_file_of_fine_voxels_masked_to_zero_around_the_head_is_mr(mr_ni
     assert guess(stripped, spacing=(2.6, 2.6, 3.0)).modality == Modality.OTHER  # PET's pixels
     assert guess(stripped, spacing=(4.0, 4.0, 5.0)).modality == Modality.OTHER  # the file as it is
     assert guess(stripped[4:20, 14:44, 14:44]).modality == Modality.OTHER  # a crop inside the head: tissue on its edges
+    yy, xx = np.mgrid[:64, :64]
+    cone = (np.abs(np.degrees(np.arctan2(xx - 31.5, yy + 4))) < 35) & (np.hypot(xx - 31.5, yy + 4) < 60)
+    ultrasound = np.where(cone, np.random.default_rng(1).rayleigh(40, (8, 64, 64)), 0).astype(np.uint8)
+    assert guess(ultrasound, spacing=(0.3, 0.3, 0.5)).modality == Modality.OTHER  # a 3D cone reaching the probe
     counts = np.random.default_rng(0).poisson(np.where(inside, 40.0, 0.5)).astype(np.uint16)
     assert guess(counts).modality == Modality.OTHER  # low counts: zeros, but no masked regions
     assert guess(np.where(inside, head, -5).astype(np.int16)).modality == Modality.OTHER  # masked, but not to 0

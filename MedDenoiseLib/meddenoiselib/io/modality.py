@@ -305,9 +305,11 @@ def modality_from_file(path: str | Path) -> ModalityGuess | None:
 #: reconstructions are 0 outside the field of view as well, at 2-5 mm (the simulated PET of
 #: docs/benchmarks_modality_guess.md: 2.6-2.8 mm)
 MASKED_MR_MAX_SPACING_MM = 1.5
-#: ... and only where that background holds at least this share of the pixels on the slices' edges (air around a
-#: head; a crop inside the object has tissue there)
-MASKED_MR_EDGE_SHARE = 0.5
+#: ... and only where that background holds at least this share of the pixels on the slices' edges: all of them
+#: around a skull-stripped brain (MR_Gd, the masked MNI template: 1.0), fewer where the object reaches the edge, as a
+#: 3D ultrasound's cone reaches the probe (a 70-degree sector: 0.95) and a CT field of view stored with an offset
+#: and 0 outside touches its four sides (0.94), or a crop inside the object (0.0-0.3)
+MASKED_MR_EDGE_SHARE = 0.99
 
 
 def _masked_mr_reason(volume: Volume) -> str | None:
