@@ -868,11 +868,8 @@ class Denoiser:
             "regions without data mark a resampled volume: resampling blurs and correlates the scanner's noise, which "
             "denoisers remove less well; where you can, denoise the scan before resampling or registration"
         )
-        result = run(image.with_array(fill_missing(image.array, missing, components)))
-        array = result.array
-        array[take(missing)] = np.nan
-        self.last_report.missing_voxels = count
-        return result.with_array(array)
+        filled = image.with_array(fill_missing(image.array, missing, components))
+        return self._with_nan_given_back(filled, missing, count, run, take)
 
     def _around_nan_mask(
         self,
@@ -886,7 +883,19 @@ class Denoiser:
         fine voxels is MR), NaN given back in the output."""
         count = int(missing.sum())
         logger.info("%d voxels hold no data (NaN) around the object: taken for a mask, and NaN in the output", count)
-        result = run(zeroed)
+        return self._with_nan_given_back(zeroed, missing, count, run, take)
+
+    def _with_nan_given_back(
+        self,
+        image: Volume | VolumeSeries,
+        missing: np.ndarray,
+        count: int,
+        run: Callable[[Volume | VolumeSeries], Any],
+        take: Callable[[np.ndarray], np.ndarray],
+    ) -> Volume | VolumeSeries:
+        """``run`` on ``image`` (its NaN filled or zeroed), NaN given back where ``missing`` holds them (``take``:
+        the part of it ``run`` returns), and their ``count`` in the report."""
+        result = run(image)
         array = result.array
         array[take(missing)] = np.nan
         self.last_report.missing_voxels = count
