@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import MedDenoiseError
 from .formats import detect_format, strip_suffix
 from .volume import Volume
 
@@ -222,6 +223,42 @@ def _bids_name_modality(path: Path) -> ModalityGuess | None:
     return None
 
 
+def diffusion_table(path: str | Path) -> Path | None:
+    """The FSL b-values file beside a NIfTI (``dwi.bval`` beside ``dwi.nii.gz``, as dcm2niix, FSL, MRtrix and BIDS
+    write it); None for other files or without one."""
+    path = Path(path)
+    stem = _nifti_stem(path)
+    table = None if stem is None else path.with_name(stem + ".bval")
+    return table if table is not None and table.is_file() else None
+
+
+def _diffusion_table_modality(path: Path) -> ModalityGuess | None:
+    """MR for a NIfTI with its b-values file beside it (only MR measures diffusion this way); else None."""
+    table = diffusion_table(path)
+    if table is None:
+        return None
+    return ModalityGuess(Modality.MR, f"the b-values file {table.name} beside it makes it a diffusion-weighted MR")
+
+
+def _nrrd_diffusion_modality(path: Path) -> ModalityGuess | None:
+    """MR for a NRRD whose header describes a diffusion-weighted MR (``modality:=DWMRI``, ``DWMRI_b-value``,
+    ``DWMRI_gradient_0000``: the keys 3D Slicer and DWIConvert write); else None."""
+    from .nrrd import read_nrrd_header
+
+    if detect_format(path) != "nrrd" or not path.is_file():
+        return None
+    try:
+        key_values = read_nrrd_header(path)[1]
+    except (OSError, MedDenoiseError):
+        return None  # unreadable: the reader says why
+    for key, value in key_values:
+        key = key.strip()
+        if (key.lower() == "modality" and value.strip().upper() == "DWMRI") or key.startswith("DWMRI_"):
+            said = f"{key}:={value.strip()}" if key.lower() == "modality" else key
+            return ModalityGuess(Modality.MR, f"its NRRD header describes a diffusion-weighted MR ({said})")
+    return None
+
+
 def _parrec_modality(path: Path) -> ModalityGuess | None:
     """MR for a Philips PAR/REC file (only MR scanners write it); else None."""
     if detect_format(path) == "parrec":
@@ -278,8 +315,10 @@ def _metaimage_header_modality(path: Path) -> ModalityGuess | None:
 
 def modality_from_file(path: str | Path) -> ModalityGuess | None:
     """What a file says its modality is without its voxels being read: the Modality tag of a DICOM file's header, the
-    ``Modality`` field of a MetaImage header, MR for a Philips PAR/REC, the ``Modality`` of a NIfTI's BIDS / dcm2niix
-    JSON sidecar, MR or OTHER (PET) for a BIDS file name, MR for a FreeSurfer MGH / MGZ; None when it says nothing.
+    ``Modality`` field of a MetaImage header, MR for a NRRD whose header describes a diffusion-weighted MR, MR for a
+    Philips PAR/REC, the ``Modality`` of a NIfTI's BIDS / dcm2niix JSON sidecar, MR or OTHER (PET) for a BIDS file
+    name, MR for a NIfTI with its FSL b-values file (``.bval``) beside it, MR for a FreeSurfer MGH / MGZ; None when
+    it says nothing.
 
     For a front end that hands the library a copy of the voxels rather than the file, and would lose these hints with
     it (the Slicer module writes the node it denoises to a NRRD): it passes the answer as the modality hint, which
@@ -289,9 +328,11 @@ def modality_from_file(path: str | Path) -> ModalityGuess | None:
     for read in (
         _dicom_header_modality,
         _metaimage_header_modality,
+        _nrrd_diffusion_modality,
         _parrec_modality,
         _bids_sidecar_modality,
         _bids_name_modality,
+        _diffusion_table_modality,
         _mgh_modality,
     ):
         guess = read(path)
@@ -348,9 +389,11 @@ def detect_modality(volume: Volume, hint: Modality | str | None = None) -> Modal
     """The modality of a volume.
 
     Order: the DICOM Modality tag, a MetaImage's ``Modality`` field (``MET_MOD_CT``, ``MET_MOD_MR``, ...), MR for a
-    Philips PAR/REC file (only MR scanners write it), or for NIfTI the ``Modality`` of its BIDS / dcm2niix JSON
-    sidecar (the same tag, copied); else ``hint`` (e.g. ``--modality``); else a BIDS MR file name
-    (``sub-01_T1w.nii.gz``; a BIDS PET name, ``_pet``, gives OTHER); else values that look like CT in HU; else MR
+    NRRD whose header describes a diffusion-weighted MR (``modality:=DWMRI``, ``DWMRI_gradient_0000``, as 3D Slicer
+    writes it), MR for a Philips PAR/REC file (only MR scanners write it), or for NIfTI the ``Modality`` of its
+    BIDS / dcm2niix JSON sidecar (the same tag, copied); else ``hint`` (e.g. ``--modality``); else a BIDS MR file
+    name (``sub-01_T1w.nii.gz``; a BIDS PET name, ``_pet``, gives OTHER) or a NIfTI with its b-values file beside it
+    (``dwi.bval``: a diffusion MR); else values that look like CT in HU; else MR
     for a FreeSurfer MGH/MGZ file or a background on the image's edge that is a magnitude-MR noise floor (of a medical
     volume file), or a volume file of fine voxels masked to 0 around the object (:func:`_masked_mr_reason`); else
     :attr:`Modality.OTHER`.
@@ -362,13 +405,17 @@ def detect_modality(volume: Volume, hint: Modality | str | None = None) -> Modal
     if tagged is not None:
         return tagged
     path = Path(volume.source.path) if volume.source.path else None  # a file (or a frame of a series file)
-    known = None if path is None else _parrec_modality(path) or _bids_sidecar_modality(path)
+    known = (
+        None
+        if path is None
+        else _nrrd_diffusion_modality(path) or _parrec_modality(path) or _bids_sidecar_modality(path)
+    )
     if known is not None:
         return known
     if hint is not None:
         modality = hint if isinstance(hint, Modality) else parse_modality(hint)
         return ModalityGuess(modality, f"modality given as {modality.value}")
-    named = None if path is None else _bids_name_modality(path)
+    named = None if path is None else _bids_name_modality(path) or _diffusion_table_modality(path)
     if named is not None:
         return named
     if volume.num_components == 1:

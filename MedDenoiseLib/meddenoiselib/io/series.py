@@ -21,6 +21,7 @@ from ..transforms.missing import missing_values
 from .atomic import atomic_file
 from .formats import detect_format
 from .limits import Encoding, check_claimed_size
+from .modality import diffusion_table
 from .nibabel_formats import load_nibabel, nibabel_frames, nibabel_voxels, probe_nibabel, save_mgh
 from .nifti import stored_like_source
 from .nrrd import NrrdLayout, is_nrrd_series, read_nrrd_series, write_nrrd_series
@@ -215,9 +216,13 @@ def _read_nifti_series(path: Path) -> VolumeSeries:
         data = np.asanyarray(image.dataobj)
     except Exception as exc:  # noqa: BLE001 - nibabel raises several types for corrupt files
         raise MedDenoiseError(f"{path}: cannot read as NIfTI ({exc})") from exc
-    step = float(image.header["pixdim"][4])
-    values = tuple(f"{t * step:g}" for t in range(data.shape[3])) if step > 0 and data.ndim >= 4 else ()
-    return _series_from_nibabel(data, image.affine, path, "nifti", "time", values, image.header.copy())
+    if diffusion_table(path) is not None:  # frames are diffusion gradients (b-values and directions), not times
+        label, values = "gradient", ()
+    else:
+        step = float(image.header["pixdim"][4])
+        label = "time"
+        values = tuple(f"{t * step:g}" for t in range(data.shape[3])) if step > 0 and data.ndim >= 4 else ()
+    return _series_from_nibabel(data, image.affine, path, "nifti", label, values, image.header.copy())
 
 
 def _read_nibabel_series(path: Path, fmt: str) -> VolumeSeries:
