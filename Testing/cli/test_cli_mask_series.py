@@ -154,6 +154,33 @@ def test_dwi_nrrd_keeps_gradient_axis_first_and_its_keys(tmp_path, mr_nifti):
     assert np.abs(np.diff(result.array.astype(float), axis=-1)).mean() < noisy_error  # smoother in every frame
 
 
+def test_a_diffusion_niftis_gradient_table_goes_beside_its_output(tmp_path, capsys):
+    """FSL, MRtrix and BIDS read a diffusion NIfTI with the .bval / .bvec beside it: the output gets copies under its
+    own name (planned with the other outputs: an existing one is refused before any work, the input's never
+    replaced); a format that cannot take them is warned about."""
+    source, _ = _perfusion(tmp_path)
+    dwi = source.with_name("dwi.nii.gz")
+    source.rename(dwi)
+    (tmp_path / "dwi.bval").write_text("0 1000 1000\n")
+    (tmp_path / "dwi.bvec").write_text("0 1 0\n0 0 1\n0 0 0\n")
+    out = tmp_path / "out" / "dwi_denoised.nii.gz"
+    out.parent.mkdir()
+    assert main(["denoise", str(dwi), str(out), "--model", "median", "--quiet"]) == 0
+    assert read_series(out).frame_label == "gradient"
+    for suffix in (".bval", ".bvec"):
+        copy = out.with_name("dwi_denoised" + suffix)
+        assert copy.read_bytes() == (tmp_path / ("dwi" + suffix)).read_bytes()
+    (out.parent / "again.bvec").write_text("not mine\n")
+    before = digest_tree(tmp_path)
+    assert main(["denoise", str(dwi), str(out.parent / "again.nii.gz"), "--model", "median", "--quiet"]) == 1
+    assert "again.bvec" in capsys.readouterr().err and digest_tree(tmp_path) == before  # refused before any work
+    assert main(["denoise", str(dwi), str(tmp_path / "dwi.nii"), "--model", "median", "--quiet"]) == 1
+    assert "would replace the input's" in capsys.readouterr().err and digest_tree(tmp_path) == before
+    assert main(["denoise", str(dwi), str(tmp_path / "dwi.nrrd"), "--model", "median"]) == 0
+    assert "gradient table" in capsys.readouterr().err  # warned: a NRRD does not take FSL files beside it
+    assert sorted(p.name for p in tmp_path.glob("dwi.*")) == ["dwi.bval", "dwi.bvec", "dwi.nii.gz", "dwi.nrrd"]
+
+
 def test_mask_on_another_grid_exits_1_with_one_line_and_writes_nothing(tmp_path, capsys):
     source, _ = _perfusion(tmp_path)
     shifted = _affine()

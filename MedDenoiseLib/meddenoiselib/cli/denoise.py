@@ -77,6 +77,8 @@ class _Job:
     series: bool = False
     # --preview-slice: (the volume or series, read while planning as its slice axis needs it; the noisy slice)
     preview: tuple | None = None
+    # a diffusion NIfTI's FSL gradient table: (the input's .bval / .bvec, its planned copy beside the output)
+    gradients: tuple = ()
 
 
 def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: list, typed: bool = False) -> _Job:
@@ -102,7 +104,8 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
             f"{source}: {header.mask_kind}, not an image to denoise (as --mask it restricts denoising to its inside)"
         )
     labels = [path for path in (getattr(args, name, None) for name in _LABEL_OPTIONS) if path]
-    protected = input_paths([source, *header.files, *labels])
+    tables = _gradient_table(source) if series else ()
+    protected = input_paths([source, *header.files, *labels, *tables])
     preview, written = None, header
     if getattr(args, "preview_slice", None) is not None:
         preview = _preview_slab(source, header, args, series)
@@ -122,6 +125,8 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
         check_typed_output_name(target, spec)
     image = plan(target, spec, role="image", overwrite=args.overwrite, protected=protected, others=planned)
     job = _Job(source, header, image, series=series, preview=preview)
+    if tables and preview is None:
+        job.gradients = _plan_gradient_copies(tables, image.path, args, protected, [*planned, image])
     if args.residual:
         job.residual = plan(
             _named_output(args.residual, source),
@@ -150,7 +155,65 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
             others=[*planned, image] + [p for p in (job.residual, job.noise_map) if p is not None],
         )
     planned.extend(p for p in (job.image, job.residual, job.noise_map, job.report) if p is not None)
+    planned.extend(copy for _, copy in job.gradients)
     return job
+
+
+def _gradient_table(source: Path) -> tuple[Path, ...]:
+    """The FSL ``.bval`` and ``.bvec`` files beside a diffusion NIfTI (``dwi.bval`` beside ``dwi.nii.gz``)."""
+    from ..io.modality import diffusion_table
+
+    table = diffusion_table(source)
+    if table is None:
+        return ()
+    vectors = table.with_suffix(".bvec")
+    return (table, vectors) if vectors.is_file() else (table,)
+
+
+def _plan_gradient_copies(tables, target: Path, args: argparse.Namespace, protected, others: list) -> tuple:
+    """Plan a copy of a diffusion series' gradient table beside a NIfTI output of the same name (``out.bval``
+    beside ``out.nii.gz``): FSL, MRtrix and BIDS read the output with it, and ``auto`` knows it again for MR.
+    The output's voxel axes are the input's, so the b-vectors stay valid; another format gets no copy (a warning)."""
+    from ..io import detect_format, plan_file, strip_suffix
+
+    if detect_format(target) != "nifti":
+        logger.warning(
+            "%s: the gradient table beside the input (%s) is not written beside a %s output; name a .nii.gz "
+            "output to keep it",
+            target,
+            ", ".join(t.name for t in tables),
+            detect_format(target) or "DICOM",
+        )
+        return ()
+    copies = []
+    for table in tables:
+        path = target.with_name(strip_suffix(target.name) + table.suffix)
+        if path.resolve() == table.resolve():
+            raise OutputError(
+                f"{target}: the output's gradient table {path.name} would replace the input's; name the output "
+                "differently (its .bval / .bvec are written beside it)"
+            )
+        planned = plan_file(
+            path,
+            "gradient table",
+            (table.suffix,),
+            overwrite=args.overwrite,
+            protected=protected,
+            others=[*others, *(copy for _, copy in copies)],
+        )
+        copies.append((table, planned))
+    return tuple(copies)
+
+
+def _copy_gradient_tables(job: _Job) -> None:
+    import shutil
+
+    from ..io.atomic import atomic_file
+
+    for table, planned in job.gradients:
+        with atomic_file(planned.path) as temporary:
+            shutil.copyfile(table, temporary)
+        logger.info("Wrote the gradient table %s", planned.path)
 
 
 def _preview_slab(source: Path, header, args: argparse.Namespace, series: bool):
@@ -396,6 +459,7 @@ def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:
     )
     result = _run_denoiser(denoiser, series, args, masks)
     write_series(result, target, overwrite=args.overwrite, inputs=(source,))
+    _copy_gradient_tables(job)
     removed = None
     if job.residual is not None or job.noise_map is not None:
         removed = result.with_array(residual(series.array, result.array))
