@@ -42,7 +42,8 @@ _REFUSED = {
     "vtkMRMLLabelMapVolumeNode": "is a label map: its voxels are label values, and denoising would change them. "
     "Select an image volume; to denoise only a region, use the label map as the mask instead.",
     "vtkMRMLDiffusionWeightedVolumeNode": "is a diffusion-weighted volume (gradient directions as components), which "
-    "the module does not write back. Save it as NRRD and run: python -m meddenoiselib denoise dwi.nrrd out.nrrd",
+    "the module does not write back. Save it as NRRD and run: python -m meddenoiselib denoise dwi.nrrd out.nrrd "
+    "(it reads the file as MR, denoises each gradient's volume and keeps the gradients; load out.nrrd back as a DWI)",
     "vtkMRMLDiffusionTensorVolumeNode": "is a tensor volume; only image volumes can be denoised.",
 }
 
