@@ -230,7 +230,8 @@ def masked_background(array: np.ndarray, patch: int = 2) -> np.ndarray | None:
     in_plane[1] = True  # regions of each slice
     labels, count = ndimage.label(masked, structure=in_plane)
     if count:
-        large = np.flatnonzero(np.bincount(labels.ravel())[1:] >= MASKED_EDGE_SEED_PIXELS) + 1
-        seeds = np.isin(labels, large)
+        large = np.bincount(labels.ravel()) >= MASKED_EDGE_SEED_PIXELS
+        large[0] = False  # not masked
+        seeds = large[labels]
         masked |= ndimage.binary_dilation(seeds, structure=cross, iterations=MASKED_EDGE_STEPS, mask=at_minimum)
     return masked if np.count_nonzero(masked) >= MASKED_MIN_SHARE * masked.size else None
