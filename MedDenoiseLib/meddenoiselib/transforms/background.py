@@ -232,6 +232,6 @@ def masked_background(array: np.ndarray, patch: int = 2) -> np.ndarray | None:
     if count:
         large = np.bincount(labels.ravel()) >= MASKED_EDGE_SEED_PIXELS
         large[0] = False  # not masked
-        seeds = large[labels]
+        seeds = masked if large[1:].all() else large[labels]
         masked |= ndimage.binary_dilation(seeds, structure=cross, iterations=MASKED_EDGE_STEPS, mask=at_minimum)
     return masked if np.count_nonzero(masked) >= MASKED_MIN_SHARE * masked.size else None
