@@ -179,3 +179,38 @@ def test_nan_around_a_skull_stripped_head_is_its_mask(tmp_path, mr_nifti):
     np.testing.assert_allclose(results["nan"][inside], results["zero"][inside], rtol=0, atol=1e-3)
     general = Denoiser("kpn-general").denoise(read_volume(files["nan"])).array  # a named model: filled across
     assert np.array_equal(np.isnan(general), ~inside)
+
+
+def test_nan_around_the_head_in_every_frame_of_a_series_is_its_mask(tmp_path, mr_nifti):
+    """A masked diffusion or functional MR written as float with NaN outside the brain in every frame: auto takes the
+    NaN for the series' masked background, as it takes zeros there, and gives NaN back (until 2026-12-06 they were
+    filled across frame by frame, as a resampled field of view's are). NaN that differ between frames are no mask."""
+    import nibabel as nib
+    from scipy import ndimage
+
+    from meddenoiselib.io import read_series, read_volume
+
+    head = read_volume(mr_nifti).array.astype(np.float32)
+    inside = np.stack(
+        [ndimage.binary_fill_holes(ndimage.binary_dilation(s > 0.2 * head.max(), iterations=2)) for s in head]
+    )
+    frames = np.stack([head, 0.5 * head, 0.45 * head])  # (T, Z, Y, X): b = 0 and two attenuated frames
+    files = {}
+    for name, outside in (("nan", np.nan), ("zero", 0.0)):
+        data = np.where(inside, frames, outside).astype(np.float32).transpose(3, 2, 1, 0)  # (X, Y, Z, T)
+        files[name] = tmp_path / f"{name}.nii.gz"
+        nib.save(nib.Nifti1Image(data, np.diag([1.0, 1.0, 1.0, 1.0])), str(files[name]))
+    results, choices = {}, {}
+    for name, path in files.items():
+        denoiser = Denoiser("auto")
+        results[name] = denoiser.denoise(read_series(path)).array
+        choices[name] = denoiser.last_report.choice
+    assert choices["nan"] == choices["zero"] and choices["nan"].startswith("kpn-burst3 for MR (a volume of 1 x 1 mm")
+    assert np.array_equal(np.isnan(results["nan"]), np.broadcast_to(~inside, frames.shape))  # NaN where they were
+    np.testing.assert_allclose(results["nan"][:, inside], results["zero"][:, inside], rtol=0, atol=1e-3)
+    moving = np.where(inside, frames, np.nan).astype(np.float32)
+    moving[1, 12, 24:34, 24:34] = np.nan  # one frame holds NaN of its own inside the head
+    from meddenoiselib.inference.auto import nan_mask_of_series_as_zeros
+
+    series = read_series(files["nan"]).with_array(moving)
+    assert nan_mask_of_series_as_zeros(series, np.isnan(moving)) is None

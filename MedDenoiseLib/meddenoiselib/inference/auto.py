@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..io.modality import Modality, ModalityGuess, detect_modality
+from ..io.series import VolumeSeries
 from ..io.volume import Volume
 from ..transforms.background import OTHER_MASK_PATCH, edge_share, masked_background
 from ..transforms.magnitude import MagnitudeFloor, estimate_magnitude_floor
@@ -153,6 +154,24 @@ def nan_mask_as_zeros(volume: Volume, missing: np.ndarray, hint: Modality | str 
     if choose_model(volume.with_array(fill_missing(array, missing)), hint).magnitude_floor is not None:
         return None
     return volume.with_array(zeroed)
+
+
+def nan_mask_of_series_as_zeros(
+    series: VolumeSeries, missing: np.ndarray, hint: Modality | str | None = None
+) -> VolumeSeries | None:
+    """``series`` with its NaN set to 0 where they are one mask around the object in every frame (a masked diffusion
+    or functional MR written as float with NaN outside the brain), as :func:`nan_mask_as_zeros` decides it on the
+    first frame; None where they are not (NaN that differ from frame to frame, colour frames, no mask).
+
+    Args:
+        series: ``(T, Z, Y, X)`` float series. missing: its NaN, boolean, the same shape.
+        hint: the modality given for it (``--modality``). Defaults to None.
+    """
+    if series.array.ndim != 4 or not np.array_equal(missing.all(axis=0), missing.any(axis=0)):
+        return None
+    if nan_mask_as_zeros(series.frame(0), missing[0], hint) is None:
+        return None
+    return series.with_array(np.where(missing, 0, series.array).astype(series.array.dtype))
 
 
 def _masked_reason(reason: str, masked: np.ndarray) -> str:

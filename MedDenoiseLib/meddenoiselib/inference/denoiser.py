@@ -28,7 +28,7 @@ from ..transforms.magnitude import MagnitudeFloor, correct_magnitude_bias
 from ..transforms.metal import METAL_HU, metal_region
 from ..transforms.missing import fill_left_out, fill_missing, missing_values
 from ..transforms.noise import BODY_THRESHOLD_HU
-from .auto import AutoChoice, choose_model, masked_background_of, nan_mask_as_zeros
+from .auto import AutoChoice, choose_model, masked_background_of, nan_mask_as_zeros, nan_mask_of_series_as_zeros
 from .baseline_runner import BaselineRunner
 from .collaborative_wiener import REFINED_MODELS, NoiseSpectrum, Refinement, refine_slices
 from .device import resolve_device
@@ -756,6 +756,11 @@ class Denoiser:
 
         missing = missing_values(series.array, "the series")
         if missing is not None:
+            zeroed = nan_mask_of_series_as_zeros(series, missing, self.modality_hint) if self.auto else None
+            if zeroed is not None:
+                return self._around_nan_mask(
+                    zeroed, missing, lambda image: self._denoise_series(image, sigma, mask, part), frames_of
+                )
             return self._around_missing(
                 series, missing, lambda filled: self._denoise_series(filled, sigma, mask, part), frames_of
             )
@@ -873,14 +878,15 @@ class Denoiser:
 
     def _around_nan_mask(
         self,
-        zeroed: Volume,
+        zeroed: Volume | VolumeSeries,
         missing: np.ndarray,
-        run: Callable[[Volume], Volume],
+        run: Callable[[Volume | VolumeSeries], Volume | VolumeSeries],
         take: Callable[[np.ndarray], np.ndarray],
-    ) -> Volume:
-        """``auto`` on a volume whose NaN are a mask around the object (:func:`~.auto.nan_mask_as_zeros`): ``run`` on
-        ``zeroed``, where they are 0 and so a masked background that ``auto`` keeps as it is (a skull-stripped MR of
-        fine voxels is MR), NaN given back in the output."""
+    ) -> Volume | VolumeSeries:
+        """``auto`` on a volume or series whose NaN are a mask around the object (:func:`~.auto.nan_mask_as_zeros`,
+        :func:`~.auto.nan_mask_of_series_as_zeros`): ``run`` on ``zeroed``, where they are 0 and so a masked
+        background that ``auto`` keeps as it is (a skull-stripped MR of fine voxels is MR), NaN given back in the
+        output."""
         count = int(missing.sum())
         logger.info("%d voxels hold no data (NaN) around the object: taken for a mask, and NaN in the output", count)
         return self._with_nan_given_back(zeroed, missing, count, run, take)
