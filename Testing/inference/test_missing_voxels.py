@@ -194,7 +194,7 @@ def test_nan_around_the_head_in_every_frame_of_a_series_is_its_mask(tmp_path, mr
     inside = np.stack(
         [ndimage.binary_fill_holes(ndimage.binary_dilation(s > 0.2 * head.max(), iterations=2)) for s in head]
     )
-    frames = np.stack([head, 0.5 * head, 0.45 * head])  # (T, Z, Y, X): b = 0 and two attenuated frames
+    frames = np.stack([head, 0.5 * head])  # (T, Z, Y, X): b = 0 and an attenuated frame
     files = {}
     for name, outside in (("nan", np.nan), ("zero", 0.0)):
         data = np.where(inside, frames, outside).astype(np.float32).transpose(3, 2, 1, 0)  # (X, Y, Z, T)
