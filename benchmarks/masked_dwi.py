@@ -17,7 +17,8 @@ direction: the frames differ). Noise: Rician 4 % and 8 % of 1000 (b = 0 SNR 25 /
 at 3 %; rounded to uint16 and masked to 0 where the template is 0, as a brain mask leaves it. Written as
 ``dwi.nii.gz`` with ``dwi.bval`` and ``dwi.bvec`` beside it and given to ``python -m meddenoiselib denoise IN OUT``
 with default flags (``auto``), to ``--model kpn-general`` (what ``auto`` ran before) and to ``--model bm3d --sigma
-auto`` (frame by frame, where the optional ``bm3d`` package is installed).
+auto`` (its default; frame by frame, where the optional ``bm3d`` package is installed), each through
+``masked_mr_untagged.py``'s CLI runner.
 
 Scores inside the mask: PSNR (data range: the clean b = 0 maximum) averaged over the b = 0 frames and over the
 b = 1000 frames, and the mean error of the b = 1000 frames in units of the noise sigma (a magnitude image's noise
@@ -29,11 +30,8 @@ model (no fibre orientation map), enough to give the frames different signal lev
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "MedDenoiseLib"))
-from masked_mr_untagged import bm3d_installed  # noqa: E402
+from masked_mr_untagged import bm3d_installed, run  # noqa: E402
 from quality import cpu_name  # noqa: E402
 from real_noise import cli_env, table  # noqa: E402
 
@@ -110,19 +108,6 @@ def scores(clean: np.ndarray, result: np.ndarray, inside: np.ndarray, sigma: flo
 
     error = (result[..., 2:] - clean[..., 2:])[inside]
     return float(np.mean([psnr(0), psnr(1)])), float(np.mean([psnr(k) for k in range(2, 8)])), error.mean() / sigma
-
-
-def run(method: str, source: Path, work: Path, env: dict) -> tuple[Path, str, float]:
-    """The CLI on ``source``: ``auto`` with default flags, other methods by ``--model``; (output, choice, seconds)."""
-    output, report = work / f"{method}.nii.gz", work / f"{method}.json"
-    command = [sys.executable, "-m", "meddenoiselib", "denoise", str(source), str(output), "--quiet", "--overwrite"]
-    command += ["--report", str(report)]
-    command += {"auto": [], "bm3d": ["--model", "bm3d", "--sigma", "auto"]}.get(method, ["--model", method])
-    start = time.perf_counter()
-    subprocess.run(command, check=True, env=env)
-    seconds = time.perf_counter() - start
-    info = json.loads(report.read_text())
-    return output, info.get("model_choice") or info.get("method", method), seconds
 
 
 def main() -> int:
