@@ -39,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "MedDenoiseLib"))
-from masked_mr_untagged import bm3d_installed, run  # noqa: E402
+from masked_mr_untagged import methods_to_run, run  # noqa: E402
 from quality import cpu_name  # noqa: E402
 from real_noise import cli_env, table  # noqa: E402
 
@@ -124,7 +124,7 @@ def main() -> int:
         help="mask with NaN in a float32 file instead of 0 in uint16 (the page is not written)",
     )
     args = parser.parse_args()
-    methods = [m for m in args.methods.split(",") if m and (m != "bm3d" or bm3d_installed())]
+    methods = methods_to_run(args.methods)
     b0 = b0_image(args.template)
     inside = b0 > 0
     clean, b_values, vectors = diffusion_series(b0, args.seed)

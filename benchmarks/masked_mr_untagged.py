@@ -82,12 +82,11 @@ def run(method: str, source: Path, work: Path, env: dict) -> tuple[Path, str, fl
     return output, info.get("model_choice") or info.get("method", method), seconds
 
 
-def bm3d_installed() -> bool:
-    try:
-        import bm3d  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def methods_to_run(text: str) -> list[str]:
+    """The comma-separated methods of ``--methods``, without ``bm3d`` where its optional package is missing."""
+    from meddenoiselib.baselines import bm3d_available
+
+    return [m for m in text.split(",") if m and (m != "bm3d" or bm3d_available())]
 
 
 def main() -> int:
@@ -97,7 +96,7 @@ def main() -> int:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--seed", type=int, default=500)
     args = parser.parse_args()
-    methods = [m for m in args.methods.split(",") if m and (m != "bm3d" or bm3d_installed())]
+    methods = methods_to_run(args.methods)
     clean = template_slab(args.template)
     head = head_mask(clean)
     top = float(clean.max())

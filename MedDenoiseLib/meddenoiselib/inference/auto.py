@@ -21,6 +21,7 @@ __all__ = [
     "choose_model",
     "masked_background_of",
     "nan_mask_as_zeros",
+    "nan_mask_of_series_as_zeros",
 ]
 
 #: per modality, shipped models in order of preference (the first one installed wins).

@@ -216,19 +216,18 @@ def masked_background(array: np.ndarray, patch: int = 2) -> np.ndarray | None:
     if np.count_nonzero(at_minimum) < MASKED_MIN_SHARE * at_minimum.size:
         return None
     masked = ndimage.binary_opening(at_minimum, structure=np.ones((1, 2, 2), dtype=bool))
+    cross = ndimage.generate_binary_structure(2, 1)[None]  # 4-connected, in-plane
     if patch > 2:
         seeds = ndimage.binary_opening(at_minimum, structure=np.ones((1, patch, patch), dtype=bool))
-        in_plane = ndimage.generate_binary_structure(2, 1)[None]
-        masked = ndimage.binary_propagation(seeds, structure=in_plane, mask=masked)
+        masked = ndimage.binary_propagation(seeds, structure=cross, mask=masked)
     # the opening leaves out background pixels at a jagged mask edge that no 2x2 patch of background holds (a
     # brain mask on 2.5 mm voxels: 400 of 63,000, some in channels a pixel wide); the network would give them the
     # tissue's values and a mask taken again as "> 0" would grow by a pixel. They join the background's large
     # regions through pixels at the minimum (4-connected, bounded): noise clipped to the minimum has no large region
     # to grow from, and photon-count zeros in tissue cannot chain far from one.
-    cross = ndimage.generate_binary_structure(2, 1)[None]
-    in_plane = np.zeros((3, 3, 3), dtype=bool)
-    in_plane[1] = True  # regions of each slice
-    labels, count = ndimage.label(masked, structure=in_plane)
+    each_slice = np.zeros((3, 3, 3), dtype=bool)
+    each_slice[1] = True  # 8-connected regions of each slice
+    labels, count = ndimage.label(masked, structure=each_slice)
     if count:
         large = np.bincount(labels.ravel()) >= MASKED_EDGE_SEED_PIXELS
         large[0] = False  # not masked
