@@ -75,6 +75,15 @@ def digest_tree(path: Path) -> dict[str, str]:
     return {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
 
+def brain_mask(head: np.ndarray) -> np.ndarray:
+    """Boolean ``(Z, Y, X)``: each slice of a head MR above 20 % of its maximum, grown by 2 pixels and filled, as a
+    brain mask or skull-stripping leaves it (its background is connected to the slices' edges)."""
+    from scipy import ndimage
+
+    top = head.max()
+    return np.stack([ndimage.binary_fill_holes(ndimage.binary_dilation(s > 0.2 * top, iterations=2)) for s in head])
+
+
 def dicom_testdata(name: str) -> Path:
     """A real file from pydicom's bundled test data or the ``pydicom-data`` package; the test is skipped when the
     file is absent (never downloaded)."""

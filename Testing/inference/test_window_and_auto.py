@@ -24,6 +24,8 @@ from meddenoiselib.io import (
 )
 from meddenoiselib.transforms import estimate_magnitude_floor, magnitude_floor_ratio, parse_noise_spec, simulate_volume
 
+from ..conftest import brain_mask
+
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
@@ -134,12 +136,8 @@ def test_a_volume_file_of_fine_voxels_masked_to_zero_around_the_head_is_mr(mr_ni
     held-out MNI T1 template +2.0-2.6 dB over the general model it got before). Not MR: coarser pixels (PET and SPECT
     reconstructions are 0 outside their field of view too), a crop whose edges are tissue, photon-count zeros,
     negative values, an array without a file."""
-    from scipy import ndimage
-
     head = read_volume(mr_nifti).array
-    inside = np.stack(
-        [ndimage.binary_fill_holes(ndimage.binary_dilation(s > 0.2 * head.max(), iterations=2)) for s in head]
-    )
+    inside = brain_mask(head)
     stripped = np.where(inside, head, 0).astype(np.int16)
 
     def guess(array: np.ndarray, spacing=(1.0, 1.0, 1.0), name: str = "stripped.nii.gz"):
@@ -414,14 +412,11 @@ def test_a_diffusion_mr_is_mr_by_its_b_values_file_or_its_nrrd_header(tmp_path, 
     2 mm, b = 0 and 1000, Rician 4 %) the MR path gains +4.1 / +3.8 dB (b = 0 / 1000) against +2.4 / +2.8 for the
     general model it got before."""
     import nibabel as nib
-    from scipy import ndimage
 
     from meddenoiselib.io import read_series
 
     head = read_volume(mr_nifti).array.astype(np.float64)
-    brain = np.stack(
-        [ndimage.binary_fill_holes(ndimage.binary_dilation(s > 0.2 * head.max(), iterations=2)) for s in head]
-    )
+    brain = brain_mask(head)
     frames = np.stack([head, head * 0.45, head * 0.4], axis=-1).transpose(2, 1, 0, 3)  # b = 0, 1000, 1000
     frames = np.where(brain.transpose(2, 1, 0)[..., None], np.rint(frames), 0).astype(np.int16)
     dwi = tmp_path / "dwi.nii.gz"
@@ -594,12 +589,9 @@ def test_auto_keeps_a_masked_background_of_a_volume_of_unknown_modality(mr_nifti
     OTHER and runs the general model, which smeared tissue values across the mask into the zeros (up to 13 % of the
     99th percentile on MR_Gd). The masked background is now given back exactly for such volumes too; photon-count
     zeros (a low-count background, 60 % of its pixels 0) are not taken for a mask."""
-    from scipy import ndimage
 
     head = read_volume(mr_nifti).array.astype(np.float32)
-    inside = np.stack(
-        [ndimage.binary_fill_holes(ndimage.binary_dilation(s > 0.2 * head.max(), iterations=2)) for s in head]
-    )
+    inside = brain_mask(head)
     stripped = Volume(np.where(inside, head, 0).astype(np.int16), spacing=(4.0, 4.0, 5.0))
     choice = choose_model(stripped)
     assert choice.modality == Modality.OTHER and choice.model == "kpn-general" and "masked background" in choice.reason
