@@ -52,6 +52,7 @@ from MedDenoiseModuleLib import (
 )
 from MedDenoiseModuleLib.sequences import sequence_of
 from slicer import (
+    vtkMRMLDiffusionWeightedVolumeNode,
     vtkMRMLLabelMapVolumeNode,
     vtkMRMLScalarVolumeNode,
     vtkMRMLSegmentationNode,
@@ -87,7 +88,8 @@ class MedDenoise(ScriptedLoadableModule):
         self.parent.dependencies = []
         self.parent.contributors = ["MedDenoise developers (MedDenoise project)"]
         self.parent.helpText = _(
-            "Denoise a scalar or colour volume, or every frame of a sequence (CT, MR, ultrasound), with a neural "
+            "Denoise a scalar or colour volume, a diffusion-weighted volume (gradient by gradient, gradients kept), or "
+            "every frame of a sequence (CT, MR, ultrasound), with a neural "
             "network trained for MedDenoise or with a classical filter (median, non-local means, BM3D/BM4D, "
             "anisotropic diffusion), optionally only inside a segmentation, or with a segmentation (metal, an "
             "implant) left out. The result is a new volume '&lt;input&gt; denoised' with the input's geometry; the "
@@ -140,8 +142,8 @@ class MedDenoiseParameterNode:
     leaveMetalOut: with model auto on CT, leave clusters at or above 2500 HU out of the denoising (no halo).
     """
 
-    inputVolume: Union[vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode]
-    outputVolume: Union[vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode]
+    inputVolume: Union[vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode, vtkMRMLDiffusionWeightedVolumeNode]
+    outputVolume: Union[vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode, vtkMRMLDiffusionWeightedVolumeNode]
     maskNode: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode]
     excludeNode: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode]
     measureNode: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode]
@@ -725,8 +727,10 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         """Denoise ``inputVolume`` into ``outputVolume`` (None: a new "<input name> denoised" volume).
 
         Args:
-            inputVolume: a scalar or vector (colour) volume node; under a parent transform only if it is linear (its
-                world geometry is used and the output is created hardened). When it is the proxy node of a sequence
+            inputVolume: a scalar, vector (colour) or diffusion-weighted volume node (a DWI is denoised gradient by
+                gradient, as MR unless ``modality`` says otherwise, into a DWI node with its gradients); under a
+                parent transform only if it is linear (its world geometry is used and the output is created
+                hardened; a DWI's only if it does not turn it). When it is the proxy node of a sequence
                 and ``wholeSequence`` is set, every item is denoised into a new sequence "<sequence> denoised".
             outputVolume: the node to fill, or None to create one. It is created/changed only on success.
             model: "auto" (chosen by the library from the modality), "default", a shipped model or a baseline.

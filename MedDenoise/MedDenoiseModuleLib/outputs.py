@@ -57,24 +57,25 @@ def prepare_output_volume(node, template: np.ndarray, ijk_to_ras: np.ndarray) ->
         node.EndModify(was_modifying)
 
 
-def create_output_volume(input_node, requested=None, what: str = "denoised"):
-    """``(node, created)``: the user's output node, or a new ``"<input> denoised"`` node of the input's class
-    (``"<input> preview"`` for a preview's slice).
+def create_output_volume(input_node, requested=None, what: str = "denoised", class_name: str | None = None):
+    """``(node, created)``: the user's output node, or a new ``"<input> denoised"`` node of the input's class, or of
+    ``class_name`` (``"<input> preview"`` for a preview's slice).
 
     Raises:
-        ValueError: the requested node is of another class than the input (a scalar volume cannot hold colour).
+        ValueError: the requested node is of another class than the output's (a scalar volume cannot hold colour).
     """
+    class_name = class_name or input_node.GetClassName()
     if requested is not None:
-        if requested.GetClassName() != input_node.GetClassName():
+        if requested.GetClassName() != class_name:
             raise ValueError(
-                f"The output '{requested.GetName()}' is a {requested.GetClassName()} but the input is a "
-                f"{input_node.GetClassName()}; choose 'Create new volume'."
+                f"The output '{requested.GetName()}' is a {requested.GetClassName()} but the result is a "
+                f"{class_name}; choose 'Create new volume'."
             )
         return requested, False
     scene = input_node.GetScene()
     if scene is None:
         raise ValueError("the input volume is not in a scene")
-    node = scene.AddNewNodeByClass(input_node.GetClassName(), output_node_name(scene, input_node, what))
+    node = scene.AddNewNodeByClass(class_name, output_node_name(scene, input_node, what))
     return node, True
 
 

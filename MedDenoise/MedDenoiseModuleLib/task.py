@@ -1,6 +1,7 @@
 """One denoising run as a small state machine: IDLE -> RUNNING -> DONE | FAILED | CANCELLED.
 
-The one data path is node -> ``Volume`` (or ``VolumeSeries`` for a sequence) -> ``Denoiser`` -> node. In a child
+The one data path is node -> ``Volume`` (or ``VolumeSeries`` for a sequence, or for a diffusion-weighted volume's
+gradients) -> ``Denoiser`` -> node. In a child
 process (the default) the image and the mask travel through temporary NRRD files and
 ``python -m meddenoiselib denoise IN OUT --mask M --report R``; in-process they go to
 ``meddenoiselib.inference.Denoiser`` on a worker thread. Either way the nodes are created only on the main thread
@@ -28,6 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,7 @@ import numpy as np
 import slicer
 
 from .blend import LiveBlend
+from .diffusion import copy_diffusion_table, dwi_array, is_diffusion_weighted, series_from_dwi, shown_gradient
 from .masks import mask_volume
 from .outputs import (
     create_output_volume,
@@ -79,7 +82,9 @@ class DenoiseTask:
     """Denoise one volume node (or the whole sequence it is the proxy of) into new or given nodes.
 
     Args:
-        input_node: the scalar or vector volume node to denoise (not modified unless it is also ``output_node``).
+        input_node: the scalar, vector or diffusion-weighted volume node to denoise (not modified unless it is also
+            ``output_node``). A DWI is denoised gradient by gradient as MR (unless ``settings.modality`` says
+            otherwise) into a DWI node with its gradients, b-values and measurement frame.
         settings: what to run (model, noise level, device, windows, in-process or child process).
         output_node: the node to fill; None creates ``"<input name> denoised"`` on success (sequences always get
             a new sequence). Defaults to None.
@@ -201,6 +206,8 @@ class DenoiseTask:
         self._measurement: RegionMeasurement | None = None
         self._measured_frame = 0  # the output item the regions are measured in
         self._sequence = None  # (sequence node, browser node)
+        self._dwi = is_diffusion_weighted(input_node)
+        self._measured_gradient: int | None = None  # the DWI component the regions are measured in
         self._ijk_to_ras: np.ndarray | None = None
         self._fell_back = False
         self._thread: threading.Thread | None = None
@@ -217,6 +224,16 @@ class DenoiseTask:
     def _writes_sequence(self) -> bool:
         """The result is a sequence: a whole sequence denoised, not a preview of one of its items."""
         return self.is_sequence and self._slab is None
+
+    @property
+    def _series_input(self) -> bool:
+        """The input travels as a ``VolumeSeries``: a sequence's items or a DWI's gradient volumes."""
+        return self.is_sequence or self._dwi
+
+    @property
+    def _writes_dwi(self) -> bool:
+        """The result is a DWI node: a whole DWI denoised, not a preview of one of its gradients."""
+        return self._dwi and self._slab is None
 
     def start(self) -> DenoiseTask:
         """Leave IDLE: read the input (and mask) from the scene, then start the child process or the worker thread.
@@ -236,6 +253,8 @@ class DenoiseTask:
                 self._log(
                     f"Denoising all {self._image.num_frames} items of the sequence '{self._sequence[0].GetName()}'"
                 )
+            elif self._dwi:
+                self._start_diffusion()
             else:
                 self._image = volume_from_node(self.input_node)
             if self.preview_slice is not None:
@@ -243,11 +262,15 @@ class DenoiseTask:
 
                 if self.is_sequence:  # the item shown, as the whole sequence's run denoises it
                     self._preview_frame = current_item(*self._sequence)
+                elif self._dwi:  # the gradient shown
+                    self._preview_frame = shown_gradient(self.input_node)
                 self._slab = preview_slab(
                     self._image, self.preview_slice, self.settings.slice_axis, self._preview_frame
                 )
                 self._ijk_to_ras = self._slab.ijk_to_ras()
                 what = "volume" if self._preview_frame is None else f"sequence (item {self._preview_frame + 1})"
+                if self._dwi:
+                    what = f"diffusion-weighted volume (gradient {self._preview_frame + 1})"
                 self._log(f"Previewing slice {self.preview_slice} as the whole {what}'s run would give it")
             if self.mask_node is not None:
                 self._mask = mask_volume(self.mask_node, self.input_node)
@@ -266,6 +289,19 @@ class DenoiseTask:
         else:
             self._start_thread()
         return self
+
+    def _start_diffusion(self) -> None:
+        """A DWI's gradient volumes as a series, and MR for the automatic choice unless the settings name a
+        modality (a DWI node says what its DICOM tag or NRRD header said, whichever way it was loaded)."""
+        self._image = series_from_dwi(self.input_node)
+        if self.settings.modality is None:
+            self.settings = replace(self.settings, modality="mr")
+            self.notes["modality"] = "mr (a diffusion-weighted volume)"
+        self._log(
+            f"Denoising the {self._image.num_frames} gradient volumes of the diffusion-weighted volume "
+            f"'{self.input_node.GetName()}' one by one as {self.settings.modality.upper()}; the gradients, b-values "
+            "and measurement frame go to the result"
+        )
 
     def _name_resampled_input(self) -> None:
         """Say so in the log and the report when the input's header says it was resampled (user need 21), as the
@@ -288,6 +324,9 @@ class DenoiseTask:
         if self._writes_sequence:
             self._measured_frame = current_item(*self._sequence)
             where = f"item {self._measured_frame + 1} of {self._image.num_frames} of the sequence"
+        if self._dwi and self.preview_slice is None:  # b = 0 and diffusion-weighted contrasts are not mixed
+            self._measured_gradient = shown_gradient(self.input_node)
+            where = f"gradient {self._measured_gradient + 1} of {self._image.num_frames} (the one shown)"
         if self._slab is not None:
             geometry = world_ijk_to_ras(self.input_node)
 
@@ -381,7 +420,7 @@ class DenoiseTask:
             self._finish(TaskState.CANCELLED, "Cancelled")
 
     def _write_inputs(self) -> None:
-        if self.is_sequence:
+        if self._series_input:
             from meddenoiselib.io.series import write_series
 
             write_series(self._image, self.temp_dir / self.INPUT_FILE, overwrite=True, compress=False)
@@ -421,13 +460,14 @@ class DenoiseTask:
 
     def _read_child_result(self):
         path = self.temp_dir / self.OUTPUT_FILE
-        if self._writes_sequence:
+        if self._writes_sequence or self._writes_dwi:
             from meddenoiselib.io.series import read_series
 
             result = read_series(path)
             if result.array.shape != self._image.array.shape:
+                what = "sequence" if self.is_sequence else "diffusion-weighted volume"
                 raise ValueError(
-                    f"the denoised sequence has shape {result.array.shape}, the input {self._image.array.shape}"
+                    f"the denoised {what} has shape {result.array.shape}, the input {self._image.array.shape}"
                 )
             self._check_geometry(result.ijk_to_ras())
             return result
@@ -562,21 +602,28 @@ class DenoiseTask:
                 denoised = list(result.array)
                 outputs, residuals, noise_maps = self._output_sequence(denoised, created)
             else:
-                noisy, denoised = [(self._image if self._slab is None else self._slab).array], [result.array]
+                if self._writes_dwi:  # gradient frames back to the node's components
+                    noisy, denoised = [dwi_array(self._image.array)], [dwi_array(result.array)]
+                else:
+                    noisy, denoised = [(self._image if self._slab is None else self._slab).array], [result.array]
                 what = "denoised" if self._slab is None else "preview"
-                node, new = create_output_volume(self.input_node, self.requested_output_node, what)
+                # a DWI's preview is one gradient's slice: a scalar volume
+                class_name = "vtkMRMLScalarVolumeNode" if self._dwi and self._slab is not None else None
+                node, new = create_output_volume(self.input_node, self.requested_output_node, what, class_name)
                 if new:
                     created.append(node)
-                prepare_output_volume(node, result.array, self._ijk_to_ras)
+                prepare_output_volume(node, denoised[0], self._ijk_to_ras)
+                if self._writes_dwi:
+                    copy_diffusion_table(self.input_node, node)
                 finish_output_volume(self.input_node, node, new)
                 outputs, residuals, noise_maps, self.output_node = [node], None, None, node
                 if self.want_residual:
-                    self.residual_node = create_residual_volume(self.input_node, result.array.shape, self._ijk_to_ras)
+                    self.residual_node = create_residual_volume(self.input_node, denoised[0].shape, self._ijk_to_ras)
                     created.append(self.residual_node)
                     residuals = [self.residual_node]
                 if self.want_noise_map:
                     self.noise_map_node = create_residual_volume(
-                        self.input_node, result.array.shape, self._ijk_to_ras, what="noise map"
+                        self.input_node, denoised[0].shape, self._ijk_to_ras, what="noise map"
                     )
                     created.append(self.noise_map_node)
                     noise_maps = [self.noise_map_node]
@@ -659,8 +706,10 @@ class DenoiseTask:
         if self._measurement is None or self.blend is None or self.blend.released:
             return
         frame = self._measured_frame
-        shown = slicer.util.arrayFromVolume(self.blend.outputs[frame])
-        self.regions = self._measurement.measure(self.blend.noisy[frame], shown)
+        noisy, shown = self.blend.noisy[frame], slicer.util.arrayFromVolume(self.blend.outputs[frame])
+        if self._measured_gradient is not None:
+            noisy, shown = noisy[..., self._measured_gradient], shown[..., self._measured_gradient]
+        self.regions = self._measurement.measure(noisy, shown)
         self.notes.update(self._measurement.notes())
 
     def update_report_table(self) -> None:

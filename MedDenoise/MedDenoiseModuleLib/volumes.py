@@ -35,15 +35,13 @@ __all__ = [
 ]
 
 #: the node classes the module denoises, matched exactly (as the input selector does with showChildNodeTypes off):
-#: label maps, DWI and tensor volumes are subclasses of the scalar volume class but are refused.
-INPUT_NODE_TYPES = ("vtkMRMLScalarVolumeNode", "vtkMRMLVectorVolumeNode")
+#: label maps and tensor volumes are subclasses of the scalar volume class but are refused; a diffusion-weighted
+#: volume is denoised gradient by gradient as MR (``diffusion.py``).
+INPUT_NODE_TYPES = ("vtkMRMLScalarVolumeNode", "vtkMRMLVectorVolumeNode", "vtkMRMLDiffusionWeightedVolumeNode")
 
 _REFUSED = {
     "vtkMRMLLabelMapVolumeNode": "is a label map: its voxels are label values, and denoising would change them. "
     "Select an image volume; to denoise only a region, use the label map as the mask instead.",
-    "vtkMRMLDiffusionWeightedVolumeNode": "is a diffusion-weighted volume (gradient directions as components), which "
-    "the module does not write back. Save it as NRRD and run: python -m meddenoiselib denoise dwi.nrrd out.nrrd "
-    "(it reads the file as MR, denoises each gradient's volume and keeps the gradients; load out.nrrd back as a DWI)",
     "vtkMRMLDiffusionTensorVolumeNode": "is a tensor volume; only image volumes can be denoised.",
 }
 
@@ -92,7 +90,8 @@ def check_input_node(node) -> None:
         raise ValueError(f"'{node.GetName()}' {_REFUSED[class_name]}")
     if class_name not in INPUT_NODE_TYPES:
         raise ValueError(
-            f"'{node.GetName()}' is a {class_name}; MedDenoise denoises scalar and vector (colour) volumes only."
+            f"'{node.GetName()}' is a {class_name}; MedDenoise denoises scalar, vector (colour) and "
+            "diffusion-weighted volumes only."
         )
     image = node.GetImageData()
     if image is None or image.GetPointData() is None or image.GetPointData().GetScalars() is None:
@@ -106,6 +105,10 @@ def check_input_node(node) -> None:
             "vector volume to denoise each component."
         )
     world_ijk_to_ras(node)
+    if class_name == "vtkMRMLDiffusionWeightedVolumeNode":
+        from .diffusion import check_diffusion_transform
+
+        check_diffusion_transform(node)
 
 
 def first_input_candidate(scene, node_types=INPUT_NODE_TYPES):
@@ -287,6 +290,8 @@ def copy_display_settings(source, target) -> None:
         target_display.SetAndObserveColorNodeID(source_display.GetColorNodeID())
     target_display.SetAutoWindowLevel(False)
     target_display.SetWindowLevel(source_display.GetWindow(), source_display.GetLevel())
+    if hasattr(source_display, "GetDiffusionComponent") and hasattr(target_display, "SetDiffusionComponent"):
+        target_display.SetDiffusionComponent(source_display.GetDiffusionComponent())  # the same gradient shown
 
 
 def place_next_to(source, target) -> None:

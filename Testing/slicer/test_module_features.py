@@ -76,13 +76,15 @@ def test_default_input_is_what_the_selector_offers(scene):
     labels = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "labels")
     hidden = add_volume_node(scene, np.zeros((1, 2, 2), np.int16), np.eye(4), name="hidden")
     hidden.SetHideFromEditors(True)
-    dwi = scene.AddNewNodeByClass("vtkMRMLDiffusionWeightedVolumeNode", "dwi")
+    tensors = scene.AddNewNodeByClass("vtkMRMLDiffusionTensorVolumeNode", "tensors")
     assert first_input_candidate(scene) is None  # only subclasses / hidden nodes so far
     colour = scene.AddNewNodeByClass("vtkMRMLVectorVolumeNode", "colour")
     scalar = add_volume_node(scene, np.zeros((1, 2, 2), np.int16), np.eye(4), name="scalar")
     assert first_input_candidate(scene) is colour
     assert first_input_candidate(scene, ("vtkMRMLScalarVolumeNode",)) is scalar
-    assert {labels.GetClassName(), dwi.GetClassName()}.isdisjoint({first_input_candidate(scene).GetClassName()})
+    assert {labels.GetClassName(), tensors.GetClassName()}.isdisjoint({first_input_candidate(scene).GetClassName()})
+    dwi = scene.AddNewNodeByClass("vtkMRMLDiffusionWeightedVolumeNode", "dwi")
+    assert first_input_candidate(scene, ("vtkMRMLDiffusionWeightedVolumeNode",)) is dwi  # offered, denoised as MR
 
 
 @pytest.mark.parametrize("separate", MODES)
