@@ -21,14 +21,25 @@ from monai.utils import convert_to_dst_type
 
 if TYPE_CHECKING:
     from ..inference import Denoiser
-    from ..io import Volume
+    from ..io import Volume, VolumeSeries
 
-__all__ = ["DenoiserInferer", "MODALITY_KEY", "item_from_array", "volume_from_item"]
+__all__ = [
+    "DenoiserInferer",
+    "FRAME_LABEL_KEY",
+    "MODALITY_KEY",
+    "image_from_item",
+    "item_from_array",
+    "item_from_image",
+    "volume_from_item",
+]
 
 logger = logging.getLogger(__name__)
 
 #: the metadata key under which :class:`~meddenoiselib.bundle.readers.VolumeReader` keeps the DICOM Modality tag.
 MODALITY_KEY = "modality"
+#: the metadata key under which it marks a 4D series (frames as channels): what the frames are (``"time"``,
+#: ``"gradient"``, ...); absent for a volume.
+FRAME_LABEL_KEY = "frame_label"
 
 
 def volume_from_item(item: torch.Tensor) -> Volume:
@@ -69,6 +80,27 @@ def volume_from_item(item: torch.Tensor) -> Volume:
     )
 
 
+def image_from_item(item: torch.Tensor) -> Volume | VolumeSeries:
+    """:func:`volume_from_item`, or for an item the reader marked as a 4D series (``frame_label`` in its metadata),
+    the :class:`~meddenoiselib.io.VolumeSeries` ``(T, K, J, I)`` of its channels, which the library denoises as the CLI
+    does a series (one scaling and noise estimate for all frames; a diffusion series frame by frame)."""
+    from ..io import VolumeSeries
+
+    volume = volume_from_item(item)
+    label = (item.meta if isinstance(item, MetaTensor) else {}).get(FRAME_LABEL_KEY)
+    if not label:
+        return volume
+    frames = np.moveaxis(volume.array, -1, 0) if volume.array.ndim == 4 else volume.array[np.newaxis]
+    return VolumeSeries(
+        np.ascontiguousarray(frames),
+        volume.spacing,
+        volume.origin,
+        volume.direction,
+        frame_label=str(label),
+        source=volume.source,
+    )
+
+
 def _source_of(meta: dict):
     """The file an item was read from, as the library's reader names it: ``auto`` reads the same hints from it (a
     BIDS name or sidecar, a FreeSurfer or PAR/REC file, an MR floor in a volume file) as the CLI."""
@@ -86,6 +118,16 @@ def item_from_array(array: np.ndarray) -> torch.Tensor:
     inverse of :func:`volume_from_item`'s reordering, same dtype, no metadata."""
     channels = array[..., np.newaxis] if array.ndim == 3 else array
     return torch.from_numpy(np.ascontiguousarray(np.transpose(channels, (3, 2, 1, 0))))
+
+
+def item_from_image(image: Volume | VolumeSeries) -> torch.Tensor:
+    """The channel-first MONAI image of a library volume (:func:`item_from_array`) or series (its frames as the
+    channels, ``(T, I, J, K)``): the inverse of :func:`image_from_item`."""
+    from ..io import VolumeSeries
+
+    if isinstance(image, VolumeSeries):
+        return torch.from_numpy(np.ascontiguousarray(np.transpose(image.array, (0, 3, 2, 1))))
+    return item_from_array(image.array)
 
 
 class DenoiserInferer(Inferer):
@@ -139,8 +181,7 @@ class DenoiserInferer(Inferer):
         items = decollate_batch(inputs, detach=True) if isinstance(inputs, MetaTensor) else list(inputs)
         outputs = []
         for item in items:
-            volume = volume_from_item(item)
-            denoised = self.denoiser.denoise(volume, self.sigma).array
+            denoised = self.denoiser.denoise(image_from_item(item), self.sigma)
             report = self.denoiser.last_report
             if report is not None:
                 name = item.meta.get("filename_or_obj", "") if isinstance(item, MetaTensor) else ""
@@ -152,7 +193,7 @@ class DenoiserInferer(Inferer):
                     report.seconds,
                     report.device,
                 )
-            outputs.append(item_from_array(denoised))
+            outputs.append(item_from_image(denoised))
         result = torch.stack(outputs)
         # the input's metadata (affine, file name, batch flag) on the result, in the result's own dtype
         return convert_to_dst_type(result, inputs, dtype=result.dtype)[0] if isinstance(inputs, MetaTensor) else result

@@ -16,7 +16,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
 from ..noise_map import DEFAULT_WINDOW_PX
-from .inferer import item_from_array, volume_from_item
+from .inferer import image_from_item, item_from_image
 
 __all__ = ["NoiseMapd"]
 
@@ -57,7 +57,7 @@ class NoiseMapd(MapTransform):
                 f"NoiseMapd needs '{self.image_key}' and '{self.pred_key}' of one channel-first 3D shape (C, I, J, K), "
                 f"got {tuple(image.shape)} and {tuple(pred.shape)}"
             )
-        removed = residual_volume(volume_from_item(image), volume_from_item(pred))
-        result = item_from_array(noise_map_volume(removed, self.window_px).array)
+        removed = residual_volume(image_from_item(image), image_from_item(pred))
+        result = item_from_image(noise_map_volume(removed, self.window_px))
         d[self.output_key] = MetaTensor(result, meta=dict(pred.meta)) if isinstance(pred, MetaTensor) else result
         return d

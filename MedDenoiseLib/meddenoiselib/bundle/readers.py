@@ -24,7 +24,7 @@ from monai.data import ImageReader
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 
 from ..io.provenance import resampling_warning
-from .inferer import MODALITY_KEY
+from .inferer import FRAME_LABEL_KEY, MODALITY_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -35,12 +35,14 @@ _SUPPORTED_FORMATS = ("nifti", "nrrd", "metaimage", "mgh", "parrec", "minc", "di
 
 class VolumeReader(ImageReader):
     """Read NIfTI, NRRD, MetaImage, MGH, PAR/REC, MINC, DICOM files and DICOM series folders with
-    :func:`meddenoiselib.io.read_volume`.
+    :func:`meddenoiselib.io.read_volume`, and 4D series (a diffusion-weighted or functional MR, a perfusion CT as 4D
+    NIfTI, NRRD or MGH) with :func:`meddenoiselib.io.read_series`.
 
     The array is returned in MONAI's (and nibabel's) index order ``(x, y, z)`` (``(x, y, z, c)`` for multi-component
-    pixels, with ``original_channel_dim = -1``), in the stored dtype (``int16`` for CT in HU), with
-    ``affine = original_affine`` = the volume's IJK-to-RAS matrix, so ``SaveImaged`` writes the input's geometry, and
-    with the volume's exact ``spacing`` and DICOM Modality tag (``modality``), which
+    pixels, and ``(x, y, z, t)`` for a series' frames, with ``original_channel_dim = -1``; a series also carries what
+    its frames are, ``frame_label``: ``"time"``, ``"gradient"``, ...), in the stored dtype (``int16`` for CT in HU),
+    with ``affine = original_affine`` = the volume's IJK-to-RAS matrix, so ``SaveImaged`` writes the input's
+    geometry, and with the volume's exact ``spacing`` and DICOM Modality tag (``modality``), which
     :class:`~meddenoiselib.bundle.inferer.DenoiserInferer` hands back to the library's ``Denoiser``.
 
     Args:
@@ -60,6 +62,7 @@ class VolumeReader(ImageReader):
     def read(self, data: Sequence[str] | str, **kwargs: Any) -> Any:
         from ..errors import MedDenoiseError
         from ..io import read_volume
+        from ..io.series import is_series_file, read_series
 
         names = ensure_tuple(data)
         if len(names) != 1:
@@ -67,6 +70,8 @@ class VolumeReader(ImageReader):
         if not self.verify_suffix(names[0]):
             raise ValueError(f"{names[0]}: not a format VolumeReader reads")  # LoadImage then tries its other readers
         try:
+            if is_series_file(names[0]):  # the frames travel as channels and are denoised as the CLI does a series
+                return read_series(names[0])
             return read_volume(names[0], series_uid=kwargs.get("series_uid", self.series_uid))
         except MedDenoiseError as error:
             # The library refused the input on purpose (a folder with two equally large series, a series with a
@@ -75,8 +80,12 @@ class VolumeReader(ImageReader):
             return _Refused(error)
 
     def get_data(self, img: Any) -> tuple[np.ndarray, dict]:
+        from ..io.series import VolumeSeries
+
         if isinstance(img, _Refused):
             raise img.error
+        if isinstance(img, VolumeSeries):
+            return self._series_data(img)
         volume = img
         if volume.source.grid_problem:
             from ..errors import InputError
@@ -106,6 +115,34 @@ class VolumeReader(ImageReader):
             "source_format": volume.source.format if volume.source is not None else "",
             # the DICOM Modality tag, for the Denoiser's modality detection (``auto`` model choice, noise estimate)
             MODALITY_KEY: volume.metadata.get("0008|0060", "").strip(),
+        }
+        return np.ascontiguousarray(array), meta
+
+    @staticmethod
+    def _series_data(series) -> tuple[np.ndarray, dict]:
+        """A 4D series as ``(x, y, z, t)``, its frames the channels (``EnsureChannelFirstd`` puts them first)."""
+        from ..errors import InputError
+
+        if series.array.ndim == 5:
+            raise InputError(
+                f"{series.source.path}: a 4D series of {series.num_components}-component frames; the bundle writes "
+                "frames as channels and cannot keep components too (denoise it with the command line)"
+            )
+        warning = resampling_warning(series, series.source.path)
+        if warning:
+            logger.warning("%s", warning)
+        array = np.transpose(series.array, (3, 2, 1, 0))
+        affine = np.asarray(series.ijk_to_ras(), dtype=np.float64)
+        meta = {
+            MetaKeys.AFFINE: affine,
+            MetaKeys.ORIGINAL_AFFINE: affine.copy(),
+            MetaKeys.SPATIAL_SHAPE: np.asarray(array.shape[:3]),
+            MetaKeys.SPACE: SpaceKeys.RAS,
+            MetaKeys.ORIGINAL_CHANNEL_DIM: -1,
+            "spacing": np.asarray(series.spacing, dtype=np.float64),
+            "source_format": series.source.format,
+            MODALITY_KEY: "",
+            FRAME_LABEL_KEY: series.frame_label,
         }
         return np.ascontiguousarray(array), meta
 
