@@ -179,7 +179,8 @@ def test_dataset_dir_may_be_a_series_folder(bundle_data, tmp_path, as_series_fol
 def test_a_4d_diffusion_series_goes_through_the_bundle_as_through_the_cli(tmp_path):
     """A DWI as 4D NIfTI with its FSL b-values file: the bundle reads it as a series (frames as channels), ``auto``
     takes it for MR from ``dwi.bval`` as the CLI does, every frame is denoised, and the output is a 4D NIfTI with the
-    input's shape, affine and dtype, equal to the library's run on the series; the noise map is 4D too."""
+    input's shape, affine and dtype, equal to the library's run on the series, with the gradient table beside it; the
+    noise map is 4D too."""
     from meddenoiselib.io import read_series
 
     source = nib.load(str(sample_path("mr_head")))
@@ -220,3 +221,12 @@ def test_a_4d_diffusion_series_goes_through_the_bundle_as_through_the_cli(tmp_pa
         assert after > before + 3.0, (frame, before, after)
     noise_map = nib.load(str(output_dir / "dwi_noise_map.nii.gz"))
     assert noise_map.shape == noisy.shape and noise_map.get_data_dtype() == np.float32
+    # the gradient table beside the output, as the CLI writes it; nothing else
+    for suffix in (".bval", ".bvec"):
+        assert (output_dir / f"dwi_denoised{suffix}").read_text() == (dataset / f"dwi{suffix}").read_text()
+    assert sorted(p.name for p in output_dir.iterdir()) == [
+        "dwi_denoised.bval",
+        "dwi_denoised.bvec",
+        "dwi_denoised.nii.gz",
+        "dwi_noise_map.nii.gz",
+    ]

@@ -13,6 +13,12 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import InputError, MedDenoiseError, OptionError, OutputError
+from ..io.gradients import (
+    copy_gradient_table,
+    gradient_table_copies,
+    gradient_table_files,
+    gradient_table_not_kept,
+)
 from .options import (
     EXIT_FAILED,
     EXIT_OK,
@@ -104,7 +110,7 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
             f"{source}: {header.mask_kind}, not an image to denoise (as --mask it restricts denoising to its inside)"
         )
     labels = [path for path in (getattr(args, name, None) for name in _LABEL_OPTIONS) if path]
-    tables = _gradient_table(source) if series else ()
+    tables = gradient_table_files(source) if series else ()
     protected = input_paths([source, *header.files, *labels, *tables])
     preview, written = None, header
     if getattr(args, "preview_slice", None) is not None:
@@ -159,40 +165,18 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
     return job
 
 
-def _gradient_table(source: Path) -> tuple[Path, ...]:
-    """The FSL ``.bval`` and ``.bvec`` files beside a diffusion NIfTI (``dwi.bval`` beside ``dwi.nii.gz``)."""
-    from ..io.modality import diffusion_table
-
-    table = diffusion_table(source)
-    if table is None:
-        return ()
-    vectors = table.with_suffix(".bvec")
-    return (table, vectors) if vectors.is_file() else (table,)
-
-
 def _plan_gradient_copies(tables, target: Path, args: argparse.Namespace, protected, others: list) -> tuple:
     """Plan a copy of a diffusion series' gradient table beside a NIfTI output of the same name (``out.bval``
     beside ``out.nii.gz``): FSL, MRtrix and BIDS read the output with it, and ``auto`` knows it again for MR.
     The output's voxel axes are the input's, so the b-vectors stay valid; another format gets no copy (a warning)."""
-    from ..io import detect_format, plan_file, strip_suffix
+    from ..io import plan_file
 
-    if detect_format(target) != "nifti":
-        logger.warning(
-            "%s: the gradient table beside the input (%s) is not written beside a %s output; name a .nii.gz "
-            "output to keep it",
-            target,
-            ", ".join(t.name for t in tables),
-            detect_format(target) or "DICOM",
-        )
+    warning = gradient_table_not_kept(target, tables, "name a .nii.gz output to keep it")
+    if warning:
+        logger.warning("%s", warning)
         return ()
     copies = []
-    for table in tables:
-        path = target.with_name(strip_suffix(target.name) + table.suffix)
-        if path.resolve() == table.resolve():
-            raise OutputError(
-                f"{target}: the output's gradient table {path.name} would replace the input's; name the output "
-                "differently (its .bval / .bvec are written beside it)"
-            )
+    for table, path in gradient_table_copies(tables, target):
         planned = plan_file(
             path,
             "gradient table",
@@ -206,13 +190,8 @@ def _plan_gradient_copies(tables, target: Path, args: argparse.Namespace, protec
 
 
 def _copy_gradient_tables(job: _Job) -> None:
-    import shutil
-
-    from ..io.atomic import atomic_file
-
-    for table, planned in job.gradients:
-        with atomic_file(planned.path) as temporary:
-            shutil.copyfile(table, temporary)
+    copy_gradient_table(tuple((table, planned.path) for table, planned in job.gradients))
+    for _, planned in job.gradients:
         logger.info("Wrote the gradient table %s", planned.path)
 
 
