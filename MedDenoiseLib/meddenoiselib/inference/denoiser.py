@@ -826,7 +826,8 @@ class Denoiser:
                     )
                     burst = None  # a burst model then reads the frame's adjacent slices
                     # a diffusion series' adjacent frames are other gradients, often another b-value (b = 0 beside
-                    # b = 1000): the frame's own adjacent slices are the better burst there (+0.1-0.6 dB measured)
+                    # b = 1000): the frame's own adjacent slices are the better burst there (+0.1-0.6 dB at 2 mm,
+                    # a wash at 6 mm; docs/benchmarks_masked_dwi.md)
                     if self.burst > 1 and self.spatial_dims == 2 and series.frame_label != "gradient":
                         half = self.burst // 2
                         burst = normalized[np.clip(np.arange(t - half, t + half + 1), 0, count - 1)]
