@@ -86,6 +86,11 @@ def series_from_sequence(sequence, proxy):
 
 
 def _check_item(item, sequence) -> None:
+    if item.GetClassName() == "vtkMRMLDiffusionWeightedVolumeNode":
+        raise ValueError(
+            f"The sequence '{sequence.GetName()}' holds diffusion-weighted volumes, whose gradients the module "
+            "keeps for one volume at a time; uncheck 'Denoise every frame' to denoise the one shown."
+        )
     if item.GetClassName() not in INPUT_NODE_TYPES or item.GetImageData() is None:
         raise ValueError(
             f"The sequence '{sequence.GetName()}' holds {item.GetClassName()} items; only scalar and "

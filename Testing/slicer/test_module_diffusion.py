@@ -173,3 +173,26 @@ def test_a_dwi_under_a_turning_transform_is_refused_and_under_a_translation_deno
     expected[:3, 3] = shift[:3, 3]
     np.testing.assert_allclose(node_matrix(task.output_node), expected, atol=1e-9)
     assert task.output_node.GetParentTransformNode() is None
+
+
+def test_a_sequence_of_dwi_nodes_is_refused_whole_and_its_shown_dwi_denoised(scene, temp_root, mr_nifti):
+    """A sequence whose items are DWI nodes (repeated diffusion scans) is not stacked into one series of vector
+    volumes, which would lose the gradients: refused with the advice; the shown item alone is denoised as a DWI."""
+    scene.RegisterNodeClass(slicer.vtkMRMLSequenceBrowserNode())
+    noisy = _rician(_clean_dwi(mr_nifti), 40.0).astype(np.int16)[:2]
+    sequence = scene.AddNewNodeByClass("vtkMRMLSequenceNode", "sessions")
+    for index in range(2):
+        sequence.SetDataNodeAtValue(_dwi_node(slicer.vtkMRMLScene(), noisy, np.eye(4), f"dwi {index}"), str(index))
+    browser = scene.AddNewNodeByClass("vtkMRMLSequenceBrowserNode", "sessions browser")
+    browser.SetAndObserveMasterSequenceNodeID(sequence.GetID())
+    logic = slicer.vtkSlicerSequencesLogic()
+    logic.SetMRMLScene(scene)
+    logic.UpdateProxyNodesFromSequences(browser)
+    proxy = browser.GetProxyNode(sequence)
+    median = DenoiseSettings(model="median", noise_level=20.0, separate_process=False)
+    task = DenoiseTask(proxy, median, temp_root=temp_root, sequences_logic=logic)
+    assert task.start().wait(timeout=TIMEOUT) is TaskState.FAILED
+    assert "holds diffusion-weighted volumes" in task.error and "uncheck 'Denoise every frame'" in task.error
+    task = _run(proxy, median, temp_root, whole_sequence=False, sequences_logic=logic)
+    assert task.output_node.GetClassName() == "vtkMRMLDiffusionWeightedVolumeNode"
+    assert task.output_node.GetNumberOfGradients() == len(B_VALUES)
