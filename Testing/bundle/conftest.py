@@ -181,22 +181,28 @@ def monai_bundle(*args: str, cwd: Path | None = None) -> subprocess.CompletedPro
     return run_command([sys.executable, "-m", "monai.bundle", *args], cwd=cwd)
 
 
-@pytest.fixture(scope="session")
-def single_run(bundle_data, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """The bundle run once on the data set, exactly as the README says, from an unrelated working directory."""
-    output_dir = tmp_path_factory.mktemp("single") / "out"
-    result = monai_bundle(
+def run_bundle(dataset_dir: Path, output_dir: Path, *options: str, cwd: Path | None = None):
+    """``python -m monai.bundle run`` with the inference config, as the README says, and any further options."""
+    return monai_bundle(
         "run",
         "--config_file",
         bundle_config(),
         "--bundle_root",
         BUNDLE_ROOT,
         "--dataset_dir",
-        str(bundle_data.dataset_dir),
+        str(dataset_dir),
         "--output_dir",
         str(output_dir),
-        cwd=tmp_path_factory.mktemp("cwd"),
+        *options,
+        cwd=cwd,
     )
+
+
+@pytest.fixture(scope="session")
+def single_run(bundle_data, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The bundle run once on the data set, exactly as the README says, from an unrelated working directory."""
+    output_dir = tmp_path_factory.mktemp("single") / "out"
+    result = run_bundle(bundle_data.dataset_dir, output_dir, cwd=tmp_path_factory.mktemp("cwd"))
     return output_dir, result
 
 

@@ -26,7 +26,7 @@ from meddenoiselib.evaluation import psnr as library_psnr
 from meddenoiselib.inference import Denoiser
 from meddenoiselib.io import read_volume
 
-from .conftest import bundle_config, monai_bundle, run_command, torchrun_launcher
+from .conftest import bundle_config, monai_bundle, run_bundle, run_command, torchrun_launcher
 
 HERE = Path(__file__).resolve().parent
 
@@ -195,19 +195,7 @@ def test_a_4d_diffusion_series_goes_through_the_bundle_as_through_the_cli(tmp_pa
     (dataset / "dwi.bval").write_text("0 1000 1000 1000\n")
     (dataset / "dwi.bvec").write_text("0 1 0 0\n0 0 1 0\n0 0 0 1\n")
 
-    result = monai_bundle(
-        "run",
-        "--config_file",
-        bundle_config(),
-        "--bundle_root",
-        BUNDLE_ROOT,
-        "--dataset_dir",
-        str(dataset),
-        "--output_dir",
-        str(output_dir),
-        "--save_noise_map",
-        "true",
-    )
+    result = run_bundle(dataset, output_dir, "--save_noise_map", "true")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "for MR (the b-values file dwi.bval beside it" in result.stdout + result.stderr
     written = nib.load(str(output_dir / "dwi_denoised.nii.gz"))

@@ -101,22 +101,9 @@ class VolumeReader(ImageReader):
         else:
             array = np.transpose(volume.array, (2, 1, 0, 3))
             channel_dim = -1
-        warning = resampling_warning(volume, volume.source.path)
-        if warning:
-            logger.warning("%s", warning)
-        affine = np.asarray(volume.ijk_to_ras(), dtype=np.float64)
-        meta = {
-            MetaKeys.AFFINE: affine,
-            MetaKeys.ORIGINAL_AFFINE: affine.copy(),
-            MetaKeys.SPATIAL_SHAPE: np.asarray(array.shape[:3]),
-            MetaKeys.SPACE: SpaceKeys.RAS,
-            MetaKeys.ORIGINAL_CHANNEL_DIM: channel_dim,
-            "spacing": np.asarray(volume.spacing, dtype=np.float64),
-            "source_format": volume.source.format if volume.source is not None else "",
-            # the DICOM Modality tag, for the Denoiser's modality detection (``auto`` model choice, noise estimate)
-            MODALITY_KEY: volume.metadata.get("0008|0060", "").strip(),
-        }
-        return np.ascontiguousarray(array), meta
+        # the DICOM Modality tag, for the Denoiser's modality detection (``auto`` model choice, noise estimate)
+        modality = volume.metadata.get("0008|0060", "").strip()
+        return np.ascontiguousarray(array), _meta(volume, array, channel_dim, {MODALITY_KEY: modality})
 
     @staticmethod
     def _series_data(series) -> tuple[np.ndarray, dict]:
@@ -128,23 +115,28 @@ class VolumeReader(ImageReader):
                 f"{series.source.path}: a 4D series of {series.num_components}-component frames; the bundle writes "
                 "frames as channels and cannot keep components too (denoise it with the command line)"
             )
-        warning = resampling_warning(series, series.source.path)
-        if warning:
-            logger.warning("%s", warning)
         array = np.transpose(series.array, (3, 2, 1, 0))
-        affine = np.asarray(series.ijk_to_ras(), dtype=np.float64)
-        meta = {
-            MetaKeys.AFFINE: affine,
-            MetaKeys.ORIGINAL_AFFINE: affine.copy(),
-            MetaKeys.SPATIAL_SHAPE: np.asarray(array.shape[:3]),
-            MetaKeys.SPACE: SpaceKeys.RAS,
-            MetaKeys.ORIGINAL_CHANNEL_DIM: -1,
-            "spacing": np.asarray(series.spacing, dtype=np.float64),
-            "source_format": series.source.format,
-            MODALITY_KEY: "",
-            FRAME_LABEL_KEY: series.frame_label,
-        }
-        return np.ascontiguousarray(array), meta
+        extra = {MODALITY_KEY: "", FRAME_LABEL_KEY: series.frame_label}
+        return np.ascontiguousarray(array), _meta(series, array, -1, extra)
+
+
+def _meta(image, array: np.ndarray, channel_dim: float | int, extra: dict) -> dict:
+    """MONAI's metadata of a volume or series read as ``array`` (MONAI's index order), after logging the warning for
+    a resampled input: its IJK-to-RAS as affine and original affine, its exact spacing, its format, and ``extra``."""
+    warning = resampling_warning(image, image.source.path)
+    if warning:
+        logger.warning("%s", warning)
+    affine = np.asarray(image.ijk_to_ras(), dtype=np.float64)
+    return {
+        MetaKeys.AFFINE: affine,
+        MetaKeys.ORIGINAL_AFFINE: affine.copy(),
+        MetaKeys.SPATIAL_SHAPE: np.asarray(array.shape[:3]),
+        MetaKeys.SPACE: SpaceKeys.RAS,
+        MetaKeys.ORIGINAL_CHANNEL_DIM: channel_dim,
+        "spacing": np.asarray(image.spacing, dtype=np.float64),
+        "source_format": image.source.format if image.source is not None else "",
+        **extra,
+    }
 
 
 class _Refused:
