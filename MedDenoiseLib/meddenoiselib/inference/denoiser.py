@@ -17,7 +17,7 @@ from ..baselines import BASELINES, BaselineSpec
 from ..blend import apply_mask, blend, mask_array
 from ..errors import InputError, MedDenoiseError, OptionError
 from ..io.modality import Modality, detect_modality
-from ..io.series import VolumeSeries
+from ..io.series import VolumeSeries, series_of_repeated_frames, stacked_frames
 from ..io.volume import Volume
 from ..transforms.background import background_level
 from ..transforms.colour import luma, with_new_luma
@@ -72,6 +72,11 @@ DEFAULT_REFINE_SHARE = 0.3
 
 #: slices on each side of a previewed slice that stand in for the whole volume for volumetric baselines (BM4D)
 PREVIEW_VOLUMETRIC_REACH = 8
+
+#: ``frame_label`` of series whose adjacent frames are another contrast (diffusion gradients, often another b-value;
+#: echoes; unknown repeats of a DICOM series): a burst model reads each frame's own adjacent slices there, not the
+#: adjacent frames (on a held-out masked DWI 0.1-0.6 dB better at 2 mm, a wash at 6 mm; docs/benchmarks_masked_dwi.md)
+FRAMES_OF_OTHER_CONTRAST = ("gradient", "echo", "repeat")
 
 
 def _check_options(
@@ -501,9 +506,40 @@ class Denoiser:
         """
         if isinstance(volume, VolumeSeries):
             return self.denoise_series(volume, sigma, mask, exclude)
+        repeated = self._as_frames(volume, mask, exclude)
+        if repeated is not None:
+            series, mask, exclude = repeated
+            return volume.with_array(stacked_frames(self.denoise_series(series, sigma, mask, exclude).array))
         if exclude is not None:
             return self._around_left_out(volume, exclude, lambda filled: self.denoise(filled, sigma, mask))
         return self._denoise_volume(volume, sigma, mask, None)
+
+    def _as_frames(self, volume: Volume, mask, exclude):
+        """``(series, mask, exclude)`` for a volume of a DICOM series holding several frames at every slice position
+        (a classic DWI, fMRI or multi-echo series, :func:`~meddenoiselib.io.series.series_of_repeated_frames`), so
+        that it is denoised as a 4D series is (one frame's slices as a burst model's neighbours, not the other frames
+        at the same position); the masks as one ``(P, Y, X)`` region of every frame. None for any other volume, or
+        where a mask differs between the frames at one position (then the slices are denoised as they lie)."""
+        series = series_of_repeated_frames(volume)
+        if series is None:
+            return None
+        regions = []
+        for region in (mask, exclude):
+            if region is None:
+                regions.append(None)
+                continue
+            inside = mask_array(volume, region).reshape(series.array.shape[1], series.num_frames, *series.shape[1:])
+            if not (inside == inside[:, :1]).all():
+                return None
+            regions.append(inside[:, 0])
+        logger.info(
+            "%d images at each of %d slice positions: denoised as %d frames (%s)",
+            series.num_frames,
+            series.shape[0],
+            series.num_frames,
+            series.frame_label,
+        )
+        return series, regions[0], regions[1]
 
     def preview(
         self,
@@ -547,6 +583,16 @@ class Denoiser:
         Raises:
             OptionError: ``index`` or ``frame`` is outside the volume or series, or ``volume`` is neither.
         """
+        one_volume = not isinstance(volume, VolumeSeries) and frame is None
+        repeated = self._as_frames(volume, mask, exclude) if one_volume else None
+        if repeated is not None and self.slice_axis_for(volume) == 0 and self.slice_axis_for(repeated[0]) == 0:
+            series, frame_mask, frame_exclude = repeated  # the slice's frame at its position, as the whole run
+            count = volume.shape[0]
+            index = count // 2 if index is None else index
+            _check_slice(index, count, 0)
+            position, frame_index = divmod(int(index), series.num_frames)
+            result = self.preview(series, position, sigma, frame_mask, frame_index, frame_exclude)
+            return volume.slab(0, int(index), int(index) + 1).with_array(result.array)
         image = self._preview_frame(volume, frame)
         axis = self.slice_axis_for(image)
         count = image.shape[axis]
@@ -826,9 +872,9 @@ class Denoiser:
                     )
                     burst = None  # a burst model then reads the frame's adjacent slices
                     # a diffusion series' adjacent frames are other gradients, often another b-value (b = 0 beside
-                    # b = 1000): the frame's own adjacent slices are the better burst there (+0.1-0.6 dB at 2 mm,
-                    # a wash at 6 mm; docs/benchmarks_masked_dwi.md)
-                    if self.burst > 1 and self.spatial_dims == 2 and series.frame_label != "gradient":
+                    # b = 1000), an echo series' other echoes: the frame's own adjacent slices are the better burst
+                    # there (+0.1-0.6 dB at 2 mm, a wash at 6 mm; docs/benchmarks_masked_dwi.md)
+                    if self.burst > 1 and self.spatial_dims == 2 and series.frame_label not in FRAMES_OF_OTHER_CONTRAST:
                         half = self.burst // 2
                         burst = normalized[np.clip(np.arange(t - half, t + half + 1), 0, count - 1)]
                     frame, region = normalized[t], None

@@ -181,6 +181,8 @@ class DicomStack:
     shape: tuple[int, ...]
     dtype: np.dtype
     series_uid: str
+    repeated_frames: int = 1
+    repeated_frame_label: str = ""
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -284,6 +286,7 @@ def dicom_stack_of_series(label: str, files: tuple[str, ...], series_uid: str = 
         images = [images[k] for k in order]
         positions, repeats = None, 0
     geometry = stack_geometry(label, orientation, first.pixel_spacing, positions, len(images), first.slice_spacing)
+    frames, frame_label = 1, ""
     if repeats:
         geometry = StackGeometry(
             geometry.origin,
@@ -291,9 +294,46 @@ def dicom_stack_of_series(label: str, files: tuple[str, ...], series_uid: str = 
             geometry.direction,
             f"{repeats} slices repeat another slice's position (several echoes, phases or acquisitions in one series)",
         )
+        frames = _frames_per_position(sorted_height, [image.instance_number for image in images])
+        frame_label = _repeated_frame_label(images) if frames > 1 else ""
     dtype = np.result_type(*[image.physical_dtype for image in images])
     shape = (len(images), first.rows, first.columns) + ((3,) if first.is_colour else ())
-    return DicomStack(label, tuple(images), geometry, shape, np.dtype(dtype), series_uid or first.series_uid)
+    uid = series_uid or first.series_uid
+    return DicomStack(label, tuple(images), geometry, shape, np.dtype(dtype), uid, frames, frame_label)
+
+
+#: header values that tell what the images at one position are, in the order they are asked (GDCM keys)
+_FRAME_KINDS = (
+    ("gradient", ("0018|9087", "0018|9089")),  # DiffusionBValue, DiffusionGradientOrientation
+    ("time", ("0020|0100", "0018|1060")),  # TemporalPositionIdentifier, TriggerTime
+    ("echo", ("0018|0081", "0018|0086")),  # EchoTime, EchoNumbers
+)
+
+
+def _frames_per_position(heights: np.ndarray, instance_numbers: list) -> int:
+    """How many images each slice position holds when every position holds the same number (sorted ``heights``
+    along the slice normal, mm, and the images' InstanceNumbers in that order), each position's images in the
+    order of distinct InstanceNumbers (the acquisition order, the same frame at every position); 1 otherwise (a few
+    repeated slices, or images whose order at a position is not known, are not frames)."""
+    starts = np.flatnonzero(np.diff(heights) >= 1e-3) + 1
+    bounds = np.concatenate([[0], starts, [len(heights)]]).astype(int)
+    counts = np.diff(bounds)
+    if len(set(counts.tolist())) != 1 or counts[0] < 2:
+        return 1
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        numbers = instance_numbers[start:stop]
+        if any(n is None for n in numbers) or len(set(numbers)) != len(numbers):
+            return 1
+    return int(counts[0])
+
+
+def _repeated_frame_label(images) -> str:
+    """What the images at one position differ by: the first of :data:`_FRAME_KINDS` whose values vary across the
+    series, else ``"repeat"``."""
+    for label, keys in _FRAME_KINDS:
+        if any(len({image.metadata.get(key, "") for image in images}) > 1 for key in keys):
+            return label
+    return "repeat"
 
 
 def read_dicom_stack(stack: DicomStack, max_bytes: int | None = None) -> np.ndarray:

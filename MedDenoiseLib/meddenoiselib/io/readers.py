@@ -211,6 +211,8 @@ def _read_dicom(header: VolumeHeader, max_bytes: int | None) -> Volume:
         dicom_files=stack.files,
         series_uid=stack.series_uid,
         grid_problem=geometry.problem,
+        repeated_frames=stack.repeated_frames,
+        repeated_frame_label=stack.repeated_frame_label,
     )
     if geometry.problem:
         logger.warning(

@@ -29,7 +29,15 @@ from .outputs import ImageSpec, PlannedOutput, plan_output, refuse_read_only
 from .tiff import TiffLayout, probe_tiff, read_tiff, write_tiff
 from .volume import SourceInfo, Volume
 
-__all__ = ["VolumeSeries", "is_series_file", "probe_series", "read_series", "write_series"]
+__all__ = [
+    "VolumeSeries",
+    "is_series_file",
+    "probe_series",
+    "read_series",
+    "series_of_repeated_frames",
+    "stacked_frames",
+    "write_series",
+]
 
 _LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 
@@ -46,6 +54,8 @@ class VolumeSeries:
         source: the file the series came from (``format`` ``"nifti"``, ``"nrrd"``, ``"mgh"``, ``"parrec"``, ``"tiff"``
             or ``"memory"``).
         layout: what is needed to write the series back in its file's layout (a NIfTI header, a NRRD layout).
+        metadata: header values every frame shares (e.g. a DICOM series' Modality ``"0008|0060"``), given to
+            :meth:`frame`'s volumes.
     """
 
     array: np.ndarray
@@ -56,6 +66,7 @@ class VolumeSeries:
     frame_values: tuple[str, ...] = ()
     source: SourceInfo = field(default_factory=SourceInfo)
     layout: Any = None
+    metadata: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.array.ndim not in (4, 5):
@@ -85,6 +96,7 @@ class VolumeSeries:
             self.spacing,
             self.origin,
             self.direction,
+            metadata=dict(self.metadata),
             source=SourceInfo(path=self.source.path, format="memory"),
         )
 
@@ -105,6 +117,37 @@ class VolumeSeries:
         """A series from ``(T, k, j, i[, c])`` voxels and an IJK-to-RAS matrix (as Slicer sequence items store it)."""
         geometry = Volume.from_ijk_to_ras(np.zeros((1, 1, 1)), ijk_to_ras)
         return VolumeSeries(array, geometry.spacing, geometry.origin, geometry.direction, frame_label, frame_values)
+
+
+def series_of_repeated_frames(volume: Volume) -> VolumeSeries | None:
+    """A volume read from a DICOM series that holds several frames at every slice position
+    (:attr:`SourceInfo.repeated_frames` ``F``: its slices ``(P * F, Y, X[, C])``, each position's frames consecutive)
+    as the series of those frames, ``(F, P, Y, X[, C])`` on the positions' grid, labelled as the headers say
+    (``"gradient"``, ``"time"``, ``"echo"``, ``"repeat"``), with the volume's header values; None for any other
+    volume. :func:`stacked_frames` gives a result back in the volume's slice order."""
+    frames = volume.source.repeated_frames
+    count = volume.array.shape[0]
+    if frames < 2 or count % frames:
+        return None
+    positions = count // frames
+    array = volume.array.reshape(positions, frames, *volume.array.shape[1:]).swapaxes(0, 1)
+    # the volume's slice step is the mean over all its slices; the positions are (P - 1) steps apart
+    step = volume.spacing[2] * (count - 1) / (positions - 1) if positions > 1 else volume.spacing[2]
+    return VolumeSeries(
+        np.ascontiguousarray(array),
+        (volume.spacing[0], volume.spacing[1], step),
+        volume.origin,
+        volume.direction,
+        volume.source.repeated_frame_label or "repeat",
+        source=volume.source,
+        metadata=dict(volume.metadata),
+    )
+
+
+def stacked_frames(array: np.ndarray) -> np.ndarray:
+    """``(F, P, ...)`` frames -> the ``(P * F, ...)`` slices of the volume :func:`series_of_repeated_frames` made
+    them from (each position's frames consecutive)."""
+    return np.ascontiguousarray(np.asarray(array).swapaxes(0, 1).reshape(-1, *array.shape[2:]))
 
 
 def is_series_file(path: str | Path) -> bool:

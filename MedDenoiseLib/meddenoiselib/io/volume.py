@@ -25,6 +25,11 @@ class SourceInfo:
         grid_problem: empty when the slices lie on the volume's regular grid; otherwise why one affine cannot
             place them (uneven slice steps, gaps, repeated positions). Formats with one affine (NIfTI, NRRD,
             MetaImage, TIFF) then refuse the volume; a derived DICOM series keeps each slice's own position.
+        repeated_frames: for a DICOM series that holds the same number of images at every slice position (a
+            classic DWI, fMRI, multi-echo or perfusion series: several frames in one series), that number, the
+            images of each position being consecutive slices of the volume in acquisition order; else 1.
+        repeated_frame_label: what those frames are, from their headers: ``"gradient"`` (DiffusionBValue),
+            ``"time"`` (TemporalPositionIdentifier or TriggerTime), ``"echo"`` (EchoTime), else ``"repeat"``.
     """
 
     path: str = ""
@@ -33,6 +38,8 @@ class SourceInfo:
     dicom_files: tuple[str, ...] = ()
     series_uid: str = ""
     grid_problem: str = ""
+    repeated_frames: int = 1
+    repeated_frame_label: str = ""
 
 
 @dataclass(frozen=True)
