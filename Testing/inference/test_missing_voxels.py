@@ -151,6 +151,16 @@ def test_simulated_noise_keeps_no_data_and_references_or_training_images_must_be
         load_training_images([path])
 
 
+def _auto_runs(files: dict, read) -> tuple[dict, dict]:
+    """``auto``'s result array and model choice for each named file, read with ``read``."""
+    results, choices = {}, {}
+    for name, path in files.items():
+        denoiser = Denoiser("auto")
+        results[name] = denoiser.denoise(read(path)).array
+        choices[name] = denoiser.last_report.choice
+    return results, choices
+
+
 def test_nan_around_a_skull_stripped_head_is_its_mask(tmp_path, mr_nifti):
     """A skull-stripped MR written as float with NaN outside the brain (a mask, not a resampled field of view): auto
     takes the NaN for its masked background, as it takes zeros there (a volume of fine voxels masked around the
@@ -167,11 +177,7 @@ def test_nan_around_a_skull_stripped_head_is_its_mask(tmp_path, mr_nifti):
     for name, outside in (("nan", np.nan), ("zero", 0.0)):
         files[name] = tmp_path / f"{name}.nii.gz"
         write_volume(Volume(np.where(inside, head, outside).astype(np.float32), spacing=(1.0, 1.0, 1.0)), files[name])
-    results, choices = {}, {}
-    for name, path in files.items():
-        denoiser = Denoiser("auto")
-        results[name] = denoiser.denoise(read_volume(path)).array
-        choices[name] = denoiser.last_report.choice
+    results, choices = _auto_runs(files, read_volume)
     assert choices["nan"] == choices["zero"] and choices["nan"].startswith("kpn-burst3 for MR (a volume of 1 x 1 mm")
     assert np.array_equal(np.isnan(results["nan"]), ~inside)  # NaN exactly where they were, nowhere else
     np.testing.assert_allclose(results["nan"][inside], results["zero"][inside], rtol=0, atol=1e-3)
@@ -195,11 +201,7 @@ def test_nan_around_the_head_in_every_frame_of_a_series_is_its_mask(tmp_path, mr
         data = np.where(inside, frames, outside).astype(np.float32).transpose(3, 2, 1, 0)  # (X, Y, Z, T)
         files[name] = tmp_path / f"{name}.nii.gz"
         nib.save(nib.Nifti1Image(data, np.diag([1.0, 1.0, 1.0, 1.0])), str(files[name]))
-    results, choices = {}, {}
-    for name, path in files.items():
-        denoiser = Denoiser("auto")
-        results[name] = denoiser.denoise(read_series(path)).array
-        choices[name] = denoiser.last_report.choice
+    results, choices = _auto_runs(files, read_series)
     assert choices["nan"] == choices["zero"] and choices["nan"].startswith("kpn-burst3 for MR (a volume of 1 x 1 mm")
     assert np.array_equal(np.isnan(results["nan"]), np.broadcast_to(~inside, frames.shape))  # NaN where they were
     np.testing.assert_allclose(results["nan"][:, inside], results["zero"][:, inside], rtol=0, atol=1e-3)

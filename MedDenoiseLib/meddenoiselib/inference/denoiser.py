@@ -565,8 +565,8 @@ class Denoiser:
         Measured against full runs in docs/preview.md.
 
         A 4D series is previewed as :meth:`denoise_series` runs it: one slice of one frame, with the scaling and
-        noise estimate of the whole series and, for a burst model, the same slice of the adjacent frames (of a
-        diffusion series, the frame's adjacent slices).
+        noise estimate of the whole series and, for a burst model, the same slice of the adjacent frames (where they
+        are another contrast, :data:`FRAMES_OF_OTHER_CONTRAST`, the frame's adjacent slices).
 
         Args:
             volume: as :meth:`denoise`: a volume or a 4D series.
@@ -763,9 +763,9 @@ class Denoiser:
 
         All frames share one intensity scaling (fitted on the whole series) and one noise estimate, so they stay
         comparable. A burst model (``burst`` > 1, e.g. ``kpn-burst3``) sees the same slice of the adjacent frames
-        ``t-1, t, t+1`` as its burst (the series' ends repeat), except in a diffusion series (``frame_label``
-        ``"gradient"``), whose adjacent frames are other gradients and b-values: there, as every other method, it
-        denoises each frame as a volume (its burst the adjacent slices).
+        ``t-1, t, t+1`` as its burst (the series' ends repeat), except where adjacent frames are another contrast
+        (``frame_label`` in :data:`FRAMES_OF_OTHER_CONTRAST`: diffusion gradients, echoes, a DICOM series' unnamed
+        repeats): there, as every other method, it denoises each frame as a volume (its burst the adjacent slices).
         ``auto`` chooses the model from the first frame.
 
         Args:

@@ -19,7 +19,7 @@ import SimpleITK as sitk
 from ..errors import InputError, OptionError
 from .dicom_frames import DicomImage, decode_physical, read_dicom_image
 from .discovery import check_links
-from .geometry import StackGeometry, orientation_groups, stack_geometry
+from .geometry import STEP_ABSOLUTE_TOLERANCE_MM, StackGeometry, orientation_groups, stack_geometry
 from .itk_messages import itk_messages_logged
 from .limits import check_claimed_size
 
@@ -280,7 +280,7 @@ def dicom_stack_of_series(label: str, files: tuple[str, ...], series_uid: str = 
         images = [images[k] for k in order]
         positions = positions[order]
         sorted_height = height[order]
-        repeats = int(np.count_nonzero(np.diff(sorted_height) < 1e-3))
+        repeats = int(np.count_nonzero(np.diff(sorted_height) < STEP_ABSOLUTE_TOLERANCE_MM))
     else:
         order = sorted(range(len(images)), key=lambda k: (images[k].instance_number or 0, images[k].path))
         images = [images[k] for k in order]
@@ -315,7 +315,7 @@ def _frames_per_position(heights: np.ndarray, instance_numbers: list) -> int:
     along the slice normal, mm, and the images' InstanceNumbers in that order), each position's images in the
     order of distinct InstanceNumbers (the acquisition order, the same frame at every position); 1 otherwise (a few
     repeated slices, or images whose order at a position is not known, are not frames)."""
-    starts = np.flatnonzero(np.diff(heights) >= 1e-3) + 1
+    starts = np.flatnonzero(np.diff(heights) >= STEP_ABSOLUTE_TOLERANCE_MM) + 1
     bounds = np.concatenate([[0], starts, [len(heights)]]).astype(int)
     counts = np.diff(bounds)
     if len(set(counts.tolist())) != 1 or counts[0] < 2:

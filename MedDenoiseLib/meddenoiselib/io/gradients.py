@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import OutputError
 from .atomic import atomic_file
-from .formats import strip_suffix
+from .formats import detect_format, strip_suffix
 from .modality import diffusion_table
 
 __all__ = ["copy_gradient_table", "gradient_table_copies", "gradient_table_files", "gradient_table_not_kept"]
@@ -29,8 +29,6 @@ def gradient_table_files(path: str | Path) -> tuple[Path, ...]:
 def gradient_table_not_kept(target: str | Path, tables: tuple[Path, ...], advice: str) -> str | None:
     """The warning for an output whose format gets no copy of the table (only NIfTI, whose voxel axes and frames are
     the input's, does), ending in ``advice``; None for a NIfTI output."""
-    from .formats import detect_format
-
     fmt = detect_format(target)
     if fmt == "nifti":
         return None
