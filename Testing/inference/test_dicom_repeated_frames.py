@@ -67,12 +67,12 @@ def test_a_dicom_series_of_gradients_at_each_position_is_denoised_as_a_series(tm
     series = series_of_repeated_frames(volume)
     np.testing.assert_array_equal(series.array, frames)  # frames back in acquisition order, positions in order
     assert series.frame_label == "gradient" and series.spacing[2] == 5.0
-    np.testing.assert_array_equal(stacked_frames(series.array), volume.array)
+    np.testing.assert_array_equal(stacked_frames(series.array, volume), volume.array)
 
     denoiser = Denoiser("kpn-burst3", precision="fp32", refine="off")
     as_series = denoiser.denoise(series, sigma=30 / 255).array
     result = denoiser.denoise(volume, sigma=30 / 255)
-    np.testing.assert_array_equal(result.array, stacked_frames(as_series))
+    np.testing.assert_array_equal(result.array, stacked_frames(as_series, volume))
     # before: the slices as they lie, the burst the other gradients at the same position (and the next position's)
     flat = dataclasses.replace(volume, source=dataclasses.replace(volume.source, repeated_frames=1))
     assert np.abs(denoiser.denoise(flat, sigma=30 / 255).array.astype(float) - result.array).max() > 10

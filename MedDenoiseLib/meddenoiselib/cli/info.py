@@ -69,7 +69,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     from ..io import is_series_file, list_dicom_series, probe_volume, read_series, read_volume
     from ..io.discovery import is_dicom_folder
-    from ..io.series import VolumeSeries, probe_series
+    from ..io.series import VolumeSeries, probe_series, series_of_repeated_frames
     from ..io.tiff import TiffLayout
 
     path = Path(args.input)
@@ -121,14 +121,25 @@ def cmd_info(args: argparse.Namespace) -> int:
             if volume.frame_values
             else ""
         )
-    if not isinstance(volume, VolumeSeries) and not volume.source.is_2d:
+    frames = None if isinstance(volume, VolumeSeries) else series_of_repeated_frames(volume)
+    if frames is not None:  # a DICOM series of frames: denoised as the 4D series it is
+        mosaic = volume.source.mosaic
+        images = (
+            f"Siemens mosaics, {mosaic.images} slices of {mosaic.tile_columns} x {mosaic.tile_rows} in "
+            f"{mosaic.grid} x {mosaic.grid} tiles per image"
+            if mosaic is not None
+            else f"{frames.num_frames} images at each of {frames.shape[0]} slice positions"
+        )
+        info["frames"] = frames.num_frames
+        info["frame_axis"] = f"{frames.frame_label}: {images}"
+    elif not isinstance(volume, VolumeSeries) and not volume.source.is_2d:
         from ..inference import slice_axis
 
         axis = slice_axis(volume)  # where denoise runs 2D models, and what --preview-slice counts
         info["slice_axis"] = f"{axis} (array axis, {volume.spacing[2 - axis]:g} mm): {volume.shape[axis]} slices"
     if missing:
         info["voxels_without_data_nan"] = missing  # left out of min, max and mean; denoise keeps them NaN
-    info.update(_denoising_notes(volume))
+    info.update(_denoising_notes(volume if frames is None else frames))
     if header.mask_kind:
         info["mask"] = f"{header.mask_kind}: usable as --mask, not as an image to denoise"
     if volume.source.format == "tiff" and metadata.get("tiff_kind", "plain") != "plain":
@@ -166,7 +177,11 @@ def _denoising_notes(volume) -> dict[str, str]:
 
     notes = {}
     frame = volume.frame(0) if isinstance(volume, VolumeSeries) else volume
-    choice = choose_model(frame)  # a series' frames all get the first frame's choice
+    try:
+        choice = choose_model(frame)  # a series' frames all get the first frame's choice
+    except MedDenoiseError as exc:  # an image `auto` does not denoise (an MR phase image)
+        notes["auto"] = f"nothing: {exc}"
+        return notes
     notes["auto"] = choice.describe()
     sign = resampling_sign(volume)
     if sign:

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..io.modality import Modality, ModalityGuess, detect_modality
+from ..errors import InputError
+from ..io.modality import Modality, ModalityGuess, detect_modality, signal_component
 from ..io.series import VolumeSeries
 from ..io.volume import Volume
 from ..transforms.background import OTHER_MASK_PATCH, edge_share, masked_background
@@ -85,6 +86,19 @@ def choose_model(volume: Volume, hint: Modality | str | None = None, shipped: li
     guess: ModalityGuess = detect_modality(volume, hint)
     available = set(list_shipped_weights() if shipped is None else shipped)
     masked = None
+    component = signal_component(volume) if guess.modality in (Modality.MR, Modality.OTHER) else ""
+    if component == "phase":
+        raise InputError(
+            f"{volume.source.path or 'the volume'}: an MR phase image (its header says so): its values are angles "
+            "that wrap around at +-pi, and its noise is not the magnitude noise the MR models remove, so `auto` "
+            "leaves it alone. Denoise the magnitude images; to denoise the phase anyway (best after unwrapping), "
+            "choose a model with --model"
+        )
+    gaussian_mr = [name for name in MAGNITUDE_MR_MODELS if name in available]
+    if guess.modality == Modality.MR and component in ("real", "imaginary") and gaussian_mr:
+        # the real or imaginary part of the complex signal: Gaussian noise of zero mean, signed, no floor to remove
+        reason = f"{guess.reason}; the {component} part of the complex MR signal: Gaussian noise, no magnitude floor"
+        return AutoChoice(gaussian_mr[0], guess.modality, reason)
     if guess.modality == Modality.MR and volume.num_components == 1 and volume.array.min() >= 0:
         # magnitude MR (no negative values): its background holds a noise floor whose sigma and coil count it tells
         floor = estimate_magnitude_floor(volume.array)

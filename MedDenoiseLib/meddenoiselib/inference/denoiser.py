@@ -17,7 +17,7 @@ from ..baselines import BASELINES, BaselineSpec
 from ..blend import apply_mask, blend, mask_array
 from ..errors import InputError, MedDenoiseError, OptionError
 from ..io.modality import Modality, detect_modality
-from ..io.series import VolumeSeries, series_of_repeated_frames, stacked_frames
+from ..io.series import VolumeSeries, frames_of_slices, series_of_repeated_frames, stacked_frames
 from ..io.volume import Volume
 from ..transforms.background import background_level
 from ..transforms.colour import luma, with_new_luma
@@ -509,17 +509,19 @@ class Denoiser:
         repeated = self._as_frames(volume, mask, exclude)
         if repeated is not None:
             series, mask, exclude = repeated
-            return volume.with_array(stacked_frames(self.denoise_series(series, sigma, mask, exclude).array))
+            result = self.denoise_series(series, sigma, mask, exclude).array
+            return volume.with_array(stacked_frames(result, volume))
         if exclude is not None:
             return self._around_left_out(volume, exclude, lambda filled: self.denoise(filled, sigma, mask))
         return self._denoise_volume(volume, sigma, mask, None)
 
     def _as_frames(self, volume: Volume, mask, exclude):
-        """``(series, mask, exclude)`` for a volume of a DICOM series holding several frames at every slice position
-        (a classic DWI, fMRI or multi-echo series, :func:`~meddenoiselib.io.series.series_of_repeated_frames`), so
-        that it is denoised as a 4D series is (one frame's slices as a burst model's neighbours, not the other frames
-        at the same position); the masks as one ``(P, Y, X)`` region of every frame. None for any other volume, or
-        where a mask differs between the frames at one position (then the slices are denoised as they lie)."""
+        """``(series, mask, exclude)`` for a volume whose slices are the frames of a DICOM series
+        (:func:`~meddenoiselib.io.series.series_of_repeated_frames`: a classic DWI, fMRI or multi-echo series with
+        several images at every slice position, or Siemens mosaics), so that it is denoised as a 4D series is (one
+        frame's slices as a burst model's neighbours, not the other frames at the same position or the tiles beside
+        it); the masks as one ``(P, Y, X)`` region of every frame. None for any other volume, or where a mask
+        differs between the frames (then the slices are denoised as they lie)."""
         series = series_of_repeated_frames(volume)
         if series is None:
             return None
@@ -528,17 +530,28 @@ class Denoiser:
             if region is None:
                 regions.append(None)
                 continue
-            inside = mask_array(volume, region).reshape(series.array.shape[1], series.num_frames, *series.shape[1:])
-            if not (inside == inside[:, :1]).all():
+            inside = frames_of_slices(volume, mask_array(volume, region))
+            if not (inside == inside[:1]).all():
                 return None
-            regions.append(inside[:, 0])
-        logger.info(
-            "%d images at each of %d slice positions: denoised as %d frames (%s)",
-            series.num_frames,
-            series.shape[0],
-            series.num_frames,
-            series.frame_label,
-        )
+            regions.append(inside[0])
+        if volume.source.mosaic is not None:
+            logger.info(
+                "Siemens mosaic: %d slices of %dx%d in each of %d images, denoised as %d frames (%s)",
+                series.shape[0],
+                series.shape[1],
+                series.shape[2],
+                series.num_frames,
+                series.num_frames,
+                series.frame_label,
+            )
+        else:
+            logger.info(
+                "%d images at each of %d slice positions: denoised as %d frames (%s)",
+                series.num_frames,
+                series.shape[0],
+                series.num_frames,
+                series.frame_label,
+            )
         return series, regions[0], regions[1]
 
     def preview(
@@ -585,6 +598,8 @@ class Denoiser:
         """
         one_volume = not isinstance(volume, VolumeSeries) and frame is None
         repeated = self._as_frames(volume, mask, exclude) if one_volume else None
+        if repeated is not None and volume.source.mosaic is not None:
+            return self._preview_mosaic(volume, repeated, index, sigma)
         if repeated is not None and self.slice_axis_for(volume) == 0 and self.slice_axis_for(repeated[0]) == 0:
             series, frame_mask, frame_exclude = repeated  # the slice's frame at its position, as the whole run
             count = volume.shape[0]
@@ -621,6 +636,29 @@ class Denoiser:
             where = ""
         self.last_report.preview = f"{where}slice {index} of {count} along array axis {axis}"
         return result
+
+    def _preview_mosaic(self, volume: Volume, repeated, index: int | None, sigma) -> Volume:
+        """:meth:`preview` of a Siemens mosaic volume: image ``index`` (a frame) as the whole run gives it, all of its
+        tiles (a mosaic's slices are one volume: a preview of one would be a tile of the image)."""
+        series, mask, exclude = repeated
+        count = volume.shape[0]
+        index = count // 2 if index is None else index
+        _check_slice(index, count, 0)
+        frame = int(index)
+        slab = _Slab(0, 0, series.shape[0])
+        part = (frame, slab)
+        if exclude is not None:
+            result = self._around_left_out(
+                series,
+                exclude,
+                lambda filled: self._denoise_series(filled, sigma, mask, part),
+                part=lambda array: array[frame],
+            )
+        else:
+            result = self._denoise_series(series, sigma, mask, part)
+        self.last_report.preview = f"image {frame} of {count} (a Siemens mosaic: all of its {series.shape[0]} slices)"
+        image = volume.slab(0, frame, frame + 1)
+        return image.with_array(stacked_frames(result.array[np.newaxis], image))
 
     @staticmethod
     def _preview_frame(volume: Volume | VolumeSeries, frame: int | None) -> Volume:

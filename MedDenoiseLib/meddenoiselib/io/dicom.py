@@ -22,6 +22,8 @@ from .discovery import check_links
 from .geometry import STEP_ABSOLUTE_TOLERANCE_MM, StackGeometry, orientation_groups, stack_geometry
 from .itk_messages import itk_messages_logged
 from .limits import check_claimed_size
+from .modality import signal_component_of_dicom
+from .mosaic import MosaicLayout
 
 __all__ = [
     "DicomSeries",
@@ -173,6 +175,9 @@ class DicomStack:
         shape: ``(Z, Y, X)`` or ``(Z, Y, X, 3)``.
         dtype: the dtype of the physical values.
         series_uid: SeriesInstanceUID.
+        repeated_frames, repeated_frame_label: as :class:`~meddenoiselib.io.SourceInfo` has them.
+        mosaic: as :class:`~meddenoiselib.io.SourceInfo` has it: the layout of Siemens mosaics, each image one
+            frame (a single file, or a series of them at one position); else None.
     """
 
     label: str
@@ -183,6 +188,7 @@ class DicomStack:
     series_uid: str
     repeated_frames: int = 1
     repeated_frame_label: str = ""
+    mosaic: MosaicLayout | None = None
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -220,7 +226,15 @@ def dicom_stack_of_file(image: DicomImage) -> DicomStack:
         image.frames,
         image.slice_spacing,
     )
-    return DicomStack(image.path, (image,), geometry, image.decoded_shape, image.physical_dtype, image.series_uid)
+    return DicomStack(
+        image.path,
+        (image,),
+        geometry,
+        image.decoded_shape,
+        image.physical_dtype,
+        image.series_uid,
+        mosaic=image.mosaic,
+    )
 
 
 def dicom_stack_of_series(label: str, files: tuple[str, ...], series_uid: str = "") -> DicomStack:
@@ -239,6 +253,7 @@ def dicom_stack_of_series(label: str, files: tuple[str, ...], series_uid: str = 
             f"{label}: series {series_uid or '?'} is split over {len(images)} files of which {len(multi)} hold "
             f"several frames (e.g. {Path(multi[0].path).name}); read each multi-frame file on its own"
         )
+    _check_one_signal_component(label, images, series_uid)
     first = images[0]
     for image in images[1:]:
         if (image.rows, image.columns, image.is_colour) != (first.rows, first.columns, first.is_colour):
@@ -296,10 +311,58 @@ def dicom_stack_of_series(label: str, files: tuple[str, ...], series_uid: str = 
         )
         frames = _frames_per_position(sorted_height, [image.instance_number for image in images])
         frame_label = _repeated_frame_label(images) if frames > 1 else ""
+    mosaic = _series_mosaic(label, images, frames)
+    if mosaic is not None:
+        frame_label = _mosaic_frame_label(images)
     dtype = np.result_type(*[image.physical_dtype for image in images])
     shape = (len(images), first.rows, first.columns) + ((3,) if first.is_colour else ())
     uid = series_uid or first.series_uid
-    return DicomStack(label, tuple(images), geometry, shape, np.dtype(dtype), uid, frames, frame_label)
+    return DicomStack(label, tuple(images), geometry, shape, np.dtype(dtype), uid, frames, frame_label, mosaic)
+
+
+def _check_one_signal_component(label: str, images: list, series_uid: str) -> None:
+    """Refuse an MR series whose images hold different parts of the complex signal (magnitude and phase images of
+    one field-map or SWI acquisition in one series, as some scanners export them): as one volume, phase angles would
+    be denoised as magnitudes beside them."""
+    if not any(image.metadata.get("0008|0060", "").strip().upper() == "MR" for image in images):
+        return
+    counts: dict[str, int] = {}
+    for image in images:
+        metadata = image.metadata
+        component = signal_component_of_dicom(metadata.get("0008|9208", ""), metadata.get("0008|0008", ""))
+        counts[component or "unnamed"] = counts.get(component or "unnamed", 0) + 1
+    named = [component for component in counts if component != "unnamed"]
+    if len(named) > 1:
+        parts = ", ".join(f"{count} {component}" for component, count in counts.items())
+        raise InputError(
+            f"{label}: MR series {series_uid or '?'} holds images of different parts of the complex signal ({parts}: "
+            "DICOM ImageType / ComplexImageComponent); they are not one image to denoise. Put the magnitude images' "
+            "files in a folder of their own and denoise that"
+        )
+
+
+def _series_mosaic(label: str, images: list, frames: int) -> MosaicLayout | None:
+    """The mosaic layout every image of a series shares when the images are the frames of one position (a Siemens
+    fMRI, diffusion or perfusion series: one mosaic per volume); None otherwise, with a warning where mosaics are
+    read as the images they are."""
+    layouts = {image.mosaic for image in images}
+    if layouts == {None}:
+        return None
+    if len(layouts) == 1 and frames == len(images):
+        return images[0].mosaic
+    logger.warning(
+        "%s: the series holds Siemens mosaics that are not one volume per image at one position; denoised as the "
+        "images they are (each mosaic's slices side by side)",
+        label,
+    )
+    return None
+
+
+def _mosaic_frame_label(images) -> str:
+    """Siemens mosaics are EPI volumes: diffusion-weighted (ImageType DIFFUSION, or b-values that vary) or repeated
+    over time (fMRI, perfusion, ASL)."""
+    diffusion = any("DIFFUSION" in image.metadata.get("0008|0008", "").upper().split("\\") for image in images)
+    return "gradient" if diffusion or _repeated_frame_label(images) == "gradient" else "time"
 
 
 #: header values that tell what the images at one position are, in the order they are asked (GDCM keys)

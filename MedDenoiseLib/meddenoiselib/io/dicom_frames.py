@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import InputError
 from .itk_messages import c_stderr_logged, itk_messages_logged
 from .limits import Encoding, check_claimed_size
+from .mosaic import MosaicLayout, mosaic_layout
 
 __all__ = [
     "DicomImage",
@@ -75,6 +76,7 @@ class DicomImage:
         slice_spacing: SpacingBetweenSlices, else SliceThickness, else 1 (mm), for stacks without positions.
         file_bytes: the file size.
         palette_bits: for PALETTE COLOR, the bits of the colour table entries (8 or 16).
+        mosaic: for a Siemens mosaic (a volume's slices tiled in one image), how they are tiled; else None.
         metadata: top-level header values as ``"gggg|eeee"`` -> text (the keys SimpleITK/GDCM use).
     """
 
@@ -101,6 +103,7 @@ class DicomImage:
     slice_spacing: float
     file_bytes: int
     palette_bits: int = 16
+    mosaic: MosaicLayout | None = None
     metadata: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -439,6 +442,7 @@ def read_dicom_image(path: str | Path, known_suffix: bool = True) -> DicomImage:
         slopes, intercepts = _frame_maps(dataset, label, frames, sop_class)
         orientations, positions, pixel_spacing, slice_spacing = _frame_geometry(dataset, label, frames)
         metadata = _metadata(dataset)
+        mosaic = None if photometric in COLOUR else mosaic_layout(dataset, label, rows, columns, frames)
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -477,6 +481,7 @@ def read_dicom_image(path: str | Path, known_suffix: bool = True) -> DicomImage:
         slice_spacing=slice_spacing,
         file_bytes=os.path.getsize(path),
         palette_bits=palette_bits,
+        mosaic=mosaic,
         metadata=metadata,
     )
 

@@ -13,7 +13,15 @@ from ..errors import MedDenoiseError
 from .formats import detect_format, strip_suffix
 from .volume import Volume
 
-__all__ = ["Modality", "ModalityGuess", "detect_modality", "modality_from_file", "parse_modality"]
+__all__ = [
+    "Modality",
+    "ModalityGuess",
+    "detect_modality",
+    "modality_from_file",
+    "parse_modality",
+    "signal_component",
+    "signal_component_of_dicom",
+]
 
 
 class Modality(str, enum.Enum):
@@ -194,21 +202,83 @@ def _nifti_stem(path: Path) -> str | None:
     return strip_suffix(path.name) if detect_format(path) == "nifti" else None
 
 
-def _bids_sidecar_modality(path: Path) -> ModalityGuess | None:
-    """The ``Modality`` a BIDS / dcm2niix JSON sidecar (``NAME.json`` beside ``NAME.nii[.gz]``) copied from the
-    DICOM header; None without a readable one."""
+def _sidecar(path: Path) -> tuple[Path, dict] | None:
+    """A NIfTI's BIDS / dcm2niix JSON sidecar (``NAME.json`` beside ``NAME.nii[.gz]``: DICOM header values copied)
+    and its contents; None without a readable one."""
     stem = _nifti_stem(path)
     sidecar = None if stem is None else path.with_name(stem + ".json")
     if sidecar is None or not sidecar.is_file():
         return None
     try:
-        value = json.loads(sidecar.read_text(encoding="utf-8", errors="replace")).get("Modality")
-    except (OSError, ValueError, AttributeError):  # not JSON, or not an object: not a sidecar we can read
+        values = json.loads(sidecar.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, ValueError):  # not JSON: not a sidecar we can read
         return None
+    return (sidecar, values) if isinstance(values, dict) else None
+
+
+def _bids_sidecar_modality(path: Path) -> ModalityGuess | None:
+    """The ``Modality`` a BIDS / dcm2niix JSON sidecar copied from the DICOM header; None without one."""
+    found = _sidecar(path)
+    value = None if found is None else found[1].get("Modality")
     if not isinstance(value, str) or not value.strip():
         return None
     value = value.strip().upper()
-    return ModalityGuess(_from_dicom_value(value), f"its sidecar {sidecar.name} gives Modality {value}")
+    return ModalityGuess(_from_dicom_value(value), f"its sidecar {found[0].name} gives Modality {value}")
+
+
+#: the part of the complex MR signal an image holds, by the DICOM values that name it: ComplexImageComponent
+#: (0008,9208) and the vendors' ImageType values (Siemens ``ORIGINAL\PRIMARY\P\ND``, Philips
+#: ``ORIGINAL\PRIMARY\P_FFE\P\FFE``, ``PHASE MAP``)
+_SIGNAL_COMPONENTS = {
+    "M": "magnitude",
+    "MAGNITUDE": "magnitude",
+    "P": "phase",
+    "PHASE": "phase",
+    "PHASE MAP": "phase",
+    "R": "real",
+    "REAL": "real",
+    "I": "imaginary",
+    "IMAGINARY": "imaginary",
+}
+#: BIDS ``part-`` entity values, and the field-map suffixes that are phase images
+_BIDS_PARTS = {"mag": "magnitude", "phase": "phase", "real": "real", "imag": "imaginary"}
+_BIDS_PHASE_SUFFIXES = frozenset({"phase", "phasediff", "phase1", "phase2"})
+
+
+def signal_component_of_dicom(complex_component: str, image_type: str) -> str:
+    """``"magnitude"``, ``"phase"``, ``"real"`` or ``"imaginary"`` from a ComplexImageComponent value, else from
+    ImageType (as stored, backslash-separated: its values from the third on, where vendors name it); ``""`` where
+    neither says, or ImageType names more than one."""
+    named = _SIGNAL_COMPONENTS.get(complex_component.strip().upper(), "")
+    if named:
+        return named
+    found = {_SIGNAL_COMPONENTS.get(v.strip().upper(), "") for v in image_type.split("\\")[2:]} - {""}
+    return found.pop() if len(found) == 1 else ""
+
+
+def signal_component(volume: Volume) -> str:
+    """What an MR volume holds of the complex MR signal: ``"magnitude"``, ``"phase"``, ``"real"`` or ``"imaginary"``;
+    ``""`` where nothing says (most files: magnitude images). From the DICOM header
+    (:func:`signal_component_of_dicom`); for a NIfTI, from its sidecar's ``ImageType`` (dcm2niix copies it), else a
+    BIDS name's ``part-`` entity or phase field-map suffix (``_phasediff``)."""
+    metadata = volume.metadata
+    if "0008|9208" in metadata or "0008|0008" in metadata:
+        return signal_component_of_dicom(metadata.get("0008|9208", ""), metadata.get("0008|0008", ""))
+    path = Path(volume.source.path) if volume.source.path else None
+    found = None if path is None else _sidecar(path)
+    image_type = None if found is None else found[1].get("ImageType")
+    if isinstance(image_type, list) and all(isinstance(v, str) for v in image_type):
+        component = signal_component_of_dicom("", "\\".join(image_type))
+        if component:
+            return component
+    stem = None if path is None else _nifti_stem(path)
+    if not stem:
+        return ""
+    parts = stem.split("_")
+    for entity in parts[1:]:
+        if entity.startswith("part-"):
+            return _BIDS_PARTS.get(entity[5:], "")
+    return "phase" if parts[-1] in _BIDS_PHASE_SUFFIXES else ""
 
 
 def _bids_name_modality(path: Path) -> ModalityGuess | None:

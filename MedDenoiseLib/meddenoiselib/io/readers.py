@@ -213,6 +213,7 @@ def _read_dicom(header: VolumeHeader, max_bytes: int | None) -> Volume:
         grid_problem=geometry.problem,
         repeated_frames=stack.repeated_frames,
         repeated_frame_label=stack.repeated_frame_label,
+        mosaic=stack.mosaic,
     )
     if geometry.problem:
         logger.warning(

@@ -22,6 +22,7 @@ from .atomic import atomic_file
 from .formats import detect_format
 from .limits import Encoding, check_claimed_size
 from .modality import diffusion_table
+from .mosaic import mosaic_origin, pack_mosaic, unpack_mosaic
 from .nibabel_formats import load_nibabel, nibabel_frames, nibabel_voxels, probe_nibabel, save_mgh
 from .nifti import stored_like_source
 from .nrrd import NrrdLayout, is_nrrd_series, read_nrrd_series, write_nrrd_series
@@ -31,6 +32,7 @@ from .volume import SourceInfo, Volume
 
 __all__ = [
     "VolumeSeries",
+    "frames_of_slices",
     "is_series_file",
     "probe_series",
     "read_series",
@@ -119,35 +121,70 @@ class VolumeSeries:
         return VolumeSeries(array, geometry.spacing, geometry.origin, geometry.direction, frame_label, frame_values)
 
 
+def _holds_frames(volume: Volume) -> bool:
+    """Whether ``volume``'s slices are the frames of a DICOM series (:func:`series_of_repeated_frames`)."""
+    source = volume.source
+    if source.mosaic is not None:
+        return volume.array.ndim == 3 and volume.array.shape[0] == source.repeated_frames
+    return source.repeated_frames > 1 and volume.array.shape[0] % source.repeated_frames == 0
+
+
+def frames_of_slices(volume: Volume, array: np.ndarray) -> np.ndarray:
+    """A ``(Z, Y, X[, C])`` array on ``volume``'s slices (its voxels, a mask) as the ``(F, P, Y', X'[, C])`` frames
+    :func:`series_of_repeated_frames` makes of them: each position's consecutive images, or each mosaic's tiles."""
+    source = volume.source
+    if source.mosaic is not None:
+        return unpack_mosaic(array, source.mosaic)
+    frames = source.repeated_frames
+    return np.ascontiguousarray(array.reshape(-1, frames, *array.shape[1:]).swapaxes(0, 1))
+
+
 def series_of_repeated_frames(volume: Volume) -> VolumeSeries | None:
-    """A volume read from a DICOM series that holds several frames at every slice position
-    (:attr:`SourceInfo.repeated_frames` ``F``: its slices ``(P * F, Y, X[, C])``, each position's frames consecutive)
-    as the series of those frames, ``(F, P, Y, X[, C])`` on the positions' grid, labelled as the headers say
-    (``"gradient"``, ``"time"``, ``"echo"``, ``"repeat"``), with the volume's header values; None for any other
-    volume. :func:`stacked_frames` gives a result back in the volume's slice order."""
-    frames = volume.source.repeated_frames
-    count = volume.array.shape[0]
-    if frames < 2 or count % frames:
+    """A volume whose slices are the frames of a DICOM series, as the series of those frames, ``(F, P, Y, X[, C])``
+    on one frame's grid, labelled as the headers say (``"gradient"``, ``"time"``, ``"echo"``, ``"repeat"``), with
+    the volume's header values; None for any other volume. Two such volumes:
+
+    - a series holding the same number ``F`` of images at every slice position (:attr:`SourceInfo.repeated_frames`:
+      a classic DWI, fMRI, multi-echo or perfusion series): its slices ``(P * F, Y, X[, C])``, each position's frames
+      consecutive;
+    - Siemens mosaics (:attr:`SourceInfo.mosaic`): its ``F`` slices are mosaics, each frame's ``P`` slices tiled.
+
+    :func:`stacked_frames` gives a result back in the volume's slices."""
+    if not _holds_frames(volume):
         return None
-    positions = count // frames
-    array = volume.array.reshape(positions, frames, *volume.array.shape[1:]).swapaxes(0, 1)
-    # the volume's slice step is the mean over all its slices; the positions are (P - 1) steps apart
-    step = volume.spacing[2] * (count - 1) / (positions - 1) if positions > 1 else volume.spacing[2]
+    source = volume.source
+    array = frames_of_slices(volume, volume.array)
+    positions = array.shape[1]
+    if source.mosaic is not None:
+        metadata = volume.metadata
+        step = float(metadata.get("0018|0088") or metadata.get("0018|0050") or volume.spacing[2])
+        spacing = (volume.spacing[0], volume.spacing[1], abs(step) or 1.0)
+        origin = mosaic_origin(volume.origin, volume.direction, volume.spacing, source.mosaic)
+    else:
+        count = volume.array.shape[0]
+        # the volume's slice step is the mean over all its slices; the positions are (P - 1) steps apart
+        step = volume.spacing[2] * (count - 1) / (positions - 1) if positions > 1 else volume.spacing[2]
+        spacing, origin = (volume.spacing[0], volume.spacing[1], step), volume.origin
     return VolumeSeries(
-        np.ascontiguousarray(array),
-        (volume.spacing[0], volume.spacing[1], step),
-        volume.origin,
+        array,
+        spacing,
+        origin,
         volume.direction,
-        volume.source.repeated_frame_label or "repeat",
-        source=volume.source,
+        source.repeated_frame_label or "repeat",
+        source=source,
         metadata=dict(volume.metadata),
     )
 
 
-def stacked_frames(array: np.ndarray) -> np.ndarray:
-    """``(F, P, ...)`` frames -> the ``(P * F, ...)`` slices of the volume :func:`series_of_repeated_frames` made
-    them from (each position's frames consecutive)."""
-    return np.ascontiguousarray(np.asarray(array).swapaxes(0, 1).reshape(-1, *array.shape[2:]))
+def stacked_frames(frames: np.ndarray, volume: Volume) -> np.ndarray:
+    """``(F, P, ...)`` frames (of :func:`series_of_repeated_frames`, or a result of the same shape) -> an array on
+    ``volume``'s slices: each position's frames consecutive, or the frames tiled back into their mosaics (the empty
+    tiles as ``volume`` holds them, the dtype of ``frames``)."""
+    frames = np.asarray(frames)
+    mosaic = volume.source.mosaic
+    if mosaic is not None:
+        return pack_mosaic(frames, mosaic, volume.array.astype(frames.dtype, copy=False))
+    return np.ascontiguousarray(frames.swapaxes(0, 1).reshape(-1, *frames.shape[2:]))
 
 
 def is_series_file(path: str | Path) -> bool:

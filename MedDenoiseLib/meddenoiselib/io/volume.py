@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..errors import OptionError
+from .mosaic import MosaicLayout
 
 __all__ = ["Volume", "SourceInfo"]
 
@@ -30,6 +31,10 @@ class SourceInfo:
             images of each position being consecutive slices of the volume in acquisition order; else 1.
         repeated_frame_label: what those frames are, from their headers: ``"gradient"`` (DiffusionBValue),
             ``"time"`` (TemporalPositionIdentifier or TriggerTime), ``"echo"`` (EchoTime), else ``"repeat"``.
+        mosaic: for Siemens mosaic DICOM (each image a whole volume's slices tiled in a grid: a single file, or a
+            series of them, one per frame), how they are tiled (:class:`~meddenoiselib.io.mosaic.MosaicLayout`); the
+            volume's slices are then the mosaics, :func:`~meddenoiselib.io.series.series_of_repeated_frames` gives
+            their tiles as the slices of each frame. Else None.
     """
 
     path: str = ""
@@ -40,6 +45,7 @@ class SourceInfo:
     grid_problem: str = ""
     repeated_frames: int = 1
     repeated_frame_label: str = ""
+    mosaic: MosaicLayout | None = None
 
 
 @dataclass(frozen=True)

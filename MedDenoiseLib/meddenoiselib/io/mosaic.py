@@ -1,0 +1,126 @@
+"""Siemens mosaic images: one DICOM image holding a whole volume's slices tiled in a grid.
+
+Siemens scanners store EPI acquisitions (fMRI, diffusion, perfusion, ASL) one file per volume: the ``n`` slices of a
+volume lie side by side in one large image of ``g x g`` tiles (``g = ceil(sqrt(n))``, row by row, the last tiles
+empty), ``ImageType`` ends in ``MOSAIC`` and the private element *NumberOfImagesInMosaic* (``(0019,xx0A)`` of the
+``SIEMENS MR HEADER`` block) gives ``n``. Denoised as the image it is, a mosaic's slices would never be each
+other's neighbours (a burst model would read another volume's tile) and the empty tiles would count as air; so the
+reader records the layout, the library denoises the tiles as the slices of a volume, and puts them back in place:
+the files written are mosaics again, the empty tiles as they were.
+
+The tiles' slice order is the acquisition's spatial order along the slice normal; this module places the first tile
+where the mosaic's ImagePositionPatient says (the corner of the mosaic as if it were one image centred on that
+tile) and the rest along ``row x column`` at SpacingBetweenSlices. Whether the scanner's slice normal points that way
+or the other (the CSA header's ``SliceNormalVector``, not read here) does not matter to denoising; the unpacked
+geometry is the library's working grid, never written to a file.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["MosaicLayout", "mosaic_layout", "mosaic_origin", "pack_mosaic", "unpack_mosaic"]
+
+#: the private block that holds the mosaic's slice count, and that count's element within the block
+SIEMENS_MR_HEADER = "SIEMENS MR HEADER"
+IMAGES_IN_MOSAIC_ELEMENT = 0x0A
+
+
+@dataclass(frozen=True)
+class MosaicLayout:
+    """How a mosaic image's pixels hold a volume.
+
+    Attributes:
+        images: slices in the mosaic (``n``).
+        grid: tiles per row and per column of the mosaic (``ceil(sqrt(n))``).
+        tile_rows, tile_columns: one slice's size in pixels.
+    """
+
+    images: int
+    grid: int
+    tile_rows: int
+    tile_columns: int
+
+
+def _private_images_in_mosaic(dataset) -> int | None:
+    """NumberOfImagesInMosaic from the ``SIEMENS MR HEADER`` block of group 0x0019, wherever the block lies."""
+    try:
+        block = dataset.private_block(0x0019, SIEMENS_MR_HEADER)
+    except KeyError:
+        return None
+    try:
+        value = block[IMAGES_IN_MOSAIC_ELEMENT].value
+    except KeyError:
+        return None
+    if isinstance(value, bytes):  # an implicit-VR US value that pydicom's private dictionary did not name
+        return int.from_bytes(value[:2], "little") if len(value) >= 2 else None
+    if not isinstance(value, (int, str)):  # a multi-valued element: its first value
+        value = next(iter(value), None)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def mosaic_layout(dataset, label: str, rows: int, columns: int, frames: int) -> MosaicLayout | None:
+    """The mosaic layout of a DICOM image (pydicom dataset, pixels deferred), or None for any other image.
+
+    Raises:
+        InputError: the image says it is a mosaic and gives its slice count, but the count does not tile its
+            ``rows x columns`` (a corrupt or hand-edited header); the message names the file.
+    """
+    image_type = dataset.get("ImageType") or ()
+    kinds = [str(v).strip().upper() for v in ([image_type] if isinstance(image_type, str) else image_type)]
+    if "MOSAIC" not in kinds:
+        return None
+    images = _private_images_in_mosaic(dataset)
+    if images is None or images < 1 or frames != 1:
+        return None  # a mosaic without its count (anonymised private tags): read as the image it is
+    grid = math.ceil(math.sqrt(images))
+    if rows % grid or columns % grid:
+        raise InputError(
+            f"{label}: a Siemens mosaic of {images} slices should be a grid of {grid} x {grid} tiles, but its "
+            f"{rows} x {columns} pixels do not divide into them"
+        )
+    if images == 1:
+        return None
+    return MosaicLayout(images, grid, rows // grid, columns // grid)
+
+
+def _all_tiles(mosaic: np.ndarray, layout: MosaicLayout) -> np.ndarray:
+    """``(..., rows, columns)`` -> all ``g * g`` tiles ``(..., g * g, tile_rows, tile_columns)``, a copy."""
+    g, r, c = layout.grid, layout.tile_rows, layout.tile_columns
+    lead = mosaic.shape[:-2]
+    return np.ascontiguousarray(np.moveaxis(mosaic.reshape(*lead, g, r, g, c), -3, -2).reshape(*lead, g * g, r, c))
+
+
+def unpack_mosaic(mosaic: np.ndarray, layout: MosaicLayout) -> np.ndarray:
+    """``(..., rows, columns)`` mosaics -> their ``(..., n, tile_rows, tile_columns)`` slices, a copy."""
+    return np.ascontiguousarray(_all_tiles(mosaic, layout)[..., : layout.images, :, :])
+
+
+def pack_mosaic(slices: np.ndarray, layout: MosaicLayout, into: np.ndarray) -> np.ndarray:
+    """``(..., n, tile_rows, tile_columns)`` slices put back in place in a copy of the ``(..., rows, columns)``
+    mosaics ``into`` (whose empty tiles are kept), with ``into``'s dtype."""
+    g, r, c = layout.grid, layout.tile_rows, layout.tile_columns
+    tiles = _all_tiles(into, layout)
+    tiles[..., : layout.images, :, :] = slices
+    grid = tiles.reshape(*into.shape[:-2], g, g, r, c)
+    return np.ascontiguousarray(np.moveaxis(grid, -2, -3).reshape(into.shape))
+
+
+def mosaic_origin(
+    corner: tuple[float, ...], direction: np.ndarray, spacing: tuple[float, ...], layout: MosaicLayout
+) -> tuple[float, float, float]:
+    """The LPS position (mm) of the first tile's first pixel, from the mosaic's ImagePositionPatient ``corner``,
+    its ``3 x 3`` ``direction`` (columns i, j, k) and ``(x, y)`` pixel ``spacing``: the mosaic is placed as if it
+    were one image centred on the first slice, so its corner lies half the difference of the sizes away."""
+    shift_x = (layout.grid - 1) * layout.tile_columns / 2 * spacing[0]
+    shift_y = (layout.grid - 1) * layout.tile_rows / 2 * spacing[1]
+    origin = np.asarray(corner, dtype=np.float64) + direction[:, 0] * shift_x + direction[:, 1] * shift_y
+    return tuple(float(v) for v in origin)
