@@ -605,7 +605,9 @@ class Denoiser:
             count = volume.shape[0]
             index = count // 2 if index is None else index
             _check_slice(index, count, 0)
-            position, frame_index = divmod(int(index), series.num_frames)
+            order = volume.source.frame_order  # a multi-frame file's frames: the slice's rank in position order
+            rank = order.index(int(index)) if order else int(index)
+            position, frame_index = divmod(rank, series.num_frames)
             result = self.preview(series, position, sigma, frame_mask, frame_index, frame_exclude)
             return volume.slab(0, int(index), int(index) + 1).with_array(result.array)
         image = self._preview_frame(volume, frame)

@@ -178,6 +178,8 @@ class DicomStack:
         repeated_frames, repeated_frame_label: as :class:`~meddenoiselib.io.SourceInfo` has them.
         mosaic: as :class:`~meddenoiselib.io.SourceInfo` has it: the layout of Siemens mosaics, each image one
             frame (a single file, or a series of them at one position); else None.
+        frame_order: as :class:`~meddenoiselib.io.SourceInfo` has it: for multi-frame files holding several frames
+            at every position, the stack's frames in position order, each position's frames in file order.
     """
 
     label: str
@@ -189,6 +191,7 @@ class DicomStack:
     repeated_frames: int = 1
     repeated_frame_label: str = ""
     mosaic: MosaicLayout | None = None
+    frame_order: tuple[int, ...] = ()
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -226,15 +229,65 @@ def dicom_stack_of_file(image: DicomImage) -> DicomStack:
         image.frames,
         image.slice_spacing,
     )
-    return DicomStack(
-        image.path,
-        (image,),
-        geometry,
-        image.decoded_shape,
-        image.physical_dtype,
-        image.series_uid,
-        mosaic=image.mosaic,
+    grouped = _frames_by_position(image.path, (image,), orientation)
+    if grouped is None:
+        return DicomStack(
+            image.path,
+            (image,),
+            geometry,
+            image.decoded_shape,
+            image.physical_dtype,
+            image.series_uid,
+            mosaic=image.mosaic,
+        )
+    geometry, frames, order = grouped
+    kind = _varying_frame_kind([image.frame_values]) or "repeat"
+    shape, dtype = image.decoded_shape, image.physical_dtype
+    return DicomStack(image.path, (image,), geometry, shape, dtype, image.series_uid, frames, kind, frame_order=order)
+
+
+def _frames_by_position(label: str, images, orientation: np.ndarray | None):
+    """For multi-frame files whose frames lie at the same positions several times each (an enhanced DWI, fMRI or
+    multi-echo file; a series of such files, one volume each): ``(geometry, frames per position, order)``, the
+    geometry that of the positions and ``order`` the stack's frame indices (the files' frames one after another)
+    sorted by position, each position's frames in stack order; None where the frames are not such a grid."""
+    if any(image.positions is None or len(image.positions) != image.frames for image in images):
+        return None
+    positions = np.concatenate([image.positions for image in images])
+    count = len(positions)
+    row, column = (orientation[:3], orientation[3:]) if orientation is not None else (np.eye(3)[0], np.eye(3)[1])
+    height = positions @ np.cross(row, column)
+    order = sorted(range(count), key=lambda k: (round(float(height[k]), 4), k))
+    sorted_height = height[order]
+    repeats = int(np.count_nonzero(np.diff(sorted_height) < STEP_ABSOLUTE_TOLERANCE_MM))
+    frames = _frames_per_position(sorted_height, order) if repeats else 1
+    if frames < 2:
+        return None
+    first = images[0]
+    geometry = stack_geometry(label, orientation, first.pixel_spacing, positions[order], count, first.slice_spacing)
+    return _with_repeats(geometry, repeats), frames, tuple(order)
+
+
+def _with_repeats(geometry: StackGeometry, repeats: int) -> StackGeometry:
+    """``geometry`` marked as holding ``repeats`` slices at another slice's position."""
+    return StackGeometry(
+        geometry.origin,
+        geometry.spacing,
+        geometry.direction,
+        f"{repeats} slices repeat another slice's position (several echoes, phases or acquisitions in one series)",
     )
+
+
+def _varying_frame_kind(frame_values: list[dict[str, tuple[str, ...]]]) -> str:
+    """The first kind of frame (``gradient``, ``echo``, ``time``) whose enhanced per-frame values differ: within one
+    file's frames (one entry) or between files (several); ``""`` where none does."""
+    for kind in ("gradient", "echo", "time"):
+        texts = [values.get(kind, ()) for values in frame_values]
+        if len(frame_values) == 1 and len(set(texts[0])) > 1:
+            return kind
+        if len(frame_values) > 1 and len(set(texts)) > 1:
+            return kind
+    return ""
 
 
 def dicom_stack_of_series(label: str, files: tuple[str, ...], series_uid: str = "") -> DicomStack:
@@ -247,13 +300,17 @@ def dicom_stack_of_series(label: str, files: tuple[str, ...], series_uid: str = 
     images = [read_dicom_image(f) for f in files]
     if len(images) == 1:
         return dicom_stack_of_file(images[0])
+    _check_one_signal_component(label, images, series_uid)
     multi = [image for image in images if image.frames > 1]
     if multi:
-        raise InputError(
-            f"{label}: series {series_uid or '?'} is split over {len(images)} files of which {len(multi)} hold "
-            f"several frames (e.g. {Path(multi[0].path).name}); read each multi-frame file on its own"
-        )
-    _check_one_signal_component(label, images, series_uid)
+        stack = _stack_of_volume_files(label, images, series_uid) if len(multi) == len(images) else None
+        if stack is None:
+            raise InputError(
+                f"{label}: series {series_uid or '?'} is split over {len(images)} files of which {len(multi)} hold "
+                f"several frames (e.g. {Path(multi[0].path).name}), which are not one volume each at the same "
+                "positions; read each multi-frame file on its own"
+            )
+        return stack
     first = images[0]
     for image in images[1:]:
         if (image.rows, image.columns, image.is_colour) != (first.rows, first.columns, first.is_colour):
@@ -303,12 +360,7 @@ def dicom_stack_of_series(label: str, files: tuple[str, ...], series_uid: str = 
     geometry = stack_geometry(label, orientation, first.pixel_spacing, positions, len(images), first.slice_spacing)
     frames, frame_label = 1, ""
     if repeats:
-        geometry = StackGeometry(
-            geometry.origin,
-            geometry.spacing,
-            geometry.direction,
-            f"{repeats} slices repeat another slice's position (several echoes, phases or acquisitions in one series)",
-        )
+        geometry = _with_repeats(geometry, repeats)
         frames = _frames_per_position(sorted_height, [image.instance_number for image in images])
         frame_label = _repeated_frame_label(images) if frames > 1 else ""
     mosaic = _series_mosaic(label, images, frames)
@@ -318,6 +370,30 @@ def dicom_stack_of_series(label: str, files: tuple[str, ...], series_uid: str = 
     shape = (len(images), first.rows, first.columns) + ((3,) if first.is_colour else ())
     uid = series_uid or first.series_uid
     return DicomStack(label, tuple(images), geometry, shape, np.dtype(dtype), uid, frames, frame_label, mosaic)
+
+
+def _stack_of_volume_files(label: str, images: list, series_uid: str) -> DicomStack | None:
+    """A series of multi-frame files that each hold one volume of the same positions (an enhanced fMRI or DWI
+    written one file per volume, as Siemens XA scanners do) as the stack of all their frames, file after file in
+    InstanceNumber order, one frame per file at every position; None for any other series of multi-frame files."""
+    first = images[0]
+    if any((image.frames, image.rows, image.columns) != (first.frames, first.rows, first.columns) for image in images):
+        return None
+    if any(image.is_colour or image.orientations is None for image in images):
+        return None
+    images = sorted(images, key=lambda image: (image.instance_number or 0, image.path))
+    orientation = _single_orientation(label, np.concatenate([image.orientations for image in images]), "frames")
+    grouped = _frames_by_position(label, images, orientation)
+    if grouped is None or grouped[1] != len(images):
+        return None
+    geometry, frames, order = grouped
+    kind = _varying_frame_kind([image.frame_values for image in images])
+    if not kind:  # each file one volume: diffusion-weighted, else repeated over time
+        kind = "gradient" if _diffusion_image_type(images) else "time"
+    dtype = np.dtype(np.result_type(*[image.physical_dtype for image in images]))
+    shape = (first.frames * len(images), first.rows, first.columns)
+    uid = series_uid or first.series_uid
+    return DicomStack(label, tuple(images), geometry, shape, dtype, uid, frames, kind, frame_order=order)
 
 
 def _check_one_signal_component(label: str, images: list, series_uid: str) -> None:
@@ -361,8 +437,13 @@ def _series_mosaic(label: str, images: list, frames: int) -> MosaicLayout | None
 def _mosaic_frame_label(images) -> str:
     """Siemens mosaics are EPI volumes: diffusion-weighted (ImageType DIFFUSION, or b-values that vary) or repeated
     over time (fMRI, perfusion, ASL)."""
-    diffusion = any("DIFFUSION" in image.metadata.get("0008|0008", "").upper().split("\\") for image in images)
-    return "gradient" if diffusion or _repeated_frame_label(images) == "gradient" else "time"
+    diffusion = _diffusion_image_type(images) or _repeated_frame_label(images) == "gradient"
+    return "gradient" if diffusion else "time"
+
+
+def _diffusion_image_type(images) -> bool:
+    """Whether an image's ImageType says it is diffusion-weighted (Siemens: ``ORIGINAL\\PRIMARY\\DIFFUSION...``)."""
+    return any("DIFFUSION" in image.metadata.get("0008|0008", "").upper().split("\\") for image in images)
 
 
 #: header values that tell what the images at one position are, in the order they are asked (GDCM keys)
@@ -408,6 +489,8 @@ def read_dicom_stack(stack: DicomStack, max_bytes: int | None = None) -> np.ndar
     if len(stack.images) == 1:
         return decode_physical(stack.images[0], max_bytes).astype(stack.dtype, copy=False).reshape(stack.shape)
     array = np.empty(stack.shape, dtype=stack.dtype)
-    for index, image in enumerate(stack.images):
-        array[index] = decode_physical(image, max_bytes)[0]
+    start = 0
+    for image in stack.images:  # one frame per file, or a multi-frame file's frames one after another
+        array[start : start + image.frames] = decode_physical(image, max_bytes)
+        start += image.frames
     return array

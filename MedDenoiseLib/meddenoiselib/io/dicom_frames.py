@@ -77,6 +77,9 @@ class DicomImage:
         file_bytes: the file size.
         palette_bits: for PALETTE COLOR, the bits of the colour table entries (8 or 16).
         mosaic: for a Siemens mosaic (a volume's slices tiled in one image), how they are tiled; else None.
+        frame_values: for an enhanced (functional-group) file, per kind of frame (``"gradient"``, ``"echo"``,
+            ``"time"``) the per-frame values that name it (the MR diffusion item, EffectiveEchoTime,
+            TemporalPositionIndex; ``""`` where a frame has none); empty for other files.
         metadata: top-level header values as ``"gggg|eeee"`` -> text (the keys SimpleITK/GDCM use).
     """
 
@@ -104,6 +107,7 @@ class DicomImage:
     file_bytes: int
     palette_bits: int = 16
     mosaic: MosaicLayout | None = None
+    frame_values: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
     metadata: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -308,6 +312,31 @@ def _frame_maps(dataset, label: str, frames: int, sop_class: str) -> tuple[tuple
     return tuple(slopes), tuple(intercepts)
 
 
+#: what tells an enhanced file's frames at one position apart: (kind, per-frame functional group, its keyword or
+#: None for the whole item: a diffusion frame is its b-value and gradient direction)
+_FRAME_KIND_GROUPS = (
+    ("gradient", "MRDiffusionSequence", None),
+    ("echo", "MREchoSequence", "EffectiveEchoTime"),
+    ("time", "FrameContentSequence", "TemporalPositionIndex"),
+)
+
+
+def _frame_values(dataset) -> dict[str, tuple[str, ...]]:
+    """Per kind of :data:`_FRAME_KIND_GROUPS`, each frame's value as text (``""`` where it has none); empty for a
+    file without per-frame functional groups."""
+    per_frame = dataset.get("PerFrameFunctionalGroupsSequence")
+    if not per_frame:
+        return {}
+    values = {}
+    for kind, sequence, keyword in _FRAME_KIND_GROUPS:
+        texts = []
+        for item in per_frame:
+            group = _first_item(item, sequence)
+            texts.append("" if group is None else str(group if keyword is None else group.get(keyword, "")))
+        values[kind] = tuple(texts)
+    return values
+
+
 def _frame_geometry(dataset, label: str, frames: int):
     """Per-frame orientations ``(F, 6)`` and positions (``(F, 3)``, ``(1, 3)`` or None), pixel and slice spacing."""
     shared = _first_item(dataset, "SharedFunctionalGroupsSequence")
@@ -443,6 +472,7 @@ def read_dicom_image(path: str | Path, known_suffix: bool = True) -> DicomImage:
         orientations, positions, pixel_spacing, slice_spacing = _frame_geometry(dataset, label, frames)
         metadata = _metadata(dataset)
         mosaic = None if photometric in COLOUR else mosaic_layout(dataset, label, rows, columns, frames)
+        frame_values = _frame_values(dataset) if frames > 1 else {}
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -482,6 +512,7 @@ def read_dicom_image(path: str | Path, known_suffix: bool = True) -> DicomImage:
         file_bytes=os.path.getsize(path),
         palette_bits=palette_bits,
         mosaic=mosaic,
+        frame_values=frame_values,
         metadata=metadata,
     )
 

@@ -55,8 +55,9 @@ def write_derived_dicom(
     inverse of that map, clipped to the stored range.
 
     Args:
-        frames: physical values (e.g. HU), shape ``(len(source_files), Y, X)`` for single-frame files, or
-            ``(F, Y, X)`` for one multi-frame source file.
+        frames: physical values (e.g. HU), the source files' frames one after another: ``(len(source_files), Y,
+            X)`` for single-frame files, ``(F, Y, X)`` for one multi-frame file of ``F`` frames, ``(N * F, Y, X)``
+            for ``N`` such files.
         source_files: the source DICOM files, in the order of ``frames``.
         output_dir: an existing folder to write into (a private temporary folder; the caller moves the files).
         description_suffix: appended to SeriesDescription. Defaults to " denoised".
@@ -71,29 +72,34 @@ def write_derived_dicom(
     import pydicom
     from pydicom.uid import generate_uid
 
-    multi_frame = len(source_files) == 1 and frames.shape[0] > 1
-    if not multi_frame and frames.shape[0] != len(source_files):
-        raise OutputError(f"{output_dir}: {frames.shape[0]} slices to write but {len(source_files)} source DICOM files")
+    images = []
+    for source in source_files:
+        try:
+            images.append(read_dicom_image(source))
+        except Exception as exc:  # noqa: BLE001 - the source changed or vanished since it was read
+            raise OutputError(f"{source}: cannot read the source DICOM header for the derived series ({exc})") from exc
+    if frames.shape[0] != sum(image.frames for image in images):
+        counts = f"{len(source_files)} source DICOM files of {sum(image.frames for image in images)} frames"
+        raise OutputError(f"{output_dir}: {frames.shape[0]} slices to write but {counts}")
     series_uid = generate_uid()
     now = datetime.datetime.now()
     written: list[Path] = []
     names = derived_file_names(source_files)
-    for index, source in enumerate(source_files):
+    start = 0
+    for index, (source, image) in enumerate(zip(source_files, images, strict=True)):
         try:
-            image = read_dicom_image(source)
             ds = with_transfer_syntax(pydicom.dcmread(source, force=True))
         except Exception as exc:  # noqa: BLE001 - the source changed or vanished since it was read
             raise OutputError(f"{source}: cannot read the source DICOM header for the derived series ({exc})") from exc
         check_dicom_writable([image], str(output_dir))
-        values = frames if multi_frame else frames[index : index + 1]
-        if values.shape[0] != image.frames:
-            raise OutputError(f"{source}: {values.shape[0]} frames to write but the source holds {image.frames}")
+        values = frames[start : start + image.frames]  # the file's frames: one, or all of a multi-frame file's
+        start += image.frames
         if image.is_colour:
             stored, bits, stored_bits = _colour_to_stored(values, image, source)
             _set_rgb(ds, bits, stored_bits)
         else:
             stored, bits = physical_to_stored(values, image), image.bits_allocated
-        _replace_pixels(ds, stored, bits, multi_frame)
+        _replace_pixels(ds, stored, bits, image.frames > 1)
         _mark_derived(ds, series_uid, description_suffix, derivation, now)
 
         target = output_dir / names[index]

@@ -214,6 +214,7 @@ def _read_dicom(header: VolumeHeader, max_bytes: int | None) -> Volume:
         repeated_frames=stack.repeated_frames,
         repeated_frame_label=stack.repeated_frame_label,
         mosaic=stack.mosaic,
+        frame_order=stack.frame_order,
     )
     if geometry.problem:
         logger.warning(

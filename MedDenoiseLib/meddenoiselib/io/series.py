@@ -135,6 +135,8 @@ def frames_of_slices(volume: Volume, array: np.ndarray) -> np.ndarray:
     source = volume.source
     if source.mosaic is not None:
         return unpack_mosaic(array, source.mosaic)
+    if source.frame_order:
+        array = array[list(source.frame_order)]
     frames = source.repeated_frames
     return np.ascontiguousarray(array.reshape(-1, frames, *array.shape[1:]).swapaxes(0, 1))
 
@@ -147,7 +149,9 @@ def series_of_repeated_frames(volume: Volume) -> VolumeSeries | None:
     - a series holding the same number ``F`` of images at every slice position (:attr:`SourceInfo.repeated_frames`:
       a classic DWI, fMRI, multi-echo or perfusion series): its slices ``(P * F, Y, X[, C])``, each position's frames
       consecutive;
-    - Siemens mosaics (:attr:`SourceInfo.mosaic`): its ``F`` slices are mosaics, each frame's ``P`` slices tiled.
+    - Siemens mosaics (:attr:`SourceInfo.mosaic`): its ``F`` slices are mosaics, each frame's ``P`` slices tiled;
+    - multi-frame files with several frames at every position (:attr:`SourceInfo.frame_order`): its slices are the
+      files' frames, in the order the files hold them.
 
     :func:`stacked_frames` gives a result back in the volume's slices."""
     if not _holds_frames(volume):
@@ -184,7 +188,13 @@ def stacked_frames(frames: np.ndarray, volume: Volume) -> np.ndarray:
     mosaic = volume.source.mosaic
     if mosaic is not None:
         return pack_mosaic(frames, mosaic, volume.array.astype(frames.dtype, copy=False))
-    return np.ascontiguousarray(frames.swapaxes(0, 1).reshape(-1, *frames.shape[2:]))
+    slices = np.ascontiguousarray(frames.swapaxes(0, 1).reshape(-1, *frames.shape[2:]))
+    order = volume.source.frame_order
+    if order:  # back to the files' frame order
+        in_files = np.empty_like(slices)
+        in_files[list(order)] = slices
+        return in_files
+    return slices
 
 
 def is_series_file(path: str | Path) -> bool:

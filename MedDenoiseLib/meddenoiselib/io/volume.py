@@ -35,6 +35,10 @@ class SourceInfo:
             series of them, one per frame), how they are tiled (:class:`~meddenoiselib.io.mosaic.MosaicLayout`); the
             volume's slices are then the mosaics, :func:`~meddenoiselib.io.series.series_of_repeated_frames` gives
             their tiles as the slices of each frame. Else None.
+        frame_order: for multi-frame DICOM files that hold several frames at every position (an enhanced DWI, fMRI
+            or multi-echo file; a series of such files, one volume each), the volume's slices (the files' frames in
+            file order) in position order, each position's frames consecutive in file order; ``repeated_frames``
+            gives how many. Empty where the slices are already in that order.
     """
 
     path: str = ""
@@ -46,6 +50,7 @@ class SourceInfo:
     repeated_frames: int = 1
     repeated_frame_label: str = ""
     mosaic: MosaicLayout | None = None
+    frame_order: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
