@@ -84,6 +84,28 @@ def brain_mask(head: np.ndarray) -> np.ndarray:
     return np.stack([ndimage.binary_fill_holes(ndimage.binary_dilation(s > 0.2 * top, iterations=2)) for s in head])
 
 
+MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+ENHANCED_MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4.1"
+
+
+def new_dicom_dataset(sop_class: str = MR_IMAGE_STORAGE, study: str | None = None, series: str | None = None):
+    """A new DICOM data set for tests that write their own files: file meta (Explicit VR Little Endian), SOP class
+    and a new SOP instance UID, the study and series UIDs (new ones unless given). The caller adds the rest and
+    writes it with ``pydicom.dcmwrite(path, ds, enforce_file_format=True)``."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study or generate_uid(), series or generate_uid()
+    return ds
+
+
 def dicom_testdata(name: str) -> Path:
     """A real file from pydicom's bundled test data or the ``pydicom-data`` package; the test is skipped when the
     file is absent (never downloaded)."""

@@ -8,9 +8,9 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
 from meddenoiselib.cli import main
 from meddenoiselib.demo import sample_path
@@ -18,6 +18,8 @@ from meddenoiselib.errors import InputError
 from meddenoiselib.inference import Denoiser
 from meddenoiselib.io import read_volume
 from meddenoiselib.io.series import series_of_repeated_frames, stacked_frames
+
+from ..conftest import ENHANCED_MR_IMAGE_STORAGE, new_dicom_dataset
 
 B_VALUES = (1000.0, 1000.0, 0.0, 1000.0)
 SIGMA = 30.0
@@ -42,14 +44,7 @@ def _write_enhanced(path, frames: np.ndarray, pairs, b_values=None, echo_times=N
     """An Enhanced MR Image file holding ``frames[f, p]`` (``(F, P, Y, X)`` uint16, 4 x 4 x 5 mm) for each ``(f, p)``
     of ``pairs`` in that order, with per-frame positions (from ``z0`` mm), temporal indices and b-values or echo
     times."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"  # Enhanced MR Image Storage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.3.4", series or generate_uid()
+    ds = new_dicom_dataset(ENHANCED_MR_IMAGE_STORAGE, "1.2.3.4", series)
     ds.Modality, ds.PatientID, ds.InstanceNumber = "MR", "enhanced", instance
     ds.ImageType = ["ORIGINAL", "PRIMARY", "DIFFUSION" if b_values is not None else "M", "NONE"]
     measures = _dataset(PixelSpacing=[4.0, 4.0], SliceThickness=5.0)

@@ -11,8 +11,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
 from meddenoiselib.cli import main
 from meddenoiselib.demo import sample_path
@@ -21,6 +20,8 @@ from meddenoiselib.inference import Denoiser
 from meddenoiselib.io import read_volume
 from meddenoiselib.io.mosaic import MosaicLayout
 from meddenoiselib.io.series import series_of_repeated_frames, stacked_frames
+
+from ..conftest import new_dicom_dataset
 
 B_VALUES = (1000, 1000, 0, 1000)  # the b = 0 volume between b = 1000 ones, as scanners interleave them
 SIGMA = 30.0
@@ -45,14 +46,7 @@ def _write_mosaics(folder, frames: np.ndarray, b_values=B_VALUES, count: int | N
     study, series = generate_uid(), generate_uid()
     paths = []
     for f in range(frames.shape[0]):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"  # MR Image Storage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+        ds = new_dicom_dataset(study=study, series=series)
         ds.Modality, ds.Manufacturer, ds.PatientName, ds.PatientID = "MR", "SIEMENS", "Test^Mosaic", "mosaic"
         kind = "DIFFUSION" if b_values is not None else "M"
         ds.ImageType = ["ORIGINAL", "PRIMARY", kind, "NONE", "ND", "MOSAIC"]

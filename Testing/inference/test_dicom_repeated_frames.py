@@ -9,14 +9,15 @@ import dataclasses
 import nibabel as nib
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
 from meddenoiselib.cli import main
 from meddenoiselib.demo import sample_path
 from meddenoiselib.inference import Denoiser
 from meddenoiselib.io import read_volume
 from meddenoiselib.io.series import series_of_repeated_frames, stacked_frames
+
+from ..conftest import new_dicom_dataset
 
 B_VALUES = (1000.0, 1000.0, 0.0, 1000.0)  # the b = 0 frame between b = 1000 ones, as scanners interleave them
 
@@ -31,14 +32,7 @@ def _write_dwi_series(folder, frames: np.ndarray, b_values=B_VALUES, skip: int |
         for p in range(positions):
             if skip == f * positions + p:
                 continue
-            meta = FileMetaDataset()
-            meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"  # MR Image Storage
-            meta.MediaStorageSOPInstanceUID = generate_uid()
-            meta.TransferSyntaxUID = ExplicitVRLittleEndian
-            ds = Dataset()
-            ds.file_meta = meta
-            ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-            ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+            ds = new_dicom_dataset(study=study, series=series)
             ds.Modality, ds.PatientName, ds.PatientID = "MR", "Test^DWI", "dwi"
             ds.InstanceNumber = f * positions + p + 1
             ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]

@@ -11,8 +11,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
 from meddenoiselib.cli import main
 from meddenoiselib.demo import sample_path
@@ -20,6 +19,8 @@ from meddenoiselib.errors import InputError
 from meddenoiselib.inference import Denoiser
 from meddenoiselib.io import read_volume
 from meddenoiselib.io.modality import signal_component, signal_component_of_dicom
+
+from ..conftest import new_dicom_dataset
 
 SIGMA = 20.0
 
@@ -29,14 +30,7 @@ def _write_mr_series(folder, slices: np.ndarray, image_types: list[list[str]]) -
     folder.mkdir()
     study, series = generate_uid(), generate_uid()
     for k, (pixels, image_type) in enumerate(zip(slices, image_types, strict=True)):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"  # MR Image Storage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+        ds = new_dicom_dataset(study=study, series=series)
         ds.Modality, ds.PatientID, ds.ImageType, ds.InstanceNumber = "MR", "complex", image_type, k + 1
         ds.ImageOrientationPatient, ds.ImagePositionPatient = [1, 0, 0, 0, 1, 0], [0.0, 0.0, 5.0 * k]
         ds.PixelSpacing, ds.SliceThickness = [4.0, 4.0], 5.0
