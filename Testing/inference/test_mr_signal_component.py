@@ -25,8 +25,9 @@ from ..conftest import new_dicom_dataset
 SIGMA = 20.0
 
 
-def _write_mr_series(folder, slices: np.ndarray, image_types: list[list[str]]) -> None:
-    """One signed 16-bit MR file per slice of ``slices`` ``(Z, Y, X)`` (4 x 4 x 5 mm), each with its ImageType."""
+def _write_mr_series(folder, slices: np.ndarray, image_types: list[list[str]], ge_code: int | None = None) -> None:
+    """One signed 16-bit MR file per slice of ``slices`` ``(Z, Y, X)`` (4 x 4 x 5 mm), each with its ImageType;
+    ``ge_code``: GE's private image type (0043,102F) too."""
     folder.mkdir()
     study, series = generate_uid(), generate_uid()
     for k, (pixels, image_type) in enumerate(zip(slices, image_types, strict=True)):
@@ -38,6 +39,8 @@ def _write_mr_series(folder, slices: np.ndarray, image_types: list[list[str]]) -
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
         ds.PixelData = np.rint(pixels).astype(np.int16).tobytes()
+        if ge_code is not None:
+            ds.private_block(0x0043, "GEMS_PARM_01", create=True).add_new(0x2F, "SS", ge_code)
         pydicom.dcmwrite(str(folder / f"{k:03d}.dcm"), ds, enforce_file_format=True)
 
 
@@ -102,6 +105,17 @@ def test_a_phase_image_is_left_alone_by_auto_and_denoised_when_a_model_is_chosen
     out = tmp_path / "chosen"
     assert main(["denoise", str(tmp_path / "phase"), str(out), "--model", "kpn-burst3", "--quiet"]) == 0
     assert read_volume(out).shape == (14, 58, 58)
+
+
+def test_a_ge_phase_image_is_known_by_its_private_image_type(tmp_path):
+    """GE writes ImageType ORIGINAL\\PRIMARY\\OTHER for magnitude and phase alike; its private (0043,102F) tells."""
+    _, phase = _complex_head()
+    _write_mr_series(tmp_path / "ge", phase * 1000, [["ORIGINAL", "PRIMARY", "OTHER"]] * len(phase), ge_code=1)
+    volume = read_volume(tmp_path / "ge")
+    assert signal_component(volume) == "phase"
+    with pytest.raises(InputError, match="phase image"):
+        Denoiser("auto").denoise(volume)
+    assert signal_component_of_dicom("", "ORIGINAL\\PRIMARY\\OTHER", "2") == "real"
 
 
 def test_a_nifti_phase_image_is_known_by_its_sidecar_or_its_bids_name(tmp_path):

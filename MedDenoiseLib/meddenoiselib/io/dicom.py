@@ -22,7 +22,7 @@ from .discovery import check_links
 from .geometry import STEP_ABSOLUTE_TOLERANCE_MM, StackGeometry, orientation_groups, stack_geometry
 from .itk_messages import itk_messages_logged
 from .limits import check_claimed_size
-from .modality import signal_component_of_dicom
+from .modality import dicom_signal_component
 from .mosaic import MosaicLayout
 
 __all__ = [
@@ -404,16 +404,15 @@ def _check_one_signal_component(label: str, images: list, series_uid: str) -> No
         return
     counts: dict[str, int] = {}
     for image in images:
-        metadata = image.metadata
-        component = signal_component_of_dicom(metadata.get("0008|9208", ""), metadata.get("0008|0008", ""))
+        component = dicom_signal_component(image.metadata)
         counts[component or "unnamed"] = counts.get(component or "unnamed", 0) + 1
     named = [component for component in counts if component != "unnamed"]
     if len(named) > 1:
         parts = ", ".join(f"{count} {component}" for component, count in counts.items())
         raise InputError(
             f"{label}: MR series {series_uid or '?'} holds images of different parts of the complex signal ({parts}: "
-            "DICOM ImageType / ComplexImageComponent); they are not one image to denoise. Put the magnitude images' "
-            "files in a folder of their own and denoise that"
+            "DICOM ImageType / ComplexImageComponent / GE's image type); they are not one image to denoise. Put the "
+            "magnitude images' files in a folder of their own and denoise that"
         )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MedDenoiseError
+from .dicom_frames import GE_COMPLEX_COMPONENT_KEY
 from .formats import detect_format, strip_suffix
 from .volume import Volume
 
@@ -17,6 +18,7 @@ __all__ = [
     "Modality",
     "ModalityGuess",
     "detect_modality",
+    "dicom_signal_component",
     "modality_from_file",
     "parse_modality",
     "signal_component",
@@ -245,15 +247,26 @@ _BIDS_PARTS = {"mag": "magnitude", "phase": "phase", "real": "real", "imag": "im
 _BIDS_PHASE_SUFFIXES = frozenset({"phase", "phasediff", "phase1", "phase2"})
 
 
-def signal_component_of_dicom(complex_component: str, image_type: str) -> str:
-    """``"magnitude"``, ``"phase"``, ``"real"`` or ``"imaginary"`` from a ComplexImageComponent value, else from
-    ImageType (as stored, backslash-separated: its values from the third on, where vendors name it); ``""`` where
-    neither says, or ImageType names more than one."""
-    named = _SIGNAL_COMPONENTS.get(complex_component.strip().upper(), "")
+#: GE's private code of the same (0043,102F): 0 magnitude, 1 phase, 2 real, 3 imaginary
+_GE_COMPONENTS = {"0": "magnitude", "1": "phase", "2": "real", "3": "imaginary"}
+
+
+def signal_component_of_dicom(complex_component: str, image_type: str, ge_code: str = "") -> str:
+    """``"magnitude"``, ``"phase"``, ``"real"`` or ``"imaginary"`` from a ComplexImageComponent value, else GE's
+    private code, else ImageType (as stored, backslash-separated: its values from the third on, where vendors name
+    it); ``""`` where none says, or ImageType names more than one."""
+    named = _SIGNAL_COMPONENTS.get(complex_component.strip().upper(), "") or _GE_COMPONENTS.get(ge_code.strip(), "")
     if named:
         return named
     found = {_SIGNAL_COMPONENTS.get(v.strip().upper(), "") for v in image_type.split("\\")[2:]} - {""}
     return found.pop() if len(found) == 1 else ""
+
+
+def dicom_signal_component(metadata: dict[str, str]) -> str:
+    """:func:`signal_component_of_dicom` of one image's header values (GDCM keys, as the reader gives them)."""
+    return signal_component_of_dicom(
+        metadata.get("0008|9208", ""), metadata.get("0008|0008", ""), metadata.get(GE_COMPLEX_COMPONENT_KEY, "")
+    )
 
 
 def signal_component(volume: Volume) -> str:
@@ -262,8 +275,8 @@ def signal_component(volume: Volume) -> str:
     (:func:`signal_component_of_dicom`); for a NIfTI, from its sidecar's ``ImageType`` (dcm2niix copies it), else a
     BIDS name's ``part-`` entity or phase field-map suffix (``_phasediff``)."""
     metadata = volume.metadata
-    if "0008|9208" in metadata or "0008|0008" in metadata:
-        return signal_component_of_dicom(metadata.get("0008|9208", ""), metadata.get("0008|0008", ""))
+    if any(key in metadata for key in ("0008|9208", "0008|0008", GE_COMPLEX_COMPONENT_KEY)):
+        return dicom_signal_component(metadata)
     path = Path(volume.source.path) if volume.source.path else None
     found = None if path is None else _sidecar(path)
     image_type = None if found is None else found[1].get("ImageType")
