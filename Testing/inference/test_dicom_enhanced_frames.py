@@ -100,6 +100,7 @@ def test_one_enhanced_file_of_frames_in_position_order_is_denoised_as_a_series(t
     np.testing.assert_array_equal(series.array, noisy)
     assert series.spacing[2] == pytest.approx(5.0)
     np.testing.assert_array_equal(stacked_frames(series.array, volume), volume.array)
+    assert series_of_repeated_frames(volume.slab(0, 3, 9)) is None  # some of the frames: no longer their grid
 
     result = Denoiser("auto").denoise(volume)
     frames = series_of_repeated_frames(volume.with_array(result.array)).array

@@ -103,6 +103,7 @@ def test_a_mosaic_series_is_denoised_as_the_volumes_its_images_hold(tmp_path):
     # the first tile's corner: the mosaic's position moved by half the difference of the sizes, (232 - 58) / 2 px
     np.testing.assert_allclose(series.origin, (-100.0 + 87 * 4.0, -120.0 + 87 * 4.0, 30.0))
     np.testing.assert_array_equal(stacked_frames(series.array, volume), volume.array)
+    np.testing.assert_array_equal(series_of_repeated_frames(volume.slab(0, 1, 3)).array, noisy[1:3])  # whole mosaics
 
     denoiser = Denoiser("kpn-burst3", precision="fp32", refine="off")
     result = denoiser.denoise(volume)

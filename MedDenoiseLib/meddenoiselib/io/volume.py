@@ -147,7 +147,18 @@ class Volume:
         if files:
             files = files[start:stop] if axis == 0 and len(files) == self.shape[0] else ()
         array = self.array[(slice(None),) * axis + (slice(start, stop),)]
-        return replace(self, array=array, origin=tuple(origin), source=replace(self.source, dicom_files=files))
+        source = replace(self.source, dicom_files=files)
+        if (start, stop) != (0, self.shape[axis]) and (source.repeated_frames > 1 or source.mosaic is not None):
+            # part of a series of frames is no longer their grid; slabs of whole mosaics still are mosaics
+            mosaics = source.mosaic is not None and axis == 0
+            source = replace(
+                source,
+                repeated_frames=stop - start if mosaics else 1,
+                repeated_frame_label=source.repeated_frame_label if mosaics else "",
+                mosaic=source.mosaic if mosaics else None,
+                frame_order=(),
+            )
+        return replace(self, array=array, origin=tuple(origin), source=source)
 
     def same_geometry(self, other: Volume, atol: float = 1e-6) -> bool:
         """Whether ``other`` has the same spatial shape, spacing, origin and direction (within ``atol`` mm)."""
