@@ -26,6 +26,7 @@ from meddenoiselib.evaluation import psnr as library_psnr
 from meddenoiselib.inference import Denoiser
 from meddenoiselib.io import read_volume
 
+from ..conftest import new_dicom_dataset
 from .conftest import bundle_config, monai_bundle, run_bundle, run_command, torchrun_launcher
 
 HERE = Path(__file__).resolve().parent
@@ -218,3 +219,71 @@ def test_a_4d_diffusion_series_goes_through_the_bundle_as_through_the_cli(tmp_pa
         "dwi_denoised.nii.gz",
         "dwi_noise_map.nii.gz",
     ]
+
+
+def _write_dicom_dwi(folder: Path, frames: np.ndarray, b_values) -> None:
+    """A classic DWI DICOM series: one MR file per image of ``frames`` ``(F, P, Y, X)`` uint16, 4 x 4 x 5 mm."""
+    import pydicom
+
+    folder.mkdir(parents=True)
+    study, series = "1.2.3.4", "1.2.3.4.5"
+    for f in range(frames.shape[0]):
+        for p in range(frames.shape[1]):
+            ds = new_dicom_dataset(study=study, series=series)
+            ds.Modality, ds.PatientID, ds.InstanceNumber = "MR", "dwi", f * frames.shape[1] + p + 1
+            ds.ImageOrientationPatient, ds.ImagePositionPatient = [1, 0, 0, 0, 1, 0], [0.0, 0.0, 5.0 * p]
+            ds.PixelSpacing, ds.SliceThickness, ds.DiffusionBValue = [4.0, 4.0], 5.0, b_values[f]
+            ds.Rows, ds.Columns = frames.shape[2:]
+            ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+            ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+            ds.PixelData = np.ascontiguousarray(frames[f, p], dtype=np.uint16).tobytes()
+            pydicom.dcmwrite(str(folder / f"{f:02d}_{p:02d}.dcm"), ds, enforce_file_format=True)
+
+
+def test_a_dicom_series_of_frames_goes_through_the_bundle_as_a_4d_series(tmp_path):
+    """A classic DWI DICOM series (several images at every position) was refused by the bundle (its repeated
+    positions fit no NIfTI affine); it is now read as the 4D series the CLI denoises and written as a 4D NIfTI on the
+    positions' grid, MR from its Modality tag."""
+    from meddenoiselib.io.series import series_of_repeated_frames
+
+    head = np.asarray(nib.load(str(sample_path("mr_head"))).dataobj, dtype=np.float64).transpose(2, 1, 0)[8:14]
+    clean = np.stack([head * w for w in (0.5, 1.0, 0.45, 0.55)])  # (F, P, Y, X), the b = 0 frame second
+    rng = np.random.default_rng(9)
+    noisy = np.rint(np.hypot(clean + rng.normal(0, 30, clean.shape), rng.normal(0, 30, clean.shape)))
+    dataset, output_dir = tmp_path / "dataset", tmp_path / "out"
+    _write_dicom_dwi(dataset / "dwi", noisy.astype(np.uint16), (1000.0, 0.0, 1000.0, 1000.0))
+
+    result = run_bundle(dataset, output_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "for MR (DICOM Modality is MR)" in result.stdout + result.stderr
+    written = nib.load(str(output_dir / "dwi_denoised.nii.gz"))
+    assert written.shape == (58, 58, 6, 4)  # (x, y, z, frames)
+    np.testing.assert_allclose(written.header.get_zooms()[:3], (4.0, 4.0, 5.0))
+    expected = Denoiser().denoise(series_of_repeated_frames(read_volume(dataset / "dwi"))).array  # (F, P, Y, X)
+    denoised = np.asarray(written.dataobj)
+    np.testing.assert_array_equal(denoised, expected.transpose(3, 2, 1, 0))
+    for frame in range(4):
+        before = psnr(clean[frame], noisy[frame])
+        after = psnr(clean[frame], denoised[..., frame].transpose(2, 1, 0))
+        assert after > before + 3.0, (frame, before, after)
+
+
+def test_the_bundle_refuses_siemens_mosaics_it_could_not_place(tmp_path):
+    import pydicom
+
+    from meddenoiselib.bundle.readers import VolumeReader
+    from meddenoiselib.errors import InputError
+
+    ds = new_dicom_dataset()
+    ds.Modality, ds.PatientID, ds.InstanceNumber = "MR", "mosaic", 1
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"]
+    ds.private_block(0x0019, "SIEMENS MR HEADER", create=True).add_new(0x0A, "US", 4)  # NumberOfImagesInMosaic
+    ds.ImageOrientationPatient, ds.ImagePositionPatient, ds.PixelSpacing = [1, 0, 0, 0, 1, 0], [0, 0, 0], [2, 2]
+    ds.Rows = ds.Columns = 64
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = np.zeros((64, 64), np.uint16).tobytes()
+    pydicom.dcmwrite(str(tmp_path / "mosaic.dcm"), ds, enforce_file_format=True)
+    reader = VolumeReader()
+    with pytest.raises(InputError, match="Siemens mosaics.*command line"):
+        reader.get_data(reader.read(str(tmp_path / "mosaic.dcm")))

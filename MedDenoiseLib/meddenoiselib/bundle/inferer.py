@@ -98,6 +98,7 @@ def image_from_item(item: torch.Tensor) -> Volume | VolumeSeries:
         volume.direction,
         frame_label=str(label),
         source=volume.source,
+        metadata=dict(volume.metadata),  # a DICOM series of frames: its Modality tag
     )
 
 

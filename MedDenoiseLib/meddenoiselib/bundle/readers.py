@@ -87,6 +87,9 @@ class VolumeReader(ImageReader):
         if isinstance(img, VolumeSeries):
             return self._series_data(img)
         volume = img
+        frames = self._frames_of_dicom(volume)
+        if frames is not None:
+            return self._series_data(frames)
         if volume.source.grid_problem:
             from ..errors import InputError
 
@@ -106,6 +109,26 @@ class VolumeReader(ImageReader):
         return np.ascontiguousarray(array), _meta(volume, array, channel_dim, {MODALITY_KEY: modality})
 
     @staticmethod
+    def _frames_of_dicom(volume):
+        """A DICOM series of frames (several images at every position, an enhanced file of a whole 4D run) as the
+        4D series the CLI denoises it as, which the bundle writes as a 4D NIfTI; None for any other volume.
+
+        Raises:
+            InputError: Siemens mosaics: their tiles' slice direction (the CSA header's) is not read, so a NIfTI
+                affine could put the slices upside down.
+        """
+        from ..errors import InputError
+        from ..io.series import series_of_repeated_frames
+
+        if volume.source.mosaic is not None:
+            raise InputError(
+                f"{volume.source.path}: Siemens mosaics; the bundle writes NIfTI, and the direction in which the "
+                "tiles' slices run is not read, so its affine could be upside down (denoise them with the command "
+                "line, which writes mosaics back)"
+            )
+        return series_of_repeated_frames(volume)
+
+    @staticmethod
     def _series_data(series) -> tuple[np.ndarray, dict]:
         """A 4D series as ``(x, y, z, t)``, its frames the channels (``EnsureChannelFirstd`` puts them first)."""
         from ..errors import InputError
@@ -116,7 +139,8 @@ class VolumeReader(ImageReader):
                 "frames as channels and cannot keep components too (denoise it with the command line)"
             )
         array = np.transpose(series.array, (3, 2, 1, 0))
-        extra = {MODALITY_KEY: "", FRAME_LABEL_KEY: series.frame_label}
+        # a DICOM series of frames keeps its Modality tag (a 4D file has none)
+        extra = {MODALITY_KEY: series.metadata.get("0008|0060", "").strip(), FRAME_LABEL_KEY: series.frame_label}
         return np.ascontiguousarray(array), _meta(series, array, -1, extra)
 
 
