@@ -69,7 +69,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     from ..io import is_series_file, list_dicom_series, probe_volume, read_series, read_volume
     from ..io.discovery import is_dicom_folder
-    from ..io.series import VolumeSeries, probe_series, series_of_repeated_frames
+    from ..io.series import VolumeSeries, frames_description, probe_series, series_of_repeated_frames
     from ..io.tiff import TiffLayout
 
     path = Path(args.input)
@@ -123,15 +123,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         )
     frames = None if isinstance(volume, VolumeSeries) else series_of_repeated_frames(volume)
     if frames is not None:  # a DICOM series of frames: denoised as the 4D series it is
-        mosaic = volume.source.mosaic
-        images = (
-            f"Siemens mosaics, {mosaic.images} slices of {mosaic.tile_columns} x {mosaic.tile_rows} in "
-            f"{mosaic.grid} x {mosaic.grid} tiles per image"
-            if mosaic is not None
-            else f"{frames.num_frames} images at each of {frames.shape[0]} slice positions"
-        )
         info["frames"] = frames.num_frames
-        info["frame_axis"] = f"{frames.frame_label}: {images}"
+        info["frame_axis"] = frames_description(volume, frames)
     elif not isinstance(volume, VolumeSeries) and not volume.source.is_2d:
         from ..inference import slice_axis
 

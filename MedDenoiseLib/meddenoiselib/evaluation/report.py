@@ -233,6 +233,8 @@ def run_report(denoiser, noisy: Volume | VolumeSeries, denoised: Volume | Volume
             values["metal_voxels_left_out"] = report.metal_voxels
         if report.preview:
             values["preview"] = report.preview
+        if report.frames:
+            values["dicom_frames"] = report.frames
     if report is not None and report.modality == "ct":
         values.update(ct_body_noise(noisy_frames, denoised_frames))
     if isinstance(noisy, VolumeSeries):

@@ -17,7 +17,13 @@ from ..baselines import BASELINES, BaselineSpec
 from ..blend import apply_mask, blend, mask_array
 from ..errors import InputError, MedDenoiseError, OptionError
 from ..io.modality import Modality, detect_modality
-from ..io.series import VolumeSeries, frames_of_slices, series_of_repeated_frames, stacked_frames
+from ..io.series import (
+    VolumeSeries,
+    frames_description,
+    frames_of_slices,
+    series_of_repeated_frames,
+    stacked_frames,
+)
 from ..io.volume import Volume
 from ..transforms.background import background_level
 from ..transforms.colour import luma, with_new_luma
@@ -173,6 +179,9 @@ class DenoiseReport:
         left_out_voxels: voxels of the region left out (``exclude``), given back as they were.
         metal_voxels: CT voxels ``auto`` took for metal and left out (:mod:`~meddenoiselib.transforms.metal`).
         preview: for :meth:`Denoiser.preview`, which slice of how many along which axis (else empty).
+        frames: for a DICOM volume whose slices are the frames of a series (several images at every position,
+            enhanced files, Siemens mosaics), how they were grouped into the 4D series that was denoised (else
+            empty).
     """
 
     method: str
@@ -191,6 +200,7 @@ class DenoiseReport:
     left_out_voxels: int = 0
     metal_voxels: int = 0
     preview: str = ""
+    frames: str = ""
 
 
 class Denoiser:
@@ -508,20 +518,21 @@ class Denoiser:
             return self.denoise_series(volume, sigma, mask, exclude)
         repeated = self._as_frames(volume, mask, exclude)
         if repeated is not None:
-            series, mask, exclude = repeated
+            series, mask, exclude, description = repeated
             result = self.denoise_series(series, sigma, mask, exclude).array
+            self.last_report.frames = description
             return volume.with_array(stacked_frames(result, volume))
         if exclude is not None:
             return self._around_left_out(volume, exclude, lambda filled: self.denoise(filled, sigma, mask))
         return self._denoise_volume(volume, sigma, mask, None)
 
     def _as_frames(self, volume: Volume, mask, exclude):
-        """``(series, mask, exclude)`` for a volume whose slices are the frames of a DICOM series
+        """``(series, mask, exclude, description)`` for a volume whose slices are the frames of a DICOM series
         (:func:`~meddenoiselib.io.series.series_of_repeated_frames`: a classic DWI, fMRI or multi-echo series with
         several images at every slice position, or Siemens mosaics), so that it is denoised as a 4D series is (one
         frame's slices as a burst model's neighbours, not the other frames at the same position or the tiles beside
-        it); the masks as one ``(P, Y, X)`` region of every frame. None for any other volume, or where a mask
-        differs between the frames (then the slices are denoised as they lie)."""
+        it); the masks as one ``(P, Y, X)`` region of every frame; the grouping in words. None for any other volume,
+        or where a mask differs between the frames (then the slices are denoised as they lie)."""
         series = series_of_repeated_frames(volume)
         if series is None:
             return None
@@ -534,25 +545,9 @@ class Denoiser:
             if not (inside == inside[:1]).all():
                 return None
             regions.append(inside[0])
-        if volume.source.mosaic is not None:
-            logger.info(
-                "Siemens mosaic: %d slices of %dx%d in each of %d images, denoised as %d frames (%s)",
-                series.shape[0],
-                series.shape[1],
-                series.shape[2],
-                series.num_frames,
-                series.num_frames,
-                series.frame_label,
-            )
-        else:
-            logger.info(
-                "%d images at each of %d slice positions: denoised as %d frames (%s)",
-                series.num_frames,
-                series.shape[0],
-                series.num_frames,
-                series.frame_label,
-            )
-        return series, regions[0], regions[1]
+        description = frames_description(volume, series)
+        logger.info("%s: denoised as a 4D series", description)
+        return series, regions[0], regions[1], description
 
     def preview(
         self,
@@ -601,7 +596,7 @@ class Denoiser:
         if repeated is not None and volume.source.mosaic is not None:
             return self._preview_mosaic(volume, repeated, index, sigma)
         if repeated is not None and self.slice_axis_for(volume) == 0 and self.slice_axis_for(repeated[0]) == 0:
-            series, frame_mask, frame_exclude = repeated  # the slice's frame at its position, as the whole run
+            series, frame_mask, frame_exclude, _ = repeated  # the slice's frame at its position, as the whole run
             count = volume.shape[0]
             index = count // 2 if index is None else index
             _check_slice(index, count, 0)
@@ -642,7 +637,7 @@ class Denoiser:
     def _preview_mosaic(self, volume: Volume, repeated, index: int | None, sigma) -> Volume:
         """:meth:`preview` of a Siemens mosaic volume: image ``index`` (a frame) as the whole run gives it, all of its
         tiles (a mosaic's slices are one volume: a preview of one would be a tile of the image)."""
-        series, mask, exclude = repeated
+        series, mask, exclude, _ = repeated
         count = volume.shape[0]
         index = count // 2 if index is None else index
         _check_slice(index, count, 0)

@@ -32,6 +32,7 @@ from .volume import SourceInfo, Volume
 
 __all__ = [
     "VolumeSeries",
+    "frames_description",
     "frames_of_slices",
     "is_series_file",
     "probe_series",
@@ -178,6 +179,17 @@ def series_of_repeated_frames(volume: Volume) -> VolumeSeries | None:
         source=source,
         metadata=dict(volume.metadata),
     )
+
+
+def frames_description(volume: Volume, series: VolumeSeries) -> str:
+    """What :func:`series_of_repeated_frames` made of ``volume``, in words for logs, reports and ``info``."""
+    count, (slices, rows, columns) = series.num_frames, series.shape[:3]
+    mosaic = volume.source.mosaic
+    if mosaic is not None:
+        how = f"Siemens mosaics of {slices} slices of {columns} x {rows} in {mosaic.grid} x {mosaic.grid} tiles"
+    else:
+        how = f"{count} images at each of {slices} slice positions"
+    return f"{count} frames ({series.frame_label}): {how}"
 
 
 def stacked_frames(frames: np.ndarray, volume: Volume) -> np.ndarray:
