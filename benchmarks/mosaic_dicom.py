@@ -138,8 +138,7 @@ def main() -> int:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--seed", type=int, default=600)
     args = parser.parse_args()
-    methods = [m for m in args.methods.split(",") if m != "bm3d"] + [m for m in methods_to_run("bm3d")]
-    methods = [m for m in METHODS if m in methods]
+    methods = [m for m in METHODS if m in methods_to_run(args.methods)]  # in the table's order
     b0 = b0_image(args.template)  # (X, Y, Z)
     top = float(b0.max())
     head = (b0 > 0).transpose(2, 1, 0)  # (Z, Y, X)

@@ -529,10 +529,11 @@ class Denoiser:
     def _as_frames(self, volume: Volume, mask, exclude):
         """``(series, mask, exclude, description)`` for a volume whose slices are the frames of a DICOM series
         (:func:`~meddenoiselib.io.series.series_of_repeated_frames`: a classic DWI, fMRI or multi-echo series with
-        several images at every slice position, or Siemens mosaics), so that it is denoised as a 4D series is (one
-        frame's slices as a burst model's neighbours, not the other frames at the same position or the tiles beside
-        it); the masks as one ``(P, Y, X)`` region of every frame; the grouping in words. None for any other volume,
-        or where a mask differs between the frames (then the slices are denoised as they lie)."""
+        several images at every slice position, enhanced files holding such frames, or Siemens mosaics), so that it
+        is denoised as a 4D series is (one frame's slices as a burst model's neighbours, not the other frames at the
+        same position or the tiles beside it); the masks as one ``(P, Y, X)`` region of every frame; the grouping in
+        words. None for any other volume, or where a mask differs between the frames (then the slices are denoised
+        as they lie)."""
         series = series_of_repeated_frames(volume)
         if series is None:
             return None

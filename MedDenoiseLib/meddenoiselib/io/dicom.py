@@ -255,17 +255,24 @@ def _frames_by_position(label: str, images, orientation: np.ndarray | None):
         return None
     positions = np.concatenate([image.positions for image in images])
     count = len(positions)
-    row, column = (orientation[:3], orientation[3:]) if orientation is not None else (np.eye(3)[0], np.eye(3)[1])
-    height = positions @ np.cross(row, column)
-    order = sorted(range(count), key=lambda k: (round(float(height[k]), 4), k))
-    sorted_height = height[order]
-    repeats = int(np.count_nonzero(np.diff(sorted_height) < STEP_ABSOLUTE_TOLERANCE_MM))
+    order, sorted_height, repeats = _along_normal(positions, orientation, lambda k: k)
     frames = _frames_per_position(sorted_height, order) if repeats else 1
     if frames < 2:
         return None
     first = images[0]
     geometry = stack_geometry(label, orientation, first.pixel_spacing, positions[order], count, first.slice_spacing)
     return _with_repeats(geometry, repeats), frames, tuple(order)
+
+
+def _along_normal(positions: np.ndarray, orientation: np.ndarray | None, tie) -> tuple[list[int], np.ndarray, int]:
+    """The indices of ``positions`` ``(N, 3)`` (LPS, mm) sorted by their height along the image normal (rounded to
+    0.1 um), equal heights by ``tie(index)``; the heights in that order; how many lie at the position before theirs
+    (within :data:`~.geometry.STEP_ABSOLUTE_TOLERANCE_MM`)."""
+    row, column = (orientation[:3], orientation[3:]) if orientation is not None else (np.eye(3)[0], np.eye(3)[1])
+    height = positions @ np.cross(row, column)
+    order = sorted(range(len(positions)), key=lambda k: (round(float(height[k]), 4), tie(k)))
+    sorted_height = height[order]
+    return order, sorted_height, int(np.count_nonzero(np.diff(sorted_height) < STEP_ABSOLUTE_TOLERANCE_MM))
 
 
 def _with_repeats(geometry: StackGeometry, repeats: int) -> StackGeometry:
@@ -341,18 +348,12 @@ def dicom_stack_of_series(label: str, files: tuple[str, ...], series_uid: str = 
         )
     if with_position:
         positions = np.stack([image.positions[0] for image in images])
-        row, column = (orientation[:3], orientation[3:]) if orientation is not None else (np.eye(3)[0], np.eye(3)[1])
-        normal = np.cross(row, column)
-        height = positions @ normal
-        # position along the normal, then InstanceNumber, then name: a deterministic order for repeated positions
-        order = sorted(
-            range(len(images)),
-            key=lambda k: (round(float(height[k]), 4), images[k].instance_number or 0, images[k].path),
+        # then InstanceNumber, then name: a deterministic order for repeated positions
+        order, sorted_height, repeats = _along_normal(
+            positions, orientation, lambda k: (images[k].instance_number or 0, images[k].path)
         )
         images = [images[k] for k in order]
         positions = positions[order]
-        sorted_height = height[order]
-        repeats = int(np.count_nonzero(np.diff(sorted_height) < STEP_ABSOLUTE_TOLERANCE_MM))
     else:
         order = sorted(range(len(images)), key=lambda k: (images[k].instance_number or 0, images[k].path))
         images = [images[k] for k in order]

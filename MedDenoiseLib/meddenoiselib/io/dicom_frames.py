@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .dicom_private import private_integer
 from .itk_messages import c_stderr_logged, itk_messages_logged
 from .limits import Encoding, check_claimed_size
 from .mosaic import MosaicLayout, mosaic_layout
@@ -317,20 +318,6 @@ def _frame_maps(dataset, label: str, frames: int, sop_class: str) -> tuple[tuple
 GE_COMPLEX_COMPONENT_KEY = "0043|102f"
 
 
-def _ge_complex_component(dataset) -> int | None:
-    """GE's private magnitude / phase / real / imaginary code of an image, or None where the file has none."""
-    try:
-        value = dataset.private_block(0x0043, "GEMS_PARM_01")[0x2F].value
-    except (KeyError, ValueError):
-        return None
-    if isinstance(value, bytes):  # implicit VR, not in pydicom's private dictionary: a signed short
-        return int.from_bytes(value[:2], "little", signed=True) if len(value) >= 2 else None
-    try:
-        return int(value[0] if isinstance(value, (list, tuple)) else value)
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
 #: what tells an enhanced file's frames at one position apart: (kind, per-frame functional group, its keyword or
 #: None for the whole item: a diffusion frame is its b-value and gradient direction)
 _FRAME_KIND_GROUPS = (
@@ -492,7 +479,7 @@ def read_dicom_image(path: str | Path, known_suffix: bool = True) -> DicomImage:
         metadata = _metadata(dataset)
         mosaic = None if photometric in COLOUR else mosaic_layout(dataset, label, rows, columns, frames)
         frame_values = _frame_values(dataset) if frames > 1 else {}
-        ge_component = _ge_complex_component(dataset)
+        ge_component = private_integer(dataset, 0x0043, "GEMS_PARM_01", 0x2F, signed=True)
         if ge_component is not None:  # GE names a magnitude / phase / real / imaginary image only here
             metadata[GE_COMPLEX_COMPONENT_KEY] = str(ge_component)
     except InputError:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from .dicom_private import private_integer
 
 __all__ = ["MosaicLayout", "mosaic_layout", "mosaic_origin", "pack_mosaic", "unpack_mosaic"]
 
@@ -47,26 +48,6 @@ class MosaicLayout:
     tile_columns: int
 
 
-def _private_images_in_mosaic(dataset) -> int | None:
-    """NumberOfImagesInMosaic from the ``SIEMENS MR HEADER`` block of group 0x0019, wherever the block lies."""
-    try:
-        block = dataset.private_block(0x0019, SIEMENS_MR_HEADER)
-    except KeyError:
-        return None
-    try:
-        value = block[IMAGES_IN_MOSAIC_ELEMENT].value
-    except KeyError:
-        return None
-    if isinstance(value, bytes):  # an implicit-VR US value that pydicom's private dictionary did not name
-        return int.from_bytes(value[:2], "little") if len(value) >= 2 else None
-    if not isinstance(value, (int, str)):  # a multi-valued element: its first value
-        value = next(iter(value), None)
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def mosaic_layout(dataset, label: str, rows: int, columns: int, frames: int) -> MosaicLayout | None:
     """The mosaic layout of a DICOM image (pydicom dataset, pixels deferred), or None for any other image.
 
@@ -78,7 +59,7 @@ def mosaic_layout(dataset, label: str, rows: int, columns: int, frames: int) -> 
     kinds = [str(v).strip().upper() for v in ([image_type] if isinstance(image_type, str) else image_type)]
     if "MOSAIC" not in kinds:
         return None
-    images = _private_images_in_mosaic(dataset)
+    images = private_integer(dataset, 0x0019, SIEMENS_MR_HEADER, IMAGES_IN_MOSAIC_ELEMENT)
     if images is None or images < 1 or frames != 1:
         return None  # a mosaic without its count (anonymised private tags): read as the image it is
     grid = math.ceil(math.sqrt(images))

@@ -145,7 +145,7 @@ def frames_of_slices(volume: Volume, array: np.ndarray) -> np.ndarray:
 def series_of_repeated_frames(volume: Volume) -> VolumeSeries | None:
     """A volume whose slices are the frames of a DICOM series, as the series of those frames, ``(F, P, Y, X[, C])``
     on one frame's grid, labelled as the headers say (``"gradient"``, ``"time"``, ``"echo"``, ``"repeat"``), with
-    the volume's header values; None for any other volume. Two such volumes:
+    the volume's header values; None for any other volume. Three such volumes:
 
     - a series holding the same number ``F`` of images at every slice position (:attr:`SourceInfo.repeated_frames`:
       a classic DWI, fMRI, multi-echo or perfusion series): its slices ``(P * F, Y, X[, C])``, each position's frames
@@ -161,9 +161,9 @@ def series_of_repeated_frames(volume: Volume) -> VolumeSeries | None:
     array = frames_of_slices(volume, volume.array)
     positions = array.shape[1]
     if source.mosaic is not None:
-        metadata = volume.metadata
-        step = float(metadata.get("0018|0088") or metadata.get("0018|0050") or volume.spacing[2])
-        spacing = (volume.spacing[0], volume.spacing[1], abs(step) or 1.0)
+        # mosaics all lie at one position, so the reader's slice spacing already is SpacingBetweenSlices (else
+        # SliceThickness, else 1 mm): the tiles' step
+        spacing = volume.spacing
         origin = mosaic_origin(volume.origin, volume.direction, volume.spacing, source.mosaic)
     else:
         count = volume.array.shape[0]
