@@ -8,8 +8,10 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from .. import __version__
 from ..errors import InputError, MedDenoiseError, OptionError, OutputError
@@ -85,6 +87,10 @@ class _Job:
     preview: tuple | None = None
     # a diffusion NIfTI's FSL gradient table: (the input's .bval / .bvec, its planned copy beside the output)
     gradients: tuple = ()
+    # a DICOM series of frames (several images at every slice position) written as a 4D file
+    dicom_frames: bool = False
+    # its diffusion encoding written beside a NIfTI output: (the DiffusionTable, the planned .bval, .bvec or None)
+    diffusion: tuple | None = None
 
 
 def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: list, typed: bool = False) -> _Job:
@@ -125,18 +131,23 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
         raise OptionError("--preview-frame picks the frame of --preview-slice; give --preview-slice too")
     if series and preview is None and getattr(args, "measure", None):
         raise OptionError(f"{source}: --measure measures one volume; of a 4D series, measure a frame's preview")
-    plan = plan_series_output if series and preview is None else plan_output  # a preview is one slice of a volume
     spec = ImageSpec.of(written)
+    dicom_frames = preview is None and _frames_written_as_series(header, source, target)
+    if dicom_frames:
+        series, spec = True, _frame_spec(header)
+    plan = plan_series_output if series and preview is None else plan_output  # a preview is one slice of a volume
     if typed:
         check_typed_output_name(target, spec)
     image = plan(target, spec, role="image", overwrite=args.overwrite, protected=protected, others=planned)
-    job = _Job(source, header, image, series=series, preview=preview)
+    job = _Job(source, header, image, series=series, preview=preview, dicom_frames=dicom_frames)
     if tables and preview is None:
         job.gradients = _plan_gradient_copies(tables, image.path, args, protected, [*planned, image])
+    if dicom_frames:
+        job.diffusion = _plan_diffusion_table(header, source, image.path, args, protected, [*planned, image])
     if args.residual:
         job.residual = plan(
             _named_output(args.residual, source),
-            ImageSpec.of(written, dtype="float32"),
+            replace(spec, dtype=_FLOAT32),
             role="residual",
             overwrite=args.overwrite,
             protected=protected,
@@ -145,7 +156,7 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
     if getattr(args, "noise_map", None):
         job.noise_map = plan(
             _named_output(args.noise_map, source),
-            ImageSpec.of(written, dtype="float32"),
+            replace(spec, dtype=_FLOAT32),
             role="noise map",
             overwrite=args.overwrite,
             protected=protected,
@@ -162,7 +173,103 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
         )
     planned.extend(p for p in (job.image, job.residual, job.noise_map, job.report) if p is not None)
     planned.extend(copy for _, copy in job.gradients)
+    if job.diffusion is not None:
+        planned.extend(table for table in job.diffusion[1:] if table is not None)
     return job
+
+
+#: residuals and noise maps are written as float32
+_FLOAT32 = np.dtype("float32")
+
+#: the formats a 4D series is written in
+_SERIES_FORMATS = ("nifti", "nrrd", "mgh", "tiff")
+
+
+def _frames_written_as_series(header, source: Path, target: Path) -> bool:
+    """Whether a DICOM input holds several images at every slice position (a DWI, fMRI, multi-echo series, or an
+    enhanced file of one) and ``target`` names a 4D file: it is then written as the 4D series it is denoised as.
+
+    Raises:
+        OutputError: Siemens mosaics to a 4D file: the direction in which a mosaic's slices run is in its CSA header,
+            not read here, so an affine could put them upside down.
+    """
+    from ..io import detect_format
+
+    stack = header.dicom
+    if stack is None or detect_format(target) not in _SERIES_FORMATS:
+        return False
+    if stack.mosaic is not None:
+        raise OutputError(
+            f"{target}: {source} holds Siemens mosaics, whose slice direction (in the CSA header) is not read, so a "
+            "4D file's affine could put their slices upside down; give a folder name to write denoised mosaics"
+        )
+    return stack.repeated_frames > 1
+
+
+def _frame_spec(header):
+    """The spec of one frame of a DICOM series of frames: ``(P, Y, X)`` on the positions' grid."""
+    from ..io import ImageSpec
+
+    stack = header.dicom
+    positions = header.shape[0] // stack.repeated_frames
+    return ImageSpec(
+        shape=(positions, *header.shape[1:3]),
+        components=header.components,
+        dtype=header.dtype,
+        source_format=header.format,
+    )
+
+
+def _plan_diffusion_table(header, source: Path, target: Path, args: argparse.Namespace, protected, others: list):
+    """For a diffusion-weighted DICOM series written as a 4D NIfTI: its b-values and gradient directions as FSL's
+    ``.bval`` and ``.bvec`` beside it (``out.bval`` beside ``out.nii.gz``), planned like any output; None for other
+    frames, another format (a warning), or headers without b-values (a warning from the table's reader)."""
+    from ..io import detect_format, plan_file, strip_suffix
+    from ..io.dicom_diffusion import dicom_diffusion_table
+
+    stack = header.dicom
+    if stack.repeated_frame_label != "gradient":
+        return None
+    if detect_format(target) != "nifti":
+        logger.warning(
+            "%s: the b-values and gradient directions of %s are written beside a NIfTI output only (.bval, .bvec); "
+            "name a .nii.gz output to keep them",
+            target,
+            source,
+        )
+        return None
+    table = dicom_diffusion_table(stack.files, stack.repeated_frames, stack.frame_order, label=str(source))
+    if table is None:
+        return None
+    stem = target.with_name(strip_suffix(target.name))
+    bval = plan_file(
+        stem.with_name(stem.name + ".bval"), "b-values", (".bval",), overwrite=args.overwrite, protected=protected,
+        others=others,
+    )  # fmt: skip
+    if table.directions is None:
+        logger.warning(
+            "%s: the headers hold b-values but no gradient directions (%s), so only %s is written",
+            source,
+            table.source,
+            bval.path.name,
+        )
+        return table, bval, None
+    bvec = plan_file(
+        stem.with_name(stem.name + ".bvec"), "gradient directions", (".bvec",), overwrite=args.overwrite,
+        protected=protected, others=[*others, bval],
+    )  # fmt: skip
+    return table, bval, bvec
+
+
+def _write_diffusion_table(job: _Job, series) -> None:
+    """Write the planned ``.bval`` / ``.bvec`` of a DICOM diffusion series' 4D NIfTI, atomically."""
+    from ..io.atomic import write_text_atomic
+
+    table, bval, bvec = job.diffusion
+    write_text_atomic(bval.path, table.bval_text())
+    if bvec is not None:
+        write_text_atomic(bvec.path, table.bvec_text(series.direction))
+    logger.info("Wrote the gradient table %s (%s)", ", ".join(str(p.path) for p in (bval, bvec) if p), table.source)
 
 
 def _plan_gradient_copies(tables, target: Path, args: argparse.Namespace, protected, others: list) -> tuple:
@@ -425,8 +532,15 @@ def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:
 
     start = time.perf_counter()
     source, target = job.source, job.image.path
-    logger.info("Reading %s (4D: frames along the 4th axis)", source)
-    series = read_series(source)
+    if job.dicom_frames:
+        from ..io import read_volume
+        from ..io.series import series_of_repeated_frames
+
+        logger.info("Reading %s", source)
+        series = series_of_repeated_frames(read_volume(source, series_uid=args.series_uid))
+    else:
+        logger.info("Reading %s (4D: frames along the 4th axis)", source)
+        series = read_series(source)
     _warn_if_resampled(series, source)
     masks = _read_masks(args)
     logger.info(
@@ -439,6 +553,8 @@ def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:
     result = _run_denoiser(denoiser, series, args, masks)
     write_series(result, target, overwrite=args.overwrite, inputs=(source,))
     _copy_gradient_tables(job)
+    if job.diffusion is not None:
+        _write_diffusion_table(job, result)
     removed = None
     if job.residual is not None or job.noise_map is not None:
         removed = result.with_array(residual(series.array, result.array))

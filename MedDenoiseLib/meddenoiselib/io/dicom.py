@@ -17,6 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError, OptionError
+from .dicom_diffusion import PRIVATE_B_VALUE_KEY
 from .dicom_frames import DicomImage, decode_physical, read_dicom_image
 from .discovery import check_links
 from .geometry import STEP_ABSOLUTE_TOLERANCE_MM, StackGeometry, orientation_groups, stack_geometry
@@ -448,7 +449,7 @@ def _diffusion_image_type(images) -> bool:
 
 #: header values that tell what the images at one position are, in the order they are asked (GDCM keys)
 _FRAME_KINDS = (
-    ("gradient", ("0018|9087", "0018|9089")),  # DiffusionBValue, DiffusionGradientOrientation
+    ("gradient", ("0018|9087", "0018|9089", PRIVATE_B_VALUE_KEY)),  # DiffusionBValue, GradientOrientation, private
     ("time", ("0020|0100", "0018|1060")),  # TemporalPositionIdentifier, TriggerTime
     ("echo", ("0018|0081", "0018|0086")),  # EchoTime, EchoNumbers
 )

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .dicom_diffusion import PRIVATE_B_VALUE_KEY, private_b_value
 from .dicom_private import private_integer
 from .itk_messages import c_stderr_logged, itk_messages_logged
 from .limits import Encoding, check_claimed_size
@@ -482,6 +483,9 @@ def read_dicom_image(path: str | Path, known_suffix: bool = True) -> DicomImage:
         ge_component = private_integer(dataset, 0x0043, "GEMS_PARM_01", 0x2F, signed=True)
         if ge_component is not None:  # GE names a magnitude / phase / real / imaginary image only here
             metadata[GE_COMPLEX_COMPONENT_KEY] = str(ge_component)
+        private_b = private_b_value(dataset) if "0018|9087" not in metadata else None
+        if private_b is not None:  # tells a vendor's diffusion series' images at one position apart
+            metadata[PRIVATE_B_VALUE_KEY] = f"{private_b:g}"
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001

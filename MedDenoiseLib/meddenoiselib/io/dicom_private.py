@@ -7,7 +7,7 @@ implicit-VR file pydicom may not know the element's VR and gives its raw bytes.
 
 from __future__ import annotations
 
-__all__ = ["private_integer"]
+__all__ = ["private_integer", "private_numbers", "private_text"]
 
 
 def private_integer(dataset, group: int, creator: str, element: int, signed: bool = False) -> int | None:
@@ -26,3 +26,37 @@ def private_integer(dataset, group: int, creator: str, element: int, signed: boo
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def private_numbers(dataset, group: int, creator: str, element: int) -> tuple[float, ...] | None:
+    """The decimal values of private element ``element`` of ``creator``'s block in ``group`` (an FD, FL, DS or IS
+    element: Siemens' b-value and gradient direction); None where the block, the element or readable numbers are
+    missing. Raw bytes (an implicit-VR value of unknown VR) are read as little-endian doubles (FD, the VR of the
+    vectors vendors store) when their length is a multiple of 8, else as text."""
+    try:
+        value = dataset.private_block(group, creator)[element].value
+    except (KeyError, ValueError):
+        return None
+    if isinstance(value, bytes):
+        if value and len(value) % 8 == 0:
+            import struct
+
+            return struct.unpack(f"<{len(value) // 8}d", value)
+        value = value.decode("ascii", errors="replace").strip("\0 ").split("\\")
+    values = [value] if isinstance(value, (int, float, str)) else list(value)
+    try:
+        return tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        return None
+
+
+def private_text(dataset, group: int, creator: str, element: int) -> str:
+    """The value of private element ``element`` of ``creator``'s block in ``group`` as text, its padding
+    stripped; "" where the block or the element is missing."""
+    try:
+        value = dataset.private_block(group, creator)[element].value
+    except (KeyError, ValueError):
+        return ""
+    if isinstance(value, bytes):
+        value = value.decode("ascii", errors="replace")
+    return str(value).strip("\0 ")

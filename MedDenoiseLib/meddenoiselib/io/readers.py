@@ -216,7 +216,16 @@ def _read_dicom(header: VolumeHeader, max_bytes: int | None) -> Volume:
         mosaic=stack.mosaic,
         frame_order=stack.frame_order,
     )
-    if geometry.problem:
+    if geometry.problem and stack.repeated_frames > 1 and stack.mosaic is None:
+        # not a problem: the frames of a DWI / fMRI run, denoised and written as the 4D series they are
+        logger.info(
+            "%s: %d frames (%s) at each of %d slice positions; written as a DICOM series or a 4D file",
+            header.path,
+            stack.repeated_frames,
+            stack.repeated_frame_label or "repeat",
+            header.shape[0] // stack.repeated_frames,
+        )
+    elif geometry.problem:
         logger.warning(
             "%s: %s; the volume can be written as DICOM, not as a file with one affine", header.path, geometry.problem
         )

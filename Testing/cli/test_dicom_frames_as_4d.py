@@ -1,0 +1,179 @@
+"""A DICOM series of frames (a DWI or fMRI run: several images at every slice position) denoised into a 4D NIfTI,
+NRRD or MGZ, as FSL, MRtrix and BIDS users convert them, with the diffusion encoding as FSL's ``.bval`` / ``.bvec``
+beside a NIfTI. Before 2026-12-07 the CLI refused such an output ("slices at repeated positions ... write a DICOM
+series instead"); only the MONAI bundle wrote the 4D NIfTI, and without a gradient table."""
+
+from __future__ import annotations
+
+import math
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+
+from meddenoiselib.cli import main
+from meddenoiselib.demo import sample_path
+from meddenoiselib.inference import Denoiser
+from meddenoiselib.io import read_series, read_volume
+from meddenoiselib.io.dicom_diffusion import dicom_diffusion_table
+from meddenoiselib.io.series import series_of_repeated_frames
+
+from ..conftest import new_dicom_dataset
+
+B_VALUES = (0.0, 1000.0, 1000.0, 1000.0)
+#: gradient directions in the patient's LPS coordinates (unit vectors; b = 0 has none)
+DIRECTIONS = ((0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.0, 0.6, 0.8), (0.48, -0.6, 0.64))
+SIGMA = 30.0
+#: an oblique slice plane (rotated 30 degrees about the patient's S axis, then tilted), as scanners plan them
+ANGLE = math.radians(30)
+ROW = np.array([math.cos(ANGLE), math.sin(ANGLE), 0.0])
+COLUMN = np.array([-math.sin(ANGLE) * 0.8, math.cos(ANGLE) * 0.8, 0.6])
+
+
+def _clean_and_noisy() -> tuple[np.ndarray, np.ndarray]:
+    """``(4, 6, 58, 58)`` frames of the bundled head MR (b = 0 brightest) and their Rician magnitude, uint16."""
+    head = np.asarray(nib.load(str(sample_path("mr_head"))).dataobj, dtype=np.float64).transpose(2, 1, 0)[8:14]
+    clean = np.stack([head * w for w in (1.0, 0.5, 0.45, 0.55)])
+    rng = np.random.default_rng(11)
+    noisy = np.hypot(clean + rng.normal(0, SIGMA, clean.shape), rng.normal(0, SIGMA, clean.shape))
+    return clean, np.rint(noisy).astype(np.uint16)
+
+
+def _write_series(folder, frames: np.ndarray, encode) -> None:
+    """A classic MR DICOM series of ``frames`` ``(F, P, Y, X)`` on the oblique plane, 4 x 4 x 5 mm, each image's
+    diffusion encoding set by ``encode(dataset, frame)``."""
+    folder.mkdir(parents=True)
+    normal = np.cross(ROW, COLUMN)
+    for f in range(frames.shape[0]):
+        for p in range(frames.shape[1]):
+            ds = new_dicom_dataset(study="1.2.3.4", series="1.2.3.4.5")
+            ds.Modality, ds.PatientID, ds.InstanceNumber = "MR", "dwi", f * frames.shape[1] + p + 1
+            ds.ImageOrientationPatient = [*ROW.tolist(), *COLUMN.tolist()]
+            ds.ImagePositionPatient = (np.array([-100.0, -80.0, 20.0]) + 5.0 * p * normal).tolist()
+            ds.PixelSpacing, ds.SliceThickness = [4.0, 4.0], 5.0
+            ds.Rows, ds.Columns = frames.shape[2:]
+            ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+            ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+            ds.PixelData = np.ascontiguousarray(frames[f, p], dtype=np.uint16).tobytes()
+            encode(ds, f)
+            pydicom.dcmwrite(str(folder / f"{f:02d}_{p:02d}.dcm"), ds, enforce_file_format=True)
+
+
+def _standard(ds, f: int) -> None:
+    ds.DiffusionBValue = B_VALUES[f]
+    if B_VALUES[f] > 0:
+        ds.DiffusionGradientOrientation = list(DIRECTIONS[f])
+
+
+def _siemens(ds, f: int) -> None:
+    block = ds.private_block(0x0019, "SIEMENS MR HEADER", create=True)
+    block.add_new(0x0C, "IS", str(int(B_VALUES[f])))
+    block.add_new(0x0D, "CS", "DIRECTIONAL" if B_VALUES[f] > 0 else "NONE")
+    if B_VALUES[f] > 0:
+        block.add_new(0x0E, "FD", list(DIRECTIONS[f]))
+
+
+def _ge(ds, f: int) -> None:
+    block = ds.private_block(0x0043, "GEMS_PARM_01", create=True)
+    block.add_new(0x39, "IS", [str(int(B_VALUES[f]) + 1_000_000_000), "0", "0", "0"])
+
+
+def _psnr(clean: np.ndarray, result: np.ndarray) -> float:
+    return float(10 * np.log10(clean.max() ** 2 / np.mean((clean - result.astype(np.float64)) ** 2)))
+
+
+def _lps_directions(bvec: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """FSL's ``(3, F)`` b-vectors back to LPS patient directions, through the written file's affine (as MRtrix
+    reads them): un-negate x for a positive determinant, then the voxel axes' RAS directions, then RAS -> LPS."""
+    axes = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+    voxel = bvec.copy()
+    if np.linalg.det(affine[:3, :3]) > 0:
+        voxel[0] = -voxel[0]
+    return (np.diag([-1.0, -1.0, 1.0]) @ axes @ voxel).T
+
+
+def test_a_dicom_dwi_series_is_written_as_a_4d_nifti_with_its_gradient_table(tmp_path):
+    clean, noisy = _clean_and_noisy()
+    _write_series(tmp_path / "dwi", noisy, _standard)
+    out = tmp_path / "dwi_denoised.nii.gz"
+    assert main(["denoise", str(tmp_path / "dwi"), str(out), "--quiet"]) == 0
+
+    written = nib.load(str(out))
+    assert written.shape == (58, 58, 6, 4)  # (x, y, positions, frames)
+    np.testing.assert_allclose(written.header.get_zooms()[:3], (4.0, 4.0, 5.0), atol=1e-4)
+    volume = read_volume(tmp_path / "dwi")
+    series = series_of_repeated_frames(volume)
+    np.testing.assert_allclose(written.affine, series.ijk_to_ras(), atol=1e-4)  # the positions' oblique grid
+    expected = Denoiser().denoise(series).array  # (F, P, Y, X), the same run as a DICOM folder output's
+    denoised = np.asarray(written.dataobj).transpose(3, 2, 1, 0)
+    np.testing.assert_array_equal(denoised, expected)
+    for f in range(4):
+        assert _psnr(clean[f], denoised[f]) > _psnr(clean[f], noisy[f]) + 3.0, f
+
+    assert (tmp_path / "dwi_denoised.bval").read_text() == "0 1000 1000 1000\n"
+    bvec = np.loadtxt(tmp_path / "dwi_denoised.bvec")
+    assert bvec.shape == (3, 4)
+    np.testing.assert_allclose(np.linalg.norm(bvec, axis=0), [0, 1, 1, 1], atol=1e-5)
+    np.testing.assert_allclose(_lps_directions(bvec, written.affine), DIRECTIONS, atol=1e-5)
+
+    # read back, the NIfTI and its .bval are a diffusion series of MR, as dcm2niix's output is
+    back = read_series(out)
+    assert back.frame_label == "gradient" and back.num_frames == 4
+    assert main(["info", str(out)]) == 0
+
+
+def test_siemens_and_ge_private_encodings(tmp_path, capsys):
+    _, noisy = _clean_and_noisy()
+    _write_series(tmp_path / "siemens", noisy[:, :2], _siemens)
+    volume = read_volume(tmp_path / "siemens")
+    table = dicom_diffusion_table(volume.source.dicom_files, volume.source.repeated_frames)
+    np.testing.assert_array_equal(table.b_values, B_VALUES)
+    np.testing.assert_allclose(table.directions, DIRECTIONS)
+    assert "Siemens" in table.source
+
+    _write_series(tmp_path / "ge", noisy[:, :2], _ge)
+    out = tmp_path / "ge.nii"
+    assert main(["denoise", str(tmp_path / "ge"), str(out), "--model", "kpn-burst3", "--refine", "off"]) == 0
+    assert (tmp_path / "ge.bval").read_text() == "0 1000 1000 1000\n"  # GE's 10^9 offsets removed
+    assert not (tmp_path / "ge.bvec").exists()
+    assert "b-values but no gradient directions (GE's private b-value)" in capsys.readouterr().err
+
+
+def test_other_frames_and_formats(tmp_path, capsys):
+    """An fMRI-like series (no b-values) gets a 4D NIfTI without tables; a DWI to NRRD gets no tables (a warning);
+    a DICOM folder output is a DICOM series as before; an existing table is not replaced without --overwrite."""
+    _, noisy = _clean_and_noisy()
+    _write_series(tmp_path / "bold", noisy[:, :3], lambda ds, f: setattr(ds, "TemporalPositionIdentifier", f + 1))
+    args = ["--model", "kpn-burst3", "--refine", "off", "--quiet"]
+    assert main(["denoise", str(tmp_path / "bold"), str(tmp_path / "bold.nii.gz"), *args]) == 0
+    assert nib.load(str(tmp_path / "bold.nii.gz")).shape == (58, 58, 3, 4)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["bold.nii.gz"]
+
+    _write_series(tmp_path / "dwi", noisy[:, :3], _standard)
+    capsys.readouterr()
+    assert main(["denoise", str(tmp_path / "dwi"), str(tmp_path / "dwi.nrrd"), "--model", "kpn-burst3"]) == 0
+    assert "written beside a NIfTI output only" in capsys.readouterr().err
+    assert read_series(tmp_path / "dwi.nrrd").array.shape == (4, 3, 58, 58)
+
+    assert main(["denoise", str(tmp_path / "dwi"), str(tmp_path / "dwi_out"), *args]) == 0
+    assert len(list((tmp_path / "dwi_out").glob("*.dcm"))) == 12
+
+    (tmp_path / "dwi2.bval").write_text("mine\n")
+    assert main(["denoise", str(tmp_path / "dwi"), str(tmp_path / "dwi2.nii.gz"), *args]) != 0
+    assert not (tmp_path / "dwi2.nii.gz").exists() and (tmp_path / "dwi2.bval").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_residual_and_report_of_a_dicom_series_of_frames(tmp_path, residual):
+    _, noisy = _clean_and_noisy()
+    _write_series(tmp_path / "dwi", noisy[:, :3], _standard)
+    extra = ["--residual", str(tmp_path / "res.nii.gz")] if residual else []
+    args = ["--model", "kpn-burst3", "--refine", "off", "--quiet", "--report", str(tmp_path / "r.json")]
+    assert main(["denoise", str(tmp_path / "dwi"), str(tmp_path / "o.nii.gz"), *args, *extra]) == 0
+    if residual:
+        removed = np.asarray(nib.load(str(tmp_path / "res.nii.gz")).dataobj)
+        out = np.asarray(nib.load(str(tmp_path / "o.nii.gz")).dataobj).astype(np.float64)
+        assert removed.shape == (58, 58, 3, 4) and removed.dtype == np.float32
+        np.testing.assert_allclose(removed, noisy[:, :3].transpose(3, 2, 1, 0) - out, atol=1e-3)
+    assert (tmp_path / "r.json").is_file()
