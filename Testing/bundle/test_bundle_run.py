@@ -266,6 +266,9 @@ def test_a_dicom_series_of_frames_goes_through_the_bundle_as_a_4d_series(tmp_pat
         before = psnr(clean[frame], noisy[frame])
         after = psnr(clean[frame], denoised[..., frame].transpose(2, 1, 0))
         assert after > before + 3.0, (frame, before, after)
+    # its b-values go beside it as the CLI writes them (no directions in these headers: no .bvec)
+    assert (output_dir / "dwi_denoised.bval").read_text() == "1000 0 1000 1000\n"
+    assert not (output_dir / "dwi_denoised.bvec").exists()
 
 
 def test_the_bundle_refuses_siemens_mosaics_it_could_not_place(tmp_path):

@@ -177,3 +177,67 @@ def test_residual_and_report_of_a_dicom_series_of_frames(tmp_path, residual):
         assert removed.shape == (58, 58, 3, 4) and removed.dtype == np.float32
         np.testing.assert_allclose(removed, noisy[:, :3].transpose(3, 2, 1, 0) - out, atol=1e-3)
     assert (tmp_path / "r.json").is_file()
+
+
+def _nibabel_mosaic(name: str):
+    """One of nibabel's Siemens DWI mosaics (real scanner headers with their CSA header; blank pixels), or a skip."""
+    import gzip
+    import io
+    import warnings
+    from pathlib import Path
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nibabel calls its DICOM readers experimental
+        import nibabel.nicom
+
+    path = Path(nibabel.nicom.__file__).parent / "tests" / "data" / f"{name}.dcm.gz"
+    if not path.is_file():
+        pytest.skip(f"nibabel's test mosaic {path.name} is not installed")
+    return pydicom.dcmread(io.BytesIO(gzip.decompress(path.read_bytes())))
+
+
+def test_siemens_mosaics_are_written_as_a_4d_nifti_placed_by_their_csa_header(tmp_path):
+    """A Siemens scanner's DWI mosaics (b = 0 and b = 1000, 48 slices in 7 x 7 tiles of 128 x 128, oblique), their
+    pixels replaced by a Rician-noisy head: the 4D NIfTI's affine is the one nibabel's own DICOM reader derives from
+    the CSA header, the b-vector is the header's, and the frames are denoised."""
+    import warnings
+
+    head = np.asarray(nib.load(str(sample_path("mr_head"))).dataobj, dtype=np.float64).transpose(2, 1, 0)
+    slices = np.zeros((48, 128, 128))
+    slices[:, 35:93, 35:93] = head[np.arange(48) % head.shape[0]]
+    rng = np.random.default_rng(5)
+    folder = tmp_path / "mosaics"
+    folder.mkdir()
+    clean = []
+    for name, weight in (("siemens_dwi_0", 1.0), ("siemens_dwi_1000", 0.5)):
+        ds = _nibabel_mosaic(name)
+        frame = slices * weight
+        noisy = np.hypot(frame + rng.normal(0, SIGMA, frame.shape), rng.normal(0, SIGMA, frame.shape))
+        tiles = np.zeros((49, 128, 128))
+        tiles[:48] = np.rint(noisy)
+        mosaic = tiles.reshape(7, 7, 128, 128).transpose(0, 2, 1, 3).reshape(896, 896)
+        ds.PixelData = mosaic.astype(np.uint16).tobytes()
+        ds.save_as(folder / f"{name}.dcm")
+        clean.append((frame, noisy))
+    out = tmp_path / "dwi.nii.gz"
+    assert main(["denoise", str(folder), str(out), "--quiet"]) == 0
+
+    written = nib.load(str(out))
+    assert written.shape == (128, 128, 48, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nibabel calls its DICOM readers experimental
+        from nibabel.nicom import csareader, dicomwrappers
+
+        wrapper = dicomwrappers.wrapper_from_data(_nibabel_mosaic("siemens_dwi_1000"))
+        lps = wrapper.affine  # voxel (row, column, slice) -> LPS
+        g_vector = csareader.get_g_vector(csareader.get_csa_header(_nibabel_mosaic("siemens_dwi_1000")))
+    ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps[:, [1, 0, 2, 3]]  # voxel (column, row, slice) -> RAS
+    np.testing.assert_allclose(written.affine, ras, atol=1e-3)
+
+    assert (tmp_path / "dwi.bval").read_text() == "0 1000\n"
+    bvec = np.loadtxt(tmp_path / "dwi.bvec")
+    np.testing.assert_allclose(_lps_directions(bvec, written.affine)[1], g_vector / np.linalg.norm(g_vector), atol=1e-5)
+
+    denoised = np.asarray(written.dataobj).transpose(3, 2, 1, 0)
+    for f, (frame, noisy) in enumerate(clean):
+        assert _psnr(frame, denoised[f]) > _psnr(frame, noisy) + 2.0, f

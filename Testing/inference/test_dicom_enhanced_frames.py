@@ -40,10 +40,12 @@ def _dataset(**values) -> Dataset:
     return ds
 
 
-def _write_enhanced(path, frames: np.ndarray, pairs, b_values=None, echo_times=None, series=None, instance=1, z0=0.0):
+def _write_enhanced(
+    path, frames: np.ndarray, pairs, b_values=None, echo_times=None, series=None, instance=1, z0=0.0, directions=None
+):
     """An Enhanced MR Image file holding ``frames[f, p]`` (``(F, P, Y, X)`` uint16, 4 x 4 x 5 mm) for each ``(f, p)``
-    of ``pairs`` in that order, with per-frame positions (from ``z0`` mm), temporal indices and b-values or echo
-    times."""
+    of ``pairs`` in that order, with per-frame positions (from ``z0`` mm), temporal indices and b-values (with
+    gradient ``directions``, LPS) or echo times."""
     ds = new_dicom_dataset(ENHANCED_MR_IMAGE_STORAGE, "1.2.3.4", series)
     ds.Modality, ds.PatientID, ds.InstanceNumber = "MR", "enhanced", instance
     ds.ImageType = ["ORIGINAL", "PRIMARY", "DIFFUSION" if b_values is not None else "M", "NONE"]
@@ -60,6 +62,10 @@ def _write_enhanced(path, frames: np.ndarray, pairs, b_values=None, echo_times=N
         }
         if b_values is not None:
             groups["MRDiffusionSequence"] = _dataset(DiffusionBValue=b_values[f])
+            if directions is not None and b_values[f] > 0:
+                gradient = _dataset(DiffusionGradientOrientation=list(directions[f]))
+                groups["MRDiffusionSequence"].DiffusionDirectionality = "DIRECTIONAL"
+                groups["MRDiffusionSequence"].DiffusionGradientDirectionSequence = Sequence([gradient])
         if echo_times is not None:
             groups["MREchoSequence"] = _dataset(EffectiveEchoTime=echo_times[f])
         items.append(_item(**groups))
@@ -166,3 +172,23 @@ def test_echoes_and_time_points_are_told_apart_and_a_mismatched_series_is_refuse
     _write_enhanced(folder / "b.dcm", noisy[:1], [(0, p) for p in range(8)], series=series_uid, instance=2, z0=2.5)
     with pytest.raises(InputError, match="not one volume each at the same positions"):
         read_volume(folder)
+
+
+def test_an_enhanced_dwi_file_is_written_as_a_4d_nifti_with_its_per_frame_gradient_table(tmp_path):
+    """The frames of one file in position order (every gradient of the first slice, then of the second...): the
+    4D NIfTI holds them frame by frame, and the .bval / .bvec are the per-frame MR Diffusion groups' values."""
+    clean, noisy = _clean_and_noisy()
+    directions = ((0.0, 0.6, 0.8), (1.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0, 1.0))
+    pairs = [(f, p) for p in range(8) for f in range(4)]
+    _write_enhanced(tmp_path / "dwi.dcm", noisy, pairs, B_VALUES, directions=directions)
+    assert main(["denoise", str(tmp_path / "dwi.dcm"), str(tmp_path / "dwi.nii.gz"), "--quiet"]) == 0
+    written = nib.load(str(tmp_path / "dwi.nii.gz"))
+    frames = np.asarray(written.dataobj).transpose(3, 2, 1, 0)
+    volume = read_volume(tmp_path / "dwi.dcm")
+    np.testing.assert_array_equal(frames, Denoiser("auto").denoise(series_of_repeated_frames(volume)).array)
+    for f in range(4):
+        assert _psnr(clean[f], frames[f]) - _psnr(clean[f], noisy[f]) > 3.0
+    assert (tmp_path / "dwi.bval").read_text() == "1000 1000 0 1000\n"
+    # an axial grid of positive determinant: FSL's x is the negated first voxel axis (L in LPS)
+    expected = np.array(directions).T * np.array([[-1.0], [1.0], [1.0]])
+    np.testing.assert_allclose(np.loadtxt(tmp_path / "dwi.bvec"), expected + 0.0, atol=1e-6)

@@ -24,6 +24,7 @@ from monai.data import ImageReader
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 
 from ..io.provenance import resampling_warning
+from .gradients import DICOM_BVAL_KEY, DICOM_BVEC_KEY
 from .inferer import FRAME_LABEL_KEY, MODALITY_KEY
 
 logger = logging.getLogger(__name__)
@@ -114,17 +115,17 @@ class VolumeReader(ImageReader):
         4D series the CLI denoises it as, which the bundle writes as a 4D NIfTI; None for any other volume.
 
         Raises:
-            InputError: Siemens mosaics: their tiles' slice direction (the CSA header's) is not read, so a NIfTI
-                affine could put the slices upside down.
+            InputError: Siemens mosaics without their CSA header (anonymised): the direction in which the tiles'
+                slices follow each other is only there, so a NIfTI affine could put the slices upside down.
         """
         from ..errors import InputError
         from ..io.series import series_of_repeated_frames
 
-        if volume.source.mosaic is not None:
+        if volume.source.mosaic is not None and volume.source.mosaic.slice_normal is None:
             raise InputError(
-                f"{volume.source.path}: Siemens mosaics; the bundle writes NIfTI, and the direction in which the "
-                "tiles' slices run is not read, so its affine could be upside down (denoise them with the command "
-                "line, which writes mosaics back)"
+                f"{volume.source.path}: Siemens mosaics without their CSA header; the bundle writes NIfTI, and the "
+                "direction in which the tiles' slices run is only in that header, so its affine could be upside down "
+                "(denoise them with the command line, which writes mosaics back)"
             )
         return series_of_repeated_frames(volume)
 
@@ -141,7 +142,25 @@ class VolumeReader(ImageReader):
         array = np.transpose(series.array, (3, 2, 1, 0))
         # a DICOM series of frames keeps its Modality tag (a 4D file has none)
         extra = {MODALITY_KEY: series.metadata.get("0008|0060", "").strip(), FRAME_LABEL_KEY: series.frame_label}
+        extra.update(_dicom_gradient_table(series))
         return np.ascontiguousarray(array), _meta(series, array, -1, extra)
+
+
+def _dicom_gradient_table(series) -> dict:
+    """A DICOM diffusion series' FSL ``.bval`` / ``.bvec`` texts for :class:`~.gradients.GradientTabled` to write
+    beside the NIfTI output (``.bvec`` "" without directions); empty for any other series."""
+    from ..io.dicom_diffusion import dicom_diffusion_table
+
+    source = series.source
+    if series.frame_label != "gradient" or not source.dicom_files:
+        return {}
+    table = dicom_diffusion_table(
+        source.dicom_files, max(source.repeated_frames, 1), source.frame_order, label=str(source.path)
+    )
+    if table is None:
+        return {}
+    bvec = table.bvec_text(series.direction) if table.directions is not None else ""
+    return {DICOM_BVAL_KEY: table.bval_text(), DICOM_BVEC_KEY: bvec}
 
 
 def _meta(image, array: np.ndarray, channel_dim: float | int, extra: dict) -> dict:

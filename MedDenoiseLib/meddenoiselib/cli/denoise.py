@@ -190,30 +190,34 @@ def _frames_written_as_series(header, source: Path, target: Path) -> bool:
     enhanced file of one) and ``target`` names a 4D file: it is then written as the 4D series it is denoised as.
 
     Raises:
-        OutputError: Siemens mosaics to a 4D file: the direction in which a mosaic's slices run is in its CSA header,
-            not read here, so an affine could put them upside down.
+        OutputError: Siemens mosaics without their CSA header (anonymised) to a 4D file: the direction in which a
+            mosaic's slices follow each other is only there, so an affine could put them upside down.
     """
     from ..io import detect_format
 
     stack = header.dicom
     if stack is None or detect_format(target) not in _SERIES_FORMATS:
         return False
-    if stack.mosaic is not None:
+    if stack.mosaic is not None and stack.mosaic.slice_normal is None:
         raise OutputError(
-            f"{target}: {source} holds Siemens mosaics, whose slice direction (in the CSA header) is not read, so a "
-            "4D file's affine could put their slices upside down; give a folder name to write denoised mosaics"
+            f"{target}: {source} holds Siemens mosaics without their CSA header, whose slice normal says which way "
+            "their slices run, so a 4D file's affine could put them upside down; give a folder name to write "
+            "denoised mosaics"
         )
-    return stack.repeated_frames > 1
+    return stack.repeated_frames > 1 or stack.mosaic is not None
 
 
 def _frame_spec(header):
-    """The spec of one frame of a DICOM series of frames: ``(P, Y, X)`` on the positions' grid."""
+    """The spec of one frame of a DICOM series of frames: ``(P, Y, X)`` on the positions' grid (a mosaic's tiles)."""
     from ..io import ImageSpec
 
     stack = header.dicom
-    positions = header.shape[0] // stack.repeated_frames
+    if stack.mosaic is not None:
+        shape = (stack.mosaic.images, stack.mosaic.tile_rows, stack.mosaic.tile_columns)
+    else:
+        shape = (header.shape[0] // stack.repeated_frames, *header.shape[1:3])
     return ImageSpec(
-        shape=(positions, *header.shape[1:3]),
+        shape=shape,
         components=header.components,
         dtype=header.dtype,
         source_format=header.format,

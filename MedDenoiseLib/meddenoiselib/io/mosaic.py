@@ -10,22 +10,23 @@ the files written are mosaics again, the empty tiles as they were.
 
 The tiles' slice order is the acquisition's spatial order along the slice normal; this module places the first tile
 where the mosaic's ImagePositionPatient says (the corner of the mosaic as if it were one image centred on that
-tile) and the rest along ``row x column`` at SpacingBetweenSlices. Whether the scanner's slice normal points that way
-or the other (the CSA header's ``SliceNormalVector``, not read here) does not matter to denoising; the unpacked
-geometry is the library's working grid, never written to a file.
+tile) and the rest along the slice normal at SpacingBetweenSlices. The normal's sign is the scanner's: the
+``SliceNormalVector`` of the private CSA image header (``(0029,xx10)``, read with nibabel's CSA reader), which may
+point against ``row x column``. Denoising does not need it; a 4D file's affine does, so a mosaic whose CSA header is
+missing (anonymised) is written back as mosaics only.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import InputError
 from .dicom_private import private_integer
 
-__all__ = ["MosaicLayout", "mosaic_layout", "mosaic_origin", "pack_mosaic", "unpack_mosaic"]
+__all__ = ["MosaicLayout", "mosaic_direction", "mosaic_layout", "mosaic_origin", "pack_mosaic", "unpack_mosaic"]
 
 #: the private block that holds the mosaic's slice count, and that count's element within the block
 SIEMENS_MR_HEADER = "SIEMENS MR HEADER"
@@ -40,12 +41,16 @@ class MosaicLayout:
         images: slices in the mosaic (``n``).
         grid: tiles per row and per column of the mosaic (``ceil(sqrt(n))``).
         tile_rows, tile_columns: one slice's size in pixels.
+        slice_normal: the direction (LPS unit vector) in which the tiles' slices follow each other, the CSA header's
+            ``SliceNormalVector``; None where the header is missing. Not compared: the files of one series may
+            differ in its last digits.
     """
 
     images: int
     grid: int
     tile_rows: int
     tile_columns: int
+    slice_normal: tuple[float, float, float] | None = field(default=None, compare=False)
 
 
 def mosaic_layout(dataset, label: str, rows: int, columns: int, frames: int) -> MosaicLayout | None:
@@ -70,7 +75,44 @@ def mosaic_layout(dataset, label: str, rows: int, columns: int, frames: int) -> 
         )
     if images == 1:
         return None
-    return MosaicLayout(images, grid, rows // grid, columns // grid)
+    return MosaicLayout(images, grid, rows // grid, columns // grid, _csa_slice_normal(dataset))
+
+
+def _csa_slice_normal(dataset) -> tuple[float, float, float] | None:
+    """The CSA image header's ``SliceNormalVector`` (a unit vector in LPS), None where it is missing or unreadable."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nibabel calls its DICOM readers experimental
+            from nibabel.nicom import csareader
+
+            header = csareader.get_csa_header(dataset, "image")
+            normal = None if header is None else csareader.get_slice_normal(header)
+    except Exception:  # noqa: BLE001 - a damaged private header only loses the sign of the slice direction
+        return None
+    if normal is None:
+        return None
+    vector = np.asarray(normal, dtype=np.float64)
+    norm = float(np.linalg.norm(vector))
+    if vector.shape != (3,) or not np.isfinite(norm) or norm < 0.5:
+        return None
+    return tuple(float(v) for v in vector / norm)
+
+
+def mosaic_direction(direction: np.ndarray, layout: MosaicLayout) -> np.ndarray:
+    """The ``3 x 3`` direction (columns i, j, k) of the slices a mosaic holds: the mosaic's row and column
+    directions, and the slice normal pointing the CSA header's way (which may make the grid left-handed).
+
+    Raises:
+        ValueError: the layout has no slice normal (no CSA header).
+    """
+    if layout.slice_normal is None:
+        raise ValueError("the mosaic's CSA header, with its slice normal, is missing")
+    direction = np.array(direction, dtype=np.float64).reshape(3, 3)
+    if float(np.dot(direction[:, 2], layout.slice_normal)) < 0:
+        direction[:, 2] = -direction[:, 2]
+    return direction
 
 
 def _all_tiles(mosaic: np.ndarray, layout: MosaicLayout) -> np.ndarray:

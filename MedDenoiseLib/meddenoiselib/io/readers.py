@@ -216,14 +216,18 @@ def _read_dicom(header: VolumeHeader, max_bytes: int | None) -> Volume:
         mosaic=stack.mosaic,
         frame_order=stack.frame_order,
     )
-    if geometry.problem and stack.repeated_frames > 1 and stack.mosaic is None:
+    if geometry.problem and stack.repeated_frames > 1:
         # not a problem: the frames of a DWI / fMRI run, denoised and written as the 4D series they are
+        if stack.mosaic is not None:
+            where = f"Siemens mosaics of {stack.mosaic.images} slices"
+        else:
+            where = f"at each of {header.shape[0] // stack.repeated_frames} slice positions"
         logger.info(
-            "%s: %d frames (%s) at each of %d slice positions; written as a DICOM series or a 4D file",
+            "%s: %d frames (%s), %s; written as a DICOM series or a 4D file",
             header.path,
             stack.repeated_frames,
             stack.repeated_frame_label or "repeat",
-            header.shape[0] // stack.repeated_frames,
+            where,
         )
     elif geometry.problem:
         logger.warning(

@@ -22,7 +22,7 @@ from .atomic import atomic_file
 from .formats import detect_format
 from .limits import Encoding, check_claimed_size
 from .modality import diffusion_table
-from .mosaic import mosaic_origin, pack_mosaic, unpack_mosaic
+from .mosaic import mosaic_direction, mosaic_origin, pack_mosaic, unpack_mosaic
 from .nibabel_formats import load_nibabel, nibabel_frames, nibabel_voxels, probe_nibabel, save_mgh
 from .nifti import stored_like_source
 from .nrrd import NrrdLayout, is_nrrd_series, read_nrrd_series, write_nrrd_series
@@ -160,11 +160,14 @@ def series_of_repeated_frames(volume: Volume) -> VolumeSeries | None:
     source = volume.source
     array = frames_of_slices(volume, volume.array)
     positions = array.shape[1]
+    direction = volume.direction
     if source.mosaic is not None:
         # mosaics all lie at one position, so the reader's slice spacing already is SpacingBetweenSlices (else
         # SliceThickness, else 1 mm): the tiles' step
         spacing = volume.spacing
         origin = mosaic_origin(volume.origin, volume.direction, volume.spacing, source.mosaic)
+        if source.mosaic.slice_normal is not None:  # the scanner's slice order (else the working grid's)
+            direction = mosaic_direction(volume.direction, source.mosaic)
     else:
         count = volume.array.shape[0]
         # the volume's slice step is the mean over all its slices; the positions are (P - 1) steps apart
@@ -174,7 +177,7 @@ def series_of_repeated_frames(volume: Volume) -> VolumeSeries | None:
         array,
         spacing,
         origin,
-        volume.direction,
+        direction,
         source.repeated_frame_label or "repeat",
         source=source,
         metadata=dict(volume.metadata),
