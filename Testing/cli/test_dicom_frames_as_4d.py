@@ -141,8 +141,9 @@ def test_siemens_and_ge_private_encodings(tmp_path, capsys):
 
 
 def test_other_frames_and_formats(tmp_path, capsys):
-    """An fMRI-like series (no b-values) gets a 4D NIfTI without tables; a DWI to NRRD gets no tables (a warning);
-    a DICOM folder output is a DICOM series as before; an existing table is not replaced without --overwrite."""
+    """An fMRI-like series (no b-values) gets a 4D NIfTI without tables; a DWI to TIFF gets no table (a warning), to
+    NRRD 3D Slicer's DWI header; a DICOM folder output is a DICOM series as before; an existing table is not
+    replaced without --overwrite."""
     _, noisy = _clean_and_noisy()
     _write_series(tmp_path / "bold", noisy[:, :3], lambda ds, f: setattr(ds, "TemporalPositionIdentifier", f + 1))
     args = ["--model", "kpn-burst3", "--refine", "off", "--quiet"]
@@ -152,12 +153,23 @@ def test_other_frames_and_formats(tmp_path, capsys):
 
     _write_series(tmp_path / "dwi", noisy[:, :3], _standard)
     capsys.readouterr()
-    assert main(["denoise", str(tmp_path / "dwi"), str(tmp_path / "dwi.nrrd"), "--model", "kpn-burst3"]) == 0
-    assert "written beside a NIfTI output only" in capsys.readouterr().err
-    assert read_series(tmp_path / "dwi.nrrd").array.shape == (4, 3, 58, 58)
+    assert main(["denoise", str(tmp_path / "dwi"), str(tmp_path / "dwi.tif"), "--model", "kpn-burst3"]) == 0
+    assert "or into a NRRD only" in capsys.readouterr().err
+    assert read_series(tmp_path / "dwi.tif").array.shape == (4, 3, 58, 58)
 
     assert main(["denoise", str(tmp_path / "dwi"), str(tmp_path / "dwi_out"), *args]) == 0
     assert len(list((tmp_path / "dwi_out").glob("*.dcm"))) == 12
+
+    # into a NRRD: 3D Slicer's diffusion-weighted NRRD (LPS measurement frame, gradients scaled by sqrt(b / b_max))
+    assert main(["denoise", str(tmp_path / "dwi"), str(tmp_path / "dwi.nrrd"), *args]) == 0
+    header = (tmp_path / "dwi.nrrd").read_bytes().split(b"\n\n")[0].decode()
+    assert "modality:=DWMRI" in header and "DWMRI_b-value:=1000" in header
+    assert "measurement frame: (1,0,0) (0,1,0) (0,0,1)" in header and "space: left-posterior-superior" in header
+    for f, direction in enumerate(DIRECTIONS):
+        line = next(row for row in header.splitlines() if row.startswith(f"DWMRI_gradient_{f:04d}:="))
+        np.testing.assert_allclose([float(v) for v in line.split(":=")[1].split()], direction, atol=1e-7)
+    back = read_series(tmp_path / "dwi.nrrd")
+    assert back.frame_label == "gradient" and back.array.shape == (4, 3, 58, 58)
 
     (tmp_path / "dwi2.bval").write_text("mine\n")
     assert main(["denoise", str(tmp_path / "dwi"), str(tmp_path / "dwi2.nii.gz"), *args]) != 0

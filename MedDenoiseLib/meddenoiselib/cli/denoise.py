@@ -226,18 +226,24 @@ def _frame_spec(header):
 
 def _plan_diffusion_table(header, source: Path, target: Path, args: argparse.Namespace, protected, others: list):
     """For a diffusion-weighted DICOM series written as a 4D NIfTI: its b-values and gradient directions as FSL's
-    ``.bval`` and ``.bvec`` beside it (``out.bval`` beside ``out.nii.gz``), planned like any output; None for other
-    frames, another format (a warning), or headers without b-values (a warning from the table's reader)."""
+    ``.bval`` and ``.bvec`` beside it (``out.bval`` beside ``out.nii.gz``), planned like any output; as a NRRD: the
+    table, written into its header as 3D Slicer's DWI NRRD (``.bval`` / ``.bvec`` None). None for other frames,
+    another format (a warning), or headers without b-values (a warning from the table's reader).
+
+    Returns:
+        ``(DiffusionTable, the planned .bval or None, the planned .bvec or None)``, or None.
+    """
     from ..io import detect_format, plan_file, strip_suffix
     from ..io.dicom_diffusion import dicom_diffusion_table
 
     stack = header.dicom
     if stack.repeated_frame_label != "gradient":
         return None
-    if detect_format(target) != "nifti":
+    fmt = detect_format(target)
+    if fmt not in ("nifti", "nrrd"):
         logger.warning(
-            "%s: the b-values and gradient directions of %s are written beside a NIfTI output only (.bval, .bvec); "
-            "name a .nii.gz output to keep them",
+            "%s: the b-values and gradient directions of %s are written beside a NIfTI output (.bval, .bvec) or into "
+            "a NRRD only; name a .nii.gz or .nrrd output to keep them",
             target,
             source,
         )
@@ -245,6 +251,16 @@ def _plan_diffusion_table(header, source: Path, target: Path, args: argparse.Nam
     table = dicom_diffusion_table(stack.files, stack.repeated_frames, stack.frame_order, label=str(source))
     if table is None:
         return None
+    if fmt == "nrrd":
+        if table.directions is None:
+            logger.warning(
+                "%s: the headers hold b-values but no gradient directions (%s), which a diffusion-weighted NRRD needs; "
+                "name a .nii.gz output to keep the b-values as a .bval",
+                source,
+                table.source,
+            )
+            return None
+        return table, None, None
     stem = target.with_name(strip_suffix(target.name))
     bval = plan_file(
         stem.with_name(stem.name + ".bval"), "b-values", (".bval",), overwrite=args.overwrite, protected=protected,
@@ -270,6 +286,8 @@ def _write_diffusion_table(job: _Job, series) -> None:
     from ..io.atomic import write_text_atomic
 
     table, bval, bvec = job.diffusion
+    if bval is None:  # a NRRD holds them in its header
+        return
     write_text_atomic(bval.path, table.bval_text())
     if bvec is not None:
         write_text_atomic(bvec.path, table.bvec_text(series.direction))
@@ -555,7 +573,9 @@ def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:
         denoiser.method,
     )
     result = _run_denoiser(denoiser, series, args, masks)
-    write_series(result, target, overwrite=args.overwrite, inputs=(source,))
+    table = job.diffusion[0] if job.diffusion is not None else None
+    gradients = None if table is None or table.directions is None else (table.b_values, table.directions)
+    write_series(result, target, overwrite=args.overwrite, inputs=(source,), gradients=gradients)
     _copy_gradient_tables(job)
     if job.diffusion is not None:
         _write_diffusion_table(job, result)

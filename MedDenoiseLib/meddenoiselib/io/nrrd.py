@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -325,13 +326,15 @@ def write_nrrd_series(
     frame_label: str = "frame",
     frame_values: tuple[str, ...] = (),
     compress: bool = True,
+    gradients: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> None:
     """Write ``array`` ``(T, Z, Y, X[, C])`` as an attached NRRD (``path`` is written as given, not atomically).
 
     With a ``layout`` (from :func:`read_nrrd_series`) the file has the input's axis order and header; the geometry
     lines are rewritten from ``spacing``/``origin``/``direction`` only when they differ from the layout's. Without
     one, Slicer's sequence layout is used: ``kinds: [vector] domain domain domain list``, frame labels and index
-    values as key/values.
+    values as key/values; with ``gradients`` (``(F,)`` b-values in s/mm^2, ``(F, 3)`` unit directions in LPS), the
+    diffusion-weighted NRRD that 3D Slicer and DWIConvert write (:func:`dwmri_header`).
     """
     array = np.asarray(array)
     dtype = np.dtype("float32") if array.dtype == np.float64 and layout is None else array.dtype.newbyteorder("=")
@@ -359,6 +362,9 @@ def write_nrrd_series(
         key_values = [(f"axis {frame} index type", "numeric" if _numeric(frame_values) else "text")]
         if frame_values:
             key_values.append((f"axis {frame} index values", " ".join(frame_values)))
+        if gradients is not None:
+            frame_fields, key_values = dwmri_header(*gradients)
+            fields += frame_fields
         layout = NrrdLayout(tuple(fields), tuple(key_values), tuple(sizes), frame, 0 if components else None, spatial)
     file_array = np.transpose(np.asarray(array, dtype=dtype), np.argsort(layout.order))
     if tuple(reversed(file_array.shape)) != layout.sizes:
@@ -399,6 +405,21 @@ def write_nrrd_series(
     with open(path, "wb") as handle:
         handle.write(("\n".join(lines) + "\n\n").encode("latin-1"))
         handle.write(payload)
+
+
+def dwmri_header(b_values: np.ndarray, directions: np.ndarray) -> tuple[list, list]:
+    """``(fields, key_values)`` of a diffusion-weighted NRRD (3D Slicer's and DWIConvert's convention): the
+    measurement frame is the identity of the ``left-posterior-superior`` space, so each ``DWMRI_gradient_NNNN`` is a
+    frame's LPS direction, scaled to ``sqrt(b / DWMRI_b-value)`` (zero for b = 0)."""
+    b_values = np.asarray(b_values, dtype=np.float64)
+    b_max = float(b_values.max()) if b_values.size else 0.0
+    key_values = [("modality", "DWMRI"), ("DWMRI_b-value", f"{b_max:g}")]
+    for index, (b, direction) in enumerate(zip(b_values, np.asarray(directions, dtype=np.float64), strict=True)):
+        scale = math.sqrt(b / b_max) if b_max > 0 and b > 0 else 0.0
+        vector = np.asarray(direction) * scale
+        vector[np.abs(vector) < 1e-12] = 0.0
+        key_values.append((f"DWMRI_gradient_{index:04d}", " ".join(f"{v:.8g}" for v in vector)))
+    return [("measurement frame", "(1,0,0) (0,1,0) (0,0,1)")], key_values
 
 
 def _numeric(values: tuple[str, ...]) -> bool:

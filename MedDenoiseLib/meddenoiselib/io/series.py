@@ -379,8 +379,12 @@ def write_series(
     inputs: tuple[str | Path, ...] = (),
     compress: bool = True,
     role: str = "image",
+    gradients: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Path:
     """Write a series atomically as NIfTI (``.nii``, ``.nii.gz``) or NRRD (``.nrrd``), in its source's layout.
+
+    ``gradients`` (``(F,)`` b-values, ``(F, 3)`` unit LPS directions; of a DICOM diffusion series, which has no
+    layout of its own) make a NRRD the diffusion-weighted NRRD 3D Slicer reads as a DWI; other formats ignore them.
 
     A series read from a NIfTI file keeps its header (``pixdim[4]``, units, intent) and, when the geometry is
     unchanged, its affine bit for bit, and an ``"image"`` (not a residual or noise map, ``role``) its scaled-integer
@@ -409,6 +413,7 @@ def write_series(
                 series.frame_label,
                 series.frame_values,
                 compress=compress,
+                gradients=gradients if layout is None else None,
             )
     elif fmt == "nifti":
         _write_nifti_series(series, path, keep_storage=role == "image")
