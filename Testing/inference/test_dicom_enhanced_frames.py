@@ -41,11 +41,20 @@ def _dataset(**values) -> Dataset:
 
 
 def _write_enhanced(
-    path, frames: np.ndarray, pairs, b_values=None, echo_times=None, series=None, instance=1, z0=0.0, directions=None
+    path,
+    frames: np.ndarray,
+    pairs,
+    b_values=None,
+    echo_times=None,
+    series=None,
+    instance=1,
+    z0=0.0,
+    directions=None,
+    components=None,
 ):
     """An Enhanced MR Image file holding ``frames[f, p]`` (``(F, P, Y, X)`` uint16, 4 x 4 x 5 mm) for each ``(f, p)``
     of ``pairs`` in that order, with per-frame positions (from ``z0`` mm), temporal indices and b-values (with
-    gradient ``directions``, LPS) or echo times."""
+    gradient ``directions``, LPS) or echo times, and each frame ``f``'s ComplexImageComponent ``components[f]``."""
     ds = new_dicom_dataset(ENHANCED_MR_IMAGE_STORAGE, "1.2.3.4", series)
     ds.Modality, ds.PatientID, ds.InstanceNumber = "MR", "enhanced", instance
     ds.ImageType = ["ORIGINAL", "PRIMARY", "DIFFUSION" if b_values is not None else "M", "NONE"]
@@ -68,6 +77,9 @@ def _write_enhanced(
                 groups["MRDiffusionSequence"].DiffusionGradientDirectionSequence = Sequence([gradient])
         if echo_times is not None:
             groups["MREchoSequence"] = _dataset(EffectiveEchoTime=echo_times[f])
+        if components is not None:
+            frame_type = ["ORIGINAL", "PRIMARY", components[f][0], "NONE"]
+            groups["MRImageFrameTypeSequence"] = _dataset(FrameType=frame_type, ComplexImageComponent=components[f])
         items.append(_item(**groups))
     ds.PerFrameFunctionalGroupsSequence = Sequence(items)
     ds.NumberOfFrames = len(items)
@@ -192,3 +204,21 @@ def test_an_enhanced_dwi_file_is_written_as_a_4d_nifti_with_its_per_frame_gradie
     # an axial grid of positive determinant: FSL's x is the negated first voxel axis (L in LPS)
     expected = np.array(directions).T * np.array([[-1.0], [1.0], [1.0]])
     np.testing.assert_allclose(np.loadtxt(tmp_path / "dwi.bvec"), expected + 0.0, atol=1e-6)
+
+
+def test_an_enhanced_file_of_magnitude_and_phase_frames_is_refused(tmp_path, capsys):
+    """Philips writes the magnitude and phase frames of a field map or SWI into one enhanced file; denoised as one
+    run, phase angles would go through the magnitude model beside the magnitudes (classic series mixing parts were
+    already refused, 2026-12-06). A file of magnitude frames only reads as before."""
+    _, noisy = _clean_and_noisy(weights=(1.0, 0.7))
+    pairs = [(f, p) for f in range(2) for p in range(8)]
+    _write_enhanced(tmp_path / "mixed.dcm", noisy, pairs, echo_times=(5.0, 5.0), components=("MAGNITUDE", "PHASE"))
+    with pytest.raises(
+        InputError, match=r"mixed.dcm: this MR file's frames hold different parts .*8 magnitude, 8 phase"
+    ):
+        read_volume(tmp_path / "mixed.dcm")
+    assert main(["denoise", str(tmp_path / "mixed.dcm"), str(tmp_path / "out.dcm")]) == 1
+    assert "8 magnitude, 8 phase" in capsys.readouterr().err and not (tmp_path / "out.dcm").exists()
+
+    _write_enhanced(tmp_path / "magnitude.dcm", noisy, pairs, echo_times=(5.0, 9.0), components=("MAGNITUDE",) * 2)
+    assert read_volume(tmp_path / "magnitude.dcm").source.repeated_frames == 2

@@ -218,7 +218,12 @@ def _single_orientation(label: str, orientations: np.ndarray | None, what: str) 
 
 
 def dicom_stack_of_file(image: DicomImage) -> DicomStack:
-    """The stack of one DICOM file (a single image, or the frames of a multi-frame file in file order)."""
+    """The stack of one DICOM file (a single image, or the frames of a multi-frame file in file order).
+
+    Raises:
+        InputError: an MR file whose frames hold different parts of the complex signal (magnitude and phase).
+    """
+    _check_one_signal_component(image.path, [image], image.series_uid)
     orientation = _single_orientation(image.path, image.orientations, "frames")
     positions = image.positions if image.positions is not None and len(image.positions) == image.frames else None
     first = image.positions[:1] if image.positions is not None else None
@@ -400,17 +405,28 @@ def _stack_of_volume_files(label: str, images: list, series_uid: str) -> DicomSt
 
 def _check_one_signal_component(label: str, images: list, series_uid: str) -> None:
     """Refuse an MR series whose images hold different parts of the complex signal (magnitude and phase images of
-    one field-map or SWI acquisition in one series, as some scanners export them): as one volume, phase angles would
-    be denoised as magnitudes beside them."""
+    one field-map or SWI acquisition in one series, as some scanners export them), or an enhanced MR file whose frames
+    do (Philips writes magnitude and phase frames into one file): as one volume, phase angles would be denoised as
+    magnitudes beside them."""
     if not any(image.metadata.get("0008|0060", "").strip().upper() == "MR" for image in images):
         return
     counts: dict[str, int] = {}
     for image in images:
-        component = dicom_signal_component(image.metadata)
-        counts[component or "unnamed"] = counts.get(component or "unnamed", 0) + 1
+        per_frame = image.frame_values.get("component", ())
+        # a frame naming no part has the file's (top-level ComplexImageComponent, ImageType)
+        file_part = dicom_signal_component(image.metadata) if "MIXED" not in image.metadata.get("0008|9208", "") else ""
+        for component in per_frame or (file_part,) * image.frames:
+            key = component or file_part or "unnamed"
+            counts[key] = counts.get(key, 0) + 1
     named = [component for component in counts if component != "unnamed"]
     if len(named) > 1:
         parts = ", ".join(f"{count} {component}" for component, count in counts.items())
+        if len(images) == 1 and images[0].frames > 1:
+            raise InputError(
+                f"{label}: this MR file's frames hold different parts of the complex signal ({parts}: its per-frame "
+                "ComplexImageComponent / FrameType); they are not one image to denoise. Export the magnitude frames "
+                "as a series of their own and denoise that"
+            )
         raise InputError(
             f"{label}: MR series {series_uid or '?'} holds images of different parts of the complex signal ({parts}: "
             "DICOM ImageType / ComplexImageComponent / GE's image type); they are not one image to denoise. Put the "

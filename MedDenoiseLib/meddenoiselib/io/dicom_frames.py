@@ -23,9 +23,10 @@ import numpy as np
 
 from ..errors import InputError
 from .dicom_diffusion import PRIVATE_B_VALUE_KEY, private_b_value
-from .dicom_private import private_integer
+from .dicom_private import GE_COMPLEX_COMPONENT_KEY, private_integer
 from .itk_messages import c_stderr_logged, itk_messages_logged
 from .limits import Encoding, check_claimed_size
+from .modality import signal_component_of_dicom
 from .mosaic import MosaicLayout, mosaic_layout
 
 __all__ = [
@@ -81,7 +82,9 @@ class DicomImage:
         mosaic: for a Siemens mosaic (a volume's slices tiled in one image), how they are tiled; else None.
         frame_values: for an enhanced (functional-group) file, per kind of frame (``"gradient"``, ``"echo"``,
             ``"time"``) the per-frame values that name it (the MR diffusion item, EffectiveEchoTime,
-            TemporalPositionIndex; ``""`` where a frame has none); empty for other files.
+            TemporalPositionIndex; ``""`` where a frame has none), and under ``"component"`` the part of the complex
+            MR signal each frame holds (``"magnitude"``, ``"phase"``, ``"real"``, ``"imaginary"`` or ``""``, from
+            its MR Image Frame Type group's ComplexImageComponent, else FrameType); empty for other files.
         metadata: top-level header values as ``"gggg|eeee"`` -> text (the keys SimpleITK/GDCM use).
     """
 
@@ -314,9 +317,6 @@ def _frame_maps(dataset, label: str, frames: int, sop_class: str) -> tuple[tuple
     return tuple(slopes), tuple(intercepts)
 
 
-#: GE's private "image type" (0043,xx2F of the GEMS_PARM_01 block: 0 magnitude, 1 phase, 2 real, 3 imaginary), kept
-#: in the metadata under its tag's key although private elements are otherwise left out
-GE_COMPLEX_COMPONENT_KEY = "0043|102f"
 
 
 #: what tells an enhanced file's frames at one position apart: (kind, per-frame functional group, its keyword or
@@ -341,6 +341,18 @@ def _frame_values(dataset) -> dict[str, tuple[str, ...]]:
             group = _first_item(item, sequence)
             texts.append("" if group is None else str(group if keyword is None else group.get(keyword, "")))
         values[kind] = tuple(texts)
+    shared = _first_item(dataset, "SharedFunctionalGroupsSequence")
+    components = []
+    for item in per_frame:
+        group = _first_item(item, "MRImageFrameTypeSequence")
+        group = group if group is not None else _first_item(shared, "MRImageFrameTypeSequence")
+        if group is None:
+            components.append("")
+            continue
+        frame_type = group.get("FrameType") or ()
+        frame_type = "\\".join([frame_type] if isinstance(frame_type, str) else [str(v) for v in frame_type])
+        components.append(signal_component_of_dicom(str(group.get("ComplexImageComponent", "") or ""), frame_type))
+    values["component"] = tuple(components)
     return values
 
 

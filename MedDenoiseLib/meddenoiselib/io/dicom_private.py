@@ -7,7 +7,11 @@ implicit-VR file pydicom may not know the element's VR and gives its raw bytes.
 
 from __future__ import annotations
 
-__all__ = ["private_integer", "private_numbers", "private_text"]
+__all__ = ["GE_COMPLEX_COMPONENT_KEY", "private_integer", "private_numbers", "private_text"]
+
+#: GE's private "image type" (0043,xx2F of the GEMS_PARM_01 block: 0 magnitude, 1 phase, 2 real, 3 imaginary), kept
+#: in the metadata under its tag's key although private elements are otherwise left out
+GE_COMPLEX_COMPONENT_KEY = "0043|102f"
 
 
 def private_integer(dataset, group: int, creator: str, element: int, signed: bool = False) -> int | None:

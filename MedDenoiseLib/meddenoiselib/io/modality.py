@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MedDenoiseError
-from .dicom_frames import GE_COMPLEX_COMPONENT_KEY
+from .dicom_private import GE_COMPLEX_COMPONENT_KEY
 from .formats import detect_format, strip_suffix
 from .volume import Volume
 
