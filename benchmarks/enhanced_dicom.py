@@ -93,7 +93,7 @@ def main() -> int:
     from pydicom.uid import generate_uid
 
     from meddenoiselib.inference import Denoiser
-    from meddenoiselib.io import read_volume
+    from meddenoiselib.io import read_series, read_volume
     from meddenoiselib.io.series import series_of_repeated_frames
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -145,7 +145,14 @@ def main() -> int:
             written = read_volume(output)
             result = series_of_repeated_frames(written).array.astype(np.float64)
             rows[f"{layout}: auto"] = score(clean, result, head, groups, sigma, top)
-            for name in (f"{layout}: auto (as before)", f"{layout}: auto"):
+            # the same input named into a 4D NIfTI (refused until 2026-12-07), with the .bval written beside it
+            nifti = f"{layout}: auto -> 4D NIfTI"
+            seconds[nifti] = run_cli(source, work / "out.nii.gz", env)
+            result = read_series(work / "out.nii.gz").array.astype(np.float64)
+            rows[nifti] = score(clean, result, head, groups, sigma, top)
+            bval = (work / "out.bval").read_text().split()
+            assert [float(b) for b in bval] == list(b_values), bval
+            for name in (f"{layout}: auto (as before)", f"{layout}: auto", nifti):
                 if name in rows:
                     cells = " / ".join(f"{v:.2f}" for v in rows[name][:-1])
                     print(f"{name:45s} {cells} dB, air {rows[name][-1]:+.3f} σ ({seconds[name]:.1f} s)")
