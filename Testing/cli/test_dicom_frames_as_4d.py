@@ -149,7 +149,7 @@ def test_other_frames_and_formats(tmp_path, capsys):
     args = ["--model", "kpn-burst3", "--refine", "off", "--quiet"]
     assert main(["denoise", str(tmp_path / "bold"), str(tmp_path / "bold.nii.gz"), *args]) == 0
     assert nib.load(str(tmp_path / "bold.nii.gz")).shape == (58, 58, 3, 4)
-    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["bold.nii.gz"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["bold.json", "bold.nii.gz"]
 
     _write_series(tmp_path / "dwi", noisy[:, :3], _standard)
     capsys.readouterr()
@@ -172,6 +172,7 @@ def test_other_frames_and_formats(tmp_path, capsys):
     assert back.frame_label == "gradient" and back.array.shape == (4, 3, 58, 58)
 
     (tmp_path / "dwi2.bval").write_text("mine\n")
+    (tmp_path / "dwi2.json").unlink(missing_ok=True)
     assert main(["denoise", str(tmp_path / "dwi"), str(tmp_path / "dwi2.nii.gz"), *args]) != 0
     assert not (tmp_path / "dwi2.nii.gz").exists() and (tmp_path / "dwi2.bval").read_text() == "mine\n"
 

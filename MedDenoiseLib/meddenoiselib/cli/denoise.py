@@ -91,6 +91,8 @@ class _Job:
     dicom_frames: bool = False
     # its diffusion encoding written beside a NIfTI output: (the DiffusionTable, the planned .bval, .bvec or None)
     diffusion: tuple | None = None
+    # a NIfTI output's JSON sidecar: (the planned file, the input's sidecar values or None for a DICOM input)
+    sidecar: tuple | None = None
 
 
 def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: list, typed: bool = False) -> _Job:
@@ -171,11 +173,57 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
             protected=protected,
             others=[*planned, image] + [p for p in (job.residual, job.noise_map) if p is not None],
         )
-    planned.extend(p for p in (job.image, job.residual, job.noise_map, job.report) if p is not None)
+    if preview is None:
+        job.sidecar = _plan_sidecar(header, source, image.path, args, protected, [*planned, image], job.report)
+    outputs = (job.image, job.residual, job.noise_map, job.report, job.sidecar and job.sidecar[0])
+    planned.extend(p for p in outputs if p is not None)
     planned.extend(copy for _, copy in job.gradients)
     if job.diffusion is not None:
         planned.extend(table for table in job.diffusion[1:] if table is not None)
     return job
+
+
+def _plan_sidecar(header, source: Path, target: Path, args: argparse.Namespace, protected, others: list, report):
+    """A NIfTI output's JSON sidecar (``out.json`` beside ``out.nii.gz``, as BIDS and dcm2niix write it): from a
+    DICOM input's header, or a copy of a NIfTI input's sidecar; planned like any output. None for other inputs or
+    formats, or when ``--report`` already names that file (the report is written there, as asked).
+
+    Returns:
+        ``(the planned sidecar, the input's sidecar values or None for a DICOM input)``, or None.
+    """
+    from ..io import detect_format, plan_file
+    from ..io.sidecar import input_sidecar, sidecar_path
+
+    path = sidecar_path(target)
+    if path is None:
+        return None
+    if header.format.startswith("dicom"):
+        values = None
+    else:
+        found = input_sidecar(source) if detect_format(source) == "nifti" else None
+        if found is None:
+            return None
+        values = found[1]
+    if report is not None and report.path.resolve() == path.resolve():
+        logger.info("%s: the report is written where the NIfTI's sidecar would be; no sidecar", path)
+        return None
+    planned = plan_file(path, "sidecar", (".json",), overwrite=args.overwrite, protected=protected, others=others)
+    return planned, values
+
+
+def _write_sidecar(job: _Job, denoiser, metadata: dict) -> None:
+    """Write the planned sidecar: the DICOM header's BIDS values (``metadata``) or the input's sidecar, and what
+    denoised the image."""
+    from ..io.atomic import write_text_atomic
+    from ..io.sidecar import dicom_sidecar, sidecar_text
+
+    planned, values = job.sidecar
+    converted = values is None
+    report = denoiser.last_report
+    method = denoiser.method + (f": {report.choice}" if report is not None and report.choice else "")
+    text = sidecar_text(dicom_sidecar(metadata) if converted else values, __version__, method, converted)
+    write_text_atomic(planned.path, text)
+    logger.info("Wrote the sidecar %s", planned.path)
 
 
 #: residuals and noise maps are written as float32
@@ -483,6 +531,8 @@ def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
         inputs=(job.source,),
         derivation=f"Denoised with MedDenoise {__version__} ({denoiser.method})",
     )
+    if job.sidecar is not None:
+        _write_sidecar(job, denoiser, volume.metadata)
     if job.residual is not None or job.noise_map is not None:
         from ..evaluation import noise_map_volume, residual_volume
 
@@ -579,6 +629,8 @@ def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:
     _copy_gradient_tables(job)
     if job.diffusion is not None:
         _write_diffusion_table(job, result)
+    if job.sidecar is not None:
+        _write_sidecar(job, denoiser, series.metadata)
     removed = None
     if job.residual is not None or job.noise_map is not None:
         removed = result.with_array(residual(series.array, result.array))

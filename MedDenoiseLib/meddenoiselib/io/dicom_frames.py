@@ -317,8 +317,6 @@ def _frame_maps(dataset, label: str, frames: int, sop_class: str) -> tuple[tuple
     return tuple(slopes), tuple(intercepts)
 
 
-
-
 #: what tells an enhanced file's frames at one position apart: (kind, per-frame functional group, its keyword or
 #: None for the whole item: a diffusion frame is its b-value and gradient direction)
 _FRAME_KIND_GROUPS = (

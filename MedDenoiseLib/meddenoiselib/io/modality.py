@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 from ..errors import MedDenoiseError
 from .dicom_private import GE_COMPLEX_COMPONENT_KEY
 from .formats import detect_format, strip_suffix
+from .sidecar import input_sidecar
 from .volume import Volume
 
 __all__ = [
@@ -207,15 +207,7 @@ def _nifti_stem(path: Path) -> str | None:
 def _sidecar(path: Path) -> tuple[Path, dict] | None:
     """A NIfTI's BIDS / dcm2niix JSON sidecar (``NAME.json`` beside ``NAME.nii[.gz]``: DICOM header values copied)
     and its contents; None without a readable one."""
-    stem = _nifti_stem(path)
-    sidecar = None if stem is None else path.with_name(stem + ".json")
-    if sidecar is None or not sidecar.is_file():
-        return None
-    try:
-        values = json.loads(sidecar.read_text(encoding="utf-8", errors="replace"))
-    except (OSError, ValueError):  # not JSON: not a sidecar we can read
-        return None
-    return (sidecar, values) if isinstance(values, dict) else None
+    return input_sidecar(path)
 
 
 def _bids_sidecar_modality(path: Path) -> ModalityGuess | None:
