@@ -15,11 +15,14 @@ import numpy as np
 
 from .. import __version__
 from ..errors import InputError, MedDenoiseError, OptionError, OutputError
-from ..io.gradients import (
-    copy_gradient_table,
-    gradient_table_copies,
-    gradient_table_files,
-    gradient_table_not_kept,
+from ..io.gradients import gradient_table_files
+from .companions import (
+    copy_gradient_tables,
+    plan_diffusion_table,
+    plan_gradient_copies,
+    plan_sidecar,
+    write_diffusion_table,
+    write_sidecar,
 )
 from .options import (
     EXIT_FAILED,
@@ -143,9 +146,9 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
     image = plan(target, spec, role="image", overwrite=args.overwrite, protected=protected, others=planned)
     job = _Job(source, header, image, series=series, preview=preview, dicom_frames=dicom_frames)
     if tables and preview is None:
-        job.gradients = _plan_gradient_copies(tables, image.path, args, protected, [*planned, image])
+        job.gradients = plan_gradient_copies(tables, image.path, args, protected, [*planned, image])
     if dicom_frames:
-        job.diffusion = _plan_diffusion_table(header, source, image.path, args, protected, [*planned, image])
+        job.diffusion = plan_diffusion_table(header, source, image.path, args, protected, [*planned, image])
     if args.residual:
         job.residual = plan(
             _named_output(args.residual, source),
@@ -174,56 +177,13 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
             others=[*planned, image] + [p for p in (job.residual, job.noise_map) if p is not None],
         )
     if preview is None:
-        job.sidecar = _plan_sidecar(header, source, image.path, args, protected, [*planned, image], job.report)
+        job.sidecar = plan_sidecar(header, source, image.path, args, protected, [*planned, image], job.report)
     outputs = (job.image, job.residual, job.noise_map, job.report, job.sidecar and job.sidecar[0])
     planned.extend(p for p in outputs if p is not None)
     planned.extend(copy for _, copy in job.gradients)
     if job.diffusion is not None:
         planned.extend(table for table in job.diffusion[1:] if table is not None)
     return job
-
-
-def _plan_sidecar(header, source: Path, target: Path, args: argparse.Namespace, protected, others: list, report):
-    """A NIfTI output's JSON sidecar (``out.json`` beside ``out.nii.gz``, as BIDS and dcm2niix write it): from a
-    DICOM input's header, or a copy of a NIfTI input's sidecar; planned like any output. None for other inputs or
-    formats, or when ``--report`` already names that file (the report is written there, as asked).
-
-    Returns:
-        ``(the planned sidecar, the input's sidecar values or None for a DICOM input)``, or None.
-    """
-    from ..io import detect_format, plan_file
-    from ..io.sidecar import input_sidecar, sidecar_path
-
-    path = sidecar_path(target)
-    if path is None:
-        return None
-    if header.format.startswith("dicom"):
-        values = None
-    else:
-        found = input_sidecar(source) if detect_format(source) == "nifti" else None
-        if found is None:
-            return None
-        values = found[1]
-    if report is not None and report.path.resolve() == path.resolve():
-        logger.info("%s: the report is written where the NIfTI's sidecar would be; no sidecar", path)
-        return None
-    planned = plan_file(path, "sidecar", (".json",), overwrite=args.overwrite, protected=protected, others=others)
-    return planned, values
-
-
-def _write_sidecar(job: _Job, denoiser, metadata: dict) -> None:
-    """Write the planned sidecar: the DICOM header's BIDS values (``metadata``) or the input's sidecar, and what
-    denoised the image."""
-    from ..io.atomic import write_text_atomic
-    from ..io.sidecar import dicom_sidecar, sidecar_text
-
-    planned, values = job.sidecar
-    converted = values is None
-    report = denoiser.last_report
-    method = denoiser.method + (f": {report.choice}" if report is not None and report.choice else "")
-    text = sidecar_text(dicom_sidecar(metadata) if converted else values, __version__, method, converted)
-    write_text_atomic(planned.path, text)
-    logger.info("Wrote the sidecar %s", planned.path)
 
 
 #: residuals and noise maps are written as float32
@@ -270,106 +230,6 @@ def _frame_spec(header):
         dtype=header.dtype,
         source_format=header.format,
     )
-
-
-def _plan_diffusion_table(header, source: Path, target: Path, args: argparse.Namespace, protected, others: list):
-    """For a diffusion-weighted DICOM series written as a 4D NIfTI: its b-values and gradient directions as FSL's
-    ``.bval`` and ``.bvec`` beside it (``out.bval`` beside ``out.nii.gz``), planned like any output; as a NRRD: the
-    table, written into its header as 3D Slicer's DWI NRRD (``.bval`` / ``.bvec`` None). None for other frames,
-    another format (a warning), or headers without b-values (a warning from the table's reader).
-
-    Returns:
-        ``(DiffusionTable, the planned .bval or None, the planned .bvec or None)``, or None.
-    """
-    from ..io import detect_format, plan_file, strip_suffix
-    from ..io.dicom_diffusion import dicom_diffusion_table
-
-    stack = header.dicom
-    if stack.repeated_frame_label != "gradient":
-        return None
-    fmt = detect_format(target)
-    if fmt not in ("nifti", "nrrd"):
-        logger.warning(
-            "%s: the b-values and gradient directions of %s are written beside a NIfTI output (.bval, .bvec) or into "
-            "a NRRD only; name a .nii.gz or .nrrd output to keep them",
-            target,
-            source,
-        )
-        return None
-    table = dicom_diffusion_table(stack.files, stack.repeated_frames, stack.frame_order, label=str(source))
-    if table is None:
-        return None
-    if fmt == "nrrd":
-        if table.directions is None:
-            logger.warning(
-                "%s: the headers hold b-values but no gradient directions (%s), which a diffusion-weighted NRRD needs; "
-                "name a .nii.gz output to keep the b-values as a .bval",
-                source,
-                table.source,
-            )
-            return None
-        return table, None, None
-    stem = target.with_name(strip_suffix(target.name))
-    bval = plan_file(
-        stem.with_name(stem.name + ".bval"), "b-values", (".bval",), overwrite=args.overwrite, protected=protected,
-        others=others,
-    )  # fmt: skip
-    if table.directions is None:
-        logger.warning(
-            "%s: the headers hold b-values but no gradient directions (%s), so only %s is written",
-            source,
-            table.source,
-            bval.path.name,
-        )
-        return table, bval, None
-    bvec = plan_file(
-        stem.with_name(stem.name + ".bvec"), "gradient directions", (".bvec",), overwrite=args.overwrite,
-        protected=protected, others=[*others, bval],
-    )  # fmt: skip
-    return table, bval, bvec
-
-
-def _write_diffusion_table(job: _Job, series) -> None:
-    """Write the planned ``.bval`` / ``.bvec`` of a DICOM diffusion series' 4D NIfTI, atomically."""
-    from ..io.atomic import write_text_atomic
-
-    table, bval, bvec = job.diffusion
-    if bval is None:  # a NRRD holds them in its header
-        return
-    write_text_atomic(bval.path, table.bval_text())
-    if bvec is not None:
-        write_text_atomic(bvec.path, table.bvec_text(series.direction))
-    logger.info("Wrote the gradient table %s (%s)", ", ".join(str(p.path) for p in (bval, bvec) if p), table.source)
-
-
-def _plan_gradient_copies(tables, target: Path, args: argparse.Namespace, protected, others: list) -> tuple:
-    """Plan a copy of a diffusion series' gradient table beside a NIfTI output of the same name (``out.bval``
-    beside ``out.nii.gz``): FSL, MRtrix and BIDS read the output with it, and ``auto`` knows it again for MR.
-    The output's voxel axes are the input's, so the b-vectors stay valid; another format gets no copy (a warning)."""
-    from ..io import plan_file
-
-    warning = gradient_table_not_kept(target, tables, "name a .nii.gz output to keep it")
-    if warning:
-        logger.warning("%s", warning)
-        return ()
-    copies = []
-    for table, path in gradient_table_copies(tables, target):
-        planned = plan_file(
-            path,
-            "gradient table",
-            (table.suffix,),
-            overwrite=args.overwrite,
-            protected=protected,
-            others=[*others, *(copy for _, copy in copies)],
-        )
-        copies.append((table, planned))
-    return tuple(copies)
-
-
-def _copy_gradient_tables(job: _Job) -> None:
-    copy_gradient_table(tuple((table, planned.path) for table, planned in job.gradients))
-    for _, planned in job.gradients:
-        logger.info("Wrote the gradient table %s", planned.path)
 
 
 def _preview_slab(source: Path, header, args: argparse.Namespace, series: bool):
@@ -532,7 +392,7 @@ def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
         derivation=f"Denoised with MedDenoise {__version__} ({denoiser.method})",
     )
     if job.sidecar is not None:
-        _write_sidecar(job, denoiser, volume.metadata)
+        write_sidecar(job.sidecar, denoiser, volume.metadata)
     if job.residual is not None or job.noise_map is not None:
         from ..evaluation import noise_map_volume, residual_volume
 
@@ -626,11 +486,11 @@ def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:
     table = job.diffusion[0] if job.diffusion is not None else None
     gradients = None if table is None or table.directions is None else (table.b_values, table.directions)
     write_series(result, target, overwrite=args.overwrite, inputs=(source,), gradients=gradients)
-    _copy_gradient_tables(job)
+    copy_gradient_tables(job.gradients)
     if job.diffusion is not None:
-        _write_diffusion_table(job, result)
+        write_diffusion_table(job.diffusion, result)
     if job.sidecar is not None:
-        _write_sidecar(job, denoiser, series.metadata)
+        write_sidecar(job.sidecar, denoiser, series.metadata)
     removed = None
     if job.residual is not None or job.noise_map is not None:
         removed = result.with_array(residual(series.array, result.array))
