@@ -47,6 +47,11 @@ class BundleCase:
     clean: np.ndarray  # (x, y, z), MONAI/nibabel index order, original units
     noisy: np.ndarray  # (x, y, z), what was written
     affine: np.ndarray  # expected IJK-to-RAS of the output, computed independently of the bundle's reader
+    companions: tuple[str, ...] = ()  # files written beside the output (a DICOM input's JSON sidecar)
+
+    @property
+    def written(self) -> tuple[str, ...]:
+        return (self.output, *self.companions)
 
 
 @dataclass
@@ -148,6 +153,7 @@ def bundle_data(tmp_path_factory) -> BundleData:
         clean_zyx.transpose(2, 1, 0),
         noisy_zyx.transpose(2, 1, 0),
         dicom_series_affine(series),
+        companions=("ct_series.001_denoised.json",),
     )
     # not inputs: the bundle must skip them
     (data.dataset_dir / "notes.txt").write_text("not an image\n")

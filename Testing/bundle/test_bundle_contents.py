@@ -109,18 +109,19 @@ def test_configs_are_a_thin_front_end_over_the_library():
     assert config["inferer"]["_target_"] == "meddenoiselib.bundle.inferer.DenoiserInferer"
     assert config["network_def"] == "$meddenoiselib.bundle.network_of(@denoiser)"
     targets = [t["_target_"] for t in config["preprocessing"]["transforms"] + config["postprocessing"]["transforms"]]
-    # scaling, bursts, clipping: the library's; after the denoised image only a diffusion input's gradient table and
-    # the optional noise map (the library's)
+    # scaling, bursts, clipping: the library's; after the denoised image only a diffusion input's gradient table, the
+    # NIfTI's sidecar and the optional noise map (the library's)
     assert targets == [
         "LoadImaged",
         "EnsureChannelFirstd",
         "SaveImaged",
         "meddenoiselib.bundle.gradients.GradientTabled",
+        "meddenoiselib.bundle.sidecar.Sidecard",
         "meddenoiselib.bundle.noise_map.NoiseMapd",
         "SaveImaged",
     ]
     assert config["postprocessing"]["transforms"][0]["savepath_in_metadict"] is True  # where the table goes
-    assert all("_disabled_" in t for t in config["postprocessing"]["transforms"][2:])
+    assert all("_disabled_" in t for t in config["postprocessing"]["transforms"][3:])
     # every Denoiser option the CLI has is a config id, passed through
     assert {"refine", "ensemble", "modality", "strength"} <= set(config["denoiser"]) and config["refine"] == "auto"
     text = (ROOT / "configs" / "inference.json").read_text()

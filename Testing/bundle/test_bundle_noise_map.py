@@ -47,8 +47,9 @@ def test_noise_map_of_known_noise_reads_its_sigma_in_the_input_units():
 
 def test_default_config_writes_no_noise_map():
     transforms = _parser().get_parsed_content("postprocessing").transforms
-    # only the denoised image's SaveImaged and the diffusion gradient table's copy (nothing for other inputs)
-    assert [type(t).__name__ for t in transforms] == ["SaveImaged", "GradientTabled"]
+    # only the denoised image's SaveImaged, the diffusion gradient table's copy and the NIfTI's sidecar (nothing for
+    # other inputs)
+    assert [type(t).__name__ for t in transforms] == ["SaveImaged", "GradientTabled", "Sidecard"]
 
 
 def test_save_noise_map_writes_the_cli_map_beside_the_output(bundle_data, tmp_path):

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -41,7 +42,11 @@ def psnr(clean: np.ndarray, test: np.ndarray) -> float:
 def test_run_writes_one_output_per_input_with_input_geometry_and_dtype(bundle_data, single_run):
     output_dir, result = single_run
     written = sorted(p.name for p in output_dir.iterdir())
-    assert written == sorted(case.output for case in bundle_data.cases.values())
+    assert written == sorted(name for case in bundle_data.cases.values() for name in case.written)
+    # the DICOM input's acquisition travels to a BIDS sidecar, as the CLI writes it
+    sidecar = json.loads((output_dir / "ct_series.001_denoised.json").read_text())
+    assert sidecar["Modality"] == "CT" and sidecar["DenoisingMethod"] == "auto"
+    assert sidecar["ConversionSoftware"] == "MedDenoise"
     for case in bundle_data.cases.values():
         image = nib.load(str(output_dir / case.output))
         assert image.shape == case.noisy.shape, case.name
@@ -74,7 +79,7 @@ def test_run_equals_the_library_denoiser(bundle_data, single_run):
 @pytest.mark.slow  # two torchrun processes importing torch + MONAI: ~30 s on 2 cores
 def test_torchrun_two_processes_split_the_inputs(bundle_data, single_run, multi_run):
     output_dir, log_dir, _ = multi_run
-    expected = sorted(case.output for case in bundle_data.cases.values())
+    expected = sorted(name for case in bundle_data.cases.values() for name in case.written)
     assert sorted(p.name for p in output_dir.iterdir()) == expected
     # the per-rank logs torchrun kept (--log-dir ... --redirects 3): which rank got and wrote what
     written_by_rank, inputs_by_rank = {}, {}
@@ -92,11 +97,12 @@ def test_torchrun_two_processes_split_the_inputs(bundle_data, single_run, multi_
     all_inputs = inputs_by_rank[0] + inputs_by_rank[1]
     assert sorted(all_inputs) == sorted(case.name for case in bundle_data.cases.values())  # each exactly once
     all_written = written_by_rank[0] + written_by_rank[1]
-    assert sorted(all_written) == expected, written_by_rank  # each output written exactly once
+    outputs = sorted(case.output for case in bundle_data.cases.values())
+    assert sorted(all_written) == outputs, written_by_rank  # each output written exactly once (SaveImaged's log)
     # and the split changes nothing in the results (up to rounding: torchrun runs each rank with 1 thread, which
     # changes the float summation order)
     single_dir, _ = single_run
-    for name in expected:
+    for name in outputs:
         a = np.asarray(nib.load(str(output_dir / name)).dataobj).astype(np.int32)
         b = np.asarray(nib.load(str(single_dir / name)).dataobj).astype(np.int32)
         assert np.abs(a - b).max() <= 1, name
@@ -266,9 +272,10 @@ def test_a_dicom_series_of_frames_goes_through_the_bundle_as_a_4d_series(tmp_pat
         before = psnr(clean[frame], noisy[frame])
         after = psnr(clean[frame], denoised[..., frame].transpose(2, 1, 0))
         assert after > before + 3.0, (frame, before, after)
-    # its b-values go beside it as the CLI writes them (no directions in these headers: no .bvec)
+    # its b-values go beside it as the CLI writes them (no directions in these headers: no .bvec), and a sidecar
     assert (output_dir / "dwi_denoised.bval").read_text() == "1000 0 1000 1000\n"
     assert not (output_dir / "dwi_denoised.bvec").exists()
+    assert json.loads((output_dir / "dwi_denoised.json").read_text())["Modality"] == "MR"
 
 
 def test_the_bundle_refuses_siemens_mosaics_it_could_not_place(tmp_path):

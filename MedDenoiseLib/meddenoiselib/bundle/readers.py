@@ -14,6 +14,7 @@ uses, and needs no extra package.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,7 @@ from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 from ..io.provenance import resampling_warning
 from .gradients import DICOM_BVAL_KEY, DICOM_BVEC_KEY
 from .inferer import FRAME_LABEL_KEY, MODALITY_KEY
+from .sidecar import BIDS_SIDECAR_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +109,8 @@ class VolumeReader(ImageReader):
             channel_dim = -1
         # the DICOM Modality tag, for the Denoiser's modality detection (``auto`` model choice, noise estimate)
         modality = volume.metadata.get("0008|0060", "").strip()
-        return np.ascontiguousarray(array), _meta(volume, array, channel_dim, {MODALITY_KEY: modality})
+        extra = {MODALITY_KEY: modality, **_dicom_sidecar(volume)}
+        return np.ascontiguousarray(array), _meta(volume, array, channel_dim, extra)
 
     @staticmethod
     def _frames_of_dicom(volume):
@@ -143,7 +146,18 @@ class VolumeReader(ImageReader):
         # a DICOM series of frames keeps its Modality tag (a 4D file has none)
         extra = {MODALITY_KEY: series.metadata.get("0008|0060", "").strip(), FRAME_LABEL_KEY: series.frame_label}
         extra.update(_dicom_gradient_table(series))
+        extra.update(_dicom_sidecar(series))
         return np.ascontiguousarray(array), _meta(series, array, -1, extra)
+
+
+def _dicom_sidecar(image) -> dict:
+    """A DICOM volume's or series' BIDS sidecar values for :class:`~.sidecar.Sidecard` (JSON text); empty for other
+    inputs."""
+    from ..io.sidecar import dicom_sidecar
+
+    if not image.source.format.startswith("dicom"):
+        return {}
+    return {BIDS_SIDECAR_KEY: json.dumps(dicom_sidecar(image.metadata))}
 
 
 def _dicom_gradient_table(series) -> dict:
