@@ -93,7 +93,7 @@ def _lps_directions(bvec: np.ndarray, affine: np.ndarray) -> np.ndarray:
     return (np.diag([-1.0, -1.0, 1.0]) @ axes @ voxel).T
 
 
-def test_a_dicom_dwi_series_is_written_as_a_4d_nifti_with_its_gradient_table(tmp_path):
+def test_a_dicom_dwi_series_is_written_as_a_4d_nifti_with_its_gradient_table(tmp_path, capsys):
     clean, noisy = _clean_and_noisy()
     _write_series(tmp_path / "dwi", noisy, _standard)
     out = tmp_path / "dwi_denoised.nii.gz"
@@ -120,7 +120,11 @@ def test_a_dicom_dwi_series_is_written_as_a_4d_nifti_with_its_gradient_table(tmp
     # read back, the NIfTI and its .bval are a diffusion series of MR, as dcm2niix's output is
     back = read_series(out)
     assert back.frame_label == "gradient" and back.num_frames == 4
-    assert main(["info", str(out)]) == 0
+    # info on the DICOM says what the table will be
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "dwi")]) == 0
+    shown = capsys.readouterr().out
+    assert "b-values 0 x1, 1000 x3; with gradient directions; from DICOM DiffusionBValue and" in shown
 
 
 def test_siemens_and_ge_private_encodings(tmp_path, capsys):

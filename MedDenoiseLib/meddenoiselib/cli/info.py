@@ -125,6 +125,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     if frames is not None:  # a DICOM series of frames: denoised as the 4D series it is
         info["frames"] = frames.num_frames
         info["frame_axis"] = frames_description(volume, frames)
+        diffusion = _dicom_diffusion(volume) if frames.frame_label == "gradient" else ""
+        if diffusion:
+            info["diffusion"] = diffusion
     elif not isinstance(volume, VolumeSeries) and not volume.source.is_2d:
         from ..inference import slice_axis
 
@@ -200,3 +203,19 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_common_options(p)
     p.set_defaults(handler=cmd_info)
+
+
+def _dicom_diffusion(volume) -> str:
+    """A DICOM diffusion series' encoding in words (the table a 4D NIfTI output gets beside it), or ""."""
+    from collections import Counter
+
+    from ..io.dicom_diffusion import dicom_diffusion_table
+
+    source = volume.source
+    table = dicom_diffusion_table(source.dicom_files, source.repeated_frames, source.frame_order, str(source.path))
+    if table is None:
+        return "no b-value in the headers of every image: a 4D NIfTI output gets no .bval"
+    counts = Counter(float(b) for b in table.b_values)
+    shells = ", ".join(f"{b:g} x{n}" for b, n in sorted(counts.items()))
+    directions = "with gradient directions" if table.directions is not None else "no gradient directions (.bval only)"
+    return f"b-values {shells}; {directions}; from {table.source}"

@@ -123,7 +123,9 @@ def dicom_diffusion_table(
             label,
         )
         return None
-    where = sorted({source for _, _, source in encodings})
+    found = {source for _, _, source in encodings}
+    # "X" (b = 0 images) and "X and Y" (weighted ones) of one vendor read as "X and Y"
+    where = sorted(s for s in found if not any(other != s and other.startswith(s) for other in found))
     return DiffusionTable(b_values[0], None if directions is None else directions[0], ", ".join(where))
 
 
