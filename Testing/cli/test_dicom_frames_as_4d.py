@@ -149,10 +149,17 @@ def test_other_frames_and_formats(tmp_path, capsys):
     NRRD 3D Slicer's DWI header; a DICOM folder output is a DICOM series as before; an existing table is not
     replaced without --overwrite."""
     _, noisy = _clean_and_noisy()
-    _write_series(tmp_path / "bold", noisy[:, :3], lambda ds, f: setattr(ds, "TemporalPositionIdentifier", f + 1))
+
+    def bold(ds, f: int) -> None:
+        ds.TemporalPositionIdentifier, ds.RepetitionTime = f + 1, 2000.0
+
+    _write_series(tmp_path / "bold", noisy[:, :3], bold)
     args = ["--model", "kpn-burst3", "--refine", "off", "--quiet"]
     assert main(["denoise", str(tmp_path / "bold"), str(tmp_path / "bold.nii.gz"), *args]) == 0
-    assert nib.load(str(tmp_path / "bold.nii.gz")).shape == (58, 58, 3, 4)
+    written = nib.load(str(tmp_path / "bold.nii.gz"))
+    assert written.shape == (58, 58, 3, 4)
+    # the volumes' interval, as dcm2niix writes it and FSL / fMRIPrep read it
+    assert written.header.get_zooms()[3] == pytest.approx(2.0) and written.header.get_xyzt_units() == ("mm", "sec")
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["bold.json", "bold.nii.gz"]
 
     _write_series(tmp_path / "dwi", noisy[:, :3], _standard)

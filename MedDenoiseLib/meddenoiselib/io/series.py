@@ -453,9 +453,28 @@ def _write_nifti_series(series: VolumeSeries, path: Path, keep_storage: bool = T
     sform = int(header["sform_code"]) if header is not None and header["sform_code"] > 0 else 1
     image.set_qform(affine, code=qform)
     image.set_sform(affine, code=sform)
+    if header is None:
+        _set_frame_interval(image.header, series)
     suffix = ".nii.gz" if path.name.lower().endswith(".nii.gz") else ".nii"
     with atomic_file(path, suffix=suffix) as temporary:
         nib.save(image, str(temporary))
+
+
+def _set_frame_interval(header, series: VolumeSeries) -> None:
+    """Give a new NIfTI header of a time series from DICOM (an fMRI, perfusion or DCE run) the interval between its
+    volumes as ``pixdim[4]`` in seconds, as dcm2niix writes it and FSL, AFNI and fMRIPrep read it: the
+    RepetitionTime of the DICOM header (``0018|0080``, ms). Other series keep ``pixdim[4]`` 1 without a time unit."""
+    if series.frame_label != "time":
+        return
+    try:
+        repetition_ms = float(series.metadata.get("0018|0080", "").split("\\")[0])
+    except ValueError:
+        return
+    if not np.isfinite(repetition_ms) or repetition_ms <= 0:
+        return
+    zooms = header.get_zooms()
+    header.set_zooms((*zooms[:3], repetition_ms / 1000.0, *zooms[4:]))
+    header.set_xyzt_units("mm", "sec")
 
 
 def _write_mgh_series(series: VolumeSeries, path: Path) -> None:
