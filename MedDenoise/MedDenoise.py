@@ -69,6 +69,9 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
+# Slicer's Multi-volume Explorer registers the class; where it is absent (slicer-core), scalar volumes stand for it
+vtkMRMLMultiVolumeNode = getattr(slicer, "vtkMRMLMultiVolumeNode", vtkMRMLScalarVolumeNode)
+
 MODULE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 #
@@ -142,8 +145,12 @@ class MedDenoiseParameterNode:
     leaveMetalOut: with model auto on CT, leave clusters at or above 2500 HU out of the denoising (no halo).
     """
 
-    inputVolume: Union[vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode, vtkMRMLDiffusionWeightedVolumeNode]
-    outputVolume: Union[vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode, vtkMRMLDiffusionWeightedVolumeNode]
+    inputVolume: Union[
+        vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode, vtkMRMLDiffusionWeightedVolumeNode, vtkMRMLMultiVolumeNode
+    ]
+    outputVolume: Union[
+        vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode, vtkMRMLDiffusionWeightedVolumeNode, vtkMRMLMultiVolumeNode
+    ]
     maskNode: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode]
     excludeNode: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode]
     measureNode: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode]

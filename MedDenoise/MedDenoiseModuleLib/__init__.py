@@ -12,6 +12,7 @@ inside functions only, so that the module loads before its dependencies are inst
 - :mod:`.masks`: segmentation / label map node -> the mask the library takes.
 - :mod:`.sequences`: sequence (4D) <-> ``meddenoiselib.io.VolumeSeries``.
 - :mod:`.diffusion`: diffusion-weighted volume (gradients as components) <-> a ``VolumeSeries`` of gradient frames.
+- :mod:`.multivolume`: multi-volume (a DCE / perfusion / multi-echo run, frames as components) <-> a ``VolumeSeries``.
 - :mod:`.runner`: a child process with a reader thread, progress-line parsing and process-tree kill.
 - :mod:`.task`: one denoising run, in a child process or on a worker thread, as a small state machine.
 - :mod:`.outputs`: the output, residual and QA report nodes of a finished run.

@@ -39,6 +39,7 @@ import slicer
 from .blend import LiveBlend
 from .diffusion import copy_diffusion_table, dwi_array, is_diffusion_weighted, series_from_dwi, shown_gradient
 from .masks import mask_volume
+from .multivolume import copy_multivolume_attributes, is_multivolume, series_from_multivolume, shown_frame
 from .outputs import (
     create_output_volume,
     create_residual_volume,
@@ -207,6 +208,7 @@ class DenoiseTask:
         self._measured_frame = 0  # the output item the regions are measured in
         self._sequence = None  # (sequence node, browser node)
         self._dwi = is_diffusion_weighted(input_node)
+        self._multivolume = not self._dwi and is_multivolume(input_node)
         self._measured_gradient: int | None = None  # the DWI component the regions are measured in
         self._ijk_to_ras: np.ndarray | None = None
         self._fell_back = False
@@ -227,13 +229,24 @@ class DenoiseTask:
 
     @property
     def _series_input(self) -> bool:
-        """The input travels as a ``VolumeSeries``: a sequence's items or a DWI's gradient volumes."""
-        return self.is_sequence or self._dwi
+        """The input travels as a ``VolumeSeries``: a sequence's items, a DWI's gradient volumes or a multi-volume's
+        frames."""
+        return self.is_sequence or self._frames_as_components
+
+    @property
+    def _frames_as_components(self) -> bool:
+        """The input node holds its frames as components: a DWI or a multi-volume."""
+        return self._dwi or self._multivolume
 
     @property
     def _writes_dwi(self) -> bool:
         """The result is a DWI node: a whole DWI denoised, not a preview of one of its gradients."""
         return self._dwi and self._slab is None
+
+    @property
+    def _writes_components(self) -> bool:
+        """The result holds frames as components: a whole DWI or multi-volume denoised, not a preview of a frame."""
+        return self._frames_as_components and self._slab is None
 
     def start(self) -> DenoiseTask:
         """Leave IDLE: read the input (and mask) from the scene, then start the child process or the worker thread.
@@ -255,6 +268,8 @@ class DenoiseTask:
                 )
             elif self._dwi:
                 self._start_diffusion()
+            elif self._multivolume:
+                self._start_multivolume()
             else:
                 self._image = volume_from_node(self.input_node)
             if self.preview_slice is not None:
@@ -264,6 +279,8 @@ class DenoiseTask:
                     self._preview_frame = current_item(*self._sequence)
                 elif self._dwi:  # the gradient shown
                     self._preview_frame = shown_gradient(self.input_node)
+                elif self._multivolume:  # the frame shown
+                    self._preview_frame = shown_frame(self.input_node)
                 self._slab = preview_slab(
                     self._image, self.preview_slice, self.settings.slice_axis, self._preview_frame
                 )
@@ -271,6 +288,8 @@ class DenoiseTask:
                 what = "volume" if self._preview_frame is None else f"sequence (item {self._preview_frame + 1})"
                 if self._dwi:
                     what = f"diffusion-weighted volume (gradient {self._preview_frame + 1})"
+                elif self._multivolume:
+                    what = f"multi-volume (frame {self._preview_frame + 1})"
                 self._log(f"Previewing slice {self.preview_slice} as the whole {what}'s run would give it")
             if self.mask_node is not None:
                 self._mask = mask_volume(self.mask_node, self.input_node)
@@ -303,6 +322,14 @@ class DenoiseTask:
             "and measurement frame go to the result"
         )
 
+    def _start_multivolume(self) -> None:
+        """A multi-volume's frames as a series (its modality from the DICOM tag Slicer kept, or the settings)."""
+        self._image = series_from_multivolume(self.input_node)
+        self._log(
+            f"Denoising the {self._image.num_frames} frames ({self._image.frame_label}) of the multi-volume "
+            f"'{self.input_node.GetName()}'; its frame labels go to the result"
+        )
+
     def _name_resampled_input(self) -> None:
         """Say so in the log and the report when the input's header says it was resampled (user need 21), as the
         command line does for a file: the node's DICOM instances or the file it was loaded from tell."""
@@ -327,6 +354,9 @@ class DenoiseTask:
         if self._dwi and self.preview_slice is None:  # b = 0 and diffusion-weighted contrasts are not mixed
             self._measured_gradient = shown_gradient(self.input_node)
             where = f"gradient {self._measured_gradient + 1} of {self._image.num_frames} (the one shown)"
+        if self._multivolume and self.preview_slice is None:  # a multi-volume's frames are not pooled either
+            self._measured_gradient = shown_frame(self.input_node)
+            where = f"frame {self._measured_gradient + 1} of {self._image.num_frames} (the one shown)"
         if self._slab is not None:
             geometry = world_ijk_to_ras(self.input_node)
 
@@ -460,12 +490,12 @@ class DenoiseTask:
 
     def _read_child_result(self):
         path = self.temp_dir / self.OUTPUT_FILE
-        if self._writes_sequence or self._writes_dwi:
+        if self._writes_sequence or self._writes_components:
             from meddenoiselib.io.series import read_series
 
             result = read_series(path)
             if result.array.shape != self._image.array.shape:
-                what = "sequence" if self.is_sequence else "diffusion-weighted volume"
+                what = "sequence" if self.is_sequence else "diffusion-weighted volume" if self._dwi else "multi-volume"
                 raise ValueError(
                     f"the denoised {what} has shape {result.array.shape}, the input {self._image.array.shape}"
                 )
@@ -602,19 +632,22 @@ class DenoiseTask:
                 denoised = list(result.array)
                 outputs, residuals, noise_maps = self._output_sequence(denoised, created)
             else:
-                if self._writes_dwi:  # gradient frames back to the node's components
+                if self._writes_components:  # gradient / multi-volume frames back to the node's components
                     noisy, denoised = [dwi_array(self._image.array)], [dwi_array(result.array)]
                 else:
                     noisy, denoised = [(self._image if self._slab is None else self._slab).array], [result.array]
                 what = "denoised" if self._slab is None else "preview"
-                # a DWI's preview is one gradient's slice: a scalar volume
-                class_name = "vtkMRMLScalarVolumeNode" if self._dwi and self._slab is not None else None
+                # a DWI's or a multi-volume's preview is one frame's slice: a scalar volume
+                one_frame = self._frames_as_components and self._slab is not None
+                class_name = "vtkMRMLScalarVolumeNode" if one_frame else None
                 node, new = create_output_volume(self.input_node, self.requested_output_node, what, class_name)
                 if new:
                     created.append(node)
                 prepare_output_volume(node, denoised[0], self._ijk_to_ras)
                 if self._writes_dwi:
                     copy_diffusion_table(self.input_node, node)
+                if self._multivolume and self._slab is None:
+                    copy_multivolume_attributes(self.input_node, node)
                 finish_output_volume(self.input_node, node, new)
                 outputs, residuals, noise_maps, self.output_node = [node], None, None, node
                 if self.want_residual:

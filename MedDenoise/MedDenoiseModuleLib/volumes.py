@@ -37,7 +37,12 @@ __all__ = [
 #: the node classes the module denoises, matched exactly (as the input selector does with showChildNodeTypes off):
 #: label maps and tensor volumes are subclasses of the scalar volume class but are refused; a diffusion-weighted
 #: volume is denoised gradient by gradient as MR (``diffusion.py``).
-INPUT_NODE_TYPES = ("vtkMRMLScalarVolumeNode", "vtkMRMLVectorVolumeNode", "vtkMRMLDiffusionWeightedVolumeNode")
+INPUT_NODE_TYPES = (
+    "vtkMRMLScalarVolumeNode",
+    "vtkMRMLVectorVolumeNode",
+    "vtkMRMLDiffusionWeightedVolumeNode",
+    "vtkMRMLMultiVolumeNode",
+)
 
 _REFUSED = {
     "vtkMRMLLabelMapVolumeNode": "is a label map: its voxels are label values, and denoising would change them. "
@@ -90,8 +95,8 @@ def check_input_node(node) -> None:
         raise ValueError(f"'{node.GetName()}' {_REFUSED[class_name]}")
     if class_name not in INPUT_NODE_TYPES:
         raise ValueError(
-            f"'{node.GetName()}' is a {class_name}; MedDenoise denoises scalar, vector (colour) and "
-            "diffusion-weighted volumes only."
+            f"'{node.GetName()}' is a {class_name}; MedDenoise denoises scalar, vector (colour), "
+            "diffusion-weighted and multi-volume volumes only."
         )
     image = node.GetImageData()
     if image is None or image.GetPointData() is None or image.GetPointData().GetScalars() is None:
@@ -281,6 +286,12 @@ def output_node_name(scene, input_node, what: str = "denoised") -> str:
 
 def copy_display_settings(source, target) -> None:
     """Give ``target`` a display node with ``source``'s colour map and window/level (for a fair comparison)."""
+    shown = source.GetDisplayNode()
+    if target.GetDisplayNode() is None and shown is not None and hasattr(shown, "GetFrameComponent"):
+        # a multi-volume's display node picks the frame shown; the default display node would not
+        display = target.GetScene().AddNewNodeByClass(shown.GetClassName())
+        display.SetFrameComponent(shown.GetFrameComponent())
+        target.SetAndObserveDisplayNodeID(display.GetID())
     if target.GetDisplayNode() is None:
         target.CreateDefaultDisplayNodes()
     source_display, target_display = source.GetDisplayNode(), target.GetDisplayNode()
