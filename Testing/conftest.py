@@ -84,6 +84,24 @@ def brain_mask(head: np.ndarray) -> np.ndarray:
     return np.stack([ndimage.binary_fill_holes(ndimage.binary_dilation(s > 0.2 * top, iterations=2)) for s in head])
 
 
+def rician_head_frames(weights, slices: slice, seed: int, sigma: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
+    """The 4D MR frames the DICOM frames tests write: ``(F, Z, 58, 58)`` clean frames (``slices`` of the bundled head
+    MR, frame ``f`` scaled by ``weights[f]``) and their Rician magnitude (``sigma`` in the head's units, generator
+    ``seed``), rounded to uint16."""
+    import nibabel as nib
+
+    head = np.asarray(nib.load(str(sample_path("mr_head"))).dataobj, dtype=np.float64).transpose(2, 1, 0)[slices]
+    clean = np.stack([head * w for w in weights])
+    rng = np.random.default_rng(seed)
+    noisy = np.hypot(clean + rng.normal(0, sigma, clean.shape), rng.normal(0, sigma, clean.shape))
+    return clean, np.rint(noisy).astype(np.uint16)
+
+
+def psnr_to_peak(clean: np.ndarray, result: np.ndarray) -> float:
+    """PSNR (dB) of ``result`` against ``clean``, the data range ``clean``'s maximum (of an MR frame: its peak)."""
+    return float(10 * np.log10(clean.max() ** 2 / np.mean((clean - result.astype(np.float64)) ** 2)))
+
+
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 ENHANCED_MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4.1"
 

@@ -19,7 +19,7 @@ from meddenoiselib.io import read_series, read_volume
 from meddenoiselib.io.dicom_diffusion import dicom_diffusion_table
 from meddenoiselib.io.series import series_of_repeated_frames
 
-from ..conftest import new_dicom_dataset
+from ..conftest import new_dicom_dataset, psnr_to_peak, rician_head_frames
 
 B_VALUES = (0.0, 1000.0, 1000.0, 1000.0)
 #: gradient directions in the patient's LPS coordinates (unit vectors; b = 0 has none)
@@ -33,11 +33,7 @@ COLUMN = np.array([-math.sin(ANGLE) * 0.8, math.cos(ANGLE) * 0.8, 0.6])
 
 def _clean_and_noisy() -> tuple[np.ndarray, np.ndarray]:
     """``(4, 6, 58, 58)`` frames of the bundled head MR (b = 0 brightest) and their Rician magnitude, uint16."""
-    head = np.asarray(nib.load(str(sample_path("mr_head"))).dataobj, dtype=np.float64).transpose(2, 1, 0)[8:14]
-    clean = np.stack([head * w for w in (1.0, 0.5, 0.45, 0.55)])
-    rng = np.random.default_rng(11)
-    noisy = np.hypot(clean + rng.normal(0, SIGMA, clean.shape), rng.normal(0, SIGMA, clean.shape))
-    return clean, np.rint(noisy).astype(np.uint16)
+    return rician_head_frames((1.0, 0.5, 0.45, 0.55), slice(8, 14), seed=11, sigma=SIGMA)
 
 
 def _write_series(folder, frames: np.ndarray, encode) -> None:
@@ -79,10 +75,6 @@ def _ge(ds, f: int) -> None:
     block.add_new(0x39, "IS", [str(int(B_VALUES[f]) + 1_000_000_000), "0", "0", "0"])
 
 
-def _psnr(clean: np.ndarray, result: np.ndarray) -> float:
-    return float(10 * np.log10(clean.max() ** 2 / np.mean((clean - result.astype(np.float64)) ** 2)))
-
-
 def _lps_directions(bvec: np.ndarray, affine: np.ndarray) -> np.ndarray:
     """FSL's ``(3, F)`` b-vectors back to LPS patient directions, through the written file's affine (as MRtrix
     reads them): un-negate x for a positive determinant, then the voxel axes' RAS directions, then RAS -> LPS."""
@@ -109,7 +101,7 @@ def test_a_dicom_dwi_series_is_written_as_a_4d_nifti_with_its_gradient_table(tmp
     denoised = np.asarray(written.dataobj).transpose(3, 2, 1, 0)
     np.testing.assert_array_equal(denoised, expected)
     for f in range(4):
-        assert _psnr(clean[f], denoised[f]) > _psnr(clean[f], noisy[f]) + 3.0, f
+        assert psnr_to_peak(clean[f], denoised[f]) > psnr_to_peak(clean[f], noisy[f]) + 3.0, f
 
     assert (tmp_path / "dwi_denoised.bval").read_text() == "0 1000 1000 1000\n"
     bvec = np.loadtxt(tmp_path / "dwi_denoised.bvec")
@@ -264,4 +256,4 @@ def test_siemens_mosaics_are_written_as_a_4d_nifti_placed_by_their_csa_header(tm
 
     denoised = np.asarray(written.dataobj).transpose(3, 2, 1, 0)
     for f, (frame, noisy) in enumerate(clean):
-        assert _psnr(frame, denoised[f]) > _psnr(frame, noisy) + 2.0, f
+        assert psnr_to_peak(frame, denoised[f]) > psnr_to_peak(frame, noisy) + 2.0, f

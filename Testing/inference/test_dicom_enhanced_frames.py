@@ -13,13 +13,12 @@ from pydicom.sequence import Sequence
 from pydicom.uid import generate_uid
 
 from meddenoiselib.cli import main
-from meddenoiselib.demo import sample_path
 from meddenoiselib.errors import InputError
 from meddenoiselib.inference import Denoiser
 from meddenoiselib.io import read_volume
 from meddenoiselib.io.series import series_of_repeated_frames, stacked_frames
 
-from ..conftest import ENHANCED_MR_IMAGE_STORAGE, new_dicom_dataset
+from ..conftest import ENHANCED_MR_IMAGE_STORAGE, new_dicom_dataset, psnr_to_peak, rician_head_frames
 
 B_VALUES = (1000.0, 1000.0, 0.0, 1000.0)
 SIGMA = 30.0
@@ -92,15 +91,7 @@ def _write_enhanced(
 
 def _clean_and_noisy(weights=(0.5, 0.45, 1.0, 0.55)) -> tuple[np.ndarray, np.ndarray]:
     """``(F, 8, 58, 58)`` frames of the bundled head MR and their Rician magnitude (sigma 30), uint16."""
-    head = np.asarray(nib.load(str(sample_path("mr_head"))).dataobj, dtype=np.float64).transpose(2, 1, 0)[8:16]
-    clean = np.stack([head * w for w in weights])
-    rng = np.random.default_rng(7)
-    noisy = np.hypot(clean + rng.normal(0, SIGMA, clean.shape), rng.normal(0, SIGMA, clean.shape))
-    return clean, np.rint(noisy).astype(np.uint16)
-
-
-def _psnr(clean: np.ndarray, result: np.ndarray) -> float:
-    return float(10 * np.log10(clean.max() ** 2 / np.mean((clean - result.astype(np.float64)) ** 2)))
+    return rician_head_frames(weights, slice(8, 16), seed=7, sigma=SIGMA)
 
 
 def test_one_enhanced_file_of_frames_in_position_order_is_denoised_as_a_series(tmp_path):
@@ -122,7 +113,7 @@ def test_one_enhanced_file_of_frames_in_position_order_is_denoised_as_a_series(t
 
     result = Denoiser("auto").denoise(volume)
     frames = series_of_repeated_frames(volume.with_array(result.array)).array
-    gains = [_psnr(clean[f], frames[f]) - _psnr(clean[f], noisy[f]) for f in range(4)]
+    gains = [psnr_to_peak(clean[f], frames[f]) - psnr_to_peak(clean[f], noisy[f]) for f in range(4)]
     assert min(gains) > 3.0, gains
     denoiser = Denoiser("kpn-burst3", precision="fp32", refine="off")
     np.testing.assert_array_equal(
@@ -164,7 +155,7 @@ def test_a_series_of_enhanced_files_one_volume_each_is_a_series(tmp_path):
     np.testing.assert_array_equal(written.array, expected.array)
     frames = series_of_repeated_frames(written).array
     for f in range(4):
-        assert _psnr(clean[f], frames[f]) - _psnr(clean[f], noisy[f]) > 3.0
+        assert psnr_to_peak(clean[f], frames[f]) - psnr_to_peak(clean[f], noisy[f]) > 3.0
     for path in written.source.dicom_files:
         assert pydicom.dcmread(path, stop_before_pixels=True).NumberOfFrames == 8
 
@@ -199,7 +190,7 @@ def test_an_enhanced_dwi_file_is_written_as_a_4d_nifti_with_its_per_frame_gradie
     volume = read_volume(tmp_path / "dwi.dcm")
     np.testing.assert_array_equal(frames, Denoiser("auto").denoise(series_of_repeated_frames(volume)).array)
     for f in range(4):
-        assert _psnr(clean[f], frames[f]) - _psnr(clean[f], noisy[f]) > 3.0
+        assert psnr_to_peak(clean[f], frames[f]) - psnr_to_peak(clean[f], noisy[f]) > 3.0
     assert (tmp_path / "dwi.bval").read_text() == "1000 1000 0 1000\n"
     # an axial grid of positive determinant: FSL's x is the negated first voxel axis (L in LPS)
     expected = np.array(directions).T * np.array([[-1.0], [1.0], [1.0]])

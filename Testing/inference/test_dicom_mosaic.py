@@ -7,21 +7,19 @@ import dataclasses
 import json
 import math
 
-import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
 from meddenoiselib.cli import main
-from meddenoiselib.demo import sample_path
 from meddenoiselib.errors import InputError
 from meddenoiselib.inference import Denoiser
 from meddenoiselib.io import read_volume
 from meddenoiselib.io.mosaic import MosaicLayout
 from meddenoiselib.io.series import series_of_repeated_frames, stacked_frames
 
-from ..conftest import new_dicom_dataset
+from ..conftest import new_dicom_dataset, psnr_to_peak, rician_head_frames
 
 B_VALUES = (1000, 1000, 0, 1000)  # the b = 0 volume between b = 1000 ones, as scanners interleave them
 SIGMA = 30.0
@@ -72,11 +70,7 @@ def _write_mosaics(folder, frames: np.ndarray, b_values=B_VALUES, count: int | N
 
 def _clean_and_noisy(weights=(0.5, 0.45, 1.0, 0.55)) -> tuple[np.ndarray, np.ndarray]:
     """``(F, 10, 58, 58)`` clean frames of the bundled head MR and their Rician magnitude (sigma 30), uint16."""
-    head = np.asarray(nib.load(str(sample_path("mr_head"))).dataobj, dtype=np.float64).transpose(2, 1, 0)[7:17]
-    clean = np.stack([head * w for w in weights])
-    rng = np.random.default_rng(11)
-    noisy = np.hypot(clean + rng.normal(0, SIGMA, clean.shape), rng.normal(0, SIGMA, clean.shape))
-    return clean, np.rint(noisy).astype(np.uint16)
+    return rician_head_frames(weights, slice(7, 17), seed=11, sigma=SIGMA)
 
 
 def _frames_of(volume_array: np.ndarray) -> np.ndarray:
@@ -84,10 +78,6 @@ def _frames_of(volume_array: np.ndarray) -> np.ndarray:
     g = 4
     tiles = volume_array.reshape(-1, g, 58, g, 58).swapaxes(2, 3).reshape(-1, g * g, 58, 58)
     return tiles[:, :SLICES]
-
-
-def _psnr(clean: np.ndarray, result: np.ndarray) -> float:
-    return float(10 * np.log10(clean.max() ** 2 / np.mean((clean - result.astype(float)) ** 2)))
 
 
 def test_a_mosaic_series_is_denoised_as_the_volumes_its_images_hold(tmp_path):
@@ -113,8 +103,8 @@ def test_a_mosaic_series_is_denoised_as_the_volumes_its_images_hold(tmp_path):
     # before: each mosaic denoised as the one image it is (`auto`: its burst the other gradients' mosaics)
     flat = dataclasses.replace(volume, source=dataclasses.replace(volume.source, mosaic=None, repeated_frames=1))
     now, before = (Denoiser("auto").denoise(image).array for image in (volume, flat))
-    gains = [_psnr(clean[f], _frames_of(now)[f]) - _psnr(clean[f], noisy[f]) for f in range(4)]
-    gains_before = [_psnr(clean[f], _frames_of(before)[f]) - _psnr(clean[f], noisy[f]) for f in range(4)]
+    gains = [psnr_to_peak(clean[f], _frames_of(now)[f]) - psnr_to_peak(clean[f], noisy[f]) for f in range(4)]
+    gains_before = [psnr_to_peak(clean[f], _frames_of(before)[f]) - psnr_to_peak(clean[f], noisy[f]) for f in range(4)]
     assert min(gains) > 3.0 and min(np.subtract(gains, gains_before)) > 2.0, (gains, gains_before)
     # a preview of one file is that whole mosaic as the whole run gives it
     preview = denoiser.preview(volume, 2)
@@ -145,7 +135,7 @@ def test_the_cli_writes_mosaics_back_with_the_floor_removed(tmp_path, capsys):
     assert _frames_of(read_volume(tmp_path / "dwi").array)[air].mean() > 1.0 * SIGMA  # the floor: ~1.25 sigma
     assert abs(frames[air].mean()) < 0.15 * SIGMA
     for f in range(4):
-        assert _psnr(clean[f], frames[f]) - _psnr(clean[f], noisy[f]) > 3.0
+        assert psnr_to_peak(clean[f], frames[f]) - psnr_to_peak(clean[f], noisy[f]) > 3.0
     capsys.readouterr()
     assert main(["info", str(tmp_path / "dwi"), "--json"]) == 0  # says what denoise does with the files
     info = json.loads(capsys.readouterr().out)

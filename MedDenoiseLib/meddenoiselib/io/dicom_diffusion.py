@@ -130,18 +130,14 @@ def dicom_diffusion_table(
 
 
 def _directions(encodings, frames_per_position: int) -> np.ndarray | None:
-    """``(P, F, 3)`` unit directions (zero for b = 0 and for images without one that are isotropic); None when a
-    weighted image that is not isotropic has none."""
+    """``(P, F, 3)`` unit directions (zero for b = 0 and for isotropic images); None when a weighted image that is
+    not isotropic has none."""
+    if any(b > 0 and direction is None for b, direction in encodings):
+        return None
     vectors = []
     for b, direction in encodings:
-        if b == 0 or direction is None:
-            vectors.append(np.zeros(3))
-            continue
-        norm = float(np.linalg.norm(direction))
+        norm = 0.0 if b == 0 else float(np.linalg.norm(direction))
         vectors.append(direction / norm if norm > 1e-6 else np.zeros(3))
-    missing = [b > 0 and (d is None) for b, d in encodings]
-    if any(missing):
-        return None
     return np.asarray(vectors).reshape(-1, frames_per_position, 3)
 
 
