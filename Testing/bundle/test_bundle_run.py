@@ -45,7 +45,8 @@ def test_run_writes_one_output_per_input_with_input_geometry_and_dtype(bundle_da
     assert written == sorted(name for case in bundle_data.cases.values() for name in case.written)
     # the DICOM input's acquisition travels to a BIDS sidecar, as the CLI writes it
     sidecar = json.loads((output_dir / "ct_series.001_denoised.json").read_text())
-    assert sidecar["Modality"] == "CT" and sidecar["DenoisingMethod"] == "auto"
+    assert sidecar["Modality"] == "CT"
+    assert re.fullmatch(r"auto: \S+ for CT \(DICOM Modality is CT\).*", sidecar["DenoisingMethod"]), sidecar
     assert sidecar["ConversionSoftware"] == "MedDenoise"
     for case in bundle_data.cases.values():
         image = nib.load(str(output_dir / case.output))
@@ -227,8 +228,9 @@ def test_a_4d_diffusion_series_goes_through_the_bundle_as_through_the_cli(tmp_pa
     ]
 
 
-def _write_dicom_dwi(folder: Path, frames: np.ndarray, b_values) -> None:
-    """A classic DWI DICOM series: one MR file per image of ``frames`` ``(F, P, Y, X)`` uint16, 4 x 4 x 5 mm."""
+def _write_dicom_frames(folder: Path, frames: np.ndarray, tag_frame) -> None:
+    """A classic MR DICOM series of frames: one file per image of ``frames`` ``(F, P, Y, X)`` uint16, 4 x 4 x 5 mm,
+    ``tag_frame(dataset, f)`` giving each file its frame's own elements (a b-value, a temporal position)."""
     import pydicom
 
     folder.mkdir(parents=True)
@@ -236,14 +238,24 @@ def _write_dicom_dwi(folder: Path, frames: np.ndarray, b_values) -> None:
     for f in range(frames.shape[0]):
         for p in range(frames.shape[1]):
             ds = new_dicom_dataset(study=study, series=series)
-            ds.Modality, ds.PatientID, ds.InstanceNumber = "MR", "dwi", f * frames.shape[1] + p + 1
+            ds.Modality, ds.PatientID, ds.InstanceNumber = "MR", "frames", f * frames.shape[1] + p + 1
             ds.ImageOrientationPatient, ds.ImagePositionPatient = [1, 0, 0, 0, 1, 0], [0.0, 0.0, 5.0 * p]
-            ds.PixelSpacing, ds.SliceThickness, ds.DiffusionBValue = [4.0, 4.0], 5.0, b_values[f]
+            ds.PixelSpacing, ds.SliceThickness = [4.0, 4.0], 5.0
+            tag_frame(ds, f)
             ds.Rows, ds.Columns = frames.shape[2:]
             ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
             ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
             ds.PixelData = np.ascontiguousarray(frames[f, p], dtype=np.uint16).tobytes()
             pydicom.dcmwrite(str(folder / f"{f:02d}_{p:02d}.dcm"), ds, enforce_file_format=True)
+
+
+def _write_dicom_dwi(folder: Path, frames: np.ndarray, b_values) -> None:
+    """A classic DWI DICOM series, frame ``f`` at ``b_values[f]``."""
+
+    def tag(ds, f: int) -> None:
+        ds.DiffusionBValue = b_values[f]
+
+    _write_dicom_frames(folder, frames, tag)
 
 
 def test_a_dicom_series_of_frames_goes_through_the_bundle_as_a_4d_series(tmp_path):
@@ -264,6 +276,7 @@ def test_a_dicom_series_of_frames_goes_through_the_bundle_as_a_4d_series(tmp_pat
     assert "for MR (DICOM Modality is MR)" in result.stdout + result.stderr
     written = nib.load(str(output_dir / "dwi_denoised.nii.gz"))
     assert written.shape == (58, 58, 6, 4)  # (x, y, z, frames)
+    assert written.get_data_dtype() == np.uint16  # the files' type (MONAI's tensors hold uint16 as int32)
     np.testing.assert_allclose(written.header.get_zooms()[:3], (4.0, 4.0, 5.0))
     expected = Denoiser().denoise(series_of_repeated_frames(read_volume(dataset / "dwi"))).array  # (F, P, Y, X)
     denoised = np.asarray(written.dataobj)
@@ -275,7 +288,43 @@ def test_a_dicom_series_of_frames_goes_through_the_bundle_as_a_4d_series(tmp_pat
     # its b-values go beside it as the CLI writes them (no directions in these headers: no .bvec), and a sidecar
     assert (output_dir / "dwi_denoised.bval").read_text() == "1000 0 1000 1000\n"
     assert not (output_dir / "dwi_denoised.bvec").exists()
-    assert json.loads((output_dir / "dwi_denoised.json").read_text())["Modality"] == "MR"
+    sidecar = json.loads((output_dir / "dwi_denoised.json").read_text())
+    assert sidecar["Modality"] == "MR"
+    # what `auto` chose for this volume, as the CLI records it, not just "auto"
+    assert re.fullmatch(r"auto: \S+ for MR \(DICOM Modality is MR\).*", sidecar["DenoisingMethod"]), sidecar
+
+
+def test_a_time_series_keeps_its_repetition_time(tmp_path):
+    """An fMRI run, as a 4D NIfTI with its TR in ms and as a DICOM series with its RepetitionTime, comes out as a 4D
+    NIfTI whose ``pixdim[4]`` is the TR in seconds (MONAI's writer wrote 1 without a unit, which FSL, AFNI and
+    fMRIPrep read as a 1 s TR), denoised frame by frame."""
+    head = np.asarray(nib.load(str(sample_path("mr_head"))).dataobj, dtype=np.float64).transpose(2, 1, 0)[8:12]
+    clean = np.stack([head * w for w in (1.0, 0.98, 1.02)])  # (T, Z, Y, X)
+    rng = np.random.default_rng(11)
+    noisy = np.rint(np.hypot(clean + rng.normal(0, 30, clean.shape), rng.normal(0, 30, clean.shape))).astype(np.int16)
+    dataset, output_dir = tmp_path / "dataset", tmp_path / "out"
+    dataset.mkdir()
+    image = nib.Nifti1Image(noisy.transpose(3, 2, 1, 0), np.diag([4.0, 4.0, 5.0, 1.0]))
+    image.header.set_zooms((4.0, 4.0, 5.0, 2000.0))
+    image.header.set_xyzt_units("mm", "msec")
+    nib.save(image, str(dataset / "bold.nii.gz"))
+
+    def tag(ds, f: int) -> None:
+        ds.TemporalPositionIdentifier, ds.RepetitionTime = f + 1, 2500.0
+
+    _write_dicom_frames(dataset / "bold_dicom", noisy.astype(np.uint16), tag)
+
+    result = run_bundle(dataset, output_dir, "--modality", "mr")  # the NIfTI has no Modality tag
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name, seconds, dtype in (("bold", 2.0, np.int16), ("bold_dicom", 2.5, np.uint16)):
+        written = nib.load(str(output_dir / f"{name}_denoised.nii.gz"))
+        assert written.shape == (58, 58, 4, 3) and written.get_data_dtype() == dtype, name
+        np.testing.assert_allclose(written.header.get_zooms(), (4.0, 4.0, 5.0, seconds), rtol=1e-6, err_msg=name)
+        assert written.header.get_xyzt_units() == ("mm", "sec"), name
+        denoised = np.asarray(written.dataobj).transpose(3, 2, 1, 0)
+        for frame in range(3):
+            before, after = psnr(clean[frame], noisy[frame]), psnr(clean[frame], denoised[frame])
+            assert after > before + 3.0, (name, frame, before, after)
 
 
 def test_the_bundle_refuses_siemens_mosaics_it_could_not_place(tmp_path):

@@ -24,9 +24,11 @@ if TYPE_CHECKING:
     from ..io import Volume, VolumeSeries
 
 __all__ = [
+    "DENOISING_METHOD_KEY",
     "DenoiserInferer",
     "FRAME_LABEL_KEY",
     "MODALITY_KEY",
+    "SOURCE_DTYPE_KEY",
     "image_from_item",
     "item_from_array",
     "item_from_image",
@@ -40,6 +42,12 @@ MODALITY_KEY = "modality"
 #: the metadata key under which it marks a 4D series (frames as channels): what the frames are (``"time"``,
 #: ``"gradient"``, ...); absent for a volume.
 FRAME_LABEL_KEY = "frame_label"
+#: the metadata key under which :class:`DenoiserInferer` records on each result what denoised it (the Denoiser's
+#: method and, for ``auto``, the model it chose for that volume and why), for the sidecar.
+DENOISING_METHOD_KEY = "denoising_method"
+#: the metadata key under which the reader keeps the file's voxel type (``"uint16"``): MONAI's tensors widen unsigned
+#: integers (uint16 to int32), and the library and the writer give the file's type back.
+SOURCE_DTYPE_KEY = "source_dtype"
 
 
 def volume_from_item(item: torch.Tensor) -> Volume:
@@ -62,8 +70,8 @@ def volume_from_item(item: torch.Tensor) -> Volume:
     array = np.transpose(array, (3, 2, 1, 0))  # (K, J, I, C): the library's (z, y, x, components)
     if array.shape[-1] == 1:
         array = array[..., 0]
-    array = np.ascontiguousarray(array)
     meta = item.meta if isinstance(item, MetaTensor) else {}
+    array = np.ascontiguousarray(source_dtype_of(array, meta.get(SOURCE_DTYPE_KEY)))
     affine = np.asarray(meta.get("affine", np.eye(4)), dtype=np.float64)
     volume = Volume.from_ijk_to_ras(array, affine)
     # the reader's spacing, not the affine's column norms: the Denoiser picks the slice axis by comparing spacings,
@@ -78,6 +86,18 @@ def volume_from_item(item: torch.Tensor) -> Volume:
         metadata={"0008|0060": str(modality)} if modality else {},
         source=_source_of(meta),
     )
+
+
+def source_dtype_of(array: np.ndarray, source_dtype: str | None) -> np.ndarray:
+    """``array`` back in the file's unsigned type where MONAI widened it into a signed one (uint16 voxels held as
+    int32: the values are the file's, so the cast is exact); any other array (a type the user asked ``LoadImaged``
+    for, a float) unchanged."""
+    if not source_dtype:
+        return array
+    source = np.dtype(str(source_dtype))
+    if source.kind == "u" and array.dtype.kind == "i" and array.dtype.itemsize > source.itemsize:
+        return array.astype(source)
+    return array
 
 
 def image_from_item(item: torch.Tensor) -> Volume | VolumeSeries:
@@ -180,10 +200,12 @@ class DenoiserInferer(Inferer):
                 "(bundle: network_def = meddenoiselib.bundle.network_of(@denoiser)) or None."
             )
         items = decollate_batch(inputs, detach=True) if isinstance(inputs, MetaTensor) else list(inputs)
-        outputs = []
+        outputs, methods = [], []
         for item in items:
             denoised = self.denoiser.denoise(image_from_item(item), self.sigma)
             report = self.denoiser.last_report
+            requested = str(getattr(self.denoiser, "method", ""))
+            methods.append(report.described_method(requested) if report is not None else requested)
             if report is not None:
                 name = item.meta.get("filename_or_obj", "") if isinstance(item, MetaTensor) else ""
                 logger.info(
@@ -196,5 +218,10 @@ class DenoiserInferer(Inferer):
                 )
             outputs.append(item_from_image(denoised))
         result = torch.stack(outputs)
-        # the input's metadata (affine, file name, batch flag) on the result, in the result's own dtype
-        return convert_to_dst_type(result, inputs, dtype=result.dtype)[0] if isinstance(inputs, MetaTensor) else result
+        if not isinstance(inputs, MetaTensor):
+            return result
+        # the input's metadata (affine, file name, batch flag) on the result, in the result's own dtype, and per
+        # volume what denoised it (a batch's metadata holds one value per item; decollating splits them)
+        result = convert_to_dst_type(result, inputs, dtype=result.dtype)[0]
+        result.meta = {**result.meta, DENOISING_METHOD_KEY: methods if inputs.is_batch else methods[0]}
+        return result

@@ -26,8 +26,9 @@ from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 
 from ..io.provenance import resampling_warning
 from .gradients import DICOM_BVAL_KEY, DICOM_BVEC_KEY
-from .inferer import FRAME_LABEL_KEY, MODALITY_KEY
+from .inferer import FRAME_LABEL_KEY, MODALITY_KEY, SOURCE_DTYPE_KEY
 from .sidecar import BIDS_SIDECAR_KEY
+from .writers import FRAME_INTERVAL_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ class VolumeReader(ImageReader):
     def _series_data(series) -> tuple[np.ndarray, dict]:
         """A 4D series as ``(x, y, z, t)``, its frames the channels (``EnsureChannelFirstd`` puts them first)."""
         from ..errors import InputError
+        from ..io.series import frame_interval_seconds
 
         if series.array.ndim == 5:
             raise InputError(
@@ -147,6 +149,9 @@ class VolumeReader(ImageReader):
         extra = {MODALITY_KEY: series.metadata.get("0008|0060", "").strip(), FRAME_LABEL_KEY: series.frame_label}
         extra.update(_dicom_gradient_table(series))
         extra.update(_dicom_sidecar(series))
+        interval = frame_interval_seconds(series)
+        if interval is not None:
+            extra[FRAME_INTERVAL_KEY] = interval
         return np.ascontiguousarray(array), _meta(series, array, -1, extra)
 
 
@@ -192,6 +197,7 @@ def _meta(image, array: np.ndarray, channel_dim: float | int, extra: dict) -> di
         MetaKeys.ORIGINAL_CHANNEL_DIM: channel_dim,
         "spacing": np.asarray(image.spacing, dtype=np.float64),
         "source_format": image.source.format if image.source is not None else "",
+        SOURCE_DTYPE_KEY: array.dtype.name,
         **extra,
     }
 

@@ -18,6 +18,7 @@ from monai.transforms import MapTransform
 from .. import __version__
 from ..io.atomic import write_text_atomic
 from ..io.sidecar import input_sidecar, sidecar_path, sidecar_text
+from .inferer import DENOISING_METHOD_KEY
 
 __all__ = ["BIDS_SIDECAR_KEY", "Sidecard"]
 
@@ -33,7 +34,9 @@ class Sidecard(MapTransform):
     Args:
         pred_key: the saved denoised image, whose metadata ``SaveImaged(savepath_in_metadict=True)`` gave
             ``saved_to``. Defaults to ``"pred"``.
-        method: what denoised it (the bundle's ``model_name``), recorded as ``DenoisingMethod``.
+        method: what denoised it where the result does not say (the bundle's ``model_name``), recorded as
+            ``DenoisingMethod``; :class:`~.inferer.DenoiserInferer` records on each result the method and, for
+            ``auto``, the model it chose for that volume and why, which is written instead.
     """
 
     def __init__(self, pred_key: str = "pred", method: str = "auto") -> None:
@@ -57,6 +60,7 @@ class Sidecard(MapTransform):
             logger.warning("%s: the input's own sidecar; not replaced (give the output a postfix)", path)
             return d
         values = json.loads(dicom_values) if dicom_values else found[1]
-        write_text_atomic(path, sidecar_text(values, __version__, self.method, converted=bool(dicom_values)))
+        method = meta.get(DENOISING_METHOD_KEY) or self.method
+        write_text_atomic(path, sidecar_text(values, __version__, str(method), converted=bool(dicom_values)))
         logger.info("Wrote the sidecar %s", path)
         return d

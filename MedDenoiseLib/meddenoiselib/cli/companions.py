@@ -64,7 +64,7 @@ def write_sidecar(sidecar: tuple, denoiser, metadata: dict) -> None:
     planned, values = sidecar
     converted = values is None
     report = denoiser.last_report
-    method = denoiser.method + (f": {report.choice}" if report is not None and report.choice else "")
+    method = report.described_method(denoiser.method) if report is not None else denoiser.method
     text = sidecar_text(dicom_sidecar(metadata) if converted else values, __version__, method, converted)
     write_text_atomic(planned.path, text)
     logger.info("Wrote the sidecar %s", planned.path)

@@ -202,6 +202,11 @@ class DenoiseReport:
     preview: str = ""
     frames: str = ""
 
+    def described_method(self, requested: str) -> str:
+        """What denoised the volume, for a sidecar or provenance record: ``requested`` (the Denoiser's ``method``)
+        and, for ``auto``, its choice and why (``"auto: kpn-ct-burst3 for CT (DICOM Modality tag)"``)."""
+        return requested + (f": {self.choice}" if self.choice else "")
+
 
 class Denoiser:
     """Denoise volumes with a network (through sliding windows) or a classical baseline.

@@ -33,6 +33,7 @@ from .volume import SourceInfo, Volume
 __all__ = [
     "VolumeSeries",
     "frames_description",
+    "frame_interval_seconds",
     "frames_of_slices",
     "is_series_file",
     "probe_series",
@@ -462,19 +463,35 @@ def _write_nifti_series(series: VolumeSeries, path: Path, keep_storage: bool = T
 
 def _set_frame_interval(header, series: VolumeSeries) -> None:
     """Give a new NIfTI header of a time series from DICOM (an fMRI, perfusion or DCE run) the interval between its
-    volumes as ``pixdim[4]`` in seconds, as dcm2niix writes it and FSL, AFNI and fMRIPrep read it: the
-    RepetitionTime of the DICOM header (``0018|0080``, ms). Other series keep ``pixdim[4]`` 1 without a time unit."""
-    if series.frame_label != "time":
+    volumes as ``pixdim[4]`` in seconds, as dcm2niix writes it and FSL, AFNI and fMRIPrep read it
+    (:func:`frame_interval_seconds`). Other series keep ``pixdim[4]`` 1 without a time unit."""
+    seconds = frame_interval_seconds(series)
+    if seconds is None:
         return
+    zooms = header.get_zooms()
+    header.set_zooms((*zooms[:3], seconds, *zooms[4:]))
+    header.set_xyzt_units("mm", "sec")
+
+
+def frame_interval_seconds(series: VolumeSeries) -> float | None:
+    """The interval between a time series' volumes in seconds: a NIfTI's ``pixdim[4]`` in its time unit (s, ms or
+    us), else the DICOM header's RepetitionTime (``0018|0080``, ms); None for frames that are not time points, a
+    NIfTI without a time unit, or a header without a positive RepetitionTime."""
+    import nibabel as nib
+
+    if series.frame_label != "time":
+        return None
+    if isinstance(series.layout, nib.Nifti1Header):
+        step = float(series.layout["pixdim"][4])
+        per_second = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}.get(series.layout.get_xyzt_units()[1])
+        return step * per_second if per_second and np.isfinite(step) and step > 0 else None
     try:
         repetition_ms = float(series.metadata.get("0018|0080", "").split("\\")[0])
     except ValueError:
-        return
+        return None
     if not np.isfinite(repetition_ms) or repetition_ms <= 0:
-        return
-    zooms = header.get_zooms()
-    header.set_zooms((*zooms[:3], repetition_ms / 1000.0, *zooms[4:]))
-    header.set_xyzt_units("mm", "sec")
+        return None
+    return repetition_ms / 1000.0
 
 
 def _write_mgh_series(series: VolumeSeries, path: Path) -> None:
