@@ -96,11 +96,26 @@ class _Job:
     diffusion: tuple | None = None
     # a NIfTI output's JSON sidecar: (the planned file, the input's sidecar values or None for a DICOM input)
     sidecar: tuple | None = None
+    # --split-uneven: the evenly spaced part of an uneven DICOM series this job writes (io.uneven.UnevenPart), and
+    # the read shared by the series' parts (the series is read once)
+    part: object | None = None
+    shared_read: dict | None = None
 
 
-def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: list, typed: bool = False) -> _Job:
+def _plan_job(
+    source: Path,
+    target: Path,
+    args: argparse.Namespace,
+    planned: list,
+    typed: bool = False,
+    part=None,
+    probed=None,
+) -> list[_Job]:
     """Probe one input and plan its image, residual and report outputs, before any computation (``typed``: the
-    image output's name is the one given on the command line, not derived from the input's in a folder run)."""
+    image output's name is the one given on the command line, not derived from the input's in a folder run).
+
+    One job, or with ``--split-uneven`` one per evenly spaced part of a DICOM series whose slices one affine cannot
+    place (``part``: the part a job writes, ``probed``: the series' header, probed once)."""
     from ..io import (
         ImageSpec,
         check_typed_output_name,
@@ -115,7 +130,10 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
 
     check_series_uid(source, args)
     series = is_series_file(source)
-    header = probe_series(source) if series else probe_volume(source, series_uid=args.series_uid)
+    if probed is not None:
+        header = probed
+    else:
+        header = probe_series(source) if series else probe_volume(source, series_uid=args.series_uid)
     if header.mask_kind:
         raise InputError(
             f"{source}: {header.mask_kind}, not an image to denoise (as --mask it restricts denoising to its inside)"
@@ -143,15 +161,31 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
     plan = plan_series_output if series and preview is None else plan_output  # a preview is one slice of a volume
     if typed:
         check_typed_output_name(target, spec)
+    if part is None and preview is None and not series:
+        parts = _uneven_parts_written(header, source, target, args)
+        if parts:
+            shared: dict = {}
+            jobs = []
+            for each in parts:
+                jobs += _plan_job(source, _part_path(target, each), args, planned, typed, part=each, probed=header)
+                jobs[-1].shared_read = shared
+            return jobs
+    if part is not None:
+        spec = replace(
+            spec,
+            shape=(part.slices, *spec.shape[1:]),
+            dicom_files=spec.dicom_files[part.start : part.stop],
+            grid_problem="",
+        )
     image = plan(target, spec, role="image", overwrite=args.overwrite, protected=protected, others=planned)
-    job = _Job(source, header, image, series=series, preview=preview, dicom_frames=dicom_frames)
+    job = _Job(source, header, image, series=series, preview=preview, dicom_frames=dicom_frames, part=part)
     if tables and preview is None:
         job.gradients = plan_gradient_copies(tables, image.path, args, protected, [*planned, image])
     if dicom_frames:
         job.diffusion = plan_diffusion_table(header, source, image.path, args, protected, [*planned, image])
     if args.residual:
         job.residual = plan(
-            _named_output(args.residual, source),
+            _part_path(_named_output(args.residual, source), part),
             replace(spec, dtype=_FLOAT32),
             role="residual",
             overwrite=args.overwrite,
@@ -160,7 +194,7 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
         )
     if getattr(args, "noise_map", None):
         job.noise_map = plan(
-            _named_output(args.noise_map, source),
+            _part_path(_named_output(args.noise_map, source), part),
             replace(spec, dtype=_FLOAT32),
             role="noise map",
             overwrite=args.overwrite,
@@ -169,7 +203,7 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
         )
     if args.report:
         job.report = plan_file(
-            _named_output(args.report, source),
+            _part_path(_named_output(args.report, source), part),
             "report",
             (".json",),
             overwrite=args.overwrite,
@@ -183,7 +217,55 @@ def _plan_job(source: Path, target: Path, args: argparse.Namespace, planned: lis
     planned.extend(copy for _, copy in job.gradients)
     if job.diffusion is not None:
         planned.extend(table for table in job.diffusion[1:] if table is not None)
-    return job
+    return [job]
+
+
+def _uneven_parts_written(header, source: Path, target: Path, args: argparse.Namespace) -> list:
+    """The evenly spaced parts an uneven DICOM series is written as (``--split-uneven``, a file output of one affine:
+    NIfTI, NRRD, MGH, MetaImage, TIFF); empty when the output is a DICOM series or the slices lie on one grid.
+
+    Raises:
+        OutputError: such an output without ``--split-uneven`` (what the flag would write), or with label maps on
+            the whole series' grid (``--mask``, ``--exclude``, ``--measure``).
+    """
+    from ..io import detect_format
+    from ..io.outputs import SINGLE_GRID_FORMATS
+    from ..io.uneven import uneven_parts
+
+    fmt = detect_format(target)
+    if fmt not in SINGLE_GRID_FORMATS:
+        return []
+    parts = uneven_parts(header)
+    if not parts:
+        return []
+    described = ", ".join(
+        f"{part.slices} slices {part.step:.4g} mm apart" if part.slices > 1 else "1 slice" for part in parts
+    )
+    if not getattr(args, "split_uneven", False):
+        raise OutputError(
+            f"{target}: {header.grid_problem}, so a {fmt.upper()} affine would put slices in the wrong place; write "
+            f"a DICOM series (a folder name) instead, or give --split-uneven to write its {len(parts)} evenly "
+            f"spaced parts ({described}) as {_part_path(target, parts[0]).name} ... "
+            f"{_part_path(target, parts[-1]).name}"
+        )
+    labels = [f"--{name}" for name in _LABEL_OPTIONS if getattr(args, name, None)]
+    if labels:
+        raise OptionError(
+            f"{source}: {' and '.join(labels)} label the whole series' grid, which the evenly spaced parts of "
+            "--split-uneven do not share; write a DICOM series (a folder name) instead"
+        )
+    logger.info("%s: %s; written as %d evenly spaced parts (%s)", source, header.grid_problem, len(parts), described)
+    return parts
+
+
+def _part_path(path: Path, part) -> Path:
+    """``out.nii.gz`` -> ``out_part2.nii.gz`` for the second evenly spaced part; ``path`` itself without a part."""
+    if part is None:
+        return path
+    from ..io import strip_suffix
+
+    stem = strip_suffix(path.name)
+    return path.with_name(f"{stem}_part{part.number}{path.name[len(stem) :]}")
 
 
 #: residuals and noise maps are written as float32
@@ -355,15 +437,14 @@ def _write_report(denoiser, job: _Job, noisy, result, measured: dict) -> None:
 
 
 def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
-    from ..io import read_volume, write_volume
+    from ..io import write_volume
 
     if job.series and job.preview is None:
         _denoise_series(denoiser, job, args)
         return
     start = time.perf_counter()
     if job.preview is None:
-        logger.info("Reading %s", job.source)
-        volume = read_volume(job.source, series_uid=args.series_uid)
+        volume = _read_job_volume(job, args)
     else:
         volume = job.preview[0]
     _warn_if_resampled(volume, job.source)
@@ -405,6 +486,27 @@ def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
     if job.report is not None:
         _write_report(denoiser, job, volume, result, measured)
     logger.info("Wrote %s in %.2fs total", target, time.perf_counter() - start)
+
+
+def _read_job_volume(job: _Job, args: argparse.Namespace):
+    """The volume a job denoises: its input, or with ``--split-uneven`` its part of the series (read once for all
+    the parts: the first part's job keeps it for the others, the last lets it go)."""
+    from ..io import read_volume
+    from ..io.uneven import volume_part
+
+    if job.part is None:
+        logger.info("Reading %s", job.source)
+        return read_volume(job.source, series_uid=args.series_uid)
+    shared = job.shared_read if job.shared_read is not None else {}
+    if "volume" not in shared:
+        logger.info("Reading %s", job.source)
+        shared["volume"] = read_volume(job.source, series_uid=args.series_uid)
+    whole = shared["volume"]
+    part = job.part
+    if part.stop == whole.shape[0]:
+        shared.pop("volume", None)
+    logger.info("Part %d: slices %d-%d, %.4g mm apart", part.number, part.start, part.stop - 1, part.step)
+    return volume_part(whole, job.header, part)
 
 
 #: DICOM DerivationDescription of the QA volumes written beside a result
@@ -566,7 +668,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     planned: list = []
     for item, output in pairs:
         try:
-            jobs.append(_plan_job(item, output, args, planned, typed=not batch))
+            jobs.extend(_plan_job(item, output, args, planned, typed=not batch))
         except MedDenoiseError as exc:
             if not batch:
                 raise
@@ -728,6 +830,14 @@ def add_parser(sub) -> None:
         help="output format for folder inputs (default: same as each input)",
     )
     p.add_argument("--series-uid", help="DICOM SeriesInstanceUID to read when a folder holds several series")
+    p.add_argument(
+        "--split-uneven",
+        action="store_true",
+        help="a DICOM series whose slices are unevenly spaced (e.g. a head CT with thinner slices through the "
+        "posterior fossa), written to a NIfTI, NRRD, MGH, MetaImage or TIFF file, which one affine cannot hold: "
+        "write each evenly spaced part as its own file (OUT_part1.nii.gz, OUT_part2.nii.gz, ...; nothing resampled). "
+        "Without it such an output is refused; a DICOM series output keeps every slice's position",
+    )
     p.add_argument(
         "--mask",
         metavar="FILE",

@@ -145,6 +145,15 @@ def cmd_info(args: argparse.Namespace) -> int:
         info["tiff"] = f"{metadata['tiff_kind']} layout, {size}{frames}"
     if volume.source.grid_problem:
         info["grid_problem"] = volume.source.grid_problem
+        from ..io.uneven import uneven_parts
+
+        parts = uneven_parts(header)
+        if parts:
+            listed = ", ".join(
+                f"slices {p.start}-{p.stop - 1} {p.step:.4g} mm apart" if p.slices > 1 else f"slice {p.start}"
+                for p in parts
+            )
+            info["evenly_spaced_parts"] = f"{listed} (denoise --split-uneven writes each as its own file)"
     if path.is_dir() and is_dicom_folder(path):
         info["series_in_folder"] = [s.summary() for s in list_dicom_series(path)]
     if args.json:

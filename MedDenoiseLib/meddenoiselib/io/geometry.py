@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["StackGeometry", "orientation_groups", "stack_geometry"]
+__all__ = ["StackGeometry", "even_parts", "orientation_groups", "stack_geometry"]
 
 #: two orientations (unit row/column vectors) are the same when their components differ by less than this.
 ORIENTATION_TOLERANCE = 1e-3
@@ -137,3 +137,35 @@ def stack_geometry(
         )
         return StackGeometry(tuple(origin), (spacing_x, spacing_y, length), direction, problem)
     return StackGeometry(tuple(origin), (spacing_x, spacing_y, length), direction)
+
+
+def even_parts(positions: np.ndarray) -> list[tuple[int, int]]:
+    """Split a stack of unevenly spaced slices into runs of evenly spaced ones.
+
+    A head CT taken with thin slices through the posterior fossa and thicker ones above (or a series with a slice
+    missing) has no single grid, but each run of slices with one step has. Slices are taken in order: a run goes
+    on while each step equals its first step (within the tolerances :func:`stack_geometry` uses), and the next run
+    begins at the slice after the first step that differs, so every slice is in exactly one run.
+
+    Args:
+        positions: ``(Z, 3)`` LPS positions of each slice's first pixel (mm), in stack order.
+
+    Returns:
+        Half-open slice ranges ``[(start, stop), ...]`` covering ``0..Z`` in order; one range for an evenly spaced
+        stack.
+    """
+    positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
+    count = len(positions)
+    parts: list[tuple[int, int]] = []
+    start = 0
+    while start < count:
+        stop = start + 1
+        if stop < count:
+            first = positions[stop] - positions[start]
+            tolerance = max(STEP_ABSOLUTE_TOLERANCE_MM, STEP_RELATIVE_TOLERANCE * float(np.linalg.norm(first)))
+            stop += 1
+            while stop < count and np.linalg.norm(positions[stop] - positions[stop - 1] - first) <= tolerance:
+                stop += 1
+        parts.append((start, stop))
+        start = stop
+    return parts

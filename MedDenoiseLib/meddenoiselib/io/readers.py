@@ -231,7 +231,9 @@ def _read_dicom(header: VolumeHeader, max_bytes: int | None) -> Volume:
         )
     elif geometry.problem:
         logger.warning(
-            "%s: %s; the volume can be written as DICOM, not as a file with one affine", header.path, geometry.problem
+            "%s: %s; the volume can be written as DICOM or as its evenly spaced parts, not as one file with one affine",
+            header.path,
+            geometry.problem,
         )
     return Volume(
         array=array,
