@@ -151,3 +151,24 @@ def test_info_lists_the_evenly_spaced_parts(uneven_ct, capsys):
     assert main(["info", str(folder)]) == 0
     out = capsys.readouterr().out
     assert "slices 0-4 2.5 mm apart, slices 5-8 5 mm apart (denoise --split-uneven" in out
+
+
+def test_a_tilted_nifti_warns_that_itk_tools_read_its_qform(uneven_ct, tmp_path, capsys):
+    """The sform holds a tilted gantry's shear, the qform cannot, and ITK-based tools (3D Slicer) read the qform of
+    a sheared NIfTI: the CLI says so; a NRRD keeps the shear for them (SimpleITK places every slice exactly)."""
+    import SimpleITK as sitk
+
+    folder, _, _ = uneven_ct
+    assert main(["denoise", str(folder), str(tmp_path / "ct.nii.gz"), "--split-uneven", "--model", "median"]) == 0
+    error = capsys.readouterr().err
+    assert error.count("the slices are sheared (stepping 15 degrees off the image plane's normal") == 2
+    assert "ITK-based tools (3D Slicer" in error and "write .nrrd or .mha" in error
+    assert main(["denoise", str(folder), str(tmp_path / "ct.nrrd"), "--split-uneven", "--model", "median"]) == 0
+    assert "sheared" not in capsys.readouterr().err
+    image = sitk.ReadImage(str(tmp_path / "ct_part2.nrrd"))
+    for k in range(4):
+        expected = [-45.0, -40.0, 100.0 + HEIGHTS[5 + k]]  # LPS, as ITK speaks
+        np.testing.assert_allclose(image.TransformIndexToPhysicalPoint((0, 0, k)), expected, atol=1e-4)
+    # a NIfTI of an untilted scan: no warning
+    assert main(["denoise", str(folder / "00.dcm"), str(tmp_path / "one.nii.gz"), "--model", "median"]) == 0
+    assert "sheared" not in capsys.readouterr().err
