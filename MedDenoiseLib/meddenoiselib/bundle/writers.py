@@ -4,18 +4,24 @@ MONAI's writer builds a new NIfTI header, so a 4D fMRI, perfusion or DCE run cam
 time unit: FSL, AFNI and fMRIPrep then read a repetition time of 1 s. The reader
 (:class:`~meddenoiselib.bundle.readers.VolumeReader`) puts the interval in the metadata (:data:`FRAME_INTERVAL_KEY`,
 seconds: a NIfTI input's ``pixdim[4]`` in its unit, a DICOM run's RepetitionTime) and :class:`SeriesNiftiWriter`
-writes it as ``pixdim[4]`` in seconds, as dcm2niix and the command line do.
+writes it as ``pixdim[4]`` in seconds, as dcm2niix and the command line do. Like the command line, it warns when
+ITK-based tools would misplace a sheared (tilted-gantry) grid, whose shear only the sform holds.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 import numpy as np
 from monai.data import NibabelWriter
 from monai.utils import get_equivalent_dtype
 
+from ..io.nifti import qform_misplacement
+
 __all__ = ["FRAME_INTERVAL_KEY", "SeriesNiftiWriter", "writer_for"]
+
+logger = logging.getLogger(__name__)
 
 #: metadata key of a time series' interval between volumes, in seconds (absent for volumes and other frames)
 FRAME_INTERVAL_KEY = "frame_interval_s"
@@ -44,6 +50,17 @@ class SeriesNiftiWriter(NibabelWriter):
             header.set_xyzt_units("mm", "sec")
             obj_kwargs["header"] = header
         super().write(filename, verbose=verbose, **obj_kwargs)
+        distance, tilt = qform_misplacement(self.data_obj)  # the image nibabel just saved
+        spacing = np.linalg.norm(np.asarray(self.data_obj.affine)[:3, :3], axis=0)
+        if distance > 0.1 * float(spacing.min()):
+            logger.warning(
+                "%s: the slices are sheared (%.3g degrees off the image plane's normal, as on a tilted gantry); FSL, "
+                "nibabel and MRtrix read the NIfTI sform that holds it, ITK-based tools (3D Slicer, ITK-SNAP, ANTs) "
+                "the qform, which cannot, and would place voxels up to %.3g mm off (output_ext .nrrd keeps it)",
+                filename,
+                tilt,
+                distance,
+            )
 
 
 def writer_for(output_ext: str) -> type[NibabelWriter] | None:

@@ -1,0 +1,48 @@
+"""The bundle's NIfTI writer, in-process: a time series' interval as ``pixdim[4]`` in seconds, the file's dtype, and
+the warning for a sheared (tilted-gantry) grid that ITK-based tools would misplace."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import nibabel as nib
+import numpy as np
+import torch
+
+from meddenoiselib.bundle.writers import FRAME_INTERVAL_KEY, SeriesNiftiWriter, writer_for
+
+
+def _write(path, array: np.ndarray, affine: np.ndarray, meta: dict) -> nib.Nifti1Image:
+    writer = SeriesNiftiWriter(output_dtype=None)
+    writer.set_data_array(torch.from_numpy(array), channel_dim=0)
+    writer.set_metadata({"affine": affine, "original_affine": affine, **meta}, resample=False)
+    writer.write(str(path))
+    return nib.load(str(path))
+
+
+def test_a_time_series_gets_its_interval_and_keeps_its_dtype(tmp_path):
+    frames = np.arange(3 * 4 * 5 * 6, dtype=np.int16).reshape(3, 4, 5, 6)  # (T, I, J, K): channels first
+    affine = np.diag([2.0, 2.0, 3.0, 1.0])
+    written = _write(tmp_path / "bold.nii.gz", frames, affine, {FRAME_INTERVAL_KEY: 2.5})
+    assert written.shape == (4, 5, 6, 3) and written.get_data_dtype() == np.int16
+    np.testing.assert_allclose(written.header.get_zooms(), (2.0, 2.0, 3.0, 2.5))
+    assert written.header.get_xyzt_units() == ("mm", "sec")
+    np.testing.assert_array_equal(np.asarray(written.dataobj), np.moveaxis(frames, 0, -1))
+    plain = _write(tmp_path / "dwi.nii.gz", frames, affine, {})
+    assert plain.header.get_zooms()[3] == 1.0 and plain.header.get_xyzt_units()[1] == "unknown"
+    assert writer_for(".nii.gz") is SeriesNiftiWriter and writer_for(".nrrd") is None
+
+
+def test_a_sheared_grid_warns_that_itk_tools_read_the_qform(tmp_path, caplog):
+    volume = np.zeros((1, 8, 8, 6), dtype=np.float32)
+    tilt = math.radians(20.0)
+    sheared = np.eye(4)
+    sheared[1:3, 2] = 2.0 * math.sin(tilt), 2.0 * math.cos(tilt)  # 2 mm slices stepping 20 degrees off the normal
+    with caplog.at_level(logging.WARNING, logger="meddenoiselib.bundle.writers"):
+        _write(tmp_path / "tilted.nii.gz", volume, sheared, {})
+    assert "sheared (20 degrees off the image plane's normal" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="meddenoiselib.bundle.writers"):
+        _write(tmp_path / "straight.nii.gz", volume, np.diag([1.0, 1.0, 2.0, 1.0]), {})
+    assert "sheared" not in caplog.text
