@@ -71,6 +71,23 @@ def test_folder_of_images_goes_to_a_folder(tmp_path, us_png, xray_png):
     assert written == sorted(p.stem + ".nrrd" for p in (us_png, xray_png))
 
 
+def test_format_applies_to_the_dicom_series_of_a_folder_run(tmp_path, ct_series_dir, us_png):
+    """``--format nifti`` on a folder holding a DICOM series and a PNG writes both as NIfTI (the series folder used
+    to come out as a DICOM series whatever --format said)."""
+    import shutil
+
+    folder = tmp_path / "in"
+    shutil.copytree(ct_series_dir, folder / "chest")
+    (folder / us_png.name).write_bytes(us_png.read_bytes())
+    assert main(["denoise", str(folder), str(tmp_path / "out"), "--model", "median", "--format", "nifti", "-q"]) == 0
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["chest.json", "chest.nii.gz", us_png.stem + ".nii.gz"]  # the DICOM series' BIDS sidecar
+    assert read_volume(tmp_path / "out" / "chest.nii.gz").same_geometry(read_volume(ct_series_dir), atol=1e-4)
+    # without --format a series stays a DICOM series
+    assert main(["denoise", str(folder), str(tmp_path / "same"), "--model", "median", "-q"]) == 0
+    assert (tmp_path / "same" / "chest").is_dir()
+
+
 def test_simulate_then_denoise_improves_psnr(tmp_path, mr_nifti):
     noisy_path = tmp_path / "noisy.nii.gz"
     run_cli("simulate", str(mr_nifti), str(noisy_path), "--noise", "gaussian:25", "--seed", "3", "--scaling", "minmax")

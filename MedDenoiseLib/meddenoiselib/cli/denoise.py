@@ -58,14 +58,15 @@ def _named_output(option: str, source: Path) -> Path:
 def _output_name(source: Path, output_dir: Path, fmt: str | None, root: Path | None = None) -> Path:
     """The output for one input of a folder ``root``: the input's name, or for an input in a sub-folder (DICOM
     media's patient / study / series folders) its path below ``root`` joined by ``_``, so that every series of
-    every study gets its own name."""
+    every study gets its own name. ``fmt`` (``--format``) names every output's format, a DICOM series' too (a
+    series folder of a folder run became a DICOM series whatever ``--format`` said)."""
     from ..io import detect_format, format_suffix, strip_suffix
     from ..io.formats import READ_ONLY_FORMATS
 
     parts = source.relative_to(root).parts if root is not None and source.is_relative_to(root) else (source.name,)
     name = "_".join(parts) if parts else source.name
     if source.is_dir():
-        return output_dir / name
+        return output_dir / (name + format_suffix(fmt) if fmt else name)
     source = source.with_name(name)
     if fmt:
         return output_dir / (strip_suffix(source.name) + format_suffix(fmt))
