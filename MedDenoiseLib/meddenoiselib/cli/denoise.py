@@ -226,8 +226,9 @@ def _uneven_parts_written(header, source: Path, target: Path, args: argparse.Nam
     NIfTI, NRRD, MGH, MetaImage, TIFF); empty when the output is a DICOM series or the slices lie on one grid.
 
     Raises:
-        OutputError: such an output without ``--split-uneven`` (what the flag would write), or with label maps on
-            the whole series' grid (``--mask``, ``--exclude``, ``--measure``).
+        OutputError: such an output without ``--split-uneven`` (the message says what the flag would write).
+        OptionError: ``--split-uneven`` with label maps on the whole series' grid (``--mask``, ``--exclude``,
+            ``--measure``).
     """
     from ..io import detect_format
     from ..io.outputs import SINGLE_GRID_FORMATS
