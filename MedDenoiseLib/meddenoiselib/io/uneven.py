@@ -39,10 +39,9 @@ def _stack_positions(stack) -> np.ndarray | None:
     has no position or the stack holds frames (several images per position, mosaics, multi-frame files)."""
     if stack is None or stack.repeated_frames > 1 or stack.mosaic is not None or stack.frame_order:
         return None
-    positions = [image.positions for image in stack.images]
-    if any(p is None or len(p) != image.frames for p, image in zip(positions, stack.images, strict=True)):
+    if any(image.frames != 1 or image.positions is None or len(image.positions) != 1 for image in stack.images):
         return None
-    return np.concatenate(positions).astype(np.float64)
+    return np.concatenate([image.positions for image in stack.images]).astype(np.float64)
 
 
 def uneven_parts(header) -> list[UnevenPart]:
