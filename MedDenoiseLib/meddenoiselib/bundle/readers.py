@@ -100,7 +100,8 @@ class VolumeReader(ImageReader):
             # the bundle writes NIfTI, whose single affine cannot place these slices
             raise InputError(
                 f"{volume.source.path}: {volume.source.grid_problem}; a NIfTI output would put slices "
-                "in the wrong place (denoise it with the command line into a DICOM series instead)"
+                "in the wrong place (denoise it with the command line into a DICOM series instead, or, for unevenly "
+                "spaced slices, into one NIfTI per evenly spaced part with --split-uneven)"
             )
         if volume.num_components == 1:
             array = np.transpose(volume.array, (2, 1, 0))
