@@ -172,3 +172,24 @@ def test_a_tilted_nifti_warns_that_itk_tools_read_its_qform(uneven_ct, tmp_path,
     # a NIfTI of an untilted scan: no warning
     assert main(["denoise", str(folder / "00.dcm"), str(tmp_path / "one.nii.gz"), "--model", "median"]) == 0
     assert "sheared" not in capsys.readouterr().err
+
+
+def test_a_folder_run_counts_an_input_whose_parts_fail_once(uneven_ct, tmp_path, capsys, monkeypatch):
+    """In a folder run, an uneven series split into two parts that both fail is one failed input of the count."""
+    import shutil
+
+    from meddenoiselib.errors import MedDenoiseError
+
+    folder, _, _ = uneven_ct
+    batch = tmp_path / "in"
+    shutil.copytree(folder, batch / "head_ct")
+
+    def refuse(self, *args, **kwargs):
+        raise MedDenoiseError("refused for the test")
+
+    monkeypatch.setattr(Denoiser, "denoise", refuse)
+    code = main(["denoise", str(batch), str(tmp_path / "out"), "--format", "nifti", "--split-uneven", "-q"])
+    assert code != 0
+    error = capsys.readouterr().err
+    assert error.count("refused for the test") == 2
+    assert "denoised 0 of 1 inputs" in error and "; 1 failed" in error

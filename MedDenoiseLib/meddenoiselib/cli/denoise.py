@@ -714,10 +714,10 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         if created and not any(target.iterdir()):
             target.rmdir()  # the folder this run made holds nothing: leave no trace
     if batch:
-        done = len(pairs) - len(failures)
-        summary = f"denoised {done} of {len(pairs)} inputs into {target}"
+        failed = len({source for source, _ in failures})  # the parts of one --split-uneven input are one input
+        summary = f"denoised {len(pairs) - failed} of {len(pairs)} inputs into {target}"
         if failures:
-            sys.stderr.write(f"{summary}; {len(failures)} failed\n")
+            sys.stderr.write(f"{summary}; {failed} failed\n")
             return EXIT_FAILED
         logger.info("%s", summary)
     return EXIT_OK
