@@ -41,7 +41,7 @@ def test_a_sheared_grid_warns_that_itk_tools_read_the_qform(tmp_path, caplog):
     sheared[1:3, 2] = 2.0 * math.sin(tilt), 2.0 * math.cos(tilt)  # 2 mm slices stepping 20 degrees off the normal
     with caplog.at_level(logging.WARNING, logger="meddenoiselib.bundle.writers"):
         _write(tmp_path / "tilted.nii.gz", volume, sheared, {})
-    assert "sheared (20 degrees off the image plane's normal" in caplog.text
+    assert "sheared (stepping 20 degrees off the image plane's normal" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="meddenoiselib.bundle.writers"):
         _write(tmp_path / "straight.nii.gz", volume, np.diag([1.0, 1.0, 2.0, 1.0]), {})

@@ -17,7 +17,7 @@ import numpy as np
 from monai.data import NibabelWriter
 from monai.utils import get_equivalent_dtype
 
-from ..io.nifti import qform_misplacement
+from ..io.nifti import sheared_grid_warning
 
 __all__ = ["FRAME_INTERVAL_KEY", "SeriesNiftiWriter", "writer_for"]
 
@@ -50,17 +50,10 @@ class SeriesNiftiWriter(NibabelWriter):
             header.set_xyzt_units("mm", "sec")
             obj_kwargs["header"] = header
         super().write(filename, verbose=verbose, **obj_kwargs)
-        distance, tilt = qform_misplacement(self.data_obj)  # the image nibabel just saved
-        spacing = np.linalg.norm(np.asarray(self.data_obj.affine)[:3, :3], axis=0)
-        if distance > 0.1 * float(spacing.min()):
-            logger.warning(
-                "%s: the slices are sheared (%.3g degrees off the image plane's normal, as on a tilted gantry); FSL, "
-                "nibabel and MRtrix read the NIfTI sform that holds it, ITK-based tools (3D Slicer, ITK-SNAP, ANTs) "
-                "the qform, which cannot, and would place voxels up to %.3g mm off (output_ext .nrrd keeps it)",
-                filename,
-                tilt,
-                distance,
-            )
+        # the image nibabel just saved
+        warning = sheared_grid_warning(self.data_obj, str(filename), "output_ext .nrrd keeps it for them")
+        if warning:
+            logger.warning("%s", warning)
 
 
 def writer_for(output_ext: str) -> type[NibabelWriter] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["qform_misplacement", "scaled_integer_storage", "stored_like_source"]
+__all__ = ["qform_misplacement", "scaled_integer_storage", "sheared_grid_warning", "stored_like_source"]
 
 
 def scaled_integer_storage(image) -> np.dtype | None:
@@ -72,3 +72,18 @@ def qform_misplacement(image) -> tuple[float, float]:
     slice_axis = columns[:, 2]
     cosine = abs(float(normal @ slice_axis)) / max(float(np.linalg.norm(normal) * np.linalg.norm(slice_axis)), 1e-12)
     return distance, float(np.degrees(np.arccos(min(cosine, 1.0))))
+
+
+def sheared_grid_warning(image, label: str, advice: str) -> str:
+    """The warning for a NIfTI ``image`` (about to be written as ``label``) whose shear ITK-based tools would lose,
+    misplacing voxels by more than a tenth of its smallest voxel (:func:`qform_misplacement`), ending with
+    ``advice`` (what to write instead); empty when they would place it well."""
+    distance, tilt = qform_misplacement(image)
+    voxel = float(np.linalg.norm(np.asarray(image.get_sform())[:3, :3], axis=0).min())
+    if distance <= 0.1 * voxel:
+        return ""
+    return (
+        f"{label}: the slices are sheared (stepping {tilt:.3g} degrees off the image plane's normal, as on a tilted "
+        "gantry); the NIfTI sform holds that and FSL, nibabel and MRtrix read it, but ITK-based tools (3D Slicer, "
+        f"ITK-SNAP, ANTs) read the qform, which cannot, and would place voxels up to {distance:.3g} mm off: {advice}"
+    )

@@ -21,7 +21,7 @@ from .atomic import atomic_file, commit_files, staging_folder
 from .dicom_write import write_derived_dicom
 from .formats import IMAGE_2D_FORMATS, as_path
 from .nibabel_formats import save_mgh
-from .nifti import stored_like_source
+from .nifti import sheared_grid_warning, stored_like_source
 from .outputs import ImageSpec, PlannedOutput, plan_output, refuse_read_only
 from .tiff import write_tiff
 from .volume import Volume
@@ -268,28 +268,12 @@ def _write_nifti(volume: Volume, path: Path, keep_storage: bool = True) -> None:
         image.header.set_slope_inter(*scaling)
     image.set_qform(affine, code=int(header["qform_code"]) if header is not None and header["qform_code"] > 0 else 1)
     image.set_sform(affine, code=int(header["sform_code"]) if header is not None and header["sform_code"] > 0 else 1)
-    _warn_if_sheared(image, volume, path)
+    warning = sheared_grid_warning(image, str(path), "write .nrrd or .mha for them")
+    if warning:
+        logger.warning("%s", warning)
     suffix = ".nii.gz" if path.name.lower().endswith(".nii.gz") else ".nii"
     with atomic_file(path, suffix=suffix) as temporary:
         nib.save(image, str(temporary))
-
-
-def _warn_if_sheared(image, volume: Volume, path: Path) -> None:
-    """Warn when ITK-based tools would misplace the slices of a sheared (tilted-gantry) NIfTI by more than a tenth
-    of a voxel: they read its qform, which cannot hold the shear (:func:`~.nifti.qform_misplacement`)."""
-    from .nifti import qform_misplacement
-
-    distance, tilt = qform_misplacement(image)
-    if distance > 0.1 * min(volume.spacing):
-        logger.warning(
-            "%s: the slices are sheared (stepping %.3g degrees off the image plane's normal, as on a tilted "
-            "gantry); the NIfTI sform holds that and FSL, nibabel and MRtrix read it, but ITK-based tools (3D Slicer, "
-            "ITK-SNAP, ANTs) read the qform, which cannot, and would place voxels up to %.3g mm off: write .nrrd or "
-            ".mha for them",
-            path,
-            tilt,
-            distance,
-        )
 
 
 def _write_mgh(volume: Volume, path: Path) -> None:
