@@ -346,3 +346,31 @@ def test_the_bundle_refuses_siemens_mosaics_it_could_not_place(tmp_path):
     reader = VolumeReader()
     with pytest.raises(InputError, match="Siemens mosaics.*command line"):
         reader.get_data(reader.read(str(tmp_path / "mosaic.dcm")))
+
+
+def test_correct_tilt_writes_what_the_cli_writes_for_a_tilted_gantry(ct_crop, tmp_path):
+    """A CT series taken on a tilted gantry, with ``--correct_tilt True``: the bundle's NIfTI is the command line's
+    ``--correct-tilt`` output (the same orthogonal grid, the same voxels), with no sheared-grid warning."""
+    from meddenoiselib.cli import main
+
+    from ..cli.test_correct_tilt import _write_tilted_ct
+
+    hu = ct_crop.astype(np.float64) * 1400.0 - 1000.0
+    dataset = tmp_path / "dataset"
+    _write_tilted_ct(dataset / "head_ct", np.stack([np.roll(hu, k, axis=0) for k in range(5)]), 20.0)
+    result = run_bundle(dataset, tmp_path / "out", "--model_name", "median", "--correct_tilt", "true")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "corrected a gantry tilt" in result.stdout + result.stderr
+    assert "sheared" not in result.stdout + result.stderr
+    assert main(["denoise", str(dataset / "head_ct"), str(tmp_path / "cli.nii.gz"), "--model", "median", "-q"]) == 0
+    assert (
+        main(
+            ["denoise", str(dataset / "head_ct"), str(tmp_path / "cli_c.nii.gz"), "--model", "median"]
+            + ["--correct-tilt", "-q"]
+        )
+        == 0
+    )
+    bundle, cli = nib.load(str(tmp_path / "out" / "head_ct_denoised.nii.gz")), nib.load(str(tmp_path / "cli_c.nii.gz"))
+    assert bundle.shape == cli.shape == (128, 128 + 5, 5)
+    np.testing.assert_allclose(bundle.affine, cli.affine, atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(bundle.dataobj), np.asarray(cli.dataobj))

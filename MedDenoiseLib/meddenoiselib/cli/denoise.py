@@ -101,6 +101,8 @@ class _Job:
     # the read shared by the series' parts (the series is read once)
     part: object | None = None
     shared_read: dict | None = None
+    # --correct-tilt: the gantry tilt (degrees) the written grid was corrected for; 0 when there was none
+    tilt_corrected: float = 0.0
 
 
 def _plan_job(
@@ -179,6 +181,11 @@ def _plan_job(
             grid_problem="",
         )
     image = plan(target, spec, role="image", overwrite=args.overwrite, protected=protected, others=planned)
+    if getattr(args, "correct_tilt", False) and image.format in ("dicom-series", "dicom-file"):
+        raise OptionError(
+            f"{target}: --correct-tilt resamples a tilted-gantry grid for a volume file (.nii.gz, .nrrd, ...); "
+            "a DICOM output keeps every slice's own position, which needs no correction"
+        )
     job = _Job(source, header, image, series=series, preview=preview, dicom_frames=dicom_frames, part=part)
     if tables and preview is None:
         job.gradients = plan_gradient_copies(tables, image.path, args, protected, [*planned, image])
@@ -422,6 +429,8 @@ def _write_report(denoiser, job: _Job, noisy, result, measured: dict) -> None:
     values = run_report(denoiser, noisy, result)
     values.update(measured)
     values.update(input=str(job.source), output=str(job.image.path), meddenoiselib_version=__version__)
+    if job.tilt_corrected:
+        values["gantry_tilt_corrected_degrees"] = round(job.tilt_corrected, 3)
     write_text_atomic(job.report.path, json.dumps(values, indent=2) + "\n")
     if "noise_before_hu" in values:
         logger.info(
@@ -468,7 +477,7 @@ def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
         volume = job.preview[1]  # the noisy slice, for the residual and the report
     target = job.image.path
     write_volume(
-        result,
+        _on_written_grid(result, args, job=job),
         target,
         overwrite=args.overwrite,
         inputs=(job.source,),
@@ -481,13 +490,38 @@ def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
 
         removed = residual_volume(volume, result)
         if job.residual is not None:
-            _write_qa_volume(removed, job.residual.path, job, args, "residual")
+            _write_qa_volume(_on_written_grid(removed, args, fill=0.0), job.residual.path, job, args, "residual")
         if job.noise_map is not None:
-            _write_qa_volume(noise_map_volume(removed), job.noise_map.path, job, args, "noise map")
+            noise = _on_written_grid(noise_map_volume(removed), args, fill=0.0)
+            _write_qa_volume(noise, job.noise_map.path, job, args, "noise map")
     measured = _measure(args, regions, volume, result)
     if job.report is not None:
         _write_report(denoiser, job, volume, result, measured)
     logger.info("Wrote %s in %.2fs total", target, time.perf_counter() - start)
+
+
+def _on_written_grid(data, args: argparse.Namespace, fill: float | None = None, job: _Job | None = None):
+    """``data`` (a volume or series) on the grid it is written on: with ``--correct-tilt`` a tilted-gantry grid
+    resampled onto its planes' orthogonal grid (``fill`` outside: default the data's minimum; 0 for a residual or a
+    noise map), else as it is. ``job``: the job whose image this is (what was done is logged and kept for its
+    report)."""
+    if not getattr(args, "correct_tilt", False):
+        return data
+    from ..io.tilt import correct_tilt, gantry_tilt_degrees
+
+    corrected = correct_tilt(data, fill=fill)
+    if job is not None and corrected is data:
+        logger.info("  --correct-tilt: the slices are orthogonal to their planes already; written on their grid")
+    elif job is not None:
+        job.tilt_corrected = gantry_tilt_degrees(data.direction)
+        logger.info(
+            "  corrected a gantry tilt of %.3g degrees: resampled onto an orthogonal grid of %s voxels, slices %.4g "
+            "mm apart",
+            job.tilt_corrected,
+            "x".join(map(str, corrected.shape)),
+            corrected.spacing[2],
+        )
+    return corrected
 
 
 def _read_job_volume(job: _Job, args: argparse.Namespace):
@@ -589,7 +623,9 @@ def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:
     result = _run_denoiser(denoiser, series, args, masks)
     table = job.diffusion[0] if job.diffusion is not None else None
     gradients = None if table is None or table.directions is None else (table.b_values, table.directions)
-    write_series(result, target, overwrite=args.overwrite, inputs=(source,), gradients=gradients)
+    write_series(
+        _on_written_grid(result, args, job=job), target, overwrite=args.overwrite, inputs=(source,), gradients=gradients
+    )
     copy_gradient_tables(job.gradients)
     if job.diffusion is not None:
         write_diffusion_table(job.diffusion, result)
@@ -599,13 +635,23 @@ def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:
     if job.residual is not None or job.noise_map is not None:
         removed = result.with_array(residual(series.array, result.array))
     if job.residual is not None:
-        write_series(removed, job.residual.path, overwrite=args.overwrite, inputs=(source,), role="residual")
+        write_series(
+            _on_written_grid(removed, args, fill=0.0),
+            job.residual.path,
+            overwrite=args.overwrite,
+            inputs=(source,),
+            role="residual",
+        )
         logger.info("Wrote the residual %s", job.residual.path)
     if job.noise_map is not None:
         from ..evaluation import noise_map_volume
 
         write_series(
-            noise_map_volume(removed), job.noise_map.path, overwrite=args.overwrite, inputs=(source,), role="noise map"
+            _on_written_grid(noise_map_volume(removed), args, fill=0.0),
+            job.noise_map.path,
+            overwrite=args.overwrite,
+            inputs=(source,),
+            role="noise map",
         )
         logger.info("Wrote the noise map %s", job.noise_map.path)
     if job.report is not None:
@@ -839,6 +885,15 @@ def add_parser(sub) -> None:
         "posterior fossa), written to a NIfTI, NRRD, MGH, MetaImage or TIFF file, which one affine cannot hold: "
         "write each evenly spaced part as its own file (OUT_part1.nii.gz, OUT_part2.nii.gz, ...; nothing resampled). "
         "Without it such an output is refused; a DICOM series output keeps every slice's position",
+    )
+    p.add_argument(
+        "--correct-tilt",
+        action="store_true",
+        help="a CT taken with the gantry tilted (sheared slices), written to a NIfTI, NRRD, MGH, MetaImage or TIFF "
+        "file: resample it (after denoising) onto the orthogonal grid of its image planes, each slice moved within "
+        "its plane (bilinear; the grid grows so that nothing is cut), as dcm2niix and Slicer's DICOM loader do. "
+        "Without it the file keeps the sheared grid exactly, which NIfTI holds only in its sform and ITK-based "
+        "tools (3D Slicer, ITK-SNAP, ANTs) misplace; not for DICOM outputs, which keep every slice's position",
     )
     p.add_argument(
         "--mask",

@@ -154,6 +154,14 @@ def cmd_info(args: argparse.Namespace) -> int:
                 for p in parts
             )
             info["evenly_spaced_parts"] = f"{listed} (denoise --split-uneven writes each as its own file)"
+    if volume.shape[0] > 1:
+        from ..io.tilt import gantry_tilt_degrees, orthogonal_grid
+
+        if orthogonal_grid(volume.shape, volume.spacing, volume.origin, volume.direction) is not None:
+            info["gantry_tilt"] = (
+                f"{gantry_tilt_degrees(volume.direction):.3g} degrees: a sheared grid, which a NIfTI holds only in its "
+                "sform (ITK-based tools misplace it); denoise --correct-tilt resamples onto an orthogonal grid"
+            )
     if path.is_dir() and is_dicom_folder(path):
         info["series_in_folder"] = [s.summary() for s in list_dicom_series(path)]
     if args.json:

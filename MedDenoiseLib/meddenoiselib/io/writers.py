@@ -268,7 +268,11 @@ def _write_nifti(volume: Volume, path: Path, keep_storage: bool = True) -> None:
         image.header.set_slope_inter(*scaling)
     image.set_qform(affine, code=int(header["qform_code"]) if header is not None and header["qform_code"] > 0 else 1)
     image.set_sform(affine, code=int(header["sform_code"]) if header is not None and header["sform_code"] > 0 else 1)
-    warning = sheared_grid_warning(image, str(path), "write .nrrd or .mha for them")
+    warning = sheared_grid_warning(
+        image,
+        str(path),
+        "write .nrrd or .mha for them, or resample it (io.tilt.correct_tilt; the CLI's --correct-tilt)",
+    )
     if warning:
         logger.warning("%s", warning)
     suffix = ".nii.gz" if path.name.lower().endswith(".nii.gz") else ".nii"
