@@ -736,8 +736,10 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         Args:
             inputVolume: a scalar, vector (colour) or diffusion-weighted volume node (a DWI is denoised gradient by
                 gradient, as MR unless ``modality`` says otherwise, into a DWI node with its gradients); under a
-                parent transform only if it is linear (its world geometry is used and the output is created
-                hardened; a DWI's only if it does not turn it). When it is the proxy node of a sequence
+                linear parent transform its world geometry is used and the output is created hardened (a DWI's only
+                if it does not turn it); a scalar or vector volume under a non-linear one (the DICOM module's
+                "Acquisition transform" of a tilted-gantry CT) is denoised on its own grid and the outputs put
+                under the same transform (no mask or regions then). When it is the proxy node of a sequence
                 and ``wholeSequence`` is set, every item is denoised into a new sequence "<sequence> denoised".
             outputVolume: the node to fill, or None to create one. It is created/changed only on success.
             model: "auto" (chosen by the library from the modality), "default", a shipped model or a baseline.

@@ -42,16 +42,18 @@ _KNOWN_ROWS = (
 _HIDDEN = {"input", "output"}
 
 
-def _set_geometry(node, ijk_to_ras: np.ndarray) -> None:
-    node.SetAndObserveTransformNodeID(None)
+def _set_geometry(node, ijk_to_ras: np.ndarray, transform_id: str | None = None) -> None:
+    node.SetAndObserveTransformNodeID(transform_id)
     node.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(np.asarray(ijk_to_ras, dtype=np.float64)))
 
 
-def prepare_output_volume(node, template: np.ndarray, ijk_to_ras: np.ndarray) -> None:
-    """Give ``node`` the geometry and voxel layout (shape, dtype, components) of ``template`` (values come later)."""
+def prepare_output_volume(node, template: np.ndarray, ijk_to_ras: np.ndarray, transform_id: str | None = None) -> None:
+    """Give ``node`` the geometry and voxel layout (shape, dtype, components) of ``template`` (values come later),
+    under the parent transform ``transform_id`` (None: none; an input under a non-linear transform gives its own,
+    see ``volumes.grid_of_node``)."""
     was_modifying = node.StartModify()
     try:
-        _set_geometry(node, ijk_to_ras)
+        _set_geometry(node, ijk_to_ras, transform_id)
         slicer.util.updateVolumeFromArray(node, np.ascontiguousarray(template))
     finally:
         node.EndModify(was_modifying)
@@ -87,13 +89,20 @@ def finish_output_volume(input_node, node, created: bool) -> None:
         place_next_to(input_node, node)
 
 
-def create_residual_volume(input_node, template_shape: tuple[int, ...], ijk_to_ras: np.ndarray, what: str = "residual"):
-    """A new float32 ``"<input> residual"`` node (input minus output) with the input's geometry; ``what="noise
-    map"`` names it ``"<input> noise map"`` (the local standard deviation of the residual)."""
+def create_residual_volume(
+    input_node,
+    template_shape: tuple[int, ...],
+    ijk_to_ras: np.ndarray,
+    what: str = "residual",
+    transform_id: str | None = None,
+):
+    """A new float32 ``"<input> residual"`` node (input minus output) with the input's geometry (and parent
+    transform ``transform_id``, as :func:`prepare_output_volume`); ``what="noise map"`` names it ``"<input> noise
+    map"`` (the local standard deviation of the residual)."""
     scene = input_node.GetScene()
     class_name = "vtkMRMLVectorVolumeNode" if len(template_shape) == 4 else "vtkMRMLScalarVolumeNode"
     node = scene.AddNewNodeByClass(class_name, scene.GenerateUniqueName(f"{input_node.GetName()} {what}"))
-    prepare_output_volume(node, np.zeros(template_shape, np.float32), ijk_to_ras)
+    prepare_output_volume(node, np.zeros(template_shape, np.float32), ijk_to_ras, transform_id)
     node.CreateDefaultDisplayNodes()
     place_next_to(input_node, node)
     return node

@@ -52,7 +52,14 @@ from .regions import RegionMeasurement, fill_region_table, regions_of_node
 from .runner import ProcessRunner, SubprocessRunner, parse_progress_line
 from .sequences import create_output_sequence, current_item, refresh_proxies, sequence_of, series_from_sequence
 from .settings import UNKNOWN_AUTO_MODEL, DenoiseSettings, build_cli_command, cli_supports
-from .volumes import read_volume_file, resampling_sign_of_node, volume_from_node, world_ijk_to_ras, write_volume_file
+from .volumes import (
+    grid_of_node,
+    read_volume_file,
+    resampling_sign_of_node,
+    volume_from_node,
+    world_ijk_to_ras,
+    write_volume_file,
+)
 
 __all__ = ["DenoiseTask", "TaskState"]
 
@@ -211,6 +218,9 @@ class DenoiseTask:
         self._multivolume = not self._dwi and is_multivolume(input_node)
         self._measured_gradient: int | None = None  # the DWI component the regions are measured in
         self._ijk_to_ras: np.ndarray | None = None
+        # the non-linear parent transform a scalar / vector input is denoised under (volumes.grid_of_node): its
+        # results go under it too; None: they are created hardened
+        self._transform_id: str | None = None
         self._fell_back = False
         self._thread: threading.Thread | None = None
         self._denoiser = None
@@ -258,7 +268,14 @@ class DenoiseTask:
         self._started_at = time.monotonic()
         self._set_state(TaskState.RUNNING, "Reading the input volume")
         try:
-            self._ijk_to_ras = world_ijk_to_ras(self.input_node)
+            self._ijk_to_ras, self._transform_id = grid_of_node(self.input_node)
+            if self._transform_id is not None:
+                self._log(
+                    f"'{self.input_node.GetName()}' is under the non-linear transform "
+                    f"'{self.input_node.GetParentTransformNode().GetName()}': denoised on its own grid (nothing "
+                    "resampled), the results put under the same transform"
+                )
+                self.notes["parent_transform"] = self.input_node.GetParentTransformNode().GetName()
             self._sequence = sequence_of(self.input_node) if self.whole_sequence else None
             if self._sequence is not None:
                 self._image = series_from_sequence(self._sequence[0], self.input_node)
@@ -291,6 +308,7 @@ class DenoiseTask:
                 elif self._multivolume:
                     what = f"multi-volume (frame {self._preview_frame + 1})"
                 self._log(f"Previewing slice {self.preview_slice} as the whole {what}'s run would give it")
+            self._refuse_regions_under_warp()
             if self.mask_node is not None:
                 self._mask = mask_volume(self.mask_node, self.input_node)
                 self._log(f"Mask '{self.mask_node.GetName()}': {int(self._mask.array.sum())} voxels inside")
@@ -308,6 +326,26 @@ class DenoiseTask:
         else:
             self._start_thread()
         return self
+
+    def _refuse_regions_under_warp(self) -> None:
+        """Masks and regions are placed on the input's world grid, which a non-linear transform does not have."""
+        if self._transform_id is None:
+            return
+        given = [
+            f"{what} '{node.GetName()}'"
+            for what, node in (
+                ("mask", self.mask_node),
+                ("region left out", self.exclude_node),
+                ("regions to measure", self.measure_node),
+            )
+            if node is not None
+        ]
+        if given:
+            raise ValueError(
+                f"The {' and the '.join(given)} cannot be placed on '{self.input_node.GetName()}', which is under the "
+                f"non-linear transform '{self.input_node.GetParentTransformNode().GetName()}': denoise it without "
+                "them, or harden the transform on the volume first (Transforms module, which resamples it)."
+            )
 
     def _start_diffusion(self) -> None:
         """A DWI's gradient volumes as a series, and MR for the automatic choice unless the settings name a
@@ -643,7 +681,7 @@ class DenoiseTask:
                 node, new = create_output_volume(self.input_node, self.requested_output_node, what, class_name)
                 if new:
                     created.append(node)
-                prepare_output_volume(node, denoised[0], self._ijk_to_ras)
+                prepare_output_volume(node, denoised[0], self._ijk_to_ras, self._transform_id)
                 if self._writes_dwi:
                     copy_diffusion_table(self.input_node, node)
                 if self._multivolume and self._slab is None:
@@ -651,12 +689,18 @@ class DenoiseTask:
                 finish_output_volume(self.input_node, node, new)
                 outputs, residuals, noise_maps, self.output_node = [node], None, None, node
                 if self.want_residual:
-                    self.residual_node = create_residual_volume(self.input_node, denoised[0].shape, self._ijk_to_ras)
+                    self.residual_node = create_residual_volume(
+                        self.input_node, denoised[0].shape, self._ijk_to_ras, transform_id=self._transform_id
+                    )
                     created.append(self.residual_node)
                     residuals = [self.residual_node]
                 if self.want_noise_map:
                     self.noise_map_node = create_residual_volume(
-                        self.input_node, denoised[0].shape, self._ijk_to_ras, what="noise map"
+                        self.input_node,
+                        denoised[0].shape,
+                        self._ijk_to_ras,
+                        what="noise map",
+                        transform_id=self._transform_id,
                     )
                     created.append(self.noise_map_node)
                     noise_maps = [self.noise_map_node]

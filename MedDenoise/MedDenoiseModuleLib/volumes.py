@@ -5,7 +5,10 @@ a vector volume such as colour ultrasound) and its geometry as an IJK->RAS matri
 (components last, denoised one by one by the library) and converts IJK->RAS to spacing, LPS origin and direction
 (``Volume.from_ijk_to_ras`` / ``Volume.ijk_to_ras``). The node's own matrix ignores a parent transform, so the
 world matrix is used instead: a linear, non-shearing parent transform is applied to the geometry (what hardening
-it would do, without touching the input node), anything else is refused.
+it would do, without touching the input node). A scalar or vector volume under a non-linear transform is denoised
+on its own grid and its results put under the same transform (:func:`grid_of_node`): that is how Slicer's DICOM
+module loads a CT taken on a tilted gantry or with uneven slice steps (its "Acquisition transform"), and hardening
+would resample the voxels, and their noise, before denoising. Other nodes under a non-linear transform are refused.
 
 Only MRML classes and ``slicer.util`` array helpers are used, which the ``slicer-core`` package also provides.
 """
@@ -24,6 +27,7 @@ __all__ = [
     "dicom_modality",
     "file_modality",
     "first_input_candidate",
+    "grid_of_node",
     "output_node_name",
     "place_next_to",
     "read_volume_file",
@@ -86,6 +90,31 @@ def world_ijk_to_ras(node) -> np.ndarray:
     return world
 
 
+#: node classes denoised on their own grid under a non-linear parent transform (the results go under it too)
+_OWN_GRID_UNDER_WARP = ("vtkMRMLScalarVolumeNode", "vtkMRMLVectorVolumeNode")
+
+
+def grid_of_node(node) -> tuple[np.ndarray, str | None]:
+    """``(ijk_to_ras, transform_id)``: the grid ``node``'s voxels are denoised on, and the transform node its results
+    go under.
+
+    Without a parent transform, or under a linear one, the world matrix (:func:`world_ijk_to_ras`) and None: the
+    results are created hardened. A scalar or vector volume under a non-linear transform (Slicer's DICOM module puts
+    a CT taken on a tilted gantry, or with uneven slice steps, under its "Acquisition transform"; a registration's
+    warp) gives its own IJK->RAS matrix and that transform's ID: its voxels are denoised as they were acquired,
+    and the results displayed through the same transform, exactly where the input is, nothing resampled.
+
+    Raises:
+        ValueError: as :func:`world_ijk_to_ras`, for other nodes under a non-linear transform and for shearing
+            linear transforms.
+    """
+    transform = node.GetParentTransformNode()
+    if transform is not None and not transform.IsTransformToWorldLinear():
+        if node.GetClassName() in _OWN_GRID_UNDER_WARP:
+            return _matrix(node.GetIJKToRASMatrix), transform.GetID()
+    return world_ijk_to_ras(node), None
+
+
 def check_input_node(node) -> None:
     """Raise ValueError with a user-readable message if ``node`` cannot be denoised."""
     if node is None:
@@ -109,7 +138,7 @@ def check_input_node(node) -> None:
             f"'{node.GetName()}' is a scalar volume with {components} components; load it as a "
             "vector volume to denoise each component."
         )
-    world_ijk_to_ras(node)
+    grid_of_node(node)
     if class_name == "vtkMRMLDiffusionWeightedVolumeNode":
         from .diffusion import check_diffusion_transform
 
@@ -199,7 +228,8 @@ def resampling_sign_of_node(node) -> str:
 
 
 def volume_from_node(node):
-    """A ``meddenoiselib.io.Volume`` holding a copy of the node's voxels and its world geometry.
+    """A ``meddenoiselib.io.Volume`` holding a copy of the node's voxels and its world geometry (under a non-linear
+    transform, its own: :func:`grid_of_node`).
 
     Raises:
         ValueError: see :func:`check_input_node`.
@@ -208,7 +238,7 @@ def volume_from_node(node):
 
     check_input_node(node)
     array = np.array(slicer.util.arrayFromVolume(node), copy=True)  # (k, j, i[, c]), detached from VTK memory
-    return Volume.from_ijk_to_ras(array, world_ijk_to_ras(node), source=SourceInfo(path="", format="memory"))
+    return Volume.from_ijk_to_ras(array, grid_of_node(node)[0], source=SourceInfo(path="", format="memory"))
 
 
 def slice_index_in_view(node, slice_to_ras: np.ndarray, chosen_axis: int | None = None) -> tuple[int, bool]:
@@ -217,7 +247,8 @@ def slice_index_in_view(node, slice_to_ras: np.ndarray, chosen_axis: int | None 
     computes.
 
     Args:
-        node: the input volume node (its world geometry; the voxels are not copied).
+        node: the input volume node (its world geometry, or under a non-linear transform its own, the view's centre
+            and normal taken back through the transform; the voxels are not copied).
         slice_to_ras: the slice node's ``SliceToRAS`` matrix (4x4; column 2 the view's normal, column 3 its centre).
         chosen_axis: the module's slice axis (array axis 0, 1, 2), or None.
 
@@ -231,12 +262,15 @@ def slice_index_in_view(node, slice_to_ras: np.ndarray, chosen_axis: int | None 
     from meddenoiselib.inference import slice_axis
     from meddenoiselib.io.volume import Volume
 
-    ijk_to_ras = world_ijk_to_ras(node)
+    ijk_to_ras, warped = grid_of_node(node)
     shape = tuple(int(n) for n in reversed(node.GetImageData().GetDimensions()))  # (k, j, i)
     geometry = Volume.from_ijk_to_ras(np.broadcast_to(np.zeros((), np.uint8), shape), ijk_to_ras)
     axis = slice_axis(geometry, chosen_axis)
     matrix = np.asarray(slice_to_ras, dtype=np.float64)
-    ijk = np.linalg.inv(ijk_to_ras) @ np.append(matrix[:3, 3], 1.0)
+    centre, normal = matrix[:3, 3], matrix[:3, 2] / np.linalg.norm(matrix[:3, 2])
+    if warped is not None:
+        centre, normal = _view_in_node_space(node, matrix)
+    ijk = np.linalg.inv(ijk_to_ras) @ np.append(centre, 1.0)
     index = int(np.floor(ijk[2 - axis] + 0.5))  # array axis a is index axis (i, j, k)[2 - a]
     count = shape[axis]
     if not 0 <= index < count:
@@ -244,9 +278,25 @@ def slice_index_in_view(node, slice_to_ras: np.ndarray, chosen_axis: int | None 
             f"the slice view's position lies outside '{node.GetName()}' ({count} slices along its slice axis); move "
             "the view onto the volume to preview"
         )
-    normal = matrix[:3, 2] / np.linalg.norm(matrix[:3, 2])
     along = ijk_to_ras[:3, 2 - axis] / np.linalg.norm(ijk_to_ras[:3, 2 - axis])
     return index, bool(abs(normal @ along) > 0.99)
+
+
+def _view_in_node_space(node, slice_to_ras: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A slice view's centre and unit normal in ``node``'s own RAS, taken back through its (non-linear) parent
+    transform: the centre as a point, the normal as that of the view's plane (its two in-plane axes taken back,
+    which a shear keeps in the plane where it would tilt a normal)."""
+    from_world = vtk.vtkGeneralTransform()
+    node.GetParentTransformNode().GetTransformFromWorld(from_world)
+
+    def back(point: np.ndarray) -> np.ndarray:
+        return np.array(from_world.TransformPoint(*map(float, point)))
+
+    centre = slice_to_ras[:3, 3]
+    local = back(centre)
+    axes = [back(centre + slice_to_ras[:3, m] / np.linalg.norm(slice_to_ras[:3, m])) - local for m in (0, 1)]
+    normal = np.cross(axes[0], axes[1])
+    return local, normal / max(float(np.linalg.norm(normal)), 1e-12)
 
 
 def update_node_from_volume(node, volume, ijk_to_ras: np.ndarray | None = None) -> None:

@@ -1,0 +1,127 @@
+"""A CT under a non-linear parent transform, on real MRML (slicer-core): what Slicer's DICOM module makes of a
+series taken on a tilted gantry (its "Acquisition transform", a grid transform that moves each slice within its
+plane). The module denoises the voxels on their own grid, as acquired, and puts the results under the same
+transform, where hardening first would resample them, and their noise, and the module used to refuse them.
+
+Tier B: the scene, the volume, grid transform and table nodes are real MRML; the CLI runs in a child process.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import vtk
+from vtk.util import numpy_support
+
+import slicer
+from meddenoiselib.inference import Denoiser
+from meddenoiselib.io import Volume
+from MedDenoiseModuleLib import DenoiseSettings, DenoiseTask, TaskState
+from MedDenoiseModuleLib.volumes import check_input_node, grid_of_node, slice_index_in_view, volume_from_node
+
+from .conftest import add_volume_node, node_matrix
+
+TILT = math.radians(20.0)
+SLICES, STEP_MM, PIXEL_MM = 6, 2.5, 0.7
+#: the node's own grid as Slicer's DICOM module builds it: axial LPS->RAS, the slices stacked along their normal
+LOCAL = np.diag([-PIXEL_MM, -PIXEL_MM, STEP_MM, 1.0])
+LOCAL[:3, 3] = (40.0, 50.0, 100.0)
+
+
+def _acquisition_transform(scene, lift_mm: float = 0.0):
+    """A grid transform moving each plane z = c by (c - 100 mm) tan(20 degrees) along A, as the DICOM module's
+    acquisition transform moves a tilted gantry's slices (and by ``lift_mm`` along S)."""
+    grid = vtk.vtkImageData()
+    grid.SetOrigin(-60.0, -60.0, 90.0)
+    grid.SetSpacing(60.0, 60.0, 5.0)
+    grid.SetDimensions(4, 4, 8)
+    grid.AllocateScalars(vtk.VTK_DOUBLE, 3)
+    displacement = numpy_support.vtk_to_numpy(grid.GetPointData().GetScalars())
+    z = 90.0 + 5.0 * (np.arange(4 * 4 * 8) // 16)  # VTK point order: x fastest, then y, then z
+    displacement[:] = 0.0
+    displacement[:, 1] = (z - 100.0) * math.tan(TILT)
+    displacement[:, 2] = lift_mm
+    transform = slicer.vtkOrientedGridTransform()
+    transform.SetDisplacementGridData(grid)
+    node = scene.AddNewNodeByClass("vtkMRMLGridTransformNode", "Acquisition transform")
+    node.SetAndObserveTransformToParent(transform)
+    return node
+
+
+@pytest.fixture()
+def tilted_ct(scene, ct_crop):
+    """A 6-slice int16 HU CT node (the real chest crop, shifted from slice to slice) under the acquisition
+    transform, with noise of 25 HU."""
+    hu = ct_crop.astype(np.float64) * 1400.0 - 1000.0
+    clean = np.stack([np.roll(hu, (k, k // 2), axis=(0, 1)) for k in range(SLICES)])
+    noisy = np.rint(clean + np.random.default_rng(11).normal(0.0, 25.0, clean.shape)).astype(np.int16)
+    node = add_volume_node(scene, noisy, LOCAL, name="head CT")
+    node.SetAttribute("DICOM.Modality", "CT")
+    transform = _acquisition_transform(scene)
+    node.SetAndObserveTransformNodeID(transform.GetID())
+    return node, transform, noisy
+
+
+def test_a_volume_under_a_warp_is_taken_on_its_own_grid(tilted_ct):
+    node, transform, noisy = tilted_ct
+    check_input_node(node)  # no longer refused
+    matrix, transform_id = grid_of_node(node)
+    assert transform_id == transform.GetID()
+    np.testing.assert_allclose(matrix, LOCAL)
+    volume = volume_from_node(node)
+    np.testing.assert_array_equal(volume.array, noisy)
+    np.testing.assert_allclose(volume.ijk_to_ras(), LOCAL, atol=1e-12)
+
+
+def test_apply_denoises_the_acquired_voxels_and_puts_the_results_under_the_same_transform(tilted_ct, temp_root):
+    """The child process (the CLI, as Slicer runs it) on the node's own grid: the output and residual under the
+    acquisition transform, with the input's matrix, the voxels the library's denoising of that grid; the input
+    untouched."""
+    node, transform, noisy = tilted_ct
+    settings = DenoiseSettings(model="median", device="cpu")
+    task = DenoiseTask(node, settings, temp_root=temp_root, residual=True)
+    assert task.start().wait(timeout=180) is TaskState.DONE, task.error
+    output, residual = task.output_node, task.residual_node
+    for result in (output, residual):
+        assert result.GetTransformNodeID() == transform.GetID()
+        np.testing.assert_allclose(node_matrix(result), LOCAL, atol=1e-9)
+    expected = Denoiser("median").denoise(Volume.from_ijk_to_ras(noisy, LOCAL)).array
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(output), expected)
+    np.testing.assert_allclose(slicer.util.arrayFromVolume(residual), noisy - expected.astype(np.float32), atol=1e-3)
+    assert any("under the non-linear transform 'Acquisition transform'" in line for line in task.log)
+    assert node.GetTransformNodeID() == transform.GetID()
+    np.testing.assert_allclose(node_matrix(node), LOCAL)
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(node), noisy)
+
+
+def test_a_mask_on_a_volume_under_a_warp_is_refused_with_what_to_do(tilted_ct, temp_root, scene):
+    node, _, noisy = tilted_ct
+    labels = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "body")
+    slicer.util.updateVolumeFromArray(labels, np.ones(noisy.shape, np.uint8))
+    labels.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(LOCAL))
+    before = scene.GetNumberOfNodes()
+    task = DenoiseTask(node, DenoiseSettings(model="median"), temp_root=temp_root, mask_node=labels)
+    assert task.start().state is TaskState.FAILED
+    assert "The mask 'body' cannot be placed on 'head CT', which is under the non-linear transform" in task.error
+    assert scene.GetNumberOfNodes() == before
+
+
+@pytest.mark.parametrize("lift_mm", [0.0, 5.0])
+def test_the_view_s_slice_is_found_through_the_transform(tilted_ct, scene, lift_mm):
+    """A slice view placed on slice k where the transform shows it (its centre moved along A by the tilt, and
+    along S by ``lift_mm``: two slices, which the node's own matrix alone would count) counts slice k and cuts
+    across the slices: the planes z = c stay planes under the shift."""
+    node, _, _ = tilted_ct
+    transform = _acquisition_transform(scene, lift_mm)
+    node.SetAndObserveTransformNodeID(transform.GetID())
+    to_world = vtk.vtkGeneralTransform()
+    transform.GetTransformToWorld(to_world)
+    for k in range(SLICES):
+        centre_local = LOCAL @ [64.0, 64.0, k, 1.0]
+        view = np.eye(4)
+        view[:3, 3] = to_world.TransformPoint(*centre_local[:3])
+        assert slice_index_in_view(node, view) == (k, True)
+        assert view[1, 3] - centre_local[1] == pytest.approx((centre_local[2] - 100.0) * math.tan(TILT))
+        assert view[2, 3] - centre_local[2] == pytest.approx(lift_mm)
