@@ -9,7 +9,6 @@ import json
 import math
 
 import numpy as np
-import pydicom
 import pytest
 import SimpleITK as sitk
 from scipy import ndimage
@@ -18,35 +17,14 @@ from meddenoiselib.cli import main
 from meddenoiselib.io import Volume, VolumeSeries, read_volume
 from meddenoiselib.io.tilt import correct_tilt, gantry_tilt_degrees, orthogonal_grid
 
-from ..conftest import new_dicom_dataset
+from .tilted_ct import PIXEL_MM, ROW, tilted_column, write_tilted_ct
 
-CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
-PIXEL_MM = 0.7
 STEP_MM = 2.5  # along the table (the patient's S axis)
-ROW = np.array([1.0, 0.0, 0.0])
-
-
-def _column(tilt_degrees: float) -> np.ndarray:
-    tilt = math.radians(tilt_degrees)
-    return np.array([0.0, math.cos(tilt), -math.sin(tilt)])
 
 
 def _write_tilted_ct(folder, hu: np.ndarray, tilt_degrees: float) -> None:
-    """A classic CT series of ``hu`` ``(Z, Y, X)``: 0.7 mm pixels, slices 2.5 mm apart along the table, the gantry
-    tilted ``tilt_degrees``, int16 stored with intercept -1024."""
-    folder.mkdir(parents=True)
-    for k in range(hu.shape[0]):
-        ds = new_dicom_dataset(CT_IMAGE_STORAGE, study="1.2.3.4", series="1.2.3.4.7")
-        ds.Modality, ds.PatientID, ds.InstanceNumber = "CT", "head", k + 1
-        ds.ImageOrientationPatient = [*ROW.tolist(), *_column(tilt_degrees).tolist()]
-        ds.ImagePositionPatient = [-45.0, -40.0, 100.0 + STEP_MM * k]
-        ds.PixelSpacing, ds.SliceThickness, ds.GantryDetectorTilt = [PIXEL_MM, PIXEL_MM], STEP_MM, tilt_degrees
-        ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
-        ds.Rows, ds.Columns = hu.shape[1:]
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.PixelData = np.ascontiguousarray(np.rint(hu[k] + 1024), dtype=np.int16).tobytes()
-        pydicom.dcmwrite(str(folder / f"{k:02d}.dcm"), ds, enforce_file_format=True)
+    """A series of ``hu`` ``(Z, Y, X)``, slices 2.5 mm apart along the table, the gantry tilted ``tilt_degrees``."""
+    write_tilted_ct(folder, hu, STEP_MM * np.arange(hu.shape[0]), tilt_degrees, "1.2.3.4.7")
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +48,7 @@ def test_a_whole_pixel_shift_per_slice_moves_each_slice_exactly(ct_crop):
     """A tilt whose in-plane shift is exactly one row per slice: every slice lands on the orthogonal grid without
     interpolation, its planes where they were (the slice spacing is their distance apart), nothing cut."""
     tilt = math.degrees(math.asin(PIXEL_MM / STEP_MM))  # 16.26 degrees: the step's in-plane part is one pixel
-    column = _column(tilt)
+    column = tilted_column(tilt)
     step = np.array([0.0, 0.0, STEP_MM])
     slices = np.stack([np.rint(ct_crop * 1400 - 1000).astype(np.int16) + k for k in range(6)])
     direction = np.stack([ROW, column, step / STEP_MM], axis=1)

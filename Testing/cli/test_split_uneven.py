@@ -7,7 +7,6 @@ of that part."""
 from __future__ import annotations
 
 import json
-import math
 
 import nibabel as nib
 import numpy as np
@@ -20,12 +19,9 @@ from meddenoiselib.io import probe_volume, read_volume
 from meddenoiselib.io.geometry import even_parts
 from meddenoiselib.io.uneven import uneven_parts, volume_part
 
-from ..conftest import new_dicom_dataset
+from .tilted_ct import tilted_column, write_tilted_ct
 
-CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
-TILT = math.radians(15.0)
-ROW = np.array([1.0, 0.0, 0.0])
-COLUMN = np.array([0.0, math.cos(TILT), -math.sin(TILT)])  # a gantry tilted 15 degrees
+COLUMN = tilted_column(15.0)  # a gantry tilted 15 degrees
 #: slice heights (mm along the patient's S axis): five 2.5 mm apart, then four 5 mm apart
 HEIGHTS = (0.0, 2.5, 5.0, 7.5, 10.0, 13.0, 18.0, 23.0, 28.0)
 NOISE_HU = 25.0
@@ -38,21 +34,10 @@ def _clean_hu(ct_crop: np.ndarray) -> np.ndarray:
 
 
 def _write_ct(folder, hu: np.ndarray) -> None:
-    """A classic CT series of ``hu`` ``(Z, Y, X)``, 0.7 mm pixels, slice k at height ``HEIGHTS[k]``, int16 stored
-    with intercept -1024."""
-    folder.mkdir(parents=True)
-    for k, height in enumerate(HEIGHTS):
-        ds = new_dicom_dataset(CT_IMAGE_STORAGE, study="1.2.3.4", series="1.2.3.4.9")
-        ds.Modality, ds.PatientID, ds.InstanceNumber = "CT", "head", k + 1
-        ds.ImageOrientationPatient = [*ROW.tolist(), *COLUMN.tolist()]
-        ds.ImagePositionPatient = [-45.0, -40.0, 100.0 + height]
-        ds.PixelSpacing, ds.SliceThickness, ds.GantryDetectorTilt = [0.7, 0.7], 2.5 if k < 5 else 5.0, 15.0
-        ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
-        ds.Rows, ds.Columns = hu.shape[1:]
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.PixelData = np.ascontiguousarray(np.rint(hu[k] + 1024), dtype=np.int16).tobytes()
-        pydicom.dcmwrite(str(folder / f"{k:02d}.dcm"), ds, enforce_file_format=True)
+    """The uneven series of ``hu`` ``(Z, Y, X)``: slice k at ``HEIGHTS[k]``, 2.5 / 5 mm thick, tilted 15 degrees."""
+    write_tilted_ct(
+        folder, hu, HEIGHTS, 15.0, "1.2.3.4.9", thickness=[2.5 if k < 5 else 5.0 for k in range(len(HEIGHTS))]
+    )
 
 
 @pytest.fixture(scope="module")
