@@ -54,6 +54,7 @@ __all__ = [
     "collaborative_hard_threshold",
     "collaborative_wiener",
     "estimate_noise_level",
+    "slices_noise_sigma",
     "refine_slices",
 ]
 
@@ -157,6 +158,10 @@ class Refinement:
             on the network's output; ~1.3x the refinement's time.
         series: also refine each frame of a 4D series (its frames one by one, as volumes, with one view of the
             network as the pilot); the tier (``max_pixels``, ``larger``) is chosen by the whole series' pixels.
+        share_by_noise: for white or Poisson-Gaussian noise (not ``correlated``), the share as a function of the
+            noise: ``(sigma, share)`` knots, sigma on the 0-255 scale of the normalized image (the root of the
+            fitted noise level's mean variance over the slices, or the sigma given), interpolated in log sigma and
+            held beyond the first and last knot (:meth:`share_for`); empty: ``share`` at every level.
     """
 
     share: float
@@ -171,6 +176,25 @@ class Refinement:
     noise_factor: float = 1.0
     threshold_pilot: bool = False
     series: bool = False
+    share_by_noise: tuple[tuple[float, float], ...] = ()
+
+    def share_for(self, sigma_255: float | None) -> float:
+        """The share for noise of ``sigma_255`` (0-255 scale of the normalized image; None: unknown)."""
+        if not self.share_by_noise or sigma_255 is None or not np.isfinite(sigma_255) or sigma_255 <= 0:
+            return self.share
+        knots = np.array(self.share_by_noise, dtype=np.float64)
+        return float(np.interp(np.log(sigma_255), np.log(knots[:, 0]), knots[:, 1]))
+
+
+def slices_noise_sigma(noisy: np.ndarray, pilot: np.ndarray, slices: range | None = None) -> float:
+    """The root of the mean noise variance of ``(Z, H, W)`` slices (:func:`estimate_noise_level` per slice, its
+    variance line evaluated at the pilot's intensities), in the slices' units; ``slices``: only those."""
+    indices = range(noisy.shape[0]) if slices is None else slices
+    variances = []
+    for k in indices:
+        level = estimate_noise_level(noisy[k], pilot[k])
+        variances.append(float(np.mean(level.gain * np.clip(pilot[k], 0.0, None) + level.floor)))
+    return float(np.sqrt(max(np.mean(variances), 0.0))) if variances else 0.0
 
 
 #: models whose outputs are refined by default, with the share of the Wiener-filtered image in the average.
@@ -330,8 +354,19 @@ _MR_VOLUME = Refinement(
     series=True,
 )
 
+#: ``kpn-general``'s share by noise level (:attr:`Refinement.share_by_noise`): 30 % (above) was chosen at sigma 15 /
+#: 25 / 50; below them the network's own output falls behind BM3D (through the CLI 0.68 dB at sigma 3,
+#: docs/benchmarks_gaussian_cli.md) and the filtered image is worth more. Chosen on 13 *training* images (chest 050
+#: and 070, GE head 10 and 18, ultrasound 010 / 050 / 092, X-ray 00000001 and 00000013, lung SEM 03 and 07, the
+#: middle slices of nibabel's anatomical and MR_Gd; central 256 px crops, min-max scaled, Gaussian noise, the model
+#: with 8 views as ``auto`` runs a 2D image), the best share of 0-100 % by the nominal sigma (the sigma the
+#: refinement estimates, mean): 2 and 3 (2.9 / 3.8): 100 % (+0.58 / +0.38 dB over 30 %); 5 (5.4): 90-100 % (+0.19);
+#: 8 (8.1): 60-70 % (+0.06); 12 (11.1): 50 %; 15 (13.2): 40 %; 20-50 (17-32): 10-30 %, where two draws of the noise
+#: disagreed (the best at 50 was 60 % in one, 10 % in the other): 30 % is kept there.
+GENERAL_SHARE_BY_NOISE = ((4.0, 1.0), (8.0, 0.65), (13.0, 0.4), (17.0, 0.3))
+
 REFINED_MODELS: dict[str, Refinement] = {
-    "kpn-general": Refinement(0.3),
+    "kpn-general": Refinement(0.3, share_by_noise=GENERAL_SHARE_BY_NOISE),
     "kpn-burst3": dataclasses.replace(
         _MR_VOLUME, max_pixels=MR_IMAGE_MAX_PIXELS, search=BM3D_SEARCH, larger=_MR_VOLUME
     ),

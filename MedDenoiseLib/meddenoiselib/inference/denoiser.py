@@ -36,7 +36,7 @@ from ..transforms.missing import fill_left_out, fill_missing, missing_values
 from ..transforms.noise import BODY_THRESHOLD_HU
 from .auto import AutoChoice, choose_model, masked_background_of, nan_mask_as_zeros, nan_mask_of_series_as_zeros
 from .baseline_runner import BaselineRunner
-from .collaborative_wiener import REFINED_MODELS, NoiseSpectrum, Refinement, refine_slices
+from .collaborative_wiener import REFINED_MODELS, NoiseSpectrum, Refinement, refine_slices, slices_noise_sigma
 from .device import resolve_device
 from .network_runner import NetworkRunner, load_network
 from .progress import Progress, ProgressCallback
@@ -1215,14 +1215,19 @@ class Denoiser:
                 return denoised
             noise = NoiseSpectrum(variances * refinement.noise_factor)
         search = refinement.search
+        share, noise_note = refinement.share, ""
+        if refinement.share_by_noise and not refinement.correlated:
+            level = sigma if sigma is not None else slices_noise_sigma(noisy, pilot, only)
+            share = refinement.share_for(level * 255.0)
+            noise_note = f" (for noise sigma {level * 255.0:.3g} on the 0-255 scale)"
         count = noisy.shape[0] if only is None else len(only)
         with Progress(count, "refining (collaborative Wiener)", self.show_progress, self.progress_callback) as bar:
             refine_slices(
-                noisy, pilot, refinement.share, self.device, self._check_cancel, noise, search, out=pilot,
+                noisy, pilot, share, self.device, self._check_cancel, noise, search, out=pilot,
                 on_slice=bar.update, neighbours=refinement.neighbours, slices=only,
                 threshold_pilot=refinement.threshold_pilot, noise_ceiling=known_noise,
             )  # fmt: skip
-        self._refined = refinement.share
+        self._refined = share
         window = 2 * search.radius + 1
         noise_model = "noise level"
         if sigma is None and known_noise is not None:
@@ -1232,7 +1237,7 @@ class Denoiser:
             noise_model = "noise spectrum" + (f" x{factor:g}" if factor != 1 else "")
         slices = min(2 * refinement.neighbours + 1, noisy.shape[0])
         where = f"{window}x{window} px" + (f" on {slices} adjacent slices" if slices > 1 else "")
-        self._refine_detail = f"{noise_model}; {search.matches} blocks matched within {where}"
+        self._refine_detail = f"{noise_model}; {search.matches} blocks matched within {where}{noise_note}"
         if refinement.threshold_pilot:
             self._refine_detail += "; pilot averaged with collaborative hard thresholding"
         return denoised
