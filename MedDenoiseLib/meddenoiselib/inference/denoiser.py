@@ -258,8 +258,9 @@ class Denoiser:
         refine: average a network's output with its collaborative Wiener filtering (BM3D's second stage with the
             network's output as the pilot, :mod:`~meddenoiselib.inference.collaborative_wiener`): ``"auto"`` for the
             models with a measured share (:data:`~.collaborative_wiener.REFINED_MODELS`): the general model on a single
-            2D image of up to :data:`AUTO_ENSEMBLE_MAX_PIXELS` pixels (sharper edges; the noise uncorrelated, its
-            variance fitted per slice as a line in the intensity, or ``sigma`` when given), the burst model
+            2D image (sharper edges; the noise uncorrelated, its variance fitted per slice as a line in the
+            intensity, or ``sigma`` when given; the share following that noise; above
+            :data:`AUTO_ENSEMBLE_MAX_PIXELS` pixels, up to 64 megapixels, with a cheaper search), the burst model
             ``kpn-burst3`` (what ``auto`` gives fine magnitude MR) on 2D images of up to 512x512 with BM3D's search and
             on volumes of up to 1024 slices of 512x512 with a cheaper search on 3 slices
             (:data:`~.collaborative_wiener.MR_VOLUME_SEARCH`; its output is then the filtered image alone), the CT model
@@ -1163,7 +1164,7 @@ class Denoiser:
             return measured or Refinement(DEFAULT_REFINE_SHARE)
         if measured is None or (in_series and not measured.series):
             return None
-        if not (measured.volumes or self._single_image(shape, axis)):
+        if not (measured.volumes or shape[axis] == 1):  # a 2D image of any size: its tiers by pixels below
             return None
         pixels, largest = int(np.prod(shape)) * max(in_series, 1), 0
         candidate: Refinement | None = measured
@@ -1219,7 +1220,7 @@ class Denoiser:
         if refinement.share_by_noise and not refinement.correlated:
             level = sigma if sigma is not None else slices_noise_sigma(noisy, pilot, only)
             share = refinement.share_for(level * 255.0)
-            noise_note = f" (for noise sigma {level * 255.0:.3g} on the 0-255 scale)"
+            noise_note = f"; the share for noise sigma {level * 255.0:.3g} on the 0-255 scale"
         count = noisy.shape[0] if only is None else len(only)
         with Progress(count, "refining (collaborative Wiener)", self.show_progress, self.progress_callback) as bar:
             refine_slices(
