@@ -136,7 +136,7 @@ def test_correct_tilt_is_refused_for_a_dicom_output_and_says_so_for_an_untilted_
     assert not (tmp_path / "out").exists()
     one = tilted_ct / "00.dcm"
     assert main(["denoise", str(one), str(tmp_path / "one.nii.gz"), "--correct-tilt", "--model", "median"]) == 0
-    assert "orthogonal to their planes already" in capsys.readouterr().err
+    assert "--correct-tilt: no gantry tilt to correct" in capsys.readouterr().err
 
 
 def test_info_shows_the_tilt(tilted_ct, capsys):

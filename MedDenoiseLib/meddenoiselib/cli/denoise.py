@@ -511,7 +511,7 @@ def _on_written_grid(data, args: argparse.Namespace, fill: float | None = None, 
 
     corrected = correct_tilt(data, fill=fill)
     if job is not None and corrected is data:
-        logger.info("  --correct-tilt: the slices are orthogonal to their planes already; written on their grid")
+        logger.info("  --correct-tilt: no gantry tilt to correct (one slice, or slices square to their planes)")
     elif job is not None:
         job.tilt_corrected = gantry_tilt_degrees(data.direction)
         logger.info(
