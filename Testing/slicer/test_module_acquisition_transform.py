@@ -125,3 +125,17 @@ def test_the_view_s_slice_is_found_through_the_transform(tilted_ct, scene, lift_
         assert slice_index_in_view(node, view) == (k, True)
         assert view[1, 3] - centre_local[1] == pytest.approx((centre_local[2] - 100.0) * math.tan(TILT))
         assert view[2, 3] - centre_local[2] == pytest.approx(lift_mm)
+
+
+def test_a_preview_of_a_volume_under_a_warp_is_its_slice_under_the_same_transform(tilted_ct, temp_root):
+    """The preview of slice 2 (in process): Apply's slice 2, on the node's own grid moved to that slice, under the
+    acquisition transform."""
+    node, transform, noisy = tilted_ct
+    settings = DenoiseSettings(model="median", device="cpu", separate_process=False)
+    task = DenoiseTask(node, settings, temp_root=temp_root, preview_slice=2)
+    assert task.start().wait(timeout=120) is TaskState.DONE, task.error
+    preview = task.output_node
+    assert preview.GetTransformNodeID() == transform.GetID()
+    expected = Denoiser("median").denoise(Volume.from_ijk_to_ras(noisy, LOCAL)).array[2]
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(preview)[0], expected)
+    np.testing.assert_allclose(node_matrix(preview), LOCAL @ [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 2], [0, 0, 0, 1]])
