@@ -769,7 +769,14 @@ class Denoiser:
             region = self._normalized_body(normalized, outside, scaling) if guess.modality == Modality.CT else None
             known = None if self._known_noise is None else self._known_noise / scaling.scale
             denoised, used_sigma = self._denoise_normalized(
-                normalized, sigma, axis, label, region=region, slab=slab, known_noise=known
+                normalized,
+                sigma,
+                axis,
+                label,
+                region=region,
+                slab=slab,
+                known_noise=known,
+                neighbour_shift=neighbour_shift(volume.spacing, volume.direction),
             )
             region = None  # it holds `normalized`, freed below before the output is made
             if self.clip_to_input_range:
@@ -923,7 +930,16 @@ class Denoiser:
                     if guess.modality == Modality.CT:  # where the refinement measures the noise: this frame's body
                         region = self._normalized_body(frame, None if outside is None else outside[t], scaling)
                     denoised, used_sigma = self._denoise_normalized(
-                        frame, level, axis, label, burst, count, region, slab, known_noise=known
+                        frame,
+                        level,
+                        axis,
+                        label,
+                        burst,
+                        count,
+                        region,
+                        slab,
+                        known_noise=known,
+                        neighbour_shift=neighbour_shift(series.spacing, series.direction),
                     )
                     if part is None:
                         result[t] = denoised
@@ -1328,6 +1344,7 @@ class Denoiser:
         region: Callable[[], np.ndarray] | None = None,
         slab: _Slab | None = None,
         known_noise: float | None = None,
+        neighbour_shift: tuple[float, float] | None = None,
     ) -> tuple[np.ndarray, float | None]:
         """Denoise one normalized volume along array ``axis`` (:meth:`slice_axis_for`, for 2D models and 2D
         baselines); ``burst`` ``(B, Z, Y, X)`` gives a burst model its frames (4D series)
@@ -1336,7 +1353,9 @@ class Denoiser:
         boolean, ``normalized``'s shape;
         ``slab``: compute and return only those slices (a preview), from the slices around them that the method
         reads, with the settings the whole volume gets; ``known_noise``: the most the noise's standard deviation can
-        be, in normalized units, measured elsewhere (a magnitude MR floor's sigma): the refinement's ceiling."""
+        be, in normalized units, measured elsewhere (a magnitude MR floor's sigma): the refinement's ceiling;
+        ``neighbour_shift``: a sheared grid's in-plane step between slices (:func:`neighbour_shift`), for a burst
+        model's adjacent slices."""
         used_sigma = self._resolve_sigma(normalized, sigma)
         self._views_used = 1
         self._refined, self._refine_detail = 0.0, ""
@@ -1363,7 +1382,14 @@ class Denoiser:
             if slab is not None and burst is not None:  # (B, Z, Y, X): the same slices of each burst frame
                 burst = _Slab(axis + 1, lo, hi).take(burst)
             denoised = self.runner.run(
-                work, used_sigma, axis, progress, self._check_cancel, burst, views=self._views_used
+                work,
+                used_sigma,
+                axis,
+                progress,
+                self._check_cancel,
+                burst,
+                views=self._views_used,
+                neighbour_shift=neighbour_shift,
             )
             if refinement is not None:
                 if slab is not None:
@@ -1390,6 +1416,20 @@ class Denoiser:
         if refinement is None:
             return self.runner.burst // 2
         return self.runner.burst // 2 + refinement.neighbours * (2 if refinement.threshold_pilot else 1)
+
+
+def neighbour_shift(spacing, direction) -> tuple[float, float] | None:
+    """The in-plane part of the step from one slice to the next along array axis 0, in pixels ``(rows, columns)``,
+    of a grid whose slice axis is not the image plane's normal (a CT taken on a tilted gantry: each slice sits
+    a few pixels along its column direction from the one before); None for an orthogonal grid (below a tenth of a
+    pixel). A burst model's adjacent slices are moved by it (:meth:`NetworkRunner.run`)."""
+    direction = np.asarray(direction, dtype=np.float64).reshape(3, 3)
+    step = direction[:, 2] * float(spacing[2])
+    rows = float(step @ direction[:, 1]) / float(spacing[1])
+    columns = float(step @ direction[:, 0]) / float(spacing[0])
+    if max(abs(rows), abs(columns)) < 0.1:
+        return None
+    return rows, columns
 
 
 def slice_axis(volume: Volume, chosen: int | None = None) -> int:

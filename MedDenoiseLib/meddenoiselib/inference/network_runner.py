@@ -100,6 +100,7 @@ class NetworkRunner:
         check_cancel: Callable[[], None],
         burst: np.ndarray | None = None,
         views: int = 1,
+        neighbour_shift: tuple[float, float] | None = None,
     ) -> np.ndarray:
         """Denoise a normalized volume.
 
@@ -112,6 +113,11 @@ class NetworkRunner:
             burst: ``(B, Z, Y, X)`` frames to give a burst model instead of the adjacent slices (the same slice
                 of adjacent frames of a 4D series). Defaults to None.
             views: geometric views averaged (1, 2, 4 or 8; the caller's self-ensemble). Defaults to 1.
+            neighbour_shift: for a burst model reading adjacent slices along ``axis`` 0 of a sheared grid (a CT
+                taken on a tilted gantry), the in-plane part of the step from one slice to the next, in pixels (rows,
+                columns): the slice ``d`` steps away is moved by ``d`` times it, in whole pixels, so that each pixel
+                of the burst's frames lies on the centre slice pixel's normal, as on an orthogonal grid (no
+                interpolation: the noise stays as it is). None: the slices as stored.
 
         Returns:
             The denoised volume, float32, same shape.
@@ -124,7 +130,8 @@ class NetworkRunner:
                 name = self.card.get("name", "this model")
                 raise InputError(f"model '{name}' is a 3D network; it cannot denoise a 2D image")
             return self._run_3d(normalized, sigma, progress, check_cancel, views)
-        return self._run_2d(normalized, sigma, axis, progress, check_cancel, burst, views)
+        shift = neighbour_shift if axis == 0 and burst is None and self.burst > 1 else None
+        return self._run_2d(normalized, sigma, axis, progress, check_cancel, burst, views, shift)
 
     def forward(self, views: int = 1) -> Callable[[torch.Tensor], torch.Tensor]:
         """The window forward: autocast + channels-last, averaged over ``views`` geometric views."""
@@ -189,7 +196,7 @@ class NetworkRunner:
             device="cpu",
         )
 
-    def _run_2d(self, normalized, sigma, axis, progress, check_cancel, burst, views) -> np.ndarray:
+    def _run_2d(self, normalized, sigma, axis, progress, check_cancel, burst, views, shift=None) -> np.ndarray:
         moved = np.moveaxis(normalized, axis, 0)
         burst_moved = None if burst is None else np.moveaxis(burst, axis + 1, 1)  # (B, slices, H, W)
         count = moved.shape[0]
@@ -207,9 +214,7 @@ class NetworkRunner:
                     frames = np.ascontiguousarray(np.moveaxis(burst_moved[:, start:stop], 0, 1))
                 elif self.burst > 1:
                     # adjacent slices as channels, centre slice in the middle; the volume's ends repeat
-                    frames = np.stack(
-                        [moved[np.clip(np.arange(k - half, k + half + 1), 0, count - 1)] for k in range(start, stop)]
-                    )
+                    frames = np.stack([_adjacent_slices(moved, k, half, shift) for k in range(start, stop)])
                 else:
                     frames = moved[start:stop, np.newaxis]
                 inputs = self.inputs(frames, sigma)
@@ -231,3 +236,28 @@ class NetworkRunner:
 
             result = inferer(inputs, HaloPredictor(self.forward(views), inputs, halo, on_window=on_window))
         return result[0, 0].cpu().numpy()
+
+
+def _adjacent_slices(slices: np.ndarray, k: int, half: int, shift: tuple[float, float] | None) -> np.ndarray:
+    """``(2 * half + 1, H, W)``: slices ``k - half .. k + half`` of ``(Z, H, W)`` (the ends repeated), each moved by
+    its offset from ``k`` times ``shift`` (rows, columns per slice; rounded to whole pixels, edges repeated): the
+    pixel on the normal of slice ``k``'s pixel ``(j, i)`` in the slice ``d`` away is its ``(j - d * rows, i - d *
+    columns)``."""
+    indices = np.clip(np.arange(k - half, k + half + 1), 0, slices.shape[0] - 1)
+    if shift is None:
+        return slices[indices]
+    frames = []
+    for index in indices:
+        rows, columns = (int(round((index - k) * step)) for step in shift)
+        frames.append(_moved(slices[index], rows, columns))
+    return np.stack(frames)
+
+
+def _moved(image: np.ndarray, rows: int, columns: int) -> np.ndarray:
+    """``image`` ``(H, W)`` moved by whole pixels: ``out[j, i] = image[j - rows, i - columns]``, edges repeated."""
+    if rows == 0 and columns == 0:
+        return image
+    height, width = image.shape
+    padded = np.pad(image, ((max(rows, 0), max(-rows, 0)), (max(columns, 0), max(-columns, 0))), mode="edge")
+    top, left = max(-rows, 0), max(-columns, 0)
+    return padded[top : top + height, left : left + width]
