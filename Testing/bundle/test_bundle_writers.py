@@ -58,6 +58,10 @@ def test_correct_tilt_writes_the_planes_on_an_orthogonal_grid(tmp_path, caplog):
     sheared = np.eye(4)
     sheared[1:3, 2] = 2.0 * math.sin(tilt), 2.0 * math.cos(tilt)
     assert writer_for(".nii.gz", correct_tilt=True) is TiltCorrectingNiftiWriter
+    # as the bundle's command line hands it over
+    assert (
+        writer_for(".nii.gz", "true") is TiltCorrectingNiftiWriter and writer_for(".nii", "false") is SeriesNiftiWriter
+    )
     with pytest.raises(ValueError, match="correct_tilt resamples NIfTI outputs"):
         writer_for(".nrrd", correct_tilt=True)
     with caplog.at_level(logging.WARNING, logger="meddenoiselib.bundle.writers"):

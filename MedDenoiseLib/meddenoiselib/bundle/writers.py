@@ -96,14 +96,17 @@ class TiltCorrectingNiftiWriter(SeriesNiftiWriter):
     correct_tilt = True
 
 
-def writer_for(output_ext: str, correct_tilt: bool = False) -> type[NibabelWriter] | None:
+def writer_for(output_ext: str, correct_tilt: bool | str = False) -> type[NibabelWriter] | None:
     """The writer ``SaveImaged`` uses for ``output_ext``: :class:`SeriesNiftiWriter` for NIfTI (with
     ``correct_tilt``, :class:`TiltCorrectingNiftiWriter`), else None (MONAI's choice by extension).
+    ``correct_tilt`` may be the string the bundle's command line gives (``--correct_tilt true`` / ``false``).
 
     Raises:
         ValueError: ``correct_tilt`` for another format (NRRD and MetaImage hold a sheared grid; DICOM is not
             written by the bundle).
     """
+    if isinstance(correct_tilt, str):
+        correct_tilt = correct_tilt.strip().lower() in ("1", "true", "yes", "on")
     if str(output_ext).lower() in (".nii", ".nii.gz"):
         return TiltCorrectingNiftiWriter if correct_tilt else SeriesNiftiWriter
     if correct_tilt:
