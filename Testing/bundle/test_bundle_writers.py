@@ -80,3 +80,14 @@ def test_correct_tilt_writes_the_planes_on_an_orthogonal_grid(tmp_path, caplog):
         tmp_path / "straight.nii.gz", volume, np.diag([1.0, 1.0, 2.0, 1.0]), {}, TiltCorrectingNiftiWriter
     )
     np.testing.assert_array_equal(np.asarray(straight.dataobj), volume[0])
+
+
+def test_a_switch_from_the_bundle_s_command_line():
+    """``--save_noise_map True`` arrives as a bool, ``--correct_tilt false`` as a string: both read as meant."""
+    from meddenoiselib.bundle import flag
+
+    assert flag(True) and not flag(False)
+    assert all(flag(text) for text in ("true", "True", " yes", "1", "on"))
+    assert not any(flag(text) for text in ("false", "FALSE", "no", "0", "off", ""))
+    with pytest.raises(ValueError, match="expected true or false, got 'maybe'"):
+        flag("maybe")

@@ -148,6 +148,9 @@ def test_bad_requests_raise_library_errors(tmp_path):
         )
     with pytest.raises(MedDenoiseError, match="overlap"):
         Denoiser("median", overlap=1.0)
+    # a bundle's "--clip_to_input_range false" is the string "false", which would read as true
+    with pytest.raises(MedDenoiseError, match="clip_to_input_range must be True or False, got 'false'"):
+        Denoiser("median", clip_to_input_range="false")
     path, _ = _random_weights(tmp_path)
     path.write_bytes(path.read_bytes()[:-8] + b"corrupt!")
     with pytest.raises(MedDenoiseError, match="sha256 does not match"):

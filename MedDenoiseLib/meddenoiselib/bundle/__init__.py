@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ..inference import Denoiser
 
 __all__ = [
+    "flag",
     "BUNDLE_ROOT",
     "DEFAULT_MODEL_FILE",
     "VOLUME_FORMATS",
@@ -72,6 +73,23 @@ def network_of(denoiser: Denoiser) -> torch.nn.Module:
     return model if model is not None else torch.nn.Identity()
 
 
+def flag(value: bool | str) -> bool:
+    """A config switch as the bundle's command line hands it over: ``--save_noise_map True`` arrives as a bool,
+    ``--correct_tilt false`` as the string ``"false"``, which Python would take as true.
+
+    Raises:
+        ValueError: a string that is not one of true / false, yes / no, on / off, 1 / 0.
+    """
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"expected true or false, got {value!r}")
+    return bool(value)
+
+
 def find_dataset(dataset_dir: str | os.PathLike, recursive: bool | str = False) -> list[dict[str, str]]:
     """The bundle's datalist: every NIfTI/NRRD/MetaImage file and every DICOM series folder in ``dataset_dir``.
 
@@ -92,8 +110,7 @@ def find_dataset(dataset_dir: str | os.PathLike, recursive: bool | str = False) 
     """
     from ..io import detect_format, find_inputs
 
-    if isinstance(recursive, str):  # "--recursive true" arrives as a string from the command line
-        recursive = recursive.strip().lower() in ("1", "true", "yes", "on")
+    recursive = flag(recursive)  # "--recursive true" arrives as a string from the command line
     folder = Path(dataset_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: `dataset_dir` is not a folder")

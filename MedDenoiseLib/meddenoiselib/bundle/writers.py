@@ -105,8 +105,9 @@ def writer_for(output_ext: str, correct_tilt: bool | str = False) -> type[Nibabe
         ValueError: ``correct_tilt`` for another format (NRRD and MetaImage hold a sheared grid; DICOM is not
             written by the bundle).
     """
-    if isinstance(correct_tilt, str):
-        correct_tilt = correct_tilt.strip().lower() in ("1", "true", "yes", "on")
+    from . import flag
+
+    correct_tilt = flag(correct_tilt)
     if str(output_ext).lower() in (".nii", ".nii.gz"):
         return TiltCorrectingNiftiWriter if correct_tilt else SeriesNiftiWriter
     if correct_tilt:

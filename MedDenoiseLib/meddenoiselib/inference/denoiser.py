@@ -96,6 +96,7 @@ def _check_options(
     roi_size,
     precision="auto",
     refine="auto",
+    clip_to_input_range=True,
 ) -> None:
     """Refuse out-of-range or non-finite settings with :class:`OptionError` naming the argument."""
 
@@ -127,6 +128,10 @@ def _check_options(
         )
     if not isinstance(refine, str) or refine not in REFINE_CHOICES:
         raise OptionError(f"refine must be one of {', '.join(REFINE_CHOICES)}, got {refine!r}", parameter="refine")
+    if not isinstance(clip_to_input_range, (bool, np.bool_)):  # the string "false" would read as true
+        raise OptionError(
+            f"clip_to_input_range must be True or False, got {clip_to_input_range!r}", parameter="clip_to_input_range"
+        )
     if window is not None:
         try:
             center, width = window
@@ -310,7 +315,17 @@ class Denoiser:
         metal_hu: float | None = METAL_HU,
     ) -> None:
         _check_options(
-            overlap, strength, slice_axis, sw_batch_size, batch_slices, ensemble, window, roi_size, precision, refine
+            overlap,
+            strength,
+            slice_axis,
+            sw_batch_size,
+            batch_slices,
+            ensemble,
+            window,
+            roi_size,
+            precision,
+            refine,
+            clip_to_input_range,
         )
         self.modality_hint = modality
         if modality is not None and not isinstance(modality, Modality):
