@@ -125,6 +125,22 @@ def test_info_prints_geometry_and_dicom_tags(ct_series_dir):
     assert info["slice_axis"] == "0 (array axis, 2 mm): 4 slices"  # what --preview-slice counts
     assert info["auto"] == "kpn-ct-burst3 for CT (DICOM Modality is CT)"  # what denoise's default will run
     assert main(["info", str(ct_series_dir)]) == 0
+    # the scan's own noise in flat body tissue, in HU: ~27 HU on this chest series
+    assert "HU in flat body tissue (" in info["noise"] and "on 4 slices; the scan's own noise" in info["noise"]
+    assert 20.0 < float(info["noise"].split()[0]) < 35.0
+
+
+def test_the_ct_noise_estimate_reads_added_noise_in_hu(ct_series_dir):
+    """Before denoising, on the real chest series: its own noise, and with 25 HU of white noise added the root of
+    the sum of squares (within 8 %)."""
+    from meddenoiselib.evaluation.report import ct_body_noise_estimate
+
+    volume = read_volume(ct_series_dir)
+    own = ct_body_noise_estimate(volume)["noise_hu"]
+    noisy = volume.array + np.random.default_rng(2).normal(0.0, 25.0, volume.array.shape)
+    added = ct_body_noise_estimate(volume.with_array(noisy.astype(np.float32)))["noise_hu"]
+    assert 20.0 < own < 35.0
+    assert added == pytest.approx(np.hypot(own, 25.0), rel=0.08), (own, added)
 
 
 def test_info_describes_a_4d_series_that_denoise_reads(tmp_path, mr_nifti, capsys):

@@ -200,7 +200,15 @@ def _denoising_notes(volume) -> dict[str, str]:
     if sign:
         notes["resampled"] = f"{sign}; denoise the acquisition before resampling where you can"
     if volume.num_components == 1 and choice.modality == Modality.CT:
+        from ..evaluation.report import ct_body_noise_estimate
         from ..transforms.metal import METAL_HU, metal_region
+
+        noise = ct_body_noise_estimate(volume.frame(0) if isinstance(volume, VolumeSeries) else volume)
+        if noise:
+            notes["noise"] = (
+                f"{noise['noise_hu']:g} HU in flat body tissue ({noise['noise_hu_blocks']} blocks of 24x24 px on "
+                f"{noise['noise_hu_slices']} slices; the scan's own noise, before denoising)"
+            )
 
         region = metal_region(volume.array)  # of each frame of a series
         count = 0 if region is None else int(region.sum())

@@ -15,7 +15,7 @@ from ..transforms.estimate import estimate_sigma, flat_tissue_noise, sampled_sli
 from ..transforms.intensity import IntensityScaling
 from ..transforms.noise.apply import BODY_THRESHOLD_HU
 
-__all__ = ["ct_body_noise", "denoising_report", "residual_volume", "run_report"]
+__all__ = ["ct_body_noise", "ct_body_noise_estimate", "denoising_report", "residual_volume", "run_report"]
 
 
 def residual_volume(noisy: Volume, denoised: Volume) -> Volume:
@@ -157,6 +157,31 @@ def ct_body_noise(noisy: Volume, denoised: Volume) -> dict[str, Any]:
         "noise_after_hu": round(noise.after, 2),
         "noise_hu_blocks": noise.blocks,
     }
+
+
+#: the Gaussian blur (pixels) that stands in for a denoised image when a CT's noise is measured before denoising
+_GUIDE_BLUR_PX = 2.0
+
+
+def ct_body_noise_estimate(volume: Volume) -> dict[str, Any]:
+    """The noise in flat body tissue of a CT before any denoising, in HU: :func:`ct_body_noise`'s measurement with a
+    Gaussian blur of each slice standing in for the denoised image (it only picks the flattest blocks and the
+    body; the noise is what the scan holds beyond each block's plane), on ``_NOISE_SLICES`` evenly spaced slices.
+    ~0.2 s for 16 slices of 512x512. On the chest CT of the data folder 28.2 HU (its denoised report reads ~27);
+    with 25 HU of white noise added 37.6 (sqrt(28.2^2 + 25^2) = 37.7).
+
+    Returns:
+        ``{"noise_hu", "noise_hu_blocks", "noise_hu_slices"}``, or ``{}`` with too little flat body tissue.
+    """
+    from scipy import ndimage
+
+    indices = sampled_slice_indices(volume.array.shape[0], _NOISE_SLICES)
+    slices = np.nan_to_num(_scalar(volume, indices), nan=_NO_DATA_HU)
+    guide = np.stack([ndimage.gaussian_filter(image, _GUIDE_BLUR_PX) for image in slices])
+    noise = flat_tissue_noise(slices, guide, mask=guide > BODY_THRESHOLD_HU, max_slices=_NOISE_SLICES)
+    if noise is None:
+        return {}
+    return {"noise_hu": round(noise.before, 1), "noise_hu_blocks": noise.blocks, "noise_hu_slices": len(indices)}
 
 
 def denoising_report(noisy: Volume, denoised: Volume, method: str, seconds: float, device: str) -> dict[str, Any]:
