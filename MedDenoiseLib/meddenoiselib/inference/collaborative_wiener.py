@@ -194,7 +194,8 @@ def slices_noise_sigma(noisy: np.ndarray, pilot: np.ndarray, slices: range | Non
     variances = []
     for k in indices:
         level = estimate_noise_level(noisy[k], pilot[k])
-        variances.append(float(np.mean(level.gain * np.clip(pilot[k], 0.0, None) + level.floor)))
+        intensity = torch.from_numpy(np.clip(pilot[k], 0.0, None).astype(np.float64))
+        variances.append(float(level.variance(intensity).mean()))
     return float(np.sqrt(max(np.mean(variances), 0.0))) if variances else 0.0
 
 

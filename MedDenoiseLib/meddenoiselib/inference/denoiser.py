@@ -1438,10 +1438,9 @@ def neighbour_shift(spacing, direction) -> tuple[float, float] | None:
     of a grid whose slice axis is not the image plane's normal (a CT taken on a tilted gantry: each slice sits
     a few pixels along its column direction from the one before); None for an orthogonal grid (below a tenth of a
     pixel). A burst model's adjacent slices are moved by it (:meth:`NetworkRunner.run`)."""
-    direction = np.asarray(direction, dtype=np.float64).reshape(3, 3)
-    step = direction[:, 2] * float(spacing[2])
-    rows = float(step @ direction[:, 1]) / float(spacing[1])
-    columns = float(step @ direction[:, 0]) / float(spacing[0])
+    from ..io.geometry import in_plane_step
+
+    rows, columns = (float(v) for v in in_plane_step(spacing, direction))
     if max(abs(rows), abs(columns)) < 0.1:
         return None
     return rows, columns

@@ -8,13 +8,21 @@ why there is none, so writers can refuse a format that would put slices in the w
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["StackGeometry", "even_parts", "orientation_groups", "stack_geometry"]
+__all__ = [
+    "StackGeometry",
+    "even_parts",
+    "gantry_tilt_degrees",
+    "in_plane_step",
+    "orientation_groups",
+    "stack_geometry",
+]
 
 #: two orientations (unit row/column vectors) are the same when their components differ by less than this.
 ORIENTATION_TOLERANCE = 1e-3
@@ -41,6 +49,25 @@ class StackGeometry:
     spacing: tuple[float, float, float]
     direction: np.ndarray
     problem: str = ""
+
+
+def gantry_tilt_degrees(direction: np.ndarray) -> float:
+    """The angle in degrees between a grid's slice axis (``direction``'s third column) and the normal of its image
+    planes (the first two columns'; any lengths); 0 for an orthogonal grid, the gantry tilt of a sheared one."""
+    direction = np.asarray(direction, dtype=np.float64).reshape(3, 3)
+    normal = np.cross(direction[:, 0], direction[:, 1])
+    axis = direction[:, 2]
+    cosine = abs(float(normal @ axis)) / max(float(np.linalg.norm(normal) * np.linalg.norm(axis)), 1e-12)
+    return math.degrees(math.acos(min(cosine, 1.0)))
+
+
+def in_plane_step(spacing, direction: np.ndarray) -> np.ndarray:
+    """``(rows, columns)``: the in-plane part, in pixels, of the step from one slice to the next of a grid
+    ``spacing`` / ``direction`` (as in :class:`~meddenoiselib.io.Volume`): how far along its column and row
+    directions each slice of a sheared (tilted-gantry) grid sits from the one before; zeros for an orthogonal grid."""
+    direction = np.asarray(direction, dtype=np.float64).reshape(3, 3)
+    step = direction[:, 2] * float(spacing[2])
+    return np.array([step @ direction[:, 1] / float(spacing[1]), step @ direction[:, 0] / float(spacing[0])])
 
 
 def _unit(vector: np.ndarray, label: str, what: str) -> np.ndarray:

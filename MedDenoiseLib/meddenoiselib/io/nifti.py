@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .geometry import gantry_tilt_degrees
+
 __all__ = ["qform_misplacement", "scaled_integer_storage", "sheared_grid_warning", "stored_like_source"]
 
 
@@ -67,11 +69,7 @@ def qform_misplacement(image) -> tuple[float, float]:
     ends = [(0, n - 1) for n in shape]
     corners = np.array([[i, j, k, 1.0] for i in ends[0] for j in ends[1] for k in ends[2]])
     distance = float(np.max(np.linalg.norm((corners @ (sform - qform).T)[:, :3], axis=1)))
-    columns = sform[:3, :3]
-    normal = np.cross(columns[:, 0], columns[:, 1])
-    slice_axis = columns[:, 2]
-    cosine = abs(float(normal @ slice_axis)) / max(float(np.linalg.norm(normal) * np.linalg.norm(slice_axis)), 1e-12)
-    return distance, float(np.degrees(np.arccos(min(cosine, 1.0))))
+    return distance, gantry_tilt_degrees(sform[:3, :3])
 
 
 def sheared_grid_warning(image, label: str, advice: str) -> str:

@@ -14,13 +14,13 @@ bilinear interpolation for the fractional part, on a grid grown so that no voxel
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
 
 from ..errors import OptionError
+from .geometry import gantry_tilt_degrees, in_plane_step
 from .series import VolumeSeries
 from .volume import Volume
 
@@ -53,16 +53,6 @@ class OrthogonalGrid:
     tilt_degrees: float
 
 
-def gantry_tilt_degrees(direction: np.ndarray) -> float:
-    """The angle in degrees between a grid's slice axis (``direction``'s third column) and the normal of its image
-    planes (the first two columns'); 0 for an orthogonal grid."""
-    direction = np.asarray(direction, dtype=np.float64).reshape(3, 3)
-    normal = np.cross(direction[:, 0], direction[:, 1])
-    axis = direction[:, 2]
-    cosine = abs(float(normal @ axis)) / max(float(np.linalg.norm(normal) * np.linalg.norm(axis)), 1e-12)
-    return math.degrees(math.acos(min(cosine, 1.0)))
-
-
 def orthogonal_grid(
     shape: tuple[int, int, int], spacing: tuple[float, float, float], origin, direction: np.ndarray
 ) -> OrthogonalGrid | None:
@@ -85,8 +75,7 @@ def orthogonal_grid(
         normal, plane_distance = -normal, -plane_distance
     if plane_distance <= 1e-6 * float(spacing[2]):
         raise OptionError("the slices step within their own plane: they are not a stack")
-    # in-plane shift of each slice, in pixels, relative to the one before it
-    shift = np.array([step @ column_axis / float(spacing[1]), step @ row_axis / float(spacing[0])])
+    shift = in_plane_step(spacing, direction)  # of each slice from the one before it, (rows, columns) pixels
     span = shift * (slices - 1)
     if float(np.max(np.abs(span))) < NEGLIGIBLE_SHIFT_VOXELS:
         return None
