@@ -1,8 +1,10 @@
 """A segmentation or label map node -> the mask ``Volume`` the library takes (``mask=`` / ``--mask``).
 
 Non-zero voxels are denoised, all others keep the input's values. A segmentation is exported (all its segments,
-as one union) onto the input's voxel grid by Slicer's own segmentation logic; a label map must already be on the
-input's grid (same shape and world geometry), otherwise it is refused with the difference, as the library does.
+as one union) onto the input's voxel grid by Slicer's own segmentation logic, through any transforms between the two
+(a non-linear one included: the input may be a CT under the DICOM module's "Acquisition transform", the segmentation
+drawn in world space or under the same transform); a label map must already be on the input's grid (same shape and
+geometry, under the same transform), otherwise it is refused with the difference, as the library does.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import vtk
 
 import slicer
 
-from .volumes import world_ijk_to_ras
+from .volumes import grid_of_node, world_ijk_to_ras
 
 __all__ = ["MASK_NODE_TYPES", "labels_on_input_grid", "mask_volume"]
 
@@ -43,13 +45,24 @@ def _labelmap_from_segmentation(segmentation, reference, segment_ids=None):
     return labelmap
 
 
+def _check_under_the_same_transform(labelmap, reference_node) -> None:
+    """A label map can lie on the grid of a volume under a non-linear transform only under that transform too."""
+    transform = reference_node.GetParentTransformNode()
+    if labelmap.GetTransformNodeID() != transform.GetID():
+        raise ValueError(
+            f"The label map '{labelmap.GetName()}' is not under the non-linear transform '{transform.GetName()}' that "
+            f"'{reference_node.GetName()}' is under, so it is not on its voxel grid: put it under the same transform, "
+            "or convert it to a segmentation (Segmentations module), which is placed through the transform."
+        )
+
+
 def labels_on_input_grid(node, reference_node, segment_ids=None) -> np.ndarray:
     """The label values of ``node`` on the voxel grid of ``reference_node``, ``(K, J, I)``.
 
     Args:
         node: a ``vtkMRMLSegmentationNode`` (exported onto the grid by Slicer's segmentation logic: non-zero inside
             ``segment_ids``, None for all segments) or a ``vtkMRMLLabelMapVolumeNode`` (which must already be on the
-            grid: same shape and world geometry).
+            grid: same shape and geometry, under the same non-linear transform where the input is under one).
         reference_node: the input volume (its first frame's proxy node for a sequence).
 
     Raises:
@@ -63,14 +76,22 @@ def labels_on_input_grid(node, reference_node, segment_ids=None) -> np.ndarray:
         labelmap = node
     else:
         raise ValueError(f"'{name}' is a {node.GetClassName()}; it must be a segmentation or a label map.")
+    reference, reference_transform = grid_of_node(reference_node)
     try:
         labels = np.array(slicer.util.arrayFromVolume(labelmap), copy=True)
-        geometry = world_ijk_to_ras(labelmap) if created is None else world_ijk_to_ras(reference_node)
+        if created is not None:  # Slicer's export resampled it onto the reference's own grid, through the transforms
+            geometry = reference
+        elif reference_transform is not None:
+            _check_under_the_same_transform(labelmap, reference_node)
+            matrix = vtk.vtkMatrix4x4()
+            labelmap.GetIJKToRASMatrix(matrix)
+            geometry = slicer.util.arrayFromVTKMatrix(matrix)
+        else:
+            geometry = world_ijk_to_ras(labelmap)
     finally:
         if created is not None:
             created.GetScene().RemoveNode(created)
     reference_shape = tuple(reversed(reference_node.GetImageData().GetDimensions()))
-    reference = world_ijk_to_ras(reference_node)
     if labels.shape != reference_shape:
         raise ValueError(
             f"The label map '{name}' has {labels.shape[::-1]} voxels (i, j, k), the input "
@@ -102,5 +123,4 @@ def mask_volume(mask_node, reference_node, role: str = "mask"):
     inside = (labels_on_input_grid(mask_node, reference_node) != 0).astype(np.uint8)
     if not inside.any():
         raise ValueError(f"The {role} '{mask_node.GetName()}' has no voxel inside the input volume.")
-    reference = world_ijk_to_ras(reference_node)
-    return Volume.from_ijk_to_ras(inside, reference, source=SourceInfo(path="", format="memory"))
+    return Volume.from_ijk_to_ras(inside, grid_of_node(reference_node)[0], source=SourceInfo(path="", format="memory"))

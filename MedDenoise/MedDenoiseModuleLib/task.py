@@ -57,7 +57,6 @@ from .volumes import (
     read_volume_file,
     resampling_sign_of_node,
     volume_from_node,
-    world_ijk_to_ras,
     write_volume_file,
 )
 
@@ -308,7 +307,6 @@ class DenoiseTask:
                 elif self._multivolume:
                     what = f"multi-volume (frame {self._preview_frame + 1})"
                 self._log(f"Previewing slice {self.preview_slice} as the whole {what}'s run would give it")
-            self._refuse_regions_under_warp()
             if self.mask_node is not None:
                 self._mask = mask_volume(self.mask_node, self.input_node)
                 self._log(f"Mask '{self.mask_node.GetName()}': {int(self._mask.array.sum())} voxels inside")
@@ -326,26 +324,6 @@ class DenoiseTask:
         else:
             self._start_thread()
         return self
-
-    def _refuse_regions_under_warp(self) -> None:
-        """Masks and regions are placed on the input's world grid, which a non-linear transform does not have."""
-        if self._transform_id is None:
-            return
-        given = [
-            f"{what} '{node.GetName()}'"
-            for what, node in (
-                ("mask", self.mask_node),
-                ("region left out", self.exclude_node),
-                ("regions to measure", self.measure_node),
-            )
-            if node is not None
-        ]
-        if given:
-            raise ValueError(
-                f"The {' and the '.join(given)} cannot be placed on '{self.input_node.GetName()}', which is under the "
-                f"non-linear transform '{self.input_node.GetParentTransformNode().GetName()}': denoise it without "
-                "them, or harden the transform on the volume first (Transforms module, which resamples it)."
-            )
 
     def _start_diffusion(self) -> None:
         """A DWI's gradient volumes as a series, and MR for the automatic choice unless the settings name a
@@ -396,7 +374,7 @@ class DenoiseTask:
             self._measured_gradient = shown_frame(self.input_node)
             where = f"frame {self._measured_gradient + 1} of {self._image.num_frames} (the one shown)"
         if self._slab is not None:
-            geometry = world_ijk_to_ras(self.input_node)
+            geometry = grid_of_node(self.input_node)[0]  # the node's own grid under a non-linear transform
 
             def cut(inside):
                 volume = Volume.from_ijk_to_ras(inside.astype(np.uint8), geometry)

@@ -19,6 +19,7 @@ import slicer
 from meddenoiselib.inference import Denoiser
 from meddenoiselib.io import Volume
 from MedDenoiseModuleLib import DenoiseSettings, DenoiseTask, TaskState
+from MedDenoiseModuleLib.masks import labels_on_input_grid
 from MedDenoiseModuleLib.volumes import check_input_node, grid_of_node, slice_index_in_view, volume_from_node
 
 from .conftest import add_volume_node, node_matrix
@@ -96,16 +97,92 @@ def test_apply_denoises_the_acquired_voxels_and_puts_the_results_under_the_same_
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(node), noisy)
 
 
-def test_a_mask_on_a_volume_under_a_warp_is_refused_with_what_to_do(tilted_ct, temp_root, scene):
-    node, _, noisy = tilted_ct
+def _voxel_points(node, transform) -> tuple[np.ndarray, np.ndarray]:
+    """``(K, J, I, 3)`` twice: each voxel centre of ``node`` by its own matrix, and where the acquisition transform
+    shows it (world RAS mm)."""
+    k, j, i = np.indices(tuple(reversed(node.GetImageData().GetDimensions())))
+    local = (LOCAL @ np.stack([i.ravel(), j.ravel(), k.ravel(), np.ones(i.size)]))[:3].T
+    to_world = vtk.vtkGeneralTransform()
+    transform.GetTransformToWorld(to_world)
+    world = np.array([to_world.TransformPoint(*point) for point in local])
+    return local.reshape(*k.shape, 3), world.reshape(*k.shape, 3)
+
+
+def _world_box(scene, low, high):
+    """A segmentation drawn in world space (no transform), as the Segment Editor stores one: a box from ``low`` to
+    ``high`` (RAS mm) painted on a 0.5 mm grid."""
+    spacing, origin = 0.5, np.array([-10.0, -10.0, 95.0])
+    k, j, i = np.indices((60, 120, 120))
+    points = origin + spacing * np.stack([i, j, k], axis=-1)
+    inside = np.all((points > low) & (points < high), axis=-1)
+    labels = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "painted")
+    slicer.util.updateVolumeFromArray(labels, inside.astype(np.uint8))
+    matrix = np.diag([spacing, spacing, spacing, 1.0])
+    matrix[:3, 3] = origin
+    labels.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(matrix))
+    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "lesion")
+    segmentation.SetReferenceImageGeometryParameterFromVolumeNode(labels)
+    assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labels, segmentation)
+    scene.RemoveNode(labels)
+    return segmentation
+
+
+def test_a_segmentation_in_world_space_masks_a_volume_under_a_warp_where_it_is_shown(
+    tilted_ct, temp_root, scene, segmentation_converters
+):
+    """A box drawn in world space over the tilted CT: Slicer's export places it on the node's own grid through the
+    transform (the voxels the transform shows inside the box, but for boundary voxels; placed by the node's own
+    matrix, 15 % of them would be wrong here, the tilt moving slice k by 0.91 k mm along A); Apply (CLI child) denoises those
+    voxels only and measures the noise there."""
+    node, transform, noisy = tilted_ct
+    low, high = np.array([5.0, 15.0, 98.0]), np.array([25.0, 35.0, 110.0])
+    segmentation = _world_box(scene, low, high)
+    local, world = _voxel_points(node, transform)
+    shown_inside = np.all((world > low) & (world < high), axis=-1)
+    unwarped_inside = np.all((local > low) & (local < high), axis=-1)
+    mask = labels_on_input_grid(segmentation, node) != 0
+    # boundary voxels only (measured 28 of 3164); the node's own matrix alone would misplace 476
+    assert (mask != shown_inside).sum() < 0.02 * shown_inside.sum()
+    assert (unwarped_inside != shown_inside).sum() > 0.1 * shown_inside.sum()
+    settings = DenoiseSettings(model="median", device="cpu")
+    task = DenoiseTask(node, settings, temp_root=temp_root, mask_node=segmentation, measure_node=segmentation)
+    assert task.start().wait(timeout=180) is TaskState.DONE, task.error
+    expected = Denoiser("median").denoise(Volume.from_ijk_to_ras(noisy, LOCAL), mask=mask).array
+    result = slicer.util.arrayFromVolume(task.output_node)
+    np.testing.assert_array_equal(result, expected)
+    np.testing.assert_array_equal(result[~mask], noisy[~mask])
+    assert task.output_node.GetTransformNodeID() == transform.GetID()
+    (region,) = task.regions
+    assert region["voxels"] == int(mask.sum())
+    assert region["sd_before"] == pytest.approx(noisy[mask].std(ddof=1), rel=1e-9)
+    assert region["sd_after"] == pytest.approx(expected[mask].std(ddof=1), rel=1e-9)
+
+
+def test_a_label_map_on_a_volume_under_a_warp_must_be_under_the_same_transform(tilted_ct, temp_root, scene):
+    """A label map on the node's own grid: accepted under the acquisition transform (its voxels are the mask as
+    they are), refused outside it (the same IJK->RAS then means another place), with what to do."""
+    node, transform, noisy = tilted_ct
+    inside = np.zeros(noisy.shape, bool)
+    inside[1:5, 20:90, 30:100] = True
     labels = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "body")
-    slicer.util.updateVolumeFromArray(labels, np.ones(noisy.shape, np.uint8))
+    slicer.util.updateVolumeFromArray(labels, inside.astype(np.uint8))
     labels.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(LOCAL))
     before = scene.GetNumberOfNodes()
     task = DenoiseTask(node, DenoiseSettings(model="median"), temp_root=temp_root, mask_node=labels)
     assert task.start().state is TaskState.FAILED
-    assert "The mask 'body' cannot be placed on 'head CT', which is under the non-linear transform" in task.error
+    assert (
+        "The label map 'body' is not under the non-linear transform 'Acquisition transform' that 'head CT' is under"
+        in task.error
+    )
     assert scene.GetNumberOfNodes() == before
+
+    labels.SetAndObserveTransformNodeID(transform.GetID())
+    settings = DenoiseSettings(model="median", device="cpu")
+    task = DenoiseTask(node, settings, temp_root=temp_root, mask_node=labels)
+    assert task.start().wait(timeout=180) is TaskState.DONE, task.error
+    expected = Denoiser("median").denoise(Volume.from_ijk_to_ras(noisy, LOCAL), mask=inside).array
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(task.output_node), expected)
+    np.testing.assert_array_equal(expected[~inside], noisy[~inside])
 
 
 @pytest.mark.parametrize("lift_mm", [0.0, 5.0])
