@@ -113,9 +113,12 @@ def _plan_job(
     typed: bool = False,
     part=None,
     probed=None,
+    name_of: Path | None = None,
 ) -> list[_Job]:
     """Probe one input and plan its image, residual and report outputs, before any computation (``typed``: the
-    image output's name is the one given on the command line, not derived from the input's in a folder run).
+    image output's name is the one given on the command line, not derived from the input's in a folder run;
+    ``name_of``: what '{name}' in the extra outputs' paths stands for, the input by default, the output for one of
+    several series of a folder, ``--all-series``).
 
     One job, or with ``--split-uneven`` one per evenly spaced part of a DICOM series whose slices one affine cannot
     place (``part``: the part a job writes, ``probed``: the series' header, probed once)."""
@@ -170,7 +173,9 @@ def _plan_job(
             shared: dict = {}
             jobs = []
             for each in parts:
-                jobs += _plan_job(source, _part_path(target, each), args, planned, typed, part=each, probed=header)
+                jobs += _plan_job(
+                    source, _part_path(target, each), args, planned, typed, part=each, probed=header, name_of=name_of
+                )
                 jobs[-1].shared_read = shared
             return jobs
     if part is not None:
@@ -193,7 +198,7 @@ def _plan_job(
         job.diffusion = plan_diffusion_table(header, source, image.path, args, protected, [*planned, image])
     if args.residual:
         job.residual = plan(
-            _part_path(_named_output(args.residual, source), part),
+            _part_path(_named_output(args.residual, name_of or source), part),
             replace(spec, dtype=_FLOAT32),
             role="residual",
             overwrite=args.overwrite,
@@ -202,7 +207,7 @@ def _plan_job(
         )
     if getattr(args, "noise_map", None):
         job.noise_map = plan(
-            _part_path(_named_output(args.noise_map, source), part),
+            _part_path(_named_output(args.noise_map, name_of or source), part),
             replace(spec, dtype=_FLOAT32),
             role="noise map",
             overwrite=args.overwrite,
@@ -211,7 +216,7 @@ def _plan_job(
         )
     if args.report:
         job.report = plan_file(
-            _part_path(_named_output(args.report, source), part),
+            _part_path(_named_output(args.report, name_of or source), part),
             "report",
             (".json",),
             overwrite=args.overwrite,
@@ -659,6 +664,53 @@ def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:
     logger.info("Wrote %s in %.2fs total", target, time.perf_counter() - start)
 
 
+def _check_all_series_options(source: Path, args: argparse.Namespace) -> None:
+    """``--all-series`` denoises every series of a folder (each on its own grid): one series' options refused."""
+    if not source.is_dir():
+        raise OptionError(f"{source}: --all-series denoises every DICOM series of a folder; this is a file")
+    if args.series_uid:
+        raise OptionError("--all-series denoises every series of a folder, --series-uid one of them: give one")
+    labels = [f"--{name.replace('_', '-')}" for name in _LABEL_OPTIONS if getattr(args, name, None)]
+    if labels:
+        raise OptionError(
+            f"{' and '.join(labels)} lie on one series' voxel grid, and --all-series denoises several: denoise that "
+            "series alone (--series-uid)"
+        )
+
+
+def _every_series(pairs: list, root: Path, target: Path, fmt: str | None) -> list[tuple[Path, Path, str | None]]:
+    """``--all-series``: every folder of ``pairs`` that holds several DICOM series (a PACS export, a CD's study
+    folder) as one ``(folder, output, series UID)`` per series, largest first; other inputs as they are. A series'
+    output is named by its number and description (``io.dicom.DicomSeries.file_name``): ``OUTPUT/3_HELICAL_CHEST``
+    for the series of the folder given, after the sub-folder's name for one found inside it. The series of the folder
+    given are listed that way even when there is one."""
+    from ..io import format_suffix, list_dicom_series
+    from ..io.dicom import series_file_names
+
+    expanded = []
+    for item, output, _ in pairs:
+        series = list_dicom_series(item) if item.is_dir() else []
+        if len(series) < 2 and item != root:
+            expanded.append((item, output, None))
+            continue
+        prefix = () if item == root else item.relative_to(root).parts
+        for each, name in zip(series, series_file_names(series), strict=True):
+            stem = "_".join((*prefix, name))
+            expanded.append((item, target / (stem + format_suffix(fmt) if fmt else stem), each.uid))
+        logger.info("%s: %d DICOM series, each denoised into its own output", item, len(series))
+    return expanded
+
+
+def _hint_all_series(error: MedDenoiseError, source: Path) -> None:
+    """A folder whose largest series is ambiguous: name --all-series beside --series-uid."""
+    if getattr(error, "parameter", None) == "series_uid" and source.is_dir() and error.args:
+        error.args = (
+            f"{error.args[0]}; choose one with --series-uid, or denoise every series into an output folder with "
+            "--all-series",
+        )
+        error.parameter = None  # the hint is in the message
+
+
 def cmd_denoise(args: argparse.Namespace) -> int:
     from ..inference import Denoiser
     from ..io import detect_format, find_inputs, format_suffix, is_dicom_folder
@@ -666,39 +718,46 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     source, target = Path(args.input), Path(args.output)
     if not source.exists():
         raise MedDenoiseError(f"{source}: no such file or folder")
-    batch = source.is_dir() and not is_dicom_folder(source)
+    all_series = getattr(args, "all_series", False)
+    if all_series:
+        _check_all_series_options(source, args)
+    dicom_folder = source.is_dir() and is_dicom_folder(source)
+    batch = source.is_dir() and (not dicom_folder or all_series)
     if batch and getattr(args, "preview_slice", None) is not None:
         raise OptionError(f"{source}: --preview-slice previews one volume; give one file or DICOM series, not a folder")
     if batch:
-        items = find_inputs(source)
+        items = [source] if dicom_folder else find_inputs(source)
         if not items:
             raise MedDenoiseError(f"{source}: no images or DICOM series found in this folder")
         if target.exists() and not target.is_dir():
             raise OutputError(f"{target}: the input is a folder, so the output must be a folder")
         if not target.exists() and detect_format(target) is not None:
+            what = "DICOM series, each written" if all_series else "images"
             raise OutputError(
-                f"{target}: the input is a folder of images, so the output must be a folder name "
-                "(this one names a file)"
+                f"{target}: the input is a folder of {what}, so the output must be a folder name (this one names a "
+                "file)"
             )
         if target.resolve() == source.resolve():
             raise OutputError(f"{target}: the output folder is the input folder; choose another")
         if not target.exists() and not target.parent.is_dir():
             raise OutputError(f"{target}: the output folder {target.parent} does not exist")
+        pairs = [(item, _output_name(item, target, args.format, source), None) for item in items]
+        if all_series:
+            pairs = _every_series(pairs, source, target, args.format)
         for option, value in (
             ("--residual", args.residual),
             ("--noise-map", args.noise_map),
             ("--report", args.report),
         ):
-            if value and len(items) > 1 and "{name}" not in value:
+            if value and len(pairs) > 1 and "{name}" not in value:
                 raise OptionError(
-                    f"{option} {value} would be the same file for all {len(items)} inputs; put "
+                    f"{option} {value} would be the same file for all {len(pairs)} inputs; put "
                     "'{name}' in it (replaced by each input's name)"
                 )
-        pairs = [(item, _output_name(item, target, args.format, source)) for item in items]
     else:
         if args.format and target.suffix == "" and not source.is_dir():
             target = target.with_name(target.name + format_suffix(args.format))
-        pairs = [(source, target)]
+        pairs = [(source, target, None)]
 
     # every output is checked before the model is loaded or a voxel is computed
     for labels in (getattr(args, name, None) for name in _LABEL_OPTIONS):
@@ -711,16 +770,21 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     if batch and not target.exists():
         target.mkdir()
         created = True
-    jobs: list[_Job] = []
-    failures: list[tuple[Path, BaseException]] = []
+    jobs: list[tuple[_Job, argparse.Namespace]] = []  # each with the options it runs with (its series' UID)
+    failures: list[tuple[tuple, BaseException]] = []  # keyed by (input, series UID)
     planned: list = []
-    for item, output in pairs:
+    for item, output, uid in pairs:
+        job_args = args if uid is None else argparse.Namespace(**{**vars(args), "series_uid": uid})
         try:
-            jobs.extend(_plan_job(item, output, args, planned, typed=not batch))
+            planned_jobs = _plan_job(
+                item, output, job_args, planned, typed=not batch, name_of=None if uid is None else output
+            )
+            jobs.extend((job, job_args) for job in planned_jobs)
         except MedDenoiseError as exc:
             if not batch:
+                _hint_all_series(exc, item)
                 raise
-            failures.append((item, exc))
+            failures.append(((item, uid), exc))
             sys.stderr.write(f"error: {error_line(exc)}\n")
     try:
         denoiser = (
@@ -746,22 +810,24 @@ def cmd_denoise(args: argparse.Namespace) -> int:
             if jobs
             else None
         )
-        for index, job in enumerate(jobs, 1):
+        for index, (job, job_args) in enumerate(jobs, 1):
             if batch:
-                logger.info("[%d/%d] %s", index, len(jobs), job.source.name)
+                what = job.source.name if job_args.series_uid is None else f"{job.source.name}: {job.image.path.name}"
+                logger.info("[%d/%d] %s", index, len(jobs), what)
             try:
-                _denoise_one(denoiser, job, args)
+                _denoise_one(denoiser, job, job_args)
             except MedDenoiseError as exc:
                 if not batch:
                     raise
-                failures.append((job.source, exc))
+                failures.append(((job.source, job_args.series_uid), exc))
                 sys.stderr.write(f"error: {error_line(exc)}\n")
     finally:
         if created and not any(target.iterdir()):
             target.rmdir()  # the folder this run made holds nothing: leave no trace
     if batch:
-        failed = len({source for source, _ in failures})  # the parts of one --split-uneven input are one input
-        summary = f"denoised {len(pairs) - failed} of {len(pairs)} inputs into {target}"
+        failed = len({key for key, _ in failures})  # the parts of one --split-uneven input are one input
+        inputs = "inputs (every DICOM series one)" if all_series else "inputs"
+        summary = f"denoised {len(pairs) - failed} of {len(pairs)} {inputs} into {target}"
         if failures:
             sys.stderr.write(f"{summary}; {failed} failed\n")
             return EXIT_FAILED
@@ -878,6 +944,14 @@ def add_parser(sub) -> None:
         help="output format for folder inputs (default: same as each input)",
     )
     p.add_argument("--series-uid", help="DICOM SeriesInstanceUID to read when a folder holds several series")
+    p.add_argument(
+        "--all-series",
+        action="store_true",
+        help="a folder holding several DICOM series (a PACS export, a study folder; without this the largest is "
+        "read): denoise every one, each into its own output in the OUTPUT folder, named by its series number and "
+        "description (OUTPUT/3_HELICAL_CHEST; a DICOM series, or NAME.nii.gz with --format nifti). In a folder of "
+        "inputs, each sub-folder's series are named after it. Not with --series-uid, --mask, --exclude or --measure",
+    )
     p.add_argument(
         "--split-uneven",
         action="store_true",

@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ..errors import MedDenoiseError
+from ..errors import InputError, MedDenoiseError
 from .options import (
     EXIT_FAILED,
     EXIT_OK,
@@ -67,7 +67,7 @@ def _info_of_folder(path: Path, args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..io import is_series_file, list_dicom_series, probe_volume, read_series, read_volume
+    from ..io import is_series_file, probe_volume, read_series, read_volume
     from ..io.discovery import is_dicom_folder
     from ..io.series import VolumeSeries, frames_description, probe_series, series_of_repeated_frames
     from ..io.tiff import TiffLayout
@@ -79,7 +79,14 @@ def cmd_info(args: argparse.Namespace) -> int:
     if is_series_file(path):
         header, volume = probe_series(path), read_series(path)
     else:
-        header = probe_volume(path, series_uid=args.series_uid)
+        try:
+            header = probe_volume(path, series_uid=args.series_uid)
+        except InputError as error:
+            if error.parameter != "series_uid" or not path.is_dir():
+                raise
+            lines = _series_lines(path)
+            choice = f"{len(lines)} DICOM series, the largest two equally large: --series-uid UID describes one"
+            return _print_info({"path": str(path), "series": choice, "series_in_folder": lines}, args)
         volume = read_volume(path, series_uid=args.series_uid)
     array = volume.array
     if isinstance(volume, VolumeSeries):  # a series keeps its file's layout (a TIFF's as metadata), no tags
@@ -163,7 +170,24 @@ def cmd_info(args: argparse.Namespace) -> int:
                 "sform (ITK-based tools misplace it); denoise --correct-tilt resamples onto an orthogonal grid"
             )
     if path.is_dir() and is_dicom_folder(path):
-        info["series_in_folder"] = [s.summary() for s in list_dicom_series(path)]
+        info["series_in_folder"] = _series_lines(path)
+    return _print_info(info, args)
+
+
+def _series_lines(folder: Path) -> list[str]:
+    """One line per DICOM series in ``folder``, largest first; of several, with the output ``denoise --all-series``
+    writes it to."""
+    from ..io import list_dicom_series
+    from ..io.dicom import series_file_names
+
+    series = list_dicom_series(folder)
+    if len(series) < 2:
+        return [s.summary() for s in series]
+    names = series_file_names(series)
+    return [f"{s.summary()} -> OUTPUT/{name} with denoise --all-series" for s, name in zip(series, names, strict=True)]
+
+
+def _print_info(info: dict, args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(info, indent=2) + "\n")
         return EXIT_OK

@@ -10,6 +10,7 @@ which keeps every slice's own position, stays possible.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ __all__ = [
     "list_dicom_series",
     "read_dicom_stack",
     "select_dicom_series",
+    "series_file_names",
 ]
 
 logger = logging.getLogger(__name__)
@@ -48,11 +50,29 @@ class DicomSeries:
     files: tuple[str, ...]
     modality: str = ""
     description: str = ""
+    number: str = ""  # SeriesNumber, as the scanner counted the series of a study
 
     def summary(self) -> str:
         """A one-line description for listings and error messages."""
         desc = f" '{self.description}'" if self.description else ""
         return f"{self.uid} ({len(self.files)} files, {self.modality or '?'}{desc})"
+
+    def file_name(self) -> str:
+        """A file-system-safe name for this series' output: ``<SeriesNumber>_<SeriesDescription>`` (e.g.
+        ``3_HELICAL_CHEST``), or ``series_<last part of the UID>`` when the files carry neither."""
+        words = "_".join(part for part in (self.number.strip(), self.description.strip()) if part)
+        safe = re.sub(r"[^A-Za-z0-9+-]+", "_", words).strip("_-")
+        return safe or f"series_{self.uid.rsplit('.', 1)[-1]}"
+
+
+def series_file_names(series: list[DicomSeries]) -> list[str]:
+    """:meth:`DicomSeries.file_name` of each series, made unique by the end of its UID where two are alike (a
+    study's series without numbers or descriptions, two reconstructions of one description)."""
+    names = [s.file_name() for s in series]
+    return [
+        f"{name}_{s.uid.rsplit('.', 1)[-1]}" if names.count(name) > 1 else name
+        for name, s in zip(names, series, strict=True)
+    ]
 
 
 def header_value(path: str | Path, keyword: str) -> str:
@@ -98,6 +118,7 @@ def list_dicom_series(folder: str | Path) -> list[DicomSeries]:
                 files=files,
                 modality=header_value(files[0], "Modality"),
                 description=header_value(files[0], "SeriesDescription"),
+                number=header_value(files[0], "SeriesNumber"),
             )
         )
     series.sort(key=lambda s: len(s.files), reverse=True)
