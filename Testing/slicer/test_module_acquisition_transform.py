@@ -132,8 +132,8 @@ def test_a_segmentation_in_world_space_masks_a_volume_under_a_warp_where_it_is_s
 ):
     """A box drawn in world space over the tilted CT: Slicer's export places it on the node's own grid through the
     transform (the voxels the transform shows inside the box, but for boundary voxels; placed by the node's own
-    matrix, 15 % of them would be wrong here, the tilt moving slice k by 0.91 k mm along A); Apply (CLI child) denoises those
-    voxels only and measures the noise there."""
+    matrix, 15 % of them would be wrong here, the tilt moving slice k by 0.91 k mm along A); Apply (CLI child)
+    denoises those voxels only and measures the noise there."""
     node, transform, noisy = tilted_ct
     low, high = np.array([5.0, 15.0, 98.0]), np.array([25.0, 35.0, 110.0])
     segmentation = _world_box(scene, low, high)

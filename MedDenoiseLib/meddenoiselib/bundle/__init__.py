@@ -35,6 +35,7 @@ __all__ = [
     "VOLUME_FORMATS",
     "find_dataset",
     "network_of",
+    "noise_level",
     "output_name_formatter",
     "output_root",
     "output_stem",
@@ -88,6 +89,26 @@ def flag(value: bool | str) -> bool:
             return False
         raise ValueError(f"expected true or false, got {value!r}")
     return bool(value)
+
+
+def noise_level(sigma: float | str | None, noise_sd: float | str | None):
+    """The ``sigma`` the inferer hands the Denoiser: ``noise_sd`` (the noise's SD in the image's units, HU for CT)
+    as a :class:`~meddenoiselib.transforms.NoiseSD`, else ``sigma`` (normalized units, or ``"auto"``).
+
+    Raises:
+        ValueError: both given, or a ``noise_sd`` that is not a positive number.
+    """
+    from ..transforms import NoiseSD
+
+    if noise_sd is None or (isinstance(noise_sd, str) and noise_sd.strip().lower() in ("", "none", "null")):
+        return sigma
+    if sigma not in ("auto", None):
+        raise ValueError(f"sigma ({sigma!r}) and noise_sd ({noise_sd!r}) both give the noise level: give one")
+    try:
+        value = float(noise_sd)
+    except (TypeError, ValueError):
+        raise ValueError(f"noise_sd must be a number in the image's units (HU for CT), got {noise_sd!r}") from None
+    return NoiseSD(value)
 
 
 def find_dataset(dataset_dir: str | os.PathLike, recursive: bool | str = False) -> list[dict[str, str]]:

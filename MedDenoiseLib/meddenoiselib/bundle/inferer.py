@@ -164,8 +164,9 @@ class DenoiserInferer(Inferer):
     Args:
         denoiser: the library's denoiser, e.g. ``Denoiser("auto")`` or ``Denoiser("kpn-burst3", device="cuda")``.
         sigma: noise level in normalized units (fraction of the intensity range the model's scaling maps to
-            [0, 1]), or ``"auto"`` to estimate it where the method needs one (noise-map models, baselines).
-            Defaults to ``"auto"``.
+            [0, 1]), a :class:`~meddenoiselib.transforms.NoiseSD` in the image's own units (HU for CT), or
+            ``"auto"`` to estimate it where the method needs one (noise-map models, baselines). Defaults to
+            ``"auto"``.
 
     Example::
 

@@ -35,6 +35,7 @@ from .options import (
     parse_ensemble,
     parse_fraction,
     parse_int_list,
+    parse_noise_sd,
     parse_non_negative_int,
     parse_number,
     parse_positive_int,
@@ -427,12 +428,15 @@ def _measure(args: argparse.Namespace, regions: list | None, noisy, result) -> d
     return values
 
 
-def _write_report(denoiser, job: _Job, noisy, result, measured: dict) -> None:
+def _write_report(denoiser, job: _Job, noisy, result, measured: dict, args: argparse.Namespace) -> None:
     from ..evaluation import run_report
     from ..io.atomic import write_text_atomic
 
     values = run_report(denoiser, noisy, result)
     values.update(measured)
+    if getattr(args, "noise_sd", None) is not None:
+        report = denoiser.last_report
+        values.update(noise_sd_given=args.noise_sd, noise_sd_units=_noise_units(report.modality if report else ""))
     values.update(input=str(job.source), output=str(job.image.path), meddenoiselib_version=__version__)
     if job.tilt_corrected:
         values["gantry_tilt_corrected_degrees"] = round(job.tilt_corrected, 3)
@@ -501,7 +505,7 @@ def _denoise_one(denoiser, job: _Job, args: argparse.Namespace) -> None:
             _write_qa_volume(noise, job.noise_map.path, job, args, "noise map")
     measured = _measure(args, regions, volume, result)
     if job.report is not None:
-        _write_report(denoiser, job, volume, result, measured)
+        _write_report(denoiser, job, volume, result, measured, args)
     logger.info("Wrote %s in %.2fs total", target, time.perf_counter() - start)
 
 
@@ -573,12 +577,24 @@ def _write_qa_volume(volume, path: Path, job: _Job, args: argparse.Namespace, ro
     logger.info("Wrote the %s %s", role, path)
 
 
-def _run_denoiser(denoiser, data, args: argparse.Namespace, masks: dict):
-    """Denoise a volume or series with ``--sigma`` (the 0-255 scale of the CLI, converted here) and ``masks``
-    (:func:`_read_masks`), and log the model chosen, the noise level and the time."""
-    from ..transforms.intensity import sigma_from_255
+def _given_noise(args: argparse.Namespace):
+    """``sigma`` for the Denoiser: ``--noise-sd`` in the image's units, ``--sigma`` (the 0-255 scale of the CLI,
+    converted here) or ``"auto"``."""
+    from ..transforms.intensity import NoiseSD, sigma_from_255
 
-    sigma = args.sigma if args.sigma == "auto" else sigma_from_255(float(args.sigma))
+    if getattr(args, "noise_sd", None) is not None:
+        return NoiseSD(args.noise_sd)
+    return args.sigma if args.sigma == "auto" else sigma_from_255(float(args.sigma))
+
+
+def _noise_units(modality: str) -> str:
+    return "HU" if modality == "ct" else "(image units)"
+
+
+def _run_denoiser(denoiser, data, args: argparse.Namespace, masks: dict):
+    """Denoise a volume or series with ``--sigma`` or ``--noise-sd`` and ``masks`` (:func:`_read_masks`), and log
+    the model chosen, the noise level and the time."""
+    sigma = _given_noise(args)
     if getattr(args, "preview_slice", None) is not None:  # --preview-frame is refused for one volume when planning
         frame = getattr(args, "preview_frame", None)
         result = denoiser.preview(data, args.preview_slice, sigma=sigma, frame=frame, **masks)
@@ -593,9 +609,27 @@ def _run_denoiser(denoiser, data, args: argparse.Namespace, masks: dict):
             round(report.refined * 100),
             report.refine_detail,
         )
-    if report is not None and report.sigma is not None:
+    given = sigma != "auto"
+    if report is not None and given and not report.sigma_used:
+        option = "--noise-sd" if getattr(args, "noise_sd", None) is not None else "--sigma"
+        logger.warning(
+            "  %s was not used: %s is a blind network%s",
+            option,
+            report.method,
+            ", and its refinement measures the CT's noise spectrum itself" if report.refined else "",
+        )
+    elif report is not None and report.sigma is not None:
         how = "estimated" if report.sigma_estimated else "given"
-        logger.info("  noise sigma %.2f on the 0-255 scale (%s)", report.sigma * 255, how)
+        if getattr(args, "noise_sd", None) is not None:
+            units = _noise_units(report.modality)
+            logger.info(
+                "  noise SD %g %s given: sigma %.2f on the 0-255 scale of the method's scaling",
+                args.noise_sd,
+                units,
+                report.sigma * 255,
+            )
+        else:
+            logger.info("  noise sigma %.2f on the 0-255 scale (%s)", report.sigma * 255, how)
     logger.info("  denoised in %.2fs on %s", report.seconds if report else 0.0, denoiser.device)
     return result
 
@@ -660,7 +694,7 @@ def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:
         )
         logger.info("Wrote the noise map %s", job.noise_map.path)
     if job.report is not None:
-        _write_report(denoiser, job, series, result, {})
+        _write_report(denoiser, job, series, result, {}, args)
     logger.info("Wrote %s in %.2fs total", target, time.perf_counter() - start)
 
 
@@ -718,6 +752,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     source, target = Path(args.input), Path(args.output)
     if not source.exists():
         raise MedDenoiseError(f"{source}: no such file or folder")
+    if getattr(args, "noise_sd", None) is not None and args.sigma != "auto":
+        raise OptionError("--sigma and --noise-sd both give the noise level: give one")
     all_series = getattr(args, "all_series", False)
     if all_series:
         _check_all_series_options(source, args)
@@ -870,6 +906,16 @@ def add_parser(sub) -> None:
         help="noise level on the 0-255 scale of the image as the method normalizes it (its intensity range, e.g. "
         "the noisy file's min-max or percentiles, mapped to 0-255: a sigma measured on another scale must be "
         "converted), or 'auto' to estimate it from the file (used by baselines and noise-aware models; default)",
+    )
+    p.add_argument(
+        "--noise-sd",
+        type=parse_noise_sd,
+        metavar="SD",
+        help="the noise's standard deviation in the image's own units instead of --sigma: HU for CT (after the "
+        "rescale slope and intercept), the stored grey values otherwise (for magnitude MR the per-channel sigma), "
+        "e.g. the SD measured in a flat region of the noisy image; converted to each method's scaling (used by "
+        "baselines, noise-aware models and the refinement of white noise; a CT's refinement measures its own noise "
+        "spectrum)",
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="compute device")
     p.add_argument(

@@ -25,6 +25,7 @@ __all__ = [
     "parse_unit_interval",
     "parse_positive_float",
     "parse_non_negative_float",
+    "parse_noise_sd",
     "parse_sigma",
     "parse_int_list",
     "parse_float_list",
@@ -131,6 +132,13 @@ def parse_sigma(text: str) -> str | float:
     value = parse_number(text, "'auto' or a noise level on the 0-255 scale")
     if value < 0:
         raise argparse.ArgumentTypeError(f"noise level must be non-negative, got {text!r}")
+    return value
+
+
+def parse_noise_sd(text: str) -> float:
+    value = parse_number(text, "the noise's standard deviation in the image's units (HU for CT)")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"the noise SD must be positive, got {text!r}")
     return value
 
 

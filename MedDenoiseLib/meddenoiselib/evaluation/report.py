@@ -265,6 +265,7 @@ def run_report(denoiser, noisy: Volume | VolumeSeries, denoised: Volume | Volume
     if isinstance(noisy, VolumeSeries):
         values["shape_zyx"] = list(noisy.shape)
         values["frames"] = noisy.num_frames
-    if report is not None and report.sigma is not None:
+    if report is not None and report.sigma is not None and report.sigma_used:  # on the method's scaling
         values["sigma_used_0_255"] = round(report.sigma * 255, 3)
+        values["sigma_estimated"] = report.sigma_estimated
     return values

@@ -29,7 +29,7 @@ from ..transforms.background import background_level
 from ..transforms.colour import luma, with_new_luma
 from ..transforms.ct_padding import fill_outside_reconstruction, outside_reconstruction
 from ..transforms.estimate import NoiseEstimate, estimate_dct_noise, estimate_noise
-from ..transforms.intensity import IntensityScaling, ScalingMode, fit_scaling
+from ..transforms.intensity import IntensityScaling, NoiseSD, ScalingMode, fit_scaling
 from ..transforms.magnitude import MagnitudeFloor, correct_magnitude_bias
 from ..transforms.metal import METAL_HU, metal_region
 from ..transforms.missing import fill_left_out, fill_missing, missing_values
@@ -171,6 +171,8 @@ class DenoiseReport:
         method: model or baseline name (for ``auto``, the model it chose).
         sigma: the noise level used or estimated, normalized units (None for blind models without estimate).
         sigma_estimated: whether ``sigma`` was estimated (``"auto"``).
+        sigma_used: whether the method used a noise level at all (baselines, noise-aware networks, the
+            refinement of white noise); a blind network whose refinement measures a CT's noise spectrum uses none.
         noise_correlated: the estimate found spatially correlated noise (then BM3D was given its PSD).
         seconds: wall time of the denoising step.
         device: the device used.
@@ -192,6 +194,7 @@ class DenoiseReport:
     method: str
     sigma: float | None = None
     sigma_estimated: bool = False
+    sigma_used: bool = False
     noise_correlated: bool = False
     seconds: float = 0.0
     device: str = "cpu"
@@ -373,6 +376,7 @@ class Denoiser:
         self.ensemble = ensemble
         self.refine = refine
         self._views_used = 1
+        self._sigma_used = False
         self._refined, self._refine_detail = 0.0, ""
         # a network trained on min-max scaled images gets its input's flat background at 0, not its noisy minimum
         # (transforms/background.py); not where the user chose the scaling, nor where ``auto`` finds noise that is
@@ -518,8 +522,9 @@ class Denoiser:
                 components are denoised independently; of colour ultrasound only the luma, whose change every
                 channel gets, :mod:`~meddenoiselib.transforms.colour`), or a
                 :class:`~meddenoiselib.io.VolumeSeries` (see :meth:`denoise_series`).
-            sigma: noise level in normalized units (fraction of the intensity range chosen by the scaling), or
-                ``"auto"``/None to estimate it where the method needs one.
+            sigma: noise level in normalized units (fraction of the intensity range chosen by the scaling), a
+                :class:`~meddenoiselib.transforms.NoiseSD` in the image's own units (HU for CT), converted to each
+                scaling's, or ``"auto"``/None to estimate it where the method needs one.
             mask: restrict denoising to a region: a single-component volume on the same voxel grid (checked:
                 shape, spacing, origin, direction), or a boolean ``(Z, Y, X)`` array. Voxels outside keep the
                 input's values exactly. Defaults to None (the whole volume).
@@ -785,7 +790,7 @@ class Denoiser:
             known = None if self._known_noise is None else self._known_noise / scaling.scale
             denoised, used_sigma = self._denoise_normalized(
                 normalized,
-                sigma,
+                sigma.normalized(scaling) if isinstance(sigma, NoiseSD) else sigma,
                 axis,
                 label,
                 region=region,
@@ -918,6 +923,8 @@ class Denoiser:
             slices = normalized.reshape(-1, *normalized.shape[-2:])  # every frame's slices, for one noise estimate
             self._estimate = None
             level: float | str | NoiseEstimate | None = sigma
+            if isinstance(sigma, NoiseSD):
+                level = sigma.normalized(scaling)
             if sigma in (None, "auto") and self.needs_sigma:
                 body = self._body(component, outside).reshape(slices.shape) if guess.modality == Modality.CT else None
                 level = self._estimate = estimate_noise(
@@ -1260,6 +1267,7 @@ class Denoiser:
                 threshold_pilot=refinement.threshold_pilot, noise_ceiling=known_noise,
             )  # fmt: skip
         self._refined = share
+        self._sigma_used = self._sigma_used or not refinement.correlated
         window = 2 * search.radius + 1
         noise_model = "noise level"
         if sigma is None and known_noise is not None:
@@ -1279,6 +1287,7 @@ class Denoiser:
             method=self.method,
             sigma=used_sigma,
             sigma_estimated=sigma in (None, "auto") and used_sigma is not None,
+            sigma_used=self._sigma_used,
             seconds=time.perf_counter() - start,
             device=str(self.device),
             scaling=scalings,
@@ -1327,6 +1336,12 @@ class Denoiser:
         if isinstance(sigma, NoiseEstimate):
             self._estimate = sigma
             return sigma.sigma
+        if isinstance(sigma, NoiseSD):
+            raise OptionError(
+                "a noise SD in the image's units needs the image's scaling: give an image to denoise(), or a "
+                "normalized sigma here",
+                parameter="sigma",
+            )
         if sigma in (None, "auto"):
             if not self.needs_sigma:
                 return None
@@ -1372,6 +1387,7 @@ class Denoiser:
         ``neighbour_shift``: a sheared grid's in-plane step between slices (:func:`neighbour_shift`), for a burst
         model's adjacent slices."""
         used_sigma = self._resolve_sigma(normalized, sigma)
+        self._sigma_used = self.needs_sigma  # and the refinement of white noise, below
         self._views_used = 1
         self._refined, self._refine_detail = 0.0, ""
         take = _Slab.whole if slab is None else slab.take

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .estimate import NoiseEstimate, estimate_noise, estimate_sigma, estimate_sigma_per_slice, magnitude_floor_ratio
-from .intensity import IntensityScaling, ScalingMode, fit_scaling, sigma_from_255
+from .intensity import IntensityScaling, NoiseSD, ScalingMode, fit_scaling, sigma_from_255
 from .magnitude import MagnitudeFloor, correct_magnitude_bias, estimate_magnitude_floor
 from .noise import (
     BatchNoise,
@@ -45,6 +45,7 @@ __all__ = [
     "make_noise_transform",
     "parse_noise_range",
     "parse_noise_spec",
+    "NoiseSD",
     "sigma_from_255",
     "magnitude_floor_ratio",
     "simulate_volume",

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["ScalingMode", "IntensityScaling", "fit_scaling", "sigma_from_255"]
+__all__ = ["ScalingMode", "IntensityScaling", "NoiseSD", "fit_scaling", "sigma_from_255"]
 
 
 class ScalingMode(str, enum.Enum):
@@ -36,6 +36,31 @@ def sigma_from_255(sigma255):
     if hasattr(sigma255, "shape"):
         return sigma255 / 255.0
     return float(sigma255) / 255.0
+
+
+@dataclass(frozen=True)
+class NoiseSD:
+    """A noise level in the image's own units: the standard deviation of the noise in HU for CT (after the rescale
+    slope and intercept), in the stored grey values for MR, ultrasound and the rest, e.g. the SD a user measured in
+    a flat region of the noisy image. For MR magnitude, the per-channel sigma of the Gaussian noise.
+
+    Given as ``sigma`` to :class:`~meddenoiselib.inference.Denoiser`, it is converted to the normalized scale of
+    each intensity scaling the Denoiser chooses (``value / scaling.scale``), so the caller needs to know nothing of
+    that scaling; a bare float ``sigma`` is on the normalized scale already.
+
+    Attributes:
+        value: the standard deviation, > 0, in the image's units.
+    """
+
+    value: float
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.value) and self.value > 0):
+            raise ValueError(f"a noise SD must be a positive number in the image's units, got {self.value!r}")
+
+    def normalized(self, scaling: IntensityScaling) -> float:
+        """The same level on ``scaling``'s normalized [0, 1] scale."""
+        return float(self.value) / scaling.scale
 
 
 @dataclass(frozen=True)
