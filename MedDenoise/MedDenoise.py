@@ -28,6 +28,7 @@ from MedDenoiseModuleLib import (
     Device,
     Ensemble,
     Modality,
+    NoiseUnits,
     Refine,
     SliceAxis,
     SubprocessRunner,
@@ -138,7 +139,8 @@ class MedDenoiseParameterNode:
     model: "auto", "default", a shipped model or a baseline. modality: for model "auto" (from DICOM or given).
     ctWindow / windowCenter / windowWidth: normalize with a CT window (HU). ensemble: geometric views averaged.
     refine: the collaborative Wiener refinement of a network's output (auto, on, off).
-    noiseLevelAuto / noiseLevel: estimate the noise sigma, or use noiseLevel (0-255 scale of the normalized image).
+    noiseLevelAuto / noiseLevel / noiseLevelUnits: estimate the noise, or use noiseLevel, on the 0-255 scale of the
+    normalized image or as the noise's SD in the volume's units (HU for CT; e.g. Segment Statistics' SD in flat tissue).
     strength: blend of input (0) and result (1), applied live after a run. createResidual: add "<input> residual".
     createNoiseMap: add "<input> noise map" (local standard deviation of the residual, in the input's units).
     device, roiSize, overlap, sliceAxis, separateProcess: how it runs.
@@ -163,7 +165,8 @@ class MedDenoiseParameterNode:
     ensemble: Ensemble = Ensemble.AUTO
     refine: Refine = Refine.AUTO
     noiseLevelAuto: bool = True
-    noiseLevel: Annotated[float, WithinRange(0.0, 255.0)] = 25.0
+    noiseLevel: Annotated[float, WithinRange(0.0, 100000.0)] = 25.0
+    noiseLevelUnits: NoiseUnits = NoiseUnits.NORMALIZED
     strength: Annotated[float, WithinRange(0.0, 1.0)] = 1.0
     createResidual: bool = False
     createNoiseMap: bool = False
@@ -313,6 +316,7 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         self._selectModel(parameters.model)
         self.ui.noiseLevelSpinBox.enabled = not parameters.noiseLevelAuto
+        self.ui.noiseLevelUnitsComboBox.enabled = not parameters.noiseLevelAuto
         custom = parameters.ctWindow is CTWindow.CUSTOM
         self.ui.windowCenterSpinBox.enabled = custom
         self.ui.windowWidthSpinBox.enabled = custom
@@ -673,9 +677,11 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         """``process`` keyword arguments from the parameter node."""
         window = parameterNode.ctWindow.center_width(parameterNode.windowCenter, parameterNode.windowWidth)
         modality = parameterNode.modality
+        given_sd = not parameterNode.noiseLevelAuto and parameterNode.noiseLevelUnits is NoiseUnits.IMAGE
         return {
             "model": parameterNode.model,
-            "noiseLevel": None if parameterNode.noiseLevelAuto else float(parameterNode.noiseLevel),
+            "noiseLevel": None if given_sd or parameterNode.noiseLevelAuto else float(parameterNode.noiseLevel),
+            "noiseSD": float(parameterNode.noiseLevel) if given_sd else None,
             "device": parameterNode.device.value,
             "roiSize": int(parameterNode.roiSize),
             "overlap": float(parameterNode.overlap),
@@ -730,6 +736,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         measure=None,
         exclude=None,
         leaveMetalOut=True,
+        noiseSD=None,
     ):
         """Denoise ``inputVolume`` into ``outputVolume`` (None: a new "<input name> denoised" volume).
 
@@ -739,12 +746,14 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
                 linear parent transform its world geometry is used and the output is created hardened (a DWI's only
                 if it does not turn it); a scalar or vector volume under a non-linear one (the DICOM module's
                 "Acquisition transform" of a tilted-gantry CT) is denoised on its own grid and the outputs put
-                under the same transform (no mask or regions then). When it is the proxy node of a sequence
-                and ``wholeSequence`` is set, every item is denoised into a new sequence "<sequence> denoised".
+                under the same transform (a segmentation as mask or regions placed through it). When it is the
+                proxy node of a sequence and ``wholeSequence`` is set, every item is denoised into a new sequence
+                "<sequence> denoised".
             outputVolume: the node to fill, or None to create one. It is created/changed only on success.
             model: "auto" (chosen by the library from the modality), "default", a shipped model or a baseline.
             noiseLevel: noise sigma on the 0-255 scale of the normalized image, or None to estimate it.
-            device: "auto", "cpu" or "cuda".
+            noiseSD: instead of ``noiseLevel``, the noise's standard deviation in the volume's units (HU for CT), e.g.
+                the SD Segment Statistics measured in flat tissue; the library converts it to each method's scaling.
             roiSize: sliding-window edge in voxels; 0 uses the model's preset.
             overlap: sliding-window overlap in [0, 1).
             sliceAxis: array axis (0, 1, 2) for 2D models; None picks the largest spacing.
@@ -818,6 +827,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         settings = DenoiseSettings(
             model=model,
             noise_level=noiseLevel,
+            noise_sd=noiseSD,
             device=device,
             roi_size=roiSize,
             overlap=overlap,

@@ -21,6 +21,7 @@ __all__ = [
     "Ensemble",
     "Modality",
     "ModelChoice",
+    "NoiseUnits",
     "Refine",
     "SliceAxis",
     "UNKNOWN_AUTO_MODEL",
@@ -144,6 +145,19 @@ class CTWindow(enum.Enum):
         return presets[self.value]
 
 
+class NoiseUnits(enum.Enum):
+    """What a noise level typed in the module is measured in: the 0-255 scale of the normalized image
+    (``--sigma``), or the volume's own units, HU for CT (``--noise-sd``: the SD that Segment Statistics measures in a
+    flat region)."""
+
+    NORMALIZED = "0-255"
+    IMAGE = "image"
+
+    def label(self) -> str:
+        """Text shown in the noise units combo box."""
+        return {"0-255": "0-255 scale", "image": "SD in image units (HU for CT)"}[self.value]
+
+
 class Ensemble(enum.Enum):
     """Geometric self-ensemble of networks (``--ensemble``): more views, a little better, proportionally slower.
     ``AUTO`` lets the library choose: all 8 views for a single 2D image and a CT series of up to 8 slices, 4 for one
@@ -199,6 +213,9 @@ class DenoiseSettings:
             the library from the modality; on a library without automatic choice the task falls back to
             ``"default"`` and says so in the log).
         noise_level: noise sigma on the 0-255 scale of the normalized image, or None to estimate it ("auto").
+        noise_sd: instead, the noise's standard deviation in the volume's own units (HU for CT), e.g. the SD that
+            Segment Statistics measured in a flat region; the library converts it to each method's scaling. At most
+            one of ``noise_level`` and ``noise_sd``.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"`` (a :class:`Device` is accepted too).
         roi_size: sliding-window edge in voxels; 0 uses the model's preset.
         overlap: sliding-window overlap in [0, 1).
@@ -216,6 +233,7 @@ class DenoiseSettings:
 
     model: str = "auto"
     noise_level: float | None = None
+    noise_sd: float | None = None
     device: str = "auto"
     roi_size: int = 0
     overlap: float = 0.25
@@ -242,6 +260,15 @@ class DenoiseSettings:
             raise ValueError(
                 f"`noise_level` must be non-negative (0-255 scale) or None for auto, got {self.noise_level!r}."
             )
+        if self.noise_sd is not None:
+            if not (np.isfinite(float(self.noise_sd)) and float(self.noise_sd) > 0):
+                raise ValueError(
+                    f"`noise_sd` must be a positive number in the volume's units or None, got {self.noise_sd!r}."
+                )
+            if self.noise_level is not None:
+                raise ValueError(
+                    "Give the noise as `noise_level` (0-255 scale) or as `noise_sd` (image units), not both."
+                )
         if int(self.roi_size) < 0:
             raise ValueError(
                 f"`roi_size` must be 0 (model preset) or a positive number of voxels, got {self.roi_size!r}."
@@ -263,8 +290,13 @@ class DenoiseSettings:
             raise ValueError(f"`refine` must be 'auto', 'on' or 'off', got {self.refine!r}.")
 
     @property
-    def sigma(self) -> float | str:
-        """The library's ``sigma``: a fraction of the normalized range, or ``"auto"``."""
+    def sigma(self):
+        """The library's ``sigma``: a ``meddenoiselib.transforms.NoiseSD`` in the volume's units, a fraction of the
+        normalized range, or ``"auto"``."""
+        if self.noise_sd is not None:
+            from meddenoiselib.transforms import NoiseSD
+
+            return NoiseSD(float(self.noise_sd))
         return "auto" if self.noise_level is None else float(self.noise_level) / 255.0
 
     def with_model(self, model: str) -> DenoiseSettings:
@@ -278,11 +310,13 @@ class DenoiseSettings:
             modality_option: the CLI has ``--modality`` (see :func:`cli_supports`); otherwise it is left out.
             ``--metal off`` is passed only to a library that has it (an older one leaves no metal out anyway).
         """
+        noise = ["--sigma", "auto" if self.noise_level is None else repr(float(self.noise_level))]
+        if self.noise_sd is not None:
+            noise = ["--noise-sd", repr(float(self.noise_sd))]
         arguments = [
             "--model",
             self.model,
-            "--sigma",
-            "auto" if self.noise_level is None else repr(float(self.noise_level)),
+            *noise,
             "--device",
             self.device,
             "--overlap",

@@ -430,6 +430,8 @@ class DenoiseTask:
             if self.temp_dir is None:
                 self.temp_dir = Path(tempfile.mkdtemp(prefix="MedDenoise-", dir=self.temp_root))
                 self._write_inputs()
+            if settings.noise_sd is not None and not cli_supports("--noise-sd", "1"):
+                raise ValueError("the installed meddenoiselib takes no noise SD in image units; update it")
             extra = ["--report", str(self.temp_dir / self.REPORT_FILE)]
             if self._mask is not None:
                 extra += ["--mask", str(self.temp_dir / self.MASK_FILE)]

@@ -173,6 +173,7 @@ def fake_ui() -> types.SimpleNamespace:
         cancelButton=FakeButton(enabled=False),
         modelComboBox=FakeComboBox(),
         noiseLevelSpinBox=FakeWidget(),
+        noiseLevelUnitsComboBox=FakeWidget(),
         windowCenterSpinBox=FakeWidget(),
         windowWidthSpinBox=FakeWidget(),
         wholeSequenceCheckBox=FakeWidget(),

@@ -548,3 +548,24 @@ def test_sequence_file_saved_by_slicer_goes_through_the_cli_and_back(scene, tmp_
         item = result.GetNthDataNode(index)
         np.testing.assert_array_equal(slicer.util.arrayFromVolume(item), expected[index])
         np.testing.assert_allclose(node_matrix(item), matrix, rtol=0, atol=1e-9)
+
+
+# ----------------------------------------------------------------------------------- noise SD in image units
+@pytest.mark.parametrize("separate", MODES)
+def test_a_noise_sd_in_hu_denoises_as_the_library_does_with_it(scene, temp_root, ct_crop, separate):
+    """A CT node with white noise of 40 HU and the SD typed in HU: the result is the library's with NoiseSD(40) on
+    the node's grid (both paths), and the report names the level the method's scaling made of it."""
+    from meddenoiselib.io import Volume
+    from meddenoiselib.transforms import NoiseSD
+
+    hu = np.repeat((ct_crop.astype(np.float64) * 1400.0 - 1000.0)[np.newaxis], 3, axis=0)
+    noisy = np.rint(hu + np.random.default_rng(8).normal(0.0, 40.0, hu.shape)).astype(np.int16)
+    matrix = oblique_ijk_to_ras(spacing=(0.7, 0.7, 2.5))
+    node = add_volume_node(scene, noisy, matrix, name="low-dose CT")
+    node.SetAttribute("DICOM.Modality", "CT")
+    settings = DenoiseSettings(model="nlm", noise_sd=40.0, modality="ct", separate_process=separate)
+    task = _run(node, settings, temp_root)
+    library = Denoiser("nlm", modality="ct")
+    expected = library.denoise(Volume.from_ijk_to_ras(noisy, matrix), sigma=NoiseSD(40.0)).array
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(task.output_node), expected)
+    assert task.report["sigma_used_0_255"] == pytest.approx(library.last_report.sigma * 255.0, abs=1e-3)

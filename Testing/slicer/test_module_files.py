@@ -234,6 +234,7 @@ def test_ui_file_matches_the_code_and_the_parameter_node():
         "refine",
         "noiseLevelAuto",
         "noiseLevel",
+        "noiseLevelUnits",
         "strength",
         "createResidual",
         "createNoiseMap",
@@ -260,6 +261,7 @@ def test_ui_file_matches_the_code_and_the_parameter_node():
         "refine": "QComboBox",
         "noiseLevelAuto": "QCheckBox",
         "noiseLevel": "QDoubleSpinBox",
+        "noiseLevelUnits": "QComboBox",
         "strength": "ctkSliderWidget",
         "createResidual": "QCheckBox",
         "createNoiseMap": "QCheckBox",
@@ -402,7 +404,12 @@ def test_settings_are_checked_with_messages_naming_the_setting():
 
     assert DenoiseSettings(device=Device.CUDA).device == "cuda"
     assert DenoiseSettings(noise_level=25.5).sigma == pytest.approx(0.1)
+    from meddenoiselib.transforms import NoiseSD
+
+    assert DenoiseSettings(noise_sd=30.0).sigma == NoiseSD(30.0)  # converted by the library, per scaling
     for kwargs, name in [
+        ({"noise_sd": 0.0}, "`noise_sd`"),
+        ({"noise_sd": 20.0, "noise_level": 10.0}, "`noise_level` \\(0-255 scale\\) or as `noise_sd`"),
         ({"device": "gpu"}, "`device`"),
         ({"overlap": 1.0}, "`overlap`"),
         ({"roi_size": -1}, "`roi_size`"),

@@ -138,6 +138,7 @@ def test_initial_state_picks_an_image_volume_not_the_label_map(gui):
     assert gui.ui.modelComboBox.items[:2] == ["auto", "default"] and gui.ui.modelComboBox.currentText == "auto"
     assert {"median", "nlm"} <= set(gui.ui.modelComboBox.items)
     assert not gui.ui.noiseLevelSpinBox.enabled  # noise level "auto" by default
+    assert not gui.ui.noiseLevelUnitsComboBox.enabled
     assert not gui.ui.windowCenterSpinBox.enabled  # CT window "none" by default
     assert not gui.ui.wholeSequenceCheckBox.enabled  # the input is not a sequence proxy
     assert parameters.separateProcess is True and not gui.ui.guardLabel.visible
@@ -173,6 +174,7 @@ def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
         for k in (
             "model",
             "noiseLevel",
+            "noiseSD",
             "device",
             "roiSize",
             "overlap",
@@ -194,6 +196,7 @@ def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
     } == {
         "model": "median",
         "noiseLevel": 15.0,
+        "noiseSD": None,
         "device": "cpu",
         "roiSize": 64,
         "overlap": 0.5,
@@ -257,6 +260,22 @@ def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
     assert gui.ui.logTextEdit.lines[-1] == gui.ui.statusLabel.text  # with the run time
     assert gui.ui.applyButton.enabled and not gui.ui.cancelButton.enabled and gui.ui.progressBar.value == 100
     assert gui.errors.messages == [] and list(gui.temp_root.iterdir()) == []
+
+
+def test_a_noise_sd_in_image_units_reaches_the_cli_as_noise_sd(gui):
+    """The SD Segment Statistics measured (HU for CT), typed with "SD in image units": the child gets --noise-sd
+    and no --sigma; the 0-255 scale stays the default."""
+    module, parameters = gui.module, gui.widget._parameterNode
+    assert parameters.noiseLevelUnits is module.NoiseUnits.NORMALIZED
+    parameters.noiseLevelAuto = False
+    assert gui.ui.noiseLevelUnitsComboBox.enabled
+    parameters.noiseLevel = 31.5
+    parameters.noiseLevelUnits = module.NoiseUnits.IMAGE
+    gui.ui.applyButton.click()
+    ((_args, kwargs),) = gui.calls
+    assert kwargs["noiseLevel"] is None and kwargs["noiseSD"] == 31.5
+    options = FakeRunner.instances[-1].command[6:]
+    assert options[options.index("--noise-sd") + 1] == "31.5" and "--sigma" not in options
 
 
 def test_second_apply_on_another_input_creates_a_new_output(gui):
