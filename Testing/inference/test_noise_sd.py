@@ -112,3 +112,17 @@ def test_the_bundle_hands_noise_sd_to_the_denoiser_in_image_units():
         noise_level(0.04, 25)
     with pytest.raises(ValueError, match="noise_sd must be a number"):
         noise_level("auto", "lots")
+
+
+@pytest.mark.parametrize("units_per_grey_level", [1.0, 10.0])
+def test_info_reads_the_noise_sd_in_the_image_s_units_for_noise_sd(xray_png, tmp_path, capsys, units_per_grey_level):
+    """A real chest X-ray with white noise of 12 grey levels, stored as is and x10 (another detector's scale): info
+    reads ~12 and ~120 (the X-ray's own noise adds ~0.8 in quadrature), the number --noise-sd takes."""
+    image = read_volume(xray_png)
+    noisy = image.array.astype(np.float32) + np.random.default_rng(4).normal(0.0, 12.0, image.shape).astype(np.float32)
+    path = tmp_path / "xray.nii.gz"
+    write_volume(Volume(noisy * units_per_grey_level, spacing=image.spacing), path)
+    assert main(["info", str(path), "--json"]) == 0
+    note = json.loads(capsys.readouterr().out)["noise"]
+    assert "what --noise-sd takes" in note
+    assert float(note.split()[0]) == pytest.approx(12.0 * units_per_grey_level, rel=0.08)

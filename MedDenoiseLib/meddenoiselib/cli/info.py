@@ -241,7 +241,25 @@ def _denoising_notes(volume) -> dict[str, str]:
                 f"{count} voxels at or above {METAL_HU:g} HU in clusters: denoise (model auto) leaves them out "
                 "(--metal off denoises them too)"
             )
+    elif volume.num_components == 1 and choice.modality != Modality.US:  # speckle has no one SD
+        notes["noise"] = _noise_sd_note(frame, choice)
     return notes
+
+
+def _noise_sd_note(volume, choice) -> str:
+    """The noise SD in the image's units, for ``--noise-sd``: a magnitude MR floor's sigma where ``auto`` read one,
+    else a white-noise estimate from the finest detail."""
+    from ..evaluation.report import image_noise_sd
+
+    if choice.magnitude_floor is not None:
+        return (
+            f"{choice.magnitude_floor.sigma:.4g} (image units; the per-channel sigma of the magnitude floor in the "
+            "background, what --noise-sd takes)"
+        )
+    sd = image_noise_sd(volume)
+    if sd is None:
+        return "none (a constant image)"
+    return f"{sd:.4g} (image units; a white-noise estimate from the finest detail, what --noise-sd takes)"
 
 
 def add_parser(sub) -> None:

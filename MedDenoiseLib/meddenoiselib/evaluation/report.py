@@ -15,7 +15,14 @@ from ..transforms.estimate import estimate_sigma, flat_tissue_noise, sampled_sli
 from ..transforms.intensity import IntensityScaling
 from ..transforms.noise.apply import BODY_THRESHOLD_HU
 
-__all__ = ["ct_body_noise", "ct_body_noise_estimate", "denoising_report", "residual_volume", "run_report"]
+__all__ = [
+    "ct_body_noise",
+    "ct_body_noise_estimate",
+    "denoising_report",
+    "image_noise_sd",
+    "residual_volume",
+    "run_report",
+]
 
 
 def residual_volume(noisy: Volume, denoised: Volume) -> Volume:
@@ -128,6 +135,19 @@ def _sigma_0_255(volume: Volume, low: float, high: float) -> float:
     scalar = _scalar(volume, sampled_slice_indices(volume.array.shape[0]))
     # voxels without data (NaN) read as the range's low end: the wavelet MAD is robust to the few edges this makes
     return estimate_sigma(scaling.apply(np.nan_to_num(scalar, nan=low))) * 255.0
+
+
+def image_noise_sd(volume: Volume) -> float | None:
+    """The noise's standard deviation in the image's own units, as a white-noise estimate from its finest detail
+    (the wavelet MAD of :func:`estimate_sigma` on up to 16 slices): what ``--noise-sd`` takes. None for a constant
+    image. Not for CT (correlated noise: :func:`ct_body_noise_estimate`) or ultrasound (multiplicative speckle)."""
+    scalar = _scalar(volume, sampled_slice_indices(volume.array.shape[0]))
+    if not np.isfinite(scalar).any():
+        return None
+    low, high = float(np.nanmin(scalar)), float(np.nanmax(scalar))
+    if high <= low:
+        return None
+    return _sigma_0_255(volume, low, high) / 255.0 * (high - low)
 
 
 #: slices of a CT volume on which the report measures the noise in flat body tissue
