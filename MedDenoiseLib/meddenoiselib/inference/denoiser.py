@@ -778,6 +778,10 @@ class Denoiser:
                 logger.warning(
                     "%d voxels lie too far outside the image's range to denoise; kept unchanged", int(overflow.sum())
                 )
+            level = sigma
+            if isinstance(sigma, NoiseSD):
+                on_ct = guess.modality == Modality.CT and self.needs_sigma
+                level = self._given_level(sigma, scaling, normalized, self._body(component, outside) if on_ct else None)
             if sigma in (None, "auto") and self.needs_sigma:
                 # CT noise is correlated and lives in the body: estimate it there, with its spectrum
                 # elsewhere noise is close to white, and flat-region estimates read tissue texture as noise
@@ -790,7 +794,7 @@ class Denoiser:
             known = None if self._known_noise is None else self._known_noise / scaling.scale
             denoised, used_sigma = self._denoise_normalized(
                 normalized,
-                sigma.normalized(scaling) if isinstance(sigma, NoiseSD) else sigma,
+                level,
                 axis,
                 label,
                 region=region,
@@ -924,7 +928,9 @@ class Denoiser:
             self._estimate = None
             level: float | str | NoiseEstimate | None = sigma
             if isinstance(sigma, NoiseSD):
-                level = sigma.normalized(scaling)
+                on_ct = guess.modality == Modality.CT and self.needs_sigma
+                body = self._body(component, outside).reshape(slices.shape) if on_ct else None
+                level = self._given_level(sigma, scaling, slices, body)
             if sigma in (None, "auto") and self.needs_sigma:
                 body = self._body(component, outside).reshape(slices.shape) if guess.modality == Modality.CT else None
                 level = self._estimate = estimate_noise(
@@ -1332,6 +1338,18 @@ class Denoiser:
         return denoised[0] if squeeze else denoised
 
     # -------------------------------------------------------------------------------------------- internals
+    def _given_level(
+        self, sigma: NoiseSD, scaling: IntensityScaling, normalized: np.ndarray, body: np.ndarray | None
+    ) -> float | NoiseEstimate:
+        """A noise SD in the image's units on ``scaling``'s normalized scale; on CT (``body``: where its tissue is,
+        given for methods that take a noise level) with the shape of the noise spectrum measured in flat body
+        tissue, so that BM3D filters correlated noise by its texture at the level the user gave."""
+        level = sigma.normalized(scaling)
+        if body is None:
+            return level
+        estimate = estimate_noise(normalized, correlated=True, mask=body)
+        return replace(estimate, sigma=level) if estimate.correlated else level
+
     def _resolve_sigma(self, normalized: np.ndarray, sigma: float | str | NoiseEstimate | None) -> float | None:
         if isinstance(sigma, NoiseEstimate):
             self._estimate = sigma
