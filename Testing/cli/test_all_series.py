@@ -36,14 +36,10 @@ def _lung_series(source: Path, target: Path, slices: int = 3, description: str =
 
 
 @pytest.fixture()
-def study(tmp_path, ct_series_dir) -> Path:
+def study(ct_series_copy, ct_series_dir) -> Path:
     """One flat folder holding the chest series (4 slices, number 10230, no description) and the lung series."""
-    folder = tmp_path / "export"
-    shutil.copytree(ct_series_dir, folder)
-    for path in folder.iterdir():
-        path.chmod(0o644)
-    _lung_series(ct_series_dir, folder)
-    return folder
+    _lung_series(ct_series_dir, ct_series_copy)
+    return ct_series_copy
 
 
 def _denoised_alone(folder: Path, uid: str | None) -> np.ndarray:
