@@ -31,6 +31,8 @@ _KNOWN_ROWS = (
     ("seconds", "run time (s)"),
     ("noise_before_hu", "noise in flat body tissue before (HU)"),
     ("noise_after_hu", "noise in flat body tissue after (HU)"),
+    ("noise_sd_before", "noise SD before (image units)"),
+    ("noise_sd_after", "noise SD after (image units)"),
     ("noise_sigma_before_0_255", "noise before (0-255 scale)"),
     ("noise_sigma_after_0_255", "noise after (0-255 scale)"),
     ("sigma_used_0_255", "noise level used (0-255 scale)"),

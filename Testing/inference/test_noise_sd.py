@@ -126,6 +126,13 @@ def test_info_reads_the_noise_sd_in_the_image_s_units_for_noise_sd(xray_png, tmp
     note = json.loads(capsys.readouterr().out)["noise"]
     assert "what --noise-sd takes" in note
     assert float(note.split()[0]) == pytest.approx(12.0 * units_per_grey_level, rel=0.08)
+    # a run's report gives the same estimate in the image's units, before and after
+    report = tmp_path / "report.json"
+    args = ["denoise", str(path), str(tmp_path / "out.nii.gz"), "--model", "median", "--report", str(report), "-q"]
+    assert main(args) == 0
+    values = json.loads(report.read_text())
+    assert values["noise_sd_before"] == pytest.approx(float(note.split()[0]), rel=0.01)
+    assert values["noise_sd_after"] < 0.5 * values["noise_sd_before"]
 
 
 def test_on_ct_the_given_level_keeps_the_scan_s_noise_texture(ct_series_dir):

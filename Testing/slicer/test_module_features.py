@@ -410,6 +410,12 @@ def test_report_table_shows_the_child_report(scene, temp_root, mr_nifti):
     assert rows["model"] == "nlm" and rows["device"] == "cpu"
     assert rows["noise before (0-255 scale)"] == f"{report['noise_sigma_before_0_255']:.4g}"
     assert rows["noise after (0-255 scale)"] == f"{report['noise_sigma_after_0_255']:.4g}"
+    # the same in the MR's own grey values, what the noise SD setting takes: the 0-255 number times its range / 255
+    scale = (float(noisy.max()) - float(noisy.min())) / 255.0
+    assert float(rows["noise SD before (image units)"]) == pytest.approx(
+        report["noise_sigma_before_0_255"] * scale, rel=2e-3
+    )
+    assert float(rows["noise SD after (image units)"]) < float(rows["noise SD before (image units)"])
     assert float(rows["run time (s)"]) == pytest.approx(report["seconds"], rel=1e-3)
     assert rows["noise level used (0-255 scale)"] == f"{report['sigma_used_0_255']:.4g}"
     assert "input" not in rows and rows["strength (blend with the input)"] == "1.00"

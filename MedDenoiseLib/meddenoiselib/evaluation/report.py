@@ -208,7 +208,9 @@ def denoising_report(noisy: Volume, denoised: Volume, method: str, seconds: floa
     """Reference-free numbers for a run: noise estimates before and after, residual statistics, runtime.
 
     Noise levels are wavelet-MAD estimates (see :func:`~meddenoiselib.transforms.estimate_sigma`) on the input's
-    min-max normalized scale, reported on the 0-255 scale, so runs on different scans compare. The statistics
+    min-max normalized scale, reported on the 0-255 scale, so runs on different scans compare, and in the image's
+    own units (``noise_sd_before`` / ``_after``: what ``--noise-sd`` takes; for CT the flat-tissue HU of
+    :func:`ct_body_noise` are the better measure of its correlated noise). The statistics
     are computed a few slices at a time: the report adds little memory to a run on a large volume.
 
     Args:
@@ -219,14 +221,18 @@ def denoising_report(noisy: Volume, denoised: Volume, method: str, seconds: floa
         device: the device used.
     """
     before_range, after_range, mean, std, correlation = _residual_statistics(noisy, denoised)
+    before, after = _sigma_0_255(noisy, *before_range), _sigma_0_255(denoised, *before_range)
+    units_per_255 = (before_range[1] - before_range[0]) / 255.0  # the same estimates in the image's units
     return {
         "method": method,
         "device": device,
         "seconds": round(float(seconds), 3),
         "shape_zyx": list(noisy.shape),
         "dtype": str(noisy.array.dtype),
-        "noise_sigma_before_0_255": round(_sigma_0_255(noisy, *before_range), 3),
-        "noise_sigma_after_0_255": round(_sigma_0_255(denoised, *before_range), 3),
+        "noise_sigma_before_0_255": round(before, 3),
+        "noise_sigma_after_0_255": round(after, 3),
+        "noise_sd_before": float(f"{before * units_per_255:.4g}"),
+        "noise_sd_after": float(f"{after * units_per_255:.4g}"),
         "residual_std": round(std, 4),
         "residual_mean": round(mean, 4),
         "residual_neighbour_correlation": round(correlation, 4),
