@@ -138,3 +138,24 @@ def test_info_lists_the_series_and_the_outputs_all_series_writes(study, ct_serie
     out = capsys.readouterr().out
     assert "2 DICOM series, the largest two equally large: --series-uid UID describes one" in out
     assert out.count("with denoise --all-series") == 2 and "shape_zyx" not in out
+
+
+def test_recursive_finds_series_in_patient_and_study_folders(tmp_path, ct_series_dir, capsys):
+    """An export without a DICOMDIR (patient / study / series folders): found with --recursive, each output named by
+    its path; the output folder inside the input is not read as input when the run is repeated."""
+    export = tmp_path / "export"
+    shutil.copytree(ct_series_dir, export / "patient1" / "20260301" / "chest")
+    lung = export / "patient2" / "20260302" / "lung"
+    lung.mkdir(parents=True)
+    _lung_series(ct_series_dir, lung)
+    out = export / "denoised"
+    assert main(["denoise", str(export), str(out), "--model", "median", "-q"]) == 1
+    assert "(--recursive searches its sub-folders too)" in capsys.readouterr().err
+    args = ["denoise", str(export), str(out), "--model", "median", "--recursive", "-q"]
+    assert main(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["patient1_20260301_chest", "patient2_20260302_lung"]
+    np.testing.assert_array_equal(read_volume(out / "patient2_20260302_lung").array, _denoised_alone(lung, None))
+    assert main([*args, "--overwrite"]) == 0  # the earlier outputs, inside the input folder, are not inputs now
+    assert sorted(p.name for p in out.iterdir()) == ["patient1_20260301_chest", "patient2_20260302_lung"]
+    assert main(["info", str(export / "patient1"), "--recursive"]) == 0
+    assert "20260301/chest  dicom-series  4x512x512" in capsys.readouterr().out

@@ -764,9 +764,12 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     if batch and getattr(args, "preview_slice", None) is not None:
         raise OptionError(f"{source}: --preview-slice previews one volume; give one file or DICOM series, not a folder")
     if batch:
-        items = [source] if dicom_folder else find_inputs(source)
+        items = [source] if dicom_folder else find_inputs(source, recursive=getattr(args, "recursive", False))
+        # an output folder inside the input folder holds the results of an earlier run, not inputs
+        items = [item for item in items if not item.resolve().is_relative_to(target.resolve())]
         if not items:
-            raise MedDenoiseError(f"{source}: no images or DICOM series found in this folder")
+            hint = "" if getattr(args, "recursive", False) else " (--recursive searches its sub-folders too)"
+            raise MedDenoiseError(f"{source}: no images or DICOM series found in this folder{hint}")
         if target.exists() and not target.is_dir():
             raise OutputError(f"{target}: the input is a folder, so the output must be a folder")
         if not target.exists() and detect_format(target) is not None:
@@ -992,6 +995,13 @@ def add_parser(sub) -> None:
         help="output format for folder inputs (default: same as each input)",
     )
     p.add_argument("--series-uid", help="DICOM SeriesInstanceUID to read when a folder holds several series")
+    p.add_argument(
+        "--recursive",
+        action="store_true",
+        help="a folder of inputs: search its sub-folders too (the patient / study / series folders of an export "
+        "without a DICOMDIR, which is always searched so); each output is named by its path below INPUT joined by "
+        "'_' (patient1_study2_series3)",
+    )
     p.add_argument(
         "--all-series",
         action="store_true",

@@ -26,9 +26,11 @@ def _info_of_folder(path: Path, args: argparse.Namespace) -> int:
     from ..io import find_inputs, is_series_file, probe_volume
     from ..io.series import probe_series
 
-    items = find_inputs(path)
+    recursive = getattr(args, "recursive", False)
+    items = find_inputs(path, recursive=recursive)
     if not items:
-        raise MedDenoiseError(f"{path}: no images or DICOM series found in this folder")
+        hint = "" if recursive else " (--recursive searches its sub-folders too)"
+        raise MedDenoiseError(f"{path}: no images or DICOM series found in this folder{hint}")
     entries, failed = [], 0
     for item in items:
         try:
@@ -54,13 +56,14 @@ def _info_of_folder(path: Path, args: argparse.Namespace) -> int:
     else:
         for entry in entries:
             if "error" in entry:
-                sys.stdout.write(f"{Path(entry['path']).name}  error: {entry['error']}\n")
+                sys.stdout.write(f"{Path(entry['path']).relative_to(path)}  error: {entry['error']}\n")
             else:
                 shape = "x".join(map(str, entry["shape_zyx"])) + (
                     f", {entry['frames']} frames" if "frames" in entry else ""
                 )
                 mask = f"  ({entry['mask']}: not denoised)" if "mask" in entry else ""
-                sys.stdout.write(f"{Path(entry['path']).name}  {entry['format']}  {shape}  {entry['dtype']}{mask}\n")
+                name = Path(entry["path"]).relative_to(path)
+                sys.stdout.write(f"{name}  {entry['format']}  {shape}  {entry['dtype']}{mask}\n")
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -267,6 +270,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("info", help="geometry and metadata of an image or DICOM series")
     p.add_argument("input")
     p.add_argument("--series-uid")
+    p.add_argument("--recursive", action="store_true", help="a folder of inputs: list its sub-folders' inputs too")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_common_options(p)
     p.set_defaults(handler=cmd_info)
