@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -68,6 +68,8 @@ class AutoChoice:
     #: (the image's minimum), boolean ``(Z, Y, X)``, given back exactly as it is
     #: (:func:`~meddenoiselib.transforms.background.masked_background`; None: no such background)
     masked: np.ndarray | None = field(default=None, repr=False, compare=False)
+    #: the floor's sigma is the one the caller gave (a noise SD in the image's units), not the background's
+    floor_sigma_given: bool = False
 
     def describe(self) -> str:
         """One line for logs and reports."""
@@ -75,8 +77,19 @@ class AutoChoice:
         if self.magnitude_floor is not None:
             floor = self.magnitude_floor
             coils = "1 coil" if floor.coils == 1 else f"{floor.coils} coils"
-            text += f", then its magnitude noise floor removed (sigma {floor.sigma:.4g}, {coils}, from the background)"
+            if self.floor_sigma_given:
+                where = f"sigma {floor.sigma:.4g} as given, {coils} from the background"
+            else:
+                where = f"sigma {floor.sigma:.4g}, {coils}, from the background"
+            text += f", then its magnitude noise floor removed ({where})"
         return text
+
+    def with_floor_sigma(self, sigma: float) -> AutoChoice:
+        """The same choice with the magnitude floor's sigma the caller gave (image units); unchanged without a
+        floor. The background still tells the coil count and where the air is."""
+        if self.magnitude_floor is None:
+            return self
+        return replace(self, magnitude_floor=replace(self.magnitude_floor, sigma=float(sigma)), floor_sigma_given=True)
 
 
 def choose_model(volume: Volume, hint: Modality | str | None = None, shipped: list[str] | None = None) -> AutoChoice:

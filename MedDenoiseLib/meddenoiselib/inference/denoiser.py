@@ -738,6 +738,8 @@ class Denoiser:
         inside = None if mask is None else mask_array(volume, mask)
         if self.auto:
             choice = self.choose(volume)
+            if isinstance(sigma, NoiseSD):  # the user's SD is the magnitude floor's sigma too
+                choice = choice.with_floor_sigma(sigma.value)
             rerun = lambda filled: self._denoise_volume(filled, sigma, mask, slab, find_metal=False)  # noqa: E731
             result = self._around_metal(volume, choice, rerun, take) if find_metal else None
             if result is not None:
@@ -890,6 +892,8 @@ class Denoiser:
         frame_axes = 1 if part is None else 0
         if self.auto:
             choice = self.choose(series.frame(0))
+            if isinstance(sigma, NoiseSD):
+                choice = choice.with_floor_sigma(sigma.value)
             rerun = lambda filled: self._denoise_series(filled, sigma, mask, part, find_metal=False)  # noqa: E731
             result = self._around_metal(series, choice, rerun, frames_of) if find_metal else None
             if result is not None:
