@@ -73,3 +73,13 @@ def test_save_noise_map_writes_the_cli_map_beside_the_output(bundle_data, tmp_pa
     np.testing.assert_allclose(np.asarray(written.dataobj), expected, atol=1e-3)
     added = float(np.std(case.noisy.astype(np.float32) - case.clean))
     assert 0.5 * added < float(np.median(expected)) < 1.5 * added
+
+
+def test_noise_sd_reaches_the_inferer_in_image_units():
+    """``--noise_sd 25`` (HU for CT): the inferer hands the Denoiser a NoiseSD, which it converts per scaling; by
+    default the sigma stays ``auto``."""
+    from meddenoiselib.transforms import NoiseSD
+
+    assert _parser().get_parsed_content("inferer").sigma == "auto"
+    assert _parser(noise_sd=25).get_parsed_content("inferer").sigma == NoiseSD(25.0)
+    assert _parser(noise_sd="12.5").get_parsed_content("inferer").sigma == NoiseSD(12.5)
