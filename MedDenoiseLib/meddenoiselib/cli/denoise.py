@@ -909,8 +909,9 @@ def add_parser(sub) -> None:
         type=parse_sigma,
         default="auto",
         help="noise level on the 0-255 scale of the image as the method normalizes it (its intensity range, e.g. "
-        "the noisy file's min-max or percentiles, mapped to 0-255: a sigma measured on another scale must be "
-        "converted), or 'auto' to estimate it from the file (used by baselines and noise-aware models; default)",
+        "the noisy file's min-max or percentiles, mapped to 0-255; a level measured in the image's own units, HU "
+        "for CT, goes in as --noise-sd), or 'auto' to estimate it from the file (used by baselines and noise-aware "
+        "models; default)",
     )
     p.add_argument(
         "--noise-sd",
