@@ -123,9 +123,10 @@ def test_info_reads_the_noise_sd_in_the_image_s_units_for_noise_sd(xray_png, tmp
     path = tmp_path / "xray.nii.gz"
     write_volume(Volume(noisy * units_per_grey_level, spacing=image.spacing), path)
     assert main(["info", str(path), "--json"]) == 0
-    note = json.loads(capsys.readouterr().out)["noise"]
-    assert "what --noise-sd takes" in note
-    assert float(note.split()[0]) == pytest.approx(12.0 * units_per_grey_level, rel=0.08)
+    values = json.loads(capsys.readouterr().out)
+    note = values["noise"]
+    assert "what --noise-sd takes" in note and values["noise_sd_units"] == "image units"
+    assert float(note.split()[0]) == values["noise_sd"] == pytest.approx(12.0 * units_per_grey_level, rel=0.08)
     # a run's report gives the same estimate in the image's units, before and after
     report = tmp_path / "report.json"
     args = ["denoise", str(path), str(tmp_path / "out.nii.gz"), "--model", "median", "--report", str(report), "-q"]

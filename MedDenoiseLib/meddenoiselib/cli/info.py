@@ -190,10 +190,15 @@ def _series_lines(folder: Path) -> list[str]:
     return [f"{s.summary()} -> OUTPUT/{name} with denoise --all-series" for s, name in zip(series, names, strict=True)]
 
 
+#: numbers for scripts (``--json``) that a line of the text output already gives in words
+_JSON_ONLY = ("noise_sd", "noise_sd_units")
+
+
 def _print_info(info: dict, args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(info, indent=2) + "\n")
         return EXIT_OK
+    info = {key: value for key, value in info.items() if key not in _JSON_ONLY}
     width = max(len(k) for k in info)
     for key, value in info.items():
         if key == "dicom":
@@ -207,7 +212,7 @@ def _print_info(info: dict, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _denoising_notes(volume) -> dict[str, str]:
+def _denoising_notes(volume) -> dict:
     """What ``denoise`` will do with this input: the model ``auto`` picks and why (without ``--modality``), a
     resampled input named, a CT's metal left out."""
     from ..inference.auto import choose_model
@@ -236,6 +241,7 @@ def _denoising_notes(volume) -> dict[str, str]:
                 f"{noise['noise_hu']:g} HU in flat body tissue ({noise['noise_hu_blocks']} blocks of 24x24 px on "
                 f"{noise['noise_hu_slices']} slices; the scan's own noise, before denoising)"
             )
+            notes.update(noise_sd=noise["noise_hu"], noise_sd_units="HU")
 
         region = metal_region(volume.array)  # of each frame of a series
         count = 0 if region is None else int(region.sum())
@@ -245,24 +251,25 @@ def _denoising_notes(volume) -> dict[str, str]:
                 "(--metal off denoises them too)"
             )
     elif volume.num_components == 1 and choice.modality != Modality.US:  # speckle has no one SD
-        notes["noise"] = _noise_sd_note(frame, choice)
+        notes.update(_noise_sd_notes(frame, choice))
     return notes
 
 
-def _noise_sd_note(volume, choice) -> str:
+def _noise_sd_notes(volume, choice) -> dict:
     """The noise SD in the image's units, for ``--noise-sd``: a magnitude MR floor's sigma where ``auto`` read one,
-    else a white-noise estimate from the finest detail."""
+    else a white-noise estimate from the finest detail; in words (``noise``) and as a number (``noise_sd``)."""
     from ..evaluation.report import image_noise_sd
 
     if choice.magnitude_floor is not None:
-        return (
-            f"{choice.magnitude_floor.sigma:.4g} (image units; the per-channel sigma of the magnitude floor in the "
-            "background, what --noise-sd takes)"
-        )
-    sd = image_noise_sd(volume)
-    if sd is None:
-        return "none (a constant image)"
-    return f"{sd:.4g} (image units; a white-noise estimate from the finest detail, what --noise-sd takes)"
+        sd = choice.magnitude_floor.sigma
+        text = f"{sd:.4g} (image units; the per-channel sigma of the magnitude floor in the background, what "
+        text += "--noise-sd takes)"
+    else:
+        sd = image_noise_sd(volume)
+        if sd is None:
+            return {"noise": "none (a constant image)"}
+        text = f"{sd:.4g} (image units; a white-noise estimate from the finest detail, what --noise-sd takes)"
+    return {"noise": text, "noise_sd": float(f"{sd:.4g}"), "noise_sd_units": "image units"}
 
 
 def add_parser(sub) -> None:
