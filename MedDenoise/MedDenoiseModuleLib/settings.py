@@ -256,9 +256,10 @@ class DenoiseSettings:
             raise ValueError(f"`model` must be a non-empty name, got {self.model!r}.")
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"`device` must be auto, cpu or cuda, got {self.device!r}.")
-        if self.noise_level is not None and not float(self.noise_level) >= 0:
+        if self.noise_level is not None and not 0 <= float(self.noise_level) <= 255:
             raise ValueError(
-                f"`noise_level` must be non-negative (0-255 scale) or None for auto, got {self.noise_level!r}."
+                f"`noise_level` must be in 0-255 (0-255 scale) or None for auto, got {self.noise_level!r}; an SD in "
+                "the volume's units (HU for CT) goes in as `noise_sd`."
             )
         if self.noise_sd is not None:
             if not (np.isfinite(float(self.noise_sd)) and float(self.noise_sd) > 0):

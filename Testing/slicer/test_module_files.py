@@ -409,6 +409,7 @@ def test_settings_are_checked_with_messages_naming_the_setting():
     assert DenoiseSettings(noise_sd=30.0).sigma == NoiseSD(30.0)  # converted by the library, per scaling
     for kwargs, name in [
         ({"noise_sd": 0.0}, "`noise_sd`"),
+        ({"noise_level": 300.0}, "goes in as `noise_sd`"),
         ({"noise_sd": 20.0, "noise_level": 10.0}, "`noise_level` \\(0-255 scale\\) or as `noise_sd`"),
         ({"device": "gpu"}, "`device`"),
         ({"overlap": 1.0}, "`overlap`"),
