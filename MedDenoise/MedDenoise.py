@@ -995,6 +995,7 @@ class MedDenoiseTest(ScriptedLoadableModuleTest):
         self.test_MedDenoise_geometry_and_noise()
         self.test_MedDenoise_strength_residual_and_mask()
         self.test_MedDenoise_preview()
+        self.test_MedDenoise_noise_sd()
 
     def _prerequisites(self):
         missing = missing_modules()
@@ -1135,6 +1136,27 @@ class MedDenoiseTest(ScriptedLoadableModuleTest):
             task.output_node.GetIJKToRASMatrix(matrix)
             placed = slicer.util.arrayFromVTKMatrix(matrix)
             np.testing.assert_allclose(placed[:, 3], ijkToRas @ np.array([0.0, 0.0, 3.0, 1.0]), atol=1e-6)
+        self.delayDisplay("Test passed")
+
+    def test_MedDenoise_noise_sd(self):
+        self.delayDisplay("Noise level as an SD in the volume's units")
+        if not self._prerequisites():
+            return
+        import numpy as np
+
+        clean, noisy, _, inputVolume = self._phantomNode()  # noise SD 60 in the volume's units
+        logic = MedDenoiseLogic()
+        noisyError = float(np.sqrt(np.mean((noisy - clean) ** 2)))
+        errors = {}
+        for sd in (60.0, 6.0):
+            task = logic.process(
+                inputVolume, None, model="nlm", device="cpu", noiseSD=sd, separateProcess=False, showResult=False
+            )
+            self.assertIs(task.state, TaskState.DONE)
+            denoised = slicer.util.arrayFromVolume(task.output_node).astype(np.float64)
+            errors[sd] = float(np.sqrt(np.mean((denoised - clean) ** 2)))
+        self.assertLess(errors[60.0], 0.6 * noisyError, errors)  # the true SD denoises
+        self.assertGreater(errors[6.0], 0.8 * noisyError, errors)  # a tenth of it leaves the noise
         self.delayDisplay("Test passed")
 
 
