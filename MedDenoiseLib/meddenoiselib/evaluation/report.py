@@ -147,7 +147,8 @@ def image_noise_sd(volume: Volume) -> float | None:
     low, high = float(np.nanmin(scalar)), float(np.nanmax(scalar))
     if high <= low:
         return None
-    return _sigma_0_255(volume, low, high) / 255.0 * (high - low)
+    # the estimator is linear in the values: on the slices as read, in their units, as _sigma_0_255 does it scaled
+    return estimate_sigma(np.nan_to_num(scalar, nan=low))
 
 
 #: slices of a CT volume on which the report measures the noise in flat body tissue

@@ -78,13 +78,18 @@ def series_file_names(series: list[DicomSeries]) -> list[str]:
 def header_value(path: str | Path, keyword: str) -> str:
     """One element of a DICOM file's header by keyword (``"Modality"``), the pixels not read; ``""`` when the file has
     none or cannot be read (best effort: reading the image names the problem)."""
+    return header_values(path, (keyword,))[0]
+
+
+def header_values(path: str | Path, keywords: tuple[str, ...]) -> tuple[str, ...]:
+    """:func:`header_value` of several keywords, the file read once."""
     import pydicom
 
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[keyword])
-        return str(getattr(ds, keyword, "") or "")
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(keywords))
+        return tuple(str(getattr(ds, keyword, "") or "") for keyword in keywords)
     except Exception:  # noqa: BLE001 - best effort; whoever reads the image reports what is wrong with it
-        return ""
+        return ("",) * len(keywords)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -112,15 +117,8 @@ def list_dicom_series(folder: str | Path) -> list[DicomSeries]:
     for uid, files in listed:
         if not files:
             continue
-        series.append(
-            DicomSeries(
-                uid=uid,
-                files=files,
-                modality=header_value(files[0], "Modality"),
-                description=header_value(files[0], "SeriesDescription"),
-                number=header_value(files[0], "SeriesNumber"),
-            )
-        )
+        modality, description, number = header_values(files[0], ("Modality", "SeriesDescription", "SeriesNumber"))
+        series.append(DicomSeries(uid=uid, files=files, modality=modality, description=description, number=number))
     series.sort(key=lambda s: len(s.files), reverse=True)
     return series
 
