@@ -11,8 +11,12 @@ from ..blend import residual
 from ..io.provenance import resampling_sign
 from ..io.series import VolumeSeries
 from ..io.volume import Volume
-from ..transforms.estimate import estimate_sigma, flat_tissue_noise, sampled_slice_indices
-from ..transforms.intensity import IntensityScaling
+from ..transforms.estimate import (
+    estimate_sigma,
+    estimate_sigma_before_after,
+    flat_tissue_noise,
+    sampled_slice_indices,
+)
 from ..transforms.noise.apply import BODY_THRESHOLD_HU
 
 __all__ = [
@@ -128,13 +132,14 @@ def _residual_statistics(noisy: Volume, denoised: Volume) -> tuple[list[float], 
     return before_range, after_range, mean, float(np.sqrt(squares / max(count, 1))), correlation
 
 
-def _sigma_0_255(volume: Volume, low: float, high: float) -> float:
-    """:func:`estimate_sigma` of the scalar image min-max scaled by (low, high), on the 0-255 scale; only the
-    slices the estimator reads are scaled."""
-    scaling = IntensityScaling(low=low, high=high if high > low else low + 1.0, dtype="float32", mode="minmax")
-    scalar = _scalar(volume, sampled_slice_indices(volume.array.shape[0]))
-    # voxels without data (NaN) read as the range's low end: the wavelet MAD is robust to the few edges this makes
-    return estimate_sigma(scaling.apply(np.nan_to_num(scalar, nan=low))) * 255.0
+def _noise_before_after(noisy: Volume, denoised: Volume, low: float) -> tuple[float, float]:
+    """:func:`estimate_sigma_before_after` of the scalar images' sampled slices, in the image's units; voxels
+    without data (NaN) read as ``low``, the noisy image's minimum (the wavelet MAD is robust to the few edges this
+    makes)."""
+    indices = sampled_slice_indices(noisy.array.shape[0])
+    before = np.nan_to_num(_scalar(noisy, indices), nan=low)
+    after = np.nan_to_num(_scalar(denoised, indices), nan=low)
+    return estimate_sigma_before_after(before, after)
 
 
 def image_noise_sd(volume: Volume) -> float | None:
@@ -147,7 +152,7 @@ def image_noise_sd(volume: Volume) -> float | None:
     low, high = float(np.nanmin(scalar)), float(np.nanmax(scalar))
     if high <= low:
         return None
-    # the estimator is linear in the values: on the slices as read, in their units, as _sigma_0_255 does it scaled
+    # the estimator is linear in the values: on the slices as read, in their units
     return estimate_sigma(np.nan_to_num(scalar, nan=low))
 
 
@@ -208,8 +213,9 @@ def ct_body_noise_estimate(volume: Volume) -> dict[str, Any]:
 def denoising_report(noisy: Volume, denoised: Volume, method: str, seconds: float, device: str) -> dict[str, Any]:
     """Reference-free numbers for a run: noise estimates before and after, residual statistics, runtime.
 
-    Noise levels are wavelet-MAD estimates (see :func:`~meddenoiselib.transforms.estimate_sigma`) on the input's
-    min-max normalized scale, reported on the 0-255 scale, so runs on different scans compare, and in the image's
+    Noise levels are wavelet-MAD estimates, before and after on the same coefficients (those the input's estimate
+    reads: :func:`~meddenoiselib.transforms.estimate.estimate_sigma_before_after`), on the input's min-max range
+    reported as a 0-255 scale, so runs on different scans compare, and in the image's
     own units (``noise_sd_before`` / ``_after``: what ``--noise-sd`` takes; for CT the flat-tissue HU of
     :func:`ct_body_noise` are the better measure of its correlated noise). The statistics
     are computed a few slices at a time: the report adds little memory to a run on a large volume.
@@ -222,8 +228,10 @@ def denoising_report(noisy: Volume, denoised: Volume, method: str, seconds: floa
         device: the device used.
     """
     before_range, after_range, mean, std, correlation = _residual_statistics(noisy, denoised)
-    before, after = _sigma_0_255(noisy, *before_range), _sigma_0_255(denoised, *before_range)
-    units_per_255 = (before_range[1] - before_range[0]) / 255.0  # the same estimates in the image's units
+    before_sd, after_sd = _noise_before_after(noisy, denoised, before_range[0])
+    # the 0-255 scale is the input's min-max range (a constant input: a range of 1)
+    units_per_255 = max(before_range[1] - before_range[0], 0.0) / 255.0 or 1.0 / 255.0
+    before, after = before_sd / units_per_255, after_sd / units_per_255
     return {
         "method": method,
         "device": device,
@@ -232,8 +240,8 @@ def denoising_report(noisy: Volume, denoised: Volume, method: str, seconds: floa
         "dtype": str(noisy.array.dtype),
         "noise_sigma_before_0_255": round(before, 3),
         "noise_sigma_after_0_255": round(after, 3),
-        "noise_sd_before": float(f"{before * units_per_255:.4g}"),
-        "noise_sd_after": float(f"{after * units_per_255:.4g}"),
+        "noise_sd_before": float(f"{before_sd:.4g}"),
+        "noise_sd_after": float(f"{after_sd:.4g}"),
         "residual_std": round(std, 4),
         "residual_mean": round(mean, 4),
         "residual_neighbour_correlation": round(correlation, 4),

@@ -18,6 +18,7 @@ import numpy as np
 
 __all__ = [
     "estimate_sigma",
+    "estimate_sigma_before_after",
     "estimate_sigma_per_slice",
     "estimate_noise",
     "NoiseEstimate",
@@ -142,6 +143,39 @@ def estimate_sigma(array: np.ndarray, max_slices: int = 32) -> float:
     values = np.array([_mad_sigma_2d(s) for s in _sample_slices(array, max_slices)])
     values = values[values > 0]
     return float(np.median(values)) if values.size else 0.0
+
+
+def estimate_sigma_before_after(noisy: np.ndarray, denoised: np.ndarray, max_slices: int = 32) -> tuple[float, float]:
+    """:func:`estimate_sigma` of an image before and after denoising, both on the wavelet coefficients the noisy
+    image's estimate reads.
+
+    Each image left to choose its own coefficients compares different parts of it: a denoiser that sets air to the
+    image's minimum (magnitude MR after the removal of its noise floor, a masked background) takes that air out of
+    the denoised image's estimate, which then reads the anatomy's finest detail instead (the sample MR head, 4 x 4 x
+    5 mm: 7.46 -> 8.99 on its own coefficients, 7.46 -> 2.58 on the noisy image's).
+
+    Args:
+        noisy: ``(Y, X)`` or ``(Z, Y, X)`` image, any units. denoised: the same shape and units.
+        max_slices: the most slices of a volume to look at. Defaults to 32.
+
+    Returns:
+        ``(before, after)``: the medians over the slices whose noisy estimate is above 0, in the images' units
+        (``(0.0, 0.0)`` when none is).
+    """
+    if np.shape(noisy) != np.shape(denoised):
+        raise ValueError(f"`noisy` {np.shape(noisy)} and `denoised` {np.shape(denoised)} differ in shape.")
+    pairs = []
+    for before_slice, after_slice in zip(
+        _sample_slices(noisy, max_slices), _sample_slices(denoised, max_slices), strict=True
+    ):
+        band, used = noise_band(before_slice)
+        before = mad_sigma(band[used])
+        if before > 0:
+            pairs.append((before, mad_sigma(finest_diagonal_band(after_slice)[used])))
+    if not pairs:
+        return 0.0, 0.0
+    before, after = np.median(np.array(pairs), axis=0)
+    return float(before), float(after)
 
 
 @dataclass(frozen=True)
