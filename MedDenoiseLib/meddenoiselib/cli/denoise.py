@@ -992,7 +992,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--format",
-        choices=["nifti", "nrrd", "mgh", "metaimage", "png", "tiff"],
+        choices=["nifti", "nrrd", "mgh", "metaimage", "png", "tiff", "npy"],
         help="output format for folder inputs (default: same as each input)",
     )
     p.add_argument("--series-uid", help="DICOM SeriesInstanceUID to read when a folder holds several series")

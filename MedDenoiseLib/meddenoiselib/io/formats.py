@@ -39,6 +39,7 @@ _SUFFIXES: dict[str, str] = {
     ".dcm": "dicom-file",
     ".dicom": "dicom-file",
     ".ima": "dicom-file",
+    ".npy": "npy",  # a NumPy array: no geometry (1 mm voxels at the origin), axes (Z, Y, X)
 }
 
 #: formats that hold a single 2D image (TIFF may hold several pages, so it is not listed here).
@@ -58,6 +59,7 @@ _DEFAULT_SUFFIX = {
     "jpeg": ".jpg",
     "bmp": ".bmp",
     "dicom-file": ".dcm",
+    "npy": ".npy",
 }
 
 
@@ -93,6 +95,7 @@ _DISPLAY_NAMES = {
     "bmp": "BMP",
     "dicom-file": "DICOM",
     "dicom-series": "DICOM series",
+    "npy": "NumPy .npy",
 }
 
 

@@ -330,8 +330,8 @@ def plan_output(
             fmt = "dicom-series"
         else:
             raise OutputError(
-                f"{label}: cannot tell the output format from the name; use .nii.gz, .nrrd, .mha, .png, .tif or .dcm "
-                "(a folder name is only valid for DICOM input)"
+                f"{label}: cannot tell the output format from the name; use .nii.gz, .nrrd, .mha, .png, .tif, .npy or "
+                ".dcm (a folder name is only valid for DICOM input)"
             )
     if fmt == "nifti" and path.name.lower().endswith((".hdr", ".hdr.gz")):
         raise OutputError(f"{label}: NIfTI pairs (.hdr/.img) are read, not written; write .nii or .nii.gz")

@@ -22,6 +22,7 @@ from .formats import IMAGE_2D_FORMATS, as_path, detect_format, format_name
 from .itk_messages import c_stderr_logged, itk_messages_logged, itk_reason
 from .limits import Encoding, check_claimed_size
 from .nibabel_formats import NIBABEL_FORMATS, probe_nibabel
+from .npy import probe_npy
 from .raster import (
     GREY,
     GREY_ALPHA,
@@ -131,6 +132,8 @@ def probe_volume(path: str | Path, series_uid: str | None = None, max_bytes: int
             return _probe_dicom_file(path, fmt is not None, series_uid, max_bytes)
         if fmt == "tiff":
             return _probe_tiff(path, max_bytes)
+        if fmt == "npy":
+            return _probe_npy(path, max_bytes)
         return _probe_with_sitk(path, fmt, max_bytes)
     except MedDenoiseError:
         raise
@@ -364,6 +367,24 @@ def _probe_tiff(path: Path, max_bytes: int | None) -> VolumeHeader:
         files=(label,),
         nbytes=nbytes,
         mask_kind=mask_kind,
+    )
+
+
+def _probe_npy(path: Path, max_bytes: int | None) -> VolumeHeader:
+    layout = probe_npy(path)
+    label = str(path)
+    stored = layout.shape + ((layout.components,) if layout.components > 1 else ())
+    nbytes = check_claimed_size(label, stored, layout.dtype, max_bytes=max_bytes)  # np.load checked the file's size
+    return VolumeHeader(
+        path=label,
+        format="npy",
+        shape=layout.shape,
+        components=layout.components,
+        dtype=layout.dtype,
+        is_2d=layout.is_2d,
+        files=(label,),
+        nbytes=nbytes,
+        mask_kind="a boolean array, a mask" if layout.dtype == np.bool_ else "",
     )
 
 

@@ -18,6 +18,7 @@ from .dicom import read_dicom_stack
 from .formats import IMAGE_2D_FORMATS
 from .itk_messages import c_stderr_logged, itk_messages_logged
 from .nibabel_formats import NIBABEL_FORMATS, load_nibabel, nibabel_metadata, nibabel_voxels
+from .npy import read_npy
 from .probe import VolumeHeader, four_d_error, probe_volume, sitk_read_error
 from .provenance import SFORM_CODE_KEY
 from .raster import GREY_ALPHA, decode_png, png_header
@@ -38,7 +39,8 @@ def read_volume(path: str | Path, series_uid: str | None = None, max_bytes: int 
     ``.mha``/``.mhd``, FreeSurfer ``.mgz``/``.mgh``, Philips ``.PAR`` (with its ``.REC``), MINC ``.mnc`` (MINC 2
     needs h5py), a folder holding a DICOM series (the largest series, or the one named by ``series_uid``),
     a single DICOM file (2D or multi-frame), and 2D ``.png``/``.tif``/``.jpg``/``.bmp`` images (grayscale or RGB;
-    multi-page TIFF reads as a volume).
+    multi-page TIFF reads as a volume), and NumPy ``.npy`` arrays (``(Y, X)`` or ``(Z, Y, X)``, colour last;
+    no geometry: :mod:`.npy`).
 
     DICOM values are physical: Rescale Slope/Intercept (per frame for enhanced objects) or RT Dose Grid Scaling
     applied, MONOCHROME1 inverted within its range so that high values are bright (written back inverted, so
@@ -73,6 +75,9 @@ def read_volume(path: str | Path, series_uid: str | None = None, max_bytes: int 
             volume = _read_nibabel(Path(label), header)
         elif header.format == "tiff":
             volume = _read_tiff(Path(label), header)
+        elif header.format == "npy":
+            array, layout = read_npy(label)
+            volume = Volume(array, source=SourceInfo(path=label, format="npy", is_2d=layout.is_2d))
         else:
             volume = _read_with_sitk(Path(label), header)
     except MedDenoiseError:

@@ -1,4 +1,5 @@
-"""Writing volumes safely in the input's format: NIfTI, NRRD, MGH / MGZ, MetaImage, 2D images, derived DICOM.
+"""Writing volumes safely in the input's format: NIfTI, NRRD, MGH / MGZ, MetaImage, 2D images, NumPy .npy,
+derived DICOM.
 
 Every write is planned first (:func:`~.outputs.plan_output`: format, room, collisions, existing files), then
 written through temporaries (:mod:`.atomic`): a failure or a signal leaves either the previous file or the new one,
@@ -22,6 +23,7 @@ from .dicom_write import write_derived_dicom
 from .formats import IMAGE_2D_FORMATS, as_path
 from .nibabel_formats import save_mgh
 from .nifti import sheared_grid_warning, stored_like_source
+from .npy import write_npy
 from .outputs import ImageSpec, PlannedOutput, plan_output, refuse_read_only
 from .tiff import write_tiff
 from .volume import Volume
@@ -46,7 +48,7 @@ def output_format_for(path: str | Path, volume: Volume) -> str:
     if volume.source.format in ("dicom-series", "dicom-file") and volume.source.dicom_files:
         return "dicom-series"
     raise OutputError(
-        f"{path}: cannot tell the output format from the name; use .nii.gz, .nrrd, .mha, .png, .tif or .dcm "
+        f"{path}: cannot tell the output format from the name; use .nii.gz, .nrrd, .mha, .png, .tif, .npy or .dcm "
         "(a folder name is only valid for DICOM input)"
     )
 
@@ -114,6 +116,8 @@ def write_volume(
             _write_mgh(volume, path)
         elif plan.format == "tiff":
             _write_tiff(volume, path, compress)
+        elif plan.format == "npy":
+            _write_npy(volume, path)
         else:
             _write_with_sitk(volume, plan, compress)
     except MedDenoiseError:
@@ -236,6 +240,21 @@ def _write_tiff(volume: Volume, path: Path, compress: bool) -> None:
     is_2d = volume.source.is_2d and volume.shape[0] == 1
     with atomic_file(path, suffix=path.suffix) as temporary:
         write_tiff(_sitk_array(volume), volume.spacing, metadata, is_2d, temporary, compress, volume.source.path)
+
+
+def _write_npy(volume: Volume, path: Path) -> None:
+    """Write ``.npy``, which holds the pixels only: geometry other than 1 mm voxels at the origin is said lost."""
+    spacing, origin, direction = volume.spacing, volume.origin, volume.direction
+    unit_grid = np.allclose(spacing, 1.0) and np.allclose(origin, 0.0) and np.allclose(direction, np.eye(3))
+    if not unit_grid and volume.source.format != "npy":
+        logger.warning(
+            "%s: a .npy file keeps the pixels only, not the voxel size %s mm, position or orientation; write .nii.gz "
+            "or .nrrd to keep them",
+            path,
+            "x".join(f"{s:g}" for s in volume.spacing),
+        )
+    with atomic_file(path, suffix=".npy") as temporary:
+        write_npy(_sitk_array(volume), volume.source.is_2d, temporary)
 
 
 def _write_nifti(volume: Volume, path: Path, keep_storage: bool = True) -> None:
