@@ -127,7 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     previous_capture = capture_c_stderr(in_main_thread)
     try:
-        with warnings.catch_warnings():
+        from ..io.dicom import dicom_listings_kept
+
+        # a command lists a DICOM folder's series to plan, then probes and reads each: GDCM scans it once
+        with warnings.catch_warnings(), dicom_listings_kept():
             if not args.debug:
                 # third-party warnings about odd headers are for developers; problems reach users as errors
                 warnings.simplefilter("ignore")
