@@ -112,3 +112,18 @@ def test_writing_geometry_to_npy_says_it_is_lost_and_a_folder_finds_npy_files(tm
     assert main(["denoise", str(folder), str(out), "--model", "median", "--report", str(report), "-q"]) == 0
     assert np.load(out / "a.npy").shape == (1, 64, 64)
     assert json.loads((tmp_path / "a.json").read_text())["method"] == "median"
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd"])
+def test_half_floats_are_written_as_float32_where_the_format_has_no_float16(tmp_path, ct_crop, suffix):
+    """A float16 array (a mixed-precision pipeline's output) written as NIfTI failed ('data dtype float16 not
+    supported'); NIfTI and ITK's formats get float32, which holds each value exactly; .npy keeps float16."""
+    np.save(tmp_path / "half.npy", ct_crop.astype(np.float16))
+    image = read_volume(tmp_path / "half.npy")
+    assert image.array.dtype == np.float16
+    write_volume(image, tmp_path / f"out{suffix}")
+    written = read_volume(tmp_path / f"out{suffix}")
+    assert written.array.dtype == np.float32
+    np.testing.assert_array_equal(written.array, image.array.astype(np.float32))
+    write_volume(image, tmp_path / "out.npy")
+    assert np.load(tmp_path / "out.npy").dtype == np.float16

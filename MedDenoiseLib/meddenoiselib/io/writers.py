@@ -165,6 +165,8 @@ def volume_to_sitk(volume: Volume, as_2d: bool | None = None) -> sitk.Image:
     if as_2d is None:
         as_2d = volume.source.is_2d and volume.shape[0] == 1 and in_plane_direction(volume.direction) is not None
     array = _sitk_array(volume)
+    if array.dtype == np.float16:
+        array = array.astype(np.float32)  # ITK has no half floats; float32 holds every float16 value exactly
     is_vector = array.ndim == 4
     if as_2d:
         image = sitk.GetImageFromArray(array[0], isVector=is_vector)
@@ -265,6 +267,8 @@ def _write_nifti(volume: Volume, path: Path, keep_storage: bool = True) -> None:
     array = volume.array
     if array.dtype == np.bool_:
         array = array.astype(np.uint8)
+    if array.dtype == np.float16:
+        array = array.astype(np.float32)  # NIfTI has no half floats; float32 holds every float16 value exactly
     if not array.dtype.isnative:
         array = array.astype(array.dtype.newbyteorder("="))
     data = np.transpose(array, (2, 1, 0))  # (z, y, x) -> nibabel (x, y, z)
