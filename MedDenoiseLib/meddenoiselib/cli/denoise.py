@@ -443,11 +443,16 @@ def _write_report(denoiser, job: _Job, noisy, result, measured: dict, args: argp
     write_text_atomic(job.report.path, json.dumps(values, indent=2) + "\n")
     if "noise_before_hu" in values:
         logger.info(
-            "  noise in flat body tissue %.1f -> %.1f HU (%d blocks of 24x24 px)",
+            "  noise in flat body tissue %.1f -> %.1f HU (%d blocks of 24x24 px); finest detail %.2f -> %.2f on the "
+            "0-255 scale; report %s",
             values["noise_before_hu"],
             values["noise_after_hu"],
             values["noise_hu_blocks"],
+            values["noise_sigma_before_0_255"],
+            values["noise_sigma_after_0_255"],
+            job.report.path,
         )
+        return
     logger.info(
         "  noise estimate %.4g -> %.4g (image units; %.2f -> %.2f on the 0-255 scale); report %s",
         values["noise_sd_before"],
