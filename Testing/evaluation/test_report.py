@@ -11,36 +11,37 @@ from meddenoiselib.io import read_volume
 from meddenoiselib.transforms.estimate import estimate_sigma, estimate_sigma_before_after
 
 
-def test_before_and_after_are_read_on_the_noisy_image_s_coefficients(ct_crop):
-    """A denoiser that sets the background to the minimum must not move the after-estimate onto the anatomy: on a
-    real CT crop with white noise, an 'output' that keeps the noise but zeroes the left half reads the same noise
-    (the noisy image's coefficients, half of them now 0, give a lower median) instead of only the right half's."""
+def test_before_and_after_are_read_where_both_images_hold_signal(ct_crop):
+    """A real CT crop with white noise of 20: an output that clears the left half to (nearly) the minimum, as the
+    removal of magnitude MR's floor clears air, and keeps the right half's noise reads the same noise after as before
+    (the noisy image's coefficients alone would read half of them as noise-free); smoothing the right half lowers it."""
+    from scipy import ndimage
+
     rng = np.random.default_rng(0)
     noisy = ct_crop * 1000.0 + rng.normal(0.0, 20.0, ct_crop.shape)
-    half_cleared = noisy.copy()
-    half_cleared[:, :64] = noisy.min()
-    before, after = estimate_sigma_before_after(noisy, half_cleared)
-    assert before == pytest.approx(estimate_sigma(noisy))
-    assert before == pytest.approx(20.0, rel=0.1)
-    # on its own coefficients the cleared image would read the right half's noise, as high as before
-    assert estimate_sigma(half_cleared) == pytest.approx(before, rel=0.15)
-    assert after < 0.75 * before
-    assert estimate_sigma_before_after(noisy, noisy) == pytest.approx((before, before))
+    cleared = noisy.copy()
+    cleared[:, :64] = noisy.min() + rng.uniform(0.0, 1e-3 * np.ptp(noisy), (128, 64))
+    before, after = estimate_sigma_before_after(noisy, cleared)
+    assert before == pytest.approx(20.0, rel=0.15)
+    assert after == pytest.approx(before, rel=0.1)
+    smoothed = cleared.copy()
+    smoothed[:, 64:] = ndimage.gaussian_filter(noisy, 2.0)[:, 64:]
+    assert estimate_sigma_before_after(noisy, smoothed)[1] < 0.3 * before
+    assert estimate_sigma_before_after(noisy, noisy) == pytest.approx((estimate_sigma(noisy),) * 2)
     with pytest.raises(ValueError, match="differ in shape"):
         estimate_sigma_before_after(noisy, noisy[:-1])
 
 
 def test_magnitude_mr_report_reads_less_noise_after_the_floor_s_removal(mr_nifti):
     """The bundled MR head (4 x 4 x 5 mm, 2-coil floor of sigma ~6): the floor's removal sets the air to 0, the
-    image's minimum; the after-estimate read on its own coefficients left the air out and read the head's finest
-    anatomy, 7.5 -> 9.0, a rise in noise that a user reads in every run's log. On the input's coefficients it falls."""
+    image's minimum; each image's estimate on its own coefficients left the air out of the denoised one only, 7.5 ->
+    9.0, a rise in noise that a user read in every run's log. Compared where both hold signal it falls."""
     noisy = read_volume(mr_nifti)
     denoiser = Denoiser()
     denoised = denoiser.denoise(noisy)
     values = run_report(denoiser, noisy, denoised)
     assert values["modality"] == "mr"
-    assert values["noise_sd_before"] == pytest.approx(7.46, abs=0.05)
-    assert values["noise_sd_after"] < 0.5 * values["noise_sd_before"]
+    assert values["noise_sd_after"] < 0.8 * values["noise_sd_before"]
     scale = (values["value_range_before"][1] - values["value_range_before"][0]) / 255.0
     assert values["noise_sigma_before_0_255"] == pytest.approx(values["noise_sd_before"] / scale, rel=1e-3)
 

@@ -213,8 +213,8 @@ def ct_body_noise_estimate(volume: Volume) -> dict[str, Any]:
 def denoising_report(noisy: Volume, denoised: Volume, method: str, seconds: float, device: str) -> dict[str, Any]:
     """Reference-free numbers for a run: noise estimates before and after, residual statistics, runtime.
 
-    Noise levels are wavelet-MAD estimates, before and after on the same coefficients (those the input's estimate
-    reads: :func:`~meddenoiselib.transforms.estimate.estimate_sigma_before_after`), on the input's min-max range
+    Noise levels are wavelet-MAD estimates, before and after on the same coefficients (where both images hold signal:
+    :func:`~meddenoiselib.transforms.estimate.estimate_sigma_before_after`), on the input's min-max range
     reported as a 0-255 scale, so runs on different scans compare, and in the image's
     own units (``noise_sd_before`` / ``_after``: what ``--noise-sd`` takes; for CT the flat-tissue HU of
     :func:`ct_body_noise` are the better measure of its correlated noise). The statistics

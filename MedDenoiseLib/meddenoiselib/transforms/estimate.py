@@ -38,6 +38,9 @@ FLAT_SHARE = 0.2
 DCT_BLOCK = 8
 #: flat-region sigma above this multiple of the wavelet sigma means the noise is correlated (low-pass).
 CORRELATED_RATIO = 1.3
+#: a denoised image's background (magnitude MR's air after its floor's removal) reaches this fraction of its range
+#: above the minimum: dipy's T1 slice, 79 % air, after ``auto``: median 1e-4, 90th percentile 6.5e-4 of the range
+DENOISED_BACKGROUND_TOLERANCE = 0.002
 #: the fewest coefficients outside a masked background that a slice's wavelet estimate is taken from (else from all)
 MIN_UNMASKED_COEFFICIENTS = 64
 
@@ -51,7 +54,7 @@ def finest_diagonal_band(image: np.ndarray) -> np.ndarray:
     return diagonal
 
 
-def unmasked_coefficients(image: np.ndarray) -> np.ndarray:
+def unmasked_coefficients(image: np.ndarray, tolerance: float = 0.0) -> np.ndarray:
     """Which coefficients of :func:`finest_diagonal_band` see anything but a masked background: boolean, the band's
     shape; False where the coefficient's whole 4x4-pixel support is at the image's minimum.
 
@@ -59,13 +62,17 @@ def unmasked_coefficients(image: np.ndarray) -> np.ndarray:
     or scanner-masked MR, the black surround of an ultrasound sector, CT padding outside the field of view). Where
     that background fills half of a slice, the median of the band is 0 and so would the noise estimate be (MR_Gd,
     two-thirds zeros: 3.9 instead of 11.3). Only the minimum is left out: flat regions at other values stay in, so
-    that a noise-free piecewise-constant image (a phantom) keeps a median of 0 rather than its edges'."""
+    that a noise-free piecewise-constant image (a phantom) keeps a median of 0 rather than its edges'.
+
+    ``tolerance``: the background reaches this fraction of the image's range above its minimum (a denoised image's
+    air, near but not at 0). Defaults to 0 (exactly the minimum)."""
     image = np.asarray(image)
     band_shape = ((image.shape[0] + 1) // 2, (image.shape[1] + 1) // 2)
     # coefficient (i, j) of the periodized db2 transform reads pixels 2i-1..2i+2, 2j-1..2j+2, wrapping around
     padded = np.pad(image, ((1, 2 + image.shape[0] % 2), (1, 2 + image.shape[1] % 2)), mode="wrap")
     windows = np.lib.stride_tricks.sliding_window_view(padded, (4, 4))[::2, ::2]
-    unmasked = windows.max(axis=(2, 3)) > image.min()
+    floor = image.min() + (tolerance * float(np.ptp(image)) if tolerance > 0 else 0.0)
+    unmasked = windows.max(axis=(2, 3)) > floor
     return unmasked[: band_shape[0], : band_shape[1]]
 
 
@@ -146,13 +153,16 @@ def estimate_sigma(array: np.ndarray, max_slices: int = 32) -> float:
 
 
 def estimate_sigma_before_after(noisy: np.ndarray, denoised: np.ndarray, max_slices: int = 32) -> tuple[float, float]:
-    """:func:`estimate_sigma` of an image before and after denoising, both on the wavelet coefficients the noisy
-    image's estimate reads.
+    """:func:`estimate_sigma` of an image before and after denoising, both on the same wavelet coefficients: those
+    that see anything but a masked background (:func:`unmasked_coefficients`) in both images, the denoised image's
+    background allowed :data:`DENOISED_BACKGROUND_TOLERANCE` of its range.
 
     Each image left to choose its own coefficients compares different parts of it: a denoiser that sets air to the
-    image's minimum (magnitude MR after the removal of its noise floor, a masked background) takes that air out of
-    the denoised image's estimate, which then reads the anatomy's finest detail instead (the sample MR head, 4 x 4 x
-    5 mm: 7.46 -> 8.99 on its own coefficients, 7.46 -> 2.58 on the noisy image's).
+    image's minimum (magnitude MR after the removal of its noise floor) takes that air out of the denoised image's
+    estimate but not out of the noisy one's, whose air holds the floor's noise. dipy's T1 slice with Rician noise of
+    sigma 0.041 (the noise's true SD over the head 0.043), denoised by ``auto``: 0.037 -> 0.0027 here, 0.029 ->
+    0.00003 on the noisy image's own coefficients (mostly air, ~0 after). The sample MR head (4 x 4 x 5 mm): 16.4 ->
+    12.0 here, 7.5 -> 9.0 with each image's own coefficients; its finest detail is mostly anatomy (floor sigma 6).
 
     Args:
         noisy: ``(Y, X)`` or ``(Z, Y, X)`` image, any units. denoised: the same shape and units.
@@ -168,10 +178,13 @@ def estimate_sigma_before_after(noisy: np.ndarray, denoised: np.ndarray, max_sli
     for before_slice, after_slice in zip(
         _sample_slices(noisy, max_slices), _sample_slices(denoised, max_slices), strict=True
     ):
-        band, used = noise_band(before_slice)
+        band, after_band = finest_diagonal_band(before_slice), finest_diagonal_band(after_slice)
+        used = unmasked_coefficients(before_slice) & unmasked_coefficients(after_slice, DENOISED_BACKGROUND_TOLERANCE)
+        if np.count_nonzero(used) < MIN_UNMASKED_COEFFICIENTS:
+            used = np.ones_like(used)
         before = mad_sigma(band[used])
         if before > 0:
-            pairs.append((before, mad_sigma(finest_diagonal_band(after_slice)[used])))
+            pairs.append((before, mad_sigma(after_band[used])))
     if not pairs:
         return 0.0, 0.0
     before, after = np.median(np.array(pairs), axis=0)
