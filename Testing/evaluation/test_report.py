@@ -41,9 +41,13 @@ def test_magnitude_mr_report_reads_less_noise_after_the_floor_s_removal(mr_nifti
     denoised = denoiser.denoise(noisy)
     values = run_report(denoiser, noisy, denoised)
     assert values["modality"] == "mr"
-    assert values["noise_sd_after"] < 0.8 * values["noise_sd_before"]
-    scale = (values["value_range_before"][1] - values["value_range_before"][0]) / 255.0
-    assert values["noise_sigma_before_0_255"] == pytest.approx(values["noise_sd_before"] / scale, rel=1e-3)
+    assert values["noise_sigma_after_0_255"] < 0.8 * values["noise_sigma_before_0_255"]
+    # in the image's units the noise is the floor's sigma, as `info` gives it and --noise-sd takes it
+    assert denoiser.last_report.floor_sigma == pytest.approx(6.0, abs=0.1)
+    assert values["noise_sd_before"] == pytest.approx(denoiser.last_report.floor_sigma, rel=1e-3)
+    assert values["noise_sd_measure"].startswith("the magnitude floor's sigma")
+    share = values["noise_sigma_after_0_255"] / values["noise_sigma_before_0_255"]
+    assert values["noise_sd_after"] == pytest.approx(values["noise_sd_before"] * share, rel=0.01)
 
 
 def test_ct_report_gives_the_noise_sd_in_hu_that_info_gives_and_noise_sd_takes(ct_series_dir, capsys):

@@ -454,9 +454,10 @@ def _write_report(denoiser, job: _Job, noisy, result, measured: dict, args: argp
         )
         return
     logger.info(
-        "  noise estimate %.4g -> %.4g (image units; %.2f -> %.2f on the 0-255 scale); report %s",
+        "  noise estimate %.4g -> %.4g (image units: %s; %.2f -> %.2f on the 0-255 scale); report %s",
         values["noise_sd_before"],
         values["noise_sd_after"],
+        values["noise_sd_measure"],
         values["noise_sigma_before_0_255"],
         values["noise_sigma_after_0_255"],
         job.report.path,

@@ -264,7 +264,8 @@ def run_report(denoiser, noisy: Volume | VolumeSeries, denoised: Volume | Volume
     What ``denoise --report`` writes and the Slicer module shows: :func:`denoising_report` (over all frames of a
     series), the modality, which model ``auto`` chose and why, the noise level the method used and, for a series,
     the number of frames; for CT, the noise in flat body tissue before and after in HU (:func:`ct_body_noise`), which
-    is then also ``noise_sd_before`` / ``_after`` (``noise_sd_measure`` says which measure they are); why
+    is then also ``noise_sd_before`` / ``_after`` (``noise_sd_measure`` says which measure they are), as for
+    magnitude MR the floor's sigma is (the share of the finest detail's noise left scaling it after); why
     the input looks resampled, when its header says so (:func:`~meddenoiselib.io.provenance.resampling_sign`).
     """
     report = denoiser.last_report
@@ -297,6 +298,15 @@ def run_report(denoiser, noisy: Volume | VolumeSeries, denoised: Volume | Volume
         if report.frames:
             values["dicom_frames"] = report.frames
     values["noise_sd_measure"] = "finest detail (a white-noise estimate)"
+    if report is not None and report.floor_sigma and values["noise_sd_before"] > 0:
+        # magnitude MR: the noise is the floor's sigma (what `info` gives and --noise-sd takes); the finest detail
+        # mixes it with anatomy (the sample head: 16.4 for a floor of 6.0), so only its share left is used
+        left = values["noise_sd_after"] / values["noise_sd_before"]
+        values.update(
+            noise_sd_before=float(f"{report.floor_sigma:.4g}"),
+            noise_sd_after=float(f"{report.floor_sigma * left:.4g}"),
+            noise_sd_measure="the magnitude floor's sigma (after: times the share of the finest detail left)",
+        )
     if report is not None and report.modality == "ct":
         body = ct_body_noise(noisy_frames, denoised_frames)
         values.update(body)

@@ -189,6 +189,8 @@ class DenoiseReport:
         frames: for a DICOM volume whose slices are the frames of a series (several images at every position,
             enhanced files, Siemens mosaics), how they were grouped into the 4D series that was denoised (else
             empty).
+        floor_sigma: for magnitude MR whose noise floor ``auto`` removed, the floor's per-channel sigma in the
+            image's units (read from its air, or given as a :class:`~meddenoiselib.transforms.NoiseSD`); else None.
     """
 
     method: str
@@ -209,6 +211,7 @@ class DenoiseReport:
     metal_voxels: int = 0
     preview: str = ""
     frames: str = ""
+    floor_sigma: float | None = None
 
     def described_method(self, requested: str) -> str:
         """What denoised the volume, for a sidecar or provenance record: ``requested`` (the Denoiser's ``method``)
@@ -754,6 +757,7 @@ class Denoiser:
                 self._active = None
             self.last_report.choice = choice.describe()
             if choice.magnitude_floor is not None:
+                self.last_report.floor_sigma = choice.magnitude_floor.sigma
                 noisy = take(volume.array)
                 array = self._remove_magnitude_floor(noisy, result.array, choice.magnitude_floor, slab is not None)
                 result = result.with_array(array if inside is None else apply_mask(noisy, array, take(inside)))
@@ -909,6 +913,7 @@ class Denoiser:
                 self._active = None
             self.last_report.choice = choice.describe()
             if choice.magnitude_floor is not None:
+                self.last_report.floor_sigma = choice.magnitude_floor.sigma
                 noisy = frames_of(series.array)
                 array = self._remove_magnitude_floor(noisy, result.array, choice.magnitude_floor, True)
                 if inside is not None:
