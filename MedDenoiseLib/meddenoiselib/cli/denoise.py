@@ -104,6 +104,8 @@ class _Job:
     shared_read: dict | None = None
     # --correct-tilt: the gantry tilt (degrees) the written grid was corrected for; 0 when there was none
     tilt_corrected: float = 0.0
+    # --dicom-like: the DICOM series the input was converted from, whose grid and headers the result is written on
+    dicom_like: Path | None = None
 
 
 def _plan_job(
@@ -148,6 +150,9 @@ def _plan_job(
     labels = [path for path in (getattr(args, name, None) for name in _LABEL_OPTIONS) if path]
     tables = gradient_table_files(source) if series else ()
     protected = input_paths([source, *header.files, *labels, *tables])
+    if getattr(args, "dicom_like", None):
+        header = _dicom_like_header(source, header, Path(args.dicom_like), series)
+        protected = input_paths([*protected, *header.files])
     preview, written = None, header
     if getattr(args, "preview_slice", None) is not None:
         preview = _preview_slab(source, header, args, series)
@@ -193,6 +198,8 @@ def _plan_job(
             "a DICOM output keeps every slice's own position, which needs no correction"
         )
     job = _Job(source, header, image, series=series, preview=preview, dicom_frames=dicom_frames, part=part)
+    if getattr(args, "dicom_like", None):
+        job.dicom_like = Path(args.dicom_like)
     if tables and preview is None:
         job.gradients = plan_gradient_copies(tables, image.path, args, protected, [*planned, image])
     if dicom_frames:
@@ -232,6 +239,29 @@ def _plan_job(
     if job.diffusion is not None:
         planned.extend(table for table in job.diffusion[1:] if table is not None)
     return [job]
+
+
+def _dicom_like_header(source: Path, header, series_path: Path, series: bool):
+    """``--dicom-like``: the header of the DICOM series a volume file was converted from, which the job's outputs are
+    planned on (its shape, files and DICOM output), after the checks a header allows; the grids and values are
+    matched when the input is read (:func:`~meddenoiselib.io.dicom_like.on_dicom_grid`)."""
+    from ..io import probe_volume
+
+    if header.dicom is not None:
+        raise OptionError(f"{source}: --dicom-like is for a volume file converted from DICOM; this input is DICOM")
+    if series:
+        raise OptionError(f"{source}: --dicom-like takes one 3D volume; this is a 4D series")
+    template = probe_volume(series_path)
+    if template.dicom is None:
+        raise OptionError(f"{series_path}: --dicom-like names the DICOM series (a folder or file) the input came from")
+    if template.grid_problem:
+        raise InputError(f"{series_path}: {template.grid_problem}; a volume file converted from it cannot match it")
+    if sorted(template.shape) != sorted(header.shape) or template.components != header.components:
+        raise InputError(
+            f"{source}: {'x'.join(map(str, header.shape))} voxels, the DICOM series {series_path} "
+            f"{'x'.join(map(str, template.shape))}: not converted from it, or cropped or resampled since"
+        )
+    return replace(template, dtype=header.dtype)
 
 
 def _uneven_parts_written(header, source: Path, target: Path, args: argparse.Namespace) -> list:
@@ -547,6 +577,11 @@ def _read_job_volume(job: _Job, args: argparse.Namespace):
     from ..io import read_volume
     from ..io.uneven import volume_part
 
+    if job.dicom_like is not None:
+        from ..io.dicom_like import on_dicom_grid
+
+        logger.info("Reading %s, on the grid of the DICOM series %s", job.source, job.dicom_like)
+        return on_dicom_grid(read_volume(job.source), read_volume(job.dicom_like), str(job.source))
     if job.part is None:
         logger.info("Reading %s", job.source)
         return read_volume(job.source, series_uid=args.series_uid)
@@ -765,6 +800,11 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     all_series = getattr(args, "all_series", False)
     if all_series:
         _check_all_series_options(source, args)
+    if getattr(args, "dicom_like", None) and (source.is_dir() or getattr(args, "preview_slice", None) is not None):
+        raise OptionError(
+            f"{source}: --dicom-like writes one whole volume file on the grid of its DICOM series; give that file "
+            "(and no --preview-slice)"
+        )
     dicom_folder = source.is_dir() and is_dicom_folder(source)
     batch = source.is_dir() and (not dicom_folder or all_series)
     if batch and getattr(args, "preview_slice", None) is not None:
@@ -1002,6 +1042,13 @@ def add_parser(sub) -> None:
         help="output format for folder inputs (default: same as each input)",
     )
     p.add_argument("--series-uid", help="DICOM SeriesInstanceUID to read when a folder holds several series")
+    p.add_argument(
+        "--dicom-like",
+        metavar="SERIES",
+        help="the DICOM series (folder or file) a NIfTI / NRRD / MHA input was converted from: the input is matched "
+        "to its grid (axes reordered, nothing interpolated; refused if cropped, resampled or rescaled) and denoised "
+        "as that series, so an output name without suffix writes a derived series of the original study",
+    )
     p.add_argument(
         "--recursive",
         action="store_true",
