@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import MedDenoiseError
 
-__all__ = ["apply_mask", "blend", "mask_array", "residual"]
+__all__ = ["apply_mask", "blend", "check_same_grid", "mask_array", "residual"]
 
 #: largest difference in mm (spacing, origin) and in direction cosines for a mask to count as on the same grid.
 GEOMETRY_TOLERANCE = 1e-3
@@ -90,20 +90,7 @@ def mask_array(image, mask, label: str = "the mask", allow_empty: bool = False) 
             raise MedDenoiseError(f"{label} has {mask.num_components} components; a mask is a single label image")
         values = mask.array
         if tuple(values.shape) == shape:
-            differences = {
-                "spacing": np.abs(np.subtract(mask.spacing, image.spacing)).max(),
-                "origin": np.abs(np.subtract(mask.origin, image.origin)).max(),
-                "direction": np.abs(np.subtract(mask.direction, image.direction)).max(),
-            }
-            wrong = [
-                f"{name} differs by {value:.3g}" for name, value in differences.items() if value > GEOMETRY_TOLERANCE
-            ]
-            if wrong:
-                raise MedDenoiseError(
-                    f"{label} is not on the image's voxel grid ({', '.join(wrong)}; mask spacing "
-                    f"{_fmt(mask.spacing)}, origin {_fmt(mask.origin)}; image spacing {_fmt(image.spacing)}, origin "
-                    f"{_fmt(image.origin)}); resample the mask onto the image first"
-                )
+            check_same_grid(mask, image, label, "mask")
     if tuple(values.shape) != shape:
         raise MedDenoiseError(
             f"{label} has shape {tuple(values.shape)} (z, y, x) but the image has {shape}; the mask must be on the "
@@ -113,6 +100,23 @@ def mask_array(image, mask, label: str = "the mask", allow_empty: bool = False) 
     if not inside.any() and not allow_empty:
         raise MedDenoiseError(f"{label} has no voxel inside (all zero): nothing would be denoised")
     return inside
+
+
+def check_same_grid(other, image, label: str, what: str) -> None:
+    """Refuse ``other`` (a volume of ``image``'s shape: a mask, a noise map) whose spacing, origin or direction differ
+    from ``image``'s by more than :data:`GEOMETRY_TOLERANCE`; the message names it as ``label``, a ``what``."""
+    differences = {
+        "spacing": np.abs(np.subtract(other.spacing, image.spacing)).max(),
+        "origin": np.abs(np.subtract(other.origin, image.origin)).max(),
+        "direction": np.abs(np.subtract(other.direction, image.direction)).max(),
+    }
+    wrong = [f"{name} differs by {value:.3g}" for name, value in differences.items() if value > GEOMETRY_TOLERANCE]
+    if wrong:
+        raise MedDenoiseError(
+            f"{label} is not on the image's voxel grid ({', '.join(wrong)}; {what} spacing {_fmt(other.spacing)}, "
+            f"origin {_fmt(other.origin)}; image spacing {_fmt(image.spacing)}, origin {_fmt(image.origin)}); "
+            f"resample the {what} onto the image first"
+        )
 
 
 def _fmt(values) -> str:

@@ -149,7 +149,8 @@ def _plan_job(
         )
     labels = [path for path in (getattr(args, name, None) for name in _LABEL_OPTIONS) if path]
     tables = gradient_table_files(source) if series else ()
-    protected = input_paths([source, *header.files, *labels, *tables])
+    noise_map = [args.noise_sd_map] if getattr(args, "noise_sd_map", None) else []
+    protected = input_paths([source, *header.files, *labels, *tables, *noise_map])
     if getattr(args, "dicom_like", None):
         header = _dicom_like_header(source, header, Path(args.dicom_like), series)
         protected = input_paths([*protected, *header.files])
@@ -467,6 +468,8 @@ def _write_report(denoiser, job: _Job, noisy, result, measured: dict, args: argp
     if getattr(args, "noise_sd", None) is not None:
         report = denoiser.last_report
         values.update(noise_sd_given=args.noise_sd, noise_sd_units=_noise_units(report.modality if report else ""))
+    if getattr(args, "noise_sd_map", None):
+        values["noise_sd_map"] = str(args.noise_sd_map)
     values.update(input=str(job.source), output=str(job.image.path), meddenoiselib_version=__version__)
     if job.tilt_corrected:
         values["gantry_tilt_corrected_degrees"] = round(job.tilt_corrected, 3)
@@ -625,6 +628,11 @@ def _given_noise(args: argparse.Namespace):
     converted here) or ``"auto"``."""
     from ..transforms.intensity import NoiseSD, sigma_from_255
 
+    if getattr(args, "noise_sd_map", None):
+        from ..io import read_volume
+        from ..transforms.noise_sd_map import NoiseSDMap
+
+        return NoiseSDMap(read_volume(args.noise_sd_map), label=str(args.noise_sd_map))
     if getattr(args, "noise_sd", None) is not None:
         return NoiseSD(args.noise_sd)
     return args.sigma if args.sigma == "auto" else sigma_from_255(float(args.sigma))
@@ -652,7 +660,7 @@ def _run_denoiser(denoiser, data, args: argparse.Namespace, masks: dict):
             round(report.refined * 100),
             report.refine_detail,
         )
-    given = sigma != "auto"
+    given = sigma != "auto" and not getattr(args, "noise_sd_map", None)  # a map is used by every method
     if report is not None and given and not report.sigma_used:
         option = "--noise-sd" if getattr(args, "noise_sd", None) is not None else "--sigma"
         logger.warning(
@@ -741,6 +749,20 @@ def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:
     logger.info("Wrote %s in %.2fs total", target, time.perf_counter() - start)
 
 
+def _check_noise_map_options(source: Path, noise_map: Path, args: argparse.Namespace) -> None:
+    """``--noise-sd-map`` gives one image's noise per voxel: not with another noise level, a folder or a preview."""
+    if getattr(args, "noise_sd", None) is not None or args.sigma != "auto":
+        raise OptionError("--noise-sd-map gives the noise level voxel by voxel: leave out --sigma and --noise-sd")
+    from ..io import is_dicom_folder
+
+    if source.is_dir() and (getattr(args, "all_series", False) or not is_dicom_folder(source)):
+        raise OptionError(f"{source}: --noise-sd-map lies on one image's voxel grid; give that image, not a folder")
+    if getattr(args, "preview_slice", None) is not None:
+        raise OptionError("--noise-sd-map is used by a whole run, not by --preview-slice")
+    if not noise_map.is_file():
+        raise OptionError(f"{noise_map}: no such file (--noise-sd-map)")
+
+
 def _check_all_series_options(source: Path, args: argparse.Namespace) -> None:
     """``--all-series`` denoises every series of a folder (each on its own grid): one series' options refused."""
     if not source.is_dir():
@@ -797,6 +819,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         raise MedDenoiseError(f"{source}: no such file or folder")
     if getattr(args, "noise_sd", None) is not None and args.sigma != "auto":
         raise OptionError("--sigma and --noise-sd both give the noise level: give one")
+    if getattr(args, "noise_sd_map", None):
+        _check_noise_map_options(source, Path(args.noise_sd_map), args)
     all_series = getattr(args, "all_series", False)
     if all_series:
         _check_all_series_options(source, args)
@@ -968,6 +992,13 @@ def add_parser(sub) -> None:
         "e.g. the SD measured in a flat region of the noisy image; converted to each method's scaling (used by "
         "baselines, noise-aware models and the refinement of white noise; a CT's refinement measures its own noise "
         "spectrum)",
+    )
+    p.add_argument(
+        "--noise-sd-map",
+        metavar="FILE",
+        help="the noise's SD per voxel, in the image's units, on its grid (an MR g-factor-scaled noise map, "
+        "MRtrix dwidenoise -noise, dipy's MP-PCA sigma; one 3D map for every frame of a 4D series): the image is "
+        "denoised divided by it (noise of SD 1 everywhere) and multiplied back; not for CT with its models",
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="compute device")
     p.add_argument(

@@ -34,6 +34,7 @@ from ..transforms.magnitude import MagnitudeFloor, correct_magnitude_bias
 from ..transforms.metal import METAL_HU, metal_region
 from ..transforms.missing import fill_left_out, fill_missing, missing_values
 from ..transforms.noise import BODY_THRESHOLD_HU
+from ..transforms.noise_sd_map import NoiseSDMap
 from .auto import AutoChoice, choose_model, masked_background_of, nan_mask_as_zeros, nan_mask_of_series_as_zeros
 from .baseline_runner import BaselineRunner
 from .collaborative_wiener import REFINED_MODELS, NoiseSpectrum, Refinement, refine_slices, slices_noise_sigma
@@ -527,7 +528,9 @@ class Denoiser:
                 :class:`~meddenoiselib.io.VolumeSeries` (see :meth:`denoise_series`).
             sigma: noise level in normalized units (fraction of the intensity range chosen by the scaling), a
                 :class:`~meddenoiselib.transforms.NoiseSD` in the image's own units (HU for CT), converted to each
-                scaling's, or ``"auto"``/None to estimate it where the method needs one.
+                scaling's, a :class:`~meddenoiselib.transforms.NoiseSDMap` of the SD per voxel (the image is
+                denoised divided by it: :func:`~meddenoiselib.inference.unit_noise.denoise_on_unit_noise`), or
+                ``"auto"``/None to estimate it where the method needs one.
             mask: restrict denoising to a region: a single-component volume on the same voxel grid (checked:
                 shape, spacing, origin, direction), or a boolean ``(Z, Y, X)`` array. Voxels outside keep the
                 input's values exactly. Defaults to None (the whole volume).
@@ -543,6 +546,10 @@ class Denoiser:
             MedDenoiseError: the mask or the excluded region does not fit the volume, the region covers all of it,
                 or the run was cancelled (:class:`DenoiseCancelled`).
         """
+        if isinstance(sigma, NoiseSDMap):
+            from .unit_noise import denoise_on_unit_noise
+
+            return denoise_on_unit_noise(self, volume, sigma, mask, exclude)
         if isinstance(volume, VolumeSeries):
             return self.denoise_series(volume, sigma, mask, exclude)
         repeated = self._as_frames(volume, mask, exclude)
@@ -621,6 +628,8 @@ class Denoiser:
         Raises:
             OptionError: ``index`` or ``frame`` is outside the volume or series, or ``volume`` is neither.
         """
+        if isinstance(sigma, NoiseSDMap):
+            raise OptionError("a noise SD map is taken by denoise(), not by a preview", parameter="sigma")
         one_volume = not isinstance(volume, VolumeSeries) and frame is None
         repeated = self._as_frames(volume, mask, exclude) if one_volume else None
         if repeated is not None and volume.source.mosaic is not None:
@@ -856,6 +865,10 @@ class Denoiser:
         Returns:
             The series with the input's geometry, frame axis, layout and dtype.
         """
+        if isinstance(sigma, NoiseSDMap):  # one 3D map for every frame
+            from .unit_noise import denoise_on_unit_noise
+
+            return denoise_on_unit_noise(self, series, sigma, mask, exclude)
         if exclude is not None:
             return self._around_left_out(series, exclude, lambda filled: self.denoise_series(filled, sigma, mask))
         return self._denoise_series(series, sigma, mask, None)
@@ -1363,7 +1376,7 @@ class Denoiser:
         if isinstance(sigma, NoiseEstimate):
             self._estimate = sigma
             return sigma.sigma
-        if isinstance(sigma, NoiseSD):
+        if isinstance(sigma, (NoiseSD, NoiseSDMap)):
             raise OptionError(
                 "a noise SD in the image's units needs the image's scaling: give an image to denoise(), or a "
                 "normalized sigma here",

@@ -18,6 +18,7 @@ from .noise import (
     parse_noise_spec,
     simulate_volume,
 )
+from .noise_sd_map import NoiseSDMap
 from .scaling_transforms import RestoreUnits, RestoreUnitsd, ScaleToUnit, ScaleToUnitd
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "parse_noise_range",
     "parse_noise_spec",
     "NoiseSD",
+    "NoiseSDMap",
     "sigma_from_255",
     "magnitude_floor_ratio",
     "simulate_volume",

@@ -1,0 +1,69 @@
+"""Denoising under a noise SD map: the image divided by the map, denoised at a noise SD of 1, multiplied back
+(:class:`~meddenoiselib.transforms.noise_sd_map.NoiseSDMap`)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..baselines import BASELINES
+from ..blend import _cast
+from ..errors import OptionError
+from ..io.modality import Modality, detect_modality
+from ..io.series import VolumeSeries
+from ..transforms.intensity import NoiseSD
+from ..transforms.noise_sd_map import NoiseSDMap
+
+__all__ = ["denoise_on_unit_noise"]
+
+logger = logging.getLogger(__name__)
+
+
+def denoise_on_unit_noise(denoiser, image, noise_map: NoiseSDMap, mask=None, exclude=None):
+    """``denoiser.denoise(image)`` where the noise's SD is ``noise_map`` voxel by voxel.
+
+    The image over the (smoothed) map has noise of SD 1 everywhere; that image is denoised with
+    ``NoiseSD(1.0)`` as its level (a method that takes a level uses it; for magnitude MR it is the floor's sigma,
+    whose removal then works on a uniform floor), and the result is multiplied by the map and cast to the input's
+    dtype. A strength below 1 blends in the divided image, which is the same blend after the multiplication.
+
+    Args:
+        denoiser: a :class:`~meddenoiselib.inference.Denoiser`.
+        image: a ``Volume`` or ``VolumeSeries`` (the map then applies to every frame).
+        noise_map: the noise's SD per voxel, in the image's units.
+        mask, exclude: as :meth:`~meddenoiselib.inference.Denoiser.denoise`.
+
+    Raises:
+        OptionError: a CT denoised by ``auto`` or a network: its model works on fixed HU, which the division would
+            change (BM3D and NLM take the map).
+        MedDenoiseError: the map does not fit the image (:meth:`NoiseSDMap.on_grid`).
+    """
+    first = image.frame(0) if isinstance(image, VolumeSeries) else image
+    if detect_modality(first, denoiser.modality_hint).modality == Modality.CT and (
+        denoiser.auto or denoiser.method not in BASELINES
+    ):
+        raise OptionError(
+            f"{noise_map.label}: a noise SD map divides the image by it, and a CT's model works on HU: give the CT's "
+            "noise as one SD (--noise-sd), or use the map with a classical method (--model bm3d or nlm)"
+        )
+    spread = noise_map.on_grid(image)
+    if isinstance(image, VolumeSeries):
+        spread = spread[np.newaxis]
+    if image.array.ndim > spread.ndim:  # components share the map
+        spread = spread[..., np.newaxis]
+    stabilized = image.with_array(image.array.astype(np.float32) / spread)
+    logger.info(
+        "noise SD map %s (median %.4g): denoised at SD 1 after dividing by it, multiplied back",
+        noise_map.label,
+        noise_map.median(),
+    )
+    result = denoiser.denoise(stabilized, NoiseSD(1.0), mask, exclude)
+    report = denoiser.last_report
+    if report is not None:
+        # levels in the report are the divided image's (SD 1), not the image's
+        report.floor_sigma = None
+        if report.choice:
+            report.choice += f"; all on the image divided by the noise SD map {noise_map.label}"
+    values = result.array.astype(np.float32) * spread
+    return image.with_array(_cast(values, image.array.dtype))
