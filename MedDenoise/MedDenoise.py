@@ -135,6 +135,8 @@ class MedDenoiseParameterNode:
     maskNode: segmentation or label map; only voxels inside are denoised (None: the whole volume).
     excludeNode: segmentation or label map left out of the denoising, e.g. metal (None: nothing left out).
     measureNode: segmentation or label map whose regions' noise is measured before and after (None: none).
+    noiseSdMapNode: scalar volume of the noise's SD per voxel on the input's grid, in its units (MR g-factor or
+    MP-PCA noise map); the input is denoised divided by it (None: one noise level).
     wholeSequence: when the input is a sequence's proxy node, denoise every frame into a new sequence.
     model: "auto", "default", a shipped model or a baseline. modality: for model "auto" (from DICOM or given).
     ctWindow / windowCenter / windowWidth: normalize with a CT window (HU). ensemble: geometric views averaged.
@@ -156,6 +158,7 @@ class MedDenoiseParameterNode:
     maskNode: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode]
     excludeNode: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode]
     measureNode: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode]
+    noiseSdMapNode: vtkMRMLScalarVolumeNode
     wholeSequence: bool = True
     model: str = "auto"
     modality: Modality = Modality.FROM_DICOM
@@ -695,6 +698,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             "mask": parameterNode.maskNode,
             "exclude": parameterNode.excludeNode,
             "measure": parameterNode.measureNode,
+            "noiseSDMap": parameterNode.noiseSdMapNode,
             "wholeSequence": bool(parameterNode.wholeSequence),
             "residual": bool(parameterNode.createResidual),
             "noiseMap": bool(parameterNode.createNoiseMap),
@@ -737,6 +741,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         exclude=None,
         leaveMetalOut=True,
         noiseSD=None,
+        noiseSDMap=None,
     ):
         """Denoise ``inputVolume`` into ``outputVolume`` (None: a new "<input name> denoised" volume).
 
@@ -754,6 +759,9 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             noiseLevel: noise sigma on the 0-255 scale of the normalized image, or None to estimate it.
             noiseSD: instead of ``noiseLevel``, the noise's standard deviation in the volume's units (HU for CT), e.g.
                 the SD Segment Statistics measured in flat tissue; the library converts it to each method's scaling.
+            noiseSDMap: instead of either, a scalar volume node of the noise's SD per voxel on the input's grid, in its
+                units (an MR g-factor or MP-PCA noise map; one for every item of a sequence): the input is denoised
+                divided by it and multiplied back. Not with a preview, and not for CT with its models.
             roiSize: sliding-window edge in voxels; 0 uses the model's preset.
             overlap: sliding-window overlap in [0, 1).
             sliceAxis: array axis (0, 1, 2) for 2D models; None picks the largest spacing.
@@ -882,6 +890,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             preview_slice=previewSlice,
             measure_node=measure,
             exclude_node=exclude,
+            noise_sd_map_node=noiseSDMap,
         )
         self.task.start()
         if waitForCompletion:

@@ -115,6 +115,10 @@ class DenoiseTask:
             would give it (``Denoiser.preview``, ``--preview-slice``), into a one-slice ``"<input> preview"`` node
             placed where the slice lies; of a whole sequence, the item shown, as the sequence's run gives it. Defaults
             to None (the whole volume).
+        noise_sd_map_node: a scalar volume on the input's grid holding the noise's SD per voxel in the input's units
+            (an MR g-factor-scaled or MP-PCA noise map; one for every item of a sequence): the input is denoised
+            divided by it and multiplied back (``NoiseSDMap``, ``--noise-sd-map``); not with a preview or a noise
+            level of the settings. Defaults to None.
         measure_node: a segmentation (each segment a region) or label map (each value); after the run, the mean,
             standard deviation and SNR in each region before and after, in the input's units, fill
             ``"<input> region noise"`` (a preview: its slice's regions; a whole sequence: the item shown) and follow
@@ -139,6 +143,7 @@ class DenoiseTask:
     OUTPUT_FILE = "output.nrrd"
     MASK_FILE = "mask.nrrd"
     EXCLUDE_FILE = "exclude.nrrd"
+    NOISE_SD_MAP_FILE = "noise_sd_map.nrrd"
     REPORT_FILE = "report.json"
 
     def __init__(
@@ -163,8 +168,10 @@ class DenoiseTask:
         preview_slice: int | None = None,
         measure_node=None,
         exclude_node=None,
+        noise_sd_map_node=None,
     ) -> None:
         self.input_node = input_node
+        self.noise_sd_map_node = noise_sd_map_node
         self.measure_node = measure_node
         self.exclude_node = exclude_node
         self.preview_slice = preview_slice
@@ -210,6 +217,7 @@ class DenoiseTask:
         self._preview_frame: int | None = None  # the sequence item a preview of a whole sequence shows
         self._mask = None
         self._exclude = None
+        self._noise_sd_map = None  # the Volume of noise_sd_map_node
         self._measurement: RegionMeasurement | None = None
         self._measured_frame = 0  # the output item the regions are measured in
         self._sequence = None  # (sequence node, browser node)
@@ -313,6 +321,8 @@ class DenoiseTask:
             if self.exclude_node is not None:
                 self._exclude = mask_volume(self.exclude_node, self.input_node, "region left out")
                 self._log(f"Left out: '{self.exclude_node.GetName()}', {int(self._exclude.array.sum())} voxels")
+            if self.noise_sd_map_node is not None:
+                self._noise_sd_map = self._read_noise_sd_map()
             if self.measure_node is not None:
                 self._measurement = self._regions_to_measure()
             self._name_resampled_input()
@@ -324,6 +334,19 @@ class DenoiseTask:
         else:
             self._start_thread()
         return self
+
+    def _read_noise_sd_map(self):
+        """The noise SD map node as a volume, after the checks the settings allow (its grid is the library's)."""
+        name = self.noise_sd_map_node.GetName()
+        if self.preview_slice is not None:
+            raise ValueError(f"The noise SD map '{name}' applies to a whole run; apply without a preview.")
+        if self.settings.noise_level is not None or self.settings.noise_sd is not None:
+            raise ValueError(f"The noise SD map '{name}' gives the noise level per voxel; set the noise level to auto.")
+        volume = volume_from_node(self.noise_sd_map_node)
+        if volume.num_components != 1:
+            raise ValueError(f"The noise SD map '{name}' has {volume.num_components} components; it needs one.")
+        self._log(f"Noise SD map '{name}': the input is denoised divided by it, then multiplied back")
+        return volume
 
     def _start_diffusion(self) -> None:
         """A DWI's gradient volumes as a series, and MR for the automatic choice unless the settings name a
@@ -435,6 +458,10 @@ class DenoiseTask:
             extra = ["--report", str(self.temp_dir / self.REPORT_FILE)]
             if self._mask is not None:
                 extra += ["--mask", str(self.temp_dir / self.MASK_FILE)]
+            if self._noise_sd_map is not None:
+                if not cli_supports("--noise-sd-map", "x.nrrd"):
+                    raise ValueError("the installed meddenoiselib takes no noise SD map; update it")
+                extra += ["--noise-sd-map", str(self.temp_dir / self.NOISE_SD_MAP_FILE)]
             if self._exclude is not None:
                 if not cli_supports("--exclude", "x.nrrd"):
                     raise ValueError("the installed meddenoiselib cannot leave a region out; update it")
@@ -478,6 +505,8 @@ class DenoiseTask:
             write_volume_file(self._mask, self.temp_dir / self.MASK_FILE)
         if self._exclude is not None:
             write_volume_file(self._exclude, self.temp_dir / self.EXCLUDE_FILE)
+        if self._noise_sd_map is not None:
+            write_volume_file(self._noise_sd_map, self.temp_dir / self.NOISE_SD_MAP_FILE)
 
     def _poll_child(self) -> None:
         for line in self.runner.read_lines():
@@ -592,6 +621,10 @@ class DenoiseTask:
                 raise DenoiseCancelled("cancelled")
             self._events.put(("progress", 0.0, f"Denoising with {self._denoiser.method} on {self._denoiser.device}"))
             sigma = self.settings.sigma
+            if self._noise_sd_map is not None:
+                from meddenoiselib.transforms import NoiseSDMap
+
+                sigma = NoiseSDMap(self._noise_sd_map, label=f"'{self.noise_sd_map_node.GetName()}'")
             masks = {"mask": mask} if self._exclude is None else {"mask": mask, "exclude": self._exclude}
             if self.preview_slice is None:
                 result = self._denoiser.denoise(image, sigma=sigma, **masks)
@@ -705,7 +738,7 @@ class DenoiseTask:
             self.output_node = self.output_sequence = self.residual_node = self.noise_map_node = None
             self.report_table = self.region_table = self.blend = None
             raise
-        self._image = self._mask = self._exclude = self._slab = None
+        self._image = self._mask = self._exclude = self._slab = self._noise_sd_map = None
 
     def _output_sequence(self, denoised: list[np.ndarray], created: list):
         sequence, browser = self._sequence
@@ -806,7 +839,7 @@ class DenoiseTask:
             self.runner.kill()
         self._remove_temp_dir()
         if state is not TaskState.DONE:
-            self._image = self._mask = self._exclude = self._slab = None
+            self._image = self._mask = self._exclude = self._slab = self._noise_sd_map = None
         self.seconds = time.monotonic() - self._started_at
         if state is TaskState.FAILED:
             self.error = message

@@ -575,3 +575,39 @@ def test_a_noise_sd_in_hu_denoises_as_the_library_does_with_it(scene, temp_root,
     expected = library.denoise(Volume.from_ijk_to_ras(noisy, matrix), sigma=NoiseSD(40.0)).array
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(task.output_node), expected)
     assert task.report["sigma_used_0_255"] == pytest.approx(library.last_report.sigma * 255.0, abs=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------- noise SD map
+@pytest.mark.parametrize("separate", MODES)
+def test_a_noise_sd_map_node_denoises_as_the_library_does_with_it(scene, temp_root, mr_png, separate):
+    """The brain slice with Rician noise rising across it and the map of that sigma as a volume node on its grid:
+    the result is the library's with ``NoiseSDMap`` (both paths) and gains over the noisy slice; a preview or a
+    noise level beside the map is refused."""
+    from meddenoiselib.evaluation.metrics import psnr
+    from meddenoiselib.io import Volume
+    from meddenoiselib.transforms import NoiseSDMap
+
+    clean = read_volume(mr_png).array.astype(np.float64)
+    p99 = float(np.percentile(clean, 99))
+    sigma = np.broadcast_to((0.01 + 0.07 * np.linspace(0.0, 1.0, clean.shape[2]))[None, None, :] * p99, clean.shape)
+    rng = np.random.default_rng(5)
+    noisy = np.hypot(clean + rng.normal(0.0, 1.0, clean.shape) * sigma, rng.normal(0.0, 1.0, clean.shape) * sigma)
+    noisy = noisy.astype(np.float32)
+    matrix = oblique_ijk_to_ras(spacing=(0.9, 0.9, 3.0))
+    node = add_volume_node(scene, noisy, matrix, name="brain")
+    sigma_node = add_volume_node(scene, np.ascontiguousarray(sigma, np.float32), matrix, name="sigma")
+    settings = DenoiseSettings(model="nlm", modality="mr", separate_process=separate)
+    task = _run(node, settings, temp_root, noise_sd_map_node=sigma_node)
+    map_volume = Volume.from_ijk_to_ras(np.ascontiguousarray(sigma, np.float32), matrix)
+    expected = Denoiser("nlm", modality="mr").denoise(
+        Volume.from_ijk_to_ras(noisy, matrix), sigma=NoiseSDMap(map_volume)
+    )
+    result = slicer.util.arrayFromVolume(task.output_node)
+    np.testing.assert_allclose(result, expected.array, rtol=0, atol=1e-3)
+    head = clean > 0.1 * p99
+    assert psnr(clean[head], result[head], clean.max()) > psnr(clean[head], noisy[head], clean.max()) + 6.0
+    for extra, message in (({"preview_slice": 0}, "whole run"), ({}, "set the noise level to auto")):
+        level = None if extra else 10.0
+        given = DenoiseSettings(model="nlm", modality="mr", separate_process=separate, noise_level=level)
+        failed = DenoiseTask(node, given, temp_root=temp_root, noise_sd_map_node=sigma_node, **extra).start()
+        assert failed.wait(timeout=TIMEOUT) is TaskState.FAILED and message in failed.error
