@@ -14,13 +14,13 @@ import numpy as np
 
 from .errors import MedDenoiseError
 
-__all__ = ["apply_mask", "blend", "check_same_grid", "mask_array", "residual"]
+__all__ = ["apply_mask", "blend", "cast_values", "check_same_grid", "mask_array", "residual"]
 
 #: largest difference in mm (spacing, origin) and in direction cosines for a mask to count as on the same grid.
 GEOMETRY_TOLERANCE = 1e-3
 
 
-def _cast(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def cast_values(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Cast float values to ``dtype``: integers rounded and clipped to the dtype's range, floats as they are."""
     dtype = np.dtype(dtype)
     if dtype.kind in "iu":
@@ -52,16 +52,15 @@ def blend(noisy: np.ndarray, denoised: np.ndarray, strength: float, dtype: np.dt
     if not 0.0 <= strength <= 1.0:
         raise MedDenoiseError(f"strength must be in [0, 1], got {strength}")
     dtype = noisy.dtype if dtype is None else np.dtype(dtype)
-    if strength == 1.0:
-        return _cast(denoised.astype(np.float64, copy=False), dtype) if denoised.dtype != dtype else denoised.copy()
-    if strength == 0.0:
-        return _cast(noisy.astype(np.float64, copy=False), dtype) if noisy.dtype != dtype else noisy.copy()
+    if strength in (0.0, 1.0):
+        chosen = denoised if strength == 1.0 else noisy
+        return cast_values(chosen.astype(np.float64, copy=False), dtype) if chosen.dtype != dtype else chosen.copy()
     work = np.float64 if dtype.itemsize > 2 and dtype.kind in "iu" or dtype == np.float64 else np.float32
     out = denoised.astype(work)
     out -= noisy
     out *= work(strength)
     out += noisy
-    return _cast(out, dtype)
+    return cast_values(out, dtype)
 
 
 def residual(noisy: np.ndarray, denoised: np.ndarray) -> np.ndarray:

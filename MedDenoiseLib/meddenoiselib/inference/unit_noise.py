@@ -8,7 +8,7 @@ import logging
 import numpy as np
 
 from ..baselines import BASELINES
-from ..blend import _cast
+from ..blend import cast_values
 from ..errors import OptionError
 from ..io.modality import Modality, detect_modality
 from ..io.series import VolumeSeries
@@ -66,4 +66,4 @@ def denoise_on_unit_noise(denoiser, image, noise_map: NoiseSDMap, mask=None, exc
         if report.choice:
             report.choice += f"; all on the image divided by the noise SD map {noise_map.label}"
     values = result.array.astype(np.float32) * spread
-    return image.with_array(_cast(values, image.array.dtype))
+    return image.with_array(cast_values(values, image.array.dtype))
