@@ -1005,6 +1005,7 @@ class MedDenoiseTest(ScriptedLoadableModuleTest):
         self.test_MedDenoise_strength_residual_and_mask()
         self.test_MedDenoise_preview()
         self.test_MedDenoise_noise_sd()
+        self.test_MedDenoise_noise_sd_map()
 
     def _prerequisites(self):
         missing = missing_modules()
@@ -1166,6 +1167,33 @@ class MedDenoiseTest(ScriptedLoadableModuleTest):
             errors[sd] = float(np.sqrt(np.mean((denoised - clean) ** 2)))
         self.assertLess(errors[60.0], 0.6 * noisyError, errors)  # the true SD denoises
         self.assertGreater(errors[6.0], 0.8 * noisyError, errors)  # a tenth of it leaves the noise
+        self.delayDisplay("Test passed")
+
+    def test_MedDenoise_noise_sd_map(self):
+        self.delayDisplay("Noise that varies across the volume, given as a noise SD map node")
+        if not self._prerequisites():
+            return
+        import numpy as np
+
+        shape = (6, 64, 64)
+        sigma = np.broadcast_to(np.linspace(15.0, 120.0, shape[2], dtype=np.float32), shape)
+        clean, noisy, ijkToRas = syntheticPhantom(shape, sigma=sigma)
+        inputVolume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "MedDenoiseTestNoisy")
+        slicer.util.updateVolumeFromArray(inputVolume, noisy)
+        inputVolume.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(ijkToRas))
+        sigmaVolume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "MedDenoiseTestNoiseSD")
+        slicer.util.updateVolumeFromArray(sigmaVolume, np.ascontiguousarray(sigma))
+        sigmaVolume.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(ijkToRas))
+        logic = MedDenoiseLogic()
+        errors = {}
+        for name, given in (("map", {"noiseSDMap": sigmaVolume}), ("one SD", {"noiseSD": float(sigma.mean())})):
+            task = logic.process(
+                inputVolume, None, model="nlm", device="cpu", separateProcess=False, showResult=False, **given
+            )
+            self.assertIs(task.state, TaskState.DONE)
+            denoised = slicer.util.arrayFromVolume(task.output_node).astype(np.float64)
+            errors[name] = float(np.sqrt(np.mean((denoised - clean) ** 2)))
+        self.assertLess(errors["map"], 0.9 * errors["one SD"], errors)  # each part denoised at its own level
         self.delayDisplay("Test passed")
 
 

@@ -507,10 +507,11 @@ def test_self_test_runs_outside_slicer(temp_root):
             slicer.mrmlScene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode").GetName()
             for i in range(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"))
         ]
-        assert names.count("MedDenoiseTestNoisy") == 4  # one phantom per test method
+        assert names.count("MedDenoiseTestNoisy") == 5  # one phantom per test method
         assert "MedDenoiseTestNoisy denoised" in names and "MedDenoiseTestNoisy residual" in names
         assert "MedDenoiseTestNoisy noise map" in names
         assert names.count("MedDenoiseTestNoisy preview") == 1  # the second preview refills the first's node
-        # a report per run (two of them the noise-SD runs), one per preview, and the measuring run's region table
-        assert slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 11
+        # a report per run (two each the noise-SD and noise-SD-map runs), one per preview, and the measuring run's
+        # region table
+        assert slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 13
     assert list(temp_root.iterdir()) == []
