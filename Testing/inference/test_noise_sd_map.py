@@ -101,3 +101,28 @@ def test_cli_takes_the_map_file_and_refuses_another_level_beside_it(ramped, tmp_
     assert json.loads(report.read_text())["noise_sd_map"] == str(tmp_path / "sigma.nii.gz")
     code = main([*args, "--overwrite", "--noise-sd-map", str(tmp_path / "sigma.nii.gz"), "--noise-sd", "5"])
     assert code == 2 and "leave out --sigma and --noise-sd" in capsys.readouterr().err
+
+
+def test_a_floor_that_varies_across_the_image_is_named_where_one_level_is_used(ramped, mr_png, tmp_path, capsys):
+    """The ramped slice's floor read in each half of its columns differs ~4x and `info` and `denoise` say so, pointing
+    to --noise-sd-map; the same slice with one Rician level, and the bundled MR head, are not flagged."""
+    from meddenoiselib.transforms.magnitude import estimate_magnitude_floor, floor_variation
+
+    clean, noisy, sigma = ramped
+    floor = estimate_magnitude_floor(noisy.array)
+    axis, first, second = floor_variation(noisy.array, floor)
+    assert axis == "columns" and second > 3.0 * first
+    assert first == pytest.approx(sigma.array[0, :, : sigma.shape[2] // 2].mean(), rel=0.6)
+    uniform_sigma = float(sigma.array.mean())
+    rng = np.random.default_rng(2)
+    values = clean.array.astype(np.float32)
+    uniform = np.hypot(
+        values + rng.normal(0.0, uniform_sigma, values.shape), rng.normal(0.0, uniform_sigma, values.shape)
+    )
+    assert floor_variation(uniform, estimate_magnitude_floor(uniform)) is None
+    write_volume(noisy, tmp_path / "noisy.nii.gz")
+    assert main(["info", str(tmp_path / "noisy.nii.gz"), "--json"]) == 0
+    varies = json.loads(capsys.readouterr().out)["noise_sd_varies"]
+    assert varies["along"] == "columns" and varies["last_half"] > 3.0 * varies["first_half"]
+    assert main(["denoise", str(tmp_path / "noisy.nii.gz"), str(tmp_path / "out.nii.gz"), "--model", "nlm"]) == 0
+    assert "--noise-sd-map takes" in capsys.readouterr().err

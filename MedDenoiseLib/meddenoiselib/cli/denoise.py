@@ -682,7 +682,22 @@ def _run_denoiser(denoiser, data, args: argparse.Namespace, masks: dict):
         else:
             logger.info("  noise sigma %.2f on the 0-255 scale (%s)", report.sigma * 255, how)
     logger.info("  denoised in %.2fs on %s", report.seconds if report else 0.0, denoiser.device)
+    if report is not None and report.modality == "mr" and not getattr(args, "noise_sd_map", None):
+        _warn_if_the_floor_varies(data)
     return result
+
+
+def _warn_if_the_floor_varies(data) -> None:
+    """Magnitude MR whose floor differs between two halves of the image: one level fits neither (a warning)."""
+    from ..io.series import VolumeSeries
+    from ..transforms.magnitude import estimate_magnitude_floor, floor_variation
+    from .info import _varying_floor
+
+    array = data.frame(0).array if isinstance(data, VolumeSeries) else data.array
+    floor = estimate_magnitude_floor(array)
+    varies = None if floor is None else floor_variation(array, floor)
+    if varies is not None:
+        logger.warning("  the magnitude noise floor varies across the image: %s", _varying_floor(varies))
 
 
 def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "correct_magnitude_bias",
     "darkest_background",
     "estimate_magnitude_floor",
+    "floor_variation",
     "floor_ratio_for_coils",
     "noncentral_chi_mean",
     "residual_floor_spread",
@@ -165,6 +166,51 @@ def _floor_tiles(array: np.ndarray) -> tuple[int, np.ndarray, np.ndarray] | None
         if air is not None and (not finer or surrounds_the_image(np.shape(array), air, tile)):
             return tile, tiles, air
     return None
+
+
+#: the floor's sigma on two opposite sides of the image differing by at least this factor is reported as varying
+FLOOR_VARIATION_FACTOR = 1.5
+#: the fewest air tiles on a side for its own sigma
+FLOOR_SIDE_TILES = 4
+
+
+def floor_variation(array: np.ndarray, floor: MagnitudeFloor) -> tuple[str, float, float] | None:
+    """Whether the noise floor differs between opposite sides of the image (parallel imaging's g-factor, a coil
+    array on one side): the floor's sigma read in each half (of the columns, of the rows) from that half's own
+    background tiles, as :func:`estimate_magnitude_floor` reads it from the whole image (whose darkest tiles lie
+    where the floor is lowest, so one reading cannot see it vary).
+
+    Args:
+        array: the image the floor was read from (``(Z, Y, X)`` or ``(Y, X)``).
+        floor: its :func:`estimate_magnitude_floor` (the coil count and tile size are used).
+
+    Returns:
+        ``(axis, first, second)`` for the pair of halves whose sigmas differ most, when by at least
+        :data:`FLOOR_VARIATION_FACTOR` (``axis``: ``"columns"`` or ``"rows"`` of the array; ``first`` / ``second``
+        the sigma in its first and last half), else None (also where a half shows no background).
+    """
+    tiles = sampled_tiles(array, floor.tile)
+    height, width = np.shape(array)[-2] // floor.tile, np.shape(array)[-1] // floor.tile
+    if tiles is None or not (height and width):
+        return None
+    planes = len(tiles) // (height * width)
+    rows = np.tile(np.repeat(np.arange(height), width), planes)
+    columns = np.tile(np.tile(np.arange(width), height), planes)
+    median = _chi_median_and_ratio(floor.coils)[0]
+    found = []
+    for sides, position, count in (("columns", columns, width), ("rows", rows, height)):
+        sigmas = []
+        for half in (position < count // 2, position >= count - count // 2):
+            air = background_tiles(tiles[half]) if half.sum() else None
+            if air is None or len(air) < FLOOR_SIDE_TILES:
+                break
+            sigmas.append(float(np.median(tiles[half][air])) / median)
+        if len(sigmas) == 2 and min(sigmas) > 0 and max(sigmas) / min(sigmas) >= FLOOR_VARIATION_FACTOR:
+            found.append((max(sigmas) / min(sigmas), sides, *sigmas))
+    if not found:
+        return None
+    _, sides, first, second = max(found)
+    return sides, first, second
 
 
 def residual_floor_spread(denoised: np.ndarray, floor: MagnitudeFloor, noisy: np.ndarray | None = None) -> float | None:
