@@ -124,5 +124,14 @@ def test_a_floor_that_varies_across_the_image_is_named_where_one_level_is_used(r
     assert main(["info", str(tmp_path / "noisy.nii.gz"), "--json"]) == 0
     varies = json.loads(capsys.readouterr().out)["noise_sd_varies"]
     assert varies["along"] == "columns" and varies["last_half"] > 3.0 * varies["first_half"]
-    assert main(["denoise", str(tmp_path / "noisy.nii.gz"), str(tmp_path / "out.nii.gz"), "--model", "nlm"]) == 0
+    report = tmp_path / "report.json"
+    args = ["denoise", str(tmp_path / "noisy.nii.gz"), str(tmp_path / "out.nii.gz"), "--model", "nlm"]
+    assert main([*args, "--report", str(report)]) == 0
     assert "--noise-sd-map takes" in capsys.readouterr().err
+    assert "first half of the columns" in json.loads(report.read_text())["noise_floor_varies"]
+    # with the map the run says which map, and nothing varies any more
+    write_volume(sigma, tmp_path / "sigma.nii.gz")
+    assert main([*args, "--overwrite", "--report", str(report), "--noise-sd-map", str(tmp_path / "sigma.nii.gz")]) == 0
+    values = json.loads(report.read_text())
+    assert values["noise_sd_map"] == str(tmp_path / "sigma.nii.gz") and "noise_floor_varies" not in values
+    assert "--noise-sd-map takes" not in capsys.readouterr().err

@@ -468,8 +468,6 @@ def _write_report(denoiser, job: _Job, noisy, result, measured: dict, args: argp
     if getattr(args, "noise_sd", None) is not None:
         report = denoiser.last_report
         values.update(noise_sd_given=args.noise_sd, noise_sd_units=_noise_units(report.modality if report else ""))
-    if getattr(args, "noise_sd_map", None):
-        values["noise_sd_map"] = str(args.noise_sd_map)
     values.update(input=str(job.source), output=str(job.image.path), meddenoiselib_version=__version__)
     if job.tilt_corrected:
         values["gantry_tilt_corrected_degrees"] = round(job.tilt_corrected, 3)
@@ -690,14 +688,11 @@ def _run_denoiser(denoiser, data, args: argparse.Namespace, masks: dict):
 def _warn_if_the_floor_varies(data) -> None:
     """Magnitude MR whose floor differs between two halves of the image: one level fits neither (a warning)."""
     from ..io.series import VolumeSeries
-    from ..transforms.magnitude import estimate_magnitude_floor, floor_variation
-    from .info import _varying_floor
+    from ..transforms.magnitude import varying_floor_note
 
-    array = data.frame(0).array if isinstance(data, VolumeSeries) else data.array
-    floor = estimate_magnitude_floor(array)
-    varies = None if floor is None else floor_variation(array, floor)
-    if varies is not None:
-        logger.warning("  the magnitude noise floor varies across the image: %s", _varying_floor(varies))
+    note = varying_floor_note(data.frame(0).array if isinstance(data, VolumeSeries) else data.array)
+    if note is not None:
+        logger.warning("  the magnitude noise floor varies across the image: %s", note)
 
 
 def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:

@@ -261,7 +261,7 @@ def _noise_sd_notes(volume, choice) -> dict:
     from ..evaluation.report import image_noise_sd
 
     if choice.magnitude_floor is not None:
-        from ..transforms.magnitude import floor_variation
+        from ..transforms.magnitude import describe_floor_variation, floor_variation
 
         sd = choice.magnitude_floor.sigma
         text = f"{sd:.4g} (image units; the per-channel sigma of the magnitude floor in the background, what "
@@ -269,7 +269,7 @@ def _noise_sd_notes(volume, choice) -> dict:
         varies = floor_variation(volume.array, choice.magnitude_floor)
         if varies is not None:
             axis, first, second = varies
-            text += f"; it varies across the image: {_varying_floor(varies)}"
+            text += f"; it varies across the image: {describe_floor_variation(varies)}"
             halves = {"along": axis, "first_half": float(f"{first:.4g}"), "last_half": float(f"{second:.4g}")}
             notes = {"noise": text, "noise_sd": float(f"{sd:.4g}"), "noise_sd_units": "image units"}
             return {**notes, "noise_sd_varies": halves}
@@ -279,15 +279,6 @@ def _noise_sd_notes(volume, choice) -> dict:
             return {"noise": "none (a constant image)"}
         text = f"{sd:.4g} (image units; a white-noise estimate from the finest detail, what --noise-sd takes)"
     return {"noise": text, "noise_sd": float(f"{sd:.4g}"), "noise_sd_units": "image units"}
-
-
-def _varying_floor(varies: tuple[str, float, float]) -> str:
-    """How a floor that differs between two halves of the image reads in messages (``info``, ``denoise``)."""
-    axis, first, second = varies
-    return (
-        f"sigma {first:.4g} in the first half of the {axis}, {second:.4g} in the last, as parallel imaging or coils on "
-        "one side make it; one level fits neither: --noise-sd-map takes the scanner's or MP-PCA's noise map"
-    )
 
 
 def add_parser(sub) -> None:

@@ -263,7 +263,9 @@ def run_report(denoiser, noisy: Volume | VolumeSeries, denoised: Volume | Volume
 
     What ``denoise --report`` writes and the Slicer module shows: :func:`denoising_report` (over all frames of a
     series), the modality, which model ``auto`` chose and why, the noise level the method used and, for a series,
-    the number of frames; for CT, the noise in flat body tissue before and after in HU (:func:`ct_body_noise`), which
+    the number of frames; for magnitude MR denoised with one level whose floor varies across the image, what varies
+    (``noise_floor_varies``), and the noise SD map a run was divided by (``noise_sd_map``); for CT, the noise in flat
+    body tissue before and after in HU (:func:`ct_body_noise`), which
     is then also ``noise_sd_before`` / ``_after`` (``noise_sd_measure`` says which measure they are), as for
     magnitude MR the floor's sigma is (the share of the finest detail's noise left scaling it after); why
     the input looks resampled, when its header says so (:func:`~meddenoiselib.io.provenance.resampling_sign`).
@@ -307,6 +309,14 @@ def run_report(denoiser, noisy: Volume | VolumeSeries, denoised: Volume | Volume
             noise_sd_after=float(f"{report.floor_sigma * left:.4g}"),
             noise_sd_measure="the magnitude floor's sigma (after: times the share of the finest detail left)",
         )
+    if report is not None and report.noise_sd_map:
+        values["noise_sd_map"] = report.noise_sd_map
+    elif report is not None and report.modality == "mr" and noisy_frames.num_components == 1:
+        from ..transforms.magnitude import varying_floor_note
+
+        note = varying_floor_note(noisy_frames.array[: noisy.shape[0]])  # the first frame of a series
+        if note is not None:
+            values["noise_floor_varies"] = note
     if report is not None and report.modality == "ct":
         body = ct_body_noise(noisy_frames, denoised_frames)
         values.update(body)

@@ -192,6 +192,8 @@ class DenoiseReport:
             empty).
         floor_sigma: for magnitude MR whose noise floor ``auto`` removed, the floor's per-channel sigma in the
             image's units (read from its air, or given as a :class:`~meddenoiselib.transforms.NoiseSD`); else None.
+        noise_sd_map: the label of the :class:`~meddenoiselib.transforms.NoiseSDMap` the image was divided by, else
+            empty.
     """
 
     method: str
@@ -213,6 +215,7 @@ class DenoiseReport:
     preview: str = ""
     frames: str = ""
     floor_sigma: float | None = None
+    noise_sd_map: str = ""
 
     def described_method(self, requested: str) -> str:
         """What denoised the volume, for a sidecar or provenance record: ``requested`` (the Denoiser's ``method``)

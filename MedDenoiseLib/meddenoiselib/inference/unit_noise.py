@@ -63,6 +63,7 @@ def denoise_on_unit_noise(denoiser, image, noise_map: NoiseSDMap, mask=None, exc
     if report is not None:
         # levels in the report are the divided image's (SD 1), not the image's
         report.floor_sigma = None
+        report.noise_sd_map = noise_map.label
         if report.choice:
             report.choice += f"; all on the image divided by the noise SD map {noise_map.label}"
     values = result.array.astype(np.float32) * spread

@@ -28,7 +28,9 @@ __all__ = [
     "correct_magnitude_bias",
     "darkest_background",
     "estimate_magnitude_floor",
+    "describe_floor_variation",
     "floor_variation",
+    "varying_floor_note",
     "floor_ratio_for_coils",
     "noncentral_chi_mean",
     "residual_floor_spread",
@@ -211,6 +213,23 @@ def floor_variation(array: np.ndarray, floor: MagnitudeFloor) -> tuple[str, floa
         return None
     _, sides, first, second = max(found)
     return sides, first, second
+
+
+def describe_floor_variation(varies: tuple[str, float, float]) -> str:
+    """How a :func:`floor_variation` reads in messages (``info``, ``denoise``, the run report)."""
+    axis, first, second = varies
+    return (
+        f"sigma {first:.4g} in the first half of the {axis}, {second:.4g} in the last, as parallel imaging or coils on "
+        "one side make it; one level fits neither: --noise-sd-map takes the scanner's or MP-PCA's noise map"
+    )
+
+
+def varying_floor_note(array: np.ndarray) -> str | None:
+    """:func:`describe_floor_variation` of a magnitude image whose floor varies across it, else None (no floor,
+    or one level)."""
+    floor = estimate_magnitude_floor(array)
+    varies = None if floor is None else floor_variation(array, floor)
+    return None if varies is None else describe_floor_variation(varies)
 
 
 def residual_floor_spread(denoised: np.ndarray, floor: MagnitudeFloor, noisy: np.ndarray | None = None) -> float | None:
