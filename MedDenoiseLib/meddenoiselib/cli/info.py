@@ -267,18 +267,18 @@ def _noise_sd_notes(volume, choice) -> dict:
         text = f"{sd:.4g} (image units; the per-channel sigma of the magnitude floor in the background, what "
         text += "--noise-sd takes)"
         varies = floor_variation(volume.array, choice.magnitude_floor)
-        if varies is not None:
-            axis, first, second = varies
-            text += f"; it varies across the image: {describe_floor_variation(varies)}"
-            halves = {"along": axis, "first_half": float(f"{first:.4g}"), "last_half": float(f"{second:.4g}")}
-            notes = {"noise": text, "noise_sd": float(f"{sd:.4g}"), "noise_sd_units": "image units"}
-            return {**notes, "noise_sd_varies": halves}
     else:
-        sd = image_noise_sd(volume)
+        sd, varies = image_noise_sd(volume), None
         if sd is None:
             return {"noise": "none (a constant image)"}
         text = f"{sd:.4g} (image units; a white-noise estimate from the finest detail, what --noise-sd takes)"
-    return {"noise": text, "noise_sd": float(f"{sd:.4g}"), "noise_sd_units": "image units"}
+    notes = {"noise": text, "noise_sd": float(f"{sd:.4g}"), "noise_sd_units": "image units"}
+    if varies is not None:
+        axis, first, second = varies
+        notes["noise"] += f"; it varies across the image: {describe_floor_variation(varies)}"
+        halves = {"first_half": float(f"{first:.4g}"), "last_half": float(f"{second:.4g}")}
+        notes["noise_sd_varies"] = {"along": axis, **halves}
+    return notes
 
 
 def add_parser(sub) -> None:

@@ -70,8 +70,9 @@ def on_dicom_grid(volume: Volume, series: Volume, label: str = "input") -> Volum
             f"{where}: the grids are {offset:.3g} mm apart (the series' first voxel at {_mm(series.origin)} mm, the "
             f"input's at {_mm(first)}): cropped or moved since conversion?"
         )
-    _check_values(np.ascontiguousarray(array), series.array, where)
-    return series.with_array(np.ascontiguousarray(array))
+    array = np.ascontiguousarray(array)  # one copy of a reordered volume, not one per use
+    _check_values(array, series.array, where)
+    return series.with_array(array)
 
 
 def _matching_axes(volume: Volume, series: Volume, where: str) -> tuple[tuple[int, int, int], tuple[bool, ...]]:
@@ -96,7 +97,7 @@ def _check_values(values: np.ndarray, original: np.ndarray, where: str) -> None:
     low, median, high = np.nanpercentile(values[::2, ::2, ::2].astype(np.float64), (1, 50, 99))
     low_o, median_o, high_o = np.nanpercentile(original[::2, ::2, ::2].astype(np.float64), (1, 50, 99))
     span, span_o = high - low, high_o - low_o
-    same_span = span_o > 0 and 1 / _SPAN_FACTOR <= (span / span_o if span_o else 0) <= _SPAN_FACTOR
+    same_span = span_o > 0 and 1 / _SPAN_FACTOR <= span / span_o <= _SPAN_FACTOR
     if not same_span or abs(median - median_o) > _MEDIAN_SHIFT * span_o:
         raise InputError(
             f"{where}: the values are not the series' (1st / 50th / 99th percentiles {low:.4g} / {median:.4g} / "

@@ -47,23 +47,21 @@ class NoiseSDMap:
         from ..blend import check_same_grid
         from ..errors import MedDenoiseError
 
-        values = self.values
-        if hasattr(values, "array"):
-            if values.num_components != 1:
-                raise MedDenoiseError(f"{self.label} has {values.num_components} components; a noise SD map has one")
-            if tuple(values.shape) == tuple(image.shape):
-                check_same_grid(values, image, self.label, "noise SD map")
-            values = values.array
-        values = np.asarray(values, dtype=np.float64)
+        given = self.values
+        if hasattr(given, "array"):
+            if given.num_components != 1:
+                raise MedDenoiseError(f"{self.label} has {given.num_components} components; a noise SD map has one")
+            if tuple(given.shape) == tuple(image.shape):
+                check_same_grid(given, image, self.label, "noise SD map")
+        values = self._array()
         if values.shape != tuple(image.shape):
             raise MedDenoiseError(
                 f"{self.label} has shape {values.shape} (z, y, x) but the image has {tuple(image.shape)}; the noise "
                 "SD map must be on the image's voxel grid"
             )
-        finite = np.isfinite(values)
-        if (values[finite] < 0).any():
+        if (values[np.isfinite(values)] < 0).any():
             raise MedDenoiseError(f"{self.label} holds negative values; a noise SD map holds standard deviations")
-        usable = finite & (values > 0)
+        usable = _usable(values)
         if not usable.any():
             raise MedDenoiseError(f"{self.label} holds no positive value")
         filled = np.where(usable, values, np.median(values[usable]))
@@ -72,6 +70,15 @@ class NoiseSDMap:
 
     def median(self) -> float:
         """The median of the map's positive values (for logs and reports)."""
-        values = np.asarray(self.values.array if hasattr(self.values, "array") else self.values, dtype=np.float64)
-        usable = values[np.isfinite(values) & (values > 0)]
+        values = self._array()
+        usable = values[_usable(values)]
         return float(np.median(usable)) if usable.size else 0.0
+
+    def _array(self) -> np.ndarray:
+        """The map's values as float64, from a volume or an array."""
+        return np.asarray(self.values.array if hasattr(self.values, "array") else self.values, dtype=np.float64)
+
+
+def _usable(values: np.ndarray) -> np.ndarray:
+    """Where a map holds a noise SD: finite and positive (air an MP-PCA map leaves at 0 and NaN do not)."""
+    return np.isfinite(values) & (values > 0)
