@@ -242,3 +242,35 @@ def multi_run(bundle_data, tmp_path_factory) -> tuple[Path, Path, subprocess.Com
         cwd=base,
     )
     return output_dir, log_dir, result
+
+
+def run_in_process(bundle_root: Path | str = BUNDLE_ROOT, **overrides) -> None:
+    """The bundle's inference config run in this process (MONAI's ``ConfigWorkflow``) on the CPU with ``overrides``."""
+    from monai.bundle import ConfigWorkflow
+
+    workflow = ConfigWorkflow(
+        config_file=str(Path(bundle_root) / "configs" / "inference.json"),
+        logging_file=False,
+        workflow_type="infer",
+        bundle_root=str(bundle_root),
+        device="$torch.device('cpu')",
+        **overrides,
+    )
+    path = list(sys.path)  # ConfigWorkflow.run() prepends the bundle root
+    try:
+        workflow.initialize()
+        assert workflow.check_properties() == []  # every required "infer" property of a MONAI bundle is defined
+        workflow.run()
+        workflow.finalize()
+    finally:
+        sys.path[:] = path
+
+
+@pytest.fixture()
+def mr_crop(tmp_path) -> Path:
+    """A folder holding one 42 x 42 x 8 int16 crop of the MR sample."""
+    data = tmp_path / "data"
+    data.mkdir()
+    mr = nib.load(str(sample_path("mr_head")))
+    nib.save(mr.slicer[8:50, 8:50, 6:14], str(data / "mr.nii.gz"))
+    return data

@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import jsonschema
@@ -26,7 +25,7 @@ from meddenoiselib.io import read_volume
 from meddenoiselib.networks import create_network
 from meddenoiselib.weights import WEIGHTS_DIR, list_shipped_weights, load_model_card, save_weights
 
-from .conftest import dicom_series_affine, write_cropped_series
+from .conftest import dicom_series_affine, run_in_process, write_cropped_series
 
 ROOT = Path(BUNDLE_ROOT)
 REPO = Path(__file__).resolve().parents[2]
@@ -110,9 +109,10 @@ def test_configs_are_a_thin_front_end_over_the_library():
     assert config["network_def"] == "$meddenoiselib.bundle.network_of(@denoiser)"
     targets = [t["_target_"] for t in config["preprocessing"]["transforms"] + config["postprocessing"]["transforms"]]
     # scaling, bursts, clipping: the library's; after the denoised image only a diffusion input's gradient table, the
-    # NIfTI's sidecar and the optional noise map (the library's)
+    # NIfTI's sidecar and the optional noise map (the library's); LoadImaged with the library's reader, taking an
+    # item's series and noise SD map along
     assert targets == [
-        "LoadImaged",
+        "meddenoiselib.bundle.readers.LoadVolumed",
         "EnsureChannelFirstd",
         "SaveImaged",
         "meddenoiselib.bundle.gradients.GradientTabled",
@@ -216,36 +216,8 @@ def test_unknown_model_name_lists_the_served_models():
     assert any("unknown model 'no-such-model'; choose one of" in text and "kpn-small" in text for text in chain)
 
 
-def _run_in_process(bundle_root: Path, **overrides) -> None:
-    from monai.bundle import ConfigWorkflow
-
-    workflow = ConfigWorkflow(
-        config_file=str(bundle_root / "configs" / "inference.json"),
-        logging_file=False,
-        workflow_type="infer",
-        bundle_root=str(bundle_root),
-        device="$torch.device('cpu')",
-        **overrides,
-    )
-    workflow.initialize()
-    assert workflow.check_properties() == []  # every required "infer" property of a MONAI bundle is defined
-    workflow.run()
-    workflow.finalize()
-
-
-@pytest.fixture()
-def mr_crop(tmp_path, monkeypatch) -> Path:
-    """A folder holding one 42 x 42 x 8 int16 crop of the MR sample."""
-    monkeypatch.setattr(sys, "path", list(sys.path))  # ConfigWorkflow.run() prepends the bundle root
-    data = tmp_path / "data"
-    data.mkdir()
-    mr = nib.load(str(sample_path("mr_head")))
-    nib.save(mr.slicer[8:50, 8:50, 6:14], str(data / "mr.nii.gz"))
-    return data
-
-
 def _bundle_output(tmp_path: Path, data: Path, tag: str, **overrides) -> np.ndarray:
-    _run_in_process(ROOT, dataset_dir=str(data), output_dir=str(tmp_path / tag), **overrides)
+    run_in_process(ROOT, dataset_dir=str(data), output_dir=str(tmp_path / tag), **overrides)
     return np.asarray(nib.load(str(tmp_path / tag / "mr_denoised.nii.gz")).dataobj)
 
 
@@ -298,7 +270,7 @@ def test_auto_chooses_per_volume_as_the_library(tmp_path, mr_crop):
     rows, columns = slice(260, 324), slice(220, 284)
     series = tmp_path / "ct" / "series"
     write_cropped_series(series, rows, columns, ct.array[:, rows, columns], ct.source.dicom_files)
-    _run_in_process(ROOT, dataset_dir=str(series.parent), output_dir=str(tmp_path / "auto"), model_name="auto")
+    run_in_process(ROOT, dataset_dir=str(series.parent), output_dir=str(tmp_path / "auto"), model_name="auto")
     actual = np.asarray(nib.load(str(tmp_path / "auto" / "series_denoised.nii.gz")).dataobj)
     denoiser = Denoiser("auto")
     expected = denoiser.denoise(read_volume(series)).array.transpose(2, 1, 0)
@@ -316,7 +288,7 @@ def test_auto_reads_an_mr_floor_from_the_file_as_the_library(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     shutil.copy(sample_path("mr_head"), folder / "head.nii.gz")
-    _run_in_process(ROOT, dataset_dir=str(folder), output_dir=str(tmp_path / "auto"), model_name="auto")
+    run_in_process(ROOT, dataset_dir=str(folder), output_dir=str(tmp_path / "auto"), model_name="auto")
     actual = np.asarray(nib.load(str(tmp_path / "auto" / "head_denoised.nii.gz")).dataobj)
     denoiser = Denoiser("auto")
     expected = denoiser.denoise(read_volume(folder / "head.nii.gz")).array.transpose(2, 1, 0)

@@ -33,7 +33,9 @@ __all__ = [
     "BUNDLE_ROOT",
     "DEFAULT_MODEL_FILE",
     "VOLUME_FORMATS",
+    "datalist_root",
     "find_dataset",
+    "load_datalist",
     "network_of",
     "noise_level",
     "output_name_formatter",
@@ -111,23 +113,31 @@ def noise_level(sigma: float | str | None, noise_sd: float | str | None):
     return NoiseSD(value)
 
 
-def find_dataset(dataset_dir: str | os.PathLike, recursive: bool | str = False) -> list[dict[str, str]]:
-    """The bundle's datalist: every NIfTI/NRRD/MetaImage file and every DICOM series folder in ``dataset_dir``.
+def find_dataset(
+    dataset_dir: str | os.PathLike, recursive: bool | str = False, all_series: bool | str = True
+) -> list[dict[str, str]]:
+    """The bundle's datalist: every NIfTI/NRRD/MetaImage file and every DICOM series in ``dataset_dir``.
 
-    ``dataset_dir`` may itself be a DICOM series folder (then it is the only input). Other files (PNG, TIFF, lone
-    ``.dcm`` files, text) are ignored. Paths are absolute and sorted, so every rank of a distributed run sees the
-    same list in the same order.
+    ``dataset_dir`` may itself be a DICOM series folder (then it is the only input). A folder holding several DICOM
+    series (a study folder, a PACS export) gives one item per series, largest first, each naming its series
+    (``series_uid``) and its output name's part (``series_name``, the number and description: the CLI's
+    ``--all-series`` names), so that no series is left out. Other files (PNG, TIFF, lone ``.dcm`` files, text) are
+    ignored. Paths are absolute and sorted, so every rank of a distributed run sees the same list in the same order.
 
     Args:
         dataset_dir: the folder to scan.
         recursive: also scan sub-folders (outputs then mirror the sub-folder layout); the strings ``"true"``/``"false"``
             are accepted too. Defaults to False.
+        all_series: every series of a folder holding several; False: one item for the folder, whose largest series
+            the reader takes (the library's choice for a folder, refused where two are equally large). Defaults to
+            True.
 
     Returns:
-        ``[{"image": path}, ...]``.
+        ``[{"image": path}, {"image": folder, "series_uid": uid, "series_name": name}, ...]``.
 
     Raises:
         FileNotFoundError: ``dataset_dir`` is not a folder, or it holds no volume.
+        ValueError: two inputs would be written to one output name.
     """
     from ..io import detect_format, find_inputs
 
@@ -139,14 +149,96 @@ def find_dataset(dataset_dir: str | os.PathLike, recursive: bool | str = False) 
     inputs = [p for p in found if p.is_dir() or detect_format(p) in VOLUME_FORMATS]
     if not inputs:
         raise FileNotFoundError(f"{folder}: no NIfTI/NRRD/MetaImage/MGH/PAR/MINC files or DICOM series folders found")
-    root = Path(output_root(folder))
-    seen: dict[Path, Path] = {}
-    for path in inputs:
-        target = path.resolve().parent.relative_to(root) / output_stem(path)
+    items = [item for path in inputs for item in _series_items({"image": str(path.resolve())}, flag(all_series))]
+    _check_output_names(items, Path(output_root(folder)))
+    return items
+
+
+def load_datalist(
+    datalist_file: str | os.PathLike, key: str = "testing", all_series: bool | str = True
+) -> list[dict[str, str]]:
+    """The bundle's datalist from a JSON file in the Medical Segmentation Decathlon layout (MONAI's
+    ``load_decathlon_datalist``), for inputs that are not in one folder or that bring a noise SD map::
+
+        {"testing": [{"image": "scans/a.nii.gz", "noise_sd_map": "maps/a_sd.nii.gz"},
+                     {"image": "study/", "series_uid": "1.2.840..."}, {"image": "b.nrrd"}]}
+
+    Relative paths are relative to the JSON file's folder. An item's keys: ``image`` (a volume file or a DICOM
+    folder), optionally ``noise_sd_map`` (a volume on the image's grid: the noise's SD per voxel in the image's units,
+    the CLI's ``--noise-sd-map``), ``series_uid`` (the series to read from a folder holding several). An item naming
+    a folder of several series without ``series_uid`` gives every series (``all_series``), as :func:`find_dataset`.
+
+    Raises:
+        FileNotFoundError: the file, or a file an item names, does not exist.
+        ValueError: the file is not such a datalist (no list under ``key``, an item without ``image``), a noise SD map
+            for a folder of several series, or two inputs that would be written to one output name.
+    """
+    from monai.data import load_decathlon_datalist
+
+    from .inferer import NOISE_SD_MAP_KEY
+
+    path = Path(datalist_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such datalist file")
+    try:
+        listed = load_decathlon_datalist(path, is_segmentation=False, data_list_key=key)
+    except (ValueError, TypeError, KeyError, IndexError) as error:  # MONAI's words for a malformed list
+        raise ValueError(f"{path}: not a datalist with a list of items under {key!r} ({error})") from None
+    items = []
+    for number, item in enumerate(listed, 1):
+        if not item.get("image"):
+            raise ValueError(f"{path}: item {number} has no 'image'")
+        for name in ("image", NOISE_SD_MAP_KEY):
+            if item.get(name) and not Path(item[name]).exists():
+                raise FileNotFoundError(f"{path}: item {number}'s {name} {item[name]}: no such file or folder")
+        expanded = _series_items({k: str(v) for k, v in item.items()}, flag(all_series))
+        if len(expanded) > 1 and item.get(NOISE_SD_MAP_KEY):
+            raise ValueError(
+                f"{path}: item {number}'s folder {item['image']} holds {len(expanded)} DICOM series and one noise SD "
+                "map; name the series it belongs to (series_uid)"
+            )
+        items.extend(expanded)
+    if not items:
+        raise ValueError(f"{path}: the list under {key!r} is empty")
+    _check_output_names(items, Path(datalist_root(items)))
+    return items
+
+
+def datalist_root(datalist: list[dict[str, str]]) -> str:
+    """The folder outputs are made relative to for a datalist from a file (:func:`load_datalist`): the deepest
+    folder holding every input (a DICOM series folder counts as the file it is), so outputs mirror the inputs'
+    layout below it and none is written outside ``output_dir``."""
+    return os.path.commonpath([str(Path(item["image"]).resolve().parent) for item in datalist])
+
+
+def _series_items(item: dict[str, str], all_series: bool) -> list[dict[str, str]]:
+    """``item``, or one copy per DICOM series where it names a folder of several and no series (``all_series``)."""
+    from ..io import list_dicom_series
+    from ..io.dicom import series_file_names
+    from .inferer import SERIES_NAME_KEY, SERIES_UID_KEY
+
+    image = Path(item["image"])
+    if not all_series or item.get(SERIES_UID_KEY) or not image.is_dir():
+        return [item]
+    series = list_dicom_series(image)
+    if len(series) < 2:
+        return [item]
+    names = series_file_names(series)
+    return [{**item, SERIES_UID_KEY: s.uid, SERIES_NAME_KEY: name} for s, name in zip(series, names, strict=True)]
+
+
+def _check_output_names(items: list[dict[str, str]], root: Path) -> None:
+    """Refuse two items that would be written to one output name below ``root``."""
+    from .inferer import SERIES_NAME_KEY
+
+    seen: dict[Path, str] = {}
+    for item in items:
+        path = Path(item["image"])
+        stem = output_stem(path) + (f"_{item[SERIES_NAME_KEY]}" if item.get(SERIES_NAME_KEY) else "")
+        target = path.resolve().parent.relative_to(root) / stem
         if target in seen:
             raise ValueError(f"{seen[target]} and {path} would both be written as {target}_<postfix>: rename one")
-        seen[target] = path
-    return [{"image": str(p.resolve())} for p in inputs]
+        seen[target] = str(path)
 
 
 def output_root(dataset_dir: str | os.PathLike) -> str:
@@ -178,11 +270,16 @@ def output_stem(path: str | os.PathLike) -> str:
 def output_name_formatter(metadict: dict, saver: Any) -> dict:
     """``SaveImaged(output_name_formatter=...)``: MONAI's default naming, except that a DICOM series folder keeps its
     whole name (MONAI would strip ``.5`` from a folder named ``1.2.3.4.5`` as if it were an extension, and two
-    series folders ``...4.5`` and ``...4.6`` would overwrite each other's output)."""
+    series folders ``...4.5`` and ``...4.6`` would overwrite each other's output), followed by the series' name where
+    the folder holds several (``study_3_HELICAL_CHEST``)."""
     from monai.data.folder_layout import default_name_formatter
+
+    from .inferer import SERIES_NAME_KEY
 
     names = default_name_formatter(metadict, saver)
     subject = names["subject"]
     if os.path.isdir(subject):
-        names["subject"] = subject.rstrip("/\\") + ".series"  # the one "extension" SaveImage strips
+        series_name = metadict.get(SERIES_NAME_KEY) if metadict else ""
+        subject = subject.rstrip("/\\") + (f"_{series_name}" if series_name else "")
+        names["subject"] = subject + ".series"  # the one "extension" SaveImage strips
     return names

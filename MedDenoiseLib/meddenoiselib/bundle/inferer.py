@@ -28,6 +28,9 @@ __all__ = [
     "DenoiserInferer",
     "FRAME_LABEL_KEY",
     "MODALITY_KEY",
+    "NOISE_SD_MAP_KEY",
+    "SERIES_NAME_KEY",
+    "SERIES_UID_KEY",
     "SOURCE_DTYPE_KEY",
     "image_from_item",
     "item_from_array",
@@ -42,6 +45,14 @@ MODALITY_KEY = "modality"
 #: the metadata key under which it marks a 4D series (frames as channels): what the frames are (``"time"``,
 #: ``"gradient"``, ...); absent for a volume.
 FRAME_LABEL_KEY = "frame_label"
+#: a datalist item's key naming the DICOM series to read from a folder that holds several (its SeriesInstanceUID)
+SERIES_UID_KEY = "series_uid"
+#: a datalist item's key giving that series' part of the output's name (``3_HELICAL_CHEST``), kept in the image's
+#: metadata (``""`` for any other input) for :func:`~meddenoiselib.bundle.output_name_formatter` and the log
+SERIES_NAME_KEY = "series_name"
+#: the datalist and metadata key of an image's noise SD map: a volume file on the image's grid holding the noise's SD
+#: per voxel in the image's units (the CLI's ``--noise-sd-map``); ``""`` for none.
+NOISE_SD_MAP_KEY = "noise_sd_map"
 #: the metadata key under which :class:`DenoiserInferer` records on each result what denoised it (the Denoiser's
 #: method and, for ``auto``, the model it chose for that volume and why), for the sidecar.
 DENOISING_METHOD_KEY = "denoising_method"
@@ -203,12 +214,12 @@ class DenoiserInferer(Inferer):
         items = decollate_batch(inputs, detach=True) if isinstance(inputs, MetaTensor) else list(inputs)
         outputs, methods = [], []
         for item in items:
-            denoised = self.denoiser.denoise(image_from_item(item), self.sigma)
+            denoised = self.denoiser.denoise(image_from_item(item), self.noise_level_of(item))
             report = self.denoiser.last_report
             requested = str(getattr(self.denoiser, "method", ""))
             methods.append(report.described_method(requested) if report is not None else requested)
             if report is not None:
-                name = item.meta.get("filename_or_obj", "") if isinstance(item, MetaTensor) else ""
+                name = _input_name(item)
                 logger.info(
                     "%s: %s%s in %.2f s on %s",
                     name,
@@ -226,3 +237,35 @@ class DenoiserInferer(Inferer):
         result = convert_to_dst_type(result, inputs, dtype=result.dtype)[0]
         result.meta = {**result.meta, DENOISING_METHOD_KEY: methods if inputs.is_batch else methods[0]}
         return result
+
+    def noise_level_of(self, item: torch.Tensor):
+        """The noise level ``item`` is denoised with: its noise SD map where its datalist item gave one
+        (:data:`NOISE_SD_MAP_KEY` in its metadata; read with the library's reader, its grid checked against the
+        image's by the library), else the inferer's ``sigma``.
+
+        Raises:
+            ValueError: a map, and a ``sigma`` other than ``"auto"`` (or a ``noise_sd``): two noise levels.
+        """
+        path = str(item.meta.get(NOISE_SD_MAP_KEY) or "") if isinstance(item, MetaTensor) else ""
+        if not path:
+            return self.sigma
+        name = _input_name(item)
+        if self.sigma not in ("auto", None):
+            given = f"noise_sd {self.sigma.value:g}" if hasattr(self.sigma, "value") else f"sigma {self.sigma}"
+            raise ValueError(
+                f"{name}: its datalist item gives a noise SD map ({path}) and the bundle a noise level ({given}): "
+                "give one"
+            )
+        from ..io import read_volume
+        from ..transforms import NoiseSDMap
+
+        logger.info("%s: denoised with the noise SD map %s", name, path)
+        return NoiseSDMap(read_volume(path), label=path)
+
+
+def _input_name(item: torch.Tensor) -> str:
+    """How the log and messages name an item: its file or folder, and the series where the folder holds several."""
+    if not isinstance(item, MetaTensor):
+        return ""
+    name, series = str(item.meta.get("filename_or_obj", "") or ""), str(item.meta.get(SERIES_NAME_KEY, "") or "")
+    return f"{name} (series {series})" if series else name

@@ -22,17 +22,25 @@ from typing import Any
 
 import numpy as np
 from monai.data import ImageReader
+from monai.transforms import LoadImaged
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 
 from ..io.provenance import resampling_warning
 from .gradients import DICOM_BVAL_KEY, DICOM_BVEC_KEY
-from .inferer import FRAME_LABEL_KEY, MODALITY_KEY, SOURCE_DTYPE_KEY
+from .inferer import (
+    FRAME_LABEL_KEY,
+    MODALITY_KEY,
+    NOISE_SD_MAP_KEY,
+    SERIES_NAME_KEY,
+    SERIES_UID_KEY,
+    SOURCE_DTYPE_KEY,
+)
 from .sidecar import BIDS_SIDECAR_KEY
 from .writers import FRAME_INTERVAL_KEY
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VolumeReader"]
+__all__ = ["LoadVolumed", "VolumeReader"]
 
 _SUPPORTED_FORMATS = ("nifti", "nrrd", "metaimage", "mgh", "parrec", "minc", "dicom-file")
 
@@ -201,6 +209,40 @@ def _meta(image, array: np.ndarray, channel_dim: float | int, extra: dict) -> di
         SOURCE_DTYPE_KEY: array.dtype.name,
         **extra,
     }
+
+
+class LoadVolumed(LoadImaged):
+    """``LoadImaged`` with :class:`VolumeReader`, taking a datalist item's other keys along.
+
+    An item of a folder holding several DICOM series names one of them (``series_uid``; the reader would read the
+    largest) and its output name's part (``series_name``), as :func:`~meddenoiselib.bundle.find_dataset` lists every
+    series of such a folder; an item may give a noise SD map (``noise_sd_map``: a volume file on the image's grid, the
+    noise's SD per voxel in the image's units) for :class:`~.inferer.DenoiserInferer`. Both names travel in the image's
+    metadata (``""`` where the item gives none, so that a batch's metadata always has the same keys).
+
+    Args:
+        keys: the image key(s) of the datalist. Defaults to ``"image"``.
+        kwargs: ``LoadImaged``'s; the reader defaults to :class:`VolumeReader`, ``image_only`` to True and ``dtype``
+            to None (the file's own type).
+    """
+
+    def __init__(self, keys="image", **kwargs: Any) -> None:
+        kwargs.setdefault("reader", VolumeReader)
+        kwargs.setdefault("image_only", True)
+        kwargs.setdefault("dtype", None)
+        super().__init__(keys, **kwargs)
+
+    def __call__(self, data, reader: ImageReader | None = None):
+        series_uid = str(data.get(SERIES_UID_KEY) or "")
+        if reader is None and series_uid:
+            reader = VolumeReader(series_uid=series_uid)
+        d = super().__call__(data, reader)
+        for key in self.key_iterator(d):
+            meta = getattr(d[key], "meta", None)
+            if meta is not None:
+                meta[SERIES_NAME_KEY] = str(data.get(SERIES_NAME_KEY) or "")
+                meta[NOISE_SD_MAP_KEY] = str(data.get(NOISE_SD_MAP_KEY) or "")
+        return d
 
 
 class _Refused:

@@ -1,0 +1,172 @@
+"""The bundle on a folder of several DICOM series and on a datalist file with noise SD maps: what the CLI's
+``--all-series`` and ``--noise-sd-map`` do, through MONAI's config workflow (in process; test_bundle_run.py shows
+that ``python -m monai.bundle run`` resolves the config the same way).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+
+from meddenoiselib.bundle import datalist_root, find_dataset, load_datalist
+from meddenoiselib.demo import sample_path
+from meddenoiselib.errors import MedDenoiseError
+from meddenoiselib.inference import Denoiser
+from meddenoiselib.io import read_volume
+from meddenoiselib.transforms import NoiseSDMap
+
+from .conftest import noisy_like, run_in_process, write_cropped_series
+
+
+def _study(folder: Path) -> dict[str, str]:
+    """A study folder holding two series of the CT sample's files, cropped and noisy: ``3 HELICAL CHEST`` (4
+    slices) and ``5 SOFT TISSUE`` (3 slices, another crop). Returns {series name: SeriesInstanceUID}."""
+    ct = read_volume(sample_path("ct_chest"))
+    uids = {}
+    for number, description, count, rows, columns, seed in (
+        (3, "HELICAL CHEST", 4, slice(260, 308), slice(220, 268), 21),
+        (5, "SOFT TISSUE", 3, slice(200, 248), slice(180, 228), 22),
+    ):
+        part = folder.parent / f"part{number}"
+        noisy = noisy_like(ct.array[:count, rows, columns], seed=seed)
+        write_cropped_series(part, rows, columns, noisy, ct.source.dicom_files[:count])
+        folder.mkdir(exist_ok=True)
+        for path in sorted(part.glob("*.dcm")):
+            ds = pydicom.dcmread(str(path))
+            ds.SeriesNumber, ds.SeriesDescription = number, description
+            ds.save_as(str(folder / f"s{number}_{path.name}"))
+            uids[f"{number}_{description.replace(' ', '_')}"] = str(ds.SeriesInstanceUID)
+        shutil.rmtree(part)
+    return uids
+
+
+def _written(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    image = nib.load(str(path))
+    return np.asarray(image.dataobj), image.affine
+
+
+def test_every_series_of_a_study_folder_is_denoised_into_its_own_output(tmp_path):
+    """A folder of two series: the datalist has one item per series, and each output, named by the folder and the
+    series (the CLI's ``--all-series`` names), is the library's result on that series, on its grid. Before, the
+    bundle read the largest series and silently left the other out."""
+    study = tmp_path / "data" / "study"
+    uids = _study(study)
+    items = find_dataset(study.parent)
+    assert [(item["series_name"], item["series_uid"]) for item in items] == list(uids.items())  # largest first
+    assert {item["image"] for item in items} == {str(study.resolve())}
+    assert [item["image"] for item in find_dataset(study.parent, all_series=False)] == [str(study.resolve())]
+
+    out = tmp_path / "out"
+    run_in_process(dataset_dir=str(study.parent), output_dir=str(out), model_name="median")
+    written = sorted(p.name for p in out.glob("*.nii.gz"))
+    assert written == [f"study_{name}_denoised.nii.gz" for name in uids]
+    for name, uid in uids.items():
+        actual, affine = _written(out / f"study_{name}_denoised.nii.gz")
+        series = read_volume(study, series_uid=uid)
+        expected = Denoiser("median").denoise(series).array.transpose(2, 1, 0)
+        np.testing.assert_array_equal(actual, expected)
+        np.testing.assert_allclose(affine, series.ijk_to_ras(), atol=1e-4)
+        assert np.abs(actual.astype(np.int32) - series.array.transpose(2, 1, 0)).max() > 0  # denoised, not copied
+        sidecar = json.loads((out / f"study_{name}_denoised.json").read_text())
+        assert sidecar["SeriesNumber"] == int(name.split("_")[0])  # the series' own DICOM values beside it
+
+    # the folder given as dataset_dir itself: its outputs land in output_dir under the same names
+    out_direct = tmp_path / "out_direct"
+    run_in_process(dataset_dir=str(study), output_dir=str(out_direct), model_name="median")
+    assert sorted(p.name for p in out_direct.glob("*.nii.gz")) == written
+
+
+def test_a_datalist_file_gives_noise_sd_maps_as_the_cli(tmp_path):
+    """``--datalist_file``: an MR crop with a per-voxel noise SD map (noise rising left to right) is denoised exactly as
+    the library's ``Denoiser("nlm").denoise(volume, NoiseSDMap(map))`` (the CLI's ``--noise-sd-map``), closer to the
+    clean image than with one estimated level; an item without a map is denoised as before. Relative paths are the
+    JSON file's; outputs mirror the inputs' layout below their common folder."""
+    mr = nib.load(str(sample_path("mr_head")))
+    clean = np.asarray(mr.dataobj)[8:50, 8:50, 6:14].astype(np.float64)  # (x, y, z)
+    affine = mr.slicer[8:50, 8:50, 6:14].affine
+    sd = np.broadcast_to(np.linspace(5.0, 60.0, clean.shape[0])[:, None, None], clean.shape)
+    noisy = np.rint(clean + np.random.default_rng(5).normal(size=clean.shape) * sd).astype(np.int16)
+    data = tmp_path / "data"
+    (data / "scans").mkdir(parents=True)
+    (data / "maps").mkdir()
+    nib.save(nib.Nifti1Image(noisy, affine), str(data / "scans" / "mr.nii.gz"))
+    nib.save(nib.Nifti1Image(sd.astype(np.float32), affine), str(data / "maps" / "mr_sd.nii.gz"))
+    shutil.copy(data / "scans" / "mr.nii.gz", data / "scans" / "plain.nii.gz")
+    datalist = data / "list.json"
+    datalist.write_text(
+        json.dumps(
+            {
+                "testing": [
+                    {"image": "scans/mr.nii.gz", "noise_sd_map": "maps/mr_sd.nii.gz"},
+                    {"image": "scans/plain.nii.gz"},
+                ]
+            }
+        )
+    )
+    items = load_datalist(datalist)
+    assert items[0]["noise_sd_map"] == str(data / "maps" / "mr_sd.nii.gz")
+    assert datalist_root(items) == str((data / "scans").resolve())
+
+    out = tmp_path / "out"
+    run_in_process(datalist_file=str(datalist), output_dir=str(out), model_name="nlm")
+    with_map, _ = _written(out / "mr_denoised.nii.gz")
+    without, _ = _written(out / "plain_denoised.nii.gz")
+    volume = read_volume(data / "scans" / "mr.nii.gz")
+    expected = Denoiser("nlm").denoise(volume, NoiseSDMap(read_volume(data / "maps" / "mr_sd.nii.gz")))
+    np.testing.assert_array_equal(with_map, expected.array.transpose(2, 1, 0))
+    np.testing.assert_array_equal(without, Denoiser("nlm").denoise(volume).array.transpose(2, 1, 0))
+
+    def rmse(a):
+        return float(np.sqrt(np.mean((a.astype(np.float64) - clean) ** 2)))
+
+    assert rmse(with_map) < 0.9 * rmse(without) < rmse(noisy)
+
+    # a map and a noise level are two levels; the bundle names the item
+    with pytest.raises(Exception) as raised:  # MONAI wraps the error of a config expression; the cause is ours
+        run_in_process(datalist_file=str(datalist), output_dir=str(tmp_path / "two"), model_name="nlm", noise_sd=20)
+    causes = [raised.value]
+    while causes[-1].__cause__ is not None or causes[-1].__context__ is not None:
+        causes.append(causes[-1].__cause__ or causes[-1].__context__)
+    assert any("gives a noise SD map" in str(c) and "a noise level (noise_sd 20)" in str(c) for c in causes)
+
+
+def test_datalist_files_are_checked_by_name(tmp_path):
+    """A missing file, a missing image, a malformed list and a map for a folder of several series are refused naming
+    the datalist and the item; a folder of several series without a series UID gives every series."""
+    (tmp_path / "a.nii.gz").write_bytes(b"")
+    study = tmp_path / "study"
+    uids = _study(study)
+    listing = tmp_path / "list.json"
+    with pytest.raises(FileNotFoundError, match="no such datalist file"):
+        load_datalist(tmp_path / "none.json")
+    for content, message in (
+        ({"training": [{"image": "a.nii.gz"}]}, "under 'testing'"),
+        ({"testing": [{"image": "b.nii.gz"}]}, r"item 1's image .*b.nii.gz: no such file"),
+        ({"testing": [{"image": "a.nii.gz", "noise_sd_map": "m.nii.gz"}]}, "item 1's noise_sd_map m.nii.gz: no such"),
+        ({"testing": [{"label": "a.nii.gz"}]}, "item 1 has no 'image'"),
+        ({"testing": [{"image": "study", "noise_sd_map": "a.nii.gz"}]}, "holds 2 DICOM series and one noise SD map"),
+        ({"testing": [{"image": "a.nii.gz"}, {"image": "a.nii.gz"}]}, "would both be written"),
+    ):
+        listing.write_text(json.dumps(content))
+        with pytest.raises((FileNotFoundError, ValueError), match=message):
+            load_datalist(listing)
+    listing.write_text(json.dumps({"testing": [{"image": "a.nii.gz"}, {"image": "study"}]}))
+    assert [item.get("series_uid") for item in load_datalist(listing)] == [None, *uids.values()]
+    first = next(iter(uids.values()))
+    listing.write_text(json.dumps({"testing": [{"image": "study", "series_uid": first}]}))
+    assert load_datalist(listing) == [{"image": str(study), "series_uid": first}]
+
+
+def test_an_unknown_series_uid_is_refused_by_the_library(tmp_path):
+    from meddenoiselib.bundle.readers import LoadVolumed
+
+    study = tmp_path / "study"
+    _study(study)
+    with pytest.raises(MedDenoiseError, match="no series with UID 1.2.3"):
+        LoadVolumed("image")({"image": str(study), "series_uid": "1.2.3"})
