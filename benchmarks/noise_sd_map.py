@@ -1,11 +1,13 @@
-"""Magnitude MR whose noise varies across the image, denoised with and without its noise SD map, through the CLI.
+"""Magnitude MR whose noise varies across the image, denoised with and without its noise SD map (given, or estimated
+from the image), through the CLI.
 
     python benchmarks/noise_sd_map.py            # -> docs/benchmarks_noise_sd_map.md + .csv
     python benchmarks/noise_sd_map.py --methods auto,nlm --work /tmp/map-work
 
 Parallel imaging (SENSE, GRAPPA) leaves MR noise whose SD varies across the image by its g-factor, highest where
 the coils see least apart; MP-PCA (MRtrix ``dwidenoise -noise``, dipy) and vendor maps give it per voxel.
-``denoise --noise-sd-map FILE`` divides the image by the map, denoises noise of SD 1 and multiplies back.
+``denoise --noise-sd-map FILE`` divides the image by the map, denoises noise of SD 1 and multiplies back;
+``--noise-sd-map auto`` estimates the map from the image's finest detail (``transforms.estimate_noise_sd_map``).
 
 References: the 7 real MR slices of ``benchmarks/real_mr.py`` (``REAL_MR``: dipy's T1 slice and the three sequences
 of MID-DRAN's two LGG images), in no model's training or tuning, each written as a 1-slice NIfTI (``--modality mr``,
@@ -14,12 +16,13 @@ as a user gives a NIfTI's modality). Two shapes of the noise, so that no one sim
 - ``ramp``: sigma rising linearly across the image from 1 % to 8 % of its 99th percentile (a coil array on one
   side);
 - ``g-factor``: sigma 2 % of the 99th percentile at the edges rising to 6 % in the centre (a Gaussian bump of
-  0.3 x the image's width), as SENSE's g-factor peaks between the coils.
+  0.3 x the image's width), as SENSE's g-factor peaks between the coils;
+- ``uniform``: sigma 3 % everywhere (one level: what an estimated map must not make worse).
 
 Rician noise of that sigma per pixel (seeded); the map given is the true sigma. Methods through the CLI with default
-flags, then with ``--noise-sd-map``: ``auto`` (the MR model and its floor removal), NLM and BM3D (``--sigma auto``
-without the map). Metrics as ``real_mr.py``: PSNR and SSIM over the head (data range the clean maximum), background
-bias = mean(result - clean) / sigma outside the dilated head.
+flags, then with ``--noise-sd-map`` (the true map), then with ``--noise-sd-map auto``: ``auto`` (the MR model and its
+floor removal), NLM and BM3D (``--sigma auto`` without a map). Metrics as ``real_mr.py``: PSNR and SSIM over the
+head (data range the clean maximum), background bias = mean(result - clean) / sigma outside the dilated head.
 """
 
 from __future__ import annotations
@@ -46,7 +49,9 @@ from real_noise import cli_env  # noqa: E402
 from real_noise_metrics import head_mask, masked_psnr, masked_ssim  # noqa: E402
 
 DEFAULT_METHODS = ("auto", "nlm", "bm3d")
-SHAPES = ("ramp", "g-factor")
+SHAPES = ("ramp", "g-factor", "uniform")
+#: the ``map`` column: none, the true map, the map estimated from the image
+MAPS = ("no", "yes", "estimated")
 
 
 def sigma_map(shape: tuple[int, int, int], p99: float, kind: str) -> np.ndarray:
@@ -54,6 +59,8 @@ def sigma_map(shape: tuple[int, int, int], p99: float, kind: str) -> np.ndarray:
     z, y, x = shape
     if kind == "ramp":
         profile = np.broadcast_to(0.01 + 0.07 * np.linspace(0.0, 1.0, x)[None, :], (y, x))
+    elif kind == "uniform":
+        profile = np.full((y, x), 0.03)
     else:
         yy, xx = np.mgrid[:y, :x]
         r2 = ((yy - (y - 1) / 2) ** 2 + (xx - (x - 1) / 2) ** 2) / (0.3 * x) ** 2
@@ -74,7 +81,7 @@ def evaluate(clean: np.ndarray, result: np.ndarray, sigma: np.ndarray) -> dict:
     }
 
 
-def run(method: str, noisy: Path, out: Path, noise_map: Path | None, env: dict) -> float:
+def run(method: str, noisy: Path, out: Path, noise_map: Path | str | None, env: dict) -> float:
     command = [sys.executable, "-m", "meddenoiselib", "denoise", str(noisy), str(out), "--modality", "mr", "-q"]
     command += [] if method == "auto" else ["--model", method]
     command += ["--noise-sd-map", str(noise_map)] if noise_map is not None else []
@@ -110,21 +117,22 @@ def main(argv: list[str] | None = None) -> int:
             base = {"reference": name, "noise": kind}
             rows.append({**base, "method": "noisy", "map": "", "seconds": 0.0, **evaluate(clean, noisy, sigma)})
             for method in methods:
-                for given in (False, True):
-                    out = stem.with_suffix(f".{method}{'.map' if given else ''}.nii.gz")
-                    seconds = run(method, noisy_file, out, sigma_file if given else None, env)
+                for given in MAPS:
+                    out = stem.with_suffix(f".{method}.{given}.nii.gz")
+                    noise_map = {"no": None, "yes": sigma_file, "estimated": "auto"}[given]
+                    seconds = run(method, noisy_file, out, noise_map, env)
                     result = read_volume(out).array.astype(np.float32)
                     rows.append(
                         {
                             **base,
                             "method": method,
-                            "map": "yes" if given else "no",
+                            "map": given,
                             "seconds": seconds,
                             **evaluate(clean, result, sigma),
                         }
                     )
                     print(
-                        f"{name:12s} {kind:9s} {method:5s} map={given!s:5s} {rows[-1]['psnr']:.2f} dB "
+                        f"{name:12s} {kind:9s} {method:5s} map={given:9s} {rows[-1]['psnr']:.2f} dB "
                         f"bias {rows[-1]['bias_sigma']:+.3f}",
                         flush=True,
                     )
@@ -139,10 +147,11 @@ def write_outputs(rows: list[dict], methods: list[str], output: Path) -> None:
         writer.writeheader()
         writer.writerows(rows)
     lines = [
-        "# MR noise that varies across the image: with and without its noise SD map (`--noise-sd-map`)",
+        "# MR noise that varies across the image: with and without its noise SD map (`--noise-sd-map FILE` / `auto`)",
         "",
         f"Generated by `python benchmarks/noise_sd_map.py` on {cpu_name()} (see the script's docstring for the data,",
-        "noise and metrics). Mean over the 7 held-out real MR slices; gains over the noisy input.",
+        "noise and metrics). Mean over the 7 held-out real MR slices; gains over the noisy input. Noise SD map: no =",
+        "none, yes = the true map (`--noise-sd-map FILE`), estimated = `--noise-sd-map auto`.",
         "",
     ]
     for kind in SHAPES:
@@ -159,7 +168,7 @@ def write_outputs(rows: list[dict], methods: list[str], output: Path) -> None:
             f"{np.mean([r['ssim'] for r in noisy]):.4f} | {np.mean([r['bias_sigma'] for r in noisy]):+.3f} | – |"
         )
         for method in methods:
-            for given in ("no", "yes"):
+            for given in MAPS:
                 chosen = [r for r in rows if r["noise"] == kind and r["method"] == method and r["map"] == given]
                 gain = np.mean([r["psnr"] - n["psnr"] for r, n in zip(chosen, noisy, strict=True)])
                 seconds = np.mean([r["seconds"] for r in chosen])

@@ -19,7 +19,8 @@ from meddenoiselib.inference import Denoiser
 from meddenoiselib.io import read_volume, write_volume
 from meddenoiselib.io.series import VolumeSeries
 from meddenoiselib.io.volume import Volume
-from meddenoiselib.transforms import NoiseSDMap
+from meddenoiselib.transforms import NoiseSD, NoiseSDMap
+from meddenoiselib.transforms.magnitude import estimate_magnitude_floor
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +47,13 @@ def _scores(clean, result, sigma):
 
 @pytest.mark.parametrize("method", ["auto", "nlm"])
 def test_a_varying_noise_level_is_removed_where_one_level_is_not(ramped, method):
-    """auto (MR model and floor removal) and NLM, with one estimated level and with the map: PSNR over the head
-    (noisy 29.39 dB) auto 31.26 -> 37.93, NLM 34.37 -> 37.31 (BM3D 34.61 -> 38.52); auto's background bias
-    0.68 -> -0.23 sigma."""
+    """auto (MR model and floor removal) and NLM, with one level and with the map: PSNR over the head (noisy 29.39
+    dB) auto 31.26 -> 37.93, NLM 34.37 -> 37.31 (BM3D 34.61 -> 38.52); auto's background bias 0.68 -> -0.23 sigma.
+    One level for auto is the floor's sigma given (left to itself, auto reads a map where the floor varies)."""
     clean, noisy, sigma = ramped
     denoiser = Denoiser(method, modality="mr")
-    one = denoiser.denoise(noisy).array
+    level = "auto" if method == "nlm" else NoiseSD(float(estimate_magnitude_floor(noisy.array).sigma))
+    one = denoiser.denoise(noisy, level).array
     mapped = denoiser.denoise(noisy, NoiseSDMap(sigma)).array
     assert mapped.dtype == noisy.array.dtype and mapped.shape == noisy.shape
     noisy_psnr, _ = _scores(clean, noisy.array, sigma)
@@ -73,8 +75,6 @@ def test_a_map_off_the_grid_or_negative_or_on_a_ct_model_is_refused(ramped, ct_s
         denoiser.denoise(noisy, NoiseSDMap(moved, label="moved.nii.gz"))
     with pytest.raises(MedDenoiseError, match="negative"):
         denoiser.denoise(noisy, NoiseSDMap(-sigma.array))
-    with pytest.raises(OptionError, match="preview"):
-        denoiser.preview(noisy, sigma=NoiseSDMap(sigma))
     ct = read_volume(ct_series_dir)
     with pytest.raises(OptionError, match="a CT's model works on HU"):
         Denoiser().denoise(ct, NoiseSDMap(np.full(ct.shape, 20.0)))
@@ -135,3 +135,156 @@ def test_a_floor_that_varies_across_the_image_is_named_where_one_level_is_used(r
     values = json.loads(report.read_text())
     assert values["noise_sd_map"] == str(tmp_path / "sigma.nii.gz") and "noise_floor_varies" not in values
     assert "--noise-sd-map takes" not in capsys.readouterr().err
+    # auto, the default, reads a map itself where the floor varies: no warning, the report says which map and why
+    auto = ["denoise", str(tmp_path / "noisy.nii.gz"), str(tmp_path / "auto.nii.gz"), "--report", str(report)]
+    assert main([*auto, "--modality", "mr", "--overwrite"]) == 0
+    values = json.loads(report.read_text())
+    assert values["noise_sd_map"].startswith("the noise SD map estimated from the image (the noise floor varies")
+    assert "--noise-sd-map takes" not in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ a map read from the image
+
+
+def test_a_map_estimated_from_the_image_follows_the_ramp_in_tissue_and_in_air(ramped):
+    """``estimate_noise_sd_map`` on the ramped slice: within 15 % of the true sigma (median over the head and over the
+    air); in the air the magnitude's spread is 0.66 of sigma (Rayleigh), so reading it as sigma, uncorrected, would
+    be 34 % low there."""
+    from meddenoiselib.transforms import estimate_noise_sd_map
+
+    clean, noisy, sigma = ramped
+    estimated = estimate_noise_sd_map(noisy.array)
+    assert estimated.shape == noisy.shape and estimated.dtype == np.float32
+    values = clean.array.astype(np.float64)
+    head = values > 0.1 * np.percentile(values, 99)
+    air = values < 0.02 * np.percentile(values, 99)
+    ratio = estimated / sigma.array
+    assert abs(np.median(ratio[head]) - 1.0) < 0.15
+    assert abs(np.median(ratio[air]) - 1.0) < 0.15
+    left, right = estimated[..., :64].mean(), estimated[..., -64:].mean()
+    assert right > 2.5 * left  # the ramp: 3.8x between these strips (smoothing at the edges reads 2.8x)
+
+
+def test_a_map_estimated_from_white_gaussian_noise_is_flat(mr_png):
+    """Gaussian noise of SD 6 on the slice (no magnitude floor: no correction): every voxel's estimate within 15 %."""
+    from meddenoiselib.transforms import estimate_noise_sd_map
+
+    values = read_volume(mr_png).array.astype(np.float32)
+    noisy = values + np.random.default_rng(9).normal(0.0, 6.0, values.shape).astype(np.float32) + 100.0
+    estimated = estimate_noise_sd_map(noisy, coils=None)
+    assert np.abs(estimated / 6.0 - 1.0).max() < 0.15
+
+
+def test_auto_reads_a_map_where_the_floor_varies_and_nearly_matches_the_true_map(ramped):
+    """``auto`` left to itself on the ramped slice, whose floor differs between its halves, reads a noise SD map from
+    the image (``NoiseSDMap.estimated()``, the CLI's ``--noise-sd-map auto``): 38.20 dB over the head, the true map
+    37.93, one level (the floor's sigma) 31.26; background bias within 0.3 sigma. The report says why."""
+    clean, noisy, sigma = ramped
+    denoiser = Denoiser("auto", modality="mr")
+    floor = NoiseSD(float(estimate_magnitude_floor(noisy.array).sigma))
+    one, _ = _scores(clean, denoiser.denoise(noisy, floor).array, sigma)
+    true, _ = _scores(clean, denoiser.denoise(noisy, NoiseSDMap(sigma)).array, sigma)
+    default, bias = _scores(clean, denoiser.denoise(noisy).array, sigma)
+    report = denoiser.last_report
+    assert default > true - 1.0 and default > one + 4.0
+    assert abs(bias) < 0.3
+    assert report.noise_sd_map.startswith("the noise SD map estimated from the image (the noise floor varies: sigma")
+    assert "divided by the noise SD map estimated from the image" in report.choice
+    explicit, _ = _scores(clean, denoiser.denoise(noisy, NoiseSDMap.estimated()).array, sigma)
+    assert explicit == pytest.approx(default, abs=0.01)  # the same map, asked for
+    assert denoiser.last_report.noise_sd_map == "the noise SD map estimated from the image"
+
+
+def test_auto_keeps_one_level_where_the_floor_does_not_vary(mr_png):
+    """Rician noise of one sigma (3 % of the 99th percentile) on the slice: no map is read, and ``auto``'s result is
+    what it was (the floor's removal at one level)."""
+    clean = read_volume(mr_png)
+    values = clean.array.astype(np.float32)
+    sigma = 0.03 * float(np.percentile(values, 99))
+    rng = np.random.default_rng(6)
+    noisy = clean.with_array(
+        np.hypot(values + rng.normal(0.0, sigma, values.shape), rng.normal(0.0, sigma, values.shape)).astype(np.float32)
+    )
+    denoiser = Denoiser("auto", modality="mr")
+    denoiser.denoise(noisy)
+    assert denoiser.last_report.noise_sd_map == ""
+    assert "noise SD map" not in denoiser.last_report.choice
+
+
+def test_an_estimated_map_is_refused_for_ct_and_colour(ct_series_dir, us_png):
+    ct = read_volume(ct_series_dir)
+    with pytest.raises(OptionError, match="misses most of a CT's noise"):
+        Denoiser("nlm").denoise(ct, NoiseSDMap.estimated())
+    colour = Volume(np.zeros((1, 32, 32, 3), np.uint8))
+    with pytest.raises(MedDenoiseError, match="3 components"):
+        Denoiser("nlm", modality="other").denoise(colour, NoiseSDMap.estimated())
+
+
+def test_cli_noise_sd_map_auto_takes_a_folder_and_records_the_map(ramped, tmp_path):
+    """``--noise-sd-map auto`` reads a map from each image of a folder; a level beside it is refused."""
+    clean, noisy, sigma = ramped
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_volume(noisy, folder / "a.nii.gz")
+    write_volume(noisy, folder / "b.nii.gz")
+    out = tmp_path / "out"
+    assert (
+        main(["denoise", str(folder), str(out), "--modality", "mr", "--model", "nlm", "--noise-sd-map", "auto", "-q"])
+        == 0
+    )
+    expected = Denoiser("nlm", modality="mr").denoise(noisy, NoiseSDMap.estimated()).array
+    for name in ("a.nii.gz", "b.nii.gz"):
+        np.testing.assert_array_equal(read_volume(out / name).array, expected)
+    report = tmp_path / "r.json"
+    single = tmp_path / "single.nii.gz"
+    assert (
+        main(
+            [
+                "denoise",
+                str(folder / "a.nii.gz"),
+                str(single),
+                "--modality",
+                "mr",
+                "--noise-sd-map",
+                "auto",
+                "--report",
+                str(report),
+                "-q",
+            ]
+        )
+        == 0
+    )
+    assert json.loads(report.read_text())["noise_sd_map"] == "the noise SD map estimated from the image"
+    assert (
+        main(
+            [
+                "denoise",
+                str(folder / "a.nii.gz"),
+                str(tmp_path / "x.nii.gz"),
+                "--noise-sd-map",
+                "auto",
+                "--noise-sd",
+                "5",
+                "-q",
+            ]
+        )
+        != 0
+    )
+
+
+@pytest.mark.parametrize("method", ["nlm", "auto"])
+def test_a_preview_under_a_map_is_the_slice_of_the_full_run(ramped, method):
+    """A preview with a noise SD map (given to NLM; read by ``auto`` itself, the floor varying) is the full run's
+    slice: the map is read on the whole volume and its slice multiplies the previewed one."""
+    clean, noisy, sigma = ramped
+    rng = np.random.default_rng(8)
+    stack = np.concatenate([noisy.array * rng.uniform(0.97, 1.03) for _ in range(5)])  # (5, Y, X), each its own
+    volume = Volume(stack.astype(np.float32), (1.0, 1.0, 3.0))
+    given = NoiseSDMap(np.repeat(sigma.array, 5, axis=0)) if method == "nlm" else "auto"
+    denoiser = Denoiser(method, modality="mr")
+    full = denoiser.denoise(volume, given).array
+    preview = denoiser.preview(volume, 2, given)
+    assert denoiser.last_report.noise_sd_map and denoiser.last_report.preview
+    assert preview.shape == (1, *stack.shape[1:])
+    scale = float(np.percentile(stack, 99))
+    assert np.abs(preview.array[0] - full[2]).max() < 0.01 * scale

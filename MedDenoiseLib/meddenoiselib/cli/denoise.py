@@ -149,7 +149,7 @@ def _plan_job(
         )
     labels = [path for path in (getattr(args, name, None) for name in _LABEL_OPTIONS) if path]
     tables = gradient_table_files(source) if series else ()
-    noise_map = [args.noise_sd_map] if getattr(args, "noise_sd_map", None) else []
+    noise_map = [args.noise_sd_map] if _noise_map_file(args) else []
     protected = input_paths([source, *header.files, *labels, *tables, *noise_map])
     if getattr(args, "dicom_like", None):
         header = _dicom_like_header(source, header, Path(args.dicom_like), series)
@@ -630,6 +630,8 @@ def _given_noise(args: argparse.Namespace):
         from ..io import read_volume
         from ..transforms.noise_sd_map import NoiseSDMap
 
+        if not _noise_map_file(args):
+            return NoiseSDMap.estimated()
         return NoiseSDMap(read_volume(args.noise_sd_map), label=str(args.noise_sd_map))
     if getattr(args, "noise_sd", None) is not None:
         return NoiseSD(args.noise_sd)
@@ -680,7 +682,7 @@ def _run_denoiser(denoiser, data, args: argparse.Namespace, masks: dict):
         else:
             logger.info("  noise sigma %.2f on the 0-255 scale (%s)", report.sigma * 255, how)
     logger.info("  denoised in %.2fs on %s", report.seconds if report else 0.0, denoiser.device)
-    if report is not None and report.modality == "mr" and not getattr(args, "noise_sd_map", None):
+    if report is not None and report.modality == "mr" and not report.noise_sd_map:  # auto reads a map where it varies
         _warn_if_the_floor_varies(data)
     return result
 
@@ -759,16 +761,27 @@ def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:
     logger.info("Wrote %s in %.2fs total", target, time.perf_counter() - start)
 
 
+def _noise_map_file(args: argparse.Namespace) -> bool:
+    """``--noise-sd-map`` names a file (``auto`` estimates a map from each image)."""
+    return bool(getattr(args, "noise_sd_map", None)) and args.noise_sd_map != "auto"
+
+
 def _check_noise_map_options(source: Path, noise_map: Path, args: argparse.Namespace) -> None:
-    """``--noise-sd-map`` gives one image's noise per voxel: not with another noise level, a folder or a preview."""
+    """``--noise-sd-map`` gives one image's noise per voxel: not with another noise level, a folder or a preview
+    (``auto``, a map per image, takes folders)."""
     if getattr(args, "noise_sd", None) is not None or args.sigma != "auto":
         raise OptionError("--noise-sd-map gives the noise level voxel by voxel: leave out --sigma and --noise-sd")
     from ..io import is_dicom_folder
 
-    if source.is_dir() and (getattr(args, "all_series", False) or not is_dicom_folder(source)):
-        raise OptionError(f"{source}: --noise-sd-map lies on one image's voxel grid; give that image, not a folder")
     if getattr(args, "preview_slice", None) is not None:
         raise OptionError("--noise-sd-map is used by a whole run, not by --preview-slice")
+    if not _noise_map_file(args):
+        return
+    if source.is_dir() and (getattr(args, "all_series", False) or not is_dicom_folder(source)):
+        raise OptionError(
+            f"{source}: --noise-sd-map FILE lies on one image's voxel grid; give that image, not a folder (or "
+            "--noise-sd-map auto, which reads a map from each image)"
+        )
     if not noise_map.is_file():
         raise OptionError(f"{noise_map}: no such file (--noise-sd-map)")
 
@@ -1005,10 +1018,11 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--noise-sd-map",
-        metavar="FILE",
+        metavar="FILE|auto",
         help="the noise's SD per voxel, in the image's units, on its grid (an MR g-factor-scaled noise map, "
         "MRtrix dwidenoise -noise, dipy's MP-PCA sigma; one 3D map for every frame of a 4D series): the image is "
-        "denoised divided by it (noise of SD 1 everywhere) and multiplied back; not for CT with its models",
+        "denoised divided by it (noise of SD 1 everywhere) and multiplied back; 'auto' estimates the map from each "
+        "image's finest detail (noise that varies across it, without a measured map); not for CT",
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="compute device")
     p.add_argument(

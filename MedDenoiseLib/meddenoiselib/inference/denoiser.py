@@ -549,6 +549,7 @@ class Denoiser:
             MedDenoiseError: the mask or the excluded region does not fit the volume, the region covers all of it,
                 or the run was cancelled (:class:`DenoiseCancelled`).
         """
+        sigma = self._noise_map_for(volume, sigma)
         if isinstance(sigma, NoiseSDMap):
             from .unit_noise import denoise_on_unit_noise
 
@@ -564,6 +565,28 @@ class Denoiser:
         if exclude is not None:
             return self._around_left_out(volume, exclude, lambda filled: self.denoise(filled, sigma, mask))
         return self._denoise_volume(volume, sigma, mask, None)
+
+    def _noise_map_for(self, volume: Volume | VolumeSeries, sigma, preview: bool = False):
+        """``sigma``, or, for ``auto`` left to estimate the noise of a magnitude MR image whose noise floor differs
+        across the image (:func:`~meddenoiselib.transforms.magnitude.floor_variation`: parallel imaging's g-factor, a
+        coil array on one side), a noise SD map estimated from the image (:meth:`NoiseSDMap.estimated`), which one
+        level cannot stand for: one level leaves the noisy side noisy and the floor's removal biased. Not for the
+        ``preview`` of a volume whose slices are a DICOM series' frames (previewed frame by frame)."""
+        if not self.auto or sigma not in ("auto", None):
+            return sigma
+        if preview and isinstance(volume, Volume) and series_of_repeated_frames(volume) is not None:
+            return sigma
+        from ..transforms.magnitude import describe_floor_sigmas, floor_variation
+
+        first = volume.frame(0) if isinstance(volume, VolumeSeries) else volume
+        if first.num_components != 1 or missing_values(first.array, "the volume") is not None:
+            return sigma
+        floor = self.choose(first).magnitude_floor
+        varies = None if floor is None else floor_variation(first.array, floor)
+        if varies is None:
+            return sigma
+        logger.info("the magnitude noise floor varies across the image: denoised with a noise SD map read from it")
+        return NoiseSDMap.estimated(f"the noise floor varies: {describe_floor_sigmas(varies)}")
 
     def _as_frames(self, volume: Volume, mask, exclude):
         """``(series, mask, exclude, description)`` for a volume whose slices are the frames of a DICOM series
@@ -631,8 +654,11 @@ class Denoiser:
         Raises:
             OptionError: ``index`` or ``frame`` is outside the volume or series, or ``volume`` is neither.
         """
+        sigma = self._noise_map_for(volume, sigma, preview=True)
         if isinstance(sigma, NoiseSDMap):
-            raise OptionError("a noise SD map is taken by denoise(), not by a preview", parameter="sigma")
+            from .unit_noise import preview_on_unit_noise
+
+            return preview_on_unit_noise(self, volume, sigma, index, mask, frame, exclude)
         one_volume = not isinstance(volume, VolumeSeries) and frame is None
         repeated = self._as_frames(volume, mask, exclude) if one_volume else None
         if repeated is not None and volume.source.mosaic is not None:

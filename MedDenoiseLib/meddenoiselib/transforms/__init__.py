@@ -18,7 +18,7 @@ from .noise import (
     parse_noise_spec,
     simulate_volume,
 )
-from .noise_sd_map import NoiseSDMap
+from .noise_sd_map import NoiseSDMap, estimate_noise_sd_map
 from .scaling_transforms import RestoreUnits, RestoreUnitsd, ScaleToUnit, ScaleToUnitd
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "parse_noise_spec",
     "NoiseSD",
     "NoiseSDMap",
+    "estimate_noise_sd_map",
     "sigma_from_255",
     "magnitude_floor_ratio",
     "simulate_volume",

@@ -215,12 +215,17 @@ def floor_variation(array: np.ndarray, floor: MagnitudeFloor) -> tuple[str, floa
     return sides, first, second
 
 
+def describe_floor_sigmas(varies: tuple[str, float, float]) -> str:
+    """A :func:`floor_variation`'s two sigmas in words."""
+    axis, first, second = varies
+    return f"sigma {first:.4g} in the first half of the {axis}, {second:.4g} in the last"
+
+
 def describe_floor_variation(varies: tuple[str, float, float]) -> str:
     """How a :func:`floor_variation` reads in messages (``info``, ``denoise``, the run report)."""
-    axis, first, second = varies
     return (
-        f"sigma {first:.4g} in the first half of the {axis}, {second:.4g} in the last, as parallel imaging or coils on "
-        "one side make it; one level fits neither: --noise-sd-map takes the scanner's or MP-PCA's noise map"
+        f"{describe_floor_sigmas(varies)}, as parallel imaging or coils on one side make it; one level fits neither: "
+        "auto reads a noise SD map from the image, --noise-sd-map takes the scanner's or MP-PCA's map (or auto)"
     )
 
 

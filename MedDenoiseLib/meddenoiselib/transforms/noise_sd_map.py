@@ -13,10 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["NoiseSDMap", "SMOOTHING_PX"]
+__all__ = ["NoiseSDMap", "SMOOTHING_PX", "estimate_noise_sd_map"]
 
 #: the in-plane Gaussian (pixels) the map is smoothed with before use
 SMOOTHING_PX = 2.0
+#: edge, in coefficients of the finest wavelet band (twice as many pixels), of the tiles an estimated map is read in:
+#: 256 coefficients give each tile's SD within ~8 %, and 32 pixels follow a g-factor's variation across a head
+ESTIMATE_TILE = 16
+#: the label of a map estimated from the image (:meth:`NoiseSDMap.estimated`)
+ESTIMATED_LABEL = "the noise SD map estimated from the image"
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,6 +39,16 @@ class NoiseSDMap:
     values: object
     label: str = "the noise SD map"
 
+    @classmethod
+    def estimated(cls, reason: str = "") -> NoiseSDMap:
+        """A map read from the image it is used with (:func:`estimate_noise_sd_map`), for noise that varies across
+        the image where no map was given (the CLI's ``--noise-sd-map auto``); ``reason``, why, ends its label."""
+        return cls(values=None, label=f"{ESTIMATED_LABEL} ({reason})" if reason else ESTIMATED_LABEL)
+
+    @property
+    def is_estimated(self) -> bool:
+        return self.values is None
+
     def on_grid(self, image) -> np.ndarray:
         """The map as used for ``image`` (a ``Volume`` or ``VolumeSeries``): float32 ``(Z, Y, X)``, every voxel
         positive, smoothed in-plane.
@@ -42,11 +57,18 @@ class NoiseSDMap:
             MedDenoiseError: the map's components, shape or geometry differ from the image's, or it holds no
                 positive value (or a negative one).
         """
-        from scipy import ndimage
 
         from ..blend import check_same_grid
         from ..errors import MedDenoiseError
 
+        if self.is_estimated:
+            first = image.frame(0) if hasattr(image, "frame") else image  # one map for every frame of a series
+            if first.num_components != 1:
+                raise MedDenoiseError(
+                    f"{self.label}: the image has {first.num_components} components; a noise SD map is estimated "
+                    "from one"
+                )
+            return _smoothed(estimate_noise_sd_map(first.array))
         given = self.values
         if hasattr(given, "array"):
             if given.num_components != 1:
@@ -64,15 +86,7 @@ class NoiseSDMap:
         usable = _usable(values)
         if not usable.any():
             raise MedDenoiseError(f"{self.label} holds no positive value")
-        filled = np.where(usable, values, np.median(values[usable]))
-        smoothed = ndimage.gaussian_filter(filled, (0.0, SMOOTHING_PX, SMOOTHING_PX), mode="nearest")
-        return np.maximum(smoothed, 1e-6 * float(smoothed.max())).astype(np.float32)
-
-    def median(self) -> float:
-        """The median of the map's positive values (for logs and reports)."""
-        values = self._array()
-        usable = values[_usable(values)]
-        return float(np.median(usable)) if usable.size else 0.0
+        return _smoothed(np.where(usable, values, np.median(values[usable])))
 
     def _array(self) -> np.ndarray:
         """The map's values as float64, from a volume or an array."""
@@ -82,3 +96,95 @@ class NoiseSDMap:
 def _usable(values: np.ndarray) -> np.ndarray:
     """Where a map holds a noise SD: finite and positive (air an MP-PCA map leaves at 0 and NaN do not)."""
     return np.isfinite(values) & (values > 0)
+
+
+def _smoothed(values: np.ndarray) -> np.ndarray:
+    """A map with a positive value everywhere, smoothed in-plane by :data:`SMOOTHING_PX`: float32, every voxel > 0."""
+    from scipy import ndimage
+
+    smoothed = ndimage.gaussian_filter(values.astype(np.float64), (0.0, SMOOTHING_PX, SMOOTHING_PX), mode="nearest")
+    return np.maximum(smoothed, 1e-6 * float(smoothed.max())).astype(np.float32)
+
+
+def estimate_noise_sd_map(array: np.ndarray, coils: int | None = None) -> np.ndarray:
+    """The noise's SD per voxel, read from the image itself: for noise whose level varies across the image (MR with
+    parallel imaging, a surface coil) when no map was measured.
+
+    Each slice ``array[z]`` is cut into tiles of :data:`ESTIMATE_TILE` coefficients of its finest diagonal wavelet band
+    (where smooth anatomy nearly vanishes and white noise keeps its SD); each tile's SD is the band's median absolute
+    value / 0.6745, robust to the edges a tile holds. For a magnitude image (a noise floor found, or ``coils`` given)
+    a tile's SD is that of the magnitude, which in air is 0.66 of the per-channel sigma: it is turned into sigma from
+    the tile's mean and SD with the non-central chi moments (Koay & Basser's correction). Tiles of a masked background
+    (the image's minimum, no noise to read) take their nearest tiles' values; a 3 x 3 median then removes tiles that an
+    edge dominates, and the tiles are smoothed (one tile in-plane, one slice through the volume) and interpolated to
+    the voxels. Only the finest detail is read, so noise that is correlated (CT after reconstruction) is missed.
+
+    Args:
+        array: ``(Z, Y, X)`` in the image's units (one component).
+        coils: the coil count of a magnitude image's noise (non-central chi with ``2 coils`` degrees of freedom);
+            None: read from the image's noise floor (:func:`~.magnitude.estimate_magnitude_floor`), Gaussian noise
+            where it has none.
+
+    Returns:
+        float32 ``(Z, Y, X)``, >= 0, the image's units (the per-channel sigma for a magnitude image).
+    """
+    from scipy import ndimage
+
+    from .magnitude import estimate_magnitude_floor
+
+    array = np.asarray(array, dtype=np.float64)
+    if array.ndim != 3:
+        raise ValueError(f"expected (Z, Y, X), got shape {array.shape}")
+    if coils is None:
+        floor = estimate_magnitude_floor(array)
+        coils = floor.coils if floor is not None else None
+    tiles = np.stack([_tile_sigma(image, coils) for image in array])
+    tiles = ndimage.gaussian_filter(tiles, (1.0 if len(tiles) > 1 else 0.0, 1.0, 1.0), mode="nearest")
+    zoom = (1.0, array.shape[1] / tiles.shape[1], array.shape[2] / tiles.shape[2])
+    full = ndimage.zoom(tiles, zoom, order=1, mode="nearest", grid_mode=True)
+    return np.maximum(full[:, : array.shape[1], : array.shape[2]], 0.0).astype(np.float32)
+
+
+def _tile_sigma(image: np.ndarray, coils: int | None) -> np.ndarray:
+    """One slice's noise SD per tile of :func:`estimate_noise_sd_map`, ``(tiles down, tiles across)``."""
+    from scipy import ndimage
+
+    from .estimate import finest_diagonal_band, unmasked_coefficients
+
+    band = finest_diagonal_band(image)
+    signal = unmasked_coefficients(image)
+    rows = np.linspace(0, band.shape[0], max(band.shape[0] // ESTIMATE_TILE, 1) + 1).astype(int)
+    columns = np.linspace(0, band.shape[1], max(band.shape[1] // ESTIMATE_TILE, 1) + 1).astype(int)
+    spread = np.full((len(rows) - 1, len(columns) - 1), np.nan)
+    mean = np.zeros_like(spread)
+    for i in range(len(rows) - 1):
+        for j in range(len(columns) - 1):
+            part = (slice(rows[i], rows[i + 1]), slice(columns[j], columns[j + 1]))
+            kept = band[part][signal[part]]
+            if kept.size >= band[part].size // 2:
+                spread[i, j] = float(np.median(np.abs(kept))) / 0.6745
+                mean[i, j] = float(image[2 * rows[i] : 2 * rows[i + 1], 2 * columns[j] : 2 * columns[j + 1]].mean())
+    valid = np.isfinite(spread) & (spread > 0)
+    if not valid.any():
+        return np.zeros_like(spread)
+    if coils is not None:
+        spread[valid] = _magnitude_sd_to_sigma(mean[valid], spread[valid], coils)
+    nearest = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
+    spread = spread[tuple(nearest)]
+    if min(spread.shape) >= 3:
+        spread = ndimage.median_filter(spread, size=3, mode="nearest")
+    return spread
+
+
+def _magnitude_sd_to_sigma(mean: np.ndarray, spread: np.ndarray, coils: int) -> np.ndarray:
+    """Per-channel sigma of regions of a magnitude image from their mean and SD: ``SD / sqrt(xi)``, where ``xi`` (the
+    magnitude's variance over sigma^2) is tabulated against ``mean / SD`` over the signal-to-noise ratio (Koay &
+    Basser, J Magn Reson 2006)."""
+    from .magnitude import noncentral_chi_mean
+
+    snr = np.concatenate([np.linspace(0.0, 10.0, 2001), np.linspace(10.0, 60.0, 501)[1:]])
+    moment = noncentral_chi_mean(snr, coils)
+    variance = 2.0 * coils + snr**2 - moment**2
+    ratio = moment / np.sqrt(variance)  # rises with the SNR
+    measured = np.clip(mean / np.maximum(spread, 1e-12), ratio[0], ratio[-1])
+    return spread / np.sqrt(np.interp(measured, ratio, variance))
