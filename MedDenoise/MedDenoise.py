@@ -761,7 +761,8 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
                 the SD Segment Statistics measured in flat tissue; the library converts it to each method's scaling.
             noiseSDMap: instead of either, a scalar volume node of the noise's SD per voxel on the input's grid, in its
                 units (an MR g-factor or MP-PCA noise map; one for every item of a sequence): the input is denoised
-                divided by it and multiplied back. Not with a preview, and not for CT with its models.
+                divided by it and multiplied back (a preview takes its slice). Not for CT with its models; without one,
+                ``auto`` reads a map from the image where a magnitude MR's noise floor varies across it.
             roiSize: sliding-window edge in voxels; 0 uses the model's preset.
             overlap: sliding-window overlap in [0, 1).
             sliceAxis: array axis (0, 1, 2) for 2D models; None picks the largest spacing.

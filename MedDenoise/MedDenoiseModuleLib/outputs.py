@@ -35,6 +35,7 @@ _KNOWN_ROWS = (
     ("noise_sd_after", "noise SD after (image units)"),
     ("noise_sd_measure", "noise SD measured in"),
     ("noise_floor_varies", "noise floor varies across the image"),
+    ("noise_sd_map", "noise SD map the image was divided by"),
     ("noise_sigma_before_0_255", "noise before (0-255 scale)"),
     ("noise_sigma_after_0_255", "noise after (0-255 scale)"),
     ("sigma_used_0_255", "noise level used (0-255 scale)"),

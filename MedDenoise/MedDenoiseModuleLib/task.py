@@ -117,8 +117,8 @@ class DenoiseTask:
             to None (the whole volume).
         noise_sd_map_node: a scalar volume on the input's grid holding the noise's SD per voxel in the input's units
             (an MR g-factor-scaled or MP-PCA noise map; one for every item of a sequence): the input is denoised
-            divided by it and multiplied back (``NoiseSDMap``, ``--noise-sd-map``); not with a preview or a noise
-            level of the settings. Defaults to None.
+            divided by it and multiplied back (``NoiseSDMap``, ``--noise-sd-map``; a preview takes its slice); not
+            with a noise level of the settings. Defaults to None.
         measure_node: a segmentation (each segment a region) or label map (each value); after the run, the mean,
             standard deviation and SNR in each region before and after, in the input's units, fill
             ``"<input> region noise"`` (a preview: its slice's regions; a whole sequence: the item shown) and follow
@@ -338,8 +338,6 @@ class DenoiseTask:
     def _read_noise_sd_map(self):
         """The noise SD map node as a volume, after the checks the settings allow (its grid is the library's)."""
         name = self.noise_sd_map_node.GetName()
-        if self.preview_slice is not None:
-            raise ValueError(f"The noise SD map '{name}' applies to a whole run; apply without a preview.")
         if self.settings.noise_level is not None or self.settings.noise_sd is not None:
             raise ValueError(f"The noise SD map '{name}' gives the noise level per voxel; set the noise level to auto.")
         volume = volume_from_node(self.noise_sd_map_node)

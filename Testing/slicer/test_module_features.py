@@ -581,8 +581,8 @@ def test_a_noise_sd_in_hu_denoises_as_the_library_does_with_it(scene, temp_root,
 @pytest.mark.parametrize("separate", MODES)
 def test_a_noise_sd_map_node_denoises_as_the_library_does_with_it(scene, temp_root, mr_png, separate):
     """The brain slice with Rician noise rising across it and the map of that sigma as a volume node on its grid:
-    the result is the library's with ``NoiseSDMap`` (both paths) and gains over the noisy slice; a preview or a
-    noise level beside the map is refused."""
+    the result is the library's with ``NoiseSDMap`` (both paths) and gains over the noisy slice; a preview takes the
+    map too; a noise level beside the map is refused."""
     from meddenoiselib.evaluation.metrics import psnr
     from meddenoiselib.io import Volume
     from meddenoiselib.transforms import NoiseSDMap
@@ -606,8 +606,10 @@ def test_a_noise_sd_map_node_denoises_as_the_library_does_with_it(scene, temp_ro
     np.testing.assert_allclose(result, expected.array, rtol=0, atol=1e-3)
     head = clean > 0.1 * p99
     assert psnr(clean[head], result[head], clean.max()) > psnr(clean[head], noisy[head], clean.max()) + 6.0
-    for extra, message in (({"preview_slice": 0}, "whole run"), ({}, "set the noise level to auto")):
-        level = None if extra else 10.0
-        given = DenoiseSettings(model="nlm", modality="mr", separate_process=separate, noise_level=level)
-        failed = DenoiseTask(node, given, temp_root=temp_root, noise_sd_map_node=sigma_node, **extra).start()
-        assert failed.wait(timeout=TIMEOUT) is TaskState.FAILED and message in failed.error
+    # a preview takes the map's slice: of this one-slice image, the whole result
+    preview = DenoiseTask(node, settings, temp_root=temp_root, noise_sd_map_node=sigma_node, preview_slice=0).start()
+    assert preview.wait(timeout=TIMEOUT) is TaskState.DONE
+    np.testing.assert_allclose(slicer.util.arrayFromVolume(preview.output_node), expected.array, rtol=0, atol=1e-3)
+    given = DenoiseSettings(model="nlm", modality="mr", separate_process=separate, noise_level=10.0)
+    failed = DenoiseTask(node, given, temp_root=temp_root, noise_sd_map_node=sigma_node).start()
+    assert failed.wait(timeout=TIMEOUT) is TaskState.FAILED and "set the noise level to auto" in failed.error

@@ -767,14 +767,12 @@ def _noise_map_file(args: argparse.Namespace) -> bool:
 
 
 def _check_noise_map_options(source: Path, noise_map: Path, args: argparse.Namespace) -> None:
-    """``--noise-sd-map`` gives one image's noise per voxel: not with another noise level, a folder or a preview
+    """``--noise-sd-map`` gives one image's noise per voxel: not with another noise level, nor (a file) with a folder
     (``auto``, a map per image, takes folders)."""
     if getattr(args, "noise_sd", None) is not None or args.sigma != "auto":
         raise OptionError("--noise-sd-map gives the noise level voxel by voxel: leave out --sigma and --noise-sd")
     from ..io import is_dicom_folder
 
-    if getattr(args, "preview_slice", None) is not None:
-        raise OptionError("--noise-sd-map is used by a whole run, not by --preview-slice")
     if not _noise_map_file(args):
         return
     if source.is_dir() and (getattr(args, "all_series", False) or not is_dicom_folder(source)):
