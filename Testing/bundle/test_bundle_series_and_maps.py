@@ -85,7 +85,8 @@ def test_every_series_of_a_study_folder_is_denoised_into_its_own_output(tmp_path
 def test_a_datalist_file_gives_noise_sd_maps_as_the_cli(tmp_path):
     """``--datalist_file``: an MR crop with a per-voxel noise SD map (noise rising left to right) is denoised exactly as
     the library's ``Denoiser("nlm").denoise(volume, NoiseSDMap(map))`` (the CLI's ``--noise-sd-map``), closer to the
-    clean image than with one estimated level; an item without a map is denoised as before. Relative paths are the
+    clean image than with one estimated level; an item without a map is denoised as before, one with ``"auto"`` with
+    the map the library reads from it. Relative paths are the
     JSON file's; outputs mirror the inputs' layout below their common folder."""
     mr = nib.load(str(sample_path("mr_head")))
     clean = np.asarray(mr.dataobj)[8:50, 8:50, 6:14].astype(np.float64)  # (x, y, z)
@@ -98,6 +99,7 @@ def test_a_datalist_file_gives_noise_sd_maps_as_the_cli(tmp_path):
     nib.save(nib.Nifti1Image(noisy, affine), str(data / "scans" / "mr.nii.gz"))
     nib.save(nib.Nifti1Image(sd.astype(np.float32), affine), str(data / "maps" / "mr_sd.nii.gz"))
     shutil.copy(data / "scans" / "mr.nii.gz", data / "scans" / "plain.nii.gz")
+    shutil.copy(data / "scans" / "mr.nii.gz", data / "scans" / "estimated.nii.gz")
     datalist = data / "list.json"
     datalist.write_text(
         json.dumps(
@@ -105,6 +107,7 @@ def test_a_datalist_file_gives_noise_sd_maps_as_the_cli(tmp_path):
                 "testing": [
                     {"image": "scans/mr.nii.gz", "noise_sd_map": "maps/mr_sd.nii.gz"},
                     {"image": "scans/plain.nii.gz"},
+                    {"image": "scans/estimated.nii.gz", "noise_sd_map": "auto"},
                 ]
             }
         )
@@ -121,6 +124,9 @@ def test_a_datalist_file_gives_noise_sd_maps_as_the_cli(tmp_path):
     expected = Denoiser("nlm").denoise(volume, NoiseSDMap(read_volume(data / "maps" / "mr_sd.nii.gz")))
     np.testing.assert_array_equal(with_map, expected.array.transpose(2, 1, 0))
     np.testing.assert_array_equal(without, Denoiser("nlm").denoise(volume).array.transpose(2, 1, 0))
+    estimated, _ = _written(out / "estimated_denoised.nii.gz")  # "auto": a map read from the image
+    expected = Denoiser("nlm").denoise(volume, NoiseSDMap.estimated()).array.transpose(2, 1, 0)
+    np.testing.assert_array_equal(estimated, expected)
 
     def rmse(a):
         return float(np.sqrt(np.mean((a.astype(np.float64) - clean) ** 2)))

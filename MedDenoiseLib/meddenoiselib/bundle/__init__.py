@@ -165,7 +165,8 @@ def load_datalist(
 
     Relative paths are relative to the JSON file's folder. An item's keys: ``image`` (a volume file or a DICOM
     folder), optionally ``noise_sd_map`` (a volume on the image's grid: the noise's SD per voxel in the image's units,
-    the CLI's ``--noise-sd-map``), ``series_uid`` (the series to read from a folder holding several). An item naming
+    the CLI's ``--noise-sd-map``; ``"auto"`` reads one from the image, ``--noise-sd-map auto``), ``series_uid`` (the
+    series to read from a folder holding several). An item naming
     a folder of several series without ``series_uid`` gives every series (``all_series``), as :func:`find_dataset`.
 
     Raises:
@@ -189,7 +190,7 @@ def load_datalist(
         if not item.get("image"):
             raise ValueError(f"{path}: item {number} has no 'image'")
         for name in ("image", NOISE_SD_MAP_KEY):
-            if item.get(name) and not Path(item[name]).exists():
+            if item.get(name) and item[name] != "auto" and not Path(item[name]).exists():
                 raise FileNotFoundError(f"{path}: item {number}'s {name} {item[name]}: no such file or folder")
         expanded = _series_items({k: str(v) for k, v in item.items()}, flag(all_series))
         if len(expanded) > 1 and item.get(NOISE_SD_MAP_KEY):

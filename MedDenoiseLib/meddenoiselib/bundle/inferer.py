@@ -51,7 +51,7 @@ SERIES_UID_KEY = "series_uid"
 #: metadata (``""`` for any other input) for :func:`~meddenoiselib.bundle.output_name_formatter` and the log
 SERIES_NAME_KEY = "series_name"
 #: the datalist and metadata key of an image's noise SD map: a volume file on the image's grid holding the noise's SD
-#: per voxel in the image's units (the CLI's ``--noise-sd-map``); ``""`` for none.
+#: per voxel in the image's units (the CLI's ``--noise-sd-map``), ``"auto"`` to read one from the image; ``""``: none.
 NOISE_SD_MAP_KEY = "noise_sd_map"
 #: the metadata key under which :class:`DenoiserInferer` records on each result what denoised it (the Denoiser's
 #: method and, for ``auto``, the model it chose for that volume and why), for the sidecar.
@@ -241,7 +241,8 @@ class DenoiserInferer(Inferer):
     def noise_level_of(self, item: torch.Tensor):
         """The noise level ``item`` is denoised with: its noise SD map where its datalist item gave one
         (:data:`NOISE_SD_MAP_KEY` in its metadata; read with the library's reader, its grid checked against the
-        image's by the library), else the inferer's ``sigma``.
+        image's by the library; ``"auto"``: read from the image, :meth:`NoiseSDMap.estimated`), else the inferer's
+        ``sigma``.
 
         Raises:
             ValueError: a map, and a ``sigma`` other than ``"auto"`` (or a ``noise_sd``): two noise levels.
@@ -259,6 +260,8 @@ class DenoiserInferer(Inferer):
         from ..io import read_volume
         from ..transforms import NoiseSDMap
 
+        if path == "auto":
+            return NoiseSDMap.estimated()
         logger.info("%s: denoised with the noise SD map %s", name, path)
         return NoiseSDMap(read_volume(path), label=path)
 
