@@ -156,7 +156,7 @@ def test_datalist_files_are_checked_by_name(tmp_path):
         ({"testing": [{"image": "b.nii.gz"}]}, r"item 1's image .*b.nii.gz: no such file"),
         ({"testing": [{"image": "a.nii.gz", "noise_sd_map": "m.nii.gz"}]}, "item 1's noise_sd_map m.nii.gz: no such"),
         ({"testing": [{"label": "a.nii.gz"}]}, "item 1 has no 'image'"),
-        ({"testing": [{"image": "study", "noise_sd_map": "a.nii.gz"}]}, "holds 2 DICOM series and one noise SD map"),
+        ({"testing": [{"image": "study", "noise_sd_map": "a.nii.gz"}]}, "gives 2 volumes .DICOM series, or evenly spaced parts of an uneven one. and one noise SD map"),
         ({"testing": [{"image": "a.nii.gz"}, {"image": "a.nii.gz"}]}, "would both be written"),
     ):
         listing.write_text(json.dumps(content))
@@ -176,3 +176,36 @@ def test_an_unknown_series_uid_is_refused_by_the_library(tmp_path):
     _study(study)
     with pytest.raises(MedDenoiseError, match="no series with UID 1.2.3"):
         LoadVolumed("image")({"image": str(study), "series_uid": "1.2.3"})
+
+
+def test_an_unevenly_spaced_series_is_written_as_its_evenly_spaced_parts(ct_crop, tmp_path):
+    """A tilted head CT of five 2.5 mm slices and four 5 mm ones, which one NIfTI affine cannot place: the datalist
+    gives its two evenly spaced parts, and each output equals, voxels and affine, what the CLI's ``--split-uneven``
+    writes for that part. Before, the bundle stopped the whole run at this series."""
+    from meddenoiselib.cli import main
+
+    from ..cli.tilted_ct import write_tilted_ct
+
+    heights = (0.0, 2.5, 5.0, 7.5, 10.0, 13.0, 18.0, 23.0, 28.0)
+    hu = ct_crop.astype(np.float64) * 1400.0 - 1000.0
+    clean = np.stack([np.roll(hu, (k, k // 2), axis=(0, 1)) for k in range(len(heights))])
+    noisy = clean + np.random.default_rng(5).normal(0.0, 25.0, clean.shape)
+    folder = tmp_path / "data" / "head_ct"
+    write_tilted_ct(folder, noisy, heights, 15.0, "1.2.3.4.9")
+    items = find_dataset(folder.parent)
+    assert [(item["series_part"], item["series_name"]) for item in items] == [("0:5", "part1"), ("5:9", "part2")]
+    out = tmp_path / "out"
+    run_in_process(dataset_dir=str(folder.parent), output_dir=str(out), model_name="median")
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == [
+        "head_ct_part1_denoised.nii.gz",
+        "head_ct_part2_denoised.nii.gz",
+    ]
+    assert (
+        main(["denoise", str(folder), str(tmp_path / "cli.nii.gz"), "--split-uneven", "--model", "median", "-q"]) == 0
+    )
+    for number, slices in ((1, 5), (2, 4)):
+        actual, affine = _written(out / f"head_ct_part{number}_denoised.nii.gz")
+        expected, expected_affine = _written(tmp_path / f"cli_part{number}.nii.gz")
+        assert actual.shape == (128, 128, slices)
+        np.testing.assert_array_equal(actual, expected)
+        np.testing.assert_allclose(affine, expected_affine, atol=1e-4)

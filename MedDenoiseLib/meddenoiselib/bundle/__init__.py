@@ -121,8 +121,11 @@ def find_dataset(
     ``dataset_dir`` may itself be a DICOM series folder (then it is the only input). A folder holding several DICOM
     series (a study folder, a PACS export) gives one item per series, largest first, each naming its series
     (``series_uid``) and its output name's part (``series_name``, the number and description: the CLI's
-    ``--all-series`` names), so that no series is left out. Other files (PNG, TIFF, lone ``.dcm`` files, text) are
-    ignored. Paths are absolute and sorted, so every rank of a distributed run sees the same list in the same order.
+    ``--all-series`` names), so that no series is left out. A series whose slices are unevenly spaced (a head CT of
+    thin and thick slices), which one NIfTI affine cannot place, gives one item per evenly spaced part
+    (``series_part``, named ``..._part<k>``: the CLI's ``--split-uneven``). Other files (PNG, TIFF, lone ``.dcm``
+    files, text) are ignored. Paths are absolute and sorted, so every rank of a distributed run sees the same list in
+    the same order.
 
     Args:
         dataset_dir: the folder to scan.
@@ -149,7 +152,12 @@ def find_dataset(
     inputs = [p for p in found if p.is_dir() or detect_format(p) in VOLUME_FORMATS]
     if not inputs:
         raise FileNotFoundError(f"{folder}: no NIfTI/NRRD/MetaImage/MGH/PAR/MINC files or DICOM series folders found")
-    items = [item for path in inputs for item in _series_items({"image": str(path.resolve())}, flag(all_series))]
+    items = [
+        part
+        for path in inputs
+        for item in _series_items({"image": str(path.resolve())}, flag(all_series))
+        for part in _part_items(item)
+    ]
     _check_output_names(items, Path(output_root(folder)))
     return items
 
@@ -192,11 +200,13 @@ def load_datalist(
         for name in ("image", NOISE_SD_MAP_KEY):
             if item.get(name) and item[name] != "auto" and not Path(item[name]).exists():
                 raise FileNotFoundError(f"{path}: item {number}'s {name} {item[name]}: no such file or folder")
-        expanded = _series_items({k: str(v) for k, v in item.items()}, flag(all_series))
-        if len(expanded) > 1 and item.get(NOISE_SD_MAP_KEY):
+        given = {k: str(v) for k, v in item.items()}
+        expanded = [part for each in _series_items(given, flag(all_series)) for part in _part_items(each)]
+        if len(expanded) > 1 and item.get(NOISE_SD_MAP_KEY) not in (None, "", "auto"):
             raise ValueError(
-                f"{path}: item {number}'s folder {item['image']} holds {len(expanded)} DICOM series and one noise SD "
-                "map; name the series it belongs to (series_uid)"
+                f"{path}: item {number}'s folder {item['image']} gives {len(expanded)} volumes (DICOM series, or "
+                "evenly spaced parts of an uneven one) and one noise SD map; name the series it belongs to "
+                "(series_uid), or give a map read from each (auto)"
             )
         items.extend(expanded)
     if not items:
@@ -226,6 +236,34 @@ def _series_items(item: dict[str, str], all_series: bool) -> list[dict[str, str]
         return [item]
     names = series_file_names(series)
     return [{**item, SERIES_UID_KEY: s.uid, SERIES_NAME_KEY: name} for s, name in zip(series, names, strict=True)]
+
+
+def _part_items(item: dict[str, str]) -> list[dict[str, str]]:
+    """``item``, or one copy per evenly spaced part where it names a DICOM series whose slices one affine cannot
+    place (:func:`~meddenoiselib.io.uneven.uneven_parts`: the bundle writes NIfTI), each part's output named
+    ``..._part<k>`` as the CLI's ``--split-uneven`` names it. A series the library cannot probe is left as it is: the
+    reader names the problem."""
+    from ..errors import MedDenoiseError
+    from ..io import probe_volume
+    from ..io.uneven import uneven_parts
+    from .inferer import SERIES_NAME_KEY, SERIES_PART_KEY, SERIES_UID_KEY
+
+    image = Path(item["image"])
+    if not image.is_dir() or item.get(SERIES_PART_KEY):
+        return [item]
+    try:
+        parts = uneven_parts(probe_volume(image, series_uid=item.get(SERIES_UID_KEY) or None))
+    except MedDenoiseError:
+        return [item]
+    named = item.get(SERIES_NAME_KEY, "")
+    return [
+        {
+            **item,
+            SERIES_PART_KEY: f"{part.start}:{part.stop}",
+            SERIES_NAME_KEY: f"{named}_part{part.number}" if named else f"part{part.number}",
+        }
+        for part in parts
+    ] or [item]
 
 
 def _check_output_names(items: list[dict[str, str]], root: Path) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "MODALITY_KEY",
     "NOISE_SD_MAP_KEY",
     "SERIES_NAME_KEY",
+    "SERIES_PART_KEY",
     "SERIES_UID_KEY",
     "SOURCE_DTYPE_KEY",
     "image_from_item",
@@ -50,6 +51,9 @@ SERIES_UID_KEY = "series_uid"
 #: a datalist item's key giving that series' part of the output's name (``3_HELICAL_CHEST``), kept in the image's
 #: metadata (``""`` for any other input) for :func:`~meddenoiselib.bundle.output_name_formatter` and the log
 SERIES_NAME_KEY = "series_name"
+#: a datalist item's key naming the evenly spaced part (``"start:stop"``, slices in position order) to read of a DICOM
+#: series whose slices one affine cannot place (a head CT of thin and thick slices; :mod:`meddenoiselib.io.uneven`)
+SERIES_PART_KEY = "series_part"
 #: the datalist and metadata key of an image's noise SD map: a volume file on the image's grid holding the noise's SD
 #: per voxel in the image's units (the CLI's ``--noise-sd-map``), ``"auto"`` to read one from the image; ``""``: none.
 NOISE_SD_MAP_KEY = "noise_sd_map"

@@ -32,6 +32,7 @@ from .inferer import (
     MODALITY_KEY,
     NOISE_SD_MAP_KEY,
     SERIES_NAME_KEY,
+    SERIES_PART_KEY,
     SERIES_UID_KEY,
     SOURCE_DTYPE_KEY,
 )
@@ -60,11 +61,14 @@ class VolumeReader(ImageReader):
     Args:
         series_uid: the DICOM series to read from a folder holding several; None reads the largest (the library
             refuses an ambiguous choice). Defaults to None.
+        series_part: ``"start:stop"``, the evenly spaced part to read of a DICOM series whose slices one affine
+            cannot place (:func:`~meddenoiselib.io.uneven.uneven_parts`), on its own grid. Defaults to None: all.
     """
 
-    def __init__(self, series_uid: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, series_uid: str | None = None, series_part: str | None = None, **kwargs: Any) -> None:
         super().__init__()
         self.series_uid = series_uid
+        self.series_part = series_part
 
     def verify_suffix(self, filename: Sequence[str] | str) -> bool:
         from ..io import detect_format
@@ -84,7 +88,9 @@ class VolumeReader(ImageReader):
         try:
             if is_series_file(names[0]):  # the frames travel as channels and are denoised as the CLI does a series
                 return read_series(names[0])
-            return read_volume(names[0], series_uid=kwargs.get("series_uid", self.series_uid))
+            series_uid = kwargs.get("series_uid", self.series_uid)
+            volume = read_volume(names[0], series_uid=series_uid)
+            return _part_of(volume, names[0], series_uid, self.series_part) if self.series_part else volume
         except MedDenoiseError as error:
             # The library refused the input on purpose (a folder with two equally large series, a series with a
             # missing or corrupt slice, 4D data...). Raising here would make LoadImage silently try MONAI's other
@@ -105,11 +111,12 @@ class VolumeReader(ImageReader):
         if volume.source.grid_problem:
             from ..errors import InputError
 
-            # the bundle writes NIfTI, whose single affine cannot place these slices
+            # the bundle writes NIfTI, whose single affine cannot place these slices (find_dataset lists the evenly
+            # spaced parts of an uneven series, each on its grid, as items of their own)
             raise InputError(
                 f"{volume.source.path}: {volume.source.grid_problem}; a NIfTI output would put slices "
-                "in the wrong place (denoise it with the command line into a DICOM series instead, or, for unevenly "
-                "spaced slices, into one NIfTI per evenly spaced part with --split-uneven)"
+                "in the wrong place (denoise it with the command line into a DICOM series instead; the datalist of "
+                "find_dataset gives an unevenly spaced series' evenly spaced parts as items of their own)"
             )
         if volume.num_components == 1:
             array = np.transpose(volume.array, (2, 1, 0))
@@ -216,9 +223,10 @@ class LoadVolumed(LoadImaged):
 
     An item of a folder holding several DICOM series names one of them (``series_uid``; the reader would read the
     largest) and its output name's part (``series_name``), as :func:`~meddenoiselib.bundle.find_dataset` lists every
-    series of such a folder; an item may give a noise SD map (``noise_sd_map``: a volume file on the image's grid, the
-    noise's SD per voxel in the image's units) for :class:`~.inferer.DenoiserInferer`. Both names travel in the image's
-    metadata (``""`` where the item gives none, so that a batch's metadata always has the same keys).
+    series of such a folder; an item of an unevenly spaced series names its evenly spaced part (``series_part``); an
+    item may give a noise SD map (``noise_sd_map``: a volume file on the image's grid, the noise's SD per voxel in the
+    image's units, or ``"auto"``) for :class:`~.inferer.DenoiserInferer`. The series name and the map travel in the
+    image's metadata (``""`` where the item gives none, so that a batch's metadata always has the same keys).
 
     Args:
         keys: the image key(s) of the datalist. Defaults to ``"image"``.
@@ -234,8 +242,9 @@ class LoadVolumed(LoadImaged):
 
     def __call__(self, data, reader: ImageReader | None = None):
         series_uid = str(data.get(SERIES_UID_KEY) or "")
-        if reader is None and series_uid:
-            reader = VolumeReader(series_uid=series_uid)
+        part = str(data.get(SERIES_PART_KEY) or "")
+        if reader is None and (series_uid or part):
+            reader = VolumeReader(series_uid=series_uid or None, series_part=part or None)
         d = super().__call__(data, reader)
         for key in self.key_iterator(d):
             meta = getattr(d[key], "meta", None)
@@ -243,6 +252,25 @@ class LoadVolumed(LoadImaged):
                 meta[SERIES_NAME_KEY] = str(data.get(SERIES_NAME_KEY) or "")
                 meta[NOISE_SD_MAP_KEY] = str(data.get(NOISE_SD_MAP_KEY) or "")
         return d
+
+
+def _part_of(volume, name: str, series_uid: str | None, part: str):
+    """The evenly spaced part ``"start:stop"`` of the uneven DICOM series ``volume`` (read from ``name``), on its own
+    grid (:func:`~meddenoiselib.io.uneven.volume_part`).
+
+    Raises:
+        InputError: the series has no such part (it changed since the datalist was made, or the part is wrong).
+    """
+    from ..errors import InputError
+    from ..io import probe_volume
+    from ..io.uneven import uneven_parts, volume_part
+
+    header = probe_volume(name, series_uid=series_uid)
+    for each in uneven_parts(header):
+        if f"{each.start}:{each.stop}" == part:
+            return volume_part(volume, header, each)
+    found = ", ".join(f"{each.start}:{each.stop}" for each in uneven_parts(header)) or "none: its slices are even"
+    raise InputError(f"{name}: no evenly spaced part {part} of its slices (its parts: {found})")
 
 
 class _Refused:
