@@ -211,13 +211,15 @@ def test_auto_keeps_one_level_where_the_floor_does_not_vary(mr_png):
     assert "noise SD map" not in denoiser.last_report.choice
 
 
-def test_an_estimated_map_is_refused_for_ct_and_colour(ct_series_dir, us_png):
+def test_an_estimated_map_is_refused_for_ct_colour_and_a_constant_image(ct_series_dir, us_png):
     ct = read_volume(ct_series_dir)
     with pytest.raises(OptionError, match="misses most of a CT's noise"):
         Denoiser("nlm").denoise(ct, NoiseSDMap.estimated())
     colour = Volume(np.zeros((1, 32, 32, 3), np.uint8))
     with pytest.raises(MedDenoiseError, match="3 components"):
         Denoiser("nlm", modality="other").denoise(colour, NoiseSDMap.estimated())
+    with pytest.raises(MedDenoiseError, match="no noise to read it from"):  # not a division by 0
+        Denoiser("nlm", modality="other").denoise(Volume(np.full((2, 32, 32), 7, np.uint8)), NoiseSDMap.estimated())
 
 
 def test_cli_noise_sd_map_auto_takes_a_folder_and_records_the_map(ramped, tmp_path):

@@ -68,7 +68,10 @@ class NoiseSDMap:
                     f"{self.label}: the image has {first.num_components} components; a noise SD map is estimated "
                     "from one"
                 )
-            return _smoothed(estimate_noise_sd_map(first.array))
+            estimated = estimate_noise_sd_map(first.array)
+            if not (estimated > 0).any():
+                raise MedDenoiseError(f"{self.label}: the image shows no noise to read it from (a constant image)")
+            return _smoothed(estimated)
         given = self.values
         if hasattr(given, "array"):
             if given.num_components != 1:
@@ -161,7 +164,7 @@ def _tile_sigma(image: np.ndarray, coils: int | None) -> np.ndarray:
         for j in range(len(columns) - 1):
             part = (slice(rows[i], rows[i + 1]), slice(columns[j], columns[j + 1]))
             kept = band[part][signal[part]]
-            if kept.size >= band[part].size // 2:
+            if kept.size and kept.size >= band[part].size // 2:
                 spread[i, j] = float(np.median(np.abs(kept))) / 0.6745
                 mean[i, j] = float(image[2 * rows[i] : 2 * rows[i + 1], 2 * columns[j] : 2 * columns[j + 1]].mean())
     valid = np.isfinite(spread) & (spread > 0)
