@@ -137,6 +137,8 @@ class MedDenoiseParameterNode:
     measureNode: segmentation or label map whose regions' noise is measured before and after (None: none).
     noiseSdMapNode: scalar volume of the noise's SD per voxel on the input's grid, in its units (MR g-factor or
     MP-PCA noise map); the input is denoised divided by it (None: one noise level).
+    estimateNoiseSdMap: instead, read such a map from the input itself (any method; auto does so by itself where a
+    magnitude MR's noise floor varies).
     wholeSequence: when the input is a sequence's proxy node, denoise every frame into a new sequence.
     model: "auto", "default", a shipped model or a baseline. modality: for model "auto" (from DICOM or given).
     ctWindow / windowCenter / windowWidth: normalize with a CT window (HU). ensemble: geometric views averaged.
@@ -159,6 +161,7 @@ class MedDenoiseParameterNode:
     excludeNode: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode]
     measureNode: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode]
     noiseSdMapNode: vtkMRMLScalarVolumeNode
+    estimateNoiseSdMap: bool = False
     wholeSequence: bool = True
     model: str = "auto"
     modality: Modality = Modality.FROM_DICOM
@@ -699,6 +702,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             "exclude": parameterNode.excludeNode,
             "measure": parameterNode.measureNode,
             "noiseSDMap": parameterNode.noiseSdMapNode,
+            "estimateNoiseSDMap": bool(parameterNode.estimateNoiseSdMap),
             "wholeSequence": bool(parameterNode.wholeSequence),
             "residual": bool(parameterNode.createResidual),
             "noiseMap": bool(parameterNode.createNoiseMap),
@@ -742,6 +746,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         leaveMetalOut=True,
         noiseSD=None,
         noiseSDMap=None,
+        estimateNoiseSDMap=False,
     ):
         """Denoise ``inputVolume`` into ``outputVolume`` (None: a new "<input name> denoised" volume).
 
@@ -763,6 +768,8 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
                 units (an MR g-factor or MP-PCA noise map; one for every item of a sequence): the input is denoised
                 divided by it and multiplied back (a preview takes its slice). Not for CT with its models; without one,
                 ``auto`` reads a map from the image where a magnitude MR's noise floor varies across it.
+            estimateNoiseSDMap: instead of ``noiseSDMap``, read a map from the input itself (``--noise-sd-map auto``),
+                with any method; not with a noise level.
             roiSize: sliding-window edge in voxels; 0 uses the model's preset.
             overlap: sliding-window overlap in [0, 1).
             sliceAxis: array axis (0, 1, 2) for 2D models; None picks the largest spacing.
@@ -847,6 +854,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             ensemble=ensemble,
             refine=refine,
             leave_metal_out=leaveMetalOut,
+            noise_sd_map_auto=bool(estimateNoiseSDMap),
         )
         needed = ("meddenoiselib",) if separateProcess else ("torch", "monai", "meddenoiselib")
         missing = missing_modules(needed)

@@ -229,6 +229,9 @@ class DenoiseSettings:
             too).
         leave_metal_out: with ``auto`` on CT, leave clusters at or above 2500 HU out of the denoising (the library's
             default); False denoises them too (``--metal off``).
+        noise_sd_map_auto: denoise on a noise SD map read from the image (``NoiseSDMap.estimated()``,
+            ``--noise-sd-map auto``) for noise that varies across it, with any method (``auto`` reads one by itself
+            where a magnitude MR's floor varies); not with ``noise_level`` or ``noise_sd``.
     """
 
     model: str = "auto"
@@ -244,6 +247,7 @@ class DenoiseSettings:
     ensemble: int | str = "auto"
     refine: str = "auto"
     leave_metal_out: bool = True
+    noise_sd_map_auto: bool = False
 
     def __post_init__(self) -> None:
         device = self.device.value if isinstance(self.device, Device) else str(self.device)
@@ -270,6 +274,10 @@ class DenoiseSettings:
                 raise ValueError(
                     "Give the noise as `noise_level` (0-255 scale) or as `noise_sd` (image units), not both."
                 )
+        if self.noise_sd_map_auto and (self.noise_level is not None or self.noise_sd is not None):
+            raise ValueError(
+                "A noise SD map read from the image gives the noise level per voxel; set the noise level to auto."
+            )
         if int(self.roi_size) < 0:
             raise ValueError(
                 f"`roi_size` must be 0 (model preset) or a positive number of voxels, got {self.roi_size!r}."
@@ -293,7 +301,11 @@ class DenoiseSettings:
     @property
     def sigma(self):
         """The library's ``sigma``: a ``meddenoiselib.transforms.NoiseSD`` in the volume's units, a fraction of the
-        normalized range, or ``"auto"``."""
+        normalized range, a noise SD map read from the image, or ``"auto"``."""
+        if self.noise_sd_map_auto:
+            from meddenoiselib.transforms import NoiseSDMap
+
+            return NoiseSDMap.estimated()
         if self.noise_sd is not None:
             from meddenoiselib.transforms import NoiseSD
 
@@ -314,6 +326,8 @@ class DenoiseSettings:
         noise = ["--sigma", "auto" if self.noise_level is None else repr(float(self.noise_level))]
         if self.noise_sd is not None:
             noise = ["--noise-sd", repr(float(self.noise_sd))]
+        if self.noise_sd_map_auto:
+            noise = ["--noise-sd-map", "auto"]
         arguments = [
             "--model",
             self.model,

@@ -340,6 +340,8 @@ class DenoiseTask:
         name = self.noise_sd_map_node.GetName()
         if self.settings.noise_level is not None or self.settings.noise_sd is not None:
             raise ValueError(f"The noise SD map '{name}' gives the noise level per voxel; set the noise level to auto.")
+        if self.settings.noise_sd_map_auto:
+            raise ValueError(f"The noise SD map '{name}' is given; do not also read one from the image.")
         volume = volume_from_node(self.noise_sd_map_node)
         if volume.num_components != 1:
             raise ValueError(f"The noise SD map '{name}' has {volume.num_components} components; it needs one.")

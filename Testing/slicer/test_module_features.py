@@ -613,3 +613,37 @@ def test_a_noise_sd_map_node_denoises_as_the_library_does_with_it(scene, temp_ro
     given = DenoiseSettings(model="nlm", modality="mr", separate_process=separate, noise_level=10.0)
     failed = DenoiseTask(node, given, temp_root=temp_root, noise_sd_map_node=sigma_node).start()
     assert failed.wait(timeout=TIMEOUT) is TaskState.FAILED and "set the noise level to auto" in failed.error
+
+
+@pytest.mark.parametrize("separate", MODES)
+def test_a_noise_sd_map_read_from_the_image_denoises_as_the_library_does(scene, temp_root, mr_png, separate):
+    """``noise_sd_map_auto`` (the "Read from the image" switch, ``--noise-sd-map auto`` in the child): NLM on the
+    brain slice with Rician noise rising across it equals the library's ``NoiseSDMap.estimated()`` on both paths and
+    gains over NLM at one level; with a map node or a noise level beside it, refused."""
+    from meddenoiselib.evaluation.metrics import psnr
+    from meddenoiselib.io import Volume
+    from meddenoiselib.transforms import NoiseSDMap
+
+    clean = read_volume(mr_png).array.astype(np.float64)
+    p99 = float(np.percentile(clean, 99))
+    sigma = np.broadcast_to((0.01 + 0.07 * np.linspace(0.0, 1.0, clean.shape[2]))[None, None, :] * p99, clean.shape)
+    rng = np.random.default_rng(5)
+    noisy = np.hypot(clean + rng.normal(0.0, 1.0, clean.shape) * sigma, rng.normal(0.0, 1.0, clean.shape) * sigma)
+    noisy = noisy.astype(np.float32)
+    matrix = oblique_ijk_to_ras(spacing=(0.9, 0.9, 3.0))
+    node = add_volume_node(scene, noisy, matrix, name="brain")
+    settings = DenoiseSettings(model="nlm", modality="mr", separate_process=separate, noise_sd_map_auto=True)
+    task = _run(node, settings, temp_root)
+    volume = Volume.from_ijk_to_ras(noisy, matrix)
+    expected = Denoiser("nlm", modality="mr").denoise(volume, sigma=NoiseSDMap.estimated())
+    result = slicer.util.arrayFromVolume(task.output_node)
+    np.testing.assert_allclose(result, expected.array, rtol=0, atol=1e-3)
+    one_level = Denoiser("nlm", modality="mr").denoise(volume).array
+    head = clean > 0.1 * p99
+    assert psnr(clean[head], result[head], clean.max()) > psnr(clean[head], one_level[head], clean.max()) + 2.0
+    assert task.report["noise_sd_map"] == "the noise SD map estimated from the image"
+    with pytest.raises(ValueError, match="set the noise level to auto"):
+        DenoiseSettings(model="nlm", noise_level=10.0, noise_sd_map_auto=True)
+    sigma_node = add_volume_node(scene, np.ascontiguousarray(sigma, np.float32), matrix, name="sigma")
+    failed = DenoiseTask(node, settings, temp_root=temp_root, noise_sd_map_node=sigma_node).start()
+    assert failed.wait(timeout=TIMEOUT) is TaskState.FAILED and "do not also read one" in failed.error
