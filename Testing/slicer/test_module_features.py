@@ -578,6 +578,17 @@ def test_a_noise_sd_in_hu_denoises_as_the_library_does_with_it(scene, temp_root,
 
 
 # ---------------------------------------------------------------------------------------------- noise SD map
+def _ramped_brain(mr_png):
+    """``(clean, sigma, noisy float32, IJK-to-RAS)``: the brain slice with Rician noise whose sigma rises across it from
+    1 % to 8 % of its 99th percentile, on an oblique 0.9 x 0.9 x 3 mm grid."""
+    clean = read_volume(mr_png).array.astype(np.float64)
+    p99 = float(np.percentile(clean, 99))
+    sigma = np.broadcast_to((0.01 + 0.07 * np.linspace(0.0, 1.0, clean.shape[2]))[None, None, :] * p99, clean.shape)
+    rng = np.random.default_rng(5)
+    noisy = np.hypot(clean + rng.normal(0.0, 1.0, clean.shape) * sigma, rng.normal(0.0, 1.0, clean.shape) * sigma)
+    return clean, sigma, noisy.astype(np.float32), oblique_ijk_to_ras(spacing=(0.9, 0.9, 3.0))
+
+
 @pytest.mark.parametrize("separate", MODES)
 def test_a_noise_sd_map_node_denoises_as_the_library_does_with_it(scene, temp_root, mr_png, separate):
     """The brain slice with Rician noise rising across it and the map of that sigma as a volume node on its grid:
@@ -587,13 +598,8 @@ def test_a_noise_sd_map_node_denoises_as_the_library_does_with_it(scene, temp_ro
     from meddenoiselib.io import Volume
     from meddenoiselib.transforms import NoiseSDMap
 
-    clean = read_volume(mr_png).array.astype(np.float64)
+    clean, sigma, noisy, matrix = _ramped_brain(mr_png)
     p99 = float(np.percentile(clean, 99))
-    sigma = np.broadcast_to((0.01 + 0.07 * np.linspace(0.0, 1.0, clean.shape[2]))[None, None, :] * p99, clean.shape)
-    rng = np.random.default_rng(5)
-    noisy = np.hypot(clean + rng.normal(0.0, 1.0, clean.shape) * sigma, rng.normal(0.0, 1.0, clean.shape) * sigma)
-    noisy = noisy.astype(np.float32)
-    matrix = oblique_ijk_to_ras(spacing=(0.9, 0.9, 3.0))
     node = add_volume_node(scene, noisy, matrix, name="brain")
     sigma_node = add_volume_node(scene, np.ascontiguousarray(sigma, np.float32), matrix, name="sigma")
     settings = DenoiseSettings(model="nlm", modality="mr", separate_process=separate)
@@ -624,13 +630,8 @@ def test_a_noise_sd_map_read_from_the_image_denoises_as_the_library_does(scene, 
     from meddenoiselib.io import Volume
     from meddenoiselib.transforms import NoiseSDMap
 
-    clean = read_volume(mr_png).array.astype(np.float64)
+    clean, sigma, noisy, matrix = _ramped_brain(mr_png)
     p99 = float(np.percentile(clean, 99))
-    sigma = np.broadcast_to((0.01 + 0.07 * np.linspace(0.0, 1.0, clean.shape[2]))[None, None, :] * p99, clean.shape)
-    rng = np.random.default_rng(5)
-    noisy = np.hypot(clean + rng.normal(0.0, 1.0, clean.shape) * sigma, rng.normal(0.0, 1.0, clean.shape) * sigma)
-    noisy = noisy.astype(np.float32)
-    matrix = oblique_ijk_to_ras(spacing=(0.9, 0.9, 3.0))
     node = add_volume_node(scene, noisy, matrix, name="brain")
     settings = DenoiseSettings(model="nlm", modality="mr", separate_process=separate, noise_sd_map_auto=True)
     task = _run(node, settings, temp_root)
