@@ -78,7 +78,7 @@ def _divided(denoiser, image, noise_map: NoiseSDMap):
     is_ct = detect_modality(first, denoiser.modality_hint).modality == Modality.CT
     if is_ct and noise_map.is_estimated:
         raise OptionError(
-            f"{noise_map.label}: is read from the finest detail, which misses most of a CT's noise (correlated by "
+            f"{noise_map.label} is read from the finest detail, which misses most of a CT's noise (correlated by "
             "the reconstruction); give the CT's noise as one SD (--noise-sd), or leave it to auto"
         )
     if is_ct and (denoiser.auto or denoiser.method not in BASELINES):
