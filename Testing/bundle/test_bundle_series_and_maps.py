@@ -146,6 +146,7 @@ def test_datalist_files_are_checked_by_name(tmp_path):
     """A missing file, a missing image, a malformed list and a map for a folder of several series are refused naming
     the datalist and the item; a folder of several series without a series UID gives every series."""
     (tmp_path / "a.nii.gz").write_bytes(b"")
+    (tmp_path / "empty").mkdir()
     study = tmp_path / "study"
     uids = _study(study)
     listing = tmp_path / "list.json"
@@ -158,6 +159,7 @@ def test_datalist_files_are_checked_by_name(tmp_path):
         ({"testing": [{"label": "a.nii.gz"}]}, "item 1 has no 'image'"),
         ({"testing": [{"image": "study", "noise_sd_map": "a.nii.gz"}]}, "gives 2 volumes .* and one noise SD map"),
         ({"testing": [{"image": "a.nii.gz"}, {"image": "a.nii.gz"}]}, "would both be written"),
+        ({"testing": [{"image": "empty"}]}, "item 1's image .*empty is a folder without DICOM images"),
     ):
         listing.write_text(json.dumps(content))
         with pytest.raises((FileNotFoundError, ValueError), match=message):

@@ -184,13 +184,14 @@ def load_datalist(
     """
     from monai.data import load_decathlon_datalist
 
+    from ..io import is_dicom_folder
     from .inferer import NOISE_SD_MAP_KEY
 
     path = Path(datalist_file)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such datalist file")
     try:
-        listed = load_decathlon_datalist(path, is_segmentation=False, data_list_key=key)
+        listed = load_decathlon_datalist(path, is_segmentation=False, data_list_key=key, base_dir=path.resolve().parent)
     except (ValueError, TypeError, KeyError, IndexError) as error:  # MONAI's words for a malformed list
         raise ValueError(f"{path}: not a datalist with a list of items under {key!r} ({error})") from None
     items = []
@@ -200,6 +201,8 @@ def load_datalist(
         for name in ("image", NOISE_SD_MAP_KEY):
             if item.get(name) and item[name] != "auto" and not Path(item[name]).exists():
                 raise FileNotFoundError(f"{path}: item {number}'s {name} {item[name]}: no such file or folder")
+        if Path(item["image"]).is_dir() and not is_dicom_folder(item["image"]):
+            raise ValueError(f"{path}: item {number}'s image {item['image']} is a folder without DICOM images")
         given = {k: str(v) for k, v in item.items()}
         expanded = [part for each in _series_items(given, flag(all_series)) for part in _part_items(each)]
         if len(expanded) > 1 and item.get(NOISE_SD_MAP_KEY) not in (None, "", "auto"):

@@ -92,8 +92,8 @@ def _divided(denoiser, image, noise_map: NoiseSDMap):
     if image.array.ndim > spread.ndim:  # components share the map
         spread = spread[..., np.newaxis]
     logger.info(
-        "noise SD map %s (median %.4g): denoised at SD 1 after dividing by it, multiplied back",
-        noise_map.label,
+        "%s (median %.4g): denoised at SD 1 after dividing by it, multiplied back",
+        noise_map.named,
         float(np.median(spread)),
     )
     return image.with_array(image.array.astype(np.float32) / spread), spread
@@ -107,5 +107,4 @@ def _note_map(denoiser, noise_map: NoiseSDMap) -> None:
         report.floor_sigma = None
         report.noise_sd_map = noise_map.label
         if report.choice:
-            named = noise_map.label if noise_map.is_estimated else f"the noise SD map {noise_map.label}"
-            report.choice += f"; all on the image divided by {named}"
+            report.choice += f"; all on the image divided by {noise_map.named}"

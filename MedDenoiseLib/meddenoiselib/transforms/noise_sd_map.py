@@ -49,6 +49,11 @@ class NoiseSDMap:
     def is_estimated(self) -> bool:
         return self.values is None
 
+    @property
+    def named(self) -> str:
+        """How a sentence names the map: ``the noise SD map <file>``, or the estimated map's label."""
+        return self.label if self.is_estimated else f"the noise SD map {self.label}"
+
     def on_grid(self, image) -> np.ndarray:
         """The map as used for ``image`` (a ``Volume`` or ``VolumeSeries``): float32 ``(Z, Y, X)``, every voxel
         positive, smoothed in-plane.
