@@ -122,8 +122,10 @@ def test_a_floor_that_varies_across_the_image_is_named_where_one_level_is_used(r
     assert floor_variation(uniform, estimate_magnitude_floor(uniform)) is None
     write_volume(noisy, tmp_path / "noisy.nii.gz")
     assert main(["info", str(tmp_path / "noisy.nii.gz"), "--json"]) == 0
-    varies = json.loads(capsys.readouterr().out)["noise_sd_varies"]
+    info = json.loads(capsys.readouterr().out)
+    varies = info["noise_sd_varies"]
     assert varies["along"] == "columns" and varies["last_half"] > 3.0 * varies["first_half"]
+    assert info["auto"].endswith("divided by the noise SD map estimated from the image (its floor varies)")
     report = tmp_path / "report.json"
     args = ["denoise", str(tmp_path / "noisy.nii.gz"), str(tmp_path / "out.nii.gz"), "--model", "nlm"]
     assert main([*args, "--report", str(report)]) == 0

@@ -252,6 +252,9 @@ def _denoising_notes(volume) -> dict:
             )
     elif volume.num_components == 1 and choice.modality != Modality.US:  # speckle has no one SD
         notes.update(_noise_sd_notes(frame, choice))
+        if "noise_sd_varies" in notes:  # as Denoiser._noise_map_for decides it
+            read = "; all on the image divided by the noise SD map estimated from the image (its floor varies)"
+            notes["auto"] += read
     return notes
 
 
