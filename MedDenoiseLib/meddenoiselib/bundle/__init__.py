@@ -143,6 +143,7 @@ def find_dataset(
         ValueError: two inputs would be written to one output name.
     """
     from ..io import detect_format, find_inputs
+    from ..io.dicom import dicom_listings_kept
 
     recursive = flag(recursive)  # "--recursive true" arrives as a string from the command line
     folder = Path(dataset_dir)
@@ -152,12 +153,13 @@ def find_dataset(
     inputs = [p for p in found if p.is_dir() or detect_format(p) in VOLUME_FORMATS]
     if not inputs:
         raise FileNotFoundError(f"{folder}: no NIfTI/NRRD/MetaImage/MGH/PAR/MINC files or DICOM series folders found")
-    items = [
-        part
-        for path in inputs
-        for item in _series_items({"image": str(path.resolve())}, flag(all_series))
-        for part in _part_items(item)
-    ]
+    with dicom_listings_kept():  # a folder is listed for its series, then probed for each series' parts
+        items = [
+            part
+            for path in inputs
+            for item in _series_items({"image": str(path.resolve())}, flag(all_series))
+            for part in _part_items(item)
+        ]
     _check_output_names(items, Path(output_root(folder)))
     return items
 
@@ -185,6 +187,7 @@ def load_datalist(
     from monai.data import load_decathlon_datalist
 
     from ..io import is_dicom_folder
+    from ..io.dicom import dicom_listings_kept
     from .inferer import NOISE_SD_MAP_KEY
 
     path = Path(datalist_file)
@@ -204,7 +207,8 @@ def load_datalist(
         if Path(item["image"]).is_dir() and not is_dicom_folder(item["image"]):
             raise ValueError(f"{path}: item {number}'s image {item['image']} is a folder without DICOM images")
         given = {k: str(v) for k, v in item.items()}
-        expanded = [part for each in _series_items(given, flag(all_series)) for part in _part_items(each)]
+        with dicom_listings_kept():
+            expanded = [part for each in _series_items(given, flag(all_series)) for part in _part_items(each)]
         if len(expanded) > 1 and item.get(NOISE_SD_MAP_KEY) not in (None, "", "auto"):
             raise ValueError(
                 f"{path}: item {number}'s folder {item['image']} gives {len(expanded)} volumes (DICOM series, or "

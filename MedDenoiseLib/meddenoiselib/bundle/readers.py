@@ -78,6 +78,7 @@ class VolumeReader(ImageReader):
     def read(self, data: Sequence[str] | str, **kwargs: Any) -> Any:
         from ..errors import MedDenoiseError
         from ..io import read_volume
+        from ..io.dicom import dicom_listings_kept
         from ..io.series import is_series_file, read_series
 
         names = ensure_tuple(data)
@@ -89,8 +90,10 @@ class VolumeReader(ImageReader):
             if is_series_file(names[0]):  # the frames travel as channels and are denoised as the CLI does a series
                 return read_series(names[0])
             series_uid = kwargs.get("series_uid", self.series_uid)
-            volume = read_volume(names[0], series_uid=series_uid)
-            return _part_of(volume, names[0], series_uid, self.series_part) if self.series_part else volume
+            if not self.series_part:
+                return read_volume(names[0], series_uid=series_uid)
+            with dicom_listings_kept():  # the series is read, then probed for its parts
+                return _part_of(read_volume(names[0], series_uid=series_uid), names[0], series_uid, self.series_part)
         except MedDenoiseError as error:
             # The library refused the input on purpose (a folder with two equally large series, a series with a
             # missing or corrupt slice, 4D data...). Raising here would make LoadImage silently try MONAI's other

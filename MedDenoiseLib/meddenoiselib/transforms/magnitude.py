@@ -30,6 +30,7 @@ __all__ = [
     "estimate_magnitude_floor",
     "describe_floor_variation",
     "floor_variation",
+    "magnitude_sd_to_sigma",
     "varying_floor_note",
     "floor_ratio_for_coils",
     "noncentral_chi_mean",
@@ -279,6 +280,17 @@ def noncentral_chi_mean(snr: np.ndarray | float, coils: int) -> np.ndarray:
 def _mean_table(coils: int) -> tuple[np.ndarray, np.ndarray]:
     snr = np.concatenate([np.linspace(0.0, 10.0, 2001), np.linspace(10.0, 60.0, 501)[1:]])
     return noncentral_chi_mean(snr, coils), snr
+
+
+def magnitude_sd_to_sigma(mean: np.ndarray, spread: np.ndarray, coils: int) -> np.ndarray:
+    """Per-channel sigma of regions of a magnitude image from their mean and SD: ``SD / sqrt(xi)``, where ``xi`` (the
+    magnitude's variance over sigma^2, ``2 coils + snr^2 - E[M]^2``) is tabulated against ``mean / SD`` over the
+    signal-to-noise ratio (Koay & Basser, J Magn Reson 2006), on the table the floor's inversion uses."""
+    moment, snr = _mean_table(coils)
+    variance = 2.0 * coils + snr**2 - moment**2
+    ratio = moment / np.sqrt(variance)  # rises with the SNR
+    measured = np.clip(np.asarray(mean, np.float64) / np.maximum(spread, 1e-12), ratio[0], ratio[-1])
+    return spread / np.sqrt(np.interp(measured, ratio, variance))
 
 
 #: prior of the posterior inversion: this share of pixels is air (``A = 0``), the rest uniform in ``A`` up to

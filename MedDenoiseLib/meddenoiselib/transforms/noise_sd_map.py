@@ -158,6 +158,7 @@ def _tile_sigma(image: np.ndarray, coils: int | None) -> np.ndarray:
     from scipy import ndimage
 
     from .estimate import finest_diagonal_band, unmasked_coefficients
+    from .magnitude import magnitude_sd_to_sigma
 
     band = finest_diagonal_band(image)
     signal = unmasked_coefficients(image)
@@ -176,23 +177,9 @@ def _tile_sigma(image: np.ndarray, coils: int | None) -> np.ndarray:
     if not valid.any():
         return np.zeros_like(spread)
     if coils is not None:
-        spread[valid] = _magnitude_sd_to_sigma(mean[valid], spread[valid], coils)
+        spread[valid] = magnitude_sd_to_sigma(mean[valid], spread[valid], coils)
     nearest = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
     spread = spread[tuple(nearest)]
     if min(spread.shape) >= 3:
         spread = ndimage.median_filter(spread, size=3, mode="nearest")
     return spread
-
-
-def _magnitude_sd_to_sigma(mean: np.ndarray, spread: np.ndarray, coils: int) -> np.ndarray:
-    """Per-channel sigma of regions of a magnitude image from their mean and SD: ``SD / sqrt(xi)``, where ``xi`` (the
-    magnitude's variance over sigma^2) is tabulated against ``mean / SD`` over the signal-to-noise ratio (Koay &
-    Basser, J Magn Reson 2006)."""
-    from .magnitude import noncentral_chi_mean
-
-    snr = np.concatenate([np.linspace(0.0, 10.0, 2001), np.linspace(10.0, 60.0, 501)[1:]])
-    moment = noncentral_chi_mean(snr, coils)
-    variance = 2.0 * coils + snr**2 - moment**2
-    ratio = moment / np.sqrt(variance)  # rises with the SNR
-    measured = np.clip(mean / np.maximum(spread, 1e-12), ratio[0], ratio[-1])
-    return spread / np.sqrt(np.interp(measured, ratio, variance))
