@@ -188,6 +188,7 @@ def load_datalist(
 
     from ..io import is_dicom_folder
     from ..io.dicom import dicom_listings_kept
+    from ..transforms.noise_sd_map import ESTIMATED_OPTION
     from .inferer import NOISE_SD_MAP_KEY
 
     path = Path(datalist_file)
@@ -202,14 +203,14 @@ def load_datalist(
         if not item.get("image"):
             raise ValueError(f"{path}: item {number} has no 'image'")
         for name in ("image", NOISE_SD_MAP_KEY):
-            if item.get(name) and item[name] != "auto" and not Path(item[name]).exists():
+            if item.get(name) and item[name] != ESTIMATED_OPTION and not Path(item[name]).exists():
                 raise FileNotFoundError(f"{path}: item {number}'s {name} {item[name]}: no such file or folder")
         if Path(item["image"]).is_dir() and not is_dicom_folder(item["image"]):
             raise ValueError(f"{path}: item {number}'s image {item['image']} is a folder without DICOM images")
         given = {k: str(v) for k, v in item.items()}
         with dicom_listings_kept():
             expanded = [part for each in _series_items(given, flag(all_series)) for part in _part_items(each)]
-        if len(expanded) > 1 and item.get(NOISE_SD_MAP_KEY) not in (None, "", "auto"):
+        if len(expanded) > 1 and item.get(NOISE_SD_MAP_KEY) not in (None, "", ESTIMATED_OPTION):
             raise ValueError(
                 f"{path}: item {number}'s folder {item['image']} gives {len(expanded)} volumes (DICOM series, or "
                 "evenly spaced parts of an uneven one) and one noise SD map; name the series it belongs to "

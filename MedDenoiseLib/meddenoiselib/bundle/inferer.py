@@ -261,13 +261,11 @@ class DenoiserInferer(Inferer):
                 f"{name}: its datalist item gives a noise SD map ({path}) and the bundle a noise level ({given}): "
                 "give one"
             )
-        from ..io import read_volume
         from ..transforms import NoiseSDMap
 
-        if path == "auto":
-            return NoiseSDMap.estimated()
-        logger.info("%s: denoised with the noise SD map %s", name, path)
-        return NoiseSDMap(read_volume(path), label=path)
+        noise_map = NoiseSDMap.named_by(path)
+        logger.info("%s: denoised with %s", name, noise_map.named)
+        return noise_map
 
 
 def _input_name(item: torch.Tensor) -> str:

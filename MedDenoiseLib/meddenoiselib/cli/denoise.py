@@ -627,12 +627,9 @@ def _given_noise(args: argparse.Namespace):
     from ..transforms.intensity import NoiseSD, sigma_from_255
 
     if getattr(args, "noise_sd_map", None):
-        from ..io import read_volume
         from ..transforms.noise_sd_map import NoiseSDMap
 
-        if not _noise_map_file(args):
-            return NoiseSDMap.estimated()
-        return NoiseSDMap(read_volume(args.noise_sd_map), label=str(args.noise_sd_map))
+        return NoiseSDMap.named_by(args.noise_sd_map)
     if getattr(args, "noise_sd", None) is not None:
         return NoiseSD(args.noise_sd)
     return args.sigma if args.sigma == "auto" else sigma_from_255(float(args.sigma))
@@ -763,7 +760,9 @@ def _denoise_series(denoiser, job: _Job, args: argparse.Namespace) -> None:
 
 def _noise_map_file(args: argparse.Namespace) -> bool:
     """``--noise-sd-map`` names a file (``auto`` estimates a map from each image)."""
-    return bool(getattr(args, "noise_sd_map", None)) and args.noise_sd_map != "auto"
+    from ..transforms.noise_sd_map import ESTIMATED_OPTION
+
+    return bool(getattr(args, "noise_sd_map", None)) and args.noise_sd_map != ESTIMATED_OPTION
 
 
 def _check_noise_map_options(source: Path, noise_map: Path, args: argparse.Namespace) -> None:

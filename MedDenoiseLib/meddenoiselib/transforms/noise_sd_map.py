@@ -20,6 +20,8 @@ SMOOTHING_PX = 2.0
 #: edge, in coefficients of the finest wavelet band (twice as many pixels), of the tiles an estimated map is read in:
 #: 256 coefficients give each tile's SD within ~8 %, and 32 pixels follow a g-factor's variation across a head
 ESTIMATE_TILE = 16
+#: what a front end's option gives for a map estimated from the image (:meth:`NoiseSDMap.named_by`)
+ESTIMATED_OPTION = "auto"
 #: the label of a map estimated from the image (:meth:`NoiseSDMap.estimated`)
 ESTIMATED_LABEL = "the noise SD map estimated from the image"
 
@@ -44,6 +46,16 @@ class NoiseSDMap:
         """A map read from the image it is used with (:func:`estimate_noise_sd_map`), for noise that varies across
         the image where no map was given (the CLI's ``--noise-sd-map auto``); ``reason``, why, ends its label."""
         return cls(values=None, label=f"{ESTIMATED_LABEL} ({reason})" if reason else ESTIMATED_LABEL)
+
+    @classmethod
+    def named_by(cls, given) -> NoiseSDMap:
+        """The map a front end's option names: a volume file (read with the library's reader, labelled by its path),
+        or ``"auto"`` for :meth:`estimated` (the CLI's ``--noise-sd-map``, a bundle datalist's ``noise_sd_map``)."""
+        if str(given) == ESTIMATED_OPTION:
+            return cls.estimated()
+        from ..io import read_volume
+
+        return cls(read_volume(given), label=str(given))
 
     @property
     def is_estimated(self) -> bool:
