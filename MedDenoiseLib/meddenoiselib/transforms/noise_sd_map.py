@@ -74,7 +74,6 @@ class NoiseSDMap:
             MedDenoiseError: the map's components, shape or geometry differ from the image's, or it holds no
                 positive value (or a negative one).
         """
-
         from ..blend import check_same_grid
         from ..errors import MedDenoiseError
 
