@@ -141,6 +141,8 @@ class MedDenoiseParameterNode:
     magnitude MR's noise floor varies).
     wholeSequence: when the input is a sequence's proxy node, denoise every frame into a new sequence.
     model: "auto", "default", a shipped model or a baseline. modality: for model "auto" (from DICOM or given).
+    weightsFile: a .safetensors file the user trained ("python -m meddenoiselib train"), run instead of the model
+    ("": none; set in the Advanced section, not bound by connectGui, whose path connector wants a pathlib.Path).
     ctWindow / windowCenter / windowWidth: normalize with a CT window (HU). ensemble: geometric views averaged.
     refine: the collaborative Wiener refinement of a network's output (auto, on, off).
     noiseLevelAuto / noiseLevel / noiseLevelUnits: estimate the noise, or use noiseLevel, on the 0-255 scale of the
@@ -164,6 +166,7 @@ class MedDenoiseParameterNode:
     estimateNoiseSdMap: bool = False
     wholeSequence: bool = True
     model: str = "auto"
+    weightsFile: str = ""
     modality: Modality = Modality.FROM_DICOM
     ctWindow: CTWindow = CTWindow.NONE
     windowCenter: Annotated[float, WithinRange(-2000.0, 4000.0)] = 40.0
@@ -236,6 +239,7 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.previewButton.connect("clicked(bool)", self.onPreviewButton)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
         self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelChanged)
+        self.ui.weightsPathLineEdit.connect("currentPathChanged(QString)", self.onWeightsChanged)
 
         self._modelDescriptions = {}
         self.populateModels()
@@ -321,6 +325,7 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if parameters is None:
             return
         self._selectModel(parameters.model)
+        self._showWeights(parameters.weightsFile)
         self.ui.noiseLevelSpinBox.enabled = not parameters.noiseLevelAuto
         self.ui.noiseLevelUnitsComboBox.enabled = not parameters.noiseLevelAuto
         custom = parameters.ctWindow is CTWindow.CUSTOM
@@ -366,6 +371,26 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._updatingGui or self._parameterNode is None:
             return
         self._parameterNode.model = self.ui.modelComboBox.currentText
+
+    def _showWeights(self, path) -> None:
+        """The weights file in its path field; the model list is off while a file is chosen, as the file is run."""
+        lineEdit = self.ui.weightsPathLineEdit
+        self._updatingGui = True
+        try:
+            if lineEdit.currentPath != path:
+                lineEdit.currentPath = path
+        finally:
+            self._updatingGui = False
+        self.ui.modelComboBox.enabled = not path
+        if path:
+            self.ui.modelComboBox.toolTip = _("Not used: the trained weights {path} are run (Advanced)").format(
+                path=path
+            )
+
+    def onWeightsChanged(self, path=None) -> None:
+        if self._updatingGui or self._parameterNode is None:
+            return
+        self._parameterNode.weightsFile = str(self.ui.weightsPathLineEdit.currentPath or "").strip()
 
     # ---------------------------------------------------------------------------------------- running
     def _isRunning(self) -> bool:
@@ -686,6 +711,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         given_sd = not parameterNode.noiseLevelAuto and parameterNode.noiseLevelUnits is NoiseUnits.IMAGE
         return {
             "model": parameterNode.model,
+            "weights": parameterNode.weightsFile or None,
             "noiseLevel": None if given_sd or parameterNode.noiseLevelAuto else float(parameterNode.noiseLevel),
             "noiseSD": float(parameterNode.noiseLevel) if given_sd else None,
             "device": parameterNode.device.value,
@@ -747,6 +773,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         noiseSD=None,
         noiseSDMap=None,
         estimateNoiseSDMap=False,
+        weights=None,
     ):
         """Denoise ``inputVolume`` into ``outputVolume`` (None: a new "<input name> denoised" volume).
 
@@ -761,6 +788,8 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
                 "<sequence> denoised".
             outputVolume: the node to fill, or None to create one. It is created/changed only on success.
             model: "auto" (chosen by the library from the modality), "default", a shipped model or a baseline.
+            weights: instead of ``model``, a ``.safetensors`` file the user trained (``python -m meddenoiselib
+                train``; its ``.json`` model card beside it), checked before anything starts (``--weights``).
             noiseLevel: noise sigma on the 0-255 scale of the normalized image, or None to estimate it.
             noiseSD: instead of ``noiseLevel``, the noise's standard deviation in the volume's units (HU for CT), e.g.
                 the SD Segment Statistics measured in flat tissue; the library converts it to each method's scaling.
@@ -855,6 +884,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             refine=refine,
             leave_metal_out=leaveMetalOut,
             noise_sd_map_auto=bool(estimateNoiseSDMap),
+            weights=weights or None,
         )
         needed = ("meddenoiselib",) if separateProcess else ("torch", "monai", "meddenoiselib")
         missing = missing_modules(needed)

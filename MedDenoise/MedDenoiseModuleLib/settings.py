@@ -27,6 +27,7 @@ __all__ = [
     "UNKNOWN_AUTO_MODEL",
     "available_models",
     "build_cli_command",
+    "check_weights_file",
     "cli_supports",
     "default_python_executable",
     "modality_from_dicom",
@@ -232,6 +233,9 @@ class DenoiseSettings:
         noise_sd_map_auto: denoise on a noise SD map read from the image (``NoiseSDMap.estimated()``,
             ``--noise-sd-map auto``) for noise that varies across it, with any method (``auto`` reads one by itself
             where a magnitude MR's floor varies); not with ``noise_level`` or ``noise_sd``.
+        weights: a ``.safetensors`` file the user trained (``python -m meddenoiselib train``, its ``.json`` model
+            card beside it), run instead of ``model`` (``--weights``); None: ``model`` decides. Checked when the
+            settings are made (the file, its card, a card the library can read), so a run is not started in vain.
     """
 
     model: str = "auto"
@@ -248,8 +252,11 @@ class DenoiseSettings:
     refine: str = "auto"
     leave_metal_out: bool = True
     noise_sd_map_auto: bool = False
+    weights: str | None = None
 
     def __post_init__(self) -> None:
+        if self.weights is not None:
+            object.__setattr__(self, "weights", check_weights_file(self.weights))
         device = self.device.value if isinstance(self.device, Device) else str(self.device)
         object.__setattr__(self, "device", device)
         if isinstance(self.ensemble, Ensemble):
@@ -329,8 +336,7 @@ class DenoiseSettings:
         if self.noise_sd_map_auto:
             noise = ["--noise-sd-map", "auto"]
         arguments = [
-            "--model",
-            self.model,
+            *(["--model", self.model] if self.weights is None else ["--weights", self.weights]),
             *noise,
             "--device",
             self.device,
@@ -362,6 +368,7 @@ class DenoiseSettings:
         """
         arguments = {
             "method": self.model,
+            "weights": self.weights,
             "device": self.device,
             "roi_size": int(self.roi_size) or None,
             "overlap": float(self.overlap),
@@ -382,6 +389,36 @@ class DenoiseSettings:
 
 #: the library's ``--modality`` words.
 MODALITY_WORDS = ("ct", "mr", "us", "xray", "other")
+
+
+def check_weights_file(path: str | Path) -> str:
+    """The absolute path of trained weights the module can run, or a ValueError saying what is wrong with them.
+
+    The file must be a ``.safetensors`` file (weights are never unpickled: a ``.pt`` checkpoint is refused) with the
+    ``.json`` model card ``train`` writes beside it, readable by the installed library (without it only the file
+    is checked; the run then reports what the library says).
+    """
+    weights = Path(str(path)).expanduser()
+    if weights.suffix == ".json" and weights.with_suffix(".safetensors").is_file():
+        raise ValueError(f"{weights} is a model card; choose the weights beside it, {weights.stem}.safetensors.")
+    if not weights.is_file():
+        raise ValueError(f"The weights file {weights} was not found.")
+    if weights.suffix != ".safetensors":
+        raise ValueError(
+            f"{weights} is not a .safetensors file: the module runs weights saved by 'python -m meddenoiselib train' "
+            "(model.safetensors with its model.json), never pickled checkpoints."
+        )
+    try:
+        from meddenoiselib.weights import load_model_card
+    except ImportError:
+        return str(weights.resolve())
+    try:
+        card = load_model_card(weights)
+    except Exception as exc:  # noqa: BLE001 - the library's own message names the file and the problem
+        raise ValueError(str(exc)) from None
+    if not isinstance(card, dict) or "architecture" not in card:
+        raise ValueError(f"{weights.with_suffix('.json')}: the model card names no architecture.")
+    return str(weights.resolve())
 
 
 def build_cli_command(

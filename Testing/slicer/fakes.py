@@ -143,6 +143,24 @@ class FakeComboBox(FakeWidget):
         return self.items[self._index] if 0 <= self._index < len(self.items) else ""
 
 
+class FakePathLineEdit(FakeWidget):
+    """``ctkPathLineEdit``: setting ``currentPath`` emits ``currentPathChanged(QString)`` when it changes (as CTK)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._path = ""
+
+    @property
+    def currentPath(self) -> str:  # noqa: N802
+        return self._path
+
+    @currentPath.setter
+    def currentPath(self, path) -> None:  # noqa: N802
+        if str(path) != self._path:
+            self._path = str(path)
+            self.emit("currentPathChanged(QString)", self._path)
+
+
 class FakeTextEdit(FakeWidget):
     """``QPlainTextEdit``: ``appendPlainText`` collects the lines."""
 
@@ -172,6 +190,7 @@ def fake_ui() -> types.SimpleNamespace:
         previewButton=FakeButton(enabled=False),
         cancelButton=FakeButton(enabled=False),
         modelComboBox=FakeComboBox(),
+        weightsPathLineEdit=FakePathLineEdit(),
         noiseLevelSpinBox=FakeWidget(),
         noiseLevelUnitsComboBox=FakeWidget(),
         windowCenterSpinBox=FakeWidget(),

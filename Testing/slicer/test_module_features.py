@@ -577,6 +577,43 @@ def test_a_noise_sd_in_hu_denoises_as_the_library_does_with_it(scene, temp_root,
     assert task.report["sigma_used_0_255"] == pytest.approx(library.last_report.sigma * 255.0, abs=1e-3)
 
 
+# ------------------------------------------------------------------------------------------- trained weights
+@pytest.mark.parametrize("separate", MODES)
+def test_trained_weights_denoise_as_the_library_does_with_them(scene, temp_root, tmp_path, mr_png, separate):
+    """A user's trained weights (here the general model saved again as 'my-brain-model', as ``train`` writes them:
+    ``model.safetensors`` with ``model.json``) run instead of the model on both paths: the result is the library's
+    ``Denoiser(weights=...)``, it gains over the noisy slice, and the report names the card's model; a pickled
+    checkpoint and a model card chosen instead of its weights are refused by name."""
+    import json
+    import shutil
+
+    from meddenoiselib.evaluation.metrics import psnr
+    from meddenoiselib.io import Volume
+    from meddenoiselib.weights import WEIGHTS_DIR
+
+    weights = tmp_path / "model.safetensors"
+    shutil.copyfile(WEIGHTS_DIR / "kpn-general.safetensors", weights)
+    card = json.loads((WEIGHTS_DIR / "kpn-general.json").read_text())
+    weights.with_suffix(".json").write_text(json.dumps({**card, "name": "my-brain-model"}))
+    clean = read_volume(mr_png).array.astype(np.float64)
+    noisy = (clean + np.random.default_rng(3).normal(0.0, 15.0, clean.shape)).astype(np.float32)
+    matrix = oblique_ijk_to_ras(spacing=(0.9, 0.9, 3.0))
+    node = add_volume_node(scene, noisy, matrix, name="brain")
+    settings = DenoiseSettings(model="nlm", separate_process=separate, weights=str(weights), ensemble=1, refine="off")
+    task = _run(node, settings, temp_root)
+    expected = Denoiser(weights=weights, ensemble=1, refine="off").denoise(Volume.from_ijk_to_ras(noisy, matrix))
+    result = slicer.util.arrayFromVolume(task.output_node)
+    np.testing.assert_allclose(result, expected.array, rtol=0, atol=1e-3)
+    assert psnr(clean, result, 255.0) > psnr(clean, noisy, 255.0) + 6.0
+    assert task.report["method"] == "my-brain-model"
+    checkpoint = tmp_path / "checkpoint.pt"
+    checkpoint.write_bytes(b"not loaded")
+    with pytest.raises(ValueError, match="checkpoint.pt is not a .safetensors file"):
+        DenoiseSettings(weights=str(checkpoint))
+    with pytest.raises(ValueError, match="is a model card; choose the weights beside it, model.safetensors"):
+        DenoiseSettings(weights=str(weights.with_suffix(".json")))
+
+
 # ---------------------------------------------------------------------------------------------- noise SD map
 def _ramped_brain(mr_png):
     """``(clean, sigma, noisy float32, IJK-to-RAS)``: the brain slice with Rician noise whose sigma rises across it from

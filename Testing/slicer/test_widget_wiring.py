@@ -278,6 +278,36 @@ def test_a_noise_sd_in_image_units_reaches_the_cli_as_noise_sd(gui):
     assert options[options.index("--noise-sd") + 1] == "31.5" and "--sigma" not in options
 
 
+def test_a_trained_weights_file_replaces_the_model_and_reaches_the_cli_as_weights(gui, tmp_path):
+    """A file typed or browsed in "Trained weights" goes into the parameter node, turns the model list off and
+    reaches the child as ``--weights`` (no ``--model``); cleared, the model list is back. A file without its model
+    card is refused before anything starts, naming the file."""
+    from meddenoiselib.weights import WEIGHTS_DIR
+
+    weights = tmp_path / "model.safetensors"
+    shutil.copyfile(WEIGHTS_DIR / "kpn-small.safetensors", weights)
+    shutil.copyfile(WEIGHTS_DIR / "kpn-small.json", weights.with_suffix(".json"))
+    parameters = gui.widget._parameterNode
+    gui.ui.weightsPathLineEdit.currentPath = str(weights)  # as the user browses to it
+    assert parameters.weightsFile == str(weights)
+    assert not gui.ui.modelComboBox.enabled and str(weights) in gui.ui.modelComboBox.toolTip
+    gui.ui.applyButton.click()
+    ((_args, kwargs),) = gui.calls
+    assert kwargs["weights"] == str(weights)
+    options = FakeRunner.instances[-1].command[6:]
+    assert options[options.index("--weights") + 1] == str(weights.resolve()) and "--model" not in options
+    FakeRunner.instances[-1].finish_with_input_as_output()
+    gui.timer.fire()
+
+    parameters.weightsFile = ""  # e.g. a scene saved without weights, or the field cleared
+    assert gui.ui.weightsPathLineEdit.currentPath == "" and gui.ui.modelComboBox.enabled
+    weights.with_suffix(".json").unlink()
+    gui.ui.weightsPathLineEdit.currentPath = str(weights)
+    gui.ui.applyButton.click()
+    assert len(FakeRunner.instances) == 1  # nothing started
+    assert gui.errors.messages[-1] == f"Denoising failed: {weights}: model card model.json not found beside the weights"
+
+
 def test_second_apply_on_another_input_creates_a_new_output(gui):
     other = add_volume_node(gui.scene, np.ones((2, 6, 7), np.int16), oblique_ijk_to_ras(), name="other")
     gui.ui.applyButton.click()
