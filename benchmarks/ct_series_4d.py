@@ -27,10 +27,10 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_noise as rn  # noqa: E402
+from meddenoiselib.evaluation.physical import body_mask, window_psnr  # noqa: E402
 from meddenoiselib.io import VolumeSeries, read_series, write_series  # noqa: E402
 from meddenoiselib.transforms import simulate_volume  # noqa: E402
 from meddenoiselib.transforms.noise import parse_noise_spec  # noqa: E402
-from real_noise_metrics import body_mask, window_psnr  # noqa: E402
 
 SETTING_A = "kernel=hamming,views=1000,electronic=10"
 VARIANTS = {"auto (refined)": [], "--refine off": ["--refine", "off"]}

@@ -25,7 +25,7 @@ from meddenoiselib.transforms import simulate_volume
 from meddenoiselib.transforms.noise import parse_noise_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from real_noise_metrics import body_mask, window_psnr  # noqa: E402
+from meddenoiselib.evaluation.physical import body_mask, window_psnr  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from data_split import DATA_ROOT  # noqa: E402

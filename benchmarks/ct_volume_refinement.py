@@ -36,7 +36,7 @@ from meddenoiselib.inference import Denoiser, collaborative_wiener
 from meddenoiselib.io import read_volume
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from real_noise_metrics import body_mask, window_psnr  # noqa: E402
+from meddenoiselib.evaluation.physical import body_mask, window_psnr  # noqa: E402
 
 VARIANTS = (
     "network alone",

@@ -37,12 +37,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "MedDenoiseLib"))
+from meddenoiselib.evaluation.physical import head_mask, masked_psnr, masked_ssim  # noqa: E402
 from meddenoiselib.io import Volume, read_volume, write_volume  # noqa: E402
 from meddenoiselib.transforms.noise import parse_noise_spec, simulate_volume  # noqa: E402
 from quality import cpu_name  # noqa: E402
 from real_mr import TEMPLATE_GAIN, TEMPLATE_SLICES  # noqa: E402
 from real_noise import MR_NOISE, cli_env, safe_name, table  # noqa: E402
-from real_noise_metrics import head_mask, masked_psnr, masked_ssim  # noqa: E402
 
 METHODS = ("auto", "kpn-general", "bm3d")
 

@@ -35,13 +35,13 @@ from scipy import ndimage
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from meddenoiselib.evaluation.physical import SOFT_TISSUE_WINDOW, window_psnr  # noqa: E402
 from meddenoiselib.inference import Denoiser  # noqa: E402
 from meddenoiselib.io import read_volume, write_volume  # noqa: E402
 from meddenoiselib.transforms.metal import METAL_HU as METAL_THRESHOLD  # noqa: E402
 from meddenoiselib.transforms.noise import CTScanner, parse_noise_spec, simulate_volume  # noqa: E402
 from quality import cpu_name  # noqa: E402
 from real_noise import CT_SETTINGS, ct_cases, dose_for_body_noise, file_values  # noqa: E402
-from real_noise_metrics import SOFT_TISSUE_WINDOW, window_psnr  # noqa: E402
 
 METAL_HU = 3000.0
 ROD_MM = 5.0

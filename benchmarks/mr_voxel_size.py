@@ -26,12 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "scripts"))
 from data_split import DATA_ROOT, TRAIN  # noqa: E402
+from meddenoiselib.evaluation.physical import head_mask, masked_psnr  # noqa: E402
 from meddenoiselib.inference import Denoiser  # noqa: E402
 from meddenoiselib.io import Volume, read_volume  # noqa: E402
 from meddenoiselib.transforms import estimate_magnitude_floor  # noqa: E402
 from meddenoiselib.transforms.noise import parse_noise_spec, simulate_volume  # noqa: E402
 from real_noise import sigma_in_units  # noqa: E402
-from real_noise_metrics import head_mask, masked_psnr  # noqa: E402
 
 SOURCE = "mr/niivue_mr_gd/MR_Gd.nii.gz"
 NOISE = ("rician:3%", "rician:6%", "noncentral-chi:3%,8")

@@ -41,12 +41,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "scripts"))
 from data_split import REAL_MR  # noqa: E402
+from meddenoiselib.evaluation.physical import head_mask, masked_psnr, masked_ssim  # noqa: E402
 from meddenoiselib.io import read_volume, write_volume  # noqa: E402
 from meddenoiselib.io.volume import Volume  # noqa: E402
 from quality import cpu_name  # noqa: E402
 from real_mr import reference_frames  # noqa: E402
 from real_noise import cli_env  # noqa: E402
-from real_noise_metrics import head_mask, masked_psnr, masked_ssim  # noqa: E402
 
 DEFAULT_METHODS = ("auto", "nlm", "bm3d")
 SHAPES = ("ramp", "g-factor", "uniform")

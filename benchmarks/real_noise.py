@@ -40,7 +40,7 @@ psd)`` on the percentile-normalized scale the BM3D baseline runs on, the PSD mea
 inside the evaluation region and averaged over the volume's slices). The default and a few models also run in
 memory (``Denoiser(name).denoise(volume)`` on the simulated float volume, no file round trip), next to the CLI rows.
 
-Metrics (:mod:`real_noise_metrics`): CT body RMSE in HU (body = clean > -500 HU), PSNR and SSIM in the
+Metrics (:mod:`meddenoiselib.evaluation.physical`): CT body RMSE in HU (body = clean > -500 HU), PSNR and SSIM in the
 soft-tissue window W400/L40 over the body, the noise left in the body (std of result - clean), the noise std in
 the water phantom's central 40 mm disc, and the 10-90 % width of the air-skin edge relative to the clean image's.
 MR: PSNR (data range = the clean volume's maximum) and SSIM over the head, background bias (mean of result - clean
@@ -69,12 +69,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "scripts"))
 from data_split import DATA_ROOT, REAL_NOISE_CT, validation_files  # noqa: E402
 from library_fingerprint import made_by_this_library, mark_made_by_this_library  # noqa: E402
-from meddenoiselib.io import Volume, read_volume, write_volume  # noqa: E402
-from meddenoiselib.transforms import fit_scaling  # noqa: E402
-from meddenoiselib.transforms.estimate import estimate_noise  # noqa: E402
-from meddenoiselib.transforms.noise import CTScanner, normalized_sigma, parse_noise_spec, simulate_volume  # noqa: E402
-from quality import cpu_name  # noqa: E402
-from real_noise_metrics import (  # noqa: E402
+from meddenoiselib.evaluation.physical import (  # noqa: E402
     SOFT_TISSUE_WINDOW,
     body_mask,
     edge_levels,
@@ -88,6 +83,12 @@ from real_noise_metrics import (  # noqa: E402
     window_psnr,
     window_ssim,
 )
+from meddenoiselib.evaluation.realistic import noise_sigma_in_units  # noqa: E402
+from meddenoiselib.io import Volume, read_volume, write_volume  # noqa: E402
+from meddenoiselib.transforms import fit_scaling  # noqa: E402
+from meddenoiselib.transforms.estimate import estimate_noise  # noqa: E402
+from meddenoiselib.transforms.noise import CTScanner, parse_noise_spec, simulate_volume  # noqa: E402
+from quality import cpu_name  # noqa: E402
 
 #: CT scanner settings of the evaluation: (label, kernel, views, electronic noise, target body noise levels in HU)
 CT_SETTINGS = (
@@ -539,10 +540,7 @@ def item_sigma(item: Item) -> float:
 
 def sigma_in_units(clean: np.ndarray, spec: str) -> float:
     """The sigma of noise ``spec`` (``rician:3%``...) in ``clean``'s units, as ``simulate`` resolves it."""
-    import torch
-
-    scaling = fit_scaling(clean, "percentile")
-    return normalized_sigma(parse_noise_spec(spec), torch.from_numpy(scaling.apply(clean))) * scaling.scale
+    return noise_sigma_in_units(clean, parse_noise_spec(spec))
 
 
 def display(image: np.ndarray, modality: str, low: float, high: float) -> np.ndarray:

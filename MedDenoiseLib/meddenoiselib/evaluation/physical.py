@@ -1,4 +1,4 @@
-"""Metrics in physical units for the real-noise benchmark (benchmarks/real_noise.py); numpy and scipy only.
+"""Metrics in physical units (``evaluate --noise``, benchmarks/real_noise.py); numpy and scipy only.
 
 CT (values in HU): body RMSE, PSNR and SSIM in the soft-tissue window W400/L40 over the body, the noise left in
 the body, the noise in a flat ROI (water phantom), and a resolution check: the 10-90 % rise distance of the

@@ -1,17 +1,14 @@
-"""The real-noise benchmark's metric helpers (benchmarks/real_noise_metrics.py) on synthetic images with known
-answers: body RMSE in HU, PSNR in the soft-tissue window, SSIM over a mask, and the 10-90 % edge width."""
+"""The metrics in physical units (meddenoiselib.evaluation.physical; ``evaluate --noise`` and the real-noise
+benchmark) on synthetic images with known answers: body RMSE in HU, PSNR in the soft-tissue window, SSIM over a
+mask, and the 10-90 % edge width."""
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import ndimage
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from real_noise_metrics import (  # noqa: E402
+from meddenoiselib.evaluation.physical import (
     body_mask,
     edge_levels,
     edge_sampler,

@@ -1,0 +1,414 @@
+"""Compare methods on clean references with realistic noise, scored in the image's own units.
+
+The protocol of ``evaluate --noise``: each clean reference (a DICOM series, NIfTI, NRRD, a 2D image) is cut to a
+slab of adjacent slices at its centre, the noise model is simulated on it as ``simulate`` does (``ct-lowdose`` in
+HU, Rician and non-central chi relative to the 99th percentile, speckle, Poisson-Gaussian), stored in the
+reference's own data type as a scanner file would hold it, and every method denoises the slab as
+``denoise`` does with default flags (the modality from the reference's DICOM tag or ``modality``, every method
+estimating the noise itself). The scores are the ones a physicist reads, in the modality's units:
+
+- CT (``ct-lowdose`` noise or a CT reference): PSNR and SSIM in the soft-tissue window W400/L40 over the body
+  (clean > -500 HU), the body's RMSE and the noise left in it (SD of result - clean) in HU.
+- Magnitude MR (``rician``, ``noncentral-chi``): PSNR and SSIM over the head (data range: the clean maximum), RMSE,
+  and the bias in the background (outside the head dilated by 5 pixels) in units of the noise sigma.
+- Anything else: PSNR and SSIM over the image (data range: the clean minimum to maximum) and RMSE.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, OptionError
+from ..io import read_volume
+from ..io.atomic import write_text_atomic
+from ..io.volume import Volume
+from ..transforms.missing import require_complete
+from .physical import (
+    SOFT_TISSUE_WINDOW,
+    body_mask,
+    head_mask,
+    masked_psnr,
+    masked_ssim,
+    rmse,
+    window_psnr,
+    window_ssim,
+)
+
+__all__ = [
+    "RealisticRow",
+    "ScoredReference",
+    "display_slice",
+    "evaluate_realistic",
+    "load_volume_references",
+    "noise_sigma_in_units",
+    "summarize_realistic",
+    "write_realistic_csv",
+    "write_realistic_markdown",
+]
+
+logger = logging.getLogger(__name__)
+
+#: pixels the MR head is dilated by before its outside counts as background (ringing and partial volume stay out)
+BACKGROUND_MARGIN = 5
+
+
+@dataclass(frozen=True)
+class RealisticRow:
+    """One method on one reference with one noise model.
+
+    Attributes:
+        image: the reference's name (file or folder, ``[a:b]`` for the slab of a volume).
+        noise: the noise model as ``simulate`` takes it (``ct-lowdose:25HU``, ``rician:3%``).
+        method: ``"noisy"`` for the noisy input, else the method as asked (``auto``, ``bm3d``...).
+        model: what ran (for ``auto``, the model it chose; else the method).
+        region: where the scores are taken (``body, W400/L40``, ``head``, ``image``).
+        units: the image's units (``HU`` for CT, else ``image units``).
+        psnr: dB over ``region``.
+        ssim: mean SSIM over ``region``.
+        rmse: root-mean-square error over ``region`` in ``units``.
+        noise_left: CT: SD of result - clean over the body (HU); None otherwise.
+        bias_sigma: magnitude MR: mean of result - clean in the background, in units of the noise sigma; None
+            otherwise.
+        seconds: wall time of the method on the slab.
+        voxels: voxels in the slab.
+    """
+
+    image: str
+    noise: str
+    method: str
+    model: str
+    region: str
+    units: str
+    psnr: float
+    ssim: float
+    rmse: float
+    noise_left: float | None
+    bias_sigma: float | None
+    seconds: float
+    voxels: int
+
+
+@dataclass
+class ScoredReference:
+    """A clean slab and what it is scored on (found once, on the clean image).
+
+    Attributes:
+        name: as in :attr:`RealisticRow.image`.
+        volume: the clean slab in its own units and geometry.
+        kind: ``"ct"``, ``"mr"`` or ``"image"``: which metrics apply.
+        region: ``(Z, Y, X)`` bool, where PSNR/SSIM/RMSE are taken.
+        background: MR only: ``(Z, Y, X)`` bool, where the bias is measured.
+        data_range: PSNR's peak (window width for CT).
+    """
+
+    name: str
+    volume: Volume
+    kind: str
+    region: np.ndarray
+    background: np.ndarray | None = None
+    data_range: float = 1.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def clean(self) -> np.ndarray:
+        return np.asarray(self.volume.array, dtype=np.float64)
+
+
+def load_volume_references(paths: Sequence[str | Path], max_slices: int = 3) -> list[tuple[str, Volume]]:
+    """Clean references as volumes in their own units: each file, DICOM series folder or folder of images, cut to
+    its ``max_slices`` central adjacent slices (2.5D models see real neighbours).
+
+    Raises:
+        InputError: a folder without images, a colour image (scored on grey images only), missing values, or
+            slices smaller than the 11 x 11 SSIM window.
+    """
+    from ..io import find_inputs
+
+    references: list[tuple[str, Volume]] = []
+    for path in paths:
+        path = Path(path)
+        items = find_inputs(path) if path.is_dir() else [path]
+        if not items:
+            raise InputError(f"{path}: no images or DICOM series found in this folder")
+        for item in items:
+            volume = read_volume(item)
+            if volume.num_components != 1:
+                raise InputError(
+                    f"{item}: a {volume.num_components}-component image; realistic noise is evaluated on grey "
+                    "images (use --sigma for the Gaussian protocol on colour)"
+                )
+            require_complete(volume.array, str(item), "a clean reference")
+            if min(volume.shape[1:]) < 11:
+                raise InputError(
+                    f"{item}: a {volume.shape[1]}x{volume.shape[2]} image is smaller than the 11x11 SSIM window; "
+                    "references need at least 11x11 pixels"
+                )
+            count = min(int(max_slices), volume.shape[0])
+            start = (volume.shape[0] - count) // 2
+            name = item.name if volume.shape[0] == count else f"{item.name}[{start}:{start + count}]"
+            references.append((name, volume.slab(0, start, start + count) if volume.shape[0] > count else volume))
+    return references
+
+
+def noise_sigma_in_units(clean: np.ndarray, spec) -> float:
+    """The sigma of an intensity-relative noise ``spec`` (``rician:3%``, ``gaussian:25``) in ``clean``'s units, as
+    ``simulate`` resolves it on the image normalized by its percentiles."""
+    import torch
+
+    from ..transforms import fit_scaling
+    from ..transforms.noise import normalized_sigma
+
+    scaling = fit_scaling(np.asarray(clean), "percentile")
+    return normalized_sigma(spec, torch.from_numpy(scaling.apply(np.asarray(clean)))) * scaling.scale
+
+
+def _score_on(name: str, volume: Volume, spec) -> ScoredReference:
+    from ..transforms.noise import NoiseKind
+
+    clean = np.asarray(volume.array, dtype=np.float64)
+    modality = volume.metadata.get("0008|0060", "").strip().upper()
+    if spec.kind == NoiseKind.CT_LOWDOSE and modality != "CT" and float(clean.min()) > -900.0:
+        raise InputError(
+            f"{name}: ct-lowdose noise needs CT in HU, with air near -1000; this reference's minimum is "
+            f"{float(clean.min()):.0f}" + (f" and its DICOM Modality is {modality}" if modality else "")
+        )
+    if spec.kind == NoiseKind.CT_LOWDOSE or modality == "CT":
+        body = body_mask(clean)
+        if not body.any():
+            raise InputError(f"{name}: no voxel above -500 HU; a CT reference in HU has a body to score on")
+        return ScoredReference(name, volume, "ct", body, data_range=SOFT_TISSUE_WINDOW[1] - SOFT_TISSUE_WINDOW[0])
+    if spec.kind in (NoiseKind.RICIAN, NoiseKind.NONCENTRAL_CHI):
+        from scipy import ndimage
+
+        head = head_mask(clean)
+        dilated = np.stack([ndimage.binary_dilation(h, iterations=BACKGROUND_MARGIN) for h in head])
+        background = ~dilated
+        return ScoredReference(
+            name,
+            volume,
+            "mr",
+            head,
+            background if background.any() else None,
+            data_range=float(clean.max()),
+            extra={"sigma": noise_sigma_in_units(clean, spec)},
+        )
+    low, high = float(clean.min()), float(clean.max())
+    if not high > low:
+        raise InputError(f"{name}: a constant image has nothing to score")
+    return ScoredReference(name, volume, "image", np.ones(clean.shape, bool), data_range=high - low)
+
+
+REGION_NAMES = {"ct": "body, W400/L40", "mr": "head", "image": "image"}
+
+
+def _scores(reference: ScoredReference, result: np.ndarray) -> dict:
+    clean, result = reference.clean, np.asarray(result, dtype=np.float64)
+    region = reference.region
+    if reference.kind == "ct":
+        return {
+            "psnr": window_psnr(clean, result, region),
+            "ssim": window_ssim(clean, result, region),
+            "rmse": rmse(clean, result, region),
+            "noise_left": float(np.std((result - clean)[region])),
+            "bias_sigma": None,
+        }
+    scores = {
+        "psnr": masked_psnr(clean, result, region, reference.data_range),
+        "ssim": masked_ssim(clean, result, region, reference.data_range),
+        "rmse": rmse(clean, result, region),
+        "noise_left": None,
+        "bias_sigma": None,
+    }
+    if reference.kind == "mr" and reference.background is not None and reference.extra["sigma"] > 0:
+        scores["bias_sigma"] = float(np.mean((result - clean)[reference.background])) / reference.extra["sigma"]
+    return scores
+
+
+def evaluate_realistic(
+    references: Sequence[tuple[str, Volume]],
+    methods: Sequence[str],
+    noises: Sequence[str],
+    seed: int = 0,
+    denoiser_factory: Callable[[str], object] | None = None,
+    on_result: Callable[[RealisticRow], None] | None = None,
+    on_outputs: Callable[[str, str, str, dict[str, np.ndarray]], None] | None = None,
+) -> list[RealisticRow]:
+    """Run every method on every reference with every noise model, scored in the image's units.
+
+    Args:
+        references: ``(name, clean volume)`` pairs (see :func:`load_volume_references`); CT in HU.
+        methods: anything :class:`~meddenoiselib.inference.Denoiser` accepts (``auto``, a model, a baseline).
+        noises: noise models as ``simulate --noise`` takes them (``ct-lowdose:25HU``, ``rician:3%``,
+            ``speckle:0.2``, ``gaussian:25``).
+        seed: base seed; reference ``i`` with noise ``j`` uses ``seed + 1000 * i + j``. Defaults to 0.
+        denoiser_factory: builds a denoiser from a method name. Defaults to ``Denoiser(name)``.
+        on_result: called with each row as it is produced (progress).
+        on_outputs: called per (reference, noise) with its name, the noise, the kind of scores (``"ct"``, ``"mr"``,
+            ``"image"``) and ``{"clean", "noisy", method...: (Z, Y, X) arrays}`` (for a figure).
+
+    Returns:
+        One row per (reference, noise, method), plus a ``"noisy"`` row per (reference, noise).
+
+    Raises:
+        OptionError: no references, methods or noise models, or a noise model that does not parse.
+        InputError: a reference the noise or the scores do not apply to (``ct-lowdose`` on a non-CT series, a CT
+            without a body, a constant image), named.
+    """
+    from ..inference import Denoiser
+    from ..transforms import parse_noise_spec, simulate_volume
+
+    if not references:
+        raise OptionError("no reference images to evaluate on", parameter="references")
+    if not methods:
+        raise OptionError("no method to evaluate", parameter="methods")
+    if not noises:
+        raise OptionError("no noise model to evaluate with", parameter="noises")
+    try:
+        specs = [parse_noise_spec(text) for text in noises]
+    except ValueError as exc:
+        raise OptionError(str(exc), parameter="noises") from None
+    # every reference is checked against every noise model before anything runs: a refusal costs no time
+    scored = {
+        (i, j): _score_on(name, volume, spec)
+        for i, (name, volume) in enumerate(references)
+        for j, spec in enumerate(specs)
+    }
+    factory = denoiser_factory or (lambda name: Denoiser(name))
+    denoisers = {name: factory(name) for name in methods}
+    rows: list[RealisticRow] = []
+
+    def record(row: RealisticRow) -> None:
+        rows.append(row)
+        if on_result is not None:
+            on_result(row)
+
+    for i, (name, clean_volume) in enumerate(references):
+        for j, (text, spec) in enumerate(zip(noises, specs, strict=True)):
+            reference = scored[i, j]
+            units = "HU" if reference.kind == "ct" else "image units"
+            region = REGION_NAMES[reference.kind]
+            try:
+                noisy = simulate_volume(clean_volume, spec, seed=seed + 1000 * i + j)
+            except ValueError as exc:
+                raise InputError(f"{name}: {exc}") from None
+            scores = _scores(reference, noisy.array)
+            record(RealisticRow(name, text, "noisy", "", region, units, **scores, seconds=0.0, voxels=noisy.array.size))
+            outputs = {"clean": reference.clean, "noisy": np.asarray(noisy.array, dtype=np.float64)}
+            for method, denoiser in denoisers.items():
+                start = time.perf_counter()
+                result = denoiser.denoise(noisy)
+                seconds = time.perf_counter() - start
+                report = getattr(denoiser, "last_report", None)
+                used = getattr(report, "method", None) or method
+                outputs[method] = np.asarray(result.array, dtype=np.float64)
+                record(
+                    RealisticRow(
+                        name,
+                        text,
+                        method,
+                        used,
+                        region,
+                        units,
+                        **_scores(reference, result.array),
+                        seconds=seconds,
+                        voxels=noisy.array.size,
+                    )
+                )
+            if on_outputs is not None:
+                on_outputs(name, text, reference.kind, outputs)
+    return rows
+
+
+def summarize_realistic(rows: Sequence[RealisticRow]) -> list[dict]:
+    """Means per (noise, method) over the references, with each method's gain over the noisy input."""
+    groups: dict[tuple[str, str], list[RealisticRow]] = {}
+    for row in rows:
+        groups.setdefault((row.noise, row.method), []).append(row)
+
+    def mean(values):
+        values = [v for v in values if v is not None]
+        return float(np.mean(values)) if values else None
+
+    summary = []
+    for (noise, method), items in groups.items():
+        noisy = groups.get((noise, "noisy"), [])
+        summary.append(
+            {
+                "noise": noise,
+                "method": method,
+                "models": ", ".join(dict.fromkeys(r.model for r in items if r.model)),
+                "regions": ", ".join(dict.fromkeys(r.region for r in items)),
+                "units": ", ".join(dict.fromkeys(r.units for r in items)),
+                "psnr": mean([r.psnr for r in items]),
+                "gain": None if method == "noisy" else mean([r.psnr for r in items]) - mean([r.psnr for r in noisy]),
+                "ssim": mean([r.ssim for r in items]),
+                "rmse": mean([r.rmse for r in items]),
+                "noise_left": mean([r.noise_left for r in items]),
+                "bias_sigma": mean([r.bias_sigma for r in items]),
+                "seconds_per_megavoxel": sum(r.seconds for r in items) / max(sum(r.voxels for r in items), 1) * 1e6,
+                "images": len(items),
+            }
+        )
+    return summary
+
+
+def write_realistic_csv(rows: Sequence[RealisticRow], path: str | Path) -> Path:
+    """All rows as CSV (written through a temporary: complete or absent; empty cells where a score does not
+    apply)."""
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=list(RealisticRow.__dataclass_fields__))
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in asdict(row).items()})
+    return write_text_atomic(Path(path), buffer.getvalue())
+
+
+def write_realistic_markdown(rows: Sequence[RealisticRow], path: str | Path | None = None) -> str:
+    """One Markdown table per noise model: each method's mean scores over the references. Written to ``path`` if
+    given."""
+
+    def cell(value, digits=2):
+        return "–" if value is None else f"{value:.{digits}f}"
+
+    summary = summarize_realistic(rows)
+    lines: list[str] = []
+    for noise in dict.fromkeys(s["noise"] for s in summary):
+        items = [s for s in summary if s["noise"] == noise]
+        first = items[0]
+        lines += [
+            f"### {noise} ({first['images']} reference(s); scored over the {first['regions']}, {first['units']})",
+            "",
+            "| method | model used | PSNR (dB) | gain (dB) | SSIM | RMSE | noise left (SD) | background bias (σ) "
+            "| s / Mvoxel |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for s in items:
+            lines.append(
+                f"| {s['method']} | {s['models'] or '–'} | {cell(s['psnr'])} | {cell(s['gain'])} | "
+                f"{cell(s['ssim'], 4)} | {cell(s['rmse'])} | {cell(s['noise_left'])} | {cell(s['bias_sigma'], 3)} | "
+                f"{cell(s['seconds_per_megavoxel'], 1) if s['method'] != 'noisy' else '–'} |"
+            )
+        lines.append("")
+    text = "\n".join(lines)
+    if path is not None:
+        write_text_atomic(Path(path), text)
+    return text
+
+
+def display_slice(reference_kind: str, clean: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """The central slice of ``image`` (``(Z, Y, X)``) in [0, 1] for a figure: CT in W400/L40, anything else by the
+    clean image's minimum and maximum."""
+    k = image.shape[0] // 2
+    if reference_kind == "ct":
+        low, high = SOFT_TISSUE_WINDOW
+    else:
+        low, high = float(clean.min()), float(clean.max())
+    return np.clip((np.asarray(image[k], dtype=np.float64) - low) / max(high - low, 1e-12), 0.0, 1.0)
