@@ -22,7 +22,7 @@ def _rows(folder) -> dict[str, dict]:
 
 def test_ct_scores_in_hu_equal_the_users_path_through_files(tmp_path, ct_series_dir):
     """Low-dose CT noise of ~60 HU on the central slice of the real chest series: the noisy row reads the inserted
-    noise in HU, the median filter gains, and its PSNR in W400/L40 over the body equals what the user gets by
+    noise in HU, the median filter gains but blurs the skin's edge, and its PSNR in W400/L40 over the body equals what the user gets by
     writing the same noisy slice to a file, denoising it with the CLI and scoring the file by hand."""
     out = tmp_path / "evaluation"
     assert main(["evaluate", str(ct_series_dir), "--noise", "ct-lowdose:60HU", "--methods", "median"]
@@ -34,6 +34,8 @@ def test_ct_scores_in_hu_equal_the_users_path_through_files(tmp_path, ct_series_
     assert float(median["psnr"]) > float(noisy["psnr"]) + 3.0
     assert float(median["noise_left"]) < 0.9 * float(noisy["noise_left"])
     assert noisy["bias_sigma"] == "" and (out / "comparison.png").stat().st_size > 1000
+    # the air-skin edge: noise alone leaves its width (1.0 = the clean one's); the median widens it
+    assert float(noisy["edge_ratio"]) == pytest.approx(1.0, abs=0.05) and float(median["edge_ratio"]) > 1.1
 
     # the user's path: the same noisy slice as a file, the CLI's median, scored by hand
     ((_, clean),) = load_volume_references([ct_series_dir], max_slices=1)

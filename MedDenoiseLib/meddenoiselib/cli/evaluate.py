@@ -124,6 +124,8 @@ def _evaluate_realistic(args, output: Path, methods, references, denoisers) -> s
             extra = f"  noise left {row.noise_left:6.1f} {row.units}"
         if row.bias_sigma is not None:
             extra += f"  background bias {row.bias_sigma:+.3f} sigma"
+        if row.edge_ratio is not None:
+            extra += f"  edge width x{row.edge_ratio:.3f}"
         logger.info(
             "  %-28s %-18s %-14s PSNR %6.2f  SSIM %.4f  RMSE %8.2f%s  %.2fs",
             row.image,

@@ -8,7 +8,9 @@ reference's own data type as a scanner file would hold it, and every method deno
 estimating the noise itself). The scores are the ones a physicist reads, in the modality's units:
 
 - CT (``ct-lowdose`` noise or a CT reference): PSNR and SSIM in the soft-tissue window W400/L40 over the body
-  (clean > -500 HU), the body's RMSE and the noise left in it (SD of result - clean) in HU.
+  (clean > -500 HU), the body's RMSE and the noise left in it (SD of result - clean) in HU, and the resolution
+  kept: the 10-90 % width of the air-skin edge (profiles normal to the body outline, averaged) over the clean
+  image's (1.0: no blur; none where the slab shows no clean air-skin edge).
 - Magnitude MR (``rician``, ``noncentral-chi``): PSNR and SSIM over the head (data range: the clean maximum), RMSE,
   and the bias in the background (outside the head dilated by 5 pixels) in units of the noise sigma.
 - Anything else: PSNR and SSIM over the image (data range: the clean minimum to maximum) and RMSE.
@@ -34,6 +36,9 @@ from ..transforms.missing import require_complete
 from .physical import (
     SOFT_TISSUE_WINDOW,
     body_mask,
+    edge_levels,
+    edge_sampler,
+    edge_width_mm,
     head_mask,
     masked_psnr,
     masked_ssim,
@@ -77,6 +82,8 @@ class RealisticRow:
         noise_left: CT: SD of result - clean over the body (HU); None otherwise.
         bias_sigma: magnitude MR: mean of result - clean in the background, in units of the noise sigma; None
             otherwise.
+        edge_ratio: CT: the air-skin edge's 10-90 % width over the clean image's (1.0: no blur); None otherwise or
+            where no edge profile was found.
         seconds: wall time of the method on the slab.
         voxels: voxels in the slab.
     """
@@ -92,6 +99,7 @@ class RealisticRow:
     rmse: float
     noise_left: float | None
     bias_sigma: float | None
+    edge_ratio: float | None
     seconds: float
     voxels: int
 
@@ -184,7 +192,16 @@ def _score_on(name: str, volume: Volume, spec) -> ScoredReference:
         body = body_mask(clean)
         if not body.any():
             raise InputError(f"{name}: no voxel above -500 HU; a CT reference in HU has a body to score on")
-        return ScoredReference(name, volume, "ct", body, data_range=SOFT_TISSUE_WINDOW[1] - SOFT_TISSUE_WINDOW[0])
+        extra = {}
+        sampler = edge_sampler(clean, float(np.sqrt(volume.spacing[0] * volume.spacing[1])))
+        if sampler.count:
+            profile = sampler.mean_profile(clean)
+            levels = edge_levels(sampler.t_mm, profile)
+            width = edge_width_mm(sampler.t_mm, profile, levels)
+            if np.isfinite(width) and width > 0:
+                extra = {"edges": sampler, "edge_levels": levels, "edge_mm": width}
+        width = SOFT_TISSUE_WINDOW[1] - SOFT_TISSUE_WINDOW[0]
+        return ScoredReference(name, volume, "ct", body, data_range=width, extra=extra)
     if spec.kind in (NoiseKind.RICIAN, NoiseKind.NONCENTRAL_CHI):
         from scipy import ndimage
 
@@ -219,6 +236,7 @@ def _scores(reference: ScoredReference, result: np.ndarray) -> dict:
             "rmse": rmse(clean, result, region),
             "noise_left": float(np.std((result - clean)[region])),
             "bias_sigma": None,
+            "edge_ratio": _edge_ratio(reference, result),
         }
     scores = {
         "psnr": masked_psnr(clean, result, region, reference.data_range),
@@ -226,10 +244,20 @@ def _scores(reference: ScoredReference, result: np.ndarray) -> dict:
         "rmse": rmse(clean, result, region),
         "noise_left": None,
         "bias_sigma": None,
+        "edge_ratio": None,
     }
     if reference.kind == "mr" and reference.background is not None and reference.extra["sigma"] > 0:
         scores["bias_sigma"] = float(np.mean((result - clean)[reference.background])) / reference.extra["sigma"]
     return scores
+
+
+def _edge_ratio(reference: ScoredReference, result: np.ndarray) -> float | None:
+    """The result's air-skin edge width over the clean one's, at the clean edge's HU levels."""
+    if "edges" not in reference.extra:
+        return None
+    sampler = reference.extra["edges"]
+    width = edge_width_mm(sampler.t_mm, sampler.mean_profile(result), reference.extra["edge_levels"])
+    return float(width / reference.extra["edge_mm"]) if np.isfinite(width) else None
 
 
 def evaluate_realistic(
@@ -353,6 +381,7 @@ def summarize_realistic(rows: Sequence[RealisticRow]) -> list[dict]:
                 "rmse": mean([r.rmse for r in items]),
                 "noise_left": mean([r.noise_left for r in items]),
                 "bias_sigma": mean([r.bias_sigma for r in items]),
+                "edge_ratio": mean([r.edge_ratio for r in items]),
                 "seconds_per_megavoxel": sum(r.seconds for r in items) / max(sum(r.voxels for r in items), 1) * 1e6,
                 "images": len(items),
             }
@@ -387,13 +416,14 @@ def write_realistic_markdown(rows: Sequence[RealisticRow], path: str | Path | No
             f"### {noise} ({first['images']} reference(s); scored over the {first['regions']}, {first['units']})",
             "",
             "| method | model used | PSNR (dB) | gain (dB) | SSIM | RMSE | noise left (SD) | background bias (σ) "
-            "| s / Mvoxel |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| edge width / clean | s / Mvoxel |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for s in items:
             lines.append(
                 f"| {s['method']} | {s['models'] or '–'} | {cell(s['psnr'])} | {cell(s['gain'])} | "
                 f"{cell(s['ssim'], 4)} | {cell(s['rmse'])} | {cell(s['noise_left'])} | {cell(s['bias_sigma'], 3)} | "
+                f"{cell(s['edge_ratio'], 3)} | "
                 f"{cell(s['seconds_per_megavoxel'], 1) if s['method'] != 'noisy' else '–'} |"
             )
         lines.append("")
