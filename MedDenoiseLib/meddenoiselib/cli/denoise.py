@@ -936,6 +936,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
                 ensemble=args.ensemble,
                 modality=args.modality,
                 refine=args.refine,
+                magnitude_floor=args.magnitude_floor,
+                coils=args.coils,
                 **({} if args.metal is None else {"metal_hu": None if args.metal == "off" else args.metal}),
             )
             if jobs
@@ -1072,6 +1074,21 @@ def add_parser(sub) -> None:
         help="model auto on CT: clusters of voxels at or above HU are taken for metal and left out as --exclude leaves "
         "a region out (they keep their values; no bright halo in the tissue around them); 'off' denoises them too "
         "(default: 2500, meddenoiselib.transforms.metal.METAL_HU)",
+    )
+    p.add_argument(
+        "--magnitude-floor",
+        choices=["auto", "remove", "keep"],
+        default="auto",
+        help="magnitude MR's Rician / non-central chi noise floor (air ~1.25 sigma above 0, dark tissue biased up): "
+        "auto removes it where --model auto finds one in the air; remove removes it with any method (a "
+        "Rician-corrected NLM or BM3D; refused where the air shows no floor); keep leaves it with auto too",
+    )
+    p.add_argument(
+        "--coils",
+        type=parse_positive_int,
+        metavar="N",
+        help="magnitude MR: the receive coils the image was combined from by root sum of squares (1 for a "
+        "SENSE/GRAPPA-combined or single-channel image), for removing the floor (default: read from the air)",
     )
     p.add_argument(
         "--preview-slice",

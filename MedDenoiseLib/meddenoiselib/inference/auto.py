@@ -70,6 +70,10 @@ class AutoChoice:
     masked: np.ndarray | None = field(default=None, repr=False, compare=False)
     #: the floor's sigma is the one the caller gave (a noise SD in the image's units), not the background's
     floor_sigma_given: bool = False
+    #: the floor's coil count is the one the caller gave (``coils``), not the one its spread suggested
+    coils_given: bool = False
+    #: the floor is known but left in the output (``magnitude_floor="keep"``)
+    floor_kept: bool = False
 
     def describe(self) -> str:
         """One line for logs and reports."""
@@ -77,12 +81,24 @@ class AutoChoice:
         if self.magnitude_floor is not None:
             floor = self.magnitude_floor
             coils = "1 coil" if floor.coils == 1 else f"{floor.coils} coils"
+            coils += " as given" if self.coils_given else ""
             if self.floor_sigma_given:
-                where = f"sigma {floor.sigma:.4g} as given, {coils} from the background"
+                where = f"sigma {floor.sigma:.4g} as given, {coils}" + (
+                    "" if self.coils_given else " from the background"
+                )
             else:
                 where = f"sigma {floor.sigma:.4g}, {coils}, from the background"
-            text += f", then its magnitude noise floor removed ({where})"
+            if self.floor_kept:
+                text += f", its magnitude noise floor kept as asked ({where})"
+            else:
+                text += f", then its magnitude noise floor removed ({where})"
         return text
+
+    def with_coils(self, coils: int | None) -> AutoChoice:
+        """The same choice with the floor read for ``coils`` coils (None: unchanged; unchanged without a floor)."""
+        if coils is None or self.magnitude_floor is None:
+            return self
+        return replace(self, magnitude_floor=self.magnitude_floor.with_coils(coils), coils_given=True)
 
     def with_floor_sigma(self, sigma: float) -> AutoChoice:
         """The same choice with the magnitude floor's sigma the caller gave (image units); unchanged without a

@@ -74,6 +74,9 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: the accepted values of ``Denoiser(refine=...)``.
 REFINE_CHOICES = ("auto", "on", "off")
 
+#: ``magnitude_floor``: remove a magnitude MR's noise floor where ``auto`` finds one, with any method, or never
+MAGNITUDE_FLOOR_MODES = ("auto", "remove", "keep")
+
 #: share of the collaborative Wiener filtering in the average when ``refine="on"`` for a model without a measured one
 DEFAULT_REFINE_SHARE = 0.3
 
@@ -295,6 +298,16 @@ class Denoiser:
             and left out of the denoising as ``exclude`` leaves a region out: they keep their values and leave no
             halo in the tissue around them (:mod:`~meddenoiselib.transforms.metal`). None denoises them too.
             Defaults to :data:`~meddenoiselib.transforms.metal.METAL_HU` (2500 HU). Of a 4D series, each frame's.
+        magnitude_floor: the noise floor of magnitude MR (Rician, or non-central chi for several coils: air reads
+            about 1.25 sigma instead of 0 and dark tissue is biased up): ``"auto"`` removes it where ``auto`` finds
+            one in the air and leaves it for a method named explicitly; ``"remove"`` removes it with any method (a
+            Rician-corrected NLM or BM3D; the floor read from the air, refused where there is none); ``"keep"``
+            leaves it with ``auto`` too (the magnitude's mean, for pipelines that correct it themselves).
+            Defaults to ``"auto"``.
+        coils: the number of receive coils ``N`` a magnitude MR was combined from (root sum of squares; 1 for a
+            SENSE/GRAPPA-combined or single-channel image), for the floor's removal: the floor is then read as
+            non-central chi of ``N`` coils, not as the count the air's spread suggests. Defaults to None (read
+            from the air).
 
     Example::
 
@@ -323,6 +336,8 @@ class Denoiser:
         modality: Modality | str | None = None,
         refine: str = "auto",
         metal_hu: float | None = METAL_HU,
+        magnitude_floor: str = "auto",
+        coils: int | None = None,
     ) -> None:
         _check_options(
             overlap,
@@ -349,6 +364,18 @@ class Denoiser:
         if metal_hu is not None and not np.isfinite(metal_hu):
             raise OptionError(f"metal_hu must be a finite HU value or None, got {metal_hu!r}", parameter="metal_hu")
         self.metal_hu = None if metal_hu is None else float(metal_hu)
+        if magnitude_floor not in MAGNITUDE_FLOOR_MODES:
+            raise OptionError(
+                f"magnitude_floor must be one of {', '.join(MAGNITUDE_FLOOR_MODES)}, got {magnitude_floor!r}",
+                parameter="magnitude_floor",
+            )
+        if coils is not None and (
+            isinstance(coils, bool) or not isinstance(coils, (int, np.integer)) or not 1 <= coils <= 64
+        ):
+            raise OptionError(f"coils must be a whole number from 1 to 64, got {coils!r}", parameter="coils")
+        self.magnitude_floor = magnitude_floor
+        self.coils = None if coils is None else int(coils)
+        self._floor_pass = False  # inside the removal of the floor with an explicitly named method
         self._options = dict(
             device=device,
             roi_size=roi_size,
@@ -508,12 +535,61 @@ class Denoiser:
         return self._delegates[name]
 
     def _delegate_for(self, choice: AutoChoice) -> Denoiser:
-        """The model ``auto`` chose, told whether its input's noise is zero-mean around the signal (else it keeps the
-        minimum as the scaling's 0: a magnitude MR floor, ultrasound speckle)."""
-        active = self._delegate(choice.model)
+        """The model ``auto`` chose (a method named explicitly whose floor is removed: this Denoiser itself, for one
+        pass), told whether its input's noise is zero-mean around the signal (else it keeps the minimum as the
+        scaling's 0: a magnitude MR floor, ultrasound speckle)."""
+        if self.auto:
+            active = self._delegate(choice.model)
+        else:
+            active, self._floor_pass = self, True
         active._biased_noise = choice.magnitude_floor is not None or choice.modality == Modality.US
         active._known_noise = None if choice.magnitude_floor is None else choice.magnitude_floor.sigma
         return active
+
+    def _after_delegate(self) -> None:
+        """Undo what :meth:`_delegate_for` set on this Denoiser itself for a floor's removal."""
+        if not self.auto and self._floor_pass:
+            self._floor_pass, self._biased_noise, self._known_noise = False, False, None
+
+    def _chooses(self) -> bool:
+        """Whether a volume goes through the choice: ``auto``, or a method named explicitly whose magnitude floor is
+        removed (``magnitude_floor="remove"``), outside that removal's own pass."""
+        return self.auto or (self.magnitude_floor == "remove" and not self._floor_pass)
+
+    def _choice_for(self, volume: Volume, sigma) -> AutoChoice:
+        """What ``auto`` chose for ``volume`` (or, for a method named explicitly, that method with the volume's
+        magnitude floor), with the coil count and noise SD the caller gave, and whether the floor stays."""
+        choice = self.choose(volume) if self.auto else self._floor_choice(volume)
+        choice = choice.with_coils(self.coils)
+        if isinstance(sigma, NoiseSD):  # the user's SD is the magnitude floor's sigma too
+            choice = choice.with_floor_sigma(sigma.value)
+        if self.magnitude_floor == "keep" and choice.magnitude_floor is not None:
+            choice = replace(choice, floor_kept=True)
+        return choice
+
+    def _floor_choice(self, volume: Volume) -> AutoChoice:
+        """The method named explicitly, with the magnitude floor read from ``volume``'s air (``remove``).
+
+        Raises:
+            InputError: not a one-component image without negative values, or no floor in its air, named.
+        """
+        from ..transforms.magnitude import estimate_magnitude_floor
+
+        label = volume.source.path or "the volume"
+        if volume.num_components != 1 or float(np.nanmin(volume.array)) < 0:
+            raise InputError(
+                f"{label}: removing a magnitude noise floor needs a magnitude image (one component, no negative "
+                "values); this one is not"
+            )
+        floor = estimate_magnitude_floor(volume.array)
+        if floor is None:
+            raise InputError(
+                f"{label}: no magnitude noise floor was found in its air to remove (no air around the object, air "
+                "set to one value by the scanner or a mask, or too little of it); leave the floor (magnitude floor "
+                "auto or keep)"
+            )
+        guess = detect_modality(volume, self.modality_hint)
+        return AutoChoice(self.method, guess.modality, guess.reason, floor)
 
     def denoise(
         self,
@@ -781,12 +857,10 @@ class Denoiser:
                 volume, missing, lambda filled: self._denoise_volume(filled, sigma, mask, slab), take
             )
         inside = None if mask is None else mask_array(volume, mask)
-        if self.auto:
-            choice = self.choose(volume)
-            if isinstance(sigma, NoiseSD):  # the user's SD is the magnitude floor's sigma too
-                choice = choice.with_floor_sigma(sigma.value)
+        if self._chooses():
+            choice = self._choice_for(volume, sigma)
             rerun = lambda filled: self._denoise_volume(filled, sigma, mask, slab, find_metal=False)  # noqa: E731
-            result = self._around_metal(volume, choice, rerun, take) if find_metal else None
+            result = self._around_metal(volume, choice, rerun, take) if find_metal and self.auto else None
             if result is not None:
                 return result
             logger.debug("auto: %s", choice.describe())
@@ -797,8 +871,9 @@ class Denoiser:
             finally:
                 self.last_report = self._active.last_report
                 self._active = None
+                self._after_delegate()
             self.last_report.choice = choice.describe()
-            if choice.magnitude_floor is not None:
+            if choice.magnitude_floor is not None and not choice.floor_kept:
                 self.last_report.floor_sigma = choice.magnitude_floor.sigma
                 noisy = take(volume.array)
                 array = self._remove_magnitude_floor(noisy, result.array, choice.magnitude_floor, slab is not None)
@@ -940,12 +1015,10 @@ class Denoiser:
             )
         inside = None if mask is None else mask_array(series, mask)
         frame_axes = 1 if part is None else 0
-        if self.auto:
-            choice = self.choose(series.frame(0))
-            if isinstance(sigma, NoiseSD):
-                choice = choice.with_floor_sigma(sigma.value)
+        if self._chooses():
+            choice = self._choice_for(series.frame(0), sigma)
             rerun = lambda filled: self._denoise_series(filled, sigma, mask, part, find_metal=False)  # noqa: E731
-            result = self._around_metal(series, choice, rerun, frames_of) if find_metal else None
+            result = self._around_metal(series, choice, rerun, frames_of) if find_metal and self.auto else None
             if result is not None:
                 return result
             if choice.masked is not None:  # the background masked in every frame, not only in the first
@@ -957,8 +1030,9 @@ class Denoiser:
             finally:
                 self.last_report = self._active.last_report
                 self._active = None
+                self._after_delegate()
             self.last_report.choice = choice.describe()
-            if choice.magnitude_floor is not None:
+            if choice.magnitude_floor is not None and not choice.floor_kept:
                 self.last_report.floor_sigma = choice.magnitude_floor.sigma
                 noisy = frames_of(series.array)
                 array = self._remove_magnitude_floor(noisy, result.array, choice.magnitude_floor, True)
@@ -1213,7 +1287,7 @@ class Denoiser:
         so that the removal sees the model's output unrounded (with sigma a few units, rounding to integers hid the
         residual noise in air that the removal measures: the removal's bias on the real-noise benchmark's brain at
         Rician 3 % was 0.127 sigma through integer DICOM against -0.39 in float), else ``volume`` itself."""
-        if choice.magnitude_floor is None or volume.array.dtype.kind == "f":
+        if choice.magnitude_floor is None or choice.floor_kept or volume.array.dtype.kind == "f":
             return volume
         return volume.with_array(volume.array.astype(np.float32))
 
