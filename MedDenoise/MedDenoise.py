@@ -27,6 +27,7 @@ from MedDenoiseModuleLib import (
     DenoiseTask,
     Device,
     Ensemble,
+    MagnitudeFloor,
     Modality,
     NoiseUnits,
     Refine,
@@ -151,6 +152,8 @@ class MedDenoiseParameterNode:
     createNoiseMap: add "<input> noise map" (local standard deviation of the residual, in the input's units).
     device, roiSize, overlap, sliceAxis, separateProcess: how it runs.
     leaveMetalOut: with model auto on CT, leave clusters at or above 2500 HU out of the denoising (no halo).
+    magnitudeFloor: magnitude MR's Rician noise floor: removed with the automatic model (auto), with any method
+    (remove), or kept. coils: the receive coils it was combined from (0: read from the air).
     """
 
     inputVolume: Union[
@@ -185,6 +188,8 @@ class MedDenoiseParameterNode:
     sliceAxis: SliceAxis = SliceAxis.AUTO
     separateProcess: bool = True
     leaveMetalOut: bool = True
+    magnitudeFloor: MagnitudeFloor = MagnitudeFloor.AUTO
+    coils: Annotated[int, WithinRange(0, 64)] = 0
 
 
 #
@@ -720,6 +725,8 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             "sliceAxis": parameterNode.sliceAxis.array_axis,
             "separateProcess": bool(parameterNode.separateProcess),
             "leaveMetalOut": bool(parameterNode.leaveMetalOut),
+            "magnitudeFloor": parameterNode.magnitudeFloor.value,
+            "coils": int(parameterNode.coils) or None,
             "window": window,
             "modality": None if modality is Modality.FROM_DICOM else modality.value,
             "ensemble": parameterNode.ensemble.value,
@@ -774,6 +781,8 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         noiseSDMap=None,
         estimateNoiseSDMap=False,
         weights=None,
+        magnitudeFloor="auto",
+        coils=None,
     ):
         """Denoise ``inputVolume`` into ``outputVolume`` (None: a new "<input name> denoised" volume).
 
@@ -788,6 +797,11 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
                 "<sequence> denoised".
             outputVolume: the node to fill, or None to create one. It is created/changed only on success.
             model: "auto" (chosen by the library from the modality), "default", a shipped model or a baseline.
+            magnitudeFloor: magnitude MR's Rician / non-central chi noise floor: "auto" (removed where the
+                automatic model finds one in the air), "remove" (with any method: a Rician-corrected NLM or BM3D;
+                refused where the air shows no floor), "keep" (the magnitude's mean, also with auto).
+            coils: the receive coils a magnitude MR was combined from (root sum of squares) for the floor's
+                removal; None reads the count from the air.
             weights: instead of ``model``, a ``.safetensors`` file the user trained (``python -m meddenoiselib
                 train``; its ``.json`` model card beside it), checked before anything starts (``--weights``).
             noiseLevel: noise sigma on the 0-255 scale of the normalized image, or None to estimate it.
@@ -885,6 +899,8 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             leave_metal_out=leaveMetalOut,
             noise_sd_map_auto=bool(estimateNoiseSDMap),
             weights=weights or None,
+            magnitude_floor=magnitudeFloor,
+            coils=coils or None,
         )
         needed = ("meddenoiselib",) if separateProcess else ("torch", "monai", "meddenoiselib")
         missing = missing_modules(needed)

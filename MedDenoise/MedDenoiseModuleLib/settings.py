@@ -19,6 +19,7 @@ __all__ = [
     "DenoiseSettings",
     "Device",
     "Ensemble",
+    "MagnitudeFloor",
     "Modality",
     "ModelChoice",
     "NoiseUnits",
@@ -202,6 +203,24 @@ class Refine(enum.Enum):
         }[self.value]
 
 
+class MagnitudeFloor(enum.Enum):
+    """The Rician / non-central chi noise floor of magnitude MR (``--magnitude-floor``): removed where the automatic
+    model finds one in the air (``AUTO``), removed with any method (``REMOVE``: a Rician-corrected NLM or BM3D), or
+    left (``KEEP``)."""
+
+    AUTO = "auto"
+    REMOVE = "remove"
+    KEEP = "keep"
+
+    def label(self) -> str:
+        """Text shown in the MR noise floor combo box."""
+        return {
+            "auto": "auto (removed with the automatic model)",
+            "remove": "remove (with any method)",
+            "keep": "keep (the magnitude's mean)",
+        }[self.value]
+
+
 @dataclass(frozen=True)
 class DenoiseSettings:
     """Everything that changes the result of one run.
@@ -233,6 +252,10 @@ class DenoiseSettings:
         noise_sd_map_auto: denoise on a noise SD map read from the image (``NoiseSDMap.estimated()``,
             ``--noise-sd-map auto``) for noise that varies across it, with any method (``auto`` reads one by itself
             where a magnitude MR's floor varies); not with ``noise_level`` or ``noise_sd``.
+        magnitude_floor: ``"auto"``, ``"remove"`` or ``"keep"``: magnitude MR's noise floor (a
+            :class:`MagnitudeFloor` is accepted too).
+        coils: the receive coils a magnitude MR was combined from (root sum of squares), for the floor's removal;
+            None reads the count from the air.
         weights: a ``.safetensors`` file the user trained (``python -m meddenoiselib train``, its ``.json`` model
             card beside it), run instead of ``model`` (``--weights``); None: ``model`` decides. Checked when the
             settings are made (the file, its card, a card the library can read), so a run is not started in vain.
@@ -253,8 +276,18 @@ class DenoiseSettings:
     leave_metal_out: bool = True
     noise_sd_map_auto: bool = False
     weights: str | None = None
+    magnitude_floor: str = "auto"
+    coils: int | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.magnitude_floor, MagnitudeFloor):
+            object.__setattr__(self, "magnitude_floor", self.magnitude_floor.value)
+        if self.magnitude_floor not in {choice.value for choice in MagnitudeFloor}:
+            raise ValueError(f"`magnitude_floor` must be 'auto', 'remove' or 'keep', got {self.magnitude_floor!r}.")
+        if self.coils is not None and not (isinstance(self.coils, int) and 1 <= self.coils <= 64):
+            raise ValueError(
+                f"`coils` must be a whole number from 1 to 64 or None (read from the air), got {self.coils!r}."
+            )
         if self.weights is not None:
             object.__setattr__(self, "weights", check_weights_file(self.weights))
         device = self.device.value if isinstance(self.device, Device) else str(self.device)
@@ -357,6 +390,10 @@ class DenoiseSettings:
             arguments += ["--modality", self.modality]
         if not self.leave_metal_out and cli_supports("--metal", "off"):
             arguments += ["--metal", "off"]  # a library without --metal leaves no metal out
+        if self.magnitude_floor != "auto":
+            arguments += ["--magnitude-floor", self.magnitude_floor]
+        if self.coils is not None:
+            arguments += ["--coils", str(int(self.coils))]
         return arguments
 
     def denoiser_arguments(self, progress_callback=None, accepted: tuple[str, ...] | None = None) -> dict:
@@ -384,6 +421,10 @@ class DenoiseSettings:
             arguments["modality"] = self.modality
         if not self.leave_metal_out and accepted is not None and "metal_hu" in accepted:
             arguments["metal_hu"] = None
+        if self.magnitude_floor != "auto":
+            arguments["magnitude_floor"] = self.magnitude_floor
+        if self.coils is not None:
+            arguments["coils"] = int(self.coils)
         return arguments
 
 

@@ -211,3 +211,30 @@ def test_an_unevenly_spaced_series_is_written_as_its_evenly_spaced_parts(ct_crop
         assert actual.shape == (128, 128, slices)
         np.testing.assert_array_equal(actual, expected)
         np.testing.assert_allclose(affine, expected_affine, atol=1e-4)
+
+
+def test_magnitude_floor_and_coils_reach_the_denoiser(tmp_path, mr_png):
+    """``--magnitude_floor remove --coils 1`` with NLM on a brain slice with Rician noise and empty air: the output is
+    the library's ``Denoiser("nlm", magnitude_floor="remove", coils=1)``, its air near 0 where NLM alone keeps the
+    floor (~1.25 sigma)."""
+    from scipy import ndimage
+
+    from meddenoiselib.io import write_volume
+    from meddenoiselib.transforms import parse_noise_spec, simulate_volume
+
+    volume = read_volume(mr_png)
+    clean = volume.array.astype(np.float32)
+    air = ~ndimage.binary_dilation(clean > 0.1 * np.percentile(clean, 99), iterations=3)
+    clean[air] = 0
+    noisy = simulate_volume(volume.with_array(clean), parse_noise_spec("rician:6%"), seed=1, float_output=True)
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    write_volume(noisy, data / "brain.nii.gz")
+    run_in_process(dataset_dir=str(data), output_dir=str(out), model_name="nlm", modality="mr",
+                   magnitude_floor="remove", coils=1)  # fmt: skip
+    written, _ = _written(out / "brain_denoised.nii.gz")
+    source = read_volume(data / "brain.nii.gz")
+    expected = Denoiser("nlm", modality="mr", magnitude_floor="remove", coils=1).denoise(source).array
+    np.testing.assert_allclose(written.reshape(expected.shape[::-1]), expected.transpose(2, 1, 0), atol=1e-4)
+    floor_left = Denoiser("nlm", modality="mr").denoise(source).array
+    assert float(np.mean(expected[air])) < 0.2 * float(np.mean(floor_left[air]))

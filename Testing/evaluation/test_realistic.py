@@ -22,8 +22,9 @@ def _rows(folder) -> dict[str, dict]:
 
 def test_ct_scores_in_hu_equal_the_users_path_through_files(tmp_path, ct_series_dir):
     """Low-dose CT noise of ~60 HU on the central slice of the real chest series: the noisy row reads the inserted
-    noise in HU, the median filter gains but blurs the skin's edge, and its PSNR in W400/L40 over the body equals what the user gets by
-    writing the same noisy slice to a file, denoising it with the CLI and scoring the file by hand."""
+    noise in HU, the median filter gains but blurs the skin's edge, and its PSNR in W400/L40 over the body equals
+    what the user gets by writing the same noisy slice to a file, denoising it with the CLI and scoring the file by
+    hand."""
     out = tmp_path / "evaluation"
     assert main(["evaluate", str(ct_series_dir), "--noise", "ct-lowdose:60HU", "--methods", "median"]
                 + ["--max-slices", "1", "-o", str(out), "-q"]) == 0  # fmt: skip

@@ -614,6 +614,37 @@ def test_trained_weights_denoise_as_the_library_does_with_them(scene, temp_root,
         DenoiseSettings(weights=str(weights.with_suffix(".json")))
 
 
+# ------------------------------------------------------------------------------------------ magnitude floor
+@pytest.mark.parametrize("separate", MODES)
+def test_the_magnitude_floor_is_removed_with_a_named_method(scene, temp_root, mr_png, separate):
+    """ "MR noise floor: remove" with NLM on the brain slice with Rician noise of 6 % and empty air: the result is the
+    library's ``Denoiser("nlm", magnitude_floor="remove", coils=1)`` on both paths, its air near 0 where NLM alone
+    leaves the floor (~1.25 sigma)."""
+    from scipy import ndimage
+
+    from meddenoiselib.io import Volume
+    from meddenoiselib.transforms import parse_noise_spec, simulate_volume
+
+    clean = read_volume(mr_png).array.astype(np.float32)
+    air = ~ndimage.binary_dilation(clean > 0.1 * np.percentile(clean, 99), iterations=3)
+    clean[air] = 0
+    matrix = oblique_ijk_to_ras(spacing=(0.9, 0.9, 3.0))
+    spec = parse_noise_spec("rician:6%")
+    noisy = simulate_volume(Volume.from_ijk_to_ras(clean, matrix), spec, seed=1, float_output=True).array
+    node = add_volume_node(scene, noisy, matrix, name="brain")
+    settings = DenoiseSettings(model="nlm", modality="mr", separate_process=separate, magnitude_floor="remove", coils=1)
+    task = _run(node, settings, temp_root)
+    volume = Volume.from_ijk_to_ras(noisy, matrix)
+    expected = Denoiser("nlm", modality="mr", magnitude_floor="remove", coils=1).denoise(volume).array
+    result = slicer.util.arrayFromVolume(task.output_node)
+    np.testing.assert_allclose(result, expected, rtol=0, atol=1e-3)
+    floor_left = Denoiser("nlm", modality="mr").denoise(volume).array
+    assert float(result[air].mean()) < 0.2 * float(floor_left[air].mean())
+    assert "magnitude noise floor removed" in task.report["model_choice"]
+    with pytest.raises(ValueError, match="`coils` must be a whole number from 1 to 64"):
+        DenoiseSettings(coils=0)
+
+
 # ---------------------------------------------------------------------------------------------- noise SD map
 def _ramped_brain(mr_png):
     """``(clean, sigma, noisy float32, IJK-to-RAS)``: the brain slice with Rician noise whose sigma rises across it from

@@ -247,6 +247,8 @@ def test_ui_file_matches_the_code_and_the_parameter_node():
         "sliceAxis",
         "separateProcess",
         "leaveMetalOut",
+        "magnitudeFloor",
+        "coils",
     ]
     assert set(bound) == set(fields) - {"model", "weightsFile"}, (
         "every setting but the model list and the weights path (a str, which the path connector cannot take) is bound"
@@ -278,6 +280,8 @@ def test_ui_file_matches_the_code_and_the_parameter_node():
         "sliceAxis": "QComboBox",
         "separateProcess": "QCheckBox",
         "leaveMetalOut": "QCheckBox",
+        "magnitudeFloor": "QComboBox",
+        "coils": "QSpinBox",
     }
     assert {field: cls for field, (_, cls) in bound.items()} == expected_classes
     for required in (

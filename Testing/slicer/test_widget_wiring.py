@@ -308,6 +308,24 @@ def test_a_trained_weights_file_replaces_the_model_and_reaches_the_cli_as_weight
     assert gui.errors.messages[-1] == f"Denoising failed: {weights}: model card model.json not found beside the weights"
 
 
+def test_the_magnitude_floor_and_coils_reach_the_cli(gui):
+    """ "MR noise floor" and "MR coils" in Advanced: the child gets --magnitude-floor and --coils; left at auto and
+    0 ("from the air") it gets neither."""
+    module, parameters = gui.module, gui.widget._parameterNode
+    gui.ui.applyButton.click()
+    options = FakeRunner.instances[-1].command[6:]
+    assert "--magnitude-floor" not in options and "--coils" not in options
+    FakeRunner.instances[-1].finish_with_input_as_output()
+    gui.timer.fire()
+    parameters.magnitudeFloor = module.MagnitudeFloor.REMOVE
+    parameters.coils = 8
+    gui.ui.applyButton.click()
+    kwargs = gui.calls[-1][1]
+    assert kwargs["magnitudeFloor"] == "remove" and kwargs["coils"] == 8
+    options = FakeRunner.instances[-1].command[6:]
+    assert options[options.index("--magnitude-floor") + 1] == "remove" and options[options.index("--coils") + 1] == "8"
+
+
 def test_second_apply_on_another_input_creates_a_new_output(gui):
     other = add_volume_node(gui.scene, np.ones((2, 6, 7), np.int16), oblique_ijk_to_ras(), name="other")
     gui.ui.applyButton.click()
