@@ -39,8 +39,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise OptionError(
             "with --noise every method estimates the noise, as denoise does by default; drop --estimate-sigma"
         )
-    if args.modality and not args.noise:
-        raise OptionError("--modality is for --noise, whose references are denoised as volumes with --model auto")
+    for given, option in (
+        (args.modality, "--modality"),
+        (args.magnitude_floor, "--magnitude-floor"),
+        (args.coils, "--coils"),
+    ):
+        if given and not args.noise:
+            raise OptionError(f"{option} is for --noise, whose references are denoised as volumes as denoise does")
     output = Path(args.output)
     if output.exists() and not output.is_dir():
         raise OutputError(f"{output}: a file of that name exists; the evaluation writes into a folder")
@@ -51,7 +56,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from ..evaluation.realistic import load_volume_references
 
         references = load_volume_references(args.references, max_slices=args.max_slices)
-        denoisers = {m: Denoiser(m, modality=args.modality, **options) for m in methods}
+        floor = dict(magnitude_floor=args.magnitude_floor or "auto", coils=args.coils)
+        denoisers = {m: Denoiser(m, modality=args.modality, **floor, **options) for m in methods}
         return _run(args, output, methods, references, denoisers, _evaluate_realistic)
     from ..evaluation import load_references
 
@@ -245,6 +251,14 @@ def add_parser(sub) -> None:
         "--modality",
         choices=["ct", "mr", "us", "xray", "other"],
         help="with --noise: the modality of references without a DICOM Modality tag, for --model auto",
+    )
+    p.add_argument(
+        "--magnitude-floor",
+        choices=["auto", "remove", "keep"],
+        help="with --noise: magnitude MR's noise floor for every method, as denoise --magnitude-floor (auto)",
+    )
+    p.add_argument(
+        "--coils", type=parse_positive_int, metavar="N", help="with --noise: as denoise --coils (read from the air)"
     )
     p.add_argument("--seed", type=parse_non_negative_int, default=0)
     p.add_argument(

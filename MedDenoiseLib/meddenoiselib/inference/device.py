@@ -2,20 +2,65 @@
 
 from __future__ import annotations
 
+import functools
+import logging
+import shutil
+from pathlib import Path
+
 import torch
 
 from ..errors import OptionError
 
-__all__ = ["resolve_device", "autocast_dtype", "autocast_forward"]
+__all__ = ["resolve_device", "autocast_dtype", "autocast_forward", "unused_gpu_reason"]
+
+logger = logging.getLogger(__name__)
+
+
+def nvidia_driver_present() -> bool:
+    """Whether this computer has an NVIDIA driver (Linux: its ``/proc`` entry; any system: ``nvidia-smi``, which
+    the driver installs)."""
+    return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
+
+
+def unused_gpu_reason() -> str | None:
+    """Why an NVIDIA GPU this computer has is not used, in the user's words, or None (no such GPU, or it is used).
+
+    The usual cause is a PyTorch built for the CPU only (``pip install torch`` on some systems, or an install that
+    picked the wrong build); less often a CUDA build newer than the driver.
+    """
+    if torch.cuda.is_available() or not nvidia_driver_present():
+        return None
+    if torch.version.cuda is None:
+        return (
+            f"this computer has an NVIDIA GPU, but the installed PyTorch {torch.__version__} was built for the CPU "
+            "only; install a CUDA build of PyTorch to use the GPU (in 3D Slicer: the PyTorch Utils module)"
+        )
+    return (
+        f"this computer has an NVIDIA GPU, but PyTorch {torch.__version__} (built for CUDA {torch.version.cuda}) "
+        "cannot use it: the NVIDIA driver may be older than that CUDA version needs; update the driver or install a "
+        "PyTorch build for an older CUDA"
+    )
+
+
+@functools.cache
+def _say_once(message: str) -> None:
+    logger.warning("running on the CPU: %s", message)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA when present, else CPU; ``"cuda"`` without a GPU raises a clear error."""
+    """``"auto"`` picks CUDA when present, else CPU (saying once why an NVIDIA GPU present is not used:
+    :func:`unused_gpu_reason`); ``"cuda"`` without a usable GPU raises a clear error."""
     text = str(device)
     if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        reason = unused_gpu_reason()
+        if reason is not None:
+            _say_once(reason)
+        return torch.device("cpu")
     if text.startswith("cuda") and not torch.cuda.is_available():
-        raise OptionError("device 'cuda' was requested but no CUDA GPU is available", parameter="device")
+        reason = unused_gpu_reason() or "no CUDA GPU is available"
+        raise OptionError(f"device 'cuda' was requested but {reason}", parameter="device")
     try:
         return torch.device(text)
     except RuntimeError as exc:
