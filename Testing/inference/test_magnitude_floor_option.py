@@ -44,9 +44,10 @@ def _scores(brain, result, sigma):
     return psnr, float(np.mean((np.asarray(result, np.float64) - clean.array)[background])) / sigma
 
 
-def test_remove_takes_the_rician_floor_out_of_nlm_and_bm3d(brain):
+def test_remove_takes_the_rician_floor_out_of_nlm(brain):
     """Rician 6 %: NLM named explicitly keeps the floor (air ~1.25 sigma up) unless asked; with ``remove`` the
-    background is unbiased and the head's PSNR unchanged, for BM3D too; the report says what was removed."""
+    background is unbiased and the head's PSNR unchanged; the report says what was removed (BM3D, an optional
+    extra: docs/benchmarks_magnitude_floor.md)."""
     noisy, sigma = _noisy(brain, "rician:6%")
     kept = Denoiser("nlm", modality="mr").denoise(noisy).array
     psnr_kept, bias_kept = _scores(brain, kept, sigma)
@@ -60,11 +61,6 @@ def test_remove_takes_the_rician_floor_out_of_nlm_and_bm3d(brain):
     )
     assert denoiser.last_report.floor_sigma == pytest.approx(sigma, rel=0.05)
     assert removed.dtype == noisy.array.dtype
-    bm3d = pytest.importorskip("bm3d")  # noqa: F841 - the optional extra
-    psnr_bm3d, bias_bm3d = _scores(
-        brain, Denoiser("bm3d", modality="mr", magnitude_floor="remove").denoise(noisy).array, sigma
-    )
-    assert abs(bias_bm3d) < 0.1 and psnr_bm3d > psnr_kept
 
 
 def test_eight_coils_floor_removed_with_the_count_read_or_given(brain):

@@ -12,6 +12,7 @@ from .bm3d import bm3d_available, bm3d_denoise, bm4d_available, bm4d_denoise
 from .diffusion import diffusion_denoise
 from .median import median_denoise
 from .nlm import nlm_denoise
+from .srad import srad3d_denoise, srad_denoise
 
 __all__ = ["BaselineSpec", "BASELINES", "get_baseline", "list_baselines"]
 
@@ -66,6 +67,20 @@ BASELINES: dict[str, BaselineSpec] = {
             "diffusion",
             diffusion_denoise,
             "Curvature anisotropic diffusion (SimpleITK), per slice",
+        ),
+        BaselineSpec(
+            "srad",
+            srad_denoise,
+            "Speckle reducing anisotropic diffusion (Yu & Acton) for ultrasound, speckle scale read from the image, "
+            "per slice",
+            needs_sigma=False,
+        ),
+        BaselineSpec(
+            "srad3d",
+            srad3d_denoise,
+            "Speckle reducing anisotropic diffusion of a whole volume (3D ultrasound, near-isotropic voxels)",
+            volumetric=True,
+            needs_sigma=False,
         ),
     )
 }
