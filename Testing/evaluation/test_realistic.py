@@ -79,4 +79,38 @@ def test_refusals_come_before_anything_runs(tmp_path, mr_nifti, ct_series_dir, c
         "minimum is 0"
     )
     code = main(["evaluate", str(ct_series_dir), "--noise", "ct-lowdose:25HU", "--sigma", "25", "-o", str(out)])
-    assert code == 2 and "not both" in capsys.readouterr().err and not out.exists()
+    assert code == 2 and "not --sigma and --noise" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_real_noisy_scan_beside_its_reference_is_scored_as_simulated_noise_is(tmp_path, ct_series_dir, capsys):
+    """``--noisy``: a low-dose scan beside its reference (here the chest series and a copy with ~40 HU of simulated
+    low-dose noise, both NIfTI without a Modality tag: ``--modality ct``) gives the rows ``--noise`` gives for the
+    same noise; a scan off its reference's grid is refused by name."""
+    from meddenoiselib.io import Volume
+
+    series = read_volume(ct_series_dir)
+    reference, noisy = tmp_path / "full_dose.nii.gz", tmp_path / "low_dose.nii.gz"
+    write_volume(Volume(series.array, series.spacing, series.origin, series.direction), reference)
+    clean = read_volume(reference)
+    write_volume(simulate_volume(clean, parse_noise_spec("ct-lowdose:40HU"), seed=0), noisy)
+    paired, simulated = tmp_path / "paired", tmp_path / "simulated"
+    common = ["--methods", "median", "--max-slices", "4", "-q"]
+    assert (
+        main(["evaluate", str(reference), "--noisy", str(noisy), "--modality", "ct", "-o", str(paired), *common]) == 0
+    )
+    assert main(["evaluate", str(ct_series_dir), "--noise", "ct-lowdose:40HU", "-o", str(simulated), *common]) == 0
+    rows, expected = _rows(paired), _rows(simulated)
+    assert rows["noisy"]["noise"] == "paired: low_dose.nii.gz" and rows["noisy"]["units"] == "HU"
+    for method in ("noisy", "median"):
+        for score in ("psnr", "ssim", "rmse", "noise_left", "edge_ratio"):
+            assert float(rows[method][score]) == pytest.approx(float(expected[method][score]), abs=1e-3), score
+
+    shifted = tmp_path / "shifted.nii.gz"
+    moved = read_volume(noisy)
+    write_volume(Volume(moved.array, moved.spacing, tuple(np.add(moved.origin, (5.0, 0, 0))), moved.direction), shifted)
+    code = main(
+        ["evaluate", str(reference), "--noisy", str(shifted), "--modality", "ct", "-o", str(tmp_path / "x"), *common]
+    )
+    assert code == 1 and "shifted.nii.gz: not on the grid of its reference full_dose.nii.gz: its origin" in (
+        capsys.readouterr().err
+    )

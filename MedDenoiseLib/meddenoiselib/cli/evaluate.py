@@ -30,32 +30,41 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
         raise OptionError("--methods names no method")
-    if args.noise and args.sigma is not None:
+    protocols = [
+        option for option, given in (("--sigma", args.sigma), ("--noise", args.noise), ("--noisy", args.noisy)) if given
+    ]
+    if len(protocols) > 1:
         raise OptionError(
-            "give --sigma (Gaussian noise on min-max normalized slices) or --noise (noise models in the image's "
-            "units), not both"
+            f"give one of --sigma (Gaussian noise on min-max normalized slices), --noise (noise models in the "
+            f"image's units) or --noisy (real noisy scans), not {' and '.join(protocols)}"
         )
-    if args.noise and args.estimate_sigma:
+    realistic = bool(args.noise or args.noisy)
+    if realistic and args.estimate_sigma:
         raise OptionError(
-            "with --noise every method estimates the noise, as denoise does by default; drop --estimate-sigma"
+            "with --noise or --noisy every method estimates the noise, as denoise does by default; drop "
+            "--estimate-sigma"
         )
     for given, option in (
         (args.modality, "--modality"),
         (args.magnitude_floor, "--magnitude-floor"),
         (args.coils, "--coils"),
     ):
-        if given and not args.noise:
-            raise OptionError(f"{option} is for --noise, whose references are denoised as volumes as denoise does")
+        if given and not realistic:
+            raise OptionError(
+                f"{option} is for --noise and --noisy, whose references are denoised as volumes as denoise does"
+            )
     output = Path(args.output)
     if output.exists() and not output.is_dir():
         raise OutputError(f"{output}: a file of that name exists; the evaluation writes into a folder")
     if not output.exists() and not output.parent.is_dir():
         raise OutputError(f"{output}: the folder {output.parent} does not exist")
     options = dict(device=args.device, precision=args.precision)
-    if args.noise:
+    if realistic:
         from ..evaluation.realistic import load_volume_references
 
         references = load_volume_references(args.references, max_slices=args.max_slices)
+        if args.noisy:
+            args.noisy_volumes = load_volume_references(args.noisy, max_slices=args.max_slices)
         floor = dict(magnitude_floor=args.magnitude_floor or "auto", coils=args.coils)
         denoisers = {m: Denoiser(m, modality=args.modality, **floor, **options) for m in methods}
         return _run(args, output, methods, references, denoisers, _evaluate_realistic)
@@ -121,7 +130,7 @@ def _evaluate_realistic(args, output: Path, methods, references, denoisers) -> s
         "Evaluating %d methods on %d references with %s (scores in the image's units)",
         len(methods),
         len(references),
-        ", ".join(args.noise),
+        ", ".join(args.noise) if args.noise else f"their real noisy scans ({', '.join(args.noisy)})",
     )
 
     def report(row) -> None:
@@ -156,11 +165,13 @@ def _evaluate_realistic(args, output: Path, methods, references, denoisers) -> s
     rows = evaluate_realistic(
         references,
         methods,
-        args.noise,
+        args.noise or (),
         seed=args.seed,
         denoiser_factory=lambda m: denoisers[m],
         on_result=report,
         on_outputs=keep_first,
+        noisy=getattr(args, "noisy_volumes", None),
+        modality=args.modality,
     )
     table = write_realistic_markdown(rows, output / "summary.md")
     write_realistic_csv(rows, output / "results.csv")
@@ -248,9 +259,18 @@ def add_parser(sub) -> None:
         "ct-lowdose:25HU, rician:3%%, noncentral-chi:3%%,8, speckle:0.2, poisson-gaussian:PEAK",
     )
     p.add_argument(
+        "--noisy",
+        action="append",
+        metavar="PATH",
+        help="instead of --noise: a real noisy scan of each reference, in the same order and on the same grid (a "
+        "low-dose scan beside its full-dose reference, a phantom scanned twice): file, DICOM folder or folder "
+        "(repeat for several references)",
+    )
+    p.add_argument(
         "--modality",
         choices=["ct", "mr", "us", "xray", "other"],
-        help="with --noise: the modality of references without a DICOM Modality tag, for --model auto",
+        help="with --noise or --noisy: the modality of references without a DICOM Modality tag, for --model auto "
+        "(and with --noisy for the scores: ct scores in HU over the body)",
     )
     p.add_argument(
         "--magnitude-floor",

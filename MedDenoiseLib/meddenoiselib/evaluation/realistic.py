@@ -178,17 +178,20 @@ def noise_sigma_in_units(clean: np.ndarray, spec) -> float:
     return normalized_sigma(spec, torch.from_numpy(scaling.apply(np.asarray(clean)))) * scaling.scale
 
 
-def _score_on(name: str, volume: Volume, spec) -> ScoredReference:
+def _score_on(name: str, volume: Volume, spec, modality_hint: str | None = None) -> ScoredReference:
+    """What ``volume`` is scored on: by the noise model (``spec``), else (a real noisy scan beside it, ``spec``
+    None) by its modality: the DICOM tag, else ``modality_hint`` (``ct``, ``mr``...)."""
     from ..transforms.noise import NoiseKind
 
     clean = np.asarray(volume.array, dtype=np.float64)
-    modality = volume.metadata.get("0008|0060", "").strip().upper()
-    if spec.kind == NoiseKind.CT_LOWDOSE and modality != "CT" and float(clean.min()) > -900.0:
+    modality = volume.metadata.get("0008|0060", "").strip().upper() or (modality_hint or "").upper()
+    kind = spec.kind if spec is not None else None
+    if kind == NoiseKind.CT_LOWDOSE and modality != "CT" and float(clean.min()) > -900.0:
         raise InputError(
             f"{name}: ct-lowdose noise needs CT in HU, with air near -1000; this reference's minimum is "
             f"{float(clean.min()):.0f}" + (f" and its DICOM Modality is {modality}" if modality else "")
         )
-    if spec.kind == NoiseKind.CT_LOWDOSE or modality == "CT":
+    if kind == NoiseKind.CT_LOWDOSE or modality == "CT":
         body = body_mask(clean)
         if not body.any():
             raise InputError(f"{name}: no voxel above -500 HU; a CT reference in HU has a body to score on")
@@ -202,7 +205,7 @@ def _score_on(name: str, volume: Volume, spec) -> ScoredReference:
                 extra = {"edges": sampler, "edge_levels": levels, "edge_mm": width}
         width = SOFT_TISSUE_WINDOW[1] - SOFT_TISSUE_WINDOW[0]
         return ScoredReference(name, volume, "ct", body, data_range=width, extra=extra)
-    if spec.kind in (NoiseKind.RICIAN, NoiseKind.NONCENTRAL_CHI):
+    if kind in (NoiseKind.RICIAN, NoiseKind.NONCENTRAL_CHI) or (kind is None and modality == "MR"):
         from scipy import ndimage
 
         head = head_mask(clean)
@@ -215,7 +218,8 @@ def _score_on(name: str, volume: Volume, spec) -> ScoredReference:
             head,
             background if background.any() else None,
             data_range=float(clean.max()),
-            extra={"sigma": noise_sigma_in_units(clean, spec)},
+            # the bias is in units of the simulated sigma; a real scan's own noise has no such known level
+            extra={"sigma": noise_sigma_in_units(clean, spec) if spec is not None else 0.0},
         )
     low, high = float(clean.min()), float(clean.max())
     if not high > low:
@@ -260,16 +264,39 @@ def _edge_ratio(reference: ScoredReference, result: np.ndarray) -> float | None:
     return float(width / reference.extra["edge_mm"]) if np.isfinite(width) else None
 
 
+def _check_same_grid(name: str, volume: Volume, noisy_name: str, noisy: Volume) -> None:
+    """A real noisy scan must lie voxel for voxel on its reference's grid (same shape, spacing within 1 %, origin
+    within half a voxel): scores of misaligned scans measure the misalignment."""
+    problem = None
+    if noisy.shape != volume.shape or noisy.num_components != volume.num_components:
+        problem = f"its shape {noisy.shape} is not the reference's {volume.shape}"
+    elif not np.allclose(noisy.spacing, volume.spacing, rtol=0.01):
+        problem = f"its voxels ({_mm(noisy.spacing)} mm) are not the reference's ({_mm(volume.spacing)} mm)"
+    elif np.any(np.abs(np.subtract(noisy.origin, volume.origin)) > 0.5 * np.asarray(volume.spacing)):
+        problem = f"its origin ({_mm(noisy.origin)} mm) is not the reference's ({_mm(volume.origin)} mm)"
+    if problem is not None:
+        raise InputError(
+            f"{noisy_name}: not on the grid of its reference {name}: {problem}; register or resample it first"
+        )
+
+
+def _mm(values) -> str:
+    return " x ".join(f"{float(v):g}" for v in values)
+
+
 def evaluate_realistic(
     references: Sequence[tuple[str, Volume]],
     methods: Sequence[str],
-    noises: Sequence[str],
+    noises: Sequence[str] = (),
     seed: int = 0,
     denoiser_factory: Callable[[str], object] | None = None,
     on_result: Callable[[RealisticRow], None] | None = None,
     on_outputs: Callable[[str, str, str, dict[str, np.ndarray]], None] | None = None,
+    noisy: Sequence[tuple[str, Volume]] | None = None,
+    modality: str | None = None,
 ) -> list[RealisticRow]:
-    """Run every method on every reference with every noise model, scored in the image's units.
+    """Run every method on every reference with every noise model (or on the real noisy scan of each reference),
+    scored in the image's units.
 
     Args:
         references: ``(name, clean volume)`` pairs (see :func:`load_volume_references`); CT in HU.
@@ -281,14 +308,21 @@ def evaluate_realistic(
         on_result: called with each row as it is produced (progress).
         on_outputs: called per (reference, noise) with its name, the noise, the kind of scores (``"ct"``, ``"mr"``,
             ``"image"``) and ``{"clean", "noisy", method...: (Z, Y, X) arrays}`` (for a figure).
+        noisy: instead of ``noises``, one real noisy scan per reference, in the same order and on the same grid (a
+            low-dose scan beside its full-dose one, a phantom scanned twice; see :func:`load_volume_references`):
+            nothing is simulated, and the reference's own noise stays in the scores. The row's ``noise`` is
+            ``"paired: <noisy name>"``; a magnitude MR gets no background bias (its noise level is not known).
+        modality: ``ct``, ``mr``... for scoring references without a DICOM Modality tag beside ``noisy`` (the
+            noise model decides otherwise). Defaults to None.
 
     Returns:
         One row per (reference, noise, method), plus a ``"noisy"`` row per (reference, noise).
 
     Raises:
-        OptionError: no references, methods or noise models, or a noise model that does not parse.
+        OptionError: no references, methods or noise models, a noise model that does not parse, or noise models
+            and noisy scans both (or a different number of noisy scans than references).
         InputError: a reference the noise or the scores do not apply to (``ct-lowdose`` on a non-CT series, a CT
-            without a body, a constant image), named.
+            without a body, a constant image), or a noisy scan on another grid than its reference, named.
     """
     from ..inference import Denoiser
     from ..transforms import parse_noise_spec, simulate_volume
@@ -297,18 +331,40 @@ def evaluate_realistic(
         raise OptionError("no reference images to evaluate on", parameter="references")
     if not methods:
         raise OptionError("no method to evaluate", parameter="methods")
-    if not noises:
+    if noisy is not None and noises:
+        raise OptionError("give noise models to simulate or real noisy scans, not both", parameter="noisy")
+    if noisy is None and not noises:
         raise OptionError("no noise model to evaluate with", parameter="noises")
+    if noisy is not None and len(noisy) != len(references):
+        raise OptionError(
+            f"{len(noisy)} noisy scans for {len(references)} references: give one noisy scan per reference, in the "
+            "same order",
+            parameter="noisy",
+        )
     try:
         specs = [parse_noise_spec(text) for text in noises]
     except ValueError as exc:
         raise OptionError(str(exc), parameter="noises") from None
-    # every reference is checked against every noise model before anything runs: a refusal costs no time
-    scored = {
-        (i, j): _score_on(name, volume, spec)
-        for i, (name, volume) in enumerate(references)
-        for j, spec in enumerate(specs)
-    }
+    # every case is checked before anything runs: a refusal costs no time. A case: (name, noise label, what it is
+    # scored on, its noisy volume made when it runs)
+    cases: list[tuple[str, str, ScoredReference, Callable[[], Volume]]] = []
+    for i, (name, volume) in enumerate(references):
+        if noisy is not None:
+            noisy_name, noisy_volume = noisy[i]
+            _check_same_grid(name, volume, noisy_name, noisy_volume)
+            scored = _score_on(name, volume, None, modality)
+            cases.append((name, f"paired: {noisy_name}", scored, lambda v=noisy_volume: v))
+            continue
+        for j, (text, spec) in enumerate(zip(noises, specs, strict=True)):
+            scored = _score_on(name, volume, spec, modality)
+
+            def simulated(volume=volume, spec=spec, case_seed=seed + 1000 * i + j, name=name) -> Volume:
+                try:
+                    return simulate_volume(volume, spec, seed=case_seed)
+                except ValueError as exc:
+                    raise InputError(f"{name}: {exc}") from None
+
+            cases.append((name, text, scored, simulated))
     factory = denoiser_factory or (lambda name: Denoiser(name))
     denoisers = {name: factory(name) for name in methods}
     rows: list[RealisticRow] = []
@@ -318,40 +374,37 @@ def evaluate_realistic(
         if on_result is not None:
             on_result(row)
 
-    for i, (name, clean_volume) in enumerate(references):
-        for j, (text, spec) in enumerate(zip(noises, specs, strict=True)):
-            reference = scored[i, j]
-            units = "HU" if reference.kind == "ct" else "image units"
-            region = REGION_NAMES[reference.kind]
-            try:
-                noisy = simulate_volume(clean_volume, spec, seed=seed + 1000 * i + j)
-            except ValueError as exc:
-                raise InputError(f"{name}: {exc}") from None
-            scores = _scores(reference, noisy.array)
-            record(RealisticRow(name, text, "noisy", "", region, units, **scores, seconds=0.0, voxels=noisy.array.size))
-            outputs = {"clean": reference.clean, "noisy": np.asarray(noisy.array, dtype=np.float64)}
-            for method, denoiser in denoisers.items():
-                start = time.perf_counter()
-                result = denoiser.denoise(noisy)
-                seconds = time.perf_counter() - start
-                report = getattr(denoiser, "last_report", None)
-                used = getattr(report, "method", None) or method
-                outputs[method] = np.asarray(result.array, dtype=np.float64)
-                record(
-                    RealisticRow(
-                        name,
-                        text,
-                        method,
-                        used,
-                        region,
-                        units,
-                        **_scores(reference, result.array),
-                        seconds=seconds,
-                        voxels=noisy.array.size,
-                    )
+    for name, text, reference, make_noisy in cases:
+        units = "HU" if reference.kind == "ct" else "image units"
+        region = REGION_NAMES[reference.kind]
+        noisy_volume = make_noisy()
+        scores = _scores(reference, noisy_volume.array)
+        record(
+            RealisticRow(name, text, "noisy", "", region, units, **scores, seconds=0.0, voxels=noisy_volume.array.size)
+        )
+        outputs = {"clean": reference.clean, "noisy": np.asarray(noisy_volume.array, dtype=np.float64)}
+        for method, denoiser in denoisers.items():
+            start = time.perf_counter()
+            result = denoiser.denoise(noisy_volume)
+            seconds = time.perf_counter() - start
+            report = getattr(denoiser, "last_report", None)
+            used = getattr(report, "method", None) or method
+            outputs[method] = np.asarray(result.array, dtype=np.float64)
+            record(
+                RealisticRow(
+                    name,
+                    text,
+                    method,
+                    used,
+                    region,
+                    units,
+                    **_scores(reference, result.array),
+                    seconds=seconds,
+                    voxels=noisy_volume.array.size,
                 )
-            if on_outputs is not None:
-                on_outputs(name, text, reference.kind, outputs)
+            )
+        if on_outputs is not None:
+            on_outputs(name, text, reference.kind, outputs)
     return rows
 
 
