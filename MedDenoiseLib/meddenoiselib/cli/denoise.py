@@ -28,6 +28,8 @@ from .options import (
     EXIT_FAILED,
     EXIT_OK,
     add_common_options,
+    add_magnitude_floor_options,
+    add_modality_option,
     add_progress_format_option,
     add_scaling_options,
     check_series_uid,
@@ -989,11 +991,9 @@ def add_parser(sub) -> None:
         "noise floor, else the general model); "
         "or a shipped model or baseline (see `models`)",
     )
-    p.add_argument(
-        "--modality",
-        choices=["ct", "mr", "us", "xray", "other"],
-        help="modality of inputs without a DICOM Modality tag (NIfTI, NRRD, PNG...), for --model auto "
-        "and noise estimation",
+    add_modality_option(
+        p,
+        "modality of inputs without a DICOM Modality tag (NIfTI, NRRD, PNG...), for --model auto and noise estimation",
     )
     p.add_argument("--weights", help="a trained .safetensors file (with its .json model card) instead of --model")
     p.add_argument(
@@ -1075,21 +1075,7 @@ def add_parser(sub) -> None:
         "a region out (they keep their values; no bright halo in the tissue around them); 'off' denoises them too "
         "(default: 2500, meddenoiselib.transforms.metal.METAL_HU)",
     )
-    p.add_argument(
-        "--magnitude-floor",
-        choices=["auto", "remove", "keep"],
-        default="auto",
-        help="magnitude MR's Rician / non-central chi noise floor (air ~1.25 sigma above 0, dark tissue biased up): "
-        "auto removes it where --model auto finds one in the air; remove removes it with any method (a "
-        "Rician-corrected NLM or BM3D; refused where the air shows no floor); keep leaves it with auto too",
-    )
-    p.add_argument(
-        "--coils",
-        type=parse_positive_int,
-        metavar="N",
-        help="magnitude MR: the receive coils the image was combined from by root sum of squares (1 for a "
-        "SENSE/GRAPPA-combined or single-channel image), for removing the floor (default: read from the air)",
-    )
+    add_magnitude_floor_options(p)
     p.add_argument(
         "--preview-slice",
         type=parse_non_negative_int,

@@ -13,6 +13,8 @@ from ..errors import MedDenoiseError, OptionError, OutputError
 from .options import (
     EXIT_OK,
     add_common_options,
+    add_magnitude_floor_options,
+    add_modality_option,
     parse_noise,
     parse_noise_levels,
     parse_non_negative_int,
@@ -266,20 +268,12 @@ def add_parser(sub) -> None:
         "low-dose scan beside its full-dose reference, a phantom scanned twice): file, DICOM folder or folder "
         "(repeat for several references)",
     )
-    p.add_argument(
-        "--modality",
-        choices=["ct", "mr", "us", "xray", "other"],
-        help="with --noise or --noisy: the modality of references without a DICOM Modality tag, for --model auto "
-        "(and with --noisy for the scores: ct scores in HU over the body)",
+    add_modality_option(
+        p,
+        "with --noise or --noisy: the modality of references without a DICOM Modality tag, for --model auto (and "
+        "with --noisy for the scores: ct scores in HU over the body)",
     )
-    p.add_argument(
-        "--magnitude-floor",
-        choices=["auto", "remove", "keep"],
-        help="with --noise: magnitude MR's noise floor for every method, as denoise --magnitude-floor (auto)",
-    )
-    p.add_argument(
-        "--coils", type=parse_positive_int, metavar="N", help="with --noise: as denoise --coils (read from the air)"
-    )
+    add_magnitude_floor_options(p, when="with --noise or --noisy, for every method: ", default=None)
     p.add_argument("--seed", type=parse_non_negative_int, default=0)
     p.add_argument(
         "--max-slices",

@@ -37,6 +37,8 @@ __all__ = [
     "error_line",
     "add_common_options",
     "add_scaling_options",
+    "add_magnitude_floor_options",
+    "add_modality_option",
     "check_series_uid",
     "add_progress_format_option",
     "Parser",
@@ -284,4 +286,33 @@ def add_progress_format_option(parser: argparse.ArgumentParser) -> None:
         choices=["bar", "lines", "none"],
         default="bar",
         help="'lines' prints 'PROGRESS <fraction> <message>' lines on stderr for other programs",
+    )
+
+
+#: the ``--modality`` words
+MODALITIES = ("ct", "mr", "us", "xray", "other")
+
+
+def add_modality_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--modality ct|mr|us|xray|other`` for inputs without a DICOM Modality tag."""
+    parser.add_argument("--modality", choices=list(MODALITIES), help=help_text)
+
+
+def add_magnitude_floor_options(parser: argparse.ArgumentParser, when: str = "", default: str | None = "auto") -> None:
+    """``--magnitude-floor auto|remove|keep`` and ``--coils N`` (the Denoiser's ``magnitude_floor`` and ``coils``);
+    ``when`` prefixes their help (e.g. "with --noise: ")."""
+    parser.add_argument(
+        "--magnitude-floor",
+        choices=["auto", "remove", "keep"],
+        default=default,
+        help=f"{when}magnitude MR's Rician / non-central chi noise floor (air ~1.25 sigma above 0, dark tissue biased "
+        "up): auto removes it where --model auto finds one in the air; remove removes it with any method (a "
+        "Rician-corrected NLM or BM3D; refused where the air shows no floor); keep leaves it with auto too (auto)",
+    )
+    parser.add_argument(
+        "--coils",
+        type=parse_positive_int,
+        metavar="N",
+        help=f"{when}magnitude MR: the receive coils the image was combined from by root sum of squares (1 for a "
+        "SENSE/GRAPPA-combined or single-channel image), for removing the floor (default: read from the air)",
     )

@@ -116,7 +116,6 @@ def evaluate(
     Returns:
         One row per (image, σ, method), plus a ``"noisy"`` row per (image, σ).
     """
-    from ..inference import Denoiser
 
     for sigma255 in sigmas255:
         try:
@@ -127,14 +126,9 @@ def evaluate(
             raise OptionError(f"noise levels must be finite non-negative numbers, got {sigma255!r}", parameter="sigma")
     if not references:
         raise OptionError("no reference images to evaluate on", parameter="references")
-    factory = denoiser_factory or (lambda name: Denoiser(name))
-    denoisers = {name: factory(name) for name in methods}
+    denoisers = build_denoisers(methods, denoiser_factory)
     rows: list[EvaluationRow] = []
-
-    def record(row: EvaluationRow) -> None:
-        rows.append(row)
-        if on_result is not None:
-            on_result(row)
+    record = recorder(rows, on_result)
 
     for i, (name, clean) in enumerate(references):
         for j, sigma255 in enumerate(sigmas255):
@@ -153,6 +147,25 @@ def evaluate(
                     )
                 )
     return rows
+
+
+def build_denoisers(methods: Sequence[str], denoiser_factory: Callable[[str], object] | None = None) -> dict:
+    """``{method: denoiser}``, each from ``denoiser_factory`` (default ``Denoiser(name)``)."""
+    from ..inference import Denoiser
+
+    factory = denoiser_factory or (lambda name: Denoiser(name))
+    return {name: factory(name) for name in methods}
+
+
+def recorder(rows: list, on_result: Callable | None) -> Callable:
+    """A function that appends a row to ``rows`` and hands it to ``on_result`` (progress), if given."""
+
+    def record(row) -> None:
+        rows.append(row)
+        if on_result is not None:
+            on_result(row)
+
+    return record
 
 
 def summarize(rows: Sequence[EvaluationRow]) -> list[dict[str, float | str]]:
@@ -207,11 +220,15 @@ def write_markdown(rows: Sequence[EvaluationRow], path: str | Path | None = None
     return text
 
 
-def load_references(paths: Sequence[str | Path], max_slices: int = 3) -> list[tuple[str, np.ndarray]]:
-    """Read clean reference files/folders into normalized 2D references (see :func:`reference_slices`)."""
+def reference_volumes(paths: Sequence[str | Path]):
+    """``(file, volume)`` of every clean reference file, DICOM series folder or folder of images in ``paths``.
+
+    Raises:
+        InputError: a folder without images, missing values (NaN), or slices smaller than the 11 x 11 SSIM window,
+            named.
+    """
     from ..io import find_inputs
 
-    references: list[tuple[str, np.ndarray]] = []
     for path in paths:
         path = Path(path)
         items = find_inputs(path) if path.is_dir() else [path]
@@ -225,5 +242,12 @@ def load_references(paths: Sequence[str | Path], max_slices: int = 3) -> list[tu
                     f"{item}: a {volume.shape[1]}x{volume.shape[2]} image is smaller than the 11x11 "
                     "SSIM window; references need at least 11x11 pixels"
                 )
-            references.extend(reference_slices(volume, item.name, max_slices))
+            yield item, volume
+
+
+def load_references(paths: Sequence[str | Path], max_slices: int = 3) -> list[tuple[str, np.ndarray]]:
+    """Read clean reference files/folders into normalized 2D references (see :func:`reference_slices`)."""
+    references: list[tuple[str, np.ndarray]] = []
+    for item, volume in reference_volumes(paths):
+        references.extend(reference_slices(volume, item.name, max_slices))
     return references

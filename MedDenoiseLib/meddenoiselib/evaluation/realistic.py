@@ -29,10 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, OptionError
-from ..io import read_volume
 from ..io.atomic import write_text_atomic
 from ..io.volume import Volume
-from ..transforms.missing import require_complete
+from .compare import build_denoisers, recorder, reference_volumes
 from .physical import (
     SOFT_TISSUE_WINDOW,
     body_mask,
@@ -138,31 +137,17 @@ def load_volume_references(paths: Sequence[str | Path], max_slices: int = 3) -> 
         InputError: a folder without images, a colour image (scored on grey images only), missing values, or
             slices smaller than the 11 x 11 SSIM window.
     """
-    from ..io import find_inputs
-
     references: list[tuple[str, Volume]] = []
-    for path in paths:
-        path = Path(path)
-        items = find_inputs(path) if path.is_dir() else [path]
-        if not items:
-            raise InputError(f"{path}: no images or DICOM series found in this folder")
-        for item in items:
-            volume = read_volume(item)
-            if volume.num_components != 1:
-                raise InputError(
-                    f"{item}: a {volume.num_components}-component image; realistic noise is evaluated on grey "
-                    "images (use --sigma for the Gaussian protocol on colour)"
-                )
-            require_complete(volume.array, str(item), "a clean reference")
-            if min(volume.shape[1:]) < 11:
-                raise InputError(
-                    f"{item}: a {volume.shape[1]}x{volume.shape[2]} image is smaller than the 11x11 SSIM window; "
-                    "references need at least 11x11 pixels"
-                )
-            count = min(int(max_slices), volume.shape[0])
-            start = (volume.shape[0] - count) // 2
-            name = item.name if volume.shape[0] == count else f"{item.name}[{start}:{start + count}]"
-            references.append((name, volume.slab(0, start, start + count) if volume.shape[0] > count else volume))
+    for item, volume in reference_volumes(paths):
+        if volume.num_components != 1:
+            raise InputError(
+                f"{item}: a {volume.num_components}-component image; realistic noise is evaluated on grey images "
+                "(use --sigma for the Gaussian protocol on colour)"
+            )
+        count = min(int(max_slices), volume.shape[0])
+        start = (volume.shape[0] - count) // 2
+        name = item.name if volume.shape[0] == count else f"{item.name}[{start}:{start + count}]"
+        references.append((name, volume.slab(0, start, start + count) if volume.shape[0] > count else volume))
     return references
 
 
@@ -324,7 +309,6 @@ def evaluate_realistic(
         InputError: a reference the noise or the scores do not apply to (``ct-lowdose`` on a non-CT series, a CT
             without a body, a constant image), or a noisy scan on another grid than its reference, named.
     """
-    from ..inference import Denoiser
     from ..transforms import parse_noise_spec, simulate_volume
 
     if not references:
@@ -365,14 +349,9 @@ def evaluate_realistic(
                     raise InputError(f"{name}: {exc}") from None
 
             cases.append((name, text, scored, simulated))
-    factory = denoiser_factory or (lambda name: Denoiser(name))
-    denoisers = {name: factory(name) for name in methods}
+    denoisers = build_denoisers(methods, denoiser_factory)
     rows: list[RealisticRow] = []
-
-    def record(row: RealisticRow) -> None:
-        rows.append(row)
-        if on_result is not None:
-            on_result(row)
+    record = recorder(rows, on_result)
 
     for name, text, reference, make_noisy in cases:
         units = "HU" if reference.kind == "ct" else "image units"
