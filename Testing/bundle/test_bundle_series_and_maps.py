@@ -238,3 +238,46 @@ def test_magnitude_floor_and_coils_reach_the_denoiser(tmp_path, mr_png):
     np.testing.assert_allclose(written.reshape(expected.shape[::-1]), expected.transpose(2, 1, 0), atol=1e-4)
     floor_left = Denoiser("nlm", modality="mr").denoise(source).array
     assert float(np.mean(expected[air])) < 0.2 * float(np.mean(floor_left[air]))
+
+
+def test_a_datalist_items_mask_and_excluded_region_reach_the_denoiser(tmp_path):
+    """A datalist item's ``mask`` and ``exclude`` (label files on the image's grid, the CLI's ``--mask`` and
+    ``--exclude``): the output is the library's ``Denoiser("nlm").denoise(volume, mask=..., exclude=...)``, voxels
+    outside the mask and inside the excluded block keep their values exactly; a mask for a folder of several series
+    is refused by item."""
+    from meddenoiselib.io.segmentation import read_mask_image
+
+    mr = nib.load(str(sample_path("mr_head")))
+    crop = mr.slicer[8:50, 8:50, 6:14]
+    clean = np.asarray(crop.dataobj).astype(np.float64)
+    noisy = np.rint(clean + np.random.default_rng(2).normal(0.0, 30.0, clean.shape)).astype(np.int16)
+    mask = np.zeros(clean.shape, np.uint8)
+    mask[:30] = 1  # the first 30 columns (x) only
+    exclude = np.zeros(clean.shape, np.uint8)
+    exclude[10:16, 10:16, 2:5] = 1
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, array in (("mr", noisy), ("mr_mask", mask), ("mr_exclude", exclude)):
+        nib.save(nib.Nifti1Image(array, crop.affine), str(data / f"{name}.nii.gz"))
+    datalist = data / "list.json"
+    datalist.write_text(
+        json.dumps({"testing": [{"image": "mr.nii.gz", "mask": "mr_mask.nii.gz", "exclude": "mr_exclude.nii.gz"}]})
+    )
+    out = tmp_path / "out"
+    run_in_process(datalist_file=str(datalist), output_dir=str(out), model_name="nlm")
+    written, _ = _written(out / "mr_denoised.nii.gz")
+    volume = read_volume(data / "mr.nii.gz")
+    expected = Denoiser("nlm").denoise(
+        volume, mask=read_mask_image(data / "mr_mask.nii.gz"), exclude=read_mask_image(data / "mr_exclude.nii.gz")
+    )
+    np.testing.assert_array_equal(written, expected.array.transpose(2, 1, 0))
+    kept = (mask == 0) | (exclude == 1)
+    np.testing.assert_array_equal(written[kept], noisy[kept])
+    assert np.abs(written[~kept].astype(float) - noisy[~kept]).mean() > 5.0  # denoised inside
+
+    study = tmp_path / "study"
+    _study(study)
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"testing": [{"image": str(study), "mask": str(data / "mr_mask.nii.gz")}]}))
+    with pytest.raises(ValueError, match=r"item 1's folder .* gives 2 volumes .* and one mask; name the series"):
+        load_datalist(wrong)

@@ -175,21 +175,23 @@ def load_datalist(
 
     Relative paths are relative to the JSON file's folder. An item's keys: ``image`` (a volume file or a DICOM
     folder), optionally ``noise_sd_map`` (a volume on the image's grid: the noise's SD per voxel in the image's units,
-    the CLI's ``--noise-sd-map``; ``"auto"`` reads one from the image, ``--noise-sd-map auto``), ``series_uid`` (the
-    series to read from a folder holding several). An item naming
+    the CLI's ``--noise-sd-map``; ``"auto"`` reads one from the image, ``--noise-sd-map auto``), ``mask`` (a label
+    map or Slicer segmentation on the image's grid: only voxels inside are denoised, the CLI's ``--mask``),
+    ``exclude`` (one left out of the denoising, metal or an implant: ``--exclude``), ``series_uid`` (the series to read
+    from a folder holding several). An item naming
     a folder of several series without ``series_uid`` gives every series (``all_series``), as :func:`find_dataset`.
 
     Raises:
         FileNotFoundError: the file, or a file an item names, does not exist.
         ValueError: the file is not such a datalist (no list under ``key``, an item without ``image``), a noise SD map
-            for a folder of several series, or two inputs that would be written to one output name.
+            or a mask for a folder of several series, or two inputs that would be written to one output name.
     """
     from monai.data import load_decathlon_datalist
 
     from ..io import is_dicom_folder
     from ..io.dicom import dicom_listings_kept
     from ..transforms.noise_sd_map import ESTIMATED_OPTION
-    from .inferer import NOISE_SD_MAP_KEY
+    from .inferer import GRID_FILE_KEYS, GRID_FILE_NAMES, NOISE_SD_MAP_KEY
 
     path = Path(datalist_file)
     if not path.is_file():
@@ -202,19 +204,23 @@ def load_datalist(
     for number, item in enumerate(listed, 1):
         if not item.get("image"):
             raise ValueError(f"{path}: item {number} has no 'image'")
-        for name in ("image", NOISE_SD_MAP_KEY):
-            if item.get(name) and item[name] != ESTIMATED_OPTION and not Path(item[name]).exists():
+        for name in ("image", *GRID_FILE_KEYS):
+            estimated = name == NOISE_SD_MAP_KEY and item.get(name) == ESTIMATED_OPTION
+            if item.get(name) and not estimated and not Path(item[name]).exists():
                 raise FileNotFoundError(f"{path}: item {number}'s {name} {item[name]}: no such file or folder")
         if Path(item["image"]).is_dir() and not is_dicom_folder(item["image"]):
             raise ValueError(f"{path}: item {number}'s image {item['image']} is a folder without DICOM images")
         given = {k: str(v) for k, v in item.items()}
         with dicom_listings_kept():
             expanded = [part for each in _series_items(given, flag(all_series)) for part in _part_items(each)]
-        if len(expanded) > 1 and item.get(NOISE_SD_MAP_KEY) not in (None, "", ESTIMATED_OPTION):
+        on_one_grid = [k for k in GRID_FILE_KEYS if item.get(k) not in (None, "", ESTIMATED_OPTION)]
+        if len(expanded) > 1 and on_one_grid:
+            what = " and one ".join(GRID_FILE_NAMES[k] for k in on_one_grid)
+            hint = ", or give a map read from each (auto)" if on_one_grid == [NOISE_SD_MAP_KEY] else ""
             raise ValueError(
                 f"{path}: item {number}'s folder {item['image']} gives {len(expanded)} volumes (DICOM series, or "
-                "evenly spaced parts of an uneven one) and one noise SD map; name the series it belongs to "
-                "(series_uid), or give a map read from each (auto)"
+                f"evenly spaced parts of an uneven one) and one {what}; name the series it belongs to (series_uid)"
+                + hint
             )
         items.extend(expanded)
     if not items:

@@ -57,6 +57,15 @@ SERIES_PART_KEY = "series_part"
 #: the datalist and metadata key of an image's noise SD map: a volume file on the image's grid holding the noise's SD
 #: per voxel in the image's units (the CLI's ``--noise-sd-map``), ``"auto"`` to read one from the image; ``""``: none.
 NOISE_SD_MAP_KEY = "noise_sd_map"
+#: the datalist and metadata keys of an image's mask (only voxels inside are denoised; the CLI's ``--mask``) and of a
+#: region left out of the denoising (metal, an implant; the CLI's ``--exclude``): label files (a label map, a Slicer
+#: segmentation) on the image's grid; ``""``: none
+MASK_KEY = "mask"
+EXCLUDE_KEY = "exclude"
+#: the datalist keys whose values are files on the image's grid, carried into the image's metadata
+GRID_FILE_KEYS = (NOISE_SD_MAP_KEY, MASK_KEY, EXCLUDE_KEY)
+#: how messages name them
+GRID_FILE_NAMES = {NOISE_SD_MAP_KEY: "noise SD map", MASK_KEY: "mask", EXCLUDE_KEY: "region to leave out"}
 #: the metadata key under which :class:`DenoiserInferer` records on each result what denoised it (the Denoiser's
 #: method and, for ``auto``, the model it chose for that volume and why), for the sidecar.
 DENOISING_METHOD_KEY = "denoising_method"
@@ -218,7 +227,7 @@ class DenoiserInferer(Inferer):
         items = decollate_batch(inputs, detach=True) if isinstance(inputs, MetaTensor) else list(inputs)
         outputs, methods = [], []
         for item in items:
-            denoised = self.denoiser.denoise(image_from_item(item), self.noise_level_of(item))
+            denoised = self.denoiser.denoise(image_from_item(item), self.noise_level_of(item), **self.regions_of(item))
             report = self.denoiser.last_report
             requested = str(getattr(self.denoiser, "method", ""))
             methods.append(report.described_method(requested) if report is not None else requested)
@@ -266,6 +275,22 @@ class DenoiserInferer(Inferer):
         noise_map = NoiseSDMap.named_by(path)
         logger.info("%s: denoised with %s", name, noise_map.named)
         return noise_map
+
+    @staticmethod
+    def regions_of(item: torch.Tensor) -> dict:
+        """``mask=`` and ``exclude=`` for the Denoiser: the label files ``item``'s datalist item gave
+        (:data:`MASK_KEY`, :data:`EXCLUDE_KEY` in its metadata), read as the CLI reads ``--mask`` and ``--exclude``
+        (a segmentation's overlapping segments as their union; the grid checked against the image's by the
+        library), or None."""
+        regions = {}
+        for key in (MASK_KEY, EXCLUDE_KEY):
+            path = str(item.meta.get(key) or "") if isinstance(item, MetaTensor) else ""
+            if path:
+                from ..io.segmentation import read_mask_image
+
+                logger.info("%s: %s %s", _input_name(item), "only inside" if key == MASK_KEY else "left out:", path)
+            regions[key] = read_mask_image(path) if path else None
+        return regions
 
 
 def _input_name(item: torch.Tensor) -> str:

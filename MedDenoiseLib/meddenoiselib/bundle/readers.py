@@ -29,8 +29,8 @@ from ..io.provenance import resampling_warning
 from .gradients import DICOM_BVAL_KEY, DICOM_BVEC_KEY
 from .inferer import (
     FRAME_LABEL_KEY,
+    GRID_FILE_KEYS,
     MODALITY_KEY,
-    NOISE_SD_MAP_KEY,
     SERIES_NAME_KEY,
     SERIES_PART_KEY,
     SERIES_UID_KEY,
@@ -228,8 +228,9 @@ class LoadVolumed(LoadImaged):
     largest) and its output name's part (``series_name``), as :func:`~meddenoiselib.bundle.find_dataset` lists every
     series of such a folder; an item of an unevenly spaced series names its evenly spaced part (``series_part``); an
     item may give a noise SD map (``noise_sd_map``: a volume file on the image's grid, the noise's SD per voxel in the
-    image's units, or ``"auto"``) for :class:`~.inferer.DenoiserInferer`. The series name and the map travel in the
-    image's metadata (``""`` where the item gives none, so that a batch's metadata always has the same keys).
+    image's units, or ``"auto"``), a ``mask`` and a region to leave out (``exclude``: label files on the image's grid)
+    for :class:`~.inferer.DenoiserInferer`. The series name, the map and the masks travel in the image's metadata
+    (``""`` where the item gives none, so that a batch's metadata always has the same keys).
 
     Args:
         keys: the image key(s) of the datalist. Defaults to ``"image"``.
@@ -253,7 +254,8 @@ class LoadVolumed(LoadImaged):
             meta = getattr(d[key], "meta", None)
             if meta is not None:
                 meta[SERIES_NAME_KEY] = str(data.get(SERIES_NAME_KEY) or "")
-                meta[NOISE_SD_MAP_KEY] = str(data.get(NOISE_SD_MAP_KEY) or "")
+                for name in GRID_FILE_KEYS:
+                    meta[name] = str(data.get(name) or "")
         return d
 
 

@@ -400,21 +400,12 @@ def _warn_if_resampled(image, source: Path) -> None:
 _LABEL_OPTIONS = ("mask", "exclude", "measure")
 
 
-def _read_label_image(path):
-    """A ``--mask`` / ``--exclude`` file as one label image: a Slicer segmentation whose segments overlap (several
-    layers) as the union of its segments."""
-    from ..io import read_volume
-    from ..io.probe import slicer_segments
-    from ..io.segmentation import union_of_labels
-
-    labels = read_volume(path)
-    return union_of_labels(labels) if labels.num_components > 1 and slicer_segments(path) else labels
-
-
 def _read_masks(args: argparse.Namespace) -> dict:
     """``mask=`` and ``exclude=`` of the denoiser: the ``--mask`` and ``--exclude`` volumes, or None."""
+    from ..io.segmentation import read_mask_image
+
     paths = {name: getattr(args, name, None) for name in ("mask", "exclude")}
-    return {name: _read_label_image(path) if path else None for name, path in paths.items()}
+    return {name: read_mask_image(path) if path else None for name, path in paths.items()}
 
 
 def _read_regions(args: argparse.Namespace, volume) -> list | None:

@@ -14,7 +14,7 @@ from ..errors import MedDenoiseError
 from .probe import Segment
 from .volume import Volume
 
-__all__ = ["label_regions", "union_of_labels"]
+__all__ = ["label_regions", "read_mask_image", "union_of_labels"]
 
 
 def union_of_labels(labels: Volume) -> Volume:
@@ -22,6 +22,16 @@ def union_of_labels(labels: Volume) -> Volume:
     if labels.num_components == 1:
         return labels
     return labels.with_array((np.asarray(labels.array) != 0).any(axis=-1).astype(np.uint8))
+
+
+def read_mask_image(path) -> Volume:
+    """A mask file (``--mask``, ``--exclude``, a bundle datalist's ``mask`` / ``exclude``) as one label image: a
+    label map as it is, a Slicer segmentation whose segments overlap (several layers) as the union of its segments."""
+    from .probe import slicer_segments
+    from .readers import read_volume
+
+    labels = read_volume(path)
+    return union_of_labels(labels) if labels.num_components > 1 and slicer_segments(path) else labels
 
 
 def label_regions(labels: Volume, segments: list[Segment] | None = None) -> list[tuple[int, str, np.ndarray]]:
