@@ -281,7 +281,7 @@ class DenoiserInferer(Inferer):
         """``mask=`` and ``exclude=`` for the Denoiser: the label files ``item``'s datalist item gave
         (:data:`MASK_KEY`, :data:`EXCLUDE_KEY` in its metadata), read as the CLI reads ``--mask`` and ``--exclude``
         (a segmentation's overlapping segments as their union; the grid checked against the image's by the
-        library), or None."""
+        library); only those it gave."""
         regions = {}
         for key in (MASK_KEY, EXCLUDE_KEY):
             path = str(item.meta.get(key) or "") if isinstance(item, MetaTensor) else ""
@@ -289,7 +289,7 @@ class DenoiserInferer(Inferer):
                 from ..io.segmentation import read_mask_image
 
                 logger.info("%s: %s %s", _input_name(item), "only inside" if key == MASK_KEY else "left out:", path)
-            regions[key] = read_mask_image(path) if path else None
+                regions[key] = read_mask_image(path)
         return regions
 
 
