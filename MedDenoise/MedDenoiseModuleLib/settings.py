@@ -390,7 +390,9 @@ class DenoiseSettings:
             arguments += ["--modality", self.modality]
         if not self.leave_metal_out and cli_supports("--metal", "off"):
             arguments += ["--metal", "off"]  # a library without --metal leaves no metal out
-        if self.magnitude_floor != "auto":
+        if self.magnitude_floor != "auto" or self.coils is not None:
+            if not cli_supports("--magnitude-floor", self.magnitude_floor):
+                raise ValueError(OLD_LIBRARY_FLOOR)
             arguments += ["--magnitude-floor", self.magnitude_floor]
         if self.coils is not None:
             arguments += ["--coils", str(int(self.coils))]
@@ -421,11 +423,20 @@ class DenoiseSettings:
             arguments["modality"] = self.modality
         if not self.leave_metal_out and accepted is not None and "metal_hu" in accepted:
             arguments["metal_hu"] = None
-        if self.magnitude_floor != "auto":
+        if self.magnitude_floor != "auto" or self.coils is not None:
+            if accepted is not None and "magnitude_floor" not in accepted:
+                raise ValueError(OLD_LIBRARY_FLOOR)
             arguments["magnitude_floor"] = self.magnitude_floor
         if self.coils is not None:
             arguments["coils"] = int(self.coils)
         return arguments
+
+
+#: why an MR noise floor setting cannot run: the installed library predates it
+OLD_LIBRARY_FLOOR = (
+    "The installed meddenoiselib has no MR noise floor setting (remove / keep, coils); update it (Apply installs the "
+    "module's version) or leave the MR noise floor on auto and the coils on 'from the air'."
+)
 
 
 #: the library's ``--modality`` words.
