@@ -14,8 +14,6 @@ Writes docs/benchmarks_evaluate_ct.md.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "scripts"))
 from data_split import DATA_ROOT, REAL_NOISE_CT  # noqa: E402
+from evaluate_cli import run_evaluate  # noqa: E402
 from quality import cpu_name  # noqa: E402
 
 NOISES = ("ct-lowdose:25HU", "ct-lowdose:60HU")
@@ -53,13 +52,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="evaluate-ct-") as work:
         work = Path(work)
         series = held_out_series(work / "ct")
-        command = [sys.executable, "-m", "meddenoiselib", "evaluate", *map(str, series)]
-        for noise in NOISES:
-            command += ["--noise", noise]
-        command += ["--methods", args.methods, "-o", str(work / "out"), "-q"]
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "MedDenoiseLib")}
-        subprocess.run(command, check=True, env=env)
-        table = (work / "out" / "summary.md").read_text()
+        out = run_evaluate(series, NOISES, work / "out", "--methods", args.methods)
+        table = (out / "summary.md").read_text()
     names = ", ".join(name for name, _, _ in REAL_NOISE_CT)
     text = "\n".join(
         [

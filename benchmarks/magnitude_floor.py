@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "scripts"))
 from data_split import DATA_ROOT, REAL_MR  # noqa: E402
+from evaluate_cli import run_evaluate  # noqa: E402
 from meddenoiselib.io import Volume, read_volume, write_volume  # noqa: E402
 from quality import cpu_name  # noqa: E402
 
@@ -49,12 +48,7 @@ def real_slices(folder: Path) -> Path:
 
 
 def evaluate(references: list[Path], methods: str, floor: str, out: Path) -> list[dict]:
-    command = [sys.executable, "-m", "meddenoiselib", "evaluate", *map(str, references), "--methods", methods]
-    for noise in NOISES:
-        command += ["--noise", noise]
-    command += ["--modality", "mr", "--magnitude-floor", floor, "-o", str(out), "--overwrite", "-q"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "MedDenoiseLib")}
-    subprocess.run(command, check=True, env=env)
+    run_evaluate(references, NOISES, out, "--methods", methods, "--modality", "mr", "--magnitude-floor", floor)
     with open(out / "results.csv", newline="") as handle:
         return [dict(row, floor=floor) for row in csv.DictReader(handle)]
 

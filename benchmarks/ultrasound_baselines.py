@@ -12,8 +12,6 @@ Writes docs/benchmarks_ultrasound_baselines.md.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "scripts"))
 from data_split import DATA_ROOT, VALIDATION  # noqa: E402
+from evaluate_cli import run_evaluate  # noqa: E402
 from meddenoiselib.io import Volume, read_volume, write_volume  # noqa: E402
 from quality import cpu_name  # noqa: E402
 
@@ -50,13 +49,9 @@ def main() -> int:
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="us-baselines-") as work:
         work = Path(work)
-        command = [sys.executable, "-m", "meddenoiselib", "evaluate", str(held_out_crops(work / "us"))]
-        for noise in NOISES:
-            command += ["--noise", noise]
-        command += ["--modality", "us", "--methods", args.methods, "-o", str(work / "out"), "-q"]
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "MedDenoiseLib")}
-        subprocess.run(command, check=True, env=env)
-        table = (work / "out" / "summary.md").read_text()
+        references = [held_out_crops(work / "us")]
+        out = run_evaluate(references, NOISES, work / "out", "--modality", "us", "--methods", args.methods)
+        table = (out / "summary.md").read_text()
     text = "\n".join(
         [
             "# Ultrasound speckle: the shipped model and the classical filters",
