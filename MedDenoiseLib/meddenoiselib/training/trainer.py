@@ -4,6 +4,7 @@ torch.distributed (DistributedDataParallel), with checkpoints, resume, validatio
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import logging
 import math
@@ -577,17 +578,26 @@ class Trainer:
                 logger.info("paused at step %d of %d; resume from the checkpoint to continue", step, config.steps)
                 if bar is not None:
                     bar.close()
-                self.context.barrier()
-                self.context.close()
+                self._leave_process_group()
                 return None
         if bar is not None:
             bar.close()
         self.elapsed = time.perf_counter() - started
         self.steps_run = step
         result = self._finish() if self.context.is_main else None
-        self.context.barrier()
-        self.context.close()
+        self._leave_process_group()
         return result
+
+    def _leave_process_group(self) -> None:
+        """Wait for every rank, drop the DistributedDataParallel wrapper, then leave the process group. The wrapper's
+        reducer holds the group's last pending work (with tensors); a gloo rank that leaves with it alive can abort
+        while the interpreter shuts down ("terminate called without an active exception", exit -6: seen once in a
+        loaded CI run of the two-rank test)."""
+        self.context.barrier()
+        if self.model is not self.module:
+            self.model = self.module
+            gc.collect()
+        self.context.close()
 
     def _fit_steps_to_time(self, step: int, clock: _StepClock) -> None:
         """Set ``config.steps`` to what fits the time left (``time_budget`` / ``deadline``) at the latest steps'
