@@ -5,6 +5,7 @@ slices (``--sigma``, the seed papers' protocol) or with realistic noise models i
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 from pathlib import Path
@@ -65,11 +66,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from ..evaluation.realistic import load_volume_references
 
         references = load_volume_references(args.references, max_slices=args.max_slices)
-        if args.noisy:
-            args.noisy_volumes = load_volume_references(args.noisy, max_slices=args.max_slices)
+        noisy = load_volume_references(args.noisy, max_slices=args.max_slices) if args.noisy else None
         floor = dict(magnitude_floor=args.magnitude_floor or "auto", coils=args.coils)
         denoisers = {m: Denoiser(m, modality=args.modality, **floor, **options) for m in methods}
-        return _run(args, output, methods, references, denoisers, _evaluate_realistic)
+        protocol = functools.partial(_evaluate_realistic, noisy=noisy)
+        return _run(args, output, methods, references, denoisers, protocol)
     from ..evaluation import load_references
 
     args.sigma = args.sigma if args.sigma is not None else (15.0, 25.0, 50.0)
@@ -118,8 +119,9 @@ def _run(args, output: Path, methods, references, denoisers, protocol) -> int:
         raise
 
 
-def _evaluate_realistic(args, output: Path, methods, references, denoisers) -> str:
-    """``--noise``: realistic noise in the image's units, each reference a slab denoised as a volume."""
+def _evaluate_realistic(args, output: Path, methods, references, denoisers, noisy=None) -> str:
+    """``--noise`` (or ``--noisy``, the real noisy scans ``noisy``): realistic noise in the image's units, each
+    reference a slab denoised as a volume."""
     from ..evaluation import comparison_figure
     from ..evaluation.realistic import (
         display_slice,
@@ -172,7 +174,7 @@ def _evaluate_realistic(args, output: Path, methods, references, denoisers) -> s
         denoiser_factory=lambda m: denoisers[m],
         on_result=report,
         on_outputs=keep_first,
-        noisy=getattr(args, "noisy_volumes", None),
+        noisy=noisy,
         modality=args.modality,
     )
     table = write_realistic_markdown(rows, output / "summary.md")
@@ -180,9 +182,9 @@ def _evaluate_realistic(args, output: Path, methods, references, denoisers) -> s
     name, noise, panels = figure[0]
     panels = [(f"noisy {noise}" if label == "noisy" else label, image) for label, image in panels]
     panels = panels[1:] + panels[:1]  # noisy, methods..., clean
-    h, w = panels[0][1].shape
-    crop = (slice(h // 4, h // 4 + min(h // 2, 192)), slice(w // 4, w // 4 + min(w // 2, 192)))
-    comparison_figure(panels, output / "comparison.png", crop=crop, title=f"{name}, central slice")
+    comparison_figure(
+        panels, output / "comparison.png", crop=_figure_crop(panels[0][1].shape), title=f"{name}, central slice"
+    )
     return table
 
 
@@ -229,10 +231,14 @@ def _evaluate_gaussian(args, output: Path, methods, references, denoisers) -> st
     for method, denoiser in denoisers.items():
         panels.append((method, denoiser.denoise_array(noisy, sigma=sigma_from_255(sigma))))
     panels.append(("clean", clean))
-    h, w = clean.shape
-    crop = (slice(h // 4, h // 4 + min(h // 2, 192)), slice(w // 4, w // 4 + min(w // 2, 192)))
-    comparison_figure(panels, output / "comparison.png", crop=crop, title=name)
+    comparison_figure(panels, output / "comparison.png", crop=_figure_crop(clean.shape), title=name)
     return table
+
+
+def _figure_crop(shape: tuple[int, int]) -> tuple[slice, slice]:
+    """The comparison figure's crop of a ``(Y, X)`` slice: from its first quarter, up to 192 pixels or half of it."""
+    h, w = shape
+    return slice(h // 4, h // 4 + min(h // 2, 192)), slice(w // 4, w // 4 + min(w // 2, 192))
 
 
 def add_parser(sub) -> None:

@@ -23,7 +23,7 @@ import io
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -103,30 +103,31 @@ class RealisticRow:
     voxels: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class ScoredReference:
-    """A clean slab and what it is scored on (found once, on the clean image).
+    """A clean slab and what it is scored on (found once, on the clean image, for every noise model of its kind).
 
     Attributes:
         name: as in :attr:`RealisticRow.image`.
-        volume: the clean slab in its own units and geometry.
+        clean: the clean slab ``(Z, Y, X)`` in its own units, float64.
         kind: ``"ct"``, ``"mr"`` or ``"image"``: which metrics apply.
         region: ``(Z, Y, X)`` bool, where PSNR/SSIM/RMSE are taken.
         background: MR only: ``(Z, Y, X)`` bool, where the bias is measured.
         data_range: PSNR's peak (window width for CT).
+        sigma: MR only: the noise sigma in the image's units the bias is measured in (0: not known, for a real
+            noisy scan).
+        edges: CT only: ``(sampler, clean edge levels, clean 10-90 % width in mm)`` of the air-skin edge, or None
+            where the slab shows no such edge.
     """
 
     name: str
-    volume: Volume
+    clean: np.ndarray = field(repr=False)
     kind: str
-    region: np.ndarray
-    background: np.ndarray | None = None
+    region: np.ndarray = field(repr=False)
+    background: np.ndarray | None = field(default=None, repr=False)
     data_range: float = 1.0
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def clean(self) -> np.ndarray:
-        return np.asarray(self.volume.array, dtype=np.float64)
+    sigma: float = 0.0
+    edges: tuple | None = field(default=None, repr=False)
 
 
 def load_volume_references(paths: Sequence[str | Path], max_slices: int = 3) -> list[tuple[str, Volume]]:
@@ -163,53 +164,64 @@ def noise_sigma_in_units(clean: np.ndarray, spec) -> float:
     return normalized_sigma(spec, torch.from_numpy(scaling.apply(np.asarray(clean)))) * scaling.scale
 
 
-def _score_on(name: str, volume: Volume, spec, modality_hint: str | None = None) -> ScoredReference:
-    """What ``volume`` is scored on: by the noise model (``spec``), else (a real noisy scan beside it, ``spec``
-    None) by its modality: the DICOM tag, else ``modality_hint`` (``ct``, ``mr``...)."""
+def _scoring_kind(name: str, volume: Volume, spec, modality_hint: str | None = None) -> str:
+    """Which scores ``volume`` gets (``"ct"``, ``"mr"``, ``"image"``): by the noise model (``spec``), else (a real
+    noisy scan beside it, ``spec`` None) by its modality: the DICOM tag, else ``modality_hint`` (``ct``, ``mr``...).
+
+    Raises:
+        InputError: ``ct-lowdose`` noise on a reference that is not CT in HU.
+    """
     from ..transforms.noise import NoiseKind
 
-    clean = np.asarray(volume.array, dtype=np.float64)
     modality = volume.metadata.get("0008|0060", "").strip().upper() or (modality_hint or "").upper()
     kind = spec.kind if spec is not None else None
-    if kind == NoiseKind.CT_LOWDOSE and modality != "CT" and float(clean.min()) > -900.0:
+    low = float(np.min(volume.array))
+    if kind == NoiseKind.CT_LOWDOSE and modality != "CT" and low > -900.0:
         raise InputError(
-            f"{name}: ct-lowdose noise needs CT in HU, with air near -1000; this reference's minimum is "
-            f"{float(clean.min()):.0f}" + (f" and its DICOM Modality is {modality}" if modality else "")
+            f"{name}: ct-lowdose noise needs CT in HU, with air near -1000; this reference's minimum is {low:.0f}"
+            + (f" and its DICOM Modality is {modality}" if modality else "")
         )
     if kind == NoiseKind.CT_LOWDOSE or modality == "CT":
+        return "ct"
+    if kind in (NoiseKind.RICIAN, NoiseKind.NONCENTRAL_CHI) or (kind is None and modality == "MR"):
+        return "mr"
+    return "image"
+
+
+def _scored(name: str, volume: Volume, kind: str) -> ScoredReference:
+    """What ``volume`` is scored on for scores of ``kind``: the body and its air-skin edge (CT), the head and the
+    background (MR), or the whole image.
+
+    Raises:
+        InputError: a CT without a body, a constant image.
+    """
+    clean = np.asarray(volume.array, dtype=np.float64)
+    if kind == "ct":
         body = body_mask(clean)
         if not body.any():
             raise InputError(f"{name}: no voxel above -500 HU; a CT reference in HU has a body to score on")
-        extra = {}
+        edges = None
         sampler = edge_sampler(clean, float(np.sqrt(volume.spacing[0] * volume.spacing[1])))
         if sampler.count:
             profile = sampler.mean_profile(clean)
             levels = edge_levels(sampler.t_mm, profile)
             width = edge_width_mm(sampler.t_mm, profile, levels)
             if np.isfinite(width) and width > 0:
-                extra = {"edges": sampler, "edge_levels": levels, "edge_mm": width}
-        width = SOFT_TISSUE_WINDOW[1] - SOFT_TISSUE_WINDOW[0]
-        return ScoredReference(name, volume, "ct", body, data_range=width, extra=extra)
-    if kind in (NoiseKind.RICIAN, NoiseKind.NONCENTRAL_CHI) or (kind is None and modality == "MR"):
+                edges = (sampler, levels, width)
+        window = SOFT_TISSUE_WINDOW[1] - SOFT_TISSUE_WINDOW[0]
+        return ScoredReference(name, clean, "ct", body, data_range=window, edges=edges)
+    if kind == "mr":
         from scipy import ndimage
 
         head = head_mask(clean)
-        dilated = np.stack([ndimage.binary_dilation(h, iterations=BACKGROUND_MARGIN) for h in head])
-        background = ~dilated
+        background = ~np.stack([ndimage.binary_dilation(h, iterations=BACKGROUND_MARGIN) for h in head])
         return ScoredReference(
-            name,
-            volume,
-            "mr",
-            head,
-            background if background.any() else None,
-            data_range=float(clean.max()),
-            # the bias is in units of the simulated sigma; a real scan's own noise has no such known level
-            extra={"sigma": noise_sigma_in_units(clean, spec) if spec is not None else 0.0},
+            name, clean, "mr", head, background if background.any() else None, data_range=float(clean.max())
         )
     low, high = float(clean.min()), float(clean.max())
     if not high > low:
         raise InputError(f"{name}: a constant image has nothing to score")
-    return ScoredReference(name, volume, "image", np.ones(clean.shape, bool), data_range=high - low)
+    return ScoredReference(name, clean, "image", np.ones(clean.shape, bool), data_range=high - low)
 
 
 REGION_NAMES = {"ct": "body, W400/L40", "mr": "head", "image": "image"}
@@ -235,18 +247,18 @@ def _scores(reference: ScoredReference, result: np.ndarray) -> dict:
         "bias_sigma": None,
         "edge_ratio": None,
     }
-    if reference.kind == "mr" and reference.background is not None and reference.extra["sigma"] > 0:
-        scores["bias_sigma"] = float(np.mean((result - clean)[reference.background])) / reference.extra["sigma"]
+    if reference.kind == "mr" and reference.background is not None and reference.sigma > 0:
+        scores["bias_sigma"] = float(np.mean((result - clean)[reference.background])) / reference.sigma
     return scores
 
 
 def _edge_ratio(reference: ScoredReference, result: np.ndarray) -> float | None:
     """The result's air-skin edge width over the clean one's, at the clean edge's HU levels."""
-    if "edges" not in reference.extra:
+    if reference.edges is None:
         return None
-    sampler = reference.extra["edges"]
-    width = edge_width_mm(sampler.t_mm, sampler.mean_profile(result), reference.extra["edge_levels"])
-    return float(width / reference.extra["edge_mm"]) if np.isfinite(width) else None
+    sampler, levels, clean_width = reference.edges
+    width = edge_width_mm(sampler.t_mm, sampler.mean_profile(result), levels)
+    return float(width / clean_width) if np.isfinite(width) else None
 
 
 def _check_same_grid(name: str, volume: Volume, noisy_name: str, noisy: Volume) -> None:
@@ -292,7 +304,7 @@ def evaluate_realistic(
         denoiser_factory: builds a denoiser from a method name. Defaults to ``Denoiser(name)``.
         on_result: called with each row as it is produced (progress).
         on_outputs: called per (reference, noise) with its name, the noise, the kind of scores (``"ct"``, ``"mr"``,
-            ``"image"``) and ``{"clean", "noisy", method...: (Z, Y, X) arrays}`` (for a figure).
+            ``"image"``) and ``{"clean", "noisy", method...: (Z, Y, X) arrays}`` in the image's units (for a figure).
         noisy: instead of ``noises``, one real noisy scan per reference, in the same order and on the same grid (a
             low-dose scan beside its full-dose one, a phantom scanned twice; see :func:`load_volume_references`):
             nothing is simulated, and the reference's own noise stays in the scores. The row's ``noise`` is
@@ -333,14 +345,23 @@ def evaluate_realistic(
     # scored on, its noisy volume made when it runs)
     cases: list[tuple[str, str, ScoredReference, Callable[[], Volume]]] = []
     for i, (name, volume) in enumerate(references):
+        scored_as: dict[str, ScoredReference] = {}  # one per kind of scores: masks and edges found once
+
+        def scored(spec, name=name, volume=volume, scored_as=scored_as) -> ScoredReference:
+            kind = _scoring_kind(name, volume, spec, modality)
+            if kind not in scored_as:
+                scored_as[kind] = _scored(name, volume, kind)
+            reference = scored_as[kind]
+            if kind == "mr" and spec is not None:  # the bias in units of the simulated sigma
+                reference = replace(reference, sigma=noise_sigma_in_units(reference.clean, spec))
+            return reference
+
         if noisy is not None:
             noisy_name, noisy_volume = noisy[i]
             _check_same_grid(name, volume, noisy_name, noisy_volume)
-            scored = _score_on(name, volume, None, modality)
-            cases.append((name, f"paired: {noisy_name}", scored, lambda v=noisy_volume: v))
+            cases.append((name, f"paired: {noisy_name}", scored(None), lambda v=noisy_volume: v))
             continue
         for j, (text, spec) in enumerate(zip(noises, specs, strict=True)):
-            scored = _score_on(name, volume, spec, modality)
 
             def simulated(volume=volume, spec=spec, case_seed=seed + 1000 * i + j, name=name) -> Volume:
                 try:
@@ -348,7 +369,7 @@ def evaluate_realistic(
                 except ValueError as exc:
                     raise InputError(f"{name}: {exc}") from None
 
-            cases.append((name, text, scored, simulated))
+            cases.append((name, text, scored(spec), simulated))
     denoisers = build_denoisers(methods, denoiser_factory)
     rows: list[RealisticRow] = []
     record = recorder(rows, on_result)
@@ -361,14 +382,14 @@ def evaluate_realistic(
         record(
             RealisticRow(name, text, "noisy", "", region, units, **scores, seconds=0.0, voxels=noisy_volume.array.size)
         )
-        outputs = {"clean": reference.clean, "noisy": np.asarray(noisy_volume.array, dtype=np.float64)}
+        outputs = {"clean": reference.clean, "noisy": noisy_volume.array}
         for method, denoiser in denoisers.items():
             start = time.perf_counter()
             result = denoiser.denoise(noisy_volume)
             seconds = time.perf_counter() - start
             report = getattr(denoiser, "last_report", None)
             used = getattr(report, "method", None) or method
-            outputs[method] = np.asarray(result.array, dtype=np.float64)
+            outputs[method] = result.array
             record(
                 RealisticRow(
                     name,

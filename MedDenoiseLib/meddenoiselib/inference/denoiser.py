@@ -182,7 +182,8 @@ class DenoiseReport:
         device: the device used.
         scaling: the intensity scaling used per component.
         modality: the modality the volume was taken for (``ct``, ``mr``, ``us``, ``xray``, ``other``).
-        choice: for ``auto``, which model was chosen and why (else empty).
+        choice: for ``auto``, which model was chosen and why; for a method named with ``magnitude_floor="remove"``,
+            the floor it removed (else empty).
         ensemble: geometric views the network averaged (1 for baselines and without self-ensemble).
         refined: share of the collaborative Wiener filtering averaged into the network's output (0: not refined).
         refine_detail: the refinement's noise model and block search (empty when not refined).
