@@ -154,6 +154,7 @@ class MedDenoiseParameterNode:
     leaveMetalOut: with model auto on CT, leave clusters at or above 2500 HU out of the denoising (no halo).
     magnitudeFloor: magnitude MR's Rician noise floor: removed with the automatic model (auto), with any method
     (remove), or kept. coils: the receive coils it was combined from (0: read from the air).
+    stabilizePhotonNoise: NLM / BM3D / BM4D on photon noise (X-ray, other) under the generalized Anscombe transform.
     """
 
     inputVolume: Union[
@@ -190,6 +191,7 @@ class MedDenoiseParameterNode:
     leaveMetalOut: bool = True
     magnitudeFloor: MagnitudeFloor = MagnitudeFloor.AUTO
     coils: Annotated[int, WithinRange(0, 64)] = 0
+    stabilizePhotonNoise: bool = True
 
 
 #
@@ -727,6 +729,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             "leaveMetalOut": bool(parameterNode.leaveMetalOut),
             "magnitudeFloor": parameterNode.magnitudeFloor.value,
             "coils": int(parameterNode.coils) or None,
+            "stabilizePhotonNoise": bool(parameterNode.stabilizePhotonNoise),
             "window": window,
             "modality": None if modality is Modality.FROM_DICOM else modality.value,
             "ensemble": parameterNode.ensemble.value,
@@ -783,6 +786,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
         weights=None,
         magnitudeFloor="auto",
         coils=None,
+        stabilizePhotonNoise=True,
     ):
         """Denoise ``inputVolume`` into ``outputVolume`` (None: a new "<input name> denoised" volume).
 
@@ -802,6 +806,9 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
                 refused where the air shows no floor), "keep" (the magnitude's mean, also with auto).
             coils: the receive coils a magnitude MR was combined from (root sum of squares) for the floor's
                 removal; None reads the count from the air.
+            stabilizePhotonNoise: NLM, BM3D and BM4D with the noise estimated, on X-ray and other images whose noise
+                grows with the signal (photon counting), run under the generalized Anscombe transform (the library's
+                default); False gives them one noise level for the whole image (``--stabilize off``).
             weights: instead of ``model``, a ``.safetensors`` file the user trained (``python -m meddenoiselib
                 train``; its ``.json`` model card beside it), checked before anything starts (``--weights``).
             noiseLevel: noise sigma on the 0-255 scale of the normalized image, or None to estimate it.
@@ -901,6 +908,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic):
             weights=weights or None,
             magnitude_floor=magnitudeFloor,
             coils=coils or None,
+            stabilize=bool(stabilizePhotonNoise),
         )
         needed = ("meddenoiselib",) if separateProcess else ("torch", "monai", "meddenoiselib")
         missing = missing_modules(needed)

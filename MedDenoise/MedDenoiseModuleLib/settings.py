@@ -256,6 +256,9 @@ class DenoiseSettings:
             :class:`MagnitudeFloor` is accepted too).
         coils: the receive coils a magnitude MR was combined from (root sum of squares), for the floor's removal;
             None reads the count from the air.
+        stabilize: NLM, BM3D and BM4D with the noise estimated run under the generalized Anscombe transform where
+            the noise of an X-ray or other image grows with the signal (the library's default); False: never
+            (``--stabilize off``).
         weights: a ``.safetensors`` file the user trained (``python -m meddenoiselib train``, its ``.json`` model
             card beside it), run instead of ``model`` (``--weights``); None: ``model`` decides. Checked when the
             settings are made (the file, its card, a card the library can read), so a run is not started in vain.
@@ -278,6 +281,7 @@ class DenoiseSettings:
     weights: str | None = None
     magnitude_floor: str = "auto"
     coils: int | None = None
+    stabilize: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.magnitude_floor, MagnitudeFloor):
@@ -396,6 +400,10 @@ class DenoiseSettings:
             arguments += ["--magnitude-floor", self.magnitude_floor]
         if self.coils is not None:
             arguments += ["--coils", str(int(self.coils))]
+        if not self.stabilize:
+            if not cli_supports("--stabilize", "off"):
+                raise ValueError(OLD_LIBRARY_STABILIZE)
+            arguments += ["--stabilize", "off"]
         return arguments
 
     def denoiser_arguments(self, progress_callback=None, accepted: tuple[str, ...] | None = None) -> dict:
@@ -429,8 +437,18 @@ class DenoiseSettings:
             arguments["magnitude_floor"] = self.magnitude_floor
         if self.coils is not None:
             arguments["coils"] = int(self.coils)
+        if not self.stabilize:
+            if accepted is not None and "stabilize" not in accepted:
+                raise ValueError(OLD_LIBRARY_STABILIZE)
+            arguments["stabilize"] = "off"
         return arguments
 
+
+#: why photon noise cannot be left unstabilized: the installed library predates the setting (and the transform)
+OLD_LIBRARY_STABILIZE = (
+    "The installed meddenoiselib has no photon-noise stabilization setting (it always gives NLM and BM3D one noise "
+    "level); update it (Apply installs the module's version) or leave 'Stabilize photon noise' checked."
+)
 
 #: why an MR noise floor setting cannot run: the installed library predates it
 OLD_LIBRARY_FLOOR = (

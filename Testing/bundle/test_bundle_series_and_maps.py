@@ -240,6 +240,34 @@ def test_magnitude_floor_and_coils_reach_the_denoiser(tmp_path, mr_png):
     assert float(np.mean(expected[air])) < 0.2 * float(np.mean(floor_left[air]))
 
 
+def test_stabilize_reaches_the_denoiser(tmp_path, xray_png):
+    """``--stabilize off`` with NLM on a radiograph with photon noise: the output is the library's
+    ``Denoiser("nlm", stabilize="off")``, and the default equals ``Denoiser("nlm")`` (under the generalized Anscombe
+    transform: the two differ)."""
+    import torch
+
+    from meddenoiselib.io import Volume, write_volume
+    from meddenoiselib.transforms.noise import samplers
+
+    image = read_volume(xray_png).array[:, 128:384, 128:384].astype(np.float32)
+    clean = torch.from_numpy((image - image.min()) / np.ptp(image))
+    photons = samplers.poisson_gaussian(clean, 30.0, 1.0, torch.Generator().manual_seed(0)).float().numpy()
+    data = tmp_path / "data"
+    data.mkdir()
+    write_volume(Volume(photons), data / "radiograph.nii.gz")
+    source = read_volume(data / "radiograph.nii.gz")
+    outputs = {}
+    for setting in ("off", "auto"):
+        out = tmp_path / setting
+        options = {} if setting == "auto" else {"stabilize": setting}
+        run_in_process(dataset_dir=str(data), output_dir=str(out), model_name="nlm", **options)
+        written, _ = _written(out / "radiograph_denoised.nii.gz")
+        expected = Denoiser("nlm", stabilize=setting).denoise(source).array
+        np.testing.assert_allclose(written.reshape(expected.shape[::-1]), expected.transpose(2, 1, 0), atol=1e-4)
+        outputs[setting] = expected
+    assert np.abs(outputs["auto"] - outputs["off"]).max() > 0.01
+
+
 def test_a_datalist_items_mask_and_excluded_region_reach_the_denoiser(tmp_path):
     """A datalist item's ``mask`` and ``exclude`` (label files on the image's grid, the CLI's ``--mask`` and
     ``--exclude``): the output is the library's ``Denoiser("nlm").denoise(volume, mask=..., exclude=...)``, voxels

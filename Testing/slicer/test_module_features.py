@@ -220,6 +220,27 @@ def test_auto_leaves_the_metal_out_unless_unchecked(scene, temp_root, ct_series_
 
 
 @pytest.mark.parametrize("separate", MODES)
+def test_photon_noise_is_stabilized_for_nlm_unless_unchecked(scene, temp_root, xray_png, separate):
+    """A radiograph with photon noise (30 counts at its brightest) denoised with NLM: both paths equal the library's
+    default (under the generalized Anscombe transform, which the report names) and, unchecked, its
+    ``stabilize="off"``."""
+    import torch
+
+    from meddenoiselib.transforms.noise import samplers
+
+    image = read_volume(xray_png).array[:, 192:320, 192:320].astype(np.float32)
+    clean = torch.from_numpy((image - image.min()) / np.ptp(image))
+    photons = samplers.poisson_gaussian(clean, 30.0, 1.0, torch.Generator().manual_seed(0)).float().numpy()
+    node = add_volume_node(scene, photons, np.eye(4), name="radiograph")
+    for stabilize in (True, False):
+        settings = DenoiseSettings(model="nlm", separate_process=separate, stabilize=stabilize)
+        task = _run(node, settings, temp_root)
+        expected = Denoiser("nlm", stabilize="auto" if stabilize else "off").denoise(volume_from_node(node)).array
+        np.testing.assert_allclose(slicer.util.arrayFromVolume(task.output_node), expected, rtol=0, atol=1e-4)
+        assert ("variance_stabilization" in task.report) == stabilize
+
+
+@pytest.mark.parametrize("separate", MODES)
 def test_a_volume_with_no_data_keeps_it_in_both_modes(scene, temp_root, mr_nifti, separate):
     """A resampled float volume whose corner holds NaN (no data): the module's run gives NaN back there, exactly,
     and denoises the rest as the library does; the live strength blend keeps NaN too."""

@@ -249,6 +249,7 @@ def test_ui_file_matches_the_code_and_the_parameter_node():
         "leaveMetalOut",
         "magnitudeFloor",
         "coils",
+        "stabilizePhotonNoise",
     ]
     assert set(bound) == set(fields) - {"model", "weightsFile"}, (
         "every setting but the model list and the weights path (a str, which the path connector cannot take) is bound"
@@ -282,6 +283,7 @@ def test_ui_file_matches_the_code_and_the_parameter_node():
         "leaveMetalOut": "QCheckBox",
         "magnitudeFloor": "QComboBox",
         "coils": "QSpinBox",
+        "stabilizePhotonNoise": "QCheckBox",
     }
     assert {field: cls for field, (_, cls) in bound.items()} == expected_classes
     for required in (

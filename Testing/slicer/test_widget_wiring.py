@@ -164,6 +164,7 @@ def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
     parameters.createResidual = True
     parameters.createNoiseMap = True
     parameters.leaveMetalOut = False
+    parameters.stabilizePhotonNoise = False
 
     gui.ui.applyButton.click()
 
@@ -191,6 +192,7 @@ def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
             "strength",
             "separateProcess",
             "leaveMetalOut",
+            "stabilizePhotonNoise",
             "waitForCompletion",
         )
     } == {
@@ -213,6 +215,7 @@ def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
         "strength": 1.0,
         "separateProcess": True,
         "leaveMetalOut": False,
+        "stabilizePhotonNoise": False,
         "waitForCompletion": False,
     }
     (runner,) = FakeRunner.instances
@@ -237,6 +240,7 @@ def test_apply_passes_the_parameter_node_settings_and_reaches_done(gui):
     ]
     assert options[14:18] == ["--ensemble", "4", "--refine", "off"]
     assert options[options.index("--metal") + 1] == "off"
+    assert options[options.index("--stabilize") + 1] == "off"
     assert options[-5:-3] == ["--report", str(Path(command[4]).with_name("report.json"))]
     assert options[-3:] == ["--progress-format", "lines", "--overwrite"]
     assert gui.states == ["RUNNING"] and gui.timer.active

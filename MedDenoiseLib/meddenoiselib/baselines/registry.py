@@ -29,6 +29,9 @@ class BaselineSpec:
         needs_sigma: True if the method uses the noise level (then ``--sigma auto`` estimates it).
         available: returns whether its (optional) dependency is installed.
         takes_psd: ``function`` also accepts ``psd=`` (the noise power spectrum of a slice, for correlated noise).
+        stabilizes: the method estimates a local mean, so that photon noise can be made white for it by the
+            generalized Anscombe transform and its result mapped back by the transform's unbiased inverse (the
+            Denoiser's ``stabilize``).
         licence_note: a note shown where the licence matters.
     """
 
@@ -40,13 +43,16 @@ class BaselineSpec:
     available: Callable[[], bool] = lambda: True
     licence_note: str = ""
     takes_psd: bool = False
+    stabilizes: bool = False
 
 
 BASELINES: dict[str, BaselineSpec] = {
     spec.name: spec
     for spec in (
         BaselineSpec("median", median_denoise, "Median filter, 5x5 (3x3 below sigma 10/255), per slice"),
-        BaselineSpec("nlm", nlm_denoise, "Non-local means (scikit-image, fast mode, h = 0.8 sigma), per slice"),
+        BaselineSpec(
+            "nlm", nlm_denoise, "Non-local means (scikit-image, fast mode, h = 0.8 sigma), per slice", stabilizes=True
+        ),
         BaselineSpec(
             "bm3d",
             bm3d_denoise,
@@ -54,6 +60,7 @@ BASELINES: dict[str, BaselineSpec] = {
             available=bm3d_available,
             licence_note="bm3d package: non-commercial licence",
             takes_psd=True,
+            stabilizes=True,
         ),
         BaselineSpec(
             "bm4d",
@@ -62,6 +69,7 @@ BASELINES: dict[str, BaselineSpec] = {
             volumetric=True,
             available=bm4d_available,
             licence_note="bm4d package: non-commercial licence",
+            stabilizes=True,
         ),
         BaselineSpec(
             "diffusion",

@@ -644,6 +644,8 @@ def _run_denoiser(denoiser, data, args: argparse.Namespace, masks: dict):
     report = denoiser.last_report
     if report is not None and report.choice:
         logger.info("  model: %s", report.choice)
+    if report is not None and report.stabilized:
+        logger.info("  %s", report.stabilized)
     if report is not None and report.refined > 0:
         logger.info(
             "  refined: averaged with %d %% of its collaborative Wiener filtering (%s)",
@@ -931,6 +933,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
                 refine=args.refine,
                 magnitude_floor=args.magnitude_floor,
                 coils=args.coils,
+                stabilize=args.stabilize,
                 **({} if args.metal is None else {"metal_hu": None if args.metal == "off" else args.metal}),
             )
             if jobs
@@ -1067,6 +1070,15 @@ def add_parser(sub) -> None:
         "(default: 2500, meddenoiselib.transforms.metal.METAL_HU)",
     )
     add_magnitude_floor_options(p)
+    p.add_argument(
+        "--stabilize",
+        choices=["auto", "off"],
+        default="auto",
+        help="NLM, BM3D and BM4D with the noise estimated, on X-ray and other images (not CT, MR or ultrasound): auto "
+        "measures whether the noise grows with the signal (photon counting: microscopy, detector images) and then "
+        "denoises the image's generalized Anscombe transform, whose noise has one level, and maps it back with the "
+        "exact unbiased inverse; off gives the method one noise level for the whole image (auto)",
+    )
     p.add_argument(
         "--preview-slice",
         type=parse_non_negative_int,

@@ -289,6 +289,8 @@ def run_report(denoiser, noisy: Volume | VolumeSeries, denoised: Volume | Volume
         if report.refined > 0:
             values["collaborative_wiener_share"] = report.refined
             values["collaborative_wiener"] = report.refine_detail
+        if report.stabilized:
+            values["variance_stabilization"] = report.stabilized
         if report.missing_voxels:
             values["voxels_without_data_nan"] = report.missing_voxels
         if report.left_out_voxels:

@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import OptionError
-from ..transforms.estimate import dct_matrix, mad_sigma, noise_band
+from ..transforms.estimate import dct_matrix
+from ..transforms.noise_level import NoiseLevel, estimate_noise_level
 from .allocator import freed_memory_kept
 
 __all__ = [
@@ -389,30 +390,6 @@ REFINED_MODELS: dict[str, Refinement] = {
 }
 
 
-#: intensity bins of the noise-level fit, and the fewest wavelet coefficients per bin for it (else the noise is taken
-#: as constant: the image is too small to tell how the noise changes with intensity)
-LEVEL_BINS, LEVEL_MIN_PER_BIN = 12, 200
-
-
-@dataclass(frozen=True)
-class NoiseLevel:
-    """Noise variance as a function of the clean intensity ``x``: ``gain * x + floor`` (Poisson-Gaussian: photon
-    noise grows with the signal; white Gaussian noise has ``gain = 0``), at most ``ceiling`` (magnitude MR: its
-    noise is never stronger than the sigma of its floor). Units: those of the image (variance in the square of
-    them)."""
-
-    gain: float
-    floor: float
-    ceiling: float = math.inf
-
-    def variance(self, intensity: torch.Tensor) -> torch.Tensor:
-        """Variance at ``intensity`` (any shape), never below a millionth of the floor's scale nor above the
-        ceiling."""
-        low = max(self.floor, 1e-12) * 1e-6 + 1e-12
-        variance = (self.gain * intensity + self.floor).clamp_min(low)
-        return variance if math.isinf(self.ceiling) else variance.clamp_max(max(self.ceiling, low))
-
-
 @dataclass(frozen=True)
 class NoiseSpectrum:
     """Correlated noise: ``variances`` ``(BLOCK, BLOCK)``, the noise variance of each coefficient of the
@@ -420,43 +397,6 @@ class NoiseSpectrum:
     in the image's units squared."""
 
     variances: np.ndarray
-
-
-def estimate_noise_level(noisy: np.ndarray, pilot: np.ndarray) -> NoiseLevel:
-    """Fit ``variance = gain * x + floor`` to the noise of one 2D slice.
-
-    Donoho's wavelet estimate (:func:`~meddenoiselib.transforms.estimate.mad_sigma` of the finest diagonal band, as
-    ``estimate_sigma`` takes it), taken per bin of the pilot's intensity (12 bins of equal count) instead of over the
-    whole image, and a least-squares line through the bins' variances; a falling or flat line gives constant noise
-    (the whole image's estimate). Coefficients of a masked background (support all at the minimum) are left out
-    (:func:`~meddenoiselib.transforms.estimate.noise_band`).
-
-    Args:
-        noisy: ``(H, W)`` noisy slice. pilot: ``(H, W)`` an estimate of the clean slice, same units.
-
-    Returns:
-        The fitted :class:`NoiseLevel`.
-    """
-    diagonal, unmasked = noise_band(noisy)
-    overall = mad_sigma(diagonal[unmasked]) ** 2
-    h, w = min(diagonal.shape[0], noisy.shape[0] // 2), min(diagonal.shape[1], noisy.shape[1] // 2)
-    unmasked = unmasked[:h, :w].ravel()
-    if np.count_nonzero(unmasked) < LEVEL_BINS * LEVEL_MIN_PER_BIN:
-        return NoiseLevel(0.0, overall)
-    intensity = np.asarray(pilot, dtype=np.float64)[: 2 * h, : 2 * w].reshape(h, 2, w, 2).mean(axis=(1, 3)).ravel()
-    # a masked background (all at the minimum) carries no noise: binned with the tissue it would pull the dark bins'
-    # variance, and so the line's floor, to 0
-    intensity, coefficients = intensity[unmasked], np.abs(diagonal[:h, :w]).ravel()[unmasked]
-    order = np.argsort(intensity, kind="stable")
-    bins = np.array_split(order, LEVEL_BINS)
-    x = np.array([intensity[b].mean() for b in bins])
-    v = np.array([mad_sigma(coefficients[b]) ** 2 for b in bins])
-    gain, floor = np.polyfit(x, v, 1)
-    if gain <= 0:
-        return NoiseLevel(0.0, overall)
-    if floor < 0:  # the line crosses zero above the darkest bin: a line through the origin instead
-        gain, floor = float(np.dot(x, v) / np.dot(x, x)), 0.0
-    return NoiseLevel(float(gain), float(floor))
 
 
 def _dct_matrix(n: int, device: torch.device) -> torch.Tensor:

@@ -25,15 +25,23 @@ from ..io.series import (
     stacked_frames,
 )
 from ..io.volume import Volume
+from ..transforms.anscombe import GeneralizedAnscombe
 from ..transforms.background import background_level
 from ..transforms.colour import luma, with_new_luma
 from ..transforms.ct_padding import fill_outside_reconstruction, outside_reconstruction
-from ..transforms.estimate import NoiseEstimate, estimate_dct_noise, estimate_noise
+from ..transforms.estimate import (
+    NoiseEstimate,
+    estimate_dct_noise,
+    estimate_noise,
+    estimate_sigma,
+    sampled_slice_indices,
+)
 from ..transforms.intensity import IntensityScaling, NoiseSD, ScalingMode, fit_scaling
 from ..transforms.magnitude import MagnitudeFloor, correct_magnitude_bias
 from ..transforms.metal import METAL_HU, metal_region
 from ..transforms.missing import fill_left_out, fill_missing, missing_values
 from ..transforms.noise import BODY_THRESHOLD_HU
+from ..transforms.noise_level import estimate_photon_noise
 from ..transforms.noise_sd_map import NoiseSDMap
 from .auto import AutoChoice, choose_model, masked_background_of, nan_mask_as_zeros, nan_mask_of_series_as_zeros
 from .baseline_runner import BaselineRunner
@@ -76,6 +84,13 @@ REFINE_CHOICES = ("auto", "on", "off")
 
 #: ``magnitude_floor``: remove a magnitude MR's noise floor where ``auto`` finds one, with any method, or never
 MAGNITUDE_FLOOR_MODES = ("auto", "remove", "keep")
+#: ``stabilize`` settings: the generalized Anscombe transform around a baseline where the noise grows with the signal
+STABILIZE_MODES = ("auto", "off")
+#: the modalities whose pixel values can hold photon-counting noise: CT (correlated, in HU), MR (Rician) and
+#: ultrasound (multiplicative speckle) have noise models of their own
+PHOTON_NOISE_MODALITIES = (Modality.XRAY, Modality.OTHER)
+#: slices of a volume whose transform's noise level is measured (:func:`~meddenoiselib.transforms.estimate_noise`'s)
+STABILIZED_NOISE_SLICES = 16
 
 #: share of the collaborative Wiener filtering in the average when ``refine="on"`` for a model without a measured one
 DEFAULT_REFINE_SHARE = 0.3
@@ -198,6 +213,8 @@ class DenoiseReport:
             image's units (read from its air, or given as a :class:`~meddenoiselib.transforms.NoiseSD`); else None.
         noise_sd_map: the label of the :class:`~meddenoiselib.transforms.NoiseSDMap` the image was divided by, else
             empty.
+        stabilized: the photon noise a baseline was run under the generalized Anscombe transform for (``stabilize``),
+            else empty.
     """
 
     method: str
@@ -220,6 +237,7 @@ class DenoiseReport:
     frames: str = ""
     floor_sigma: float | None = None
     noise_sd_map: str = ""
+    stabilized: str = ""
 
     def described_method(self, requested: str) -> str:
         """What denoised the volume, for a sidecar or provenance record: ``requested`` (the Denoiser's ``method``)
@@ -309,6 +327,13 @@ class Denoiser:
             SENSE/GRAPPA-combined or single-channel image), for the floor's removal: the floor is then read as
             non-central chi of ``N`` coils, not as the count the air's spread suggests. Defaults to None (read
             from the air).
+        stabilize: for NLM, BM3D and BM4D with the noise level estimated (``sigma="auto"``) on X-ray and other
+            images (microscopy, photographs; not CT, MR or ultrasound): ``"auto"`` measures whether the noise grows
+            with the signal (photon counting: :func:`~meddenoiselib.transforms.noise_level.estimate_photon_noise`)
+            and then runs the method on the image's generalized Anscombe transform, which makes that noise white
+            with one level, and maps the result back with the exact unbiased inverse
+            (:class:`~meddenoiselib.transforms.anscombe.GeneralizedAnscombe`); ``"off"`` never. Ignored by networks.
+            Defaults to ``"auto"``.
 
     Example::
 
@@ -339,6 +364,7 @@ class Denoiser:
         metal_hu: float | None = METAL_HU,
         magnitude_floor: str = "auto",
         coils: int | None = None,
+        stabilize: str = "auto",
     ) -> None:
         _check_options(
             overlap,
@@ -374,6 +400,13 @@ class Denoiser:
             isinstance(coils, bool) or not isinstance(coils, (int, np.integer)) or not 1 <= coils <= 64
         ):
             raise OptionError(f"coils must be a whole number from 1 to 64, got {coils!r}", parameter="coils")
+        if stabilize not in STABILIZE_MODES:
+            raise OptionError(
+                f"stabilize must be one of {', '.join(STABILIZE_MODES)}, got {stabilize!r}", parameter="stabilize"
+            )
+        self.stabilize = stabilize
+        self._stabilizer: _Stabilizer | None = None
+        self._stabilized = ""  # what the last call's stabilizer was fitted to, for the report
         self.magnitude_floor = magnitude_floor
         self.coils = None if coils is None else int(coils)
         self._floor_pass = False  # inside the removal of the floor with an explicitly named method
@@ -394,6 +427,7 @@ class Denoiser:
             ensemble=ensemble,
             modality=modality,
             refine=refine,
+            stabilize=stabilize,
         )
         self._delegates: dict[str, Denoiser] = {}
         self._active: Denoiser | None = None
@@ -886,7 +920,7 @@ class Denoiser:
         guess = detect_modality(volume, self.modality_hint)
         components, luma_only = _components(volume.array, volume.num_components, guess.modality)
         outputs, scalings, used_sigma = [], [], None
-        self._estimate = None
+        self._estimate, self._stabilized = None, ""
         for index, component in enumerate(components):
             original = component
             component, outside, scaling = self._prepare(component, guess.modality)
@@ -912,6 +946,7 @@ class Denoiser:
                 body = self._body(component, outside) if guess.modality == Modality.CT else None
                 self._estimate = estimate_noise(normalized, correlated=body is not None, mask=body)
                 body = None
+            self._stabilizer = self._stabilizer_for(normalized, sigma, guess.modality)
             component = None  # a filled copy of a padded CT is not needed past here: free it before the network runs
             label = "denoising" if len(components) == 1 else f"denoising channel {index + 1}/{len(components)}"
             region = self._normalized_body(normalized, outside, scaling) if guess.modality == Modality.CT else None
@@ -1049,6 +1084,7 @@ class Denoiser:
         components, luma_only = _components(frames, series.num_components, guess.modality)
         computed = range(count) if part is None else (part[0],)
         callback, outputs, scalings, used_sigma = self.progress_callback, [], [], None
+        self._stabilized = ""
         for index, component in enumerate(components):
             original = component
             component, outside, scaling = self._prepare(component, guess.modality)
@@ -1066,6 +1102,7 @@ class Denoiser:
                 level = self._estimate = estimate_noise(
                     slices, correlated=True if body is not None else None, mask=body
                 )
+            self._stabilizer = self._stabilizer_for(slices, sigma, guess.modality)
             result = np.empty_like(normalized) if part is None else None
             known = None if self._known_noise is None else self._known_noise / scaling.scale
             try:
@@ -1432,6 +1469,7 @@ class Denoiser:
             ensemble=self._views_used,
             refined=self._refined,
             refine_detail=self._refine_detail if self._refined else "",
+            stabilized=self._stabilized,
         )
 
     def denoise_array(self, array: np.ndarray, sigma: float | str | None = "auto") -> np.ndarray:
@@ -1464,6 +1502,8 @@ class Denoiser:
         if not np.all(np.isfinite(volume)):
             raise InputError("the image contains NaN/Inf values; fix or mask them first")
         axis = 0 if self.slice_axis is None else self.slice_axis  # no spacing: taken as isotropic, so z
+        self._stabilized = ""
+        self._stabilizer = self._stabilizer_for(volume, sigma, self.modality_hint or Modality.OTHER)
         denoised, _ = self._denoise_normalized(volume, sigma, axis, "denoising")
         return denoised[0] if squeeze else denoised
 
@@ -1556,7 +1596,7 @@ class Denoiser:
         )
         work = normalized if slab is None else slab.take(normalized, lo, hi)
         if isinstance(self.runner, BaselineRunner):
-            denoised = self.runner.run(work, used_sigma or 0.0, axis, self._estimate, progress, self._check_cancel)
+            denoised = self._run_baseline(work, used_sigma, axis, progress)
         else:
             if slab is not None and burst is not None:  # (B, Z, Y, X): the same slices of each burst frame
                 burst = _Slab(axis + 1, lo, hi).take(burst)
@@ -1581,6 +1621,48 @@ class Denoiser:
             noisy = take(normalized)
             denoised = noisy + self.strength * (denoised - noisy)
         return denoised.astype(np.float32, copy=False), used_sigma
+
+    def _stabilizer_for(
+        self, normalized: np.ndarray, sigma: float | str | NoiseEstimate | None, modality: Modality
+    ) -> _Stabilizer | None:
+        """The generalized Anscombe transform for a baseline on ``normalized`` ``(Z, Y, X)`` where ``stabilize``
+        allows it and its noise grows with the signal (see the class's ``stabilize``), else None. Its scale and
+        noise level are the whole volume's, so that a preview's slab is filtered as the whole volume is."""
+        spec = self.baseline
+        if (
+            self.stabilize == "off"
+            or spec is None
+            or not spec.stabilizes
+            or sigma not in (None, "auto")
+            or modality not in PHOTON_NOISE_MODALITIES
+        ):
+            return None
+        level = estimate_photon_noise(normalized)
+        if level is None:
+            return None
+        self._stabilized = (
+            f"photon noise, variance {level.gain:.3g} * x + {level.floor:.3g} on the normalized scale: "
+            "denoised under the generalized Anscombe transform, mapped back with its exact unbiased inverse"
+        )
+        logger.info("%s", self._stabilized)
+        transform = GeneralizedAnscombe(level)
+        # the transform rises with the value: the volume's extremes give the transformed range without transforming it
+        low, high = (float(transform.forward(np.float64(v))) for v in (normalized.min(), normalized.max()))
+        span = max(high - low, 1e-12)
+        sampled = normalized[sampled_slice_indices(normalized.shape[0], STABILIZED_NOISE_SLICES)]
+        sigma = estimate_sigma(((transform.forward(sampled) - low) / span).astype(np.float32), STABILIZED_NOISE_SLICES)
+        return _Stabilizer(transform, low, span, sigma)
+
+    def _run_baseline(
+        self, work: np.ndarray, sigma: float | None, axis: int, progress: Callable[[int], Progress]
+    ) -> np.ndarray:
+        """The baseline on ``work`` (normalized ``(Z, Y, X)``), under the generalized Anscombe transform where
+        :meth:`_stabilizer_for` gave one."""
+        stabilizer = self._stabilizer
+        if stabilizer is None:
+            return self.runner.run(work, sigma or 0.0, axis, self._estimate, progress, self._check_cancel)
+        denoised = self.runner.run(stabilizer.unit(work), stabilizer.sigma, axis, None, progress, self._check_cancel)
+        return stabilizer.back(denoised)
 
     def _reach(self, axis: int, refinement: Refinement | None) -> int:
         """Slices on each side of a slice that its output depends on (a preview computes them): the burst's and the
@@ -1657,6 +1739,25 @@ def _through_plane_axis(shape: tuple[int, ...], spacing: tuple[float, float, flo
     axis_spacing = [spacing[2 - a] for a in range(3)]
     largest = max(axis_spacing)
     return 0 if axis_spacing[0] == largest else int(np.argmax(axis_spacing))
+
+
+class _Stabilizer(NamedTuple):
+    """A baseline's generalized Anscombe transform for one volume: the transformed volume scaled to [0, 1] (``low``:
+    the transform of its lowest value, ``span``: of its range), where its noise has the level ``sigma`` (estimated
+    there: the transform's noise is white, its level ~1 before the scaling)."""
+
+    transform: GeneralizedAnscombe
+    low: float
+    span: float
+    sigma: float
+
+    def unit(self, normalized: np.ndarray) -> np.ndarray:
+        """Normalized voxels (any shape) -> the transformed scale in [0, 1], float32."""
+        return ((self.transform.forward(normalized) - self.low) / self.span).astype(np.float32)
+
+    def back(self, denoised: np.ndarray) -> np.ndarray:
+        """Denoised voxels on the transformed [0, 1] scale -> normalized units (the unbiased inverse), float32."""
+        return self.transform.inverse(denoised.astype(np.float64) * self.span + self.low).astype(np.float32)
 
 
 class _Slab(NamedTuple):
