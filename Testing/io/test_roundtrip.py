@@ -222,6 +222,28 @@ def test_dicom_values_beyond_the_stored_range_are_clipped_not_wrapped(tmp_path, 
     assert int(back.array.min()) == -1024 and int(back.array.max()) == -1024
 
 
+def test_a_long_series_description_keeps_the_suffix_within_64_characters(tmp_path, ct_series_dir):
+    """A 60-character SeriesDescription (the most a scanner's LO value holds is 64) and " denoised": the written
+    value is 64 characters, ends with the suffix, begins with the original, and pydicom writes it without a warning
+    about the value's length."""
+    import warnings
+
+    from meddenoiselib.io.volume import Volume
+
+    source = ct_series_dir / "00-slice099.dcm"
+    ds = pydicom.dcmread(source)
+    ds.SeriesDescription = "Thorax 1.0 B31f lung window axial reconstruction series 0042"[:60].ljust(60, "x")
+    long = tmp_path / "long.dcm"
+    ds.save_as(long)
+    volume = read_volume(long)
+    assert isinstance(volume, Volume)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = write_volume(volume, tmp_path / "out.dcm")
+    written = pydicom.dcmread(out).SeriesDescription
+    assert len(written) == 64 and written.endswith(" denoised") and written.startswith("Thorax 1.0 B31f")
+
+
 def test_single_dicom_file_round_trip(tmp_path, ct_series_dir):
     source = ct_series_dir / "00-slice099.dcm"
     volume = read_volume(source)

@@ -23,6 +23,17 @@ __all__ = ["check_dicom_writable", "derived_file_names", "write_derived_dicom"]
 logger = logging.getLogger(__name__)
 
 
+#: the most characters a Long String (LO) value holds, as SeriesDescription is one (DICOM PS3.5, 6.2)
+LONG_STRING_MAX = 64
+
+
+def _with_suffix(description: str, suffix: str) -> str:
+    """``description`` with ``suffix`` appended, within :data:`LONG_STRING_MAX` characters: where both do not fit,
+    the description is cut (the suffix is what tells a reader the series is derived)."""
+    suffix = suffix[:LONG_STRING_MAX]
+    return (description[: max(LONG_STRING_MAX - len(suffix), 0)].rstrip() + suffix).strip()
+
+
 def check_dicom_writable(images: tuple[DicomImage, ...] | list[DicomImage], label: str) -> None:
     """Refuse sources whose pixels a derived image cannot be written into.
 
@@ -227,7 +238,7 @@ def _mark_derived(ds, series_uid: str, description_suffix: str, derivation: str,
     ds.SeriesInstanceUID = series_uid
     ds.SOPInstanceUID = generate_uid()
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.SeriesDescription = (str(getattr(ds, "SeriesDescription", "") or "") + description_suffix).strip()
+    ds.SeriesDescription = _with_suffix(str(getattr(ds, "SeriesDescription", "") or ""), description_suffix)
     image_type = list(getattr(ds, "ImageType", []) or [])
     ds.ImageType = ["DERIVED", "SECONDARY"] + [str(v) for v in image_type[2:]]
     if "SeriesNumber" in ds and ds.SeriesNumber not in (None, ""):
