@@ -681,27 +681,40 @@ class Denoiser:
         """``sigma``, or, for ``auto`` left to estimate the noise of a magnitude MR image whose noise floor differs
         across the image (:func:`~meddenoiselib.transforms.magnitude.floor_variation`: parallel imaging's g-factor, a
         coil array on one side), a noise SD map estimated from the image (:meth:`NoiseSDMap.estimated`), which one
-        level cannot stand for: one level leaves the noisy side noisy and the floor's removal biased. Not for the
-        ``preview`` of a volume whose slices are a DICOM series' frames (previewed frame by frame).
+        level cannot stand for: one level leaves the noisy side noisy and the floor's removal biased; likewise where
+        the noise inside the image is well above the floor's in the air
+        (:func:`~meddenoiselib.transforms.magnitude.interior_variation`: a g-factor that peaks between the coils, in
+        the middle of the image). Not for the ``preview`` of a volume whose slices are a DICOM series' frames
+        (previewed frame by frame).
 
-        Only where the floor varies: where it does not, a map read from the image matched one level's PSNR but moved
-        the floor's removal off (held-out MNI T1 template, Rician 3 %: background bias 0.015 -> 0.14 sigma; 8 coils
-        0.03 -> 0.78; docs/benchmarks_noise_sd_map.md)."""
+        Only where the noise is seen to vary: where it does not, a map read from the image matched one level's PSNR
+        but moved the floor's removal off (held-out MNI T1 template, Rician 3 %: background bias 0.015 -> 0.14 sigma;
+        8 coils 0.03 -> 0.78; docs/benchmarks_noise_sd_map.md)."""
         if not self.auto or sigma not in ("auto", None):
             return sigma
         if preview and isinstance(volume, Volume) and series_of_repeated_frames(volume) is not None:
             return sigma
-        from ..transforms.magnitude import describe_floor_sigmas, floor_variation
+        from ..transforms.magnitude import describe_floor_sigmas, floor_variation, interior_variation
 
         first = volume.frame(0) if isinstance(volume, VolumeSeries) else volume
         if first.num_components != 1 or missing_values(first.array, "the volume") is not None:
             return sigma
         floor = self.choose(first).magnitude_floor
-        varies = None if floor is None else floor_variation(first.array, floor)
-        if varies is None:
+        if floor is None:
             return sigma
-        logger.info("the magnitude noise floor varies across the image: denoised with a noise SD map read from it")
-        return NoiseSDMap.estimated(f"the noise floor varies: {describe_floor_sigmas(varies)}")
+        varies = floor_variation(first.array, floor)
+        if varies is not None:
+            logger.info("the magnitude noise floor varies across the image: denoised with a noise SD map read from it")
+            return NoiseSDMap.estimated(f"the noise floor varies: {describe_floor_sigmas(varies)}")
+        inside = interior_variation(first.array, floor)
+        if inside is None:
+            return sigma
+        logger.info(
+            "the noise inside the image is %.2f times its floor's: denoised with a noise SD map read from it", inside
+        )
+        return NoiseSDMap.estimated(
+            f"the noise inside the image is {inside:.2f} times the floor's sigma {floor.sigma:.4g} in the air"
+        )
 
     def _as_frames(self, volume: Volume, mask, exclude):
         """``(series, mask, exclude, description)`` for a volume whose slices are the frames of a DICOM series
