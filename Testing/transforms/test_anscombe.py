@@ -69,3 +69,13 @@ def test_photon_noise_is_found_on_a_radiograph_and_gaussian_noise_is_not(xray):
     rng = np.random.default_rng(0)
     for sigma in (5, 25, 50):
         assert estimate_photon_noise(xray + rng.normal(0, sigma / 255, xray.shape).astype(np.float32)) is None
+
+
+def test_noise_that_follows_the_position_is_not_photon_noise(xray):
+    """Gaussian noise rising down the radiograph (sigma 5 -> 60 / 255, as a detector's gain or a coil makes it),
+    where the brighter lower lungs are also the noisier: the line through all intensities rises, but the halves'
+    lines disagree, so it is not taken for photon noise; a crop too small to fit each half is not either."""
+    ramp = np.linspace(5, 60, xray.shape[0])[:, None] / 255
+    noisy = (xray + np.random.default_rng(1).normal(size=xray.shape) * ramp).astype(np.float32)
+    assert estimate_photon_noise(noisy) is None
+    assert estimate_photon_noise(_photons(xray[:96, :96], 30.0)) is None

@@ -1663,8 +1663,10 @@ class Denoiser:
         low, high = (float(transform.forward(np.float64(v))) for v in (normalized.min(), normalized.max()))
         span = max(high - low, 1e-12)
         sampled = normalized[sampled_slice_indices(normalized.shape[0], STABILIZED_NOISE_SLICES)]
-        sigma = estimate_sigma(((transform.forward(sampled) - low) / span).astype(np.float32), STABILIZED_NOISE_SLICES)
-        return _Stabilizer(transform, low, span, sigma)
+        unit_sigma = estimate_sigma(
+            ((transform.forward(sampled) - low) / span).astype(np.float32), STABILIZED_NOISE_SLICES
+        )
+        return _Stabilizer(transform, low, span, unit_sigma)
 
     def _run_baseline(
         self, work: np.ndarray, sigma: float | None, axis: int, progress: Callable[[int], Progress]
