@@ -72,27 +72,26 @@ class NoiseLevel:
         return float(at[1] / at[0])
 
 
-def _band_and_intensity(
-    noisy: np.ndarray, pilot: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, np.ndarray]:
+def _band_and_intensity(noisy: np.ndarray, pilot: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
     """The wavelet coefficients of one ``(H, W)`` slice that measure its noise, the pilot's intensity where each
-    lies (its 2x2 block mean, on the band's grid), the whole slice's noise variance, and for each coefficient whether
-    it lies in the slice's second half across (columns) and down (rows)."""
+    lies (its 2x2 block mean, on the band's grid), the whole slice's noise variance, and which coefficients of the
+    band's ``(h, w)`` grid those are (for :func:`_second_halves`)."""
     diagonal, unmasked = noise_band(noisy)
     overall = mad_sigma(diagonal[unmasked]) ** 2
     h, w = min(diagonal.shape[0], noisy.shape[0] // 2), min(diagonal.shape[1], noisy.shape[1] // 2)
-    unmasked = unmasked[:h, :w].ravel()
-    intensity = np.asarray(pilot, dtype=np.float64)[: 2 * h, : 2 * w].reshape(h, 2, w, 2).mean(axis=(1, 3)).ravel()
-    rows, columns = np.mgrid[:h, :w]
+    kept = unmasked[:h, :w]
+    intensity = np.asarray(pilot, dtype=np.float64)[: 2 * h, : 2 * w].reshape(h, 2, w, 2).mean(axis=(1, 3))
     # a masked background (all at the minimum) carries no noise: binned with the tissue it would pull the dark bins'
     # variance, and so the line's floor, to 0
-    return (
-        np.abs(diagonal[:h, :w]).ravel()[unmasked],
-        intensity[unmasked],
-        overall,
-        (columns >= w // 2).ravel()[unmasked],
-        (rows >= h // 2).ravel()[unmasked],
-    )
+    return np.abs(diagonal[:h, :w])[kept], intensity[kept], overall, kept
+
+
+def _second_halves(kept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each coefficient :func:`_band_and_intensity` kept on its ``(h, w)`` grid: whether it lies in the second
+    half across (columns) and down (rows)."""
+    h, w = kept.shape
+    rows, columns = np.mgrid[:h, :w]
+    return (columns >= w // 2)[kept], (rows >= h // 2)[kept]
 
 
 def _fit_line(coefficients: np.ndarray, intensity: np.ndarray, overall: float) -> NoiseLevel:
@@ -164,7 +163,8 @@ def estimate_photon_noise(array: np.ndarray, max_slices: int = 8) -> NoiseLevel 
     if level.spread(low, high) < SIGNAL_DEPENDENT_RATIO:
         return None
     at_middle = torch.tensor([middle], dtype=torch.float64)
-    for half in (np.concatenate([p[3] for p in parts]), np.concatenate([p[4] for p in parts])):
+    halves = [_second_halves(p[3]) for p in parts]
+    for half in (np.concatenate([h[0] for h in halves]), np.concatenate([h[1] for h in halves])):
         if min(np.count_nonzero(half), np.count_nonzero(~half)) < LEVEL_BINS * LEVEL_MIN_PER_BIN:
             return None  # too small to tell whether the noise follows the intensity or the position
         first, second = (
