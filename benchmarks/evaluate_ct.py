@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "scripts"))
 from data_split import DATA_ROOT, REAL_NOISE_CT  # noqa: E402
-from evaluate_cli import run_evaluate  # noqa: E402
-from quality import cpu_name  # noqa: E402
+from evaluate_cli import write_evaluate_page  # noqa: E402
 
 NOISES = ("ct-lowdose:25HU", "ct-lowdose:60HU")
 
@@ -48,27 +45,20 @@ def main() -> int:
     parser.add_argument("--methods", default="auto,nlm,bm3d")
     parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks_evaluate_ct.md"))
     args = parser.parse_args()
-    started = time.time()
-    with tempfile.TemporaryDirectory(prefix="evaluate-ct-") as work:
-        work = Path(work)
-        series = held_out_series(work / "ct")
-        out = run_evaluate(series, NOISES, work / "out", "--methods", args.methods)
-        table = (out / "summary.md").read_text()
     names = ", ".join(name for name, _, _ in REAL_NOISE_CT)
-    text = "\n".join(
-        [
-            "# Low-dose CT, held out, scored in HU: `evaluate --noise`",
-            "",
-            f"`python benchmarks/evaluate_ct.py --methods {args.methods}` on {cpu_name()}, "
-            f"{time.time() - started:.0f} s: `python -m meddenoiselib evaluate SERIES... --noise ct-lowdose:25HU "
-            f"--noise ct-lowdose:60HU --methods {args.methods}` over the held-out series ({names}), their central 3 "
-            "adjacent slices (1-2 for the shorter ones). BM3D and NLM estimate the noise, as `denoise` does by "
-            "default (docs/benchmarks_real_noise.md gives BM3D the oracle noise spectrum too).",
-            "",
-            table,
-        ]
+    text = write_evaluate_page(
+        Path(args.output),
+        "Low-dose CT, held out, scored in HU: `evaluate --noise`",
+        f"python benchmarks/evaluate_ct.py --methods {args.methods}",
+        f"`python -m meddenoiselib evaluate SERIES... --noise ct-lowdose:25HU --noise ct-lowdose:60HU --methods "
+        f"{args.methods}` over the held-out series ({names}), their central 3 adjacent slices (1-2 for the shorter "
+        "ones). BM3D and NLM estimate the noise, as `denoise` does by default (docs/benchmarks_real_noise.md gives "
+        "BM3D the oracle noise spectrum too).",
+        lambda work: held_out_series(work / "ct"),
+        NOISES,
+        "--methods",
+        args.methods,
     )
-    Path(args.output).write_text(text)
     print(text)
     return 0
 

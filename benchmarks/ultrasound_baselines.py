@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "scripts"))
 from data_split import DATA_ROOT, VALIDATION  # noqa: E402
-from evaluate_cli import run_evaluate  # noqa: E402
+from evaluate_cli import write_evaluate_page  # noqa: E402
 from meddenoiselib.io import Volume, read_volume, write_volume  # noqa: E402
-from quality import cpu_name  # noqa: E402
 
 NOISES = ("speckle:0.1", "speckle:0.2", "speckle:0.4")
 
@@ -46,25 +43,20 @@ def main() -> int:
     parser.add_argument("--methods", default="auto,srad,median,nlm")
     parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks_ultrasound_baselines.md"))
     args = parser.parse_args()
-    started = time.time()
-    with tempfile.TemporaryDirectory(prefix="us-baselines-") as work:
-        work = Path(work)
-        references = [held_out_crops(work / "us")]
-        out = run_evaluate(references, NOISES, work / "out", "--modality", "us", "--methods", args.methods)
-        table = (out / "summary.md").read_text()
-    text = "\n".join(
-        [
-            "# Ultrasound speckle: the shipped model and the classical filters",
-            "",
-            f"`python benchmarks/ultrasound_baselines.py --methods {args.methods}` on {cpu_name()}, "
-            f"{time.time() - started:.0f} s: `python -m meddenoiselib evaluate HELD_OUT_US --noise speckle:0.1 "
-            "--noise speckle:0.2 --noise speckle:0.4 --modality us` over the 10 held-out HC18 images (central "
-            "512 x 512). PSNR over the image, data range the clean image's minimum to maximum.",
-            "",
-            table,
-        ]
+    text = write_evaluate_page(
+        Path(args.output),
+        "Ultrasound speckle: the shipped model and the classical filters",
+        f"python benchmarks/ultrasound_baselines.py --methods {args.methods}",
+        "`python -m meddenoiselib evaluate HELD_OUT_US --noise speckle:0.1 --noise speckle:0.2 --noise speckle:0.4 "
+        "--modality us` over the 10 held-out HC18 images (central 512 x 512). PSNR over the image, data range the "
+        "clean image's minimum to maximum.",
+        lambda work: [held_out_crops(work / "us")],
+        NOISES,
+        "--modality",
+        "us",
+        "--methods",
+        args.methods,
     )
-    Path(args.output).write_text(text)
     print(text)
     return 0
 
