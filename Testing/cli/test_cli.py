@@ -71,6 +71,35 @@ def test_folder_of_images_goes_to_a_folder(tmp_path, us_png, xray_png):
     assert written == sorted(p.stem + ".nrrd" for p in (us_png, xray_png))
 
 
+def test_inputs_whose_names_hold_dots_keep_their_whole_names_in_extra_outputs(tmp_path, ct_series_dir):
+    """'{name}' in --report is the input's name less an image suffix only: two series folders 't1.1mm' and
+    't1.5mm' each get their own report, where the text after the last dot was once dropped as if it were a suffix
+    and the two reports clashed (refused: the same path twice)."""
+    import shutil
+
+    from meddenoiselib.io import strip_suffix
+
+    folder, reports = tmp_path / "in", tmp_path / "reports"
+    for name in ("t1.1mm", "t1.5mm"):
+        shutil.copytree(ct_series_dir, folder / name)
+    reports.mkdir()
+    args = [
+        "denoise",
+        str(folder),
+        str(tmp_path / "out"),
+        "--model",
+        "median",
+        "--report",
+        str(reports / "{name}.json"),
+    ]
+    assert main([*args, "-q"]) == 0
+    assert sorted(p.name for p in reports.iterdir()) == ["t1.1mm.json", "t1.5mm.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["t1.1mm", "t1.5mm"]
+    # a DICOM file named by its UID keeps its name too; image suffixes go
+    assert strip_suffix("1.2.840.113619.2.55") == "1.2.840.113619.2.55"
+    assert [strip_suffix(n) for n in ("a.b.nii.gz", "IM1.DCM", "scan.nrrd")] == ["a.b", "IM1", "scan"]
+
+
 def test_format_applies_to_the_dicom_series_of_a_folder_run(tmp_path, ct_series_dir, us_png):
     """``--format nifti`` on a folder holding a DICOM series and a PNG writes both as NIfTI (the series folder used
     to come out as a DICOM series whatever --format said)."""

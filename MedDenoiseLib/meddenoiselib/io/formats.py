@@ -117,9 +117,11 @@ def is_supported_file(path: str | Path) -> bool:
 
 
 def strip_suffix(name: str) -> str:
-    """``"scan.nii.gz"`` -> ``"scan"``: the name without its (possibly double) image suffix."""
+    """``"scan.nii.gz"`` -> ``"scan"``: the name without its (possibly double) image suffix; a name without one
+    whole (a DICOM file named by its UID, ``1.2.840.113619.2.55``, or a series folder ``t1.5mm``: what follows its
+    last dot is no suffix, and dropping it would give different inputs one name)."""
     lower = name.lower()
     for suffix in _SUFFIXES:
         if lower.endswith(suffix):
             return name[: -len(suffix)]
-    return Path(name).stem
+    return name
