@@ -41,6 +41,11 @@ those above. No model was trained or tuned on it. Written to ``benchmarks_real_m
 average of many scans is smoother than one scan, so its PSNR gains flatter every method; the bias is what it is
 for. ``--thick N`` with it: each N adjacent 1 mm slices of ``TEMPLATE_THICK_SLICES`` averaged into one N mm slice,
 as a thick-slice acquisition integrates them (``benchmarks_real_mr_template_thickN.md``).
+
+``--scale F``: the references' stored values multiplied by F and rounded before the noise (the 2D slices, or the
+template with ``--template``): a scan stored with fewer grey levels, whose noise floor (sigma 3 % of the 99th
+percentile) is then a few grey levels: ~2.4 on the uint8 glioma slices at F = 0.4, ~2.5 on the uint8 template at
+F = 1/16 (its stored values). Written to ``benchmarks_real_mr_scaled<F>.md`` (``..._template_scaled<F>.md``).
 """
 
 from __future__ import annotations
@@ -106,19 +111,24 @@ TEMPLATE_GAIN = 16
 TEMPLATE_THICK_SLICES = range(48, 108)
 
 
-def template_case(work: Path, path: Path, thick: int = 1) -> Case:
+def scale_name(scale: float) -> str:
+    """The suffix of a reference's name and of the output files for ``--scale`` (none for 1)."""
+    return "" if scale == 1 else f"-x{scale:.4g}".replace(".", "p")
+
+
+def template_case(work: Path, path: Path, thick: int = 1, scale: float = 1.0) -> Case:
     """The MNI T1 template's central slab as an MR DICOM series of 1 mm slices, or of ``thick`` mm slices each the
-    mean of ``thick`` adjacent 1 mm slices (see the module docstring)."""
+    mean of ``thick`` adjacent 1 mm slices (see the module docstring), its values x ``scale``."""
     import nibabel as nib
 
-    name = "mni152-t1" if thick == 1 else f"mni152-t1-{thick}mm"
+    name = ("mni152-t1" if thick == 1 else f"mni152-t1-{thick}mm") + scale_name(scale)
     folder = work / "clean" / f"mr-{name}"
     if not folder.exists():
         image = nib.as_closest_canonical(nib.load(path))  # RAS: x right, y anterior, z superior
         slices = list(TEMPLATE_SLICES if thick == 1 else TEMPLATE_THICK_SLICES)
         data = np.asarray(image.dataobj, dtype=np.float64)[:, :, slices]
         # (x, y, z) -> (z, y, x), rows from anterior to posterior as a DICOM axial slice is shown
-        frames = np.transpose(data, (2, 1, 0))[:, ::-1, :] * TEMPLATE_GAIN
+        frames = np.transpose(data, (2, 1, 0))[:, ::-1, :] * TEMPLATE_GAIN * scale
         frames = frames[: len(frames) // thick * thick].reshape(-1, thick, *frames.shape[1:]).mean(axis=1)
         spacing = (1.0, 1.0, float(thick))
         description = "MNI ICBM152 2009a T1 template" + (f" {thick} mm" if thick > 1 else "") + " (fixture)"
@@ -137,13 +147,15 @@ def reduced_frames(frames: np.ndarray, factor: int) -> np.ndarray:
     return np.rint(cells.mean(axis=(2, 4))).astype(frames.dtype)
 
 
-def cases(work: Path, reduce: int = 1) -> list[Case]:
+def cases(work: Path, reduce: int = 1, scale: float = 1.0) -> list[Case]:
     out = []
     for name, source, channel in REAL_MR:
-        name = name if reduce == 1 else f"{name}-{reduce}x"
+        name = (name if reduce == 1 else f"{name}-{reduce}x") + scale_name(scale)
         folder = work / "clean" / f"mr-{name}"
         if not folder.exists():
             frames = reduced_frames(reference_frames(source, channel), reduce)
+            if scale != 1:
+                frames = np.rint(frames * scale).astype(frames.dtype)
             spacing = (MR_SPACING[0] * reduce, MR_SPACING[1] * reduce, MR_SPACING[2])
             write_fixture_series(frames, folder, "MR", spacing, f"{name} (fixture)")
         out.append(mr_case(name, folder))
@@ -265,6 +277,14 @@ def main() -> int:
         "benchmarks_real_mr_reduced<N>.md/.csv",
     )
     parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="the references' values x F (rounded) before the noise: a noise floor of a few grey levels -> "
+        "benchmarks_real_mr[_template]_scaled<F>.md/.csv",
+    )
+    parser.add_argument(
         "--masked",
         action="store_true",
         help="the noisy series masked to 0 outside the dilated head -> benchmarks_real_mr_masked.md/.csv (no oracle)",
@@ -274,6 +294,8 @@ def main() -> int:
         parser.error("--thick N (N >= 1) applies to --template")
     if args.reduce < 1 or (args.reduce > 1 and (args.template or args.masked)):
         parser.error("--reduce N (N >= 1) applies to the 2D slices, without --template or --masked")
+    if not args.scale > 0 or (args.scale != 1 and (args.masked or args.reduce > 1 or args.thick > 1)):
+        parser.error("--scale F (F > 0) applies to the 2D slices or the 1 mm template, without --masked or --reduce")
     if args.template and args.masked:
         parser.error("--template and --masked measure different things; give one")
     if args.template and not Path(args.template).is_file():
@@ -295,13 +317,19 @@ def run(args: argparse.Namespace, work: Path) -> int:
     output.mkdir(parents=True, exist_ok=True)
     methods = [m for m in args.methods.split(",") if m]
     env = cli_env()
-    all_cases = [template_case(work, Path(args.template), args.thick)] if args.template else cases(work, args.reduce)
+    all_cases = (
+        [template_case(work, Path(args.template), args.thick, args.scale)]
+        if args.template
+        else cases(work, args.reduce, args.scale)
+    )
     all_items = items_of(all_cases, args.seed)
     simulate_items(all_items, work)
     template_suffix = "_template" + (f"_thick{args.thick}" if args.thick > 1 else "")
     group, suffix = ("masked", "_masked") if args.masked else ("main", template_suffix if args.template else "")
     if args.reduce > 1:
         suffix = f"_reduced{args.reduce}"
+    if args.scale != 1:
+        suffix += f"_scaled{args.scale:.4g}"
     if args.masked:
         mask_items(all_items, work)
         all_items = items_of(all_cases, args.seed, group)
@@ -317,6 +345,8 @@ def run(args: argparse.Namespace, work: Path) -> int:
     if args.template:
         slices = f", {args.thick} mm slices" if args.thick > 1 else ""
         title = f"Magnitude-MR noise on an unseen 3D MR volume with an empty background (the MNI T1 template{slices})"
+    if args.scale != 1:
+        title += f", stored values x {args.scale:.4g} (a noise floor of a few grey levels)"
     lines = [
         f"# {title} (through the CLI)",
         "",

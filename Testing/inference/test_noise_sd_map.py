@@ -232,7 +232,6 @@ def test_auto_reads_a_map_where_the_noise_peaks_inside_the_image(mr_png):
     )  # fmt: skip
     floor = estimate_magnitude_floor(noisy.array)
     assert interior_variation(noisy.array, floor) >= INTERIOR_VARIATION_FACTOR
-    assert interior_variation(noisy.array, floor.with_coils(8)) is None  # a several-coil floor's sigma is less sure
     denoiser = Denoiser("auto", modality="mr")
     one, _ = _scores(clean, denoiser.denoise(noisy, NoiseSD(float(floor.sigma))).array, sigma)
     true, _ = _scores(clean, denoiser.denoise(noisy, NoiseSDMap(sigma)).array, sigma)
@@ -241,6 +240,45 @@ def test_auto_reads_a_map_where_the_noise_peaks_inside_the_image(mr_png):
         "the noise SD map estimated from the image (the noise inside the image is "
     )
     assert default > one + 3.0 and default > true - 0.8
+
+
+def _eight_coil_integers(clean: Volume, profile: np.ndarray, seed: int) -> tuple[Volume, Volume]:
+    """``(noisy, sigma)``: the root sum of squares of 8 channels (the signal spread evenly over them) with noise of
+    ``profile`` x the 99th percentile per channel, stored as integers (a floor of 4-5 grey levels)."""
+    values = clean.array.astype(np.float64)
+    sigma = profile * float(np.percentile(values, 99))
+    rng = np.random.default_rng(seed)
+    total = np.zeros(values.shape)
+    for _ in range(8):
+        real = values / np.sqrt(8) + rng.normal(size=values.shape) * sigma
+        total += real**2 + (rng.normal(size=values.shape) * sigma) ** 2
+    return clean.with_array(np.rint(np.sqrt(total)).astype(np.int16)), Volume(sigma.astype(np.float32))
+
+
+def test_auto_reads_a_map_where_the_noise_peaks_inside_an_eight_coil_image_stored_as_integers(mr_png):
+    """GRAPPA's g-factor on a multi-coil image: the same bump (2 % -> 6 %) as 8 coils combined by root sum of squares,
+    stored as integers. The floor reads 8 coils (it read 6 and none of this before its integers were read as their
+    rounding intervals allow) and the noise inside 1.8 times it: ``auto`` reads a map, 35.52 dB over the head against
+    29.95 with the floor's one level (37.65 with the true map). The same image with one level (3 %) reads no map."""
+    from meddenoiselib.transforms.magnitude import interior_variation
+
+    clean = read_volume(mr_png)
+    _, y, x = clean.shape
+    yy, xx = np.mgrid[:y, :x]
+    bump = 0.02 + 0.04 * np.exp(-0.5 * ((yy - (y - 1) / 2) ** 2 + (xx - (x - 1) / 2) ** 2) / (0.3 * x) ** 2)
+    noisy, sigma = _eight_coil_integers(clean, bump[None], seed=7)
+    floor = estimate_magnitude_floor(noisy.array)
+    assert floor.coils == 8
+    denoiser = Denoiser("auto", modality="mr")
+    one, _ = _scores(clean, denoiser.denoise(noisy, NoiseSD(float(floor.sigma))).array, sigma)
+    default, _ = _scores(clean, denoiser.denoise(noisy).array, sigma)
+    assert "the noise inside the image is" in denoiser.last_report.noise_sd_map
+    assert default > one + 4.0
+    flat, _ = _eight_coil_integers(clean, np.full((1, y, x), 0.03), seed=8)
+    flat_floor = estimate_magnitude_floor(flat.array)
+    assert flat_floor.coils == 8 and interior_variation(flat.array, flat_floor) is None
+    denoiser.denoise(flat)
+    assert denoiser.last_report.noise_sd_map == ""
 
 
 def test_an_estimated_map_is_refused_for_ct_colour_and_a_constant_image(ct_series_dir, us_png):

@@ -42,6 +42,22 @@ def test_floor_estimate_reads_coils_and_sigma_from_a_real_heads_background(mr_ni
     assert estimate_magnitude_floor(np.zeros((4, 64, 64))) is None  # a masked background says nothing
 
 
+@pytest.mark.parametrize("coils", [1, 4, 8, 16])
+def test_floor_of_a_few_grey_levels_stored_as_integers_is_read_right(mr_nifti, coils):
+    """The bundled head scaled so that a floor of sigma 3 % of its 99th percentile is 3 grey levels, stored as
+    integers, as a scanner stores magnitude MR. Read with the plain median and MAD, its 1 / 4 / 8 / 16 coils read
+    2 / 8 / 16 / 32 and sigma 27-32 % low (the MAD of integers is a whole or half step); with each value spread
+    over its rounding interval the coil count is right and sigma within 7 % (1 coil: the head's own floor adds)."""
+    clean = read_volume(mr_nifti).array.astype(np.float64)
+    sigma = 3.0
+    clean *= sigma / (0.03 * np.percentile(clean, 99))
+    noisy = np.rint(_magnitude(clean, sigma, coils, seed=7)).astype(np.int16)
+    floor = estimate_magnitude_floor(noisy)
+    assert floor is not None
+    assert floor.coils == coils
+    assert floor.sigma == pytest.approx(sigma, rel=0.07)
+
+
 @pytest.mark.parametrize("coils", [1, 8])
 def test_correction_removes_the_bias_of_an_ideal_mean_estimate(coils):
     """Given the exact E[M] (what an ideal Gaussian denoiser would return), the correction returns A."""

@@ -22,6 +22,7 @@ import numpy as np
 
 from .background import BACKGROUND_TILE as FLOOR_TILE
 from .background import background_tiles, darkest_tiles, robust_spread, sampled_tiles, surrounds_the_image
+from .quantization import interval_median_and_spread
 
 __all__ = [
     "MagnitudeFloor",
@@ -80,9 +81,10 @@ def darkest_background(array: np.ndarray, tile: int = 16, fraction: float = 0.05
 
 
 def robust_ratio(values: np.ndarray) -> float | None:
-    """``median / (1.4826 MAD)`` of ``values``; None when the spread or the median is zero."""
-    median = float(np.median(values))
-    spread = robust_spread(values)
+    """``median / (1.4826 MAD)`` of ``values``, stored values of a lattice (integers) taken as spread over their
+    rounding intervals (:func:`~.quantization.interval_median_and_spread`); None when the spread or the median is
+    zero."""
+    median, spread = interval_median_and_spread(values)
     return median / spread if spread > 0 and median > 0 else None
 
 
@@ -139,7 +141,9 @@ def estimate_magnitude_floor(array: np.ndarray) -> MagnitudeFloor | None:
     The background is the darkest tiles and every tile whose mean is as low within its noise
     (:func:`~.background.background_tiles`), on the first grid of :data:`FLOOR_TILES` with enough tiles. The coil
     count is the one whose theoretical floor ratio (:func:`floor_ratio_for_coils`) is nearest to the background's;
-    sigma is the background median over the median of ``chi_2N``.
+    sigma is the background median over the median of ``chi_2N``. Both are read with each stored value of an integer
+    image spread over its rounding interval (:func:`~.quantization.interval_median_and_spread`): a floor of a few
+    grey levels otherwise reads the wrong coil count.
 
     Args:
         array: ``(Z, Y, X)`` or ``(Y, X)`` magnitude image with a zero offset.
@@ -151,12 +155,11 @@ def estimate_magnitude_floor(array: np.ndarray) -> MagnitudeFloor | None:
     if found is None:
         return None
     tile, tiles, air = found
-    values = tiles[air].ravel().astype(np.float64)
-    ratio = robust_ratio(values)
-    if ratio is None:
+    median, spread = interval_median_and_spread(tiles[air])
+    if not (spread > 0 and median > 0):
         return None
+    ratio = median / spread
     coils = min(COIL_COUNTS, key=lambda n: abs(np.log(floor_ratio_for_coils(n) / ratio)))
-    median = float(np.median(values))
     image = np.asarray(array)
     sample = image[tuple(slice(None, None, max(1, n // 64)) for n in image.shape)]
     # Not a floor: the darkest tiles are tissue (a crop without air: their level is a large part of the image's), or
@@ -218,7 +221,7 @@ def floor_variation(array: np.ndarray, floor: MagnitudeFloor) -> tuple[str, floa
             air = background_tiles(tiles[half]) if half.sum() else None
             if air is None or len(air) < FLOOR_SIDE_TILES:
                 break
-            sigmas.append(float(np.median(tiles[half][air])) / median)
+            sigmas.append(interval_median_and_spread(tiles[half][air])[0] / median)
         if len(sigmas) == 2 and min(sigmas) > 0 and max(sigmas) / min(sigmas) >= FLOOR_VARIATION_FACTOR:
             found.append((max(sigmas) / min(sigmas), sides, *sigmas))
     if not found:
@@ -232,9 +235,11 @@ def floor_variation(array: np.ndarray, floor: MagnitudeFloor) -> tuple[str, floa
 #: coils, in the middle of the image, where a floor read at the edges cannot see it). On 5 training MR volumes with
 #: Rician noise (1 coil at 3 % and 6 %, 8 coils at 3 %) of one level the ratio reads 0.92-1.25; with a bump from 2 % at
 #: the edges to 6 % in the middle 1.18-2.02 (3 of 5 above this factor: the bump is missed on a head that fills the
-#: field of view and on a 58 x 58 image). Read for a one-coil (Rician) floor only: the coil count read from the air's
-#: spread is uncertain at several coils (an 8-coil floor of sigma 5 stored as integers reads 12 coils and a sigma 20 %
-#: low, which made one-level noise read 1.66 on a held-out real slice), and the ratio inherits that error
+#: field of view and on a 58 x 58 image). With 1, 4 and 8 coils, as floats and as integers of a floor of 5 and 2.5 grey
+#: levels: one level 0.95-1.27 (45 images), the bump 1.13-2.13 (found in all 27 images of the same 3 volumes, in 2 of 18
+#: of the other two). Until the floor's median and spread were read as their rounding intervals allow
+#: (:mod:`.quantization`) this was for one-coil floors only: an 8-coil floor of sigma 5 stored as integers read 12
+#: coils and a sigma 20 % low, and one-level noise then read 1.66 on a held-out real slice
 INTERIOR_VARIATION_FACTOR = 1.45
 #: slices of a volume the interior's noise is read on
 INTERIOR_VARIATION_SLICES = 8
@@ -242,7 +247,7 @@ INTERIOR_VARIATION_SLICES = 8
 
 def interior_variation(array: np.ndarray, floor: MagnitudeFloor) -> float | None:
     """How many times the noise inside a magnitude image exceeds its floor's sigma, where by at least
-    :data:`INTERIOR_VARIATION_FACTOR`, else None (also for a floor of several coils, whose sigma is less certain).
+    :data:`INTERIOR_VARIATION_FACTOR`, else None.
 
     The inside's noise is the 90th percentile of the noise SD map read from the image
     (:func:`~.noise_sd_map.estimate_noise_sd_map`, for the floor's coil count) on up to
@@ -255,8 +260,6 @@ def interior_variation(array: np.ndarray, floor: MagnitudeFloor) -> float | None
     from .estimate import sampled_slice_indices
     from .noise_sd_map import estimate_noise_sd_map
 
-    if floor.coils != 1:
-        return None
     image = np.asarray(array)
     image = image[None] if image.ndim == 2 else image
     sampled = image[sampled_slice_indices(image.shape[0], INTERIOR_VARIATION_SLICES)]
