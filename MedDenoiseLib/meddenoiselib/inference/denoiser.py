@@ -1654,7 +1654,8 @@ class Denoiser:
         if level is None:
             return None
         self._stabilized = (
-            f"photon noise, variance {level.gain:.3g} * x + {level.floor:.3g} on the normalized scale: "
+            f"photon noise, variance {level.gain:.3g} * x {'-' if level.floor < 0 else '+'} {abs(level.floor):.3g} "
+            "on the normalized scale: "
             "denoised under the generalized Anscombe transform, mapped back with its exact unbiased inverse"
         )
         logger.info("%s", self._stabilized)

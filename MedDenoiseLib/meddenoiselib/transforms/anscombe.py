@@ -42,6 +42,8 @@ class GeneralizedAnscombe:
     ``forward(z) = 2 / gain * sqrt(max(gain * z + 3/8 * gain^2 + floor, 0))``: Poisson-Gaussian noise of
     ``variance = gain * x + floor`` becomes noise of standard deviation ~1 (exactly 1 for high counts).
     ``inverse`` maps a denoised transformed image back to the image's units, unbiased, never below 0 (a count).
+    A negative floor is an offset (the counts' zero at ``-floor / gain`` in the image, with no read noise left to
+    tell apart): the transform is then the Anscombe transform of the counts above it.
     """
 
     level: NoiseLevel
@@ -52,12 +54,12 @@ class GeneralizedAnscombe:
 
     def forward(self, image: np.ndarray) -> np.ndarray:
         """``image`` (any shape, the level's units) -> transformed, float64, noise std ~1."""
-        gain, floor = self.level.gain, max(self.level.floor, 0.0)
+        gain, floor = self.level.gain, self.level.floor
         z = np.asarray(image, dtype=np.float64)
         return 2.0 / gain * np.sqrt(np.maximum(gain * z + 0.375 * gain * gain + floor, 0.0))
 
     def inverse(self, transformed: np.ndarray) -> np.ndarray:
         """A denoised transformed image (any shape) -> the image's units, float64, >= 0."""
-        gain, floor = self.level.gain, max(self.level.floor, 0.0)
+        gain, floor = self.level.gain, self.level.floor
         d = np.maximum(np.asarray(transformed, dtype=np.float64), _SMALLEST)
         return np.maximum(_unbiased_inverse(d, floor / gain**2), 0.0) * gain
