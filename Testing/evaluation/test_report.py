@@ -43,7 +43,8 @@ def test_magnitude_mr_report_reads_less_noise_after_the_floor_s_removal(mr_nifti
     assert values["modality"] == "mr"
     assert values["noise_sigma_after_0_255"] < 0.8 * values["noise_sigma_before_0_255"]
     # in the image's units the noise is the floor's sigma, as `info` gives it and --noise-sd takes it
-    assert denoiser.last_report.floor_sigma == pytest.approx(6.0, abs=0.1)
+    # (6.00 read from the plain median and MAD of its integers, 6.12 with each spread over its rounding interval)
+    assert denoiser.last_report.floor_sigma == pytest.approx(6.1, abs=0.1)
     assert values["noise_sd_before"] == pytest.approx(denoiser.last_report.floor_sigma, rel=1e-3)
     assert values["noise_sd_measure"].startswith("the magnitude floor's sigma")
     share = values["noise_sigma_after_0_255"] / values["noise_sigma_before_0_255"]
