@@ -94,26 +94,41 @@ def _second_halves(kept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (columns >= w // 2)[kept], (rows >= h // 2)[kept]
 
 
-def _fit_line(coefficients: np.ndarray, intensity: np.ndarray, overall: float, offset: bool = False) -> NoiseLevel:
-    """The least-squares line through the noise variances of :data:`LEVEL_BINS` bins of equal count in
-    ``intensity``; constant noise (``overall``) when there are too few coefficients or the line falls.
+def _binned_variances(coefficients: np.ndarray, intensity: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(x, v)``: the mean ``intensity`` and the noise variance of :data:`LEVEL_BINS` bins of equal count in it,
+    darkest first; None when there are too few coefficients."""
+    if coefficients.size < LEVEL_BINS * LEVEL_MIN_PER_BIN:
+        return None
+    order = np.argsort(intensity, kind="stable")
+    bins = np.array_split(order, LEVEL_BINS)
+    x = np.array([intensity[b].mean() for b in bins])
+    v = np.array([mad_sigma(coefficients[b]) ** 2 for b in bins])
+    return x, v
+
+
+def _line(binned: tuple[np.ndarray, np.ndarray] | None, overall: float, offset: bool = False) -> NoiseLevel:
+    """The least-squares line through :func:`_binned_variances`' bins; constant noise (``overall``) when there were
+    too few coefficients or the line falls.
 
     A line with a negative floor is replaced by one through the origin, unless ``offset`` and the line's variance is
     positive at the darkest bin: then the image's zero lies below the zero of its photon counts (min-max scaling of a
     noisy image puts 0 at its darkest pixel, a few read-noise sigmas below the counts' zero; a camera adds an offset),
     and the line is kept as it is."""
-    if coefficients.size < LEVEL_BINS * LEVEL_MIN_PER_BIN:
+    if binned is None:
         return NoiseLevel(0.0, overall)
-    order = np.argsort(intensity, kind="stable")
-    bins = np.array_split(order, LEVEL_BINS)
-    x = np.array([intensity[b].mean() for b in bins])
-    v = np.array([mad_sigma(coefficients[b]) ** 2 for b in bins])
+    x, v = binned
     gain, floor = np.polyfit(x, v, 1)
     if gain <= 0:
         return NoiseLevel(0.0, overall)
     if floor < 0 and not (offset and gain * x[0] + floor > 0):
         gain, floor = float(np.dot(x, v) / np.dot(x, x)), 0.0
     return NoiseLevel(float(gain), float(floor))
+
+
+def _fit_line(coefficients: np.ndarray, intensity: np.ndarray, overall: float) -> NoiseLevel:
+    """:func:`_line` through the bins of ``coefficients`` by ``intensity``, through the origin where it would fall
+    below it."""
+    return _line(_binned_variances(coefficients, intensity), overall)
 
 
 def estimate_noise_level(noisy: np.ndarray, pilot: np.ndarray) -> NoiseLevel:
@@ -167,7 +182,8 @@ def estimate_photon_noise(array: np.ndarray, max_slices: int = 8) -> NoiseLevel 
     overall = float(np.median([p[2] for p in parts]))
     # whether the noise follows the signal is decided on lines through the origin where they would fall below it
     # (the tests' factors were chosen on those); the level returned keeps an offset the data show
-    level = _fit_line(coefficients, intensity, overall)
+    binned = _binned_variances(coefficients, intensity)
+    level = _line(binned, overall)
     if level.gain <= 0:
         return None
     low, middle, high = (float(v) for v in np.percentile(intensity, [10, 50, 90]))
@@ -184,4 +200,4 @@ def estimate_photon_noise(array: np.ndarray, max_slices: int = 8) -> NoiseLevel 
         )
         if max(first, second) > SPATIAL_CONSISTENCY * min(first, second):
             return None
-    return _fit_line(coefficients, intensity, overall, offset=True)
+    return _line(binned, overall, offset=True)

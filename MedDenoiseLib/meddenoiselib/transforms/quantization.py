@@ -28,8 +28,12 @@ LATTICE_MAX_DISTINCT = 0.25
 def lattice_step(values: np.ndarray) -> float:
     """The step of the lattice ``values`` lie on (1 for integers, the slope for a DICOM rescale), or 0 for values
     that lie on none (continuous, or fewer than two distinct ones)."""
-    distinct = np.unique(np.asarray(values, dtype=np.float64))
-    if distinct.size < 2 or distinct.size > LATTICE_MAX_DISTINCT * np.size(values):
+    return _step_of(np.unique(np.asarray(values, dtype=np.float64)), np.size(values))
+
+
+def _step_of(distinct: np.ndarray, size: int) -> float:
+    """:func:`lattice_step` of ``size`` values whose distinct ones, ascending, are ``distinct``."""
+    if distinct.size < 2 or distinct.size > LATTICE_MAX_DISTINCT * size:
         return 0.0
     step = float(np.min(np.diff(distinct)))
     steps = (distinct - distinct[0]) / step
@@ -48,11 +52,11 @@ def interval_median_and_spread(values: np.ndarray) -> tuple[float, float]:
         ``(median, spread)``: the spread is the standard deviation were the values Gaussian.
     """
     values = np.asarray(values, dtype=np.float64).ravel()
-    step = lattice_step(values)
+    distinct, counts = np.unique(values, return_counts=True)
+    step = _step_of(distinct, values.size)
     if step == 0:
         median = float(np.median(values))
         return median, 1.4826 * float(np.median(np.abs(values - median)))
-    distinct, counts = np.unique(values, return_counts=True)
     # the piecewise-linear distribution function: each value's share rises evenly across its interval
     edges = np.stack([distinct - step / 2, distinct + step / 2], axis=1).ravel()
     above = np.cumsum(counts) / values.size
