@@ -128,3 +128,23 @@ def test_on_finer_tiles_only_dark_tiles_on_the_edge_are_a_floor():
     floor = estimate_magnitude_floor(_magnitude(air_around, 30.0, 1, seed=3)[None])
     assert floor is not None and floor.tile == 8 and floor.coils == 1
     assert floor.sigma == pytest.approx(30.0, rel=0.05)
+
+
+@pytest.mark.parametrize("integer", [False, True])
+@pytest.mark.parametrize("coils", [1, 4, 8])
+def test_the_coil_count_of_a_floor_that_varies_across_the_image_is_read_in_its_parts(mr_png, coils, integer):
+    """Four slices of the test data's brain slice, sigma rising across their columns from 1 % to 8 % of the 99th
+    percentile (a coil array on one side), as floats and as integers (sigma 1-8 grey levels): the whole air mixes
+    sigmas, which lowers its ``median / MAD`` (8 coils read 6, 4 coils 3-4 before the parts were read); the quarters
+    of the image read the count (a single 256 x 256 slice holds ~6 air tiles per quarter: 6 or 8 for 8 coils). One
+    level reads its count as before, and the floor's sigma is that of the darkest air, the low end of the ramp."""
+    image = read_volume(mr_png).array[0].astype(np.float64)
+    signal = np.where(image > 8, image, 0.0)
+    signal = np.stack([signal * (100.0 if integer else 1000.0) / np.percentile(signal, 99)] * 4)
+    top = float(np.percentile(signal, 99))
+    ramp = (0.01 + 0.07 * np.linspace(0.0, 1.0, signal.shape[-1]))[None, :] * top
+    for sigma in (ramp, np.full(signal.shape[-2:], 0.03 * top)):
+        noisy = _magnitude(signal, sigma, coils, seed=5)
+        floor = estimate_magnitude_floor(np.rint(noisy) if integer else noisy)
+        assert floor is not None and floor.coils == coils
+        assert np.min(sigma) * 0.9 < floor.sigma < np.min(sigma) * 1.6
