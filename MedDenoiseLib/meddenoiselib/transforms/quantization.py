@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize
 
-__all__ = ["interval_median_and_spread", "lattice_step"]
+__all__ = ["interval_median", "interval_median_and_spread", "lattice_step"]
 
 #: values are taken for a lattice when every distinct one is a whole number of steps from the smallest, within this
 #: fraction of a step (a float32 rescale slope's rounding)
@@ -40,6 +40,27 @@ def _step_of(distinct: np.ndarray, size: int) -> float:
     return step if float(np.max(np.abs(steps - np.round(steps)))) <= LATTICE_TOLERANCE else 0.0
 
 
+def interval_median(values: np.ndarray) -> float:
+    """The median of ``values``, each stored value of a lattice spread evenly over its rounding interval (the grouped
+    median); the plain median of values on no lattice. See :func:`interval_median_and_spread`."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    distinct, counts = np.unique(values, return_counts=True)
+    step = _step_of(distinct, values.size)
+    if step == 0:
+        return float(np.median(values))
+    edges, shares = _distribution(distinct, counts, step)
+    return float(np.interp(0.5, shares, edges))
+
+
+def _distribution(distinct: np.ndarray, counts: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(edges, shares)``: the piecewise-linear distribution function of values ``distinct`` (``counts`` of each) on a
+    lattice of ``step``, each value's share rising evenly across its interval."""
+    edges = np.stack([distinct - step / 2, distinct + step / 2], axis=1).ravel()
+    above = np.cumsum(counts) / counts.sum()
+    shares = np.stack([np.concatenate([[0.0], above[:-1]]), above], axis=1).ravel()
+    return edges, shares
+
+
 def interval_median_and_spread(values: np.ndarray) -> tuple[float, float]:
     """The median and ``1.4826 MAD`` of ``values``, each stored value of a lattice (:func:`lattice_step`) taken as
     spread evenly over its rounding interval, the spread less the variance that rounding and spreading added
@@ -57,10 +78,7 @@ def interval_median_and_spread(values: np.ndarray) -> tuple[float, float]:
     if step == 0:
         median = float(np.median(values))
         return median, 1.4826 * float(np.median(np.abs(values - median)))
-    # the piecewise-linear distribution function: each value's share rises evenly across its interval
-    edges = np.stack([distinct - step / 2, distinct + step / 2], axis=1).ravel()
-    above = np.cumsum(counts) / values.size
-    shares = np.stack([np.concatenate([[0.0], above[:-1]]), above], axis=1).ravel()
+    edges, shares = _distribution(distinct, counts, step)
     median = float(np.interp(0.5, shares, edges))
 
     def within(d: float) -> float:
