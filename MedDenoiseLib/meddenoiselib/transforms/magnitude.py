@@ -41,6 +41,7 @@ __all__ = [
     "interior_variation",
     "magnitude_sd_to_sigma",
     "varying_floor_note",
+    "floor_median",
     "floor_ratio_for_coils",
     "noncentral_chi_mean",
     "residual_floor_spread",
@@ -230,9 +231,10 @@ def _varying_floor_coils(shape: tuple[int, ...], tiles: np.ndarray, tile: int, l
     its own air, mixes less. Where their floors' medians differ by :data:`FLOOR_VARIATION_FACTOR` or more, the count is
     the second largest of theirs (not the largest, so that one part whose darkest tiles are dark tissue, whose
     spread is small for their level, cannot set it). Measured on 5 training MR volumes with air, ramps of 1 to 8 % as
-    floats and integers (sigma 10-80 and 1-8 grey levels): 8 coils read 8 on 4 volumes and 4 on a 58 x 58 x 5 one (2
-    by the whole air; 4 coils 3-4 for 2-4), 1 coil 1; one level reads its count by the whole air and by every part, so
-    that it never differs by the factor.
+    floats and integers (sigma 10-80 and 1-8 grey levels): 8 coils read 8 on 4 volumes (the whole air: 4-6) and 4 on
+    the 58 x 58 x 24 bundled head (2); 4 coils 4 on 4 volumes and 3 on the head (the whole air: 2-4); 1 coil 1. One
+    level (and a g-factor bump, whose air at the edges lies at one level) reads the same count by the whole air and
+    by every part, whose medians then do not differ by the factor.
     """
     rows, columns, height, width = _tile_positions(shape, tile, len(tiles))
     on_edge = tiles_on_border(shape, tile)
