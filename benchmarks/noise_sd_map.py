@@ -56,7 +56,7 @@ from meddenoiselib.evaluation.physical import head_mask, masked_psnr, masked_ssi
 from meddenoiselib.io import read_volume, write_volume  # noqa: E402
 from meddenoiselib.io.volume import Volume  # noqa: E402
 from quality import cpu_name  # noqa: E402
-from real_mr import TEMPLATE_GAIN, reference_frames  # noqa: E402
+from real_mr import reference_frames, template_frames  # noqa: E402
 from real_noise import cli_env  # noqa: E402
 
 DEFAULT_METHODS = ("auto", "nlm", "bm3d")
@@ -74,15 +74,8 @@ def references(template: Path | None) -> list[tuple[str, np.ndarray]]:
     slices (the module docstring)."""
     if template is None:
         return [(name, reference_frames(source, channel)) for name, source, channel in REAL_MR]
-    import nibabel as nib
-
-    image = nib.as_closest_canonical(nib.load(template))  # RAS: x right, y anterior, z superior
-    data = np.asarray(image.dataobj, dtype=np.float64)
-    # (x, y) -> (y, x), rows from anterior to posterior as an axial slice is shown
-    return [
-        (f"mni152-z{z}", np.rint(data[:, :, z].T[::-1, :] * TEMPLATE_GAIN)[None].astype(np.uint16))
-        for z in TEMPLATE_REFERENCE_SLICES
-    ]
+    frames = np.rint(template_frames(template, TEMPLATE_REFERENCE_SLICES)).astype(np.uint16)
+    return [(f"mni152-z{z}", frame[None]) for z, frame in zip(TEMPLATE_REFERENCE_SLICES, frames, strict=True)]
 
 
 def sigma_map(shape: tuple[int, int, int], p99: float, kind: str) -> np.ndarray:

@@ -116,19 +116,23 @@ def scale_name(scale: float) -> str:
     return "" if scale == 1 else f"-x{scale:.4g}".replace(".", "p")
 
 
+def template_frames(path: Path, slices) -> np.ndarray:
+    """The MNI T1 template's axial ``slices`` (z indices in the file) x :data:`TEMPLATE_GAIN`, float64 ``(Z, Y, X)``
+    with rows from anterior to posterior, as a DICOM axial slice is shown."""
+    import nibabel as nib
+
+    image = nib.as_closest_canonical(nib.load(path))  # RAS: x right, y anterior, z superior
+    data = np.asarray(image.dataobj, dtype=np.float64)[:, :, list(slices)]
+    return np.transpose(data, (2, 1, 0))[:, ::-1, :] * TEMPLATE_GAIN
+
+
 def template_case(work: Path, path: Path, thick: int = 1, scale: float = 1.0) -> Case:
     """The MNI T1 template's central slab as an MR DICOM series of 1 mm slices, or of ``thick`` mm slices each the
     mean of ``thick`` adjacent 1 mm slices (see the module docstring), its values x ``scale``."""
-    import nibabel as nib
-
     name = ("mni152-t1" if thick == 1 else f"mni152-t1-{thick}mm") + scale_name(scale)
     folder = work / "clean" / f"mr-{name}"
     if not folder.exists():
-        image = nib.as_closest_canonical(nib.load(path))  # RAS: x right, y anterior, z superior
-        slices = list(TEMPLATE_SLICES if thick == 1 else TEMPLATE_THICK_SLICES)
-        data = np.asarray(image.dataobj, dtype=np.float64)[:, :, slices]
-        # (x, y, z) -> (z, y, x), rows from anterior to posterior as a DICOM axial slice is shown
-        frames = np.transpose(data, (2, 1, 0))[:, ::-1, :] * TEMPLATE_GAIN * scale
+        frames = template_frames(path, TEMPLATE_SLICES if thick == 1 else TEMPLATE_THICK_SLICES) * scale
         frames = frames[: len(frames) // thick * thick].reshape(-1, thick, *frames.shape[1:]).mean(axis=1)
         spacing = (1.0, 1.0, float(thick))
         description = "MNI ICBM152 2009a T1 template" + (f" {thick} mm" if thick > 1 else "") + " (fixture)"

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize
 
+from .background import robust_spread
+
 __all__ = ["interval_median", "interval_median_and_spread", "lattice_step"]
 
 #: values are taken for a lattice when every distinct one is a whole number of steps from the smallest, within this
@@ -76,8 +78,7 @@ def interval_median_and_spread(values: np.ndarray) -> tuple[float, float]:
     distinct, counts = np.unique(values, return_counts=True)
     step = _step_of(distinct, values.size)
     if step == 0:
-        median = float(np.median(values))
-        return median, 1.4826 * float(np.median(np.abs(values - median)))
+        return float(np.median(values)), robust_spread(values)
     edges, shares = _distribution(distinct, counts, step)
     median = float(np.interp(0.5, shares, edges))
 
